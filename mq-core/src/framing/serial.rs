@@ -1,0 +1,289 @@
+//! Framing on serial lines (UART): COBS with a CRC-32C, frames ending in `0x00`.
+//!
+//! On the wire a frame is `COBS(frame ‖ crc32c(frame) as little-endian) 0x00`. COBS
+//! removes every zero byte from the encoded data, so the zero delimiter always marks
+//! a frame boundary: after line noise, a lost byte or a frame too long for the
+//! receiver, [`SerialDecoder`] counts the damage, drops the bytes up to the next
+//! delimiter and carries on with the following frame.
+
+use core::fmt;
+
+use crc::{CRC_32_ISCSI, Crc};
+use postcard::ser_flavors::{Cobs, Slice, crc::CrcModifier};
+
+use crate::wire::{DecodeError, EncodeError, Frame};
+
+/// The byte that ends every frame.
+pub const DELIMITER: u8 = 0x00;
+
+/// Bytes of CRC after each frame (before COBS).
+pub const CRC_LEN: usize = 4;
+
+/// CRC-32C (Castagnoli), the same checksum the write-ahead log uses.
+pub const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+
+/// The most bytes a frame of `frame_len` encoded bytes takes on the line,
+/// delimiter included.
+pub const fn max_framed_len(frame_len: usize) -> usize {
+    cobs::max_encoding_length(frame_len + CRC_LEN) + 1
+}
+
+/// Writes `frame` COBS-encoded with its CRC and delimiter into the front of `buf`;
+/// returns the bytes written. When `buf` is too small it is left untouched.
+pub fn encode_frame(frame: &Frame<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
+    let needed = max_framed_len(frame.encoded_len());
+    if needed > buf.len() {
+        return Err(EncodeError::BufferTooSmall { needed });
+    }
+    let cobs =
+        Cobs::try_new(Slice::new(buf)).map_err(|_| EncodeError::BufferTooSmall { needed })?;
+    let flavor = CrcModifier::new(cobs, CRC32C.digest());
+    postcard::serialize_with_flavor(frame, flavor)
+        .map(|out: &mut [u8]| out.len())
+        .map_err(|_| EncodeError::BufferTooSmall { needed })
+}
+
+/// Why a serial frame was dropped. The decoder has already resynchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SerialError {
+    /// More bytes arrived before a delimiter than the receive buffer holds.
+    Overflow,
+    /// The bytes between two delimiters are not valid COBS or too short.
+    Cobs,
+    /// The CRC does not match: the frame was damaged on the line.
+    Crc,
+    /// The CRC matched but the content is not a frame (a peer bug, not noise).
+    Frame(DecodeError),
+}
+
+impl fmt::Display for SerialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SerialError::Overflow => f.write_str("serial frame longer than the receive buffer"),
+            SerialError::Cobs => f.write_str("invalid COBS encoding"),
+            SerialError::Crc => f.write_str("CRC mismatch"),
+            SerialError::Frame(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl core::error::Error for SerialError {}
+
+/// What a [`SerialDecoder`] has seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SerialStats {
+    /// Frames decoded.
+    pub frames: u32,
+    /// Frames dropped because they did not fit the buffer.
+    pub overflows: u32,
+    /// Frames dropped for invalid COBS.
+    pub cobs_errors: u32,
+    /// Frames dropped for a CRC mismatch.
+    pub crc_errors: u32,
+    /// Frames with a good CRC whose content was not a frame.
+    pub malformed: u32,
+}
+
+/// Incremental decoder of a serial byte stream into frames, over caller storage.
+///
+/// The storage bounds the largest encoded frame it accepts (size it with
+/// [`max_framed_len`] of the negotiated maximum). Feed it bytes as they arrive.
+#[derive(Debug)]
+pub struct SerialDecoder<S> {
+    storage: S,
+    len: usize,
+    discarding: bool,
+    stats: SerialStats,
+}
+
+impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
+    /// A decoder buffering into `storage`.
+    pub fn new(storage: S) -> Self {
+        SerialDecoder {
+            storage,
+            len: 0,
+            discarding: false,
+            stats: SerialStats::default(),
+        }
+    }
+
+    /// Counters of frames and errors.
+    pub fn stats(&self) -> SerialStats {
+        self.stats
+    }
+
+    /// Bytes of a partial frame currently buffered.
+    pub fn buffered(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets a partial frame (after the line was reset).
+    pub fn reset(&mut self) {
+        self.len = 0;
+        self.discarding = false;
+    }
+
+    /// Consumes bytes from `input` up to and including the next delimiter and
+    /// returns how many it took, with the frame that delimiter completed (or why it
+    /// was dropped). Call again with the rest of `input` until it is empty; handle
+    /// the returned frame before the next call, since it borrows the decoder.
+    pub fn feed<'s>(&'s mut self, input: &[u8]) -> (usize, Option<Result<Frame<'s>, SerialError>>) {
+        let (chunk, consumed, complete) = match input.iter().position(|&b| b == DELIMITER) {
+            Some(at) => (&input[..at], at + 1, true),
+            None => (input, input.len(), false),
+        };
+        if !self.discarding {
+            let storage = self.storage.as_mut();
+            match storage.get_mut(self.len..self.len + chunk.len()) {
+                Some(dst) => {
+                    dst.copy_from_slice(chunk);
+                    self.len += chunk.len();
+                }
+                None => {
+                    self.discarding = true;
+                    self.len = 0;
+                }
+            }
+        }
+        if !complete {
+            return (consumed, None);
+        }
+        if self.discarding {
+            self.discarding = false;
+            self.stats.overflows += 1;
+            return (consumed, Some(Err(SerialError::Overflow)));
+        }
+        let len = core::mem::take(&mut self.len);
+        if len == 0 {
+            // Back-to-back delimiters: senders use a leading one to flush the line.
+            return (consumed, None);
+        }
+        (consumed, Some(self.decode_buffered(len)))
+    }
+
+    fn decode_buffered(&mut self, len: usize) -> Result<Frame<'_>, SerialError> {
+        let raw = &mut self.storage.as_mut()[..len];
+        let n = match cobs::decode_in_place(raw) {
+            Ok(n) if n >= CRC_LEN => n,
+            _ => {
+                self.stats.cobs_errors += 1;
+                return Err(SerialError::Cobs);
+            }
+        };
+        let (body, crc) = raw[..n].split_at(n - CRC_LEN);
+        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if CRC32C.checksum(body) != expected {
+            self.stats.crc_errors += 1;
+            return Err(SerialError::Crc);
+        }
+        let body_len = body.len();
+        let body = &self.storage.as_ref()[..body_len];
+        match Frame::decode(body) {
+            Ok(frame) => {
+                self.stats.frames += 1;
+                Ok(frame)
+            }
+            Err(e) => {
+                self.stats.malformed += 1;
+                Err(SerialError::Frame(e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Publish, QoS};
+
+    fn publish(payload: &[u8]) -> Frame<'_> {
+        Frame::Publish(Publish {
+            id: 1,
+            topic: "a.b",
+            qos: QoS::AtLeastOnce,
+            dedup: None,
+            meta: Default::default(),
+            fragment: None,
+            payload,
+        })
+    }
+
+    /// Feeds all of `input`, collecting decoded pings and error kinds.
+    fn drain<S: AsRef<[u8]> + AsMut<[u8]>>(
+        dec: &mut SerialDecoder<S>,
+        mut input: &[u8],
+    ) -> (usize, usize) {
+        let (mut ok, mut bad) = (0, 0);
+        while !input.is_empty() {
+            let (n, out) = dec.feed(input);
+            match out {
+                Some(Ok(_)) => ok += 1,
+                Some(Err(_)) => bad += 1,
+                None => {}
+            }
+            input = &input[n..];
+        }
+        (ok, bad)
+    }
+
+    #[test]
+    fn round_trip_with_zeros_in_payload() {
+        let payload = [0u8, 1, 0, 0, 255, 0];
+        let mut line = [0u8; 64];
+        let n = encode_frame(&publish(&payload), &mut line).unwrap();
+        assert_eq!(line[n - 1], DELIMITER);
+        assert!(!line[..n - 1].contains(&DELIMITER));
+        let mut dec = SerialDecoder::new([0u8; 64]);
+        let (used, out) = dec.feed(&line[..n]);
+        assert_eq!(used, n);
+        assert_eq!(out, Some(Ok(publish(&payload))));
+        assert_eq!(dec.stats().frames, 1);
+    }
+
+    #[test]
+    fn resynchronises_after_garbage_and_corruption() {
+        let mut line = [0u8; 256];
+        let mut len = 0;
+        // garbage without a delimiter, then a good frame: garbage joins it and fails
+        line[..3].copy_from_slice(&[7, 7, 7]);
+        len += 3;
+        line[len] = DELIMITER;
+        len += 1;
+        len += encode_frame(&Frame::Ping(1), &mut line[len..]).unwrap();
+        // a corrupted frame
+        let start = len;
+        len += encode_frame(&Frame::Ping(2), &mut line[len..]).unwrap();
+        line[start + 1] ^= 0x10;
+        // a good one
+        len += encode_frame(&Frame::Ping(3), &mut line[len..]).unwrap();
+        let mut dec = SerialDecoder::new([0u8; 32]);
+        assert_eq!(drain(&mut dec, &line[..len]), (2, 2));
+        let s = dec.stats();
+        assert_eq!(s.frames, 2);
+        assert_eq!(s.crc_errors + s.cobs_errors, 2);
+    }
+
+    #[test]
+    fn overflow_is_counted_and_skipped() {
+        let big = [9u8; 100];
+        let mut line = [0u8; 256];
+        let mut len = encode_frame(&publish(&big), &mut line).unwrap();
+        len += encode_frame(&Frame::Ping(4), &mut line[len..]).unwrap();
+        let mut dec = SerialDecoder::new([0u8; 32]);
+        assert_eq!(drain(&mut dec, &line[..len]), (1, 1));
+        assert_eq!(dec.stats().overflows, 1);
+    }
+
+    #[test]
+    fn too_small_output_untouched() {
+        let mut buf = [0xAAu8; 4];
+        assert!(matches!(
+            encode_frame(&publish(b"xyz"), &mut buf),
+            Err(EncodeError::BufferTooSmall { .. })
+        ));
+        assert_eq!(buf, [0xAA; 4]);
+    }
+}

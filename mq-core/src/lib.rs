@@ -1,0 +1,44 @@
+//! The sans-IO, `no_std` core of mq.
+//!
+//! Everything that decides what a message broker does lives here, and nothing here
+//! does I/O, reads a clock or allocates unless the `alloc` feature asks for it. The
+//! same code runs on a Cortex-M board, in a desktop process, in the `mqd` daemon and
+//! behind the C ABI; adapters in other crates move bytes, time and store records.
+//!
+//! Layers, one module each:
+//!
+//! - [`wire`]: the protocol's frames as serde types, encoded with postcard and
+//!   decoded zero-copy (topics and payloads borrow the receive buffer).
+//! - [`framing`]: how frames travel: a varint length prefix on byte streams (TCP),
+//!   COBS with a CRC on serial lines. Decoders work over caller buffers and never
+//!   hold more than the negotiated maximum frame.
+//! - [`topic`]: topic names and filters (`*` one token, `>` the rest), validation,
+//!   matching, and (with `alloc`) an index that finds every filter matching a topic.
+//! - [`time`]: the [`Instant`](time::Instant) adapters hand in.
+//!
+//! # Features
+//!
+//! - `std` (default): implies `alloc`.
+//! - `alloc`: the subscription index and the broker state machine.
+//! - `defmt` / `log`: logging through that framework (mutually exclusive).
+
+#![no_std]
+#![deny(missing_docs)]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[macro_use]
+mod macros;
+
+pub mod framing;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod time;
+pub mod topic;
+pub mod wire;
+
+pub use time::Instant;
+pub use wire::{Frame, QoS, Reason};

@@ -1,0 +1,38 @@
+//! Replays the checked-in fuzz corpus through the fuzz harness bodies, so every
+//! `cargo test` exercises what the fuzzers found interesting.
+
+use std::fs;
+use std::path::Path;
+
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut count = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let data = fs::read(&path).unwrap();
+        run(&data);
+        count += 1;
+    }
+    assert!(
+        count >= 10,
+        "{target}: only {count} corpus files in {}",
+        dir.display()
+    );
+}
+
+#[test]
+fn frame_decode_corpus() {
+    replay("frame_decode", mq_core::fuzzing::frame_decode);
+}
+
+#[test]
+fn stream_decoder_corpus() {
+    replay("stream_decoder", mq_core::fuzzing::stream_decoder);
+}
+
+#[test]
+fn serial_decoder_corpus() {
+    replay("serial_decoder", mq_core::fuzzing::serial_decoder);
+}

@@ -1,0 +1,200 @@
+//! Property tests of the wire encoding and both framings.
+
+#[path = "support/frames.rs"]
+mod frames;
+
+use frames::{Parts, parts};
+use mq_core::framing::{serial, stream};
+use mq_core::wire::Frame;
+use proptest::prelude::*;
+
+const MAX_FRAME: u32 = 4096;
+
+/// Splits `bytes` at the given cut points (taken modulo the length, any order).
+fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    at.push(0);
+    at.push(bytes.len());
+    at.sort_unstable();
+    at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+}
+
+fn encoded(frame: &Frame<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; frame.encoded_len()];
+    let n = frame.encode(&mut buf).unwrap();
+    assert_eq!(n, buf.len());
+    buf
+}
+
+proptest! {
+    #[test]
+    fn every_frame_round_trips(p in parts(300)) {
+        let frame = p.frame();
+        let bytes = encoded(&frame);
+        prop_assert_eq!(Frame::decode(&bytes), Ok(frame));
+    }
+
+    #[test]
+    fn stream_decoder_ignores_chunking(
+        list in prop::collection::vec(parts(600), 1..12),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let mut wire = Vec::new();
+        for p in &list {
+            let frame = p.frame();
+            let mut buf = vec![0u8; stream::framed_len(&frame)];
+            let n = stream::encode_frame(&frame, MAX_FRAME, &mut buf).unwrap();
+            wire.extend_from_slice(&buf[..n]);
+        }
+        let decoder = stream::StreamDecoder::new(MAX_FRAME);
+        let mut rb = stream::RecvBuffer::new(vec![0u8; MAX_FRAME as usize + stream::MAX_PREFIX]);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for mut chunk in chunks(&wire, &cuts) {
+            while !chunk.is_empty() {
+                let n = rb.extend_from(chunk);
+                chunk = &chunk[n..];
+                while let Some((frame, used)) = rb.next_frame(&decoder).unwrap() {
+                    got.push(encoded(&frame));
+                    rb.consume(used);
+                }
+            }
+        }
+        let want: Vec<Vec<u8>> = list.iter().map(|p| encoded(&p.frame())).collect();
+        prop_assert_eq!(got, want);
+        prop_assert!(rb.data().is_empty());
+    }
+
+    #[test]
+    fn serial_decoder_ignores_chunking_and_skips_garbage(
+        list in prop::collection::vec((parts(200), prop::collection::vec(any::<u8>(), 0..20)), 1..10),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+    ) {
+        // Each frame is followed by garbage that ends in a delimiter, so the garbage
+        // is its own (bad) frame and every real frame must come through intact.
+        let mut wire = Vec::new();
+        for (p, garbage) in &list {
+            let frame = p.frame();
+            let mut buf = vec![0u8; serial::max_framed_len(frame.encoded_len())];
+            let n = serial::encode_frame(&frame, &mut buf).unwrap();
+            wire.extend_from_slice(&buf[..n]);
+            wire.extend_from_slice(garbage);
+            wire.push(serial::DELIMITER);
+        }
+        let mut dec = serial::SerialDecoder::new(vec![0u8; serial::max_framed_len(1024)]);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut errors = 0u32;
+        for mut chunk in chunks(&wire, &cuts) {
+            while !chunk.is_empty() {
+                let (n, out) = dec.feed(chunk);
+                match out {
+                    Some(Ok(frame)) => got.push(encoded(&frame)),
+                    Some(Err(_)) => errors += 1,
+                    None => {}
+                }
+                chunk = &chunk[n..];
+            }
+        }
+        // A garbage run can (rarely) be a valid frame by chance; require every real
+        // frame, in order, as a subsequence of what came out.
+        let want: Vec<Vec<u8>> = list.iter().map(|(p, _)| encoded(&p.frame())).collect();
+        let mut it = got.iter();
+        for w in &want {
+            prop_assert!(it.any(|g| g == w), "frame missing after resync");
+        }
+        let s = dec.stats();
+        prop_assert_eq!(s.frames as usize, got.len());
+        prop_assert_eq!(s.overflows + s.cobs_errors + s.crc_errors + s.malformed, errors);
+    }
+
+    #[test]
+    fn serial_corruption_is_detected(
+        list in prop::collection::vec(parts(100), 2..8),
+        victim in any::<usize>(),
+        offset in any::<usize>(),
+        xor in 1u8..=255,
+    ) {
+        let mut frames_on_line = Vec::new();
+        for p in &list {
+            let frame = p.frame();
+            let mut buf = vec![0u8; serial::max_framed_len(frame.encoded_len())];
+            let n = serial::encode_frame(&frame, &mut buf).unwrap();
+            buf.truncate(n);
+            frames_on_line.push(buf);
+        }
+        let victim = victim % list.len();
+        let v = &mut frames_on_line[victim];
+        let at = offset % (v.len() - 1); // never the delimiter itself
+        v[at] ^= xor;
+        let wire: Vec<u8> = frames_on_line.concat();
+        let mut dec = serial::SerialDecoder::new(vec![0u8; 2048]);
+        let mut got = Vec::new();
+        let mut rest = &wire[..];
+        while !rest.is_empty() {
+            let (n, out) = dec.feed(rest);
+            if let Some(Ok(frame)) = out {
+                got.push(encoded(&frame));
+            }
+            rest = &rest[n..];
+        }
+        let want: Vec<Vec<u8>> = list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, p)| encoded(&p.frame()))
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+
+    #[test]
+    fn random_bytes_never_panic_or_overgrow(
+        bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+        max_frame in 1u32..1024,
+    ) {
+        let _ = Frame::decode(&bytes);
+
+        let decoder = stream::StreamDecoder::new(max_frame);
+        let cap = max_frame as usize + stream::MAX_PREFIX;
+        let mut rb = stream::RecvBuffer::new(vec![0u8; cap]);
+        'stream: for mut chunk in chunks(&bytes, &cuts) {
+            while !chunk.is_empty() {
+                let n = rb.extend_from(chunk);
+                chunk = &chunk[n..];
+                loop {
+                    match decoder.decode(rb.data()) {
+                        Ok(stream::Decoded::Frame { consumed, .. }) => rb.consume(consumed),
+                        Ok(stream::Decoded::Incomplete { needed }) => {
+                            prop_assert!(needed <= cap, "asks to buffer {needed} > {cap}");
+                            break;
+                        }
+                        Err(_) => break 'stream,
+                    }
+                }
+                prop_assert!(rb.data().len() <= cap);
+            }
+        }
+
+        let mut dec = serial::SerialDecoder::new(vec![0u8; 256]);
+        for mut chunk in chunks(&bytes, &cuts) {
+            while !chunk.is_empty() {
+                let (n, _) = dec.feed(chunk);
+                prop_assert!(n > 0);
+                chunk = &chunk[n..];
+                prop_assert!(dec.buffered() <= 256);
+            }
+        }
+    }
+}
+
+#[test]
+fn parts_cover_every_frame_kind() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2000 {
+        let p: Parts = parts(8).new_tree(&mut runner).unwrap().current();
+        seen.insert(p.frame().kind());
+    }
+    assert_eq!(seen.len(), 18, "kinds seen: {seen:?}");
+}
