@@ -1,0 +1,237 @@
+//! `cargo xtask ci`: every check CI runs, in order, stopping at the first failure.
+
+use std::env;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Failure;
+use crate::cmd::{self, Step, cargo, run, succeeds};
+
+/// The embedded target that proves `mq-core` is `no_std`.
+const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
+
+/// Debian's route to a `core`/`alloc` for [`NOSTD_TARGET`] where rustup cannot add it.
+const DEBIAN_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "gcc-arm-none-eabi",
+];
+
+/// Set to `rustup` or `debian` to force how the no_std target is obtained
+/// (to exercise the fallback on a machine that has rustup).
+const ROUTE_OVERRIDE: &str = "XTASK_NOSTD_ROUTE";
+
+type Action = fn(&mut Ci) -> Result<(), String>;
+
+/// The checks, in the order they run.
+const STEPS: &[(&str, Action)] = &[
+    ("toolchain components (rustfmt, clippy)", |_| components()),
+    ("cargo fmt --check", |_| {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    }),
+    ("cargo clippy", |_| {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    }),
+    ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
+    ("no_std target thumbv7em-none-eabihf", Ci::nostd_target),
+    ("no_std mq-core (no default features)", |ci| {
+        ci.nostd_build(None)
+    }),
+    ("no_std mq-core +alloc", |ci| ci.nostd_build(Some("alloc"))),
+    ("no_std mq-core +defmt", |ci| ci.nostd_build(Some("defmt"))),
+];
+
+/// How the no_std builds get a `core` for [`NOSTD_TARGET`].
+#[derive(Clone, Copy)]
+enum Route {
+    /// rustup's prebuilt standard library for the target.
+    Rustup,
+    /// Debian's rustc and cargo building `core`/`alloc` from source (`-Zbuild-std`).
+    Debian,
+}
+
+/// State carried from one step to the next.
+struct Ci {
+    route: Option<Route>,
+}
+
+pub fn run_ci(args: &[String]) -> Result<(), Failure> {
+    if let Some(arg) = args.first() {
+        return Err(Failure::Usage(format!(
+            "`ci` takes no arguments, got `{arg}`"
+        )));
+    }
+    let mut ci = Ci { route: None };
+    let mut took: Vec<Duration> = Vec::new();
+    let mut failed = None;
+    for (name, action) in STEPS {
+        let step = Step::start(name);
+        let result = action(&mut ci);
+        took.push(step.elapsed());
+        if let Err(message) = result {
+            eprintln!("error: ci step `{}` failed: {message}", step.name());
+            failed = Some(message);
+            break;
+        }
+    }
+
+    let passed = took.len() - usize::from(failed.is_some());
+    let width = STEPS.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+    println!();
+    println!("{:width$}  {:>8}  result", "step", "time");
+    for (index, (name, _)) in STEPS.iter().enumerate() {
+        let (time, result) = match took.get(index) {
+            Some(&t) if index < passed => (cmd::format_duration(t), "ok"),
+            Some(&t) => (cmd::format_duration(t), "FAILED"),
+            None => ("-".to_owned(), "not run"),
+        };
+        println!("{name:width$}  {time:>8}  {result}");
+    }
+    println!(
+        "total {}",
+        cmd::format_duration(took.iter().sum::<Duration>())
+    );
+    match failed {
+        None => {
+            println!("ci: {passed} passed, 0 failed");
+            Ok(())
+        }
+        Some(_) => {
+            println!("ci: {passed} passed, 1 failed");
+            Err(Failure::Reported)
+        }
+    }
+}
+
+/// Makes sure `cargo fmt` and `cargo clippy` work, adding their rustup components if not.
+fn components() -> Result<(), String> {
+    for (subcommand, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        if succeeds(cargo().args([subcommand, "--version"])) {
+            println!("cargo {subcommand}: present");
+            continue;
+        }
+        println!(
+            "cargo {subcommand} is missing: installing the `{component}` component with rustup"
+        );
+        run(Command::new("rustup").args(["component", "add", component])).map_err(|err| {
+            format!("`cargo {subcommand}` is missing and adding `{component}` failed: {err}")
+        })?;
+        if !succeeds(cargo().args([subcommand, "--version"])) {
+            return Err(format!(
+                "`cargo {subcommand}` still fails after `rustup component add {component}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Ci {
+    /// Picks the route to [`NOSTD_TARGET`]: rustup's target (added if missing), else
+    /// Debian's packages. Fails saying what is missing when neither works.
+    fn nostd_target(&mut self) -> Result<(), String> {
+        let rustup_failure = match env::var(ROUTE_OVERRIDE).unwrap_or_default().as_str() {
+            "" => match rustup_target() {
+                Ok(()) => {
+                    self.route = Some(Route::Rustup);
+                    return Ok(());
+                }
+                Err(err) => err,
+            },
+            "rustup" => {
+                rustup_target()?;
+                self.route = Some(Route::Rustup);
+                return Ok(());
+            }
+            "debian" => format!("{ROUTE_OVERRIDE}=debian: not using rustup"),
+            other => {
+                return Err(format!(
+                    "{ROUTE_OVERRIDE}={other} is neither `rustup` nor `debian`"
+                ));
+            }
+        };
+        println!("{rustup_failure}");
+        println!(
+            "falling back to Debian's toolchain: {}",
+            DEBIAN_PACKAGES.join(" ")
+        );
+        debian_toolchain().map_err(|debian_failure| {
+            format!(
+                "no way to build for {NOSTD_TARGET}: {rustup_failure}; \
+                 and the Debian fallback failed: {debian_failure}"
+            )
+        })?;
+        self.route = Some(Route::Debian);
+        Ok(())
+    }
+
+    /// `cargo build -p mq-core` for [`NOSTD_TARGET`] without default features, plus `feature`.
+    fn nostd_build(&mut self, feature: Option<&str>) -> Result<(), String> {
+        let mut cmd = match self.route {
+            Some(Route::Rustup) => {
+                let mut cmd = cargo();
+                cmd.arg("build");
+                cmd
+            }
+            Some(Route::Debian) => {
+                let mut cmd = Command::new("/usr/bin/cargo");
+                cmd.current_dir(cmd::workspace_root())
+                    .env("RUSTC_BOOTSTRAP", "1")
+                    .env("RUSTC", "/usr/bin/rustc")
+                    .env_remove("RUSTUP_TOOLCHAIN")
+                    .arg("build")
+                    .arg("-Zbuild-std=core,alloc")
+                    // A different compiler: keep its artifacts apart from rustup's.
+                    .arg("--target-dir")
+                    .arg(cmd::target_dir().join("nostd-debian"));
+                cmd
+            }
+            None => return Err("no route to the no_std target was chosen".to_owned()),
+        };
+        cmd.args(["--package", "mq-core", "--target", NOSTD_TARGET])
+            .arg("--no-default-features");
+        if let Some(feature) = feature {
+            cmd.args(["--features", feature]);
+        }
+        run(&mut cmd)
+    }
+}
+
+/// Makes sure rustup has [`NOSTD_TARGET`], adding it if not.
+fn rustup_target() -> Result<(), String> {
+    let installed = cmd::stdout_of(Command::new("rustup").args(["target", "list", "--installed"]))
+        .ok_or_else(|| {
+            "rustup is not available (`rustup target list --installed` failed)".to_owned()
+        })?;
+    if installed.lines().any(|line| line.trim() == NOSTD_TARGET) {
+        println!("rustup target {NOSTD_TARGET}: present");
+        return Ok(());
+    }
+    println!("rustup target {NOSTD_TARGET} is missing: adding it with rustup");
+    run(Command::new("rustup").args(["target", "add", NOSTD_TARGET]))
+        .map_err(|err| format!("rustup could not add {NOSTD_TARGET}: {err}"))
+}
+
+/// Installs Debian's rustc, cargo and standard library source, and checks they are there.
+fn debian_toolchain() -> Result<(), String> {
+    cmd::ensure_apt(DEBIAN_PACKAGES)?;
+    for program in ["/usr/bin/rustc", "/usr/bin/cargo"] {
+        if !Path::new(program).is_file() {
+            return Err(format!(
+                "{program} is missing after installing the packages"
+            ));
+        }
+    }
+    let version = cmd::stdout_of(Command::new("/usr/bin/rustc").arg("--version"))
+        .ok_or("/usr/bin/rustc --version failed")?;
+    println!("using {}", version.trim());
+    Ok(())
+}
