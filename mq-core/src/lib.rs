@@ -14,7 +14,9 @@
 //!   hold more than the negotiated maximum frame.
 //! - [`topic`]: topic names and filters (`*` one token, `>` the rest), validation,
 //!   matching, and (with `alloc`) an index that finds every filter matching a topic.
-//! - [`time`]: the [`Instant`](time::Instant) adapters hand in.
+//! - [`broker`] (`alloc`): the broker state machine: sessions, routing, queues,
+//!   QoS 1 with redelivery and dead-lettering, flow control, durable records.
+//! - [`time`]: the [`Instant`] adapters hand in.
 //!
 //! # Features
 //!
@@ -33,6 +35,8 @@ extern crate std;
 #[macro_use]
 mod macros;
 
+#[cfg(feature = "alloc")]
+pub mod broker;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;

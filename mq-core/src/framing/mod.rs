@@ -7,3 +7,48 @@
 
 pub mod serial;
 pub mod stream;
+
+use crate::wire::{EncodeError, Frame};
+
+/// Which framing a connection uses for the frames a state machine emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Framing {
+    /// Varint length prefix ([`stream`]).
+    Stream,
+    /// COBS + CRC-32C + delimiter ([`serial`]).
+    Serial,
+}
+
+impl Framing {
+    /// Encodes `frame` into the front of `buf` with this framing. `max_frame` is the
+    /// receiver's limit (stream framing refuses larger frames).
+    pub fn encode(
+        self,
+        frame: &Frame<'_>,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        match self {
+            Framing::Stream => stream::encode_frame(frame, max_frame, buf),
+            Framing::Serial => {
+                let len = frame.encoded_len();
+                if len > max_frame as usize {
+                    return Err(EncodeError::FrameTooLarge {
+                        len,
+                        max: max_frame as usize,
+                    });
+                }
+                serial::encode_frame(frame, buf)
+            }
+        }
+    }
+
+    /// Most bytes a frame of `frame_len` encoded bytes takes with this framing.
+    pub const fn max_framed_len(self, frame_len: usize) -> usize {
+        match self {
+            Framing::Stream => stream::prefix_len(frame_len) + frame_len,
+            Framing::Serial => serial::max_framed_len(frame_len),
+        }
+    }
+}

@@ -5,18 +5,67 @@
 //! nothing. A frame's encoding carries no length; the transports add one
 //! ([`crate::framing`]).
 //!
-//! Conversation:
+//! # Protocol rules
 //!
-//! 1. The client sends [`Hello`] (version, client id, session mode, token, limits); the
-//!    broker answers [`Welcome`] or an [`ErrorFrame`] followed by closing.
-//! 2. Either side may then send, in any order: the client [`Publish`], [`Subscribe`],
-//!    [`Unsubscribe`], [`Ack`], [`Nack`], [`Credit`]; the broker [`PubAck`],
-//!    [`PubReject`], [`SubAck`], [`SubReject`], [`UnsubAck`], [`Deliver`]; both
-//!    [`Ping`]/[`Pong`], [`Close`] and [`ErrorFrame`].
+//! **Handshake.** The client's first frame is [`Hello`]; it sends nothing else
+//! until the broker answers [`Welcome`] (or an [`ErrorFrame`] and closes: wrong
+//! version, bad token, invalid client id). Anything before `Hello` is a protocol
+//! violation. Each side's [`Limits::max_frame`] bounds the frames it *receives*;
+//! the sender fragments messages to fit. The keepalive in force is the smaller
+//! non-zero value of the two; each side sends [`Frame::Ping`] when it has sent
+//! nothing for half of it, answers every ping with a [`Frame::Pong`] of the same
+//! value, and declares the peer dead after 1.5 intervals without receiving
+//! anything.
 //!
-//! A message larger than the peer's maximum frame travels as several [`Publish`] or
-//! [`Deliver`] frames with the same id, each carrying a [`Fragment`] that says where
-//! its payload belongs; all headers are taken from the first fragment.
+//! **Sessions.** [`SessionMode::Clean`] discards any stored session for the client
+//! id and keeps nothing after the connection ends. [`SessionMode::Resume`] keeps the
+//! session (subscriptions with their credit windows, unacked deliveries, queued
+//! messages) while the client is away; `Welcome::session_present` says whether one
+//! was found. A client that gets `session_present: false` subscribes again. A new
+//! connection with the same client id takes the session over and the old connection
+//! is closed with [`Reason::SessionTakenOver`].
+//!
+//! **Publishing.** The client picks a [`Publish::id`] unique among its unacked
+//! publishes. QoS 1: the broker answers [`PubAck`] only once the message is stored,
+//! or [`PubReject`] with a reason. QoS 0: no `PubAck`; a refused QoS 0 publish is
+//! answered with `PubReject` only when its id is non-zero. With [`Dedup`], a
+//! producer numbers its messages 1, 2, 3, ...; the broker answers a publish whose
+//! sequence it has already stored with `PubAck { duplicate: true }` and stores
+//! nothing. The client resends unacked QoS 1 publishes after reconnecting, with the
+//! same id and dedup sequence, in their original order.
+//!
+//! **Fragments.** A message whose publish or deliver frame would exceed the peer's
+//! `max_frame` is sent as consecutive frames with the same id (publish) or tag
+//! (deliver), each with a [`Fragment`]: offsets start at 0, are contiguous, and the
+//! last fragment ends at `total`. Headers (topic, QoS, meta, dedup) are taken from
+//! the first fragment. No other publish from the same client is interleaved between
+//! a publish's fragments, and no other deliver between a deliver's fragments.
+//!
+//! **Subscribing.** The client picks [`Subscribe::sub`], unique within its session.
+//! Subscribing again with the same id, filter and group on a resumed session is
+//! acknowledged and keeps the subscription's state; with a different filter or group
+//! it is refused with [`Reason::IdInUse`]. A [`Subscribe::group`] makes the
+//! subscription a member of a group shared by every subscription with the same
+//! filter and group name: each message goes to one member.
+//!
+//! **Credit.** A subscription may have at most `credit` deliveries outstanding; the
+//! broker never sends beyond it. Each deliver frame that starts a message (the first
+//! fragment, or an unfragmented deliver) uses one credit. Acking or nacking a QoS 1
+//! delivery returns its credit; for QoS 0 deliveries the client returns credit with
+//! [`Credit`] frames as the application consumes them. `Credit` can also widen the
+//! window at any time.
+//!
+//! **Delivering.** Each delivery of a message to a session gets a fresh
+//! [`Deliver::tag`], unique within the session; a redelivery (after a nack, an ack
+//! timeout, a reconnect or a broker restart) has a new tag and a higher
+//! [`Deliver::attempt`]. Acks or nacks of unknown tags are ignored (they may predate
+//! a reconnect). Per subscription and topic, first deliveries arrive in sequence
+//! order. A nack with `requeue: false`, or running out of attempts, moves the
+//! message to the dead-letter topic `$dlq.<topic>`.
+//!
+//! **Closing.** Either side may send [`Close`] and then close the transport. A
+//! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
+//! the connection is closed.
 
 mod headers;
 mod reason;

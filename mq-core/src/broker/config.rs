@@ -1,0 +1,329 @@
+//! Broker configuration: limits, retention, queue bounds, redelivery and auth.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use crate::topic::{Filter, Topic};
+use crate::wire::Limits;
+
+/// What happens when a message arrives for a full queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Refuse the publish with [`Reason::QueueFull`](crate::Reason::QueueFull)
+    /// (QoS 0 messages are dropped for that queue and counted).
+    RejectNew,
+    /// Drop the oldest queued message to make room (counted).
+    DropOldest,
+    /// Hold the publisher (stop reading from its connection) until there is room
+    /// or `deadline` passes, then refuse with [`Reason::Timeout`](crate::Reason::Timeout).
+    Block {
+        /// How long a publisher may be held.
+        deadline: Duration,
+    },
+}
+
+/// Bounds of one queue (a subscription's, or a group's shared one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Most messages waiting (not counting deliveries in flight).
+    pub max_messages: usize,
+    /// Most payload bytes waiting.
+    pub max_bytes: usize,
+    /// What to do when either bound is reached.
+    pub overflow: Overflow,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits {
+            max_messages: 10_000,
+            max_bytes: 64 << 20,
+            overflow: Overflow::RejectNew,
+        }
+    }
+}
+
+/// How long a topic keeps its messages for replay (`Start::Seq`, `Start::Last`,
+/// `Start::Cursor`), independent of any queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Most messages kept per topic (0: none, the topic is not replayable).
+    pub max_messages: usize,
+    /// Most payload bytes kept per topic.
+    pub max_bytes: usize,
+    /// Oldest message kept; `None` keeps them regardless of age.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_messages: 1_000,
+            max_bytes: 16 << 20,
+            max_age: None,
+        }
+    }
+}
+
+/// A rule that applies to the topics (retention) or subscription filters (queue
+/// bounds) its pattern matches. The first matching rule wins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule<T> {
+    /// A topic filter (`orders.>`); for queue rules it is matched against the
+    /// subscription's filter as if that were a topic, with `*` and `>` in the
+    /// subscription filter matching only the same wildcard in the pattern.
+    pub pattern: String,
+    /// The setting.
+    pub value: T,
+}
+
+/// Redelivery timing: after a nack or a missed ack deadline, a message is offered
+/// again after `initial * multiplier^(attempt-1)`, capped at `max`, with ±`jitter`
+/// (a fraction) drawn from the broker's seeded generator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backoff {
+    /// Delay before the first redelivery.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Growth per attempt.
+    pub multiplier: u32,
+    /// Random spread as a fraction of the delay, 0.0 to 1.0.
+    pub jitter: f32,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(30),
+            multiplier: 2,
+            jitter: 0.2,
+        }
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Permissions {
+    /// Filters of the topics the holder may publish to.
+    pub publish: Vec<String>,
+    /// Filters the holder may subscribe within (a subscription's filter must be
+    /// covered by one of them).
+    pub subscribe: Vec<String>,
+}
+
+impl Permissions {
+    /// Everything.
+    pub fn all() -> Self {
+        Permissions {
+            publish: alloc::vec![String::from(">")],
+            subscribe: alloc::vec![String::from(">"), String::from("$dlq.>")],
+        }
+    }
+
+    /// May the holder publish to `topic`?
+    pub fn may_publish(&self, topic: Topic<'_>) -> bool {
+        self.publish
+            .iter()
+            .filter_map(|f| Filter::new(f).ok())
+            .any(|f| f.matches(topic))
+    }
+
+    /// May the holder subscribe with `filter`?
+    pub fn may_subscribe(&self, filter: Filter<'_>) -> bool {
+        self.subscribe
+            .iter()
+            .filter_map(|f| Filter::new(f).ok())
+            .any(|allowed| covers(allowed, filter))
+    }
+}
+
+/// Whether every topic `inner` matches is also matched by `outer`.
+pub fn covers(outer: Filter<'_>, inner: Filter<'_>) -> bool {
+    // A leading wildcard does not reach system topics (see `Filter::matches`).
+    if inner.as_str().starts_with('$') && matches!(outer.as_str().as_bytes()[0], b'*' | b'>') {
+        return false;
+    }
+    let mut o = outer.tokens();
+    let mut i = inner.tokens();
+    loop {
+        match (o.next(), i.next()) {
+            (None, None) => return true,
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(t)) if t != ">" => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Token-based authentication. With no tokens configured every client may do
+/// everything; otherwise a client must present a known token.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Auth {
+    /// `(token, permissions)` pairs.
+    pub tokens: Vec<(String, Permissions)>,
+}
+
+impl Auth {
+    /// The permissions of `token`, `None` when it is not accepted.
+    pub fn permissions(&self, token: Option<&str>) -> Option<Permissions> {
+        if self.tokens.is_empty() {
+            return Some(Permissions::all());
+        }
+        let token = token?;
+        self.tokens
+            .iter()
+            .find(|(t, _)| constant_time_eq(t.as_bytes(), token.as_bytes()))
+            .map(|(_, p)| p.clone())
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Everything the broker needs to know up front.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Limits announced to clients: largest frame the broker accepts, default
+    /// credit, keepalive.
+    pub limits: Limits,
+    /// Largest message payload accepted (may exceed `limits.max_frame`: larger
+    /// messages arrive as fragments).
+    pub max_message: usize,
+    /// Seed for jitter.
+    pub seed: u64,
+    /// How long a delivery may stay unacked before it is redelivered; `None`
+    /// waits for the connection to end.
+    pub ack_timeout: Option<Duration>,
+    /// Redelivery timing.
+    pub backoff: Backoff,
+    /// Deliveries per message before it is dead-lettered.
+    pub max_attempts: u16,
+    /// Per producer, how many recent sequence numbers are remembered for
+    /// deduplication.
+    pub dedup_window: usize,
+    /// Most producers remembered for deduplication (least recently seen ones are
+    /// forgotten first).
+    pub max_producers: usize,
+    /// Retention per topic; the first matching rule wins, else `default_retention`.
+    pub retention: Vec<Rule<Retention>>,
+    /// Retention for topics no rule matches.
+    pub default_retention: Retention,
+    /// Queue bounds per subscription filter; the first matching rule wins.
+    pub queues: Vec<Rule<QueueLimits>>,
+    /// Queue bounds no rule matches.
+    pub default_queue: QueueLimits,
+    /// Largest credit window a subscription may ask for.
+    pub max_credit: u32,
+    /// Most subscriptions per session.
+    pub max_subscriptions: usize,
+    /// Most connections at once.
+    pub max_connections: usize,
+    /// Frames queued for one connection before the broker stops reading from it.
+    pub max_pending_frames: usize,
+    /// Tokens and their permissions.
+    pub auth: Auth,
+    /// How long a client has to send `Hello` after connecting.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits {
+                max_frame: 1 << 20,
+                credit: 256,
+                keepalive_ms: 30_000,
+            },
+            max_message: 64 << 20,
+            seed: 0x6d71_5eed,
+            ack_timeout: Some(Duration::from_secs(30)),
+            backoff: Backoff::default(),
+            max_attempts: 10,
+            dedup_window: 4096,
+            max_producers: 100_000,
+            retention: Vec::new(),
+            default_retention: Retention::default(),
+            queues: Vec::new(),
+            default_queue: QueueLimits::default(),
+            max_credit: 65_535,
+            max_subscriptions: 1_000,
+            max_connections: 100_000,
+            max_pending_frames: 4_096,
+            auth: Auth::default(),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// Retention for `topic`.
+    pub fn retention_for(&self, topic: Topic<'_>) -> Retention {
+        self.retention
+            .iter()
+            .find(|r| Filter::new(&r.pattern).is_ok_and(|f| f.matches(topic)))
+            .map_or(self.default_retention, |r| r.value)
+    }
+
+    /// Queue bounds for a subscription with `filter`.
+    pub fn queue_for(&self, filter: Filter<'_>) -> QueueLimits {
+        self.queues
+            .iter()
+            .find(|r| Filter::new(&r.pattern).is_ok_and(|p| covers(p, filter)))
+            .map_or(self.default_queue, |r| r.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> Filter<'_> {
+        Filter::new(s).unwrap()
+    }
+
+    #[test]
+    fn covering() {
+        assert!(covers(f(">"), f("a.b")));
+        assert!(covers(f(">"), f("a.>")));
+        assert!(covers(f("a.>"), f("a.*.c")));
+        assert!(covers(f("a.*"), f("a.b")));
+        assert!(covers(f("a.*"), f("a.*")));
+        assert!(!covers(f("a.*"), f("a.>")));
+        assert!(!covers(f("a.b"), f("a.*")));
+        assert!(!covers(f("a.>"), f("b.c")));
+        assert!(!covers(f("a.>"), f("a")));
+        assert!(!covers(f(">"), f("$dlq.>")));
+        assert!(covers(f("$dlq.>"), f("$dlq.orders")));
+    }
+
+    #[test]
+    fn auth_open_and_closed() {
+        let open = Auth::default();
+        assert!(open.permissions(None).is_some());
+        let closed = Auth {
+            tokens: alloc::vec![(
+                String::from("t1"),
+                Permissions {
+                    publish: alloc::vec![String::from("sensors.>")],
+                    subscribe: alloc::vec![String::from("cmd.dev1.*")],
+                }
+            )],
+        };
+        assert!(closed.permissions(None).is_none());
+        assert!(closed.permissions(Some("t2")).is_none());
+        let p = closed.permissions(Some("t1")).unwrap();
+        assert!(p.may_publish(Topic::new("sensors.a").unwrap()));
+        assert!(!p.may_publish(Topic::new("cmd.a").unwrap()));
+        assert!(p.may_subscribe(f("cmd.dev1.reboot")));
+        assert!(!p.may_subscribe(f("cmd.>")));
+    }
+}

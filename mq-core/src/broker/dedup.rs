@@ -1,0 +1,114 @@
+//! Deduplication of retried publishes by producer id and sequence.
+//!
+//! Per producer the broker remembers the sequence numbers of its last `window`
+//! stored messages (with the topic sequence each got, to answer a duplicate with the
+//! same `PubAck`). A sequence inside the window that was seen is a duplicate; one
+//! older than the window is treated as a duplicate too (producers number their
+//! messages in order and resend in order, so it was stored long ago). The least
+//! recently active producers are forgotten first when there are too many.
+
+use alloc::collections::{BTreeMap, VecDeque};
+
+use super::Map;
+
+struct Producer {
+    /// (producer sequence, topic sequence), ascending by producer sequence.
+    recent: VecDeque<(u64, u64)>,
+    last_active: u64,
+}
+
+/// The outcome of checking a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Not seen: store it.
+    New,
+    /// Seen; the topic sequence it was stored with, when still remembered.
+    Duplicate(Option<u64>),
+}
+
+pub(crate) struct Dedup {
+    producers: Map<u64, Producer>,
+    /// last_active -> producer, for eviction.
+    by_age: BTreeMap<u64, u64>,
+    clock: u64,
+    window: usize,
+    max_producers: usize,
+}
+
+impl Dedup {
+    pub(crate) fn new(window: usize, max_producers: usize) -> Self {
+        Dedup {
+            producers: Map::default(),
+            by_age: BTreeMap::new(),
+            clock: 0,
+            window: window.max(1),
+            max_producers: max_producers.max(1),
+        }
+    }
+
+    pub(crate) fn check(&self, producer: u64, seq: u64) -> Seen {
+        let Some(p) = self.producers.get(&producer) else {
+            return Seen::New;
+        };
+        match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
+            Ok(i) => Seen::Duplicate(Some(p.recent[i].1)),
+            Err(0) if p.recent.len() >= self.window => Seen::Duplicate(None),
+            Err(_) => Seen::New,
+        }
+    }
+
+    /// Remembers that `seq` of `producer` was stored as `topic_seq`.
+    pub(crate) fn record(&mut self, producer: u64, seq: u64, topic_seq: u64) {
+        self.clock += 1;
+        let clock = self.clock;
+        if !self.producers.contains_key(&producer) && self.producers.len() >= self.max_producers
+            && let Some((_, oldest)) = self.by_age.pop_first() {
+                self.producers.remove(&oldest);
+            }
+        let p = self.producers.entry(producer).or_insert(Producer {
+            recent: VecDeque::new(),
+            last_active: clock,
+        });
+        self.by_age.remove(&p.last_active);
+        p.last_active = clock;
+        self.by_age.insert(clock, producer);
+        // Usually appended in order; a late one is inserted in place.
+        match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
+            Ok(_) => {}
+            Err(i) => p.recent.insert(i, (seq, topic_seq)),
+        }
+        while p.recent.len() > self.window {
+            p.recent.pop_front();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn producers(&self) -> usize {
+        self.producers.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_and_eviction() {
+        let mut d = Dedup::new(3, 2);
+        assert_eq!(d.check(1, 1), Seen::New);
+        d.record(1, 1, 10);
+        d.record(1, 2, 11);
+        assert_eq!(d.check(1, 1), Seen::Duplicate(Some(10)));
+        assert_eq!(d.check(1, 3), Seen::New);
+        d.record(1, 3, 12);
+        d.record(1, 4, 13);
+        // 1 fell out of the window: still a duplicate, seq unknown.
+        assert_eq!(d.check(1, 1), Seen::Duplicate(None));
+        assert_eq!(d.check(1, 4), Seen::Duplicate(Some(13)));
+        d.record(2, 1, 1);
+        d.record(3, 1, 1); // evicts producer 1, the least recently active
+        assert_eq!(d.producers(), 2);
+        assert_eq!(d.check(1, 4), Seen::New);
+        assert_eq!(d.check(2, 1), Seen::Duplicate(Some(1)));
+    }
+}

@@ -1,0 +1,213 @@
+//! A bounded message queue: a subscription's own, or a group's shared one.
+//!
+//! A queue holds the messages its consumer has not acked yet: those waiting
+//! (`ready` in order, plus `retry`, redeliveries held back until their backoff
+//! passes) and those in flight. The bound counts all of them, so a queue never
+//! holds more than its limits, whatever the consumers do.
+
+use alloc::collections::{BTreeMap, VecDeque};
+
+use super::config::{Overflow, QueueLimits};
+use super::message::Msg;
+use super::slab::Key;
+use crate::time::Instant;
+
+/// A message waiting in a queue.
+#[derive(Clone)]
+pub(crate) struct Queued {
+    pub msg: Msg,
+    /// Deliveries made so far.
+    pub attempt: u16,
+    /// A group member that should not get it next (it just failed it).
+    pub avoid: Option<Key>,
+}
+
+/// What happened to an offered message.
+pub(crate) enum Offer {
+    /// Queued.
+    Accepted,
+    /// Queued after dropping the oldest waiting message, returned here.
+    DroppedOldest(Queued),
+    /// Not queued: the queue is full (the policy decides what that means).
+    Full(Queued),
+}
+
+pub(crate) struct Queue {
+    ready: VecDeque<Queued>,
+    retry: BTreeMap<(Instant, u64), Queued>,
+    retry_order: u64,
+    waiting_bytes: usize,
+    inflight: usize,
+    inflight_bytes: usize,
+    pub limits: QueueLimits,
+}
+
+impl Queue {
+    pub(crate) fn new(limits: QueueLimits) -> Self {
+        Queue {
+            ready: VecDeque::new(),
+            retry: BTreeMap::new(),
+            retry_order: 0,
+            waiting_bytes: 0,
+            inflight: 0,
+            inflight_bytes: 0,
+            limits,
+        }
+    }
+
+    /// Messages waiting (ready or held for retry).
+    pub(crate) fn waiting(&self) -> usize {
+        self.ready.len() + self.retry.len()
+    }
+
+    /// Everything the queue is responsible for: waiting plus in flight.
+    pub(crate) fn occupancy(&self) -> usize {
+        self.waiting() + self.inflight
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.waiting_bytes + self.inflight_bytes
+    }
+
+    pub(crate) fn inflight(&self) -> usize {
+        self.inflight
+    }
+
+    /// Would one more message of `size` bytes exceed the bounds?
+    pub(crate) fn is_full_for(&self, size: usize) -> bool {
+        self.occupancy() >= self.limits.max_messages
+            || (self.bytes() > 0 && self.bytes() + size > self.limits.max_bytes)
+    }
+
+    /// Appends a new message, applying the overflow policy.
+    pub(crate) fn offer(&mut self, q: Queued) -> Offer {
+        let size = q.msg.payload_len;
+        if !self.is_full_for(size) {
+            self.push_back(q);
+            return Offer::Accepted;
+        }
+        if self.limits.overflow == Overflow::DropOldest
+            && let Some(old) = self.ready.pop_front() {
+                self.waiting_bytes -= old.msg.payload_len;
+                if !self.is_full_for(size) {
+                    self.push_back(q);
+                    return Offer::DroppedOldest(old);
+                }
+                // Still full (bytes): keep the new one out, put the old one back.
+                self.waiting_bytes += old.msg.payload_len;
+                self.ready.push_front(old);
+            }
+        Offer::Full(q)
+    }
+
+    /// Appends without checking the bounds (restore, replays the caller checked).
+    pub(crate) fn push_back(&mut self, q: Queued) {
+        self.waiting_bytes += q.msg.payload_len;
+        self.ready.push_back(q);
+    }
+
+    /// The next message that may be delivered now: due retries first.
+    pub(crate) fn pop(&mut self, now: Instant) -> Option<Queued> {
+        let q = match self.retry.first_key_value() {
+            Some((&(at, _), _)) if at <= now => self.retry.pop_first().map(|(_, q)| q),
+            _ => self.ready.pop_front(),
+        }?;
+        self.waiting_bytes -= q.msg.payload_len;
+        Some(q)
+    }
+
+    /// A popped message went out as a delivery.
+    pub(crate) fn mark_inflight(&mut self, size: usize) {
+        self.inflight += 1;
+        self.inflight_bytes += size;
+    }
+
+    /// A delivery ended (acked, or about to be requeued or dead-lettered).
+    pub(crate) fn end_inflight(&mut self, size: usize) {
+        self.inflight = self.inflight.saturating_sub(1);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(size);
+    }
+
+    /// Holds a message back until `at` (redelivery backoff).
+    pub(crate) fn retry_at(&mut self, at: Instant, q: Queued) {
+        self.waiting_bytes += q.msg.payload_len;
+        self.retry_order += 1;
+        self.retry.insert((at, self.retry_order), q);
+    }
+
+    /// Puts messages that were in flight back at the front, oldest first.
+    pub(crate) fn requeue_front(&mut self, mut items: alloc::vec::Vec<Queued>) {
+        items.sort_by_key(|q| core::cmp::Reverse(q.msg.id));
+        for q in items {
+            self.waiting_bytes += q.msg.payload_len;
+            self.ready.push_front(q);
+        }
+    }
+
+    /// When the earliest held-back retry becomes deliverable.
+    pub(crate) fn next_retry(&self) -> Option<Instant> {
+        self.retry.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Whether anything can be delivered at `now`.
+    pub(crate) fn has_ready(&self, now: Instant) -> bool {
+        !self.ready.is_empty() || self.next_retry().is_some_and(|at| at <= now)
+    }
+
+    /// Removes a waiting message by id (restore applies acks this way).
+    pub(crate) fn remove_id(&mut self, id: u64) -> bool {
+        if let Some(i) = self.ready.iter().position(|q| q.msg.id == id) {
+            if let Some(q) = self.ready.remove(i) {
+                self.waiting_bytes -= q.msg.payload_len;
+            }
+            return true;
+        }
+        let key = self
+            .retry
+            .iter()
+            .find(|(_, q)| q.msg.id == id)
+            .map(|(k, _)| *k);
+        if let Some(q) = key.and_then(|k| self.retry.remove(&k)) {
+            self.waiting_bytes -= q.msg.payload_len;
+            return true;
+        }
+        false
+    }
+
+    /// Removes every waiting message `drop` selects, handing each to `on_drop`.
+    pub(crate) fn remove_where(
+        &mut self,
+        mut drop: impl FnMut(&Queued) -> bool,
+        mut on_drop: impl FnMut(Queued),
+    ) {
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for q in self.ready.drain(..) {
+            if drop(&q) {
+                self.waiting_bytes -= q.msg.payload_len;
+                on_drop(q);
+            } else {
+                kept.push_back(q);
+            }
+        }
+        self.ready = kept;
+        let keys: alloc::vec::Vec<_> = self
+            .retry
+            .iter()
+            .filter(|(_, q)| drop(q))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(q) = self.retry.remove(&k) {
+                self.waiting_bytes -= q.msg.payload_len;
+                on_drop(q);
+            }
+        }
+    }
+
+    /// Empties the queue of waiting messages.
+    pub(crate) fn drain_waiting(&mut self) -> impl Iterator<Item = Queued> + '_ {
+        self.waiting_bytes = 0;
+        let retry = core::mem::take(&mut self.retry);
+        self.ready.drain(..).chain(retry.into_values())
+    }
+}

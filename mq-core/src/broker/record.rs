@@ -1,0 +1,223 @@
+//! Durable records: what the broker asks a store to keep, and rebuilds itself from.
+//!
+//! The broker emits each record as a [`StoreOp`] holding its postcard encoding; the
+//! store writes the bytes (WAL, flash ring, database) and reports
+//! [`Broker::handle_persisted`](super::Broker::handle_persisted). On start the
+//! adapter hands every stored record back, in order, to
+//! [`Broker::restore`](super::Broker::restore). Stores need not understand records,
+//! but may decode them ([`Record::decode`]) to compact: a message is no longer
+//! needed once every `Ack`/`GroupAck` naming it has been written, or once it has
+//! expired or been removed by retention.
+
+use alloc::sync::Arc;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{Dedup, Meta, QoS};
+
+/// An accepted message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord<'a> {
+    /// Broker-wide message id, increasing in acceptance order.
+    pub id: u64,
+    /// Topic name.
+    pub topic: &'a str,
+    /// Per-topic sequence number.
+    pub seq: u64,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// When it was accepted, in the adapter's clock (microseconds).
+    pub published_us: u64,
+    /// Producer id and sequence, for deduplication after a restart.
+    pub dedup: Option<Dedup>,
+    /// Properties.
+    #[serde(borrow)]
+    pub meta: Meta<'a>,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// One durable fact. The variant order is the on-disk tag: append, never reorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record<'a> {
+    /// A message was accepted.
+    #[serde(borrow)]
+    Message(MessageRecord<'a>),
+    /// A persistent session was created for a client.
+    SessionOpen {
+        /// Client id.
+        client: &'a str,
+    },
+    /// A client's persistent session was discarded.
+    SessionEnd {
+        /// Client id.
+        client: &'a str,
+    },
+    /// A persistent session subscribed.
+    Subscribe {
+        /// Client id.
+        client: &'a str,
+        /// The client's subscription id.
+        sub: u32,
+        /// Filter.
+        filter: &'a str,
+        /// Group, for competing consumers.
+        group: Option<&'a str>,
+        /// Highest QoS wanted.
+        qos: QoS,
+        /// Credit window.
+        credit: u32,
+    },
+    /// A persistent session unsubscribed.
+    Unsubscribe {
+        /// Client id.
+        client: &'a str,
+        /// The client's subscription id.
+        sub: u32,
+    },
+    /// A persistent session's subscription is done with a message (acked, dead-
+    /// lettered, expired or dropped).
+    Ack {
+        /// Client id.
+        client: &'a str,
+        /// The client's subscription id.
+        sub: u32,
+        /// Message id.
+        msg: u64,
+    },
+    /// A group is done with a message.
+    GroupAck {
+        /// The group's filter.
+        filter: &'a str,
+        /// The group's name.
+        group: &'a str,
+        /// Message id.
+        msg: u64,
+    },
+    /// Sequence numbers of a topic below `until` may be in use by messages that
+    /// are not stored (QoS 0): after a restart the topic continues at `until`.
+    SeqReserve {
+        /// Topic name.
+        topic: &'a str,
+        /// First sequence number not reserved.
+        until: u64,
+    },
+}
+
+/// A stored record could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Not a valid record encoding.
+    Malformed,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("malformed store record")
+    }
+}
+
+impl core::error::Error for RecordError {}
+
+impl<'a> Record<'a> {
+    /// Decodes a record that occupies all of `bytes`.
+    pub fn decode(bytes: &'a [u8]) -> Result<Record<'a>, RecordError> {
+        match postcard::take_from_bytes::<Record<'a>>(bytes) {
+            Ok((record, [])) => Ok(record),
+            _ => Err(RecordError::Malformed),
+        }
+    }
+
+    /// The encoding, in one shared allocation of exactly the right size.
+    pub fn encode_shared(&self) -> Arc<[u8]> {
+        let len = postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(0);
+        let mut bytes: Arc<[u8]> = core::iter::repeat_n(0u8, len).collect();
+        if let Some(buf) = Arc::get_mut(&mut bytes) {
+            // Sized above from the same value, so it fits.
+            let _ = postcard::to_slice(self, buf);
+        }
+        bytes
+    }
+}
+
+/// A record for the store to write. Report it with
+/// [`Broker::handle_persisted`](super::Broker::handle_persisted)`(token)` once it
+/// is durable; tokens increase, and persisting a token means every smaller one is
+/// persisted too.
+#[derive(Clone)]
+pub struct StoreOp {
+    /// Order and identity of the operation.
+    pub token: u64,
+    bytes: Arc<[u8]>,
+}
+
+impl StoreOp {
+    pub(crate) fn new(token: u64, bytes: Arc<[u8]>) -> Self {
+        StoreOp { token, bytes }
+    }
+
+    /// The record's encoding, to be written as is.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The record.
+    pub fn record(&self) -> Record<'_> {
+        // Encoded by the broker from a valid record.
+        Record::decode(&self.bytes).unwrap_or(Record::SessionEnd { client: "" })
+    }
+}
+
+impl fmt::Debug for StoreOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreOp")
+            .field("token", &self.token)
+            .field("record", &self.record())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let records = [
+            Record::Message(MessageRecord {
+                id: 1,
+                topic: "a.b",
+                seq: 9,
+                qos: QoS::AtLeastOnce,
+                published_us: 5,
+                dedup: Some(Dedup {
+                    producer: 3,
+                    seq: 4,
+                }),
+                meta: Meta::default(),
+                payload: b"x",
+            }),
+            Record::SessionOpen { client: "c" },
+            Record::Subscribe {
+                client: "c",
+                sub: 1,
+                filter: "a.*",
+                group: Some("g"),
+                qos: QoS::AtMostOnce,
+                credit: 4,
+            },
+            Record::Ack {
+                client: "c",
+                sub: 1,
+                msg: 1,
+            },
+        ];
+        for r in records {
+            let bytes = r.encode_shared();
+            assert_eq!(Record::decode(&bytes), Ok(r));
+        }
+        assert_eq!(Record::decode(&[200]), Err(RecordError::Malformed));
+    }
+}
