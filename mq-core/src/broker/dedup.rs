@@ -61,10 +61,12 @@ impl Dedup {
     pub(crate) fn record(&mut self, producer: u64, seq: u64, topic_seq: u64) {
         self.clock += 1;
         let clock = self.clock;
-        if !self.producers.contains_key(&producer) && self.producers.len() >= self.max_producers
-            && let Some((_, oldest)) = self.by_age.pop_first() {
-                self.producers.remove(&oldest);
-            }
+        if !self.producers.contains_key(&producer)
+            && self.producers.len() >= self.max_producers
+            && let Some((_, oldest)) = self.by_age.pop_first()
+        {
+            self.producers.remove(&oldest);
+        }
         let p = self.producers.entry(producer).or_insert(Producer {
             recent: VecDeque::new(),
             last_active: clock,

@@ -477,6 +477,65 @@ impl Broker {
         self.conns.len()
     }
 
+    /// Checks the broker's internal invariants; for tests and simulations.
+    ///
+    /// - no queue holds more than its bound (waiting plus in flight);
+    /// - a group's message is in flight with at most one member, and never both in
+    ///   flight and waiting;
+    /// - the queue and in-flight counters match the queues.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        use alloc::format;
+        let mut queued = 0u64;
+        for info in self.queues() {
+            if info.occupancy > info.max_messages {
+                return Err(format!(
+                    "queue {}/{} holds {} > {}",
+                    info.owner, info.filter, info.occupancy, info.max_messages
+                ));
+            }
+            queued += info.waiting as u64;
+        }
+        if queued != self.stats.current_queued {
+            return Err(format!(
+                "current_queued {} but queues hold {queued}",
+                self.stats.current_queued
+            ));
+        }
+        let mut inflight = 0u64;
+        let mut group_held: BTreeMap<(Key, u64), u32> = BTreeMap::new();
+        for (_, s) in self.sessions.iter() {
+            for f in s.inflight.values() {
+                inflight += 1;
+                if let Target::Group(g) = f.target {
+                    *group_held.entry((g, f.msg.id)).or_default() += 1;
+                }
+            }
+        }
+        if inflight != self.stats.current_inflight {
+            return Err(format!(
+                "current_inflight {} but sessions hold {inflight}",
+                self.stats.current_inflight
+            ));
+        }
+        for (&(g, id), &n) in &group_held {
+            if n > 1 {
+                return Err(format!("group message {id} in flight with {n} members"));
+            }
+            let group = self
+                .groups
+                .get(g)
+                .ok_or("in-flight delivery of a removed group")?;
+            let mut waiting = false;
+            let mut probe = |q: &Queued| waiting |= q.msg.id == id;
+            group.queue.for_each_waiting(&mut probe);
+            if waiting {
+                return Err(format!("group message {id} both in flight and waiting"));
+            }
+        }
+        Ok(())
+    }
+
     /// Highest token reported persisted.
     pub fn persisted_token(&self) -> u64 {
         self.persisted
@@ -903,9 +962,10 @@ impl Broker {
 
     fn send(&mut self, conn: ConnId, ctrl: Ctrl) {
         if let Some(c) = self.conns.get_mut(&conn)
-            && c.state != ConnState::Closing {
-                push_out(c, conn, &mut self.ready, Out::Ctrl(ctrl));
-            }
+            && c.state != ConnState::Closing
+        {
+            push_out(c, conn, &mut self.ready, Out::Ctrl(ctrl));
+        }
     }
 
     /// Queues a final frame, detaches the session, and closes once flushed.
@@ -1040,9 +1100,9 @@ impl Broker {
             && (g.is_empty()
                 || g.len() > MAX_GROUP_NAME
                 || g.bytes().any(|b| !(0x21..=0x7e).contains(&b)))
-            {
-                return reject(self, Reason::InvalidFilter);
-            }
+        {
+            return reject(self, Reason::InvalidFilter);
+        }
         let Some(sess) = self.sessions.get(session) else {
             return;
         };
@@ -1478,13 +1538,14 @@ impl Broker {
             return None;
         }
         if let Some(d) = p.dedup
-            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq) {
-                self.stats.duplicates += 1;
-                if p.qos == QoS::AtLeastOnce {
-                    self.ack_duplicate(conn, p.id, d, seq);
-                }
-                return None;
+            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
+        {
+            self.stats.duplicates += 1;
+            if p.qos == QoS::AtLeastOnce {
+                self.ack_duplicate(conn, p.id, d, seq);
             }
+            return None;
+        }
 
         // Where it goes, and whether every queue has room.
         let mut targets: Vec<Target> = Vec::new();
@@ -1562,10 +1623,11 @@ impl Broker {
                 acks,
                 ..
             } = p
-                && *pd == d {
-                    acks.push((conn, id));
-                    return;
-                }
+                && *pd == d
+            {
+                acks.push((conn, id));
+                return;
+            }
         }
         self.send(
             conn,
@@ -1819,10 +1881,11 @@ impl Broker {
             // failed it, when another can take it.
             if let (Target::Group(_), Some(avoid)) = (target, q.avoid)
                 && avoid == sub
-                    && let Some(other) = self.pick_consumer_except(target, sub) {
-                        self.deliver(other, target, q, now);
-                        continue;
-                    }
+                && let Some(other) = self.pick_consumer_except(target, sub)
+            {
+                self.deliver(other, target, q, now);
+                continue;
+            }
             self.deliver(sub, target, q, now);
         }
     }
@@ -2272,9 +2335,9 @@ impl Broker {
                         .sessions
                         .get_mut(session)
                         .and_then(|s| s.subs.remove(&sub))
-                    {
-                        self.remove_subscription(key, now);
-                    }
+                {
+                    self.remove_subscription(key, now);
+                }
             }
             Record::Ack { client, sub, msg } => {
                 let key = self
@@ -2285,9 +2348,10 @@ impl Broker {
                 if let Some(key) = key {
                     let session = self.subs.get(key).map(|s| s.session);
                     if let Some(sub) = self.subs.get_mut(key)
-                        && sub.queue.remove_id(msg) {
-                            self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
-                        }
+                        && sub.queue.remove_id(msg)
+                    {
+                        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+                    }
                     let found = self
                         .topics
                         .values()
@@ -2309,9 +2373,10 @@ impl Broker {
                 let key = (filter.to_owned(), group.to_owned());
                 if let Some(&g) = self.group_by_name.get(&key)
                     && let Some(group) = self.groups.get_mut(g)
-                        && group.queue.remove_id(msg) {
-                            self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
-                        }
+                    && group.queue.remove_id(msg)
+                {
+                    self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+                }
             }
         }
         Ok(())

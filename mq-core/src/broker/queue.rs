@@ -87,16 +87,17 @@ impl Queue {
             return Offer::Accepted;
         }
         if self.limits.overflow == Overflow::DropOldest
-            && let Some(old) = self.ready.pop_front() {
-                self.waiting_bytes -= old.msg.payload_len;
-                if !self.is_full_for(size) {
-                    self.push_back(q);
-                    return Offer::DroppedOldest(old);
-                }
-                // Still full (bytes): keep the new one out, put the old one back.
-                self.waiting_bytes += old.msg.payload_len;
-                self.ready.push_front(old);
+            && let Some(old) = self.ready.pop_front()
+        {
+            self.waiting_bytes -= old.msg.payload_len;
+            if !self.is_full_for(size) {
+                self.push_back(q);
+                return Offer::DroppedOldest(old);
             }
+            // Still full (bytes): keep the new one out, put the old one back.
+            self.waiting_bytes += old.msg.payload_len;
+            self.ready.push_front(old);
+        }
         Offer::Full(q)
     }
 
@@ -202,6 +203,12 @@ impl Queue {
                 on_drop(q);
             }
         }
+    }
+
+    /// Visits every waiting message.
+    pub(crate) fn for_each_waiting(&self, f: &mut impl FnMut(&Queued)) {
+        self.ready.iter().for_each(&mut *f);
+        self.retry.values().for_each(f);
     }
 
     /// Empties the queue of waiting messages.

@@ -140,6 +140,7 @@ impl H {
                 break;
             }
         }
+        self.b.check_invariants().unwrap();
     }
 
     fn persist(&mut self) {
