@@ -14,7 +14,10 @@
 //!   hold more than the negotiated maximum frame.
 //! - [`topic`]: topic names and filters (`*` one token, `>` the rest), validation,
 //!   matching, and (with `alloc`) an index that finds every filter matching a topic.
-//! - [`broker`] (`alloc`): the broker state machine: sessions, routing, queues,
+//! - [`client`]: the client session state machine, without allocation: outbox of
+//!   unacknowledged publishes, inbox and held deliveries in caller storage,
+//!   subscriptions, keepalive, reconnect with backoff.
+//! - `broker` (`alloc`): the broker state machine: sessions, routing, queues,
 //!   QoS 1 with redelivery and dead-lettering, flow control, durable records.
 //! - [`time`]: the [`Instant`] adapters hand in.
 //!
@@ -37,6 +40,7 @@ mod macros;
 
 #[cfg(feature = "alloc")]
 pub mod broker;
+pub mod client;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;

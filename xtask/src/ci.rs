@@ -42,6 +42,16 @@ const STEPS: &[(&str, Action)] = &[
         ]))
     }),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
+    ("simulation, 2000 seeds (release)", |_| {
+        run(cargo().env("MQ_SIM_SEEDS", "2000").args([
+            "test",
+            "--release",
+            "-p",
+            "mq-core",
+            "--test",
+            "sim",
+        ]))
+    }),
     ("no_std target thumbv7em-none-eabihf", Ci::nostd_target),
     ("no_std mq-core (no default features)", |ci| {
         ci.nostd_build(None)

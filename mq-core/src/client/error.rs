@@ -1,0 +1,176 @@
+//! One error type per [`Session`](super::Session) operation.
+
+use core::fmt;
+
+/// A [`Config`](super::Config) could not be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The client id is longer than [`MAX_CLIENT_ID_LEN`](super::MAX_CLIENT_ID_LEN).
+    ClientIdTooLong,
+    /// The token is longer than [`MAX_TOKEN_LEN`](super::MAX_TOKEN_LEN).
+    TokenTooLong,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigError::ClientIdTooLong => "client id too long",
+            ConfigError::TokenTooLong => "token too long",
+        })
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// A frame was not consumed: the session has no room for what it would produce.
+/// Drain [`poll_event`](super::Session::poll_event) (and
+/// [`poll_transmit`](super::Session::poll_transmit)), then hand the same frame in
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Backpressure {
+    /// The inbox cannot take the delivery until the application consumes events.
+    Inbox,
+    /// Every held-table slot is taken by an unacked delivery or a queued ack.
+    Held,
+    /// The event queue is full.
+    Events,
+    /// Control frames (pongs) wait to be transmitted.
+    Transmit,
+}
+
+impl fmt::Display for Backpressure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backpressure::Inbox => "inbox full",
+            Backpressure::Held => "held table full",
+            Backpressure::Events => "event queue full",
+            Backpressure::Transmit => "transmit queue full",
+        })
+    }
+}
+
+impl core::error::Error for Backpressure {}
+
+/// [`Session::publish`](super::Session::publish) refused a message; nothing was
+/// queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The topic is not a valid topic name.
+    InvalidTopic,
+    /// The message can never be sent: larger than the whole outbox, or its topic
+    /// and properties alone exceed the broker's maximum frame.
+    TooLarge,
+    /// The outbox has no room right now; retry after acknowledgements free some.
+    OutboxFull,
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublishError::InvalidTopic => "invalid topic",
+            PublishError::TooLarge => "message too large",
+            PublishError::OutboxFull => "outbox full",
+        })
+    }
+}
+
+impl core::error::Error for PublishError {}
+
+/// [`Session::subscribe`](super::Session::subscribe) refused a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The filter is not a valid topic filter.
+    InvalidFilter,
+    /// The filter is longer than [`MAX_FILTER_LEN`](super::MAX_FILTER_LEN).
+    FilterTooLong,
+    /// The group name is empty or longer than
+    /// [`MAX_GROUP_LEN`](super::MAX_GROUP_LEN).
+    InvalidGroup,
+    /// Every subscription slot is taken.
+    TableFull,
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SubscribeError::InvalidFilter => "invalid filter",
+            SubscribeError::FilterTooLong => "filter too long",
+            SubscribeError::InvalidGroup => "invalid group name",
+            SubscribeError::TableFull => "subscription table full",
+        })
+    }
+}
+
+impl core::error::Error for SubscribeError {}
+
+/// [`Session::unsubscribe`](super::Session::unsubscribe) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum UnsubscribeError {
+    /// No such subscription.
+    UnknownSub,
+}
+
+impl fmt::Display for UnsubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UnsubscribeError::UnknownSub => "unknown subscription",
+        })
+    }
+}
+
+impl core::error::Error for UnsubscribeError {}
+
+/// [`Session::ack`](super::Session::ack) or [`Session::nack`](super::Session::nack)
+/// sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum AckError {
+    /// The id names no held delivery: already acked or nacked, or never issued.
+    Unknown,
+    /// The delivery arrived on an earlier connection, so its broker tag is useless
+    /// and nothing was sent. It is no longer held; an ack (or a nack without
+    /// requeue) is remembered and repeated when the broker redelivers the message,
+    /// which is then not shown again.
+    Stale,
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AckError::Unknown => "unknown delivery",
+            AckError::Stale => "delivery from an earlier connection",
+        })
+    }
+}
+
+impl core::error::Error for AckError {}
+
+/// [`Session::grant_credit`](super::Session::grant_credit) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CreditError {
+    /// No such subscription.
+    UnknownSub,
+}
+
+impl fmt::Display for CreditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CreditError::UnknownSub => "unknown subscription",
+        })
+    }
+}
+
+impl core::error::Error for CreditError {}

@@ -1,0 +1,345 @@
+//! The inbox: received deliveries waiting for the application, in caller storage.
+//!
+//! Records are a FIFO between `head` and `tail`, one per message or chunk:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  record length (header included)
+//!      4     1  kind: 0 whole message, 1 chunk
+//!      5     1  QoS (0 or 1)
+//!      6     1  1 on the last chunk of a message
+//!      7     1  reserved
+//!      8     4  subscription id
+//!     12     2  attempt
+//!     14     2  topic length
+//!     16     4  meta length
+//!     20     4  data length
+//!     24     8  sequence number
+//!     32     8  delivery id
+//!     40     8  chunk offset
+//!     48     8  total payload length
+//!     56        topic, meta (postcard), data
+//! ```
+//!
+//! The record at the head may be *shown*: the application borrows it through the
+//! last event; it is released when the next event is polled. A fragmented message
+//! that fits is reassembled in place: its record is reserved at full size when the
+//! first fragment arrives and becomes ready with the last one. When an append does
+//! not fit behind the tail, the records are moved to the front of the storage.
+
+use super::le::{put, u16_at, u32_at, u64_at};
+use super::outbox::meta_len;
+use crate::wire::{Meta, QoS};
+
+/// Bytes an inbox record takes besides its topic, encoded meta and data.
+pub const RECORD_OVERHEAD: usize = 56;
+
+/// The fixed fields of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordHead {
+    pub chunk: bool,
+    pub last: bool,
+    pub qos: QoS,
+    pub sub: u32,
+    pub attempt: u16,
+    pub seq: u64,
+    pub id: u64,
+    pub offset: u64,
+    pub total: u64,
+}
+
+/// A record's borrowed bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a> {
+    pub topic: &'a str,
+    pub meta: Meta<'a>,
+    pub data: &'a [u8],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Partial {
+    /// Offset of the record.
+    at: usize,
+    /// Offset of the data within the record.
+    data_at: usize,
+    /// Data bytes written so far.
+    filled: usize,
+    /// Data bytes reserved.
+    len: usize,
+}
+
+/// Received deliveries waiting for the application.
+#[derive(Debug)]
+pub(crate) struct Inbox<B> {
+    storage: B,
+    head: usize,
+    tail: usize,
+    /// The head record is lent to the application.
+    shown: bool,
+    /// Complete records not shown yet.
+    ready: usize,
+    partial: Option<Partial>,
+}
+
+/// Bytes a record with these parts takes.
+pub(crate) fn record_len(topic: usize, meta: &Meta<'_>, data: u64) -> Option<usize> {
+    let data = usize::try_from(data).ok()?;
+    RECORD_OVERHEAD
+        .checked_add(topic)?
+        .checked_add(meta_len(meta))?
+        .checked_add(data)
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
+    pub(crate) fn new(storage: B) -> Self {
+        Inbox {
+            storage,
+            head: 0,
+            tail: 0,
+            shown: false,
+            ready: 0,
+            partial: None,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.storage.as_ref().len()
+    }
+
+    /// Bytes in use (including a shown record and a partial one).
+    pub(crate) fn bytes(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// Whether a record of `len` bytes can be added now.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        len <= self.capacity() - self.bytes()
+    }
+
+    /// Adds a record whose data is `data_len` bytes, of which `data` are known now;
+    /// it is ready when complete, partial otherwise. Returns false (and changes
+    /// nothing) when it does not fit.
+    pub(crate) fn add(
+        &mut self,
+        head: &RecordHead,
+        topic: &str,
+        meta: &Meta<'_>,
+        data: &[u8],
+        data_len: usize,
+    ) -> bool {
+        let mlen = meta_len(meta);
+        let Some(len) = record_len(topic.len(), meta, data_len as u64) else {
+            return false;
+        };
+        if self.partial.is_some()
+            || data.len() > data_len
+            || topic.len() > usize::from(u16::MAX)
+            || u32::try_from(len).is_err()
+            || !self.has_room(len)
+        {
+            return false;
+        }
+        if self.tail + len > self.capacity() {
+            self.compact();
+        }
+        let at = self.tail;
+        let Some(rec) = self.storage.as_mut().get_mut(at..at + len) else {
+            return false;
+        };
+        let meta_at = RECORD_OVERHEAD + topic.len();
+        let data_at = meta_at + mlen;
+        if postcard::to_slice(meta, &mut rec[meta_at..data_at]).is_err() {
+            return false;
+        }
+        put(rec, 0, &(len as u32).to_le_bytes());
+        rec[4] = u8::from(head.chunk);
+        rec[5] = match head.qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+        };
+        rec[6] = u8::from(head.last);
+        rec[7] = 0;
+        put(rec, 8, &head.sub.to_le_bytes());
+        put(rec, 12, &head.attempt.to_le_bytes());
+        put(rec, 14, &(topic.len() as u16).to_le_bytes());
+        put(rec, 16, &(mlen as u32).to_le_bytes());
+        put(rec, 20, &(data_len as u32).to_le_bytes());
+        put(rec, 24, &head.seq.to_le_bytes());
+        put(rec, 32, &head.id.to_le_bytes());
+        put(rec, 40, &head.offset.to_le_bytes());
+        put(rec, 48, &head.total.to_le_bytes());
+        put(rec, RECORD_OVERHEAD, topic.as_bytes());
+        put(rec, data_at, data);
+        self.tail += len;
+        if data.len() == data_len {
+            self.ready += 1;
+        } else {
+            self.partial = Some(Partial {
+                at,
+                data_at,
+                filled: data.len(),
+                len: data_len,
+            });
+        }
+        true
+    }
+
+    /// Appends data to the message being reassembled. Returns whether it is now
+    /// complete (and ready), or `None` if there is no such message or the data
+    /// overruns it.
+    pub(crate) fn append(&mut self, data: &[u8]) -> Option<bool> {
+        let mut p = self.partial?;
+        if data.len() > p.len - p.filled {
+            return None;
+        }
+        let start = p.at + p.data_at + p.filled;
+        put(self.storage.as_mut(), start, data);
+        p.filled += data.len();
+        if p.filled == p.len {
+            self.partial = None;
+            self.ready += 1;
+            Some(true)
+        } else {
+            self.partial = Some(p);
+            Some(false)
+        }
+    }
+
+    /// Forgets the message being reassembled (its connection is gone).
+    pub(crate) fn drop_partial(&mut self) {
+        if let Some(p) = self.partial.take() {
+            self.tail = p.at;
+            if self.head == self.tail {
+                self.head = 0;
+                self.tail = 0;
+            }
+        }
+    }
+
+    /// Releases the record lent to the application, if any.
+    pub(crate) fn release_shown(&mut self) {
+        if !self.shown {
+            return;
+        }
+        self.shown = false;
+        let len = u32_at(self.storage.as_ref(), self.head) as usize;
+        self.head = (self.head + len.max(1)).min(self.tail);
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+        }
+    }
+
+    /// Releases the shown record and lends the next ready one: its fixed fields.
+    pub(crate) fn take_next(&mut self) -> Option<RecordHead> {
+        self.release_shown();
+        if self.ready == 0 {
+            return None;
+        }
+        self.ready -= 1;
+        self.shown = true;
+        Some(self.head_at(self.head))
+    }
+
+    /// The record lent by [`take_next`](Self::take_next).
+    pub(crate) fn shown(&self) -> Option<View<'_>> {
+        if !self.shown {
+            return None;
+        }
+        let buf = self.storage.as_ref();
+        let at = self.head;
+        let tlen = usize::from(u16_at(buf, at + 14));
+        let mlen = u32_at(buf, at + 16) as usize;
+        let dlen = u32_at(buf, at + 20) as usize;
+        let t0 = at + RECORD_OVERHEAD;
+        let topic = buf
+            .get(t0..t0 + tlen)
+            .and_then(|b| core::str::from_utf8(b).ok())
+            .unwrap_or("");
+        let meta = buf
+            .get(t0 + tlen..t0 + tlen + mlen)
+            .and_then(|b| postcard::from_bytes(b).ok())
+            .unwrap_or_default();
+        let data = buf
+            .get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)
+            .unwrap_or(&[]);
+        Some(View { topic, meta, data })
+    }
+
+    fn head_at(&self, at: usize) -> RecordHead {
+        let buf = self.storage.as_ref();
+        let byte = |i: usize| buf.get(at + i).copied().unwrap_or(0);
+        RecordHead {
+            chunk: byte(4) != 0,
+            last: byte(6) != 0,
+            qos: if byte(5) == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            },
+            sub: u32_at(buf, at + 8),
+            attempt: u16_at(buf, at + 12),
+            seq: u64_at(buf, at + 24),
+            id: u64_at(buf, at + 32),
+            offset: u64_at(buf, at + 40),
+            total: u64_at(buf, at + 48),
+        }
+    }
+
+    fn compact(&mut self) {
+        if self.head == 0 {
+            return;
+        }
+        let (head, tail) = (self.head, self.tail);
+        self.storage.as_mut().copy_within(head..tail, 0);
+        if let Some(p) = &mut self.partial {
+            p.at -= head;
+        }
+        self.head = 0;
+        self.tail = tail - head;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(seq: u64) -> RecordHead {
+        RecordHead {
+            chunk: false,
+            last: false,
+            qos: QoS::AtMostOnce,
+            sub: 1,
+            attempt: 1,
+            seq,
+            id: 0,
+            offset: 0,
+            total: 8,
+        }
+    }
+
+    #[test]
+    fn fifo_wraps_by_compacting_and_reassembles() {
+        // 56 + 1 + 5 + 8 = 70 bytes per record.
+        let mut ib = Inbox::new([0u8; 150]);
+        let m = Meta::default();
+        assert!(ib.add(&head(1), "t", &m, &[1; 8], 8));
+        assert!(ib.add(&head(2), "t", &m, &[2; 8], 8));
+        assert!(!ib.add(&head(3), "t", &m, &[3; 8], 8));
+        assert_eq!(ib.take_next().unwrap().seq, 1);
+        // Still shown: no room until released.
+        assert!(!ib.has_room(70));
+        assert_eq!(ib.take_next().unwrap().seq, 2);
+        // Record 1 released; a partial record goes to the front after compaction.
+        assert!(ib.add(&head(3), "t", &m, &[3; 3], 8));
+        assert!(ib.take_next().is_none());
+        assert_eq!(ib.append(&[3; 6]), None);
+        assert_eq!(ib.append(&[3; 4]), Some(false));
+        assert_eq!(ib.append(&[3; 1]), Some(true));
+        assert_eq!(ib.take_next().unwrap().seq, 3);
+        let v = ib.shown().unwrap();
+        assert_eq!((v.topic, v.data), ("t", &[3u8; 8][..]));
+        assert!(ib.take_next().is_none());
+        assert_eq!(ib.bytes(), 0);
+    }
+}

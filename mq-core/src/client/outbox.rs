@@ -1,0 +1,452 @@
+//! The outbox: publishes waiting to be sent or acknowledged, in caller storage.
+//!
+//! Records lie back to back in publish order between `head` and `tail`:
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  record length (header included)
+//!      4     1  state: 0 dead, 1 pending (to send), 2 sent (QoS 1, awaiting PubAck)
+//!      5     1  QoS (0 or 1)
+//!      6     1  1 when the publish carries a dedup sequence
+//!      7     1  reserved
+//!      8     4  publish id
+//!     12     2  topic length
+//!     14     2  reserved
+//!     16     4  meta length
+//!     20     4  payload length
+//!     24     8  dedup sequence
+//!     32        topic, meta (postcard), payload
+//! ```
+//!
+//! A `cursor` marks the next record to transmit and `frag_sent` how much of its
+//! payload already went out as fragments. Records before the cursor are QoS 1
+//! publishes awaiting their `PubAck`, or dead. A freed record is marked dead; dead
+//! records at the head are reclaimed at once, those in the middle when an append
+//! needs the room (live records are then moved to the front). All integers are
+//! little-endian.
+
+use super::le::{put, u16_at, u32_at, u64_at};
+use crate::wire::{Meta, QoS};
+
+/// Bytes an outbox record takes besides its topic, encoded meta and payload.
+pub const RECORD_OVERHEAD: usize = 32;
+
+const DEAD: u8 = 0;
+const PENDING: u8 = 1;
+const SENT: u8 = 2;
+
+/// Why a record could not be appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushError {
+    /// Not now: live records take the room.
+    Full,
+    /// Never: larger than the storage.
+    TooLarge,
+}
+
+/// A record as stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record<'a> {
+    /// Offset of the record in storage.
+    pub at: usize,
+    pub id: u32,
+    pub qos: QoS,
+    pub dedup_seq: Option<u64>,
+    pub topic: &'a str,
+    pub meta: Meta<'a>,
+    pub payload: &'a [u8],
+}
+
+/// Publishes waiting to be sent or acknowledged.
+#[derive(Debug)]
+pub(crate) struct Outbox<B> {
+    storage: B,
+    head: usize,
+    tail: usize,
+    cursor: usize,
+    frag_sent: u64,
+    live: usize,
+    live_bytes: usize,
+}
+
+pub(crate) fn meta_len(meta: &Meta<'_>) -> usize {
+    postcard::serialize_with_flavor(meta, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
+}
+
+pub(crate) fn record_len(topic: usize, meta: usize, payload: usize) -> Option<usize> {
+    RECORD_OVERHEAD
+        .checked_add(topic)?
+        .checked_add(meta)?
+        .checked_add(payload)
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
+    pub(crate) fn new(storage: B) -> Self {
+        Outbox {
+            storage,
+            head: 0,
+            tail: 0,
+            cursor: 0,
+            frag_sent: 0,
+            live: 0,
+            live_bytes: 0,
+        }
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.storage.as_ref().len()
+    }
+
+    /// Live records.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Bytes of live records, headers included.
+    pub(crate) fn bytes(&self) -> usize {
+        self.live_bytes
+    }
+
+    /// Whether a record of `len` bytes can be appended: `Ok` now, or why not.
+    pub(crate) fn check(&self, len: usize) -> Result<(), PushError> {
+        if len > self.capacity() {
+            Err(PushError::TooLarge)
+        } else if self.live_bytes + len > self.capacity() {
+            Err(PushError::Full)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends a publish. On error nothing changed.
+    pub(crate) fn push(
+        &mut self,
+        id: u32,
+        qos: QoS,
+        dedup_seq: Option<u64>,
+        topic: &str,
+        meta: &Meta<'_>,
+        payload: &[u8],
+    ) -> Result<(), PushError> {
+        let mlen = meta_len(meta);
+        let len = record_len(topic.len(), mlen, payload.len()).ok_or(PushError::TooLarge)?;
+        if topic.len() > usize::from(u16::MAX) || u32::try_from(len).is_err() {
+            return Err(PushError::TooLarge);
+        }
+        self.check(len)?;
+        if self.tail + len > self.capacity() {
+            self.compact();
+        }
+        let at = self.tail;
+        let buf = self.storage.as_mut();
+        let Some(rec) = buf.get_mut(at..at + len) else {
+            return Err(PushError::Full);
+        };
+        let body = RECORD_OVERHEAD + topic.len();
+        if postcard::to_slice(meta, &mut rec[body..body + mlen]).is_err() {
+            return Err(PushError::TooLarge);
+        }
+        put(rec, 0, &(len as u32).to_le_bytes());
+        rec[4] = PENDING;
+        rec[5] = match qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+        };
+        rec[6] = u8::from(dedup_seq.is_some());
+        rec[7] = 0;
+        put(rec, 8, &id.to_le_bytes());
+        put(rec, 12, &(topic.len() as u16).to_le_bytes());
+        put(rec, 14, &[0, 0]);
+        put(rec, 16, &(mlen as u32).to_le_bytes());
+        put(rec, 20, &(payload.len() as u32).to_le_bytes());
+        put(rec, 24, &dedup_seq.unwrap_or(0).to_le_bytes());
+        put(rec, RECORD_OVERHEAD, topic.as_bytes());
+        put(rec, body + mlen, payload);
+        self.tail += len;
+        self.live += 1;
+        self.live_bytes += len;
+        Ok(())
+    }
+
+    fn rec_len(&self, at: usize) -> usize {
+        u32_at(self.storage.as_ref(), at) as usize
+    }
+
+    fn state(&self, at: usize) -> u8 {
+        self.storage.as_ref().get(at + 4).copied().unwrap_or(DEAD)
+    }
+
+    fn set_state(&mut self, at: usize, state: u8) {
+        if let Some(b) = self.storage.as_mut().get_mut(at + 4) {
+            *b = state;
+        }
+    }
+
+    fn id_at(&self, at: usize) -> u32 {
+        u32_at(self.storage.as_ref(), at + 8)
+    }
+
+    /// Offsets of every record from the head.
+    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut at = self.head;
+        core::iter::from_fn(move || {
+            if at >= self.tail {
+                return None;
+            }
+            let len = self.rec_len(at);
+            if len == 0 {
+                return None;
+            }
+            let this = at;
+            at += len;
+            Some(this)
+        })
+    }
+
+    /// Moves live records to the front, dropping dead ones.
+    fn compact(&mut self) {
+        let mut read = self.head;
+        let mut write = 0;
+        let mut cursor = None;
+        while read < self.tail {
+            let len = self.rec_len(read);
+            if len == 0 {
+                break;
+            }
+            if read == self.cursor {
+                cursor = Some(write);
+            }
+            if self.state(read) != DEAD {
+                self.storage.as_mut().copy_within(read..read + len, write);
+                write += len;
+            }
+            read += len;
+        }
+        self.cursor = cursor.unwrap_or(write);
+        self.head = 0;
+        self.tail = write;
+    }
+
+    /// Reads the record at `at`.
+    fn record(&self, at: usize) -> Option<Record<'_>> {
+        let buf = self.storage.as_ref();
+        let h = buf.get(at..at + RECORD_OVERHEAD)?;
+        let tlen = usize::from(u16_at(h, 12));
+        let mlen = u32_at(h, 16) as usize;
+        let plen = u32_at(h, 20) as usize;
+        let t0 = at + RECORD_OVERHEAD;
+        let topic = core::str::from_utf8(buf.get(t0..t0 + tlen)?).ok()?;
+        let meta = postcard::from_bytes(buf.get(t0 + tlen..t0 + tlen + mlen)?).ok()?;
+        let payload = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + plen)?;
+        Some(Record {
+            at,
+            id: u32_at(h, 8),
+            qos: if h[5] == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            },
+            dedup_seq: (h[6] != 0).then(|| u64_at(h, 24)),
+            topic,
+            meta,
+            payload,
+        })
+    }
+
+    /// The next record to transmit and how many of its payload bytes went out.
+    pub(crate) fn next(&self) -> Option<(Record<'_>, u64)> {
+        if self.cursor >= self.tail {
+            return None;
+        }
+        self.record(self.cursor).map(|r| (r, self.frag_sent))
+    }
+
+    /// Records that `sent` payload bytes of the record at `at` (the cursor record)
+    /// went out in total; a record whose payload is complete is freed (QoS 0) or
+    /// waits for its `PubAck` (QoS 1).
+    pub(crate) fn advance(&mut self, at: usize, sent: u64, total: u64) {
+        if at != self.cursor {
+            return;
+        }
+        if sent < total {
+            self.frag_sent = sent;
+            return;
+        }
+        let qos1 = self.storage.as_ref().get(at + 5).copied() == Some(1);
+        let len = self.rec_len(at);
+        self.frag_sent = 0;
+        if qos1 {
+            self.set_state(at, SENT);
+            self.cursor = at + len;
+        } else {
+            self.kill(at);
+        }
+        self.settle();
+    }
+
+    /// Whether a live record has this id.
+    pub(crate) fn contains_id(&self, id: u32) -> bool {
+        self.offsets()
+            .any(|at| self.state(at) != DEAD && self.id_at(at) == id)
+    }
+
+    /// Frees the live record with this id; returns whether there was one.
+    pub(crate) fn remove(&mut self, id: u32) -> bool {
+        self.remove_where(id, |_, _| true)
+    }
+
+    /// Frees the QoS 1 record with this id unless it is half sent as fragments;
+    /// returns whether it did.
+    pub(crate) fn remove_acked(&mut self, id: u32) -> bool {
+        self.remove_where(id, |this, at| {
+            this.storage.as_ref().get(at + 5).copied() == Some(1)
+                && !(at == this.cursor && this.frag_sent > 0)
+        })
+    }
+
+    fn remove_where(&mut self, id: u32, ok: impl Fn(&Self, usize) -> bool) -> bool {
+        let found = self
+            .offsets()
+            .find(|&at| self.state(at) != DEAD && self.id_at(at) == id);
+        match found {
+            Some(at) if ok(self, at) => {
+                self.kill(at);
+                self.settle();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Frees the cursor record (it cannot be sent).
+    pub(crate) fn drop_next(&mut self) {
+        if self.cursor < self.tail {
+            self.kill(self.cursor);
+            self.settle();
+        }
+    }
+
+    fn kill(&mut self, at: usize) {
+        if self.state(at) == DEAD {
+            return;
+        }
+        let len = self.rec_len(at);
+        self.set_state(at, DEAD);
+        self.live = self.live.saturating_sub(1);
+        self.live_bytes = self.live_bytes.saturating_sub(len);
+        if at == self.cursor {
+            self.frag_sent = 0;
+        }
+    }
+
+    /// Moves the cursor and the head past dead records.
+    fn settle(&mut self) {
+        while self.cursor < self.tail && self.state(self.cursor) == DEAD {
+            let len = self.rec_len(self.cursor);
+            if len == 0 {
+                self.cursor = self.tail;
+                break;
+            }
+            self.cursor += len;
+        }
+        while self.head < self.tail && self.state(self.head) == DEAD {
+            let len = self.rec_len(self.head);
+            if len == 0 {
+                self.head = self.tail;
+                break;
+            }
+            self.head += len;
+        }
+        if self.head >= self.tail {
+            self.head = 0;
+            self.tail = 0;
+            self.cursor = 0;
+            self.frag_sent = 0;
+        }
+    }
+
+    /// Marks every live record to be sent again from its start, in order (after a
+    /// reconnect).
+    pub(crate) fn rewind(&mut self) {
+        let mut at = self.head;
+        while at < self.tail {
+            let len = self.rec_len(at);
+            if len == 0 {
+                break;
+            }
+            if self.state(at) != DEAD {
+                self.set_state(at, PENDING);
+            }
+            at += len;
+        }
+        self.cursor = self.head;
+        self.frag_sent = 0;
+        self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(o: &mut Outbox<[u8; 256]>, id: u32, qos: QoS, n: usize) -> Result<(), PushError> {
+        o.push(id, qos, None, "a.b", &Meta::default(), &[id as u8; 64][..n])
+    }
+
+    fn send_all(o: &mut Outbox<[u8; 256]>) -> [u32; 8] {
+        let mut ids = [0; 8];
+        let mut i = 0;
+        while let Some((r, _)) = o.next() {
+            let (at, total) = (r.at, r.payload.len() as u64);
+            ids[i] = r.id;
+            i += 1;
+            o.advance(at, total, total);
+        }
+        ids
+    }
+
+    #[test]
+    fn compacts_holes_and_keeps_order() {
+        let mut o = Outbox::new([0u8; 256]);
+        // 32 + 3 + meta(5) + 40 = 80 bytes each: three fit.
+        for id in 1..=3 {
+            push(&mut o, id, QoS::AtLeastOnce, 40).unwrap();
+        }
+        assert_eq!(push(&mut o, 4, QoS::AtLeastOnce, 40), Err(PushError::Full));
+        assert_eq!(send_all(&mut o)[..3], [1, 2, 3]);
+        // Free the middle one: room appears only after compaction.
+        assert!(o.remove_acked(2));
+        push(&mut o, 4, QoS::AtLeastOnce, 40).unwrap();
+        assert_eq!(o.len(), 3);
+        assert!(!o.contains_id(2));
+        o.rewind();
+        assert_eq!(send_all(&mut o)[..3], [1, 3, 4]);
+        assert!(o.remove_acked(1) && o.remove_acked(3) && o.remove(4));
+        assert_eq!((o.len(), o.bytes(), o.head, o.tail), (0, 0, 0, 0));
+        assert_eq!(
+            o.push(9, QoS::AtMostOnce, None, "a", &Meta::default(), &[0; 300]),
+            Err(PushError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn qos0_freed_when_sent_and_partial_restarts() {
+        let mut o = Outbox::new([0u8; 256]);
+        push(&mut o, 1, QoS::AtMostOnce, 40).unwrap();
+        push(&mut o, 2, QoS::AtLeastOnce, 40).unwrap();
+        let (r, sent) = o.next().unwrap();
+        assert_eq!((r.id, sent), (1, 0));
+        let at = r.at;
+        o.advance(at, 10, 40);
+        assert_eq!(o.next().unwrap().1, 10);
+        // QoS 0, and half sent: an ack cannot free it.
+        assert!(!o.remove_acked(1));
+        o.rewind();
+        assert_eq!(o.next().unwrap().1, 0);
+        assert_eq!(send_all(&mut o)[..2], [1, 2]);
+        assert_eq!(o.len(), 1);
+        assert!(!o.remove(1));
+        assert!(o.remove_acked(2));
+    }
+}

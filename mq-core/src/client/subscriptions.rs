@@ -1,0 +1,163 @@
+//! The subscription table: what the client asked for, what the broker confirmed,
+//! what must be (re)sent, and the credit owed back for QoS 0 deliveries.
+
+use heapless::{String, Vec};
+
+use crate::wire::{QoS, Start};
+
+/// Longest subscription filter the session stores, in bytes.
+pub const MAX_FILTER_LEN: usize = 128;
+
+/// Longest group name the session stores, in bytes.
+pub const MAX_GROUP_LEN: usize = 64;
+
+/// A frame a subscription waits to transmit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outgoing {
+    None,
+    Subscribe,
+    Unsubscribe,
+}
+
+/// One subscription.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub id: u32,
+    pub filter: String<MAX_FILTER_LEN>,
+    pub group: Option<String<MAX_GROUP_LEN>>,
+    pub qos: QoS,
+    /// Where the next `Subscribe` frame starts.
+    pub start: Start,
+    /// Credit window: what the broker was told the client can hold.
+    pub window: u32,
+    /// QoS 0 deliveries consumed whose credit has not been returned.
+    pub owed: u32,
+    /// Extra credit granted by the application, not sent yet.
+    pub grant: u32,
+    /// A `Subscribe` went out and the broker may know the subscription.
+    pub sent: bool,
+    /// `SubAck` received (and `Subscribed` emitted).
+    pub acked: bool,
+    /// The application unsubscribed; removed at `UnsubAck`.
+    pub unsubscribing: bool,
+    pub outgoing: Outgoing,
+}
+
+impl Subscription {
+    /// Credit to return now: owed QoS 0 credit once it reaches half the window,
+    /// plus any grant.
+    pub(crate) fn credit_due(&self) -> Option<u32> {
+        let threshold = (self.window / 2).max(1);
+        let owed = if self.owed >= threshold { self.owed } else { 0 };
+        let due = owed.saturating_add(self.grant);
+        (due > 0).then_some(due)
+    }
+}
+
+/// Subscriptions in the order they were made.
+#[derive(Debug)]
+pub(crate) struct Subscriptions<const N: usize> {
+    entries: Vec<Subscription, N>,
+    next_id: u32,
+}
+
+impl<const N: usize> Subscriptions<N> {
+    pub(crate) const fn new() -> Self {
+        Subscriptions {
+            entries: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.is_full()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A fresh id: a counter from 1, skipping 0 and ids in use.
+    pub(crate) fn allocate_id(&mut self) -> u32 {
+        loop {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            if id != 0 && self.index(id).is_none() {
+                return id;
+            }
+        }
+    }
+
+    /// Adds a subscription; false when the table is full.
+    #[must_use]
+    pub(crate) fn push(&mut self, sub: Subscription) -> bool {
+        self.entries.push(sub).is_ok()
+    }
+
+    pub(crate) fn index(&self, id: u32) -> Option<usize> {
+        self.entries.iter().position(|s| s.id == id)
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&Subscription> {
+        self.entries.get(index)
+    }
+
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
+        self.entries.get_mut(index)
+    }
+
+    pub(crate) fn by_id_mut(&mut self, id: u32) -> Option<&mut Subscription> {
+        self.entries.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Removes a subscription, keeping the order of the others.
+    pub(crate) fn remove(&mut self, index: usize) {
+        if index < self.entries.len() {
+            self.entries.remove(index);
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
+        self.entries.iter()
+    }
+
+    /// Subscriptions the broker forgot (`session_present: false`) that were being
+    /// unsubscribed: they are simply gone.
+    pub(crate) fn count_forgotten(&self) -> usize {
+        self.entries.iter().filter(|s| s.unsubscribing).count()
+    }
+
+    /// After `Welcome`: decides what to send again. With no session on the broker,
+    /// subscriptions being unsubscribed are dropped (their ids are returned through
+    /// `removed`) and every other one is subscribed again, from its stored cursor
+    /// once it had been acknowledged. With a resumed session only frames whose
+    /// answer was lost with the last connection are repeated.
+    pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
+        if !session_present {
+            self.entries.retain(|s| {
+                if s.unsubscribing {
+                    removed(s.id);
+                }
+                !s.unsubscribing
+            });
+        }
+        for s in self.entries.iter_mut() {
+            if session_present {
+                if s.unsubscribing {
+                    s.outgoing = Outgoing::Unsubscribe;
+                } else if !s.acked {
+                    s.outgoing = Outgoing::Subscribe;
+                }
+            } else {
+                if s.acked {
+                    s.start = Start::Cursor;
+                }
+                // The broker knows nothing of it until it is sent again.
+                s.sent = false;
+                s.owed = 0;
+                s.grant = 0;
+                s.outgoing = Outgoing::Subscribe;
+            }
+        }
+    }
+}
