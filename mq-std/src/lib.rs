@@ -1,8 +1,23 @@
-//! mq on Linux and Windows.
+//! mq on Linux and Windows: adapters that drive the `mq-core` state machines over
+//! real sockets, files and clocks. Every delivery decision stays in `mq-core`; this
+//! crate only moves bytes, time and store records.
 //!
-//! This crate will hold the tokio adapter (broker server, async client), the mio
-//! blocking client, the write-ahead-log store, configuration, metrics and auth, and
-//! the `mqd` and `mq` binaries. Until those land it only re-exports the core so
-//! that dependants can already name one crate.
+//! - [`server`]: the tokio broker server (what `mqd` runs).
+//! - [`store`]: where the broker's records go.
+//! - [`config`]: `mqd`'s configuration (TOML file, environment overrides).
+//! - [`metrics`]: the Prometheus text exposition of the broker's counters.
+//! - [`clock`]: the clock handed to the core.
+
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod server;
+pub mod store;
 
 pub use mq_core as core;
+
+/// The address `mqd` listens on by default, and clients connect to by default.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7410";
+
+/// The address of `mqd`'s HTTP endpoint (`/metrics`, `/health`) by default.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7411";

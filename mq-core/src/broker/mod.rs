@@ -223,6 +223,8 @@ struct Conn {
     parked: Option<Parked>,
     ping_seq: u64,
     close_event_sent: bool,
+    /// The adapter cannot take more bytes for it now.
+    paused: bool,
 }
 
 struct InFlight {
@@ -567,6 +569,10 @@ impl Broker {
                 continue;
             };
             conn.in_ready = false;
+            if conn.paused {
+                // Picked up again by `resume_transmit`.
+                continue;
+            }
             let was_backed_up = conn.out.len() >= self.cfg.max_pending_frames;
             let len = write_frames(conn, buf, &mut self.stats);
             if len > 0 {
@@ -591,6 +597,26 @@ impl Broker {
             }
         }
         None
+    }
+
+    /// Stops handing out bytes for `conn` from `poll_transmit` (its socket or
+    /// outgoing queue is full). Deliveries for it stop once its frame queue reaches
+    /// `Config::max_pending_frames`, so memory stays bounded.
+    pub fn pause_transmit(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.paused = true;
+        }
+    }
+
+    /// Hands out bytes for `conn` again after [`pause_transmit`](Self::pause_transmit).
+    pub fn resume_transmit(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.paused = false;
+            if !c.out.is_empty() && !c.in_ready {
+                c.in_ready = true;
+                self.ready.push_back(conn);
+            }
+        }
     }
 
     // ------------------------------------------------------------- connections
@@ -625,6 +651,7 @@ impl Broker {
                 parked: None,
                 ping_seq: 0,
                 close_event_sent: false,
+                paused: false,
             },
         );
         self.stats.connections_total += 1;

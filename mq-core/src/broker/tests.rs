@@ -969,3 +969,18 @@ fn publishing_to_system_topics_is_refused() {
         }]
     );
 }
+
+#[test]
+fn paused_connection_gets_no_bytes_until_resumed() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 10);
+    h.b.pause_transmit(s);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert!(h.deliveries(s).is_empty());
+    assert_eq!(h.take(p).len(), 1, "other connections still flow");
+    h.b.resume_transmit(s);
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(s)), [b"x"]);
+}

@@ -1,0 +1,169 @@
+//! `mqd`, the mq broker daemon.
+//!
+//! Configuration comes from the embedded defaults, then a TOML file
+//! (`--config`), then `MQ_*` environment variables, then the flags below, each
+//! overriding the one before (see `mq_std::config`). SIGINT or SIGTERM (Ctrl-C on
+//! Windows) stops it gracefully: it stops accepting, closes every connection after
+//! what was queued for it, waits for the store, and exits 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mq_std::config::FileConfig;
+use mq_std::server::{self, ServerOptions};
+use mq_std::store::MemoryStore;
+
+#[derive(Parser, Debug)]
+#[command(name = "mqd", version, about = "The mq broker daemon")]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7410].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Address for /metrics and /health; "" disables it [default: 127.0.0.1:7411].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Directory for the broker's data [default: ./mq-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. "info" or "mq_std=debug" [default: info].
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Print the resolved configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut file = match &args.config {
+        Some(path) => match FileConfig::read(path) {
+            Ok(f) => f,
+            Err(e) => return fail(&e),
+        },
+        None => FileConfig::default(),
+    };
+    if let Err(e) = file.apply_env(|k| std::env::var(k).ok()) {
+        return fail(&e);
+    }
+    if let Some(v) = args.listen {
+        file.listen = Some(v);
+    }
+    if let Some(v) = args.http {
+        file.http = Some(v);
+    }
+    if let Some(v) = args.data_dir {
+        file.data_dir = Some(v);
+    }
+    if let Some(v) = args.log {
+        file.log = Some(v);
+    }
+    let cfg = match file.resolve() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if args.check_config {
+        println!("{cfg:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("log filter {:?}: {e}", cfg.log)),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("mqd: {e}");
+    ExitCode::from(2)
+}
+
+async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
+    let memory = cfg.connection_memory;
+    let opts = ServerOptions {
+        listen: cfg.listen,
+        broker: cfg.broker.clone(),
+        // Until the write-ahead log lands, messages live as long as the process.
+        store: Box::new(MemoryStore),
+        input_budget: memory / 4,
+        write_queue: (memory * 3 / 4 / (64 * 1024)).max(2),
+        chunk: 64 * 1024,
+        drain_timeout: cfg.shutdown_timeout,
+    };
+    let handle = server::spawn(opts)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    tracing::info!(
+        listen = %handle.local_addr(),
+        store = "memory (messages are kept while mqd runs)",
+        "mqd ready"
+    );
+    let control = handle.control();
+    if let Some(http) = cfg.http {
+        let listener = tokio::net::TcpListener::bind(http)
+            .await
+            .map_err(|e| format!("cannot listen on {http} for http: {e}"))?;
+        tracing::info!(addr = %http, "metrics on /metrics, health on /health");
+        let control = control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mq_std::metrics::serve(listener, control).await {
+                tracing::error!(error = %e, "http endpoint stopped");
+            }
+        });
+    }
+    let mut stopped = std::pin::pin!(handle.wait());
+    tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "stopping");
+            control.shutdown().await;
+            stopped.await.map_err(|e| e.to_string())?;
+        }
+        // The server stops by itself only on a fatal store error.
+        result = &mut stopped => return result.map_err(|e| format!("broker stopped: {e}")),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}

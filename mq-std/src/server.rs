@@ -1,0 +1,613 @@
+//! The tokio broker server: one task owns the [`Broker`] and moves bytes, time and
+//! store records between it and the sockets. Nothing here decides anything about
+//! delivery.
+//!
+//! Tasks:
+//! - the **broker task** owns the broker and every connection's bookkeeping; it
+//!   feeds input, drains `poll_store` / `poll_transmit` / `poll_event`, and sleeps
+//!   until the next input or `poll_timeout`;
+//! - one **reader** and one **writer** task per connection. A reader may have at
+//!   most `input_budget` bytes handed to the broker task and not yet consumed
+//!   (a semaphore of bytes), so a connection whose input the broker cannot take
+//!   (its publish is held, its output backed up) stops being read; a writer's queue
+//!   holds at most `write_queue` chunks, and when it is full the broker pauses that
+//!   connection's output, which in turn stops its deliveries;
+//! - an **acceptor**, and for a durable store a **store thread** that writes each
+//!   batch that accumulated meanwhile as one group and reports it persisted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mq_core::broker::{Broker, Config as BrokerConfig, ConnId, Event, QueueInfo, Stats, StoreOp};
+use mq_core::framing::Framing;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use crate::store::{MemoryStore, Store};
+
+/// How to run a server.
+pub struct ServerOptions {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The broker's configuration.
+    pub broker: BrokerConfig,
+    /// Where records go; [`MemoryStore`] keeps nothing.
+    pub store: Box<dyn Store>,
+    /// Bytes read from one connection and not yet consumed by the broker, at most.
+    pub input_budget: usize,
+    /// Chunks queued for one connection's writer, at most.
+    pub write_queue: usize,
+    /// Size of a read, and of a chunk handed to a writer.
+    pub chunk: usize,
+    /// How long shutdown waits for the store and the writers.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            broker: BrokerConfig::default(),
+            store: Box::new(MemoryStore),
+            input_budget: 256 * 1024,
+            write_queue: 16,
+            chunk: 64 * 1024,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+enum Cmd {
+    Accept(TcpStream, SocketAddr),
+    Input(ConnId, Bytes),
+    Closed(ConnId),
+    Writable(ConnId),
+    Persisted(u64),
+    StoreFailed(io::Error),
+    Stats(oneshot::Sender<Stats>),
+    Queues(oneshot::Sender<Vec<QueueInfo>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    tx: mpsc::UnboundedSender<Cmd>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker's counters.
+    pub async fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every queue's depth and bound.
+    pub async fn queues(&self) -> Vec<QueueInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Queues(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// A handle that can ask for stats or shutdown from elsewhere.
+    pub fn control(&self) -> ServerControl {
+        ServerControl {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Stops accepting, closes every connection with `ShuttingDown` after what was
+    /// queued for it, waits (bounded) for the store to persist what it was given,
+    /// and returns.
+    pub async fn shutdown(self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Shutdown(tx));
+        let _ = rx.await;
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after a shutdown or a fatal store error).
+    pub async fn wait(self) -> io::Result<()> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+/// Asks a running server for its counters or to shut down.
+#[derive(Clone)]
+pub struct ServerControl {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl ServerControl {
+    /// The broker's counters (defaults when the server has stopped).
+    pub async fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every queue's depth and bound.
+    pub async fn queues(&self) -> Vec<QueueInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Queues(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Starts a graceful shutdown; resolves when the broker has stopped accepting
+    /// and closed its connections.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Binds, restores the broker from the store, and starts serving.
+pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
+    let listener = TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let clock = Clock::new();
+    let mut broker = Broker::new(opts.broker.clone());
+    let records = opts.store.load()?;
+    let now = clock.now();
+    let mut skipped = 0usize;
+    for r in &records {
+        if broker.restore(now, r).is_err() {
+            skipped += 1;
+        }
+    }
+    if !records.is_empty() {
+        tracing::info!(records = records.len(), skipped, "restored broker state");
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let acceptor = tokio::spawn(accept_loop(listener, tx.clone()));
+    let store = if opts.store.is_durable() {
+        StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
+    } else {
+        StoreLink::Memory
+    };
+    let task = tokio::spawn(
+        BrokerTask {
+            broker,
+            clock,
+            links: std::collections::HashMap::new(),
+            tx: tx.clone(),
+            rx,
+            store,
+            input_budget: opts.input_budget,
+            write_queue: opts.write_queue,
+            chunk: opts.chunk,
+            drain_timeout: opts.drain_timeout,
+            out: BytesMut::new(),
+            stalled: Vec::new(),
+            acceptor: Some(acceptor),
+            submitted: 0,
+            flushing: Vec::new(),
+        }
+        .run(),
+    );
+    Ok(ServerHandle { addr, tx, task })
+}
+
+async fn accept_loop(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if tx.send(Cmd::Accept(stream, peer)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+enum StoreLink {
+    Memory,
+    Thread(std::sync::mpsc::Sender<Vec<StoreOp>>),
+}
+
+fn spawn_store_thread(
+    mut store: Box<dyn Store>,
+    tx: mpsc::UnboundedSender<Cmd>,
+) -> io::Result<std::sync::mpsc::Sender<Vec<StoreOp>>> {
+    let (batches, rx) = std::sync::mpsc::channel::<Vec<StoreOp>>();
+    std::thread::Builder::new()
+        .name("mq-store".into())
+        .spawn(move || {
+            while let Ok(mut batch) = rx.recv() {
+                // Group commit: everything that queued up while we wrote.
+                while let Ok(more) = rx.try_recv() {
+                    batch.extend(more);
+                }
+                let Some(last) = batch.last().map(|op| op.token) else {
+                    continue;
+                };
+                match store.write(&batch) {
+                    Ok(()) => {
+                        if tx.send(Cmd::Persisted(last)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Cmd::StoreFailed(e));
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(batches)
+}
+
+/// The broker task's view of one connection.
+struct Link {
+    /// Bytes received and not yet consumed by the broker.
+    input: BytesMut,
+    budget: Arc<Semaphore>,
+    writer: Option<mpsc::Sender<Bytes>>,
+    /// A chunk the writer's queue had no room for.
+    pending: Option<Bytes>,
+    paused: Arc<AtomicBool>,
+    reader: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+}
+
+struct BrokerTask {
+    broker: Broker,
+    clock: Clock,
+    links: std::collections::HashMap<ConnId, Link>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    store: StoreLink,
+    input_budget: usize,
+    write_queue: usize,
+    chunk: usize,
+    drain_timeout: Duration,
+    out: BytesMut,
+    /// Connections with unconsumed input, retried after every round.
+    stalled: Vec<ConnId>,
+    acceptor: Option<JoinHandle<()>>,
+    /// Last token handed to the store thread.
+    submitted: u64,
+    /// Writers of closed connections still sending their last bytes.
+    flushing: Vec<JoinHandle<()>>,
+}
+
+impl BrokerTask {
+    async fn run(mut self) -> io::Result<()> {
+        let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
+        let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let timeout = self.broker.poll_timeout().map(|t| self.clock.to_std(t));
+            let sleep_until = match (timeout, shutdown_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b.into_std())),
+                (a, b) => a.or(b.map(|b| b.into_std())),
+            };
+            let cmd = tokio::select! {
+                cmd = self.rx.recv() => cmd,
+                _ = sleep(sleep_until) => None,
+            };
+            let now = self.clock.now();
+            match cmd {
+                Some(cmd) => {
+                    if let Some(reply) = self.handle(cmd, now)? {
+                        shutdown_reply = Some(reply);
+                        shutdown_deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
+                    }
+                    // Take everything that is already waiting before flushing.
+                    for _ in 0..1024 {
+                        let Ok(cmd) = self.rx.try_recv() else { break };
+                        if let Some(reply) = self.handle(cmd, now)? {
+                            shutdown_reply = Some(reply);
+                            shutdown_deadline =
+                                Some(tokio::time::Instant::now() + self.drain_timeout);
+                        }
+                    }
+                }
+                None => self.broker.handle_timeout(now),
+            }
+            self.retry_stalled(now);
+            self.flush(now);
+            if let Some(deadline) = shutdown_deadline {
+                let unpersisted = self.submitted > self.broker.persisted_token();
+                let drained = self.links.is_empty() && !unpersisted;
+                if drained || tokio::time::Instant::now() >= deadline {
+                    if !drained {
+                        tracing::warn!(
+                            connections = self.links.len(),
+                            unpersisted,
+                            "shutdown deadline reached"
+                        );
+                    }
+                    // Let closed connections' writers send their last bytes.
+                    let writers = std::mem::take(&mut self.flushing);
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        for w in writers {
+                            let _ = w.await;
+                        }
+                    })
+                    .await;
+                    if let Some(reply) = shutdown_reply.take() {
+                        let _ = reply.send(());
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Returns the reply channel when the command starts a shutdown.
+    fn handle(
+        &mut self,
+        cmd: Cmd,
+        now: mq_core::Instant,
+    ) -> io::Result<Option<oneshot::Sender<()>>> {
+        match cmd {
+            Cmd::Accept(stream, peer) => self.accept(stream, peer, now),
+            Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
+            Cmd::Closed(conn) => {
+                if let Some(link) = self.links.remove(&conn) {
+                    link.reader.abort();
+                    self.broker.handle_closed(conn, now);
+                }
+            }
+            Cmd::Writable(conn) => {
+                if let Some(link) = self.links.get_mut(&conn) {
+                    if let (Some(chunk), Some(w)) = (link.pending.take(), &link.writer)
+                        && let Err(mpsc::error::TrySendError::Full(chunk)) = w.try_send(chunk)
+                    {
+                        link.pending = Some(chunk);
+                        return Ok(None);
+                    }
+                    link.paused.store(false, Ordering::Release);
+                    self.broker.resume_transmit(conn);
+                }
+            }
+            Cmd::Persisted(token) => self.broker.handle_persisted(token, now),
+            Cmd::StoreFailed(e) => {
+                tracing::error!(error = %e, "store failed; stopping: acknowledged messages must not be lost");
+                return Err(e);
+            }
+            Cmd::Stats(reply) => {
+                let _ = reply.send(self.broker.stats());
+            }
+            Cmd::Queues(reply) => {
+                let _ = reply.send(self.broker.queues());
+            }
+            Cmd::Shutdown(reply) => {
+                tracing::info!("shutting down: closing connections");
+                if let Some(a) = self.acceptor.take() {
+                    a.abort();
+                }
+                self.broker.shutdown(now);
+                return Ok(Some(reply));
+            }
+        }
+        Ok(None)
+    }
+
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: mq_core::Instant) {
+        let conn = match self.broker.accept(now, Framing::Stream) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "connection refused");
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let budget = Arc::new(Semaphore::new(self.input_budget));
+        let paused = Arc::new(AtomicBool::new(false));
+        let (wtx, wrx) = mpsc::channel(self.write_queue);
+        let writer_task = tokio::spawn(write_loop(
+            write,
+            wrx,
+            conn,
+            paused.clone(),
+            self.tx.clone(),
+        ));
+        let reader = tokio::spawn(read_loop(
+            read,
+            conn,
+            budget.clone(),
+            self.chunk,
+            self.tx.clone(),
+        ));
+        tracing::debug!(%peer, conn = conn.0, "accepted");
+        self.links.insert(
+            conn,
+            Link {
+                input: BytesMut::new(),
+                budget,
+                writer: Some(wtx),
+                pending: None,
+                paused,
+                reader,
+                writer_task,
+            },
+        );
+    }
+
+    fn input(&mut self, conn: ConnId, bytes: Bytes, now: mq_core::Instant) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let consumed = if link.input.is_empty() {
+            let used = self.broker.handle_input(conn, now, &bytes);
+            if used < bytes.len() {
+                link.input.extend_from_slice(&bytes[used..]);
+            }
+            used
+        } else {
+            link.input.extend_from_slice(&bytes);
+            let used = self.broker.handle_input(conn, now, &link.input);
+            let _ = link.input.split_to(used);
+            used
+        };
+        link.budget.add_permits(consumed);
+        if !link.input.is_empty() && !self.stalled.contains(&conn) {
+            self.stalled.push(conn);
+        }
+    }
+
+    fn retry_stalled(&mut self, now: mq_core::Instant) {
+        if self.stalled.is_empty() {
+            return;
+        }
+        let stalled = std::mem::take(&mut self.stalled);
+        for conn in stalled {
+            let Some(link) = self.links.get_mut(&conn) else {
+                continue;
+            };
+            let used = self.broker.handle_input(conn, now, &link.input);
+            let _ = link.input.split_to(used);
+            link.budget.add_permits(used);
+            if !link.input.is_empty() {
+                self.stalled.push(conn);
+            }
+        }
+    }
+
+    /// Drains everything the broker wants done.
+    fn flush(&mut self, now: mq_core::Instant) {
+        loop {
+            let mut progress = false;
+            let mut batch = Vec::new();
+            while let Some(op) = self.broker.poll_store() {
+                batch.push(op);
+            }
+            if let Some(last) = batch.last().map(|op| op.token) {
+                progress = true;
+                match &self.store {
+                    StoreLink::Memory => self.broker.handle_persisted(last, now),
+                    StoreLink::Thread(tx) => {
+                        self.submitted = last;
+                        if tx.send(batch).is_err() {
+                            tracing::error!("store thread is gone");
+                        }
+                    }
+                }
+            }
+            loop {
+                if self.out.len() < self.chunk {
+                    self.out.reserve(self.chunk * 4);
+                    let cap = self.out.capacity();
+                    self.out.resize(cap, 0);
+                }
+                let Some(t) = self.broker.poll_transmit(now, &mut self.out) else {
+                    break;
+                };
+                progress = true;
+                let chunk = self.out.split_to(t.len).freeze();
+                let Some(link) = self.links.get_mut(&t.conn) else {
+                    continue;
+                };
+                let Some(writer) = &link.writer else { continue };
+                match writer.try_send(chunk) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(chunk)) => {
+                        link.pending = Some(chunk);
+                        link.paused.store(true, Ordering::Release);
+                        self.broker.pause_transmit(t.conn);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+            while let Some(event) = self.broker.poll_event() {
+                progress = true;
+                if let Event::Close(conn) = event {
+                    if let Some(link) = self.links.remove(&conn) {
+                        // The writer sends what it has, then closes the socket.
+                        drop(link.writer);
+                        link.reader.abort();
+                        self.flushing.retain(|w| !w.is_finished());
+                        self.flushing.push(link.writer_task);
+                    }
+                    self.broker.handle_closed(conn, now);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep(until: Option<std::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    conn: ConnId,
+    budget: Arc<Semaphore>,
+    chunk: usize,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    let mut buf = BytesMut::with_capacity(chunk);
+    loop {
+        // Wait until the broker has consumed enough of what we gave it.
+        let want = chunk.min(budget.available_permits().max(1));
+        let Ok(permit) = budget.acquire_many(want as u32).await else {
+            break;
+        };
+        buf.reserve(want);
+        let n = match (&mut read).take(want as u64).read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        permit.forget();
+        if want > n {
+            budget.add_permits(want - n);
+        }
+        if tx.send(Cmd::Input(conn, buf.split().freeze())).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Cmd::Closed(conn));
+}
+
+async fn write_loop(
+    mut write: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Bytes>,
+    conn: ConnId,
+    paused: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        if write.write_all(&chunk).await.is_err() {
+            let _ = tx.send(Cmd::Closed(conn));
+            return;
+        }
+        if paused.load(Ordering::Acquire) {
+            let _ = tx.send(Cmd::Writable(conn));
+        }
+    }
+    let _ = write.shutdown().await;
+}
