@@ -202,6 +202,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             acceptor: Some(acceptor),
             submitted: 0,
             flushing: Vec::new(),
+            closing: false,
         }
         .run(),
     );
@@ -294,6 +295,8 @@ struct BrokerTask {
     submitted: u64,
     /// Writers of closed connections still sending their last bytes.
     flushing: Vec<JoinHandle<()>>,
+    /// Shutdown has closed the connections.
+    closing: bool,
 }
 
 impl BrokerTask {
@@ -332,8 +335,18 @@ impl BrokerTask {
             self.retry_stalled(now);
             self.flush(now);
             if let Some(deadline) = shutdown_deadline {
+                // Once everything owed to connected subscribers is acked (or time is
+                // up), close the connections.
+                if !self.closing
+                    && (self.broker.is_drained() || tokio::time::Instant::now() >= deadline)
+                {
+                    self.closing = true;
+                    tracing::info!(drained = self.broker.is_drained(), "closing connections");
+                    self.broker.shutdown(self.clock.now());
+                    self.flush(self.clock.now());
+                }
                 let unpersisted = self.submitted > self.broker.persisted_token();
-                let drained = self.links.is_empty() && !unpersisted;
+                let drained = self.closing && self.links.is_empty() && !unpersisted;
                 if drained || tokio::time::Instant::now() >= deadline {
                     if !drained {
                         tracing::warn!(
@@ -398,11 +411,11 @@ impl BrokerTask {
                 let _ = reply.send(self.broker.queues());
             }
             Cmd::Shutdown(reply) => {
-                tracing::info!("shutting down: closing connections");
+                tracing::info!("shutting down: refusing new work, delivering what is owed");
                 if let Some(a) = self.acceptor.take() {
                     a.abort();
                 }
-                self.broker.shutdown(now);
+                self.broker.begin_shutdown();
                 return Ok(Some(reply));
             }
         }
@@ -468,7 +481,12 @@ impl BrokerTask {
             used
         };
         link.budget.add_permits(consumed);
-        if !link.input.is_empty() && !self.stalled.contains(&conn) {
+        // Leftover input is either an incomplete frame (more bytes will come) or
+        // input the broker could not take yet: only the latter is retried.
+        if !link.input.is_empty()
+            && self.broker.input_blocked(conn)
+            && !self.stalled.contains(&conn)
+        {
             self.stalled.push(conn);
         }
     }
@@ -479,13 +497,17 @@ impl BrokerTask {
         }
         let stalled = std::mem::take(&mut self.stalled);
         for conn in stalled {
+            if self.broker.input_blocked(conn) {
+                self.stalled.push(conn);
+                continue;
+            }
             let Some(link) = self.links.get_mut(&conn) else {
                 continue;
             };
             let used = self.broker.handle_input(conn, now, &link.input);
             let _ = link.input.split_to(used);
             link.budget.add_permits(used);
-            if !link.input.is_empty() {
+            if !link.input.is_empty() && self.broker.input_blocked(conn) {
                 self.stalled.push(conn);
             }
         }

@@ -225,6 +225,9 @@ struct Conn {
     close_event_sent: bool,
     /// The adapter cannot take more bytes for it now.
     paused: bool,
+    /// Unconsumed bytes left after the last `handle_input`: when the next call
+    /// offers more, new bytes arrived.
+    leftover: usize,
 }
 
 struct InFlight {
@@ -652,6 +655,7 @@ impl Broker {
                 ping_seq: 0,
                 close_event_sent: false,
                 paused: false,
+                leftover: 0,
             },
         );
         self.stats.connections_total += 1;
@@ -659,20 +663,43 @@ impl Broker {
         Ok(id)
     }
 
-    /// Bytes arrived on a stream-framed connection. Returns how many were consumed:
-    /// whole frames only, and fewer when the connection must wait (its output queue
-    /// is full, or its publish is held for room); keep the rest and offer it again
-    /// after draining the polls. After a protocol error all input is consumed and
-    /// discarded, and the connection closes.
+    /// Bytes arrived on a stream-framed connection: `bytes` is everything received
+    /// and not yet consumed, oldest first (what an earlier call left, then what is
+    /// new). Returns how many were consumed: whole frames only, and fewer when the
+    /// connection must wait ([`input_blocked`](Self::input_blocked)) or the last
+    /// frame is incomplete; keep the rest and offer it again with the next bytes.
+    /// After a protocol error all input is consumed and discarded, and the
+    /// connection closes.
     pub fn handle_input(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) -> usize {
+        let used = self.consume_input(conn, now, bytes);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.leftover = bytes.len() - used;
+        }
+        used
+    }
+
+    /// True while the connection's input cannot be consumed: its publish is held
+    /// for room in a full queue, or its output queue is full. Offer its leftover
+    /// input again once this turns false.
+    pub fn input_blocked(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| {
+            c.state != ConnState::Closing
+                && (c.parked.is_some() || c.out.len() >= self.cfg.max_pending_frames)
+        })
+    }
+
+    fn consume_input(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) -> usize {
         let mut used = 0;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            // Offering the same unconsumed bytes again is not activity.
+            if bytes.len() > c.leftover {
+                c.last_rx = now;
+            }
+        }
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return bytes.len();
             };
-            if !bytes.is_empty() {
-                c.last_rx = now;
-            }
             if c.state == ConnState::Closing {
                 return bytes.len();
             }
@@ -725,6 +752,31 @@ impl Broker {
         self.detach(conn, now);
         self.conns.remove(&conn);
         self.parked.retain(|c| *c != conn);
+    }
+
+    /// Starts a graceful shutdown: new connections and new publishes are refused
+    /// with [`Reason::ShuttingDown`], while deliveries to connected subscribers go
+    /// on. Poll [`is_drained`](Self::is_drained), then call
+    /// [`shutdown`](Self::shutdown).
+    pub fn begin_shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// True once nothing is owed to a connected subscriber (no message waiting in
+    /// a queue someone connected consumes, nothing in flight) and nothing waits
+    /// for the store.
+    pub fn is_drained(&self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        self.sessions.iter().all(|(_, s)| {
+            s.conn.is_none()
+                || (s.inflight.is_empty()
+                    && s.subs.values().all(|&k| {
+                        let t = self.target_of(k);
+                        self.queue(t).is_none_or(|q| q.waiting() == 0)
+                    }))
+        })
     }
 
     /// Stops accepting connections and closes every open one with
@@ -834,6 +886,14 @@ impl Broker {
     }
 
     fn on_hello(&mut self, conn: ConnId, now: Instant, h: Hello<'_>) {
+        if self.shutting_down {
+            self.close_conn(
+                conn,
+                now,
+                Ctrl::Error(Reason::ShuttingDown, "shutting down"),
+            );
+            return;
+        }
         if h.version != PROTOCOL_VERSION {
             self.close_conn(
                 conn,
@@ -1549,6 +1609,10 @@ impl Broker {
         };
         if p.topic.starts_with('$') {
             self.reject_publish(conn, p.id, p.qos, Reason::NotAuthorized);
+            return None;
+        }
+        if self.shutting_down {
+            self.reject_publish(conn, p.id, p.qos, Reason::ShuttingDown);
             return None;
         }
         if p.payload.len() > self.cfg.max_message {

@@ -984,3 +984,66 @@ fn paused_connection_gets_no_bytes_until_resumed() {
     h.drain();
     assert_eq!(payloads(&h.deliveries(s)), [b"x"]);
 }
+
+#[test]
+fn graceful_shutdown_refuses_new_work_and_drains_deliveries() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 1);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"2");
+    h.take(p);
+    h.b.begin_shutdown();
+    h.publish(p, 3, "t", QoS::AtLeastOnce, b"3");
+    assert_eq!(
+        h.take(p),
+        vec![Got::PubReject {
+            id: 3,
+            reason: Reason::ShuttingDown
+        }]
+    );
+    assert_eq!(
+        h.b.accept(h.now, Framing::Stream),
+        Err(AcceptError::ShuttingDown)
+    );
+    assert!(!h.b.is_drained(), "message 2 is still owed");
+    let d = h.deliveries(s);
+    h.ack(s, d[0].tag);
+    let d = h.deliveries(s);
+    assert_eq!(payloads(&d), [b"2"]);
+    assert!(!h.b.is_drained(), "message 2 is in flight");
+    h.ack(s, d[0].tag);
+    assert!(h.b.is_drained());
+    h.b.shutdown(h.now);
+    h.drain();
+    assert!(h.closed.contains(&s) && h.closed.contains(&p));
+}
+
+#[test]
+fn reoffered_partial_frame_is_not_activity() {
+    let mut h = H::new(Config {
+        limits: Limits {
+            keepalive_ms: 1000,
+            ..Config::default().limits
+        },
+        ..Config::default()
+    });
+    let (c, _) = h.connect("c", SessionMode::Clean);
+    let partial = [40u8, 2, 0];
+    assert_eq!(h.b.handle_input(c, h.now, &partial), 0);
+    for _ in 0..20 {
+        h.now += Duration::from_millis(100);
+        // An adapter retrying its leftover must not keep the connection alive.
+        if !h.closed.contains(&c) {
+            assert_eq!(h.b.handle_input(c, h.now, &partial), 0);
+        }
+        h.b.handle_timeout(h.now);
+        h.drain();
+    }
+    assert!(
+        h.closed.contains(&c),
+        "half frame kept the connection alive"
+    );
+    assert!(h.take(c).contains(&Got::Error(Reason::KeepaliveTimeout)));
+}
