@@ -5,8 +5,9 @@
 //! Per seed: publishers send QoS 1 messages (with producer ids, so retries are
 //! deduplicated) to a few topics; persistent fan-out subscribers and the persistent
 //! members of one group consume them. Connections drop at random points (also in
-//! the middle of a frame), chunks arrive late, and the broker restarts from the
-//! records its store had persisted. Then the faults stop and the system settles.
+//! the middle of a frame), chunks arrive late, the store compacts its log into the
+//! broker's snapshot, and the broker restarts from the records its store had
+//! persisted. Then the faults stop and the system settles.
 //!
 //! Asserted for every seed:
 //! - every publish the broker acknowledged reaches every matching persistent
@@ -159,6 +160,7 @@ struct Sim {
     trace: bool,
     restarts: u32,
     drops: u32,
+    compactions: u32,
 }
 
 fn payload(publisher: u8, n: u32) -> Vec<u8> {
@@ -251,6 +253,7 @@ impl Sim {
             trace,
             restarts: 0,
             drops: 0,
+            compactions: 0,
         };
         for i in 0..sim.clients.len() {
             sim.clients[i].session.connect(sim.now);
@@ -296,6 +299,30 @@ impl Sim {
         }
     }
 
+    /// What a compacting store does: the broker's snapshot replaces the log. The
+    /// snapshot covers every record emitted so far, so writing it (durably) makes
+    /// all of them persisted.
+    fn compact(&mut self) {
+        // A snapshot covers what the store was handed: hand everything out first.
+        self.drain();
+        let Some(snap) = self.broker.snapshot() else {
+            return;
+        };
+        self.compactions += 1;
+        let before = self.store.durable.len() + self.store.volatile.len();
+        self.log(|| {
+            format!(
+                "compaction: {} records replace {before}",
+                snap.records.len()
+            )
+        });
+        self.store.durable = snap.records.iter().map(|r| r.to_vec()).collect();
+        self.store
+            .volatile
+            .retain(|(token, _, _)| *token > snap.upto);
+        self.broker.handle_persisted(snap.upto, self.now);
+    }
+
     fn restart_broker(&mut self) {
         self.restarts += 1;
         let lost = self.store.volatile.len();
@@ -309,6 +336,20 @@ impl Sim {
             }
         }
         self.broker = Broker::new(self.broker_cfg.clone());
+        if self.trace {
+            for r in &self.store.durable {
+                println!(
+                    "    restore {:?}",
+                    mq_core::broker::Record::decode(r).map(|r| match r {
+                        mq_core::broker::Record::Message(m) => format!(
+                            "Message id {} {} seq {} payload {:?}",
+                            m.id, m.topic, m.seq, m.payload
+                        ),
+                        other => format!("{other:?}"),
+                    })
+                );
+            }
+        }
         for r in &self.store.durable {
             self.broker
                 .restore(self.now, r)
@@ -423,6 +464,7 @@ impl Sim {
                 n,
                 ack,
             } => {
+                self.log(|| format!("client {i}: got {publisher}/{n} on {topic} (ack {ack:?})"));
                 self.clients[i].seen.push((topic, publisher, n));
                 if let Some(id) = ack {
                     // A stale id (the connection dropped meanwhile) is fine: the
@@ -561,6 +603,9 @@ impl Sim {
             if self.rng.chance(400) {
                 self.restart_broker();
             }
+            if self.rng.chance(600) {
+                self.compact();
+            }
         }
         self.drain();
     }
@@ -647,7 +692,7 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, trace: bool) -> (u32, u32, usize) {
+fn run_seed(seed: u64, trace: bool) -> (u32, u32, u32, usize) {
     let mut sim = Sim::new(seed, trace);
     sim.run();
     if trace {
@@ -658,16 +703,16 @@ fn run_seed(seed: u64, trace: bool) -> (u32, u32, usize) {
     }
     sim.check();
     let acked = sim.clients.iter().map(|c| c.acked.len()).sum();
-    (sim.restarts, sim.drops, acked)
+    (sim.restarts, sim.drops, sim.compactions, acked)
 }
 
 #[test]
 fn simulated_faults_lose_nothing_acknowledged() {
     if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
         let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        let (restarts, drops, acked) = run_seed(seed, true);
+        let (restarts, drops, compactions, acked) = run_seed(seed, true);
         println!(
-            "seed {seed}: {acked} acked publishes, {drops} link drops, {restarts} broker restarts"
+            "seed {seed}: {acked} acked publishes, {drops} link drops, {restarts} broker restarts, {compactions} compactions"
         );
         return;
     }
@@ -675,13 +720,14 @@ fn simulated_faults_lose_nothing_acknowledged() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let (mut restarts, mut drops, mut acked) = (0, 0, 0);
+    let (mut restarts, mut drops, mut compactions, mut acked) = (0, 0, 0, 0);
     for seed in 0..seeds {
         let result = std::panic::catch_unwind(|| run_seed(seed, false));
         match result {
-            Ok((r, d, a)) => {
+            Ok((r, d, c, a)) => {
                 restarts += r;
                 drops += d;
+                compactions += c;
                 acked += a;
             }
             Err(e) => {
@@ -693,7 +739,10 @@ fn simulated_faults_lose_nothing_acknowledged() {
         }
     }
     println!(
-        "{seeds} seeds: {acked} acked publishes, {drops} link drops, {restarts} broker restarts"
+        "{seeds} seeds: {acked} acked publishes, {drops} link drops, {restarts} broker restarts, {compactions} compactions"
     );
-    assert!(restarts > 0 && drops > 0, "the faults never happened");
+    assert!(
+        restarts > 0 && drops > 0 && compactions > 0,
+        "the faults never happened"
+    );
 }

@@ -84,6 +84,13 @@ impl Dedup {
         }
     }
 
+    /// Every remembered (producer, sequence, topic sequence).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        self.producers
+            .iter()
+            .flat_map(|(&id, p)| p.recent.iter().map(move |&(seq, ts)| (id, seq, ts)))
+    }
+
     #[cfg(test)]
     pub(crate) fn producers(&self) -> usize {
         self.producers.len()

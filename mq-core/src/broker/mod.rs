@@ -19,6 +19,15 @@ pub use config::{
     Auth, Backoff, Config, Overflow, Permissions, QueueLimits, Retention, Rule, covers,
 };
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
+
+/// The broker's durable state as records (see [`Broker::snapshot`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Records that rebuild the state, in order.
+    pub records: Vec<Arc<[u8]>>,
+    /// The state includes every store operation with a token up to this one.
+    pub upto: u64,
+}
 pub use stats::Stats;
 
 use alloc::borrow::ToOwned;
@@ -375,6 +384,8 @@ pub struct Broker {
     parked: Vec<ConnId>,
     sweep_scheduled: Option<Instant>,
     shutting_down: bool,
+    /// The store is full: QoS 1 publishes are refused with `StorageFull`.
+    store_full: bool,
     stats: Stats,
 }
 
@@ -415,6 +426,7 @@ impl Broker {
             parked: Vec::new(),
             sweep_scheduled: None,
             shutting_down: false,
+            store_full: false,
             stats: Stats::default(),
         }
     }
@@ -539,6 +551,178 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// The store reached its size limit (or has room again): while full, QoS 1
+    /// publishes are refused with [`Reason::StorageFull`]; acks, subscriptions and
+    /// QoS 0 go on.
+    pub fn set_store_full(&mut self, full: bool) {
+        self.store_full = full;
+    }
+
+    /// The durable state as records, for a store to compact into: restoring these
+    /// and then every record with a token above [`Snapshot::upto`] rebuilds the
+    /// same broker as restoring everything. Holds persistent sessions with their
+    /// subscriptions, topic sequences, QoS 1 messages still retained or owed to a
+    /// durable queue (each followed by acks for the durable queues that no longer
+    /// hold it) and the deduplication window. Costs time proportional to that state.
+    ///
+    /// Returns `None` while `poll_store` still has records to hand out: take the
+    /// snapshot right after draining it, so that `upto` covers exactly what the
+    /// store was given.
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        if !self.store.is_empty() {
+            return None;
+        }
+        let mut out: Vec<Arc<[u8]>> = Vec::new();
+        let mut emit = |r: Record<'_>| out.push(r.encode_shared());
+        let durable = |b: &Self, t: Target| match t {
+            Target::Sub(k) => b
+                .subs
+                .get(k)
+                .and_then(|s| b.sessions.get(s.session))
+                .is_some_and(|s| s.persistent),
+            Target::Group(g) => b.groups.get(g).is_some_and(|g| g.durable),
+        };
+        // Sessions and subscriptions, so the messages below route to them.
+        for (_, s) in self.sessions.iter().filter(|(_, s)| s.persistent) {
+            emit(Record::SessionOpen { client: &s.client });
+            for (&id, &k) in &s.subs {
+                let Some(sub) = self.subs.get(k) else {
+                    continue;
+                };
+                let group = sub
+                    .group
+                    .and_then(|g| self.groups.get(g))
+                    .map(|g| g.name.as_str());
+                emit(Record::Subscribe {
+                    client: &s.client,
+                    sub: id,
+                    filter: &sub.filter,
+                    group,
+                    qos: sub.qos,
+                    credit: sub.window,
+                });
+            }
+        }
+        for t in self.topics.values() {
+            emit(Record::SeqReserve {
+                topic: &t.name,
+                until: t.next_seq.max(t.reserved_until),
+            });
+        }
+        // What each durable queue still holds (waiting or in flight), and every QoS 1
+        // message still needed at all.
+        type Held = BTreeMap<u64, (Msg, Vec<Target>)>;
+        fn note(held: &mut Held, m: &Msg, holder: Option<Target>) {
+            if m.qos == QoS::AtLeastOnce {
+                let e = held.entry(m.id).or_insert_with(|| (m.clone(), Vec::new()));
+                e.1.extend(holder);
+            }
+        }
+        let mut held: Held = BTreeMap::new();
+        for (k, sub) in self.subs.iter() {
+            if sub.group.is_none() && durable(self, Target::Sub(k)) {
+                sub.queue.for_each_waiting(&mut |q: &Queued| {
+                    note(&mut held, &q.msg, Some(Target::Sub(k)))
+                });
+            }
+        }
+        for (g, group) in self.groups.iter() {
+            if group.durable {
+                group.queue.for_each_waiting(&mut |q: &Queued| {
+                    note(&mut held, &q.msg, Some(Target::Group(g)))
+                });
+            }
+        }
+        for (_, s) in self.sessions.iter().filter(|(_, s)| s.persistent) {
+            for f in s.inflight.values() {
+                if durable(self, f.target) {
+                    note(&mut held, &f.msg, Some(f.target));
+                }
+            }
+        }
+        // Admitted and still waiting for the store: owed to the queues chosen then.
+        for p in &self.pending {
+            if let Pending::Release { msg, targets, .. } = p {
+                note(&mut held, msg, None);
+                for &t in targets.iter().filter(|&&t| durable(self, t)) {
+                    note(&mut held, msg, Some(t));
+                }
+            }
+        }
+        for t in self.topics.values() {
+            for m in &t.retained {
+                note(&mut held, m, None);
+            }
+        }
+        for (msg, holders) in held.values() {
+            out.push(msg.record.clone());
+            // Restore routes the message to every matching durable queue: those
+            // done with it get an ack right after.
+            let Ok(topic) = Topic::new(&msg.topic) else {
+                continue;
+            };
+            let mut matching = Vec::new();
+            self.index.for_each_match(topic, |t| matching.push(*t));
+            for t in matching {
+                if holders.contains(&t) || !durable(self, t) {
+                    continue;
+                }
+                match t {
+                    Target::Sub(k) => {
+                        let (Some(sub), Some(s)) = (
+                            self.subs.get(k),
+                            self.subs.get(k).and_then(|x| self.sessions.get(x.session)),
+                        ) else {
+                            continue;
+                        };
+                        out.push(
+                            Record::Ack {
+                                client: &s.client,
+                                sub: sub.id,
+                                msg: msg.id,
+                            }
+                            .encode_shared(),
+                        );
+                    }
+                    Target::Group(g) => {
+                        let Some(group) = self.groups.get(g) else {
+                            continue;
+                        };
+                        out.push(
+                            Record::GroupAck {
+                                filter: &group.filter,
+                                group: &group.name,
+                                msg: msg.id,
+                            }
+                            .encode_shared(),
+                        );
+                    }
+                }
+            }
+        }
+        for (producer, seq, topic_seq) in self.dedup.entries() {
+            out.push(
+                Record::DedupMark {
+                    producer,
+                    seq,
+                    topic_seq,
+                }
+                .encode_shared(),
+            );
+        }
+        // Last: restore skips message records with ids below it.
+        out.push(
+            Record::NextId {
+                next: self.next_msg,
+            }
+            .encode_shared(),
+        );
+        Some(Snapshot {
+            records: out,
+            upto: self.next_token - 1,
+        })
     }
 
     /// Highest token reported persisted.
@@ -1615,6 +1799,10 @@ impl Broker {
             self.reject_publish(conn, p.id, p.qos, Reason::ShuttingDown);
             return None;
         }
+        if self.store_full && p.qos == QoS::AtLeastOnce {
+            self.reject_publish(conn, p.id, p.qos, Reason::StorageFull);
+            return None;
+        }
         if p.payload.len() > self.cfg.max_message {
             self.reject_publish(conn, p.id, p.qos, Reason::MessageTooLarge);
             return None;
@@ -2347,6 +2535,11 @@ impl Broker {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);
                 };
+                // Ids only grow in a log: a lower one was restored already (a store
+                // that wrote a record again, or one a snapshot also holds).
+                if m.id < self.next_msg {
+                    return Ok(());
+                }
                 self.next_msg = self.next_msg.max(m.id + 1);
                 let t = self.topic_state(topic);
                 t.next_seq = t.next_seq.max(m.seq + 1);
@@ -2438,17 +2631,10 @@ impl Broker {
                     .and_then(|s| s.subs.get(&sub).copied());
                 if let Some(key) = key {
                     let session = self.subs.get(key).map(|s| s.session);
-                    if let Some(sub) = self.subs.get_mut(key)
-                        && sub.queue.remove_id(msg)
-                    {
+                    let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
+                    if let (Some(session), Some(q)) = (session, removed) {
                         self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
-                    }
-                    let found = self
-                        .topics
-                        .values()
-                        .find_map(|t| t.retained.iter().find(|m| m.id == msg).cloned());
-                    if let (Some(session), Some(m)) = (session, found) {
-                        self.advance_cursor(session, key, &m);
+                        self.advance_cursor(session, key, &q.msg);
                     }
                 }
             }
@@ -2460,11 +2646,17 @@ impl Broker {
                 t.next_seq = t.next_seq.max(until);
                 t.reserved_until = t.reserved_until.max(until);
             }
+            Record::NextId { next } => self.next_msg = self.next_msg.max(next),
+            Record::DedupMark {
+                producer,
+                seq,
+                topic_seq,
+            } => self.dedup.record(producer, seq, topic_seq),
             Record::GroupAck { filter, group, msg } => {
                 let key = (filter.to_owned(), group.to_owned());
                 if let Some(&g) = self.group_by_name.get(&key)
                     && let Some(group) = self.groups.get_mut(g)
-                    && group.queue.remove_id(msg)
+                    && group.queue.remove_id(msg).is_some()
                 {
                     self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
                 }

@@ -156,23 +156,20 @@ impl Queue {
     }
 
     /// Removes a waiting message by id (restore applies acks this way).
-    pub(crate) fn remove_id(&mut self, id: u64) -> bool {
+    pub(crate) fn remove_id(&mut self, id: u64) -> Option<Queued> {
         if let Some(i) = self.ready.iter().position(|q| q.msg.id == id) {
-            if let Some(q) = self.ready.remove(i) {
-                self.waiting_bytes -= q.msg.payload_len;
-            }
-            return true;
+            let q = self.ready.remove(i)?;
+            self.waiting_bytes -= q.msg.payload_len;
+            return Some(q);
         }
         let key = self
             .retry
             .iter()
             .find(|(_, q)| q.msg.id == id)
-            .map(|(k, _)| *k);
-        if let Some(q) = key.and_then(|k| self.retry.remove(&k)) {
-            self.waiting_bytes -= q.msg.payload_len;
-            return true;
-        }
-        false
+            .map(|(k, _)| *k)?;
+        let q = self.retry.remove(&key)?;
+        self.waiting_bytes -= q.msg.payload_len;
+        Some(q)
     }
 
     /// Removes every waiting message `drop` selects, handing each to `on_drop`.

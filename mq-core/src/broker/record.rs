@@ -102,6 +102,21 @@ pub enum Record<'a> {
         /// First sequence number not reserved.
         until: u64,
     },
+    /// Message ids below `next` were used: after a restart ids continue there.
+    NextId {
+        /// First unused message id.
+        next: u64,
+    },
+    /// A producer's message was stored (keeps the deduplication window across a
+    /// compaction that dropped the message itself).
+    DedupMark {
+        /// Producer id.
+        producer: u64,
+        /// Producer sequence.
+        seq: u64,
+        /// The topic sequence it was stored with.
+        topic_seq: u64,
+    },
 }
 
 /// A stored record could not be decoded.
