@@ -10,9 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::server::ServerControl;
+use crate::store::StoreMetrics;
 
-/// Renders counters and queue depths as Prometheus text.
-pub fn render(stats: &Stats, queues: &[QueueInfo]) -> String {
+/// Renders counters, queue depths and the store's counters as Prometheus text.
+pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> String {
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -148,6 +149,13 @@ pub fn render(stats: &Stats, queues: &[QueueInfo]) -> String {
         "Store records written.",
         stats.store_ops,
     );
+    for (name, value, counter) in store.values() {
+        let kind = if counter { "counter" } else { "gauge" };
+        let _ = writeln!(
+            out,
+            "# TYPE mq_store_{name} {kind}\nmq_store_{name} {value}"
+        );
+    }
     out.push_str("# HELP mq_queue_depth Messages waiting plus in flight, per queue.\n# TYPE mq_queue_depth gauge\n");
     for q in queues {
         let kind = if q.group { "group" } else { "subscription" };
@@ -201,7 +209,8 @@ async fn answer(mut stream: TcpStream, control: ServerControl) -> io::Result<()>
         "/metrics" => {
             let stats = control.stats().await;
             let queues = control.queues().await;
-            ("200 OK", render(&stats, &queues))
+            let store = control.store_metrics().await;
+            ("200 OK", render(&stats, &queues, &store))
         }
         "/health" => ("200 OK", "ok\n".to_string()),
         _ => (
@@ -236,7 +245,7 @@ mod tests {
             occupancy: 3,
             max_messages: 10,
         }];
-        let text = render(&stats, &queues);
+        let text = render(&stats, &queues, &StoreMetrics::default());
         assert!(text.contains("# TYPE mq_messages_in_total counter\nmq_messages_in_total 7\n"));
         assert!(
             text.contains(

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mq_core::broker::{Broker, Config as BrokerConfig, ConnId, Event, QueueInfo, Stats, StoreOp};
+use mq_core::broker::{
+    Broker, Config as BrokerConfig, ConnId, Event, QueueInfo, Snapshot, Stats, StoreOp,
+};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -31,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, Store, StoreMetrics};
 
 /// How to run a server.
 pub struct ServerOptions {
@@ -72,7 +74,12 @@ enum Cmd {
     Writable(ConnId),
     Persisted(u64),
     StoreFailed(io::Error),
+    /// The store would like a snapshot to compact into.
+    CompactionWanted,
+    /// The store is (or is no longer) at its size limit.
+    StoreFull(bool),
     Stats(oneshot::Sender<Stats>),
+    StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
     Queues(oneshot::Sender<Vec<QueueInfo>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -151,6 +158,13 @@ impl ServerControl {
         rx.await.unwrap_or_default()
     }
 
+    /// The store's counters.
+    pub async fn store_metrics(&self) -> Arc<StoreMetrics> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::StoreMetrics(tx));
+        rx.await.unwrap_or_default()
+    }
+
     /// Starts a graceful shutdown; resolves when the broker has stopped accepting
     /// and closed its connections.
     pub async fn shutdown(&self) {
@@ -179,6 +193,10 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         tracing::info!(records = records.len(), skipped, "restored broker state");
     }
     let (tx, rx) = mpsc::unbounded_channel();
+    let store_metrics = opts.store.metrics();
+    if opts.store.is_full() {
+        broker.set_store_full(true);
+    }
     let acceptor = tokio::spawn(accept_loop(listener, tx.clone()));
     let store = if opts.store.is_durable() {
         StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
@@ -203,6 +221,8 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             submitted: 0,
             flushing: Vec::new(),
             closing: false,
+            store_metrics,
+            compaction_pending: false,
         }
         .run(),
     );
@@ -228,29 +248,68 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
 
 enum StoreLink {
     Memory,
-    Thread(std::sync::mpsc::Sender<Vec<StoreOp>>),
+    Thread(std::sync::mpsc::Sender<ToStore>),
+}
+
+/// What the broker task sends the store thread, in order.
+enum ToStore {
+    Records(Vec<StoreOp>),
+    Compact(Snapshot),
 }
 
 fn spawn_store_thread(
     mut store: Box<dyn Store>,
     tx: mpsc::UnboundedSender<Cmd>,
-) -> io::Result<std::sync::mpsc::Sender<Vec<StoreOp>>> {
-    let (batches, rx) = std::sync::mpsc::channel::<Vec<StoreOp>>();
+) -> io::Result<std::sync::mpsc::Sender<ToStore>> {
+    let (batches, rx) = std::sync::mpsc::channel::<ToStore>();
     std::thread::Builder::new()
         .name("mq-store".into())
         .spawn(move || {
-            while let Ok(mut batch) = rx.recv() {
-                // Group commit: everything that queued up while we wrote.
-                while let Ok(more) = rx.try_recv() {
-                    batch.extend(more);
-                }
-                let Some(last) = batch.last().map(|op| op.token) else {
-                    continue;
+            let mut full = store.is_full();
+            let mut asked = false;
+            let mut next = None;
+            loop {
+                let msg = match next.take() {
+                    Some(m) => m,
+                    None => match rx.recv() {
+                        Ok(m) => m,
+                        Err(_) => return,
+                    },
                 };
-                match store.write(&batch) {
-                    Ok(()) => {
-                        if tx.send(Cmd::Persisted(last)).is_err() {
+                let result = match msg {
+                    ToStore::Records(mut batch) => {
+                        // Group commit: every batch that queued up while we wrote.
+                        while let Ok(more) = rx.try_recv() {
+                            match more {
+                                ToStore::Records(more) => batch.extend(more),
+                                compact => {
+                                    next = Some(compact);
+                                    break;
+                                }
+                            }
+                        }
+                        let last = batch.last().map(|op| op.token);
+                        store.write(&batch).map(|()| last)
+                    }
+                    ToStore::Compact(snapshot) => {
+                        asked = false;
+                        store.compact(&snapshot).map(|()| None)
+                    }
+                };
+                match result {
+                    Ok(last) => {
+                        if let Some(last) = last
+                            && tx.send(Cmd::Persisted(last)).is_err()
+                        {
                             return;
+                        }
+                        if store.is_full() != full {
+                            full = !full;
+                            let _ = tx.send(Cmd::StoreFull(full));
+                        }
+                        if !asked && store.wants_compaction() {
+                            asked = true;
+                            let _ = tx.send(Cmd::CompactionWanted);
                         }
                     }
                     Err(e) => {
@@ -297,6 +356,9 @@ struct BrokerTask {
     flushing: Vec<JoinHandle<()>>,
     /// Shutdown has closed the connections.
     closing: bool,
+    store_metrics: Arc<StoreMetrics>,
+    /// The store asked for a snapshot that has not been taken yet.
+    compaction_pending: bool,
 }
 
 impl BrokerTask {
@@ -400,6 +462,18 @@ impl BrokerTask {
                 }
             }
             Cmd::Persisted(token) => self.broker.handle_persisted(token, now),
+            Cmd::CompactionWanted => self.compaction_pending = true,
+            Cmd::StoreFull(full) => {
+                if full {
+                    tracing::warn!("store full: refusing QoS 1 publishes until it has room");
+                } else {
+                    tracing::info!("store has room again");
+                }
+                self.broker.set_store_full(full);
+            }
+            Cmd::StoreMetrics(reply) => {
+                let _ = reply.send(self.store_metrics.clone());
+            }
             Cmd::StoreFailed(e) => {
                 tracing::error!(error = %e, "store failed; stopping: acknowledged messages must not be lost");
                 return Err(e);
@@ -527,7 +601,7 @@ impl BrokerTask {
                     StoreLink::Memory => self.broker.handle_persisted(last, now),
                     StoreLink::Thread(tx) => {
                         self.submitted = last;
-                        if tx.send(batch).is_err() {
+                        if tx.send(ToStore::Records(batch)).is_err() {
                             tracing::error!("store thread is gone");
                         }
                     }
@@ -572,8 +646,22 @@ impl BrokerTask {
                 }
             }
             if !progress {
-                return;
+                break;
             }
+        }
+        // Everything emitted has been handed to the store: a snapshot now covers
+        // exactly that.
+        if self.compaction_pending
+            && let StoreLink::Thread(tx) = &self.store
+            && let Some(snapshot) = self.broker.snapshot()
+        {
+            self.compaction_pending = false;
+            tracing::info!(
+                records = snapshot.records.len(),
+                upto = snapshot.upto,
+                "compacting the store"
+            );
+            let _ = tx.send(ToStore::Compact(snapshot));
         }
     }
 }
