@@ -3,13 +3,19 @@
 //! crate only moves bytes, time and store records.
 //!
 //! - [`server`]: the tokio broker server (what `mqd` runs).
+//! - [`client`]: the async tokio client.
+//! - [`blocking`]: the blocking client with its own I/O thread (mio), usable from
+//!   any thread and from C.
 //! - [`store`]: where the broker's records go.
 //! - [`config`]: `mqd`'s configuration (TOML file, environment overrides).
 //! - [`metrics`]: the Prometheus text exposition of the broker's counters.
 //! - [`clock`]: the clock handed to the core.
 
+pub mod blocking;
+pub mod client;
 pub mod clock;
 pub mod config;
+mod driver;
 pub mod metrics;
 pub mod server;
 pub mod store;

@@ -26,6 +26,7 @@ use mq_core::broker::{
     Broker, Config as BrokerConfig, ConnId, Event, QueueInfo, Snapshot, Stats, StoreOp,
 };
 use mq_core::framing::Framing;
+use mq_core::framing::stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -43,7 +44,8 @@ pub struct ServerOptions {
     pub broker: BrokerConfig,
     /// Where records go; [`MemoryStore`] keeps nothing.
     pub store: Box<dyn Store>,
-    /// Bytes read from one connection and not yet consumed by the broker, at most.
+    /// Bytes read from one connection and not yet consumed by the broker, at most
+    /// (raised to one maximum frame if smaller).
     pub input_budget: usize,
     /// Chunks queued for one connection's writer, at most.
     pub write_queue: usize,
@@ -211,7 +213,10 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             tx: tx.clone(),
             rx,
             store,
-            input_budget: opts.input_budget,
+            // A whole frame of the largest size must fit, or it never completes.
+            input_budget: opts
+                .input_budget
+                .max(opts.broker.limits.max_frame as usize + stream::MAX_PREFIX),
             write_queue: opts.write_queue,
             chunk: opts.chunk,
             drain_timeout: opts.drain_timeout,

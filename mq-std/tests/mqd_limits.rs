@@ -116,8 +116,16 @@ fn sigterm_under_load_exits_cleanly_and_loses_nothing_acknowledged() {
     assert!(status.success(), "mqd exited with {status:?}");
     let (acked, rejected) = producer.join().unwrap();
     let seen = subscriber.join().unwrap();
-    println!("{} acked, {rejected} refused while shutting down, {} delivered", acked.len(), seen.len());
+    println!(
+        "{} acked, {rejected} refused while shutting down, {} delivered",
+        acked.len(),
+        seen.len()
+    );
     assert!(acked.len() > 100, "the load never got going");
     let lost: Vec<_> = acked.difference(&seen).collect();
-    assert!(lost.is_empty(), "{} acknowledged messages never delivered: {lost:?}", lost.len());
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged messages never delivered: {lost:?}",
+        lost.len()
+    );
 }

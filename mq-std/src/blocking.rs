@@ -1,0 +1,802 @@
+//! The blocking client: its own I/O thread (mio), usable from any thread and
+//! from C.
+//!
+//! [`Client::connect`] starts one thread that owns the TCP connection and the
+//! client session (through the same driver as the async client) and returns at
+//! the broker's first `Welcome`. Every method blocks the calling thread only
+//! until its answer arrives; the I/O thread keeps the connection alive, and the
+//! session reconnects on its own. No method panics; failures are [`Error`]s.
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), mq_std::blocking::Error> {
+//! use mq_std::blocking::{Client, ClientOptions, PublishOptions, SubscribeOptions};
+//!
+//! let client = Client::connect(ClientOptions::new("127.0.0.1:7410"))?;
+//! let sub = client.subscribe("jobs", &SubscribeOptions::group("workers"))?;
+//! client.publish("jobs", "resize 42", &PublishOptions::default())?;
+//! for msg in sub.iter().take(1) {
+//!     println!("{:?}", msg.payload);
+//!     msg.ack()?;
+//! }
+//! client.close();
+//! # Ok(()) }
+//! ```
+//!
+//! Messages can also be handed to a callback with [`Client::subscribe_with`]:
+//! each such subscription gets a thread of its own, so a slow callback never
+//! runs on the I/O thread; it holds up the connection only once its
+//! subscription's buffer (its credit window) is full, like a slow reader of a
+//! [`Subscription`].
+//!
+//! The connection lives while any clone of the [`Client`] does; dropping the last
+//! one closes it like [`Client::close`].
+
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant as StdInstant};
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, error};
+
+use crate::clock::Clock;
+use crate::driver::{self, Command, CommandSender, Commands, Driver, Offer, Reply, ReplyTo, Sink};
+
+pub use crate::client::{
+    ClientOptions, Error, Message, PubAck, PublishOptions, QoS, Reason, SessionMode, SessionStats,
+    Start, State, Stats, SubId, SubscribeOptions,
+};
+pub use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// How long closing waits for the socket to take the last bytes.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to a broker: a cheap, cloneable handle (`Send + Sync`) over the
+/// I/O thread that drives it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What every clone shares; the last one to go closes the session.
+struct Inner {
+    commands: Arc<Commands>,
+    client_id: String,
+    credit: u32,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Close(None));
+    }
+}
+
+impl Client {
+    /// Connects to `opts.addr` and blocks until the broker's `Welcome`.
+    ///
+    /// Fails with [`Error::Io`] when the first TCP connection cannot be opened
+    /// (or the I/O thread cannot be started), [`Error::Refused`] when the broker
+    /// refuses the session, [`Error::Timeout`] when no `Welcome` arrives within
+    /// `opts.connect_timeout`, and [`Error::Invalid`] for bad options.
+    pub fn connect(opts: ClientOptions) -> Result<Client, Error> {
+        let poll = Poll::new().map_err(Error::Io)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Io)?);
+        let (tx, rx) = mpsc::channel();
+        let commands = Commands::new(Box::new(Wakeful { tx, waker }));
+        let mut driver = Driver::new(&opts, Arc::clone(&commands))?;
+        let inner = Arc::new(Inner {
+            commands,
+            client_id: opts.client_id.clone(),
+            credit: opts.credit,
+            thread: Mutex::new(None),
+        });
+        let (welcome, welcomed) = oneshot();
+        let clock = Clock::new();
+        driver.start(clock.now(), Box::new(welcome));
+        let addr = opts.addr;
+        let thread = thread::Builder::new()
+            .name("mq-io".to_string())
+            .spawn(move || run(driver, rx, poll, &addr, clock))
+            .map_err(Error::Io)?;
+        *inner.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        let client = Client { inner };
+        match welcomed.recv(None) {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(e)) => {
+                client.join();
+                Err(e)
+            }
+            Err(_) => Err(client.inner.commands.closed_error()),
+        }
+    }
+
+    /// The client id the session uses.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// Publishes a message and blocks until the broker stored it (QoS 1, after
+    /// reconnects if need be) or it is queued (QoS 0). Waits for room while the
+    /// outbox is full.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+    ) -> Result<PubAck, Error> {
+        let msg = opts.outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Publish { msg, reply }, None)
+    }
+
+    /// [`publish`](Self::publish), giving up after `timeout` with
+    /// [`Error::Timeout`]. A message still waiting for outbox room then is not
+    /// sent; one already queued is sent (and may be stored) regardless.
+    pub fn publish_timeout(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+        timeout: Duration,
+    ) -> Result<PubAck, Error> {
+        let msg = opts.outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Publish { msg, reply }, Some(timeout))
+    }
+
+    /// Subscribes; returns when the broker confirms (`SubAck`).
+    pub fn subscribe(&self, filter: &str, opts: &SubscribeOptions) -> Result<Subscription, Error> {
+        let capacity = driver::window(opts.credit, self.inner.credit)? as usize;
+        let (sink, rx) = mpsc::sync_channel(capacity);
+        let waiting = Arc::new(AtomicBool::new(false));
+        let sub = self.call(
+            |reply| Command::Subscribe {
+                filter: filter.to_string(),
+                opts: opts.clone(),
+                sink: Box::new(sink),
+                waiting: Arc::clone(&waiting),
+                reply,
+            },
+            None,
+        )?;
+        Ok(Subscription {
+            sub,
+            rx,
+            waiting,
+            commands: Arc::clone(&self.inner.commands),
+        })
+    }
+
+    /// Subscribes and hands every message to `callback`, on a thread of this
+    /// subscription's own (never on the I/O thread). The callback settles each
+    /// message (a dropped QoS 1 message is nacked for redelivery). A callback
+    /// that panics ends the subscription. Dropping the returned [`Listener`]
+    /// leaves it running until the client closes; [`Listener::unsubscribe`]
+    /// ends it.
+    pub fn subscribe_with<F>(
+        &self,
+        filter: &str,
+        opts: &SubscribeOptions,
+        mut callback: F,
+    ) -> Result<Listener, Error>
+    where
+        F: FnMut(Message) + Send + 'static,
+    {
+        let sub = self.subscribe(filter, opts)?;
+        let id = sub.id();
+        let commands = Arc::clone(&sub.commands);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("mq-sub-{}", id.0))
+            .spawn(move || {
+                while let Some(msg) = sub.recv() {
+                    if stopped.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let call = std::panic::AssertUnwindSafe(|| callback(msg));
+                    if std::panic::catch_unwind(call).is_err() {
+                        error!("subscription {} callback panicked; unsubscribing", id.0);
+                        break;
+                    }
+                }
+            })
+            .map_err(Error::Io)?;
+        Ok(Listener {
+            sub: id,
+            commands,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a request (QoS 1) and blocks up to `timeout` for its reply. See
+    /// [`crate::client::Client::request`].
+    pub fn request(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let msg = PublishOptions::default().outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Request { msg, reply }, Some(timeout))
+    }
+
+    /// Answers a request: publishes `payload` (QoS 1) to its `reply_to` topic
+    /// with its correlation id.
+    pub fn reply(&self, request: &Message, payload: impl Into<Bytes>) -> Result<PubAck, Error> {
+        let opts = crate::client::reply_options(request)?;
+        let topic = request.reply_to.as_deref().unwrap_or_default();
+        self.publish(topic, payload, &opts)
+    }
+
+    /// Closes the session: sends `Close` to the broker, waits until it is written
+    /// (or the connection failed) and the I/O thread ended. Pending publishes
+    /// and requests fail with [`Error::Closed`], subscriptions end. Every clone
+    /// is closed.
+    pub fn close(&self) {
+        let (reply, answer) = oneshot::<()>();
+        if self
+            .inner
+            .commands
+            .send(Command::Close(Some(Box::new(reply))))
+            .is_ok()
+        {
+            let _ = answer.recv(None);
+        }
+        self.join();
+    }
+
+    /// The client's state and counters, as of the last time its I/O thread ran.
+    pub fn stats(&self) -> Stats {
+        self.inner.commands.stats()
+    }
+
+    fn join(&self) {
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread
+            && t.thread().id() != thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(ReplyTo<Result<T, Error>>) -> Command,
+        timeout: Option<Duration>,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot();
+        self.inner.commands.send(make(Box::new(reply)))?;
+        match answer.recv(timeout) {
+            Ok(result) => result,
+            Err(Gone::Timeout) => Err(Error::Timeout),
+            Err(Gone::Sender) => Err(self.inner.commands.closed_error()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.inner.client_id)
+            .finish()
+    }
+}
+
+/// Messages of one subscription, in the order the session delivers them.
+///
+/// The client buffers at most the subscription's credit window of messages;
+/// while that buffer is full it stops reading from the broker (for every
+/// subscription: they share one connection), so read steadily. Dropping the
+/// `Subscription` unsubscribes; messages it still buffered are nacked for
+/// redelivery.
+pub struct Subscription {
+    sub: SubId,
+    rx: mpsc::Receiver<Message>,
+    waiting: Arc<AtomicBool>,
+    commands: Arc<Commands>,
+}
+
+impl Subscription {
+    /// The subscription id.
+    pub fn id(&self) -> SubId {
+        self.sub
+    }
+
+    /// Blocks for the next message; `None` once the subscription ended
+    /// (unsubscribed, refused by the broker after a reconnect, or the client
+    /// closed).
+    pub fn recv(&self) -> Option<Message> {
+        let msg = self.rx.recv().ok();
+        self.took(msg)
+    }
+
+    /// Blocks up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
+        let msg = self.rx.recv_timeout(timeout);
+        if msg.is_ok() {
+            driver::made_room(&self.waiting, &self.commands);
+        }
+        msg
+    }
+
+    /// The next message if one is buffered.
+    pub fn try_recv(&self) -> Result<Message, TryRecvError> {
+        let msg = self.rx.try_recv();
+        if msg.is_ok() {
+            driver::made_room(&self.waiting, &self.commands);
+        }
+        msg
+    }
+
+    /// Blocks for each message in turn until the subscription ends.
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(|| self.recv())
+    }
+
+    /// Ends the subscription (the same as dropping it).
+    pub fn unsubscribe(self) {}
+
+    fn took(&self, msg: Option<Message>) -> Option<Message> {
+        if msg.is_some() {
+            driver::made_room(&self.waiting, &self.commands);
+        }
+        msg
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unsubscribe(self.sub));
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("sub", &self.sub)
+            .finish()
+    }
+}
+
+/// A subscription whose messages go to a callback on a thread of its own
+/// ([`Client::subscribe_with`]). Dropping it leaves the callback running.
+pub struct Listener {
+    sub: SubId,
+    commands: Arc<Commands>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// The subscription id.
+    pub fn id(&self) -> SubId {
+        self.sub
+    }
+
+    /// Ends the subscription and waits for the callback thread to finish (unless
+    /// called from the callback itself). No callback starts after this returns;
+    /// messages still buffered are nacked for redelivery.
+    pub fn unsubscribe(mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.commands.send(Command::Unsubscribe(self.sub));
+        if let Some(t) = self.thread.take()
+            && t.thread().id() != thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("sub", &self.sub).finish()
+    }
+}
+
+// ------------------------------------------------------------ std plumbing
+
+/// The command channel: a std sender that wakes the I/O thread's poll.
+struct Wakeful {
+    tx: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl CommandSender for Wakeful {
+    fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        if let Err(e) = self.waker.wake() {
+            debug!("waking the I/O thread failed: {e}");
+        }
+        true
+    }
+}
+
+impl Sink for SyncSender<Message> {
+    fn offer(&mut self, msg: Message) -> Offer {
+        match self.try_send(msg) {
+            Ok(()) => Offer::Taken,
+            Err(TrySendError::Full(msg)) => Offer::Full(msg),
+            Err(TrySendError::Disconnected(msg)) => Offer::Closed(msg),
+        }
+    }
+}
+
+/// Why a [`Answer::recv`] got no value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gone {
+    Timeout,
+    Sender,
+}
+
+enum SlotState<T> {
+    Waiting,
+    Done(T),
+    Taken,
+    SenderGone,
+    ReceiverGone,
+}
+
+/// A one-value channel whose sender can tell that the receiver gave up.
+struct Slot<T> {
+    state: Mutex<SlotState<T>>,
+    ready: Condvar,
+}
+
+/// The sending half of [`oneshot`]: the driver's [`Reply`].
+struct Answerer<T>(Arc<Slot<T>>);
+
+/// The receiving half of [`oneshot`].
+struct Answer<T>(Arc<Slot<T>>);
+
+fn oneshot<T>() -> (Answerer<T>, Answer<T>) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(SlotState::Waiting),
+        ready: Condvar::new(),
+    });
+    (Answerer(Arc::clone(&slot)), Answer(slot))
+}
+
+impl<T> Slot<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState<T>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<T: Send> Reply<T> for Answerer<T> {
+    fn send(self: Box<Self>, value: T) {
+        let refused = {
+            let mut state = self.0.lock();
+            if matches!(*state, SlotState::Waiting) {
+                *state = SlotState::Done(value);
+                None
+            } else {
+                Some(value)
+            }
+        };
+        self.0.ready.notify_all();
+        // Dropped outside the lock: a message's drop talks to the driver.
+        drop(refused);
+    }
+
+    fn is_closed(&self) -> bool {
+        matches!(*self.0.lock(), SlotState::ReceiverGone)
+    }
+}
+
+impl<T> Drop for Answerer<T> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        if matches!(*state, SlotState::Waiting) {
+            *state = SlotState::SenderGone;
+            drop(state);
+            self.0.ready.notify_all();
+        }
+    }
+}
+
+impl<T> Answer<T> {
+    /// Blocks for the value, up to `timeout` if given.
+    fn recv(&self, timeout: Option<Duration>) -> Result<T, Gone> {
+        let deadline = timeout.map(|t| StdInstant::now() + t);
+        let mut state = self.0.lock();
+        loop {
+            match std::mem::replace(&mut *state, SlotState::Taken) {
+                SlotState::Done(value) => return Ok(value),
+                SlotState::Waiting => *state = SlotState::Waiting,
+                other => {
+                    *state = other;
+                    return Err(Gone::Sender);
+                }
+            }
+            state = match deadline {
+                None => self
+                    .0
+                    .ready
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(StdInstant::now());
+                    if left.is_zero() {
+                        return Err(Gone::Timeout);
+                    }
+                    self.0
+                        .ready
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+    }
+}
+
+impl<T> Drop for Answer<T> {
+    fn drop(&mut self) {
+        let left = {
+            let mut state = self.0.lock();
+            std::mem::replace(&mut *state, SlotState::ReceiverGone)
+        };
+        // A value nobody took (a message) is dropped outside the lock.
+        drop(left);
+    }
+}
+
+// ------------------------------------------------------------ the I/O thread
+
+/// The socket and what mio last said about it.
+struct Conn {
+    stream: TcpStream,
+    connected: bool,
+    readable: bool,
+    writable: bool,
+    /// Addresses still to try if this one fails.
+    rest: Vec<SocketAddr>,
+}
+
+/// Starts connecting to the first address of `addrs` that takes it.
+fn open(poll: &Poll, mut addrs: Vec<SocketAddr>) -> io::Result<Conn> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
+    addrs.reverse();
+    while let Some(addr) = addrs.pop() {
+        match TcpStream::connect(addr) {
+            Ok(mut stream) => {
+                poll.registry().register(
+                    &mut stream,
+                    SOCKET,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                addrs.reverse();
+                return Ok(Conn {
+                    stream,
+                    connected: false,
+                    readable: false,
+                    writable: false,
+                    rest: addrs,
+                });
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Resolves `addr` (this blocks the I/O thread for the lookup) and starts
+/// connecting.
+fn start_connect(poll: &Poll, addr: &str) -> io::Result<Conn> {
+    open(poll, addr.to_socket_addrs()?.collect())
+}
+
+/// After a writable event on a connecting socket: `Ok(true)` once connected.
+fn finish_connect(c: &mut Conn) -> io::Result<bool> {
+    if let Some(e) = c.stream.take_error()? {
+        return Err(e);
+    }
+    match c.stream.peer_addr() {
+        Ok(_) => {
+            c.stream.set_nodelay(true)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn close(poll: &Poll, conn: &mut Option<Conn>) {
+    if let Some(mut c) = conn.take() {
+        let _ = poll.registry().deregister(&mut c.stream);
+    }
+}
+
+/// Reads once (if readable and the driver has room). `Ok(true)` when bytes
+/// moved; `Err(None)` when the broker closed the connection.
+fn read(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
+    let buf = driver.read_buf();
+    if !c.readable || buf.is_empty() {
+        return Ok(false);
+    }
+    match io::Read::read(&mut c.stream, buf) {
+        Ok(0) => Err(None),
+        Ok(n) => {
+            driver.handle_read(n);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            c.readable = false;
+            Ok(false)
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(e) => Err(Some(e)),
+    }
+}
+
+/// Writes while the socket takes it. `Ok(true)` when bytes moved.
+fn write(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
+    let mut moved = false;
+    while c.writable && !driver.output().is_empty() {
+        match c.stream.write(driver.output()) {
+            Ok(0) => return Err(None),
+            Ok(n) => {
+                driver.handle_written(n);
+                moved = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Some(e)),
+        }
+    }
+    Ok(moved)
+}
+
+/// Writes what is left, for at most [`FLUSH_TIMEOUT`], and closes the socket.
+fn flush(poll: &mut Poll, events: &mut Events, conn: &mut Option<Conn>, driver: &mut Driver) {
+    if let Some(c) = conn.as_mut().filter(|c| c.connected) {
+        let deadline = StdInstant::now() + FLUSH_TIMEOUT;
+        c.writable = true;
+        while !driver.output().is_empty() {
+            if write(c, driver).is_err() {
+                break;
+            }
+            if driver.output().is_empty() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(StdInstant::now());
+            if left.is_zero() || poll.poll(events, Some(left)).is_err() {
+                break;
+            }
+            c.writable = true;
+        }
+        let _ = c.stream.shutdown(Shutdown::Write);
+    }
+    close(poll, conn);
+}
+
+/// The I/O thread: moves commands, bytes and time into the driver and does what
+/// it wants, until the session is closed.
+fn run(
+    mut driver: Driver,
+    commands: mpsc::Receiver<Command>,
+    mut poll: Poll,
+    addr: &str,
+    clock: Clock,
+) {
+    let mut events = Events::with_capacity(16);
+    let mut conn: Option<Conn> = None;
+    let mut deadline = None;
+    loop {
+        let now = clock.now();
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => driver.handle_command(now, cmd),
+                Err(mpsc::TryRecvError::Empty) => break,
+                // Unreachable while the driver holds a sender; close if it happens.
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    driver.handle_command(now, Command::Close(None));
+                    break;
+                }
+            }
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            driver.handle_timeout(now);
+        }
+        let mut moved = false;
+        if let Some(c) = conn.as_mut().filter(|c| !c.connected && c.writable) {
+            {
+                c.writable = false;
+                match finish_connect(c) {
+                    Ok(true) => {
+                        c.connected = true;
+                        c.writable = true;
+                        driver.handle_connected(now);
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        let rest = std::mem::take(&mut c.rest);
+                        close(&poll, &mut conn);
+                        match open(&poll, rest) {
+                            Ok(next) => conn = Some(next),
+                            // Report the first address's error if all failed.
+                            Err(_) => driver.handle_disconnected(now, Some(e)),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(c) = conn.as_mut().filter(|c| c.connected) {
+            match read(c, &mut driver) {
+                Ok(m) => moved |= m,
+                Err(e) => {
+                    close(&poll, &mut conn);
+                    driver.handle_disconnected(now, e);
+                }
+            }
+        }
+        let wants = driver.poll(now);
+        deadline = wants.timeout;
+        if wants.stop {
+            flush(&mut poll, &mut events, &mut conn, &mut driver);
+            driver.finish();
+            return;
+        }
+        if wants.disconnect && conn.is_some() {
+            if let Some(c) = conn.as_mut().filter(|c| c.connected) {
+                // Best effort: an error frame the session wants the broker to see.
+                let _ = c.stream.write(driver.output());
+            }
+            close(&poll, &mut conn);
+            driver.handle_disconnected(now, None);
+            continue;
+        }
+        if wants.connect {
+            close(&poll, &mut conn);
+            match start_connect(&poll, addr) {
+                Ok(c) => conn = Some(c),
+                Err(e) => driver.handle_disconnected(now, Some(e)),
+            }
+            continue;
+        }
+        if let Some(c) = conn.as_mut().filter(|c| c.connected) {
+            match write(c, &mut driver) {
+                Ok(m) => moved |= m,
+                Err(e) => {
+                    close(&poll, &mut conn);
+                    driver.handle_disconnected(now, e);
+                    continue;
+                }
+            }
+        }
+        if moved {
+            continue;
+        }
+        let timeout =
+            deadline.map(|d| clock.to_std(d).saturating_duration_since(StdInstant::now()));
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            error!("the I/O thread cannot wait for events: {e}");
+            driver.finish();
+            return;
+        }
+        if let Some(c) = conn.as_mut() {
+            for ev in events.iter().filter(|ev| ev.token() == SOCKET) {
+                c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                c.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+            }
+        }
+    }
+}
