@@ -101,16 +101,12 @@ impl ServerHandle {
 
     /// The broker's counters.
     pub async fn stats(&self) -> Stats {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Stats(tx));
-        rx.await.unwrap_or_default()
+        self.control().stats().await
     }
 
     /// Every queue's depth and bound.
     pub async fn queues(&self) -> Vec<QueueInfo> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Queues(tx));
-        rx.await.unwrap_or_default()
+        self.control().queues().await
     }
 
     /// A handle that can ask for stats or shutdown from elsewhere.
@@ -124,9 +120,7 @@ impl ServerHandle {
     /// queued for it, waits (bounded) for the store to persist what it was given,
     /// and returns.
     pub async fn shutdown(self) -> io::Result<()> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Shutdown(tx));
-        let _ = rx.await;
+        self.control().shutdown().await;
         self.wait().await
     }
 
