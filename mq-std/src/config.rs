@@ -41,6 +41,20 @@
 //! token = "s3cret"
 //! publish = ["sensors.>"]
 //! subscribe = ["cmd.dev1.>"]
+//!
+//! [store]                        # the write-ahead log in data_dir (see mq_std::wal)
+//! kind = "wal"                   # MQ_STORE: "wal" | "memory" (keep nothing on disk:
+//!                                #   messages live only as long as the process)
+//! fsync = "always"               # MQ_FSYNC: "always" | "interval" | "every" | "never"
+//!                                #   always: before acknowledging (group commit);
+//!                                #   the others acknowledge before the fsync and are
+//!                                #   durable against a crash of mqd, not of the machine
+//! fsync_interval_ms = 10         # "interval": at most this long between fsyncs
+//! fsync_every = 1000             # "every": at most this many records between fsyncs
+//! segment_bytes = 16777216       # a segment file is closed at this size
+//! max_bytes = 0                  # MQ_STORE_MAX_BYTES: at this disk use, QoS 1
+//!                                #   publishes are refused (StorageFull); 0: no limit
+//! compact_min_bytes = 67108864   # no compaction below this disk use
 //! ```
 
 use std::fmt;
@@ -52,6 +66,8 @@ use mq_core::broker::{self, Auth, Overflow, Permissions, QueueLimits, Retention,
 use mq_core::topic::Filter;
 use mq_core::wire::Limits;
 use serde::Deserialize;
+
+use crate::wal::{FsyncPolicy, WalOptions};
 
 /// Why the configuration could not be used.
 #[derive(Debug)]
@@ -115,6 +131,26 @@ pub struct TokenSection {
     pub subscribe: Vec<String>,
 }
 
+/// The `[store]` section as written in the file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// `wal` (the default) or `memory`.
+    pub kind: Option<String>,
+    /// `always`, `interval`, `every` or `never`.
+    pub fsync: Option<String>,
+    /// For `interval`: the longest time between fsyncs, in milliseconds.
+    pub fsync_interval_ms: Option<u64>,
+    /// For `every`: the most records between fsyncs.
+    pub fsync_every: Option<u64>,
+    /// Size at which a segment file is closed.
+    pub segment_bytes: Option<u64>,
+    /// Disk use at which QoS 1 publishes are refused; 0 for no limit.
+    pub max_bytes: Option<u64>,
+    /// No compaction below this disk use.
+    pub compact_min_bytes: Option<u64>,
+}
+
 /// The configuration file's contents (every field optional).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -158,6 +194,8 @@ pub struct FileConfig {
     /// Auth tokens.
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
+    /// Where records are kept.
+    pub store: Option<StoreSection>,
 }
 
 impl FileConfig {
@@ -187,6 +225,16 @@ impl FileConfig {
         }
         if let Some(v) = env("MQ_LOG") {
             self.log = Some(v);
+        }
+        if let Some(v) = env("MQ_STORE") {
+            self.store.get_or_insert_with(Default::default).kind = Some(v);
+        }
+        if let Some(v) = env("MQ_FSYNC") {
+            self.store.get_or_insert_with(Default::default).fsync = Some(v);
+        }
+        if let Some(v) = env("MQ_STORE_MAX_BYTES") {
+            self.store.get_or_insert_with(Default::default).max_bytes =
+                Some(num("MQ_STORE_MAX_BYTES", v)?);
         }
         macro_rules! numeric {
             ($($var:literal => $field:ident),* $(,)?) => {$(
@@ -225,8 +273,55 @@ pub struct DaemonConfig {
     pub connection_memory: usize,
     /// Graceful shutdown bound.
     pub shutdown_timeout: Duration,
+    /// Where records are kept.
+    pub store: StoreConfig,
     /// The broker's configuration.
     pub broker: broker::Config,
+}
+
+/// The store `mqd` runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Nothing on disk: messages live as long as the process.
+    Memory,
+    /// The write-ahead log in the data directory.
+    Wal(WalOptions),
+}
+
+fn store(s: &StoreSection) -> Result<StoreConfig, ConfigError> {
+    match s.kind.as_deref() {
+        None | Some("wal") => {}
+        Some("memory") => return Ok(StoreConfig::Memory),
+        Some(other) => {
+            return Err(err(format!(
+                "store kind {other:?}: expected \"wal\" or \"memory\""
+            )));
+        }
+    }
+    let defaults = WalOptions::default();
+    let fsync = match s.fsync.as_deref() {
+        None | Some("always") => FsyncPolicy::Always,
+        Some("interval") => FsyncPolicy::Interval(Duration::from_millis(
+            s.fsync_interval_ms.unwrap_or(10).max(1),
+        )),
+        Some("every") => FsyncPolicy::EveryRecords(s.fsync_every.unwrap_or(1000).max(1)),
+        Some("never") => FsyncPolicy::Never,
+        Some(other) => {
+            return Err(err(format!(
+                "store fsync {other:?}: expected \"always\", \"interval\", \"every\" or \"never\""
+            )));
+        }
+    };
+    let segment_bytes = s.segment_bytes.unwrap_or(defaults.segment_bytes);
+    if segment_bytes < 4096 {
+        return Err(err("store segment_bytes must be at least 4096"));
+    }
+    Ok(StoreConfig::Wal(WalOptions {
+        fsync,
+        segment_bytes,
+        max_bytes: s.max_bytes.filter(|&m| m > 0),
+        compact_min_bytes: s.compact_min_bytes.unwrap_or(defaults.compact_min_bytes),
+    }))
 }
 
 fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, ConfigError> {
@@ -352,6 +447,7 @@ impl FileConfig {
             log: self.log.clone().unwrap_or_else(|| "info".into()),
             connection_memory: self.connection_memory.unwrap_or(4 << 20).max(256 << 10),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms.unwrap_or(5_000)),
+            store: store(&self.store.clone().unwrap_or_default())?,
             broker: b,
         })
     }
@@ -368,6 +464,46 @@ mod tests {
         assert_eq!(c.http.unwrap().to_string(), crate::DEFAULT_HTTP_ADDR);
         assert_eq!(c.data_dir, PathBuf::from("./mq-data"));
         assert!(c.broker.auth.tokens.is_empty());
+        assert_eq!(c.store, StoreConfig::Wal(WalOptions::default()));
+    }
+
+    #[test]
+    fn store_section_and_its_environment() {
+        let mut f: FileConfig = toml::from_str(
+            r#"
+            [store]
+            fsync = "interval"
+            fsync_interval_ms = 25
+            segment_bytes = 65536
+            max_bytes = 1048576
+            compact_min_bytes = 262144
+            "#,
+        )
+        .unwrap();
+        let c = f.resolve().unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::Wal(WalOptions {
+                fsync: FsyncPolicy::Interval(Duration::from_millis(25)),
+                segment_bytes: 65536,
+                max_bytes: Some(1 << 20),
+                compact_min_bytes: 262144,
+            })
+        );
+        let env = |k: &str| match k {
+            "MQ_FSYNC" => Some("every".to_string()),
+            "MQ_STORE_MAX_BYTES" => Some("0".to_string()),
+            _ => None,
+        };
+        f.apply_env(env).unwrap();
+        let StoreConfig::Wal(w) = f.resolve().unwrap().store else {
+            panic!("a wal")
+        };
+        assert_eq!(w.fsync, FsyncPolicy::EveryRecords(1000));
+        assert_eq!(w.max_bytes, None);
+        f.apply_env(|k| (k == "MQ_STORE").then(|| "memory".to_string()))
+            .unwrap();
+        assert_eq!(f.resolve().unwrap().store, StoreConfig::Memory);
     }
 
     #[test]
@@ -426,6 +562,9 @@ mod tests {
         assert!(bad("[[queues]]\nmax_messages = 1").contains("pattern"));
         assert!(bad("[[tokens]]\ntoken = \"t\"\npublish = [\"a.>.b\"]").contains("a.>.b"));
         assert!(bad("colour = \"blue\"").contains("colour"));
+        assert!(bad("[store]\nfsync = \"sometimes\"").contains("interval"));
+        assert!(bad("[store]\nkind = \"tape\"").contains("memory"));
+        assert!(bad("[store]\nsegment_bytes = 10").contains("segment_bytes"));
         let mut f = FileConfig::default();
         let e = f
             .apply_env(|k| (k == "MQ_MAX_FRAME").then(|| "lots".to_string()))

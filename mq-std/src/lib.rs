@@ -7,6 +7,7 @@
 //! - [`blocking`]: the blocking client with its own I/O thread (mio), usable from
 //!   any thread and from C.
 //! - [`store`]: where the broker's records go.
+//! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
 //! - [`config`]: `mqd`'s configuration (TOML file, environment overrides).
 //! - [`metrics`]: the Prometheus text exposition of the broker's counters.
 //! - [`clock`]: the clock handed to the core.
@@ -19,6 +20,7 @@ mod driver;
 pub mod metrics;
 pub mod server;
 pub mod store;
+pub mod wal;
 
 pub use mq_core as core;
 

@@ -5,14 +5,19 @@
 //! overriding the one before (see `mq_std::config`). SIGINT or SIGTERM (Ctrl-C on
 //! Windows) stops it gracefully: it stops accepting, closes every connection after
 //! what was queued for it, waits for the store, and exits 0.
+//!
+//! Records go to the write-ahead log in the data directory (`mq_std::wal`), which
+//! is read back before anything is accepted; `[store] kind = "memory"` keeps
+//! nothing on disk. Logs go to stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mq_std::config::FileConfig;
+use mq_std::config::{FileConfig, StoreConfig};
 use mq_std::server::{self, ServerOptions};
-use mq_std::store::MemoryStore;
+use mq_std::store::{MemoryStore, Store};
+use mq_std::wal::Wal;
 
 #[derive(Parser, Debug)]
 #[command(name = "mqd", version, about = "The mq broker daemon")]
@@ -73,9 +78,12 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => return fail(&format!("log filter {:?}: {e}", cfg.log)),
     };
+    // Logs go to stderr; stdout is for what was asked for (`--check-config`).
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -101,11 +109,37 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
     let memory = cfg.connection_memory;
+    // Recovery runs here, before anything is accepted; a damaged log is reported
+    // and skipped, never fatal.
+    let (store, described): (Box<dyn Store>, String) = match &cfg.store {
+        StoreConfig::Memory => (
+            Box::new(MemoryStore),
+            "memory (messages are kept while mqd runs)".into(),
+        ),
+        StoreConfig::Wal(opts) => {
+            let dir = cfg.data_dir.clone();
+            let opts = opts.clone();
+            let wal = tokio::task::spawn_blocking(move || Wal::open(&dir, opts))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot open the log in {}: {e}", cfg.data_dir.display()))?;
+            let o = wal.options();
+            let described = format!(
+                "wal {} (fsync {}, segments of {} bytes, limit {}, {} records recovered)",
+                wal.dir().display(),
+                o.fsync,
+                o.segment_bytes,
+                o.max_bytes
+                    .map_or_else(|| "none".to_string(), |m| format!("{m} bytes")),
+                wal.recovery().records,
+            );
+            (Box::new(wal), described)
+        }
+    };
     let opts = ServerOptions {
         listen: cfg.listen,
         broker: cfg.broker.clone(),
-        // Until the write-ahead log lands, messages live as long as the process.
-        store: Box::new(MemoryStore),
+        store,
         input_budget: memory / 4,
         write_queue: (memory * 3 / 4 / (64 * 1024)).max(2),
         chunk: 64 * 1024,
@@ -116,7 +150,7 @@ async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     tracing::info!(
         listen = %handle.local_addr(),
-        store = "memory (messages are kept while mqd runs)",
+        store = %described,
         "mqd ready"
     );
     let control = handle.control();

@@ -28,6 +28,8 @@ pub struct Mqd {
     pub addr: SocketAddr,
     pub http: SocketAddr,
     pub dir: PathBuf,
+    /// Leave `dir` in place on drop (to start again on the same data).
+    keep_dir: bool,
 }
 
 impl Mqd {
@@ -70,6 +72,7 @@ impl Mqd {
             addr,
             http,
             dir,
+            keep_dir: false,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
@@ -142,6 +145,14 @@ impl Mqd {
         self.child = None;
     }
 
+    /// Kills it at once (SIGKILL on Unix) and returns its directory, left in place
+    /// for [`start_in`](Self::start_in).
+    pub fn crash(mut self) -> PathBuf {
+        self.kill();
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("running");
         let deadline = Instant::now() + limit;
@@ -163,7 +174,9 @@ impl Mqd {
 impl Drop for Mqd {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -205,23 +218,68 @@ fn own(f: Frame<'_>) -> Got {
     }
 }
 
+/// What [`Raw::next`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Frame(Got),
+    /// Nothing within the limit.
+    Idle,
+    /// The stream ended (or failed).
+    Closed,
+}
+
 /// A frame-level peer over a plain socket.
 pub struct Raw {
     pub s: TcpStream,
     buf: Vec<u8>,
     /// Answer the broker's keepalive pings (off for a peer that must stay silent).
     pub answer_pings: bool,
+    /// `session_present` of the last `Welcome` received.
+    pub session_present: Option<bool>,
 }
 
 impl Raw {
     pub fn connect(addr: SocketAddr) -> Raw {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_nodelay(true).unwrap();
-        Raw {
+        Self::try_connect(addr).expect("connects")
+    }
+
+    /// Connects, or `None` when nothing listens.
+    pub fn try_connect(addr: SocketAddr) -> Option<Raw> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+        s.set_nodelay(true).ok()?;
+        Some(Raw {
             s,
             buf: Vec::new(),
             answer_pings: true,
+            session_present: None,
+        })
+    }
+
+    /// Sends a frame; false when the connection is gone.
+    pub fn try_send(&mut self, frame: Frame<'_>) -> bool {
+        let mut out = vec![0u8; stream::framed_len(&frame)];
+        let n = stream::encode_frame(&frame, u32::MAX, &mut out).unwrap();
+        self.s.write_all(&out[..n]).is_ok()
+    }
+
+    /// `Hello` with a session mode; the answer, or `None` when the connection
+    /// ended first.
+    pub fn hello_as(&mut self, client: &str, session: SessionMode) -> Option<Got> {
+        let sent = self.try_send(Frame::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            client_id: client,
+            session,
+            token: None,
+            limits: Limits {
+                max_frame: 1 << 20,
+                credit: 64,
+                keepalive_ms: 0,
+            },
+        }));
+        if !sent {
+            return None;
         }
+        self.recv(Duration::from_secs(10))
     }
 
     pub fn send(&mut self, frame: Frame<'_>) {
@@ -253,29 +311,40 @@ impl Raw {
 
     /// The next frame, or `None` at end of stream or after `limit`.
     pub fn recv(&mut self, limit: Duration) -> Option<Got> {
+        match self.next(limit) {
+            Next::Frame(got) => Some(got),
+            Next::Idle | Next::Closed => None,
+        }
+    }
+
+    /// The next frame, telling a quiet connection from a closed one.
+    pub fn next(&mut self, limit: Duration) -> Next {
         let deadline = Instant::now() + limit;
         let dec = StreamDecoder::new(u32::MAX);
         loop {
             if let Ok(Decoded::Frame { frame, consumed }) = dec.decode(&self.buf) {
+                if let Frame::Welcome(w) = &frame {
+                    self.session_present = Some(w.session_present);
+                }
                 let got = own(frame);
                 self.buf.drain(..consumed);
                 // Keepalive is answered, not reported.
                 if let Got::Ping(n) = got {
                     if self.answer_pings {
-                        self.send(Frame::Pong(n));
+                        self.try_send(Frame::Pong(n));
                     }
                     continue;
                 }
-                return Some(got);
+                return Next::Frame(got);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return Next::Idle;
             }
             self.s.set_read_timeout(Some(left)).unwrap();
             let mut chunk = [0u8; 65536];
             match self.s.read(&mut chunk) {
-                Ok(0) => return None,
+                Ok(0) => return Next::Closed,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e)
                     if matches!(
@@ -283,9 +352,9 @@ impl Raw {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return None;
+                    return Next::Idle;
                 }
-                Err(_) => return None,
+                Err(_) => return Next::Closed,
             }
         }
     }
@@ -334,8 +403,10 @@ impl Raw {
         assert_eq!(self.recv(Duration::from_secs(5)), Some(Got::SubAck(sub)));
     }
 
+    /// Sends a publish. A connection the server has closed (shutting down, say)
+    /// is not an error here: the missing answer is.
     pub fn publish(&mut self, id: u32, topic: &str, qos: QoS, payload: &[u8]) {
-        self.send(Frame::Publish(Publish {
+        self.try_send(Frame::Publish(Publish {
             id,
             topic,
             qos,
