@@ -1337,13 +1337,17 @@ where
                     }),
                 )
             }),
-            State::Closing => self.close_pending.then_some((
-                Tx::Close,
-                Frame::Close(Close {
-                    reason: Reason::Normal,
-                    text: "",
-                }),
-            )),
+            // Everything queued before `close` (acks, publishes, unsubscribes)
+            // goes out first, then the Close.
+            State::Closing => self.next_connected_tx().or_else(|| {
+                self.close_pending.then_some((
+                    Tx::Close,
+                    Frame::Close(Close {
+                        reason: Reason::Normal,
+                        text: "",
+                    }),
+                ))
+            }),
             State::Handshaking => self.hello_pending.then(|| {
                 (
                     Tx::Hello,
@@ -1368,6 +1372,15 @@ where
         if let Some(value) = self.ping_pending {
             return Some((Tx::Ping, Frame::Ping(value)));
         }
+        // Settlements before subscription changes: an unsubscribe must not
+        // overtake the acks issued before it.
+        if let Some((slot, tag, settle)) = self.held.next_settling() {
+            let frame = match settle {
+                Settle::Ack => Frame::Ack(Ack { tag }),
+                Settle::Nack { requeue } => Frame::Nack(Nack { tag, requeue }),
+            };
+            return Some((Tx::Settle(slot), frame));
+        }
         for (index, s) in self.subs.iter().enumerate() {
             match s.outgoing {
                 Outgoing::Subscribe => {
@@ -1391,13 +1404,6 @@ where
                 }
                 Outgoing::None => {}
             }
-        }
-        if let Some((slot, tag, settle)) = self.held.next_settling() {
-            let frame = match settle {
-                Settle::Ack => Frame::Ack(Ack { tag }),
-                Settle::Nack { requeue } => Frame::Nack(Nack { tag, requeue }),
-            };
-            return Some((Tx::Settle(slot), frame));
         }
         for (index, s) in self.subs.iter().enumerate() {
             if s.unsubscribing || !s.sent {

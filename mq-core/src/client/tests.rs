@@ -1516,3 +1516,58 @@ mod props {
         }
     }
 }
+
+#[test]
+fn close_sends_queued_acks_and_publishes_before_close() {
+    let mut t = T::std();
+    t.handshake(false, limits(4096, 0));
+    let sub = t.subscribe("jobs");
+    assert!(t.feed(Frame::Deliver(deliver(
+        sub.0,
+        "jobs",
+        1,
+        70,
+        QoS::AtLeastOnce,
+        b"a"
+    ))));
+    assert!(t.feed(Frame::Deliver(deliver(
+        sub.0,
+        "jobs",
+        2,
+        71,
+        QoS::AtLeastOnce,
+        b"b"
+    ))));
+    let ids: Vec<DeliveryId> = t.ev().iter().map(|e| msg(e).id).collect();
+    for id in ids {
+        t.s.ack(id).unwrap();
+    }
+    t.s.publish(t.now, "log", b"bye", &PublishOptions::default())
+        .unwrap();
+    t.s.close(t.now);
+    let sent = t.tx();
+    assert_eq!(
+        kinds(&sent),
+        ["ack", "ack", "publish", "close"],
+        "everything queued before close goes out before the Close"
+    );
+}
+
+#[test]
+fn acks_go_out_before_an_unsubscribe_issued_after_them() {
+    let mut t = T::std();
+    t.handshake(false, limits(4096, 0));
+    let sub = t.subscribe("jobs");
+    assert!(t.feed(Frame::Deliver(deliver(
+        sub.0,
+        "jobs",
+        1,
+        80,
+        QoS::AtLeastOnce,
+        b"a"
+    ))));
+    let id = msg(&t.ev()[0]).id;
+    t.s.ack(id).unwrap();
+    t.s.unsubscribe(t.now, sub).unwrap();
+    assert_eq!(kinds(&t.tx()), ["ack", "unsubscribe"]);
+}
