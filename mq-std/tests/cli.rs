@@ -1,0 +1,395 @@
+//! The `mq` command line against a real `mqd` child process. Every `mq` run has
+//! a deadline: it is killed and the test fails if it does not exit in time.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::Mqd;
+
+/// The most one `mq` run may take.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A finished `mq` run.
+#[derive(Debug)]
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    #[track_caller]
+    fn assert_ok(&self) -> &Self {
+        assert!(self.status.success(), "mq failed: {self:?}");
+        self
+    }
+}
+
+/// An `mq` process, started and not yet waited for.
+struct Running {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+fn reader(mut from: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = from.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+impl Running {
+    /// Waits for the exit, up to [`LIMIT`]; kills it and panics after that.
+    fn wait(mut self) -> Run {
+        let deadline = Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.stderr.take().unwrap().join().unwrap();
+                panic!("mq did not exit within {LIMIT:?}; stderr: {stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Run {
+            status,
+            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that failed midway leaves no process behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mq ARGS` with `MQ_SERVER` and `MQ_HTTP` pointing at `mqd`, fed `stdin`.
+fn start(mqd: Option<&Mqd>, args: &[&str], stdin: &[u8]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mq"));
+    cmd.args(args)
+        .env_remove("MQ_SERVER")
+        .env_remove("MQ_HTTP")
+        .env_remove("MQ_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(mqd) = mqd {
+        cmd.env("MQ_SERVER", mqd.addr.to_string())
+            .env("MQ_HTTP", mqd.http.to_string());
+    }
+    let mut child = cmd.spawn().expect("mq starts");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    let stdout = Some(reader(child.stdout.take().unwrap()));
+    let stderr = Some(reader(child.stderr.take().unwrap()));
+    Running {
+        child,
+        stdout,
+        stderr,
+    }
+}
+
+fn mq(mqd: &Mqd, args: &[&str]) -> Run {
+    start(Some(mqd), args, b"").wait()
+}
+
+/// Waits until `mqd` counts `n` subscriptions (a background `mq sub` is ready).
+fn wait_for_subscriptions(mqd: &Mqd, n: u64) {
+    let deadline = Instant::now() + LIMIT;
+    while mqd.metric("mq_subscriptions") < n {
+        assert!(Instant::now() < deadline, "no subscription appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The metric `name` once it equals `want`, or its value after five seconds.
+fn eventually(mqd: &Mqd, name: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = mqd.metric(name);
+        if value == want || Instant::now() >= deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An address nothing listens on.
+fn dead_addr() -> String {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
+
+/// `topic seq payload` split apart.
+fn fields(line: &str) -> (&str, u64, &str) {
+    let mut parts = line.splitn(3, ' ');
+    let topic = parts.next().unwrap();
+    let seq = parts.next().unwrap().parse().unwrap();
+    (topic, seq, parts.next().unwrap_or_default())
+}
+
+#[test]
+fn pub_then_sub_from_the_start_sees_the_messages() {
+    let mqd = Mqd::start("");
+    let run = mq(&mqd, &["pub", "cli.greet", "hello world", "--count", "3"]);
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("published 3 messages") && run.stderr.contains("cli.greet"),
+        "{run:?}"
+    );
+    // The daemon's address from the flag instead of the environment.
+    let run = start(
+        None,
+        &["--server", &mqd.addr.to_string(), "pub", "cli.greet", "bye"],
+        b"",
+    )
+    .wait();
+    run.assert_ok();
+
+    let run = mq(&mqd, &["sub", "--from", "0", "--count", "4", "cli.greet"]);
+    run.assert_ok();
+    let got: Vec<_> = run.lines().into_iter().map(fields).collect();
+    assert_eq!(
+        got,
+        [
+            ("cli.greet", 1, "hello world"),
+            ("cli.greet", 2, "hello world"),
+            ("cli.greet", 3, "hello world"),
+            ("cli.greet", 4, "bye"),
+        ]
+    );
+    // Every printed message was acked before the exit.
+    assert_eq!(eventually(&mqd, "mq_acked_total", 4), 4);
+
+    let run = mq(&mqd, &["sub", "--last", "1", "--count", "1", "cli.greet"]);
+    assert_eq!(run.assert_ok().lines(), ["cli.greet 4 bye"]);
+}
+
+#[test]
+fn sub_started_first_receives_each_line_of_stdin() {
+    let mqd = Mqd::start("");
+    let sub = start(Some(&mqd), &["sub", "--count", "4", "cli.lines.*"], b"");
+    wait_for_subscriptions(&mqd, 1);
+    let input = b"one\ntwo words\r\n\xff\xfe binary \\ end\n\n";
+    let run = start(Some(&mqd), &["pub", "cli.lines.in", "-"], input).wait();
+    run.assert_ok();
+    assert!(run.stderr.contains("published 4 messages"), "{run:?}");
+    let run = sub.wait();
+    let payloads: Vec<&str> = run
+        .assert_ok()
+        .lines()
+        .iter()
+        .map(|l| fields(l).2)
+        .collect();
+    assert_eq!(
+        payloads,
+        ["one", "two words", "\\xff\\xfe binary \\\\ end", ""]
+    );
+}
+
+#[test]
+fn sub_json_output_parses() {
+    let mqd = Mqd::start("");
+    mq(
+        &mqd,
+        &[
+            "pub",
+            "cli.json",
+            "{\"temp\": 21.5}",
+            "--reply-to",
+            "cli.answers",
+            "--ttl",
+            "60000",
+        ],
+    )
+    .assert_ok();
+    mq(&mqd, &["pub", "--qos", "0", "--size", "1000", "cli.json"]).assert_ok();
+    start(Some(&mqd), &["pub", "cli.json", "-"], b"\xff\x00\n")
+        .wait()
+        .assert_ok();
+
+    let run = mq(
+        &mqd,
+        &["sub", "--json", "--from", "0", "--count", "3", "cli.json"],
+    );
+    let msgs: Vec<Value> = run
+        .assert_ok()
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(msgs.len(), 3);
+    let first = &msgs[0];
+    assert_eq!(first["topic"], "cli.json");
+    assert_eq!(first["seq"], 1);
+    assert_eq!(first["attempt"], 1);
+    assert_eq!(first["payload"], "{\"temp\": 21.5}");
+    assert_eq!(first["reply_to"], "cli.answers");
+    assert_eq!(first["ttl_ms"], 60000);
+    assert_eq!(first["headers"], Value::Array(Vec::new()));
+    assert!(first["correlation"].is_null());
+    assert_eq!(msgs[1]["payload"].as_str().unwrap(), "x".repeat(1000));
+    assert_eq!(msgs[1]["reply_to"], Value::Null);
+    assert_eq!(msgs[2]["payload_base64"], "/wA=");
+    assert!(msgs[2].get("payload").is_none());
+}
+
+#[test]
+fn stat_prints_counters_and_queue_depths() {
+    let mqd = Mqd::start("");
+    mq(&mqd, &["pub", "cli.stat.a", "x", "--count", "5"]).assert_ok();
+    let sub = start(Some(&mqd), &["sub", "--count", "1", "cli.stat.>"], b"");
+    wait_for_subscriptions(&mqd, 1);
+
+    let run = mq(&mqd, &["stat"]);
+    let lines = run.assert_ok().lines();
+    let value = |name: &str| -> u64 {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name).filter(|v| v.starts_with(' ')))
+            .unwrap_or_else(|| panic!("{name} missing: {run:?}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("mq_messages_in_total"), 5);
+    assert_eq!(value("mq_subscriptions"), 1);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("mq_queue_depth{") && l.contains("filter=\"cli.stat.>\"")),
+        "{run:?}"
+    );
+    // An aligned table: every value ends in the same column.
+    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{run:?}");
+
+    mq(&mqd, &["pub", "cli.stat.b", "done"]).assert_ok();
+    assert_eq!(sub.wait().assert_ok().lines(), ["cli.stat.b 1 done"]);
+}
+
+#[test]
+fn rejected_publishes_and_refused_tokens_fail_with_the_reason() {
+    let mqd = Mqd::start(
+        r#"
+        [[tokens]]
+        token = "s3cret"
+        publish = ["sensors.>"]
+        subscribe = ["sensors.>"]
+        "#,
+    );
+    mq(
+        &mqd,
+        &["--token", "s3cret", "pub", "sensors.kitchen", "21.5"],
+    )
+    .assert_ok();
+    let run = mq(
+        &mqd,
+        &["--token", "s3cret", "pub", "actuators.door", "open"],
+    );
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with("mq: publish to actuators.door failed: mqd rejected it: not authorized"),
+        "{run:?}"
+    );
+
+    let run = mq(&mqd, &["--token", "wrong", "pub", "sensors.kitchen", "x"]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert_eq!(
+        run.stderr.trim(),
+        format!("mq: mqd at {} refused the connection: bad token", mqd.addr)
+    );
+}
+
+#[test]
+fn unreachable_daemon_and_bad_arguments_fail_clearly() {
+    let addr = dead_addr();
+    let run = start(None, &["--server", &addr, "pub", "t", "x"], b"").wait();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("mq: cannot reach mqd at {addr}: ")),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+
+    let run = start(None, &["--server", &addr, "sub", "t"], b"").wait();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+
+    let http = dead_addr();
+    let run = start(None, &["stat", "--http", &http], b"").wait();
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(
+        run.stderr
+            .starts_with(&format!("mq: cannot read metrics from mqd at {http}: ")),
+        "{run:?}"
+    );
+
+    for args in [
+        &["pub", "t"][..],
+        &["pub", "--qos", "2", "t", "x"],
+        &["sub", "--from", "1", "--last", "2", "t"],
+        &["bench", "--size", "4"],
+        &["frobnicate"],
+    ] {
+        let run = start(None, args, b"").wait();
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {run:?}");
+        assert!(run.stderr.starts_with("error: "), "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn bench_reports_what_it_measured() {
+    let mqd = Mqd::start("");
+    let run = mq(
+        &mqd,
+        &[
+            "bench",
+            "--duration",
+            "0.5",
+            "--subscribers",
+            "2",
+            "--topics",
+            "3",
+            "--qos",
+            "1",
+        ],
+    );
+    run.assert_ok();
+    let line = |prefix: &str| {
+        run.lines()
+            .into_iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line: {run:?}"))
+            .to_string()
+    };
+    assert!(line("published").contains("msg/s"), "{run:?}");
+    let delivered = line("delivered");
+    assert!(delivered.contains("missing 0)"), "{run:?}");
+    assert!(line("latency").contains("p99.9"), "{run:?}");
+    // Nothing of the run is left subscribed.
+    assert_eq!(eventually(&mqd, "mq_subscriptions", 0), 0);
+}
