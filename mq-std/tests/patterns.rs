@@ -553,8 +553,6 @@ async fn unsubscribing_after_acking_keeps_the_acks() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a resumed session's deliveries before the new process resubscribes \
-            are a protocol violation for the client, which reconnects"]
 async fn resuming_a_session_from_a_new_client_needs_no_reconnect() {
     let mqd = mqd();
     within(async {

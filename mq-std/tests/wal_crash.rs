@@ -170,6 +170,17 @@ impl Subscriber {
                 .push("the persistent session was lost".to_string());
             return self;
         }
+        // Re-assert the stored subscription: the broker delivers for it after that.
+        if !raw.try_send(Frame::Subscribe(Subscribe {
+            sub: 1,
+            filter: "crash.*",
+            group: None,
+            start: Start::New,
+            qos: QoS::AtLeastOnce,
+            credit: 128,
+        })) {
+            return self;
+        }
         // Acks whose checkpoint was not confirmed stay unconfirmed (may repeat).
         let mut pending: HashMap<u32, Vec<(u64, u64)>> = HashMap::new();
         loop {
@@ -219,6 +230,7 @@ impl Subscriber {
                         self.durable.extend(keys);
                     }
                 }
+                Next::Frame(Got::SubAck(1)) => {}
                 Next::Frame(other) => {
                     self.violations.push(format!("subscriber got {other:?}"));
                 }

@@ -271,6 +271,9 @@ struct Subscription {
     credit: u32,
     /// Fan-out subscriptions only; group members use the group's queue.
     queue: Queue,
+    /// False after a session resumes, until the client subscribes again with the
+    /// same id: only then does the broker deliver for it.
+    active: bool,
 }
 
 struct Group {
@@ -958,7 +961,9 @@ impl Broker {
                 || (s.inflight.is_empty()
                     && s.subs.values().all(|&k| {
                         let t = self.target_of(k);
-                        self.queue(t).is_none_or(|q| q.waiting() == 0)
+                        // Not re-asserted since a resume: nothing is owed there.
+                        !self.subs.get(k).is_some_and(|x| x.active)
+                            || self.queue(t).is_none_or(|q| q.waiting() == 0)
                     }))
         })
     }
@@ -1140,10 +1145,12 @@ impl Broker {
         s.conn = Some(conn);
         s.perms = perms;
         s.default_credit = h.limits.credit;
-        // Credit windows restart with the connection: nothing is in flight.
+        // Credit windows restart with the connection: nothing is in flight. A
+        // resumed subscription delivers again once the client re-asserts it.
         for &sub in s.subs.values() {
             if let Some(sub) = self.subs.get_mut(sub) {
                 sub.credit = sub.window;
+                sub.active = !session_present;
             }
         }
 
@@ -1386,7 +1393,12 @@ impl Broker {
                         == s.group
             });
             return if same {
+                if let Some(sub) = self.subs.get_mut(existing) {
+                    sub.active = true;
+                }
                 self.send(conn, Ctrl::SubAck(SubAck { sub: s.sub }));
+                let target = self.target_of(existing);
+                self.pump(target, now);
             } else {
                 reject(self, Reason::IdInUse)
             };
@@ -1481,6 +1493,7 @@ impl Broker {
             window: credit,
             credit,
             queue: Queue::new(limits),
+            active: true,
         });
         if let Some(s) = self.sessions.get_mut(session) {
             s.subs.insert(id, key);
@@ -2173,7 +2186,7 @@ impl Broker {
         let Some(s) = self.subs.get(sub) else {
             return false;
         };
-        if s.credit == 0 {
+        if s.credit == 0 || !s.active {
             return false;
         }
         let Some(conn) = self.sessions.get(s.session).and_then(|x| x.conn) else {

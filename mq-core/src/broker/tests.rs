@@ -651,6 +651,11 @@ fn persistent_session_queues_while_away_and_resumes_in_order() {
     }
     let (s2, present) = h.connect("dev", SessionMode::Resume);
     assert!(present);
+    assert!(
+        h.deliveries(s2).is_empty(),
+        "nothing until the subscription is re-asserted"
+    );
+    h.subscribe(s2, 1, "cmd.>", None, 3);
     let d = h.deliveries(s2);
     assert_eq!(
         payloads(&d),
@@ -710,9 +715,11 @@ fn restore_rebuilds_sessions_and_pending_messages() {
     }
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);
+    r.subscribe(s, 1, "t.>", None, 10);
     assert_eq!(payloads(&r.deliveries(s)), [b"pending"]);
     let (g, present) = r.connect("w", SessionMode::Resume);
     assert!(present);
+    r.subscribe(g, 1, "jobs", Some("workers"), 10);
     assert_eq!(payloads(&r.deliveries(g)), [b"job"]);
     // Sequence numbers continue after the restored ones.
     let (p, _) = r.connect("pub", SessionMode::Clean);
@@ -1085,6 +1092,7 @@ fn snapshot_plus_later_records_rebuilds_the_same_broker() {
     }
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);
+    r.subscribe(s, 1, "t.>", None, 2);
     let d = r.deliveries(s);
     assert_eq!(
         payloads(&d),
@@ -1096,6 +1104,7 @@ fn snapshot_plus_later_records_rebuilds_the_same_broker() {
     }
     assert_eq!(payloads(&r.deliveries(s)), [[4u8], [5]]);
     let (g, _) = r.connect("w", SessionMode::Resume);
+    r.subscribe(g, 1, "jobs", Some("workers"), 10);
     assert_eq!(payloads(&r.deliveries(g)), [b"job"]);
     // The dedup window and the sequences survived.
     let (p, _) = r.connect("pub", SessionMode::Clean);
@@ -1157,5 +1166,6 @@ fn snapshot_waits_for_the_store_to_be_drained_and_restore_skips_repeats() {
         r.b.restore(r.now, &rec).unwrap();
     }
     let (s, _) = r.connect("dev", SessionMode::Resume);
+    r.subscribe(s, 1, "t", None, 10);
     assert_eq!(payloads(&r.deliveries(s)), [b"y"]);
 }

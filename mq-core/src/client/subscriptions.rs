@@ -143,11 +143,13 @@ impl<const N: usize> Subscriptions<N> {
         }
         for s in self.entries.iter_mut() {
             if session_present {
-                if s.unsubscribing {
-                    s.outgoing = Outgoing::Unsubscribe;
-                } else if !s.acked {
-                    s.outgoing = Outgoing::Subscribe;
-                }
+                // Re-assert every subscription: the broker holds a resumed
+                // session's deliveries until the client says it still wants them.
+                s.outgoing = if s.unsubscribing {
+                    Outgoing::Unsubscribe
+                } else {
+                    Outgoing::Subscribe
+                };
             } else {
                 if s.acked {
                     s.start = Start::Cursor;

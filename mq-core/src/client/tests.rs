@@ -587,9 +587,24 @@ fn subscriptions_sent_after_welcome_and_again_when_session_lost() {
     assert!(t.feed(Frame::SubAck(SubAck { sub: 1 })));
     assert!(t.feed(Frame::SubAck(SubAck { sub: 2 })));
     assert_eq!(t.ev(), [Ev::Subscribed(1), Ev::Subscribed(2)]);
-    // Resumed session: nothing to send.
+    // Resumed session: every subscription is re-asserted with its id, filter
+    // and group (the broker delivers for it only after that).
     t.reconnect(true, limits(4096, 0));
-    assert!(t.tx().is_empty());
+    let reasserted: Vec<_> = t
+        .tx()
+        .iter()
+        .map(|b| match frame(b) {
+            Frame::Subscribe(s) => (s.sub, s.filter.to_string(), s.group.map(str::to_string)),
+            f => panic!("unexpected {f:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reasserted,
+        [
+            (1, "sensors.>".to_string(), None),
+            (2, "jobs.*".to_string(), Some("workers".to_string()))
+        ]
+    );
     // Lost session: every subscription again, from the stored cursor.
     t.reconnect(false, limits(4096, 0));
     let sent = t.tx();
@@ -822,7 +837,8 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     t.s.handle_timeout(t.now);
     assert_eq!(t.ev(), [Ev::Connect]);
     t.handshake(true, limits(4096, 0));
-    assert!(t.tx().is_empty());
+    // The resumed subscription is re-asserted.
+    assert_eq!(kinds(&t.tx()), ["subscribe"]);
     assert!(t.feed(Frame::Deliver(deliver(
         sub.0,
         "a.b",

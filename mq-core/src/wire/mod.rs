@@ -21,9 +21,13 @@
 //! id and keeps nothing after the connection ends. [`SessionMode::Resume`] keeps the
 //! session (subscriptions with their credit windows, unacked deliveries, queued
 //! messages) while the client is away; `Welcome::session_present` says whether one
-//! was found. A client that gets `session_present: false` subscribes again. A new
-//! connection with the same client id takes the session over and the old connection
-//! is closed with [`Reason::SessionTakenOver`].
+//! was found. After every `Welcome` the client subscribes again to everything it
+//! still wants (the same ids, filters and groups): on a resumed session that
+//! re-asserts the stored subscription, which keeps its state and queue, and the
+//! broker delivers nothing for a resumed subscription until it is re-asserted (so
+//! a client that restarted gets no deliveries it cannot place yet). A new
+//! connection with the same client id takes the session over and the old
+//! connection is closed with [`Reason::SessionTakenOver`].
 //!
 //! **Publishing.** The client picks a [`Publish::id`] unique among its unacked
 //! publishes. QoS 1: the broker answers [`PubAck`] only once the message is stored,
