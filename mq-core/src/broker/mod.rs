@@ -1062,12 +1062,7 @@ impl Broker {
         match (state, frame) {
             (ConnState::AwaitHello, Frame::Hello(h)) => self.on_hello(conn, now, h),
             (ConnState::AwaitHello, _) => {
-                self.stats.protocol_errors += 1;
-                self.close_conn(
-                    conn,
-                    now,
-                    Ctrl::Error(Reason::ProtocolViolation, "expected hello"),
-                );
+                self.violation(conn, now, "expected hello");
             }
             (ConnState::Open(session), frame) => self.on_session_frame(conn, session, now, frame),
             (ConnState::Closing, _) => {}
@@ -1228,12 +1223,7 @@ impl Broker {
             | Frame::SubReject(_)
             | Frame::UnsubAck(_)
             | Frame::Deliver(_) => {
-                self.stats.protocol_errors += 1;
-                self.close_conn(
-                    conn,
-                    now,
-                    Ctrl::Error(Reason::ProtocolViolation, "unexpected frame"),
-                );
+                self.violation(conn, now, "unexpected frame");
             }
         }
     }
@@ -1244,6 +1234,12 @@ impl Broker {
         {
             push_out(c, conn, &mut self.ready, Out::Ctrl(ctrl));
         }
+    }
+
+    /// A frame that is not allowed here: counted, answered with an error, closed.
+    fn violation(&mut self, conn: ConnId, now: Instant, text: &'static str) {
+        self.stats.protocol_errors += 1;
+        self.close_conn(conn, now, Ctrl::Error(Reason::ProtocolViolation, text));
     }
 
     /// Queues a final frame, detaches the session, and closes once flushed.
@@ -1694,15 +1690,7 @@ impl Broker {
     fn on_publish(&mut self, conn: ConnId, session: Key, now: Instant, p: Publish<'_>) {
         let Some(frag) = p.fragment else {
             if self.conns.get(&conn).is_some_and(|c| c.partial.is_some()) {
-                self.stats.protocol_errors += 1;
-                self.close_conn(
-                    conn,
-                    now,
-                    Ctrl::Error(
-                        Reason::ProtocolViolation,
-                        "publish inside a fragmented publish",
-                    ),
-                );
+                self.violation(conn, now, "publish inside a fragmented publish");
                 return;
             }
             if let Some(deadline) = self.accept_publish(conn, session, now, &p, None) {
@@ -1716,15 +1704,7 @@ impl Broker {
         let c = self.conns.get_mut(&conn).expect("conn exists");
         if frag.offset == 0 {
             if c.partial.is_some() {
-                self.stats.protocol_errors += 1;
-                self.close_conn(
-                    conn,
-                    now,
-                    Ctrl::Error(
-                        Reason::ProtocolViolation,
-                        "new fragmented publish before the last ended",
-                    ),
-                );
+                self.violation(conn, now, "new fragmented publish before the last ended");
                 return;
             }
             let mut inc = Incoming::from_publish(&p, frag.total);
@@ -1736,15 +1716,7 @@ impl Broker {
             c.partial = Some(inc);
         }
         let Some(inc) = c.partial.as_mut() else {
-            self.stats.protocol_errors += 1;
-            self.close_conn(
-                conn,
-                now,
-                Ctrl::Error(
-                    Reason::ProtocolViolation,
-                    "fragment without a first fragment",
-                ),
-            );
+            self.violation(conn, now, "fragment without a first fragment");
             return;
         };
         let received = if inc.refused {
@@ -1757,12 +1729,7 @@ impl Broker {
             || frag.total != inc.total
             || received + p.payload.len() as u64 > inc.total
         {
-            self.stats.protocol_errors += 1;
-            self.close_conn(
-                conn,
-                now,
-                Ctrl::Error(Reason::ProtocolViolation, "fragments out of order"),
-            );
+            self.violation(conn, now, "fragments out of order");
             return;
         }
         if !inc.refused {
