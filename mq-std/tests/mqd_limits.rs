@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mq_core::wire::*;
@@ -73,7 +72,7 @@ fn sigterm_under_load_exits_cleanly_and_loses_nothing_acknowledged() {
     assert_eq!(sub.hello("sub", None), Got::Welcome);
     sub.subscribe(1, "orders", QoS::AtLeastOnce, 256);
     let subscriber = std::thread::spawn(move || {
-        let mut seen = BTreeSet::new();
+        let mut seen = std::collections::BTreeSet::new();
         while let Some(g) = sub.recv(Duration::from_secs(20)) {
             if let Got::Deliver { tag, payload, .. } = g {
                 seen.insert(u32::from_le_bytes(payload[..4].try_into().unwrap()));
@@ -86,7 +85,7 @@ fn sigterm_under_load_exits_cleanly_and_loses_nothing_acknowledged() {
     let mut publisher = Raw::connect(addr);
     assert_eq!(publisher.hello("pub", None), Got::Welcome);
     let producer = std::thread::spawn(move || {
-        let (mut acked, mut rejected) = (BTreeSet::new(), 0u32);
+        let (mut acked, mut rejected) = (std::collections::BTreeSet::new(), 0u32);
         let (mut next, mut outstanding) = (1u32, 0u32);
         let mut stopped = false;
         loop {

@@ -11,6 +11,9 @@ use crate::cmd::{self, Step, cargo, run, succeeds};
 /// The embedded target that proves `mq-core` is `no_std`.
 const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
 
+/// The target that proves `mq-std` and `mq-ffi` build for Windows.
+const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+
 /// Debian's route to a `core`/`alloc` for [`NOSTD_TARGET`] where rustup cannot add it.
 const DEBIAN_PACKAGES: &[&str] = &[
     "rustc-web",
@@ -52,6 +55,10 @@ const STEPS: &[(&str, Action)] = &[
             "sim",
         ]))
     }),
+    (
+        "Windows portability (check for x86_64-pc-windows-gnu)",
+        |_| windows_check(),
+    ),
     ("no_std target thumbv7em-none-eabihf", Ci::nostd_target),
     ("no_std mq-core (no default features)", |ci| {
         ci.nostd_build(None)
@@ -217,17 +224,38 @@ impl Ci {
 
 /// Makes sure rustup has [`NOSTD_TARGET`], adding it if not.
 fn rustup_target() -> Result<(), String> {
+    rustup_add(NOSTD_TARGET)
+}
+
+/// Makes sure rustup has the standard library for `target`, adding it if missing.
+fn rustup_add(target: &str) -> Result<(), String> {
     let installed = cmd::stdout_of(Command::new("rustup").args(["target", "list", "--installed"]))
         .ok_or_else(|| {
             "rustup is not available (`rustup target list --installed` failed)".to_owned()
         })?;
-    if installed.lines().any(|line| line.trim() == NOSTD_TARGET) {
-        println!("rustup target {NOSTD_TARGET}: present");
+    if installed.lines().any(|line| line.trim() == target) {
+        println!("rustup target {target}: present");
         return Ok(());
     }
-    println!("rustup target {NOSTD_TARGET} is missing: adding it with rustup");
-    run(Command::new("rustup").args(["target", "add", NOSTD_TARGET]))
-        .map_err(|err| format!("rustup could not add {NOSTD_TARGET}: {err}"))
+    println!("rustup target {target} is missing: adding it with rustup");
+    run(Command::new("rustup").args(["target", "add", target]))
+        .map_err(|err| format!("rustup could not add {target}: {err}"))
+}
+
+/// `mq-std` and `mq-ffi` must stay portable to Windows: they type-check for a
+/// Windows target with warnings denied (no linker needed for `cargo check`).
+fn windows_check() -> Result<(), String> {
+    rustup_add(WINDOWS_TARGET)?;
+    run(cargo().env("RUSTFLAGS", "-D warnings").args([
+        "check",
+        "-p",
+        "mq-std",
+        "-p",
+        "mq-ffi",
+        "--all-targets",
+        "--target",
+        WINDOWS_TARGET,
+    ]))
 }
 
 /// Installs Debian's rustc, cargo and standard library source, and checks they are there.

@@ -1,7 +1,6 @@
 //! File names in the log directory, and the filesystem calls that make them
 //! durable.
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -61,7 +60,7 @@ pub(crate) fn parse_name(name: &str) -> Name {
 /// durable.
 #[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Windows cannot open a directory as a `File` without
