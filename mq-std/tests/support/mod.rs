@@ -228,6 +228,21 @@ pub enum Next {
     Closed,
 }
 
+/// The `Hello` every test peer sends: 1 MiB frames, credit 64, no keepalive.
+fn hello_frame<'a>(client: &'a str, session: SessionMode, token: Option<&'a str>) -> Frame<'a> {
+    Frame::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        client_id: client,
+        session,
+        token,
+        limits: Limits {
+            max_frame: 1 << 20,
+            credit: 64,
+            keepalive_ms: 0,
+        },
+    })
+}
+
 /// A frame-level peer over a plain socket.
 pub struct Raw {
     pub s: TcpStream,
@@ -265,18 +280,7 @@ impl Raw {
     /// `Hello` with a session mode; the answer, or `None` when the connection
     /// ended first.
     pub fn hello_as(&mut self, client: &str, session: SessionMode) -> Option<Got> {
-        let sent = self.try_send(Frame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            client_id: client,
-            session,
-            token: None,
-            limits: Limits {
-                max_frame: 1 << 20,
-                credit: 64,
-                keepalive_ms: 0,
-            },
-        }));
-        if !sent {
+        if !self.try_send(hello_frame(client, session, None)) {
             return None;
         }
         self.recv(Duration::from_secs(10))
@@ -294,17 +298,7 @@ impl Raw {
     }
 
     pub fn hello(&mut self, client: &str, token: Option<&str>) -> Got {
-        self.send(Frame::Hello(Hello {
-            version: PROTOCOL_VERSION,
-            client_id: client,
-            session: SessionMode::Clean,
-            token,
-            limits: Limits {
-                max_frame: 1 << 20,
-                credit: 64,
-                keepalive_ms: 0,
-            },
-        }));
+        self.send(hello_frame(client, SessionMode::Clean, token));
         self.recv(Duration::from_secs(5))
             .expect("an answer to hello")
     }
