@@ -53,13 +53,33 @@ pub(crate) enum Slot {
     },
 }
 
-/// The held table and the recently acked ring.
+/// The held table and the recently acked ring: the slots, with three summaries kept beside them so the per-delivery
+/// operations do not scan the slot array: a count of used slots, a 16-bit
+/// fingerprint per held slot (0: not held), and the settling slots in the order
+/// they were settled (acks go out in that order).
 #[derive(Debug)]
 pub(crate) struct Held<const N: usize> {
     slots: [Slot; N],
     generations: [u32; N],
+    used: usize,
+    fingerprints: [u16; N],
+    /// Ring of the slots in `Slot::Settling`, oldest first.
+    settling: [u16; N],
+    settling_head: usize,
+    settling_len: usize,
     recent: [Option<(MessageKey, Settle)>; RECENT],
+    recent_fingerprints: [u16; RECENT],
     recent_next: usize,
+}
+
+impl MessageKey {
+    /// A non-zero 16-bit digest; equal keys have equal fingerprints.
+    fn fingerprint(&self) -> u16 {
+        let h =
+            self.topic_hash ^ self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.sub);
+        let folded = (h ^ (h >> 16) ^ (h >> 32) ^ (h >> 48)) as u16;
+        folded.max(1)
+    }
 }
 
 impl<const N: usize> Held<N> {
@@ -67,7 +87,13 @@ impl<const N: usize> Held<N> {
         Held {
             slots: [Slot::Free; N],
             generations: [1; N],
+            used: 0,
+            fingerprints: [0; N],
+            settling: [0; N],
+            settling_head: 0,
+            settling_len: 0,
             recent: [None; RECENT],
+            recent_fingerprints: [0; RECENT],
             recent_next: 0,
         }
     }
@@ -76,7 +102,7 @@ impl<const N: usize> Held<N> {
         DeliveryId((u64::from(self.generations[slot]) << 16) | slot as u64)
     }
 
-    /// The slot an id names, if it is still that delivery.
+    /// The slot an id names, if it is still that id's.
     pub(crate) fn lookup(&self, id: DeliveryId) -> Option<usize> {
         let slot = (id.0 & 0xFFFF) as usize;
         let generation = (id.0 >> 16) as u32;
@@ -92,79 +118,149 @@ impl<const N: usize> Held<N> {
     }
 
     pub(crate) fn has_free(&self) -> bool {
-        self.slots.contains(&Slot::Free)
+        self.used < N.min(1 << 16)
     }
 
-    /// Slots in use.
     pub(crate) fn len(&self) -> usize {
-        self.slots.iter().filter(|s| **s != Slot::Free).count()
+        self.used
     }
 
-    /// Takes a free slot for `state`.
+    /// Takes a free slot for `state`; `None` when every slot is in use.
     pub(crate) fn insert(&mut self, state: Slot) -> Option<DeliveryId> {
+        if !self.has_free() || state == Slot::Free {
+            return None;
+        }
         // Slot indexes must fit the id's 16 bits.
         let slot = self
             .slots
             .iter()
             .take(1 << 16)
             .position(|s| *s == Slot::Free)?;
-        self.slots[slot] = state;
+        self.used += 1;
+        self.put(slot, state);
         Some(self.id(slot))
     }
 
+    /// Replaces a used slot's state (`Held` to `Held` or `Settling`).
     pub(crate) fn set(&mut self, slot: usize, state: Slot) {
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = state;
-        }
-    }
-
-    /// Frees a slot; its id becomes unknown.
-    pub(crate) fn free(&mut self, slot: usize) {
-        if let Some(s) = self.slots.get_mut(slot) {
-            *s = Slot::Free;
-            let g = self.generations[slot].wrapping_add(1);
-            self.generations[slot] = if g == 0 { 1 } else { g };
-        }
-    }
-
-    /// The held slot with this message.
-    pub(crate) fn find(&self, key: &MessageKey) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| matches!(s, Slot::Held { key: k, .. } if k == key))
-    }
-
-    /// The first ack or nack waiting to be sent.
-    pub(crate) fn next_settling(&self) -> Option<(usize, u64, Settle)> {
-        self.slots.iter().enumerate().find_map(|(i, s)| match *s {
-            Slot::Settling { tag, settle } => Some((i, tag, settle)),
-            _ => None,
-        })
-    }
-
-    /// The connection ended: acks not sent yet are dropped (the ring repeats them
-    /// on redelivery); held deliveries keep their now useless tags.
-    pub(crate) fn connection_lost(&mut self) {
-        for slot in 0..N {
-            if matches!(self.slots[slot], Slot::Settling { .. }) {
-                self.free(slot);
+        match (self.slots.get(slot), state) {
+            (None | Some(Slot::Free), _) => {}
+            (Some(_), Slot::Free) => self.free(slot),
+            (Some(Slot::Settling { .. }), Slot::Settling { tag, settle }) => {
+                self.slots[slot] = Slot::Settling { tag, settle };
             }
+            (Some(Slot::Settling { .. }), held) => {
+                self.unqueue(slot);
+                self.put(slot, held);
+            }
+            (Some(Slot::Held { .. }), state) => self.put(slot, state),
+        }
+    }
+
+    /// Writes a non-free state into a slot that is not settling.
+    fn put(&mut self, slot: usize, state: Slot) {
+        self.slots[slot] = state;
+        self.fingerprints[slot] = 0;
+        match state {
+            Slot::Held { key, .. } => self.fingerprints[slot] = key.fingerprint(),
+            Slot::Settling { .. } => {
+                let tail = (self.settling_head + self.settling_len) % N;
+                self.settling[tail] = slot as u16;
+                self.settling_len += 1;
+            }
+            Slot::Free => {}
+        }
+    }
+
+    /// Takes a settling slot out of the ring (normally its oldest entry).
+    fn unqueue(&mut self, slot: usize) {
+        let Some(pos) = (0..self.settling_len)
+            .find(|i| usize::from(self.settling[(self.settling_head + i) % N]) == slot)
+        else {
+            return;
+        };
+        for i in pos..self.settling_len - 1 {
+            self.settling[(self.settling_head + i) % N] =
+                self.settling[(self.settling_head + i + 1) % N];
+        }
+        self.settling_len -= 1;
+    }
+
+    pub(crate) fn free(&mut self, slot: usize) {
+        let Some(s) = self.slots.get(slot).copied() else {
+            return;
+        };
+        match s {
+            Slot::Free => return,
+            Slot::Settling { .. } => {
+                if self.settling_len > 0 && usize::from(self.settling[self.settling_head]) == slot {
+                    self.settling_head = (self.settling_head + 1) % N;
+                    self.settling_len -= 1;
+                } else {
+                    self.unqueue(slot);
+                }
+            }
+            Slot::Held { .. } => self.fingerprints[slot] = 0,
+        }
+        self.slots[slot] = Slot::Free;
+        self.used -= 1;
+        let g = self.generations[slot].wrapping_add(1);
+        self.generations[slot] = if g == 0 { 1 } else { g };
+    }
+
+    /// The slot holding `key` (a message the application has not settled).
+    pub(crate) fn find(&self, key: &MessageKey) -> Option<usize> {
+        if self.used == self.settling_len {
+            return None;
+        }
+        let fp = key.fingerprint();
+        self.fingerprints
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f == fp)
+            .map(|(i, _)| i)
+            .find(|&i| matches!(self.slots[i], Slot::Held { key: k, .. } if k == *key))
+    }
+
+    /// The oldest settlement waiting to be transmitted.
+    pub(crate) fn next_settling(&self) -> Option<(usize, u64, Settle)> {
+        if self.settling_len == 0 {
+            return None;
+        }
+        let slot = usize::from(self.settling[self.settling_head]);
+        match self.slots[slot] {
+            Slot::Settling { tag, settle } => Some((slot, tag, settle)),
+            _ => None,
+        }
+    }
+
+    /// The connection ended: settlements not sent are void (the broker
+    /// redelivers those messages).
+    pub(crate) fn connection_lost(&mut self) {
+        while self.settling_len > 0 {
+            let slot = usize::from(self.settling[self.settling_head]);
+            self.free(slot);
         }
     }
 
     /// Remembers how a message was settled, evicting the oldest entry.
     pub(crate) fn remember(&mut self, key: MessageKey, settle: Settle) {
         self.recent[self.recent_next] = Some((key, settle));
+        self.recent_fingerprints[self.recent_next] = key.fingerprint();
         self.recent_next = (self.recent_next + 1) % RECENT;
     }
 
     /// How a recently settled message was settled.
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
-        self.recent
+        let fp = key.fingerprint();
+        self.recent_fingerprints
             .iter()
-            .flatten()
-            .find(|(k, _)| k == key)
-            .map(|(_, s)| *s)
+            .enumerate()
+            .filter(|(_, f)| **f == fp)
+            .find_map(|(i, _)| match self.recent[i] {
+                Some((k, settle)) if k == *key => Some(settle),
+                _ => None,
+            })
     }
 }
 
@@ -201,6 +297,47 @@ mod tests {
         assert_eq!(h.lookup(c), Some(slot));
         assert_eq!(h.find(&key(2)), h.lookup(b));
         assert_eq!(h.lookup(DeliveryId::NONE), None);
+    }
+
+    #[test]
+    fn settlements_leave_in_the_order_they_were_made() {
+        let mut h = Held::<4>::new();
+        let held = |seq| Slot::Held {
+            key: key(seq),
+            tag: seq,
+            epoch: 0,
+        };
+        let settling = |tag| Slot::Settling {
+            tag,
+            settle: Settle::Ack,
+        };
+        let ids: [DeliveryId; 4] = core::array::from_fn(|i| h.insert(held(i as u64)).unwrap());
+        assert!(!h.has_free());
+        assert_eq!(h.len(), 4);
+        assert_eq!(h.next_settling(), None);
+        let [s0, _, s2, s3] = ids.map(|id| h.lookup(id).unwrap());
+        h.set(s2, settling(2));
+        h.set(s0, settling(0));
+        h.set(s3, settling(3));
+        assert_eq!(h.find(&key(2)), None, "a settling slot is not held");
+        assert_eq!(h.find(&key(1)), h.lookup(ids[1]));
+        assert_eq!(h.next_settling(), Some((s2, 2, Settle::Ack)));
+        h.free(s2);
+        assert_eq!(h.next_settling(), Some((s0, 0, Settle::Ack)));
+        // A settling slot going back to held leaves the queue.
+        h.set(s0, held(0));
+        assert_eq!(h.find(&key(0)), Some(s0));
+        assert_eq!(h.next_settling(), Some((s3, 3, Settle::Ack)));
+        // A duplicate answered at once is queued behind.
+        assert!(h.has_free());
+        let dup = h.insert(settling(9)).unwrap();
+        let dup = h.lookup(dup).unwrap();
+        h.connection_lost();
+        assert_eq!(h.next_settling(), None);
+        assert_eq!(h.slot(dup), Slot::Free);
+        assert_eq!(h.slot(s3), Slot::Free);
+        assert_eq!(h.len(), 2, "held slots survive, settlements do not");
+        assert_eq!(h.find(&key(1)), h.lookup(ids[1]));
     }
 
     #[test]
