@@ -295,8 +295,12 @@ pub(crate) struct Driver {
     session: Box<ClientSession>,
     commands: Arc<Commands>,
     default_credit: u32,
-    /// Input not consumed by the session yet: `rx[..rx_len]`.
+    /// Input not consumed by the session yet: `rx[rx_start..rx_len]`. The
+    /// session takes a few frames per call (its event queue is short), so what it
+    /// consumed is skipped, not copied away: the rest moves to the front once per
+    /// read ([`read_buf`](Self::read_buf)).
     rx: Vec<u8>,
+    rx_start: usize,
     rx_len: usize,
     /// Output not written yet: `tx[tx_start..tx_end]`.
     tx: Vec<u8>,
@@ -387,6 +391,7 @@ impl Driver {
             commands,
             default_credit: opts.credit.max(1),
             rx: vec![0; Framing::Stream.max_framed_len(max_in) + READ_CHUNK],
+            rx_start: 0,
             rx_len: 0,
             tx: vec![0; WRITE_HIGH_WATER + frame_room],
             tx_start: 0,
@@ -457,7 +462,7 @@ impl Driver {
         if !self.draining {
             return false;
         }
-        let input = &self.rx[..self.rx_len];
+        let input = &self.rx[self.rx_start..self.rx_len];
         let decoder = StreamDecoder::new(self.session.receive_limits().max_frame);
         if !input.is_empty() && matches!(decoder.split(input), Ok(Split::Whole { .. })) {
             return false;
@@ -471,6 +476,11 @@ impl Driver {
     /// Where to read socket bytes into; empty while the session cannot take
     /// more (backpressure).
     pub(crate) fn read_buf(&mut self) -> &mut [u8] {
+        if self.rx_start > 0 {
+            self.rx.copy_within(self.rx_start..self.rx_len, 0);
+            self.rx_len -= self.rx_start;
+            self.rx_start = 0;
+        }
         &mut self.rx[self.rx_len..]
     }
 
@@ -499,6 +509,7 @@ impl Driver {
     }
 
     fn clear_buffers(&mut self) {
+        self.rx_start = 0;
         self.rx_len = 0;
         self.tx_start = 0;
         self.tx_end = 0;
@@ -749,11 +760,12 @@ impl Driver {
                 self.offer(now, msg);
                 progress |= self.parked.is_none();
             }
-            if self.rx_len > 0 {
-                let n = self.session.handle_input(now, &self.rx[..self.rx_len]);
+            if self.rx_len > self.rx_start {
+                let n = self
+                    .session
+                    .handle_input(now, &self.rx[self.rx_start..self.rx_len]);
                 if n > 0 {
-                    self.rx.copy_within(n..self.rx_len, 0);
-                    self.rx_len -= n;
+                    self.rx_start += n;
                     progress = true;
                 }
             }
