@@ -10,8 +10,12 @@ use support::{Got, Mqd, Raw};
 
 #[test]
 fn slow_consumer_does_not_grow_memory_past_the_bound() {
+    // No keepalive: the silent subscriber must stay connected however long a
+    // loaded machine takes to push 400 MB (a keepalive timeout would end its
+    // subscription and with it the drops this test counts).
     let mqd = Mqd::start(
         r#"
+        keepalive_ms = 0
         [queue]
         max_messages = 1000
         overflow = "drop-oldest"
