@@ -10,6 +10,9 @@
 //! is read back before anything is accepted; `[store] kind = "memory"` keeps
 //! nothing on disk. Logs go to stderr.
 
+#[path = "common/alloc.rs"]
+mod alloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -7,6 +7,8 @@
 //! 1 when the work failed (the reason is printed on one line), 2 for bad
 //! arguments.
 
+#[path = "../common/alloc.rs"]
+mod alloc;
 mod bench;
 mod histogram;
 mod output;
