@@ -62,6 +62,9 @@ pub(crate) struct Held<const N: usize> {
     slots: [Slot; N],
     generations: [u32; N],
     used: usize,
+    /// Where `insert` starts looking for a free slot: the one freed last, or
+    /// the one after the last taken.
+    free_hint: usize,
     fingerprints: [u16; N],
     /// Ring of the slots in `Slot::Settling`, oldest first.
     settling: [u16; N],
@@ -88,6 +91,7 @@ impl<const N: usize> Held<N> {
             slots: [Slot::Free; N],
             generations: [1; N],
             used: 0,
+            free_hint: 0,
             fingerprints: [0; N],
             settling: [0; N],
             settling_head: 0,
@@ -131,11 +135,12 @@ impl<const N: usize> Held<N> {
             return None;
         }
         // Slot indexes must fit the id's 16 bits.
-        let slot = self
-            .slots
-            .iter()
-            .take(1 << 16)
-            .position(|s| *s == Slot::Free)?;
+        let limit = N.min(1 << 16);
+        let start = self.free_hint.min(limit - 1);
+        let slot = (start..limit)
+            .chain(0..start)
+            .find(|&i| self.slots[i] == Slot::Free)?;
+        self.free_hint = (slot + 1) % limit;
         self.used += 1;
         self.put(slot, state);
         Some(self.id(slot))
@@ -203,6 +208,7 @@ impl<const N: usize> Held<N> {
             Slot::Held { .. } => self.fingerprints[slot] = 0,
         }
         self.slots[slot] = Slot::Free;
+        self.free_hint = slot;
         self.used -= 1;
         let g = self.generations[slot].wrapping_add(1);
         self.generations[slot] = if g == 0 { 1 } else { g };
@@ -213,12 +219,7 @@ impl<const N: usize> Held<N> {
         if self.used == self.settling_len {
             return None;
         }
-        let fp = key.fingerprint();
-        self.fingerprints
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| **f == fp)
-            .map(|(i, _)| i)
+        matching(&self.fingerprints, key.fingerprint())
             .find(|&i| matches!(self.slots[i], Slot::Held { key: k, .. } if k == *key))
     }
 
@@ -252,16 +253,27 @@ impl<const N: usize> Held<N> {
 
     /// How a recently settled message was settled.
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
-        let fp = key.fingerprint();
-        self.recent_fingerprints
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| **f == fp)
-            .find_map(|(i, _)| match self.recent[i] {
-                Some((k, settle)) if k == *key => Some(settle),
-                _ => None,
-            })
+        matching(&self.recent_fingerprints, key.fingerprint()).find_map(|i| match self.recent[i] {
+            Some((k, settle)) if k == *key => Some(settle),
+            _ => None,
+        })
     }
+}
+
+/// Indexes of the entries equal to `fp`, tested 16 at a time without branches
+/// (the compiler turns each block into a few vector compares).
+fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+    fingerprints
+        .chunks(16)
+        .enumerate()
+        .filter(move |(_, block)| block.iter().fold(false, |any, f| any | (*f == fp)))
+        .flat_map(move |(b, block)| {
+            block
+                .iter()
+                .enumerate()
+                .filter(move |(_, f)| **f == fp)
+                .map(move |(i, _)| b * 16 + i)
+        })
 }
 
 #[cfg(test)]
