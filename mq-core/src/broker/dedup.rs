@@ -31,6 +31,10 @@ pub(crate) struct Dedup {
     /// last_active -> producer, for eviction.
     by_age: BTreeMap<u64, u64>,
     clock: u64,
+    /// The producer recorded last: already the most recent in `by_age`, so
+    /// its next records leave the age index alone (a producer publishing
+    /// alone touches only its window).
+    latest: Option<u64>,
     window: usize,
     max_producers: usize,
 }
@@ -41,6 +45,7 @@ impl Dedup {
             producers: Map::default(),
             by_age: BTreeMap::new(),
             clock: 0,
+            latest: None,
             window: window.max(1),
             max_producers: max_producers.max(1),
         }
@@ -50,6 +55,10 @@ impl Dedup {
         let Some(p) = self.producers.get(&producer) else {
             return Seen::New;
         };
+        // Producers number their publishes 1, 2, 3, ...: past the newest is new.
+        if p.recent.back().is_some_and(|&(newest, _)| seq > newest) {
+            return Seen::New;
+        }
         match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
             Ok(i) => Seen::Duplicate(Some(p.recent[i].1)),
             Err(0) if p.recent.len() >= self.window => Seen::Duplicate(None),
@@ -59,6 +68,13 @@ impl Dedup {
 
     /// Remembers that `seq` of `producer` was stored as `topic_seq`.
     pub(crate) fn record(&mut self, producer: u64, seq: u64, topic_seq: u64) {
+        if self.latest == Some(producer)
+            && let Some(p) = self.producers.get_mut(&producer)
+        {
+            Self::remember(p, seq, topic_seq, self.window);
+            return;
+        }
+        self.latest = Some(producer);
         self.clock += 1;
         let clock = self.clock;
         if !self.producers.contains_key(&producer)
@@ -74,12 +90,18 @@ impl Dedup {
         self.by_age.remove(&p.last_active);
         p.last_active = clock;
         self.by_age.insert(clock, producer);
+        Self::remember(p, seq, topic_seq, self.window);
+    }
+
+    /// Adds `seq` to a producer's window, in order, forgetting the oldest.
+    fn remember(p: &mut Producer, seq: u64, topic_seq: u64, window: usize) {
         // Usually appended in order; a late one is inserted in place.
-        match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
-            Ok(_) => {}
-            Err(i) => p.recent.insert(i, (seq, topic_seq)),
+        if p.recent.back().is_none_or(|&(newest, _)| seq > newest) {
+            p.recent.push_back((seq, topic_seq));
+        } else if let Err(i) = p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
+            p.recent.insert(i, (seq, topic_seq));
         }
-        while p.recent.len() > self.window {
+        while p.recent.len() > window {
             p.recent.pop_front();
         }
     }
@@ -114,10 +136,22 @@ mod tests {
         // 1 fell out of the window: still a duplicate, seq unknown.
         assert_eq!(d.check(1, 1), Seen::Duplicate(None));
         assert_eq!(d.check(1, 4), Seen::Duplicate(Some(13)));
+        // Out of order (a retry after a gap) is placed in order.
+        d.record(1, 6, 15);
+        d.record(1, 5, 14);
+        assert_eq!(d.check(1, 5), Seen::Duplicate(Some(14)));
+        assert_eq!(d.check(1, 6), Seen::Duplicate(Some(15)));
+        assert_eq!(d.check(1, 7), Seen::New);
         d.record(2, 1, 1);
-        d.record(3, 1, 1); // evicts producer 1, the least recently active
+        d.record(2, 2, 2); // producer 2 again: stays the most recent
+        d.record(1, 7, 16); // producer 1 becomes the most recent
+        d.record(3, 1, 1); // evicts producer 2, the least recently active
         assert_eq!(d.producers(), 2);
-        assert_eq!(d.check(1, 4), Seen::New);
-        assert_eq!(d.check(2, 1), Seen::Duplicate(Some(1)));
+        assert_eq!(d.check(2, 1), Seen::New);
+        assert_eq!(d.check(1, 7), Seen::Duplicate(Some(16)));
+        d.record(4, 1, 1); // evicts producer 1
+        assert_eq!(d.producers(), 2);
+        assert_eq!(d.check(1, 7), Seen::New);
+        assert_eq!(d.check(3, 1), Seen::Duplicate(Some(1)));
     }
 }
