@@ -86,8 +86,32 @@ pub struct Scenario {
     /// Firmware arguments; the runner adds `host`, `port` and `timeout_ms`.
     pub args: Vec<String>,
     pub expect: ExitCode,
+    /// A check of what the firmware printed.
+    pub output: fn(&[String]) -> Result<(), String>,
     pub timeout: Duration,
     pub peer: Box<dyn Peer>,
+}
+
+/// The firmware slept in WFI and received frames woke it: its idle is
+/// interrupt-driven (the line is `idle: N sleeps, M LAN9118 interrupts`).
+fn woken_by_frames(lines: &[String]) -> Result<(), String> {
+    let line = lines
+        .iter()
+        .find(|line| line.starts_with("idle: "))
+        .ok_or("the firmware printed no `idle:` line")?;
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    match numbers[..] {
+        [sleeps, interrupts] if sleeps > 0 && interrupts > 0 => Ok(()),
+        _ => Err(format!("not woken by the LAN9118 interrupt: `{line}`")),
+    }
+}
+
+/// For runs that end before they idle.
+fn anything(_: &[String]) -> Result<(), String> {
+    Ok(())
 }
 
 /// Bytes each way in the throughput scenario.
@@ -102,6 +126,7 @@ fn scenarios() -> Vec<Scenario> {
             variant: "baseline",
             args: args(&["mode=echo", "count=300", "size=1400"]),
             expect: ExitCode::Success,
+            output: woken_by_frames,
             timeout: Duration::from_secs(20),
             peer: Box::new(EchoPeer::new(300, 1400, None)),
         },
@@ -118,6 +143,7 @@ fn scenarios() -> Vec<Scenario> {
                 "gw=10.0.2.2",
             ]),
             expect: ExitCode::Success,
+            output: woken_by_frames,
             timeout: Duration::from_secs(20),
             peer: Box::new(EchoPeer::new(50, 512, None)),
         },
@@ -127,6 +153,7 @@ fn scenarios() -> Vec<Scenario> {
             variant: "baseline",
             args: args(&["mode=echo", "count=40", "size=700", "connections=3"]),
             expect: ExitCode::Success,
+            output: woken_by_frames,
             timeout: Duration::from_secs(20),
             peer: Box::new(EchoPeer::new(40, 700, None).connections(3)),
         },
@@ -136,6 +163,7 @@ fn scenarios() -> Vec<Scenario> {
             variant: "baseline",
             args: args(&["mode=echo", "count=100", "size=1000"]),
             expect: ExitCode::Mismatch,
+            output: woken_by_frames,
             timeout: Duration::from_secs(20),
             peer: Box::new(EchoPeer::new(100, 1000, Some(20_000))),
         },
@@ -148,6 +176,7 @@ fn scenarios() -> Vec<Scenario> {
                 format!("bytes={THROUGHPUT_BYTES}"),
             ],
             expect: ExitCode::Success,
+            output: woken_by_frames,
             timeout: Duration::from_secs(30),
             peer: Box::new(ThroughputPeer::new(THROUGHPUT_BYTES)),
         },
@@ -157,6 +186,7 @@ fn scenarios() -> Vec<Scenario> {
             variant: "baseline",
             args: args(&["mode=sideways"]),
             expect: ExitCode::Config,
+            output: anything,
             timeout: Duration::from_secs(10),
             peer: Box::new(NoConnection::default()),
         },
@@ -333,6 +363,7 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
         ));
     }
     let peer = peer.map_err(|err| format!("peer: {err}"))?;
+    (scenario.output)(&lines).map_err(|err| format!("firmware output: {err}"))?;
     Ok(Report {
         summary: format!(
             "exit {} ({}); peer: {peer}",

@@ -12,7 +12,7 @@
 
 use core::fmt;
 
-use firmware::board::{Board, ExitCode};
+use firmware::board::{self, Board, ExitCode};
 use firmware::clock;
 use firmware::config::{Config, Mode};
 use firmware::lan9118::Lan9118;
@@ -77,7 +77,7 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
     let first_port = 49152 + (seed % 16000) as u16;
     let result = (0..config.connections).try_for_each(|n| {
         // A new local port per connection: the peer may still hold the last one.
-        stack.connect(config, first_port + (n % 300) as u16)?;
+        stack.connect(config, first_port + n % 300)?;
         match config.mode {
             Mode::Echo => echo(&mut stack, config.count, config.size),
             Mode::Throughput => throughput(&mut stack, config.bytes),
@@ -92,6 +92,11 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
         counters.rx_bad_length,
         counters.tx_frames,
         counters.tx_errors
+    );
+    let idle = board::idle_counters();
+    println!(
+        "idle: {} sleeps, {} LAN9118 interrupts",
+        idle.sleeps, idle.eth_interrupts
     );
     match result {
         Ok(()) => ExitCode::Success,

@@ -6,6 +6,8 @@
 //! waits. The interrupt handlers themselves live in the binary (cortex-m-rt wants
 //! them there) and call [`on_systick`] and [`on_interrupt`].
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m::peripheral::{NVIC, SYST};
@@ -19,6 +21,25 @@ pub const ETH_BASE: usize = 0x4020_0000;
 
 /// The LAN9118's interrupt line.
 pub const ETH_IRQ: u16 = 13;
+
+/// Sleeps (WFI) so far, and LAN9118 interrupts taken.
+static SLEEPS: AtomicU32 = AtomicU32::new(0);
+static ETH_INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+/// How the firmware idled: proof that frames wake it (not only the timer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleCounters {
+    pub sleeps: u32,
+    pub eth_interrupts: u32,
+}
+
+/// The idle counters so far.
+pub fn idle_counters() -> IdleCounters {
+    IdleCounters {
+        sleeps: SLEEPS.load(Ordering::Relaxed),
+        eth_interrupts: ETH_INTERRUPTS.load(Ordering::Relaxed),
+    }
+}
 
 /// SysTick's reload register is 24 bits wide: at 25 MHz, a sleep of 0.67 s at most.
 const SYSTICK_MAX: u32 = 0x00FF_FFFF;
@@ -99,6 +120,7 @@ impl Board {
             // Interrupts are masked: a pending one ends WFI, and its handler runs
             // when the critical section ends.
             cortex_m::asm::wfi();
+            SLEEPS.fetch_add(1, Ordering::Relaxed);
         });
     }
 }
@@ -121,5 +143,6 @@ pub fn on_interrupt(irqn: i16) -> bool {
     }
     // SAFETY: as in `init`.
     unsafe { Registers::new(ETH_BASE) }.acknowledge_interrupts();
+    ETH_INTERRUPTS.fetch_add(1, Ordering::Relaxed);
     true
 }
