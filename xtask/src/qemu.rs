@@ -178,7 +178,17 @@ fn scenarios() -> Vec<Scenario> {
             expect: ExitCode::Success,
             output: woken_by_frames,
             timeout: Duration::from_secs(30),
-            peer: Box::new(ThroughputPeer::new(THROUGHPUT_BYTES)),
+            peer: Box::new(ThroughputPeer::new(THROUGHPUT_BYTES, None)),
+        },
+        Scenario {
+            name: "throughput-corrupted",
+            about: "the peer flips a bit of the download: the firmware must exit with `mismatch`",
+            variant: "baseline",
+            args: args(&["mode=throughput", "bytes=262144"]),
+            expect: ExitCode::Mismatch,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(20),
+            peer: Box::new(ThroughputPeer::new(262_144, Some(100_000))),
         },
         Scenario {
             name: "bad-argument",
@@ -713,16 +723,19 @@ fn echo(
 }
 
 /// Receives `bytes` (checking the pattern), sends `bytes`, then expects the
-/// firmware to close.
+/// firmware to close; optionally flips one bit of what it sends at a byte offset
+/// (the firmware must notice).
 struct ThroughputPeer {
     bytes: u64,
+    corrupt_at: Option<u64>,
     served: Option<Connections>,
 }
 
 impl ThroughputPeer {
-    fn new(bytes: u64) -> ThroughputPeer {
+    fn new(bytes: u64, corrupt_at: Option<u64>) -> ThroughputPeer {
         ThroughputPeer {
             bytes,
+            corrupt_at,
             served: None,
         }
     }
@@ -730,8 +743,9 @@ impl ThroughputPeer {
 
 impl Peer for ThroughputPeer {
     fn start(&mut self) -> Result<SocketAddr, String> {
-        let bytes = self.bytes;
-        let (addr, served) = Connections::start(1, move |stream| throughput(stream, bytes))?;
+        let (bytes, corrupt_at) = (self.bytes, self.corrupt_at);
+        let (addr, served) =
+            Connections::start(1, move |stream| throughput(stream, bytes, corrupt_at))?;
         self.served = Some(served);
         Ok(addr)
     }
@@ -741,7 +755,11 @@ impl Peer for ThroughputPeer {
     }
 }
 
-fn throughput(mut stream: TcpStream, bytes: u64) -> Result<String, String> {
+fn throughput(
+    mut stream: TcpStream,
+    bytes: u64,
+    corrupt_at: Option<u64>,
+) -> Result<String, String> {
     let mut buffer = vec![0; 64 * 1024];
     let mut received = 0u64;
     let mut first = None;
@@ -773,12 +791,20 @@ fn throughput(mut stream: TcpStream, bytes: u64) -> Result<String, String> {
     while sent < bytes {
         let n = buffer.len().min((bytes - sent) as usize);
         for (k, slot) in buffer[..n].iter_mut().enumerate() {
-            *slot = pattern::stream_byte(sent + k as u64);
+            let at = sent + k as u64;
+            *slot = pattern::stream_byte(at) ^ if corrupt_at == Some(at) { 0x40 } else { 0 };
         }
-        stream
-            .write_all(&buffer[..n])
-            .map_err(|err| format!("write after {sent} bytes: {err}"))?;
-        sent += n as u64;
+        match stream.write_all(&buffer[..n]) {
+            Ok(()) => sent += n as u64,
+            // The firmware exits at once on a mismatch: its connection is reset.
+            Err(_) if corrupt_at.is_some_and(|at| at < sent + n as u64) => break,
+            Err(err) => return Err(format!("write after {sent} bytes: {err}")),
+        }
+    }
+    if let Some(at) = corrupt_at {
+        return Ok(format!(
+            "flipped a bit of stream byte {at} sent to the firmware"
+        ));
     }
     match stream.read(&mut buffer) {
         Ok(0) => {}

@@ -358,12 +358,14 @@ fn throughput(stack: &mut Stack<'_>, bytes: u64) -> Outcome {
                     .iter()
                     .enumerate()
                     .find(|&(k, &got)| got != pattern::stream_byte(received + k as u64));
-                (n, bad.map(|(k, &got)| (k, got)).ok_or(n))
+                match bad {
+                    None => (n, Ok(n)),
+                    Some((k, &got)) => (k, Err((received + k as u64, got))),
+                }
             });
             match checked {
-                Ok(Err(n)) => received += n as u64,
-                Ok(Ok((k, got))) => {
-                    let at = received + k as u64;
+                Ok(Ok(n)) => received += n as u64,
+                Ok(Err((at, got))) => {
                     let want = pattern::stream_byte(at);
                     return fail(
                         ExitCode::Mismatch,
@@ -398,6 +400,6 @@ fn throughput(stack: &mut Stack<'_>, bytes: u64) -> Outcome {
 /// One line `cargo xtask qemu` reads: `throughput DIR bytes=N micros=M rate=R B/s`.
 fn print_rate(direction: &str, bytes: u64, micros: u64) {
     let micros = micros.max(1);
-    let rate = u128::from(bytes) * 1_000_000 / u128::from(micros);
+    let rate = bytes.saturating_mul(1_000_000) / micros;
     println!("throughput {direction} bytes={bytes} micros={micros} rate={rate} B/s");
 }

@@ -27,7 +27,7 @@ fn run() -> ExitCode {
     let args = match semihosting::experimental::env::args::<ARGS_BUFFER>() {
         Ok(args) => args,
         Err(err) => {
-            eprintln!("error: cannot read the semihosting arguments: {err:?}");
+            eprintln!("error: cannot read the semihosting arguments: {err}");
             return ExitCode::Config;
         }
     };

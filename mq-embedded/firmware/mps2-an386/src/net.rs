@@ -33,6 +33,12 @@ pub enum AddressEvent {
     Deconfigured,
 }
 
+/// What the DHCP socket reported.
+enum Lease {
+    Got(Ipv4Cidr, Option<Ipv4Address>),
+    Lost,
+}
+
 /// The interface, its sockets and its device.
 pub struct Net<'a, D: Device> {
     pub device: D,
@@ -92,25 +98,23 @@ impl<'a, D: Device> Net<'a, D> {
     /// the address change this brought, if any.
     pub fn poll(&mut self, now: Instant) -> Option<AddressEvent> {
         self.iface.poll(now, &mut self.device, &mut self.sockets);
-        if let Some(handle) = self.dhcp {
-            let lease = match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
-                None => None,
-                Some(dhcpv4::Event::Configured(lease)) => Some(Some((lease.address, lease.router))),
-                Some(dhcpv4::Event::Deconfigured) => Some(None),
-            };
-            match lease {
-                None => {}
-                Some(Some((cidr, router))) => {
-                    self.fallback = None;
-                    self.set_address(cidr, router, Source::Dhcp);
-                }
-                // smoltcp also says so once at the start, before any lease.
-                Some(None) if self.address.is_some() => {
-                    self.clear_address();
-                    self.pending = Some(AddressEvent::Deconfigured);
-                }
-                Some(None) => {}
+        let lease = self.dhcp.and_then(|handle| {
+            match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll()? {
+                dhcpv4::Event::Configured(lease) => Some(Lease::Got(lease.address, lease.router)),
+                dhcpv4::Event::Deconfigured => Some(Lease::Lost),
             }
+        });
+        match lease {
+            Some(Lease::Got(cidr, router)) => {
+                self.fallback = None;
+                self.set_address(cidr, router, Source::Dhcp);
+            }
+            // smoltcp also says `Deconfigured` once at the start, before any lease.
+            Some(Lease::Lost) if self.address.is_some() => {
+                self.clear_address();
+                self.pending = Some(AddressEvent::Deconfigured);
+            }
+            Some(Lease::Lost) | None => {}
         }
         if let Some((ip, at)) = self.fallback
             && now >= at
