@@ -278,10 +278,10 @@ fn run_scenarios(all: Vec<Scenario>) -> Result<(), String> {
         };
         println!("{name:<16} {:>6}  {verdict}", cmd::format_duration(*took));
     }
-    for (_, _, outcome) in &results {
+    for (name, _, outcome) in &results {
         if let Ok(report) = outcome {
             for line in report.lines.iter().filter(|l| l.starts_with("throughput ")) {
-                println!("firmware: {line}");
+                println!("{name}: {line}");
             }
         }
     }
