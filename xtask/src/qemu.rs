@@ -327,7 +327,7 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| format!("cannot start {QEMU}: {err}"))?;
+        .map_err(|err| format!("cannot start `timeout {QEMU}`: {err}"))?;
     let output = Output::capture(&mut child);
 
     // `timeout` ends QEMU; this watchdog only guards against `timeout` itself hanging.
@@ -337,6 +337,7 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
         let new = output.lines_for(Duration::from_millis(20));
         if let Err(err) = scenario.peer.poll(&new) {
             kill(&mut child);
+            let _ = scenario.peer.finish();
             return Err(format!("peer: {err}"));
         }
         lines.extend(new);
@@ -348,6 +349,7 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
         }
         if Instant::now() >= watchdog {
             kill(&mut child);
+            let _ = scenario.peer.finish();
             return Err(format!(
                 "QEMU still running {:?} after its timeout: killed",
                 Duration::from_secs(5)
@@ -412,6 +414,8 @@ fn qemu_command(
          guestfwd=tcp:{GUEST_PEER_IP}:{GUEST_PEER_PORT}-cmd:'{relay}' qemu-relay {peer}"
     );
     let mut cmd = Command::new("timeout");
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.args(["--kill-after=2"])
         .arg(scenario.timeout.as_secs().max(1).to_string())
         .arg(QEMU)
@@ -431,8 +435,13 @@ fn qemu_command(
     Ok(cmd)
 }
 
-/// Ends a QEMU run that must not go on (`timeout` and, through it, QEMU).
+/// Ends a QEMU run that must not go on: `timeout` and QEMU, its child, which
+/// share the process group `qemu_command` gave them.
 fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -481,7 +490,12 @@ impl Output {
             {
                 Ok(Some(line)) => lines.push(line),
                 Ok(None) => {}
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return lines,
+                Err(RecvTimeoutError::Timeout) => return lines,
+                // Both streams ended: QEMU is exiting; do not spin meanwhile.
+                Err(RecvTimeoutError::Disconnected) => {
+                    thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                    return lines;
+                }
             }
         }
     }
