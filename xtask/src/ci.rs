@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::Failure;
 use crate::cmd::{self, Step, cargo, run, succeeds};
+use crate::{firmware, qemu};
 
 /// The embedded target that proves `mq-core` is `no_std`.
-const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
+pub const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
 
 /// The target that proves `mq-std` and `mq-ffi` build for Windows.
 const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
@@ -65,15 +66,79 @@ const STEPS: &[(&str, Action)] = &[
     }),
     ("no_std mq-core +alloc", |ci| ci.nostd_build(Some("alloc"))),
     ("no_std mq-core +defmt", |ci| ci.nostd_build(Some("defmt"))),
+    ("firmware: fmt and clippy", |_| firmware::lint()),
+    ("firmware: build, host tests, sizes", |_| firmware::check()),
+    ("qemu: firmware against host peers", |_| qemu::check()),
 ];
 
-/// How the no_std builds get a `core` for [`NOSTD_TARGET`].
-#[derive(Clone, Copy)]
-enum Route {
+/// How the no_std builds (mq-core, the firmware) get a `core` for [`NOSTD_TARGET`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Route {
     /// rustup's prebuilt standard library for the target.
     Rustup,
     /// Debian's rustc and cargo building `core`/`alloc` from source (`-Zbuild-std`).
     Debian,
+}
+
+impl Route {
+    /// Picks the route to [`NOSTD_TARGET`]: rustup's target (added if missing), else
+    /// Debian's packages. Fails saying what is missing when neither works.
+    pub fn choose() -> Result<Route, String> {
+        let rustup_failure = match env::var(ROUTE_OVERRIDE).unwrap_or_default().as_str() {
+            "" => match rustup_target() {
+                Ok(()) => return Ok(Route::Rustup),
+                Err(err) => err,
+            },
+            "rustup" => {
+                rustup_target()?;
+                return Ok(Route::Rustup);
+            }
+            "debian" => format!("{ROUTE_OVERRIDE}=debian: not using rustup"),
+            other => {
+                return Err(format!(
+                    "{ROUTE_OVERRIDE}={other} is neither `rustup` nor `debian`"
+                ));
+            }
+        };
+        println!("{rustup_failure}");
+        println!(
+            "falling back to Debian's toolchain: {}",
+            DEBIAN_PACKAGES.join(" ")
+        );
+        debian_toolchain().map_err(|debian_failure| {
+            format!(
+                "no way to build for {NOSTD_TARGET}: {rustup_failure}; \
+                 and the Debian fallback failed: {debian_failure}"
+            )
+        })?;
+        Ok(Route::Debian)
+    }
+
+    /// `cargo build --target NOSTD_TARGET` by this route, run in `dir`, with its
+    /// artifacts under `target_dir` (Debian's compiler: under `target_dir/debian`).
+    pub fn cargo_build(self, dir: &Path, target_dir: &Path) -> Command {
+        let mut cmd = match self {
+            Route::Rustup => {
+                let mut cmd = Command::new("cargo");
+                cmd.arg("build").arg("--target-dir").arg(target_dir);
+                cmd
+            }
+            Route::Debian => {
+                let mut cmd = Command::new("/usr/bin/cargo");
+                cmd.env("RUSTC_BOOTSTRAP", "1")
+                    .env("RUSTC", "/usr/bin/rustc")
+                    .env_remove("RUSTUP_TOOLCHAIN")
+                    .arg("build")
+                    .arg("-Zbuild-std=core,alloc")
+                    // A different compiler: keep its artifacts apart from rustup's.
+                    .arg("--target-dir")
+                    .arg(target_dir.join("debian"));
+                cmd
+            }
+        };
+        cmd.current_dir(dir).args(["--target", NOSTD_TARGET]);
+        cmd
+    }
 }
 
 /// State carried from one step to the next.
@@ -152,69 +217,18 @@ fn components() -> Result<(), String> {
 }
 
 impl Ci {
-    /// Picks the route to [`NOSTD_TARGET`]: rustup's target (added if missing), else
-    /// Debian's packages. Fails saying what is missing when neither works.
     fn nostd_target(&mut self) -> Result<(), String> {
-        let rustup_failure = match env::var(ROUTE_OVERRIDE).unwrap_or_default().as_str() {
-            "" => match rustup_target() {
-                Ok(()) => {
-                    self.route = Some(Route::Rustup);
-                    return Ok(());
-                }
-                Err(err) => err,
-            },
-            "rustup" => {
-                rustup_target()?;
-                self.route = Some(Route::Rustup);
-                return Ok(());
-            }
-            "debian" => format!("{ROUTE_OVERRIDE}=debian: not using rustup"),
-            other => {
-                return Err(format!(
-                    "{ROUTE_OVERRIDE}={other} is neither `rustup` nor `debian`"
-                ));
-            }
-        };
-        println!("{rustup_failure}");
-        println!(
-            "falling back to Debian's toolchain: {}",
-            DEBIAN_PACKAGES.join(" ")
-        );
-        debian_toolchain().map_err(|debian_failure| {
-            format!(
-                "no way to build for {NOSTD_TARGET}: {rustup_failure}; \
-                 and the Debian fallback failed: {debian_failure}"
-            )
-        })?;
-        self.route = Some(Route::Debian);
+        self.route = Some(Route::choose()?);
         Ok(())
     }
 
     /// `cargo build -p mq-core` for [`NOSTD_TARGET`] without default features, plus `feature`.
     fn nostd_build(&mut self, feature: Option<&str>) -> Result<(), String> {
-        let mut cmd = match self.route {
-            Some(Route::Rustup) => {
-                let mut cmd = cargo();
-                cmd.arg("build");
-                cmd
-            }
-            Some(Route::Debian) => {
-                let mut cmd = Command::new("/usr/bin/cargo");
-                cmd.current_dir(cmd::workspace_root())
-                    .env("RUSTC_BOOTSTRAP", "1")
-                    .env("RUSTC", "/usr/bin/rustc")
-                    .env_remove("RUSTUP_TOOLCHAIN")
-                    .arg("build")
-                    .arg("-Zbuild-std=core,alloc")
-                    // A different compiler: keep its artifacts apart from rustup's.
-                    .arg("--target-dir")
-                    .arg(cmd::target_dir().join("nostd-debian"));
-                cmd
-            }
-            None => return Err("no route to the no_std target was chosen".to_owned()),
-        };
-        cmd.args(["--package", "mq-core", "--target", NOSTD_TARGET])
-            .arg("--no-default-features");
+        let route = self
+            .route
+            .ok_or("no route to the no_std target was chosen")?;
+        let mut cmd = route.cargo_build(&cmd::workspace_root(), &cmd::target_dir());
+        cmd.args(["--package", "mq-core", "--no-default-features"]);
         if let Some(feature) = feature {
             cmd.args(["--features", feature]);
         }

@@ -158,6 +158,22 @@ pub fn ensure_apt(packages: &[&str]) -> Result<(), String> {
         .args(&missing))
 }
 
+/// Makes sure `program` is on `PATH`, installing Debian's `package` if it is not.
+pub fn ensure_program(program: &str, package: &str) -> Result<(), String> {
+    if on_path(program) {
+        return Ok(());
+    }
+    println!("{program} is missing: installing Debian's {package} with apt-get");
+    ensure_apt(&[package])?;
+    if on_path(program) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} is still missing after installing {package}"
+        ))
+    }
+}
+
 fn dpkg_installed(package: &str) -> bool {
     stdout_of(Command::new("dpkg-query").args(["-W", "-f=${Status}", package]))
         .is_some_and(|status| status.trim() == "install ok installed")

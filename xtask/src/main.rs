@@ -3,7 +3,9 @@
 
 mod ci;
 mod cmd;
+mod firmware;
 mod fuzz;
+mod qemu;
 
 use std::env;
 use std::process::ExitCode;
@@ -12,7 +14,15 @@ use std::process::ExitCode;
 const TASKS: &[(&str, &str)] = &[
     (
         "ci",
-        "everything CI checks: fmt, clippy, tests, no_std builds of mq-core",
+        "everything CI checks: fmt, clippy, tests, no_std builds, firmware, QEMU",
+    ),
+    (
+        "firmware",
+        "build the mps2-an386 firmware variants, run its host tests, print their sizes",
+    ),
+    (
+        "qemu [--list] [SCENARIO...]",
+        "boot the firmware under QEMU against host peers and check the results",
     ),
     (
         "fuzz [TARGET] [--seconds N]",
@@ -40,6 +50,10 @@ fn main() -> ExitCode {
     let result = match task {
         "ci" => ci::run_ci(rest),
         "fuzz" => fuzz::run_fuzz(rest),
+        "firmware" => firmware::run_firmware(rest),
+        "qemu" => qemu::run_qemu(rest),
+        // Not for people: QEMU runs it per guest connection (see qemu.rs).
+        "qemu-relay" => qemu::relay(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
@@ -52,6 +66,8 @@ fn main() -> ExitCode {
             eprintln!("xtask {task}: {message}\n");
             if task == "fuzz" {
                 eprintln!("{}", fuzz::USAGE);
+            } else if task == "qemu" {
+                eprintln!("{}", qemu::USAGE);
             } else {
                 eprint!("{}", usage());
             }
