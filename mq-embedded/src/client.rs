@@ -88,10 +88,13 @@ impl<'a, const SUBS: usize, const HELD: usize> Engine<'a, SUBS, HELD> {
         Ok((engine, rx))
     }
 
-    /// One round: input and transport state into the session, timers, then the
+    /// One round: what the application's commands queued goes out first (a
+    /// transmitted ack frees the held slot a refused delivery waits for), then
+    /// input and transport state into the session, timers, and again the
     /// transport actions the session's state calls for and its output. Returns
     /// whether bytes were handed to the transport.
     pub(crate) fn drive<L: Link>(&mut self, now: Instant, link: &mut L) -> bool {
+        let mut wrote = self.settle(now, link);
         match self.session.state() {
             State::Connecting if self.open => match link.status() {
                 LinkStatus::Up => self.session.handle_connected(now),
@@ -110,7 +113,8 @@ impl<'a, const SUBS: usize, const HELD: usize> Engine<'a, SUBS, HELD> {
         if self.session.poll_timeout().is_some_and(|at| at <= now) {
             self.session.handle_timeout(now);
         }
-        self.settle(now, link)
+        wrote |= self.settle(now, link);
+        wrote
     }
 
     /// Writes what the session has to send and acts on its state (open the

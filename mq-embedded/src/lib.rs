@@ -212,6 +212,9 @@
 #![no_std]
 #![deny(missing_docs)]
 
+#[cfg(test)]
+extern crate std;
+
 #[macro_use]
 mod macros;
 

@@ -265,3 +265,174 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
         &mut self.transport.io
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::convert::Infallible;
+    use std::collections::VecDeque;
+    use std::vec::Vec;
+
+    use embedded_io::ErrorType;
+    use mq_core::framing::serial::{encode_frame, max_framed_len};
+    use mq_core::wire::{
+        Deliver, Frame as WireFrame, Limits, PROTOCOL_VERSION, QoS, SubAck, Welcome,
+    };
+
+    use super::*;
+    use crate::{Event, Storage, SubscribeOptions};
+
+    /// An in-memory line: what the broker sends, what the board wrote.
+    #[derive(Default)]
+    struct Line {
+        input: VecDeque<u8>,
+        output: Vec<u8>,
+    }
+
+    impl ErrorType for Line {
+        type Error = Infallible;
+    }
+
+    impl Read for Line {
+        fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+            let n = buf.len().min(self.input.len());
+            for (dst, src) in buf.iter_mut().zip(self.input.drain(..n)) {
+                *dst = src;
+            }
+            Ok(n)
+        }
+    }
+
+    impl ReadReady for Line {
+        fn read_ready(&mut self) -> Result<bool, Infallible> {
+            Ok(!self.input.is_empty())
+        }
+    }
+
+    impl Write for Line {
+        fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> Result<(), Infallible> {
+            Ok(())
+        }
+    }
+
+    type Board<'a> = SerialClient<'a, Line, 8, 1>;
+
+    fn send(client: &mut Board<'_>, frame: WireFrame<'_>) {
+        let mut buf = std::vec![0u8; max_framed_len(frame.encoded_len())];
+        let n = encode_frame(&frame, &mut buf).unwrap();
+        client.io_mut().input.extend(&buf[..n]);
+    }
+
+    /// The kinds of the frames the board wrote since the last call, and the
+    /// bytes between frames (delimiters) seen.
+    fn written(client: &mut Board<'_>) -> (Vec<&'static str>, usize) {
+        let bytes = core::mem::take(&mut client.io_mut().output);
+        let mut dec = SerialDecoder::new([0u8; 1024]);
+        let (mut kinds, mut rest) = (Vec::new(), &bytes[..]);
+        let mut empty = 0;
+        while !rest.is_empty() {
+            let (n, out) = dec.feed(rest);
+            match out {
+                Some(Ok(f)) => kinds.push(f.kind()),
+                Some(Err(e)) => panic!("bad frame from the board: {e}"),
+                None if n == 1 && rest[0] == DELIMITER => empty += 1,
+                None => {}
+            }
+            rest = &rest[n..];
+        }
+        (kinds, empty)
+    }
+
+    fn deliver(tag: u64, seq: u64) -> WireFrame<'static> {
+        WireFrame::Deliver(Deliver {
+            sub: 1,
+            topic: "cmd.x",
+            seq,
+            tag,
+            attempt: 1,
+            qos: QoS::AtLeastOnce,
+            meta: Default::default(),
+            fragment: None,
+            payload: b"go",
+        })
+    }
+
+    /// Polls until idle; the sequence numbers of the messages, other events
+    /// by name.
+    fn events(client: &mut Board<'_>, now: Instant) -> (Vec<u64>, Vec<&'static str>) {
+        let (mut seqs, mut names) = (Vec::new(), Vec::new());
+        while let Some(e) = client.poll(now) {
+            match e {
+                Event::Message(m) => seqs.push(m.seq),
+                Event::Connect => names.push("connect"),
+                Event::Connected { .. } => names.push("connected"),
+                Event::Subscribed { .. } => names.push("subscribed"),
+                _ => names.push("other"),
+            }
+        }
+        (seqs, names)
+    }
+
+    #[test]
+    fn stale_frames_dropped_in_handshake_and_refused_frames_offered_again() {
+        let mut storage: Storage<2048, 2048, 1024, 1024> = Storage::new();
+        let config = Config::new("board-9").unwrap();
+        let mut client: Board<'_> =
+            SerialClient::new(config, Line::default(), storage.buffers()).unwrap();
+        let now = Instant::from_millis(1);
+        client.connect(now);
+        assert_eq!(events(&mut client, now).1, ["connect"]);
+        // A lone delimiter first, then Hello.
+        assert_eq!(written(&mut client), (std::vec!["hello"], 1));
+
+        // A delivery of an earlier connection, still on the line, then Welcome.
+        send(&mut client, deliver(5, 1));
+        send(
+            &mut client,
+            WireFrame::Welcome(Welcome {
+                version: PROTOCOL_VERSION,
+                session_present: true,
+                limits: Limits {
+                    max_frame: 1 << 20,
+                    credit: 8,
+                    keepalive_ms: 0,
+                },
+            }),
+        );
+        assert_eq!(
+            events(&mut client, now),
+            (std::vec![], std::vec!["connected"])
+        );
+        assert_eq!(client.line_stats().stale_frames, 1);
+        client
+            .subscribe(now, "cmd.>", &SubscribeOptions::default())
+            .unwrap();
+        let _ = client.poll(now);
+        assert_eq!(written(&mut client).0, ["subscribe"]);
+        send(&mut client, WireFrame::SubAck(SubAck { sub: 1 }));
+        assert_eq!(events(&mut client, now).1, ["subscribed"]);
+
+        // Two QoS 1 deliveries, room to hold one (HELD = 1): the second waits
+        // in the decoder until the first is acked, then arrives, once.
+        send(&mut client, deliver(10, 1));
+        send(&mut client, deliver(11, 2));
+        let mut first = None;
+        while let Some(e) = client.poll(now) {
+            if let Event::Message(m) = e {
+                assert!(first.is_none());
+                first = Some((m.seq, m.id));
+            }
+        }
+        let (seq, id) = first.unwrap();
+        assert_eq!(seq, 1);
+        assert_eq!(events(&mut client, now).0, std::vec![]);
+        client.ack(id).unwrap();
+        assert_eq!(events(&mut client, now).0, [2]);
+        assert_eq!(written(&mut client).0, ["ack"]);
+        assert_eq!(client.line_stats().decoder.frames, 5);
+    }
+}
