@@ -11,20 +11,19 @@
 mod support;
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::Duration;
 
-use mq_embedded::{
-    Config, Event, PublishOptions, QoS, SessionMode, State, Storage, SubscribeOptions, TcpClient,
-};
+use mq_embedded::{Storage, Tcp, TcpClient};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
-use support::{Clock, Mqd, host_client};
+use support::Mqd;
+use support::scenario::{Board, Seen, ack, board_config, qos1_both_ways_across_a_restart};
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
@@ -216,256 +215,67 @@ impl Gateway {
     }
 }
 
-/// The device: its interface, sockets and mq client.
-struct Board {
+/// The board: its interface, sockets and mq client, and the gateway at the
+/// other end of its cable.
+struct TcpBoard {
     port: Port,
     iface: Interface,
     sockets: SocketSet<'static>,
     client: TcpClient<'static>,
+    gateway: Gateway,
 }
 
-/// What the board saw.
-#[derive(Default)]
-struct Seen {
-    commands: BTreeSet<String>,
-    published: u32,
-    connected: Vec<bool>,
-    disconnected: u32,
-}
-
-impl Board {
-    fn new(port: Port, clock: &Clock) -> Board {
-        let mut port = port;
-        let now = clock.now();
+impl TcpBoard {
+    fn new(mqd: SocketAddr) -> TcpBoard {
+        let (mut port, far) = wire();
+        let now = mq_embedded::Instant::ZERO;
         let iface = interface(&mut port, 2, 2, now);
         let mut sockets = SocketSet::new(vec![]);
         let socket = sockets.add(tcp_socket());
         let storage: &'static mut Storage<8192, 2048, 1024, 600> =
             Box::leak(Box::new(Storage::new()));
-        let mut config = Config::new("board-1").unwrap();
-        config.mode = SessionMode::Resume;
-        config.limits.keepalive_ms = 2_000;
-        config.reconnect_min = Duration::from_millis(20);
-        config.reconnect_max = Duration::from_millis(300);
-        config.connect_timeout = Duration::from_secs(2);
-        config.producer = Some(0x000B_0A2D_0000 + u64::from(std::process::id()));
-        config.seed = 42;
         let broker = IpEndpoint::new(IpAddress::v4(10, 0, 0, 1), GATEWAY_PORT);
-        let client = TcpClient::new(config, socket, broker, storage.buffers()).unwrap();
-        Board {
+        let client = TcpClient::new(board_config(), socket, broker, storage.buffers()).unwrap();
+        TcpBoard {
             port,
             iface,
             sockets,
             client,
+            gateway: Gateway::new(far, mqd, now),
         }
     }
 
-    /// Polls the client until it is idle, acking every command it is given.
-    fn step(&mut self, now: mq_embedded::Instant, seen: &mut Seen) {
+    fn poll(&mut self, now: mq_embedded::Instant, seen: &mut Seen) {
         while let Some(event) =
             self.client
                 .poll(now, &mut self.iface, &mut self.port, &mut self.sockets)
         {
-            let ack = match event {
-                Event::Message(m) => {
-                    assert_eq!(m.topic, "cmd.board-1");
-                    seen.commands
-                        .insert(String::from_utf8(m.payload.to_vec()).unwrap());
-                    Some(m.id)
-                }
-                Event::Published { .. } => {
-                    seen.published += 1;
-                    None
-                }
-                Event::Connected { session_present } => {
-                    seen.connected.push(session_present);
-                    None
-                }
-                Event::Disconnected { .. } => {
-                    seen.disconnected += 1;
-                    None
-                }
-                Event::PublishRejected { id, reason } => {
-                    panic!("publish {id:?} rejected: {reason}")
-                }
-                Event::SubscribeRejected { reason, .. } => panic!("subscribe rejected: {reason}"),
-                _ => None,
-            };
-            if let Some(id) = ack {
-                self.client.ack(id).unwrap();
+            if let Some(id) = seen.event(event) {
+                ack(&mut self.client, id);
             }
         }
     }
 }
 
-/// Board, wire, gateway and host on one clock.
-struct Net {
-    clock: Clock,
-    board: Board,
-    gateway: Gateway,
-    seen: Seen,
-    host_sub: mq_std::blocking::Subscription,
-    telemetry: BTreeSet<Vec<u8>>,
-}
+impl Board for TcpBoard {
+    type Transport = Tcp<'static>;
 
-impl Net {
-    fn step(&mut self) {
-        let now = self.clock.now();
-        self.board.step(now, &mut self.seen);
+    fn client(&mut self) -> &mut TcpClient<'static> {
+        &mut self.client
+    }
+
+    fn step(&mut self, now: mq_embedded::Instant, seen: &mut Seen) {
+        self.poll(now, seen);
         self.gateway.step(now);
-        self.board.step(now, &mut self.seen);
-        while let Ok(m) = self.host_sub.try_recv() {
-            self.telemetry.insert(m.payload.to_vec());
-            m.ack().unwrap();
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-
-    /// Steps until `done` holds; panics with `what` and the broker's log after
-    /// `limit`.
-    fn until(&mut self, mqd: &Mqd, what: &str, limit: Duration, done: impl Fn(&Net) -> bool) {
-        let deadline = std::time::Instant::now() + limit;
-        while !done(self) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}; state {:?}, stats {:?}\n{}",
-                self.board.client.state(),
-                self.board.client.stats(),
-                mqd.log()
-            );
-            self.step();
-        }
-    }
-
-    fn publish(&mut self, payload: &[u8]) {
-        let now = self.clock.now();
-        let opts = PublishOptions {
-            qos: QoS::AtLeastOnce,
-            ..PublishOptions::default()
-        };
-        self.board
-            .client
-            .publish(now, "telemetry.board-1", payload, &opts)
-            .unwrap();
-    }
-}
-
-fn reading(n: u32) -> Vec<u8> {
-    if n == 7 {
-        // Larger than the 600-byte transmit buffer: fragmented on the way.
-        (0..3000u32).map(|i| (i % 251) as u8).collect()
-    } else {
-        format!("t{n}").into_bytes()
+        self.poll(now, seen);
     }
 }
 
 #[test]
 fn qos1_both_ways_across_an_mqd_restart() {
     let mut mqd = Mqd::start("");
-    let clock = Clock::new();
-    let (board_port, gateway_port) = wire();
-    let host = host_client(mqd.addr, "host");
-    let host_sub = host
-        .subscribe("telemetry.>", &mq_std::client::SubscribeOptions::default())
-        .unwrap();
-    let mut net = Net {
-        board: Board::new(board_port, &clock),
-        gateway: Gateway::new(gateway_port, mqd.addr, clock.now()),
-        clock,
-        seen: Seen::default(),
-        host_sub,
-        telemetry: BTreeSet::new(),
-    };
-
-    // Connect, subscribe.
-    let now = net.clock.now();
-    net.board.client.connect(now);
-    net.board
-        .client
-        .subscribe(now, "cmd.board-1", &SubscribeOptions::default())
-        .unwrap();
-    net.until(&mqd, "connected", Duration::from_secs(10), |n| {
-        n.board.client.is_connected() && n.board.client.session().subscriptions() == 1
-    });
-    net.until(&mqd, "subscribed", Duration::from_secs(10), |n| {
-        n.board.client.stats().frames_in >= 2
-    });
-    assert_eq!(net.seen.connected, [false]);
-
-    // Device -> broker -> host, QoS 1 (one message fragmented).
-    for n in 0..20 {
-        net.publish(&reading(n));
-    }
-    net.until(
-        &mqd,
-        "20 readings stored and seen",
-        Duration::from_secs(10),
-        |n| n.seen.published == 20 && n.telemetry.len() == 20,
-    );
-    assert!(net.telemetry.contains(&reading(7)));
-    assert_eq!(net.board.client.session().outbox_len(), 0);
-
-    // Host -> broker -> device, QoS 1, acked by the device.
-    let qos1 = mq_std::client::PublishOptions::new(QoS::AtLeastOnce);
-    for n in 0..10 {
-        host.publish("cmd.board-1", format!("c{n}"), &qos1).unwrap();
-    }
-    net.until(&mqd, "10 commands", Duration::from_secs(10), |n| {
-        n.seen.commands.len() == 10
-    });
-
-    // Commands stored but not yet delivered (or not yet acked), and readings
-    // not yet acknowledged, when mqd crashes; more readings while it is away.
-    for n in 10..15 {
-        host.publish("cmd.board-1", format!("c{n}"), &qos1).unwrap();
-    }
-    for n in 20..30 {
-        net.publish(&reading(n));
-    }
-    net.step();
-    let unacked = net.board.client.session().outbox_len();
-    assert!(unacked > 0, "readings in flight at the crash");
-    let missing = 15 - net.seen.commands.len();
-    mqd.kill();
-    net.until(&mqd, "the loss noticed", Duration::from_secs(10), |n| {
-        n.seen.disconnected >= 1
-    });
-    for n in 30..40 {
-        net.publish(&reading(n));
-    }
-    for _ in 0..20 {
-        net.step();
-    }
-    assert!(!net.board.client.is_connected());
-    mqd.restart();
-    // Commands published while the board is away (it is not stepped here):
-    // they wait in its persistent session.
-    for n in 15..20 {
-        host.publish("cmd.board-1", format!("c{n}"), &qos1).unwrap();
-    }
-    net.until(
-        &mqd,
-        "everything, both ways",
-        Duration::from_secs(30),
-        |n| {
-            n.seen.commands.len() == 20
-                && n.telemetry.len() == 40
-                && n.board.client.session().outbox_len() == 0
-        },
-    );
-
-    let expected: BTreeSet<String> = (0..20).map(|n| format!("c{n}")).collect();
-    assert_eq!(net.seen.commands, expected);
-    let expected: BTreeSet<Vec<u8>> = (0..40).map(reading).collect();
-    assert_eq!(net.telemetry, expected);
-    assert_eq!(net.seen.connected.last(), Some(&true), "session resumed");
-    assert!(net.board.client.stats().reconnects >= 1);
-    assert!(net.gateway.relayed >= 2);
-    eprintln!(
-        "at the crash: {unacked} readings unacknowledged, {missing} commands undelivered; \
-         board stats after: {:?}",
-        net.board.client.stats()
-    );
-    assert_eq!(net.board.client.state(), State::Connected);
-    host.close();
+    let mut board = TcpBoard::new(mqd.addr);
+    qos1_both_ways_across_a_restart(&mut mqd, &mut board);
+    // Through the gateway: once before the crash, once after (at least).
+    assert!(board.gateway.relayed >= 2);
 }

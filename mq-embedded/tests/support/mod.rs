@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
