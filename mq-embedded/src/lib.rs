@@ -37,10 +37,29 @@
 //!   line).
 //!
 //! The client value holds the session's tables (subscriptions, held deliveries,
-//! the ring of recently acked messages, events): about 3 KiB with the default
-//! `SUBS = 8`, `HELD = 32`; `size_of` tells the exact figure for yours. The
-//! TCP socket's own buffers come on top (keep its receive window modest on
-//! small MACs).
+//! the ring of the 64 messages acked last, events): 6,952 bytes for a
+//! [`TcpClient`] on Cortex-M with the default `SUBS = 8`, `HELD = 32`, and
+//! 4,408 bytes with `TcpClient<'_, 2, 8>`; `size_of` tells the figure for
+//! yours. The TCP socket's own buffers come on top (keep its receive window
+//! modest on small MACs).
+//!
+//! # Code size
+//!
+//! Measured with `mq-embedded/size` (tiny Cortex-M4 programs over fake
+//! devices, each built with and without the client; release, LTO,
+//! `codegen-units = 1`, `panic = "abort"`; `arm-none-eabi-size`, Rust 1.95):
+//!
+//! | program | opt-level `"s"` | opt-level `"z"` |
+//! | --- | --- | --- |
+//! | TCP echo (smoltcp) | 19,900 B | 22,184 B |
+//! | the same with a [`TcpClient`] | 57,336 B (+37.4 KB) | 53,908 B (+31.7 KB) |
+//! | UART echo | 1,424 B | 1,436 B |
+//! | the same with a [`SerialClient`] | 41,260 B (+39.8 KB) | 34,572 B (+33.1 KB) |
+//!
+//! About 18 KB of that is the wire codec (serde-derived encoding and decoding
+//! of every frame type, postcard, COBS, CRC), the rest the session and the
+//! driver. No formatting machinery is linked (`core::fmt` stays out; panics
+//! carry no message).
 //!
 //! # The loop, over TCP
 //!
