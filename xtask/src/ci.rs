@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::Failure;
 use crate::cmd::{self, Step, cargo, run, succeeds};
+use crate::{Failure, embedded};
 
 /// The embedded target that proves `mq-core` is `no_std`.
-const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
+pub(crate) const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
 
 /// The target that proves `mq-std` and `mq-ffi` build for Windows.
 const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
@@ -65,6 +65,7 @@ const STEPS: &[(&str, Action)] = &[
     }),
     ("no_std mq-core +alloc", |ci| ci.nostd_build(Some("alloc"))),
     ("no_std mq-core +defmt", |ci| ci.nostd_build(Some("defmt"))),
+    ("no_std mq-embedded (tcp, serial, defmt)", embedded::nostd),
 ];
 
 /// How the no_std builds get a `core` for [`NOSTD_TARGET`].
@@ -77,7 +78,7 @@ enum Route {
 }
 
 /// State carried from one step to the next.
-struct Ci {
+pub(crate) struct Ci {
     route: Option<Route>,
 }
 
@@ -192,7 +193,18 @@ impl Ci {
 
     /// `cargo build -p mq-core` for [`NOSTD_TARGET`] without default features, plus `feature`.
     fn nostd_build(&mut self, feature: Option<&str>) -> Result<(), String> {
-        let mut cmd = match self.route {
+        let mut cmd = self.nostd_cargo_build()?;
+        cmd.args(["--package", "mq-core", "--target", NOSTD_TARGET])
+            .arg("--no-default-features");
+        if let Some(feature) = feature {
+            cmd.args(["--features", feature]);
+        }
+        run(&mut cmd)
+    }
+
+    /// `cargo build` through the route [`nostd_target`](Self::nostd_target) chose.
+    pub(crate) fn nostd_cargo_build(&self) -> Result<Command, String> {
+        Ok(match self.route {
             Some(Route::Rustup) => {
                 let mut cmd = cargo();
                 cmd.arg("build");
@@ -212,13 +224,7 @@ impl Ci {
                 cmd
             }
             None => return Err("no route to the no_std target was chosen".to_owned()),
-        };
-        cmd.args(["--package", "mq-core", "--target", NOSTD_TARGET])
-            .arg("--no-default-features");
-        if let Some(feature) = feature {
-            cmd.args(["--features", feature]);
-        }
-        run(&mut cmd)
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod ci;
 mod cmd;
+mod embedded;
 mod fuzz;
 
 use std::env;
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 const TASKS: &[(&str, &str)] = &[
     (
         "ci",
-        "everything CI checks: fmt, clippy, tests, no_std builds of mq-core",
+        "everything CI checks: fmt, clippy, tests, no_std builds of mq-core and mq-embedded",
     ),
     (
         "fuzz [TARGET] [--seconds N]",
