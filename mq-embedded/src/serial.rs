@@ -201,6 +201,10 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
     /// stream), working in `buffers`. The largest frames each way are what `rx`
     /// and `tx` hold. Nothing happens until [`connect`](Self::connect) and
     /// [`poll`](Self::poll).
+    ///
+    /// Name the type where the client is bound (`let client:
+    /// SerialClient<'_, Uart> = SerialClient::new(..)?`): Rust does not infer
+    /// the table sizes from the alias's defaults.
     pub fn new(config: Config, io: IO, buffers: Buffers<'a>) -> Result<Self, BufferError> {
         let (engine, rx) = Engine::new(config, Framing::Serial, buffers)?;
         Ok(Client {

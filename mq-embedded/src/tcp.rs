@@ -134,7 +134,12 @@ impl<'a, const SUBS: usize, const HELD: usize> Client<'a, Tcp<'a>, SUBS, HELD> {
     /// [`SocketSet`], with its own buffers) to the broker at `broker`, working
     /// in `buffers`. The largest frames each way are what `rx` and `tx` hold.
     /// Nothing happens until [`connect`](Self::connect) and
-    /// [`poll`](Self::poll).
+    /// [`poll`](Self::poll); attempts made before the interface has an
+    /// address (DHCP still running) fail and are retried with backoff.
+    ///
+    /// Name the type where the client is bound (`let client: TcpClient<'_> =
+    /// TcpClient::new(..)?`, or `TcpClient<'_, SUBS, HELD>`): Rust does not
+    /// infer the table sizes from the alias's defaults.
     pub fn new(
         config: Config,
         socket: SocketHandle,

@@ -25,7 +25,9 @@
 //!
 //! [`open`] opens a terminal device in raw mode (8N1, no flow control) at a
 //! baud rate and discards input that queued before `mqd` opened it. It works on
-//! Unix; elsewhere it fails with [`io::ErrorKind::Unsupported`].
+//! Unix; elsewhere it fails with [`io::ErrorKind::Unsupported`]. A line that
+//! fails later (a USB adapter unplugged) ends [`serve_line`] with the error;
+//! `mqd` logs it and serves its other lines and clients on.
 
 use std::io;
 use std::path::Path;
