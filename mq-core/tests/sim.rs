@@ -212,6 +212,7 @@ impl Sim {
                     credit: 8,
                     keepalive_ms: 2_000,
                 },
+                max_frame_out: u32::MAX,
                 producer: matches!(role, Role::Publisher { .. }).then_some(1000 + i as u64),
                 reconnect_min: Duration::from_millis(5),
                 reconnect_max: Duration::from_millis(200),

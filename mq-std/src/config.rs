@@ -55,6 +55,10 @@
 //! max_bytes = 0                  # MQ_STORE_MAX_BYTES: at this disk use, QoS 1
 //!                                #   publishes are refused (StorageFull); 0: no limit
 //! compact_min_bytes = 67108864   # no compaction below this disk use
+//!
+//! [serial]                       # a device on a serial line (mq_std::serial);
+//! path = "/dev/ttyUSB0"          #   [[serial]] for several; `--serial PATH` adds
+//! baud = 115200                  #   one more (at 115200 baud). Unix only.
 //! ```
 
 use std::fmt;
@@ -65,7 +69,7 @@ use std::time::Duration;
 use mq_core::broker::{self, Auth, Overflow, Permissions, QueueLimits, Retention, Rule};
 use mq_core::topic::Filter;
 use mq_core::wire::Limits;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::wal::{FsyncPolicy, WalOptions};
 
@@ -151,6 +155,26 @@ pub struct StoreSection {
     pub compact_min_bytes: Option<u64>,
 }
 
+/// A `[serial]` section: a serial line `mqd` serves.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SerialSection {
+    /// The terminal device (`/dev/ttyUSB0`, a pseudo-terminal, ...).
+    pub path: PathBuf,
+    /// Baud rate; 115200 if not given.
+    pub baud: Option<u32>,
+}
+
+/// `[serial]` (one table) or `[[serial]]` (an array of them).
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SerialSection>, D::Error> {
+    let value = toml::Value::deserialize(d)?;
+    match value {
+        toml::Value::Table(_) => value.try_into().map(|one| vec![one]),
+        _ => value.try_into(),
+    }
+    .map_err(serde::de::Error::custom)
+}
+
 /// The configuration file's contents (every field optional).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +220,9 @@ pub struct FileConfig {
     pub tokens: Vec<TokenSection>,
     /// Where records are kept.
     pub store: Option<StoreSection>,
+    /// Serial lines to serve.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub serial: Vec<SerialSection>,
 }
 
 impl FileConfig {
@@ -277,7 +304,21 @@ pub struct DaemonConfig {
     pub store: StoreConfig,
     /// The broker's configuration.
     pub broker: broker::Config,
+    /// Serial lines to serve.
+    pub serial: Vec<SerialLine>,
 }
+
+/// A serial line `mqd` serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialLine {
+    /// The terminal device.
+    pub path: PathBuf,
+    /// Baud rate.
+    pub baud: u32,
+}
+
+/// The baud rate of a serial line when none is configured.
+pub const DEFAULT_BAUD: u32 = 115_200;
 
 /// The store `mqd` runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -449,6 +490,20 @@ impl FileConfig {
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms.unwrap_or(5_000)),
             store: store(&self.store.clone().unwrap_or_default())?,
             broker: b,
+            serial: self
+                .serial
+                .iter()
+                .map(|s| match s.baud {
+                    Some(0) => Err(err(format!(
+                        "serial line {}: baud must be positive",
+                        s.path.display()
+                    ))),
+                    baud => Ok(SerialLine {
+                        path: s.path.clone(),
+                        baud: baud.unwrap_or(DEFAULT_BAUD),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -550,6 +605,30 @@ mod tests {
     }
 
     #[test]
+    fn serial_lines_one_or_many() {
+        let parse = |toml: &str| {
+            toml::from_str::<FileConfig>(toml)
+                .unwrap()
+                .resolve()
+                .unwrap()
+        };
+        assert!(parse("").serial.is_empty());
+        let c = parse("[serial]\npath = \"/dev/ttyUSB0\"");
+        assert_eq!(
+            c.serial,
+            [SerialLine {
+                path: "/dev/ttyUSB0".into(),
+                baud: DEFAULT_BAUD
+            }]
+        );
+        let c = parse(
+            "[[serial]]\npath = \"/dev/ttyS0\"\nbaud = 9600\n[[serial]]\npath = \"/dev/ttyS1\"",
+        );
+        assert_eq!(c.serial.len(), 2);
+        assert_eq!((c.serial[0].baud, c.serial[1].baud), (9600, DEFAULT_BAUD));
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let bad = |toml: &str| {
             toml::from_str::<FileConfig>(toml)
@@ -565,6 +644,10 @@ mod tests {
         assert!(bad("[store]\nfsync = \"sometimes\"").contains("interval"));
         assert!(bad("[store]\nkind = \"tape\"").contains("memory"));
         assert!(bad("[store]\nsegment_bytes = 10").contains("segment_bytes"));
+        assert!(bad("[serial]\npath = \"/dev/x\"\nbaud = 0").contains("baud"));
+        assert!(bad("[serial]\npath = \"/dev/x\"\nparity = \"odd\"").contains("parity"));
+        assert!(bad("[serial]\nbaud = 9600").contains("path"));
+        assert!(bad("serial = 3").contains("serial"));
         let mut f = FileConfig::default();
         let e = f
             .apply_env(|k| (k == "MQ_MAX_FRAME").then(|| "lots".to_string()))

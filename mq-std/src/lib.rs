@@ -3,6 +3,7 @@
 //! crate only moves bytes, time and store records.
 //!
 //! - [`server`]: the tokio broker server (what `mqd` runs).
+//! - [`serial`]: serial lines (UARTs, pseudo-terminals) served into the broker.
 //! - [`client`]: the async tokio client.
 //! - [`blocking`]: the blocking client with its own I/O thread (mio), usable from
 //!   any thread and from C.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod config;
 mod driver;
 pub mod metrics;
+pub mod serial;
 pub mod server;
 pub mod store;
 pub mod wal;

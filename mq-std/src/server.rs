@@ -14,6 +14,10 @@
 //!   connection's output, which in turn stops its deliveries;
 //! - an **acceptor**, and for a durable store a **store thread** that writes each
 //!   batch that accumulated meanwhile as one group and reports it persisted.
+//!
+//! Besides TCP connections, [`ServerControl::attach`] serves one connection over
+//! any byte stream in either framing; [`serial`](crate::serial) uses it to serve
+//! serial lines.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,13 +31,13 @@ use mq_core::broker::{
 };
 use mq_core::framing::Framing;
 use mq_core::framing::stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::serial::SerialInput;
 use crate::store::{MemoryStore, Store, StoreMetrics};
 
 /// How to run a server.
@@ -69,8 +73,14 @@ impl Default for ServerOptions {
     }
 }
 
+/// A byte stream [`ServerControl::attach`] can serve.
+pub trait Io: AsyncRead + AsyncWrite + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
+
 enum Cmd {
     Accept(TcpStream, SocketAddr),
+    Attach(Box<dyn Io>, Framing, String),
     Input(ConnId, Bytes),
     Closed(ConnId),
     Writable(ConnId),
@@ -159,6 +169,18 @@ impl ServerControl {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::StoreMetrics(tx));
         rx.await.unwrap_or_default()
+    }
+
+    /// Serves one connection over `stream` (a pipe, one connection of a serial
+    /// line, a TLS stream, ...) with frames in `framing`, as if a client had
+    /// connected: the broker expects `Hello` on it. When the connection ends
+    /// the stream is shut down and dropped: reading it then ends, writing it
+    /// fails. `name` appears in the logs. Returns `false` when the server has
+    /// stopped (the stream is dropped).
+    pub fn attach(&self, stream: impl Io, framing: Framing, name: String) -> bool {
+        self.tx
+            .send(Cmd::Attach(Box::new(stream), framing, name))
+            .is_ok()
     }
 
     /// Starts a graceful shutdown; resolves when the broker has stopped accepting
@@ -325,6 +347,9 @@ fn spawn_store_thread(
 struct Link {
     /// Bytes received and not yet consumed by the broker.
     input: BytesMut,
+    /// The frame decoder of a serial-framed connection (the broker decodes
+    /// stream framing itself).
+    serial: Option<SerialInput>,
     budget: Arc<Semaphore>,
     writer: Option<mpsc::Sender<Bytes>>,
     /// A chunk the writer's queue had no room for.
@@ -358,6 +383,28 @@ struct BrokerTask {
     store_metrics: Arc<StoreMetrics>,
     /// The store asked for a snapshot that has not been taken yet.
     compaction_pending: bool,
+}
+
+impl Link {
+    /// Hands `bytes` to the broker in the link's framing; returns how many it
+    /// consumed.
+    fn offer(
+        serial: &mut Option<SerialInput>,
+        broker: &mut Broker,
+        conn: ConnId,
+        now: mq_core::Instant,
+        bytes: &[u8],
+    ) -> usize {
+        match serial {
+            None => broker.handle_input(conn, now, bytes),
+            Some(serial) => serial.offer(broker, conn, now, bytes),
+        }
+    }
+
+    /// Input the broker has not taken yet: bytes, or a decoded frame.
+    fn has_leftover(&self) -> bool {
+        !self.input.is_empty() || self.serial.as_ref().is_some_and(SerialInput::holds_frame)
+    }
 }
 
 impl BrokerTask {
@@ -441,6 +488,12 @@ impl BrokerTask {
     ) -> io::Result<Option<oneshot::Sender<()>>> {
         match cmd {
             Cmd::Accept(stream, peer) => self.accept(stream, peer, now),
+            Cmd::Attach(stream, framing, name) => {
+                let (read, write) = tokio::io::split(Box::into_pin(stream));
+                if let Some(conn) = self.open_link(read, write, framing, &name, now) {
+                    tracing::debug!(%name, conn = conn.0, "attached");
+                }
+            }
             Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
             Cmd::Closed(conn) => {
                 if let Some(link) = self.links.remove(&conn) {
@@ -496,15 +549,34 @@ impl BrokerTask {
     }
 
     fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: mq_core::Instant) {
-        let conn = match self.broker.accept(now, Framing::Stream) {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        if let Some(conn) = self.open_link(read, write, Framing::Stream, &peer, now) {
+            tracing::debug!(%peer, conn = conn.0, "accepted");
+        }
+    }
+
+    /// A new connection over `read` and `write`: the broker's side, a reader and
+    /// a writer task. `None` when the broker refuses it (the halves are dropped).
+    fn open_link<R, W>(
+        &mut self,
+        read: R,
+        write: W,
+        framing: Framing,
+        peer: &dyn std::fmt::Display,
+        now: mq_core::Instant,
+    ) -> Option<ConnId>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = match self.broker.accept(now, framing) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "connection refused");
-                return;
+                return None;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);
@@ -522,11 +594,13 @@ impl BrokerTask {
             self.chunk,
             self.tx.clone(),
         ));
-        tracing::debug!(%peer, conn = conn.0, "accepted");
+        let serial = (framing == Framing::Serial)
+            .then(|| SerialInput::new(self.broker.config().limits.max_frame));
         self.links.insert(
             conn,
             Link {
                 input: BytesMut::new(),
+                serial,
                 budget,
                 writer: Some(wtx),
                 pending: None,
@@ -535,6 +609,7 @@ impl BrokerTask {
                 writer_task,
             },
         );
+        Some(conn)
     }
 
     fn input(&mut self, conn: ConnId, bytes: Bytes, now: mq_core::Instant) {
@@ -542,24 +617,21 @@ impl BrokerTask {
             return;
         };
         let consumed = if link.input.is_empty() {
-            let used = self.broker.handle_input(conn, now, &bytes);
+            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &bytes);
             if used < bytes.len() {
                 link.input.extend_from_slice(&bytes[used..]);
             }
             used
         } else {
             link.input.extend_from_slice(&bytes);
-            let used = self.broker.handle_input(conn, now, &link.input);
+            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &link.input);
             let _ = link.input.split_to(used);
             used
         };
         link.budget.add_permits(consumed);
         // Leftover input is either an incomplete frame (more bytes will come) or
         // input the broker could not take yet: only the latter is retried.
-        if !link.input.is_empty()
-            && self.broker.input_blocked(conn)
-            && !self.stalled.contains(&conn)
-        {
+        if link.has_leftover() && self.broker.input_blocked(conn) && !self.stalled.contains(&conn) {
             self.stalled.push(conn);
         }
     }
@@ -577,10 +649,10 @@ impl BrokerTask {
             let Some(link) = self.links.get_mut(&conn) else {
                 continue;
             };
-            let used = self.broker.handle_input(conn, now, &link.input);
+            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &link.input);
             let _ = link.input.split_to(used);
             link.budget.add_permits(used);
-            if !link.input.is_empty() && self.broker.input_blocked(conn) {
+            if link.has_leftover() && self.broker.input_blocked(conn) {
                 self.stalled.push(conn);
             }
         }
@@ -673,7 +745,7 @@ async fn sleep(until: Option<std::time::Instant>) {
 }
 
 async fn read_loop(
-    mut read: OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     conn: ConnId,
     budget: Arc<Semaphore>,
     chunk: usize,
@@ -703,7 +775,7 @@ async fn read_loop(
 }
 
 async fn write_loop(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
     conn: ConnId,
     paused: Arc<AtomicBool>,

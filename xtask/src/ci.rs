@@ -5,9 +5,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::Failure;
 use crate::cmd::{self, Step, cargo, run, succeeds};
-use crate::{firmware, qemu};
+use crate::{Failure, embedded, firmware, qemu};
 
 /// The embedded target that proves `mq-core` is `no_std`.
 pub const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -66,6 +65,7 @@ const STEPS: &[(&str, Action)] = &[
     }),
     ("no_std mq-core +alloc", |ci| ci.nostd_build(Some("alloc"))),
     ("no_std mq-core +defmt", |ci| ci.nostd_build(Some("defmt"))),
+    ("no_std mq-embedded (tcp, serial, defmt)", embedded::nostd),
     ("firmware: fmt and clippy", |_| firmware::lint()),
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
@@ -142,7 +142,7 @@ impl Route {
 }
 
 /// State carried from one step to the next.
-struct Ci {
+pub(crate) struct Ci {
     route: Option<Route>,
 }
 
@@ -224,15 +224,21 @@ impl Ci {
 
     /// `cargo build -p mq-core` for [`NOSTD_TARGET`] without default features, plus `feature`.
     fn nostd_build(&mut self, feature: Option<&str>) -> Result<(), String> {
-        let route = self
-            .route
-            .ok_or("no route to the no_std target was chosen")?;
-        let mut cmd = route.cargo_build(&cmd::workspace_root(), &cmd::target_dir());
+        let mut cmd = self.nostd_cargo_build()?;
         cmd.args(["--package", "mq-core", "--no-default-features"]);
         if let Some(feature) = feature {
             cmd.args(["--features", feature]);
         }
         run(&mut cmd)
+    }
+
+    /// `cargo build --target NOSTD_TARGET` in the workspace through the route the
+    /// no_std steps chose.
+    pub(crate) fn nostd_cargo_build(&self) -> Result<Command, String> {
+        let route = self
+            .route
+            .ok_or("no route to the no_std target was chosen")?;
+        Ok(route.cargo_build(&cmd::workspace_root(), &cmd::target_dir()))
     }
 }
 

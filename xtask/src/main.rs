@@ -3,6 +3,7 @@
 
 mod ci;
 mod cmd;
+mod embedded;
 mod firmware;
 mod fuzz;
 mod qemu;

@@ -64,7 +64,8 @@ pub enum PublishError {
     /// The topic is not a valid topic name.
     InvalidTopic,
     /// The message can never be sent: larger than the whole outbox, or its topic
-    /// and properties alone exceed the broker's maximum frame.
+    /// and properties alone exceed the largest frame (the broker's maximum,
+    /// capped by `Config::max_frame_out`).
     TooLarge,
     /// The outbox has no room right now; retry after acknowledgements free some.
     OutboxFull,

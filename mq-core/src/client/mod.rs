@@ -62,6 +62,14 @@ pub struct Config {
     /// What this client accepts: largest frame it receives (lowered to what the
     /// inbox can hold), default credit per subscription, keepalive.
     pub limits: Limits,
+    /// Largest frame this client produces (encoded, before framing). Publishes are
+    /// fragmented to the smaller of this and the broker's maximum frame, so
+    /// [`Session::poll_transmit`] needs a buffer of only
+    /// [`Framing::max_framed_len`]`(max_frame_out)` bytes: a device need not hold
+    /// a whole broker frame. Control frames (`Hello`, `Subscribe`, ...: a few
+    /// hundred bytes at most) are not fragmented. Default `u32::MAX`: the broker's
+    /// limit alone.
+    pub max_frame_out: u32,
     /// Producer id for deduplicated publishing. When set, every QoS 1 publish
     /// carries `Dedup { producer, seq }` with `seq` 1, 2, 3, ... assigned by
     /// [`Session::publish`]. The sequence restarts with each `Session`, so use a
@@ -80,7 +88,7 @@ pub struct Config {
 
 impl Config {
     /// A configuration for `client_id` with defaults: resumed session, 64 KiB
-    /// frames, credit 32, keepalive 30 s, reconnect 100 ms to 30 s, connect timeout
+    /// frames received, outgoing frames as large as the broker takes, credit 32, keepalive 30 s, reconnect 100 ms to 30 s, connect timeout
     /// 10 s, no token, no producer id.
     pub fn new(client_id: &str) -> Result<Config, ConfigError> {
         let client_id =
@@ -94,6 +102,7 @@ impl Config {
                 credit: 32,
                 keepalive_ms: 30_000,
             },
+            max_frame_out: u32::MAX,
             producer: None,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
@@ -117,6 +126,7 @@ impl fmt::Debug for Config {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("mode", &self.mode)
             .field("limits", &self.limits)
+            .field("max_frame_out", &self.max_frame_out)
             .field("producer", &self.producer)
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
@@ -131,11 +141,12 @@ impl defmt::Format for Config {
     fn format(&self, f: defmt::Formatter<'_>) {
         defmt::write!(
             f,
-            "Config {{ client_id: {}, token: {}, mode: {}, limits: {}, producer: {}, reconnect: {}..{}, connect_timeout: {} }}",
+            "Config {{ client_id: {}, token: {}, mode: {}, limits: {}, max_frame_out: {}, producer: {}, reconnect: {}..{}, connect_timeout: {} }}",
             self.client_id.as_str(),
             self.token.is_some(),
             self.mode,
             self.limits,
+            self.max_frame_out,
             self.producer,
             self.reconnect_min,
             self.reconnect_max,

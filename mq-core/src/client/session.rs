@@ -589,7 +589,7 @@ where
     /// messages stay until `PubAck` ([`Event::Published`]) or `PubReject`
     /// ([`Event::PublishRejected`]) and are resent after every reconnect, in order,
     /// with the same id and dedup sequence. Messages larger than the broker's
-    /// maximum frame are sent as fragments.
+    /// maximum frame (or [`Config::max_frame_out`]) are sent as fragments.
     pub fn publish(
         &mut self,
         _now: Instant,
@@ -603,7 +603,7 @@ where
             (QoS::AtLeastOnce, Some(_)) => Some(self.dedup_seq.wrapping_add(1)),
             _ => None,
         };
-        if let Some(b) = self.broker {
+        if let Some(max_frame) = self.frame_limit() {
             // The last fragment has the longest offset: if it cannot carry a byte,
             // no fragment can.
             let p = Publish {
@@ -617,7 +617,7 @@ where
                 fragment: None,
                 payload,
             };
-            let max = b.max_frame as usize;
+            let max = max_frame as usize;
             let last = (payload.len() as u64).saturating_sub(1);
             if Frame::Publish(p).encoded_len() > max && fragment_room(&p, last, max) == 0 {
                 return Err(PublishError::TooLarge);
@@ -735,9 +735,10 @@ where
     /// send or the next frame does not fit, in which case `buf` is untouched.
     ///
     /// `buf` must hold the largest frame: at least
-    /// `framing.max_framed_len(broker max_frame)` bytes
-    /// ([`Framing::max_framed_len`], [`broker_limits`](Self::broker_limits));
-    /// publishes are fragmented to the broker's maximum, not to `buf`.
+    /// `framing.max_framed_len(min(broker max_frame, Config::max_frame_out))` bytes
+    /// ([`Framing::max_framed_len`], [`broker_limits`](Self::broker_limits),
+    /// [`Config::max_frame_out`]); publishes are fragmented to that maximum, not
+    /// to `buf`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let mut written = 0;
         loop {
@@ -1300,18 +1301,27 @@ where
         Some((p, end))
     }
 
-    /// Rejects, locally, publishes whose headers alone exceed the broker's maximum
-    /// frame: they could never be sent.
+    /// The largest publish frame to produce: the broker's maximum frame, capped by
+    /// `Config::max_frame_out`; `None` before the first `Welcome`.
+    fn frame_limit(&self) -> Option<u32> {
+        self.broker
+            .map(|b| b.max_frame.min(self.config.max_frame_out))
+    }
+
+    /// Rejects, locally, publishes whose headers alone exceed the largest frame
+    /// ([`frame_limit`](Self::frame_limit)): they could never be sent.
     fn drop_unsendable(&mut self) {
         if self.state != State::Connected {
             return;
         }
-        let Some(broker) = self.broker else { return };
+        let Some(max_frame) = self.frame_limit() else {
+            return;
+        };
         while self.room(1) {
             let Some((rec, sent)) = self.outbox.next() else {
                 return;
             };
-            if sent > 0 || self.publish_frame(&rec, sent, broker.max_frame).is_some() {
+            if sent > 0 || self.publish_frame(&rec, sent, max_frame).is_some() {
                 return;
             }
             let id = rec.id;
@@ -1421,9 +1431,9 @@ where
                 ));
             }
         }
-        let broker = self.broker?;
+        let max_frame = self.frame_limit()?;
         let (rec, sent) = self.outbox.next()?;
-        let (publish, end) = self.publish_frame(&rec, sent, broker.max_frame)?;
+        let (publish, end) = self.publish_frame(&rec, sent, max_frame)?;
         Some((
             Tx::Publish {
                 at: rec.at,

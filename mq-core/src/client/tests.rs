@@ -537,6 +537,73 @@ fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
 }
 
 #[test]
+fn max_frame_out_caps_publish_fragments_below_the_broker_limit() {
+    let mut c = config();
+    c.max_frame_out = 300;
+    let mut t = T::new(c, 8192, 4096);
+    // The broker takes 1 MiB frames; the device sends at most 300-byte ones.
+    t.handshake(false, limits(1 << 20, 0));
+    let payload: Vec<u8> = (0..2000u32).map(|i| (i * 7) as u8).collect();
+    let opts = PublishOptions {
+        qos: QoS::AtLeastOnce,
+        ..PublishOptions::default()
+    };
+    let id =
+        t.s.publish(t.now, "dev.telemetry", &payload, &opts)
+            .unwrap();
+    // A transmit buffer that holds exactly one capped frame is enough.
+    let mut buf = vec![0u8; Framing::Stream.max_framed_len(300)];
+    let mut whole = Vec::new();
+    let mut frames = 0;
+    while let Some(n) = t.s.poll_transmit(t.now, &mut buf) {
+        let Ok(Split::Whole { body, consumed }) = StreamDecoder::new(u32::MAX).split(&buf[..n])
+        else {
+            panic!("partial frame in poll_transmit output");
+        };
+        assert_eq!(consumed, n, "one frame per call with this buffer");
+        assert!(body.len() <= 300, "frame of {} bytes", body.len());
+        let Frame::Publish(p) = frame(body) else {
+            panic!("expected a publish")
+        };
+        let f = p.fragment.expect("fragmented");
+        assert_eq!((p.id, f.offset, f.total), (id.0, whole.len() as u64, 2000));
+        whole.extend_from_slice(p.payload);
+        frames += 1;
+    }
+    assert_eq!(whole, payload);
+    assert!(frames >= 7, "{frames} fragments");
+    // Headers alone above the cap: refused up front, although the broker would
+    // take them.
+    let long_topic = "t".repeat(250);
+    let meta = Meta {
+        correlation: Some(&[1; 100]),
+        ..Meta::default()
+    };
+    assert_eq!(
+        t.s.publish(
+            t.now,
+            &long_topic,
+            b"x",
+            &PublishOptions {
+                meta,
+                ..PublishOptions::default()
+            }
+        ),
+        Err(PublishError::TooLarge)
+    );
+    // A broker limit below the cap wins.
+    let mut c = config();
+    c.max_frame_out = 4096;
+    let mut t = T::new(c, 8192, 4096);
+    t.handshake(false, limits(256, 0));
+    t.s.publish(t.now, "a", &[1; 1000], &PublishOptions::default())
+        .unwrap();
+    let sent = t.tx();
+    assert!(sent.len() >= 4);
+    assert!(sent.iter().all(|b| b.len() <= 256));
+}
+
+#[test]
 fn subscriptions_sent_after_welcome_and_again_when_session_lost() {
     let mut t = T::std();
     let opts = SubscribeOptions {

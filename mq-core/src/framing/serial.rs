@@ -91,12 +91,17 @@ pub struct SerialStats {
 ///
 /// The storage bounds the largest encoded frame it accepts (size it with
 /// [`max_framed_len`] of the negotiated maximum). Feed it bytes as they arrive.
+/// A frame the receiver cannot take yet stays available through
+/// [`last_frame`](Self::last_frame) until more bytes are fed.
 #[derive(Debug)]
 pub struct SerialDecoder<S> {
     storage: S,
     len: usize,
     discarding: bool,
     stats: SerialStats,
+    /// Length of the decoded body of the frame `feed` returned last, while it is
+    /// still at the front of `storage`.
+    last: Option<usize>,
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
@@ -107,6 +112,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
             len: 0,
             discarding: false,
             stats: SerialStats::default(),
+            last: None,
         }
     }
 
@@ -124,6 +130,16 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
     pub fn reset(&mut self) {
         self.len = 0;
         self.discarding = false;
+        self.last = None;
+    }
+
+    /// The frame the last [`feed`](Self::feed) returned, decoded again; `None`
+    /// once anything else was fed (or after [`reset`](Self::reset)). For a
+    /// receiver that could not take the frame yet: offer it again later, and feed
+    /// nothing meanwhile.
+    pub fn last_frame(&self) -> Option<Frame<'_>> {
+        let body = self.storage.as_ref().get(..self.last?)?;
+        Frame::decode(body).ok()
     }
 
     /// Consumes bytes from `input` up to and including the next delimiter and
@@ -131,6 +147,8 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
     /// was dropped). Call again with the rest of `input` until it is empty; handle
     /// the returned frame before the next call, since it borrows the decoder.
     pub fn feed<'s>(&'s mut self, input: &[u8]) -> (usize, Option<Result<Frame<'s>, SerialError>>) {
+        // Whatever is fed now overwrites the last frame.
+        self.last = None;
         let (chunk, consumed, complete) = match input.iter().position(|&b| b == DELIMITER) {
             Some(at) => (&input[..at], at + 1, true),
             None => (input, input.len(), false),
@@ -184,6 +202,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
         match Frame::decode(body) {
             Ok(frame) => {
                 self.stats.frames += 1;
+                self.last = Some(body_len);
                 Ok(frame)
             }
             Err(e) => {
@@ -241,6 +260,33 @@ mod tests {
         assert_eq!(used, n);
         assert_eq!(out, Some(Ok(publish(&payload))));
         assert_eq!(dec.stats().frames, 1);
+    }
+
+    #[test]
+    fn last_frame_is_offered_again_until_more_is_fed() {
+        let mut line = [0u8; 128];
+        let mut len = encode_frame(&publish(b"held back"), &mut line).unwrap();
+        len += encode_frame(&Frame::Ping(9), &mut line[len..]).unwrap();
+        let mut dec = SerialDecoder::new([0u8; 64]);
+        assert_eq!(dec.last_frame(), None);
+        let (used, out) = dec.feed(&line[..len]);
+        assert_eq!(out, Some(Ok(publish(b"held back"))));
+        // The receiver refused it: the same frame, again and again.
+        assert_eq!(dec.last_frame(), Some(publish(b"held back")));
+        assert_eq!(dec.last_frame(), Some(publish(b"held back")));
+        let (_, out) = dec.feed(&line[used..len]);
+        assert_eq!(out, Some(Ok(Frame::Ping(9))));
+        assert_eq!(dec.last_frame(), Some(Frame::Ping(9)));
+        // Feeding anything (even a partial frame) ends it; so does a bad frame.
+        let (_, out) = dec.feed(&[1, 2]);
+        assert_eq!(out, None);
+        assert_eq!(dec.last_frame(), None);
+        let (_, out) = dec.feed(&[DELIMITER]);
+        assert_eq!(out, Some(Err(SerialError::Cobs)));
+        assert_eq!(dec.last_frame(), None);
+        let (_, _) = dec.feed(&line[..used]);
+        dec.reset();
+        assert_eq!(dec.last_frame(), None);
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! Records go to the write-ahead log in the data directory (`mq_std::wal`), which
 //! is read back before anything is accepted; `[store] kind = "memory"` keeps
 //! nothing on disk. Logs go to stderr.
+//!
+//! Serial lines (`--serial PATH`, `[serial]` in the file) carry devices that
+//! speak the COBS framing into the same broker (`mq_std::serial`); they are
+//! opened before anything listens, and a line that cannot be opened stops `mqd`.
 
 #[path = "common/alloc.rs"]
 mod alloc;
@@ -17,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mq_std::config::{FileConfig, StoreConfig};
+use mq_std::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
 use mq_std::server::{self, ServerOptions};
 use mq_std::store::{MemoryStore, Store};
 use mq_std::wal::Wal;
@@ -40,6 +44,10 @@ struct Args {
     /// Log filter, e.g. "info" or "mq_std=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
+    /// Serve a device on this serial line (a terminal device or a
+    /// pseudo-terminal) at 115200 baud; repeat for more lines. Unix only.
+    #[arg(long, value_name = "PATH")]
+    serial: Vec<PathBuf>,
     /// Print the resolved configuration and exit.
     #[arg(long)]
     check_config: bool,
@@ -69,6 +77,11 @@ fn main() -> ExitCode {
     if let Some(v) = args.log {
         file.log = Some(v);
     }
+    file.serial
+        .extend(args.serial.into_iter().map(|path| SerialSection {
+            path,
+            baud: Some(DEFAULT_BAUD),
+        }));
     let cfg = match file.resolve() {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -139,6 +152,12 @@ async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
             (Box::new(wal), described)
         }
     };
+    let mut lines = Vec::new();
+    for line in &cfg.serial {
+        let port = mq_std::serial::open(&line.path, line.baud)
+            .map_err(|e| format!("cannot open serial line {}: {e}", line.path.display()))?;
+        lines.push((line.path.display().to_string(), port));
+    }
     let opts = ServerOptions {
         listen: cfg.listen,
         broker: cfg.broker.clone(),
@@ -157,6 +176,20 @@ async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
         "mqd ready"
     );
     let control = handle.control();
+    for (name, port) in lines {
+        tracing::info!(line = %name, "serving serial line");
+        let serve = mq_std::serial::serve_line(
+            control.clone(),
+            port,
+            name.clone(),
+            cfg.broker.limits.max_frame,
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!(line = %name, error = %e, "serial line failed");
+            }
+        });
+    }
     if let Some(http) = cfg.http {
         let listener = tokio::net::TcpListener::bind(http)
             .await
