@@ -12,7 +12,10 @@ use crate::cmd::run;
 /// cannot tell: a dependency that pulls in `std` only fails here.)
 pub fn nostd(ci: &mut Ci) -> Result<(), String> {
     let mut cmd = ci.nostd_cargo_build()?;
-    cmd.args(["--package", "mq-embedded"])
-        .args(["--no-default-features", "--features", "tcp,serial,defmt"]);
+    cmd.args(["--package", "mq-embedded"]).args([
+        "--no-default-features",
+        "--features",
+        "tcp,serial,defmt",
+    ]);
     run(&mut cmd)
 }
