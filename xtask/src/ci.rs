@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::Failure;
 use crate::cmd::{self, Step, cargo, run, succeeds};
+use crate::ffi;
 
 /// The embedded target that proves `mq-core` is `no_std`.
 const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -44,6 +45,8 @@ const STEPS: &[(&str, Action)] = &[
             "warnings",
         ]))
     }),
+    ("mq-ffi: mq.h matches the source", ffi::header_fresh),
+    ("mq-ffi: C/C++ test tools (gcc, valgrind)", ffi::c_toolchain),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([

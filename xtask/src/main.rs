@@ -1,8 +1,9 @@
-//! `cargo xtask <task>`: the project's automation, in Rust with std only
-//! (see `.cargo/config.toml` for the alias).
+//! `cargo xtask <task>`: the project's automation, in Rust with std only, plus
+//! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
 mod ci;
 mod cmd;
+mod ffi;
 mod fuzz;
 
 use std::env;
@@ -13,6 +14,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "ci",
         "everything CI checks: fmt, clippy, tests, no_std builds of mq-core",
+    ),
+    (
+        "codegen [--check]",
+        "regenerate mq-ffi/include/mq.h from mq-ffi's source (cbindgen); --check: fail if stale",
     ),
     (
         "fuzz [TARGET] [--seconds N]",
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "ci" => ci::run_ci(rest),
+        "codegen" => ffi::run_codegen(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());

@@ -1,0 +1,111 @@
+//! mq-ffi's tasks: `cargo xtask codegen` (the C header, by cbindgen) and the CI
+//! steps that check the header is fresh and install the tools the C/C++ tests
+//! need.
+
+use crate::Failure;
+use crate::cmd;
+
+/// Where the header goes, relative to the workspace root.
+const HEADER: &str = "mq-ffi/include/mq.h";
+
+/// The programs the C and C++ tests of mq-ffi use, each with its Debian
+/// package (gcc's AddressSanitizer runtime comes with gcc).
+const C_TOOLS: &[(&str, &str)] = &[("gcc", "gcc"), ("g++", "g++"), ("valgrind", "valgrind")];
+
+/// `cargo xtask codegen [--check]`: writes the C header from mq-ffi's source,
+/// or with `--check` only fails when the committed one is stale (as CI does).
+pub fn run_codegen(args: &[String]) -> Result<(), Failure> {
+    match args {
+        [] => {}
+        [check] if check == "--check" => return header_fresh(&mut ()).map_err(Failure::Failed),
+        [arg, ..] => {
+            return Err(Failure::Usage(format!(
+                "`codegen` takes only `--check`, got `{arg}`"
+            )));
+        }
+    }
+    let header = generate_header().map_err(Failure::Failed)?;
+    let path = cmd::workspace_root().join(HEADER);
+    let old = std::fs::read(&path).unwrap_or_default();
+    if old == header {
+        println!("{HEADER}: up to date");
+        return Ok(());
+    }
+    std::fs::write(&path, &header)
+        .map_err(|e| Failure::Failed(format!("writing {}: {e}", path.display())))?;
+    println!("{HEADER}: written ({} bytes)", header.len());
+    Ok(())
+}
+
+/// The header cbindgen makes from mq-ffi's source and `cbindgen.toml`.
+fn generate_header() -> Result<Vec<u8>, String> {
+    let dir = cmd::workspace_root().join("mq-ffi");
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
+        .map_err(|e| format!("reading mq-ffi/cbindgen.toml: {e}"))?;
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+        .map_err(|e| format!("cbindgen failed on mq-ffi: {e}"))?;
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    Ok(out)
+}
+
+/// CI: the committed header is what the source generates. (Generic over the
+/// CI state, which it does not use, to be a CI step as it is.)
+pub fn header_fresh<Ci>(_: &mut Ci) -> Result<(), String> {
+    let fresh = generate_header()?;
+    let path = cmd::workspace_root().join(HEADER);
+    let committed = std::fs::read(&path).unwrap_or_default();
+    if committed == fresh {
+        println!("{HEADER}: matches the source");
+        return Ok(());
+    }
+    let first = first_difference(&committed, &fresh);
+    Err(format!(
+        "{HEADER} is stale (it differs from a fresh generation from line {first}): \
+         run `cargo xtask codegen` and commit the header"
+    ))
+}
+
+/// The 1-based number of the first line where `a` and `b` differ.
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    1 + a[..same].iter().filter(|&&c| c == b'\n').count()
+}
+
+/// CI: gcc, g++ and valgrind for mq-ffi's C and C++ tests (run by `cargo
+/// test`), installed with apt when missing.
+pub fn c_toolchain<Ci>(_: &mut Ci) -> Result<(), String> {
+    let missing: Vec<&str> = C_TOOLS
+        .iter()
+        .filter(|(program, _)| !cmd::on_path(program))
+        .map(|&(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        println!("gcc, g++ and valgrind: present");
+        return Ok(());
+    }
+    println!(
+        "the C and C++ tests of mq-ffi need {}: installing them",
+        missing.join(", ")
+    );
+    cmd::ensure_apt(&missing)?;
+    match C_TOOLS.iter().find(|(program, _)| !cmd::on_path(program)) {
+        Some((program, _)) => Err(format!("{program} is still missing after installing it")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_names_the_line() {
+        assert_eq!(first_difference(b"a\nb\nc\n", b"a\nb\nc\n"), 4);
+        assert_eq!(first_difference(b"a\nb\nc\n", b"a\nx\nc\n"), 2);
+        assert_eq!(first_difference(b"", b"a"), 1);
+    }
+}
