@@ -67,3 +67,18 @@ fn c_tests_pass_under_valgrind() {
     build_shared("gcc", "c11", &[source("c/mq_test.c")], &program);
     run_against_broker(memcheck(&program));
 }
+
+#[test]
+fn cpp_tests_pass_under_address_sanitizer() {
+    let program = scratch("cpp-asan").join("mq_test");
+    build_with_asan("g++", "c++17", &[source("cpp/mq_test.cpp")], &program);
+    run_against_broker(sanitized(&program));
+}
+
+/// In C++20, where `mq::bytes` also takes a `std::span`.
+#[test]
+fn cpp20_tests_pass_under_valgrind() {
+    let program = scratch("cpp-valgrind").join("mq_test");
+    build_shared("g++", "c++20", &[source("cpp/mq_test.cpp")], &program);
+    run_against_broker(memcheck(&program));
+}
