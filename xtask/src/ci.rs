@@ -48,6 +48,7 @@ const STEPS: &[(&str, Action)] = &[
     ("mq-ffi: mq.h matches the source", ffi::header_fresh),
     ("mq-ffi: C/C++ test tools (gcc, valgrind)", ffi::c_toolchain),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
+    ("mq-ffi: Python package tests (venv)", ffi::python_tests),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([
             "test",

@@ -23,6 +23,10 @@ const TASKS: &[(&str, &str)] = &[
         "fuzz [TARGET] [--seconds N]",
         "run cargo-fuzz on mq-core/fuzz (all targets, 30 s each, by default)",
     ),
+    (
+        "ffi-python",
+        "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         "ci" => ci::run_ci(rest),
         "codegen" => ffi::run_codegen(rest),
         "fuzz" => fuzz::run_fuzz(rest),
+        "ffi-python" => ffi::python_tests(&mut ()).map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -482,6 +482,7 @@ static void test_nack(mq_client *c) {
     EXPECT(mq_subscription_recv(s, 10000, &m), MQ_OK);
     EXPECT(mq_message_nack(m, false), MQ_OK);
     mq_message_free(m);
+    m = NULL;
     EXPECT(mq_subscription_recv(dlq, 10000, &m), MQ_OK);
     const char *topic = NULL;
     EXPECT(mq_message_topic(m, &topic), MQ_OK);
