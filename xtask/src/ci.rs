@@ -46,7 +46,7 @@ const STEPS: &[(&str, Action)] = &[
         ]))
     }),
     ("mq-ffi: mq.h matches the source", ffi::header_fresh),
-    ("mq-ffi: C/C++ test tools (gcc, valgrind)", ffi::c_toolchain),
+    ("mq-ffi: tools for C, C++, Python tests", ffi::test_tools),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
     ("mq-ffi: Python package tests (venv)", ffi::python_tests),
     ("simulation, 2000 seeds (release)", |_| {

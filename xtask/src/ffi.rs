@@ -11,9 +11,14 @@ use crate::cmd::{self, cargo, run, succeeds};
 /// Where the header goes, relative to the workspace root.
 const HEADER: &str = "mq-ffi/include/mq.h";
 
-/// The programs the C and C++ tests of mq-ffi use, each with its Debian
-/// package (gcc's AddressSanitizer runtime comes with gcc).
-const C_TOOLS: &[(&str, &str)] = &[("gcc", "gcc"), ("g++", "g++"), ("valgrind", "valgrind")];
+/// The programs the tests of mq-ffi and the examples use (`cargo test`), each
+/// with its Debian package (gcc's AddressSanitizer runtime comes with gcc).
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("gcc", "gcc"),
+    ("g++", "g++"),
+    ("valgrind", "valgrind"),
+    ("python3", "python3"),
+];
 
 /// `cargo xtask codegen [--check]`: writes the C header from mq-ffi's source,
 /// or with `--check` only fails when the committed one is stale (as CI does).
@@ -78,24 +83,26 @@ fn first_difference(a: &[u8], b: &[u8]) -> usize {
     1 + a[..same].iter().filter(|&&c| c == b'\n').count()
 }
 
-/// CI: gcc, g++ and valgrind for mq-ffi's C and C++ tests (run by `cargo
-/// test`), installed with apt when missing.
-pub fn c_toolchain<Ci>(_: &mut Ci) -> Result<(), String> {
-    let missing: Vec<&str> = C_TOOLS
+/// CI: the programs of [`TEST_TOOLS`], installed with apt when missing.
+pub fn test_tools<Ci>(_: &mut Ci) -> Result<(), String> {
+    let missing: Vec<&str> = TEST_TOOLS
         .iter()
         .filter(|(program, _)| !cmd::on_path(program))
         .map(|&(_, package)| package)
         .collect();
     if missing.is_empty() {
-        println!("gcc, g++ and valgrind: present");
+        println!("gcc, g++, valgrind and python3: present");
         return Ok(());
     }
     println!(
-        "the C and C++ tests of mq-ffi need {}: installing them",
+        "the tests of mq-ffi and the examples need {}: installing them",
         missing.join(", ")
     );
     cmd::ensure_apt(&missing)?;
-    match C_TOOLS.iter().find(|(program, _)| !cmd::on_path(program)) {
+    match TEST_TOOLS
+        .iter()
+        .find(|(program, _)| !cmd::on_path(program))
+    {
         Some((program, _)) => Err(format!("{program} is still missing after installing it")),
         None => Ok(()),
     }

@@ -1,6 +1,7 @@
 //! Test support for programs in other languages: the artifacts cargo built (the
 //! C library, `mqd`), a real `mqd` on a free port, and compiling and running C
-//! and C++ programs against the library.
+//! and C++ programs against the library. Shared by mq-ffi's tests and the
+//! examples' (`#[path]`).
 //!
 //! `mqd` is a binary of another package, so `CARGO_BIN_EXE_mqd` is not set for
 //! these tests. Instead the tests build what they need themselves, once per
@@ -43,9 +44,10 @@ impl Artifacts {
         self.dir.join(format!("{DLL_PREFIX}mq_ffi{DLL_SUFFIX}"))
     }
 
-    /// `mq-ffi/include`.
+    /// `mq-ffi/include` (from this crate or a sibling that includes this
+    /// module, such as `examples`).
     pub fn include_dir(&self) -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mq-ffi/include")
     }
 }
 
