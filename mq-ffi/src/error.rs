@@ -334,3 +334,74 @@ pub(crate) fn need<T>(out: *mut T, what: &str) -> Result<(), Fail> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_mq_err_panic_with_its_text() {
+        let slot = LastError::default();
+        let code = slot.run(|| panic!("boom"));
+        assert_eq!(code, MQ_ERR_PANIC);
+        assert_eq!(slot.text(), "internal error (a bug in mq): panic: boom");
+        assert_eq!(slot.run(|| Ok(())), MQ_OK);
+        assert_eq!(slot.text(), "internal error (a bug in mq): panic: boom");
+    }
+
+    #[test]
+    fn every_code_has_its_name() {
+        for code in ALL {
+            let name = unsafe { CStr::from_ptr(mq_result_name(code as i32)) };
+            assert_eq!(name, code.name());
+            assert!(name.to_str().unwrap().starts_with("MQ_"));
+        }
+        let unknown = unsafe { CStr::from_ptr(mq_result_name(ALL.len() as i32)) };
+        assert_eq!(unknown, c"MQ_UNKNOWN");
+    }
+
+    #[test]
+    fn text_with_nul_stays_a_c_string() {
+        let slot = LastError::default();
+        slot.set("a\0b");
+        let mut buf = [0x55 as c_char; 16];
+        let mut len = 0;
+        let code = unsafe { error_of_slot(&slot, buf.as_mut_ptr(), buf.len(), &mut len) };
+        assert_eq!(code, MQ_OK);
+        let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap();
+        assert_eq!(text, "a\u{fffd}b");
+        assert_eq!(len, text.len());
+    }
+
+    unsafe fn error_of_slot(
+        slot: &LastError,
+        buf: *mut c_char,
+        cap: usize,
+        len: *mut usize,
+    ) -> mq_result {
+        run_bare(|| unsafe { copy_text(&slot.text(), buf, cap, len) })
+    }
+
+    #[test]
+    fn client_errors_map_to_their_codes() {
+        use mq_core::Reason;
+        let cases = [
+            (Error::Timeout, MQ_ERR_TIMEOUT),
+            (Error::Refused(Reason::BadToken), MQ_ERR_REFUSED),
+            (Error::Rejected(Reason::NotAuthorized), MQ_ERR_REJECTED),
+            (Error::Closed(Reason::Normal), MQ_ERR_CLOSED),
+            (Error::Invalid("x"), MQ_ERR_INVALID),
+            (Error::TooLarge, MQ_ERR_TOO_LARGE),
+            (Error::TooManySubscriptions, MQ_ERR_TOO_MANY_SUBSCRIPTIONS),
+            (
+                Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
+                MQ_ERR_IO,
+            ),
+        ];
+        for (error, code) in cases {
+            let text = error.to_string();
+            let fail = Fail::from(error);
+            assert_eq!((fail.code, fail.text), (code, text));
+        }
+    }
+}
