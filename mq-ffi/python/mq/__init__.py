@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import enum
 import threading
+from contextlib import contextmanager
 from ctypes import byref, c_char_p, c_size_t, c_uint8, c_void_p
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -122,6 +123,50 @@ def _c_str(value: Optional[str]) -> Optional[bytes]:
     return None if value is None else value.encode()
 
 
+def _keep(_handle: int) -> None:
+    """The "free" of a handle the library owns."""
+
+
+class _Handle:
+    """A C handle that threads share: each call holds it in use, and closing
+    waits for the calls in flight before freeing it (a free must be the last
+    call on a handle). ``interrupt`` (safe to call concurrently, such as
+    ``mq_client_close``) makes blocked calls return first."""
+
+    def __init__(self, ptr: int, free, interrupt=None, what: str = "handle") -> None:
+        self._ptr: Optional[int] = ptr
+        self._free = free
+        self._interrupt = interrupt
+        self._what = what
+        self._users = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def use(self) -> Iterator[int]:
+        with self._cond:
+            if self._ptr is None:
+                raise MqError(_lib.MQ_ERR_CLOSED, f"the {self._what} is closed")
+            ptr = self._ptr
+            self._users += 1
+        try:
+            yield ptr
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            ptr, self._ptr = self._ptr, None
+        if ptr is None:
+            return
+        if self._interrupt is not None:
+            self._interrupt(ptr)
+        with self._cond:
+            self._cond.wait_for(lambda: self._users == 0)
+        self._free(ptr)
+
+
 class Message:
     """A received message. Its fields are copied into Python objects when it
     arrives; the C handle is kept only to settle it. A QoS 1 message must be
@@ -140,9 +185,9 @@ class Message:
     """Whether it arrived waiting for an ack (QoS 1)."""
 
     def __init__(self, handle: int, owned: bool) -> None:
-        self._handle: Optional[int] = handle
-        self._owned = owned
         lb = lib()
+        # Lent messages (a listener's) are freed by the library.
+        self._handle = _Handle(handle, lb.mq_message_free if owned else _keep, what="message")
         topic = c_char_p()
         _check(lb.mq_message_topic(handle, byref(topic)), lb.mq_message_error, handle)
         self.topic = (topic.value or b"").decode()
@@ -168,29 +213,23 @@ class Message:
         """The value of the first header named ``key``."""
         return next((v for k, v in self.headers if k == key), None)
 
-    def _live(self) -> int:
-        if self._handle is None:
-            raise MqError(_lib.MQ_ERR_INVALID, "the message is closed")
-        return self._handle
-
     def ack(self) -> None:
         """Acknowledge: the broker forgets the message."""
-        handle = self._live()
-        _check(lib().mq_message_ack(handle), lib().mq_message_error, handle)
+        with self._handle.use() as handle:
+            _check(lib().mq_message_ack(handle), lib().mq_message_error, handle)
 
     def nack(self, requeue: bool = True) -> None:
         """Refuse: redeliver it (``requeue``) or send it to ``$dlq.<topic>``."""
-        handle = self._live()
-        _check(lib().mq_message_nack(handle, requeue), lib().mq_message_error, handle)
+        with self._handle.use() as handle:
+            _check(lib().mq_message_nack(handle, requeue), lib().mq_message_error, handle)
 
     def close(self) -> None:
         """Free the C handle now (an unsettled QoS 1 message is redelivered)."""
-        handle, self._handle = self._handle, None
-        if handle is not None and self._owned:
-            lib().mq_message_free(handle)
+        self._handle.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_handle"):
+            self.close()
 
     def __enter__(self) -> "Message":
         return self
@@ -211,8 +250,7 @@ class Subscription:
     Closing it (or leaving its ``with`` block) unsubscribes."""
 
     def __init__(self, handle: int) -> None:
-        self._handle: Optional[int] = handle
-        self._lock = threading.Lock()
+        self._handle = _Handle(handle, lib().mq_subscription_free, what="subscription")
 
     def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
         """The next message, or None when none arrived within ``timeout``
@@ -227,14 +265,12 @@ class Subscription:
         return self._recv_ms(_millis(timeout))
 
     def _recv_ms(self, ms: int) -> Optional[Message]:
-        handle = self._handle
-        if handle is None:
-            raise MqError(_lib.MQ_ERR_CLOSED, "the subscription is closed")
-        out = c_void_p()
-        code = lib().mq_subscription_recv(handle, ms, byref(out))
-        if code == _lib.MQ_ERR_TIMEOUT:
-            return None
-        _check(code, lib().mq_subscription_error, handle)
+        with self._handle.use() as handle:
+            out = c_void_p()
+            code = lib().mq_subscription_recv(handle, ms, byref(out))
+            if code == _lib.MQ_ERR_TIMEOUT:
+                return None
+            _check(code, lib().mq_subscription_error, handle)
         return Message(out.value, owned=True)
 
     def __iter__(self) -> Iterator[Message]:
@@ -249,14 +285,14 @@ class Subscription:
             raise
 
     def close(self) -> None:
-        """Unsubscribe (messages it still buffered are redelivered)."""
-        with self._lock:
-            handle, self._handle = self._handle, None
-        if handle is not None:
-            lib().mq_subscription_free(handle)
+        """Unsubscribe (messages it still buffered are redelivered). From
+        another thread, it waits for a receive in progress to return (at most
+        its timeout, or 250 ms when it has none)."""
+        self._handle.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_handle"):
+            self.close()
 
     def __enter__(self) -> "Subscription":
         return self
@@ -267,7 +303,9 @@ class Subscription:
 
 class Listener:
     """A subscription whose messages go to a callback, on a thread of the
-    library's. Closing it unsubscribes and waits for a running callback."""
+    library's. Closing it unsubscribes and waits for a running callback. Keep
+    a reference (or a ``with`` block) while messages should flow: once the
+    listener is garbage-collected it is closed."""
 
     def __init__(self, callback: Callable[[Message], None]) -> None:
         self._callback = callback
@@ -280,7 +318,7 @@ class Listener:
             try:
                 self._callback(message)
             finally:
-                message._handle = None  # lent for this call only
+                message.close()  # lent for this call only
 
         # Kept alive as long as the listener: the library calls it.
         self._c_callback = _lib.MESSAGE_CALLBACK(trampoline)
@@ -330,11 +368,10 @@ class Client:
         keepalive: Optional[float] = None,
         credit: int = 0,
     ) -> None:
-        self._handle: Optional[int] = None
         lb = lib()
         handle = c_void_p()
         _check(lb.mq_client_new(byref(handle)))
-        self._handle = handle.value
+        self._handle = _Handle(handle.value, lb.mq_client_free, lb.mq_client_close, "client")
         opts = _lib.ConnectOptions()
         _check(lb.mq_connect_options_init(byref(opts)))
         opts.address = address.encode()
@@ -344,16 +381,12 @@ class Client:
         opts.connect_timeout_ms = _millis(connect_timeout)
         opts.keepalive_ms = _millis(keepalive)
         opts.credit = credit
-        code = lb.mq_client_connect(self._handle, byref(opts))
+        with self._handle.use() as ptr:
+            code = lb.mq_client_connect(ptr, byref(opts))
+            text = _lib.error_text(lb.mq_client_error, ptr) if code != _lib.MQ_OK else ""
         if code != _lib.MQ_OK:
-            text = _lib.error_text(lb.mq_client_error, self._handle)
             self.close()
             raise MqError(code, text)
-
-    def _live(self) -> int:
-        if self._handle is None:
-            raise MqError(_lib.MQ_ERR_CLOSED, "the client is closed")
-        return self._handle
 
     def publish(
         self,
@@ -367,7 +400,6 @@ class Client:
     ) -> PubAck:
         """Publish and wait until the broker stored the message (QoS 1) or it
         is queued (QoS 0). ``ttl`` and ``timeout`` are in seconds."""
-        handle = self._live()
         data = _bytes(payload)
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers or [])
         keys = [k.encode() for k, _ in pairs]
@@ -386,10 +418,11 @@ class Client:
         opts.timeout_ms = _millis(timeout)
         ack = _lib.PubAck()
         buf = (c_uint8 * len(data)).from_buffer_copy(data) if data else None
-        code = lib().mq_client_publish(
-            handle, topic.encode(), buf, len(data), byref(opts), byref(ack)
-        )
-        _check(code, lib().mq_client_error, handle)
+        with self._handle.use() as handle:
+            code = lib().mq_client_publish(
+                handle, topic.encode(), buf, len(data), byref(opts), byref(ack)
+            )
+            _check(code, lib().mq_client_error, handle)
         return PubAck(ack.seq if ack.has_seq else None, bool(ack.duplicate))
 
     def subscribe(
@@ -404,11 +437,11 @@ class Client:
         """Subscribe to ``filter`` (``*`` one token, ``>`` the rest); iterate
         over the result for the messages. With ``group``, the members of the
         group share the messages."""
-        handle = self._live()
-        opts, _keep = _subscribe_options(group, start, qos, credit)
+        opts, _group = _subscribe_options(group, start, qos, credit)
         out = c_void_p()
-        code = lib().mq_client_subscribe(handle, filter.encode(), byref(opts), byref(out))
-        _check(code, lib().mq_client_error, handle)
+        with self._handle.use() as handle:
+            code = lib().mq_client_subscribe(handle, filter.encode(), byref(opts), byref(out))
+            _check(code, lib().mq_client_error, handle)
         return Subscription(out.value)
 
     def listen(
@@ -424,26 +457,26 @@ class Client:
         """Subscribe and call ``callback(message)`` for each message, on a
         thread of the library's. The message is valid during the call only:
         ack or nack it there (unsettled QoS 1 messages are redelivered)."""
-        handle = self._live()
-        opts, _keep = _subscribe_options(group, start, qos, credit)
+        opts, _group = _subscribe_options(group, start, qos, credit)
         listener = Listener(callback)
         out = c_void_p()
-        code = lib().mq_client_subscribe_callback(
-            handle, filter.encode(), byref(opts), listener._c_callback, None, byref(out)
-        )
-        _check(code, lib().mq_client_error, handle)
+        with self._handle.use() as handle:
+            code = lib().mq_client_subscribe_callback(
+                handle, filter.encode(), byref(opts), listener._c_callback, None, byref(out)
+            )
+            _check(code, lib().mq_client_error, handle)
         listener._handle = out.value
         return listener
 
     def close(self) -> None:
-        """Close the connection. Subscriptions end; held messages can no longer
-        be acked (the broker redelivers them)."""
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            lib().mq_client_free(handle)
+        """Close the connection. Calls in progress on other threads fail with
+        ``MQ_ERR_CLOSED``; subscriptions end; held messages can no longer be
+        acked (the broker redelivers them)."""
+        self._handle.close()
 
     def __del__(self) -> None:
-        self.close()
+        if hasattr(self, "_handle"):
+            self.close()
 
     def __enter__(self) -> "Client":
         return self

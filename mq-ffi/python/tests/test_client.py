@@ -265,3 +265,24 @@ def test_the_library_is_found_through_mq_lib(monkeypatch, tmp_path):
     fake = tmp_path / "debug" / _lib.LIBRARY_NAME
     fake.write_bytes(b"")
     assert fake in _lib.candidates()
+
+
+def test_closing_from_another_thread_ends_a_blocked_iteration(mqd):
+    c = connect(mqd, "py-close-thread")
+    got: List[mq.Message] = []
+    for closer in ("subscription", "client"):
+        sub = c.subscribe("py.never")
+        reader = threading.Thread(target=lambda: got.extend(sub))
+        reader.start()
+        time.sleep(0.3)  # the reader waits inside the library
+        if closer == "subscription":
+            sub.close()
+        else:
+            c.close()
+        reader.join(5)
+        assert not reader.is_alive(), f"closing the {closer} left the reader blocked"
+        sub.close()
+    assert got == []
+    with pytest.raises(mq.MqError) as e:
+        c.publish("py.never", b"x")
+    assert e.value.code == _lib.MQ_ERR_CLOSED and "client is closed" in str(e.value)
