@@ -286,3 +286,32 @@ def test_closing_from_another_thread_ends_a_blocked_iteration(mqd):
     with pytest.raises(mq.MqError) as e:
         c.publish("py.never", b"x")
     assert e.value.code == _lib.MQ_ERR_CLOSED and "client is closed" in str(e.value)
+
+
+def test_a_handle_is_freed_only_after_the_calls_in_flight():
+    freed: List[int] = []
+    interrupted: List[int] = []
+    handle = mq._Handle(7, freed.append, interrupted.append, "thing")
+    entered, release = threading.Event(), threading.Event()
+
+    def call() -> None:
+        with handle.use():
+            entered.set()
+            release.wait(5)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert entered.wait(5)
+    closer = threading.Thread(target=handle.close)
+    closer.start()
+    time.sleep(0.1)
+    assert interrupted == [7] and freed == []  # interrupted, not yet freed
+    release.set()
+    closer.join(5)
+    caller.join(5)
+    assert freed == [7]
+    with pytest.raises(mq.MqError, match="the thing is closed"):
+        with handle.use():
+            pass
+    handle.close()
+    assert freed == [7]
