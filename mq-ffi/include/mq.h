@@ -417,8 +417,11 @@ enum mq_result mq_subscribe_options_init(struct mq_subscribe_options *opts);
 
 // Subscribes to `filter` (`*` matches one token, `>` one or more trailing
 // ones) and blocks until the broker confirms; the subscription goes to
-// `*out`. `MQ_ERR_REJECTED` when the broker refuses it (not authorized, bad
-// filter), `MQ_ERR_CLOSED` when the client is not connected.
+// `*out`. `MQ_ERR_REJECTED` when the broker refuses it (not authorized),
+// `MQ_ERR_INVALID` for a bad filter, `MQ_ERR_CLOSED` when the client is not
+// connected, `MQ_ERR_TOO_MANY_SUBSCRIPTIONS` past 32 subscriptions per client
+// (a freed subscription's slot comes back once the broker confirmed the
+// unsubscribe).
 //
 // Read steadily: while the subscription's buffer (its credit) is full, the
 // client stops reading from the broker for all its subscriptions.

@@ -54,6 +54,11 @@ static const char *client_error(const mq_client *c) {
     return buf;
 }
 
+static void sleep_ms(long ms) {
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
 static int contains(const char *text, const char *part) {
     return text != NULL && strstr(text, part) != NULL;
 }
@@ -233,6 +238,14 @@ static void test_error_text(void) {
     o.client_id = "\xff\xfe";
     EXPECT(mq_client_connect(c, &o), MQ_ERR_INVALID);
     CHECK(contains(client_error(c), "opts->client_id is not valid UTF-8"));
+    char long_id[80];
+    memset(long_id, 'i', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = 0;
+    o.client_id = long_id;
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_INVALID);
+    o.client_id = NULL;
+    o.address = "";
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_IO);
 
     /* Not connected yet. */
     EXPECT(mq_client_publish(c, "t", (const uint8_t *)"x", 1, NULL, NULL), MQ_ERR_CLOSED);
@@ -454,6 +467,24 @@ static void test_subscribe_errors(mq_client *c) {
     EXPECT(mq_client_subscribe_callback(c, "t", NULL, NULL, NULL, &l), MQ_ERR_NULL_ARGUMENT);
     CHECK(strcmp(client_error(c), "callback is NULL") == 0);
     CHECK(l == NULL);
+
+    /* A client holds at most 32 subscriptions. */
+    mq_subscription *many[40] = {0};
+    int made = 0;
+    mq_result r = MQ_OK;
+    while (made < 40 && (r = mq_client_subscribe(c, "ffi.c.many", NULL, &many[made])) == MQ_OK) made++;
+    CHECK(made == 32);
+    EXPECT(r, MQ_ERR_TOO_MANY_SUBSCRIPTIONS);
+    CHECK(contains(client_error(c), "too many subscriptions"));
+    for (int i = 0; i < made; i++) mq_subscription_free(many[i]);
+    /* The slots come back once the broker confirmed the unsubscribes. */
+    mq_subscription *again = NULL;
+    for (int i = 0; i < 500 && r != MQ_OK; i++) {
+        r = mq_client_subscribe(c, "ffi.c.many", NULL, &again);
+        if (r != MQ_OK) sleep_ms(10);
+    }
+    EXPECT(r, MQ_OK);
+    mq_subscription_free(again);
 }
 
 static void test_nack(mq_client *c) {
@@ -644,10 +675,6 @@ static int inbox_count(struct inbox *in) {
     return n;
 }
 
-static void sleep_ms(long ms) {
-    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
 
 static void test_callback(mq_client *c) {
     struct inbox in;
