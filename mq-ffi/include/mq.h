@@ -173,6 +173,7 @@ typedef struct mq_header {
   const char *key;
   // `value_len` bytes; may be NULL when `value_len` is 0.
   const uint8_t *value;
+  // The value's length in bytes.
   size_t value_len;
 } mq_header;
 
@@ -186,6 +187,7 @@ typedef struct mq_publish_options {
   uint32_t ttl_ms;
   // `header_count` headers; may be NULL when `header_count` is 0.
   const struct mq_header *headers;
+  // How many headers `headers` points to.
   size_t header_count;
   // Give up after this many ms with `MQ_ERR_TIMEOUT` (a message still
   // waiting for outbox room is then not sent; one already queued may still

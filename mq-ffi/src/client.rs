@@ -257,6 +257,7 @@ pub struct mq_header {
     pub key: *const c_char,
     /// `value_len` bytes; may be NULL when `value_len` is 0.
     pub value: *const u8,
+    /// The value's length in bytes.
     pub value_len: usize,
 }
 
@@ -272,6 +273,7 @@ pub struct mq_publish_options {
     pub ttl_ms: u32,
     /// `header_count` headers; may be NULL when `header_count` is 0.
     pub headers: *const mq_header,
+    /// How many headers `headers` points to.
     pub header_count: usize,
     /// Give up after this many ms with `MQ_ERR_TIMEOUT` (a message still
     /// waiting for outbox room is then not sent; one already queued may still
