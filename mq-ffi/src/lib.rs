@@ -1,5 +1,29 @@
-//! The C ABI of mq.
+//! The C ABI of mq: the blocking client of `mq-std` ([`mq_std::blocking`]) behind
+//! opaque handles, described by the generated header `include/mq.h`
+//! (`cargo xtask codegen`; CI fails when the committed header is stale).
 //!
-//! This crate will wrap the mio blocking client of `mq-std` in opaque handles with
-//! a cbindgen-generated header. It exports no functions yet: a header that promised
-//! calls which do not work would be worse than none.
+//! - [`error`]: the result code every function returns, the error text each
+//!   handle keeps, and the guard that keeps panics from crossing the boundary.
+//! - [`client`]: `mq_client`: connect, publish, close.
+//! - [`subscription`]: `mq_subscription` (poll-style receive) and `mq_listener`
+//!   (a callback on a thread of its own).
+//! - [`message`]: `mq_message`: what a subscription receives, ack and nack.
+//!
+//! The rules every function follows are written once at the top of the header
+//! (`cbindgen.toml` holds that text): result codes, error text, pointer
+//! ownership, threads.
+//! C++ (`include/mq.hpp`) and Python (`python/`) bindings wrap this ABI.
+
+// The exported names are the C names (`mq_client`, `MQ_OK`): the header is
+// generated from them.
+#![allow(non_camel_case_types)]
+
+pub mod client;
+pub mod error;
+pub mod message;
+pub mod subscription;
+
+pub use client::*;
+pub use error::*;
+pub use message::*;
+pub use subscription::*;

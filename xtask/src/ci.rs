@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::cmd::{self, Step, cargo, run, succeeds};
-use crate::{Failure, embedded, firmware, qemu};
+use crate::{Failure, embedded, ffi, firmware, qemu};
 
 /// The embedded target that proves `mq-core` is `no_std`.
 pub const NOSTD_TARGET: &str = "thumbv7em-none-eabihf";
@@ -44,7 +44,10 @@ const STEPS: &[(&str, Action)] = &[
             "warnings",
         ]))
     }),
+    ("mq-ffi: mq.h matches the source", ffi::header_fresh),
+    ("mq-ffi: tools for C, C++, Python tests", ffi::test_tools),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
+    ("mq-ffi: Python package tests (venv)", ffi::python_tests),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([
             "test",

@@ -1,10 +1,11 @@
-//! `cargo xtask <task>`: the project's automation, in Rust with std only
-//! (see `.cargo/config.toml` for the alias).
+//! `cargo xtask <task>`: the project's automation, in Rust with std only, plus
+//! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
 mod ci;
 mod cmd;
 mod embedded;
 mod firmware;
+mod ffi;
 mod fuzz;
 mod qemu;
 
@@ -26,8 +27,16 @@ const TASKS: &[(&str, &str)] = &[
         "boot the firmware under QEMU against host peers and check the results",
     ),
     (
+        "codegen [--check]",
+        "regenerate mq-ffi/include/mq.h from mq-ffi's source (cbindgen); --check: fail if stale",
+    ),
+    (
         "fuzz [TARGET] [--seconds N]",
         "run cargo-fuzz on mq-core/fuzz (all targets, 30 s each, by default)",
+    ),
+    (
+        "ffi-python",
+        "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
     ),
     ("help", "print this list"),
 ];
@@ -50,11 +59,13 @@ fn main() -> ExitCode {
     };
     let result = match task {
         "ci" => ci::run_ci(rest),
+        "codegen" => ffi::run_codegen(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "firmware" => firmware::run_firmware(rest),
         "qemu" => qemu::run_qemu(rest),
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
+        "ffi-python" => ffi::python_tests(&mut ()).map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -1,0 +1,309 @@
+//! Test support for programs in other languages: the artifacts cargo built (the
+//! C library, `mqd`), a real `mqd` on a free port, and compiling and running C
+//! and C++ programs against the library. Shared by mq-ffi's tests and the
+//! examples' (`#[path]`).
+//!
+//! `mqd` is a binary of another package, so `CARGO_BIN_EXE_mqd` is not set for
+//! these tests. Instead the tests build what they need themselves, once per
+//! test binary: `cargo build -p mq-ffi -p mq-std --lib --bin mqd` into the
+//! target directory and profile this test executable was built in (found from
+//! its own path, `<target>/<profile>/deps/<test>-<hash>`). That works the same
+//! under `cargo test -p mq-ffi`, `cargo test --workspace`, any
+//! `CARGO_TARGET_DIR`, and `--release`; it costs a no-op cargo call when
+//! everything is fresh, and it never runs stale artifacts.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where this test's cargo put its artifacts.
+pub struct Artifacts {
+    /// `<target>/<profile>`: holds `mqd`, `libmq_ffi.a` and the shared library.
+    pub dir: PathBuf,
+}
+
+impl Artifacts {
+    pub fn mqd(&self) -> PathBuf {
+        self.dir
+            .join(format!("mqd{}", std::env::consts::EXE_SUFFIX))
+    }
+
+    /// The static library (`libmq_ffi.a`).
+    pub fn staticlib(&self) -> PathBuf {
+        self.dir.join("libmq_ffi.a")
+    }
+
+    /// The shared library (`libmq_ffi.so` and the like).
+    pub fn cdylib(&self) -> PathBuf {
+        use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+        self.dir.join(format!("{DLL_PREFIX}mq_ffi{DLL_SUFFIX}"))
+    }
+
+    /// `mq-ffi/include` (from this crate or a sibling that includes this
+    /// module, such as `examples`).
+    pub fn include_dir(&self) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mq-ffi/include")
+    }
+}
+
+/// Builds the library and `mqd` (once per test binary) and says where they are.
+pub fn artifacts() -> &'static Artifacts {
+    static BUILT: OnceLock<Artifacts> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test knows its own path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from <target>/<profile>/deps")
+            .to_path_buf();
+        let profile = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a profile directory name");
+        let target = dir.parent().expect("a target directory");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args([
+                "build", "--quiet", "-p", "mq-ffi", "-p", "mq-std", "--lib", "--bin", "mqd",
+            ])
+            .arg("--target-dir")
+            .arg(target);
+        match profile {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd.status().expect("cargo runs");
+        assert!(status.success(), "building mq-ffi and mqd failed: {cmd:?}");
+        let built = Artifacts { dir };
+        for path in [built.mqd(), built.staticlib(), built.cdylib()] {
+            assert!(path.is_file(), "{} was not built", path.display());
+        }
+        built
+    })
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+/// The token the test broker lets do anything.
+pub const TOKEN: &str = "ffi-secret";
+/// A token the test broker lets publish and subscribe under `open.>` only.
+pub const NARROW_TOKEN: &str = "ffi-narrow";
+
+/// A broker configuration with [`TOKEN`] and [`NARROW_TOKEN`], messages in memory.
+pub const AUTH_CONFIG: &str = r#"
+[store]
+kind = "memory"
+
+[[tokens]]
+token = "ffi-secret"
+publish = [">"]
+subscribe = [">", "$dlq.>"]
+
+[[tokens]]
+token = "ffi-narrow"
+publish = ["open.>"]
+subscribe = ["open.>"]
+"#;
+
+/// A broker configuration without tokens, messages in memory.
+pub const OPEN_CONFIG: &str = "[store]\nkind = \"memory\"\n";
+
+/// A running `mqd`, killed on drop.
+pub struct Mqd {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+}
+
+impl Mqd {
+    /// Starts `mqd` with `config` (TOML) on a free port and waits until it
+    /// accepts connections.
+    pub fn start(config: &str) -> Mqd {
+        let dir = std::env::temp_dir().join(format!(
+            "mq-ffi-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a test directory");
+        let cfg = dir.join("mqd.toml");
+        std::fs::write(&cfg, config).expect("the config is written");
+        let log = std::fs::File::create(dir.join("mqd.log")).expect("a log file");
+        let addr = free_port();
+        let child = Command::new(artifacts().mqd())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--http")
+            .arg(free_port().to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("mqd starts");
+        let mqd = Mqd { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "mqd did not listen: {}",
+                mqd.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        mqd
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mqd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mqd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a program to its end (bounded by `limit`), with its output captured.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?} does not start: {e}"));
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("waiting works").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{cmd:?} ran longer than {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Panics with the program's output unless it exited 0; returns its stdout.
+pub fn expect_success(what: &str, out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed ({})\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// A program from `PATH` (`gcc`, `g++`, `valgrind`): a clear failure when it is
+/// missing (`cargo xtask ci` installs them).
+pub fn tool(name: &str) -> Command {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()));
+    assert!(
+        found,
+        "`{name}` is not on PATH: the C/C++ tests of mq-ffi need it \
+         (`cargo xtask ci` installs gcc, g++ and valgrind with apt)"
+    );
+    Command::new(name)
+}
+
+/// What a program linked with the static library must add on this platform
+/// (the native libraries Rust's standard library uses).
+pub fn native_libs() -> &'static [&'static str] {
+    if cfg!(windows) {
+        &[
+            "-lws2_32",
+            "-lntdll",
+            "-luserenv",
+            "-lbcrypt",
+            "-ladvapi32",
+            "-lkernel32",
+        ]
+    } else {
+        &["-lpthread", "-ldl", "-lm"]
+    }
+}
+
+/// Compiles `sources` with `compiler` (`gcc`/`g++`) and AddressSanitizer into
+/// `out`, linked with the static library; panics with the compiler's output on
+/// failure.
+pub fn build_with_asan(compiler_name: &str, std: &str, sources: &[PathBuf], out: &Path) {
+    let a = artifacts();
+    let mut cmd = tool(compiler_name);
+    cmd.arg(format!("-std={std}"))
+        .args([
+            "-g",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fno-omit-frame-pointer",
+        ])
+        .arg("-fsanitize=address,undefined")
+        .arg("-fno-sanitize-recover=all")
+        .arg("-I")
+        .arg(a.include_dir())
+        .args(sources)
+        .arg(a.staticlib())
+        .args(native_libs())
+        .arg("-o")
+        .arg(out);
+    let built = run_bounded(&mut cmd, Duration::from_secs(300));
+    expect_success(&format!("compiling {sources:?}"), &built);
+}
+
+/// Compiles `sources` plainly into `out`, linked with the shared library (found
+/// at run time through an rpath), for running under valgrind, which sees the
+/// Rust side's memory accesses too (AddressSanitizer instruments only C's).
+pub fn build_shared(compiler_name: &str, std: &str, sources: &[PathBuf], out: &Path) {
+    let a = artifacts();
+    let mut cmd = tool(compiler_name);
+    cmd.arg(format!("-std={std}"))
+        .args(["-g", "-O1", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(a.include_dir())
+        .args(sources)
+        .arg("-L")
+        .arg(&a.dir)
+        .arg(format!("-Wl,-rpath,{}", a.dir.display()))
+        .args(["-lmq_ffi", "-lpthread"])
+        .arg("-o")
+        .arg(out);
+    let built = run_bounded(&mut cmd, Duration::from_secs(300));
+    expect_success(&format!("compiling {sources:?}"), &built);
+}
+
+/// A fresh scratch directory for build outputs.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = artifacts().dir.join("mq-ffi-tests").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
