@@ -4,8 +4,8 @@
 mod ci;
 mod cmd;
 mod embedded;
-mod firmware;
 mod ffi;
+mod firmware;
 mod fuzz;
 mod qemu;
 
