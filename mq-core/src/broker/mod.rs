@@ -2116,20 +2116,33 @@ impl Broker {
     }
 
     /// Delivers from a queue while its consumers have credit and room.
+    /// Delivers what the target's consumers can take. A message leaving the queue
+    /// may make room for a publisher held by a `Block` queue (a QoS 0 delivery
+    /// leaves at once; QoS 1 ones at their ack, see `settle`): those are retried
+    /// then, not at their deadline.
     fn pump(&mut self, target: Target, now: Instant) {
+        if self.pump_queue(target, now) {
+            self.retry_all_parked(now);
+        }
+    }
+
+    /// [`pump`](Self::pump) without the retry; true when a message left the queue.
+    fn pump_queue(&mut self, target: Target, now: Instant) -> bool {
+        let mut popped = false;
         loop {
             let Some(sub) = self.pick_consumer(target, now) else {
-                return;
+                return popped;
             };
             let Some(queue) = self.queue_mut(target) else {
-                return;
+                return popped;
             };
             let Some(q) = queue.pop(now) else {
                 if let Some(at) = queue.next_retry() {
                     self.set_timer(at, Timer::Retry(target));
                 }
-                return;
+                return popped;
             };
+            popped = true;
             self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
             if q.msg.is_expired(now) {
                 self.stats.expired += 1;

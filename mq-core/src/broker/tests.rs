@@ -635,6 +635,29 @@ fn block_holds_publisher_until_room_or_deadline() {
 }
 
 #[test]
+fn block_admits_a_held_qos0_publish_as_soon_as_deliveries_make_room() {
+    let mut h = H::new(small_queue(Overflow::Block {
+        deadline: Duration::from_secs(5),
+    }));
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 1);
+    // 1 goes out on the only credit, 2 and 3 fill the queue, 4 is held.
+    for i in 1..=4u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtMostOnce, &[i]);
+    }
+    assert_eq!(payloads(&h.deliveries(s)), [[1u8]]);
+    assert!(h.b.input_blocked(p), "the fourth publish is held");
+    // Credit takes 2 out of the queue: that is room, so 4 is admitted now,
+    // long before its deadline, and nothing is lost.
+    h.send(s, Frame::Credit(Credit { sub: 1, credit: 3 }));
+    h.drain();
+    assert!(!h.b.input_blocked(p), "held until the deadline");
+    assert_eq!(payloads(&h.deliveries(s)), [[2u8], [3], [4]]);
+    assert_eq!(h.b.stats().dropped, 0);
+}
+
+#[test]
 fn persistent_session_queues_while_away_and_resumes_in_order() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
