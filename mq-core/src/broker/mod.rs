@@ -1851,6 +1851,7 @@ impl Broker {
                 .is_some_and(|q| !(q.limits.overflow == Overflow::RejectNew && q.is_full_for(size)))
         });
         self.stats.dropped += (before - targets.len()) as u64;
+        self.reserve(&targets, size);
         let token = if p.qos == QoS::AtLeastOnce {
             Some(self.emit_shared(msg.record.clone()))
         } else {
@@ -2033,6 +2034,9 @@ impl Broker {
                     }
                     self.retain(&msg, now);
                     for t in targets {
+                        if let Some(q) = self.queue_mut(t) {
+                            q.unreserve(msg.payload_len);
+                        }
                         self.enqueue(t, msg.clone(), now);
                     }
                 }
@@ -2044,6 +2048,16 @@ impl Broker {
     pub fn handle_persisted(&mut self, token: u64, now: Instant) {
         self.persisted = self.persisted.max(token);
         self.release(now);
+    }
+
+    /// Holds room in each target queue for an admitted message until `release`
+    /// offers it.
+    fn reserve(&mut self, targets: &[Target], size: usize) {
+        for &t in targets {
+            if let Some(q) = self.queue_mut(t) {
+                q.reserve(size);
+            }
+        }
     }
 
     fn enqueue(&mut self, target: Target, msg: Msg, now: Instant) {
@@ -2062,7 +2076,8 @@ impl Broker {
                 self.finish(target, &old.msg);
             }
             Offer::Full(q) => {
-                // Checked at admission; a queue that shrank since drops it.
+                // Room was reserved at admission; only a queue whose limits
+                // shrank since (a restart with a new configuration) drops it.
                 self.stats.dropped += 1;
                 self.finish(target, &q.msg);
             }
@@ -2440,6 +2455,7 @@ impl Broker {
         let dl = self.new_message(now, topic, QoS::AtLeastOnce, None, view.meta, view.payload);
         let mut targets = Vec::new();
         self.index.for_each_match(topic, |t| targets.push(*t));
+        self.reserve(&targets, dl.payload_len);
         let token = Some(self.emit_shared(dl.record.clone()));
         self.pending.push_back(Pending::Release {
             token,

@@ -39,6 +39,11 @@ pub(crate) struct Queue {
     waiting_bytes: usize,
     inflight: usize,
     inflight_bytes: usize,
+    /// Room promised to admitted messages still waiting for the store: they
+    /// count against the bounds from admission, so a queue never takes more
+    /// than its bound (or acks what it must then drop) when the store is slow.
+    reserved: usize,
+    reserved_bytes: usize,
     pub limits: QueueLimits,
 }
 
@@ -51,6 +56,8 @@ impl Queue {
             waiting_bytes: 0,
             inflight: 0,
             inflight_bytes: 0,
+            reserved: 0,
+            reserved_bytes: 0,
             limits,
         }
     }
@@ -73,16 +80,42 @@ impl Queue {
         self.inflight
     }
 
-    /// Would one more message of `size` bytes exceed the bounds?
+    /// Would one more message of `size` bytes exceed the bounds, counting the
+    /// room reserved for admitted messages? (The admission test.)
     pub(crate) fn is_full_for(&self, size: usize) -> bool {
-        self.occupancy() >= self.limits.max_messages
-            || (self.bytes() > 0 && self.bytes() + size > self.limits.max_bytes)
+        self.over_bounds(self.reserved, self.reserved_bytes, size)
+    }
+
+    /// Would one more message of `size` bytes exceed the bounds with what the
+    /// queue holds now? (The test when a message arrives: its room was
+    /// reserved, and the others' reservations are theirs.)
+    fn has_no_room_for(&self, size: usize) -> bool {
+        self.over_bounds(0, 0, size)
+    }
+
+    fn over_bounds(&self, count: usize, bytes: usize, size: usize) -> bool {
+        let bytes = self.bytes() + bytes;
+        self.occupancy() + count >= self.limits.max_messages
+            || (bytes > 0 && bytes + size > self.limits.max_bytes)
+    }
+
+    /// Holds room for an admitted message until it is offered.
+    pub(crate) fn reserve(&mut self, size: usize) {
+        self.reserved += 1;
+        self.reserved_bytes += size;
+    }
+
+    /// Gives back the room [`reserve`](Self::reserve) held, just before the
+    /// message is offered.
+    pub(crate) fn unreserve(&mut self, size: usize) {
+        self.reserved = self.reserved.saturating_sub(1);
+        self.reserved_bytes = self.reserved_bytes.saturating_sub(size);
     }
 
     /// Appends a new message, applying the overflow policy.
     pub(crate) fn offer(&mut self, q: Queued) -> Offer {
         let size = q.msg.payload_len;
-        if !self.is_full_for(size) {
+        if !self.has_no_room_for(size) {
             self.push_back(q);
             return Offer::Accepted;
         }
@@ -90,7 +123,7 @@ impl Queue {
             && let Some(old) = self.ready.pop_front()
         {
             self.waiting_bytes -= old.msg.payload_len;
-            if !self.is_full_for(size) {
+            if !self.has_no_room_for(size) {
                 self.push_back(q);
                 return Offer::DroppedOldest(old);
             }

@@ -595,6 +595,46 @@ fn drop_oldest_keeps_the_newest() {
 }
 
 #[test]
+fn queue_bounds_count_messages_still_waiting_for_the_store() {
+    let mut h = H::new(small_queue(Overflow::RejectNew));
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 1);
+    // A slow store: four publishes are admitted or refused before any is durable.
+    h.auto_persist = false;
+    for i in 1..=4u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtLeastOnce, &[i]);
+    }
+    h.persist();
+    let answers = h.take(p);
+    let acked: Vec<u32> = answers
+        .iter()
+        .filter_map(|g| match g {
+            Got::PubAck { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let refused: Vec<u32> = answers
+        .iter()
+        .filter_map(|g| match g {
+            Got::PubReject {
+                id,
+                reason: Reason::QueueFull,
+            } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    // The queue holds two: the other two are refused, not acked and then dropped.
+    assert_eq!(acked, [1, 2]);
+    assert_eq!(refused, [3, 4]);
+    assert_eq!(h.b.stats().dropped, 0);
+    let d = h.deliveries(s);
+    assert_eq!(payloads(&d), [[1u8]]);
+    h.ack(s, d[0].tag);
+    assert_eq!(payloads(&h.deliveries(s)), [[2u8]]);
+}
+
+#[test]
 fn block_holds_publisher_until_room_or_deadline() {
     let mut h = H::new(small_queue(Overflow::Block {
         deadline: Duration::from_secs(2),
