@@ -13,6 +13,7 @@ mod app;
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use firmware::board::{self, ExitCode};
 use firmware::config::Config;
+use firmware::stack;
 use semihosting::{eprintln, println};
 
 /// Bytes for the semihosting command line (all `arg=` values joined by spaces).
@@ -24,6 +25,7 @@ fn main() -> ! {
 }
 
 fn run() -> ExitCode {
+    stack::paint();
     let args = match semihosting::experimental::env::args::<ARGS_BUFFER>() {
         Ok(args) => args,
         Err(err) => {
@@ -49,7 +51,9 @@ fn run() -> ExitCode {
     };
     let [a, b, c, d, e, f] = eth.mac_address();
     println!("mps2-an386: LAN9118 up, MAC {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
-    app::run(&mut board, eth, &config)
+    let code = app::run(&mut board, eth, &config);
+    println!("stack: {} bytes at most", stack::peak());
+    code
 }
 
 #[exception]
