@@ -42,6 +42,10 @@ fn fail<T>(code: ExitCode, message: fmt::Arguments<'_>) -> Outcome<T> {
 }
 
 pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCode {
+    if config.mode == Mode::Mq {
+        eprintln!("error: `mode=mq` needs the firmware built with the `mq` feature");
+        return ExitCode::Config;
+    }
     let Network { net, tcp, seed } = run::network(eth, config);
     let mut stack = Stack {
         board,
@@ -56,6 +60,7 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
         match config.mode {
             Mode::Echo => echo(&mut stack, config.count, config.size),
             Mode::Throughput => throughput(&mut stack, config.bytes),
+            Mode::Mq => Err(ExitCode::Config),
         }?;
         stack.close()
     });

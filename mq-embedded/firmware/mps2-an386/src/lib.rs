@@ -6,6 +6,7 @@
 //! - [`net`]: the smoltcp interface with DHCP, static or fallback addressing;
 //! - [`config`]: the run's settings from the semihosting arguments;
 //! - [`pattern`]: the byte patterns the TCP smoke test checks;
+//! - [`ledger`]: what the mq application executed and publishes;
 //! - [`exit_code`]: how a run ends, as QEMU's exit status;
 //! - `board` (only for the board): bring-up, WFI idle, exit codes through semihosting;
 //! - `run` (only for the board): the network every application runs on;
@@ -25,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod exit_code;
 pub mod lan9118;
+pub mod ledger;
 pub mod net;
 pub mod pattern;
 #[cfg(target_os = "none")]
