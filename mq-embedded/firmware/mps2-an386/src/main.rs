@@ -1,13 +1,18 @@
 //! The firmware's entry: read the arguments, bring the board up, run the
 //! application, and end QEMU with the application's exit code.
 //!
-//! `board` (in the library) owns the hardware; `app` is what runs on it, today the
-//! TCP smoke test. An application is `app::run(&mut Board, Lan9118, &Config) ->
+//! `board` (in the library) owns the hardware; `app` is what runs on it: the TCP
+//! smoke test (`app.rs`), or with the `mq` feature the mq application
+//! (`app_mq.rs`). An application is `app::run(&mut Board, Lan9118, &Config) ->
 //! ExitCode`: it builds the network on the driver and reports through the code.
 
 #![no_std]
 #![no_main]
 
+#[cfg(not(feature = "mq"))]
+mod app;
+#[cfg(feature = "mq")]
+#[path = "app_mq.rs"]
 mod app;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
