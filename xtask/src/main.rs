@@ -6,6 +6,7 @@ mod cmd;
 mod embedded;
 mod firmware;
 mod fuzz;
+mod mqd;
 mod qemu;
 
 use std::env;
