@@ -228,10 +228,12 @@ impl Mqd {
         let deadline = Instant::now() + TOOL_TIMEOUT;
         let mut seen = Vec::new();
         while !enough(&seen) {
-            // mqd sends what it retains at once: a quiet second is the end.
-            let wait = deadline
-                .saturating_duration_since(Instant::now())
-                .min(REPLAY_QUIET);
+            // mqd sends what it retains at once: once it has begun, a quiet
+            // second is the end (before, `mq` may still be starting).
+            let mut wait = deadline.saturating_duration_since(Instant::now());
+            if !seen.is_empty() {
+                wait = wait.min(REPLAY_QUIET);
+            }
             match lines.recv_timeout(wait) {
                 // `TOPIC SEQ PAYLOAD`
                 Ok(line) => match line.splitn(3, ' ').collect::<Vec<_>>()[..] {
