@@ -50,14 +50,32 @@ pub struct MqTools {
     pub mq: PathBuf,
 }
 
-/// Builds `mqd` and `mq` (dev profile, as `cargo test` does) once per run.
+/// Set to `release` to run the scenarios against release builds of `mqd` and
+/// `mq` (for the rates; the default is the dev profile `cargo test` builds).
+pub const PROFILE_VAR: &str = "XTASK_MQD_PROFILE";
+
+/// Builds `mqd` and `mq` once per run, in the profile [`PROFILE_VAR`] names.
 pub fn tools() -> Result<MqTools, String> {
     static TOOLS: OnceLock<Result<MqTools, String>> = OnceLock::new();
     TOOLS
         .get_or_init(|| {
+            let release = match std::env::var(PROFILE_VAR).unwrap_or_default().as_str() {
+                "" | "dev" => false,
+                "release" => true,
+                other => {
+                    return Err(format!(
+                        "{PROFILE_VAR}={other}: expected `dev` or `release`"
+                    ));
+                }
+            };
             let step = Step::start("build mqd and mq (cargo build -p mq-std)");
-            cmd::run(cmd::cargo().args(["build", "-p", "mq-std", "--bin", "mqd", "--bin", "mq"]))?;
-            let dir = cmd::target_dir().join("debug");
+            let mut build = cmd::cargo();
+            build.args(["build", "-p", "mq-std", "--bin", "mqd", "--bin", "mq"]);
+            if release {
+                build.arg("--release");
+            }
+            cmd::run(&mut build)?;
+            let dir = cmd::target_dir().join(if release { "release" } else { "debug" });
             let tools = MqTools {
                 mqd: dir.join(exe("mqd")),
                 mq: dir.join(exe("mq")),

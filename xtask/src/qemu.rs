@@ -51,7 +51,11 @@ usage: cargo xtask qemu [--list] [SCENARIO...]
 Builds the firmware (as `cargo xtask firmware` does), installs qemu-system-arm
 if missing (Debian package), and boots the firmware under QEMU mps2-an386 once
 per scenario (all of them by default) against a peer on 127.0.0.1. Fails if a
-firmware exit code or a peer's check is not what the scenario expects.";
+firmware exit code or a peer's check is not what the scenario expects.
+
+The mq scenarios build and start the workspace's mqd (dev profile; set
+XTASK_MQD_PROFILE=release for release builds). mqd reads its MQ_* environment
+variables as usual, e.g. MQ_FSYNC=never or MQ_STORE=memory.";
 
 const QEMU: &str = "qemu-system-arm";
 const QEMU_PACKAGE: &str = "qemu-system-arm";
