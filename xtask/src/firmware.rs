@@ -38,11 +38,18 @@ pub struct Variant {
 
 /// The variants, each built by `cargo xtask firmware`. `baseline` has no mq code:
 /// it is the reference the mq application's size is measured against.
-pub const VARIANTS: &[Variant] = &[Variant {
-    name: "baseline",
-    features: &[],
-    what: "board, LAN9118, DHCP/static, TCP smoke test; no mq code",
-}];
+pub const VARIANTS: &[Variant] = &[
+    Variant {
+        name: "baseline",
+        features: &[],
+        what: "board, LAN9118, DHCP/static, TCP smoke test; no mq code",
+    },
+    Variant {
+        name: "mq",
+        features: &["mq"],
+        what: "the same board and network with the mq application (TcpClient)",
+    },
+];
 
 /// A built variant.
 pub struct Built {
@@ -121,21 +128,26 @@ fn host_tests() -> Result<(), String> {
 }
 
 /// `cargo fmt --check` and `cargo clippy -D warnings` on the firmware project, for
-/// the board and for the host (its tests): the workspace's own checks do not
-/// reach it.
+/// the board (every variant) and for the host (its tests): the workspace's own
+/// checks do not reach it.
 pub fn lint() -> Result<(), String> {
     run(firmware_cargo().args(["fmt", "--", "--check"]))?;
-    let host = host_triple()?;
-    for target in [NOSTD_TARGET, host.as_str()] {
+    let clippy = |target: &str| {
         let mut clippy = firmware_cargo();
         clippy.args(["clippy", "--release", "--target", target, "--target-dir"]);
         clippy.arg(target_dir());
-        if target != NOSTD_TARGET {
-            clippy.args(["--lib", "--tests"]);
+        clippy
+    };
+    // Each variant's application, on the board.
+    for variant in VARIANTS {
+        let mut cmd = clippy(NOSTD_TARGET);
+        if !variant.features.is_empty() {
+            cmd.args(["--features", &variant.features.join(",")]);
         }
-        run(clippy.args(["--", "-D", "warnings"]))?;
+        run(cmd.args(["--", "-D", "warnings"]))?;
     }
-    Ok(())
+    // The library and its tests, on the host.
+    run(clippy(&host_triple()?).args(["--lib", "--tests", "--", "-D", "warnings"]))
 }
 
 /// rustup's `cargo`, run in the firmware project.
@@ -211,7 +223,7 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
         "{:<10} {:>8} {:>6} {:>7} {:>8} {:>7}  what",
         "variant", "text", "data", "bss", "flash", "RAM"
     );
-    for (variant, s) in sizes {
+    for (variant, s) in &sizes {
         println!(
             "{:<10} {:>8} {:>6} {:>7} {:>8} {:>7}  {}",
             variant.name,
@@ -223,8 +235,27 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
             variant.what
         );
     }
+    let named = |name: &str| sizes.iter().find(|(v, _)| v.name == name).map(|(_, s)| *s);
+    if let (Some(baseline), Some(mq)) = (named("baseline"), named("mq")) {
+        println!("{}", difference(baseline, mq));
+    }
     println!("(bytes; flash = text + data; RAM = data + bss, without the stack)");
     Ok(())
+}
+
+/// What the mq build adds to the baseline: the mq client, its buffers and the
+/// application.
+fn difference(baseline: Sizes, mq: Sizes) -> String {
+    let delta = |a: u64, b: u64| b as i64 - a as i64;
+    format!(
+        "{:<10} {:>+8} {:>+6} {:>+7} {:>+8} {:>+7}  what the mq client and application add",
+        "mq - base",
+        delta(baseline.text, mq.text),
+        delta(baseline.data, mq.data),
+        delta(baseline.bss, mq.bss),
+        delta(baseline.flash(), mq.flash()),
+        delta(baseline.ram(), mq.ram()),
+    )
 }
 
 #[cfg(test)]
@@ -247,5 +278,23 @@ mod tests {
         assert_eq!(parse_berkeley("text data\n1 2\n"), None);
         assert_eq!(parse_berkeley("text data bss\n1 x 3\n"), None);
         assert_eq!(parse_berkeley(""), None);
+    }
+
+    #[test]
+    fn difference_is_signed_per_column() {
+        let line = difference(
+            Sizes {
+                text: 100,
+                data: 8,
+                bss: 50,
+            },
+            Sizes {
+                text: 150,
+                data: 4,
+                bss: 80,
+            },
+        );
+        let numbers: Vec<&str> = line.split_whitespace().skip(3).take(5).collect();
+        assert_eq!(numbers, ["+50", "-4", "+30", "+46", "+26"]);
     }
 }

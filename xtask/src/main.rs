@@ -7,6 +7,7 @@ mod embedded;
 mod ffi;
 mod firmware;
 mod fuzz;
+mod mqd;
 mod qemu;
 
 use std::env;

@@ -3,10 +3,11 @@
 //! exit code and what the peer saw.
 //!
 //! A [`Scenario`] names a firmware variant, its arguments, the exit code it must
-//! end with, a timeout, and a [`Peer`]: the host side (today a TCP echo or
-//! throughput checker; an `mqd` with a test client fits the same trait: start it in
-//! `start`, restart it from `poll` when the firmware's output says it is
-//! mid-run, verify through the broker in `finish`).
+//! end with, a timeout, and a [`Peer`]: the host side. The `baseline` firmware's
+//! peers are a TCP echo and a throughput checker here; the `mq` firmware's is
+//! `mqd` itself ([`crate::mqd::MqdPeer`]): started in `start`, restarted from
+//! `poll` when the firmware prints its marker mid-run, and asked through the
+//! `mq` CLI in `finish` whether every message went both ways.
 //!
 //! Networking is QEMU's user mode with `restrict=on`: the guest reaches nothing but
 //! `10.0.2.100:7777`, which `guestfwd=...-cmd:` connects, per TCP connection, to a
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::Failure;
 use crate::cmd::{self, Step};
 use crate::firmware;
+use crate::mqd::{Expect, MqdPeer, Plan};
 
 // The firmware's own definitions of its byte patterns and exit codes, compiled
 // here too so both ends agree by construction.
@@ -49,7 +51,11 @@ usage: cargo xtask qemu [--list] [SCENARIO...]
 Builds the firmware (as `cargo xtask firmware` does), installs qemu-system-arm
 if missing (Debian package), and boots the firmware under QEMU mps2-an386 once
 per scenario (all of them by default) against a peer on 127.0.0.1. Fails if a
-firmware exit code or a peer's check is not what the scenario expects.";
+firmware exit code or a peer's check is not what the scenario expects.
+
+The mq scenarios build and start the workspace's mqd (dev profile; set
+XTASK_MQD_PROFILE=release for release builds). mqd reads its MQ_* environment
+variables as usual, e.g. MQ_FSYNC=never or MQ_STORE=memory.";
 
 const QEMU: &str = "qemu-system-arm";
 const QEMU_PACKAGE: &str = "qemu-system-arm";
@@ -64,11 +70,18 @@ const FIRMWARE_MARGIN: Duration = Duration::from_secs(3);
 
 /// The host side of a scenario.
 pub trait Peer {
+    /// Builds or sets up what it needs, before any scenario boots (so that a
+    /// build's time is not counted as a scenario's).
+    fn prepare(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Starts serving; returns the loopback address guest connections go to.
     fn start(&mut self) -> Result<SocketAddr, String>;
 
     /// Called about every 20 ms while QEMU runs, with the lines the firmware
-    /// printed since the last call; may act (restart a server, publish) or fail.
+    /// printed since the last call, and once more with the last lines after
+    /// QEMU exited; may act (restart a server, publish) or fail.
     fn poll(&mut self, _lines: &[String]) -> Result<(), String> {
         Ok(())
     }
@@ -191,6 +204,72 @@ fn scenarios() -> Vec<Scenario> {
             peer: Box::new(ThroughputPeer::new(262_144, Some(100_000))),
         },
         Scenario {
+            name: "mq-flow",
+            about: "mq firmware and mqd: 100 telemetry out, 50 commands in and acked, QoS 1",
+            variant: "mq",
+            args: args(&["mode=mq", "telemetry=100", "commands=50", "interval_ms=2"]),
+            expect: ExitCode::Success,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(20),
+            peer: Box::new(MqdPeer::new("mq-flow", "fw1", 100, 50, Plan::Live)),
+        },
+        Scenario {
+            name: "mq-restart",
+            about: "the same across a crash and restart of mqd mid-run: resumed, nothing lost",
+            variant: "mq",
+            args: args(&[
+                "mode=mq",
+                "telemetry=200",
+                "commands=40",
+                "interval_ms=5",
+                "marker=80",
+            ]),
+            expect: ExitCode::Success,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(20),
+            peer: Box::new(MqdPeer::new("mq-restart", "fw1", 200, 40, Plan::Restart)),
+        },
+        Scenario {
+            name: "mq-restart-clean",
+            about: "the restart with a clean session: the commands sent while away must be lost",
+            variant: "mq",
+            args: args(&[
+                "mode=mq",
+                "session=clean",
+                "telemetry=200",
+                "commands=40",
+                "interval_ms=5",
+                "marker=80",
+            ]),
+            expect: ExitCode::Timeout,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(8),
+            peer: Box::new(
+                MqdPeer::new("mq-restart-clean", "fw1", 200, 40, Plan::Restart)
+                    .expect(Expect::CommandsLost),
+            ),
+        },
+        Scenario {
+            name: "mq-rate-up",
+            about: "2000 telemetry messages at QoS 1 as fast as the outbox allows: msg/s",
+            variant: "mq",
+            args: args(&["mode=mq", "telemetry=2000", "commands=0", "interval_ms=0"]),
+            expect: ExitCode::Success,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(30),
+            peer: Box::new(MqdPeer::new("mq-rate-up", "fw1", 2000, 0, Plan::Live)),
+        },
+        Scenario {
+            name: "mq-rate-down",
+            about: "2000 commands waiting in mqd, delivered at QoS 1 and acked: msg/s",
+            variant: "mq",
+            args: args(&["mode=mq", "telemetry=0", "commands=2000", "from=0"]),
+            expect: ExitCode::Success,
+            output: woken_by_frames,
+            timeout: Duration::from_secs(30),
+            peer: Box::new(MqdPeer::new("mq-rate-down", "fw1", 0, 2000, Plan::Preload)),
+        },
+        Scenario {
             name: "bad-argument",
             about: "an unknown mode: the firmware must exit with `bad arguments`, never connecting",
             variant: "baseline",
@@ -240,10 +319,13 @@ pub fn check() -> Result<(), String> {
 
 /// Builds the firmware, makes sure QEMU is there, boots each scenario and prints
 /// what each showed; fails if any failed.
-fn run_scenarios(all: Vec<Scenario>) -> Result<(), String> {
+fn run_scenarios(mut all: Vec<Scenario>) -> Result<(), String> {
     let started = Instant::now();
     ensure_qemu()?;
     let built = firmware::build()?;
+    for scenario in &mut all {
+        scenario.peer.prepare()?;
+    }
     let relay = std::env::current_exe()
         .map_err(|err| format!("cannot find this program for the relay: {err}"))?;
 
@@ -280,7 +362,8 @@ fn run_scenarios(all: Vec<Scenario>) -> Result<(), String> {
     }
     for (name, _, outcome) in &results {
         if let Ok(report) = outcome {
-            for line in report.lines.iter().filter(|l| l.starts_with("throughput ")) {
+            let rates = |l: &&String| l.starts_with("throughput ") || l.starts_with("mq rate ");
+            for line in report.lines.iter().filter(rates) {
                 println!("{name}: {line}");
             }
         }
@@ -356,8 +439,12 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
             ));
         }
     };
-    lines.extend(output.rest());
-    let peer = scenario.peer.finish();
+    let rest = output.rest();
+    let peer = scenario
+        .peer
+        .poll(&rest)
+        .and_then(|()| scenario.peer.finish());
+    lines.extend(rest);
 
     let code = status.code();
     let named = code.and_then(ExitCode::from_status);
@@ -368,8 +455,12 @@ fn boot(scenario: &mut Scenario, elf: &Path, relay: &Path) -> Result<Report, Str
             (Some(code), None) => format!("exit {code} (not a firmware code: QEMU failed?)"),
             (None, _) => format!("QEMU ended by a signal ({status})"),
         };
+        let peer = match peer {
+            Ok(summary) => format!("the peer saw: {summary}"),
+            Err(err) => format!("the peer: {err}"),
+        };
         return Err(format!(
-            "expected exit {} ({}), got {what}",
+            "expected exit {} ({}), got {what}; {peer}",
             scenario.expect as u8,
             scenario.expect.meaning()
         ));

@@ -12,20 +12,16 @@
 
 use core::fmt;
 
-use firmware::board::{self, Board, ExitCode};
+use firmware::board::{Board, ExitCode};
 use firmware::clock;
 use firmware::config::{Config, Mode};
 use firmware::lan9118::Lan9118;
-use firmware::net::{AddressEvent, Net, Source};
+use firmware::net::Net;
 use firmware::pattern::{self, EchoStream};
+use firmware::run::{self, Network};
 use semihosting::{eprintln, println};
-use smoltcp::iface::{SocketHandle, SocketStorage};
+use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
-
-/// TCP receive buffer (the window): QEMU's LAN9118 FIFO drops frames beyond
-/// about 10 KiB, so more than 8 KiB makes TCP retransmit instead of going faster.
-const TCP_RX: usize = 8 * 1024;
-const TCP_TX: usize = 16 * 1024;
 
 /// What a step of the application did.
 enum Step {
@@ -46,28 +42,11 @@ fn fail<T>(code: ExitCode, message: fmt::Arguments<'_>) -> Outcome<T> {
 }
 
 pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCode {
-    let sockets =
-        cortex_m::singleton!(SOCKETS: [SocketStorage<'static>; 2] = [SocketStorage::EMPTY; 2])
-            .expect("app::run runs once");
-    let rx = cortex_m::singleton!(TCP_RX_BUFFER: [u8; TCP_RX] = [0; TCP_RX]).expect("once");
-    let tx = cortex_m::singleton!(TCP_TX_BUFFER: [u8; TCP_TX] = [0; TCP_TX]).expect("once");
-    let mac = eth.mac_address();
-    let seed = clock::now_ticks() ^ mac.iter().fold(0, |seed, &b| seed << 8 | u64::from(b));
-    let mut net = Net::new(
-        eth,
-        mac,
-        config.addressing,
-        config.dhcp_ms,
-        seed,
-        sockets,
-        clock::now(),
-    );
-    let mut socket = tcp::Socket::new(
-        tcp::SocketBuffer::new(&mut rx[..]),
-        tcp::SocketBuffer::new(&mut tx[..]),
-    );
-    socket.set_nagle_enabled(false);
-    let tcp = net.sockets.add(socket);
+    if config.mode == Mode::Mq {
+        eprintln!("error: `mode=mq` needs the firmware built with the `mq` feature");
+        return ExitCode::Config;
+    }
+    let Network { net, tcp, seed } = run::network(eth, config);
     let mut stack = Stack {
         board,
         net,
@@ -81,23 +60,11 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
         match config.mode {
             Mode::Echo => echo(&mut stack, config.count, config.size),
             Mode::Throughput => throughput(&mut stack, config.bytes),
+            Mode::Mq => Err(ExitCode::Config),
         }?;
         stack.close()
     });
-    let counters = stack.net.device.counters();
-    println!(
-        "lan9118: rx {} frames ({} errors, {} bad length discarded), tx {} frames ({} errors)",
-        counters.rx_frames,
-        counters.rx_errors,
-        counters.rx_bad_length,
-        counters.tx_frames,
-        counters.tx_errors
-    );
-    let idle = board::idle_counters();
-    println!(
-        "idle: {} sleeps, {} LAN9118 interrupts",
-        idle.sleeps, idle.eth_interrupts
-    );
+    run::print_link(&stack.net.device);
     match result {
         Ok(()) => ExitCode::Success,
         Err(code) => code,
@@ -130,7 +97,7 @@ impl Stack<'_> {
                 );
             }
             if let Some(event) = self.net.poll(clock::now()) {
-                report(event);
+                run::print_address(event);
             }
             match step(self)? {
                 Step::Done => return Ok(()),
@@ -205,28 +172,6 @@ impl Stack<'_> {
                 _ => Step::Wait,
             })
         })
-    }
-}
-
-fn report(event: AddressEvent) {
-    match event {
-        AddressEvent::Configured {
-            cidr,
-            gateway,
-            source,
-        } => {
-            let how = match source {
-                Source::Dhcp => "by DHCP",
-                Source::Static => "set statically",
-                Source::Fallback => "set statically after no DHCP lease",
-            };
-            let ms = clock::now_micros() / 1000;
-            match gateway {
-                Some(gateway) => println!("address {cidr} gateway {gateway} {how} at {ms} ms"),
-                None => println!("address {cidr} {how} at {ms} ms"),
-            }
-        }
-        AddressEvent::Deconfigured => println!("address lost (DHCP)"),
     }
 }
 

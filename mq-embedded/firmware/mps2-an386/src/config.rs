@@ -6,7 +6,7 @@
 //!
 //! | key | value | default |
 //! | --- | --- | --- |
-//! | `mode` | `echo` (send frames, read them echoed back, verify) or `throughput` (send then receive `bytes`, print bytes/s) | `echo` |
+//! | `mode` | `echo` (send frames, read them echoed back, verify), `throughput` (send then receive `bytes`, print bytes/s), or `mq` (the mq application; only in the `mq` build) | `echo` |
 //! | `host` | IPv4 address of the host peer | `10.0.2.2` (QEMU user networking's host) |
 //! | `port` | TCP port of the host peer | required |
 //! | `count` | frames to exchange in `echo` mode | `100` |
@@ -18,6 +18,19 @@
 //! | `gw` | static default gateway | none |
 //! | `dhcp_ms` | how long `dhcp-then-static` waits for a lease | `3000` |
 //! | `timeout_ms` | deadline for the whole run, from boot | `20000` |
+//!
+//! For `mode=mq` (see `app_mq.rs`):
+//!
+//! | key | value | default |
+//! | --- | --- | --- |
+//! | `id` | the device: its mq client id, and the token in its topics `dev.<id>.cmd` and `dev.<id>.telemetry` (1 to 32 of `A-Z a-z 0-9 _ -`) | `fw1` |
+//! | `telemetry` | telemetry messages to publish (QoS 1), numbered from 1 | `20` |
+//! | `commands` | commands to execute: the numbers 1 to this, each at least once | `0` |
+//! | `interval_ms` | time between telemetry messages; `0`: as fast as the outbox takes them | `10` |
+//! | `payload` | telemetry payload size in bytes (at least the text `t<n>`, at most 256) | `0` |
+//! | `marker` | print `mq: marker` once telemetry message number this is queued; `0`: never | `0` |
+//! | `session` | `resume` (persistent session, kept across reconnects) or `clean` | `resume` |
+//! | `from` | where the command subscription starts: `new` (messages after it) or a topic sequence number (retained ones from there) | `new` |
 //!
 //! Values contain no spaces: QEMU joins the arguments with spaces.
 
@@ -33,6 +46,8 @@ pub enum Mode {
     Echo,
     /// Send `bytes`, then receive `bytes`, and print the rate of each direction.
     Throughput,
+    /// The mq application: telemetry out, commands in, through `mqd`.
+    Mq,
 }
 
 /// How the interface gets its IPv4 address.
@@ -53,6 +68,93 @@ pub struct StaticIp {
     pub gateway: Option<Ipv4Address>,
 }
 
+/// The most commands an mq run may expect (the firmware keeps one bit each).
+pub const MAX_COMMANDS: u32 = 4096;
+
+/// The largest telemetry payload.
+pub const MAX_PAYLOAD: u16 = 256;
+
+/// The longest device id.
+pub const MAX_ID_LEN: usize = 32;
+
+/// A device id: 1 to [`MAX_ID_LEN`] of `A-Z a-z 0-9 _ -`, so it is a valid mq
+/// client id and a valid topic token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct DeviceId {
+    bytes: [u8; MAX_ID_LEN],
+    len: u8,
+}
+
+impl DeviceId {
+    /// `fw1`.
+    pub const DEFAULT: DeviceId = {
+        let mut bytes = [0; MAX_ID_LEN];
+        bytes[0] = b'f';
+        bytes[1] = b'w';
+        bytes[2] = b'1';
+        DeviceId { bytes, len: 3 }
+    };
+
+    /// `text` as an id, if it is one.
+    pub fn new(text: &str) -> Option<DeviceId> {
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if text.is_empty() || text.len() > MAX_ID_LEN || !text.bytes().all(valid) {
+            return None;
+        }
+        let mut bytes = [0; MAX_ID_LEN];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(DeviceId {
+            bytes,
+            len: text.len() as u8,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII goes in (see `new`).
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the mq application's command subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandStart {
+    /// Only commands published after the subscription.
+    New,
+    /// The retained commands from this topic sequence number on, then new ones.
+    Seq(u64),
+}
+
+/// The mq application's settings (`mode=mq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MqConfig {
+    pub id: DeviceId,
+    /// Telemetry messages to publish, numbered 1 to this.
+    pub telemetry: u32,
+    /// Commands to execute, numbered 1 to this.
+    pub commands: u32,
+    /// Between telemetry messages; 0: as fast as the outbox takes them.
+    pub interval_ms: u64,
+    /// Telemetry payload size (the text `t<n>`, padded).
+    pub payload: u16,
+    /// Print `mq: marker` once this telemetry message is queued (0: never).
+    pub marker: u32,
+    /// A persistent session (`session=resume`) or a clean one.
+    pub resume: bool,
+    pub from: CommandStart,
+}
+
 /// Everything the firmware was told by its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Config {
@@ -66,6 +168,7 @@ pub struct Config {
     pub addressing: Addressing,
     pub dhcp_ms: u64,
     pub timeout_ms: u64,
+    pub mq: MqConfig,
 }
 
 /// An argument the firmware cannot use; it says which and why.
@@ -120,6 +223,16 @@ impl Config {
         let mut gateway = None;
         let mut dhcp_ms = 3000;
         let mut timeout_ms = 20_000;
+        let mut mq = MqConfig {
+            id: DeviceId::DEFAULT,
+            telemetry: 20,
+            commands: 0,
+            interval_ms: 10,
+            payload: 0,
+            marker: 0,
+            resume: true,
+            from: CommandStart::New,
+        };
         for arg in args {
             let (key, value) = arg.split_once('=').ok_or(ConfigError::NotKeyValue(arg))?;
             let bad = |expected| ConfigError::BadValue {
@@ -132,7 +245,8 @@ impl Config {
                     mode = match value {
                         "echo" => Mode::Echo,
                         "throughput" => Mode::Throughput,
-                        _ => return Err(bad("`echo` or `throughput`")),
+                        "mq" => Mode::Mq,
+                        _ => return Err(bad("`echo`, `throughput` or `mq`")),
                     }
                 }
                 "host" => host = value.parse().map_err(|_| bad("an IPv4 address"))?,
@@ -157,6 +271,38 @@ impl Config {
                 "gw" => gateway = Some(value.parse().map_err(|_| bad("an IPv4 address"))?),
                 "dhcp_ms" => dhcp_ms = value.parse().map_err(|_| bad("milliseconds"))?,
                 "timeout_ms" => timeout_ms = value.parse().map_err(|_| bad("milliseconds"))?,
+                "id" => {
+                    mq.id = DeviceId::new(value)
+                        .ok_or(bad("1 to 32 of the characters A-Z a-z 0-9 _ -"))?
+                }
+                "telemetry" => mq.telemetry = value.parse().map_err(|_| bad("a message count"))?,
+                "commands" => {
+                    mq.commands =
+                        at_most(value, MAX_COMMANDS).ok_or(bad("a command count, 0..=4096"))?
+                }
+                "interval_ms" => mq.interval_ms = value.parse().map_err(|_| bad("milliseconds"))?,
+                "payload" => {
+                    mq.payload =
+                        at_most(value, MAX_PAYLOAD).ok_or(bad("a payload size, 0..=256"))?
+                }
+                "marker" => mq.marker = value.parse().map_err(|_| bad("a message number"))?,
+                "session" => {
+                    mq.resume = match value {
+                        "resume" => true,
+                        "clean" => false,
+                        _ => return Err(bad("`resume` or `clean`")),
+                    }
+                }
+                "from" => {
+                    mq.from = match value {
+                        "new" => CommandStart::New,
+                        _ => CommandStart::Seq(
+                            value
+                                .parse()
+                                .map_err(|_| bad("`new` or a sequence number"))?,
+                        ),
+                    }
+                }
                 _ => return Err(ConfigError::UnknownKey(key)),
             }
         }
@@ -181,8 +327,14 @@ impl Config {
             addressing,
             dhcp_ms,
             timeout_ms,
+            mq,
         })
     }
+}
+
+/// A number no larger than `max`.
+fn at_most<T: FromStr + PartialOrd>(value: &str, max: T) -> Option<T> {
+    value.parse().ok().filter(|n| *n <= max)
 }
 
 /// A `u16` other than zero.
@@ -208,6 +360,20 @@ mod tests {
         assert_eq!(config.connections, 1);
         assert_eq!(config.addressing, Addressing::Dhcp);
         assert_eq!(config.timeout_ms, 20_000);
+        assert_eq!(
+            config.mq,
+            MqConfig {
+                id: DeviceId::new("fw1").unwrap(),
+                telemetry: 20,
+                commands: 0,
+                interval_ms: 10,
+                payload: 0,
+                marker: 0,
+                resume: true,
+                from: CommandStart::New,
+            }
+        );
+        assert_eq!(config.mq.id.as_str(), "fw1");
     }
 
     #[test]
@@ -234,7 +400,32 @@ mod tests {
                 addressing: Addressing::DhcpThenStatic(static_ip),
                 dhcp_ms: 50,
                 timeout_ms: 900,
+                mq: parse("port=1").unwrap().mq,
             }
+        );
+        let mq = parse(
+            "port=9 mode=mq id=Board_7-x telemetry=500 commands=4096 interval_ms=0 payload=256 \
+             marker=250 session=clean from=12",
+        )
+        .unwrap();
+        assert_eq!(mq.mode, Mode::Mq);
+        assert_eq!(
+            mq.mq,
+            MqConfig {
+                id: DeviceId::new("Board_7-x").unwrap(),
+                telemetry: 500,
+                commands: 4096,
+                interval_ms: 0,
+                payload: 256,
+                marker: 250,
+                resume: false,
+                from: CommandStart::Seq(12),
+            }
+        );
+        assert_eq!(mq.mq.id.as_str(), "Board_7-x");
+        assert_eq!(
+            parse("port=9 session=resume from=new").unwrap().mq,
+            parse("port=9").unwrap().mq
         );
         assert_eq!(
             parse("port=9 addr=static ip=10.0.2.15/24")
@@ -266,6 +457,16 @@ mod tests {
             "port=1 ip=10.0.2.15",
             "port=1 addr=bootp",
             "port=1 timeout_ms=-1",
+            "port=1 id=",
+            "port=1 id=a.b",
+            "port=1 id=dev>",
+            "port=1 id=abcdefghijklmnopqrstuvwxyz0123456",
+            "port=1 telemetry=-1",
+            "port=1 commands=4097",
+            "port=1 payload=257",
+            "port=1 session=dirty",
+            "port=1 from=old",
+            "port=1 interval_ms=1.5",
         ] {
             let err = parse(bad).unwrap_err();
             assert!(
@@ -275,5 +476,9 @@ mod tests {
         }
         let message = std::format!("{}", parse("port=1 size=0").unwrap_err());
         assert_eq!(message, "`size=0`: expected a frame size, 1..=65535");
+        assert!(
+            DeviceId::new("abcdefghijklmnopqrstuvwxyz012345").is_some(),
+            "32 is fine"
+        );
     }
 }

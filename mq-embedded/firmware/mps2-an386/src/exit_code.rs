@@ -16,6 +16,8 @@ pub enum ExitCode {
     Mismatch = 5,
     /// The run's deadline passed.
     Timeout = 6,
+    /// The mq broker refused a publish or a subscription, or ended the session.
+    Refused = 7,
     /// A panic (the message went to stderr).
     Panic = 101,
     /// A fault or an unexpected interrupt.
@@ -23,13 +25,14 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
-    const ALL: [ExitCode; 8] = [
+    const ALL: [ExitCode; 9] = [
         ExitCode::Success,
         ExitCode::Config,
         ExitCode::Board,
         ExitCode::Network,
         ExitCode::Mismatch,
         ExitCode::Timeout,
+        ExitCode::Refused,
         ExitCode::Panic,
         ExitCode::Fault,
     ];
@@ -50,6 +53,7 @@ impl ExitCode {
             ExitCode::Network => "network failure",
             ExitCode::Mismatch => "data mismatch",
             ExitCode::Timeout => "deadline passed",
+            ExitCode::Refused => "refused by the broker",
             ExitCode::Panic => "panic",
             ExitCode::Fault => "fault",
         }

@@ -6,10 +6,13 @@
 //! - [`net`]: the smoltcp interface with DHCP, static or fallback addressing;
 //! - [`config`]: the run's settings from the semihosting arguments;
 //! - [`pattern`]: the byte patterns the TCP smoke test checks;
+//! - [`ledger`]: what the mq application executed and publishes;
 //! - [`exit_code`]: how a run ends, as QEMU's exit status;
-//! - `board` (only for the board): bring-up, WFI idle, exit codes through semihosting.
+//! - `board` (only for the board): bring-up, WFI idle, exit codes through semihosting;
+//! - `run` (only for the board): the network every application runs on;
+//! - `stack` (only for the board): how deep the stack went.
 //!
-//! Everything but `board` also builds on the host, where its unit tests run
+//! Everything but `board`, `run` and `stack` also builds on the host, where its unit tests run
 //! (`cargo xtask firmware` runs them).
 
 #![no_std]
@@ -23,5 +26,10 @@ pub mod clock;
 pub mod config;
 pub mod exit_code;
 pub mod lan9118;
+pub mod ledger;
 pub mod net;
 pub mod pattern;
+#[cfg(target_os = "none")]
+pub mod run;
+#[cfg(target_os = "none")]
+pub mod stack;

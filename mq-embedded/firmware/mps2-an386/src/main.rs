@@ -1,18 +1,24 @@
 //! The firmware's entry: read the arguments, bring the board up, run the
 //! application, and end QEMU with the application's exit code.
 //!
-//! `board` (in the library) owns the hardware; `app` is what runs on it, today the
-//! TCP smoke test. An application is `app::run(&mut Board, Lan9118, &Config) ->
+//! `board` (in the library) owns the hardware; `app` is what runs on it: the TCP
+//! smoke test (`app.rs`), or with the `mq` feature the mq application
+//! (`app_mq.rs`). An application is `app::run(&mut Board, Lan9118, &Config) ->
 //! ExitCode`: it builds the network on the driver and reports through the code.
 
 #![no_std]
 #![no_main]
 
+#[cfg(not(feature = "mq"))]
+mod app;
+#[cfg(feature = "mq")]
+#[path = "app_mq.rs"]
 mod app;
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use firmware::board::{self, ExitCode};
 use firmware::config::Config;
+use firmware::stack;
 use semihosting::{eprintln, println};
 
 /// Bytes for the semihosting command line (all `arg=` values joined by spaces).
@@ -24,6 +30,7 @@ fn main() -> ! {
 }
 
 fn run() -> ExitCode {
+    stack::paint();
     let args = match semihosting::experimental::env::args::<ARGS_BUFFER>() {
         Ok(args) => args,
         Err(err) => {
@@ -49,7 +56,9 @@ fn run() -> ExitCode {
     };
     let [a, b, c, d, e, f] = eth.mac_address();
     println!("mps2-an386: LAN9118 up, MAC {a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}");
-    app::run(&mut board, eth, &config)
+    let code = app::run(&mut board, eth, &config);
+    println!("stack: {} bytes at most", stack::peak());
+    code
 }
 
 #[exception]

@@ -4,6 +4,8 @@
 //! The fields are public so an application can hand the interface, the socket set
 //! and the device to a driver of its own (as the mq client's smoltcp driver wants).
 
+use core::fmt;
+
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::phy::Device;
 use smoltcp::socket::dhcpv4;
@@ -31,6 +33,29 @@ pub enum AddressEvent {
     },
     /// The DHCP lease was lost; no address until a new one comes.
     Deconfigured,
+}
+
+impl fmt::Display for AddressEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressEvent::Configured {
+                cidr,
+                gateway,
+                source,
+            } => {
+                let how = match source {
+                    Source::Dhcp => "by DHCP",
+                    Source::Static => "set statically",
+                    Source::Fallback => "set statically after no DHCP lease",
+                };
+                match gateway {
+                    Some(gateway) => write!(f, "address {cidr} gateway {gateway} {how}"),
+                    None => write!(f, "address {cidr} {how}"),
+                }
+            }
+            AddressEvent::Deconfigured => f.write_str("address lost (DHCP)"),
+        }
+    }
 }
 
 /// What the DHCP socket reported.
@@ -246,6 +271,27 @@ mod tests {
         let storage = std::boxed::Box::leak(std::boxed::Box::new([SocketStorage::EMPTY; 2]));
         let device = Silent { sent: 0 };
         Net::new(device, MAC, addressing, dhcp_ms, 1, storage, at(0))
+    }
+
+    #[test]
+    fn address_events_read_as_text() {
+        let text = |event: Option<AddressEvent>| std::format!("{}", event.unwrap());
+        assert_eq!(
+            text(configured(Source::Dhcp)),
+            "address 10.0.2.15/24 gateway 10.0.2.2 by DHCP"
+        );
+        assert_eq!(
+            text(Some(AddressEvent::Configured {
+                cidr: static_ip().cidr,
+                gateway: None,
+                source: Source::Fallback
+            })),
+            "address 10.0.2.15/24 set statically after no DHCP lease"
+        );
+        assert_eq!(
+            text(Some(AddressEvent::Deconfigured)),
+            "address lost (DHCP)"
+        );
     }
 
     #[test]

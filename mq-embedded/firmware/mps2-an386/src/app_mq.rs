@@ -1,0 +1,511 @@
+//! The mq application (`mode=mq`, the `mq` build): a device that talks to `mqd`
+//! on the host through mq-embedded's [`TcpClient`] over smoltcp.
+//!
+//! It gets an address, opens a session under its id (`id`, persistent unless
+//! `session=clean`), subscribes to `dev.<id>.cmd` (QoS 1), and publishes the
+//! telemetry messages `1..=telemetry` to `dev.<id>.telemetry` at QoS 1, one
+//! every `interval_ms` (or as fast as the outbox takes them). It executes each
+//! command it receives (records its number, see `firmware::ledger`) and acks
+//! it. When the broker goes away it keeps publishing into its outbox, and the
+//! client reconnects with backoff and resumes the session: the broker delivers
+//! what queued for the device meanwhile, the client resends what the broker
+//! had not acknowledged. Delivery decisions are all mq-core's; the
+//! application only counts.
+//!
+//! Once the broker has stored every telemetry message and every command
+//! `1..=commands` is executed, it closes the session and exits 0; a deadline,
+//! a refusal or a bad command ends it with the code that names it.
+//!
+//! Lines `cargo xtask qemu` reads (it acts on some):
+//! - `mq: subscribed to dev.<id>.cmd`
+//! - `mq: connected (session present: yes|no), N publishes outstanding` (queued
+//!   or sent but not acknowledged: the client sends them now)
+//! - `mq: disconnected (REASON), N publishes unacknowledged`
+//! - `mq: marker: telemetry N queued` (with `marker=N`)
+//! - `mq rate telemetry msgs=M micros=T rate=R msg/s` (first publish to the
+//!   last acknowledgement) and `mq rate commands ...` (first command executed
+//!   to the last)
+//! - `mq: done telemetry=M duplicates=D commands=N again=A connections=C resumed=R`
+
+use core::fmt::Write as _;
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
+use core::time::Duration;
+
+use firmware::board::{Board, ExitCode};
+use firmware::clock;
+use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
+use firmware::lan9118::Lan9118;
+use firmware::ledger::{Commands, Executed, telemetry_payload};
+use firmware::run::{self, Network};
+use firmware::stack;
+use mq_embedded::smoltcp::iface::SocketHandle;
+use mq_embedded::smoltcp::socket::tcp;
+use mq_embedded::smoltcp::wire::{IpAddress, IpEndpoint};
+use mq_embedded::{
+    AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SessionMode, Start,
+    Storage, SubId, SubscribeOptions, TcpClient,
+};
+use semihosting::{eprintln, println};
+
+/// Publishes until the broker has stored them: about 35 telemetry messages of
+/// a few bytes (each takes its topic, payload, framing and 32 bytes).
+const OUTBOX: usize = 2048;
+/// Commands received, until the application takes them.
+const INBOX: usize = 1024;
+/// One frame each way. The client announces the largest frame `RX` holds and
+/// fragments its publishes to what `TX` holds (it lowers
+/// `Config::max_frame_out` to fit), so `mqd`'s 1 MiB limit costs nothing here.
+const RX: usize = 1024;
+const TX: usize = 640;
+/// One subscription (the commands); commands held unacked at once, which is
+/// also the credit the broker gets.
+const SUBS: usize = 1;
+const HELD: usize = 8;
+
+type Client = TcpClient<'static, SUBS, HELD>;
+
+/// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry`.
+type Topic = heapless::String<48>;
+
+/// How long closing may take at the end before the run ends anyway.
+const CLOSE_WAIT_MICROS: u64 = 1_000_000;
+
+type Outcome<T = ()> = Result<T, ExitCode>;
+
+pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCode {
+    if config.mode != Mode::Mq {
+        eprintln!("error: this firmware runs `mode=mq` only (the mq build)");
+        return ExitCode::Config;
+    }
+    let Network { mut net, tcp, seed } = run::network(eth, config);
+    let deadline = config.timeout_ms.saturating_mul(1000);
+    let result = Device::new(config, tcp, seed).and_then(|(mut device, client)| {
+        let startup = stack::checkpoint();
+        let result = device
+            .wait_for_address(board, &mut net, deadline)
+            .and_then(|()| device.run(client, board, &mut net, deadline));
+        println!(
+            "mq: stack {startup} bytes at most until the client was built, {} bytes at most since",
+            stack::since_checkpoint()
+        );
+        result
+    });
+    run::print_link(&net.device);
+    match result {
+        Ok(()) => ExitCode::Success,
+        Err(code) => code,
+    }
+}
+
+type Net = firmware::net::Net<'static, Lan9118<'static>>;
+
+/// The telemetry side: what is queued, what the broker has stored.
+struct Telemetry {
+    topic: Topic,
+    total: u32,
+    /// The next message to queue (from 1).
+    next: u32,
+    /// When it is due (board microseconds).
+    next_at: u64,
+    interval: u64,
+    size: u16,
+    marker: u32,
+    /// The outbox was full at the last try: wait for an acknowledgement.
+    blocked: bool,
+    /// Acknowledged by the broker, and of those, already stored before (a
+    /// resend the broker recognised).
+    stored: u32,
+    duplicates: u32,
+    first_queued: Option<u64>,
+    all_stored: Option<u64>,
+    payload: [u8; MAX_PAYLOAD as usize],
+}
+
+/// What to do with the client once an event (which borrows it) is gone.
+enum FollowUp {
+    Nothing,
+    Ack(DeliveryId),
+    Connected(bool),
+    Disconnected(mq_embedded::Reason),
+}
+
+/// The application: its ledger and counters (the client is apart: the events
+/// it returns borrow it).
+struct Device {
+    commands: &'static mut Commands,
+    command_topic: Topic,
+    commands_sub: SubId,
+    start: Start,
+    first_command: Option<u64>,
+    all_commands: Option<u64>,
+    telemetry: Telemetry,
+    connections: u32,
+    resumed: u32,
+    closing: bool,
+    closed: bool,
+}
+
+impl Device {
+    /// Not inlined: building the client takes a large stack frame for a
+    /// moment, which must not stay allocated under the whole run.
+    #[inline(never)]
+    fn new(
+        config: &Config,
+        tcp: SocketHandle,
+        seed: u64,
+    ) -> Outcome<(Device, &'static mut Client)> {
+        let settings = &config.mq;
+        let topic = |suffix: &str| {
+            let mut topic = Topic::new();
+            // 4 + 32 + 10 bytes at most: it fits.
+            let _ = write!(topic, "dev.{}.{suffix}", settings.id);
+            topic
+        };
+        let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
+            eprintln!("error: client id `{}`: {err}", settings.id);
+            ExitCode::Config
+        })?;
+        mq.mode = if settings.resume {
+            SessionMode::Resume
+        } else {
+            SessionMode::Clean
+        };
+        mq.limits.keepalive_ms = 5_000;
+        mq.limits.credit = HELD as u32;
+        mq.reconnect_min = Duration::from_millis(50);
+        mq.reconnect_max = Duration::from_millis(500);
+        mq.connect_timeout = Duration::from_secs(2);
+        // Fresh per boot, so the broker's duplicate filter never confuses two
+        // boots' sequences.
+        mq.producer = Some(seed | 1 << 63);
+        mq.seed = seed;
+        // A const-initialized static (all zeros, in .bss) rather than a
+        // singleton: nothing this size passes through the stack.
+        static mut MQ_STORAGE: Storage<OUTBOX, INBOX, RX, TX> = Storage::new();
+        // SAFETY: `run` runs once (main calls it once), so this is the only
+        // reference to the storage ever made.
+        let storage = unsafe { &mut *addr_of_mut!(MQ_STORAGE) };
+        let broker = IpEndpoint::new(IpAddress::Ipv4(config.host), config.port);
+        // Moved from the constructor's result straight into a static (not into
+        // a singleton's `Option` first: one copy of the client on the stack
+        // less). The construction itself still takes about 7.7 KB of stack
+        // once: mq-core builds the session by value.
+        static mut MQ_CLIENT: MaybeUninit<Client> = MaybeUninit::uninit();
+        let client = match TcpClient::new(mq, tcp, broker, storage.buffers()) {
+            // SAFETY: as for the storage: the only reference ever made.
+            Ok(client) => unsafe { (*addr_of_mut!(MQ_CLIENT)).write(client) },
+            Err(err) => {
+                eprintln!("error: mq client: {err}");
+                return Err(ExitCode::Config);
+            }
+        };
+        static mut COMMANDS: Commands = Commands::new(0);
+        // SAFETY: as for the storage.
+        let commands = unsafe { &mut *addr_of_mut!(COMMANDS) };
+        *commands = Commands::new(settings.commands);
+        println!(
+            "mq: client {} bytes, buffers {} bytes (outbox {OUTBOX}, inbox {INBOX}, rx {RX}, tx {TX})",
+            core::mem::size_of::<Client>(),
+            core::mem::size_of::<Storage<OUTBOX, INBOX, RX, TX>>()
+        );
+        let device = Device {
+            commands,
+            command_topic: topic("cmd"),
+            commands_sub: SubId(0),
+            start: match settings.from {
+                CommandStart::New => Start::New,
+                CommandStart::Seq(seq) => Start::Seq(seq),
+            },
+            first_command: None,
+            all_commands: None,
+            telemetry: Telemetry {
+                topic: topic("telemetry"),
+                total: settings.telemetry,
+                next: 1,
+                next_at: 0,
+                interval: settings.interval_ms.saturating_mul(1000),
+                size: settings.payload,
+                marker: settings.marker,
+                blocked: false,
+                stored: 0,
+                duplicates: 0,
+                first_queued: None,
+                all_stored: None,
+                payload: [0; MAX_PAYLOAD as usize],
+            },
+            connections: 0,
+            resumed: 0,
+            closing: false,
+            closed: false,
+        };
+        Ok((device, client))
+    }
+
+    fn wait_for_address(&mut self, board: &mut Board, net: &mut Net, deadline: u64) -> Outcome {
+        loop {
+            let now = clock::now_micros();
+            if now >= deadline {
+                eprintln!("error: deadline passed while waiting for an address");
+                return Err(ExitCode::Timeout);
+            }
+            if let Some(event) = net.poll(clock::now()) {
+                run::print_address(event);
+            }
+            if net.address().is_some() {
+                return Ok(());
+            }
+            let delay = net.poll_delay(clock::now()).map(|d| d.total_micros());
+            let until_deadline = deadline.saturating_sub(now);
+            board.idle(Some(
+                delay.map_or(until_deadline, |d| d.min(until_deadline)),
+            ));
+        }
+    }
+
+    fn run(
+        &mut self,
+        client: &mut Client,
+        board: &mut Board,
+        net: &mut Net,
+        deadline: u64,
+    ) -> Outcome {
+        let now = Instant::from_micros(clock::now_micros());
+        client.connect(now);
+        let options = SubscribeOptions {
+            start: self.start,
+            credit: HELD as u32,
+            ..SubscribeOptions::default()
+        };
+        self.commands_sub = client
+            .subscribe(now, &self.command_topic, &options)
+            .map_err(|err| {
+                eprintln!("error: subscribe to {}: {err}", self.command_topic);
+                ExitCode::Config
+            })?;
+        let mut close_by = deadline;
+        loop {
+            let t = clock::now_micros();
+            let now = Instant::from_micros(t);
+            if t >= deadline {
+                return Err(self.deadline_passed(client));
+            }
+            if self.closing && t >= close_by {
+                eprintln!("warning: the session did not close within a second");
+                break;
+            }
+            if let Some(event) = net.poll(clock::now()) {
+                run::print_address(event);
+            }
+            if !self.closing {
+                self.publish_due(client, now, t)?;
+            }
+            while let Some(event) =
+                client.poll(now, &mut net.iface, &mut net.device, &mut net.sockets)
+            {
+                match self.on_event(event, t)? {
+                    FollowUp::Nothing => {}
+                    FollowUp::Ack(id) => match client.ack(id) {
+                        // Arrived on an earlier connection: the ack is sent
+                        // when the broker redelivers it.
+                        Ok(()) | Err(AckError::Stale) => {}
+                        Err(err) => {
+                            eprintln!("error: ack: {err}");
+                            return Err(ExitCode::Mismatch);
+                        }
+                    },
+                    FollowUp::Connected(present) => println!(
+                        "mq: connected (session present: {}), {} publishes outstanding",
+                        if present { "yes" } else { "no" },
+                        client.session().outbox_len()
+                    ),
+                    FollowUp::Disconnected(reason) => println!(
+                        "mq: disconnected ({reason}), {} publishes unacknowledged",
+                        client.session().outbox_len()
+                    ),
+                }
+            }
+            if !self.closing && self.done() {
+                self.report();
+                self.closing = true;
+                close_by = t + CLOSE_WAIT_MICROS;
+                client.close(now);
+                continue;
+            }
+            if self.closed && socket_closed(client, net) {
+                break;
+            }
+            let mut wake = deadline.min(close_by);
+            if let Some(at) = client.poll_at(now, &mut net.iface, &net.sockets) {
+                wake = wake.min(at.as_micros());
+            }
+            if let Some(delay) = net.poll_delay(clock::now()) {
+                wake = wake.min(t.saturating_add(delay.total_micros()));
+            }
+            let telemetry = &self.telemetry;
+            if !self.closing && telemetry.next <= telemetry.total && !telemetry.blocked {
+                wake = wake.min(telemetry.next_at);
+            }
+            board.idle(Some(wake.saturating_sub(clock::now_micros())));
+        }
+        println!(
+            "mq: done telemetry={} duplicates={} commands={} again={} connections={} resumed={}",
+            self.telemetry.stored,
+            self.telemetry.duplicates,
+            self.commands.executed(),
+            self.commands.again(),
+            self.connections,
+            self.resumed
+        );
+        Ok(())
+    }
+
+    fn done(&self) -> bool {
+        self.telemetry.stored >= self.telemetry.total && self.commands.done()
+    }
+
+    /// Queues the telemetry messages that are due, until the outbox is full.
+    fn publish_due(&mut self, client: &mut Client, now: Instant, t: u64) -> Outcome {
+        let qos1 = PublishOptions {
+            qos: QoS::AtLeastOnce,
+            ..PublishOptions::default()
+        };
+        let telemetry = &mut self.telemetry;
+        while telemetry.next <= telemetry.total && t >= telemetry.next_at {
+            let n = telemetry.next;
+            let payload = telemetry_payload(n, telemetry.size, &mut telemetry.payload);
+            match client.publish(now, &telemetry.topic, payload, &qos1) {
+                Ok(_) => {
+                    telemetry.blocked = false;
+                    telemetry.first_queued.get_or_insert(t);
+                    if n == telemetry.marker {
+                        println!("mq: marker: telemetry {n} queued");
+                    }
+                    telemetry.next += 1;
+                    telemetry.next_at = t + telemetry.interval;
+                }
+                // Queued again once the broker acknowledges earlier ones.
+                Err(PublishError::OutboxFull) => {
+                    telemetry.blocked = true;
+                    return Ok(());
+                }
+                Err(err) => {
+                    eprintln!("error: publish telemetry {n}: {err}");
+                    return Err(ExitCode::Config);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, event: Event<'_>, t: u64) -> Outcome<FollowUp> {
+        Ok(match event {
+            Event::Connected { session_present } => {
+                self.connections += 1;
+                self.resumed += u32::from(session_present);
+                FollowUp::Connected(session_present)
+            }
+            Event::Disconnected { reason } => FollowUp::Disconnected(reason),
+            Event::Subscribed { sub } if sub == self.commands_sub => {
+                println!("mq: subscribed to {}", self.command_topic);
+                FollowUp::Nothing
+            }
+            Event::Published { duplicate, .. } => {
+                let telemetry = &mut self.telemetry;
+                telemetry.stored += 1;
+                telemetry.duplicates += u32::from(duplicate);
+                telemetry.blocked = false;
+                if telemetry.stored == telemetry.total {
+                    telemetry.all_stored = Some(t);
+                }
+                FollowUp::Nothing
+            }
+            Event::Message(m) => {
+                match self.commands.execute(m.payload) {
+                    Ok(Executed::New(_)) => {
+                        self.first_command.get_or_insert(t);
+                        if self.commands.done() {
+                            self.all_commands = Some(t);
+                        }
+                    }
+                    Ok(Executed::Again(_)) => {}
+                    Err(err) => {
+                        eprintln!("error: command {} on {}: {err}", m.seq, m.topic);
+                        return Err(ExitCode::Mismatch);
+                    }
+                }
+                if m.id.needs_ack() {
+                    FollowUp::Ack(m.id)
+                } else {
+                    FollowUp::Nothing
+                }
+            }
+            Event::Chunk(c) => {
+                eprintln!(
+                    "error: command {} on {} is {} bytes: not a command",
+                    c.seq, c.topic, c.total
+                );
+                return Err(ExitCode::Mismatch);
+            }
+            Event::PublishRejected { id, reason } => {
+                eprintln!("error: the broker refused publish {}: {reason}", id.0);
+                return Err(ExitCode::Refused);
+            }
+            Event::SubscribeRejected { reason, .. } => {
+                eprintln!("error: the broker refused the subscription: {reason}");
+                return Err(ExitCode::Refused);
+            }
+            Event::Closed if self.closing => {
+                self.closed = true;
+                FollowUp::Nothing
+            }
+            Event::Closed => {
+                eprintln!("error: the broker ended the session");
+                return Err(ExitCode::Refused);
+            }
+            _ => FollowUp::Nothing,
+        })
+    }
+
+    fn report(&self) {
+        let telemetry = &self.telemetry;
+        if let (Some(from), Some(to)) = (telemetry.first_queued, telemetry.all_stored) {
+            print_rate("telemetry", telemetry.total, to - from);
+        }
+        if let (Some(from), Some(to)) = (self.first_command, self.all_commands) {
+            print_rate("commands", self.commands.expected(), to - from);
+        }
+    }
+
+    /// Says what is missing at the deadline.
+    fn deadline_passed(&self, client: &Client) -> ExitCode {
+        let telemetry = &self.telemetry;
+        eprintln!(
+            "error: deadline passed: telemetry {} of {} stored ({} queued, {} unacknowledged), \
+             commands {} of {} executed (first missing: {}), state {}, {} connections",
+            telemetry.stored,
+            telemetry.total,
+            telemetry.next - 1,
+            client.session().outbox_len(),
+            self.commands.executed(),
+            self.commands.expected(),
+            self.commands.first_missing().unwrap_or(0),
+            client.state(),
+            self.connections
+        );
+        ExitCode::Timeout
+    }
+}
+
+/// The close handshake is over: the broker has had everything, acks too.
+fn socket_closed(client: &Client, net: &Net) -> bool {
+    let socket = net.sockets.get::<tcp::Socket>(client.socket());
+    matches!(socket.state(), tcp::State::TimeWait | tcp::State::Closed)
+}
+
+/// `mq rate WHAT msgs=N micros=T rate=R msg/s`, which `cargo xtask qemu` collects.
+fn print_rate(what: &str, msgs: u32, micros: u64) {
+    let micros = micros.max(1);
+    let rate = u64::from(msgs).saturating_mul(1_000_000) / micros;
+    println!("mq rate {what} msgs={msgs} micros={micros} rate={rate} msg/s");
+}
