@@ -65,6 +65,9 @@ const STEPS: &[(&str, Action)] = &[
     }),
     ("no_std mq-core +alloc", |ci| ci.nostd_build(Some("alloc"))),
     ("no_std mq-core +defmt", |ci| ci.nostd_build(Some("defmt"))),
+    ("peer benchmark: clippy, tests, smoke run (mq, tcp)", |_| {
+        crate::bench::ci_smoke()
+    }),
 ];
 
 /// How the no_std builds get a `core` for [`NOSTD_TARGET`].

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation, in Rust with std only
 //! (see `.cargo/config.toml` for the alias).
 
+mod bench;
 mod ci;
 mod cmd;
 mod fuzz;
@@ -13,6 +14,10 @@ const TASKS: &[(&str, &str)] = &[
     (
         "ci",
         "everything CI checks: fmt, clippy, tests, no_std builds of mq-core",
+    ),
+    (
+        "bench [--quick] [--pause-compilers] ...",
+        "mq side by side with NATS, Mosquitto, Redis, ZeroMQ, liner, raw TCP; rewrites BENCHMARKS.md",
     ),
     (
         "fuzz [TARGET] [--seconds N]",
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match task {
+        "bench" => bench::run_bench(rest),
         "ci" => ci::run_ci(rest),
         "fuzz" => fuzz::run_fuzz(rest),
         "help" | "-h" | "--help" => {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
             eprintln!("xtask {task}: {message}\n");
             if task == "fuzz" {
                 eprintln!("{}", fuzz::USAGE);
+            } else if task == "bench" {
+                eprintln!("{}", bench::USAGE);
             } else {
                 eprint!("{}", usage());
             }
