@@ -8,7 +8,8 @@
 //! loopback ports, and stopped at the end), runs the benchmark, and rewrites
 //! the marked section of `BENCHMARKS.md` with its table, the machine, the
 //! versions and the command. `cargo xtask ci` runs [`ci_smoke`]: clippy, the
-//! package's tests and a few-second run against mq and raw TCP only.
+//! package's tests and a few-second run against mq and raw TCP only (about
+//! 3 to 5 minutes, nearly all of it compiling the peers' client crates).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -209,8 +210,9 @@ fn section(command: &str, machine: &str, table: &str) -> String {
 Machine: {machine}.\n\n\
 Every system runs on this machine in the same run, driven the same way as `mq bench`\n\
 drives mq: one client connection per publisher and per receiver, all in one process\n\
-(tokio; ZeroMQ, liner and raw TCP on threads), publishes kept 256 in flight, payloads\n\
-stamped with their send time. Rates are measured at the receivers, from the first\n\
+(tokio; ZeroMQ, liner and raw TCP on threads of their own, sending as fast as their\n\
+calls return), asynchronous publishes kept 256 in flight (Redis: 4 pipelines of 64),\n\
+payloads stamped with their send time. Rates are measured at the receivers, from the first\n\
 publish to the last arrival (workload 3: at the publisher, to the last\n\
 acknowledgement; workload 4: round trips per second). Latency is from the publish\n\
 call to the arrival (workload 3: to the acknowledgement; workload 4: the round trip).\n\
