@@ -83,7 +83,8 @@ struct Args {
     /// Also write the table and versions as Markdown to this file.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
-    /// Exit 1 when a run failed (not when a system is n/a or unavailable).
+    /// Exit 1 when a run failed or a selected system was unavailable (not
+    /// for n/a rows).
     #[arg(long)]
     strict: bool,
     /// Longest a run may publish, in seconds; the run stops there and its row
@@ -198,10 +199,10 @@ fn main() -> ExitCode {
     }
     let failed = rows
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Unavailable(_)))
         .count();
     if args.strict && failed > 0 {
-        eprintln!("mq-peer-bench: {failed} run(s) failed");
+        eprintln!("mq-peer-bench: {failed} run(s) failed or had no server");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
