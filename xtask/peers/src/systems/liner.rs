@@ -21,11 +21,14 @@ const BIND: &str = "127.0.0.1:0";
 
 pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
     let redis = format!("redis://{}/", ctx.redis.addr()?);
-    match w.kind {
+    let result = match w.kind {
         Kind::Stream(shape) => stream(ctx, w, shape, &redis).await,
         Kind::Acked => Err("liner has no acknowledged publish".to_string()),
         Kind::RoundTrip => round_trip(ctx, w, &redis).await,
-    }
+    };
+    // liner leaves its peers' catalog entries behind; the Redis is shared.
+    super::redis::forget(ctx).await;
+    result
 }
 
 /// A running peer named `name` with source topic `own`, also subscribed to

@@ -61,6 +61,58 @@ pub async fn version(ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
     Ok(out)
 }
 
+/// Deletes every key this process's runs left in the Redis: those whose
+/// names carry [`Ctx::name`]'s prefix, and liner's per-connection keys
+/// (`lnr_connection:N:*`) whose sender is one of this process's peers. Best
+/// effort.
+pub async fn forget(ctx: &Ctx) {
+    let Ok(addr) = ctx.redis.addr() else { return };
+    let Ok(mut con) = connection(addr).await else {
+        return;
+    };
+    let prefix = ctx.name("");
+    let mut doomed = scan(&mut con, &format!("*{prefix}*")).await;
+    for sender in scan(&mut con, "lnr_connection:*:sender").await {
+        let name: Option<String> = redis::cmd("GET")
+            .arg(&sender)
+            .query_async(&mut con)
+            .await
+            .unwrap_or(None);
+        if let (Some(name), Some(conn)) = (name, sender.strip_suffix(":sender"))
+            && name.contains(&prefix)
+        {
+            doomed.extend(["sender", "mess_number", "messages"].map(|k| format!("{conn}:{k}")));
+        }
+    }
+    for keys in doomed.chunks(512) {
+        let _ = send(con.clone(), redis::Cmd::del(keys)).await;
+    }
+}
+
+/// Every key matching `pattern` (SCAN, so the server is never blocked).
+async fn scan(con: &mut MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let Ok((next, keys)) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async::<(u64, Vec<String>)>(con)
+            .await
+        else {
+            return found;
+        };
+        found.extend(keys);
+        if next == 0 {
+            return found;
+        }
+        cursor = next;
+    }
+}
+
 pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
     match w.kind {
         Kind::Stream(Shape::Group(n)) => group(ctx, w, n).await,
