@@ -72,6 +72,9 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: fmt and clippy", |_| firmware::lint()),
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
+    ("peer benchmark: clippy, tests, smoke run (mq, tcp)", |_| {
+        crate::bench::ci_smoke()
+    }),
 ];
 
 /// How the no_std builds (mq-core, the firmware) get a `core` for [`NOSTD_TARGET`].

@@ -1,6 +1,7 @@
 //! `cargo xtask <task>`: the project's automation, in Rust with std only, plus
 //! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
+mod bench;
 mod ci;
 mod cmd;
 mod embedded;
@@ -32,6 +33,10 @@ const TASKS: &[(&str, &str)] = &[
         "regenerate mq-ffi/include/mq.h from mq-ffi's source (cbindgen); --check: fail if stale",
     ),
     (
+        "bench [--quick] [--pause-compilers] ...",
+        "mq side by side with NATS, Mosquitto, Redis, ZeroMQ, liner, raw TCP; rewrites BENCHMARKS.md",
+    ),
+    (
         "fuzz [TARGET] [--seconds N]",
         "run cargo-fuzz on mq-core/fuzz (all targets, 30 s each, by default)",
     ),
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         None => ("help", &[][..]),
     };
     let result = match task {
+        "bench" => bench::run_bench(rest),
         "ci" => ci::run_ci(rest),
         "codegen" => ffi::run_codegen(rest),
         "fuzz" => fuzz::run_fuzz(rest),
@@ -81,6 +87,8 @@ fn main() -> ExitCode {
                 eprintln!("{}", fuzz::USAGE);
             } else if task == "qemu" {
                 eprintln!("{}", qemu::USAGE);
+            } else if task == "bench" {
+                eprintln!("{}", bench::USAGE);
             } else {
                 eprint!("{}", usage());
             }

@@ -27,7 +27,7 @@
 //! first fragment arrives and becomes ready with the last one. When an append does
 //! not fit behind the tail, the records are moved to the front of the storage.
 
-use super::le::{put, u16_at, u32_at, u64_at};
+use super::le::{put, put_slice, u16_at, u32_at, u64_at};
 use super::outbox::meta_len;
 use crate::wire::{Meta, QoS};
 
@@ -151,7 +151,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         if postcard::to_slice(meta, &mut rec[meta_at..data_at]).is_err() {
             return false;
         }
-        put(rec, 0, &(len as u32).to_le_bytes());
+        put(rec, 0, (len as u32).to_le_bytes());
         rec[4] = u8::from(head.chunk);
         rec[5] = match head.qos {
             QoS::AtMostOnce => 0,
@@ -159,17 +159,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         };
         rec[6] = u8::from(head.last);
         rec[7] = 0;
-        put(rec, 8, &head.sub.to_le_bytes());
-        put(rec, 12, &head.attempt.to_le_bytes());
-        put(rec, 14, &(topic.len() as u16).to_le_bytes());
-        put(rec, 16, &(mlen as u32).to_le_bytes());
-        put(rec, 20, &(data_len as u32).to_le_bytes());
-        put(rec, 24, &head.seq.to_le_bytes());
-        put(rec, 32, &head.id.to_le_bytes());
-        put(rec, 40, &head.offset.to_le_bytes());
-        put(rec, 48, &head.total.to_le_bytes());
-        put(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put(rec, data_at, data);
+        put(rec, 8, head.sub.to_le_bytes());
+        put(rec, 12, head.attempt.to_le_bytes());
+        put(rec, 14, (topic.len() as u16).to_le_bytes());
+        put(rec, 16, (mlen as u32).to_le_bytes());
+        put(rec, 20, (data_len as u32).to_le_bytes());
+        put(rec, 24, head.seq.to_le_bytes());
+        put(rec, 32, head.id.to_le_bytes());
+        put(rec, 40, head.offset.to_le_bytes());
+        put(rec, 48, head.total.to_le_bytes());
+        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
+        put_slice(rec, data_at, data);
         self.tail += len;
         if data.len() == data_len {
             self.ready += 1;
@@ -193,7 +193,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             return None;
         }
         let start = p.at + p.data_at + p.filled;
-        put(self.storage.as_mut(), start, data);
+        put_slice(self.storage.as_mut(), start, data);
         p.filled += data.len();
         if p.filled == p.len {
             self.partial = None;

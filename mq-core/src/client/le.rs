@@ -20,7 +20,17 @@ pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(rd(buf, at))
 }
 
-pub(crate) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+/// Writes a fixed-size field: its size is known where it is called, so the copy
+/// is a few moves instead of a call to `memcpy` (records are written several
+/// fields per message).
+pub(crate) fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: [u8; N]) {
+    if let Some(dst) = buf.get_mut(at..at.saturating_add(N)) {
+        dst.copy_from_slice(&bytes);
+    }
+}
+
+/// Writes a variable-length field (topic, metadata, payload).
+pub(crate) fn put_slice(buf: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(dst) = buf.get_mut(at..at.saturating_add(bytes.len())) {
         dst.copy_from_slice(bytes);
     }

@@ -25,7 +25,7 @@
 //! needs the room (live records are then moved to the front). All integers are
 //! little-endian.
 
-use super::le::{put, u16_at, u32_at, u64_at};
+use super::le::{put, put_slice, u16_at, u32_at, u64_at};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an outbox record takes besides its topic, encoded meta and payload.
@@ -147,7 +147,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         if postcard::to_slice(meta, &mut rec[body..body + mlen]).is_err() {
             return Err(PushError::TooLarge);
         }
-        put(rec, 0, &(len as u32).to_le_bytes());
+        put(rec, 0, (len as u32).to_le_bytes());
         rec[4] = PENDING;
         rec[5] = match qos {
             QoS::AtMostOnce => 0,
@@ -155,14 +155,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         };
         rec[6] = u8::from(dedup_seq.is_some());
         rec[7] = 0;
-        put(rec, 8, &id.to_le_bytes());
-        put(rec, 12, &(topic.len() as u16).to_le_bytes());
-        put(rec, 14, &[0, 0]);
-        put(rec, 16, &(mlen as u32).to_le_bytes());
-        put(rec, 20, &(payload.len() as u32).to_le_bytes());
-        put(rec, 24, &dedup_seq.unwrap_or(0).to_le_bytes());
-        put(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put(rec, body + mlen, payload);
+        put(rec, 8, id.to_le_bytes());
+        put(rec, 12, (topic.len() as u16).to_le_bytes());
+        put(rec, 14, [0, 0]);
+        put(rec, 16, (mlen as u32).to_le_bytes());
+        put(rec, 20, (payload.len() as u32).to_le_bytes());
+        put(rec, 24, dedup_seq.unwrap_or(0).to_le_bytes());
+        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
+        put_slice(rec, body + mlen, payload);
         self.tail += len;
         self.live += 1;
         self.live_bytes += len;

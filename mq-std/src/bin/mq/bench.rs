@@ -15,6 +15,7 @@ use mq_std::client::{Client, Error, Message, PublishOptions, QoS, SubscribeOptio
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::digits::group_digits;
 use crate::histogram::Histogram;
 use crate::window::Window;
 use crate::{Fail, Server, parse_qos, qos_number};
@@ -373,36 +374,10 @@ fn report(
     );
 }
 
-/// `1234567.8` as `1,234,568`.
-fn group_digits(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// A run id unlikely to repeat: process id and the clock.
 fn run_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     format!("{:x}{:08x}", std::process::id(), nanos & 0xffff_ffff)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_digits() {
-        assert_eq!(group_digits(0.0), "0");
-        assert_eq!(group_digits(999.4), "999");
-        assert_eq!(group_digits(1000.0), "1,000");
-        assert_eq!(group_digits(1_234_567.8), "1,234,568");
-    }
 }

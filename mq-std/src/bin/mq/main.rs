@@ -10,6 +10,7 @@
 #[path = "../common/alloc.rs"]
 mod alloc;
 mod bench;
+mod digits;
 mod histogram;
 mod output;
 mod publish;
