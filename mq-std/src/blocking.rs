@@ -45,7 +45,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error};
 
 use crate::clock::Clock;
-use crate::driver::{self, Command, CommandSender, Commands, Driver, Offer, Reply, ReplyTo, Sink};
+use crate::driver::{
+    self, Command, CommandSender, Commands, Driver, Offer, Reply, ReplyTo, Sink, SubscriptionEnd,
+};
 
 pub use crate::client::{
     ClientOptions, Error, Message, PubAck, PublishOptions, QoS, Reason, SessionMode, SessionStats,
@@ -166,10 +168,8 @@ impl Client {
             None,
         )?;
         Ok(Subscription {
-            sub,
+            end: SubscriptionEnd::new(sub, waiting, Arc::clone(&self.inner.commands)),
             rx,
-            waiting,
-            commands: Arc::clone(&self.inner.commands),
         })
     }
 
@@ -190,7 +190,7 @@ impl Client {
     {
         let sub = self.subscribe(filter, opts)?;
         let id = sub.id();
-        let commands = Arc::clone(&sub.commands);
+        let commands = Arc::clone(&self.inner.commands);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
         let thread = thread::Builder::new()
@@ -303,16 +303,20 @@ impl std::fmt::Debug for Client {
 /// `Subscription` unsubscribes; messages it still buffered are nacked for
 /// redelivery.
 pub struct Subscription {
-    sub: SubId,
+    end: SubscriptionEnd,
     rx: mpsc::Receiver<Message>,
-    waiting: Arc<AtomicBool>,
-    commands: Arc<Commands>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.end.fmt(f)
+    }
 }
 
 impl Subscription {
     /// The subscription id.
     pub fn id(&self) -> SubId {
-        self.sub
+        self.end.sub
     }
 
     /// Blocks for the next message; `None` once the subscription ended
@@ -326,19 +330,15 @@ impl Subscription {
     /// Blocks up to `timeout` for the next message.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
         let msg = self.rx.recv_timeout(timeout);
-        if msg.is_ok() {
-            driver::made_room(&self.waiting, &self.commands);
-        }
-        msg
+        let some = msg.is_ok();
+        self.end.took(msg, some)
     }
 
     /// The next message if one is buffered.
     pub fn try_recv(&self) -> Result<Message, TryRecvError> {
         let msg = self.rx.try_recv();
-        if msg.is_ok() {
-            driver::made_room(&self.waiting, &self.commands);
-        }
-        msg
+        let some = msg.is_ok();
+        self.end.took(msg, some)
     }
 
     /// Blocks for each message in turn until the subscription ends.
@@ -350,24 +350,8 @@ impl Subscription {
     pub fn unsubscribe(self) {}
 
     fn took(&self, msg: Option<Message>) -> Option<Message> {
-        if msg.is_some() {
-            driver::made_room(&self.waiting, &self.commands);
-        }
-        msg
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Unsubscribe(self.sub));
-    }
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("sub", &self.sub)
-            .finish()
+        let some = msg.is_some();
+        self.end.took(msg, some)
     }
 }
 

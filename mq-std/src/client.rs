@@ -48,7 +48,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::driver::{self, Command, CommandSender, Commands, Driver, Offer, Reply, Sink};
+use crate::driver::{
+    self, Command, CommandSender, Commands, Driver, Offer, Reply, Sink, SubscriptionEnd,
+};
 
 pub use error::Error;
 pub use message::{Message, PubAck};
@@ -165,10 +167,8 @@ impl Client {
             )
             .await?;
         Ok(Subscription {
-            sub,
+            end: SubscriptionEnd::new(sub, waiting, Arc::clone(&self.inner.commands)),
             rx,
-            waiting,
-            commands: Arc::clone(&self.inner.commands),
         })
     }
 
@@ -262,16 +262,20 @@ pub(crate) fn reply_options(request: &Message) -> Result<PublishOptions, Error> 
 /// `Subscription` unsubscribes; messages it still buffered are nacked for
 /// redelivery.
 pub struct Subscription {
-    sub: SubId,
+    end: SubscriptionEnd,
     rx: mpsc::Receiver<Message>,
-    waiting: Arc<AtomicBool>,
-    commands: Arc<Commands>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.end.fmt(f)
+    }
 }
 
 impl Subscription {
     /// The subscription id.
     pub fn id(&self) -> SubId {
-        self.sub
+        self.end.sub
     }
 
     /// The next message; `None` once the subscription ended (unsubscribed, the
@@ -299,24 +303,8 @@ impl Subscription {
     pub fn unsubscribe(self) {}
 
     fn took(&self, msg: Option<Message>) -> Option<Message> {
-        if msg.is_some() {
-            driver::made_room(&self.waiting, &self.commands);
-        }
-        msg
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        let _ = self.commands.send(Command::Unsubscribe(self.sub));
-    }
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("sub", &self.sub)
-            .finish()
+        let some = msg.is_some();
+        self.end.took(msg, some)
     }
 }
 

@@ -162,6 +162,48 @@ pub(crate) fn made_room(waiting: &AtomicBool, commands: &Commands) {
     }
 }
 
+/// What both clients' `Subscription`s share: the id, and the way back to the
+/// driver. Tells the driver when a full sink has room again, and ends the
+/// subscription when dropped.
+pub(crate) struct SubscriptionEnd {
+    pub sub: SubId,
+    waiting: Arc<AtomicBool>,
+    commands: Arc<Commands>,
+}
+
+impl SubscriptionEnd {
+    pub(crate) fn new(sub: SubId, waiting: Arc<AtomicBool>, commands: Arc<Commands>) -> Self {
+        SubscriptionEnd {
+            sub,
+            waiting,
+            commands,
+        }
+    }
+
+    /// Passes on what the application took from the sink, after telling the
+    /// driver there is room.
+    pub(crate) fn took<T>(&self, taken: T, some: bool) -> T {
+        if some {
+            made_room(&self.waiting, &self.commands);
+        }
+        taken
+    }
+}
+
+impl Drop for SubscriptionEnd {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unsubscribe(self.sub));
+    }
+}
+
+impl std::fmt::Debug for SubscriptionEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("sub", &self.sub)
+            .finish()
+    }
+}
+
 /// A message to publish, with its properties, owned.
 #[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
