@@ -3,12 +3,17 @@
 //! A queue holds the messages its consumer has not acked yet: those waiting
 //! (`ready` in order, plus `retry`, redeliveries held back until their backoff
 //! passes) and those in flight. The bound counts all of them, so a queue never
-//! holds more than its limits, whatever the consumers do.
+//! holds more than its limits, whatever the consumers do. A queue that started
+//! with a [`Replay`] serves it before its live messages.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::sync::Arc;
 
+use super::Map;
 use super::config::{Overflow, QueueLimits};
 use super::message::Msg;
+use super::replay::Replay;
+use super::router::TopicState;
 use super::slab::Key;
 use crate::time::Instant;
 
@@ -45,6 +50,10 @@ pub(crate) struct Queue {
     reserved: usize,
     reserved_bytes: usize,
     pub limits: QueueLimits,
+    /// Retained messages to deliver before the live ones.
+    pub replay: Option<Replay>,
+    /// Slot of the timer for the earliest held-back retry.
+    pub retry_timer: Option<Instant>,
 }
 
 impl Queue {
@@ -59,6 +68,8 @@ impl Queue {
             reserved: 0,
             reserved_bytes: 0,
             limits,
+            replay: None,
+            retry_timer: None,
         }
     }
 
@@ -140,14 +151,34 @@ impl Queue {
         self.ready.push_back(q);
     }
 
-    /// The next message that may be delivered now: due retries first.
-    pub(crate) fn pop(&mut self, now: Instant) -> Option<Queued> {
+    /// The next message that may be delivered now: due retries first, then
+    /// the replay, then live messages. `topics` is the router's topic table,
+    /// which a replay reads from. The flag says whether the message was
+    /// waiting in the queue (a replayed one was not).
+    pub(crate) fn pop(
+        &mut self,
+        now: Instant,
+        topics: &Map<Arc<str>, TopicState>,
+    ) -> Option<(Queued, bool)> {
         let q = match self.retry.first_key_value() {
             Some((&(at, _), _)) if at <= now => self.retry.pop_first().map(|(_, q)| q),
-            _ => self.ready.pop_front(),
+            _ => {
+                if let Some(replay) = self.replay.as_mut() {
+                    if let Some(msg) = replay.next(now, topics) {
+                        let q = Queued {
+                            msg,
+                            attempt: 0,
+                            avoid: None,
+                        };
+                        return Some((q, false));
+                    }
+                    self.replay = None;
+                }
+                self.ready.pop_front()
+            }
         }?;
         self.waiting_bytes -= q.msg.payload_len;
-        Some(q)
+        Some((q, true))
     }
 
     /// A popped message went out as a delivery.
@@ -185,7 +216,14 @@ impl Queue {
 
     /// Whether anything can be delivered at `now`.
     pub(crate) fn has_ready(&self, now: Instant) -> bool {
-        !self.ready.is_empty() || self.next_retry().is_some_and(|at| at <= now)
+        !self.ready.is_empty()
+            || self.replay.as_ref().is_some_and(Replay::has_next)
+            || self.next_retry().is_some_and(|at| at <= now)
+    }
+
+    /// Nothing waits and nothing is left to replay.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.waiting() == 0 && self.replay.is_none()
     }
 
     /// Removes a waiting message by id (restore applies acks this way).

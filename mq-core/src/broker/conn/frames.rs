@@ -1,0 +1,242 @@
+//! What each received frame means for the connection: the handshake, the
+//! session's frames as router commands, fragments, keepalive and closing.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::{Ctrl, Partial, Phase, Proto, initial_peer};
+use crate::broker::ConnId;
+use crate::broker::command::{self, Command, Outcome, OwnedPublish};
+use crate::broker::router::Router;
+use crate::broker::timers::Timer;
+use crate::framing::Framing;
+use crate::time::Instant;
+use crate::wire::{Frame, Hello, PROTOCOL_VERSION, Publish, Reason, SessionMode};
+
+impl Proto {
+    pub(super) fn on_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
+        if self.framing == Framing::Serial {
+            if matches!(frame, Frame::Hello(_)) && self.phase != Phase::Idle {
+                // A new connection on the same line.
+                self.restart_line(id, now, r);
+            }
+            if self.phase == Phase::Idle {
+                self.phase = Phase::AwaitHello;
+            }
+        }
+        match (self.phase, frame) {
+            (Phase::AwaitHello, Frame::Hello(h)) => self.on_hello(id, now, h, r),
+            (Phase::AwaitHello, _) => self.violation(id, now, "expected hello", r),
+            (Phase::Open, frame) => self.on_session_frame(id, now, frame, r),
+            (Phase::Closing | Phase::Idle, _) => {}
+        }
+    }
+
+    fn on_hello(&mut self, id: ConnId, now: Instant, h: Hello<'_>, r: &mut Router) {
+        if h.version != PROTOCOL_VERSION {
+            let e = Ctrl::Error(Reason::UnsupportedVersion, "protocol version 1 only");
+            return self.close(id, now, e, r);
+        }
+        if h.limits.max_frame < super::MIN_CLIENT_FRAME {
+            let e = Ctrl::Error(Reason::LimitReached, "client max_frame below 512");
+            return self.close(id, now, e, r);
+        }
+        let connect = command::Connect {
+            client_id: h.client_id,
+            persistent: h.session == SessionMode::Resume,
+            token: h.token,
+            default_credit: h.limits.credit,
+        };
+        if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
+            return self.close(id, now, Ctrl::Error(reason, text), r);
+        }
+        self.phase = Phase::Open;
+        self.peer = h.limits;
+        self.handshake_deadline = None;
+        self.keepalive = match (h.limits.keepalive_ms, r.cfg.limits.keepalive_ms) {
+            (0, 0) => None,
+            (0, b) => Some(b),
+            (c, 0) => Some(c),
+            (c, b) => Some(c.min(b)),
+        }
+        .map(|ms| Duration::from_millis(u64::from(ms)));
+        let next = self.keepalive.map(|ka| now + ka / 2);
+        r.timers.reset(&mut self.timer, Timer::Conn(id), next);
+    }
+
+    fn on_session_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
+        let cmd = match frame {
+            Frame::Publish(p) => return self.on_publish(id, now, p, r),
+            Frame::Subscribe(s) => Command::Subscribe(command::Subscribe {
+                sub: s.sub,
+                filter: s.filter,
+                group: s.group,
+                start: s.start,
+                qos: s.qos,
+                credit: s.credit,
+            }),
+            Frame::Unsubscribe(u) => Command::Unsubscribe { sub: u.sub },
+            Frame::Ack(a) => Command::Ack { tag: a.tag },
+            Frame::Nack(n) => Command::Nack {
+                tag: n.tag,
+                requeue: n.requeue,
+            },
+            Frame::Credit(c) => Command::Credit {
+                sub: c.sub,
+                credit: c.credit,
+            },
+            Frame::Ping(n) => {
+                self.ctrl.push_back(Ctrl::Pong(n));
+                r.links.wake(id);
+                return;
+            }
+            Frame::Pong(_) => return,
+            Frame::Close(_) | Frame::Error(_) => {
+                r.handle(id, now, Command::Disconnect);
+                self.phase = Phase::Closing;
+                r.timers.stop(&mut self.timer, Timer::Conn(id));
+                r.links.wake(id);
+                return;
+            }
+            Frame::Hello(_)
+            | Frame::Welcome(_)
+            | Frame::PubAck(_)
+            | Frame::PubReject(_)
+            | Frame::SubAck(_)
+            | Frame::SubReject(_)
+            | Frame::UnsubAck(_)
+            | Frame::Deliver(_) => return self.violation(id, now, "unexpected frame", r),
+        };
+        r.handle(id, now, cmd);
+    }
+
+    fn on_publish(&mut self, id: ConnId, now: Instant, p: Publish<'_>, r: &mut Router) {
+        let whole = command::Publish {
+            id: p.id,
+            topic: p.topic,
+            qos: p.qos,
+            dedup: p.dedup,
+            meta: p.meta,
+            payload: p.payload,
+        };
+        let Some(frag) = p.fragment else {
+            if self.partial.is_some() {
+                return self.violation(id, now, "publish inside a fragmented publish", r);
+            }
+            r.handle(id, now, Command::Publish(whole));
+            return;
+        };
+        if frag.offset == 0 {
+            if self.partial.is_some() {
+                return self.violation(id, now, "new fragmented publish before the last ended", r);
+            }
+            let refused = frag.total > r.cfg.max_message as u64;
+            let payload = match refused {
+                true => Vec::new(),
+                false => Vec::with_capacity(frag.total as usize),
+            };
+            self.partial = Some(Partial {
+                publish: OwnedPublish::new(&whole, payload),
+                total: frag.total,
+                refused,
+            });
+        }
+        let Some(part) = self.partial.as_mut() else {
+            return self.violation(id, now, "fragment without a first fragment", r);
+        };
+        let received = match part.refused {
+            true => frag.offset,
+            false => part.publish.payload.len() as u64,
+        };
+        if part.publish.id != p.id
+            || frag.offset != received
+            || frag.total != part.total
+            || received + p.payload.len() as u64 > part.total
+        {
+            return self.violation(id, now, "fragments out of order", r);
+        }
+        if !part.refused {
+            part.publish.payload.extend_from_slice(p.payload);
+        }
+        if frag.offset + p.payload.len() as u64 == part.total {
+            let part = self.partial.take().expect("partial exists");
+            let publish = part.publish.as_publish();
+            if part.refused {
+                r.reject_publish(id, publish.id, publish.qos, Reason::MessageTooLarge);
+            } else {
+                r.handle(id, now, Command::Publish(publish));
+            }
+        }
+    }
+
+    /// The connection's timer fired: the handshake deadline, or keepalive.
+    pub(super) fn on_timer(&mut self, id: ConnId, now: Instant, r: &mut Router) {
+        self.timer = None;
+        match self.phase {
+            Phase::AwaitHello => {
+                if self.handshake_deadline.is_some_and(|d| d <= now) {
+                    self.close(id, now, Ctrl::Error(Reason::Timeout, "no hello in time"), r);
+                }
+            }
+            Phase::Open => self.keepalive(id, now, r),
+            Phase::Idle | Phase::Closing => {}
+        }
+    }
+
+    fn keepalive(&mut self, id: ConnId, now: Instant, r: &mut Router) {
+        let Some(ka) = self.keepalive else { return };
+        if now >= self.last_rx + ka * 3 / 2 {
+            let e = Ctrl::Error(Reason::KeepaliveTimeout, "keepalive timeout");
+            return self.close(id, now, e, r);
+        }
+        if now >= self.last_tx + ka / 2 {
+            self.ping_seq += 1;
+            self.last_tx = now;
+            self.ctrl.push_back(Ctrl::Ping(self.ping_seq));
+            r.links.wake(id);
+        }
+        let next = (self.last_rx + ka * 3 / 2)
+            .min(self.last_tx + ka / 2)
+            .max(now + Duration::from_millis(1));
+        r.timers.set(&mut self.timer, Timer::Conn(id), next);
+    }
+
+    /// A frame that is not allowed here: counted, answered with an error, closed.
+    fn violation(&mut self, id: ConnId, now: Instant, text: &'static str, r: &mut Router) {
+        r.stats.protocol_errors += 1;
+        self.close(id, now, Ctrl::Error(Reason::ProtocolViolation, text), r);
+    }
+
+    /// Ends the connection with `last` as its final frame, after the answers
+    /// already queued for it.
+    pub(super) fn close(&mut self, id: ConnId, now: Instant, last: Ctrl, r: &mut Router) {
+        if self.phase == Phase::Closing {
+            return;
+        }
+        r.end_conn(id, now);
+        self.phase = Phase::Closing;
+        self.last = Some(last);
+        self.partial = None;
+        self.deliver_offset = 0;
+        r.timers.stop(&mut self.timer, Timer::Conn(id));
+        r.links.wake(id);
+    }
+
+    /// A serial line's connection is over (a new `Hello` arrived, or it ended
+    /// and was flushed): the line is idle, its next output starts with a
+    /// delimiter.
+    pub(super) fn restart_line(&mut self, id: ConnId, now: Instant, r: &mut Router) {
+        r.restart_conn(id, now);
+        r.timers.stop(&mut self.timer, Timer::Conn(id));
+        self.phase = Phase::Idle;
+        self.peer = initial_peer(r);
+        self.keepalive = None;
+        self.handshake_deadline = None;
+        self.ctrl.clear();
+        self.last = None;
+        self.deliver_offset = 0;
+        self.partial = None;
+        self.delimiter = true;
+        self.close_event_sent = false;
+    }
+}

@@ -1,0 +1,249 @@
+//! Frames out: the codec's own frames, then the router's outputs for the
+//! connection, then the final frame of a connection the codec ends.
+
+use super::{Conn, Ctrl, Phase, Proto};
+use crate::broker::ConnId;
+use crate::broker::command::Output;
+use crate::broker::links::Link;
+use crate::broker::router::Router;
+use crate::broker::stats::Stats;
+use crate::broker::timers::Timer;
+use crate::framing::serial::DELIMITER;
+use crate::framing::stream;
+use crate::time::Instant;
+use crate::wire::{self, Deliver, ErrorFrame, Fragment, Frame, Limits, PROTOCOL_VERSION, Welcome};
+
+/// What the connection is after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// More to write (list it again).
+    More,
+    /// Nothing to write for now.
+    Idle,
+    /// Ended and flushed: close the transport (a stream, or a serial line the
+    /// broker is done with).
+    Close,
+    /// A serial line's connection ended and was flushed: the line is idle.
+    LineIdle,
+}
+
+impl Conn {
+    /// Writes as many whole frames as fit into `buf`; returns the bytes written.
+    pub(crate) fn write(&mut self, id: ConnId, buf: &mut [u8], r: &mut Router) -> usize {
+        let Router {
+            links,
+            cfg,
+            stats,
+            timers,
+            ..
+        } = r;
+        let Some(link) = links.get_mut(id) else {
+            return 0;
+        };
+        let p = &mut self.proto;
+        let mut pos = 0;
+        if p.delimiter
+            && (!p.ctrl.is_empty() || !link.out.is_empty())
+            && let Some(b) = buf.first_mut()
+        {
+            *b = DELIMITER;
+            pos = 1;
+            p.delimiter = false;
+        }
+        while let Some(&ctrl) = p.ctrl.front() {
+            match p.encode(&ctrl_frame(ctrl), &mut buf[pos..]) {
+                Some(n) => pos += n,
+                None if pos > 0 => return pos,
+                // Cannot fit even alone in the caller's buffer: dropped.
+                None => {}
+            }
+            p.ctrl.pop_front();
+        }
+        let ended = p.write_outputs(link, cfg.limits, buf, &mut pos, stats);
+        if ended {
+            p.phase = Phase::Closing;
+            timers.stop(&mut p.timer, Timer::Conn(id));
+        }
+        if p.phase == Phase::Closing
+            && link.out.is_empty()
+            && let Some(last) = p.last
+        {
+            match p.encode(&ctrl_frame(last), &mut buf[pos..]) {
+                Some(n) => pos += n,
+                None if pos > 0 => return pos,
+                None => {}
+            }
+            p.last = None;
+        }
+        pos
+    }
+
+    /// What the connection is now, after a write (see [`After`]).
+    pub(crate) fn after_write(&mut self, id: ConnId, r: &Router) -> After {
+        let p = &mut self.proto;
+        let queued = r.links.get(id).is_some_and(|l| !l.out.is_empty());
+        if queued || !p.ctrl.is_empty() || (p.phase == Phase::Closing && p.last.is_some()) {
+            return After::More;
+        }
+        if p.phase != Phase::Closing || p.close_event_sent {
+            return After::Idle;
+        }
+        if p.framing == crate::framing::Framing::Serial && !r.shutting_down {
+            return After::LineIdle;
+        }
+        p.close_event_sent = true;
+        After::Close
+    }
+
+    /// Makes the serial line idle after its connection ended (see `After`).
+    pub(crate) fn line_idle(&mut self, id: ConnId, now: Instant, r: &mut Router) {
+        self.proto.restart_line(id, now, r);
+    }
+}
+
+impl Proto {
+    /// Encodes one frame in the connection's framing; `None` when it does not
+    /// fit.
+    fn encode(&self, frame: &Frame<'_>, buf: &mut [u8]) -> Option<usize> {
+        self.framing.encode(frame, self.peer.max_frame, buf).ok()
+    }
+
+    /// Writes the router's outputs; true when one of them ended the connection.
+    fn write_outputs(
+        &mut self,
+        link: &mut Link,
+        limits: Limits,
+        buf: &mut [u8],
+        pos: &mut usize,
+        stats: &mut Stats,
+    ) -> bool {
+        while let Some(out) = link.out.front() {
+            let (frame, ends) = match *out {
+                Output::Deliver(_) => match self.write_delivery(link, buf, pos, stats) {
+                    true => continue,
+                    false => return false,
+                },
+                Output::Connected { session_present } => (
+                    Frame::Welcome(Welcome {
+                        version: PROTOCOL_VERSION,
+                        session_present,
+                        limits,
+                    }),
+                    false,
+                ),
+                Output::PubAck { id, seq, duplicate } => {
+                    (Frame::PubAck(wire::PubAck { id, seq, duplicate }), false)
+                }
+                Output::PubReject { id, reason } => {
+                    (Frame::PubReject(wire::PubReject { id, reason }), false)
+                }
+                Output::SubAck { sub } => (Frame::SubAck(wire::SubAck { sub }), false),
+                Output::SubReject { sub, reason } => {
+                    (Frame::SubReject(wire::SubReject { sub, reason }), false)
+                }
+                Output::UnsubAck { sub } => (Frame::UnsubAck(wire::UnsubAck { sub }), false),
+                Output::Error(code, text) => (Frame::Error(ErrorFrame { code, text }), true),
+                Output::Close(reason) => (
+                    Frame::Close(wire::Close {
+                        reason,
+                        text: reason.as_str(),
+                    }),
+                    true,
+                ),
+            };
+            match self.encode(&frame, &mut buf[*pos..]) {
+                Some(n) => *pos += n,
+                None if *pos > 0 => return false,
+                None => {}
+            }
+            link.out.pop_front();
+            if ends {
+                link.out.clear();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Writes the delivery at the front of the queue, whole or its next
+    /// fragments; true when it is done (written or dropped), false when the
+    /// buffer is full.
+    fn write_delivery(
+        &mut self,
+        link: &mut Link,
+        buf: &mut [u8],
+        pos: &mut usize,
+        stats: &mut Stats,
+    ) -> bool {
+        let Some(Output::Deliver(dv)) = link.out.front() else {
+            return true;
+        };
+        let max_frame = self.peer.max_frame;
+        let view = dv.msg.view();
+        let room = &mut buf[*pos..];
+        let mut d = Deliver {
+            sub: dv.sub,
+            topic: view.topic,
+            seq: view.seq,
+            tag: dv.tag,
+            attempt: dv.attempt,
+            qos: dv.qos,
+            meta: view.meta,
+            fragment: None,
+            payload: view.payload,
+        };
+        let limit = (max_frame as usize).min(room.len().saturating_sub(stream::MAX_PREFIX + 8));
+        let whole = Frame::Deliver(d).encoded_len();
+        let offset = self.deliver_offset;
+        let written = if offset == 0 && whole <= limit {
+            self.encode(&Frame::Deliver(d), room).map(|n| (n, true))
+        } else {
+            let overhead = wire::publish_overhead(view.topic, &view.meta);
+            let chunk = limit.saturating_sub(overhead);
+            if chunk == 0 {
+                if *pos > 0 {
+                    return false;
+                }
+                // The headers alone exceed the limit: it cannot be sent.
+                stats.protocol_errors += 1;
+                self.deliver_offset = 0;
+                link.out.pop_front();
+                return true;
+            }
+            let end = (offset + chunk).min(view.payload.len());
+            d.fragment = Some(Fragment {
+                offset: offset as u64,
+                total: view.payload.len() as u64,
+            });
+            d.payload = &view.payload[offset..end];
+            self.encode(&Frame::Deliver(d), room)
+                .map(|n| (n, end >= view.payload.len()))
+                .inspect(|_| self.deliver_offset = end)
+        };
+        match written {
+            Some((n, done)) => {
+                *pos += n;
+                if done {
+                    self.deliver_offset = 0;
+                    link.out.pop_front();
+                }
+                true
+            }
+            None if *pos > 0 => false,
+            None => {
+                stats.protocol_errors += 1;
+                self.deliver_offset = 0;
+                link.out.pop_front();
+                true
+            }
+        }
+    }
+}
+
+fn ctrl_frame(ctrl: Ctrl) -> Frame<'static> {
+    match ctrl {
+        Ctrl::Ping(n) => Frame::Ping(n),
+        Ctrl::Pong(n) => Frame::Pong(n),
+        Ctrl::Error(code, text) => Frame::Error(ErrorFrame { code, text }),
+    }
+}

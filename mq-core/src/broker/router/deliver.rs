@@ -1,0 +1,236 @@
+//! Delivery: moving messages from a queue to the consumers that have credit
+//! and room, and recording when a durable queue is done with a message.
+
+use alloc::vec::Vec;
+
+use super::{InFlight, Router};
+use crate::broker::command::{Delivery, Output};
+use crate::broker::queue::Queued;
+use crate::broker::record::Record;
+use crate::broker::slab::Key;
+use crate::broker::timers::{Target, Timer};
+use crate::broker::{ConnId, message::Msg};
+use crate::time::Instant;
+use crate::wire::QoS;
+
+impl Router {
+    /// The connection's output queue has room again: deliver to its session.
+    pub(crate) fn pump_conn(&mut self, conn: ConnId, now: Instant) {
+        if let Some(session) = self.links.session(conn) {
+            self.pump_session(session, now);
+        }
+    }
+
+    pub(super) fn pump_session(&mut self, session: Key, now: Instant) {
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let subs: Vec<Key> = s.subs.values().copied().collect();
+        for sub in subs {
+            let t = self.target_of(sub);
+            self.pump(t, now);
+        }
+    }
+
+    /// Delivers what the target's consumers can take. A message leaving the
+    /// queue may make room for a publisher held by a `Block` queue (a QoS 0
+    /// delivery leaves at once; QoS 1 ones at their ack, see `settle`): those
+    /// are retried then, not at their deadline.
+    pub(super) fn pump(&mut self, target: Target, now: Instant) {
+        if self.pump_queue(target, now) {
+            self.retry_all_parked(now);
+        }
+    }
+
+    /// [`pump`](Self::pump) without the retry; true when a message left the queue.
+    fn pump_queue(&mut self, target: Target, now: Instant) -> bool {
+        let mut popped = false;
+        loop {
+            let Some(sub) = self.pick_consumer(target, now) else {
+                return popped;
+            };
+            let Some(queue) = super::queue_in(&mut self.subs, &mut self.groups, target) else {
+                return popped;
+            };
+            let Some((q, was_waiting)) = queue.pop(now, &self.topics) else {
+                self.arm_retry(target);
+                return popped;
+            };
+            // A replayed message held no room in the queue.
+            popped |= was_waiting;
+            if was_waiting {
+                self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            }
+            if q.msg.is_expired(now) {
+                self.stats.expired += 1;
+                self.finish(target, &q.msg);
+                continue;
+            }
+            // A group message should not go straight back to the member that
+            // failed it, when another can take it.
+            if let (Target::Group(_), Some(avoid)) = (target, q.avoid)
+                && avoid == sub
+                && let Some(other) = self.pick_consumer_except(target, sub)
+            {
+                self.deliver(other, target, q, now);
+                continue;
+            }
+            self.deliver(sub, target, q, now);
+        }
+    }
+
+    /// Sets the queue's retry timer for its earliest held-back redelivery.
+    fn arm_retry(&mut self, target: Target) {
+        if let Some(q) = super::queue_in(&mut self.subs, &mut self.groups, target) {
+            let at = q.next_retry();
+            self.timers
+                .reset(&mut q.retry_timer, Timer::Retry(target), at);
+        }
+    }
+
+    fn can_take(&self, sub: Key) -> bool {
+        let Some(s) = self.subs.get(sub) else {
+            return false;
+        };
+        if s.credit == 0 || !s.active {
+            return false;
+        }
+        self.sessions
+            .get(s.session)
+            .and_then(|x| x.conn)
+            .is_some_and(|conn| self.links.has_room(conn))
+    }
+
+    fn pick_consumer(&mut self, target: Target, now: Instant) -> Option<Key> {
+        if !self.queue(target).is_some_and(|q| q.has_ready(now)) {
+            self.arm_retry(target);
+            return None;
+        }
+        match target {
+            Target::Sub(k) => self.can_take(k).then_some(k),
+            Target::Group(g) => {
+                let group = self.groups.get(g)?;
+                let n = group.members.len();
+                for i in 0..n {
+                    let idx = (group.next_member + i) % n;
+                    let m = group.members[idx];
+                    if self.can_take(m) {
+                        let group = self.groups.get_mut(g)?;
+                        group.next_member = (idx + 1) % n;
+                        return Some(m);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    fn pick_consumer_except(&self, target: Target, except: Key) -> Option<Key> {
+        let Target::Group(g) = target else {
+            return None;
+        };
+        self.groups
+            .get(g)?
+            .members
+            .iter()
+            .copied()
+            .find(|&m| m != except && self.can_take(m))
+    }
+
+    fn deliver(&mut self, sub_key: Key, target: Target, q: Queued, now: Instant) {
+        let attempt = q.attempt.saturating_add(1);
+        let ack_timeout = self.cfg.ack_timeout;
+        let Some(sub) = self.subs.get_mut(sub_key) else {
+            return;
+        };
+        let qos = sub.qos.min(q.msg.qos);
+        sub.credit -= 1;
+        let sub_id = sub.id;
+        let session_key = sub.session;
+        let Some(session) = self.sessions.get_mut(session_key) else {
+            return;
+        };
+        let Some(conn) = session.conn else { return };
+        let tag = session.next_tag;
+        session.next_tag += 1;
+        if attempt > 1 {
+            self.stats.redelivered += 1;
+        }
+        self.stats.messages_out += 1;
+        self.stats.bytes_out += q.msg.payload_len as u64;
+        let size = q.msg.payload_len;
+        if qos == QoS::AtLeastOnce {
+            let deadline = ack_timeout.map(|d| now + d);
+            session.inflight.insert(
+                tag,
+                InFlight {
+                    sub: sub_key,
+                    target,
+                    msg: q.msg.clone(),
+                    attempt,
+                    deadline,
+                },
+            );
+            // Later deliveries have later deadlines: only the first one arms.
+            if let Some(at) = deadline
+                && session.timer.is_none()
+            {
+                self.timers
+                    .set(&mut session.timer, Timer::Session(session_key), at);
+            }
+            self.stats.current_inflight += 1;
+            if let Some(queue) = self.queue_mut(target) {
+                queue.mark_inflight(size);
+            }
+        } else {
+            // Nothing to ack: the queue is done with it now.
+            self.finish(target, &q.msg);
+        }
+        self.links.push(
+            conn,
+            Output::Deliver(Delivery {
+                msg: q.msg,
+                sub: sub_id,
+                tag,
+                attempt,
+                qos,
+            }),
+        );
+    }
+
+    /// A queue is done with a message: for durable queues, record it.
+    pub(super) fn finish(&mut self, target: Target, msg: &Msg) {
+        if msg.qos != QoS::AtLeastOnce {
+            return;
+        }
+        match target {
+            Target::Sub(k) => {
+                let Some(sub) = self.subs.get(k) else { return };
+                let Some(s) = self.sessions.get(sub.session) else {
+                    return;
+                };
+                if s.persistent {
+                    let (client, id) = (s.client.clone(), sub.id);
+                    self.emit(&Record::Ack {
+                        client: &client,
+                        sub: id,
+                        msg: msg.id,
+                    });
+                }
+            }
+            Target::Group(g) => {
+                let Some(group) = self.groups.get(g) else {
+                    return;
+                };
+                if group.durable {
+                    let (filter, name) = (group.filter.clone(), group.name.clone());
+                    self.emit(&Record::GroupAck {
+                        filter: &filter,
+                        group: &name,
+                        msg: msg.id,
+                    });
+                }
+            }
+        }
+    }
+}

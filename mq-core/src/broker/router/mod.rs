@@ -1,0 +1,304 @@
+//! The router: sessions, subscriptions and groups, publishing, delivery,
+//! settling, retention, and the records that make them durable.
+//!
+//! It takes [`Command`]s from connection codecs and answers with [`Output`]s
+//! queued per connection in [`Links`]; it never sees bytes and does not know
+//! which protocol a connection speaks. One concern per file:
+//!
+//! - `session`: connect, take over, detach, end sessions;
+//! - `subscribe`: subscriptions and groups, credit;
+//! - `publish`: admission (validation, dedup, queue room), held publishers,
+//!   release once stored;
+//! - `deliver`: moving messages from queues to consumers within their credit;
+//! - `settle`: acks, nacks, ack deadlines, redelivery backoff, dead letters;
+//! - `retention`: what topics keep for replay, and the sweep of expired
+//!   messages;
+//! - `snapshot` and `restore`: the durable state as records, and back;
+//! - `inspect`: queue depths, drain state and invariants for adapters and tests.
+
+mod deliver;
+mod inspect;
+mod publish;
+mod restore;
+mod retention;
+mod session;
+mod settle;
+mod snapshot;
+mod subscribe;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::command::{Command, Outcome, Output};
+use super::config::{Config, Permissions, Retention};
+use super::dedup::Dedup;
+use super::links::Links;
+use super::message::Msg;
+use super::queue::Queue;
+use super::record::Record;
+use super::slab::{Key, Slab};
+use super::stats::Stats;
+use super::store::StoreOps;
+use super::timers::{Target, Timer, Timers};
+use super::{ConnId, Map};
+use crate::time::Instant;
+use crate::topic::SubscriptionIndex;
+use crate::wire;
+
+pub(crate) use publish::Parked;
+pub(crate) use settle::Settle;
+
+pub(crate) struct InFlight {
+    pub sub: Key,
+    pub target: Target,
+    pub msg: Msg,
+    pub attempt: u16,
+    pub deadline: Option<Instant>,
+}
+
+pub(crate) struct Session {
+    pub client: String,
+    pub persistent: bool,
+    pub conn: Option<ConnId>,
+    pub perms: Permissions,
+    /// Credit of subscriptions that ask for none.
+    pub default_credit: u32,
+    /// The client's subscription ids.
+    pub subs: BTreeMap<u32, Key>,
+    pub next_tag: u64,
+    /// Deliveries not settled yet, by tag. Tags grow with time and every ack
+    /// deadline is the same timeout after its delivery, so the first entry has
+    /// the earliest deadline: the session's one timer is set for it.
+    pub inflight: BTreeMap<u64, InFlight>,
+    /// filter -> topic -> highest sequence acked (for `Start::Cursor`).
+    pub cursors: BTreeMap<String, BTreeMap<Arc<str>, u64>>,
+    /// Slot of the session's ack-deadline timer.
+    pub timer: Option<Instant>,
+}
+
+pub(crate) struct Subscription {
+    pub session: Key,
+    pub id: u32,
+    pub filter: String,
+    pub group: Option<Key>,
+    pub qos: wire::QoS,
+    pub window: u32,
+    pub credit: u32,
+    /// Fan-out subscriptions only; group members use the group's queue.
+    pub queue: Queue,
+    /// False after a session resumes, until the client subscribes again with
+    /// the same id: only then does the broker deliver for it.
+    pub active: bool,
+}
+
+pub(crate) struct Group {
+    pub filter: String,
+    pub name: String,
+    pub members: Vec<Key>,
+    pub next_member: usize,
+    pub queue: Queue,
+    /// Some member's session is persistent: its acks are recorded.
+    pub durable: bool,
+}
+
+pub(crate) struct TopicState {
+    pub name: Arc<str>,
+    pub next_seq: u64,
+    /// Sequence numbers below this are reserved in the store (see
+    /// `Record::SeqReserve`).
+    pub reserved_until: u64,
+    /// Kept for replay, oldest first (ascending sequence numbers).
+    pub retained: VecDeque<Msg>,
+    pub retained_bytes: usize,
+    pub retention: Retention,
+}
+
+/// Waiting for the store, in the order records were emitted.
+pub(crate) enum Pending {
+    /// A message to route once persisted (or at once, behind earlier ones).
+    Release {
+        token: Option<u64>,
+        msg: Msg,
+        targets: Vec<Target>,
+        /// Publishers to answer with `PubAck` on release.
+        acks: Vec<(ConnId, u32)>,
+        dedup: Option<wire::Dedup>,
+    },
+    /// An answer to send once a record is persisted.
+    Reply {
+        token: u64,
+        conn: Option<ConnId>,
+        out: Output,
+    },
+}
+
+impl Pending {
+    fn token(&self) -> Option<u64> {
+        match self {
+            Pending::Release { token, .. } => *token,
+            Pending::Reply { token, .. } => Some(*token),
+        }
+    }
+}
+
+pub(crate) struct Router {
+    pub cfg: Config,
+    pub stats: Stats,
+    pub timers: Timers,
+    pub links: Links,
+    pub store: StoreOps,
+    rng: u64,
+    sessions: Slab<Session>,
+    by_client: Map<String, Key>,
+    subs: Slab<Subscription>,
+    groups: Slab<Group>,
+    group_by_name: Map<(String, String), Key>,
+    index: SubscriptionIndex<Target>,
+    topics: Map<Arc<str>, TopicState>,
+    dedup: Dedup,
+    next_msg: u64,
+    pending: VecDeque<Pending>,
+    /// Publishers held by full `Block` queues, in the order they were held.
+    parked: Vec<(ConnId, Parked)>,
+    sweep_timer: Option<Instant>,
+    pub shutting_down: bool,
+}
+
+impl Router {
+    pub(crate) fn new(cfg: Config) -> Self {
+        Router {
+            rng: cfg.seed | 1,
+            dedup: Dedup::new(cfg.dedup_window, cfg.max_producers),
+            links: Links::new(cfg.max_pending_frames),
+            cfg,
+            stats: Stats::default(),
+            timers: Timers::default(),
+            store: StoreOps::new(),
+            sessions: Slab::new(),
+            by_client: Map::default(),
+            subs: Slab::new(),
+            groups: Slab::new(),
+            group_by_name: Map::default(),
+            index: SubscriptionIndex::new(),
+            topics: Map::default(),
+            next_msg: 1,
+            pending: VecDeque::new(),
+            parked: Vec::new(),
+            sweep_timer: None,
+            shutting_down: false,
+        }
+    }
+
+    /// Carries out a command from `conn`'s codec.
+    pub(crate) fn handle(&mut self, conn: ConnId, now: Instant, cmd: Command<'_>) -> Outcome {
+        if let Command::Connect(c) = cmd {
+            return self.connect(conn, now, c);
+        }
+        // Commands of a connection without a session (ended, taken over) are moot.
+        let Some(session) = self.links.session(conn) else {
+            return Outcome::Done;
+        };
+        match cmd {
+            Command::Publish(p) => return self.publish(conn, session, now, &p),
+            Command::Subscribe(s) => self.subscribe(conn, session, now, s),
+            Command::Unsubscribe { sub } => self.unsubscribe(conn, session, now, sub),
+            Command::Ack { tag } => self.settle(session, tag, Settle::Ack, now),
+            Command::Nack { tag, requeue } => {
+                let how = if requeue {
+                    Settle::Requeue
+                } else {
+                    Settle::DeadLetter
+                };
+                self.settle(session, tag, how, now);
+            }
+            Command::Credit { sub, credit } => self.credit(session, sub, credit, now),
+            Command::Disconnect => self.end_conn(conn, now),
+            Command::Connect(_) => {}
+        }
+        Outcome::Done
+    }
+
+    /// Runs a due timer (not a connection's: those are the codec's).
+    pub(crate) fn on_timer(&mut self, timer: Timer, now: Instant) {
+        match timer {
+            Timer::Conn(_) => {}
+            Timer::Parked(conn) => self.retry_parked(conn, now, true),
+            Timer::Session(session) => self.ack_deadlines(session, now),
+            Timer::Retry(target) => {
+                if let Some(q) = self.queue_mut(target) {
+                    q.retry_timer = None;
+                }
+                self.pump(target, now);
+            }
+            Timer::Sweep => {
+                self.sweep_timer = None;
+                self.sweep(now);
+            }
+        }
+    }
+
+    /// Whether `conn`'s input must wait: its publish is held, or its output
+    /// queue is full.
+    pub(crate) fn input_blocked(&self, conn: ConnId) -> bool {
+        self.links.backed_up(conn) || self.parked.iter().any(|(c, _)| *c == conn)
+    }
+
+    fn emit(&mut self, record: &Record<'_>) -> u64 {
+        self.stats.store_ops += 1;
+        self.store.emit(record)
+    }
+
+    fn emit_shared(&mut self, bytes: Arc<[u8]>) -> u64 {
+        self.stats.store_ops += 1;
+        self.store.emit_shared(bytes)
+    }
+
+    /// Queues `out` for `conn`.
+    fn send(&mut self, conn: ConnId, out: Output) {
+        self.links.push(conn, out);
+    }
+
+    fn target_of(&self, sub: Key) -> Target {
+        match self.subs.get(sub).and_then(|s| s.group) {
+            Some(g) => Target::Group(g),
+            None => Target::Sub(sub),
+        }
+    }
+
+    fn queue_mut(&mut self, target: Target) -> Option<&mut Queue> {
+        queue_in(&mut self.subs, &mut self.groups, target)
+    }
+
+    fn queue(&self, target: Target) -> Option<&Queue> {
+        match target {
+            Target::Sub(k) => self.subs.get(k).map(|s| &s.queue),
+            Target::Group(k) => self.groups.get(k).map(|g| &g.queue),
+        }
+    }
+
+    /// Whether the queue of `target` survives its consumers' sessions.
+    fn is_durable(&self, target: Target) -> bool {
+        match target {
+            Target::Sub(k) => self
+                .subs
+                .get(k)
+                .and_then(|s| self.sessions.get(s.session))
+                .is_some_and(|s| s.persistent),
+            Target::Group(g) => self.groups.get(g).is_some_and(|g| g.durable),
+        }
+    }
+}
+
+/// The queue of `target`, borrowing only the tables that hold queues.
+fn queue_in<'a>(
+    subs: &'a mut Slab<Subscription>,
+    groups: &'a mut Slab<Group>,
+    target: Target,
+) -> Option<&'a mut Queue> {
+    match target {
+        Target::Sub(k) => subs.get_mut(k).map(|s| &mut s.queue),
+        Target::Group(k) => groups.get_mut(k).map(|g| &mut g.queue),
+    }
+}

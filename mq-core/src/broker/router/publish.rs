@@ -1,0 +1,403 @@
+//! Publishing: admission (validation, permissions, dedup, room in every
+//! matching queue), publishers held by full `Block` queues, and the release of
+//! admitted messages once their records are stored.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::{Pending, Router, TopicState};
+use crate::broker::ConnId;
+use crate::broker::command::{Outcome, Output, OwnedPublish, Publish};
+use crate::broker::config::Overflow;
+use crate::broker::dedup::Seen;
+use crate::broker::message::{Message, Msg};
+use crate::broker::queue::{Offer, Queued};
+use crate::broker::record::{MessageRecord, Record};
+use crate::broker::slab::Key;
+use crate::broker::timers::{Target, Timer};
+use crate::time::Instant;
+use crate::topic::Topic;
+use crate::wire::{self, Meta, QoS, Reason};
+
+/// Sequence numbers reserved per `SeqReserve` record.
+const SEQ_BLOCK: u64 = 1 << 20;
+/// How often expired messages are swept while some may expire.
+pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A publish held until its queues have room, or its deadline.
+pub(crate) struct Parked {
+    publish: OwnedPublish,
+    deadline: Instant,
+    timer: Option<Instant>,
+}
+
+impl Router {
+    pub(super) fn publish(
+        &mut self,
+        conn: ConnId,
+        session: Key,
+        now: Instant,
+        p: &Publish<'_>,
+    ) -> Outcome {
+        match self.admit(conn, session, now, p, None) {
+            Some(deadline) => {
+                let mut parked = Parked {
+                    publish: OwnedPublish::new(p, p.payload.to_vec()),
+                    deadline,
+                    timer: None,
+                };
+                self.timers
+                    .set(&mut parked.timer, Timer::Parked(conn), deadline);
+                self.parked.push((conn, parked));
+                Outcome::Held(deadline)
+            }
+            None => Outcome::Done,
+        }
+    }
+
+    /// Refuses a publish (and answers it, unless it is QoS 0 without an id).
+    pub(crate) fn reject_publish(&mut self, conn: ConnId, id: u32, qos: QoS, reason: Reason) {
+        self.stats.rejected += 1;
+        if qos == QoS::AtLeastOnce || id != 0 {
+            self.send(conn, Output::PubReject { id, reason });
+        }
+    }
+
+    /// Validates, deduplicates and admits a whole publish. Returns the deadline
+    /// to hold the publisher until, when a `Block` queue is full; `held_until` is
+    /// that deadline when the publish was held already.
+    fn admit(
+        &mut self,
+        conn: ConnId,
+        session: Key,
+        now: Instant,
+        p: &Publish<'_>,
+        held_until: Option<Instant>,
+    ) -> Option<Instant> {
+        let Ok(topic) = Topic::new(p.topic) else {
+            self.reject_publish(conn, p.id, p.qos, Reason::InvalidTopic);
+            return None;
+        };
+        let refusal = if p.topic.starts_with('$') {
+            Some(Reason::NotAuthorized)
+        } else if self.shutting_down {
+            Some(Reason::ShuttingDown)
+        } else if self.store.full && p.qos == QoS::AtLeastOnce {
+            Some(Reason::StorageFull)
+        } else if p.payload.len() > self.cfg.max_message {
+            Some(Reason::MessageTooLarge)
+        } else if !self
+            .sessions
+            .get(session)
+            .is_some_and(|s| s.perms.may_publish(topic))
+        {
+            self.stats.auth_failures += 1;
+            Some(Reason::NotAuthorized)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.reject_publish(conn, p.id, p.qos, reason);
+            return None;
+        }
+        if let Some(d) = p.dedup
+            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
+        {
+            self.stats.duplicates += 1;
+            if p.qos == QoS::AtLeastOnce {
+                self.ack_duplicate(conn, p.id, d, seq);
+            }
+            return None;
+        }
+
+        // Where it goes, and whether every queue has room.
+        let mut targets: Vec<Target> = Vec::new();
+        self.index.for_each_match(topic, |t| targets.push(*t));
+        let size = p.payload.len();
+        let mut full_block: Option<Duration> = None;
+        let mut full_reject = false;
+        for &t in &targets {
+            let Some(q) = self.queue(t) else { continue };
+            if q.is_full_for(size) {
+                match q.limits.overflow {
+                    Overflow::RejectNew => full_reject = true,
+                    Overflow::Block { deadline } => {
+                        full_block = Some(full_block.map_or(deadline, |d| d.min(deadline)));
+                    }
+                    Overflow::DropOldest => {}
+                }
+            }
+        }
+        if full_reject && p.qos == QoS::AtLeastOnce {
+            self.reject_publish(conn, p.id, p.qos, Reason::QueueFull);
+            return None;
+        }
+        if let Some(deadline) = full_block {
+            let deadline = held_until.unwrap_or(now + deadline);
+            if now >= deadline {
+                self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
+                return None;
+            }
+            return Some(deadline);
+        }
+
+        // Admitted: number it, encode its record once, reserve room in its queues.
+        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload);
+        if let Some(d) = p.dedup {
+            self.dedup.record(d.producer, d.seq, msg.seq);
+        }
+        self.stats.messages_in += 1;
+        self.stats.bytes_in += size as u64;
+        let before = targets.len();
+        targets.retain(|&t| {
+            // QoS 0 into a full RejectNew queue: dropped for that queue only.
+            self.queue(t)
+                .is_some_and(|q| !(q.limits.overflow == Overflow::RejectNew && q.is_full_for(size)))
+        });
+        self.stats.dropped += (before - targets.len()) as u64;
+        self.reserve(&targets, size);
+        let token = if p.qos == QoS::AtLeastOnce {
+            Some(self.emit_shared(msg.record.clone()))
+        } else {
+            // Not stored: make sure its sequence number is never handed out again
+            // after a restart (one small record per block of numbers).
+            self.reserve_seq(&msg)
+        };
+        let acks = if p.qos == QoS::AtLeastOnce {
+            alloc::vec![(conn, p.id)]
+        } else {
+            Vec::new()
+        };
+        self.pending.push_back(Pending::Release {
+            token,
+            msg,
+            targets,
+            acks,
+            dedup: p.dedup,
+        });
+        self.release(now);
+        None
+    }
+
+    fn ack_duplicate(&mut self, conn: ConnId, id: u32, d: wire::Dedup, seq: Option<u64>) {
+        // The original may still wait for the store: answer when it is released.
+        for p in self.pending.iter_mut() {
+            if let Pending::Release {
+                dedup: Some(pd),
+                acks,
+                ..
+            } = p
+                && *pd == d
+            {
+                acks.push((conn, id));
+                return;
+            }
+        }
+        let seq = seq.unwrap_or(0);
+        self.send(
+            conn,
+            Output::PubAck {
+                id,
+                seq,
+                duplicate: true,
+            },
+        );
+    }
+
+    /// A new message on `topic`: its id, sequence number and record.
+    pub(super) fn new_message(
+        &mut self,
+        now: Instant,
+        topic: Topic<'_>,
+        qos: QoS,
+        dedup: Option<wire::Dedup>,
+        meta: Meta<'_>,
+        payload: &[u8],
+    ) -> Msg {
+        let id = self.next_msg;
+        self.next_msg += 1;
+        let t = self.topic_state(topic);
+        let seq = t.next_seq;
+        t.next_seq += 1;
+        let record = Record::Message(MessageRecord {
+            id,
+            topic: topic.as_str(),
+            seq,
+            qos,
+            published_us: now.as_micros(),
+            dedup,
+            meta,
+            payload,
+        })
+        .encode_shared();
+        Arc::new(Message {
+            id,
+            seq,
+            topic: t.name.clone(),
+            qos,
+            published_at: now,
+            expires_at: meta
+                .ttl_ms
+                .map(|ms| now + Duration::from_millis(u64::from(ms))),
+            payload_len: payload.len(),
+            record,
+        })
+    }
+
+    fn reserve_seq(&mut self, msg: &Msg) -> Option<u64> {
+        let t = self.topics.get_mut(&*msg.topic)?;
+        if msg.seq < t.reserved_until {
+            return None;
+        }
+        t.reserved_until = msg.seq + SEQ_BLOCK;
+        let until = t.reserved_until;
+        let name = t.name.clone();
+        Some(self.emit(&Record::SeqReserve {
+            topic: &name,
+            until,
+        }))
+    }
+
+    pub(super) fn topic_state(&mut self, topic: Topic<'_>) -> &mut TopicState {
+        if !self.topics.contains_key(topic.as_str()) {
+            let name: Arc<str> = Arc::from(topic.as_str());
+            let state = TopicState {
+                name: name.clone(),
+                next_seq: 1,
+                reserved_until: 0,
+                retained: Default::default(),
+                retained_bytes: 0,
+                retention: self.cfg.retention_for(topic),
+            };
+            self.topics.insert(name, state);
+        }
+        self.topics.get_mut(topic.as_str()).expect("inserted above")
+    }
+
+    /// Offers a held publish again (room may have appeared, or its deadline
+    /// passed). `fired`: its timer fired (the slot is stale).
+    pub(super) fn retry_parked(&mut self, conn: ConnId, now: Instant, fired: bool) {
+        let Some(i) = self.parked.iter().position(|(c, _)| *c == conn) else {
+            return;
+        };
+        let (_, mut parked) = self.parked.remove(i);
+        if fired {
+            parked.timer = None;
+        }
+        let Some(session) = self.links.session(conn) else {
+            self.timers.stop(&mut parked.timer, Timer::Parked(conn));
+            return;
+        };
+        let publish = parked.publish.as_publish();
+        match self.admit(conn, session, now, &publish, Some(parked.deadline)) {
+            Some(deadline) => {
+                parked.deadline = deadline;
+                self.timers
+                    .set(&mut parked.timer, Timer::Parked(conn), deadline);
+                self.parked.insert(i, (conn, parked));
+            }
+            None => self.timers.stop(&mut parked.timer, Timer::Parked(conn)),
+        }
+    }
+
+    pub(super) fn retry_all_parked(&mut self, now: Instant) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let conns: Vec<ConnId> = self.parked.iter().map(|(c, _)| *c).collect();
+        for conn in conns {
+            self.retry_parked(conn, now, false);
+        }
+    }
+
+    /// Forgets the publish held for `conn` (it went away).
+    pub(super) fn unpark(&mut self, conn: ConnId) {
+        if let Some(i) = self.parked.iter().position(|(c, _)| *c == conn) {
+            let (_, mut parked) = self.parked.remove(i);
+            self.timers.stop(&mut parked.timer, Timer::Parked(conn));
+        }
+    }
+
+    /// Releases, in order, every pending entry whose record is persisted.
+    pub(super) fn release(&mut self, now: Instant) {
+        while let Some(front) = self.pending.front() {
+            if !self.store.is_persisted(front.token()) {
+                break;
+            }
+            match self.pending.pop_front().expect("front exists") {
+                Pending::Reply { conn, out, .. } => {
+                    if let Some(conn) = conn {
+                        self.send(conn, out);
+                    }
+                }
+                Pending::Release {
+                    msg, targets, acks, ..
+                } => {
+                    for (conn, id) in acks {
+                        let seq = msg.seq;
+                        self.send(
+                            conn,
+                            Output::PubAck {
+                                id,
+                                seq,
+                                duplicate: false,
+                            },
+                        );
+                    }
+                    self.retain(&msg, now);
+                    for t in targets {
+                        if let Some(q) = self.queue_mut(t) {
+                            q.unreserve(msg.payload_len);
+                        }
+                        self.enqueue(t, msg.clone(), now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The store made every record up to `token` durable.
+    pub(crate) fn persisted(&mut self, token: u64, now: Instant) {
+        self.store.mark_persisted(token);
+        self.release(now);
+    }
+
+    /// Holds room in each target queue for an admitted message until `release`
+    /// offers it.
+    pub(super) fn reserve(&mut self, targets: &[Target], size: usize) {
+        for &t in targets {
+            if let Some(q) = self.queue_mut(t) {
+                q.reserve(size);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, target: Target, msg: Msg, now: Instant) {
+        let needs_sweep = msg.expires_at.is_some();
+        let Some(queue) = self.queue_mut(target) else {
+            return;
+        };
+        match queue.offer(Queued {
+            msg,
+            attempt: 0,
+            avoid: None,
+        }) {
+            Offer::Accepted => self.stats.current_queued += 1,
+            Offer::DroppedOldest(old) => {
+                self.stats.dropped += 1;
+                self.finish(target, &old.msg);
+            }
+            Offer::Full(q) => {
+                // Room was reserved at admission; only a queue whose limits
+                // shrank since (a restart with a new configuration) drops it.
+                self.stats.dropped += 1;
+                self.finish(target, &q.msg);
+            }
+        }
+        if needs_sweep {
+            self.schedule_sweep(now + SWEEP_INTERVAL);
+        }
+        self.pump(target, now);
+    }
+}

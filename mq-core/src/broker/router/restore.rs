@@ -1,0 +1,153 @@
+//! Rebuilding the router from stored records, in the order they were written.
+
+use alloc::borrow::ToOwned;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::Router;
+use super::publish::SWEEP_INTERVAL;
+use crate::broker::message::Message;
+use crate::broker::queue::Queued;
+use crate::broker::record::{Record, RecordError};
+use crate::time::Instant;
+use crate::topic::{Filter, Topic};
+
+impl Router {
+    /// See [`Broker::restore`](crate::broker::Broker::restore).
+    pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
+        match Record::decode(bytes)? {
+            Record::Message(m) => {
+                let Ok(topic) = Topic::new(m.topic) else {
+                    return Err(RecordError::Malformed);
+                };
+                // Ids only grow in a log: a lower one was restored already (a store
+                // that wrote a record again, or one a snapshot also holds).
+                if m.id < self.next_msg {
+                    return Ok(());
+                }
+                self.next_msg = self.next_msg.max(m.id + 1);
+                let t = self.topic_state(topic);
+                t.next_seq = t.next_seq.max(m.seq + 1);
+                let published_at = Instant::from_micros(m.published_us);
+                let msg = Arc::new(Message {
+                    id: m.id,
+                    seq: m.seq,
+                    topic: t.name.clone(),
+                    qos: m.qos,
+                    published_at,
+                    expires_at: m
+                        .meta
+                        .ttl_ms
+                        .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
+                    payload_len: m.payload.len(),
+                    record: Arc::from(bytes),
+                });
+                if let Some(d) = m.dedup {
+                    self.dedup.record(d.producer, d.seq, m.seq);
+                }
+                self.retain(&msg, now);
+                if msg.is_expired(now) {
+                    return Ok(());
+                }
+                let mut targets = Vec::new();
+                self.index.for_each_match(topic, |t| targets.push(*t));
+                for t in targets {
+                    if let Some(q) = self.queue_mut(t) {
+                        q.push_back(Queued {
+                            msg: msg.clone(),
+                            attempt: 0,
+                            avoid: None,
+                        });
+                        self.stats.current_queued += 1;
+                    }
+                }
+                if msg.expires_at.is_some() {
+                    self.schedule_sweep(now + SWEEP_INTERVAL);
+                }
+            }
+            Record::SessionOpen { client } => {
+                if !self.by_client.contains_key(client) {
+                    self.create_session(client, true, false);
+                }
+            }
+            Record::SessionEnd { client } => {
+                if let Some(&k) = self.by_client.get(client) {
+                    self.destroy_session(k, false, now);
+                }
+            }
+            Record::Subscribe {
+                client,
+                sub,
+                filter,
+                group,
+                qos,
+                credit,
+            } => {
+                let Ok(f) = Filter::new(filter) else {
+                    return Err(RecordError::Malformed);
+                };
+                let session = match self.by_client.get(client) {
+                    Some(&k) => k,
+                    None => self.create_session(client, true, false),
+                };
+                if self
+                    .sessions
+                    .get(session)
+                    .is_some_and(|s| !s.subs.contains_key(&sub))
+                {
+                    self.add_subscription(session, sub, f, group, qos, credit, None);
+                }
+            }
+            Record::Unsubscribe { client, sub } => {
+                if let Some(&session) = self.by_client.get(client)
+                    && let Some(key) = self
+                        .sessions
+                        .get_mut(session)
+                        .and_then(|s| s.subs.remove(&sub))
+                {
+                    self.remove_subscription(key, now);
+                }
+            }
+            Record::Ack { client, sub, msg } => {
+                let key = self
+                    .by_client
+                    .get(client)
+                    .and_then(|&s| self.sessions.get(s))
+                    .and_then(|s| s.subs.get(&sub).copied());
+                if let Some(key) = key {
+                    let session = self.subs.get(key).map(|s| s.session);
+                    let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
+                    if let (Some(session), Some(q)) = (session, removed) {
+                        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+                        self.advance_cursor(session, key, &q.msg);
+                    }
+                }
+            }
+            Record::SeqReserve { topic, until } => {
+                let Ok(topic) = Topic::new(topic) else {
+                    return Err(RecordError::Malformed);
+                };
+                let t = self.topic_state(topic);
+                t.next_seq = t.next_seq.max(until);
+                t.reserved_until = t.reserved_until.max(until);
+            }
+            Record::NextId { next } => self.next_msg = self.next_msg.max(next),
+            Record::DedupMark {
+                producer,
+                seq,
+                topic_seq,
+            } => self.dedup.record(producer, seq, topic_seq),
+            Record::GroupAck { filter, group, msg } => {
+                let key = (filter.to_owned(), group.to_owned());
+                if let Some(&g) = self.group_by_name.get(&key)
+                    && let Some(group) = self.groups.get_mut(g)
+                    && group.queue.remove_id(msg).is_some()
+                {
+                    self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+                }
+            }
+        }
+        Ok(())
+    }
+}

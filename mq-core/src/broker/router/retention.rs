@@ -1,0 +1,86 @@
+//! Retention and expiry: what a topic keeps for replay, and the periodic sweep
+//! that drops expired messages from queues and aged ones from retention.
+
+use alloc::vec::Vec;
+
+use super::Router;
+use super::publish::SWEEP_INTERVAL;
+use crate::broker::message::Msg;
+use crate::broker::timers::{Target, Timer};
+use crate::time::Instant;
+
+impl Router {
+    pub(super) fn retain(&mut self, msg: &Msg, now: Instant) {
+        let Some(t) = self.topics.get_mut(&*msg.topic) else {
+            return;
+        };
+        let r = t.retention;
+        if r.max_messages == 0 {
+            return;
+        }
+        t.retained.push_back(msg.clone());
+        t.retained_bytes += msg.payload_len;
+        self.stats.current_retained += 1;
+        while t.retained.len() > r.max_messages
+            || (t.retained_bytes > r.max_bytes && t.retained.len() > 1)
+        {
+            let old = t.retained.pop_front().expect("non-empty");
+            t.retained_bytes -= old.payload_len;
+            self.stats.current_retained -= 1;
+        }
+        if r.max_age.is_some() {
+            self.schedule_sweep(now + SWEEP_INTERVAL);
+        }
+    }
+
+    pub(super) fn schedule_sweep(&mut self, at: Instant) {
+        if self.sweep_timer.is_none() {
+            self.timers.set(&mut self.sweep_timer, Timer::Sweep, at);
+        }
+    }
+
+    /// Drops expired messages from every queue and retention past its age.
+    pub(super) fn sweep(&mut self, now: Instant) {
+        let mut again = false;
+        let mut expired: Vec<(Target, Msg)> = Vec::new();
+        let targets: Vec<Target> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.group.is_none())
+            .map(|(k, _)| Target::Sub(k))
+            .chain(self.groups.iter().map(|(k, _)| Target::Group(k)))
+            .collect();
+        for t in targets {
+            if let Some(q) = self.queue_mut(t) {
+                q.remove_where(|q| q.msg.is_expired(now), |q| expired.push((t, q.msg)));
+                again |= q.waiting() > 0;
+            }
+        }
+        self.stats.current_queued = self
+            .stats
+            .current_queued
+            .saturating_sub(expired.len() as u64);
+        self.stats.expired += expired.len() as u64;
+        for (t, m) in expired {
+            self.finish(t, &m);
+        }
+        for t in self.topics.values_mut() {
+            let Some(age) = t.retention.max_age else {
+                continue;
+            };
+            while t
+                .retained
+                .front()
+                .is_some_and(|m| m.published_at + age <= now || m.is_expired(now))
+            {
+                let old = t.retained.pop_front().expect("non-empty");
+                t.retained_bytes -= old.payload_len;
+                self.stats.current_retained -= 1;
+            }
+            again |= !t.retained.is_empty();
+        }
+        if again {
+            self.schedule_sweep(now + SWEEP_INTERVAL);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Settling deliveries: acks, nacks, missed ack deadlines, redelivery backoff,
+//! dead letters, and the cursors that `Start::Cursor` resumes from.
+
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::{InFlight, Pending, Router};
+use crate::broker::message::Msg;
+use crate::broker::queue::Queued;
+use crate::broker::slab::Key;
+use crate::broker::timers::{Target, Timer};
+use crate::time::Instant;
+use crate::topic::Topic;
+use crate::wire::QoS;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    Ack,
+    Requeue,
+    DeadLetter,
+}
+
+impl Router {
+    /// Removes an in-flight delivery, re-arming the session's deadline timer
+    /// when it was the earliest.
+    pub(super) fn take_inflight(&mut self, session: Key, tag: u64) -> Option<InFlight> {
+        let s = self.sessions.get_mut(session)?;
+        let f = s.inflight.remove(&tag)?;
+        self.stats.current_inflight = self.stats.current_inflight.saturating_sub(1);
+        if f.deadline.is_some() && f.deadline == s.timer {
+            let next = s.inflight.values().next().and_then(|f| f.deadline);
+            self.timers
+                .reset(&mut s.timer, Timer::Session(session), next);
+        }
+        Some(f)
+    }
+
+    pub(super) fn settle(&mut self, session: Key, tag: u64, how: Settle, now: Instant) {
+        // Unknown tag: from before a reconnect, or settled already.
+        let Some(f) = self.take_inflight(session, tag) else {
+            return;
+        };
+        if let Some(sub) = self.subs.get_mut(f.sub) {
+            sub.credit = sub.credit.saturating_add(1).min(self.cfg.max_credit);
+        }
+        if let Some(q) = self.queue_mut(f.target) {
+            q.end_inflight(f.msg.payload_len);
+        }
+        match how {
+            Settle::Ack => {
+                self.stats.acked += 1;
+                self.finish(f.target, &f.msg);
+                self.advance_cursor(session, f.sub, &f.msg);
+            }
+            Settle::Requeue if f.attempt < self.cfg.max_attempts => {
+                self.stats.nacked += 1;
+                let at = now + self.backoff(f.attempt);
+                let avoid = matches!(f.target, Target::Group(_)).then_some(f.sub);
+                let target = f.target;
+                if let Some(q) = super::queue_in(&mut self.subs, &mut self.groups, target) {
+                    q.retry_at(
+                        at,
+                        Queued {
+                            msg: f.msg,
+                            attempt: f.attempt,
+                            avoid,
+                        },
+                    );
+                    self.timers
+                        .set_earlier(&mut q.retry_timer, Timer::Retry(target), at);
+                    self.stats.current_queued += 1;
+                }
+            }
+            Settle::Requeue | Settle::DeadLetter => {
+                self.stats.nacked += 1;
+                self.finish(f.target, &f.msg);
+                self.dead_letter(now, &f.msg);
+            }
+        }
+        let sub_target = self.target_of(f.sub);
+        self.pump(f.target, now);
+        if sub_target != f.target {
+            self.pump(sub_target, now);
+        }
+        self.retry_all_parked(now);
+    }
+
+    /// The session's timer fired: every delivery past its ack deadline goes
+    /// back for redelivery.
+    pub(super) fn ack_deadlines(&mut self, session: Key, now: Instant) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        s.timer = None;
+        let due: Vec<u64> = s
+            .inflight
+            .iter()
+            .take_while(|(_, f)| f.deadline.is_some_and(|d| d <= now))
+            .map(|(&tag, _)| tag)
+            .collect();
+        for tag in due {
+            self.settle(session, tag, Settle::Requeue, now);
+        }
+        if let Some(s) = self.sessions.get_mut(session) {
+            let next = s.inflight.values().next().and_then(|f| f.deadline);
+            self.timers
+                .reset(&mut s.timer, Timer::Session(session), next);
+        }
+    }
+
+    pub(super) fn advance_cursor(&mut self, session: Key, sub: Key, msg: &Msg) {
+        let Some(filter) = self.subs.get(sub).map(|s| s.filter.clone()) else {
+            return;
+        };
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if !s.persistent {
+            return;
+        }
+        let c = s
+            .cursors
+            .entry(filter)
+            .or_default()
+            .entry(msg.topic.clone())
+            .or_insert(0);
+        *c = (*c).max(msg.seq);
+    }
+
+    fn backoff(&mut self, attempt: u16) -> Duration {
+        let b = self.cfg.backoff;
+        let factor =
+            u64::from(b.multiplier.max(1)).saturating_pow(u32::from(attempt.saturating_sub(1)));
+        let base = b
+            .initial
+            .as_micros()
+            .saturating_mul(u128::from(factor))
+            .min(b.max.as_micros()) as u64;
+        let spread = (base as f32 * b.jitter.clamp(0.0, 1.0)) as u64;
+        let jitter = if spread == 0 {
+            0
+        } else {
+            self.next_rand() % (2 * spread + 1)
+        };
+        Duration::from_micros(base - spread + jitter)
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Publishes a copy of `msg` to `$dlq.<topic>`.
+    pub(super) fn dead_letter(&mut self, now: Instant, msg: &Msg) {
+        if msg.topic.starts_with('$') {
+            self.stats.dropped += 1;
+            return;
+        }
+        let name = alloc::format!("$dlq.{}", msg.topic);
+        let Ok(topic) = Topic::new(&name) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        self.stats.dead_lettered += 1;
+        let view = msg.view();
+        let dl = self.new_message(now, topic, QoS::AtLeastOnce, None, view.meta, view.payload);
+        let mut targets = Vec::new();
+        self.index.for_each_match(topic, |t| targets.push(*t));
+        self.reserve(&targets, dl.payload_len);
+        let token = Some(self.emit_shared(dl.record.clone()));
+        self.pending.push_back(Pending::Release {
+            token,
+            msg: dl,
+            targets,
+            acks: Vec::new(),
+            dedup: None,
+        });
+        self.release(now);
+    }
+}

@@ -1,0 +1,67 @@
+//! Records on their way to the store: numbered by token, handed out in order by
+//! `poll_store`, reported back durable by `handle_persisted`.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+
+use super::record::{Record, StoreOp};
+
+pub(crate) struct StoreOps {
+    ops: VecDeque<StoreOp>,
+    next_token: u64,
+    /// Every token up to this one is durable.
+    persisted: u64,
+    /// The store is at its size limit: QoS 1 publishes are refused.
+    pub full: bool,
+}
+
+impl StoreOps {
+    pub(crate) fn new() -> Self {
+        StoreOps {
+            ops: VecDeque::new(),
+            next_token: 1,
+            persisted: 0,
+            full: false,
+        }
+    }
+
+    /// Queues a record; returns its token.
+    pub(crate) fn emit(&mut self, record: &Record<'_>) -> u64 {
+        self.emit_shared(record.encode_shared())
+    }
+
+    /// Queues an encoded record; returns its token.
+    pub(crate) fn emit_shared(&mut self, bytes: Arc<[u8]>) -> u64 {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.ops.push_back(StoreOp::new(token, bytes));
+        token
+    }
+
+    pub(crate) fn poll(&mut self) -> Option<StoreOp> {
+        self.ops.pop_front()
+    }
+
+    /// Nothing waits to be handed out.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// The last token handed out or queued.
+    pub(crate) fn last_token(&self) -> u64 {
+        self.next_token - 1
+    }
+
+    pub(crate) fn persisted(&self) -> u64 {
+        self.persisted
+    }
+
+    pub(crate) fn mark_persisted(&mut self, token: u64) {
+        self.persisted = self.persisted.max(token);
+    }
+
+    /// Whether the record with `token` (if any) is durable.
+    pub(crate) fn is_persisted(&self, token: Option<u64>) -> bool {
+        token.is_none_or(|t| t <= self.persisted)
+    }
+}
