@@ -387,8 +387,12 @@ impl Sim {
                 let id = self.clients[client].link.expect("linked client");
                 self.send_chunks(id, false, &buf[..t.len]);
             }
-            while let Some(BrokerEvent::Close(conn)) = self.broker.poll_event() {
+            while let Some(event) = self.broker.poll_event() {
                 progress = true;
+                // Held-back input: the pipes offer what is left at every step.
+                let BrokerEvent::Close(conn) = event else {
+                    continue;
+                };
                 if let Some(id) = self
                     .links
                     .iter()

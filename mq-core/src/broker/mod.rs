@@ -200,7 +200,7 @@ impl Broker {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.router.current_stats(self.conns.len())
+        self.router.current_stats(self.connections())
     }
 
     /// Every queue with its depth and bound.
@@ -213,9 +213,9 @@ impl Broker {
         self.router.has_session(client_id)
     }
 
-    /// The number of open connections.
+    /// The number of open connections (an idle serial line carries none).
     pub fn connections(&self) -> usize {
-        self.conns.len()
+        self.conns.values().filter(|c| !c.is_idle()).count()
     }
 
     /// True while the connection's input cannot be consumed: its publish is
@@ -353,7 +353,6 @@ impl Broker {
         self.router.links.open(id);
         let conn = Conn::new(id, now, framing, &mut self.router);
         self.conns.insert(id, conn);
-        self.router.stats.connections_total += 1;
         Ok(id)
     }
 

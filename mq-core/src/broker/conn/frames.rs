@@ -21,7 +21,10 @@ impl Proto {
                 self.restart_line(id, now, r);
             }
             if self.phase == Phase::Idle {
+                // Its first frame starts a line's connection; a Hello (the only
+                // frame allowed first) is handled at once, so no handshake timer.
                 self.phase = Phase::AwaitHello;
+                r.stats.connections_total += 1;
             }
         }
         match (self.phase, frame) {

@@ -180,6 +180,11 @@ impl Conn {
         self.proto.on_timer(id, now, router);
     }
 
+    /// A serial line between connections (it counts as no connection).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.proto.phase == Phase::Idle
+    }
+
     /// Bytes were written to the transport at `now` (keepalive counts them).
     pub(crate) fn wrote(&mut self, now: Instant) {
         self.proto.last_tx = now;
@@ -204,6 +209,7 @@ impl Proto {
     /// A connection begins: it owes a `Hello` within the handshake timeout.
     fn begin(&mut self, id: ConnId, now: Instant, router: &mut Router) {
         self.phase = Phase::AwaitHello;
+        router.stats.connections_total += 1;
         let deadline = now + router.cfg.handshake_timeout;
         self.handshake_deadline = Some(deadline);
         router

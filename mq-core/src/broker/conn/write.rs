@@ -196,7 +196,9 @@ impl Proto {
         let whole = Frame::Deliver(d).encoded_len();
         let offset = self.deliver_offset;
         let written = if offset == 0 && whole <= limit {
-            self.encode(&Frame::Deliver(d), room).map(|n| (n, true))
+            let frame = Frame::Deliver(d);
+            let n = self.framing.encode_sized(&frame, whole, max_frame, room);
+            n.ok().map(|n| (n, true))
         } else {
             let overhead = wire::publish_overhead(view.topic, &view.meta);
             let chunk = limit.saturating_sub(overhead);

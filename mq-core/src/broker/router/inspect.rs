@@ -116,8 +116,8 @@ impl Router {
                     *group_held.entry((g, f.msg.id)).or_default() += 1;
                 }
             }
-            let first = s.inflight.values().next().and_then(|f| f.deadline);
-            if s.timer != first {
+            let first = s.inflight.first_deadline();
+            if first.is_some_and(|d| s.timer.is_none_or(|t| t > d)) {
                 return Err(format!(
                     "session {key:?}: ack timer {:?}, earliest deadline {first:?}",
                     s.timer

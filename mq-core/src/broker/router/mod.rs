@@ -17,6 +17,7 @@
 //! - `inspect`: queue depths, drain state and invariants for adapters and tests.
 
 mod deliver;
+mod inflight;
 mod inspect;
 mod publish;
 mod restore;
@@ -47,6 +48,7 @@ use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
 use crate::wire;
 
+use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
 
@@ -68,13 +70,12 @@ pub(crate) struct Session {
     /// The client's subscription ids.
     pub subs: BTreeMap<u32, Key>,
     pub next_tag: u64,
-    /// Deliveries not settled yet, by tag. Tags grow with time and every ack
-    /// deadline is the same timeout after its delivery, so the first entry has
-    /// the earliest deadline: the session's one timer is set for it.
-    pub inflight: BTreeMap<u64, InFlight>,
+    /// Deliveries not settled yet, earliest deadline first.
+    pub inflight: InFlights,
     /// filter -> topic -> highest sequence acked (for `Start::Cursor`).
     pub cursors: BTreeMap<String, BTreeMap<Arc<str>, u64>>,
-    /// Slot of the session's ack-deadline timer.
+    /// Slot of the session's ack-deadline timer: at or before the earliest
+    /// deadline (an ack does not move it; when it fires early it is set again).
     pub timer: Option<Instant>,
 }
 

@@ -86,7 +86,7 @@ impl Router {
             default_credit: self.cfg.limits.credit,
             subs: BTreeMap::new(),
             next_tag: 1,
-            inflight: BTreeMap::new(),
+            inflight: Default::default(),
             cursors: BTreeMap::new(),
             timer: None,
         });
@@ -203,7 +203,7 @@ impl Router {
         };
         self.timers.stop(&mut s.timer, Timer::Session(session));
         let mut by_target: BTreeMap<Target, Vec<Queued>> = BTreeMap::new();
-        for (_, f) in core::mem::take(&mut s.inflight) {
+        for f in s.inflight.drain() {
             self.stats.current_inflight = self.stats.current_inflight.saturating_sub(1);
             let avoid = matches!(f.target, Target::Group(_)).then_some(f.sub);
             by_target.entry(f.target).or_default().push(Queued {

@@ -21,17 +21,12 @@ pub(crate) enum Settle {
 }
 
 impl Router {
-    /// Removes an in-flight delivery, re-arming the session's deadline timer
-    /// when it was the earliest.
+    /// Removes an in-flight delivery. The session's timer stays where it is:
+    /// moving it at every ack would cost more than the rare early wake-up.
     pub(super) fn take_inflight(&mut self, session: Key, tag: u64) -> Option<InFlight> {
         let s = self.sessions.get_mut(session)?;
-        let f = s.inflight.remove(&tag)?;
+        let f = s.inflight.remove(tag)?;
         self.stats.current_inflight = self.stats.current_inflight.saturating_sub(1);
-        if f.deadline.is_some() && f.deadline == s.timer {
-            let next = s.inflight.values().next().and_then(|f| f.deadline);
-            self.timers
-                .reset(&mut s.timer, Timer::Session(session), next);
-        }
         Some(f)
     }
 
@@ -92,17 +87,11 @@ impl Router {
             return;
         };
         s.timer = None;
-        let due: Vec<u64> = s
-            .inflight
-            .iter()
-            .take_while(|(_, f)| f.deadline.is_some_and(|d| d <= now))
-            .map(|(&tag, _)| tag)
-            .collect();
-        for tag in due {
+        for tag in s.inflight.due(now) {
             self.settle(session, tag, Settle::Requeue, now);
         }
         if let Some(s) = self.sessions.get_mut(session) {
-            let next = s.inflight.values().next().and_then(|f| f.deadline);
+            let next = s.inflight.first_deadline();
             self.timers
                 .reset(&mut s.timer, Timer::Session(session), next);
         }

@@ -216,12 +216,7 @@ impl Router {
         let persistent = s.persistent;
         let client = s.client.clone();
         // In-flight deliveries of this subscription: group ones go back.
-        let tags: Vec<u64> = s
-            .inflight
-            .iter()
-            .filter(|(_, f)| f.sub == key)
-            .map(|(t, _)| *t)
-            .collect();
+        let tags = s.inflight.tags_where(|f| f.sub == key);
         for tag in tags {
             let Some(f) = self.take_inflight(session, tag) else {
                 continue;

@@ -242,7 +242,7 @@ fn a_serial_line_carries_one_connection_after_another() {
         }),
     );
     assert!(!h.closed.contains(&line));
-    assert_eq!(h.b.connections(), 2);
+    assert_eq!(h.b.connections(), 1, "an idle line carries no connection");
     // Anything but a Hello on an idle line is answered with an error; the
     // line stays open for the next Hello.
     h.send(line, Frame::Ping(1));
@@ -250,7 +250,9 @@ fn a_serial_line_carries_one_connection_after_another() {
     assert!(!h.closed.contains(&line));
     h.send(line, device_hello("dev"));
     assert_eq!(h.take(line), [Got::Welcome { present: true }]);
-    assert_eq!(h.b.stats().current_connections, 2);
+    let stats = h.b.stats();
+    // pub, and the line's four connections (the third ended by the Ping).
+    assert_eq!((stats.current_connections, stats.connections_total), (2, 5));
     // A shutdown closes lines too.
     h.b.shutdown(h.now);
     h.drain();
@@ -280,4 +282,48 @@ fn answers_owed_to_an_ended_connection_never_reach_the_next_one_on_the_line() {
     h.send(line, device_hello("dev"));
     h.persist();
     assert_eq!(h.take(line), [Got::Welcome { present: true }]);
+}
+
+#[test]
+fn a_serial_frame_the_broker_cannot_take_yet_is_offered_again() {
+    let mut h = H::new(Config {
+        max_pending_frames: 1,
+        ..Config::default()
+    });
+    let line = h.accept_line();
+    let mut bytes = vec![0u8; 1024];
+    let mut len = serial::encode_frame(&device_hello("dev-3"), &mut bytes).unwrap();
+    for sub in [1, 2] {
+        let frame = Frame::Subscribe(Subscribe {
+            sub,
+            filter: "a",
+            group: None,
+            start: Start::New,
+            qos: QoS::AtLeastOnce,
+            credit: 8,
+        });
+        len += serial::encode_frame(&frame, &mut bytes[len..]).unwrap();
+    }
+    // Hello is taken and its Welcome queued: the queue is full, so the
+    // Subscribes wait, unconsumed.
+    let used = h.b.handle_input(line, h.now, &bytes[..len]);
+    assert!(used < len);
+    assert_eq!(h.b.handle_input(line, h.now, &bytes[used..len]), 0);
+    let mut rest = &bytes[used..len];
+    while !rest.is_empty() {
+        h.drain();
+        assert_eq!(h.readable.pop(), Some(line), "told when it may read again");
+        let n = h.b.handle_input(line, h.now, rest);
+        rest = &rest[n..];
+    }
+    h.drain();
+    // Nothing lost, nothing twice.
+    assert_eq!(
+        h.take(line),
+        [
+            Got::Welcome { present: false },
+            Got::SubAck(1),
+            Got::SubAck(2)
+        ]
+    );
 }

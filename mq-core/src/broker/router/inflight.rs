@@ -1,0 +1,90 @@
+//! A session's deliveries not settled yet: found by tag, and kept in delivery
+//! order so the earliest ack deadline is always at the front.
+//!
+//! Tags grow with time and every ack deadline is the same timeout after its
+//! delivery, so delivery order is deadline order. The order is a queue of tags
+//! from which settled ones are removed lazily (at the front, or all at once
+//! when they outnumber the live ones), so it never holds more than about three
+//! times what is outstanding.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::InFlight;
+use crate::broker::Map;
+use crate::time::Instant;
+
+#[derive(Default)]
+pub(crate) struct InFlights {
+    by_tag: Map<u64, InFlight>,
+    /// Tags in delivery order; some may be settled already.
+    order: VecDeque<u64>,
+}
+
+impl InFlights {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_tag.is_empty()
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &InFlight> {
+        self.by_tag.values()
+    }
+
+    /// Adds a delivery; its tag is higher than every earlier one's.
+    pub(crate) fn insert(&mut self, tag: u64, f: InFlight) {
+        self.by_tag.insert(tag, f);
+        self.order.push_back(tag);
+    }
+
+    pub(crate) fn remove(&mut self, tag: u64) -> Option<InFlight> {
+        let f = self.by_tag.remove(&tag)?;
+        if self.order.front() == Some(&tag) {
+            self.order.pop_front();
+            self.skip_settled();
+        } else if self.order.len() > 2 * self.by_tag.len() + 32 {
+            let live = &self.by_tag;
+            self.order.retain(|t| live.contains_key(t));
+        }
+        Some(f)
+    }
+
+    fn skip_settled(&mut self) {
+        while let Some(t) = self.order.front() {
+            if self.by_tag.contains_key(t) {
+                return;
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// The deadline of the earliest delivery.
+    pub(crate) fn first_deadline(&self) -> Option<Instant> {
+        let tag = self.order.front()?;
+        self.by_tag.get(tag)?.deadline
+    }
+
+    /// Tags of the deliveries whose deadline has passed at `now`, oldest first.
+    pub(crate) fn due(&self, now: Instant) -> Vec<u64> {
+        self.order
+            .iter()
+            .filter_map(|t| self.by_tag.get(t).map(|f| (*t, f)))
+            .take_while(|(_, f)| f.deadline.is_some_and(|d| d <= now))
+            .map(|(t, _)| t)
+            .collect()
+    }
+
+    /// Tags of the deliveries `pred` selects.
+    pub(crate) fn tags_where(&self, pred: impl Fn(&InFlight) -> bool) -> Vec<u64> {
+        self.by_tag
+            .iter()
+            .filter(|(_, f)| pred(f))
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// Takes every delivery out.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
+        self.order.clear();
+        self.by_tag.drain().map(|(_, f)| f)
+    }
+}
