@@ -29,17 +29,28 @@ impl Framing {
         max_frame: u32,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
+        self.encode_sized(frame, frame.encoded_len(), max_frame, buf)
+    }
+
+    /// [`encode`](Self::encode) for a caller that knows the frame's
+    /// [`encoded_len`](Frame::encoded_len) already (`len`); it must be exact.
+    pub fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
         match self {
-            Framing::Stream => stream::encode_frame(frame, max_frame, buf),
+            Framing::Stream => stream::encode_frame_sized(frame, len, max_frame, buf),
             Framing::Serial => {
-                let len = frame.encoded_len();
                 if len > max_frame as usize {
                     return Err(EncodeError::FrameTooLarge {
                         len,
                         max: max_frame as usize,
                     });
                 }
-                serial::encode_frame(frame, buf)
+                serial::encode_frame_sized(frame, len, buf)
             }
         }
     }

@@ -31,7 +31,17 @@ pub const fn max_framed_len(frame_len: usize) -> usize {
 /// Writes `frame` COBS-encoded with its CRC and delimiter into the front of `buf`;
 /// returns the bytes written. When `buf` is too small it is left untouched.
 pub fn encode_frame(frame: &Frame<'_>, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    let needed = max_framed_len(frame.encoded_len());
+    encode_frame_sized(frame, frame.encoded_len(), buf)
+}
+
+/// [`encode_frame`] for a caller that knows the frame's
+/// [`encoded_len`](Frame::encoded_len) already (`body`).
+pub fn encode_frame_sized(
+    frame: &Frame<'_>,
+    body: usize,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let needed = max_framed_len(body);
     if needed > buf.len() {
         return Err(EncodeError::BufferTooSmall { needed });
     }

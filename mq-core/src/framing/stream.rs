@@ -39,7 +39,17 @@ pub fn encode_frame(
     max_frame: u32,
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
-    let body = frame.encoded_len();
+    encode_frame_sized(frame, frame.encoded_len(), max_frame, buf)
+}
+
+/// [`encode_frame`] for a caller that knows the frame's
+/// [`encoded_len`](Frame::encoded_len) already (`body`); it must be exact.
+pub fn encode_frame_sized(
+    frame: &Frame<'_>,
+    body: usize,
+    max_frame: u32,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
     if body > max_frame as usize {
         return Err(EncodeError::FrameTooLarge {
             len: body,
@@ -52,7 +62,7 @@ pub fn encode_frame(
         return Err(EncodeError::BufferTooSmall { needed });
     }
     write_varint(body as u32, &mut buf[..prefix]);
-    frame.encode(&mut buf[prefix..needed])?;
+    frame.encode_exact(&mut buf[prefix..needed])?;
     Ok(needed)
 }
 

@@ -503,6 +503,16 @@ impl<'a> Frame<'a> {
             .map_err(|_| EncodeError::BufferTooSmall { needed })
     }
 
+    /// Encodes into `buf`, which the caller sized from
+    /// [`encoded_len`](Self::encoded_len) (saving a second pass over the frame).
+    pub(crate) fn encode_exact(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        postcard::to_slice(self, buf)
+            .map(|out| out.len())
+            .map_err(|_| EncodeError::BufferTooSmall {
+                needed: self.encoded_len(),
+            })
+    }
+
     /// Decodes exactly one frame occupying all of `bytes`; strings and payloads
     /// borrow from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
