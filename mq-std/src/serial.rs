@@ -2,26 +2,16 @@
 //! pseudo-terminal) with the COBS + CRC framing of
 //! [`mq_core::framing::serial`], into the same broker as the TCP clients.
 //!
-//! A line has no connect and no close, so it carries one broker connection
-//! after another ([`serve_line`]):
-//!
-//! - A connection starts with the first frame that arrives while the line has
-//!   none (lazily: an idle line holds no connection and no handshake timer).
-//!   Normally that frame is the device's `Hello`; anything else (say, a ping
-//!   from a device that has not noticed that `mqd` restarted) is answered by
-//!   the broker with an error, which tells the device to handshake again.
-//! - A `Hello` on a line whose connection already had one starts a new
-//!   connection on the same line: the old one is closed first (its session is
-//!   detached, as when a TCP client drops; a persistent session stays) and its
-//!   output not yet written to the line is discarded. This is how a device
-//!   that rebooted, or that gave up on a silent broker, reconnects: no
-//!   `SessionTakenOver` error reaches it.
-//! - When the broker ends a connection (the device's `Close`, a keepalive or
-//!   protocol error), the line stays open and the next frame starts the next
-//!   connection.
-//! - Damaged frames fail their CRC and are dropped; the decoder resynchronises
-//!   at the next delimiter. Before a new connection's output, a lone delimiter
-//!   ends whatever partial frame the device's decoder holds.
+//! [`serve_line`] hands the whole line to the broker as one transport in
+//! serial framing. The line's rules live in mq-core, where every adapter
+//! shares them (see `mq_core::broker` and the "Serial lines" rules of
+//! [`mq_core::wire`]): the line carries one connection after another, each
+//! starting with the device's `Hello`; a `Hello` on a line whose connection
+//! already had one closes that connection (its session is detached, as when a
+//! TCP client drops) and starts a new one, so a device that rebooted or gave
+//! up on a silent broker reconnects without a `SessionTakenOver` error; a
+//! connection the broker ends leaves the line idle for the next `Hello`;
+//! damaged frames fail their CRC and are dropped.
 //!
 //! [`open`] opens a terminal device in raw mode (8N1, no flow control) at a
 //! baud rate and discards input that queued before `mqd` opened it. It works on
@@ -32,99 +22,17 @@
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use mq_core::broker::{Broker, ConnId};
 use mq_core::framing::Framing;
-use mq_core::framing::serial::{self, DELIMITER, SerialDecoder};
-use mq_core::wire::Frame;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::oneshot;
 
 use crate::server::ServerControl;
 
-/// Buffer between the line task and one broker connection, each way.
-const PIPE: usize = 64 * 1024;
-
-/// Decodes a serial-framed connection's input for the broker, frame by frame
-/// (the broker decodes stream framing itself).
-pub(crate) struct SerialInput {
-    decoder: SerialDecoder<Vec<u8>>,
-    /// The broker could not take the decoder's last frame yet.
-    refused: bool,
-}
-
-impl SerialInput {
-    /// A decoder for frames up to `max_frame` bytes.
-    pub(crate) fn new(max_frame: u32) -> SerialInput {
-        SerialInput {
-            decoder: SerialDecoder::new(vec![0; serial::max_framed_len(max_frame as usize)]),
-            refused: false,
-        }
-    }
-
-    /// Whether a decoded frame waits for the broker.
-    pub(crate) fn holds_frame(&self) -> bool {
-        self.refused
-    }
-
-    /// Offers the frame the broker refused last, then decodes `bytes` into
-    /// frames for it; stops at a frame it cannot take yet (kept for the next
-    /// call). Returns how many bytes were consumed.
-    pub(crate) fn offer(
-        &mut self,
-        broker: &mut Broker,
-        conn: ConnId,
-        now: mq_core::Instant,
-        bytes: &[u8],
-    ) -> usize {
-        if self.refused {
-            if let Some(frame) = self.decoder.last_frame()
-                && !broker.handle_frame(conn, now, frame)
-            {
-                return 0;
-            }
-            self.refused = false;
-        }
-        let mut used = 0;
-        while let Some(rest) = bytes.get(used..).filter(|rest| !rest.is_empty()) {
-            let (n, out) = self.decoder.feed(rest);
-            used += n.max(1);
-            match out {
-                Some(Ok(frame)) if !broker.handle_frame(conn, now, frame) => {
-                    self.refused = true;
-                    break;
-                }
-                Some(Err(e)) => tracing::debug!(conn = conn.0, error = %e, "serial frame dropped"),
-                _ => {}
-            }
-        }
-        used.min(bytes.len())
-    }
-}
-
-/// The line task's side of one broker connection.
-struct Current {
-    to_broker: WriteHalf<DuplexStream>,
-    /// The connection has had its `Hello`.
-    hello: bool,
-    /// The broker ended it (its output reached end of stream).
-    ended: Arc<AtomicBool>,
-}
-
-/// What the writer half of [`serve_line`] forwards to the line: one
-/// connection's output.
-struct Output {
-    from_broker: ReadHalf<DuplexStream>,
-    ended: Arc<AtomicBool>,
-}
-
 /// Serves a device on `line` (see the module docs) until the line fails or
-/// ends, or the server stops. `max_frame` is the broker's maximum frame (the
-/// largest frame a device may send); `name` appears in the logs.
+/// ends, or the server stops. `name` appears in the logs. `max_frame` is
+/// unused: the broker bounds serial frames by its own maximum.
 pub async fn serve_line<S>(
     control: ServerControl,
     line: S,
@@ -134,134 +42,84 @@ pub async fn serve_line<S>(
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (reader, writer) = tokio::io::split(line);
-    let (outputs, next_output) = mpsc::unbounded_channel();
-    let forward = tokio::spawn(to_line(writer, next_output));
-    let result = from_line(reader, control, outputs, &name, max_frame).await;
-    // The writer ends once `from_line` dropped its sender.
-    let written = forward.await.map_err(io::Error::other)?;
-    result.and(written)
+    let _ = max_frame;
+    let (tx, ended) = oneshot::channel();
+    let line = Watched {
+        inner: Box::pin(line),
+        ended: Some(tx),
+    };
+    if !control.attach(line, Framing::Serial, name.clone()) {
+        tracing::info!(line = %name, "server stopped; serial line released");
+        return Ok(());
+    }
+    let result = ended.await.unwrap_or(Ok(()));
+    if result.is_ok() {
+        tracing::info!(line = %name, "serial line closed");
+    }
+    result
 }
 
-/// Reads the line, decodes frames, and hands each to the current connection,
-/// starting connections as the module docs say.
-async fn from_line(
-    mut reader: impl AsyncRead + Unpin,
-    control: ServerControl,
-    outputs: mpsc::UnboundedSender<Output>,
-    name: &str,
-    max_frame: u32,
-) -> io::Result<()> {
-    let mut decoder = SerialDecoder::new(vec![0u8; serial::max_framed_len(max_frame as usize)]);
-    let mut buf = vec![0u8; 4096];
-    let mut encoded = Vec::new();
-    let mut current: Option<Current> = None;
-    let mut connections = 0u64;
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            tracing::info!(line = %name, "serial line closed");
-            return Ok(());
+/// A line that reports how it ended: its first error, or `Ok` at its end
+/// (the broker dropped it, or reading it reached end of stream).
+struct Watched<S> {
+    inner: Pin<Box<S>>,
+    ended: Option<oneshot::Sender<io::Result<()>>>,
+}
+
+impl<S> Watched<S> {
+    fn end(&mut self, result: io::Result<()>) {
+        if let Some(tx) = self.ended.take() {
+            let _ = tx.send(result);
         }
-        let mut input = &buf[..n];
-        while !input.is_empty() {
-            let (used, out) = decoder.feed(input);
-            input = input.get(used.max(1)..).unwrap_or(&[]);
-            let frame = match out {
-                Some(Ok(frame)) => frame,
-                Some(Err(e)) => {
-                    tracing::debug!(line = %name, error = %e, "serial frame dropped");
-                    continue;
-                }
-                None => continue,
-            };
-            let hello = matches!(frame, Frame::Hello(_));
-            if let Some(c) = current.as_mut()
-                && ((hello && c.hello) || c.ended.load(Ordering::Acquire))
-            {
-                // A new connection on the same line: the old one ends here.
-                let _ = c.to_broker.shutdown().await;
-                current = None;
-            }
-            encoded.resize(serial::max_framed_len(frame.encoded_len()), 0);
-            let Ok(len) = serial::encode_frame(&frame, &mut encoded) else {
-                continue;
-            };
-            let bytes = encoded.get(..len).unwrap_or(&[]);
-            for _attempt in 0..2 {
-                if current.is_none() {
-                    connections += 1;
-                    let (ours, theirs) = tokio::io::duplex(PIPE);
-                    let conn_name = format!("{name}#{connections}");
-                    if !control.attach(theirs, Framing::Serial, conn_name) {
-                        tracing::info!(line = %name, "server stopped; serial line released");
-                        return Ok(());
-                    }
-                    let (from_broker, to_broker) = tokio::io::split(ours);
-                    let ended = Arc::new(AtomicBool::new(false));
-                    let output = Output {
-                        from_broker,
-                        ended: ended.clone(),
-                    };
-                    if outputs.send(output).is_err() {
-                        // The writer stopped: it says why.
-                        return Ok(());
-                    }
-                    current = Some(Current {
-                        to_broker,
-                        hello: false,
-                        ended,
-                    });
-                }
-                let Some(c) = current.as_mut() else { break };
-                if c.to_broker.write_all(bytes).await.is_ok() {
-                    c.hello |= hello;
-                    break;
-                }
-                // The broker ended that connection meanwhile: the next one.
-                current = None;
-            }
+    }
+
+    /// Notes an error (a copy goes to `serve_line`) and passes it on.
+    fn check<T>(&mut self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &poll {
+            self.end(Err(io::Error::new(e.kind(), e.to_string())));
         }
+        poll
     }
 }
 
-/// Writes the current connection's output to the line; a new connection's
-/// output replaces the old one's (whatever the old one still had is dropped),
-/// after a lone delimiter.
-async fn to_line(
-    mut writer: impl AsyncWrite + Unpin,
-    mut outputs: mpsc::UnboundedReceiver<Output>,
-) -> io::Result<()> {
-    let mut current: Option<Output> = None;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let read = async {
-            match current.as_mut() {
-                Some(out) => out.from_broker.read(&mut buf).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            // A new connection wins over reading the old one: nothing the broker
-            // sends the old one after the switch reaches the line.
-            biased;
-            next = outputs.recv() => {
-                let Some(next) = next else { return Ok(()) };
-                current = Some(next);
-                writer.write_all(&[DELIMITER]).await?;
-            }
-            n = read => match n {
-                Ok(n) if n > 0 => {
-                    writer.write_all(&buf[..n]).await?;
-                    writer.flush().await?;
-                }
-                _ => {
-                    if let Some(out) = current.take() {
-                        out.ended.store(true, Ordering::Release);
-                    }
-                }
-            },
+impl<S> Drop for Watched<S> {
+    fn drop(&mut self) {
+        self.end(Ok(()));
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = self.inner.as_mut().poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() == before {
+            self.end(Ok(()));
         }
+        self.check(poll)
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = self.inner.as_mut().poll_write(cx, buf);
+        self.check(poll)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let poll = self.inner.as_mut().poll_flush(cx);
+        self.check(poll)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.inner.as_mut().poll_shutdown(cx)
     }
 }
 
@@ -459,10 +317,11 @@ mod tests {
     use std::time::Duration;
 
     use mq_core::broker::Config as BrokerConfig;
+    use mq_core::framing::serial::{self, SerialDecoder};
     use mq_core::wire::{
-        Hello, Limits, PROTOCOL_VERSION, Publish, QoS, Reason, SessionMode, Start, Subscribe,
+        Frame, Hello, Limits, PROTOCOL_VERSION, Publish, QoS, Reason, SessionMode, Start, Subscribe,
     };
-    use tokio::io::DuplexStream;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
     use super::*;
     use crate::server::{self, ServerHandle, ServerOptions};
@@ -507,7 +366,7 @@ mod tests {
             })
             .await
             .unwrap();
-            let (line, theirs) = tokio::io::duplex(PIPE);
+            let (line, theirs) = tokio::io::duplex(64 * 1024);
             let max_frame = BrokerConfig::default().limits.max_frame;
             tokio::spawn(serve_line(
                 server.control(),
@@ -630,58 +489,5 @@ mod tests {
         assert_eq!(dev.recv().await, Some(Got::Welcome(false)));
         let stats = server.stats().await;
         assert_eq!((stats.connections_total, stats.current_connections), (2, 1));
-    }
-
-    /// Everything the broker wants done: records persisted at once, frames
-    /// decoded into their kinds.
-    fn drain(broker: &mut Broker, now: mq_core::Instant, kinds: &mut Vec<&'static str>) {
-        let mut out = vec![0u8; 65536];
-        loop {
-            while let Some(op) = broker.poll_store() {
-                broker.handle_persisted(op.token, now);
-            }
-            let Some(t) = broker.poll_transmit(now, &mut out) else {
-                return;
-            };
-            let mut dec = SerialDecoder::new(vec![0u8; 4096]);
-            let mut bytes = &out[..t.len];
-            while !bytes.is_empty() {
-                let (n, f) = dec.feed(bytes);
-                if let Some(Ok(f)) = f {
-                    kinds.push(f.kind());
-                }
-                bytes = &bytes[n..];
-            }
-        }
-    }
-
-    #[test]
-    fn a_frame_the_broker_cannot_take_yet_is_offered_again() {
-        let mut broker = Broker::new(BrokerConfig {
-            max_pending_frames: 1,
-            ..BrokerConfig::default()
-        });
-        let now = mq_core::Instant::from_millis(1);
-        let conn = broker.accept(now, Framing::Serial).unwrap();
-        let mut input = SerialInput::new(4096);
-        let mut line = vec![0u8; 1024];
-        let mut len = serial::encode_frame(&hello("dev-3"), &mut line).unwrap();
-        len += serial::encode_frame(&subscribe(1, "a"), &mut line[len..]).unwrap();
-        len += serial::encode_frame(&subscribe(2, "b"), &mut line[len..]).unwrap();
-        // Hello is taken and its Welcome queued: the queue is full, so the
-        // first Subscribe is refused and kept.
-        let used = input.offer(&mut broker, conn, now, &line[..len]);
-        assert!(used < len && input.holds_frame());
-        assert_eq!(input.offer(&mut broker, conn, now, &line[used..len]), 0);
-        let mut answers = Vec::new();
-        let mut rest = &line[used..len];
-        while !rest.is_empty() || input.holds_frame() {
-            drain(&mut broker, now, &mut answers);
-            let n = input.offer(&mut broker, conn, now, rest);
-            rest = &rest[n..];
-        }
-        drain(&mut broker, now, &mut answers);
-        // Nothing lost, nothing twice.
-        assert_eq!(answers, ["welcome", "suback", "suback"]);
     }
 }

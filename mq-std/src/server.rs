@@ -37,7 +37,6 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::serial::SerialInput;
 use crate::store::{MemoryStore, Store, StoreMetrics};
 
 /// How to run a server.
@@ -237,7 +236,6 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             chunk: opts.chunk,
             drain_timeout: opts.drain_timeout,
             out: BytesMut::new(),
-            stalled: Vec::new(),
             acceptor: Some(acceptor),
             submitted: 0,
             flushing: Vec::new(),
@@ -345,11 +343,9 @@ fn spawn_store_thread(
 
 /// The broker task's view of one connection.
 struct Link {
-    /// Bytes received and not yet consumed by the broker.
+    /// Bytes received and not yet consumed by the broker (an incomplete frame,
+    /// or input the broker holds back until `Event::Readable`).
     input: BytesMut,
-    /// The frame decoder of a serial-framed connection (the broker decodes
-    /// stream framing itself).
-    serial: Option<SerialInput>,
     budget: Arc<Semaphore>,
     writer: Option<mpsc::Sender<Bytes>>,
     /// A chunk the writer's queue had no room for.
@@ -371,8 +367,6 @@ struct BrokerTask {
     chunk: usize,
     drain_timeout: Duration,
     out: BytesMut,
-    /// Connections with unconsumed input, retried after every round.
-    stalled: Vec<ConnId>,
     acceptor: Option<JoinHandle<()>>,
     /// Last token handed to the store thread.
     submitted: u64,
@@ -383,28 +377,6 @@ struct BrokerTask {
     store_metrics: Arc<StoreMetrics>,
     /// The store asked for a snapshot that has not been taken yet.
     compaction_pending: bool,
-}
-
-impl Link {
-    /// Hands `bytes` to the broker in the link's framing; returns how many it
-    /// consumed.
-    fn offer(
-        serial: &mut Option<SerialInput>,
-        broker: &mut Broker,
-        conn: ConnId,
-        now: mq_core::Instant,
-        bytes: &[u8],
-    ) -> usize {
-        match serial {
-            None => broker.handle_input(conn, now, bytes),
-            Some(serial) => serial.offer(broker, conn, now, bytes),
-        }
-    }
-
-    /// Input the broker has not taken yet: bytes, or a decoded frame.
-    fn has_leftover(&self) -> bool {
-        !self.input.is_empty() || self.serial.as_ref().is_some_and(SerialInput::holds_frame)
-    }
 }
 
 impl BrokerTask {
@@ -440,7 +412,6 @@ impl BrokerTask {
                 }
                 None => self.broker.handle_timeout(now),
             }
-            self.retry_stalled(now);
             self.flush(now);
             if let Some(deadline) = shutdown_deadline {
                 // Once everything owed to connected subscribers is acked (or time is
@@ -594,13 +565,10 @@ impl BrokerTask {
             self.chunk,
             self.tx.clone(),
         ));
-        let serial = (framing == Framing::Serial)
-            .then(|| SerialInput::new(self.broker.config().limits.max_frame));
         self.links.insert(
             conn,
             Link {
                 input: BytesMut::new(),
-                serial,
                 budget,
                 writer: Some(wtx),
                 pending: None,
@@ -617,45 +585,31 @@ impl BrokerTask {
             return;
         };
         let consumed = if link.input.is_empty() {
-            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &bytes);
+            let used = self.broker.handle_input(conn, now, &bytes);
             if used < bytes.len() {
                 link.input.extend_from_slice(&bytes[used..]);
             }
             used
         } else {
             link.input.extend_from_slice(&bytes);
-            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &link.input);
+            let used = self.broker.handle_input(conn, now, &link.input);
             let _ = link.input.split_to(used);
             used
         };
         link.budget.add_permits(consumed);
-        // Leftover input is either an incomplete frame (more bytes will come) or
-        // input the broker could not take yet: only the latter is retried.
-        if link.has_leftover() && self.broker.input_blocked(conn) && !self.stalled.contains(&conn) {
-            self.stalled.push(conn);
-        }
     }
 
-    fn retry_stalled(&mut self, now: mq_core::Instant) {
-        if self.stalled.is_empty() {
+    /// The broker held `conn`'s input back and may take it now.
+    fn readable(&mut self, conn: ConnId, now: mq_core::Instant) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if link.input.is_empty() {
             return;
         }
-        let stalled = std::mem::take(&mut self.stalled);
-        for conn in stalled {
-            if self.broker.input_blocked(conn) {
-                self.stalled.push(conn);
-                continue;
-            }
-            let Some(link) = self.links.get_mut(&conn) else {
-                continue;
-            };
-            let used = Link::offer(&mut link.serial, &mut self.broker, conn, now, &link.input);
-            let _ = link.input.split_to(used);
-            link.budget.add_permits(used);
-            if link.has_leftover() && self.broker.input_blocked(conn) {
-                self.stalled.push(conn);
-            }
-        }
+        let used = self.broker.handle_input(conn, now, &link.input);
+        let _ = link.input.split_to(used);
+        link.budget.add_permits(used);
     }
 
     /// Drains everything the broker wants done.
@@ -705,15 +659,19 @@ impl BrokerTask {
             }
             while let Some(event) = self.broker.poll_event() {
                 progress = true;
-                if let Event::Close(conn) = event {
-                    if let Some(link) = self.links.remove(&conn) {
-                        // The writer sends what it has, then closes the socket.
-                        drop(link.writer);
-                        link.reader.abort();
-                        self.flushing.retain(|w| !w.is_finished());
-                        self.flushing.push(link.writer_task);
+                match event {
+                    Event::Close(conn) => {
+                        if let Some(link) = self.links.remove(&conn) {
+                            // The writer sends what it has, then closes the socket.
+                            drop(link.writer);
+                            link.reader.abort();
+                            self.flushing.retain(|w| !w.is_finished());
+                            self.flushing.push(link.writer_task);
+                        }
+                        self.broker.handle_closed(conn, now);
                     }
-                    self.broker.handle_closed(conn, now);
+                    Event::Readable(conn) => self.readable(conn, now),
+                    _ => {}
                 }
             }
             if !progress {
