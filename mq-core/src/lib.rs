@@ -17,8 +17,11 @@
 //! - [`client`]: the client session state machine, without allocation: outbox of
 //!   unacknowledged publishes, inbox and held deliveries in caller storage,
 //!   subscriptions, keepalive, reconnect with backoff.
-//! - `broker` (`alloc`): the broker state machine: sessions, routing, queues,
-//!   QoS 1 with redelivery and dead-lettering, flow control, durable records.
+//! - `broker` (`alloc`): the broker state machine, a router behind protocol
+//!   codecs: each connection's codec (the mq wire protocol, over stream or
+//!   serial framing) turns frames into typed commands; the router (sessions,
+//!   routing, queues, replay, QoS 1 with redelivery and dead-lettering, flow
+//!   control, durable records) never sees bytes.
 //! - [`time`]: the [`Instant`] adapters hand in.
 //!
 //! # Features
