@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Failure;
 use crate::cmd::{self, cargo, run};
+use crate::failure::Failure;
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,...]

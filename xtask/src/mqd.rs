@@ -26,7 +26,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{self, Step};
-use crate::qemu::Peer;
+use crate::peer::Peer;
 
 /// How long `mq pub`, `mq sub` and `mqd`'s start may each take.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(15);
