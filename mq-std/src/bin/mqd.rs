@@ -17,7 +17,8 @@
 #[path = "common/alloc.rs"]
 mod alloc;
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -51,6 +52,11 @@ struct Args {
     /// Print the resolved configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Once serving, write the addresses it listens on to FILE (lines
+    /// `listen=ADDR` and, with HTTP, `http=ADDR`): how a script or a test that
+    /// asks for port 0 learns which ports it got.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -109,7 +115,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(cfg)) {
+    match runtime.block_on(run(cfg, args.ready_file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -123,7 +129,7 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
+async fn run(cfg: mq_std::config::DaemonConfig, ready_file: Option<PathBuf>) -> Result<(), String> {
     let memory = cfg.connection_memory;
     // Recovery runs here, before anything is accepted; a damaged log is reported
     // and skipped, never fatal.
@@ -190,17 +196,24 @@ async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
             }
         });
     }
+    let mut http_addr = None;
     if let Some(http) = cfg.http {
         let listener = tokio::net::TcpListener::bind(http)
             .await
             .map_err(|e| format!("cannot listen on {http} for http: {e}"))?;
-        tracing::info!(addr = %http, "metrics on /metrics, health on /health");
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "metrics on /metrics, health on /health");
+        http_addr = Some(addr);
         let control = control.clone();
         tokio::spawn(async move {
             if let Err(e) = mq_std::metrics::serve(listener, control).await {
                 tracing::error!(error = %e, "http endpoint stopped");
             }
         });
+    }
+    if let Some(path) = &ready_file {
+        write_ready(path, handle.local_addr(), http_addr)
+            .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     let mut stopped = std::pin::pin!(handle.wait());
     tokio::select! {
@@ -214,6 +227,19 @@ async fn run(cfg: mq_std::config::DaemonConfig) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes `--ready-file`: under a temporary name first, then renamed, so that
+/// whoever waits for it never reads half of it.
+fn write_ready(path: &Path, listen: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<()> {
+    let mut text = format!("listen={listen}\n");
+    if let Some(http) = http {
+        text.push_str(&format!("http={http}\n"));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(unix)]
