@@ -9,6 +9,8 @@ mod failure;
 mod ffi;
 mod firmware;
 mod fuzz;
+mod gate;
+mod mq_tools;
 mod mqd;
 mod peer;
 mod qemu;
