@@ -1,4 +1,4 @@
-//! The C ABI of mq: the blocking client of `mq-std` ([`mq_std::blocking`]) behind
+//! The C ABI of mq: the blocking client of `mq-client` ([`mq_client::blocking`]) behind
 //! opaque handles, described by the generated header `include/mq.h`
 //! (`cargo xtask codegen`; CI fails when the committed header is stale).
 //!

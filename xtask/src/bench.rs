@@ -115,7 +115,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let wants = |s: &str| systems.iter().any(|x| x == s);
 
     cmd::ensure_apt(BUILD_PACKAGES).map_err(Failure::Failed)?;
-    run(cargo().args(["build", "--release", "-p", "mq-std", "--bin", "mqd"]))
+    run(cargo().args(["build", "--release", "-p", "mq-cli", "--bin", "mqd"]))
         .map_err(Failure::Failed)?;
     run(&mut peers_cargo(&["build", "--release"])).map_err(Failure::Failed)?;
 
@@ -187,7 +187,7 @@ pub fn ci_smoke() -> Result<(), String> {
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
     run(&mut peers_cargo(&["test"]))?;
     run(&mut peers_cargo(&["build"]))?;
-    run(cargo().args(["build", "-p", "mq-std", "--bin", "mqd"]))?;
+    run(cargo().args(["build", "-p", "mq-cli", "--bin", "mqd"]))?;
     run(Command::new(peers_target().join("debug/mq-peer-bench"))
         .arg("--mqd")
         .arg(cmd::target_dir().join("debug/mqd"))

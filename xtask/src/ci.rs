@@ -8,7 +8,7 @@ use crate::failure::Failure;
 use crate::toolchain::{self, Route};
 use crate::{bench, embedded, ffi, firmware, qemu};
 
-/// The target that proves `mq-std` and `mq-ffi` build for Windows.
+/// The target that proves the std crates and `mq-ffi` build for Windows.
 const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 
 type Action = fn(&mut Ci) -> Result<(), String>;
@@ -149,18 +149,26 @@ impl Ci {
     }
 }
 
-/// `mq-std` and `mq-ffi` must stay portable to Windows: they type-check for a
-/// Windows target with warnings denied (no linker needed for `cargo check`).
+/// The crates that must stay portable to Windows: the std adapters (the
+/// clients, the server, the programs, the facade, the test harness) and the C
+/// ABI.
+const WINDOWS_CRATES: &[&str] = &[
+    "mq-client",
+    "mq-server",
+    "mq-cli",
+    "mq-std",
+    "mq-testkit",
+    "mq-ffi",
+];
+
+/// [`WINDOWS_CRATES`] type-check for a Windows target, tests included, with
+/// warnings denied (no linker needed for `cargo check`).
 fn windows_check() -> Result<(), String> {
     toolchain::rustup_add(WINDOWS_TARGET)?;
-    run(cargo().env("RUSTFLAGS", "-D warnings").args([
-        "check",
-        "-p",
-        "mq-std",
-        "-p",
-        "mq-ffi",
-        "--all-targets",
-        "--target",
-        WINDOWS_TARGET,
-    ]))
+    let mut check = cargo();
+    check.env("RUSTFLAGS", "-D warnings").arg("check");
+    for krate in WINDOWS_CRATES {
+        check.args(["-p", krate]);
+    }
+    run(check.args(["--all-targets", "--target", WINDOWS_TARGET]))
 }

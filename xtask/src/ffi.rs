@@ -111,7 +111,7 @@ pub fn test_tools() -> Result<(), String> {
 /// installs pytest and the package into it, and runs the package's tests.
 pub fn python_tests() -> Result<(), String> {
     run(cargo().args([
-        "build", "-p", "mq-ffi", "-p", "mq-std", "--lib", "--bin", "mqd",
+        "build", "-p", "mq-ffi", "-p", "mq-cli", "--lib", "--bin", "mqd",
     ]))?;
     let venv = cmd::target_dir().join("mq-ffi-venv");
     let python = venv_python(&venv);

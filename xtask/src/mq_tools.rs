@@ -48,9 +48,9 @@ pub fn tools() -> Result<MqTools, String> {
                     ));
                 }
             };
-            let step = Step::start("build mqd and mq (cargo build -p mq-std)");
+            let step = Step::start("build mqd and mq (cargo build -p mq-cli)");
             let mut build = cmd::cargo();
-            build.args(["build", "-p", "mq-std", "--bin", "mqd", "--bin", "mq"]);
+            build.args(["build", "-p", "mq-cli", "--bin", "mqd", "--bin", "mq"]);
             if release {
                 build.arg("--release");
             }

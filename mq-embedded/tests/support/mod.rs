@@ -13,7 +13,7 @@ pub use mq_testkit::Mqd;
 
 /// `mqd` with `config` (TOML), the broker's debug logs included.
 pub fn mqd(config: &str) -> Mqd {
-    Mqd::builder(config).log("info,mq_std=debug").start()
+    Mqd::builder(config).log("info,mq_server=debug").start()
 }
 
 /// The drivers' clock: microseconds since the test started.

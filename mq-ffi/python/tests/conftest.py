@@ -1,5 +1,5 @@
 """A real mqd for the tests: the binary named by MQD, else the one cargo built
-in $CARGO_TARGET_DIR or the checkout's target dir (`cargo build -p mq-std
+in $CARGO_TARGET_DIR or the checkout's target dir (`cargo build -p mq-cli
 --bin mqd`). `cargo xtask ci` sets MQD and MQ_LIB."""
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def mqd() -> Iterator[Mqd]:
     binary = next((p for p in _mqd_candidates() if p.is_file()), None)
     if binary is None:
         pytest.fail(
-            "mqd not found: set MQD, or build it with `cargo build -p mq-std --bin mqd`; "
+            "mqd not found: set MQD, or build it with `cargo build -p mq-cli --bin mqd`; "
             "looked in " + ", ".join(map(str, _mqd_candidates()))
         )
     server = Mqd(binary, CONFIG)

@@ -1,10 +1,10 @@
 //! The one test harness that runs a real `mqd`: every crate's tests that need
-//! the daemon (mq-std, mq-ffi, mq-embedded, the examples), the QEMU
+//! the daemon (mq-std, mq-cli, mq-ffi, mq-embedded, the examples), the QEMU
 //! scenarios of `cargo xtask qemu` and the peer benchmark start it through
 //! [`Mqd`].
 //!
-//! - **Finding `mqd`.** `CARGO_BIN_EXE_mqd` exists only in mq-std's own tests,
-//!   so [`mqd_binary`] builds it instead: `cargo build -p mq-std --bin mqd` with
+//! - **Finding `mqd`.** `CARGO_BIN_EXE_mqd` exists only in mq-cli's own tests,
+//!   so [`mqd_binary`] builds it instead: `cargo build -p mq-cli --bin mqd` with
 //!   the target directory, target and profile of the running test executable
 //!   (found from its own path, `<target>[/<triple>]/<profile>/deps/<test>`),
 //!   once per test process. Cargo decides whether anything is stale: when
@@ -135,7 +135,7 @@ pub fn mqd_binary() -> &'static Path {
     static MQD: OnceLock<PathBuf> = OnceLock::new();
     MQD.get_or_init(|| {
         let path = artifact_dir().join(format!("mqd{}", std::env::consts::EXE_SUFFIX));
-        let what = "cargo build -p mq-std --bin mqd";
+        let what = "cargo build -p mq-cli --bin mqd";
         if path.is_file() {
             // Captured by the test harness: shown with a failure only.
             eprintln!(
@@ -150,7 +150,7 @@ pub fn mqd_binary() -> &'static Path {
                 path.display()
             );
         }
-        cargo_build(&["-p", "mq-std", "--bin", "mqd"]);
+        cargo_build(&["-p", "mq-cli", "--bin", "mqd"]);
         assert!(
             path.is_file(),
             "mq-testkit: {} is missing after `{what}`",

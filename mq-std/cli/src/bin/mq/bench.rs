@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use mq_std::client::{Client, Error, Message, PublishOptions, QoS, SubscribeOptions, Subscription};
+use mq_client::client::{
+    Client, Error, Message, PublishOptions, QoS, SubscribeOptions, Subscription,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 

@@ -2,16 +2,16 @@
 //!
 //! Configuration comes from the embedded defaults, then a TOML file
 //! (`--config`), then `MQ_*` environment variables, then the flags below, each
-//! overriding the one before (see `mq_std::config`). SIGINT or SIGTERM (Ctrl-C on
+//! overriding the one before (see `mq_cli::config`). SIGINT or SIGTERM (Ctrl-C on
 //! Windows) stops it gracefully: it stops accepting, closes every connection after
 //! what was queued for it, waits for the store, and exits 0.
 //!
-//! Records go to the write-ahead log in the data directory (`mq_std::wal`), which
+//! Records go to the write-ahead log in the data directory (`mq_server::wal`), which
 //! is read back before anything is accepted; `[store] kind = "memory"` keeps
 //! nothing on disk. Logs go to stderr.
 //!
 //! Serial lines (`--serial PATH`, `[serial]` in the file) carry devices that
-//! speak the COBS framing into the same broker (`mq_std::serial`); they are
+//! speak the COBS framing into the same broker (`mq_server::serial`); they are
 //! opened before anything listens, and a line that cannot be opened stops `mqd`.
 
 #[path = "common/alloc.rs"]
@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use mq_std::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
-use mq_std::server::{self, ServerOptions};
-use mq_std::store::{MemoryStore, Store};
-use mq_std::wal::Wal;
+use mq_cli::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
+use mq_server::server::{self, ServerOptions};
+use mq_server::store::{MemoryStore, Store};
+use mq_server::wal::Wal;
 
 #[derive(Parser, Debug)]
 #[command(name = "mqd", version, about = "The mq broker daemon")]
@@ -42,7 +42,7 @@ struct Args {
     /// Directory for the broker's data [default: ./mq-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Log filter, e.g. "info" or "mq_std=debug" [default: info].
+    /// Log filter, e.g. "info" or "mq_server=debug" [default: info].
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
     /// Serve a device on this serial line (a terminal device or a
@@ -129,7 +129,7 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(cfg: mq_std::config::DaemonConfig, ready_file: Option<PathBuf>) -> Result<(), String> {
+async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> Result<(), String> {
     let memory = cfg.connection_memory;
     // Recovery runs here, before anything is accepted; a damaged log is reported
     // and skipped, never fatal.
@@ -160,7 +160,7 @@ async fn run(cfg: mq_std::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     };
     let mut lines = Vec::new();
     for line in &cfg.serial {
-        let port = mq_std::serial::open(&line.path, line.baud)
+        let port = mq_server::serial::open(&line.path, line.baud)
             .map_err(|e| format!("cannot open serial line {}: {e}", line.path.display()))?;
         lines.push((line.path.display().to_string(), port));
     }
@@ -184,7 +184,7 @@ async fn run(cfg: mq_std::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     let control = handle.control();
     for (name, port) in lines {
         tracing::info!(line = %name, "serving serial line");
-        let serve = mq_std::serial::serve_line(
+        let serve = mq_server::serial::serve_line(
             control.clone(),
             port,
             name.clone(),
@@ -206,7 +206,7 @@ async fn run(cfg: mq_std::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         http_addr = Some(addr);
         let control = control.clone();
         tokio::spawn(async move {
-            if let Err(e) = mq_std::metrics::serve(listener, control).await {
+            if let Err(e) = mq_server::metrics::serve(listener, control).await {
                 tracing::error!(error = %e, "http endpoint stopped");
             }
         });

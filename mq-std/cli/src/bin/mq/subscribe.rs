@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use clap::Args;
-use mq_std::client::{QoS, Start, SubscribeOptions};
+use mq_client::client::{QoS, Start, SubscribeOptions};
 
 use crate::output;
 use crate::{Fail, Server, parse_qos};

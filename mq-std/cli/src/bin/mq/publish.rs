@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use mq_std::client::{Error, PubAck, PublishOptions, QoS};
+use mq_client::client::{Error, PubAck, PublishOptions, QoS};
 use tokio::sync::mpsc;
 
 use crate::window::Window;

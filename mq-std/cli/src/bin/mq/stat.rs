@@ -18,7 +18,7 @@ const MAX_RESPONSE: u64 = 16 << 20;
 pub struct StatArgs {
     /// The daemon's HTTP endpoint.
     #[arg(long, env = "MQ_HTTP", value_name = "HOST:PORT",
-          default_value = mq_std::DEFAULT_HTTP_ADDR)]
+          default_value = mq_server::DEFAULT_HTTP_ADDR)]
     http: String,
 }
 

@@ -71,7 +71,7 @@ use mq_core::topic::Filter;
 use mq_core::wire::Limits;
 use serde::{Deserialize, Deserializer};
 
-use crate::wal::{FsyncPolicy, WalOptions};
+use mq_server::wal::{FsyncPolicy, WalOptions};
 
 /// Why the configuration could not be used.
 #[derive(Debug)]
@@ -416,7 +416,7 @@ fn filters(list: &[String], what: &str) -> Result<(), ConfigError> {
 impl FileConfig {
     /// Resolves into what the daemon runs with, checking every value.
     pub fn resolve(&self) -> Result<DaemonConfig, ConfigError> {
-        let listen = self.listen.as_deref().unwrap_or(crate::DEFAULT_ADDR);
+        let listen = self.listen.as_deref().unwrap_or(mq_client::DEFAULT_ADDR);
         let listen: SocketAddr = listen
             .parse()
             .map_err(|_| err(format!("listen address {listen:?} is not host:port")))?;
@@ -426,7 +426,7 @@ impl FileConfig {
                 a.parse()
                     .map_err(|_| err(format!("http address {a:?} is not host:port")))?,
             ),
-            None => Some(crate::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
+            None => Some(mq_server::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
         };
         let mut b = broker::Config::default();
         let limits = Limits {
@@ -515,8 +515,8 @@ mod tests {
     #[test]
     fn defaults_need_no_file() {
         let c = FileConfig::default().resolve().unwrap();
-        assert_eq!(c.listen.to_string(), crate::DEFAULT_ADDR);
-        assert_eq!(c.http.unwrap().to_string(), crate::DEFAULT_HTTP_ADDR);
+        assert_eq!(c.listen.to_string(), mq_client::DEFAULT_ADDR);
+        assert_eq!(c.http.unwrap().to_string(), mq_server::DEFAULT_HTTP_ADDR);
         assert_eq!(c.data_dir, PathBuf::from("./mq-data"));
         assert!(c.broker.auth.tokens.is_empty());
         assert_eq!(c.store, StoreConfig::Wal(WalOptions::default()));

@@ -1,11 +1,11 @@
-//! Durable publishing end to end: an in-process server (`mq_std::server`) on the
+//! Durable publishing end to end: an in-process server (`mq_server::server`) on the
 //! write-ahead log in a temporary directory, and one publisher over TCP keeping a
 //! window of unacknowledged QoS 1 publishes. A publish's latency runs from its
 //! frame being written to the socket to its `PubAck` being read (so it includes
 //! waiting behind the window). Prints throughput and p50/p99 latency per fsync
 //! policy and payload size.
 //!
-//! `cargo bench -p mq-std --bench durable [-- SECONDS_PER_RUN [WINDOW]]`
+//! `cargo bench -p mq-server --bench durable [-- SECONDS_PER_RUN [WINDOW]]`
 //!
 //! There are no subscribers: every message is written once and retained (the
 //! default retention keeps the last 1000 per topic); the log compacts when it
@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use mq_core::framing::stream::{self, Decoded, StreamDecoder};
 use mq_core::wire::*;
-use mq_std::server::{self, ServerOptions};
-use mq_std::wal::{FsyncPolicy, Wal, WalOptions};
+use mq_server::server::{self, ServerOptions};
+use mq_server::wal::{FsyncPolicy, Wal, WalOptions};
 
 struct Figures {
     messages: u64,

@@ -10,6 +10,7 @@
 //! time and calls.
 //!
 //! ```no_run
+//! # use mq_client as mq_std; // what users see: the facade
 //! # async fn demo() -> Result<(), mq_std::client::Error> {
 //! use mq_std::client::{Client, ClientOptions, PublishOptions, SubscribeOptions};
 //!

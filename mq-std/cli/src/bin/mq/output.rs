@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use mq_std::client::Message;
+use mq_client::client::Message;
 use serde_json::{Map, Value};
 
 use crate::qos_number;

@@ -8,6 +8,7 @@
 //! session reconnects on its own. No method panics; failures are [`Error`]s.
 //!
 //! ```no_run
+//! # use mq_client as mq_std; // what users see: the facade
 //! # fn demo() -> Result<(), mq_std::blocking::Error> {
 //! use mq_std::blocking::{Client, ClientOptions, PublishOptions, SubscribeOptions};
 //!

@@ -36,9 +36,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::clock::Clock;
 use crate::serial::SerialInput;
 use crate::store::{MemoryStore, Store, StoreMetrics};
+use mq_client::clock::Clock;
 
 /// How to run a server.
 pub struct ServerOptions {

@@ -1,9 +1,9 @@
 //! `mq`: the command-line client of `mqd`: publish, subscribe, benchmark, and
-//! read the daemon's counters. Built on the async client ([`mq_std::client`]).
+//! read the daemon's counters. Built on the async client ([`mq_client::client`]).
 //!
 //! The daemon is found through `--server HOST:PORT`, else `MQ_SERVER`, else
-//! [`mq_std::DEFAULT_ADDR`]; its HTTP endpoint (for `mq stat`) through `--http`,
-//! else `MQ_HTTP`, else [`mq_std::DEFAULT_HTTP_ADDR`]. Exit codes: 0 on success,
+//! [`mq_client::DEFAULT_ADDR`]; its HTTP endpoint (for `mq stat`) through `--http`,
+//! else `MQ_HTTP`, else [`mq_server::DEFAULT_HTTP_ADDR`]. Exit codes: 0 on success,
 //! 1 when the work failed (the reason is printed on one line), 2 for bad
 //! arguments.
 
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use mq_std::client::{Client, ClientOptions, Error, QoS, Reason};
+use mq_client::client::{Client, ClientOptions, Error, QoS, Reason};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,7 +45,7 @@ struct Cli {
 pub struct Server {
     /// The daemon's address.
     #[arg(long, global = true, env = "MQ_SERVER", value_name = "HOST:PORT",
-          default_value = mq_std::DEFAULT_ADDR)]
+          default_value = mq_client::DEFAULT_ADDR)]
     pub server: String,
     /// Auth token, if the daemon requires one.
     #[arg(long, global = true, env = "MQ_TOKEN", hide_env_values = true)]

@@ -12,8 +12,8 @@ use mq_core::broker::{Broker, Config, ConnId, Record, StoreOp};
 use mq_core::framing::Framing;
 use mq_core::framing::stream::{self, Decoded, StreamDecoder};
 use mq_core::wire::*;
-use mq_std::store::Store;
-use mq_std::wal::{FsyncPolicy, Wal, WalOptions};
+use mq_server::store::Store;
+use mq_server::wal::{FsyncPolicy, Wal, WalOptions};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
