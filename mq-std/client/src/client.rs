@@ -27,13 +27,8 @@
 //!
 //! The connection lives while any clone of the [`Client`] does: dropping the last
 //! one closes it like [`Client::close`], and every [`Subscription`] then ends.
-//! Types shared with the blocking client ([`Message`], [`Error`], the options)
-//! live here and are re-exported by [`crate::blocking`].
-
-mod error;
-mod message;
-mod options;
-mod stats;
+//! The types both clients share ([`Message`], [`Error`], the options, ...)
+//! belong to the driver; this module and [`crate::blocking`] re-export them.
 
 use std::future::Future;
 use std::io;
@@ -53,13 +48,12 @@ use crate::driver::{
     self, Command, CommandSender, Commands, Driver, Offer, Reply, Sink, SubscriptionEnd,
 };
 
-pub use error::Error;
-pub use message::{Message, PubAck};
+pub use crate::driver::{
+    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
+};
 pub use mq_core::Reason;
 pub use mq_core::client::{State, Stats as SessionStats, SubId};
 pub use mq_core::wire::{QoS, SessionMode, Start};
-pub use options::{ClientOptions, PublishOptions, SubscribeOptions};
-pub use stats::Stats;
 
 /// How long closing waits for the socket to take the last bytes.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -206,7 +200,7 @@ impl Client {
         request: &Message,
         payload: impl Into<Bytes>,
     ) -> Result<PubAck, Error> {
-        let opts = reply_options(request)?;
+        let opts = driver::reply_options(request)?;
         let topic = request.reply_to.as_deref().unwrap_or_default();
         self.publish(topic, payload, &opts).await
     }
@@ -242,17 +236,6 @@ impl Client {
             Err(_) => Err(self.inner.commands.closed_error()),
         }
     }
-}
-
-/// The options of a reply to `request`.
-pub(crate) fn reply_options(request: &Message) -> Result<PublishOptions, Error> {
-    if request.reply_to.is_none() {
-        return Err(Error::Invalid("the message has no reply-to topic"));
-    }
-    Ok(PublishOptions {
-        correlation: request.correlation.clone(),
-        ..PublishOptions::default()
-    })
 }
 
 /// Messages of one subscription, in the order the session delivers them.

@@ -8,14 +8,15 @@
 //!   from any thread and from C (`mq-ffi` is built on it).
 //! - [`clock`]: the clock adapters hand to the core (the server's too).
 //!
-//! Both clients are thin front ends of one runtime-neutral driver, which owns
-//! what they share. Applications usually depend on the `mq-std` facade, which
-//! re-exports these modules.
+//! Both clients are thin front ends of one runtime-neutral driver (private),
+//! which owns what they share: the options, [`Error`](client::Error),
+//! [`Message`](client::Message), [`PubAck`](client::PubAck),
+//! [`Stats`](client::Stats). Applications usually depend on the `mq-std`
+//! facade, which re-exports these modules.
 
 pub mod blocking;
 pub mod client;
 pub mod clock;
 mod driver;
 
-/// The address `mqd` listens on by default, and clients connect to by default.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:7410";
+pub use driver::DEFAULT_ADDR;

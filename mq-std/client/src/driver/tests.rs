@@ -2,10 +2,13 @@
 //! moves bytes between them on a virtual clock, like the real loops do.
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mq_core::broker::{Broker, Config as BrokerConfig, ConnId};
+use mq_core::wire::QoS;
 
+use super::command::made_room;
 use super::*;
 
 /// Commands the application side sent, fed to the driver by the harness.
@@ -230,8 +233,6 @@ impl Pair {
         (sub, rx, waiting)
     }
 }
-
-use crate::client::PublishOptions;
 
 fn client_options() -> ClientOptions {
     ClientOptions {
@@ -512,7 +513,7 @@ fn requests_are_matched_to_replies() {
     });
     let req = service.try_recv().expect("the request arrived");
     assert!(req.reply_to.as_deref().unwrap().starts_with("_reply."));
-    let answer = crate::client::reply_options(&req)
+    let answer = reply_options(&req)
         .unwrap()
         .outgoing(
             req.reply_to.as_deref().unwrap(),

@@ -32,34 +32,34 @@
 //! The connection lives while any clone of the [`Client`] does; dropping the last
 //! one closes it like [`Client::close`].
 
-use std::io::{self, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+mod answer;
+mod io;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Poll, Waker};
 use tracing::{debug, error};
 
 use crate::clock::Clock;
 use crate::driver::{
-    self, Command, CommandSender, Commands, Driver, Offer, Reply, ReplyTo, Sink, SubscriptionEnd,
+    self, Command, CommandSender, Commands, Driver, Offer, ReplyTo, Sink, SubscriptionEnd,
 };
 
-pub use crate::client::{
-    ClientOptions, Error, Message, PubAck, PublishOptions, QoS, Reason, SessionMode, SessionStats,
-    Start, State, Stats, SubId, SubscribeOptions,
+pub use crate::driver::{
+    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
 };
+pub use mq_core::Reason;
+pub use mq_core::client::{State, Stats as SessionStats, SubId};
+pub use mq_core::wire::{QoS, SessionMode, Start};
 pub use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 
-const SOCKET: Token = Token(0);
-const WAKER: Token = Token(1);
-/// How long closing waits for the socket to take the last bytes.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+use answer::{Gone, oneshot};
+use io::{WAKER, run};
 
 /// A connection to a broker: a cheap, cloneable handle (`Send + Sync`) over the
 /// I/O thread that drives it.
@@ -232,7 +232,7 @@ impl Client {
     /// Answers a request: publishes `payload` (QoS 1) to its `reply_to` topic
     /// with its correlation id.
     pub fn reply(&self, request: &Message, payload: impl Into<Bytes>) -> Result<PubAck, Error> {
-        let opts = crate::client::reply_options(request)?;
+        let opts = driver::reply_options(request)?;
         let topic = request.reply_to.as_deref().unwrap_or_default();
         self.publish(topic, payload, &opts)
     }
@@ -417,371 +417,6 @@ impl Sink for SyncSender<Message> {
             Ok(()) => Offer::Taken,
             Err(TrySendError::Full(msg)) => Offer::Full(msg),
             Err(TrySendError::Disconnected(msg)) => Offer::Closed(msg),
-        }
-    }
-}
-
-/// Why a [`Answer::recv`] got no value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Gone {
-    Timeout,
-    Sender,
-}
-
-enum SlotState<T> {
-    Waiting,
-    Done(T),
-    Taken,
-    SenderGone,
-    ReceiverGone,
-}
-
-/// A one-value channel whose sender can tell that the receiver gave up.
-struct Slot<T> {
-    state: Mutex<SlotState<T>>,
-    ready: Condvar,
-}
-
-/// The sending half of [`oneshot`]: the driver's [`Reply`].
-struct Answerer<T>(Arc<Slot<T>>);
-
-/// The receiving half of [`oneshot`].
-struct Answer<T>(Arc<Slot<T>>);
-
-fn oneshot<T>() -> (Answerer<T>, Answer<T>) {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(SlotState::Waiting),
-        ready: Condvar::new(),
-    });
-    (Answerer(Arc::clone(&slot)), Answer(slot))
-}
-
-impl<T> Slot<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl<T: Send> Reply<T> for Answerer<T> {
-    fn send(self: Box<Self>, value: T) {
-        let refused = {
-            let mut state = self.0.lock();
-            if matches!(*state, SlotState::Waiting) {
-                *state = SlotState::Done(value);
-                None
-            } else {
-                Some(value)
-            }
-        };
-        self.0.ready.notify_all();
-        // Dropped outside the lock: a message's drop talks to the driver.
-        drop(refused);
-    }
-
-    fn is_closed(&self) -> bool {
-        matches!(*self.0.lock(), SlotState::ReceiverGone)
-    }
-}
-
-impl<T> Drop for Answerer<T> {
-    fn drop(&mut self) {
-        let mut state = self.0.lock();
-        if matches!(*state, SlotState::Waiting) {
-            *state = SlotState::SenderGone;
-            drop(state);
-            self.0.ready.notify_all();
-        }
-    }
-}
-
-impl<T> Answer<T> {
-    /// Blocks for the value, up to `timeout` if given.
-    fn recv(&self, timeout: Option<Duration>) -> Result<T, Gone> {
-        let deadline = timeout.map(|t| StdInstant::now() + t);
-        let mut state = self.0.lock();
-        loop {
-            match std::mem::replace(&mut *state, SlotState::Taken) {
-                SlotState::Done(value) => return Ok(value),
-                SlotState::Waiting => *state = SlotState::Waiting,
-                other => {
-                    *state = other;
-                    return Err(Gone::Sender);
-                }
-            }
-            state = match deadline {
-                None => self
-                    .0
-                    .ready
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(StdInstant::now());
-                    if left.is_zero() {
-                        return Err(Gone::Timeout);
-                    }
-                    self.0
-                        .ready
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                }
-            };
-        }
-    }
-}
-
-impl<T> Drop for Answer<T> {
-    fn drop(&mut self) {
-        let left = {
-            let mut state = self.0.lock();
-            std::mem::replace(&mut *state, SlotState::ReceiverGone)
-        };
-        // A value nobody took (a message) is dropped outside the lock.
-        drop(left);
-    }
-}
-
-// ------------------------------------------------------------ the I/O thread
-
-/// The socket and what mio last said about it.
-struct Conn {
-    stream: TcpStream,
-    connected: bool,
-    readable: bool,
-    writable: bool,
-    /// Addresses still to try if this one fails.
-    rest: Vec<SocketAddr>,
-}
-
-/// Starts connecting to the first address of `addrs` that takes it.
-fn open(poll: &Poll, mut addrs: Vec<SocketAddr>) -> io::Result<Conn> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
-    addrs.reverse();
-    while let Some(addr) = addrs.pop() {
-        match TcpStream::connect(addr) {
-            Ok(mut stream) => {
-                poll.registry().register(
-                    &mut stream,
-                    SOCKET,
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                addrs.reverse();
-                return Ok(Conn {
-                    stream,
-                    connected: false,
-                    readable: false,
-                    writable: false,
-                    rest: addrs,
-                });
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Resolves `addr` (this blocks the I/O thread for the lookup) and starts
-/// connecting.
-fn start_connect(poll: &Poll, addr: &str) -> io::Result<Conn> {
-    open(poll, addr.to_socket_addrs()?.collect())
-}
-
-/// After a writable event on a connecting socket: `Ok(true)` once connected.
-fn finish_connect(c: &mut Conn) -> io::Result<bool> {
-    if let Some(e) = c.stream.take_error()? {
-        return Err(e);
-    }
-    match c.stream.peer_addr() {
-        Ok(_) => {
-            c.stream.set_nodelay(true)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-fn close(poll: &Poll, conn: &mut Option<Conn>) {
-    if let Some(mut c) = conn.take() {
-        let _ = poll.registry().deregister(&mut c.stream);
-    }
-}
-
-/// Reads once (if readable and the driver has room). `Ok(true)` when bytes
-/// moved; `Err(None)` when the broker closed the connection.
-fn read(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
-    let buf = driver.read_buf();
-    if !c.readable || buf.is_empty() {
-        return Ok(false);
-    }
-    match io::Read::read(&mut c.stream, buf) {
-        Ok(0) => Err(None),
-        Ok(n) => {
-            driver.handle_read(n);
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            c.readable = false;
-            Ok(false)
-        }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-        Err(e) => Err(Some(e)),
-    }
-}
-
-/// Writes while the socket takes it. `Ok(true)` when bytes moved.
-fn write(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
-    let mut moved = false;
-    while c.writable && !driver.output().is_empty() {
-        match c.stream.write(driver.output()) {
-            Ok(0) => return Err(None),
-            Ok(n) => {
-                driver.handle_written(n);
-                moved = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Some(e)),
-        }
-    }
-    Ok(moved)
-}
-
-/// Writes what is left, for at most [`FLUSH_TIMEOUT`], and closes the socket.
-fn flush(poll: &mut Poll, events: &mut Events, conn: &mut Option<Conn>, driver: &mut Driver) {
-    if let Some(c) = conn.as_mut().filter(|c| c.connected) {
-        let deadline = StdInstant::now() + FLUSH_TIMEOUT;
-        c.writable = true;
-        while !driver.output().is_empty() {
-            if write(c, driver).is_err() {
-                break;
-            }
-            if driver.output().is_empty() {
-                break;
-            }
-            let left = deadline.saturating_duration_since(StdInstant::now());
-            if left.is_zero() || poll.poll(events, Some(left)).is_err() {
-                break;
-            }
-            c.writable = true;
-        }
-        let _ = c.stream.shutdown(Shutdown::Write);
-    }
-    close(poll, conn);
-}
-
-/// The I/O thread: moves commands, bytes and time into the driver and does what
-/// it wants, until the session is closed.
-fn run(
-    mut driver: Driver,
-    commands: mpsc::Receiver<Command>,
-    mut poll: Poll,
-    addr: &str,
-    clock: Clock,
-) {
-    let mut events = Events::with_capacity(16);
-    let mut conn: Option<Conn> = None;
-    let mut deadline = None;
-    loop {
-        let now = clock.now();
-        loop {
-            match commands.try_recv() {
-                Ok(cmd) => driver.handle_command(now, cmd),
-                Err(mpsc::TryRecvError::Empty) => break,
-                // Unreachable while the driver holds a sender; close if it happens.
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    driver.handle_command(now, Command::Close(None));
-                    break;
-                }
-            }
-        }
-        if deadline.is_some_and(|d| now >= d) {
-            driver.handle_timeout(now);
-        }
-        let mut moved = false;
-        if let Some(c) = conn.as_mut().filter(|c| !c.connected && c.writable) {
-            {
-                c.writable = false;
-                match finish_connect(c) {
-                    Ok(true) => {
-                        c.connected = true;
-                        c.writable = true;
-                        driver.handle_connected(now);
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        let rest = std::mem::take(&mut c.rest);
-                        close(&poll, &mut conn);
-                        match open(&poll, rest) {
-                            Ok(next) => conn = Some(next),
-                            // Report the first address's error if all failed.
-                            Err(_) => driver.handle_disconnected(now, Some(e)),
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(c) = conn.as_mut().filter(|c| c.connected) {
-            match read(c, &mut driver) {
-                Ok(m) => moved |= m,
-                Err(e) => {
-                    close(&poll, &mut conn);
-                    driver.handle_disconnected(now, e);
-                }
-            }
-        }
-        let wants = driver.poll(now);
-        deadline = wants.timeout;
-        if wants.stop {
-            flush(&mut poll, &mut events, &mut conn, &mut driver);
-            driver.finish();
-            return;
-        }
-        if wants.disconnect && conn.is_some() {
-            if let Some(c) = conn.as_mut().filter(|c| c.connected) {
-                // Best effort: an error frame the session wants the broker to see.
-                let _ = c.stream.write(driver.output());
-            }
-            close(&poll, &mut conn);
-            driver.handle_disconnected(now, None);
-            continue;
-        }
-        if wants.connect {
-            close(&poll, &mut conn);
-            match start_connect(&poll, addr) {
-                Ok(c) => conn = Some(c),
-                Err(e) => driver.handle_disconnected(now, Some(e)),
-            }
-            continue;
-        }
-        if let Some(c) = conn.as_mut().filter(|c| c.connected) {
-            match write(c, &mut driver) {
-                Ok(m) => moved |= m,
-                Err(e) => {
-                    close(&poll, &mut conn);
-                    driver.handle_disconnected(now, e);
-                    continue;
-                }
-            }
-        }
-        if moved {
-            continue;
-        }
-        let timeout =
-            deadline.map(|d| clock.to_std(d).saturating_duration_since(StdInstant::now()));
-        if let Err(e) = poll.poll(&mut events, timeout) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            error!("the I/O thread cannot wait for events: {e}");
-            driver.finish();
-            return;
-        }
-        if let Some(c) = conn.as_mut() {
-            for ev in events.iter().filter(|ev| ev.token() == SOCKET) {
-                c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                c.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
-            }
         }
     }
 }

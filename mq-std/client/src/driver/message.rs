@@ -9,8 +9,7 @@ use bytes::Bytes;
 use mq_core::QoS;
 use mq_core::client::{Delivery, DeliveryId, SubId};
 
-use super::Error;
-use crate::driver::{Command, Commands};
+use super::error::Error;
 
 /// The broker's answer to a publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,16 +55,33 @@ pub struct Message {
     settle: Option<Settle>,
 }
 
+/// What the application decided about a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settlement {
+    /// Processed: the broker forgets it.
+    Ack,
+    /// Refused: delivered again (`requeue`) or dead-lettered.
+    Nack { requeue: bool },
+}
+
+/// Where a message's ack or nack goes: the driver's command channel. A trait,
+/// so that messages need not know the commands (which carry messages).
+pub(crate) trait Settler: Send + Sync {
+    /// Hands the verdict on delivery `id` to the driver; fails when the client
+    /// is closed.
+    fn settle(&self, id: DeliveryId, how: Settlement) -> Result<(), Error>;
+}
+
 /// How an unsettled message reaches the driver.
 struct Settle {
     id: DeliveryId,
-    commands: Arc<Commands>,
+    to: Arc<dyn Settler>,
 }
 
 impl Message {
     /// A message from a delivery's fields and `payload` (the delivery's own
-    /// payload is not read); `commands` settles it when it needs an ack.
-    pub(crate) fn new(d: &Delivery<'_>, payload: Bytes, commands: &Arc<Commands>) -> Message {
+    /// payload is not read); `settler` settles it when it needs an ack.
+    pub(crate) fn new(d: &Delivery<'_>, payload: Bytes, settler: &Arc<dyn Settler>) -> Message {
         let meta = &d.meta;
         Message {
             sub: d.sub,
@@ -85,7 +101,7 @@ impl Message {
             priority: meta.priority,
             settle: d.id.needs_ack().then(|| Settle {
                 id: d.id,
-                commands: Arc::clone(commands),
+                to: Arc::clone(settler),
             }),
         }
     }
@@ -104,19 +120,19 @@ impl Message {
     /// Fails only when the client is closed (the broker then redelivers the
     /// message to the session, if it was kept, or to another group member).
     pub fn ack(mut self) -> Result<(), Error> {
-        self.settle_with(Command::Ack)
+        self.settle_with(Settlement::Ack)
     }
 
     /// Refuses the message: `requeue` asks the broker to deliver it again
     /// (possibly to another group member) after its redelivery backoff; without
     /// it the message goes to the dead-letter topic `$dlq.<topic>`.
     pub fn nack(mut self, requeue: bool) -> Result<(), Error> {
-        self.settle_with(|id| Command::Nack { id, requeue })
+        self.settle_with(Settlement::Nack { requeue })
     }
 
-    fn settle_with(&mut self, command: impl FnOnce(DeliveryId) -> Command) -> Result<(), Error> {
+    fn settle_with(&mut self, how: Settlement) -> Result<(), Error> {
         match self.settle.take() {
-            Some(s) => s.commands.send(command(s.id)),
+            Some(s) => s.to.settle(s.id, how),
             None => Ok(()),
         }
     }
@@ -130,7 +146,7 @@ impl Message {
 
 impl Drop for Message {
     fn drop(&mut self) {
-        let _ = self.settle_with(|id| Command::Nack { id, requeue: true });
+        let _ = self.settle_with(Settlement::Nack { requeue: true });
     }
 }
 

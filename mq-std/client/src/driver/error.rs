@@ -19,7 +19,7 @@ pub enum Error {
     /// The broker refused this publish (`PubReject`) or subscription
     /// (`SubReject`).
     Rejected(Reason),
-    /// The client is closed: `Normal` after [`close`](super::Client::close) or
+    /// The client is closed: `Normal` after [`close`](crate::client::Client::close) or
     /// once every handle is dropped, otherwise why the broker ended the session
     /// for good (`SessionTakenOver`, `BadToken`, ...).
     Closed(Reason),

@@ -1,16 +1,24 @@
 //! Options of a client connection, of a publish and of a subscription (owned
-//! versions of the core's borrowed ones).
+//! versions of the core's borrowed ones), and what they turn into for the
+//! driver: a publish's [`Outgoing`] message, a subscription's credit window.
 
 use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mq_core::wire::{HeadersBuilder, QoS, SessionMode, Start};
+use mq_core::wire::{Headers, HeadersBuilder, Meta, QoS, SessionMode, Start};
 
-use super::Error;
-use crate::driver::Outgoing;
+use super::error::Error;
+use super::message::Message;
+use super::random::random_u64;
 
-/// How to connect. `Default` connects to [`DEFAULT_ADDR`](crate::DEFAULT_ADDR)
+/// The address `mqd` listens on by default, and clients connect to by default.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7410";
+
+/// The largest credit window (and sink capacity) of a subscription.
+const MAX_CREDIT: u32 = 65_535;
+
+/// How to connect. `Default` connects to [`DEFAULT_ADDR`]
 /// with a random client id and a clean session. `Debug` does not show the token.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -60,8 +68,8 @@ impl ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            addr: crate::DEFAULT_ADDR.to_string(),
-            client_id: format!("mq-{:016x}", crate::driver::random_u64()),
+            addr: DEFAULT_ADDR.to_string(),
+            client_id: format!("mq-{:016x}", random_u64()),
             token: None,
             session: SessionMode::Clean,
             keepalive: Duration::from_secs(15),
@@ -210,4 +218,51 @@ impl Default for SubscribeOptions {
             credit: 0,
         }
     }
+}
+
+/// A message to publish, with its properties, owned.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: QoS,
+    pub ttl_ms: Option<u32>,
+    pub priority: u8,
+    pub reply_to: Option<String>,
+    pub correlation: Option<Bytes>,
+    /// Encoded headers ([`Headers::from_encoded`]).
+    pub headers: Vec<u8>,
+}
+
+impl Outgoing {
+    pub(super) fn meta(&self) -> Meta<'_> {
+        Meta {
+            ttl_ms: self.ttl_ms,
+            priority: self.priority,
+            reply_to: self.reply_to.as_deref(),
+            correlation: self.correlation.as_deref(),
+            headers: Headers::from_encoded(&self.headers).unwrap_or(Headers::EMPTY),
+        }
+    }
+}
+
+/// A subscription's credit window: its own, or the client's default. It is also
+/// the capacity of the subscription's sink, hence the bound.
+pub(crate) fn window(credit: u32, default: u32) -> Result<u32, Error> {
+    let window = if credit == 0 { default.max(1) } else { credit };
+    if window > MAX_CREDIT {
+        return Err(Error::Invalid("credit larger than 65535"));
+    }
+    Ok(window)
+}
+
+/// The options of a reply to `request`.
+pub(crate) fn reply_options(request: &Message) -> Result<PublishOptions, Error> {
+    if request.reply_to.is_none() {
+        return Err(Error::Invalid("the message has no reply-to topic"));
+    }
+    Ok(PublishOptions {
+        correlation: request.correlation.clone(),
+        ..PublishOptions::default()
+    })
 }
