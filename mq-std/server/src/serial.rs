@@ -36,7 +36,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use mq_core::broker::{Broker, ConnId};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::{self, DELIMITER, SerialDecoder};
 use mq_core::wire::Frame;
@@ -48,63 +47,6 @@ use crate::server::ServerControl;
 
 /// Buffer between the line task and one broker connection, each way.
 const PIPE: usize = 64 * 1024;
-
-/// Decodes a serial-framed connection's input for the broker, frame by frame
-/// (the broker decodes stream framing itself).
-pub(crate) struct SerialInput {
-    decoder: SerialDecoder<Vec<u8>>,
-    /// The broker could not take the decoder's last frame yet.
-    refused: bool,
-}
-
-impl SerialInput {
-    /// A decoder for frames up to `max_frame` bytes.
-    pub(crate) fn new(max_frame: u32) -> SerialInput {
-        SerialInput {
-            decoder: SerialDecoder::new(vec![0; serial::max_framed_len(max_frame as usize)]),
-            refused: false,
-        }
-    }
-
-    /// Whether a decoded frame waits for the broker.
-    pub(crate) fn holds_frame(&self) -> bool {
-        self.refused
-    }
-
-    /// Offers the frame the broker refused last, then decodes `bytes` into
-    /// frames for it; stops at a frame it cannot take yet (kept for the next
-    /// call). Returns how many bytes were consumed.
-    pub(crate) fn offer(
-        &mut self,
-        broker: &mut Broker,
-        conn: ConnId,
-        now: mq_core::Instant,
-        bytes: &[u8],
-    ) -> usize {
-        if self.refused {
-            if let Some(frame) = self.decoder.last_frame()
-                && !broker.handle_frame(conn, now, frame)
-            {
-                return 0;
-            }
-            self.refused = false;
-        }
-        let mut used = 0;
-        while let Some(rest) = bytes.get(used..).filter(|rest| !rest.is_empty()) {
-            let (n, out) = self.decoder.feed(rest);
-            used += n.max(1);
-            match out {
-                Some(Ok(frame)) if !broker.handle_frame(conn, now, frame) => {
-                    self.refused = true;
-                    break;
-                }
-                Some(Err(e)) => tracing::debug!(conn = conn.0, error = %e, "serial frame dropped"),
-                _ => {}
-            }
-        }
-        used.min(bytes.len())
-    }
-}
 
 /// The line task's side of one broker connection.
 struct Current {
@@ -458,14 +400,14 @@ impl AsyncWrite for SerialPort {
 mod tests {
     use std::time::Duration;
 
-    use mq_core::broker::Config as BrokerConfig;
+    use mq_core::broker::{Broker, Config as BrokerConfig};
     use mq_core::wire::{
         Hello, Limits, PROTOCOL_VERSION, Publish, QoS, Reason, SessionMode, Start, Subscribe,
     };
     use tokio::io::DuplexStream;
 
     use super::*;
-    use crate::server::{self, ServerHandle, ServerOptions};
+    use crate::server::{self, SerialInput, ServerHandle, ServerOptions};
 
     fn hello(client: &str) -> Frame<'_> {
         Frame::Hello(Hello {

@@ -18,6 +18,16 @@
 //! Besides TCP connections, [`ServerControl::attach`] serves one connection over
 //! any byte stream in either framing; [`serial`](crate::serial) uses it to serve
 //! serial lines.
+//!
+//! This file is the broker task and its connections; what users hold
+//! ([`ServerOptions`], [`ServerHandle`], [`ServerControl`]) is in
+//! `server/handle.rs`, the task's input channel in `server/command.rs`, the
+//! store thread in `server/store_thread.rs`.
+
+mod command;
+mod handle;
+mod serial_input;
+mod store_thread;
 
 use std::io;
 use std::net::SocketAddr;
@@ -26,9 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mq_core::broker::{
-    Broker, Config as BrokerConfig, ConnId, Event, QueueInfo, Snapshot, Stats, StoreOp,
-};
+use mq_client::clock::Clock;
+use mq_core::broker::{Broker, ConnId, Event};
 use mq_core::framing::Framing;
 use mq_core::framing::stream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -36,162 +45,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::serial::SerialInput;
-use crate::store::{MemoryStore, Store, StoreMetrics};
-use mq_client::clock::Clock;
-
-/// How to run a server.
-pub struct ServerOptions {
-    /// Address to listen on (`127.0.0.1:0` picks a free port).
-    pub listen: SocketAddr,
-    /// The broker's configuration.
-    pub broker: BrokerConfig,
-    /// Where records go; [`MemoryStore`] keeps nothing.
-    pub store: Box<dyn Store>,
-    /// Bytes read from one connection and not yet consumed by the broker, at most
-    /// (raised to one maximum frame if smaller).
-    pub input_budget: usize,
-    /// Chunks queued for one connection's writer, at most.
-    pub write_queue: usize,
-    /// Size of a read, and of a chunk handed to a writer.
-    pub chunk: usize,
-    /// How long shutdown waits for the store and the writers.
-    pub drain_timeout: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            broker: BrokerConfig::default(),
-            store: Box::new(MemoryStore),
-            input_budget: 256 * 1024,
-            write_queue: 16,
-            chunk: 64 * 1024,
-            drain_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A byte stream [`ServerControl::attach`] can serve.
-pub trait Io: AsyncRead + AsyncWrite + Send + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
-
-enum Cmd {
-    Accept(TcpStream, SocketAddr),
-    Attach(Box<dyn Io>, Framing, String),
-    Input(ConnId, Bytes),
-    Closed(ConnId),
-    Writable(ConnId),
-    Persisted(u64),
-    StoreFailed(io::Error),
-    /// The store would like a snapshot to compact into.
-    CompactionWanted,
-    /// The store is (or is no longer) at its size limit.
-    StoreFull(bool),
-    Stats(oneshot::Sender<Stats>),
-    StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
-    Queues(oneshot::Sender<Vec<QueueInfo>>),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// A running server.
-pub struct ServerHandle {
-    addr: SocketAddr,
-    tx: mpsc::UnboundedSender<Cmd>,
-    task: JoinHandle<io::Result<()>>,
-}
-
-impl ServerHandle {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The broker's counters.
-    pub async fn stats(&self) -> Stats {
-        self.control().stats().await
-    }
-
-    /// Every queue's depth and bound.
-    pub async fn queues(&self) -> Vec<QueueInfo> {
-        self.control().queues().await
-    }
-
-    /// A handle that can ask for stats or shutdown from elsewhere.
-    pub fn control(&self) -> ServerControl {
-        ServerControl {
-            tx: self.tx.clone(),
-        }
-    }
-
-    /// Stops accepting, closes every connection with `ShuttingDown` after what was
-    /// queued for it, waits (bounded) for the store to persist what it was given,
-    /// and returns.
-    pub async fn shutdown(self) -> io::Result<()> {
-        self.control().shutdown().await;
-        self.wait().await
-    }
-
-    /// Waits until the server stops (after a shutdown or a fatal store error).
-    pub async fn wait(self) -> io::Result<()> {
-        match self.task.await {
-            Ok(r) => r,
-            Err(e) => Err(io::Error::other(e)),
-        }
-    }
-}
-
-/// Asks a running server for its counters or to shut down.
-#[derive(Clone)]
-pub struct ServerControl {
-    tx: mpsc::UnboundedSender<Cmd>,
-}
-
-impl ServerControl {
-    /// The broker's counters (defaults when the server has stopped).
-    pub async fn stats(&self) -> Stats {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Stats(tx));
-        rx.await.unwrap_or_default()
-    }
-
-    /// Every queue's depth and bound.
-    pub async fn queues(&self) -> Vec<QueueInfo> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Queues(tx));
-        rx.await.unwrap_or_default()
-    }
-
-    /// The store's counters.
-    pub async fn store_metrics(&self) -> Arc<StoreMetrics> {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::StoreMetrics(tx));
-        rx.await.unwrap_or_default()
-    }
-
-    /// Serves one connection over `stream` (a pipe, one connection of a serial
-    /// line, a TLS stream, ...) with frames in `framing`, as if a client had
-    /// connected: the broker expects `Hello` on it. When the connection ends
-    /// the stream is shut down and dropped: reading it then ends, writing it
-    /// fails. `name` appears in the logs. Returns `false` when the server has
-    /// stopped (the stream is dropped).
-    pub fn attach(&self, stream: impl Io, framing: Framing, name: String) -> bool {
-        self.tx
-            .send(Cmd::Attach(Box::new(stream), framing, name))
-            .is_ok()
-    }
-
-    /// Starts a graceful shutdown; resolves when the broker has stopped accepting
-    /// and closed its connections.
-    pub async fn shutdown(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
-            let _ = rx.await;
-        }
-    }
-}
+use crate::store::StoreMetrics;
+use command::Cmd;
+pub use command::Io;
+pub use handle::{ServerControl, ServerHandle, ServerOptions};
+pub(crate) use serial_input::SerialInput;
+use store_thread::{StoreLink, ToStore, spawn_store_thread};
 
 /// Binds, restores the broker from the store, and starts serving.
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
@@ -265,82 +124,6 @@ async fn accept_loop(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
             }
         }
     }
-}
-
-enum StoreLink {
-    Memory,
-    Thread(std::sync::mpsc::Sender<ToStore>),
-}
-
-/// What the broker task sends the store thread, in order.
-enum ToStore {
-    Records(Vec<StoreOp>),
-    Compact(Snapshot),
-}
-
-fn spawn_store_thread(
-    mut store: Box<dyn Store>,
-    tx: mpsc::UnboundedSender<Cmd>,
-) -> io::Result<std::sync::mpsc::Sender<ToStore>> {
-    let (batches, rx) = std::sync::mpsc::channel::<ToStore>();
-    std::thread::Builder::new()
-        .name("mq-store".into())
-        .spawn(move || {
-            let mut full = store.is_full();
-            let mut asked = false;
-            let mut next = None;
-            loop {
-                let msg = match next.take() {
-                    Some(m) => m,
-                    None => match rx.recv() {
-                        Ok(m) => m,
-                        Err(_) => return,
-                    },
-                };
-                let result = match msg {
-                    ToStore::Records(mut batch) => {
-                        // Group commit: every batch that queued up while we wrote.
-                        while let Ok(more) = rx.try_recv() {
-                            match more {
-                                ToStore::Records(more) => batch.extend(more),
-                                compact => {
-                                    next = Some(compact);
-                                    break;
-                                }
-                            }
-                        }
-                        let last = batch.last().map(|op| op.token);
-                        store.write(&batch).map(|()| last)
-                    }
-                    ToStore::Compact(snapshot) => {
-                        asked = false;
-                        store.compact(&snapshot).map(|()| None)
-                    }
-                };
-                match result {
-                    Ok(last) => {
-                        if let Some(last) = last
-                            && tx.send(Cmd::Persisted(last)).is_err()
-                        {
-                            return;
-                        }
-                        if store.is_full() != full {
-                            full = !full;
-                            let _ = tx.send(Cmd::StoreFull(full));
-                        }
-                        if !asked && store.wants_compaction() {
-                            asked = true;
-                            let _ = tx.send(Cmd::CompactionWanted);
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Cmd::StoreFailed(e));
-                        return;
-                    }
-                }
-            }
-        })?;
-    Ok(batches)
 }
 
 /// The broker task's view of one connection.

@@ -77,6 +77,7 @@
 
 mod files;
 mod frame;
+mod options;
 mod recover;
 
 use std::collections::BTreeMap;
@@ -86,97 +87,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mq_core::broker::{Snapshot, StoreOp};
 
 use crate::store::{Store, StoreMetrics};
+pub use options::{FsyncPolicy, WalOptions};
+pub use recover::Recovery;
 use recover::{SegmentInfo, SnapshotInfo};
-
-/// When the log calls fsync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// After every batch, before anything in it is acknowledged. Loses nothing
-    /// acknowledged even on power loss.
-    Always,
-    /// After at least this many records since the last fsync (and when a segment
-    /// is closed). Acknowledges before the fsync: durable against a process crash,
-    /// not a power loss.
-    EveryRecords(u64),
-    /// After a batch when at least this long has passed since the last fsync (and
-    /// when a segment is closed). There is no timer: a quiet log is synced by its
-    /// next write, or when it is closed. Acknowledges before the fsync: durable
-    /// against a process crash, not a power loss.
-    Interval(Duration),
-    /// Leaves it to the operating system. Durable against a process crash, not a
-    /// power loss.
-    Never,
-}
-
-impl fmt::Display for FsyncPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FsyncPolicy::Always => f.write_str("always"),
-            FsyncPolicy::EveryRecords(n) => write!(f, "every {n} records"),
-            FsyncPolicy::Interval(d) => write!(f, "every {} ms", d.as_millis()),
-            FsyncPolicy::Never => f.write_str("never"),
-        }
-    }
-}
-
-/// How a [`Wal`] writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalOptions {
-    /// When to fsync.
-    pub fsync: FsyncPolicy,
-    /// A segment is closed, and the next one started, once it holds this much.
-    pub segment_bytes: u64,
-    /// Disk use at which [`Store::is_full`] turns true; `None` for no limit.
-    pub max_bytes: Option<u64>,
-    /// No compaction below this much disk use (unless the log is full).
-    pub compact_min_bytes: u64,
-}
-
-impl Default for WalOptions {
-    fn default() -> Self {
-        WalOptions {
-            fsync: FsyncPolicy::Always,
-            segment_bytes: 16 << 20,
-            max_bytes: None,
-            compact_min_bytes: 64 << 20,
-        }
-    }
-}
-
-/// What [`Wal::open`] found.
-#[derive(Debug, Clone, Default)]
-pub struct Recovery {
-    /// The sequence number the snapshot read covers up to, if there was one.
-    pub snapshot_upto: Option<u64>,
-    /// Records read from the snapshot.
-    pub snapshot_records: usize,
-    /// Segment files read.
-    pub segments: usize,
-    /// Records recovered in all (snapshot and segments), handed to `load`.
-    pub records: usize,
-    /// Records lost to damage (counted from gaps in the sequence numbers where
-    /// they are known, else one per damaged stretch).
-    pub corrupt_records: u64,
-    /// Bytes skipped: damage, plus a torn tail.
-    pub skipped_bytes: u64,
-    /// Bytes truncated from the end of the newest segment (a write torn by a
-    /// crash).
-    pub torn_tail_bytes: u64,
-    /// Indices of segment files that were missing (or unreadable).
-    pub missing_segments: Vec<u64>,
-    /// Records those held, counted from the gap in sequence numbers (when a
-    /// record follows the gap).
-    pub missing_records: u64,
-    /// Snapshots that could not be used at all, renamed to `*.snap.corrupt`.
-    pub damaged_snapshots: Vec<PathBuf>,
-    /// How long it took.
-    pub elapsed: Duration,
-}
 
 /// The segment being appended to.
 struct Active {

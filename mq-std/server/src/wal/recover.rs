@@ -5,11 +5,40 @@ use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::Recovery;
 use super::files::{self, Name};
 use super::frame::{self, Kind};
+
+/// What [`Wal::open`](super::Wal::open) found.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// The sequence number the snapshot read covers up to, if there was one.
+    pub snapshot_upto: Option<u64>,
+    /// Records read from the snapshot.
+    pub snapshot_records: usize,
+    /// Segment files read.
+    pub segments: usize,
+    /// Records recovered in all (snapshot and segments), handed to `load`.
+    pub records: usize,
+    /// Records lost to damage (counted from gaps in the sequence numbers where
+    /// they are known, else one per damaged stretch).
+    pub corrupt_records: u64,
+    /// Bytes skipped: damage, plus a torn tail.
+    pub skipped_bytes: u64,
+    /// Bytes truncated from the end of the newest segment (a write torn by a
+    /// crash).
+    pub torn_tail_bytes: u64,
+    /// Indices of segment files that were missing (or unreadable).
+    pub missing_segments: Vec<u64>,
+    /// Records those held, counted from the gap in sequence numbers (when a
+    /// record follows the gap).
+    pub missing_records: u64,
+    /// Snapshots that could not be used at all, renamed to `*.snap.corrupt`.
+    pub damaged_snapshots: Vec<PathBuf>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
 
 /// A segment file on disk.
 #[derive(Debug, Clone, Copy)]
