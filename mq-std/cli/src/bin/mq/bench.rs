@@ -17,10 +17,12 @@ use mq_client::client::{
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::daemon::Server;
 use crate::digits::group_digits;
+use crate::fail::Fail;
 use crate::histogram::Histogram;
+use crate::qos::{parse_qos, qos_number};
 use crate::window::Window;
-use crate::{Fail, Server, parse_qos, qos_number};
 
 /// The longest the publishers wait for their last acks.
 const ACK_DRAIN: Duration = Duration::from_secs(10);

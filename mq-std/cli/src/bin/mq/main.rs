@@ -10,21 +10,24 @@
 #[path = "../common/alloc.rs"]
 mod alloc;
 mod bench;
+mod daemon;
 mod digits;
+mod fail;
 mod histogram;
 mod output;
 mod publish;
+mod qos;
 mod stat;
 mod subscribe;
 mod window;
 
-use std::fmt;
 use std::future::Future;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use mq_client::client::{Client, ClientOptions, Error, QoS, Reason};
+use clap::{Parser, Subcommand};
+
+use daemon::Server;
+use fail::Fail;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,19 +42,6 @@ struct Cli {
     command: Command,
 }
 
-/// Where the daemon is and how to authenticate.
-#[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Connection")]
-pub struct Server {
-    /// The daemon's address.
-    #[arg(long, global = true, env = "MQ_SERVER", value_name = "HOST:PORT",
-          default_value = mq_client::DEFAULT_ADDR)]
-    pub server: String,
-    /// Auth token, if the daemon requires one.
-    #[arg(long, global = true, env = "MQ_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Publish a message, each line of stdin, or generated payloads.
@@ -62,69 +52,6 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the daemon's counters and queue depths.
     Stat(stat::StatArgs),
-}
-
-/// Why a command failed: printed as `mq: <text>`, exit code 1.
-#[derive(Debug)]
-pub struct Fail(pub String);
-
-impl fmt::Display for Fail {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Server {
-    /// The client options for this daemon.
-    pub fn options(&self) -> ClientOptions {
-        let mut opts = ClientOptions::new(self.server.clone());
-        opts.token = self.token.clone();
-        opts
-    }
-
-    /// Connects with `opts` (made by [`options`](Self::options)), turning a
-    /// failure into a message that names the daemon.
-    pub async fn connect_with(&self, opts: ClientOptions) -> Result<Client, Fail> {
-        let timeout = opts.connect_timeout;
-        Client::connect(opts)
-            .await
-            .map_err(|e| self.connect_error(e, timeout))
-    }
-
-    /// Connects with the default options.
-    pub async fn connect(&self) -> Result<Client, Fail> {
-        self.connect_with(self.options()).await
-    }
-
-    fn connect_error(&self, e: Error, timeout: Duration) -> Fail {
-        let addr = &self.server;
-        Fail(match e {
-            Error::Io(e) => format!("cannot reach mqd at {addr}: {e}"),
-            Error::Timeout | Error::Refused(Reason::Timeout) => format!(
-                "cannot reach mqd at {addr}: no answer within {} s",
-                timeout.as_secs_f64()
-            ),
-            Error::Refused(reason) => format!("mqd at {addr} refused the connection: {reason}"),
-            e => format!("cannot connect to mqd at {addr}: {e}"),
-        })
-    }
-}
-
-/// `0` or `1` as a QoS.
-pub fn parse_qos(s: &str) -> Result<QoS, String> {
-    match s {
-        "0" => Ok(QoS::AtMostOnce),
-        "1" => Ok(QoS::AtLeastOnce),
-        _ => Err("QoS is 0 (at most once) or 1 (at least once)".to_string()),
-    }
-}
-
-/// The QoS as the number users type.
-pub fn qos_number(qos: QoS) -> u8 {
-    match qos {
-        QoS::AtMostOnce => 0,
-        QoS::AtLeastOnce => 1,
-    }
 }
 
 fn main() -> ExitCode {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use mq_client::client::Message;
 use serde_json::{Map, Value};
 
-use crate::qos_number;
+use crate::qos::qos_number;
 
 /// `bytes` as text on one line: UTF-8 as is, except `\` → `\\`, newline, CR and
 /// tab → `\n`, `\r`, `\t`, other control characters → `\u{..}`, and bytes that

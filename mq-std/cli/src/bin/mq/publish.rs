@@ -9,8 +9,10 @@ use clap::Args;
 use mq_client::client::{Error, PubAck, PublishOptions, QoS};
 use tokio::sync::mpsc;
 
+use crate::daemon::Server;
+use crate::fail::Fail;
+use crate::qos::{parse_qos, qos_number};
 use crate::window::Window;
-use crate::{Fail, Server, parse_qos, qos_number};
 
 #[derive(Debug, Args)]
 #[command(override_usage = "mq pub [OPTIONS] <TOPIC> <MESSAGE | - | --size BYTES>")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::Fail;
+use crate::fail::Fail;
 
 /// How long connecting, sending and reading may each take.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);

@@ -6,8 +6,10 @@ use std::io::{self, Write};
 use clap::Args;
 use mq_client::client::{QoS, Start, SubscribeOptions};
 
+use crate::daemon::Server;
+use crate::fail::Fail;
 use crate::output;
-use crate::{Fail, Server, parse_qos};
+use crate::qos::parse_qos;
 
 #[derive(Debug, Args)]
 pub struct SubArgs {
