@@ -129,7 +129,8 @@ impl Ci {
         Ok(())
     }
 
-    /// `cargo build -p mq-core` for [`NOSTD_TARGET`] without default features, plus `feature`.
+    /// `cargo build -p mq-core` for [`NOSTD_TARGET`](toolchain::NOSTD_TARGET) without default
+    /// features, plus `feature`.
     fn nostd_build(&mut self, feature: Option<&str>) -> Result<(), String> {
         let mut cmd = self.nostd_cargo_build()?;
         cmd.args(["--package", "mq-core", "--no-default-features"]);
