@@ -33,7 +33,7 @@
 //! one closes it like [`Client::close`].
 
 mod answer;
-mod io;
+mod io_thread;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -59,7 +59,7 @@ pub use mq_core::wire::{QoS, SessionMode, Start};
 pub use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 
 use answer::{Gone, oneshot};
-use io::{WAKER, run};
+use io_thread::{WAKER, run};
 
 /// A connection to a broker: a cheap, cloneable handle (`Send + Sync`) over the
 /// I/O thread that drives it.
