@@ -17,7 +17,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use embedded_io::{ErrorType, Read, ReadReady, Write};
 use mq_embedded::{Serial, SerialClient, Storage};
-use support::Mqd;
 use support::scenario::{Board, Seen, ack, board_config, qos1_both_ways_across_a_restart};
 
 /// A pseudo-terminal pair: the controlling end (the board's UART) and the
@@ -166,7 +165,7 @@ impl Board for SerialBoard {
 #[test]
 fn qos1_both_ways_across_an_mqd_restart() {
     let pty = Pty::open();
-    let mut mqd = Mqd::start(&format!("[serial]\npath = \"{}\"\n", pty.path));
+    let mut mqd = support::mqd(&format!("[serial]\npath = \"{}\"\n", pty.path));
     let storage: &'static mut Storage<8192, 2048, 1024, 600> = Box::leak(Box::new(Storage::new()));
     let uart = Uart(pty.controller.try_clone().unwrap());
     let client = SerialClient::new(board_config(), uart, storage.buffers()).unwrap();

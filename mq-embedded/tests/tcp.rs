@@ -22,7 +22,6 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
-use support::Mqd;
 use support::scenario::{Board, Seen, ack, board_config, qos1_both_ways_across_a_restart};
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
@@ -273,7 +272,7 @@ impl Board for TcpBoard {
 
 #[test]
 fn qos1_both_ways_across_an_mqd_restart() {
-    let mut mqd = Mqd::start("");
+    let mut mqd = support::mqd("");
     let mut board = TcpBoard::new(mqd.addr);
     qos1_both_ways_across_a_restart(&mut mqd, &mut board);
     // Through the gateway: once before the crash, once after (at least).

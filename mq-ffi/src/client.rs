@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use mq_std::blocking::{Client, ClientOptions, PublishOptions, QoS, SessionMode};
+use ::mq_client::blocking::{Client, ClientOptions, PublishOptions, QoS, SessionMode};
 
 use crate::error::*;
 

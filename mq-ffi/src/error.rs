@@ -6,7 +6,7 @@ use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, PoisonError};
 
-use mq_std::blocking::Error;
+use ::mq_client::blocking::Error;
 
 /// What a call did. `MQ_OK` is 0; every other value is a failure whose text
 /// the handle's `*_error` function returns.

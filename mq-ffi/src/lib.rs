@@ -1,6 +1,8 @@
-//! The C ABI of mq: the blocking client of `mq-std` ([`mq_std::blocking`]) behind
-//! opaque handles, described by the generated header `include/mq.h`
-//! (`cargo xtask codegen`; CI fails when the committed header is stale).
+//! The C ABI of mq: the blocking client of `mq-client`
+//! ([`mq_client::blocking`](::mq_client::blocking), and nothing else of the
+//! std crates) behind opaque handles, described by the generated header
+//! `include/mq.h` (`cargo xtask codegen`; CI fails when the committed header
+//! is stale).
 //!
 //! - [`error`]: the result code every function returns, the error text each
 //!   handle keeps, and the guard that keeps panics from crossing the boundary.

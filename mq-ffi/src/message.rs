@@ -3,8 +3,8 @@
 use std::ffi::{CString, c_char};
 use std::sync::{Mutex, PoisonError};
 
+use ::mq_client::blocking::Message;
 use bytes::Bytes;
-use mq_std::blocking::Message;
 
 use crate::client::{mq_header, qos_value};
 use crate::error::*;
@@ -67,7 +67,7 @@ impl mq_message {
 
     fn settle(
         &self,
-        how: impl FnOnce(Message) -> Result<(), mq_std::blocking::Error>,
+        how: impl FnOnce(Message) -> Result<(), ::mq_client::blocking::Error>,
     ) -> Result<(), Fail> {
         let msg = self
             .unsettled

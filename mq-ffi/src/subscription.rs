@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_void};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mq_std::blocking::{Listener, RecvTimeoutError, Start, SubscribeOptions, Subscription};
+use ::mq_client::blocking::{Listener, RecvTimeoutError, Start, SubscribeOptions, Subscription};
 
 use crate::client::{mq_client, mq_qos, qos_arg};
 use crate::error::*;

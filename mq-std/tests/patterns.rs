@@ -2,8 +2,6 @@
 //! child process. Each test asserts on what arrives; every one is bounded in
 //! time.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
@@ -12,7 +10,7 @@ use mq_std::client::{
     Client, ClientOptions, Message, PublishOptions, QoS, SessionMode, Start, SubscribeOptions,
     Subscription,
 };
-use support::Mqd;
+use mq_testkit::Mqd;
 
 /// The most any test may take.
 const LIMIT: Duration = Duration::from_secs(60);

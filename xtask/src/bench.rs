@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::Failure;
 use crate::cmd::{self, cargo, run};
+use crate::failure::Failure;
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,...]
@@ -115,7 +115,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let wants = |s: &str| systems.iter().any(|x| x == s);
 
     cmd::ensure_apt(BUILD_PACKAGES).map_err(Failure::Failed)?;
-    run(cargo().args(["build", "--release", "-p", "mq-std", "--bin", "mqd"]))
+    run(cargo().args(["build", "--release", "-p", "mq-cli", "--bin", "mqd"]))
         .map_err(Failure::Failed)?;
     run(&mut peers_cargo(&["build", "--release"])).map_err(Failure::Failed)?;
 
@@ -187,7 +187,7 @@ pub fn ci_smoke() -> Result<(), String> {
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
     run(&mut peers_cargo(&["test"]))?;
     run(&mut peers_cargo(&["build"]))?;
-    run(cargo().args(["build", "-p", "mq-std", "--bin", "mqd"]))?;
+    run(cargo().args(["build", "-p", "mq-cli", "--bin", "mqd"]))?;
     run(Command::new(peers_target().join("debug/mq-peer-bench"))
         .arg("--mqd")
         .arg(cmd::target_dir().join("debug/mqd"))

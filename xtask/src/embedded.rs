@@ -4,14 +4,15 @@
 //! smoltcp bridge and over a pseudo-terminal) run in `cargo test --workspace`
 //! and need no setup: they build `mqd` themselves.
 
-use crate::ci::Ci;
+use std::process::Command;
+
 use crate::cmd::run;
 
 /// `cargo build -p mq-embedded` for the no_std target with both drivers and
-/// defmt logging, through the route the no_std steps chose. (The host build
-/// cannot tell: a dependency that pulls in `std` only fails here.)
-pub fn nostd(ci: &mut Ci) -> Result<(), String> {
-    let mut cmd = ci.nostd_cargo_build()?;
+/// defmt logging; `cmd` is `cargo build --target ...` through the route the
+/// no_std steps chose. (The host build cannot tell: a dependency that pulls in
+/// `std` only fails here.)
+pub fn nostd(mut cmd: Command) -> Result<(), String> {
     cmd.args(["--package", "mq-embedded"]).args([
         "--no-default-features",
         "--features",

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::Failure;
 use crate::cmd::{self, cargo, run, succeeds};
+use crate::failure::Failure;
 
 /// Where the header goes, relative to the workspace root.
 const HEADER: &str = "mq-ffi/include/mq.h";
@@ -25,7 +25,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
 pub fn run_codegen(args: &[String]) -> Result<(), Failure> {
     match args {
         [] => {}
-        [check] if check == "--check" => return header_fresh(&mut ()).map_err(Failure::Failed),
+        [check] if check == "--check" => return header_fresh().map_err(Failure::Failed),
         [arg, ..] => {
             return Err(Failure::Usage(format!(
                 "`codegen` takes only `--check`, got `{arg}`"
@@ -60,9 +60,8 @@ fn generate_header() -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// CI: the committed header is what the source generates. (Generic over the
-/// CI state, which it does not use, to be a CI step as it is.)
-pub fn header_fresh<Ci>(_: &mut Ci) -> Result<(), String> {
+/// CI: the committed header is what the source generates.
+pub fn header_fresh() -> Result<(), String> {
     let fresh = generate_header()?;
     let path = cmd::workspace_root().join(HEADER);
     let committed = std::fs::read(&path).unwrap_or_default();
@@ -84,7 +83,7 @@ fn first_difference(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// CI: the programs of [`TEST_TOOLS`], installed with apt when missing.
-pub fn test_tools<Ci>(_: &mut Ci) -> Result<(), String> {
+pub fn test_tools() -> Result<(), String> {
     let missing: Vec<&str> = TEST_TOOLS
         .iter()
         .filter(|(program, _)| !cmd::on_path(program))
@@ -110,9 +109,9 @@ pub fn test_tools<Ci>(_: &mut Ci) -> Result<(), String> {
 
 /// CI: builds the shared library and `mqd`, makes a venv under the target dir,
 /// installs pytest and the package into it, and runs the package's tests.
-pub fn python_tests<Ci>(_: &mut Ci) -> Result<(), String> {
+pub fn python_tests() -> Result<(), String> {
     run(cargo().args([
-        "build", "-p", "mq-ffi", "-p", "mq-std", "--lib", "--bin", "mqd",
+        "build", "-p", "mq-ffi", "-p", "mq-cli", "--lib", "--bin", "mqd",
     ]))?;
     let venv = cmd::target_dir().join("mq-ffi-venv");
     let python = venv_python(&venv);

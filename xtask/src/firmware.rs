@@ -10,9 +10,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::Failure;
-use crate::ci::{NOSTD_TARGET, Route};
 use crate::cmd::{self, Step, run};
+use crate::failure::Failure;
+use crate::toolchain::{NOSTD_TARGET, Route};
 
 /// The firmware project, relative to the workspace root.
 pub const FIRMWARE_DIR: &str = "mq-embedded/firmware/mps2-an386";

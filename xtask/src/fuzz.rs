@@ -2,8 +2,8 @@
 
 use std::process::Command;
 
-use crate::Failure;
 use crate::cmd::{self, Step, cargo, run, succeeds};
+use crate::failure::Failure;
 
 /// The fuzz project, relative to the workspace root.
 const FUZZ_DIR: &str = "mq-core/fuzz";

@@ -5,14 +5,21 @@ mod bench;
 mod ci;
 mod cmd;
 mod embedded;
+mod failure;
 mod ffi;
 mod firmware;
 mod fuzz;
+mod gate;
+mod mq_tools;
 mod mqd;
+mod peer;
 mod qemu;
+mod toolchain;
 
 use std::env;
 use std::process::ExitCode;
+
+use failure::Failure;
 
 /// The tasks, as listed by `cargo xtask help`.
 const TASKS: &[(&str, &str)] = &[
@@ -47,16 +54,6 @@ const TASKS: &[(&str, &str)] = &[
     ("help", "print this list"),
 ];
 
-/// How a task ended when it did not succeed; decides the exit code.
-pub enum Failure {
-    /// Bad arguments: the message and the usage are printed, exit code 2.
-    Usage(String),
-    /// The task failed: the message is printed, exit code 1.
-    Failed(String),
-    /// The task failed and has already said why, exit code 1.
-    Reported,
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let (task, rest) = match args.split_first() {
@@ -72,7 +69,7 @@ fn main() -> ExitCode {
         "qemu" => qemu::run_qemu(rest),
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
-        "ffi-python" => ffi::python_tests(&mut ()).map_err(Failure::Failed),
+        "ffi-python" => ffi::python_tests().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

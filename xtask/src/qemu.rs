@@ -28,10 +28,11 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crate::Failure;
 use crate::cmd::{self, Step};
+use crate::failure::Failure;
 use crate::firmware;
 use crate::mqd::{Expect, MqdPeer, Plan};
+use crate::peer::Peer;
 
 // The firmware's own definitions of its byte patterns and exit codes, compiled
 // here too so both ends agree by construction.
@@ -67,28 +68,6 @@ const GUEST_PEER_PORT: u16 = 7777;
 /// How much earlier than QEMU's timeout the firmware gives up by itself, so a
 /// slow run ends with the firmware's own message.
 const FIRMWARE_MARGIN: Duration = Duration::from_secs(3);
-
-/// The host side of a scenario.
-pub trait Peer {
-    /// Builds or sets up what it needs, before any scenario boots (so that a
-    /// build's time is not counted as a scenario's).
-    fn prepare(&mut self) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// Starts serving; returns the loopback address guest connections go to.
-    fn start(&mut self) -> Result<SocketAddr, String>;
-
-    /// Called about every 20 ms while QEMU runs, with the lines the firmware
-    /// printed since the last call, and once more with the last lines after
-    /// QEMU exited; may act (restart a server, publish) or fail.
-    fn poll(&mut self, _lines: &[String]) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// QEMU has exited: checks what the peer saw; a one-line summary.
-    fn finish(&mut self) -> Result<String, String>;
-}
 
 /// One QEMU boot and what it must show.
 pub struct Scenario {

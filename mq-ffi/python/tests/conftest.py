@@ -1,12 +1,11 @@
 """A real mqd for the tests: the binary named by MQD, else the one cargo built
-in $CARGO_TARGET_DIR or the checkout's target dir (`cargo build -p mq-std
+in $CARGO_TARGET_DIR or the checkout's target dir (`cargo build -p mq-cli
 --bin mqd`). `cargo xtask ci` sets MQD and MQ_LIB."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -46,40 +45,37 @@ def _mqd_candidates() -> List[Path]:
     return [d / p / name for d in dirs for p in ("debug", "release")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Mqd:
+    """mqd on ports it binds itself (port 0), learnt from its --ready-file:
+    no free port is picked and raced for (the Rust tests' mq-testkit does
+    the same)."""
+
     def __init__(self, binary: Path, config: str) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mq-py-test-"))
         (self.dir / "mqd.toml").write_text(config)
-        port = _free_port()
-        self.address = f"127.0.0.1:{port}"
+        ready = self.dir / "mqd.ready"
         self.log = open(self.dir / "mqd.log", "wb")
         self.process = subprocess.Popen(
             [
                 str(binary),
                 "--config", str(self.dir / "mqd.toml"),
-                "--listen", self.address,
-                "--http", f"127.0.0.1:{_free_port()}",
+                "--listen", "127.0.0.1:0",
+                "--http", "127.0.0.1:0",
                 "--data-dir", str(self.dir / "data"),
+                "--ready-file", str(ready),
             ],
             stdout=subprocess.DEVNULL,
             stderr=self.log,
         )
         deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"mqd did not listen: {self.log_text()}")
-                time.sleep(0.02)
+        # mqd writes the file under another name and renames it: whole once it exists.
+        while not ready.exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"mqd did not listen: {self.log_text()}")
+            time.sleep(0.02)
+        addresses = dict(line.split("=", 1) for line in ready.read_text().splitlines())
+        self.address = addresses["listen"]
 
     def log_text(self) -> str:
         return (self.dir / "mqd.log").read_text(errors="replace")
@@ -96,7 +92,7 @@ def mqd() -> Iterator[Mqd]:
     binary = next((p for p in _mqd_candidates() if p.is_file()), None)
     if binary is None:
         pytest.fail(
-            "mqd not found: set MQD, or build it with `cargo build -p mq-std --bin mqd`; "
+            "mqd not found: set MQD, or build it with `cargo build -p mq-cli --bin mqd`; "
             "looked in " + ", ".join(map(str, _mqd_candidates()))
         )
     server = Mqd(binary, CONFIG)

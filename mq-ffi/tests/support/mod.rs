@@ -1,38 +1,31 @@
 //! Test support for programs in other languages: the artifacts cargo built (the
-//! C library, `mqd`), a real `mqd` on a free port, and compiling and running C
+//! C library), a real `mqd` ([`mq_testkit::Mqd`]), and compiling and running C
 //! and C++ programs against the library. Shared by mq-ffi's tests and the
 //! examples' (`#[path]`).
 //!
-//! `mqd` is a binary of another package, so `CARGO_BIN_EXE_mqd` is not set for
-//! these tests. Instead the tests build what they need themselves, once per
-//! test binary: `cargo build -p mq-ffi -p mq-std --lib --bin mqd` into the
-//! target directory and profile this test executable was built in (found from
-//! its own path, `<target>/<profile>/deps/<test>-<hash>`). That works the same
+//! The tests build the library themselves, once per test binary, with
+//! [`mq_testkit::cargo_build`]: `cargo build -p mq-ffi --lib` into the target
+//! directory and profile this test executable was built in. That works the same
 //! under `cargo test -p mq-ffi`, `cargo test --workspace`, any
 //! `CARGO_TARGET_DIR`, and `--release`; it costs a no-op cargo call when
 //! everything is fresh, and it never runs stale artifacts.
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+pub use mq_testkit::Mqd;
 
 /// Where this test's cargo put its artifacts.
 pub struct Artifacts {
-    /// `<target>/<profile>`: holds `mqd`, `libmq_ffi.a` and the shared library.
+    /// `<target>/<profile>`: holds `libmq_ffi.a` and the shared library.
     pub dir: PathBuf,
 }
 
 impl Artifacts {
-    pub fn mqd(&self) -> PathBuf {
-        self.dir
-            .join(format!("mqd{}", std::env::consts::EXE_SUFFIX))
-    }
-
     /// The static library (`libmq_ffi.a`).
     pub fn staticlib(&self) -> PathBuf {
         self.dir.join("libmq_ffi.a")
@@ -51,54 +44,19 @@ impl Artifacts {
     }
 }
 
-/// Builds the library and `mqd` (once per test binary) and says where they are.
+/// Builds the library (once per test binary) and says where it is.
 pub fn artifacts() -> &'static Artifacts {
     static BUILT: OnceLock<Artifacts> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let exe = std::env::current_exe().expect("the test knows its own path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from <target>/<profile>/deps")
-            .to_path_buf();
-        let profile = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("a profile directory name");
-        let target = dir.parent().expect("a target directory");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args([
-                "build", "--quiet", "-p", "mq-ffi", "-p", "mq-std", "--lib", "--bin", "mqd",
-            ])
-            .arg("--target-dir")
-            .arg(target);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd.status().expect("cargo runs");
-        assert!(status.success(), "building mq-ffi and mqd failed: {cmd:?}");
-        let built = Artifacts { dir };
-        for path in [built.mqd(), built.staticlib(), built.cdylib()] {
+        mq_testkit::cargo_build(&["-p", "mq-ffi", "--lib"]);
+        let built = Artifacts {
+            dir: mq_testkit::artifact_dir().to_path_buf(),
+        };
+        for path in [built.staticlib(), built.cdylib()] {
             assert!(path.is_file(), "{} was not built", path.display());
         }
         built
     })
-}
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
 }
 
 /// The token the test broker lets do anything.
@@ -124,67 +82,6 @@ subscribe = ["open.>"]
 
 /// A broker configuration without tokens, messages in memory.
 pub const OPEN_CONFIG: &str = "[store]\nkind = \"memory\"\n";
-
-/// A running `mqd`, killed on drop.
-pub struct Mqd {
-    child: Child,
-    pub addr: SocketAddr,
-    pub dir: PathBuf,
-}
-
-impl Mqd {
-    /// Starts `mqd` with `config` (TOML) on a free port and waits until it
-    /// accepts connections.
-    pub fn start(config: &str) -> Mqd {
-        let dir = std::env::temp_dir().join(format!(
-            "mq-ffi-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a test directory");
-        let cfg = dir.join("mqd.toml");
-        std::fs::write(&cfg, config).expect("the config is written");
-        let log = std::fs::File::create(dir.join("mqd.log")).expect("a log file");
-        let addr = free_port();
-        let child = Command::new(artifacts().mqd())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--http")
-            .arg(free_port().to_string())
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("mqd starts");
-        let mqd = Mqd { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mqd did not listen: {}",
-                mqd.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        mqd
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mqd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mqd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Runs a program to its end (bounded by `limit`), with its output captured.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {

@@ -17,9 +17,9 @@
 //! `always`). Peers are given by address; `unavailable:REASON` puts the reason
 //! in their rows instead of figures.
 
-#[path = "../../../mq-std/src/bin/mq/digits.rs"]
+#[path = "../../../mq-std/cli/src/bin/mq/digits.rs"]
 mod digits;
-#[path = "../../../mq-std/src/bin/mq/histogram.rs"]
+#[path = "../../../mq-std/cli/src/bin/mq/histogram.rs"]
 #[allow(dead_code)]
 mod histogram;
 mod measure;
@@ -27,7 +27,7 @@ mod mqd;
 mod pause;
 mod report;
 mod systems;
-#[path = "../../../mq-std/src/bin/mq/window.rs"]
+#[path = "../../../mq-std/cli/src/bin/mq/window.rs"]
 #[allow(dead_code)]
 mod window;
 mod workload;

@@ -8,14 +8,14 @@ use mq_std::client::{Client, ClientOptions, PublishOptions, QoS, SubscribeOption
 use super::{WINDOW, ctx_err, noted, round_trips, stop, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
-use crate::mqd::Mqd;
+use crate::mqd;
 use crate::workload::{Kind, Shape, Workload};
 
 const CREDIT: u32 = 1024;
 
 pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
     let binary = ctx.mqd.as_ref().ok_or("no --mqd binary given")?;
-    let mqd = Mqd::start(binary)?;
+    let mqd = mqd::start(binary)?;
     let addr = mqd.addr.to_string();
     let result = match w.kind {
         Kind::Stream(shape) => stream(ctx, w, &addr, shape).await,

@@ -1,0 +1,83 @@
+//! `mq`: the command-line client of `mqd`: publish, subscribe, benchmark, and
+//! read the daemon's counters. Built on the async client ([`mq_client::client`]).
+//!
+//! The daemon is found through `--server HOST:PORT`, else `MQ_SERVER`, else
+//! [`mq_client::DEFAULT_ADDR`]; its HTTP endpoint (for `mq stat`) through `--http`,
+//! else `MQ_HTTP`, else [`mq_server::DEFAULT_HTTP_ADDR`]. Exit codes: 0 on success,
+//! 1 when the work failed (the reason is printed on one line), 2 for bad
+//! arguments.
+
+#[path = "../common/alloc.rs"]
+mod alloc;
+mod bench;
+mod daemon;
+mod digits;
+mod fail;
+mod histogram;
+mod output;
+mod publish;
+mod qos;
+mod stat;
+mod subscribe;
+mod window;
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use daemon::Server;
+use fail::Fail;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mq",
+    version,
+    about = "Publish, subscribe, benchmark and inspect an mqd broker"
+)]
+struct Cli {
+    #[command(flatten)]
+    server: Server,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish a message, each line of stdin, or generated payloads.
+    Pub(publish::PubArgs),
+    /// Print the messages of a subscription, one per line.
+    Sub(subscribe::SubArgs),
+    /// Measure throughput and end-to-end latency with many clients.
+    Bench(bench::BenchArgs),
+    /// Print the daemon's counters and queue depths.
+    Stat(stat::StatArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server = &cli.server;
+    let result = match cli.command {
+        Command::Pub(args) => block_on(publish::run(server, args)),
+        Command::Sub(args) => block_on(subscribe::run(server, args)),
+        Command::Bench(args) => block_on(bench::run(server, args)),
+        // Plain std I/O: no runtime needed.
+        Command::Stat(args) => stat::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(fail) => {
+            eprintln!("mq: {fail}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime.
+fn block_on(work: impl Future<Output = Result<(), Fail>>) -> Result<(), Fail> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail(format!("cannot start the runtime: {e}")))?
+        .block_on(work)
+}

@@ -1,0 +1,92 @@
+//! `mq sub`: prints the messages of a subscription, one per line, and acks each
+//! once printed.
+
+use std::io::{self, Write};
+
+use clap::Args;
+use mq_client::client::{QoS, Start, SubscribeOptions};
+
+use crate::daemon::Server;
+use crate::fail::Fail;
+use crate::output;
+use crate::qos::parse_qos;
+
+#[derive(Debug, Args)]
+pub struct SubArgs {
+    /// Join this group: its members share the messages.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Start at this per-topic sequence number (0: everything retained).
+    #[arg(long, value_name = "SEQ", conflicts_with = "last")]
+    from: Option<u64>,
+    /// Start with the last N retained messages of each matching topic.
+    #[arg(long, value_name = "N")]
+    last: Option<u32>,
+    /// Exit after this many messages (default: run until Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Highest QoS wanted: 0 (at most once) or 1 (at least once).
+    #[arg(long, default_value = "1", value_parser = parse_qos)]
+    qos: QoS,
+    /// Print each message as a JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Topic filter (`*` matches one token, `>` one or more trailing tokens).
+    filter: String,
+}
+
+pub async fn run(server: &Server, args: SubArgs) -> Result<(), Fail> {
+    let mut opts = match &args.group {
+        Some(group) => SubscribeOptions::group(group.clone()),
+        None => SubscribeOptions::default(),
+    };
+    opts.qos = args.qos;
+    opts.start = match (args.from, args.last) {
+        (Some(seq), _) => Start::Seq(seq),
+        (None, Some(n)) => Start::Last(n),
+        (None, None) => Start::New,
+    };
+    let client = server.connect().await?;
+    let mut sub = client
+        .subscribe(&args.filter, &opts)
+        .await
+        .map_err(|e| Fail(format!("cannot subscribe to {}: {e}", args.filter)))?;
+    let mut stdout = io::stdout();
+    let mut printed = 0u64;
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let result = loop {
+        if args.count.is_some_and(|n| printed >= n) {
+            break Ok(());
+        }
+        let msg = tokio::select! {
+            msg = sub.next() => msg,
+            _ = &mut ctrl_c => break Ok(()),
+        };
+        let Some(msg) = msg else {
+            break Err(Fail(format!(
+                "the subscription to {} ended: mqd closed the session",
+                args.filter
+            )));
+        };
+        let line = if args.json {
+            output::json(&msg)
+        } else {
+            format!("{} {} {}", msg.topic, msg.seq, output::escape(&msg.payload))
+        };
+        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            Ok(()) => {}
+            // The reader went away (`mq sub ... | head`): the message stays
+            // unacked, for redelivery.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => break Ok(()),
+            Err(e) => break Err(Fail(format!("cannot write to stdout: {e}"))),
+        }
+        printed += 1;
+        if msg.ack().is_err() {
+            break Err(Fail("the connection closed before the ack".to_string()));
+        }
+    };
+    // Closing sends the acks still queued, then ends the subscription.
+    client.close().await;
+    drop(sub);
+    result
+}

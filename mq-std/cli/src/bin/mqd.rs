@@ -1,0 +1,265 @@
+//! `mqd`, the mq broker daemon.
+//!
+//! Configuration comes from the embedded defaults, then a TOML file
+//! (`--config`), then `MQ_*` environment variables, then the flags below, each
+//! overriding the one before (see `mq_cli::config`). SIGINT or SIGTERM (Ctrl-C on
+//! Windows) stops it gracefully: it stops accepting, closes every connection after
+//! what was queued for it, waits for the store, and exits 0.
+//!
+//! Records go to the write-ahead log in the data directory (`mq_server::wal`), which
+//! is read back before anything is accepted; `[store] kind = "memory"` keeps
+//! nothing on disk. Logs go to stderr.
+//!
+//! Serial lines (`--serial PATH`, `[serial]` in the file) carry devices that
+//! speak the COBS framing into the same broker (`mq_server::serial`); they are
+//! opened before anything listens, and a line that cannot be opened stops `mqd`.
+
+#[path = "common/alloc.rs"]
+mod alloc;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use mq_cli::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
+use mq_server::server::{self, ServerOptions};
+use mq_server::store::{MemoryStore, Store};
+use mq_server::wal::Wal;
+
+#[derive(Parser, Debug)]
+#[command(name = "mqd", version, about = "The mq broker daemon")]
+struct Args {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7410].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Address for /metrics and /health; "" disables it [default: 127.0.0.1:7411].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Directory for the broker's data [default: ./mq-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. "info" or "mq_server=debug" [default: info].
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+    /// Serve a device on this serial line (a terminal device or a
+    /// pseudo-terminal) at 115200 baud; repeat for more lines. Unix only.
+    #[arg(long, value_name = "PATH")]
+    serial: Vec<PathBuf>,
+    /// Print the resolved configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Once serving, write the addresses it listens on to FILE (lines
+    /// `listen=ADDR` and, with HTTP, `http=ADDR`): how a script or a test that
+    /// asks for port 0 learns which ports it got.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut file = match &args.config {
+        Some(path) => match FileConfig::read(path) {
+            Ok(f) => f,
+            Err(e) => return fail(&e),
+        },
+        None => FileConfig::default(),
+    };
+    if let Err(e) = file.apply_env(|k| std::env::var(k).ok()) {
+        return fail(&e);
+    }
+    if let Some(v) = args.listen {
+        file.listen = Some(v);
+    }
+    if let Some(v) = args.http {
+        file.http = Some(v);
+    }
+    if let Some(v) = args.data_dir {
+        file.data_dir = Some(v);
+    }
+    if let Some(v) = args.log {
+        file.log = Some(v);
+    }
+    file.serial
+        .extend(args.serial.into_iter().map(|path| SerialSection {
+            path,
+            baud: Some(DEFAULT_BAUD),
+        }));
+    let cfg = match file.resolve() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    if args.check_config {
+        println!("{cfg:#?}");
+        return ExitCode::SUCCESS;
+    }
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cfg.log) {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("log filter {:?}: {e}", cfg.log)),
+    };
+    // Logs go to stderr; stdout is for what was asked for (`--check-config`).
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(run(cfg, args.ready_file)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("mqd: {e}");
+    ExitCode::from(2)
+}
+
+async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> Result<(), String> {
+    let memory = cfg.connection_memory;
+    // Recovery runs here, before anything is accepted; a damaged log is reported
+    // and skipped, never fatal.
+    let (store, described): (Box<dyn Store>, String) = match &cfg.store {
+        StoreConfig::Memory => (
+            Box::new(MemoryStore),
+            "memory (messages are kept while mqd runs)".into(),
+        ),
+        StoreConfig::Wal(opts) => {
+            let dir = cfg.data_dir.clone();
+            let opts = opts.clone();
+            let wal = tokio::task::spawn_blocking(move || Wal::open(&dir, opts))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot open the log in {}: {e}", cfg.data_dir.display()))?;
+            let o = wal.options();
+            let described = format!(
+                "wal {} (fsync {}, segments of {} bytes, limit {}, {} records recovered)",
+                wal.dir().display(),
+                o.fsync,
+                o.segment_bytes,
+                o.max_bytes
+                    .map_or_else(|| "none".to_string(), |m| format!("{m} bytes")),
+                wal.recovery().records,
+            );
+            (Box::new(wal), described)
+        }
+    };
+    let mut lines = Vec::new();
+    for line in &cfg.serial {
+        let port = mq_server::serial::open(&line.path, line.baud)
+            .map_err(|e| format!("cannot open serial line {}: {e}", line.path.display()))?;
+        lines.push((line.path.display().to_string(), port));
+    }
+    let opts = ServerOptions {
+        listen: cfg.listen,
+        broker: cfg.broker.clone(),
+        store,
+        input_budget: memory / 4,
+        write_queue: (memory * 3 / 4 / (64 * 1024)).max(2),
+        chunk: 64 * 1024,
+        drain_timeout: cfg.shutdown_timeout,
+    };
+    let handle = server::spawn(opts)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    tracing::info!(
+        listen = %handle.local_addr(),
+        store = %described,
+        "mqd ready"
+    );
+    let control = handle.control();
+    for (name, port) in lines {
+        tracing::info!(line = %name, "serving serial line");
+        let serve = mq_server::serial::serve_line(
+            control.clone(),
+            port,
+            name.clone(),
+            cfg.broker.limits.max_frame,
+        );
+        tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::error!(line = %name, error = %e, "serial line failed");
+            }
+        });
+    }
+    let mut http_addr = None;
+    if let Some(http) = cfg.http {
+        let listener = tokio::net::TcpListener::bind(http)
+            .await
+            .map_err(|e| format!("cannot listen on {http} for http: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(%addr, "metrics on /metrics, health on /health");
+        http_addr = Some(addr);
+        let control = control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = mq_server::metrics::serve(listener, control).await {
+                tracing::error!(error = %e, "http endpoint stopped");
+            }
+        });
+    }
+    if let Some(path) = &ready_file {
+        write_ready(path, handle.local_addr(), http_addr)
+            .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
+    }
+    let mut stopped = std::pin::pin!(handle.wait());
+    tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "stopping");
+            control.shutdown().await;
+            stopped.await.map_err(|e| e.to_string())?;
+        }
+        // The server stops by itself only on a fatal store error.
+        result = &mut stopped => return result.map_err(|e| format!("broker stopped: {e}")),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Writes `--ready-file`: under a temporary name first, then renamed, so that
+/// whoever waits for it never reads half of it.
+fn write_ready(path: &Path, listen: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<()> {
+    let mut text = format!("listen={listen}\n");
+    if let Some(http) = http {
+        text.push_str(&format!("http={http}\n"));
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}

@@ -1,0 +1,78 @@
+//! `mqd`'s configuration: an optional TOML file, overridden by `MQ_*` environment
+//! variables, overridden by command-line flags. With nothing at all, the embedded
+//! defaults run a broker on `127.0.0.1:7410` with its data under `./mq-data`.
+//!
+//! [`FileConfig`] is the file as written (`file.rs`), with the environment laid
+//! over it; [`FileConfig::resolve`] checks it and fills in the defaults into the
+//! [`DaemonConfig`] `mqd` runs with (`resolve.rs`).
+//!
+//! ```toml
+//! listen = "127.0.0.1:7410"      # MQ_LISTEN
+//! http = "127.0.0.1:7411"        # MQ_HTTP: /metrics and /health ("" disables)
+//! data_dir = "./mq-data"         # MQ_DATA_DIR
+//! log = "info"                   # MQ_LOG (tracing filter syntax)
+//! max_connections = 10000        # MQ_MAX_CONNECTIONS
+//! max_frame = 1048576            # MQ_MAX_FRAME (bytes)
+//! max_message = 67108864         # MQ_MAX_MESSAGE (bytes)
+//! connection_memory = 4194304    # MQ_CONNECTION_MEMORY (bytes buffered per connection)
+//! keepalive_ms = 30000           # MQ_KEEPALIVE_MS
+//! credit = 256                   # MQ_CREDIT (default per subscription)
+//! ack_timeout_ms = 30000         # MQ_ACK_TIMEOUT_MS (0: wait for the connection to end)
+//! max_attempts = 10              # MQ_MAX_ATTEMPTS (then dead-letter)
+//! shutdown_timeout_ms = 5000     # MQ_SHUTDOWN_TIMEOUT_MS
+//!
+//! [queue]                        # every subscription's queue, unless a rule matches
+//! max_messages = 10000
+//! max_bytes = 67108864
+//! overflow = "reject"            # "reject" | "drop-oldest" | "block"
+//! block_ms = 5000                # how long "block" holds a publisher
+//!
+//! [[queues]]                     # rules, first match on the subscription filter wins
+//! pattern = "telemetry.>"
+//! max_messages = 1000
+//! overflow = "drop-oldest"
+//!
+//! [retention]                    # per topic, for replay
+//! max_messages = 1000
+//! max_bytes = 16777216
+//! max_age_ms = 0                 # 0: no age limit
+//!
+//! [[retention_rules]]            # first match on the topic wins
+//! pattern = "audit.>"
+//! max_messages = 100000
+//!
+//! [[tokens]]                     # none: anyone may do anything
+//! token = "s3cret"
+//! publish = ["sensors.>"]
+//! subscribe = ["cmd.dev1.>"]
+//!
+//! [store]                        # the write-ahead log in data_dir (see mq_std::wal)
+//! kind = "wal"                   # MQ_STORE: "wal" | "memory" (keep nothing on disk:
+//!                                #   messages live only as long as the process)
+//! fsync = "always"               # MQ_FSYNC: "always" | "interval" | "every" | "never"
+//!                                #   always: before acknowledging (group commit);
+//!                                #   the others acknowledge before the fsync and are
+//!                                #   durable against a crash of mqd, not of the machine
+//! fsync_interval_ms = 10         # "interval": at most this long between fsyncs
+//! fsync_every = 1000             # "every": at most this many records between fsyncs
+//! segment_bytes = 16777216       # a segment file is closed at this size
+//! max_bytes = 0                  # MQ_STORE_MAX_BYTES: at this disk use, QoS 1
+//!                                #   publishes are refused (StorageFull); 0: no limit
+//! compact_min_bytes = 67108864   # no compaction below this disk use
+//!
+//! [serial]                       # a device on a serial line (mq_std::serial);
+//! path = "/dev/ttyUSB0"          #   [[serial]] for several; `--serial PATH` adds
+//! baud = 115200                  #   one more (at 115200 baud). Unix only.
+//! ```
+
+mod error;
+mod file;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use error::ConfigError;
+pub use file::{
+    FileConfig, QueueSection, RetentionSection, SerialSection, StoreSection, TokenSection,
+};
+pub use resolve::{DEFAULT_BAUD, DaemonConfig, SerialLine, StoreConfig};

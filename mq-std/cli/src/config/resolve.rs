@@ -1,0 +1,237 @@
+//! What `mqd` runs with: the file's values checked and filled in with the
+//! defaults ([`FileConfig::resolve`]).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mq_core::broker::{self, Auth, Overflow, Permissions, QueueLimits, Retention, Rule};
+use mq_core::topic::Filter;
+use mq_core::wire::Limits;
+use mq_server::wal::{FsyncPolicy, WalOptions};
+
+use super::error::{ConfigError, err};
+use super::file::{FileConfig, QueueSection, RetentionSection, StoreSection};
+
+/// The resolved configuration `mqd` runs with.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Broker address.
+    pub listen: SocketAddr,
+    /// HTTP address, if enabled.
+    pub http: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Log filter.
+    pub log: String,
+    /// Bytes buffered per connection.
+    pub connection_memory: usize,
+    /// Graceful shutdown bound.
+    pub shutdown_timeout: Duration,
+    /// Where records are kept.
+    pub store: StoreConfig,
+    /// The broker's configuration.
+    pub broker: broker::Config,
+    /// Serial lines to serve.
+    pub serial: Vec<SerialLine>,
+}
+
+/// A serial line `mqd` serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SerialLine {
+    /// The terminal device.
+    pub path: PathBuf,
+    /// Baud rate.
+    pub baud: u32,
+}
+
+/// The baud rate of a serial line when none is configured.
+pub const DEFAULT_BAUD: u32 = 115_200;
+
+/// The store `mqd` runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Nothing on disk: messages live as long as the process.
+    Memory,
+    /// The write-ahead log in the data directory.
+    Wal(WalOptions),
+}
+
+fn store(s: &StoreSection) -> Result<StoreConfig, ConfigError> {
+    match s.kind.as_deref() {
+        None | Some("wal") => {}
+        Some("memory") => return Ok(StoreConfig::Memory),
+        Some(other) => {
+            return Err(err(format!(
+                "store kind {other:?}: expected \"wal\" or \"memory\""
+            )));
+        }
+    }
+    let defaults = WalOptions::default();
+    let fsync = match s.fsync.as_deref() {
+        None | Some("always") => FsyncPolicy::Always,
+        Some("interval") => FsyncPolicy::Interval(Duration::from_millis(
+            s.fsync_interval_ms.unwrap_or(10).max(1),
+        )),
+        Some("every") => FsyncPolicy::EveryRecords(s.fsync_every.unwrap_or(1000).max(1)),
+        Some("never") => FsyncPolicy::Never,
+        Some(other) => {
+            return Err(err(format!(
+                "store fsync {other:?}: expected \"always\", \"interval\", \"every\" or \"never\""
+            )));
+        }
+    };
+    let segment_bytes = s.segment_bytes.unwrap_or(defaults.segment_bytes);
+    if segment_bytes < 4096 {
+        return Err(err("store segment_bytes must be at least 4096"));
+    }
+    Ok(StoreConfig::Wal(WalOptions {
+        fsync,
+        segment_bytes,
+        max_bytes: s.max_bytes.filter(|&m| m > 0),
+        compact_min_bytes: s.compact_min_bytes.unwrap_or(defaults.compact_min_bytes),
+    }))
+}
+
+fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, ConfigError> {
+    let overflow = match q.overflow.as_deref() {
+        None => base.overflow,
+        Some("reject") => Overflow::RejectNew,
+        Some("drop-oldest") => Overflow::DropOldest,
+        Some("block") => Overflow::Block {
+            deadline: Duration::from_millis(q.block_ms.unwrap_or(5_000)),
+        },
+        Some(other) => {
+            return Err(err(format!(
+                "queue overflow {other:?}: expected \"reject\", \"drop-oldest\" or \"block\""
+            )));
+        }
+    };
+    Ok(QueueLimits {
+        max_messages: q.max_messages.unwrap_or(base.max_messages),
+        max_bytes: q.max_bytes.unwrap_or(base.max_bytes),
+        overflow,
+    })
+}
+
+fn retention(r: &RetentionSection, base: Retention) -> Retention {
+    Retention {
+        max_messages: r.max_messages.unwrap_or(base.max_messages),
+        max_bytes: r.max_bytes.unwrap_or(base.max_bytes),
+        max_age: match r.max_age_ms {
+            None => base.max_age,
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        },
+    }
+}
+
+fn pattern(p: &Option<String>, what: &str) -> Result<String, ConfigError> {
+    let p = p
+        .as_deref()
+        .ok_or_else(|| err(format!("every [[{what}]] rule needs a pattern")))?;
+    Filter::new(p).map_err(|e| err(format!("{what} pattern {p:?}: {e}")))?;
+    Ok(p.to_string())
+}
+
+fn filters(list: &[String], what: &str) -> Result<(), ConfigError> {
+    for f in list {
+        Filter::new(f).map_err(|e| err(format!("token {what} filter {f:?}: {e}")))?;
+    }
+    Ok(())
+}
+
+impl FileConfig {
+    /// Resolves into what the daemon runs with, checking every value.
+    pub fn resolve(&self) -> Result<DaemonConfig, ConfigError> {
+        let listen = self.listen.as_deref().unwrap_or(mq_client::DEFAULT_ADDR);
+        let listen: SocketAddr = listen
+            .parse()
+            .map_err(|_| err(format!("listen address {listen:?} is not host:port")))?;
+        let http = match self.http.as_deref() {
+            Some("") => None,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| err(format!("http address {a:?} is not host:port")))?,
+            ),
+            None => Some(mq_server::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
+        };
+        let mut b = broker::Config::default();
+        let limits = Limits {
+            max_frame: self.max_frame.unwrap_or(b.limits.max_frame),
+            credit: self.credit.unwrap_or(b.limits.credit),
+            keepalive_ms: self.keepalive_ms.unwrap_or(b.limits.keepalive_ms),
+        };
+        if limits.max_frame < 1024 {
+            return Err(err("max_frame must be at least 1024 bytes"));
+        }
+        b.limits = limits;
+        b.max_message = self.max_message.unwrap_or(b.max_message);
+        b.max_connections = self.max_connections.unwrap_or(b.max_connections);
+        if let Some(ms) = self.ack_timeout_ms {
+            b.ack_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        b.max_attempts = self.max_attempts.unwrap_or(b.max_attempts).max(1);
+        if let Some(q) = &self.queue {
+            b.default_queue = queue_limits(q, b.default_queue)?;
+        }
+        for q in &self.queues {
+            b.queues.push(Rule {
+                pattern: pattern(&q.pattern, "queues")?,
+                value: queue_limits(q, b.default_queue)?,
+            });
+        }
+        if let Some(r) = &self.retention {
+            b.default_retention = retention(r, b.default_retention);
+        }
+        for r in &self.retention_rules {
+            b.retention.push(Rule {
+                pattern: pattern(&r.pattern, "retention_rules")?,
+                value: retention(r, b.default_retention),
+            });
+        }
+        let mut auth = Auth::default();
+        for t in &self.tokens {
+            if t.token.is_empty() {
+                return Err(err("a token must not be empty"));
+            }
+            filters(&t.publish, "publish")?;
+            filters(&t.subscribe, "subscribe")?;
+            auth.tokens.push((
+                t.token.clone(),
+                Permissions {
+                    publish: t.publish.clone(),
+                    subscribe: t.subscribe.clone(),
+                },
+            ));
+        }
+        b.auth = auth;
+        Ok(DaemonConfig {
+            listen,
+            http,
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./mq-data")),
+            log: self.log.clone().unwrap_or_else(|| "info".into()),
+            connection_memory: self.connection_memory.unwrap_or(4 << 20).max(256 << 10),
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms.unwrap_or(5_000)),
+            store: store(&self.store.clone().unwrap_or_default())?,
+            broker: b,
+            serial: self
+                .serial
+                .iter()
+                .map(|s| match s.baud {
+                    Some(0) => Err(err(format!(
+                        "serial line {}: baud must be positive",
+                        s.path.display()
+                    ))),
+                    baud => Ok(SerialLine {
+                        path: s.path.clone(),
+                        baud: baud.unwrap_or(DEFAULT_BAUD),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}

@@ -1,0 +1,152 @@
+//! The configuration from files, environments and defaults, and what it says
+//! about bad values.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mq_core::broker::Overflow;
+use mq_server::wal::{FsyncPolicy, WalOptions};
+
+use super::*;
+
+#[test]
+fn defaults_need_no_file() {
+    let c = FileConfig::default().resolve().unwrap();
+    assert_eq!(c.listen.to_string(), mq_client::DEFAULT_ADDR);
+    assert_eq!(c.http.unwrap().to_string(), mq_server::DEFAULT_HTTP_ADDR);
+    assert_eq!(c.data_dir, PathBuf::from("./mq-data"));
+    assert!(c.broker.auth.tokens.is_empty());
+    assert_eq!(c.store, StoreConfig::Wal(WalOptions::default()));
+}
+
+#[test]
+fn store_section_and_its_environment() {
+    let mut f: FileConfig = toml::from_str(
+        r#"
+        [store]
+        fsync = "interval"
+        fsync_interval_ms = 25
+        segment_bytes = 65536
+        max_bytes = 1048576
+        compact_min_bytes = 262144
+        "#,
+    )
+    .unwrap();
+    let c = f.resolve().unwrap();
+    assert_eq!(
+        c.store,
+        StoreConfig::Wal(WalOptions {
+            fsync: FsyncPolicy::Interval(Duration::from_millis(25)),
+            segment_bytes: 65536,
+            max_bytes: Some(1 << 20),
+            compact_min_bytes: 262144,
+        })
+    );
+    let env = |k: &str| match k {
+        "MQ_FSYNC" => Some("every".to_string()),
+        "MQ_STORE_MAX_BYTES" => Some("0".to_string()),
+        _ => None,
+    };
+    f.apply_env(env).unwrap();
+    let StoreConfig::Wal(w) = f.resolve().unwrap().store else {
+        panic!("a wal")
+    };
+    assert_eq!(w.fsync, FsyncPolicy::EveryRecords(1000));
+    assert_eq!(w.max_bytes, None);
+    f.apply_env(|k| (k == "MQ_STORE").then(|| "memory".to_string()))
+        .unwrap();
+    assert_eq!(f.resolve().unwrap().store, StoreConfig::Memory);
+}
+
+#[test]
+fn file_then_environment() {
+    let mut f: FileConfig = toml::from_str(
+        r#"
+        listen = "127.0.0.1:9000"
+        http = ""
+        max_frame = 65536
+        [queue]
+        max_messages = 5
+        overflow = "block"
+        block_ms = 250
+        [[queues]]
+        pattern = "telemetry.>"
+        overflow = "drop-oldest"
+        [[tokens]]
+        token = "t"
+        publish = ["a.>"]
+        "#,
+    )
+    .unwrap();
+    let env = |k: &str| match k {
+        "MQ_LISTEN" => Some("127.0.0.1:9001".to_string()),
+        "MQ_MAX_ATTEMPTS" => Some("3".to_string()),
+        _ => None,
+    };
+    f.apply_env(env).unwrap();
+    let c = f.resolve().unwrap();
+    assert_eq!(c.listen.port(), 9001);
+    assert!(c.http.is_none());
+    assert_eq!(c.broker.limits.max_frame, 65536);
+    assert_eq!(c.broker.max_attempts, 3);
+    assert_eq!(c.broker.default_queue.max_messages, 5);
+    assert_eq!(
+        c.broker.default_queue.overflow,
+        Overflow::Block {
+            deadline: Duration::from_millis(250)
+        }
+    );
+    assert_eq!(c.broker.queues[0].value.overflow, Overflow::DropOldest);
+    assert_eq!(c.broker.queues[0].value.max_messages, 5);
+    assert_eq!(c.broker.auth.tokens.len(), 1);
+}
+
+#[test]
+fn serial_lines_one_or_many() {
+    let parse = |toml: &str| {
+        toml::from_str::<FileConfig>(toml)
+            .unwrap()
+            .resolve()
+            .unwrap()
+    };
+    assert!(parse("").serial.is_empty());
+    let c = parse("[serial]\npath = \"/dev/ttyUSB0\"");
+    assert_eq!(
+        c.serial,
+        [SerialLine {
+            path: "/dev/ttyUSB0".into(),
+            baud: DEFAULT_BAUD
+        }]
+    );
+    let c =
+        parse("[[serial]]\npath = \"/dev/ttyS0\"\nbaud = 9600\n[[serial]]\npath = \"/dev/ttyS1\"");
+    assert_eq!(c.serial.len(), 2);
+    assert_eq!((c.serial[0].baud, c.serial[1].baud), (9600, DEFAULT_BAUD));
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let bad = |toml: &str| {
+        toml::from_str::<FileConfig>(toml)
+            .map_err(|e| e.to_string())
+            .and_then(|f| f.resolve().map_err(|e| e.to_string()))
+            .unwrap_err()
+    };
+    assert!(bad("listen = \"nowhere\"").contains("host:port"));
+    assert!(bad("[queue]\noverflow = \"explode\"").contains("drop-oldest"));
+    assert!(bad("[[queues]]\nmax_messages = 1").contains("pattern"));
+    assert!(bad("[[tokens]]\ntoken = \"t\"\npublish = [\"a.>.b\"]").contains("a.>.b"));
+    assert!(bad("colour = \"blue\"").contains("colour"));
+    assert!(bad("[store]\nfsync = \"sometimes\"").contains("interval"));
+    assert!(bad("[store]\nkind = \"tape\"").contains("memory"));
+    assert!(bad("[store]\nsegment_bytes = 10").contains("segment_bytes"));
+    assert!(bad("[serial]\npath = \"/dev/x\"\nbaud = 0").contains("baud"));
+    assert!(bad("[serial]\npath = \"/dev/x\"\nparity = \"odd\"").contains("parity"));
+    assert!(bad("[serial]\nbaud = 9600").contains("path"));
+    assert!(bad("serial = 3").contains("serial"));
+    let mut f = FileConfig::default();
+    let e = f
+        .apply_env(|k| (k == "MQ_MAX_FRAME").then(|| "lots".to_string()))
+        .unwrap_err();
+    assert!(e.to_string().contains("MQ_MAX_FRAME"));
+}

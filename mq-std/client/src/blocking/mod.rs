@@ -1,0 +1,422 @@
+//! The blocking client: its own I/O thread (mio), usable from any thread and
+//! from C.
+//!
+//! [`Client::connect`] starts one thread that owns the TCP connection and the
+//! client session (through the same driver as the async client) and returns at
+//! the broker's first `Welcome`. Every method blocks the calling thread only
+//! until its answer arrives; the I/O thread keeps the connection alive, and the
+//! session reconnects on its own. No method panics; failures are [`Error`]s.
+//!
+//! ```no_run
+//! # use mq_client as mq_std; // what users see: the facade
+//! # fn demo() -> Result<(), mq_std::blocking::Error> {
+//! use mq_std::blocking::{Client, ClientOptions, PublishOptions, SubscribeOptions};
+//!
+//! let client = Client::connect(ClientOptions::new("127.0.0.1:7410"))?;
+//! let sub = client.subscribe("jobs", &SubscribeOptions::group("workers"))?;
+//! client.publish("jobs", "resize 42", &PublishOptions::default())?;
+//! for msg in sub.iter().take(1) {
+//!     println!("{:?}", msg.payload);
+//!     msg.ack()?;
+//! }
+//! client.close();
+//! # Ok(()) }
+//! ```
+//!
+//! Messages can also be handed to a callback with [`Client::subscribe_with`]:
+//! each such subscription gets a thread of its own, so a slow callback never
+//! runs on the I/O thread; it holds up the connection only once its
+//! subscription's buffer (its credit window) is full, like a slow reader of a
+//! [`Subscription`].
+//!
+//! The connection lives while any clone of the [`Client`] does; dropping the last
+//! one closes it like [`Client::close`].
+
+mod answer;
+mod io_thread;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::{Poll, Waker};
+use tracing::{debug, error};
+
+use crate::clock::Clock;
+use crate::driver::{
+    self, Command, CommandSender, Commands, Driver, Offer, ReplyTo, Sink, SubscriptionEnd,
+};
+
+pub use crate::driver::{
+    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
+};
+pub use mq_core::Reason;
+pub use mq_core::client::{State, Stats as SessionStats, SubId};
+pub use mq_core::wire::{QoS, SessionMode, Start};
+pub use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
+
+use answer::{Gone, oneshot};
+use io_thread::{WAKER, run};
+
+/// A connection to a broker: a cheap, cloneable handle (`Send + Sync`) over the
+/// I/O thread that drives it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What every clone shares; the last one to go closes the session.
+struct Inner {
+    commands: Arc<Commands>,
+    client_id: String,
+    credit: u32,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Close(None));
+    }
+}
+
+impl Client {
+    /// Connects to `opts.addr` and blocks until the broker's `Welcome`.
+    ///
+    /// Fails with [`Error::Io`] when the first TCP connection cannot be opened
+    /// (or the I/O thread cannot be started), [`Error::Refused`] when the broker
+    /// refuses the session, [`Error::Timeout`] when no `Welcome` arrives within
+    /// `opts.connect_timeout`, and [`Error::Invalid`] for bad options.
+    pub fn connect(opts: ClientOptions) -> Result<Client, Error> {
+        let poll = Poll::new().map_err(Error::Io)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Io)?);
+        let (tx, rx) = mpsc::channel();
+        let commands = Commands::new(Box::new(Wakeful { tx, waker }));
+        let mut driver = Driver::new(&opts, Arc::clone(&commands))?;
+        let inner = Arc::new(Inner {
+            commands,
+            client_id: opts.client_id.clone(),
+            credit: opts.credit,
+            thread: Mutex::new(None),
+        });
+        let (welcome, welcomed) = oneshot();
+        let clock = Clock::new();
+        driver.start(clock.now(), Box::new(welcome));
+        let addr = opts.addr;
+        let thread = thread::Builder::new()
+            .name("mq-io".to_string())
+            .spawn(move || run(driver, rx, poll, &addr, clock))
+            .map_err(Error::Io)?;
+        *inner.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+        let client = Client { inner };
+        match welcomed.recv(None) {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(e)) => {
+                client.join();
+                Err(e)
+            }
+            Err(_) => Err(client.inner.commands.closed_error()),
+        }
+    }
+
+    /// The client id the session uses.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// Publishes a message and blocks until the broker stored it (QoS 1, after
+    /// reconnects if need be) or it is queued (QoS 0). Waits for room while the
+    /// outbox is full.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+    ) -> Result<PubAck, Error> {
+        let msg = opts.outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Publish { msg, reply }, None)
+    }
+
+    /// [`publish`](Self::publish), giving up after `timeout` with
+    /// [`Error::Timeout`]. A message still waiting for outbox room then is not
+    /// sent; one already queued is sent (and may be stored) regardless.
+    pub fn publish_timeout(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+        timeout: Duration,
+    ) -> Result<PubAck, Error> {
+        let msg = opts.outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Publish { msg, reply }, Some(timeout))
+    }
+
+    /// Subscribes; returns when the broker confirms (`SubAck`).
+    pub fn subscribe(&self, filter: &str, opts: &SubscribeOptions) -> Result<Subscription, Error> {
+        let capacity = driver::window(opts.credit, self.inner.credit)? as usize;
+        let (sink, rx) = mpsc::sync_channel(capacity);
+        let waiting = Arc::new(AtomicBool::new(false));
+        let sub = self.call(
+            |reply| Command::Subscribe {
+                filter: filter.to_string(),
+                opts: opts.clone(),
+                sink: Box::new(sink),
+                waiting: Arc::clone(&waiting),
+                reply,
+            },
+            None,
+        )?;
+        Ok(Subscription {
+            end: SubscriptionEnd::new(sub, waiting, Arc::clone(&self.inner.commands)),
+            rx,
+        })
+    }
+
+    /// Subscribes and hands every message to `callback`, on a thread of this
+    /// subscription's own (never on the I/O thread). The callback settles each
+    /// message (a dropped QoS 1 message is nacked for redelivery). A callback
+    /// that panics ends the subscription. Dropping the returned [`Listener`]
+    /// leaves it running until the client closes; [`Listener::unsubscribe`]
+    /// ends it.
+    pub fn subscribe_with<F>(
+        &self,
+        filter: &str,
+        opts: &SubscribeOptions,
+        mut callback: F,
+    ) -> Result<Listener, Error>
+    where
+        F: FnMut(Message) + Send + 'static,
+    {
+        let sub = self.subscribe(filter, opts)?;
+        let id = sub.id();
+        let commands = Arc::clone(&self.inner.commands);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name(format!("mq-sub-{}", id.0))
+            .spawn(move || {
+                while let Some(msg) = sub.recv() {
+                    if stopped.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let call = std::panic::AssertUnwindSafe(|| callback(msg));
+                    if std::panic::catch_unwind(call).is_err() {
+                        error!("subscription {} callback panicked; unsubscribing", id.0);
+                        break;
+                    }
+                }
+            })
+            .map_err(Error::Io)?;
+        Ok(Listener {
+            sub: id,
+            commands,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Sends a request (QoS 1) and blocks up to `timeout` for its reply. See
+    /// [`crate::client::Client::request`].
+    pub fn request(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let msg = PublishOptions::default().outgoing(topic, payload.into())?;
+        self.call(|reply| Command::Request { msg, reply }, Some(timeout))
+    }
+
+    /// Answers a request: publishes `payload` (QoS 1) to its `reply_to` topic
+    /// with its correlation id.
+    pub fn reply(&self, request: &Message, payload: impl Into<Bytes>) -> Result<PubAck, Error> {
+        let opts = driver::reply_options(request)?;
+        let topic = request.reply_to.as_deref().unwrap_or_default();
+        self.publish(topic, payload, &opts)
+    }
+
+    /// Closes the session: sends `Close` to the broker, waits until it is written
+    /// (or the connection failed) and the I/O thread ended. Pending publishes
+    /// and requests fail with [`Error::Closed`], subscriptions end. Every clone
+    /// is closed.
+    pub fn close(&self) {
+        let (reply, answer) = oneshot::<()>();
+        if self
+            .inner
+            .commands
+            .send(Command::Close(Some(Box::new(reply))))
+            .is_ok()
+        {
+            let _ = answer.recv(None);
+        }
+        self.join();
+    }
+
+    /// The client's state and counters, as of the last time its I/O thread ran.
+    pub fn stats(&self) -> Stats {
+        self.inner.commands.stats()
+    }
+
+    fn join(&self) {
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread
+            && t.thread().id() != thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(ReplyTo<Result<T, Error>>) -> Command,
+        timeout: Option<Duration>,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot();
+        self.inner.commands.send(make(Box::new(reply)))?;
+        match answer.recv(timeout) {
+            Ok(result) => result,
+            Err(Gone::Timeout) => Err(Error::Timeout),
+            Err(Gone::Sender) => Err(self.inner.commands.closed_error()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.inner.client_id)
+            .finish()
+    }
+}
+
+/// Messages of one subscription, in the order the session delivers them.
+///
+/// The client buffers at most the subscription's credit window of messages;
+/// while that buffer is full it stops reading from the broker (for every
+/// subscription: they share one connection), so read steadily. Dropping the
+/// `Subscription` unsubscribes; messages it still buffered are nacked for
+/// redelivery.
+pub struct Subscription {
+    end: SubscriptionEnd,
+    rx: mpsc::Receiver<Message>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.end.fmt(f)
+    }
+}
+
+impl Subscription {
+    /// The subscription id.
+    pub fn id(&self) -> SubId {
+        self.end.sub
+    }
+
+    /// Blocks for the next message; `None` once the subscription ended
+    /// (unsubscribed, refused by the broker after a reconnect, or the client
+    /// closed).
+    pub fn recv(&self) -> Option<Message> {
+        let msg = self.rx.recv().ok();
+        self.took(msg)
+    }
+
+    /// Blocks up to `timeout` for the next message.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Message, RecvTimeoutError> {
+        let msg = self.rx.recv_timeout(timeout);
+        let some = msg.is_ok();
+        self.end.took(msg, some)
+    }
+
+    /// The next message if one is buffered.
+    pub fn try_recv(&self) -> Result<Message, TryRecvError> {
+        let msg = self.rx.try_recv();
+        let some = msg.is_ok();
+        self.end.took(msg, some)
+    }
+
+    /// Blocks for each message in turn until the subscription ends.
+    pub fn iter(&self) -> impl Iterator<Item = Message> + '_ {
+        std::iter::from_fn(|| self.recv())
+    }
+
+    /// Ends the subscription (the same as dropping it).
+    pub fn unsubscribe(self) {}
+
+    fn took(&self, msg: Option<Message>) -> Option<Message> {
+        let some = msg.is_some();
+        self.end.took(msg, some)
+    }
+}
+
+/// A subscription whose messages go to a callback on a thread of its own
+/// ([`Client::subscribe_with`]). Dropping it leaves the callback running.
+pub struct Listener {
+    sub: SubId,
+    commands: Arc<Commands>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// The subscription id.
+    pub fn id(&self) -> SubId {
+        self.sub
+    }
+
+    /// Ends the subscription and waits for the callback thread to finish (unless
+    /// called from the callback itself). No callback starts after this returns;
+    /// messages still buffered are nacked for redelivery.
+    pub fn unsubscribe(mut self) {
+        self.stop.store(true, Ordering::Release);
+        let _ = self.commands.send(Command::Unsubscribe(self.sub));
+        if let Some(t) = self.thread.take()
+            && t.thread().id() != thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener").field("sub", &self.sub).finish()
+    }
+}
+
+// ------------------------------------------------------------ std plumbing
+
+/// The command channel: a std sender that wakes the I/O thread's poll.
+struct Wakeful {
+    tx: mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl CommandSender for Wakeful {
+    fn send(&self, cmd: Command) -> bool {
+        if self.tx.send(cmd).is_err() {
+            return false;
+        }
+        if let Err(e) = self.waker.wake() {
+            debug!("waking the I/O thread failed: {e}");
+        }
+        true
+    }
+}
+
+impl Sink for SyncSender<Message> {
+    fn offer(&mut self, msg: Message) -> Offer {
+        match self.try_send(msg) {
+            Ok(()) => Offer::Taken,
+            Err(TrySendError::Full(msg)) => Offer::Full(msg),
+            Err(TrySendError::Disconnected(msg)) => Offer::Closed(msg),
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! The async client, over tokio.
+//!
+//! [`Client::connect`] spawns one task that owns the TCP connection and the
+//! client session ([`mq_core::client::Session`], through the crate's shared
+//! driver) and resolves at the broker's first `Welcome`. The [`Client`] is a
+//! cheap handle over a channel to that task: clone it freely and use it from any
+//! task. The session decides everything about delivery: it resends unacknowledged
+//! QoS 1 publishes after a reconnect, deduplicates redeliveries, keeps the
+//! connection alive and decides when to reconnect; the task only moves bytes,
+//! time and calls.
+//!
+//! ```no_run
+//! # use mq_client as mq_std; // what users see: the facade
+//! # async fn demo() -> Result<(), mq_std::client::Error> {
+//! use mq_std::client::{Client, ClientOptions, PublishOptions, SubscribeOptions};
+//!
+//! let client = Client::connect(ClientOptions::new("127.0.0.1:7410")).await?;
+//! let mut sub = client.subscribe("sensors.>", &SubscribeOptions::default()).await?;
+//! client.publish("sensors.kitchen.temp", "21.5", &PublishOptions::default()).await?;
+//! if let Some(msg) = sub.next().await {
+//!     println!("{}: {:?}", msg.topic, msg.payload);
+//!     msg.ack()?;
+//! }
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The connection lives while any clone of the [`Client`] does: dropping the last
+//! one closes it like [`Client::close`], and every [`Subscription`] then ends.
+//! The types both clients share ([`Message`], [`Error`], the options, ...)
+//! belong to the driver; this module and [`crate::blocking`] re-export them.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant as StdInstant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, Interest, Ready};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::driver::{
+    self, Command, CommandSender, Commands, Driver, Offer, Reply, Sink, SubscriptionEnd,
+};
+
+pub use crate::driver::{
+    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
+};
+pub use mq_core::Reason;
+pub use mq_core::client::{State, Stats as SessionStats, SubId};
+pub use mq_core::wire::{QoS, SessionMode, Start};
+
+/// How long closing waits for the socket to take the last bytes.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Commands handled per wakeup before the socket gets a turn.
+const COMMAND_BATCH: usize = 256;
+
+/// A connection to a broker: a cheap, cloneable handle (`Send + Sync`) over the
+/// task that drives it.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What every clone shares; the last one to go closes the session.
+struct Inner {
+    commands: Arc<Commands>,
+    client_id: String,
+    credit: u32,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Close(None));
+    }
+}
+
+impl Client {
+    /// Connects to `opts.addr` and waits for the broker's `Welcome`.
+    ///
+    /// Fails with [`Error::Io`] when the first TCP connection cannot be opened,
+    /// [`Error::Refused`] when the broker refuses the session (bad token,
+    /// unsupported version, ...), [`Error::Timeout`] when no `Welcome` arrives
+    /// within `opts.connect_timeout`, and [`Error::Invalid`] for bad options or
+    /// when called outside a tokio runtime. After the first `Welcome`, lost
+    /// connections are re-established by the session on its own.
+    pub async fn connect(opts: ClientOptions) -> Result<Client, Error> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::Invalid("Client::connect must run inside a tokio runtime"))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let commands = Commands::new(Box::new(tx));
+        let mut driver = Driver::new(&opts, Arc::clone(&commands))?;
+        // Created before waiting so that dropping this future closes the session.
+        let inner = Arc::new(Inner {
+            commands,
+            client_id: opts.client_id.clone(),
+            credit: opts.credit,
+        });
+        let (welcome, welcomed) = oneshot::channel();
+        let clock = Clock::new();
+        driver.start(clock.now(), Box::new(welcome));
+        runtime.spawn(run(driver, rx, opts.addr, clock));
+        match welcomed.await {
+            Ok(Ok(())) => Ok(Client { inner }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(inner.commands.closed_error()),
+        }
+    }
+
+    /// The client id the session uses.
+    pub fn client_id(&self) -> &str {
+        &self.inner.client_id
+    }
+
+    /// Publishes a message. QoS 1 resolves when the broker has stored it (after
+    /// reconnects if need be); QoS 0 once it is queued. Waits for room while the
+    /// outbox is full. Dropping the future before the message is queued cancels
+    /// it; once queued it is sent regardless.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+    ) -> Result<PubAck, Error> {
+        let msg = opts.outgoing(topic, payload.into())?;
+        let (reply, answer) = oneshot::channel();
+        self.call(
+            Command::Publish {
+                msg,
+                reply: Box::new(reply),
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Subscribes; resolves when the broker confirms (`SubAck`).
+    pub async fn subscribe(
+        &self,
+        filter: &str,
+        opts: &SubscribeOptions,
+    ) -> Result<Subscription, Error> {
+        let capacity = driver::window(opts.credit, self.inner.credit)? as usize;
+        let (sink, rx) = mpsc::channel(capacity);
+        let waiting = Arc::new(AtomicBool::new(false));
+        let (reply, answer) = oneshot::channel();
+        let sub = self
+            .call(
+                Command::Subscribe {
+                    filter: filter.to_string(),
+                    opts: opts.clone(),
+                    sink: Box::new(sink),
+                    waiting: Arc::clone(&waiting),
+                    reply: Box::new(reply),
+                },
+                answer,
+            )
+            .await?;
+        Ok(Subscription {
+            end: SubscriptionEnd::new(sub, waiting, Arc::clone(&self.inner.commands)),
+            rx,
+        })
+    }
+
+    /// Sends a request (QoS 1) and waits up to `timeout` for its reply.
+    ///
+    /// The first request subscribes the client to its private reply topic
+    /// (`_reply.<client id>`); every request carries that topic as `reply_to` and
+    /// a fresh correlation id, which the responder copies into its reply (see
+    /// [`reply`](Self::reply)). Replies are acked by the client.
+    pub async fn request(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let msg = PublishOptions::default().outgoing(topic, payload.into())?;
+        let (reply, answer) = oneshot::channel();
+        let call = self.call(
+            Command::Request {
+                msg,
+                reply: Box::new(reply),
+            },
+            answer,
+        );
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| Error::Timeout)?
+    }
+
+    /// Answers a request: publishes `payload` (QoS 1) to its `reply_to` topic
+    /// with its correlation id.
+    pub async fn reply(
+        &self,
+        request: &Message,
+        payload: impl Into<Bytes>,
+    ) -> Result<PubAck, Error> {
+        let opts = driver::reply_options(request)?;
+        let topic = request.reply_to.as_deref().unwrap_or_default();
+        self.publish(topic, payload, &opts).await
+    }
+
+    /// Closes the session: sends `Close` to the broker and waits until it is
+    /// written (or the connection failed). Pending publishes and requests fail
+    /// with [`Error::Closed`], subscriptions end. Every clone is closed.
+    pub async fn close(&self) {
+        let (reply, answer) = oneshot::channel::<()>();
+        if self
+            .inner
+            .commands
+            .send(Command::Close(Some(Box::new(reply))))
+            .is_ok()
+        {
+            let _ = answer.await;
+        }
+    }
+
+    /// The client's state and counters, as of the last time its task ran.
+    pub fn stats(&self) -> Stats {
+        self.inner.commands.stats()
+    }
+
+    async fn call<T>(
+        &self,
+        cmd: Command,
+        answer: oneshot::Receiver<Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.inner.commands.send(cmd)?;
+        match answer.await {
+            Ok(result) => result,
+            Err(_) => Err(self.inner.commands.closed_error()),
+        }
+    }
+}
+
+/// Messages of one subscription, in the order the session delivers them.
+///
+/// The client buffers at most the subscription's credit window of messages;
+/// while that buffer is full the client stops reading from the broker (for every
+/// subscription: they share one connection), so read steadily. Dropping the
+/// `Subscription` unsubscribes; messages it still buffered are nacked for
+/// redelivery.
+pub struct Subscription {
+    end: SubscriptionEnd,
+    rx: mpsc::Receiver<Message>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.end.fmt(f)
+    }
+}
+
+impl Subscription {
+    /// The subscription id.
+    pub fn id(&self) -> SubId {
+        self.end.sub
+    }
+
+    /// The next message; `None` once the subscription ended (unsubscribed, the
+    /// broker refused it after a reconnect, or the client closed).
+    pub async fn next(&mut self) -> Option<Message> {
+        let msg = self.rx.recv().await;
+        self.took(msg)
+    }
+
+    /// The next message if one is buffered.
+    pub fn try_next(&mut self) -> Option<Message> {
+        let msg = self.rx.try_recv().ok();
+        self.took(msg)
+    }
+
+    /// Polls for the next message (for `Stream` adapters).
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(msg) => Poll::Ready(self.took(msg)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the subscription (the same as dropping it).
+    pub fn unsubscribe(self) {}
+
+    fn took(&self, msg: Option<Message>) -> Option<Message> {
+        let some = msg.is_some();
+        self.end.took(msg, some)
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.inner.client_id)
+            .finish()
+    }
+}
+
+// ------------------------------------------------------------ tokio plumbing
+
+impl<T: Send> Reply<T> for oneshot::Sender<T> {
+    fn send(self: Box<Self>, value: T) {
+        let _ = (*self).send(value);
+    }
+
+    fn is_closed(&self) -> bool {
+        oneshot::Sender::is_closed(self)
+    }
+}
+
+impl Sink for mpsc::Sender<Message> {
+    fn offer(&mut self, msg: Message) -> Offer {
+        match self.try_send(msg) {
+            Ok(()) => Offer::Taken,
+            Err(mpsc::error::TrySendError::Full(msg)) => Offer::Full(msg),
+            Err(mpsc::error::TrySendError::Closed(msg)) => Offer::Closed(msg),
+        }
+    }
+}
+
+impl CommandSender for mpsc::UnboundedSender<Command> {
+    fn send(&self, cmd: Command) -> bool {
+        mpsc::UnboundedSender::send(self, cmd).is_ok()
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+
+/// What woke the task.
+enum Wake {
+    Command(Option<Command>),
+    Connected(io::Result<TcpStream>),
+    Ready(io::Result<Ready>),
+    Timer,
+}
+
+/// The task: moves commands, bytes and time into the driver and does what it
+/// wants, until the session is closed.
+async fn run(
+    mut driver: Driver,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    addr: String,
+    clock: Clock,
+) {
+    let mut stream: Option<TcpStream> = None;
+    let mut connecting: Option<Connecting> = None;
+    loop {
+        let wants = driver.poll(clock.now());
+        if wants.stop {
+            if let Some(mut s) = stream.take() {
+                let out = driver.output();
+                let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
+                    s.write_all(out).await?;
+                    s.shutdown().await
+                })
+                .await;
+            }
+            driver.finish();
+            return;
+        }
+        if wants.disconnect && (stream.is_some() || connecting.is_some()) {
+            if let Some(s) = stream.take() {
+                // Best effort: an error frame the session wants the broker to see.
+                let _ = s.try_write(driver.output());
+            }
+            connecting = None;
+            driver.handle_disconnected(clock.now(), None);
+            continue;
+        }
+        if wants.connect {
+            stream = None;
+            let addr = addr.clone();
+            connecting = Some(Box::pin(async move {
+                let s = TcpStream::connect(addr.as_str()).await?;
+                s.set_nodelay(true)?;
+                Ok(s)
+            }));
+        }
+        let mut interest: Option<Interest> = None;
+        if !driver.read_buf().is_empty() {
+            interest = Some(Interest::READABLE);
+        }
+        if !driver.output().is_empty() {
+            interest = Some(interest.map_or(Interest::WRITABLE, |i| i | Interest::WRITABLE));
+        }
+        let deadline = wants.timeout.map(|t| clock.to_std(t));
+        let wake = tokio::select! {
+            cmd = commands.recv() => Wake::Command(cmd),
+            res = connect_step(&mut connecting) => Wake::Connected(res),
+            res = io_ready(stream.as_ref(), interest) => Wake::Ready(res),
+            () = sleep_until(deadline) => Wake::Timer,
+        };
+        let now = clock.now();
+        match wake {
+            Wake::Command(Some(cmd)) => {
+                driver.handle_command(now, cmd);
+                for _ in 0..COMMAND_BATCH {
+                    match commands.try_recv() {
+                        Ok(cmd) => driver.handle_command(now, cmd),
+                        Err(_) => break,
+                    }
+                }
+            }
+            // Unreachable while the driver holds a sender; close if it happens.
+            Wake::Command(None) => driver.handle_command(now, Command::Close(None)),
+            Wake::Connected(res) => {
+                connecting = None;
+                match res {
+                    Ok(s) => {
+                        stream = Some(s);
+                        driver.handle_connected(now);
+                    }
+                    Err(e) => driver.handle_disconnected(now, Some(e)),
+                }
+            }
+            Wake::Ready(res) => {
+                let result = match (res, stream.as_ref()) {
+                    (Ok(ready), Some(s)) => exchange(s, &mut driver, ready),
+                    (Ok(_), None) => Ok(()),
+                    (Err(e), _) => Err(Some(e)),
+                };
+                if let Err(e) = result {
+                    stream = None;
+                    driver.handle_disconnected(now, e);
+                }
+            }
+            Wake::Timer => driver.handle_timeout(now),
+        }
+    }
+}
+
+/// One read (when readable) and as many writes as the socket takes. `Err(None)`
+/// is the broker closing the connection.
+fn exchange(s: &TcpStream, driver: &mut Driver, ready: Ready) -> Result<(), Option<io::Error>> {
+    if ready.is_readable() || ready.is_read_closed() {
+        let buf = driver.read_buf();
+        if !buf.is_empty() {
+            match s.try_read(buf) {
+                Ok(0) => return Err(None),
+                Ok(n) => driver.handle_read(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Some(e)),
+            }
+        }
+    }
+    if ready.is_writable() || ready.is_write_closed() {
+        while !driver.output().is_empty() {
+            match s.try_write(driver.output()) {
+                Ok(n) => driver.handle_written(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(Some(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn connect_step(connecting: &mut Option<Connecting>) -> io::Result<TcpStream> {
+    match connecting {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn io_ready(stream: Option<&TcpStream>, interest: Option<Interest>) -> io::Result<Ready> {
+    match (stream, interest) {
+        (Some(s), Some(i)) => s.ready(i).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<StdInstant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,22 @@
+//! The mq broker on Linux and Windows: adapters that drive the `mq-core`
+//! broker over sockets, files, serial lines and clocks. Every delivery decision
+//! stays in `mq-core`; this crate only moves bytes, time and store records.
+//!
+//! - [`server`]: the tokio broker server (what `mqd` runs).
+//! - [`serial`]: serial lines (UARTs, pseudo-terminals) served into the broker.
+//! - [`store`]: where the broker's records go.
+//! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
+//! - [`metrics`]: the Prometheus text exposition of the broker's counters, and
+//!   the HTTP endpoint that serves it.
+//!
+//! The daemon around them, `mqd`, is in `mq-cli`; applications usually depend
+//! on the `mq-std` facade, which re-exports these modules.
+
+pub mod metrics;
+pub mod serial;
+pub mod server;
+pub mod store;
+pub mod wal;
+
+/// The address of `mqd`'s HTTP endpoint (`/metrics`, `/health`) by default.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7411";

@@ -1,0 +1,534 @@
+//! The tokio broker server: one task owns the [`Broker`] and moves bytes, time and
+//! store records between it and the sockets. Nothing here decides anything about
+//! delivery.
+//!
+//! Tasks:
+//! - the **broker task** owns the broker and every connection's bookkeeping; it
+//!   feeds input, drains `poll_store` / `poll_transmit` / `poll_event`, and sleeps
+//!   until the next input or `poll_timeout`;
+//! - one **reader** and one **writer** task per connection. A reader may have at
+//!   most `input_budget` bytes handed to the broker task and not yet consumed
+//!   (a semaphore of bytes), so a connection whose input the broker cannot take
+//!   (its publish is held, its output backed up) stops being read; a writer's queue
+//!   holds at most `write_queue` chunks, and when it is full the broker pauses that
+//!   connection's output, which in turn stops its deliveries;
+//! - an **acceptor**, and for a durable store a **store thread** that writes each
+//!   batch that accumulated meanwhile as one group and reports it persisted.
+//!
+//! Besides TCP connections, [`ServerControl::attach`] serves one connection over
+//! any byte stream in either framing; [`serial`](crate::serial) uses it to serve
+//! serial lines.
+//!
+//! This file is the broker task and its connections; what users hold
+//! ([`ServerOptions`], [`ServerHandle`], [`ServerControl`]) is in
+//! `server/handle.rs`, the task's input channel in `server/command.rs`, the
+//! store thread in `server/store_thread.rs`.
+
+mod command;
+mod handle;
+mod store_thread;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mq_client::clock::Clock;
+use mq_core::broker::{Broker, ConnId, Event};
+use mq_core::framing::Framing;
+use mq_core::framing::stream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::store::StoreMetrics;
+use command::Cmd;
+pub use command::Io;
+pub use handle::{ServerControl, ServerHandle, ServerOptions};
+use store_thread::{StoreLink, ToStore, spawn_store_thread};
+
+/// Binds, restores the broker from the store, and starts serving.
+pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
+    let listener = TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let clock = Clock::new();
+    let mut broker = Broker::new(opts.broker.clone());
+    let records = opts.store.load()?;
+    let now = clock.now();
+    let mut skipped = 0usize;
+    for r in &records {
+        if broker.restore(now, r).is_err() {
+            skipped += 1;
+        }
+    }
+    if !records.is_empty() {
+        tracing::info!(records = records.len(), skipped, "restored broker state");
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let store_metrics = opts.store.metrics();
+    if opts.store.is_full() {
+        broker.set_store_full(true);
+    }
+    let acceptor = tokio::spawn(accept_loop(listener, tx.clone()));
+    let store = if opts.store.is_durable() {
+        StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
+    } else {
+        StoreLink::Memory
+    };
+    let task = tokio::spawn(
+        BrokerTask {
+            broker,
+            clock,
+            links: std::collections::HashMap::new(),
+            tx: tx.clone(),
+            rx,
+            store,
+            // A whole frame of the largest size must fit, or it never completes.
+            input_budget: opts
+                .input_budget
+                .max(opts.broker.limits.max_frame as usize + stream::MAX_PREFIX),
+            write_queue: opts.write_queue,
+            chunk: opts.chunk,
+            drain_timeout: opts.drain_timeout,
+            out: BytesMut::new(),
+            acceptor: Some(acceptor),
+            submitted: 0,
+            flushing: Vec::new(),
+            closing: false,
+            store_metrics,
+            compaction_pending: false,
+        }
+        .run(),
+    );
+    Ok(ServerHandle { addr, tx, task })
+}
+
+async fn accept_loop(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if tx.send(Cmd::Accept(stream, peer)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// The broker task's view of one connection.
+struct Link {
+    /// Bytes received and not yet consumed by the broker (an incomplete frame,
+    /// or input the broker holds back until `Event::Readable`).
+    input: BytesMut,
+    budget: Arc<Semaphore>,
+    writer: Option<mpsc::Sender<Bytes>>,
+    /// A chunk the writer's queue had no room for.
+    pending: Option<Bytes>,
+    paused: Arc<AtomicBool>,
+    reader: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+}
+
+struct BrokerTask {
+    broker: Broker,
+    clock: Clock,
+    links: std::collections::HashMap<ConnId, Link>,
+    tx: mpsc::UnboundedSender<Cmd>,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    store: StoreLink,
+    input_budget: usize,
+    write_queue: usize,
+    chunk: usize,
+    drain_timeout: Duration,
+    out: BytesMut,
+    acceptor: Option<JoinHandle<()>>,
+    /// Last token handed to the store thread.
+    submitted: u64,
+    /// Writers of closed connections still sending their last bytes.
+    flushing: Vec<JoinHandle<()>>,
+    /// Shutdown has closed the connections.
+    closing: bool,
+    store_metrics: Arc<StoreMetrics>,
+    /// The store asked for a snapshot that has not been taken yet.
+    compaction_pending: bool,
+}
+
+impl BrokerTask {
+    async fn run(mut self) -> io::Result<()> {
+        let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
+        let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let timeout = self.broker.poll_timeout().map(|t| self.clock.to_std(t));
+            let sleep_until = match (timeout, shutdown_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b.into_std())),
+                (a, b) => a.or(b.map(|b| b.into_std())),
+            };
+            let cmd = tokio::select! {
+                cmd = self.rx.recv() => cmd,
+                _ = sleep(sleep_until) => None,
+            };
+            let now = self.clock.now();
+            match cmd {
+                Some(cmd) => {
+                    if let Some(reply) = self.handle(cmd, now)? {
+                        shutdown_reply = Some(reply);
+                        shutdown_deadline = Some(tokio::time::Instant::now() + self.drain_timeout);
+                    }
+                    // Take everything that is already waiting before flushing.
+                    for _ in 0..1024 {
+                        let Ok(cmd) = self.rx.try_recv() else { break };
+                        if let Some(reply) = self.handle(cmd, now)? {
+                            shutdown_reply = Some(reply);
+                            shutdown_deadline =
+                                Some(tokio::time::Instant::now() + self.drain_timeout);
+                        }
+                    }
+                }
+                None => self.broker.handle_timeout(now),
+            }
+            self.flush(now);
+            if let Some(deadline) = shutdown_deadline {
+                // Once everything owed to connected subscribers is acked (or time is
+                // up), close the connections.
+                if !self.closing
+                    && (self.broker.is_drained() || tokio::time::Instant::now() >= deadline)
+                {
+                    self.closing = true;
+                    tracing::info!(drained = self.broker.is_drained(), "closing connections");
+                    self.broker.shutdown(self.clock.now());
+                    self.flush(self.clock.now());
+                }
+                let unpersisted = self.submitted > self.broker.persisted_token();
+                let drained = self.closing && self.links.is_empty() && !unpersisted;
+                if drained || tokio::time::Instant::now() >= deadline {
+                    if !drained {
+                        tracing::warn!(
+                            connections = self.links.len(),
+                            unpersisted,
+                            "shutdown deadline reached"
+                        );
+                    }
+                    // Let closed connections' writers send their last bytes.
+                    let writers = std::mem::take(&mut self.flushing);
+                    let _ = tokio::time::timeout_at(deadline, async {
+                        for w in writers {
+                            let _ = w.await;
+                        }
+                    })
+                    .await;
+                    if let Some(reply) = shutdown_reply.take() {
+                        let _ = reply.send(());
+                    }
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Returns the reply channel when the command starts a shutdown.
+    fn handle(
+        &mut self,
+        cmd: Cmd,
+        now: mq_core::Instant,
+    ) -> io::Result<Option<oneshot::Sender<()>>> {
+        match cmd {
+            Cmd::Accept(stream, peer) => self.accept(stream, peer, now),
+            Cmd::Attach(stream, framing, name) => {
+                let (read, write) = tokio::io::split(Box::into_pin(stream));
+                if let Some(conn) = self.open_link(read, write, framing, &name, now) {
+                    tracing::debug!(%name, conn = conn.0, "attached");
+                }
+            }
+            Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
+            Cmd::Closed(conn) => {
+                if let Some(link) = self.links.remove(&conn) {
+                    link.reader.abort();
+                    self.broker.handle_closed(conn, now);
+                }
+            }
+            Cmd::Writable(conn) => {
+                if let Some(link) = self.links.get_mut(&conn) {
+                    if let (Some(chunk), Some(w)) = (link.pending.take(), &link.writer)
+                        && let Err(mpsc::error::TrySendError::Full(chunk)) = w.try_send(chunk)
+                    {
+                        link.pending = Some(chunk);
+                        return Ok(None);
+                    }
+                    link.paused.store(false, Ordering::Release);
+                    self.broker.resume_transmit(conn);
+                }
+            }
+            Cmd::Persisted(token) => self.broker.handle_persisted(token, now),
+            Cmd::CompactionWanted => self.compaction_pending = true,
+            Cmd::StoreFull(full) => {
+                if full {
+                    tracing::warn!("store full: refusing QoS 1 publishes until it has room");
+                } else {
+                    tracing::info!("store has room again");
+                }
+                self.broker.set_store_full(full);
+            }
+            Cmd::StoreMetrics(reply) => {
+                let _ = reply.send(self.store_metrics.clone());
+            }
+            Cmd::StoreFailed(e) => {
+                tracing::error!(error = %e, "store failed; stopping: acknowledged messages must not be lost");
+                return Err(e);
+            }
+            Cmd::Stats(reply) => {
+                let _ = reply.send(self.broker.stats());
+            }
+            Cmd::Queues(reply) => {
+                let _ = reply.send(self.broker.queues());
+            }
+            Cmd::Shutdown(reply) => {
+                tracing::info!("shutting down: refusing new work, delivering what is owed");
+                if let Some(a) = self.acceptor.take() {
+                    a.abort();
+                }
+                self.broker.begin_shutdown();
+                return Ok(Some(reply));
+            }
+        }
+        Ok(None)
+    }
+
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: mq_core::Instant) {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        if let Some(conn) = self.open_link(read, write, Framing::Stream, &peer, now) {
+            tracing::debug!(%peer, conn = conn.0, "accepted");
+        }
+    }
+
+    /// A new connection over `read` and `write`: the broker's side, a reader and
+    /// a writer task. `None` when the broker refuses it (the halves are dropped).
+    fn open_link<R, W>(
+        &mut self,
+        read: R,
+        write: W,
+        framing: Framing,
+        peer: &dyn std::fmt::Display,
+        now: mq_core::Instant,
+    ) -> Option<ConnId>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = match self.broker.accept(now, framing) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "connection refused");
+                return None;
+            }
+        };
+        let budget = Arc::new(Semaphore::new(self.input_budget));
+        let paused = Arc::new(AtomicBool::new(false));
+        let (wtx, wrx) = mpsc::channel(self.write_queue);
+        let writer_task = tokio::spawn(write_loop(
+            write,
+            wrx,
+            conn,
+            paused.clone(),
+            self.tx.clone(),
+        ));
+        let reader = tokio::spawn(read_loop(
+            read,
+            conn,
+            budget.clone(),
+            self.chunk,
+            self.tx.clone(),
+        ));
+        self.links.insert(
+            conn,
+            Link {
+                input: BytesMut::new(),
+                budget,
+                writer: Some(wtx),
+                pending: None,
+                paused,
+                reader,
+                writer_task,
+            },
+        );
+        Some(conn)
+    }
+
+    fn input(&mut self, conn: ConnId, bytes: Bytes, now: mq_core::Instant) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        let consumed = if link.input.is_empty() {
+            let used = self.broker.handle_input(conn, now, &bytes);
+            if used < bytes.len() {
+                link.input.extend_from_slice(&bytes[used..]);
+            }
+            used
+        } else {
+            link.input.extend_from_slice(&bytes);
+            let used = self.broker.handle_input(conn, now, &link.input);
+            let _ = link.input.split_to(used);
+            used
+        };
+        link.budget.add_permits(consumed);
+    }
+
+    /// The broker held `conn`'s input back and may take it now.
+    fn readable(&mut self, conn: ConnId, now: mq_core::Instant) {
+        let Some(link) = self.links.get_mut(&conn) else {
+            return;
+        };
+        if link.input.is_empty() {
+            return;
+        }
+        let used = self.broker.handle_input(conn, now, &link.input);
+        let _ = link.input.split_to(used);
+        link.budget.add_permits(used);
+    }
+
+    /// Drains everything the broker wants done.
+    fn flush(&mut self, now: mq_core::Instant) {
+        loop {
+            let mut progress = false;
+            let mut batch = Vec::new();
+            while let Some(op) = self.broker.poll_store() {
+                batch.push(op);
+            }
+            if let Some(last) = batch.last().map(|op| op.token) {
+                progress = true;
+                match &self.store {
+                    StoreLink::Memory => self.broker.handle_persisted(last, now),
+                    StoreLink::Thread(tx) => {
+                        self.submitted = last;
+                        if tx.send(ToStore::Records(batch)).is_err() {
+                            tracing::error!("store thread is gone");
+                        }
+                    }
+                }
+            }
+            loop {
+                if self.out.len() < self.chunk {
+                    self.out.reserve(self.chunk * 4);
+                    let cap = self.out.capacity();
+                    self.out.resize(cap, 0);
+                }
+                let Some(t) = self.broker.poll_transmit(now, &mut self.out) else {
+                    break;
+                };
+                progress = true;
+                let chunk = self.out.split_to(t.len).freeze();
+                let Some(link) = self.links.get_mut(&t.conn) else {
+                    continue;
+                };
+                let Some(writer) = &link.writer else { continue };
+                match writer.try_send(chunk) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(chunk)) => {
+                        link.pending = Some(chunk);
+                        link.paused.store(true, Ordering::Release);
+                        self.broker.pause_transmit(t.conn);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+            while let Some(event) = self.broker.poll_event() {
+                progress = true;
+                match event {
+                    Event::Close(conn) => {
+                        if let Some(link) = self.links.remove(&conn) {
+                            // The writer sends what it has, then closes the socket.
+                            drop(link.writer);
+                            link.reader.abort();
+                            self.flushing.retain(|w| !w.is_finished());
+                            self.flushing.push(link.writer_task);
+                        }
+                        self.broker.handle_closed(conn, now);
+                    }
+                    Event::Readable(conn) => self.readable(conn, now),
+                    _ => {}
+                }
+            }
+            if !progress {
+                break;
+            }
+        }
+        // Everything emitted has been handed to the store: a snapshot now covers
+        // exactly that.
+        if self.compaction_pending
+            && let StoreLink::Thread(tx) = &self.store
+            && let Some(snapshot) = self.broker.snapshot()
+        {
+            self.compaction_pending = false;
+            tracing::info!(
+                records = snapshot.records.len(),
+                upto = snapshot.upto,
+                "compacting the store"
+            );
+            let _ = tx.send(ToStore::Compact(snapshot));
+        }
+    }
+}
+
+async fn sleep(until: Option<std::time::Instant>) {
+    match until {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_loop(
+    mut read: impl AsyncRead + Unpin,
+    conn: ConnId,
+    budget: Arc<Semaphore>,
+    chunk: usize,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    let mut buf = BytesMut::with_capacity(chunk);
+    loop {
+        // Wait until the broker has consumed enough of what we gave it.
+        let want = chunk.min(budget.available_permits().max(1));
+        let Ok(permit) = budget.acquire_many(want as u32).await else {
+            break;
+        };
+        buf.reserve(want);
+        let n = match (&mut read).take(want as u64).read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        permit.forget();
+        if want > n {
+            budget.add_permits(want - n);
+        }
+        if tx.send(Cmd::Input(conn, buf.split().freeze())).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Cmd::Closed(conn));
+}
+
+async fn write_loop(
+    mut write: impl AsyncWrite + Unpin,
+    mut rx: mpsc::Receiver<Bytes>,
+    conn: ConnId,
+    paused: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        if write.write_all(&chunk).await.is_err() {
+            let _ = tx.send(Cmd::Closed(conn));
+            return;
+        }
+        if paused.load(Ordering::Acquire) {
+            let _ = tx.send(Cmd::Writable(conn));
+        }
+    }
+    let _ = write.shutdown().await;
+}

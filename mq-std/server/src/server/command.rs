@@ -1,0 +1,41 @@
+//! The broker task's one input channel: what the acceptor, each connection's
+//! reader and writer, the store thread and the [`ServerControl`](super::ServerControl)
+//! handles tell it ([`Cmd`]), and the byte streams a handle can attach ([`Io`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mq_core::broker::{ConnId, QueueInfo, Stats};
+use mq_core::framing::Framing;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::store::StoreMetrics;
+
+/// A byte stream [`ServerControl::attach`](super::ServerControl::attach) can serve.
+pub trait Io: AsyncRead + AsyncWrite + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
+
+/// What the broker task hears: from the acceptor, the connections' readers and
+/// writers, the store thread and the handles.
+pub(super) enum Cmd {
+    Accept(TcpStream, SocketAddr),
+    Attach(Box<dyn Io>, Framing, String),
+    Input(ConnId, Bytes),
+    Closed(ConnId),
+    Writable(ConnId),
+    Persisted(u64),
+    StoreFailed(io::Error),
+    /// The store would like a snapshot to compact into.
+    CompactionWanted,
+    /// The store is (or is no longer) at its size limit.
+    StoreFull(bool),
+    Stats(oneshot::Sender<Stats>),
+    StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
+    Queues(oneshot::Sender<Vec<QueueInfo>>),
+    Shutdown(oneshot::Sender<()>),
+}

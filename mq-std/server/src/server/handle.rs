@@ -1,0 +1,146 @@
+//! What a user of the server holds: the options it starts with
+//! ([`ServerOptions`]), the running server ([`ServerHandle`]) and cheap handles
+//! that talk to it ([`ServerControl`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mq_core::broker::{Config as BrokerConfig, QueueInfo, Stats};
+use mq_core::framing::Framing;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::command::{Cmd, Io};
+use crate::store::{MemoryStore, Store, StoreMetrics};
+
+/// How to run a server.
+pub struct ServerOptions {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The broker's configuration.
+    pub broker: BrokerConfig,
+    /// Where records go; [`MemoryStore`] keeps nothing.
+    pub store: Box<dyn Store>,
+    /// Bytes read from one connection and not yet consumed by the broker, at most
+    /// (raised to one maximum frame if smaller).
+    pub input_budget: usize,
+    /// Chunks queued for one connection's writer, at most.
+    pub write_queue: usize,
+    /// Size of a read, and of a chunk handed to a writer.
+    pub chunk: usize,
+    /// How long shutdown waits for the store and the writers.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            broker: BrokerConfig::default(),
+            store: Box::new(MemoryStore),
+            input_budget: 256 * 1024,
+            write_queue: 16,
+            chunk: 64 * 1024,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    pub(super) addr: SocketAddr,
+    pub(super) tx: mpsc::UnboundedSender<Cmd>,
+    pub(super) task: JoinHandle<io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The broker's counters.
+    pub async fn stats(&self) -> Stats {
+        self.control().stats().await
+    }
+
+    /// Every queue's depth and bound.
+    pub async fn queues(&self) -> Vec<QueueInfo> {
+        self.control().queues().await
+    }
+
+    /// A handle that can ask for stats or shutdown from elsewhere.
+    pub fn control(&self) -> ServerControl {
+        ServerControl {
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Stops accepting, closes every connection with `ShuttingDown` after what was
+    /// queued for it, waits (bounded) for the store to persist what it was given,
+    /// and returns.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.control().shutdown().await;
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after a shutdown or a fatal store error).
+    pub async fn wait(self) -> io::Result<()> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e)),
+        }
+    }
+}
+
+/// Asks a running server for its counters or to shut down.
+#[derive(Clone)]
+pub struct ServerControl {
+    tx: mpsc::UnboundedSender<Cmd>,
+}
+
+impl ServerControl {
+    /// The broker's counters (defaults when the server has stopped).
+    pub async fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Every queue's depth and bound.
+    pub async fn queues(&self) -> Vec<QueueInfo> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Queues(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The store's counters.
+    pub async fn store_metrics(&self) -> Arc<StoreMetrics> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::StoreMetrics(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Serves one connection over `stream` (a pipe, one connection of a serial
+    /// line, a TLS stream, ...) with frames in `framing`, as if a client had
+    /// connected: the broker expects `Hello` on it. When the connection ends
+    /// the stream is shut down and dropped: reading it then ends, writing it
+    /// fails. `name` appears in the logs. Returns `false` when the server has
+    /// stopped (the stream is dropped).
+    pub fn attach(&self, stream: impl Io, framing: Framing, name: String) -> bool {
+        self.tx
+            .send(Cmd::Attach(Box::new(stream), framing, name))
+            .is_ok()
+    }
+
+    /// Starts a graceful shutdown; resolves when the broker has stopped accepting
+    /// and closed its connections.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

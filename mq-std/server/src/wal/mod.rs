@@ -1,0 +1,571 @@
+//! The write-ahead log: the durable [`Store`] `mqd` runs with.
+//!
+//! # On disk
+//!
+//! One directory holds:
+//!
+//! - **segments** `seg-<index>.wal` (20-digit, consecutive indices): the broker's
+//!   records in the order written. A segment is closed once it reaches
+//!   [`WalOptions::segment_bytes`] (plus at most one record); the next one starts.
+//! - at most one live **snapshot** `snap-<upto>.snap`: the broker's state as
+//!   records ([`Snapshot`]), standing in for every record with a sequence number
+//!   up to `upto`. It is written as `*.snap.tmp`, synced, renamed into place and
+//!   the directory synced, so it is either whole or absent.
+//! - `LOCK`, locked while a [`Wal`] has the directory open (a second `mqd` on the
+//!   same directory is refused instead of interleaving writes).
+//!
+//! Every entry of both kinds of file is a frame:
+//!
+//! ```text
+//! len: u32 LE | crc: u32 LE | kind: u8 | token: u64 LE | record bytes
+//! ```
+//!
+//! `len` counts everything after `crc`; `crc` is CRC-32C over the `len` bytes and
+//! everything after `crc`. `kind` 1 is a broker record; a snapshot starts with
+//! kind 2 (token = `upto`, payload = first segment after it and record count, u64
+//! LE each) and ends with kind 3. In a segment the token is the record's
+//! **sequence number**: the broker numbers its store operations from 1 in every
+//! run, so the log stores `base + token`, where `base` is the highest sequence
+//! number on disk when the log was opened; sequence numbers increase for the
+//! life of the directory. In a snapshot the token is the record's ordinal.
+//!
+//! # Recovery ([`Wal::open`])
+//!
+//! Before anything is accepted: the newest snapshot that validates is read (one
+//! that does not is renamed `*.snap.corrupt` and an older one is tried), then
+//! every segment in index order, skipping records the snapshot covers.
+//!
+//! - A record that does not validate at the end of the newest segment is a write
+//!   the crash tore: the file is truncated there.
+//! - A record that does not validate anywhere else is damage: the reader skips
+//!   forward to the next position where a frame validates (sane length, known
+//!   kind, a plausible next sequence number, CRC) and goes on. The records lost
+//!   (counted from the gap in sequence numbers) and the bytes skipped are logged
+//!   and reported in [`StoreMetrics`] and [`Recovery`].
+//! - A missing segment file (a gap in the indices) is logged and reported;
+//!   reading continues with the next one.
+//!
+//! A damaged log never stops the open: only I/O errors on the directory itself
+//! (or the lock) do.
+//!
+//! # Durability
+//!
+//! [`write`](Store::write) appends a whole batch with one `write` call, then
+//! syncs per [`FsyncPolicy`]. With [`FsyncPolicy::Always`] a batch is on disk
+//! before the broker acknowledges anything in it; the server hands the store
+//! everything that queued up while the previous batch was written, so one fsync
+//! covers many publishes (group commit). The other policies acknowledge before the
+//! fsync: what they acknowledged survives a crash of the process (the data is in
+//! the operating system's cache) but not a power loss or kernel crash.
+//!
+//! # Compaction and the disk limit
+//!
+//! The log asks to compact ([`Store::wants_compaction`]) when it holds at least
+//! [`WalOptions::compact_min_bytes`] and more than twice the last snapshot (the
+//! last snapshot being the estimate of live data: the log grows by at most one
+//! snapshot's worth of records before it is rewritten, which bounds both the disk
+//! and the write amplification), or when it is full and has written a sixty-fourth
+//! of the limit (at least 4 KiB) since the last compaction (acks make messages dead; only a
+//! compaction gives their room back). [`Store::compact`] writes the snapshot,
+//! starts a new segment and deletes every segment whose records the snapshot
+//! covers, and older snapshots. Disk use, recovery time and the memory recovery
+//! needs are thus proportional to the live state, not to the history.
+//!
+//! With [`WalOptions::max_bytes`] set, [`Store::is_full`] is true while the files
+//! take at least that much; the broker then refuses QoS 1 publishes with
+//! `StorageFull`, while everything else (acks above all) is still written.
+
+mod files;
+mod frame;
+mod options;
+mod recover;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mq_core::broker::{Snapshot, StoreOp};
+
+use crate::store::{Store, StoreMetrics};
+pub use options::{FsyncPolicy, WalOptions};
+pub use recover::Recovery;
+use recover::{SegmentInfo, SnapshotInfo};
+
+/// The segment being appended to.
+struct Active {
+    index: u64,
+    file: File,
+    bytes: u64,
+}
+
+/// A write-ahead log in a directory; see the [module docs](self).
+pub struct Wal {
+    dir: PathBuf,
+    opts: WalOptions,
+    /// Held (locked) for as long as the log is open.
+    _lock: File,
+    active: Option<Active>,
+    next_index: u64,
+    /// Every segment file, the active one included.
+    segments: BTreeMap<u64, SegmentInfo>,
+    snapshot: Option<SnapshotInfo>,
+    /// Older snapshot files not yet removed.
+    stale_snapshots: Vec<(PathBuf, u64)>,
+    /// Sequence number = `base` + the broker's token.
+    base: u64,
+    /// Records written and not yet synced.
+    unsynced: u64,
+    last_sync: Instant,
+    written_since_compaction: u64,
+    /// After a failed compaction: do not ask again before the disk use grows
+    /// past this.
+    retry_compaction_at: u64,
+    recovered: Option<Vec<Vec<u8>>>,
+    report: Recovery,
+    metrics: Arc<StoreMetrics>,
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("opts", &self.opts)
+            .field("segments", &self.segments.len())
+            .field("disk_bytes", &self.disk_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wal {
+    /// Opens (creating it if needed) the log in `dir` and recovers what it holds;
+    /// [`load`](Store::load) hands the records out. Fails only when the directory
+    /// cannot be used (permissions, another process holds it): damage inside the
+    /// log is skipped and reported (see the [module docs](self)).
+    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> io::Result<Wal> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(files::lock_path(&dir))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is in use by another process", dir.display()),
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+        let found = recover::recover(&dir)?;
+        let report = found.report;
+        let metrics = Arc::new(StoreMetrics::default());
+        metrics
+            .recovered_records
+            .store(report.records as u64, Ordering::Relaxed);
+        metrics
+            .corrupt_records
+            .store(report.corrupt_records, Ordering::Relaxed);
+        metrics
+            .skipped_bytes
+            .store(report.skipped_bytes, Ordering::Relaxed);
+        // A torn tail is what a crash leaves: nothing acknowledged was in it
+        // (with `FsyncPolicy::Always`). Anything else is a loss.
+        let damaged = report.corrupt_records > 0
+            || report.skipped_bytes > report.torn_tail_bytes
+            || !report.missing_segments.is_empty()
+            || !report.damaged_snapshots.is_empty();
+        if damaged {
+            tracing::warn!(
+                dir = %dir.display(),
+                records = report.records,
+                corrupt_records = report.corrupt_records,
+                skipped_bytes = report.skipped_bytes,
+                torn_tail_bytes = report.torn_tail_bytes,
+                missing_segments = ?report.missing_segments,
+                missing_records = report.missing_records,
+                "recovered the log with losses"
+            );
+        } else {
+            tracing::info!(
+                dir = %dir.display(),
+                records = report.records,
+                segments = report.segments,
+                snapshot_records = report.snapshot_records,
+                torn_tail_bytes = report.torn_tail_bytes,
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "recovered the log"
+            );
+        }
+        let wal = Wal {
+            dir,
+            opts,
+            _lock: lock,
+            active: None,
+            next_index: found.next_index,
+            segments: found.segments,
+            snapshot: found.snapshot,
+            stale_snapshots: found.stale_snapshots,
+            base: found.last_seq,
+            unsynced: 0,
+            last_sync: Instant::now(),
+            written_since_compaction: 0,
+            retry_compaction_at: 0,
+            recovered: Some(found.records),
+            report,
+            metrics,
+            buf: Vec::new(),
+        };
+        wal.update_gauges();
+        Ok(wal)
+    }
+
+    /// What the open found.
+    pub fn recovery(&self) -> &Recovery {
+        &self.report
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &WalOptions {
+        &self.opts
+    }
+
+    /// Bytes its files take (segments and snapshots).
+    pub fn disk_bytes(&self) -> u64 {
+        let segments: u64 = self.segments.values().map(|s| s.bytes).sum();
+        let snapshots: u64 = self.stale_snapshots.iter().map(|s| s.1).sum();
+        segments + snapshots + self.snapshot_bytes()
+    }
+
+    /// Segment files on disk.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    fn snapshot_bytes(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.bytes)
+    }
+
+    fn update_gauges(&self) {
+        self.metrics
+            .disk_bytes
+            .store(self.disk_bytes(), Ordering::Relaxed);
+        self.metrics
+            .segments
+            .store(self.segments.len() as u64, Ordering::Relaxed);
+    }
+
+    fn sync_active(&mut self) -> io::Result<()> {
+        if let Some(a) = &self.active
+            && self.unsynced > 0
+        {
+            a.file.sync_data()?;
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Closes the active segment, syncing it unless the policy is `Never` (the
+    /// other policies promise a sync after a bounded amount of data; a closed
+    /// file gets no later chance).
+    fn seal(&mut self) -> io::Result<()> {
+        if self.opts.fsync != FsyncPolicy::Never {
+            self.sync_active()?;
+        }
+        self.active = None;
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> io::Result<()> {
+        let index = self.next_index;
+        let path = files::segment_path(&self.dir, index);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        if self.opts.fsync != FsyncPolicy::Never {
+            // The records about to go into it are only durable once its name is.
+            files::sync_dir(&self.dir)?;
+        }
+        self.next_index = index + 1;
+        self.segments.insert(
+            index,
+            SegmentInfo {
+                bytes: 0,
+                last: None,
+            },
+        );
+        self.active = Some(Active {
+            index,
+            file,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes `self.buf` to the active segment.
+    fn flush_buf(&mut self, last_seq: Option<u64>) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let a = self.active.as_mut().expect("a segment is active");
+        a.file.write_all(&self.buf)?;
+        a.bytes += self.buf.len() as u64;
+        let seg = self.segments.get_mut(&a.index).expect("tracked");
+        seg.bytes = a.bytes;
+        seg.last = last_seq.or(seg.last);
+        self.metrics
+            .bytes_written
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.written_since_compaction += self.buf.len() as u64;
+        self.buf.clear();
+        // One huge batch should not pin its buffer for the rest of the run.
+        if self.buf.capacity() > 8 << 20 {
+            self.buf.shrink_to(1 << 20);
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, ops: &[StoreOp]) -> io::Result<()> {
+        let mut last = None;
+        for op in ops {
+            let rotate = self.active.as_ref().is_none_or(|a| {
+                let size = a.bytes + self.buf.len() as u64;
+                size > 0 && size >= self.opts.segment_bytes
+            });
+            if rotate {
+                self.flush_buf(last.take())?;
+                if self.active.is_some() {
+                    self.seal()?;
+                }
+                self.start_segment()?;
+            }
+            let seq = self.base + op.token;
+            frame::encode(&mut self.buf, frame::Kind::Record, seq, op.bytes());
+            last = Some(seq);
+            self.unsynced += 1;
+        }
+        self.flush_buf(last)?;
+        self.metrics
+            .records_written
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes `snapshot` as `snap-<upto>.snap`: to a temporary file, synced, then
+    /// renamed into place. Returns it, and whether its name is durable (the
+    /// directory synced): only then may what it covers be removed.
+    fn write_snapshot(
+        &mut self,
+        upto: u64,
+        snapshot: &Snapshot,
+    ) -> io::Result<(SnapshotInfo, bool)> {
+        let tmp = files::snapshot_tmp_path(&self.dir, upto);
+        let path = files::snapshot_path(&self.dir, upto);
+        let first_segment = self.next_index;
+        let written = (|| {
+            let file = File::create(&tmp)?;
+            let mut out = BufWriter::with_capacity(1 << 20, file);
+            let mut frame = Vec::new();
+            let mut head = [0u8; 16];
+            head[..8].copy_from_slice(&first_segment.to_le_bytes());
+            head[8..].copy_from_slice(&(snapshot.records.len() as u64).to_le_bytes());
+            frame::encode(&mut frame, frame::Kind::SnapshotBegin, upto, &head);
+            let mut bytes = 0u64;
+            out.write_all(&frame)?;
+            bytes += frame.len() as u64;
+            for (i, r) in snapshot.records.iter().enumerate() {
+                frame.clear();
+                frame::encode(&mut frame, frame::Kind::Record, i as u64 + 1, r);
+                out.write_all(&frame)?;
+                bytes += frame.len() as u64;
+            }
+            frame.clear();
+            let end = snapshot.records.len() as u64 + 1;
+            frame::encode(&mut frame, frame::Kind::SnapshotEnd, end, &[]);
+            out.write_all(&frame)?;
+            bytes += frame.len() as u64;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, &path)?;
+            Ok(bytes)
+        })();
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .bytes_written
+            .fetch_add(bytes, Ordering::Relaxed);
+        // In place, so recovery will use it; but until the directory is synced a
+        // power loss may take the rename back.
+        let durable = match files::sync_dir(&self.dir) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot sync the log directory; keeping the segments");
+                false
+            }
+        };
+        let info = SnapshotInfo {
+            upto,
+            path,
+            bytes,
+            first_segment,
+        };
+        Ok((info, durable))
+    }
+
+    /// Removes segments the snapshot covers and every other snapshot.
+    fn remove_covered(&mut self, upto: u64, first_segment: u64) {
+        let covered: Vec<u64> = self
+            .segments
+            .iter()
+            .filter(|&(&i, s)| i < first_segment && s.last.is_none_or(|l| l <= upto))
+            .map(|(&i, _)| i)
+            .collect();
+        for i in covered {
+            let path = files::segment_path(&self.dir, i);
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    self.segments.remove(&i);
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.segments.remove(&i);
+                }
+                // Left for the next compaction; recovery skips what it covers.
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove segment")
+                }
+            }
+        }
+        let keep = self.snapshot.as_ref().map(|s| s.path.clone());
+        self.stale_snapshots.retain(|(path, _)| {
+            if Some(path) == keep.as_ref() {
+                return false;
+            }
+            match fs::remove_file(path) {
+                Ok(()) => false,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove snapshot");
+                    true
+                }
+            }
+        });
+    }
+}
+
+impl Store for Wal {
+    /// The records recovered by [`Wal::open`] (snapshot first, then the segments),
+    /// handed out once; later calls return nothing.
+    fn load(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        Ok(self.recovered.take().unwrap_or_default())
+    }
+
+    fn write(&mut self, ops: &[StoreOp]) -> io::Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.append(ops)?;
+        let sync = match self.opts.fsync {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::EveryRecords(n) => self.unsynced >= n.max(1),
+            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+            FsyncPolicy::Never => false,
+        };
+        if sync {
+            self.sync_active()?;
+        }
+        self.update_gauges();
+        Ok(())
+    }
+
+    fn wants_compaction(&self) -> bool {
+        let disk = self.disk_bytes();
+        if disk < self.retry_compaction_at {
+            return false;
+        }
+        let log = disk - self.snapshot_bytes();
+        let grown = disk >= self.opts.compact_min_bytes && log > self.snapshot_bytes();
+        let full_step = self.opts.max_bytes.map_or(u64::MAX, |m| (m / 64).max(4096));
+        grown || (self.is_full() && self.written_since_compaction >= full_step)
+    }
+
+    /// Writes the snapshot, starts a new segment and removes what the snapshot
+    /// covers. A snapshot that cannot be written (disk full, say) is logged and
+    /// the log left as it was (it is still complete); only a failure to sync the
+    /// segment being closed is returned as an error.
+    fn compact(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let started = Instant::now();
+        let before = self.disk_bytes();
+        let upto = self.base + snapshot.upto;
+        self.seal()?;
+        let (info, durable) = match self.write_snapshot(upto, snapshot) {
+            Ok(written) => written,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write a snapshot; the log stays as it is");
+                self.written_since_compaction = 0;
+                self.retry_compaction_at = before + self.opts.segment_bytes;
+                return Ok(());
+            }
+        };
+        let first_segment = info.first_segment;
+        if let Some(old) = self.snapshot.replace(info) {
+            self.stale_snapshots.push((old.path, old.bytes));
+        }
+        if durable {
+            self.remove_covered(upto, first_segment);
+        }
+        self.written_since_compaction = 0;
+        self.retry_compaction_at = 0;
+        self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
+        self.update_gauges();
+        tracing::info!(
+            records = snapshot.records.len(),
+            snapshot_bytes = self.snapshot_bytes(),
+            disk_before = before,
+            disk_after = self.disk_bytes(),
+            segments = self.segments.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted the log"
+        );
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.opts.max_bytes.is_some_and(|m| self.disk_bytes() >= m)
+    }
+
+    fn metrics(&self) -> Arc<StoreMetrics> {
+        self.metrics.clone()
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        // Whatever the policy: a clean close leaves nothing unsynced.
+        if let Err(e) = self.sync_active() {
+            tracing::warn!(error = %e, "cannot sync the log on close");
+        }
+    }
+}

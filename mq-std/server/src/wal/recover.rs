@@ -1,0 +1,391 @@
+//! Reading the log back at open: the newest snapshot that validates, then every
+//! segment in order, keeping what validates and reporting what does not.
+
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::files::{self, Name};
+use super::frame::{self, Kind};
+
+/// What [`Wal::open`](super::Wal::open) found.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// The sequence number the snapshot read covers up to, if there was one.
+    pub snapshot_upto: Option<u64>,
+    /// Records read from the snapshot.
+    pub snapshot_records: usize,
+    /// Segment files read.
+    pub segments: usize,
+    /// Records recovered in all (snapshot and segments), handed to `load`.
+    pub records: usize,
+    /// Records lost to damage (counted from gaps in the sequence numbers where
+    /// they are known, else one per damaged stretch).
+    pub corrupt_records: u64,
+    /// Bytes skipped: damage, plus a torn tail.
+    pub skipped_bytes: u64,
+    /// Bytes truncated from the end of the newest segment (a write torn by a
+    /// crash).
+    pub torn_tail_bytes: u64,
+    /// Indices of segment files that were missing (or unreadable).
+    pub missing_segments: Vec<u64>,
+    /// Records those held, counted from the gap in sequence numbers (when a
+    /// record follows the gap).
+    pub missing_records: u64,
+    /// Snapshots that could not be used at all, renamed to `*.snap.corrupt`.
+    pub damaged_snapshots: Vec<PathBuf>,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// A segment file on disk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentInfo {
+    /// Its size.
+    pub bytes: u64,
+    /// The highest sequence number of a valid record in it.
+    pub last: Option<u64>,
+}
+
+/// The snapshot the log starts from.
+#[derive(Debug, Clone)]
+pub(crate) struct SnapshotInfo {
+    /// Every record with a sequence number up to this one is in the snapshot.
+    pub upto: u64,
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The segment started right after it was taken.
+    pub first_segment: u64,
+}
+
+/// The log as found, ready to append to.
+pub(crate) struct Recovered {
+    pub records: Vec<Vec<u8>>,
+    pub segments: BTreeMap<u64, SegmentInfo>,
+    pub snapshot: Option<SnapshotInfo>,
+    /// Older snapshot files still on disk, with their sizes.
+    pub stale_snapshots: Vec<(PathBuf, u64)>,
+    /// The highest sequence number on disk.
+    pub last_seq: u64,
+    /// The index the next segment gets.
+    pub next_index: u64,
+    pub report: Recovery,
+}
+
+pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
+    let started = Instant::now();
+    let mut segments_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut snapshots_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        match files::parse_name(name) {
+            Name::Segment(i) => {
+                segments_found.insert(i, path);
+            }
+            Name::Snapshot(upto) => {
+                snapshots_found.insert(upto, path);
+            }
+            Name::Leftover => {
+                tracing::info!(file = %path.display(), "removing a snapshot a crash interrupted");
+                if let Err(e) = fs::remove_file(&path) {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove");
+                }
+            }
+            Name::Other => {}
+        }
+    }
+
+    let mut report = Recovery::default();
+    let mut records = Vec::new();
+    let mut snapshot: Option<SnapshotInfo> = None;
+    let mut stale_snapshots = Vec::new();
+    let mut last_seq = snapshots_found.keys().next_back().copied().unwrap_or(0);
+    for (&upto, path) in snapshots_found.iter().rev() {
+        if snapshot.is_some() {
+            let bytes = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            stale_snapshots.push((path.clone(), bytes));
+            continue;
+        }
+        match read_snapshot(path, upto, &mut records, &mut report) {
+            Ok(Some(s)) => snapshot = Some(s),
+            Ok(None) | Err(_) => {
+                // Not usable at all: move it aside (for whoever investigates) so
+                // that it is not tried again, and fall back to an older one.
+                let aside = path.with_extension("snap.corrupt");
+                tracing::error!(
+                    file = %path.display(),
+                    moved_to = %aside.display(),
+                    "snapshot is damaged beyond use; falling back to older state"
+                );
+                let _ = fs::rename(path, &aside);
+                report.damaged_snapshots.push(aside);
+            }
+        }
+    }
+    if let Some(s) = &snapshot {
+        report.snapshot_upto = Some(s.upto);
+        report.snapshot_records = records.len();
+    }
+
+    let upto = snapshot.as_ref().map_or(0, |s| s.upto);
+    // The first segment the snapshot (or the empty log) expects.
+    let lo = snapshot.as_ref().map_or(1, |s| s.first_segment);
+    // Only the newest segment with data can have a torn tail: it was being
+    // written when the process died.
+    let newest = segments_found
+        .iter()
+        .rev()
+        .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .map(|(&i, _)| i);
+
+    let mut scan = Scan {
+        upto,
+        last: match segments_found.keys().next() {
+            Some(&first) if first >= lo => Some(upto),
+            _ => None,
+        },
+        gap_from: None,
+        tail_from: None,
+        stale: 0,
+    };
+    let mut segments = BTreeMap::new();
+    let mut expected = lo;
+    for (&index, path) in &segments_found {
+        if index > expected {
+            let missing: Vec<u64> = (expected..index).collect();
+            tracing::warn!(
+                missing = ?missing,
+                "segment files are missing: the records they held are lost"
+            );
+            report.missing_segments.extend(missing);
+            scan.gap_from = Some(scan.last);
+        }
+        expected = expected.max(index + 1);
+        let buf = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read segment; skipping it");
+                report.missing_segments.push(index);
+                scan.gap_from = Some(scan.last);
+                continue;
+            }
+        };
+        let kept = scan.segment(path, &buf, Some(index) == newest, &mut records, &mut report);
+        report.segments += 1;
+        segments.insert(index, kept);
+    }
+    if scan.tail_from.is_some() {
+        // Damage at the end of a sealed segment, and nothing valid after it.
+        report.corrupt_records += 1;
+    }
+    if scan.stale > 0 {
+        tracing::warn!(
+            records = scan.stale,
+            "valid records out of sequence were ignored"
+        );
+    }
+    last_seq = last_seq.max(scan.last.unwrap_or(0)).max(upto);
+    let next_index = segments_found
+        .keys()
+        .next_back()
+        .map_or(lo, |&i| (i + 1).max(lo));
+    report.records = records.len();
+    report.elapsed = started.elapsed();
+    Ok(Recovered {
+        records,
+        segments,
+        snapshot,
+        stale_snapshots,
+        last_seq,
+        next_index,
+        report,
+    })
+}
+
+/// Reads a snapshot file. `None` when it is not usable at all (no valid first
+/// frame); damage after that loses only the damaged records.
+fn read_snapshot(
+    path: &Path,
+    upto: u64,
+    records: &mut Vec<Vec<u8>>,
+    report: &mut Recovery,
+) -> io::Result<Option<SnapshotInfo>> {
+    let buf = fs::read(path)?;
+    let Some(head) = frame::decode_at(&buf, 0) else {
+        return Ok(None);
+    };
+    if head.kind != Kind::SnapshotBegin || head.token != upto || head.payload.len() != 16 {
+        return Ok(None);
+    }
+    let first_segment = u64::from_le_bytes(head.payload[..8].try_into().expect("8 bytes"));
+    let count = u64::from_le_bytes(head.payload[8..].try_into().expect("8 bytes"));
+    let start = records.len();
+    let mut pos = head.size;
+    let mut last = 0u64;
+    let mut ended = false;
+    while pos < buf.len() {
+        if let Some(f) = frame::decode_at(&buf, pos) {
+            pos += f.size;
+            match f.kind {
+                Kind::Record if f.token > last => {
+                    last = f.token;
+                    records.push(f.payload.to_vec());
+                }
+                Kind::SnapshotEnd => {
+                    ended = true;
+                    break;
+                }
+                _ => {}
+            }
+            continue;
+        }
+        let next = frame::resync(&buf, pos + 1, Some(last));
+        let to = next.unwrap_or(buf.len());
+        report.skipped_bytes += (to - pos) as u64;
+        tracing::warn!(
+            file = %path.display(),
+            offset = pos,
+            bytes = to - pos,
+            "damaged records in snapshot; skipping them"
+        );
+        match next {
+            Some(q) => pos = q,
+            None => break,
+        }
+    }
+    let got = (records.len() - start) as u64;
+    if got < count {
+        report.corrupt_records += count - got;
+        tracing::warn!(
+            file = %path.display(),
+            lost = count - got,
+            ended,
+            "snapshot records lost to damage"
+        );
+    }
+    Ok(Some(SnapshotInfo {
+        upto,
+        path: path.to_path_buf(),
+        bytes: buf.len() as u64,
+        first_segment,
+    }))
+}
+
+/// Reading segments in order.
+struct Scan {
+    /// Records up to this sequence number are in the snapshot.
+    upto: u64,
+    /// The last valid sequence number seen, when known.
+    last: Option<u64>,
+    /// A segment is missing after this sequence number.
+    gap_from: Option<Option<u64>>,
+    /// A sealed segment ended in damage after this sequence number.
+    tail_from: Option<Option<u64>>,
+    /// Valid records whose sequence number did not increase (ignored).
+    stale: u64,
+}
+
+impl Scan {
+    fn segment(
+        &mut self,
+        path: &Path,
+        buf: &[u8],
+        newest: bool,
+        records: &mut Vec<Vec<u8>>,
+        report: &mut Recovery,
+    ) -> SegmentInfo {
+        let mut pos = 0;
+        let mut last_here = None;
+        let mut size = buf.len() as u64;
+        while pos < buf.len() {
+            if let Some(f) = frame::decode_at(buf, pos) {
+                pos += f.size;
+                if f.kind != Kind::Record {
+                    report.skipped_bytes += f.size as u64;
+                    continue;
+                }
+                if self.last.is_some_and(|l| f.token <= l) {
+                    self.stale += 1;
+                    continue;
+                }
+                if let Some(from) = self.gap_from.take() {
+                    let lost = from.map_or(0, |from| f.token - from - 1);
+                    report.missing_records += lost;
+                }
+                if let Some(from) = self.tail_from.take() {
+                    report.corrupt_records += from.map_or(1, |from| f.token - from - 1);
+                }
+                self.last = Some(f.token);
+                last_here = Some(f.token);
+                if f.token > self.upto {
+                    records.push(f.payload.to_vec());
+                }
+                continue;
+            }
+            match frame::resync(buf, pos + 1, self.last) {
+                Some(q) => {
+                    let next = frame::decode_at(buf, q).map_or(0, |f| f.token);
+                    let lost = self.last.map_or(1, |l| next.saturating_sub(l + 1));
+                    report.corrupt_records += lost;
+                    report.skipped_bytes += (q - pos) as u64;
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset = pos,
+                        bytes = q - pos,
+                        lost_records = lost,
+                        "damaged records in the log; skipping to the next valid one"
+                    );
+                    pos = q;
+                }
+                None if newest => {
+                    // Torn by the crash that ended the last run: cut it off so the
+                    // file is whole again.
+                    let torn = buf.len() - pos;
+                    report.torn_tail_bytes += torn as u64;
+                    report.skipped_bytes += torn as u64;
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset = pos,
+                        bytes = torn,
+                        "truncating a torn write at the end of the log"
+                    );
+                    match truncate(path, pos as u64) {
+                        Ok(()) => size = pos as u64,
+                        Err(e) => {
+                            tracing::warn!(file = %path.display(), error = %e, "cannot truncate");
+                        }
+                    }
+                    break;
+                }
+                None => {
+                    let bytes = buf.len() - pos;
+                    report.skipped_bytes += bytes as u64;
+                    tracing::warn!(
+                        file = %path.display(),
+                        offset = pos,
+                        bytes,
+                        "a sealed segment ends in damage; skipping the rest of it"
+                    );
+                    self.tail_from = Some(self.last);
+                    break;
+                }
+            }
+        }
+        SegmentInfo {
+            bytes: size,
+            last: last_here,
+        }
+    }
+}
+
+fn truncate(path: &Path, len: u64) -> io::Result<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(len)?;
+    f.sync_all()
+}

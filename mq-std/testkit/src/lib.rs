@@ -1,0 +1,489 @@
+//! The one test harness that runs a real `mqd`: every crate's tests that need
+//! the daemon (mq-std, mq-cli, mq-ffi, mq-embedded, the examples), the QEMU
+//! scenarios of `cargo xtask qemu` and the peer benchmark start it through
+//! [`Mqd`].
+//!
+//! - **Finding `mqd`.** `CARGO_BIN_EXE_mqd` exists only in mq-cli's own tests,
+//!   so [`mqd_binary`] builds it instead: `cargo build -p mq-cli --bin mqd` with
+//!   the target directory, target and profile of the running test executable
+//!   (found from its own path, `<target>[/<triple>]/<profile>/deps/<test>`),
+//!   once per test process. Cargo decides whether anything is stale: when
+//!   nothing is, that is a no-op, so a test never runs an old `mqd`. Programs
+//!   that built `mqd` themselves (xtask) name it with [`Builder::binary`].
+//! - **Ports.** `mqd` binds port 0 for the broker and its HTTP endpoint and
+//!   writes the addresses it got to a file (`--ready-file`), which the harness
+//!   waits for: no port is picked, freed and raced for. A restart
+//!   ([`Mqd::restart`]) asks for the same ports again, so clients reconnect to
+//!   the address they know.
+//! - **Data.** Each `mqd` has a directory of its own (config, data, logs);
+//!   [`Mqd::crash`] kills it and keeps the directory for [`Mqd::start_in`], and
+//!   [`Mqd::restart`] starts it again on the same data.
+//! - **Logs.** Every start logs to a file of its own in the directory;
+//!   [`Mqd::log`] has them all, failures to start include them, and a test that
+//!   panics while it holds an `Mqd` prints the end of the log and keeps the
+//!   directory.
+//! - **Cleanup.** Dropping an [`Mqd`] kills the process (SIGKILL on Unix) and
+//!   removes its directory.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long `mqd` may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Lines of the log a failing test prints.
+const LOG_TAIL: usize = 60;
+
+/// Where the running test executable's cargo build put its artifacts, and how
+/// to build more of them the same way.
+struct Build {
+    /// `<target>[/<triple>]/<profile>`.
+    artifacts: PathBuf,
+    target_dir: PathBuf,
+    triple: Option<String>,
+    profile: String,
+}
+
+fn build() -> &'static Build {
+    static BUILD: OnceLock<Build> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let exe = std::env::current_exe().expect("the test knows its own path");
+        let mut artifacts = exe
+            .parent()
+            .expect("the test runs from <target>/<profile>/deps")
+            .to_path_buf();
+        if artifacts
+            .file_name()
+            .is_some_and(|n| n == "deps" || n == "examples")
+        {
+            artifacts.pop();
+        }
+        let profile = artifacts
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("a profile directory")
+            .to_owned();
+        let parent = artifacts.parent().expect("a target directory");
+        // Cargo marks the root of a target directory with CACHEDIR.TAG; a
+        // directory between it and the profile is a target triple.
+        let target_dir = parent
+            .ancestors()
+            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+            .unwrap_or(parent)
+            .to_path_buf();
+        let triple = (target_dir != parent)
+            .then(|| parent.file_name()?.to_str().map(str::to_owned))
+            .flatten();
+        Build {
+            artifacts,
+            target_dir,
+            triple,
+            profile,
+        }
+    })
+}
+
+/// `<target>[/<triple>]/<profile>` of the running test executable: where
+/// [`cargo_build`] puts what it builds (binaries, libraries).
+pub fn artifact_dir() -> &'static Path {
+    &build().artifacts
+}
+
+/// Runs `cargo build --quiet ARGS` (with `$CARGO`, in this workspace) for the
+/// target directory, target and profile the running test was built with;
+/// panics when the build fails. Cargo's own output (errors, warnings) goes to
+/// the terminal.
+pub fn cargo_build(args: &[&str]) {
+    let b = build();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(&b.target_dir)
+        .stdin(Stdio::null());
+    if let Some(triple) = &b.triple {
+        cmd.args(["--target", triple]);
+    }
+    match b.profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("mq-testkit: cannot run cargo ({cmd:?}): {e}"));
+    assert!(
+        status.success(),
+        "mq-testkit: `{cmd:?}` failed ({status}); cargo's output is above"
+    );
+}
+
+/// The workspace's `mqd`, built (or found up to date) once per test process;
+/// see the crate docs.
+pub fn mqd_binary() -> &'static Path {
+    static MQD: OnceLock<PathBuf> = OnceLock::new();
+    MQD.get_or_init(|| {
+        let path = artifact_dir().join(format!("mqd{}", std::env::consts::EXE_SUFFIX));
+        let what = "cargo build -p mq-cli --bin mqd";
+        if path.is_file() {
+            // Captured by the test harness: shown with a failure only.
+            eprintln!(
+                "mq-testkit: {what} (to be sure {} is fresh)",
+                path.display()
+            );
+        } else {
+            // A real build, which can take a while: say so at once.
+            let _ = writeln!(
+                io::stderr(),
+                "mq-testkit: {} is not built yet: {what} (once)",
+                path.display()
+            );
+        }
+        cargo_build(&["-p", "mq-cli", "--bin", "mqd"]);
+        assert!(
+            path.is_file(),
+            "mq-testkit: {} is missing after `{what}`",
+            path.display()
+        );
+        path
+    })
+}
+
+/// How to start an [`Mqd`]: [`Mqd::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    config: String,
+    binary: Option<PathBuf>,
+    dir: Option<PathBuf>,
+    log: String,
+}
+
+impl Builder {
+    /// Runs this `mqd` binary instead of building the workspace's.
+    pub fn binary(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.binary = Some(path.into());
+        self
+    }
+
+    /// Keeps config, data and logs in `dir` (created if missing, kept if it
+    /// holds data: how a test starts `mqd` again on the data of one it crashed).
+    /// Default: a fresh directory under the system's temporary directory.
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Builder {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// `mqd --log FILTER`; default `info`.
+    pub fn log(mut self, filter: impl Into<String>) -> Builder {
+        self.log = filter.into();
+        self
+    }
+
+    /// Starts `mqd` and waits until it accepts connections; panics if it does
+    /// not, with its log.
+    #[track_caller]
+    pub fn start(self) -> Mqd {
+        self.try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`start`](Self::start), failing with a message (and the log) instead of
+    /// panicking.
+    pub fn try_start(self) -> Result<Mqd, String> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = match self.dir {
+            Some(dir) => dir,
+            None => {
+                let dir = std::env::temp_dir().join(format!(
+                    "mq-testkit-{}-{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                dir
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::write(dir.join("mqd.toml"), &self.config)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let binary = match self.binary {
+            Some(binary) => binary,
+            None => mqd_binary().to_path_buf(),
+        };
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut mqd = Mqd {
+            child: None,
+            addr: any,
+            http: any,
+            dir,
+            binary,
+            log_filter: self.log,
+            logs: Vec::new(),
+            keep_dir: false,
+        };
+        mqd.run()?;
+        Ok(mqd)
+    }
+}
+
+/// A running `mqd` (see the crate docs): killed on drop.
+#[derive(Debug)]
+pub struct Mqd {
+    child: Option<Child>,
+    /// The broker's address.
+    pub addr: SocketAddr,
+    /// The HTTP endpoint's address (`/metrics`, `/health`).
+    pub http: SocketAddr,
+    /// Its directory: `mqd.toml`, `data/`, the logs.
+    pub dir: PathBuf,
+    binary: PathBuf,
+    log_filter: String,
+    /// The log file of every start, oldest first.
+    logs: Vec<PathBuf>,
+    keep_dir: bool,
+}
+
+impl Mqd {
+    /// How to start one with `config` (TOML, may be empty).
+    pub fn builder(config: &str) -> Builder {
+        Builder {
+            config: config.to_owned(),
+            binary: None,
+            dir: None,
+            log: "info".to_owned(),
+        }
+    }
+
+    /// Starts the workspace's `mqd` with `config` in a fresh directory and
+    /// waits until it accepts connections.
+    #[track_caller]
+    pub fn start(config: &str) -> Mqd {
+        Mqd::builder(config).start()
+    }
+
+    /// Starts the workspace's `mqd` with `config` on the data in `dir` (left by
+    /// [`crash`](Self::crash)).
+    #[track_caller]
+    pub fn start_in(dir: PathBuf, config: &str) -> Mqd {
+        Mqd::builder(config).dir(dir).start()
+    }
+
+    /// Starts the process on `self.addr` and `self.http` (port 0 the first
+    /// time) and waits until it wrote the addresses it listens on.
+    fn run(&mut self) -> Result<(), String> {
+        let ready = self.dir.join("mqd.ready");
+        let _ = std::fs::remove_file(&ready);
+        let log_path = (1..)
+            .map(|n| self.dir.join(format!("mqd.{n}.log")))
+            .find(|p| !p.exists())
+            .expect("a free log name");
+        let log =
+            std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+        self.logs.push(log_path);
+        let child = Command::new(&self.binary)
+            .arg("--config")
+            .arg(self.dir.join("mqd.toml"))
+            .args(["--listen", &self.addr.to_string()])
+            .args(["--http", &self.http.to_string()])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--log", &self.log_filter])
+            .arg("--ready-file")
+            .arg(&ready)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            // Written to a temporary name and renamed: whole once it exists.
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                return self.listening_on(&text);
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!("mqd exited with {status}:\n{}", self.log()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "mqd did not listen within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`).
+    fn listening_on(&mut self, text: &str) -> Result<(), String> {
+        let addr = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|a| a.trim().parse().ok())
+                .ok_or_else(|| format!("mqd's ready file has no {key} address: {text:?}"))
+        };
+        self.addr = addr("listen")?;
+        self.http = addr("http")?;
+        Ok(())
+    }
+
+    /// Every start's log, oldest first.
+    pub fn log(&self) -> String {
+        let mut all = String::new();
+        for (n, path) in self.logs.iter().enumerate() {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let _ = write!(
+                all,
+                "--- mqd run {} ({}) ---\n{text}",
+                n + 1,
+                path.display()
+            );
+        }
+        all
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("mqd is running").id()
+    }
+
+    /// Resident set size in KiB (Linux: `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/<pid>/status (Linux)");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc/pid/status")
+    }
+
+    /// The body of `GET path` on the HTTP endpoint, if it answers 200.
+    pub fn http_get(&self, path: &str) -> Result<String, String> {
+        let get = || -> io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&self.http, Duration::from_secs(5))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", self.http)?;
+            let mut response = String::new();
+            s.read_to_string(&mut response)?;
+            Ok(response)
+        };
+        let response = get().map_err(|e| format!("GET {path} from mqd: {e}"))?;
+        match response.split_once("\r\n\r\n") {
+            Some((head, body)) if head.split_whitespace().nth(1) == Some("200") => {
+                Ok(body.to_owned())
+            }
+            _ => Err(format!(
+                "mqd answered GET {path} with `{}`",
+                response.lines().next().unwrap_or_default()
+            )),
+        }
+    }
+
+    /// The value of an unlabelled metric on `/metrics`; panics without it.
+    #[track_caller]
+    pub fn metric(&self, name: &str) -> u64 {
+        let text = self.http_get("/metrics").unwrap_or_else(|e| panic!("{e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    #[cfg(unix)]
+    #[track_caller]
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Waits up to `limit` for the process to exit; panics (with the log) if
+    /// it does not.
+    #[track_caller]
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("mqd is running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting works") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "mqd did not exit: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it at once (SIGKILL on Unix): a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills it (a crash) and returns its directory, left in place for
+    /// [`start_in`](Self::start_in).
+    pub fn crash(mut self) -> PathBuf {
+        self.kill();
+        self.keep_dir = true;
+        self.dir.clone()
+    }
+
+    /// Kills it if it runs and starts it again on the same ports and data;
+    /// panics if it does not come back.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`restart`](Self::restart), failing with a message instead.
+    pub fn try_restart(&mut self) -> Result<(), String> {
+        self.kill();
+        self.run()
+    }
+}
+
+impl Drop for Mqd {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+            eprintln!(
+                "mq-testkit: the test failed with mqd in {} (kept); the end of its log:\n{}",
+                self.dir.display(),
+                tail.join("\n")
+            );
+        } else if !self.keep_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
