@@ -2,6 +2,7 @@
 //! and the loop that drives the session over whatever [`Link`] a transport
 //! provides for the duration of one poll.
 
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{
     AckError, Config, CreditError, DeliveryId, Framing, PublishError, PublishId, PublishOptions,

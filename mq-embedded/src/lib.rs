@@ -236,9 +236,6 @@
 #[cfg(test)]
 extern crate std;
 
-#[macro_use]
-mod macros;
-
 mod buffers;
 mod client;
 #[cfg(feature = "serial")]

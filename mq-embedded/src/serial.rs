@@ -28,6 +28,7 @@
 //!   resent until acknowledged.
 
 use embedded_io::{Read, ReadReady, Write};
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{Config, Event, Framing, State};
 use mq_core::framing::serial::{DELIMITER, SerialDecoder, SerialStats};

@@ -1,6 +1,7 @@
 //! The driver over a smoltcp TCP socket: connects to the broker, reconnects
 //! after a loss with the session's backoff, and resumes the session.
 
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{Config, Event, Framing};
 use mq_core::framing::stream::{Split, StreamDecoder};
