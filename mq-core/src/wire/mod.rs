@@ -43,7 +43,10 @@
 //! (deliver), each with a [`Fragment`]: offsets start at 0, are contiguous, and the
 //! last fragment ends at `total`. Headers (topic, QoS, meta, dedup) are taken from
 //! the first fragment. No other publish from the same client is interleaved between
-//! a publish's fragments, and no other deliver between a deliver's fragments.
+//! a publish's fragments, and no other deliver between a deliver's fragments. A
+//! receiver refuses a message whose `total` exceeds its limit (the broker answers
+//! `PubReject { MessageTooLarge }` after the last fragment) and swallows its
+//! fragments meanwhile. [`fragment`] implements these rules, for both sides.
 //!
 //! **Subscribing.** The client picks [`Subscribe::sub`], unique within its session.
 //! Subscribing again with the same id, filter and group on a resumed session is
@@ -71,9 +74,11 @@
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
 //! the connection is closed.
 
+pub mod fragment;
 mod headers;
 mod reason;
 
+pub use fragment::publish_overhead;
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
@@ -538,33 +543,11 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// Bytes a [`Publish`] or [`Deliver`] frame needs besides its payload, at most, for
-/// a given topic and meta; used to size fragments.
-pub fn publish_overhead(topic: &str, meta: &Meta<'_>) -> usize {
-    let probe = Frame::Deliver(Deliver {
-        sub: u32::MAX,
-        topic,
-        seq: u64::MAX,
-        tag: u64::MAX,
-        attempt: u16::MAX,
-        qos: QoS::AtLeastOnce,
-        meta: *meta,
-        fragment: Some(Fragment {
-            offset: u64::MAX,
-            total: u64::MAX,
-        }),
-        payload: &[],
-    });
-    // + the payload's own length prefix (a u64 varint at most) and the publish-only
-    // dedup field, which is larger than deliver's extra fields.
-    probe.encoded_len() + 10 + 21
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample_publish(payload: &[u8]) -> Frame<'_> {
+    pub(super) fn sample_publish(payload: &[u8]) -> Frame<'_> {
         Frame::Publish(Publish {
             id: 7,
             topic: "sensors.kitchen.temp",
