@@ -4,27 +4,10 @@
 use super::Event;
 use super::outbox::{PushError, Record};
 use super::{PublishError, PublishId, PublishOptions, Session, State};
-use crate::framing::stream;
 use crate::time::Instant;
 use crate::topic::Topic;
-use crate::wire::{Dedup, Fragment, Frame, PubAck, PubReject, Publish, QoS, Reason};
-
-/// Payload bytes a fragment of `p`'s message starting at `offset` can carry within
-/// `max` encoded bytes. Exact, unlike [`crate::wire::publish_overhead`] (a bound): the
-/// frame is measured with an empty payload, whose length prefix then grows to at
-/// most the size of `max`'s.
-fn fragment_room(p: &Publish<'_>, offset: u64, max: usize) -> usize {
-    let probe = Publish {
-        fragment: Some(Fragment {
-            offset,
-            total: p.payload.len() as u64,
-        }),
-        payload: &[],
-        ..*p
-    };
-    let base = Frame::Publish(probe).encoded_len();
-    max.saturating_sub(base.saturating_sub(1) + stream::prefix_len(max))
-}
+use crate::wire::fragment::Fragmenter;
+use crate::wire::{Dedup, PubAck, PubReject, Publish, QoS, Reason};
 
 impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
 where
@@ -51,8 +34,6 @@ where
             _ => None,
         };
         if let Some(max_frame) = self.frame_limit() {
-            // The last fragment has the longest offset: if it cannot carry a byte,
-            // no fragment can.
             let p = Publish {
                 id,
                 topic,
@@ -64,9 +45,7 @@ where
                 fragment: None,
                 payload,
             };
-            let max = max_frame as usize;
-            let last = (payload.len() as u64).saturating_sub(1);
-            if Frame::Publish(p).encoded_len() > max && fragment_room(&p, last, max) == 0 {
+            if !Fragmenter::publish(p).sendable(max_frame as usize) {
                 return Err(PublishError::TooLarge);
             }
         }
@@ -98,21 +77,12 @@ where
         id
     }
 
-    /// The publish frame for the outbox record `rec` of which `sent` payload bytes
-    /// went out, and the payload offset after it; `None` when not even one payload
-    /// byte fits `max_frame` next to the record's headers.
-    pub(super) fn publish_frame<'r>(
-        &self,
-        rec: &Record<'r>,
-        sent: u64,
-        max_frame: u32,
-    ) -> Option<(Publish<'r>, u64)> {
-        let max = max_frame as usize;
-        let total = rec.payload.len() as u64;
+    /// The frames of the outbox record `rec`.
+    pub(super) fn fragmenter<'r>(&self, rec: &Record<'r>) -> Fragmenter<'r> {
         let dedup = rec
             .dedup_seq
             .and_then(|seq| self.config.producer.map(|producer| Dedup { producer, seq }));
-        let mut p = Publish {
+        Fragmenter::publish(Publish {
             id: rec.id,
             topic: rec.topic,
             qos: rec.qos,
@@ -120,23 +90,7 @@ where
             meta: rec.meta,
             fragment: None,
             payload: rec.payload,
-        };
-        if sent == 0 && Frame::Publish(p).encoded_len() <= max {
-            return Some((p, total));
-        }
-        let room = fragment_room(&p, sent, max);
-        if room == 0 {
-            return None;
-        }
-        let end = sent.saturating_add(room as u64).min(total);
-        p.fragment = Some(Fragment {
-            offset: sent,
-            total,
-        });
-        p.payload = rec
-            .payload
-            .get(usize::try_from(sent).ok()?..usize::try_from(end).ok()?)?;
-        Some((p, end))
+        })
     }
 
     /// The largest publish frame to produce: the broker's maximum frame, capped by
@@ -147,8 +101,10 @@ where
             .map(|b| b.max_frame.min(self.config.max_frame_out))
     }
 
-    /// Rejects, locally, publishes whose headers alone exceed the largest frame
-    /// ([`frame_limit`](Self::frame_limit)): they could never be sent.
+    /// Rejects, locally, publishes that cannot be sent within the largest frame
+    /// ([`frame_limit`](Self::frame_limit)): their headers leave no room for
+    /// payload in some fragment. A publish queued before the limit was known
+    /// must not start and then stall halfway.
     pub(super) fn drop_unsendable(&mut self) {
         if self.conn.state != State::Connected {
             return;
@@ -160,7 +116,7 @@ where
             let Some((rec, sent)) = self.outbox.next() else {
                 return;
             };
-            if sent > 0 || self.publish_frame(&rec, sent, max_frame).is_some() {
+            if sent > 0 || self.fragmenter(&rec).sendable(max_frame as usize) {
                 return;
             }
             let id = rec.id;

@@ -10,6 +10,7 @@ use super::{AckError, Backpressure, DeliveryId, Session, State};
 use crate::framing::stream::{Split, StreamDecoder, StreamError};
 use crate::time::Instant;
 use crate::topic::{MAX_TOPIC_LEN, Topic};
+use crate::wire::fragment::Placement;
 use crate::wire::{Deliver, Frame, Meta, QoS, Reason};
 
 /// What happens to the remaining fragments of a delivery.
@@ -23,19 +24,16 @@ pub(super) enum RxMode {
     Discard,
 }
 
-/// A fragmented delivery in progress.
+/// A fragmented delivery in progress (the
+/// [`Reassembler`](crate::wire::fragment::Reassembler) checks its sequence).
 #[derive(Debug, Clone)]
 pub(super) struct RxFrag {
-    mode: RxMode,
-    sub: u32,
-    tag: u64,
-    /// Offset the next fragment must have.
-    next: u64,
-    total: u64,
+    pub(super) mode: RxMode,
+    pub(super) sub: u32,
     /// Fields of the chunks still to come.
-    head: RecordHead,
+    pub(super) head: RecordHead,
     /// The topic from the first fragment, for the chunks still to come.
-    topic: String<MAX_TOPIC_LEN>,
+    pub(super) topic: String<MAX_TOPIC_LEN>,
 }
 
 impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
@@ -97,6 +95,7 @@ where
 
     /// Forgets a fragmented delivery cut short by the end of its connection.
     pub(super) fn abandon_fragments(&mut self) {
+        self.reasm.reset();
         if let Some(rx) = self.rx.take() {
             if rx.mode == RxMode::Reassemble {
                 self.inbox.drop_partial();
@@ -111,26 +110,40 @@ where
     }
 
     pub(super) fn on_deliver(&mut self, d: Deliver<'_>) -> Result<(), Backpressure> {
-        if self.rx.is_some() {
-            return self.on_fragment(&d);
+        if !self.reasm.in_progress() {
+            if self.subs.index(d.sub).is_none() {
+                self.violation(Reason::ProtocolViolation);
+                return Ok(());
+            }
+            if Topic::new(d.topic).is_err() {
+                self.violation(Reason::Malformed);
+                return Ok(());
+            }
         }
-        if self.subs.index(d.sub).is_none() {
-            self.violation(Reason::ProtocolViolation);
-            return Ok(());
-        }
-        if Topic::new(d.topic).is_err() {
-            self.violation(Reason::Malformed);
-            return Ok(());
-        }
-        let len = d.payload.len() as u64;
-        let (total, more) = match d.fragment {
-            None => (len, false),
-            Some(f) if f.offset == 0 && len <= f.total => (f.total, f.more_follow(d.payload.len())),
-            Some(_) => {
+        // The fragment rules; the state stays as it is after a violation, so
+        // that ending the connection cleans it up.
+        let place = match self
+            .reasm
+            .check(d.tag, d.fragment, d.payload.len(), u64::MAX)
+        {
+            Ok(place) => place,
+            Err(e) => {
+                debug!("bad deliver: {}", e.as_str());
                 self.violation(Reason::ProtocolViolation);
                 return Ok(());
             }
         };
+        if place.first {
+            self.on_first(&d, &place)
+        } else {
+            self.on_fragment(&d, &place)
+        }
+    }
+
+    /// A delivery, or the first fragment of one.
+    fn on_first(&mut self, d: &Deliver<'_>, place: &Placement) -> Result<(), Backpressure> {
+        let len = d.payload.len() as u64;
+        let (total, more) = (place.total, !place.last);
         let key = MessageKey {
             sub: d.sub,
             topic_hash: topic_hash(d.topic),
@@ -143,7 +156,7 @@ where
                     .ok_or(Backpressure::Held)?;
                 debug!("duplicate delivery suppressed (seq {})", d.seq);
                 self.stats.duplicates_suppressed += 1;
-                self.discard_rest(&d, total, more);
+                self.discard_rest(d, place);
                 return Ok(());
             }
             if let Some(slot) = self.held.find(&key) {
@@ -156,7 +169,7 @@ where
                     },
                 );
                 self.stats.redeliveries_absorbed += 1;
-                self.discard_rest(&d, total, more);
+                self.discard_rest(d, place);
                 return Ok(());
             }
             if !self.held.has_free() {
@@ -219,6 +232,7 @@ where
         if chunked || !more {
             self.events.message_queued();
         }
+        self.reasm.commit(place);
         if more {
             self.rx = Some(RxFrag {
                 mode: if chunked {
@@ -227,9 +241,6 @@ where
                     RxMode::Reassemble
                 },
                 sub: d.sub,
-                tag: d.tag,
-                next: len,
-                total,
                 head,
                 topic: String::try_from(d.topic).unwrap_or_default(),
             });
@@ -238,14 +249,12 @@ where
     }
 
     /// The rest of a fragmented redelivery that was already handled is dropped.
-    fn discard_rest(&mut self, d: &Deliver<'_>, total: u64, more: bool) {
-        if more {
+    fn discard_rest(&mut self, d: &Deliver<'_>, place: &Placement) {
+        self.reasm.commit(place);
+        if !place.last {
             self.rx = Some(RxFrag {
                 mode: RxMode::Discard,
                 sub: d.sub,
-                tag: d.tag,
-                next: d.payload.len() as u64,
-                total,
                 head: RecordHead {
                     chunk: false,
                     last: false,
@@ -255,32 +264,25 @@ where
                     seq: d.seq,
                     id: 0,
                     offset: 0,
-                    total,
+                    total: place.total,
                 },
                 topic: String::new(),
             });
         }
     }
 
-    /// A deliver while a fragmented one is in progress: must be its next fragment.
-    /// The fragment state stays in `self.rx` after a violation so that ending the
-    /// connection cleans it up.
-    fn on_fragment(&mut self, d: &Deliver<'_>) -> Result<(), Backpressure> {
-        let Some(rx) = self.rx.as_ref() else {
-            return Ok(());
-        };
-        let (mode, next, total, head) = (rx.mode, rx.next, rx.total, rx.head);
-        let len = d.payload.len() as u64;
-        let in_order = d.sub == rx.sub
-            && d.tag == rx.tag
-            && d.fragment
-                .is_some_and(|f| f.offset == next && f.total == total && len <= total - next);
-        if !in_order {
+    /// The next fragment of the delivery in progress.
+    fn on_fragment(&mut self, d: &Deliver<'_>, place: &Placement) -> Result<(), Backpressure> {
+        let Some((mode, head)) = self
+            .rx
+            .as_ref()
+            .filter(|rx| rx.sub == d.sub)
+            .map(|rx| (rx.mode, rx.head))
+        else {
             self.violation(Reason::ProtocolViolation);
             return Ok(());
-        }
-        let end = next + len;
-        let done = end == total;
+        };
+        let len = d.payload.len() as u64;
         match mode {
             RxMode::Discard => {}
             RxMode::Reassemble => {
@@ -288,7 +290,7 @@ where
                     self.violation(Reason::ProtocolViolation);
                     return Ok(());
                 }
-                if done {
+                if place.last {
                     self.events.message_queued();
                 }
             }
@@ -305,8 +307,8 @@ where
                     return Err(Backpressure::Inbox);
                 }
                 let head = RecordHead {
-                    offset: next,
-                    last: done,
+                    offset: place.offset,
+                    last: place.last,
                     ..head
                 };
                 if !self
@@ -318,10 +320,9 @@ where
                 self.events.message_queued();
             }
         }
-        if done {
+        self.reasm.commit(place);
+        if place.last {
             self.rx = None;
-        } else if let Some(rx) = self.rx.as_mut() {
-            rx.next = end;
         }
         Ok(())
     }

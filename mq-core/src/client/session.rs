@@ -13,6 +13,7 @@ use super::receive::RxFrag;
 use super::subscriptions::Subscriptions;
 use super::{Backpressure, Config, Framing, State, Stats};
 use crate::time::Instant;
+use crate::wire::fragment::Reassembler;
 use crate::wire::{Frame, Limits, Reason};
 
 /// One client's session with a broker: a sans-IO state machine.
@@ -83,6 +84,8 @@ where
     pub(super) events: Events,
     /// The largest frame this client accepts, as announced in `Hello`.
     pub(super) max_frame_in: u32,
+    /// Checks the fragments of deliveries.
+    pub(super) reasm: Reassembler,
     /// A fragmented delivery in progress.
     pub(super) rx: Option<RxFrag>,
     pub(super) next_publish_id: u32,
@@ -116,6 +119,7 @@ where
             held: Held::new(),
             events: Events::new(),
             max_frame_in,
+            reasm: Reassembler::new(),
             rx: None,
             next_publish_id: 1,
             publish_ids_wrapped: false,

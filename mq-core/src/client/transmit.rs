@@ -164,14 +164,16 @@ where
         }
         let max_frame = self.frame_limit()?;
         let (rec, sent) = self.outbox.next()?;
-        let (publish, end) = self.publish_frame(&rec, sent, max_frame)?;
+        let piece = self
+            .fragmenter(&rec)
+            .next(usize::try_from(sent).ok()?, max_frame as usize)?;
         Some((
             Tx::Publish {
                 at: rec.at,
-                sent: end,
+                sent: piece.end as u64,
                 total: rec.payload.len() as u64,
             },
-            Frame::Publish(publish),
+            piece.frame,
         ))
     }
 

@@ -326,3 +326,34 @@ fn too_small_transmit_buffer_is_left_untouched() {
     assert_eq!(small, [0xAA; 64]);
     assert_eq!(kinds(&t.tx()), ["publish"]);
 }
+
+#[test]
+fn publish_queued_before_welcome_that_would_stall_midway_is_rejected() {
+    // Queued before the broker's limit is known. At that limit a fragment at
+    // offset 0 carries one byte, but from offset 128 on (a two-byte offset) not
+    // even one: it could never be sent whole, and must not block the outbox
+    // half sent.
+    let mut t = T::new(config(), 8192, 4096);
+    let payload = [7u8; 300];
+    let id =
+        t.s.publish(t.now, "a.b", &payload, &PublishOptions::default())
+            .unwrap();
+    let probe = |offset: u64| {
+        Frame::Publish(crate::wire::Publish {
+            id: id.0,
+            topic: "a.b",
+            qos: QoS::AtMostOnce,
+            dedup: None,
+            meta: Meta::default(),
+            fragment: Some(Fragment { offset, total: 300 }),
+            payload: &[0],
+        })
+        .encoded_len()
+    };
+    let max = probe(0);
+    assert!(probe(128) > max);
+    t.handshake(false, limits(max as u32, 0));
+    assert!(t.tx().is_empty(), "nothing of it goes out");
+    assert_eq!(t.ev(), [Ev::PublishRejected(id.0, Reason::MessageTooLarge)]);
+    assert_eq!(t.s.outbox_len(), 0);
+}
