@@ -300,6 +300,9 @@ pub struct Stats {
     pub timeouts: u64,
     /// Connections dropped for malformed or unexpected input from the broker.
     pub protocol_errors: u64,
+    /// Frames of an earlier connection dropped while a new one was being opened
+    /// on a serial line (see the serial-line rules in [`crate::wire`]).
+    pub stale_frames: u64,
     /// Events lost because the application did not drain `poll_event` (0 when the
     /// polling contract is followed).
     pub events_overflowed: u64,

@@ -194,9 +194,17 @@ where
 
     /// [`SerialDecoder`](crate::framing::serial::SerialDecoder) and call this).
     /// `Err` means the frame was not consumed: drain events and hand it in again.
-    /// Frames arriving while no connection is active are ignored.
+    /// Frames arriving while no connection is active are ignored. On a serial
+    /// line, deliveries and answers arriving before `Welcome` belong to an
+    /// earlier connection: they are dropped and counted in
+    /// [`Stats::stale_frames`].
     pub fn handle_frame(&mut self, now: Instant, frame: Frame<'_>) -> Result<(), Backpressure> {
         if !self.accepts_input() {
+            return Ok(());
+        }
+        if self.is_stale(&frame) {
+            debug!("dropped a {} of an earlier connection", frame.kind());
+            self.stats.stale_frames += 1;
             return Ok(());
         }
         self.conn.last_rx = now;
@@ -273,5 +281,21 @@ where
 
     pub(super) fn accepts_input(&self) -> bool {
         matches!(self.conn.state, State::Handshaking | State::Connected)
+    }
+
+    /// A frame that, on a serial line, can only belong to an earlier connection:
+    /// a delivery or an answer arriving before `Welcome`.
+    fn is_stale(&self, frame: &Frame<'_>) -> bool {
+        self.framing == Framing::Serial
+            && self.conn.state == State::Handshaking
+            && matches!(
+                frame,
+                Frame::Deliver(_)
+                    | Frame::PubAck(_)
+                    | Frame::PubReject(_)
+                    | Frame::SubAck(_)
+                    | Frame::SubReject(_)
+                    | Frame::UnsubAck(_)
+            )
     }
 }

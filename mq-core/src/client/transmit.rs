@@ -3,7 +3,8 @@
 
 use super::held::Settle;
 use super::subscriptions::Outgoing;
-use super::{Session, State};
+use super::{Framing, Session, State};
+use crate::framing::serial::DELIMITER;
 use crate::time::Instant;
 use crate::wire::{
     Ack, Close, Credit, ErrorFrame, Frame, Hello, Nack, PROTOCOL_VERSION, Reason, Subscribe,
@@ -31,7 +32,8 @@ where
 {
     /// Writes as many whole frames as fit into the front of `buf`, framed as
     /// configured, and returns the bytes written; `None` when there is nothing to
-    /// send or the next frame does not fit, in which case `buf` is untouched.
+    /// send or the next frame does not fit, in which case `buf` is untouched. On a
+    /// serial line each connection's `Hello` is preceded by a lone delimiter.
     ///
     /// `buf` must hold the largest frame: at least
     /// `framing.max_framed_len(min(broker max_frame, Config::max_frame_out))` bytes
@@ -45,14 +47,21 @@ where
             let Some((tx, frame)) = self.next_tx() else {
                 break;
             };
-            let Some(out) = buf.get_mut(written..) else {
+            // On a serial line a lone delimiter ends whatever partial frame of an
+            // earlier connection the broker's decoder holds.
+            let lead = usize::from(matches!(tx, Tx::Hello) && self.framing == Framing::Serial);
+            let Some((head, body)) = buf
+                .get_mut(written..)
+                .and_then(|out| out.split_at_mut_checked(lead))
+            else {
                 break;
             };
             // Publishes are sized to the broker's limit; nothing else comes close.
-            let result = self.framing.encode(&frame, u32::MAX, out);
-            let Ok(n) = result else {
+            let Ok(n) = self.framing.encode(&frame, u32::MAX, body) else {
                 break;
             };
+            head.fill(DELIMITER);
+            let n = lead + n;
             trace!("sent {}", frame.kind());
             written += n;
             self.stats.frames_out += 1;

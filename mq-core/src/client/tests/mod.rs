@@ -149,18 +149,31 @@ pub(super) fn deliver<'a>(
 pub(super) struct T {
     pub(super) s: Session<Vec<u8>>,
     pub(super) now: Instant,
+    /// Lone delimiters the session wrote on a serial line.
+    pub(super) delimiters: usize,
 }
 
 impl T {
     pub(super) fn new(config: Config, outbox: usize, inbox: usize) -> T {
+        T::with_framing(config, Framing::Stream, outbox, inbox)
+    }
+
+    pub(super) fn with_framing(config: Config, framing: Framing, outbox: usize, inbox: usize) -> T {
         T {
-            s: Session::new(config, Framing::Stream, vec![0; outbox], vec![0; inbox]),
+            s: Session::new(config, framing, vec![0; outbox], vec![0; inbox]),
             now: Instant::from_millis(1_000),
+            delimiters: 0,
         }
     }
 
     pub(super) fn std() -> T {
         T::new(config(), 8192, 8192)
+    }
+
+    /// A session on a serial line; the broker's frames go in decoded, as a
+    /// serial driver hands them in.
+    pub(super) fn serial() -> T {
+        T::with_framing(config(), Framing::Serial, 8192, 8192)
     }
 
     pub(super) fn advance(&mut self, d: Duration) {
@@ -171,14 +184,30 @@ impl T {
     pub(super) fn tx(&mut self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65_536];
+        let mut serial = SerialDecoder::new(vec![0u8; 65_536]);
         while let Some(n) = self.s.poll_transmit(self.now, &mut buf) {
             let mut rest = &buf[..n];
             let dec = StreamDecoder::new(u32::MAX);
             while !rest.is_empty() {
-                let Ok(Split::Whole { body, consumed }) = dec.split(rest) else {
-                    panic!("partial frame in poll_transmit output");
+                let consumed = if self.s.framing == Framing::Serial {
+                    let (consumed, frame) = serial.feed(rest);
+                    match frame {
+                        Some(Ok(frame)) => {
+                            let mut body = vec![0u8; frame.encoded_len()];
+                            frame.encode(&mut body).unwrap();
+                            out.push(body);
+                        }
+                        None if consumed == 1 && rest[0] == 0 => self.delimiters += 1,
+                        _ => panic!("partial or bad frame in poll_transmit output"),
+                    }
+                    consumed
+                } else {
+                    let Ok(Split::Whole { body, consumed }) = dec.split(rest) else {
+                        panic!("partial frame in poll_transmit output");
+                    };
+                    out.push(body.to_vec());
+                    consumed
                 };
-                out.push(body.to_vec());
                 rest = &rest[consumed..];
             }
         }
@@ -202,6 +231,9 @@ impl T {
 
     /// Feeds one frame; returns whether it was consumed.
     pub(super) fn feed(&mut self, f: Frame<'_>) -> bool {
+        if self.s.framing == Framing::Serial {
+            return self.s.handle_frame(self.now, f).is_ok();
+        }
         let bytes = T::wire(&f);
         let n = self.s.handle_input(self.now, &bytes);
         assert!(n == 0 || n == bytes.len());
