@@ -885,6 +885,9 @@ impl Driver {
                 Some(msg) => Happened::Message(msg),
                 None => Happened::Piece,
             },
+            // The driver keeps its own request-reply for now: it makes no
+            // requests through the session, which therefore reports none.
+            Event::Reply { .. } | Event::RequestFailed { .. } => Happened::Piece,
             Event::Closed => Happened::Closed,
         })
     }

@@ -136,7 +136,7 @@ impl Connection {
     }
 }
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -195,9 +195,11 @@ where
     }
 
     /// Time passed: reconnects after backoff, sends keepalive pings, detects a dead
-    /// broker or a handshake that takes too long. Call it at
+    /// broker or a handshake that takes too long, fails requests whose timeout
+    /// passed. Call it at
     /// [`poll_timeout`](Self::poll_timeout) (calling it early is harmless).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.expire_requests(now);
         let due = self.conn.deadline.is_some_and(|d| now >= d);
         let dead =
             self.conn.state == State::Connected && self.conn.keepalive(now) == Keepalive::Dead;
@@ -284,6 +286,7 @@ where
         self.conn.reset();
         self.held.connection_lost();
         self.abandon_fragments();
+        self.requests_after_connection(self.clean_session());
     }
 
     pub(super) fn on_welcome(&mut self, now: Instant, w: Welcome) -> Result<(), Backpressure> {
@@ -308,6 +311,10 @@ where
         self.conn
             .welcomed(now, w.limits, self.config.limits.keepalive_ms);
         self.outbox.rewind();
+        if !w.session_present {
+            // Replies to what went out before cannot come.
+            self.requests_after_connection(true);
+        }
         self.push_event(Event::Connected {
             session_present: w.session_present,
         });

@@ -4,7 +4,9 @@
 
 use heapless::Deque;
 
-use super::{DeliveryId, PublishId, Session, SubId};
+use super::held::Settle;
+use super::request::correlation_id;
+use super::{DeliveryId, PublishId, RequestFailure, RequestId, Session, SubId};
 use crate::wire::{Meta, QoS, Reason};
 
 /// What happened; returned by [`Session::poll_event`].
@@ -72,6 +74,23 @@ pub enum Event<'a> {
     /// A piece of a message too large for the inbox; valid until the next
     /// `poll_event`.
     Chunk(Chunk<'a>),
+    /// The reply to a request of [`Session::request`]; valid until the next
+    /// `poll_event`. The session acknowledged it (`delivery.id` is
+    /// [`DeliveryId::NONE`]); `delivery.sub` is the session's reply
+    /// subscription.
+    Reply {
+        /// The request.
+        id: RequestId,
+        /// The reply.
+        delivery: Delivery<'a>,
+    },
+    /// A request ended without a reply; its slot in the table is free again.
+    RequestFailed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: RequestFailure,
+    },
     /// The session is closed: after [`Session::close`] (its `Close` frame was
     /// written by `poll_transmit`), or after the broker refused it for good
     /// (`BadToken`, `UnsupportedVersion`, `SessionTakenOver`). Close the
@@ -166,7 +185,11 @@ impl Note {
             Event::SubscribeRejected { sub, reason } => Note::SubscribeRejected(sub.0, reason),
             Event::Unsubscribed { sub } => Note::Unsubscribed(sub.0),
             Event::Closed => Note::Closed,
-            Event::Message(_) | Event::Chunk(_) => return None,
+            // Messages live in the inbox, request failures in their table.
+            Event::Message(_)
+            | Event::Chunk(_)
+            | Event::Reply { .. }
+            | Event::RequestFailed { .. } => return None,
         })
     }
 
@@ -258,7 +281,7 @@ impl Events {
     }
 }
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -270,8 +293,15 @@ where
             return Some(note.event());
         }
         let Some(head) = self.inbox.take_next() else {
-            // No message is ready, so whatever is queued is due.
-            return self.events.pop().map(Note::event);
+            // No message is ready, so whatever is queued is due; request
+            // failures last.
+            return match self.events.pop() {
+                Some(note) => Some(note.event()),
+                None => self
+                    .requests
+                    .take_failed()
+                    .map(|(id, reason)| Event::RequestFailed { id, reason }),
+            };
         };
         self.events.message_emitted();
         let complete = !head.chunk || head.last;
@@ -283,10 +313,17 @@ where
                 s.owed = s.owed.saturating_add(1);
             }
         }
+        let (mut id, sub) = (DeliveryId(head.id), SubId(head.sub));
+        if head.reply {
+            // The application does not see the reply subscription: the session
+            // acknowledges its deliveries (a stale ack is repeated on
+            // redelivery).
+            let _ = self.settle(id, Settle::Ack);
+            id = DeliveryId::NONE;
+        }
         let view = self.inbox.shown()?;
-        let (id, sub) = (DeliveryId(head.id), SubId(head.sub));
-        Some(if head.chunk {
-            Event::Chunk(Chunk {
+        if head.chunk {
+            return Some(Event::Chunk(Chunk {
                 id,
                 sub,
                 topic: view.topic,
@@ -298,18 +335,25 @@ where
                 total: head.total,
                 data: view.data,
                 last: head.last,
-            })
+            }));
+        }
+        let delivery = Delivery {
+            id,
+            sub,
+            topic: view.topic,
+            seq: head.seq,
+            attempt: head.attempt,
+            qos: head.qos,
+            meta: view.meta,
+            payload: view.data,
+        };
+        Some(if head.reply {
+            Event::Reply {
+                id: RequestId(correlation_id(view.meta.correlation).unwrap_or(0)),
+                delivery,
+            }
         } else {
-            Event::Message(Delivery {
-                id,
-                sub,
-                topic: view.topic,
-                seq: head.seq,
-                attempt: head.attempt,
-                qos: head.qos,
-                meta: view.meta,
-                payload: view.data,
-            })
+            Event::Message(delivery)
         })
     }
 

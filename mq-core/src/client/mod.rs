@@ -15,6 +15,8 @@
 //!   acks and nacks.
 //! - `publish`: publishes into the outbox, their frames, the broker's answers.
 //! - `subscribe`: subscriptions and credit, the broker's answers.
+//! - `request`: request-reply: the session's reply subscription, correlation
+//!   ids, the table of requests waiting for their reply, and replying.
 //! - `transmit`: which frame goes out next, and what writing it changes.
 //! - `event`: [`Event`]s and the queue that keeps them in order with messages.
 //!
@@ -38,6 +40,7 @@ mod le;
 mod outbox;
 mod publish;
 mod receive;
+mod request;
 mod session;
 mod subscribe;
 mod subscriptions;
@@ -48,16 +51,17 @@ mod transmit;
 use core::fmt;
 use core::time::Duration;
 
-use crate::wire::{Limits, Meta, QoS, SessionMode, Start};
+use crate::wire::{Headers, Limits, Meta, QoS, SessionMode, Start};
 
 pub use crate::framing::Framing;
 pub use error::{
-    AckError, Backpressure, ConfigError, CreditError, PublishError, SubscribeError,
+    AckError, Backpressure, ConfigError, CreditError, PublishError, RequestError, SubscribeError,
     UnsubscribeError,
 };
 pub use event::{Chunk, Delivery, Event};
 pub use inbox::RECORD_OVERHEAD as INBOX_RECORD_OVERHEAD;
 pub use outbox::RECORD_OVERHEAD as OUTBOX_RECORD_OVERHEAD;
+pub use request::{MAX_CORRELATION_LEN, ReplyAddress, RequestFailure};
 pub use session::Session;
 pub use subscriptions::{MAX_FILTER_LEN, MAX_GROUP_LEN};
 
@@ -199,6 +203,12 @@ impl DeliveryId {
     }
 }
 
+/// Identifies a request of [`Session::request`] until its reply or failure: the
+/// correlation id it carries (on the wire its 8 bytes, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestId(pub u64);
+
 /// Options of [`Session::publish`]. The default: QoS 0, no properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -232,6 +242,37 @@ pub struct SubscribeOptions<'a> {
     pub qos: QoS,
     /// Deliveries the application can hold unacked; 0 means `Config::limits.credit`.
     pub credit: u32,
+}
+
+/// Options of [`Session::request`]. The default: QoS 0, no TTL, priority 0, no
+/// headers, no timeout. The reply-to topic and the correlation id are the
+/// session's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestOptions<'a> {
+    /// Delivery guarantee of the request.
+    pub qos: QoS,
+    /// Time to live of the request, in milliseconds.
+    pub ttl_ms: Option<u32>,
+    /// Priority of the request.
+    pub priority: u8,
+    /// Application headers of the request.
+    pub headers: Headers<'a>,
+    /// How long to wait for the reply: then [`Event::RequestFailed`] with
+    /// [`RequestFailure::Timeout`]. `None` waits as long as the session lasts.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RequestOptions<'_> {
+    fn default() -> Self {
+        RequestOptions {
+            qos: QoS::AtMostOnce,
+            ttl_ms: None,
+            priority: 0,
+            headers: Headers::EMPTY,
+            timeout: None,
+        }
+    }
 }
 
 impl Default for SubscribeOptions<'_> {
@@ -300,6 +341,10 @@ pub struct Stats {
     pub timeouts: u64,
     /// Connections dropped for malformed or unexpected input from the broker.
     pub protocol_errors: u64,
+    /// Replies to requests of the session's that no longer wait for one
+    /// (answered, failed, timed out, or of an earlier run), acknowledged and
+    /// dropped.
+    pub replies_dropped: u64,
     /// Frames of an earlier connection dropped while a new one was being opened
     /// on a serial line (see the serial-line rules in [`crate::wire`]).
     pub stale_frames: u64,

@@ -2,14 +2,14 @@
 //! carry them (fragmented to the largest frame), and the broker's answers.
 
 use super::Event;
-use super::outbox::{PushError, Record};
-use super::{PublishError, PublishId, PublishOptions, Session, State};
+use super::outbox::{Head, Kind, PushError, Record};
+use super::{PublishError, PublishId, PublishOptions, RequestFailure, Session, State};
 use crate::time::Instant;
 use crate::topic::Topic;
 use crate::wire::fragment::Fragmenter;
-use crate::wire::{Dedup, PubAck, PubReject, Publish, QoS, Reason};
+use crate::wire::{Dedup, Meta, PubAck, PubReject, Publish, QoS, Reason};
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -27,9 +27,22 @@ where
         payload: &[u8],
         opts: &PublishOptions<'_>,
     ) -> Result<PublishId, PublishError> {
+        self.enqueue(topic, payload, opts.qos, &opts.meta, false)
+    }
+
+    /// Puts a publish (or, `request`, a request of the session's) into the
+    /// outbox.
+    pub(super) fn enqueue(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        meta: &Meta<'_>,
+        request: bool,
+    ) -> Result<PublishId, PublishError> {
         Topic::new(topic).map_err(|_| PublishError::InvalidTopic)?;
         let id = self.candidate_publish_id();
-        let dedup_seq = match (opts.qos, self.config.producer) {
+        let dedup_seq = match (qos, self.config.producer) {
             (QoS::AtLeastOnce, Some(_)) => Some(self.dedup_seq.wrapping_add(1)),
             _ => None,
         };
@@ -37,11 +50,11 @@ where
             let p = Publish {
                 id,
                 topic,
-                qos: opts.qos,
+                qos,
                 dedup: dedup_seq
                     .zip(self.config.producer)
                     .map(|(seq, producer)| Dedup { producer, seq }),
-                meta: opts.meta,
+                meta: *meta,
                 fragment: None,
                 payload,
             };
@@ -49,8 +62,14 @@ where
                 return Err(PublishError::TooLarge);
             }
         }
+        let head = Head {
+            id,
+            qos,
+            dedup_seq,
+            request,
+        };
         self.outbox
-            .push(id, opts.qos, dedup_seq, topic, &opts.meta, payload)
+            .push(head, topic, meta, payload)
             .map_err(|e| match e {
                 PushError::Full => PublishError::OutboxFull,
                 PushError::TooLarge => PublishError::TooLarge,
@@ -119,37 +138,47 @@ where
             if sent > 0 || self.fragmenter(&rec).sendable(max_frame as usize) {
                 return;
             }
-            let id = rec.id;
+            let (id, kind) = (rec.id, Some(rec.kind()));
             warn!("publish {} cannot fit the broker's maximum frame", id);
             self.outbox.drop_next();
             self.stats.publish_rejects += 1;
-            self.push_event(Event::PublishRejected {
-                id: PublishId(id),
-                reason: Reason::MessageTooLarge,
-            });
+            self.publish_failed(id, kind, Reason::MessageTooLarge);
         }
     }
 
     pub(super) fn on_puback(&mut self, a: PubAck) {
-        if self.outbox.remove_acked(a.id) {
-            self.stats.publish_acks += 1;
-            self.push_event(Event::Published {
-                id: PublishId(a.id),
-                seq: a.seq,
-                duplicate: a.duplicate,
-            });
-        } else {
-            debug!("puback for unknown publish {}", a.id);
+        match self.outbox.remove_acked(a.id) {
+            Some(kind) => {
+                self.stats.publish_acks += 1;
+                // A request's outcome is its reply.
+                if kind == Kind::Publish {
+                    self.push_event(Event::Published {
+                        id: PublishId(a.id),
+                        seq: a.seq,
+                        duplicate: a.duplicate,
+                    });
+                }
+            }
+            None => debug!("puback for unknown publish {}", a.id),
         }
     }
 
     pub(super) fn on_pubreject(&mut self, r: PubReject) {
         // Frees the entry in any state: a rejected fragmented publish stops.
-        self.outbox.remove(r.id);
+        let kind = self.outbox.remove(r.id);
         self.stats.publish_rejects += 1;
-        self.push_event(Event::PublishRejected {
-            id: PublishId(r.id),
-            reason: r.reason,
-        });
+        self.publish_failed(r.id, kind, r.reason);
+    }
+
+    /// Tells the application a publish was refused: `PublishRejected`, or for
+    /// a request `RequestFailed`.
+    fn publish_failed(&mut self, id: u32, kind: Option<Kind>, reason: Reason) {
+        let failure = RequestFailure::Rejected(reason);
+        if !self.fail_publish(id, failure) && kind != Some(Kind::Request) {
+            self.push_event(Event::PublishRejected {
+                id: PublishId(id),
+                reason,
+            });
+        }
     }
 }

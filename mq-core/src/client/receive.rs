@@ -36,7 +36,7 @@ pub(super) struct RxFrag {
     pub(super) topic: String<MAX_TOPIC_LEN>,
 }
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -176,6 +176,15 @@ where
                 return Err(Backpressure::Held);
             }
         }
+        let reply = self.subs.is_reply(d.sub);
+        let request = if reply {
+            match self.check_reply(d, place)? {
+                Some(request) => Some(request),
+                None => return Ok(()),
+            }
+        } else {
+            None
+        };
         let whole = inbox::record_len(d.topic.len(), &d.meta, total);
         let reassemble = whole.is_some_and(|n| n <= self.inbox.capacity());
         let (record, chunked) = if reassemble {
@@ -209,6 +218,7 @@ where
         let head = RecordHead {
             chunk: chunked,
             last: !more,
+            reply,
             qos: d.qos,
             sub: d.sub,
             attempt: d.attempt,
@@ -232,6 +242,9 @@ where
         if chunked || !more {
             self.events.message_queued();
         }
+        if let Some(request) = request {
+            self.reply_placed(request, !more);
+        }
         self.reasm.commit(place);
         if more {
             self.rx = Some(RxFrag {
@@ -249,7 +262,7 @@ where
     }
 
     /// The rest of a fragmented redelivery that was already handled is dropped.
-    fn discard_rest(&mut self, d: &Deliver<'_>, place: &Placement) {
+    pub(super) fn discard_rest(&mut self, d: &Deliver<'_>, place: &Placement) {
         self.reasm.commit(place);
         if !place.last {
             self.rx = Some(RxFrag {
@@ -258,6 +271,7 @@ where
                 head: RecordHead {
                     chunk: false,
                     last: false,
+                    reply: false,
                     qos: d.qos,
                     sub: d.sub,
                     attempt: d.attempt,
@@ -292,6 +306,9 @@ where
                 }
                 if place.last {
                     self.events.message_queued();
+                    if head.reply {
+                        self.reply_complete();
+                    }
                 }
             }
             RxMode::Chunked => {
@@ -327,7 +344,7 @@ where
         Ok(())
     }
 
-    fn settle(&mut self, id: DeliveryId, settle: Settle) -> Result<(), AckError> {
+    pub(super) fn settle(&mut self, id: DeliveryId, settle: Settle) -> Result<(), AckError> {
         if !id.needs_ack() {
             return Ok(());
         }

@@ -10,6 +10,7 @@ use super::held::Held;
 use super::inbox::{self, Inbox};
 use super::outbox::Outbox;
 use super::receive::RxFrag;
+use super::request::Requests;
 use super::subscriptions::Subscriptions;
 use super::{Backpressure, Config, Framing, State, Stats};
 use crate::time::Instant;
@@ -29,7 +30,8 @@ use crate::wire::{Frame, Limits, Reason};
 /// - **commands** (the application wants something; they return at once):
 ///   [`connect`](Self::connect), [`close`](Self::close), [`publish`](Self::publish),
 ///   [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
-///   [`ack`](Self::ack), [`nack`](Self::nack), [`grant_credit`](Self::grant_credit).
+///   [`ack`](Self::ack), [`nack`](Self::nack), [`grant_credit`](Self::grant_credit),
+///   [`request`](Self::request), [`reply`](Self::reply).
 /// - **`poll_*`** (what the session wants done):
 ///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
 ///   [`poll_event`](Self::poll_event) (what happened, for the application),
@@ -69,8 +71,10 @@ use crate::wire::{Frame, Limits, Reason};
 /// properties and payload. The largest frame the client announces is lowered so
 /// that any single delivery fits the inbox; messages larger than the inbox arrive
 /// as [`Event::Chunk`]s. `SUBS` bounds the subscriptions and `HELD` the QoS 1
-/// deliveries the application holds unacked at once.
-pub struct Session<B, const SUBS: usize = 8, const HELD: usize = 32>
+/// deliveries the application holds unacked at once; `REQS` the requests waiting
+/// for their reply (the reply subscription has a slot of its own besides
+/// `SUBS`). A session that makes no requests can set `REQS` to 0.
+pub struct Session<B, const SUBS: usize = 8, const HELD: usize = 32, const REQS: usize = 4>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -81,6 +85,7 @@ where
     pub(super) inbox: Inbox<B>,
     pub(super) subs: Subscriptions<SUBS>,
     pub(super) held: Held<HELD>,
+    pub(super) requests: Requests<REQS>,
     pub(super) events: Events,
     /// The largest frame this client accepts, as announced in `Hello`.
     pub(super) max_frame_in: u32,
@@ -94,7 +99,7 @@ where
     pub(super) stats: Stats,
 }
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -109,6 +114,7 @@ where
             .max_frame
             .min(u32::try_from(room).unwrap_or(u32::MAX));
         let conn = Connection::new(config.seed);
+        let requests = Requests::new(config.seed, &config.client_id);
         Session {
             config,
             framing,
@@ -117,6 +123,7 @@ where
             inbox,
             subs: Subscriptions::new(),
             held: Held::new(),
+            requests,
             events: Events::new(),
             max_frame_in,
             reasm: Reassembler::new(),
@@ -276,7 +283,10 @@ where
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next, if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conn.poll_timeout()
+        match (self.conn.poll_timeout(), self.requests.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub(super) fn accepts_input(&self) -> bool {

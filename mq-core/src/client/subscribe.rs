@@ -3,15 +3,16 @@
 
 use heapless::String;
 
-use super::subscriptions::{Outgoing, Subscription};
+use super::subscriptions::{Outgoing, REPLY, Subscription};
 use super::{
-    CreditError, Event, Session, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
+    CreditError, Event, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions,
+    UnsubscribeError,
 };
 use crate::time::Instant;
 use crate::topic::Filter;
 use crate::wire::{SubAck, SubReject, UnsubAck};
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -39,20 +40,7 @@ where
         } else {
             opts.credit
         };
-        let sub = Subscription {
-            id,
-            filter,
-            group,
-            qos: opts.qos,
-            start: opts.start,
-            window,
-            owed: 0,
-            grant: 0,
-            sent: false,
-            acked: false,
-            unsubscribing: false,
-            outgoing: Outgoing::Subscribe,
-        };
+        let sub = Subscription::new(id, filter, group, opts.qos, opts.start, window);
         if !self.subs.push(sub) {
             return Err(SubscribeError::TableFull);
         }
@@ -65,7 +53,11 @@ where
     /// sent (a new subscription, or a resubscription after the broker lost the
     /// session), it is removed at once and no event follows.
     pub fn unsubscribe(&mut self, _now: Instant, sub: SubId) -> Result<(), UnsubscribeError> {
-        let index = self.subs.index(sub.0).ok_or(UnsubscribeError::UnknownSub)?;
+        let index = self
+            .subs
+            .index(sub.0)
+            .filter(|&i| i != REPLY)
+            .ok_or(UnsubscribeError::UnknownSub)?;
         let Some(s) = self.subs.get_mut(index) else {
             return Err(UnsubscribeError::UnknownSub);
         };
@@ -83,17 +75,23 @@ where
 
     /// Widens a subscription's credit window by `credit` deliveries.
     pub fn grant_credit(&mut self, sub: SubId, credit: u32) -> Result<(), CreditError> {
-        let s = self.subs.by_id_mut(sub.0).ok_or(CreditError::UnknownSub)?;
+        let index = self
+            .subs
+            .index(sub.0)
+            .filter(|&i| i != REPLY)
+            .ok_or(CreditError::UnknownSub)?;
+        let s = self.subs.get_mut(index).ok_or(CreditError::UnknownSub)?;
         s.window = s.window.saturating_add(credit);
         s.grant = s.grant.saturating_add(credit);
         Ok(())
     }
 
     pub(super) fn on_suback(&mut self, a: SubAck) {
+        let reply = self.subs.is_reply(a.sub);
         match self.subs.by_id_mut(a.sub) {
             Some(s) if !s.acked => {
                 s.acked = true;
-                if !s.unsubscribing {
+                if !s.unsubscribing && !reply {
                     self.push_event(Event::Subscribed { sub: SubId(a.sub) });
                 }
             }
@@ -105,6 +103,11 @@ where
     pub(super) fn on_subreject(&mut self, r: SubReject) {
         if let Some(index) = self.subs.index(r.sub) {
             self.subs.remove(index);
+            if index == REPLY {
+                // The next request subscribes again.
+                self.fail_all_requests(RequestFailure::ReplySubscriptionRejected(r.reason));
+                return;
+            }
             self.push_event(Event::SubscribeRejected {
                 sub: SubId(r.sub),
                 reason: r.reason,

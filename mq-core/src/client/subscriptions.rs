@@ -44,6 +44,31 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
+    /// A new subscription, its `Subscribe` to be sent.
+    pub(crate) fn new(
+        id: u32,
+        filter: String<MAX_FILTER_LEN>,
+        group: Option<String<MAX_GROUP_LEN>>,
+        qos: QoS,
+        start: Start,
+        window: u32,
+    ) -> Self {
+        Subscription {
+            id,
+            filter,
+            group,
+            qos,
+            start,
+            window,
+            owed: 0,
+            grant: 0,
+            sent: false,
+            acked: false,
+            unsubscribing: false,
+            outgoing: Outgoing::Subscribe,
+        }
+    }
+
     /// Credit to return now: owed QoS 0 credit once it reaches half the window,
     /// plus any grant.
     pub(crate) fn credit_due(&self) -> Option<u32> {
@@ -54,10 +79,17 @@ impl Subscription {
     }
 }
 
-/// Subscriptions in the order they were made.
+/// The index of the reply subscription (see [`Subscriptions::reply`]).
+pub(crate) const REPLY: usize = usize::MAX;
+
+/// Subscriptions in the order they were made, and the session's own reply
+/// subscription (request-reply), which has a slot of its own and is not the
+/// application's. Indexes name a subscription while the table is unchanged: a
+/// position among the application's, or [`REPLY`].
 #[derive(Debug)]
 pub(crate) struct Subscriptions<const N: usize> {
     entries: Vec<Subscription, N>,
+    reply: Option<Subscription>,
     next_id: u32,
 }
 
@@ -65,14 +97,17 @@ impl<const N: usize> Subscriptions<N> {
     pub(crate) const fn new() -> Self {
         Subscriptions {
             entries: Vec::new(),
+            reply: None,
             next_id: 1,
         }
     }
 
+    /// Every slot of the application's is taken.
     pub(crate) fn is_full(&self) -> bool {
         self.entries.is_full()
     }
 
+    /// The application's subscriptions.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -88,37 +123,68 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
-    /// Adds a subscription; false when the table is full.
+    /// Adds a subscription of the application's; false when the table is full.
     #[must_use]
     pub(crate) fn push(&mut self, sub: Subscription) -> bool {
         self.entries.push(sub).is_ok()
     }
 
+    /// The reply subscription, if the session made one.
+    pub(crate) fn reply(&self) -> Option<&Subscription> {
+        self.reply.as_ref()
+    }
+
+    /// Makes `sub` the reply subscription.
+    pub(crate) fn set_reply(&mut self, sub: Subscription) {
+        self.reply = Some(sub);
+    }
+
+    /// Whether `id` is the reply subscription's.
+    pub(crate) fn is_reply(&self, id: u32) -> bool {
+        self.reply.as_ref().is_some_and(|s| s.id == id)
+    }
+
     pub(crate) fn index(&self, id: u32) -> Option<usize> {
-        self.entries.iter().position(|s| s.id == id)
+        match self.entries.iter().position(|s| s.id == id) {
+            None if self.is_reply(id) => Some(REPLY),
+            found => found,
+        }
     }
 
     pub(crate) fn get(&self, index: usize) -> Option<&Subscription> {
-        self.entries.get(index)
+        match index {
+            REPLY => self.reply.as_ref(),
+            _ => self.entries.get(index),
+        }
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
-        self.entries.get_mut(index)
+        match index {
+            REPLY => self.reply.as_mut(),
+            _ => self.entries.get_mut(index),
+        }
     }
 
     pub(crate) fn by_id_mut(&mut self, id: u32) -> Option<&mut Subscription> {
-        self.entries.iter_mut().find(|s| s.id == id)
+        let index = self.index(id)?;
+        self.get_mut(index)
     }
 
     /// Removes a subscription, keeping the order of the others.
     pub(crate) fn remove(&mut self, index: usize) {
-        if index < self.entries.len() {
+        if index == REPLY {
+            self.reply = None;
+        } else if index < self.entries.len() {
             self.entries.remove(index);
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
-        self.entries.iter()
+    /// Every subscription with its index, the reply subscription last.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Subscription)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .chain(self.reply.iter().map(|s| (REPLY, s)))
     }
 
     /// Subscriptions the broker forgot (`session_present: false`) that were being
@@ -141,7 +207,7 @@ impl<const N: usize> Subscriptions<N> {
                 !s.unsubscribing
             });
         }
-        for s in self.entries.iter_mut() {
+        for s in self.entries.iter_mut().chain(self.reply.iter_mut()) {
             if session_present {
                 // Re-assert every subscription: the broker holds a resumed
                 // session's deliveries until the client says it still wants them.

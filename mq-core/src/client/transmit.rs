@@ -22,11 +22,20 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
-    Credit { index: usize, owed: u32, grant: u32 },
-    Publish { at: usize, sent: u64, total: u64 },
+    Credit {
+        index: usize,
+        owed: u32,
+        grant: u32,
+    },
+    Publish {
+        id: u32,
+        at: usize,
+        sent: u64,
+        total: u64,
+    },
 }
 
-impl<B, const SUBS: usize, const HELD: usize> Session<B, SUBS, HELD>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -131,7 +140,7 @@ where
             };
             return Some((Tx::Settle(slot), frame));
         }
-        for (index, s) in self.subs.iter().enumerate() {
+        for (index, s) in self.subs.iter() {
             match s.outgoing {
                 Outgoing::Subscribe => {
                     return Some((
@@ -155,7 +164,7 @@ where
                 Outgoing::None => {}
             }
         }
-        for (index, s) in self.subs.iter().enumerate() {
+        for (index, s) in self.subs.iter() {
             if s.unsubscribing || !s.sent {
                 continue;
             }
@@ -178,6 +187,7 @@ where
             .next(usize::try_from(sent).ok()?, max_frame as usize)?;
         Some((
             Tx::Publish {
+                id: rec.id,
                 at: rec.at,
                 sent: piece.end as u64,
                 total: rec.payload.len() as u64,
@@ -222,7 +232,15 @@ where
                     s.grant = s.grant.saturating_sub(grant);
                 }
             }
-            Tx::Publish { at, sent, total } => self.outbox.advance(at, sent, total),
+            Tx::Publish {
+                id,
+                at,
+                sent,
+                total,
+            } => {
+                self.outbox.advance(at, sent, total);
+                self.requests.sent(id);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ mod deliver;
 mod lifecycle;
 mod props;
 mod publish;
+mod request;
 mod serial;
 mod subscribe;
 
@@ -37,6 +38,8 @@ pub(super) enum Ev {
     Unsubscribed(u32),
     Message(Msg),
     Chunk(Piece),
+    Reply(RequestId, Msg),
+    RequestFailed(RequestId, RequestFailure),
     Closed,
 }
 
@@ -49,7 +52,24 @@ pub(super) struct Msg {
     attempt: u16,
     qos: QoS,
     reply_to: Option<String>,
+    correlation: Option<Vec<u8>>,
     payload: Vec<u8>,
+}
+
+impl Msg {
+    fn of(d: &Delivery<'_>) -> Msg {
+        Msg {
+            id: d.id,
+            sub: d.sub.0,
+            topic: d.topic.to_string(),
+            seq: d.seq,
+            attempt: d.attempt,
+            qos: d.qos,
+            reply_to: d.meta.reply_to.map(|r| r.to_string()),
+            correlation: d.meta.correlation.map(|c| c.to_vec()),
+            payload: d.payload.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,16 +94,7 @@ impl From<Event<'_>> for Ev {
             Event::Subscribed { sub } => Ev::Subscribed(sub.0),
             Event::SubscribeRejected { sub, reason } => Ev::SubscribeRejected(sub.0, reason),
             Event::Unsubscribed { sub } => Ev::Unsubscribed(sub.0),
-            Event::Message(d) => Ev::Message(Msg {
-                id: d.id,
-                sub: d.sub.0,
-                topic: d.topic.to_string(),
-                seq: d.seq,
-                attempt: d.attempt,
-                qos: d.qos,
-                reply_to: d.meta.reply_to.map(|r| r.to_string()),
-                payload: d.payload.to_vec(),
-            }),
+            Event::Message(d) => Ev::Message(Msg::of(&d)),
             Event::Chunk(c) => Ev::Chunk(Piece {
                 id: c.id,
                 topic: c.topic.to_string(),
@@ -93,6 +104,8 @@ impl From<Event<'_>> for Ev {
                 last: c.last,
                 reply_to: c.meta.reply_to.map(|r| r.to_string()),
             }),
+            Event::Reply { id, delivery } => Ev::Reply(id, Msg::of(&delivery)),
+            Event::RequestFailed { id, reason } => Ev::RequestFailed(id, reason),
             Event::Closed => Ev::Closed,
         }
     }
