@@ -3,10 +3,11 @@
 //!
 //! The application sees a small API: [`connect`](Client::connect),
 //! [`publish`](Client::publish), [`subscribe`](Client::subscribe),
-//! `poll` for events and deliveries, [`ack`](Client::ack). Delivery decisions
+//! `poll` for events and deliveries, [`ack`](Client::ack), and
+//! [`request`](Client::request) / [`reply`](Client::reply). Delivery decisions
 //! (QoS 1 resends, redelivery, duplicate suppression, credit, keepalive,
-//! reconnect backoff, session resume) are the session's; the drivers only move
-//! bytes and time.
+//! reconnect backoff, session resume, request-reply) are the session's; the
+//! drivers only move bytes and time.
 //!
 //! - [`TcpClient`] (feature `tcp`): over a TCP socket of the caller's smoltcp
 //!   [`SocketSet`](smoltcp::iface::SocketSet), generic over smoltcp's
@@ -254,8 +255,8 @@ pub use mq_core;
 pub use mq_core::Instant;
 pub use mq_core::client::{
     AckError, Chunk, Config, ConfigError, CreditError, Delivery, DeliveryId, Event, PublishError,
-    PublishId, PublishOptions, State, Stats, SubId, SubscribeError, SubscribeOptions,
-    UnsubscribeError,
+    PublishId, PublishOptions, ReplyAddress, RequestError, RequestFailure, RequestId,
+    RequestOptions, State, Stats, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 pub use mq_core::wire::{Meta, QoS, Reason, SessionMode, Start};
 

@@ -44,8 +44,13 @@ use crate::client::{Client, ClientSession, Engine, Link, LinkStatus};
 const READ_CHUNK: usize = 32;
 
 /// An mq client over a UART (see the crate docs for the loop).
-pub type SerialClient<'a, IO, const SUBS: usize = 8, const HELD: usize = 32> =
-    Client<'a, Serial<'a, IO>, SUBS, HELD>;
+pub type SerialClient<
+    'a,
+    IO,
+    const SUBS: usize = 8,
+    const HELD: usize = 32,
+    const REQS: usize = 4,
+> = Client<'a, Serial<'a, IO>, SUBS, HELD, REQS>;
 
 /// What a serial line has seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,10 +139,10 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
         }
     }
 
-    fn receive<const SUBS: usize, const HELD: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
     ) {
         if self.refused {
             if let Some(frame) = self.decoder.last_frame()
@@ -166,8 +171,8 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
     }
 }
 
-impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
-    Client<'a, Serial<'a, IO>, SUBS, HELD>
+impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, const REQS: usize>
+    Client<'a, Serial<'a, IO>, SUBS, HELD, REQS>
 {
     /// A client that speaks to the broker over `io` (a UART, or any byte
     /// stream), working in `buffers`. The largest frames each way are what `rx`
