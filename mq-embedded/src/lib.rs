@@ -38,10 +38,11 @@
 //!   line).
 //!
 //! The client value holds the session's tables (subscriptions, held deliveries,
-//! the ring of the 64 messages acked last, events): 6,952 bytes for a
-//! [`TcpClient`] on Cortex-M with the default `SUBS = 8`, `HELD = 32`, and
-//! 4,408 bytes with `TcpClient<'_, 2, 8>`; `size_of` tells the figure for
-//! yours. The TCP socket's own buffers come on top (keep its receive window
+//! the ring of the 64 messages acked last, events, pending requests): 7,456
+//! bytes for a [`TcpClient`] on Cortex-M with the default `SUBS = 8`,
+//! `HELD = 32`, `REQS = 4`, and 4,656 bytes with `TcpClient<'_, 2, 8, 0>` (a
+//! board that makes no requests sets `REQS = 0`, and the request-reply code
+//! compiles away); `size_of` tells the figure for yours. The TCP socket's own buffers come on top (keep its receive window
 //! modest on small MACs).
 //!
 //! # Code size

@@ -314,7 +314,8 @@ where
             }
         }
         let (mut id, sub) = (DeliveryId(head.id), SubId(head.sub));
-        if head.reply {
+        let reply = Self::REQUESTS && head.reply;
+        if reply {
             // The application does not see the reply subscription: the session
             // acknowledges its deliveries (a stale ack is repeated on
             // redelivery).
@@ -347,7 +348,7 @@ where
             meta: view.meta,
             payload: view.data,
         };
-        Some(if head.reply {
+        Some(if reply {
             Event::Reply {
                 id: RequestId(correlation_id(view.meta.correlation).unwrap_or(0)),
                 delivery,

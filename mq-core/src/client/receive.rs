@@ -176,7 +176,7 @@ where
                 return Err(Backpressure::Held);
             }
         }
-        let reply = self.subs.is_reply(d.sub);
+        let reply = Self::REQUESTS && self.subs.is_reply(d.sub);
         let request = if reply {
             match self.check_reply(d, place)? {
                 Some(request) => Some(request),
@@ -306,7 +306,7 @@ where
                 }
                 if place.last {
                     self.events.message_queued();
-                    if head.reply {
+                    if Self::REQUESTS && head.reply {
                         self.reply_complete();
                     }
                 }

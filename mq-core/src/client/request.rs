@@ -283,7 +283,8 @@ where
         if !self.requests.has_room() {
             return Err(RequestError::TableFull);
         }
-        let reply_to = self.reply_topic();
+        let mut reply_to = String::new();
+        self.reply_topic(&mut reply_to);
         let id = self.requests.next_id();
         let correlation = id.to_be_bytes();
         let meta = Meta {
@@ -297,8 +298,7 @@ where
         if self.subs.reply().is_none() {
             let sub = self.subs.allocate_id();
             let window = self.config.limits.credit;
-            let reply =
-                Subscription::new(sub, reply_to, None, QoS::AtLeastOnce, Start::New, window);
+            let reply = Subscription::new(sub, QoS::AtLeastOnce, Start::New, window);
             self.subs.set_reply(reply);
         }
         let deadline = opts.timeout.map(|t| now + t);
@@ -327,17 +327,14 @@ where
         self.publish(now, to.topic(), payload, &opts)
     }
 
-    /// The topic replies come back on: the reply subscription's, or the one it
-    /// will have.
-    fn reply_topic(&self) -> String<MAX_FILTER_LEN> {
-        if let Some(s) = self.subs.reply() {
-            return s.filter.clone();
-        }
-        let mut topic = String::new();
+    /// The topic replies come back on, written into `topic`: `_reply.<client
+    /// id>`, or `_reply.<16 hex digits>` when the client id makes no topic.
+    pub(super) fn reply_topic(&self, topic: &mut String<MAX_FILTER_LEN>) {
+        topic.clear();
         let _ = topic.push_str(REPLY_PREFIX);
         let _ = topic.push_str(&self.config.client_id);
-        if Topic::new(&topic).is_ok() {
-            return topic;
+        if Topic::new(topic).is_ok() {
+            return;
         }
         topic.clear();
         let _ = topic.push_str(REPLY_PREFIX);
@@ -351,7 +348,6 @@ where
             };
             let _ = topic.push(char::from(digit));
         }
-        topic
     }
 
     /// A delivery (or its first fragment) on the reply subscription: the request

@@ -289,6 +289,10 @@ where
         }
     }
 
+    /// Whether the session can make requests at all: with `REQS == 0` the
+    /// request-reply paths compile away.
+    pub(super) const REQUESTS: bool = REQS > 0;
+
     pub(super) fn accepts_input(&self) -> bool {
         matches!(self.conn.state, State::Handshaking | State::Connected)
     }

@@ -3,7 +3,7 @@
 
 use heapless::String;
 
-use super::subscriptions::{Outgoing, REPLY, Subscription};
+use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
 use super::{
     CreditError, Event, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions,
     UnsubscribeError,
@@ -40,8 +40,8 @@ where
         } else {
             opts.credit
         };
-        let sub = Subscription::new(id, filter, group, opts.qos, opts.start, window);
-        if !self.subs.push(sub) {
+        let sub = Subscription::new(id, opts.qos, opts.start, window);
+        if !self.subs.push(sub, Names { filter, group }) {
             return Err(SubscribeError::TableFull);
         }
         Ok(SubId(id))

@@ -19,12 +19,19 @@ pub(crate) enum Outgoing {
     Unsubscribe,
 }
 
-/// One subscription.
+/// What an application's subscription asks for. The session's reply
+/// subscription stores none: its filter is the reply topic, which the session
+/// derives from its configuration when it needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    pub filter: String<MAX_FILTER_LEN>,
+    pub group: Option<String<MAX_GROUP_LEN>>,
+}
+
+/// One subscription's state.
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
     pub id: u32,
-    pub filter: String<MAX_FILTER_LEN>,
-    pub group: Option<String<MAX_GROUP_LEN>>,
     pub qos: QoS,
     /// Where the next `Subscribe` frame starts.
     pub start: Start,
@@ -45,18 +52,9 @@ pub(crate) struct Subscription {
 
 impl Subscription {
     /// A new subscription, its `Subscribe` to be sent.
-    pub(crate) fn new(
-        id: u32,
-        filter: String<MAX_FILTER_LEN>,
-        group: Option<String<MAX_GROUP_LEN>>,
-        qos: QoS,
-        start: Start,
-        window: u32,
-    ) -> Self {
+    pub(crate) fn new(id: u32, qos: QoS, start: Start, window: u32) -> Self {
         Subscription {
             id,
-            filter,
-            group,
             qos,
             start,
             window,
@@ -88,7 +86,7 @@ pub(crate) const REPLY: usize = usize::MAX;
 /// position among the application's, or [`REPLY`].
 #[derive(Debug)]
 pub(crate) struct Subscriptions<const N: usize> {
-    entries: Vec<Subscription, N>,
+    entries: Vec<(Subscription, Names), N>,
     reply: Option<Subscription>,
     next_id: u32,
 }
@@ -125,8 +123,14 @@ impl<const N: usize> Subscriptions<N> {
 
     /// Adds a subscription of the application's; false when the table is full.
     #[must_use]
-    pub(crate) fn push(&mut self, sub: Subscription) -> bool {
-        self.entries.push(sub).is_ok()
+    pub(crate) fn push(&mut self, sub: Subscription, names: Names) -> bool {
+        self.entries.push((sub, names)).is_ok()
+    }
+
+    /// What the subscription at `index` asks for; `None` for the reply
+    /// subscription.
+    pub(crate) fn names(&self, index: usize) -> Option<&Names> {
+        self.entries.get(index).map(|(_, names)| names)
     }
 
     /// The reply subscription, if the session made one.
@@ -145,7 +149,7 @@ impl<const N: usize> Subscriptions<N> {
     }
 
     pub(crate) fn index(&self, id: u32) -> Option<usize> {
-        match self.entries.iter().position(|s| s.id == id) {
+        match self.entries.iter().position(|(s, _)| s.id == id) {
             None if self.is_reply(id) => Some(REPLY),
             found => found,
         }
@@ -154,14 +158,14 @@ impl<const N: usize> Subscriptions<N> {
     pub(crate) fn get(&self, index: usize) -> Option<&Subscription> {
         match index {
             REPLY => self.reply.as_ref(),
-            _ => self.entries.get(index),
+            _ => self.entries.get(index).map(|(s, _)| s),
         }
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
         match index {
             REPLY => self.reply.as_mut(),
-            _ => self.entries.get_mut(index),
+            _ => self.entries.get_mut(index).map(|(s, _)| s),
         }
     }
 
@@ -183,6 +187,7 @@ impl<const N: usize> Subscriptions<N> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Subscription)> {
         self.entries
             .iter()
+            .map(|(s, _)| s)
             .enumerate()
             .chain(self.reply.iter().map(|s| (REPLY, s)))
     }
@@ -190,7 +195,7 @@ impl<const N: usize> Subscriptions<N> {
     /// Subscriptions the broker forgot (`session_present: false`) that were being
     /// unsubscribed: they are simply gone.
     pub(crate) fn count_forgotten(&self) -> usize {
-        self.entries.iter().filter(|s| s.unsubscribing).count()
+        self.entries.iter().filter(|(s, _)| s.unsubscribing).count()
     }
 
     /// After `Welcome`: decides what to send again. With no session on the broker,
@@ -200,14 +205,15 @@ impl<const N: usize> Subscriptions<N> {
     /// answer was lost with the last connection are repeated.
     pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
         if !session_present {
-            self.entries.retain(|s| {
+            self.entries.retain(|(s, _)| {
                 if s.unsubscribing {
                     removed(s.id);
                 }
                 !s.unsubscribing
             });
         }
-        for s in self.entries.iter_mut().chain(self.reply.iter_mut()) {
+        let entries = self.entries.iter_mut().map(|(s, _)| s);
+        for s in entries.chain(self.reply.iter_mut()) {
             if session_present {
                 // Re-assert every subscription: the broker holds a resumed
                 // session's deliveries until the client says it still wants them.

@@ -2,7 +2,9 @@
 //! changes, credit, then publishes), and what writing it changes.
 
 use super::held::Settle;
-use super::subscriptions::Outgoing;
+use heapless::String;
+
+use super::subscriptions::{MAX_FILTER_LEN, Outgoing};
 use super::{Framing, Session, State};
 use crate::framing::serial::DELIMITER;
 use crate::time::Instant;
@@ -53,7 +55,9 @@ where
         let mut written = 0;
         loop {
             self.drop_unsendable();
-            let Some((tx, frame)) = self.next_tx() else {
+            // Where the reply subscription's filter is written, if it is sent.
+            let mut scratch = String::new();
+            let Some((tx, frame)) = self.next_tx(&mut scratch) else {
                 break;
             };
             // On a serial line a lone delimiter ends whatever partial frame of an
@@ -85,7 +89,7 @@ where
     }
 
     /// The next frame to write, without changing anything.
-    fn next_tx(&self) -> Option<(Tx, Frame<'_>)> {
+    fn next_tx<'a>(&'a self, scratch: &'a mut String<MAX_FILTER_LEN>) -> Option<(Tx, Frame<'a>)> {
         match self.conn.state {
             State::Disconnecting => self.conn.error_pending.map(|code| {
                 (
@@ -98,7 +102,7 @@ where
             }),
             // Everything queued before `close` (acks, publishes, unsubscribes)
             // goes out first, then the Close.
-            State::Closing => self.next_connected_tx().or_else(|| {
+            State::Closing => self.next_connected_tx(scratch).or_else(|| {
                 self.conn.close_pending.then_some((
                     Tx::Close,
                     Frame::Close(Close {
@@ -119,12 +123,15 @@ where
                     }),
                 )
             }),
-            State::Connected => self.next_connected_tx(),
+            State::Connected => self.next_connected_tx(scratch),
             _ => None,
         }
     }
 
-    fn next_connected_tx(&self) -> Option<(Tx, Frame<'_>)> {
+    fn next_connected_tx<'a>(
+        &'a self,
+        scratch: &'a mut String<MAX_FILTER_LEN>,
+    ) -> Option<(Tx, Frame<'a>)> {
         if let Some(&value) = self.conn.pongs.front() {
             return Some((Tx::Pong, Frame::Pong(value)));
         }
@@ -143,12 +150,21 @@ where
         for (index, s) in self.subs.iter() {
             match s.outgoing {
                 Outgoing::Subscribe => {
+                    let (filter, group) = match self.subs.names(index) {
+                        Some(names) => (names.filter.as_str(), names.group.as_deref()),
+                        None if Self::REQUESTS => {
+                            self.reply_topic(scratch);
+                            (scratch.as_str(), None)
+                        }
+                        // No reply subscription without requests.
+                        None => continue,
+                    };
                     return Some((
                         Tx::Subscribe(index),
                         Frame::Subscribe(Subscribe {
                             sub: s.id,
-                            filter: s.filter.as_str(),
-                            group: s.group.as_ref().map(|g| g.as_str()),
+                            filter,
+                            group,
                             start: s.start,
                             qos: s.qos,
                             credit: s.window,
