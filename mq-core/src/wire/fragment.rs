@@ -12,6 +12,47 @@
 //!   rules (see the [protocol rules](super#protocol-rules)) and tells the caller
 //!   where each piece goes and when the message is complete; the caller keeps
 //!   the bytes wherever it likes.
+//!
+//! ```
+//! use mq_core::framing::Framing;
+//! use mq_core::framing::stream::{Split, StreamDecoder};
+//! use mq_core::wire::fragment::{Fragmenter, Reassembler};
+//! use mq_core::wire::{Deliver, Frame, Meta, QoS};
+//!
+//! let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+//! let deliver = Deliver {
+//!     sub: 1,
+//!     topic: "sensors.kitchen",
+//!     seq: 17,
+//!     tag: 9,
+//!     attempt: 1,
+//!     qos: QoS::AtLeastOnce,
+//!     meta: Meta::default(),
+//!     fragment: None,
+//!     payload: &payload,
+//! };
+//! // Sender: frames of at most the peer's 1000 bytes, into a 700-byte buffer.
+//! let frames = Fragmenter::deliver(deliver);
+//! let (mut buf, mut offset, mut wire) = ([0u8; 700], 0, Vec::new());
+//! loop {
+//!     let w = frames.encode_next(offset, 1000, Framing::Stream, &mut buf).unwrap();
+//!     wire.extend_from_slice(&buf[..w.len]);
+//!     offset = w.end;
+//!     if w.last {
+//!         break;
+//!     }
+//! }
+//! // Receiver: checks each frame, puts its payload where it belongs.
+//! let (mut reassembler, mut whole, mut rest) = (Reassembler::new(), Vec::new(), &wire[..]);
+//! while let Ok(Split::Whole { body, consumed }) = StreamDecoder::new(1000).split(rest) {
+//!     let Ok(Frame::Deliver(d)) = Frame::decode(body) else { unreachable!() };
+//!     let place = reassembler.accept(d.tag, d.fragment, d.payload.len(), u64::MAX).unwrap();
+//!     assert_eq!(place.offset as usize, whole.len());
+//!     whole.extend_from_slice(d.payload);
+//!     rest = &rest[consumed..];
+//! }
+//! assert_eq!(whole, payload);
+//! ```
 
 use core::fmt;
 
@@ -221,7 +262,7 @@ impl<'a> Fragmenter<'a> {
         buf: &mut [u8],
     ) -> Result<Written, FragmentError> {
         let peer = max_frame as usize;
-        let limit = peer.min(framing.largest_frame(buf.len()));
+        let limit = frame_limit(max_frame, framing, buf.len());
         let Some(piece) = self.next(offset, limit) else {
             return Err(if self.next(offset, peer).is_some() {
                 FragmentError::BufferTooSmall
@@ -241,6 +282,13 @@ impl<'a> Fragmenter<'a> {
             last: piece.last,
         })
     }
+}
+
+/// The largest frame, in encoded bytes, that both the peer (`max_frame`) and a
+/// buffer of `buf_len` bytes take with `framing`: pass it to
+/// [`Fragmenter::room`] or [`Fragmenter::next`] to size fragments to a buffer.
+pub fn frame_limit(max_frame: u32, framing: Framing, buf_len: usize) -> usize {
+    (max_frame as usize).min(framing.largest_frame(buf_len))
 }
 
 /// Bytes a [`Publish`] or [`Deliver`] frame needs besides its payload, at most, for

@@ -268,7 +268,7 @@ proptest! {
                 payload: &payload,
             })
         };
-        let limit = (max_frame as usize).min(framing.largest_frame(buf_len));
+        let limit = frame_limit(max_frame, framing, buf_len);
         let mut buf = vec![0u8; buf_len];
         let mut scratch = vec![0u8; 2048];
         let mut whole: Vec<u8> = Vec::new();
