@@ -52,4 +52,13 @@ pub mod topic;
 pub mod wire;
 
 pub use time::Instant;
+
+/// What the exported logging macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "defmt")]
+    pub use defmt;
+    #[cfg(feature = "log")]
+    pub use log;
+}
 pub use wire::{Frame, QoS, Reason};

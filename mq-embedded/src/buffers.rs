@@ -141,13 +141,7 @@ impl Buffers<'_> {
 
 /// The largest frame that fits `len` bytes once framed, as a frame limit.
 pub(crate) fn largest_frame(framing: Framing, len: usize) -> u32 {
-    // The overhead grows with the frame, so this underestimates; then climb.
-    let overhead = framing.max_framed_len(len).saturating_sub(len);
-    let mut frame = len.saturating_sub(overhead);
-    while framing.max_framed_len(frame + 1) <= len {
-        frame += 1;
-    }
-    u32::try_from(frame).unwrap_or(u32::MAX)
+    u32::try_from(framing.largest_frame(len)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -2,17 +2,19 @@
 //! and the loop that drives the session over whatever [`Link`] a transport
 //! provides for the duration of one poll.
 
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{
     AckError, Config, CreditError, DeliveryId, Framing, PublishError, PublishId, PublishOptions,
-    Session, State, Stats, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
+    ReplyAddress, RequestError, RequestId, RequestOptions, Session, State, Stats, SubId,
+    SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 
 use crate::buffers::{BufferError, Buffers, largest_frame};
 
 /// The session type both drivers run: storage borrowed from the caller.
-pub type ClientSession<'a, const SUBS: usize, const HELD: usize> =
-    Session<&'a mut [u8], SUBS, HELD>;
+pub type ClientSession<'a, const SUBS: usize, const HELD: usize, const REQS: usize = 4> =
+    Session<&'a mut [u8], SUBS, HELD, REQS>;
 
 /// Where a transport stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,17 +40,17 @@ pub(crate) trait Link {
     /// Queues bytes for the broker; returns how many were taken (0: no room now).
     fn send(&mut self, bytes: &[u8]) -> usize;
     /// Hands what arrived to the session, as much as it takes now.
-    fn receive<const SUBS: usize, const HELD: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
     );
 }
 
 /// The session, its transmit buffer, and whether the transport is open for the
 /// current connection attempt.
-pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize> {
-    pub(crate) session: ClientSession<'a, SUBS, HELD>,
+pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize, const REQS: usize> {
+    pub(crate) session: ClientSession<'a, SUBS, HELD, REQS>,
     tx: &'a mut [u8],
     /// Bytes `tx[tx_start..tx_end]` are written by the session, not yet taken by
     /// the transport.
@@ -57,7 +59,7 @@ pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize> {
     open: bool,
 }
 
-impl<'a, const SUBS: usize, const HELD: usize> Engine<'a, SUBS, HELD> {
+impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUBS, HELD, REQS> {
     /// A session whose frames fit the buffers: the largest frame it accepts is
     /// lowered to what `rx` holds, the largest it produces to what `tx` holds.
     /// Returns the engine and `rx`, for the transport.
@@ -192,13 +194,16 @@ impl<'a, const SUBS: usize, const HELD: usize> Engine<'a, SUBS, HELD> {
 ///
 /// The commands below return at once; what they queue goes out at the next
 /// `poll`, so call `poll` after issuing them. `SUBS` bounds the subscriptions,
-/// `HELD` the QoS 1 deliveries the application holds unacked at once.
-pub struct Client<'a, T, const SUBS: usize = 8, const HELD: usize = 32> {
-    pub(crate) engine: Engine<'a, SUBS, HELD>,
+/// `HELD` the QoS 1 deliveries the application holds unacked at once, `REQS`
+/// the requests waiting for their reply (0 if the board makes none).
+pub struct Client<'a, T, const SUBS: usize = 8, const HELD: usize = 32, const REQS: usize = 4> {
+    pub(crate) engine: Engine<'a, SUBS, HELD, REQS>,
     pub(crate) transport: T,
 }
 
-impl<'a, T, const SUBS: usize, const HELD: usize> Client<'a, T, SUBS, HELD> {
+impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
+    Client<'a, T, SUBS, HELD, REQS>
+{
     /// Starts the session: the transport opens at the next `poll`, then
     /// `Hello`, `Welcome` ([`Event::Connected`](crate::Event::Connected)).
     /// After a lost connection the client reconnects by itself, with backoff,
@@ -248,6 +253,35 @@ impl<'a, T, const SUBS: usize, const HELD: usize> Client<'a, T, SUBS, HELD> {
         self.engine.session.unsubscribe(now, sub)
     }
 
+    /// Sends a request to `topic` and waits for its reply: the client sets the
+    /// reply-to topic (its own, subscribed the first time) and a fresh
+    /// correlation id. The outcome comes as [`Event::Reply`](crate::Event::Reply)
+    /// (acknowledged by the client) or
+    /// [`Event::RequestFailed`](crate::Event::RequestFailed); at most `REQS`
+    /// requests wait at once.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        topic: &str,
+        payload: &[u8],
+        opts: &RequestOptions<'_>,
+    ) -> Result<RequestId, RequestError> {
+        self.engine.session.request(now, topic, payload, opts)
+    }
+
+    /// Answers a request: publishes `payload` to its reply-to topic with its
+    /// correlation id. Copy the address out of the delivery with
+    /// [`ReplyAddress::of`]`(&delivery.meta)`, let the event go, then reply.
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        to: &ReplyAddress,
+        payload: &[u8],
+        opts: &PublishOptions<'_>,
+    ) -> Result<PublishId, PublishError> {
+        self.engine.session.reply(now, to, payload, opts)
+    }
+
     /// Acknowledges a delivery (QoS 1: the broker forgets the message; QoS 0:
     /// nothing to do). Take the id from the event, let the event go, then ack.
     pub fn ack(&mut self, id: DeliveryId) -> Result<(), AckError> {
@@ -281,7 +315,7 @@ impl<'a, T, const SUBS: usize, const HELD: usize> Client<'a, T, SUBS, HELD> {
     }
 
     /// The session, for its other getters (outbox use, limits, ...).
-    pub fn session(&self) -> &ClientSession<'a, SUBS, HELD> {
+    pub fn session(&self) -> &ClientSession<'a, SUBS, HELD, REQS> {
         &self.engine.session
     }
 }

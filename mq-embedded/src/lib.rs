@@ -3,10 +3,11 @@
 //!
 //! The application sees a small API: [`connect`](Client::connect),
 //! [`publish`](Client::publish), [`subscribe`](Client::subscribe),
-//! `poll` for events and deliveries, [`ack`](Client::ack). Delivery decisions
+//! `poll` for events and deliveries, [`ack`](Client::ack), and
+//! [`request`](Client::request) / [`reply`](Client::reply). Delivery decisions
 //! (QoS 1 resends, redelivery, duplicate suppression, credit, keepalive,
-//! reconnect backoff, session resume) are the session's; the drivers only move
-//! bytes and time.
+//! reconnect backoff, session resume, request-reply) are the session's; the
+//! drivers only move bytes and time.
 //!
 //! - [`TcpClient`] (feature `tcp`): over a TCP socket of the caller's smoltcp
 //!   [`SocketSet`](smoltcp::iface::SocketSet), generic over smoltcp's
@@ -37,10 +38,11 @@
 //!   line).
 //!
 //! The client value holds the session's tables (subscriptions, held deliveries,
-//! the ring of the 64 messages acked last, events): 6,952 bytes for a
-//! [`TcpClient`] on Cortex-M with the default `SUBS = 8`, `HELD = 32`, and
-//! 4,408 bytes with `TcpClient<'_, 2, 8>`; `size_of` tells the figure for
-//! yours. The TCP socket's own buffers come on top (keep its receive window
+//! the ring of the 64 messages acked last, events, pending requests): 7,456
+//! bytes for a [`TcpClient`] on Cortex-M with the default `SUBS = 8`,
+//! `HELD = 32`, `REQS = 4`, and 4,656 bytes with `TcpClient<'_, 2, 8, 0>` (a
+//! board that makes no requests sets `REQS = 0`, and the request-reply code
+//! compiles away); `size_of` tells the figure for yours. The TCP socket's own buffers come on top (keep its receive window
 //! modest on small MACs).
 //!
 //! # Code size
@@ -236,9 +238,6 @@
 #[cfg(test)]
 extern crate std;
 
-#[macro_use]
-mod macros;
-
 mod buffers;
 mod client;
 #[cfg(feature = "serial")]
@@ -257,8 +256,8 @@ pub use mq_core;
 pub use mq_core::Instant;
 pub use mq_core::client::{
     AckError, Chunk, Config, ConfigError, CreditError, Delivery, DeliveryId, Event, PublishError,
-    PublishId, PublishOptions, State, Stats, SubId, SubscribeError, SubscribeOptions,
-    UnsubscribeError,
+    PublishId, PublishOptions, ReplyAddress, RequestError, RequestFailure, RequestId,
+    RequestOptions, State, Stats, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 pub use mq_core::wire::{Meta, QoS, Reason, SessionMode, Start};
 

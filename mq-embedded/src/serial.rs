@@ -5,11 +5,11 @@
 //! is the span from the device's `Hello` to its end, and the line carries one
 //! connection after another:
 //!
-//! - **Opening** a connection writes a lone delimiter (ending whatever partial
-//!   frame the broker's decoder holds), forgets any partial input, and sends
-//!   `Hello`. The broker (`mqd --serial`) treats a `Hello` on a line whose
-//!   connection already had one as a new connection on the same line, closing
-//!   the old one.
+//! - **Opening** a connection forgets any partial input; the session then
+//!   writes a lone delimiter (ending whatever partial frame the broker's decoder
+//!   holds) and `Hello`. The broker (`mqd --serial`) treats a `Hello` on a line
+//!   whose connection already had one as a new connection on the same line,
+//!   closing the old one.
 //! - **Loss** is noticed by the session's timers: no `Welcome` within
 //!   `Config::connect_timeout`, or nothing received for 1.5 keepalive intervals
 //!   while connected (the session pings at half the interval, so a live broker
@@ -19,19 +19,23 @@
 //!   backoff, resuming the persistent session: the broker redelivers what was
 //!   not acked and the outbox resends what was not stored.
 //! - **Stale frames**: deliveries and acknowledgements of an earlier connection
-//!   may still be on the line while a new `Hello` goes out; until `Welcome`
-//!   they are dropped (counted in [`LineStats::stale_frames`]), as a new TCP
+//!   may still be on the line while a new `Hello` goes out; until `Welcome` the
+//!   session drops them (counted in [`LineStats::stale_frames`]), as a new TCP
 //!   connection would never see them.
+//!
+//! The delimiter and the stale frames are the session's rules for a serial line
+//! (see the serial-line rules in [`mq_core::wire`]); this driver only moves
+//! bytes and frames.
 //! - **Noise** (a damaged or truncated frame) fails its CRC or COBS decoding
 //!   and is dropped; the decoder resynchronises at the next delimiter. What it
 //!   carried is recovered like a loss: QoS 1 publishes and deliveries are
 //!   resent until acknowledged.
 
 use embedded_io::{Read, ReadReady, Write};
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
-use mq_core::client::{Config, Event, Framing, State};
-use mq_core::framing::serial::{DELIMITER, SerialDecoder, SerialStats};
-use mq_core::wire::Frame;
+use mq_core::client::{Config, Event, Framing};
+use mq_core::framing::serial::{SerialDecoder, SerialStats};
 
 use crate::buffers::{BufferError, Buffers};
 use crate::client::{Client, ClientSession, Engine, Link, LinkStatus};
@@ -40,8 +44,13 @@ use crate::client::{Client, ClientSession, Engine, Link, LinkStatus};
 const READ_CHUNK: usize = 32;
 
 /// An mq client over a UART (see the crate docs for the loop).
-pub type SerialClient<'a, IO, const SUBS: usize = 8, const HELD: usize = 32> =
-    Client<'a, Serial<'a, IO>, SUBS, HELD>;
+pub type SerialClient<
+    'a,
+    IO,
+    const SUBS: usize = 8,
+    const HELD: usize = 32,
+    const REQS: usize = 4,
+> = Client<'a, Serial<'a, IO>, SUBS, HELD, REQS>;
 
 /// What a serial line has seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +60,7 @@ pub struct LineStats {
     /// larger than the receive buffer, or for not being frames.
     pub decoder: SerialStats,
     /// Frames of an earlier connection dropped while a new one was being
-    /// opened.
+    /// opened: the session's [`Stats::stale_frames`](mq_core::client::Stats::stale_frames).
     pub stale_frames: u32,
     /// Reads that failed.
     pub read_errors: u32,
@@ -70,41 +79,11 @@ pub struct Serial<'a, IO> {
     /// The session refused the decoder's last frame (backpressure): offer it
     /// again before reading on.
     refused: bool,
-    stale_frames: u32,
     read_errors: u32,
     write_errors: u32,
 }
 
-/// A frame that can only belong to an earlier connection while a `Hello` waits
-/// for its `Welcome`.
-fn stale_in_handshake(frame: &Frame<'_>) -> bool {
-    matches!(
-        frame,
-        Frame::Deliver(_)
-            | Frame::PubAck(_)
-            | Frame::PubReject(_)
-            | Frame::SubAck(_)
-            | Frame::SubReject(_)
-            | Frame::UnsubAck(_)
-    )
-}
-
 impl<IO: Read + Write + ReadReady> Serial<'_, IO> {
-    /// Offers a frame to the session; `false` when it must wait (backpressure).
-    fn offer<const SUBS: usize, const HELD: usize>(
-        session: &mut ClientSession<'_, SUBS, HELD>,
-        stale_frames: &mut u32,
-        now: Instant,
-        frame: Frame<'_>,
-    ) -> bool {
-        if session.state() == State::Handshaking && stale_in_handshake(&frame) {
-            debug!("dropped a {} of an earlier connection", frame.kind());
-            *stale_frames = stale_frames.wrapping_add(1);
-            return true;
-        }
-        session.handle_frame(now, frame).is_ok()
-    }
-
     /// Refills `chunk` from the line if it is used up; `false` when nothing is
     /// waiting.
     fn refill(&mut self) -> bool {
@@ -140,8 +119,6 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
         self.chunk_start = 0;
         self.chunk_end = 0;
         self.refused = false;
-        // Ends a partial frame on the broker's side; an empty frame is skipped.
-        self.send(&[DELIMITER]);
         true
     }
 
@@ -162,14 +139,14 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
         }
     }
 
-    fn receive<const SUBS: usize, const HELD: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
     ) {
         if self.refused {
             if let Some(frame) = self.decoder.last_frame()
-                && !Self::offer(session, &mut self.stale_frames, now, frame)
+                && session.handle_frame(now, frame).is_err()
             {
                 return;
             }
@@ -183,7 +160,7 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
             let (used, out) = self.decoder.feed(input);
             self.chunk_start += used.max(1);
             match out {
-                Some(Ok(frame)) if !Self::offer(session, &mut self.stale_frames, now, frame) => {
+                Some(Ok(frame)) if session.handle_frame(now, frame).is_err() => {
                     self.refused = true;
                     return;
                 }
@@ -194,8 +171,8 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
     }
 }
 
-impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
-    Client<'a, Serial<'a, IO>, SUBS, HELD>
+impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, const REQS: usize>
+    Client<'a, Serial<'a, IO>, SUBS, HELD, REQS>
 {
     /// A client that speaks to the broker over `io` (a UART, or any byte
     /// stream), working in `buffers`. The largest frames each way are what `rx`
@@ -216,7 +193,6 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
                 chunk_start: 0,
                 chunk_end: 0,
                 refused: false,
-                stale_frames: 0,
                 read_errors: 0,
                 write_errors: 0,
             },
@@ -253,7 +229,8 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize>
         let t = &self.transport;
         LineStats {
             decoder: t.decoder.stats(),
-            stale_frames: t.stale_frames,
+            stale_frames: u32::try_from(self.engine.session.stats().stale_frames)
+                .unwrap_or(u32::MAX),
             read_errors: t.read_errors,
             write_errors: t.write_errors,
         }
@@ -277,7 +254,7 @@ mod tests {
     use std::vec::Vec;
 
     use embedded_io::ErrorType;
-    use mq_core::framing::serial::{encode_frame, max_framed_len};
+    use mq_core::framing::serial::{DELIMITER, encode_frame, max_framed_len};
     use mq_core::wire::{
         Deliver, Frame as WireFrame, Limits, PROTOCOL_VERSION, QoS, SubAck, Welcome,
     };

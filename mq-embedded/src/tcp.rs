@@ -1,6 +1,7 @@
 //! The driver over a smoltcp TCP socket: connects to the broker, reconnects
 //! after a loss with the session's backoff, and resumes the session.
 
+use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{Config, Event, Framing};
 use mq_core::framing::stream::{Split, StreamDecoder};
@@ -17,8 +18,8 @@ const FIRST_PORT: u16 = 49_152;
 const PORTS: u16 = 16_384;
 
 /// An mq client over a smoltcp TCP socket (see the crate docs for the loop).
-pub type TcpClient<'a, const SUBS: usize = 8, const HELD: usize = 32> =
-    Client<'a, Tcp<'a>, SUBS, HELD>;
+pub type TcpClient<'a, const SUBS: usize = 8, const HELD: usize = 32, const REQS: usize = 4> =
+    Client<'a, Tcp<'a>, SUBS, HELD, REQS>;
 
 /// The TCP half of a [`TcpClient`]: which socket, which broker, and the receive
 /// buffer.
@@ -96,10 +97,10 @@ impl Link for TcpLink<'_, '_, '_> {
         self.socket().send_slice(bytes).unwrap_or(0)
     }
 
-    fn receive<const SUBS: usize, const HELD: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
     ) {
         let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp.socket);
         let tcp = &mut *self.tcp;
@@ -129,7 +130,9 @@ fn timestamp(now: Instant) -> smoltcp::time::Instant {
     smoltcp::time::Instant::from_micros(i64::try_from(now.as_micros()).unwrap_or(i64::MAX))
 }
 
-impl<'a, const SUBS: usize, const HELD: usize> Client<'a, Tcp<'a>, SUBS, HELD> {
+impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize>
+    Client<'a, Tcp<'a>, SUBS, HELD, REQS>
+{
     /// A client that will connect `socket` (a TCP socket in the caller's
     /// [`SocketSet`], with its own buffers) to the broker at `broker`, working
     /// in `buffers`. The largest frames each way are what `rx` and `tx` hold.

@@ -22,7 +22,9 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint};
-use support::scenario::{Board, Seen, ack, board_config, qos1_both_ways_across_a_restart};
+use support::scenario::{
+    Board, Seen, ack, board_config, qos1_both_ways_across_a_restart, request_reply_both_ways,
+};
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
@@ -277,4 +279,12 @@ fn qos1_both_ways_across_an_mqd_restart() {
     qos1_both_ways_across_a_restart(&mut mqd, &mut board);
     // Through the gateway: once before the crash, once after (at least).
     assert!(board.gateway.relayed >= 2);
+}
+
+#[test]
+fn request_reply_both_ways_with_an_mq_std_client() {
+    let mqd = support::mqd("");
+    let mut board = TcpBoard::new(mqd.addr);
+    let seen = request_reply_both_ways(&mqd, &mut board);
+    assert_eq!(seen.replies.len(), 3);
 }

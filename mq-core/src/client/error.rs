@@ -175,3 +175,44 @@ impl fmt::Display for CreditError {
 }
 
 impl core::error::Error for CreditError {}
+
+/// [`Session::request`](super::Session::request) refused a request; nothing was
+/// queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The topic is not a valid topic name.
+    InvalidTopic,
+    /// The request can never be sent (see [`PublishError::TooLarge`]).
+    TooLarge,
+    /// The outbox has no room right now.
+    OutboxFull,
+    /// Every slot of the table of pending requests is taken (including requests
+    /// whose failure [`poll_event`](super::Session::poll_event) has not reported
+    /// yet).
+    TableFull,
+}
+
+impl From<PublishError> for RequestError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::InvalidTopic => RequestError::InvalidTopic,
+            PublishError::TooLarge => RequestError::TooLarge,
+            PublishError::OutboxFull => RequestError::OutboxFull,
+        }
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RequestError::InvalidTopic => "invalid topic",
+            RequestError::TooLarge => "message too large",
+            RequestError::OutboxFull => "outbox full",
+            RequestError::TableFull => "too many pending requests",
+        })
+    }
+}
+
+impl core::error::Error for RequestError {}

@@ -8,7 +8,7 @@
 //!      4     1  kind: 0 whole message, 1 chunk
 //!      5     1  QoS (0 or 1)
 //!      6     1  1 on the last chunk of a message
-//!      7     1  reserved
+//!      7     1  1 when the message is a reply to the session's own request
 //!      8     4  subscription id
 //!     12     2  attempt
 //!     14     2  topic length
@@ -39,6 +39,7 @@ pub const RECORD_OVERHEAD: usize = 56;
 pub(crate) struct RecordHead {
     pub chunk: bool,
     pub last: bool,
+    pub reply: bool,
     pub qos: QoS,
     pub sub: u32,
     pub attempt: u16,
@@ -158,7 +159,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             QoS::AtLeastOnce => 1,
         };
         rec[6] = u8::from(head.last);
-        rec[7] = 0;
+        rec[7] = u8::from(head.reply);
         put(rec, 8, head.sub.to_le_bytes());
         put(rec, 12, head.attempt.to_le_bytes());
         put(rec, 14, (topic.len() as u16).to_le_bytes());
@@ -272,6 +273,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         RecordHead {
             chunk: byte(4) != 0,
             last: byte(6) != 0,
+            reply: byte(7) != 0,
             qos: if byte(5) == 0 {
                 QoS::AtMostOnce
             } else {
@@ -308,6 +310,7 @@ mod tests {
         RecordHead {
             chunk: false,
             last: false,
+            reply: false,
             qos: QoS::AtMostOnce,
             sub: 1,
             attempt: 1,

@@ -6,9 +6,22 @@
 //! deliveries the application still holds) in caller storage and fixed tables, and
 //! never allocates, reads a clock or does I/O.
 //!
-//! Pieces, one file each:
+//! [`Session`] is a thin conductor; each concern has a file of its own:
 //!
-//! - `session`: the [`Session`] state machine and its polling contract.
+//! - `session`: the [`Session`] type, its polling contract, input dispatch.
+//! - `connection`: the lifecycle (connect, handshake, keepalive, timeouts,
+//!   reconnect with backoff, close) and the connection's state.
+//! - `receive`: frames in, deliveries into the inbox (reassembled or chunked),
+//!   acks and nacks.
+//! - `publish`: publishes into the outbox, their frames, the broker's answers.
+//! - `subscribe`: subscriptions and credit, the broker's answers.
+//! - `request`: request-reply: the session's reply subscription, correlation
+//!   ids, the table of requests waiting for their reply, and replying.
+//! - `transmit`: which frame goes out next, and what writing it changes.
+//! - `event`: [`Event`]s and the queue that keeps them in order with messages.
+//!
+//! and the tables and storage they work on:
+//!
 //! - `outbox`: publishes waiting to be sent or acknowledged (caller storage).
 //! - `inbox`: received deliveries waiting for the application (caller storage).
 //! - `subscriptions`: the subscription table.
@@ -18,28 +31,37 @@
 //! - `error`: one error type per operation.
 
 mod backoff;
+mod connection;
 mod error;
+mod event;
 mod held;
 mod inbox;
 mod le;
 mod outbox;
+mod publish;
+mod receive;
+mod request;
 mod session;
+mod subscribe;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
+mod transmit;
 
 use core::fmt;
 use core::time::Duration;
 
-use crate::wire::{Limits, Meta, QoS, Reason, SessionMode, Start};
+use crate::wire::{Headers, Limits, Meta, QoS, SessionMode, Start};
 
 pub use crate::framing::Framing;
 pub use error::{
-    AckError, Backpressure, ConfigError, CreditError, PublishError, SubscribeError,
+    AckError, Backpressure, ConfigError, CreditError, PublishError, RequestError, SubscribeError,
     UnsubscribeError,
 };
+pub use event::{Chunk, Delivery, Event};
 pub use inbox::RECORD_OVERHEAD as INBOX_RECORD_OVERHEAD;
 pub use outbox::RECORD_OVERHEAD as OUTBOX_RECORD_OVERHEAD;
+pub use request::{MAX_CORRELATION_LEN, ReplyAddress, RequestFailure};
 pub use session::Session;
 pub use subscriptions::{MAX_FILTER_LEN, MAX_GROUP_LEN};
 
@@ -181,6 +203,12 @@ impl DeliveryId {
     }
 }
 
+/// Identifies a request of [`Session::request`] until its reply or failure: the
+/// correlation id it carries (on the wire its 8 bytes, big-endian).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestId(pub u64);
+
 /// Options of [`Session::publish`]. The default: QoS 0, no properties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -214,6 +242,37 @@ pub struct SubscribeOptions<'a> {
     pub qos: QoS,
     /// Deliveries the application can hold unacked; 0 means `Config::limits.credit`.
     pub credit: u32,
+}
+
+/// Options of [`Session::request`]. The default: QoS 0, no TTL, priority 0, no
+/// headers, no timeout. The reply-to topic and the correlation id are the
+/// session's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestOptions<'a> {
+    /// Delivery guarantee of the request.
+    pub qos: QoS,
+    /// Time to live of the request, in milliseconds.
+    pub ttl_ms: Option<u32>,
+    /// Priority of the request.
+    pub priority: u8,
+    /// Application headers of the request.
+    pub headers: Headers<'a>,
+    /// How long to wait for the reply: then [`Event::RequestFailed`] with
+    /// [`RequestFailure::Timeout`]. `None` waits as long as the session lasts.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for RequestOptions<'_> {
+    fn default() -> Self {
+        RequestOptions {
+            qos: QoS::AtMostOnce,
+            ttl_ms: None,
+            priority: 0,
+            headers: Headers::EMPTY,
+            timeout: None,
+        }
+    }
 }
 
 impl Default for SubscribeOptions<'_> {
@@ -282,135 +341,16 @@ pub struct Stats {
     pub timeouts: u64,
     /// Connections dropped for malformed or unexpected input from the broker.
     pub protocol_errors: u64,
+    /// Replies to requests of the session's that no longer wait for one
+    /// (answered, failed, timed out, or of an earlier run), acknowledged and
+    /// dropped.
+    pub replies_dropped: u64,
+    /// Frames of an earlier connection dropped while a new one was being opened
+    /// on a serial line (see the serial-line rules in [`crate::wire`]).
+    pub stale_frames: u64,
     /// Events lost because the application did not drain `poll_event` (0 when the
     /// polling contract is followed).
     pub events_overflowed: u64,
-}
-
-/// What happened; returned by [`Session::poll_event`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Event<'a> {
-    /// Open a transport to the broker now, then call
-    /// [`Session::handle_connected`] (or [`Session::handle_disconnected`] if that
-    /// fails).
-    Connect,
-    /// The broker accepted the session.
-    Connected {
-        /// A stored session was resumed: subscriptions and unacked deliveries
-        /// survived.
-        session_present: bool,
-    },
-    /// The connection is over. If the transport is still open, write what
-    /// `poll_transmit` still returns (an `ErrorFrame` when the broker sent bad
-    /// input), close it, then call [`Session::handle_disconnected`]. Every
-    /// [`Event::Connect`] is eventually followed by a `Disconnected` or an
-    /// [`Event::Closed`].
-    Disconnected {
-        /// Why: the broker's `Close` / `Error` reason, `KeepaliveTimeout`,
-        /// `Timeout` (no `Welcome` in time), `Malformed` / `ProtocolViolation` /
-        /// `FrameTooLarge` (bad input from the broker), or `Normal` when the
-        /// transport closed without any of these.
-        reason: Reason,
-    },
-    /// A QoS 1 publish is stored by the broker; its outbox entry is freed.
-    Published {
-        /// The publish.
-        id: PublishId,
-        /// Per-topic sequence number the broker gave it.
-        seq: u64,
-        /// The broker had already stored it (a resend after reconnect).
-        duplicate: bool,
-    },
-    /// A publish was refused; its outbox entry (if any) is freed.
-    PublishRejected {
-        /// The publish.
-        id: PublishId,
-        /// Why; `MessageTooLarge` also when its headers alone exceed the broker's
-        /// maximum frame.
-        reason: Reason,
-    },
-    /// A subscription is active.
-    Subscribed {
-        /// The subscription.
-        sub: SubId,
-    },
-    /// A subscription was refused and removed.
-    SubscribeRejected {
-        /// The subscription.
-        sub: SubId,
-        /// Why.
-        reason: Reason,
-    },
-    /// A subscription ended and was removed.
-    Unsubscribed {
-        /// The subscription.
-        sub: SubId,
-    },
-    /// A whole message; its bytes are valid until the next `poll_event`.
-    Message(Delivery<'a>),
-    /// A piece of a message too large for the inbox; valid until the next
-    /// `poll_event`.
-    Chunk(Chunk<'a>),
-    /// The session is closed: after [`Session::close`] (its `Close` frame was
-    /// written by `poll_transmit`), or after the broker refused it for good
-    /// (`BadToken`, `UnsupportedVersion`, `SessionTakenOver`). Close the
-    /// transport; nothing reconnects.
-    Closed,
-}
-
-/// A message delivered to a subscription, borrowing the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Delivery<'a> {
-    /// Ack or nack it with this (QoS 1); [`DeliveryId::NONE`] for QoS 0.
-    pub id: DeliveryId,
-    /// The subscription it arrived on.
-    pub sub: SubId,
-    /// The topic it was published to.
-    pub topic: &'a str,
-    /// Its per-topic sequence number.
-    pub seq: u64,
-    /// 1 for the first delivery, higher for redeliveries.
-    pub attempt: u16,
-    /// QoS it was delivered with.
-    pub qos: QoS,
-    /// Properties (reply-to, correlation, headers, ...).
-    pub meta: Meta<'a>,
-    /// The payload.
-    pub payload: &'a [u8],
-}
-
-/// One piece of a message larger than the inbox, in order, borrowing the inbox.
-///
-/// Ack the [`DeliveryId`] once, after the chunk with `last` set. If the connection
-/// drops before `last`, the pieces stop; a QoS 1 message then arrives again from
-/// offset 0 under a new id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Chunk<'a> {
-    /// The delivery, the same for every chunk of the message.
-    pub id: DeliveryId,
-    /// The subscription it arrived on.
-    pub sub: SubId,
-    /// The topic it was published to.
-    pub topic: &'a str,
-    /// Its per-topic sequence number.
-    pub seq: u64,
-    /// 1 for the first delivery, higher for redeliveries.
-    pub attempt: u16,
-    /// QoS it was delivered with.
-    pub qos: QoS,
-    /// Properties: on the first chunk (offset 0) only; empty on the others.
-    pub meta: Meta<'a>,
-    /// Where `data` starts in the whole payload.
-    pub offset: u64,
-    /// Length of the whole payload.
-    pub total: u64,
-    /// This piece.
-    pub data: &'a [u8],
-    /// The last piece: `offset + data.len() == total`.
-    pub last: bool,
 }
 
 impl fmt::Display for State {

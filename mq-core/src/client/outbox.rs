@@ -8,7 +8,7 @@
 //!      4     1  state: 0 dead, 1 pending (to send), 2 sent (QoS 1, awaiting PubAck)
 //!      5     1  QoS (0 or 1)
 //!      6     1  1 when the publish carries a dedup sequence
-//!      7     1  reserved
+//!      7     1  1 when the publish is a request of the session's (request-reply)
 //!      8     4  publish id
 //!     12     2  topic length
 //!     14     2  reserved
@@ -35,6 +35,25 @@ const DEAD: u8 = 0;
 const PENDING: u8 = 1;
 const SENT: u8 = 2;
 
+/// What a record is, besides its topic, properties and payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub id: u32,
+    pub qos: QoS,
+    pub dedup_seq: Option<u64>,
+    /// A request of the session's (request-reply).
+    pub request: bool,
+}
+
+/// What a freed record was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// An application's publish.
+    Publish,
+    /// A request of the session's: its outcome is the reply, not a publish event.
+    Request,
+}
+
 /// Why a record could not be appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
@@ -52,9 +71,21 @@ pub(crate) struct Record<'a> {
     pub id: u32,
     pub qos: QoS,
     pub dedup_seq: Option<u64>,
+    /// A request of the session's: its answer is the reply, not an event.
+    pub request: bool,
     pub topic: &'a str,
     pub meta: Meta<'a>,
     pub payload: &'a [u8],
+}
+
+impl Record<'_> {
+    pub(crate) fn kind(&self) -> Kind {
+        if self.request {
+            Kind::Request
+        } else {
+            Kind::Publish
+        }
+    }
 }
 
 /// Publishes waiting to be sent or acknowledged.
@@ -122,13 +153,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     /// Appends a publish. On error nothing changed.
     pub(crate) fn push(
         &mut self,
-        id: u32,
-        qos: QoS,
-        dedup_seq: Option<u64>,
+        head: Head,
         topic: &str,
         meta: &Meta<'_>,
         payload: &[u8],
     ) -> Result<(), PushError> {
+        let Head {
+            id,
+            qos,
+            dedup_seq,
+            request,
+        } = head;
         let mlen = meta_len(meta);
         let len = record_len(topic.len(), mlen, payload.len()).ok_or(PushError::TooLarge)?;
         if topic.len() > usize::from(u16::MAX) || u32::try_from(len).is_err() {
@@ -154,7 +189,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             QoS::AtLeastOnce => 1,
         };
         rec[6] = u8::from(dedup_seq.is_some());
-        rec[7] = 0;
+        rec[7] = u8::from(request);
         put(rec, 8, id.to_le_bytes());
         put(rec, 12, (topic.len() as u16).to_le_bytes());
         put(rec, 14, [0, 0]);
@@ -248,6 +283,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
                 QoS::AtLeastOnce
             },
             dedup_seq: (h[6] != 0).then(|| u64_at(h, 24)),
+            request: h[7] != 0,
             topic,
             meta,
             payload,
@@ -291,32 +327,41 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             .any(|at| self.state(at) != DEAD && self.id_at(at) == id)
     }
 
-    /// Frees the live record with this id; returns whether there was one.
-    pub(crate) fn remove(&mut self, id: u32) -> bool {
+    /// Frees the live record with this id; returns what it was, if there was one.
+    pub(crate) fn remove(&mut self, id: u32) -> Option<Kind> {
         self.remove_where(id, |_, _| true)
     }
 
     /// Frees the QoS 1 record with this id unless it is half sent as fragments;
-    /// returns whether it did.
-    pub(crate) fn remove_acked(&mut self, id: u32) -> bool {
+    /// returns what it was, if it did.
+    pub(crate) fn remove_acked(&mut self, id: u32) -> Option<Kind> {
         self.remove_where(id, |this, at| {
-            this.storage.as_ref().get(at + 5).copied() == Some(1)
-                && !(at == this.cursor && this.frag_sent > 0)
+            this.storage.as_ref().get(at + 5).copied() == Some(1) && !this.half_sent(at)
         })
     }
 
-    fn remove_where(&mut self, id: u32, ok: impl Fn(&Self, usize) -> bool) -> bool {
-        let found = self
+    /// Frees the record with this id unless it is half sent as fragments (the
+    /// peer would see its fragments cut off); returns what it was, if it did.
+    pub(crate) fn cancel(&mut self, id: u32) -> Option<Kind> {
+        self.remove_where(id, |this, at| !this.half_sent(at))
+    }
+
+    fn half_sent(&self, at: usize) -> bool {
+        at == self.cursor && self.frag_sent > 0
+    }
+
+    fn remove_where(&mut self, id: u32, ok: impl Fn(&Self, usize) -> bool) -> Option<Kind> {
+        let at = self
             .offsets()
-            .find(|&at| self.state(at) != DEAD && self.id_at(at) == id);
-        match found {
-            Some(at) if ok(self, at) => {
-                self.kill(at);
-                self.settle();
-                true
-            }
-            _ => false,
-        }
+            .find(|&at| self.state(at) != DEAD && self.id_at(at) == id)
+            .filter(|&at| ok(self, at))?;
+        let kind = match self.storage.as_ref().get(at + 7) {
+            Some(1) => Kind::Request,
+            _ => Kind::Publish,
+        };
+        self.kill(at);
+        self.settle();
+        Some(kind)
     }
 
     /// Frees the cursor record (it cannot be sent).
@@ -391,7 +436,13 @@ mod tests {
     use super::*;
 
     fn push(o: &mut Outbox<[u8; 256]>, id: u32, qos: QoS, n: usize) -> Result<(), PushError> {
-        o.push(id, qos, None, "a.b", &Meta::default(), &[id as u8; 64][..n])
+        let head = Head {
+            id,
+            qos,
+            dedup_seq: None,
+            request: false,
+        };
+        o.push(head, "a.b", &Meta::default(), &[id as u8; 64][..n])
     }
 
     fn send_all(o: &mut Outbox<[u8; 256]>) -> [u32; 8] {
@@ -416,16 +467,28 @@ mod tests {
         assert_eq!(push(&mut o, 4, QoS::AtLeastOnce, 40), Err(PushError::Full));
         assert_eq!(send_all(&mut o)[..3], [1, 2, 3]);
         // Free the middle one: room appears only after compaction.
-        assert!(o.remove_acked(2));
+        assert!(o.remove_acked(2).is_some());
         push(&mut o, 4, QoS::AtLeastOnce, 40).unwrap();
         assert_eq!(o.len(), 3);
         assert!(!o.contains_id(2));
         o.rewind();
         assert_eq!(send_all(&mut o)[..3], [1, 3, 4]);
-        assert!(o.remove_acked(1) && o.remove_acked(3) && o.remove(4));
+        assert!(
+            o.remove_acked(1).is_some() && o.remove_acked(3).is_some() && o.remove(4).is_some()
+        );
         assert_eq!((o.len(), o.bytes(), o.head, o.tail), (0, 0, 0, 0));
         assert_eq!(
-            o.push(9, QoS::AtMostOnce, None, "a", &Meta::default(), &[0; 300]),
+            o.push(
+                Head {
+                    id: 9,
+                    qos: QoS::AtMostOnce,
+                    dedup_seq: None,
+                    request: false
+                },
+                "a",
+                &Meta::default(),
+                &[0; 300]
+            ),
             Err(PushError::TooLarge)
         );
     }
@@ -441,12 +504,12 @@ mod tests {
         o.advance(at, 10, 40);
         assert_eq!(o.next().unwrap().1, 10);
         // QoS 0, and half sent: an ack cannot free it.
-        assert!(!o.remove_acked(1));
+        assert!(o.remove_acked(1).is_none());
         o.rewind();
         assert_eq!(o.next().unwrap().1, 0);
         assert_eq!(send_all(&mut o)[..2], [1, 2]);
         assert_eq!(o.len(), 1);
-        assert!(!o.remove(1));
-        assert!(o.remove_acked(2));
+        assert!(o.remove(1).is_none());
+        assert!(o.remove_acked(2).is_some());
     }
 }

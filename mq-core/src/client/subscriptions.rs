@@ -19,12 +19,19 @@ pub(crate) enum Outgoing {
     Unsubscribe,
 }
 
-/// One subscription.
+/// What an application's subscription asks for. The session's reply
+/// subscription stores none: its filter is the reply topic, which the session
+/// derives from its configuration when it needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    pub filter: String<MAX_FILTER_LEN>,
+    pub group: Option<String<MAX_GROUP_LEN>>,
+}
+
+/// One subscription's state.
 #[derive(Debug, Clone)]
 pub(crate) struct Subscription {
     pub id: u32,
-    pub filter: String<MAX_FILTER_LEN>,
-    pub group: Option<String<MAX_GROUP_LEN>>,
     pub qos: QoS,
     /// Where the next `Subscribe` frame starts.
     pub start: Start,
@@ -44,6 +51,22 @@ pub(crate) struct Subscription {
 }
 
 impl Subscription {
+    /// A new subscription, its `Subscribe` to be sent.
+    pub(crate) fn new(id: u32, qos: QoS, start: Start, window: u32) -> Self {
+        Subscription {
+            id,
+            qos,
+            start,
+            window,
+            owed: 0,
+            grant: 0,
+            sent: false,
+            acked: false,
+            unsubscribing: false,
+            outgoing: Outgoing::Subscribe,
+        }
+    }
+
     /// Credit to return now: owed QoS 0 credit once it reaches half the window,
     /// plus any grant.
     pub(crate) fn credit_due(&self) -> Option<u32> {
@@ -54,10 +77,17 @@ impl Subscription {
     }
 }
 
-/// Subscriptions in the order they were made.
+/// The index of the reply subscription (see [`Subscriptions::reply`]).
+pub(crate) const REPLY: usize = usize::MAX;
+
+/// Subscriptions in the order they were made, and the session's own reply
+/// subscription (request-reply), which has a slot of its own and is not the
+/// application's. Indexes name a subscription while the table is unchanged: a
+/// position among the application's, or [`REPLY`].
 #[derive(Debug)]
 pub(crate) struct Subscriptions<const N: usize> {
-    entries: Vec<Subscription, N>,
+    entries: Vec<(Subscription, Names), N>,
+    reply: Option<Subscription>,
     next_id: u32,
 }
 
@@ -65,14 +95,17 @@ impl<const N: usize> Subscriptions<N> {
     pub(crate) const fn new() -> Self {
         Subscriptions {
             entries: Vec::new(),
+            reply: None,
             next_id: 1,
         }
     }
 
+    /// Every slot of the application's is taken.
     pub(crate) fn is_full(&self) -> bool {
         self.entries.is_full()
     }
 
+    /// The application's subscriptions.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -88,43 +121,81 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
-    /// Adds a subscription; false when the table is full.
+    /// Adds a subscription of the application's; false when the table is full.
     #[must_use]
-    pub(crate) fn push(&mut self, sub: Subscription) -> bool {
-        self.entries.push(sub).is_ok()
+    pub(crate) fn push(&mut self, sub: Subscription, names: Names) -> bool {
+        self.entries.push((sub, names)).is_ok()
+    }
+
+    /// What the subscription at `index` asks for; `None` for the reply
+    /// subscription.
+    pub(crate) fn names(&self, index: usize) -> Option<&Names> {
+        self.entries.get(index).map(|(_, names)| names)
+    }
+
+    /// The reply subscription, if the session made one.
+    pub(crate) fn reply(&self) -> Option<&Subscription> {
+        self.reply.as_ref()
+    }
+
+    /// Makes `sub` the reply subscription.
+    pub(crate) fn set_reply(&mut self, sub: Subscription) {
+        self.reply = Some(sub);
+    }
+
+    /// Whether `id` is the reply subscription's.
+    pub(crate) fn is_reply(&self, id: u32) -> bool {
+        self.reply.as_ref().is_some_and(|s| s.id == id)
     }
 
     pub(crate) fn index(&self, id: u32) -> Option<usize> {
-        self.entries.iter().position(|s| s.id == id)
+        match self.entries.iter().position(|(s, _)| s.id == id) {
+            None if self.is_reply(id) => Some(REPLY),
+            found => found,
+        }
     }
 
     pub(crate) fn get(&self, index: usize) -> Option<&Subscription> {
-        self.entries.get(index)
+        match index {
+            REPLY => self.reply.as_ref(),
+            _ => self.entries.get(index).map(|(s, _)| s),
+        }
     }
 
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
-        self.entries.get_mut(index)
+        match index {
+            REPLY => self.reply.as_mut(),
+            _ => self.entries.get_mut(index).map(|(s, _)| s),
+        }
     }
 
     pub(crate) fn by_id_mut(&mut self, id: u32) -> Option<&mut Subscription> {
-        self.entries.iter_mut().find(|s| s.id == id)
+        let index = self.index(id)?;
+        self.get_mut(index)
     }
 
     /// Removes a subscription, keeping the order of the others.
     pub(crate) fn remove(&mut self, index: usize) {
-        if index < self.entries.len() {
+        if index == REPLY {
+            self.reply = None;
+        } else if index < self.entries.len() {
             self.entries.remove(index);
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
-        self.entries.iter()
+    /// Every subscription with its index, the reply subscription last.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Subscription)> {
+        self.entries
+            .iter()
+            .map(|(s, _)| s)
+            .enumerate()
+            .chain(self.reply.iter().map(|s| (REPLY, s)))
     }
 
     /// Subscriptions the broker forgot (`session_present: false`) that were being
     /// unsubscribed: they are simply gone.
     pub(crate) fn count_forgotten(&self) -> usize {
-        self.entries.iter().filter(|s| s.unsubscribing).count()
+        self.entries.iter().filter(|(s, _)| s.unsubscribing).count()
     }
 
     /// After `Welcome`: decides what to send again. With no session on the broker,
@@ -134,14 +205,15 @@ impl<const N: usize> Subscriptions<N> {
     /// answer was lost with the last connection are repeated.
     pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
         if !session_present {
-            self.entries.retain(|s| {
+            self.entries.retain(|(s, _)| {
                 if s.unsubscribing {
                     removed(s.id);
                 }
                 !s.unsubscribing
             });
         }
-        for s in self.entries.iter_mut() {
+        let entries = self.entries.iter_mut().map(|(s, _)| s);
+        for s in entries.chain(self.reply.iter_mut()) {
             if session_present {
                 // Re-assert every subscription: the broker holds a resumed
                 // session's deliveries until the client says it still wants them.

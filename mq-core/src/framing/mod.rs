@@ -62,4 +62,36 @@ impl Framing {
             Framing::Serial => serial::max_framed_len(frame_len),
         }
     }
+
+    /// The largest frame (in encoded bytes) that [`encode`](Self::encode) writes
+    /// into a buffer of `len` bytes: [`max_framed_len`](Self::max_framed_len) of
+    /// it is at most `len`, of one byte more it is not. 0 when `len` holds no
+    /// frame at all.
+    pub const fn largest_frame(self, len: usize) -> usize {
+        // The overhead grows with the frame, so this underestimates; then climb.
+        let overhead = self.max_framed_len(len).saturating_sub(len);
+        let mut frame = len.saturating_sub(overhead);
+        while self.max_framed_len(frame + 1) <= len {
+            frame += 1;
+        }
+        frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn largest_frame_is_exact() {
+        for framing in [Framing::Stream, Framing::Serial] {
+            for len in [7, 100, 127, 128, 129, 130, 254, 520, 16_389, 70_000] {
+                let frame = framing.largest_frame(len);
+                assert!(framing.max_framed_len(frame) <= len, "{framing:?} {len}");
+                assert!(framing.max_framed_len(frame + 1) > len, "{framing:?} {len}");
+            }
+            // Nothing fits: no frame at all.
+            assert_eq!(framing.largest_frame(0), 0);
+        }
+    }
 }

@@ -43,7 +43,10 @@
 //! (deliver), each with a [`Fragment`]: offsets start at 0, are contiguous, and the
 //! last fragment ends at `total`. Headers (topic, QoS, meta, dedup) are taken from
 //! the first fragment. No other publish from the same client is interleaved between
-//! a publish's fragments, and no other deliver between a deliver's fragments.
+//! a publish's fragments, and no other deliver between a deliver's fragments. A
+//! receiver refuses a message whose `total` exceeds its limit (the broker answers
+//! `PubReject { MessageTooLarge }` after the last fragment) and swallows its
+//! fragments meanwhile. [`fragment`] implements these rules, for both sides.
 //!
 //! **Subscribing.** The client picks [`Subscribe::sub`], unique within its session.
 //! Subscribing again with the same id, filter and group on a resumed session is
@@ -70,10 +73,27 @@
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
 //! the connection is closed.
+//!
+//! **Serial lines.** A serial line (COBS + CRC framing,
+//! [`crate::framing::serial`]) has no connect and no close: it carries one
+//! connection after another. A connection starts with the client's `Hello`, and a
+//! `Hello` on a line whose connection already had one starts a new connection on
+//! the same line: the broker closes the old one first (its session is detached,
+//! as when a TCP client drops; a persistent session stays) and discards its output
+//! not yet written. An idle line holds no connection. Before each new connection's
+//! first frame a side writes a lone delimiter, which ends whatever partial frame
+//! the peer's decoder holds (an empty frame is skipped). Frames of an earlier
+//! connection may still be on the line while the client waits for `Welcome`:
+//! deliveries and the answers [`PubAck`], [`PubReject`], [`SubAck`],
+//! [`SubReject`] and [`UnsubAck`] that arrive before `Welcome` are stale, and the
+//! client drops them (on a stream they are a protocol violation). A lost peer is
+//! noticed by the handshake timeout or keepalive.
 
+pub mod fragment;
 mod headers;
 mod reason;
 
+pub use fragment::publish_overhead;
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
@@ -548,118 +568,5 @@ impl<'a> Frame<'a> {
     }
 }
 
-/// Bytes a [`Publish`] or [`Deliver`] frame needs besides its payload, at most, for
-/// a given topic and meta; used to size fragments.
-pub fn publish_overhead(topic: &str, meta: &Meta<'_>) -> usize {
-    let probe = Frame::Deliver(Deliver {
-        sub: u32::MAX,
-        topic,
-        seq: u64::MAX,
-        tag: u64::MAX,
-        attempt: u16::MAX,
-        qos: QoS::AtLeastOnce,
-        meta: *meta,
-        fragment: Some(Fragment {
-            offset: u64::MAX,
-            total: u64::MAX,
-        }),
-        payload: &[],
-    });
-    // + the payload's own length prefix (a u64 varint at most) and the publish-only
-    // dedup field, which is larger than deliver's extra fields.
-    probe.encoded_len() + 10 + 21
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample_publish(payload: &[u8]) -> Frame<'_> {
-        Frame::Publish(Publish {
-            id: 7,
-            topic: "sensors.kitchen.temp",
-            qos: QoS::AtLeastOnce,
-            dedup: Some(Dedup {
-                producer: 42,
-                seq: 9,
-            }),
-            meta: Meta {
-                ttl_ms: Some(60_000),
-                priority: 3,
-                reply_to: Some("replies.me"),
-                correlation: Some(b"c-1"),
-                headers: Headers::EMPTY,
-            },
-            fragment: None,
-            payload,
-        })
-    }
-
-    #[test]
-    fn publish_round_trips_and_borrows() {
-        let payload = [0xAB; 300];
-        let frame = sample_publish(&payload);
-        let mut buf = [0u8; 512];
-        let n = frame.encode(&mut buf).unwrap();
-        assert_eq!(n, frame.encoded_len());
-        let back = Frame::decode(&buf[..n]).unwrap();
-        assert_eq!(back, frame);
-        let Frame::Publish(p) = back else {
-            panic!("not a publish")
-        };
-        // Zero copy: the payload points into the receive buffer.
-        let range = buf[..n].as_ptr_range();
-        assert!(range.contains(&p.payload.as_ptr()));
-        assert!(range.contains(&p.topic.as_ptr()));
-    }
-
-    #[test]
-    fn too_small_buffer_untouched() {
-        let frame = sample_publish(b"hello");
-        let mut buf = [0x55u8; 8];
-        let err = frame.encode(&mut buf).unwrap_err();
-        assert_eq!(
-            err,
-            EncodeError::BufferTooSmall {
-                needed: frame.encoded_len()
-            }
-        );
-        assert_eq!(buf, [0x55; 8]);
-    }
-
-    #[test]
-    fn trailing_and_garbage_rejected() {
-        let mut buf = [0u8; 64];
-        let n = Frame::Ping(5).encode(&mut buf).unwrap();
-        assert_eq!(
-            Frame::decode(&buf[..n + 1]),
-            Err(DecodeError::TrailingBytes)
-        );
-        assert_eq!(Frame::decode(&[0xFF, 0xFF]), Err(DecodeError::Malformed));
-        assert_eq!(Frame::decode(&[]), Err(DecodeError::Malformed));
-    }
-
-    #[test]
-    fn overhead_bounds_real_frames() {
-        let meta = Meta {
-            reply_to: Some("a.b"),
-            ..Meta::default()
-        };
-        let frame = Frame::Publish(Publish {
-            id: u32::MAX,
-            topic: "x.y",
-            qos: QoS::AtLeastOnce,
-            dedup: Some(Dedup {
-                producer: u64::MAX,
-                seq: u64::MAX,
-            }),
-            meta,
-            fragment: Some(Fragment {
-                offset: u64::MAX,
-                total: u64::MAX,
-            }),
-            payload: &[0; 1000],
-        });
-        assert!(frame.encoded_len() <= publish_overhead("x.y", &meta) + 1000);
-    }
-}
+mod tests;

@@ -1,14 +1,15 @@
-//! The scenario both drivers run against `mqd`: QoS 1 both ways, then a crash
+//! The scenarios the drivers run against `mqd`: QoS 1 both ways, then a crash
 //! of `mqd` with messages in flight both ways, messages published on both
 //! sides while the board is away, a restart, and a resumed session in which
-//! everything arrives.
+//! everything arrives; and request-reply both ways between the board and an
+//! mq-std client.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mq_embedded::{
-    AckError, Client, Config, DeliveryId, Event, Instant, PublishOptions, QoS, SessionMode, State,
-    SubscribeOptions,
+    AckError, Client, Config, DeliveryId, Event, Instant, PublishOptions, QoS, ReplyAddress,
+    RequestFailure, RequestId, RequestOptions, SessionMode, State, SubscribeOptions,
 };
 
 use super::{Clock, Mqd, host_client};
@@ -50,12 +51,24 @@ pub struct Seen {
     pub published: u32,
     pub connected: Vec<bool>,
     pub disconnected: u32,
+    pub subscribed: u32,
+    /// Requests the board received: where to reply, and the payload.
+    pub requests: Vec<(ReplyAddress, Vec<u8>)>,
+    /// Replies to the board's requests.
+    pub replies: Vec<(RequestId, Vec<u8>)>,
+    /// The board's requests that failed.
+    pub failed: Vec<(RequestId, RequestFailure)>,
 }
 
 impl Seen {
     /// Records an event; returns the delivery to ack.
     pub fn event(&mut self, event: Event<'_>) -> Option<DeliveryId> {
         match event {
+            Event::Message(m) if m.meta.reply_to.is_some() => {
+                let to = ReplyAddress::of(&m.meta).expect("a reply address that fits");
+                self.requests.push((to, m.payload.to_vec()));
+                return Some(m.id);
+            }
             Event::Message(m) => {
                 assert_eq!(m.topic, COMMANDS);
                 self.commands
@@ -65,6 +78,9 @@ impl Seen {
             Event::Published { .. } => self.published += 1,
             Event::Connected { session_present } => self.connected.push(session_present),
             Event::Disconnected { .. } => self.disconnected += 1,
+            Event::Subscribed { .. } => self.subscribed += 1,
+            Event::Reply { id, delivery } => self.replies.push((id, delivery.payload.to_vec())),
+            Event::RequestFailed { id, reason } => self.failed.push((id, reason)),
             Event::PublishRejected { id, reason } => panic!("publish {id:?} rejected: {reason}"),
             Event::SubscribeRejected { reason, .. } => panic!("subscribe rejected: {reason}"),
             _ => {}
@@ -233,4 +249,142 @@ pub fn qos1_both_ways_across_a_restart<B: Board>(mqd: &mut Mqd, board: &mut B) -
     );
     host.close();
     run.seen
+}
+
+/// Steps `board` until `done` holds; panics with `what` and the broker's log
+/// after `limit`. `between` runs after every step (the host side's work).
+fn step_until<B: Board>(
+    board: &mut B,
+    seen: &mut Seen,
+    clock: &Clock,
+    mqd: &Mqd,
+    what: &str,
+    mut between: impl FnMut(&mut B, &mut Seen),
+    done: impl Fn(&Seen) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done(seen) {
+        if std::time::Instant::now() >= deadline {
+            let stats = board.client().stats();
+            panic!(
+                "timed out waiting for {what}; stats {stats:?}, seen {seen:?}\n{}",
+                mqd.log()
+            );
+        }
+        board.step(clock.now(), seen);
+        between(board, seen);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// Request-reply between the board and mq-std clients, both ways: the board's
+/// requests answered by a host responder (mq-std's `reply`), a host request
+/// (mq-std's `request`, with its own reply topic) answered by the board, and a
+/// request of the board's that nobody answers, timing out.
+pub fn request_reply_both_ways<B: Board>(mqd: &Mqd, board: &mut B) -> Seen {
+    const TO_HOST: &str = "svc.host";
+    const TO_BOARD: &str = "svc.board-1";
+    let clock = Clock::new();
+    let mut seen = Seen::default();
+    let responder = host_client(mqd.addr, "responder");
+    let questions = responder
+        .subscribe(TO_HOST, &mq_std::client::SubscribeOptions::default())
+        .unwrap();
+    let now = clock.now();
+    board.client().connect(now);
+    board
+        .client()
+        .subscribe(now, TO_BOARD, &SubscribeOptions::default())
+        .unwrap();
+    let idle = |_: &mut B, _: &mut Seen| {};
+    step_until(board, &mut seen, &clock, mqd, "subscribed", idle, |s| {
+        s.subscribed == 1
+    });
+
+    // The board asks; the host answers each with the question's payload.
+    let opts = RequestOptions {
+        qos: QoS::AtLeastOnce,
+        timeout: Some(Duration::from_secs(15)),
+        ..RequestOptions::default()
+    };
+    let asked: Vec<RequestId> = (0..3)
+        .map(|n| {
+            let question = format!("q{n}");
+            let client = board.client();
+            client
+                .request(clock.now(), TO_HOST, question.as_bytes(), &opts)
+                .unwrap()
+        })
+        .collect();
+    let answer = |_: &mut B, _: &mut Seen| {
+        while let Ok(m) = questions.try_recv() {
+            let reply = [&b"re:"[..], &m.payload].concat();
+            responder.reply(&m, reply).unwrap();
+            m.ack().unwrap();
+        }
+    };
+    step_until(board, &mut seen, &clock, mqd, "3 replies", answer, |s| {
+        s.replies.len() == 3
+    });
+    for (id, payload) in &seen.replies {
+        let n = asked
+            .iter()
+            .position(|a| a == id)
+            .expect("a reply to a request");
+        assert_eq!(payload, format!("re:q{n}").as_bytes());
+    }
+
+    // The host asks; the board answers.
+    let asker = host_client(mqd.addr, "asker");
+    let host_request = std::thread::spawn(move || {
+        let reply = asker.request(TO_BOARD, "hello", Duration::from_secs(15));
+        asker.close();
+        reply.map(|m| m.payload.to_vec())
+    });
+    let reply = |board: &mut B, seen: &mut Seen| {
+        for (to, payload) in seen.requests.drain(..) {
+            assert_eq!(payload, b"hello");
+            let now = Instant::ZERO;
+            board
+                .client()
+                .reply(now, &to, b"hi from the board", &PublishOptions::default())
+                .unwrap();
+        }
+    };
+    let mut answered = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !host_request.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{seen:?}\n{}",
+            mqd.log()
+        );
+        board.step(clock.now(), &mut seen);
+        answered |= !seen.requests.is_empty();
+        reply(board, &mut seen);
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    assert!(answered);
+    let got = host_request
+        .join()
+        .unwrap()
+        .expect("the host's request answered");
+    assert_eq!(got, b"hi from the board");
+
+    // Nobody answers.
+    let lonely = RequestOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..RequestOptions::default()
+    };
+    let id = board
+        .client()
+        .request(clock.now(), "svc.nobody", b"?", &lonely)
+        .unwrap();
+    step_until(board, &mut seen, &clock, mqd, "the timeout", idle, |s| {
+        !s.failed.is_empty()
+    });
+    assert_eq!(seen.failed, [(id, RequestFailure::Timeout)]);
+    assert_eq!(board.client().stats().replies_dropped, 0);
+    responder.close();
+    seen
 }

@@ -62,8 +62,10 @@ const TX: usize = 640;
 /// also the credit the broker gets.
 const SUBS: usize = 1;
 const HELD: usize = 8;
+/// No requests: the request-reply table and code compile away.
+const REQS: usize = 0;
 
-type Client = TcpClient<'static, SUBS, HELD>;
+type Client = TcpClient<'static, SUBS, HELD, REQS>;
 
 /// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry`.
 type Topic = heapless::String<48>;

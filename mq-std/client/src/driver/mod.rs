@@ -334,6 +334,8 @@ impl Driver {
                 Some(msg) => Happened::Message(msg),
                 None => Happened::Piece,
             },
+            // The driver makes no requests through the session (yet).
+            Event::Reply { .. } | Event::RequestFailed { .. } => Happened::Piece,
             Event::Closed => Happened::Closed,
         })
     }

@@ -1,0 +1,368 @@
+//! What the session tells the application: [`Event`]s, the messages they lend
+//! ([`Delivery`], [`Chunk`]), and the queue that keeps events other than messages
+//! in order with the messages waiting in the inbox.
+
+use heapless::Deque;
+
+use super::held::Settle;
+use super::request::correlation_id;
+use super::{DeliveryId, PublishId, RequestFailure, RequestId, Session, SubId};
+use crate::wire::{Meta, QoS, Reason};
+
+/// What happened; returned by [`Session::poll_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event<'a> {
+    /// Open a transport to the broker now, then call
+    /// [`Session::handle_connected`] (or [`Session::handle_disconnected`] if that
+    /// fails).
+    Connect,
+    /// The broker accepted the session.
+    Connected {
+        /// A stored session was resumed: subscriptions and unacked deliveries
+        /// survived.
+        session_present: bool,
+    },
+    /// The connection is over. If the transport is still open, write what
+    /// `poll_transmit` still returns (an `ErrorFrame` when the broker sent bad
+    /// input), close it, then call [`Session::handle_disconnected`]. Every
+    /// [`Event::Connect`] is eventually followed by a `Disconnected` or an
+    /// [`Event::Closed`].
+    Disconnected {
+        /// Why: the broker's `Close` / `Error` reason, `KeepaliveTimeout`,
+        /// `Timeout` (no `Welcome` in time), `Malformed` / `ProtocolViolation` /
+        /// `FrameTooLarge` (bad input from the broker), or `Normal` when the
+        /// transport closed without any of these.
+        reason: Reason,
+    },
+    /// A QoS 1 publish is stored by the broker; its outbox entry is freed.
+    Published {
+        /// The publish.
+        id: PublishId,
+        /// Per-topic sequence number the broker gave it.
+        seq: u64,
+        /// The broker had already stored it (a resend after reconnect).
+        duplicate: bool,
+    },
+    /// A publish was refused; its outbox entry (if any) is freed.
+    PublishRejected {
+        /// The publish.
+        id: PublishId,
+        /// Why; `MessageTooLarge` also when its headers alone exceed the broker's
+        /// maximum frame.
+        reason: Reason,
+    },
+    /// A subscription is active.
+    Subscribed {
+        /// The subscription.
+        sub: SubId,
+    },
+    /// A subscription was refused and removed.
+    SubscribeRejected {
+        /// The subscription.
+        sub: SubId,
+        /// Why.
+        reason: Reason,
+    },
+    /// A subscription ended and was removed.
+    Unsubscribed {
+        /// The subscription.
+        sub: SubId,
+    },
+    /// A whole message; its bytes are valid until the next `poll_event`.
+    Message(Delivery<'a>),
+    /// A piece of a message too large for the inbox; valid until the next
+    /// `poll_event`.
+    Chunk(Chunk<'a>),
+    /// The reply to a request of [`Session::request`]; valid until the next
+    /// `poll_event`. The session acknowledged it (`delivery.id` is
+    /// [`DeliveryId::NONE`]); `delivery.sub` is the session's reply
+    /// subscription.
+    Reply {
+        /// The request.
+        id: RequestId,
+        /// The reply.
+        delivery: Delivery<'a>,
+    },
+    /// A request ended without a reply; its slot in the table is free again.
+    RequestFailed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        reason: RequestFailure,
+    },
+    /// The session is closed: after [`Session::close`] (its `Close` frame was
+    /// written by `poll_transmit`), or after the broker refused it for good
+    /// (`BadToken`, `UnsupportedVersion`, `SessionTakenOver`). Close the
+    /// transport; nothing reconnects.
+    Closed,
+}
+
+/// A message delivered to a subscription, borrowing the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Delivery<'a> {
+    /// Ack or nack it with this (QoS 1); [`DeliveryId::NONE`] for QoS 0.
+    pub id: DeliveryId,
+    /// The subscription it arrived on.
+    pub sub: SubId,
+    /// The topic it was published to.
+    pub topic: &'a str,
+    /// Its per-topic sequence number.
+    pub seq: u64,
+    /// 1 for the first delivery, higher for redeliveries.
+    pub attempt: u16,
+    /// QoS it was delivered with.
+    pub qos: QoS,
+    /// Properties (reply-to, correlation, headers, ...).
+    pub meta: Meta<'a>,
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// One piece of a message larger than the inbox, in order, borrowing the inbox.
+///
+/// Ack the [`DeliveryId`] once, after the chunk with `last` set. If the connection
+/// drops before `last`, the pieces stop; a QoS 1 message then arrives again from
+/// offset 0 under a new id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Chunk<'a> {
+    /// The delivery, the same for every chunk of the message.
+    pub id: DeliveryId,
+    /// The subscription it arrived on.
+    pub sub: SubId,
+    /// The topic it was published to.
+    pub topic: &'a str,
+    /// Its per-topic sequence number.
+    pub seq: u64,
+    /// 1 for the first delivery, higher for redeliveries.
+    pub attempt: u16,
+    /// QoS it was delivered with.
+    pub qos: QoS,
+    /// Properties: on the first chunk (offset 0) only; empty on the others.
+    pub meta: Meta<'a>,
+    /// Where `data` starts in the whole payload.
+    pub offset: u64,
+    /// Length of the whole payload.
+    pub total: u64,
+    /// This piece.
+    pub data: &'a [u8],
+    /// The last piece: `offset + data.len() == total`.
+    pub last: bool,
+}
+
+/// Events queued besides messages (messages live in the inbox).
+const EVENTS: usize = 16;
+/// Event slots input handling leaves free for lifecycle events (`Disconnected`,
+/// `Connect`, `Closed`), which are produced without a way to push back.
+const RESERVE: usize = 4;
+
+/// An event other than a message, stored compactly until polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Note {
+    Connect,
+    Connected(bool),
+    Disconnected(Reason),
+    Published(u32, u64, bool),
+    PublishRejected(u32, Reason),
+    Subscribed(u32),
+    SubscribeRejected(u32, Reason),
+    Unsubscribed(u32),
+    Closed,
+}
+
+impl Note {
+    /// Messages are not notes: they live in the inbox.
+    fn from_event(event: Event<'_>) -> Option<Note> {
+        Some(match event {
+            Event::Connect => Note::Connect,
+            Event::Connected { session_present } => Note::Connected(session_present),
+            Event::Disconnected { reason } => Note::Disconnected(reason),
+            Event::Published { id, seq, duplicate } => Note::Published(id.0, seq, duplicate),
+            Event::PublishRejected { id, reason } => Note::PublishRejected(id.0, reason),
+            Event::Subscribed { sub } => Note::Subscribed(sub.0),
+            Event::SubscribeRejected { sub, reason } => Note::SubscribeRejected(sub.0, reason),
+            Event::Unsubscribed { sub } => Note::Unsubscribed(sub.0),
+            Event::Closed => Note::Closed,
+            // Messages live in the inbox, request failures in their table.
+            Event::Message(_)
+            | Event::Chunk(_)
+            | Event::Reply { .. }
+            | Event::RequestFailed { .. } => return None,
+        })
+    }
+
+    pub(super) fn event(self) -> Event<'static> {
+        match self {
+            Note::Connect => Event::Connect,
+            Note::Connected(session_present) => Event::Connected { session_present },
+            Note::Disconnected(reason) => Event::Disconnected { reason },
+            Note::Published(id, seq, duplicate) => Event::Published {
+                id: PublishId(id),
+                seq,
+                duplicate,
+            },
+            Note::PublishRejected(id, reason) => Event::PublishRejected {
+                id: PublishId(id),
+                reason,
+            },
+            Note::Subscribed(sub) => Event::Subscribed { sub: SubId(sub) },
+            Note::SubscribeRejected(sub, reason) => Event::SubscribeRejected {
+                sub: SubId(sub),
+                reason,
+            },
+            Note::Unsubscribed(sub) => Event::Unsubscribed { sub: SubId(sub) },
+            Note::Closed => Event::Closed,
+        }
+    }
+}
+
+/// Notes waiting for `poll_event`, each stamped with the number of messages
+/// queued in the inbox before it, so that it comes out after them.
+#[derive(Debug)]
+pub(super) struct Events {
+    queue: Deque<(u32, Note), EVENTS>,
+    /// Messages (and chunks) placed in the inbox so far.
+    msgs_queued: u32,
+    /// Messages (and chunks) shown to the application so far.
+    msgs_emitted: u32,
+}
+
+impl Events {
+    pub(super) const fn new() -> Self {
+        Events {
+            queue: Deque::new(),
+            msgs_queued: 0,
+            msgs_emitted: 0,
+        }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Whether `n` more notes fit while keeping the lifecycle reserve.
+    pub(super) fn room(&self, n: usize) -> bool {
+        self.queue.len() + n + RESERVE <= EVENTS
+    }
+
+    /// Queues an event behind the messages queued so far; false when the queue
+    /// overflowed (the event is lost). Messages are not queued here.
+    #[must_use]
+    pub(super) fn push(&mut self, event: Event<'static>) -> bool {
+        match Note::from_event(event) {
+            Some(note) => self.queue.push_back((self.msgs_queued, note)).is_ok(),
+            None => true,
+        }
+    }
+
+    /// A message (or chunk) became ready in the inbox.
+    pub(super) fn message_queued(&mut self) {
+        self.msgs_queued = self.msgs_queued.wrapping_add(1);
+    }
+
+    /// A message (or chunk) was shown to the application.
+    pub(super) fn message_emitted(&mut self) {
+        self.msgs_emitted = self.msgs_emitted.wrapping_add(1);
+    }
+
+    /// The oldest note if no message queued before it is still waiting.
+    pub(super) fn pop_due(&mut self) -> Option<Note> {
+        match self.queue.front() {
+            Some(&(stamp, _)) if stamp == self.msgs_emitted => self.queue.pop_front().map(|e| e.1),
+            _ => None,
+        }
+    }
+
+    /// The oldest note, whatever its stamp.
+    pub(super) fn pop(&mut self) -> Option<Note> {
+        self.queue.pop_front().map(|(_, note)| note)
+    }
+}
+
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// The next event, in order. A [`Event::Message`] or [`Event::Chunk`] borrows
+    /// the inbox until the next call, which releases its space.
+    pub fn poll_event(&mut self) -> Option<Event<'_>> {
+        if let Some(note) = self.events.pop_due() {
+            self.inbox.release_shown();
+            return Some(note.event());
+        }
+        let Some(head) = self.inbox.take_next() else {
+            // No message is ready, so whatever is queued is due; request
+            // failures last.
+            return match self.events.pop() {
+                Some(note) => Some(note.event()),
+                None => self
+                    .requests
+                    .take_failed()
+                    .map(|(id, reason)| Event::RequestFailed { id, reason }),
+            };
+        };
+        self.events.message_emitted();
+        let complete = !head.chunk || head.last;
+        if complete {
+            self.stats.deliveries += 1;
+            if head.qos == QoS::AtMostOnce
+                && let Some(s) = self.subs.by_id_mut(head.sub)
+            {
+                s.owed = s.owed.saturating_add(1);
+            }
+        }
+        let (mut id, sub) = (DeliveryId(head.id), SubId(head.sub));
+        let reply = Self::REQUESTS && head.reply;
+        if reply {
+            // The application does not see the reply subscription: the session
+            // acknowledges its deliveries (a stale ack is repeated on
+            // redelivery).
+            let _ = self.settle(id, Settle::Ack);
+            id = DeliveryId::NONE;
+        }
+        let view = self.inbox.shown()?;
+        if head.chunk {
+            return Some(Event::Chunk(Chunk {
+                id,
+                sub,
+                topic: view.topic,
+                seq: head.seq,
+                attempt: head.attempt,
+                qos: head.qos,
+                meta: view.meta,
+                offset: head.offset,
+                total: head.total,
+                data: view.data,
+                last: head.last,
+            }));
+        }
+        let delivery = Delivery {
+            id,
+            sub,
+            topic: view.topic,
+            seq: head.seq,
+            attempt: head.attempt,
+            qos: head.qos,
+            meta: view.meta,
+            payload: view.data,
+        };
+        Some(if reply {
+            Event::Reply {
+                id: RequestId(correlation_id(view.meta.correlation).unwrap_or(0)),
+                delivery,
+            }
+        } else {
+            Event::Message(delivery)
+        })
+    }
+
+    /// Queues an event for the application (counted when the queue overflows).
+    pub(super) fn push_event(&mut self, event: Event<'static>) {
+        if !self.events.push(event) {
+            warn!("event queue overflow: poll_event is not being drained");
+            self.stats.events_overflowed += 1;
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Subscribing: the application's subscriptions into the subscription table,
+//! credit, and the broker's answers.
+
+use heapless::String;
+
+use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
+use super::{
+    CreditError, Event, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions,
+    UnsubscribeError,
+};
+use crate::time::Instant;
+use crate::topic::Filter;
+use crate::wire::{SubAck, SubReject, UnsubAck};
+
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// Adds a subscription; `Subscribe` is sent when connected. The broker's answer
+    /// arrives as [`Event::Subscribed`] or [`Event::SubscribeRejected`].
+    pub fn subscribe(
+        &mut self,
+        _now: Instant,
+        filter: &str,
+        opts: &SubscribeOptions<'_>,
+    ) -> Result<SubId, SubscribeError> {
+        Filter::new(filter).map_err(|_| SubscribeError::InvalidFilter)?;
+        let filter = String::try_from(filter).map_err(|_| SubscribeError::FilterTooLong)?;
+        let group = match opts.group {
+            None => None,
+            Some("") => return Err(SubscribeError::InvalidGroup),
+            Some(g) => Some(String::try_from(g).map_err(|_| SubscribeError::InvalidGroup)?),
+        };
+        if self.subs.is_full() {
+            return Err(SubscribeError::TableFull);
+        }
+        let id = self.subs.allocate_id();
+        let window = if opts.credit == 0 {
+            self.config.limits.credit
+        } else {
+            opts.credit
+        };
+        let sub = Subscription::new(id, opts.qos, opts.start, window);
+        if !self.subs.push(sub, Names { filter, group }) {
+            return Err(SubscribeError::TableFull);
+        }
+        Ok(SubId(id))
+    }
+
+    /// Ends a subscription. When the broker may know it, `Unsubscribe` is sent and
+    /// the subscription is removed at `UnsubAck` ([`Event::Unsubscribed`]);
+    /// deliveries may arrive until then. When its `Subscribe` is still waiting to be
+    /// sent (a new subscription, or a resubscription after the broker lost the
+    /// session), it is removed at once and no event follows.
+    pub fn unsubscribe(&mut self, _now: Instant, sub: SubId) -> Result<(), UnsubscribeError> {
+        let index = self
+            .subs
+            .index(sub.0)
+            .filter(|&i| i != REPLY)
+            .ok_or(UnsubscribeError::UnknownSub)?;
+        let Some(s) = self.subs.get_mut(index) else {
+            return Err(UnsubscribeError::UnknownSub);
+        };
+        if s.unsubscribing {
+            return Ok(());
+        }
+        if !s.sent {
+            self.subs.remove(index);
+            return Ok(());
+        }
+        s.unsubscribing = true;
+        s.outgoing = Outgoing::Unsubscribe;
+        Ok(())
+    }
+
+    /// Widens a subscription's credit window by `credit` deliveries.
+    pub fn grant_credit(&mut self, sub: SubId, credit: u32) -> Result<(), CreditError> {
+        let index = self
+            .subs
+            .index(sub.0)
+            .filter(|&i| i != REPLY)
+            .ok_or(CreditError::UnknownSub)?;
+        let s = self.subs.get_mut(index).ok_or(CreditError::UnknownSub)?;
+        s.window = s.window.saturating_add(credit);
+        s.grant = s.grant.saturating_add(credit);
+        Ok(())
+    }
+
+    pub(super) fn on_suback(&mut self, a: SubAck) {
+        let reply = self.subs.is_reply(a.sub);
+        match self.subs.by_id_mut(a.sub) {
+            Some(s) if !s.acked => {
+                s.acked = true;
+                if !s.unsubscribing && !reply {
+                    self.push_event(Event::Subscribed { sub: SubId(a.sub) });
+                }
+            }
+            Some(_) => {}
+            None => debug!("suback for unknown subscription {}", a.sub),
+        }
+    }
+
+    pub(super) fn on_subreject(&mut self, r: SubReject) {
+        if let Some(index) = self.subs.index(r.sub) {
+            self.subs.remove(index);
+            if index == REPLY {
+                // The next request subscribes again.
+                self.fail_all_requests(RequestFailure::ReplySubscriptionRejected(r.reason));
+                return;
+            }
+            self.push_event(Event::SubscribeRejected {
+                sub: SubId(r.sub),
+                reason: r.reason,
+            });
+        }
+    }
+
+    pub(super) fn on_unsuback(&mut self, a: UnsubAck) {
+        if let Some(index) = self.subs.index(a.sub)
+            && self.subs.get(index).is_some_and(|s| s.unsubscribing)
+        {
+            self.subs.remove(index);
+            self.push_event(Event::Unsubscribed { sub: SubId(a.sub) });
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Transmitting: which frame goes out next (control frames, acks, subscription
+//! changes, credit, then publishes), and what writing it changes.
+
+use super::held::Settle;
+use heapless::String;
+
+use super::subscriptions::{MAX_FILTER_LEN, Outgoing};
+use super::{Framing, Session, State};
+use crate::framing::serial::DELIMITER;
+use crate::time::Instant;
+use crate::wire::{
+    Ack, Close, Credit, ErrorFrame, Frame, Hello, Nack, PROTOCOL_VERSION, Reason, Subscribe,
+    Unsubscribe,
+};
+
+/// A frame `poll_transmit` is about to write, and what writing it changes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tx {
+    Error,
+    Close,
+    Hello,
+    Pong,
+    Ping,
+    Subscribe(usize),
+    Unsubscribe(usize),
+    Settle(usize),
+    Credit {
+        index: usize,
+        owed: u32,
+        grant: u32,
+    },
+    Publish {
+        id: u32,
+        at: usize,
+        sent: u64,
+        total: u64,
+    },
+}
+
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// Writes as many whole frames as fit into the front of `buf`, framed as
+    /// configured, and returns the bytes written; `None` when there is nothing to
+    /// send or the next frame does not fit, in which case `buf` is untouched. On a
+    /// serial line each connection's `Hello` is preceded by a lone delimiter.
+    ///
+    /// `buf` must hold the largest frame: at least
+    /// `framing.max_framed_len(min(broker max_frame, Config::max_frame_out))` bytes
+    /// ([`Framing::max_framed_len`](super::Framing::max_framed_len), [`broker_limits`](Self::broker_limits),
+    /// [`Config::max_frame_out`](super::Config::max_frame_out)); publishes are fragmented to that maximum, not
+    /// to `buf`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let mut written = 0;
+        loop {
+            self.drop_unsendable();
+            // Where the reply subscription's filter is written, if it is sent.
+            let mut scratch = String::new();
+            let Some((tx, frame)) = self.next_tx(&mut scratch) else {
+                break;
+            };
+            // On a serial line a lone delimiter ends whatever partial frame of an
+            // earlier connection the broker's decoder holds.
+            let lead = usize::from(matches!(tx, Tx::Hello) && self.framing == Framing::Serial);
+            let Some((head, body)) = buf
+                .get_mut(written..)
+                .and_then(|out| out.split_at_mut_checked(lead))
+            else {
+                break;
+            };
+            // Publishes are sized to the broker's limit; nothing else comes close.
+            let Ok(n) = self.framing.encode(&frame, u32::MAX, body) else {
+                break;
+            };
+            head.fill(DELIMITER);
+            let n = lead + n;
+            trace!("sent {}", frame.kind());
+            written += n;
+            self.stats.frames_out += 1;
+            self.stats.bytes_out += n as u64;
+            self.commit(tx);
+        }
+        if written == 0 {
+            return None;
+        }
+        self.conn.last_tx = now;
+        Some(written)
+    }
+
+    /// The next frame to write, without changing anything.
+    fn next_tx<'a>(&'a self, scratch: &'a mut String<MAX_FILTER_LEN>) -> Option<(Tx, Frame<'a>)> {
+        match self.conn.state {
+            State::Disconnecting => self.conn.error_pending.map(|code| {
+                (
+                    Tx::Error,
+                    Frame::Error(ErrorFrame {
+                        code,
+                        text: code.as_str(),
+                    }),
+                )
+            }),
+            // Everything queued before `close` (acks, publishes, unsubscribes)
+            // goes out first, then the Close.
+            State::Closing => self.next_connected_tx(scratch).or_else(|| {
+                self.conn.close_pending.then_some((
+                    Tx::Close,
+                    Frame::Close(Close {
+                        reason: Reason::Normal,
+                        text: "",
+                    }),
+                ))
+            }),
+            State::Handshaking => self.conn.hello_pending.then(|| {
+                (
+                    Tx::Hello,
+                    Frame::Hello(Hello {
+                        version: PROTOCOL_VERSION,
+                        client_id: self.config.client_id.as_str(),
+                        session: self.config.mode,
+                        token: self.config.token.as_ref().map(|t| t.as_str()),
+                        limits: self.receive_limits(),
+                    }),
+                )
+            }),
+            State::Connected => self.next_connected_tx(scratch),
+            _ => None,
+        }
+    }
+
+    fn next_connected_tx<'a>(
+        &'a self,
+        scratch: &'a mut String<MAX_FILTER_LEN>,
+    ) -> Option<(Tx, Frame<'a>)> {
+        if let Some(&value) = self.conn.pongs.front() {
+            return Some((Tx::Pong, Frame::Pong(value)));
+        }
+        if let Some(value) = self.conn.ping_pending {
+            return Some((Tx::Ping, Frame::Ping(value)));
+        }
+        // Settlements before subscription changes: an unsubscribe must not
+        // overtake the acks issued before it.
+        if let Some((slot, tag, settle)) = self.held.next_settling() {
+            let frame = match settle {
+                Settle::Ack => Frame::Ack(Ack { tag }),
+                Settle::Nack { requeue } => Frame::Nack(Nack { tag, requeue }),
+            };
+            return Some((Tx::Settle(slot), frame));
+        }
+        for (index, s) in self.subs.iter() {
+            match s.outgoing {
+                Outgoing::Subscribe => {
+                    let (filter, group) = match self.subs.names(index) {
+                        Some(names) => (names.filter.as_str(), names.group.as_deref()),
+                        None if Self::REQUESTS => {
+                            self.reply_topic(scratch);
+                            (scratch.as_str(), None)
+                        }
+                        // No reply subscription without requests.
+                        None => continue,
+                    };
+                    return Some((
+                        Tx::Subscribe(index),
+                        Frame::Subscribe(Subscribe {
+                            sub: s.id,
+                            filter,
+                            group,
+                            start: s.start,
+                            qos: s.qos,
+                            credit: s.window,
+                        }),
+                    ));
+                }
+                Outgoing::Unsubscribe => {
+                    return Some((
+                        Tx::Unsubscribe(index),
+                        Frame::Unsubscribe(Unsubscribe { sub: s.id }),
+                    ));
+                }
+                Outgoing::None => {}
+            }
+        }
+        for (index, s) in self.subs.iter() {
+            if s.unsubscribing || !s.sent {
+                continue;
+            }
+            if let Some(credit) = s.credit_due() {
+                let grant = s.grant.min(credit);
+                return Some((
+                    Tx::Credit {
+                        index,
+                        owed: credit - grant,
+                        grant,
+                    },
+                    Frame::Credit(Credit { sub: s.id, credit }),
+                ));
+            }
+        }
+        let max_frame = self.frame_limit()?;
+        let (rec, sent) = self.outbox.next()?;
+        let piece = self
+            .fragmenter(&rec)
+            .next(usize::try_from(sent).ok()?, max_frame as usize)?;
+        Some((
+            Tx::Publish {
+                id: rec.id,
+                at: rec.at,
+                sent: piece.end as u64,
+                total: rec.payload.len() as u64,
+            },
+            piece.frame,
+        ))
+    }
+
+    /// A frame from `next_tx` was written.
+    fn commit(&mut self, tx: Tx) {
+        match tx {
+            Tx::Error => self.conn.error_pending = None,
+            Tx::Close => self.closed(),
+            Tx::Hello => self.conn.hello_pending = false,
+            Tx::Pong => {
+                self.conn.pongs.pop_front();
+            }
+            Tx::Ping => {
+                self.conn.ping_pending = None;
+                self.stats.pings += 1;
+            }
+            Tx::Subscribe(index) => {
+                if let Some(s) = self.subs.get_mut(index) {
+                    s.outgoing = Outgoing::None;
+                    if !s.sent {
+                        // A new subscription: the whole window went with it.
+                        s.grant = 0;
+                        s.owed = 0;
+                    }
+                    s.sent = true;
+                }
+            }
+            Tx::Unsubscribe(index) => {
+                if let Some(s) = self.subs.get_mut(index) {
+                    s.outgoing = Outgoing::None;
+                }
+            }
+            Tx::Settle(slot) => self.held.free(slot),
+            Tx::Credit { index, owed, grant } => {
+                if let Some(s) = self.subs.get_mut(index) {
+                    s.owed = s.owed.saturating_sub(owed);
+                    s.grant = s.grant.saturating_sub(grant);
+                }
+            }
+            Tx::Publish {
+                id,
+                at,
+                sent,
+                total,
+            } => {
+                self.outbox.advance(at, sent, total);
+                self.requests.sent(id);
+            }
+        }
+    }
+}

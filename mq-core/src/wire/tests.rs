@@ -1,0 +1,92 @@
+//! Encoding, decoding and the overhead bound, by example.
+
+use super::*;
+
+pub(super) fn sample_publish(payload: &[u8]) -> Frame<'_> {
+    Frame::Publish(Publish {
+        id: 7,
+        topic: "sensors.kitchen.temp",
+        qos: QoS::AtLeastOnce,
+        dedup: Some(Dedup {
+            producer: 42,
+            seq: 9,
+        }),
+        meta: Meta {
+            ttl_ms: Some(60_000),
+            priority: 3,
+            reply_to: Some("replies.me"),
+            correlation: Some(b"c-1"),
+            headers: Headers::EMPTY,
+        },
+        fragment: None,
+        payload,
+    })
+}
+
+#[test]
+fn publish_round_trips_and_borrows() {
+    let payload = [0xAB; 300];
+    let frame = sample_publish(&payload);
+    let mut buf = [0u8; 512];
+    let n = frame.encode(&mut buf).unwrap();
+    assert_eq!(n, frame.encoded_len());
+    let back = Frame::decode(&buf[..n]).unwrap();
+    assert_eq!(back, frame);
+    let Frame::Publish(p) = back else {
+        panic!("not a publish")
+    };
+    // Zero copy: the payload points into the receive buffer.
+    let range = buf[..n].as_ptr_range();
+    assert!(range.contains(&p.payload.as_ptr()));
+    assert!(range.contains(&p.topic.as_ptr()));
+}
+
+#[test]
+fn too_small_buffer_untouched() {
+    let frame = sample_publish(b"hello");
+    let mut buf = [0x55u8; 8];
+    let err = frame.encode(&mut buf).unwrap_err();
+    assert_eq!(
+        err,
+        EncodeError::BufferTooSmall {
+            needed: frame.encoded_len()
+        }
+    );
+    assert_eq!(buf, [0x55; 8]);
+}
+
+#[test]
+fn trailing_and_garbage_rejected() {
+    let mut buf = [0u8; 64];
+    let n = Frame::Ping(5).encode(&mut buf).unwrap();
+    assert_eq!(
+        Frame::decode(&buf[..n + 1]),
+        Err(DecodeError::TrailingBytes)
+    );
+    assert_eq!(Frame::decode(&[0xFF, 0xFF]), Err(DecodeError::Malformed));
+    assert_eq!(Frame::decode(&[]), Err(DecodeError::Malformed));
+}
+
+#[test]
+fn overhead_bounds_real_frames() {
+    let meta = Meta {
+        reply_to: Some("a.b"),
+        ..Meta::default()
+    };
+    let frame = Frame::Publish(Publish {
+        id: u32::MAX,
+        topic: "x.y",
+        qos: QoS::AtLeastOnce,
+        dedup: Some(Dedup {
+            producer: u64::MAX,
+            seq: u64::MAX,
+        }),
+        meta,
+        fragment: Some(Fragment {
+            offset: u64::MAX,
+            total: u64::MAX,
+        }),
+        payload: &[0; 1000],
+    });
+    assert!(frame.encoded_len() <= publish_overhead("x.y", &meta) + 1000);
+}
