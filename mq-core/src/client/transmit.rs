@@ -34,6 +34,8 @@ pub(super) enum Tx {
         at: usize,
         sent: u64,
         total: u64,
+        /// The frame's encoded length, measured by the fragmenter already.
+        encoded_len: usize,
     },
 }
 
@@ -70,7 +72,14 @@ where
                 break;
             };
             // Publishes are sized to the broker's limit; nothing else comes close.
-            let Ok(n) = self.framing.encode(&frame, u32::MAX, body) else {
+            let encoded = match tx {
+                Tx::Publish { encoded_len, .. } => {
+                    self.framing
+                        .encode_sized(&frame, encoded_len, u32::MAX, body)
+                }
+                _ => self.framing.encode(&frame, u32::MAX, body),
+            };
+            let Ok(n) = encoded else {
                 break;
             };
             head.fill(DELIMITER);
@@ -207,6 +216,7 @@ where
                 at: rec.at,
                 sent: piece.end as u64,
                 total: rec.payload.len() as u64,
+                encoded_len: piece.encoded_len,
             },
             piece.frame,
         ))
@@ -253,6 +263,7 @@ where
                 at,
                 sent,
                 total,
+                ..
             } => {
                 self.outbox.advance(at, sent, total);
                 self.requests.sent(id);

@@ -56,7 +56,7 @@
 
 use core::fmt;
 
-use super::{Deliver, EncodeError, Fragment, Frame, Meta, Publish, QoS};
+use super::{Deliver, EncodeError, Fragment, Frame, Publish};
 use crate::framing::Framing;
 use crate::framing::stream::prefix_len;
 
@@ -88,6 +88,8 @@ pub struct Piece<'a> {
     pub end: usize,
     /// The message is complete with this frame.
     pub last: bool,
+    /// The frame's [`encoded_len`](Frame::encoded_len), measured already.
+    pub encoded_len: usize,
 }
 
 /// What [`Fragmenter::encode_next`] wrote.
@@ -175,6 +177,26 @@ impl<'a> Fragmenter<'a> {
         self.frame(None, self.payload())
     }
 
+    /// At least the whole message's encoded length, from the lengths of its
+    /// variable fields alone (no pass over the frame): every integer at its
+    /// widest varint, every byte string with a 10-byte length.
+    fn whole_len_bound(&self) -> usize {
+        /// Tags, options, and integers at their widest: well above what the
+        /// fixed fields of either frame kind take.
+        const FIXED: usize = 128;
+        let (topic, meta) = match &self.head {
+            Head::Publish(p) => (p.topic, &p.meta),
+            Head::Deliver(d) => (d.topic, &d.meta),
+        };
+        let bytes = |n: usize| n.saturating_add(10);
+        FIXED
+            .saturating_add(bytes(topic.len()))
+            .saturating_add(bytes(meta.reply_to.map_or(0, str::len)))
+            .saturating_add(bytes(meta.correlation.map_or(0, <[u8]>::len)))
+            .saturating_add(bytes(meta.headers.as_encoded().len()))
+            .saturating_add(bytes(self.total()))
+    }
+
     /// Payload bytes from `offset` on that the next frame carries within `max`
     /// encoded bytes: at offset 0 the whole payload when the message fits one
     /// frame, otherwise as many as a fragment holds (exactly: one more byte would
@@ -187,6 +209,13 @@ impl<'a> Fragmenter<'a> {
         if offset == 0 && self.whole().encoded_len() <= max {
             return total;
         }
+        self.fragment_room(offset, max).0
+    }
+
+    /// Payload bytes from `offset` on that a fragment (never the whole message)
+    /// carries within `max` encoded bytes, and the fragment's encoded length.
+    fn fragment_room(&self, offset: usize, max: usize) -> (usize, usize) {
+        let total = self.total();
         let fragment = Fragment {
             offset: offset as u64,
             total: total as u64,
@@ -198,20 +227,21 @@ impl<'a> Fragmenter<'a> {
             .encoded_len()
             .saturating_sub(1);
         let Some(avail) = max.checked_sub(base) else {
-            return 0;
+            return (0, 0);
         };
         let mut n = avail.saturating_sub(prefix_len(avail));
         while n + 1 + prefix_len(n + 1) <= avail {
             n += 1;
         }
-        n.min(total.saturating_sub(offset))
+        let n = n.min(total.saturating_sub(offset));
+        (n, base + prefix_len(n) + n)
     }
 
     /// Whether the whole message can be sent in frames of at most `max` encoded
     /// bytes: as one frame, or as fragments each carrying at least one byte (the
     /// last fragment has the longest offset, so if it carries one, all do).
     pub fn sendable(&self, max: usize) -> bool {
-        if self.whole().encoded_len() <= max {
+        if self.whole_len_bound() <= max || self.whole().encoded_len() <= max {
             return true;
         }
         let total = self.total();
@@ -225,17 +255,25 @@ impl<'a> Fragmenter<'a> {
     /// would stall halfway. An empty payload travels as one frame at offset 0.
     pub fn next(&self, offset: usize, max: usize) -> Option<Piece<'a>> {
         let total = self.total();
-        if offset == 0 && self.whole().encoded_len() <= max {
-            return Some(Piece {
-                frame: self.whole(),
-                end: total,
-                last: true,
-            });
+        if offset == 0 {
+            let whole = self.whole();
+            let encoded_len = whole.encoded_len();
+            if encoded_len <= max {
+                return Some(Piece {
+                    frame: whole,
+                    end: total,
+                    last: true,
+                    encoded_len,
+                });
+            }
+            if !self.sendable(max) {
+                return None;
+            }
         }
-        if offset == 0 && !self.sendable(max) {
+        if offset > total {
             return None;
         }
-        let room = self.room(offset, max);
+        let (room, encoded_len) = self.fragment_room(offset, max);
         if room == 0 {
             return None;
         }
@@ -248,6 +286,7 @@ impl<'a> Fragmenter<'a> {
             frame: self.frame(Some(fragment), self.payload().get(offset..end)?),
             end,
             last: end == total,
+            encoded_len,
         })
     }
 
@@ -271,7 +310,7 @@ impl<'a> Fragmenter<'a> {
             });
         };
         let len = framing
-            .encode(&piece.frame, max_frame, buf)
+            .encode_sized(&piece.frame, piece.encoded_len, max_frame, buf)
             .map_err(|e| match e {
                 EncodeError::FrameTooLarge { .. } => FragmentError::TooLarge,
                 EncodeError::BufferTooSmall { .. } => FragmentError::BufferTooSmall,
@@ -289,29 +328,6 @@ impl<'a> Fragmenter<'a> {
 /// [`Fragmenter::room`] or [`Fragmenter::next`] to size fragments to a buffer.
 pub fn frame_limit(max_frame: u32, framing: Framing, buf_len: usize) -> usize {
     (max_frame as usize).min(framing.largest_frame(buf_len))
-}
-
-/// Bytes a [`Publish`] or [`Deliver`] frame needs besides its payload, at most, for
-/// a given topic and meta. A bound, for sizing buffers; to cut a message into
-/// frames use [`Fragmenter`], which is exact.
-pub fn publish_overhead(topic: &str, meta: &Meta<'_>) -> usize {
-    let probe = Frame::Deliver(Deliver {
-        sub: u32::MAX,
-        topic,
-        seq: u64::MAX,
-        tag: u64::MAX,
-        attempt: u16::MAX,
-        qos: QoS::AtLeastOnce,
-        meta: *meta,
-        fragment: Some(Fragment {
-            offset: u64::MAX,
-            total: u64::MAX,
-        }),
-        payload: &[],
-    });
-    // + the payload's own length prefix (a u64 varint at most) and the publish-only
-    // dedup field, which is larger than deliver's extra fields.
-    probe.encoded_len() + 10 + 21
 }
 
 /// Where a received piece of a message goes, as [`Reassembler::check`] found it.

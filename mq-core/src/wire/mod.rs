@@ -93,7 +93,6 @@ pub mod fragment;
 mod headers;
 mod reason;
 
-pub use fragment::publish_overhead;
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 

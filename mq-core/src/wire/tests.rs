@@ -66,27 +66,3 @@ fn trailing_and_garbage_rejected() {
     assert_eq!(Frame::decode(&[0xFF, 0xFF]), Err(DecodeError::Malformed));
     assert_eq!(Frame::decode(&[]), Err(DecodeError::Malformed));
 }
-
-#[test]
-fn overhead_bounds_real_frames() {
-    let meta = Meta {
-        reply_to: Some("a.b"),
-        ..Meta::default()
-    };
-    let frame = Frame::Publish(Publish {
-        id: u32::MAX,
-        topic: "x.y",
-        qos: QoS::AtLeastOnce,
-        dedup: Some(Dedup {
-            producer: u64::MAX,
-            seq: u64::MAX,
-        }),
-        meta,
-        fragment: Some(Fragment {
-            offset: u64::MAX,
-            total: u64::MAX,
-        }),
-        payload: &[0; 1000],
-    });
-    assert!(frame.encoded_len() <= publish_overhead("x.y", &meta) + 1000);
-}

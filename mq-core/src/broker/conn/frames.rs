@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::{Ctrl, Partial, Phase, Proto, initial_peer};
+use super::{Ctrl, Phase, Proto, initial_peer};
 use crate::broker::ConnId;
 use crate::broker::command::{self, Command, Outcome, OwnedPublish};
 use crate::broker::router::Router;
@@ -122,49 +122,36 @@ impl Proto {
             meta: p.meta,
             payload: p.payload,
         };
-        let Some(frag) = p.fragment else {
-            if self.partial.is_some() {
-                return self.violation(id, now, "publish inside a fragmented publish", r);
-            }
+        let max = r.cfg.max_message as u64;
+        let at = match self
+            .reassembler
+            .accept(p.id.into(), p.fragment, p.payload.len(), max)
+        {
+            Ok(at) => at,
+            Err(e) => return self.violation(id, now, e.as_str(), r),
+        };
+        if p.fragment.is_none() {
+            // Whole: straight from the received bytes.
             r.handle(id, now, Command::Publish(whole));
             return;
-        };
-        if frag.offset == 0 {
-            if self.partial.is_some() {
-                return self.violation(id, now, "new fragmented publish before the last ended", r);
-            }
-            let refused = frag.total > r.cfg.max_message as u64;
-            let payload = match refused {
+        }
+        if at.first {
+            let payload = match at.refused {
                 true => Vec::new(),
-                false => Vec::with_capacity(frag.total as usize),
+                false => Vec::with_capacity(at.total as usize),
             };
-            self.partial = Some(Partial {
-                publish: OwnedPublish::new(&whole, payload),
-                total: frag.total,
-                refused,
-            });
+            self.partial = Some(OwnedPublish::new(&whole, payload));
         }
         let Some(part) = self.partial.as_mut() else {
-            return self.violation(id, now, "fragment without a first fragment", r);
+            return;
         };
-        let received = match part.refused {
-            true => frag.offset,
-            false => part.publish.payload.len() as u64,
-        };
-        if part.publish.id != p.id
-            || frag.offset != received
-            || frag.total != part.total
-            || received + p.payload.len() as u64 > part.total
-        {
-            return self.violation(id, now, "fragments out of order", r);
+        if !at.refused {
+            part.payload.extend_from_slice(p.payload);
         }
-        if !part.refused {
-            part.publish.payload.extend_from_slice(p.payload);
-        }
-        if frag.offset + p.payload.len() as u64 == part.total {
+        if at.last {
             let part = self.partial.take().expect("partial exists");
-            let publish = part.publish.as_publish();
-            if part.refused {
+            let publish = part.as_publish();
+            if at.refused {
                 r.reject_publish(id, publish.id, publish.qos, Reason::MessageTooLarge);
             } else {
                 r.handle(id, now, Command::Publish(publish));
@@ -220,6 +207,7 @@ impl Proto {
         self.phase = Phase::Closing;
         self.last = Some(last);
         self.partial = None;
+        self.reassembler.reset();
         self.deliver_offset = 0;
         r.timers.stop(&mut self.timer, Timer::Conn(id));
         r.links.wake(id);
@@ -239,6 +227,7 @@ impl Proto {
         self.last = None;
         self.deliver_offset = 0;
         self.partial = None;
+        self.reassembler.reset();
         self.delimiter = true;
         self.close_event_sent = false;
     }

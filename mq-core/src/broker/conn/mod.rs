@@ -43,6 +43,7 @@ use crate::framing::Framing;
 use crate::framing::serial::{self, SerialDecoder};
 use crate::framing::stream::{self, Decoded, StreamDecoder};
 use crate::time::Instant;
+use crate::wire::fragment::Reassembler;
 use crate::wire::{Limits, Reason};
 
 /// The smallest frame limit a client may announce.
@@ -66,14 +67,6 @@ enum Ctrl {
     Ping(u64),
     Pong(u64),
     Error(Reason, &'static str),
-}
-
-/// A publish arriving in fragments.
-struct Partial {
-    publish: OwnedPublish,
-    total: u64,
-    /// Too large: its remaining fragments are swallowed, then it is refused.
-    refused: bool,
 }
 
 pub(crate) struct Conn {
@@ -108,7 +101,11 @@ struct Proto {
     last: Option<Ctrl>,
     /// Payload bytes of the front delivery already written (fragments).
     deliver_offset: usize,
-    partial: Option<Partial>,
+    /// Checks the fragments of incoming publishes.
+    reassembler: Reassembler,
+    /// A fragmented publish being reassembled (its headers from the first
+    /// fragment; no payload when it is too large and will be refused).
+    partial: Option<OwnedPublish>,
     /// A serial line's new connection: write a lone delimiter first.
     delimiter: bool,
     close_event_sent: bool,
@@ -134,6 +131,7 @@ impl Conn {
             ctrl: VecDeque::new(),
             last: None,
             deliver_offset: 0,
+            reassembler: Reassembler::new(),
             partial: None,
             // A line's first connection starts with a delimiter too: the
             // device may hold half a frame from before the broker started.

@@ -9,9 +9,9 @@ use crate::broker::router::Router;
 use crate::broker::stats::Stats;
 use crate::broker::timers::Timer;
 use crate::framing::serial::DELIMITER;
-use crate::framing::stream;
 use crate::time::Instant;
-use crate::wire::{self, Deliver, ErrorFrame, Fragment, Frame, Limits, PROTOCOL_VERSION, Welcome};
+use crate::wire::fragment::{FragmentError, Fragmenter};
+use crate::wire::{self, Deliver, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Welcome};
 
 /// What the connection is after a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +166,8 @@ impl Proto {
     }
 
     /// Writes the delivery at the front of the queue, whole or its next
-    /// fragments; true when it is done (written or dropped), false when the
-    /// buffer is full.
+    /// fragments; true when it is done with for now (written, or dropped as
+    /// unsendable), false when the buffer is full.
     fn write_delivery(
         &mut self,
         link: &mut Link,
@@ -178,10 +178,8 @@ impl Proto {
         let Some(Output::Deliver(dv)) = link.out.front() else {
             return true;
         };
-        let max_frame = self.peer.max_frame;
         let view = dv.msg.view();
-        let room = &mut buf[*pos..];
-        let mut d = Deliver {
+        let frames = Fragmenter::deliver(Deliver {
             sub: dv.sub,
             topic: view.topic,
             seq: view.seq,
@@ -191,48 +189,42 @@ impl Proto {
             meta: view.meta,
             fragment: None,
             payload: view.payload,
-        };
-        let limit = (max_frame as usize).min(room.len().saturating_sub(stream::MAX_PREFIX + 8));
-        let whole = Frame::Deliver(d).encoded_len();
-        let offset = self.deliver_offset;
-        let written = if offset == 0 && whole <= limit {
-            let frame = Frame::Deliver(d);
-            let n = self.framing.encode_sized(&frame, whole, max_frame, room);
-            n.ok().map(|n| (n, true))
-        } else {
-            let overhead = wire::publish_overhead(view.topic, &view.meta);
-            let chunk = limit.saturating_sub(overhead);
-            if chunk == 0 {
-                if *pos > 0 {
-                    return false;
+        });
+        let room = &mut buf[*pos..];
+        let max_frame = self.peer.max_frame;
+        // A message the peer takes whole goes whole: into this buffer, or into
+        // the next one; it is cut to fit a buffer only when none would hold it.
+        if self.deliver_offset == 0
+            && let Some(whole) = frames.next(0, max_frame as usize).filter(|p| p.last)
+        {
+            let len = whole.encoded_len;
+            match self
+                .framing
+                .encode_sized(&whole.frame, len, max_frame, room)
+            {
+                Ok(n) => {
+                    *pos += n;
+                    link.out.pop_front();
+                    return true;
                 }
-                // The headers alone exceed the limit: it cannot be sent.
-                stats.protocol_errors += 1;
-                self.deliver_offset = 0;
-                link.out.pop_front();
-                return true;
+                Err(_) if *pos > 0 => return false,
+                Err(_) => {}
             }
-            let end = (offset + chunk).min(view.payload.len());
-            d.fragment = Some(Fragment {
-                offset: offset as u64,
-                total: view.payload.len() as u64,
-            });
-            d.payload = &view.payload[offset..end];
-            self.encode(&Frame::Deliver(d), room)
-                .map(|n| (n, end >= view.payload.len()))
-                .inspect(|_| self.deliver_offset = end)
-        };
-        match written {
-            Some((n, done)) => {
-                *pos += n;
-                if done {
+        }
+        match frames.encode_next(self.deliver_offset, max_frame, self.framing, room) {
+            Ok(w) => {
+                *pos += w.len;
+                self.deliver_offset = w.end;
+                if w.last {
                     self.deliver_offset = 0;
                     link.out.pop_front();
                 }
                 true
             }
-            None if *pos > 0 => false,
-            None => {
+            Err(FragmentError::BufferTooSmall) if *pos > 0 => false,
+            // Not one payload byte fits next to its headers, within the peer's
+            // maximum frame (or the caller's buffer): it can never be sent.
+            Err(_) => {
                 stats.protocol_errors += 1;
                 self.deliver_offset = 0;
                 link.out.pop_front();

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::framing::serial::SerialDecoder;
 use crate::framing::stream::{Split, StreamDecoder};
-use crate::wire::Dedup;
+use crate::wire::{Dedup, Meta, QoS};
 
 fn publish(payload: &[u8]) -> Publish<'_> {
     let Frame::Publish(p) = crate::wire::tests::sample_publish(payload) else {
@@ -244,7 +244,13 @@ proptest! {
         serial in any::<bool>(),
     ) {
         let framing = if serial { Framing::Serial } else { Framing::Stream };
-        let meta = Meta { correlation: correlation.as_deref(), ..Meta::default() };
+        let meta = Meta {
+            ttl_ms: Some(u32::MAX),
+            priority: u8::MAX,
+            reply_to: Some(&topic),
+            correlation: correlation.as_deref(),
+            ..Meta::default()
+        };
         let f = if is_publish {
             Fragmenter::publish(Publish {
                 id: id as u32,
@@ -268,6 +274,8 @@ proptest! {
                 payload: &payload,
             })
         };
+        // The quick bound `sendable` relies on is a bound.
+        prop_assert!(f.whole_len_bound() >= f.whole().encoded_len());
         let limit = frame_limit(max_frame, framing, buf_len);
         let mut buf = vec![0u8; buf_len];
         let mut scratch = vec![0u8; 2048];
@@ -281,6 +289,8 @@ proptest! {
                     let body = decode(framing, &buf[..w.len], &mut scratch);
                     prop_assert!(body.len() <= max_frame as usize, "frame above the peer's maximum");
                     let frame = Frame::decode(&body).unwrap();
+                    let measured = f.next(offset, limit).map(|p| p.encoded_len);
+                    prop_assert_eq!(measured, Some(frame.encoded_len()), "length not exact");
                     let (key, fragment, data) = parts(&frame);
                     prop_assert_eq!(offset + data.len(), w.end);
                     // Exact: not one payload byte more would have fitted.
