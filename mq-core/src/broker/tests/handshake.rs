@@ -327,3 +327,33 @@ fn a_serial_frame_the_broker_cannot_take_yet_is_offered_again() {
         ]
     );
 }
+
+#[test]
+fn a_delivery_too_large_for_the_transmit_buffer_is_fragmented_on_a_serial_line_too() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let line = h.accept_line();
+    let mut hello = device_hello("dev");
+    if let Frame::Hello(x) = &mut hello {
+        x.limits.max_frame = 8192;
+    }
+    h.send(line, hello);
+    h.take(line);
+    h.subscribe(line, 1, "big", None, 8);
+    // A 4 KiB buffer: the peer takes the delivery whole (its frame is 13
+    // bytes short of 4 KiB, which the old bound took to be enough), but
+    // framed for the line (COBS, CRC, delimiter) it is larger than the
+    // buffer. It must arrive in fragments, not be dropped.
+    h.buf = vec![0; 4096];
+    let payload = vec![7u8; 4062];
+    h.publish(p, 1, "big", QoS::AtLeastOnce, &payload);
+    let parts = h.deliveries(line);
+    assert!(
+        parts.len() > 1,
+        "cut to fit the buffer: {} part(s)",
+        parts.len()
+    );
+    let joined: Vec<u8> = parts.iter().flat_map(|d| d.payload.clone()).collect();
+    assert_eq!(joined, payload);
+    assert_eq!(h.b.stats().protocol_errors, 0);
+}
