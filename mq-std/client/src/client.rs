@@ -184,6 +184,7 @@ impl Client {
         let call = self.call(
             Command::Request {
                 msg,
+                timeout,
                 reply: Box::new(reply),
             },
             answer,

@@ -226,7 +226,14 @@ impl Client {
         timeout: Duration,
     ) -> Result<Message, Error> {
         let msg = PublishOptions::default().outgoing(topic, payload.into())?;
-        self.call(|reply| Command::Request { msg, reply }, Some(timeout))
+        self.call(
+            |reply| Command::Request {
+                msg,
+                timeout,
+                reply,
+            },
+            Some(timeout),
+        )
     }
 
     /// Answers a request: publishes `payload` (QoS 1) to its `reply_to` topic

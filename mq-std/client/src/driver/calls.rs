@@ -3,8 +3,11 @@
 //! the end of the session) settles it. Publishers that find the outbox full
 //! wait here, first come first served.
 
-use bytes::Bytes;
-use mq_core::client::{self as core_client, PublishError, PublishId, SubId, SubscribeError};
+use std::time::Duration;
+
+use mq_core::client::{
+    self as core_client, PublishError, PublishId, RequestError, SubId, SubscribeError,
+};
 use mq_core::wire::QoS;
 use mq_core::{Instant, Reason};
 use tracing::debug;
@@ -13,7 +16,6 @@ use super::command::{Command, ReplyTo};
 use super::error::Error;
 use super::message::{Message, PubAck};
 use super::options::{Outgoing, SubscribeOptions, window};
-use super::requests::ReplySub;
 use super::{Driver, Subscriber, Then};
 
 impl Driver {
@@ -27,7 +29,19 @@ impl Driver {
                     self.enqueue(now, msg, Then::Reply(reply));
                 }
             }
-            Command::Request { msg, reply } => self.request(now, msg, reply),
+            Command::Request {
+                msg,
+                timeout,
+                reply,
+            } => {
+                if self.stopping {
+                    reply.send(Err(self.closed_error()));
+                } else {
+                    // Requesters that gave up (timed out) leave nothing behind.
+                    self.requests.retain(|_, r| !r.is_closed());
+                    self.enqueue(now, msg, Then::Request(reply, timeout));
+                }
+            }
             Command::Subscribe {
                 filter,
                 opts,
@@ -96,8 +110,13 @@ impl Driver {
         }
     }
 
-    /// Hands a publish to the session; gives it back when the outbox is full.
+    /// Hands a publish (or a request) to the session; gives it back when the
+    /// outbox (or the table of requests) is full.
     fn try_publish(&mut self, now: Instant, msg: Outgoing, then: Then) -> Option<(Outgoing, Then)> {
+        let then = match then {
+            Then::Request(reply, timeout) => return self.try_request(now, msg, reply, timeout),
+            then => then,
+        };
         let opts = core_client::PublishOptions {
             qos: msg.qos,
             meta: msg.meta(),
@@ -109,10 +128,11 @@ impl Driver {
                         seq: None,
                         duplicate: false,
                     })),
-                    (QoS::AtMostOnce, Then::Request(_)) => {}
                     (QoS::AtLeastOnce, then) => {
                         self.publishes.insert(id, then);
                     }
+                    // Requests went to `try_request` above.
+                    (QoS::AtMostOnce, Then::Request(..)) => {}
                 }
                 None
             }
@@ -129,12 +149,59 @@ impl Driver {
         }
     }
 
+    /// Hands a request to the session, which publishes it with its reply
+    /// topic and a correlation id and reports its reply (or failure) later.
+    fn try_request(
+        &mut self,
+        now: Instant,
+        msg: Outgoing,
+        reply: ReplyTo<Result<Message, Error>>,
+        timeout: Duration,
+    ) -> Option<(Outgoing, Then)> {
+        let meta = msg.meta();
+        let opts = core_client::RequestOptions {
+            qos: msg.qos,
+            ttl_ms: meta.ttl_ms,
+            priority: meta.priority,
+            headers: meta.headers,
+            timeout: Some(timeout),
+        };
+        match self.session.request(now, &msg.topic, &msg.payload, &opts) {
+            Ok(id) => {
+                self.requests.insert(id.0, reply);
+                None
+            }
+            Err(RequestError::OutboxFull | RequestError::TableFull) => {
+                Some((msg, Then::Request(reply, timeout)))
+            }
+            Err(RequestError::InvalidTopic) => {
+                reply.send(Err(Error::Invalid("invalid topic")));
+                None
+            }
+            Err(RequestError::TooLarge) => {
+                reply.send(Err(Error::TooLarge));
+                None
+            }
+            Err(_) => {
+                reply.send(Err(Error::Invalid("request refused")));
+                None
+            }
+        }
+    }
+
+    /// A request's slot in the session's table is free: a request waiting
+    /// for one may go.
+    pub(super) fn request_ended(&mut self) {
+        self.waiting_outbox = usize::MAX;
+    }
+
     /// Answers whoever waits on a publish.
     pub(super) fn answer(&mut self, then: Then, result: Result<PubAck, Error>) {
         match (then, result) {
             (Then::Reply(reply), result) => reply.send(result),
-            (Then::Request(corr), Err(e)) => self.requests.fail(corr, e),
-            (Then::Request(_), Ok(_)) => {}
+            // Requests are answered by their reply, never by a PubAck.
+            (then @ Then::Request(..), Err(e)) => then.fail(e),
+            (Then::Request(..), Ok(_)) => {}
         }
     }
 
@@ -162,42 +229,10 @@ impl Driver {
 
     /// Forgets waiting publishers whose callers stopped waiting.
     fn prune_waiting(&mut self) {
-        let requests = &self.requests.waiting;
         self.waiting.retain(|(_, then)| match then {
             Then::Reply(reply) => !reply.is_closed(),
-            Then::Request(corr) => requests.get(corr).is_some_and(|r| !r.is_closed()),
+            Then::Request(reply, _) => !reply.is_closed(),
         });
-    }
-
-    fn request(&mut self, now: Instant, mut msg: Outgoing, reply: ReplyTo<Result<Message, Error>>) {
-        if self.stopping {
-            reply.send(Err(self.closed_error()));
-            return;
-        }
-        let corr = self.requests.next;
-        self.requests.next += 1;
-        msg.reply_to = Some(self.requests.topic.clone());
-        msg.correlation = Some(Bytes::copy_from_slice(&corr.to_be_bytes()));
-        // Requesters that gave up (timed out) leave nothing behind.
-        self.requests.waiting.retain(|_, r| !r.is_closed());
-        self.requests.waiting.insert(corr, reply);
-        match self.requests.sub {
-            ReplySub::Active(_) => self.enqueue(now, msg, Then::Request(corr)),
-            ReplySub::Pending(_) => self.requests.held.push((corr, msg)),
-            ReplySub::None => {
-                let opts = core_client::SubscribeOptions {
-                    credit: self.default_credit,
-                    ..core_client::SubscribeOptions::default()
-                };
-                match self.session.subscribe(now, &self.requests.topic, &opts) {
-                    Ok(sub) => {
-                        self.requests.sub = ReplySub::Pending(sub);
-                        self.requests.held.push((corr, msg));
-                    }
-                    Err(e) => self.requests.fail(corr, subscribe_error(e)),
-                }
-            }
-        }
     }
 
     fn subscribe(

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use mq_core::Reason;
 use mq_core::client::{DeliveryId, SubId};
@@ -166,10 +167,12 @@ pub(crate) enum Command {
         msg: Outgoing,
         reply: ReplyTo<Result<PubAck, Error>>,
     },
-    /// Publish with a reply-to topic and a fresh correlation id; answered with
-    /// the reply.
+    /// A request through the session's request-reply (its reply topic and
+    /// correlation id); answered with the reply, or why none came within
+    /// `timeout`.
     Request {
         msg: Outgoing,
+        timeout: Duration,
         reply: ReplyTo<Result<Message, Error>>,
     },
     /// Subscribe; messages go to `sink`; answered at `SubAck`.

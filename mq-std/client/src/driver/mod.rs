@@ -46,7 +46,6 @@ mod error;
 mod message;
 mod options;
 mod random;
-mod requests;
 mod stats;
 mod transport;
 
@@ -59,7 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use bytes::Bytes;
-use mq_core::client::{Config, Event, Framing, Session, SubId};
+use mq_core::client::{Config, Event, Framing, RequestFailure, Session, SubId};
 use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
@@ -75,7 +74,6 @@ use options::Outgoing;
 pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions};
 pub(crate) use options::{reply_options, window};
 use random::random_u64;
-use requests::{ReplySub, Requests};
 pub use stats::Stats;
 
 /// Subscriptions one client can hold.
@@ -95,7 +93,10 @@ const HANDSHAKE_FRAME: u32 = 64 * 1024;
 const MIN_STORE: usize = 4 * 1024;
 const MAX_STORE: usize = 1 << 30;
 
-type ClientSession = Session<Vec<u8>, SUBS, HELD>;
+/// Requests waiting for their reply at once; more wait for a free slot.
+pub(crate) const REQS: usize = 256;
+
+type ClientSession = Session<Vec<u8>, SUBS, HELD, REQS>;
 
 /// What the loop must do after [`Driver::poll`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +119,9 @@ pub(crate) struct Wants {
 enum Then {
     /// Answer the publisher.
     Reply(ReplyTo<Result<PubAck, Error>>),
-    /// A request: only a refusal is answered (to the requester).
-    Request(u64),
+    /// A request waiting for room in the outbox or the session's table of
+    /// requests.
+    Request(ReplyTo<Result<Message, Error>>, std::time::Duration),
 }
 
 /// A subscription's end in the driver.
@@ -172,7 +174,8 @@ pub(crate) struct Driver {
     /// A message whose sink was full: no event is taken until it is placed.
     parked: Option<Message>,
     partial: Option<Partial>,
-    requests: Requests,
+    /// Requesters waiting for their reply, by the session's request id.
+    requests: HashMap<u64, ReplyTo<Result<Message, Error>>>,
 }
 
 impl Driver {
@@ -220,7 +223,6 @@ impl Driver {
         ));
         let max_in = session.receive_limits().max_frame as usize;
         let frame_room = Framing::Stream.max_framed_len(HANDSHAKE_FRAME as usize);
-        let requests = Requests::new(&opts.client_id);
         Ok(Driver {
             session,
             settler: commands.clone(),
@@ -251,7 +253,7 @@ impl Driver {
             subscribers: HashMap::new(),
             parked: None,
             partial: None,
-            requests,
+            requests: HashMap::new(),
         })
     }
 
@@ -334,8 +336,11 @@ impl Driver {
                 Some(msg) => Happened::Message(msg),
                 None => Happened::Piece,
             },
-            // The driver makes no requests through the session (yet).
-            Event::Reply { .. } | Event::RequestFailed { .. } => Happened::Piece,
+            Event::Reply { id, delivery } => Happened::Reply(
+                id.0,
+                Message::new(&delivery, Bytes::copy_from_slice(delivery.payload), settler),
+            ),
+            Event::RequestFailed { id, reason } => Happened::RequestFailed(id.0, reason),
             Event::Closed => Happened::Closed,
         })
     }
@@ -375,12 +380,7 @@ impl Driver {
                 }
             }
             Happened::Subscribed(sub) => {
-                if self.requests.is_reply_sub(sub) {
-                    self.requests.sub = ReplySub::Active(sub);
-                    for (corr, msg) in std::mem::take(&mut self.requests.held) {
-                        self.enqueue(now, msg, Then::Request(corr));
-                    }
-                } else if let Some(reply) = self.subscribes.remove(&sub.0) {
+                if let Some(reply) = self.subscribes.remove(&sub.0) {
                     if reply.is_closed() {
                         self.unsubscribe(now, sub);
                     } else {
@@ -389,27 +389,30 @@ impl Driver {
                 }
             }
             Happened::SubscribeRejected(sub, reason) => {
-                if self.requests.is_reply_sub(sub) {
-                    self.requests.sub = ReplySub::None;
-                    for (corr, _) in std::mem::take(&mut self.requests.held) {
-                        self.requests.fail(corr, Error::Rejected(reason));
-                    }
-                }
                 self.subscribers.remove(&sub.0);
                 if let Some(reply) = self.subscribes.remove(&sub.0) {
                     reply.send(Err(Error::Rejected(reason)));
                 }
             }
             Happened::Unsubscribed(sub) => {
-                if self.requests.is_reply_sub(sub) {
-                    self.requests.sub = ReplySub::None;
-                }
                 self.subscribers.remove(&sub.0);
                 if let Some(reply) = self.subscribes.remove(&sub.0) {
                     reply.send(Err(self.closed_error()));
                 }
             }
-            Happened::Message(msg) => self.route(now, msg),
+            Happened::Message(msg) => self.offer(now, msg),
+            Happened::Reply(id, msg) => {
+                self.request_ended();
+                if let Some(reply) = self.requests.remove(&id) {
+                    reply.send(Ok(msg));
+                }
+            }
+            Happened::RequestFailed(id, failure) => {
+                self.request_ended();
+                if let Some(reply) = self.requests.remove(&id) {
+                    reply.send(Err(request_error(failure)));
+                }
+            }
             Happened::Piece => {}
             Happened::Closed => {
                 debug!("session closed: {}", self.final_reason());
@@ -431,27 +434,6 @@ impl Driver {
             Reason::Timeout => Error::Timeout,
             reason => Error::Refused(reason),
         }
-    }
-
-    /// A message to its requester or its subscription's sink.
-    fn route(&mut self, now: Instant, mut msg: Message) {
-        if self.requests.is_reply_sub(msg.sub) {
-            // A reply is consumed here whether or not its requester still waits.
-            if let Some(id) = msg.disarm() {
-                let _ = self.session.ack(id);
-            }
-            let corr = msg
-                .correlation
-                .as_deref()
-                .and_then(|c| <[u8; 8]>::try_from(c).ok())
-                .map(u64::from_be_bytes);
-            match corr.and_then(|c| self.requests.waiting.remove(&c)) {
-                Some(reply) => reply.send(Ok(msg)),
-                None => debug!("reply for no waiting request dropped"),
-            }
-            return;
-        }
-        self.offer(now, msg);
     }
 
     /// Places a message in its sink, or parks it when the sink is full.
@@ -514,22 +496,17 @@ impl Driver {
             w.send(Err(error()));
         }
         for (_, then) in self.publishes.drain() {
-            if let Then::Reply(reply) = then {
-                reply.send(Err(error()));
-            }
+            then.fail(error());
         }
         for (_, then) in std::mem::take(&mut self.waiting) {
-            if let Then::Reply(reply) = then {
-                reply.send(Err(error()));
-            }
+            then.fail(error());
         }
         for (_, reply) in self.subscribes.drain() {
             reply.send(Err(error()));
         }
-        for (_, reply) in self.requests.waiting.drain() {
+        for (_, reply) in self.requests.drain() {
             reply.send(Err(error()));
         }
-        self.requests.held.clear();
         self.subscribers.clear();
         self.parked = None;
         self.partial = None;
@@ -553,7 +530,36 @@ enum Happened {
     SubscribeRejected(SubId, Reason),
     Unsubscribed(SubId),
     Message(Message),
+    /// A reply to the session's request with this id.
+    Reply(u64, Message),
+    RequestFailed(u64, RequestFailure),
     /// A piece of a large message, kept until the last one.
     Piece,
     Closed,
+}
+
+impl Then {
+    /// Tells whoever waits that it failed.
+    fn fail(self, error: Error) {
+        match self {
+            Then::Reply(reply) => reply.send(Err(error)),
+            Then::Request(reply, _) => reply.send(Err(error)),
+        }
+    }
+}
+
+/// What a requester sees when the session gives up on its request.
+fn request_error(failure: RequestFailure) -> Error {
+    match failure {
+        RequestFailure::Timeout => Error::Timeout,
+        RequestFailure::Rejected(reason) | RequestFailure::ReplySubscriptionRejected(reason) => {
+            Error::Rejected(reason)
+        }
+        RequestFailure::SessionLost => Error::Io(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "the session ended before the reply came",
+        )),
+        RequestFailure::ReplyTooLarge => Error::TooLarge,
+        _ => Error::Invalid("request failed"),
+    }
 }

@@ -509,6 +509,7 @@ fn requests_are_matched_to_replies() {
         .unwrap();
     p.command(Command::Request {
         msg,
+        timeout: std::time::Duration::from_secs(5),
         reply: Box::new(reply.clone()),
     });
     let req = service.try_recv().expect("the request arrived");
@@ -530,4 +531,25 @@ fn requests_are_matched_to_replies() {
     assert!(!got.needs_ack());
     p.run();
     assert_eq!(p.driver.session.held_len(), 0);
+}
+
+#[test]
+fn a_request_nobody_answers_fails_with_timeout_and_frees_its_slot() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let reply = Slot::new();
+    let msg = PublishOptions::default()
+        .outgoing("svc.nobody", Bytes::from_static(b"ping"))
+        .unwrap();
+    p.command(Command::Request {
+        msg,
+        timeout: std::time::Duration::from_millis(200),
+        reply: Box::new(reply.clone()),
+    });
+    assert!(reply.take().is_none(), "no answer yet");
+    assert_eq!(p.driver.requests.len(), 1);
+    p.now += std::time::Duration::from_millis(250);
+    p.driver.handle_timeout(p.now);
+    p.run();
+    assert!(matches!(reply.take(), Some(Err(Error::Timeout))));
+    assert!(p.driver.requests.is_empty());
 }
