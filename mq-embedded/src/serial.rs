@@ -27,9 +27,10 @@
 //! (see the serial-line rules in [`mq_core::wire`]); this driver only moves
 //! bytes and frames.
 //! - **Noise** (a damaged or truncated frame) fails its CRC or COBS decoding
-//!   and is dropped; the decoder resynchronises at the next delimiter. What it
-//!   carried is recovered like a loss: QoS 1 publishes and deliveries are
-//!   resent until acknowledged.
+//!   and is dropped; the decoder resynchronises at the next delimiter. On an
+//!   open connection the session then ends the connection (both sides do), so
+//!   what the frame carried is recovered like a loss, in order: QoS 1
+//!   publishes and deliveries are resent until acknowledged.
 
 use embedded_io::{Read, ReadReady, Write};
 use mq_core::__mq_debug as debug;
@@ -164,7 +165,10 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
                     self.refused = true;
                     return;
                 }
-                Some(Err(e)) => debug!("serial frame dropped: {}", e),
+                Some(Err(e)) => {
+                    debug!("serial frame dropped: {}", e);
+                    session.handle_damaged_frame(now);
+                }
                 _ => {}
             }
         }

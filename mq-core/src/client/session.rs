@@ -199,6 +199,20 @@ where
 
     // ---------------------------------------------------------------- handle_*
 
+    /// A serial line's decoder dropped a damaged frame from the broker (its
+    /// CRC or COBS failed, or it overran the buffer). Past the handshake the
+    /// connection ends with an `ErrorFrame` ([`Reason::Malformed`]), as a
+    /// broken stream would, so what the frame carried is recovered in order by
+    /// the reconnect; during the handshake it is ignored (it may be the tail of
+    /// an earlier connection's frame). See the protocol's serial-line rules.
+    pub fn handle_damaged_frame(&mut self, _now: Instant) {
+        if self.conn.state == State::Connected {
+            self.violation(Reason::Malformed);
+        }
+    }
+
+    /// One decoded frame, for transports that delimit frames themselves (a
+    /// serial line: decode with a
     /// [`SerialDecoder`](crate::framing::serial::SerialDecoder) and call this).
     /// `Err` means the frame was not consumed: drain events and hand it in again.
     /// Frames arriving while no connection is active are ignored. On a serial

@@ -86,8 +86,15 @@
 //! connection may still be on the line while the client waits for `Welcome`:
 //! deliveries and the answers [`PubAck`], [`PubReject`], [`SubAck`],
 //! [`SubReject`] and [`UnsubAck`] that arrive before `Welcome` are stale, and the
-//! client drops them (on a stream they are a protocol violation). A lost peer is
-//! noticed by the handshake timeout or keepalive.
+//! client drops them (on a stream they are a protocol violation). A damaged frame
+//! (its CRC or COBS fails, or it overruns the receiver's buffer) on a connection
+//! past its handshake ends that connection, as a broken stream would: whatever
+//! it carried is recovered the usual way (the client resends unacknowledged
+//! publishes after reconnecting, the broker redelivers unacknowledged
+//! deliveries), in order, where carrying on would deliver the frames after it
+//! first. During the handshake a damaged frame is dropped (it may be the tail
+//! of an earlier connection's). A lost peer, and a frame lost whole with its
+//! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 
 pub mod fragment;
 mod headers;

@@ -11,7 +11,8 @@
 //! TCP client drops) and starts a new one, so a device that rebooted or gave
 //! up on a silent broker reconnects without a `SessionTakenOver` error; a
 //! connection the broker ends leaves the line idle for the next `Hello`;
-//! damaged frames fail their CRC and are dropped.
+//! damaged frames fail their CRC and are dropped, ending the connection they
+//! belonged to (so nothing after them overtakes what they carried).
 //!
 //! [`open`] opens a terminal device in raw mode (8N1, no flow control) at a
 //! baud rate and discards input that queued before `mqd` opened it. It works on

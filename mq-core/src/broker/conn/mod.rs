@@ -269,9 +269,17 @@ impl Proto {
             }
             let (n, out) = decoder.feed(rest);
             used += n.max(1);
-            // Noise is dropped and counted by the decoder; QoS 1 recovers it.
-            if let Some(Ok(frame)) = out {
-                self.on_frame(id, now, frame, router);
+            match out {
+                Some(Ok(frame)) => self.on_frame(id, now, frame, router),
+                // A frame lost within a connection would let the next ones
+                // overtake it: the connection ends, as a broken stream would.
+                Some(Err(_)) if self.phase == Phase::Open => {
+                    router.stats.protocol_errors += 1;
+                    let e = Ctrl::Error(Reason::Malformed, "damaged frame on the serial line");
+                    self.close(id, now, e, router);
+                }
+                // Noise on an idle or ending line: counted by the decoder.
+                Some(Err(_)) | None => {}
             }
         }
         used.min(bytes.len())

@@ -357,3 +357,29 @@ fn a_delivery_too_large_for_the_transmit_buffer_is_fragmented_on_a_serial_line_t
     assert_eq!(joined, payload);
     assert_eq!(h.b.stats().protocol_errors, 0);
 }
+
+#[test]
+fn a_damaged_frame_ends_the_connection_on_a_serial_line_and_the_line_stays() {
+    let mut h = H::new(Config::default());
+    let line = h.accept_line();
+    // Noise on an idle line: nothing to end.
+    assert_eq!(h.b.handle_input(line, h.now, &[9, 9, 9, 0]), 4);
+    h.drain();
+    assert!(h.take(line).is_empty());
+    h.send(line, device_hello("dev"));
+    assert_eq!(h.take(line), [Got::Welcome { present: false }]);
+    // A frame whose CRC fails: whatever it carried is gone, so the
+    // connection ends rather than let the frames after it overtake it.
+    let mut bytes = vec![0u8; 64];
+    let n = serial::encode_frame(&Frame::Ping(3), &mut bytes).unwrap();
+    bytes[1] ^= 0x40;
+    assert_eq!(h.b.handle_input(line, h.now, &bytes[..n]), n);
+    h.drain();
+    assert_eq!(h.take(line), [Got::Error(Reason::Malformed)]);
+    assert!(
+        !h.closed.contains(&line),
+        "the line stays for the next Hello"
+    );
+    h.send(line, device_hello("dev"));
+    assert_eq!(h.take(line), [Got::Welcome { present: true }]);
+}

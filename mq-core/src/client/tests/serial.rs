@@ -137,3 +137,23 @@ fn stale_frames_before_welcome_are_dropped_on_a_serial_line() {
     assert_eq!(t.ev(), [Ev::Disconnected(Reason::ProtocolViolation)]);
     assert_eq!(t.s.stats().stale_frames, 6);
 }
+
+#[test]
+fn a_damaged_frame_ends_an_open_serial_connection_but_not_a_handshake() {
+    let mut t = T::serial();
+    t.s.connect(t.now);
+    t.s.handle_connected(t.now);
+    t.tx();
+    t.ev();
+    // During the handshake it may be the tail of an earlier connection's frame.
+    t.s.handle_damaged_frame(t.now);
+    assert_eq!(t.s.state(), State::Handshaking);
+    assert!(t.ev().is_empty());
+    assert!(t.feed(T::welcome(true, limits(4096, 0))));
+    assert_eq!(t.ev(), [Ev::Connected(true)]);
+    // Once open, a lost frame would let the next ones overtake it: the
+    // connection ends, with an error frame to the broker.
+    t.s.handle_damaged_frame(t.now);
+    assert_eq!(t.ev(), [Ev::Disconnected(Reason::Malformed)]);
+    assert_eq!(kinds(&t.tx()), ["error"]);
+}
