@@ -41,7 +41,8 @@
 //! **mq names without an MQTT name.** mq → MQTT fails
 //! ([`TopicMapError::NoMqttName`]) for mq topics that no MQTT topic maps to:
 //! a token holding `/`, `+` or `#`, escapes that decode to invalid UTF-8 or
-//! U+0000, or the lone topic `%` (an empty MQTT topic). mq filters map back
+//! U+0000, a `%25` where a level keeps its `%` as it is (`100%25`: the level
+//! `100%` maps to `100%`), or the lone topic `%` (an empty MQTT topic). mq filters map back
 //! with `*` → `+` and a final `>` → `+/#` (`#` when it is the whole filter).
 //!
 //! **Shared subscriptions.** `$share/{group}/{filter}` ([`MqttFilter::parse`])
@@ -245,11 +246,14 @@ impl<'b> Out<'b> {
     }
 }
 
-/// Writes an MQTT level (or share name) as an mq token.
-fn push_level(level: &[u8], out: &mut Out<'_>) -> Result<(), TopicMapError> {
+/// Writes an MQTT level (or share name) as an mq token, a byte at a time.
+fn escape_level(
+    level: &[u8],
+    mut emit: impl FnMut(u8) -> Result<(), TopicMapError>,
+) -> Result<(), TopicMapError> {
     match level {
-        [] => return out.push(b'%'),
-        b"%" => return out.extend(b"%25"),
+        [] => return emit(b'%'),
+        b"%" => return b"%25".iter().try_for_each(|&b| emit(b)),
         _ => {}
     }
     for (i, &b) in level.iter().enumerate() {
@@ -258,19 +262,28 @@ fn push_level(level: &[u8], out: &mut Out<'_>) -> Result<(), TopicMapError> {
             _ => escaped(b),
         };
         if escape {
-            out.extend(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])?;
+            emit(b'%')?;
+            emit(HEX[usize::from(b >> 4)])?;
+            emit(HEX[usize::from(b & 15)])?;
         } else {
-            out.push(b)?;
+            emit(b)?;
         }
     }
     Ok(())
 }
 
-/// Writes an mq token as an MQTT level; refuses tokens no level maps to.
+fn push_level(level: &[u8], out: &mut Out<'_>) -> Result<(), TopicMapError> {
+    escape_level(level, |b| out.push(b))
+}
+
+/// Writes an mq token as an MQTT level; refuses tokens no level maps to,
+/// including those that are not the form a level maps to (`100%25`
+/// decodes to `100%`, which maps to `100%`).
 fn push_token(token: &[u8], out: &mut Out<'_>) -> Result<(), TopicMapError> {
     if token == b"%" {
         return Ok(());
     }
+    let start = out.len;
     let mut rest = token;
     while let Some((&b, tail)) = rest.split_first() {
         if let Some(e) = escape_at(rest) {
@@ -283,7 +296,16 @@ fn push_token(token: &[u8], out: &mut Out<'_>) -> Result<(), TopicMapError> {
             rest = tail;
         }
     }
-    Ok(())
+    let level = out.buf.get(start..out.len).unwrap_or_default();
+    let mut expected = token.iter();
+    escape_level(level, |b| match expected.next() {
+        Some(&t) if t == b => Ok(()),
+        _ => Err(TopicMapError::NoMqttName),
+    })?;
+    match expected.next() {
+        None => Ok(()),
+        Some(_) => Err(TopicMapError::NoMqttName),
+    }
 }
 
 fn mq_error(e: TopicError) -> TopicMapError {
