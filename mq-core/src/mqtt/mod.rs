@@ -38,6 +38,17 @@
 //! their MQTT 5 codes), and encoding for 3.1.1 leaves out what 3.1.1 has no
 //! field for.
 //!
+//! # Left to the connection
+//!
+//! Decoding checks each packet alone. What depends on the connection's state
+//! or direction is the connection codec's to check: the first packet is a
+//! CONNECT and no other CONNECT follows; a server receives only what
+//! [`PacketType::sent_by_client`] allows; topic aliases are within the
+//! announced maximum (and an aliased empty topic names a known alias); a
+//! client's PUBLISH carries no subscription identifier; a DISCONNECT does not
+//! set a session expiry after a CONNECT said 0; the receive maximum; and,
+//! optionally, that a payload flagged UTF-8 is (0x99 otherwise).
+//!
 //! This module does not depend on the broker: the broker's MQTT codec turns
 //! packets into its commands and its outputs into packets.
 
