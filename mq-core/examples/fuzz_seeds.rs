@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use mq_core::framing::{serial, stream};
+use mq_core::mqtt;
 use mq_core::wire::*;
 
 fn seeds() -> Vec<Frame<'static>> {
@@ -143,5 +144,191 @@ fn main() {
         "all-frames-with-garbage".into(),
         &all_serial,
     );
+    mqtt_seeds(&root);
     println!("wrote seeds under {}", root.display());
+}
+
+/// MQTT packets of every type, as a connection in `version` sends them.
+fn mqtt_packets(version: mqtt::Version) -> Vec<mqtt::Packet<'static>> {
+    use mqtt::*;
+    let v5 = version == Version::V5;
+    let pid = |n| PacketId::new(n).unwrap();
+    let if_v5 = |p: Properties<'static>| if v5 { p } else { Properties::EMPTY };
+    let user: &'static [(&str, &str)] = &[("k", "v")];
+    let message = if_v5(Properties {
+        payload_format: Some(PayloadFormat::Utf8),
+        message_expiry: Some(60),
+        content_type: Some("text/plain"),
+        response_topic: Some("reply/x"),
+        correlation_data: Some(b"c1"),
+        user: List::new(user),
+        ..Properties::EMPTY
+    });
+    let diagnostics = if_v5(Properties {
+        reason_string: Some("why"),
+        user: List::new(user),
+        ..Properties::EMPTY
+    });
+    const SUBS: &[Subscription<'static>] = &[
+        Subscription {
+            filter: "sensors/+/temp",
+            options: SubscriptionOptions::qos(QoS::AtLeastOnce),
+        },
+        Subscription {
+            filter: "$share/g/jobs/#",
+            options: SubscriptionOptions::qos(QoS::ExactlyOnce),
+        },
+    ];
+    let ack = Ack::new(pid(7));
+    vec![
+        Packet::Connect(Connect {
+            version,
+            clean_start: true,
+            keep_alive: 30,
+            properties: if_v5(Properties {
+                session_expiry: Some(300),
+                receive_maximum: core::num::NonZeroU16::new(10),
+                maximum_packet_size: core::num::NonZeroU32::new(65_536),
+                topic_alias_maximum: Some(8),
+                ..Properties::EMPTY
+            }),
+            client_id: "sensor-17",
+            will: Some(Will {
+                qos: QoS::AtLeastOnce,
+                retain: true,
+                properties: if_v5(Properties {
+                    will_delay: Some(5),
+                    ..message
+                }),
+                topic: "status/sensor-17",
+                payload: b"offline",
+            }),
+            username: Some("sensor"),
+            password: Some(b"s3cret"),
+        }),
+        Packet::ConnAck(ConnAck {
+            session_present: version != Version::V3_1,
+            reason: ReasonCode::Success,
+            properties: if_v5(Properties {
+                assigned_client_id: Some("auto-1"),
+                maximum_qos: Some(QoS::AtLeastOnce),
+                retain_available: Some(true),
+                shared_subscription_available: Some(true),
+                ..Properties::EMPTY
+            }),
+        }),
+        Packet::Publish(Publish {
+            dup: true,
+            qos: QosPid::ExactlyOnce(pid(7)),
+            retain: true,
+            topic: "sensors/kitchen/temp",
+            properties: if_v5(Properties {
+                topic_alias: core::num::NonZeroU16::new(1),
+                subscription_ids: List::new(&[3]),
+                ..message
+            }),
+            payload: b"21.5",
+        }),
+        Packet::PubAck(Ack {
+            reason: if v5 {
+                ReasonCode::QuotaExceeded
+            } else {
+                ReasonCode::Success
+            },
+            properties: diagnostics,
+            ..ack
+        }),
+        Packet::PubRec(ack),
+        Packet::PubRel(ack),
+        Packet::PubComp(ack),
+        Packet::Subscribe(Subscribe {
+            packet_id: pid(8),
+            properties: if_v5(Properties {
+                subscription_ids: List::new(&[3]),
+                ..Properties::EMPTY
+            }),
+            subscriptions: List::new(SUBS),
+        }),
+        Packet::SubAck(SubAck {
+            packet_id: pid(8),
+            properties: diagnostics,
+            reasons: List::new(&[ReasonCode::GrantedQoS1, ReasonCode::NotAuthorized]),
+        }),
+        Packet::Unsubscribe(Unsubscribe {
+            packet_id: pid(9),
+            properties: Properties::EMPTY,
+            filters: List::new(&["sensors/+/temp"]),
+        }),
+        Packet::UnsubAck(UnsubAck {
+            packet_id: pid(9),
+            properties: diagnostics,
+            reasons: if v5 {
+                List::new(&[ReasonCode::NoSubscriptionExisted])
+            } else {
+                List::EMPTY
+            },
+        }),
+        Packet::PingReq,
+        Packet::PingResp,
+        Packet::Disconnect(Disconnect::NORMAL),
+    ]
+}
+
+/// Seeds of the MQTT targets: every packet of every version, whole
+/// conversations for the stream decoder, topics for the mapping.
+fn mqtt_seeds(root: &Path) {
+    use mqtt::{Auth, Packet, Properties, ReasonCode, Version};
+    let versions = [(0u8, Version::V3_1), (1, Version::V3_1_1), (2, Version::V5)];
+    for (tag, version) in versions {
+        let mut packets = mqtt_packets(version);
+        if version == Version::V5 {
+            packets.push(Packet::Auth(Auth {
+                reason: ReasonCode::ContinueAuthentication,
+                properties: Properties {
+                    auth_method: Some("SCRAM-SHA-256"),
+                    auth_data: Some(b"nonce"),
+                    ..Properties::EMPTY
+                },
+            }));
+        }
+        // Maximum packet size 4097, chunks of 8, this version.
+        let mut conversation = vec![0xFF, 0x0F, 0x07, tag];
+        for (i, packet) in packets.iter().enumerate() {
+            let mut buf = vec![0u8; packet.encoded_len(version)];
+            packet.encode(version, &mut buf).unwrap();
+            let name = format!("seed-v{tag}-{i:02}-{:?}", packet.packet_type()).to_lowercase();
+            let mut seed = vec![tag];
+            seed.extend_from_slice(&buf);
+            write(&root.join("mqtt_decode"), name.clone(), &seed);
+            // Alone, fed a byte at a time.
+            let mut alone = vec![0xFF, 0x0F, 0x00, tag];
+            alone.extend_from_slice(&buf);
+            write(&root.join("mqtt_stream"), name, &alone);
+            conversation.extend_from_slice(&buf);
+        }
+        write(
+            &root.join("mqtt_stream"),
+            format!("conversation-v{tag}"),
+            &conversation,
+        );
+    }
+    let topics = [
+        "sensors/kitchen/temp",
+        "/leading/slash",
+        "a//empty/",
+        "dots.and*stars>here",
+        "caf\u{e9} 100% %2E %25",
+        "$SYS/broker/uptime",
+        "$share/workers/jobs/#",
+        "a/+/c/#",
+        "sensors.%.caf%C3%A9",
+        "a%2Fb.c#.d+",
+    ];
+    for (i, t) in topics.iter().enumerate() {
+        write(
+            &root.join("mqtt_topic"),
+            format!("seed-{i:02}"),
+            t.as_bytes(),
+        );
+    }
 }

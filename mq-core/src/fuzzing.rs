@@ -2,7 +2,10 @@
 //! the test that replays their checked-in corpus. Each function panics when an
 //! invariant breaks; every other outcome (including a decode error) is fine.
 
+use core::ops::ControlFlow;
+
 use crate::framing::{serial, stream};
+use crate::mqtt;
 use crate::wire::Frame;
 
 /// Encodes `frame` and checks that decoding gives it back.
@@ -35,24 +38,39 @@ pub fn stream_decoder(data: &[u8]) {
     let mut storage = [0u8; 2048 + stream::MAX_PREFIX];
     let mut rb = stream::RecvBuffer::new(&mut storage[..cap]);
     let mut scratch = [0u8; 4096];
-    for mut piece in rest.chunks(chunk) {
+    feed(rest, chunk, &mut rb, |rb| {
+        loop {
+            match decoder.decode(rb.data()) {
+                Ok(stream::Decoded::Frame { frame, consumed }) => {
+                    assert!(consumed <= cap);
+                    assert_reencodes(&frame, &mut scratch);
+                    rb.consume(consumed);
+                }
+                Ok(stream::Decoded::Incomplete { needed }) => {
+                    assert!(needed <= cap, "decoder asks to buffer past the maximum");
+                    return ControlFlow::Continue(());
+                }
+                // A real connection closes here.
+                Err(_) => return ControlFlow::Break(()),
+            }
+        }
+    });
+}
+
+/// Feeds `data` into `rb` in pieces of `chunk` bytes, calling `drain` after each
+/// until it breaks (the connection closes).
+fn feed(
+    data: &[u8],
+    chunk: usize,
+    rb: &mut stream::RecvBuffer<&mut [u8]>,
+    mut drain: impl FnMut(&mut stream::RecvBuffer<&mut [u8]>) -> ControlFlow<()>,
+) {
+    for mut piece in data.chunks(chunk) {
         while !piece.is_empty() {
             let n = rb.extend_from(piece);
             piece = &piece[n..];
-            loop {
-                match decoder.decode(rb.data()) {
-                    Ok(stream::Decoded::Frame { frame, consumed }) => {
-                        assert!(consumed <= cap);
-                        assert_reencodes(&frame, &mut scratch);
-                        rb.consume(consumed);
-                    }
-                    Ok(stream::Decoded::Incomplete { needed }) => {
-                        assert!(needed <= cap, "decoder asks to buffer past the maximum");
-                        break;
-                    }
-                    // A real connection closes here.
-                    Err(_) => return,
-                }
+            if drain(rb).is_break() {
+                return;
             }
         }
     }
@@ -87,4 +105,110 @@ pub fn serial_decoder(data: &[u8]) {
         s.overflows + s.cobs_errors + s.crc_errors + s.malformed,
         bad
     );
+}
+
+/// The MQTT version a fuzz input's byte picks.
+fn mqtt_version(b: u8) -> mqtt::Version {
+    match b % 3 {
+        0 => mqtt::Version::V3_1,
+        1 => mqtt::Version::V3_1_1,
+        _ => mqtt::Version::V5,
+    }
+}
+
+/// Encodes a decoded MQTT packet and checks that decoding gives it back.
+fn assert_mqtt_reencodes(packet: &mqtt::Packet<'_>, version: mqtt::Version) {
+    let mut scratch = [0u8; 8192];
+    if packet.encoded_len(version) > scratch.len() {
+        return;
+    }
+    let n = packet
+        .encode(version, &mut scratch)
+        .expect("a decoded packet must re-encode");
+    assert_eq!(n, packet.encoded_len(version), "encoded_len is exact");
+    let again =
+        mqtt::Packet::decode(&scratch[..n], version).expect("re-encoded packet must decode");
+    assert_eq!(&again, packet, "packet changed through a round trip");
+}
+
+/// `mqtt::Packet::decode` on arbitrary bytes, in the version the first byte
+/// picks; accepted packets must round-trip.
+pub fn mqtt_decode(data: &[u8]) {
+    let [v, rest @ ..] = data else { return };
+    let version = mqtt_version(*v);
+    if let Ok(packet) = mqtt::Packet::decode(rest, version) {
+        assert_mqtt_reencodes(&packet, version);
+    }
+}
+
+/// The MQTT stream decoder over arbitrary bytes fed in arbitrary chunks. The
+/// first two bytes choose the maximum packet size, the third the chunk size,
+/// the fourth the version before CONNECT (a CONNECT sets it, as a connection
+/// does). The decoder must never ask to buffer past its maximum.
+pub fn mqtt_stream(data: &[u8]) {
+    let [a, b, c, v, rest @ ..] = data else {
+        return;
+    };
+    let max = u32::from(u16::from_le_bytes([*a, *b])) % 4096 + 2;
+    let chunk = usize::from(*c) + 1;
+    let mut decoder = mqtt::stream::PacketDecoder::new(mqtt_version(*v), max);
+    let mut storage = [0u8; 4098];
+    let mut rb = stream::RecvBuffer::new(&mut storage[..max as usize]);
+    feed(rest, chunk, &mut rb, |rb| {
+        loop {
+            match decoder.decode(rb.data()) {
+                Ok(mqtt::stream::Decoded::Packet { packet, consumed }) => {
+                    assert!(consumed <= max as usize);
+                    assert_mqtt_reencodes(&packet, decoder.version());
+                    if let mqtt::Packet::Connect(c) = packet {
+                        decoder.set_version(c.version);
+                    }
+                    rb.consume(consumed);
+                }
+                Ok(mqtt::stream::Decoded::Incomplete { needed }) => {
+                    assert!(
+                        needed <= max as usize,
+                        "decoder asks to buffer past the maximum"
+                    );
+                    return ControlFlow::Continue(());
+                }
+                // A real connection closes here.
+                Err(_) => return ControlFlow::Break(()),
+            }
+        }
+    });
+}
+
+/// The MQTT ↔ mq topic mapping over arbitrary text: an MQTT topic maps to an mq
+/// topic and back to itself (or is too long for mq), an mq topic with an MQTT
+/// name maps back to itself, and filters map both ways.
+pub fn mqtt_topic(data: &[u8]) {
+    use crate::topic::{Filter, Topic};
+    use mqtt::topic::{self as t, TopicMapError};
+    let Ok(s) = core::str::from_utf8(data) else {
+        return;
+    };
+    let (mut mq_buf, mut mqtt_buf) = ([0u8; t::MQ_BUF_LEN], [0u8; t::MQTT_BUF_LEN]);
+    match t::to_mq_topic(s, &mut mq_buf) {
+        Ok(mq) => {
+            let back = t::to_mqtt_topic(mq, &mut mqtt_buf).expect("an MQTT topic maps back");
+            assert_eq!(back, s, "MQTT -> mq -> MQTT changed the topic");
+        }
+        Err(TopicMapError::TooLong | TopicMapError::TooManyLevels) => {}
+        Err(_) => assert!(s.is_empty() || s.contains(['+', '#', '\0'])),
+    }
+    if let Ok(f) = t::MqttFilter::parse(s)
+        && let Ok(mq) = t::to_mq_filter(f.filter, &mut mq_buf)
+    {
+        assert!(t::to_mqtt_filter(mq.filter, &mut mqtt_buf).is_ok());
+    }
+    if let Ok(topic) = Topic::new(s)
+        && let Ok(name) = t::to_mqtt_topic(topic, &mut mqtt_buf)
+    {
+        let again = t::to_mq_topic(name, &mut mq_buf).expect("an MQTT name maps back");
+        assert_eq!(again.as_str(), s, "mq -> MQTT -> mq changed the topic");
+    }
+    if let Ok(filter) = Filter::new(s) {
+        let _ = t::to_mqtt_filter(filter, &mut mqtt_buf);
+    }
 }

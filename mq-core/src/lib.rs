@@ -14,6 +14,9 @@
 //!   hold more than the negotiated maximum frame.
 //! - [`topic`]: topic names and filters (`*` one token, `>` the rest), validation,
 //!   matching, and (with `alloc`) an index that finds every filter matching a topic.
+//! - [`mqtt`]: MQTT 3.1.1 and 5 packets decoded zero-copy and encoded into caller
+//!   buffers, a stream decoder bounded by the maximum packet size, reason codes,
+//!   and the mapping between MQTT topics and mq topics. No allocation.
 //! - [`client`]: the client session state machine, without allocation: outbox of
 //!   unacknowledged publishes, inbox and held deliveries in caller storage,
 //!   subscriptions, keepalive, reconnect with backoff.
@@ -47,6 +50,7 @@ pub mod client;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod mqtt;
 pub mod time;
 pub mod topic;
 pub mod wire;

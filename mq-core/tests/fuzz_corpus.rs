@@ -36,3 +36,18 @@ fn stream_decoder_corpus() {
 fn serial_decoder_corpus() {
     replay("serial_decoder", mq_core::fuzzing::serial_decoder);
 }
+
+#[test]
+fn mqtt_decode_corpus() {
+    replay("mqtt_decode", mq_core::fuzzing::mqtt_decode);
+}
+
+#[test]
+fn mqtt_stream_corpus() {
+    replay("mqtt_stream", mq_core::fuzzing::mqtt_stream);
+}
+
+#[test]
+fn mqtt_topic_corpus() {
+    replay("mqtt_topic", mq_core::fuzzing::mqtt_topic);
+}

@@ -9,7 +9,14 @@ use crate::failure::Failure;
 const FUZZ_DIR: &str = "mq-core/fuzz";
 
 /// The targets run when none is named.
-const TARGETS: &[&str] = &["stream_decoder", "serial_decoder", "frame_decode"];
+const TARGETS: &[&str] = &[
+    "stream_decoder",
+    "serial_decoder",
+    "frame_decode",
+    "mqtt_decode",
+    "mqtt_stream",
+    "mqtt_topic",
+];
 
 const DEFAULT_SECONDS: u64 = 30;
 
@@ -17,7 +24,8 @@ pub const USAGE: &str = "\
 usage: cargo xtask fuzz [TARGET] [--seconds N]
 
 Runs cargo-fuzz (nightly) on mq-core/fuzz for N seconds per target (default 30).
-Without TARGET runs each of: stream_decoder, serial_decoder, frame_decode.
+Without TARGET runs each of: stream_decoder, serial_decoder, frame_decode,
+mqtt_decode, mqtt_stream, mqtt_topic.
 Corpora live in mq-core/fuzz/corpus/<target>, crashes in mq-core/fuzz/artifacts/<target>.";
 
 #[derive(Debug, PartialEq)]
