@@ -22,6 +22,8 @@ pub(crate) struct Link {
     pub paused: bool,
     /// The connection is ending: nothing more is queued for it.
     pub closing: bool,
+    /// Its publish waits for room in a full `Block` queue: its input waits too.
+    held: bool,
 }
 
 pub(crate) struct Links {
@@ -48,6 +50,7 @@ impl Links {
                 in_ready: false,
                 paused: false,
                 closing: false,
+                held: false,
             },
         );
     }
@@ -119,6 +122,20 @@ impl Links {
         self.map
             .get(&conn)
             .is_some_and(|l| !l.closing && l.out.len() >= self.max_pending)
+    }
+
+    /// The connection's input must wait: its publish is held, or its queue is
+    /// at its bound.
+    pub(crate) fn input_blocked(&self, conn: ConnId) -> bool {
+        self.map
+            .get(&conn)
+            .is_some_and(|l| !l.closing && (l.held || l.out.len() >= self.max_pending))
+    }
+
+    pub(crate) fn set_held(&mut self, conn: ConnId, held: bool) {
+        if let Some(link) = self.map.get_mut(&conn) {
+            link.held = held;
+        }
     }
 
     /// More may be queued for the connection (a delivery, say).

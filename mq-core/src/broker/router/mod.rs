@@ -163,6 +163,10 @@ pub(crate) struct Router {
     pending: VecDeque<Pending>,
     /// Publishers held by full `Block` queues, in the order they were held.
     parked: Vec<(ConnId, Parked)>,
+    /// `retry_all_parked` is running (it loops instead of recursing), and a
+    /// message left a queue meanwhile.
+    retrying: bool,
+    retry_again: bool,
     sweep_timer: Option<Instant>,
     pub shutting_down: bool,
 }
@@ -187,6 +191,8 @@ impl Router {
             next_msg: 1,
             pending: VecDeque::new(),
             parked: Vec::new(),
+            retrying: false,
+            retry_again: false,
             sweep_timer: None,
             shutting_down: false,
         }
@@ -243,7 +249,7 @@ impl Router {
     /// Whether `conn`'s input must wait: its publish is held, or its output
     /// queue is full.
     pub(crate) fn input_blocked(&self, conn: ConnId) -> bool {
-        self.links.backed_up(conn) || self.parked.iter().any(|(c, _)| *c == conn)
+        self.links.input_blocked(conn)
     }
 
     fn emit(&mut self, record: &Record<'_>) -> u64 {

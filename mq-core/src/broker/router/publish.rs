@@ -50,6 +50,7 @@ impl Router {
                 self.timers
                     .set(&mut parked.timer, Timer::Parked(conn), deadline);
                 self.parked.push((conn, parked));
+                self.links.set_held(conn, true);
                 Outcome::Held(deadline)
             }
             None => Outcome::Done,
@@ -275,8 +276,8 @@ impl Router {
         self.topics.get_mut(topic.as_str()).expect("inserted above")
     }
 
-    /// Offers a held publish again (room may have appeared, or its deadline
-    /// passed). `fired`: its timer fired (the slot is stale).
+    /// Offers the publish held for `conn` again: its deadline passed (`fired`:
+    /// its timer fired, so the slot is stale).
     pub(super) fn retry_parked(&mut self, conn: ConnId, now: Instant, fired: bool) {
         let Some(i) = self.parked.iter().position(|(c, _)| *c == conn) else {
             return;
@@ -285,29 +286,54 @@ impl Router {
         if fired {
             parked.timer = None;
         }
-        let Some(session) = self.links.session(conn) else {
-            self.timers.stop(&mut parked.timer, Timer::Parked(conn));
-            return;
-        };
-        let publish = parked.publish.as_publish();
-        match self.admit(conn, session, now, &publish, Some(parked.deadline)) {
-            Some(deadline) => {
-                parked.deadline = deadline;
-                self.timers
-                    .set(&mut parked.timer, Timer::Parked(conn), deadline);
-                self.parked.insert(i, (conn, parked));
-            }
-            None => self.timers.stop(&mut parked.timer, Timer::Parked(conn)),
-        }
+        self.offer_parked(conn, parked, now);
     }
 
+    /// Offers every held publish again, in the order they were held: a
+    /// message left a queue. Runs as a loop, not a recursion, when admitting
+    /// one makes room for the next.
     pub(super) fn retry_all_parked(&mut self, now: Instant) {
         if self.parked.is_empty() {
             return;
         }
-        let conns: Vec<ConnId> = self.parked.iter().map(|(c, _)| *c).collect();
-        for conn in conns {
-            self.retry_parked(conn, now, false);
+        if self.retrying {
+            self.retry_again = true;
+            return;
+        }
+        self.retrying = true;
+        loop {
+            self.retry_again = false;
+            for (conn, parked) in core::mem::take(&mut self.parked) {
+                self.offer_parked(conn, parked, now);
+            }
+            if !self.retry_again || self.parked.is_empty() {
+                break;
+            }
+        }
+        self.retrying = false;
+    }
+
+    /// Admits a held publish, refuses it (its deadline passed), or holds it
+    /// again at the back of the line.
+    fn offer_parked(&mut self, conn: ConnId, mut parked: Parked, now: Instant) {
+        let admitted = match self.links.session(conn) {
+            None => None,
+            Some(session) => {
+                let publish = parked.publish.as_publish();
+                self.admit(conn, session, now, &publish, Some(parked.deadline))
+            }
+        };
+        match admitted {
+            Some(deadline) => {
+                parked.deadline = deadline;
+                self.timers
+                    .set(&mut parked.timer, Timer::Parked(conn), deadline);
+                self.parked.push((conn, parked));
+            }
+            None => {
+                self.timers.stop(&mut parked.timer, Timer::Parked(conn));
+                self.links.set_held(conn, false);
+            }
         }
     }
 
@@ -316,6 +342,7 @@ impl Router {
         if let Some(i) = self.parked.iter().position(|(c, _)| *c == conn) {
             let (_, mut parked) = self.parked.remove(i);
             self.timers.stop(&mut parked.timer, Timer::Parked(conn));
+            self.links.set_held(conn, false);
         }
     }
 

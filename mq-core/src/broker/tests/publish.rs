@@ -321,3 +321,37 @@ fn a_held_publisher_is_told_when_it_may_be_read_again() {
     h.drain();
     assert!(h.take(p).contains(&Got::Pong(7)));
 }
+
+#[test]
+fn thousands_of_held_publishers_are_admitted_one_after_another_without_recursion() {
+    let mut h = H::new(Config {
+        default_queue: QueueLimits {
+            max_messages: 1,
+            max_bytes: 1 << 20,
+            overflow: Overflow::Block {
+                deadline: Duration::from_secs(60),
+            },
+        },
+        ..Config::default()
+    });
+    let (s, _) = h.connect("sub", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 10_000);
+    // The subscriber is away: one message waits for it, the publishers after
+    // it are held.
+    h.b.handle_closed(s, h.now);
+    let mut held = Vec::new();
+    for i in 0..3_000u32 {
+        let (p, _) = h.connect(&std::format!("p{i}"), SessionMode::Clean);
+        h.publish(p, i, "t", QoS::AtMostOnce, &i.to_be_bytes());
+        held.push(p);
+    }
+    held.remove(0);
+    assert!(held.iter().all(|&p| h.b.input_blocked(p)), "all held");
+    // It comes back: each message leaves for it at once, which makes room for
+    // the next held one, 3,000 times within one call.
+    let (s, _) = h.connect("sub", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 10_000);
+    assert_eq!(h.deliveries(s).len(), 3_000);
+    assert!(held.iter().all(|&p| !h.b.input_blocked(p)));
+    assert_eq!(h.b.stats().dropped, 0);
+}
