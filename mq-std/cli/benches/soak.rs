@@ -7,6 +7,8 @@
 //!
 //! `cargo bench -p mq-cli --bench soak [-- SECONDS [SUBSCRIBERS]]` (default 120
 //! seconds, 1 subscriber). Linux only (it reads `/proc/PID/status`).
+//! `MQ_SOAK_BIN_DIR=DIR` takes `mqd` and `mq` from `DIR` instead of this build
+//! (to measure another build, an older commit's say, the same way).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +32,8 @@ fn main() {
     let port = free_port();
     let http = free_port();
     let dir = std::env::temp_dir().join(format!("mq-soak-{}", std::process::id()));
-    let mut mqd = Command::new(env!("CARGO_BIN_EXE_mqd"))
+    let (mqd_bin, mq_bin) = binaries();
+    let mut mqd = Command::new(mqd_bin)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--http", &format!("127.0.0.1:{http}"), "--log", "warn"])
         .arg("--data-dir")
@@ -40,7 +43,7 @@ fn main() {
         .spawn()
         .expect("start mqd");
     wait_listening(port);
-    let mut bench = Command::new(env!("CARGO_BIN_EXE_mq"))
+    let mut bench = Command::new(mq_bin)
         .args([
             "--server",
             &format!("127.0.0.1:{port}"),
@@ -98,6 +101,20 @@ fn main() {
         max - min
     );
     print!("{report}");
+}
+
+/// The `mqd` and `mq` to run: this build's, or those in `MQ_SOAK_BIN_DIR`.
+fn binaries() -> (std::path::PathBuf, std::path::PathBuf) {
+    match std::env::var_os("MQ_SOAK_BIN_DIR") {
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            (dir.join("mqd"), dir.join("mq"))
+        }
+        None => (
+            env!("CARGO_BIN_EXE_mqd").into(),
+            env!("CARGO_BIN_EXE_mq").into(),
+        ),
+    }
 }
 
 /// `mqd`'s resident set in MB.
