@@ -16,8 +16,9 @@
 //! - every publish the broker acknowledged reaches every matching persistent
 //!   subscriber's application, exactly once (duplicates are suppressed by the
 //!   broker's deduplication and the session's acked-delivery memory);
-//! - per subscriber, publisher and topic, the application sees messages in the
-//!   order they were published;
+//! - per subscriber, publisher, topic and priority (publishers give every fifth
+//!   message priority 3 and some others 1), the application sees messages in
+//!   the order they were published;
 //! - every acknowledged publish to the group's topics reaches some member;
 //! - the broker's invariants hold after every step (a group message is held by at
 //!   most one member, no queue exceeds its bound, counters match).
@@ -209,6 +210,16 @@ struct Sim {
     compactions: u32,
     /// Chunks damaged on serial lines.
     noise: u32,
+}
+
+/// The priority a publisher gives its message `n`: most carry none, some are
+/// urgent (so messages overtake each other in the queues).
+fn priority_of(n: u32) -> u8 {
+    match n % 5 {
+        0 => 3,
+        3 => 1,
+        _ => 0,
+    }
 }
 
 fn payload(publisher: u8, n: u32) -> Vec<u8> {
@@ -665,7 +676,10 @@ impl Sim {
             let n = c.next_msg;
             let opts = PublishOptions {
                 qos: QoS::AtLeastOnce,
-                ..PublishOptions::default()
+                meta: mq_core::wire::Meta {
+                    priority: priority_of(n),
+                    ..mq_core::wire::Meta::default()
+                },
             };
             if let Ok(pid) = c.session.publish(now, topic, &payload(id, n), &opts) {
                 c.publish_ids.insert(pid.0, (id, n, topic));
@@ -769,13 +783,14 @@ impl Sim {
                 Role::Subscriber { filter } => {
                     let f = mq_core::topic::Filter::new(filter).unwrap();
                     let mut once = BTreeSet::new();
-                    let mut last: BTreeMap<(String, u8), u32> = BTreeMap::new();
+                    let mut last: BTreeMap<(String, u8, u8), u32> = BTreeMap::new();
                     for (t, p, n) in &c.seen {
                         assert!(
                             once.insert((*p, *n)),
                             "client {i} ({filter}): message {p}/{n} delivered to the application twice"
                         );
-                        let prev = last.insert((t.clone(), *p), *n);
+                        // In order within a priority; a higher one may overtake.
+                        let prev = last.insert((t.clone(), *p, priority_of(*n)), *n);
                         assert!(
                             prev.is_none_or(|prev| prev < *n),
                             "client {i} ({filter}): {p}/{n} on {t} after {prev:?}"

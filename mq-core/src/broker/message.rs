@@ -16,6 +16,8 @@ pub(crate) struct Message {
     pub qos: QoS,
     pub published_at: Instant,
     pub expires_at: Option<Instant>,
+    /// Higher goes first among the messages waiting in a queue.
+    pub priority: u8,
     pub payload_len: usize,
     /// The encoded `Record::Message`, shared with the store operation.
     pub record: Arc<[u8]>,

@@ -25,6 +25,7 @@ mod dedup;
 mod links;
 mod message;
 mod queue;
+mod ready;
 mod record;
 mod replay;
 mod router;

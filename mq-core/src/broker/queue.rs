@@ -1,17 +1,18 @@
 //! A bounded message queue: a subscription's own, or a group's shared one.
 //!
 //! A queue holds the messages its consumer has not acked yet: those waiting
-//! (`ready` in order, plus `retry`, redeliveries held back until their backoff
-//! passes) and those in flight. The bound counts all of them, so a queue never
+//! (`ready` by priority, first in first out within a priority, plus `retry`,
+//! redeliveries held back until their backoff passes) and those in flight. The bound counts all of them, so a queue never
 //! holds more than its limits, whatever the consumers do. A queue that started
 //! with a [`Replay`] serves it before its live messages.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 
 use super::Map;
 use super::config::{Overflow, QueueLimits};
 use super::message::Msg;
+use super::ready::Ready;
 use super::replay::Replay;
 use super::router::TopicState;
 use super::slab::Key;
@@ -38,7 +39,7 @@ pub(crate) enum Offer {
 }
 
 pub(crate) struct Queue {
-    ready: VecDeque<Queued>,
+    ready: Ready,
     retry: BTreeMap<(Instant, u64), Queued>,
     retry_order: u64,
     waiting_bytes: usize,
@@ -59,7 +60,7 @@ pub(crate) struct Queue {
 impl Queue {
     pub(crate) fn new(limits: QueueLimits) -> Self {
         Queue {
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             retry: BTreeMap::new(),
             retry_order: 0,
             waiting_bytes: 0,
@@ -130,8 +131,14 @@ impl Queue {
             self.push_back(q);
             return Offer::Accepted;
         }
+        // The oldest of the lowest priority makes room, unless the new one is
+        // of a lower priority than everything waiting: then it is the one to go.
         if self.limits.overflow == Overflow::DropOldest
-            && let Some(old) = self.ready.pop_front()
+            && self
+                .ready
+                .least_priority()
+                .is_some_and(|least| least <= q.msg.priority)
+            && let Some(old) = self.ready.pop_least()
         {
             self.waiting_bytes -= old.msg.payload_len;
             if !self.has_no_room_for(size) {
@@ -228,8 +235,7 @@ impl Queue {
 
     /// Removes a waiting message by id (restore applies acks this way).
     pub(crate) fn remove_id(&mut self, id: u64) -> Option<Queued> {
-        if let Some(i) = self.ready.iter().position(|q| q.msg.id == id) {
-            let q = self.ready.remove(i)?;
+        if let Some(q) = self.ready.remove_id(id) {
             self.waiting_bytes -= q.msg.payload_len;
             return Some(q);
         }
@@ -249,16 +255,12 @@ impl Queue {
         mut drop: impl FnMut(&Queued) -> bool,
         mut on_drop: impl FnMut(Queued),
     ) {
-        let mut kept = VecDeque::with_capacity(self.ready.len());
-        for q in self.ready.drain(..) {
-            if drop(&q) {
-                self.waiting_bytes -= q.msg.payload_len;
-                on_drop(q);
-            } else {
-                kept.push_back(q);
-            }
-        }
-        self.ready = kept;
+        let mut freed = 0;
+        self.ready.remove_where(&mut drop, |q| {
+            freed += q.msg.payload_len;
+            on_drop(q);
+        });
+        self.waiting_bytes -= freed;
         let keys: alloc::vec::Vec<_> = self
             .retry
             .iter()
@@ -283,6 +285,6 @@ impl Queue {
     pub(crate) fn drain_waiting(&mut self) -> impl Iterator<Item = Queued> + '_ {
         self.waiting_bytes = 0;
         let retry = core::mem::take(&mut self.retry);
-        self.ready.drain(..).chain(retry.into_values())
+        self.ready.drain().chain(retry.into_values())
     }
 }

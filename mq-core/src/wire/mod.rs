@@ -66,9 +66,20 @@
 //! [`Deliver::tag`], unique within the session; a redelivery (after a nack, an ack
 //! timeout, a reconnect or a broker restart) has a new tag and a higher
 //! [`Deliver::attempt`]. Acks or nacks of unknown tags are ignored (they may predate
-//! a reconnect). Per subscription and topic, first deliveries arrive in sequence
-//! order. A nack with `requeue: false`, or running out of attempts, moves the
-//! message to the dead-letter topic `$dlq.<topic>`.
+//! a reconnect). Per subscription and topic, first deliveries of messages of the
+//! same [`Meta::priority`] arrive in sequence order. A nack with `requeue: false`,
+//! or running out of attempts, moves the message to the dead-letter topic
+//! `$dlq.<topic>`.
+//!
+//! **Priority.** Among the messages waiting in a subscription's queue (or a
+//! group's), a higher [`Meta::priority`] is delivered first, first in first out
+//! within a priority; a message that comes back (nacked, timed out, its
+//! consumer gone) keeps its priority, and redeliveries whose backoff has passed
+//! go before waiting messages. Priority does not change sequence numbers, and a
+//! replay delivers in the order messages were accepted. When a `DropOldest`
+//! queue is full, the oldest message of the lowest priority makes room (or the
+//! new one is dropped when its priority is below all that wait). A dead-lettered
+//! copy keeps its priority.
 //!
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
@@ -177,7 +188,8 @@ impl Fragment {
 pub struct Meta<'a> {
     /// Time to live in milliseconds from when the broker accepted the message.
     pub ttl_ms: Option<u32>,
-    /// Priority; higher is more urgent. Informational in protocol version 1.
+    /// Priority; higher is delivered first among the messages waiting in a
+    /// queue (see the protocol rules on priority).
     pub priority: u8,
     /// Topic a reply should be published to (request-reply).
     #[serde(borrow)]

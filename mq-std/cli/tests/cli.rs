@@ -223,6 +223,8 @@ fn sub_json_output_parses() {
             "cli.answers",
             "--ttl",
             "60000",
+            "--priority",
+            "7",
         ],
     )
     .assert_ok();
@@ -249,6 +251,7 @@ fn sub_json_output_parses() {
     assert_eq!(first["payload"], "{\"temp\": 21.5}");
     assert_eq!(first["reply_to"], "cli.answers");
     assert_eq!(first["ttl_ms"], 60000);
+    assert_eq!(first["priority"], 7);
     assert_eq!(first["headers"], Value::Array(Vec::new()));
     assert!(first["correlation"].is_null());
     assert_eq!(msgs[1]["payload"].as_str().unwrap(), "x".repeat(1000));

@@ -241,6 +241,7 @@ impl Router {
             expires_at: meta
                 .ttl_ms
                 .map(|ms| now + Duration::from_millis(u64::from(ms))),
+            priority: meta.priority,
             payload_len: payload.len(),
             record,
         })

@@ -40,6 +40,7 @@ impl Router {
                         .meta
                         .ttl_ms
                         .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
+                    priority: m.meta.priority,
                     payload_len: m.payload.len(),
                     record: Arc::from(bytes),
                 });

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod handshake;
+mod priority;
 mod publish;
 mod replay;
 mod sessions;
@@ -361,4 +362,16 @@ impl Instant {
 
 fn payloads(ds: &[Dv]) -> Vec<&[u8]> {
     ds.iter().map(|d| d.payload.as_slice()).collect()
+}
+
+/// Queues of two messages with `overflow`.
+fn small_queue(overflow: Overflow) -> Config {
+    Config {
+        default_queue: QueueLimits {
+            max_messages: 2,
+            max_bytes: 1 << 20,
+            overflow,
+        },
+        ..Config::default()
+    }
 }

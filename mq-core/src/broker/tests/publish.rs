@@ -87,17 +87,6 @@ fn duplicate_of_unpersisted_publish_is_acked_when_original_is() {
     assert_eq!(h.take(p).len(), 2);
 }
 
-fn small_queue(overflow: Overflow) -> Config {
-    Config {
-        default_queue: QueueLimits {
-            max_messages: 2,
-            max_bytes: 1 << 20,
-            overflow,
-        },
-        ..Config::default()
-    }
-}
-
 #[test]
 fn reject_new_refuses_qos1_when_full() {
     let mut h = H::new(small_queue(Overflow::RejectNew));

@@ -113,7 +113,8 @@ pub struct PublishOptions {
     /// Time to live from when the broker accepts the message (millisecond
     /// resolution).
     pub ttl: Option<Duration>,
-    /// Priority; higher is more urgent (informational in protocol version 1).
+    /// Priority: higher is delivered first among the messages waiting in a
+    /// subscription's queue (first in first out within a priority).
     pub priority: u8,
     /// Topic a reply should be published to.
     pub reply_to: Option<String>,

@@ -36,7 +36,7 @@ pub fn escape(bytes: &[u8]) -> String {
 /// `payload` (a string when the payload is UTF-8, else `payload_base64`),
 /// `reply_to`, `correlation` (likewise, or `correlation_base64`), `headers`
 /// (a list of `{"name", "value"}` or `{"name", "value_base64"}`, in order),
-/// `ttl_ms`.
+/// `ttl_ms`, `priority`.
 pub fn json(msg: &Message) -> String {
     let mut obj = Map::new();
     obj.insert("topic".into(), msg.topic.clone().into());
@@ -70,6 +70,7 @@ pub fn json(msg: &Message) -> String {
         msg.ttl
             .map_or(Value::Null, |t| (t.as_millis() as u64).into()),
     );
+    obj.insert("priority".into(), msg.priority.into());
     Value::Object(obj).to_string()
 }
 

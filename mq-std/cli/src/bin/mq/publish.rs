@@ -31,6 +31,10 @@ pub struct PubArgs {
     /// Time to live, in milliseconds.
     #[arg(long, value_name = "MS")]
     ttl: Option<u64>,
+    /// Priority, 0 to 255: higher is delivered first among the messages
+    /// waiting in a subscription's queue.
+    #[arg(long, default_value_t = 0)]
+    priority: u8,
     /// Topic a reply should be published to.
     #[arg(long, value_name = "TOPIC")]
     reply_to: Option<String>,
@@ -161,6 +165,7 @@ impl Tally {
 pub async fn run(server: &Server, args: PubArgs) -> Result<(), Fail> {
     let mut opts = PublishOptions::new(args.qos);
     opts.ttl = args.ttl.map(Duration::from_millis);
+    opts.priority = args.priority;
     opts.reply_to = args.reply_to.clone();
     let mut source = Source::new(&args);
     let client = server.connect().await?;
