@@ -193,6 +193,9 @@ typedef struct mq_publish_options {
   // waiting for outbox room is then not sent; one already queued may still
   // be stored). 0: wait as long as it takes.
   uint32_t timeout_ms;
+  // 0 to 255: higher is delivered first among the messages waiting in a
+  // subscription's queue. Default 0.
+  uint8_t priority;
 } mq_publish_options;
 
 // What the broker answered to a publish.
@@ -222,6 +225,8 @@ typedef struct mq_message_info {
   // Whether it waits for an ack or nack (QoS 1, not settled when it was
   // received). Settling does not change this field.
   bool needs_ack;
+  // The priority the publisher gave it.
+  uint8_t priority;
 } mq_message_info;
 
 // How to subscribe. Fill it with `mq_subscribe_options_init`, then set fields;

@@ -158,6 +158,8 @@ struct publish_options {
     std::vector<std::pair<std::string, std::string>> headers;
     /// Give up after this long (mq::error MQ_ERR_TIMEOUT); 0: no limit.
     std::chrono::milliseconds timeout{0};
+    /// Higher is delivered first among the messages waiting in a queue.
+    uint8_t priority = 0;
 };
 
 /// The broker's answer to a publish.
@@ -227,6 +229,8 @@ public:
     }
     /// Whether it was received waiting for an ack (QoS 1).
     bool needs_ack() const { return info().needs_ack; }
+    /// The priority the publisher gave it.
+    uint8_t priority() const { return info().priority; }
 
     size_t header_count() const { return info().header_count; }
     /// Header number `i`: key and value. Throws MQ_ERR_NOT_FOUND past the end.
@@ -400,6 +404,7 @@ public:
         o.headers = headers.data();
         o.header_count = headers.size();
         o.timeout_ms = detail::millis(opts.timeout);
+        o.priority = opts.priority;
         mq_puback ack;
         detail::check(mq_client_publish(raw(), t.c_str(), payload.data(), payload.size(), &o, &ack),
                       raw());

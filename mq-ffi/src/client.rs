@@ -279,6 +279,9 @@ pub struct mq_publish_options {
     /// waiting for outbox room is then not sent; one already queued may still
     /// be stored). 0: wait as long as it takes.
     pub timeout_ms: u32,
+    /// 0 to 255: higher is delivered first among the messages waiting in a
+    /// subscription's queue. Default 0.
+    pub priority: u8,
 }
 
 /// Fills `*opts` with the defaults: QoS 1, no TTL, no headers, no timeout.
@@ -296,6 +299,7 @@ pub unsafe extern "C" fn mq_publish_options_init(opts: *mut mq_publish_options) 
                 headers: std::ptr::null(),
                 header_count: 0,
                 timeout_ms: 0,
+                priority: 0,
             },
             "opts",
         )
@@ -322,6 +326,7 @@ impl mq_publish_options {
         if self.ttl_ms > 0 {
             opts.ttl = Some(Duration::from_millis(self.ttl_ms.into()));
         }
+        opts.priority = self.priority;
         if self.header_count > 0 && self.headers.is_null() {
             return Err(Fail::null("opts->headers"));
         }

@@ -39,6 +39,8 @@ pub struct mq_message_info {
     /// Whether it waits for an ack or nack (QoS 1, not settled when it was
     /// received). Settling does not change this field.
     pub needs_ack: bool,
+    /// The priority the publisher gave it.
+    pub priority: u8,
 }
 
 impl mq_message {
@@ -58,6 +60,7 @@ impl mq_message {
                     .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
                 header_count: headers.len(),
                 needs_ack: msg.needs_ack(),
+                priority: msg.priority,
             },
             headers,
             unsettled: Mutex::new(Some(msg)),

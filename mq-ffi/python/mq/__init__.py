@@ -202,6 +202,7 @@ class Message:
         self.qos = QoS(info.qos)
         self.ttl = info.ttl_ms / 1000 if info.ttl_ms else None
         self.needs_ack = bool(info.needs_ack)
+        self.priority = info.priority
         self.headers = []
         header = _lib.Header()
         for i in range(info.header_count):
@@ -397,9 +398,11 @@ class Client:
         ttl: Optional[float] = None,
         headers: Optional[Headers] = None,
         timeout: Optional[float] = None,
+        priority: int = 0,
     ) -> PubAck:
         """Publish and wait until the broker stored the message (QoS 1) or it
-        is queued (QoS 0). ``ttl`` and ``timeout`` are in seconds."""
+        is queued (QoS 0). ``ttl`` and ``timeout`` are in seconds; ``priority``
+        (0 to 255): higher is delivered first among waiting messages."""
         data = _bytes(payload)
         pairs = list(headers.items() if isinstance(headers, Mapping) else headers or [])
         keys = [k.encode() for k, _ in pairs]
@@ -416,6 +419,7 @@ class Client:
         opts.headers = c_headers
         opts.header_count = len(pairs)
         opts.timeout_ms = _millis(timeout)
+        opts.priority = priority
         ack = _lib.PubAck()
         buf = (c_uint8 * len(data)).from_buffer_copy(data) if data else None
         with self._handle.use() as handle:

@@ -100,6 +100,7 @@ class PublishOptions(Structure):
         ("headers", POINTER(Header)),
         ("header_count", c_size_t),
         ("timeout_ms", c_uint32),
+        ("priority", c_uint8),
     ]
 
 
@@ -115,6 +116,7 @@ class MessageInfo(Structure):
         ("ttl_ms", c_uint64),
         ("header_count", c_size_t),
         ("needs_ack", c_bool),
+        ("priority", c_uint8),
     ]
 
 

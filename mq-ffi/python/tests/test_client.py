@@ -60,6 +60,7 @@ def test_publish_subscribe_round_trip(mqd):
             b"hello",
             ttl=30,
             headers={"kind": "greeting", "bin": b"\x00\x01"},
+            priority=4,
         )
         assert ack.seq is not None and not ack.duplicate
         msg = sub.recv(timeout=10)
@@ -68,7 +69,7 @@ def test_publish_subscribe_round_trip(mqd):
         assert msg.payload == b"hello"
         assert msg.seq == ack.seq and msg.attempt == 1
         assert msg.qos == mq.QoS.AT_LEAST_ONCE and msg.needs_ack
-        assert msg.ttl == 30
+        assert msg.ttl == 30 and msg.priority == 4
         assert msg.headers == [("kind", b"greeting"), ("bin", b"\x00\x01")]
         assert msg.header("bin") == b"\x00\x01" and msg.header("none") is None
         msg.ack()

@@ -182,7 +182,7 @@ static void test_defaults(void) {
     memset(&po, 0xAB, sizeof po);
     EXPECT(mq_publish_options_init(&po), MQ_OK);
     CHECK(po.qos == MQ_QOS_AT_LEAST_ONCE && po.ttl_ms == 0 && po.headers == NULL);
-    CHECK(po.header_count == 0 && po.timeout_ms == 0);
+    CHECK(po.header_count == 0 && po.timeout_ms == 0 && po.priority == 0);
 
     mq_subscribe_options so;
     memset(&so, 0xAB, sizeof so);
@@ -316,6 +316,7 @@ static void test_publish_receive(mq_client *c) {
     mq_publish_options po;
     mq_publish_options_init(&po);
     po.ttl_ms = 60000;
+    po.priority = 9;
     po.headers = headers;
     po.header_count = 2;
     po.timeout_ms = 5000;
@@ -338,6 +339,7 @@ static void test_publish_receive(mq_client *c) {
     EXPECT(mq_message_get_info(m, &info), MQ_OK);
     CHECK(info.seq == ack.seq && info.attempt == 1 && info.qos == MQ_QOS_AT_LEAST_ONCE);
     CHECK(info.ttl_ms == 60000 && info.header_count == 2 && info.needs_ack);
+    CHECK(info.priority == 9);
 
     mq_header h;
     EXPECT(mq_message_header(m, 0, &h), MQ_OK);

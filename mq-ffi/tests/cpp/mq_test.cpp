@@ -81,6 +81,7 @@ static void test_publish_receive(const mq::client &c) {
     mq::subscription sub = c.subscribe("ffi.cpp.>");
     mq::publish_options po;
     po.ttl = 30s;
+    po.priority = 6;
     po.headers = {{"kind", "greeting"}, {"bin", std::string("\0\1", 2)}};
     mq::puback ack = c.publish("ffi.cpp.one", std::string_view("hello"), po);
     CHECK(ack.seq.has_value() && !ack.duplicate);
@@ -93,6 +94,7 @@ static void test_publish_receive(const mq::client &c) {
     CHECK(m->seq() == *ack.seq && m->attempt() == 1);
     CHECK(m->qos() == mq::qos::at_least_once && m->needs_ack());
     CHECK(m->ttl() == std::optional<std::chrono::milliseconds>(30s));
+    CHECK(m->priority() == 6);
     CHECK(m->header_count() == 2);
     auto headers = m->headers();
     CHECK(headers.size() == 2 && headers[0].first == "kind" && headers[0].second.str() == "greeting");
