@@ -2,13 +2,13 @@
 //! segment in order, keeping what validates and reporting what does not.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::files::{self, Name};
 use super::frame::{self, Kind};
+use super::fs::{FileSystem, LogFile};
 
 /// What [`Wal::open`](super::Wal::open) found.
 #[derive(Debug, Clone, Default)]
@@ -74,17 +74,15 @@ pub(crate) struct Recovered {
     pub report: Recovery,
 }
 
-pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
+pub(crate) fn recover<F: FileSystem>(fs: &F, dir: &Path) -> io::Result<Recovered> {
     let started = Instant::now();
     let mut segments_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut snapshots_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        match files::parse_name(name) {
+    let mut names = fs.list(dir)?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        match files::parse_name(&name) {
             Name::Segment(i) => {
                 segments_found.insert(i, path);
             }
@@ -93,7 +91,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             }
             Name::Leftover => {
                 tracing::info!(file = %path.display(), "removing a snapshot a crash interrupted");
-                if let Err(e) = fs::remove_file(&path) {
+                if let Err(e) = fs.remove(&path) {
                     tracing::warn!(file = %path.display(), error = %e, "cannot remove");
                 }
             }
@@ -108,11 +106,11 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let mut last_seq = snapshots_found.keys().next_back().copied().unwrap_or(0);
     for (&upto, path) in snapshots_found.iter().rev() {
         if snapshot.is_some() {
-            let bytes = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let bytes = fs.len(path).unwrap_or(0);
             stale_snapshots.push((path.clone(), bytes));
             continue;
         }
-        match read_snapshot(path, upto, &mut records, &mut report) {
+        match read_snapshot(fs, path, upto, &mut records, &mut report) {
             Ok(Some(s)) => snapshot = Some(s),
             Ok(None) | Err(_) => {
                 // Not usable at all: move it aside (for whoever investigates) so
@@ -123,7 +121,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                     moved_to = %aside.display(),
                     "snapshot is damaged beyond use; falling back to older state"
                 );
-                let _ = fs::rename(path, &aside);
+                let _ = fs.rename(path, &aside);
                 report.damaged_snapshots.push(aside);
             }
         }
@@ -141,7 +139,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let newest = segments_found
         .iter()
         .rev()
-        .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .find(|(_, p)| fs.len(p).is_ok_and(|len| len > 0))
         .map(|(&i, _)| i);
 
     let mut scan = Scan {
@@ -167,7 +165,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             scan.gap_from = Some(scan.last);
         }
         expected = expected.max(index + 1);
-        let buf = match fs::read(path) {
+        let buf = match fs.read(path) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot read segment; skipping it");
@@ -176,7 +174,14 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                 continue;
             }
         };
-        let kept = scan.segment(path, &buf, Some(index) == newest, &mut records, &mut report);
+        let kept = scan.segment(
+            fs,
+            path,
+            &buf,
+            Some(index) == newest,
+            &mut records,
+            &mut report,
+        );
         report.segments += 1;
         segments.insert(index, kept);
     }
@@ -210,13 +215,14 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
 
 /// Reads a snapshot file. `None` when it is not usable at all (no valid first
 /// frame); damage after that loses only the damaged records.
-fn read_snapshot(
+fn read_snapshot<F: FileSystem>(
+    fs: &F,
     path: &Path,
     upto: u64,
     records: &mut Vec<Vec<u8>>,
     report: &mut Recovery,
 ) -> io::Result<Option<SnapshotInfo>> {
-    let buf = fs::read(path)?;
+    let buf = fs.read(path)?;
     let Some(head) = frame::decode_at(&buf, 0) else {
         return Ok(None);
     };
@@ -292,8 +298,9 @@ struct Scan {
 }
 
 impl Scan {
-    fn segment(
+    fn segment<F: FileSystem>(
         &mut self,
+        fs: &F,
         path: &Path,
         buf: &[u8],
         newest: bool,
@@ -355,7 +362,7 @@ impl Scan {
                         bytes = torn,
                         "truncating a torn write at the end of the log"
                     );
-                    match truncate(path, pos as u64) {
+                    match truncate(fs, path, pos as u64) {
                         Ok(()) => size = pos as u64,
                         Err(e) => {
                             tracing::warn!(file = %path.display(), error = %e, "cannot truncate");
@@ -384,8 +391,8 @@ impl Scan {
     }
 }
 
-fn truncate(path: &Path, len: u64) -> io::Result<()> {
-    let f = OpenOptions::new().write(true).open(path)?;
-    f.set_len(len)?;
+fn truncate<F: FileSystem>(fs: &F, path: &Path, len: u64) -> io::Result<()> {
+    let mut f = fs.open(path)?;
+    f.truncate(len)?;
     f.sync_all()
 }
