@@ -1,6 +1,7 @@
 //! The file layer the log writes through: the few filesystem operations it
 //! uses, behind a trait, so that the same log runs on the real filesystem
-//! ([`OsFs`]) and, in tests, on a disk that forgets what was not synced.
+//! ([`OsFs`]) and, in tests, on a disk that forgets what was not synced
+//! ([`SimDisk`]).
 //!
 //! # The contract (what a power cut keeps)
 //!
@@ -22,12 +23,14 @@
 //! written: the operating system still holds it.
 
 mod os;
+mod sim;
 
 use std::io;
 use std::path::Path;
 use std::time::Instant;
 
 pub use os::{OsFile, OsFs};
+pub use sim::{Crash, SECTOR, SimDisk, SimFile, SimLock, SimRng, Survival, Unsynced};
 
 /// The filesystem operations the log uses. Paths are the ones the log builds
 /// from its directory; every directory change is made durable by
