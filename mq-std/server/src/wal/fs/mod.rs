@@ -101,21 +101,26 @@ pub trait LogFile: Send + 'static {
     fn sync_all(&mut self) -> io::Result<()>;
 }
 
-/// Creates `dir` and any missing parents.
+/// Creates `dir` and any missing parents, syncing the parent of each one it
+/// created: a log whose directory entry is lost is lost whole.
 pub(crate) fn create_dir_all<F: FileSystem>(fs: &F, dir: &Path) -> io::Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        Some(_) => Path::new("."),
+        None => return Ok(()),
+    };
     match fs.create_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => {
-                create_dir_all(fs, parent)?;
-                match fs.create_dir(dir) {
-                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
-                    _ => Ok(()),
-                }
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dir_all(fs, parent)?;
+            match fs.create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+                Err(e) => return Err(e),
             }
-            _ => Err(e),
-        },
-        Err(e) => Err(e),
+        }
+        Err(e) => return Err(e),
     }
+    fs.sync_dir(parent)
 }
