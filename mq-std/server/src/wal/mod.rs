@@ -23,7 +23,11 @@
 //! `len` counts everything after `crc`; `crc` is CRC-32C over the `len` bytes and
 //! everything after `crc`. `kind` 1 is a broker record; a snapshot starts with
 //! kind 2 (token = `upto`, payload = first segment after it and record count, u64
-//! LE each) and ends with kind 3. In a segment the token is the record's
+//! LE each) and ends with kind 3. Kind 4 is a **sync mark** in a segment (token =
+//! how many of the segment's bytes had been synced when it was written): one
+//! starts every segment, synced with it, and one precedes the first record
+//! written after each sync (not under [`FsyncPolicy::Never`], which syncs
+//! nothing). In a segment the token is the record's
 //! **sequence number**: the broker numbers its store operations from 1 in every
 //! run, so the log stores `base + token`, where `base` is the highest sequence
 //! number on disk when the log was opened; sequence numbers increase for the
@@ -35,8 +39,11 @@
 //! that does not is renamed `*.snap.corrupt` and an older one is tried), then
 //! every segment in index order, skipping records the snapshot covers.
 //!
-//! - A record that does not validate at the end of the newest segment is a write
-//!   the crash tore: the file is truncated there.
+//! - In the newest segment, a record that does not validate is a write the crash
+//!   tore when nothing valid follows it, or when it lies past the last sync point
+//!   the segment's sync marks record: the file is truncated there, and valid
+//!   records after it (pieces of writes a power cut kept out of order, never
+//!   synced) go with it, so that what is kept is a prefix of what was written.
 //! - A record that does not validate anywhere else is damage: the reader skips
 //!   forward to the next position where a frame validates (sane length, known
 //!   kind, a plausible next sequence number, CRC) and goes on. The records lost
@@ -81,6 +88,7 @@ mod frame;
 pub mod fs;
 mod options;
 mod recover;
+mod scan;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -124,6 +132,9 @@ pub struct Wal<F: FileSystem = OsFs> {
     base: u64,
     /// Records written and not yet synced.
     unsynced: u64,
+    /// A sync mark due before the next record: how much of the active segment
+    /// is synced.
+    mark: Option<u64>,
     last_sync: Instant,
     written_since_compaction: u64,
     /// After a failed compaction: do not ask again before the disk use grows
@@ -224,6 +235,7 @@ impl<F: FileSystem> Wal<F> {
             stale_snapshots: found.stale_snapshots,
             base: found.last_seq,
             unsynced: 0,
+            mark: None,
             last_sync,
             written_since_compaction: 0,
             retry_compaction_at: 0,
@@ -282,6 +294,7 @@ impl<F: FileSystem> Wal<F> {
         {
             a.file.sync_data()?;
             self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+            self.mark = Some(a.bytes);
         }
         self.unsynced = 0;
         self.last_sync = self.fs.now();
@@ -302,24 +315,24 @@ impl<F: FileSystem> Wal<F> {
     fn start_segment(&mut self) -> io::Result<()> {
         let index = self.next_index;
         let path = files::segment_path(&self.dir, index);
-        let file = self.fs.create(&path)?;
+        let mut file = self.fs.create(&path)?;
+        let mut bytes = 0;
         if self.opts.fsync != FsyncPolicy::Never {
+            // A durable first sync mark: recovery then knows this segment
+            // records its sync points, even if its first write is lost.
+            let mut mark = Vec::new();
+            frame::encode(&mut mark, frame::Kind::Synced, 0, &[]);
+            file.append(&mark)?;
+            file.sync_data()?;
+            bytes = mark.len() as u64;
             // The records about to go into it are only durable once its name is.
             self.fs.sync_dir(&self.dir)?;
         }
         self.next_index = index + 1;
-        self.segments.insert(
-            index,
-            SegmentInfo {
-                bytes: 0,
-                last: None,
-            },
-        );
-        self.active = Some(Active {
-            index,
-            file,
-            bytes: 0,
-        });
+        self.segments
+            .insert(index, SegmentInfo { bytes, last: None });
+        self.active = Some(Active { index, file, bytes });
+        self.mark = None;
         Ok(())
     }
 
@@ -359,6 +372,11 @@ impl<F: FileSystem> Wal<F> {
                     self.seal()?;
                 }
                 self.start_segment()?;
+            }
+            if let Some(synced) = self.mark.take()
+                && self.opts.fsync != FsyncPolicy::Never
+            {
+                frame::encode(&mut self.buf, frame::Kind::Synced, synced, &[]);
             }
             let seq = self.base + op.token;
             frame::encode(&mut self.buf, frame::Kind::Record, seq, op.bytes());

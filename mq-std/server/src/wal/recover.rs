@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::files::{self, Name};
 use super::frame::{self, Kind};
 use super::fs::{FileSystem, LogFile};
+use super::scan::Scan;
 
 /// What [`Wal::open`](super::Wal::open) found.
 #[derive(Debug, Clone, Default)]
@@ -142,16 +143,13 @@ pub(crate) fn recover<F: FileSystem>(fs: &F, dir: &Path) -> io::Result<Recovered
         .find(|(_, p)| fs.len(p).is_ok_and(|len| len > 0))
         .map(|(&i, _)| i);
 
-    let mut scan = Scan {
+    let mut scan = Scan::new(
         upto,
-        last: match segments_found.keys().next() {
+        match segments_found.keys().next() {
             Some(&first) if first >= lo => Some(upto),
             _ => None,
         },
-        gap_from: None,
-        tail_from: None,
-        stale: 0,
-    };
+    );
     let mut segments = BTreeMap::new();
     let mut expected = lo;
     for (&index, path) in &segments_found {
@@ -283,115 +281,8 @@ fn read_snapshot<F: FileSystem>(
     }))
 }
 
-/// Reading segments in order.
-struct Scan {
-    /// Records up to this sequence number are in the snapshot.
-    upto: u64,
-    /// The last valid sequence number seen, when known.
-    last: Option<u64>,
-    /// A segment is missing after this sequence number.
-    gap_from: Option<Option<u64>>,
-    /// A sealed segment ended in damage after this sequence number.
-    tail_from: Option<Option<u64>>,
-    /// Valid records whose sequence number did not increase (ignored).
-    stale: u64,
-}
-
-impl Scan {
-    fn segment<F: FileSystem>(
-        &mut self,
-        fs: &F,
-        path: &Path,
-        buf: &[u8],
-        newest: bool,
-        records: &mut Vec<Vec<u8>>,
-        report: &mut Recovery,
-    ) -> SegmentInfo {
-        let mut pos = 0;
-        let mut last_here = None;
-        let mut size = buf.len() as u64;
-        while pos < buf.len() {
-            if let Some(f) = frame::decode_at(buf, pos) {
-                pos += f.size;
-                if f.kind != Kind::Record {
-                    report.skipped_bytes += f.size as u64;
-                    continue;
-                }
-                if self.last.is_some_and(|l| f.token <= l) {
-                    self.stale += 1;
-                    continue;
-                }
-                if let Some(from) = self.gap_from.take() {
-                    let lost = from.map_or(0, |from| f.token - from - 1);
-                    report.missing_records += lost;
-                }
-                if let Some(from) = self.tail_from.take() {
-                    report.corrupt_records += from.map_or(1, |from| f.token - from - 1);
-                }
-                self.last = Some(f.token);
-                last_here = Some(f.token);
-                if f.token > self.upto {
-                    records.push(f.payload.to_vec());
-                }
-                continue;
-            }
-            match frame::resync(buf, pos + 1, self.last) {
-                Some(q) => {
-                    let next = frame::decode_at(buf, q).map_or(0, |f| f.token);
-                    let lost = self.last.map_or(1, |l| next.saturating_sub(l + 1));
-                    report.corrupt_records += lost;
-                    report.skipped_bytes += (q - pos) as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes = q - pos,
-                        lost_records = lost,
-                        "damaged records in the log; skipping to the next valid one"
-                    );
-                    pos = q;
-                }
-                None if newest => {
-                    // Torn by the crash that ended the last run: cut it off so the
-                    // file is whole again.
-                    let torn = buf.len() - pos;
-                    report.torn_tail_bytes += torn as u64;
-                    report.skipped_bytes += torn as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes = torn,
-                        "truncating a torn write at the end of the log"
-                    );
-                    match truncate(fs, path, pos as u64) {
-                        Ok(()) => size = pos as u64,
-                        Err(e) => {
-                            tracing::warn!(file = %path.display(), error = %e, "cannot truncate");
-                        }
-                    }
-                    break;
-                }
-                None => {
-                    let bytes = buf.len() - pos;
-                    report.skipped_bytes += bytes as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes,
-                        "a sealed segment ends in damage; skipping the rest of it"
-                    );
-                    self.tail_from = Some(self.last);
-                    break;
-                }
-            }
-        }
-        SegmentInfo {
-            bytes: size,
-            last: last_here,
-        }
-    }
-}
-
-fn truncate<F: FileSystem>(fs: &F, path: &Path, len: u64) -> io::Result<()> {
+/// Cuts a file to `len` bytes, durably.
+pub(super) fn truncate<F: FileSystem>(fs: &F, path: &Path, len: u64) -> io::Result<()> {
     let mut f = fs.open(path)?;
     f.truncate(len)?;
     f.sync_all()
