@@ -20,9 +20,10 @@
 //!   to a point (an ordered journal), or each kept or lost (no ordering). An
 //!   entry whose directory is gone is gone with it, and so is a file whose
 //!   name is gone.
-//! - [`SimDisk::fail_after`] cuts the power after a number of further
-//!   operations: that one and every later one fail, until [`SimDisk::crash`].
-//!   Handles opened before a crash fail forever after it.
+//! - [`SimDisk::fail_after`] stops everything after a number of further
+//!   operations: that one and every later one fail, until [`SimDisk::crash`]
+//!   (the power went) or [`SimDisk::process_crash`] (only the process died:
+//!   nothing written is lost). Handles opened before either fail forever.
 //!
 //! Locks live in memory only (a crash releases them), and the clock
 //! ([`FileSystem::now`]) moves only by [`SimDisk::advance`].
@@ -392,6 +393,20 @@ impl SimDisk {
     /// A power cut that keeps exactly what was synced.
     pub fn crash_keeping_only_synced(&self) -> Crash {
         self.lock_disk().power_cut(false)
+    }
+
+    /// The process dies (SIGKILL, a panic) and a new one starts; the power
+    /// stays on: the operating system keeps everything it was given, synced
+    /// or not, but the old process's handles and locks are gone.
+    pub fn process_crash(&self) {
+        let mut d = self.lock_disk();
+        if d.trace {
+            println!("    disk: the process dies; the cache stays");
+        }
+        d.locks.clear();
+        d.generation += 1;
+        d.fuse = None;
+        d.dead = false;
     }
 }
 

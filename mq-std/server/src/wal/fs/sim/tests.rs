@@ -188,3 +188,21 @@ fn locks_clock_and_the_write_calls() {
         io::ErrorKind::NotFound
     );
 }
+
+#[test]
+fn a_process_crash_keeps_what_was_written_and_ends_its_handles() {
+    let disk = SimDisk::new(6);
+    let d = dir(&disk);
+    let mut f = disk.create(&d.join("f")).unwrap();
+    let _lock = disk.lock(&d.join("LOCK")).unwrap();
+    f.append(b"not synced").unwrap();
+    disk.fail_after(0);
+    assert!(f.sync_data().is_err());
+    disk.process_crash();
+    assert_eq!(disk.read(&d.join("f")).unwrap(), b"not synced");
+    assert!(f.append(b"x").is_err(), "the old process's handle");
+    let _again = disk.lock(&d.join("LOCK")).unwrap();
+    assert_eq!(disk.unsynced().writes, 1);
+    disk.crash_keeping_only_synced();
+    assert!(disk.list(d).unwrap().is_empty());
+}
