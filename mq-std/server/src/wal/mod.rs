@@ -183,6 +183,9 @@ impl<F: FileSystem> Wal<F> {
             Err(e) => return Err(e),
         };
         let found = recover::recover(&fs, &dir)?;
+        if opts.fsync != FsyncPolicy::Never {
+            recover::make_durable(&fs, &dir, found.segments.keys().copied())?;
+        }
         let report = found.report;
         let metrics = Arc::new(StoreMetrics::default());
         metrics

@@ -281,6 +281,22 @@ fn read_snapshot<F: FileSystem>(
     }))
 }
 
+/// Syncs the segments recovery read, and the directory. What the broker is
+/// rebuilt from may be only in the operating system's cache (the last process
+/// died between a write and its sync, or under a policy that had not synced
+/// yet): it must be durable before anything is acknowledged on top of it, such
+/// as a publisher's retry the broker recognises as stored.
+pub(super) fn make_durable<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    segments: impl Iterator<Item = u64>,
+) -> io::Result<()> {
+    for index in segments {
+        fs.open(&files::segment_path(dir, index))?.sync_data()?;
+    }
+    fs.sync_dir(dir)
+}
+
 /// Cuts a file to `len` bytes, durably.
 pub(super) fn truncate<F: FileSystem>(fs: &F, path: &Path, len: u64) -> io::Result<()> {
     let mut f = fs.open(path)?;

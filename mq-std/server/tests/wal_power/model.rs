@@ -33,6 +33,8 @@ pub fn msg_of(payload: &[u8]) -> Msg {
 pub struct Published {
     pub topic: &'static str,
     pub qos: QoS,
+    /// Filler bytes after the message number.
+    pub pad: usize,
     /// The step it was sent at.
     pub sent: u64,
     /// Its record is on disk for sure (synced, and its file's name too).
@@ -111,7 +113,9 @@ pub struct Client {
     pub durable_session: bool,
     /// Deliveries on this connection not acked yet: tag and message.
     pub unacked: Vec<(u64, Msg)>,
-    /// Publisher: the next message number, and publish ids awaiting an ack.
+    /// Publisher: the next message number, and its outbox: QoS 1 publishes
+    /// (by publish id) awaiting an ack, sent again after each reconnection
+    /// with the same producer sequence, as the clients do.
     pub next: u32,
     pub in_flight: BTreeMap<u32, Msg>,
 }

@@ -19,6 +19,7 @@ use crate::support::{Got, Sim};
 pub struct Figures {
     pub seeds: u64,
     pub power_cuts: u64,
+    pub process_crashes: u64,
     /// Power cuts that came in the middle of a compaction or a recovery.
     pub cuts_in_compaction: u64,
     pub cuts_in_recovery: u64,
@@ -43,6 +44,7 @@ impl Figures {
     pub fn add(&mut self, o: &Figures) {
         self.seeds += o.seeds;
         self.power_cuts += o.power_cuts;
+        self.process_crashes += o.process_crashes;
         self.cuts_in_compaction += o.cuts_in_compaction;
         self.cuts_in_recovery += o.cuts_in_recovery;
         self.compactions += o.compactions;
@@ -55,8 +57,14 @@ impl Figures {
     }
 }
 
-/// The power went out: the call that noticed returns this.
-pub struct Cut;
+/// Why the broker's run ends.
+pub enum Stop {
+    /// The disk stopped where a fuse said: the power went, or only the
+    /// process died (chosen then).
+    Disk,
+    Power,
+    Process,
+}
 
 pub struct World {
     pub seed: u64,
@@ -168,20 +176,28 @@ impl World {
         }
         self.drain();
         if self.store_write().is_err() {
-            self.fail("the power went with no fuse set".into());
+            self.fail("the disk stopped with no fuse set".into());
         }
         self.drain();
         self.disconnect(self.clients.len() - 1);
         while self.step < steps {
             self.step += 1;
-            if self.action().is_err() || self.disk.is_dead() {
-                self.power_cut();
+            let stop = match self.action() {
+                Ok(()) if self.disk.is_dead() => Some(Stop::Disk),
+                Ok(()) => None,
+                Err(stop) => Some(stop),
+            };
+            match stop {
+                Some(Stop::Disk) if self.rng.chance(2, 5) => self.process_crash(),
+                Some(Stop::Disk | Stop::Power) => self.power_cut(),
+                Some(Stop::Process) => self.process_crash(),
+                None => {}
             }
         }
         self.power_cut();
     }
 
-    fn action(&mut self) -> Result<(), Cut> {
+    fn action(&mut self) -> Result<(), Stop> {
         let roll = self.rng.below(100);
         match roll {
             0..=29 => self.publish(QoS::AtLeastOnce),
@@ -197,7 +213,11 @@ impl World {
             }
             91 => {
                 self.log(|| "the power goes".into());
-                return Err(Cut);
+                return Err(Stop::Power);
+            }
+            92 => {
+                self.log(|| "the process is killed".into());
+                return Err(Stop::Process);
             }
             _ => {
                 let by = Duration::from_millis(1 + self.rng.below(30));
@@ -238,6 +258,12 @@ impl World {
         self.log(|| format!("{} connects", self.clients[c].name));
         self.drain();
         let Some(q) = self.clients[c].queue() else {
+            // Its outbox goes again.
+            let outbox: Vec<Msg> = self.clients[c].in_flight.values().copied().collect();
+            for msg in outbox {
+                self.log(|| format!("{} sends {msg:?} again", self.clients[c].name));
+                self.send_publish(c, msg);
+            }
             return;
         };
         let (filter, group) = (self.queues[q].filter, self.queues[q].group);
@@ -286,13 +312,37 @@ impl World {
         } as usize;
         let msg = (id, n);
         self.log(|| format!("p{id} publishes {msg:?} to {topic} ({qos:?}, {pad} B)"));
+        self.published.insert(
+            msg,
+            Published {
+                topic,
+                qos,
+                pad,
+                sent: self.step,
+                durable: false,
+                acked_at: None,
+            },
+        );
+        if qos == QoS::AtLeastOnce {
+            self.clients[c].in_flight.insert(n, msg);
+        }
+        self.send_publish(c, msg);
+    }
+
+    /// Sends `msg` (first time or again) with its producer sequence.
+    fn send_publish(&mut self, c: usize, msg: Msg) {
+        let p = &self.published[&msg];
+        let (topic, qos, pad) = (p.topic, p.qos, p.pad);
         let ops = self.send(
             c,
             &Frame::Publish(Publish {
-                id: n,
+                id: msg.1,
                 topic,
                 qos,
-                dedup: None,
+                dedup: Some(Dedup {
+                    producer: 100 + u64::from(msg.0),
+                    seq: u64::from(msg.1),
+                }),
                 meta: Meta::default(),
                 fragment: None,
                 payload: &payload(msg, pad),
@@ -305,19 +355,6 @@ impl World {
                 self.awaited.push_back((op.token, Awaited::Publish(msg)));
             }
         }
-        if qos == QoS::AtLeastOnce {
-            self.clients[c].in_flight.insert(n, msg);
-        }
-        self.published.insert(
-            msg,
-            Published {
-                topic,
-                qos,
-                sent: self.step,
-                durable: false,
-                acked_at: None,
-            },
-        );
     }
 
     fn ack_some(&mut self) {
@@ -445,7 +482,7 @@ impl World {
     }
 
     /// The store thread writes what queued up (group commit) and reports it.
-    fn store_write(&mut self) -> Result<(), Cut> {
+    fn store_write(&mut self) -> Result<(), Stop> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -453,7 +490,7 @@ impl World {
         let last = batch.last().expect("not empty").token;
         self.log(|| format!("the store writes {} records (up to {last})", batch.len()));
         if self.wal().write(&batch).is_err() || self.disk.is_dead() {
-            return Err(Cut);
+            return Err(Stop::Disk);
         }
         self.written = last;
         self.learn_durability();
@@ -498,7 +535,7 @@ impl World {
 
     /// What the server does when the log asks: a snapshot of everything handed
     /// to the store, then the queued records, then the compaction.
-    fn compact(&mut self) -> Result<(), Cut> {
+    fn compact(&mut self) -> Result<(), Stop> {
         let Some(snapshot) = self.sim.b.snapshot() else {
             return Ok(());
         };
@@ -510,7 +547,7 @@ impl World {
             if self.disk.ops() > before {
                 self.figures.cuts_in_compaction += 1;
             }
-            return Err(Cut);
+            return Err(Stop::Disk);
         }
         self.figures.compactions += 1;
         // Whatever the policy: a compaction leaves everything durable.
