@@ -419,6 +419,19 @@ impl<F: FileSystem> Store for Wal<F> {
         Ok(())
     }
 
+    /// Under [`FsyncPolicy::Interval`], one interval after the last sync while
+    /// records wait to be synced.
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.opts.fsync {
+            FsyncPolicy::Interval(d) if self.unsynced > 0 => Some(self.last_sync + d),
+            _ => None,
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_active()
+    }
+
     fn wants_compaction(&self) -> bool {
         let disk = self.disk_bytes();
         if disk < self.retry_compaction_at {

@@ -134,6 +134,15 @@ fn power_cuts_under_fsync_every_lose_fewer_than_n() {
 }
 
 #[test]
+fn power_cuts_under_fsync_interval_lose_only_the_last_interval() {
+    run_seeds(
+        "power_cuts_under_fsync_interval_lose_only_the_last_interval",
+        FsyncPolicy::Interval(Duration::from_millis(20)),
+        &[7],
+    );
+}
+
+#[test]
 fn power_cuts_under_fsync_never_keep_what_compaction_wrote() {
     run_seeds(
         "power_cuts_under_fsync_never_keep_what_compaction_wrote",

@@ -221,7 +221,7 @@ impl World {
             }
             _ => {
                 let by = Duration::from_millis(1 + self.rng.below(30));
-                self.tick(by);
+                self.tick(by)?;
             }
         }
         self.drain();
@@ -231,7 +231,26 @@ impl World {
         Ok(())
     }
 
-    fn tick(&mut self, by: Duration) {
+    /// Time passes; the store thread syncs at the log's deadlines on the way.
+    fn tick(&mut self, by: Duration) -> Result<(), Stop> {
+        let until = self.elapsed + by;
+        while let Some(at) = self.wal().sync_deadline() {
+            let wait = at.saturating_duration_since(self.disk.now());
+            if self.elapsed + wait > until {
+                break;
+            }
+            self.advance(wait);
+            self.log(|| "the store thread syncs at the deadline".into());
+            if self.wal().sync().is_err() || self.disk.is_dead() {
+                return Err(Stop::Disk);
+            }
+            self.learn_durability();
+        }
+        self.advance(until - self.elapsed);
+        Ok(())
+    }
+
+    fn advance(&mut self, by: Duration) {
         self.elapsed += by;
         self.sim.now += by;
         self.disk.advance(by);
