@@ -159,6 +159,7 @@ impl World {
             self.fail(format!("the restored broker is inconsistent: {e}"));
         }
         self.learn_recovered(&records);
+        self.sim.b.set_store_full(wal.is_full());
         self.wal = Some(wal);
         self.written = 0;
         self.durable = 0;

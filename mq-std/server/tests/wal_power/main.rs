@@ -97,7 +97,7 @@ fn report(fsync: FsyncPolicy, f: &Figures, took: Duration) {
          {} process crashes, \
          {} compactions, {} records recovered, {} owed messages checked ({} acknowledged), \
          {} durable acks checked, {} acknowledged publishes not yet durable at a cut, \
-         {} recoveries reporting damage, in {:.1} s",
+         {} recoveries reporting damage, {} publishes refused at the disk limit, in {:.1} s",
         f.seeds,
         f.power_cuts,
         f.cuts_in_compaction,
@@ -110,6 +110,7 @@ fn report(fsync: FsyncPolicy, f: &Figures, took: Duration) {
         f.durable_acks_checked,
         f.acked_at_risk,
         f.damage_reported,
+        f.refused,
         took.as_secs_f64()
     );
 }

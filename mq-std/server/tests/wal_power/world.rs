@@ -38,6 +38,8 @@ pub struct Figures {
     /// Recoveries that reported damage (lost records, missing files) rather
     /// than a torn tail.
     pub damage_reported: u64,
+    /// QoS 1 publishes refused (the log at its disk limit).
+    pub refused: u64,
 }
 
 impl Figures {
@@ -54,6 +56,7 @@ impl Figures {
         self.durable_acks_checked += o.durable_acks_checked;
         self.acked_at_risk += o.acked_at_risk;
         self.damage_reported += o.damage_reported;
+        self.refused += o.refused;
     }
 }
 
@@ -102,6 +105,11 @@ impl World {
             segment_bytes: [1024, 2048, 4096, 16384][rng.below(4) as usize],
             max_bytes: None,
             compact_min_bytes: [2048, 8192, 32768][rng.below(3) as usize],
+        };
+        // Some seeds run at a disk limit: QoS 1 refused while full.
+        let opts = WalOptions {
+            max_bytes: rng.chance(1, 4).then(|| 16384 << rng.below(3)),
+            ..opts
         };
         let cfg = Config {
             seed,
@@ -476,6 +484,7 @@ impl World {
                 }
             }
             Got::PubReject(id) => {
+                self.figures.refused += 1;
                 self.clients[c].in_flight.remove(&id);
             }
             Got::Deliver(d) => {
@@ -514,6 +523,8 @@ impl World {
         self.written = last;
         self.learn_durability();
         self.sim.b.handle_persisted(last, self.sim.now);
+        let full = self.wal().is_full();
+        self.sim.b.set_store_full(full);
         Ok(())
     }
 
@@ -569,6 +580,8 @@ impl World {
             return Err(Stop::Disk);
         }
         self.figures.compactions += 1;
+        let full = self.wal().is_full();
+        self.sim.b.set_store_full(full);
         // Whatever the policy: a compaction leaves everything durable.
         let unsynced = self.disk.unsynced();
         if !unsynced.is_durable() {
