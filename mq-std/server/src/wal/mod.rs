@@ -58,12 +58,31 @@
 //! # Durability
 //!
 //! [`write`](Store::write) appends a whole batch with one `write` call, then
-//! syncs per [`FsyncPolicy`]. With [`FsyncPolicy::Always`] a batch is on disk
-//! before the broker acknowledges anything in it; the server hands the store
-//! everything that queued up while the previous batch was written, so one fsync
-//! covers many publishes (group commit). The other policies acknowledge before the
-//! fsync: what they acknowledged survives a crash of the process (the data is in
-//! the operating system's cache) but not a power loss or kernel crash.
+//! syncs per [`FsyncPolicy`], whose docs say what each policy loses at a power
+//! cut (none loses anything acknowledged at a crash of the process). With
+//! [`FsyncPolicy::Always`] a batch is on disk before the broker acknowledges
+//! anything in it; the server hands the store everything that queued up while
+//! the previous batch was written, so one fsync covers many publishes (group
+//! commit).
+//!
+//! The log writes through [`fs::FileSystem`] and keeps its rules: bytes are
+//! durable once their file is synced, a name once its directory is. So (every
+//! policy but `Never`, where noted):
+//!
+//! - a directory the log creates is synced into its parent;
+//! - a new segment's name and first sync mark are synced before a record goes
+//!   into it (not under `Never`), and a segment is synced when it is closed
+//!   (not under `Never`);
+//! - a snapshot's file is synced before it is renamed into place, and the
+//!   directory after, before anything it covers is removed (under every
+//!   policy);
+//! - at open, every segment recovery read and the directory are synced before
+//!   the log is used (not under `Never`): the last process may have died
+//!   between a write and its sync, and the broker rebuilt from what the
+//!   operating system's cache held acknowledges retries on top of it.
+//!
+//! `tests/wal_power` holds the log to this on [`fs::SimDisk`], a disk that
+//! forgets what was not synced, through power cuts at random points.
 //!
 //! # Compaction and the disk limit
 //!
@@ -444,7 +463,9 @@ impl<F: FileSystem> Store for Wal<F> {
     }
 
     /// Writes the snapshot, starts a new segment and removes what the snapshot
-    /// covers; see [`Wal::compact_into`].
+    /// covers. A snapshot that cannot be written (disk full, say) is logged and
+    /// the log left as it was (it is still complete); only a failure to sync the
+    /// segment being closed is returned as an error.
     fn compact(&mut self, snapshot: &Snapshot) -> io::Result<()> {
         self.compact_into(snapshot)
     }

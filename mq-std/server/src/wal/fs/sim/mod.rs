@@ -1,32 +1,5 @@
-//! A simulated disk with a write-back cache, for tests: it keeps what the
-//! process sees apart from what is on the platter, and at a simulated power
-//! cut ([`SimDisk::crash`]) keeps only what was synced, plus (chosen from the
-//! seed) some of what was not. Deterministic: the same seed and the same calls
-//! give the same disk.
-//!
-//! # The fault model
-//!
-//! - A file's bytes are durable once the file is synced; its name (and a
-//!   rename or removal of it) once its directory is synced. Directories are
-//!   entries of their parent like files; the root always exists.
-//! - At a power cut each unsynced change is kept, lost or torn, in one of
-//!   three ways per cut (see [`Crash`]): nothing unsynced survives; or, per
-//!   file, a prefix of its unsynced writes survives and the next one may be
-//!   torn; or each unsynced write is independently kept, lost or torn
-//!   (later writes surviving earlier ones: reordering). A torn write keeps a
-//!   prefix of its bytes, or some of its [`SECTOR`]-sized pieces. Bytes past
-//!   a file's end that a kept write skipped over read as zeroes.
-//! - Directory changes not yet synced are likewise all lost, kept in order up
-//!   to a point (an ordered journal), or each kept or lost (no ordering). An
-//!   entry whose directory is gone is gone with it, and so is a file whose
-//!   name is gone.
-//! - [`SimDisk::fail_after`] stops everything after a number of further
-//!   operations: that one and every later one fail, until [`SimDisk::crash`]
-//!   (the power went) or [`SimDisk::process_crash`] (only the process died:
-//!   nothing written is lost). Handles opened before either fail forever.
-//!
-//! Locks live in memory only (a crash releases them), and the clock
-//! ([`FileSystem::now`]) moves only by [`SimDisk::advance`].
+//! The simulated disk: what the process sees kept apart from what is on the
+//! platter; see [`SimDisk`] for the fault model.
 
 mod cut;
 #[cfg(test)]
@@ -45,8 +18,38 @@ pub use cut::{Crash, Survival};
 /// The unit a torn write keeps or loses pieces of.
 pub const SECTOR: u64 = 512;
 
-/// A simulated disk; clones share it (the test keeps one to cut the power
-/// while the log holds another).
+/// A simulated disk with a write-back cache, for tests: it keeps what the
+/// process sees apart from what is on the platter, and at a simulated power
+/// cut ([`SimDisk::crash`]) keeps only what was synced, plus (chosen from the
+/// seed) some of what was not. Deterministic: the same seed and the same calls
+/// give the same disk.
+///
+/// # The fault model
+///
+/// - A file's bytes are durable once the file is synced; its name (and a
+///   rename or removal of it) once its directory is synced. Directories are
+///   entries of their parent like files; the root always exists.
+/// - At a power cut each unsynced change is kept, lost or torn, in one of
+///   three ways per cut (see [`Crash`]): nothing unsynced survives; or, per
+///   file, a prefix of its unsynced writes survives and the next one may be
+///   torn; or each unsynced write is independently kept, lost or torn
+///   (later writes surviving earlier ones: reordering). A torn write keeps a
+///   prefix of its bytes, or some of its [`SECTOR`]-sized pieces. Bytes past
+///   a file's end that a kept write skipped over read as zeroes.
+/// - Directory changes not yet synced are likewise all lost, kept in order up
+///   to a point (an ordered journal), or each kept or lost (no ordering). An
+///   entry whose directory is gone is gone with it, and so is a file whose
+///   name is gone.
+/// - [`SimDisk::fail_after`] stops everything after a number of further
+///   operations: that one and every later one fail, until [`SimDisk::crash`]
+///   (the power went) or [`SimDisk::process_crash`] (only the process died:
+///   nothing written is lost). Handles opened before either fail forever.
+///
+/// Locks live in memory only (a crash releases them), and the clock
+/// ([`FileSystem::now`](super::FileSystem::now)) moves only by [`SimDisk::advance`].
+///
+/// Clones share the disk: the test keeps one to cut the power while the log
+/// holds another.
 #[derive(Clone)]
 pub struct SimDisk(Arc<Mutex<Disk>>);
 
@@ -385,7 +388,7 @@ impl SimDisk {
     }
 
     /// A power cut: keeps what was synced and, chosen from the seed, some of
-    /// what was not (see the [module docs](self)); then the power comes back.
+    /// what was not (see [`SimDisk`]); then the power comes back.
     pub fn crash(&self) -> Crash {
         self.lock_disk().power_cut(true)
     }
