@@ -346,6 +346,7 @@ impl<F: FileSystem> Wal<F> {
             frame::encode(&mut mark, frame::Kind::Synced, 0, &[]);
             file.append(&mark)?;
             file.sync_data()?;
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
             bytes = mark.len() as u64;
             // The records about to go into it are only durable once its name is.
             self.fs.sync_dir(&self.dir)?;
