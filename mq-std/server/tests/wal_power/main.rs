@@ -36,14 +36,16 @@
 mod support;
 
 mod cut;
+mod figures;
 mod model;
 mod regressions;
 mod world;
 
 use std::time::{Duration, Instant};
 
+use figures::{Figures, report};
 use mq_server::wal::FsyncPolicy;
-use world::{Figures, World};
+use world::World;
 
 /// Steps per seed.
 const STEPS: u64 = 400;
@@ -88,30 +90,6 @@ fn run_seeds(test: &str, fsync: FsyncPolicy, regressions: &[u64]) {
             && total.cuts_in_recovery > 0
             && total.owed_checked > 0,
         "the power cuts never happened: {total:?}"
-    );
-}
-
-fn report(fsync: FsyncPolicy, f: &Figures, took: Duration) {
-    println!(
-        "fsync {fsync}: {} seeds, {} power cuts ({} in a compaction, {} in a recovery), \
-         {} process crashes, \
-         {} compactions, {} records recovered, {} owed messages checked ({} acknowledged), \
-         {} durable acks checked, {} acknowledged publishes not yet durable at a cut, \
-         {} recoveries reporting damage, {} publishes refused at the disk limit, in {:.1} s",
-        f.seeds,
-        f.power_cuts,
-        f.cuts_in_compaction,
-        f.cuts_in_recovery,
-        f.process_crashes,
-        f.compactions,
-        f.records_recovered,
-        f.owed_checked,
-        f.acked_checked,
-        f.durable_acks_checked,
-        f.acked_at_risk,
-        f.damage_reported,
-        f.refused,
-        took.as_secs_f64()
     );
 }
 

@@ -11,54 +11,9 @@ use mq_server::store::Store;
 use mq_server::wal::fs::{FileSystem, SimDisk, SimRng};
 use mq_server::wal::{FsyncPolicy, Wal, WalOptions};
 
+use crate::figures::Figures;
 use crate::model::*;
 use crate::support::{Got, Sim};
-
-/// What a seed did, summed over seeds for the report.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Figures {
-    pub seeds: u64,
-    pub power_cuts: u64,
-    pub process_crashes: u64,
-    /// Power cuts that came in the middle of a compaction or a recovery.
-    pub cuts_in_compaction: u64,
-    pub cuts_in_recovery: u64,
-    pub compactions: u64,
-    pub records_recovered: u64,
-    /// (queue, message) pairs checked after a power cut: a durable QoS 1
-    /// message owed to the queue was delivered again or had been acked.
-    pub owed_checked: u64,
-    /// Of those, messages whose publisher had its acknowledgement.
-    pub acked_checked: u64,
-    /// Durable acks checked not to be followed by a delivery.
-    pub durable_acks_checked: u64,
-    /// Acknowledged publishes whose record was not yet durable at a power cut
-    /// (none under `always`).
-    pub acked_at_risk: u64,
-    /// Recoveries that reported damage (lost records, missing files) rather
-    /// than a torn tail.
-    pub damage_reported: u64,
-    /// QoS 1 publishes refused (the log at its disk limit).
-    pub refused: u64,
-}
-
-impl Figures {
-    pub fn add(&mut self, o: &Figures) {
-        self.seeds += o.seeds;
-        self.power_cuts += o.power_cuts;
-        self.process_crashes += o.process_crashes;
-        self.cuts_in_compaction += o.cuts_in_compaction;
-        self.cuts_in_recovery += o.cuts_in_recovery;
-        self.compactions += o.compactions;
-        self.records_recovered += o.records_recovered;
-        self.owed_checked += o.owed_checked;
-        self.acked_checked += o.acked_checked;
-        self.durable_acks_checked += o.durable_acks_checked;
-        self.acked_at_risk += o.acked_at_risk;
-        self.damage_reported += o.damage_reported;
-        self.refused += o.refused;
-    }
-}
 
 /// Why the broker's run ends.
 pub enum Stop {

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{Change, Disk, Entry, Node, SECTOR, SimRng, write_into};
+use super::state::{Change, Disk, Entry, Node, dir_key, write_into};
+use super::{SECTOR, SimRng};
 
 /// How a power cut treats a kind of unsynced change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,7 +110,7 @@ impl Disk {
         let reachable = |p: &PathBuf| {
             p.ancestors()
                 .skip(1)
-                .map(super::dir_key)
+                .map(dir_key)
                 .all(|a| a.as_os_str().is_empty() || dirs.contains(&a))
         };
         names.retain(|p, _| reachable(p));

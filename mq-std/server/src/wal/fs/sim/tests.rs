@@ -1,7 +1,9 @@
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use super::*;
+use crate::wal::fs::{FileSystem, LogFile};
 
 fn dir(disk: &SimDisk) -> &'static Path {
     let d = Path::new("/d");
