@@ -203,7 +203,14 @@ impl<F: FileSystem> Wal<F> {
         };
         let found = recover::recover(&fs, &dir)?;
         if opts.fsync != FsyncPolicy::Never {
-            recover::make_durable(&fs, &dir, found.segments.keys().copied())?;
+            // Failing here is failing the start: acknowledging on top of what
+            // cannot be made durable would break the policy's promise.
+            recover::make_durable(&fs, &dir, found.segments.keys().copied()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot sync the log recovered in {}: {e}", dir.display()),
+                )
+            })?;
         }
         let report = found.report;
         let metrics = Arc::new(StoreMetrics::default());
