@@ -50,6 +50,19 @@ const STEPS: &[(&str, Action)] = &[
         ]))
     }),
     (
+        "write-ahead log through power cuts, 4 policies x 2000 seeds (release)",
+        |_| {
+            run(cargo().env("MQ_WAL_CRASH_SEEDS", "2000").args([
+                "test",
+                "--release",
+                "-p",
+                "mq-server",
+                "--test",
+                "wal_power",
+            ]))
+        },
+    ),
+    (
         "Windows portability (check for x86_64-pc-windows-gnu)",
         |_| windows_check(),
     ),

@@ -9,6 +9,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use mq_core::broker::{Snapshot, StoreOp};
 
@@ -26,6 +27,19 @@ pub trait Store: Send + 'static {
     /// persisted at once, without a thread hop).
     fn is_durable(&self) -> bool {
         true
+    }
+
+    /// When, at the latest, [`sync`](Self::sync) must be called: set while the
+    /// store holds written records its policy says must not wait longer to be
+    /// synced (`fsync = "interval"`). The store thread wakes up for it when no
+    /// write comes first.
+    fn sync_deadline(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Makes every record written so far durable.
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
     }
 
     /// Whether the store would like to compact (asked after every write). The

@@ -2,18 +2,17 @@
 //! bits, missing files and a long run with compaction. Records come from a real
 //! in-process `Broker`, the way the server produces them.
 
-use std::collections::HashMap;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant as Clock};
 
-use mq_core::Instant;
-use mq_core::broker::{Broker, Config, ConnId, Record, StoreOp};
-use mq_core::framing::Framing;
-use mq_core::framing::stream::{self, Decoded, StreamDecoder};
+use mq_core::broker::Config;
 use mq_core::wire::*;
 use mq_server::store::Store;
 use mq_server::wal::{FsyncPolicy, Wal, WalOptions};
+use support::{Sim, payloads, publish_ops};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
@@ -55,155 +54,6 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-/// A broker in a test loop: frame-level peers, a virtual clock, and a store.
-struct Sim {
-    b: Broker,
-    now: Instant,
-    out: Vec<u8>,
-    inbox: HashMap<ConnId, Vec<u8>>,
-}
-
-impl Sim {
-    fn new() -> Sim {
-        Sim::with(Config::default())
-    }
-
-    fn with(cfg: Config) -> Sim {
-        Sim {
-            b: Broker::new(cfg),
-            now: Instant::from_millis(1),
-            out: vec![0u8; 256 * 1024],
-            inbox: HashMap::new(),
-        }
-    }
-
-    /// A broker rebuilt from `records`.
-    fn restored(records: &[Vec<u8>]) -> Sim {
-        let mut sim = Sim::new();
-        for r in records {
-            sim.b.restore(sim.now, r).unwrap();
-        }
-        sim
-    }
-
-    fn send(&mut self, conn: ConnId, frame: &Frame<'_>) {
-        let n = stream::encode_frame(frame, u32::MAX, &mut self.out).unwrap();
-        let used = self.b.handle_input(conn, self.now, &self.out[..n]);
-        assert_eq!(used, n, "broker refused input");
-    }
-
-    fn connect(&mut self, client: &str, session: SessionMode) -> ConnId {
-        let c = self.b.accept(self.now, Framing::Stream).unwrap();
-        self.send(
-            c,
-            &Frame::Hello(Hello {
-                version: PROTOCOL_VERSION,
-                client_id: client,
-                session,
-                token: None,
-                limits: Limits {
-                    max_frame: 1 << 20,
-                    credit: 1024,
-                    keepalive_ms: 0,
-                },
-            }),
-        );
-        c
-    }
-
-    fn publish(&mut self, conn: ConnId, id: u32, payload: &[u8]) {
-        self.send(
-            conn,
-            &Frame::Publish(Publish {
-                id,
-                topic: "t",
-                qos: QoS::AtLeastOnce,
-                dedup: None,
-                meta: Meta::default(),
-                fragment: None,
-                payload,
-            }),
-        );
-    }
-
-    /// Everything the broker wants stored, without reporting it persisted.
-    fn take_ops(&mut self) -> Vec<StoreOp> {
-        std::iter::from_fn(|| self.b.poll_store()).collect()
-    }
-
-    /// Writes what the broker wants stored, compacts when the log asks, moves
-    /// output to the inboxes; until nothing moves.
-    fn pump(&mut self, wal: &mut Wal) {
-        loop {
-            let ops = self.take_ops();
-            if let Some(last) = ops.last().map(|op| op.token) {
-                wal.write(&ops).unwrap();
-                self.b.handle_persisted(last, self.now);
-            }
-            if wal.wants_compaction() {
-                let snapshot = self.b.snapshot().expect("store drained");
-                wal.compact(&snapshot).unwrap();
-            }
-            let mut moved = false;
-            while let Some(t) = self.b.poll_transmit(self.now, &mut self.out) {
-                moved = true;
-                self.inbox
-                    .entry(t.conn)
-                    .or_default()
-                    .extend_from_slice(&self.out[..t.len]);
-            }
-            if !moved && ops.is_empty() {
-                return;
-            }
-        }
-    }
-
-    /// Acks every delivery waiting for `conn`; returns (deliveries, pub acks).
-    fn ack_all(&mut self, conn: ConnId) -> (usize, usize) {
-        let buf = self.inbox.remove(&conn).unwrap_or_default();
-        let dec = StreamDecoder::new(u32::MAX);
-        let mut pos = 0;
-        let mut tags = Vec::new();
-        let mut acks = 0;
-        while let Ok(Decoded::Frame { frame, consumed }) = dec.decode(&buf[pos..]) {
-            match frame {
-                Frame::Deliver(d) => tags.push(d.tag),
-                Frame::PubAck(_) => acks += 1,
-                _ => {}
-            }
-            pos += consumed;
-        }
-        for &tag in &tags {
-            self.send(conn, &Frame::Ack(Ack { tag }));
-        }
-        (tags.len(), acks)
-    }
-}
-
-/// `n` QoS 1 publishes to `t` with payloads `first..first + n` (u32 LE), as the
-/// broker asks them stored (one record each).
-fn publish_ops(first: u32, n: u32) -> Vec<StoreOp> {
-    let mut sim = Sim::new();
-    let c = sim.connect("p", SessionMode::Clean);
-    for i in first..first + n {
-        sim.publish(c, i, &i.to_le_bytes());
-    }
-    let ops = sim.take_ops();
-    assert_eq!(ops.len(), n as usize);
-    ops
-}
-
-/// The payloads of the message records among `records`.
-fn payloads(records: &[Vec<u8>]) -> Vec<u32> {
-    records
-        .iter()
-        .filter_map(|r| match Record::decode(r).expect("a valid record") {
-            Record::Message(m) => Some(u32::from_le_bytes(m.payload.try_into().unwrap())),
-            _ => None,
-        })
-        .collect()
 }
 
 fn reopen(dir: &Path, o: WalOptions) -> (Wal, Vec<Vec<u8>>) {
@@ -390,8 +240,9 @@ fn fsync_policies_sync_as_documented() {
         }
         wal.metrics().syncs.load(Ordering::Relaxed)
     };
-    assert_eq!(syncs(FsyncPolicy::Always), 100);
-    assert_eq!(syncs(FsyncPolicy::EveryRecords(10)), 10);
+    // One per batch (or per ten records), plus one for the segment started.
+    assert_eq!(syncs(FsyncPolicy::Always), 101);
+    assert_eq!(syncs(FsyncPolicy::EveryRecords(10)), 11);
     assert_eq!(syncs(FsyncPolicy::Never), 0);
     assert!(syncs(FsyncPolicy::Interval(Duration::from_secs(3600))) <= 1);
 }

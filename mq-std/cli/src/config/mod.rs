@@ -51,9 +51,11 @@
 //!                                #   messages live only as long as the process)
 //! fsync = "always"               # MQ_FSYNC: "always" | "interval" | "every" | "never"
 //!                                #   always: before acknowledging (group commit);
-//!                                #   the others acknowledge before the fsync and are
-//!                                #   durable against a crash of mqd, not of the machine
-//! fsync_interval_ms = 10         # "interval": at most this long between fsyncs
+//!                                #   the others acknowledge before the fsync: a crash
+//!                                #   of mqd loses nothing, a power cut what was not
+//!                                #   synced yet (README, Storage)
+//! fsync_interval_ms = 10         # "interval": written records wait at most this
+//!                                #   long for an fsync
 //! fsync_every = 1000             # "every": at most this many records between fsyncs
 //! segment_bytes = 16777216       # a segment file is closed at this size
 //! max_bytes = 0                  # MQ_STORE_MAX_BYTES: at this disk use, QoS 1

@@ -1,7 +1,5 @@
-//! File names in the log directory, and the filesystem calls that make them
-//! durable.
+//! File names in the log directory.
 
-use std::io;
 use std::path::{Path, PathBuf};
 
 /// Segment `index`: `seg-<index, 20 digits>.wal`.
@@ -54,21 +52,6 @@ pub(crate) fn parse_name(name: &str) -> Name {
         return Name::Leftover;
     }
     Name::Other
-}
-
-/// Makes the directory's entries (files created, renamed or removed in it)
-/// durable.
-#[cfg(unix)]
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Windows cannot open a directory as a `File` without
-/// `FILE_FLAG_BACKUP_SEMANTICS` (which std does not expose), and NTFS journals
-/// its metadata (creations, renames) itself: there is nothing to sync.
-#[cfg(not(unix))]
-pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ pub(crate) enum Kind {
     SnapshotBegin = 2,
     /// Last frame of a snapshot file: token = record count + 1; no payload.
     SnapshotEnd = 3,
+    /// A sync mark in a segment: token = how many of the segment's bytes
+    /// were synced before this frame was written; no payload. Recovery tells
+    /// a write a power cut tore (past the last sync point) from damage to
+    /// synced data by it.
+    Synced = 4,
 }
 
 impl Kind {
@@ -49,6 +54,7 @@ impl Kind {
             1 => Some(Kind::Record),
             2 => Some(Kind::SnapshotBegin),
             3 => Some(Kind::SnapshotEnd),
+            4 => Some(Kind::Synced),
             _ => None,
         }
     }
@@ -129,6 +135,36 @@ pub(crate) fn resync(buf: &[u8], from: usize, last: Option<u64>) -> Option<usize
         }
         decode_at(buf, pos).is_some()
     })
+}
+
+/// What reading a segment finds, in file order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Item<'a> {
+    /// A frame that validates.
+    Frame(Frame<'a>),
+    /// Bytes where nothing validates, up to the next valid frame (or the end).
+    Damage { from: usize, to: usize },
+}
+
+/// Every valid frame of `buf` and the damaged stretches between them; `last`
+/// is the last record token before it, when known (see [`resync`]).
+pub(crate) fn walk(buf: &[u8], mut last: Option<u64>) -> Vec<Item<'_>> {
+    let mut items = Vec::new();
+    let mut pos = 0;
+    while pos < buf.len() {
+        if let Some(f) = decode_at(buf, pos) {
+            if f.kind == Kind::Record {
+                last = Some(last.map_or(f.token, |l| l.max(f.token)));
+            }
+            items.push(Item::Frame(f));
+            pos += f.size;
+            continue;
+        }
+        let to = resync(buf, pos + 1, last).unwrap_or(buf.len());
+        items.push(Item::Damage { from: pos, to });
+        pos = to;
+    }
+    items
 }
 
 #[cfg(test)]

@@ -23,7 +23,11 @@
 //! `len` counts everything after `crc`; `crc` is CRC-32C over the `len` bytes and
 //! everything after `crc`. `kind` 1 is a broker record; a snapshot starts with
 //! kind 2 (token = `upto`, payload = first segment after it and record count, u64
-//! LE each) and ends with kind 3. In a segment the token is the record's
+//! LE each) and ends with kind 3. Kind 4 is a **sync mark** in a segment (token =
+//! how many of the segment's bytes had been synced when it was written): one
+//! starts every segment, synced with it, and one precedes the first record
+//! written after each sync (not under [`FsyncPolicy::Never`], which syncs
+//! nothing). In a segment the token is the record's
 //! **sequence number**: the broker numbers its store operations from 1 in every
 //! run, so the log stores `base + token`, where `base` is the highest sequence
 //! number on disk when the log was opened; sequence numbers increase for the
@@ -35,8 +39,11 @@
 //! that does not is renamed `*.snap.corrupt` and an older one is tried), then
 //! every segment in index order, skipping records the snapshot covers.
 //!
-//! - A record that does not validate at the end of the newest segment is a write
-//!   the crash tore: the file is truncated there.
+//! - In the newest segment, a record that does not validate is a write the crash
+//!   tore when nothing valid follows it, or when it lies past the last sync point
+//!   the segment's sync marks record: the file is truncated there, and valid
+//!   records after it (pieces of writes a power cut kept out of order, never
+//!   synced) go with it, so that what is kept is a prefix of what was written.
 //! - A record that does not validate anywhere else is damage: the reader skips
 //!   forward to the next position where a frame validates (sane length, known
 //!   kind, a plausible next sequence number, CRC) and goes on. The records lost
@@ -51,12 +58,31 @@
 //! # Durability
 //!
 //! [`write`](Store::write) appends a whole batch with one `write` call, then
-//! syncs per [`FsyncPolicy`]. With [`FsyncPolicy::Always`] a batch is on disk
-//! before the broker acknowledges anything in it; the server hands the store
-//! everything that queued up while the previous batch was written, so one fsync
-//! covers many publishes (group commit). The other policies acknowledge before the
-//! fsync: what they acknowledged survives a crash of the process (the data is in
-//! the operating system's cache) but not a power loss or kernel crash.
+//! syncs per [`FsyncPolicy`], whose docs say what each policy loses at a power
+//! cut (none loses anything acknowledged at a crash of the process). With
+//! [`FsyncPolicy::Always`] a batch is on disk before the broker acknowledges
+//! anything in it; the server hands the store everything that queued up while
+//! the previous batch was written, so one fsync covers many publishes (group
+//! commit).
+//!
+//! The log writes through [`fs::FileSystem`] and keeps its rules: bytes are
+//! durable once their file is synced, a name once its directory is. So (every
+//! policy but `Never`, where noted):
+//!
+//! - a directory the log creates is synced into its parent;
+//! - a new segment's name and first sync mark are synced before a record goes
+//!   into it (not under `Never`), and a segment is synced when it is closed
+//!   (not under `Never`);
+//! - a snapshot's file is synced before it is renamed into place, and the
+//!   directory after, before anything it covers is removed (under every
+//!   policy);
+//! - at open, every segment recovery read and the directory are synced before
+//!   the log is used (not under `Never`): the last process may have died
+//!   between a write and its sync, and the broker rebuilt from what the
+//!   operating system's cache held acknowledges retries on top of it.
+//!
+//! `tests/wal_power` holds the log to this on [`fs::SimDisk`], a disk that
+//! forgets what was not synced, through power cuts at random points.
 //!
 //! # Compaction and the disk limit
 //!
@@ -75,15 +101,17 @@
 //! take at least that much; the broker then refuses QoS 1 publishes with
 //! `StorageFull`, while everything else (acks above all) is still written.
 
+mod compact;
 mod files;
 mod frame;
+pub mod fs;
 mod options;
 mod recover;
+mod scan;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -92,24 +120,27 @@ use std::time::Instant;
 use mq_core::broker::{Snapshot, StoreOp};
 
 use crate::store::{Store, StoreMetrics};
+use fs::{FileSystem, LogFile, OsFs};
 pub use options::{FsyncPolicy, WalOptions};
 pub use recover::Recovery;
 use recover::{SegmentInfo, SnapshotInfo};
 
 /// The segment being appended to.
-struct Active {
+struct Active<File> {
     index: u64,
     file: File,
     bytes: u64,
 }
 
-/// A write-ahead log in a directory; see the [module docs](self).
-pub struct Wal {
+/// A write-ahead log in a directory, on the filesystem `F` (the real one
+/// unless a test says otherwise); see the [module docs](self).
+pub struct Wal<F: FileSystem = OsFs> {
+    fs: F,
     dir: PathBuf,
     opts: WalOptions,
     /// Held (locked) for as long as the log is open.
-    _lock: File,
-    active: Option<Active>,
+    _lock: F::Lock,
+    active: Option<Active<F::File>>,
     next_index: u64,
     /// Every segment file, the active one included.
     segments: BTreeMap<u64, SegmentInfo>,
@@ -120,6 +151,9 @@ pub struct Wal {
     base: u64,
     /// Records written and not yet synced.
     unsynced: u64,
+    /// A sync mark due before the next record: how much of the active segment
+    /// is synced.
+    mark: Option<u64>,
     last_sync: Instant,
     written_since_compaction: u64,
     /// After a failed compaction: do not ask again before the disk use grows
@@ -131,7 +165,7 @@ pub struct Wal {
     buf: Vec<u8>,
 }
 
-impl fmt::Debug for Wal {
+impl<F: FileSystem> fmt::Debug for Wal<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Wal")
             .field("dir", &self.dir)
@@ -148,24 +182,36 @@ impl Wal {
     /// cannot be used (permissions, another process holds it): damage inside the
     /// log is skipped and reported (see the [module docs](self)).
     pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> io::Result<Wal> {
+        Wal::open_in(OsFs, dir, opts)
+    }
+}
+
+impl<F: FileSystem> Wal<F> {
+    /// [`Wal::open`] on the filesystem `fs`.
+    pub fn open_in(fs: F, dir: impl AsRef<Path>, opts: WalOptions) -> io::Result<Wal<F>> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(files::lock_path(&dir))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
+        fs::create_dir_all(&fs, &dir)?;
+        let lock = match fs.lock(&files::lock_path(&dir)) {
+            Ok(lock) => lock,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(io::Error::new(
                     io::ErrorKind::WouldBlock,
                     format!("{} is in use by another process", dir.display()),
                 ));
             }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
+            Err(e) => return Err(e),
+        };
+        let found = recover::recover(&fs, &dir)?;
+        if opts.fsync != FsyncPolicy::Never {
+            // Failing here is failing the start: acknowledging on top of what
+            // cannot be made durable would break the policy's promise.
+            recover::make_durable(&fs, &dir, found.segments.keys().copied()).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot sync the log recovered in {}: {e}", dir.display()),
+                )
+            })?;
         }
-        let found = recover::recover(&dir)?;
         let report = found.report;
         let metrics = Arc::new(StoreMetrics::default());
         metrics
@@ -205,7 +251,9 @@ impl Wal {
                 "recovered the log"
             );
         }
+        let last_sync = fs.now();
         let wal = Wal {
+            fs,
             dir,
             opts,
             _lock: lock,
@@ -216,7 +264,8 @@ impl Wal {
             stale_snapshots: found.stale_snapshots,
             base: found.last_seq,
             unsynced: 0,
-            last_sync: Instant::now(),
+            mark: None,
+            last_sync,
             written_since_compaction: 0,
             retry_compaction_at: 0,
             recovered: Some(found.records),
@@ -269,14 +318,15 @@ impl Wal {
     }
 
     fn sync_active(&mut self) -> io::Result<()> {
-        if let Some(a) = &self.active
+        if let Some(a) = &mut self.active
             && self.unsynced > 0
         {
             a.file.sync_data()?;
             self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+            self.mark = Some(a.bytes);
         }
         self.unsynced = 0;
-        self.last_sync = Instant::now();
+        self.last_sync = self.fs.now();
         Ok(())
     }
 
@@ -294,27 +344,25 @@ impl Wal {
     fn start_segment(&mut self) -> io::Result<()> {
         let index = self.next_index;
         let path = files::segment_path(&self.dir, index);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let mut file = self.fs.create(&path)?;
+        let mut bytes = 0;
         if self.opts.fsync != FsyncPolicy::Never {
+            // A durable first sync mark: recovery then knows this segment
+            // records its sync points, even if its first write is lost.
+            let mut mark = Vec::new();
+            frame::encode(&mut mark, frame::Kind::Synced, 0, &[]);
+            file.append(&mark)?;
+            file.sync_data()?;
+            self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
+            bytes = mark.len() as u64;
             // The records about to go into it are only durable once its name is.
-            files::sync_dir(&self.dir)?;
+            self.fs.sync_dir(&self.dir)?;
         }
         self.next_index = index + 1;
-        self.segments.insert(
-            index,
-            SegmentInfo {
-                bytes: 0,
-                last: None,
-            },
-        );
-        self.active = Some(Active {
-            index,
-            file,
-            bytes: 0,
-        });
+        self.segments
+            .insert(index, SegmentInfo { bytes, last: None });
+        self.active = Some(Active { index, file, bytes });
+        self.mark = None;
         Ok(())
     }
 
@@ -324,7 +372,7 @@ impl Wal {
             return Ok(());
         }
         let a = self.active.as_mut().expect("a segment is active");
-        a.file.write_all(&self.buf)?;
+        a.file.append(&self.buf)?;
         a.bytes += self.buf.len() as u64;
         let seg = self.segments.get_mut(&a.index).expect("tracked");
         seg.bytes = a.bytes;
@@ -355,6 +403,11 @@ impl Wal {
                 }
                 self.start_segment()?;
             }
+            if let Some(synced) = self.mark.take()
+                && self.opts.fsync != FsyncPolicy::Never
+            {
+                frame::encode(&mut self.buf, frame::Kind::Synced, synced, &[]);
+            }
             let seq = self.base + op.token;
             frame::encode(&mut self.buf, frame::Kind::Record, seq, op.bytes());
             last = Some(seq);
@@ -366,116 +419,9 @@ impl Wal {
             .fetch_add(ops.len() as u64, Ordering::Relaxed);
         Ok(())
     }
-
-    /// Writes `snapshot` as `snap-<upto>.snap`: to a temporary file, synced, then
-    /// renamed into place. Returns it, and whether its name is durable (the
-    /// directory synced): only then may what it covers be removed.
-    fn write_snapshot(
-        &mut self,
-        upto: u64,
-        snapshot: &Snapshot,
-    ) -> io::Result<(SnapshotInfo, bool)> {
-        let tmp = files::snapshot_tmp_path(&self.dir, upto);
-        let path = files::snapshot_path(&self.dir, upto);
-        let first_segment = self.next_index;
-        let written = (|| {
-            let file = File::create(&tmp)?;
-            let mut out = BufWriter::with_capacity(1 << 20, file);
-            let mut frame = Vec::new();
-            let mut head = [0u8; 16];
-            head[..8].copy_from_slice(&first_segment.to_le_bytes());
-            head[8..].copy_from_slice(&(snapshot.records.len() as u64).to_le_bytes());
-            frame::encode(&mut frame, frame::Kind::SnapshotBegin, upto, &head);
-            let mut bytes = 0u64;
-            out.write_all(&frame)?;
-            bytes += frame.len() as u64;
-            for (i, r) in snapshot.records.iter().enumerate() {
-                frame.clear();
-                frame::encode(&mut frame, frame::Kind::Record, i as u64 + 1, r);
-                out.write_all(&frame)?;
-                bytes += frame.len() as u64;
-            }
-            frame.clear();
-            let end = snapshot.records.len() as u64 + 1;
-            frame::encode(&mut frame, frame::Kind::SnapshotEnd, end, &[]);
-            out.write_all(&frame)?;
-            bytes += frame.len() as u64;
-            let file = out.into_inner().map_err(|e| e.into_error())?;
-            file.sync_all()?;
-            drop(file);
-            fs::rename(&tmp, &path)?;
-            Ok(bytes)
-        })();
-        let bytes = match written {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .bytes_written
-            .fetch_add(bytes, Ordering::Relaxed);
-        // In place, so recovery will use it; but until the directory is synced a
-        // power loss may take the rename back.
-        let durable = match files::sync_dir(&self.dir) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot sync the log directory; keeping the segments");
-                false
-            }
-        };
-        let info = SnapshotInfo {
-            upto,
-            path,
-            bytes,
-            first_segment,
-        };
-        Ok((info, durable))
-    }
-
-    /// Removes segments the snapshot covers and every other snapshot.
-    fn remove_covered(&mut self, upto: u64, first_segment: u64) {
-        let covered: Vec<u64> = self
-            .segments
-            .iter()
-            .filter(|&(&i, s)| i < first_segment && s.last.is_none_or(|l| l <= upto))
-            .map(|(&i, _)| i)
-            .collect();
-        for i in covered {
-            let path = files::segment_path(&self.dir, i);
-            match fs::remove_file(&path) {
-                Ok(()) => {
-                    self.segments.remove(&i);
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.segments.remove(&i);
-                }
-                // Left for the next compaction; recovery skips what it covers.
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove segment")
-                }
-            }
-        }
-        let keep = self.snapshot.as_ref().map(|s| s.path.clone());
-        self.stale_snapshots.retain(|(path, _)| {
-            if Some(path) == keep.as_ref() {
-                return false;
-            }
-            match fs::remove_file(path) {
-                Ok(()) => false,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove snapshot");
-                    true
-                }
-            }
-        });
-    }
 }
 
-impl Store for Wal {
+impl<F: FileSystem> Store for Wal<F> {
     /// The records recovered by [`Wal::open`] (snapshot first, then the segments),
     /// handed out once; later calls return nothing.
     fn load(&mut self) -> io::Result<Vec<Vec<u8>>> {
@@ -490,7 +436,7 @@ impl Store for Wal {
         let sync = match self.opts.fsync {
             FsyncPolicy::Always => true,
             FsyncPolicy::EveryRecords(n) => self.unsynced >= n.max(1),
-            FsyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
+            FsyncPolicy::Interval(d) => self.fs.now().duration_since(self.last_sync) >= d,
             FsyncPolicy::Never => false,
         };
         if sync {
@@ -498,6 +444,19 @@ impl Store for Wal {
         }
         self.update_gauges();
         Ok(())
+    }
+
+    /// Under [`FsyncPolicy::Interval`], one interval after the last sync while
+    /// records wait to be synced.
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.opts.fsync {
+            FsyncPolicy::Interval(d) if self.unsynced > 0 => Some(self.last_sync + d),
+            _ => None,
+        }
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.sync_active()
     }
 
     fn wants_compaction(&self) -> bool {
@@ -516,40 +475,7 @@ impl Store for Wal {
     /// the log left as it was (it is still complete); only a failure to sync the
     /// segment being closed is returned as an error.
     fn compact(&mut self, snapshot: &Snapshot) -> io::Result<()> {
-        let started = Instant::now();
-        let before = self.disk_bytes();
-        let upto = self.base + snapshot.upto;
-        self.seal()?;
-        let (info, durable) = match self.write_snapshot(upto, snapshot) {
-            Ok(written) => written,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot write a snapshot; the log stays as it is");
-                self.written_since_compaction = 0;
-                self.retry_compaction_at = before + self.opts.segment_bytes;
-                return Ok(());
-            }
-        };
-        let first_segment = info.first_segment;
-        if let Some(old) = self.snapshot.replace(info) {
-            self.stale_snapshots.push((old.path, old.bytes));
-        }
-        if durable {
-            self.remove_covered(upto, first_segment);
-        }
-        self.written_since_compaction = 0;
-        self.retry_compaction_at = 0;
-        self.metrics.compactions.fetch_add(1, Ordering::Relaxed);
-        self.update_gauges();
-        tracing::info!(
-            records = snapshot.records.len(),
-            snapshot_bytes = self.snapshot_bytes(),
-            disk_before = before,
-            disk_after = self.disk_bytes(),
-            segments = self.segments.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "compacted the log"
-        );
-        Ok(())
+        self.compact_into(snapshot)
     }
 
     fn is_full(&self) -> bool {
@@ -561,7 +487,7 @@ impl Store for Wal {
     }
 }
 
-impl Drop for Wal {
+impl<F: FileSystem> Drop for Wal<F> {
     fn drop(&mut self) {
         // Whatever the policy: a clean close leaves nothing unsynced.
         if let Err(e) = self.sync_active() {

@@ -4,23 +4,35 @@
 use std::fmt;
 use std::time::Duration;
 
-/// When the log calls fsync.
+/// When the log calls fsync, and what each choice promises.
+///
+/// Under every policy a crash of the process (SIGKILL, a panic) loses nothing
+/// acknowledged: the operating system holds what was written, and the next
+/// open syncs what it recovers (except under `Never`). What survives a power
+/// cut or a kernel crash differs; each variant says. A compaction syncs its
+/// snapshot under every policy, so what it holds survives a power cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
-    /// After every batch, before anything in it is acknowledged. Loses nothing
-    /// acknowledged even on power loss.
+    /// After every batch, before anything in it is acknowledged. A power cut
+    /// loses nothing acknowledged.
     Always,
-    /// After at least this many records since the last fsync (and when a segment
-    /// is closed). Acknowledges before the fsync: durable against a process crash,
-    /// not a power loss.
+    /// After a batch that brings the records written since the last fsync to at
+    /// least this many (and when a segment is closed). Acknowledges before the
+    /// fsync: a power cut loses at most the records written since the last
+    /// fsync, fewer than this many (acknowledged publishes, and acks, whose
+    /// messages are then delivered again). There is no time bound: a quiet log
+    /// keeps them unsynced until more records come.
     EveryRecords(u64),
-    /// After a batch when at least this long has passed since the last fsync (and
-    /// when a segment is closed). There is no timer: a quiet log is synced by its
-    /// next write, or when it is closed. Acknowledges before the fsync: durable
-    /// against a process crash, not a power loss.
+    /// After a batch when at least this long has passed since the last fsync,
+    /// and otherwise this long after the last fsync while records wait (the
+    /// server's store thread wakes up for it), and when a segment is closed.
+    /// Acknowledges before the fsync: a power cut loses at most what was
+    /// written in the last interval before it (plus the time an fsync takes).
     Interval(Duration),
-    /// Leaves it to the operating system. Durable against a process crash, not a
-    /// power loss.
+    /// Leaves it to the operating system. A power cut may lose everything
+    /// written since the last compaction (Linux usually writes back within
+    /// about 30 s, but promises nothing), and a torn write may then be
+    /// reported as damage.
     Never,
 }
 

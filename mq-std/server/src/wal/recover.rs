@@ -2,13 +2,14 @@
 //! segment in order, keeping what validates and reporting what does not.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::files::{self, Name};
 use super::frame::{self, Kind};
+use super::fs::{FileSystem, LogFile};
+use super::scan::Scan;
 
 /// What [`Wal::open`](super::Wal::open) found.
 #[derive(Debug, Clone, Default)]
@@ -74,17 +75,15 @@ pub(crate) struct Recovered {
     pub report: Recovery,
 }
 
-pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
+pub(crate) fn recover<F: FileSystem>(fs: &F, dir: &Path) -> io::Result<Recovered> {
     let started = Instant::now();
     let mut segments_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut snapshots_found: BTreeMap<u64, PathBuf> = BTreeMap::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        match files::parse_name(name) {
+    let mut names = fs.list(dir)?;
+    names.sort();
+    for name in names {
+        let path = dir.join(&name);
+        match files::parse_name(&name) {
             Name::Segment(i) => {
                 segments_found.insert(i, path);
             }
@@ -93,7 +92,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             }
             Name::Leftover => {
                 tracing::info!(file = %path.display(), "removing a snapshot a crash interrupted");
-                if let Err(e) = fs::remove_file(&path) {
+                if let Err(e) = fs.remove(&path) {
                     tracing::warn!(file = %path.display(), error = %e, "cannot remove");
                 }
             }
@@ -108,11 +107,11 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let mut last_seq = snapshots_found.keys().next_back().copied().unwrap_or(0);
     for (&upto, path) in snapshots_found.iter().rev() {
         if snapshot.is_some() {
-            let bytes = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let bytes = fs.len(path).unwrap_or(0);
             stale_snapshots.push((path.clone(), bytes));
             continue;
         }
-        match read_snapshot(path, upto, &mut records, &mut report) {
+        match read_snapshot(fs, path, upto, &mut records, &mut report) {
             Ok(Some(s)) => snapshot = Some(s),
             Ok(None) | Err(_) => {
                 // Not usable at all: move it aside (for whoever investigates) so
@@ -123,7 +122,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                     moved_to = %aside.display(),
                     "snapshot is damaged beyond use; falling back to older state"
                 );
-                let _ = fs::rename(path, &aside);
+                let _ = fs.rename(path, &aside);
                 report.damaged_snapshots.push(aside);
             }
         }
@@ -141,19 +140,16 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
     let newest = segments_found
         .iter()
         .rev()
-        .find(|(_, p)| fs::metadata(p).is_ok_and(|m| m.len() > 0))
+        .find(|(_, p)| fs.len(p).is_ok_and(|len| len > 0))
         .map(|(&i, _)| i);
 
-    let mut scan = Scan {
+    let mut scan = Scan::new(
         upto,
-        last: match segments_found.keys().next() {
+        match segments_found.keys().next() {
             Some(&first) if first >= lo => Some(upto),
             _ => None,
         },
-        gap_from: None,
-        tail_from: None,
-        stale: 0,
-    };
+    );
     let mut segments = BTreeMap::new();
     let mut expected = lo;
     for (&index, path) in &segments_found {
@@ -167,7 +163,7 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
             scan.gap_from = Some(scan.last);
         }
         expected = expected.max(index + 1);
-        let buf = match fs::read(path) {
+        let buf = match fs.read(path) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "cannot read segment; skipping it");
@@ -176,7 +172,14 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
                 continue;
             }
         };
-        let kept = scan.segment(path, &buf, Some(index) == newest, &mut records, &mut report);
+        let kept = scan.segment(
+            fs,
+            path,
+            &buf,
+            Some(index) == newest,
+            &mut records,
+            &mut report,
+        );
         report.segments += 1;
         segments.insert(index, kept);
     }
@@ -210,13 +213,14 @@ pub(crate) fn recover(dir: &Path) -> io::Result<Recovered> {
 
 /// Reads a snapshot file. `None` when it is not usable at all (no valid first
 /// frame); damage after that loses only the damaged records.
-fn read_snapshot(
+fn read_snapshot<F: FileSystem>(
+    fs: &F,
     path: &Path,
     upto: u64,
     records: &mut Vec<Vec<u8>>,
     report: &mut Recovery,
 ) -> io::Result<Option<SnapshotInfo>> {
-    let buf = fs::read(path)?;
+    let buf = fs.read(path)?;
     let Some(head) = frame::decode_at(&buf, 0) else {
         return Ok(None);
     };
@@ -277,115 +281,25 @@ fn read_snapshot(
     }))
 }
 
-/// Reading segments in order.
-struct Scan {
-    /// Records up to this sequence number are in the snapshot.
-    upto: u64,
-    /// The last valid sequence number seen, when known.
-    last: Option<u64>,
-    /// A segment is missing after this sequence number.
-    gap_from: Option<Option<u64>>,
-    /// A sealed segment ended in damage after this sequence number.
-    tail_from: Option<Option<u64>>,
-    /// Valid records whose sequence number did not increase (ignored).
-    stale: u64,
-}
-
-impl Scan {
-    fn segment(
-        &mut self,
-        path: &Path,
-        buf: &[u8],
-        newest: bool,
-        records: &mut Vec<Vec<u8>>,
-        report: &mut Recovery,
-    ) -> SegmentInfo {
-        let mut pos = 0;
-        let mut last_here = None;
-        let mut size = buf.len() as u64;
-        while pos < buf.len() {
-            if let Some(f) = frame::decode_at(buf, pos) {
-                pos += f.size;
-                if f.kind != Kind::Record {
-                    report.skipped_bytes += f.size as u64;
-                    continue;
-                }
-                if self.last.is_some_and(|l| f.token <= l) {
-                    self.stale += 1;
-                    continue;
-                }
-                if let Some(from) = self.gap_from.take() {
-                    let lost = from.map_or(0, |from| f.token - from - 1);
-                    report.missing_records += lost;
-                }
-                if let Some(from) = self.tail_from.take() {
-                    report.corrupt_records += from.map_or(1, |from| f.token - from - 1);
-                }
-                self.last = Some(f.token);
-                last_here = Some(f.token);
-                if f.token > self.upto {
-                    records.push(f.payload.to_vec());
-                }
-                continue;
-            }
-            match frame::resync(buf, pos + 1, self.last) {
-                Some(q) => {
-                    let next = frame::decode_at(buf, q).map_or(0, |f| f.token);
-                    let lost = self.last.map_or(1, |l| next.saturating_sub(l + 1));
-                    report.corrupt_records += lost;
-                    report.skipped_bytes += (q - pos) as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes = q - pos,
-                        lost_records = lost,
-                        "damaged records in the log; skipping to the next valid one"
-                    );
-                    pos = q;
-                }
-                None if newest => {
-                    // Torn by the crash that ended the last run: cut it off so the
-                    // file is whole again.
-                    let torn = buf.len() - pos;
-                    report.torn_tail_bytes += torn as u64;
-                    report.skipped_bytes += torn as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes = torn,
-                        "truncating a torn write at the end of the log"
-                    );
-                    match truncate(path, pos as u64) {
-                        Ok(()) => size = pos as u64,
-                        Err(e) => {
-                            tracing::warn!(file = %path.display(), error = %e, "cannot truncate");
-                        }
-                    }
-                    break;
-                }
-                None => {
-                    let bytes = buf.len() - pos;
-                    report.skipped_bytes += bytes as u64;
-                    tracing::warn!(
-                        file = %path.display(),
-                        offset = pos,
-                        bytes,
-                        "a sealed segment ends in damage; skipping the rest of it"
-                    );
-                    self.tail_from = Some(self.last);
-                    break;
-                }
-            }
-        }
-        SegmentInfo {
-            bytes: size,
-            last: last_here,
-        }
+/// Syncs the segments recovery read, and the directory. What the broker is
+/// rebuilt from may be only in the operating system's cache (the last process
+/// died between a write and its sync, or under a policy that had not synced
+/// yet): it must be durable before anything is acknowledged on top of it, such
+/// as a publisher's retry the broker recognises as stored.
+pub(super) fn make_durable<F: FileSystem>(
+    fs: &F,
+    dir: &Path,
+    segments: impl Iterator<Item = u64>,
+) -> io::Result<()> {
+    for index in segments {
+        fs.open(&files::segment_path(dir, index))?.sync_data()?;
     }
+    fs.sync_dir(dir)
 }
 
-fn truncate(path: &Path, len: u64) -> io::Result<()> {
-    let f = OpenOptions::new().write(true).open(path)?;
-    f.set_len(len)?;
+/// Cuts a file to `len` bytes, durably.
+pub(super) fn truncate<F: FileSystem>(fs: &F, path: &Path, len: u64) -> io::Result<()> {
+    let mut f = fs.open(path)?;
+    f.truncate(len)?;
     f.sync_all()
 }

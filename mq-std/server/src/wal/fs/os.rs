@@ -1,0 +1,170 @@
+//! The file layer over `std::fs`: what `mqd` runs on.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use super::{FileSystem, LogFile};
+
+/// The real filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsFs;
+
+/// A file of [`OsFs`], open for writing; its cursor stays at the end.
+#[derive(Debug)]
+pub struct OsFile(File);
+
+impl FileSystem for OsFs {
+    type File = OsFile;
+    type Lock = File;
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir(path)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<File> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked by another process", path.display()),
+            )),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn create(&self, path: &Path) -> io::Result<OsFile> {
+        let file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        Ok(OsFile(file))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<OsFile> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(OsFile(file))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        fs::metadata(path).map(|m| m.len())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        sync_dir(dir)
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+impl LogFile for OsFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf)
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.0.seek(SeekFrom::Start(offset))?;
+        let written = self.0.write_all(buf);
+        self.0.seek(SeekFrom::End(0))?;
+        written
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)?;
+        self.0.seek(SeekFrom::End(0))?;
+        Ok(())
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+/// fsync of the directory: what makes a creation, rename or removal in it
+/// survive a power cut.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Windows has no documented way to sync a directory (`FlushFileBuffers`
+/// is for files and volumes; flushing a volume needs administrator rights).
+/// Nothing is done: NTFS records creations and renames in its metadata
+/// journal, which keeps the directory consistent through a power cut, but the
+/// last changes before it may be rolled back. See the README's Storage section
+/// for what that means per fsync policy.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appends_go_to_the_end_after_a_write_at_and_a_truncate() {
+        let dir = std::env::temp_dir().join(format!("mq-osfs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let fs = OsFs;
+        super::super::create_dir_all(&fs, &dir).unwrap();
+        let path = dir.join("f");
+        let mut f = fs.create(&path).unwrap();
+        assert_eq!(
+            fs.create(&path).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        f.append(b"hello").unwrap();
+        f.write_at(0, b"J").unwrap();
+        f.append(b" world").unwrap();
+        f.sync_data().unwrap();
+        drop(f);
+        let mut f = fs.open(&path).unwrap();
+        f.truncate(5).unwrap();
+        f.append(b"!").unwrap();
+        f.sync_all().unwrap();
+        assert_eq!(fs.read(&path).unwrap(), b"Jello!");
+        assert_eq!(fs.len(&path).unwrap(), 6);
+        fs.rename(&path, &dir.join("g")).unwrap();
+        assert_eq!(fs.list(&dir).unwrap(), vec!["g".to_string()]);
+        fs.sync_dir(&dir).unwrap();
+        let lock = fs.lock(&dir.join("LOCK")).unwrap();
+        let e = fs.lock(&dir.join("LOCK")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(lock);
+        fs.remove(&dir.join("g")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
