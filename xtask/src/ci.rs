@@ -6,10 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, qemu};
-
-/// The target that proves the std crates and `mq-ffi` build for Windows.
-const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
+use crate::{bench, embedded, ffi, firmware, qemu, windows};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -62,10 +59,9 @@ const STEPS: &[(&str, Action)] = &[
             ]))
         },
     ),
-    (
-        "Windows portability (check for x86_64-pc-windows-gnu)",
-        |_| windows_check(),
-    ),
+    ("Windows: build with MinGW-w64, run under Wine", |_| {
+        windows::check(false)
+    }),
     ("no_std target thumbv7em-none-eabihf", Ci::nostd_target),
     ("no_std mq-core (no default features)", |ci| {
         ci.nostd_build(None)
@@ -161,28 +157,4 @@ impl Ci {
             .ok_or("no route to the no_std target was chosen")?;
         Ok(route.cargo_build(&cmd::workspace_root(), &cmd::target_dir()))
     }
-}
-
-/// The crates that must stay portable to Windows: the std adapters (the
-/// clients, the server, the programs, the facade, the test harness) and the C
-/// ABI.
-const WINDOWS_CRATES: &[&str] = &[
-    "mq-client",
-    "mq-server",
-    "mq-cli",
-    "mq-std",
-    "mq-testkit",
-    "mq-ffi",
-];
-
-/// [`WINDOWS_CRATES`] type-check for a Windows target, tests included, with
-/// warnings denied (no linker needed for `cargo check`).
-fn windows_check() -> Result<(), String> {
-    toolchain::rustup_add(WINDOWS_TARGET)?;
-    let mut check = cargo();
-    check.env("RUSTFLAGS", "-D warnings").arg("check");
-    for krate in WINDOWS_CRATES {
-        check.args(["-p", krate]);
-    }
-    run(check.args(["--all-targets", "--target", WINDOWS_TARGET]))
 }

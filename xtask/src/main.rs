@@ -15,6 +15,7 @@ mod mqd;
 mod peer;
 mod qemu;
 mod toolchain;
+mod windows;
 
 use std::env;
 use std::process::ExitCode;
@@ -48,6 +49,10 @@ const TASKS: &[(&str, &str)] = &[
         "run cargo-fuzz on mq-core/fuzz (all targets, 30 s each, by default)",
     ),
     (
+        "windows [--all]",
+        "build for x86_64-pc-windows-gnu (MinGW-w64) and run the tests, mqd and a C program under Wine",
+    ),
+    (
         "ffi-python",
         "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
     ),
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
         "ffi-python" => ffi::python_tests().map_err(Failure::Failed),
+        "windows" => windows::run_windows(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

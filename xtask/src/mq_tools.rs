@@ -1,11 +1,12 @@
-//! The workspace's `mqd` and `mq` for the QEMU scenarios: built once
+//! The workspace's `mqd` and `mq` for the QEMU scenarios (and, built for
+//! Windows and run through Wine, for the Windows step): built once
 //! ([`tools`]), `mqd` started through mq-testkit on its own data ([`Mqd`]),
 //! and the `mq` CLI calls the scenarios check the broker with: publish at
 //! QoS 1, replay a topic, read `/metrics`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{OnceLock, mpsc};
 use std::thread;
@@ -28,6 +29,27 @@ const MQD_CONFIG: &str = "[retention]\nmax_messages = 100000\n";
 pub struct MqTools {
     pub mqd: PathBuf,
     pub mq: PathBuf,
+    /// What runs both, when they do not run by themselves (`wine` for the
+    /// Windows build).
+    pub runner: Option<Runner>,
+}
+
+/// A program that runs another (`wine mqd.exe ...`), with its environment.
+#[derive(Clone)]
+pub struct Runner {
+    pub program: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Runner {
+    /// `program BINARY` with the runner's environment.
+    pub fn command(&self, binary: &Path) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg(binary);
+        command
+    }
 }
 
 /// Set to `release` to run the scenarios against release builds of `mqd` and
@@ -59,6 +81,7 @@ pub fn tools() -> Result<MqTools, String> {
             let tools = MqTools {
                 mqd: dir.join(exe("mqd")),
                 mq: dir.join(exe("mq")),
+                runner: None,
             };
             for path in [&tools.mqd, &tools.mq] {
                 if !path.is_file() {
@@ -79,26 +102,32 @@ fn exe(name: &str) -> String {
 /// on the same port and data) and the `mq` CLI to talk to it.
 pub struct Mqd {
     pub server: mq_testkit::Mqd,
-    mq: PathBuf,
+    tools: MqTools,
 }
 
 impl Mqd {
     pub fn start(tools: MqTools, name: &str) -> Result<Mqd, String> {
-        let dir = std::env::temp_dir().join(format!("xtask-qemu-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("xtask-mqd-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let server = mq_testkit::Mqd::builder(MQD_CONFIG)
-            .binary(tools.mqd)
-            .dir(dir)
-            .try_start()?;
-        Ok(Mqd {
-            server,
-            mq: tools.mq,
-        })
+        let mut builder = mq_testkit::Mqd::builder(MQD_CONFIG)
+            .binary(&tools.mqd)
+            .dir(dir);
+        if let Some(runner) = &tools.runner {
+            builder = builder.runner(&runner.program);
+            for (key, value) in &runner.env {
+                builder = builder.env(key, value);
+            }
+        }
+        let server = builder.try_start()?;
+        Ok(Mqd { server, tools })
     }
 
     /// `mq --server ADDR ...`.
     fn mq(&self) -> Command {
-        let mut mq = Command::new(&self.mq);
+        let mut mq = match &self.tools.runner {
+            Some(runner) => runner.command(&self.tools.mq),
+            None => Command::new(&self.tools.mq),
+        };
         mq.args(["--server", &self.server.addr.to_string()]);
         mq
     }

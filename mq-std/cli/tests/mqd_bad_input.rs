@@ -126,3 +126,17 @@ fn misbehaving_peers_are_cut_off_and_others_carry_on() {
     assert!(mqd.metric("mq_protocol_errors_total") >= 3);
     assert!(mqd.metric("mq_auth_failures_total") >= 4);
 }
+
+/// A serial line on Windows (`COM3`) is refused at start with an error that
+/// says so, instead of `mqd` serving without it.
+#[cfg(windows)]
+#[test]
+fn a_serial_line_on_windows_is_refused_with_a_clear_error() {
+    let err = Mqd::builder("[serial]\npath = \"COM3\"\n")
+        .try_start()
+        .unwrap_err();
+    assert!(
+        err.contains("cannot open serial line COM3") && err.contains("not supported on windows"),
+        "{err}"
+    );
+}

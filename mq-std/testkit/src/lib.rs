@@ -8,8 +8,15 @@
 //!   the target directory, target and profile of the running test executable
 //!   (found from its own path, `<target>[/<triple>]/<profile>/deps/<test>`),
 //!   once per test process. Cargo decides whether anything is stale: when
-//!   nothing is, that is a no-op, so a test never runs an old `mqd`. Programs
-//!   that built `mqd` themselves (xtask) name it with [`Builder::binary`].
+//!   nothing is, that is a no-op, so a test never runs an old `mqd`. Where
+//!   cargo cannot run (tests cross-compiled for Windows and run under Wine),
+//!   [`MQD_VAR`] names an `mqd` built beforehand. Programs that built `mqd`
+//!   themselves (xtask) name it with [`Builder::binary`], and
+//!   [`Builder::runner`] runs it through another program (`wine mqd.exe`).
+//! - **Stopping.** [`Mqd::interrupt`] is Ctrl-C (SIGINT on Unix, the console's
+//!   `CTRL_C_EVENT` on Windows), [`Mqd::terminate`] SIGTERM (Unix) and
+//!   [`Mqd::close_console`] the console closing (`CTRL_CLOSE_EVENT`, Windows):
+//!   each waits for `mqd`'s graceful exit.
 //! - **Ports.** `mqd` binds port 0 for the broker and its HTTP endpoint and
 //!   writes the addresses it got to a file (`--ready-file`), which the harness
 //!   waits for: no port is picked, freed and raced for. A restart
@@ -22,8 +29,11 @@
 //!   [`Mqd::log`] has them all, failures to start include them, and a test that
 //!   panics while it holds an `Mqd` prints the end of the log and keeps the
 //!   directory.
-//! - **Cleanup.** Dropping an [`Mqd`] kills the process (SIGKILL on Unix) and
-//!   removes its directory.
+//! - **Cleanup.** Dropping an [`Mqd`] kills the process (SIGKILL on Unix,
+//!   `TerminateProcess` on Windows) and removes its directory.
+
+#[cfg(windows)]
+mod windows;
 
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
@@ -36,8 +46,18 @@ use std::time::{Duration, Instant};
 
 /// How long `mqd` may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a graceful stop may take.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of the log a failing test prints.
 const LOG_TAIL: usize = 60;
+
+/// Names an `mqd` binary to run instead of building one: how tests that run
+/// where cargo cannot (cross-compiled for Windows, run under Wine) find the
+/// `mqd.exe` built beforehand (`cargo xtask ci` sets it).
+pub const MQD_VAR: &str = "MQ_TESTKIT_MQD";
+
+/// The target triple this crate (and so the running test) was compiled for.
+const TARGET: &str = env!("MQ_TESTKIT_TARGET");
 
 /// Where the running test executable's cargo build put its artifacts, and how
 /// to build more of them the same way.
@@ -69,16 +89,16 @@ fn build() -> &'static Build {
             .expect("a profile directory")
             .to_owned();
         let parent = artifacts.parent().expect("a target directory");
-        // Cargo marks the root of a target directory with CACHEDIR.TAG; a
-        // directory between it and the profile is a target triple.
-        let target_dir = parent
-            .ancestors()
-            .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-            .unwrap_or(parent)
-            .to_path_buf();
-        let triple = (target_dir != parent)
-            .then(|| parent.file_name()?.to_str().map(str::to_owned))
-            .flatten();
+        // With `--target T` cargo builds into `<target>/T/<profile>` (and marks
+        // `<target>/T` with a CACHEDIR.TAG of its own, like `<target>`).
+        let (target_dir, triple) = if parent.file_name().is_some_and(|n| n == TARGET) {
+            let target_dir = parent
+                .parent()
+                .expect("a target directory above the triple");
+            (target_dir.to_path_buf(), Some(TARGET.to_owned()))
+        } else {
+            (parent.to_path_buf(), None)
+        };
         Build {
             artifacts,
             target_dir,
@@ -129,11 +149,20 @@ pub fn cargo_build(args: &[&str]) {
     );
 }
 
-/// The workspace's `mqd`, built (or found up to date) once per test process;
-/// see the crate docs.
+/// The workspace's `mqd`, built (or found up to date) once per test process,
+/// or the one [`MQD_VAR`] names; see the crate docs.
 pub fn mqd_binary() -> &'static Path {
     static MQD: OnceLock<PathBuf> = OnceLock::new();
     MQD.get_or_init(|| {
+        if let Some(path) = std::env::var_os(MQD_VAR).filter(|p| !p.is_empty()) {
+            let path = PathBuf::from(path);
+            assert!(
+                path.is_file(),
+                "mq-testkit: {MQD_VAR} names {}, which is not a file",
+                path.display()
+            );
+            return path;
+        }
         let path = artifact_dir().join(format!("mqd{}", std::env::consts::EXE_SUFFIX));
         let what = "cargo build -p mq-cli --bin mqd";
         if path.is_file() {
@@ -165,6 +194,8 @@ pub fn mqd_binary() -> &'static Path {
 pub struct Builder {
     config: String,
     binary: Option<PathBuf>,
+    runner: Option<PathBuf>,
+    env: Vec<(String, String)>,
     dir: Option<PathBuf>,
     log: String,
 }
@@ -173,6 +204,21 @@ impl Builder {
     /// Runs this `mqd` binary instead of building the workspace's.
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Builder {
         self.binary = Some(path.into());
+        self
+    }
+
+    /// Runs the binary through `program` (`program BINARY ARGS...`): `wine`
+    /// for a Windows `mqd.exe` on Linux. [`Mqd::interrupt`] and
+    /// [`Mqd::kill`] then act on that process.
+    pub fn runner(mut self, program: impl Into<PathBuf>) -> Builder {
+        self.runner = Some(program.into());
+        self
+    }
+
+    /// Sets `key` to `value` in the environment of `mqd` (and its runner):
+    /// `WINEPREFIX` for Wine, say.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Builder {
+        self.env.push((key.into(), value.into()));
         self
     }
 
@@ -227,6 +273,8 @@ impl Builder {
             http: any,
             dir,
             binary,
+            runner: self.runner,
+            env: self.env,
             log_filter: self.log,
             logs: Vec::new(),
             keep_dir: false,
@@ -247,6 +295,8 @@ pub struct Mqd {
     /// Its directory: `mqd.toml`, `data/`, the logs.
     pub dir: PathBuf,
     binary: PathBuf,
+    runner: Option<PathBuf>,
+    env: Vec<(String, String)>,
     log_filter: String,
     /// The log file of every start, oldest first.
     logs: Vec<PathBuf>,
@@ -259,6 +309,8 @@ impl Mqd {
         Builder {
             config: config.to_owned(),
             binary: None,
+            runner: None,
+            env: Vec::new(),
             dir: None,
             log: "info".to_owned(),
         }
@@ -290,7 +342,16 @@ impl Mqd {
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         self.logs.push(log_path);
-        let child = Command::new(&self.binary)
+        let mut command = match &self.runner {
+            Some(runner) => {
+                let mut command = Command::new(runner);
+                command.arg(&self.binary);
+                command
+            }
+            None => Command::new(&self.binary),
+        };
+        let child = command
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
             .arg(self.dir.join("mqd.toml"))
             .args(["--listen", &self.addr.to_string()])
@@ -363,7 +424,18 @@ impl Mqd {
         self.child.as_ref().expect("mqd is running").id()
     }
 
-    /// Resident set size in KiB (Linux: `/proc/<pid>/status`).
+    /// Resident set size in KiB (Linux: `/proc/<pid>/status`; Windows: the
+    /// working set).
+    #[cfg(windows)]
+    pub fn rss_kib(&self) -> u64 {
+        windows::working_set(self.child.as_ref().expect("mqd is running"))
+            .unwrap_or_else(|e| panic!("the working set of mqd: {e}"))
+            / 1024
+    }
+
+    /// Resident set size in KiB (Linux: `/proc/<pid>/status`; Windows: the
+    /// working set).
+    #[cfg(not(windows))]
     pub fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .expect("/proc/<pid>/status (Linux)");
@@ -411,13 +483,48 @@ impl Mqd {
     #[cfg(unix)]
     #[track_caller]
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("-TERM");
+        self.wait(STOP_TIMEOUT)
+    }
+
+    /// Ctrl-C: SIGINT on Unix (under Wine, whose [`runner`](Builder::runner)
+    /// turns it into the console's `CTRL_C_EVENT`), and on Windows the
+    /// console's `CTRL_C_EVENT` itself. Waits (bounded) for the exit.
+    #[track_caller]
+    pub fn interrupt(&mut self) -> ExitStatus {
+        #[cfg(unix)]
+        self.signal("-INT");
+        #[cfg(windows)]
+        self.console_event(windows::CTRL_C_EVENT);
+        self.wait(STOP_TIMEOUT)
+    }
+
+    /// The console `mqd` runs in closing (`CTRL_CLOSE_EVENT`): Windows then
+    /// gives the process 5 s before it ends it. Waits for the exit.
+    #[cfg(windows)]
+    #[track_caller]
+    pub fn close_console(&mut self) -> ExitStatus {
+        self.console_event(windows::CTRL_CLOSE_EVENT);
+        self.wait(STOP_TIMEOUT)
+    }
+
+    #[cfg(unix)]
+    #[track_caller]
+    fn signal(&self, which: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(which)
             .arg(self.pid().to_string())
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
-        self.wait(Duration::from_secs(30))
+        assert!(status.success(), "kill {which} failed");
+    }
+
+    #[cfg(windows)]
+    #[track_caller]
+    fn console_event(&self, event: u32) {
+        let child = self.child.as_ref().expect("mqd is running");
+        windows::console_event(child, event)
+            .unwrap_or_else(|e| panic!("cannot deliver console event {event} to mqd: {e}"));
     }
 
     /// Waits up to `limit` for the process to exit; panics (with the log) if

@@ -2,9 +2,12 @@
 //!
 //! Configuration comes from the embedded defaults, then a TOML file
 //! (`--config`), then `MQ_*` environment variables, then the flags below, each
-//! overriding the one before (see `mq_cli::config`). SIGINT or SIGTERM (Ctrl-C on
-//! Windows) stops it gracefully: it stops accepting, closes every connection after
-//! what was queued for it, waits for the store, and exits 0.
+//! overriding the one before (see `mq_cli::config`). SIGINT or SIGTERM on Unix,
+//! and on Windows the console's Ctrl-C, Ctrl-Break, closing or the system
+//! shutting down, stop it gracefully: it stops accepting, closes every connection
+//! after what was queued for it, waits for the store, and exits 0. Windows ends a
+//! process 5 s after its console closed: that stop is cut short after 4 s (what
+//! was acknowledged is already in the log).
 //!
 //! Records go to the write-ahead log in the data directory (`mq_server::wal`), which
 //! is read back before anything is accepted; `[store] kind = "memory"` keeps
@@ -20,6 +23,7 @@ mod alloc;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use mq_cli::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
@@ -217,10 +221,25 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     }
     let mut stopped = std::pin::pin!(handle.wait());
     tokio::select! {
-        signal = shutdown_signal() => {
-            tracing::info!(signal, "stopping");
-            control.shutdown().await;
-            stopped.await.map_err(|e| e.to_string())?;
+        stop = shutdown_signal() => {
+            tracing::info!(signal = stop.signal, "stopping");
+            let graceful = async {
+                control.shutdown().await;
+                stopped.await
+            };
+            match stop.grace {
+                None => graceful.await.map_err(|e| e.to_string())?,
+                Some(grace) => match tokio::time::timeout(grace, graceful).await {
+                    Ok(result) => result.map_err(|e| e.to_string())?,
+                    Err(_) => {
+                        tracing::warn!(
+                            grace_ms = grace.as_millis() as u64,
+                            "not stopped in time: Windows is about to end the process"
+                        );
+                        return Ok(());
+                    }
+                },
+            }
         }
         // The server stops by itself only on a fatal store error.
         result = &mut stopped => return result.map_err(|e| format!("broker stopped: {e}")),
@@ -242,24 +261,73 @@ fn write_ready(path: &Path, listen: SocketAddr, http: Option<SocketAddr>) -> std
     std::fs::rename(&tmp, path)
 }
 
+/// What asked `mqd` to stop, and how long it may take when the system ends the
+/// process regardless.
+struct Stop {
+    signal: &'static str,
+    grace: Option<Duration>,
+}
+
+/// How long `mqd` takes at most to stop after its console closed (or the
+/// system shuts down): Windows ends the process 5 s after the event.
+#[cfg(windows)]
+const CLOSE_GRACE: Duration = Duration::from_millis(4_000);
+
 #[cfg(unix)]
-async fn shutdown_signal() -> &'static str {
+async fn shutdown_signal() -> Stop {
     use tokio::signal::unix::{SignalKind, signal};
+    let stop = |signal| Stop {
+        signal,
+        grace: None,
+    };
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+            return stop("SIGINT");
         }
     };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => stop("SIGINT"),
+        _ = term.recv() => stop("SIGTERM"),
     }
 }
 
-#[cfg(not(unix))]
-async fn shutdown_signal() -> &'static str {
+/// The console's control events (tokio registers one `SetConsoleCtrlHandler`
+/// routine for them). Ctrl-Break is what another program can send to one
+/// process group (`GenerateConsoleCtrlEvent`); close and shutdown come with a
+/// deadline, after which Windows ends the process. Logoff is not a reason to
+/// stop: a service receives it whenever any user logs off.
+#[cfg(windows)]
+async fn shutdown_signal() -> Stop {
+    use tokio::signal::windows;
+    let stop = |signal, grace| Stop { signal, grace };
+    let (mut ctrl_break, mut ctrl_close, mut ctrl_shutdown) = match (
+        windows::ctrl_break(),
+        windows::ctrl_close(),
+        windows::ctrl_shutdown(),
+    ) {
+        (Ok(b), Ok(c), Ok(s)) => (b, c, s),
+        _ => {
+            tracing::warn!("cannot register for the console's events but Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return stop("Ctrl-C", None);
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => stop("Ctrl-C", None),
+        _ = ctrl_break.recv() => stop("Ctrl-Break", None),
+        _ = ctrl_close.recv() => stop("console closed", Some(CLOSE_GRACE)),
+        _ = ctrl_shutdown.recv() => stop("system shutdown", Some(CLOSE_GRACE)),
+    }
+}
+
+/// Neither Unix nor Windows: Ctrl-C as tokio knows it.
+#[cfg(not(any(unix, windows)))]
+async fn shutdown_signal() -> Stop {
     let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+    Stop {
+        signal: "Ctrl-C",
+        grace: None,
+    }
 }

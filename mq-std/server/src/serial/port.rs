@@ -39,14 +39,19 @@ pub fn open(path: &Path, baud: u32) -> io::Result<SerialPort> {
     Ok(SerialPort { fd })
 }
 
-/// Opens a serial line: supported on Unix only.
+/// Opens a serial line: supported on Unix only. On Windows a COM port
+/// (`COM3`) needs overlapped I/O on a file handle, which tokio offers only for
+/// named pipes; until mq has its own driver for it, `mqd` refuses the line
+/// with this error instead of half-serving it.
 #[cfg(not(unix))]
 pub fn open(path: &Path, _baud: u32) -> io::Result<SerialPort> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         format!(
-            "serial line {}: serial lines are supported on Unix only",
-            path.display()
+            "{}: serial lines are not supported on {} yet (only on Unix); \
+             devices can reach this mqd over TCP",
+            path.display(),
+            std::env::consts::OS
         ),
     ))
 }

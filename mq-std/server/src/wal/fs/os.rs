@@ -119,13 +119,58 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Windows has no documented way to sync a directory (`FlushFileBuffers`
-/// is for files and volumes; flushing a volume needs administrator rights).
-/// Nothing is done: NTFS records creations and renames in its metadata
-/// journal, which keeps the directory consistent through a power cut, but the
-/// last changes before it may be rolled back. See the README's Storage section
-/// for what that means per fsync policy.
-#[cfg(not(unix))]
+/// Makes the directory's entries durable: `FlushFileBuffers` on the directory.
+///
+/// On Windows `sync_all` and `sync_data` on a file are both
+/// `FlushFileBuffers`: the file's data and its own metadata (size,
+/// allocation) reach the disk, and the disk is told to flush its cache. A
+/// file's name, though, is an entry in its directory's index: a new segment or
+/// a snapshot renamed into place (`MoveFileExW` with
+/// `MOVEFILE_REPLACE_EXISTING`, which is what `std::fs::rename` does) is
+/// durable once the directory is flushed too. A directory opens as a handle
+/// only with `FILE_FLAG_BACKUP_SEMANTICS`, and flushes only with write
+/// access. NTFS does that; a file system that cannot flush a directory (FAT,
+/// some network shares) refuses, and then the entries are as durable as that
+/// file system makes them: it says so once and goes on.
+#[cfg(windows)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    use std::os::windows::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const FILE_FLAG_BACKUP_SEMANTICS: u32 = 0x0200_0000;
+    const ERROR_INVALID_FUNCTION: i32 = 1;
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_NOT_SUPPORTED: i32 = 50;
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+
+    let flushed = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS)
+        .open(dir)
+        .and_then(|handle| handle.sync_all());
+    match flushed {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(ERROR_INVALID_FUNCTION | ERROR_ACCESS_DENIED | ERROR_NOT_SUPPORTED)
+            ) =>
+        {
+            if !REFUSED.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "this file system cannot flush a directory: new file names in the log \
+                     are as durable as it makes them"
+                );
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Neither Unix nor Windows: nothing known to sync a directory with.
+#[cfg(not(any(unix, windows)))]
 fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
