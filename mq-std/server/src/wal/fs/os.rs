@@ -210,6 +210,8 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         drop(lock);
         fs.remove(&dir.join("g")).unwrap();
-        fs::remove_dir_all(&dir).unwrap();
+        // Windows (Wine at least) may still hold the lock file's handle of
+        // the refused attempt for a moment: cleaning up is not the test.
+        let _ = fs::remove_dir_all(&dir);
     }
 }
