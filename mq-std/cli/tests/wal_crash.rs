@@ -437,7 +437,9 @@ fn disk_limit_refuses_qos1_with_storage_full_and_keeps_serving() {
     };
     println!("{accepted} messages of 1 KiB filled 256 KiB");
     assert!(accepted >= 100, "{accepted}");
-    assert!(mqd.metric("mq_store_disk_bytes") >= 262144);
+    // The disk use was at the limit (the compaction the full store asks for
+    // may already have brought it down a little: it is not read here).
+    assert!(mqd.log().contains("store full"), "{}", mqd.log());
 
     // Still serving: QoS 1 is refused, QoS 0 flows, subscriptions are taken.
     // (A compaction that the full store asked for may free a little room
