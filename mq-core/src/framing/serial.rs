@@ -25,7 +25,11 @@ pub const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
 /// The most bytes a frame of `frame_len` encoded bytes takes on the line,
 /// delimiter included.
 pub const fn max_framed_len(frame_len: usize) -> usize {
-    cobs::max_encoding_length(frame_len + CRC_LEN) + 1
+    let n = frame_len + CRC_LEN;
+    // One code byte per 254 bytes and one more (the encoder opens a new block
+    // after every full one, even at the end), then the delimiter. This is
+    // `cobs::max_encoding_length(n) + 1`, plus one when n is a multiple of 254.
+    n + n / 254 + 1 + 1
 }
 
 /// Writes `frame` COBS-encoded with its CRC and delimiter into the front of `buf`;
@@ -227,6 +231,24 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
 mod tests {
     use super::*;
     use crate::wire::{Publish, QoS};
+
+    #[test]
+    fn max_framed_len_holds_for_runs_without_zeros() {
+        use postcard::ser_flavors::Flavor;
+        // A frame and CRC without a zero byte make one long COBS run; when
+        // its length is a multiple of 254 the encoder adds a code byte more
+        // than the usual ceil(n / 254) (found by the wire property test: a
+        // 250-byte frame took 257 bytes, 1 more than the old bound).
+        for n in CRC_LEN..1100 {
+            let mut out = std::vec![0u8; n + n / 254 + 8];
+            let mut cobs = Cobs::try_new(Slice::new(&mut out)).unwrap();
+            for _ in 0..n {
+                cobs.try_push(0x5a).unwrap();
+            }
+            let written = cobs.finalize().unwrap().len();
+            assert!(written <= max_framed_len(n - CRC_LEN), "{n}: {written}");
+        }
+    }
 
     fn publish(payload: &[u8]) -> Frame<'_> {
         Frame::Publish(Publish {
