@@ -13,6 +13,7 @@ mod gate;
 mod mq_tools;
 mod mqd;
 mod peer;
+mod python;
 mod qemu;
 mod toolchain;
 
@@ -49,7 +50,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ffi-python",
-        "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
+        "build mq-ffi/python's wheel (maturin), pip-install it in fresh venvs, run its tests",
     ),
     ("help", "print this list"),
 ];
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
         "qemu" => qemu::run_qemu(rest),
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
-        "ffi-python" => ffi::python_tests().map_err(Failure::Failed),
+        "ffi-python" => python::python_tests().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
