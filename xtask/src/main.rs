@@ -10,6 +10,7 @@ mod ffi;
 mod firmware;
 mod fuzz;
 mod gate;
+mod install;
 mod mq_tools;
 mod mqd;
 mod peer;
@@ -52,6 +53,10 @@ const TASKS: &[(&str, &str)] = &[
         "ffi-python",
         "build mq-ffi/python's wheel (maturin), pip-install it in fresh venvs, run its tests",
     ),
+    (
+        "install --prefix DIR",
+        "install mq-ffi for C and C++: headers, libraries, pkg-config and CMake files",
+    ),
     ("help", "print this list"),
 ];
 
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
         "ffi-python" => python::python_tests().map_err(Failure::Failed),
+        "install" => install::run_install(rest),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
@@ -85,6 +91,8 @@ fn main() -> ExitCode {
                 eprintln!("{}", fuzz::USAGE);
             } else if task == "qemu" {
                 eprintln!("{}", qemu::USAGE);
+            } else if task == "install" {
+                eprintln!("{}", install::USAGE);
             } else if task == "bench" {
                 eprintln!("{}", bench::USAGE);
             } else {
