@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, python, qemu};
+use crate::{bench, embedded, ffi, firmware, install_check, python, qemu};
 
 /// The target that proves the std crates and `mq-ffi` build for Windows.
 const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
@@ -39,6 +39,10 @@ const STEPS: &[(&str, Action)] = &[
     (
         "mq-ffi: Python wheel and source install, tests (fresh venvs)",
         |_| python::python_tests(),
+    ),
+    (
+        "mq-ffi: C/C++ install, pkg-config and CMake consumers",
+        |_| install_check::check(),
     ),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([

@@ -11,6 +11,7 @@ mod firmware;
 mod fuzz;
 mod gate;
 mod install;
+mod install_check;
 mod mq_tools;
 mod mqd;
 mod peer;
@@ -57,6 +58,10 @@ const TASKS: &[(&str, &str)] = &[
         "install --prefix DIR",
         "install mq-ffi for C and C++: headers, libraries, pkg-config and CMake files",
     ),
+    (
+        "install-check",
+        "install into a temporary prefix, build and run programs through pkg-config and CMake, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         "qemu-relay" => qemu::relay(rest),
         "ffi-python" => python::python_tests().map_err(Failure::Failed),
         "install" => install::run_install(rest),
+        "install-check" => install_check::check().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
