@@ -55,8 +55,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// `timeout_ms` of `mq_subscription_recv` that waits as long as it takes.
-#define MQ_WAIT_FOREVER UINT32_MAX
+// `timeout_ms` of `mq_subscription_recv` that waits as long as it takes
+// (`UINT32_MAX`).
+#define MQ_WAIT_FOREVER 4294967295u
 
 // What a call did. `MQ_OK` is 0; every other value is a failure whose text
 // the handle's `*_error` function returns.

@@ -12,8 +12,13 @@ use crate::client::{mq_client, mq_qos, qos_arg};
 use crate::error::*;
 use crate::message::mq_message;
 
-/// `timeout_ms` of `mq_subscription_recv` that waits as long as it takes.
-pub const MQ_WAIT_FOREVER: u32 = u32::MAX;
+/// `timeout_ms` of `mq_subscription_recv` that waits as long as it takes
+/// (`UINT32_MAX`).
+// A literal, not `u32::MAX`: cbindgen writes that as `UINT32_MAX`, which the
+// cffi declarations maturin makes for the Python wheel cannot parse (an
+// unsigned number they can: `4294967295u`).
+pub const MQ_WAIT_FOREVER: u32 = 0xFFFF_FFFF_u32;
+const _: () = assert!(MQ_WAIT_FOREVER == u32::MAX);
 
 /// Where a subscription starts reading (a value of
 /// `mq_subscribe_options.start`).

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, qemu, windows};
+use crate::{bench, embedded, ffi, firmware, install_check, python, qemu, windows};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -33,9 +33,14 @@ const STEPS: &[(&str, Action)] = &[
         ffi::test_tools()
     }),
     ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
-    ("mq-ffi: Python package tests (venv)", |_| {
-        ffi::python_tests()
-    }),
+    (
+        "mq-ffi: Python wheel and source install, tests (fresh venvs)",
+        |_| python::python_tests(),
+    ),
+    (
+        "mq-ffi: C/C++ install, pkg-config and CMake consumers",
+        |_| install_check::check(),
+    ),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([
             "test",

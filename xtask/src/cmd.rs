@@ -47,6 +47,49 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Echoes `cmd`, runs it with its output captured and kills it after `limit`;
+/// returns its standard output if it exited 0, else fails with all it printed.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<String, String> {
+    let line = display(cmd);
+    println!("$ {line}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| format!("could not start `{line}`: {err}"))?;
+    let deadline = Instant::now() + limit;
+    let mut late = false;
+    while child
+        .try_wait()
+        .map_err(|err| format!("waiting for `{line}`: {err}"))?
+        .is_none()
+    {
+        if Instant::now() > deadline {
+            late = true;
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|err| format!("waiting for `{line}`: {err}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() && !late {
+        return Ok(stdout);
+    }
+    let how = if late {
+        format!("ran longer than {}", format_duration(limit))
+    } else {
+        format!("failed ({})", out.status)
+    };
+    Err(format!(
+        "`{line}` {how}\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
 /// Runs `cmd` silently (no echo, output discarded): did it start and exit 0?
 /// For probes such as `cargo fmt --version`.
 pub fn succeeds(cmd: &mut Command) -> bool {

@@ -1,11 +1,9 @@
 //! mq-ffi's tasks: `cargo xtask codegen` (the C header, by cbindgen) and the CI
-//! steps that check the header is fresh, install the tools the C/C++ tests
-//! need, and run the Python package's tests in a venv.
+//! steps that check the header is fresh and install the tools the C/C++ tests
+//! need. The Python package's CI is in `python.rs`, the C and C++ packages'
+//! (`cargo xtask install`) in `install.rs`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use crate::cmd::{self, cargo, run, succeeds};
+use crate::cmd;
 use crate::failure::Failure;
 
 /// Where the header goes, relative to the workspace root.
@@ -105,94 +103,6 @@ pub fn test_tools() -> Result<(), String> {
         Some((program, _)) => Err(format!("{program} is still missing after installing it")),
         None => Ok(()),
     }
-}
-
-/// CI: builds the shared library and `mqd`, makes a venv under the target dir,
-/// installs pytest and the package into it, and runs the package's tests.
-pub fn python_tests() -> Result<(), String> {
-    run(cargo().args([
-        "build", "-p", "mq-ffi", "-p", "mq-cli", "--lib", "--bin", "mqd",
-    ]))?;
-    let venv = cmd::target_dir().join("mq-ffi-venv");
-    let python = venv_python(&venv);
-    if !python.is_file() || !succeeds(Command::new(&python).args(["-m", "pip", "--version"])) {
-        make_venv(&venv)?;
-    }
-    let package = cmd::workspace_root().join("mq-ffi/python");
-    println!(
-        "installing pytest and the mq package into {}",
-        venv.display()
-    );
-    run(Command::new(&python).args([
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "pytest",
-    ]))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--force-reinstall",
-            "--no-deps",
-        ])
-        .arg(&package))?;
-    let debug = cmd::target_dir().join("debug");
-    // From the tests' own directory, so that `import mq` finds the installed
-    // package and not the source next to it.
-    run(Command::new(&python)
-        .current_dir(package.join("tests"))
-        .env("MQ_LIB", debug.join(shared_library()))
-        .env(
-            "MQD",
-            debug.join(format!("mqd{}", std::env::consts::EXE_SUFFIX)),
-        )
-        .env("MQ_TEST_INSTALLED", "1")
-        .args(["-m", "pytest", "-v", "."]))
-}
-
-/// The file name of mq-ffi's shared library on this platform.
-fn shared_library() -> String {
-    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
-    format!("{DLL_PREFIX}mq_ffi{DLL_SUFFIX}")
-}
-
-fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python3")
-    }
-}
-
-/// Makes the venv with `python3 -m venv`, installing Debian's python3-venv when
-/// that is missing.
-fn make_venv(venv: &Path) -> Result<(), String> {
-    let _ = std::fs::remove_dir_all(venv);
-    let python = if cmd::on_path("python3") {
-        "python3"
-    } else {
-        println!("the Python tests of mq-ffi need python3: installing it");
-        cmd::ensure_apt(&["python3", "python3-venv"])?;
-        "/usr/bin/python3"
-    };
-    if run(Command::new(python).arg("-m").arg("venv").arg(venv)).is_ok() {
-        return Ok(());
-    }
-    println!(
-        "`{python} -m venv` failed: installing Debian's python3-venv and using /usr/bin/python3"
-    );
-    let _ = std::fs::remove_dir_all(venv);
-    cmd::ensure_apt(&["python3", "python3-venv"])?;
-    run(Command::new("/usr/bin/python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(venv))
 }
 
 #[cfg(test)]

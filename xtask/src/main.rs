@@ -10,9 +10,12 @@ mod ffi;
 mod firmware;
 mod fuzz;
 mod gate;
+mod install;
+mod install_check;
 mod mq_tools;
 mod mqd;
 mod peer;
+mod python;
 mod qemu;
 mod toolchain;
 mod windows;
@@ -54,7 +57,15 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "ffi-python",
-        "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
+        "build mq-ffi/python's wheel (maturin), pip-install it in fresh venvs, run its tests",
+    ),
+    (
+        "install --prefix DIR",
+        "install mq-ffi for C and C++: headers, libraries, pkg-config and CMake files",
+    ),
+    (
+        "install-check",
+        "install into a temporary prefix, build and run programs through pkg-config and CMake, as ci does",
     ),
     ("help", "print this list"),
 ];
@@ -74,8 +85,10 @@ fn main() -> ExitCode {
         "qemu" => qemu::run_qemu(rest),
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
-        "ffi-python" => ffi::python_tests().map_err(Failure::Failed),
+        "ffi-python" => python::python_tests().map_err(Failure::Failed),
         "windows" => windows::run_windows(rest),
+        "install" => install::run_install(rest),
+        "install-check" => install_check::check().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
@@ -90,6 +103,8 @@ fn main() -> ExitCode {
                 eprintln!("{}", fuzz::USAGE);
             } else if task == "qemu" {
                 eprintln!("{}", qemu::USAGE);
+            } else if task == "install" {
+                eprintln!("{}", install::USAGE);
             } else if task == "bench" {
                 eprintln!("{}", bench::USAGE);
             } else {

@@ -2,12 +2,16 @@
 
 The library is looked for, in order:
 
-1. the file named by the environment variable ``MQ_LIB``;
-2. next to this package (a ``libmq_ffi.so`` / ``libmq_ffi.dylib`` /
-   ``mq_ffi.dll`` copied into the installed ``mq`` directory);
+1. the file named by the environment variable ``MQ_LIB`` (an override);
+2. inside this package, in ``mq/mq_ffi/``, where the wheel that maturin
+   builds puts it (``libmq_ffi.so`` / ``libmq_ffi.dylib`` / ``mq_ffi.dll``);
 3. ``$CARGO_TARGET_DIR/release`` and ``$CARGO_TARGET_DIR/debug``;
 4. ``target/release`` and ``target/debug`` in the current directory or any
-   directory above it (a checkout where ``cargo build -p mq-ffi`` ran).
+   directory above it (a checkout where ``cargo build -p mq-ffi`` ran, for
+   ``PYTHONPATH=mq-ffi/python`` without installing).
+
+``mq/mq_ffi/`` also holds the cffi declarations maturin generates next to the
+library (``__init__.py``, ``ffi.py``); this package does not use them.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ def candidates() -> List[Path]:
     env = os.environ.get("MQ_LIB")
     if env:
         found.append(Path(env))
-    found.append(Path(__file__).resolve().parent / LIBRARY_NAME)
+    found.append(packaged())
     target = os.environ.get("CARGO_TARGET_DIR")
     if target:
         found += [Path(target) / p / LIBRARY_NAME for p in ("release", "debug")]
@@ -54,6 +58,11 @@ def candidates() -> List[Path]:
     for d in [here, *here.parents]:
         found += [d / "target" / p / LIBRARY_NAME for p in ("release", "debug")]
     return found
+
+
+def packaged() -> Path:
+    """Where an installed wheel keeps the library: ``mq/mq_ffi/``."""
+    return Path(__file__).resolve().parent / "mq_ffi" / LIBRARY_NAME
 
 
 def find_library() -> Path:
@@ -67,8 +76,9 @@ def find_library() -> Path:
         if path.is_file():
             return path
     raise OSError(
-        f"mq-ffi's shared library ({LIBRARY_NAME}) was not found; set MQ_LIB to its "
-        "path, or build it with `cargo build -p mq-ffi`. Looked in: "
+        f"mq-ffi's shared library ({LIBRARY_NAME}) was not found. The wheel carries "
+        "it (`pip install mq-ffi/python` builds one); in a checkout, build it with "
+        "`cargo build -p mq-ffi`; or set MQ_LIB to its path. Looked in: "
         + ", ".join(str(p) for p in tried)
     )
 
@@ -186,19 +196,28 @@ _SIGNATURES = {
 }
 
 _lib: Optional[ctypes.CDLL] = None
+_path: Optional[Path] = None
 
 
 def lib() -> ctypes.CDLL:
     """The loaded library, with every function's signature declared."""
-    global _lib
+    global _lib, _path
     if _lib is None:
-        loaded = ctypes.CDLL(str(find_library()))
+        path = find_library()
+        loaded = ctypes.CDLL(str(path))
         for name, (restype, argtypes) in _SIGNATURES.items():
             fn = getattr(loaded, name)
             fn.restype = restype
             fn.argtypes = argtypes
-        _lib = loaded
+        _lib, _path = loaded, path
     return _lib
+
+
+def library_path() -> Path:
+    """The file the library was loaded from (loading it if need be)."""
+    lib()
+    assert _path is not None
+    return _path
 
 
 def error_text(getter, handle) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import List
 
 import pytest
@@ -20,8 +21,12 @@ def connect(mqd, name: str, **kw) -> mq.Client:
 
 @pytest.mark.skipif(not os.environ.get("MQ_TEST_INSTALLED"), reason="run from a checkout")
 def test_the_installed_package_is_under_test():
-    # `cargo xtask ci` pip-installs the package and sets MQ_TEST_INSTALLED.
+    # `cargo xtask ci` pip-installs the package (from the directory and from a
+    # wheel) and sets MQ_TEST_INSTALLED, with MQ_LIB and CARGO_TARGET_DIR unset:
+    # the library must be the one the wheel carries.
     assert "site-packages" in mq.__file__, mq.__file__
+    assert _lib.library_path() == _lib.packaged(), _lib.library_path()
+    assert Path(mq.__file__).resolve().parent in _lib.library_path().parents
 
 
 def test_bad_address_raises_io():
