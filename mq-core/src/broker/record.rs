@@ -117,6 +117,29 @@ pub enum Record<'a> {
         /// The topic sequence it was stored with.
         topic_seq: u64,
     },
+    /// The topic's retained message (MQTT's retained slot, one per topic):
+    /// the whole message, so a QoS 0 one is kept too.
+    Retain(MessageRecord<'a>),
+    /// The topic's retained message was cleared (an empty retained publish).
+    Unretain {
+        /// Topic name.
+        topic: &'a str,
+    },
+    /// A persistent session admitted an exactly-once publish (MQTT QoS 2)
+    /// with this packet id: a resend with the same id is not published again.
+    OnceReceived {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+    },
+    /// The exactly-once publish with this packet id was released.
+    OnceReleased {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+    },
 }
 
 /// A stored record could not be decoded.

@@ -40,7 +40,12 @@ impl Router {
         now: Instant,
         p: &Publish<'_>,
     ) -> Outcome {
-        match self.admit(conn, session, now, p, None) {
+        if let Some(pid) = p.once
+            && self.once_resend(conn, session, pid, p.id)
+        {
+            return Outcome::Done;
+        }
+        match self.admit(Some((conn, session)), now, p, None) {
             Some(deadline) => {
                 let mut parked = Parked {
                     publish: OwnedPublish::new(p, p.payload.to_vec()),
@@ -64,19 +69,29 @@ impl Router {
         }
     }
 
-    /// Validates, deduplicates and admits a whole publish. Returns the deadline
-    /// to hold the publisher until, when a `Block` queue is full; `held_until` is
-    /// that deadline when the publish was held already.
-    fn admit(
+    /// Refuses a publish from `from` (a connection and its session), or a
+    /// will's (`None`, which only counts).
+    fn refuse(&mut self, from: Option<(ConnId, Key)>, p: &Publish<'_>, reason: Reason) {
+        match from {
+            Some((conn, _)) => self.reject_publish(conn, p.id, p.qos, reason),
+            None => self.stats.rejected += 1,
+        }
+    }
+
+    /// Validates, deduplicates and admits a whole publish from a connection
+    /// and its session (`from`), or a will (`None`: its permissions were
+    /// checked when it was given, and nobody is answered). Returns the
+    /// deadline to hold the publisher until, when a `Block` queue is full;
+    /// `held_until` is that deadline when the publish was held already.
+    pub(super) fn admit(
         &mut self,
-        conn: ConnId,
-        session: Key,
+        from: Option<(ConnId, Key)>,
         now: Instant,
         p: &Publish<'_>,
         held_until: Option<Instant>,
     ) -> Option<Instant> {
         let Ok(topic) = Topic::new(p.topic) else {
-            self.reject_publish(conn, p.id, p.qos, Reason::InvalidTopic);
+            self.refuse(from, p, Reason::InvalidTopic);
             return None;
         };
         let refusal = if p.topic.starts_with('$') {
@@ -87,10 +102,11 @@ impl Router {
             Some(Reason::StorageFull)
         } else if p.payload.len() > self.cfg.max_message {
             Some(Reason::MessageTooLarge)
-        } else if !self
-            .sessions
-            .get(session)
-            .is_some_and(|s| s.perms.may_publish(topic))
+        } else if let Some((_, session)) = from
+            && !self
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.perms.may_publish(topic))
         {
             self.stats.auth_failures += 1;
             Some(Reason::NotAuthorized)
@@ -98,14 +114,16 @@ impl Router {
             None
         };
         if let Some(reason) = refusal {
-            self.reject_publish(conn, p.id, p.qos, reason);
+            self.refuse(from, p, reason);
             return None;
         }
         if let Some(d) = p.dedup
             && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
         {
             self.stats.duplicates += 1;
-            if p.qos == QoS::AtLeastOnce {
+            if p.qos == QoS::AtLeastOnce
+                && let Some((conn, _)) = from
+            {
                 self.ack_duplicate(conn, p.id, d, seq);
             }
             return None;
@@ -130,13 +148,14 @@ impl Router {
             }
         }
         if full_reject && p.qos == QoS::AtLeastOnce {
-            self.reject_publish(conn, p.id, p.qos, Reason::QueueFull);
+            self.refuse(from, p, Reason::QueueFull);
             return None;
         }
         if let Some(deadline) = full_block {
             let deadline = held_until.unwrap_or(now + deadline);
-            if now >= deadline {
-                self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
+            // A will is not held: nobody waits for it.
+            if now >= deadline || from.is_none() {
+                self.refuse(from, p, Reason::Timeout);
                 return None;
             }
             return Some(deadline);
@@ -157,17 +176,30 @@ impl Router {
         });
         self.stats.dropped += (before - targets.len()) as u64;
         self.reserve(&targets, size);
-        let token = if p.qos == QoS::AtLeastOnce {
+        let mut token = if p.qos == QoS::AtLeastOnce {
             Some(self.emit_shared(msg.record.clone()))
         } else {
             // Not stored: make sure its sequence number is never handed out again
             // after a restart (one small record per block of numbers).
             self.reserve_seq(&msg)
         };
-        let acks = if p.qos == QoS::AtLeastOnce {
-            alloc::vec![(conn, p.id)]
-        } else {
-            Vec::new()
+        // Its other records come after the message's: it is released (and
+        // answered) once the last of them is stored.
+        if p.retain {
+            token = Some(self.retain_record(&msg));
+        }
+        let once = match (p.once, from) {
+            (Some(pid), Some((_, session))) => {
+                if let Some(t) = self.once_received(session, pid) {
+                    token = Some(t);
+                }
+                Some((session, pid))
+            }
+            _ => None,
+        };
+        let acks = match from {
+            Some((conn, _)) if p.qos == QoS::AtLeastOnce => alloc::vec![(conn, p.id)],
+            _ => Vec::new(),
         };
         self.pending.push_back(Pending::Release {
             token,
@@ -175,6 +207,8 @@ impl Router {
             targets,
             acks,
             dedup: p.dedup,
+            retain: p.retain,
+            once,
         });
         self.release(now);
         None
@@ -290,7 +324,7 @@ impl Router {
             return;
         };
         let publish = parked.publish.as_publish();
-        match self.admit(conn, session, now, &publish, Some(parked.deadline)) {
+        match self.admit(Some((conn, session)), now, &publish, Some(parked.deadline)) {
             Some(deadline) => {
                 parked.deadline = deadline;
                 self.timers
@@ -332,7 +366,11 @@ impl Router {
                     }
                 }
                 Pending::Release {
-                    msg, targets, acks, ..
+                    msg,
+                    targets,
+                    acks,
+                    retain,
+                    ..
                 } => {
                     for (conn, id) in acks {
                         let seq = msg.seq;
@@ -346,6 +384,9 @@ impl Router {
                         );
                     }
                     self.retain(&msg, now);
+                    if retain {
+                        self.set_retained(&msg);
+                    }
                     for t in targets {
                         if let Some(q) = self.queue_mut(t) {
                             q.unreserve(msg.payload_len);
@@ -382,6 +423,7 @@ impl Router {
             msg,
             attempt: 0,
             avoid: None,
+            retained: false,
         }) {
             Offer::Accepted => self.stats.current_queued += 1,
             Offer::DroppedOldest(old) => {

@@ -7,9 +7,9 @@ use core::time::Duration;
 
 use super::Router;
 use super::publish::SWEEP_INTERVAL;
-use crate::broker::message::Message;
+use crate::broker::message::{Message, Msg};
 use crate::broker::queue::Queued;
-use crate::broker::record::{Record, RecordError};
+use crate::broker::record::{MessageRecord, Record, RecordError};
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 
@@ -26,23 +26,7 @@ impl Router {
                 if m.id < self.next_msg {
                     return Ok(());
                 }
-                self.next_msg = self.next_msg.max(m.id + 1);
-                let t = self.topic_state(topic);
-                t.next_seq = t.next_seq.max(m.seq + 1);
-                let published_at = Instant::from_micros(m.published_us);
-                let msg = Arc::new(Message {
-                    id: m.id,
-                    seq: m.seq,
-                    topic: t.name.clone(),
-                    qos: m.qos,
-                    published_at,
-                    expires_at: m
-                        .meta
-                        .ttl_ms
-                        .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
-                    payload_len: m.payload.len(),
-                    record: Arc::from(bytes),
-                });
+                let msg = self.restored_message(topic, &m, Arc::from(bytes));
                 if let Some(d) = m.dedup {
                     self.dedup.record(d.producer, d.seq, m.seq);
                 }
@@ -58,6 +42,7 @@ impl Router {
                             msg: msg.clone(),
                             attempt: 0,
                             avoid: None,
+                            retained: false,
                         });
                         self.stats.current_queued += 1;
                     }
@@ -138,6 +123,33 @@ impl Router {
                 seq,
                 topic_seq,
             } => self.dedup.record(producer, seq, topic_seq),
+            Record::Retain(m) => {
+                let Ok(topic) = Topic::new(m.topic) else {
+                    return Err(RecordError::Malformed);
+                };
+                let msg = self.restored_message(topic, &m, Record::Message(m).encode_shared());
+                if !msg.is_expired(now) {
+                    self.restore_retained(msg);
+                }
+            }
+            Record::Unretain { topic } => {
+                self.retained.remove(topic);
+                self.stats.current_retained_slots = self.retained.len() as u64;
+            }
+            Record::OnceReceived { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.insert(pid);
+                }
+            }
+            Record::OnceReleased { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.remove(&pid);
+                }
+            }
             Record::GroupAck { filter, group, msg } => {
                 let key = (filter.to_owned(), group.to_owned());
                 if let Some(&g) = self.group_by_name.get(&key)
@@ -149,5 +161,32 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// A stored message as the router holds it (`record`: its encoding as a
+    /// `Record::Message`); ids and the topic's sequence continue after it.
+    fn restored_message(
+        &mut self,
+        topic: Topic<'_>,
+        m: &MessageRecord<'_>,
+        record: Arc<[u8]>,
+    ) -> Msg {
+        self.next_msg = self.next_msg.max(m.id + 1);
+        let t = self.topic_state(topic);
+        t.next_seq = t.next_seq.max(m.seq + 1);
+        let published_at = Instant::from_micros(m.published_us);
+        Arc::new(Message {
+            id: m.id,
+            seq: m.seq,
+            topic: t.name.clone(),
+            qos: m.qos,
+            published_at,
+            expires_at: m
+                .meta
+                .ttl_ms
+                .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
+            payload_len: m.payload.len(),
+            record,
+        })
     }
 }

@@ -59,6 +59,7 @@ impl Router {
                             msg: f.msg,
                             attempt: f.attempt,
                             avoid,
+                            retained: false,
                         },
                     );
                     self.timers
@@ -168,6 +169,8 @@ impl Router {
             targets,
             acks: Vec::new(),
             dedup: None,
+            retain: false,
+            once: None,
         });
         self.release(now);
     }

@@ -51,7 +51,14 @@ impl Router {
                     credit: sub.window,
                 });
             }
+            for &pid in &s.once {
+                emit(Record::OnceReceived {
+                    client: &s.client,
+                    pid,
+                });
+            }
         }
+
         for t in self.topics.values() {
             emit(Record::SeqReserve {
                 topic: &t.name,
@@ -77,6 +84,8 @@ impl Router {
                 }
             }
         }
+        // After the messages: restoring one moves the next id past it.
+        self.retained_records(&mut out);
         for (producer, seq, topic_seq) in self.dedup.entries() {
             out.push(
                 Record::DedupMark {

@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use super::{Group, Pending, Router, Subscription};
 use crate::broker::ConnId;
-use crate::broker::command::{Output, Subscribe};
+use crate::broker::command::{Output, SendRetained, Subscribe};
 use crate::broker::queue::{Queue, Queued};
 use crate::broker::record::Record;
 use crate::broker::replay::Replay;
@@ -48,6 +48,9 @@ impl Router {
                 }
                 self.send(conn, Output::SubAck { sub: s.sub });
                 let target = self.target_of(existing);
+                if s.retained == SendRetained::Always && s.group.is_none() {
+                    self.send_retained(existing, s.filter, now);
+                }
                 self.pump(target, now);
             } else {
                 reject(self, Reason::IdInUse)
@@ -92,6 +95,9 @@ impl Router {
             });
         } else {
             self.send(conn, Output::SubAck { sub: s.sub });
+        }
+        if s.retained != SendRetained::Never && s.group.is_none() {
+            self.send_retained(key, s.filter, now);
         }
         let target = self.target_of(key);
         self.pump(target, now);
@@ -231,6 +237,7 @@ impl Router {
                         msg: f.msg,
                         attempt: f.attempt,
                         avoid: None,
+                        retained: false,
                     }]);
                 }
             }
