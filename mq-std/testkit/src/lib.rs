@@ -15,6 +15,8 @@
 //!   waits for: no port is picked, freed and raced for. A restart
 //!   ([`Mqd::restart`]) asks for the same ports again, so clients reconnect to
 //!   the address they know.
+//! - **MQTT.** [`Builder::mqtt`] also serves MQTT on a port of its own (port
+//!   0 too), found in the ready file as well ([`Mqd::mqtt`]).
 //! - **Data.** Each `mqd` has a directory of its own (config, data, logs);
 //!   [`Mqd::crash`] kills it and keeps the directory for [`Mqd::start_in`], and
 //!   [`Mqd::restart`] starts it again on the same data.
@@ -167,9 +169,17 @@ pub struct Builder {
     binary: Option<PathBuf>,
     dir: Option<PathBuf>,
     log: String,
+    mqtt: bool,
 }
 
 impl Builder {
+    /// Also serves MQTT (`mqd --mqtt 127.0.0.1:0`); its address is
+    /// [`Mqd::mqtt`].
+    pub fn mqtt(mut self) -> Builder {
+        self.mqtt = true;
+        self
+    }
+
     /// Runs this `mqd` binary instead of building the workspace's.
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Builder {
         self.binary = Some(path.into());
@@ -225,6 +235,7 @@ impl Builder {
             child: None,
             addr: any,
             http: any,
+            mqtt: self.mqtt.then_some(any),
             dir,
             binary,
             log_filter: self.log,
@@ -244,6 +255,8 @@ pub struct Mqd {
     pub addr: SocketAddr,
     /// The HTTP endpoint's address (`/metrics`, `/health`).
     pub http: SocketAddr,
+    /// The MQTT listener's address, when started with [`Builder::mqtt`].
+    pub mqtt: Option<SocketAddr>,
     /// Its directory: `mqd.toml`, `data/`, the logs.
     pub dir: PathBuf,
     binary: PathBuf,
@@ -261,6 +274,7 @@ impl Mqd {
             binary: None,
             dir: None,
             log: "info".to_owned(),
+            mqtt: false,
         }
     }
 
@@ -290,7 +304,11 @@ impl Mqd {
         let log =
             std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
         self.logs.push(log_path);
-        let child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        if let Some(mqtt) = self.mqtt {
+            cmd.args(["--mqtt", &mqtt.to_string()]);
+        }
+        let child = cmd
             .arg("--config")
             .arg(self.dir.join("mqd.toml"))
             .args(["--listen", &self.addr.to_string()])
@@ -330,7 +348,8 @@ impl Mqd {
         }
     }
 
-    /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`).
+    /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`,
+    /// `mqtt=ADDR`).
     fn listening_on(&mut self, text: &str) -> Result<(), String> {
         let addr = |key: &str| {
             text.lines()
@@ -340,6 +359,9 @@ impl Mqd {
         };
         self.addr = addr("listen")?;
         self.http = addr("http")?;
+        if self.mqtt.is_some() {
+            self.mqtt = Some(addr("mqtt")?);
+        }
         Ok(())
     }
 
