@@ -274,7 +274,7 @@ fn machine() -> String {
 // ------------------------------------------------------------------ servers
 
 /// A server a peer needs.
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
     /// Debian package that has it.
     package: &'static str,
@@ -306,7 +306,7 @@ const NATS: Server = Server {
     },
 };
 
-const MOSQUITTO: Server = Server {
+pub(crate) const MOSQUITTO: Server = Server {
     name: "Mosquitto",
     package: "mosquitto",
     program: "mosquitto",
@@ -385,14 +385,14 @@ fn exchange(addr: &str, send: &[u8], expect: &[u8]) -> bool {
 
 /// Servers this run started; stopped (and their files removed) on drop.
 #[derive(Default)]
-struct Servers {
+pub(crate) struct Servers {
     started: Vec<(&'static str, Child, PathBuf)>,
 }
 
 impl Servers {
     /// The address to use for `server`: the machine's own when it answers,
     /// else one started here; `unavailable:REASON` when neither works.
-    fn ensure(&mut self, server: &Server) -> String {
+    pub(crate) fn ensure(&mut self, server: &Server) -> String {
         if let Some(addr) = server.standard
             && (server.answers)(addr)
         {

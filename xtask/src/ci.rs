@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, qemu};
+use crate::{bench, embedded, ffi, firmware, mqtt, qemu};
 
 /// The target that proves the std crates and `mq-ffi` build for Windows.
 const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
@@ -39,6 +39,10 @@ const STEPS: &[(&str, Action)] = &[
     ("mq-ffi: Python package tests (venv)", |_| {
         ffi::python_tests()
     }),
+    (
+        "MQTT interop: mosquitto clients and paho vs Mosquitto and mqd",
+        |_| mqtt::interop(),
+    ),
     ("simulation, 2000 seeds (release)", |_| {
         run(cargo().env("MQ_SIM_SEEDS", "2000").args([
             "test",

@@ -12,6 +12,7 @@ mod fuzz;
 mod gate;
 mod mq_tools;
 mod mqd;
+mod mqtt;
 mod peer;
 mod qemu;
 mod toolchain;
@@ -51,6 +52,10 @@ const TASKS: &[(&str, &str)] = &[
         "ffi-python",
         "run the Python package's tests (mq-ffi/python) in a venv, as ci does",
     ),
+    (
+        "mqtt-interop",
+        "MQTT clients (mosquitto_*, paho) against Mosquitto and mqd, and bad input, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
         // Not for people: QEMU runs it per guest connection (see qemu.rs).
         "qemu-relay" => qemu::relay(rest),
         "ffi-python" => ffi::python_tests().map_err(Failure::Failed),
+        "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -203,6 +203,17 @@ impl MqttConn {
                 break used;
             }
             let rest = &bytes[used..];
+            // Whatever does not start with CONNECT is not MQTT: no need to
+            // wait for the rest of it.
+            if self.phase == Phase::AwaitConnect
+                && rest
+                    .first()
+                    .is_some_and(|b| b >> 4 != PacketType::Connect as u8)
+            {
+                r.stats.protocol_errors += 1;
+                self.close(id, now, Last::Silent, r);
+                break bytes.len();
+            }
             match self.decoder.split(rest) {
                 Ok(Split::Whole(raw)) => {
                     used += raw.len();
