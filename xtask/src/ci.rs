@@ -69,9 +69,10 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: fmt and clippy", |_| firmware::lint()),
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
-    ("peer benchmark: clippy, tests, smoke run (mq, tcp)", |_| {
-        bench::ci_smoke()
-    }),
+    (
+        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, tcp)",
+        |_| bench::ci_smoke(),
+    ),
 ];
 
 /// State carried from one step to the next.
