@@ -38,6 +38,12 @@ pub(crate) enum Command<'a> {
     /// An exactly-once publish (MQTT QoS 2) is released: its packet id may be
     /// used again. Answered with [`Output::Released`] once that is stored.
     Release { pid: u16 },
+    /// An exactly-once delivery (MQTT QoS 2) was received (PUBREC): settled
+    /// like `Ack`, and its packet id kept until `Complete`, so that a resumed
+    /// session releases it again ([`Output::PubRel`]).
+    AckOnce { tag: u64, pid: u16 },
+    /// The client completed the exactly-once delivery with this packet id.
+    Complete { pid: u16 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +157,11 @@ pub(crate) enum Output {
     /// The exactly-once publish with this packet id is released (after
     /// `Command::Release`).
     Released {
+        pid: u16,
+    },
+    /// A resumed session's exactly-once delivery still to complete: release
+    /// it again (MQTT PUBREL).
+    PubRel {
         pid: u16,
     },
     Deliver(Delivery),

@@ -140,6 +140,21 @@ pub enum Record<'a> {
         /// The client's packet id.
         pid: u16,
     },
+    /// A persistent session received an exactly-once delivery (MQTT PUBREC):
+    /// its packet id is released again after a reconnect until completed.
+    OnceDelivered {
+        /// Client id.
+        client: &'a str,
+        /// The delivery's packet id.
+        pid: u16,
+    },
+    /// The exactly-once delivery with this packet id was completed.
+    OnceCompleted {
+        /// Client id.
+        client: &'a str,
+        /// The delivery's packet id.
+        pid: u16,
+    },
 }
 
 /// A stored record could not be decoded.

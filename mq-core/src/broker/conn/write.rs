@@ -143,7 +143,7 @@ impl Proto {
                 }
                 Output::UnsubAck { sub } => (Frame::UnsubAck(wire::UnsubAck { sub }), false),
                 // The mq protocol has no exactly-once publishes.
-                Output::Released { .. } => {
+                Output::Released { .. } | Output::PubRel { .. } => {
                     link.out.pop_front();
                     continue;
                 }

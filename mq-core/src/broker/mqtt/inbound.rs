@@ -31,12 +31,10 @@ impl MqttConn {
             Packet::PubAck(a) => self.settled(id, now, a, false, r),
             Packet::PubRec(a) => self.settled(id, now, a, true, r),
             Packet::PubComp(a) => {
-                if self
-                    .outbound
-                    .get(&a.packet_id.get())
-                    .is_some_and(|f| f.released)
-                {
-                    self.outbound.remove(&a.packet_id.get());
+                let pid = a.packet_id.get();
+                if self.outbound.get(&pid).is_some_and(|f| f.released) {
+                    self.outbound.remove(&pid);
+                    r.handle(id, now, Command::Complete { pid });
                 }
             }
             Packet::PubRel(a) => {
@@ -192,10 +190,23 @@ impl MqttConn {
         if qos2 && !a.reason.is_error() {
             f.released = true;
             self.ctrl.push_back(Ctrl::PubRel(a.packet_id));
+            r.handle(id, now, Command::AckOnce { tag, pid });
         } else {
             self.outbound.remove(&pid);
+            r.handle(id, now, Command::Ack { tag });
         }
-        r.handle(id, now, Command::Ack { tag });
+    }
+
+    /// A resumed session's delivery awaiting PUBCOMP: its id stays taken.
+    pub(super) fn release_again(&mut self, pid: u16) -> Option<crate::mqtt::PacketId> {
+        self.outbound.insert(
+            pid,
+            OutFlight {
+                tag: 0,
+                released: true,
+            },
+        );
+        crate::mqtt::PacketId::new(pid)
     }
 
     /// Takes a packet id for a delivery; `None` while all are in use.

@@ -264,6 +264,12 @@ impl MqttConn {
                 };
                 Packet::PubComp(Ack::new(pid))
             }
+            Output::PubRel { pid } => {
+                let Some(pid) = self.release_again(*pid) else {
+                    return Ok(());
+                };
+                Packet::PubRel(Ack::new(pid))
+            }
             Output::Error(reason, text) => {
                 self.router_ended(id, *reason, text, r);
                 return Ok(());

@@ -96,6 +96,8 @@ pub(crate) struct Session {
     pub will: Option<PendingWill>,
     /// Packet ids of exactly-once publishes admitted and not yet released.
     pub once: BTreeSet<u16>,
+    /// Packet ids of exactly-once deliveries received and not yet completed.
+    pub delivered_once: BTreeSet<u16>,
 }
 
 pub(crate) struct Subscription {
@@ -248,6 +250,11 @@ impl Router {
                 self.end_conn(conn, now);
             }
             Command::Release { pid } => self.release_once(conn, session, pid),
+            Command::AckOnce { tag, pid } => {
+                self.settle(session, tag, Settle::Ack, now);
+                self.delivered_once(session, pid, true);
+            }
+            Command::Complete { pid } => self.delivered_once(session, pid, false),
             Command::Connect(_) => {}
         }
         Outcome::Done

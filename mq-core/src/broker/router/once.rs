@@ -1,9 +1,12 @@
-//! Exactly-once publishes (MQTT QoS 2): the packet id of each one admitted is
-//! remembered with its session until the client releases it, so a resend is
-//! answered without being published twice. For persistent sessions the ids
-//! are records (`OnceReceived`, `OnceReleased`), and the answers wait until
-//! they are stored: the publish is acknowledged only once both the message
-//! and its id are, and the release only once that is.
+//! Exactly-once (MQTT QoS 2), both ways. In: the packet id of each publish
+//! admitted is remembered with its session until the client releases it, so a
+//! resend is answered without being published twice. For persistent sessions
+//! the ids are records (`OnceReceived`, `OnceReleased`), and the answers wait
+//! until they are stored: the publish is acknowledged only once both the
+//! message and its id are, and the release only once that is. Out: a
+//! delivery the client received (PUBREC) is settled, and its packet id kept
+//! until the client completes it (PUBCOMP), so that a resumed session
+//! releases it again (`OnceDelivered`, `OnceCompleted`).
 
 use super::{Pending, Router};
 use crate::broker::ConnId;
@@ -84,6 +87,45 @@ impl Router {
             });
         } else {
             self.send(conn, Output::Released { pid });
+        }
+    }
+
+    /// Keeps (`received`) or forgets (completed) the packet id of an
+    /// exactly-once delivery.
+    pub(super) fn delivered_once(&mut self, session: Key, pid: u16, received: bool) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        let changed = match received {
+            true => s.delivered_once.insert(pid),
+            false => s.delivered_once.remove(&pid),
+        };
+        if !changed || !s.persistent {
+            return;
+        }
+        let client = s.client.clone();
+        let record = match received {
+            true => Record::OnceDelivered {
+                client: &client,
+                pid,
+            },
+            false => Record::OnceCompleted {
+                client: &client,
+                pid,
+            },
+        };
+        self.emit(&record);
+    }
+
+    /// A resumed session's exactly-once deliveries not completed yet are
+    /// released again.
+    pub(super) fn release_again(&mut self, conn: ConnId, session: Key) {
+        let pids: alloc::vec::Vec<u16> = match self.sessions.get(session) {
+            Some(s) => s.delivered_once.iter().copied().collect(),
+            None => return,
+        };
+        for pid in pids {
+            self.send(conn, Output::PubRel { pid });
         }
     }
 }

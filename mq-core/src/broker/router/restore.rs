@@ -143,6 +143,20 @@ impl Router {
                     s.once.insert(pid);
                 }
             }
+            Record::OnceDelivered { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.delivered_once.insert(pid);
+                }
+            }
+            Record::OnceCompleted { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.delivered_once.remove(&pid);
+                }
+            }
             Record::OnceReleased { client, pid } => {
                 if let Some(&k) = self.by_client.get(client)
                     && let Some(s) = self.sessions.get_mut(k)

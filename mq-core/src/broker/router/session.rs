@@ -99,6 +99,9 @@ impl Router {
             link.session = Some(session);
         }
         self.send(conn, Output::Connected { session_present });
+        if session_present {
+            self.release_again(conn, session);
+        }
         self.pump_session(session, now);
         Outcome::Done
     }
@@ -120,6 +123,7 @@ impl Router {
             expiry_timer: None,
             will: None,
             once: Default::default(),
+            delivered_once: Default::default(),
         });
         self.by_client.insert(client.to_owned(), key);
         if persistent && record {

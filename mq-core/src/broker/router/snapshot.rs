@@ -57,6 +57,12 @@ impl Router {
                     pid,
                 });
             }
+            for &pid in &s.delivered_once {
+                emit(Record::OnceDelivered {
+                    client: &s.client,
+                    pid,
+                });
+            }
         }
 
         for t in self.topics.values() {

@@ -352,3 +352,68 @@ fn unsubscribe_and_resubscribe_with_another_qos() {
     h.mpublish(p, V3, "a", m::QoS::AtMostOnce, b"2");
     assert_eq!(h.mpublishes(s, V5), []);
 }
+
+#[test]
+fn a_qos_2_delivery_is_released_again_after_a_reconnect_and_a_restart() {
+    let mut h = H::new(Config::default());
+    let (s, _) = h.mconnect("dev", V3, false);
+    h.msubscribe(s, V3, "q2", m::QoS::ExactlyOnce);
+    let (p, _) = h.mconnect("p", V3, true);
+    h.mpublish(p, V3, "q2", m::QoS::ExactlyOnce, b"x");
+    h.msend(p, V3, Packet::PubRel(MAck::new(pid(1))));
+    let got = h.mpublishes(s, V3);
+    let out = got[0].pid.unwrap();
+    h.msend(s, V3, Packet::PubRec(MAck::new(pid(out))));
+    assert_eq!(h.mtake(s, V3), [MGot::PubRel(out)]);
+    // Gone before PUBCOMP: the resumed session is released again, once.
+    h.b.handle_closed(s, h.now);
+    h.drain();
+    let (s, present) = h.mconnect("dev", V3, false);
+    assert!(present);
+    assert_eq!(h.mtake(s, V3), [MGot::PubRel(out)]);
+    // Across a restart too.
+    let records = h.records.clone();
+    let mut h2 = H::new(Config::default());
+    for r in &records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    let (s2, present) = h2.mconnect("dev", V3, false);
+    assert!(present);
+    assert_eq!(h2.mtake(s2, V3), [MGot::PubRel(out)]);
+    h2.msend(s2, V3, Packet::PubComp(MAck::new(pid(out))));
+    h2.b.handle_closed(s2, h2.now);
+    h2.drain();
+    let (s2, _) = h2.mconnect("dev", V3, false);
+    assert_eq!(h2.mtake(s2, V3), []);
+}
+
+#[test]
+fn a_snapshot_keeps_retained_slots_and_exactly_once_ids() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.mconnect("p", V3, false);
+    h.mpublish_with(
+        p,
+        V3,
+        "st",
+        m::QoS::AtMostOnce,
+        true,
+        Properties::EMPTY,
+        b"kept",
+    );
+    h.mpublish(p, V3, "other", m::QoS::ExactlyOnce, b"once");
+    assert_eq!(h.mtake(p, V3), [MGot::PubRec(1, ReasonCode::Success)]);
+    let snap = h.b.snapshot().expect("store drained");
+    let mut h2 = H::new(Config::default());
+    for r in &snap.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    let (s, _) = h2.mconnect("s", V3, true);
+    h2.msubscribe(s, V3, "#", m::QoS::AtMostOnce);
+    assert_eq!(payloads_of(&h2.mpublishes(s, V3)), [&b"kept"[..]]);
+    // The resend of the publish not yet released is not published again.
+    let (p, present) = h2.mconnect("p", V3, false);
+    assert!(present);
+    h2.mpublish(p, V3, "other", m::QoS::ExactlyOnce, b"once");
+    assert_eq!(h2.mtake(p, V3), [MGot::PubRec(1, ReasonCode::Success)]);
+    assert_eq!(h2.mpublishes(s, V3), []);
+}
