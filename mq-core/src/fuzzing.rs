@@ -254,7 +254,7 @@ pub fn mqtt_broker(data: &[u8]) {
             assert!(used <= pending.len());
             pending.drain(..used);
         }
-        now = now + step;
+        now += step;
         b.handle_timeout(now);
         loop {
             let mut progress = false;
