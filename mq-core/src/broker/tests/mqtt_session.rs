@@ -14,6 +14,15 @@ use crate::mqtt::{
 const V5: Version = Version::V5;
 const V3: Version = Version::V3_1_1;
 
+/// A broker restored from `records` (what a restart on the same store sees).
+fn restored<R: AsRef<[u8]>>(records: &[R]) -> H {
+    let mut h = H::new(Config::default());
+    for r in records {
+        h.b.restore(h.now, r.as_ref()).unwrap();
+    }
+    h
+}
+
 #[test]
 fn a_persistent_session_gets_what_was_published_while_away() {
     let mut h = H::new(Config::default());
@@ -122,10 +131,7 @@ fn retained_messages_one_per_topic_not_to_groups() {
     assert_eq!(h.mpublishes(g, V3), []);
     // The slot survives a restart.
     let records = h.records.clone();
-    let mut h2 = H::new(Config::default());
-    for r in &records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = restored(&records);
     let (s, _) = h2.mconnect("s2", V3, true);
     h2.msubscribe(s, V3, "st/#", m::QoS::AtMostOnce);
     assert_eq!(payloads_of(&h2.mpublishes(s, V3)), [&b"a3"[..]]);
@@ -373,10 +379,7 @@ fn a_qos_2_delivery_is_released_again_after_a_reconnect_and_a_restart() {
     assert_eq!(h.mtake(s, V3), [MGot::PubRel(out)]);
     // Across a restart too.
     let records = h.records.clone();
-    let mut h2 = H::new(Config::default());
-    for r in &records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = restored(&records);
     let (s2, present) = h2.mconnect("dev", V3, false);
     assert!(present);
     assert_eq!(h2.mtake(s2, V3), [MGot::PubRel(out)]);
@@ -403,10 +406,7 @@ fn a_snapshot_keeps_retained_slots_and_exactly_once_ids() {
     h.mpublish(p, V3, "other", m::QoS::ExactlyOnce, b"once");
     assert_eq!(h.mtake(p, V3), [MGot::PubRec(1, ReasonCode::Success)]);
     let snap = h.b.snapshot().expect("store drained");
-    let mut h2 = H::new(Config::default());
-    for r in &snap.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = restored(&snap.records);
     let (s, _) = h2.mconnect("s", V3, true);
     h2.msubscribe(s, V3, "#", m::QoS::AtMostOnce);
     assert_eq!(payloads_of(&h2.mpublishes(s, V3)), [&b"kept"[..]]);
