@@ -43,16 +43,21 @@ const STEPS: &[(&str, Action)] = &[
         "MQTT interop: mosquitto clients and paho vs Mosquitto and mqd",
         |_| mqtt::interop(),
     ),
-    ("simulation, 2000 seeds (release)", |_| {
-        run(cargo().env("MQ_SIM_SEEDS", "2000").args([
-            "test",
-            "--release",
-            "-p",
-            "mq-core",
-            "--test",
-            "sim",
-        ]))
-    }),
+    (
+        "simulations (mq and MQTT), 2000 seeds each (release)",
+        |_| {
+            run(cargo().env("MQ_SIM_SEEDS", "2000").args([
+                "test",
+                "--release",
+                "-p",
+                "mq-core",
+                "--test",
+                "sim",
+                "--test",
+                "sim_mqtt",
+            ]))
+        },
+    ),
     (
         "Windows portability (check for x86_64-pc-windows-gnu)",
         |_| windows_check(),

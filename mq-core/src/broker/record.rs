@@ -141,12 +141,18 @@ pub enum Record<'a> {
         pid: u16,
     },
     /// A persistent session received an exactly-once delivery (MQTT PUBREC):
-    /// its packet id is released again after a reconnect until completed.
+    /// its packet id is released again after a reconnect until completed, and
+    /// the subscription is done with the message (as `Ack` says, in the same
+    /// record, so that a crash keeps both or neither).
     OnceDelivered {
         /// Client id.
         client: &'a str,
         /// The delivery's packet id.
         pid: u16,
+        /// The client's subscription id.
+        sub: u32,
+        /// Message id (0: none, in a snapshot).
+        msg: u64,
     },
     /// The exactly-once delivery with this packet id was completed.
     OnceCompleted {
@@ -154,6 +160,18 @@ pub enum Record<'a> {
         client: &'a str,
         /// The delivery's packet id.
         pid: u16,
+    },
+    /// A message admitted exactly once (MQTT QoS 2) from a session, and its
+    /// packet id, remembered until released (as `OnceReceived`): one record,
+    /// so that a crash keeps both or neither.
+    MessageOnce {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+        /// The message.
+        #[serde(borrow)]
+        message: MessageRecord<'a>,
     },
 }
 

@@ -188,8 +188,8 @@ impl MqttConn {
         }
         let tag = f.tag;
         if qos2 && !a.reason.is_error() {
+            // PUBREL comes from the router once the receipt is stored.
             f.released = true;
-            self.ctrl.push_back(Ctrl::PubRel(a.packet_id));
             r.handle(id, now, Command::AckOnce { tag, pid });
         } else {
             self.outbound.remove(&pid);
@@ -209,14 +209,25 @@ impl MqttConn {
         crate::mqtt::PacketId::new(pid)
     }
 
-    /// Takes a packet id for a delivery; `None` while all are in use.
-    pub(super) fn take_pid(&mut self, tag: u64) -> Option<crate::mqtt::PacketId> {
+    /// Takes a packet id for a delivery of message `msg`: the one the
+    /// message id gives when it is free, so that a delivery sent again after
+    /// a reconnect or a restart has the id it had (a client holding a QoS 2
+    /// message until PUBREL recognises it, and never mistakes another message
+    /// for it); else the next free one. `None` while all are in use.
+    pub(super) fn take_pid(&mut self, tag: u64, msg: u64) -> Option<crate::mqtt::PacketId> {
         if self.outbound.len() >= usize::from(u16::MAX) {
             return None;
         }
+        let mut preferred = Some((msg % u64::from(u16::MAX)) as u16 + 1);
         loop {
-            let pid = self.next_pid;
-            self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
+            let pid = match preferred.take() {
+                Some(p) => p,
+                None => {
+                    let p = self.next_pid;
+                    self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
+                    p
+                }
+            };
             if let Some(p) = crate::mqtt::PacketId::new(pid)
                 && !self.outbound.contains_key(&pid)
             {

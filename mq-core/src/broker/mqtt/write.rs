@@ -370,7 +370,7 @@ impl MqttConn {
             return Err(dv);
         }
         if qos != QoS::AtMostOnce {
-            let Some(pid) = self.take_pid(dv.tag) else {
+            let Some(pid) = self.take_pid(dv.tag, dv.msg.id) else {
                 return Err(dv);
             };
             publish.qos = match qos {

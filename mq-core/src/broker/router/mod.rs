@@ -250,11 +250,10 @@ impl Router {
                 self.end_conn(conn, now);
             }
             Command::Release { pid } => self.release_once(conn, session, pid),
-            Command::AckOnce { tag, pid } => {
-                self.settle(session, tag, Settle::Ack, now);
-                self.delivered_once(session, pid, true);
+            Command::AckOnce { tag, pid } => self.ack_once(conn, session, tag, pid, now),
+            Command::Complete { pid } => {
+                self.delivered_once(session, pid, None);
             }
-            Command::Complete { pid } => self.delivered_once(session, pid, false),
             Command::Connect(_) => {}
         }
         Outcome::Done
@@ -300,6 +299,19 @@ impl Router {
     /// Queues `out` for `conn`.
     fn send(&mut self, conn: ConnId, out: Output) {
         self.links.push(conn, out);
+    }
+
+    /// Queues `out` for `conn` once the record with `token` (and every one
+    /// before it) is stored: at once when there is none, or it is.
+    fn send_once_stored(&mut self, conn: ConnId, token: Option<u64>, out: Output) {
+        match token.filter(|&t| !self.store.is_persisted(Some(t))) {
+            Some(token) => self.pending.push_back(Pending::Reply {
+                token,
+                conn: Some(conn),
+                out,
+            }),
+            None => self.send(conn, out),
+        }
     }
 
     fn target_of(&self, sub: Key) -> Target {

@@ -1,12 +1,14 @@
 //! Exactly-once (MQTT QoS 2), both ways. In: the packet id of each publish
 //! admitted is remembered with its session until the client releases it, so a
 //! resend is answered without being published twice. For persistent sessions
-//! the ids are records (`OnceReceived`, `OnceReleased`), and the answers wait
-//! until they are stored: the publish is acknowledged only once both the
-//! message and its id are, and the release only once that is. Out: a
-//! delivery the client received (PUBREC) is settled, and its packet id kept
-//! until the client completes it (PUBCOMP), so that a resumed session
-//! releases it again (`OnceDelivered`, `OnceCompleted`).
+//! the ids are in the records (the message's own, `MessageOnce`, then
+//! `OnceReleased`; `OnceReceived` in snapshots), and the answers wait until
+//! they are stored: the publish is acknowledged only once the message and
+//! its id are, and the release only once that is. Out: a delivery the client
+//! received (PUBREC) is settled, and its packet id kept until the client
+//! completes it (PUBCOMP); PUBREL, after which the client hands the message
+//! over, goes out only once that (and the settling) is stored, and a resumed
+//! session releases it again (`OnceDelivered`, `OnceCompleted`).
 
 use super::{Pending, Router};
 use crate::broker::ConnId;
@@ -52,19 +54,12 @@ impl Router {
         true
     }
 
-    /// Remembers an admitted exactly-once publish; returns the token of its
-    /// record for a persistent session.
-    pub(super) fn once_received(&mut self, session: Key, pid: u16) -> Option<u64> {
-        let s = self.sessions.get_mut(session)?;
-        s.once.insert(pid);
-        if !s.persistent {
-            return None;
+    /// Remembers an admitted exactly-once publish (its message record,
+    /// `MessageOnce`, holds the id for a restart).
+    pub(super) fn once_received(&mut self, session: Key, pid: u16) {
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.once.insert(pid);
         }
-        let client = s.client.clone();
-        Some(self.emit(&Record::OnceReceived {
-            client: &client,
-            pid,
-        }))
     }
 
     /// The client released an exactly-once publish: forget its id, and
@@ -90,31 +85,60 @@ impl Router {
         }
     }
 
-    /// Keeps (`received`) or forgets (completed) the packet id of an
-    /// exactly-once delivery.
-    pub(super) fn delivered_once(&mut self, session: Key, pid: u16, received: bool) {
-        let Some(s) = self.sessions.get_mut(session) else {
-            return;
-        };
+    /// The client received an exactly-once delivery: it is settled, and its
+    /// packet id kept; PUBREL goes out once that is stored.
+    pub(super) fn ack_once(
+        &mut self,
+        conn: ConnId,
+        session: Key,
+        tag: u64,
+        pid: u16,
+        now: crate::time::Instant,
+    ) {
+        // The record saying so settles it too, written before the settling's.
+        let held = self
+            .sessions
+            .get(session)
+            .and_then(|s| s.inflight.get(tag))
+            .map(|f| (f.sub, f.msg.id));
+        let delivery = held.and_then(|(k, msg)| Some((self.subs.get(k)?.id, msg)));
+        let token = self.delivered_once(session, pid, Some(delivery.unwrap_or((0, 0))));
+        self.settle(session, tag, super::Settle::Ack, now);
+        self.send_once_stored(conn, token, Output::PubRel { pid });
+    }
+
+    /// Keeps (`received`: with the subscription id and message id it
+    /// settles) or forgets (`None`: completed) the packet id of an
+    /// exactly-once delivery; the token of its record, for a persistent
+    /// session.
+    pub(super) fn delivered_once(
+        &mut self,
+        session: Key,
+        pid: u16,
+        received: Option<(u32, u64)>,
+    ) -> Option<u64> {
+        let s = self.sessions.get_mut(session)?;
         let changed = match received {
-            true => s.delivered_once.insert(pid),
-            false => s.delivered_once.remove(&pid),
+            Some(_) => s.delivered_once.insert(pid),
+            None => s.delivered_once.remove(&pid),
         };
         if !changed || !s.persistent {
-            return;
+            return None;
         }
         let client = s.client.clone();
         let record = match received {
-            true => Record::OnceDelivered {
+            Some((sub, msg)) => Record::OnceDelivered {
                 client: &client,
                 pid,
+                sub,
+                msg,
             },
-            false => Record::OnceCompleted {
+            None => Record::OnceCompleted {
                 client: &client,
                 pid,
             },
         };
-        self.emit(&record);
+        Some(self.emit(&record))
     }
 
     /// A resumed session's exactly-once deliveries not completed yet are
@@ -124,8 +148,11 @@ impl Router {
             Some(s) => s.delivered_once.iter().copied().collect(),
             None => return,
         };
+        // Not before what says so is stored: a receipt recorded and not yet
+        // stored would be forgotten by a crash, and the message sent again.
+        let token = Some(self.store.last_token());
         for pid in pids {
-            self.send(conn, Output::PubRel { pid });
+            self.send_once_stored(conn, token, Output::PubRel { pid });
         }
     }
 }

@@ -162,7 +162,16 @@ impl Router {
         }
 
         // Admitted: number it, encode its record once, reserve room in its queues.
-        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload);
+        // An exactly-once publish's record holds its packet id too.
+        let once = match (p.once, from) {
+            (Some(pid), Some((_, session))) => {
+                let client = self.sessions.get(session).map(|s| s.client.clone());
+                client.map(|c| (session, c, pid))
+            }
+            _ => None,
+        };
+        let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
+        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
         if let Some(d) = p.dedup {
             self.dedup.record(d.producer, d.seq, msg.seq);
         }
@@ -188,15 +197,10 @@ impl Router {
         if p.retain {
             token = Some(self.retain_record(&msg));
         }
-        let once = match (p.once, from) {
-            (Some(pid), Some((_, session))) => {
-                if let Some(t) = self.once_received(session, pid) {
-                    token = Some(t);
-                }
-                Some((session, pid))
-            }
-            _ => None,
-        };
+        let once = once.map(|(session, _, pid)| {
+            self.once_received(session, pid);
+            (session, pid)
+        });
         let acks = match from {
             Some((conn, _)) if p.qos == QoS::AtLeastOnce => alloc::vec![(conn, p.id)],
             _ => Vec::new(),
@@ -239,7 +243,9 @@ impl Router {
         );
     }
 
-    /// A new message on `topic`: its id, sequence number and record.
+    /// A new message on `topic`: its id, sequence number and record (with the
+    /// client and packet id of an exactly-once publish).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new_message(
         &mut self,
         now: Instant,
@@ -248,13 +254,14 @@ impl Router {
         dedup: Option<wire::Dedup>,
         meta: Meta<'_>,
         payload: &[u8],
+        once: Option<(&str, u16)>,
     ) -> Msg {
         let id = self.next_msg;
         self.next_msg += 1;
         let t = self.topic_state(topic);
         let seq = t.next_seq;
         t.next_seq += 1;
-        let record = Record::Message(MessageRecord {
+        let message = MessageRecord {
             id,
             topic: topic.as_str(),
             seq,
@@ -263,7 +270,15 @@ impl Router {
             dedup,
             meta,
             payload,
-        })
+        };
+        let record = match once {
+            None => Record::Message(message),
+            Some((client, pid)) => Record::MessageOnce {
+                client,
+                pid,
+                message,
+            },
+        }
         .encode_shared();
         Arc::new(Message {
             id,

@@ -17,7 +17,7 @@ impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
     pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
         match Record::decode(bytes)? {
-            Record::Message(m) => {
+            record @ (Record::Message(m) | Record::MessageOnce { message: m, .. }) => {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);
                 };
@@ -27,6 +27,12 @@ impl Router {
                     return Ok(());
                 }
                 let msg = self.restored_message(topic, &m, Arc::from(bytes));
+                if let Record::MessageOnce { client, pid, .. } = record
+                    && let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.insert(pid);
+                }
                 if let Some(d) = m.dedup {
                     self.dedup.record(d.producer, d.seq, m.seq);
                 }
@@ -94,21 +100,7 @@ impl Router {
                     self.remove_subscription(key, now);
                 }
             }
-            Record::Ack { client, sub, msg } => {
-                let key = self
-                    .by_client
-                    .get(client)
-                    .and_then(|&s| self.sessions.get(s))
-                    .and_then(|s| s.subs.get(&sub).copied());
-                if let Some(key) = key {
-                    let session = self.subs.get(key).map(|s| s.session);
-                    let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
-                    if let (Some(session), Some(q)) = (session, removed) {
-                        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
-                        self.advance_cursor(session, key, &q.msg);
-                    }
-                }
-            }
+            Record::Ack { client, sub, msg } => self.restore_ack(client, sub, msg),
             Record::SeqReserve { topic, until } => {
                 let Ok(topic) = Topic::new(topic) else {
                     return Err(RecordError::Malformed);
@@ -143,12 +135,18 @@ impl Router {
                     s.once.insert(pid);
                 }
             }
-            Record::OnceDelivered { client, pid } => {
+            Record::OnceDelivered {
+                client,
+                pid,
+                sub,
+                msg,
+            } => {
                 if let Some(&k) = self.by_client.get(client)
                     && let Some(s) = self.sessions.get_mut(k)
                 {
                     s.delivered_once.insert(pid);
                 }
+                self.restore_ack(client, sub, msg);
             }
             Record::OnceCompleted { client, pid } => {
                 if let Some(&k) = self.by_client.get(client)
@@ -202,5 +200,30 @@ impl Router {
             payload_len: m.payload.len(),
             record,
         })
+    }
+
+    /// A subscription of `client` is done with message `msg` (a group
+    /// member's: its group is).
+    fn restore_ack(&mut self, client: &str, sub: u32, msg: u64) {
+        let key = self
+            .by_client
+            .get(client)
+            .and_then(|&s| self.sessions.get(s))
+            .and_then(|s| s.subs.get(&sub).copied());
+        let Some(key) = key else { return };
+        if let Some(g) = self.subs.get(key).and_then(|s| s.group) {
+            if let Some(group) = self.groups.get_mut(g)
+                && group.queue.remove_id(msg).is_some()
+            {
+                self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            }
+            return;
+        }
+        let session = self.subs.get(key).map(|s| s.session);
+        let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
+        if let (Some(session), Some(q)) = (session, removed) {
+            self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            self.advance_cursor(session, key, &q.msg);
+        }
     }
 }

@@ -61,6 +61,8 @@ impl Router {
                 emit(Record::OnceDelivered {
                     client: &s.client,
                     pid,
+                    sub: 0,
+                    msg: 0,
                 });
             }
         }
@@ -73,7 +75,14 @@ impl Router {
         }
         let held = self.held_messages();
         for (msg, holders) in held.values() {
-            out.push(msg.record.clone());
+            // A `MessageOnce` goes as a plain message: the ids still held
+            // are `OnceReceived` records above.
+            match Record::decode(&msg.record) {
+                Ok(Record::MessageOnce { message, .. }) => {
+                    out.push(Record::Message(message).encode_shared())
+                }
+                _ => out.push(msg.record.clone()),
+            }
             // Restore routes the message to every matching durable queue: those
             // done with it get an ack right after.
             let Ok(topic) = Topic::new(&msg.topic) else {

@@ -46,7 +46,10 @@ impl Router {
                 if let Some(sub) = self.subs.get_mut(existing) {
                     sub.active = true;
                 }
-                self.send(conn, Output::SubAck { sub: s.sub });
+                // Its record may still wait for the store (an earlier subscribe
+                // on a connection that dropped): answer once that is stored.
+                let token = sess.persistent.then(|| self.store.last_token());
+                self.send_once_stored(conn, token, Output::SubAck { sub: s.sub });
                 let target = self.target_of(existing);
                 if s.retained == SendRetained::Always && s.group.is_none() {
                     self.send_retained(existing, s.filter, now);
@@ -79,23 +82,17 @@ impl Router {
             credit,
             Some(s.start),
         );
-        if persistent {
-            let token = self.emit(&Record::Subscribe {
+        let token = persistent.then(|| {
+            self.emit(&Record::Subscribe {
                 client: &client,
                 sub: s.sub,
                 filter: s.filter,
                 group: s.group,
                 qos: s.qos,
                 credit,
-            });
-            self.pending.push_back(Pending::Reply {
-                token,
-                conn: Some(conn),
-                out: Output::SubAck { sub: s.sub },
-            });
-        } else {
-            self.send(conn, Output::SubAck { sub: s.sub });
-        }
+            })
+        });
+        self.send_once_stored(conn, token, Output::SubAck { sub: s.sub });
         if s.retained != SendRetained::Never && s.group.is_none() {
             self.send_retained(key, s.filter, now);
         }

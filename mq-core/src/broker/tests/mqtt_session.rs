@@ -417,3 +417,34 @@ fn a_snapshot_keeps_retained_slots_and_exactly_once_ids() {
     assert_eq!(h2.mtake(p, V3), [MGot::PubRec(1, ReasonCode::Success)]);
     assert_eq!(h2.mpublishes(s, V3), []);
 }
+
+#[test]
+fn a_repeated_subscribe_is_acknowledged_only_once_stored() {
+    let mut h = H::new(Config::default());
+    let (s, _) = h.mconnect("dev", V3, false);
+    h.auto_persist = false;
+    let subs = [Subscription {
+        filter: "t",
+        options: SubscriptionOptions::qos(m::QoS::AtLeastOnce),
+    }];
+    let subscribe = Packet::Subscribe(m::Subscribe {
+        packet_id: pid(5),
+        properties: Properties::EMPTY,
+        subscriptions: m::List::new(&subs),
+    });
+    h.msend(s, V3, subscribe);
+    assert_eq!(h.mtake(s, V3), []);
+    // The connection drops before the record is stored; the client
+    // subscribes again on a new one: not acknowledged before it is stored.
+    h.b.handle_closed(s, h.now);
+    h.drain();
+    let (s, present) = h.mconnect("dev", V3, false);
+    assert!(present);
+    h.msend(s, V3, subscribe);
+    assert_eq!(h.mtake(s, V3), []);
+    h.persist();
+    assert_eq!(
+        h.mtake(s, V3),
+        [MGot::SubAck(5, vec![ReasonCode::GrantedQoS1])]
+    );
+}
