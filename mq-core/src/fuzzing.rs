@@ -212,3 +212,85 @@ pub fn mqtt_topic(data: &[u8]) {
         let _ = t::to_mqtt_filter(filter, &mut mqtt_buf);
     }
 }
+
+/// The broker's MQTT connection codec over arbitrary bytes fed in arbitrary
+/// chunks (the first byte chooses the chunk size, the second how far time
+/// moves between them), beside a well-behaved MQTT subscriber: nothing
+/// panics, the broker's invariants hold, everything it writes to the
+/// subscriber is a valid MQTT 5 packet, and every store record restores.
+#[cfg(feature = "alloc")]
+pub fn mqtt_broker(data: &[u8]) {
+    extern crate alloc;
+    use crate::broker::{Broker, Config, Event, Protocol};
+    use crate::time::Instant;
+    use alloc::vec::Vec;
+
+    /// CONNECT (MQTT 5, client id `w`, clean start), then SUBSCRIBE `#` at QoS 1.
+    const WATCHER: &[u8] = &[
+        0x10, 14, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 0, 0, 0, 1, b'w', 0x82, 7, 0, 1, 0, 0, 1,
+        b'#', 1,
+    ];
+    let [c, t, rest @ ..] = data else { return };
+    let chunk = usize::from(*c) + 1;
+    let step = core::time::Duration::from_millis(u64::from(*t) * 50);
+    let mut cfg = Config::default();
+    cfg.limits.max_frame = 4096;
+    let mut b = Broker::new(cfg);
+    let mut now = Instant::from_millis(1_000);
+    let (Ok(fuzzed), Ok(watcher)) = (b.accept(now, Protocol::Mqtt), b.accept(now, Protocol::Mqtt))
+    else {
+        panic!("the broker refused a connection");
+    };
+    assert_eq!(b.handle_input(watcher, now, WATCHER), WATCHER.len());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut watched: Vec<u8> = Vec::new();
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    let mut buf = alloc::vec![0u8; 2048];
+    let mut open = true;
+    for piece in rest.chunks(chunk).chain(core::iter::once(&[][..])) {
+        if open {
+            pending.extend_from_slice(piece);
+            let used = b.handle_input(fuzzed, now, &pending);
+            assert!(used <= pending.len());
+            pending.drain(..used);
+        }
+        now += step;
+        b.handle_timeout(now);
+        loop {
+            let mut progress = false;
+            while let Some(op) = b.poll_store() {
+                records.push(op.bytes().to_vec());
+                b.handle_persisted(op.token, now);
+                progress = true;
+            }
+            while let Some(tx) = b.poll_transmit(now, &mut buf) {
+                if tx.conn == watcher {
+                    watched.extend_from_slice(&buf[..tx.len]);
+                }
+                progress = true;
+            }
+            while let Some(e) = b.poll_event() {
+                if let Event::Close(conn) = e {
+                    open &= conn != fuzzed;
+                    b.handle_closed(conn, now);
+                }
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+        b.check_invariants().expect("broker invariants");
+    }
+    let dec = mqtt::stream::PacketDecoder::new(mqtt::Version::V5, mqtt::MAX_PACKET_SIZE);
+    let mut at = 0;
+    while let Ok(mqtt::stream::Split::Whole(p)) = dec.split(&watched[at..]) {
+        mqtt::Packet::decode(p, mqtt::Version::V5).expect("the broker wrote a valid packet");
+        at += p.len();
+    }
+    assert_eq!(at, watched.len(), "the broker wrote part of a packet");
+    let mut again = Broker::new(Config::default());
+    for r in &records {
+        again.restore(now, r).expect("every record restores");
+    }
+}

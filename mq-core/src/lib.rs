@@ -21,10 +21,11 @@
 //!   unacknowledged publishes, inbox and held deliveries in caller storage,
 //!   subscriptions, keepalive, reconnect with backoff.
 //! - `broker` (`alloc`): the broker state machine, a router behind protocol
-//!   codecs: each connection's codec (the mq wire protocol, over stream or
-//!   serial framing) turns frames into typed commands; the router (sessions,
-//!   routing, queues, replay, QoS 1 with redelivery and dead-lettering, flow
-//!   control, durable records) never sees bytes.
+//!   codecs: each connection's codec (the mq wire protocol over stream or
+//!   serial framing, or MQTT 3.1.1 and 5 over a stream) turns frames or
+//!   packets into typed commands; the router (sessions, routing, queues,
+//!   replay, QoS 1 with redelivery and dead-lettering, exactly-once ids,
+//!   retained slots, wills, flow control, durable records) never sees bytes.
 //! - [`time`]: the [`Instant`] adapters hand in.
 //!
 //! # Features

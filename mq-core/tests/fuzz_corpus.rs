@@ -51,3 +51,8 @@ fn mqtt_stream_corpus() {
 fn mqtt_topic_corpus() {
     replay("mqtt_topic", mq_core::fuzzing::mqtt_topic);
 }
+
+#[test]
+fn mqtt_broker_corpus() {
+    replay("mqtt_broker", mq_core::fuzzing::mqtt_broker);
+}

@@ -8,7 +8,7 @@
 //! loopback ports, and stopped at the end), runs the benchmark, and rewrites
 //! the marked section of `BENCHMARKS.md` with its table, the machine, the
 //! versions and the command. `cargo xtask ci` runs [`ci_smoke`]: clippy, the
-//! package's tests and a few-second run against mq and raw TCP only (about
+//! package's tests and a few-second run against mq (both protocols) and raw TCP only (about
 //! 3 to 5 minutes, nearly all of it compiling the peers' client crates).
 
 use std::io::{Read, Write};
@@ -26,7 +26,7 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
 
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1, 2 (2a 1 KiB, 2b 64 KiB), 3, 4, 5, 6
-  --systems LIST     mq, nats, mosquitto, redis, zeromq, liner, tcp
+  --systems LIST     mq, mq-mqtt, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
   --limit SECS       longest a run may publish (default 60)";
@@ -108,7 +108,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let systems: Vec<String> = o
         .systems
         .as_deref()
-        .unwrap_or("mq,nats,mosquitto,redis,zeromq,liner,tcp")
+        .unwrap_or("mq,mq-mqtt,nats,mosquitto,redis,zeromq,liner,tcp")
         .split(',')
         .map(str::to_string)
         .collect();
@@ -181,7 +181,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
 }
 
 /// The CI step: the package passes clippy and its tests, and a smoke run
-/// against mq and raw TCP completes without a failed row.
+/// against mq (both protocols) and raw TCP completes without a failed row.
 pub fn ci_smoke() -> Result<(), String> {
     cmd::ensure_apt(BUILD_PACKAGES)?;
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
@@ -194,7 +194,7 @@ pub fn ci_smoke() -> Result<(), String> {
         .args([
             "--smoke",
             "--systems",
-            "mq,tcp",
+            "mq,mq-mqtt,tcp",
             "--strict",
             "--limit",
             "20",
@@ -274,7 +274,7 @@ fn machine() -> String {
 // ------------------------------------------------------------------ servers
 
 /// A server a peer needs.
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
     /// Debian package that has it.
     package: &'static str,
@@ -306,7 +306,7 @@ const NATS: Server = Server {
     },
 };
 
-const MOSQUITTO: Server = Server {
+pub(crate) const MOSQUITTO: Server = Server {
     name: "Mosquitto",
     package: "mosquitto",
     program: "mosquitto",
@@ -385,14 +385,14 @@ fn exchange(addr: &str, send: &[u8], expect: &[u8]) -> bool {
 
 /// Servers this run started; stopped (and their files removed) on drop.
 #[derive(Default)]
-struct Servers {
+pub(crate) struct Servers {
     started: Vec<(&'static str, Child, PathBuf)>,
 }
 
 impl Servers {
     /// The address to use for `server`: the machine's own when it answers,
     /// else one started here; `unavailable:REASON` when neither works.
-    fn ensure(&mut self, server: &Server) -> String {
+    pub(crate) fn ensure(&mut self, server: &Server) -> String {
         if let Some(addr) = server.standard
             && (server.answers)(addr)
         {

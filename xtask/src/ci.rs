@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, install_check, python, qemu, windows};
+use crate::{bench, embedded, ffi, firmware, install_check, mqtt, python, qemu, windows};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -41,16 +41,25 @@ const STEPS: &[(&str, Action)] = &[
         "mq-ffi: C/C++ install, pkg-config and CMake consumers",
         |_| install_check::check(),
     ),
-    ("simulation, 2000 seeds (release)", |_| {
-        run(cargo().env("MQ_SIM_SEEDS", "2000").args([
-            "test",
-            "--release",
-            "-p",
-            "mq-core",
-            "--test",
-            "sim",
-        ]))
-    }),
+    (
+        "MQTT interop: mosquitto clients and paho vs Mosquitto and mqd",
+        |_| mqtt::interop(),
+    ),
+    (
+        "simulations (mq and MQTT), 2000 seeds each (release)",
+        |_| {
+            run(cargo().env("MQ_SIM_SEEDS", "2000").args([
+                "test",
+                "--release",
+                "-p",
+                "mq-core",
+                "--test",
+                "sim",
+                "--test",
+                "sim_mqtt",
+            ]))
+        },
+    ),
     (
         "write-ahead log through power cuts, 4 policies x 2000 seeds (release)",
         |_| {
@@ -79,9 +88,10 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: fmt and clippy", |_| firmware::lint()),
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
-    ("peer benchmark: clippy, tests, smoke run (mq, tcp)", |_| {
-        bench::ci_smoke()
-    }),
+    (
+        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, tcp)",
+        |_| bench::ci_smoke(),
+    ),
 ];
 
 /// State carried from one step to the next.

@@ -16,6 +16,7 @@ const TARGETS: &[&str] = &[
     "mqtt_decode",
     "mqtt_stream",
     "mqtt_topic",
+    "mqtt_broker",
 ];
 
 const DEFAULT_SECONDS: u64 = 30;
@@ -25,7 +26,7 @@ usage: cargo xtask fuzz [TARGET] [--seconds N]
 
 Runs cargo-fuzz (nightly) on mq-core/fuzz for N seconds per target (default 30).
 Without TARGET runs each of: stream_decoder, serial_decoder, frame_decode,
-mqtt_decode, mqtt_stream, mqtt_topic.
+mqtt_decode, mqtt_stream, mqtt_topic, mqtt_broker.
 Corpora live in mq-core/fuzz/corpus/<target>, crashes in mq-core/fuzz/artifacts/<target>.";
 
 #[derive(Debug, PartialEq)]

@@ -14,6 +14,7 @@ mod install;
 mod install_check;
 mod mq_tools;
 mod mqd;
+mod mqtt;
 mod peer;
 mod python;
 mod qemu;
@@ -67,6 +68,10 @@ const TASKS: &[(&str, &str)] = &[
         "install-check",
         "install into a temporary prefix, build and run programs through pkg-config and CMake, as ci does",
     ),
+    (
+        "mqtt-interop",
+        "MQTT clients (mosquitto_*, paho) against Mosquitto and mqd, and bad input, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -89,6 +94,7 @@ fn main() -> ExitCode {
         "windows" => windows::run_windows(rest),
         "install" => install::run_install(rest),
         "install-check" => install_check::check().map_err(Failure::Failed),
+        "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

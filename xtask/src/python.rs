@@ -137,7 +137,7 @@ fn pip(venv: &Path) -> Command {
     pip
 }
 
-fn venv_python(venv: &Path) -> PathBuf {
+pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
     } else {
@@ -147,7 +147,7 @@ fn venv_python(venv: &Path) -> PathBuf {
 
 /// Makes a new venv (removing what was there) with `python3 -m venv`,
 /// installing Debian's python3-venv when that is missing.
-fn make_venv(venv: &Path) -> Result<(), String> {
+pub(crate) fn make_venv(venv: &Path) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(venv);
     let python = if cmd::on_path("python3") {
         "python3"

@@ -8,6 +8,7 @@
 use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::time::Instant;
 use crate::wire::{Dedup, Headers, Meta, QoS, Reason, Start};
@@ -32,7 +33,17 @@ pub(crate) enum Command<'a> {
     /// More deliveries may be outstanding on a subscription.
     Credit { sub: u32, credit: u32 },
     /// The client is leaving: the connection ends after what is queued for it.
-    Disconnect,
+    /// Its will (MQTT) is published only when `publish_will` says so.
+    Disconnect { publish_will: bool },
+    /// An exactly-once publish (MQTT QoS 2) is released: its packet id may be
+    /// used again. Answered with [`Output::Released`] once that is stored.
+    Release { pid: u16 },
+    /// An exactly-once delivery (MQTT QoS 2) was received (PUBREC): settled
+    /// like `Ack`, and its packet id kept until `Complete`, so that a resumed
+    /// session releases it again ([`Output::PubRel`]).
+    AckOnce { tag: u64, pid: u16 },
+    /// The client completed the exactly-once delivery with this packet id.
+    Complete { pid: u16 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +54,28 @@ pub(crate) struct Connect<'a> {
     pub token: Option<&'a str>,
     /// Credit of subscriptions that ask for none.
     pub default_credit: u32,
+    /// Resume a stored session rather than start afresh (the mq protocol:
+    /// the same as `persistent`; MQTT: clean start unset).
+    pub resume: bool,
+    /// A resumed session's subscriptions deliver at once (MQTT clients do not
+    /// subscribe again); otherwise only once the client re-asserts them.
+    pub keep_subscriptions: bool,
+    /// Deliveries not acked within `Config::ack_timeout` are redelivered
+    /// while connected (MQTT redelivers only after a reconnect).
+    pub ack_deadlines: bool,
+    /// A persistent session ends after being away this long (MQTT 5's
+    /// session expiry); `None`: it waits for its client forever.
+    pub expiry: Option<Duration>,
+    /// Published when the connection ends without a normal disconnect.
+    pub will: Option<Will<'a>>,
+}
+
+/// A will message (MQTT): published when its connection ends abnormally,
+/// after `delay` unless the session resumes meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Will<'a> {
+    pub publish: Publish<'a>,
+    pub delay: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +87,22 @@ pub(crate) struct Publish<'a> {
     pub dedup: Option<Dedup>,
     pub meta: Meta<'a>,
     pub payload: &'a [u8],
+    /// Also keep it as the topic's retained message (MQTT), or clear that
+    /// slot when the payload is empty.
+    pub retain: bool,
+    /// Exactly once (MQTT QoS 2): the client's packet id, remembered from
+    /// admission until [`Command::Release`]; a publish with a remembered id
+    /// is a resend and is answered without being published again.
+    pub once: Option<u16>,
+}
+
+/// Whether a subscribe sends the retained messages (MQTT) its filter matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendRetained {
+    Never,
+    Always,
+    /// Only when the subscription is new.
+    IfNew,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +114,8 @@ pub(crate) struct Subscribe<'a> {
     pub qos: QoS,
     /// 0: the session's default credit.
     pub credit: u32,
+    /// Group subscriptions never get retained messages.
+    pub retained: SendRetained,
 }
 
 /// What the router decided about a command, when the codec must know at once.
@@ -103,6 +154,16 @@ pub(crate) enum Output {
     UnsubAck {
         sub: u32,
     },
+    /// The exactly-once publish with this packet id is released (after
+    /// `Command::Release`).
+    Released {
+        pid: u16,
+    },
+    /// A resumed session's exactly-once delivery still to complete: release
+    /// it again (MQTT PUBREL).
+    PubRel {
+        pid: u16,
+    },
     Deliver(Delivery),
     /// The router ends the connection with an error (taken over); nothing
     /// follows.
@@ -121,6 +182,8 @@ pub(crate) struct Delivery {
     /// 1 for the first delivery.
     pub attempt: u16,
     pub qos: QoS,
+    /// From the topic's retained slot (MQTT), sent because of a subscribe.
+    pub retained: bool,
 }
 
 /// A publish held in memory: one being reassembled from fragments, or one
@@ -136,6 +199,8 @@ pub(crate) struct OwnedPublish {
     pub correlation: Option<Vec<u8>>,
     pub headers: Vec<u8>,
     pub payload: Vec<u8>,
+    pub retain: bool,
+    pub once: Option<u16>,
 }
 
 impl OwnedPublish {
@@ -152,6 +217,8 @@ impl OwnedPublish {
             correlation: p.meta.correlation.map(ToOwned::to_owned),
             headers: p.meta.headers.as_encoded().to_vec(),
             payload,
+            retain: p.retain,
+            once: p.once,
         }
     }
 
@@ -169,6 +236,8 @@ impl OwnedPublish {
                 headers: Headers::from_encoded(&self.headers).unwrap_or_default(),
             },
             payload: &self.payload,
+            retain: self.retain,
+            once: self.once,
         }
     }
 }

@@ -19,7 +19,8 @@ pub(crate) struct Message {
     /// Higher goes first among the messages waiting in a queue.
     pub priority: u8,
     pub payload_len: usize,
-    /// The encoded `Record::Message`, shared with the store operation.
+    /// The encoded `Record::Message` (or `Record::MessageOnce`), shared with
+    /// the store operation.
     pub record: Arc<[u8]>,
 }
 
@@ -27,7 +28,7 @@ impl Message {
     /// The record's fields (topic, meta, payload borrow the shared encoding).
     pub(crate) fn view(&self) -> MessageRecord<'_> {
         match Record::decode(&self.record) {
-            Ok(Record::Message(m)) => m,
+            Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) => m,
             // The broker only builds messages from message records.
             _ => unreachable!("message holds a non-message record"),
         }

@@ -7,10 +7,15 @@
 //!
 //! Inside, the broker is a thin conductor over parts in modules of their own:
 //!
-//! - `conn`: each connection's codec (the mq wire protocol over stream or
-//!   serial framing): decoding, handshake, keepalive, fragments, frames out.
-//!   It turns frames into `command::Command`s for the router and the router's
-//!   `command::Output`s back into frames.
+//! - `codec`: which codec a connection speaks ([`Protocol`]), and the one
+//!   place that hands each connection's bytes, timers and writes to it;
+//! - `conn`: the mq wire protocol's codec (over stream or serial framing):
+//!   decoding, handshake, keepalive, fragments, frames out. It turns frames
+//!   into `command::Command`s for the router and the router's
+//!   `command::Output`s back into frames;
+//! - `mqtt`: the MQTT 3.1.1 and 5 codec, the same way for MQTT packets (its
+//!   docs say how MQTT's sessions, QoS 2, retained messages, wills and
+//!   properties map onto the router).
 //! - `router`: sessions, subscriptions, publishing, delivery, settling,
 //!   retention, snapshot and restore. It never sees bytes.
 //! - `links`: the router's view of each connection (its session, its queue of
@@ -18,12 +23,14 @@
 //!   on their way to the store; `queue`, `replay`, `dedup`, `message`,
 //!   `record`: the router's data.
 
+mod codec;
 mod command;
 mod config;
 mod conn;
 mod dedup;
 mod links;
 mod message;
+mod mqtt;
 mod queue;
 mod ready;
 mod record;
@@ -37,6 +44,7 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+pub use codec::Protocol;
 pub use config::{
     Auth, Backoff, Config, Overflow, Permissions, QueueLimits, Retention, Rule, covers,
 };
@@ -48,11 +56,11 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use conn::{After, Conn};
+use codec::Codec;
+use conn::After;
 use router::Router;
 use timers::Timer;
 
-use crate::framing::Framing;
 use crate::time::Instant;
 
 pub(crate) type Map<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
@@ -139,8 +147,10 @@ pub struct QueueInfo {
 ///
 /// Method groups, quinn-style:
 ///
-/// - **`handle_*`**: [`accept`](Self::accept) a connection (a TCP stream, or a
-///   serial line, which carries one connection after another),
+/// - **`handle_*`**: [`accept`](Self::accept) a connection in the
+///   [`Protocol`] it speaks (the mq protocol on a TCP stream or a serial
+///   line, which carries one connection after another; or MQTT on a TCP
+///   stream: the same sessions, topics and queues whatever the protocol),
 ///   [`handle_input`](Self::handle_input) bytes from it,
 ///   [`handle_closed`](Self::handle_closed) when its transport is gone,
 ///   [`handle_timeout`](Self::handle_timeout) when `poll_timeout` is reached,
@@ -172,7 +182,7 @@ pub struct QueueInfo {
 /// retention ages stay right across a restart.
 pub struct Broker {
     router: Router,
-    conns: Map<ConnId, Conn>,
+    conns: Map<ConnId, Codec>,
     next_conn: u64,
     /// Connections whose input was held back, until they may be read again.
     held_input: Vec<ConnId>,
@@ -201,7 +211,9 @@ impl Broker {
 
     /// Counters.
     pub fn stats(&self) -> Stats {
-        self.router.current_stats(self.connections())
+        let mut s = self.router.current_stats(self.connections());
+        s.current_mqtt_connections = self.conns.values().filter(|c| c.is_mqtt()).count() as u64;
+        s
     }
 
     /// Every queue with its depth and bound.
@@ -315,7 +327,7 @@ impl Broker {
                 continue;
             };
             let was_backed_up = self.router.links.backed_up(id);
-            let len = c.write(id, buf, &mut self.router);
+            let len = c.write(id, now, buf, &mut self.router);
             if len > 0 {
                 c.wrote(now);
             }
@@ -338,11 +350,19 @@ impl Broker {
 
     // ------------------------------------------------------------- connections
 
-    /// A transport connected; the broker now expects `Hello` on it. A serial
-    /// line ([`Framing::Serial`]) is accepted once and carries one connection
-    /// after another: each starts with the device's `Hello` (see
-    /// [`crate::wire`], "Serial lines").
-    pub fn accept(&mut self, now: Instant, framing: Framing) -> Result<ConnId, AcceptError> {
+    /// A transport connected, speaking `protocol`: a
+    /// [`Framing`](crate::framing::Framing) for the mq protocol (which
+    /// converts into a [`Protocol`]), or [`Protocol::Mqtt`]. The broker now
+    /// expects `Hello` (mq) or CONNECT (MQTT) on it, within
+    /// `Config::handshake_timeout`. A serial line
+    /// ([`Framing::Serial`](crate::framing::Framing::Serial)) is accepted once
+    /// and carries one connection after another: each starts with the
+    /// device's `Hello` (see [`crate::wire`], "Serial lines").
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        protocol: impl Into<Protocol>,
+    ) -> Result<ConnId, AcceptError> {
         if self.router.shutting_down {
             return Err(AcceptError::ShuttingDown);
         }
@@ -352,7 +372,7 @@ impl Broker {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.router.links.open(id);
-        let conn = Conn::new(id, now, framing, &mut self.router);
+        let conn = Codec::new(id, now, protocol.into(), &mut self.router);
         self.conns.insert(id, conn);
         Ok(id)
     }

@@ -26,6 +26,8 @@ pub(crate) struct Queued {
     pub attempt: u16,
     /// A group member that should not get it next (it just failed it).
     pub avoid: Option<Key>,
+    /// From the topic's retained slot (MQTT), queued by a subscribe.
+    pub retained: bool,
 }
 
 /// What happened to an offered message.
@@ -176,6 +178,7 @@ impl Queue {
                             msg,
                             attempt: 0,
                             avoid: None,
+                            retained: false,
                         };
                         return Some((q, false));
                     }

@@ -117,6 +117,62 @@ pub enum Record<'a> {
         /// The topic sequence it was stored with.
         topic_seq: u64,
     },
+    /// The topic's retained message (MQTT's retained slot, one per topic):
+    /// the whole message, so a QoS 0 one is kept too.
+    Retain(MessageRecord<'a>),
+    /// The topic's retained message was cleared (an empty retained publish).
+    Unretain {
+        /// Topic name.
+        topic: &'a str,
+    },
+    /// A persistent session admitted an exactly-once publish (MQTT QoS 2)
+    /// with this packet id: a resend with the same id is not published again.
+    OnceReceived {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+    },
+    /// The exactly-once publish with this packet id was released.
+    OnceReleased {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+    },
+    /// A persistent session received an exactly-once delivery (MQTT PUBREC):
+    /// its packet id is released again after a reconnect until completed, and
+    /// the subscription is done with the message (as `Ack` says, in the same
+    /// record, so that a crash keeps both or neither).
+    OnceDelivered {
+        /// Client id.
+        client: &'a str,
+        /// The delivery's packet id.
+        pid: u16,
+        /// The client's subscription id.
+        sub: u32,
+        /// Message id (0: none, in a snapshot).
+        msg: u64,
+    },
+    /// The exactly-once delivery with this packet id was completed.
+    OnceCompleted {
+        /// Client id.
+        client: &'a str,
+        /// The delivery's packet id.
+        pid: u16,
+    },
+    /// A message admitted exactly once (MQTT QoS 2) from a session, and its
+    /// packet id, remembered until released (as `OnceReceived`): one record,
+    /// so that a crash keeps both or neither.
+    MessageOnce {
+        /// Client id.
+        client: &'a str,
+        /// The client's packet id.
+        pid: u16,
+        /// The message.
+        #[serde(borrow)]
+        message: MessageRecord<'a>,
+    },
 }
 
 /// A stored record could not be decoded.

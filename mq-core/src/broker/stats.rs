@@ -51,4 +51,12 @@ pub struct Stats {
     pub auth_failures: u64,
     /// Store records emitted.
     pub store_ops: u64,
+    /// Open MQTT connections (also counted in `current_connections`).
+    pub current_mqtt_connections: u64,
+    /// MQTT connections accepted since start (also in `connections_total`).
+    pub mqtt_connections_total: u64,
+    /// Topics with a retained message (MQTT's retained slot).
+    pub current_retained_slots: u64,
+    /// Will messages published.
+    pub wills_published: u64,
 }

@@ -34,6 +34,10 @@ pub(crate) enum Timer {
     Retry(Target),
     /// Expired messages and aged retention are swept.
     Sweep,
+    /// A session's will is due (its delay passed, the client did not return).
+    Will(Key),
+    /// A session away for its whole expiry interval ends.
+    Expiry(Key),
 }
 
 #[derive(Default)]

@@ -396,3 +396,26 @@ fn bench_reports_what_it_measured() {
     // Nothing of the run is left subscribed.
     assert_eq!(eventually(&mqd, "mq_subscriptions", 0), 0);
 }
+
+#[test]
+fn stat_counts_mqtt_connections() {
+    let mqd = Mqd::builder("").mqtt().start();
+    let mut device = std::net::TcpStream::connect(mqd.mqtt.expect("an MQTT address")).unwrap();
+    // MQTT 3.1.1 CONNECT, clean session, keep alive 30 s, client id "x".
+    device
+        .write_all(&[
+            0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 30, 0, 1, b'x',
+        ])
+        .unwrap();
+    let mut connack = [0u8; 4];
+    device.read_exact(&mut connack).unwrap();
+    assert_eq!(connack, [0x20, 2, 0, 0]);
+    let run = mq(&mqd, &["stat"]);
+    let lines = run.assert_ok().lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("mq_mqtt_connections ") && l.ends_with(" 1")),
+        "{run:?}"
+    );
+}

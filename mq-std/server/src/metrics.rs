@@ -34,6 +34,30 @@ pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> Stri
         stats.connections_total,
     );
     metric(
+        "mqtt_connections",
+        "gauge",
+        "Open MQTT connections (also in mq_connections).",
+        stats.current_mqtt_connections,
+    );
+    metric(
+        "mqtt_connections_total",
+        "counter",
+        "MQTT connections accepted (also in mq_connections_total).",
+        stats.mqtt_connections_total,
+    );
+    metric(
+        "retained_slots",
+        "gauge",
+        "Topics with a retained message (MQTT).",
+        stats.current_retained_slots,
+    );
+    metric(
+        "wills_published_total",
+        "counter",
+        "Will messages published (MQTT).",
+        stats.wills_published,
+    );
+    metric(
         "sessions",
         "gauge",
         "Sessions, connected or persistent and away.",

@@ -12,7 +12,9 @@
 //!   (its publish is held, its output backed up) stops being read; a writer's queue
 //!   holds at most `write_queue` chunks, and when it is full the broker pauses that
 //!   connection's output, which in turn stops its deliveries;
-//! - an **acceptor**, and for a durable store a **store thread** that writes each
+//! - an **acceptor** per listener (the mq protocol's, and MQTT's when
+//!   configured; each tells the broker which protocol its connections
+//!   speak), and for a durable store a **store thread** that writes each
 //!   batch that accumulated meanwhile as one group and reports it persisted.
 //!
 //! Besides TCP connections, [`ServerControl::attach`] serves one connection over
@@ -36,7 +38,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mq_client::clock::Clock;
-use mq_core::broker::{Broker, ConnId, Event};
+use mq_core::broker::{Broker, ConnId, Event, Protocol};
 use mq_core::framing::Framing;
 use mq_core::framing::stream;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -54,6 +56,11 @@ use store_thread::{StoreLink, ToStore, spawn_store_thread};
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     let listener = TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
+    let mqtt = match opts.mqtt {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let mqtt_addr = mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
     let clock = Clock::new();
     let mut broker = Broker::new(opts.broker.clone());
     let records = opts.store.load()?;
@@ -72,7 +79,14 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     if opts.store.is_full() {
         broker.set_store_full(true);
     }
-    let acceptor = tokio::spawn(accept_loop(listener, tx.clone()));
+    let mut acceptors = vec![tokio::spawn(accept_loop(
+        listener,
+        Protocol::Mq(Framing::Stream),
+        tx.clone(),
+    ))];
+    if let Some(mqtt) = mqtt {
+        acceptors.push(tokio::spawn(accept_loop(mqtt, Protocol::Mqtt, tx.clone())));
+    }
     let store = if opts.store.is_durable() {
         StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
     } else {
@@ -94,7 +108,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             chunk: opts.chunk,
             drain_timeout: opts.drain_timeout,
             out: BytesMut::new(),
-            acceptor: Some(acceptor),
+            acceptors,
             submitted: 0,
             flushing: Vec::new(),
             closing: false,
@@ -103,14 +117,19 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         }
         .run(),
     );
-    Ok(ServerHandle { addr, tx, task })
+    Ok(ServerHandle {
+        addr,
+        mqtt_addr,
+        tx,
+        task,
+    })
 }
 
-async fn accept_loop(listener: TcpListener, tx: mpsc::UnboundedSender<Cmd>) {
+async fn accept_loop(listener: TcpListener, protocol: Protocol, tx: mpsc::UnboundedSender<Cmd>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if tx.send(Cmd::Accept(stream, peer)).is_err() {
+                if tx.send(Cmd::Accept(stream, peer, protocol)).is_err() {
                     return;
                 }
             }
@@ -149,7 +168,7 @@ struct BrokerTask {
     chunk: usize,
     drain_timeout: Duration,
     out: BytesMut,
-    acceptor: Option<JoinHandle<()>>,
+    acceptors: Vec<JoinHandle<()>>,
     /// Last token handed to the store thread.
     submitted: u64,
     /// Writers of closed connections still sending their last bytes.
@@ -240,7 +259,7 @@ impl BrokerTask {
         now: mq_core::Instant,
     ) -> io::Result<Option<oneshot::Sender<()>>> {
         match cmd {
-            Cmd::Accept(stream, peer) => self.accept(stream, peer, now),
+            Cmd::Accept(stream, peer, protocol) => self.accept(stream, peer, protocol, now),
             Cmd::Attach(stream, framing, name) => {
                 let (read, write) = tokio::io::split(Box::into_pin(stream));
                 if let Some(conn) = self.open_link(read, write, framing, &name, now) {
@@ -291,7 +310,7 @@ impl BrokerTask {
             }
             Cmd::Shutdown(reply) => {
                 tracing::info!("shutting down: refusing new work, delivering what is owed");
-                if let Some(a) = self.acceptor.take() {
+                for a in self.acceptors.drain(..) {
                     a.abort();
                 }
                 self.broker.begin_shutdown();
@@ -301,10 +320,16 @@ impl BrokerTask {
         Ok(None)
     }
 
-    fn accept(&mut self, stream: TcpStream, peer: SocketAddr, now: mq_core::Instant) {
+    fn accept(
+        &mut self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        protocol: Protocol,
+        now: mq_core::Instant,
+    ) {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
-        if let Some(conn) = self.open_link(read, write, Framing::Stream, &peer, now) {
+        if let Some(conn) = self.open_link(read, write, protocol, &peer, now) {
             tracing::debug!(%peer, conn = conn.0, "accepted");
         }
     }
@@ -315,7 +340,7 @@ impl BrokerTask {
         &mut self,
         read: R,
         write: W,
-        framing: Framing,
+        protocol: impl Into<Protocol>,
         peer: &dyn std::fmt::Display,
         now: mq_core::Instant,
     ) -> Option<ConnId>
@@ -323,7 +348,7 @@ impl BrokerTask {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = match self.broker.accept(now, framing) {
+        let conn = match self.broker.accept(now, protocol) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "connection refused");

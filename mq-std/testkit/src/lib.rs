@@ -22,6 +22,8 @@
 //!   waits for: no port is picked, freed and raced for. A restart
 //!   ([`Mqd::restart`]) asks for the same ports again, so clients reconnect to
 //!   the address they know.
+//! - **MQTT.** [`Builder::mqtt`] also serves MQTT on a port of its own (port
+//!   0 too), found in the ready file as well ([`Mqd::mqtt`]).
 //! - **Data.** Each `mqd` has a directory of its own (config, data, logs);
 //!   [`Mqd::crash`] kills it and keeps the directory for [`Mqd::start_in`], and
 //!   [`Mqd::restart`] starts it again on the same data.
@@ -198,9 +200,17 @@ pub struct Builder {
     env: Vec<(String, String)>,
     dir: Option<PathBuf>,
     log: String,
+    mqtt: bool,
 }
 
 impl Builder {
+    /// Also serves MQTT (`mqd --mqtt 127.0.0.1:0`); its address is
+    /// [`Mqd::mqtt`].
+    pub fn mqtt(mut self) -> Builder {
+        self.mqtt = true;
+        self
+    }
+
     /// Runs this `mqd` binary instead of building the workspace's.
     pub fn binary(mut self, path: impl Into<PathBuf>) -> Builder {
         self.binary = Some(path.into());
@@ -271,6 +281,7 @@ impl Builder {
             child: None,
             addr: any,
             http: any,
+            mqtt: self.mqtt.then_some(any),
             dir,
             binary,
             runner: self.runner,
@@ -292,6 +303,8 @@ pub struct Mqd {
     pub addr: SocketAddr,
     /// The HTTP endpoint's address (`/metrics`, `/health`).
     pub http: SocketAddr,
+    /// The MQTT listener's address, when started with [`Builder::mqtt`].
+    pub mqtt: Option<SocketAddr>,
     /// Its directory: `mqd.toml`, `data/`, the logs.
     pub dir: PathBuf,
     binary: PathBuf,
@@ -313,6 +326,7 @@ impl Mqd {
             env: Vec::new(),
             dir: None,
             log: "info".to_owned(),
+            mqtt: false,
         }
     }
 
@@ -350,6 +364,9 @@ impl Mqd {
             }
             None => Command::new(&self.binary),
         };
+        if let Some(mqtt) = self.mqtt {
+            command.args(["--mqtt", &mqtt.to_string()]);
+        }
         let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--config")
@@ -391,7 +408,8 @@ impl Mqd {
         }
     }
 
-    /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`).
+    /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`,
+    /// `mqtt=ADDR`).
     fn listening_on(&mut self, text: &str) -> Result<(), String> {
         let addr = |key: &str| {
             text.lines()
@@ -401,6 +419,9 @@ impl Mqd {
         };
         self.addr = addr("listen")?;
         self.http = addr("http")?;
+        if self.mqtt.is_some() {
+            self.mqtt = Some(addr("mqtt")?);
+        }
         Ok(())
     }
 

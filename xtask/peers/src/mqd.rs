@@ -13,6 +13,15 @@ pub fn start(binary: &Path) -> Result<Mqd, String> {
     Mqd::builder("").binary(binary).log("warn").try_start()
 }
 
+/// Starts `binary` serving MQTT too (`--mqtt` on a free port).
+pub fn start_mqtt(binary: &Path) -> Result<Mqd, String> {
+    Mqd::builder("")
+        .binary(binary)
+        .log("warn")
+        .mqtt()
+        .try_start()
+}
+
 /// `mqd --version`.
 pub fn version(binary: &Path) -> Result<String, String> {
     let out = Command::new(binary)

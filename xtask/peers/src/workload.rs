@@ -141,6 +141,8 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum System {
     Mq,
+    /// `mqd` serving MQTT, with the MQTT clients Mosquitto runs with.
+    MqMqtt,
     Nats,
     Mosquitto,
     Redis,
@@ -150,8 +152,9 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 7] = [
+    pub const ALL: [System; 8] = [
         System::Mq,
+        System::MqMqtt,
         System::Nats,
         System::Mosquitto,
         System::Redis,
@@ -164,6 +167,7 @@ impl System {
     pub fn id(self) -> &'static str {
         match self {
             System::Mq => "mq",
+            System::MqMqtt => "mq-mqtt",
             System::Nats => "nats",
             System::Mosquitto => "mosquitto",
             System::Redis => "redis",
@@ -182,6 +186,10 @@ impl System {
             (System::Mq, Stream(_)) => Ok("QoS 0"),
             (System::Mq, Acked) => Ok("QoS 1, WAL, fsync per group commit"),
             (System::Mq, RoundTrip) => Ok("QoS 0 publish + subscription each way"),
+            (System::MqMqtt, Stream(Group(_))) => Ok("MQTT, QoS 0, $share subscription"),
+            (System::MqMqtt, Stream(_)) => Ok("MQTT (rumqttc), QoS 0"),
+            (System::MqMqtt, Acked) => Ok("MQTT QoS 1, WAL, fsync per group commit"),
+            (System::MqMqtt, RoundTrip) => Ok("MQTT QoS 0 publish + subscription each way"),
             (System::Nats, Stream(Group(_))) => Ok("core, queue group"),
             (System::Nats, Stream(_)) => Ok("core pub/sub"),
             (System::Nats, Acked) => Ok("JetStream, file storage"),
@@ -223,6 +231,7 @@ impl fmt::Display for System {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             System::Mq => "mq",
+            System::MqMqtt => "mq (MQTT)",
             System::Nats => "NATS",
             System::Mosquitto => "Mosquitto",
             System::Redis => "Redis",

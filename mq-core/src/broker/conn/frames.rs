@@ -49,6 +49,11 @@ impl Proto {
             persistent: h.session == SessionMode::Resume,
             token: h.token,
             default_credit: h.limits.credit,
+            resume: h.session == SessionMode::Resume,
+            keep_subscriptions: false,
+            ack_deadlines: true,
+            expiry: None,
+            will: None,
         };
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Error(reason, text), r);
@@ -77,6 +82,7 @@ impl Proto {
                 start: s.start,
                 qos: s.qos,
                 credit: s.credit,
+                retained: command::SendRetained::Never,
             }),
             Frame::Unsubscribe(u) => Command::Unsubscribe { sub: u.sub },
             Frame::Ack(a) => Command::Ack { tag: a.tag },
@@ -95,7 +101,13 @@ impl Proto {
             }
             Frame::Pong(_) => return,
             Frame::Close(_) | Frame::Error(_) => {
-                r.handle(id, now, Command::Disconnect);
+                r.handle(
+                    id,
+                    now,
+                    Command::Disconnect {
+                        publish_will: false,
+                    },
+                );
                 self.phase = Phase::Closing;
                 r.timers.stop(&mut self.timer, Timer::Conn(id));
                 r.links.wake(id);
@@ -121,6 +133,8 @@ impl Proto {
             dedup: p.dedup,
             meta: p.meta,
             payload: p.payload,
+            retain: false,
+            once: None,
         };
         let max = r.cfg.max_message as u64;
         let at = match self

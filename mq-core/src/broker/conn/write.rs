@@ -142,6 +142,11 @@ impl Proto {
                     (Frame::SubReject(wire::SubReject { sub, reason }), false)
                 }
                 Output::UnsubAck { sub } => (Frame::UnsubAck(wire::UnsubAck { sub }), false),
+                // The mq protocol has no exactly-once publishes.
+                Output::Released { .. } | Output::PubRel { .. } => {
+                    link.out.pop_front();
+                    continue;
+                }
                 Output::Error(code, text) => (Frame::Error(ErrorFrame { code, text }), true),
                 Output::Close(reason) => (
                     Frame::Close(wire::Close {

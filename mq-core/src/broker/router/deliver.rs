@@ -160,7 +160,9 @@ impl Router {
         self.stats.bytes_out += q.msg.payload_len as u64;
         let size = q.msg.payload_len;
         if qos == QoS::AtLeastOnce {
-            let deadline = ack_timeout.map(|d| now + d);
+            let deadline = ack_timeout
+                .filter(|_| session.ack_deadlines)
+                .map(|d| now + d);
             session.inflight.insert(
                 tag,
                 InFlight {
@@ -194,6 +196,7 @@ impl Router {
                 tag,
                 attempt,
                 qos,
+                retained: q.retained,
             }),
         );
     }

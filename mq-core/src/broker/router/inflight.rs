@@ -36,6 +36,10 @@ impl InFlights {
         self.order.push_back(tag);
     }
 
+    pub(crate) fn get(&self, tag: u64) -> Option<&InFlight> {
+        self.by_tag.get(&tag)
+    }
+
     pub(crate) fn remove(&mut self, tag: u64) -> Option<InFlight> {
         let f = self.by_tag.remove(&tag)?;
         if self.order.front() == Some(&tag) {

@@ -14,23 +14,31 @@
 //! - `retention`: what topics keep for replay, and the sweep of expired
 //!   messages;
 //! - `snapshot` and `restore`: the durable state as records, and back;
-//! - `inspect`: queue depths, drain state and invariants for adapters and tests.
+//! - `inspect`: queue depths, drain state and invariants for adapters and tests;
+//! - `retained`: the retained slot of each topic (MQTT's one retained message,
+//!   not mq's per-topic retention for replay);
+//! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
+//! - `will`: will messages and the expiry of sessions that are away.
 
 mod deliver;
 mod inflight;
 mod inspect;
+mod once;
 mod publish;
 mod restore;
+mod retained;
 mod retention;
 mod session;
 mod settle;
 mod snapshot;
 mod subscribe;
+mod will;
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use super::command::{Command, Outcome, Output};
 use super::config::{Config, Permissions, Retention};
@@ -51,6 +59,7 @@ use crate::wire;
 use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
+use will::PendingWill;
 
 pub(crate) struct InFlight {
     pub sub: Key,
@@ -77,6 +86,18 @@ pub(crate) struct Session {
     /// Slot of the session's ack-deadline timer: at or before the earliest
     /// deadline (an ack does not move it; when it fires early it is set again).
     pub timer: Option<Instant>,
+    /// Unacked deliveries are redelivered at their deadline while connected.
+    pub ack_deadlines: bool,
+    /// How long a persistent session lives while away (`None`: forever).
+    pub expiry: Option<Duration>,
+    /// Slot of the expiry timer, set while the session is away.
+    pub expiry_timer: Option<Instant>,
+    /// The connected client's will, or one waiting out its delay.
+    pub will: Option<PendingWill>,
+    /// Packet ids of exactly-once publishes admitted and not yet released.
+    pub once: BTreeSet<u16>,
+    /// Packet ids of exactly-once deliveries received and not yet completed.
+    pub delivered_once: BTreeSet<u16>,
 }
 
 pub(crate) struct Subscription {
@@ -126,6 +147,10 @@ pub(crate) enum Pending {
         /// Publishers to answer with `PubAck` on release.
         acks: Vec<(ConnId, u32)>,
         dedup: Option<wire::Dedup>,
+        /// Also the topic's retained message (MQTT).
+        retain: bool,
+        /// The session and packet id of an exactly-once publish.
+        once: Option<(Key, u16)>,
     },
     /// An answer to send once a record is persisted.
     Reply {
@@ -158,6 +183,8 @@ pub(crate) struct Router {
     group_by_name: Map<(String, String), Key>,
     index: SubscriptionIndex<Target>,
     topics: Map<Arc<str>, TopicState>,
+    /// Each topic's retained message (MQTT's retained slot).
+    retained: Map<Arc<str>, Msg>,
     dedup: Dedup,
     next_msg: u64,
     pending: VecDeque<Pending>,
@@ -188,6 +215,7 @@ impl Router {
             group_by_name: Map::default(),
             index: SubscriptionIndex::new(),
             topics: Map::default(),
+            retained: Map::default(),
             next_msg: 1,
             pending: VecDeque::new(),
             parked: Vec::new(),
@@ -221,7 +249,17 @@ impl Router {
                 self.settle(session, tag, how, now);
             }
             Command::Credit { sub, credit } => self.credit(session, sub, credit, now),
-            Command::Disconnect => self.end_conn(conn, now),
+            Command::Disconnect { publish_will } => {
+                if !publish_will {
+                    self.drop_will(session);
+                }
+                self.end_conn(conn, now);
+            }
+            Command::Release { pid } => self.release_once(conn, session, pid),
+            Command::AckOnce { tag, pid } => self.ack_once(conn, session, tag, pid, now),
+            Command::Complete { pid } => {
+                self.delivered_once(session, pid, None);
+            }
             Command::Connect(_) => {}
         }
         Outcome::Done
@@ -243,6 +281,8 @@ impl Router {
                 self.sweep_timer = None;
                 self.sweep(now);
             }
+            Timer::Will(session) => self.will_due(session, now),
+            Timer::Expiry(session) => self.session_expired(session, now),
         }
     }
 
@@ -265,6 +305,19 @@ impl Router {
     /// Queues `out` for `conn`.
     fn send(&mut self, conn: ConnId, out: Output) {
         self.links.push(conn, out);
+    }
+
+    /// Queues `out` for `conn` once the record with `token` (and every one
+    /// before it) is stored: at once when there is none, or it is.
+    fn send_once_stored(&mut self, conn: ConnId, token: Option<u64>, out: Output) {
+        match token.filter(|&t| !self.store.is_persisted(Some(t))) {
+            Some(token) => self.pending.push_back(Pending::Reply {
+                token,
+                conn: Some(conn),
+                out,
+            }),
+            None => self.send(conn, out),
+        }
     }
 
     fn target_of(&self, sub: Key) -> Target {

@@ -40,7 +40,12 @@ impl Router {
         now: Instant,
         p: &Publish<'_>,
     ) -> Outcome {
-        match self.admit(conn, session, now, p, None) {
+        if let Some(pid) = p.once
+            && self.once_resend(conn, session, pid, p.id)
+        {
+            return Outcome::Done;
+        }
+        match self.admit(Some((conn, session)), now, p, None) {
             Some(deadline) => {
                 let mut parked = Parked {
                     publish: OwnedPublish::new(p, p.payload.to_vec()),
@@ -65,19 +70,29 @@ impl Router {
         }
     }
 
-    /// Validates, deduplicates and admits a whole publish. Returns the deadline
-    /// to hold the publisher until, when a `Block` queue is full; `held_until` is
-    /// that deadline when the publish was held already.
-    fn admit(
+    /// Refuses a publish from `from` (a connection and its session), or a
+    /// will's (`None`, which only counts).
+    fn refuse(&mut self, from: Option<(ConnId, Key)>, p: &Publish<'_>, reason: Reason) {
+        match from {
+            Some((conn, _)) => self.reject_publish(conn, p.id, p.qos, reason),
+            None => self.stats.rejected += 1,
+        }
+    }
+
+    /// Validates, deduplicates and admits a whole publish from a connection
+    /// and its session (`from`), or a will (`None`: its permissions were
+    /// checked when it was given, and nobody is answered). Returns the
+    /// deadline to hold the publisher until, when a `Block` queue is full;
+    /// `held_until` is that deadline when the publish was held already.
+    pub(super) fn admit(
         &mut self,
-        conn: ConnId,
-        session: Key,
+        from: Option<(ConnId, Key)>,
         now: Instant,
         p: &Publish<'_>,
         held_until: Option<Instant>,
     ) -> Option<Instant> {
         let Ok(topic) = Topic::new(p.topic) else {
-            self.reject_publish(conn, p.id, p.qos, Reason::InvalidTopic);
+            self.refuse(from, p, Reason::InvalidTopic);
             return None;
         };
         let refusal = if p.topic.starts_with('$') {
@@ -88,10 +103,11 @@ impl Router {
             Some(Reason::StorageFull)
         } else if p.payload.len() > self.cfg.max_message {
             Some(Reason::MessageTooLarge)
-        } else if !self
-            .sessions
-            .get(session)
-            .is_some_and(|s| s.perms.may_publish(topic))
+        } else if let Some((_, session)) = from
+            && !self
+                .sessions
+                .get(session)
+                .is_some_and(|s| s.perms.may_publish(topic))
         {
             self.stats.auth_failures += 1;
             Some(Reason::NotAuthorized)
@@ -99,14 +115,16 @@ impl Router {
             None
         };
         if let Some(reason) = refusal {
-            self.reject_publish(conn, p.id, p.qos, reason);
+            self.refuse(from, p, reason);
             return None;
         }
         if let Some(d) = p.dedup
             && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
         {
             self.stats.duplicates += 1;
-            if p.qos == QoS::AtLeastOnce {
+            if p.qos == QoS::AtLeastOnce
+                && let Some((conn, _)) = from
+            {
                 self.ack_duplicate(conn, p.id, d, seq);
             }
             return None;
@@ -131,20 +149,30 @@ impl Router {
             }
         }
         if full_reject && p.qos == QoS::AtLeastOnce {
-            self.reject_publish(conn, p.id, p.qos, Reason::QueueFull);
+            self.refuse(from, p, Reason::QueueFull);
             return None;
         }
         if let Some(deadline) = full_block {
             let deadline = held_until.unwrap_or(now + deadline);
-            if now >= deadline {
-                self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
+            // A will is not held: nobody waits for it.
+            if now >= deadline || from.is_none() {
+                self.refuse(from, p, Reason::Timeout);
                 return None;
             }
             return Some(deadline);
         }
 
         // Admitted: number it, encode its record once, reserve room in its queues.
-        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload);
+        // An exactly-once publish's record holds its packet id too.
+        let once = match (p.once, from) {
+            (Some(pid), Some((_, session))) => {
+                let client = self.sessions.get(session).map(|s| s.client.clone());
+                client.map(|c| (session, c, pid))
+            }
+            _ => None,
+        };
+        let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
+        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
         if let Some(d) = p.dedup {
             self.dedup.record(d.producer, d.seq, msg.seq);
         }
@@ -158,17 +186,25 @@ impl Router {
         });
         self.stats.dropped += (before - targets.len()) as u64;
         self.reserve(&targets, size);
-        let token = if p.qos == QoS::AtLeastOnce {
+        let mut token = if p.qos == QoS::AtLeastOnce {
             Some(self.emit_shared(msg.record.clone()))
         } else {
             // Not stored: make sure its sequence number is never handed out again
             // after a restart (one small record per block of numbers).
             self.reserve_seq(&msg)
         };
-        let acks = if p.qos == QoS::AtLeastOnce {
-            alloc::vec![(conn, p.id)]
-        } else {
-            Vec::new()
+        // Its other records come after the message's: it is released (and
+        // answered) once the last of them is stored.
+        if p.retain {
+            token = Some(self.retain_record(&msg));
+        }
+        let once = once.map(|(session, _, pid)| {
+            self.once_received(session, pid);
+            (session, pid)
+        });
+        let acks = match from {
+            Some((conn, _)) if p.qos == QoS::AtLeastOnce => alloc::vec![(conn, p.id)],
+            _ => Vec::new(),
         };
         self.pending.push_back(Pending::Release {
             token,
@@ -176,6 +212,8 @@ impl Router {
             targets,
             acks,
             dedup: p.dedup,
+            retain: p.retain,
+            once,
         });
         self.release(now);
         None
@@ -206,7 +244,9 @@ impl Router {
         );
     }
 
-    /// A new message on `topic`: its id, sequence number and record.
+    /// A new message on `topic`: its id, sequence number and record (with the
+    /// client and packet id of an exactly-once publish).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new_message(
         &mut self,
         now: Instant,
@@ -215,13 +255,14 @@ impl Router {
         dedup: Option<wire::Dedup>,
         meta: Meta<'_>,
         payload: &[u8],
+        once: Option<(&str, u16)>,
     ) -> Msg {
         let id = self.next_msg;
         self.next_msg += 1;
         let t = self.topic_state(topic);
         let seq = t.next_seq;
         t.next_seq += 1;
-        let record = Record::Message(MessageRecord {
+        let message = MessageRecord {
             id,
             topic: topic.as_str(),
             seq,
@@ -230,7 +271,15 @@ impl Router {
             dedup,
             meta,
             payload,
-        })
+        };
+        let record = match once {
+            None => Record::Message(message),
+            Some((client, pid)) => Record::MessageOnce {
+                client,
+                pid,
+                message,
+            },
+        }
         .encode_shared();
         Arc::new(Message {
             id,
@@ -321,7 +370,7 @@ impl Router {
             None => None,
             Some(session) => {
                 let publish = parked.publish.as_publish();
-                self.admit(conn, session, now, &publish, Some(parked.deadline))
+                self.admit(Some((conn, session)), now, &publish, Some(parked.deadline))
             }
         };
         match admitted {
@@ -360,7 +409,11 @@ impl Router {
                     }
                 }
                 Pending::Release {
-                    msg, targets, acks, ..
+                    msg,
+                    targets,
+                    acks,
+                    retain,
+                    ..
                 } => {
                     for (conn, id) in acks {
                         let seq = msg.seq;
@@ -374,6 +427,9 @@ impl Router {
                         );
                     }
                     self.retain(&msg, now);
+                    if retain {
+                        self.set_retained(&msg);
+                    }
                     for t in targets {
                         if let Some(q) = self.queue_mut(t) {
                             q.unreserve(msg.payload_len);
@@ -410,6 +466,7 @@ impl Router {
             msg,
             attempt: 0,
             avoid: None,
+            retained: false,
         }) {
             Offer::Accepted => self.stats.current_queued += 1,
             Offer::DroppedOldest(old) => {

@@ -7,9 +7,9 @@ use core::time::Duration;
 
 use super::Router;
 use super::publish::SWEEP_INTERVAL;
-use crate::broker::message::Message;
+use crate::broker::message::{Message, Msg};
 use crate::broker::queue::Queued;
-use crate::broker::record::{Record, RecordError};
+use crate::broker::record::{MessageRecord, Record, RecordError};
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 
@@ -17,7 +17,7 @@ impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
     pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
         match Record::decode(bytes)? {
-            Record::Message(m) => {
+            record @ (Record::Message(m) | Record::MessageOnce { message: m, .. }) => {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);
                 };
@@ -26,24 +26,13 @@ impl Router {
                 if m.id < self.next_msg {
                     return Ok(());
                 }
-                self.next_msg = self.next_msg.max(m.id + 1);
-                let t = self.topic_state(topic);
-                t.next_seq = t.next_seq.max(m.seq + 1);
-                let published_at = Instant::from_micros(m.published_us);
-                let msg = Arc::new(Message {
-                    id: m.id,
-                    seq: m.seq,
-                    topic: t.name.clone(),
-                    qos: m.qos,
-                    published_at,
-                    expires_at: m
-                        .meta
-                        .ttl_ms
-                        .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
-                    priority: m.meta.priority,
-                    payload_len: m.payload.len(),
-                    record: Arc::from(bytes),
-                });
+                let msg = self.restored_message(topic, &m, Arc::from(bytes));
+                if let Record::MessageOnce { client, pid, .. } = record
+                    && let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.insert(pid);
+                }
                 if let Some(d) = m.dedup {
                     self.dedup.record(d.producer, d.seq, m.seq);
                 }
@@ -59,6 +48,7 @@ impl Router {
                             msg: msg.clone(),
                             attempt: 0,
                             avoid: None,
+                            retained: false,
                         });
                         self.stats.current_queued += 1;
                     }
@@ -110,21 +100,7 @@ impl Router {
                     self.remove_subscription(key, now);
                 }
             }
-            Record::Ack { client, sub, msg } => {
-                let key = self
-                    .by_client
-                    .get(client)
-                    .and_then(|&s| self.sessions.get(s))
-                    .and_then(|s| s.subs.get(&sub).copied());
-                if let Some(key) = key {
-                    let session = self.subs.get(key).map(|s| s.session);
-                    let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
-                    if let (Some(session), Some(q)) = (session, removed) {
-                        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
-                        self.advance_cursor(session, key, &q.msg);
-                    }
-                }
-            }
+            Record::Ack { client, sub, msg } => self.restore_ack(client, sub, msg),
             Record::SeqReserve { topic, until } => {
                 let Ok(topic) = Topic::new(topic) else {
                     return Err(RecordError::Malformed);
@@ -139,6 +115,53 @@ impl Router {
                 seq,
                 topic_seq,
             } => self.dedup.record(producer, seq, topic_seq),
+            Record::Retain(m) => {
+                let Ok(topic) = Topic::new(m.topic) else {
+                    return Err(RecordError::Malformed);
+                };
+                let msg = self.restored_message(topic, &m, Record::Message(m).encode_shared());
+                if !msg.is_expired(now) {
+                    self.restore_retained(msg);
+                }
+            }
+            Record::Unretain { topic } => {
+                self.retained.remove(topic);
+                self.stats.current_retained_slots = self.retained.len() as u64;
+            }
+            Record::OnceReceived { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.insert(pid);
+                }
+            }
+            Record::OnceDelivered {
+                client,
+                pid,
+                sub,
+                msg,
+            } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.delivered_once.insert(pid);
+                }
+                self.restore_ack(client, sub, msg);
+            }
+            Record::OnceCompleted { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.delivered_once.remove(&pid);
+                }
+            }
+            Record::OnceReleased { client, pid } => {
+                if let Some(&k) = self.by_client.get(client)
+                    && let Some(s) = self.sessions.get_mut(k)
+                {
+                    s.once.remove(&pid);
+                }
+            }
             Record::GroupAck { filter, group, msg } => {
                 let key = (filter.to_owned(), group.to_owned());
                 if let Some(&g) = self.group_by_name.get(&key)
@@ -150,5 +173,58 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// A stored message as the router holds it (`record`: its encoding as a
+    /// `Record::Message`); ids and the topic's sequence continue after it.
+    fn restored_message(
+        &mut self,
+        topic: Topic<'_>,
+        m: &MessageRecord<'_>,
+        record: Arc<[u8]>,
+    ) -> Msg {
+        self.next_msg = self.next_msg.max(m.id + 1);
+        let t = self.topic_state(topic);
+        t.next_seq = t.next_seq.max(m.seq + 1);
+        let published_at = Instant::from_micros(m.published_us);
+        Arc::new(Message {
+            id: m.id,
+            seq: m.seq,
+            topic: t.name.clone(),
+            qos: m.qos,
+            published_at,
+            expires_at: m
+                .meta
+                .ttl_ms
+                .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
+            priority: m.meta.priority,
+            payload_len: m.payload.len(),
+            record,
+        })
+    }
+
+    /// A subscription of `client` is done with message `msg` (a group
+    /// member's: its group is).
+    fn restore_ack(&mut self, client: &str, sub: u32, msg: u64) {
+        let key = self
+            .by_client
+            .get(client)
+            .and_then(|&s| self.sessions.get(s))
+            .and_then(|s| s.subs.get(&sub).copied());
+        let Some(key) = key else { return };
+        if let Some(g) = self.subs.get(key).and_then(|s| s.group) {
+            if let Some(group) = self.groups.get_mut(g)
+                && group.queue.remove_id(msg).is_some()
+            {
+                self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            }
+            return;
+        }
+        let session = self.subs.get(key).map(|s| s.session);
+        let removed = self.subs.get_mut(key).and_then(|s| s.queue.remove_id(msg));
+        if let (Some(session), Some(q)) = (session, removed) {
+            self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            self.advance_cursor(session, key, &q.msg);
+        }
     }
 }

@@ -5,7 +5,7 @@ use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use super::{Pending, Router, Session};
+use super::{Pending, PendingWill, Router, Session};
 use crate::broker::ConnId;
 use crate::broker::command::{Connect, Outcome, Output};
 use crate::broker::config::Permissions;
@@ -14,6 +14,7 @@ use crate::broker::record::Record;
 use crate::broker::slab::Key;
 use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
+use crate::topic::Topic;
 use crate::wire::Reason;
 
 const MAX_CLIENT_ID: usize = 128;
@@ -33,6 +34,16 @@ impl Router {
             self.stats.auth_failures += 1;
             return Outcome::Refused(Reason::BadToken, "unknown token");
         };
+        if let Some(w) = &c.will {
+            match Topic::new(w.publish.topic) {
+                Err(_) => return Outcome::Refused(Reason::InvalidTopic, "invalid will topic"),
+                Ok(t) if w.publish.topic.starts_with('$') || !perms.may_publish(t) => {
+                    self.stats.auth_failures += 1;
+                    return Outcome::Refused(Reason::NotAuthorized, "will topic not permitted");
+                }
+                Ok(_) => {}
+            }
+        }
         let mut session_present = false;
         if let Some(&existing) = self.by_client.get(c.client_id) {
             // Take over from a connection still attached to the session.
@@ -44,8 +55,9 @@ impl Router {
                 );
             }
             let persistent = self.sessions.get(existing).is_some_and(|s| s.persistent);
-            if c.persistent && persistent {
+            if c.resume && persistent {
                 session_present = true;
+                self.session_back(existing);
             } else {
                 self.destroy_session(existing, true, now);
             }
@@ -61,18 +73,35 @@ impl Router {
         s.conn = Some(conn);
         s.perms = perms;
         s.default_credit = c.default_credit;
+        s.ack_deadlines = c.ack_deadlines;
+        s.expiry = c.expiry;
+        s.will = c.will.as_ref().map(PendingWill::new);
+        // A resumed persistent session the client now wants clean (MQTT 5:
+        // no session expiry) ends with this connection.
+        if session_present && !c.persistent {
+            s.persistent = false;
+            let client = s.client.clone();
+            self.emit(&Record::SessionEnd { client: &client });
+        }
+        let Some(s) = self.sessions.get(session) else {
+            return Outcome::Done;
+        };
         // Credit windows restart with the connection: nothing is in flight. A
-        // resumed subscription delivers again once the client re-asserts it.
+        // resumed subscription delivers again once the client re-asserts it
+        // (unless its protocol keeps subscriptions).
         for &sub in s.subs.values() {
             if let Some(sub) = self.subs.get_mut(sub) {
                 sub.credit = sub.window;
-                sub.active = !session_present;
+                sub.active = !session_present || c.keep_subscriptions;
             }
         }
         if let Some(link) = self.links.get_mut(conn) {
             link.session = Some(session);
         }
         self.send(conn, Output::Connected { session_present });
+        if session_present {
+            self.release_again(conn, session);
+        }
         self.pump_session(session, now);
         Outcome::Done
     }
@@ -89,6 +118,12 @@ impl Router {
             inflight: Default::default(),
             cursors: BTreeMap::new(),
             timer: None,
+            ack_deadlines: true,
+            expiry: None,
+            expiry_timer: None,
+            will: None,
+            once: Default::default(),
+            delivered_once: Default::default(),
         });
         self.by_client.insert(client.to_owned(), key);
         if persistent && record {
@@ -101,16 +136,23 @@ impl Router {
     /// back to their groups.
     pub(super) fn destroy_session(&mut self, session: Key, record: bool, now: Instant) {
         self.requeue_inflight(session, now);
+        // The session ends: a will still waiting for its delay goes out now.
+        let will = self.take_will(session);
         let Some(mut s) = self.sessions.remove(session) else {
             return;
         };
         self.timers.stop(&mut s.timer, Timer::Session(session));
+        self.timers
+            .stop(&mut s.expiry_timer, Timer::Expiry(session));
         self.by_client.remove(&s.client);
         for (_, sub) in s.subs {
             self.remove_subscription(sub, now);
         }
         if s.persistent && record {
             self.emit(&Record::SessionEnd { client: &s.client });
+        }
+        if let Some(w) = will {
+            self.publish_will(w, now);
         }
     }
 
@@ -138,6 +180,7 @@ impl Router {
         s.conn = None;
         if s.persistent {
             self.requeue_inflight(session, now);
+            self.session_away(session, now);
         } else {
             self.destroy_session(session, false, now);
         }
@@ -210,6 +253,7 @@ impl Router {
                 msg: f.msg,
                 attempt: f.attempt,
                 avoid,
+                retained: false,
             });
         }
         for (target, items) in by_target {
@@ -231,6 +275,14 @@ impl Router {
             }
             self.pump(target, now);
         }
+    }
+
+    /// Whether the session `conn` carries is persistent.
+    pub(crate) fn session_persistent(&self, conn: ConnId) -> bool {
+        self.links
+            .session(conn)
+            .and_then(|k| self.sessions.get(k))
+            .is_some_and(|s| s.persistent)
     }
 
     /// Whether a session is stored for `client_id`.

@@ -59,6 +59,7 @@ impl Router {
                             msg: f.msg,
                             attempt: f.attempt,
                             avoid,
+                            retained: false,
                         },
                     );
                     self.timers
@@ -157,7 +158,15 @@ impl Router {
         };
         self.stats.dead_lettered += 1;
         let view = msg.view();
-        let dl = self.new_message(now, topic, QoS::AtLeastOnce, None, view.meta, view.payload);
+        let dl = self.new_message(
+            now,
+            topic,
+            QoS::AtLeastOnce,
+            None,
+            view.meta,
+            view.payload,
+            None,
+        );
         let mut targets = Vec::new();
         self.index.for_each_match(topic, |t| targets.push(*t));
         self.reserve(&targets, dl.payload_len);
@@ -168,6 +177,8 @@ impl Router {
             targets,
             acks: Vec::new(),
             dedup: None,
+            retain: false,
+            once: None,
         });
         self.release(now);
     }

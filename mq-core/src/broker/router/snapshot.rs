@@ -51,7 +51,22 @@ impl Router {
                     credit: sub.window,
                 });
             }
+            for &pid in &s.once {
+                emit(Record::OnceReceived {
+                    client: &s.client,
+                    pid,
+                });
+            }
+            for &pid in &s.delivered_once {
+                emit(Record::OnceDelivered {
+                    client: &s.client,
+                    pid,
+                    sub: 0,
+                    msg: 0,
+                });
+            }
         }
+
         for t in self.topics.values() {
             emit(Record::SeqReserve {
                 topic: &t.name,
@@ -60,7 +75,14 @@ impl Router {
         }
         let held = self.held_messages();
         for (msg, holders) in held.values() {
-            out.push(msg.record.clone());
+            // A `MessageOnce` goes as a plain message: the ids still held
+            // are `OnceReceived` records above.
+            match Record::decode(&msg.record) {
+                Ok(Record::MessageOnce { message, .. }) => {
+                    out.push(Record::Message(message).encode_shared())
+                }
+                _ => out.push(msg.record.clone()),
+            }
             // Restore routes the message to every matching durable queue: those
             // done with it get an ack right after.
             let Ok(topic) = Topic::new(&msg.topic) else {
@@ -77,6 +99,8 @@ impl Router {
                 }
             }
         }
+        // After the messages: restoring one moves the next id past it.
+        self.retained_records(&mut out);
         for (producer, seq, topic_seq) in self.dedup.entries() {
             out.push(
                 Record::DedupMark {

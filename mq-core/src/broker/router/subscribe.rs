@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use super::{Group, Pending, Router, Subscription};
 use crate::broker::ConnId;
-use crate::broker::command::{Output, Subscribe};
+use crate::broker::command::{Output, SendRetained, Subscribe};
 use crate::broker::queue::{Queue, Queued};
 use crate::broker::record::Record;
 use crate::broker::replay::Replay;
@@ -46,8 +46,14 @@ impl Router {
                 if let Some(sub) = self.subs.get_mut(existing) {
                     sub.active = true;
                 }
-                self.send(conn, Output::SubAck { sub: s.sub });
+                // Its record may still wait for the store (an earlier subscribe
+                // on a connection that dropped): answer once that is stored.
+                let token = sess.persistent.then(|| self.store.last_token());
+                self.send_once_stored(conn, token, Output::SubAck { sub: s.sub });
                 let target = self.target_of(existing);
+                if s.retained == SendRetained::Always && s.group.is_none() {
+                    self.send_retained(existing, s.filter, now);
+                }
                 self.pump(target, now);
             } else {
                 reject(self, Reason::IdInUse)
@@ -76,22 +82,19 @@ impl Router {
             credit,
             Some(s.start),
         );
-        if persistent {
-            let token = self.emit(&Record::Subscribe {
+        let token = persistent.then(|| {
+            self.emit(&Record::Subscribe {
                 client: &client,
                 sub: s.sub,
                 filter: s.filter,
                 group: s.group,
                 qos: s.qos,
                 credit,
-            });
-            self.pending.push_back(Pending::Reply {
-                token,
-                conn: Some(conn),
-                out: Output::SubAck { sub: s.sub },
-            });
-        } else {
-            self.send(conn, Output::SubAck { sub: s.sub });
+            })
+        });
+        self.send_once_stored(conn, token, Output::SubAck { sub: s.sub });
+        if s.retained != SendRetained::Never && s.group.is_none() {
+            self.send_retained(key, s.filter, now);
         }
         let target = self.target_of(key);
         self.pump(target, now);
@@ -231,6 +234,7 @@ impl Router {
                         msg: f.msg,
                         attempt: f.attempt,
                         avoid: None,
+                        retained: false,
                     }]);
                 }
             }

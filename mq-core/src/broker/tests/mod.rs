@@ -3,6 +3,8 @@
 
 mod delivery;
 mod handshake;
+mod mqtt;
+mod mqtt_session;
 mod priority;
 mod publish;
 mod replay;
@@ -17,6 +19,7 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::framing::Framing;
 use crate::framing::serial::{self, SerialDecoder};
 use crate::framing::stream::{Decoded, StreamDecoder, encode_frame, framed_len};
 use crate::wire::Dedup;
@@ -103,6 +106,10 @@ struct H {
     auto_persist: bool,
     unpersisted: Vec<u64>,
     max_frame: u32,
+    /// MQTT connections, with the bytes the broker sent each and not yet read.
+    mqtt: BTreeMap<ConnId, Vec<u8>>,
+    /// MQTT packets read and not yet taken by a test.
+    mgot: BTreeMap<ConnId, Vec<mqtt::MGot>>,
 }
 
 impl H {
@@ -119,6 +126,8 @@ impl H {
             auto_persist: true,
             unpersisted: Vec::new(),
             max_frame: 1 << 20,
+            mqtt: BTreeMap::new(),
+            mgot: BTreeMap::new(),
         }
     }
 
@@ -138,6 +147,10 @@ impl H {
             while let Some(t) = self.b.poll_transmit(self.now, &mut buf) {
                 progress = true;
                 let mut rest = &buf[..t.len];
+                if let Some(raw) = self.mqtt.get_mut(&t.conn) {
+                    raw.extend_from_slice(rest);
+                    continue;
+                }
                 if let Some(raw) = self.lines.get_mut(&t.conn) {
                     raw.push(rest.to_vec());
                     let mut dec = SerialDecoder::new(vec![0u8; 64 * 1024]);

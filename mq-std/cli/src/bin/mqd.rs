@@ -43,6 +43,10 @@ struct Args {
     /// Address for /metrics and /health; "" disables it [default: 127.0.0.1:7411].
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
+    /// Serve MQTT 3.1.1 and 5 on this address too (1883 by convention; off
+    /// unless given here or in `[mqtt]`; "" turns it off).
+    #[arg(long, value_name = "ADDR")]
+    mqtt: Option<String>,
     /// Directory for the broker's data [default: ./mq-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -57,8 +61,8 @@ struct Args {
     #[arg(long)]
     check_config: bool,
     /// Once serving, write the addresses it listens on to FILE (lines
-    /// `listen=ADDR` and, with HTTP, `http=ADDR`): how a script or a test that
-    /// asks for port 0 learns which ports it got.
+    /// `listen=ADDR` and, with HTTP, `http=ADDR`, with MQTT, `mqtt=ADDR`): how
+    /// a script or a test that asks for port 0 learns which ports it got.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
 }
@@ -80,6 +84,9 @@ fn main() -> ExitCode {
     }
     if let Some(v) = args.http {
         file.http = Some(v);
+    }
+    if let Some(v) = args.mqtt {
+        file.mqtt.get_or_insert_with(Default::default).listen = Some(v);
     }
     if let Some(v) = args.data_dir {
         file.data_dir = Some(v);
@@ -170,6 +177,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     }
     let opts = ServerOptions {
         listen: cfg.listen,
+        mqtt: cfg.mqtt,
         broker: cfg.broker.clone(),
         store,
         input_budget: memory / 4,
@@ -185,6 +193,9 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         store = %described,
         "mqd ready"
     );
+    if let Some(mqtt) = handle.mqtt_addr() {
+        tracing::info!(%mqtt, "serving MQTT 3.1.1 and 5");
+    }
     let control = handle.control();
     for (name, port) in lines {
         tracing::info!(line = %name, "serving serial line");
@@ -216,7 +227,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         });
     }
     if let Some(path) = &ready_file {
-        write_ready(path, handle.local_addr(), http_addr)
+        write_ready(path, handle.local_addr(), http_addr, handle.mqtt_addr())
             .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     let mut stopped = std::pin::pin!(handle.wait());
@@ -250,10 +261,18 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
 
 /// Writes `--ready-file`: under a temporary name first, then renamed, so that
 /// whoever waits for it never reads half of it.
-fn write_ready(path: &Path, listen: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<()> {
+fn write_ready(
+    path: &Path,
+    listen: SocketAddr,
+    http: Option<SocketAddr>,
+    mqtt: Option<SocketAddr>,
+) -> std::io::Result<()> {
     let mut text = format!("listen={listen}\n");
     if let Some(http) = http {
         text.push_str(&format!("http={http}\n"));
+    }
+    if let Some(mqtt) = mqtt {
+        text.push_str(&format!("mqtt={mqtt}\n"));
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

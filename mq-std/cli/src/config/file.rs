@@ -141,6 +141,16 @@ pub struct FileConfig {
     /// Serial lines to serve.
     #[serde(default, deserialize_with = "one_or_many")]
     pub serial: Vec<SerialSection>,
+    /// The MQTT listener (off unless configured).
+    pub mqtt: Option<MqttSection>,
+}
+
+/// `[mqtt]`: serve MQTT 3.1.1 and 5 into the same broker.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Address to listen on (1883 by convention); empty turns it off.
+    pub listen: Option<String>,
 }
 
 impl FileConfig {
@@ -164,6 +174,9 @@ impl FileConfig {
         }
         if let Some(v) = env("MQ_HTTP") {
             self.http = Some(v);
+        }
+        if let Some(v) = env("MQ_MQTT") {
+            self.mqtt.get_or_insert_with(Default::default).listen = Some(v);
         }
         if let Some(v) = env("MQ_DATA_DIR") {
             self.data_dir = Some(v.into());

@@ -62,6 +62,9 @@
 //!                                #   publishes are refused (StorageFull); 0: no limit
 //! compact_min_bytes = 67108864   # no compaction below this disk use
 //!
+//! [mqtt]                         # MQTT 3.1.1 and 5 into the same broker; off
+//! listen = "127.0.0.1:1883"      #   unless set (MQ_MQTT, `--mqtt ADDR`)
+//!
 //! [serial]                       # a device on a serial line (mq_std::serial);
 //! path = "/dev/ttyUSB0"          #   [[serial]] for several; `--serial PATH` adds
 //! baud = 115200                  #   one more (at 115200 baud). Unix only.
@@ -75,6 +78,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use file::{
-    FileConfig, QueueSection, RetentionSection, SerialSection, StoreSection, TokenSection,
+    FileConfig, MqttSection, QueueSection, RetentionSection, SerialSection, StoreSection,
+    TokenSection,
 };
 pub use resolve::{DEFAULT_BAUD, DaemonConfig, SerialLine, StoreConfig};

@@ -20,6 +20,8 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// HTTP address, if enabled.
     pub http: Option<SocketAddr>,
+    /// MQTT address, if enabled.
+    pub mqtt: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Log filter.
@@ -156,6 +158,13 @@ impl FileConfig {
             ),
             None => Some(mq_server::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
         };
+        let mqtt = match self.mqtt.as_ref().and_then(|m| m.listen.as_deref()) {
+            None | Some("") => None,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| err(format!("mqtt address {a:?} is not host:port")))?,
+            ),
+        };
         let mut b = broker::Config::default();
         let limits = Limits {
             max_frame: self.max_frame.unwrap_or(b.limits.max_frame),
@@ -209,6 +218,7 @@ impl FileConfig {
         Ok(DaemonConfig {
             listen,
             http,
+            mqtt,
             data_dir: self
                 .data_dir
                 .clone()

@@ -150,3 +150,23 @@ fn bad_values_are_explained() {
         .unwrap_err();
     assert!(e.to_string().contains("MQ_MAX_FRAME"));
 }
+
+#[test]
+fn mqtt_is_off_unless_configured() {
+    let off = FileConfig::default().resolve().unwrap();
+    assert_eq!(off.mqtt, None);
+    let f: FileConfig = toml::from_str("[mqtt]\nlisten = \"127.0.0.1:1883\"").unwrap();
+    assert_eq!(
+        f.resolve().unwrap().mqtt,
+        Some("127.0.0.1:1883".parse().unwrap())
+    );
+    let mut f = FileConfig::default();
+    f.apply_env(|k| (k == "MQ_MQTT").then(|| "127.0.0.1:0".to_string()))
+        .unwrap();
+    assert_eq!(
+        f.resolve().unwrap().mqtt,
+        Some("127.0.0.1:0".parse().unwrap())
+    );
+    let bad: FileConfig = toml::from_str("[mqtt]\nlisten = \"port 1883\"").unwrap();
+    assert!(bad.resolve().unwrap_err().to_string().contains("mqtt"));
+}

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mq_core::broker::{ConnId, QueueInfo, Stats};
+use mq_core::broker::{ConnId, Protocol, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -23,7 +23,7 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
 /// What the broker task hears: from the acceptor, the connections' readers and
 /// writers, the store thread and the handles.
 pub(super) enum Cmd {
-    Accept(TcpStream, SocketAddr),
+    Accept(TcpStream, SocketAddr, Protocol),
     Attach(Box<dyn Io>, Framing, String),
     Input(ConnId, Bytes),
     Closed(ConnId),

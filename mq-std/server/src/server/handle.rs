@@ -19,6 +19,9 @@ use crate::store::{MemoryStore, Store, StoreMetrics};
 pub struct ServerOptions {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// Address to serve MQTT 3.1.1 and 5 on, into the same broker; `None`:
+    /// no MQTT listener.
+    pub mqtt: Option<SocketAddr>,
     /// The broker's configuration.
     pub broker: BrokerConfig,
     /// Where records go; [`MemoryStore`] keeps nothing.
@@ -38,6 +41,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mqtt: None,
             broker: BrokerConfig::default(),
             store: Box::new(MemoryStore),
             input_budget: 256 * 1024,
@@ -51,6 +55,7 @@ impl Default for ServerOptions {
 /// A running server.
 pub struct ServerHandle {
     pub(super) addr: SocketAddr,
+    pub(super) mqtt_addr: Option<SocketAddr>,
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     pub(super) task: JoinHandle<io::Result<()>>,
 }
@@ -59,6 +64,11 @@ impl ServerHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address it serves MQTT on, when it does.
+    pub fn mqtt_addr(&self) -> Option<SocketAddr> {
+        self.mqtt_addr
     }
 
     /// The broker's counters.

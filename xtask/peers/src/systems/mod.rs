@@ -36,6 +36,7 @@ pub async fn probe(ctx: &Ctx, s: System) -> Result<Vec<(String, String)>, String
         }
         System::Nats => nats::version(ctx).await?,
         System::Mosquitto => mqtt::version(ctx).await?,
+        System::MqMqtt => Vec::new(),
         System::Redis => redis::version(ctx).await?,
         System::ZeroMq => zeromq::version(),
         System::Liner => {
@@ -57,7 +58,14 @@ pub async fn run(ctx: &Ctx, s: System, w: &Workload) -> Result<Measured, String>
         match s {
             System::Mq => mq::run(ctx, w).await,
             System::Nats => nats::run(ctx, w).await,
-            System::Mosquitto => mqtt::run(ctx, w).await,
+            System::Mosquitto => mqtt::run(ctx, w).await.map(|m| match w.kind {
+                crate::workload::Kind::Acked => m.with_note(
+                    "QoS 1: stored in memory; Mosquitto writes its persistence file \
+                     only periodically, if at all (not per acknowledgement)",
+                ),
+                _ => m,
+            }),
+            System::MqMqtt => mqtt::run_mqd(ctx, w).await,
             System::Redis => redis::run(ctx, w).await,
             System::ZeroMq => zeromq::run(ctx, w).await,
             System::Liner => liner::run(ctx, w).await,
