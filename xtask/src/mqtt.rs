@@ -13,8 +13,8 @@ use std::process::Command;
 
 use crate::bench::{MOSQUITTO, Servers};
 use crate::cmd::{self, run, succeeds};
-use crate::python::{make_venv, venv_python};
 use crate::mq_tools;
+use crate::python::{make_venv, venv_python};
 
 /// Where mqd's results may differ from Mosquitto's, what mqd must say, and why.
 const DIFFERENCES: &[(&str, &str, &str)] = &[(
