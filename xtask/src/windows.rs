@@ -302,6 +302,11 @@ impl Wine {
                 .arg(&source)
                 .arg("-lbcrypt"))?;
         }
+        // One wineserver for the whole step (ended by `shut_down`). Left to
+        // itself it exits a moment after the last Windows process; a program
+        // started in that moment (mqd.exe restarted right after it stopped)
+        // fails with `wine client error:0: recvmsg: Connection reset by peer`.
+        run(Command::new("wineserver").arg("-p").envs(wine.env()))?;
         println!("    {}", cmd::format_duration(step.elapsed()));
         Ok(wine)
     }
