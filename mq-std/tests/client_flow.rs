@@ -335,7 +335,7 @@ async fn plain_publish_loops_and_queued_publishes_arrive_in_order() {
                 })
                 .collect();
             for r in receipts {
-                r.wait(None).unwrap();
+                r.wait().unwrap();
             }
             c
         })

@@ -145,7 +145,7 @@ impl Client {
         opts: &PublishOptions,
     ) -> Result<PubAck, Error> {
         self.enqueue_until(topic, payload.into(), opts, None)?
-            .wait(None)
+            .wait()
     }
 
     /// [`publish`](Self::publish), giving up after `timeout` with
@@ -160,7 +160,7 @@ impl Client {
     ) -> Result<PubAck, Error> {
         let deadline = Instant::now() + timeout;
         self.enqueue_until(topic, payload.into(), opts, Some(deadline))?
-            .wait(Some(deadline))
+            .wait_until(Some(deadline))
     }
 
     /// Queues a message for publishing and returns once it is queued (blocking
@@ -174,6 +174,20 @@ impl Client {
         opts: &PublishOptions,
     ) -> Result<Receipt, Error> {
         self.enqueue_until(topic, payload.into(), opts, None)
+    }
+
+    /// [`enqueue`](Self::enqueue), giving up after `timeout` with
+    /// [`Error::Timeout`] while there is no room (the message is then not
+    /// sent).
+    pub fn enqueue_timeout(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+        timeout: Duration,
+    ) -> Result<Receipt, Error> {
+        let deadline = Instant::now() + timeout;
+        self.enqueue_until(topic, payload.into(), opts, Some(deadline))
     }
 
     fn enqueue_until(
@@ -486,10 +500,26 @@ pub struct Receipt(Option<(Acked, Arc<Commands>)>);
 type Acked = answer::Answer<Result<PubAck, Error>>;
 
 impl Receipt {
-    /// Blocks until the broker stored the message (QoS 1), or returns at once
-    /// (QoS 0).
-    pub fn wait(self, deadline: Option<Instant>) -> Result<PubAck, Error> {
-        let Some((answer, commands)) = self.0 else {
+    /// Blocks until the broker stored the message (QoS 1); returns at once
+    /// for QoS 0.
+    pub fn wait(self) -> Result<PubAck, Error> {
+        self.wait_until(None)
+    }
+
+    /// [`wait`](Self::wait) without giving the receipt up.
+    pub fn wait_forever(&self) -> Result<PubAck, Error> {
+        self.wait_until(None)
+    }
+
+    /// [`wait`](Self::wait), giving up after `timeout` with [`Error::Timeout`]
+    /// (the receipt stays valid: wait again). A receipt answers once; asked
+    /// again after that it says [`Error::Closed`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<PubAck, Error> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<PubAck, Error> {
+        let Some((answer, commands)) = &self.0 else {
             return Ok(PubAck {
                 seq: None,
                 duplicate: false,
