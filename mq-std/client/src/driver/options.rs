@@ -43,7 +43,9 @@ pub struct ClientOptions {
     /// larger messages arrive in pieces and are reassembled. Default 2 MiB.
     pub inbox_bytes: usize,
     /// Credit of a subscription whose options name none: how many deliveries it
-    /// may have outstanding. Default 64.
+    /// may have outstanding (and how many messages the client buffers for it).
+    /// Default 1024: enough to keep a subscriber streaming at full speed over
+    /// loopback; lower it for large messages or many subscriptions.
     pub credit: u32,
     /// Tag QoS 1 publishes with a producer id (random per client) and sequence,
     /// so that the broker drops the duplicates a resend after reconnecting may
@@ -77,7 +79,7 @@ impl Default for ClientOptions {
             keepalive: Duration::from_secs(15),
             outbox_bytes: 8 << 20,
             inbox_bytes: 2 << 20,
-            credit: 64,
+            credit: 1024,
             dedup: true,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
