@@ -138,6 +138,11 @@ typedef struct mq_listener mq_listener;
 // accessors hand out stay valid until the message is freed.
 typedef struct mq_message mq_message;
 
+// A queued publish's outcome (`mq_client_enqueue`). Owned by the caller:
+// free it with `mq_receipt_free` (waiting is not required; the message is
+// published either way). One thread at a time.
+typedef struct mq_receipt mq_receipt;
+
 // A subscription whose messages the application receives with
 // `mq_subscription_recv` (opaque). Thread-safe; concurrent receivers take
 // turns. Free it (which unsubscribes) with `mq_subscription_free`.
@@ -415,6 +420,52 @@ enum mq_result mq_message_error(const struct mq_message *msg, char *buf, size_t 
 // `msg` must be NULL or a live message from `mq_subscription_recv` that no
 // other thread uses during or after this call.
 void mq_message_free(struct mq_message *msg);
+
+// Queues `len` bytes at `payload` for publishing to `topic` and returns once
+// queued: it blocks only while the client's room for queued publishes
+// (`outbox_bytes`) is used up, up to `opts->timeout_ms` if set. `*out`
+// receives a receipt to wait on with `mq_receipt_wait` (for QoS 0 it answers
+// at once). Messages are sent in the order they were queued. The payload is
+// copied.
+//
+// # Safety
+// `client` must be NULL or a live client; `topic` NULL or NUL-terminated;
+// `payload` valid for `len` bytes (NULL allowed when `len` is 0); `opts` NULL
+// or valid for reads (and its headers likewise); `out` valid for one write.
+enum mq_result mq_client_enqueue(const struct mq_client *client,
+                                 const char *topic,
+                                 const uint8_t *payload,
+                                 size_t len,
+                                 const struct mq_publish_options *opts,
+                                 struct mq_receipt **out);
+
+// Blocks until the broker stored the queued message (QoS 1; at once for QoS
+// 0), up to `timeout_ms` (`MQ_WAIT_FOREVER`: as long as it takes). `ack` (may
+// be NULL) receives the broker's answer. `MQ_ERR_TIMEOUT` leaves the receipt
+// waiting (call again); a receipt answers once.
+//
+// # Safety
+// `receipt` must be NULL or a live receipt; `ack` NULL or valid for one write.
+enum mq_result mq_receipt_wait(const struct mq_receipt *receipt,
+                               uint32_t timeout_ms,
+                               struct mq_puback *ack);
+
+// Frees a receipt. NULL is fine. The message is published regardless.
+//
+// # Safety
+// `receipt` must be NULL or a live receipt that no other thread uses during
+// or after this call.
+void mq_receipt_free(struct mq_receipt *receipt);
+
+// The text of the receipt's last failure; as `mq_client_error`.
+//
+// # Safety
+// `receipt` must be NULL or a live receipt; `buf` NULL or valid for `cap`
+// bytes; `len` NULL or valid for one write.
+enum mq_result mq_receipt_error(const struct mq_receipt *receipt,
+                                char *buf,
+                                size_t cap,
+                                size_t *len);
 
 // Fills `*opts` with the defaults: no group, new messages only, QoS 1, the
 // client's credit.

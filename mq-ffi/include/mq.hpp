@@ -145,7 +145,7 @@ struct connect_options {
     std::chrono::milliseconds connect_timeout{0};
     /// 0: the default (15 s).
     std::chrono::milliseconds keepalive{0};
-    /// Default credit of a subscription; 0: the default (64).
+    /// Default credit of a subscription; 0: the default (1024).
     uint32_t credit = 0;
 };
 

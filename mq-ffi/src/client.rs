@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
-use ::mq_client::blocking::{Client, ClientOptions, PublishOptions, QoS, SessionMode};
+use ::mq_client::blocking::{Client, ClientOptions, PubAck, PublishOptions, QoS, SessionMode};
 
 use crate::error::*;
 
@@ -365,27 +365,53 @@ pub unsafe extern "C" fn mq_client_publish(
     ack: *mut mq_puback,
 ) -> mq_result {
     on(unsafe { handle(client) }, |client| {
-        let topic = unsafe { str_arg(topic, "topic") }?;
-        let payload = unsafe { bytes_arg(payload, len, "payload") }?.to_vec();
-        let (opts, timeout) = match unsafe { handle(opts) } {
-            Some(o) => unsafe { o.to_options() }?,
-            None => (PublishOptions::default(), None),
-        };
+        let (topic, payload, opts, timeout) = unsafe { publish_args(topic, payload, len, opts) }?;
         let conn = client.connected()?;
         let answer = match timeout {
             Some(t) => conn.publish_timeout(topic, payload, &opts, t),
             None => conn.publish(topic, payload, &opts),
         }?;
-        if !ack.is_null() {
-            let value = mq_puback {
-                has_seq: answer.seq.is_some(),
-                seq: answer.seq.unwrap_or(0),
-                duplicate: answer.duplicate,
-            };
-            unsafe { ack.write(value) };
-        }
+        unsafe { write_ack(ack, answer) };
         Ok(())
     })
+}
+
+/// A publish's arguments, checked and copied: topic, payload, options and the
+/// options' timeout.
+pub(crate) type PublishArgs<'a> = (&'a str, Vec<u8>, PublishOptions, Option<Duration>);
+
+/// Reads a publish's arguments ([`PublishArgs`]).
+///
+/// # Safety
+/// As [`mq_client_publish`]'s.
+pub(crate) unsafe fn publish_args<'a>(
+    topic: *const c_char,
+    payload: *const u8,
+    len: usize,
+    opts: *const mq_publish_options,
+) -> Result<PublishArgs<'a>, Fail> {
+    let topic = unsafe { str_arg(topic, "topic") }?;
+    let payload = unsafe { bytes_arg(payload, len, "payload") }?.to_vec();
+    let (opts, timeout) = match unsafe { handle(opts) } {
+        Some(o) => unsafe { o.to_options() }?,
+        None => (PublishOptions::default(), None),
+    };
+    Ok((topic, payload, opts, timeout))
+}
+
+/// Writes the broker's answer to `ack` unless it is NULL.
+///
+/// # Safety
+/// `ack` must be NULL or valid for one write.
+pub(crate) unsafe fn write_ack(ack: *mut mq_puback, answer: PubAck) {
+    if !ack.is_null() {
+        let value = mq_puback {
+            has_seq: answer.seq.is_some(),
+            seq: answer.seq.unwrap_or(0),
+            duplicate: answer.duplicate,
+        };
+        unsafe { ack.write(value) };
+    }
 }
 
 impl KeepsError for mq_client {

@@ -10,6 +10,7 @@
 //! - [`subscription`]: `mq_subscription` (poll-style receive) and `mq_listener`
 //!   (a callback on a thread of its own).
 //! - [`message`]: `mq_message`: what a subscription receives, ack and nack.
+//! - [`receipt`]: `mq_receipt`: a queued publish's outcome.
 //!
 //! The rules every function follows are written once at the top of the header
 //! (`cbindgen.toml` holds that text): result codes, error text, pointer
@@ -23,9 +24,11 @@
 pub mod client;
 pub mod error;
 pub mod message;
+pub mod receipt;
 pub mod subscription;
 
 pub use client::*;
 pub use error::*;
 pub use message::*;
+pub use receipt::*;
 pub use subscription::*;

@@ -271,6 +271,91 @@ async fn publishers_wait_for_outbox_room() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_publish_loops_and_queued_publishes_arrive_in_order() {
+    let srv = default_server().await;
+    within(async {
+        let addr = srv.local_addr();
+        let observer = Client::connect(options(addr)).await.unwrap();
+        let mut opts = SubscribeOptions::default();
+        opts.credit = 1024;
+        let mut sub = observer.subscribe("loop.>", &opts).await.unwrap();
+        const N: u32 = 3_000;
+        let reader = tokio::spawn(async move {
+            let (mut from_async, mut from_blocking) = (Vec::new(), Vec::new());
+            while from_async.len() + from_blocking.len() < 4 * N as usize {
+                let m = sub.next().await.unwrap();
+                let i = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                match m.topic.as_str() {
+                    "loop.async" => from_async.push(i),
+                    _ => from_blocking.push(i),
+                }
+                m.ack().unwrap();
+            }
+            (from_async, from_blocking)
+        });
+        // A small room between the application and the session: the loops
+        // below outrun the client's task, so they wait for room, in order.
+        let mut popts = options(addr);
+        popts.outbox_bytes = 8 * 1024;
+        let client = Client::connect(popts.clone()).await.unwrap();
+        for i in 0..N {
+            let ack = client
+                .publish("loop.async", i.to_be_bytes().to_vec(), &qos0())
+                .await
+                .unwrap();
+            assert_eq!(ack.seq, None);
+        }
+        // QoS 1 queued without waiting for each acknowledgement.
+        let mut receipts = Vec::new();
+        for i in N..2 * N {
+            receipts.push(
+                client
+                    .enqueue("loop.async", i.to_be_bytes().to_vec(), &qos1())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let mut last = 0;
+        for r in receipts {
+            let seq = r.await.unwrap().seq.expect("QoS 1 has a sequence");
+            assert!(seq > last, "acknowledged in order");
+            last = seq;
+        }
+        // The blocking client, the same way.
+        let blocking_client = blocking_task(move || {
+            let c = blocking::Client::connect(popts).unwrap();
+            for i in 2 * N..3 * N {
+                c.publish("loop.blocking", i.to_be_bytes().to_vec(), &qos0())
+                    .unwrap();
+            }
+            let receipts: Vec<_> = (3 * N..4 * N)
+                .map(|i| {
+                    c.enqueue("loop.blocking", i.to_be_bytes().to_vec(), &qos1())
+                        .unwrap()
+                })
+                .collect();
+            for r in receipts {
+                r.wait().unwrap();
+            }
+            c
+        })
+        .await;
+        let (from_async, from_blocking) = reader.await.unwrap();
+        assert_eq!(from_async, (0..2 * N).collect::<Vec<_>>());
+        assert_eq!(from_blocking, (2 * N..4 * N).collect::<Vec<_>>());
+        for stats in [client.stats(), blocking_client.stats()] {
+            assert_eq!(stats.unsent_qos0, 0);
+            assert_eq!(stats.room_bytes, 0);
+        }
+        blocking_task(move || blocking_client.close()).await;
+        client.close().await;
+        observer.close().await;
+    })
+    .await;
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_are_fragmented_and_reassembled() {
     // The publisher fragments to the broker's maximum frame (1 MiB by default,
     // larger than the server's input budget: it must still take whole frames).

@@ -25,7 +25,8 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
                          [--pause-compilers] [--no-write] [--limit SECS]
 
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
-  --workloads LIST   workloads to run: 1, 2 (2a 1 KiB, 2b 64 KiB), 3, 4, 5, 6
+  --workloads LIST   workloads to run: 1 (1 windowed, 1p a plain loop), 2 (2a 1 KiB, 2b 64 KiB),
+                     3, 4, 5, 6
   --systems LIST     mq, mq-mqtt, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)

@@ -21,6 +21,18 @@ pub enum Overflow {
         /// How long a publisher may be held.
         deadline: Duration,
     },
+    /// Pace publishers to the consumer, and shed a consumer that stops: hold
+    /// the publisher while the queue is full, as `Block` does, but a queue
+    /// still full after a publisher was held for `hold` belongs to a slow
+    /// consumer and is *shed*: it no longer holds anyone back; QoS 0 messages
+    /// for it are dropped and QoS 1 publishes refused with
+    /// [`Reason::QueueFull`](crate::Reason::QueueFull) (both counted), until it
+    /// has drained to half its bounds. Every shedding is counted
+    /// ([`Stats::shed`](super::Stats::shed)).
+    Pace {
+        /// How long a full queue may hold a publisher before it is shed.
+        hold: Duration,
+    },
 }
 
 /// Bounds of one queue (a subscription's, or a group's shared one).

@@ -57,6 +57,9 @@ pub(crate) struct Queue {
     pub replay: Option<Replay>,
     /// Slot of the timer for the earliest held-back retry.
     pub retry_timer: Option<Instant>,
+    /// Shed as a slow consumer's ([`Overflow::Pace`]): refuses instead of
+    /// holding publishers until it has drained to half its bounds.
+    pub shed: bool,
 }
 
 impl Queue {
@@ -73,6 +76,28 @@ impl Queue {
             limits,
             replay: None,
             retry_timer: None,
+            shed: false,
+        }
+    }
+
+    /// Whether a full queue refuses new messages (rather than holding the
+    /// publisher or dropping its oldest): `RejectNew`, or a shed `Pace` one.
+    pub(crate) fn refuses_when_full(&self) -> bool {
+        match self.limits.overflow {
+            Overflow::RejectNew => true,
+            Overflow::Pace { .. } => self.shed,
+            Overflow::Block { .. } | Overflow::DropOldest => false,
+        }
+    }
+
+    /// A shed queue that has drained to half its bounds paces publishers
+    /// again.
+    pub(crate) fn unshed_if_drained(&mut self) {
+        if self.shed
+            && self.occupancy() + self.reserved <= self.limits.max_messages / 2
+            && self.bytes() + self.reserved_bytes <= self.limits.max_bytes / 2
+        {
+            self.shed = false;
         }
     }
 

@@ -40,6 +40,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Publishes refused (any reason).
     pub rejected: u64,
+    /// Queues shed as a slow consumer's ([`Overflow::Pace`](super::Overflow::Pace)).
+    pub shed: u64,
     /// Messages moved to a dead-letter topic.
     pub dead_lettered: u64,
     /// Publishes recognised as duplicates.

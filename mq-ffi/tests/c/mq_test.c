@@ -407,6 +407,53 @@ static void test_publish_receive(mq_client *c) {
     mq_subscription_free(s);
 }
 
+/* Queued publishes: many QoS 1 messages in flight from one thread, each
+ * receipt answered with its sequence number, in order; QoS 0 answered at once. */
+static void test_enqueue(mq_client *c) {
+    mq_subscription *s = subscribe(c, "ffi.c.queued", NULL);
+    if (!s) return;
+    enum { N = 200 };
+    mq_receipt *receipts[N];
+    mq_publish_options po;
+    mq_publish_options_init(&po);
+    for (int i = 0; i < N; i++) {
+        char text[16];
+        int n = snprintf(text, sizeof text, "q%d", i);
+        receipts[i] = NULL;
+        EXPECT(mq_client_enqueue(c, "ffi.c.queued", (const uint8_t *)text, (size_t)n, &po,
+                                 &receipts[i]),
+               MQ_OK);
+    }
+    uint64_t last = 0;
+    for (int i = 0; i < N; i++) {
+        mq_puback ack;
+        memset(&ack, 0, sizeof ack);
+        EXPECT(mq_receipt_wait(receipts[i], MQ_WAIT_FOREVER, &ack), MQ_OK);
+        CHECK(ack.has_seq && ack.seq > last);
+        last = ack.seq;
+        mq_receipt_free(receipts[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        char text[64], want[16];
+        snprintf(want, sizeof want, "q%d", i);
+        mq_message_info info;
+        if (recv_text(s, text, sizeof text, &info) != MQ_OK) break;
+        CHECK(strcmp(text, want) == 0);
+    }
+    po.qos = MQ_QOS_AT_MOST_ONCE;
+    mq_receipt *r = NULL;
+    EXPECT(mq_client_enqueue(c, "ffi.c.queued", (const uint8_t *)"zero", 4, &po, &r), MQ_OK);
+    mq_puback ack;
+    EXPECT(mq_receipt_wait(r, 0, &ack), MQ_OK);
+    CHECK(!ack.has_seq);
+    mq_receipt_free(r);
+    mq_receipt_free(NULL);
+    EXPECT(mq_client_enqueue(c, "ffi.c.queued", (const uint8_t *)"x", 1, NULL, NULL),
+           MQ_ERR_NULL_ARGUMENT);
+    EXPECT(mq_receipt_wait(NULL, 0, NULL), MQ_ERR_NULL_ARGUMENT);
+    mq_subscription_free(s);
+}
+
 static void test_publish_errors(mq_client *c) {
     mq_publish_options po;
     mq_publish_options_init(&po);
@@ -792,6 +839,7 @@ int main(int argc, char **argv) {
     mq_client *c = connect_as("c-main", token, false);
     if (c) {
         test_publish_receive(c);
+        test_enqueue(c);
         test_publish_errors(c);
         test_subscribe_errors(c);
         test_nack(c);

@@ -93,7 +93,7 @@ impl Client {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Invalid("Client::connect must run inside a tokio runtime"))?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let commands = Commands::new(Box::new(tx));
+        let commands = Commands::new(Box::new(tx), opts.outbox_bytes);
         let mut driver = Driver::new(&opts, Arc::clone(&commands))?;
         // Created before waiting so that dropping this future closes the session.
         let inner = Arc::new(Inner {
@@ -118,25 +118,56 @@ impl Client {
     }
 
     /// Publishes a message. QoS 1 resolves when the broker has stored it (after
-    /// reconnects if need be); QoS 0 once it is queued. Waits for room while the
-    /// outbox is full. Dropping the future before the message is queued cancels
-    /// it; once queued it is sent regardless.
+    /// reconnects if need be). QoS 0 resolves at once while there is room
+    /// between the application and the session (`ClientOptions::outbox_bytes`),
+    /// without waiting for the client's task; a QoS 0 message that fails after
+    /// that (larger than the broker's frames, or the session closed first) is
+    /// counted in [`Stats::unsent_qos0`]. Waits for room while it is used up.
+    /// Dropping the future before the message is queued cancels it; once
+    /// queued it is sent regardless.
     pub async fn publish(
         &self,
         topic: &str,
         payload: impl Into<Bytes>,
         opts: &PublishOptions,
     ) -> Result<PubAck, Error> {
-        let msg = opts.outgoing(topic, payload.into())?;
+        self.enqueue(topic, payload, opts).await?.await
+    }
+
+    /// Queues a message for publishing and returns as soon as it is queued
+    /// (waiting only while the room between the application and the session is
+    /// used up): a [`Receipt`] resolves when the broker has stored a QoS 1
+    /// message, and at once for QoS 0. Many QoS 1 publishes can be in flight
+    /// this way from one task; they are sent in the order they were queued.
+    pub async fn enqueue(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+    ) -> Result<Receipt, Error> {
+        let commands = &self.inner.commands;
+        let mut msg = opts.outgoing(topic, payload.into())?;
+        msg.check(commands.room().capacity())?;
+        msg.reserved = Some(
+            commands
+                .room()
+                .take(msg.size())
+                .await
+                .ok_or_else(|| commands.closed_error())?,
+        );
+        if msg.qos == QoS::AtMostOnce {
+            commands.send(Command::Publish { msg, reply: None })?;
+            return Ok(Receipt(Outcome::Done(Some(PubAck {
+                seq: None,
+                duplicate: false,
+            }))));
+        }
         let (reply, answer) = oneshot::channel();
-        self.call(
-            Command::Publish {
-                msg,
-                reply: Box::new(reply),
-            },
-            answer,
-        )
-        .await
+        commands.send(Command::Publish {
+            msg,
+            reply: Some(Box::new(reply)),
+        })?;
+        Ok(Receipt(Outcome::Waiting(answer, Arc::clone(commands))))
     }
 
     /// Subscribes; resolves when the broker confirms (`SubAck`).
@@ -235,6 +266,44 @@ impl Client {
         match answer.await {
             Ok(result) => result,
             Err(_) => Err(self.inner.commands.closed_error()),
+        }
+    }
+}
+
+/// A queued publish's outcome ([`Client::enqueue`]): resolves to the broker's
+/// acknowledgement of a QoS 1 message (or why there is none), at once for QoS
+/// 0. Dropping it does not cancel the publish.
+#[must_use = "a receipt resolves when the broker stored the message; drop it to not wait"]
+pub struct Receipt(Outcome);
+
+enum Outcome {
+    Done(Option<PubAck>),
+    Waiting(oneshot::Receiver<Result<PubAck, Error>>, Arc<Commands>),
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.0 {
+            Outcome::Done(_) => "Receipt(done)",
+            Outcome::Waiting(..) => "Receipt(waiting)",
+        })
+    }
+}
+
+impl Future for Receipt {
+    type Output = Result<PubAck, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Outcome::Done(ack) => match ack.take() {
+                Some(ack) => Poll::Ready(Ok(ack)),
+                None => Poll::Ready(Err(Error::Invalid("a receipt polled after it resolved"))),
+            },
+            Outcome::Waiting(answer, commands) => match Pin::new(answer).poll(cx) {
+                Poll::Ready(Ok(result)) => Poll::Ready(result),
+                Poll::Ready(Err(_)) => Poll::Ready(Err(commands.closed_error())),
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 }

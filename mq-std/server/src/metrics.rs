@@ -144,6 +144,12 @@ pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> Stri
         stats.rejected,
     );
     metric(
+        "shed_total",
+        "counter",
+        "Queues shed as a slow consumer's (overflow \"pace\": full for longer than hold_ms).",
+        stats.shed,
+    );
+    metric(
         "dead_lettered_total",
         "counter",
         "Messages moved to a dead-letter topic.",

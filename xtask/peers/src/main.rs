@@ -220,7 +220,7 @@ fn select_workloads(all: Vec<Workload>, ids: &[String]) -> Result<Vec<Workload>,
     for id in ids {
         if !all
             .iter()
-            .any(|w| w.id == id || w.id.trim_end_matches(['a', 'b']) == id)
+            .any(|w| w.id == id || w.id.trim_end_matches(['a', 'b', 'p']) == id)
         {
             let known: Vec<&str> = all.iter().map(|w| w.id).collect();
             return Err(format!(
@@ -233,7 +233,7 @@ fn select_workloads(all: Vec<Workload>, ids: &[String]) -> Result<Vec<Workload>,
         .into_iter()
         .filter(|w| {
             ids.iter()
-                .any(|id| w.id == id || w.id.trim_end_matches(['a', 'b']) == id)
+                .any(|id| w.id == id || w.id.trim_end_matches(['a', 'b', 'p']) == id)
         })
         .collect())
 }
@@ -288,7 +288,7 @@ async fn run(
     for w in workloads {
         println!("\n== {} {} ({} messages)", w.id, w.title, w.count);
         for &s in systems {
-            let outcome = match (s.mode(w.kind), &available[&s]) {
+            let outcome = match (s.mode(w), &available[&s]) {
                 (Err(why), _) => Outcome::NotApplicable(why.to_string()),
                 (Ok(_), Err(why)) => Outcome::Unavailable(why.clone()),
                 (Ok(_), Ok(())) => {
@@ -302,7 +302,7 @@ async fn run(
             let row = Row {
                 workload: w.clone(),
                 system: s,
-                mode: s.mode(w.kind).unwrap_or("").to_string(),
+                mode: s.mode(w).unwrap_or("").to_string(),
                 outcome,
             };
             println!("{}", report::line(&row));

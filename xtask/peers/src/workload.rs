@@ -54,6 +54,9 @@ pub struct Workload {
     pub size: usize,
     /// Messages published (round trips for [`Kind::RoundTrip`]).
     pub count: u64,
+    /// The publisher is a plain loop: each publish call awaited before the
+    /// next (a user's first program), instead of a window of them in flight.
+    pub plain: bool,
 }
 
 impl Workload {
@@ -91,6 +94,15 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Stream(Shape::One),
             size: 100,
             count: n(1_000_000, 100_000, 2_000),
+            plain: false,
+        },
+        Workload {
+            id: "1p",
+            title: "1-to-1, fire and forget, 100 B, plain loop (one publish awaited at a time)",
+            kind: Kind::Stream(Shape::One),
+            size: 100,
+            count: n(1_000_000, 100_000, 2_000),
+            plain: true,
         },
         Workload {
             id: "2a",
@@ -98,6 +110,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Stream(Shape::One),
             size: 1024,
             count: n(500_000, 50_000, 1_000),
+            plain: false,
         },
         Workload {
             id: "2b",
@@ -105,6 +118,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Stream(Shape::One),
             size: 64 * 1024,
             count: n(20_000, 2_000, 100),
+            plain: false,
         },
         Workload {
             id: "3",
@@ -112,6 +126,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Acked,
             size: 100,
             count: n(200_000, 20_000, 1_000),
+            plain: false,
         },
         Workload {
             id: "4",
@@ -119,6 +134,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::RoundTrip,
             size: 100,
             count: n(10_000, 2_000, 200),
+            plain: false,
         },
         Workload {
             id: "5",
@@ -126,6 +142,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Stream(Shape::FanOut(4)),
             size: 100,
             count: n(250_000, 25_000, 1_000),
+            plain: false,
         },
         Workload {
             id: "6",
@@ -133,6 +150,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             kind: Kind::Stream(Shape::Group(4)),
             size: 100,
             count: n(1_000_000, 100_000, 2_000),
+            plain: false,
         },
     ]
 }
@@ -177,11 +195,12 @@ impl System {
         }
     }
 
-    /// What this system runs a workload of kind `kind` as, or why it cannot.
-    pub fn mode(self, kind: Kind) -> Result<&'static str, &'static str> {
+    /// What this system runs workload `w` as, or why it cannot.
+    pub fn mode(self, w: &Workload) -> Result<&'static str, &'static str> {
         use Kind::*;
         use Shape::*;
-        match (self, kind) {
+        match (self, w.kind) {
+            (System::Redis, Stream(One)) if w.plain => Ok("pub/sub, PUBLISH awaited one at a time"),
             (System::Mq, Stream(Group(_))) => Ok("QoS 0, group subscription"),
             (System::Mq, Stream(_)) => Ok("QoS 0"),
             (System::Mq, Acked) => Ok("QoS 1, WAL, fsync per group commit"),

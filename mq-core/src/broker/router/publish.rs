@@ -137,14 +137,15 @@ impl Router {
         let mut full_block: Option<Duration> = None;
         let mut full_reject = false;
         for &t in &targets {
-            let Some(q) = self.queue(t) else { continue };
+            let Some(q) = self.queue_mut(t) else { continue };
+            q.unshed_if_drained();
             if q.is_full_for(size) {
-                match q.limits.overflow {
-                    Overflow::RejectNew => full_reject = true,
-                    Overflow::Block { deadline } => {
-                        full_block = Some(full_block.map_or(deadline, |d| d.min(deadline)));
-                    }
-                    Overflow::DropOldest => {}
+                if q.refuses_when_full() {
+                    full_reject = true;
+                } else if let Overflow::Block { deadline: hold } | Overflow::Pace { hold } =
+                    q.limits.overflow
+                {
+                    full_block = Some(full_block.map_or(hold, |d| d.min(hold)));
                 }
             }
         }
@@ -152,14 +153,27 @@ impl Router {
             self.refuse(from, p, Reason::QueueFull);
             return None;
         }
-        if let Some(deadline) = full_block {
-            let deadline = held_until.unwrap_or(now + deadline);
+        if let Some(hold) = full_block {
+            let deadline = held_until.unwrap_or(now + hold);
             // A will is not held: nobody waits for it.
-            if now >= deadline || from.is_none() {
+            if from.is_none() {
                 self.refuse(from, p, Reason::Timeout);
                 return None;
             }
-            return Some(deadline);
+            if now < deadline {
+                return Some(deadline);
+            }
+            // Held long enough. The paced queues still full are slow
+            // consumers': shed them, and go on as if they refused; a blocking
+            // one refuses the publish.
+            if self.shed_full_queues(&targets, size) {
+                self.refuse(from, p, Reason::Timeout);
+                return None;
+            }
+            if p.qos == QoS::AtLeastOnce {
+                self.refuse(from, p, Reason::QueueFull);
+                return None;
+            }
         }
 
         // Admitted: number it, encode its record once, reserve room in its queues.
@@ -180,9 +194,9 @@ impl Router {
         self.stats.bytes_in += size as u64;
         let before = targets.len();
         targets.retain(|&t| {
-            // QoS 0 into a full RejectNew queue: dropped for that queue only.
+            // QoS 0 into a full queue that refuses: dropped for that queue only.
             self.queue(t)
-                .is_some_and(|q| !(q.limits.overflow == Overflow::RejectNew && q.is_full_for(size)))
+                .is_some_and(|q| !(q.refuses_when_full() && q.is_full_for(size)))
         });
         self.stats.dropped += (before - targets.len()) as u64;
         self.reserve(&targets, size);
@@ -217,6 +231,27 @@ impl Router {
         });
         self.release(now);
         None
+    }
+
+    /// Sheds the full [`Overflow::Pace`] queues among `targets` (a publisher
+    /// was held for them long enough); true when a full `Block` queue remains.
+    fn shed_full_queues(&mut self, targets: &[Target], size: usize) -> bool {
+        let mut blocked = false;
+        for &t in targets {
+            let Some(q) = self.queue_mut(t) else { continue };
+            if !q.is_full_for(size) {
+                continue;
+            }
+            match q.limits.overflow {
+                Overflow::Pace { .. } if !q.shed => {
+                    q.shed = true;
+                    self.stats.shed += 1;
+                }
+                Overflow::Block { .. } => blocked = true,
+                _ => {}
+            }
+        }
+        blocked
     }
 
     fn ack_duplicate(&mut self, conn: ConnId, id: u32, d: wire::Dedup, seq: Option<u64>) {

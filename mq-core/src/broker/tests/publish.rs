@@ -344,3 +344,47 @@ fn thousands_of_held_publishers_are_admitted_one_after_another_without_recursion
     assert!(held.iter().all(|&p| !h.b.input_blocked(p)));
     assert_eq!(h.b.stats().dropped, 0);
 }
+
+#[test]
+fn pace_holds_publishers_then_sheds_a_consumer_that_stops() {
+    let mut h = H::new(small_queue(Overflow::Pace {
+        hold: Duration::from_secs(1),
+    }));
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (fast, _) = h.connect("fast", SessionMode::Clean);
+    let (stuck, _) = h.connect("stuck", SessionMode::Clean);
+    h.subscribe(fast, 1, "t", None, 100);
+    h.subscribe(stuck, 1, "t", None, 1);
+    // 1 goes out on stuck's only credit, 2 and 3 fill its queue, 4 is held.
+    for i in 1..=4u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtMostOnce, &[i]);
+    }
+    assert!(h.b.input_blocked(p), "paced to the slowest consumer");
+    assert_eq!(payloads(&h.deliveries(fast)), [[1u8], [2], [3]]);
+    // Nobody makes room within the hold: stuck is shed, 4 goes on to fast.
+    h.advance(Duration::from_secs(2));
+    assert!(!h.b.input_blocked(p));
+    assert_eq!(h.b.stats().shed, 1);
+    h.publish(p, 5, "t", QoS::AtMostOnce, &[5]);
+    assert_eq!(payloads(&h.deliveries(fast)), [[4u8], [5]]);
+    assert!(!h.b.input_blocked(p), "a shed queue holds nobody back");
+    assert_eq!(h.b.stats().dropped, 2, "4 and 5, for stuck only");
+    // QoS 1 into the shed, full queue: refused, with the reason.
+    h.publish(p, 6, "t", QoS::AtLeastOnce, &[6]);
+    assert_eq!(
+        h.take(p),
+        vec![Got::PubReject {
+            id: 6,
+            reason: Reason::QueueFull
+        }]
+    );
+    // stuck catches up: its queue drains below half, and it is paced again.
+    assert_eq!(payloads(&h.deliveries(stuck)), [[1u8]]);
+    h.send(stuck, Frame::Credit(Credit { sub: 1, credit: 10 }));
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(stuck)), [[2u8], [3]]);
+    h.publish(p, 7, "t", QoS::AtMostOnce, &[7]);
+    assert_eq!(payloads(&h.deliveries(stuck)), [[7u8]]);
+    assert_eq!(payloads(&h.deliveries(fast)), [[7u8]]);
+    assert_eq!(h.b.stats().shed, 1);
+}

@@ -18,10 +18,13 @@ pub struct QueueSection {
     pub max_messages: Option<usize>,
     /// Most payload bytes.
     pub max_bytes: Option<usize>,
-    /// `reject`, `drop-oldest` or `block`.
+    /// `pace` (mqd's default), `reject`, `drop-oldest` or `block`.
     pub overflow: Option<String>,
     /// How long `block` holds a publisher, in milliseconds.
     pub block_ms: Option<u64>,
+    /// How long a full `pace` queue holds a publisher before it is shed as a
+    /// slow consumer's, in milliseconds.
+    pub hold_ms: Option<u64>,
 }
 
 /// Retention as written in the file.

@@ -24,7 +24,8 @@
 //! [queue]                        # every subscription's queue, unless a rule matches
 //! max_messages = 10000
 //! max_bytes = 67108864
-//! overflow = "reject"            # "reject" | "drop-oldest" | "block"
+//! overflow = "pace"              # "pace" | "reject" | "drop-oldest" | "block"
+//! hold_ms = 1000                 # how long a full "pace" queue holds a publisher before it is shed
 //! block_ms = 5000                # how long "block" holds a publisher
 //!
 //! [[queues]]                     # rules, first match on the subscription filter wins

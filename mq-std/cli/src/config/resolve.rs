@@ -95,6 +95,9 @@ fn store(s: &StoreSection) -> Result<StoreConfig, ConfigError> {
     }))
 }
 
+/// How long a full queue holds a publisher before it is shed, by default.
+const PACE_HOLD_MS: u64 = 1_000;
+
 fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, ConfigError> {
     let overflow = match q.overflow.as_deref() {
         None => base.overflow,
@@ -103,9 +106,12 @@ fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, Conf
         Some("block") => Overflow::Block {
             deadline: Duration::from_millis(q.block_ms.unwrap_or(5_000)),
         },
+        Some("pace") => Overflow::Pace {
+            hold: Duration::from_millis(q.hold_ms.unwrap_or(PACE_HOLD_MS)),
+        },
         Some(other) => {
             return Err(err(format!(
-                "queue overflow {other:?}: expected \"reject\", \"drop-oldest\" or \"block\""
+                "queue overflow {other:?}: expected \"pace\", \"reject\", \"drop-oldest\" or \"block\""
             )));
         }
     };
@@ -166,6 +172,11 @@ impl FileConfig {
             ),
         };
         let mut b = broker::Config::default();
+        // mqd's default: a fast publisher is paced to its consumers (nothing
+        // dropped while they keep up); one that stops is shed after a second.
+        b.default_queue.overflow = Overflow::Pace {
+            hold: Duration::from_millis(PACE_HOLD_MS),
+        };
         let limits = Limits {
             max_frame: self.max_frame.unwrap_or(b.limits.max_frame),
             credit: self.credit.unwrap_or(b.limits.credit),

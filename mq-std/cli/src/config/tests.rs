@@ -17,6 +17,20 @@ fn defaults_need_no_file() {
     assert_eq!(c.data_dir, PathBuf::from("./mq-data"));
     assert!(c.broker.auth.tokens.is_empty());
     assert_eq!(c.store, StoreConfig::Wal(WalOptions::default()));
+    // A fast publisher is paced to its consumers; one that stops is shed.
+    assert_eq!(
+        c.broker.default_queue.overflow,
+        Overflow::Pace {
+            hold: Duration::from_secs(1)
+        }
+    );
+    let f: FileConfig = toml::from_str("[queue]\noverflow = \"pace\"\nhold_ms = 250").unwrap();
+    assert_eq!(
+        f.resolve().unwrap().broker.default_queue.overflow,
+        Overflow::Pace {
+            hold: Duration::from_millis(250)
+        }
+    );
 }
 
 #[test]

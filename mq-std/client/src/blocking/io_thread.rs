@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -152,6 +153,7 @@ fn flush(poll: &mut Poll, events: &mut Events, conn: &mut Option<Conn>, driver: 
 pub(super) fn run(
     mut driver: Driver,
     commands: mpsc::Receiver<Command>,
+    awake: &AtomicBool,
     mut poll: Poll,
     addr: &str,
     clock: Clock,
@@ -161,6 +163,8 @@ pub(super) fn run(
     let mut deadline = None;
     loop {
         let now = clock.now();
+        // Commands sent from here on wake the poll again.
+        awake.store(false, Ordering::SeqCst);
         loop {
             match commands.try_recv() {
                 Ok(cmd) => driver.handle_command(now, cmd),

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mio::{Poll, Waker};
@@ -47,7 +47,7 @@ use tracing::{debug, error};
 
 use crate::clock::Clock;
 use crate::driver::{
-    self, Command, CommandSender, Commands, Driver, Offer, ReplyTo, Sink, SubscriptionEnd,
+    self, Command, CommandSender, Commands, Driver, NoRoom, Offer, ReplyTo, Sink, SubscriptionEnd,
 };
 
 pub use crate::driver::{
@@ -93,7 +93,13 @@ impl Client {
         let poll = Poll::new().map_err(Error::Io)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(Error::Io)?);
         let (tx, rx) = mpsc::channel();
-        let commands = Commands::new(Box::new(Wakeful { tx, waker }));
+        let awake = Arc::new(AtomicBool::new(false));
+        let wakeful = Wakeful {
+            tx,
+            waker,
+            awake: Arc::clone(&awake),
+        };
+        let commands = Commands::new(Box::new(wakeful), opts.outbox_bytes);
         let mut driver = Driver::new(&opts, Arc::clone(&commands))?;
         let inner = Arc::new(Inner {
             commands,
@@ -107,7 +113,7 @@ impl Client {
         let addr = opts.addr;
         let thread = thread::Builder::new()
             .name("mq-io".to_string())
-            .spawn(move || run(driver, rx, poll, &addr, clock))
+            .spawn(move || run(driver, rx, &awake, poll, &addr, clock))
             .map_err(Error::Io)?;
         *inner.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
         let client = Client { inner };
@@ -127,20 +133,23 @@ impl Client {
     }
 
     /// Publishes a message and blocks until the broker stored it (QoS 1, after
-    /// reconnects if need be) or it is queued (QoS 0). Waits for room while the
-    /// outbox is full.
+    /// reconnects if need be). QoS 0 returns at once while there is room
+    /// between the application and the session (`ClientOptions::outbox_bytes`),
+    /// without waiting for the I/O thread; a QoS 0 message that fails after
+    /// that is counted in [`Stats::unsent_qos0`]. Waits for room while it is
+    /// used up.
     pub fn publish(
         &self,
         topic: &str,
         payload: impl Into<Bytes>,
         opts: &PublishOptions,
     ) -> Result<PubAck, Error> {
-        let msg = opts.outgoing(topic, payload.into())?;
-        self.call(|reply| Command::Publish { msg, reply }, None)
+        self.enqueue_until(topic, payload.into(), opts, None)?
+            .wait()
     }
 
     /// [`publish`](Self::publish), giving up after `timeout` with
-    /// [`Error::Timeout`]. A message still waiting for outbox room then is not
+    /// [`Error::Timeout`]. A message still waiting for room then is not
     /// sent; one already queued is sent (and may be stored) regardless.
     pub fn publish_timeout(
         &self,
@@ -149,8 +158,66 @@ impl Client {
         opts: &PublishOptions,
         timeout: Duration,
     ) -> Result<PubAck, Error> {
-        let msg = opts.outgoing(topic, payload.into())?;
-        self.call(|reply| Command::Publish { msg, reply }, Some(timeout))
+        let deadline = Instant::now() + timeout;
+        self.enqueue_until(topic, payload.into(), opts, Some(deadline))?
+            .wait_until(Some(deadline))
+    }
+
+    /// Queues a message for publishing and returns once it is queued (blocking
+    /// only while the room between the application and the session is used
+    /// up). The [`Receipt`] says when the broker stored a QoS 1 message; many
+    /// can be in flight from one thread, sent in the order they were queued.
+    pub fn enqueue(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+    ) -> Result<Receipt, Error> {
+        self.enqueue_until(topic, payload.into(), opts, None)
+    }
+
+    /// [`enqueue`](Self::enqueue), giving up after `timeout` with
+    /// [`Error::Timeout`] while there is no room (the message is then not
+    /// sent).
+    pub fn enqueue_timeout(
+        &self,
+        topic: &str,
+        payload: impl Into<Bytes>,
+        opts: &PublishOptions,
+        timeout: Duration,
+    ) -> Result<Receipt, Error> {
+        let deadline = Instant::now() + timeout;
+        self.enqueue_until(topic, payload.into(), opts, Some(deadline))
+    }
+
+    fn enqueue_until(
+        &self,
+        topic: &str,
+        payload: Bytes,
+        opts: &PublishOptions,
+        deadline: Option<Instant>,
+    ) -> Result<Receipt, Error> {
+        let commands = &self.inner.commands;
+        let mut msg = opts.outgoing(topic, payload)?;
+        msg.check(commands.room().capacity())?;
+        let reserved = commands
+            .room()
+            .take_blocking(msg.size(), deadline)
+            .map_err(|e| match e {
+                NoRoom::Timeout => Error::Timeout,
+                NoRoom::Closed => commands.closed_error(),
+            })?;
+        msg.reserved = Some(reserved);
+        if msg.qos == QoS::AtMostOnce {
+            commands.send(Command::Publish { msg, reply: None })?;
+            return Ok(Receipt(None));
+        }
+        let (reply, answer) = oneshot();
+        commands.send(Command::Publish {
+            msg,
+            reply: Some(Box::new(reply)),
+        })?;
+        Ok(Receipt(Some((answer, Arc::clone(commands)))))
     }
 
     /// Subscribes; returns when the broker confirms (`SubAck`).
@@ -404,6 +471,9 @@ impl std::fmt::Debug for Listener {
 struct Wakeful {
     tx: mpsc::Sender<Command>,
     waker: Arc<Waker>,
+    /// Set by the first command since the I/O thread last emptied the
+    /// channel: only that one wakes it (a system call), the rest ride along.
+    awake: Arc<AtomicBool>,
 }
 
 impl CommandSender for Wakeful {
@@ -411,10 +481,66 @@ impl CommandSender for Wakeful {
         if self.tx.send(cmd).is_err() {
             return false;
         }
-        if let Err(e) = self.waker.wake() {
+        if !self.awake.swap(true, Ordering::SeqCst)
+            && let Err(e) = self.waker.wake()
+        {
             debug!("waking the I/O thread failed: {e}");
         }
         true
+    }
+}
+
+/// A queued publish's outcome ([`Client::enqueue`]): the broker's
+/// acknowledgement of a QoS 1 message (or why there is none); QoS 0 has none
+/// to wait for. Dropping it does not cancel the publish.
+#[must_use = "a receipt says when the broker stored the message; drop it to not wait"]
+pub struct Receipt(Option<(Acked, Arc<Commands>)>);
+
+/// Where the driver answers a queued QoS 1 publish.
+type Acked = answer::Answer<Result<PubAck, Error>>;
+
+impl Receipt {
+    /// Blocks until the broker stored the message (QoS 1); returns at once
+    /// for QoS 0.
+    pub fn wait(self) -> Result<PubAck, Error> {
+        self.wait_until(None)
+    }
+
+    /// [`wait`](Self::wait) without giving the receipt up.
+    pub fn wait_forever(&self) -> Result<PubAck, Error> {
+        self.wait_until(None)
+    }
+
+    /// [`wait`](Self::wait), giving up after `timeout` with [`Error::Timeout`]
+    /// (the receipt stays valid: wait again). A receipt answers once; asked
+    /// again after that it says [`Error::Closed`].
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<PubAck, Error> {
+        self.wait_until(Some(Instant::now() + timeout))
+    }
+
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>) -> Result<PubAck, Error> {
+        let Some((answer, commands)) = &self.0 else {
+            return Ok(PubAck {
+                seq: None,
+                duplicate: false,
+            });
+        };
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        match answer.recv(timeout) {
+            Ok(result) => result,
+            Err(Gone::Timeout) => Err(Error::Timeout),
+            Err(Gone::Sender) => Err(commands.closed_error()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Receipt(waiting)"
+        } else {
+            "Receipt(done)"
+        })
     }
 }
 

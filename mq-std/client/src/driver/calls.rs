@@ -23,10 +23,11 @@ impl Driver {
     pub(crate) fn handle_command(&mut self, now: Instant, cmd: Command) {
         match cmd {
             Command::Publish { msg, reply } => {
+                let then = reply.map_or(Then::Forget, Then::Reply);
                 if self.stopping {
-                    reply.send(Err(self.closed_error()));
+                    self.answer(then, Err(self.closed_error()));
                 } else {
-                    self.enqueue(now, msg, Then::Reply(reply));
+                    self.enqueue(now, msg, then);
                 }
             }
             Command::Request {
@@ -132,7 +133,7 @@ impl Driver {
                         self.publishes.insert(id, then);
                     }
                     // Requests went to `try_request` above.
-                    (QoS::AtMostOnce, Then::Request(..)) => {}
+                    (QoS::AtMostOnce, Then::Request(..) | Then::Forget) => {}
                 }
                 None
             }
@@ -199,6 +200,11 @@ impl Driver {
     pub(super) fn answer(&mut self, then: Then, result: Result<PubAck, Error>) {
         match (then, result) {
             (Then::Reply(reply), result) => reply.send(result),
+            (Then::Forget, Ok(_)) => {}
+            (then @ Then::Forget, Err(e)) => {
+                self.unsent_qos0 += 1;
+                then.fail(e);
+            }
             // Requests are answered by their reply, never by a PubAck.
             (then @ Then::Request(..), Err(e)) => then.fail(e),
             (Then::Request(..), Ok(_)) => {}
@@ -232,6 +238,7 @@ impl Driver {
         self.waiting.retain(|(_, then)| match then {
             Then::Reply(reply) => !reply.is_closed(),
             Then::Request(reply, _) => !reply.is_closed(),
+            Then::Forget => true,
         });
     }
 

@@ -13,6 +13,7 @@ use mq_core::client::{DeliveryId, SubId};
 use super::error::Error;
 use super::message::{Message, PubAck, Settlement, Settler};
 use super::options::{Outgoing, SubscribeOptions};
+use super::room::Room;
 use super::stats::Stats;
 
 /// A caller waiting for one answer: a tokio oneshot sender or the blocking
@@ -55,17 +56,27 @@ pub(crate) trait CommandSender: Send + Sync {
 /// publishes back (statistics, why it closed).
 pub(crate) struct Commands {
     sender: Box<dyn CommandSender>,
+    /// Room for publishes on their way to the driver.
+    room: Arc<Room>,
     stats: Mutex<Stats>,
     closed: Mutex<Option<Reason>>,
 }
 
 impl Commands {
-    pub(crate) fn new(sender: Box<dyn CommandSender>) -> Arc<Commands> {
+    /// The way into a driver whose publishers may have up to `room` bytes on
+    /// their way to it.
+    pub(crate) fn new(sender: Box<dyn CommandSender>, room: usize) -> Arc<Commands> {
         Arc::new(Commands {
             sender,
+            room: Room::new(room),
             stats: Mutex::new(Stats::default()),
             closed: Mutex::new(None),
         })
+    }
+
+    /// Room for publishes on their way to the driver.
+    pub(crate) fn room(&self) -> &Arc<Room> {
+        &self.room
     }
 
     /// Sends `cmd`; fails when the driver has stopped.
@@ -162,10 +173,11 @@ impl std::fmt::Debug for SubscriptionEnd {
 
 /// What the application asks of the driver.
 pub(crate) enum Command {
-    /// Publish; answered at `PubAck` (QoS 1) or once queued (QoS 0).
+    /// Publish; answered at `PubAck` (QoS 1) or once queued (QoS 0). Without
+    /// a reply (fire and forget, QoS 0), a failure is only counted.
     Publish {
         msg: Outgoing,
-        reply: ReplyTo<Result<PubAck, Error>>,
+        reply: Option<ReplyTo<Result<PubAck, Error>>>,
     },
     /// A request through the session's request-reply (its reply topic and
     /// correlation id); answered with the reply, or why none came within

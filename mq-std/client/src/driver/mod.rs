@@ -46,6 +46,7 @@ mod error;
 mod message;
 mod options;
 mod random;
+mod room;
 mod stats;
 mod transport;
 
@@ -74,6 +75,7 @@ use options::Outgoing;
 pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions};
 pub(crate) use options::{reply_options, window};
 use random::random_u64;
+pub(crate) use room::NoRoom;
 pub use stats::Stats;
 
 /// Subscriptions one client can hold.
@@ -119,6 +121,9 @@ pub(crate) struct Wants {
 enum Then {
     /// Answer the publisher.
     Reply(ReplyTo<Result<PubAck, Error>>),
+    /// Nobody waits (a QoS 0 publish that returned at once): a failure is
+    /// counted ([`Stats::unsent_qos0`]) and logged.
+    Forget,
     /// A request waiting for room in the outbox or the session's table of
     /// requests.
     Request(ReplyTo<Result<Message, Error>>, std::time::Duration),
@@ -176,6 +181,8 @@ pub(crate) struct Driver {
     partial: Option<Partial>,
     /// Requesters waiting for their reply, by the session's request id.
     requests: HashMap<u64, ReplyTo<Result<Message, Error>>>,
+    /// QoS 0 publishes nobody waited for that could not be sent.
+    unsent_qos0: u64,
 }
 
 impl Driver {
@@ -254,6 +261,7 @@ impl Driver {
             parked: None,
             partial: None,
             requests: HashMap::new(),
+            unsent_qos0: 0,
         })
     }
 
@@ -476,6 +484,8 @@ impl Driver {
             held: s.held_len(),
             subscriptions: self.subscribers.len(),
             waiting_publishers: self.waiting.len(),
+            unsent_qos0: self.unsent_qos0,
+            room_bytes: self.commands.room().used(),
         };
         self.commands.set_stats(stats);
     }
@@ -490,7 +500,7 @@ impl Driver {
         self.stopping = true;
         let reason = self.final_reason();
         self.commands.set_closed(reason);
-        self.publish_stats();
+        self.commands.room().close();
         let error = || Error::Closed(reason);
         if let Some(w) = self.connect_waiter.take() {
             w.send(Err(error()));
@@ -499,6 +509,9 @@ impl Driver {
             then.fail(error());
         }
         for (_, then) in std::mem::take(&mut self.waiting) {
+            if matches!(then, Then::Forget) {
+                self.unsent_qos0 += 1;
+            }
             then.fail(error());
         }
         for (_, reply) in self.subscribes.drain() {
@@ -510,9 +523,18 @@ impl Driver {
         self.subscribers.clear();
         self.parked = None;
         self.partial = None;
+        self.publish_stats();
         for reply in self.closers.drain(..) {
             reply.send(());
         }
+    }
+}
+
+impl Drop for Driver {
+    /// However the loop ended (a runtime shut down under it), publishers
+    /// waiting for room give up.
+    fn drop(&mut self) {
+        self.commands.room().close();
     }
 }
 
@@ -544,6 +566,7 @@ impl Then {
         match self {
             Then::Reply(reply) => reply.send(Err(error)),
             Then::Request(reply, _) => reply.send(Err(error)),
+            Then::Forget => debug!("a QoS 0 publish was not sent: {error}"),
         }
     }
 }

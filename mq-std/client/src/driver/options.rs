@@ -6,11 +6,13 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mq_core::topic::Topic;
 use mq_core::wire::{Headers, HeadersBuilder, Meta, QoS, SessionMode, Start};
 
 use super::error::Error;
 use super::message::Message;
 use super::random::random_u64;
+use super::room::Reserved;
 
 /// The address `mqd` listens on by default, and clients connect to by default.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7410";
@@ -41,7 +43,9 @@ pub struct ClientOptions {
     /// larger messages arrive in pieces and are reassembled. Default 2 MiB.
     pub inbox_bytes: usize,
     /// Credit of a subscription whose options name none: how many deliveries it
-    /// may have outstanding. Default 64.
+    /// may have outstanding (and how many messages the client buffers for it).
+    /// Default 1024: enough to keep a subscriber streaming at full speed over
+    /// loopback; lower it for large messages or many subscriptions.
     pub credit: u32,
     /// Tag QoS 1 publishes with a producer id (random per client) and sequence,
     /// so that the broker drops the duplicates a resend after reconnecting may
@@ -75,7 +79,7 @@ impl Default for ClientOptions {
             keepalive: Duration::from_secs(15),
             outbox_bytes: 8 << 20,
             inbox_bytes: 2 << 20,
-            credit: 64,
+            credit: 1024,
             dedup: true,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
@@ -166,6 +170,7 @@ impl PublishOptions {
             reply_to: self.reply_to.clone(),
             correlation: self.correlation.clone(),
             headers,
+            reserved: None,
         })
     }
 }
@@ -222,7 +227,6 @@ impl Default for SubscribeOptions {
 }
 
 /// A message to publish, with its properties, owned.
-#[derive(Debug, Clone)]
 pub(crate) struct Outgoing {
     pub topic: String,
     pub payload: Bytes,
@@ -233,9 +237,35 @@ pub(crate) struct Outgoing {
     pub correlation: Option<Bytes>,
     /// Encoded headers ([`Headers::from_encoded`]).
     pub headers: Vec<u8>,
+    /// Its share of the room between the application and the driver, given
+    /// back when the driver is done with it (see [`super::room`]).
+    pub reserved: Option<Reserved>,
 }
 
 impl Outgoing {
+    /// The bytes it occupies on its way to the driver (an estimate that
+    /// bounds memory, not the size of its frame).
+    pub(crate) fn size(&self) -> usize {
+        const FIXED: usize = 64;
+        FIXED
+            + self.topic.len()
+            + self.payload.len()
+            + self.headers.len()
+            + self.reply_to.as_ref().map_or(0, String::len)
+            + self.correlation.as_ref().map_or(0, Bytes::len)
+    }
+
+    /// What can be checked before the message leaves the caller, so that a
+    /// fire-and-forget publish still fails where the caller sees it: the
+    /// topic, and a size the outbox can never hold.
+    pub(crate) fn check(&self, outbox_bytes: usize) -> Result<(), Error> {
+        Topic::new(&self.topic).map_err(|_| Error::Invalid("invalid topic"))?;
+        if self.payload.len() > outbox_bytes {
+            return Err(Error::TooLarge);
+        }
+        Ok(())
+    }
+
     pub(super) fn meta(&self) -> Meta<'_> {
         Meta {
             ttl_ms: self.ttl_ms,

@@ -22,6 +22,13 @@ pub struct Stats {
     pub subscriptions: usize,
     /// Publishers waiting for outbox room.
     pub waiting_publishers: usize,
+    /// QoS 0 publishes that returned at once (nobody waits for their fate) and
+    /// could not be sent: too large for the broker's frames, or still on their
+    /// way when the session closed.
+    pub unsent_qos0: u64,
+    /// Bytes of publishes on their way from the application to the session
+    /// (bounded by `ClientOptions::outbox_bytes`).
+    pub room_bytes: usize,
 }
 
 impl Default for Stats {
@@ -35,6 +42,8 @@ impl Default for Stats {
             held: 0,
             subscriptions: 0,
             waiting_publishers: 0,
+            unsent_qos0: 0,
+            room_bytes: 0,
         }
     }
 }

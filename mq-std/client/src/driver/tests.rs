@@ -73,7 +73,7 @@ struct Pair {
 impl Pair {
     fn new(broker: BrokerConfig, opts: ClientOptions) -> Pair {
         let queue = Queue::default();
-        let commands = Commands::new(Box::new(queue.clone()));
+        let commands = Commands::new(Box::new(queue.clone()), 8 << 20);
         let mut driver = Driver::new(&opts, Arc::clone(&commands)).unwrap();
         let welcome = Slot::new();
         let now = Instant::from_millis(1_000_000);
@@ -204,7 +204,7 @@ impl Pair {
             .unwrap();
         self.command(Command::Publish {
             msg,
-            reply: Box::new(reply.clone()),
+            reply: Some(Box::new(reply.clone())),
         });
         reply
     }
@@ -329,7 +329,7 @@ fn waiting_publishers_go_in_order_and_give_up_cleanly() {
             p.now,
             Command::Publish {
                 msg,
-                reply: Box::new(reply.clone()),
+                reply: Some(Box::new(reply.clone())),
             },
         );
         replies.push(reply);
@@ -347,7 +347,7 @@ fn waiting_publishers_go_in_order_and_give_up_cleanly() {
         p.now,
         Command::Publish {
             msg,
-            reply: Box::new(last.clone()),
+            reply: Some(Box::new(last.clone())),
         },
     );
     assert_eq!(p.driver.waiting.len(), before);
@@ -369,7 +369,7 @@ fn waiting_publishers_go_in_order_and_give_up_cleanly() {
 #[test]
 fn the_first_failure_is_reported_and_stops_the_driver() {
     let queue = Queue::default();
-    let commands = Commands::new(Box::new(queue));
+    let commands = Commands::new(Box::new(queue), 8 << 20);
     let mut driver = Driver::new(&client_options(), Arc::clone(&commands)).unwrap();
     let welcome = Slot::new();
     let now = Instant::from_millis(1);
@@ -524,7 +524,7 @@ fn requests_are_matched_to_replies() {
     req.ack().unwrap();
     p.command(Command::Publish {
         msg: answer,
-        reply: Box::new(Slot::new()),
+        reply: Some(Box::new(Slot::new())),
     });
     let got = reply.take().expect("replied").unwrap();
     assert_eq!(&got.payload[..], b"pong");
@@ -552,4 +552,53 @@ fn a_request_nobody_answers_fails_with_timeout_and_frees_its_slot() {
     p.run();
     assert!(matches!(reply.take(), Some(Err(Error::Timeout))));
     assert!(p.driver.requests.is_empty());
+}
+
+#[test]
+fn fire_and_forget_publishes_hold_their_room_until_the_session_takes_them() {
+    let opts = ClientOptions {
+        outbox_bytes: 4 * 1024,
+        ..client_options()
+    };
+    let mut p = Pair::connected(BrokerConfig::default(), opts);
+    let (_, rx, _) = p.subscribe("t", 64);
+    let room = Arc::clone(p.commands.room());
+    // Handed in without an answer and without letting the broker read: the
+    // outbox fills, the rest wait in line, still holding their room.
+    for i in 0..8u8 {
+        let mut msg = PublishOptions::new(QoS::AtMostOnce)
+            .outgoing("t", Bytes::from(vec![i; 1024]))
+            .unwrap();
+        msg.reserved = Some(room.try_take(msg.size()).expect("room"));
+        p.driver
+            .handle_command(p.now, Command::Publish { msg, reply: None });
+    }
+    assert!(!p.driver.waiting.is_empty());
+    let waiting = p.driver.waiting.len();
+    assert!(room.used() >= waiting * 1024, "waiting publishes hold room");
+    p.run();
+    assert!(p.driver.waiting.is_empty());
+    assert_eq!(room.used(), 0, "every publish gave its room back");
+    let firsts: Vec<u8> = rx.try_iter().map(|m| m.payload[0]).collect();
+    assert_eq!(firsts, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(p.commands.stats().unsent_qos0, 0);
+}
+
+#[test]
+fn fire_and_forget_publishes_that_cannot_be_sent_are_counted() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    // Past the session's end nothing is sent; nobody waits, so it is counted.
+    p.command(Command::Close(None));
+    let msg = PublishOptions::new(QoS::AtMostOnce)
+        .outgoing("t", Bytes::from_static(b"late"))
+        .unwrap();
+    p.driver
+        .handle_command(p.now, Command::Publish { msg, reply: None });
+    p.driver.finish();
+    assert!(p.driver.stopping);
+    assert_eq!(p.driver.unsent_qos0, 1);
+    assert!(
+        p.commands.room().try_take(1).is_some(),
+        "a closed room still frees what it held"
+    );
 }

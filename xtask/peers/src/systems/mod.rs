@@ -21,6 +21,12 @@ use crate::{Ctx, mqd};
 
 /// Publishes (or requests) outstanding at once: the same as `mq bench`.
 pub const WINDOW: usize = 256;
+/// Publishes a stream workload keeps in flight: [`WINDOW`], or one for a plain
+/// loop (each publish awaited before the next).
+pub fn window(w: &Workload) -> usize {
+    if w.plain { 1 } else { WINDOW }
+}
+
 /// Round trips before the measured ones (connections warm, routes known).
 pub const WARMUP: u64 = 100;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mq_std::client::{Client, ClientOptions, PublishOptions, QoS, SubscribeOptions};
 
-use super::{WINDOW, ctx_err, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::mqd;
@@ -61,7 +61,7 @@ async fn stream(ctx: &Ctx, w: &Workload, addr: &str, shape: Shape) -> Result<Mea
     let popts = PublishOptions::new(QoS::AtMostOnce);
     let mut stamp = tally.stamp(w.size);
     tally.begin();
-    let sent = windowed(w.count, WINDOW, ctx.limit, None, || {
+    let sent = windowed(w.count, window(w), ctx.limit, None, || {
         let body = stamp.bytes();
         let (client, opts) = (&publisher, &popts);
         async move {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 
-use super::{WINDOW, ctx_err, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::workload::{Kind, Shape, Workload};
@@ -139,7 +139,7 @@ async fn stream(ctx: &Ctx, addr: &str, w: &Workload, shape: Shape) -> Result<Mea
     tasks.push(drive(events, |_| {}));
     let mut stamp = tally.stamp(w.size);
     tally.begin();
-    let sent = windowed(w.count, WINDOW, ctx.limit, None, || {
+    let sent = windowed(w.count, window(w), ctx.limit, None, || {
         let body = stamp.bytes();
         let (client, topic) = (&publisher, &topic);
         async move {

@@ -5,7 +5,7 @@
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 
-use super::{WINDOW, ctx_err, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::workload::{Kind, Shape, Workload};
@@ -61,7 +61,7 @@ async fn stream(ctx: &Ctx, w: &Workload, shape: Shape) -> Result<Measured, Strin
     let publisher = connect(ctx).await?;
     let mut stamp = tally.stamp(w.size);
     tally.begin();
-    let sent = windowed(w.count, WINDOW, ctx.limit, None, || {
+    let sent = windowed(w.count, window(w), ctx.limit, None, || {
         let body = stamp.bytes();
         let (client, subject) = (&publisher, &subject);
         async move {

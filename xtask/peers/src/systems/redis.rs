@@ -219,10 +219,24 @@ async fn pubsub(ctx: &Ctx, w: &Workload, shape: Shape) -> Result<Measured, Strin
     let con = connection(addr).await?;
     let mut stamp = tally.stamp(w.size);
     tally.begin();
-    let sent = pipelined(&con, w.count, ctx.limit, None, &mut stamp, |body| {
-        publish(&channel, body)
-    })
-    .await?;
+    let sent = if w.plain {
+        windowed(w.count, 1, ctx.limit, None, || {
+            let cmd = publish(&channel, stamp.next());
+            let mut con = con.clone();
+            async move {
+                cmd.query_async::<Value>(&mut con)
+                    .await
+                    .map(|_| ())
+                    .map_err(ctx_err("PUBLISH"))
+            }
+        })
+        .await?
+    } else {
+        pipelined(&con, w.count, ctx.limit, None, &mut stamp, |body| {
+            publish(&channel, body)
+        })
+        .await?
+    };
     let expected = w.expected(sent);
     tally.settle(expected, ctx.limit).await;
     stop(receivers).await;
