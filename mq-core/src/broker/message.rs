@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 
 use super::record::{MessageRecord, Record};
 use crate::time::Instant;
-use crate::wire::QoS;
+use crate::wire::{Meta, QoS};
 
 pub(crate) type Msg = Arc<Message>;
 
@@ -22,9 +22,57 @@ pub(crate) struct Message {
     /// The encoded `Record::Message` (or `Record::MessageOnce`), shared with
     /// the store operation.
     pub record: Arc<[u8]>,
+    /// Where the record's encoded [`Meta`] starts; the encoded payload (its
+    /// length, then its bytes) follows it to the record's end.
+    pub meta_at: usize,
+    /// Where the record's encoded payload starts (its varint length).
+    pub payload_at: usize,
+}
+
+/// Where a message record's encoded meta and payload start: both variants of
+/// the record end with the [`MessageRecord`], which ends with its meta and then
+/// its payload, as postcard encodes them.
+pub(crate) fn tail_offsets(record: &[u8], meta: &Meta<'_>, payload_len: usize) -> (usize, usize) {
+    let payload_at = record.len() - payload_len - varint_len(payload_len);
+    let meta_len =
+        postcard::serialize_with_flavor(meta, postcard::ser_flavors::Size::default()).unwrap_or(0);
+    let meta_at = payload_at - meta_len;
+    #[cfg(debug_assertions)]
+    if let Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) = Record::decode(record)
+    {
+        debug_assert_eq!(
+            m.payload.as_ptr(),
+            record[payload_at..]
+                .as_ptr()
+                .wrapping_add(varint_len(payload_len))
+        );
+        debug_assert_eq!(
+            meta_len,
+            record.len() - meta_at - (record.len() - payload_at)
+        );
+    }
+    (meta_at, payload_at)
+}
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 impl Message {
+    /// The record's encoded meta and encoded payload (with its length), as a
+    /// [`Deliver`](crate::wire::Deliver) frame carries them.
+    pub(crate) fn encoded_tail(&self) -> (&[u8], &[u8]) {
+        (
+            &self.record[self.meta_at..self.payload_at],
+            &self.record[self.payload_at..],
+        )
+    }
+
     /// The record's fields (topic, meta, payload borrow the shared encoding).
     pub(crate) fn view(&self) -> MessageRecord<'_> {
         match Record::decode(&self.record) {

@@ -66,6 +66,12 @@ pub fn encode_frame_sized(
     Ok(needed)
 }
 
+/// Writes the length prefix of a frame of `len` bytes into `out`, which is
+/// [`prefix_len`]`(len)` bytes long.
+pub fn write_prefix(len: u32, out: &mut [u8]) {
+    write_varint(len, out);
+}
+
 fn write_varint(mut v: u32, out: &mut [u8]) {
     for byte in out.iter_mut() {
         let low = (v & 0x7F) as u8;

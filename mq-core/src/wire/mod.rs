@@ -107,6 +107,8 @@
 //! of an earlier connection's). A lost peer, and a frame lost whole with its
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 
+#[cfg(feature = "alloc")]
+pub(crate) mod deliver;
 pub mod fragment;
 mod headers;
 mod reason;

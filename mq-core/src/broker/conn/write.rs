@@ -3,13 +3,16 @@
 
 use super::{Conn, Ctrl, Phase, Proto};
 use crate::broker::ConnId;
+use crate::broker::command::Delivery;
 use crate::broker::command::Output;
 use crate::broker::links::Link;
 use crate::broker::router::Router;
 use crate::broker::stats::Stats;
 use crate::broker::timers::Timer;
 use crate::framing::serial::DELIMITER;
+use crate::framing::{Framing, stream};
 use crate::time::Instant;
+use crate::wire::deliver::EncodedDeliver;
 use crate::wire::fragment::{FragmentError, Fragmenter};
 use crate::wire::{self, Deliver, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Welcome};
 
@@ -183,6 +186,19 @@ impl Proto {
         let Some(Output::Deliver(dv)) = link.out.front() else {
             return true;
         };
+        if self.deliver_offset == 0
+            && self.framing == Framing::Stream
+            && let Some(done) = self.write_whole_delivery(dv, &mut buf[*pos..], *pos == 0)
+        {
+            match done {
+                Some(n) => {
+                    *pos += n;
+                    link.out.pop_front();
+                    return true;
+                }
+                None => return false,
+            }
+        }
         let view = dv.msg.view();
         let frames = Fragmenter::deliver(Deliver {
             sub: dv.sub,
@@ -236,6 +252,44 @@ impl Proto {
                 true
             }
         }
+    }
+}
+
+impl Proto {
+    /// A delivery the peer takes whole, over a stream, written straight from
+    /// the message's encoded record ([`EncodedDeliver`]): `None` when it
+    /// does not go whole (fragments, by the general way), `Some(None)` when
+    /// it waits for the next buffer, `Some(Some(n))` when written.
+    fn write_whole_delivery(
+        &self,
+        dv: &Delivery,
+        room: &mut [u8],
+        empty: bool,
+    ) -> Option<Option<usize>> {
+        let (meta, payload) = dv.msg.encoded_tail();
+        let frame = EncodedDeliver {
+            sub: dv.sub,
+            topic: &dv.msg.topic,
+            seq: dv.msg.seq,
+            tag: dv.tag,
+            attempt: dv.attempt,
+            qos: dv.qos,
+            meta,
+            payload,
+        };
+        let len = frame.encoded_len();
+        if len > self.peer.max_frame as usize {
+            return None;
+        }
+        let prefix = stream::prefix_len(len);
+        if prefix + len > room.len() {
+            // Into the next buffer; cut to fit only a buffer that holds
+            // nothing else (by the general way).
+            return (!empty).then_some(None);
+        }
+        stream::write_prefix(len as u32, &mut room[..prefix]);
+        frame.encode_exact(&mut room[prefix..prefix + len]);
+        Some(Some(prefix + len))
     }
 }
 

@@ -11,7 +11,7 @@ use crate::broker::ConnId;
 use crate::broker::command::{Outcome, Output, OwnedPublish, Publish};
 use crate::broker::config::Overflow;
 use crate::broker::dedup::Seen;
-use crate::broker::message::{Message, Msg};
+use crate::broker::message::{Message, Msg, tail_offsets};
 use crate::broker::queue::{Offer, Queued};
 use crate::broker::record::{MessageRecord, Record};
 use crate::broker::slab::Key;
@@ -316,9 +316,12 @@ impl Router {
             },
         }
         .encode_shared();
+        let (meta_at, payload_at) = tail_offsets(&record, &meta, payload.len());
         Arc::new(Message {
             id,
             seq,
+            meta_at,
+            payload_at,
             topic: t.name.clone(),
             qos,
             published_at: now,

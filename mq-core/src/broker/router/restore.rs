@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use super::Router;
 use super::publish::SWEEP_INTERVAL;
-use crate::broker::message::{Message, Msg};
+use crate::broker::message::{Message, Msg, tail_offsets};
 use crate::broker::queue::Queued;
 use crate::broker::record::{MessageRecord, Record, RecordError};
 use crate::time::Instant;
@@ -187,7 +187,10 @@ impl Router {
         let t = self.topic_state(topic);
         t.next_seq = t.next_seq.max(m.seq + 1);
         let published_at = Instant::from_micros(m.published_us);
+        let (meta_at, payload_at) = tail_offsets(&record, &m.meta, m.payload.len());
         Arc::new(Message {
+            meta_at,
+            payload_at,
             id: m.id,
             seq: m.seq,
             topic: t.name.clone(),
