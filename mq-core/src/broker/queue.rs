@@ -57,6 +57,8 @@ pub(crate) struct Queue {
     pub replay: Option<Replay>,
     /// Slot of the timer for the earliest held-back retry.
     pub retry_timer: Option<Instant>,
+    /// Messages dead-lettered from it (for the admin view).
+    pub dead_lettered: u64,
 }
 
 impl Queue {
@@ -73,6 +75,7 @@ impl Queue {
             limits,
             replay: None,
             retry_timer: None,
+            dead_lettered: 0,
         }
     }
 

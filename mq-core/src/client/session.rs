@@ -4,6 +4,7 @@
 
 #[cfg(doc)]
 use super::Event;
+use super::admin::AdminOut;
 use super::connection::Connection;
 use super::event::Events;
 use super::held::Held;
@@ -97,6 +98,9 @@ where
     pub(super) publish_ids_wrapped: bool,
     pub(super) dedup_seq: u64,
     pub(super) stats: Stats,
+    /// An admin request waiting to be sent.
+    pub(super) admin_out: Option<AdminOut>,
+    pub(super) next_admin: u32,
 }
 
 impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
@@ -132,6 +136,8 @@ where
             publish_ids_wrapped: false,
             dedup_seq: 0,
             stats: Stats::default(),
+            admin_out: None,
+            next_admin: 0,
         }
     }
 
@@ -278,12 +284,14 @@ where
                 Ok(())
             }
             Frame::Deliver(d) => self.on_deliver(d),
+            Frame::AdminAnswer(a) => self.on_admin_answer(a),
             Frame::Hello(_)
             | Frame::Publish(_)
             | Frame::Subscribe(_)
             | Frame::Unsubscribe(_)
             | Frame::Ack(_)
             | Frame::Nack(_)
+            | Frame::Admin(_)
             | Frame::Credit(_) => {
                 self.violation(Reason::ProtocolViolation);
                 Ok(())

@@ -24,6 +24,7 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
+    Admin,
     Credit {
         index: usize,
         owed: u32,
@@ -156,6 +157,9 @@ where
             };
             return Some((Tx::Settle(slot), frame));
         }
+        if let Some(a) = &self.admin_out {
+            return Some((Tx::Admin, Frame::Admin(a.frame())));
+        }
         for (index, s) in self.subs.iter() {
             match s.outgoing {
                 Outgoing::Subscribe => {
@@ -252,6 +256,7 @@ where
                 }
             }
             Tx::Settle(slot) => self.held.free(slot),
+            Tx::Admin => self.admin_out = None,
             Tx::Credit { index, owed, grant } => {
                 if let Some(s) = self.subs.get_mut(index) {
                     s.owed = s.owed.saturating_sub(owed);

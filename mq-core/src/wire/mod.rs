@@ -107,10 +107,12 @@
 //! of an earlier connection's). A lost peer, and a frame lost whole with its
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 
+mod admin;
 pub mod fragment;
 mod headers;
 mod reason;
 
+pub use admin::{Admin, AdminAnswer, AdminRequest};
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
@@ -463,6 +465,12 @@ pub enum Frame<'a> {
     /// See [`ErrorFrame`].
     #[serde(borrow)]
     Error(ErrorFrame<'a>),
+    /// See [`Admin`].
+    #[serde(borrow)]
+    Admin(Admin<'a>),
+    /// See [`AdminAnswer`].
+    #[serde(borrow)]
+    AdminAnswer(AdminAnswer<'a>),
 }
 
 /// A frame could not be encoded.
@@ -582,6 +590,8 @@ impl<'a> Frame<'a> {
             Frame::Pong(_) => "pong",
             Frame::Close(_) => "close",
             Frame::Error(_) => "error",
+            Frame::Admin(_) => "admin",
+            Frame::AdminAnswer(_) => "admin-answer",
         }
     }
 }

@@ -99,6 +99,10 @@ impl Proto {
                 r.links.wake(id);
                 return;
             }
+            Frame::Admin(a) => Command::Admin {
+                id: a.id,
+                request: a.request,
+            },
             Frame::Pong(_) => return,
             Frame::Close(_) | Frame::Error(_) => {
                 r.handle(
@@ -120,6 +124,7 @@ impl Proto {
             | Frame::SubAck(_)
             | Frame::SubReject(_)
             | Frame::UnsubAck(_)
+            | Frame::AdminAnswer(_)
             | Frame::Deliver(_) => return self.violation(id, now, "unexpected frame", r),
         };
         r.handle(id, now, cmd);

@@ -214,6 +214,7 @@ impl Router {
             dedup: p.dedup,
             retain: p.retain,
             once,
+            cut: false,
         });
         self.release(now);
         None
@@ -262,6 +263,8 @@ impl Router {
         let t = self.topic_state(topic);
         let seq = t.next_seq;
         t.next_seq += 1;
+        t.messages_in += 1;
+        t.bytes_in += payload.len() as u64;
         let message = MessageRecord {
             id,
             topic: topic.as_str(),
@@ -320,6 +323,9 @@ impl Router {
                 retained: Default::default(),
                 retained_bytes: 0,
                 retention: self.cfg.retention_for(topic),
+                messages_in: 0,
+                bytes_in: 0,
+                since_id: self.next_msg,
             };
             self.topics.insert(name, state);
         }
@@ -413,6 +419,7 @@ impl Router {
                     targets,
                     acks,
                     retain,
+                    cut,
                     ..
                 } => {
                     for (conn, id) in acks {
@@ -426,7 +433,9 @@ impl Router {
                             },
                         );
                     }
-                    self.retain(&msg, now);
+                    if !cut {
+                        self.retain(&msg, now);
+                    }
                     if retain {
                         self.set_retained(&msg);
                     }

@@ -1,0 +1,158 @@
+//! Admin requests from the session (see `broker::admin`): one waits to be
+//! sent at a time; the broker's answer arrives through the inbox, in order
+//! with the messages, as [`Event::AdminAnswer`](super::Event::AdminAnswer)
+//! whose body is the postcard encoding of the broker's `AdminReply`.
+
+use core::fmt;
+
+use heapless::String;
+
+use super::error::Backpressure;
+use super::inbox::{self, RecordHead};
+use super::{Session, State};
+use crate::topic::MAX_TOPIC_LEN;
+use crate::wire::{AdminAnswer, AdminRequest, Meta, QoS};
+
+/// Identifies an admin request; its answer carries the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AdminId(pub u32);
+
+/// [`Session::admin`] refused a request; nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum AdminError {
+    /// Only a connected session can ask (an answer would not survive a
+    /// reconnect).
+    NotConnected,
+    /// The previous request has not been sent yet: drain `poll_transmit`.
+    Busy,
+    /// The topic name is longer than the session can hold.
+    TopicTooLong,
+}
+
+impl fmt::Display for AdminError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AdminError::NotConnected => "not connected",
+            AdminError::Busy => "an admin request is still waiting to be sent",
+            AdminError::TopicTooLong => "topic too long",
+        })
+    }
+}
+
+impl core::error::Error for AdminError {}
+
+/// A request waiting to be sent, with its topic copied.
+#[derive(Debug, Clone)]
+pub(super) struct AdminOut {
+    id: u32,
+    request: AdminRequest<'static>,
+    topic: String<MAX_TOPIC_LEN>,
+}
+
+impl AdminOut {
+    /// The request, its topic borrowed from here.
+    pub(super) fn frame(&self) -> crate::wire::Admin<'_> {
+        let topic = self.topic.as_str();
+        let request = match self.request {
+            AdminRequest::Messages {
+                from,
+                limit,
+                max_payload,
+                ..
+            } => AdminRequest::Messages {
+                topic,
+                from,
+                limit,
+                max_payload,
+            },
+            AdminRequest::Purge { before, .. } => AdminRequest::Purge { topic, before },
+            AdminRequest::DeleteTopic { .. } => AdminRequest::DeleteTopic { topic },
+            other => other,
+        };
+        crate::wire::Admin {
+            id: self.id,
+            request,
+        }
+    }
+}
+
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
+    /// Asks the broker an admin question (list topics or sessions, read,
+    /// purge or delete a topic); the answer comes as
+    /// [`Event::AdminAnswer`](super::Event::AdminAnswer) with the returned id.
+    /// The broker refuses it (in the answer) unless the session's token has
+    /// the admin permission.
+    pub fn admin(&mut self, request: AdminRequest<'_>) -> Result<AdminId, AdminError> {
+        if self.conn.state != State::Connected {
+            return Err(AdminError::NotConnected);
+        }
+        if self.admin_out.is_some() {
+            return Err(AdminError::Busy);
+        }
+        let name = match request {
+            AdminRequest::Messages { topic, .. }
+            | AdminRequest::Purge { topic, .. }
+            | AdminRequest::DeleteTopic { topic } => topic,
+            AdminRequest::Topics | AdminRequest::Sessions => "",
+        };
+        let topic = String::try_from(name).map_err(|_| AdminError::TopicTooLong)?;
+        let request = match request {
+            AdminRequest::Messages {
+                from,
+                limit,
+                max_payload,
+                ..
+            } => AdminRequest::Messages {
+                topic: "",
+                from,
+                limit,
+                max_payload,
+            },
+            AdminRequest::Purge { before, .. } => AdminRequest::Purge { topic: "", before },
+            AdminRequest::DeleteTopic { .. } => AdminRequest::DeleteTopic { topic: "" },
+            AdminRequest::Topics => AdminRequest::Topics,
+            AdminRequest::Sessions => AdminRequest::Sessions,
+        };
+        self.next_admin = self.next_admin.wrapping_add(1);
+        let id = self.next_admin;
+        self.admin_out = Some(AdminOut { id, request, topic });
+        Ok(AdminId(id))
+    }
+
+    /// The broker answered an admin request: into the inbox, in order with
+    /// the messages.
+    pub(super) fn on_admin_answer(&mut self, a: AdminAnswer<'_>) -> Result<(), Backpressure> {
+        let head = RecordHead {
+            chunk: false,
+            last: true,
+            reply: false,
+            admin: true,
+            qos: QoS::AtMostOnce,
+            sub: a.id,
+            attempt: 1,
+            seq: 0,
+            id: 0,
+            offset: 0,
+            total: a.body.len() as u64,
+        };
+        let meta = Meta::default();
+        // Larger than the inbox can ever hold: the answer says so by being
+        // empty (the broker fits answers to the frame size announced, which
+        // the inbox bounds, so this is a broker that ignored it).
+        let body = match inbox::record_len(0, &meta, a.body.len() as u64) {
+            Some(n) if n <= self.inbox.capacity() => a.body,
+            _ => &[],
+        };
+        if !self.inbox.add(&head, "", &meta, body, body.len()) {
+            return Err(Backpressure::Inbox);
+        }
+        self.events.message_queued();
+        Ok(())
+    }
+}
