@@ -39,6 +39,7 @@
 //! find the outbox full wait, as callers, for an acknowledgement to free room;
 //! the driver keeps no message queue of its own.
 
+mod admin;
 mod assemble;
 mod calls;
 mod command;
@@ -63,6 +64,8 @@ use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
 
+pub use admin::Admin;
+use admin::AdminReplyTo;
 use assemble::{Partial, reassemble};
 pub(crate) use command::{
     Command, CommandSender, Commands, Offer, Reply, ReplyTo, Sink, SubscriptionEnd,
@@ -176,6 +179,9 @@ pub(crate) struct Driver {
     partial: Option<Partial>,
     /// Requesters waiting for their reply, by the session's request id.
     requests: HashMap<u64, ReplyTo<Result<Message, Error>>>,
+    /// Admin requests waiting to be sent, and sent ones by id.
+    admin_queue: VecDeque<(Admin, AdminReplyTo)>,
+    admins: HashMap<u32, AdminReplyTo>,
 }
 
 impl Driver {
@@ -254,6 +260,8 @@ impl Driver {
             parked: None,
             partial: None,
             requests: HashMap::new(),
+            admin_queue: VecDeque::new(),
+            admins: HashMap::new(),
         })
     }
 
@@ -294,6 +302,7 @@ impl Driver {
                 self.on_event(now, happened);
             }
             progress |= self.retry_waiting(now);
+            progress |= self.send_admin();
             if !progress {
                 break;
             }
@@ -341,6 +350,7 @@ impl Driver {
                 Message::new(&delivery, Bytes::copy_from_slice(delivery.payload), settler),
             ),
             Event::RequestFailed { id, reason } => Happened::RequestFailed(id.0, reason),
+            Event::AdminAnswer { id, body } => Happened::AdminAnswer(id.0, body.to_vec()),
             Event::Closed => Happened::Closed,
         })
     }
@@ -362,6 +372,7 @@ impl Driver {
                 debug!("disconnected: {reason}");
                 self.last_reason = reason;
                 self.want_disconnect = true;
+                self.admins_lost();
                 if !self.welcomed
                     && let Some(w) = self.connect_waiter.take()
                 {
@@ -413,6 +424,7 @@ impl Driver {
                     reply.send(Err(request_error(failure)));
                 }
             }
+            Happened::AdminAnswer(id, body) => self.admin_answered(id, &body),
             Happened::Piece => {}
             Happened::Closed => {
                 debug!("session closed: {}", self.final_reason());
@@ -507,6 +519,7 @@ impl Driver {
         for (_, reply) in self.requests.drain() {
             reply.send(Err(error()));
         }
+        self.admins_closed(reason);
         self.subscribers.clear();
         self.parked = None;
         self.partial = None;
@@ -533,6 +546,7 @@ enum Happened {
     /// A reply to the session's request with this id.
     Reply(u64, Message),
     RequestFailed(u64, RequestFailure),
+    AdminAnswer(u32, Vec<u8>),
     /// A piece of a large message, kept until the last one.
     Piece,
     Closed,
