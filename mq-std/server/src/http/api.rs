@@ -133,9 +133,26 @@ fn before(request: &Request) -> Result<u64, Response> {
     })
 }
 
-/// The broker's answer as JSON.
+/// The broker's answer as an HTTP response.
 fn reply(answer: AdminReply) -> Response {
-    let value = match answer {
+    let status = match &answer {
+        AdminReply::Refused { reason, .. } => match reason {
+            Reason::UnknownId => "404 Not Found",
+            Reason::NotAuthorized => "403 Forbidden",
+            Reason::ShuttingDown => "503 Service Unavailable",
+            _ => "400 Bad Request",
+        },
+        _ => "200 OK",
+    };
+    Response::json(status, &to_json(&answer))
+}
+
+/// The broker's answer as the API's JSON (`mq topics --json` prints the
+/// same): `{"topics": ...}`, `{"sessions": ...}`, `{"topic", "total",
+/// "messages"}`, `{"purged": ...}`, `{"deleted": ...}`, or `{"error",
+/// "reason"}`.
+pub fn to_json(answer: &AdminReply) -> Value {
+    match answer {
         AdminReply::Topics { topics, truncated } => {
             json!({ "topics": topics, "truncated": truncated })
         }
@@ -168,16 +185,9 @@ fn reply(answer: AdminReply) -> Response {
             json!({ "deleted": { "retained": retained, "queued": queued } })
         }
         AdminReply::Refused { reason, text } => {
-            let status = match reason {
-                Reason::UnknownId => "404 Not Found",
-                Reason::NotAuthorized => "403 Forbidden",
-                Reason::ShuttingDown => "503 Service Unavailable",
-                _ => "400 Bad Request",
-            };
-            return Response::json(status, &json!({ "error": text, "reason": reason.as_str() }));
+            json!({ "error": text, "reason": reason.as_str() })
         }
-    };
-    Response::json("200 OK", &value)
+    }
 }
 
 /// The broker's counters, for the console's rates.

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use clap::Args;
-use mq_client::client::{QoS, Start, SubscribeOptions};
+use mq_client::client::{QoS, SessionMode, Start, SubscribeOptions};
 
 use crate::daemon::Server;
 use crate::fail::Fail;
@@ -31,6 +31,14 @@ pub struct SubArgs {
     /// Print each message as a JSON object.
     #[arg(long)]
     json: bool,
+    /// Connect as this client id (default: a random one).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// Keep the session, its subscription and what it has not acked while
+    /// `mq sub` is not running: messages published meanwhile queue for it
+    /// and come on the next `mq sub --client-id ID --persistent`.
+    #[arg(long, requires = "client_id")]
+    persistent: bool,
     /// Topic filter (`*` matches one token, `>` one or more trailing tokens).
     filter: String,
 }
@@ -46,7 +54,14 @@ pub async fn run(server: &Server, args: SubArgs) -> Result<(), Fail> {
         (None, Some(n)) => Start::Last(n),
         (None, None) => Start::New,
     };
-    let client = server.connect().await?;
+    let mut client_opts = server.options();
+    if let Some(id) = &args.client_id {
+        client_opts.client_id = id.clone();
+    }
+    if args.persistent {
+        client_opts.session = SessionMode::Resume;
+    }
+    let client = server.connect_with(client_opts).await?;
     let mut sub = client
         .subscribe(&args.filter, &opts)
         .await
