@@ -40,7 +40,7 @@ struct Args {
     /// Address to listen on [default: 127.0.0.1:7410].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Address for /metrics and /health; "" disables it [default: 127.0.0.1:7411].
+    /// Address for the web console, /api, /metrics and /health; "" disables it [default: 127.0.0.1:7411].
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
     /// Serve MQTT 3.1.1 and 5 on this address too (1883 by convention; off
