@@ -6,15 +6,15 @@
 use serde::{Deserialize, Serialize};
 
 /// What an operator asks. Only sessions whose token has the admin permission
-/// ([`Permissions::admin`](super::Permissions::admin)) may ask over the wire.
+/// (`broker::Permissions::admin`) may ask over the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AdminRequest<'a> {
-    /// Every topic the broker knows ([`AdminReply::Topics`]).
+    /// Every topic the broker knows (`AdminReply::Topics`).
     Topics,
-    /// Every session, connected or away ([`AdminReply::Sessions`]).
+    /// Every session, connected or away (`AdminReply::Sessions`).
     Sessions,
-    /// Messages a topic retains for replay ([`AdminReply::Messages`]).
+    /// Messages a topic retains for replay (`AdminReply::Messages`).
     Messages {
         /// Topic name.
         topic: &'a str,
@@ -26,7 +26,7 @@ pub enum AdminRequest<'a> {
         max_payload: u32,
     },
     /// Drop a topic's messages with a lower sequence number than `before`
-    /// ([`AdminReply::Purged`]).
+    /// (`AdminReply::Purged`).
     Purge {
         /// Topic name.
         topic: &'a str,
@@ -34,7 +34,7 @@ pub enum AdminRequest<'a> {
         before: u64,
     },
     /// Remove a topic with its messages and sequence state
-    /// ([`AdminReply::Deleted`]).
+    /// (`AdminReply::Deleted`).
     DeleteTopic {
         /// Topic name.
         topic: &'a str,

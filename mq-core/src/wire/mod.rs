@@ -81,6 +81,15 @@
 //! new one is dropped when its priority is below all that wait). A dead-lettered
 //! copy keeps its priority.
 //!
+//! **Admin.** A client whose token has the admin permission may send
+//! [`Admin`] (list topics or sessions, read, purge or delete a topic, with an
+//! id of its choosing) once connected; the broker answers each with an
+//! [`AdminAnswer`] of the same id, whose body is the postcard encoding of
+//! `broker::admin::AdminReply` (a refusal, `NotAuthorized` for other tokens,
+//! is an answer too: the session goes on). A purge or delete is answered once
+//! its record is stored. An answer fits the client's maximum frame: a list
+//! too long for it is cut short and says so.
+//!
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
 //! the connection is closed.
