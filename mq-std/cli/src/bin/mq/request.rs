@@ -14,6 +14,7 @@ use mq_client::client::SubscribeOptions;
 use crate::daemon::Server;
 use crate::fail::Fail;
 use crate::output;
+use crate::subscribe::Feed;
 
 #[derive(Debug, Args)]
 pub struct ReqArgs {
@@ -82,26 +83,17 @@ pub async fn reply(server: &Server, args: ReplyArgs) -> Result<(), Fail> {
         None => SubscribeOptions::default(),
     };
     let client = server.connect().await?;
-    let mut sub = client
-        .subscribe(&args.filter, &opts)
-        .await
-        .map_err(|e| Fail(format!("cannot subscribe to {}: {e}", args.filter)))?;
+    let mut feed = Feed::subscribe(&client, &args.filter, &opts).await?;
     eprintln!("mq: answering requests on {}", args.filter);
     let mut answered = 0u64;
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let result = loop {
         if args.count.is_some_and(|n| answered >= n) {
             break Ok(());
         }
-        let msg = tokio::select! {
-            msg = sub.next() => msg,
-            _ = &mut ctrl_c => break Ok(()),
-        };
-        let Some(msg) = msg else {
-            break Err(Fail(format!(
-                "the subscription to {} ended: mqd closed the session",
-                args.filter
-            )));
+        let msg = match feed.next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break Ok(()),
+            Err(fail) => break Err(fail),
         };
         println!("{} {} {}", msg.topic, msg.seq, output::escape(&msg.payload));
         if msg.reply_to.is_none() {
@@ -113,7 +105,10 @@ pub async fn reply(server: &Server, args: ReplyArgs) -> Result<(), Fail> {
             continue;
         }
         let payload = match (&args.command, args.echo) {
-            (Some(cmd), _) => run_command(cmd, &msg.payload)?,
+            (Some(cmd), _) => match run_command(cmd, &msg.payload) {
+                Ok(out) => out,
+                Err(fail) => break Err(fail),
+            },
             (None, true) => msg.payload.clone(),
             (None, false) => Bytes::from(args.payload.clone()),
         };
@@ -124,7 +119,7 @@ pub async fn reply(server: &Server, args: ReplyArgs) -> Result<(), Fail> {
         answered += 1;
     };
     client.close().await;
-    drop(sub);
+    drop(feed);
     result
 }
 
