@@ -1,17 +1,16 @@
-//! Admin requests from the session (see `broker::admin`): one waits to be
-//! sent at a time; the broker's answer arrives through the inbox, in order
+//! Admin requests from the session (see `broker::admin`), with `alloc`: one
+//! waits to be sent at a time; the broker's answer arrives through the inbox, in order
 //! with the messages, as [`Event::AdminAnswer`](super::Event::AdminAnswer)
 //! whose body is the postcard encoding of the broker's `AdminReply`.
 
 use core::fmt;
 
-use heapless::String;
-
+use super::Session;
 use super::error::Backpressure;
 use super::inbox::{self, RecordHead};
-use super::{Session, State};
-use crate::topic::MAX_TOPIC_LEN;
-use crate::wire::{AdminAnswer, AdminRequest, Meta, QoS};
+use crate::wire::{AdminAnswer, Meta, QoS};
+#[cfg(feature = "alloc")]
+use {super::State, crate::topic::MAX_TOPIC_LEN, crate::wire::AdminRequest, alloc::string::String};
 
 /// Identifies an admin request; its answer carries the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,13 +44,15 @@ impl fmt::Display for AdminError {
 impl core::error::Error for AdminError {}
 
 /// A request waiting to be sent, with its topic copied.
+#[cfg(feature = "alloc")]
 #[derive(Debug, Clone)]
 pub(super) struct AdminOut {
     id: u32,
     request: AdminRequest<'static>,
-    topic: String<MAX_TOPIC_LEN>,
+    topic: String,
 }
 
+#[cfg(feature = "alloc")]
 impl AdminOut {
     /// The request, its topic borrowed from here.
     pub(super) fn frame(&self) -> crate::wire::Admin<'_> {
@@ -79,6 +80,7 @@ impl AdminOut {
     }
 }
 
+#[cfg(feature = "alloc")]
 impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
@@ -101,7 +103,10 @@ where
             | AdminRequest::DeleteTopic { topic } => topic,
             AdminRequest::Topics | AdminRequest::Sessions => "",
         };
-        let topic = String::try_from(name).map_err(|_| AdminError::TopicTooLong)?;
+        if name.len() > MAX_TOPIC_LEN {
+            return Err(AdminError::TopicTooLong);
+        }
+        let topic = String::from(name);
         let request = match request {
             AdminRequest::Messages {
                 from,
@@ -124,7 +129,12 @@ where
         self.admin_out = Some(AdminOut { id, request, topic });
         Ok(AdminId(id))
     }
+}
 
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+{
     /// The broker answered an admin request: into the inbox, in order with
     /// the messages.
     pub(super) fn on_admin_answer(&mut self, a: AdminAnswer<'_>) -> Result<(), Backpressure> {

@@ -4,6 +4,7 @@
 
 #[cfg(doc)]
 use super::Event;
+#[cfg(feature = "alloc")]
 use super::admin::AdminOut;
 use super::connection::Connection;
 use super::event::Events;
@@ -98,8 +99,11 @@ where
     pub(super) publish_ids_wrapped: bool,
     pub(super) dedup_seq: u64,
     pub(super) stats: Stats,
-    /// An admin request waiting to be sent.
+    /// An admin request waiting to be sent (only with `alloc`: a device
+    /// without it has no use for them, and keeps the room).
+    #[cfg(feature = "alloc")]
     pub(super) admin_out: Option<AdminOut>,
+    #[cfg(feature = "alloc")]
     pub(super) next_admin: u32,
 }
 
@@ -136,7 +140,9 @@ where
             publish_ids_wrapped: false,
             dedup_seq: 0,
             stats: Stats::default(),
+            #[cfg(feature = "alloc")]
             admin_out: None,
+            #[cfg(feature = "alloc")]
             next_admin: 0,
         }
     }

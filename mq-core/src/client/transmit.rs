@@ -24,6 +24,7 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
+    #[cfg(feature = "alloc")]
     Admin,
     Credit {
         index: usize,
@@ -157,6 +158,7 @@ where
             };
             return Some((Tx::Settle(slot), frame));
         }
+        #[cfg(feature = "alloc")]
         if let Some(a) = &self.admin_out {
             return Some((Tx::Admin, Frame::Admin(a.frame())));
         }
@@ -256,6 +258,7 @@ where
                 }
             }
             Tx::Settle(slot) => self.held.free(slot),
+            #[cfg(feature = "alloc")]
             Tx::Admin => self.admin_out = None,
             Tx::Credit { index, owed, grant } => {
                 if let Some(s) = self.subs.get_mut(index) {
