@@ -5,12 +5,15 @@
 
 use core::fmt;
 
-use super::Session;
-use super::error::Backpressure;
-use super::inbox::{self, RecordHead};
-use crate::wire::{AdminAnswer, Meta, QoS};
 #[cfg(feature = "alloc")]
-use {super::State, crate::topic::MAX_TOPIC_LEN, crate::wire::AdminRequest, alloc::string::String};
+use {
+    super::error::Backpressure,
+    super::inbox::{self, RecordHead},
+    super::{Session, State},
+    crate::topic::MAX_TOPIC_LEN,
+    crate::wire::{AdminAnswer, AdminRequest, Meta, QoS},
+    alloc::vec::Vec,
+};
 
 /// Identifies an admin request; its answer carries the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,39 +46,21 @@ impl fmt::Display for AdminError {
 
 impl core::error::Error for AdminError {}
 
-/// A request waiting to be sent, with its topic copied.
+/// A request waiting to be sent: its id and encoded body.
 #[cfg(feature = "alloc")]
 #[derive(Debug, Clone)]
 pub(super) struct AdminOut {
     id: u32,
-    request: AdminRequest<'static>,
-    topic: String,
+    body: Vec<u8>,
 }
 
 #[cfg(feature = "alloc")]
 impl AdminOut {
-    /// The request, its topic borrowed from here.
+    /// The frame, borrowing the body from here.
     pub(super) fn frame(&self) -> crate::wire::Admin<'_> {
-        let topic = self.topic.as_str();
-        let request = match self.request {
-            AdminRequest::Messages {
-                from,
-                limit,
-                max_payload,
-                ..
-            } => AdminRequest::Messages {
-                topic,
-                from,
-                limit,
-                max_payload,
-            },
-            AdminRequest::Purge { before, .. } => AdminRequest::Purge { topic, before },
-            AdminRequest::DeleteTopic { .. } => AdminRequest::DeleteTopic { topic },
-            other => other,
-        };
         crate::wire::Admin {
             id: self.id,
-            request,
+            request: &self.body,
         }
     }
 }
@@ -89,7 +74,7 @@ where
     /// purge or delete a topic); the answer comes as
     /// [`Event::AdminAnswer`](super::Event::AdminAnswer) with the returned id.
     /// The broker refuses it (in the answer) unless the session's token has
-    /// the admin permission.
+    /// the admin permission. Only with `alloc`.
     pub fn admin(&mut self, request: AdminRequest<'_>) -> Result<AdminId, AdminError> {
         if self.conn.state != State::Connected {
             return Err(AdminError::NotConnected);
@@ -97,44 +82,22 @@ where
         if self.admin_out.is_some() {
             return Err(AdminError::Busy);
         }
-        let name = match request {
+        let topic = match request {
             AdminRequest::Messages { topic, .. }
             | AdminRequest::Purge { topic, .. }
             | AdminRequest::DeleteTopic { topic } => topic,
             AdminRequest::Topics | AdminRequest::Sessions => "",
         };
-        if name.len() > MAX_TOPIC_LEN {
+        if topic.len() > MAX_TOPIC_LEN {
             return Err(AdminError::TopicTooLong);
         }
-        let topic = String::from(name);
-        let request = match request {
-            AdminRequest::Messages {
-                from,
-                limit,
-                max_payload,
-                ..
-            } => AdminRequest::Messages {
-                topic: "",
-                from,
-                limit,
-                max_payload,
-            },
-            AdminRequest::Purge { before, .. } => AdminRequest::Purge { topic: "", before },
-            AdminRequest::DeleteTopic { .. } => AdminRequest::DeleteTopic { topic: "" },
-            AdminRequest::Topics => AdminRequest::Topics,
-            AdminRequest::Sessions => AdminRequest::Sessions,
-        };
+        let body = postcard::to_allocvec(&request).map_err(|_| AdminError::TopicTooLong)?;
         self.next_admin = self.next_admin.wrapping_add(1);
         let id = self.next_admin;
-        self.admin_out = Some(AdminOut { id, request, topic });
+        self.admin_out = Some(AdminOut { id, body });
         Ok(AdminId(id))
     }
-}
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
-where
-    B: AsRef<[u8]> + AsMut<[u8]>,
-{
     /// The broker answered an admin request: into the inbox, in order with
     /// the messages.
     pub(super) fn on_admin_answer(&mut self, a: AdminAnswer<'_>) -> Result<(), Backpressure> {

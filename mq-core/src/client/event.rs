@@ -314,6 +314,7 @@ where
             };
         };
         self.events.message_emitted();
+        #[cfg(feature = "alloc")]
         if head.admin {
             let view = self.inbox.shown()?;
             return Some(Event::AdminAnswer {

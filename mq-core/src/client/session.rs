@@ -290,7 +290,14 @@ where
                 Ok(())
             }
             Frame::Deliver(d) => self.on_deliver(d),
+            #[cfg(feature = "alloc")]
             Frame::AdminAnswer(a) => self.on_admin_answer(a),
+            // Without `alloc` the session never asks: an answer is out of place.
+            #[cfg(not(feature = "alloc"))]
+            Frame::AdminAnswer(_) => {
+                self.violation(Reason::ProtocolViolation);
+                Ok(())
+            }
             Frame::Hello(_)
             | Frame::Publish(_)
             | Frame::Subscribe(_)

@@ -2,8 +2,15 @@
 //! `broker::admin` for what each does). Only a token with the admin
 //! permission may send [`Admin`]; the broker answers every one with an
 //! [`AdminAnswer`] of the same id.
+//!
+//! Both carry their content as an encoded body (postcard): [`AdminRequest`]
+//! in `Admin`, `broker::admin::AdminReply` in `AdminAnswer`. A device that
+//! never asks (no `alloc`) then decodes two byte strings rather than the
+//! requests and replies themselves, and its firmware stays small.
 
 use serde::{Deserialize, Serialize};
+
+use super::{DecodeError, EncodeError};
 
 /// What an operator asks. Only sessions whose token has the admin permission
 /// (`broker::Permissions::admin`) may ask over the wire.
@@ -51,15 +58,37 @@ impl AdminRequest<'_> {
     }
 }
 
+impl<'a> AdminRequest<'a> {
+    /// Encodes into the front of `buf` (an [`Admin`] frame's body), returning
+    /// the bytes written.
+    pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        let needed = postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(usize::MAX);
+        postcard::to_slice(self, buf)
+            .map(|out| out.len())
+            .map_err(|_| EncodeError::BufferTooSmall { needed })
+    }
+
+    /// Decodes an [`Admin`] frame's body; the topic borrows from it.
+    pub fn decode(body: &'a [u8]) -> Result<AdminRequest<'a>, DecodeError> {
+        match postcard::take_from_bytes::<AdminRequest<'a>>(body) {
+            Ok((request, [])) => Ok(request),
+            Ok(_) => Err(DecodeError::TrailingBytes),
+            Err(_) => Err(DecodeError::Malformed),
+        }
+    }
+}
+
 /// Client → broker: an admin request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Admin<'a> {
     /// Client-chosen id, echoed in the answer.
     pub id: u32,
-    /// What is asked.
-    #[serde(borrow)]
-    pub request: AdminRequest<'a>,
+    /// What is asked: an [`AdminRequest`], encoded
+    /// ([`AdminRequest::encode`]). One that does not decode is a protocol
+    /// violation.
+    pub request: &'a [u8],
 }
 
 /// Broker → client: the answer to an [`Admin`] request.

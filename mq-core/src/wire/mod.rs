@@ -82,8 +82,9 @@
 //! copy keeps its priority.
 //!
 //! **Admin.** A client whose token has the admin permission may send
-//! [`Admin`] (list topics or sessions, read, purge or delete a topic, with an
-//! id of its choosing) once connected; the broker answers each with an
+//! [`Admin`] (list topics or sessions, read, purge or delete a topic, as an
+//! encoded [`AdminRequest`], with an id of its choosing) once connected; a
+//! request that does not decode is a protocol violation; the broker answers each with an
 //! [`AdminAnswer`] of the same id, whose body is the postcard encoding of
 //! `broker::admin::AdminReply` (a refusal, `NotAuthorized` for other tokens,
 //! is an answer too: the session goes on). A purge or delete is answered once

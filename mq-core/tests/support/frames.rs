@@ -194,21 +194,7 @@ impl Parts {
             }),
             18 => Frame::Admin(Admin {
                 id: a as u32,
-                request: match self.flags % 5 {
-                    0 => AdminRequest::Topics,
-                    1 => AdminRequest::Sessions,
-                    2 => AdminRequest::Messages {
-                        topic: &self.text,
-                        from: b,
-                        limit: c as u32,
-                        max_payload: self.reason.into(),
-                    },
-                    3 => AdminRequest::Purge {
-                        topic: &self.text,
-                        before: b,
-                    },
-                    _ => AdminRequest::DeleteTopic { topic: &self.text },
-                },
+                request: &self.bytes,
             }),
             _ => Frame::AdminAnswer(AdminAnswer {
                 id: a as u32,

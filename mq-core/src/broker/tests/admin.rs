@@ -28,6 +28,14 @@ fn seqs(h: &mut H, name: &str) -> Vec<u64> {
     }
 }
 
+/// An admin frame's body.
+fn encoded(req: AdminRequest<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 512];
+    let n = req.encode(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
 fn admin(h: &mut H, req: AdminRequest<'_>) -> AdminReply {
     let reply = h.b.admin(h.now, &req).0;
     h.drain();
@@ -309,12 +317,13 @@ fn admin_frames_need_the_admin_permission() {
     h.take(app);
     h.publish(app, 1, "t", QoS::AtLeastOnce, b"x");
     h.take(app);
+    let body = encoded(AdminRequest::Purge {
+        topic: "t",
+        before: 100,
+    });
     let purge = Frame::Admin(Admin {
         id: 9,
-        request: AdminRequest::Purge {
-            topic: "t",
-            before: 100,
-        },
+        request: &body,
     });
     h.send(app, purge);
     let [Got::Admin(9, AdminReply::Refused { reason, text })] = &h.take(app)[..] else {
@@ -341,7 +350,7 @@ fn admin_frames_need_the_admin_permission() {
         ops,
         Frame::Admin(Admin {
             id: 10,
-            request: AdminRequest::Topics,
+            request: &encoded(AdminRequest::Topics),
         }),
     );
     let [Got::Admin(10, AdminReply::Topics { topics, truncated })] = &h.take(ops)[..] else {
@@ -363,7 +372,7 @@ fn a_listing_larger_than_the_peer_frame_is_truncated() {
         p,
         Frame::Admin(Admin {
             id: 1,
-            request: AdminRequest::Topics,
+            request: &encoded(AdminRequest::Topics),
         }),
     );
     let [Got::Admin(1, AdminReply::Topics { topics, truncated })] = &h.take(p)[..] else {
@@ -396,4 +405,24 @@ fn a_replay_under_way_skips_what_a_purge_removed() {
     assert_eq!(payloads(&four), [[4u8]]);
     h.ack(s, four[0].tag);
     assert_eq!(payloads(&h.deliveries(s)), [[5u8]]);
+}
+
+#[test]
+fn a_malformed_admin_request_ends_only_its_connection() {
+    let mut h = H::new(Config::default());
+    let (bad, _) = h.connect("bad", SessionMode::Clean);
+    let (good, _) = h.connect("good", SessionMode::Clean);
+    h.subscribe(good, 1, "t", None, 10);
+    h.send(
+        bad,
+        Frame::Admin(Admin {
+            id: 1,
+            request: &[200, 1, 2],
+        }),
+    );
+    assert_eq!(h.take(bad), [Got::Error(Reason::ProtocolViolation)]);
+    assert!(h.closed.contains(&bad));
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"still");
+    assert_eq!(payloads(&h.deliveries(good)), [b"still"]);
 }
