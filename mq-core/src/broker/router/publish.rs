@@ -258,6 +258,8 @@ impl Router {
         payload: &[u8],
         once: Option<(&str, u16)>,
     ) -> Msg {
+        // The topic first: a new one's first id is this message's.
+        self.topic_state(topic);
         let id = self.next_msg;
         self.next_msg += 1;
         let t = self.topic_state(topic);
