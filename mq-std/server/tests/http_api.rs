@@ -150,6 +150,12 @@ async fn bad_requests_get_clear_errors_and_the_port_keeps_serving() {
         let (status, err) = call(http, "GET", "/api/topics/a/messages?limit=lots", None);
         assert_eq!(status, 400);
         assert!(err["error"].as_str().unwrap().contains("limit"), "{err}");
+        let (status, err) = call(http, "GET", "/api/topics/a/messages?limit=10001", None);
+        assert_eq!(status, 400);
+        assert!(
+            err["error"].as_str().unwrap().contains("at most 10000"),
+            "{err}"
+        );
         let (status, err) = call(http, "GET", "/api/topics/nope/messages", None);
         assert_eq!(status, 404, "{err}");
         let (status, err) = call(http, "GET", "/api/topics/a..b/messages", None);

@@ -6,7 +6,7 @@
 //! | `GET /api/overview` | the broker's counters (`messages_in`, `connections`, ...) |
 //! | `GET /api/topics` | `{"topics": [{name, first_seq, last_seq, retained, retained_bytes, subscribers, messages_in, bytes_in}]}` |
 //! | `GET /api/sessions` | `{"sessions": [{client, connected, persistent, inflight, subscriptions: [{id, filter, group, waiting, inflight, dead_lettered}]}]}` |
-//! | `GET /api/topics/TOPIC/messages?from=SEQ&limit=N&max_payload=BYTES` | `{"topic", "total", "messages": [{seq, id, published_us, qos, priority, size, payload}]}` |
+//! | `GET /api/topics/TOPIC/messages?from=SEQ&limit=N&max_payload=BYTES` (at most 10000 and 65536) | `{"topic", "total", "messages": [{seq, id, published_us, qos, priority, size, payload}]}` |
 //! | `POST /api/topics/TOPIC/purge?before=SEQ` (or body `{"before": SEQ}`) | `{"purged": {"retained": N, "queued": N}}` |
 //! | `DELETE /api/topics/TOPIC` | `{"deleted": {"retained": N, "queued": N}}` |
 //!
@@ -25,6 +25,10 @@ use super::{HttpOptions, Method, Request, Response};
 const DEFAULT_LIMIT: u32 = 100;
 /// Payload bytes shown per message when the request does not say.
 const DEFAULT_PAYLOAD: u32 = 256;
+/// The most messages, and payload bytes of each, one answer lists: enough
+/// to look at, not enough for one request to make mqd copy a topic whole.
+const MAX_LIMIT: u32 = 10_000;
+const MAX_PAYLOAD: u32 = 64 * 1024;
 
 /// Answers a request for `/api/` + `rest`.
 pub async fn route(request: &Request, rest: &str, opts: &HttpOptions) -> Response {
@@ -48,8 +52,9 @@ async fn route_inner(
         (Method::Get, ["topics", topic, "messages"]) => Admin::Messages {
             topic: topic.to_string(),
             from: number(request, "from")?.unwrap_or(0),
-            limit: number(request, "limit")?.unwrap_or(DEFAULT_LIMIT),
-            max_payload: number(request, "max_payload")?.unwrap_or(DEFAULT_PAYLOAD),
+            limit: at_most(number(request, "limit")?, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT),
+            max_payload: at_most(number(request, "max_payload")?, "max_payload", MAX_PAYLOAD)?
+                .unwrap_or(DEFAULT_PAYLOAD),
         },
         (Method::Post, ["topics", topic, "purge"]) => {
             authorize(request, opts)?;
@@ -116,6 +121,17 @@ fn number<T: std::str::FromStr>(request: &Request, key: &str) -> Result<Option<T
                 &format!("`{key}` must be a non-negative number, not {v:?}"),
             )
         }),
+    }
+}
+
+/// `value`, refused when above `max`.
+fn at_most(value: Option<u32>, key: &str, max: u32) -> Result<Option<u32>, Response> {
+    match value {
+        Some(v) if v > max => Err(Response::error(
+            "400 Bad Request",
+            &format!("`{key}` may be at most {max}, not {v}"),
+        )),
+        v => Ok(v),
     }
 }
 
