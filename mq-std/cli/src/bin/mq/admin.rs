@@ -137,7 +137,7 @@ fn text(answer: &AdminReply) -> String {
             }
             if *truncated {
                 note.push_str(
-                    "(more topics than one answer holds; use --json over HTTP for all)\n",
+                    "(more topics than one answer holds: GET /api/topics on the HTTP port lists all)\n",
                 );
             }
         }
@@ -171,7 +171,9 @@ fn text(answer: &AdminReply) -> String {
                 }
             }
             if *truncated {
-                note.push_str("(more sessions than one answer holds)\n");
+                note.push_str(
+                    "(more sessions than one answer holds: GET /api/sessions lists all)\n",
+                );
             }
         }
         AdminReply::Messages(list) => {
