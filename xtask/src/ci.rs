@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, install_check, mqtt, python, qemu, windows};
+use crate::{bench, console, embedded, ffi, firmware, install_check, mqtt, python, qemu, windows};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -46,7 +46,11 @@ const STEPS: &[(&str, Action)] = &[
         |_| mqtt::interop(),
     ),
     (
-        "simulations (mq and MQTT), 2000 seeds each (release)",
+        "web console in headless Chromium against mqd with traffic",
+        |_| console::check(),
+    ),
+    (
+        "simulations (mq, MQTT, purges), 2000 seeds each (release)",
         |_| {
             run(cargo().env("MQ_SIM_SEEDS", "2000").args([
                 "test",
@@ -57,6 +61,8 @@ const STEPS: &[(&str, Action)] = &[
                 "sim",
                 "--test",
                 "sim_mqtt",
+                "--test",
+                "sim_admin",
             ]))
         },
     ),

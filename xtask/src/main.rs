@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod cmd;
+mod console;
 mod embedded;
 mod failure;
 mod ffi;
@@ -72,6 +73,10 @@ const TASKS: &[(&str, &str)] = &[
         "mqtt-interop",
         "MQTT clients (mosquitto_*, paho) against Mosquitto and mqd, and bad input, as ci does",
     ),
+    (
+        "console",
+        "mqd's web console in headless Chromium: what it shows, purge and delete, a screenshot",
+    ),
     ("help", "print this list"),
 ];
 
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         "install" => install::run_install(rest),
         "install-check" => install_check::check().map_err(Failure::Failed),
         "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
+        "console" => console::check().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::bench::{MOSQUITTO, Servers};
-use crate::cmd::{self, run, succeeds};
+use crate::cmd;
 use crate::mq_tools;
-use crate::python::{make_venv, venv_python};
+use crate::python::tool_venv;
 
 /// Where mqd's results may differ from Mosquitto's, what mqd must say, and why.
 const DIFFERENCES: &[(&str, &str, &str)] = &[(
@@ -99,16 +99,7 @@ pub fn interop() -> Result<(), String> {
 
 /// The venv with paho-mqtt (under the target dir); its python.
 fn paho_venv() -> Result<PathBuf, String> {
-    let venv = cmd::target_dir().join("mqtt-venv");
-    let python = venv_python(&venv);
-    if !python.is_file() || !succeeds(Command::new(&python).args(["-m", "pip", "--version"])) {
-        make_venv(&venv)?;
-    }
-    if !succeeds(Command::new(&python).args(["-c", "import paho.mqtt"])) {
-        println!("installing paho-mqtt into {}", venv.display());
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "paho-mqtt>=2,<3"]))?;
-    }
-    Ok(python)
+    tool_venv("mqtt-venv", "paho.mqtt", "paho-mqtt>=2,<3")
 }
 
 /// Runs one of the scripts; its `name<TAB>result` lines.

@@ -137,6 +137,21 @@ fn pip(venv: &Path) -> Command {
     pip
 }
 
+/// A venv under the target dir named `name` in which `module` imports,
+/// installing `requirement` from PyPI when it does not; its python.
+pub(crate) fn tool_venv(name: &str, module: &str, requirement: &str) -> Result<PathBuf, String> {
+    let venv = cmd::target_dir().join(name);
+    let python = venv_python(&venv);
+    if !python.is_file() || !succeeds(Command::new(&python).args(["-m", "pip", "--version"])) {
+        make_venv(&venv)?;
+    }
+    if !succeeds(Command::new(&python).args(["-c", &format!("import {module}")])) {
+        println!("installing {requirement} into {}", venv.display());
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", requirement]))?;
+    }
+    Ok(python)
+}
+
 pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")

@@ -11,7 +11,9 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
-use crate::wire::{Dedup, Headers, Meta, QoS, Reason, Start};
+use crate::wire::{AdminRequest, Dedup, Headers, Meta, QoS, Reason, Start};
+
+use super::admin::AdminReply;
 
 use super::message::Msg;
 
@@ -44,6 +46,9 @@ pub(crate) enum Command<'a> {
     AckOnce { tag: u64, pid: u16 },
     /// The client completed the exactly-once delivery with this packet id.
     Complete { pid: u16 },
+    /// An operator's request (see `broker::admin`), answered with
+    /// [`Output::AdminAnswer`] of the same id.
+    Admin { id: u32, request: AdminRequest<'a> },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,6 +170,11 @@ pub(crate) enum Output {
         pid: u16,
     },
     Deliver(Delivery),
+    /// The answer to `Command::Admin`.
+    AdminAnswer {
+        id: u32,
+        reply: AdminReply,
+    },
     /// The router ends the connection with an error (taken over); nothing
     /// follows.
     Error(Reason, &'static str),

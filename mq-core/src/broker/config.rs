@@ -124,6 +124,9 @@ pub struct Permissions {
     /// Filters the holder may subscribe within (a subscription's filter must be
     /// covered by one of them).
     pub subscribe: Vec<String>,
+    /// May list topics and sessions, read, purge and delete topics (see
+    /// `broker::admin`).
+    pub admin: bool,
 }
 
 impl Permissions {
@@ -132,6 +135,7 @@ impl Permissions {
         Permissions {
             publish: alloc::vec![String::from(">")],
             subscribe: alloc::vec![String::from(">"), String::from("$dlq.>")],
+            admin: true,
         }
     }
 
@@ -327,6 +331,7 @@ mod tests {
                 Permissions {
                     publish: alloc::vec![String::from("sensors.>")],
                     subscribe: alloc::vec![String::from("cmd.dev1.*")],
+                    admin: false,
                 }
             )],
         };

@@ -23,6 +23,7 @@
 //!   on their way to the store; `queue`, `replay`, `dedup`, `message`,
 //!   `record`: the router's data.
 
+pub mod admin;
 mod codec;
 mod command;
 mod config;
@@ -286,6 +287,20 @@ impl Broker {
     /// flight) and nothing waits for the store.
     pub fn is_drained(&self) -> bool {
         self.router.is_drained()
+    }
+
+    /// Answers an operator's request (see [`admin`]). A purge or delete takes
+    /// effect at once and also returns the token of its record: tell the
+    /// operator it is done once [`persisted_token`](Self::persisted_token)
+    /// reaches it. Over the wire the same requests arrive as
+    /// [`Frame::Admin`](crate::wire::Frame::Admin) from sessions whose token
+    /// has the admin permission.
+    pub fn admin(
+        &mut self,
+        now: Instant,
+        request: &admin::AdminRequest<'_>,
+    ) -> (admin::AdminReply, Option<u64>) {
+        self.router.admin(now, request)
     }
 
     // ------------------------------------------------------------------- polls

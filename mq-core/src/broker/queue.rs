@@ -60,6 +60,8 @@ pub(crate) struct Queue {
     /// Shed as a slow consumer's ([`Overflow::Pace`]): refuses instead of
     /// holding publishers until it has drained to half its bounds.
     pub shed: bool,
+    /// Messages dead-lettered from it (for the admin view).
+    pub dead_lettered: u64,
 }
 
 impl Queue {
@@ -77,6 +79,7 @@ impl Queue {
             replay: None,
             retry_timer: None,
             shed: false,
+            dead_lettered: 0,
         }
     }
 

@@ -173,6 +173,20 @@ pub enum Record<'a> {
         #[serde(borrow)]
         message: MessageRecord<'a>,
     },
+    /// An operator purged the topic's messages below a sequence number (see
+    /// `broker::admin`): they leave its retention and the queues they wait in.
+    Purge {
+        /// Topic name.
+        topic: &'a str,
+        /// First sequence number kept.
+        before: u64,
+    },
+    /// An operator deleted the topic: its messages, sequence state and
+    /// retained slot (see `broker::admin`).
+    DeleteTopic {
+        /// Topic name.
+        topic: &'a str,
+    },
 }
 
 /// A stored record could not be decoded.

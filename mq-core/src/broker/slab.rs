@@ -92,6 +92,13 @@ impl<T> Slab<T> {
         }
     }
 
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| match s {
+            Slot::Used { value, .. } => Some(value),
+            Slot::Free { .. } => None,
+        })
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = (Key, &T)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| match s {
             Slot::Used { generation, value } => Some((

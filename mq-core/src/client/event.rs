@@ -6,7 +6,7 @@ use heapless::Deque;
 
 use super::held::Settle;
 use super::request::correlation_id;
-use super::{DeliveryId, PublishId, RequestFailure, RequestId, Session, SubId};
+use super::{AdminId, DeliveryId, PublishId, RequestFailure, RequestId, Session, SubId};
 use crate::wire::{Meta, QoS, Reason};
 
 /// What happened; returned by [`Session::poll_event`].
@@ -83,6 +83,15 @@ pub enum Event<'a> {
         id: RequestId,
         /// The reply.
         delivery: Delivery<'a>,
+    },
+    /// The broker's answer to [`Session::admin`](super::Session::admin): the
+    /// postcard encoding of its `AdminReply` (`broker::admin::AdminReply::decode`),
+    /// valid until the next `poll_event`.
+    AdminAnswer {
+        /// The request.
+        id: AdminId,
+        /// The encoded answer.
+        body: &'a [u8],
     },
     /// A request ended without a reply; its slot in the table is free again.
     RequestFailed {
@@ -189,6 +198,7 @@ impl Note {
             Event::Message(_)
             | Event::Chunk(_)
             | Event::Reply { .. }
+            | Event::AdminAnswer { .. }
             | Event::RequestFailed { .. } => return None,
         })
     }
@@ -304,6 +314,14 @@ where
             };
         };
         self.events.message_emitted();
+        #[cfg(feature = "alloc")]
+        if head.admin {
+            let view = self.inbox.shown()?;
+            return Some(Event::AdminAnswer {
+                id: AdminId(head.sub),
+                body: view.data,
+            });
+        }
         let complete = !head.chunk || head.last;
         if complete {
             self.stats.deliveries += 1;

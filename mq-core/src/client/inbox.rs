@@ -5,7 +5,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  record length (header included)
-//!      4     1  kind: 0 whole message, 1 chunk
+//!      4     1  kind: 0 whole message, 1 chunk, 2 admin answer
 //!      5     1  QoS (0 or 1)
 //!      6     1  1 on the last chunk of a message
 //!      7     1  1 when the message is a reply to the session's own request
@@ -40,6 +40,8 @@ pub(crate) struct RecordHead {
     pub chunk: bool,
     pub last: bool,
     pub reply: bool,
+    /// An admin answer (`sub` holds its id, the data its body).
+    pub admin: bool,
     pub qos: QoS,
     pub sub: u32,
     pub attempt: u16,
@@ -153,7 +155,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             return false;
         }
         put(rec, 0, (len as u32).to_le_bytes());
-        rec[4] = u8::from(head.chunk);
+        rec[4] = if head.admin { 2 } else { u8::from(head.chunk) };
         rec[5] = match head.qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
@@ -271,7 +273,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         let buf = self.storage.as_ref();
         let byte = |i: usize| buf.get(at + i).copied().unwrap_or(0);
         RecordHead {
-            chunk: byte(4) != 0,
+            chunk: byte(4) == 1,
+            admin: byte(4) == 2,
             last: byte(6) != 0,
             reply: byte(7) != 0,
             qos: if byte(5) == 0 {
@@ -311,6 +314,7 @@ mod tests {
             chunk: false,
             last: false,
             reply: false,
+            admin: false,
             qos: QoS::AtMostOnce,
             sub: 1,
             attempt: 1,

@@ -30,6 +30,7 @@
 //! - `backoff`: reconnect delays with jitter.
 //! - `error`: one error type per operation.
 
+mod admin;
 mod backoff;
 mod connection;
 mod error;
@@ -54,6 +55,7 @@ use core::time::Duration;
 use crate::wire::{Headers, Limits, Meta, QoS, SessionMode, Start};
 
 pub use crate::framing::Framing;
+pub use admin::{AdminError, AdminId};
 pub use error::{
     AckError, Backpressure, ConfigError, CreditError, PublishError, RequestError, SubscribeError,
     UnsubscribeError,

@@ -4,6 +4,8 @@
 
 #[cfg(doc)]
 use super::Event;
+#[cfg(feature = "alloc")]
+use super::admin::AdminOut;
 use super::connection::Connection;
 use super::event::Events;
 use super::held::Held;
@@ -97,6 +99,12 @@ where
     pub(super) publish_ids_wrapped: bool,
     pub(super) dedup_seq: u64,
     pub(super) stats: Stats,
+    /// An admin request waiting to be sent (only with `alloc`: a device
+    /// without it has no use for them, and keeps the room).
+    #[cfg(feature = "alloc")]
+    pub(super) admin_out: Option<AdminOut>,
+    #[cfg(feature = "alloc")]
+    pub(super) next_admin: u32,
 }
 
 impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
@@ -132,6 +140,10 @@ where
             publish_ids_wrapped: false,
             dedup_seq: 0,
             stats: Stats::default(),
+            #[cfg(feature = "alloc")]
+            admin_out: None,
+            #[cfg(feature = "alloc")]
+            next_admin: 0,
         }
     }
 
@@ -278,12 +290,21 @@ where
                 Ok(())
             }
             Frame::Deliver(d) => self.on_deliver(d),
+            #[cfg(feature = "alloc")]
+            Frame::AdminAnswer(a) => self.on_admin_answer(a),
+            // Without `alloc` the session never asks: an answer is out of place.
+            #[cfg(not(feature = "alloc"))]
+            Frame::AdminAnswer(_) => {
+                self.violation(Reason::ProtocolViolation);
+                Ok(())
+            }
             Frame::Hello(_)
             | Frame::Publish(_)
             | Frame::Subscribe(_)
             | Frame::Unsubscribe(_)
             | Frame::Ack(_)
             | Frame::Nack(_)
+            | Frame::Admin(_)
             | Frame::Credit(_) => {
                 self.violation(Reason::ProtocolViolation);
                 Ok(())

@@ -24,6 +24,8 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
+    #[cfg(feature = "alloc")]
+    Admin,
     Credit {
         index: usize,
         owed: u32,
@@ -156,6 +158,10 @@ where
             };
             return Some((Tx::Settle(slot), frame));
         }
+        #[cfg(feature = "alloc")]
+        if let Some(a) = &self.admin_out {
+            return Some((Tx::Admin, Frame::Admin(a.frame())));
+        }
         for (index, s) in self.subs.iter() {
             match s.outgoing {
                 Outgoing::Subscribe => {
@@ -252,6 +258,8 @@ where
                 }
             }
             Tx::Settle(slot) => self.held.free(slot),
+            #[cfg(feature = "alloc")]
+            Tx::Admin => self.admin_out = None,
             Tx::Credit { index, owed, grant } => {
                 if let Some(s) = self.subs.get_mut(index) {
                     s.owed = s.owed.saturating_sub(owed);

@@ -81,6 +81,16 @@
 //! new one is dropped when its priority is below all that wait). A dead-lettered
 //! copy keeps its priority.
 //!
+//! **Admin.** A client whose token has the admin permission may send
+//! [`Admin`] (list topics or sessions, read, purge or delete a topic, as an
+//! encoded [`AdminRequest`], with an id of its choosing) once connected; a
+//! request that does not decode is a protocol violation; the broker answers each with an
+//! [`AdminAnswer`] of the same id, whose body is the postcard encoding of
+//! `broker::admin::AdminReply` (a refusal, `NotAuthorized` for other tokens,
+//! is an answer too: the session goes on). A purge or delete is answered once
+//! its record is stored. An answer fits the client's maximum frame: a list
+//! too long for it is cut short and says so.
+//!
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
 //! the connection is closed.
@@ -107,12 +117,14 @@
 //! of an earlier connection's). A lost peer, and a frame lost whole with its
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 
+mod admin;
 #[cfg(feature = "alloc")]
 pub(crate) mod deliver;
 pub mod fragment;
 mod headers;
 mod reason;
 
+pub use admin::{Admin, AdminAnswer, AdminRequest};
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
@@ -465,6 +477,12 @@ pub enum Frame<'a> {
     /// See [`ErrorFrame`].
     #[serde(borrow)]
     Error(ErrorFrame<'a>),
+    /// See [`Admin`].
+    #[serde(borrow)]
+    Admin(Admin<'a>),
+    /// See [`AdminAnswer`].
+    #[serde(borrow)]
+    AdminAnswer(AdminAnswer<'a>),
 }
 
 /// A frame could not be encoded.
@@ -584,6 +602,8 @@ impl<'a> Frame<'a> {
             Frame::Pong(_) => "pong",
             Frame::Close(_) => "close",
             Frame::Error(_) => "error",
+            Frame::Admin(_) => "admin",
+            Frame::AdminAnswer(_) => "admin-answer",
         }
     }
 }

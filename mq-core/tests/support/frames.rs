@@ -37,7 +37,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// Any frame kind with small random contents; payloads up to `max_payload` bytes.
 pub fn parts(max_payload: usize) -> impl Strategy<Value = Parts> {
     (
-        0u8..18,
+        0u8..20,
         "[a-z.$*>]{0,24}",
         "\\PC{0,12}",
         prop::collection::vec(any::<u8>(), 0..=max_payload),
@@ -188,9 +188,17 @@ impl Parts {
                 reason,
                 text: &self.text2,
             }),
-            _ => Frame::Error(ErrorFrame {
+            17 => Frame::Error(ErrorFrame {
                 code: reason,
                 text: &self.text2,
+            }),
+            18 => Frame::Admin(Admin {
+                id: a as u32,
+                request: &self.bytes,
+            }),
+            _ => Frame::AdminAnswer(AdminAnswer {
+                id: a as u32,
+                body: &self.bytes,
             }),
         }
     }

@@ -49,9 +49,12 @@ use crate::driver::{
 };
 
 pub use crate::driver::{
-    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
+    Admin, ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
 };
 pub use mq_core::Reason;
+pub use mq_core::broker::admin::{
+    AdminReply, MessageInfo, MessageList, SessionInfo, SubscriptionInfo, TopicInfo,
+};
 pub use mq_core::client::{State, Stats as SessionStats, SubId};
 pub use mq_core::wire::{QoS, SessionMode, Start};
 
@@ -235,6 +238,22 @@ impl Client {
         let opts = driver::reply_options(request)?;
         let topic = request.reply_to.as_deref().unwrap_or_default();
         self.publish(topic, payload, &opts).await
+    }
+
+    /// Asks the broker an admin question: list topics or sessions, read,
+    /// purge or delete a topic. The client's token needs the admin
+    /// permission; otherwise this fails with `Error::Rejected(NotAuthorized)`.
+    /// A purge or delete is answered once the broker stored it.
+    pub async fn admin(&self, request: Admin) -> Result<AdminReply, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.call(
+            Command::Admin {
+                request,
+                reply: Box::new(reply),
+            },
+            answer,
+        )
+        .await
     }
 
     /// Closes the session: sends `Close` to the broker and waits until it is

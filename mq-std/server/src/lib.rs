@@ -6,17 +6,20 @@
 //! - [`serial`]: serial lines (UARTs, pseudo-terminals) served into the broker.
 //! - [`store`]: where the broker's records go.
 //! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
-//! - [`metrics`]: the Prometheus text exposition of the broker's counters, and
-//!   the HTTP endpoint that serves it.
+//! - [`metrics`]: the Prometheus text exposition of the broker's counters.
+//! - [`http`]: the HTTP port: metrics, health, the admin JSON API and the
+//!   web console.
 //!
 //! The daemon around them, `mqd`, is in `mq-cli`; applications usually depend
 //! on the `mq-std` facade, which re-exports these modules.
 
+pub mod http;
 pub mod metrics;
 pub mod serial;
 pub mod server;
 pub mod store;
 pub mod wal;
 
-/// The address of `mqd`'s HTTP endpoint (`/metrics`, `/health`) by default.
+/// The address of `mqd`'s HTTP port (`/metrics`, `/health`, `/api/...`, the
+/// console at `/`) by default.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:7411";

@@ -1,15 +1,10 @@
-//! The broker's counters in the Prometheus text exposition format, and the tiny
-//! HTTP endpoint that serves them (`GET /metrics`) and a health check
-//! (`GET /health`).
+//! The broker's counters in the Prometheus text exposition format (served
+//! by [`crate::http`] at `GET /metrics`).
 
 use std::fmt::Write as _;
-use std::io;
 
 use mq_core::broker::{QueueInfo, Stats};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
-use crate::server::ServerControl;
 use crate::store::StoreMetrics;
 
 /// Renders counters, queue depths and the store's counters as Prometheus text.
@@ -204,56 +199,6 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// Serves `/metrics` and `/health` on `listener` until it fails.
-pub async fn serve(listener: TcpListener, control: ServerControl) -> io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let control = control.clone();
-        tokio::spawn(async move {
-            let _ = answer(stream, control).await;
-        });
-    }
-}
-
-async fn answer(mut stream: TcpStream, control: ServerControl) -> io::Result<()> {
-    let mut buf = vec![0u8; 2048];
-    let mut len = 0;
-    // Read the request head (bounded; we only need the request line).
-    while len < buf.len() && !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            stream.read(&mut buf[len..]),
-        )
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        if n == 0 {
-            break;
-        }
-        len += n;
-    }
-    let head = String::from_utf8_lossy(&buf[..len]);
-    let path = head.split_whitespace().nth(1).unwrap_or("");
-    let (status, body) = match path {
-        "/metrics" => {
-            let stats = control.stats().await;
-            let queues = control.queues().await;
-            let store = control.store_metrics().await;
-            ("200 OK", render(&stats, &queues, &store))
-        }
-        "/health" => ("200 OK", "ok\n".to_string()),
-        _ => (
-            "404 Not Found",
-            "not found: try /metrics or /health\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

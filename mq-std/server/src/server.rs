@@ -26,6 +26,7 @@
 //! `server/handle.rs`, the task's input channel in `server/command.rs`, the
 //! store thread in `server/store_thread.rs`.
 
+mod admin;
 mod command;
 mod handle;
 mod store_thread;
@@ -114,6 +115,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             closing: false,
             store_metrics,
             compaction_pending: false,
+            admin_waiters: Vec::new(),
         }
         .run(),
     );
@@ -178,6 +180,8 @@ struct BrokerTask {
     store_metrics: Arc<StoreMetrics>,
     /// The store asked for a snapshot that has not been taken yet.
     compaction_pending: bool,
+    /// Answers to purges and deletes, waiting for their record to be stored.
+    admin_waiters: Vec<admin::Waiter>,
 }
 
 impl BrokerTask {
@@ -214,6 +218,7 @@ impl BrokerTask {
                 None => self.broker.handle_timeout(now),
             }
             self.flush(now);
+            self.answer_admins();
             if let Some(deadline) = shutdown_deadline {
                 // Once everything owed to connected subscribers is acked (or time is
                 // up), close the connections.
@@ -305,6 +310,7 @@ impl BrokerTask {
             Cmd::Stats(reply) => {
                 let _ = reply.send(self.broker.stats());
             }
+            Cmd::Admin(request, reply) => self.admin(&request, reply, now),
             Cmd::Queues(reply) => {
                 let _ = reply.send(self.broker.queues());
             }

@@ -11,7 +11,7 @@ use crate::broker::router::Router;
 use crate::broker::timers::Timer;
 use crate::framing::Framing;
 use crate::time::Instant;
-use crate::wire::{Frame, Hello, PROTOCOL_VERSION, Publish, Reason, SessionMode};
+use crate::wire::{AdminRequest, Frame, Hello, PROTOCOL_VERSION, Publish, Reason, SessionMode};
 
 impl Proto {
     pub(super) fn on_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
@@ -99,6 +99,10 @@ impl Proto {
                 r.links.wake(id);
                 return;
             }
+            Frame::Admin(a) => match AdminRequest::decode(a.request) {
+                Ok(request) => Command::Admin { id: a.id, request },
+                Err(_) => return self.violation(id, now, "malformed admin request", r),
+            },
             Frame::Pong(_) => return,
             Frame::Close(_) | Frame::Error(_) => {
                 r.handle(
@@ -120,6 +124,7 @@ impl Proto {
             | Frame::SubAck(_)
             | Frame::SubReject(_)
             | Frame::UnsubAck(_)
+            | Frame::AdminAnswer(_)
             | Frame::Deliver(_) => return self.violation(id, now, "unexpected frame", r),
         };
         r.handle(id, now, cmd);

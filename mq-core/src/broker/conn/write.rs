@@ -150,6 +150,21 @@ impl Proto {
                     link.out.pop_front();
                     continue;
                 }
+                Output::AdminAnswer { id, ref reply } => {
+                    // Leave room for the frame's own fields and framing.
+                    let room = (self.peer.max_frame as usize)
+                        .min(buf.len())
+                        .saturating_sub(32);
+                    let body = reply.encode_within(room);
+                    let frame = Frame::AdminAnswer(wire::AdminAnswer { id, body: &body });
+                    match self.encode(&frame, &mut buf[*pos..]) {
+                        Some(n) => *pos += n,
+                        None if *pos > 0 => return false,
+                        None => {}
+                    }
+                    link.out.pop_front();
+                    continue;
+                }
                 Output::Error(code, text) => (Frame::Error(ErrorFrame { code, text }), true),
                 Output::Close(reason) => (
                     Frame::Close(wire::Close {

@@ -270,6 +270,8 @@ impl MqttConn {
                 };
                 Packet::PubRel(Ack::new(pid))
             }
+            // MQTT has no admin requests.
+            Output::AdminAnswer { .. } => return Ok(()),
             Output::Error(reason, text) => {
                 self.router_ended(id, *reason, text, r);
                 return Ok(());

@@ -14,12 +14,15 @@
 //! - `retention`: what topics keep for replay, and the sweep of expired
 //!   messages;
 //! - `snapshot` and `restore`: the durable state as records, and back;
+//! - `admin`: an operator's requests: listing topics, sessions and messages,
+//!   purging and deleting topics;
 //! - `inspect`: queue depths, drain state and invariants for adapters and tests;
 //! - `retained`: the retained slot of each topic (MQTT's one retained message,
 //!   not mq's per-topic retention for replay);
 //! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
 //! - `will`: will messages and the expiry of sessions that are away.
 
+mod admin;
 mod deliver;
 mod inflight;
 mod inspect;
@@ -135,6 +138,12 @@ pub(crate) struct TopicState {
     pub retained: VecDeque<Msg>,
     pub retained_bytes: usize,
     pub retention: Retention,
+    /// Accepted since start (or since the topic was deleted): for rates.
+    pub messages_in: u64,
+    pub bytes_in: u64,
+    /// Lowest message id of this incarnation of the topic: acks of older
+    /// messages (from before a delete) move no cursor.
+    pub since_id: u64,
 }
 
 /// Waiting for the store, in the order records were emitted.
@@ -151,6 +160,9 @@ pub(crate) enum Pending {
         retain: bool,
         /// The session and packet id of an exactly-once publish.
         once: Option<(Key, u16)>,
+        /// Purged (or its topic deleted) while waiting for the store: the
+        /// publisher is answered, and nothing else happens.
+        cut: bool,
     },
     /// An answer to send once a record is persisted.
     Reply {
@@ -260,6 +272,7 @@ impl Router {
             Command::Complete { pid } => {
                 self.delivered_once(session, pid, None);
             }
+            Command::Admin { id, request } => self.admin_command(conn, session, now, id, &request),
             Command::Connect(_) => {}
         }
         Outcome::Done
@@ -336,6 +349,16 @@ impl Router {
             Target::Sub(k) => self.subs.get(k).map(|s| &s.queue),
             Target::Group(k) => self.groups.get(k).map(|g| &g.queue),
         }
+    }
+
+    /// Every queue: each fan-out subscription's and each group's.
+    fn all_targets(&self) -> Vec<Target> {
+        self.subs
+            .iter()
+            .filter(|(_, s)| s.group.is_none())
+            .map(|(k, _)| Target::Sub(k))
+            .chain(self.groups.iter().map(|(k, _)| Target::Group(k)))
+            .collect()
     }
 
     /// Whether the queue of `target` survives its consumers' sessions.

@@ -228,6 +228,7 @@ impl Router {
             dedup: p.dedup,
             retain: p.retain,
             once,
+            cut: false,
         });
         self.release(now);
         None
@@ -292,11 +293,15 @@ impl Router {
         payload: &[u8],
         once: Option<(&str, u16)>,
     ) -> Msg {
+        // The topic first: a new one's first id is this message's.
+        self.topic_state(topic);
         let id = self.next_msg;
         self.next_msg += 1;
         let t = self.topic_state(topic);
         let seq = t.next_seq;
         t.next_seq += 1;
+        t.messages_in += 1;
+        t.bytes_in += payload.len() as u64;
         let message = MessageRecord {
             id,
             topic: topic.as_str(),
@@ -358,6 +363,9 @@ impl Router {
                 retained: Default::default(),
                 retained_bytes: 0,
                 retention: self.cfg.retention_for(topic),
+                messages_in: 0,
+                bytes_in: 0,
+                since_id: self.next_msg,
             };
             self.topics.insert(name, state);
         }
@@ -451,6 +459,7 @@ impl Router {
                     targets,
                     acks,
                     retain,
+                    cut,
                     ..
                 } => {
                     for (conn, id) in acks {
@@ -464,7 +473,9 @@ impl Router {
                             },
                         );
                     }
-                    self.retain(&msg, now);
+                    if !cut {
+                        self.retain(&msg, now);
+                    }
                     if retain {
                         self.set_retained(&msg);
                     }

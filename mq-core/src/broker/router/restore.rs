@@ -109,6 +109,8 @@ impl Router {
                 t.next_seq = t.next_seq.max(until);
                 t.reserved_until = t.reserved_until.max(until);
             }
+            Record::Purge { topic, before } => self.restore_purge(topic, before, now),
+            Record::DeleteTopic { topic } => self.restore_delete(topic, now),
             Record::NextId { next } => self.next_msg = self.next_msg.max(next),
             Record::DedupMark {
                 producer,
@@ -186,6 +188,7 @@ impl Router {
         self.next_msg = self.next_msg.max(m.id + 1);
         let t = self.topic_state(topic);
         t.next_seq = t.next_seq.max(m.seq + 1);
+        t.since_id = t.since_id.min(m.id);
         let published_at = Instant::from_micros(m.published_us);
         let (meta_at, payload_at) = tail_offsets(&record, &m.meta, m.payload.len());
         Arc::new(Message {

@@ -43,14 +43,7 @@ impl Router {
     pub(super) fn sweep(&mut self, now: Instant) {
         let mut again = false;
         let mut expired: Vec<(Target, Msg)> = Vec::new();
-        let targets: Vec<Target> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| s.group.is_none())
-            .map(|(k, _)| Target::Sub(k))
-            .chain(self.groups.iter().map(|(k, _)| Target::Group(k)))
-            .collect();
-        for t in targets {
+        for t in self.all_targets() {
             if let Some(q) = self.queue_mut(t) {
                 q.remove_where(|q| q.msg.is_expired(now), |q| expired.push((t, q.msg)));
                 again |= q.waiting() > 0;

@@ -30,17 +30,24 @@ impl Router {
         Some(f)
     }
 
-    pub(super) fn settle(&mut self, session: Key, tag: u64, how: Settle, now: Instant) {
-        // Unknown tag: from before a reconnect, or settled already.
-        let Some(f) = self.take_inflight(session, tag) else {
-            return;
-        };
+    /// Ends an in-flight delivery: its credit comes back to the subscription
+    /// and its queue no longer counts it.
+    pub(super) fn end_delivery(&mut self, session: Key, tag: u64) -> Option<InFlight> {
+        let f = self.take_inflight(session, tag)?;
         if let Some(sub) = self.subs.get_mut(f.sub) {
             sub.credit = sub.credit.saturating_add(1).min(self.cfg.max_credit);
         }
         if let Some(q) = self.queue_mut(f.target) {
             q.end_inflight(f.msg.payload_len);
         }
+        Some(f)
+    }
+
+    pub(super) fn settle(&mut self, session: Key, tag: u64, how: Settle, now: Instant) {
+        // Unknown tag: from before a reconnect, or settled already.
+        let Some(f) = self.end_delivery(session, tag) else {
+            return;
+        };
         match how {
             Settle::Ack => {
                 self.stats.acked += 1;
@@ -69,6 +76,9 @@ impl Router {
             }
             Settle::Requeue | Settle::DeadLetter => {
                 self.stats.nacked += 1;
+                if let Some(q) = self.queue_mut(f.target) {
+                    q.dead_lettered += 1;
+                }
                 self.finish(f.target, &f.msg);
                 self.dead_letter(now, &f.msg);
             }
@@ -106,6 +116,14 @@ impl Router {
             return;
         };
         if !s.persistent {
+            return;
+        }
+        // A message from before its topic was deleted moves no cursor.
+        if self
+            .topics
+            .get(&msg.topic)
+            .is_none_or(|t| msg.id < t.since_id)
+        {
             return;
         }
         let c = s
@@ -179,6 +197,7 @@ impl Router {
             dedup: None,
             retain: false,
             once: None,
+            cut: false,
         });
         self.release(now);
     }

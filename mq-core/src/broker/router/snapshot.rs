@@ -154,7 +154,13 @@ impl Router {
         }
         // Admitted and still waiting for the store: owed to the queues chosen then.
         for p in &self.pending {
-            if let Pending::Release { msg, targets, .. } = p {
+            if let Pending::Release {
+                msg,
+                targets,
+                cut: false,
+                ..
+            } = p
+            {
                 note(&mut held, msg, None);
                 for &t in targets.iter().filter(|&&t| self.is_durable(t)) {
                     note(&mut held, msg, Some(t));

@@ -34,6 +34,7 @@ fn auth_tokens_and_permissions() {
                 Permissions {
                     publish: vec!["telemetry.>".into()],
                     subscribe: vec!["cmd.dev1".into()],
+                    admin: false,
                 },
             )],
         },

@@ -1,6 +1,7 @@
 //! Unit tests of the broker's transitions, at the frame level on a virtual clock:
 //! the harness here, the tests by concern in the files beside it.
 
+mod admin;
 mod delivery;
 mod handshake;
 mod mqtt;
@@ -39,6 +40,7 @@ enum Got {
     Pong(u64),
     Close(Reason),
     Error(Reason),
+    Admin(u32, crate::broker::admin::AdminReply),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,10 @@ fn own(frame: Frame<'_>) -> Got {
         Frame::Pong(n) => Got::Pong(n),
         Frame::Close(c) => Got::Close(c.reason),
         Frame::Error(e) => Got::Error(e.code),
+        Frame::AdminAnswer(a) => Got::Admin(
+            a.id,
+            crate::broker::admin::AdminReply::decode(a.body).unwrap(),
+        ),
         other => panic!("broker sent a client frame: {other:?}"),
     }
 }

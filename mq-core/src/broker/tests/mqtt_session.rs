@@ -278,6 +278,7 @@ fn tokens_as_passwords_and_their_permissions() {
         Permissions {
             publish: vec!["sensors.>".into()],
             subscribe: vec!["cmd.>".into()],
+            admin: false,
         },
     )];
     let mut h = H::new(cfg);

@@ -37,6 +37,22 @@ fn cursor_resumes_after_last_ack() {
     assert_eq!(payloads(&h.deliveries(s)), [[3u8]]);
 }
 
+#[test]
+fn the_first_message_of_a_topic_moves_the_cursor() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe_at(s, 1, "fresh", None, 100, Start::Cursor);
+    h.publish(p, 1, "fresh", QoS::AtLeastOnce, b"k1");
+    let d = h.deliveries(s);
+    h.ack(s, d[0].tag);
+    h.send(s, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    assert_eq!(h.take(s), vec![Got::UnsubAck(1)]);
+    h.publish(p, 2, "fresh", QoS::AtLeastOnce, b"k2");
+    h.subscribe_at(s, 2, "fresh", None, 100, Start::Cursor);
+    assert_eq!(payloads(&h.deliveries(s)), [b"k2"]);
+}
+
 /// Retention large enough for the paging tests.
 fn retaining(max_messages: usize) -> Config {
     Config {

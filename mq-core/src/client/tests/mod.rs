@@ -3,6 +3,7 @@
 //! This file is the harness ([`T`]: a session, a clock and the broker's side of
 //! the wire); the tests are split by concern like the session itself.
 
+mod admin;
 mod deliver;
 mod lifecycle;
 mod props;
@@ -40,6 +41,7 @@ pub(super) enum Ev {
     Chunk(Piece),
     Reply(RequestId, Msg),
     RequestFailed(RequestId, RequestFailure),
+    AdminAnswer(u32, Vec<u8>),
     Closed,
 }
 
@@ -106,6 +108,7 @@ impl From<Event<'_>> for Ev {
             }),
             Event::Reply { id, delivery } => Ev::Reply(id, Msg::of(&delivery)),
             Event::RequestFailed { id, reason } => Ev::RequestFailed(id, reason),
+            Event::AdminAnswer { id, body } => Ev::AdminAnswer(id.0, body.to_vec()),
             Event::Closed => Ev::Closed,
         }
     }

@@ -40,7 +40,7 @@ struct Args {
     /// Address to listen on [default: 127.0.0.1:7410].
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Address for /metrics and /health; "" disables it [default: 127.0.0.1:7411].
+    /// Address for the web console, /api, /metrics and /health; "" disables it [default: 127.0.0.1:7411].
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
     /// Serve MQTT 3.1.1 and 5 on this address too (1883 by convention; off
@@ -217,11 +217,14 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
             .await
             .map_err(|e| format!("cannot listen on {http} for http: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(%addr, "metrics on /metrics, health on /health");
+        tracing::info!(%addr, "console on /, metrics on /metrics, health on /health, API on /api");
         http_addr = Some(addr);
-        let control = control.clone();
+        let opts = mq_server::http::HttpOptions {
+            control: control.clone(),
+            auth: cfg.broker.auth.clone(),
+        };
         tokio::spawn(async move {
-            if let Err(e) = mq_server::metrics::serve(listener, control).await {
+            if let Err(e) = mq_server::http::serve(listener, opts).await {
                 tracing::error!(error = %e, "http endpoint stopped");
             }
         });

@@ -54,6 +54,10 @@ pub struct TokenSection {
     /// Filters it may subscribe within.
     #[serde(default)]
     pub subscribe: Vec<String>,
+    /// May manage topics and sessions (list, purge, delete: `mq topics`,
+    /// the HTTP API's writes, the web console's buttons).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// The `[store]` section as written in the file.

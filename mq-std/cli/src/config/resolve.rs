@@ -222,6 +222,7 @@ impl FileConfig {
                 Permissions {
                     publish: t.publish.clone(),
                     subscribe: t.subscribe.clone(),
+                    admin: t.admin,
                 },
             ));
         }

@@ -11,6 +11,10 @@ use mq_core::framing::stream::{self, Decoded, StreamDecoder};
 use mq_core::wire::*;
 pub use mq_testkit::Mqd;
 
+mod run;
+#[allow(unused_imports)]
+pub use run::*;
+
 /// A frame as tests look at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Got {

@@ -50,8 +50,11 @@ use crate::driver::{
     self, Command, CommandSender, Commands, Driver, NoRoom, Offer, ReplyTo, Sink, SubscriptionEnd,
 };
 
+pub use crate::client::{
+    AdminReply, MessageInfo, MessageList, SessionInfo, SubscriptionInfo, TopicInfo,
+};
 pub use crate::driver::{
-    ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
+    Admin, ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
 };
 pub use mq_core::Reason;
 pub use mq_core::client::{State, Stats as SessionStats, SubId};
@@ -309,6 +312,12 @@ impl Client {
         let opts = driver::reply_options(request)?;
         let topic = request.reply_to.as_deref().unwrap_or_default();
         self.publish(topic, payload, &opts)
+    }
+
+    /// Asks the broker an admin question, blocking up to `timeout` for the
+    /// answer. See [`crate::client::Client::admin`].
+    pub fn admin(&self, request: Admin, timeout: Duration) -> Result<AdminReply, Error> {
+        self.call(|reply| Command::Admin { request, reply }, Some(timeout))
     }
 
     /// Closes the session: sends `Close` to the broker, waits until it is written

@@ -51,6 +51,7 @@ impl Driver {
                 reply,
             } => self.subscribe(now, &filter, &opts, Subscriber { sink, waiting }, reply),
             Command::Unsubscribe(sub) => self.unsubscribe(now, sub),
+            Command::Admin { request, reply } => self.admin(request, reply),
             Command::Ack(id) => {
                 if let Err(e) = self.session.ack(id) {
                     debug!("ack not sent: {e}");

@@ -196,6 +196,11 @@ pub(crate) enum Command {
         waiting: Arc<AtomicBool>,
         reply: ReplyTo<Result<SubId, Error>>,
     },
+    /// An admin request; answered with the broker's reply.
+    Admin {
+        request: super::Admin,
+        reply: super::admin::AdminReplyTo,
+    },
     /// End a subscription (its handle was dropped).
     Unsubscribe(SubId),
     /// The application processed a delivery.

@@ -39,6 +39,7 @@
 //! find the outbox full wait, as callers, for an acknowledgement to free room;
 //! the driver keeps no message queue of its own.
 
+mod admin;
 mod assemble;
 mod calls;
 mod command;
@@ -64,6 +65,8 @@ use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
 
+pub use admin::Admin;
+use admin::AdminReplyTo;
 use assemble::{Partial, reassemble};
 pub(crate) use command::{
     Command, CommandSender, Commands, Offer, Reply, ReplyTo, Sink, SubscriptionEnd,
@@ -183,6 +186,9 @@ pub(crate) struct Driver {
     requests: HashMap<u64, ReplyTo<Result<Message, Error>>>,
     /// QoS 0 publishes nobody waited for that could not be sent.
     unsent_qos0: u64,
+    /// Admin requests waiting to be sent, and sent ones by id.
+    admin_queue: VecDeque<(Admin, AdminReplyTo)>,
+    admins: HashMap<u32, AdminReplyTo>,
 }
 
 impl Driver {
@@ -262,6 +268,8 @@ impl Driver {
             partial: None,
             requests: HashMap::new(),
             unsent_qos0: 0,
+            admin_queue: VecDeque::new(),
+            admins: HashMap::new(),
         })
     }
 
@@ -302,6 +310,7 @@ impl Driver {
                 self.on_event(now, happened);
             }
             progress |= self.retry_waiting(now);
+            progress |= self.send_admin();
             if !progress {
                 break;
             }
@@ -349,6 +358,7 @@ impl Driver {
                 Message::new(&delivery, Bytes::copy_from_slice(delivery.payload), settler),
             ),
             Event::RequestFailed { id, reason } => Happened::RequestFailed(id.0, reason),
+            Event::AdminAnswer { id, body } => Happened::AdminAnswer(id.0, body.to_vec()),
             Event::Closed => Happened::Closed,
         })
     }
@@ -370,6 +380,7 @@ impl Driver {
                 debug!("disconnected: {reason}");
                 self.last_reason = reason;
                 self.want_disconnect = true;
+                self.admins_lost();
                 if !self.welcomed
                     && let Some(w) = self.connect_waiter.take()
                 {
@@ -421,6 +432,7 @@ impl Driver {
                     reply.send(Err(request_error(failure)));
                 }
             }
+            Happened::AdminAnswer(id, body) => self.admin_answered(id, &body),
             Happened::Piece => {}
             Happened::Closed => {
                 debug!("session closed: {}", self.final_reason());
@@ -520,6 +532,7 @@ impl Driver {
         for (_, reply) in self.requests.drain() {
             reply.send(Err(error()));
         }
+        self.admins_closed(reason);
         self.subscribers.clear();
         self.parked = None;
         self.partial = None;
@@ -555,6 +568,7 @@ enum Happened {
     /// A reply to the session's request with this id.
     Reply(u64, Message),
     RequestFailed(u64, RequestFailure),
+    AdminAnswer(u32, Vec<u8>),
     /// A piece of a large message, kept until the last one.
     Piece,
     Closed,

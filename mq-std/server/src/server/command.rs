@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mq_client::client::Admin;
+use mq_core::broker::admin::AdminReply;
 use mq_core::broker::{ConnId, Protocol, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -37,5 +39,6 @@ pub(super) enum Cmd {
     Stats(oneshot::Sender<Stats>),
     StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
     Queues(oneshot::Sender<Vec<QueueInfo>>),
+    Admin(Admin, oneshot::Sender<AdminReply>),
     Shutdown(oneshot::Sender<()>),
 }

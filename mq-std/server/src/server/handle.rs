@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mq_client::client::Admin;
+use mq_core::broker::admin::AdminReply;
 use mq_core::broker::{Config as BrokerConfig, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::sync::{mpsc, oneshot};
@@ -124,6 +126,17 @@ impl ServerControl {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::Queues(tx));
         rx.await.unwrap_or_default()
+    }
+
+    /// Answers an operator's request (see `mq_core::broker::admin`); a purge
+    /// or delete once its record is stored. No permission is checked here:
+    /// that is the caller's (the HTTP API checks its bearer token).
+    pub async fn admin(&self, request: Admin) -> AdminReply {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Admin(request, tx));
+        rx.await.unwrap_or_else(|_| {
+            AdminReply::refused(mq_core::Reason::ShuttingDown, "the server has stopped")
+        })
     }
 
     /// The store's counters.

@@ -1,5 +1,6 @@
-//! `mq`: the command-line client of `mqd`: publish, subscribe, benchmark, and
-//! read the daemon's counters. Built on the async client ([`mq_client::client`]).
+//! `mq`: the command-line client of `mqd`: publish, subscribe, request and
+//! reply, benchmark, read the daemon's counters, and manage its topics and
+//! sessions. Built on the async client ([`mq_client::client`]).
 //!
 //! The daemon is found through `--server HOST:PORT`, else `MQ_SERVER`, else
 //! [`mq_client::DEFAULT_ADDR`]; its HTTP endpoint (for `mq stat`) through `--http`,
@@ -7,6 +8,7 @@
 //! 1 when the work failed (the reason is printed on one line), 2 for bad
 //! arguments.
 
+mod admin;
 #[path = "../common/alloc.rs"]
 mod alloc;
 mod bench;
@@ -17,6 +19,7 @@ mod histogram;
 mod output;
 mod publish;
 mod qos;
+mod request;
 mod stat;
 mod subscribe;
 mod window;
@@ -33,7 +36,7 @@ use fail::Fail;
 #[command(
     name = "mq",
     version,
-    about = "Publish, subscribe, benchmark and inspect an mqd broker"
+    about = "Publish, subscribe, request, benchmark, inspect and manage an mqd broker"
 )]
 struct Cli {
     #[command(flatten)]
@@ -52,6 +55,23 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the daemon's counters and queue depths.
     Stat(stat::StatArgs),
+    /// Send a request and print its reply.
+    Req(request::ReqArgs),
+    /// Answer the requests on a topic filter.
+    Reply(request::ReplyArgs),
+    /// List topics: sequence ranges, what they keep, subscribers, counts
+    /// (needs a token with the admin permission).
+    Topics(admin::JsonArg),
+    /// List sessions and their queues (needs the admin permission).
+    Sessions(admin::JsonArg),
+    /// Count and list the messages a topic keeps (needs the admin permission).
+    Messages(admin::MessagesArgs),
+    /// Drop a topic's messages below a sequence number (needs the admin
+    /// permission).
+    Purge(admin::PurgeArgs),
+    /// Delete a topic with its messages and numbering (needs the admin
+    /// permission).
+    Rm(admin::RmArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +81,13 @@ fn main() -> ExitCode {
         Command::Pub(args) => block_on(publish::run(server, args)),
         Command::Sub(args) => block_on(subscribe::run(server, args)),
         Command::Bench(args) => block_on(bench::run(server, args)),
+        Command::Req(args) => block_on(request::request(server, args)),
+        Command::Reply(args) => block_on(request::reply(server, args)),
+        Command::Topics(a) => block_on(admin::run(server, admin::Ask::Topics(a))),
+        Command::Sessions(a) => block_on(admin::run(server, admin::Ask::Sessions(a))),
+        Command::Messages(a) => block_on(admin::run(server, admin::Ask::Messages(a))),
+        Command::Purge(a) => block_on(admin::run(server, admin::Ask::Purge(a))),
+        Command::Rm(a) => block_on(admin::run(server, admin::Ask::Rm(a))),
         // Plain std I/O: no runtime needed.
         Command::Stat(args) => stat::run(&args),
     };

@@ -4,7 +4,10 @@
 use std::io::{self, Write};
 
 use clap::Args;
-use mq_client::client::{QoS, Start, SubscribeOptions};
+use std::future::Future;
+use std::pin::Pin;
+
+use mq_client::client::{Client, Message, QoS, SessionMode, Start, SubscribeOptions, Subscription};
 
 use crate::daemon::Server;
 use crate::fail::Fail;
@@ -31,6 +34,14 @@ pub struct SubArgs {
     /// Print each message as a JSON object.
     #[arg(long)]
     json: bool,
+    /// Connect as this client id (default: a random one).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// Keep the session, its subscription and what it has not acked while
+    /// `mq sub` is not running: messages published meanwhile queue for it
+    /// and come on the next `mq sub --client-id ID --persistent`.
+    #[arg(long, requires = "client_id")]
+    persistent: bool,
     /// Topic filter (`*` matches one token, `>` one or more trailing tokens).
     filter: String,
 }
@@ -46,27 +57,25 @@ pub async fn run(server: &Server, args: SubArgs) -> Result<(), Fail> {
         (None, Some(n)) => Start::Last(n),
         (None, None) => Start::New,
     };
-    let client = server.connect().await?;
-    let mut sub = client
-        .subscribe(&args.filter, &opts)
-        .await
-        .map_err(|e| Fail(format!("cannot subscribe to {}: {e}", args.filter)))?;
+    let mut client_opts = server.options();
+    if let Some(id) = &args.client_id {
+        client_opts.client_id = id.clone();
+    }
+    if args.persistent {
+        client_opts.session = SessionMode::Resume;
+    }
+    let client = server.connect_with(client_opts).await?;
+    let mut feed = Feed::subscribe(&client, &args.filter, &opts).await?;
     let mut stdout = io::stdout();
     let mut printed = 0u64;
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let result = loop {
         if args.count.is_some_and(|n| printed >= n) {
             break Ok(());
         }
-        let msg = tokio::select! {
-            msg = sub.next() => msg,
-            _ = &mut ctrl_c => break Ok(()),
-        };
-        let Some(msg) = msg else {
-            break Err(Fail(format!(
-                "the subscription to {} ended: mqd closed the session",
-                args.filter
-            )));
+        let msg = match feed.next().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => break Ok(()),
+            Err(fail) => break Err(fail),
         };
         let line = if args.json {
             output::json(&msg)
@@ -87,6 +96,45 @@ pub async fn run(server: &Server, args: SubArgs) -> Result<(), Fail> {
     };
     // Closing sends the acks still queued, then ends the subscription.
     client.close().await;
-    drop(sub);
+    drop(feed);
     result
+}
+
+/// A subscription's messages until Ctrl-C, for the commands that print or
+/// answer them (`mq sub`, `mq reply`).
+pub struct Feed {
+    sub: Subscription,
+    filter: String,
+    ctrl_c: Pin<Box<dyn Future<Output = io::Result<()>> + Send>>,
+}
+
+impl Feed {
+    /// Subscribes `client` to `filter`.
+    pub async fn subscribe(
+        client: &Client,
+        filter: &str,
+        opts: &SubscribeOptions,
+    ) -> Result<Feed, Fail> {
+        let sub = client
+            .subscribe(filter, opts)
+            .await
+            .map_err(|e| Fail(format!("cannot subscribe to {filter}: {e}")))?;
+        Ok(Feed {
+            sub,
+            filter: filter.to_string(),
+            ctrl_c: Box::pin(tokio::signal::ctrl_c()),
+        })
+    }
+
+    /// The next message; `None` after Ctrl-C; an error when mqd ended the
+    /// session.
+    pub async fn next(&mut self) -> Result<Option<Message>, Fail> {
+        tokio::select! {
+            msg = self.sub.next() => msg.map(Some).ok_or_else(|| Fail(format!(
+                "the subscription to {} ended: mqd closed the session",
+                self.filter
+            ))),
+            _ = &mut self.ctrl_c => Ok(None),
+        }
+    }
 }
