@@ -22,7 +22,7 @@ use crate::failure::Failure;
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,...]
-                         [--pause-compilers] [--no-write] [--limit SECS]
+                         [--pause-compilers] [--no-write] [--limit SECS] [--rounds N]
 
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1 (1 windowed, 1p a plain loop), 2 (2a 1 KiB, 2b 64 KiB),
@@ -30,7 +30,8 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
   --systems LIST     mq, mq-mqtt, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
-  --limit SECS       longest a run may publish (default 60)";
+  --limit SECS       longest a run may publish (default 60)
+  --rounds N         runs of each row, the median reported (default 3)";
 
 const BEGIN: &str = "<!-- BEGIN cargo xtask bench -->";
 const END: &str = "<!-- END cargo xtask bench -->";
@@ -65,6 +66,7 @@ struct Options {
     pause: bool,
     write: bool,
     limit: Option<String>,
+    rounds: Option<String>,
 }
 
 fn parse(args: &[String]) -> Result<Options, Failure> {
@@ -75,6 +77,7 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
         pause: false,
         write: true,
         limit: None,
+        rounds: None,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -90,6 +93,7 @@ fn parse(args: &[String]) -> Result<Options, Failure> {
             "--pause-compilers" => o.pause = true,
             "--no-write" => o.write = false,
             "--limit" => o.limit = Some(value("--limit")?),
+            "--rounds" => o.rounds = Some(value("--rounds")?),
             other => return Err(Failure::Usage(format!("unknown argument `{other}`"))),
         }
     }
@@ -158,6 +162,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
         ("--workloads", &o.workloads),
         ("--systems", &o.systems),
         ("--limit", &o.limit),
+        ("--rounds", &o.rounds),
     ] {
         if let Some(v) = value {
             bench.arg(flag).arg(v);

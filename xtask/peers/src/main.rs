@@ -17,6 +17,7 @@
 //! `always`). Peers are given by address; `unavailable:REASON` puts the reason
 //! in their rows instead of figures.
 
+mod cpu;
 #[path = "../../../mq-std/cli/src/bin/mq/digits.rs"]
 mod digits;
 #[path = "../../../mq-std/cli/src/bin/mq/histogram.rs"]
@@ -91,6 +92,10 @@ struct Args {
     /// says so.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     limit: u64,
+    /// Runs of each workload and system; the row is the median by rate (one
+    /// run with `--smoke`).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// Where a peer's server is.
@@ -127,6 +132,8 @@ pub struct Ctx {
     pub run_id: String,
     /// Longest a run may publish.
     pub limit: Duration,
+    /// Runs per row (the median is reported).
+    pub rounds: usize,
 }
 
 impl Ctx {
@@ -161,6 +168,7 @@ fn main() -> ExitCode {
         redis_durable: args.redis_durable.clone(),
         run_id: format!("{:x}", std::process::id()),
         limit: Duration::from_secs(args.limit.max(1)),
+        rounds: if args.smoke { 1 } else { args.rounds.max(1) },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -291,13 +299,10 @@ async fn run(
             let outcome = match (s.mode(w), &available[&s]) {
                 (Err(why), _) => Outcome::NotApplicable(why.to_string()),
                 (Ok(_), Err(why)) => Outcome::Unavailable(why.clone()),
-                (Ok(_), Ok(())) => {
-                    let _paused = pause.map(pause::Pause::stop);
-                    match run_one(ctx, s, w).await {
-                        Ok(m) => Outcome::Done(m),
-                        Err(e) => Outcome::Failed(e),
-                    }
-                }
+                (Ok(_), Ok(())) => match rounds(ctx, s, w, pause).await {
+                    Ok(m) => Outcome::Done(m),
+                    Err(e) => Outcome::Failed(e),
+                },
             };
             let row = Row {
                 workload: w.clone(),
@@ -312,8 +317,37 @@ async fn run(
     (rows, versions)
 }
 
+/// [`Ctx::rounds`] runs; the median by rate, with how many there were.
+async fn rounds(
+    ctx: &Ctx,
+    s: System,
+    w: &Workload,
+    pause: Option<&pause::Pause>,
+) -> Result<Measured, String> {
+    let mut runs = Vec::with_capacity(ctx.rounds);
+    for _ in 0..ctx.rounds {
+        let _paused = pause.map(pause::Pause::stop);
+        runs.push(run_one(ctx, s, w).await?);
+    }
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let n = runs.len();
+    let spread = (n > 1).then(|| {
+        let r = |m: &Measured| digits::group_digits(m.rate());
+        format!("median of {n} ({} to {})", r(&runs[0]), r(&runs[n - 1]))
+    });
+    let median = runs.swap_remove(n / 2);
+    Ok(match (spread, median.note.clone()) {
+        (None, _) => median,
+        (Some(spread), None) => median.with_note(spread),
+        (Some(spread), Some(note)) => median.with_note(format!("{note}; {spread}")),
+    })
+}
+
 async fn run_one(ctx: &Ctx, s: System, w: &Workload) -> Result<Measured, String> {
     // Let the previous run's connections and servers wind down.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    systems::run(ctx, s, w).await
+    let meter = cpu::Meter::start(s);
+    let mut m = systems::run(ctx, s, w).await?;
+    m.cpu = meter.stop();
+    Ok(m)
 }

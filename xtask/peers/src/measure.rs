@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::cpu::Cpu;
 use crate::histogram::Histogram;
 
 /// Arrivals stop counting as "still coming" after this long without one.
@@ -96,6 +97,7 @@ impl Tally {
             size,
             latency: self.latency.lock().expect("latency lock").clone(),
             note: None,
+            cpu: Cpu::default(),
         }
     }
 }
@@ -189,6 +191,7 @@ impl Timer {
             size,
             latency: self.latency,
             note: None,
+            cpu: Cpu::default(),
         }
     }
 }
@@ -206,6 +209,8 @@ pub struct Measured {
     pub latency: Histogram,
     /// Anything the reader must know to read the row right.
     pub note: Option<String>,
+    /// CPU seconds of the broker and the clients over the whole run.
+    pub cpu: Cpu,
 }
 
 impl Measured {
@@ -219,6 +224,12 @@ impl Measured {
 
     pub fn mb_per_sec(&self) -> f64 {
         self.rate() * self.size as f64 / 1e6
+    }
+
+    /// The broker's CPU microseconds per delivered message.
+    pub fn broker_us_per_msg(&self) -> Option<f64> {
+        let cpu = self.cpu.broker?;
+        (self.delivered > 0).then(|| cpu * 1e6 / self.delivered as f64)
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Measured {

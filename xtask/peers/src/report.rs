@@ -25,8 +25,8 @@ pub struct Row {
     pub outcome: Outcome,
 }
 
-const HEADER: &str = "| workload | system | as | msgs/s | MB/s | p50 | p99 | p99.9 | delivered / expected | mq ÷ peer | notes |\n\
-| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |";
+const HEADER: &str = "| workload | system | as | msgs/s | MB/s | p50 | p99 | p99.9 | delivered / expected | mq ÷ peer | CPU s: broker / clients | broker CPU µs per message | notes |\n\
+| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |";
 
 /// The whole table.
 pub fn markdown(rows: &[Row]) -> String {
@@ -67,8 +67,12 @@ fn cells(row: &Row, mq_rate: Option<f64>) -> String {
                     .quantile(p)
                     .map_or_else(|| "-".to_string(), duration)
             };
+            let broker = m.cpu.broker.map_or("-".to_string(), |b| format!("{b:.2}"));
+            let per_msg = m
+                .broker_us_per_msg()
+                .map_or("-".to_string(), |us| format!("{us:.2}"));
             format!(
-                "{lead} {} | {:.1} | {} | {} | {} | {} / {} | {ratio} | {} |",
+                "{lead} {} | {:.1} | {} | {} | {} | {} / {} | {ratio} | {broker} / {:.2} | {per_msg} | {} |",
                 group_digits(m.rate()),
                 m.mb_per_sec(),
                 q(0.5),
@@ -76,17 +80,18 @@ fn cells(row: &Row, mq_rate: Option<f64>) -> String {
                 q(0.999),
                 group_digits(m.delivered as f64),
                 group_digits(m.expected as f64),
+                m.cpu.clients,
                 m.note.as_deref().unwrap_or(""),
             )
         }
         Outcome::NotApplicable(why) => {
-            format!("{lead} n/a | | | | | | | {why} |")
+            format!("{lead} n/a | | | | | | | | | {why} |")
         }
         Outcome::Unavailable(why) => {
-            format!("{lead} unavailable | | | | | | | {why} |")
+            format!("{lead} unavailable | | | | | | | | | {why} |")
         }
         Outcome::Failed(why) => {
-            format!("{lead} failed | | | | | | | {} |", why.replace('|', "/"))
+            format!("{lead} failed | | | | | | | | | {} |", why.replace('|', "/"))
         }
     }
 }
