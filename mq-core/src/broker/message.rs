@@ -34,8 +34,7 @@ pub(crate) struct Message {
 /// its payload, as postcard encodes them.
 pub(crate) fn tail_offsets(record: &[u8], meta: &Meta<'_>, payload_len: usize) -> (usize, usize) {
     let payload_at = record.len() - payload_len - varint_len(payload_len);
-    let meta_len =
-        postcard::serialize_with_flavor(meta, postcard::ser_flavors::Size::default()).unwrap_or(0);
+    let meta_len = meta.encoded_len();
     let meta_at = payload_at - meta_len;
     #[cfg(debug_assertions)]
     if let Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) = Record::decode(record)

@@ -131,7 +131,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         data_len: usize,
     ) -> bool {
         let mlen = meta_len(meta);
-        let Some(len) = record_len(topic.len(), meta, data_len as u64) else {
+        let Some(len) = RECORD_OVERHEAD
+            .checked_add(topic.len())
+            .and_then(|l| l.checked_add(mlen))
+            .and_then(|l| l.checked_add(data_len))
+        else {
             return false;
         };
         if self.partial.is_some()
@@ -151,7 +155,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         };
         let meta_at = RECORD_OVERHEAD + topic.len();
         let data_at = meta_at + mlen;
-        if postcard::to_slice(meta, &mut rec[meta_at..data_at]).is_err() {
+        if !meta.encode_into(&mut rec[meta_at..data_at]) {
             return false;
         }
         put(rec, 0, (len as u32).to_le_bytes());
@@ -261,7 +265,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             .unwrap_or("");
         let meta = buf
             .get(t0 + tlen..t0 + tlen + mlen)
-            .and_then(|b| postcard::from_bytes(b).ok())
+            .and_then(Meta::decode_from)
             .unwrap_or_default();
         let data = buf
             .get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)

@@ -101,8 +101,7 @@ pub(crate) struct Outbox<B> {
 }
 
 pub(crate) fn meta_len(meta: &Meta<'_>) -> usize {
-    postcard::serialize_with_flavor(meta, postcard::ser_flavors::Size::default())
-        .unwrap_or(usize::MAX)
+    meta.encoded_len()
 }
 
 pub(crate) fn record_len(topic: usize, meta: usize, payload: usize) -> Option<usize> {
@@ -179,7 +178,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             return Err(PushError::Full);
         };
         let body = RECORD_OVERHEAD + topic.len();
-        if postcard::to_slice(meta, &mut rec[body..body + mlen]).is_err() {
+        if !meta.encode_into(&mut rec[body..body + mlen]) {
             return Err(PushError::TooLarge);
         }
         put(rec, 0, (len as u32).to_le_bytes());
@@ -272,7 +271,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         let plen = u32_at(h, 20) as usize;
         let t0 = at + RECORD_OVERHEAD;
         let topic = core::str::from_utf8(buf.get(t0..t0 + tlen)?).ok()?;
-        let meta = postcard::from_bytes(buf.get(t0 + tlen..t0 + tlen + mlen)?).ok()?;
+        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
         let payload = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + plen)?;
         Some(Record {
             at,

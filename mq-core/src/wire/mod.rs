@@ -216,6 +216,50 @@ pub struct Meta<'a> {
     pub headers: Headers<'a>,
 }
 
+/// postcard's encoding of [`Meta::default()`]: every field absent or zero.
+const EMPTY_META: [u8; 5] = [0; 5];
+
+impl<'a> Meta<'a> {
+    /// Bytes of its encoding. Most messages carry no properties: their meta is
+    /// counted, written and read without going through serde.
+    pub fn encoded_len(&self) -> usize {
+        if *self == Meta::default() {
+            return EMPTY_META.len();
+        }
+        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
+            .unwrap_or(usize::MAX)
+    }
+
+    /// Writes its encoding into `out`, which is [`encoded_len`](Self::encoded_len)
+    /// bytes long; false when it is not.
+    pub fn encode_into(&self, out: &mut [u8]) -> bool {
+        if *self == Meta::default() {
+            return match out {
+                [a, b, c, d, e] => {
+                    for x in [a, b, c, d, e] {
+                        *x = 0;
+                    }
+                    true
+                }
+                _ => false,
+            };
+        }
+        let len = out.len();
+        postcard::to_slice(self, out).is_ok_and(|w| w.len() == len)
+    }
+
+    /// Reads a meta from exactly its encoding.
+    pub fn decode_from(bytes: &'a [u8]) -> Option<Meta<'a>> {
+        if bytes == EMPTY_META {
+            return Some(Meta::default());
+        }
+        match postcard::take_from_bytes(bytes) {
+            Ok((meta, [])) => Some(meta),
+            _ => None,
+        }
+    }
+}
+
 /// Client → broker: open the conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -66,3 +66,32 @@ fn trailing_and_garbage_rejected() {
     assert_eq!(Frame::decode(&[0xFF, 0xFF]), Err(DecodeError::Malformed));
     assert_eq!(Frame::decode(&[]), Err(DecodeError::Malformed));
 }
+
+#[test]
+fn meta_without_serde_agrees_with_serde() {
+    let empty = Meta::default();
+    let mut via_serde = [0xAAu8; 16];
+    let n = postcard::to_slice(&empty, &mut via_serde).unwrap().len();
+    assert_eq!(empty.encoded_len(), n);
+    let mut out = [0xAAu8; 5];
+    assert!(empty.encode_into(&mut out));
+    assert_eq!(out[..], via_serde[..n]);
+    assert_eq!(Meta::decode_from(&out), Some(empty));
+    assert!(!empty.encode_into(&mut [0u8; 4]), "the wrong length is refused");
+
+    let full = Meta {
+        ttl_ms: Some(1000),
+        priority: 3,
+        reply_to: Some("r.x"),
+        correlation: Some(b"c1"),
+        headers: Headers::EMPTY,
+    };
+    let mut buf = [0u8; 64];
+    let n = postcard::to_slice(&full, &mut buf).unwrap().len();
+    assert_eq!(full.encoded_len(), n);
+    let mut out = [0u8; 64];
+    assert!(full.encode_into(&mut out[..n]));
+    assert_eq!(out[..n], buf[..n]);
+    assert_eq!(Meta::decode_from(&out[..n]), Some(full));
+    assert_eq!(Meta::decode_from(&out[..n + 1]), None, "trailing bytes");
+}
