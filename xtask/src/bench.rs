@@ -43,12 +43,12 @@ fn peers_manifest() -> PathBuf {
 
 /// The peer benchmark's own target directory (its dependencies differ from
 /// the workspace's; keeping them apart avoids rebuilding either).
-fn peers_target() -> PathBuf {
+pub(crate) fn peers_target() -> PathBuf {
     cmd::target_dir().join("peers")
 }
 
 /// `cargo <args> --manifest-path xtask/peers/Cargo.toml` with its target dir.
-fn peers_cargo(args: &[&str]) -> Command {
+pub(crate) fn peers_cargo(args: &[&str]) -> Command {
     let mut c = cargo();
     c.env("CARGO_TARGET_DIR", peers_target())
         .args(args)
@@ -287,7 +287,7 @@ pub(crate) struct Server {
     args: fn(u16, &Path) -> Vec<String>,
 }
 
-const NATS: Server = Server {
+pub(crate) const NATS: Server = Server {
     name: "NATS",
     package: "nats-server",
     program: "nats-server",

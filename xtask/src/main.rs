@@ -12,9 +12,11 @@ mod fuzz;
 mod gate;
 mod install;
 mod install_check;
+mod interop;
 mod mq_tools;
 mod mqd;
 mod mqtt;
+mod nats;
 mod peer;
 mod python;
 mod qemu;
@@ -72,6 +74,10 @@ const TASKS: &[(&str, &str)] = &[
         "mqtt-interop",
         "MQTT clients (mosquitto_*, paho) against Mosquitto and mqd, and bad input, as ci does",
     ),
+    (
+        "nats-interop",
+        "NATS clients (async-nats, nats-py, a raw socket) against nats-server and mqd, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
         "install" => install::run_install(rest),
         "install-check" => install_check::check().map_err(Failure::Failed),
         "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
+        "nats-interop" => nats::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())
