@@ -331,7 +331,7 @@ fn mqtt_seeds(root: &Path) {
             t.as_bytes(),
         );
     }
-    nats_seeds(&root);
+    nats_seeds(root);
 }
 
 /// NATS operations as a person or a client sends them: alone for the
