@@ -50,7 +50,7 @@ const STEPS: &[(&str, Action)] = &[
         |_| nats::interop(),
     ),
     (
-        "simulations (mq and MQTT), 2000 seeds each (release)",
+        "simulations (mq, MQTT and NATS), 2000 seeds each (release)",
         |_| {
             run(cargo().env("MQ_SIM_SEEDS", "2000").args([
                 "test",
@@ -61,6 +61,8 @@ const STEPS: &[(&str, Action)] = &[
                 "sim",
                 "--test",
                 "sim_mqtt",
+                "--test",
+                "sim_nats",
             ]))
         },
     ),

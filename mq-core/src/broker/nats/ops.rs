@@ -86,6 +86,7 @@ impl NatsConn {
             ack_deadlines: false,
             expiry: None,
             will: None,
+            no_local: !self.opts.echo,
         };
         if let Outcome::Refused(..) = r.handle(id, now, Command::Connect(connect)) {
             self.close(id, now, Cow::Borrowed("Authorization Violation"), r);

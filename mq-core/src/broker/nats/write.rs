@@ -154,7 +154,7 @@ impl NatsConn {
                     unreachable!()
                 };
                 return self
-                    .put_delivery(id, dv, tx, settled, ended)
+                    .put_delivery(dv, tx, settled, ended)
                     .map_err(Output::Deliver);
             }
             Output::SubAck { .. } if self.opts.verbose => Op::Ok,
@@ -206,7 +206,6 @@ impl NatsConn {
     /// fit.
     fn put_delivery(
         &mut self,
-        id: ConnId,
         dv: Delivery,
         tx: &mut Tx<'_>,
         settled: &mut Settled,
@@ -217,10 +216,6 @@ impl NatsConn {
             done(settled, &dv);
             return Ok(());
         };
-        if !self.opts.echo && dv.msg.publisher == Some(id) {
-            done(settled, &dv);
-            return Ok(());
-        }
         let view = dv.msg.view();
         let block = match self.opts.headers {
             true => headers::to_nats(view.meta.headers, &mut self.block),

@@ -261,6 +261,26 @@ fn echo_off_skips_own_messages_only() {
     assert_eq!(h.ntake(me), "MSG a 1 6\r\ntheirs\r\n");
 }
 
+#[test]
+fn echo_off_in_a_queue_group_hands_own_messages_to_another_member() {
+    let mut h = H::new(Config::default());
+    let me = h.nconnect(r#"{"verbose":false,"echo":false}"#);
+    h.ntype(me, "SUB jobs workers 1\r\n");
+    // Alone in the group: its own message goes to nobody.
+    h.ntype(me, "PUB jobs 1\r\n0\r\n");
+    assert_eq!(h.ntake(me), "");
+    let other = h.nconnect(QUIET);
+    h.ntype(other, "SUB jobs workers 9\r\n");
+    for i in 1..=6 {
+        h.ntype(me, &alloc::format!("PUB jobs 1\r\n{i}\r\n"));
+    }
+    assert_eq!(h.ntake(me), "");
+    assert_eq!(h.ntake(other).matches("MSG jobs 9 1").count(), 6);
+    // Others' messages still reach it.
+    h.ntype(other, "PUB jobs 1\r\nx\r\nPUB jobs 1\r\ny\r\n");
+    assert_eq!(h.ntake(me).matches("MSG jobs 1 1").count(), 1);
+}
+
 fn with_tokens() -> Config {
     let mut cfg = Config::default();
     cfg.auth.tokens = alloc::vec![
