@@ -331,4 +331,30 @@ fn mqtt_seeds(root: &Path) {
             t.as_bytes(),
         );
     }
+    nats_seeds(root);
+}
+
+/// NATS operations as a person or a client sends them: alone for the
+/// parser, and after a chunk size and a time step for the broker.
+fn nats_seeds(root: &Path) {
+    let sessions: [(&str, &[u8]); 12] = [
+        ("telnet", b"PUB orders 5\r\nhello\r\nSUB orders 1\r\nPUB orders 5\r\nhello\r\nPING\r\n"),
+        ("connect", b"CONNECT {\"verbose\":true,\"pedantic\":false,\"headers\":true,\"no_responders\":true,\"echo\":false,\"auth_token\":\"x\"}\r\nPING\r\n"),
+        ("hpub", b"HPUB a r 22 24\r\nNATS/1.0\r\nA: b\r\nA: c\r\n\r\nhi\r\n"),
+        ("hpub_status", b"HPUB a 16 16\r\nNATS/1.0 503\r\n\r\n\r\n"),
+        ("queue", b"SUB q grp 1\r\nSUB q grp 2\r\nUNSUB 1 2\r\nPUB q 1\r\na\r\nPUB q 1\r\nb\r\n"),
+        ("request", b"SUB _INBOX.x.* 9\r\nPUB svc _INBOX.x.1 2\r\nhi\r\nPUB _INBOX.x.1 2\r\nok\r\n"),
+        ("msg_info", b"INFO {\"server_id\":\"x\"}\r\nMSG a 1 r 2\r\nhi\r\nHMSG a 1 12 12\r\nNATS/1.0\r\n\r\n\r\n+OK\r\n-ERR 'x'\r\nPONG\r\n"),
+        ("unknown", b"FOO bar\r\nPING\r\n"),
+        ("bad_size", b"PUB a 3\r\nhelloo\r\nPUB a x\r\n"),
+        ("lf_only", b"sub a 1\npub a 2\nhi\nping\n"),
+        ("wildcards", b"SUB a.* 1\r\nSUB a.> 2\r\nPUB a.b.c 0\r\n\r\nPUB a.b 1\r\nx\r\nUNSUB 2\r\n"),
+        ("bad_subjects", b"SUB a..b 1\r\nPUB a.* 1\r\nx\r\nPUB $sys 0\r\n\r\n"),
+    ];
+    for (i, (name, bytes)) in sessions.iter().enumerate() {
+        write(&root.join("nats_parse"), name.to_string(), bytes);
+        let mut seed = vec![(i * 37) as u8, (i % 5) as u8];
+        seed.extend_from_slice(bytes);
+        write(&root.join("nats_broker"), name.to_string(), &seed);
+    }
 }

@@ -17,6 +17,10 @@
 //! - [`mqtt`]: MQTT 3.1.1 and 5 packets decoded zero-copy and encoded into caller
 //!   buffers, a stream decoder bounded by the maximum packet size, reason codes,
 //!   and the mapping between MQTT topics and mq topics. No allocation.
+//! - [`nats`]: the NATS client protocol's text operations (INFO, CONNECT,
+//!   PUB/HPUB, SUB, UNSUB, MSG/HMSG, PING/PONG, +OK, -ERR) parsed zero-copy
+//!   and encoded into caller buffers, with the `NATS/1.0` header block and
+//!   the JSON of CONNECT and INFO. No allocation.
 //! - [`client`]: the client session state machine, without allocation: outbox of
 //!   unacknowledged publishes, inbox and held deliveries in caller storage,
 //!   subscriptions, keepalive, reconnect with backoff.
@@ -52,6 +56,7 @@ pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod mqtt;
+pub mod nats;
 pub mod time;
 pub mod topic;
 pub mod wire;

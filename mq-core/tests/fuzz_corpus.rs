@@ -56,3 +56,13 @@ fn mqtt_topic_corpus() {
 fn mqtt_broker_corpus() {
     replay("mqtt_broker", mq_core::fuzzing::mqtt_broker);
 }
+
+#[test]
+fn nats_parse_corpus() {
+    replay("nats_parse", mq_core::fuzzing::nats_parse);
+}
+
+#[test]
+fn nats_broker_corpus() {
+    replay("nats_broker", mq_core::fuzzing::nats_broker);
+}

@@ -27,7 +27,7 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1 (1 windowed, 1p a plain loop), 2 (2a 1 KiB, 2b 64 KiB),
                      3, 4, 5, 6
-  --systems LIST     mq, mq-mqtt, nats, mosquitto, redis, zeromq, liner, tcp
+  --systems LIST     mq, mq-mqtt, mq-nats, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
   --limit SECS       longest a run may publish (default 60)
@@ -45,12 +45,12 @@ fn peers_manifest() -> PathBuf {
 
 /// The peer benchmark's own target directory (its dependencies differ from
 /// the workspace's; keeping them apart avoids rebuilding either).
-fn peers_target() -> PathBuf {
+pub(crate) fn peers_target() -> PathBuf {
     cmd::target_dir().join("peers")
 }
 
 /// `cargo <args> --manifest-path xtask/peers/Cargo.toml` with its target dir.
-fn peers_cargo(args: &[&str]) -> Command {
+pub(crate) fn peers_cargo(args: &[&str]) -> Command {
     let mut c = cargo();
     c.env("CARGO_TARGET_DIR", peers_target())
         .args(args)
@@ -113,7 +113,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let systems: Vec<String> = o
         .systems
         .as_deref()
-        .unwrap_or("mq,mq-mqtt,nats,mosquitto,redis,zeromq,liner,tcp")
+        .unwrap_or("mq,mq-mqtt,mq-nats,nats,mosquitto,redis,zeromq,liner,tcp")
         .split(',')
         .map(str::to_string)
         .collect();
@@ -187,7 +187,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
 }
 
 /// The CI step: the package passes clippy and its tests, and a smoke run
-/// against mq (both protocols) and raw TCP completes without a failed row.
+/// against mq (its three protocols) and raw TCP completes without a failed row.
 pub fn ci_smoke() -> Result<(), String> {
     cmd::ensure_apt(BUILD_PACKAGES)?;
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
@@ -200,7 +200,7 @@ pub fn ci_smoke() -> Result<(), String> {
         .args([
             "--smoke",
             "--systems",
-            "mq,mq-mqtt,tcp",
+            "mq,mq-mqtt,mq-nats,tcp",
             "--strict",
             "--limit",
             "20",
@@ -293,7 +293,7 @@ pub(crate) struct Server {
     args: fn(u16, &Path) -> Vec<String>,
 }
 
-const NATS: Server = Server {
+pub(crate) const NATS: Server = Server {
     name: "NATS",
     package: "nats-server",
     program: "nats-server",

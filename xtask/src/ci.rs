@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, console, embedded, ffi, firmware, install_check, mqtt, python, qemu, windows};
+use crate::{
+    bench, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, windows,
+};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -50,7 +52,11 @@ const STEPS: &[(&str, Action)] = &[
         |_| console::check(),
     ),
     (
-        "simulations (mq, MQTT, purges), 2000 seeds each (release)",
+        "NATS interop: async-nats, nats-py and a raw socket vs nats-server and mqd",
+        |_| nats::interop(),
+    ),
+    (
+        "simulations (mq, MQTT, NATS, purges), 2000 seeds each (release)",
         |_| {
             run(cargo().env("MQ_SIM_SEEDS", "2000").args([
                 "test",
@@ -63,6 +69,8 @@ const STEPS: &[(&str, Action)] = &[
                 "sim_mqtt",
                 "--test",
                 "sim_admin",
+                "--test",
+                "sim_nats",
             ]))
         },
     ),
@@ -95,7 +103,7 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
     (
-        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, tcp)",
+        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, mq-nats, tcp)",
         |_| bench::ci_smoke(),
     ),
 ];

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::{self, run};
 use crate::mq_tools;
-use crate::python::tool_venv;
+use crate::python::venv_with;
 
 /// Two tokens: `ops` may manage the broker, `app` may not; topics keep
 /// enough that the traffic does not move their first sequence number.
@@ -45,7 +45,12 @@ pub fn check() -> Result<(), String> {
         println!("the web console test runs headless Chromium: installing Debian's chromium");
     }
     cmd::ensure_program("chromium", "chromium")?;
-    let python = tool_venv("console-venv", "websocket", "websocket-client>=1.6,<2")?;
+    let python = venv_with(
+        "console-venv",
+        "websocket",
+        "websocket-client>=1.6,<2",
+        false,
+    )?;
     let tools = mq_tools::tools()?;
     let mqd = mq_testkit::Mqd::builder(CONFIG)
         .binary(&tools.mqd)

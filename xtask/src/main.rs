@@ -13,9 +13,11 @@ mod fuzz;
 mod gate;
 mod install;
 mod install_check;
+mod interop;
 mod mq_tools;
 mod mqd;
 mod mqtt;
+mod nats;
 mod peer;
 mod python;
 mod qemu;
@@ -77,6 +79,10 @@ const TASKS: &[(&str, &str)] = &[
         "console",
         "mqd's web console in headless Chromium: what it shows, purge and delete, a screenshot",
     ),
+    (
+        "nats-interop",
+        "NATS clients (async-nats, nats-py, a raw socket) against nats-server and mqd, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
         "install-check" => install_check::check().map_err(Failure::Failed),
         "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
         "console" => console::check().map_err(Failure::Failed),
+        "nats-interop" => nats::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -13,8 +13,9 @@ use std::process::Command;
 
 use crate::bench::{MOSQUITTO, Servers};
 use crate::cmd;
+use crate::interop::{self, Expected, Results};
 use crate::mq_tools;
-use crate::python::tool_venv;
+use crate::python::venv_with;
 
 /// Where mqd's results may differ from Mosquitto's, what mqd must say, and why.
 const DIFFERENCES: &[(&str, &str, &str)] = &[(
@@ -60,7 +61,7 @@ pub fn interop() -> Result<(), String> {
         );
         cmd::ensure_apt(&["mosquitto-clients"])?;
     }
-    let python = paho_venv()?;
+    let python = venv_with("mqtt-venv", "paho.mqtt", "paho-mqtt>=2,<3", false)?;
     let tools = mq_tools::tools()?;
     let mut servers = Servers::default();
     let mosquitto = servers.ensure(&MOSQUITTO);
@@ -94,12 +95,12 @@ pub fn interop() -> Result<(), String> {
     println!("bad input against mqd");
     let bad = script(&python, "badinput.py", "127.0.0.1", &port, &[])?;
     drop(servers);
-    compare(&theirs, &ours, &bad)
-}
-
-/// The venv with paho-mqtt (under the target dir); its python.
-fn paho_venv() -> Result<PathBuf, String> {
-    tool_venv("mqtt-venv", "paho.mqtt", "paho-mqtt>=2,<3")
+    let expected = Expected {
+        peer: "Mosquitto",
+        differences: DIFFERENCES,
+        mqd_only: MQD_ONLY,
+    };
+    interop::compare("mqtt interop", &expected, &theirs, &ours, &bad)
 }
 
 /// Runs one of the scripts; its `name<TAB>result` lines.
@@ -109,78 +110,11 @@ fn script(
     host: &str,
     port: &str,
     extra: &[&str],
-) -> Result<Vec<(String, String)>, String> {
-    let output = Command::new(python)
+) -> Result<Results, String> {
+    let mut command = Command::new(python);
+    command
         .arg(scripts().join(name))
         .args([host, port])
-        .args(extra)
-        .output()
-        .map_err(|e| format!("cannot run {name}: {e}"))?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        return Err(format!(
-            "{name} failed ({}):\n{text}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(text
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect())
-}
-
-/// Mosquitto's results against mqd's, and mqd's own checks; prints a table.
-fn compare(
-    theirs: &[(String, String)],
-    ours: &[(String, String)],
-    bad: &[(String, String)],
-) -> Result<(), String> {
-    let find = |lines: &[(String, String)], name: &str| {
-        lines
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut failed = Vec::new();
-    let mut rows = Vec::new();
-    for (name, expected) in theirs {
-        let got = find(ours, name).unwrap_or_else(|| "(missing)".into());
-        let verdict = match DIFFERENCES.iter().find(|(n, _, _)| n == name) {
-            Some((_, want, why)) if got == *want => format!("differs by design: {why}"),
-            Some(_) => "FAILED".into(),
-            None if got == *expected && !got.starts_with("FAILED") => "same".into(),
-            None => "FAILED".into(),
-        };
-        if verdict == "FAILED" {
-            failed.push(format!("{name}: Mosquitto `{expected}`, mqd `{got}`"));
-        }
-        rows.push((name.clone(), expected.clone(), got, verdict));
-    }
-    for (name, want) in MQD_ONLY {
-        let got = find(ours, name)
-            .or_else(|| find(bad, name))
-            .unwrap_or_else(|| "(missing)".into());
-        let verdict = if got == *want {
-            "as expected"
-        } else {
-            "FAILED"
-        };
-        if verdict == "FAILED" {
-            failed.push(format!("{name}: expected `{want}`, mqd `{got}`"));
-        }
-        rows.push((name.to_string(), "-".into(), got, verdict.into()));
-    }
-    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    println!("\n{:width$}  result", "scenario");
-    for (name, theirs, ours, verdict) in &rows {
-        println!("{name:width$}  {verdict}: Mosquitto {theirs} | mqd {ours}");
-    }
-    let same = rows.iter().filter(|r| r.3 != "FAILED").count();
-    println!("mqtt interop: {same} passed, {} failed", failed.len());
-    match failed.is_empty() {
-        true => Ok(()),
-        false => Err(failed.join("\n")),
-    }
+        .args(extra);
+    interop::results(&mut command, name)
 }

@@ -137,27 +137,37 @@ fn pip(venv: &Path) -> Command {
     pip
 }
 
-/// A venv under the target dir named `name` in which `module` imports,
-/// installing `requirement` from PyPI when it does not; its python.
-pub(crate) fn tool_venv(name: &str, module: &str, requirement: &str) -> Result<PathBuf, String> {
-    let venv = cmd::target_dir().join(name);
-    let python = venv_python(&venv);
-    if !python.is_file() || !succeeds(Command::new(&python).args(["-m", "pip", "--version"])) {
-        make_venv(&venv)?;
-    }
-    if !succeeds(Command::new(&python).args(["-c", &format!("import {module}")])) {
-        println!("installing {requirement} into {}", venv.display());
-        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", requirement]))?;
-    }
-    Ok(python)
-}
-
 pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     if cfg!(windows) {
         venv.join("Scripts").join("python.exe")
     } else {
         venv.join("bin").join("python3")
     }
+}
+
+/// A venv under the target directory named `name` with `requirement`
+/// installed from PyPI (present once `import module` works); its python.
+/// `fresh`: made anew every time (as a new user's would be), else kept from
+/// run to run.
+pub(crate) fn venv_with(
+    name: &str,
+    module: &str,
+    requirement: &str,
+    fresh: bool,
+) -> Result<PathBuf, String> {
+    let venv = cmd::target_dir().join(name);
+    let python = venv_python(&venv);
+    if fresh
+        || !python.is_file()
+        || !succeeds(Command::new(&python).args(["-m", "pip", "--version"]))
+    {
+        make_venv(&venv)?;
+    }
+    if !succeeds(Command::new(&python).args(["-c", &format!("import {module}")])) {
+        println!("installing {requirement} into {}", venv.display());
+        run(pip(&venv).arg(requirement))?;
+    }
+    Ok(python)
 }
 
 /// Makes a new venv (removing what was there) with `python3 -m venv`,

@@ -1,10 +1,11 @@
-//! The codec of each connection: the mq wire protocol's or MQTT's. The broker
+//! The codec of each connection: the mq wire protocol's, MQTT's or NATS's. The broker
 //! hands every connection's bytes, timers and writes to its codec through
 //! this enum; the router behind them is the same.
 
 use super::ConnId;
 use super::conn::{After, Conn};
 use super::mqtt::MqttConn;
+use super::nats::NatsConn;
 use super::router::Router;
 use crate::framing::Framing;
 use crate::time::Instant;
@@ -18,6 +19,8 @@ pub enum Protocol {
     Mq(Framing),
     /// MQTT 3.1.1 or 5 (the CONNECT says which) over a byte stream.
     Mqtt,
+    /// The NATS client protocol (text operations) over a byte stream.
+    Nats,
 }
 
 impl From<Framing> for Protocol {
@@ -29,6 +32,7 @@ impl From<Framing> for Protocol {
 pub(crate) enum Codec {
     Mq(Conn),
     Mqtt(MqttConn),
+    Nats(NatsConn),
 }
 
 impl Codec {
@@ -36,11 +40,16 @@ impl Codec {
         match protocol {
             Protocol::Mq(framing) => Codec::Mq(Conn::new(id, now, framing, r)),
             Protocol::Mqtt => Codec::Mqtt(MqttConn::new(id, now, r)),
+            Protocol::Nats => Codec::Nats(NatsConn::new(id, now, r)),
         }
     }
 
     pub(crate) fn is_mqtt(&self) -> bool {
         matches!(self, Codec::Mqtt(_))
+    }
+
+    pub(crate) fn is_nats(&self) -> bool {
+        matches!(self, Codec::Nats(_))
     }
 
     pub(crate) fn input(
@@ -53,6 +62,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.input(id, now, bytes, r),
             Codec::Mqtt(c) => c.input(id, now, bytes, r),
+            Codec::Nats(c) => c.input(id, now, bytes, r),
         }
     }
 
@@ -60,6 +70,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.on_timer(id, now, r),
             Codec::Mqtt(c) => c.on_timer(id, now, r),
+            Codec::Nats(c) => c.on_timer(id, now, r),
         }
     }
 
@@ -67,7 +78,7 @@ impl Codec {
     pub(crate) fn is_idle(&self) -> bool {
         match self {
             Codec::Mq(c) => c.is_idle(),
-            Codec::Mqtt(_) => false,
+            Codec::Mqtt(_) | Codec::Nats(_) => false,
         }
     }
 
@@ -75,6 +86,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.wrote(now),
             Codec::Mqtt(c) => c.wrote(now),
+            Codec::Nats(c) => c.wrote(now),
         }
     }
 
@@ -82,6 +94,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.closed(id, r),
             Codec::Mqtt(c) => c.closed(id, r),
+            Codec::Nats(c) => c.closed(id, r),
         }
     }
 
@@ -95,6 +108,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.write(id, buf, r),
             Codec::Mqtt(c) => c.write(id, now, buf, r),
+            Codec::Nats(c) => c.write(id, now, buf, r),
         }
     }
 
@@ -102,6 +116,7 @@ impl Codec {
         match self {
             Codec::Mq(c) => c.after_write(id, r),
             Codec::Mqtt(c) => c.after_write(id, r),
+            Codec::Nats(c) => c.after_write(id, r),
         }
     }
 

@@ -73,6 +73,9 @@ pub(crate) struct Connect<'a> {
     pub expiry: Option<Duration>,
     /// Published when the connection ends without a normal disconnect.
     pub will: Option<Will<'a>>,
+    /// None of the connection's own messages come back to it (NATS's
+    /// `echo: false`): a group hands them to another member.
+    pub no_local: bool,
 }
 
 /// A will message (MQTT): published when its connection ends abnormally,

@@ -3,6 +3,7 @@
 
 use alloc::sync::Arc;
 
+use super::ConnId;
 use super::record::{MessageRecord, Record};
 use crate::time::Instant;
 use crate::wire::{Meta, QoS};
@@ -19,6 +20,9 @@ pub(crate) struct Message {
     /// Higher goes first among the messages waiting in a queue.
     pub priority: u8,
     pub payload_len: usize,
+    /// The connection that published it (not kept across a restart): NATS
+    /// clients that ask for no echo get none of their own messages.
+    pub publisher: Option<ConnId>,
     /// The encoded `Record::Message` (or `Record::MessageOnce`), shared with
     /// the store operation.
     pub record: Arc<[u8]>,

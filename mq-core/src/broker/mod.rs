@@ -16,6 +16,9 @@
 //! - `mqtt`: the MQTT 3.1.1 and 5 codec, the same way for MQTT packets (its
 //!   docs say how MQTT's sessions, QoS 2, retained messages, wills and
 //!   properties map onto the router).
+//! - `nats`: the NATS text protocol's codec, the same way for its
+//!   operations (its docs say how subjects, queue groups, headers and
+//!   no-responders map onto the router).
 //! - `router`: sessions, subscriptions, publishing, delivery, settling,
 //!   retention, snapshot and restore. It never sees bytes.
 //! - `links`: the router's view of each connection (its session, its queue of
@@ -32,12 +35,14 @@ mod dedup;
 mod links;
 mod message;
 mod mqtt;
+mod nats;
 mod queue;
 mod ready;
 mod record;
 mod replay;
 mod router;
 mod slab;
+mod spill;
 mod stats;
 mod store;
 mod timers;
@@ -150,8 +155,8 @@ pub struct QueueInfo {
 ///
 /// - **`handle_*`**: [`accept`](Self::accept) a connection in the
 ///   [`Protocol`] it speaks (the mq protocol on a TCP stream or a serial
-///   line, which carries one connection after another; or MQTT on a TCP
-///   stream: the same sessions, topics and queues whatever the protocol),
+///   line, which carries one connection after another; or MQTT or NATS on a
+///   TCP stream: the same sessions, topics and queues whatever the protocol),
 ///   [`handle_input`](Self::handle_input) bytes from it,
 ///   [`handle_closed`](Self::handle_closed) when its transport is gone,
 ///   [`handle_timeout`](Self::handle_timeout) when `poll_timeout` is reached,
@@ -214,6 +219,7 @@ impl Broker {
     pub fn stats(&self) -> Stats {
         let mut s = self.router.current_stats(self.connections());
         s.current_mqtt_connections = self.conns.values().filter(|c| c.is_mqtt()).count() as u64;
+        s.current_nats_connections = self.conns.values().filter(|c| c.is_nats()).count() as u64;
         s
     }
 

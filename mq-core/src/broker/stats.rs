@@ -57,6 +57,10 @@ pub struct Stats {
     pub current_mqtt_connections: u64,
     /// MQTT connections accepted since start (also in `connections_total`).
     pub mqtt_connections_total: u64,
+    /// Open NATS connections (also counted in `current_connections`).
+    pub current_nats_connections: u64,
+    /// NATS connections accepted since start (also in `connections_total`).
+    pub nats_connections_total: u64,
     /// Topics with a retained message (MQTT's retained slot).
     pub current_retained_slots: u64,
     /// Will messages published.

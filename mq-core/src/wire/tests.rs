@@ -77,7 +77,10 @@ fn meta_without_serde_agrees_with_serde() {
     assert!(empty.encode_into(&mut out));
     assert_eq!(out[..], via_serde[..n]);
     assert_eq!(Meta::decode_from(&out), Some(empty));
-    assert!(!empty.encode_into(&mut [0u8; 4]), "the wrong length is refused");
+    assert!(
+        !empty.encode_into(&mut [0u8; 4]),
+        "the wrong length is refused"
+    );
 
     let full = Meta {
         ttl_ms: Some(1000),

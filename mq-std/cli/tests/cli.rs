@@ -294,3 +294,30 @@ fn stat_counts_mqtt_connections() {
         "{run:?}"
     );
 }
+
+#[test]
+fn stat_counts_nats_connections() {
+    let mqd = Mqd::builder("").nats().start();
+    let mut person = std::net::TcpStream::connect(mqd.nats.expect("a NATS address")).unwrap();
+    person.write_all(b"PING\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !seen.ends_with(b"PONG\r\n") {
+        let n = person.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let run = mq(&mqd, &["stat"]);
+    let lines = run.assert_ok().lines();
+    for (name, value) in [
+        ("mq_nats_connections", " 1"),
+        ("mq_nats_connections_total", " 1"),
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{name} ")) && l.ends_with(value)),
+            "{name}: {run:?}"
+        );
+    }
+}

@@ -41,6 +41,18 @@ pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> Stri
         stats.mqtt_connections_total,
     );
     metric(
+        "nats_connections",
+        "gauge",
+        "Open NATS connections (also in mq_connections).",
+        stats.current_nats_connections,
+    );
+    metric(
+        "nats_connections_total",
+        "counter",
+        "NATS connections accepted (also in mq_connections_total).",
+        stats.nats_connections_total,
+    );
+    metric(
         "retained_slots",
         "gauge",
         "Topics with a retained message (MQTT).",

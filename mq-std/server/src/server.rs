@@ -12,9 +12,9 @@
 //!   (its publish is held, its output backed up) stops being read; a writer's queue
 //!   holds at most `write_queue` chunks, and when it is full the broker pauses that
 //!   connection's output, which in turn stops its deliveries;
-//! - an **acceptor** per listener (the mq protocol's, and MQTT's when
-//!   configured; each tells the broker which protocol its connections
-//!   speak), and for a durable store a **store thread** that writes each
+//! - an **acceptor** per listener (the mq protocol's, and MQTT's and
+//!   NATS's when configured; each tells the broker which protocol its
+//!   connections speak), and for a durable store a **store thread** that writes each
 //!   batch that accumulated meanwhile as one group and reports it persisted.
 //!
 //! Besides TCP connections, [`ServerControl::attach`] serves one connection over
@@ -62,6 +62,11 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         None => None,
     };
     let mqtt_addr = mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
+    let nats = match opts.nats {
+        Some(at) => Some(TcpListener::bind(at).await?),
+        None => None,
+    };
+    let nats_addr = nats.as_ref().map(TcpListener::local_addr).transpose()?;
     let clock = Clock::new();
     let mut broker = Broker::new(opts.broker.clone());
     let records = opts.store.load()?;
@@ -88,6 +93,9 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     if let Some(mqtt) = mqtt {
         acceptors.push(tokio::spawn(accept_loop(mqtt, Protocol::Mqtt, tx.clone())));
     }
+    if let Some(nats) = nats {
+        acceptors.push(tokio::spawn(accept_loop(nats, Protocol::Nats, tx.clone())));
+    }
     let store = if opts.store.is_durable() {
         StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
     } else {
@@ -101,10 +109,12 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
             tx: tx.clone(),
             rx,
             store,
-            // A whole frame of the largest size must fit, or it never completes.
-            input_budget: opts
-                .input_budget
-                .max(opts.broker.limits.max_frame as usize + stream::MAX_PREFIX),
+            // A whole frame of the largest size must fit, or it never
+            // completes (a NATS operation: its control line, payload, CRLF).
+            input_budget: opts.input_budget.max(
+                opts.broker.limits.max_frame as usize
+                    + stream::MAX_PREFIX.max(mq_core::nats::MAX_CONTROL_LINE + 2),
+            ),
             write_queue: opts.write_queue,
             chunk: opts.chunk,
             drain_timeout: opts.drain_timeout,
@@ -122,6 +132,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     Ok(ServerHandle {
         addr,
         mqtt_addr,
+        nats_addr,
         tx,
         task,
     })

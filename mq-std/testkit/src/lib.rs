@@ -22,8 +22,9 @@
 //!   waits for: no port is picked, freed and raced for. A restart
 //!   ([`Mqd::restart`]) asks for the same ports again, so clients reconnect to
 //!   the address they know.
-//! - **MQTT.** [`Builder::mqtt`] also serves MQTT on a port of its own (port
-//!   0 too), found in the ready file as well ([`Mqd::mqtt`]).
+//! - **MQTT and NATS.** [`Builder::mqtt`] and [`Builder::nats`] also serve
+//!   those protocols on ports of their own (port 0 too), found in the ready
+//!   file as well ([`Mqd::mqtt`], [`Mqd::nats`]).
 //! - **Data.** Each `mqd` has a directory of its own (config, data, logs);
 //!   [`Mqd::crash`] kills it and keeps the directory for [`Mqd::start_in`], and
 //!   [`Mqd::restart`] starts it again on the same data.
@@ -201,6 +202,7 @@ pub struct Builder {
     dir: Option<PathBuf>,
     log: String,
     mqtt: bool,
+    nats: bool,
 }
 
 impl Builder {
@@ -208,6 +210,13 @@ impl Builder {
     /// [`Mqd::mqtt`].
     pub fn mqtt(mut self) -> Builder {
         self.mqtt = true;
+        self
+    }
+
+    /// Also serves the NATS client protocol (`mqd --nats 127.0.0.1:0`); its
+    /// address is [`Mqd::nats`].
+    pub fn nats(mut self) -> Builder {
+        self.nats = true;
         self
     }
 
@@ -282,6 +291,7 @@ impl Builder {
             addr: any,
             http: any,
             mqtt: self.mqtt.then_some(any),
+            nats: self.nats.then_some(any),
             dir,
             binary,
             runner: self.runner,
@@ -305,6 +315,8 @@ pub struct Mqd {
     pub http: SocketAddr,
     /// The MQTT listener's address, when started with [`Builder::mqtt`].
     pub mqtt: Option<SocketAddr>,
+    /// The NATS listener's address, when started with [`Builder::nats`].
+    pub nats: Option<SocketAddr>,
     /// Its directory: `mqd.toml`, `data/`, the logs.
     pub dir: PathBuf,
     binary: PathBuf,
@@ -327,6 +339,7 @@ impl Mqd {
             dir: None,
             log: "info".to_owned(),
             mqtt: false,
+            nats: false,
         }
     }
 
@@ -366,6 +379,9 @@ impl Mqd {
         };
         if let Some(mqtt) = self.mqtt {
             command.args(["--mqtt", &mqtt.to_string()]);
+        }
+        if let Some(nats) = self.nats {
+            command.args(["--nats", &nats.to_string()]);
         }
         let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -409,7 +425,7 @@ impl Mqd {
     }
 
     /// Takes the addresses from the ready file (`listen=ADDR`, `http=ADDR`,
-    /// `mqtt=ADDR`).
+    /// `mqtt=ADDR`, `nats=ADDR`).
     fn listening_on(&mut self, text: &str) -> Result<(), String> {
         let addr = |key: &str| {
             text.lines()
@@ -421,6 +437,9 @@ impl Mqd {
         self.http = addr("http")?;
         if self.mqtt.is_some() {
             self.mqtt = Some(addr("mqtt")?);
+        }
+        if self.nats.is_some() {
+            self.nats = Some(addr("nats")?);
         }
         Ok(())
     }

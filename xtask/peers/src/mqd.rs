@@ -22,6 +22,15 @@ pub fn start_mqtt(binary: &Path) -> Result<Mqd, String> {
         .try_start()
 }
 
+/// Starts `binary` serving NATS too (`--nats` on a free port).
+pub fn start_nats(binary: &Path) -> Result<Mqd, String> {
+    Mqd::builder("")
+        .binary(binary)
+        .log("warn")
+        .nats()
+        .try_start()
+}
+
 /// `mqd --version`.
 pub fn version(binary: &Path) -> Result<String, String> {
     let out = Command::new(binary)

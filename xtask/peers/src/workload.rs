@@ -161,6 +161,8 @@ pub enum System {
     Mq,
     /// `mqd` serving MQTT, with the MQTT clients Mosquitto runs with.
     MqMqtt,
+    /// `mqd` serving the NATS client protocol, with the client NATS runs with.
+    MqNats,
     Nats,
     Mosquitto,
     Redis,
@@ -170,9 +172,10 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 8] = [
+    pub const ALL: [System; 9] = [
         System::Mq,
         System::MqMqtt,
+        System::MqNats,
         System::Nats,
         System::Mosquitto,
         System::Redis,
@@ -186,6 +189,7 @@ impl System {
         match self {
             System::Mq => "mq",
             System::MqMqtt => "mq-mqtt",
+            System::MqNats => "mq-nats",
             System::Nats => "nats",
             System::Mosquitto => "mosquitto",
             System::Redis => "redis",
@@ -209,6 +213,13 @@ impl System {
             (System::MqMqtt, Stream(_)) => Ok("MQTT (rumqttc), QoS 0"),
             (System::MqMqtt, Acked) => Ok("MQTT QoS 1, WAL, fsync per group commit"),
             (System::MqMqtt, RoundTrip) => Ok("MQTT QoS 0 publish + subscription each way"),
+            (System::MqNats, Stream(Group(_))) => Ok("NATS (async-nats), queue group"),
+            (System::MqNats, Stream(_)) => Ok("NATS (async-nats) pub/sub"),
+            (System::MqNats, Acked) => Err(
+                "no JetStream: mqd's NATS messages are at most once (its acknowledged \
+                 publishes are the mq protocol's and MQTT's QoS 1)",
+            ),
+            (System::MqNats, RoundTrip) => Ok("NATS (async-nats) request-reply"),
             (System::Nats, Stream(Group(_))) => Ok("core, queue group"),
             (System::Nats, Stream(_)) => Ok("core pub/sub"),
             (System::Nats, Acked) => Ok("JetStream, file storage"),
@@ -251,6 +262,7 @@ impl fmt::Display for System {
         f.write_str(match self {
             System::Mq => "mq",
             System::MqMqtt => "mq (MQTT)",
+            System::MqNats => "mq (NATS)",
             System::Nats => "NATS",
             System::Mosquitto => "Mosquitto",
             System::Redis => "Redis",

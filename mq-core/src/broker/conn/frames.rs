@@ -54,6 +54,7 @@ impl Proto {
             ack_deadlines: true,
             expiry: None,
             will: None,
+            no_local: false,
         };
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Error(reason, text), r);

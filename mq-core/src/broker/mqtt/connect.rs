@@ -95,6 +95,7 @@ impl MqttConn {
             expiry: (v5 && persistent && expiry != u32::MAX)
                 .then(|| Duration::from_secs(u64::from(expiry))),
             will,
+            no_local: false,
         };
         let outcome = r.handle(id, now, Command::Connect(connect));
         self.scratch = headers;

@@ -146,7 +146,7 @@ pub(crate) struct MqttConn {
     /// UnsubAcks of the router to drop: replaced subscriptions.
     swallow: Map<u32, u32>,
     /// A packet too large for one transmit buffer, and how much of it is out.
-    spill: write::Spill,
+    spill: super::spill::Spill,
 }
 
 impl MqttConn {
@@ -173,7 +173,7 @@ impl MqttConn {
             next_pid: 1,
             acks: Vec::new(),
             swallow: Map::default(),
-            spill: write::Spill::default(),
+            spill: super::spill::Spill::default(),
         };
         router.stats.connections_total += 1;
         router.stats.mqtt_connections_total += 1;

@@ -3,16 +3,15 @@
 //! packet of a connection the codec ends. A packet larger than the caller's
 //! buffer is encoded aside once and handed out over several calls.
 
-use alloc::vec::Vec;
-
 use super::inbound::QOS2_ID;
 use super::subscriptions::granted;
 use super::{Ctrl, Last, MqttConn, Phase, props};
+use crate::broker::ConnId;
 use crate::broker::command::{Delivery, Output};
 use crate::broker::conn::After;
 use crate::broker::router::Router;
+use crate::broker::spill::{Settled, Spill, Tx};
 use crate::broker::timers::Timer;
-use crate::broker::{ConnId, Map};
 use crate::mqtt::topic::{MQTT_BUF_LEN, to_mqtt_topic};
 use crate::mqtt::{
     Ack, Answer, ConnAck, Disconnect, List, Packet, PacketId, Properties, Publish, QoS, QosPid,
@@ -22,70 +21,11 @@ use crate::time::Instant;
 use crate::topic::Topic;
 use crate::wire;
 
-/// Where packets go: the caller's buffer, and what is written of it.
-struct Tx<'b> {
-    buf: &'b mut [u8],
-    pos: usize,
-}
-
-/// A packet encoded aside, and how much of it was handed out.
-#[derive(Default)]
-pub(super) struct Spill {
-    bytes: Vec<u8>,
-    sent: usize,
-}
-
-impl Spill {
-    fn pending(&self) -> bool {
-        self.sent < self.bytes.len()
-    }
-
-    /// Hands out what fits of the spilled packet; true when all of it is out.
-    fn drain(&mut self, tx: &mut Tx<'_>) -> bool {
-        let rest = &self.bytes[self.sent..];
-        let n = rest.len().min(tx.buf.len() - tx.pos);
-        tx.buf[tx.pos..tx.pos + n].copy_from_slice(&rest[..n]);
-        tx.pos += n;
-        self.sent += n;
-        if self.pending() {
-            return false;
-        }
-        self.bytes = Vec::new();
-        self.sent = 0;
-        true
-    }
-}
-
 /// Encodes `packet` into `tx`; false when it does not fit (nothing written).
 /// A packet larger than an empty buffer goes to `spill`.
 fn put(spill: &mut Spill, version: Version, packet: &Packet<'_>, tx: &mut Tx<'_>) -> bool {
     let len = packet.encoded_len(version);
-    if len <= tx.buf.len() - tx.pos {
-        if let Ok(n) = packet.encode(version, &mut tx.buf[tx.pos..]) {
-            tx.pos += n;
-        }
-        return true;
-    }
-    if tx.pos > 0 {
-        return false;
-    }
-    spill.bytes.resize(len, 0);
-    if packet.encode(version, &mut spill.bytes).is_err() {
-        spill.bytes = Vec::new();
-        return true;
-    }
-    spill.sent = 0;
-    spill.drain(tx);
-    true
-}
-
-/// What a write hands back to the router afterwards.
-#[derive(Default)]
-struct Settled {
-    /// Deliveries done with without an acknowledgement (dropped as unsendable).
-    acks: Vec<u64>,
-    /// QoS 0 deliveries written, per subscription: credit to return.
-    credit: Map<u32, u32>,
+    spill.put(tx, len, |buf| packet.encode(version, buf).is_ok())
 }
 
 impl MqttConn {
@@ -128,16 +68,7 @@ impl MqttConn {
         {
             self.last = None;
         }
-        for tag in settled.acks {
-            r.handle(id, now, crate::broker::command::Command::Ack { tag });
-        }
-        for (sub, credit) in settled.credit {
-            r.handle(
-                id,
-                now,
-                crate::broker::command::Command::Credit { sub, credit },
-            );
-        }
+        settled.apply(id, now, r);
         tx.pos
     }
 

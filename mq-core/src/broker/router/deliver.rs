@@ -66,11 +66,21 @@ impl Router {
                 self.finish(target, &q.msg);
                 continue;
             }
+            // A session that wants none of its own messages gets none: a
+            // group hands them to another member that can take them now
+            // (or to none, as NATS does).
+            if self.is_own(sub, &q.msg) {
+                match self.pick_member_except(target, sub, &q.msg) {
+                    Some(other) => self.deliver(other, target, q, now),
+                    None => self.finish(target, &q.msg),
+                }
+                continue;
+            }
             // A group message should not go straight back to the member that
             // failed it, when another can take it.
             if let (Target::Group(_), Some(avoid)) = (target, q.avoid)
                 && avoid == sub
-                && let Some(other) = self.pick_consumer_except(target, sub)
+                && let Some(other) = self.pick_member_except(target, sub, &q.msg)
             {
                 self.deliver(other, target, q, now);
                 continue;
@@ -125,7 +135,9 @@ impl Router {
         }
     }
 
-    fn pick_consumer_except(&self, target: Target, except: Key) -> Option<Key> {
+    /// Another member of a group that can take `msg` now and does not
+    /// refuse its own messages.
+    fn pick_member_except(&self, target: Target, except: Key, msg: &Msg) -> Option<Key> {
         let Target::Group(g) = target else {
             return None;
         };
@@ -134,7 +146,19 @@ impl Router {
             .members
             .iter()
             .copied()
-            .find(|&m| m != except && self.can_take(m))
+            .find(|&m| m != except && self.can_take(m) && !self.is_own(m, msg))
+    }
+
+    /// Whether `msg` was published on the connection of subscription
+    /// `sub`'s session, and that session wants none of its own messages.
+    fn is_own(&self, sub: Key, msg: &Msg) -> bool {
+        let Some(publisher) = msg.publisher else {
+            return false;
+        };
+        self.subs
+            .get(sub)
+            .and_then(|s| self.sessions.get(s.session))
+            .is_some_and(|s| s.no_local && s.conn == Some(publisher))
     }
 
     fn deliver(&mut self, sub_key: Key, target: Target, q: Queued, now: Instant) {

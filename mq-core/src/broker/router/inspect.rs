@@ -6,13 +6,29 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
-use crate::broker::QueueInfo;
 use crate::broker::queue::Queued;
 use crate::broker::slab::Key;
 use crate::broker::stats::Stats;
 use crate::broker::timers::Target;
+use crate::broker::{ConnId, QueueInfo};
+use crate::topic::Topic;
 
 impl Router {
+    /// Whether the session on `conn` may publish to `topic`.
+    pub(crate) fn may_publish(&self, conn: ConnId, topic: Topic<'_>) -> bool {
+        self.links
+            .session(conn)
+            .and_then(|k| self.sessions.get(k))
+            .is_some_and(|s| s.perms.may_publish(topic))
+    }
+
+    /// Whether any subscription (connected or not) matches `topic`.
+    pub(crate) fn has_subscribers(&self, topic: Topic<'_>) -> bool {
+        let mut any = false;
+        self.index.for_each_match(topic, |_| any = true);
+        any
+    }
+
     /// Counters, with the current sizes filled in.
     pub(crate) fn current_stats(&self, connections: usize) -> Stats {
         let mut s = self.stats;

@@ -101,6 +101,8 @@ pub(crate) struct Session {
     pub once: BTreeSet<u16>,
     /// Packet ids of exactly-once deliveries received and not yet completed.
     pub delivered_once: BTreeSet<u16>,
+    /// Its connection's own messages do not come back to it (`Connect::no_local`).
+    pub no_local: bool,
 }
 
 pub(crate) struct Subscription {

@@ -186,7 +186,12 @@ impl Router {
             _ => None,
         };
         let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
-        let msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
+        let mut msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
+        if let Some((conn, _)) = from
+            && let Some(m) = Arc::get_mut(&mut msg)
+        {
+            m.publisher = Some(conn);
+        }
         if let Some(d) = p.dedup {
             self.dedup.record(d.producer, d.seq, msg.seq);
         }
@@ -335,6 +340,7 @@ impl Router {
                 .map(|ms| now + Duration::from_millis(u64::from(ms))),
             priority: meta.priority,
             payload_len: payload.len(),
+            publisher: None,
             record,
         })
     }

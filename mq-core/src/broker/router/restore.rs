@@ -204,6 +204,7 @@ impl Router {
                 .ttl_ms
                 .map(|ms| published_at + Duration::from_millis(u64::from(ms))),
             priority: m.meta.priority,
+            publisher: None,
             payload_len: m.payload.len(),
             record,
         })

@@ -74,6 +74,7 @@ impl Router {
         s.perms = perms;
         s.default_credit = c.default_credit;
         s.ack_deadlines = c.ack_deadlines;
+        s.no_local = c.no_local;
         s.expiry = c.expiry;
         s.will = c.will.as_ref().map(PendingWill::new);
         // A resumed persistent session the client now wants clean (MQTT 5:
@@ -124,6 +125,7 @@ impl Router {
             will: None,
             once: Default::default(),
             delivered_once: Default::default(),
+            no_local: false,
         });
         self.by_client.insert(client.to_owned(), key);
         if persistent && record {

@@ -6,6 +6,8 @@ mod delivery;
 mod handshake;
 mod mqtt;
 mod mqtt_session;
+mod nats;
+mod nats_exchange;
 mod priority;
 mod publish;
 mod replay;
@@ -112,7 +114,8 @@ struct H {
     auto_persist: bool,
     unpersisted: Vec<u64>,
     max_frame: u32,
-    /// MQTT connections, with the bytes the broker sent each and not yet read.
+    /// MQTT and NATS connections, with the bytes the broker sent each and
+    /// not yet read.
     mqtt: BTreeMap<ConnId, Vec<u8>>,
     /// MQTT packets read and not yet taken by a test.
     mgot: BTreeMap<ConnId, Vec<mqtt::MGot>>,

@@ -47,6 +47,10 @@ struct Args {
     /// unless given here or in `[mqtt]`; "" turns it off).
     #[arg(long, value_name = "ADDR")]
     mqtt: Option<String>,
+    /// Serve the NATS client protocol on this address too (4222 by
+    /// convention; off unless given here or in `[nats]`; "" turns it off).
+    #[arg(long, value_name = "ADDR")]
+    nats: Option<String>,
     /// Directory for the broker's data [default: ./mq-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -61,7 +65,8 @@ struct Args {
     #[arg(long)]
     check_config: bool,
     /// Once serving, write the addresses it listens on to FILE (lines
-    /// `listen=ADDR` and, with HTTP, `http=ADDR`, with MQTT, `mqtt=ADDR`): how
+    /// `listen=ADDR` and, with HTTP, `http=ADDR`, with MQTT, `mqtt=ADDR`, with
+    /// NATS, `nats=ADDR`): how
     /// a script or a test that asks for port 0 learns which ports it got.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
@@ -87,6 +92,9 @@ fn main() -> ExitCode {
     }
     if let Some(v) = args.mqtt {
         file.mqtt.get_or_insert_with(Default::default).listen = Some(v);
+    }
+    if let Some(v) = args.nats {
+        file.nats.get_or_insert_with(Default::default).listen = Some(v);
     }
     if let Some(v) = args.data_dir {
         file.data_dir = Some(v);
@@ -178,6 +186,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     let opts = ServerOptions {
         listen: cfg.listen,
         mqtt: cfg.mqtt,
+        nats: cfg.nats,
         broker: cfg.broker.clone(),
         store,
         input_budget: memory / 4,
@@ -195,6 +204,9 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     );
     if let Some(mqtt) = handle.mqtt_addr() {
         tracing::info!(%mqtt, "serving MQTT 3.1.1 and 5");
+    }
+    if let Some(nats) = handle.nats_addr() {
+        tracing::info!(%nats, "serving the NATS client protocol");
     }
     let control = handle.control();
     for (name, port) in lines {
@@ -230,7 +242,8 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         });
     }
     if let Some(path) = &ready_file {
-        write_ready(path, handle.local_addr(), http_addr, handle.mqtt_addr())
+        let protocols = [("mqtt", handle.mqtt_addr()), ("nats", handle.nats_addr())];
+        write_ready(path, handle.local_addr(), http_addr, &protocols)
             .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     let mut stopped = std::pin::pin!(handle.wait());
@@ -268,14 +281,16 @@ fn write_ready(
     path: &Path,
     listen: SocketAddr,
     http: Option<SocketAddr>,
-    mqtt: Option<SocketAddr>,
+    protocols: &[(&str, Option<SocketAddr>)],
 ) -> std::io::Result<()> {
     let mut text = format!("listen={listen}\n");
     if let Some(http) = http {
         text.push_str(&format!("http={http}\n"));
     }
-    if let Some(mqtt) = mqtt {
-        text.push_str(&format!("mqtt={mqtt}\n"));
+    for (name, addr) in protocols {
+        if let Some(addr) = addr {
+            text.push_str(&format!("{name}={addr}\n"));
+        }
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

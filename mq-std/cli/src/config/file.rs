@@ -150,6 +150,8 @@ pub struct FileConfig {
     pub serial: Vec<SerialSection>,
     /// The MQTT listener (off unless configured).
     pub mqtt: Option<MqttSection>,
+    /// The NATS listener (off unless configured).
+    pub nats: Option<NatsSection>,
 }
 
 /// `[mqtt]`: serve MQTT 3.1.1 and 5 into the same broker.
@@ -157,6 +159,14 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
     /// Address to listen on (1883 by convention); empty turns it off.
+    pub listen: Option<String>,
+}
+
+/// `[nats]`: serve the NATS client protocol into the same broker.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSection {
+    /// Address to listen on (4222 by convention); empty turns it off.
     pub listen: Option<String>,
 }
 
@@ -184,6 +194,9 @@ impl FileConfig {
         }
         if let Some(v) = env("MQ_MQTT") {
             self.mqtt.get_or_insert_with(Default::default).listen = Some(v);
+        }
+        if let Some(v) = env("MQ_NATS") {
+            self.nats.get_or_insert_with(Default::default).listen = Some(v);
         }
         if let Some(v) = env("MQ_DATA_DIR") {
             self.data_dir = Some(v.into());

@@ -66,6 +66,10 @@
 //! [mqtt]                         # MQTT 3.1.1 and 5 into the same broker; off
 //! listen = "127.0.0.1:1883"      #   unless set (MQ_MQTT, `--mqtt ADDR`)
 //!
+//! [nats]                         # the NATS client protocol into the same
+//! listen = "127.0.0.1:4222"      #   broker; off unless set (MQ_NATS,
+//!                                #   `--nats ADDR`)
+//!
 //! [serial]                       # a device on a serial line (mq_std::serial);
 //! path = "/dev/ttyUSB0"          #   [[serial]] for several; `--serial PATH` adds
 //! baud = 115200                  #   one more (at 115200 baud). Unix only.
@@ -79,7 +83,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use file::{
-    FileConfig, MqttSection, QueueSection, RetentionSection, SerialSection, StoreSection,
-    TokenSection,
+    FileConfig, MqttSection, NatsSection, QueueSection, RetentionSection, SerialSection,
+    StoreSection, TokenSection,
 };
 pub use resolve::{DEFAULT_BAUD, DaemonConfig, SerialLine, StoreConfig};

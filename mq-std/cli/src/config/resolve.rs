@@ -22,6 +22,8 @@ pub struct DaemonConfig {
     pub http: Option<SocketAddr>,
     /// MQTT address, if enabled.
     pub mqtt: Option<SocketAddr>,
+    /// NATS address, if enabled.
+    pub nats: Option<SocketAddr>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Log filter.
@@ -164,13 +166,8 @@ impl FileConfig {
             ),
             None => Some(mq_server::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
         };
-        let mqtt = match self.mqtt.as_ref().and_then(|m| m.listen.as_deref()) {
-            None | Some("") => None,
-            Some(a) => Some(
-                a.parse()
-                    .map_err(|_| err(format!("mqtt address {a:?} is not host:port")))?,
-            ),
-        };
+        let mqtt = listener(self.mqtt.as_ref().and_then(|m| m.listen.as_deref()), "mqtt")?;
+        let nats = listener(self.nats.as_ref().and_then(|n| n.listen.as_deref()), "nats")?;
         let mut b = broker::Config::default();
         // mqd's default: a fast publisher is paced to its consumers (nothing
         // dropped while they keep up); one that stops is shed after a second.
@@ -231,6 +228,7 @@ impl FileConfig {
             listen,
             http,
             mqtt,
+            nats,
             data_dir: self
                 .data_dir
                 .clone()
@@ -255,5 +253,17 @@ impl FileConfig {
                 })
                 .collect::<Result<_, _>>()?,
         })
+    }
+}
+
+/// The address of a listener that is off unless configured (`None` when it
+/// is not, or is `""`).
+fn listener(listen: Option<&str>, what: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match listen {
+        None | Some("") => Ok(None),
+        Some(a) => a
+            .parse()
+            .map(Some)
+            .map_err(|_| err(format!("{what} address {a:?} is not host:port"))),
     }
 }

@@ -184,3 +184,25 @@ fn mqtt_is_off_unless_configured() {
     let bad: FileConfig = toml::from_str("[mqtt]\nlisten = \"port 1883\"").unwrap();
     assert!(bad.resolve().unwrap_err().to_string().contains("mqtt"));
 }
+
+#[test]
+fn nats_is_off_unless_configured() {
+    let off: FileConfig = toml::from_str("").unwrap();
+    assert_eq!(off.resolve().unwrap().nats, None);
+    let f: FileConfig = toml::from_str("[nats]\nlisten = \"127.0.0.1:4222\"").unwrap();
+    assert_eq!(
+        f.resolve().unwrap().nats,
+        Some("127.0.0.1:4222".parse().unwrap())
+    );
+    let mut f = FileConfig::default();
+    f.apply_env(|k| (k == "MQ_NATS").then(|| "127.0.0.1:0".to_string()))
+        .unwrap();
+    assert_eq!(
+        f.resolve().unwrap().nats,
+        Some("127.0.0.1:0".parse().unwrap())
+    );
+    let empty: FileConfig = toml::from_str("[nats]\nlisten = \"\"").unwrap();
+    assert_eq!(empty.resolve().unwrap().nats, None);
+    let bad: FileConfig = toml::from_str("[nats]\nlisten = \"port 4222\"").unwrap();
+    assert!(bad.resolve().unwrap_err().to_string().contains("nats"));
+}

@@ -24,6 +24,9 @@ pub struct ServerOptions {
     /// Address to serve MQTT 3.1.1 and 5 on, into the same broker; `None`:
     /// no MQTT listener.
     pub mqtt: Option<SocketAddr>,
+    /// Address to serve the NATS client protocol on, into the same broker;
+    /// `None`: no NATS listener.
+    pub nats: Option<SocketAddr>,
     /// The broker's configuration.
     pub broker: BrokerConfig,
     /// Where records go; [`MemoryStore`] keeps nothing.
@@ -44,6 +47,7 @@ impl Default for ServerOptions {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             mqtt: None,
+            nats: None,
             broker: BrokerConfig::default(),
             store: Box::new(MemoryStore),
             input_budget: 256 * 1024,
@@ -58,6 +62,7 @@ impl Default for ServerOptions {
 pub struct ServerHandle {
     pub(super) addr: SocketAddr,
     pub(super) mqtt_addr: Option<SocketAddr>,
+    pub(super) nats_addr: Option<SocketAddr>,
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     pub(super) task: JoinHandle<io::Result<()>>,
 }
@@ -71,6 +76,11 @@ impl ServerHandle {
     /// The address it serves MQTT on, when it does.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
         self.mqtt_addr
+    }
+
+    /// The address it serves NATS on, when it does.
+    pub fn nats_addr(&self) -> Option<SocketAddr> {
+        self.nats_addr
     }
 
     /// The broker's counters.

@@ -42,7 +42,7 @@ pub async fn probe(ctx: &Ctx, s: System) -> Result<Vec<(String, String)>, String
         }
         System::Nats => nats::version(ctx).await?,
         System::Mosquitto => mqtt::version(ctx).await?,
-        System::MqMqtt => Vec::new(),
+        System::MqMqtt | System::MqNats => Vec::new(),
         System::Redis => redis::version(ctx).await?,
         System::ZeroMq => zeromq::version(),
         System::Liner => {
@@ -72,6 +72,7 @@ pub async fn run(ctx: &Ctx, s: System, w: &Workload) -> Result<Measured, String>
                 _ => m,
             }),
             System::MqMqtt => mqtt::run_mqd(ctx, w).await,
+            System::MqNats => nats::run_mqd(ctx, w).await,
             System::Redis => redis::run(ctx, w).await,
             System::ZeroMq => zeromq::run(ctx, w).await,
             System::Liner => liner::run(ctx, w).await,

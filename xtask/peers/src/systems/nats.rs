@@ -1,6 +1,7 @@
 //! NATS with async-nats: core pub/sub, queue groups and request-reply, and
 //! JetStream (a file-storage stream made for the run and deleted after it) for
-//! acknowledged publishes.
+//! acknowledged publishes. The same client runs the core workloads against
+//! `mqd --nats` too (`mq-nats`).
 
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
@@ -10,8 +11,7 @@ use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::workload::{Kind, Shape, Workload};
 
-async fn connect(ctx: &Ctx) -> Result<async_nats::Client, String> {
-    let addr = ctx.nats.addr()?;
+async fn connect(addr: &str) -> Result<async_nats::Client, String> {
     async_nats::ConnectOptions::new()
         .connect(addr)
         .await
@@ -19,7 +19,7 @@ async fn connect(ctx: &Ctx) -> Result<async_nats::Client, String> {
 }
 
 pub async fn version(ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
-    let client = connect(ctx).await?;
+    let client = connect(ctx.nats.addr()?).await?;
     Ok(vec![(
         "nats-server".to_string(),
         client.server_info().version,
@@ -27,19 +27,34 @@ pub async fn version(ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
 }
 
 pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
+    let addr = ctx.nats.addr()?;
     match w.kind {
-        Kind::Stream(shape) => stream(ctx, w, shape).await,
-        Kind::Acked => acked(ctx, w).await,
-        Kind::RoundTrip => round_trip(ctx, w).await,
+        Kind::Stream(shape) => stream(ctx, addr, w, shape).await,
+        Kind::Acked => acked(ctx, addr, w).await,
+        Kind::RoundTrip => round_trip(ctx, addr, w).await,
     }
 }
 
-async fn stream(ctx: &Ctx, w: &Workload, shape: Shape) -> Result<Measured, String> {
+/// The core workloads against a fresh `mqd` serving NATS (`--nats`).
+pub async fn run_mqd(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
+    let binary = ctx.mqd.as_ref().ok_or("no --mqd binary given")?;
+    let mqd = crate::mqd::start_nats(binary)?;
+    let addr = mqd.nats.ok_or("mqd serves no NATS")?.to_string();
+    let result = match w.kind {
+        Kind::Stream(shape) => stream(ctx, &addr, w, shape).await,
+        Kind::RoundTrip => round_trip(ctx, &addr, w).await,
+        Kind::Acked => Err("mq-nats has no acknowledged workload".into()),
+    };
+    drop(mqd);
+    result
+}
+
+async fn stream(ctx: &Ctx, addr: &str, w: &Workload, shape: Shape) -> Result<Measured, String> {
     let subject = ctx.name(".stream");
     let tally = Tally::new();
     let mut receivers = Vec::new();
     for _ in 0..shape.receivers() {
-        let client = connect(ctx).await?;
+        let client = connect(addr).await?;
         let mut sub = match shape {
             Shape::Group(_) => {
                 client
@@ -58,7 +73,7 @@ async fn stream(ctx: &Ctx, w: &Workload, shape: Shape) -> Result<Measured, Strin
             }
         }));
     }
-    let publisher = connect(ctx).await?;
+    let publisher = connect(addr).await?;
     let mut stamp = tally.stamp(w.size);
     tally.begin();
     let sent = windowed(w.count, window(w), ctx.limit, None, || {
@@ -79,8 +94,8 @@ async fn stream(ctx: &Ctx, w: &Workload, shape: Shape) -> Result<Measured, Strin
     Ok(noted(w, sent, tally.measured(expected, w.size)))
 }
 
-async fn acked(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
-    let client = connect(ctx).await?;
+async fn acked(ctx: &Ctx, addr: &str, w: &Workload) -> Result<Measured, String> {
+    let client = connect(addr).await?;
     let js = jetstream::new(client);
     let name = ctx.name("acked");
     let subject = format!("{name}.s");
@@ -116,9 +131,9 @@ async fn acked(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
     ))
 }
 
-async fn round_trip(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
+async fn round_trip(ctx: &Ctx, addr: &str, w: &Workload) -> Result<Measured, String> {
     let subject = ctx.name(".req");
-    let responder = connect(ctx).await?;
+    let responder = connect(addr).await?;
     let mut requests = responder
         .subscribe(subject.clone())
         .await
@@ -133,7 +148,7 @@ async fn round_trip(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
             }
         }
     });
-    let requester = connect(ctx).await?;
+    let requester = connect(addr).await?;
     let measured = round_trips(w, async |body| {
         let reply = requester
             .request(subject.clone(), body)

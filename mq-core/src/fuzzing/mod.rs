@@ -4,6 +4,11 @@
 
 use core::ops::ControlFlow;
 
+mod nats;
+#[cfg(feature = "alloc")]
+pub use nats::nats_broker;
+pub use nats::nats_parse;
+
 use crate::framing::{serial, stream};
 use crate::mqtt;
 use crate::wire::Frame;
@@ -220,8 +225,7 @@ pub fn mqtt_topic(data: &[u8]) {
 /// subscriber is a valid MQTT 5 packet, and every store record restores.
 #[cfg(feature = "alloc")]
 pub fn mqtt_broker(data: &[u8]) {
-    extern crate alloc;
-    use crate::broker::{Broker, Config, Event, Protocol};
+    use crate::broker::{Broker, Config, Protocol};
     use crate::time::Instant;
     use alloc::vec::Vec;
 
@@ -256,30 +260,8 @@ pub fn mqtt_broker(data: &[u8]) {
         }
         now += step;
         b.handle_timeout(now);
-        loop {
-            let mut progress = false;
-            while let Some(op) = b.poll_store() {
-                records.push(op.bytes().to_vec());
-                b.handle_persisted(op.token, now);
-                progress = true;
-            }
-            while let Some(tx) = b.poll_transmit(now, &mut buf) {
-                if tx.conn == watcher {
-                    watched.extend_from_slice(&buf[..tx.len]);
-                }
-                progress = true;
-            }
-            while let Some(e) = b.poll_event() {
-                if let Event::Close(conn) = e {
-                    open &= conn != fuzzed;
-                    b.handle_closed(conn, now);
-                }
-                progress = true;
-            }
-            if !progress {
-                break;
-            }
-        }
+        let closed = run_until_idle(&mut b, now, &mut buf, watcher, &mut watched, &mut records);
+        open &= !closed.contains(&fuzzed);
         b.check_invariants().expect("broker invariants");
     }
     let dec = mqtt::stream::PacketDecoder::new(mqtt::Version::V5, mqtt::MAX_PACKET_SIZE);
@@ -292,5 +274,45 @@ pub fn mqtt_broker(data: &[u8]) {
     let mut again = Broker::new(Config::default());
     for r in &records {
         again.restore(now, r).expect("every record restores");
+    }
+}
+
+/// Drains a broker until it has nothing more to do: store records are
+/// persisted at once (and kept in `records`), bytes for `watcher` appended to
+/// `watched`, closed connections reported closed. Returns those.
+#[cfg(feature = "alloc")]
+fn run_until_idle(
+    b: &mut crate::broker::Broker,
+    now: crate::time::Instant,
+    buf: &mut [u8],
+    watcher: crate::broker::ConnId,
+    watched: &mut alloc::vec::Vec<u8>,
+    records: &mut alloc::vec::Vec<alloc::vec::Vec<u8>>,
+) -> alloc::vec::Vec<crate::broker::ConnId> {
+    use crate::broker::Event;
+    let mut closed = alloc::vec::Vec::new();
+    loop {
+        let mut progress = false;
+        while let Some(op) = b.poll_store() {
+            records.push(op.bytes().to_vec());
+            b.handle_persisted(op.token, now);
+            progress = true;
+        }
+        while let Some(tx) = b.poll_transmit(now, buf) {
+            if tx.conn == watcher {
+                watched.extend_from_slice(&buf[..tx.len]);
+            }
+            progress = true;
+        }
+        while let Some(e) = b.poll_event() {
+            if let Event::Close(conn) = e {
+                closed.push(conn);
+                b.handle_closed(conn, now);
+            }
+            progress = true;
+        }
+        if !progress {
+            return closed;
+        }
     }
 }
