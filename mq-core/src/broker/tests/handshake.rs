@@ -36,6 +36,7 @@ fn auth_tokens_and_permissions() {
                     subscribe: vec!["cmd.dev1".into()],
                 },
             )],
+            ..Auth::default()
         },
         ..Config::default()
     };

@@ -1,6 +1,7 @@
 //! Unit tests of the broker's transitions, at the frame level on a virtual clock:
 //! the harness here, the tests by concern in the files beside it.
 
+mod auth;
 mod delivery;
 mod handshake;
 mod mqtt;
@@ -251,7 +252,21 @@ impl H {
     }
 
     fn connect_with(&mut self, client: &str, mode: SessionMode, token: Option<&str>) -> ConnId {
-        let c = self.b.accept(self.now, Framing::Stream).unwrap();
+        self.connect_as(client, mode, token, None)
+    }
+
+    /// Connects over a transport that verified `identity`.
+    fn connect_as(
+        &mut self,
+        client: &str,
+        mode: SessionMode,
+        token: Option<&str>,
+        identity: Option<&str>,
+    ) -> ConnId {
+        let c = self
+            .b
+            .accept_with_identity(self.now, Framing::Stream, identity)
+            .unwrap();
         self.send(
             c,
             Frame::Hello(Hello {
