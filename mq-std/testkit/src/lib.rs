@@ -34,6 +34,8 @@
 //! - **Cleanup.** Dropping an [`Mqd`] kills the process (SIGKILL on Unix,
 //!   `TerminateProcess` on Windows) and removes its directory.
 
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(windows)]
 mod windows;
 

@@ -177,7 +177,10 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     }
     let opts = ServerOptions {
         listen: cfg.listen,
+        listen_tls: None,
         mqtt: cfg.mqtt,
+        mqtt_tls: None,
+        tls: None,
         broker: cfg.broker.clone(),
         store,
         input_budget: memory / 4,

@@ -46,6 +46,7 @@ mod error;
 mod message;
 mod options;
 mod random;
+mod secure;
 mod stats;
 mod transport;
 
@@ -63,6 +64,7 @@ use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
 
+use crate::tls::ClientTls;
 use assemble::{Partial, reassemble};
 pub(crate) use command::{
     Command, CommandSender, Commands, Offer, Reply, ReplyTo, Sink, SubscriptionEnd,
@@ -74,6 +76,7 @@ use options::Outgoing;
 pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions};
 pub(crate) use options::{reply_options, window};
 use random::random_u64;
+pub(crate) use secure::Received;
 pub use stats::Stats;
 
 /// Subscriptions one client can hold.
@@ -176,6 +179,10 @@ pub(crate) struct Driver {
     partial: Option<Partial>,
     /// Requesters waiting for their reply, by the session's request id.
     requests: HashMap<u64, ReplyTo<Result<Message, Error>>>,
+    /// TLS settings, when the client speaks TLS.
+    tls: Option<ClientTls>,
+    /// TLS on the current connection.
+    tls_conn: Option<rustls::ClientConnection>,
 }
 
 impl Driver {
@@ -215,6 +222,10 @@ impl Driver {
         config.reconnect_max = opts.reconnect_max;
         config.connect_timeout = opts.connect_timeout;
         config.seed = random_u64();
+        let tls = match &opts.tls {
+            Some(t) => Some(t.client_config(&opts.addr).map_err(Error::Tls)?),
+            None => None,
+        };
         let session = Box::new(Session::new(
             config,
             Framing::Stream,
@@ -254,6 +265,8 @@ impl Driver {
             parked: None,
             partial: None,
             requests: HashMap::new(),
+            tls,
+            tls_conn: None,
         })
     }
 
@@ -284,6 +297,8 @@ impl Driver {
                     progress = true;
                 }
             }
+            // Input TLS decrypted earlier, for which there was no room then.
+            progress |= self.plaintext_in().unwrap_or(false);
             progress |= self.settle_disconnect(now);
             progress |= self.transmit(now);
             while self.parked.is_none() {
