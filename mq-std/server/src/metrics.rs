@@ -1,16 +1,18 @@
 //! The broker's counters in the Prometheus text exposition format, and the tiny
 //! HTTP endpoint that serves them (`GET /metrics`) and a health check
-//! (`GET /health`).
+//! (`GET /health`), plain or over TLS.
 
 use std::fmt::Write as _;
 use std::io;
+use std::sync::Arc;
 
 use mq_core::broker::{QueueInfo, Stats};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::server::ServerControl;
 use crate::store::StoreMetrics;
+use crate::tls::{ServerTls, Stream, secure};
 
 /// Renders counters, queue depths and the store's counters as Prometheus text.
 pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> String {
@@ -202,16 +204,30 @@ fn escape(s: &str) -> String {
 
 /// Serves `/metrics` and `/health` on `listener` until it fails.
 pub async fn serve(listener: TcpListener, control: ServerControl) -> io::Result<()> {
+    serve_with(listener, None, control).await
+}
+
+/// [`serve`], over TLS when `tls` is given (HTTPS).
+pub async fn serve_with(
+    listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
+    control: ServerControl,
+) -> io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
-        let control = control.clone();
+        let (stream, peer) = listener.accept().await?;
+        let (control, tls) = (control.clone(), tls.clone());
         tokio::spawn(async move {
-            let _ = answer(stream, control).await;
+            match secure(stream, tls.as_deref()).await {
+                Ok(s) => {
+                    let _ = answer(s.stream, control).await;
+                }
+                Err(e) => tracing::debug!(%peer, error = %e, "http connection refused"),
+            }
         });
     }
 }
 
-async fn answer(mut stream: TcpStream, control: ServerControl) -> io::Result<()> {
+async fn answer(mut stream: Stream, control: ServerControl) -> io::Result<()> {
     let mut buf = vec![0u8; 2048];
     let mut len = 0;
     // Read the request head (bounded; we only need the request line).
