@@ -196,3 +196,72 @@ fn a_watched_config_change_reloads_without_a_signal() {
     drop(mqd);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `mq` with `args`, against nothing but what `args` say.
+fn mq(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mq"))
+        .args(args)
+        .env_remove("MQ_SERVER")
+        .env_remove("MQ_TOKEN")
+        .env_remove("MQ_CA")
+        .env_remove("MQ_TLS")
+        .output()
+        .expect("mq runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_cli_speaks_tls_and_mutual_tls() {
+    let dir = std::env::temp_dir().join(format!("mq-mqd-tls-cli-{}", std::process::id()));
+    let ca = TestCa::new(&dir, "ca");
+    let other = TestCa::new(&dir, "other");
+    let server = ca.server("server", &["localhost", "127.0.0.1"]);
+    let mqd = Mqd::start(&config(&server, &ca.cert, &["sensor-1"], ""));
+    let at = format!("localhost:{}", mqd.ready_addr("listen_tls").unwrap().port());
+    let (ca_pem, other_pem) = (ca.cert.to_str().unwrap(), other.cert.to_str().unwrap());
+    let sensor = ca.client("sensor-1", "sensor-1");
+    let (cert, key) = (sensor.cert.to_str().unwrap(), sensor.key.to_str().unwrap());
+
+    let (ok, text) = mq(&[
+        "--server",
+        &at,
+        "--ca",
+        ca_pem,
+        "--cert",
+        cert,
+        "--key",
+        key,
+        "pub",
+        "--qos",
+        "1",
+        "dev.sensor-1.t",
+        "21.5",
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = mq(&[
+        "--server", &at, "--ca", ca_pem, "--token", "ops", "sub", "--from", "0", "--count", "1",
+        "dev.>",
+    ]);
+    assert!(ok && text.contains("21.5"), "{text}");
+
+    let (ok, text) = mq(&["--server", &at, "--tls", "pub", "a", "x"]);
+    assert!(!ok && text.contains("--ca"), "{text}");
+    let (ok, text) = mq(&["--server", &at, "--ca", other_pem, "pub", "a", "x"]);
+    assert!(!ok && text.contains("UnknownIssuer"), "{text}");
+    let (ok, text) = mq(&[
+        "--server",
+        &at,
+        "--ca",
+        ca_pem,
+        "--server-name",
+        "elsewhere",
+        "pub",
+        "a",
+        "x",
+    ]);
+    assert!(!ok && text.contains("not valid for name"), "{text}");
+    drop(mqd);
+    let _ = std::fs::remove_dir_all(&dir);
+}
