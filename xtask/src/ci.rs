@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
-use crate::{bench, embedded, ffi, firmware, install_check, mqtt, python, qemu, windows};
+use crate::{bench, embedded, ffi, firmware, install_check, mqtt, python, qemu, tls, windows};
 
 type Action = fn(&mut Ci) -> Result<(), String>;
 
@@ -44,6 +44,10 @@ const STEPS: &[(&str, Action)] = &[
     (
         "MQTT interop: mosquitto clients and paho vs Mosquitto and mqd",
         |_| mqtt::interop(),
+    ),
+    (
+        "TLS interop: openssl s_client and mosquitto_pub --cafile vs mqd",
+        |_| tls::interop(),
     ),
     (
         "simulations (mq and MQTT), 2000 seeds each (release)",

@@ -18,6 +18,7 @@ mod mqtt;
 mod peer;
 mod python;
 mod qemu;
+mod tls;
 mod toolchain;
 mod windows;
 
@@ -72,6 +73,10 @@ const TASKS: &[(&str, &str)] = &[
         "mqtt-interop",
         "MQTT clients (mosquitto_*, paho) against Mosquitto and mqd, and bad input, as ci does",
     ),
+    (
+        "tls-interop",
+        "openssl s_client and mosquitto_pub --cafile against mqd's TLS listeners, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -95,6 +100,7 @@ fn main() -> ExitCode {
         "install" => install::run_install(rest),
         "install-check" => install_check::check().map_err(Failure::Failed),
         "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
+        "tls-interop" => tls::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

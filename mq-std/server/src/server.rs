@@ -587,7 +587,13 @@ async fn write_loop(
     tx: mpsc::UnboundedSender<Cmd>,
 ) {
     while let Some(chunk) = rx.recv().await {
-        if write.write_all(&chunk).await.is_err() {
+        // TLS may keep records it encrypted and the socket did not take yet
+        // until a flush: flush once nothing else is queued.
+        let sent = match write.write_all(&chunk).await {
+            Ok(()) if rx.is_empty() => write.flush().await,
+            other => other,
+        };
+        if sent.is_err() {
             let _ = tx.send(Cmd::Closed(conn));
             return;
         }
