@@ -320,3 +320,43 @@ async fn mutual_tls_identities_carry_permissions() {
     .await;
     srv.shutdown().await.unwrap();
 }
+
+/// A subscriber over TLS that stops reading makes the server's socket push
+/// back while TLS holds encrypted records the socket did not take; once the
+/// subscriber reads again every message of the burst must arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_tls_subscriber_gets_the_whole_burst() {
+    let p = pki("burst");
+    let srv = tls_server(settings(&p, None, false), BrokerConfig::default()).await;
+    within(async {
+        let mut opts = tls_options(&tls_addr(&srv), TlsOptions::new(&p.ca.cert));
+        opts.inbox_bytes = 256 << 10;
+        let slow = Client::connect(opts).await.unwrap();
+        let mut sub_opts = SubscribeOptions::default();
+        sub_opts.credit = 512;
+        let mut sub = slow.subscribe("burst", &sub_opts).await.unwrap();
+        let publisher = Client::connect(options(srv.local_addr())).await.unwrap();
+        const N: usize = 400;
+        let body = vec![7u8; 16 << 10];
+        for _ in 0..N {
+            publisher
+                .publish("burst", body.clone(), &qos1())
+                .await
+                .unwrap();
+        }
+        // Let the server's writes back up against the paused subscriber.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for n in 0..N {
+            let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("message {n} of {N} never came"))
+                .unwrap();
+            assert_eq!(msg.payload.len(), body.len());
+            msg.ack().unwrap();
+        }
+        slow.close().await;
+        publisher.close().await;
+    })
+    .await;
+    srv.shutdown().await.unwrap();
+}

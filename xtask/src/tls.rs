@@ -237,6 +237,7 @@ pub fn interop() -> Result<(), String> {
     let pki = make_pki(&cmd::target_dir().join("tls-interop"))?;
     let mqd = mq_testkit::Mqd::builder(&config(&pki))
         .binary(&tools.mqd)
+        .log("info,mq_server=debug")
         .try_start()?;
     let mq_port = mqd
         .ready_addr("listen_tls")
@@ -306,9 +307,11 @@ pub fn interop() -> Result<(), String> {
             ])
             .args(["sub", "--count", "1", "sensors.>"]),
     )?;
-    // Both subscribed before the publish: mqd counts their subscriptions.
+    // Both subscribed before the publish: mqd counts their subscriptions,
+    // two for `sensors/#` (it is `sensors` and `sensors.>` in mq) and one for
+    // the mq CLI's.
     let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
-    while mqd.metric("mq_subscriptions") < 2 {
+    while mqd.metric("mq_subscriptions") < 3 {
         if std::time::Instant::now() > deadline {
             return Err(format!("the subscribers did not subscribe:\n{}", mqd.log()));
         }
