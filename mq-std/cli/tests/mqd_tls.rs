@@ -1,7 +1,9 @@
 //! `mqd` with TLS listeners, from its config file: the mq protocol, MQTT and
 //! HTTPS over TLS beside the plain ones, and reloads without a restart: on
-//! SIGHUP the server certificate is swapped under live connections and a
-//! revoked identity is closed with the reason while the others stay; with
+//! SIGHUP the server certificate is swapped under live connections, a
+//! revoked identity is closed with the reason while the others stay, and a
+//! replaced client CA takes the identity of certificates it does not vouch
+//! for; with
 //! `reload_watch_ms` (the way on Windows) a changed file is enough.
 
 mod support;
@@ -158,6 +160,17 @@ fn sighup_swaps_the_certificate_and_closes_only_revoked_identities() {
     let f = clients.client("third", "sensor-1");
     let third = TlsOptions::new(&next.cert).with_client_cert(f.cert, f.key);
     tls_client(tls_addr, third).expect("still serving the rotated certificate");
+
+    // The client CA is replaced: a certificate it no longer vouches for loses
+    // its identity and, with no token to fall back on, its connection.
+    std::fs::copy(&rotated.key, &server.key).unwrap();
+    let newer = TestCa::new(&dir, "newer-clients");
+    std::fs::copy(&newer.cert, &clients.cert).unwrap();
+    mqd.hangup();
+    wait_for_log(&mqd, "reloaded TLS files", 2);
+    let err = closed(&one, "dev.sensor-1.t");
+    assert!(matches!(err, Error::Closed(Reason::BadToken)), "{err:?}");
+    assert!(mqd.log().contains("no longer trusted"), "{}", mqd.log());
     drop(mqd);
     let _ = std::fs::remove_dir_all(&dir);
 }
