@@ -26,7 +26,7 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
 
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1, 2 (2a 1 KiB, 2b 64 KiB), 3, 4, 5, 6
-  --systems LIST     mq, mq-mqtt, nats, mosquitto, redis, zeromq, liner, tcp
+  --systems LIST     mq, mq-mqtt, mq-tls, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
   --limit SECS       longest a run may publish (default 60)";
@@ -108,7 +108,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let systems: Vec<String> = o
         .systems
         .as_deref()
-        .unwrap_or("mq,mq-mqtt,nats,mosquitto,redis,zeromq,liner,tcp")
+        .unwrap_or("mq,mq-mqtt,mq-tls,nats,mosquitto,redis,zeromq,liner,tcp")
         .split(',')
         .map(str::to_string)
         .collect();
@@ -194,7 +194,7 @@ pub fn ci_smoke() -> Result<(), String> {
         .args([
             "--smoke",
             "--systems",
-            "mq,mq-mqtt,tcp",
+            "mq,mq-mqtt,mq-tls,tcp",
             "--strict",
             "--limit",
             "20",

@@ -143,6 +143,8 @@ pub enum System {
     Mq,
     /// `mqd` serving MQTT, with the MQTT clients Mosquitto runs with.
     MqMqtt,
+    /// mq over TLS (`listen_tls`), the same client: the cost of encryption.
+    MqTls,
     Nats,
     Mosquitto,
     Redis,
@@ -152,9 +154,10 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 8] = [
+    pub const ALL: [System; 9] = [
         System::Mq,
         System::MqMqtt,
+        System::MqTls,
         System::Nats,
         System::Mosquitto,
         System::Redis,
@@ -168,6 +171,7 @@ impl System {
         match self {
             System::Mq => "mq",
             System::MqMqtt => "mq-mqtt",
+            System::MqTls => "mq-tls",
             System::Nats => "nats",
             System::Mosquitto => "mosquitto",
             System::Redis => "redis",
@@ -186,6 +190,10 @@ impl System {
             (System::Mq, Stream(_)) => Ok("QoS 0"),
             (System::Mq, Acked) => Ok("QoS 1, WAL, fsync per group commit"),
             (System::Mq, RoundTrip) => Ok("QoS 0 publish + subscription each way"),
+            (System::MqTls, Stream(Group(_))) => Ok("TLS 1.3 (rustls), QoS 0, group"),
+            (System::MqTls, Stream(_)) => Ok("TLS 1.3 (rustls, ring), QoS 0"),
+            (System::MqTls, Acked) => Ok("TLS 1.3, QoS 1, WAL, fsync per group commit"),
+            (System::MqTls, RoundTrip) => Ok("TLS 1.3, QoS 0 publish + subscription each way"),
             (System::MqMqtt, Stream(Group(_))) => Ok("MQTT, QoS 0, $share subscription"),
             (System::MqMqtt, Stream(_)) => Ok("MQTT (rumqttc), QoS 0"),
             (System::MqMqtt, Acked) => Ok("MQTT QoS 1, WAL, fsync per group commit"),
@@ -232,6 +240,7 @@ impl fmt::Display for System {
         f.write_str(match self {
             System::Mq => "mq",
             System::MqMqtt => "mq (MQTT)",
+            System::MqTls => "mq (TLS)",
             System::Nats => "NATS",
             System::Mosquitto => "Mosquitto",
             System::Redis => "Redis",
