@@ -8,7 +8,7 @@
 //! loopback ports, and stopped at the end), runs the benchmark, and rewrites
 //! the marked section of `BENCHMARKS.md` with its table, the machine, the
 //! versions and the command. `cargo xtask ci` runs [`ci_smoke`]: clippy, the
-//! package's tests and a few-second run against mq (both protocols) and raw TCP only (about
+//! package's tests and a few-second run against mq (both protocols, and over TLS) and raw TCP only (about
 //! 3 to 5 minutes, nearly all of it compiling the peers' client crates).
 
 use std::io::{Read, Write};
@@ -181,7 +181,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
 }
 
 /// The CI step: the package passes clippy and its tests, and a smoke run
-/// against mq (both protocols) and raw TCP completes without a failed row.
+/// against mq (both protocols, and over TLS) and raw TCP completes without a failed row.
 pub fn ci_smoke() -> Result<(), String> {
     cmd::ensure_apt(BUILD_PACKAGES)?;
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;

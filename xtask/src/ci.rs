@@ -93,7 +93,7 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
     (
-        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, tcp)",
+        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, mq-tls, tcp)",
         |_| bench::ci_smoke(),
     ),
 ];
