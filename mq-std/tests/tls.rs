@@ -184,6 +184,15 @@ async fn refusals_are_clear_and_others_keep_flowing() {
         assert!(matches!(err, Error::Io(_)), "{err:?}");
         still_flowing(&srv, &good, 3).await;
 
+        // A TLS client on the plain port.
+        let plain_port = format!("localhost:{}", srv.local_addr().port());
+        let err = Client::connect(tls_options(&plain_port, TlsOptions::new(&p.ca.cert)))
+            .await
+            .unwrap_err();
+        let text = io_text(&err);
+        assert!(text.contains("TLS"), "{text}");
+        still_flowing(&srv, &good, 4).await;
+
         // TLS settings that cannot be used are refused before connecting.
         let missing = TlsOptions::new(p.ca.cert.with_extension("missing"));
         let err = Client::connect(tls_options(&addr, missing))
