@@ -162,7 +162,10 @@ pub struct QueueInfo {
 /// - **commands**: [`begin_shutdown`](Self::begin_shutdown),
 ///   [`shutdown`](Self::shutdown), [`pause_transmit`](Self::pause_transmit),
 ///   [`resume_transmit`](Self::resume_transmit),
-///   [`set_store_full`](Self::set_store_full).
+///   [`set_store_full`](Self::set_store_full), [`set_auth`](Self::set_auth)
+///   and [`set_identity`](Self::set_identity) (credentials changed under live
+///   connections; a connection's verified identity arrives with
+///   [`accept_with_identity`](Self::accept_with_identity)).
 /// - **`poll_*`**: [`poll_store`](Self::poll_store) (write these records, in
 ///   order), [`poll_transmit`](Self::poll_transmit) (send these bytes),
 ///   [`poll_event`](Self::poll_event) (close a connection, or read one again),
