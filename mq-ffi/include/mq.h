@@ -170,6 +170,21 @@ typedef struct mq_connect_options {
   // Credit of a subscription whose options name none: deliveries it may
   // have outstanding. 0: the default (64).
   uint32_t credit;
+  // Speak TLS, verifying the broker's certificate against `tls_ca` and the
+  // host of `address` (or `tls_server_name`). Setting `tls_ca`,
+  // `tls_cert` or `tls_key` implies it.
+  bool tls;
+  // PEM file with the CA certificate(s) the broker's certificate must
+  // chain to. Required for TLS. NULL: none.
+  const char *tls_ca;
+  // PEM file with the client's certificate chain, for mutual TLS (with
+  // `tls_key`). NULL: none.
+  const char *tls_cert;
+  // PEM file with the private key of `tls_cert`. NULL: none.
+  const char *tls_key;
+  // The name the broker's certificate must carry. NULL: the host of
+  // `address`.
+  const char *tls_server_name;
 } mq_connect_options;
 
 // One application header of a message: a key of 1 to 255 bytes of UTF-8 and
@@ -264,7 +279,7 @@ extern "C" {
 #endif // __cplusplus
 
 // Fills `*opts` with the defaults: no address (required), a random client id,
-// no token, a clean session, default timeouts and credit.
+// no token, a clean session, default timeouts and credit, no TLS.
 //
 // # Safety
 // `opts` must be NULL or valid for one write.
@@ -288,8 +303,11 @@ void mq_client_free(struct mq_client *client);
 
 // Connects to a broker and blocks until it welcomes the client (at most the
 // connect timeout). Fails with `MQ_ERR_IO` when the address does not resolve
-// or nothing listens, `MQ_ERR_REFUSED` when the broker refuses (wrong token),
-// `MQ_ERR_INVALID` for bad options or a client that is already connected.
+// or nothing listens or the TLS handshake fails (an unknown CA, the wrong
+// server name, a refused client certificate: the error text says which),
+// `MQ_ERR_REFUSED` when the broker refuses (wrong token, unknown identity),
+// `MQ_ERR_INVALID` for bad options (TLS files missing or not PEM, no CA) or a
+// client that is already connected.
 // Once connected, the client reconnects on its own after a lost connection.
 //
 // # Safety

@@ -147,6 +147,17 @@ struct connect_options {
     std::chrono::milliseconds keepalive{0};
     /// Default credit of a subscription; 0: the default (1024).
     uint32_t credit = 0;
+    /// Speak TLS (implied by tls_ca, tls_cert or tls_key); the broker's
+    /// certificate is verified against tls_ca and the host of address.
+    bool tls = false;
+    /// PEM file of the CA(s) the broker's certificate chains to.
+    std::string tls_ca;
+    /// PEM files of a client certificate and its key (mutual TLS).
+    std::string tls_cert;
+    std::string tls_key;
+    /// The name the broker's certificate must carry; empty: the host of
+    /// address.
+    std::string tls_server_name;
 };
 
 /// How to publish.
@@ -371,7 +382,8 @@ public:
     client &operator=(client &&) noexcept = default;
 
     /// Connects (again, after close). Throws MQ_ERR_IO (nothing listens, bad
-    /// address), MQ_ERR_REFUSED (wrong token), MQ_ERR_INVALID (options).
+    /// address, a failed TLS handshake), MQ_ERR_REFUSED (wrong token),
+    /// MQ_ERR_INVALID (options, unusable TLS files).
     void connect(const connect_options &opts) const {
         mq_connect_options o;
         detail::check_bare(mq_connect_options_init(&o));
@@ -382,6 +394,12 @@ public:
         o.connect_timeout_ms = detail::millis(opts.connect_timeout);
         o.keepalive_ms = detail::millis(opts.keepalive);
         o.credit = opts.credit;
+        auto path = [](const std::string &p) { return p.empty() ? nullptr : p.c_str(); };
+        o.tls = opts.tls;
+        o.tls_ca = path(opts.tls_ca);
+        o.tls_cert = path(opts.tls_cert);
+        o.tls_key = path(opts.tls_key);
+        o.tls_server_name = path(opts.tls_server_name);
         detail::check(mq_client_connect(raw(), &o), raw());
     }
 

@@ -7,6 +7,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use ::mq_client::blocking::{Client, ClientOptions, PubAck, PublishOptions, QoS, SessionMode};
+use ::mq_client::tls::TlsOptions;
 
 use crate::error::*;
 
@@ -82,10 +83,25 @@ pub struct mq_connect_options {
     /// Credit of a subscription whose options name none: deliveries it may
     /// have outstanding. 0: the default (64).
     pub credit: u32,
+    /// Speak TLS, verifying the broker's certificate against `tls_ca` and the
+    /// host of `address` (or `tls_server_name`). Setting `tls_ca`,
+    /// `tls_cert` or `tls_key` implies it.
+    pub tls: bool,
+    /// PEM file with the CA certificate(s) the broker's certificate must
+    /// chain to. Required for TLS. NULL: none.
+    pub tls_ca: *const c_char,
+    /// PEM file with the client's certificate chain, for mutual TLS (with
+    /// `tls_key`). NULL: none.
+    pub tls_cert: *const c_char,
+    /// PEM file with the private key of `tls_cert`. NULL: none.
+    pub tls_key: *const c_char,
+    /// The name the broker's certificate must carry. NULL: the host of
+    /// `address`.
+    pub tls_server_name: *const c_char,
 }
 
 /// Fills `*opts` with the defaults: no address (required), a random client id,
-/// no token, a clean session, default timeouts and credit.
+/// no token, a clean session, default timeouts and credit, no TLS.
 ///
 /// # Safety
 /// `opts` must be NULL or valid for one write.
@@ -102,6 +118,11 @@ pub unsafe extern "C" fn mq_connect_options_init(opts: *mut mq_connect_options) 
                 connect_timeout_ms: 0,
                 keepalive_ms: 0,
                 credit: 0,
+                tls: false,
+                tls_ca: std::ptr::null(),
+                tls_cert: std::ptr::null(),
+                tls_key: std::ptr::null(),
+                tls_server_name: std::ptr::null(),
             },
             "opts",
         )
@@ -128,6 +149,21 @@ impl mq_connect_options {
         }
         if self.credit > 0 {
             opts.credit = self.credit;
+        }
+        let path = |p: *const c_char, what| {
+            unsafe { opt_str_arg(p, what) }.map(|p| p.map(std::path::PathBuf::from))
+        };
+        let ca = path(self.tls_ca, "opts->tls_ca")?;
+        let cert = path(self.tls_cert, "opts->tls_cert")?;
+        let key = path(self.tls_key, "opts->tls_key")?;
+        let name = unsafe { opt_str_arg(self.tls_server_name, "opts->tls_server_name") }?;
+        if self.tls || ca.is_some() || cert.is_some() || key.is_some() {
+            let mut tls = TlsOptions::default();
+            tls.ca = ca;
+            tls.cert = cert;
+            tls.key = key;
+            tls.server_name = name.map(str::to_string);
+            opts.tls = Some(tls);
         }
         Ok(opts)
     }
@@ -179,8 +215,11 @@ pub unsafe extern "C" fn mq_client_free(client: *mut mq_client) {
 
 /// Connects to a broker and blocks until it welcomes the client (at most the
 /// connect timeout). Fails with `MQ_ERR_IO` when the address does not resolve
-/// or nothing listens, `MQ_ERR_REFUSED` when the broker refuses (wrong token),
-/// `MQ_ERR_INVALID` for bad options or a client that is already connected.
+/// or nothing listens or the TLS handshake fails (an unknown CA, the wrong
+/// server name, a refused client certificate: the error text says which),
+/// `MQ_ERR_REFUSED` when the broker refuses (wrong token, unknown identity),
+/// `MQ_ERR_INVALID` for bad options (TLS files missing or not PEM, no CA) or a
+/// client that is already connected.
 /// Once connected, the client reconnects on its own after a lost connection.
 ///
 /// # Safety

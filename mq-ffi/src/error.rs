@@ -136,7 +136,7 @@ impl From<Error> for Fail {
             Error::Rejected(_) => MQ_ERR_REJECTED,
             Error::Closed(_) => MQ_ERR_CLOSED,
             Error::Timeout => MQ_ERR_TIMEOUT,
-            Error::Invalid(_) => MQ_ERR_INVALID,
+            Error::Invalid(_) | Error::Tls(_) => MQ_ERR_INVALID,
             Error::TooLarge => MQ_ERR_TOO_LARGE,
             Error::TooManySubscriptions => MQ_ERR_TOO_MANY_SUBSCRIPTIONS,
             _ => MQ_ERR_OTHER,
@@ -393,6 +393,10 @@ mod tests {
             (Error::Invalid("x"), MQ_ERR_INVALID),
             (Error::TooLarge, MQ_ERR_TOO_LARGE),
             (Error::TooManySubscriptions, MQ_ERR_TOO_MANY_SUBSCRIPTIONS),
+            (
+                Error::Tls(::mq_client::tls::TlsError::new("no CA")),
+                MQ_ERR_INVALID,
+            ),
             (
                 Error::Io(std::io::ErrorKind::ConnectionRefused.into()),
                 MQ_ERR_IO,

@@ -23,10 +23,12 @@ fn source(path: &str) -> PathBuf {
 }
 
 /// Runs `cmd` (a test program, maybe under a tool) against a broker with
-/// tokens; checks it exited 0 and reported no failed check.
+/// tokens and a TLS listener; checks it exited 0 and reported no failed check.
 fn run_against_broker(mut cmd: Command) -> String {
-    let mqd = Mqd::start(AUTH_CONFIG);
+    let tls = Tls::new();
+    let mqd = Mqd::start(&tls.config());
     cmd.arg(mqd.addr.to_string()).arg(TOKEN).arg(NARROW_TOKEN);
+    cmd.args(tls.args(&mqd));
     let out = run_bounded(&mut cmd, Duration::from_secs(600));
     let stdout = expect_success(&format!("{cmd:?}"), &out);
     print!("{stdout}");
@@ -41,7 +43,9 @@ fn sanitized(program: &Path) -> Command {
     cmd
 }
 
-/// valgrind's memcheck, failing the run on any error or definite leak.
+/// valgrind's memcheck, failing the run on any error or definite leak; with
+/// the suppressions of `valgrind-ring.supp` (ring's assembly AEAD, which
+/// memcheck cannot follow, under the TLS tests).
 fn memcheck(program: &Path) -> Command {
     let mut cmd = tool("valgrind");
     cmd.args([
@@ -50,6 +54,10 @@ fn memcheck(program: &Path) -> Command {
         "--leak-check=full",
         "--errors-for-leak-kinds=definite",
     ])
+    .arg(format!(
+        "--suppressions={}",
+        source("valgrind-ring.supp").display()
+    ))
     .arg(program);
     cmd
 }

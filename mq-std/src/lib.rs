@@ -18,6 +18,8 @@
 //! re-exported here: that would build clap, tracing-subscriber, serde_json and
 //! mimalloc into every application.
 
-pub use mq_client::{DEFAULT_ADDR, blocking, client, clock};
+pub use mq_client::{DEFAULT_ADDR, blocking, client, clock, tls};
 pub use mq_core as core;
+/// TLS on the server's listeners (`mq_server::tls`); [`tls`] is the clients'.
+pub use mq_server::tls as server_tls;
 pub use mq_server::{DEFAULT_HTTP_ADDR, metrics, serial, server, store, wal};

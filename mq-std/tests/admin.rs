@@ -21,6 +21,7 @@ fn tokens() -> BrokerConfig {
                 ("ops".to_string(), Permissions::all()),
                 ("app".to_string(), app),
             ],
+            ..Auth::default()
         },
         ..BrokerConfig::default()
     }

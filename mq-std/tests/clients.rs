@@ -66,6 +66,7 @@ async fn connect_fails_fast() {
         let broker = BrokerConfig {
             auth: Auth {
                 tokens: vec![("secret".to_string(), Permissions::all())],
+                ..Auth::default()
             },
             ..BrokerConfig::default()
         };

@@ -8,7 +8,7 @@
 //! loopback ports, and stopped at the end), runs the benchmark, and rewrites
 //! the marked section of `BENCHMARKS.md` with its table, the machine, the
 //! versions and the command. `cargo xtask ci` runs [`ci_smoke`]: clippy, the
-//! package's tests and a few-second run against mq (both protocols) and raw TCP only (about
+//! package's tests and a few-second run against mq (both protocols, and over TLS) and raw TCP only (about
 //! 3 to 5 minutes, nearly all of it compiling the peers' client crates).
 
 use std::io::{Read, Write};
@@ -27,7 +27,7 @@ usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1 (1 windowed, 1p a plain loop), 2 (2a 1 KiB, 2b 64 KiB),
                      3, 4, 5, 6
-  --systems LIST     mq, mq-mqtt, mq-nats, nats, mosquitto, redis, zeromq, liner, tcp
+  --systems LIST     mq, mq-mqtt, mq-nats, mq-tls, nats, mosquitto, redis, zeromq, liner, tcp
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
   --limit SECS       longest a run may publish (default 60)
@@ -113,7 +113,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let systems: Vec<String> = o
         .systems
         .as_deref()
-        .unwrap_or("mq,mq-mqtt,mq-nats,nats,mosquitto,redis,zeromq,liner,tcp")
+        .unwrap_or("mq,mq-mqtt,mq-nats,mq-tls,nats,mosquitto,redis,zeromq,liner,tcp")
         .split(',')
         .map(str::to_string)
         .collect();
@@ -187,7 +187,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
 }
 
 /// The CI step: the package passes clippy and its tests, and a smoke run
-/// against mq (its three protocols) and raw TCP completes without a failed row.
+/// against mq (its three protocols, and over TLS) and raw TCP completes without a failed row.
 pub fn ci_smoke() -> Result<(), String> {
     cmd::ensure_apt(BUILD_PACKAGES)?;
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
@@ -200,7 +200,7 @@ pub fn ci_smoke() -> Result<(), String> {
         .args([
             "--smoke",
             "--systems",
-            "mq,mq-mqtt,mq-nats,tcp",
+            "mq,mq-mqtt,mq-nats,mq-tls,tcp",
             "--strict",
             "--limit",
             "20",

@@ -7,7 +7,7 @@ use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
 use crate::{
-    bench, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, windows,
+    bench, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, tls, windows,
 };
 
 type Action = fn(&mut Ci) -> Result<(), String>;
@@ -54,6 +54,10 @@ const STEPS: &[(&str, Action)] = &[
     (
         "NATS interop: async-nats, nats-py and a raw socket vs nats-server and mqd",
         |_| nats::interop(),
+    ),
+    (
+        "TLS interop: openssl s_client and mosquitto_pub --cafile vs mqd",
+        |_| tls::interop(),
     ),
     (
         "simulations (mq, MQTT, NATS, purges), 2000 seeds each (release)",
@@ -103,7 +107,7 @@ const STEPS: &[(&str, Action)] = &[
     ("firmware: build, host tests, sizes", |_| firmware::check()),
     ("qemu: firmware against host peers", |_| qemu::check()),
     (
-        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, mq-nats, tcp)",
+        "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, mq-nats, mq-tls, tcp)",
         |_| bench::ci_smoke(),
     ),
 ];

@@ -21,6 +21,7 @@ mod nats;
 mod peer;
 mod python;
 mod qemu;
+mod tls;
 mod toolchain;
 mod windows;
 
@@ -83,6 +84,10 @@ const TASKS: &[(&str, &str)] = &[
         "nats-interop",
         "NATS clients (async-nats, nats-py, a raw socket) against nats-server and mqd, as ci does",
     ),
+    (
+        "tls-interop",
+        "openssl s_client and mosquitto_pub --cafile against mqd's TLS listeners, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
         "mqtt-interop" => mqtt::interop().map_err(Failure::Failed),
         "console" => console::check().map_err(Failure::Failed),
         "nats-interop" => nats::interop().map_err(Failure::Failed),
+        "tls-interop" => tls::interop().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -43,7 +43,8 @@ pub fn python_tests() -> Result<(), String> {
             // cargo's builds, reused.
             install.env("CARGO_TARGET_DIR", cmd::target_dir());
         }
-        run(install.arg("pytest").arg(source))?;
+        // trustme makes the TLS tests' CA and certificates.
+        run(install.args(["pytest", "trustme"]).arg(source))?;
         run_tests(&venv, &mqd)?;
     }
     Ok(())

@@ -1,9 +1,11 @@
-//! Broker configuration: limits, retention, queue bounds, redelivery and auth.
+//! Broker configuration: limits, retention, queue bounds, redelivery and auth
+//! (the auth types are in `auth`).
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::auth::{Auth, covers};
 use crate::topic::{Filter, Topic};
 use crate::wire::Limits;
 
@@ -116,95 +118,6 @@ impl Default for Backoff {
     }
 }
 
-/// What a token may do.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Permissions {
-    /// Filters of the topics the holder may publish to.
-    pub publish: Vec<String>,
-    /// Filters the holder may subscribe within (a subscription's filter must be
-    /// covered by one of them).
-    pub subscribe: Vec<String>,
-    /// May list topics and sessions, read, purge and delete topics (see
-    /// `broker::admin`).
-    pub admin: bool,
-}
-
-impl Permissions {
-    /// Everything.
-    pub fn all() -> Self {
-        Permissions {
-            publish: alloc::vec![String::from(">")],
-            subscribe: alloc::vec![String::from(">"), String::from("$dlq.>")],
-            admin: true,
-        }
-    }
-
-    /// May the holder publish to `topic`?
-    pub fn may_publish(&self, topic: Topic<'_>) -> bool {
-        self.publish
-            .iter()
-            .filter_map(|f| Filter::new(f).ok())
-            .any(|f| f.matches(topic))
-    }
-
-    /// May the holder subscribe with `filter`?
-    pub fn may_subscribe(&self, filter: Filter<'_>) -> bool {
-        self.subscribe
-            .iter()
-            .filter_map(|f| Filter::new(f).ok())
-            .any(|allowed| covers(allowed, filter))
-    }
-}
-
-/// Whether every topic `inner` matches is also matched by `outer`.
-pub fn covers(outer: Filter<'_>, inner: Filter<'_>) -> bool {
-    // A leading wildcard does not reach system topics (see `Filter::matches`).
-    if inner.as_str().starts_with('$') && matches!(outer.as_str().as_bytes()[0], b'*' | b'>') {
-        return false;
-    }
-    let mut o = outer.tokens();
-    let mut i = inner.tokens();
-    loop {
-        match (o.next(), i.next()) {
-            (None, None) => return true,
-            (Some(">"), Some(_)) => return true,
-            (Some("*"), Some(t)) if t != ">" => {}
-            (Some(a), Some(b)) if a == b => {}
-            _ => return false,
-        }
-    }
-}
-
-/// Token-based authentication. With no tokens configured every client may do
-/// everything; otherwise a client must present a known token.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Auth {
-    /// `(token, permissions)` pairs.
-    pub tokens: Vec<(String, Permissions)>,
-}
-
-impl Auth {
-    /// The permissions of `token`, `None` when it is not accepted.
-    pub fn permissions(&self, token: Option<&str>) -> Option<Permissions> {
-        if self.tokens.is_empty() {
-            return Some(Permissions::all());
-        }
-        let token = token?;
-        self.tokens
-            .iter()
-            .find(|(t, _)| constant_time_eq(t.as_bytes(), token.as_bytes()))
-            .map(|(_, p)| p.clone())
-    }
-}
-
-/// Compares secrets without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Everything the broker needs to know up front.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -295,52 +208,5 @@ impl Config {
             .iter()
             .find(|r| Filter::new(&r.pattern).is_ok_and(|p| covers(p, filter)))
             .map_or(self.default_queue, |r| r.value)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(s: &str) -> Filter<'_> {
-        Filter::new(s).unwrap()
-    }
-
-    #[test]
-    fn covering() {
-        assert!(covers(f(">"), f("a.b")));
-        assert!(covers(f(">"), f("a.>")));
-        assert!(covers(f("a.>"), f("a.*.c")));
-        assert!(covers(f("a.*"), f("a.b")));
-        assert!(covers(f("a.*"), f("a.*")));
-        assert!(!covers(f("a.*"), f("a.>")));
-        assert!(!covers(f("a.b"), f("a.*")));
-        assert!(!covers(f("a.>"), f("b.c")));
-        assert!(!covers(f("a.>"), f("a")));
-        assert!(!covers(f(">"), f("$dlq.>")));
-        assert!(covers(f("$dlq.>"), f("$dlq.orders")));
-    }
-
-    #[test]
-    fn auth_open_and_closed() {
-        let open = Auth::default();
-        assert!(open.permissions(None).is_some());
-        let closed = Auth {
-            tokens: alloc::vec![(
-                String::from("t1"),
-                Permissions {
-                    publish: alloc::vec![String::from("sensors.>")],
-                    subscribe: alloc::vec![String::from("cmd.dev1.*")],
-                    admin: false,
-                }
-            )],
-        };
-        assert!(closed.permissions(None).is_none());
-        assert!(closed.permissions(Some("t2")).is_none());
-        let p = closed.permissions(Some("t1")).unwrap();
-        assert!(p.may_publish(Topic::new("sensors.a").unwrap()));
-        assert!(!p.may_publish(Topic::new("cmd.a").unwrap()));
-        assert!(p.may_subscribe(f("cmd.dev1.reboot")));
-        assert!(!p.may_subscribe(f("cmd.>")));
     }
 }

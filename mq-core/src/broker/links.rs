@@ -7,6 +7,7 @@
 //! write take turns through the `ready` list.
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 
 use super::command::Output;
 use super::slab::Key;
@@ -24,6 +25,11 @@ pub(crate) struct Link {
     pub closing: bool,
     /// Its publish waits for room in a full `Block` queue: its input waits too.
     held: bool,
+    /// The identity the adapter verified for it (a TLS client certificate's).
+    pub identity: Option<String>,
+    /// The token its session was opened with, kept to check it again when
+    /// auth changes.
+    pub token: Option<String>,
 }
 
 pub(crate) struct Links {
@@ -51,6 +57,8 @@ impl Links {
                 paused: false,
                 closing: false,
                 held: false,
+                identity: None,
+                token: None,
             },
         );
     }

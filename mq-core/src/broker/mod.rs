@@ -19,6 +19,9 @@
 //! - `nats`: the NATS text protocol's codec, the same way for its
 //!   operations (its docs say how subjects, queue groups, headers and
 //!   no-responders map onto the router).
+//! - `auth`: tokens and verified identities, their permissions, and the
+//!   decision for one connection's credentials (also when auth changes under
+//!   live connections: [`Broker::set_auth`]);
 //! - `router`: sessions, subscriptions, publishing, delivery, settling,
 //!   retention, snapshot and restore. It never sees bytes.
 //! - `links`: the router's view of each connection (its session, its queue of
@@ -27,6 +30,7 @@
 //!   `record`: the router's data.
 
 pub mod admin;
+mod auth;
 mod codec;
 mod command;
 mod config;
@@ -50,10 +54,9 @@ mod timers;
 #[cfg(test)]
 mod tests;
 
+pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
-pub use config::{
-    Auth, Backoff, Config, Overflow, Permissions, QueueLimits, Retention, Rule, covers,
-};
+pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;
 
@@ -165,7 +168,10 @@ pub struct QueueInfo {
 /// - **commands**: [`begin_shutdown`](Self::begin_shutdown),
 ///   [`shutdown`](Self::shutdown), [`pause_transmit`](Self::pause_transmit),
 ///   [`resume_transmit`](Self::resume_transmit),
-///   [`set_store_full`](Self::set_store_full).
+///   [`set_store_full`](Self::set_store_full), [`set_auth`](Self::set_auth)
+///   and [`set_identity`](Self::set_identity) (credentials changed under live
+///   connections; a connection's verified identity arrives with
+///   [`accept_with_identity`](Self::accept_with_identity)).
 /// - **`poll_*`**: [`poll_store`](Self::poll_store) (write these records, in
 ///   order), [`poll_transmit`](Self::poll_transmit) (send these bytes),
 ///   [`poll_event`](Self::poll_event) (close a connection, or read one again),
@@ -384,6 +390,19 @@ impl Broker {
         now: Instant,
         protocol: impl Into<Protocol>,
     ) -> Result<ConnId, AcceptError> {
+        self.accept_with_identity(now, protocol, None)
+    }
+
+    /// [`accept`](Self::accept) a connection whose adapter verified who is
+    /// at the other end: `identity` (the subject CN or a SAN of a TLS client
+    /// certificate) is looked up in `Auth::identities` when the session opens,
+    /// and its permissions apply as a token's do (see [`Auth::authorize`]).
+    pub fn accept_with_identity(
+        &mut self,
+        now: Instant,
+        protocol: impl Into<Protocol>,
+        identity: Option<&str>,
+    ) -> Result<ConnId, AcceptError> {
         if self.router.shutting_down {
             return Err(AcceptError::ShuttingDown);
         }
@@ -393,6 +412,9 @@ impl Broker {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.router.links.open(id);
+        if let (Some(link), Some(identity)) = (self.router.links.get_mut(id), identity) {
+            link.identity = Some(String::from(identity));
+        }
         let conn = Codec::new(id, now, protocol.into(), &mut self.router);
         self.conns.insert(id, conn);
         Ok(id)
@@ -454,6 +476,30 @@ impl Broker {
     }
 
     // ---------------------------------------------------------------- commands
+
+    /// Replaces the tokens and identities (a reload of the configuration)
+    /// and checks every live session again: one whose token or identity is no
+    /// longer accepted is closed with [`Reason::BadToken`](crate::Reason::BadToken)
+    /// ("credentials revoked"), one whose subscriptions its new permissions no
+    /// longer cover with [`Reason::NotAuthorized`](crate::Reason::NotAuthorized);
+    /// the others stay connected under their new permissions. Returns how many
+    /// connections it closed.
+    pub fn set_auth(&mut self, now: Instant, auth: Auth) -> usize {
+        self.router.cfg.auth = auth;
+        self.router.reauthorize_all(now)
+    }
+
+    /// The adapter no longer vouches for `conn`'s identity (the CA that
+    /// verified its certificate was replaced, say) or vouches for another one:
+    /// the connection's session is checked again as in
+    /// [`set_auth`](Self::set_auth). Returns whether it was closed.
+    pub fn set_identity(&mut self, now: Instant, conn: ConnId, identity: Option<&str>) -> bool {
+        let Some(link) = self.router.links.get_mut(conn) else {
+            return false;
+        };
+        link.identity = identity.map(String::from);
+        self.router.reauthorize(conn, now)
+    }
 
     /// Stops handing out bytes for `conn` from `poll_transmit` (its socket or
     /// outgoing queue is full). Deliveries for it stop once its queue reaches

@@ -356,7 +356,13 @@ def _subscribe_options(
 
 class Client:
     """A connection to an mq broker, made by the constructor. Use it as a
-    context manager, or call :meth:`close`. Safe to share between threads."""
+    context manager, or call :meth:`close`. Safe to share between threads.
+
+    TLS: ``tls_ca`` (a PEM file of the CA the broker's certificate chains to)
+    turns it on, with the broker's name verified against the host of
+    ``address`` (or ``tls_server_name``); ``tls_cert`` and ``tls_key`` add a
+    client certificate (mutual TLS). A failed handshake raises
+    :class:`MqError` with ``MQ_ERR_IO`` and rustls' reason in its text."""
 
     def __init__(
         self,
@@ -368,6 +374,11 @@ class Client:
         connect_timeout: Optional[float] = None,
         keepalive: Optional[float] = None,
         credit: int = 0,
+        tls: bool = False,
+        tls_ca: Optional[str] = None,
+        tls_cert: Optional[str] = None,
+        tls_key: Optional[str] = None,
+        tls_server_name: Optional[str] = None,
     ) -> None:
         lb = lib()
         handle = c_void_p()
@@ -382,6 +393,11 @@ class Client:
         opts.connect_timeout_ms = _millis(connect_timeout)
         opts.keepalive_ms = _millis(keepalive)
         opts.credit = credit
+        opts.tls = tls
+        opts.tls_ca = _c_str(None if tls_ca is None else str(tls_ca))
+        opts.tls_cert = _c_str(None if tls_cert is None else str(tls_cert))
+        opts.tls_key = _c_str(None if tls_key is None else str(tls_key))
+        opts.tls_server_name = _c_str(tls_server_name)
         with self._handle.use() as ptr:
             code = lb.mq_client_connect(ptr, byref(opts))
             text = _lib.error_text(lb.mq_client_error, ptr) if code != _lib.MQ_OK else ""

@@ -92,6 +92,11 @@ class ConnectOptions(Structure):
         ("connect_timeout_ms", c_uint32),
         ("keepalive_ms", c_uint32),
         ("credit", c_uint32),
+        ("tls", c_bool),
+        ("tls_ca", c_char_p),
+        ("tls_cert", c_char_p),
+        ("tls_key", c_char_p),
+        ("tls_server_name", c_char_p),
     ]
 
 

@@ -50,9 +50,9 @@ class Mqd:
     no free port is picked and raced for (the Rust tests' mq-testkit does
     the same)."""
 
-    def __init__(self, binary: Path, config: str) -> None:
+    def __init__(self, binary: Path, config: str, extra: str = "") -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="mq-py-test-"))
-        (self.dir / "mqd.toml").write_text(config)
+        (self.dir / "mqd.toml").write_text(extra + config)
         ready = self.dir / "mqd.ready"
         self.log = open(self.dir / "mqd.log", "wb")
         self.process = subprocess.Popen(
@@ -76,6 +76,7 @@ class Mqd:
             time.sleep(0.02)
         addresses = dict(line.split("=", 1) for line in ready.read_text().splitlines())
         self.address = addresses["listen"]
+        self.tls_address = addresses.get("listen_tls")
 
     def log_text(self) -> str:
         return (self.dir / "mqd.log").read_text(errors="replace")
@@ -87,14 +88,72 @@ class Mqd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def mqd() -> Iterator[Mqd]:
+def _mqd_binary() -> Path:
     binary = next((p for p in _mqd_candidates() if p.is_file()), None)
     if binary is None:
         pytest.fail(
             "mqd not found: set MQD, or build it with `cargo build -p mq-cli --bin mqd`; "
             "looked in " + ", ".join(map(str, _mqd_candidates()))
         )
-    server = Mqd(binary, CONFIG)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def mqd() -> Iterator[Mqd]:
+    server = Mqd(_mqd_binary(), CONFIG)
     yield server
     server.stop()
+
+
+TLS_IDENTITY = "py-device"
+
+
+class Pki:
+    """A CA made for the test (trustme), a server certificate for localhost,
+    a client certificate whose CN is TLS_IDENTITY, and another CA."""
+
+    def __init__(self, trustme, dir: Path) -> None:
+        self.dir = dir
+        ca = trustme.CA()
+        self.ca = str(dir / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca)
+        server = ca.issue_cert("localhost", "127.0.0.1")
+        self.server_cert = str(dir / "server.pem")
+        self.server_key = str(dir / "server.key")
+        server.private_key_pem.write_to_path(self.server_key)
+        for i, pem in enumerate(server.cert_chain_pems):
+            pem.write_to_path(self.server_cert, append=i > 0)
+        client = ca.issue_cert(TLS_IDENTITY + ".example", common_name=TLS_IDENTITY)
+        self.client_cert = str(dir / "client.pem")
+        self.client_key = str(dir / "client.key")
+        client.private_key_pem.write_to_path(self.client_key)
+        client.cert_chain_pems[0].write_to_path(self.client_cert)
+        self.other_ca = str(dir / "other.pem")
+        trustme.CA().cert_pem.write_to_path(self.other_ca)
+
+
+@pytest.fixture(scope="session")
+def mqd_tls() -> Iterator[tuple]:
+    """An mqd with a TLS listener (client certificates optional) and the PKI
+    it uses: (mqd, pki)."""
+    try:
+        import trustme
+    except ImportError:
+        pytest.fail("the TLS tests need trustme: pip install trustme")
+    pki = Pki(trustme, Path(tempfile.mkdtemp(prefix="mq-py-tls-")))
+    extra = f"""listen_tls = "127.0.0.1:0"
+[tls]
+cert = "{pki.server_cert}"
+key = "{pki.server_key}"
+client_ca = "{pki.ca}"
+require_client_cert = false
+
+[[identities]]
+identity = "{TLS_IDENTITY}"
+publish = ["dev.{{identity}}.>"]
+subscribe = ["dev.{{identity}}.>"]
+"""
+    server = Mqd(_mqd_binary(), CONFIG, extra)
+    yield server, pki
+    server.stop()
+    shutil.rmtree(pki.dir, ignore_errors=True)

@@ -321,3 +321,39 @@ def test_a_handle_is_freed_only_after_the_calls_in_flight():
             pass
     handle.close()
     assert freed == [7]
+
+
+def _tls_port(server) -> str:
+    # By name: the certificate is for localhost.
+    return "localhost:" + server.tls_address.rsplit(":", 1)[1]
+
+
+def test_tls_and_mutual_tls(mqd_tls):
+    server, pki = mqd_tls
+    at = _tls_port(server)
+    with mq.Client(at, tls_ca=pki.ca, token=TOKEN) as c:
+        assert c.publish("any.topic", b"over tls").seq is not None
+    with mq.Client(at, tls_ca=pki.ca, tls_cert=pki.client_cert, tls_key=pki.client_key) as c:
+        sub = c.subscribe("dev.py-device.>")
+        c.publish("dev.py-device.cmd", b"mutual")
+        msg = sub.recv(timeout=10)
+        assert msg.payload == b"mutual"
+        msg.ack()
+        with pytest.raises(mq.MqError) as e:
+            c.publish("open.x", b"not mine")
+        assert e.value.code == _lib.MQ_ERR_REJECTED
+
+
+def test_tls_refusals_say_why(mqd_tls):
+    server, pki = mqd_tls
+    at = _tls_port(server)
+    with pytest.raises(mq.MqError) as e:
+        mq.Client(at, tls_ca=pki.other_ca, token=TOKEN, connect_timeout=5)
+    assert e.value.code == _lib.MQ_ERR_IO
+    assert "UnknownIssuer" in str(e.value)
+    with pytest.raises(mq.MqError) as e:
+        mq.Client(at, tls_ca=pki.ca, tls_server_name="elsewhere", token=TOKEN)
+    assert "not valid for name" in str(e.value)
+    with pytest.raises(mq.MqError) as e:
+        mq.Client(at, tls=True, token=TOKEN)
+    assert e.value.code == _lib.MQ_ERR_INVALID

@@ -1,9 +1,13 @@
 /*
  * The C ABI of mq, every function, against a real mqd.
  *
- * Usage: mq_test ADDRESS TOKEN NARROW_TOKEN
+ * Usage: mq_test ADDRESS TOKEN NARROW_TOKEN TLS_ADDRESS CA CERT KEY OTHER_CA
  *   ADDRESS       host:port of an mqd whose tokens are TOKEN (may do anything)
  *                 and NARROW_TOKEN (may publish and subscribe under "open.>" only)
+ *   TLS_ADDRESS   the same mqd's TLS listener, as localhost:port, whose
+ *                 certificate chains to CA; CERT and KEY are a client
+ *                 certificate whose identity may use "dev.ffi-device.>" only;
+ *                 OTHER_CA is a CA the broker's certificate does not chain to
  *
  * Run by mq-ffi/tests/c_abi.rs, built with AddressSanitizer. Prints one line per
  * failed check and a closing count; exits non-zero when any check failed.
@@ -45,6 +49,7 @@ static int passed, failed;
     } while (0)
 
 static const char *addr, *token, *narrow;
+static const char *tls_addr, *tls_ca, *tls_cert, *tls_key, *other_ca;
 
 /* The client's error text (in a static buffer). */
 static const char *client_error(const mq_client *c) {
@@ -177,6 +182,8 @@ static void test_defaults(void) {
     EXPECT(mq_connect_options_init(&co), MQ_OK);
     CHECK(co.address == NULL && co.client_id == NULL && co.token == NULL);
     CHECK(!co.persistent_session && co.connect_timeout_ms == 0 && co.credit == 0);
+    CHECK(!co.tls && co.tls_ca == NULL && co.tls_cert == NULL && co.tls_key == NULL);
+    CHECK(co.tls_server_name == NULL);
 
     mq_publish_options po;
     memset(&po, 0xAB, sizeof po);
@@ -303,6 +310,56 @@ static void test_tokens(void) {
     EXPECT(mq_client_subscribe(n, "closed.>", NULL, &s), MQ_ERR_REJECTED);
     CHECK(s == NULL);
     mq_client_free(n);
+}
+
+/* TLS and mutual TLS: the client certificate's identity carries its
+ * permissions; each refusal says why. */
+static void test_tls(void) {
+    mq_client *c = NULL;
+    EXPECT(mq_client_new(&c), MQ_OK);
+    mq_connect_options o;
+    mq_connect_options_init(&o);
+    o.address = tls_addr;
+    o.connect_timeout_ms = 5000;
+
+    o.tls = true; /* no CA */
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_INVALID);
+    CHECK(contains(client_error(c), "CA"));
+    o.tls_ca = "/nonexistent/ca.pem";
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_INVALID);
+    CHECK(contains(client_error(c), "/nonexistent/ca.pem"));
+    o.tls_ca = other_ca;
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_IO);
+    CHECK(contains(client_error(c), "UnknownIssuer"));
+    o.tls_ca = tls_ca;
+    o.tls_server_name = "elsewhere.example";
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_IO);
+    CHECK(contains(client_error(c), "not valid for name"));
+    o.tls_server_name = NULL;
+    /* TLS without a certificate or a token: the broker wants credentials. */
+    EXPECT(mq_client_connect(c, &o), MQ_ERR_REFUSED);
+
+    o.tls_cert = tls_cert;
+    o.tls_key = tls_key;
+    EXPECT(mq_client_connect(c, &o), MQ_OK);
+    EXPECT(publish_text(c, "dev.ffi-device.temp", "21.5", MQ_QOS_AT_LEAST_ONCE, NULL), MQ_OK);
+    EXPECT(publish_text(c, "open.x", "not mine", MQ_QOS_AT_LEAST_ONCE, NULL), MQ_ERR_REJECTED);
+    mq_subscription *s = NULL;
+    EXPECT(mq_client_subscribe(c, "dev.ffi-device.>", NULL, &s), MQ_OK);
+    EXPECT(publish_text(c, "dev.ffi-device.cmd", "over tls", MQ_QOS_AT_LEAST_ONCE, NULL), MQ_OK);
+    mq_message *m = NULL;
+    EXPECT(mq_subscription_recv(s, 5000, &m), MQ_OK);
+    if (m) {
+        const uint8_t *data = NULL;
+        size_t len = 0;
+        EXPECT(mq_message_payload(m, &data, &len), MQ_OK);
+        CHECK(len == 8 && memcmp(data, "over tls", 8) == 0);
+        EXPECT(mq_message_ack(m), MQ_OK);
+        mq_message_free(m);
+    }
+    mq_subscription_free(s);
+    EXPECT(mq_client_close(c), MQ_OK);
+    mq_client_free(c);
 }
 
 static void test_publish_receive(mq_client *c) {
@@ -822,19 +879,26 @@ static void test_close(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s ADDRESS TOKEN NARROW_TOKEN\n", argv[0]);
+    if (argc != 9) {
+        fprintf(stderr, "usage: %s ADDRESS TOKEN NARROW_TOKEN TLS_ADDRESS CA CERT KEY OTHER_CA\n",
+                argv[0]);
         return 2;
     }
     addr = argv[1];
     token = argv[2];
     narrow = argv[3];
+    tls_addr = argv[4];
+    tls_ca = argv[5];
+    tls_cert = argv[6];
+    tls_key = argv[7];
+    other_ca = argv[8];
 
     test_names_and_nulls();
     test_defaults();
     test_error_text();
     test_bad_address();
     test_tokens();
+    test_tls();
 
     mq_client *c = connect_as("c-main", token, false);
     if (c) {

@@ -1,6 +1,7 @@
 // mq.hpp, the C++ wrapper, against a real mqd.
 //
-// Usage: mq_test ADDRESS TOKEN NARROW_TOKEN (as tests/c/mq_test.c).
+// Usage: mq_test ADDRESS TOKEN NARROW_TOKEN TLS_ADDRESS CA CERT KEY OTHER_CA
+// (as tests/c/mq_test.c).
 // Run by mq-ffi/tests/c_abi.rs under AddressSanitizer and valgrind. Prints one
 // line per failed check and a closing count; exits non-zero when any failed.
 #include "mq.hpp"
@@ -40,6 +41,7 @@ static void record(bool ok, const char *what, int line) {
     } while (0)
 
 static std::string addr, token, narrow;
+static std::string tls_addr, tls_ca, tls_cert, tls_key, other_ca;
 
 static mq::connect_options options(const std::string &id, const std::string &tok) {
     mq::connect_options o;
@@ -75,6 +77,26 @@ static void test_connect_errors() {
     CHECK(n.publish("open.fine", "ok").seq.has_value());
     EXPECT_ERROR(n.publish("closed.x", "no"), MQ_ERR_REJECTED);
     EXPECT_ERROR(n.subscribe("closed.>"), MQ_ERR_REJECTED);
+}
+
+static void test_tls() {
+    mq::connect_options o;
+    o.address = tls_addr;
+    o.connect_timeout = 5s;
+    o.tls_ca = other_ca;
+    try {
+        mq::client c(o);
+        record(false, "a broker certificate from another CA is refused", __LINE__);
+    } catch (const mq::error &e) {
+        CHECK(e.code() == MQ_ERR_IO);
+        CHECK(std::strstr(e.what(), "UnknownIssuer") != nullptr);
+    }
+    o.tls_ca = tls_ca;
+    o.tls_cert = tls_cert;
+    o.tls_key = tls_key;
+    mq::client c(o);
+    CHECK(c.publish("dev.ffi-device.t", "over tls").seq.has_value());
+    EXPECT_ERROR(c.publish("open.x", "not mine"), MQ_ERR_REJECTED);
 }
 
 static void test_publish_receive(const mq::client &c) {
@@ -224,15 +246,22 @@ static void test_close(const mq::client &c) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s ADDRESS TOKEN NARROW_TOKEN\n", argv[0]);
+    if (argc != 9) {
+        std::fprintf(stderr, "usage: %s ADDRESS TOKEN NARROW_TOKEN TLS_ADDRESS CA CERT KEY OTHER_CA\n",
+                     argv[0]);
         return 2;
     }
     addr = argv[1];
     token = argv[2];
     narrow = argv[3];
+    tls_addr = argv[4];
+    tls_ca = argv[5];
+    tls_cert = argv[6];
+    tls_key = argv[7];
+    other_ca = argv[8];
     try {
         test_connect_errors();
+        test_tls();
         mq::client c(options("cpp-main", token));
         test_publish_receive(c);
         test_nack(c);

@@ -80,6 +80,68 @@ publish = ["open.>"]
 subscribe = ["open.>"]
 "#;
 
+/// The test broker's TLS: certificates made for it (rcgen), and the arguments
+/// the C and C++ tests take after the plain ones.
+pub struct Tls {
+    pub dir: PathBuf,
+    pub ca: mq_testkit::tls::TestCa,
+    pub other_ca: mq_testkit::tls::TestCa,
+    pub server: mq_testkit::tls::CertFiles,
+    /// A client certificate for the identity [`TLS_IDENTITY`].
+    pub device: mq_testkit::tls::CertFiles,
+}
+
+/// The identity of the test's client certificate: it may publish and
+/// subscribe under `dev.{identity}.>` only.
+pub const TLS_IDENTITY: &str = "ffi-device";
+
+impl Tls {
+    /// Certificates in a fresh directory of their own.
+    pub fn new() -> Tls {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = scratch(&format!("tls-{n}"));
+        let ca = mq_testkit::tls::TestCa::new(&dir, "ca");
+        let other_ca = mq_testkit::tls::TestCa::new(&dir, "other");
+        let server = ca.server("server", &["localhost", "127.0.0.1"]);
+        let device = ca.client("device", TLS_IDENTITY);
+        Tls {
+            dir,
+            ca,
+            other_ca,
+            server,
+            device,
+        }
+    }
+
+    /// [`AUTH_CONFIG`] with a TLS listener, client certificates optional, and
+    /// [`TLS_IDENTITY`]'s permissions.
+    pub fn config(&self) -> String {
+        format!(
+            "listen_tls = \"127.0.0.1:0\"\n{AUTH_CONFIG}\n[tls]\ncert = {:?}\nkey = {:?}\n\
+             client_ca = {:?}\nrequire_client_cert = false\n\n[[identities]]\n\
+             identity = \"{TLS_IDENTITY}\"\npublish = [\"dev.{{identity}}.>\"]\n\
+             subscribe = [\"dev.{{identity}}.>\"]\n",
+            self.server.cert, self.server.key, self.ca.cert
+        )
+    }
+
+    /// TLS_ADDRESS CA CERT KEY OTHER_CA, for the C and C++ tests.
+    pub fn args(&self, mqd: &Mqd) -> Vec<String> {
+        let at = mqd
+            .ready_addr("listen_tls")
+            .expect("listen_tls in the ready file");
+        let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_string();
+        vec![
+            format!("localhost:{}", at.port()),
+            path(&self.ca.cert),
+            path(&self.device.cert),
+            path(&self.device.key),
+            path(&self.other_ca.cert),
+        ]
+    }
+}
+
 /// A broker configuration without tokens, messages in memory.
 pub const OPEN_CONFIG: &str = "[store]\nkind = \"memory\"\n";
 

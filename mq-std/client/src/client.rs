@@ -45,12 +45,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::driver::{
-    self, Command, CommandSender, Commands, Driver, Offer, Reply, Sink, SubscriptionEnd,
+    self, Command, CommandSender, Commands, Driver, Offer, Received, Reply, Sink, SubscriptionEnd,
 };
 
 pub use crate::driver::{
     Admin, ClientOptions, Error, Message, PubAck, PublishOptions, Stats, SubscribeOptions,
 };
+pub use crate::tls::TlsOptions;
 pub use mq_core::Reason;
 pub use mq_core::broker::admin::{
     AdminReply, MessageInfo, MessageList, SessionInfo, SubscriptionInfo, TopicInfo,
@@ -441,9 +442,12 @@ async fn run(
         let wants = driver.poll(clock.now());
         if wants.stop {
             if let Some(mut s) = stream.take() {
-                let out = driver.output();
+                driver.close_tls();
                 let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
-                    s.write_all(out).await?;
+                    while driver.wants_write() {
+                        s.writable().await?;
+                        driver.write_to(&mut TryIo(&s))?;
+                    }
                     s.shutdown().await
                 })
                 .await;
@@ -454,7 +458,7 @@ async fn run(
         if wants.disconnect && (stream.is_some() || connecting.is_some()) {
             if let Some(s) = stream.take() {
                 // Best effort: an error frame the session wants the broker to see.
-                let _ = s.try_write(driver.output());
+                let _ = driver.write_to(&mut TryIo(&s));
             }
             connecting = None;
             driver.handle_disconnected(clock.now(), None);
@@ -470,10 +474,10 @@ async fn run(
             }));
         }
         let mut interest: Option<Interest> = None;
-        if !driver.read_buf().is_empty() {
+        if driver.wants_read() {
             interest = Some(Interest::READABLE);
         }
-        if !driver.output().is_empty() {
+        if driver.wants_write() {
             interest = Some(interest.map_or(Interest::WRITABLE, |i| i | Interest::WRITABLE));
         }
         let deadline = wants.timeout.map(|t| clock.to_std(t));
@@ -525,27 +529,35 @@ async fn run(
 /// One read (when readable) and as many writes as the socket takes. `Err(None)`
 /// is the broker closing the connection.
 fn exchange(s: &TcpStream, driver: &mut Driver, ready: Ready) -> Result<(), Option<io::Error>> {
-    if ready.is_readable() || ready.is_read_closed() {
-        let buf = driver.read_buf();
-        if !buf.is_empty() {
-            match s.try_read(buf) {
-                Ok(0) => return Err(None),
-                Ok(n) => driver.handle_read(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Some(e)),
-            }
-        }
+    if (ready.is_readable() || ready.is_read_closed())
+        && driver.read_from(&mut TryIo(s)).map_err(Some)? == Received::Closed
+    {
+        return Err(None);
     }
     if ready.is_writable() || ready.is_write_closed() {
-        while !driver.output().is_empty() {
-            match s.try_write(driver.output()) {
-                Ok(n) => driver.handle_written(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(Some(e)),
-            }
-        }
+        driver.write_to(&mut TryIo(s)).map_err(Some)?;
     }
     Ok(())
+}
+
+/// A tokio socket as the non-blocking `Read` and `Write` the driver (and TLS
+/// in it) reads and writes: `WouldBlock` when it is not ready.
+struct TryIo<'a>(&'a TcpStream);
+
+impl io::Read for TryIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl io::Write for TryIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 async fn connect_step(connecting: &mut Option<Connecting>) -> io::Result<TcpStream> {

@@ -7,6 +7,7 @@
 //! - [`blocking`]: the blocking client with its own I/O thread (mio), usable
 //!   from any thread and from C (`mq-ffi` is built on it).
 //! - [`clock`]: the clock adapters hand to the core (the server's too).
+//! - [`tls`]: TLS settings of a connection, and the PEM files both sides read.
 //!
 //! Both clients are thin front ends of one runtime-neutral driver (private),
 //! which owns what they share: the options, [`Error`](client::Error),
@@ -18,5 +19,6 @@ pub mod blocking;
 pub mod client;
 pub mod clock;
 mod driver;
+pub mod tls;
 
 pub use driver::DEFAULT_ADDR;

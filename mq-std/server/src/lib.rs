@@ -5,6 +5,7 @@
 //! - [`server`]: the tokio broker server (what `mqd` runs).
 //! - [`serial`]: serial lines (UARTs, pseudo-terminals) served into the broker.
 //! - [`store`]: where the broker's records go.
+//! - [`tls`]: TLS and mutual TLS on the listeners, reloadable.
 //! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
 //! - [`metrics`]: the Prometheus text exposition of the broker's counters.
 //! - [`http`]: the HTTP port: metrics, health, the admin JSON API and the
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod serial;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod wal;
 
 /// The address of `mqd`'s HTTP port (`/metrics`, `/health`, `/api/...`, the

@@ -12,9 +12,10 @@
 //!   (its publish is held, its output backed up) stops being read; a writer's queue
 //!   holds at most `write_queue` chunks, and when it is full the broker pauses that
 //!   connection's output, which in turn stops its deliveries;
-//! - an **acceptor** per listener (the mq protocol's, and MQTT's and
-//!   NATS's when configured; each tells the broker which protocol its
-//!   connections speak), and for a durable store a **store thread** that writes each
+//! - an **acceptor** per listener (the mq protocol's, and MQTT's and NATS's
+//!   when configured, mq and MQTT each plain or TLS or both; each tells the
+//!   broker which protocol its connections speak and, for mutual TLS, the
+//!   identity of the client's certificate; `server/accept.rs`), and for a durable store a **store thread** that writes each
 //!   batch that accumulated meanwhile as one group and reports it persisted.
 //!
 //! Besides TCP connections, [`ServerControl::attach`] serves one connection over
@@ -26,47 +27,36 @@
 //! `server/handle.rs`, the task's input channel in `server/command.rs`, the
 //! store thread in `server/store_thread.rs`.
 
+mod accept;
 mod admin;
 mod command;
 mod handle;
 mod store_thread;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mq_client::clock::Clock;
-use mq_core::broker::{Broker, ConnId, Event, Protocol};
-use mq_core::framing::Framing;
+use mq_core::broker::{Auth, Broker, ConnId, Event, Protocol};
 use mq_core::framing::stream;
+use rustls::pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::store::StoreMetrics;
-use command::Cmd;
+use crate::tls::{ServerTls, Stream};
 pub use command::Io;
-pub use handle::{ServerControl, ServerHandle, ServerOptions};
+use command::{Accepted, Cmd};
+pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 
 /// Binds, restores the broker from the store, and starts serving.
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
-    let listener = TcpListener::bind(opts.listen).await?;
-    let addr = listener.local_addr()?;
-    let mqtt = match opts.mqtt {
-        Some(at) => Some(TcpListener::bind(at).await?),
-        None => None,
-    };
-    let mqtt_addr = mqtt.as_ref().map(TcpListener::local_addr).transpose()?;
-    let nats = match opts.nats {
-        Some(at) => Some(TcpListener::bind(at).await?),
-        None => None,
-    };
-    let nats_addr = nats.as_ref().map(TcpListener::local_addr).transpose()?;
+    let bound = accept::bind(&opts).await?;
     let clock = Clock::new();
     let mut broker = Broker::new(opts.broker.clone());
     let records = opts.store.load()?;
@@ -85,17 +75,12 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     if opts.store.is_full() {
         broker.set_store_full(true);
     }
-    let mut acceptors = vec![tokio::spawn(accept_loop(
-        listener,
-        Protocol::Mq(Framing::Stream),
-        tx.clone(),
-    ))];
-    if let Some(mqtt) = mqtt {
-        acceptors.push(tokio::spawn(accept_loop(mqtt, Protocol::Mqtt, tx.clone())));
-    }
-    if let Some(nats) = nats {
-        acceptors.push(tokio::spawn(accept_loop(nats, Protocol::Nats, tx.clone())));
-    }
+    let addrs = bound.addrs;
+    let acceptors = bound
+        .listeners
+        .into_iter()
+        .map(|l| tokio::spawn(accept::accept_loop(l, tx.clone())))
+        .collect();
     let store = if opts.store.is_durable() {
         StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
     } else {
@@ -129,30 +114,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         }
         .run(),
     );
-    Ok(ServerHandle {
-        addr,
-        mqtt_addr,
-        nats_addr,
-        tx,
-        task,
-    })
-}
-
-async fn accept_loop(listener: TcpListener, protocol: Protocol, tx: mpsc::UnboundedSender<Cmd>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                if tx.send(Cmd::Accept(stream, peer, protocol)).is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    Ok(ServerHandle { addrs, tx, task })
 }
 
 /// The broker task's view of one connection.
@@ -167,6 +129,9 @@ struct Link {
     paused: Arc<AtomicBool>,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
+    /// A TLS client's certificate chain and the listener's TLS, to check the
+    /// chain again when the client CA is reloaded.
+    trust: Option<(Arc<ServerTls>, Arc<[CertificateDer<'static>]>)>,
 }
 
 struct BrokerTask {
@@ -275,10 +240,14 @@ impl BrokerTask {
         now: mq_core::Instant,
     ) -> io::Result<Option<oneshot::Sender<()>>> {
         match cmd {
-            Cmd::Accept(stream, peer, protocol) => self.accept(stream, peer, protocol, now),
+            Cmd::Accept(accepted) => self.accept(accepted, now),
+            Cmd::Reload(auth, reply) => {
+                let _ = reply.send(self.reload(auth, now));
+            }
             Cmd::Attach(stream, framing, name) => {
                 let (read, write) = tokio::io::split(Box::into_pin(stream));
-                if let Some(conn) = self.open_link(read, write, framing, &name, now) {
+                let peer = Peer::named(&name);
+                if let Some(conn) = self.open_link(read, write, framing, &peer, now) {
                     tracing::debug!(%name, conn = conn.0, "attached");
                 }
             }
@@ -337,18 +306,61 @@ impl BrokerTask {
         Ok(None)
     }
 
-    fn accept(
-        &mut self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        protocol: Protocol,
-        now: mq_core::Instant,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        if let Some(conn) = self.open_link(read, write, protocol, &peer, now) {
-            tracing::debug!(%peer, conn = conn.0, "accepted");
+    fn accept(&mut self, a: Accepted, now: mq_core::Instant) {
+        let peer = Peer {
+            name: &a.peer,
+            identity: a.secured.identity.as_deref(),
+        };
+        let conn = match a.secured.stream {
+            Stream::Plain(tcp) => {
+                let (read, write) = tcp.into_split();
+                self.open_link(read, write, a.protocol, &peer, now)
+            }
+            Stream::Tls(tls) => {
+                let (read, write) = tokio::io::split(tls);
+                self.open_link(read, write, a.protocol, &peer, now)
+            }
+        };
+        let Some(conn) = conn else { return };
+        tracing::debug!(peer = %a.peer, identity = ?peer.identity, conn = conn.0, "accepted");
+        if let (Some(link), Some(tls), Some(chain)) =
+            (self.links.get_mut(&conn), a.tls, a.secured.chain)
+        {
+            link.trust = Some((tls, chain));
         }
+    }
+
+    /// New auth (a reload): the broker checks live sessions against it, and a
+    /// TLS client whose certificate the reloaded client CA no longer trusts
+    /// loses its identity (the broker then decides whether its token still
+    /// lets it stay). Returns how many connections were closed.
+    fn reload(&mut self, auth: Auth, now: mq_core::Instant) -> usize {
+        let mut closed = self.broker.set_auth(now, auth);
+        let distrusted: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                l.trust
+                    .as_ref()
+                    .is_some_and(|(tls, chain)| !tls.still_trusted(chain))
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        for conn in distrusted {
+            tracing::info!(
+                conn = conn.0,
+                "its client certificate is no longer trusted by the reloaded CA"
+            );
+            if let Some(l) = self.links.get_mut(&conn) {
+                l.trust = None;
+            }
+            if self.broker.set_identity(now, conn, None) {
+                closed += 1;
+            }
+        }
+        self.flush(now);
+        tracing::info!(closed, "auth reloaded");
+        closed
     }
 
     /// A new connection over `read` and `write`: the broker's side, a reader and
@@ -358,17 +370,20 @@ impl BrokerTask {
         read: R,
         write: W,
         protocol: impl Into<Protocol>,
-        peer: &dyn std::fmt::Display,
+        peer: &Peer<'_>,
         now: mq_core::Instant,
     ) -> Option<ConnId>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = match self.broker.accept(now, protocol) {
+        let conn = match self
+            .broker
+            .accept_with_identity(now, protocol, peer.identity)
+        {
             Ok(conn) => conn,
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "connection refused");
+                tracing::warn!(peer = %peer.name, error = %e, "connection refused");
                 return None;
             }
         };
@@ -399,6 +414,7 @@ impl BrokerTask {
                 paused,
                 reader,
                 writer_task,
+                trust: None,
             },
         );
         Some(conn)
@@ -519,6 +535,21 @@ impl BrokerTask {
     }
 }
 
+/// Who is at the other end of a new connection, for the broker and the logs.
+struct Peer<'a> {
+    name: &'a dyn std::fmt::Display,
+    identity: Option<&'a str>,
+}
+
+impl<'a> Peer<'a> {
+    fn named(name: &'a dyn std::fmt::Display) -> Self {
+        Peer {
+            name,
+            identity: None,
+        }
+    }
+}
+
 async fn sleep(until: Option<std::time::Instant>) {
     match until {
         Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -564,7 +595,13 @@ async fn write_loop(
     tx: mpsc::UnboundedSender<Cmd>,
 ) {
     while let Some(chunk) = rx.recv().await {
-        if write.write_all(&chunk).await.is_err() {
+        // TLS may keep records it encrypted and the socket did not take yet
+        // until a flush: flush once nothing else is queued.
+        let sent = match write.write_all(&chunk).await {
+            Ok(()) if rx.is_empty() => write.flush().await,
+            other => other,
+        };
+        if sent.is_err() {
             let _ = tx.send(Cmd::Closed(conn));
             return;
         }

@@ -20,6 +20,7 @@ async fn start() -> (ServerHandle, SocketAddr) {
     };
     let auth = Auth {
         tokens: vec![("ops".into(), Permissions::all()), ("app".into(), app)],
+        ..Auth::default()
     };
     let srv = server::spawn(ServerOptions {
         broker: BrokerConfig {
@@ -35,6 +36,7 @@ async fn start() -> (ServerHandle, SocketAddr) {
     let opts = HttpOptions {
         control: srv.control(),
         auth,
+        tls: None,
     };
     tokio::spawn(serve(listener, opts));
     (srv, addr)

@@ -35,6 +35,8 @@
 //! - **Cleanup.** Dropping an [`Mqd`] kills the process (SIGKILL on Unix,
 //!   `TerminateProcess` on Windows) and removes its directory.
 
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(windows)]
 mod windows;
 
@@ -299,6 +301,7 @@ impl Builder {
             log_filter: self.log,
             logs: Vec::new(),
             keep_dir: false,
+            ready: String::new(),
         };
         mqd.run()?;
         Ok(mqd)
@@ -326,6 +329,8 @@ pub struct Mqd {
     /// The log file of every start, oldest first.
     logs: Vec<PathBuf>,
     keep_dir: bool,
+    /// The ready file of the last start.
+    ready: String,
 }
 
 impl Mqd {
@@ -433,6 +438,7 @@ impl Mqd {
                 .and_then(|a| a.trim().parse().ok())
                 .ok_or_else(|| format!("mqd's ready file has no {key} address: {text:?}"))
         };
+        self.ready = text.to_string();
         self.addr = addr("listen")?;
         self.http = addr("http")?;
         if self.mqtt.is_some() {
@@ -442,6 +448,22 @@ impl Mqd {
             self.nats = Some(addr("nats")?);
         }
         Ok(())
+    }
+
+    /// An address from the ready file by its key: `listen_tls`, `mqtt_tls`,
+    /// `http_tls` for listeners the config asks for.
+    pub fn ready_addr(&self, key: &str) -> Option<SocketAddr> {
+        self.ready
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|a| a.trim().parse().ok())
+    }
+
+    /// SIGHUP: `mqd` reloads its TLS files, tokens and identities.
+    #[cfg(unix)]
+    #[track_caller]
+    pub fn hangup(&self) {
+        self.signal("-HUP");
     }
 
     /// Every start's log, oldest first.

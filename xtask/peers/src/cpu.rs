@@ -27,7 +27,7 @@ enum Broker {
 
 fn broker_of(s: System) -> Broker {
     match s {
-        System::Mq | System::MqMqtt | System::MqNats => Broker::Child,
+        System::Mq | System::MqMqtt | System::MqNats | System::MqTls => Broker::Child,
         System::Nats => Broker::Named("nats-server"),
         System::Mosquitto => Broker::Named("mosquitto"),
         System::Redis => Broker::Named("redis-server"),

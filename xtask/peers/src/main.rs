@@ -73,8 +73,8 @@ struct Args {
     /// Workloads to run (ids: 1, 2a, 2b, 3, 4, 5, 6; `2` is 2a and 2b).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Systems to run (mq, mq-mqtt, mq-nats, nats, mosquitto, redis, zeromq,
-    /// liner, tcp).
+    /// Systems to run (mq, mq-mqtt, mq-nats, mq-tls, nats, mosquitto, redis,
+    /// zeromq, liner, tcp).
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// Stop (SIGSTOP) every `rustc`, `cc` and `ld` of the machine during each

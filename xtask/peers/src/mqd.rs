@@ -31,6 +31,28 @@ pub fn start_nats(binary: &Path) -> Result<Mqd, String> {
         .try_start()
 }
 
+/// Starts `binary` with a TLS listener on a free port, its certificate (for
+/// `localhost`) made for the run; returns it with the TLS port and the CA
+/// file a client verifies it with.
+pub fn start_tls(binary: &Path) -> Result<(Mqd, u16, std::path::PathBuf), String> {
+    let dir = std::env::temp_dir().join(format!("mq-bench-tls-{}", std::process::id()));
+    let ca = mq_testkit::tls::TestCa::new(&dir, "bench");
+    let server = ca.server("server", &["localhost", "127.0.0.1"]);
+    let config = format!(
+        "listen_tls = \"127.0.0.1:0\"\n[tls]\ncert = {:?}\nkey = {:?}\n",
+        server.cert, server.key
+    );
+    let mqd = Mqd::builder(&config)
+        .binary(binary)
+        .log("warn")
+        .try_start()?;
+    let port = mqd
+        .ready_addr("listen_tls")
+        .ok_or("mqd did not report its TLS listener")?
+        .port();
+    Ok((mqd, port, ca.cert.clone()))
+}
+
 /// `mqd --version`.
 pub fn version(binary: &Path) -> Result<String, String> {
     let out = Command::new(binary)

@@ -163,6 +163,8 @@ pub enum System {
     MqMqtt,
     /// `mqd` serving the NATS client protocol, with the client NATS runs with.
     MqNats,
+    /// mq over TLS (`listen_tls`), the same client: the cost of encryption.
+    MqTls,
     Nats,
     Mosquitto,
     Redis,
@@ -172,10 +174,11 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 10] = [
         System::Mq,
         System::MqMqtt,
         System::MqNats,
+        System::MqTls,
         System::Nats,
         System::Mosquitto,
         System::Redis,
@@ -190,6 +193,7 @@ impl System {
             System::Mq => "mq",
             System::MqMqtt => "mq-mqtt",
             System::MqNats => "mq-nats",
+            System::MqTls => "mq-tls",
             System::Nats => "nats",
             System::Mosquitto => "mosquitto",
             System::Redis => "redis",
@@ -209,6 +213,10 @@ impl System {
             (System::Mq, Stream(_)) => Ok("QoS 0"),
             (System::Mq, Acked) => Ok("QoS 1, WAL, fsync per group commit"),
             (System::Mq, RoundTrip) => Ok("QoS 0 publish + subscription each way"),
+            (System::MqTls, Stream(Group(_))) => Ok("TLS 1.3 (rustls), QoS 0, group"),
+            (System::MqTls, Stream(_)) => Ok("TLS 1.3 (rustls, ring), QoS 0"),
+            (System::MqTls, Acked) => Ok("TLS 1.3, QoS 1, WAL, fsync per group commit"),
+            (System::MqTls, RoundTrip) => Ok("TLS 1.3, QoS 0 publish + subscription each way"),
             (System::MqMqtt, Stream(Group(_))) => Ok("MQTT, QoS 0, $share subscription"),
             (System::MqMqtt, Stream(_)) => Ok("MQTT (rumqttc), QoS 0"),
             (System::MqMqtt, Acked) => Ok("MQTT QoS 1, WAL, fsync per group commit"),
@@ -263,6 +271,7 @@ impl fmt::Display for System {
             System::Mq => "mq",
             System::MqMqtt => "mq (MQTT)",
             System::MqNats => "mq (NATS)",
+            System::MqTls => "mq (TLS)",
             System::Nats => "NATS",
             System::Mosquitto => "Mosquitto",
             System::Redis => "Redis",

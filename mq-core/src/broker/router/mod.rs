@@ -6,6 +6,7 @@
 //! which protocol a connection speaks. One concern per file:
 //!
 //! - `session`: connect, take over, detach, end sessions;
+//! - `reauth`: checking live sessions again when auth changes;
 //! - `subscribe`: subscriptions and groups, credit;
 //! - `publish`: admission (validation, dedup, queue room), held publishers,
 //!   release once stored;
@@ -28,6 +29,7 @@ mod inflight;
 mod inspect;
 mod once;
 mod publish;
+mod reauth;
 mod restore;
 mod retained;
 mod retention;
@@ -43,8 +45,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use super::auth::Permissions;
 use super::command::{Command, Outcome, Output};
-use super::config::{Config, Permissions, Retention};
+use super::config::{Config, Retention};
 use super::dedup::Dedup;
 use super::links::Links;
 use super::message::Msg;

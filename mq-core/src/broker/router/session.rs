@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 
 use super::{Pending, PendingWill, Router, Session};
 use crate::broker::ConnId;
+use crate::broker::auth::{Credentials, Permissions};
 use crate::broker::command::{Connect, Outcome, Output};
-use crate::broker::config::Permissions;
 use crate::broker::queue::Queued;
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
@@ -30,9 +30,15 @@ impl Router {
         {
             return Outcome::Refused(Reason::ProtocolViolation, "invalid client id");
         }
-        let Some(perms) = self.cfg.auth.permissions(c.token) else {
+        let identity = self.links.get(conn).and_then(|l| l.identity.as_deref());
+        let creds = Credentials {
+            client_id: c.client_id,
+            token: c.token,
+            identity,
+        };
+        let Some(perms) = self.cfg.auth.authorize(&creds) else {
             self.stats.auth_failures += 1;
-            return Outcome::Refused(Reason::BadToken, "unknown token");
+            return Outcome::Refused(Reason::BadToken, "unknown token or identity");
         };
         if let Some(w) = &c.will {
             match Topic::new(w.publish.topic) {
@@ -98,6 +104,7 @@ impl Router {
         }
         if let Some(link) = self.links.get_mut(conn) {
             link.session = Some(session);
+            link.token = c.token.map(ToOwned::to_owned);
         }
         self.send(conn, Output::Connected { session_present });
         if session_present {

@@ -310,7 +310,10 @@ fn admin_frames_need_the_admin_permission() {
         ),
     ];
     let mut h = H::new(Config {
-        auth: Auth { tokens },
+        auth: Auth {
+            tokens,
+            ..Auth::default()
+        },
         ..Config::default()
     });
     let app = h.connect_with("app", SessionMode::Clean, Some("app"));

@@ -37,6 +37,7 @@ fn auth_tokens_and_permissions() {
                     admin: false,
                 },
             )],
+            ..Auth::default()
         },
         ..Config::default()
     };

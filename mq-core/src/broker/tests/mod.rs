@@ -2,6 +2,7 @@
 //! the harness here, the tests by concern in the files beside it.
 
 mod admin;
+mod auth;
 mod delivery;
 mod handshake;
 mod mqtt;
@@ -260,7 +261,21 @@ impl H {
     }
 
     fn connect_with(&mut self, client: &str, mode: SessionMode, token: Option<&str>) -> ConnId {
-        let c = self.b.accept(self.now, Framing::Stream).unwrap();
+        self.connect_as(client, mode, token, None)
+    }
+
+    /// Connects over a transport that verified `identity`.
+    fn connect_as(
+        &mut self,
+        client: &str,
+        mode: SessionMode,
+        token: Option<&str>,
+        identity: Option<&str>,
+    ) -> ConnId {
+        let c = self
+            .b
+            .accept_with_identity(self.now, Framing::Stream, identity)
+            .unwrap();
         self.send(
             c,
             Frame::Hello(Hello {

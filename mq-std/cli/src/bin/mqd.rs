@@ -13,25 +13,35 @@
 //! is read back before anything is accepted; `[store] kind = "memory"` keeps
 //! nothing on disk. Logs go to stderr.
 //!
+//! TLS listeners (`--listen-tls`, `--mqtt-tls`, `--http-tls`, `[tls]`) serve
+//! the same broker with the certificate given; SIGHUP (and, with
+//! `reload_watch_ms`, a change of the config or TLS files: the way on Windows)
+//! reloads the TLS files, tokens and identities without a restart
+//! (`mqd/reload.rs`).
+//!
 //! Serial lines (`--serial PATH`, `[serial]` in the file) carry devices that
 //! speak the COBS framing into the same broker (`mq_server::serial`); they are
 //! opened before anything listens, and a line that cannot be opened stops `mqd`.
 
 #[path = "common/alloc.rs"]
 mod alloc;
+#[path = "mqd/reload.rs"]
+mod reload;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use mq_cli::config::{DEFAULT_BAUD, FileConfig, SerialSection, StoreConfig};
 use mq_server::server::{self, ServerOptions};
 use mq_server::store::{MemoryStore, Store};
+use mq_server::tls::ServerTls;
 use mq_server::wal::Wal;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "mqd", version, about = "The mq broker daemon")]
 struct Args {
     /// TOML configuration file.
@@ -51,6 +61,27 @@ struct Args {
     /// convention; off unless given here or in `[nats]`; "" turns it off).
     #[arg(long, value_name = "ADDR")]
     nats: Option<String>,
+    /// Serve the mq protocol over TLS on this address too (needs --tls-cert
+    /// and --tls-key, or `[tls]`); "" turns it off.
+    #[arg(long, value_name = "ADDR")]
+    listen_tls: Option<String>,
+    /// Serve /metrics and /health over TLS (HTTPS) on this address too.
+    #[arg(long, value_name = "ADDR")]
+    http_tls: Option<String>,
+    /// Serve MQTT over TLS on this address too (8883 by convention).
+    #[arg(long, value_name = "ADDR")]
+    mqtt_tls: Option<String>,
+    /// The TLS listeners' certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Ask TLS clients for a certificate that chains to this CA (PEM): mutual
+    /// TLS. Its identity (subject CN) gets the permissions `[[identities]]`
+    /// gives it.
+    #[arg(long, value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
     /// Directory for the broker's data [default: ./mq-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -66,24 +97,23 @@ struct Args {
     check_config: bool,
     /// Once serving, write the addresses it listens on to FILE (lines
     /// `listen=ADDR` and, with HTTP, `http=ADDR`, with MQTT, `mqtt=ADDR`, with
-    /// NATS, `nats=ADDR`): how
+    /// NATS, `nats=ADDR`, and `listen_tls=`, `mqtt_tls=`, `http_tls=` for the
+    /// TLS listeners): how
     /// a script or a test that asks for port 0 learns which ports it got.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
+/// The configuration from the embedded defaults, the file, the environment
+/// and the flags, in that order (also what a reload reads again).
+fn configure(args: &Args) -> Result<mq_cli::config::DaemonConfig, String> {
     let mut file = match &args.config {
-        Some(path) => match FileConfig::read(path) {
-            Ok(f) => f,
-            Err(e) => return fail(&e),
-        },
+        Some(path) => FileConfig::read(path).map_err(|e| e.to_string())?,
         None => FileConfig::default(),
     };
-    if let Err(e) = file.apply_env(|k| std::env::var(k).ok()) {
-        return fail(&e);
-    }
+    file.apply_env(|k| std::env::var(k).ok())
+        .map_err(|e| e.to_string())?;
+    let args = args.clone();
     if let Some(v) = args.listen {
         file.listen = Some(v);
     }
@@ -96,6 +126,21 @@ fn main() -> ExitCode {
     if let Some(v) = args.nats {
         file.nats.get_or_insert_with(Default::default).listen = Some(v);
     }
+    if let Some(v) = args.listen_tls {
+        file.listen_tls = Some(v);
+    }
+    if let Some(v) = args.http_tls {
+        file.http_tls = Some(v);
+    }
+    if let Some(v) = args.mqtt_tls {
+        file.mqtt.get_or_insert_with(Default::default).listen_tls = Some(v);
+    }
+    if args.tls_cert.is_some() || args.tls_key.is_some() || args.tls_client_ca.is_some() {
+        let tls = file.tls.get_or_insert_with(Default::default);
+        tls.cert = args.tls_cert.or(tls.cert.take());
+        tls.key = args.tls_key.or(tls.key.take());
+        tls.client_ca = args.tls_client_ca.or(tls.client_ca.take());
+    }
     if let Some(v) = args.data_dir {
         file.data_dir = Some(v);
     }
@@ -107,7 +152,12 @@ fn main() -> ExitCode {
             path,
             baud: Some(DEFAULT_BAUD),
         }));
-    let cfg = match file.resolve() {
+    file.resolve().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match configure(&args) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -134,7 +184,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(run(cfg, args.ready_file)) {
+    match runtime.block_on(run(cfg, args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -148,8 +198,14 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> Result<(), String> {
+async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String> {
     let memory = cfg.connection_memory;
+    let tls = match &cfg.tls {
+        Some(settings) => Some(Arc::new(
+            ServerTls::load(settings.clone()).map_err(|e| format!("TLS: {e}"))?,
+        )),
+        None => None,
+    };
     // Recovery runs here, before anything is accepted; a damaged log is reported
     // and skipped, never fatal.
     let (store, described): (Box<dyn Store>, String) = match &cfg.store {
@@ -185,8 +241,11 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
     }
     let opts = ServerOptions {
         listen: cfg.listen,
+        listen_tls: cfg.listen_tls,
         mqtt: cfg.mqtt,
         nats: cfg.nats,
+        mqtt_tls: cfg.mqtt_tls,
+        tls: tls.clone(),
         broker: cfg.broker.clone(),
         store,
         input_budget: memory / 4,
@@ -202,11 +261,18 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         store = %described,
         "mqd ready"
     );
-    if let Some(mqtt) = handle.mqtt_addr() {
+    let addrs = handle.addrs();
+    if let Some(mqtt) = addrs.mqtt {
         tracing::info!(%mqtt, "serving MQTT 3.1.1 and 5");
     }
-    if let Some(nats) = handle.nats_addr() {
+    if let Some(nats) = addrs.nats {
         tracing::info!(%nats, "serving the NATS client protocol");
+    }
+    if let Some(at) = addrs.listen_tls {
+        tracing::info!(listen_tls = %at, "serving the mq protocol over TLS");
+    }
+    if let Some(at) = addrs.mqtt_tls {
+        tracing::info!(mqtt_tls = %at, "serving MQTT over TLS");
     }
     let control = handle.control();
     for (name, port) in lines {
@@ -224,26 +290,51 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
         });
     }
     let mut http_addr = None;
-    if let Some(http) = cfg.http {
-        let listener = tokio::net::TcpListener::bind(http)
+    let mut http_tls_addr = None;
+    for (at, tls, scheme) in [
+        (cfg.http, None, "http"),
+        (cfg.http_tls, tls.clone(), "https"),
+    ] {
+        let Some(at) = at else { continue };
+        let listener = tokio::net::TcpListener::bind(at)
             .await
-            .map_err(|e| format!("cannot listen on {http} for http: {e}"))?;
+            .map_err(|e| format!("cannot listen on {at} for {scheme}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(%addr, "console on /, metrics on /metrics, health on /health, API on /api");
-        http_addr = Some(addr);
+        tracing::info!(%addr, scheme, "console on /, metrics on /metrics, health on /health, API on /api");
+        if tls.is_some() {
+            http_tls_addr = Some(addr);
+        } else {
+            http_addr = Some(addr);
+        }
         let opts = mq_server::http::HttpOptions {
             control: control.clone(),
             auth: cfg.broker.auth.clone(),
+            tls,
         };
         tokio::spawn(async move {
             if let Err(e) = mq_server::http::serve(listener, opts).await {
-                tracing::error!(error = %e, "http endpoint stopped");
+                tracing::error!(error = %e, scheme, "http endpoint stopped");
             }
         });
     }
-    if let Some(path) = &ready_file {
-        let protocols = [("mqtt", handle.mqtt_addr()), ("nats", handle.nats_addr())];
-        write_ready(path, handle.local_addr(), http_addr, &protocols)
+    tokio::spawn(reload::serve(
+        reload::Reloader {
+            args: args.clone(),
+            tls,
+            control: control.clone(),
+        },
+        cfg.reload_watch,
+    ));
+    if let Some(path) = &args.ready_file {
+        let mut ready = vec![("listen", Some(addrs.listen)), ("http", http_addr)];
+        ready.extend([
+            ("mqtt", addrs.mqtt),
+            ("nats", addrs.nats),
+            ("listen_tls", addrs.listen_tls),
+            ("mqtt_tls", addrs.mqtt_tls),
+            ("http_tls", http_tls_addr),
+        ]);
+        write_ready(path, &ready)
             .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     let mut stopped = std::pin::pin!(handle.wait());
@@ -277,19 +368,11 @@ async fn run(cfg: mq_cli::config::DaemonConfig, ready_file: Option<PathBuf>) -> 
 
 /// Writes `--ready-file`: under a temporary name first, then renamed, so that
 /// whoever waits for it never reads half of it.
-fn write_ready(
-    path: &Path,
-    listen: SocketAddr,
-    http: Option<SocketAddr>,
-    protocols: &[(&str, Option<SocketAddr>)],
-) -> std::io::Result<()> {
-    let mut text = format!("listen={listen}\n");
-    if let Some(http) = http {
-        text.push_str(&format!("http={http}\n"));
-    }
-    for (name, addr) in protocols {
+fn write_ready(path: &Path, addrs: &[(&str, Option<SocketAddr>)]) -> std::io::Result<()> {
+    let mut text = String::new();
+    for (key, addr) in addrs {
         if let Some(addr) = addr {
-            text.push_str(&format!("{name}={addr}\n"));
+            text.push_str(&format!("{key}={addr}\n"));
         }
     }
     let mut tmp = path.as_os_str().to_owned();

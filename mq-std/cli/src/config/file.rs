@@ -60,6 +60,35 @@ pub struct TokenSection {
     pub admin: bool,
 }
 
+/// What the identity of a verified client certificate may do (mutual TLS).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    /// The certificate's subject CN (or, without one, its first DNS, e-mail
+    /// or URI subject alternative name).
+    pub identity: String,
+    /// Topic filters it may publish to.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Filters it may subscribe within.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+}
+
+/// `[tls]`: the certificate of the TLS listeners, and client certificates.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The server's certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA certificate(s) that client certificates must chain to (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse clients without a certificate (default true).
+    pub require_client_cert: Option<bool>,
+}
+
 /// The `[store]` section as written in the file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +135,12 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SerialSection>, D:
 pub struct FileConfig {
     /// Broker address.
     pub listen: Option<String>,
+    /// Broker address over TLS (needs `[tls]`); empty disables it.
+    pub listen_tls: Option<String>,
     /// HTTP address for `/metrics` and `/health`; empty disables it.
     pub http: Option<String>,
+    /// HTTPS address for the same (needs `[tls]`); empty disables it.
+    pub http_tls: Option<String>,
     /// Where the write-ahead log lives.
     pub data_dir: Option<PathBuf>,
     /// Log filter.
@@ -143,6 +176,15 @@ pub struct FileConfig {
     /// Auth tokens.
     #[serde(default)]
     pub tokens: Vec<TokenSection>,
+    /// Identities of client certificates and their permissions.
+    #[serde(default)]
+    pub identities: Vec<IdentitySection>,
+    /// The TLS listeners' certificate and client CA.
+    pub tls: Option<TlsSection>,
+    /// Every this many milliseconds, check whether the config file or the
+    /// TLS files changed and reload them if so; 0 (the default): only on
+    /// SIGHUP. The way to reload on Windows, which has no SIGHUP.
+    pub reload_watch_ms: Option<u64>,
     /// Where records are kept.
     pub store: Option<StoreSection>,
     /// Serial lines to serve.
@@ -160,6 +202,8 @@ pub struct FileConfig {
 pub struct MqttSection {
     /// Address to listen on (1883 by convention); empty turns it off.
     pub listen: Option<String>,
+    /// Address to serve MQTT over TLS on (8883 by convention; needs `[tls]`).
+    pub listen_tls: Option<String>,
 }
 
 /// `[nats]`: serve the NATS client protocol into the same broker.
@@ -198,6 +242,24 @@ impl FileConfig {
         if let Some(v) = env("MQ_NATS") {
             self.nats.get_or_insert_with(Default::default).listen = Some(v);
         }
+        if let Some(v) = env("MQ_LISTEN_TLS") {
+            self.listen_tls = Some(v);
+        }
+        if let Some(v) = env("MQ_HTTP_TLS") {
+            self.http_tls = Some(v);
+        }
+        if let Some(v) = env("MQ_MQTT_TLS") {
+            self.mqtt.get_or_insert_with(Default::default).listen_tls = Some(v);
+        }
+        if let Some(v) = env("MQ_TLS_CERT") {
+            self.tls.get_or_insert_with(Default::default).cert = Some(v.into());
+        }
+        if let Some(v) = env("MQ_TLS_KEY") {
+            self.tls.get_or_insert_with(Default::default).key = Some(v.into());
+        }
+        if let Some(v) = env("MQ_TLS_CLIENT_CA") {
+            self.tls.get_or_insert_with(Default::default).client_ca = Some(v.into());
+        }
         if let Some(v) = env("MQ_DATA_DIR") {
             self.data_dir = Some(v.into());
         }
@@ -231,6 +293,7 @@ impl FileConfig {
             "MQ_ACK_TIMEOUT_MS" => ack_timeout_ms,
             "MQ_MAX_ATTEMPTS" => max_attempts,
             "MQ_SHUTDOWN_TIMEOUT_MS" => shutdown_timeout_ms,
+            "MQ_RELOAD_WATCH_MS" => reload_watch_ms,
         );
         Ok(())
     }

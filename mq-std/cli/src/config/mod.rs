@@ -65,6 +65,31 @@
 //!
 //! [mqtt]                         # MQTT 3.1.1 and 5 into the same broker; off
 //! listen = "127.0.0.1:1883"      #   unless set (MQ_MQTT, `--mqtt ADDR`)
+//! listen_tls = "0.0.0.0:8883"    # MQTT over TLS (MQ_MQTT_TLS, `--mqtt-tls ADDR`)
+//!
+//! # TLS: each listener plain, TLS or both, on addresses of their own.
+//! # listen_tls = "0.0.0.0:7443"  # (top level) MQ_LISTEN_TLS, `--listen-tls ADDR`
+//! # http_tls = "0.0.0.0:7444"    # (top level) MQ_HTTP_TLS, `--http-tls ADDR`
+//! # reload_watch_ms = 0          # (top level) MQ_RELOAD_WATCH_MS: > 0 checks the
+//! #                              #   config and TLS files this often and reloads
+//! #                              #   when one changed (Windows has no SIGHUP)
+//! [tls]                          # the TLS listeners' certificate; re-read on SIGHUP
+//! cert = "server.pem"            # MQ_TLS_CERT, `--tls-cert FILE` (chain, leaf first)
+//! key = "server.key"             # MQ_TLS_KEY, `--tls-key FILE`
+//! client_ca = "clients-ca.pem"   # MQ_TLS_CLIENT_CA, `--tls-client-ca FILE`: mutual
+//!                                #   TLS, client certificates must chain to it
+//! require_client_cert = true     # with client_ca (default true); false lets clients
+//!                                #   without a certificate in (with a token)
+//!
+//! [[identities]]                 # a client certificate's identity (its subject CN,
+//! identity = "sensor-17"         #   else its first DNS/e-mail/URI SAN) and what it
+//! publish = ["dev.{identity}.>"] #   may do, as a token; patterns (tokens' too) may
+//! subscribe = ["dev.{client_id}.cmd"] # name {identity} and {client_id}
+//!
+//! # SIGHUP (or a change seen by reload_watch_ms) re-reads the file and the TLS
+//! # files: new certificates, key and client CA apply to new connections, new
+//! # tokens and identities to every connection; those whose credentials were
+//! # revoked are closed with the reason. Other settings need a restart.
 //!
 //! [nats]                         # the NATS client protocol into the same
 //! listen = "127.0.0.1:4222"      #   broker; off unless set (MQ_NATS,
@@ -83,7 +108,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use file::{
-    FileConfig, MqttSection, NatsSection, QueueSection, RetentionSection, SerialSection,
-    StoreSection, TokenSection,
+    FileConfig, IdentitySection, MqttSection, NatsSection, QueueSection, RetentionSection,
+    SerialSection, StoreSection, TlsSection, TokenSection,
 };
 pub use resolve::{DEFAULT_BAUD, DaemonConfig, SerialLine, StoreConfig};

@@ -8,10 +8,11 @@ use std::time::Duration;
 use mq_core::broker::{self, Auth, Overflow, Permissions, QueueLimits, Retention, Rule};
 use mq_core::topic::Filter;
 use mq_core::wire::Limits;
+use mq_server::tls::TlsSettings;
 use mq_server::wal::{FsyncPolicy, WalOptions};
 
 use super::error::{ConfigError, err};
-use super::file::{FileConfig, QueueSection, RetentionSection, StoreSection};
+use super::file::{FileConfig, QueueSection, RetentionSection, StoreSection, TlsSection};
 
 /// The resolved configuration `mqd` runs with.
 #[derive(Debug, Clone)]
@@ -24,6 +25,17 @@ pub struct DaemonConfig {
     pub mqtt: Option<SocketAddr>,
     /// NATS address, if enabled.
     pub nats: Option<SocketAddr>,
+    /// The mq protocol over TLS, if enabled.
+    pub listen_tls: Option<SocketAddr>,
+    /// HTTPS, if enabled.
+    pub http_tls: Option<SocketAddr>,
+    /// MQTT over TLS, if enabled.
+    pub mqtt_tls: Option<SocketAddr>,
+    /// The TLS listeners' certificate, key and client CA.
+    pub tls: Option<TlsSettings>,
+    /// How often to look for changed config and TLS files (`None`: only on
+    /// SIGHUP).
+    pub reload_watch: Option<Duration>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Log filter.
@@ -144,11 +156,83 @@ fn pattern(p: &Option<String>, what: &str) -> Result<String, ConfigError> {
     Ok(p.to_string())
 }
 
+/// Checks permission filters; `{client_id}` and `{identity}` stand for one
+/// token each.
 fn filters(list: &[String], what: &str) -> Result<(), ConfigError> {
     for f in list {
-        Filter::new(f).map_err(|e| err(format!("token {what} filter {f:?}: {e}")))?;
+        let example = f.replace("{client_id}", "x").replace("{identity}", "x");
+        Filter::new(&example).map_err(|e| err(format!("{what} filter {f:?}: {e}")))?;
     }
     Ok(())
+}
+
+/// An optional address: absent or empty is off.
+fn optional_addr(a: Option<&str>, what: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    match a {
+        None | Some("") => Ok(None),
+        Some(a) => a
+            .parse()
+            .map(Some)
+            .map_err(|_| err(format!("{what} address {a:?} is not host:port"))),
+    }
+}
+
+fn tls(t: &TlsSection) -> Result<TlsSettings, ConfigError> {
+    let (Some(cert), Some(key)) = (&t.cert, &t.key) else {
+        return Err(err(
+            "[tls] needs both cert and key (--tls-cert FILE --tls-key FILE)",
+        ));
+    };
+    if t.require_client_cert == Some(true) && t.client_ca.is_none() {
+        return Err(err(
+            "[tls] require_client_cert needs client_ca, the CA client certificates chain to",
+        ));
+    }
+    Ok(TlsSettings {
+        cert: cert.clone(),
+        key: key.clone(),
+        client_ca: t.client_ca.clone(),
+        require_client_cert: t.client_ca.is_some() && t.require_client_cert.unwrap_or(true),
+    })
+}
+
+impl FileConfig {
+    /// The tokens and identities with their permissions, checked: what a
+    /// reload replaces.
+    pub fn auth(&self) -> Result<Auth, ConfigError> {
+        let mut auth = Auth::default();
+        for t in &self.tokens {
+            if t.token.is_empty() {
+                return Err(err("a token must not be empty"));
+            }
+            filters(&t.publish, "token publish")?;
+            filters(&t.subscribe, "token subscribe")?;
+            auth.tokens.push((
+                t.token.clone(),
+                Permissions {
+                    publish: t.publish.clone(),
+                    subscribe: t.subscribe.clone(),
+                    admin: t.admin,
+                },
+            ));
+        }
+        for i in &self.identities {
+            if i.identity.is_empty() {
+                return Err(err("an identity must not be empty"));
+            }
+            filters(&i.publish, "identity publish")?;
+            filters(&i.subscribe, "identity subscribe")?;
+            auth.identities.push((
+                i.identity.clone(),
+                Permissions {
+                    publish: i.publish.clone(),
+                    subscribe: i.subscribe.clone(),
+                    admin: false,
+                },
+            ));
+        }
+        Ok(auth)
+    }
 }
 
 impl FileConfig {
@@ -166,8 +250,20 @@ impl FileConfig {
             ),
             None => Some(mq_server::DEFAULT_HTTP_ADDR.parse().expect("valid default")),
         };
-        let mqtt = listener(self.mqtt.as_ref().and_then(|m| m.listen.as_deref()), "mqtt")?;
-        let nats = listener(self.nats.as_ref().and_then(|n| n.listen.as_deref()), "nats")?;
+        let mqtt = optional_addr(self.mqtt.as_ref().and_then(|m| m.listen.as_deref()), "mqtt")?;
+        let listen_tls = optional_addr(self.listen_tls.as_deref(), "listen_tls")?;
+        let http_tls = optional_addr(self.http_tls.as_deref(), "http_tls")?;
+        let mqtt_tls = optional_addr(
+            self.mqtt.as_ref().and_then(|m| m.listen_tls.as_deref()),
+            "mqtt listen_tls",
+        )?;
+        let tls = self.tls.as_ref().map(tls).transpose()?;
+        if tls.is_none() && (listen_tls.is_some() || http_tls.is_some() || mqtt_tls.is_some()) {
+            return Err(err(
+                "a TLS listener needs [tls] cert and key (--tls-cert FILE --tls-key FILE)",
+            ));
+        }
+        let nats = optional_addr(self.nats.as_ref().and_then(|n| n.listen.as_deref()), "nats")?;
         let mut b = broker::Config::default();
         // mqd's default: a fast publisher is paced to its consumers (nothing
         // dropped while they keep up); one that stops is shed after a second.
@@ -207,28 +303,20 @@ impl FileConfig {
                 value: retention(r, b.default_retention),
             });
         }
-        let mut auth = Auth::default();
-        for t in &self.tokens {
-            if t.token.is_empty() {
-                return Err(err("a token must not be empty"));
-            }
-            filters(&t.publish, "publish")?;
-            filters(&t.subscribe, "subscribe")?;
-            auth.tokens.push((
-                t.token.clone(),
-                Permissions {
-                    publish: t.publish.clone(),
-                    subscribe: t.subscribe.clone(),
-                    admin: t.admin,
-                },
-            ));
-        }
-        b.auth = auth;
+        b.auth = self.auth()?;
         Ok(DaemonConfig {
             listen,
             http,
             mqtt,
             nats,
+            listen_tls,
+            http_tls,
+            mqtt_tls,
+            tls,
+            reload_watch: self
+                .reload_watch_ms
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
             data_dir: self
                 .data_dir
                 .clone()
@@ -253,17 +341,5 @@ impl FileConfig {
                 })
                 .collect::<Result<_, _>>()?,
         })
-    }
-}
-
-/// The address of a listener that is off unless configured (`None` when it
-/// is not, or is `""`).
-fn listener(listen: Option<&str>, what: &str) -> Result<Option<SocketAddr>, ConfigError> {
-    match listen {
-        None | Some("") => Ok(None),
-        Some(a) => a
-            .parse()
-            .map(Some)
-            .map_err(|_| err(format!("{what} address {a:?} is not host:port"))),
     }
 }

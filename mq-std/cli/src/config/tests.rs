@@ -206,3 +206,55 @@ fn nats_is_off_unless_configured() {
     let bad: FileConfig = toml::from_str("[nats]\nlisten = \"port 4222\"").unwrap();
     assert!(bad.resolve().unwrap_err().to_string().contains("nats"));
 }
+
+#[test]
+fn tls_listeners_identities_and_their_environment() {
+    let mut f: FileConfig = toml::from_str(
+        r#"
+        listen_tls = "127.0.0.1:7443"
+        [mqtt]
+        listen_tls = "127.0.0.1:8883"
+        [tls]
+        cert = "server.pem"
+        key = "server.key"
+        client_ca = "clients.pem"
+        [[identities]]
+        identity = "sensor-17"
+        publish = ["dev.{identity}.>"]
+        subscribe = ["dev.{client_id}.cmd"]
+        "#,
+    )
+    .unwrap();
+    f.apply_env(|k| (k == "MQ_HTTP_TLS").then(|| "127.0.0.1:7444".to_string()))
+        .unwrap();
+    let c = f.resolve().unwrap();
+    assert_eq!(c.listen_tls.unwrap().port(), 7443);
+    assert_eq!(c.mqtt_tls.unwrap().port(), 8883);
+    assert_eq!(c.http_tls.unwrap().port(), 7444);
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.cert, PathBuf::from("server.pem"));
+    assert!(
+        tls.require_client_cert,
+        "a client CA requires certificates by default"
+    );
+    assert_eq!(c.broker.auth.identities.len(), 1);
+    assert_eq!(c.broker.auth.identities[0].1.publish, ["dev.{identity}.>"]);
+    assert_eq!(c.reload_watch, None);
+}
+
+#[test]
+fn tls_mistakes_are_explained() {
+    let bad = |text: &str| {
+        let f: FileConfig = toml::from_str(text).unwrap();
+        f.resolve().unwrap_err().to_string()
+    };
+    assert!(bad("listen_tls = \"127.0.0.1:7443\"").contains("needs [tls] cert and key"));
+    assert!(bad("[tls]\ncert = \"a.pem\"").contains("both cert and key"));
+    assert!(
+        bad("[tls]\ncert = \"a\"\nkey = \"b\"\nrequire_client_cert = true").contains("client_ca")
+    );
+    assert!(
+        bad("[[identities]]\nidentity = \"x\"\npublish = [\"a.>.b\"]")
+            .contains("identity publish filter")
+    );
+}

@@ -2,7 +2,7 @@
 //! moving commands, bytes and time into the driver and doing what it wants,
 //! until the session is closed.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -13,7 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::error;
 
 use crate::clock::Clock;
-use crate::driver::{Command, Driver};
+use crate::driver::{Command, Driver, Received};
 
 const SOCKET: Token = Token(0);
 /// The token of the waker the command channel wakes the poll with.
@@ -88,41 +88,29 @@ fn close(poll: &Poll, conn: &mut Option<Conn>) {
 /// Reads once (if readable and the driver has room). `Ok(true)` when bytes
 /// moved; `Err(None)` when the broker closed the connection.
 fn read(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
-    let buf = driver.read_buf();
-    if !c.readable || buf.is_empty() {
+    if !c.readable || !driver.wants_read() {
         return Ok(false);
     }
-    match io::Read::read(&mut c.stream, buf) {
-        Ok(0) => Err(None),
-        Ok(n) => {
-            driver.handle_read(n);
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+    match driver.read_from(&mut c.stream).map_err(Some)? {
+        Received::Closed => Err(None),
+        Received::Some => Ok(true),
+        Received::WouldBlock => {
             c.readable = false;
             Ok(false)
         }
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-        Err(e) => Err(Some(e)),
     }
 }
 
 /// Writes while the socket takes it. `Ok(true)` when bytes moved.
 fn write(c: &mut Conn, driver: &mut Driver) -> Result<bool, Option<io::Error>> {
-    let mut moved = false;
-    while c.writable && !driver.output().is_empty() {
-        match c.stream.write(driver.output()) {
-            Ok(0) => return Err(None),
-            Ok(n) => {
-                driver.handle_written(n);
-                moved = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Some(e)),
-        }
+    if !c.writable || !driver.wants_write() {
+        return Ok(false);
     }
-    Ok(moved)
+    let sent = driver.write_to(&mut c.stream).map_err(Some)?;
+    if sent.blocked {
+        c.writable = false;
+    }
+    Ok(sent.moved)
 }
 
 /// Writes what is left, for at most [`FLUSH_TIMEOUT`], and closes the socket.
@@ -130,11 +118,12 @@ fn flush(poll: &mut Poll, events: &mut Events, conn: &mut Option<Conn>, driver: 
     if let Some(c) = conn.as_mut().filter(|c| c.connected) {
         let deadline = StdInstant::now() + FLUSH_TIMEOUT;
         c.writable = true;
-        while !driver.output().is_empty() {
+        driver.close_tls();
+        while driver.wants_write() {
             if write(c, driver).is_err() {
                 break;
             }
-            if driver.output().is_empty() {
+            if !driver.wants_write() {
                 break;
             }
             let left = deadline.saturating_duration_since(StdInstant::now());
@@ -221,7 +210,7 @@ pub(super) fn run(
         if wants.disconnect && conn.is_some() {
             if let Some(c) = conn.as_mut().filter(|c| c.connected) {
                 // Best effort: an error frame the session wants the broker to see.
-                let _ = c.stream.write(driver.output());
+                let _ = driver.write_to(&mut c.stream);
             }
             close(&poll, &mut conn);
             driver.handle_disconnected(now, None);

@@ -5,6 +5,8 @@ use std::io;
 
 use mq_core::Reason;
 
+use crate::tls::TlsError;
+
 /// Why a client operation failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -33,6 +35,11 @@ pub enum Error {
     TooLarge,
     /// The client has as many subscriptions as it can hold.
     TooManySubscriptions,
+    /// The TLS settings cannot be used (a file missing or not PEM, a key that
+    /// does not fit its certificate); the text names the file. A TLS
+    /// handshake that fails (an unknown CA, an expired certificate, the wrong
+    /// server name) is [`Error::Io`] with rustls' words.
+    Tls(TlsError),
 }
 
 impl Error {
@@ -56,6 +63,7 @@ impl fmt::Display for Error {
             Error::Invalid(what) => write!(f, "invalid argument: {what}"),
             Error::TooLarge => f.write_str("message too large"),
             Error::TooManySubscriptions => f.write_str("too many subscriptions"),
+            Error::Tls(e) => write!(f, "TLS settings: {e}"),
         }
     }
 }
@@ -64,6 +72,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }

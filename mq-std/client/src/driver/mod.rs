@@ -48,6 +48,7 @@ mod message;
 mod options;
 mod random;
 mod room;
+mod secure;
 mod stats;
 mod transport;
 
@@ -65,6 +66,7 @@ use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
 
+use crate::tls::ClientTls;
 pub use admin::Admin;
 use admin::AdminReplyTo;
 use assemble::{Partial, reassemble};
@@ -79,6 +81,7 @@ pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions}
 pub(crate) use options::{reply_options, window};
 use random::random_u64;
 pub(crate) use room::NoRoom;
+pub(crate) use secure::Received;
 pub use stats::Stats;
 
 /// Subscriptions one client can hold.
@@ -189,6 +192,10 @@ pub(crate) struct Driver {
     /// Admin requests waiting to be sent, and sent ones by id.
     admin_queue: VecDeque<(Admin, AdminReplyTo)>,
     admins: HashMap<u32, AdminReplyTo>,
+    /// TLS settings, when the client speaks TLS.
+    tls: Option<ClientTls>,
+    /// TLS on the current connection.
+    tls_conn: Option<rustls::ClientConnection>,
 }
 
 impl Driver {
@@ -228,6 +235,10 @@ impl Driver {
         config.reconnect_max = opts.reconnect_max;
         config.connect_timeout = opts.connect_timeout;
         config.seed = random_u64();
+        let tls = match &opts.tls {
+            Some(t) => Some(t.client_config(&opts.addr).map_err(Error::Tls)?),
+            None => None,
+        };
         let session = Box::new(Session::new(
             config,
             Framing::Stream,
@@ -270,6 +281,8 @@ impl Driver {
             unsent_qos0: 0,
             admin_queue: VecDeque::new(),
             admins: HashMap::new(),
+            tls,
+            tls_conn: None,
         })
     }
 
@@ -300,6 +313,8 @@ impl Driver {
                     progress = true;
                 }
             }
+            // Input TLS decrypted earlier, for which there was no room then.
+            progress |= self.plaintext_in().unwrap_or(false);
             progress |= self.settle_disconnect(now);
             progress |= self.transmit(now);
             while self.parked.is_none() {

@@ -13,6 +13,7 @@ use super::error::Error;
 use super::message::Message;
 use super::random::random_u64;
 use super::room::Reserved;
+use crate::tls::TlsOptions;
 
 /// The address `mqd` listens on by default, and clients connect to by default.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7410";
@@ -57,6 +58,9 @@ pub struct ClientOptions {
     pub reconnect_max: Duration,
     /// Time from starting a connection to the broker's `Welcome`. Default 10 s.
     pub connect_timeout: Duration,
+    /// Speak TLS (`None`, the default: plain TCP). The broker's certificate
+    /// is verified against the CA given and the server name.
+    pub tls: Option<TlsOptions>,
 }
 
 impl ClientOptions {
@@ -84,6 +88,7 @@ impl Default for ClientOptions {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -103,6 +108,7 @@ impl fmt::Debug for ClientOptions {
             .field("reconnect_min", &self.reconnect_min)
             .field("reconnect_max", &self.reconnect_max)
             .field("connect_timeout", &self.connect_timeout)
+            .field("tls", &self.tls)
             .finish()
     }
 }

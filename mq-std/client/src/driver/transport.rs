@@ -17,6 +17,10 @@ impl Driver {
     pub(crate) fn handle_connected(&mut self, now: Instant) {
         self.draining = false;
         self.clear_buffers();
+        if let Err(e) = self.start_tls() {
+            self.handle_disconnected(now, Some(e));
+            return;
+        }
         self.session.handle_connected(now);
     }
 
@@ -35,6 +39,7 @@ impl Driver {
             self.connect_error = error;
         }
         // Nothing more can be written on this connection.
+        self.tls_conn = None;
         self.tx_start = 0;
         self.tx_end = 0;
         self.draining = true;

@@ -12,14 +12,16 @@ pub mod console;
 mod request;
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mq_core::broker::Auth;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::metrics::render;
 use crate::server::ServerControl;
+use crate::tls::{ServerTls, Stream, secure};
 pub use request::{Method, Request};
 
 /// How long a client has to send its request.
@@ -34,6 +36,8 @@ pub struct HttpOptions {
     /// permission as `Authorization: Bearer TOKEN` (with no tokens configured
     /// the broker is open, and so is the API, as the wire protocol is).
     pub auth: Auth,
+    /// Serve HTTPS with these (`None`: plain HTTP).
+    pub tls: Option<Arc<ServerTls>>,
 }
 
 /// An answer: status, content type, body.
@@ -75,9 +79,16 @@ impl Response {
 /// Serves the HTTP port on `listener` until it fails.
 pub async fn serve(listener: TcpListener, opts: HttpOptions) -> io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let opts = opts.clone();
         tokio::spawn(async move {
+            let stream = match secure(stream, opts.tls.as_deref()).await {
+                Ok(s) => s.stream,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "http connection refused");
+                    return;
+                }
+            };
             if let Err(e) = answer(stream, &opts).await {
                 tracing::debug!(error = %e, "http connection failed");
             }
@@ -85,7 +96,7 @@ pub async fn serve(listener: TcpListener, opts: HttpOptions) -> io::Result<()> {
     }
 }
 
-async fn answer(mut stream: TcpStream, opts: &HttpOptions) -> io::Result<()> {
+async fn answer(mut stream: Stream, opts: &HttpOptions) -> io::Result<()> {
     let response = match tokio::time::timeout(READ_TIMEOUT, Request::read(&mut stream)).await {
         Err(_) => Response::error("408 Request Timeout", "no whole request within 5 s"),
         Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {

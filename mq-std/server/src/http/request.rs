@@ -3,8 +3,7 @@
 
 use std::io;
 
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -41,7 +40,7 @@ pub struct Request {
 
 impl Request {
     /// Reads one request from `stream`; `InvalidData` errors say what was wrong.
-    pub async fn read(stream: &mut TcpStream) -> io::Result<Request> {
+    pub async fn read(stream: &mut (impl AsyncRead + Unpin)) -> io::Result<Request> {
         let mut buf = vec![0u8; MAX_HEAD + MAX_BODY];
         let mut len = 0;
         let head_end = loop {

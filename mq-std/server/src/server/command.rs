@@ -9,13 +9,23 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{ConnId, Protocol, QueueInfo, Stats};
+use mq_core::broker::{Auth, ConnId, Protocol, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::store::StoreMetrics;
+use crate::tls::{Secured, ServerTls};
+
+/// A connection a listener accepted (after its TLS handshake, on a TLS
+/// listener).
+pub(super) struct Accepted {
+    pub secured: Secured,
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    /// The listener's TLS, when it has one.
+    pub tls: Option<Arc<ServerTls>>,
+}
 
 /// A byte stream [`ServerControl::attach`](super::ServerControl::attach) can serve.
 pub trait Io: AsyncRead + AsyncWrite + Send + 'static {}
@@ -25,7 +35,9 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Io for T {}
 /// What the broker task hears: from the acceptor, the connections' readers and
 /// writers, the store thread and the handles.
 pub(super) enum Cmd {
-    Accept(TcpStream, SocketAddr, Protocol),
+    Accept(Accepted),
+    /// New tokens and identities; answers how many connections were closed.
+    Reload(Auth, oneshot::Sender<usize>),
     Attach(Box<dyn Io>, Framing, String),
     Input(ConnId, Bytes),
     Closed(ConnId),

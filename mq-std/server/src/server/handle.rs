@@ -9,24 +9,33 @@ use std::time::Duration;
 
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{Config as BrokerConfig, QueueInfo, Stats};
+use mq_core::broker::{Auth, Config as BrokerConfig, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::command::{Cmd, Io};
 use crate::store::{MemoryStore, Store, StoreMetrics};
+use crate::tls::ServerTls;
 
 /// How to run a server.
 pub struct ServerOptions {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// Address to serve the mq protocol over TLS on (needs `tls`); `None`:
+    /// none.
+    pub listen_tls: Option<SocketAddr>,
     /// Address to serve MQTT 3.1.1 and 5 on, into the same broker; `None`:
     /// no MQTT listener.
     pub mqtt: Option<SocketAddr>,
     /// Address to serve the NATS client protocol on, into the same broker;
     /// `None`: no NATS listener.
     pub nats: Option<SocketAddr>,
+    /// Address to serve MQTT over TLS on (needs `tls`); `None`: none.
+    pub mqtt_tls: Option<SocketAddr>,
+    /// The certificate, key and client CA of the TLS listeners (shared, so
+    /// [`ServerTls::reload`] swaps them for all of them).
+    pub tls: Option<Arc<ServerTls>>,
     /// The broker's configuration.
     pub broker: BrokerConfig,
     /// Where records go; [`MemoryStore`] keeps nothing.
@@ -46,8 +55,11 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen_tls: None,
             mqtt: None,
             nats: None,
+            mqtt_tls: None,
+            tls: None,
             broker: BrokerConfig::default(),
             store: Box::new(MemoryStore),
             input_budget: 256 * 1024,
@@ -58,11 +70,25 @@ impl Default for ServerOptions {
     }
 }
 
+/// The addresses a server listens on (a port asked for as 0 is the one it
+/// got).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addrs {
+    /// The mq protocol, plain.
+    pub listen: SocketAddr,
+    /// The mq protocol over TLS.
+    pub listen_tls: Option<SocketAddr>,
+    /// MQTT, plain.
+    pub mqtt: Option<SocketAddr>,
+    /// MQTT over TLS.
+    pub mqtt_tls: Option<SocketAddr>,
+    /// The NATS client protocol, plain.
+    pub nats: Option<SocketAddr>,
+}
+
 /// A running server.
 pub struct ServerHandle {
-    pub(super) addr: SocketAddr,
-    pub(super) mqtt_addr: Option<SocketAddr>,
-    pub(super) nats_addr: Option<SocketAddr>,
+    pub(super) addrs: Addrs,
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     pub(super) task: JoinHandle<io::Result<()>>,
 }
@@ -70,17 +96,22 @@ pub struct ServerHandle {
 impl ServerHandle {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs.listen
     }
 
     /// The address it serves MQTT on, when it does.
     pub fn mqtt_addr(&self) -> Option<SocketAddr> {
-        self.mqtt_addr
+        self.addrs.mqtt
+    }
+
+    /// Every address it listens on.
+    pub fn addrs(&self) -> Addrs {
+        self.addrs
     }
 
     /// The address it serves NATS on, when it does.
     pub fn nats_addr(&self) -> Option<SocketAddr> {
-        self.nats_addr
+        self.addrs.nats
     }
 
     /// The broker's counters.
@@ -166,6 +197,18 @@ impl ServerControl {
         self.tx
             .send(Cmd::Attach(Box::new(stream), framing, name))
             .is_ok()
+    }
+
+    /// Replaces the tokens and identities under live connections (after
+    /// reloading the TLS files with [`ServerTls::reload`], when they changed
+    /// too): the broker checks every live session again and closes those
+    /// whose credentials were revoked, with the reason; a TLS client whose
+    /// certificate the reloaded client CA no longer trusts loses its identity
+    /// first. Resolves to how many connections were closed.
+    pub async fn reload(&self, auth: Auth) -> usize {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Reload(auth, tx));
+        rx.await.unwrap_or_default()
     }
 
     /// Starts a graceful shutdown; resolves when the broker has stopped accepting

@@ -42,7 +42,7 @@ pub async fn probe(ctx: &Ctx, s: System) -> Result<Vec<(String, String)>, String
         }
         System::Nats => nats::version(ctx).await?,
         System::Mosquitto => mqtt::version(ctx).await?,
-        System::MqMqtt | System::MqNats => Vec::new(),
+        System::MqMqtt | System::MqNats | System::MqTls => Vec::new(),
         System::Redis => redis::version(ctx).await?,
         System::ZeroMq => zeromq::version(),
         System::Liner => {
@@ -62,7 +62,8 @@ pub async fn run(ctx: &Ctx, s: System, w: &Workload) -> Result<Measured, String>
     let bound = ctx.limit * 2 + Duration::from_secs(60);
     let run = async {
         match s {
-            System::Mq => mq::run(ctx, w).await,
+            System::Mq => mq::run(ctx, w, false).await,
+            System::MqTls => mq::run(ctx, w, true).await,
             System::Nats => nats::run(ctx, w).await,
             System::Mosquitto => mqtt::run(ctx, w).await.map(|m| match w.kind {
                 crate::workload::Kind::Acked => m.with_note(

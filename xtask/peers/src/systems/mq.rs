@@ -1,9 +1,10 @@
 //! mq through a fresh `mqd`, with the async client as `mq bench` drives it:
-//! publishes in a window of 256, subscriptions with a credit of 1,024.
+//! publishes in a window of 256, subscriptions with a credit of 1,024; plain,
+//! or over TLS (`mq-tls`: `mqd`'s `listen_tls`, certificates made for the run).
 
 use std::sync::Arc;
 
-use mq_std::client::{Client, ClientOptions, PublishOptions, QoS, SubscribeOptions};
+use mq_std::client::{Client, ClientOptions, PublishOptions, QoS, SubscribeOptions, TlsOptions};
 
 use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
 use crate::Ctx;
@@ -13,26 +14,42 @@ use crate::workload::{Kind, Shape, Workload};
 
 const CREDIT: u32 = 1024;
 
-pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
+pub async fn run(ctx: &Ctx, w: &Workload, tls: bool) -> Result<Measured, String> {
     let binary = ctx.mqd.as_ref().ok_or("no --mqd binary given")?;
-    let mqd = mqd::start(binary)?;
-    let addr = mqd.addr.to_string();
+    let (mqd, addr) = if tls {
+        let (mqd, port, ca) = mqd::start_tls(binary)?;
+        let mut opts = ClientOptions::new(format!("localhost:{port}"));
+        opts.tls = Some(TlsOptions::new(ca));
+        (mqd, opts)
+    } else {
+        let mqd = mqd::start(binary)?;
+        let opts = ClientOptions::new(mqd.addr.to_string());
+        (mqd, opts)
+    };
+    let addr = &addr;
     let result = match w.kind {
-        Kind::Stream(shape) => stream(ctx, w, &addr, shape).await,
-        Kind::Acked => acked(ctx, w, &addr).await,
-        Kind::RoundTrip => round_trip(w, &addr).await,
+        Kind::Stream(shape) => stream(ctx, w, addr, shape).await,
+        Kind::Acked => acked(ctx, w, addr).await,
+        Kind::RoundTrip => round_trip(w, addr).await,
     };
     drop(mqd);
     result
 }
 
-async fn connect(addr: &str) -> Result<Client, String> {
-    Client::connect(ClientOptions::new(addr))
+async fn connect(addr: &ClientOptions) -> Result<Client, String> {
+    let mut opts = addr.clone();
+    opts.client_id = ClientOptions::default().client_id;
+    Client::connect(opts)
         .await
         .map_err(ctx_err("connect to mqd"))
 }
 
-async fn stream(ctx: &Ctx, w: &Workload, addr: &str, shape: Shape) -> Result<Measured, String> {
+async fn stream(
+    ctx: &Ctx,
+    w: &Workload,
+    addr: &ClientOptions,
+    shape: Shape,
+) -> Result<Measured, String> {
     const TOPIC: &str = "bench.stream";
     let tally = Tally::new();
     let mut opts = match shape {
@@ -81,7 +98,7 @@ async fn stream(ctx: &Ctx, w: &Workload, addr: &str, shape: Shape) -> Result<Mea
     Ok(noted(w, sent, tally.measured(expected, w.size)))
 }
 
-async fn acked(ctx: &Ctx, w: &Workload, addr: &str) -> Result<Measured, String> {
+async fn acked(ctx: &Ctx, w: &Workload, addr: &ClientOptions) -> Result<Measured, String> {
     let publisher = connect(addr).await?;
     let popts = PublishOptions::new(QoS::AtLeastOnce);
     let tally = Tally::new();
@@ -103,7 +120,7 @@ async fn acked(ctx: &Ctx, w: &Workload, addr: &str) -> Result<Measured, String> 
     Ok(noted(w, sent, timer.measured(w.count, w.size)))
 }
 
-async fn round_trip(w: &Workload, addr: &str) -> Result<Measured, String> {
+async fn round_trip(w: &Workload, addr: &ClientOptions) -> Result<Measured, String> {
     let qos0 = Arc::new(PublishOptions::new(QoS::AtMostOnce));
     let mut sub_opts = SubscribeOptions::default();
     sub_opts.qos = QoS::AtMostOnce;

@@ -1,10 +1,11 @@
-//! Where the daemon is and how to reach it: the `--server` and `--token`
-//! options every subcommand shares ([`Server`]), and connecting with them.
+//! Where the daemon is and how to reach it: the `--server`, `--token` and TLS
+//! (`--tls`, `--ca`, `--cert`, `--key`) options every subcommand shares ([`Server`]), and connecting with them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use mq_client::client::{Client, ClientOptions, Error, Reason};
+use mq_client::client::{Client, ClientOptions, Error, Reason, TlsOptions};
 
 use crate::fail::Fail;
 
@@ -19,6 +20,24 @@ pub struct Server {
     /// Auth token, if the daemon requires one.
     #[arg(long, global = true, env = "MQ_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Connect over TLS (to mqd's `listen_tls` port), verifying the daemon's
+    /// certificate against --ca and the host name of --server.
+    #[arg(long, global = true, env = "MQ_TLS")]
+    pub tls: bool,
+    /// CA certificate(s) (PEM) the daemon's certificate must chain to;
+    /// implies --tls.
+    #[arg(long, global = true, env = "MQ_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with --key; implies --tls.
+    #[arg(long, global = true, env = "MQ_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, env = "MQ_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The name the daemon's certificate must carry, when it is not the host
+    /// of --server.
+    #[arg(long, global = true, env = "MQ_SERVER_NAME", value_name = "NAME")]
+    pub server_name: Option<String>,
 }
 
 impl Server {
@@ -26,6 +45,14 @@ impl Server {
     pub fn options(&self) -> ClientOptions {
         let mut opts = ClientOptions::new(self.server.clone());
         opts.token = self.token.clone();
+        if self.tls || self.ca.is_some() || self.cert.is_some() || self.key.is_some() {
+            let mut tls = TlsOptions::default();
+            tls.ca = self.ca.clone();
+            tls.cert = self.cert.clone();
+            tls.key = self.key.clone();
+            tls.server_name = self.server_name.clone();
+            opts.tls = Some(tls);
+        }
         opts
     }
 
