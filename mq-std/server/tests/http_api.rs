@@ -7,13 +7,19 @@ use std::time::Duration;
 
 use mq_client::client::{Client, ClientOptions, PublishOptions, QoS};
 use mq_core::broker::{Auth, Config as BrokerConfig, Permissions};
-use mq_server::http::{HttpOptions, serve};
+use mq_server::http::{HttpOptions, SharedAuth, serve};
 use mq_server::server::{self, ServerHandle, ServerOptions};
 use serde_json::Value;
 
 /// An in-process server with tokens `ops` (admin) and `app` (not), and its
 /// HTTP port.
 async fn start() -> (ServerHandle, SocketAddr) {
+    let (srv, addr, _) = start_shared().await;
+    (srv, addr)
+}
+
+/// [`start`], with the tokens the HTTP port checks (as a reload replaces them).
+async fn start_shared() -> (ServerHandle, SocketAddr, SharedAuth) {
     let app = Permissions {
         admin: false,
         ..Permissions::all()
@@ -33,13 +39,14 @@ async fn start() -> (ServerHandle, SocketAddr) {
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let shared = SharedAuth::new(auth);
     let opts = HttpOptions {
         control: srv.control(),
-        auth,
+        auth: shared.clone(),
         tls: None,
     };
     tokio::spawn(serve(listener, opts));
-    (srv, addr)
+    (srv, addr, shared)
 }
 
 /// Sends raw bytes; returns the status code and the body.
@@ -181,5 +188,24 @@ async fn bad_requests_get_clear_errors_and_the_port_keeps_serving() {
         assert_eq!(overview["messages_in"], 0);
     })
     .await;
+    srv.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_revokes_a_token_revokes_it_here_too() {
+    let (srv, addr, shared) = start_shared().await;
+    // Authorized, so the answer is about the topic (there is none).
+    let purge = "/api/topics/a.b/purge?before=1";
+    let (status, _) = blocking(move || call(addr, "POST", purge, Some("ops"))).await;
+    assert_eq!(status, 404);
+    // The reload's new tokens: `ops` is gone.
+    shared.set(Auth {
+        tokens: vec![("root".into(), Permissions::all())],
+        ..Auth::default()
+    });
+    let (status, body) = blocking(move || call(addr, "POST", purge, Some("ops"))).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = blocking(move || call(addr, "POST", purge, Some("root"))).await;
+    assert_eq!(status, 404);
     srv.shutdown().await.unwrap();
 }

@@ -291,6 +291,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
     }
     let mut http_addr = None;
     let mut http_tls_addr = None;
+    let http_auth = mq_server::http::SharedAuth::new(cfg.broker.auth.clone());
     for (at, tls, scheme) in [
         (cfg.http, None, "http"),
         (cfg.http_tls, tls.clone(), "https"),
@@ -308,7 +309,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
         }
         let opts = mq_server::http::HttpOptions {
             control: control.clone(),
-            auth: cfg.broker.auth.clone(),
+            auth: http_auth.clone(),
             tls,
         };
         tokio::spawn(async move {
@@ -322,6 +323,7 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
             args: args.clone(),
             tls,
             control: control.clone(),
+            http_auth,
         },
         cfg.reload_watch,
     ));

@@ -92,7 +92,8 @@ async fn route_inner(
 
 /// Checks the bearer token of a call that changes the broker.
 fn authorize(request: &Request, opts: &HttpOptions) -> Result<(), Response> {
-    if opts.auth.tokens.is_empty() {
+    let auth = opts.auth.get();
+    if auth.tokens.is_empty() {
         return Ok(());
     }
     let Some(token) = request.bearer.as_deref() else {
@@ -101,7 +102,7 @@ fn authorize(request: &Request, opts: &HttpOptions) -> Result<(), Response> {
             "this call changes the broker: send an admin token as `Authorization: Bearer TOKEN`",
         ));
     };
-    match opts.auth.permissions(Some(token)) {
+    match auth.permissions(Some(token)) {
         None => Err(Response::error("401 Unauthorized", "unknown token")),
         Some(p) if !p.admin => Err(Response::error(
             "403 Forbidden",

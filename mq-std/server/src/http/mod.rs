@@ -12,7 +12,7 @@ pub mod console;
 mod request;
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use mq_core::broker::Auth;
@@ -35,9 +35,34 @@ pub struct HttpOptions {
     /// The broker's tokens: a purge or delete needs one with the admin
     /// permission as `Authorization: Bearer TOKEN` (with no tokens configured
     /// the broker is open, and so is the API, as the wire protocol is).
-    pub auth: Auth,
+    /// Shared with whoever reloads the tokens, so that a revoked token stops
+    /// working here too.
+    pub auth: SharedAuth,
     /// Serve HTTPS with these (`None`: plain HTTP).
     pub tls: Option<Arc<ServerTls>>,
+}
+
+/// The broker's current tokens, shared between the HTTP port and a reload.
+#[derive(Debug, Clone, Default)]
+pub struct SharedAuth(Arc<RwLock<Auth>>);
+
+impl SharedAuth {
+    pub fn new(auth: Auth) -> Self {
+        SharedAuth(Arc::new(RwLock::new(auth)))
+    }
+
+    /// Replaces the tokens (after a reload).
+    pub fn set(&self, auth: Auth) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = auth;
+    }
+
+    /// The tokens now.
+    pub fn get(&self) -> Auth {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// An answer: status, content type, body.

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use mq_server::http::SharedAuth;
 use mq_server::server::ServerControl;
 use mq_server::tls::ServerTls;
 
@@ -29,6 +30,8 @@ pub struct Reloader {
     pub args: Args,
     pub tls: Option<Arc<ServerTls>>,
     pub control: ServerControl,
+    /// The tokens the HTTP API checks.
+    pub http_auth: SharedAuth,
 }
 
 impl Reloader {
@@ -51,6 +54,7 @@ impl Reloader {
         } else if cfg.tls.is_some() {
             tracing::warn!("TLS listeners are added by a restart, not a reload");
         }
+        self.http_auth.set(cfg.broker.auth.clone());
         Ok(self.control.reload(cfg.broker.auth).await)
     }
 
