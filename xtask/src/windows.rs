@@ -73,6 +73,19 @@ const NOT_UNDER_WINE: &[(&str, &str, &str)] = &[(
      `cargo xtask windows --all` runs it)",
 )];
 
+/// Failures that are Wine's, not mq's: (what the log says, what it is). A
+/// test executable that fails with one of them is run once more, saying so.
+const WINE_GLITCHES: &[(&str, &str)] = &[
+    (
+        "Os { code: 1359, kind: Uncategorized, message: \"Internal error.\" }",
+        "CreateProcess failing with ERROR_INTERNAL_ERROR under load",
+    ),
+    (
+        "wine client error",
+        "a Windows process losing its connection to wineserver",
+    ),
+];
+
 /// Packages whose tests are not built for Windows, and why.
 const NOT_BUILT: &[(&str, &str)] = &[
     (
@@ -390,9 +403,22 @@ fn run_tests(wine: &Wine, built: &Built, all: bool) -> Result<Counts, String> {
             .current_dir(&logs);
         let log = logs.join(format!("{}.log", name.replace([' ', '(', ')'], "")));
         let started = Instant::now();
-        let result = run_logged(&mut command, &log, TEST_TIMEOUT);
+        let mut result = run_logged(&mut command, &log, TEST_TIMEOUT);
+        let mut text = fs::read_to_string(&log).unwrap_or_default();
+        if result.is_err()
+            && let Some(glitch) = WINE_GLITCHES.iter().find(|g| text.contains(g.0))
+        {
+            println!(
+                "    {name}: failed with a fault of Wine itself ({}: `{}`); running it once more",
+                glitch.1, glitch.0
+            );
+            let first = logs.join(format!("{}.first.log", name.replace([' ', '(', ')'], "")));
+            let _ = fs::rename(&log, &first);
+            result = run_logged(&mut command, &log, TEST_TIMEOUT);
+            text = fs::read_to_string(&log).unwrap_or_default();
+            println!("    (the first run's log: {})", first.display());
+        }
         let took = cmd::format_duration(started.elapsed());
-        let text = fs::read_to_string(&log).unwrap_or_default();
         let counts = parse_counts(&text);
         let verdict = match (&result, &counts) {
             (Ok(()), Some(c)) if c.filtered == skips.len() as u32 => {
