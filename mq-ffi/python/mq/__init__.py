@@ -34,6 +34,7 @@ __all__ = [
     "MqError",
     "PubAck",
     "QoS",
+    "Receipt",
     "Start",
     "Subscription",
 ]
@@ -165,6 +166,69 @@ class _Handle:
         with self._cond:
             self._cond.wait_for(lambda: self._users == 0)
         self._free(ptr)
+
+
+class _Publish:
+    """A publish's arguments as the C side takes them (kept alive for the
+    call)."""
+
+    def __init__(self, topic, payload, qos, ttl, headers, timeout, priority) -> None:
+        data = _bytes(payload)
+        pairs = list(headers.items() if isinstance(headers, Mapping) else headers or [])
+        self._keys = [k.encode() for k, _ in pairs]
+        self._values = [_bytes(v) for _, v in pairs]
+        self._headers = (_lib.Header * len(pairs))()
+        for i, (k, v) in enumerate(zip(self._keys, self._values)):
+            self._headers[i].key = k
+            self._headers[i].value = ctypes.cast(c_char_p(v), ctypes.POINTER(c_uint8))
+            self._headers[i].value_len = len(v)
+        self.opts = _lib.PublishOptions()
+        _check(lib().mq_publish_options_init(byref(self.opts)))
+        self.opts.qos = int(qos)
+        self.opts.ttl_ms = _millis(ttl)
+        self.opts.headers = self._headers
+        self.opts.header_count = len(pairs)
+        self.opts.timeout_ms = _millis(timeout)
+        self.opts.priority = priority
+        self.topic = topic.encode()
+        self.len = len(data)
+        self.buf = (c_uint8 * len(data)).from_buffer_copy(data) if data else None
+
+
+class Receipt:
+    """A queued publish's outcome (:meth:`Client.enqueue`). The message is
+    published whether or not anyone waits."""
+
+    def __init__(self, ptr: int) -> None:
+        self._handle = _Handle(ptr, lib().mq_receipt_free, None, "receipt")
+
+    def wait(self, timeout: Optional[float] = None) -> PubAck:
+        """Block until the broker stored the message (QoS 1; at once for
+        QoS 0), up to ``timeout`` seconds (None: as long as it takes; a
+        timeout raises MQ_ERR_TIMEOUT and the receipt stays waiting). A
+        receipt answers once."""
+        wait_ms = _lib.MQ_WAIT_FOREVER if timeout is None else _millis(timeout)
+        ack = _lib.PubAck()
+        with self._handle.use() as handle:
+            code = lib().mq_receipt_wait(handle, wait_ms, byref(ack))
+            _check(code, lib().mq_receipt_error, handle)
+        return PubAck(ack.seq if ack.has_seq else None, bool(ack.duplicate))
+
+    def close(self) -> None:
+        """Free the receipt (the message is published regardless)."""
+        self._handle.close()
+
+    def __enter__(self) -> "Receipt":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 class Message:
@@ -416,34 +480,42 @@ class Client:
         timeout: Optional[float] = None,
         priority: int = 0,
     ) -> PubAck:
-        """Publish and wait until the broker stored the message (QoS 1) or it
-        is queued (QoS 0). ``ttl`` and ``timeout`` are in seconds; ``priority``
-        (0 to 255): higher is delivered first among waiting messages."""
-        data = _bytes(payload)
-        pairs = list(headers.items() if isinstance(headers, Mapping) else headers or [])
-        keys = [k.encode() for k, _ in pairs]
-        values = [_bytes(v) for _, v in pairs]
-        c_headers = (_lib.Header * len(pairs))()
-        for i, (k, v) in enumerate(zip(keys, values)):
-            c_headers[i].key = k
-            c_headers[i].value = ctypes.cast(c_char_p(v), ctypes.POINTER(c_uint8))
-            c_headers[i].value_len = len(v)
-        opts = _lib.PublishOptions()
-        _check(lib().mq_publish_options_init(byref(opts)))
-        opts.qos = int(qos)
-        opts.ttl_ms = _millis(ttl)
-        opts.headers = c_headers
-        opts.header_count = len(pairs)
-        opts.timeout_ms = _millis(timeout)
-        opts.priority = priority
+        """Publish and wait until the broker stored the message (QoS 1); a
+        QoS 0 publish returns once it is handed to the client's I/O thread.
+        ``ttl`` and ``timeout`` are in seconds; ``priority`` (0 to 255):
+        higher is delivered first among waiting messages."""
+        call = _Publish(topic, payload, qos, ttl, headers, timeout, priority)
         ack = _lib.PubAck()
-        buf = (c_uint8 * len(data)).from_buffer_copy(data) if data else None
         with self._handle.use() as handle:
             code = lib().mq_client_publish(
-                handle, topic.encode(), buf, len(data), byref(opts), byref(ack)
+                handle, call.topic, call.buf, call.len, byref(call.opts), byref(ack)
             )
             _check(code, lib().mq_client_error, handle)
         return PubAck(ack.seq if ack.has_seq else None, bool(ack.duplicate))
+
+    def enqueue(
+        self,
+        topic: str,
+        payload: Bytes = b"",
+        *,
+        qos: QoS = QoS.AT_LEAST_ONCE,
+        ttl: Optional[float] = None,
+        headers: Optional[Headers] = None,
+        timeout: Optional[float] = None,
+        priority: int = 0,
+    ) -> "Receipt":
+        """Queue a message and return once it is queued (waiting, up to
+        ``timeout``, only while the client's room for queued publishes is
+        used up), with a :class:`Receipt` that says when the broker stored
+        it: many QoS 1 publishes in flight from one thread, sent in order."""
+        call = _Publish(topic, payload, qos, ttl, headers, timeout, priority)
+        out = c_void_p()
+        with self._handle.use() as handle:
+            code = lib().mq_client_enqueue(
+                handle, call.topic, call.buf, call.len, byref(call.opts), byref(out)
+            )
+            _check(code, lib().mq_client_error, handle)
+        return Receipt(out.value)
 
     def subscribe(
         self,

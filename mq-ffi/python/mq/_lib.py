@@ -179,6 +179,13 @@ _SIGNATURES = {
         c_int32,
         [_P, c_char_p, POINTER(c_uint8), c_size_t, POINTER(PublishOptions), POINTER(PubAck)],
     ),
+    "mq_client_enqueue": (
+        c_int32,
+        [_P, c_char_p, POINTER(c_uint8), c_size_t, POINTER(PublishOptions), POINTER(c_void_p)],
+    ),
+    "mq_receipt_wait": (c_int32, [_P, c_uint32, POINTER(PubAck)]),
+    "mq_receipt_free": (None, [_P]),
+    "mq_receipt_error": (c_int32, [_P, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     "mq_subscribe_options_init": (c_int32, [POINTER(SubscribeOptions)]),
     "mq_client_subscribe": (c_int32, [_P, c_char_p, POINTER(SubscribeOptions), POINTER(c_void_p)]),
     "mq_subscription_recv": (c_int32, [_P, c_uint32, POINTER(c_void_p)]),

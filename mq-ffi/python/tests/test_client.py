@@ -97,6 +97,29 @@ def test_publish_subscribe_round_trip(mqd):
         empty.ack()
 
 
+def test_enqueued_publishes_arrive_in_order_and_their_receipts_answer(mqd):
+    with connect(mqd, "py-queued") as c, c.subscribe("py.queued") as sub:
+        receipts = [c.enqueue("py.queued", f"q{i}", headers={"n": str(i)}) for i in range(200)]
+        seqs = [r.wait(timeout=10).seq for r in receipts]
+        assert all(s is not None for s in seqs)
+        assert seqs == sorted(seqs) and len(set(seqs)) == 200
+        for r in receipts:
+            r.close()
+        for i in range(200):
+            msg = sub.recv(timeout=10)
+            assert msg is not None and msg.payload == f"q{i}".encode()
+            assert msg.header("n") == str(i).encode()
+            msg.ack()
+        with c.enqueue("py.queued", b"zero", qos=mq.QoS.AT_MOST_ONCE) as r:
+            assert r.wait().seq is None
+        assert sub.recv(timeout=10).payload == b"zero"
+        closed = c.enqueue("py.queued", b"x")
+        closed.close()
+        with pytest.raises(mq.MqError) as e:
+            closed.wait()
+        assert e.value.code == _lib.MQ_ERR_CLOSED
+
+
 def test_iterating_a_subscription(mqd):
     with connect(mqd, "py-iter") as c:
         sub = c.subscribe("py.iter")
