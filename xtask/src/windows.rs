@@ -319,6 +319,9 @@ impl Wine {
         // itself it exits a moment after the last Windows process; a program
         // started in that moment (mqd.exe restarted right after it stopped)
         // fails with `wine client error:0: recvmsg: Connection reset by peer`.
+        // `-p` refuses while another server runs (the one `wineboot` just
+        // used, on a new prefix): wait for that one to end first.
+        run(Command::new("wineserver").arg("-w").envs(wine.env()))?;
         run(Command::new("wineserver").arg("-p").envs(wine.env()))?;
         println!("    {}", cmd::format_duration(step.elapsed()));
         Ok(wine)
