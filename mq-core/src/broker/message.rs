@@ -6,6 +6,7 @@ use alloc::sync::Arc;
 use super::ConnId;
 use super::record::{MessageRecord, Record};
 use crate::time::Instant;
+use crate::wire::deliver::varint_len;
 use crate::wire::{Meta, QoS};
 
 pub(crate) type Msg = Arc<Message>;
@@ -37,33 +38,22 @@ pub(crate) struct Message {
 /// the record end with the [`MessageRecord`], which ends with its meta and then
 /// its payload, as postcard encodes them.
 pub(crate) fn tail_offsets(record: &[u8], meta: &Meta<'_>, payload_len: usize) -> (usize, usize) {
-    let payload_at = record.len() - payload_len - varint_len(payload_len);
-    let meta_len = meta.encoded_len();
-    let meta_at = payload_at - meta_len;
+    let payload_at = record.len() - payload_len - varint_len(payload_len as u64);
+    let meta_at = payload_at - meta.encoded_len();
+    // The record read back must find its meta and payload exactly there.
     #[cfg(debug_assertions)]
     if let Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) = Record::decode(record)
     {
         debug_assert_eq!(
-            m.payload.as_ptr(),
-            record[payload_at..]
-                .as_ptr()
-                .wrapping_add(varint_len(payload_len))
+            Meta::decode_from(&record[meta_at..payload_at]),
+            Some(m.meta)
         );
         debug_assert_eq!(
-            meta_len,
-            record.len() - meta_at - (record.len() - payload_at)
+            m.payload.as_ptr(),
+            record[record.len() - payload_len..].as_ptr()
         );
     }
     (meta_at, payload_at)
-}
-
-fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
 }
 
 impl Message {

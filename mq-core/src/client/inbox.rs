@@ -28,7 +28,6 @@
 //! not fit behind the tail, the records are moved to the front of the storage.
 
 use super::le::{put, put_slice, u16_at, u32_at, u64_at};
-use super::outbox::meta_len;
 use crate::wire::{Meta, QoS};
 
 /// Bytes an inbox record takes besides its topic, encoded meta and data.
@@ -89,7 +88,7 @@ pub(crate) fn record_len(topic: usize, meta: &Meta<'_>, data: u64) -> Option<usi
     let data = usize::try_from(data).ok()?;
     RECORD_OVERHEAD
         .checked_add(topic)?
-        .checked_add(meta_len(meta))?
+        .checked_add(meta.encoded_len())?
         .checked_add(data)
 }
 
@@ -130,7 +129,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         data: &[u8],
         data_len: usize,
     ) -> bool {
-        let mlen = meta_len(meta);
+        let mlen = meta.encoded_len();
         let Some(len) = RECORD_OVERHEAD
             .checked_add(topic.len())
             .and_then(|l| l.checked_add(mlen))

@@ -100,10 +100,6 @@ pub(crate) struct Outbox<B> {
     live_bytes: usize,
 }
 
-pub(crate) fn meta_len(meta: &Meta<'_>) -> usize {
-    meta.encoded_len()
-}
-
 pub(crate) fn record_len(topic: usize, meta: usize, payload: usize) -> Option<usize> {
     RECORD_OVERHEAD
         .checked_add(topic)?
@@ -163,7 +159,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             dedup_seq,
             request,
         } = head;
-        let mlen = meta_len(meta);
+        let mlen = meta.encoded_len();
         let len = record_len(topic.len(), mlen, payload.len()).ok_or(PushError::TooLarge)?;
         if topic.len() > usize::from(u16::MAX) || u32::try_from(len).is_err() {
             return Err(PushError::TooLarge);

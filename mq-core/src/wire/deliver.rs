@@ -29,7 +29,7 @@ pub(crate) struct EncodedDeliver<'a> {
 }
 
 /// Bytes of `v` as a varint.
-fn varint_len(mut v: u64) -> usize {
+pub(crate) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
