@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use super::command::Command;
+use super::conn::After;
 use super::router::Router;
 use super::{ConnId, Map};
 use crate::time::Instant;
@@ -93,4 +94,26 @@ impl Settled {
             r.handle(id, now, Command::Credit { sub, credit });
         }
     }
+}
+
+/// What a stream codec (MQTT's, NATS's) is after a write: more to write while
+/// the router queued output for it or the codec has something of its own
+/// (`pending`: its control frames, a spilled frame, a last frame of a closing
+/// connection); idle otherwise, until a closing connection has written
+/// everything: then `Close`, once.
+pub(crate) fn after_write(
+    id: ConnId,
+    r: &Router,
+    pending: bool,
+    closing: bool,
+    close_event_sent: &mut bool,
+) -> After {
+    if pending || r.links.get(id).is_some_and(|l| !l.out.is_empty()) {
+        return After::More;
+    }
+    if !closing || *close_event_sent {
+        return After::Idle;
+    }
+    *close_event_sent = true;
+    After::Close
 }

@@ -13,7 +13,7 @@ use crate::broker::ConnId;
 use crate::broker::command::{Delivery, Output};
 use crate::broker::conn::After;
 use crate::broker::router::Router;
-use crate::broker::spill::{Settled, Spill, Tx};
+use crate::broker::spill::{self, Settled, Spill, Tx};
 use crate::broker::timers::Timer;
 use crate::nats::{Message, Op, ServerInfo};
 use crate::time::Instant;
@@ -99,19 +99,10 @@ impl NatsConn {
 
     /// What the connection is now, after a write.
     pub(crate) fn after_write(&mut self, id: ConnId, r: &Router) -> After {
-        let queued = r.links.get(id).is_some_and(|l| !l.out.is_empty());
-        if queued
-            || !self.ctrl.is_empty()
-            || self.spill.pending()
-            || (self.phase == Phase::Closing && self.last.is_some())
-        {
-            return After::More;
-        }
-        if self.phase != Phase::Closing || self.close_event_sent {
-            return After::Idle;
-        }
-        self.close_event_sent = true;
-        After::Close
+        let closing = self.phase == Phase::Closing;
+        let pending =
+            !self.ctrl.is_empty() || self.spill.pending() || (closing && self.last.is_some());
+        spill::after_write(id, r, pending, closing, &mut self.close_event_sent)
     }
 
     fn put_ctrl(&mut self, id: ConnId, c: &Ctrl, tx: &mut Tx<'_>) -> bool {
