@@ -44,10 +44,12 @@ impl Permissions {
 
     /// May the holder publish to `topic`?
     pub fn may_publish(&self, topic: Topic<'_>) -> bool {
-        self.publish
-            .iter()
-            .filter_map(|f| Filter::new(f).ok())
-            .any(|f| f.matches(topic))
+        self.publish.iter().any(|f| match f.as_str() {
+            // Everyone's default, checked on every publish: `>` matches every
+            // topic but the system ones (see `Filter::matches`).
+            ">" => !topic.as_str().starts_with('$'),
+            f => Filter::new(f).is_ok_and(|f| f.matches(topic)),
+        })
     }
 
     /// May the holder subscribe with `filter`?
@@ -324,6 +326,17 @@ mod tests {
         assert!(p.may_subscribe(f("dev.dev42.cmd.reboot")));
         assert!(!p.may_subscribe(f("dev.dev43.cmd.reboot")));
         assert!(p.may_subscribe(f("fleet.x")));
+    }
+
+    #[test]
+    fn publishing_everywhere_agrees_with_the_filter() {
+        let p = perms(&[">"], &[]);
+        for topic in ["a", "a.b.c", "$dlq.orders", "$x", "a.$b"] {
+            let as_filter = Filter::new(">").unwrap().matches(t(topic));
+            assert_eq!(p.may_publish(t(topic)), as_filter, "{topic}");
+        }
+        assert!(!p.may_publish(t("$dlq.orders")));
+        assert!(perms(&["$dlq.>"], &[]).may_publish(t("$dlq.orders")));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use super::{Filter, Topic};
 pub struct SubscriptionIndex<V> {
     root: Node<V>,
     len: usize,
+    /// Counts changes: see [`generation`](SubscriptionIndex::generation).
+    generation: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +140,7 @@ impl<V> SubscriptionIndex<V> {
         SubscriptionIndex {
             root: Node::new(),
             len: 0,
+            generation: 0,
         }
     }
 
@@ -151,9 +154,17 @@ impl<V> SubscriptionIndex<V> {
         self.len == 0
     }
 
+    /// A number that changes whenever an entry is added or removed: what
+    /// [`for_each_match`](Self::for_each_match) reported for a topic still
+    /// holds while it stays the same, so callers may keep the result.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Adds `value` under `filter`. An entry that is already present is added
     /// again.
     pub fn insert(&mut self, filter: Filter<'_>, value: V) {
+        self.generation += 1;
         let mut node = &mut self.root;
         for token in filter.tokens() {
             node = match token {
@@ -187,6 +198,7 @@ impl<V> SubscriptionIndex<V> {
         let removed = self.root.remove(filter.tokens(), value);
         if removed {
             self.len -= 1;
+            self.generation += 1;
         }
         removed
     }
@@ -317,6 +329,22 @@ mod tests {
         assert!(index.remove(filter("a.b.c"), &1));
         assert_eq!(sorted_matches(&index, "a.b"), [2]);
         assert_eq!(index.root.count_nodes(), 3);
+    }
+
+    #[test]
+    fn generation_changes_with_every_entry_added_or_removed() {
+        let mut index = SubscriptionIndex::new();
+        let g0 = index.generation();
+        index.insert(filter("a.>"), 1);
+        let g1 = index.generation();
+        assert_ne!(g0, g1);
+        // Matching and failed removals change nothing.
+        let _ = sorted_matches(&index, "a.b");
+        assert!(!index.remove(filter("a.b"), &1));
+        assert_eq!(index.generation(), g1);
+        assert!(index.remove(filter("a.>"), &1));
+        assert_ne!(index.generation(), g1);
+        assert_ne!(index.generation(), g0);
     }
 
     #[test]

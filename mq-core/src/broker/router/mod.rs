@@ -149,6 +149,11 @@ pub(crate) struct TopicState {
     /// Lowest message id of this incarnation of the topic: acks of older
     /// messages (from before a delete) move no cursor.
     pub since_id: u64,
+    /// The queues whose filters match the topic, as the subscription index
+    /// said at `routes_at` (its generation): one lookup per publish instead
+    /// of a walk of the index.
+    pub routes: Vec<Target>,
+    pub routes_at: Option<u64>,
 }
 
 /// Waiting for the store, in the order records were emitted.
@@ -207,6 +212,8 @@ pub(crate) struct Router {
     pending: VecDeque<Pending>,
     /// Publishers held by full `Block` queues, in the order they were held.
     parked: Vec<(ConnId, Parked)>,
+    /// Emptied target lists of released messages, for the next publishes.
+    spare_targets: Vec<Vec<Target>>,
     /// `retry_all_parked` is running (it loops instead of recursing), and a
     /// message left a queue meanwhile.
     retrying: bool,
@@ -236,6 +243,7 @@ impl Router {
             next_msg: 1,
             pending: VecDeque::new(),
             parked: Vec::new(),
+            spare_targets: Vec::new(),
             retrying: false,
             retry_again: false,
             sweep_timer: None,

@@ -22,6 +22,8 @@ use crate::wire::{self, Meta, QoS, Reason};
 
 /// Sequence numbers reserved per `SeqReserve` record.
 const SEQ_BLOCK: u64 = 1 << 20;
+/// Emptied target lists kept for reuse.
+const SPARE_TARGETS: usize = 64;
 /// How often expired messages are swept while some may expire.
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -91,9 +93,31 @@ impl Router {
         p: &Publish<'_>,
         held_until: Option<Instant>,
     ) -> Option<Instant> {
-        let Ok(topic) = Topic::new(p.topic) else {
-            self.refuse(from, p, Reason::InvalidTopic);
-            return None;
+        // Where it goes. A topic the broker knows was validated when it was
+        // first published to, and its queues are remembered while the
+        // subscription index stays the same.
+        let mut targets = self.spare_targets.pop().unwrap_or_default();
+        let topic = match self.topics.get_mut(p.topic) {
+            Some(t) => {
+                let generation = self.index.generation();
+                if t.routes_at != Some(generation) {
+                    t.routes.clear();
+                    let routes = &mut t.routes;
+                    self.index
+                        .for_each_match(Topic::known(p.topic), |x| routes.push(*x));
+                    t.routes_at = Some(generation);
+                }
+                targets.extend_from_slice(&t.routes);
+                Topic::known(p.topic)
+            }
+            None => {
+                let Ok(topic) = Topic::new(p.topic) else {
+                    self.refuse(from, p, Reason::InvalidTopic);
+                    return None;
+                };
+                self.index.for_each_match(topic, |x| targets.push(*x));
+                topic
+            }
         };
         let refusal = if p.topic.starts_with('$') {
             Some(Reason::NotAuthorized)
@@ -130,9 +154,7 @@ impl Router {
             return None;
         }
 
-        // Where it goes, and whether every queue has room.
-        let mut targets: Vec<Target> = Vec::new();
-        self.index.for_each_match(topic, |t| targets.push(*t));
+        // Whether every queue has room.
         let size = p.payload.len();
         let mut full_block: Option<Duration> = None;
         let mut full_reject = false;
@@ -298,15 +320,15 @@ impl Router {
         payload: &[u8],
         once: Option<(&str, u16)>,
     ) -> Msg {
-        // The topic first: a new one's first id is this message's.
-        self.topic_state(topic);
+        // A new topic's first id is this message's.
         let id = self.next_msg;
-        self.next_msg += 1;
         let t = self.topic_state(topic);
         let seq = t.next_seq;
         t.next_seq += 1;
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
+        let name = t.name.clone();
+        self.next_msg += 1;
         let message = MessageRecord {
             id,
             topic: topic.as_str(),
@@ -332,7 +354,7 @@ impl Router {
             seq,
             meta_at,
             payload_at,
-            topic: t.name.clone(),
+            topic: name,
             qos,
             published_at: now,
             expires_at: meta
@@ -372,6 +394,8 @@ impl Router {
                 messages_in: 0,
                 bytes_in: 0,
                 since_id: self.next_msg,
+                routes: Vec::new(),
+                routes_at: None,
             };
             self.topics.insert(name, state);
         }
@@ -485,14 +509,24 @@ impl Router {
                     if retain {
                         self.set_retained(&msg);
                     }
-                    for t in targets {
+                    for &t in &targets {
                         if let Some(q) = self.queue_mut(t) {
                             q.unreserve(msg.payload_len);
                         }
                         self.enqueue(t, msg.clone(), now);
                     }
+                    self.recycle_targets(targets);
                 }
             }
+        }
+    }
+
+    /// Keeps an emptied target list for a later publish (a few: enough for
+    /// the messages released at once).
+    fn recycle_targets(&mut self, mut targets: Vec<Target>) {
+        if self.spare_targets.len() < SPARE_TARGETS {
+            targets.clear();
+            self.spare_targets.push(targets);
         }
     }
 

@@ -29,6 +29,32 @@ fn fan_out_and_group_competition() {
 }
 
 #[test]
+fn a_known_topic_follows_subscribers_that_come_and_go() {
+    // Each topic remembers its queues; every change of subscriptions must
+    // reach the next publish to it.
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (a, _) = h.connect("a", SessionMode::Clean);
+    let (b, _) = h.connect("b", SessionMode::Clean);
+    h.publish(p, 0, "room.1", QoS::AtMostOnce, b"nobody");
+    h.subscribe(a, 1, "room.*", None, 100);
+    h.publish(p, 0, "room.1", QoS::AtMostOnce, b"one");
+    h.subscribe(b, 1, "room.1", Some("g"), 100);
+    h.publish(p, 0, "room.1", QoS::AtMostOnce, b"two");
+    assert_eq!(payloads(&h.deliveries(a)), [b"one", b"two"]);
+    assert_eq!(payloads(&h.deliveries(b)), [b"two"]);
+    h.send(a, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    h.publish(p, 0, "room.1", QoS::AtMostOnce, b"three");
+    assert!(h.deliveries(a).is_empty());
+    assert_eq!(payloads(&h.deliveries(b)), [b"three"]);
+    h.send(b, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    h.subscribe(a, 2, ">", None, 100);
+    h.publish(p, 0, "room.1", QoS::AtMostOnce, b"four");
+    assert_eq!(payloads(&h.deliveries(a)), [b"four"]);
+    assert!(h.deliveries(b).is_empty());
+}
+
+#[test]
 fn nacked_group_message_goes_to_another_member() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
