@@ -144,9 +144,13 @@ where
     fn on_first(&mut self, d: &Deliver<'_>, place: &Placement) -> Result<(), Backpressure> {
         let len = d.payload.len() as u64;
         let (total, more) = (place.total, !place.last);
+        // Only QoS 1 deliveries are held, and recognised when they come again.
         let key = MessageKey {
             sub: d.sub,
-            topic_hash: topic_hash(d.topic),
+            topic_hash: match d.qos {
+                QoS::AtLeastOnce => topic_hash(d.topic),
+                QoS::AtMostOnce => 0,
+            },
             seq: d.seq,
         };
         if d.qos == QoS::AtLeastOnce {

@@ -73,7 +73,21 @@ impl fmt::Display for TopicError {
 
 impl core::error::Error for TopicError {}
 
+/// The bytes that may appear anywhere in a token: visible ASCII but `.`,
+/// `*` and `>`.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = 0x21;
+    while b <= 0x7E {
+        plain[b] = !matches!(b as u8, b'.' | b'*' | b'>');
+        b += 1;
+    }
+    plain
+};
+
 /// Checks `s` as a topic (`filter == false`) or a filter (`filter == true`).
+/// Runs on every publish and delivery: the plain bytes of a token are skipped
+/// through a table, the rest is looked at one by one.
 const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let b = s.as_bytes();
     if b.is_empty() {
@@ -86,24 +100,11 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let mut start = 0;
     let mut after_tail = false;
     let mut i = 0;
-    while i <= b.len() {
-        if i == b.len() || b[i] == b'.' {
-            // A token ends at `i`.
-            if i == start {
-                return Err(TopicError::EmptyToken);
-            }
-            if after_tail {
-                return Err(TopicError::TailNotLast);
-            }
-            tokens += 1;
-            if tokens > MAX_TOKENS {
-                return Err(TopicError::TooManyTokens);
-            }
-            if i - start == 1 && b[start] == b'>' {
-                after_tail = true;
-            }
-            start = i + 1;
-        } else {
+    loop {
+        while i < b.len() && PLAIN[b[i] as usize] {
+            i += 1;
+        }
+        if i < b.len() && b[i] != b'.' {
             match b[i] {
                 b'*' | b'>' => {
                     if !filter {
@@ -114,13 +115,31 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
                         return Err(TopicError::WildcardInsideToken);
                     }
                 }
-                0x21..=0x7E => {}
                 _ => return Err(TopicError::BadChar { at: i }),
             }
+            i += 1;
+            continue;
+        }
+        // A token ends at `i`.
+        if i == start {
+            return Err(TopicError::EmptyToken);
+        }
+        if after_tail {
+            return Err(TopicError::TailNotLast);
+        }
+        tokens += 1;
+        if tokens > MAX_TOKENS {
+            return Err(TopicError::TooManyTokens);
+        }
+        if i - start == 1 && b[start] == b'>' {
+            after_tail = true;
+        }
+        if i == b.len() {
+            return Ok(());
         }
         i += 1;
+        start = i;
     }
-    Ok(())
 }
 
 /// A validated topic name: where a message is published. Never contains wildcards.
@@ -392,6 +411,92 @@ mod tests {
         assert_eq!(f.as_str(), t.as_str());
         assert!(!f.is_wildcard());
         assert!(f.matches(t));
+    }
+
+    /// The validator as first written, one byte at a time: the model the
+    /// table-driven one must agree with, error for error.
+    fn one_byte_at_a_time(s: &str, filter: bool) -> Result<(), TopicError> {
+        let b = s.as_bytes();
+        if b.is_empty() {
+            return Err(TopicError::Empty);
+        }
+        if b.len() > MAX_TOPIC_LEN {
+            return Err(TopicError::TooLong);
+        }
+        let mut tokens = 0;
+        let mut start = 0;
+        let mut after_tail = false;
+        let mut i = 0;
+        while i <= b.len() {
+            if i == b.len() || b[i] == b'.' {
+                // A token ends at `i`.
+                if i == start {
+                    return Err(TopicError::EmptyToken);
+                }
+                if after_tail {
+                    return Err(TopicError::TailNotLast);
+                }
+                tokens += 1;
+                if tokens > MAX_TOKENS {
+                    return Err(TopicError::TooManyTokens);
+                }
+                if i - start == 1 && b[start] == b'>' {
+                    after_tail = true;
+                }
+                start = i + 1;
+            } else {
+                match b[i] {
+                    b'*' | b'>' => {
+                        if !filter {
+                            return Err(TopicError::WildcardInTopic);
+                        }
+                        let alone = (i == start) && (i + 1 == b.len() || b[i + 1] == b'.');
+                        if !alone {
+                            return Err(TopicError::WildcardInsideToken);
+                        }
+                    }
+                    0x21..=0x7E => {}
+                    _ => return Err(TopicError::BadChar { at: i }),
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validation_agrees_with_the_byte_by_byte_model(
+            s in "[a$.*> \u{e9}]{0,40}",
+            filter in proptest::prelude::any::<bool>(),
+        ) {
+            proptest::prop_assert_eq!(validate(&s, filter), one_byte_at_a_time(&s, filter));
+        }
+
+        #[test]
+        fn validation_agrees_on_long_and_many_tokens(
+            token in "[a*]{1,3}",
+            n in 1usize..140,
+        ) {
+            let s = alloc_free_join(&token, n);
+            for filter in [false, true] {
+                proptest::prop_assert_eq!(validate(&s, filter), one_byte_at_a_time(&s, filter));
+            }
+        }
+    }
+
+    /// `n` copies of `token` joined by dots (at most `MAX_TOPIC_LEN` + 5 bytes).
+    fn alloc_free_join(token: &str, n: usize) -> heapless::String<{ MAX_TOPIC_LEN + 8 }> {
+        let mut s = heapless::String::new();
+        for i in 0..n {
+            if i > 0 && s.push('.').is_err() {
+                break;
+            }
+            if s.push_str(token).is_err() {
+                break;
+            }
+        }
+        s
     }
 
     #[test]
