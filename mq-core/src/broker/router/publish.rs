@@ -6,6 +6,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+use hashbrown::hash_map::EntryRef;
+
 use super::{Pending, Router, TopicState};
 use crate::broker::ConnId;
 use crate::broker::command::{Outcome, Output, OwnedPublish, Publish};
@@ -208,7 +210,8 @@ impl Router {
             _ => None,
         };
         let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
-        let mut msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
+        let (mut msg, reserved) =
+            self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
         if let Some((conn, _)) = from
             && let Some(m) = Arc::get_mut(&mut msg)
         {
@@ -230,9 +233,7 @@ impl Router {
         let mut token = if p.qos == QoS::AtLeastOnce {
             Some(self.emit_shared(msg.record.clone()))
         } else {
-            // Not stored: make sure its sequence number is never handed out again
-            // after a restart (one small record per block of numbers).
-            self.reserve_seq(&msg)
+            reserved
         };
         // Its other records come after the message's: it is released (and
         // answered) once the last of them is stored.
@@ -308,7 +309,10 @@ impl Router {
     }
 
     /// A new message on `topic`: its id, sequence number and record (with the
-    /// client and packet id of an exactly-once publish).
+    /// client and packet id of an exactly-once publish). A QoS 0 message is
+    /// not stored: so that its sequence number is never handed out again
+    /// after a restart, one small record reserves a block of them, and its
+    /// token is returned with the message when this one starts a block.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new_message(
         &mut self,
@@ -319,7 +323,7 @@ impl Router {
         meta: Meta<'_>,
         payload: &[u8],
         once: Option<(&str, u16)>,
-    ) -> Msg {
+    ) -> (Msg, Option<u64>) {
         // A new topic's first id is this message's.
         let id = self.next_msg;
         let t = self.topic_state(topic);
@@ -327,8 +331,18 @@ impl Router {
         t.next_seq += 1;
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
+        let reserve = (qos == QoS::AtMostOnce && seq >= t.reserved_until).then(|| {
+            t.reserved_until = seq + SEQ_BLOCK;
+            t.reserved_until
+        });
         let name = t.name.clone();
         self.next_msg += 1;
+        let reserved = reserve.map(|until| {
+            self.emit(&Record::SeqReserve {
+                topic: &name,
+                until,
+            })
+        });
         let message = MessageRecord {
             id,
             topic: topic.as_str(),
@@ -349,7 +363,7 @@ impl Router {
         }
         .encode_shared();
         let (meta_at, payload_at) = tail_offsets(&record, &meta, payload.len());
-        Arc::new(Message {
+        let msg = Arc::new(Message {
             id,
             seq,
             meta_at,
@@ -364,42 +378,32 @@ impl Router {
             payload_len: payload.len(),
             publisher: None,
             record,
-        })
+        });
+        (msg, reserved)
     }
 
-    fn reserve_seq(&mut self, msg: &Msg) -> Option<u64> {
-        let t = self.topics.get_mut(&*msg.topic)?;
-        if msg.seq < t.reserved_until {
-            return None;
-        }
-        t.reserved_until = msg.seq + SEQ_BLOCK;
-        let until = t.reserved_until;
-        let name = t.name.clone();
-        Some(self.emit(&Record::SeqReserve {
-            topic: &name,
-            until,
-        }))
-    }
-
+    /// The state of `topic`, made when it is new (one lookup either way).
     pub(super) fn topic_state(&mut self, topic: Topic<'_>) -> &mut TopicState {
-        if !self.topics.contains_key(topic.as_str()) {
-            let name: Arc<str> = Arc::from(topic.as_str());
-            let state = TopicState {
-                name: name.clone(),
-                next_seq: 1,
-                reserved_until: 0,
-                retained: Default::default(),
-                retained_bytes: 0,
-                retention: self.cfg.retention_for(topic),
-                messages_in: 0,
-                bytes_in: 0,
-                since_id: self.next_msg,
-                routes: Vec::new(),
-                routes_at: None,
-            };
-            self.topics.insert(name, state);
+        match self.topics.entry_ref(topic.as_str()) {
+            EntryRef::Occupied(known) => known.into_mut(),
+            EntryRef::Vacant(new) => {
+                let name: Arc<str> = Arc::from(topic.as_str());
+                let state = TopicState {
+                    name: name.clone(),
+                    next_seq: 1,
+                    reserved_until: 0,
+                    retained: Default::default(),
+                    retained_bytes: 0,
+                    retention: self.cfg.retention_for(topic),
+                    messages_in: 0,
+                    bytes_in: 0,
+                    since_id: self.next_msg,
+                    routes: Vec::new(),
+                    routes_at: None,
+                };
+                new.insert_with_key(name, state)
+            }
         }
-        self.topics.get_mut(topic.as_str()).expect("inserted above")
     }
 
     /// Offers the publish held for `conn` again: its deadline passed (`fired`:

@@ -176,7 +176,7 @@ impl Router {
         };
         self.stats.dead_lettered += 1;
         let view = msg.view();
-        let dl = self.new_message(
+        let (dl, _) = self.new_message(
             now,
             topic,
             QoS::AtLeastOnce,

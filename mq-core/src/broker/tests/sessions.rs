@@ -245,3 +245,36 @@ fn snapshot_waits_for_the_store_to_be_drained_and_restore_skips_repeats() {
     r.subscribe(s, 1, "t", None, 10);
     assert_eq!(payloads(&r.deliveries(s)), [b"y"]);
 }
+
+#[test]
+fn qos0_sequence_numbers_are_not_handed_out_again_after_a_restart() {
+    // QoS 0 messages are not stored; a record reserving a block of sequence
+    // numbers is, once per block.
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 100);
+    for _ in 0..3 {
+        h.publish(p, 0, "t", QoS::AtMostOnce, b"x");
+    }
+    let seqs: Vec<u64> = h.deliveries(s).iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let reservations = h
+        .records
+        .iter()
+        .filter(|r| matches!(Record::decode(r), Ok(Record::SeqReserve { topic: "t", .. })))
+        .count();
+    assert_eq!(reservations, 1);
+
+    let mut r = H::new(Config::default());
+    for rec in h.records.clone() {
+        r.b.restore(r.now, &rec).unwrap();
+    }
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    let (s, _) = r.connect("sub", SessionMode::Clean);
+    r.subscribe(s, 1, "t", None, 100);
+    r.publish(p, 0, "t", QoS::AtMostOnce, b"y");
+    let d = r.deliveries(s);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].seq > 3, "seq {} handed out again", d[0].seq);
+}
