@@ -6,7 +6,7 @@
 //! - the **broker task** owns the broker and every connection's bookkeeping; it
 //!   feeds input, drains `poll_store` / `poll_transmit` / `poll_event`, and sleeps
 //!   until the next input or `poll_timeout`;
-//! - one **reader** and one **writer** task per connection. A reader may have at
+//! - one **reader** and one **writer** task per connection (`server/writer.rs`). A reader may have at
 //!   most `input_budget` bytes handed to the broker task and not yet consumed
 //!   (a semaphore of bytes), so a connection whose input the broker cannot take
 //!   (its publish is held, its output backed up) stops being read; a writer's queue
@@ -32,6 +32,7 @@ mod admin;
 mod command;
 mod handle;
 mod store_thread;
+mod writer;
 
 use std::io;
 use std::sync::Arc;
@@ -43,7 +44,7 @@ use mq_client::clock::Clock;
 use mq_core::broker::{Auth, Broker, ConnId, Event, Protocol};
 use mq_core::framing::stream;
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -390,7 +391,7 @@ impl BrokerTask {
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);
-        let writer_task = tokio::spawn(write_loop(
+        let writer_task = tokio::spawn(writer::write_loop(
             write,
             wrx,
             conn,
@@ -585,29 +586,4 @@ async fn read_loop(
         }
     }
     let _ = tx.send(Cmd::Closed(conn));
-}
-
-async fn write_loop(
-    mut write: impl AsyncWrite + Unpin,
-    mut rx: mpsc::Receiver<Bytes>,
-    conn: ConnId,
-    paused: Arc<AtomicBool>,
-    tx: mpsc::UnboundedSender<Cmd>,
-) {
-    while let Some(chunk) = rx.recv().await {
-        // TLS may keep records it encrypted and the socket did not take yet
-        // until a flush: flush once nothing else is queued.
-        let sent = match write.write_all(&chunk).await {
-            Ok(()) if rx.is_empty() => write.flush().await,
-            other => other,
-        };
-        if sent.is_err() {
-            let _ = tx.send(Cmd::Closed(conn));
-            return;
-        }
-        if paused.load(Ordering::Acquire) {
-            let _ = tx.send(Cmd::Writable(conn));
-        }
-    }
-    let _ = write.shutdown().await;
 }

@@ -1,0 +1,199 @@
+//! A connection's writer task: sends the chunks the broker task hands it, in
+//! order. The chunks that queued up while it wrote go out together, in one
+//! vectored write where the transport takes one (a plain TCP socket; TLS
+//! writes them one after another).
+
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use mq_core::broker::ConnId;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::command::Cmd;
+
+/// The most chunks sent with one write.
+const GATHER: usize = 64;
+
+pub(super) async fn write_loop(
+    mut write: impl AsyncWrite + Unpin,
+    mut rx: mpsc::Receiver<Bytes>,
+    conn: ConnId,
+    paused: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Cmd>,
+) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(GATHER);
+    while let Some(chunk) = rx.recv().await {
+        batch.push(chunk);
+        while batch.len() < GATHER
+            && let Ok(chunk) = rx.try_recv()
+        {
+            batch.push(chunk);
+        }
+        // TLS may keep records it encrypted and the socket did not take yet
+        // until a flush: flush once nothing else is queued.
+        let sent = match write_all(&mut write, &mut batch).await {
+            Ok(()) if rx.is_empty() => write.flush().await,
+            other => other,
+        };
+        batch.clear();
+        if sent.is_err() {
+            let _ = tx.send(Cmd::Closed(conn));
+            return;
+        }
+        if paused.load(Ordering::Acquire) {
+            let _ = tx.send(Cmd::Writable(conn));
+        }
+    }
+    let _ = write.shutdown().await;
+}
+
+/// Writes every chunk of `chunks`, in order, as few writes as the transport
+/// allows; `chunks` is consumed (emptied or cut) on the way.
+async fn write_all(write: &mut (impl AsyncWrite + Unpin), chunks: &mut [Bytes]) -> io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let mut written = {
+            let mut slices = [IoSlice::new(&[]); GATHER];
+            let pending = &chunks[first..chunks.len().min(first + GATHER)];
+            for (slice, chunk) in slices.iter_mut().zip(pending) {
+                *slice = IoSlice::new(chunk);
+            }
+            write.write_vectored(&slices[..pending.len()]).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let len = chunks[first].len();
+            if written < len {
+                chunks[first] = chunks[first].slice(written..);
+                break;
+            }
+            written -= len;
+            first += 1;
+        }
+        // Empty chunks take no room in a write.
+        while chunks.get(first).is_some_and(Bytes::is_empty) {
+            first += 1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Takes at most `most` bytes per write (of the first buffer only when
+    /// it does not gather), and counts the writes.
+    struct Trickle {
+        got: Vec<u8>,
+        most: usize,
+        gathers: bool,
+        writes: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.most);
+            self.got.extend_from_slice(&buf[..n]);
+            self.writes += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            if !self.gathers {
+                let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| b);
+                return self.poll_write(cx, first);
+            }
+            let mut room = self.most;
+            for b in bufs {
+                let n = b.len().min(room);
+                self.got.extend_from_slice(&b[..n]);
+                room -= n;
+            }
+            self.writes += 1;
+            Poll::Ready(Ok(self.most - room))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.gathers
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn chunks() -> Vec<Bytes> {
+        (0..100u8)
+            .map(|i| Bytes::from(vec![i; usize::from(i % 7)]))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_byte_goes_out_in_order_through_short_writes() {
+        let want: Vec<u8> = chunks().concat();
+        for (most, gathers) in [
+            (1, true),
+            (5, true),
+            (64, true),
+            (1 << 20, true),
+            (3, false),
+        ] {
+            let mut w = Trickle {
+                got: Vec::new(),
+                most,
+                gathers,
+                writes: 0,
+            };
+            let mut c = chunks();
+            write_all(&mut w, &mut c).await.unwrap();
+            assert_eq!(w.got, want, "at most {most} per write, gathering {gathers}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_chunks_go_out_in_one_write_when_they_fit() {
+        let mut w = Trickle {
+            got: Vec::new(),
+            most: 1 << 20,
+            gathers: true,
+            writes: 0,
+        };
+        let mut c: Vec<Bytes> = chunks().into_iter().take(GATHER).collect();
+        let want = c.concat();
+        write_all(&mut w, &mut c).await.unwrap();
+        assert_eq!((w.got, w.writes), (want, 1));
+    }
+
+    #[tokio::test]
+    async fn a_transport_that_takes_nothing_is_an_error() {
+        let mut w = Trickle {
+            got: Vec::new(),
+            most: 0,
+            gathers: true,
+            writes: 0,
+        };
+        let err = write_all(&mut w, &mut [Bytes::from_static(b"x")]).await;
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::WriteZero);
+    }
+}
