@@ -21,6 +21,7 @@
 //! - `retained`: the retained slot of each topic (MQTT's one retained message,
 //!   not mq's per-topic retention for replay);
 //! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
+//! - `spares`: emptied per-message lists kept for reuse;
 //! - `will`: will messages and the expiry of sessions that are away.
 
 mod admin;
@@ -36,6 +37,7 @@ mod retention;
 mod session;
 mod settle;
 mod snapshot;
+mod spares;
 mod subscribe;
 mod will;
 
@@ -65,6 +67,7 @@ use crate::wire;
 use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
+use spares::Spares;
 use will::PendingWill;
 
 pub(crate) struct InFlight {
@@ -212,8 +215,10 @@ pub(crate) struct Router {
     pending: VecDeque<Pending>,
     /// Publishers held by full `Block` queues, in the order they were held.
     parked: Vec<(ConnId, Parked)>,
-    /// Emptied target lists of released messages, for the next publishes.
-    spare_targets: Vec<Vec<Target>>,
+    /// Emptied target and publisher lists of released messages, for the
+    /// next publishes.
+    spare_targets: Spares<Target>,
+    spare_acks: Spares<(ConnId, u32)>,
     /// `retry_all_parked` is running (it loops instead of recursing), and a
     /// message left a queue meanwhile.
     retrying: bool,
@@ -243,7 +248,8 @@ impl Router {
             next_msg: 1,
             pending: VecDeque::new(),
             parked: Vec::new(),
-            spare_targets: Vec::new(),
+            spare_targets: Spares::new(),
+            spare_acks: Spares::new(),
             retrying: false,
             retry_again: false,
             sweep_timer: None,

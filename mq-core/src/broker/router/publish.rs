@@ -24,8 +24,6 @@ use crate::wire::{self, Meta, QoS, Reason};
 
 /// Sequence numbers reserved per `SeqReserve` record.
 const SEQ_BLOCK: u64 = 1 << 20;
-/// Emptied target lists kept for reuse.
-const SPARE_TARGETS: usize = 64;
 /// How often expired messages are swept while some may expire.
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -98,7 +96,7 @@ impl Router {
         // Where it goes. A topic the broker knows was validated when it was
         // first published to, and its queues are remembered while the
         // subscription index stays the same.
-        let mut targets = self.spare_targets.pop().unwrap_or_default();
+        let mut targets = self.spare_targets.take();
         let topic = match self.topics.get_mut(p.topic) {
             Some(t) => {
                 let generation = self.index.generation();
@@ -244,10 +242,13 @@ impl Router {
             self.once_received(session, pid);
             (session, pid)
         });
-        let acks = match from {
-            Some((conn, _)) if p.qos == QoS::AtLeastOnce => alloc::vec![(conn, p.id)],
-            _ => Vec::new(),
-        };
+        let mut acks = Vec::new();
+        if let Some((conn, _)) = from
+            && p.qos == QoS::AtLeastOnce
+        {
+            acks = self.spare_acks.take();
+            acks.push((conn, p.id));
+        }
         self.pending.push_back(Pending::Release {
             token,
             msg,
@@ -496,7 +497,7 @@ impl Router {
                     cut,
                     ..
                 } => {
-                    for (conn, id) in acks {
+                    for &(conn, id) in &acks {
                         let seq = msg.seq;
                         self.send(
                             conn,
@@ -519,18 +520,10 @@ impl Router {
                         }
                         self.enqueue(t, msg.clone(), now);
                     }
-                    self.recycle_targets(targets);
+                    self.spare_targets.give(targets);
+                    self.spare_acks.give(acks);
                 }
             }
-        }
-    }
-
-    /// Keeps an emptied target list for a later publish (a few: enough for
-    /// the messages released at once).
-    fn recycle_targets(&mut self, mut targets: Vec<Target>) {
-        if self.spare_targets.len() < SPARE_TARGETS {
-            targets.clear();
-            self.spare_targets.push(targets);
         }
     }
 

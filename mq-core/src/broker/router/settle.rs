@@ -1,6 +1,7 @@
 //! Settling deliveries: acks, nacks, missed ack deadlines, redelivery backoff,
 //! dead letters, and the cursors that `Start::Cursor` resumes from.
 
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -108,8 +109,10 @@ impl Router {
         }
     }
 
+    /// Only persistent sessions keep cursors: the others pay for nothing
+    /// here (this runs at every ack).
     pub(super) fn advance_cursor(&mut self, session: Key, sub: Key, msg: &Msg) {
-        let Some(filter) = self.subs.get(sub).map(|s| s.filter.clone()) else {
+        let Some(sub) = self.subs.get(sub) else {
             return;
         };
         let Some(s) = self.sessions.get_mut(session) else {
@@ -126,13 +129,18 @@ impl Router {
         {
             return;
         }
-        let c = s
-            .cursors
-            .entry(filter)
-            .or_default()
-            .entry(msg.topic.clone())
-            .or_insert(0);
-        *c = (*c).max(msg.seq);
+        if !s.cursors.contains_key(&sub.filter) {
+            s.cursors.insert(sub.filter.clone(), BTreeMap::new());
+        }
+        let Some(cursors) = s.cursors.get_mut(&sub.filter) else {
+            return;
+        };
+        match cursors.get_mut(&msg.topic) {
+            Some(c) => *c = (*c).max(msg.seq),
+            None => {
+                cursors.insert(msg.topic.clone(), msg.seq);
+            }
+        }
     }
 
     fn backoff(&mut self, attempt: u16) -> Duration {
