@@ -54,6 +54,7 @@ pub use command::Io;
 use command::{Accepted, Cmd};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
+use writer::{Queued, SharedTcp};
 
 /// Binds, restores the broker from the store, and starts serving.
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
@@ -127,6 +128,10 @@ struct Link {
     writer: Option<mpsc::Sender<Bytes>>,
     /// A chunk the writer's queue had no room for.
     pending: Option<Bytes>,
+    /// Plain TCP: the socket, written from the broker task while `queued`
+    /// is empty.
+    direct: Option<SharedTcp>,
+    queued: Queued,
     paused: Arc<AtomicBool>,
     reader: JoinHandle<()>,
     writer_task: JoinHandle<()>,
@@ -248,7 +253,7 @@ impl BrokerTask {
             Cmd::Attach(stream, framing, name) => {
                 let (read, write) = tokio::io::split(Box::into_pin(stream));
                 let peer = Peer::named(&name);
-                if let Some(conn) = self.open_link(read, write, framing, &peer, now) {
+                if let Some(conn) = self.open_link(read, write, None, framing, &peer, now) {
                     tracing::debug!(%name, conn = conn.0, "attached");
                 }
             }
@@ -315,11 +320,13 @@ impl BrokerTask {
         let conn = match a.secured.stream {
             Stream::Plain(tcp) => {
                 let (read, write) = tcp.into_split();
-                self.open_link(read, write, a.protocol, &peer, now)
+                let write = SharedTcp::new(write);
+                let direct = Some(write.clone());
+                self.open_link(read, write, direct, a.protocol, &peer, now)
             }
             Stream::Tls(tls) => {
                 let (read, write) = tokio::io::split(tls);
-                self.open_link(read, write, a.protocol, &peer, now)
+                self.open_link(read, write, None, a.protocol, &peer, now)
             }
         };
         let Some(conn) = conn else { return };
@@ -364,12 +371,15 @@ impl BrokerTask {
         closed
     }
 
-    /// A new connection over `read` and `write`: the broker's side, a reader and
-    /// a writer task. `None` when the broker refuses it (the halves are dropped).
+    /// A new connection over `read` and `write` (`direct`: the same socket,
+    /// for writes from the broker task): the broker's side, a reader and a
+    /// writer task. `None` when the broker refuses it (the halves are
+    /// dropped).
     fn open_link<R, W>(
         &mut self,
         read: R,
         write: W,
+        direct: Option<SharedTcp>,
         protocol: impl Into<Protocol>,
         peer: &Peer<'_>,
         now: mq_core::Instant,
@@ -391,10 +401,12 @@ impl BrokerTask {
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);
+        let queued = Queued::default();
         let writer_task = tokio::spawn(writer::write_loop(
             write,
             wrx,
             conn,
+            queued.clone(),
             paused.clone(),
             self.tx.clone(),
         ));
@@ -412,6 +424,8 @@ impl BrokerTask {
                 budget,
                 writer: Some(wtx),
                 pending: None,
+                direct,
+                queued,
                 paused,
                 reader,
                 writer_task,
@@ -483,11 +497,25 @@ impl BrokerTask {
                     break;
                 };
                 progress = true;
-                let chunk = self.out.split_to(t.len).freeze();
                 let Some(link) = self.links.get_mut(&t.conn) else {
                     continue;
                 };
                 let Some(writer) = &link.writer else { continue };
+                // The socket takes what it can from here while the writer
+                // has nothing queued: no hop to the writer task, and the
+                // buffer is used again as it is.
+                let mut written = 0;
+                if link.pending.is_none()
+                    && link.queued.is_empty()
+                    && let Some(tcp) = &link.direct
+                {
+                    written = tcp.try_write(&self.out[..t.len]);
+                }
+                if written == t.len {
+                    continue;
+                }
+                let chunk = self.out.split_to(t.len).freeze().slice(written..);
+                link.queued.add();
                 match writer.try_send(chunk) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(chunk)) => {

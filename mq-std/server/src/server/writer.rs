@@ -2,14 +2,24 @@
 //! order. The chunks that queued up while it wrote go out together, in one
 //! vectored write where the transport takes one (a plain TCP socket; TLS
 //! writes them one after another).
+//!
+//! On plain TCP the broker task writes to the socket itself while the writer
+//! has nothing queued ([`SharedTcp`], [`Queued`]): a chunk the socket takes at
+//! once costs no wake-up of the writer; what it does not take goes to the
+//! writer, and nothing is written directly again until the writer caught up,
+//! so the bytes stay in order.
 
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use mq_core::broker::ConnId;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::command::Cmd;
@@ -17,10 +27,99 @@ use super::command::Cmd;
 /// The most chunks sent with one write.
 const GATHER: usize = 64;
 
+/// Chunks handed to a writer and not written yet: the broker task writes
+/// directly only while there are none.
+#[derive(Clone, Default)]
+pub(super) struct Queued(Arc<AtomicUsize>);
+
+impl Queued {
+    /// Nothing is waiting in the writer: a direct write goes after
+    /// everything written before.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.load(Ordering::Acquire) == 0
+    }
+
+    /// A chunk is on its way to the writer (counted before it is sent).
+    pub(super) fn add(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn written(&self, chunks: usize) {
+        self.0.fetch_sub(chunks, Ordering::AcqRel);
+    }
+}
+
+/// A plain TCP connection's write half, shared by its writer task and the
+/// broker task. The socket is shut down for writing when the last holder
+/// drops it (the writer, after its last chunk).
+#[derive(Clone)]
+pub(super) struct SharedTcp(Arc<OwnedWriteHalf>);
+
+impl SharedTcp {
+    pub(super) fn new(write: OwnedWriteHalf) -> Self {
+        SharedTcp(Arc::new(write))
+    }
+
+    fn tcp(&self) -> &TcpStream {
+        (*self.0).as_ref()
+    }
+
+    /// Writes what the socket takes now, without waiting; returns how many
+    /// bytes. 0 also on an error: the writer, which gets the rest, meets it
+    /// again and reports the connection closed.
+    pub(super) fn try_write(&self, bytes: &[u8]) -> usize {
+        self.tcp().try_write(bytes).unwrap_or(0)
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp().poll_write_ready(cx))?;
+            match self.tcp().try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp().poll_write_ready(cx))?;
+            match self.tcp().try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    /// The write half shuts down when its last holder drops it.
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 pub(super) async fn write_loop(
     mut write: impl AsyncWrite + Unpin,
     mut rx: mpsc::Receiver<Bytes>,
     conn: ConnId,
+    queued: Queued,
     paused: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<Cmd>,
 ) {
@@ -38,6 +137,9 @@ pub(super) async fn write_loop(
             Ok(()) if rx.is_empty() => write.flush().await,
             other => other,
         };
+        if sent.is_ok() {
+            queued.written(batch.len());
+        }
         batch.clear();
         if sent.is_err() {
             let _ = tx.send(Cmd::Closed(conn));
@@ -85,9 +187,6 @@ async fn write_all(write: &mut (impl AsyncWrite + Unpin), chunks: &mut [Bytes]) 
 
 #[cfg(test)]
 mod tests {
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
     use super::*;
 
     /// Takes at most `most` bytes per write (of the first buffer only when
