@@ -6,12 +6,15 @@
 //! - the **broker task** owns the broker and every connection's bookkeeping; it
 //!   feeds input, drains `poll_store` / `poll_transmit` / `poll_event`, and sleeps
 //!   until the next input or `poll_timeout`;
-//! - one **reader** and one **writer** task per connection (`server/writer.rs`). A reader may have at
-//!   most `input_budget` bytes handed to the broker task and not yet consumed
-//!   (a semaphore of bytes), so a connection whose input the broker cannot take
-//!   (its publish is held, its output backed up) stops being read; a writer's queue
-//!   holds at most `write_queue` chunks, and when it is full the broker pauses that
-//!   connection's output, which in turn stops its deliveries;
+//! - one **reader** and one **writer** task per connection (`server/reader.rs`,
+//!   `server/writer.rs`). A reader may have at most `input_budget` bytes
+//!   handed to the broker task and not yet consumed (a semaphore of bytes), so
+//!   a connection whose input the broker cannot take (its publish is held, its
+//!   output backed up) stops being read; a writer's queue holds at most
+//!   `write_queue` chunks, and when it is full the broker pauses that
+//!   connection's output, which in turn stops its deliveries. On plain TCP the
+//!   broker task writes to the socket itself while its writer has nothing
+//!   queued, and hands the writer only what the socket did not take;
 //! - an **acceptor** per listener (the mq protocol's, and MQTT's and NATS's
 //!   when configured, mq and MQTT each plain or TLS or both; each tells the
 //!   broker which protocol its connections speak and, for mutual TLS, the
@@ -31,6 +34,7 @@ mod accept;
 mod admin;
 mod command;
 mod handle;
+mod reader;
 mod store_thread;
 mod writer;
 
@@ -44,7 +48,7 @@ use mq_client::clock::Clock;
 use mq_core::broker::{Auth, Broker, ConnId, Event, Protocol};
 use mq_core::framing::stream;
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -410,7 +414,7 @@ impl BrokerTask {
             paused.clone(),
             self.tx.clone(),
         ));
-        let reader = tokio::spawn(read_loop(
+        let reader = tokio::spawn(reader::read_loop(
             read,
             conn,
             budget.clone(),
@@ -584,34 +588,4 @@ async fn sleep(until: Option<std::time::Instant>) {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
     }
-}
-
-async fn read_loop(
-    mut read: impl AsyncRead + Unpin,
-    conn: ConnId,
-    budget: Arc<Semaphore>,
-    chunk: usize,
-    tx: mpsc::UnboundedSender<Cmd>,
-) {
-    let mut buf = BytesMut::with_capacity(chunk);
-    loop {
-        // Wait until the broker has consumed enough of what we gave it.
-        let want = chunk.min(budget.available_permits().max(1));
-        let Ok(permit) = budget.acquire_many(want as u32).await else {
-            break;
-        };
-        buf.reserve(want);
-        let n = match (&mut read).take(want as u64).read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        permit.forget();
-        if want > n {
-            budget.add_permits(want - n);
-        }
-        if tx.send(Cmd::Input(conn, buf.split().freeze())).is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(Cmd::Closed(conn));
 }
