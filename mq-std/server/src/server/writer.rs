@@ -285,6 +285,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chunks_count_as_queued_until_the_transport_took_them() {
+        // The broker task writes directly only while nothing is queued: a
+        // chunk the writer holds must count until it is written.
+        let (near, mut far) = tokio::io::duplex(64);
+        let (tx, rx) = mpsc::channel(8);
+        let (cmds, _) = mpsc::unbounded_channel();
+        let queued = Queued::default();
+        let paused = Arc::new(AtomicBool::new(false));
+        let writer = tokio::spawn(write_loop(
+            near,
+            rx,
+            ConnId(1),
+            queued.clone(),
+            paused,
+            cmds,
+        ));
+        let chunks = [Bytes::from(vec![1u8; 100]), Bytes::from(vec![2u8; 100])];
+        for c in &chunks {
+            queued.add();
+            tx.send(c.clone()).await.unwrap();
+        }
+        // The transport takes 64 bytes and waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!queued.is_empty());
+        let mut got = vec![0u8; 200];
+        tokio::io::AsyncReadExt::read_exact(&mut far, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got, chunks.concat());
+        drop(tx);
+        writer.await.unwrap();
+        assert!(queued.is_empty());
+    }
+
+    #[tokio::test]
     async fn a_transport_that_takes_nothing_is_an_error() {
         let mut w = Trickle {
             got: Vec::new(),
