@@ -11,7 +11,7 @@
 //!      7     1  1 when the publish is a request of the session's (request-reply)
 //!      8     4  publish id
 //!     12     2  topic length
-//!     14     2  reserved
+//!     14     2  checked: sendable within frames of this many KiB (0: unknown)
 //!     16     4  meta length
 //!     20     4  payload length
 //!     24     8  dedup sequence
@@ -43,6 +43,8 @@ pub(crate) struct Head {
     pub dedup_seq: Option<u64>,
     /// A request of the session's (request-reply).
     pub request: bool,
+    /// The frame limit it was found sendable within, if it was checked.
+    pub sendable_within: Option<u32>,
 }
 
 /// What a freed record was.
@@ -158,6 +160,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             qos,
             dedup_seq,
             request,
+            sendable_within,
         } = head;
         let mlen = meta.encoded_len();
         let len = record_len(topic.len(), mlen, payload.len()).ok_or(PushError::TooLarge)?;
@@ -187,7 +190,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         rec[7] = u8::from(request);
         put(rec, 8, id.to_le_bytes());
         put(rec, 12, (topic.len() as u16).to_le_bytes());
-        put(rec, 14, [0, 0]);
+        put(rec, 14, checked_stamp(sendable_within).to_le_bytes());
         put(rec, 16, (mlen as u32).to_le_bytes());
         put(rec, 20, (payload.len() as u32).to_le_bytes());
         put(rec, 24, dedup_seq.unwrap_or(0).to_le_bytes());
@@ -283,6 +286,25 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             meta,
             payload,
         })
+    }
+
+    /// Whether the next record to transmit is known to be sendable within
+    /// frames of `limit` bytes (found so within `limit` or less), without
+    /// reading it; `None` when there is none.
+    pub(crate) fn next_known_sendable(&self, limit: u32) -> Option<bool> {
+        if self.cursor >= self.tail {
+            return None;
+        }
+        let kib = u64::from(u16_at(self.storage.as_ref(), self.cursor + 14));
+        Some(kib != 0 && u64::from(limit) >= kib * 1024)
+    }
+
+    /// Notes that the next record to transmit is sendable within `limit`.
+    pub(crate) fn mark_next_sendable(&mut self, limit: u32) {
+        if self.cursor < self.tail {
+            let stamp = checked_stamp(Some(limit));
+            put(self.storage.as_mut(), self.cursor + 14, stamp.to_le_bytes());
+        }
     }
 
     /// The next record to transmit and how many of its payload bytes went out.
@@ -426,6 +448,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     }
 }
 
+/// A frame limit as the record keeps it: KiB rounded up (a record sendable
+/// within `limit` is so within any larger limit), 0 when unknown or beyond
+/// what 16 bits hold.
+fn checked_stamp(limit: Option<u32>) -> u16 {
+    limit
+        .and_then(|l| u16::try_from(l.div_ceil(1024)).ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +467,7 @@ mod tests {
             qos,
             dedup_seq: None,
             request: false,
+            sendable_within: None,
         };
         o.push(head, "a.b", &Meta::default(), &[id as u8; 64][..n])
     }
@@ -478,7 +510,8 @@ mod tests {
                     id: 9,
                     qos: QoS::AtMostOnce,
                     dedup_seq: None,
-                    request: false
+                    request: false,
+                    sendable_within: None,
                 },
                 "a",
                 &Meta::default(),
@@ -486,6 +519,35 @@ mod tests {
             ),
             Err(PushError::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_checked_record_is_known_sendable_within_its_limit_or_more() {
+        let mut o = Outbox::new([0u8; 256]);
+        assert_eq!(o.next_known_sendable(4096), None);
+        push(&mut o, 1, QoS::AtMostOnce, 10).unwrap();
+        assert_eq!(o.next_known_sendable(u32::MAX), Some(false));
+        o.mark_next_sendable(1500);
+        // Kept as 2 KiB: known within 2048 and more, not within 1500.
+        assert_eq!(o.next_known_sendable(1500), Some(false));
+        assert_eq!(o.next_known_sendable(2048), Some(true));
+        assert_eq!(o.next_known_sendable(1 << 20), Some(true));
+        let head = Head {
+            id: 2,
+            qos: QoS::AtMostOnce,
+            dedup_seq: None,
+            request: false,
+            sendable_within: Some(1024),
+        };
+        o.push(head, "a", &Meta::default(), &[1]).unwrap();
+        let (r, _) = o.next().unwrap();
+        let (at, total) = (r.at, r.payload.len() as u64);
+        o.advance(at, total, total);
+        assert_eq!(o.next_known_sendable(1023), Some(false));
+        assert_eq!(o.next_known_sendable(1024), Some(true));
+        // Beyond 64 MiB a limit is not kept.
+        o.mark_next_sendable(u32::MAX);
+        assert_eq!(o.next_known_sendable(u32::MAX), Some(false));
     }
 
     #[test]

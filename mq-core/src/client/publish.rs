@@ -46,7 +46,8 @@ where
             (QoS::AtLeastOnce, Some(_)) => Some(self.dedup_seq.wrapping_add(1)),
             _ => None,
         };
-        if let Some(max_frame) = self.frame_limit() {
+        let limit = self.frame_limit();
+        if let Some(max_frame) = limit {
             let p = Publish {
                 id,
                 topic,
@@ -67,6 +68,7 @@ where
             qos,
             dedup_seq,
             request,
+            sendable_within: limit,
         };
         self.outbox
             .push(head, topic, meta, payload)
@@ -132,10 +134,15 @@ where
             return;
         };
         while self.events.room(1) {
+            // Checked when it was queued, or on an earlier call: not read again.
+            if self.outbox.next_known_sendable(max_frame) != Some(false) {
+                return;
+            }
             let Some((rec, sent)) = self.outbox.next() else {
                 return;
             };
             if sent > 0 || self.fragmenter(&rec).sendable(max_frame as usize) {
+                self.outbox.mark_next_sendable(max_frame);
                 return;
             }
             let (id, kind) = (rec.id, Some(rec.kind()));

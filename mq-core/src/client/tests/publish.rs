@@ -328,6 +328,24 @@ fn too_small_transmit_buffer_is_left_untouched() {
 }
 
 #[test]
+fn publish_checked_within_a_larger_limit_is_checked_again_after_reconnecting() {
+    // Found sendable when queued (within 4096-byte frames), not written
+    // before the connection dropped; the broker now takes 100-byte frames.
+    let mut t = T::new(config(), 8192, 4096);
+    t.handshake(false, limits(4096, 0));
+    let long_topic = "t".repeat(200);
+    let opts = PublishOptions {
+        qos: QoS::AtLeastOnce,
+        ..PublishOptions::default()
+    };
+    let id = t.s.publish(t.now, &long_topic, b"x", &opts).unwrap();
+    t.reconnect(true, limits(100, 0));
+    assert!(t.tx().is_empty());
+    assert_eq!(t.ev(), [Ev::PublishRejected(id.0, Reason::MessageTooLarge)]);
+    assert_eq!(t.s.outbox_len(), 0);
+}
+
+#[test]
 fn publish_queued_before_welcome_that_would_stall_midway_is_rejected() {
     // Queued before the broker's limit is known. At that limit a fragment at
     // offset 0 carries one byte, but from offset 128 on (a two-byte offset) not
