@@ -222,7 +222,7 @@ pub struct Meta<'a> {
 impl<'a> Meta<'a> {
     /// Bytes of its encoding.
     pub fn encoded_len(&self) -> usize {
-        self.wire_len()
+        codec::encoded_len(self)
     }
 
     /// Writes its encoding into `out`, which is [`encoded_len`](Self::encoded_len)
@@ -565,7 +565,7 @@ impl core::error::Error for DecodeError {}
 impl<'a> Frame<'a> {
     /// The length of this frame's encoding.
     pub fn encoded_len(&self) -> usize {
-        self.wire_len()
+        codec::encoded_len(self)
     }
 
     /// Encodes into the front of `buf`, returning the bytes written. When `buf` is

@@ -92,31 +92,6 @@ impl Frame<'_> {
 }
 
 impl<'a> Wire<'a> for Frame<'a> {
-    fn wire_len(&self) -> usize {
-        // The tag is below 128: one byte.
-        1 + match self {
-            Frame::Hello(f) => f.wire_len(),
-            Frame::Welcome(f) => f.wire_len(),
-            Frame::Publish(f) => f.wire_len(),
-            Frame::PubAck(f) => f.wire_len(),
-            Frame::PubReject(f) => f.wire_len(),
-            Frame::Subscribe(f) => f.wire_len(),
-            Frame::SubAck(f) => f.wire_len(),
-            Frame::SubReject(f) => f.wire_len(),
-            Frame::Unsubscribe(f) => f.wire_len(),
-            Frame::UnsubAck(f) => f.wire_len(),
-            Frame::Deliver(f) => f.wire_len(),
-            Frame::Ack(f) => f.wire_len(),
-            Frame::Nack(f) => f.wire_len(),
-            Frame::Credit(f) => f.wire_len(),
-            Frame::Ping(v) | Frame::Pong(v) => v.wire_len(),
-            Frame::Close(f) => f.wire_len(),
-            Frame::Error(f) => f.wire_len(),
-            Frame::Admin(f) => f.wire_len(),
-            Frame::AdminAnswer(f) => f.wire_len(),
-        }
-    }
-
     fn write(&self, w: &mut Writer<'_>) {
         w.byte(self.tag());
         match self {

@@ -28,11 +28,11 @@ pub(crate) use writer::{Writer, bytes_len, varint_len};
 
 use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, SessionMode, Start};
 
-/// A value with a postcard encoding: its length, writing it, reading it.
+/// A value with a postcard encoding: writing it, reading it. Its length is
+/// what writing it counts ([`encoded_len`]): one description of each type, not
+/// two that could disagree.
 pub(crate) trait Wire<'a>: Sized {
-    /// Bytes of the encoding.
-    fn wire_len(&self) -> usize;
-    /// Writes the encoding (into a writer sized from `wire_len`).
+    /// Writes the encoding.
     fn write(&self, w: &mut Writer<'_>);
     /// Reads one value; what it borrows, it borrows from the reader's buffer.
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
@@ -42,9 +42,6 @@ pub(crate) trait Wire<'a>: Sized {
 macro_rules! wire_struct {
     ($ty:ident $(<$lt:lifetime>)? { $($field:ident),+ $(,)? }) => {
         impl<'a> $crate::wire::codec::Wire<'a> for $ty $(<$lt>)? {
-            fn wire_len(&self) -> usize {
-                0 $(+ self.$field.wire_len())+
-            }
             fn write(&self, w: &mut $crate::wire::codec::Writer<'_>) {
                 $(self.$field.write(w);)+
             }
@@ -61,9 +58,6 @@ macro_rules! wire_struct {
 pub(crate) use wire_struct;
 
 impl<'a> Wire<'a> for u8 {
-    fn wire_len(&self) -> usize {
-        1
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.byte(*self);
     }
@@ -73,9 +67,6 @@ impl<'a> Wire<'a> for u8 {
 }
 
 impl<'a> Wire<'a> for bool {
-    fn wire_len(&self) -> usize {
-        1
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.byte(u8::from(*self));
     }
@@ -88,9 +79,6 @@ impl<'a> Wire<'a> for bool {
 macro_rules! wire_varint {
     ($($ty:ident),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn wire_len(&self) -> usize {
-                varint_len(u64::from(*self))
-            }
             fn write(&self, w: &mut Writer<'_>) {
                 w.varint(u64::from(*self));
             }
@@ -103,9 +91,6 @@ macro_rules! wire_varint {
 wire_varint!(u16, u32, u64);
 
 impl<'a> Wire<'a> for &'a [u8] {
-    fn wire_len(&self) -> usize {
-        bytes_len(self.len())
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.bytes(self);
     }
@@ -115,9 +100,6 @@ impl<'a> Wire<'a> for &'a [u8] {
 }
 
 impl<'a> Wire<'a> for &'a str {
-    fn wire_len(&self) -> usize {
-        bytes_len(self.len())
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.bytes(self.as_bytes());
     }
@@ -127,9 +109,6 @@ impl<'a> Wire<'a> for &'a str {
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
-    fn wire_len(&self) -> usize {
-        1 + self.as_ref().map_or(0, T::wire_len)
-    }
     fn write(&self, w: &mut Writer<'_>) {
         match self {
             None => w.byte(0),
@@ -148,9 +127,6 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
 }
 
 impl<'a> Wire<'a> for Reason {
-    fn wire_len(&self) -> usize {
-        self.code().wire_len()
-    }
     fn write(&self, w: &mut Writer<'_>) {
         self.code().write(w);
     }
@@ -160,9 +136,6 @@ impl<'a> Wire<'a> for Reason {
 }
 
 impl<'a> Wire<'a> for QoS {
-    fn wire_len(&self) -> usize {
-        1
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.byte(*self as u8);
     }
@@ -175,9 +148,6 @@ impl<'a> Wire<'a> for QoS {
 }
 
 impl<'a> Wire<'a> for SessionMode {
-    fn wire_len(&self) -> usize {
-        1
-    }
     fn write(&self, w: &mut Writer<'_>) {
         w.byte(*self as u8);
     }
@@ -190,13 +160,6 @@ impl<'a> Wire<'a> for SessionMode {
 }
 
 impl<'a> Wire<'a> for Start {
-    fn wire_len(&self) -> usize {
-        1 + match self {
-            Start::New | Start::Cursor => 0,
-            Start::Seq(seq) => seq.wire_len(),
-            Start::Last(n) => n.wire_len(),
-        }
-    }
     fn write(&self, w: &mut Writer<'_>) {
         match self {
             Start::New => w.byte(0),
@@ -222,9 +185,6 @@ impl<'a> Wire<'a> for Start {
 }
 
 impl<'a> Wire<'a> for Headers<'a> {
-    fn wire_len(&self) -> usize {
-        self.as_encoded().wire_len()
-    }
     fn write(&self, w: &mut Writer<'_>) {
         self.as_encoded().write(w);
     }
@@ -248,6 +208,13 @@ wire_struct!(Meta<'a> {
     headers
 });
 
+/// Bytes of `value`'s encoding: what writing it into no room at all counts.
+pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
+    let mut w = Writer::new(&mut []);
+    value.write(&mut w);
+    w.len()
+}
+
 /// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`
 /// followed by a check that nothing is left.
 pub(crate) fn decode_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
@@ -260,7 +227,7 @@ pub(crate) fn decode_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Result<T, Decode
 }
 
 /// Writes `value` into `out`, which must be exactly its
-/// [`wire_len`](Wire::wire_len) long; false when it is not.
+/// [`encoded_len`] long; false when it is not.
 pub(crate) fn encode_exact<'a, T: Wire<'a>>(value: &T, out: &mut [u8]) -> bool {
     let len = out.len();
     let mut w = Writer::new(out);

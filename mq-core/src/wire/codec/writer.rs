@@ -12,9 +12,9 @@ pub(crate) const fn bytes_len(n: usize) -> usize {
     varint_len(n as u64) + n
 }
 
-/// A cursor writing into a buffer. Writing past the end writes nothing more
-/// and is reported by [`finish`](Self::finish); callers size the buffer from
-/// the encoded length first, so that is a bug, never a panic.
+/// A cursor writing into a buffer. Writing past the end writes nothing but
+/// still counts ([`len`](Self::len): a writer over no room measures an
+/// encoding) and is reported by [`finish`](Self::finish).
 pub(crate) struct Writer<'b> {
     out: &'b mut [u8],
     at: usize,
@@ -30,6 +30,11 @@ impl<'b> Writer<'b> {
         }
     }
 
+    /// Bytes the encoding took so far, whether they fitted or not.
+    pub(crate) fn len(&self) -> usize {
+        self.at
+    }
+
     /// The bytes written, or `None` when they did not fit.
     pub(crate) fn finish(self) -> Option<usize> {
         (!self.overrun).then_some(self.at)
@@ -38,24 +43,20 @@ impl<'b> Writer<'b> {
     /// One raw byte.
     pub(crate) fn byte(&mut self, b: u8) {
         match self.out.get_mut(self.at) {
-            Some(slot) => {
-                *slot = b;
-                self.at += 1;
-            }
+            Some(slot) => *slot = b,
             None => self.overrun = true,
         }
+        self.at = self.at.saturating_add(1);
     }
 
     /// Raw bytes.
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
         match self.out.get_mut(self.at..end) {
-            Some(slot) => {
-                slot.copy_from_slice(bytes);
-                self.at = end;
-            }
+            Some(slot) => slot.copy_from_slice(bytes),
             None => self.overrun = true,
         }
+        self.at = end;
     }
 
     /// An unsigned integer as a varint.
@@ -102,6 +103,9 @@ mod tests {
         let mut buf = [0u8; 3];
         let mut w = Writer::new(&mut buf);
         w.bytes(b"abcd");
+        assert_eq!(w.len(), 5);
         assert_eq!(w.finish(), None);
+        // The length went in; the bytes, which did not fit, did not.
+        assert_eq!(buf, [4, 0, 0]);
     }
 }
