@@ -31,7 +31,11 @@ pub(crate) fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: [u8; N]) {
 
 /// Writes a variable-length field (topic, metadata, payload).
 pub(crate) fn put_slice(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at.saturating_add(bytes.len())) {
+    // The lengths always agree (the end saturates only past the buffer); saying
+    // so keeps a panicking path out.
+    if let Some(dst) = buf.get_mut(at..at.saturating_add(bytes.len()))
+        && dst.len() == bytes.len()
+    {
         dst.copy_from_slice(bytes);
     }
 }

@@ -74,6 +74,15 @@ impl fmt::Display for TopicError {
 impl core::error::Error for TopicError {}
 
 /// Checks `s` as a topic (`filter == false`) or a filter (`filter == true`).
+/// `b[i]`, or 0 (never valid in a name) past the end: without a panicking
+/// path, which indexing keeps where the compiler cannot see the bound.
+const fn byte(b: &[u8], i: usize) -> u8 {
+    match b.split_at_checked(i) {
+        Some((_, [c, ..])) => *c,
+        _ => 0,
+    }
+}
+
 const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let b = s.as_bytes();
     if b.is_empty() {
@@ -87,7 +96,7 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let mut after_tail = false;
     let mut i = 0;
     while i <= b.len() {
-        if i == b.len() || b[i] == b'.' {
+        if i == b.len() || byte(b, i) == b'.' {
             // A token ends at `i`.
             if i == start {
                 return Err(TopicError::EmptyToken);
@@ -99,17 +108,17 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
             if tokens > MAX_TOKENS {
                 return Err(TopicError::TooManyTokens);
             }
-            if i - start == 1 && b[start] == b'>' {
+            if i - start == 1 && byte(b, start) == b'>' {
                 after_tail = true;
             }
             start = i + 1;
         } else {
-            match b[i] {
+            match byte(b, i) {
                 b'*' | b'>' => {
                     if !filter {
                         return Err(TopicError::WildcardInTopic);
                     }
-                    let alone = (i == start) && (i + 1 == b.len() || b[i + 1] == b'.');
+                    let alone = (i == start) && (i + 1 == b.len() || byte(b, i + 1) == b'.');
                     if !alone {
                         return Err(TopicError::WildcardInsideToken);
                     }

@@ -53,8 +53,9 @@ impl<'b> Writer<'b> {
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
         match self.out.get_mut(self.at..end) {
-            Some(slot) => slot.copy_from_slice(bytes),
-            None => self.overrun = true,
+            // Always: `end` saturates only when `at` is out of the buffer.
+            Some(slot) if slot.len() == bytes.len() => slot.copy_from_slice(bytes),
+            _ => self.overrun = true,
         }
         self.at = end;
     }
