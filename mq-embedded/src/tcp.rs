@@ -117,7 +117,13 @@ impl Link for TcpLink<'_, '_, '_> {
             }
             // Whole frames only; fewer when the session is backed up.
             let used = session.handle_input(now, input).min(input.len());
-            tcp.rx.copy_within(used..tcp.rx_len, 0);
+            // `used <= rx_len <= rx.len()`: in range, and seen to be (no
+            // panicking path).
+            if let Some(held) = tcp.rx.get_mut(..tcp.rx_len)
+                && used <= held.len()
+            {
+                held.copy_within(used.., 0);
+            }
             tcp.rx_len -= used;
             if used == 0 {
                 return;
