@@ -40,7 +40,21 @@ impl<'a> Reader<'a> {
     /// A varint of an integer type `bits` wide, as postcard reads it: at most
     /// `ceil(bits / 7)` bytes, the last of which carries no bits beyond the
     /// type; zero padding (a non-minimal encoding) is accepted.
+    // Inlined on hosts (the broker's hot path); out of line on devices,
+    // where each inlined copy costs flash.
+    #[cfg_attr(feature = "alloc", inline)]
     fn varint(&mut self, bits: u32) -> Result<u64> {
+        // Most varints are one byte: ids, small lengths, tags.
+        if let Some((&b, rest)) = self.rest.split_first()
+            && b < 0x80
+        {
+            self.rest = rest;
+            return Ok(u64::from(b));
+        }
+        self.long_varint(bits)
+    }
+
+    fn long_varint(&mut self, bits: u32) -> Result<u64> {
         let max = bits.div_ceil(7);
         let last_max = (1u8 << (bits % 7)) - 1;
         let mut out = 0u64;

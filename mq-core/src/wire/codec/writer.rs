@@ -41,6 +41,7 @@ impl<'b> Writer<'b> {
     }
 
     /// One raw byte.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn byte(&mut self, b: u8) {
         match self.out.get_mut(self.at) {
             Some(slot) => *slot = b,
@@ -61,7 +62,17 @@ impl<'b> Writer<'b> {
     }
 
     /// An unsigned integer as a varint.
-    pub(crate) fn varint(&mut self, mut v: u64) {
+    // Inlined on hosts (the broker's hot path); out of line on devices,
+    // where each inlined copy costs flash.
+    #[cfg_attr(feature = "alloc", inline)]
+    pub(crate) fn varint(&mut self, v: u64) {
+        match u8::try_from(v) {
+            Ok(b) if b < 0x80 => self.byte(b),
+            _ => self.long_varint(v),
+        }
+    }
+
+    fn long_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.byte(v as u8 | 0x80);
             v >>= 7;
