@@ -135,29 +135,29 @@ impl<'a> Wire<'a> for Reason {
     }
 }
 
-impl<'a> Wire<'a> for QoS {
-    fn write(&self, w: &mut Writer<'_>) {
-        w.byte(*self as u8);
-    }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(2)? {
-            0 => Ok(QoS::AtMostOnce),
-            _ => Ok(QoS::AtLeastOnce),
+/// `Wire` for an enum of two unit variants: its variant index, one byte.
+macro_rules! wire_two_units {
+    ($($ty:ident { $zero:ident, $one:ident }),+) => {$(
+        impl<'a> Wire<'a> for $ty {
+            fn write(&self, w: &mut Writer<'_>) {
+                w.byte(*self as u8);
+            }
+            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+                match r.variant(2)? {
+                    0 => Ok($ty::$zero),
+                    _ => Ok($ty::$one),
+                }
+            }
         }
-    }
+    )+};
 }
-
-impl<'a> Wire<'a> for SessionMode {
-    fn write(&self, w: &mut Writer<'_>) {
-        w.byte(*self as u8);
-    }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(2)? {
-            0 => Ok(SessionMode::Clean),
-            _ => Ok(SessionMode::Resume),
-        }
-    }
-}
+wire_two_units!(
+    QoS {
+        AtMostOnce,
+        AtLeastOnce
+    },
+    SessionMode { Clean, Resume }
+);
 
 impl<'a> Wire<'a> for Start {
     fn write(&self, w: &mut Writer<'_>) {
