@@ -6,6 +6,8 @@
 //! (which carry a fresh broker tag) by subscription, FNV-1a hash of the topic and
 //! sequence number.
 
+use core::ptr::addr_of_mut;
+
 use super::DeliveryId;
 
 /// Recently acked messages remembered for deduplication.
@@ -86,21 +88,60 @@ impl MessageKey {
 }
 
 impl<const N: usize> Held<N> {
-    pub(crate) const fn new() -> Self {
-        Held {
-            slots: [Slot::Free; N],
-            generations: [1; N],
-            used: 0,
-            free_hint: 0,
-            fingerprints: [0; N],
-            settling: [0; N],
-            settling_head: 0,
-            settling_len: 0,
-            recent: [None; RECENT],
-            recent_fingerprints: [0; RECENT],
-            recent_next: 0,
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
+        let mut held = core::mem::MaybeUninit::uninit();
+        // SAFETY: `init` writes all of it.
+        unsafe {
+            Self::init(held.as_mut_ptr());
+            held.assume_init()
         }
     }
+
+    /// Writes an empty table into `slot`, field by field and element by
+    /// element: the table is most of a session's size, and a value built
+    /// first and then moved takes a stack frame that size.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned; whatever it held is
+    /// overwritten without being dropped (nothing in the table needs it).
+    pub(crate) unsafe fn init(slot: *mut Self) {
+        let _ = Self::FIELDS;
+        // SAFETY: every field is written once through a raw pointer into
+        // `slot` (`FIELDS` does not compile when a field is added).
+        unsafe {
+            fill(addr_of_mut!((*slot).slots), Slot::Free);
+            fill(addr_of_mut!((*slot).generations), 1);
+            addr_of_mut!((*slot).used).write(0);
+            addr_of_mut!((*slot).free_hint).write(0);
+            fill(addr_of_mut!((*slot).fingerprints), 0);
+            fill(addr_of_mut!((*slot).settling), 0);
+            addr_of_mut!((*slot).settling_head).write(0);
+            addr_of_mut!((*slot).settling_len).write(0);
+            fill(addr_of_mut!((*slot).recent), None);
+            fill(addr_of_mut!((*slot).recent_fingerprints), 0);
+            addr_of_mut!((*slot).recent_next).write(0);
+        }
+    }
+
+    /// Names every field: adding one stops this from compiling until
+    /// [`init`](Self::init) writes it.
+    const FIELDS: fn(Self) = |held| {
+        let Held {
+            slots: _,
+            generations: _,
+            used: _,
+            free_hint: _,
+            fingerprints: _,
+            settling: _,
+            settling_head: _,
+            settling_len: _,
+            recent: _,
+            recent_fingerprints: _,
+            recent_next: _,
+        } = held;
+    };
 
     fn id(&self, slot: usize) -> DeliveryId {
         let generation = self.generations.get(slot).copied().unwrap_or(0);
@@ -294,6 +335,19 @@ impl<const N: usize> Held<N> {
                 _ => None,
             }
         })
+    }
+}
+
+/// Writes `value` into every element of the array at `array`, in place.
+///
+/// # Safety
+///
+/// `array` is valid for writes and aligned.
+unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
+    let first = array.cast::<T>();
+    for i in 0..N {
+        // SAFETY: `i < N`: inside the array.
+        unsafe { first.add(i).write(value) };
     }
 }
 

@@ -24,7 +24,9 @@ mod reader;
 mod writer;
 
 pub(crate) use reader::Reader;
-pub(crate) use writer::{Writer, bytes_len, varint_len};
+#[cfg(feature = "alloc")]
+pub(crate) use writer::varint_len;
+pub(crate) use writer::{Writer, bytes_len};
 
 use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, SessionMode, Start};
 
