@@ -5,7 +5,7 @@ mod frames;
 
 use frames::{Parts, parts};
 use mq_core::framing::{serial, stream};
-use mq_core::wire::Frame;
+use mq_core::wire::{DecodeError, Frame};
 use proptest::prelude::*;
 
 const MAX_FRAME: u32 = 4096;
@@ -26,7 +26,94 @@ fn encoded(frame: &Frame<'_>) -> Vec<u8> {
     buf
 }
 
+/// The serde path the hand-written codec must agree with: postcard's
+/// decoding of the derived `Frame`, with the same error kinds.
+fn serde_decode(bytes: &[u8]) -> Result<Frame<'_>, DecodeError> {
+    match postcard::take_from_bytes::<Frame<'_>>(bytes) {
+        Ok((frame, [])) => Ok(frame),
+        Ok(_) => Err(DecodeError::TrailingBytes),
+        Err(_) => Err(DecodeError::Malformed),
+    }
+}
+
+/// A change to a valid encoding: what a broken or hostile peer might send.
+#[derive(Debug, Clone)]
+enum Damage {
+    Truncate(usize),
+    Trail(Vec<u8>),
+    Set(usize, u8),
+    Insert(usize, u8),
+    Remove(usize),
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        any::<usize>().prop_map(Damage::Truncate),
+        prop::collection::vec(any::<u8>(), 1..4).prop_map(Damage::Trail),
+        (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Damage::Set(at, b)),
+        (
+            any::<usize>(),
+            prop::sample::select(&[0x00, 0x01, 0x02, 0x7f, 0x80, 0xff][..])
+        )
+            .prop_map(|(at, b)| Damage::Set(at, b)),
+        (
+            any::<usize>(),
+            prop::sample::select(&[0x00, 0x01, 0x80, 0xff][..])
+        )
+            .prop_map(|(at, b)| Damage::Insert(at, b)),
+        any::<usize>().prop_map(Damage::Remove),
+    ]
+}
+
+impl Damage {
+    fn apply(&self, bytes: &mut Vec<u8>) {
+        let len = bytes.len();
+        if len == 0 {
+            return bytes.push(0x80);
+        }
+        match self {
+            Damage::Truncate(at) => bytes.truncate(at % len),
+            Damage::Trail(extra) => bytes.extend_from_slice(extra),
+            Damage::Set(at, b) => bytes[at % len] = *b,
+            Damage::Insert(at, b) => bytes.insert(at % (len + 1), *b),
+            Damage::Remove(at) => {
+                bytes.remove(at % len);
+            }
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn encoding_agrees_with_serde_byte_for_byte(p in parts(300)) {
+        let frame = p.frame();
+        let want = postcard::to_allocvec(&frame).unwrap();
+        prop_assert_eq!(frame.encoded_len(), want.len());
+        prop_assert_eq!(encoded(&frame), want);
+    }
+
+    #[test]
+    fn decoding_agrees_with_serde_on_damaged_frames(
+        p in parts(40),
+        damages in prop::collection::vec(damage(), 1..4),
+    ) {
+        let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
+        for d in &damages {
+            d.apply(&mut bytes);
+        }
+        prop_assert_eq!(Frame::decode(&bytes), serde_decode(&bytes));
+    }
+
+    #[test]
+    fn decoding_agrees_with_serde_on_any_bytes(
+        tag in 0u8..21,
+        rest in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = vec![tag];
+        bytes.extend_from_slice(&rest);
+        prop_assert_eq!(Frame::decode(&bytes), serde_decode(&bytes));
+    }
+
     #[test]
     fn every_frame_round_trips(p in parts(300)) {
         let frame = p.frame();

@@ -2,7 +2,10 @@
 //! and the loop that drives the session over whatever [`Link`] a transport
 //! provides for the duration of one poll.
 
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
 use mq_core::__mq_debug as debug;
+
 use mq_core::Instant;
 use mq_core::client::{
     AckError, Config, CreditError, DeliveryId, Framing, PublishError, PublishId, PublishOptions,
@@ -62,12 +65,14 @@ pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize, const REQS: u
 impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUBS, HELD, REQS> {
     /// A session whose frames fit the buffers: the largest frame it accepts is
     /// lowered to what `rx` holds, the largest it produces to what `tx` holds.
-    /// Returns the engine and `rx`, for the transport.
-    pub(crate) fn new(
+    /// Built in `slot` (see [`Session::new_in`]); returns it and `rx`, for the
+    /// transport. On error nothing is written.
+    pub(crate) fn new_in<'s>(
+        slot: &'s mut MaybeUninit<Self>,
         mut config: Config,
         framing: Framing,
         buffers: Buffers<'a>,
-    ) -> Result<(Self, &'a mut [u8]), BufferError> {
+    ) -> Result<(&'s mut Self, &'a mut [u8]), BufferError> {
         buffers.check(framing)?;
         let Buffers {
             outbox,
@@ -80,15 +85,36 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUB
             .max_frame
             .min(largest_frame(framing, rx.len()));
         config.max_frame_out = config.max_frame_out.min(largest_frame(framing, tx.len()));
-        let engine = Engine {
-            session: Session::new(config, framing, outbox, inbox),
-            tx,
-            tx_start: 0,
-            tx_end: 0,
-            open: false,
+        let _ = Self::FIELDS;
+        let p = slot.as_mut_ptr();
+        // SAFETY: each field is written once through a raw pointer into `slot`
+        // (the session in place, viewed as the `MaybeUninit` it still is),
+        // every field is (`FIELDS`), and only then is `slot` taken as
+        // initialised.
+        let engine = unsafe {
+            let session = &mut *addr_of_mut!((*p).session)
+                .cast::<MaybeUninit<ClientSession<'a, SUBS, HELD, REQS>>>();
+            ClientSession::new_in(session, config, framing, outbox, inbox);
+            addr_of_mut!((*p).tx).write(tx);
+            addr_of_mut!((*p).tx_start).write(0);
+            addr_of_mut!((*p).tx_end).write(0);
+            addr_of_mut!((*p).open).write(false);
+            slot.assume_init_mut()
         };
         Ok((engine, rx))
     }
+
+    /// Names every field: adding one stops this from compiling until
+    /// [`new_in`](Self::new_in) writes it.
+    const FIELDS: fn(Self) = |engine| {
+        let Engine {
+            session: _,
+            tx: _,
+            tx_start: _,
+            tx_end: _,
+            open: _,
+        } = engine;
+    };
 
     /// One round: what the application's commands queued goes out first (a
     /// transmitted ack frees the held slot a refused delivery waits for), then
@@ -204,6 +230,52 @@ pub struct Client<'a, T, const SUBS: usize = 8, const HELD: usize = 32, const RE
 impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
     Client<'a, T, SUBS, HELD, REQS>
 {
+    /// A client built in `slot`: the engine in place (see
+    /// [`Engine::new_in`]), then the transport `transport` makes of the receive
+    /// buffer. On error nothing is written.
+    pub(crate) fn new_in_with<'s>(
+        slot: &'s mut MaybeUninit<Self>,
+        config: Config,
+        framing: Framing,
+        buffers: Buffers<'a>,
+        transport: impl FnOnce(&'a mut [u8]) -> T,
+    ) -> Result<&'s mut Self, BufferError> {
+        let _ = Self::FIELDS;
+        let p = slot.as_mut_ptr();
+        // SAFETY: as in `Engine::new_in`: both fields written through raw
+        // pointers into `slot` (the engine only when it succeeded, and then
+        // the transport), then `slot` is initialised.
+        unsafe {
+            let engine =
+                &mut *addr_of_mut!((*p).engine).cast::<MaybeUninit<Engine<'a, SUBS, HELD, REQS>>>();
+            let (_, rx) = Engine::new_in(engine, config, framing, buffers)?;
+            addr_of_mut!((*p).transport).write(transport(rx));
+            Ok(slot.assume_init_mut())
+        }
+    }
+
+    /// [`new_in_with`](Self::new_in_with), returning the client by value.
+    pub(crate) fn new_with(
+        config: Config,
+        framing: Framing,
+        buffers: Buffers<'a>,
+        transport: impl FnOnce(&'a mut [u8]) -> T,
+    ) -> Result<Self, BufferError> {
+        let mut slot = MaybeUninit::uninit();
+        Self::new_in_with(&mut slot, config, framing, buffers, transport)?;
+        // SAFETY: `new_in_with` succeeded: it initialised the slot.
+        Ok(unsafe { slot.assume_init() })
+    }
+
+    /// Names every field: adding one stops this from compiling until
+    /// [`new_in_with`](Self::new_in_with) writes it.
+    const FIELDS: fn(Self) = |client| {
+        let Client {
+            engine: _,
+            transport: _,
+        } = client;
+    };
+
     /// Starts the session: the transport opens at the next `poll`, then
     /// `Hello`, `Welcome` ([`Event::Connected`](crate::Event::Connected)).
     /// After a lost connection the client reconnects by itself, with backoff,

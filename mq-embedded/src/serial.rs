@@ -39,7 +39,7 @@ use mq_core::client::{Config, Event, Framing};
 use mq_core::framing::serial::{SerialDecoder, SerialStats};
 
 use crate::buffers::{BufferError, Buffers};
-use crate::client::{Client, ClientSession, Engine, Link, LinkStatus};
+use crate::client::{Client, ClientSession, Link, LinkStatus};
 
 /// Bytes read from the line at a time.
 const READ_CHUNK: usize = 32;
@@ -187,19 +187,15 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, con
     /// SerialClient<'_, Uart> = SerialClient::new(..)?`): Rust does not infer
     /// the table sizes from the alias's defaults.
     pub fn new(config: Config, io: IO, buffers: Buffers<'a>) -> Result<Self, BufferError> {
-        let (engine, rx) = Engine::new(config, Framing::Serial, buffers)?;
-        Ok(Client {
-            engine,
-            transport: Serial {
-                io,
-                decoder: SerialDecoder::new(rx),
-                chunk: [0; READ_CHUNK],
-                chunk_start: 0,
-                chunk_end: 0,
-                refused: false,
-                read_errors: 0,
-                write_errors: 0,
-            },
+        Client::new_with(config, Framing::Serial, buffers, |rx| Serial {
+            io,
+            decoder: SerialDecoder::new(rx),
+            chunk: [0; READ_CHUNK],
+            chunk_start: 0,
+            chunk_end: 0,
+            refused: false,
+            read_errors: 0,
+            write_errors: 0,
         })
     }
 

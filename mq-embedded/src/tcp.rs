@@ -1,7 +1,9 @@
 //! The driver over a smoltcp TCP socket: connects to the broker, reconnects
 //! after a loss with the session's backoff, and resumes the session.
 
+use core::mem::MaybeUninit;
 use mq_core::__mq_debug as debug;
+
 use mq_core::Instant;
 use mq_core::client::{Config, Event, Framing};
 use mq_core::framing::stream::{Split, StreamDecoder};
@@ -11,7 +13,7 @@ use smoltcp::socket::tcp::{self, State as TcpState};
 use smoltcp::wire::IpEndpoint;
 
 use crate::buffers::{BufferError, Buffers};
-use crate::client::{Client, ClientSession, Engine, Link, LinkStatus};
+use crate::client::{Client, ClientSession, Link, LinkStatus};
 
 /// Local ports are taken from the dynamic range, one per connection attempt.
 const FIRST_PORT: u16 = 49_152;
@@ -117,7 +119,13 @@ impl Link for TcpLink<'_, '_, '_> {
             }
             // Whole frames only; fewer when the session is backed up.
             let used = session.handle_input(now, input).min(input.len());
-            tcp.rx.copy_within(used..tcp.rx_len, 0);
+            // `used <= rx_len <= rx.len()`: in range, and seen to be (no
+            // panicking path).
+            if let Some(held) = tcp.rx.get_mut(..tcp.rx_len)
+                && used <= held.len()
+            {
+                held.copy_within(used.., 0);
+            }
             tcp.rx_len -= used;
             if used == 0 {
                 return;
@@ -150,16 +158,33 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize>
         buffers: Buffers<'a>,
     ) -> Result<Self, BufferError> {
         let port = (config.seed % u64::from(PORTS)) as u16;
-        let (engine, rx) = Engine::new(config, Framing::Stream, buffers)?;
-        Ok(Client {
-            engine,
-            transport: Tcp {
-                socket,
-                broker,
-                rx,
-                rx_len: 0,
-                port,
-            },
+        Client::new_with(config, Framing::Stream, buffers, |rx| Tcp {
+            socket,
+            broker,
+            rx,
+            rx_len: 0,
+            port,
+        })
+    }
+
+    /// [`new`](Self::new), built in `slot` rather than returned: the client
+    /// (several KB, the session's tables) never passes through the stack,
+    /// which building it by value makes as deep as it is large, once. For a
+    /// client in a `static`.
+    pub fn new_in<'s>(
+        slot: &'s mut MaybeUninit<Self>,
+        config: Config,
+        socket: SocketHandle,
+        broker: IpEndpoint,
+        buffers: Buffers<'a>,
+    ) -> Result<&'s mut Self, BufferError> {
+        let port = (config.seed % u64::from(PORTS)) as u16;
+        Client::new_in_with(slot, config, Framing::Stream, buffers, |rx| Tcp {
+            socket,
+            broker,
+            rx,
+            rx_len: 0,
+            port,
         })
     }
 

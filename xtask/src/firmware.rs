@@ -12,6 +12,7 @@ use std::process::Command;
 
 use crate::cmd::{self, Step, run};
 use crate::failure::Failure;
+use crate::panic_paths;
 use crate::toolchain::{NOSTD_TARGET, Route};
 
 /// The firmware project, relative to the workspace root.
@@ -66,11 +67,18 @@ pub fn run_firmware(args: &[String]) -> Result<(), Failure> {
     check().map_err(Failure::Failed)
 }
 
-/// Builds every variant, runs the host tests, prints the sizes.
+/// Builds every variant, runs the host tests, prints the sizes, and checks
+/// that the mq part of the mq build has no panicking path.
 pub fn check() -> Result<(), String> {
     let built = build()?;
     host_tests()?;
-    print_sizes(&built)
+    print_sizes(&built)?;
+    Step::start("panicking paths from mq's sources (mq build)");
+    let mq = built
+        .iter()
+        .find(|b| b.variant.name == "mq")
+        .ok_or("no mq variant was built")?;
+    panic_paths::check(&mq.elf)
 }
 
 /// Where the firmware's build output goes.

@@ -18,6 +18,7 @@ mod mq_tools;
 mod mqd;
 mod mqtt;
 mod nats;
+mod panic_paths;
 mod peer;
 mod python;
 mod qemu;

@@ -6,7 +6,7 @@ use alloc::sync::Arc;
 use super::ConnId;
 use super::record::{MessageRecord, Record};
 use crate::time::Instant;
-use crate::wire::deliver::varint_len;
+use crate::wire::codec::varint_len;
 use crate::wire::{Meta, QoS};
 
 pub(crate) type Msg = Arc<Message>;

@@ -6,6 +6,8 @@
 //! (which carry a fresh broker tag) by subscription, FNV-1a hash of the topic and
 //! sequence number.
 
+use core::ptr::addr_of_mut;
+
 use super::DeliveryId;
 
 /// Recently acked messages remembered for deduplication.
@@ -86,24 +88,64 @@ impl MessageKey {
 }
 
 impl<const N: usize> Held<N> {
-    pub(crate) const fn new() -> Self {
-        Held {
-            slots: [Slot::Free; N],
-            generations: [1; N],
-            used: 0,
-            free_hint: 0,
-            fingerprints: [0; N],
-            settling: [0; N],
-            settling_head: 0,
-            settling_len: 0,
-            recent: [None; RECENT],
-            recent_fingerprints: [0; RECENT],
-            recent_next: 0,
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
+        let mut held = core::mem::MaybeUninit::uninit();
+        // SAFETY: `init` writes all of it.
+        unsafe {
+            Self::init(held.as_mut_ptr());
+            held.assume_init()
         }
     }
 
+    /// Writes an empty table into `slot`, field by field and element by
+    /// element: the table is most of a session's size, and a value built
+    /// first and then moved takes a stack frame that size.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned; whatever it held is
+    /// overwritten without being dropped (nothing in the table needs it).
+    pub(crate) unsafe fn init(slot: *mut Self) {
+        let _ = Self::FIELDS;
+        // SAFETY: every field is written once through a raw pointer into
+        // `slot` (`FIELDS` does not compile when a field is added).
+        unsafe {
+            fill(addr_of_mut!((*slot).slots), Slot::Free);
+            fill(addr_of_mut!((*slot).generations), 1);
+            addr_of_mut!((*slot).used).write(0);
+            addr_of_mut!((*slot).free_hint).write(0);
+            fill(addr_of_mut!((*slot).fingerprints), 0);
+            fill(addr_of_mut!((*slot).settling), 0);
+            addr_of_mut!((*slot).settling_head).write(0);
+            addr_of_mut!((*slot).settling_len).write(0);
+            fill(addr_of_mut!((*slot).recent), None);
+            fill(addr_of_mut!((*slot).recent_fingerprints), 0);
+            addr_of_mut!((*slot).recent_next).write(0);
+        }
+    }
+
+    /// Names every field: adding one stops this from compiling until
+    /// [`init`](Self::init) writes it.
+    const FIELDS: fn(Self) = |held| {
+        let Held {
+            slots: _,
+            generations: _,
+            used: _,
+            free_hint: _,
+            fingerprints: _,
+            settling: _,
+            settling_head: _,
+            settling_len: _,
+            recent: _,
+            recent_fingerprints: _,
+            recent_next: _,
+        } = held;
+    };
+
     fn id(&self, slot: usize) -> DeliveryId {
-        DeliveryId((u64::from(self.generations[slot]) << 16) | slot as u64)
+        let generation = self.generations.get(slot).copied().unwrap_or(0);
+        DeliveryId((u64::from(generation) << 16) | slot as u64)
     }
 
     /// The slot an id names, if it is still that id's.
@@ -112,7 +154,7 @@ impl<const N: usize> Held<N> {
         let generation = (id.0 >> 16) as u32;
         match self.slots.get(slot) {
             Some(Slot::Free) | None => None,
-            Some(_) if self.generations[slot] == generation => Some(slot),
+            Some(_) if self.generations.get(slot) == Some(&generation) => Some(slot),
             Some(_) => None,
         }
     }
@@ -139,7 +181,7 @@ impl<const N: usize> Held<N> {
         let start = self.free_hint.min(limit - 1);
         let slot = (start..limit)
             .chain(0..start)
-            .find(|&i| self.slots[i] == Slot::Free)?;
+            .find(|&i| self.slots.get(i) == Some(&Slot::Free))?;
         self.free_hint = (slot + 1) % limit;
         self.used += 1;
         self.put(slot, state);
@@ -152,7 +194,9 @@ impl<const N: usize> Held<N> {
             (None | Some(Slot::Free), _) => {}
             (Some(_), Slot::Free) => self.free(slot),
             (Some(Slot::Settling { .. }), Slot::Settling { tag, settle }) => {
-                self.slots[slot] = Slot::Settling { tag, settle };
+                if let Some(s) = self.slots.get_mut(slot) {
+                    *s = Slot::Settling { tag, settle };
+                }
             }
             (Some(Slot::Settling { .. }), held) => {
                 self.unqueue(slot);
@@ -164,29 +208,39 @@ impl<const N: usize> Held<N> {
 
     /// Writes a non-free state into a slot that is not settling.
     fn put(&mut self, slot: usize, state: Slot) {
-        self.slots[slot] = state;
-        self.fingerprints[slot] = 0;
-        match state {
-            Slot::Held { key, .. } => self.fingerprints[slot] = key.fingerprint(),
-            Slot::Settling { .. } => {
-                let tail = (self.settling_head + self.settling_len) % N;
-                self.settling[tail] = slot as u16;
+        let (Some(s), Some(fingerprint)) =
+            (self.slots.get_mut(slot), self.fingerprints.get_mut(slot))
+        else {
+            return;
+        };
+        *s = state;
+        *fingerprint = match state {
+            Slot::Held { key, .. } => key.fingerprint(),
+            Slot::Settling { .. } | Slot::Free => 0,
+        };
+        if let Slot::Settling { .. } = state {
+            let tail = (self.settling_head + self.settling_len) % N;
+            if let Some(t) = self.settling.get_mut(tail) {
+                *t = slot as u16;
                 self.settling_len += 1;
             }
-            Slot::Free => {}
         }
     }
 
     /// Takes a settling slot out of the ring (normally its oldest entry).
     fn unqueue(&mut self, slot: usize) {
+        let at = |i: usize| (self.settling_head + i) % N;
         let Some(pos) = (0..self.settling_len)
-            .find(|i| usize::from(self.settling[(self.settling_head + i) % N]) == slot)
+            .find(|&i| self.settling.get(at(i)).map(|&s| usize::from(s)) == Some(slot))
         else {
             return;
         };
         for i in pos..self.settling_len - 1 {
-            self.settling[(self.settling_head + i) % N] =
-                self.settling[(self.settling_head + i + 1) % N];
+            if let Some(&next) = self.settling.get(at(i + 1))
+                && let Some(this) = self.settling.get_mut(at(i))
+            {
+                *this = next;
+            }
         }
         self.settling_len -= 1;
     }
@@ -198,20 +252,30 @@ impl<const N: usize> Held<N> {
         match s {
             Slot::Free => return,
             Slot::Settling { .. } => {
-                if self.settling_len > 0 && usize::from(self.settling[self.settling_head]) == slot {
+                if self.settling_len > 0 && self.oldest_settling() == Some(slot) {
                     self.settling_head = (self.settling_head + 1) % N;
                     self.settling_len -= 1;
                 } else {
                     self.unqueue(slot);
                 }
             }
-            Slot::Held { .. } => self.fingerprints[slot] = 0,
+            Slot::Held { .. } => {
+                if let Some(fingerprint) = self.fingerprints.get_mut(slot) {
+                    *fingerprint = 0;
+                }
+            }
         }
-        self.slots[slot] = Slot::Free;
+        if let Some(s) = self.slots.get_mut(slot) {
+            *s = Slot::Free;
+        }
         self.free_hint = slot;
         self.used -= 1;
-        let g = self.generations[slot].wrapping_add(1);
-        self.generations[slot] = if g == 0 { 1 } else { g };
+        if let Some(generation) = self.generations.get_mut(slot) {
+            *generation = match generation.wrapping_add(1) {
+                0 => 1,
+                g => g,
+            };
+        }
     }
 
     /// The slot holding `key` (a message the application has not settled).
@@ -220,7 +284,14 @@ impl<const N: usize> Held<N> {
             return None;
         }
         matching(&self.fingerprints, key.fingerprint())
-            .find(|&i| matches!(self.slots[i], Slot::Held { key: k, .. } if k == *key))
+            .find(|&i| matches!(self.slots.get(i), Some(Slot::Held { key: k, .. }) if k == key))
+    }
+
+    /// The slot of the oldest settlement (when there is one).
+    fn oldest_settling(&self) -> Option<usize> {
+        self.settling
+            .get(self.settling_head)
+            .map(|&s| usize::from(s))
     }
 
     /// The oldest settlement waiting to be transmitted.
@@ -228,9 +299,9 @@ impl<const N: usize> Held<N> {
         if self.settling_len == 0 {
             return None;
         }
-        let slot = usize::from(self.settling[self.settling_head]);
-        match self.slots[slot] {
-            Slot::Settling { tag, settle } => Some((slot, tag, settle)),
+        let slot = self.oldest_settling()?;
+        match self.slots.get(slot)? {
+            Slot::Settling { tag, settle } => Some((slot, *tag, *settle)),
             _ => None,
         }
     }
@@ -238,25 +309,45 @@ impl<const N: usize> Held<N> {
     /// The connection ended: settlements not sent are void (the broker
     /// redelivers those messages).
     pub(crate) fn connection_lost(&mut self) {
-        while self.settling_len > 0 {
-            let slot = usize::from(self.settling[self.settling_head]);
+        while self.settling_len > 0
+            && let Some(slot) = self.oldest_settling()
+        {
             self.free(slot);
         }
     }
 
     /// Remembers how a message was settled, evicting the oldest entry.
     pub(crate) fn remember(&mut self, key: MessageKey, settle: Settle) {
-        self.recent[self.recent_next] = Some((key, settle));
-        self.recent_fingerprints[self.recent_next] = key.fingerprint();
+        if let Some(entry) = self.recent.get_mut(self.recent_next) {
+            *entry = Some((key, settle));
+        }
+        if let Some(fingerprint) = self.recent_fingerprints.get_mut(self.recent_next) {
+            *fingerprint = key.fingerprint();
+        }
         self.recent_next = (self.recent_next + 1) % RECENT;
     }
 
     /// How a recently settled message was settled.
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
-        matching(&self.recent_fingerprints, key.fingerprint()).find_map(|i| match self.recent[i] {
-            Some((k, settle)) if k == *key => Some(settle),
-            _ => None,
+        matching(&self.recent_fingerprints, key.fingerprint()).find_map(|i| {
+            match self.recent.get(i) {
+                Some(Some((k, settle))) if k == key => Some(*settle),
+                _ => None,
+            }
         })
+    }
+}
+
+/// Writes `value` into every element of the array at `array`, in place.
+///
+/// # Safety
+///
+/// `array` is valid for writes and aligned.
+unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
+    let first = array.cast::<T>();
+    for i in 0..N {
+        // SAFETY: `i < N`: inside the array.
+        unsafe { first.add(i).write(value) };
     }
 }
 

@@ -25,7 +25,7 @@
 //! needs the room (live records are then moved to the front). All integers are
 //! little-endian.
 
-use super::le::{put, put_slice, u16_at, u32_at, u64_at};
+use super::le::{move_down, put, put_slice, u16_at, u32_at, u64_at};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an outbox record takes besides its topic, encoded meta and payload.
@@ -251,7 +251,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
                 cursor = Some(write);
             }
             if self.state(read) != DEAD {
-                self.storage.as_mut().copy_within(read..read + len, write);
+                move_down(self.storage.as_mut(), read, len, write);
                 write += len;
             }
             read += len;

@@ -18,6 +18,8 @@ use super::{Backpressure, Config, Framing, State, Stats};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
 use crate::wire::{Frame, Limits, Reason};
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
 
 /// One client's session with a broker: a sans-IO state machine.
 ///
@@ -115,6 +117,23 @@ where
     /// as `framing`, keeping publishes in `outbox` and received messages in `inbox`.
     /// Nothing happens until [`connect`](Self::connect) (or `handle_connected`).
     pub fn new(config: Config, framing: Framing, outbox: B, inbox: B) -> Self {
+        let mut slot = MaybeUninit::uninit();
+        Self::new_in(&mut slot, config, framing, outbox, inbox);
+        // SAFETY: `new_in` initialised it.
+        unsafe { slot.assume_init() }
+    }
+
+    /// [`new`](Self::new), built in `slot` rather than returned: a session's
+    /// tables are several KB, and building one by value takes a stack frame
+    /// that size once (a device's start-up stack peak). For a session in a
+    /// `static` or in a client built in place.
+    pub fn new_in(
+        slot: &mut MaybeUninit<Self>,
+        config: Config,
+        framing: Framing,
+        outbox: B,
+        inbox: B,
+    ) -> &mut Self {
         let inbox = Inbox::new(inbox);
         let room = inbox.capacity().saturating_sub(inbox::RECORD_OVERHEAD);
         let max_frame_in = config
@@ -122,30 +141,63 @@ where
             .max_frame
             .min(u32::try_from(room).unwrap_or(u32::MAX));
         let conn = Connection::new(config.seed);
-        let requests = Requests::new(config.seed, &config.client_id);
-        Session {
-            config,
-            framing,
-            conn,
-            outbox: Outbox::new(outbox),
-            inbox,
-            subs: Subscriptions::new(),
-            held: Held::new(),
-            requests,
-            events: Events::new(),
-            max_frame_in,
-            reasm: Reassembler::new(),
-            rx: None,
-            next_publish_id: 1,
-            publish_ids_wrapped: false,
-            dedup_seq: 0,
-            stats: Stats::default(),
+        let _ = Self::FIELDS;
+        let p = slot.as_mut_ptr();
+        // SAFETY: each field of the session is written once, through a raw
+        // pointer into `slot` (no reference to the uninitialised memory is
+        // made), every field is (`Self::FIELDS` does not compile when one is
+        // added), and only then is `slot` taken as initialised.
+        unsafe {
+            addr_of_mut!((*p).requests).write(Requests::new(config.seed, &config.client_id));
+            addr_of_mut!((*p).config).write(config);
+            addr_of_mut!((*p).framing).write(framing);
+            addr_of_mut!((*p).conn).write(conn);
+            addr_of_mut!((*p).outbox).write(Outbox::new(outbox));
+            addr_of_mut!((*p).inbox).write(inbox);
+            addr_of_mut!((*p).subs).write(Subscriptions::new());
+            Held::init(addr_of_mut!((*p).held));
+            addr_of_mut!((*p).events).write(Events::new());
+            addr_of_mut!((*p).max_frame_in).write(max_frame_in);
+            addr_of_mut!((*p).reasm).write(Reassembler::new());
+            addr_of_mut!((*p).rx).write(None);
+            addr_of_mut!((*p).next_publish_id).write(1);
+            addr_of_mut!((*p).publish_ids_wrapped).write(false);
+            addr_of_mut!((*p).dedup_seq).write(0);
+            addr_of_mut!((*p).stats).write(Stats::default());
             #[cfg(feature = "alloc")]
-            admin_out: None,
+            addr_of_mut!((*p).admin_out).write(None);
             #[cfg(feature = "alloc")]
-            next_admin: 0,
+            addr_of_mut!((*p).next_admin).write(0);
+            slot.assume_init_mut()
         }
     }
+
+    /// Names every field without `..`: adding a field to the session stops
+    /// this from compiling until [`new_in`](Self::new_in) writes it too.
+    const FIELDS: fn(Self) = |session| {
+        let Session {
+            config: _,
+            framing: _,
+            conn: _,
+            outbox: _,
+            inbox: _,
+            subs: _,
+            held: _,
+            requests: _,
+            events: _,
+            max_frame_in: _,
+            reasm: _,
+            rx: _,
+            next_publish_id: _,
+            publish_ids_wrapped: _,
+            dedup_seq: _,
+            stats: _,
+            #[cfg(feature = "alloc")]
+                admin_out: _,
+            #[cfg(feature = "alloc")]
+                next_admin: _,
+        } = session;
+    };
 
     // ---------------------------------------------------------------- getters
 

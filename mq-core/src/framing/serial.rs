@@ -9,7 +9,6 @@
 use core::fmt;
 
 use crc::{CRC_32_ISCSI, Crc};
-use postcard::ser_flavors::{Cobs, Slice, crc::CrcModifier};
 
 use crate::wire::{DecodeError, EncodeError, Frame};
 
@@ -46,15 +45,56 @@ pub fn encode_frame_sized(
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
     let needed = max_framed_len(body);
-    if needed > buf.len() {
+    let Some(out) = buf.get_mut(..needed) else {
         return Err(EncodeError::BufferTooSmall { needed });
+    };
+    // The frame and its CRC go at the end, where the encoding, written from
+    // the front, never overtakes what it has still to read.
+    let start = needed - body - CRC_LEN;
+    let Some((frame_out, crc_out)) = out
+        .get_mut(start..)
+        .and_then(|tail| tail.split_at_mut_checked(body))
+    else {
+        return Err(EncodeError::BufferTooSmall { needed });
+    };
+    frame.encode_exact(frame_out)?;
+    let crc = CRC32C.checksum(frame_out).to_le_bytes();
+    for (slot, b) in crc_out.iter_mut().zip(crc) {
+        *slot = b;
     }
-    let cobs =
-        Cobs::try_new(Slice::new(buf)).map_err(|_| EncodeError::BufferTooSmall { needed })?;
-    let flavor = CrcModifier::new(cobs, CRC32C.digest());
-    postcard::serialize_with_flavor(frame, flavor)
-        .map(|out: &mut [u8]| out.len())
-        .map_err(|_| EncodeError::BufferTooSmall { needed })
+    Ok(cobs_in_place(out, start))
+}
+
+/// COBS-encodes `buf[start..]` into the front of `buf` and ends it with the
+/// delimiter; returns the bytes written. The encoding adds a code byte at the
+/// start and one after every run of 254 non-zero bytes (as postcard's COBS
+/// flavor does), which `start` must leave room for: at least
+/// `(buf.len() - start) / 254 + 2` bytes.
+fn cobs_in_place(buf: &mut [u8], start: usize) -> usize {
+    fn set(buf: &mut [u8], at: usize, b: u8) {
+        if let Some(slot) = buf.get_mut(at) {
+            *slot = b;
+        }
+    }
+    // Where the open block's code byte goes, the next byte out, the code.
+    let (mut code_at, mut out, mut code) = (0, 1, 1u8);
+    for i in start..buf.len() {
+        let b = buf.get(i).copied().unwrap_or(DELIMITER);
+        if b != 0 {
+            set(buf, out, b);
+            out += 1;
+            code += 1;
+        }
+        if b == 0 || code == 0xFF {
+            set(buf, code_at, code);
+            code_at = out;
+            out += 1;
+            code = 1;
+        }
+    }
+    set(buf, code_at, code);
+    set(buf, out, DELIMITER);
+    out + 1
 }
 
 /// Why a serial frame was dropped. The decoder has already resynchronised.
@@ -231,6 +271,44 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
 mod tests {
     use super::*;
     use crate::wire::{Publish, QoS};
+    use postcard::ser_flavors::{Cobs, Slice, crc::CrcModifier};
+    use proptest::prelude::*;
+
+    /// The encoding as postcard's COBS flavor with its CRC modifier writes it.
+    fn postcard_framed(frame: &Frame<'_>) -> std::vec::Vec<u8> {
+        let mut buf = std::vec![0u8; max_framed_len(frame.encoded_len())];
+        let flavor = CrcModifier::new(
+            Cobs::try_new(Slice::new(&mut buf)).unwrap(),
+            CRC32C.digest(),
+        );
+        postcard::serialize_with_flavor::<_, _, &mut [u8]>(frame, flavor)
+            .unwrap()
+            .to_vec()
+    }
+
+    fn assert_agrees(payload: &[u8]) {
+        let frame = publish(payload);
+        let mut buf = std::vec![0u8; max_framed_len(frame.encoded_len())];
+        let n = encode_frame(&frame, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &postcard_framed(&frame)[..], "{payload:?}");
+    }
+
+    #[test]
+    fn agrees_with_postcards_cobs_flavor_for_every_run_length() {
+        // Runs without zeros of every length across several 254-byte blocks.
+        for len in 0..1100 {
+            assert_agrees(&std::vec![0x5a; len]);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_postcards_cobs_flavor(
+            payload in prop::collection::vec(prop::sample::select(&[0u8, 1, 0x5a, 0xff][..]), 0..1100),
+        ) {
+            assert_agrees(&payload);
+        }
+    }
 
     #[test]
     fn max_framed_len_holds_for_runs_without_zeros() {

@@ -58,11 +58,14 @@ pub fn encode_frame_sized(
     }
     let prefix = prefix_len(body);
     let needed = prefix + body;
-    if needed > buf.len() {
+    let Some((head, out)) = buf
+        .get_mut(..needed)
+        .and_then(|framed| framed.split_at_mut_checked(prefix))
+    else {
         return Err(EncodeError::BufferTooSmall { needed });
-    }
-    write_varint(body as u32, &mut buf[..prefix]);
-    frame.encode_exact(&mut buf[prefix..needed])?;
+    };
+    write_varint(body as u32, head);
+    frame.encode_exact(out)?;
     Ok(needed)
 }
 

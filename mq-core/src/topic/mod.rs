@@ -85,6 +85,15 @@ const PLAIN: [bool; 256] = {
     plain
 };
 
+/// `b[i]`, or 0 (never valid in a name) past the end: without a panicking
+/// path, which indexing keeps where the compiler cannot see the bound.
+const fn byte(b: &[u8], i: usize) -> u8 {
+    match b.split_at_checked(i) {
+        Some((_, [c, ..])) => *c,
+        _ => 0,
+    }
+}
+
 /// Checks `s` as a topic (`filter == false`) or a filter (`filter == true`).
 /// Runs on every publish and delivery: the plain bytes of a token are skipped
 /// through a table, the rest is looked at one by one.
@@ -101,16 +110,17 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let mut after_tail = false;
     let mut i = 0;
     loop {
-        while i < b.len() && PLAIN[b[i] as usize] {
+        // `byte` is 0 past the end, which is not plain.
+        while PLAIN[byte(b, i) as usize] {
             i += 1;
         }
-        if i < b.len() && b[i] != b'.' {
-            match b[i] {
+        if i < b.len() && byte(b, i) != b'.' {
+            match byte(b, i) {
                 b'*' | b'>' => {
                     if !filter {
                         return Err(TopicError::WildcardInTopic);
                     }
-                    let alone = (i == start) && (i + 1 == b.len() || b[i + 1] == b'.');
+                    let alone = (i == start) && (i + 1 == b.len() || byte(b, i + 1) == b'.');
                     if !alone {
                         return Err(TopicError::WildcardInsideToken);
                     }
@@ -131,7 +141,7 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
         if tokens > MAX_TOKENS {
             return Err(TopicError::TooManyTokens);
         }
-        if i - start == 1 && b[start] == b'>' {
+        if i - start == 1 && byte(b, start) == b'>' {
             after_tail = true;
         }
         if i == b.len() {

@@ -8,6 +8,7 @@
 //! the same as serde's (tested below, for any field values).
 
 use super::QoS;
+use super::codec::{Wire, Writer, bytes_len, varint_len};
 
 /// `Frame::Deliver`'s variant index (postcard writes it as a one-byte varint).
 const DELIVER: u8 = 10;
@@ -28,39 +29,11 @@ pub(crate) struct EncodedDeliver<'a> {
     pub payload: &'a [u8],
 }
 
-/// Bytes of `v` as a varint.
-pub(crate) fn varint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
-
-/// Writes `v` as a varint at the front of `out`, returning the bytes written.
-fn put_varint(mut v: u64, out: &mut [u8]) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = (v as u8) | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
-}
-
-fn put(bytes: &[u8], out: &mut [u8]) -> usize {
-    out[..bytes.len()].copy_from_slice(bytes);
-    bytes.len()
-}
-
 impl EncodedDeliver<'_> {
     /// The frame's encoded length (without framing).
     pub(crate) fn encoded_len(&self) -> usize {
         1 + varint_len(self.sub.into())
-            + varint_len(self.topic.len() as u64)
-            + self.topic.len()
+            + bytes_len(self.topic.len())
             + varint_len(self.seq)
             + varint_len(self.tag)
             + varint_len(self.attempt.into())
@@ -73,26 +46,20 @@ impl EncodedDeliver<'_> {
     /// Writes the frame into `out`, which is exactly
     /// [`encoded_len`](Self::encoded_len) bytes long.
     pub(crate) fn encode_exact(&self, out: &mut [u8]) {
-        let mut at = 0;
-        out[at] = DELIVER;
-        at += 1;
-        at += put_varint(self.sub.into(), &mut out[at..]);
-        at += put_varint(self.topic.len() as u64, &mut out[at..]);
-        at += put(self.topic.as_bytes(), &mut out[at..]);
-        at += put_varint(self.seq, &mut out[at..]);
-        at += put_varint(self.tag, &mut out[at..]);
-        at += put_varint(self.attempt.into(), &mut out[at..]);
-        out[at] = match self.qos {
-            QoS::AtMostOnce => 0,
-            QoS::AtLeastOnce => 1,
-        };
-        at += 1;
-        at += put(self.meta, &mut out[at..]);
+        let len = out.len();
+        let mut w = Writer::new(out);
+        w.byte(DELIVER);
+        w.varint(self.sub.into());
+        w.bytes(self.topic.as_bytes());
+        w.varint(self.seq);
+        w.varint(self.tag);
+        w.varint(self.attempt.into());
+        self.qos.write(&mut w);
+        w.raw(self.meta);
         // No fragment: the whole message.
-        out[at] = 0;
-        at += 1;
-        at += put(self.payload, &mut out[at..]);
-        debug_assert_eq!(at, out.len());
+        w.byte(0);
+        w.raw(self.payload);
+        debug_assert_eq!(w.finish(), Some(len));
     }
 }
 

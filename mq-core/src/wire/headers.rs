@@ -6,6 +6,9 @@
 
 use core::fmt;
 use serde::de::Error as _;
+
+use super::DecodeError;
+use super::codec::{Reader, Writer, bytes_len};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest header key, in bytes.
@@ -48,14 +51,12 @@ impl<'a> Headers<'a> {
 
     /// Validates encoded headers (as produced by [`HeadersBuilder`]).
     pub fn from_encoded(raw: &'a [u8]) -> Result<Self, HeadersError> {
-        let mut rest = raw;
-        while !rest.is_empty() {
-            let ((key, _value), tail): ((&str, &[u8]), _) =
-                postcard::take_from_bytes(rest).map_err(|_| HeadersError::Malformed)?;
+        let mut r = Reader::new(raw);
+        while !r.rest().is_empty() {
+            let (key, _value) = read_pair(&mut r).map_err(|_| HeadersError::Malformed)?;
             if key.is_empty() || key.len() > MAX_HEADER_KEY {
                 return Err(HeadersError::BadKey);
             }
-            rest = tail;
         }
         Ok(Headers { raw })
     }
@@ -115,17 +116,19 @@ impl<'a> Iterator for HeaderIter<'a> {
             return None;
         }
         // Validated on construction; a failure here means a bug, so stop quietly.
-        match postcard::take_from_bytes::<(&str, &[u8])>(self.rest) {
-            Ok((pair, tail)) => {
-                self.rest = tail;
-                Some(pair)
-            }
-            Err(_) => {
-                self.rest = &[];
-                None
-            }
-        }
+        let mut r = Reader::new(self.rest);
+        let pair = read_pair(&mut r).ok();
+        self.rest = match pair {
+            Some(_) => r.rest(),
+            None => &[],
+        };
+        pair
     }
+}
+
+/// One `(key, value)` pair, as postcard encodes the tuple `(&str, &[u8])`.
+fn read_pair<'a>(r: &mut Reader<'a>) -> Result<(&'a str, &'a [u8]), DecodeError> {
+    Ok((r.str()?, r.bytes()?))
 }
 
 /// Writes header pairs into a caller buffer.
@@ -145,10 +148,16 @@ impl<'b> HeadersBuilder<'b> {
         if key.is_empty() || key.len() > MAX_HEADER_KEY {
             return Err(HeadersError::BadKey);
         }
-        let used = postcard::to_slice(&(key, value), &mut self.buf[self.len..])
-            .map_err(|_| HeadersError::BufferFull)?
-            .len();
-        self.len += used;
+        let need = bytes_len(key.len()) + bytes_len(value.len());
+        let out = self
+            .buf
+            .get_mut(self.len..)
+            .and_then(|rest| rest.get_mut(..need))
+            .ok_or(HeadersError::BufferFull)?;
+        let mut w = Writer::new(out);
+        w.bytes(key.as_bytes());
+        w.bytes(value);
+        self.len += w.finish().ok_or(HeadersError::BufferFull)?;
         Ok(self)
     }
 
@@ -156,7 +165,7 @@ impl<'b> HeadersBuilder<'b> {
     pub fn finish(self) -> Headers<'b> {
         let buf: &'b [u8] = self.buf;
         Headers {
-            raw: &buf[..self.len],
+            raw: buf.get(..self.len).unwrap_or_default(),
         }
     }
 }

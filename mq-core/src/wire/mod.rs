@@ -1,6 +1,7 @@
 //! The wire protocol: every frame two mq peers exchange, as serde types.
 //!
-//! Frames are encoded with postcard. Decoding borrows: topic names, payloads, tokens
+//! Frames are encoded as postcard encodes these types, by hand (`codec`, no
+//! serde code on the way). Decoding borrows: topic names, payloads, tokens
 //! and header values are slices of the receive buffer, so a decoded [`Frame`] copies
 //! nothing. A frame's encoding carries no length; the transports add one
 //! ([`crate::framing`]).
@@ -118,6 +119,7 @@
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 
 mod admin;
+pub(crate) mod codec;
 #[cfg(feature = "alloc")]
 pub(crate) mod deliver;
 pub mod fragment;
@@ -128,6 +130,7 @@ pub use admin::{Admin, AdminAnswer, AdminRequest};
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
+use codec::{Wire, Writer};
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -221,13 +224,12 @@ const EMPTY_META: [u8; 5] = [0; 5];
 
 impl<'a> Meta<'a> {
     /// Bytes of its encoding. Most messages carry no properties: their meta is
-    /// counted, written and read without going through serde.
+    /// counted, written and read without a pass over the fields.
     pub fn encoded_len(&self) -> usize {
         if *self == Meta::default() {
             return EMPTY_META.len();
         }
-        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
-            .unwrap_or(usize::MAX)
+        codec::encoded_len(self)
     }
 
     /// Writes its encoding into `out`, which is [`encoded_len`](Self::encoded_len)
@@ -244,8 +246,7 @@ impl<'a> Meta<'a> {
                 _ => false,
             };
         }
-        let len = out.len();
-        postcard::to_slice(self, out).is_ok_and(|w| w.len() == len)
+        codec::encode_exact(self, out)
     }
 
     /// Reads a meta from exactly its encoding.
@@ -253,10 +254,7 @@ impl<'a> Meta<'a> {
         if bytes == EMPTY_META {
             return Some(Meta::default());
         }
-        match postcard::take_from_bytes(bytes) {
-            Ok((meta, [])) => Some(meta),
-            _ => None,
-        }
+        codec::decode_exact(bytes).ok()
     }
 }
 
@@ -588,41 +586,33 @@ impl core::error::Error for DecodeError {}
 impl<'a> Frame<'a> {
     /// The length of this frame's encoding.
     pub fn encoded_len(&self) -> usize {
-        // The size flavor cannot fail: it only counts.
-        postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
-            .unwrap_or(usize::MAX)
+        codec::encoded_len(self)
     }
 
     /// Encodes into the front of `buf`, returning the bytes written. When `buf` is
     /// too small it is left untouched and the error says how much is needed.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
         let needed = self.encoded_len();
-        if needed > buf.len() {
-            return Err(EncodeError::BufferTooSmall { needed });
+        match buf.get_mut(..needed) {
+            Some(out) => self.encode_exact(out),
+            None => Err(EncodeError::BufferTooSmall { needed }),
         }
-        postcard::to_slice(self, buf)
-            .map(|out| out.len())
-            .map_err(|_| EncodeError::BufferTooSmall { needed })
     }
 
     /// Encodes into `buf`, which the caller sized from
     /// [`encoded_len`](Self::encoded_len) (saving a second pass over the frame).
     pub(crate) fn encode_exact(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
-        postcard::to_slice(self, buf)
-            .map(|out| out.len())
-            .map_err(|_| EncodeError::BufferTooSmall {
-                needed: self.encoded_len(),
-            })
+        let mut w = Writer::new(buf);
+        self.write(&mut w);
+        w.finish().ok_or_else(|| EncodeError::BufferTooSmall {
+            needed: self.encoded_len(),
+        })
     }
 
     /// Decodes exactly one frame occupying all of `bytes`; strings and payloads
     /// borrow from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
-        match postcard::take_from_bytes::<Frame<'a>>(bytes) {
-            Ok((frame, [])) => Ok(frame),
-            Ok(_) => Err(DecodeError::TrailingBytes),
-            Err(_) => Err(DecodeError::Malformed),
-        }
+        codec::decode_exact(bytes)
     }
 
     /// A short name of the frame's kind, for logs and errors.

@@ -189,14 +189,13 @@ impl Device {
         // reference to the storage ever made.
         let storage = unsafe { &mut *addr_of_mut!(MQ_STORAGE) };
         let broker = IpEndpoint::new(IpAddress::Ipv4(config.host), config.port);
-        // Moved from the constructor's result straight into a static (not into
-        // a singleton's `Option` first: one copy of the client on the stack
-        // less). The construction itself still takes about 7.7 KB of stack
-        // once: mq-core builds the session by value.
+        // Built in the static itself: the client never passes through the
+        // stack (built by value, it took a 5.4 KB stack frame once).
         static mut MQ_CLIENT: MaybeUninit<Client> = MaybeUninit::uninit();
-        let client = match TcpClient::new(mq, tcp, broker, storage.buffers()) {
-            // SAFETY: as for the storage: the only reference ever made.
-            Ok(client) => unsafe { (*addr_of_mut!(MQ_CLIENT)).write(client) },
+        // SAFETY: as for the storage: the only reference ever made.
+        let slot = unsafe { &mut *addr_of_mut!(MQ_CLIENT) };
+        let client = match TcpClient::new_in(slot, mq, tcp, broker, storage.buffers()) {
+            Ok(client) => client,
             Err(err) => {
                 eprintln!("error: mq client: {err}");
                 return Err(ExitCode::Config);

@@ -1,0 +1,144 @@
+//! Every frame's fields, and [`Frame`] as a tagged union of them.
+
+use super::{Reader, Wire, Writer, wire_struct};
+use crate::wire::{
+    Ack, Admin, AdminAnswer, Close, Credit, DecodeError, Deliver, ErrorFrame, Frame, Hello, Nack,
+    PubAck, PubReject, Publish, SubAck, SubReject, Subscribe, UnsubAck, Unsubscribe, Welcome,
+};
+
+wire_struct!(Hello<'a> {
+    version,
+    client_id,
+    session,
+    token,
+    limits
+});
+wire_struct!(Welcome {
+    version,
+    session_present,
+    limits
+});
+wire_struct!(Publish<'a> {
+    id,
+    topic,
+    qos,
+    dedup,
+    meta,
+    fragment,
+    payload
+});
+wire_struct!(PubAck { id, seq, duplicate });
+wire_struct!(PubReject { id, reason });
+wire_struct!(Subscribe<'a> {
+    sub,
+    filter,
+    group,
+    start,
+    qos,
+    credit
+});
+wire_struct!(SubAck { sub });
+wire_struct!(SubReject { sub, reason });
+wire_struct!(Unsubscribe { sub });
+wire_struct!(UnsubAck { sub });
+wire_struct!(Deliver<'a> {
+    sub,
+    topic,
+    seq,
+    tag,
+    attempt,
+    qos,
+    meta,
+    fragment,
+    payload
+});
+wire_struct!(Ack { tag });
+wire_struct!(Nack { tag, requeue });
+wire_struct!(Credit { sub, credit });
+wire_struct!(Close<'a> { reason, text });
+wire_struct!(ErrorFrame<'a> { code, text });
+wire_struct!(Admin<'a> { id, request });
+wire_struct!(AdminAnswer<'a> { id, body });
+
+/// How many variants [`Frame`] has: its tags are `0..FRAME_KINDS`.
+const FRAME_KINDS: u32 = 20;
+
+impl Frame<'_> {
+    /// The variant index postcard writes in front of the fields.
+    const fn tag(&self) -> u8 {
+        match self {
+            Frame::Hello(_) => 0,
+            Frame::Welcome(_) => 1,
+            Frame::Publish(_) => 2,
+            Frame::PubAck(_) => 3,
+            Frame::PubReject(_) => 4,
+            Frame::Subscribe(_) => 5,
+            Frame::SubAck(_) => 6,
+            Frame::SubReject(_) => 7,
+            Frame::Unsubscribe(_) => 8,
+            Frame::UnsubAck(_) => 9,
+            Frame::Deliver(_) => 10,
+            Frame::Ack(_) => 11,
+            Frame::Nack(_) => 12,
+            Frame::Credit(_) => 13,
+            Frame::Ping(_) => 14,
+            Frame::Pong(_) => 15,
+            Frame::Close(_) => 16,
+            Frame::Error(_) => 17,
+            Frame::Admin(_) => 18,
+            Frame::AdminAnswer(_) => 19,
+        }
+    }
+}
+
+impl<'a> Wire<'a> for Frame<'a> {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.byte(self.tag());
+        match self {
+            Frame::Hello(f) => f.write(w),
+            Frame::Welcome(f) => f.write(w),
+            Frame::Publish(f) => f.write(w),
+            Frame::PubAck(f) => f.write(w),
+            Frame::PubReject(f) => f.write(w),
+            Frame::Subscribe(f) => f.write(w),
+            Frame::SubAck(f) => f.write(w),
+            Frame::SubReject(f) => f.write(w),
+            Frame::Unsubscribe(f) => f.write(w),
+            Frame::UnsubAck(f) => f.write(w),
+            Frame::Deliver(f) => f.write(w),
+            Frame::Ack(f) => f.write(w),
+            Frame::Nack(f) => f.write(w),
+            Frame::Credit(f) => f.write(w),
+            Frame::Ping(v) | Frame::Pong(v) => v.write(w),
+            Frame::Close(f) => f.write(w),
+            Frame::Error(f) => f.write(w),
+            Frame::Admin(f) => f.write(w),
+            Frame::AdminAnswer(f) => f.write(w),
+        }
+    }
+
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Ok(match r.variant(FRAME_KINDS)? {
+            0 => Frame::Hello(Wire::read(r)?),
+            1 => Frame::Welcome(Wire::read(r)?),
+            2 => Frame::Publish(Wire::read(r)?),
+            3 => Frame::PubAck(Wire::read(r)?),
+            4 => Frame::PubReject(Wire::read(r)?),
+            5 => Frame::Subscribe(Wire::read(r)?),
+            6 => Frame::SubAck(Wire::read(r)?),
+            7 => Frame::SubReject(Wire::read(r)?),
+            8 => Frame::Unsubscribe(Wire::read(r)?),
+            9 => Frame::UnsubAck(Wire::read(r)?),
+            10 => Frame::Deliver(Wire::read(r)?),
+            11 => Frame::Ack(Wire::read(r)?),
+            12 => Frame::Nack(Wire::read(r)?),
+            13 => Frame::Credit(Wire::read(r)?),
+            14 => Frame::Ping(r.u64()?),
+            15 => Frame::Pong(r.u64()?),
+            16 => Frame::Close(Wire::read(r)?),
+            17 => Frame::Error(Wire::read(r)?),
+            18 => Frame::Admin(Wire::read(r)?),
+            _ => Frame::AdminAnswer(Wire::read(r)?),
+        })
+    }
+}

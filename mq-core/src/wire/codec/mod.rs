@@ -1,0 +1,238 @@
+//! The wire format by hand: every frame written and read without serde, byte
+//! for byte as postcard encodes the serde types of [`wire`](super).
+//!
+//! serde's derived code for twenty frame types is most of what the protocol
+//! costs a small device in flash, and a good part of what encoding and
+//! decoding cost the broker in instructions. The format is simple enough to
+//! write out, and postcard stays its definition: `tests/wire_props.rs` checks
+//! that both directions agree with it, for every frame, on any input.
+//!
+//! postcard's format, as far as frames use it:
+//!
+//! - `u8`: the byte. `bool`: 0 or 1, anything else is refused.
+//! - `u16`, `u32`, `u64` and lengths (`usize`): LEB128 varints, least
+//!   significant group first; at most `ceil(bits / 7)` bytes, the last of them
+//!   carrying no bits beyond the type. A non-minimal encoding (zero groups at
+//!   the end) is accepted, never written.
+//! - `Option<T>`: 0, or 1 followed by the value.
+//! - an enum: its variant index as a `u32` varint, then the variant's fields.
+//! - `&str` and `&[u8]`: the length, then the bytes (a string must be UTF-8).
+//! - a struct: its fields in declaration order, nothing else.
+
+mod frames;
+mod reader;
+mod writer;
+
+pub(crate) use reader::Reader;
+#[cfg(feature = "alloc")]
+pub(crate) use writer::varint_len;
+pub(crate) use writer::{Writer, bytes_len};
+
+use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, SessionMode, Start};
+
+/// A value with a postcard encoding: writing it, reading it. Its length is
+/// what writing it counts ([`encoded_len`]): one description of each type, not
+/// two that could disagree.
+pub(crate) trait Wire<'a>: Sized {
+    /// Writes the encoding.
+    fn write(&self, w: &mut Writer<'_>);
+    /// Reads one value; what it borrows, it borrows from the reader's buffer.
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
+}
+
+/// `Wire` for a struct: its fields in declaration order.
+macro_rules! wire_struct {
+    ($ty:ident $(<$lt:lifetime>)? { $($field:ident),+ $(,)? }) => {
+        impl<'a> $crate::wire::codec::Wire<'a> for $ty $(<$lt>)? {
+            fn write(&self, w: &mut $crate::wire::codec::Writer<'_>) {
+                $(self.$field.write(w);)+
+            }
+            fn read(
+                r: &mut $crate::wire::codec::Reader<'a>,
+            ) -> Result<Self, $crate::wire::DecodeError> {
+                Ok($ty {
+                    $($field: $crate::wire::codec::Wire::read(r)?,)+
+                })
+            }
+        }
+    };
+}
+pub(crate) use wire_struct;
+
+impl<'a> Wire<'a> for u8 {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.byte(*self);
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.byte()
+    }
+}
+
+impl<'a> Wire<'a> for bool {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.byte(u8::from(*self));
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.bool()
+    }
+}
+
+/// `Wire` for unsigned integers written as varints.
+macro_rules! wire_varint {
+    ($($ty:ident),+) => {$(
+        impl<'a> Wire<'a> for $ty {
+            fn write(&self, w: &mut Writer<'_>) {
+                w.varint(u64::from(*self));
+            }
+            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+                r.$ty()
+            }
+        }
+    )+};
+}
+wire_varint!(u16, u32, u64);
+
+impl<'a> Wire<'a> for &'a [u8] {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.bytes(self);
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.bytes()
+    }
+}
+
+impl<'a> Wire<'a> for &'a str {
+    fn write(&self, w: &mut Writer<'_>) {
+        w.bytes(self.as_bytes());
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.str()
+    }
+}
+
+impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
+    fn write(&self, w: &mut Writer<'_>) {
+        match self {
+            None => w.byte(0),
+            Some(v) => {
+                w.byte(1);
+                v.write(w);
+            }
+        }
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        match r.bool()? {
+            false => Ok(None),
+            true => T::read(r).map(Some),
+        }
+    }
+}
+
+impl<'a> Wire<'a> for Reason {
+    fn write(&self, w: &mut Writer<'_>) {
+        self.code().write(w);
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        r.u16().map(Reason::from_code)
+    }
+}
+
+/// `Wire` for an enum of two unit variants: its variant index, one byte.
+macro_rules! wire_two_units {
+    ($($ty:ident { $zero:ident, $one:ident }),+) => {$(
+        impl<'a> Wire<'a> for $ty {
+            fn write(&self, w: &mut Writer<'_>) {
+                w.byte(*self as u8);
+            }
+            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+                match r.variant(2)? {
+                    0 => Ok($ty::$zero),
+                    _ => Ok($ty::$one),
+                }
+            }
+        }
+    )+};
+}
+wire_two_units!(
+    QoS {
+        AtMostOnce,
+        AtLeastOnce
+    },
+    SessionMode { Clean, Resume }
+);
+
+impl<'a> Wire<'a> for Start {
+    fn write(&self, w: &mut Writer<'_>) {
+        match self {
+            Start::New => w.byte(0),
+            Start::Seq(seq) => {
+                w.byte(1);
+                seq.write(w);
+            }
+            Start::Last(n) => {
+                w.byte(2);
+                n.write(w);
+            }
+            Start::Cursor => w.byte(3),
+        }
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        match r.variant(4)? {
+            0 => Ok(Start::New),
+            1 => r.u64().map(Start::Seq),
+            2 => r.u32().map(Start::Last),
+            _ => Ok(Start::Cursor),
+        }
+    }
+}
+
+impl<'a> Wire<'a> for Headers<'a> {
+    fn write(&self, w: &mut Writer<'_>) {
+        self.as_encoded().write(w);
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        Headers::from_encoded(r.bytes()?).map_err(|_| DecodeError::Malformed)
+    }
+}
+
+wire_struct!(Limits {
+    max_frame,
+    credit,
+    keepalive_ms
+});
+wire_struct!(Dedup { producer, seq });
+wire_struct!(Fragment { offset, total });
+wire_struct!(Meta<'a> {
+    ttl_ms,
+    priority,
+    reply_to,
+    correlation,
+    headers
+});
+
+/// Bytes of `value`'s encoding: what writing it into no room at all counts.
+pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
+    let mut w = Writer::new(&mut []);
+    value.write(&mut w);
+    w.len()
+}
+
+/// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`
+/// followed by a check that nothing is left.
+pub(crate) fn decode_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let value = T::read(&mut r)?;
+    match r.rest() {
+        [] => Ok(value),
+        _ => Err(DecodeError::TrailingBytes),
+    }
+}
+
+/// Writes `value` into `out`, which must be exactly its
+/// [`encoded_len`] long; false when it is not.
+pub(crate) fn encode_exact<'a, T: Wire<'a>>(value: &T, out: &mut [u8]) -> bool {
+    let len = out.len();
+    let mut w = Writer::new(out);
+    value.write(&mut w);
+    w.finish() == Some(len)
+}

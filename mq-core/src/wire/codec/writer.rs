@@ -1,0 +1,123 @@
+//! Writing postcard's encoding into a caller's buffer, and counting it.
+
+/// Bytes of `v` as a varint (LEB128, as postcard writes every integer wider
+/// than a byte and every length).
+pub(crate) const fn varint_len(v: u64) -> usize {
+    let bits = u64::BITS - (v | 1).leading_zeros();
+    bits.div_ceil(7) as usize
+}
+
+/// Bytes of a byte string (or string) of `n` bytes: its length, then itself.
+pub(crate) const fn bytes_len(n: usize) -> usize {
+    varint_len(n as u64) + n
+}
+
+/// A cursor writing into a buffer. Writing past the end writes nothing but
+/// still counts ([`len`](Self::len): a writer over no room measures an
+/// encoding) and is reported by [`finish`](Self::finish).
+pub(crate) struct Writer<'b> {
+    out: &'b mut [u8],
+    at: usize,
+    overrun: bool,
+}
+
+impl<'b> Writer<'b> {
+    pub(crate) fn new(out: &'b mut [u8]) -> Self {
+        Writer {
+            out,
+            at: 0,
+            overrun: false,
+        }
+    }
+
+    /// Bytes the encoding took so far, whether they fitted or not.
+    pub(crate) fn len(&self) -> usize {
+        self.at
+    }
+
+    /// The bytes written, or `None` when they did not fit.
+    pub(crate) fn finish(self) -> Option<usize> {
+        (!self.overrun).then_some(self.at)
+    }
+
+    /// One raw byte.
+    #[cfg_attr(feature = "alloc", inline)]
+    pub(crate) fn byte(&mut self, b: u8) {
+        match self.out.get_mut(self.at) {
+            Some(slot) => *slot = b,
+            None => self.overrun = true,
+        }
+        self.at = self.at.saturating_add(1);
+    }
+
+    /// Raw bytes.
+    pub(crate) fn raw(&mut self, bytes: &[u8]) {
+        let end = self.at.saturating_add(bytes.len());
+        match self.out.get_mut(self.at..end) {
+            // Always: `end` saturates only when `at` is out of the buffer.
+            Some(slot) if slot.len() == bytes.len() => slot.copy_from_slice(bytes),
+            _ => self.overrun = true,
+        }
+        self.at = end;
+    }
+
+    /// An unsigned integer as a varint.
+    // Inlined on hosts (the broker's hot path); out of line on devices,
+    // where each inlined copy costs flash.
+    #[cfg_attr(feature = "alloc", inline)]
+    pub(crate) fn varint(&mut self, v: u64) {
+        match u8::try_from(v) {
+            Ok(b) if b < 0x80 => self.byte(b),
+            _ => self.long_varint(v),
+        }
+    }
+
+    fn long_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// A byte string (or string): its length, then the bytes.
+    pub(crate) fn bytes(&mut self, bytes: &[u8]) {
+        self.varint(bytes.len() as u64);
+        self.raw(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varint_lengths_at_the_boundaries() {
+        for (v, n) in [
+            (0, 1),
+            (0x7F, 1),
+            (0x80, 2),
+            (0x3FFF, 2),
+            (0x4000, 3),
+            (u64::from(u32::MAX), 5),
+            (u64::MAX, 10),
+        ] {
+            assert_eq!(varint_len(v), n, "{v:#x}");
+            let mut buf = [0u8; 10];
+            let mut w = Writer::new(&mut buf);
+            w.varint(v);
+            assert_eq!(w.finish(), Some(n));
+        }
+    }
+
+    #[test]
+    fn overrun_is_reported_not_panicked() {
+        let mut buf = [0u8; 3];
+        let mut w = Writer::new(&mut buf);
+        w.bytes(b"abcd");
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.finish(), None);
+        // The length went in; the bytes, which did not fit, did not.
+        assert_eq!(buf, [4, 0, 0]);
+    }
+}
