@@ -13,7 +13,7 @@ use alloc::sync::Arc;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use crate::wire::deliver::varint_len;
+use crate::wire::codec::{Writer, bytes_len, varint_len};
 use crate::wire::{Dedup, Meta, QoS};
 
 /// An accepted message.
@@ -255,57 +255,38 @@ impl MessageRecord<'_> {
             + 1
             + varint_len(self.published_us)
             + dedup_len
-            + meta_len.checked_add(varint_len(self.payload.len() as u64))?
-            + self.payload.len();
+            + meta_len.checked_add(bytes_len(self.payload.len()))?;
         let mut bytes: Arc<[u8]> = core::iter::repeat_n(0u8, len).collect();
         let out = Arc::get_mut(&mut bytes)?;
-        let mut at = 0;
-        out[at] = MESSAGE;
-        at += 1;
-        put_varint(self.id, out, &mut at);
-        put_bytes(self.topic.as_bytes(), out, &mut at);
-        put_varint(self.seq, out, &mut at);
-        out[at] = match self.qos {
+        let (head, rest) = out.split_at_mut(len - meta_len - bytes_len(self.payload.len()));
+        let mut w = Writer::new(head);
+        w.byte(MESSAGE);
+        w.varint(self.id);
+        w.bytes(self.topic.as_bytes());
+        w.varint(self.seq);
+        w.byte(match self.qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
-        };
-        at += 1;
-        put_varint(self.published_us, out, &mut at);
+        });
+        w.varint(self.published_us);
         match self.dedup {
-            None => at += 1,
+            None => w.byte(0),
             Some(d) => {
-                out[at] = 1;
-                at += 1;
-                put_varint(d.producer, out, &mut at);
-                put_varint(d.seq, out, &mut at);
+                w.byte(1);
+                w.varint(d.producer);
+                w.varint(d.seq);
             }
         }
-        if !self.meta.encode_into(&mut out[at..at + meta_len]) {
+        w.finish()?;
+        let (meta, tail) = rest.split_at_mut(meta_len);
+        if !self.meta.encode_into(meta) {
             return None;
         }
-        at += meta_len;
-        put_bytes(self.payload, out, &mut at);
-        debug_assert_eq!(at, len);
+        let mut w = Writer::new(tail);
+        w.bytes(self.payload);
+        w.finish()?;
         Some(bytes)
     }
-}
-
-/// Writes `v` as a varint at `out[*at..]` and moves `at` past it.
-fn put_varint(mut v: u64, out: &mut [u8], at: &mut usize) {
-    while v >= 0x80 {
-        out[*at] = (v as u8) | 0x80;
-        v >>= 7;
-        *at += 1;
-    }
-    out[*at] = v as u8;
-    *at += 1;
-}
-
-/// Writes `bytes` with their varint length in front, as postcard does.
-fn put_bytes(bytes: &[u8], out: &mut [u8], at: &mut usize) {
-    put_varint(bytes.len() as u64, out, at);
-    out[*at..*at + bytes.len()].copy_from_slice(bytes);
-    *at += bytes.len();
 }
 
 /// A record for the store to write. Report it with
