@@ -1,0 +1,222 @@
+//! The mesh's catalog: what the nodes of a mesh share through a database
+//! rather than through their links.
+//!
+//! - **Nodes** with an address, a lease and an incarnation number. A node
+//!   registers (and gets an incarnation greater than any before it, so that a
+//!   restarted node fences off its old self), renews its lease with
+//!   heartbeats, and is listed as live only while its lease runs.
+//! - **Interest** of sessions that are away: which node a session was on, its
+//!   filters, groups and QoS, so that the other nodes keep its messages.
+//! - **Offline queues** keyed by the recipient session: bounded, ordered,
+//!   idempotent on the message's origin, and emptied only by acknowledgement.
+//!
+//! One type, [`Catalog`], over three databases chosen by URL at run time:
+//! `sqlite:PATH` (the embedded default: one file shared by the nodes of one
+//! machine), `redis://HOST:PORT/DB` and `postgres://USER@HOST:PORT/DB` (across
+//! machines).
+//!
+//! # Clocks
+//!
+//! Leases and TTLs are measured by one clock: the database's where it has one
+//! (PostgreSQL's `now()`, Redis' `TIME` and `PEXPIRE`), the callers' wall clock
+//! for SQLite (whose nodes share one machine).
+//!
+//! # Delivering offline messages: at least once
+//!
+//! Any live node may deliver a queue: [`Catalog::read`] returns messages
+//! without removing them, and only [`Catalog::ack`], called once the
+//! recipient's node has stored or delivered them, removes them. Two nodes
+//! reading the same queue may both deliver a message; the recipient's node
+//! drops the second copy by its [`Origin`] (node, incarnation, sequence), as
+//! it drops any duplicate that arrives over a link. Acking an id twice, or an
+//! id another node acked, is harmless. So a message leaves the catalog only
+//! after its recipient has it, whichever node crashes in between.
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`]: [`Error::Unavailable`] when the database
+//! cannot be reached or went away (the next call connects again),
+//! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
+//! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
+//! [`Error::Malformed`] for data this crate did not write.
+
+mod error;
+mod model;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use error::Error;
+pub use model::{
+    DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Node, Offline, Options, Origin, Registration,
+};
+
+/// A catalog in one of the databases, opened from a URL.
+///
+/// Calls take `&self` and may run concurrently; each backend keeps one
+/// connection and opens it again after it broke.
+pub struct Catalog {
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteCatalog),
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Catalog {
+    /// Opens the catalog at `url` with default [`Options`], creating its
+    /// tables on first use.
+    pub async fn open(url: &str) -> Result<Catalog, Error> {
+        Catalog::open_with(url, Options::default()).await
+    }
+
+    /// Opens the catalog at `url`: `sqlite:PATH`, `redis://…` or
+    /// `postgres://…` (also `postgresql://…`).
+    pub async fn open_with(url: &str, options: Options) -> Result<Catalog, Error> {
+        options.check()?;
+        let backend = if let Some(path) = url.strip_prefix("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteCatalog::open(path, options).await?)
+        } else {
+            return Err(Error::Url(format!(
+                "`{url}`: use sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST:PORT/DB"
+            )));
+        };
+        Ok(Catalog { backend })
+    }
+
+    /// `sqlite`, `redis` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// Registers `node` listening at `addr` with a lease of `lease`, under a
+    /// new incarnation; an earlier incarnation of the node is fenced off.
+    pub async fn register(
+        &self,
+        node: &str,
+        addr: &str,
+        lease: Duration,
+    ) -> Result<Registration, Error> {
+        model::check_id("node id", node)?;
+        model::check_id("node address", addr)?;
+        let lease = model::lease_ms(lease)?;
+        dispatch!(self.register(node, addr, lease))
+    }
+
+    /// Renews the lease of `registration` to `lease` from now. Fails with
+    /// [`Error::Fenced`] if a newer incarnation registered, and with
+    /// [`Error::LeaseExpired`] if the lease already ran out or the node
+    /// deregistered.
+    pub async fn heartbeat(
+        &self,
+        registration: &Registration,
+        lease: Duration,
+    ) -> Result<(), Error> {
+        let lease = model::lease_ms(lease)?;
+        let incarnation = model::signed("incarnation", registration.incarnation)?;
+        dispatch!(self.heartbeat(&registration.node, incarnation, lease))
+    }
+
+    /// Removes `registration`'s node from the catalog. Fails with
+    /// [`Error::Fenced`] (and removes nothing) if a newer incarnation
+    /// registered; a node already gone is fine.
+    pub async fn deregister(&self, registration: &Registration) -> Result<(), Error> {
+        let incarnation = model::signed("incarnation", registration.incarnation)?;
+        dispatch!(self.deregister(&registration.node, incarnation))
+    }
+
+    /// The nodes whose lease has not expired, by id.
+    pub async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+        dispatch!(self.live_nodes())
+    }
+
+    /// Removes the nodes whose lease expired; returns how many.
+    pub async fn reap_expired(&self) -> Result<u64, Error> {
+        dispatch!(self.reap_expired())
+    }
+
+    /// Records `interest` (replacing the session's earlier interest in the
+    /// same filter).
+    pub async fn add_interest(&self, interest: &Interest) -> Result<(), Error> {
+        model::check_id("session", &interest.session)?;
+        model::check_id("node id", &interest.node)?;
+        model::check_id("filter", &interest.filter)?;
+        if let Some(group) = &interest.group {
+            model::check_id("group", group)?;
+        }
+        dispatch!(self.add_interest(interest))
+    }
+
+    /// Forgets `session`'s interest in `filter`; returns whether there was one.
+    pub async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
+        dispatch!(self.remove_interest(session, filter))
+    }
+
+    /// Every recorded interest, by session and filter.
+    pub async fn interests(&self) -> Result<Vec<Interest>, Error> {
+        dispatch!(self.interests())
+    }
+
+    /// Stores `message` for `recipient`, unless the queue already holds the
+    /// same origin (then [`Enqueued::Duplicate`]). Fails with
+    /// [`Error::QueueFull`] when the queue holds [`Options::queue_limit`]
+    /// unexpired messages.
+    pub async fn enqueue(&self, recipient: &str, message: &Envelope) -> Result<Enqueued, Error> {
+        model::check_envelope(recipient, message)?;
+        dispatch!(self.enqueue(recipient, message))
+    }
+
+    /// Up to `max` unexpired messages of `recipient`'s queue in enqueue order,
+    /// after id `after` if given, without removing them.
+    pub async fn read(
+        &self,
+        recipient: &str,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<Offline>, Error> {
+        let after = model::signed("after", after.unwrap_or(0))?;
+        let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        dispatch!(self.read(recipient, after, max))
+    }
+
+    /// Removes the messages `ids` of `recipient`'s queue, once the recipient's
+    /// node acknowledged them; returns how many were still there.
+    pub async fn ack(&self, recipient: &str, ids: &[u64]) -> Result<u64, Error> {
+        let ids = ids
+            .iter()
+            .map(|&id| model::signed("id", id))
+            .collect::<Result<Vec<i64>, Error>>()?;
+        dispatch!(self.ack(recipient, &ids))
+    }
+
+    /// How many messages `recipient`'s queue holds, expired ones included
+    /// until the next enqueue drops them.
+    pub async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
+        dispatch!(self.queue_len(recipient))
+    }
+
+    /// Removes everything this catalog holds (in its namespace): nodes,
+    /// interest, queues, the tables or keys themselves.
+    pub async fn destroy(self) -> Result<(), Error> {
+        dispatch!(self.destroy())
+    }
+}
