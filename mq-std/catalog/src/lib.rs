@@ -42,6 +42,7 @@
 
 mod error;
 mod model;
+mod redis;
 mod sqlite;
 
 use std::time::Duration;
@@ -61,6 +62,7 @@ pub struct Catalog {
 
 enum Backend {
     Sqlite(sqlite::SqliteCatalog),
+    Redis(Box<redis::RedisCatalog>),
 }
 
 impl std::fmt::Debug for Catalog {
@@ -76,6 +78,7 @@ macro_rules! dispatch {
     ($self:ident . $method:ident ( $($arg:expr),* )) => {
         match &$self.backend {
             Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Redis(b) => b.$method($($arg),*).await,
         }
     };
 }
@@ -93,6 +96,8 @@ impl Catalog {
         options.check()?;
         let backend = if let Some(path) = url.strip_prefix("sqlite:") {
             Backend::Sqlite(sqlite::SqliteCatalog::open(path, options).await?)
+        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Backend::Redis(Box::new(redis::RedisCatalog::open(url, options).await?))
         } else {
             return Err(Error::Url(format!(
                 "`{url}`: use sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST:PORT/DB"
@@ -105,6 +110,7 @@ impl Catalog {
     pub fn backend(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
+            Backend::Redis(_) => "redis",
         }
     }
 

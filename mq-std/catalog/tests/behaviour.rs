@@ -11,6 +11,7 @@ use support::Place;
 macro_rules! suite {
     ($($scenario:ident),* $(,)?) => {
         backend!(sqlite: $($scenario),*);
+        backend!(redis: $($scenario),*);
     };
 }
 
