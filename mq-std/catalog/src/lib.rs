@@ -42,6 +42,7 @@
 
 mod error;
 mod model;
+mod postgres;
 mod redis;
 mod sqlite;
 
@@ -63,6 +64,7 @@ pub struct Catalog {
 enum Backend {
     Sqlite(sqlite::SqliteCatalog),
     Redis(Box<redis::RedisCatalog>),
+    Postgres(Box<postgres::PostgresCatalog>),
 }
 
 impl std::fmt::Debug for Catalog {
@@ -79,6 +81,7 @@ macro_rules! dispatch {
         match &$self.backend {
             Backend::Sqlite(b) => b.$method($($arg),*).await,
             Backend::Redis(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
         }
     };
 }
@@ -96,8 +99,12 @@ impl Catalog {
         options.check()?;
         let backend = if let Some(path) = url.strip_prefix("sqlite:") {
             Backend::Sqlite(sqlite::SqliteCatalog::open(path, options).await?)
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        } else if url.starts_with("redis://") {
             Backend::Redis(Box::new(redis::RedisCatalog::open(url, options).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Box::new(
+                postgres::PostgresCatalog::open(url, options).await?,
+            ))
         } else {
             return Err(Error::Url(format!(
                 "`{url}`: use sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST:PORT/DB"
@@ -111,6 +118,7 @@ impl Catalog {
         match self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Redis(_) => "redis",
+            Backend::Postgres(_) => "postgres",
         }
     }
 

@@ -12,6 +12,7 @@ macro_rules! suite {
     ($($scenario:ident),* $(,)?) => {
         backend!(sqlite: $($scenario),*);
         backend!(redis: $($scenario),*);
+        backend!(postgres: $($scenario),*);
     };
 }
 
