@@ -582,12 +582,14 @@ fn detail(err: &rusqlite::Error) -> String {
     }
 }
 
-/// Which file a path names, to notice it being removed or replaced.
+/// Which file a path names, to notice it being removed or replaced: its
+/// device and inode.
 #[cfg(unix)]
 type FileId = (u64, u64);
-/// Windows does not let an open file be removed, so the path is enough.
-#[cfg(not(unix))]
-type FileId = ();
+/// Windows does not let an open file be removed; its creation time tells a
+/// file put in its place.
+#[cfg(windows)]
+type FileId = u64;
 
 fn file_id(path: &Path) -> Result<FileId, Error> {
     let meta =
@@ -597,9 +599,9 @@ fn file_id(path: &Path) -> Result<FileId, Error> {
         use std::os::unix::fs::MetadataExt;
         Ok((meta.dev(), meta.ino()))
     }
-    #[cfg(not(unix))]
+    #[cfg(windows)]
     {
-        let _ = meta;
-        Ok(())
+        use std::os::windows::fs::MetadataExt;
+        Ok(meta.creation_time())
     }
 }
