@@ -34,6 +34,7 @@ suite!(
     deregister_keeps_the_newer_incarnation,
     expired_leases_are_not_listed,
     interest_is_recorded_replaced_and_removed,
+    malformed_interest_is_reported_not_used,
     offline_reads_in_order_and_removes_only_on_ack,
     enqueue_is_idempotent_on_the_origin,
     queues_are_bounded,

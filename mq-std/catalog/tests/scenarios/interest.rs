@@ -1,6 +1,6 @@
 //! The interest of away sessions.
 
-use mq_catalog::Interest;
+use mq_catalog::{Error, Interest};
 use mq_core::QoS;
 
 use super::NewPlace;
@@ -51,5 +51,23 @@ pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
     // A second handle (another node) sees the same.
     let other = place.open().await;
     assert_eq!(other.interests().await.unwrap().len(), 2);
+    place.clean().await;
+}
+
+pub async fn malformed_interest_is_reported_not_used(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    catalog
+        .add_interest(&interest("s1", "a", "jobs.>", None))
+        .await
+        .unwrap();
+    place.corrupt_interest().await;
+    match catalog.interests().await {
+        Err(Error::Malformed(detail)) => assert!(detail.contains("QoS code 7"), "{detail}"),
+        other => panic!("interest with QoS code 7: {other:?}"),
+    }
+    // What is well-formed still works.
+    assert!(catalog.remove_interest("s1", "jobs.>").await.unwrap());
+    assert!(catalog.interests().await.unwrap().is_empty());
     place.clean().await;
 }
