@@ -21,9 +21,9 @@
 //! re-exported here: that would build clap, tracing-subscriber, serde_json and
 //! mimalloc into every application.
 
-pub use mq_client::{DEFAULT_ADDR, blocking, client, clock, tls};
 #[cfg(feature = "catalog")]
 pub use mq_catalog as catalog;
+pub use mq_client::{DEFAULT_ADDR, blocking, client, clock, tls};
 pub use mq_core as core;
 /// TLS on the server's listeners (`mq_server::tls`); [`tls`] is the clients'.
 pub use mq_server::tls as server_tls;
