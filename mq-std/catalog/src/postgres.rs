@@ -1,8 +1,9 @@
 //! The catalog in PostgreSQL, across machines: one schema per namespace,
 //! times from the server's `now()`, one connection (statements prepared once
-//! per connection) opened again on the call after it broke. Enqueueing takes
-//! a transaction-scoped advisory lock per recipient, so that two nodes
-//! enqueueing for one recipient cannot both pass its bound.
+//! per connection) opened again on the call after it broke. Enqueueing is one
+//! call of a PL/pgSQL function that takes a transaction-scoped advisory lock
+//! per recipient, so that two nodes enqueueing for one recipient cannot both
+//! pass its bound, and holds it for one round trip.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,6 +55,33 @@ CREATE TABLE IF NOT EXISTS {schema}.offline (
     UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
 );
 CREATE INDEX IF NOT EXISTS offline_by_recipient ON {schema}.offline (recipient, id);
+CREATE OR REPLACE FUNCTION {schema}.enqueue(
+    r text, lock_key text, queue_limit bigint, o_node text, o_incarnation bigint, o_seq bigint,
+    t text, p bytea, m bytea, ttl bigint
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    found bigint;
+    queued bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    DELETE FROM {schema}.offline WHERE recipient = r AND expires_ms <= {schema}.now_ms();
+    SELECT id INTO found FROM {schema}.offline WHERE recipient = r AND origin_node = o_node
+        AND origin_incarnation = o_incarnation AND origin_seq = o_seq;
+    IF found IS NOT NULL THEN
+        RETURN ARRAY[2, found];
+    END IF;
+    SELECT count(*) INTO queued FROM {schema}.offline WHERE recipient = r;
+    IF queued >= queue_limit THEN
+        RETURN ARRAY[3];
+    END IF;
+    INSERT INTO {schema}.offline (recipient, topic, payload, meta, origin_node,
+            origin_incarnation, origin_seq, enqueued_ms, expires_ms)
+        VALUES (r, t, p, m, o_node, o_incarnation, o_seq, {schema}.now_ms(),
+            {schema}.now_ms() + ttl)
+        RETURNING id INTO found;
+    RETURN ARRAY[1, found];
+END
+$$;
 ";
 
 /// The node row takes the new incarnation only if it is newer than the
@@ -83,14 +111,11 @@ const ADD_INTEREST: &str = "INSERT INTO interest (session, filter, node, grp, qo
 const REMOVE_INTEREST: &str = "DELETE FROM interest WHERE session = $1 AND filter = $2";
 const INTERESTS: &str = "SELECT session, filter, node, grp, qos FROM interest
     ORDER BY session COLLATE \"C\", filter COLLATE \"C\"";
-const LOCK_QUEUE: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-const DROP_EXPIRED: &str = "DELETE FROM offline WHERE recipient = $1 AND expires_ms <= now_ms()";
-const EARLIER: &str = "SELECT id FROM offline WHERE recipient = $1 AND origin_node = $2
-    AND origin_incarnation = $3 AND origin_seq = $4";
+/// One statement, so one round trip: the function takes the recipient's
+/// advisory lock, drops expired messages, looks for the origin, checks the
+/// bound and inserts. `{1, id}` stored, `{2, id}` duplicate, `{3}` full.
+const ENQUEUE: &str = "SELECT enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const QUEUE_LEN: &str = "SELECT count(*) FROM offline WHERE recipient = $1";
-const INSERT: &str = "INSERT INTO offline (recipient, topic, payload, meta, origin_node,
-        origin_incarnation, origin_seq, enqueued_ms, expires_ms)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, now_ms(), now_ms() + $8) RETURNING id";
 const READ: &str = "SELECT id, topic, payload, meta, origin_node, origin_incarnation, origin_seq,
         enqueued_ms, expires_ms
     FROM offline
@@ -314,49 +339,28 @@ impl PostgresCatalog {
         let lock = format!("mq-catalog queue {}:{recipient}", self.schema);
         let limit = self.queue_limit;
         self.with(async |conn| {
-            let mut statements = Vec::new();
-            for sql in [LOCK_QUEUE, DROP_EXPIRED, EARLIER, QUEUE_LEN, INSERT] {
-                statements.push(conn.statement(sql).await?);
-            }
-            let [lock_queue, drop_expired, earlier, queue_len, insert] =
-                <[Statement; 5]>::try_from(statements).expect("five statements");
-            let tx = conn.client.transaction().await.map_err(failed)?;
-            tx.execute(&lock_queue, &[&lock]).await.map_err(failed)?;
-            tx.execute(&drop_expired, &[&recipient])
-                .await
-                .map_err(failed)?;
-            let params: [&(dyn ToSql + Sync); 4] = [&recipient, &origin.node, &incarnation, &seq];
-            if let Some(row) = tx.query_opt(&earlier, &params).await.map_err(failed)? {
-                let id = model::unsigned("id", get(&row, 0)?)?;
-                tx.commit().await.map_err(failed)?;
-                return Ok(Enqueued::Duplicate(id));
-            }
-            let len: i64 = get(
-                &tx.query_one(&queue_len, &[&recipient])
-                    .await
-                    .map_err(failed)?,
-                0,
-            )?;
-            if len >= limit {
-                tx.commit().await.map_err(failed)?;
-                return Err(Error::QueueFull {
-                    recipient: recipient.to_owned(),
-                    limit: limit as u64,
-                });
-            }
-            let params: [&(dyn ToSql + Sync); 8] = [
+            let params: [&(dyn ToSql + Sync); 10] = [
                 &recipient,
-                &message.topic,
-                &message.payload,
-                &message.meta,
+                &lock,
+                &limit,
                 &origin.node,
                 &incarnation,
                 &seq,
+                &message.topic,
+                &message.payload,
+                &message.meta,
                 &ttl,
             ];
-            let row = tx.query_one(&insert, &params).await.map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
-            Ok(Enqueued::Stored(model::unsigned("id", get(&row, 0)?)?))
+            let rows = conn.query(ENQUEUE, &params).await?;
+            match get::<Vec<i64>>(first(&rows)?, 0)?.as_slice() {
+                [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
+                [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
+                [3] => Err(Error::QueueFull {
+                    recipient: recipient.to_owned(),
+                    limit: limit as u64,
+                }),
+                other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+            }
         })
         .await
     }

@@ -38,6 +38,7 @@ suite!(
     offline_reads_in_order_and_removes_only_on_ack,
     enqueue_is_idempotent_on_the_origin,
     queues_are_bounded,
+    concurrent_enqueues_respect_the_bound,
     expired_messages_are_neither_read_nor_counted,
     two_nodes_share_one_catalog_concurrently,
     unreachable_database_is_a_clear_error,

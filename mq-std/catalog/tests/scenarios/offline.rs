@@ -226,3 +226,29 @@ pub async fn two_nodes_share_one_catalog_concurrently(place: NewPlace) {
         .unwrap();
     place.clean().await;
 }
+
+/// Two nodes enqueue for one recipient at once, past its bound: exactly the
+/// limit is stored, every other attempt is told the queue is full.
+pub async fn concurrent_enqueues_respect_the_bound(place: NewPlace) {
+    const LIMIT: u64 = 30;
+    let place = place().with_queue_limit(LIMIT);
+    let (one, two) = (place.open().await, place.open().await);
+    let node = |catalog: Catalog, name: &'static str| async move {
+        let (mut stored, mut full) = (0, 0);
+        for seq in 1..=LIMIT {
+            match catalog.enqueue("r", &envelope(name, seq)).await {
+                Ok(Enqueued::Stored(_)) => stored += 1,
+                Err(Error::QueueFull { .. }) => full += 1,
+                other => panic!("enqueue from {name}: {other:?}"),
+            }
+        }
+        (stored, full)
+    };
+    let (a, b) = tokio::join!(tokio::spawn(node(one, "a")), tokio::spawn(node(two, "b")));
+    let ((stored_a, full_a), (stored_b, full_b)) = (a.unwrap(), b.unwrap());
+    assert_eq!(stored_a + stored_b, LIMIT);
+    assert_eq!(full_a + full_b, LIMIT);
+    let catalog = place.open().await;
+    assert_eq!(catalog.queue_len("r").await.unwrap(), LIMIT);
+    place.clean().await;
+}
