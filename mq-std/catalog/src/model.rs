@@ -14,7 +14,10 @@ pub struct Registration {
     /// The node id.
     pub node: String,
     /// Strictly greater than every earlier incarnation of any node in this
-    /// catalog (one counter for all), so a restarted node fences off its old self.
+    /// catalog (one counter for all), so a restarted node fences off its old
+    /// self. The counter never falls behind the catalog's clock in
+    /// microseconds since 1970, so this holds even after the catalog lost its
+    /// data (a Redis that keeps nothing on disk, a restored backup).
     pub incarnation: u64,
 }
 

@@ -26,7 +26,10 @@ SELECT pg_advisory_xact_lock(hashtextextended('mq-catalog schema {schema}', 0));
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE OR REPLACE FUNCTION {schema}.now_ms() RETURNS bigint LANGUAGE sql STABLE
     AS 'SELECT (extract(epoch FROM now()) * 1000)::bigint';
-CREATE SEQUENCE IF NOT EXISTS {schema}.incarnations;
+CREATE TABLE IF NOT EXISTS {schema}.counters (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
 CREATE TABLE IF NOT EXISTS {schema}.nodes (
     id text PRIMARY KEY,
     incarnation bigint NOT NULL,
@@ -84,11 +87,17 @@ END
 $$;
 ";
 
-/// The node row takes the new incarnation only if it is newer than the
-/// row's: of two registrations racing, the later incarnation wins and the
-/// earlier is fenced at once.
+/// The counter row serializes registrations; the node row takes the new
+/// incarnation only if it is newer than the row's: of two registrations
+/// racing, the later incarnation wins and the earlier is fenced at once.
 const REGISTER: &str = "
-WITH inc AS (SELECT nextval('incarnations') AS n),
+WITH inc AS (
+    INSERT INTO counters (name, value)
+    VALUES ('incarnation', (extract(epoch FROM now()) * 1000000)::bigint)
+    ON CONFLICT (name) DO UPDATE
+    SET value = greatest(counters.value + 1, excluded.value)
+    RETURNING value AS n
+),
 up AS (
     INSERT INTO nodes (id, incarnation, addr, expires_ms)
     SELECT $1, n, $2, now_ms() + $3 FROM inc

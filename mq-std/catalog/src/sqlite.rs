@@ -154,11 +154,13 @@ impl SqliteCatalog {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed)?;
+            let now = now_ms();
             let incarnation: i64 = tx
                 .query_row(
-                    "INSERT INTO counters (name, value) VALUES ('incarnation', 1)
-                     ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-                    [],
+                    "INSERT INTO counters (name, value) VALUES ('incarnation', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?1)
+                     RETURNING value",
+                    [now_us()],
                     |row| row.get(0),
                 )
                 .map_err(failed)?;
@@ -166,7 +168,7 @@ impl SqliteCatalog {
                 "INSERT INTO nodes (id, incarnation, addr, expires_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,
                      addr = excluded.addr, expires_ms = excluded.expires_ms",
-                (&node, incarnation, &addr, now_ms() + lease),
+                (&node, incarnation, &addr, now + lease),
             )
             .map_err(failed)?;
             tx.commit().map_err(failed)?;
@@ -520,9 +522,14 @@ fn current_incarnation(conn: &Connection, node: &str) -> Result<Option<i64>, Err
 
 /// The callers' wall clock in milliseconds since the UNIX epoch.
 fn now_ms() -> i64 {
+    now_us() / 1000
+}
+
+/// The callers' wall clock in microseconds since the UNIX epoch.
+fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64)
+        .map_or(0, |since| since.as_micros() as i64)
 }
 
 async fn blocking<T, F>(f: F) -> Result<T, Error>

@@ -33,6 +33,7 @@ suite!(
     register_fences_the_old_incarnation,
     deregister_keeps_the_newer_incarnation,
     expired_leases_are_not_listed,
+    incarnations_grow_after_the_catalog_lost_its_data,
     interest_is_recorded_replaced_and_removed,
     malformed_interest_is_reported_not_used,
     offline_reads_in_order_and_removes_only_on_ack,

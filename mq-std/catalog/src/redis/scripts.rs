@@ -6,7 +6,7 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `P incarnation` | string | the incarnation counter of all nodes |
+//! | `P incarnation` | string | the incarnation counter of all nodes, never behind `TIME` in µs |
 //! | `P node: ID` | hash | `incarnation`, `addr`, `expires` (ms); `PEXPIRE`d with the lease |
 //! | `P nodes` | sorted set | node ids by lease expiry |
 //! | `P interest: SESSION` | hash | filter → `QOS:NODELEN:NODE[:GROUP]` |
@@ -49,8 +49,14 @@ end
 pub const REGISTER: &str = script!(
     "
 local id, addr, lease = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local expires = now() + lease
 local inc = redis.call('INCR', p .. 'incarnation')
+if inc < us then
+  inc = us
+  redis.call('SET', p .. 'incarnation', string.format('%d', inc))
+end
 local key = p .. 'node:' .. id
 redis.call('DEL', key)
 redis.call('HSET', key, 'incarnation', inc, 'addr', addr, 'expires', expires)

@@ -113,3 +113,25 @@ pub async fn expired_leases_are_not_listed(place: NewPlace) {
     assert_eq!(catalog.live_nodes().await.unwrap().len(), 2);
     place.clean().await;
 }
+
+/// A catalog that lost everything (a Redis that keeps nothing on disk
+/// restarted, a file recreated) still hands out greater incarnations, so the
+/// node's new self fences off the old one that kept running.
+pub async fn incarnations_grow_after_the_catalog_lost_its_data(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    let mut old = catalog.register("a", "h:1", LONG).await.unwrap();
+    for _ in 0..50 {
+        old = catalog.register("a", "h:1", LONG).await.unwrap();
+    }
+    catalog.destroy().await.unwrap();
+
+    let catalog = place.open().await;
+    let new = catalog.register("a", "h:2", LONG).await.unwrap();
+    assert!(new.incarnation > old.incarnation, "{new:?} after {old:?}");
+    assert!(matches!(
+        catalog.heartbeat(&old, LONG).await,
+        Err(Error::Fenced { current, .. }) if current == new.incarnation
+    ));
+    place.clean().await;
+}
