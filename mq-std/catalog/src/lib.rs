@@ -185,6 +185,13 @@ impl Catalog {
         dispatch!(self.remove_interest(session, filter))
     }
 
+    /// Forgets all of `session`'s interest (a session that ended, or that
+    /// came back clean); returns how many filters it had. Its offline queue
+    /// stays until read and acked.
+    pub async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        dispatch!(self.forget_session(session))
+    }
+
     /// Every recorded interest, by session and filter.
     pub async fn interests(&self) -> Result<Vec<Interest>, Error> {
         dispatch!(self.interests())
@@ -207,8 +214,11 @@ impl Catalog {
         after: Option<u64>,
         max: usize,
     ) -> Result<Vec<Offline>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
         let after = model::signed("after", after.unwrap_or(0))?;
-        let max = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         dispatch!(self.read(recipient, after, max))
     }
 

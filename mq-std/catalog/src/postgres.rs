@@ -118,6 +118,7 @@ const ADD_INTEREST: &str = "INSERT INTO interest (session, filter, node, grp, qo
     ON CONFLICT (session, filter) DO UPDATE SET node = excluded.node,
         grp = excluded.grp, qos = excluded.qos";
 const REMOVE_INTEREST: &str = "DELETE FROM interest WHERE session = $1 AND filter = $2";
+const FORGET_SESSION: &str = "DELETE FROM interest WHERE session = $1";
 const INTERESTS: &str = "SELECT session, filter, node, grp, qos FROM interest
     ORDER BY session COLLATE \"C\", filter COLLATE \"C\"";
 /// One statement, so one round trip: the function takes the recipient's
@@ -315,6 +316,11 @@ impl PostgresCatalog {
 
     pub(crate) async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
         self.with(async |conn| Ok(conn.execute(REMOVE_INTEREST, &[&session, &filter]).await? > 0))
+            .await
+    }
+
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        self.with(async |conn| conn.execute(FORGET_SESSION, &[&session]).await)
             .await
     }
 

@@ -288,6 +288,17 @@ impl SqliteCatalog {
         .await
     }
 
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        let session = session.to_owned();
+        self.call(move |conn| {
+            let gone = conn
+                .execute("DELETE FROM interest WHERE session = ?1", [&session])
+                .map_err(failed)?;
+            Ok(gone as u64)
+        })
+        .await
+    }
+
     pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
         self.call(|conn| {
             let mut stmt = conn

@@ -37,6 +37,7 @@ struct Scripts {
     reap: Script,
     add_interest: Script,
     remove_interest: Script,
+    forget_session: Script,
     interests: Script,
     enqueue: Script,
     read: Script,
@@ -53,6 +54,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     reap: Script::new(scripts::REAP),
     add_interest: Script::new(scripts::ADD_INTEREST),
     remove_interest: Script::new(scripts::REMOVE_INTEREST),
+    forget_session: Script::new(scripts::FORGET_SESSION),
     interests: Script::new(scripts::INTERESTS),
     enqueue: Script::new(scripts::ENQUEUE),
     read: Script::new(scripts::READ),
@@ -204,6 +206,13 @@ impl RedisCatalog {
             )
             .await?;
         Ok(int(&reply)? > 0)
+    }
+
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        let reply = self
+            .run(&self.scripts.forget_session, &[session.as_bytes()])
+            .await?;
+        model::unsigned("forgotten", int(&reply)?)
     }
 
     pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {

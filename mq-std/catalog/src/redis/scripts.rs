@@ -147,6 +147,17 @@ return gone
 "
 );
 
+/// ARGV: prefix, session. Returns how many filters it had.
+pub const FORGET_SESSION: &str = script!(
+    "
+local key = p .. 'interest:' .. ARGV[2]
+local had = redis.call('HLEN', key)
+redis.call('DEL', key)
+redis.call('SREM', p .. 'sessions', ARGV[2])
+return had
+"
+);
+
 /// ARGV: prefix. Returns `session, filter, encoded` per interest.
 pub const INTERESTS: &str = script!(
     "

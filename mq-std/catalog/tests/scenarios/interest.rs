@@ -46,11 +46,17 @@ pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
     assert!(catalog.remove_interest("s1", "alerts").await.unwrap());
     assert!(!catalog.remove_interest("s1", "alerts").await.unwrap());
     assert!(!catalog.remove_interest("s9", "jobs.>").await.unwrap());
-    assert_eq!(catalog.interests().await.unwrap(), [moved, kitchen]);
+    assert_eq!(catalog.interests().await.unwrap(), [moved, kitchen.clone()]);
 
     // A second handle (another node) sees the same.
     let other = place.open().await;
     assert_eq!(other.interests().await.unwrap().len(), 2);
+
+    // A session forgotten loses all its filters, and only its own.
+    catalog.add_interest(&alerts).await.unwrap();
+    assert_eq!(catalog.forget_session("s1").await.unwrap(), 2);
+    assert_eq!(catalog.forget_session("s1").await.unwrap(), 0);
+    assert_eq!(catalog.interests().await.unwrap(), [kitchen]);
     place.clean().await;
 }
 

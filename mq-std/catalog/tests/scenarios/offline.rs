@@ -56,6 +56,7 @@ pub async fn offline_reads_in_order_and_removes_only_on_ack(place: NewPlace) {
     }
     assert!(all.windows(2).all(|w| w[0].enqueued_at <= w[1].enqueued_at));
 
+    assert!(catalog.read("r1", None, 0).await.unwrap().is_empty());
     // Paging after an id; reading removes nothing.
     let page = catalog.read("r1", Some(ids[1]), 2).await.unwrap();
     assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), &ids[2..4]);
