@@ -7,24 +7,13 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mq_catalog::{Catalog, Enqueued, Envelope, Origin};
+mod support;
+
+use mq_catalog::{Catalog, Enqueued};
+use support::{envelope, seqs_from};
 
 const CHILD: &str = "MQ_CATALOG_CHILD_URL";
 const EACH: u64 = 200;
-
-fn envelope(node: &str, seq: u64) -> Envelope {
-    Envelope {
-        topic: "jobs.created".to_owned(),
-        payload: format!("{node} {seq}").into_bytes(),
-        meta: Vec::new(),
-        origin: Origin {
-            node: node.to_owned(),
-            incarnation: 1,
-            seq,
-        },
-        ttl: None,
-    }
-}
 
 /// Registers `node` and enqueues [`EACH`] messages from it.
 async fn node(url: &str, name: &str) -> u64 {
@@ -84,12 +73,11 @@ async fn two_processes_share_one_sqlite_file() {
     let all = catalog.read("r", None, 10 * EACH as usize).await.unwrap();
     assert_eq!(all.len() as u64, 2 * EACH);
     for origin in ["child", "parent"] {
-        let seqs: Vec<u64> = all
-            .iter()
-            .filter(|m| m.origin.node == origin)
-            .map(|m| m.origin.seq)
-            .collect();
-        assert_eq!(seqs, (1..=EACH).collect::<Vec<_>>(), "from {origin}");
+        assert_eq!(
+            seqs_from(&all, origin),
+            (1..=EACH).collect::<Vec<_>>(),
+            "from {origin}"
+        );
     }
     drop(catalog);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use mq_catalog::{Catalog, Error};
 
 use super::NewPlace;
-use super::offline::envelope;
+use crate::support::envelope;
 use crate::support::proxy::Proxy;
 
 const LEASE: std::time::Duration = std::time::Duration::from_secs(60);

@@ -3,24 +3,10 @@
 
 use std::time::Duration;
 
-use mq_catalog::{Catalog, Enqueued, Envelope, Error, Origin};
+use mq_catalog::{Catalog, Enqueued, Envelope, Error};
 
 use super::NewPlace;
-use crate::support::eventually;
-
-pub fn envelope(node: &str, seq: u64) -> Envelope {
-    Envelope {
-        topic: format!("orders.{seq}"),
-        payload: format!("payload {seq} from {node}").into_bytes(),
-        meta: vec![0, 1, 2, seq as u8],
-        origin: Origin {
-            node: node.to_owned(),
-            incarnation: 7,
-            seq,
-        },
-        ttl: None,
-    }
-}
+use crate::support::{envelope, eventually, seqs_from};
 
 async fn stored(catalog: &Catalog, recipient: &str, message: &Envelope) -> u64 {
     match catalog.enqueue(recipient, message).await.unwrap() {
@@ -185,12 +171,11 @@ pub async fn two_nodes_share_one_catalog_concurrently(place: NewPlace) {
     // Every message once, in order per origin.
     let all = one.read("r", None, 1000).await.unwrap();
     for origin in ["a", "b"] {
-        let seqs: Vec<u64> = all
-            .iter()
-            .filter(|m| m.origin.node == origin)
-            .map(|m| m.origin.seq)
-            .collect();
-        assert_eq!(seqs, (1..=EACH).collect::<Vec<_>>(), "from {origin}");
+        assert_eq!(
+            seqs_from(&all, origin),
+            (1..=EACH).collect::<Vec<_>>(),
+            "from {origin}"
+        );
     }
 
     // Both deliver the same queue: at least once, and each id acked once.

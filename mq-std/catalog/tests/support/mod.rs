@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mq_catalog::{Catalog, Error, Options};
+use mq_catalog::{Catalog, Envelope, Error, Offline, Options, Origin};
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -214,6 +214,30 @@ impl Drop for Place {
         })
         .join();
     }
+}
+
+/// A message from `node` (incarnation 7) with sequence number `seq`.
+pub fn envelope(node: &str, seq: u64) -> Envelope {
+    Envelope {
+        topic: format!("orders.{seq}"),
+        payload: format!("payload {seq} from {node}").into_bytes(),
+        meta: vec![0, 1, 2, seq as u8],
+        origin: Origin {
+            node: node.to_owned(),
+            incarnation: 7,
+            seq,
+        },
+        ttl: None,
+    }
+}
+
+/// The origin sequence numbers of the messages from `origin`, in the order read.
+pub fn seqs_from(messages: &[Offline], origin: &str) -> Vec<u64> {
+    messages
+        .iter()
+        .filter(|m| m.origin.node == origin)
+        .map(|m| m.origin.seq)
+        .collect()
 }
 
 /// Polls `check` every 20 ms until it holds; fails the test if it does not
