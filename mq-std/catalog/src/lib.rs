@@ -244,3 +244,46 @@ impl Catalog {
         dispatch!(self.destroy())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn malformed_urls_are_refused_before_connecting() {
+        for (url, says) in [
+            ("mysql://127.0.0.1/db", "use sqlite:PATH"),
+            ("sqlite:", "names no file"),
+            ("postgres://127.0.0.1:5432/test", "names no user"),
+            (
+                "redis://127.0.0.1:notaport/0",
+                "redis://127.0.0.1:notaport/0",
+            ),
+        ] {
+            match Catalog::open(url).await {
+                Err(Error::Url(detail)) => assert!(detail.contains(says), "{url}: {detail}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn namespaces_and_limits_are_checked() {
+        for namespace in ["", "9lives", "Upper", "with-dash", &"x".repeat(49)] {
+            let options = Options {
+                namespace: namespace.to_owned(),
+                ..Options::default()
+            };
+            assert!(
+                matches!(options.check(), Err(Error::Invalid(_))),
+                "namespace `{namespace}`"
+            );
+        }
+        let zero = Options {
+            queue_limit: 0,
+            ..Options::default()
+        };
+        assert!(matches!(zero.check(), Err(Error::Invalid(_))));
+        assert_eq!(Options::default().check(), Ok(()));
+    }
+}

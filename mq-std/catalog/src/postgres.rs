@@ -183,6 +183,11 @@ impl PostgresCatalog {
         let mut config: Config = url
             .parse()
             .map_err(|err| Error::Url(format!("`{url}`: {err}")))?;
+        if config.get_user().is_none() {
+            return Err(Error::Url(format!(
+                "`{url}` names no user: postgres://USER@HOST:PORT/DB"
+            )));
+        }
         let schema = options.namespace;
         config
             .connect_timeout(CONNECT_TIMEOUT)

@@ -8,54 +8,20 @@
 //! [`Error::Unavailable`], and the next call opens the path again without
 //! creating it (an empty new catalog would forget every queue silently).
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod connection;
 
-use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+
+use connection::{FileId, blocking, connect, failed, file_id, unavailable};
 
 use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
 use crate::{Error, Registration};
 
-const BACKEND: &str = "sqlite";
-
-/// How long a writer waits for another process's write to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS nodes (
-    id TEXT PRIMARY KEY,
-    incarnation INTEGER NOT NULL,
-    addr TEXT NOT NULL,
-    expires_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS interest (
-    session TEXT NOT NULL,
-    filter TEXT NOT NULL,
-    node TEXT NOT NULL,
-    grp TEXT,
-    qos INTEGER NOT NULL,
-    PRIMARY KEY (session, filter)
-);
-CREATE TABLE IF NOT EXISTS offline (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    recipient TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    meta BLOB NOT NULL,
-    origin_node TEXT NOT NULL,
-    origin_incarnation INTEGER NOT NULL,
-    origin_seq INTEGER NOT NULL,
-    enqueued_ms INTEGER NOT NULL,
-    expires_ms INTEGER,
-    UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
-);
-CREATE INDEX IF NOT EXISTS offline_by_recipient ON offline (recipient, id);
-";
+pub(crate) const BACKEND: &str = "sqlite";
 
 const DROP: &str = "
 DROP TABLE IF EXISTS counters;
@@ -473,27 +439,6 @@ impl SqliteCatalog {
     }
 }
 
-/// Opens `path` (creating it if `create` says so), in WAL mode with the busy
-/// timeout, and makes sure the tables exist.
-fn connect(path: &Path, create: OpenFlags) -> Result<Connection, Error> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|err| unavailable(format!("cannot open {}: {}", path.display(), detail(&err))))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(failed)?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Database {
-            backend: BACKEND,
-            detail: format!("{} stays in journal mode {mode}, not WAL", path.display()),
-        });
-    }
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-        .map_err(failed)?;
-    Ok(conn)
-}
-
 fn offline_row(row: &Row<'_>) -> rusqlite::Result<Result<Offline, Error>> {
     let id: i64 = row.get(0)?;
     let incarnation: i64 = row.get(5)?;
@@ -541,85 +486,4 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as i64)
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, Error>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|err| Error::Database {
-            backend: BACKEND,
-            detail: format!("the blocking task failed: {err}"),
-        })?
-}
-
-fn unavailable(detail: String) -> Error {
-    Error::Unavailable {
-        backend: BACKEND,
-        detail,
-    }
-}
-
-/// Sorts SQLite's errors into ours.
-fn failed(err: rusqlite::Error) -> Error {
-    use rusqlite::Error as E;
-    match &err {
-        E::SqliteFailure(code, _) => match code.code {
-            ErrorCode::CannotOpen
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::ReadOnly
-            | ErrorCode::PermissionDenied
-            | ErrorCode::DiskFull => unavailable(detail(&err)),
-            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Error::Malformed(detail(&err)),
-            _ => Error::Database {
-                backend: BACKEND,
-                detail: detail(&err),
-            },
-        },
-        E::FromSqlConversionFailure(..)
-        | E::InvalidColumnType(..)
-        | E::IntegralValueOutOfRange(..) => Error::Malformed(detail(&err)),
-        _ => Error::Database {
-            backend: BACKEND,
-            detail: detail(&err),
-        },
-    }
-}
-
-fn detail(err: &rusqlite::Error) -> String {
-    match err {
-        rusqlite::Error::SqliteFailure(code, Some(message)) => {
-            format!("{message} ({:?})", code.code)
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Which file a path names, to notice it being removed or replaced: its
-/// device and inode.
-#[cfg(unix)]
-type FileId = (u64, u64);
-/// Windows does not let an open file be removed; its creation time tells a
-/// file put in its place.
-#[cfg(windows)]
-type FileId = u64;
-
-fn file_id(path: &Path) -> Result<FileId, Error> {
-    let meta =
-        std::fs::metadata(path).map_err(|err| unavailable(format!("{}: {err}", path.display())))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        Ok((meta.dev(), meta.ino()))
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::MetadataExt;
-        Ok(meta.creation_time())
-    }
 }
