@@ -4,9 +4,10 @@
 //! are the callers' wall clock, which the nodes of one machine share.
 //!
 //! Each call runs on tokio's blocking pool. Before each call the file at the
-//! path must still be the one opened: removed or replaced, the catalog is
-//! [`Error::Unavailable`], and the next call opens the path again without
-//! creating it (an empty new catalog would forget every queue silently).
+//! path must still be the one opened: removed or replaced, the call fails
+//! with [`Error::Unavailable`], and the next call opens whatever is at the
+//! path then, without creating it (an empty new catalog would forget every
+//! queue silently).
 
 mod connection;
 
@@ -37,9 +38,8 @@ pub(crate) struct SqliteCatalog {
 }
 
 struct State {
-    conn: Option<Connection>,
-    /// The file the catalog opened.
-    file: FileId,
+    /// The connection and the file it opened.
+    conn: Option<(Connection, FileId)>,
 }
 
 impl SqliteCatalog {
@@ -59,10 +59,8 @@ impl SqliteCatalog {
             let path = path.clone();
             move || {
                 let conn = connect(&path, OpenFlags::SQLITE_OPEN_CREATE)?;
-                let file = file_id(&path)?;
                 Ok(State {
-                    conn: Some(conn),
-                    file,
+                    conn: Some((conn, file_id(&path)?)),
                 })
             }
         })
@@ -88,18 +86,28 @@ impl SqliteCatalog {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let current = file_id(&path);
-            if current.as_ref().ok() != Some(&state.file) {
-                state.conn = None;
-                current?;
-                return Err(unavailable(format!(
-                    "{} was replaced since it was opened",
-                    path.display()
-                )));
+            match (&state.conn, &current) {
+                (Some((_, opened)), Ok(now)) if opened == now => {}
+                (Some(_), _) => {
+                    // Removed or replaced under us: say so once, and let
+                    // the next call open whatever is at the path now.
+                    state.conn = None;
+                    let what = if current.is_ok() {
+                        "replaced"
+                    } else {
+                        "removed"
+                    };
+                    return Err(unavailable(format!(
+                        "{} was {what} since it was opened",
+                        path.display()
+                    )));
+                }
+                (None, _) => {
+                    let conn = connect(&path, OpenFlags::empty())?;
+                    state.conn = Some((conn, file_id(&path)?));
+                }
             }
-            if state.conn.is_none() {
-                state.conn = Some(connect(&path, OpenFlags::empty())?);
-            }
-            let conn = state.conn.as_mut().expect("connected just above");
+            let (conn, _) = state.conn.as_mut().expect("connected just above");
             let result = f(conn);
             if matches!(result, Err(Error::Unavailable { .. })) {
                 state.conn = None;

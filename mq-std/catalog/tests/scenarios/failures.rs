@@ -76,6 +76,19 @@ async fn sqlite_file_moved_away_and_back(catalog: &Catalog, file: &Path) {
     moves(&away, dir);
     catalog.heartbeat(&me, LEASE).await.unwrap();
     assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+
+    // Replaced by another catalog file: said once, then that file is used.
+    moves(dir, &away);
+    let url = format!("sqlite:{}", file.display());
+    let other = Catalog::open(&url).await.unwrap();
+    other.register("b", "h:2", LEASE).await.unwrap();
+    let said = assert_unavailable("the file replaced", catalog.live_nodes().await);
+    assert!(said.contains("replaced"), "{said}");
+    let live = catalog.live_nodes().await.unwrap();
+    assert_eq!(
+        live.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["b"]
+    );
 }
 
 async fn server_cut_and_back(catalog: &Catalog, proxy: &Proxy) {
