@@ -30,7 +30,24 @@
 //! drops the second copy by its [`Origin`] (node, incarnation, sequence), as
 //! it drops any duplicate that arrives over a link. Acking an id twice, or an
 //! id another node acked, is harmless. So a message leaves the catalog only
-//! after its recipient has it, whichever node crashes in between.
+//! after its recipient has it, whichever node crashes in between. There are
+//! no claims: a claim would only save a duplicate that the recipient drops
+//! anyway, and a claim held by a crashed node would delay delivery.
+//!
+//! [`Catalog::enqueue`] is idempotent while the message is queued: a sender
+//! that retries because it never saw the answer stores it once. A retry
+//! that arrives after the message was acked is stored again, and the
+//! recipient's node drops it by its origin like any other duplicate.
+//!
+//! # Durability and scale
+//!
+//! SQLite commits with `synchronous = FULL` (in WAL mode each commit is
+//! synced), PostgreSQL with the server's settings. Redis keeps
+//! what its own persistence keeps (`appendonly`); incarnations stay ahead of
+//! any a node holds even after Redis lost everything (see
+//! [`Registration::incarnation`]). The Redis catalog needs one Redis (with
+//! replicas if wanted), not Redis Cluster: its scripts touch keys they
+//! compute.
 //!
 //! # Errors
 //!
