@@ -32,6 +32,7 @@ macro_rules! backend {
 suite!(
     register_fences_the_old_incarnation,
     deregister_keeps_the_newer_incarnation,
+    heartbeat_renews_the_lease,
     expired_leases_are_not_listed,
     incarnations_grow_after_the_catalog_lost_its_data,
     interest_is_recorded_replaced_and_removed,

@@ -135,3 +135,20 @@ pub async fn incarnations_grow_after_the_catalog_lost_its_data(place: NewPlace) 
     ));
     place.clean().await;
 }
+
+pub async fn heartbeat_renews_the_lease(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    let me = catalog
+        .register("a", "h:1", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let before = catalog.live_nodes().await.unwrap()[0].lease_expires;
+    catalog.heartbeat(&me, LONG).await.unwrap();
+    let after = catalog.live_nodes().await.unwrap()[0].lease_expires;
+    assert!(
+        after >= before + Duration::from_secs(30),
+        "{after:?} after {before:?}"
+    );
+    place.clean().await;
+}
