@@ -1,9 +1,10 @@
 //! The catalog in PostgreSQL, across machines: one schema per namespace,
 //! times from the server's `now()`, one connection (statements prepared once
-//! per connection) opened again on the call after it broke. Enqueueing is one
-//! call of a PL/pgSQL function that takes a transaction-scoped advisory lock
-//! per recipient, so that two nodes enqueueing for one recipient cannot both
-//! pass its bound, and holds it for one round trip.
+//! per connection) opened again on the call after it broke. Enqueueing and
+//! acking are one call each of a PL/pgSQL function that locks the
+//! recipient's row of message counts, so that two nodes enqueueing for one
+//! recipient cannot both pass its bound, and the bound is checked without
+//! counting the queue.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -58,23 +59,34 @@ CREATE TABLE IF NOT EXISTS {schema}.offline (
     UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
 );
 CREATE INDEX IF NOT EXISTS offline_by_recipient ON {schema}.offline (recipient, id);
+CREATE INDEX IF NOT EXISTS offline_by_expiry ON {schema}.offline (recipient, expires_ms)
+    WHERE expires_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {schema}.queues (
+    recipient text PRIMARY KEY,
+    len bigint NOT NULL
+);
 CREATE OR REPLACE FUNCTION {schema}.enqueue(
-    r text, lock_key text, queue_limit bigint, o_node text, o_incarnation bigint, o_seq bigint,
+    r text, queue_limit bigint, o_node text, o_incarnation bigint, o_seq bigint,
     t text, p bytea, m bytea, ttl bigint
 ) RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     found bigint;
     queued bigint;
+    expired bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtextextended(lock_key, 0));
+    INSERT INTO {schema}.queues (recipient, len) VALUES (r, 0)
+        ON CONFLICT (recipient) DO NOTHING;
+    SELECT len INTO queued FROM {schema}.queues WHERE recipient = r FOR UPDATE;
     DELETE FROM {schema}.offline WHERE recipient = r AND expires_ms <= {schema}.now_ms();
+    GET DIAGNOSTICS expired = ROW_COUNT;
+    queued := queued - expired;
     SELECT id INTO found FROM {schema}.offline WHERE recipient = r AND origin_node = o_node
         AND origin_incarnation = o_incarnation AND origin_seq = o_seq;
-    IF found IS NOT NULL THEN
-        RETURN ARRAY[2, found];
-    END IF;
-    SELECT count(*) INTO queued FROM {schema}.offline WHERE recipient = r;
-    IF queued >= queue_limit THEN
+    IF found IS NOT NULL OR queued >= queue_limit THEN
+        UPDATE {schema}.queues SET len = queued WHERE recipient = r;
+        IF found IS NOT NULL THEN
+            RETURN ARRAY[2, found];
+        END IF;
         RETURN ARRAY[3];
     END IF;
     INSERT INTO {schema}.offline (recipient, topic, payload, meta, origin_node,
@@ -82,7 +94,21 @@ BEGIN
         VALUES (r, t, p, m, o_node, o_incarnation, o_seq, {schema}.now_ms(),
             {schema}.now_ms() + ttl)
         RETURNING id INTO found;
+    UPDATE {schema}.queues SET len = queued + 1 WHERE recipient = r;
     RETURN ARRAY[1, found];
+END
+$$;
+CREATE OR REPLACE FUNCTION {schema}.ack(r text, ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone bigint;
+BEGIN
+    -- The queue's row first, as enqueue takes it: no deadlock between them.
+    PERFORM 1 FROM {schema}.queues WHERE recipient = r FOR UPDATE;
+    DELETE FROM {schema}.offline WHERE recipient = r AND id = ANY(ids);
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    UPDATE {schema}.queues SET len = len - gone WHERE recipient = r;
+    RETURN gone;
 END
 $$;
 ";
@@ -121,17 +147,18 @@ const REMOVE_INTEREST: &str = "DELETE FROM interest WHERE session = $1 AND filte
 const FORGET_SESSION: &str = "DELETE FROM interest WHERE session = $1";
 const INTERESTS: &str = "SELECT session, filter, node, grp, qos FROM interest
     ORDER BY session COLLATE \"C\", filter COLLATE \"C\"";
-/// One statement, so one round trip: the function takes the recipient's
-/// advisory lock, drops expired messages, looks for the origin, checks the
-/// bound and inserts. `{1, id}` stored, `{2, id}` duplicate, `{3}` full.
-const ENQUEUE: &str = "SELECT enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+/// One statement, so one round trip: the function locks the recipient's
+/// row in `queues` (its message count), drops expired messages, looks for
+/// the origin, checks the bound and inserts. `{1, id}` stored, `{2, id}`
+/// duplicate, `{3}` full.
+const ENQUEUE: &str = "SELECT enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 const QUEUE_LEN: &str = "SELECT count(*) FROM offline WHERE recipient = $1";
 const READ: &str = "SELECT id, topic, payload, meta, origin_node, origin_incarnation, origin_seq,
         enqueued_ms, expires_ms
     FROM offline
     WHERE recipient = $1 AND id > $2 AND (expires_ms IS NULL OR expires_ms > now_ms())
     ORDER BY id LIMIT $3";
-const ACK: &str = "DELETE FROM offline WHERE recipient = $1 AND id = ANY($2)";
+const ACK: &str = "SELECT ack($1, $2)";
 
 pub(crate) struct PostgresCatalog {
     config: Config,
@@ -356,12 +383,10 @@ impl PostgresCatalog {
         let ttl = model::ttl_ms(message.ttl)?;
         let origin = &message.origin;
         let (incarnation, seq) = (origin.incarnation as i64, origin.seq as i64);
-        let lock = format!("mq-catalog queue {}:{recipient}", self.schema);
         let limit = self.queue_limit;
         self.with(async |conn| {
-            let params: [&(dyn ToSql + Sync); 10] = [
+            let params: [&(dyn ToSql + Sync); 9] = [
                 &recipient,
-                &lock,
                 &limit,
                 &origin.node,
                 &incarnation,
@@ -402,8 +427,11 @@ impl PostgresCatalog {
     }
 
     pub(crate) async fn ack(&self, recipient: &str, ids: &[i64]) -> Result<u64, Error> {
-        self.with(async |conn| conn.execute(ACK, &[&recipient, &ids]).await)
-            .await
+        self.with(async |conn| {
+            let rows = conn.query(ACK, &[&recipient, &ids]).await?;
+            model::unsigned("acked", get(first(&rows)?, 0)?)
+        })
+        .await
     }
 
     pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {

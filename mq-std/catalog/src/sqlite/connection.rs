@@ -13,6 +13,8 @@ use crate::Error;
 /// How long a writer waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The tables; `queues` keeps each recipient's message count with every
+/// enqueue and ack, so that checking the bound does not count the queue.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -46,6 +48,12 @@ CREATE TABLE IF NOT EXISTS offline (
     UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
 );
 CREATE INDEX IF NOT EXISTS offline_by_recipient ON offline (recipient, id);
+CREATE INDEX IF NOT EXISTS offline_by_expiry ON offline (recipient, expires_ms)
+    WHERE expires_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queues (
+    recipient TEXT PRIMARY KEY,
+    len INTEGER NOT NULL
+);
 ";
 
 /// Opens `path` (creating it if `create` says so), in WAL mode with the busy

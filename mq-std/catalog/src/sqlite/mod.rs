@@ -29,6 +29,7 @@ DROP TABLE IF EXISTS counters;
 DROP TABLE IF EXISTS nodes;
 DROP TABLE IF EXISTS interest;
 DROP TABLE IF EXISTS offline;
+DROP TABLE IF EXISTS queues;
 ";
 
 pub(crate) struct SqliteCatalog {
@@ -320,11 +321,12 @@ impl SqliteCatalog {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed)?;
-            tx.execute(
-                "DELETE FROM offline WHERE recipient = ?1 AND expires_ms <= ?2",
-                (&recipient, now),
-            )
-            .map_err(failed)?;
+            let expired = tx
+                .execute(
+                    "DELETE FROM offline WHERE recipient = ?1 AND expires_ms <= ?2",
+                    (&recipient, now),
+                )
+                .map_err(failed)? as i64;
             let earlier: Option<i64> = tx
                 .query_row(
                     "SELECT id FROM offline WHERE recipient = ?1 AND origin_node = ?2
@@ -339,16 +341,21 @@ impl SqliteCatalog {
                 )
                 .optional()
                 .map_err(failed)?;
+            // Duplicate or full: the transaction rolls back, the expired
+            // messages and the count with it.
             if let Some(id) = earlier {
                 return Ok(Enqueued::Duplicate(model::unsigned("id", id)?));
             }
             let len: i64 = tx
                 .query_row(
-                    "SELECT count(*) FROM offline WHERE recipient = ?1",
+                    "SELECT len FROM queues WHERE recipient = ?1",
                     [&recipient],
                     |row| row.get(0),
                 )
-                .map_err(failed)?;
+                .optional()
+                .map_err(failed)?
+                .unwrap_or(0)
+                - expired;
             if len >= limit {
                 return Err(Error::QueueFull {
                     recipient,
@@ -373,6 +380,12 @@ impl SqliteCatalog {
             )
             .map_err(failed)?;
             let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO queues (recipient, len) VALUES (?1, ?2)
+                 ON CONFLICT (recipient) DO UPDATE SET len = excluded.len",
+                (&recipient, len + 1),
+            )
+            .map_err(failed)?;
             tx.commit().map_err(failed)?;
             Ok(Enqueued::Stored(model::unsigned("id", id)?))
         })
@@ -417,11 +430,16 @@ impl SqliteCatalog {
                     .prepare_cached("DELETE FROM offline WHERE recipient = ?1 AND id = ?2")
                     .map_err(failed)?;
                 for id in ids {
-                    gone += stmt.execute((&recipient, id)).map_err(failed)? as u64;
+                    gone += stmt.execute((&recipient, id)).map_err(failed)? as i64;
                 }
             }
+            tx.execute(
+                "UPDATE queues SET len = len - ?2 WHERE recipient = ?1",
+                (&recipient, gone),
+            )
+            .map_err(failed)?;
             tx.commit().map_err(failed)?;
-            Ok(gone)
+            Ok(gone as u64)
         })
         .await
     }
