@@ -266,6 +266,32 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    /// A node shares one catalog between its tasks (`Arc<Catalog>`) and
+    /// spawns the calls' futures.
+    #[test]
+    fn catalogs_and_their_calls_cross_tasks() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        fn calls(catalog: &'static Catalog, message: &'static Envelope) {
+            send_sync(catalog);
+            let registration = Registration {
+                node: "a".to_owned(),
+                incarnation: 1,
+            };
+            send(catalog.register("a", "h:1", Duration::from_secs(1)));
+            send(async move {
+                catalog
+                    .heartbeat(&registration, Duration::from_secs(1))
+                    .await
+            });
+            send(catalog.enqueue("r", message));
+            send(catalog.read("r", None, 10));
+            send(catalog.ack("r", &[1]));
+            send(catalog.interests());
+        }
+        let _ = calls;
+    }
+
     #[tokio::test]
     async fn malformed_urls_are_refused_before_connecting() {
         for (url, says) in [
