@@ -105,13 +105,16 @@ impl RedisCatalog {
         invocation
             .invoke_async::<Value>(&mut conn)
             .await
-            .map_err(|err| {
-                let err = failed(err);
-                if matches!(err, Error::Unavailable { .. }) {
-                    *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                }
-                err
-            })
+            .map_err(|err| self.failed(err))
+    }
+
+    /// Sorts `err`, forgetting the connection if the server is out of reach.
+    fn failed(&self, err: redis::RedisError) -> Error {
+        let err = failed(err);
+        if matches!(err, Error::Unavailable { .. }) {
+            *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        err
     }
 
     pub(crate) async fn register(
@@ -306,12 +309,11 @@ impl RedisCatalog {
     pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
         let mut conn = self.connection().await?;
         let key = format!("{}q:{recipient}", self.prefix);
-        let len: u64 = redis::cmd("ZCARD")
+        redis::cmd("ZCARD")
             .arg(key)
             .query_async(&mut conn)
             .await
-            .map_err(failed)?;
-        Ok(len)
+            .map_err(|err| self.failed(err))
     }
 
     pub(crate) async fn destroy(&self) -> Result<(), Error> {

@@ -102,4 +102,10 @@ async fn server_cut_and_back(catalog: &Catalog, proxy: &Proxy) {
     proxy.restart().await;
     catalog.heartbeat(&me, LEASE).await.unwrap();
     assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+
+    // Every kind of call notices, and reconnects.
+    proxy.stop();
+    assert_unavailable("cut before queue_len", catalog.queue_len("r").await);
+    proxy.restart().await;
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
 }
