@@ -224,7 +224,9 @@ impl Catalog {
     }
 
     /// Up to `max` unexpired messages of `recipient`'s queue in enqueue order,
-    /// after id `after` if given, without removing them.
+    /// after id `after` if given, without removing them. Enqueues for one
+    /// recipient are serialized, so its ids become visible in order: paging
+    /// with `after` (the last id read) misses nothing.
     pub async fn read(
         &self,
         recipient: &str,
