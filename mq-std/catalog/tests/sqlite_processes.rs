@@ -10,7 +10,7 @@ use std::time::Duration;
 mod support;
 
 use mq_catalog::{Catalog, Enqueued};
-use support::{envelope, seqs_from};
+use support::{Place, envelope, seqs_from};
 
 const CHILD: &str = "MQ_CATALOG_CHILD_URL";
 const EACH: u64 = 200;
@@ -38,9 +38,9 @@ async fn two_processes_share_one_sqlite_file() {
         node(&url, "child").await;
         return;
     }
-    let dir = std::env::temp_dir().join(format!("mq-catalog-processes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite:{}", dir.join("catalog.db").display());
+    // Removed afterwards, also when the test fails.
+    let place = Place::sqlite();
+    let url = place.url.clone();
     // The file exists before either node starts enqueueing.
     let catalog = Catalog::open(&url).await.unwrap();
 
@@ -80,5 +80,5 @@ async fn two_processes_share_one_sqlite_file() {
         );
     }
     drop(catalog);
-    std::fs::remove_dir_all(&dir).unwrap();
+    place.clean().await;
 }
