@@ -11,13 +11,18 @@
 //!   [`serial`] (serial lines served into the broker), [`store`] (where the
 //!   broker's records go), [`wal`] (the write-ahead log), [`metrics`] (the
 //!   Prometheus exposition and HTTP endpoint);
-//! - [`core`]: `mq-core` itself.
+//! - [`core`]: `mq-core` itself;
+//! - with the `catalog` feature, `catalog`: `mq-catalog`, the mesh's catalog
+//!   of nodes, away sessions' interest and offline queues in SQLite, Redis or
+//!   PostgreSQL.
 //!
 //! The programs `mqd` and `mq`, and `mqd`'s configuration, are the package
 //! `mq-cli` (`cargo run --release -p mq-cli --bin mqd`). They are not
 //! re-exported here: that would build clap, tracing-subscriber, serde_json and
 //! mimalloc into every application.
 
+#[cfg(feature = "catalog")]
+pub use mq_catalog as catalog;
 pub use mq_client::{DEFAULT_ADDR, blocking, client, clock, tls};
 pub use mq_core as core;
 /// TLS on the server's listeners (`mq_server::tls`); [`tls`] is the clients'.

@@ -358,7 +358,7 @@ fn redis_args(port: u16, dir: &Path, durable: bool) -> Vec<String> {
     args
 }
 
-const REDIS: Server = Server {
+pub(crate) const REDIS: Server = Server {
     name: "Redis",
     package: "redis-server",
     program: "redis-server",
@@ -376,7 +376,7 @@ const REDIS_DURABLE: Server = Server {
 };
 
 /// Writes `send` to `addr` and checks the answer starts with `expect`.
-fn exchange(addr: &str, send: &[u8], expect: &[u8]) -> bool {
+pub(crate) fn exchange(addr: &str, send: &[u8], expect: &[u8]) -> bool {
     let Ok(addr) = addr.parse() else { return false };
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return false;

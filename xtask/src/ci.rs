@@ -7,7 +7,8 @@ use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
 use crate::{
-    bench, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, tls, windows,
+    bench, catalog, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, tls,
+    windows,
 };
 
 type Action = fn(&mut Ci) -> Result<(), String>;
@@ -34,7 +35,14 @@ const STEPS: &[(&str, Action)] = &[
     ("mq-ffi: tools for C, C++, Python tests", |_| {
         ffi::test_tools()
     }),
-    ("cargo test", |_| run(cargo().args(["test", "--workspace"]))),
+    // mq-catalog's tests need Redis and PostgreSQL: the next step has them.
+    ("cargo test", |_| {
+        run(cargo().args(["test", "--workspace", "--exclude", "mq-catalog"]))
+    }),
+    (
+        "mq-catalog on SQLite, Redis and PostgreSQL (started if absent)",
+        |_| catalog::check(),
+    ),
     (
         "mq-ffi: Python wheel and source install, tests (fresh venvs)",
         |_| python::python_tests(),

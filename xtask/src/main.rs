@@ -2,6 +2,7 @@
 //! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
 mod bench;
+mod catalog;
 mod ci;
 mod cmd;
 mod console;
@@ -89,6 +90,10 @@ const TASKS: &[(&str, &str)] = &[
         "tls-interop",
         "openssl s_client and mosquitto_pub --cafile against mqd's TLS listeners, as ci does",
     ),
+    (
+        "catalog",
+        "mq-catalog's tests on SQLite, Redis and PostgreSQL (starting those that do not answer), as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -115,6 +120,7 @@ fn main() -> ExitCode {
         "console" => console::check().map_err(Failure::Failed),
         "nats-interop" => nats::interop().map_err(Failure::Failed),
         "tls-interop" => tls::interop().map_err(Failure::Failed),
+        "catalog" => catalog::check().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

@@ -1,0 +1,334 @@
+//! The mesh's catalog: what the nodes of a mesh share through a database
+//! rather than through their links.
+//!
+//! - **Nodes** with an address, a lease and an incarnation number. A node
+//!   registers (and gets an incarnation greater than any before it, so that a
+//!   restarted node fences off its old self), renews its lease with
+//!   heartbeats, and is listed as live only while its lease runs.
+//! - **Interest** of sessions that are away: which node a session was on, its
+//!   filters, groups and QoS, so that the other nodes keep its messages.
+//! - **Offline queues** keyed by the recipient session: bounded, ordered,
+//!   idempotent on the message's origin, and emptied only by acknowledgement.
+//!
+//! One type, [`Catalog`], over three databases chosen by URL at run time:
+//! `sqlite:PATH` (the embedded default: one file shared by the nodes of one
+//! machine), `redis://HOST:PORT/DB` and `postgres://USER@HOST:PORT/DB` (across
+//! machines).
+//!
+//! # Clocks
+//!
+//! Leases and TTLs are measured by one clock: the database's where it has one
+//! (PostgreSQL's `now()`, Redis' `TIME` and `PEXPIRE`), the callers' wall clock
+//! for SQLite (whose nodes share one machine).
+//!
+//! # Delivering offline messages: at least once
+//!
+//! Any live node may deliver a queue: [`Catalog::read`] returns messages
+//! without removing them, and only [`Catalog::ack`], called once the
+//! recipient's node has stored or delivered them, removes them. Two nodes
+//! reading the same queue may both deliver a message; the recipient's node
+//! drops the second copy by its [`Origin`] (node, incarnation, sequence), as
+//! it drops any duplicate that arrives over a link. Acking an id twice, or an
+//! id another node acked, is harmless. So a message leaves the catalog only
+//! after its recipient has it, whichever node crashes in between. There are
+//! no claims: a claim would only save a duplicate that the recipient drops
+//! anyway, and a claim held by a crashed node would delay delivery.
+//!
+//! [`Catalog::enqueue`] is idempotent while the message is queued: a sender
+//! that retries because it never saw the answer stores it once. A retry
+//! that arrives after the message was acked is stored again, and the
+//! recipient's node drops it by its origin like any other duplicate.
+//!
+//! # Durability and scale
+//!
+//! SQLite commits with `synchronous = FULL` (in WAL mode each commit is
+//! synced), PostgreSQL with the server's settings. Redis keeps
+//! what its own persistence keeps (`appendonly`); incarnations stay ahead of
+//! any a node holds even after Redis lost everything (see
+//! [`Registration::incarnation`]). The Redis catalog needs one Redis (with
+//! replicas if wanted), not Redis Cluster: its scripts touch keys they
+//! compute.
+//!
+//! # Errors
+//!
+//! Every call returns [`Error`]: [`Error::Unavailable`] when the database
+//! cannot be reached or went away (the next call connects again),
+//! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
+//! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
+//! [`Error::Malformed`] for data this crate did not write.
+
+mod error;
+mod model;
+mod postgres;
+mod redis;
+mod sqlite;
+
+use std::time::Duration;
+
+pub use error::Error;
+pub use model::{
+    DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Node, Offline, Options, Origin, Registration,
+};
+
+/// A catalog in one of the databases, opened from a URL.
+///
+/// Calls take `&self` and may run concurrently; each backend keeps one
+/// connection and opens it again after it broke.
+pub struct Catalog {
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteCatalog),
+    Redis(Box<redis::RedisCatalog>),
+    Postgres(Box<postgres::PostgresCatalog>),
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("backend", &self.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(b) => b.$method($($arg),*).await,
+            Backend::Redis(b) => b.$method($($arg),*).await,
+            Backend::Postgres(b) => b.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Catalog {
+    /// Opens the catalog at `url` with default [`Options`], creating its
+    /// tables on first use.
+    pub async fn open(url: &str) -> Result<Catalog, Error> {
+        Catalog::open_with(url, Options::default()).await
+    }
+
+    /// Opens the catalog at `url`: `sqlite:PATH`, `redis://…` or
+    /// `postgres://…` (also `postgresql://…`).
+    pub async fn open_with(url: &str, options: Options) -> Result<Catalog, Error> {
+        options.check()?;
+        let backend = if let Some(path) = url.strip_prefix("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteCatalog::open(path, options).await?)
+        } else if url.starts_with("redis://") {
+            Backend::Redis(Box::new(redis::RedisCatalog::open(url, options).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(Box::new(
+                postgres::PostgresCatalog::open(url, options).await?,
+            ))
+        } else {
+            return Err(Error::Url(format!(
+                "`{url}`: use sqlite:PATH, redis://HOST:PORT/DB or postgres://USER@HOST:PORT/DB"
+            )));
+        };
+        Ok(Catalog { backend })
+    }
+
+    /// `sqlite`, `redis` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Redis(_) => "redis",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Registers `node` listening at `addr` with a lease of `lease`, under a
+    /// new incarnation; an earlier incarnation of the node is fenced off.
+    pub async fn register(
+        &self,
+        node: &str,
+        addr: &str,
+        lease: Duration,
+    ) -> Result<Registration, Error> {
+        model::check_id("node id", node)?;
+        model::check_id("node address", addr)?;
+        let lease = model::lease_ms(lease)?;
+        dispatch!(self.register(node, addr, lease))
+    }
+
+    /// Renews the lease of `registration` to `lease` from now. Fails with
+    /// [`Error::Fenced`] if a newer incarnation registered, and with
+    /// [`Error::LeaseExpired`] if the lease already ran out or the node
+    /// deregistered.
+    pub async fn heartbeat(
+        &self,
+        registration: &Registration,
+        lease: Duration,
+    ) -> Result<(), Error> {
+        let lease = model::lease_ms(lease)?;
+        let incarnation = model::signed("incarnation", registration.incarnation)?;
+        dispatch!(self.heartbeat(&registration.node, incarnation, lease))
+    }
+
+    /// Removes `registration`'s node from the catalog. Fails with
+    /// [`Error::Fenced`] (and removes nothing) if a newer incarnation
+    /// registered; a node already gone is fine.
+    pub async fn deregister(&self, registration: &Registration) -> Result<(), Error> {
+        let incarnation = model::signed("incarnation", registration.incarnation)?;
+        dispatch!(self.deregister(&registration.node, incarnation))
+    }
+
+    /// The nodes whose lease has not expired, by id.
+    pub async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+        dispatch!(self.live_nodes())
+    }
+
+    /// Removes the nodes whose lease expired; returns how many.
+    pub async fn reap_expired(&self) -> Result<u64, Error> {
+        dispatch!(self.reap_expired())
+    }
+
+    /// Records `interest` (replacing the session's earlier interest in the
+    /// same filter).
+    pub async fn add_interest(&self, interest: &Interest) -> Result<(), Error> {
+        model::check_id("session", &interest.session)?;
+        model::check_id("node id", &interest.node)?;
+        model::check_id("filter", &interest.filter)?;
+        if let Some(group) = &interest.group {
+            model::check_id("group", group)?;
+        }
+        dispatch!(self.add_interest(interest))
+    }
+
+    /// Forgets `session`'s interest in `filter`; returns whether there was one.
+    pub async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
+        dispatch!(self.remove_interest(session, filter))
+    }
+
+    /// Forgets all of `session`'s interest (a session that ended, or that
+    /// came back clean); returns how many filters it had. Its offline queue
+    /// stays until read and acked.
+    pub async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        dispatch!(self.forget_session(session))
+    }
+
+    /// Every recorded interest, by session and filter.
+    pub async fn interests(&self) -> Result<Vec<Interest>, Error> {
+        dispatch!(self.interests())
+    }
+
+    /// Stores `message` for `recipient`, unless the queue already holds the
+    /// same origin (then [`Enqueued::Duplicate`]). Fails with
+    /// [`Error::QueueFull`] when the queue holds [`Options::queue_limit`]
+    /// unexpired messages.
+    pub async fn enqueue(&self, recipient: &str, message: &Envelope) -> Result<Enqueued, Error> {
+        model::check_envelope(recipient, message)?;
+        dispatch!(self.enqueue(recipient, message))
+    }
+
+    /// Up to `max` unexpired messages of `recipient`'s queue in enqueue order,
+    /// after id `after` if given, without removing them. Enqueues for one
+    /// recipient are serialized, so its ids become visible in order: paging
+    /// with `after` (the last id read) misses nothing.
+    pub async fn read(
+        &self,
+        recipient: &str,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<Offline>, Error> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let after = model::signed("after", after.unwrap_or(0))?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        dispatch!(self.read(recipient, after, max))
+    }
+
+    /// Removes the messages `ids` of `recipient`'s queue, once the recipient's
+    /// node acknowledged them; returns how many were still there.
+    pub async fn ack(&self, recipient: &str, ids: &[u64]) -> Result<u64, Error> {
+        let ids = ids
+            .iter()
+            .map(|&id| model::signed("id", id))
+            .collect::<Result<Vec<i64>, Error>>()?;
+        dispatch!(self.ack(recipient, &ids))
+    }
+
+    /// How many messages `recipient`'s queue holds, expired ones included
+    /// until the next enqueue drops them.
+    pub async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
+        dispatch!(self.queue_len(recipient))
+    }
+
+    /// Removes everything this catalog holds (in its namespace): nodes,
+    /// interest, queues, the tables or keys themselves.
+    pub async fn destroy(self) -> Result<(), Error> {
+        dispatch!(self.destroy())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node shares one catalog between its tasks (`Arc<Catalog>`) and
+    /// spawns the calls' futures.
+    #[test]
+    fn catalogs_and_their_calls_cross_tasks() {
+        fn send_sync<T: Send + Sync>(_: &T) {}
+        fn send<T: Send>(_: T) {}
+        fn calls(catalog: &'static Catalog, message: &'static Envelope) {
+            send_sync(catalog);
+            let registration = Registration {
+                node: "a".to_owned(),
+                incarnation: 1,
+            };
+            send(catalog.register("a", "h:1", Duration::from_secs(1)));
+            send(async move {
+                catalog
+                    .heartbeat(&registration, Duration::from_secs(1))
+                    .await
+            });
+            send(catalog.enqueue("r", message));
+            send(catalog.read("r", None, 10));
+            send(catalog.ack("r", &[1]));
+            send(catalog.interests());
+        }
+        let _ = calls;
+    }
+
+    #[tokio::test]
+    async fn malformed_urls_are_refused_before_connecting() {
+        for (url, says) in [
+            ("mysql://127.0.0.1/db", "use sqlite:PATH"),
+            ("sqlite:", "names no file"),
+            ("postgres://127.0.0.1:5432/test", "names no user"),
+            (
+                "redis://127.0.0.1:notaport/0",
+                "redis://127.0.0.1:notaport/0",
+            ),
+        ] {
+            match Catalog::open(url).await {
+                Err(Error::Url(detail)) => assert!(detail.contains(says), "{url}: {detail}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn namespaces_and_limits_are_checked() {
+        for namespace in ["", "9lives", "Upper", "with-dash", &"x".repeat(49)] {
+            let options = Options {
+                namespace: namespace.to_owned(),
+                ..Options::default()
+            };
+            assert!(
+                matches!(options.check(), Err(Error::Invalid(_))),
+                "namespace `{namespace}`"
+            );
+        }
+        let zero = Options {
+            queue_limit: 0,
+            ..Options::default()
+        };
+        assert!(matches!(zero.check(), Err(Error::Invalid(_))));
+        assert_eq!(Options::default().check(), Ok(()));
+    }
+}

@@ -1,0 +1,508 @@
+//! The catalog in PostgreSQL, across machines: one schema per namespace,
+//! times from the server's `now()`, one connection (statements prepared once
+//! per connection) opened again on the call after it broke. Enqueueing and
+//! acking are one call each of a PL/pgSQL function that locks the
+//! recipient's row of message counts, so that two nodes enqueueing for one
+//! recipient cannot both pass its bound, and the bound is checked without
+//! counting the queue.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
+use crate::{Error, Registration};
+
+const BACKEND: &str = "postgres";
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Run once per open under a lock, so that nodes opening at once do not
+/// race to create the same tables. `{schema}` is the checked namespace.
+const SCHEMA: &str = "
+SELECT pg_advisory_xact_lock(hashtextextended('mq-catalog schema {schema}', 0));
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE OR REPLACE FUNCTION {schema}.now_ms() RETURNS bigint LANGUAGE sql STABLE
+    AS 'SELECT (extract(epoch FROM now()) * 1000)::bigint';
+CREATE TABLE IF NOT EXISTS {schema}.counters (
+    name text PRIMARY KEY,
+    value bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.nodes (
+    id text PRIMARY KEY,
+    incarnation bigint NOT NULL,
+    addr text NOT NULL,
+    expires_ms bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.interest (
+    session text NOT NULL,
+    filter text NOT NULL,
+    node text NOT NULL,
+    grp text,
+    qos smallint NOT NULL,
+    PRIMARY KEY (session, filter)
+);
+CREATE TABLE IF NOT EXISTS {schema}.offline (
+    id bigserial PRIMARY KEY,
+    recipient text NOT NULL,
+    topic text NOT NULL,
+    payload bytea NOT NULL,
+    meta bytea NOT NULL,
+    origin_node text NOT NULL,
+    origin_incarnation bigint NOT NULL,
+    origin_seq bigint NOT NULL,
+    enqueued_ms bigint NOT NULL,
+    expires_ms bigint,
+    UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
+);
+CREATE INDEX IF NOT EXISTS offline_by_recipient ON {schema}.offline (recipient, id);
+CREATE INDEX IF NOT EXISTS offline_by_expiry ON {schema}.offline (recipient, expires_ms)
+    WHERE expires_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {schema}.queues (
+    recipient text PRIMARY KEY,
+    len bigint NOT NULL
+);
+CREATE OR REPLACE FUNCTION {schema}.enqueue(
+    r text, queue_limit bigint, o_node text, o_incarnation bigint, o_seq bigint,
+    t text, p bytea, m bytea, ttl bigint
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
+DECLARE
+    found bigint;
+    queued bigint;
+    expired bigint;
+BEGIN
+    INSERT INTO {schema}.queues (recipient, len) VALUES (r, 0)
+        ON CONFLICT (recipient) DO NOTHING;
+    SELECT len INTO queued FROM {schema}.queues WHERE recipient = r FOR UPDATE;
+    DELETE FROM {schema}.offline WHERE recipient = r AND expires_ms <= {schema}.now_ms();
+    GET DIAGNOSTICS expired = ROW_COUNT;
+    queued := queued - expired;
+    SELECT id INTO found FROM {schema}.offline WHERE recipient = r AND origin_node = o_node
+        AND origin_incarnation = o_incarnation AND origin_seq = o_seq;
+    IF found IS NOT NULL OR queued >= queue_limit THEN
+        UPDATE {schema}.queues SET len = queued WHERE recipient = r;
+        IF found IS NOT NULL THEN
+            RETURN ARRAY[2, found];
+        END IF;
+        RETURN ARRAY[3];
+    END IF;
+    INSERT INTO {schema}.offline (recipient, topic, payload, meta, origin_node,
+            origin_incarnation, origin_seq, enqueued_ms, expires_ms)
+        VALUES (r, t, p, m, o_node, o_incarnation, o_seq, {schema}.now_ms(),
+            {schema}.now_ms() + ttl)
+        RETURNING id INTO found;
+    UPDATE {schema}.queues SET len = queued + 1 WHERE recipient = r;
+    RETURN ARRAY[1, found];
+END
+$$;
+CREATE OR REPLACE FUNCTION {schema}.ack(r text, ids bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    gone bigint;
+BEGIN
+    -- The queue's row first, as enqueue takes it: no deadlock between them.
+    PERFORM 1 FROM {schema}.queues WHERE recipient = r FOR UPDATE;
+    DELETE FROM {schema}.offline WHERE recipient = r AND id = ANY(ids);
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    UPDATE {schema}.queues SET len = len - gone WHERE recipient = r;
+    RETURN gone;
+END
+$$;
+";
+
+/// The counter row serializes registrations; the node row takes the new
+/// incarnation only if it is newer than the row's: of two registrations
+/// racing, the later incarnation wins and the earlier is fenced at once.
+const REGISTER: &str = "
+WITH inc AS (
+    INSERT INTO counters (name, value)
+    VALUES ('incarnation', (extract(epoch FROM now()) * 1000000)::bigint)
+    ON CONFLICT (name) DO UPDATE
+    SET value = greatest(counters.value + 1, excluded.value)
+    RETURNING value AS n
+),
+up AS (
+    INSERT INTO nodes (id, incarnation, addr, expires_ms)
+    SELECT $1, n, $2, now_ms() + $3 FROM inc
+    ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,
+        addr = excluded.addr, expires_ms = excluded.expires_ms
+    WHERE nodes.incarnation < excluded.incarnation
+)
+SELECT n FROM inc";
+const HEARTBEAT: &str = "UPDATE nodes SET expires_ms = now_ms() + $3
+    WHERE id = $1 AND incarnation = $2 AND expires_ms > now_ms()";
+const INCARNATION: &str = "SELECT incarnation FROM nodes WHERE id = $1";
+const DEREGISTER: &str = "DELETE FROM nodes WHERE id = $1 AND incarnation <= $2";
+const LIVE_NODES: &str = "SELECT id, incarnation, addr, expires_ms FROM nodes
+    WHERE expires_ms > now_ms() ORDER BY id COLLATE \"C\"";
+const REAP: &str = "DELETE FROM nodes WHERE expires_ms <= now_ms()";
+const ADD_INTEREST: &str = "INSERT INTO interest (session, filter, node, grp, qos)
+    VALUES ($1, $2, $3, $4, $5)
+    ON CONFLICT (session, filter) DO UPDATE SET node = excluded.node,
+        grp = excluded.grp, qos = excluded.qos";
+const REMOVE_INTEREST: &str = "DELETE FROM interest WHERE session = $1 AND filter = $2";
+const FORGET_SESSION: &str = "DELETE FROM interest WHERE session = $1";
+const INTERESTS: &str = "SELECT session, filter, node, grp, qos FROM interest
+    ORDER BY session COLLATE \"C\", filter COLLATE \"C\"";
+/// One statement, so one round trip: the function locks the recipient's
+/// row in `queues` (its message count), drops expired messages, looks for
+/// the origin, checks the bound and inserts. `{1, id}` stored, `{2, id}`
+/// duplicate, `{3}` full.
+const ENQUEUE: &str = "SELECT enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+const QUEUE_LEN: &str = "SELECT count(*) FROM offline WHERE recipient = $1";
+const READ: &str = "SELECT id, topic, payload, meta, origin_node, origin_incarnation, origin_seq,
+        enqueued_ms, expires_ms
+    FROM offline
+    WHERE recipient = $1 AND id > $2 AND (expires_ms IS NULL OR expires_ms > now_ms())
+    ORDER BY id LIMIT $3";
+const ACK: &str = "SELECT ack($1, $2)";
+
+pub(crate) struct PostgresCatalog {
+    config: Config,
+    schema: String,
+    queue_limit: i64,
+    conn: Mutex<Option<Conn>>,
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    async fn statement(&mut self, sql: &'static str) -> Result<Statement, Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await.map_err(failed)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    async fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, Error> {
+        let statement = self.statement(sql).await?;
+        self.client.query(&statement, params).await.map_err(failed)
+    }
+
+    async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, Error> {
+        let statement = self.statement(sql).await?;
+        self.client
+            .execute(&statement, params)
+            .await
+            .map_err(failed)
+    }
+}
+
+impl PostgresCatalog {
+    pub(crate) async fn open(url: &str, options: Options) -> Result<PostgresCatalog, Error> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|err| Error::Url(format!("`{url}`: {err}")))?;
+        if config.get_user().is_none() {
+            return Err(Error::Url(format!(
+                "`{url}` names no user: postgres://USER@HOST:PORT/DB"
+            )));
+        }
+        let schema = options.namespace;
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .options(format!("-c search_path={schema}"));
+        let catalog = PostgresCatalog {
+            config,
+            queue_limit: model::signed("queue_limit", options.queue_limit)?,
+            conn: Mutex::new(None),
+            schema,
+        };
+        let mut guard = catalog.conn.lock().await;
+        let conn = catalog.connected(&mut guard).await?;
+        let tx = conn.client.transaction().await.map_err(failed)?;
+        tx.batch_execute(&SCHEMA.replace("{schema}", &catalog.schema))
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        drop(guard);
+        Ok(catalog)
+    }
+
+    /// The connection in `slot`, opened first if there is none or it closed.
+    async fn connected<'a>(&self, slot: &'a mut Option<Conn>) -> Result<&'a mut Conn, Error> {
+        if slot.as_ref().is_some_and(|conn| conn.client.is_closed()) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            let (client, connection) = self.config.connect(NoTls).await.map_err(failed)?;
+            // The connection task ends when the server goes away; the client
+            // then reports itself closed and the next call connects again.
+            tokio::spawn(connection);
+            *slot = Some(Conn {
+                client,
+                statements: HashMap::new(),
+            });
+        }
+        Ok(slot.as_mut().expect("connected just above"))
+    }
+
+    /// Runs `f` on the connection; forgets it if the server went away.
+    async fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut slot = self.conn.lock().await;
+        let conn = self.connected(&mut slot).await?;
+        let result = f(conn).await;
+        if matches!(result, Err(Error::Unavailable { .. })) {
+            *slot = None;
+        }
+        result
+    }
+
+    pub(crate) async fn register(
+        &self,
+        node: &str,
+        addr: &str,
+        lease: i64,
+    ) -> Result<Registration, Error> {
+        self.with(async |conn| {
+            let rows = conn.query(REGISTER, &[&node, &addr, &lease]).await?;
+            let incarnation: i64 = get(first(&rows)?, 0)?;
+            Ok(Registration {
+                node: node.to_owned(),
+                incarnation: model::unsigned("incarnation", incarnation)?,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn heartbeat(&self, node: &str, held: i64, lease: i64) -> Result<(), Error> {
+        self.with(async |conn| {
+            if conn.execute(HEARTBEAT, &[&node, &held, &lease]).await? == 1 {
+                return Ok(());
+            }
+            let rows = conn.query(INCARNATION, &[&node]).await?;
+            let current = rows.first().map(|row| get(row, 0)).transpose()?;
+            Err(model::refused(node.to_owned(), held, current))
+        })
+        .await
+    }
+
+    pub(crate) async fn deregister(&self, node: &str, held: i64) -> Result<(), Error> {
+        self.with(async |conn| {
+            conn.execute(DEREGISTER, &[&node, &held]).await?;
+            let rows = conn.query(INCARNATION, &[&node]).await?;
+            match rows.first() {
+                Some(row) => Err(model::fenced(node.to_owned(), held, get(row, 0)?)),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+        self.with(async |conn| {
+            conn.query(LIVE_NODES, &[])
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(Node {
+                        id: get(row, 0)?,
+                        incarnation: model::unsigned("incarnation", get(row, 1)?)?,
+                        addr: get(row, 2)?,
+                        lease_expires: model::time_of(get(row, 3)?)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn reap_expired(&self) -> Result<u64, Error> {
+        self.with(async |conn| conn.execute(REAP, &[]).await).await
+    }
+
+    pub(crate) async fn add_interest(&self, interest: &Interest) -> Result<(), Error> {
+        let qos = model::qos_code(interest.qos);
+        self.with(async |conn| {
+            let params: [&(dyn ToSql + Sync); 5] = [
+                &interest.session,
+                &interest.filter,
+                &interest.node,
+                &interest.group,
+                &qos,
+            ];
+            conn.execute(ADD_INTEREST, &params).await.map(drop)
+        })
+        .await
+    }
+
+    pub(crate) async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
+        self.with(async |conn| Ok(conn.execute(REMOVE_INTEREST, &[&session, &filter]).await? > 0))
+            .await
+    }
+
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        self.with(async |conn| conn.execute(FORGET_SESSION, &[&session]).await)
+            .await
+    }
+
+    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+        self.with(async |conn| {
+            conn.query(INTERESTS, &[])
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok(Interest {
+                        session: get(row, 0)?,
+                        filter: get(row, 1)?,
+                        node: get(row, 2)?,
+                        group: get(row, 3)?,
+                        qos: model::qos_of(get::<i16>(row, 4)?.into())?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        recipient: &str,
+        message: &Envelope,
+    ) -> Result<Enqueued, Error> {
+        let ttl = model::ttl_ms(message.ttl)?;
+        let origin = &message.origin;
+        let (incarnation, seq) = (origin.incarnation as i64, origin.seq as i64);
+        let limit = self.queue_limit;
+        self.with(async |conn| {
+            let params: [&(dyn ToSql + Sync); 9] = [
+                &recipient,
+                &limit,
+                &origin.node,
+                &incarnation,
+                &seq,
+                &message.topic,
+                &message.payload,
+                &message.meta,
+                &ttl,
+            ];
+            let rows = conn.query(ENQUEUE, &params).await?;
+            match get::<Vec<i64>>(first(&rows)?, 0)?.as_slice() {
+                [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
+                [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
+                [3] => Err(Error::QueueFull {
+                    recipient: recipient.to_owned(),
+                    limit: limit as u64,
+                }),
+                other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn read(
+        &self,
+        recipient: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<Vec<Offline>, Error> {
+        self.with(async |conn| {
+            conn.query(READ, &[&recipient, &after, &max])
+                .await?
+                .iter()
+                .map(offline_row)
+                .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn ack(&self, recipient: &str, ids: &[i64]) -> Result<u64, Error> {
+        self.with(async |conn| {
+            let rows = conn.query(ACK, &[&recipient, &ids]).await?;
+            model::unsigned("acked", get(first(&rows)?, 0)?)
+        })
+        .await
+    }
+
+    pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
+        self.with(async |conn| {
+            let rows = conn.query(QUEUE_LEN, &[&recipient]).await?;
+            model::unsigned("queue length", get(first(&rows)?, 0)?)
+        })
+        .await
+    }
+
+    pub(crate) async fn destroy(&self) -> Result<(), Error> {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        self.with(async |conn| conn.client.batch_execute(&sql).await.map_err(failed))
+            .await
+    }
+}
+
+fn offline_row(row: &Row) -> Result<Offline, Error> {
+    Ok(Offline {
+        id: model::unsigned("id", get(row, 0)?)?,
+        topic: get(row, 1)?,
+        payload: get(row, 2)?,
+        meta: get(row, 3)?,
+        origin: Origin {
+            node: get(row, 4)?,
+            incarnation: model::unsigned("origin incarnation", get(row, 5)?)?,
+            seq: model::unsigned("origin sequence", get(row, 6)?)?,
+        },
+        enqueued_at: model::time_of(get(row, 7)?)?,
+        expires_at: get::<Option<i64>>(row, 8)?
+            .map(model::time_of)
+            .transpose()?,
+    })
+}
+
+fn first(rows: &[Row]) -> Result<&Row, Error> {
+    rows.first()
+        .ok_or_else(|| Error::Malformed("a query that returns a row returned none".to_owned()))
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, Error> {
+    row.try_get(index)
+        .map_err(|err| Error::Malformed(format!("column {index}: {err}")))
+}
+
+/// Sorts the client's errors into ours: the server out of reach (no answer,
+/// connection lost, shutting down), or anything else it said.
+fn failed(err: tokio_postgres::Error) -> Error {
+    let unreachable = match err.as_db_error() {
+        None => true,
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || code.starts_with("57P")
+        }
+    };
+    let detail = match err.as_db_error() {
+        Some(db) => db.to_string(),
+        None => match std::error::Error::source(&err) {
+            Some(source) => format!("{err}: {source}"),
+            None => err.to_string(),
+        },
+    };
+    if unreachable {
+        Error::Unavailable {
+            backend: BACKEND,
+            detail,
+        }
+    } else {
+        Error::Database {
+            backend: BACKEND,
+            detail,
+        }
+    }
+}

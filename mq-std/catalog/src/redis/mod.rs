@@ -1,0 +1,423 @@
+//! The catalog in Redis, across machines: every change is a Lua script (see
+//! [`scripts`] for the keys), times are the server's clock, and node hashes
+//! expire with their lease (`PEXPIRE`). One multiplexed connection, opened
+//! again on the call after it broke.
+
+mod scripts;
+
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Script, Value};
+
+use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
+use crate::{Error, Registration};
+
+const BACKEND: &str = "redis";
+
+/// How long a call waits for the server's answer; a script over a full
+/// queue takes milliseconds, a busy shared machine more.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct RedisCatalog {
+    client: Client,
+    prefix: String,
+    queue_limit: u64,
+    conn: Mutex<Option<MultiplexedConnection>>,
+    scripts: &'static Scripts,
+}
+
+struct Scripts {
+    register: Script,
+    heartbeat: Script,
+    deregister: Script,
+    live_nodes: Script,
+    reap: Script,
+    add_interest: Script,
+    remove_interest: Script,
+    forget_session: Script,
+    interests: Script,
+    enqueue: Script,
+    read: Script,
+    ack: Script,
+    destroy: Script,
+}
+
+/// Each script with its SHA1, computed once.
+static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    register: Script::new(scripts::REGISTER),
+    heartbeat: Script::new(scripts::HEARTBEAT),
+    deregister: Script::new(scripts::DEREGISTER),
+    live_nodes: Script::new(scripts::LIVE_NODES),
+    reap: Script::new(scripts::REAP),
+    add_interest: Script::new(scripts::ADD_INTEREST),
+    remove_interest: Script::new(scripts::REMOVE_INTEREST),
+    forget_session: Script::new(scripts::FORGET_SESSION),
+    interests: Script::new(scripts::INTERESTS),
+    enqueue: Script::new(scripts::ENQUEUE),
+    read: Script::new(scripts::READ),
+    ack: Script::new(scripts::ACK),
+    destroy: Script::new(scripts::DESTROY),
+});
+
+impl RedisCatalog {
+    pub(crate) async fn open(url: &str, options: Options) -> Result<RedisCatalog, Error> {
+        let client = Client::open(url).map_err(|err| Error::Url(format!("`{url}`: {err}")))?;
+        let catalog = RedisCatalog {
+            client,
+            prefix: format!("{}:", options.namespace),
+            queue_limit: options.queue_limit,
+            conn: Mutex::new(None),
+            scripts: &SCRIPTS,
+        };
+        catalog.connection().await?;
+        Ok(catalog)
+    }
+
+    /// The connection, opened first if there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, Error> {
+        if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(conn);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(failed)?;
+        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `script` with the prefix and `args`; forgets the connection if
+    /// the server is out of reach.
+    async fn run(&self, script: &Script, args: &[&[u8]]) -> Result<Value, Error> {
+        let mut conn = self.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(self.prefix.as_bytes());
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        invocation
+            .invoke_async::<Value>(&mut conn)
+            .await
+            .map_err(|err| self.failed(err))
+    }
+
+    /// Sorts `err`, forgetting the connection if the server is out of reach.
+    fn failed(&self, err: redis::RedisError) -> Error {
+        let err = failed(err);
+        if matches!(err, Error::Unavailable { .. }) {
+            *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        err
+    }
+
+    pub(crate) async fn register(
+        &self,
+        node: &str,
+        addr: &str,
+        lease: i64,
+    ) -> Result<Registration, Error> {
+        let lease = lease.to_string();
+        let reply = self
+            .run(
+                &self.scripts.register,
+                &[node.as_bytes(), addr.as_bytes(), lease.as_bytes()],
+            )
+            .await?;
+        Ok(Registration {
+            node: node.to_owned(),
+            incarnation: model::unsigned("incarnation", int(&reply)?)?,
+        })
+    }
+
+    pub(crate) async fn heartbeat(&self, node: &str, held: i64, lease: i64) -> Result<(), Error> {
+        let (held_arg, lease) = (held.to_string(), lease.to_string());
+        let reply = self
+            .run(
+                &self.scripts.heartbeat,
+                &[node.as_bytes(), held_arg.as_bytes(), lease.as_bytes()],
+            )
+            .await?;
+        match ints(&reply)?.as_slice() {
+            [1] => Ok(()),
+            [0] => Err(model::refused(node.to_owned(), held, None)),
+            [0, current] => Err(model::refused(node.to_owned(), held, Some(*current))),
+            other => Err(Error::Malformed(format!("heartbeat answered {other:?}"))),
+        }
+    }
+
+    pub(crate) async fn deregister(&self, node: &str, held: i64) -> Result<(), Error> {
+        let held_arg = held.to_string();
+        let reply = self
+            .run(
+                &self.scripts.deregister,
+                &[node.as_bytes(), held_arg.as_bytes()],
+            )
+            .await?;
+        match int(&reply)? {
+            0 => Ok(()),
+            current => Err(model::fenced(node.to_owned(), held, current)),
+        }
+    }
+
+    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+        let reply = self.run(&self.scripts.live_nodes, &[]).await?;
+        let mut nodes = items(&reply, 4)?
+            .map(|node| {
+                Ok(Node {
+                    id: text(&node[0])?,
+                    incarnation: number(&node[1])?,
+                    addr: text(&node[2])?,
+                    lease_expires: model::time_of(number(&node[3])?)?,
+                })
+            })
+            .collect::<Result<Vec<Node>, Error>>()?;
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(nodes)
+    }
+
+    pub(crate) async fn reap_expired(&self) -> Result<u64, Error> {
+        let reply = self.run(&self.scripts.reap, &[]).await?;
+        model::unsigned("reaped", int(&reply)?)
+    }
+
+    pub(crate) async fn add_interest(&self, interest: &Interest) -> Result<(), Error> {
+        let encoded = encode_interest(interest);
+        self.run(
+            &self.scripts.add_interest,
+            &[
+                interest.session.as_bytes(),
+                interest.filter.as_bytes(),
+                encoded.as_bytes(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    pub(crate) async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
+        let reply = self
+            .run(
+                &self.scripts.remove_interest,
+                &[session.as_bytes(), filter.as_bytes()],
+            )
+            .await?;
+        Ok(int(&reply)? > 0)
+    }
+
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        let reply = self
+            .run(&self.scripts.forget_session, &[session.as_bytes()])
+            .await?;
+        model::unsigned("forgotten", int(&reply)?)
+    }
+
+    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+        let reply = self.run(&self.scripts.interests, &[]).await?;
+        let mut interests = items(&reply, 3)?
+            .map(|item| decode_interest(text(&item[0])?, text(&item[1])?, &text(&item[2])?))
+            .collect::<Result<Vec<Interest>, Error>>()?;
+        interests.sort_by(|a, b| (&a.session, &a.filter).cmp(&(&b.session, &b.filter)));
+        Ok(interests)
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        recipient: &str,
+        message: &Envelope,
+    ) -> Result<Enqueued, Error> {
+        let limit = self.queue_limit.to_string();
+        let ttl = model::ttl_ms(message.ttl)?.unwrap_or(0).to_string();
+        let origin = &message.origin;
+        let (incarnation, seq) = (origin.incarnation.to_string(), origin.seq.to_string());
+        let reply = self
+            .run(
+                &self.scripts.enqueue,
+                &[
+                    recipient.as_bytes(),
+                    limit.as_bytes(),
+                    ttl.as_bytes(),
+                    origin.node.as_bytes(),
+                    incarnation.as_bytes(),
+                    seq.as_bytes(),
+                    message.topic.as_bytes(),
+                    &message.payload,
+                    &message.meta,
+                ],
+            )
+            .await?;
+        match ints(&reply)?.as_slice() {
+            [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
+            [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
+            [3] => Err(Error::QueueFull {
+                recipient: recipient.to_owned(),
+                limit: self.queue_limit,
+            }),
+            other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+        }
+    }
+
+    pub(crate) async fn read(
+        &self,
+        recipient: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<Vec<Offline>, Error> {
+        let (after, max) = (after.to_string(), max.to_string());
+        let reply = self
+            .run(
+                &self.scripts.read,
+                &[recipient.as_bytes(), after.as_bytes(), max.as_bytes()],
+            )
+            .await?;
+        items(&reply, 9)?
+            .map(|m| {
+                Ok(Offline {
+                    id: number(&m[0])?,
+                    topic: text(&m[1])?,
+                    payload: bytes(&m[2])?,
+                    meta: bytes(&m[3])?,
+                    origin: Origin {
+                        node: text(&m[4])?,
+                        incarnation: number(&m[5])?,
+                        seq: number(&m[6])?,
+                    },
+                    enqueued_at: model::time_of(number(&m[7])?)?,
+                    expires_at: match &m[8] {
+                        Value::Nil => None,
+                        at => Some(model::time_of(number(at)?)?),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn ack(&self, recipient: &str, ids: &[i64]) -> Result<u64, Error> {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        let mut args = vec![recipient.as_bytes()];
+        args.extend(ids.iter().map(|id| id.as_bytes()));
+        let reply = self.run(&self.scripts.ack, &args).await?;
+        model::unsigned("acked", int(&reply)?)
+    }
+
+    pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
+        let mut conn = self.connection().await?;
+        let key = format!("{}q:{recipient}", self.prefix);
+        redis::cmd("ZCARD")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .map_err(|err| self.failed(err))
+    }
+
+    pub(crate) async fn destroy(&self) -> Result<(), Error> {
+        self.run(&self.scripts.destroy, &[]).await.map(drop)
+    }
+}
+
+/// `QOS:NODELEN:NODE[:GROUP]`: the node's length first, so any node id fits.
+fn encode_interest(interest: &Interest) -> String {
+    let mut encoded = format!(
+        "{}:{}:{}",
+        model::qos_code(interest.qos),
+        interest.node.len(),
+        interest.node
+    );
+    if let Some(group) = &interest.group {
+        encoded.push(':');
+        encoded.push_str(group);
+    }
+    encoded
+}
+
+fn decode_interest(session: String, filter: String, encoded: &str) -> Result<Interest, Error> {
+    let malformed = || Error::Malformed(format!("interest of {session} in {filter}: `{encoded}`"));
+    let (qos, rest) = encoded.split_once(':').ok_or_else(malformed)?;
+    let (len, rest) = rest.split_once(':').ok_or_else(malformed)?;
+    let len: usize = len.parse().map_err(|_| malformed())?;
+    let node = rest.get(..len).ok_or_else(malformed)?.to_owned();
+    let group = match &rest[len..] {
+        "" => None,
+        tail => Some(tail.strip_prefix(':').ok_or_else(malformed)?.to_owned()),
+    };
+    let qos = model::qos_of(qos.parse().map_err(|_| malformed())?)?;
+    Ok(Interest {
+        session,
+        node,
+        filter,
+        group,
+        qos,
+    })
+}
+
+/// The reply as groups of `width` values.
+fn items(reply: &Value, width: usize) -> Result<std::slice::ChunksExact<'_, Value>, Error> {
+    match reply {
+        Value::Array(values) if values.len() % width == 0 => Ok(values.chunks_exact(width)),
+        other => Err(Error::Malformed(format!(
+            "expected groups of {width} values, got {other:?}"
+        ))),
+    }
+}
+
+fn int(value: &Value) -> Result<i64, Error> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        other => Err(Error::Malformed(format!(
+            "expected a number, got {other:?}"
+        ))),
+    }
+}
+
+fn ints(value: &Value) -> Result<Vec<i64>, Error> {
+    match value {
+        Value::Array(values) => values.iter().map(int).collect(),
+        other => Err(Error::Malformed(format!("expected numbers, got {other:?}"))),
+    }
+}
+
+fn bytes(value: &Value) -> Result<Vec<u8>, Error> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes.clone()),
+        other => Err(Error::Malformed(format!(
+            "expected a string, got {other:?}"
+        ))),
+    }
+}
+
+fn text(value: &Value) -> Result<String, Error> {
+    String::from_utf8(bytes(value)?).map_err(|err| Error::Malformed(format!("not UTF-8: {err}")))
+}
+
+/// A decimal number stored as a string.
+fn number<T: std::str::FromStr>(value: &Value) -> Result<T, Error> {
+    let text = text(value)?;
+    text.parse()
+        .map_err(|_| Error::Malformed(format!("`{text}` is not a number here")))
+}
+
+/// Sorts the client's errors into ours: out of reach, or anything else.
+fn failed(err: redis::RedisError) -> Error {
+    if err.is_io_error()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_timeout()
+        || err.is_unrecoverable_error()
+    {
+        Error::Unavailable {
+            backend: BACKEND,
+            detail: err.to_string(),
+        }
+    } else {
+        Error::Database {
+            backend: BACKEND,
+            detail: err.to_string(),
+        }
+    }
+}

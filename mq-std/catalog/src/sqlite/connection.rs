@@ -1,0 +1,162 @@
+//! The SQLite side of the catalog's file: opening it (WAL mode, busy
+//! timeout, tables), noticing it removed or replaced, running calls on the
+//! blocking pool, and sorting SQLite's errors into ours.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use super::BACKEND;
+use crate::Error;
+
+/// How long a writer waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tables; `queues` keeps each recipient's message count with every
+/// enqueue and ack, so that checking the bound does not count the queue.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    id TEXT PRIMARY KEY,
+    incarnation INTEGER NOT NULL,
+    addr TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interest (
+    session TEXT NOT NULL,
+    filter TEXT NOT NULL,
+    node TEXT NOT NULL,
+    grp TEXT,
+    qos INTEGER NOT NULL,
+    PRIMARY KEY (session, filter)
+);
+CREATE TABLE IF NOT EXISTS offline (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    recipient TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    meta BLOB NOT NULL,
+    origin_node TEXT NOT NULL,
+    origin_incarnation INTEGER NOT NULL,
+    origin_seq INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    expires_ms INTEGER,
+    UNIQUE (recipient, origin_node, origin_incarnation, origin_seq)
+);
+CREATE INDEX IF NOT EXISTS offline_by_recipient ON offline (recipient, id);
+CREATE INDEX IF NOT EXISTS offline_by_expiry ON offline (recipient, expires_ms)
+    WHERE expires_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS queues (
+    recipient TEXT PRIMARY KEY,
+    len INTEGER NOT NULL
+);
+";
+
+/// Opens `path` (creating it if `create` says so), in WAL mode with the busy
+/// timeout, and makes sure the tables exist.
+pub(super) fn connect(path: &Path, create: OpenFlags) -> Result<Connection, Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|err| unavailable(format!("cannot open {}: {}", path.display(), detail(&err))))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    // Every commit synced: an enqueue or ack that returned survives a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(failed)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(failed)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Database {
+            backend: BACKEND,
+            detail: format!("{} stays in journal mode {mode}, not WAL", path.display()),
+        });
+    }
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
+        .map_err(failed)?;
+    Ok(conn)
+}
+
+pub(super) async fn blocking<T, F>(f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| Error::Database {
+            backend: BACKEND,
+            detail: format!("the blocking task failed: {err}"),
+        })?
+}
+
+pub(super) fn unavailable(detail: String) -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        detail,
+    }
+}
+
+/// Sorts SQLite's errors into ours.
+pub(super) fn failed(err: rusqlite::Error) -> Error {
+    use rusqlite::Error as E;
+    match &err {
+        E::SqliteFailure(code, _) => match code.code {
+            ErrorCode::CannotOpen
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::ReadOnly
+            | ErrorCode::PermissionDenied
+            | ErrorCode::DiskFull => unavailable(detail(&err)),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => Error::Malformed(detail(&err)),
+            _ => Error::Database {
+                backend: BACKEND,
+                detail: detail(&err),
+            },
+        },
+        E::FromSqlConversionFailure(..)
+        | E::InvalidColumnType(..)
+        | E::IntegralValueOutOfRange(..) => Error::Malformed(detail(&err)),
+        _ => Error::Database {
+            backend: BACKEND,
+            detail: detail(&err),
+        },
+    }
+}
+
+fn detail(err: &rusqlite::Error) -> String {
+    match err {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            format!("{message} ({:?})", code.code)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Which file a path names, to notice it being removed or replaced: its
+/// device and inode.
+#[cfg(unix)]
+pub(super) type FileId = (u64, u64);
+/// Windows does not let an open file be removed; its creation time tells a
+/// file put in its place.
+#[cfg(windows)]
+pub(super) type FileId = u64;
+
+pub(super) fn file_id(path: &Path) -> Result<FileId, Error> {
+    let meta =
+        std::fs::metadata(path).map_err(|err| unavailable(format!("{}: {err}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((meta.dev(), meta.ino()))
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::MetadataExt;
+        Ok(meta.creation_time())
+    }
+}

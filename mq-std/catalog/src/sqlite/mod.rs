@@ -1,0 +1,515 @@
+//! The catalog in one SQLite file, the embedded default: the nodes of one
+//! machine share the file (WAL mode, so readers do not wait for the writer;
+//! a busy timeout, so writers wait for each other rather than fail). Times
+//! are the callers' wall clock, which the nodes of one machine share.
+//!
+//! Each call runs on tokio's blocking pool. Before each call the file at the
+//! path must still be the one opened: removed or replaced, the call fails
+//! with [`Error::Unavailable`], and the next call opens whatever is at the
+//! path then, without creating it (an empty new catalog would forget every
+//! queue silently).
+
+mod connection;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+
+use connection::{FileId, blocking, connect, failed, file_id, unavailable};
+
+use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
+use crate::{Error, Registration};
+
+pub(crate) const BACKEND: &str = "sqlite";
+
+const DROP: &str = "
+DROP TABLE IF EXISTS counters;
+DROP TABLE IF EXISTS nodes;
+DROP TABLE IF EXISTS interest;
+DROP TABLE IF EXISTS offline;
+DROP TABLE IF EXISTS queues;
+";
+
+pub(crate) struct SqliteCatalog {
+    path: PathBuf,
+    queue_limit: i64,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    /// The connection and the file it opened.
+    conn: Option<(Connection, FileId)>,
+}
+
+impl SqliteCatalog {
+    pub(crate) async fn open(path: &str, options: Options) -> Result<SqliteCatalog, Error> {
+        if options.namespace != model::DEFAULT_NAMESPACE {
+            return Err(Error::Invalid(format!(
+                "namespace `{}`: a SQLite catalog's namespace is its file; use another file",
+                options.namespace
+            )));
+        }
+        if path.is_empty() {
+            return Err(Error::Url("sqlite: names no file (sqlite:PATH)".to_owned()));
+        }
+        let queue_limit = model::signed("queue_limit", options.queue_limit)?;
+        let path = PathBuf::from(path);
+        let state = blocking({
+            let path = path.clone();
+            move || {
+                let conn = connect(&path, OpenFlags::SQLITE_OPEN_CREATE)?;
+                Ok(State {
+                    conn: Some((conn, file_id(&path)?)),
+                })
+            }
+        })
+        .await?;
+        Ok(SqliteCatalog {
+            path,
+            queue_limit,
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// Runs `f` on the connection in the blocking pool, reconnecting first if
+    /// an earlier call lost it; forgets the connection if the file went away.
+    async fn call<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, Error> + Send + 'static,
+    {
+        let state = Arc::clone(&self.state);
+        let path = self.path.clone();
+        blocking(move || {
+            let mut state = state
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let current = file_id(&path);
+            match (&state.conn, &current) {
+                (Some((_, opened)), Ok(now)) if opened == now => {}
+                (Some(_), _) => {
+                    // Removed or replaced under us: say so once, and let
+                    // the next call open whatever is at the path now.
+                    state.conn = None;
+                    let what = if current.is_ok() {
+                        "replaced"
+                    } else {
+                        "removed"
+                    };
+                    return Err(unavailable(format!(
+                        "{} was {what} since it was opened",
+                        path.display()
+                    )));
+                }
+                (None, _) => {
+                    let conn = connect(&path, OpenFlags::empty())?;
+                    state.conn = Some((conn, file_id(&path)?));
+                }
+            }
+            let (conn, _) = state.conn.as_mut().expect("connected just above");
+            let result = f(conn);
+            if matches!(result, Err(Error::Unavailable { .. })) {
+                state.conn = None;
+            }
+            result
+        })
+        .await
+    }
+
+    pub(crate) async fn register(
+        &self,
+        node: &str,
+        addr: &str,
+        lease: i64,
+    ) -> Result<Registration, Error> {
+        let (node, addr) = (node.to_owned(), addr.to_owned());
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let now = now_ms();
+            let incarnation: i64 = tx
+                .query_row(
+                    "INSERT INTO counters (name, value) VALUES ('incarnation', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?1)
+                     RETURNING value",
+                    [now_us()],
+                    |row| row.get(0),
+                )
+                .map_err(failed)?;
+            tx.execute(
+                "INSERT INTO nodes (id, incarnation, addr, expires_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,
+                     addr = excluded.addr, expires_ms = excluded.expires_ms",
+                (&node, incarnation, &addr, now + lease),
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(Registration {
+                node,
+                incarnation: model::unsigned("incarnation", incarnation)?,
+            })
+        })
+        .await
+    }
+
+    pub(crate) async fn heartbeat(&self, node: &str, held: i64, lease: i64) -> Result<(), Error> {
+        let node = node.to_owned();
+        self.call(move |conn| {
+            let now = now_ms();
+            let renewed = conn
+                .execute(
+                    "UPDATE nodes SET expires_ms = ?1
+                     WHERE id = ?2 AND incarnation = ?3 AND expires_ms > ?4",
+                    (now + lease, &node, held, now),
+                )
+                .map_err(failed)?;
+            if renewed == 1 {
+                return Ok(());
+            }
+            let current = current_incarnation(conn, &node)?;
+            Err(model::refused(node, held, current))
+        })
+        .await
+    }
+
+    pub(crate) async fn deregister(&self, node: &str, held: i64) -> Result<(), Error> {
+        let node = node.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "DELETE FROM nodes WHERE id = ?1 AND incarnation <= ?2",
+                (&node, held),
+            )
+            .map_err(failed)?;
+            match current_incarnation(conn, &node)? {
+                Some(current) => Err(model::fenced(node, held, current)),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, incarnation, addr, expires_ms FROM nodes
+                     WHERE expires_ms > ?1 ORDER BY id",
+                )
+                .map_err(failed)?;
+            let rows = stmt
+                .query_map([now_ms()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
+                .map_err(failed)?;
+            rows.map(|row| {
+                let (id, incarnation, addr, expires) = row.map_err(failed)?;
+                Ok(Node {
+                    id,
+                    incarnation: model::unsigned("incarnation", incarnation)?,
+                    addr,
+                    lease_expires: model::time_of(expires)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn reap_expired(&self) -> Result<u64, Error> {
+        self.call(|conn| {
+            let gone = conn
+                .execute("DELETE FROM nodes WHERE expires_ms <= ?1", [now_ms()])
+                .map_err(failed)?;
+            Ok(gone as u64)
+        })
+        .await
+    }
+
+    pub(crate) async fn add_interest(&self, interest: &Interest) -> Result<(), Error> {
+        let interest = interest.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO interest (session, filter, node, grp, qos) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (session, filter) DO UPDATE SET node = excluded.node,
+                     grp = excluded.grp, qos = excluded.qos",
+                (
+                    &interest.session,
+                    &interest.filter,
+                    &interest.node,
+                    &interest.group,
+                    model::qos_code(interest.qos),
+                ),
+            )
+            .map_err(failed)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(crate) async fn remove_interest(&self, session: &str, filter: &str) -> Result<bool, Error> {
+        let (session, filter) = (session.to_owned(), filter.to_owned());
+        self.call(move |conn| {
+            let gone = conn
+                .execute(
+                    "DELETE FROM interest WHERE session = ?1 AND filter = ?2",
+                    (&session, &filter),
+                )
+                .map_err(failed)?;
+            Ok(gone > 0)
+        })
+        .await
+    }
+
+    pub(crate) async fn forget_session(&self, session: &str) -> Result<u64, Error> {
+        let session = session.to_owned();
+        self.call(move |conn| {
+            let gone = conn
+                .execute("DELETE FROM interest WHERE session = ?1", [&session])
+                .map_err(failed)?;
+            Ok(gone as u64)
+        })
+        .await
+    }
+
+    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+        self.call(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT session, filter, node, grp, qos FROM interest ORDER BY session, filter",
+                )
+                .map_err(failed)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .map_err(failed)?;
+            rows.map(|row| {
+                let (session, filter, node, group, qos) = row.map_err(failed)?;
+                Ok(Interest {
+                    session,
+                    node,
+                    filter,
+                    group,
+                    qos: model::qos_of(qos)?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        recipient: &str,
+        message: &Envelope,
+    ) -> Result<Enqueued, Error> {
+        let (recipient, message) = (recipient.to_owned(), message.clone());
+        let limit = self.queue_limit;
+        self.call(move |conn| {
+            let now = now_ms();
+            let ttl = model::ttl_ms(message.ttl)?;
+            let origin = &message.origin;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let expired = tx
+                .execute(
+                    "DELETE FROM offline WHERE recipient = ?1 AND expires_ms <= ?2",
+                    (&recipient, now),
+                )
+                .map_err(failed)? as i64;
+            let earlier: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM offline WHERE recipient = ?1 AND origin_node = ?2
+                     AND origin_incarnation = ?3 AND origin_seq = ?4",
+                    (
+                        &recipient,
+                        &origin.node,
+                        origin.incarnation as i64,
+                        origin.seq as i64,
+                    ),
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(failed)?;
+            // Duplicate or full: the transaction rolls back, the expired
+            // messages and the count with it.
+            if let Some(id) = earlier {
+                return Ok(Enqueued::Duplicate(model::unsigned("id", id)?));
+            }
+            let len: i64 = tx
+                .query_row(
+                    "SELECT len FROM queues WHERE recipient = ?1",
+                    [&recipient],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(failed)?
+                .unwrap_or(0)
+                - expired;
+            if len >= limit {
+                return Err(Error::QueueFull {
+                    recipient,
+                    limit: limit as u64,
+                });
+            }
+            tx.execute(
+                "INSERT INTO offline (recipient, topic, payload, meta, origin_node,
+                     origin_incarnation, origin_seq, enqueued_ms, expires_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                (
+                    &recipient,
+                    &message.topic,
+                    &message.payload,
+                    &message.meta,
+                    &origin.node,
+                    origin.incarnation as i64,
+                    origin.seq as i64,
+                    now,
+                    ttl.map(|ttl| now + ttl),
+                ),
+            )
+            .map_err(failed)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO queues (recipient, len) VALUES (?1, ?2)
+                 ON CONFLICT (recipient) DO UPDATE SET len = excluded.len",
+                (&recipient, len + 1),
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(Enqueued::Stored(model::unsigned("id", id)?))
+        })
+        .await
+    }
+
+    pub(crate) async fn read(
+        &self,
+        recipient: &str,
+        after: i64,
+        max: i64,
+    ) -> Result<Vec<Offline>, Error> {
+        let recipient = recipient.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, topic, payload, meta, origin_node, origin_incarnation, origin_seq,
+                         enqueued_ms, expires_ms
+                     FROM offline
+                     WHERE recipient = ?1 AND id > ?2 AND (expires_ms IS NULL OR expires_ms > ?3)
+                     ORDER BY id LIMIT ?4",
+                )
+                .map_err(failed)?;
+            let rows = stmt
+                .query_map((&recipient, after, now_ms(), max), offline_row)
+                .map_err(failed)?;
+            rows.map(|row| row.map_err(failed).and_then(|offline| offline))
+                .collect()
+        })
+        .await
+    }
+
+    pub(crate) async fn ack(&self, recipient: &str, ids: &[i64]) -> Result<u64, Error> {
+        let (recipient, ids) = (recipient.to_owned(), ids.to_vec());
+        self.call(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(failed)?;
+            let mut gone = 0;
+            {
+                let mut stmt = tx
+                    .prepare_cached("DELETE FROM offline WHERE recipient = ?1 AND id = ?2")
+                    .map_err(failed)?;
+                for id in ids {
+                    gone += stmt.execute((&recipient, id)).map_err(failed)? as i64;
+                }
+            }
+            tx.execute(
+                "UPDATE queues SET len = len - ?2 WHERE recipient = ?1",
+                (&recipient, gone),
+            )
+            .map_err(failed)?;
+            tx.commit().map_err(failed)?;
+            Ok(gone as u64)
+        })
+        .await
+    }
+
+    pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
+        let recipient = recipient.to_owned();
+        self.call(move |conn| {
+            let len: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM offline WHERE recipient = ?1",
+                    [&recipient],
+                    |row| row.get(0),
+                )
+                .map_err(failed)?;
+            model::unsigned("queue length", len)
+        })
+        .await
+    }
+
+    pub(crate) async fn destroy(&self) -> Result<(), Error> {
+        self.call(|conn| conn.execute_batch(DROP).map_err(failed))
+            .await
+    }
+}
+
+fn offline_row(row: &Row<'_>) -> rusqlite::Result<Result<Offline, Error>> {
+    let id: i64 = row.get(0)?;
+    let incarnation: i64 = row.get(5)?;
+    let seq: i64 = row.get(6)?;
+    let enqueued: i64 = row.get(7)?;
+    let expires: Option<i64> = row.get(8)?;
+    let topic = row.get(1)?;
+    let payload = row.get(2)?;
+    let meta = row.get(3)?;
+    let node = row.get(4)?;
+    Ok((|| {
+        Ok(Offline {
+            id: model::unsigned("id", id)?,
+            topic,
+            payload,
+            meta,
+            origin: Origin {
+                node,
+                incarnation: model::unsigned("origin incarnation", incarnation)?,
+                seq: model::unsigned("origin sequence", seq)?,
+            },
+            enqueued_at: model::time_of(enqueued)?,
+            expires_at: expires.map(model::time_of).transpose()?,
+        })
+    })())
+}
+
+fn current_incarnation(conn: &Connection, node: &str) -> Result<Option<i64>, Error> {
+    conn.query_row(
+        "SELECT incarnation FROM nodes WHERE id = ?1",
+        [node],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(failed)
+}
+
+/// The callers' wall clock in milliseconds since the UNIX epoch.
+fn now_ms() -> i64 {
+    now_us() / 1000
+}
+
+/// The callers' wall clock in microseconds since the UNIX epoch.
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}

@@ -1,0 +1,79 @@
+//! The interest of away sessions.
+
+use mq_catalog::{Error, Interest};
+use mq_core::QoS;
+
+use super::NewPlace;
+
+fn interest(session: &str, node: &str, filter: &str, group: Option<&str>) -> Interest {
+    Interest {
+        session: session.to_owned(),
+        node: node.to_owned(),
+        filter: filter.to_owned(),
+        group: group.map(str::to_owned),
+        qos: QoS::AtLeastOnce,
+    }
+}
+
+pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    assert!(catalog.interests().await.unwrap().is_empty());
+    let kitchen = interest("s2", "a", "sensors.kitchen.*", None);
+    let workers = interest("s1", "b", "jobs.>", Some("workers"));
+    let alerts = interest("s1", "b", "alerts", None);
+    for i in [&kitchen, &workers, &alerts] {
+        catalog.add_interest(i).await.unwrap();
+    }
+    assert_eq!(
+        catalog.interests().await.unwrap(),
+        [alerts.clone(), workers.clone(), kitchen.clone()]
+    );
+
+    // The same session and filter again: replaced, not doubled.
+    let moved = Interest {
+        node: "c".to_owned(),
+        qos: QoS::AtMostOnce,
+        group: None,
+        ..workers.clone()
+    };
+    catalog.add_interest(&moved).await.unwrap();
+    assert_eq!(
+        catalog.interests().await.unwrap(),
+        [alerts.clone(), moved.clone(), kitchen.clone()]
+    );
+
+    assert!(catalog.remove_interest("s1", "alerts").await.unwrap());
+    assert!(!catalog.remove_interest("s1", "alerts").await.unwrap());
+    assert!(!catalog.remove_interest("s9", "jobs.>").await.unwrap());
+    assert_eq!(catalog.interests().await.unwrap(), [moved, kitchen.clone()]);
+
+    // A second handle (another node) sees the same.
+    let other = place.open().await;
+    assert_eq!(other.interests().await.unwrap().len(), 2);
+
+    // A session forgotten loses all its filters, and only its own.
+    catalog.add_interest(&alerts).await.unwrap();
+    assert_eq!(catalog.forget_session("s1").await.unwrap(), 2);
+    assert_eq!(catalog.forget_session("s1").await.unwrap(), 0);
+    assert_eq!(catalog.interests().await.unwrap(), [kitchen]);
+    place.clean().await;
+}
+
+pub async fn malformed_interest_is_reported_not_used(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    catalog
+        .add_interest(&interest("s1", "a", "jobs.>", None))
+        .await
+        .unwrap();
+    place.corrupt_interest().await;
+    match catalog.interests().await {
+        Err(Error::Malformed(detail)) => assert!(detail.contains("QoS code 7"), "{detail}"),
+        other => panic!("interest with QoS code 7: {other:?}"),
+    }
+    // What is well-formed still works.
+    assert!(catalog.remove_interest("s1", "jobs.>").await.unwrap());
+    assert!(catalog.interests().await.unwrap().is_empty());
+    place.clean().await;
+}

@@ -1,0 +1,84 @@
+//! Two processes share one SQLite catalog file, as the peers of one machine
+//! do: this test runs itself again as a second process (the child, told so
+//! by `MQ_CATALOG_CHILD_URL`), and both register a node and enqueue for one
+//! recipient at the same time. Every message is stored once, in order per
+//! origin, and both incarnations differ.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod support;
+
+use mq_catalog::{Catalog, Enqueued};
+use support::{Place, envelope, seqs_from};
+
+const CHILD: &str = "MQ_CATALOG_CHILD_URL";
+const EACH: u64 = 200;
+
+/// Registers `node` and enqueues [`EACH`] messages from it.
+async fn node(url: &str, name: &str) -> u64 {
+    let catalog = Catalog::open(url).await.expect("opening the shared file");
+    let me = catalog
+        .register(name, "127.0.0.1:1", Duration::from_secs(60))
+        .await
+        .expect("register");
+    for seq in 1..=EACH {
+        let stored = catalog.enqueue("r", &envelope(name, seq)).await;
+        assert!(
+            matches!(stored, Ok(Enqueued::Stored(_))),
+            "{name} {seq}: {stored:?}"
+        );
+    }
+    me.incarnation
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_one_sqlite_file() {
+    if let Ok(url) = std::env::var(CHILD) {
+        node(&url, "child").await;
+        return;
+    }
+    // Removed afterwards, also when the test fails.
+    let place = Place::sqlite();
+    let url = place.url.clone();
+    // The file exists before either node starts enqueueing.
+    let catalog = Catalog::open(&url).await.unwrap();
+
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "two_processes_share_one_sqlite_file"])
+        .env(CHILD, &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting the second process");
+    let parent = node(&url, "parent").await;
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the second process failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let live = catalog.live_nodes().await.unwrap();
+    let names: Vec<&str> = live.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(names, ["child", "parent"]);
+    assert!(live.iter().any(|n| n.incarnation == parent));
+    assert_ne!(live[0].incarnation, live[1].incarnation);
+
+    let all = catalog.read("r", None, 10 * EACH as usize).await.unwrap();
+    assert_eq!(all.len() as u64, 2 * EACH);
+    for origin in ["child", "parent"] {
+        assert_eq!(
+            seqs_from(&all, origin),
+            (1..=EACH).collect::<Vec<_>>(),
+            "from {origin}"
+        );
+    }
+    drop(catalog);
+    place.clean().await;
+}

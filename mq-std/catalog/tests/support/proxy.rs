@@ -1,0 +1,86 @@
+//! A TCP proxy in front of a database server, so that a test can make the
+//! server go away mid-use (every connection cut, the port closed) and come
+//! back, without touching the machine's server.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub struct Proxy {
+    /// The URL to reach the server through the proxy.
+    pub url: String,
+    port: u16,
+    upstream: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    /// A proxy on a free loopback port to the server `url` names.
+    pub async fn start(url: &str) -> Proxy {
+        let (upstream, rewrite) = split(url);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let port = listener.local_addr().expect("its address").port();
+        let proxy = Proxy {
+            url: rewrite(&format!("127.0.0.1:{port}")),
+            port,
+            upstream,
+            tasks: Arc::default(),
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    /// The server goes away: the port closes and every connection is cut.
+    pub fn stop(&self) {
+        for task in self.tasks.lock().expect("tasks").drain(..) {
+            task.abort();
+        }
+    }
+
+    /// The server comes back on the same port.
+    pub async fn restart(&self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the proxy's port again");
+        self.serve(listener);
+    }
+
+    fn serve(&self, listener: TcpListener) {
+        let tasks = Arc::clone(&self.tasks);
+        let upstream = self.upstream.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let pipe = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().expect("tasks").push(pipe);
+            }
+        });
+        self.tasks.lock().expect("tasks").push(accept);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `scheme://[user@]host:port/rest` → (`host:port`, a function putting
+/// another `host:port` in its place).
+pub fn split(url: &str) -> (String, impl Fn(&str) -> String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL with ://");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let (scheme, path) = (scheme.to_owned(), path.to_owned());
+    (host.to_owned(), move |host: &str| {
+        format!("{scheme}://{user}{host}{path}")
+    })
+}
