@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
+use crate::wire::mesh::Interest;
 use crate::wire::{AdminRequest, Dedup, Headers, Meta, QoS, Reason, Start};
 
 use super::admin::AdminReply;
@@ -49,6 +50,8 @@ pub(crate) enum Command<'a> {
     /// An operator's request (see `broker::admin`), answered with
     /// [`Output::AdminAnswer`] of the same id.
     Admin { id: u32, request: AdminRequest<'a> },
+    /// A peer node declares what its local sessions want (node links only).
+    Interest(Interest<'a>),
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -24,6 +24,8 @@
 //!   live connections: [`Broker::set_auth`]);
 //! - `router`: sessions, subscriptions, publishing, delivery, settling,
 //!   retention, snapshot and restore. It never sees bytes.
+//! - `mesh`: the node links of a mesh (what this node declares and
+//!   forwards, and the codec of the links it opens: [`Broker::connect_link`]);
 //! - `links`: the router's view of each connection (its session, its queue of
 //!   outputs); `timers`: one cancellable timer slot per owner; `store`: records
 //!   on their way to the store; `queue`, `replay`, `dedup`, `message`,
@@ -37,6 +39,7 @@ mod config;
 mod conn;
 mod dedup;
 mod links;
+mod mesh;
 mod message;
 mod mqtt;
 mod nats;
@@ -57,6 +60,7 @@ mod tests;
 pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
+pub use mesh::MeshStats;
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;
 
@@ -156,7 +160,9 @@ pub struct QueueInfo {
 ///
 /// Method groups, quinn-style:
 ///
-/// - **`handle_*`**: [`accept`](Self::accept) a connection in the
+/// - **`handle_*`**: [`connect_link`](Self::connect_link) a node link this
+///   node opened to a peer (the peer accepts it as an mq connection); then
+///   [`accept`](Self::accept) a connection in the
 ///   [`Protocol`] it speaks (the mq protocol on a TCP stream or a serial
 ///   line, which carries one connection after another; or MQTT or NATS on a
 ///   TCP stream: the same sessions, topics and queues whatever the protocol),
@@ -249,6 +255,17 @@ impl Broker {
     /// [`Event::Readable`] says when this ends.
     pub fn input_blocked(&self, conn: ConnId) -> bool {
         self.conns.contains_key(&conn) && self.router.input_blocked(conn)
+    }
+
+    /// What the mesh did (see [`connect_link`](Self::connect_link)).
+    pub fn mesh_stats(&self) -> MeshStats {
+        self.router.mesh.stats
+    }
+
+    /// The filters node `peer` declared on its link to this node (stored
+    /// with its link session, so they outlive the link).
+    pub fn peer_interest(&self, peer: &str) -> Vec<String> {
+        self.router.peer_filters(peer)
     }
 
     /// Timers set; for tests that check a settled delivery leaves none behind.
@@ -417,6 +434,35 @@ impl Broker {
         }
         let conn = Codec::new(id, now, protocol.into(), &mut self.router);
         self.conns.insert(id, conn);
+        Ok(id)
+    }
+
+    /// A transport this node connected to node `peer` (a TCP stream) is up:
+    /// the connection is a node link (see [`crate::wire::mesh`]) on which
+    /// this node, `node`, receives what its local sessions want of the
+    /// peer's messages. Drive it exactly as an accepted connection
+    /// (`handle_input`, `poll_transmit`, `handle_closed`); when it closes,
+    /// connect again. Open one to every peer, as each peer opens one to this
+    /// node: what this node's clients publish reaches the peer's sessions
+    /// over the peer's link. Node ids are printable ASCII without spaces, up
+    /// to 100 bytes.
+    pub fn connect_link(
+        &mut self,
+        now: Instant,
+        node: &str,
+        peer: &str,
+    ) -> Result<ConnId, AcceptError> {
+        if self.router.shutting_down {
+            return Err(AcceptError::ShuttingDown);
+        }
+        if self.conns.len() >= self.router.cfg.max_connections {
+            return Err(AcceptError::TooManyConnections);
+        }
+        let id = ConnId(self.next_conn);
+        self.next_conn += 1;
+        self.router.links.open(id);
+        let link = mesh::link::LinkConn::new(id, now, node, peer, &mut self.router);
+        self.conns.insert(id, Codec::Link(link));
         Ok(id)
     }
 

@@ -105,6 +105,7 @@ impl Proto {
                 Err(_) => return self.violation(id, now, "malformed admin request", r),
             },
             Frame::Pong(_) => return,
+            Frame::Interest(i) => Command::Interest(i),
             Frame::Close(_) | Frame::Error(_) => {
                 r.handle(
                     id,

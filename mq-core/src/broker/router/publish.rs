@@ -118,10 +118,14 @@ impl Router {
             self.refuse(from, p, reason);
             return None;
         }
+        let from_link = from.is_some_and(|(conn, _)| self.mesh.is_link(conn));
         if let Some(d) = p.dedup
             && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
         {
             self.stats.duplicates += 1;
+            if from_link {
+                self.mesh.stats.deduplicated += 1;
+            }
             if p.qos == QoS::AtLeastOnce
                 && let Some((conn, _)) = from
             {
@@ -133,6 +137,7 @@ impl Router {
         // Where it goes, and whether every queue has room.
         let mut targets: Vec<Target> = Vec::new();
         self.index.for_each_match(topic, |t| targets.push(*t));
+        self.mesh_route(topic, from_link, &mut targets);
         let size = p.payload.len();
         let mut full_block: Option<Duration> = None;
         let mut full_reject = false;
@@ -197,6 +202,7 @@ impl Router {
         }
         self.stats.messages_in += 1;
         self.stats.bytes_in += size as u64;
+        self.mesh_count(from_link, &targets);
         let before = targets.len();
         targets.retain(|&t| {
             // QoS 0 into a full queue that refuses: dropped for that queue only.

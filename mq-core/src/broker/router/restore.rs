@@ -12,6 +12,7 @@ use crate::broker::queue::Queued;
 use crate::broker::record::{MessageRecord, Record, RecordError};
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
+use crate::wire::mesh::MESH_PRODUCER_BIT;
 
 impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
@@ -42,6 +43,8 @@ impl Router {
                 }
                 let mut targets = Vec::new();
                 self.index.for_each_match(topic, |t| targets.push(*t));
+                let from_link = m.dedup.is_some_and(|d| d.producer & MESH_PRODUCER_BIT != 0);
+                self.mesh_route(topic, from_link, &mut targets);
                 for t in targets {
                     if let Some(q) = self.queue_mut(t) {
                         q.push_back(Queued {
@@ -101,6 +104,11 @@ impl Router {
                 }
             }
             Record::Ack { client, sub, msg } => self.restore_ack(client, sub, msg),
+            Record::Interest {
+                client,
+                filter,
+                held,
+            } => self.restore_interest(client, filter, held)?,
             Record::SeqReserve { topic, until } => {
                 let Ok(topic) = Topic::new(topic) else {
                     return Err(RecordError::Malformed);

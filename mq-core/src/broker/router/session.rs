@@ -154,6 +154,7 @@ impl Router {
         self.timers
             .stop(&mut s.expiry_timer, Timer::Expiry(session));
         self.by_client.remove(&s.client);
+        self.mesh.forget_peer(session);
         for (_, sub) in s.subs {
             self.remove_subscription(sub, now);
         }

@@ -115,6 +115,7 @@ impl Router {
     ) -> Key {
         let limits = self.cfg.queue_for(filter);
         let persistent = self.sessions.get(session).is_some_and(|s| s.persistent);
+        let outbox = self.is_peer_session(session);
         let existing_group = group.and_then(|name| {
             let k = (filter.as_str().to_owned(), name.to_owned());
             self.group_by_name.get(&k).copied()
@@ -156,7 +157,9 @@ impl Router {
             credit,
             queue,
             active: true,
+            outbox,
         });
+        self.mesh_subscription(filter.as_str(), outbox, group_key.is_some(), true);
         if let Some(s) = self.sessions.get_mut(session) {
             s.subs.insert(id, key);
         }
@@ -261,6 +264,7 @@ impl Router {
             return;
         };
         let filter = Filter::new(&sub.filter).expect("stored filters are valid");
+        self.mesh_subscription(&sub.filter, sub.outbox, sub.group.is_some(), false);
         match sub.group {
             None => {
                 self.index.remove(filter, &Target::Sub(key));
