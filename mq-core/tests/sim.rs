@@ -39,6 +39,9 @@ use mq_core::wire::{Limits, QoS, SessionMode, Start};
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
 #[path = "support/happened.rs"]
 mod happened;
 use happened::{Happened, payload};
@@ -761,7 +764,7 @@ impl Sim {
 }
 
 /// What one seed did: faults and acknowledged publishes.
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Totals {
     restarts: u32,
     drops: u32,
@@ -812,28 +815,10 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
 
 #[test]
 fn simulated_faults_lose_nothing_acknowledged() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {}", run_seed(seed, true));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut totals = Totals::default();
-    for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed, false));
-        match result {
-            Ok(t) => totals.add(t),
-            Err(e) => {
-                eprintln!(
-                    "simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let Some(seeds) = for_each_seed("sim", run_seed, |t| totals.add(t)) else {
+        return;
+    };
     println!("{seeds} seeds: {totals}");
     assert!(
         totals.restarts > 0 && totals.drops > 0 && totals.noise > 0 && totals.compactions > 0,

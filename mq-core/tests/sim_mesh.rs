@@ -38,6 +38,9 @@ use rng::Rng;
 #[path = "support/happened.rs"]
 mod happened;
 use happened::{Happened, payload};
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
 #[path = "support/mesh_world.rs"]
 mod mesh_world;
 #[path = "support/net.rs"]
@@ -442,27 +445,10 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
 
 #[test]
 fn mesh_loses_nothing_acknowledged_and_duplicates_nothing() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {:?}", run_seed(seed, true));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut totals = Totals::default();
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| run_seed(seed, false)) {
-            Ok(t) => totals.add(t),
-            Err(e) => {
-                eprintln!(
-                    "simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim_mesh -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let Some(seeds) = for_each_seed("sim_mesh", run_seed, |t| totals.add(t)) else {
+        return;
+    };
     println!("{seeds} seeds: {totals:?}");
     assert!(
         totals.restarts > 0 && totals.link_drops > 0 && totals.forwarded > 0,

@@ -81,6 +81,31 @@ pub(crate) struct Connect<'a> {
     pub no_local: bool,
 }
 
+impl<'a> Connect<'a> {
+    /// An mq protocol client's: a persistent session is resumed (and its
+    /// subscriptions deliver once the client re-asserts them), deliveries not
+    /// acked in time are redelivered while connected.
+    pub(crate) fn mq(
+        client_id: &'a str,
+        persistent: bool,
+        token: Option<&'a str>,
+        default_credit: u32,
+    ) -> Self {
+        Connect {
+            client_id,
+            persistent,
+            token,
+            default_credit,
+            resume: persistent,
+            keep_subscriptions: false,
+            ack_deadlines: true,
+            expiry: None,
+            will: None,
+            no_local: false,
+        }
+    }
+}
+
 /// A will message (MQTT): published when its connection ends abnormally,
 /// after `delay` unless the session resumes meanwhile.
 #[derive(Debug, Clone, Copy)]

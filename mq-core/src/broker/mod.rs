@@ -38,6 +38,7 @@ mod command;
 mod config;
 mod conn;
 mod dedup;
+mod keepalive;
 mod links;
 mod mesh;
 mod message;
@@ -420,15 +421,7 @@ impl Broker {
         protocol: impl Into<Protocol>,
         identity: Option<&str>,
     ) -> Result<ConnId, AcceptError> {
-        if self.router.shutting_down {
-            return Err(AcceptError::ShuttingDown);
-        }
-        if self.conns.len() >= self.router.cfg.max_connections {
-            return Err(AcceptError::TooManyConnections);
-        }
-        let id = ConnId(self.next_conn);
-        self.next_conn += 1;
-        self.router.links.open(id);
+        let id = self.open_conn()?;
         if let (Some(link), Some(identity)) = (self.router.links.get_mut(id), identity) {
             link.identity = Some(String::from(identity));
         }
@@ -452,6 +445,14 @@ impl Broker {
         node: &str,
         peer: &str,
     ) -> Result<ConnId, AcceptError> {
+        let id = self.open_conn()?;
+        let link = mesh::link::LinkConn::new(id, now, node, peer, &mut self.router);
+        self.conns.insert(id, Codec::Link(link));
+        Ok(id)
+    }
+
+    /// A new connection's id, listed for the router (its codec comes next).
+    fn open_conn(&mut self) -> Result<ConnId, AcceptError> {
         if self.router.shutting_down {
             return Err(AcceptError::ShuttingDown);
         }
@@ -461,8 +462,6 @@ impl Broker {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.router.links.open(id);
-        let link = mesh::link::LinkConn::new(id, now, node, peer, &mut self.router);
-        self.conns.insert(id, Codec::Link(link));
         Ok(id)
     }
 

@@ -13,11 +13,11 @@ use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use crate::broker::ConnId;
 use crate::broker::command::{self, Command, Outcome, Output, OwnedPublish};
 use crate::broker::conn::After;
+use crate::broker::keepalive::{Dead, Keepalive};
 use crate::broker::router::Router;
 use crate::broker::timers::Timer;
 use crate::framing::stream::{self, Decoded, StreamDecoder};
@@ -80,10 +80,7 @@ pub(crate) struct LinkConn {
     /// The limits its `Hello` announces.
     own: Limits,
     peer_max_frame: u32,
-    keepalive: Option<Duration>,
-    last_rx: Instant,
-    last_tx: Instant,
-    ping_seq: u64,
+    keepalive: Keepalive,
     handshake_deadline: Option<Instant>,
     timer: Option<Instant>,
 }
@@ -119,10 +116,7 @@ impl LinkConn {
                 keepalive_ms: r.cfg.limits.keepalive_ms,
             },
             peer_max_frame: 512,
-            keepalive: None,
-            last_rx: now,
-            last_tx: now,
-            ping_seq: 0,
+            keepalive: Keepalive::new(now),
             handshake_deadline: Some(deadline),
             timer: None,
         };
@@ -146,7 +140,7 @@ impl LinkConn {
         r: &mut Router,
     ) -> usize {
         if bytes.len() > self.leftover {
-            self.last_rx = now;
+            self.keepalive.received(now);
         }
         let mut used = 0;
         loop {
@@ -207,18 +201,7 @@ impl LinkConn {
     /// outbox, declare the interest.
     fn on_welcome(&mut self, id: ConnId, now: Instant, peer: Limits, r: &mut Router) {
         let client = format!("$link.{}", self.peer);
-        let connect = command::Connect {
-            client_id: &client,
-            persistent: false,
-            token: None,
-            default_credit: 0,
-            resume: false,
-            keep_subscriptions: false,
-            ack_deadlines: false,
-            expiry: None,
-            will: None,
-            no_local: false,
-        };
+        let connect = command::Connect::mq(&client, false, None, 0);
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Close(reason, text), r);
         }
@@ -231,13 +214,9 @@ impl LinkConn {
         let filters: Vec<String> = r.mesh.local_filters().map(String::from).collect();
         self.ctrl.extend(filters.into_iter().map(Ctrl::Add));
         self.ctrl.push_back(Ctrl::Interest(Interest::End));
-        self.keepalive = match (peer.keepalive_ms, r.cfg.limits.keepalive_ms) {
-            (0, 0) => None,
-            (0, k) | (k, 0) => Some(k),
-            (a, b) => Some(a.min(b)),
-        }
-        .map(|ms| Duration::from_millis(u64::from(ms)));
-        let next = self.keepalive.map(|ka| now + ka / 2);
+        let next = self
+            .keepalive
+            .start(self.own.keepalive_ms, peer.keepalive_ms, now);
         r.timers.reset(&mut self.timer, Timer::Conn(id), next);
         r.links.wake(id);
     }
@@ -337,21 +316,18 @@ impl LinkConn {
     }
 
     fn keepalive(&mut self, id: ConnId, now: Instant, r: &mut Router) {
-        let Some(ka) = self.keepalive else { return };
-        if now >= self.last_rx + ka * 3 / 2 {
-            let e = Ctrl::Error(Reason::KeepaliveTimeout, "keepalive timeout");
-            return self.close(id, now, e, r);
+        let beat = (self.keepalive).tick(now, &mut r.timers, &mut self.timer, Timer::Conn(id));
+        match beat {
+            Ok(None) => {}
+            Ok(Some(n)) => {
+                self.ctrl.push_back(Ctrl::Ping(n));
+                r.links.wake(id);
+            }
+            Err(Dead) => {
+                let e = Ctrl::Error(Reason::KeepaliveTimeout, "keepalive timeout");
+                self.close(id, now, e, r);
+            }
         }
-        if now >= self.last_tx + ka / 2 {
-            self.ping_seq += 1;
-            self.last_tx = now;
-            self.ctrl.push_back(Ctrl::Ping(self.ping_seq));
-            r.links.wake(id);
-        }
-        let next = (self.last_rx + ka * 3 / 2)
-            .min(self.last_tx + ka / 2)
-            .max(now + Duration::from_millis(1));
-        r.timers.set(&mut self.timer, Timer::Conn(id), next);
     }
 
     // ---------------------------------------------------------------- closing
@@ -384,7 +360,7 @@ impl LinkConn {
 
     /// Bytes were written at `now` (keepalive counts them).
     pub(crate) fn wrote(&mut self, now: Instant) {
-        self.last_tx = now;
+        self.keepalive.sent(now);
     }
 
     /// Writes as many whole frames as fit into `buf`.
