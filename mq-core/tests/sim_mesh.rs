@@ -20,8 +20,9 @@
 //! - per subscriber, publisher and topic, messages arrive in publish order;
 //! - each broker's invariants hold after every step.
 //!
-//! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100), `MQ_SIM_SEED=S`
-//! runs one seed with a trace; a failing seed prints that command.
+//! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100; `cargo xtask ci`
+//! runs 2000 in release), `MQ_SIM_SEED=S` runs one seed with a trace; a
+//! failing seed prints that command.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

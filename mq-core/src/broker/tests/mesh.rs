@@ -1,0 +1,186 @@
+//! Node links: a peer's declared interest at the node it links to, and two
+//! nodes linked both ways (see `broker::mesh`).
+
+use super::*;
+use crate::wire::mesh::Interest;
+
+/// A peer node `name` links to the broker: its outbox subscription, then
+/// `filters` as its interest snapshot.
+fn peer_links(h: &mut H, name: &str, filters: &[&str]) -> ConnId {
+    let (c, _) = h.connect(&alloc::format!("$node.{name}"), SessionMode::Resume);
+    h.subscribe(c, 1, ">", None, 64);
+    declare(h, c, filters);
+    c
+}
+
+fn declare(h: &mut H, c: ConnId, filters: &[&str]) {
+    let frames = core::iter::once(Frame::Interest(Interest::Begin))
+        .chain(filters.iter().map(|f| Frame::Interest(Interest::Add(f))))
+        .chain([Frame::Interest(Interest::End)]);
+    h.send_all(c, frames);
+}
+
+fn topics(ds: &[Dv]) -> Vec<&str> {
+    ds.iter().map(|d| d.topic.as_str()).collect()
+}
+
+#[test]
+fn outbox_gets_only_what_the_peer_declared() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "a", &["data.>"]);
+    assert_eq!(h.b.peer_interest("a"), ["data.>"]);
+    h.publish(p, 1, "data.x", QoS::AtLeastOnce, b"1");
+    h.publish(p, 2, "jobs.x", QoS::AtLeastOnce, b"2");
+    assert_eq!(topics(&h.deliveries(n)), ["data.x"]);
+    assert_eq!(h.b.mesh_stats().forwarded, 1);
+}
+
+#[test]
+fn a_snapshot_withdraws_interest_only_at_its_end() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "a", &["a", "b"]);
+    h.send_all(
+        n,
+        [
+            Frame::Interest(Interest::Begin),
+            Frame::Interest(Interest::Add("a")),
+        ],
+    );
+    // Mid-snapshot, "b" is still wanted: nothing is lost while it is resent.
+    h.publish(p, 1, "b", QoS::AtLeastOnce, b"1");
+    h.send(n, Frame::Interest(Interest::End));
+    h.publish(p, 2, "b", QoS::AtLeastOnce, b"2");
+    h.publish(p, 3, "a", QoS::AtLeastOnce, b"3");
+    assert_eq!(payloads(&h.deliveries(n)), [b"1", b"3"]);
+    assert_eq!(h.b.peer_interest("a"), ["a"]);
+}
+
+#[test]
+fn peer_interest_outlives_the_link_and_a_restart() {
+    let mut h = H::new(Config::default());
+    let n = peer_links(&mut h, "a", &["t.>", "u"]);
+    h.send(n, Frame::Interest(Interest::Remove("u")));
+    h.b.handle_closed(n, h.now);
+    let mut h2 = H::new(Config::default());
+    for r in &h.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    assert_eq!(h2.b.peer_interest("a"), ["t.>"]);
+    // Published while the peer is away: its outbox keeps it.
+    let (p, _) = h2.connect("pub", SessionMode::Clean);
+    h2.publish(p, 1, "t.1", QoS::AtLeastOnce, b"kept");
+    h2.publish(p, 2, "u", QoS::AtLeastOnce, b"not wanted");
+    let (n2, present) = h2.connect("$node.a", SessionMode::Resume);
+    assert!(present);
+    h2.subscribe(n2, 1, ">", None, 64);
+    assert_eq!(payloads(&h2.deliveries(n2)), [b"kept"]);
+}
+
+#[test]
+fn only_node_links_declare_interest() {
+    let mut h = H::new(Config::default());
+    let (c, _) = h.connect("client", SessionMode::Resume);
+    h.send(c, Frame::Interest(Interest::Add(">")));
+    assert_eq!(h.b.stats().protocol_errors, 1);
+    assert!(h.b.peer_interest("client").is_empty());
+}
+
+/// Two nodes `a` and `b`, linked both ways: each link's bytes are moved by
+/// `shuttle`.
+struct Mesh2 {
+    a: H,
+    b: H,
+    /// (link at a, its accepted end at b), (link at b, its end at a).
+    ab: (ConnId, ConnId),
+    ba: (ConnId, ConnId),
+}
+
+fn link(from: &mut H, to: &mut H, names: (&str, &str)) -> (ConnId, ConnId) {
+    let l = from.b.connect_link(from.now, names.0, names.1).unwrap();
+    let c = to.b.accept(to.now, Framing::Stream).unwrap();
+    // Raw bytes, moved by `shuttle` (the harness keeps them as it does MQTT's).
+    from.mqtt.insert(l, Vec::new());
+    to.mqtt.insert(c, Vec::new());
+    (l, c)
+}
+
+impl Mesh2 {
+    fn new() -> Mesh2 {
+        let (mut a, mut b) = (H::new(Config::default()), H::new(Config::default()));
+        let ab = link(&mut a, &mut b, ("a", "b"));
+        let ba = link(&mut b, &mut a, ("b", "a"));
+        let mut m = Mesh2 { a, b, ab, ba };
+        m.shuttle();
+        m
+    }
+
+    /// Moves bytes over both links until neither side has more to say.
+    fn shuttle(&mut self) {
+        loop {
+            self.a.drain();
+            self.b.drain();
+            let ((la, cb), (lb, ca)) = (self.ab, self.ba);
+            let mut moved = pass(&mut self.a, la, &mut self.b, cb);
+            moved |= pass(&mut self.b, cb, &mut self.a, la);
+            moved |= pass(&mut self.b, lb, &mut self.a, ca);
+            moved |= pass(&mut self.a, ca, &mut self.b, lb);
+            if !moved {
+                break;
+            }
+        }
+    }
+}
+
+/// Hands what `from` sent on `cf` to `to` on `ct`; true when there was any.
+fn pass(from: &mut H, cf: ConnId, to: &mut H, ct: ConnId) -> bool {
+    let bytes = core::mem::take(from.mqtt.get_mut(&cf).unwrap());
+    if bytes.is_empty() {
+        return false;
+    }
+    assert_eq!(to.b.handle_input(ct, to.now, &bytes), bytes.len());
+    true
+}
+
+#[test]
+fn local_interest_is_counted_once_and_withdrawn_with_the_last() {
+    let mut m = Mesh2::new();
+    let (s1, _) = m.a.connect("s1", SessionMode::Clean);
+    let (s2, _) = m.a.connect("s2", SessionMode::Resume);
+    m.a.subscribe(s1, 1, "x.>", None, 8);
+    m.a.subscribe(s2, 1, "x.>", None, 8);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"]);
+    m.a.send(s1, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"], "s2 still holds it");
+    // A persistent session away still wants its messages.
+    m.a.b.handle_closed(s2, m.a.now);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"]);
+    m.a.connect("s2", SessionMode::Clean);
+    m.shuttle();
+    assert!(m.b.b.peer_interest("a").is_empty(), "the last one went");
+}
+
+#[test]
+fn what_came_over_a_link_goes_to_local_subscribers_only() {
+    let mut m = Mesh2::new();
+    let (sa, _) = m.a.connect("sa", SessionMode::Clean);
+    let (sb, _) = m.b.connect("sb", SessionMode::Clean);
+    m.a.subscribe(sa, 1, "t", None, 8);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    let (p, _) = m.a.connect("pub", SessionMode::Clean);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"once");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(sa)), [b"once"]);
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"once"]);
+    // b does not send it back to a, though a wants "t".
+    assert_eq!(m.a.b.mesh_stats().forwarded, 1);
+    assert_eq!(m.b.b.mesh_stats().forwarded, 0);
+    assert_eq!(m.b.b.mesh_stats().received, 1);
+    m.shuttle();
+    assert!(m.a.deliveries(sa).is_empty());
+}
