@@ -4,7 +4,8 @@
 //!
 //! Per seed: every node has a publisher (QoS 1, with a producer id), a
 //! persistent subscriber and a plain (clean session) subscriber, with filters
-//! that overlap across nodes. Publishing starts once every node has declared
+//! that overlap across nodes; two nodes also have a persistent member of one
+//! group, which the third node's jobs reach over a link. Publishing starts once every node has declared
 //! its interest to every other. Then node links and client connections drop
 //! at random points (also in the middle of a frame), chunks arrive late,
 //! stores compact, and nodes other than the first crash and restart from what
@@ -18,6 +19,8 @@
 //! - no application sees a message twice (a message forwarded again after a
 //!   link drop or a restart is deduplicated by the receiving node);
 //! - per subscriber, publisher and topic, messages arrive in publish order;
+//! - every acknowledged job reaches some member of the group (how many a
+//!   second member saw too is counted);
 //! - each broker's invariants hold after every step.
 //!
 //! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100; `cargo xtask ci`
@@ -53,10 +56,15 @@ const TOPICS: [&str; 3] = ["data.a", "data.b", "jobs.x"];
 /// Each node's persistent and plain subscribers' filters.
 const FILTERS: [[&str; 2]; NODES] = [["data.>", "*.*"], ["data.a", "jobs.>"], ["*.*", "data.b"]];
 
+/// The group on `jobs.>` has members on these nodes (not on the first).
+const WORKER_NODES: [usize; 2] = [1, 2];
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
     Publisher(u8),
     Subscriber(&'static str),
+    /// A member of the group "workers" on `jobs.>`.
+    Worker,
 }
 
 /// What a client did and saw (its session is the world's).
@@ -84,6 +92,7 @@ struct Totals {
     forwarded: u64,
     received: u64,
     deduplicated: u64,
+    group_repeats: u32,
 }
 
 impl Totals {
@@ -102,6 +111,7 @@ impl Totals {
         self.forwarded += t.forwarded;
         self.received += t.received;
         self.deduplicated += t.deduplicated;
+        self.group_repeats += t.group_repeats;
     }
 }
 
@@ -135,11 +145,14 @@ impl Sim {
         let mut apps = Vec::new();
         let mut sessions = Vec::new();
         for (node, filters) in FILTERS.iter().enumerate() {
-            let roles = [
+            let mut roles = vec![
                 (Role::Publisher(node as u8 + 1), true),
                 (Role::Subscriber(filters[0]), true),
                 (Role::Subscriber(filters[1]), false),
             ];
+            if WORKER_NODES.contains(&node) {
+                roles.push((Role::Worker, true));
+            }
             for (role, persistent) in roles {
                 let i = apps.len();
                 let mut id = heapless::String::new();
@@ -182,9 +195,14 @@ impl Sim {
         let now = world.now;
         for (i, (node, mut session)) in sessions.into_iter().enumerate() {
             session.connect(now);
-            if let Role::Subscriber(filter) = apps[i].role {
+            let (filter, group) = match apps[i].role {
+                Role::Subscriber(filter) => (Some(filter), None),
+                Role::Worker => (Some("jobs.>"), Some("workers")),
+                Role::Publisher(_) => (None, None),
+            };
+            if let Some(filter) = filter {
                 let opts = SubscribeOptions {
-                    group: None,
+                    group,
                     start: Start::New,
                     qos: QoS::AtLeastOnce,
                     credit: 8,
@@ -252,9 +270,15 @@ impl Sim {
             let mut want: Vec<String> = FILTERS[from].iter().map(|s| s.to_string()).collect();
             want.sort();
             want.dedup();
-            (0..NODES)
-                .filter(|&to| to != from)
-                .all(|to| nodes[to].broker.peer_interest(&nodes[from].name) == want)
+            let groups = match WORKER_NODES.contains(&from) {
+                true => vec![("jobs.>".to_string(), "workers".to_string())],
+                false => Vec::new(),
+            };
+            (0..NODES).filter(|&to| to != from).all(|to| {
+                let broker = &nodes[to].broker;
+                broker.peer_interest(&nodes[from].name) == want
+                    && broker.peer_groups(&nodes[from].name) == groups
+            })
         })
     }
 
@@ -364,6 +388,20 @@ impl Sim {
                 topic_of.insert((*p, *n), t);
             }
         }
+        let mut group_seen: BTreeMap<(u8, u32), u32> = BTreeMap::new();
+        for a in self.apps.iter().filter(|a| a.role == Role::Worker) {
+            for (_, p, n) in &a.seen {
+                *group_seen.entry((*p, *n)).or_default() += 1;
+            }
+        }
+        for m in &acked {
+            if topic_of.get(m).is_some_and(|t| t.starts_with("jobs.")) {
+                assert!(
+                    group_seen.contains_key(m),
+                    "acked job {m:?} reached no worker"
+                );
+            }
+        }
         for (i, a) in self.apps.iter().enumerate() {
             let Role::Subscriber(filter) = a.role else {
                 continue;
@@ -400,6 +438,15 @@ impl Sim {
         }
     }
 
+    /// Jobs a second worker saw too (at least once allows it, after a
+    /// worker went away with a job unacknowledged).
+    fn group_repeats(&self) -> u32 {
+        let mut seen = BTreeSet::new();
+        let workers = self.apps.iter().filter(|a| a.role == Role::Worker);
+        let all = workers.flat_map(|a| a.seen.iter().map(|(_, p, n)| (*p, *n)));
+        all.filter(|m| !seen.insert(*m)).count() as u32
+    }
+
     fn totals(mut self) -> Totals {
         let counts = &self.world.counts;
         let mut t = Totals {
@@ -408,6 +455,7 @@ impl Sim {
             client_drops: counts.client_drops,
             restarts: counts.restarts,
             compactions: counts.compactions,
+            group_repeats: self.group_repeats(),
             ..Totals::default()
         };
         for node in &self.world.nodes {

@@ -269,6 +269,11 @@ impl Broker {
         self.router.peer_filters(peer)
     }
 
+    /// The groups (filter, name) node `peer` joined on its link to this node.
+    pub fn peer_groups(&self, peer: &str) -> Vec<(String, String)> {
+        self.router.peer_groups(peer)
+    }
+
     /// Timers set; for tests that check a settled delivery leaves none behind.
     #[doc(hidden)]
     pub fn timers(&self) -> usize {

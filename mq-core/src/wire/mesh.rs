@@ -27,13 +27,21 @@
 //!   once and drops what a snapshot did not name only at its `End`, so no
 //!   interest is ever missing while a snapshot is under way. The sender
 //!   stores the interest with the session.
+//! - **Groups.** For each group (filter, name) local sessions are members
+//!   of (reference counted like filters), the receiver subscribes with that
+//!   filter and group, under the id [`group_sub`] gives, and unsubscribes
+//!   when its last local member goes; the snapshot repeats these
+//!   subscriptions before `End`, and at `End` the sender drops the group
+//!   subscriptions of the link session that were not repeated. The
+//!   receiver is then one member of the sender's group: a group is served
+//!   by the sender's own members when it has any (local members first),
+//!   and otherwise by exactly one of the nodes that joined it.
 //! - **Deliver / Ack.** The sender delivers as to any session. The receiver
-//!   publishes each message to its own local subscribers, deduplicated by the
-//!   sender's node, topic and the topic's sequence number
-//!   ([`mesh_producer`]), and acks only once that publish is stored.
-//!
-//! Groups are not forwarded yet: a group's messages are served by the members
-//! on the node they were published at.
+//!   publishes each message to its own local subscribers: one from the
+//!   outbox to its fan-out subscriptions, one for a group to that group's
+//!   members; it deduplicates by [`mesh_producer`] (the sender's node, the
+//!   topic, the group) and the topic's sequence number at the sender, and
+//!   acks only once that publish is stored.
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +51,9 @@ pub const NODE_PREFIX: &str = "$node.";
 /// Producer ids with this bit set are the mesh's (see [`mesh_producer`]);
 /// clients must not use them.
 pub const MESH_PRODUCER_BIT: u64 = 1 << 63;
+
+/// Set in a mesh producer id whose messages are forwarded for a group.
+pub const MESH_GROUP_BIT: u64 = 1 << 62;
 
 /// A receiver's declaration of what its local sessions want (see the module
 /// docs).
@@ -60,13 +71,30 @@ pub enum Interest<'a> {
 }
 
 /// The deduplication producer a receiver files messages from `node` on
-/// `topic` under (their sequence is the topic sequence at `node`): FNV-1a of
-/// both, with [`MESH_PRODUCER_BIT`] set.
-pub fn mesh_producer(node: &str, topic: &str) -> u64 {
+/// `topic` under (their sequence is the topic sequence at `node`), for its
+/// fan-out subscriptions, or for the local members of `group` (filter,
+/// name): FNV-1a of those, with [`MESH_PRODUCER_BIT`] set, and
+/// [`MESH_GROUP_BIT`] for a group's.
+pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u64 {
+    let (filter, name) = group.unwrap_or(("", ""));
+    let parts = [node, topic, filter, name];
+    let h = fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])));
+    let group_bit = if group.is_some() { MESH_GROUP_BIT } else { 0 };
+    (h & !MESH_GROUP_BIT) | MESH_PRODUCER_BIT | group_bit
+}
+
+/// The subscription id a receiver joins `group` (filter, name) under at
+/// the sender: never the outbox's (1).
+pub fn group_sub(filter: &str, name: &str) -> u32 {
+    let h = fnv1a(filter.bytes().chain([0xff]).chain(name.bytes()));
+    (h as u32) | 0x8000_0000
+}
+
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in node.bytes().chain([0xff]).chain(topic.bytes()) {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h | MESH_PRODUCER_BIT
+    h
 }

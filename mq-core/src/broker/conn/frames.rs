@@ -127,6 +127,7 @@ impl Proto {
             payload: p.payload,
             retain: false,
             once: None,
+            via: command::Via::Client,
         };
         let max = r.cfg.max_message as u64;
         let at = match self

@@ -15,7 +15,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::broker::ConnId;
-use crate::broker::command::{self, Command, Outcome, Output, OwnedPublish};
+use crate::broker::command::{self, Command, Outcome, Output, OwnedPublish, Via};
 use crate::broker::conn::After;
 use crate::broker::keepalive::{Dead, Keepalive};
 use crate::broker::router::Router;
@@ -23,7 +23,7 @@ use crate::broker::timers::Timer;
 use crate::framing::stream::{self, Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, NODE_PREFIX, mesh_producer};
+use crate::wire::mesh::{Interest, NODE_PREFIX, group_sub, mesh_producer};
 use crate::wire::{
     self, Close, Deliver, ErrorFrame, Frame, Hello, Limits, PROTOCOL_VERSION, QoS, Reason,
     SessionMode, Start, Subscribe,
@@ -50,6 +50,9 @@ enum Ctrl {
     Interest(Interest<'static>),
     Add(String),
     Remove(String),
+    /// Join the group this node joined under this id (`joined`).
+    Join(u32),
+    Leave(u32),
     Ack(u64),
     /// Deliver it again later (`true`), or dead-letter it.
     Nack(u64, bool),
@@ -75,6 +78,8 @@ pub(crate) struct LinkConn {
     acks: BTreeMap<u32, u64>,
     next_id: u32,
     reassembler: Reassembler,
+    /// The groups this node's link session joined at the peer, by sub id.
+    joined: BTreeMap<u32, (String, String)>,
     /// A fragmented delivery being reassembled, with its tag.
     partial: Option<(u64, OwnedPublish)>,
     /// The limits its `Hello` announces.
@@ -108,6 +113,7 @@ impl LinkConn {
             close_event_sent: false,
             acks: BTreeMap::new(),
             next_id: 1,
+            joined: BTreeMap::new(),
             reassembler: Reassembler::new(),
             partial: None,
             own: Limits {
@@ -179,7 +185,12 @@ impl LinkConn {
                 self.close(id, now, Ctrl::Close(Reason::Normal, "peer closed"), r);
             }
             (Phase::Open, Frame::Deliver(d)) => self.on_deliver(id, now, d, r),
-            (Phase::Open, Frame::SubAck(_) | Frame::Pong(_)) => {}
+            (Phase::Open, Frame::SubAck(_) | Frame::UnsubAck(_) | Frame::Pong(_)) => {}
+            // A group's id taken by another group (their hashes collide):
+            // that group is served without this node.
+            (Phase::Open, Frame::SubReject(s)) if s.sub != OUTBOX_SUB => {
+                r.stats.protocol_errors += 1;
+            }
             (Phase::Open, Frame::SubReject(_)) => {
                 let e = Ctrl::Close(Reason::NotAuthorized, "outbox refused");
                 self.close(id, now, e, r);
@@ -211,8 +222,13 @@ impl LinkConn {
         r.mesh.link_up(id);
         self.ctrl.push_back(Ctrl::Subscribe);
         self.ctrl.push_back(Ctrl::Interest(Interest::Begin));
-        let filters: Vec<String> = r.mesh.local_filters().map(String::from).collect();
-        self.ctrl.extend(filters.into_iter().map(Ctrl::Add));
+        let interest: Vec<(String, Option<String>)> = (r.mesh.local_interest())
+            .map(|(f, g)| (String::from(f), g.map(String::from)))
+            .collect();
+        self.joined.clear();
+        for (filter, group) in interest {
+            self.declare(filter, group, true);
+        }
         self.ctrl.push_back(Ctrl::Interest(Interest::End));
         let next = self
             .keepalive
@@ -238,18 +254,36 @@ impl LinkConn {
                 );
             }
         };
+        let joined = match d.sub {
+            OUTBOX_SUB => None,
+            sub => match self.joined.get(&sub) {
+                Some(joined) => Some(joined.clone()),
+                // This node left the group meanwhile: a member elsewhere
+                // takes it (the peer had the leave first).
+                None => {
+                    self.ctrl.push_back(Ctrl::Nack(d.tag, true));
+                    r.links.wake(id);
+                    return;
+                }
+            },
+        };
+        let group = joined.as_ref().map(|(f, g)| (f.as_str(), g.as_str()));
         let whole = command::Publish {
             id: 0,
             topic: d.topic,
             qos: d.qos,
             dedup: (d.qos == QoS::AtLeastOnce).then(|| wire::Dedup {
-                producer: mesh_producer(&self.peer, d.topic),
+                producer: mesh_producer(&self.peer, d.topic, group),
                 seq: d.seq,
             }),
             meta: d.meta,
             payload: d.payload,
             retain: false,
             once: None,
+            via: match group {
+                None => Via::Link,
+                Some((filter, group)) => Via::LinkGroup { filter, group },
+            },
         };
         if d.fragment.is_none() {
             return self.publish(id, now, d.tag, whole, r);
@@ -368,10 +402,7 @@ impl LinkConn {
         self.take_outputs(id, r);
         if self.phase == Phase::Open {
             while let Some(c) = r.mesh.next_change(id) {
-                self.ctrl.push_back(match c.add {
-                    true => Ctrl::Add(c.filter),
-                    false => Ctrl::Remove(c.filter),
-                });
+                self.declare(c.filter, c.group, c.add);
             }
         }
         let mut pos = 0;
@@ -397,6 +428,25 @@ impl LinkConn {
             }
         }
         pos
+    }
+
+    /// Queues the frame that declares (`add`) or withdraws interest in
+    /// `filter`, or membership of `group`.
+    fn declare(&mut self, filter: String, group: Option<String>, add: bool) {
+        self.ctrl.push_back(match (group, add) {
+            (None, true) => Ctrl::Add(filter),
+            (None, false) => Ctrl::Remove(filter),
+            (Some(group), true) => {
+                let sub = group_sub(&filter, &group);
+                self.joined.insert(sub, (filter, group));
+                Ctrl::Join(sub)
+            }
+            (Some(group), false) => {
+                let sub = group_sub(&filter, &group);
+                self.joined.remove(&sub);
+                Ctrl::Leave(sub)
+            }
+        });
     }
 
     /// The router's answers to the link's publishes become acks and nacks.
@@ -456,6 +506,19 @@ impl LinkConn {
             }),
             Ctrl::Interest(i) => Frame::Interest(*i),
             Ctrl::Add(f) => Frame::Interest(Interest::Add(f)),
+            Ctrl::Join(sub) => {
+                // A group left again before this was written is moot.
+                let (filter, group) = self.joined.get(sub)?;
+                Frame::Subscribe(Subscribe {
+                    sub: *sub,
+                    filter,
+                    group: Some(group),
+                    start: Start::New,
+                    qos: QoS::AtLeastOnce,
+                    credit: LINK_CREDIT,
+                })
+            }
+            Ctrl::Leave(sub) => Frame::Unsubscribe(wire::Unsubscribe { sub: *sub }),
             Ctrl::Remove(f) => Frame::Interest(Interest::Remove(f)),
             Ctrl::Ack(tag) => Frame::Ack(wire::Ack { tag: *tag }),
             Ctrl::Nack(tag, requeue) => Frame::Nack(wire::Nack {

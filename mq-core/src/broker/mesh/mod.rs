@@ -6,7 +6,8 @@
 //!
 //! - **Local interest**, reference counted: a filter counts once however many
 //!   local fan-out subscriptions hold it (persistent sessions that are away
-//!   included, so their messages keep coming), and each 0→1 or 1→0 change is
+//!   included, so their messages keep coming), a group (filter, name) once
+//!   however many local members it has, and each 0→1 or 1→0 change is
 //!   declared on every link this node opened ([`Broker::connect_link`]); a
 //!   link that (re)connects declares the whole set first.
 //!   Subscriptions of peers' link sessions are not local interest.
@@ -19,6 +20,12 @@
 //!   that arrived over a link goes to local subscribers only (the one-hop
 //!   rule), so a full mesh neither loops nor duplicates. The outbox is an
 //!   ordinary durable queue: bounded, stored, redelivered after a reconnect.
+//! - **Groups**: a peer with local members of a group joins this node's
+//!   group with its link session. A group picks among its local members
+//!   while it has any, and among the peers' link sessions only when it has
+//!   none, so exactly one node serves each message, local members first.
+//!   (A group message that came over a link and finds no local member any
+//!   more may thus go one hop further, to a node that has members.)
 //! - **Arrival**: [`link`] is the codec of a link this node opened: it
 //!   publishes what the peer delivers to the local subscribers, with a
 //!   deduplication key from the peer's node, the topic and its sequence
@@ -61,13 +68,15 @@ struct Peer {
 /// A change of local interest still to declare on one link.
 pub(crate) struct Change {
     pub filter: String,
+    /// A group's membership (its name) rather than a filter's interest.
+    pub group: Option<String>,
     pub add: bool,
 }
 
 #[derive(Default)]
 pub(crate) struct Mesh {
-    /// Filter -> local fan-out subscriptions holding it.
-    local: BTreeMap<String, u32>,
+    /// (Filter, group) -> local subscriptions holding it (fan-out ones: no group).
+    local: BTreeMap<(String, Option<String>), u32>,
     /// The links this node opened, with the changes each still has to declare.
     links: Map<ConnId, VecDeque<Change>>,
     /// Peers' interest, by their link session.
@@ -82,21 +91,23 @@ pub(crate) struct Mesh {
 impl Mesh {
     // ------------------------------------------------------- local interest
 
-    /// A local subscription to `filter` appeared (`add`) or went: true when
-    /// that changed the interest to declare, which is then queued on every link.
-    pub(crate) fn local_changed(&mut self, filter: &str, add: bool) -> bool {
+    /// A local subscription to `filter` (a member of `group`) appeared
+    /// (`add`) or went: true when that changed the interest to declare,
+    /// which is then queued on every link.
+    pub(crate) fn local_changed(&mut self, filter: &str, group: Option<&str>, add: bool) -> bool {
+        let key = (filter.to_owned(), group.map(ToOwned::to_owned));
         let changed = if add {
-            let n = self.local.entry(filter.to_owned()).or_insert(0);
+            let n = self.local.entry(key.clone()).or_insert(0);
             *n += 1;
             *n == 1
         } else {
-            match self.local.get_mut(filter) {
+            match self.local.get_mut(&key) {
                 Some(n) if *n > 1 => {
                     *n -= 1;
                     false
                 }
                 Some(_) => {
-                    self.local.remove(filter);
+                    self.local.remove(&key);
                     true
                 }
                 None => false,
@@ -105,7 +116,8 @@ impl Mesh {
         if changed {
             for pending in self.links.values_mut() {
                 pending.push_back(Change {
-                    filter: filter.to_owned(),
+                    filter: key.0.clone(),
+                    group: key.1.clone(),
                     add,
                 });
             }
@@ -118,9 +130,9 @@ impl Mesh {
         self.links.keys().copied()
     }
 
-    /// The filters local subscriptions hold now.
-    pub(crate) fn local_filters(&self) -> impl Iterator<Item = &str> {
-        self.local.keys().map(String::as_str)
+    /// The filters and groups local subscriptions hold now.
+    pub(crate) fn local_interest(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.local.keys().map(|(f, g)| (f.as_str(), g.as_deref()))
     }
 
     /// A link this node opened: it declares changes from now on.
@@ -142,10 +154,6 @@ impl Mesh {
         if was_up {
             self.stats.links = self.stats.links.saturating_sub(1);
         }
-    }
-
-    pub(crate) fn is_link(&self, conn: ConnId) -> bool {
-        self.links.contains_key(&conn)
     }
 
     pub(crate) fn next_change(&mut self, conn: ConnId) -> Option<Change> {

@@ -6,11 +6,15 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
+use crate::broker::ConnId;
+use crate::broker::command::Via;
 use crate::broker::record::{Record, RecordError};
 use crate::broker::slab::Key;
 use crate::broker::timers::Target;
+use crate::time::Instant;
 use crate::topic::{Filter, Topic};
-use crate::wire::mesh::{Interest, NODE_PREFIX};
+use crate::wire;
+use crate::wire::mesh::{Interest, MESH_GROUP_BIT, MESH_PRODUCER_BIT, NODE_PREFIX};
 
 impl Router {
     /// Whether `session` is a peer node's link session (its subscription is
@@ -21,17 +25,20 @@ impl Router {
             .is_some_and(|s| s.client.starts_with(NODE_PREFIX))
     }
 
-    /// A subscription to `filter` appeared (`add`) or went: a local fan-out
-    /// one changes the interest this node declares on its links.
-    pub(super) fn mesh_subscription(&mut self, filter: &str, outbox: bool, group: bool, add: bool) {
+    /// A subscription to `filter` (a member of `group`) appeared (`add`) or
+    /// went: a local one changes the interest this node declares on its links.
+    pub(super) fn mesh_subscription(
+        &mut self,
+        filter: &str,
+        outbox: bool,
+        group: Option<&str>,
+        add: bool,
+    ) {
         if outbox {
             self.mesh.outbox_changed(add);
             return;
         }
-        if group {
-            return;
-        }
-        if self.mesh.local_changed(filter, add) {
+        if self.mesh.local_changed(filter, group, add) {
             let links: Vec<_> = self.mesh.links().collect();
             for conn in links {
                 self.links.wake(conn);
@@ -39,29 +46,70 @@ impl Router {
         }
     }
 
-    /// Keeps, among `targets`, the outboxes of the peers whose interest
-    /// `topic` matches, and none for a message that came over a link (the
-    /// one-hop rule).
-    pub(super) fn mesh_route(&self, topic: Topic<'_>, from_link: bool, targets: &mut Vec<Target>) {
-        if !self.mesh.has_outboxes() {
-            return;
+    /// Keeps, among `targets`, what a message from `via` may go to: from a
+    /// client, the outboxes of the peers whose interest `topic` matches (and
+    /// every local queue); from a link, local queues only (the one-hop rule):
+    /// the fan-out subscriptions, or the one group it was forwarded for.
+    pub(super) fn mesh_route(&self, topic: Topic<'_>, via: Via<'_>, targets: &mut Vec<Target>) {
+        let is_outbox = |k: &Key| self.subs.get(*k).is_some_and(|s| s.outbox);
+        match via {
+            Via::Client if !self.mesh.has_outboxes() => {}
+            Via::Client => {
+                let wanted = self.mesh.wanted_by(topic);
+                targets.retain(|t| match t {
+                    Target::Sub(k) => self
+                        .subs
+                        .get(*k)
+                        .is_none_or(|s| !s.outbox || wanted.contains(&s.session)),
+                    Target::Group(_) => true,
+                });
+            }
+            Via::Link => targets.retain(|t| matches!(t, Target::Sub(k) if !is_outbox(k))),
+            Via::LinkGroup { filter, group } => targets.retain(|t| {
+                matches!(t, Target::Group(g) if self
+                    .groups
+                    .get(*g)
+                    .is_some_and(|x| x.filter == filter && x.name == group))
+            }),
         }
-        let wanted = match from_link {
-            true => Vec::new(),
-            false => self.mesh.wanted_by(topic),
-        };
+    }
+
+    /// [`mesh_route`](Self::mesh_route) for a restored message: one that
+    /// came over a link (its deduplication key says so, and whether it came
+    /// for a group) goes to the local fan-out subscriptions, or to the local
+    /// groups its topic matches.
+    pub(super) fn mesh_route_restored(
+        &self,
+        topic: Topic<'_>,
+        dedup: Option<wire::Dedup>,
+        targets: &mut Vec<Target>,
+    ) {
+        let producer = dedup.map_or(0, |d| d.producer);
+        if producer & MESH_PRODUCER_BIT == 0 {
+            return self.mesh_route(topic, Via::Client, targets);
+        }
+        let for_group = producer & MESH_GROUP_BIT != 0;
         targets.retain(|t| match t {
-            Target::Sub(k) => self
-                .subs
-                .get(*k)
-                .is_none_or(|s| !s.outbox || wanted.contains(&s.session)),
-            Target::Group(_) => true,
+            Target::Sub(k) => !for_group && self.subs.get(*k).is_some_and(|s| !s.outbox),
+            Target::Group(_) => for_group,
         });
+    }
+
+    /// Whether subscription `sub` is a peer's (its outbox, or its membership
+    /// of a group).
+    pub(super) fn is_outbox(&self, sub: Key) -> bool {
+        self.subs.get(sub).is_some_and(|s| s.outbox)
+    }
+
+    /// Whether a group has a local member: then it never picks a peer's.
+    pub(super) fn has_local_member(&self, members: &[Key]) -> bool {
+        members.iter().any(|&m| !self.is_outbox(m))
     }
 
     /// Counts an admitted message: forwarded to the outboxes among
     /// `targets`, or received over a link.
-    pub(super) fn mesh_count(&mut self, from_link: bool, targets: &[Target]) {
+    pub(super) fn mesh_count(&mut self, via: Via<'_>, targets: &[Target]) {
+        let from_link = via != Via::Client;
         if from_link {
             self.mesh.stats.received += 1;
         }
@@ -77,7 +125,13 @@ impl Router {
     }
 
     /// A peer declared interest on its link session.
-    pub(super) fn peer_interest(&mut self, session: Key, interest: Interest<'_>) {
+    pub(super) fn peer_interest(
+        &mut self,
+        conn: ConnId,
+        session: Key,
+        now: Instant,
+        interest: Interest<'_>,
+    ) {
         let Some(s) = self.sessions.get(session) else {
             return;
         };
@@ -107,7 +161,28 @@ impl Router {
                 for f in self.mesh.peer_end(session) {
                     self.peer_withdraw(session, &client, persistent, &f);
                 }
+                self.drop_stale_groups(conn, session, now);
             }
+        }
+    }
+
+    /// The peer's snapshot did not repeat these group memberships (they
+    /// stayed inactive since it resumed the session): it has no members left.
+    fn drop_stale_groups(&mut self, conn: ConnId, session: Key, now: Instant) {
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let stale: Vec<u32> = s
+            .subs
+            .iter()
+            .filter(|(_, k)| {
+                let sub = self.subs.get(**k);
+                sub.is_some_and(|x| x.group.is_some() && !x.active)
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.unsubscribe(conn, session, now, id);
         }
     }
 
@@ -147,11 +222,24 @@ impl Router {
 
     /// What the peer whose link session is `$node.<peer>` declared.
     pub(crate) fn peer_filters(&self, peer: &str) -> Vec<String> {
+        self.peer_session(peer)
+            .map(|k| self.mesh.peer_filters(k).map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    /// The groups (filter, name) the peer's link session is a member of.
+    pub(crate) fn peer_groups(&self, peer: &str) -> Vec<(String, String)> {
+        let Some(s) = self.peer_session(peer).and_then(|k| self.sessions.get(k)) else {
+            return Vec::new();
+        };
+        let groups = s.subs.values().filter_map(|&k| self.subs.get(k)?.group);
+        let groups = groups.filter_map(|g| self.groups.get(g));
+        groups.map(|g| (g.filter.clone(), g.name.clone())).collect()
+    }
+
+    fn peer_session(&self, peer: &str) -> Option<Key> {
         let mut client = String::from(NODE_PREFIX);
         client.push_str(peer);
-        self.by_client
-            .get(&client)
-            .map(|&k| self.mesh.peer_filters(k).map(String::from).collect())
-            .unwrap_or_default()
+        self.by_client.get(&client).copied()
     }
 }

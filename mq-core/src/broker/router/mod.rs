@@ -285,7 +285,7 @@ impl Router {
                 self.delivered_once(session, pid, None);
             }
             Command::Admin { id, request } => self.admin_command(conn, session, now, id, &request),
-            Command::Interest(i) => self.peer_interest(session, i),
+            Command::Interest(i) => self.peer_interest(conn, session, now, i),
             Command::Connect(_) => {}
         }
         Outcome::Done

@@ -12,7 +12,6 @@ use crate::broker::queue::Queued;
 use crate::broker::record::{MessageRecord, Record, RecordError};
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
-use crate::wire::mesh::MESH_PRODUCER_BIT;
 
 impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
@@ -43,8 +42,7 @@ impl Router {
                 }
                 let mut targets = Vec::new();
                 self.index.for_each_match(topic, |t| targets.push(*t));
-                let from_link = m.dedup.is_some_and(|d| d.producer & MESH_PRODUCER_BIT != 0);
-                self.mesh_route(topic, from_link, &mut targets);
+                self.mesh_route_restored(topic, m.dedup, &mut targets);
                 for t in targets {
                     if let Some(q) = self.queue_mut(t) {
                         q.push_back(Queued {

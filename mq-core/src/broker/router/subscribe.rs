@@ -159,7 +159,7 @@ impl Router {
             active: true,
             outbox,
         });
-        self.mesh_subscription(filter.as_str(), outbox, group_key.is_some(), true);
+        self.mesh_subscription(filter.as_str(), outbox, group, true);
         if let Some(s) = self.sessions.get_mut(session) {
             s.subs.insert(id, key);
         }
@@ -264,7 +264,11 @@ impl Router {
             return;
         };
         let filter = Filter::new(&sub.filter).expect("stored filters are valid");
-        self.mesh_subscription(&sub.filter, sub.outbox, sub.group.is_some(), false);
+        let group = sub
+            .group
+            .and_then(|g| self.groups.get(g))
+            .map(|g| g.name.clone());
+        self.mesh_subscription(&sub.filter, sub.outbox, group.as_deref(), false);
         match sub.group {
             None => {
                 self.index.remove(filter, &Target::Sub(key));

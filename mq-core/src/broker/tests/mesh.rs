@@ -184,3 +184,35 @@ fn what_came_over_a_link_goes_to_local_subscribers_only() {
     m.shuttle();
     assert!(m.a.deliveries(sa).is_empty());
 }
+
+#[test]
+fn a_group_is_served_by_local_members_first_then_by_one_peer() {
+    let mut m = Mesh2::new();
+    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
+    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
+    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
+    m.b.subscribe(wb, 1, "jobs.>", Some("w"), 8);
+    m.shuttle();
+    let joined = [(String::from("jobs.>"), String::from("w"))];
+    assert_eq!(m.b.b.peer_groups("a"), joined);
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    for i in 1..=4u8 {
+        m.b.publish(p, u32::from(i), "jobs.x", QoS::AtLeastOnce, &[i]);
+    }
+    m.shuttle();
+    let served = m.b.deliveries(wb);
+    assert_eq!(served.len(), 4, "b's own member serves them all");
+    assert!(m.a.deliveries(wa).is_empty());
+    for d in served {
+        m.b.ack(wb, d.tag);
+    }
+    // Without a member of its own, b hands the group's jobs to a.
+    m.b.send(wb, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.b.publish(p, 5, "jobs.x", QoS::AtLeastOnce, b"5");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(wa)), [b"5"]);
+    // a's member leaves: a leaves b's group.
+    m.a.send(wa, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.shuttle();
+    assert!(m.b.b.peer_groups("a").is_empty());
+}
