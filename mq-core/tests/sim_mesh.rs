@@ -370,7 +370,7 @@ impl Sim {
             "publishers did not finish within virtual 120 s"
         );
         self.faults = false;
-        let settle = self.world.now + Duration::from_secs(10);
+        let settle = self.world.now + Duration::from_secs(3);
         while self.world.now < settle {
             self.step();
         }
