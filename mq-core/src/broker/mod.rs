@@ -443,15 +443,18 @@ impl Broker {
     /// connect again. Open one to every peer, as each peer opens one to this
     /// node: what this node's clients publish reaches the peer's sessions
     /// over the peer's link. Node ids are printable ASCII without spaces, up
-    /// to 100 bytes.
+    /// to 100 bytes. The link presents `token` to the peer, whose auth must
+    /// let client `$node.<node>` subscribe to `>`; this node's own auth does
+    /// not apply to what the link publishes here.
     pub fn connect_link(
         &mut self,
         now: Instant,
         node: &str,
         peer: &str,
+        token: Option<&str>,
     ) -> Result<ConnId, AcceptError> {
         let id = self.open_conn()?;
-        let link = mesh::link::LinkConn::new(id, now, node, peer, &mut self.router);
+        let link = mesh::link::LinkConn::new(id, now, (node, peer), token, &mut self.router);
         self.conns.insert(id, Codec::Link(link));
         Ok(id)
     }

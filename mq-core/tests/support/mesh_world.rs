@@ -321,7 +321,9 @@ impl World {
         for (from, to) in due {
             self.retry.remove(&(from, to));
             let (node, peer) = (self.nodes[from].name.clone(), self.nodes[to].name.clone());
-            let a = self.nodes[from].broker.connect_link(now, &node, &peer);
+            let a = self.nodes[from]
+                .broker
+                .connect_link(now, &node, &peer, None);
             let b = self.nodes[to].broker.accept(now, Framing::Stream);
             let (a, b) = (a.expect("connect link"), b.expect("accept link"));
             self.open_wire(Port::Node(from, a), Port::Node(to, b), Some((from, to)));

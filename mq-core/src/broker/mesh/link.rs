@@ -65,6 +65,8 @@ enum Ctrl {
 pub(crate) struct LinkConn {
     /// This node's id (its `Hello` says `$node.<node>`).
     node: String,
+    /// What its `Hello` presents to the peer.
+    token: Option<String>,
     peer: String,
     phase: Phase,
     decoder: StreamDecoder,
@@ -91,12 +93,13 @@ pub(crate) struct LinkConn {
 }
 
 impl LinkConn {
-    /// A link from `node` to `peer` whose transport just connected.
+    /// A link from `node` to `peer` whose transport just connected; its
+    /// `Hello` presents `token`.
     pub(crate) fn new(
         id: ConnId,
         now: Instant,
-        node: &str,
-        peer: &str,
+        (node, peer): (&str, &str),
+        token: Option<&str>,
         r: &mut Router,
     ) -> LinkConn {
         r.mesh.open_link(id);
@@ -104,6 +107,7 @@ impl LinkConn {
         let deadline = now + r.cfg.handshake_timeout;
         let mut link = LinkConn {
             node: String::from(node),
+            token: token.map(String::from),
             peer: String::from(peer),
             phase: Phase::AwaitWelcome,
             decoder: StreamDecoder::new(r.cfg.limits.max_frame),
@@ -492,7 +496,7 @@ impl LinkConn {
                     version: PROTOCOL_VERSION,
                     client_id: &client,
                     session: SessionMode::Resume,
-                    token: None,
+                    token: self.token.as_deref(),
                     limits: self.own,
                 })
             }

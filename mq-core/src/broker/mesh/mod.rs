@@ -156,6 +156,11 @@ impl Mesh {
         }
     }
 
+    /// Whether `conn` is a link this node opened.
+    pub(crate) fn is_link(&self, conn: ConnId) -> bool {
+        self.links.contains_key(&conn)
+    }
+
     pub(crate) fn next_change(&mut self, conn: ConnId) -> Option<Change> {
         self.links.get_mut(&conn)?.pop_front()
     }

@@ -97,8 +97,10 @@ struct Mesh2 {
     ba: (ConnId, ConnId),
 }
 
-fn link(from: &mut H, to: &mut H, names: (&str, &str)) -> (ConnId, ConnId) {
-    let l = from.b.connect_link(from.now, names.0, names.1).unwrap();
+fn link(from: &mut H, to: &mut H, names: (&str, &str), token: Option<&str>) -> (ConnId, ConnId) {
+    let l = (from.b)
+        .connect_link(from.now, names.0, names.1, token)
+        .unwrap();
     let c = to.b.accept(to.now, Framing::Stream).unwrap();
     // Raw bytes, moved by `shuttle` (the harness keeps them as it does MQTT's).
     from.mqtt.insert(l, Vec::new());
@@ -108,9 +110,14 @@ fn link(from: &mut H, to: &mut H, names: (&str, &str)) -> (ConnId, ConnId) {
 
 impl Mesh2 {
     fn new() -> Mesh2 {
-        let (mut a, mut b) = (H::new(Config::default()), H::new(Config::default()));
-        let ab = link(&mut a, &mut b, ("a", "b"));
-        let ba = link(&mut b, &mut a, ("b", "a"));
+        Mesh2::with(Config::default(), None)
+    }
+
+    /// Both nodes with `cfg`, their links presenting `token`.
+    fn with(cfg: Config, token: Option<&str>) -> Mesh2 {
+        let (mut a, mut b) = (H::new(cfg.clone()), H::new(cfg));
+        let ab = link(&mut a, &mut b, ("a", "b"), token);
+        let ba = link(&mut b, &mut a, ("b", "a"), token);
         let mut m = Mesh2 { a, b, ab, ba };
         m.shuttle();
         m
@@ -215,4 +222,35 @@ fn a_group_is_served_by_local_members_first_then_by_one_peer() {
     m.a.send(wa, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
     m.shuttle();
     assert!(m.b.b.peer_groups("a").is_empty());
+}
+
+#[test]
+fn links_present_their_token_and_their_own_node_does_not_check_them() {
+    let auth = Auth {
+        tokens: vec![
+            ("node-secret".into(), Permissions::all()),
+            ("client-secret".into(), Permissions::all()),
+        ],
+        identities: Vec::new(),
+    };
+    let cfg = Config {
+        auth: auth.clone(),
+        ..Config::default()
+    };
+    let mut m = Mesh2::with(cfg, Some("node-secret"));
+    let sb =
+        m.b.connect_with("sb", SessionMode::Clean, Some("client-secret"));
+    let p =
+        m.a.connect_with("pub", SessionMode::Clean, Some("client-secret"));
+    m.b.take(sb);
+    m.a.take(p);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    assert_eq!(m.a.b.peer_interest("b"), ["t"]);
+    // Auth reloaded: the links' own sessions stay.
+    assert_eq!(m.a.b.set_auth(m.a.now, auth.clone()), 0);
+    assert_eq!(m.b.b.set_auth(m.b.now, auth), 0);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
 }
