@@ -8,7 +8,7 @@
 //! them. A full mesh therefore has one link each way between every two nodes.
 //!
 //! - **Hello.** The receiver says `Hello` with the client id
-//!   `$node.<its node id>` ([`NODE_PREFIX`]) and [`SessionMode::Resume`]: the
+//!   `$node.<its node id>` ([`NODE_PREFIX`]) and [`SessionMode::Resume`](super::SessionMode::Resume): the
 //!   sender keeps that session while the link is down, and its queue is the
 //!   receiver's *outbox* at the sender (bounded by the sender's queue limits,
 //!   stored, redelivered after a reconnect or a restart of either node). A
