@@ -2,7 +2,8 @@
 //! stores) in a full mesh of node links, clients on every node, on a virtual
 //! clock over a faulty network.
 //!
-//! Per seed: every node has a publisher (QoS 1, with a producer id), a
+//! Per seed: every node has a publisher (QoS 1, with a producer id; every
+//! seventh message larger than a frame, so it travels in fragments), a
 //! persistent subscriber and a plain (clean session) subscriber, with filters
 //! that overlap across nodes; two nodes also have a persistent member of one
 //! group, which the third node's jobs reach over a link. Publishing starts once every node has declared
@@ -322,8 +323,13 @@ impl Sim {
                 qos: QoS::AtLeastOnce,
                 meta: Default::default(),
             };
+            // Every seventh is larger than a frame: it crosses links in fragments.
+            let mut body = payload(id, n);
+            if n.is_multiple_of(7) {
+                body.resize(3_000, b'.');
+            }
             let session = &mut self.world.clients[i].session;
-            if let Ok(pid) = session.publish(now, topic, &payload(id, n), &opts) {
+            if let Ok(pid) = session.publish(now, topic, &body, &opts) {
                 app.publish_ids.insert(pid.0, (id, n));
                 app.next_msg += 1;
             }
