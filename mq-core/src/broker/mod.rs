@@ -269,6 +269,15 @@ impl Broker {
         self.router.peer_filters(peer)
     }
 
+    /// Forgets node `peer` for good (its lease in the catalog expired): its
+    /// link session, with the outbox of messages waiting for it, its
+    /// interest and its group memberships, so it gets no more traffic (a
+    /// group it served is served by others). A link of it still open is
+    /// closed. Returns whether this node knew it.
+    pub fn forget_node(&mut self, now: Instant, peer: &str) -> bool {
+        self.router.forget_node(peer, now)
+    }
+
     /// The groups (filter, name) node `peer` joined on its link to this node.
     pub fn peer_groups(&self, peer: &str) -> Vec<(String, String)> {
         self.router.peer_groups(peer)

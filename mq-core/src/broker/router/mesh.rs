@@ -7,14 +7,14 @@ use alloc::vec::Vec;
 
 use super::Router;
 use crate::broker::ConnId;
-use crate::broker::command::Via;
+use crate::broker::command::{Output, Via};
 use crate::broker::record::{Record, RecordError};
 use crate::broker::slab::Key;
 use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
-use crate::wire;
 use crate::wire::mesh::{Interest, MESH_GROUP_BIT, MESH_PRODUCER_BIT, NODE_PREFIX};
+use crate::wire::{self, Reason};
 
 impl Router {
     /// Whether `session` is a peer node's link session (its subscription is
@@ -235,6 +235,19 @@ impl Router {
         let groups = s.subs.values().filter_map(|&k| self.subs.get(k)?.group);
         let groups = groups.filter_map(|g| self.groups.get(g));
         groups.map(|g| (g.filter.clone(), g.name.clone())).collect()
+    }
+
+    /// Forgets node `peer`: its link session with its outbox, interest and
+    /// group memberships. True when there was one.
+    pub(crate) fn forget_node(&mut self, peer: &str, now: Instant) -> bool {
+        let Some(session) = self.peer_session(peer) else {
+            return false;
+        };
+        if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
+            self.end_with(conn, now, Output::Close(Reason::Normal));
+        }
+        self.destroy_session(session, true, now);
+        true
     }
 
     fn peer_session(&self, peer: &str) -> Option<Key> {

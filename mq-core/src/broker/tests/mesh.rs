@@ -254,3 +254,28 @@ fn links_present_their_token_and_their_own_node_does_not_check_them() {
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
 }
+
+#[test]
+fn a_forgotten_node_gets_no_more_traffic() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "jobs.>", Some("w"), 8);
+    let n = peer_links(&mut h, "a", &["t"]);
+    h.subscribe(n, 7, "jobs.>", Some("w"), 8);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"waiting");
+    assert!(h.b.forget_node(h.now, "a"));
+    h.drain();
+    assert_eq!(h.take(n).last(), Some(&Got::Close(Reason::Normal)));
+    assert!(h.b.peer_interest("a").is_empty() && h.b.peer_groups("a").is_empty());
+    assert!(!h.b.has_session("$node.a"));
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"none");
+    assert_eq!(h.b.mesh_stats().forwarded, 1, "only the first");
+    // Restored, it is still gone.
+    let mut h2 = H::new(Config::default());
+    for r in &h.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    assert!(!h2.b.has_session("$node.a"));
+    assert!(!h2.b.forget_node(h2.now, "a"));
+}
