@@ -261,10 +261,10 @@ impl LinkConn {
         let joined = match d.sub {
             OUTBOX_SUB => None,
             sub => match self.joined.get(&sub) {
-                Some(joined) => Some(joined.clone()),
-                // This node left the group meanwhile: a member elsewhere
-                // takes it (the peer had the leave first).
-                None => {
+                Some((f, g)) if r.mesh.has_local(f, Some(g)) => Some((f.clone(), g.clone())),
+                // This node's last member left meanwhile: a member elsewhere
+                // takes it (the peer has the leave, or will have it first).
+                _ => {
                     self.ctrl.push_back(Ctrl::Nack(d.tag, true));
                     r.links.wake(id);
                     return;

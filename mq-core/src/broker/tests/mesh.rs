@@ -279,3 +279,31 @@ fn a_forgotten_node_gets_no_more_traffic() {
     assert!(!h2.b.has_session("$node.a"));
     assert!(!h2.b.forget_node(h2.now, "a"));
 }
+
+#[test]
+fn a_job_for_a_group_this_node_just_left_goes_back_to_the_peer() {
+    let mut m = Mesh2::new();
+    let (wa, _) = m.a.connect("wa", SessionMode::Clean);
+    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
+    // Another node, c, is a member at b too, its link down for now.
+    let c = peer_links(&mut m.b, "c", &[]);
+    m.b.subscribe(c, 9, "jobs.>", Some("w"), 8);
+    m.b.b.handle_closed(c, m.b.now);
+    m.shuttle();
+    // a cannot write to b for now: its leave waits, and b hands it a job.
+    let (link_at_a, _) = m.ab;
+    m.a.b.pause_transmit(link_at_a);
+    m.a.send(wa, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    m.b.publish(p, 1, "jobs.x", QoS::AtLeastOnce, b"job");
+    m.shuttle();
+    m.a.b.resume_transmit(link_at_a);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_groups("a"), []);
+    // Not swallowed at a: b gives it to c once c is back.
+    let (c, _) = m.b.connect("$node.c", SessionMode::Resume);
+    m.b.subscribe(c, 9, "jobs.>", Some("w"), 8);
+    // After the nack's backoff, within the ack timeout.
+    m.b.advance(Duration::from_secs(5));
+    assert_eq!(payloads(&m.b.deliveries(c)), [b"job"]);
+}
