@@ -178,12 +178,14 @@ pub struct QueueInfo {
 ///   [`set_store_full`](Self::set_store_full), [`set_auth`](Self::set_auth)
 ///   and [`set_identity`](Self::set_identity) (credentials changed under live
 ///   connections; a connection's verified identity arrives with
-///   [`accept_with_identity`](Self::accept_with_identity)).
+///   [`accept_with_identity`](Self::accept_with_identity)), and
+///   [`forget_node`](Self::forget_node) (a peer node is gone for good).
 /// - **`poll_*`**: [`poll_store`](Self::poll_store) (write these records, in
 ///   order), [`poll_transmit`](Self::poll_transmit) (send these bytes),
 ///   [`poll_event`](Self::poll_event) (close a connection, or read one again),
 ///   [`poll_timeout`](Self::poll_timeout) (call `handle_timeout` then).
-/// - **getters**: [`stats`](Self::stats), [`queues`](Self::queues), ...
+/// - **getters**: [`stats`](Self::stats), [`queues`](Self::queues),
+///   [`mesh_stats`](Self::mesh_stats), ...
 ///
 /// After every `handle_*` call or command, drain `poll_store`, `poll_transmit` and
 /// `poll_event` until each returns `None`, then sleep until `poll_timeout()` or

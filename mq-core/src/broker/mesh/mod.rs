@@ -31,7 +31,15 @@
 //!   deduplication key from the peer's node, the topic and its sequence
 //!   there, and acks each delivery only once that publish is stored.
 //!
+//!
+//! What the adapter of a node does: for each peer it knows (from the
+//! catalog), connect a TCP stream to it, call [`Broker::connect_link`] and
+//! drive the connection as any other, and connect again when it closes;
+//! accept the peers' links as ordinary mq connections; and call
+//! [`Broker::forget_node`] when a peer's lease expired for good.
+//!
 //! [`Broker::connect_link`]: super::Broker::connect_link
+//! [`Broker::forget_node`]: super::Broker::forget_node
 
 pub(crate) mod link;
 
