@@ -260,31 +260,6 @@ impl Broker {
         self.conns.contains_key(&conn) && self.router.input_blocked(conn)
     }
 
-    /// What the mesh did (see [`connect_link`](Self::connect_link)).
-    pub fn mesh_stats(&self) -> MeshStats {
-        self.router.mesh.stats
-    }
-
-    /// The filters node `peer` declared on its link to this node (stored
-    /// with its link session, so they outlive the link).
-    pub fn peer_interest(&self, peer: &str) -> Vec<String> {
-        self.router.peer_filters(peer)
-    }
-
-    /// Forgets node `peer` for good (its lease in the catalog expired): its
-    /// link session, with the outbox of messages waiting for it, its
-    /// interest and its group memberships, so it gets no more traffic (a
-    /// group it served is served by others). A link of it still open is
-    /// closed. Returns whether this node knew it.
-    pub fn forget_node(&mut self, now: Instant, peer: &str) -> bool {
-        self.router.forget_node(peer, now)
-    }
-
-    /// The groups (filter, name) node `peer` joined on its link to this node.
-    pub fn peer_groups(&self, peer: &str) -> Vec<(String, String)> {
-        self.router.peer_groups(peer)
-    }
-
     /// Timers set; for tests that check a settled delivery leaves none behind.
     #[doc(hidden)]
     pub fn timers(&self) -> usize {
@@ -443,30 +418,6 @@ impl Broker {
         }
         let conn = Codec::new(id, now, protocol.into(), &mut self.router);
         self.conns.insert(id, conn);
-        Ok(id)
-    }
-
-    /// A transport this node connected to node `peer` (a TCP stream) is up:
-    /// the connection is a node link (see [`crate::wire::mesh`]) on which
-    /// this node, `node`, receives what its local sessions want of the
-    /// peer's messages. Drive it exactly as an accepted connection
-    /// (`handle_input`, `poll_transmit`, `handle_closed`); when it closes,
-    /// connect again. Open one to every peer, as each peer opens one to this
-    /// node: what this node's clients publish reaches the peer's sessions
-    /// over the peer's link. Node ids are printable ASCII without spaces, up
-    /// to 100 bytes. The link presents `token` to the peer, whose auth must
-    /// let client `$node.<node>` subscribe to `>`; this node's own auth does
-    /// not apply to what the link publishes here.
-    pub fn connect_link(
-        &mut self,
-        now: Instant,
-        node: &str,
-        peer: &str,
-        token: Option<&str>,
-    ) -> Result<ConnId, AcceptError> {
-        let id = self.open_conn()?;
-        let link = mesh::link::LinkConn::new(id, now, (node, peer), token, &mut self.router);
-        self.conns.insert(id, Codec::Link(link));
         Ok(id)
     }
 
