@@ -228,6 +228,7 @@ impl Sim {
                 self.on_client_event(i, ev);
             }
         }
+        self.world.check_invariants();
     }
 
     fn on_client_event(&mut self, i: usize, ev: Happened) {
@@ -377,7 +378,7 @@ impl Sim {
         );
         self.faults = false;
         let settle = self.world.now + Duration::from_secs(3);
-        while self.world.now < settle {
+        while self.world.now < settle && !self.world.is_quiet() {
             self.step();
         }
     }
