@@ -32,11 +32,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use mq_core::broker::{Config, MeshStats, QueueLimits};
-use mq_core::client::{Config as ClientConfig, PublishOptions, Session, SubscribeOptions};
+use mq_core::broker::MeshStats;
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::topic::{Filter, Topic};
-use mq_core::wire::{Limits, QoS, SessionMode, Start};
+use mq_core::wire::{QoS, SessionMode, Start};
 
 #[path = "support/rng.rs"]
 mod rng;
@@ -44,6 +44,9 @@ use rng::Rng;
 #[path = "support/happened.rs"]
 mod happened;
 use happened::{Happened, payload};
+#[path = "support/sim_config.rs"]
+mod sim_config;
+use sim_config::{broker_config, client_config};
 #[path = "support/seeds.rs"]
 mod seeds;
 use seeds::for_each_seed;
@@ -131,21 +134,7 @@ struct Sim {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let cfg = Config {
-            seed,
-            ack_timeout: None,
-            max_attempts: 1000,
-            default_queue: QueueLimits {
-                max_messages: 1000,
-                ..QueueLimits::default()
-            },
-            limits: Limits {
-                max_frame: 1024,
-                credit: 8,
-                keepalive_ms: 2_000,
-            },
-            ..Config::default()
-        };
+        let cfg = broker_config(seed);
         let mut apps = Vec::new();
         let mut sessions = Vec::new();
         for (node, filters) in FILTERS.iter().enumerate() {
@@ -159,27 +148,12 @@ impl Sim {
             }
             for (role, persistent) in roles {
                 let i = apps.len();
-                let mut id = heapless::String::new();
-                let _ = core::fmt::write(&mut id, format_args!("c{i}"));
-                let cfg = ClientConfig {
-                    client_id: id,
-                    token: None,
-                    mode: match persistent {
-                        true => SessionMode::Resume,
-                        false => SessionMode::Clean,
-                    },
-                    limits: Limits {
-                        max_frame: 4096,
-                        credit: 8,
-                        keepalive_ms: 2_000,
-                    },
-                    max_frame_out: u32::MAX,
-                    producer: matches!(role, Role::Publisher(_)).then_some(1000 + i as u64),
-                    reconnect_min: Duration::from_millis(5),
-                    reconnect_max: Duration::from_millis(200),
-                    connect_timeout: Duration::from_millis(500),
-                    seed: seed ^ i as u64,
+                let mode = match persistent {
+                    true => SessionMode::Resume,
+                    false => SessionMode::Clean,
                 };
+                let producer = matches!(role, Role::Publisher(_)).then_some(1000 + i as u64);
+                let cfg = client_config(i, mode, producer, seed);
                 let (tx, rx) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
                 sessions.push((node, Session::new(cfg, Framing::Stream, tx, rx)));
                 apps.push(App {
