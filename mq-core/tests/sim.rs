@@ -30,17 +30,24 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use mq_core::Instant;
-use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent, QueueLimits};
-use mq_core::client::{
-    Config as ClientConfig, DeliveryId, Event, PublishOptions, Session, SubscribeOptions,
-};
+use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent};
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::SerialDecoder;
-use mq_core::wire::{Limits, QoS, SessionMode, Start};
+use mq_core::wire::{QoS, SessionMode, Start};
 
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/sim_config.rs"]
+mod sim_config;
+use sim_config::{broker_config, client_config};
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
+#[path = "support/happened.rs"]
+mod happened;
+use happened::{Happened, payload};
 
 const TOPICS: [&str; 3] = ["data.a", "data.b", "jobs.x"];
 
@@ -129,45 +136,6 @@ struct Client {
     subscribed: bool,
 }
 
-/// What a client event means to the simulation, copied out of the session.
-enum Happened {
-    Connect,
-    Disconnected(mq_core::Reason),
-    Published(u32),
-    Subscribed,
-    Message {
-        topic: String,
-        publisher: u8,
-        n: u32,
-        ack: Option<DeliveryId>,
-    },
-    Other(String),
-}
-
-impl Happened {
-    fn from_event(client: usize, ev: Event<'_>) -> Happened {
-        match ev {
-            Event::Connect => Happened::Connect,
-            Event::Disconnected { reason } => Happened::Disconnected(reason),
-            Event::Published { id, .. } => Happened::Published(id.0),
-            Event::Subscribed { .. } => Happened::Subscribed,
-            Event::PublishRejected { id, reason } => {
-                panic!("client {client}: publish {id:?} rejected: {reason}")
-            }
-            Event::SubscribeRejected { sub, reason } => {
-                panic!("client {client}: subscribe {sub:?} rejected: {reason}")
-            }
-            Event::Message(d) => Happened::Message {
-                topic: d.topic.to_string(),
-                publisher: d.payload[0],
-                n: u32::from_le_bytes(d.payload[1..5].try_into().expect("5-byte payload")),
-                ack: (d.qos == QoS::AtLeastOnce).then_some(d.id),
-            },
-            other => Happened::Other(format!("{other:?}")),
-        }
-    }
-}
-
 struct Store {
     /// Durable records.
     durable: Vec<Vec<u8>>,
@@ -203,30 +171,10 @@ fn priority_of(n: u32) -> u8 {
     }
 }
 
-fn payload(publisher: u8, n: u32) -> Vec<u8> {
-    let mut p = vec![publisher];
-    p.extend_from_slice(&n.to_le_bytes());
-    p
-}
-
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let broker_cfg = Config {
-            seed,
-            ack_timeout: None,
-            max_attempts: 1000,
-            default_queue: QueueLimits {
-                max_messages: 500,
-                ..QueueLimits::default()
-            },
-            limits: Limits {
-                max_frame: 1024,
-                credit: 8,
-                keepalive_ms: 2_000,
-            },
-            ..Config::default()
-        };
+        let broker_cfg = broker_config(seed);
         let mut clients = Vec::new();
         let mut roles = vec![
             (Role::Publisher { id: 1 }, false),
@@ -243,24 +191,8 @@ impl Sim {
             roles.push((Role::Publisher { id: 3 }, false));
         }
         for (i, (role, serial)) in roles.into_iter().enumerate() {
-            let mut id = heapless::String::new();
-            let _ = core::fmt::write(&mut id, format_args!("c{i}"));
-            let cfg = ClientConfig {
-                client_id: id,
-                token: None,
-                mode: SessionMode::Resume,
-                limits: Limits {
-                    max_frame: 4096,
-                    credit: 8,
-                    keepalive_ms: 2_000,
-                },
-                max_frame_out: u32::MAX,
-                producer: matches!(role, Role::Publisher { .. }).then_some(1000 + i as u64),
-                reconnect_min: Duration::from_millis(5),
-                reconnect_max: Duration::from_millis(200),
-                connect_timeout: Duration::from_millis(500),
-                seed: seed ^ i as u64,
-            };
+            let producer = matches!(role, Role::Publisher { .. }).then_some(1000 + i as u64);
+            let cfg = client_config(i, SessionMode::Resume, producer, seed);
             let framing = if serial {
                 Framing::Serial
             } else {
@@ -805,7 +737,7 @@ impl Sim {
 }
 
 /// What one seed did: faults and acknowledged publishes.
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Totals {
     restarts: u32,
     drops: u32,
@@ -856,28 +788,10 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
 
 #[test]
 fn simulated_faults_lose_nothing_acknowledged() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {}", run_seed(seed, true));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut totals = Totals::default();
-    for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed, false));
-        match result {
-            Ok(t) => totals.add(t),
-            Err(e) => {
-                eprintln!(
-                    "simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let Some(seeds) = for_each_seed("sim", run_seed, |t| totals.add(t)) else {
+        return;
+    };
     println!("{seeds} seeds: {totals}");
     assert!(
         totals.restarts > 0 && totals.drops > 0 && totals.noise > 0 && totals.compactions > 0,

@@ -283,5 +283,5 @@ fn parts_cover_every_frame_kind() {
         let p: Parts = parts(8).new_tree(&mut runner).unwrap().current();
         seen.insert(p.frame().kind());
     }
-    assert_eq!(seen.len(), 20, "kinds seen: {seen:?}");
+    assert_eq!(seen.len(), 21, "kinds seen: {seen:?}");
 }

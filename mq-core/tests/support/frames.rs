@@ -1,5 +1,6 @@
 //! Arbitrary frames for property tests: owned parts that build any `Frame` variant.
 
+use mq_core::wire::mesh::Interest;
 use mq_core::wire::*;
 use proptest::prelude::*;
 
@@ -37,7 +38,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// Any frame kind with small random contents; payloads up to `max_payload` bytes.
 pub fn parts(max_payload: usize) -> impl Strategy<Value = Parts> {
     (
-        0u8..20,
+        0u8..21,
         "[a-z.$*>]{0,24}",
         "\\PC{0,12}",
         prop::collection::vec(any::<u8>(), 0..=max_payload),
@@ -196,9 +197,15 @@ impl Parts {
                 id: a as u32,
                 request: &self.bytes,
             }),
-            _ => Frame::AdminAnswer(AdminAnswer {
+            19 => Frame::AdminAnswer(AdminAnswer {
                 id: a as u32,
                 body: &self.bytes,
+            }),
+            _ => Frame::Interest(match a % 4 {
+                0 => Interest::Begin,
+                1 => Interest::Add(&self.text),
+                2 => Interest::Remove(&self.text),
+                _ => Interest::End,
             }),
         }
     }

@@ -10,7 +10,7 @@ use hashbrown::hash_map::EntryRef;
 
 use super::{Pending, Router, TopicState};
 use crate::broker::ConnId;
-use crate::broker::command::{Outcome, Output, OwnedPublish, Publish};
+use crate::broker::command::{Outcome, Output, OwnedPublish, Publish, Via};
 use crate::broker::config::Overflow;
 use crate::broker::dedup::Seen;
 use crate::broker::message::{Message, Msg, tail_offsets};
@@ -119,6 +119,9 @@ impl Router {
                 topic
             }
         };
+        // Peers' outboxes: only what their interest wants, and nothing that
+        // came over a link (the one-hop rule).
+        self.mesh_route(topic, p.via, &mut targets);
         let refusal = if p.topic.starts_with('$') {
             Some(Reason::NotAuthorized)
         } else if self.shutting_down {
@@ -142,10 +145,14 @@ impl Router {
             self.refuse(from, p, reason);
             return None;
         }
+        let from_link = p.via != Via::Client;
         if let Some(d) = p.dedup
             && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
         {
             self.stats.duplicates += 1;
+            if from_link {
+                self.mesh.stats.deduplicated += 1;
+            }
             if p.qos == QoS::AtLeastOnce
                 && let Some((conn, _)) = from
             {
@@ -220,6 +227,7 @@ impl Router {
         }
         self.stats.messages_in += 1;
         self.stats.bytes_in += size as u64;
+        self.mesh_count(p.via, &targets);
         let before = targets.len();
         targets.retain(|&t| {
             // QoS 0 into a full queue that refuses: dropped for that queue only.

@@ -61,7 +61,7 @@ wire_struct!(Admin<'a> { id, request });
 wire_struct!(AdminAnswer<'a> { id, body });
 
 /// How many variants [`Frame`] has: its tags are `0..FRAME_KINDS`.
-const FRAME_KINDS: u32 = 20;
+const FRAME_KINDS: u32 = 21;
 
 impl Frame<'_> {
     /// The variant index postcard writes in front of the fields.
@@ -87,6 +87,7 @@ impl Frame<'_> {
             Frame::Error(_) => 17,
             Frame::Admin(_) => 18,
             Frame::AdminAnswer(_) => 19,
+            Frame::Interest(_) => 20,
         }
     }
 }
@@ -114,6 +115,7 @@ impl<'a> Wire<'a> for Frame<'a> {
             Frame::Error(f) => f.write(w),
             Frame::Admin(f) => f.write(w),
             Frame::AdminAnswer(f) => f.write(w),
+            Frame::Interest(f) => f.write(w),
         }
     }
 
@@ -138,7 +140,8 @@ impl<'a> Wire<'a> for Frame<'a> {
             16 => Frame::Close(Wire::read(r)?),
             17 => Frame::Error(Wire::read(r)?),
             18 => Frame::Admin(Wire::read(r)?),
-            _ => Frame::AdminAnswer(Wire::read(r)?),
+            19 => Frame::AdminAnswer(Wire::read(r)?),
+            _ => Frame::Interest(Wire::read(r)?),
         })
     }
 }
