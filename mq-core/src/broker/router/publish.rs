@@ -215,8 +215,16 @@ impl Router {
             _ => None,
         };
         let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
-        let (mut msg, reserved) =
-            self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
+        let (mut msg, reserved) = self.new_message(
+            now,
+            topic,
+            p.qos,
+            p.dedup,
+            p.meta,
+            p.payload,
+            once_record,
+            p.via,
+        );
         if let Some((conn, _)) = from
             && let Some(m) = Arc::get_mut(&mut msg)
         {
@@ -332,6 +340,7 @@ impl Router {
         meta: Meta<'_>,
         payload: &[u8],
         once: Option<(&str, u16)>,
+        via: Via<'_>,
     ) -> (Msg, Option<u64>) {
         // A new topic's first id is this message's.
         let id = self.next_msg;
@@ -362,11 +371,19 @@ impl Router {
             meta,
             payload,
         };
-        let record = match once {
-            None => Record::Message(message),
-            Some((client, pid)) => Record::MessageOnce {
+        let record = match (once, via) {
+            (Some((client, pid)), _) => Record::MessageOnce {
                 client,
                 pid,
+                message,
+            },
+            (None, Via::Client) => Record::Message(message),
+            (None, Via::Link) => Record::Forwarded {
+                group: None,
+                message,
+            },
+            (None, Via::LinkGroup { filter, group }) => Record::Forwarded {
+                group: Some((filter, group)),
                 message,
             },
         }
