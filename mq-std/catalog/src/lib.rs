@@ -52,7 +52,8 @@
 //! # Errors
 //!
 //! Every call returns [`Error`]: [`Error::Unavailable`] when the database
-//! cannot be reached or went away (the next call connects again),
+//! cannot be reached, went away or did not answer within
+//! [`Options::call_timeout`] (the next call connects again),
 //! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
 //! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
 //! [`Error::Malformed`] for data this crate did not write.
@@ -67,7 +68,8 @@ use std::time::Duration;
 
 pub use error::Error;
 pub use model::{
-    DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Node, Offline, Options, Origin, Registration,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Node, Offline, Options,
+    Origin, Registration,
 };
 
 /// A catalog in one of the databases, opened from a URL.
@@ -329,6 +331,11 @@ mod tests {
             ..Options::default()
         };
         assert!(matches!(zero.check(), Err(Error::Invalid(_))));
+        let no_time = Options {
+            call_timeout: Duration::ZERO,
+            ..Options::default()
+        };
+        assert!(matches!(no_time.check(), Err(Error::Invalid(_))));
         assert_eq!(Options::default().check(), Ok(()));
     }
 }

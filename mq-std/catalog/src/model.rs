@@ -127,7 +127,17 @@ pub struct Options {
     /// The most messages one recipient's offline queue holds (expired ones do
     /// not count).
     pub queue_limit: u64,
+    /// How long one call may take before it fails with
+    /// [`Error::Unavailable`] (the next call connects again): PostgreSQL's
+    /// and Redis' answer, SQLite's wait for another process's write. Keep it
+    /// well below the leases, so that a heartbeat to a partitioned database
+    /// fails while the node can still act on it rather than hang past its
+    /// lease. Default 5 s.
+    pub call_timeout: Duration,
 }
+
+/// The call timeout [`Options::default`] sets.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The namespace [`Options::default`] names.
 pub const DEFAULT_NAMESPACE: &str = "mq";
@@ -137,6 +147,7 @@ impl Default for Options {
         Options {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             queue_limit: 10_000,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
         }
     }
 }
@@ -156,6 +167,9 @@ impl Options {
         }
         if self.queue_limit == 0 {
             return Err(Error::Invalid("queue_limit is 0".to_owned()));
+        }
+        if self.call_timeout.is_zero() {
+            return Err(Error::Invalid("call_timeout is 0".to_owned()));
         }
         Ok(())
     }

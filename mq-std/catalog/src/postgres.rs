@@ -18,7 +18,10 @@ use crate::{Error, Registration};
 
 const BACKEND: &str = "postgres";
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the connection may be idle before the kernel probes it, and
+/// between probes: a server gone silently is noticed in about a minute
+/// even between calls, rather than after the default two hours.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Run once per open under a lock, so that nodes opening at once do not
 /// race to create the same tables. `{schema}` is the checked namespace.
@@ -164,6 +167,7 @@ pub(crate) struct PostgresCatalog {
     config: Config,
     schema: String,
     queue_limit: i64,
+    timeout: Duration,
     conn: Mutex<Option<Conn>>,
 }
 
@@ -216,23 +220,30 @@ impl PostgresCatalog {
             )));
         }
         let schema = options.namespace;
+        let timeout = options.call_timeout;
         config
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(timeout)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE)
+            .keepalives_interval(KEEPALIVE)
+            .keepalives_retries(2)
+            .tcp_user_timeout(timeout.max(KEEPALIVE))
             .options(format!("-c search_path={schema}"));
         let catalog = PostgresCatalog {
             config,
             queue_limit: model::signed("queue_limit", options.queue_limit)?,
+            timeout,
             conn: Mutex::new(None),
             schema,
         };
-        let mut guard = catalog.conn.lock().await;
-        let conn = catalog.connected(&mut guard).await?;
-        let tx = conn.client.transaction().await.map_err(failed)?;
-        tx.batch_execute(&SCHEMA.replace("{schema}", &catalog.schema))
-            .await
-            .map_err(failed)?;
-        tx.commit().await.map_err(failed)?;
-        drop(guard);
+        let sql = SCHEMA.replace("{schema}", &catalog.schema);
+        catalog
+            .with(async |conn| {
+                let tx = conn.client.transaction().await.map_err(failed)?;
+                tx.batch_execute(&sql).await.map_err(failed)?;
+                tx.commit().await.map_err(failed)
+            })
+            .await?;
         Ok(catalog)
     }
 
@@ -254,14 +265,31 @@ impl PostgresCatalog {
         Ok(slot.as_mut().expect("connected just above"))
     }
 
-    /// Runs `f` on the connection; forgets it if the server went away.
+    /// Runs `f` on the connection, connecting first if needed, within the
+    /// call timeout; forgets the connection if the server went away or did
+    /// not answer in time (a statement cut short leaves it mid-exchange), so
+    /// that the next call connects again.
     async fn with<T>(
         &self,
         f: impl AsyncFnOnce(&mut Conn) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut slot = self.conn.lock().await;
-        let conn = self.connected(&mut slot).await?;
-        let result = f(conn).await;
+        // One deadline for waiting behind another call and for this one: a
+        // heartbeat queued behind calls to a silent server fails in time too.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let late = |waiting: &str| Error::Unavailable {
+            backend: BACKEND,
+            detail: format!("no answer within {:?}{waiting}", self.timeout),
+        };
+        let mut slot = tokio::time::timeout_at(deadline, self.conn.lock())
+            .await
+            .map_err(|_| late(" (waiting behind another call)"))?;
+        let call = async {
+            let conn = self.connected(&mut slot).await?;
+            f(conn).await
+        };
+        let result = tokio::time::timeout_at(deadline, call)
+            .await
+            .unwrap_or_else(|_| Err(late("")));
         if matches!(result, Err(Error::Unavailable { .. })) {
             *slot = None;
         }

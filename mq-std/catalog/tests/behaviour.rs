@@ -45,4 +45,5 @@ suite!(
     two_nodes_share_one_catalog_concurrently,
     unreachable_database_is_a_clear_error,
     database_gone_mid_use_then_back,
+    silent_database_is_unavailable_not_a_hang,
 );

@@ -16,15 +16,12 @@ use crate::{Error, Registration};
 
 const BACKEND: &str = "redis";
 
-/// How long a call waits for the server's answer; a script over a full
-/// queue takes milliseconds, a busy shared machine more.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 pub(crate) struct RedisCatalog {
     client: Client,
     prefix: String,
     queue_limit: u64,
+    /// How long connecting, and then each call, waits for the server.
+    timeout: Duration,
     conn: Mutex<Option<MultiplexedConnection>>,
     scripts: &'static Scripts,
 }
@@ -69,6 +66,7 @@ impl RedisCatalog {
             client,
             prefix: format!("{}:", options.namespace),
             queue_limit: options.queue_limit,
+            timeout: options.call_timeout,
             conn: Mutex::new(None),
             scripts: &SCRIPTS,
         };
@@ -82,8 +80,8 @@ impl RedisCatalog {
             return Ok(conn);
         }
         let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
         let conn = self
             .client
             .get_multiplexed_async_connection_with_config(&config)

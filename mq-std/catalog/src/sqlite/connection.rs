@@ -10,9 +10,6 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::BACKEND;
 use crate::Error;
 
-/// How long a writer waits for another process's write to finish.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The tables; `queues` keeps each recipient's message count with every
 /// enqueue and ack, so that checking the bound does not count the queue.
 const SCHEMA: &str = "
@@ -57,12 +54,17 @@ CREATE TABLE IF NOT EXISTS queues (
 ";
 
 /// Opens `path` (creating it if `create` says so), in WAL mode with the busy
-/// timeout, and makes sure the tables exist.
-pub(super) fn connect(path: &Path, create: OpenFlags) -> Result<Connection, Error> {
+/// timeout (how long a writer waits for another process's write to finish:
+/// the call timeout), and makes sure the tables exist.
+pub(super) fn connect(
+    path: &Path,
+    create: OpenFlags,
+    busy_timeout: Duration,
+) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create;
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|err| unavailable(format!("cannot open {}: {}", path.display(), detail(&err))))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+    conn.busy_timeout(busy_timeout).map_err(failed)?;
     // Every commit synced: an enqueue or ack that returned survives a power cut.
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(failed)?;

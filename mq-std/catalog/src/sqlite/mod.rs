@@ -13,7 +13,7 @@ mod connection;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
@@ -35,6 +35,7 @@ DROP TABLE IF EXISTS queues;
 pub(crate) struct SqliteCatalog {
     path: PathBuf,
     queue_limit: i64,
+    busy_timeout: Duration,
     state: Arc<Mutex<State>>,
 }
 
@@ -55,11 +56,12 @@ impl SqliteCatalog {
             return Err(Error::Url("sqlite: names no file (sqlite:PATH)".to_owned()));
         }
         let queue_limit = model::signed("queue_limit", options.queue_limit)?;
+        let busy_timeout = options.call_timeout;
         let path = PathBuf::from(path);
         let state = blocking({
             let path = path.clone();
             move || {
-                let conn = connect(&path, OpenFlags::SQLITE_OPEN_CREATE)?;
+                let conn = connect(&path, OpenFlags::SQLITE_OPEN_CREATE, busy_timeout)?;
                 Ok(State {
                     conn: Some((conn, file_id(&path)?)),
                 })
@@ -69,6 +71,7 @@ impl SqliteCatalog {
         Ok(SqliteCatalog {
             path,
             queue_limit,
+            busy_timeout,
             state: Arc::new(Mutex::new(state)),
         })
     }
@@ -82,6 +85,7 @@ impl SqliteCatalog {
     {
         let state = Arc::clone(&self.state);
         let path = self.path.clone();
+        let busy_timeout = self.busy_timeout;
         blocking(move || {
             let mut state = state
                 .lock()
@@ -104,7 +108,7 @@ impl SqliteCatalog {
                     )));
                 }
                 (None, _) => {
-                    let conn = connect(&path, OpenFlags::empty())?;
+                    let conn = connect(&path, OpenFlags::empty(), busy_timeout)?;
                     state.conn = Some((conn, file_id(&path)?));
                 }
             }

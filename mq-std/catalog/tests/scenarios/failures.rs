@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use mq_catalog::{Catalog, Error};
+use std::time::Duration;
+
+use mq_catalog::{Catalog, Error, Options};
 
 use super::NewPlace;
 use crate::support::envelope;
@@ -108,4 +110,46 @@ async fn server_cut_and_back(catalog: &Catalog, proxy: &Proxy) {
     assert_unavailable("cut before queue_len", catalog.queue_len("r").await);
     proxy.restart().await;
     assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
+}
+
+/// A database that stops answering without closing anything (a network
+/// partition, a hung server, another process holding SQLite's write lock):
+/// each call fails with `Unavailable` after the call timeout rather than
+/// waiting for TCP (hours), so a node learns its heartbeat failed while it
+/// can still stop serving; and the call after the partition heals works.
+pub async fn silent_database_is_unavailable_not_a_hang(place: NewPlace) {
+    let place = place();
+    let options = Options {
+        call_timeout: Duration::from_secs(3),
+        ..place.options.clone()
+    };
+    match place.sqlite_file() {
+        Some(file) => {
+            let catalog = Catalog::open_with(&place.url, options).await.unwrap();
+            let me = catalog.register("a", "h:1", LEASE).await.unwrap();
+            let writer = rusqlite::Connection::open(&file).unwrap();
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            assert_unavailable("the file locked", catalog.heartbeat(&me, LEASE).await);
+            writer.execute_batch("COMMIT").unwrap();
+            catalog.heartbeat(&me, LEASE).await.unwrap();
+        }
+        None => {
+            let proxy = Proxy::start(&place.url).await;
+            let catalog = Catalog::open_with(&proxy.url, options)
+                .await
+                .unwrap_or_else(|err| panic!("through the proxy to {}: {err}", place.url));
+            let me = catalog.register("a", "h:1", LEASE).await.unwrap();
+            catalog.enqueue("r", &envelope("a", 1)).await.unwrap();
+            proxy.silence();
+            let said = assert_unavailable("silent mid-use", catalog.heartbeat(&me, LEASE).await);
+            assert!(said.contains(catalog.backend()), "{said}");
+            // The next call does not wait behind the silent connection: it
+            // connects again, and that silent connection fails in turn.
+            assert_unavailable("silent on connecting", catalog.read("r", None, 10).await);
+            proxy.speak();
+            catalog.heartbeat(&me, LEASE).await.unwrap();
+            assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+        }
+    }
+    place.clean().await;
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub struct Proxy {
@@ -13,6 +14,9 @@ pub struct Proxy {
     port: u16,
     upstream: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// True while the server is silent: connections stay open, nothing
+    /// passes either way, as over a network partition.
+    silent: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -26,6 +30,7 @@ impl Proxy {
             port,
             upstream,
             tasks: Arc::default(),
+            silent: watch::Sender::new(false),
         };
         proxy.serve(listener);
         proxy
@@ -36,6 +41,17 @@ impl Proxy {
         for task in self.tasks.lock().expect("tasks").drain(..) {
             task.abort();
         }
+    }
+
+    /// The network goes silent: every connection, open or new, stays open
+    /// and nothing passes (no reset, no close), until [`Proxy::speak`].
+    pub fn silence(&self) {
+        self.silent.send_replace(true);
+    }
+
+    /// New connections pass again (the silenced ones stay silent).
+    pub fn speak(&self) {
+        self.silent.send_replace(false);
     }
 
     /// The server comes back on the same port.
@@ -49,12 +65,26 @@ impl Proxy {
     fn serve(&self, listener: TcpListener) {
         let tasks = Arc::clone(&self.tasks);
         let upstream = self.upstream.clone();
+        let silent = self.silent.subscribe();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 let upstream = upstream.clone();
+                let mut silent = silent.clone();
                 let pipe = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if *silent.borrow_and_update() {
+                        let _held = inbound;
+                        return std::future::pending().await;
+                    }
+                    let Ok(mut outbound) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let silenced = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                        _ = async { let _ = silent.wait_for(|silent| *silent).await; } => true,
+                    };
+                    if silenced {
+                        let _held = (inbound, outbound);
+                        std::future::pending::<()>().await;
                     }
                 });
                 tasks.lock().expect("tasks").push(pipe);
