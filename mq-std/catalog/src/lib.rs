@@ -68,8 +68,8 @@ use std::time::Duration;
 
 pub use error::Error;
 pub use model::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Node, Offline, Options,
-    Origin, Registration,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, MAX_LEASE, Node,
+    Offline, Options, Origin, Registration,
 };
 
 /// A catalog in one of the databases, opened from a URL.

@@ -139,6 +139,11 @@ pub struct Options {
 /// The call timeout [`Options::default`] sets.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest lease or TTL: 100 years, so that the catalog's clock plus it
+/// fits every backend (SQLite's and PostgreSQL's `i64`, Redis' `PEXPIRE`
+/// and Lua's doubles) for millennia.
+pub const MAX_LEASE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The namespace [`Options::default`] names.
 pub const DEFAULT_NAMESPACE: &str = "mq";
 
@@ -186,22 +191,27 @@ pub(crate) fn check_id(what: &str, id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// A lease in whole milliseconds, at least one.
+/// A lease in whole milliseconds, 1 ms to [`MAX_LEASE`].
 pub(crate) fn lease_ms(lease: Duration) -> Result<i64, Error> {
-    match i64::try_from(lease.as_millis()) {
-        Ok(ms) if ms > 0 => Ok(ms),
-        _ => Err(Error::Invalid(format!(
-            "lease {lease:?}: use 1 ms to 292 million years"
-        ))),
-    }
+    span_ms("lease", lease)
 }
 
-/// A TTL in whole milliseconds (at least one), if any.
+/// A TTL in whole milliseconds (1 ms to [`MAX_LEASE`]), if any.
 pub(crate) fn ttl_ms(ttl: Option<Duration>) -> Result<Option<i64>, Error> {
-    ttl.map(|ttl| {
-        lease_ms(ttl).map_err(|_| Error::Invalid(format!("ttl {ttl:?}: use 1 ms or more")))
-    })
-    .transpose()
+    ttl.map(|ttl| span_ms("ttl", ttl)).transpose()
+}
+
+/// The same range for leases and TTLs on every backend: beyond it, the
+/// expiry time would overflow (SQLite, PostgreSQL's `bigint`) or be refused
+/// (Redis' `PEXPIRE`).
+fn span_ms(what: &str, span: Duration) -> Result<i64, Error> {
+    let ms = span.as_millis();
+    if ms == 0 || span > MAX_LEASE {
+        return Err(Error::Invalid(format!(
+            "{what} {span:?}: use 1 ms to 100 years"
+        )));
+    }
+    Ok(ms as i64)
 }
 
 /// The time `ms` milliseconds after the UNIX epoch (the catalogs store times so).

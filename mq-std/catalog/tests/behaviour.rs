@@ -46,4 +46,5 @@ suite!(
     unreachable_database_is_a_clear_error,
     database_gone_mid_use_then_back,
     silent_database_is_unavailable_not_a_hang,
+    leases_and_ttls_have_one_range_everywhere,
 );

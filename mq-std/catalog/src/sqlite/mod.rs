@@ -147,7 +147,7 @@ impl SqliteCatalog {
                 "INSERT INTO nodes (id, incarnation, addr, expires_ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,
                      addr = excluded.addr, expires_ms = excluded.expires_ms",
-                (&node, incarnation, &addr, now + lease),
+                (&node, incarnation, &addr, now.saturating_add(lease)),
             )
             .map_err(failed)?;
             tx.commit().map_err(failed)?;
@@ -167,7 +167,7 @@ impl SqliteCatalog {
                 .execute(
                     "UPDATE nodes SET expires_ms = ?1
                      WHERE id = ?2 AND incarnation = ?3 AND expires_ms > ?4",
-                    (now + lease, &node, held, now),
+                    (now.saturating_add(lease), &node, held, now),
                 )
                 .map_err(failed)?;
             if renewed == 1 {
@@ -379,7 +379,7 @@ impl SqliteCatalog {
                     origin.incarnation as i64,
                     origin.seq as i64,
                     now,
-                    ttl.map(|ttl| now + ttl),
+                    ttl.map(|ttl| now.saturating_add(ttl)),
                 ),
             )
             .map_err(failed)?;

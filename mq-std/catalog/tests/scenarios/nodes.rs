@@ -1,11 +1,11 @@
 //! Nodes: incarnations, fencing, leases.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use mq_catalog::Error;
+use mq_catalog::{Envelope, Error, MAX_LEASE};
 
 use super::NewPlace;
-use crate::support::eventually;
+use crate::support::{envelope, eventually};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -150,5 +150,63 @@ pub async fn heartbeat_renews_the_lease(place: NewPlace) {
         after >= before + Duration::from_secs(30),
         "{after:?} after {before:?}"
     );
+    place.clean().await;
+}
+
+/// Leases and TTLs run from 1 ms to 100 years on every backend: the longest
+/// works (its expiry fits every database's numbers), anything longer, up to
+/// `i64::MAX` ms, is refused as invalid before it reaches the database
+/// (where it would overflow SQLite's arithmetic, PostgreSQL's `bigint`,
+/// Redis' `PEXPIRE`).
+pub async fn leases_and_ttls_have_one_range_everywhere(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    let absurd = [
+        Duration::ZERO,
+        MAX_LEASE + Duration::from_millis(1),
+        Duration::from_millis(i64::MAX as u64),
+        Duration::MAX,
+    ];
+    for span in absurd {
+        let refused = catalog.register("a", "h:1", span).await;
+        assert!(
+            matches!(refused, Err(Error::Invalid(_))),
+            "{span:?}: {refused:?}"
+        );
+        let message = Envelope {
+            ttl: Some(span),
+            ..envelope("a", 1)
+        };
+        let refused = catalog.enqueue("r", &message).await;
+        assert!(
+            matches!(refused, Err(Error::Invalid(_))),
+            "{span:?}: {refused:?}"
+        );
+    }
+    let me = catalog.register("a", "h:1", MAX_LEASE).await.unwrap();
+    catalog.heartbeat(&me, MAX_LEASE).await.unwrap();
+    for span in absurd {
+        let refused = catalog.heartbeat(&me, span).await;
+        assert!(
+            matches!(refused, Err(Error::Invalid(_))),
+            "{span:?}: {refused:?}"
+        );
+    }
+    let in_99_years = SystemTime::now() + MAX_LEASE / 100 * 99;
+    let live = catalog.live_nodes().await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert!(live[0].lease_expires > in_99_years, "{live:?}");
+    let longest = Envelope {
+        ttl: Some(MAX_LEASE),
+        ..envelope("a", 2)
+    };
+    catalog.enqueue("r", &longest).await.unwrap();
+    let read = catalog.read("r", None, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    assert!(
+        read[0].expires_at.is_some_and(|at| at > in_99_years),
+        "{read:?}"
+    );
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
     place.clean().await;
 }
