@@ -24,9 +24,11 @@ const BACKEND: &str = "postgres";
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Run once per open under a lock, so that nodes opening at once do not
-/// race to create the same tables. `{schema}` is the checked namespace.
+/// race to create the same tables. `{schema}` is the checked namespace,
+/// quoted (a namespace may be a keyword: `select`, `user`), `{name}` the
+/// namespace as it is.
 const SCHEMA: &str = "
-SELECT pg_advisory_xact_lock(hashtextextended('mq-catalog schema {schema}', 0));
+SELECT pg_advisory_xact_lock(hashtextextended('mq-catalog schema {name}', 0));
 CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE OR REPLACE FUNCTION {schema}.now_ms() RETURNS bigint LANGUAGE sql STABLE
     AS 'SELECT (extract(epoch FROM now()) * 1000)::bigint';
@@ -165,6 +167,7 @@ const ACK: &str = "SELECT ack($1, $2)";
 
 pub(crate) struct PostgresCatalog {
     config: Config,
+    /// The namespace quoted as an identifier.
     schema: String,
     queue_limit: i64,
     timeout: Duration,
@@ -219,7 +222,15 @@ impl PostgresCatalog {
                 "`{url}` names no user: postgres://USER@HOST:PORT/DB"
             )));
         }
-        let schema = options.namespace;
+        let name = options.namespace;
+        if name.starts_with("pg_") {
+            return Err(Error::Invalid(format!(
+                "namespace `{name}`: PostgreSQL reserves schema names starting with pg_"
+            )));
+        }
+        // The namespace is lowercase letters, digits and `_` (checked):
+        // quoted, it is itself, keywords included.
+        let schema = format!("\"{name}\"");
         let timeout = options.call_timeout;
         config
             .connect_timeout(timeout)
@@ -236,7 +247,9 @@ impl PostgresCatalog {
             conn: Mutex::new(None),
             schema,
         };
-        let sql = SCHEMA.replace("{schema}", &catalog.schema);
+        let sql = SCHEMA
+            .replace("{schema}", &catalog.schema)
+            .replace("{name}", &name);
         catalog
             .with(async |conn| {
                 let tx = conn.client.transaction().await.map_err(failed)?;

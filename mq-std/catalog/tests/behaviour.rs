@@ -48,3 +48,54 @@ suite!(
     silent_database_is_unavailable_not_a_hang,
     leases_and_ttls_have_one_range_everywhere,
 );
+
+/// PostgreSQL's schemas: any namespace the options accept is one, keywords
+/// included; the prefix PostgreSQL reserves is refused by name.
+mod postgres_schemas {
+    use mq_catalog::{Catalog, Error, Interest, Options};
+
+    use super::support::{Place, envelope};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keyword_namespaces_are_schemas() {
+        for keyword in ["select", "user"] {
+            let mut place = Place::postgres();
+            place.options.namespace = keyword.to_owned();
+            let catalog = place.open().await;
+            catalog
+                .register("a", "h:1", std::time::Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(catalog.live_nodes().await.unwrap().len(), 1);
+            catalog
+                .add_interest(&Interest {
+                    session: "s".to_owned(),
+                    node: "a".to_owned(),
+                    filter: "orders.>".to_owned(),
+                    group: None,
+                    qos: mq_core::QoS::AtLeastOnce,
+                })
+                .await
+                .unwrap();
+            assert_eq!(catalog.interests().await.unwrap().len(), 1);
+            let id = catalog.enqueue("r", &envelope("a", 1)).await.unwrap().id();
+            assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
+            assert_eq!(catalog.ack("r", &[id]).await.unwrap(), 1);
+            place.clean().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn pg_prefixed_namespaces_are_refused_by_name() {
+        let options = Options {
+            namespace: "pg_mq".to_owned(),
+            ..Options::default()
+        };
+        let place = Place::postgres();
+        match Catalog::open_with(&place.url, options).await {
+            Err(Error::Invalid(detail)) => assert!(detail.contains("pg_"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        place.clean().await;
+    }
+}
