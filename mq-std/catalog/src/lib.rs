@@ -47,7 +47,7 @@
 //! any a node holds even after Redis lost everything (see
 //! [`Registration::incarnation`]). The Redis catalog needs one Redis (with
 //! replicas if wanted), not Redis Cluster: its scripts touch keys they
-//! compute.
+//! compute. It needs Redis 5 or later, and says so at open.
 //!
 //! # Errors
 //!

@@ -16,6 +16,10 @@ use crate::{Error, Registration};
 
 const BACKEND: &str = "redis";
 
+/// The oldest Redis the scripts work on: they read `TIME` and then write,
+/// which Redis replicates only as effects, the default from Redis 5 on.
+const OLDEST: (u32, u32) = (5, 0);
+
 pub(crate) struct RedisCatalog {
     client: Client,
     prefix: String,
@@ -70,7 +74,18 @@ impl RedisCatalog {
             conn: Mutex::new(None),
             scripts: &SCRIPTS,
         };
-        catalog.connection().await?;
+        let mut conn = catalog.connection().await?;
+        // A server that does not say its version (INFO refused by an ACL)
+        // is taken at its word; the scripts then fail on a Redis before 4.
+        let info: Result<String, _> = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await;
+        match info.map_err(|err| catalog.failed(err)) {
+            Err(err @ Error::Unavailable { .. }) => return Err(err),
+            Err(_) => {}
+            Ok(info) => check_version(&info)?,
+        }
         Ok(catalog)
     }
 
@@ -319,6 +334,33 @@ impl RedisCatalog {
     }
 }
 
+/// Refuses a Redis older than [`OLDEST`], by the `redis_version` line of
+/// `INFO server`; a reply without one passes.
+fn check_version(info: &str) -> Result<(), Error> {
+    let Some(version) = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+    else {
+        return Ok(());
+    };
+    let mut parts = version.split('.').map(|part| part.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    if (major, minor) < OLDEST {
+        return Err(Error::Database {
+            backend: BACKEND,
+            detail: format!(
+                "Redis {version} is too old: the catalog needs Redis {}.{} or later \
+                 (its scripts read TIME, then write)",
+                OLDEST.0, OLDEST.1
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `QOS:NODELEN:NODE[:GROUP]`: the node's length first, so any node id fits.
 fn encode_interest(interest: &Interest) -> String {
     let mut encoded = format!(
@@ -417,5 +459,31 @@ fn failed(err: redis::RedisError) -> Error {
             backend: BACKEND,
             detail: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_before_5_is_refused_at_open() {
+        for old in ["3.2.12", "4.0.14"] {
+            let info = format!("# Server\r\nredis_version:{old}\r\nredis_mode:standalone\r\n");
+            match check_version(&info) {
+                Err(Error::Database { detail, .. }) => {
+                    assert!(
+                        detail.contains(old) && detail.contains("Redis 5.0"),
+                        "{detail}"
+                    )
+                }
+                other => panic!("{old}: {other:?}"),
+            }
+        }
+        for fine in ["5.0.0", "7.0.15", "10.2.1", "", "unknown"] {
+            let info = format!("# Server\r\nredis_version:{fine}\r\n");
+            assert_eq!(check_version(&info), Ok(()), "{fine}");
+        }
+        assert_eq!(check_version("# Server\r\n"), Ok(()));
     }
 }

@@ -19,7 +19,9 @@
 //! | `P queues` | set | recipients with a queue |
 //!
 //! The keys are computed inside the scripts, so the catalog needs one Redis
-//! (with replicas if wanted), not Redis Cluster.
+//! (with replicas if wanted), not Redis Cluster. The scripts read `TIME`
+//! and then write, which needs effects replication: Redis 5 or later (the
+//! catalog checks at open).
 
 /// Prepends the helpers every script shares.
 macro_rules! script {
