@@ -253,8 +253,8 @@ impl Catalog {
         dispatch!(self.ack(recipient, &ids))
     }
 
-    /// How many messages `recipient`'s queue holds, expired ones included
-    /// until the next enqueue drops them.
+    /// How many unexpired messages `recipient`'s queue holds: as many as
+    /// [`Catalog::read`] returns with no bound.
     pub async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
         dispatch!(self.queue_len(recipient))
     }

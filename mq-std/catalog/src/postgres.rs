@@ -157,7 +157,8 @@ const INTERESTS: &str = "SELECT session, filter, node, grp, qos FROM interest
 /// the origin, checks the bound and inserts. `{1, id}` stored, `{2, id}`
 /// duplicate, `{3}` full.
 const ENQUEUE: &str = "SELECT enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const QUEUE_LEN: &str = "SELECT count(*) FROM offline WHERE recipient = $1";
+const QUEUE_LEN: &str = "SELECT count(*) FROM offline
+    WHERE recipient = $1 AND (expires_ms IS NULL OR expires_ms > now_ms())";
 const READ: &str = "SELECT id, topic, payload, meta, origin_node, origin_incarnation, origin_seq,
         enqueued_ms, expires_ms
     FROM offline

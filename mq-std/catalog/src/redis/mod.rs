@@ -43,6 +43,7 @@ struct Scripts {
     enqueue: Script,
     read: Script,
     ack: Script,
+    queue_len: Script,
     destroy: Script,
 }
 
@@ -60,6 +61,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: Script::new(scripts::ENQUEUE),
     read: Script::new(scripts::READ),
     ack: Script::new(scripts::ACK),
+    queue_len: Script::new(scripts::QUEUE_LEN),
     destroy: Script::new(scripts::DESTROY),
 });
 
@@ -320,13 +322,10 @@ impl RedisCatalog {
     }
 
     pub(crate) async fn queue_len(&self, recipient: &str) -> Result<u64, Error> {
-        let mut conn = self.connection().await?;
-        let key = format!("{}q:{recipient}", self.prefix);
-        redis::cmd("ZCARD")
-            .arg(key)
-            .query_async(&mut conn)
-            .await
-            .map_err(|err| self.failed(err))
+        let reply = self
+            .run(&self.scripts.queue_len, &[recipient.as_bytes()])
+            .await?;
+        model::unsigned("queue length", int(&reply)?)
     }
 
     pub(crate) async fn destroy(&self) -> Result<(), Error> {

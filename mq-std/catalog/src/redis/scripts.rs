@@ -228,6 +228,15 @@ return out
 "
 );
 
+/// ARGV: prefix, recipient. Returns how many unexpired messages the queue
+/// holds: what [`READ`] would return.
+pub const QUEUE_LEN: &str = script!(
+    "
+local r = ARGV[2]
+return redis.call('ZCARD', p .. 'q:' .. r) - redis.call('ZCOUNT', p .. 'x:' .. r, '-inf', now())
+"
+);
+
 /// ARGV: prefix, recipient, ids... Returns how many were still queued.
 pub const ACK: &str = script!(
     "

@@ -39,6 +39,7 @@ pub(crate) struct SqliteCatalog {
     state: Arc<Mutex<State>>,
 }
 
+#[derive(Default)]
 struct State {
     /// The connection and the file it opened.
     conn: Option<(Connection, FileId)>,
@@ -453,8 +454,9 @@ impl SqliteCatalog {
         self.call(move |conn| {
             let len: i64 = conn
                 .query_row(
-                    "SELECT count(*) FROM offline WHERE recipient = ?1",
-                    [&recipient],
+                    "SELECT count(*) FROM offline
+                     WHERE recipient = ?1 AND (expires_ms IS NULL OR expires_ms > ?2)",
+                    (&recipient, now_ms()),
                     |row| row.get(0),
                 )
                 .map_err(failed)?;
@@ -466,6 +468,18 @@ impl SqliteCatalog {
     pub(crate) async fn destroy(&self) -> Result<(), Error> {
         self.call(|conn| conn.execute_batch(DROP).map_err(failed))
             .await
+    }
+}
+
+impl Drop for SqliteCatalog {
+    /// Closing the connection checkpoints the WAL: file I/O that belongs on
+    /// the blocking pool, not on the runtime thread that drops the catalog.
+    /// (A call still running holds the state; the last holder closes it.)
+    fn drop(&mut self) {
+        let state = std::mem::take(&mut self.state);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn_blocking(move || drop(state));
+        }
     }
 }
 

@@ -132,6 +132,8 @@ pub async fn expired_messages_are_neither_read_nor_counted(place: NewPlace) {
     })
     .await;
     assert_eq!(catalog.read("r", None, 10).await.unwrap()[0].id, kept);
+    // Counted as read: the expired one is not, though still stored.
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
     // The queue is at its limit of two only with the expired one counted:
     // the next enqueue drops it and fits.
     stored(&catalog, "r", &envelope("a", 3)).await;
