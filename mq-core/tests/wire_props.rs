@@ -115,6 +115,23 @@ proptest! {
     }
 
     #[test]
+    fn a_client_decodes_as_everyone_but_refuses_what_clients_send(
+        p in parts(40),
+        damages in prop::collection::vec(damage(), 0..3),
+    ) {
+        let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
+        for d in &damages {
+            d.apply(&mut bytes);
+        }
+        let sent_by_clients = matches!(bytes.first(), Some(0 | 2 | 5 | 8 | 11 | 12 | 13 | 18));
+        let want = match Frame::decode(&bytes) {
+            _ if sent_by_clients => Err(DecodeError::Unexpected),
+            other => other,
+        };
+        prop_assert_eq!(Frame::decode_from_broker(&bytes), want);
+    }
+
+    #[test]
     fn every_frame_round_trips(p in parts(300)) {
         let frame = p.frame();
         let bytes = encoded(&frame);
