@@ -83,6 +83,15 @@ impl Damage {
     }
 }
 
+/// The serde encoding of `p`'s frame, with `damages` done to it.
+fn damaged(p: &Parts, damages: &[Damage]) -> Vec<u8> {
+    let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
+    for d in damages {
+        d.apply(&mut bytes);
+    }
+    bytes
+}
+
 proptest! {
     #[test]
     fn encoding_agrees_with_serde_byte_for_byte(p in parts(300)) {
@@ -97,10 +106,7 @@ proptest! {
         p in parts(40),
         damages in prop::collection::vec(damage(), 1..4),
     ) {
-        let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
-        for d in &damages {
-            d.apply(&mut bytes);
-        }
+        let bytes = damaged(&p, &damages);
         prop_assert_eq!(Frame::decode(&bytes), serde_decode(&bytes));
     }
 
@@ -119,10 +125,7 @@ proptest! {
         p in parts(40),
         damages in prop::collection::vec(damage(), 0..3),
     ) {
-        let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
-        for d in &damages {
-            d.apply(&mut bytes);
-        }
+        let bytes = damaged(&p, &damages);
         let sent_by_clients = matches!(bytes.first(), Some(0 | 2 | 5 | 8 | 11 | 12 | 13 | 18));
         let want = match Frame::decode(&bytes) {
             _ if sent_by_clients => Err(DecodeError::Unexpected),
