@@ -62,9 +62,8 @@ where
                         Ok(()) => consumed += n,
                         Err(_) => break,
                     },
-                    // A frame only clients send: out of place, whatever it holds.
                     Err(DecodeError::Unexpected) => {
-                        self.violation(Reason::ProtocolViolation);
+                        self.handle_unexpected_frame(now);
                         return bytes.len();
                     }
                     Err(_) => {
