@@ -94,7 +94,9 @@
 //!
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
-//! the connection is closed.
+//! the connection is closed. A frame only clients send is out of place at a
+//! client whatever it holds: the client answers [`Reason::ProtocolViolation`]
+//! without reading it ([`Frame::decode_from_broker`]).
 //!
 //! **Serial lines.** A serial line (COBS + CRC framing,
 //! [`crate::framing::serial`]) has no connect and no close: it carries one
