@@ -83,6 +83,15 @@ impl Damage {
     }
 }
 
+/// The serde encoding of `p`'s frame, with `damages` done to it.
+fn damaged(p: &Parts, damages: &[Damage]) -> Vec<u8> {
+    let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
+    for d in damages {
+        d.apply(&mut bytes);
+    }
+    bytes
+}
+
 proptest! {
     #[test]
     fn encoding_agrees_with_serde_byte_for_byte(p in parts(300)) {
@@ -97,10 +106,7 @@ proptest! {
         p in parts(40),
         damages in prop::collection::vec(damage(), 1..4),
     ) {
-        let mut bytes = postcard::to_allocvec(&p.frame()).unwrap();
-        for d in &damages {
-            d.apply(&mut bytes);
-        }
+        let bytes = damaged(&p, &damages);
         prop_assert_eq!(Frame::decode(&bytes), serde_decode(&bytes));
     }
 
@@ -112,6 +118,20 @@ proptest! {
         let mut bytes = vec![tag];
         bytes.extend_from_slice(&rest);
         prop_assert_eq!(Frame::decode(&bytes), serde_decode(&bytes));
+    }
+
+    #[test]
+    fn a_client_decodes_as_everyone_but_refuses_what_clients_send(
+        p in parts(40),
+        damages in prop::collection::vec(damage(), 0..3),
+    ) {
+        let bytes = damaged(&p, &damages);
+        let sent_by_clients = matches!(bytes.first(), Some(0 | 2 | 5 | 8 | 11 | 12 | 13 | 18 | 20));
+        let want = match Frame::decode(&bytes) {
+            _ if sent_by_clients => Err(DecodeError::Unexpected),
+            other => other,
+        };
+        prop_assert_eq!(Frame::decode_from_broker(&bytes), want);
     }
 
     #[test]

@@ -36,7 +36,8 @@ use embedded_io::{Read, ReadReady, Write};
 use mq_core::__mq_debug as debug;
 use mq_core::Instant;
 use mq_core::client::{Config, Event, Framing};
-use mq_core::framing::serial::{SerialDecoder, SerialStats};
+use mq_core::framing::serial::{SerialDecoder, SerialError, SerialStats};
+use mq_core::wire::DecodeError;
 
 use crate::buffers::{BufferError, Buffers};
 use crate::client::{Client, ClientSession, Link, LinkStatus};
@@ -165,6 +166,9 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
                     self.refused = true;
                     return;
                 }
+                Some(Err(SerialError::Frame(DecodeError::Unexpected))) => {
+                    session.handle_unexpected_frame(now);
+                }
                 Some(Err(e)) => {
                     debug!("serial frame dropped: {}", e);
                     session.handle_damaged_frame(now);
@@ -189,7 +193,7 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, con
     pub fn new(config: Config, io: IO, buffers: Buffers<'a>) -> Result<Self, BufferError> {
         Client::new_with(config, Framing::Serial, buffers, |rx| Serial {
             io,
-            decoder: SerialDecoder::new(rx),
+            decoder: SerialDecoder::for_client(rx),
             chunk: [0; READ_CHUNK],
             chunk_start: 0,
             chunk_end: 0,

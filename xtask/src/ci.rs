@@ -114,7 +114,10 @@ const STEPS: &[(&str, Action)] = &[
         embedded::nostd(ci.nostd_cargo_build()?)
     }),
     ("firmware: fmt and clippy", |_| firmware::lint()),
-    ("firmware: build, host tests, sizes", |_| firmware::check()),
+    (
+        "firmware: build, host tests, sizes, panicking paths",
+        |_| firmware::check(),
+    ),
     ("qemu: firmware against host peers", |_| qemu::check()),
     (
         "peer benchmark: clippy, tests, smoke run (mq, mq-mqtt, mq-nats, mq-tls, tcp)",

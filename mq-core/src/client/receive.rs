@@ -11,7 +11,7 @@ use crate::framing::stream::{Split, StreamDecoder, StreamError};
 use crate::time::Instant;
 use crate::topic::{MAX_TOPIC_LEN, Topic};
 use crate::wire::fragment::Placement;
-use crate::wire::{Deliver, Frame, Meta, QoS, Reason};
+use crate::wire::{DecodeError, Deliver, Frame, Meta, QoS, Reason};
 
 /// What happens to the remaining fragments of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,11 +57,15 @@ where
             let rest = bytes.get(consumed..).unwrap_or(&[]);
             match decoder.split(rest) {
                 Ok(Split::Incomplete { .. }) => break,
-                Ok(Split::Whole { body, consumed: n }) => match Frame::decode(body) {
+                Ok(Split::Whole { body, consumed: n }) => match Frame::decode_from_broker(body) {
                     Ok(frame) => match self.handle_frame(now, frame) {
                         Ok(()) => consumed += n,
                         Err(_) => break,
                     },
+                    Err(DecodeError::Unexpected) => {
+                        self.handle_unexpected_frame(now);
+                        return bytes.len();
+                    }
                     Err(_) => {
                         self.violation(Reason::Malformed);
                         return bytes.len();

@@ -275,6 +275,16 @@ where
         }
     }
 
+    /// A frame only clients send arrived, refused unread by a client's
+    /// decoder ([`Frame::decode_from_broker`], or a serial line's
+    /// [`SerialDecoder::for_client`](crate::framing::serial::SerialDecoder::for_client)):
+    /// a protocol violation, whatever it held, as `handle_frame` would find it.
+    pub fn handle_unexpected_frame(&mut self, _now: Instant) {
+        if self.accepts_input() {
+            self.violation(Reason::ProtocolViolation);
+        }
+    }
+
     /// One decoded frame, for transports that delimit frames themselves (a
     /// serial line: decode with a
     /// [`SerialDecoder`](crate::framing::serial::SerialDecoder) and call this).

@@ -156,17 +156,32 @@ pub struct SerialDecoder<S> {
     /// Length of the decoded body of the frame `feed` returned last, while it is
     /// still at the front of `storage`.
     last: Option<usize>,
+    /// [`Frame::decode`], or a client's [`Frame::decode_from_broker`].
+    decode: for<'b> fn(&'b [u8]) -> Result<Frame<'b>, DecodeError>,
 }
 
 impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
     /// A decoder buffering into `storage`.
     pub fn new(storage: S) -> Self {
+        Self::with(storage, |body| Frame::decode(body))
+    }
+
+    /// A client's decoder: a frame only clients send is refused unread, as
+    /// [`SerialError::Frame`]`(`[`DecodeError::Unexpected`]`)`
+    /// ([`Frame::decode_from_broker`]), so a client carries no code to decode
+    /// one.
+    pub fn for_client(storage: S) -> Self {
+        Self::with(storage, |body| Frame::decode_from_broker(body))
+    }
+
+    fn with(storage: S, decode: for<'b> fn(&'b [u8]) -> Result<Frame<'b>, DecodeError>) -> Self {
         SerialDecoder {
             storage,
             len: 0,
             discarding: false,
             stats: SerialStats::default(),
             last: None,
+            decode,
         }
     }
 
@@ -193,7 +208,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
     /// nothing meanwhile.
     pub fn last_frame(&self) -> Option<Frame<'_>> {
         let body = self.storage.as_ref().get(..self.last?)?;
-        Frame::decode(body).ok()
+        (self.decode)(body).ok()
     }
 
     /// Consumes bytes from `input` up to and including the next delimiter and
@@ -253,7 +268,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
         }
         let body_len = body.len();
         let body = &self.storage.as_ref()[..body_len];
-        match Frame::decode(body) {
+        match (self.decode)(body) {
             Ok(frame) => {
                 self.stats.frames += 1;
                 self.last = Some(body_len);

@@ -94,7 +94,9 @@
 //!
 //! **Closing.** Either side may send [`Close`] and then close the transport. A
 //! malformed, oversized or out-of-place frame is answered with an [`ErrorFrame`] and
-//! the connection is closed.
+//! the connection is closed. A frame only clients send is out of place at a
+//! client whatever it holds: the client answers [`Reason::ProtocolViolation`]
+//! without reading it ([`Frame::decode_from_broker`]).
 //!
 //! **Serial lines.** A serial line (COBS + CRC framing,
 //! [`crate::framing::serial`]) has no connect and no close: it carries one
@@ -578,6 +580,10 @@ pub enum DecodeError {
     Malformed,
     /// A valid frame followed by extra bytes inside the same transport frame.
     TrailingBytes,
+    /// A frame the decoding side never receives (a client decoding a frame
+    /// only clients send, [`Frame::decode_from_broker`]): refused by its tag,
+    /// its fields unread.
+    Unexpected,
 }
 
 impl fmt::Display for DecodeError {
@@ -585,6 +591,7 @@ impl fmt::Display for DecodeError {
         f.write_str(match self {
             DecodeError::Malformed => "malformed frame",
             DecodeError::TrailingBytes => "trailing bytes after frame",
+            DecodeError::Unexpected => "frame not sent to this side",
         })
     }
 }
@@ -621,6 +628,15 @@ impl<'a> Frame<'a> {
     /// borrow from `bytes`.
     pub fn decode(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
         codec::decode_exact(bytes)
+    }
+
+    /// [`decode`](Self::decode) for a client: a frame only clients send
+    /// (hello, publish, subscribe, unsubscribe, ack, nack, credit, admin) is
+    /// [`DecodeError::Unexpected`], whatever its fields, which are not read;
+    /// any other input decodes as `decode` decodes it. A client that decodes
+    /// with this carries no code to decode those frames.
+    pub fn decode_from_broker(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
+        codec::decode_all(bytes, |r| codec::read_frame(r, codec::Receiver::Client))
     }
 
     /// A short name of the frame's kind, for logs and errors.

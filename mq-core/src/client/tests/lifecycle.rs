@@ -142,8 +142,16 @@ fn malformed_or_unexpected_input_sends_error_and_disconnects() {
     });
     let mut out_of_order = T::wire(&Frame::Deliver(first));
     out_of_order.extend(T::wire(&Frame::Deliver(gap)));
-    let cases: [(&str, Vec<u8>, Reason); 6] = [
+    let cases: [(&str, Vec<u8>, Reason); 8] = [
         ("garbage", vec![3, 0xFF, 0xFF, 0xFF], Reason::Malformed),
+        // Frames only clients send are out of place, whatever they hold (the
+        // client does not read them): an ack of tag 1, a hello cut short.
+        ("an ack", vec![2, 11, 1], Reason::ProtocolViolation),
+        (
+            "a broken hello",
+            vec![2, 0, 0xFF],
+            Reason::ProtocolViolation,
+        ),
         (
             "bad prefix",
             vec![0x80, 0x80, 0x80, 0x80, 0x80],

@@ -138,13 +138,19 @@ fn stale_frames_before_welcome_are_dropped_on_a_serial_line() {
     assert_eq!(t.s.stats().stale_frames, 6);
 }
 
-#[test]
-fn a_damaged_frame_ends_an_open_serial_connection_but_not_a_handshake() {
+/// A serial session whose `Hello` is out, waiting for `Welcome`.
+fn handshaking() -> T {
     let mut t = T::serial();
     t.s.connect(t.now);
     t.s.handle_connected(t.now);
     t.tx();
     t.ev();
+    t
+}
+
+#[test]
+fn a_damaged_frame_ends_an_open_serial_connection_but_not_a_handshake() {
+    let mut t = handshaking();
     // During the handshake it may be the tail of an earlier connection's frame.
     t.s.handle_damaged_frame(t.now);
     assert_eq!(t.s.state(), State::Handshaking);
@@ -155,5 +161,26 @@ fn a_damaged_frame_ends_an_open_serial_connection_but_not_a_handshake() {
     // connection ends, with an error frame to the broker.
     t.s.handle_damaged_frame(t.now);
     assert_eq!(t.ev(), [Ev::Disconnected(Reason::Malformed)]);
+    assert_eq!(kinds(&t.tx()), ["error"]);
+}
+
+#[test]
+fn a_frame_only_clients_send_is_refused_unread_and_ends_the_connection() {
+    use crate::framing::serial::{self, SerialError};
+    use crate::wire::{Ack, DecodeError};
+    // A client's decoder refuses it by its tag; any other decoder reads it.
+    let ack = Frame::Ack(Ack { tag: 1 });
+    let mut line = [0u8; 64];
+    let n = serial::encode_frame(&ack, &mut line).unwrap();
+    let mut client = SerialDecoder::for_client([0u8; 64]);
+    let (_, out) = client.feed(&line[..n]);
+    assert_eq!(out, Some(Err(SerialError::Frame(DecodeError::Unexpected))));
+    let mut any = SerialDecoder::new([0u8; 64]);
+    assert_eq!(any.feed(&line[..n]).1, Some(Ok(ack)));
+    // The session ends the connection for it, during the handshake too (a
+    // damaged frame would be ignored there).
+    let mut t = handshaking();
+    t.s.handle_unexpected_frame(t.now);
+    assert_eq!(t.ev(), [Ev::Disconnected(Reason::ProtocolViolation)]);
     assert_eq!(kinds(&t.tx()), ["error"]);
 }

@@ -120,28 +120,58 @@ impl<'a> Wire<'a> for Frame<'a> {
     }
 
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Ok(match r.variant(FRAME_KINDS)? {
-            0 => Frame::Hello(Wire::read(r)?),
-            1 => Frame::Welcome(Wire::read(r)?),
-            2 => Frame::Publish(Wire::read(r)?),
-            3 => Frame::PubAck(Wire::read(r)?),
-            4 => Frame::PubReject(Wire::read(r)?),
-            5 => Frame::Subscribe(Wire::read(r)?),
-            6 => Frame::SubAck(Wire::read(r)?),
-            7 => Frame::SubReject(Wire::read(r)?),
-            8 => Frame::Unsubscribe(Wire::read(r)?),
-            9 => Frame::UnsubAck(Wire::read(r)?),
-            10 => Frame::Deliver(Wire::read(r)?),
-            11 => Frame::Ack(Wire::read(r)?),
-            12 => Frame::Nack(Wire::read(r)?),
-            13 => Frame::Credit(Wire::read(r)?),
-            14 => Frame::Ping(r.u64()?),
-            15 => Frame::Pong(r.u64()?),
-            16 => Frame::Close(Wire::read(r)?),
-            17 => Frame::Error(Wire::read(r)?),
-            18 => Frame::Admin(Wire::read(r)?),
-            19 => Frame::AdminAnswer(Wire::read(r)?),
-            _ => Frame::Interest(Wire::read(r)?),
-        })
+        read_frame(r, Receiver::Any)
     }
+}
+
+/// Which frames a decoder reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    /// Every frame (the broker, tools, tests).
+    Any,
+    /// Those a client receives: a frame only clients send is refused by its
+    /// tag, unread, so a client carries no code to decode one.
+    Client,
+}
+
+/// The tags of the frames only clients send (a node link's `Interest`
+/// included: its sender is the client of the link).
+const fn sent_by_clients(tag: u32) -> bool {
+    matches!(tag, 0 | 2 | 5 | 8 | 11 | 12 | 13 | 18 | 20)
+}
+
+/// A frame, for `receiver`. Inlined, so that for a constant `receiver` the
+/// arms it refuses are not compiled in.
+#[inline(always)]
+pub(crate) fn read_frame<'a>(
+    r: &mut Reader<'a>,
+    receiver: Receiver,
+) -> Result<Frame<'a>, DecodeError> {
+    let tag = r.variant(FRAME_KINDS)?;
+    if receiver == Receiver::Client && sent_by_clients(tag) {
+        return Err(DecodeError::Unexpected);
+    }
+    Ok(match tag {
+        0 => Frame::Hello(Wire::read(r)?),
+        1 => Frame::Welcome(Wire::read(r)?),
+        2 => Frame::Publish(Wire::read(r)?),
+        3 => Frame::PubAck(Wire::read(r)?),
+        4 => Frame::PubReject(Wire::read(r)?),
+        5 => Frame::Subscribe(Wire::read(r)?),
+        6 => Frame::SubAck(Wire::read(r)?),
+        7 => Frame::SubReject(Wire::read(r)?),
+        8 => Frame::Unsubscribe(Wire::read(r)?),
+        9 => Frame::UnsubAck(Wire::read(r)?),
+        10 => Frame::Deliver(Wire::read(r)?),
+        11 => Frame::Ack(Wire::read(r)?),
+        12 => Frame::Nack(Wire::read(r)?),
+        13 => Frame::Credit(Wire::read(r)?),
+        14 => Frame::Ping(r.u64()?),
+        15 => Frame::Pong(r.u64()?),
+        16 => Frame::Close(Wire::read(r)?),
+        17 => Frame::Error(Wire::read(r)?),
+        18 => Frame::Admin(Wire::read(r)?),
+        19 => Frame::AdminAnswer(Wire::read(r)?),
+        _ => Frame::Interest(Wire::read(r)?),
+    })
 }

@@ -21,6 +21,8 @@
 
 mod frames;
 mod reader;
+
+pub(crate) use frames::{Receiver, read_frame};
 mod writer;
 
 pub(crate) use reader::Reader;
@@ -220,8 +222,17 @@ pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
 /// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`
 /// followed by a check that nothing is left.
 pub(crate) fn decode_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    decode_all(bytes, T::read)
+}
+
+/// What `read` reads from `bytes`, which it must read to the end.
+#[inline(always)]
+pub(crate) fn decode_all<'a, T>(
+    bytes: &'a [u8],
+    read: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
     let mut r = Reader::new(bytes);
-    let value = T::read(&mut r)?;
+    let value = read(&mut r)?;
     match r.rest() {
         [] => Ok(value),
         _ => Err(DecodeError::TrailingBytes),
