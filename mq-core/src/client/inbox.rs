@@ -27,7 +27,7 @@
 //! first fragment arrives and becomes ready with the last one. When an append does
 //! not fit behind the tail, the records are moved to the front of the storage.
 
-use super::le::{put, put_slice, u16_at, u32_at, u64_at};
+use super::le::{move_down, put, put_slice, u16_at, u32_at, u64_at};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an inbox record takes besides its topic, encoded meta and data.
@@ -154,17 +154,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         };
         let meta_at = RECORD_OVERHEAD + topic.len();
         let data_at = meta_at + mlen;
-        if !meta.encode_into(&mut rec[meta_at..data_at]) {
+        if !rec
+            .get_mut(meta_at..data_at)
+            .is_some_and(|m| meta.encode_into(m))
+        {
             return false;
         }
         put(rec, 0, (len as u32).to_le_bytes());
-        rec[4] = if head.admin { 2 } else { u8::from(head.chunk) };
-        rec[5] = match head.qos {
+        let kind = if head.admin { 2 } else { u8::from(head.chunk) };
+        let qos = match head.qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
         };
-        rec[6] = u8::from(head.last);
-        rec[7] = u8::from(head.reply);
+        put(
+            rec,
+            4,
+            [kind, qos, u8::from(head.last), u8::from(head.reply)],
+        );
         put(rec, 8, head.sub.to_le_bytes());
         put(rec, 12, head.attempt.to_le_bytes());
         put(rec, 14, (topic.len() as u16).to_le_bytes());
@@ -299,12 +305,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             return;
         }
         let (head, tail) = (self.head, self.tail);
-        self.storage.as_mut().copy_within(head..tail, 0);
+        let len = tail.saturating_sub(head);
+        move_down(self.storage.as_mut(), head, len, 0);
         if let Some(p) = &mut self.partial {
-            p.at -= head;
+            p.at = p.at.saturating_sub(head);
         }
         self.head = 0;
-        self.tail = tail - head;
+        self.tail = len;
     }
 }
 

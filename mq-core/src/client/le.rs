@@ -24,8 +24,8 @@ pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
 /// is a few moves instead of a call to `memcpy` (records are written several
 /// fields per message).
 pub(crate) fn put<const N: usize>(buf: &mut [u8], at: usize, bytes: [u8; N]) {
-    if let Some(dst) = buf.get_mut(at..at.saturating_add(N)) {
-        dst.copy_from_slice(&bytes);
+    if let Some(dst) = buf.get_mut(at..).and_then(|b| b.first_chunk_mut::<N>()) {
+        *dst = bytes;
     }
 }
 
