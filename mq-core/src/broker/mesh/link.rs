@@ -82,8 +82,9 @@ pub(crate) struct LinkConn {
     reassembler: Reassembler,
     /// The groups this node's link session joined at the peer, by sub id.
     joined: BTreeMap<u32, (String, String)>,
-    /// A fragmented delivery being reassembled, with its tag.
-    partial: Option<(u64, OwnedPublish)>,
+    /// A fragmented delivery being reassembled, with its tag; `None` when
+    /// its first fragment was nacked and the rest is skipped.
+    partial: Option<(u64, Option<OwnedPublish>)>,
     /// The limits its `Hello` announces.
     own: Limits,
     peer_max_frame: u32,
@@ -258,15 +259,23 @@ impl LinkConn {
                 );
             }
         };
+        if d.fragment.is_some() && !at.first {
+            // The first fragment decided what becomes of the message.
+            return self.on_fragment(id, now, d.payload, at.refused, at.last, r);
+        }
         let joined = match d.sub {
             OUTBOX_SUB => None,
             sub => match self.joined.get(&sub) {
                 Some((f, g)) if r.mesh.has_local(f, Some(g)) => Some((f.clone(), g.clone())),
                 // This node's last member left meanwhile: a member elsewhere
                 // takes it (the peer has the leave, or will have it first).
+                // The rest of a fragmented one is skipped.
                 _ => {
                     self.ctrl.push_back(Ctrl::Nack(d.tag, true));
                     r.links.wake(id);
+                    if d.fragment.is_some() && !at.last {
+                        self.partial = Some((d.tag, None));
+                    }
                     return;
                 }
             },
@@ -292,28 +301,42 @@ impl LinkConn {
         if d.fragment.is_none() {
             return self.publish(id, now, d.tag, whole, r);
         }
-        if at.first {
-            let payload = match at.refused {
-                true => Vec::new(),
-                false => Vec::with_capacity(at.total as usize),
-            };
-            self.partial = Some((d.tag, OwnedPublish::new(&whole, payload)));
-        }
-        let Some((_, part)) = self.partial.as_mut() else {
-            return;
+        let payload = match at.refused {
+            true => Vec::new(),
+            false => Vec::with_capacity(at.total as usize),
         };
-        if !at.refused {
-            part.payload.extend_from_slice(d.payload);
+        let part = OwnedPublish::new(&whole, payload);
+        self.partial = Some((d.tag, Some(part)));
+        self.on_fragment(id, now, d.payload, at.refused, at.last, r);
+    }
+
+    /// A fragment of the message `partial` holds (or skips: `None`).
+    fn on_fragment(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        bytes: &[u8],
+        refused: bool,
+        last: bool,
+        r: &mut Router,
+    ) {
+        if let Some((_, Some(part))) = self.partial.as_mut()
+            && !refused
+        {
+            part.payload.extend_from_slice(bytes);
         }
-        if at.last {
-            let (tag, part) = self.partial.take().expect("partial exists");
-            if at.refused {
-                // Too large for this node: the peer dead-letters it.
+        if !last {
+            return;
+        }
+        match self.partial.take() {
+            // Too large for this node: the peer dead-letters it.
+            Some((tag, Some(_))) if refused => {
                 self.ctrl.push_back(Ctrl::Nack(tag, false));
                 r.links.wake(id);
-            } else {
-                self.publish(id, now, tag, part.as_publish(), r);
             }
+            Some((tag, Some(part))) => self.publish(id, now, tag, part.as_publish(), r),
+            // Nacked at its first fragment already.
+            _ => {}
         }
     }
 

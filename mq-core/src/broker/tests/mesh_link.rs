@@ -1,0 +1,141 @@
+//! A node's link codec against a scripted peer: the frames it receives are
+//! written here, and what it answers is read back.
+
+use super::*;
+
+/// What the link said to its peer, as far as these tests look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Said {
+    Ack(u64),
+    Nack(u64, bool),
+    /// A subscription: its id, filter and group.
+    Sub(u32, String, Option<String>),
+    Unsub(u32),
+    Other,
+}
+
+/// Node `a`, with a link to the scripted peer `p`.
+struct Peer {
+    h: H,
+    link: ConnId,
+}
+
+impl Peer {
+    fn new(cfg: Config) -> Peer {
+        let mut h = H::new(cfg);
+        let link = h.b.connect_link(h.now, "a", "p", None).unwrap();
+        h.mqtt.insert(link, Vec::new());
+        let mut p = Peer { h, link };
+        p.feed(Frame::Welcome(Welcome {
+            version: PROTOCOL_VERSION,
+            session_present: false,
+            limits: Limits {
+                max_frame: 1 << 20,
+                credit: 64,
+                keepalive_ms: 0,
+            },
+        }));
+        p.said();
+        p
+    }
+
+    fn feed(&mut self, frame: Frame<'_>) {
+        let mut buf = vec![0u8; 1 << 16];
+        let n = encode_frame(&frame, u32::MAX, &mut buf).unwrap();
+        let used = self.h.b.handle_input(self.link, self.h.now, &buf[..n]);
+        assert_eq!(used, n);
+        self.h.drain();
+    }
+
+    /// What the link said since the last call.
+    fn said(&mut self) -> Vec<Said> {
+        self.h.drain();
+        let bytes = core::mem::take(self.h.mqtt.get_mut(&self.link).unwrap());
+        let dec = StreamDecoder::new(u32::MAX);
+        let mut rest = &bytes[..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let Decoded::Frame { frame, consumed } = dec.decode(rest).unwrap() else {
+                panic!("partial frame");
+            };
+            rest = &rest[consumed..];
+            out.push(match frame {
+                Frame::Ack(a) => Said::Ack(a.tag),
+                Frame::Nack(n) => Said::Nack(n.tag, n.requeue),
+                Frame::Subscribe(s) => Said::Sub(
+                    s.sub,
+                    s.filter.to_string(),
+                    s.group.map(ToString::to_string),
+                ),
+                Frame::Unsubscribe(u) => Said::Unsub(u.sub),
+                _ => Said::Other,
+            });
+        }
+        out
+    }
+
+    /// The id the link joined `group` of `filter` under.
+    fn joined(said: &[Said], filter: &str, group: &str) -> u32 {
+        said.iter()
+            .find_map(|s| match s {
+                Said::Sub(id, f, Some(g)) if f == filter && g == group => Some(*id),
+                _ => None,
+            })
+            .expect("joined")
+    }
+}
+
+fn deliver<'a>(sub: u32, topic: &'a str, seq: u64, tag: u64, payload: &'a [u8]) -> Deliver<'a> {
+    Deliver {
+        sub,
+        topic,
+        seq,
+        tag,
+        attempt: 1,
+        qos: QoS::AtLeastOnce,
+        meta: Meta::default(),
+        fragment: None,
+        payload,
+    }
+}
+
+fn fragment<'a>(d: Deliver<'a>, offset: u64, total: u64) -> Frame<'a> {
+    Frame::Deliver(Deliver {
+        fragment: Some(Fragment { offset, total }),
+        ..d
+    })
+}
+
+#[test]
+fn a_fragmented_group_job_is_taken_or_refused_whole_at_its_first_fragment() {
+    let mut p = Peer::new(Config::default());
+    let (w, _) = p.h.connect("w", SessionMode::Resume);
+    p.h.subscribe(w, 1, "jobs", Some("g"), 8);
+    let sub = Peer::joined(&p.said(), "jobs", "g");
+    p.feed(fragment(deliver(sub, "jobs", 1, 5, b"aa"), 0, 6));
+    // The member leaves and comes back mid-message: the job is still whole.
+    p.h.send(w, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    p.feed(fragment(deliver(sub, "jobs", 1, 5, b"bb"), 2, 6));
+    p.h.subscribe(w, 2, "jobs", Some("g"), 8);
+    p.feed(fragment(deliver(sub, "jobs", 1, 5, b"cc"), 4, 6));
+    assert_eq!(payloads(&p.h.deliveries(w)), [b"aabbcc"]);
+    assert!(p.said().contains(&Said::Ack(5)));
+    // No member at its first fragment: nacked once, its rest skipped, and
+    // the next message is not mixed with it.
+    p.h.send(w, Frame::Unsubscribe(Unsubscribe { sub: 2 }));
+    p.feed(fragment(deliver(sub, "jobs", 2, 6, b"xx"), 0, 4));
+    p.h.subscribe(w, 3, "jobs", Some("g"), 8);
+    p.feed(fragment(deliver(sub, "jobs", 2, 6, b"yy"), 2, 4));
+    let said = p.said();
+    assert_eq!(
+        said.iter()
+            .filter(|s| matches!(s, Said::Nack(6, true)))
+            .count(),
+        1
+    );
+    assert!(!said.contains(&Said::Ack(6)));
+    let sub = Peer::joined(&said, "jobs", "g");
+    p.feed(fragment(deliver(sub, "jobs", 3, 7, b"zz"), 0, 4));
+    p.feed(fragment(deliver(sub, "jobs", 3, 7, b"zz"), 2, 4));
+    assert_eq!(payloads(&p.h.deliveries(w)), [b"zzzz"]);
+}
