@@ -4,8 +4,11 @@
 //! stored messages (with the topic sequence each got, to answer a duplicate with the
 //! same `PubAck`). A sequence inside the window that was seen is a duplicate; one
 //! older than the window is treated as a duplicate too (producers number their
-//! messages in order and resend in order, so it was stored long ago). The least
-//! recently active producers are forgotten first when there are too many.
+//! messages in order and resend in order, so it was stored long ago), except
+//! for a node link's publish, which is stored: a link's is dropped only when its
+//! sequence is remembered as stored. The least recently active producers are
+//! forgotten first when there are too many (a forgotten producer's publishes
+//! are new, so a link's redelivery is never dropped for that either).
 
 use alloc::collections::{BTreeMap, VecDeque};
 
@@ -24,6 +27,22 @@ pub(crate) enum Seen {
     New,
     /// Seen; the topic sequence it was stored with, when still remembered.
     Duplicate(Option<u64>),
+    /// Older than the window: a client's is a duplicate (clients resend in
+    /// order, so it was stored long ago), a node link's is not known to be
+    /// one (a peer redelivers what this node refused, after newer messages
+    /// were stored), and is stored.
+    Below,
+}
+
+impl Seen {
+    /// What a sequence below the window is: a duplicate (`true`) or new.
+    pub(crate) fn below(self, duplicate: bool) -> Seen {
+        match self {
+            Seen::Below if duplicate => Seen::Duplicate(None),
+            Seen::Below => Seen::New,
+            seen => seen,
+        }
+    }
 }
 
 pub(crate) struct Dedup {
@@ -61,7 +80,7 @@ impl Dedup {
         }
         match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
             Ok(i) => Seen::Duplicate(Some(p.recent[i].1)),
-            Err(0) if p.recent.len() >= self.window => Seen::Duplicate(None),
+            Err(0) if p.recent.len() >= self.window => Seen::Below,
             Err(_) => Seen::New,
         }
     }
@@ -133,8 +152,11 @@ mod tests {
         assert_eq!(d.check(1, 3), Seen::New);
         d.record(1, 3, 12);
         d.record(1, 4, 13);
-        // 1 fell out of the window: still a duplicate, seq unknown.
-        assert_eq!(d.check(1, 1), Seen::Duplicate(None));
+        // 1 fell out of the window: a client's is still a duplicate, seq
+        // unknown; a link's is stored.
+        assert_eq!(d.check(1, 1), Seen::Below);
+        assert_eq!(d.check(1, 1).below(true), Seen::Duplicate(None));
+        assert_eq!(d.check(1, 1).below(false), Seen::New);
         assert_eq!(d.check(1, 4), Seen::Duplicate(Some(13)));
         // Out of order (a retry after a gap) is placed in order.
         d.record(1, 6, 15);

@@ -146,8 +146,9 @@ impl Router {
             return None;
         }
         let from_link = p.via != Via::Client;
+        // Below the window a link's publish is stored (see `Seen::Below`).
         if let Some(d) = p.dedup
-            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
+            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq).below(!from_link)
         {
             self.stats.duplicates += 1;
             if from_link {

@@ -139,3 +139,28 @@ fn a_fragmented_group_job_is_taken_or_refused_whole_at_its_first_fragment() {
     p.feed(fragment(deliver(sub, "jobs", 3, 7, b"zz"), 2, 4));
     assert_eq!(payloads(&p.h.deliveries(w)), [b"zzzz"]);
 }
+
+#[test]
+fn a_redelivery_below_the_dedup_window_is_stored_not_dropped() {
+    let cfg = Config {
+        dedup_window: 4,
+        ..Config::default()
+    };
+    let mut p = Peer::new(cfg);
+    let (s, _) = p.h.connect("s", SessionMode::Resume);
+    p.h.subscribe(s, 1, "t", None, 64);
+    p.said();
+    // Seq 1 was refused here (say its queue was full) and comes back after
+    // more than a window of newer messages were stored.
+    for seq in 2..=7 {
+        p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"new")));
+    }
+    p.feed(Frame::Deliver(deliver(1, "t", 1, 1, b"late")));
+    let got = p.h.deliveries(s);
+    assert_eq!(got.len(), 7);
+    assert_eq!(got.last().unwrap().payload, b"late");
+    // What is remembered as stored is still a duplicate.
+    p.feed(Frame::Deliver(deliver(1, "t", 7, 8, b"new")));
+    assert!(p.h.deliveries(s).is_empty());
+    assert!(p.said().contains(&Said::Ack(8)));
+}
