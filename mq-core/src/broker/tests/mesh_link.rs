@@ -164,3 +164,45 @@ fn a_redelivery_below_the_dedup_window_is_stored_not_dropped() {
     assert!(p.h.deliveries(s).is_empty());
     assert!(p.said().contains(&Said::Ack(8)));
 }
+
+#[test]
+fn a_client_cannot_pose_as_a_link_s_producer() {
+    let mut p = Peer::new(Config::default());
+    let (s, _) = p.h.connect("s", SessionMode::Resume);
+    p.h.subscribe(s, 1, "t", None, 64);
+    p.said();
+    // The key a link files p's messages on "t" under is public.
+    let (c, _) = p.h.connect("c", SessionMode::Clean);
+    let producer = crate::wire::mesh::mesh_producer("p", "t", None);
+    for seq in [1, 1 << 62] {
+        let dedup = Some(Dedup { producer, seq });
+        let meta = Meta::default();
+        p.h.publish_with(c, 1, "t", QoS::AtLeastOnce, dedup, meta, b"fake");
+    }
+    assert_eq!(p.h.deliveries(s).len(), 2);
+    p.feed(Frame::Deliver(deliver(1, "t", 1, 1, b"real")));
+    assert_eq!(payloads(&p.h.deliveries(s)), [b"real"]);
+    // Kept apart across a snapshot and a restart too.
+    let mut h2 = H::new(Config::default());
+    for r in p.h.b.snapshot().unwrap().records {
+        h2.b.restore(h2.now, &r).unwrap();
+    }
+    let link = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
+    h2.mqtt.insert(link, Vec::new());
+    let mut p2 = Peer { h: h2, link };
+    p2.feed(Frame::Welcome(Welcome {
+        version: PROTOCOL_VERSION,
+        session_present: true,
+        limits: Limits {
+            max_frame: 1 << 20,
+            credit: 64,
+            keepalive_ms: 0,
+        },
+    }));
+    let (s, _) = p2.h.connect("s", SessionMode::Resume);
+    p2.h.subscribe(s, 1, "t", None, 64);
+    p2.h.deliveries(s);
+    p2.feed(Frame::Deliver(deliver(1, "t", 2, 2, b"next")));
+    p2.feed(Frame::Deliver(deliver(1, "t", 1, 3, b"again")));
+    assert_eq!(payloads(&p2.h.deliveries(s)), [b"next"]);
+}
