@@ -29,7 +29,8 @@
 //!   stores the interest with the session.
 //! - **Groups.** For each group (filter, name) local sessions are members
 //!   of (reference counted like filters), the receiver subscribes with that
-//!   filter and group, under the id [`group_sub`] gives, and unsubscribes
+//!   filter and group, under an id of its choosing (its [`group_sub`] hash,
+//!   or the next free one when another group holds that), and unsubscribes
 //!   when its last local member goes; the snapshot repeats these
 //!   subscriptions before `End`, and at `End` the sender drops the group
 //!   subscriptions of the link session that were not repeated. The
@@ -101,8 +102,9 @@ pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u6
     fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])))
 }
 
-/// The subscription id a receiver joins `group` (filter, name) under at
-/// the sender: never the outbox's (1).
+/// The subscription id a receiver first tries to join `group` (filter,
+/// name) under at the sender: never the outbox's (1). Hashes collide: the
+/// receiver probes past the ids its other groups hold.
 pub fn group_sub(filter: &str, name: &str) -> u32 {
     let h = fnv1a(filter.bytes().chain([0xff]).chain(name.bytes()));
     (h as u32) | 0x8000_0000

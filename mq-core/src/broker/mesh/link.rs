@@ -191,8 +191,8 @@ impl LinkConn {
             }
             (Phase::Open, Frame::Deliver(d)) => self.on_deliver(id, now, d, r),
             (Phase::Open, Frame::SubAck(_) | Frame::UnsubAck(_) | Frame::Pong(_)) => {}
-            // A group's id taken by another group (their hashes collide):
-            // that group is served without this node.
+            // A group's subscription refused (by the peer's auth or
+            // limits): that group is served without this node.
             (Phase::Open, Frame::SubReject(s)) if s.sub != OUTBOX_SUB => {
                 r.stats.protocol_errors += 1;
             }
@@ -464,16 +464,39 @@ impl LinkConn {
             (None, true) => Ctrl::Add(filter),
             (None, false) => Ctrl::Remove(filter),
             (Some(group), true) => {
-                let sub = group_sub(&filter, &group);
+                let sub = self.group_id(&filter, &group);
                 self.joined.insert(sub, (filter, group));
                 Ctrl::Join(sub)
             }
             (Some(group), false) => {
-                let sub = group_sub(&filter, &group);
+                let Some(sub) = self.joined_as(&filter, &group) else {
+                    return;
+                };
                 self.joined.remove(&sub);
                 Ctrl::Leave(sub)
             }
         });
+    }
+
+    /// The id this link joined `group` of `filter` under.
+    fn joined_as(&self, filter: &str, group: &str) -> Option<u32> {
+        let mut ids = self.joined.iter();
+        ids.find(|(_, (f, g))| f == filter && g == group)
+            .map(|(&id, _)| id)
+    }
+
+    /// An id to join `group` of `filter` under: the one it has, or its
+    /// [`group_sub`] hash, probing past the ids other groups hold (ids are
+    /// this link's own: every `Welcome` joins its groups anew).
+    fn group_id(&self, filter: &str, group: &str) -> u32 {
+        if let Some(id) = self.joined_as(filter, group) {
+            return id;
+        }
+        let mut id = group_sub(filter, group);
+        while self.joined.contains_key(&id) {
+            id = id.wrapping_add(1) | 0x8000_0000;
+        }
+        id
     }
 
     /// The router's answers to the link's publishes become acks and nacks.

@@ -206,3 +206,30 @@ fn a_client_cannot_pose_as_a_link_s_producer() {
     p2.feed(Frame::Deliver(deliver(1, "t", 1, 3, b"again")));
     assert_eq!(payloads(&p2.h.deliveries(s)), [b"next"]);
 }
+
+#[test]
+fn groups_whose_ids_hash_alike_are_joined_under_ids_of_their_own() {
+    let mut p = Peer::new(Config::default());
+    // These two hash to the same `group_sub`.
+    let (x, y) = ("g96538", "g304080");
+    let hash = crate::wire::mesh::group_sub;
+    assert_eq!(hash("jobs", x), hash("jobs", y));
+    let (wx, _) = p.h.connect("wx", SessionMode::Resume);
+    p.h.subscribe(wx, 1, "jobs", Some(x), 8);
+    let (wy, _) = p.h.connect("wy", SessionMode::Resume);
+    p.h.subscribe(wy, 1, "jobs", Some(y), 8);
+    let said = p.said();
+    let (sx, sy) = (
+        Peer::joined(&said, "jobs", x),
+        Peer::joined(&said, "jobs", y),
+    );
+    assert_ne!(sx, sy);
+    // Each group's jobs go to that group's members.
+    p.feed(Frame::Deliver(deliver(sx, "jobs", 1, 1, b"for x")));
+    p.feed(Frame::Deliver(deliver(sy, "jobs", 1, 2, b"for y")));
+    assert_eq!(payloads(&p.h.deliveries(wx)), [b"for x"]);
+    assert_eq!(payloads(&p.h.deliveries(wy)), [b"for y"]);
+    // Leaving one leaves it under its own id.
+    p.h.send(wy, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    assert_eq!(p.said().last(), Some(&Said::Unsub(sy)));
+}
