@@ -41,8 +41,14 @@
 //!   publishes each message to its own local subscribers: one from the
 //!   outbox to its fan-out subscriptions, one for a group to that group's
 //!   members; it deduplicates by [`mesh_producer`] (the sender's node, the
-//!   topic, the group) and the topic's sequence number at the sender, and
-//!   acks only once that publish is stored.
+//!   topic, the group) and the `Deliver`'s `seq`, and acks only once that
+//!   publish is stored. On a node link that `seq` is the message's id at
+//!   the sender, not its topic sequence: ids grow in the order messages
+//!   were accepted and are never handed out again by that store, while a
+//!   topic's sequence starts at 1 again after the topic is deleted (which
+//!   would have made the receiver drop the new messages as duplicates).
+//!   A sender rebuilt with an empty store under the same node id starts
+//!   its ids again too: give it a new node id.
 
 use serde::{Deserialize, Serialize};
 

@@ -28,8 +28,9 @@
 //!   more may thus go one hop further, to a node that has members.)
 //! - **Arrival**: [`link`] is the codec of a link this node opened: it
 //!   publishes what the peer delivers to the local subscribers, with a
-//!   deduplication key from the peer's node, the topic and its sequence
-//!   there, and acks each delivery only once that publish is stored.
+//!   deduplication key from the peer's node, the topic and the message's
+//!   id there (what its outbox deliveries carry as `seq`), and acks each
+//!   delivery only once that publish is stored.
 //!
 //! What the adapter of a node does: for each peer it knows (from the
 //! catalog), connect a TCP stream to it, call [`Broker::connect_link`] and

@@ -341,3 +341,22 @@ fn a_restart_routes_a_client_s_message_by_its_record_not_its_producer_id() {
         assert_eq!(h2.deliveries(c).len(), 3, "{client} after the restart");
     }
 }
+
+#[test]
+fn a_topic_deleted_at_its_node_starts_again_without_being_taken_for_duplicates() {
+    let mut m = Mesh2::new();
+    let (sb, _) = m.b.connect("sb", SessionMode::Resume);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    let (p, _) = m.a.connect("pub", SessionMode::Clean);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"before");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"before"]);
+    // Deleted at a: its sequence starts at 1 again there.
+    let del = crate::broker::admin::AdminRequest::DeleteTopic { topic: "t" };
+    m.a.b.admin(m.a.now, &del);
+    m.a.publish(p, 2, "t", QoS::AtLeastOnce, b"after");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"after"]);
+    assert_eq!(m.b.b.mesh_stats().deduplicated, 0);
+}
