@@ -35,7 +35,8 @@
 //!   subscriptions before `End`, and at `End` the sender drops the group
 //!   subscriptions of the link session that were not repeated. The
 //!   receiver is then one member of the sender's group: a group is served
-//!   by the sender's own members when it has any (local members first),
+//!   by the sender's own members when any can take a message now
+//!   (connected, active, with credit: local members first),
 //!   and otherwise by exactly one of the nodes that joined it.
 //! - **Deliver / Ack.** The sender delivers as to any session. The receiver
 //!   publishes each message to its own local subscribers: one from the

@@ -266,9 +266,10 @@ impl LinkConn {
         let joined = match d.sub {
             OUTBOX_SUB => None,
             sub => match self.joined.get(&sub) {
-                Some((f, g)) if r.mesh.has_local(f, Some(g)) => Some((f.clone(), g.clone())),
-                // This node's last member left meanwhile: a member elsewhere
-                // takes it (the peer has the leave, or will have it first).
+                Some((f, g)) if r.has_live_member(f, g) => Some((f.clone(), g.clone())),
+                // This node's last member left meanwhile (the peer has the
+                // leave, or will have it first), or none is connected: a
+                // member elsewhere takes it.
                 // The rest of a fragmented one is skipped.
                 _ => {
                     self.ctrl.push_back(Ctrl::Nack(d.tag, true));

@@ -191,12 +191,6 @@ impl Mesh {
         self.links.keys().copied()
     }
 
-    /// Whether local subscriptions hold `filter` (as members of `group`).
-    pub(crate) fn has_local(&self, filter: &str, group: Option<&str>) -> bool {
-        let key = (filter.to_owned(), group.map(ToOwned::to_owned));
-        self.local.contains_key(&key)
-    }
-
     /// The filters and groups local subscriptions hold now.
     pub(crate) fn local_interest(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
         self.local.keys().map(|(f, g)| (f.as_str(), g.as_deref()))

@@ -98,7 +98,7 @@ impl Router {
         }
     }
 
-    fn can_take(&self, sub: Key) -> bool {
+    pub(super) fn can_take(&self, sub: Key) -> bool {
         let Some(s) = self.subs.get(sub) else {
             return false;
         };

@@ -80,9 +80,33 @@ impl Router {
         self.subs.get(sub).is_some_and(|s| s.outbox)
     }
 
-    /// Whether a group has a local member: then it never picks a peer's.
+    /// Whether a group has a local member that can take a message now
+    /// (connected, active, with credit): then it picks no peer's. One that
+    /// is away or busy does not hold the group's messages back from peers'
+    /// live members.
     pub(super) fn has_local_member(&self, members: &[Key]) -> bool {
-        members.iter().any(|&m| !self.is_outbox(m))
+        members
+            .iter()
+            .any(|&m| !self.is_outbox(m) && self.can_take(m))
+    }
+
+    /// Whether local group `name` of `filter` has a member that is
+    /// connected and active: a job forwarded for it is stored here (a busy
+    /// member takes it once it has credit); else the link hands it back.
+    pub(crate) fn has_live_member(&self, filter: &str, name: &str) -> bool {
+        let key = (String::from(filter), String::from(name));
+        let Some(g) = self
+            .group_by_name
+            .get(&key)
+            .and_then(|&g| self.groups.get(g))
+        else {
+            return false;
+        };
+        g.members.iter().any(|&m| {
+            let sub = self.subs.get(m).filter(|s| !s.outbox && s.active);
+            sub.and_then(|s| self.sessions.get(s.session))
+                .is_some_and(|s| s.conn.is_some())
+        })
     }
 
     /// Counts an admitted message: forwarded to the outboxes among

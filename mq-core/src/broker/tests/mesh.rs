@@ -360,3 +360,19 @@ fn a_topic_deleted_at_its_node_starts_again_without_being_taken_for_duplicates()
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"after"]);
     assert_eq!(m.b.b.mesh_stats().deduplicated, 0);
 }
+
+#[test]
+fn a_group_whose_local_member_is_away_is_served_by_a_peer_s() {
+    let mut m = Mesh2::new();
+    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
+    m.a.subscribe(wa, 1, "jobs", Some("w"), 8);
+    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
+    m.b.subscribe(wb, 1, "jobs", Some("w"), 8);
+    m.shuttle();
+    // b's only member is offline (its session kept): a's live one serves.
+    m.b.b.handle_closed(wb, m.b.now);
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    m.b.publish(p, 1, "jobs", QoS::AtLeastOnce, b"job");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(wa)), [b"job"]);
+}

@@ -233,3 +233,19 @@ fn groups_whose_ids_hash_alike_are_joined_under_ids_of_their_own() {
     p.h.send(wy, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
     assert_eq!(p.said().last(), Some(&Said::Unsub(sy)));
 }
+
+#[test]
+fn a_group_job_for_members_that_are_all_away_goes_back_to_the_peer() {
+    let mut p = Peer::new(Config::default());
+    let (w, _) = p.h.connect("w", SessionMode::Resume);
+    p.h.subscribe(w, 1, "jobs", Some("g"), 8);
+    let sub = Peer::joined(&p.said(), "jobs", "g");
+    p.h.b.handle_closed(w, p.h.now);
+    p.feed(Frame::Deliver(deliver(sub, "jobs", 1, 1, b"job")));
+    assert_eq!(p.said(), [Said::Nack(1, true)]);
+    // Back, it takes the next one.
+    let (w, _) = p.h.connect("w", SessionMode::Resume);
+    p.h.subscribe(w, 1, "jobs", Some("g"), 8);
+    p.feed(Frame::Deliver(deliver(sub, "jobs", 2, 2, b"next")));
+    assert_eq!(payloads(&p.h.deliveries(w)), [b"next"]);
+}
