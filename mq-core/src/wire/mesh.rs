@@ -56,8 +56,15 @@ use serde::{Deserialize, Serialize};
 use super::DecodeError;
 use super::codec::{Reader, Wire, Writer};
 
-/// Client ids of node links start with this; the rest is the node id.
+/// Client ids of node links start with this; the rest is the node id. A
+/// connection takes such an id only when auth is open or its credentials
+/// grant it: a subscribe permission covering `$node.<id>` (`>` does not).
 pub const NODE_PREFIX: &str = "$node.";
+
+/// The client id of the local session through which a node publishes what
+/// its link to a peer delivers: this, then the peer's node id. No
+/// connection may take one.
+pub const LINK_PREFIX: &str = "$link.";
 
 /// A receiver's declaration of what its local sessions want (see the module
 /// docs).

@@ -23,7 +23,7 @@ use crate::broker::timers::Timer;
 use crate::framing::stream::{self, Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, NODE_PREFIX, group_sub, mesh_producer};
+use crate::wire::mesh::{Interest, LINK_PREFIX, NODE_PREFIX, group_sub, mesh_producer};
 use crate::wire::{
     self, Close, Deliver, ErrorFrame, Frame, Hello, Limits, PROTOCOL_VERSION, QoS, Reason,
     SessionMode, Start, Subscribe,
@@ -216,7 +216,7 @@ impl LinkConn {
     /// The peer took the link: open the local session, subscribe to the
     /// outbox, declare the interest.
     fn on_welcome(&mut self, id: ConnId, now: Instant, peer: Limits, r: &mut Router) {
-        let client = format!("$link.{}", self.peer);
+        let client = format!("{LINK_PREFIX}{}", self.peer);
         let connect = command::Connect::mq(&client, false, None, 0);
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Close(reason, text), r);

@@ -63,9 +63,10 @@ impl Broker {
     /// connect again. Open one to every peer, as each peer opens one to this
     /// node: what this node's clients publish reaches the peer's sessions
     /// over the peer's link. Node ids are printable ASCII without spaces, up
-    /// to 100 bytes. The link presents `token` to the peer, whose auth must
-    /// let client `$node.<node>` subscribe to `>`; this node's own auth does
-    /// not apply to what the link publishes here.
+    /// to 100 bytes. The link presents `token` to the peer, whose auth (when
+    /// not open) must grant node links: the token's subscribe permissions
+    /// must cover `$node.<node>` (e.g. `$node.>`; `>` does not) besides `>`;
+    /// this node's own auth does not apply to what the link publishes here.
     pub fn connect_link(
         &mut self,
         now: Instant,

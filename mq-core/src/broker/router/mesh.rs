@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::Router;
 use crate::broker::ConnId;
+use crate::broker::auth::Permissions;
 use crate::broker::command::{Output, Via};
 use crate::broker::record::{Record, RecordError};
 use crate::broker::slab::Key;
@@ -14,7 +15,7 @@ use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 use crate::wire::Reason;
-use crate::wire::mesh::{Interest, NODE_PREFIX};
+use crate::wire::mesh::{Interest, LINK_PREFIX, NODE_PREFIX};
 
 impl Router {
     /// Whether `session` is a peer node's link session (its subscription is
@@ -23,6 +24,31 @@ impl Router {
         self.sessions
             .get(session)
             .is_some_and(|s| s.client.starts_with(NODE_PREFIX))
+    }
+
+    /// Whether connection `conn`, holding `perms`, may take `client_id`:
+    /// `$link.<peer>` is the local session of a link this node opened, never
+    /// a connection's; `$node.<id>` is a peer node's link session (its
+    /// outbox), which a connection takes only when auth is open or its
+    /// credentials grant node links: a subscribe permission covering
+    /// `$node.<id>` (`$node.>` for every node, `$node.{client_id}`-style
+    /// patterns work too; `>` does not cover it).
+    pub(super) fn may_take_client_id(
+        &self,
+        conn: ConnId,
+        client_id: &str,
+        perms: &Permissions,
+    ) -> Result<(), &'static str> {
+        if client_id.starts_with(LINK_PREFIX) != self.mesh.is_link(conn) {
+            return Err("client ids $link.* are reserved for node links");
+        }
+        if client_id.starts_with(NODE_PREFIX)
+            && !self.cfg.auth.is_open()
+            && !Filter::new(client_id).is_ok_and(|f| perms.may_subscribe(f))
+        {
+            return Err("not permitted to link as a node");
+        }
+        Ok(())
     }
 
     /// A subscription to `filter` (a member of `group`) appeared (`add`) or

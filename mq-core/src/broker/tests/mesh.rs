@@ -226,9 +226,12 @@ fn a_group_is_served_by_local_members_first_then_by_one_peer() {
 
 #[test]
 fn links_present_their_token_and_their_own_node_does_not_check_them() {
+    // A node's token grants node links; a client's, even with every topic, not.
+    let mut node = Permissions::all();
+    node.subscribe.push("$node.>".into());
     let auth = Auth {
         tokens: vec![
-            ("node-secret".into(), Permissions::all()),
+            ("node-secret".into(), node),
             ("client-secret".into(), Permissions::all()),
         ],
         identities: Vec::new(),
@@ -250,6 +253,29 @@ fn links_present_their_token_and_their_own_node_does_not_check_them() {
     // Auth reloaded: the links' own sessions stay.
     assert_eq!(m.a.b.set_auth(m.a.now, auth.clone()), 0);
     assert_eq!(m.b.b.set_auth(m.b.now, auth), 0);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
+    // A client cannot take a's link session at b, nor b's own link's.
+    for id in ["$node.a", "$link.a"] {
+        let c =
+            m.b.connect_with(id, SessionMode::Resume, Some("client-secret"));
+        assert_eq!(m.b.take(c), [Got::Error(Reason::NotAuthorized)], "{id}");
+    }
+    m.a.publish(p, 2, "t", QoS::AtLeastOnce, b"still");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"still"]);
+}
+
+#[test]
+fn without_auth_no_connection_takes_a_link_s_local_session() {
+    let mut m = Mesh2::new();
+    let (sb, _) = m.b.connect("sb", SessionMode::Clean);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    let c = m.b.connect_with("$link.a", SessionMode::Resume, None);
+    assert_eq!(m.b.take(c), [Got::Error(Reason::NotAuthorized)]);
+    let (p, _) = m.a.connect("pub", SessionMode::Clean);
     m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
