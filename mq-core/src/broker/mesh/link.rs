@@ -9,6 +9,8 @@
 //! links. A QoS 1 delivery is acked once its publish is stored (the router's
 //! `PubAck`), and nacked for redelivery when this node refuses it.
 
+mod encode;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -20,14 +22,12 @@ use crate::broker::conn::After;
 use crate::broker::keepalive::{Dead, Keepalive};
 use crate::broker::router::Router;
 use crate::broker::timers::Timer;
-use crate::framing::stream::{self, Decoded, StreamDecoder};
+use crate::framing::stream::{Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, LINK_PREFIX, NODE_PREFIX, group_sub, mesh_producer};
-use crate::wire::{
-    self, Close, Deliver, ErrorFrame, Frame, Hello, Limits, PROTOCOL_VERSION, QoS, Reason,
-    SessionMode, Start, Subscribe,
-};
+use crate::wire::mesh::{Interest, LINK_PREFIX, group_sub, mesh_producer};
+use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
+use encode::Unsent;
 
 /// The outbox subscription's id at the peer.
 const OUTBOX_SUB: u32 = 1;
@@ -436,10 +436,12 @@ impl LinkConn {
         let mut pos = 0;
         while let Some(c) = self.ctrl.front() {
             match self.encode(c, &mut buf[pos..]) {
-                Some(n) => pos += n,
-                None if pos > 0 => return pos,
-                // Cannot fit even alone in the caller's buffer: dropped.
-                None => {}
+                Ok(n) => pos += n,
+                // It waits for room: the next buffer.
+                Err(Unsent::Wait) => return pos,
+                Err(Unsent::Moot) => {}
+                // Larger than the peer's maximum frame: it can never go.
+                Err(Unsent::TooLarge) => r.stats.protocol_errors += 1,
             }
             self.ctrl.pop_front();
         }
@@ -447,12 +449,12 @@ impl LinkConn {
             && let Some(last) = self.last.take()
         {
             match self.encode(&last, &mut buf[pos..]) {
-                Some(n) => pos += n,
-                None if pos > 0 => {
+                Ok(n) => pos += n,
+                Err(Unsent::Wait) => {
                     self.last = Some(last);
                     return pos;
                 }
-                None => {}
+                Err(_) => {}
             }
         }
         pos
@@ -532,59 +534,6 @@ impl LinkConn {
             self.last = Some(last);
             r.timers.stop(&mut self.timer, Timer::Conn(id));
         }
-    }
-
-    fn encode(&self, c: &Ctrl, buf: &mut [u8]) -> Option<usize> {
-        let client;
-        let frame = match c {
-            Ctrl::Hello => {
-                client = format!("{NODE_PREFIX}{}", self.node);
-                Frame::Hello(Hello {
-                    version: PROTOCOL_VERSION,
-                    client_id: &client,
-                    session: SessionMode::Resume,
-                    token: self.token.as_deref(),
-                    limits: self.own,
-                })
-            }
-            Ctrl::Subscribe => Frame::Subscribe(Subscribe {
-                sub: OUTBOX_SUB,
-                filter: ">",
-                group: None,
-                start: Start::New,
-                qos: QoS::AtLeastOnce,
-                credit: LINK_CREDIT,
-            }),
-            Ctrl::Interest(i) => Frame::Interest(*i),
-            Ctrl::Add(f) => Frame::Interest(Interest::Add(f)),
-            Ctrl::Join(sub) => {
-                // A group left again before this was written is moot.
-                let (filter, group) = self.joined.get(sub)?;
-                Frame::Subscribe(Subscribe {
-                    sub: *sub,
-                    filter,
-                    group: Some(group),
-                    start: Start::New,
-                    qos: QoS::AtLeastOnce,
-                    credit: LINK_CREDIT,
-                })
-            }
-            Ctrl::Leave(sub) => Frame::Unsubscribe(wire::Unsubscribe { sub: *sub }),
-            Ctrl::Remove(f) => Frame::Interest(Interest::Remove(f)),
-            Ctrl::Ack(tag) => Frame::Ack(wire::Ack { tag: *tag }),
-            Ctrl::Nack(tag, requeue) => Frame::Nack(wire::Nack {
-                tag: *tag,
-                requeue: *requeue,
-            }),
-            Ctrl::Ping(n) => Frame::Ping(*n),
-            Ctrl::Pong(n) => Frame::Pong(*n),
-            Ctrl::Close(reason, text) => Frame::Close(Close {
-                reason: *reason,
-                text,
-            }),
-            Ctrl::Error(code, text) => Frame::Error(ErrorFrame { code: *code, text }),
-        };
-        stream::encode_frame(&frame, self.peer_max_frame, buf).ok()
     }
 
     /// What the link is after a write.

@@ -249,3 +249,16 @@ fn a_group_job_for_members_that_are_all_away_goes_back_to_the_peer() {
     p.feed(Frame::Deliver(deliver(sub, "jobs", 2, 2, b"next")));
     assert_eq!(payloads(&p.h.deliveries(w)), [b"next"]);
 }
+
+#[test]
+fn an_ack_that_does_not_fit_the_buffer_waits_for_the_next() {
+    let mut p = Peer::new(Config::default());
+    p.h.b.pause_transmit(p.link);
+    p.feed(Frame::Deliver(deliver(1, "t", 1, 1, b"x")));
+    p.h.b.resume_transmit(p.link);
+    // Too small a buffer for the ack: nothing is written, nothing dropped.
+    let mut tiny = [0u8; 2];
+    assert!(p.h.b.poll_transmit(p.h.now, &mut tiny).is_none());
+    p.feed(Frame::Deliver(deliver(1, "t", 2, 2, b"y")));
+    assert_eq!(p.said(), [Said::Ack(1), Said::Ack(2)]);
+}
