@@ -123,6 +123,28 @@ impl Mesh2 {
         m
     }
 
+    /// A persistent subscriber `sb` to `t` at b, a publisher `p` at a.
+    fn one_way() -> (Mesh2, ConnId, ConnId) {
+        let mut m = Mesh2::new();
+        let (sb, _) = m.b.connect("sb", SessionMode::Resume);
+        m.b.subscribe(sb, 1, "t", None, 8);
+        m.shuttle();
+        let (p, _) = m.a.connect("pub", SessionMode::Clean);
+        (m, sb, p)
+    }
+
+    /// Both nodes with a persistent member of group `w` on `filter`: `wa`
+    /// at a, `wb` at b.
+    fn workers(filter: &str) -> (Mesh2, ConnId, ConnId) {
+        let mut m = Mesh2::new();
+        let (wa, _) = m.a.connect("wa", SessionMode::Resume);
+        m.a.subscribe(wa, 1, filter, Some("w"), 8);
+        let (wb, _) = m.b.connect("wb", SessionMode::Resume);
+        m.b.subscribe(wb, 1, filter, Some("w"), 8);
+        m.shuttle();
+        (m, wa, wb)
+    }
+
     /// Moves bytes over both links until neither side has more to say.
     fn shuttle(&mut self) {
         loop {
@@ -194,12 +216,7 @@ fn what_came_over_a_link_goes_to_local_subscribers_only() {
 
 #[test]
 fn a_group_is_served_by_local_members_first_then_by_one_peer() {
-    let mut m = Mesh2::new();
-    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
-    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
-    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
-    m.b.subscribe(wb, 1, "jobs.>", Some("w"), 8);
-    m.shuttle();
+    let (mut m, wa, wb) = Mesh2::workers("jobs.>");
     let joined = [(String::from("jobs.>"), String::from("w"))];
     assert_eq!(m.b.b.peer_groups("a"), joined);
     let (p, _) = m.b.connect("pub", SessionMode::Clean);
@@ -269,13 +286,9 @@ fn links_present_their_token_and_their_own_node_does_not_check_them() {
 
 #[test]
 fn without_auth_no_connection_takes_a_link_s_local_session() {
-    let mut m = Mesh2::new();
-    let (sb, _) = m.b.connect("sb", SessionMode::Clean);
-    m.b.subscribe(sb, 1, "t", None, 8);
-    m.shuttle();
+    let (mut m, sb, p) = Mesh2::one_way();
     let c = m.b.connect_with("$link.a", SessionMode::Resume, None);
     assert_eq!(m.b.take(c), [Got::Error(Reason::NotAuthorized)]);
-    let (p, _) = m.a.connect("pub", SessionMode::Clean);
     m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
@@ -370,11 +383,7 @@ fn a_restart_routes_a_client_s_message_by_its_record_not_its_producer_id() {
 
 #[test]
 fn a_topic_deleted_at_its_node_starts_again_without_being_taken_for_duplicates() {
-    let mut m = Mesh2::new();
-    let (sb, _) = m.b.connect("sb", SessionMode::Resume);
-    m.b.subscribe(sb, 1, "t", None, 8);
-    m.shuttle();
-    let (p, _) = m.a.connect("pub", SessionMode::Clean);
+    let (mut m, sb, p) = Mesh2::one_way();
     m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"before");
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"before"]);
@@ -389,12 +398,7 @@ fn a_topic_deleted_at_its_node_starts_again_without_being_taken_for_duplicates()
 
 #[test]
 fn a_group_whose_local_member_is_away_is_served_by_a_peer_s() {
-    let mut m = Mesh2::new();
-    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
-    m.a.subscribe(wa, 1, "jobs", Some("w"), 8);
-    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
-    m.b.subscribe(wb, 1, "jobs", Some("w"), 8);
-    m.shuttle();
+    let (mut m, wa, wb) = Mesh2::workers("jobs");
     // b's only member is offline (its session kept): a's live one serves.
     m.b.b.handle_closed(wb, m.b.now);
     let (p, _) = m.b.connect("pub", SessionMode::Clean);

@@ -74,6 +74,15 @@ impl Peer {
         out
     }
 
+    /// A persistent member `w` of group `g` on `jobs` at this node, and the
+    /// id the link joined that group under.
+    fn member(&mut self) -> (ConnId, u32) {
+        let (w, _) = self.h.connect("w", SessionMode::Resume);
+        self.h.subscribe(w, 1, "jobs", Some("g"), 8);
+        let said = self.said();
+        (w, Peer::joined(&said, "jobs", "g"))
+    }
+
     /// The id the link joined `group` of `filter` under.
     fn joined(said: &[Said], filter: &str, group: &str) -> u32 {
         said.iter()
@@ -86,17 +95,7 @@ impl Peer {
 }
 
 fn deliver<'a>(sub: u32, topic: &'a str, seq: u64, tag: u64, payload: &'a [u8]) -> Deliver<'a> {
-    Deliver {
-        sub,
-        topic,
-        seq,
-        tag,
-        attempt: 1,
-        qos: QoS::AtLeastOnce,
-        meta: Meta::default(),
-        fragment: None,
-        payload,
-    }
+    crate::client::tests::deliver(sub, topic, seq, tag, QoS::AtLeastOnce, payload)
 }
 
 fn fragment<'a>(d: Deliver<'a>, offset: u64, total: u64) -> Frame<'a> {
@@ -109,9 +108,7 @@ fn fragment<'a>(d: Deliver<'a>, offset: u64, total: u64) -> Frame<'a> {
 #[test]
 fn a_fragmented_group_job_is_taken_or_refused_whole_at_its_first_fragment() {
     let mut p = Peer::new(Config::default());
-    let (w, _) = p.h.connect("w", SessionMode::Resume);
-    p.h.subscribe(w, 1, "jobs", Some("g"), 8);
-    let sub = Peer::joined(&p.said(), "jobs", "g");
+    let (w, sub) = p.member();
     p.feed(fragment(deliver(sub, "jobs", 1, 5, b"aa"), 0, 6));
     // The member leaves and comes back mid-message: the job is still whole.
     p.h.send(w, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
@@ -237,9 +234,7 @@ fn groups_whose_ids_hash_alike_are_joined_under_ids_of_their_own() {
 #[test]
 fn a_group_job_for_members_that_are_all_away_goes_back_to_the_peer() {
     let mut p = Peer::new(Config::default());
-    let (w, _) = p.h.connect("w", SessionMode::Resume);
-    p.h.subscribe(w, 1, "jobs", Some("g"), 8);
-    let sub = Peer::joined(&p.said(), "jobs", "g");
+    let (w, sub) = p.member();
     p.h.b.handle_closed(w, p.h.now);
     p.feed(Frame::Deliver(deliver(sub, "jobs", 1, 1, b"job")));
     assert_eq!(p.said(), [Said::Nack(1, true)]);
