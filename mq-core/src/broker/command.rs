@@ -233,6 +233,10 @@ pub(crate) struct Delivery {
     pub msg: Msg,
     /// The client's subscription id.
     pub sub: u32,
+    /// The sequence number it is delivered with: the topic's, or to a peer
+    /// node's outbox the message's id, which never restarts with the topic
+    /// (see [`crate::wire::mesh`]).
+    pub seq: u64,
     /// Unique within the session; acks name it.
     pub tag: u64,
     /// 1 for the first delivery.

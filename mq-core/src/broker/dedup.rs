@@ -4,12 +4,19 @@
 //! stored messages (with the topic sequence each got, to answer a duplicate with the
 //! same `PubAck`). A sequence inside the window that was seen is a duplicate; one
 //! older than the window is treated as a duplicate too (producers number their
-//! messages in order and resend in order, so it was stored long ago). The least
-//! recently active producers are forgotten first when there are too many.
+//! messages in order and resend in order, so it was stored long ago), except
+//! for a node link's publish, which is stored: a link's is dropped only when its
+//! sequence is remembered as stored. The least recently active producers are
+//! forgotten first when there are too many (a forgotten producer's publishes
+//! are new, so a link's redelivery is never dropped for that either).
 
 use alloc::collections::{BTreeMap, VecDeque};
 
 use super::Map;
+
+/// A producer: a node link's (`true`: [`mesh_producer`](crate::wire::mesh::mesh_producer)
+/// ids) or a client's, apart, so a client cannot pose as a link's producer.
+pub(crate) type ProducerKey = (bool, u64);
 
 struct Producer {
     /// (producer sequence, topic sequence), ascending by producer sequence.
@@ -24,17 +31,33 @@ pub(crate) enum Seen {
     New,
     /// Seen; the topic sequence it was stored with, when still remembered.
     Duplicate(Option<u64>),
+    /// Older than the window: a client's is a duplicate (clients resend in
+    /// order, so it was stored long ago), a node link's is not known to be
+    /// one (a peer redelivers what this node refused, after newer messages
+    /// were stored), and is stored.
+    Below,
+}
+
+impl Seen {
+    /// What a sequence below the window is: a duplicate (`true`) or new.
+    pub(crate) fn below(self, duplicate: bool) -> Seen {
+        match self {
+            Seen::Below if duplicate => Seen::Duplicate(None),
+            Seen::Below => Seen::New,
+            seen => seen,
+        }
+    }
 }
 
 pub(crate) struct Dedup {
-    producers: Map<u64, Producer>,
+    producers: Map<ProducerKey, Producer>,
     /// last_active -> producer, for eviction.
-    by_age: BTreeMap<u64, u64>,
+    by_age: BTreeMap<u64, ProducerKey>,
     clock: u64,
     /// The producer recorded last: already the most recent in `by_age`, so
     /// its next records leave the age index alone (a producer publishing
     /// alone touches only its window).
-    latest: Option<u64>,
+    latest: Option<ProducerKey>,
     window: usize,
     max_producers: usize,
 }
@@ -51,7 +74,7 @@ impl Dedup {
         }
     }
 
-    pub(crate) fn check(&self, producer: u64, seq: u64) -> Seen {
+    pub(crate) fn check(&self, producer: ProducerKey, seq: u64) -> Seen {
         let Some(p) = self.producers.get(&producer) else {
             return Seen::New;
         };
@@ -61,13 +84,13 @@ impl Dedup {
         }
         match p.recent.binary_search_by_key(&seq, |&(s, _)| s) {
             Ok(i) => Seen::Duplicate(Some(p.recent[i].1)),
-            Err(0) if p.recent.len() >= self.window => Seen::Duplicate(None),
+            Err(0) if p.recent.len() >= self.window => Seen::Below,
             Err(_) => Seen::New,
         }
     }
 
     /// Remembers that `seq` of `producer` was stored as `topic_seq`.
-    pub(crate) fn record(&mut self, producer: u64, seq: u64, topic_seq: u64) {
+    pub(crate) fn record(&mut self, producer: ProducerKey, seq: u64, topic_seq: u64) {
         if self.latest == Some(producer)
             && let Some(p) = self.producers.get_mut(&producer)
         {
@@ -107,7 +130,7 @@ impl Dedup {
     }
 
     /// Every remembered (producer, sequence, topic sequence).
-    pub(crate) fn entries(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (ProducerKey, u64, u64)> + '_ {
         self.producers
             .iter()
             .flat_map(|(&id, p)| p.recent.iter().map(move |&(seq, ts)| (id, seq, ts)))
@@ -126,32 +149,35 @@ mod tests {
     #[test]
     fn window_and_eviction() {
         let mut d = Dedup::new(3, 2);
-        assert_eq!(d.check(1, 1), Seen::New);
-        d.record(1, 1, 10);
-        d.record(1, 2, 11);
-        assert_eq!(d.check(1, 1), Seen::Duplicate(Some(10)));
-        assert_eq!(d.check(1, 3), Seen::New);
-        d.record(1, 3, 12);
-        d.record(1, 4, 13);
-        // 1 fell out of the window: still a duplicate, seq unknown.
-        assert_eq!(d.check(1, 1), Seen::Duplicate(None));
-        assert_eq!(d.check(1, 4), Seen::Duplicate(Some(13)));
+        assert_eq!(d.check((false, 1), 1), Seen::New);
+        d.record((false, 1), 1, 10);
+        d.record((false, 1), 2, 11);
+        assert_eq!(d.check((false, 1), 1), Seen::Duplicate(Some(10)));
+        assert_eq!(d.check((false, 1), 3), Seen::New);
+        d.record((false, 1), 3, 12);
+        d.record((false, 1), 4, 13);
+        // 1 fell out of the window: a client's is still a duplicate, seq
+        // unknown; a link's is stored.
+        assert_eq!(d.check((false, 1), 1), Seen::Below);
+        assert_eq!(d.check((false, 1), 1).below(true), Seen::Duplicate(None));
+        assert_eq!(d.check((false, 1), 1).below(false), Seen::New);
+        assert_eq!(d.check((false, 1), 4), Seen::Duplicate(Some(13)));
         // Out of order (a retry after a gap) is placed in order.
-        d.record(1, 6, 15);
-        d.record(1, 5, 14);
-        assert_eq!(d.check(1, 5), Seen::Duplicate(Some(14)));
-        assert_eq!(d.check(1, 6), Seen::Duplicate(Some(15)));
-        assert_eq!(d.check(1, 7), Seen::New);
-        d.record(2, 1, 1);
-        d.record(2, 2, 2); // producer 2 again: stays the most recent
-        d.record(1, 7, 16); // producer 1 becomes the most recent
-        d.record(3, 1, 1); // evicts producer 2, the least recently active
+        d.record((false, 1), 6, 15);
+        d.record((false, 1), 5, 14);
+        assert_eq!(d.check((false, 1), 5), Seen::Duplicate(Some(14)));
+        assert_eq!(d.check((false, 1), 6), Seen::Duplicate(Some(15)));
+        assert_eq!(d.check((false, 1), 7), Seen::New);
+        d.record((false, 2), 1, 1);
+        d.record((false, 2), 2, 2); // producer 2 again: stays the most recent
+        d.record((false, 1), 7, 16); // producer 1 becomes the most recent
+        d.record((false, 3), 1, 1); // evicts producer 2, the least recently active
         assert_eq!(d.producers(), 2);
-        assert_eq!(d.check(2, 1), Seen::New);
-        assert_eq!(d.check(1, 7), Seen::Duplicate(Some(16)));
-        d.record(4, 1, 1); // evicts producer 1
+        assert_eq!(d.check((false, 2), 1), Seen::New);
+        assert_eq!(d.check((false, 1), 7), Seen::Duplicate(Some(16)));
+        d.record((false, 4), 1, 1); // evicts producer 1
         assert_eq!(d.producers(), 2);
-        assert_eq!(d.check(1, 7), Seen::New);
-        assert_eq!(d.check(3, 1), Seen::Duplicate(Some(1)));
+        assert_eq!(d.check((false, 1), 7), Seen::New);
+        assert_eq!(d.check((false, 3), 1), Seen::Duplicate(Some(1)));
     }
 }

@@ -210,6 +210,16 @@ pub enum Record<'a> {
         /// Declared (true) or withdrawn.
         held: bool,
     },
+    /// [`DedupMark`](Record::DedupMark) of a message that arrived over a
+    /// node link: its producer is the link's, apart from clients' ids.
+    LinkDedupMark {
+        /// Producer id ([`mesh_producer`](crate::wire::mesh::mesh_producer)).
+        producer: u64,
+        /// Producer sequence.
+        seq: u64,
+        /// The topic sequence it was stored with.
+        topic_seq: u64,
+    },
 }
 
 /// A stored record could not be decoded.

@@ -46,7 +46,7 @@ mod session;
 mod subscribe;
 mod subscriptions;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod transmit;
 
 use core::fmt;

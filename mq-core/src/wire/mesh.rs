@@ -29,27 +29,42 @@
 //!   stores the interest with the session.
 //! - **Groups.** For each group (filter, name) local sessions are members
 //!   of (reference counted like filters), the receiver subscribes with that
-//!   filter and group, under the id [`group_sub`] gives, and unsubscribes
+//!   filter and group, under an id of its choosing (its [`group_sub`] hash,
+//!   or the next free one when another group holds that), and unsubscribes
 //!   when its last local member goes; the snapshot repeats these
 //!   subscriptions before `End`, and at `End` the sender drops the group
 //!   subscriptions of the link session that were not repeated. The
 //!   receiver is then one member of the sender's group: a group is served
-//!   by the sender's own members when it has any (local members first),
+//!   by the sender's own members when any can take a message now
+//!   (connected, active, with credit: local members first),
 //!   and otherwise by exactly one of the nodes that joined it.
 //! - **Deliver / Ack.** The sender delivers as to any session. The receiver
 //!   publishes each message to its own local subscribers: one from the
 //!   outbox to its fan-out subscriptions, one for a group to that group's
 //!   members; it deduplicates by [`mesh_producer`] (the sender's node, the
-//!   topic, the group) and the topic's sequence number at the sender, and
-//!   acks only once that publish is stored.
+//!   topic, the group) and the `Deliver`'s `seq`, and acks only once that
+//!   publish is stored. On a node link that `seq` is the message's id at
+//!   the sender, not its topic sequence: ids grow in the order messages
+//!   were accepted and are never handed out again by that store, while a
+//!   topic's sequence starts at 1 again after the topic is deleted (which
+//!   would have made the receiver drop the new messages as duplicates).
+//!   A sender rebuilt with an empty store under the same node id starts
+//!   its ids again too: give it a new node id.
 
 use serde::{Deserialize, Serialize};
 
 use super::DecodeError;
 use super::codec::{Reader, Wire, Writer};
 
-/// Client ids of node links start with this; the rest is the node id.
+/// Client ids of node links start with this; the rest is the node id. A
+/// connection takes such an id only when auth is open or its credentials
+/// grant it: a subscribe permission covering `$node.<id>` (`>` does not).
 pub const NODE_PREFIX: &str = "$node.";
+
+/// The client id of the local session through which a node publishes what
+/// its link to a peer delivers: this, then the peer's node id. No
+/// connection may take one.
+pub const LINK_PREFIX: &str = "$link.";
 
 /// A receiver's declaration of what its local sessions want (see the module
 /// docs).
@@ -101,8 +116,9 @@ pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u6
     fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])))
 }
 
-/// The subscription id a receiver joins `group` (filter, name) under at
-/// the sender: never the outbox's (1).
+/// The subscription id a receiver first tries to join `group` (filter,
+/// name) under at the sender: never the outbox's (1). Hashes collide: the
+/// receiver probes past the ids its other groups hold.
 pub fn group_sub(filter: &str, name: &str) -> u32 {
     let h = fnv1a(filter.bytes().chain([0xff]).chain(name.bytes()));
     (h as u32) | 0x8000_0000

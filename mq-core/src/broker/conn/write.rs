@@ -218,7 +218,7 @@ impl Proto {
         let frames = Fragmenter::deliver(Deliver {
             sub: dv.sub,
             topic: view.topic,
-            seq: view.seq,
+            seq: dv.seq,
             tag: dv.tag,
             attempt: dv.attempt,
             qos: dv.qos,
@@ -285,7 +285,7 @@ impl Proto {
         let frame = EncodedDeliver {
             sub: dv.sub,
             topic: &dv.msg.topic,
-            seq: dv.msg.seq,
+            seq: dv.seq,
             tag: dv.tag,
             attempt: dv.attempt,
             qos: dv.qos,

@@ -9,6 +9,8 @@
 //! links. A QoS 1 delivery is acked once its publish is stored (the router's
 //! `PubAck`), and nacked for redelivery when this node refuses it.
 
+mod encode;
+
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
@@ -20,14 +22,12 @@ use crate::broker::conn::After;
 use crate::broker::keepalive::{Dead, Keepalive};
 use crate::broker::router::Router;
 use crate::broker::timers::Timer;
-use crate::framing::stream::{self, Decoded, StreamDecoder};
+use crate::framing::stream::{Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, NODE_PREFIX, group_sub, mesh_producer};
-use crate::wire::{
-    self, Close, Deliver, ErrorFrame, Frame, Hello, Limits, PROTOCOL_VERSION, QoS, Reason,
-    SessionMode, Start, Subscribe,
-};
+use crate::wire::mesh::{Interest, LINK_PREFIX, group_sub, mesh_producer};
+use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
+use encode::Unsent;
 
 /// The outbox subscription's id at the peer.
 const OUTBOX_SUB: u32 = 1;
@@ -82,8 +82,9 @@ pub(crate) struct LinkConn {
     reassembler: Reassembler,
     /// The groups this node's link session joined at the peer, by sub id.
     joined: BTreeMap<u32, (String, String)>,
-    /// A fragmented delivery being reassembled, with its tag.
-    partial: Option<(u64, OwnedPublish)>,
+    /// A fragmented delivery being reassembled, with its tag; `None` when
+    /// its first fragment was nacked and the rest is skipped.
+    partial: Option<(u64, Option<OwnedPublish>)>,
     /// The limits its `Hello` announces.
     own: Limits,
     peer_max_frame: u32,
@@ -190,8 +191,8 @@ impl LinkConn {
             }
             (Phase::Open, Frame::Deliver(d)) => self.on_deliver(id, now, d, r),
             (Phase::Open, Frame::SubAck(_) | Frame::UnsubAck(_) | Frame::Pong(_)) => {}
-            // A group's id taken by another group (their hashes collide):
-            // that group is served without this node.
+            // A group's subscription refused (by the peer's auth or
+            // limits): that group is served without this node.
             (Phase::Open, Frame::SubReject(s)) if s.sub != OUTBOX_SUB => {
                 r.stats.protocol_errors += 1;
             }
@@ -215,7 +216,7 @@ impl LinkConn {
     /// The peer took the link: open the local session, subscribe to the
     /// outbox, declare the interest.
     fn on_welcome(&mut self, id: ConnId, now: Instant, peer: Limits, r: &mut Router) {
-        let client = format!("$link.{}", self.peer);
+        let client = format!("{LINK_PREFIX}{}", self.peer);
         let connect = command::Connect::mq(&client, false, None, 0);
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Close(reason, text), r);
@@ -258,15 +259,24 @@ impl LinkConn {
                 );
             }
         };
+        if d.fragment.is_some() && !at.first {
+            // The first fragment decided what becomes of the message.
+            return self.on_fragment(id, now, d.payload, at.refused, at.last, r);
+        }
         let joined = match d.sub {
             OUTBOX_SUB => None,
             sub => match self.joined.get(&sub) {
-                Some((f, g)) if r.mesh.has_local(f, Some(g)) => Some((f.clone(), g.clone())),
-                // This node's last member left meanwhile: a member elsewhere
-                // takes it (the peer has the leave, or will have it first).
+                Some((f, g)) if r.has_live_member(f, g) => Some((f.clone(), g.clone())),
+                // This node's last member left meanwhile (the peer has the
+                // leave, or will have it first), or none is connected: a
+                // member elsewhere takes it.
+                // The rest of a fragmented one is skipped.
                 _ => {
                     self.ctrl.push_back(Ctrl::Nack(d.tag, true));
                     r.links.wake(id);
+                    if d.fragment.is_some() && !at.last {
+                        self.partial = Some((d.tag, None));
+                    }
                     return;
                 }
             },
@@ -292,28 +302,42 @@ impl LinkConn {
         if d.fragment.is_none() {
             return self.publish(id, now, d.tag, whole, r);
         }
-        if at.first {
-            let payload = match at.refused {
-                true => Vec::new(),
-                false => Vec::with_capacity(at.total as usize),
-            };
-            self.partial = Some((d.tag, OwnedPublish::new(&whole, payload)));
-        }
-        let Some((_, part)) = self.partial.as_mut() else {
-            return;
+        let payload = match at.refused {
+            true => Vec::new(),
+            false => Vec::with_capacity(at.total as usize),
         };
-        if !at.refused {
-            part.payload.extend_from_slice(d.payload);
+        let part = OwnedPublish::new(&whole, payload);
+        self.partial = Some((d.tag, Some(part)));
+        self.on_fragment(id, now, d.payload, at.refused, at.last, r);
+    }
+
+    /// A fragment of the message `partial` holds (or skips: `None`).
+    fn on_fragment(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        bytes: &[u8],
+        refused: bool,
+        last: bool,
+        r: &mut Router,
+    ) {
+        if let Some((_, Some(part))) = self.partial.as_mut()
+            && !refused
+        {
+            part.payload.extend_from_slice(bytes);
         }
-        if at.last {
-            let (tag, part) = self.partial.take().expect("partial exists");
-            if at.refused {
-                // Too large for this node: the peer dead-letters it.
+        if !last {
+            return;
+        }
+        match self.partial.take() {
+            // Too large for this node: the peer dead-letters it.
+            Some((tag, Some(_))) if refused => {
                 self.ctrl.push_back(Ctrl::Nack(tag, false));
                 r.links.wake(id);
-            } else {
-                self.publish(id, now, tag, part.as_publish(), r);
             }
+            Some((tag, Some(part))) => self.publish(id, now, tag, part.as_publish(), r),
+            // Nacked at its first fragment already.
+            _ => {}
         }
     }
 
@@ -412,10 +436,12 @@ impl LinkConn {
         let mut pos = 0;
         while let Some(c) = self.ctrl.front() {
             match self.encode(c, &mut buf[pos..]) {
-                Some(n) => pos += n,
-                None if pos > 0 => return pos,
-                // Cannot fit even alone in the caller's buffer: dropped.
-                None => {}
+                Ok(n) => pos += n,
+                // It waits for room: the next buffer.
+                Err(Unsent::Wait) => return pos,
+                Err(Unsent::Moot) => {}
+                // Larger than the peer's maximum frame: it can never go.
+                Err(Unsent::TooLarge) => r.stats.protocol_errors += 1,
             }
             self.ctrl.pop_front();
         }
@@ -423,12 +449,12 @@ impl LinkConn {
             && let Some(last) = self.last.take()
         {
             match self.encode(&last, &mut buf[pos..]) {
-                Some(n) => pos += n,
-                None if pos > 0 => {
+                Ok(n) => pos += n,
+                Err(Unsent::Wait) => {
                     self.last = Some(last);
                     return pos;
                 }
-                None => {}
+                Err(_) => {}
             }
         }
         pos
@@ -441,16 +467,39 @@ impl LinkConn {
             (None, true) => Ctrl::Add(filter),
             (None, false) => Ctrl::Remove(filter),
             (Some(group), true) => {
-                let sub = group_sub(&filter, &group);
+                let sub = self.group_id(&filter, &group);
                 self.joined.insert(sub, (filter, group));
                 Ctrl::Join(sub)
             }
             (Some(group), false) => {
-                let sub = group_sub(&filter, &group);
+                let Some(sub) = self.joined_as(&filter, &group) else {
+                    return;
+                };
                 self.joined.remove(&sub);
                 Ctrl::Leave(sub)
             }
         });
+    }
+
+    /// The id this link joined `group` of `filter` under.
+    fn joined_as(&self, filter: &str, group: &str) -> Option<u32> {
+        let mut ids = self.joined.iter();
+        ids.find(|(_, (f, g))| f == filter && g == group)
+            .map(|(&id, _)| id)
+    }
+
+    /// An id to join `group` of `filter` under: the one it has, or its
+    /// [`group_sub`] hash, probing past the ids other groups hold (ids are
+    /// this link's own: every `Welcome` joins its groups anew).
+    fn group_id(&self, filter: &str, group: &str) -> u32 {
+        if let Some(id) = self.joined_as(filter, group) {
+            return id;
+        }
+        let mut id = group_sub(filter, group);
+        while self.joined.contains_key(&id) {
+            id = id.wrapping_add(1) | 0x8000_0000;
+        }
+        id
     }
 
     /// The router's answers to the link's publishes become acks and nacks.
@@ -485,59 +534,6 @@ impl LinkConn {
             self.last = Some(last);
             r.timers.stop(&mut self.timer, Timer::Conn(id));
         }
-    }
-
-    fn encode(&self, c: &Ctrl, buf: &mut [u8]) -> Option<usize> {
-        let client;
-        let frame = match c {
-            Ctrl::Hello => {
-                client = format!("{NODE_PREFIX}{}", self.node);
-                Frame::Hello(Hello {
-                    version: PROTOCOL_VERSION,
-                    client_id: &client,
-                    session: SessionMode::Resume,
-                    token: self.token.as_deref(),
-                    limits: self.own,
-                })
-            }
-            Ctrl::Subscribe => Frame::Subscribe(Subscribe {
-                sub: OUTBOX_SUB,
-                filter: ">",
-                group: None,
-                start: Start::New,
-                qos: QoS::AtLeastOnce,
-                credit: LINK_CREDIT,
-            }),
-            Ctrl::Interest(i) => Frame::Interest(*i),
-            Ctrl::Add(f) => Frame::Interest(Interest::Add(f)),
-            Ctrl::Join(sub) => {
-                // A group left again before this was written is moot.
-                let (filter, group) = self.joined.get(sub)?;
-                Frame::Subscribe(Subscribe {
-                    sub: *sub,
-                    filter,
-                    group: Some(group),
-                    start: Start::New,
-                    qos: QoS::AtLeastOnce,
-                    credit: LINK_CREDIT,
-                })
-            }
-            Ctrl::Leave(sub) => Frame::Unsubscribe(wire::Unsubscribe { sub: *sub }),
-            Ctrl::Remove(f) => Frame::Interest(Interest::Remove(f)),
-            Ctrl::Ack(tag) => Frame::Ack(wire::Ack { tag: *tag }),
-            Ctrl::Nack(tag, requeue) => Frame::Nack(wire::Nack {
-                tag: *tag,
-                requeue: *requeue,
-            }),
-            Ctrl::Ping(n) => Frame::Ping(*n),
-            Ctrl::Pong(n) => Frame::Pong(*n),
-            Ctrl::Close(reason, text) => Frame::Close(Close {
-                reason: *reason,
-                text,
-            }),
-            Ctrl::Error(code, text) => Frame::Error(ErrorFrame { code: *code, text }),
-        };
-        stream::encode_frame(&frame, self.peer_max_frame, buf).ok()
     }
 
     /// What the link is after a write.

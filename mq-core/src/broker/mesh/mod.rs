@@ -28,8 +28,9 @@
 //!   more may thus go one hop further, to a node that has members.)
 //! - **Arrival**: [`link`] is the codec of a link this node opened: it
 //!   publishes what the peer delivers to the local subscribers, with a
-//!   deduplication key from the peer's node, the topic and its sequence
-//!   there, and acks each delivery only once that publish is stored.
+//!   deduplication key from the peer's node, the topic and the message's
+//!   id there (what its outbox deliveries carry as `seq`), and acks each
+//!   delivery only once that publish is stored.
 //!
 //! What the adapter of a node does: for each peer it knows (from the
 //! catalog), connect a TCP stream to it, call [`Broker::connect_link`] and
@@ -62,9 +63,10 @@ impl Broker {
     /// connect again. Open one to every peer, as each peer opens one to this
     /// node: what this node's clients publish reaches the peer's sessions
     /// over the peer's link. Node ids are printable ASCII without spaces, up
-    /// to 100 bytes. The link presents `token` to the peer, whose auth must
-    /// let client `$node.<node>` subscribe to `>`; this node's own auth does
-    /// not apply to what the link publishes here.
+    /// to 100 bytes. The link presents `token` to the peer, whose auth (when
+    /// not open) must grant node links: the token's subscribe permissions
+    /// must cover `$node.<node>` (e.g. `$node.>`; `>` does not) besides `>`;
+    /// this node's own auth does not apply to what the link publishes here.
     pub fn connect_link(
         &mut self,
         now: Instant,
@@ -188,12 +190,6 @@ impl Mesh {
     /// The links with changes to declare.
     pub(crate) fn links(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.links.keys().copied()
-    }
-
-    /// Whether local subscriptions hold `filter` (as members of `group`).
-    pub(crate) fn has_local(&self, filter: &str, group: Option<&str>) -> bool {
-        let key = (filter.to_owned(), group.map(ToOwned::to_owned));
-        self.local.contains_key(&key)
     }
 
     /// The filters and groups local subscriptions hold now.

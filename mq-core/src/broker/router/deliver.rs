@@ -98,7 +98,7 @@ impl Router {
         }
     }
 
-    fn can_take(&self, sub: Key) -> bool {
+    pub(super) fn can_take(&self, sub: Key) -> bool {
         let Some(s) = self.subs.get(sub) else {
             return false;
         };
@@ -171,6 +171,7 @@ impl Router {
         let qos = sub.qos.min(q.msg.qos);
         sub.credit -= 1;
         let sub_id = sub.id;
+        let seq = if sub.outbox { q.msg.id } else { q.msg.seq };
         let session_key = sub.session;
         let Some(session) = self.sessions.get_mut(session_key) else {
             return;
@@ -218,6 +219,7 @@ impl Router {
             Output::Deliver(Delivery {
                 msg: q.msg,
                 sub: sub_id,
+                seq,
                 tag,
                 attempt,
                 qos,

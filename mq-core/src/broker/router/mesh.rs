@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use super::Router;
 use crate::broker::ConnId;
+use crate::broker::auth::Permissions;
 use crate::broker::command::{Output, Via};
 use crate::broker::record::{Record, RecordError};
 use crate::broker::slab::Key;
@@ -14,7 +15,7 @@ use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 use crate::wire::Reason;
-use crate::wire::mesh::{Interest, NODE_PREFIX};
+use crate::wire::mesh::{Interest, LINK_PREFIX, NODE_PREFIX};
 
 impl Router {
     /// Whether `session` is a peer node's link session (its subscription is
@@ -23,6 +24,31 @@ impl Router {
         self.sessions
             .get(session)
             .is_some_and(|s| s.client.starts_with(NODE_PREFIX))
+    }
+
+    /// Whether connection `conn`, holding `perms`, may take `client_id`:
+    /// `$link.<peer>` is the local session of a link this node opened, never
+    /// a connection's; `$node.<id>` is a peer node's link session (its
+    /// outbox), which a connection takes only when auth is open or its
+    /// credentials grant node links: a subscribe permission covering
+    /// `$node.<id>` (`$node.>` for every node, `$node.{client_id}`-style
+    /// patterns work too; `>` does not cover it).
+    pub(super) fn may_take_client_id(
+        &self,
+        conn: ConnId,
+        client_id: &str,
+        perms: &Permissions,
+    ) -> Result<(), &'static str> {
+        if client_id.starts_with(LINK_PREFIX) != self.mesh.is_link(conn) {
+            return Err("client ids $link.* are reserved for node links");
+        }
+        if client_id.starts_with(NODE_PREFIX)
+            && !self.cfg.auth.is_open()
+            && !Filter::new(client_id).is_ok_and(|f| perms.may_subscribe(f))
+        {
+            return Err("not permitted to link as a node");
+        }
+        Ok(())
     }
 
     /// A subscription to `filter` (a member of `group`) appeared (`add`) or
@@ -80,9 +106,33 @@ impl Router {
         self.subs.get(sub).is_some_and(|s| s.outbox)
     }
 
-    /// Whether a group has a local member: then it never picks a peer's.
+    /// Whether a group has a local member that can take a message now
+    /// (connected, active, with credit): then it picks no peer's. One that
+    /// is away or busy does not hold the group's messages back from peers'
+    /// live members.
     pub(super) fn has_local_member(&self, members: &[Key]) -> bool {
-        members.iter().any(|&m| !self.is_outbox(m))
+        members
+            .iter()
+            .any(|&m| !self.is_outbox(m) && self.can_take(m))
+    }
+
+    /// Whether local group `name` of `filter` has a member that is
+    /// connected and active: a job forwarded for it is stored here (a busy
+    /// member takes it once it has credit); else the link hands it back.
+    pub(crate) fn has_live_member(&self, filter: &str, name: &str) -> bool {
+        let key = (String::from(filter), String::from(name));
+        let Some(g) = self
+            .group_by_name
+            .get(&key)
+            .and_then(|&g| self.groups.get(g))
+        else {
+            return false;
+        };
+        g.members.iter().any(|&m| {
+            let sub = self.subs.get(m).filter(|s| !s.outbox && s.active);
+            sub.and_then(|s| self.sessions.get(s.session))
+                .is_some_and(|s| s.conn.is_some())
+        })
     }
 
     /// Counts an admitted message: forwarded to the outboxes among

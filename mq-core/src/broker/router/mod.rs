@@ -173,7 +173,8 @@ pub(crate) enum Pending {
         targets: Vec<Target>,
         /// Publishers to answer with `PubAck` on release.
         acks: Vec<(ConnId, u32)>,
-        dedup: Option<wire::Dedup>,
+        /// Its dedup key, with whether a node link published it.
+        dedup: Option<(bool, wire::Dedup)>,
         /// Also the topic's retained message (MQTT).
         retain: bool,
         /// The session and packet id of an exactly-once publish.

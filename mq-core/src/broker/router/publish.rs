@@ -146,8 +146,10 @@ impl Router {
             return None;
         }
         let from_link = p.via != Via::Client;
+        // Below the window a link's publish is stored (see `Seen::Below`).
         if let Some(d) = p.dedup
-            && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
+            && let Seen::Duplicate(seq) =
+                (self.dedup.check((from_link, d.producer), d.seq)).below(!from_link)
         {
             self.stats.duplicates += 1;
             if from_link {
@@ -156,7 +158,7 @@ impl Router {
             if p.qos == QoS::AtLeastOnce
                 && let Some((conn, _)) = from
             {
-                self.ack_duplicate(conn, p.id, d, seq);
+                self.ack_duplicate(conn, p.id, (from_link, d), seq);
             }
             return None;
         }
@@ -231,7 +233,7 @@ impl Router {
             m.publisher = Some(conn);
         }
         if let Some(d) = p.dedup {
-            self.dedup.record(d.producer, d.seq, msg.seq);
+            self.dedup.record((from_link, d.producer), d.seq, msg.seq);
         }
         self.stats.messages_in += 1;
         self.stats.bytes_in += size as u64;
@@ -270,7 +272,7 @@ impl Router {
             msg,
             targets,
             acks,
-            dedup: p.dedup,
+            dedup: p.dedup.map(|d| (from_link, d)),
             retain: p.retain,
             once,
             cut: false,
@@ -300,7 +302,7 @@ impl Router {
         blocked
     }
 
-    fn ack_duplicate(&mut self, conn: ConnId, id: u32, d: wire::Dedup, seq: Option<u64>) {
+    fn ack_duplicate(&mut self, conn: ConnId, id: u32, d: (bool, wire::Dedup), seq: Option<u64>) {
         // The original may still wait for the store: answer when it is released.
         for p in self.pending.iter_mut() {
             if let Pending::Release {

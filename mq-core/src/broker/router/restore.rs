@@ -37,7 +37,8 @@ impl Router {
                     s.once.insert(pid);
                 }
                 if let Some(d) = m.dedup {
-                    self.dedup.record(d.producer, d.seq, m.seq);
+                    let link = matches!(record, Record::Forwarded { .. });
+                    self.dedup.record((link, d.producer), d.seq, m.seq);
                 }
                 self.retain(&msg, now);
                 if msg.is_expired(now) {
@@ -133,7 +134,12 @@ impl Router {
                 producer,
                 seq,
                 topic_seq,
-            } => self.dedup.record(producer, seq, topic_seq),
+            } => self.dedup.record((false, producer), seq, topic_seq),
+            Record::LinkDedupMark {
+                producer,
+                seq,
+                topic_seq,
+            } => self.dedup.record((true, producer), seq, topic_seq),
             Record::Retain(m) => {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);

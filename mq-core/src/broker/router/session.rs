@@ -46,6 +46,10 @@ impl Router {
             self.stats.auth_failures += 1;
             return Outcome::Refused(Reason::BadToken, "unknown token or identity");
         };
+        if let Err(text) = self.may_take_client_id(conn, c.client_id, &perms) {
+            self.stats.auth_failures += 1;
+            return Outcome::Refused(Reason::NotAuthorized, text);
+        }
         if let Some(w) = &c.will {
             match Topic::new(w.publish.topic) {
                 Err(_) => return Outcome::Refused(Reason::InvalidTopic, "invalid will topic"),

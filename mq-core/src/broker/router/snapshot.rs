@@ -108,15 +108,20 @@ impl Router {
         }
         // After the messages: restoring one moves the next id past it.
         self.retained_records(&mut out);
-        for (producer, seq, topic_seq) in self.dedup.entries() {
-            out.push(
-                Record::DedupMark {
+        for ((link, producer), seq, topic_seq) in self.dedup.entries() {
+            let record = match link {
+                true => Record::LinkDedupMark {
                     producer,
                     seq,
                     topic_seq,
-                }
-                .encode_shared(),
-            );
+                },
+                false => Record::DedupMark {
+                    producer,
+                    seq,
+                    topic_seq,
+                },
+            };
+            out.push(record.encode_shared());
         }
         // Last: restore skips message records with ids below it.
         out.push(

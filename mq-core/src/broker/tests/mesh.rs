@@ -123,6 +123,28 @@ impl Mesh2 {
         m
     }
 
+    /// A persistent subscriber `sb` to `t` at b, a publisher `p` at a.
+    fn one_way() -> (Mesh2, ConnId, ConnId) {
+        let mut m = Mesh2::new();
+        let (sb, _) = m.b.connect("sb", SessionMode::Resume);
+        m.b.subscribe(sb, 1, "t", None, 8);
+        m.shuttle();
+        let (p, _) = m.a.connect("pub", SessionMode::Clean);
+        (m, sb, p)
+    }
+
+    /// Both nodes with a persistent member of group `w` on `filter`: `wa`
+    /// at a, `wb` at b.
+    fn workers(filter: &str) -> (Mesh2, ConnId, ConnId) {
+        let mut m = Mesh2::new();
+        let (wa, _) = m.a.connect("wa", SessionMode::Resume);
+        m.a.subscribe(wa, 1, filter, Some("w"), 8);
+        let (wb, _) = m.b.connect("wb", SessionMode::Resume);
+        m.b.subscribe(wb, 1, filter, Some("w"), 8);
+        m.shuttle();
+        (m, wa, wb)
+    }
+
     /// Moves bytes over both links until neither side has more to say.
     fn shuttle(&mut self) {
         loop {
@@ -194,12 +216,7 @@ fn what_came_over_a_link_goes_to_local_subscribers_only() {
 
 #[test]
 fn a_group_is_served_by_local_members_first_then_by_one_peer() {
-    let mut m = Mesh2::new();
-    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
-    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
-    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
-    m.b.subscribe(wb, 1, "jobs.>", Some("w"), 8);
-    m.shuttle();
+    let (mut m, wa, wb) = Mesh2::workers("jobs.>");
     let joined = [(String::from("jobs.>"), String::from("w"))];
     assert_eq!(m.b.b.peer_groups("a"), joined);
     let (p, _) = m.b.connect("pub", SessionMode::Clean);
@@ -226,9 +243,12 @@ fn a_group_is_served_by_local_members_first_then_by_one_peer() {
 
 #[test]
 fn links_present_their_token_and_their_own_node_does_not_check_them() {
+    // A node's token grants node links; a client's, even with every topic, not.
+    let mut node = Permissions::all();
+    node.subscribe.push("$node.>".into());
     let auth = Auth {
         tokens: vec![
-            ("node-secret".into(), Permissions::all()),
+            ("node-secret".into(), node),
             ("client-secret".into(), Permissions::all()),
         ],
         identities: Vec::new(),
@@ -250,6 +270,25 @@ fn links_present_their_token_and_their_own_node_does_not_check_them() {
     // Auth reloaded: the links' own sessions stay.
     assert_eq!(m.a.b.set_auth(m.a.now, auth.clone()), 0);
     assert_eq!(m.b.b.set_auth(m.b.now, auth), 0);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
+    // A client cannot take a's link session at b, nor b's own link's.
+    for id in ["$node.a", "$link.a"] {
+        let c =
+            m.b.connect_with(id, SessionMode::Resume, Some("client-secret"));
+        assert_eq!(m.b.take(c), [Got::Error(Reason::NotAuthorized)], "{id}");
+    }
+    m.a.publish(p, 2, "t", QoS::AtLeastOnce, b"still");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"still"]);
+}
+
+#[test]
+fn without_auth_no_connection_takes_a_link_s_local_session() {
+    let (mut m, sb, p) = Mesh2::one_way();
+    let c = m.b.connect_with("$link.a", SessionMode::Resume, None);
+    assert_eq!(m.b.take(c), [Got::Error(Reason::NotAuthorized)]);
     m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
@@ -340,4 +379,30 @@ fn a_restart_routes_a_client_s_message_by_its_record_not_its_producer_id() {
         h2.subscribe(c, 1, "jobs", group, 8);
         assert_eq!(h2.deliveries(c).len(), 3, "{client} after the restart");
     }
+}
+
+#[test]
+fn a_topic_deleted_at_its_node_starts_again_without_being_taken_for_duplicates() {
+    let (mut m, sb, p) = Mesh2::one_way();
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"before");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"before"]);
+    // Deleted at a: its sequence starts at 1 again there.
+    let del = crate::broker::admin::AdminRequest::DeleteTopic { topic: "t" };
+    m.a.b.admin(m.a.now, &del);
+    m.a.publish(p, 2, "t", QoS::AtLeastOnce, b"after");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"after"]);
+    assert_eq!(m.b.b.mesh_stats().deduplicated, 0);
+}
+
+#[test]
+fn a_group_whose_local_member_is_away_is_served_by_a_peer_s() {
+    let (mut m, wa, wb) = Mesh2::workers("jobs");
+    // b's only member is offline (its session kept): a's live one serves.
+    m.b.b.handle_closed(wb, m.b.now);
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    m.b.publish(p, 1, "jobs", QoS::AtLeastOnce, b"job");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(wa)), [b"job"]);
 }

@@ -6,6 +6,7 @@ mod auth;
 mod delivery;
 mod handshake;
 mod mesh;
+mod mesh_link;
 mod mqtt;
 mod mqtt_session;
 mod nats;

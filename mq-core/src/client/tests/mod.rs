@@ -140,7 +140,8 @@ pub(super) fn config() -> Config {
     c
 }
 
-pub(super) fn deliver<'a>(
+/// A delivery frame (the broker tests' scripted peers use it too).
+pub(crate) fn deliver<'a>(
     sub: u32,
     topic: &'a str,
     seq: u64,
