@@ -31,9 +31,7 @@ use std::time::Duration;
 
 use mq_core::Instant;
 use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent, QueueLimits};
-use mq_core::client::{
-    Config as ClientConfig, DeliveryId, Event, PublishOptions, Session, SubscribeOptions,
-};
+use mq_core::client::{Config as ClientConfig, PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::SerialDecoder;
 use mq_core::wire::{Limits, QoS, SessionMode, Start};
@@ -41,6 +39,12 @@ use mq_core::wire::{Limits, QoS, SessionMode, Start};
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
+#[path = "support/happened.rs"]
+mod happened;
+use happened::{Happened, payload};
 
 const TOPICS: [&str; 3] = ["data.a", "data.b", "jobs.x"];
 
@@ -129,45 +133,6 @@ struct Client {
     subscribed: bool,
 }
 
-/// What a client event means to the simulation, copied out of the session.
-enum Happened {
-    Connect,
-    Disconnected(mq_core::Reason),
-    Published(u32),
-    Subscribed,
-    Message {
-        topic: String,
-        publisher: u8,
-        n: u32,
-        ack: Option<DeliveryId>,
-    },
-    Other(String),
-}
-
-impl Happened {
-    fn from_event(client: usize, ev: Event<'_>) -> Happened {
-        match ev {
-            Event::Connect => Happened::Connect,
-            Event::Disconnected { reason } => Happened::Disconnected(reason),
-            Event::Published { id, .. } => Happened::Published(id.0),
-            Event::Subscribed { .. } => Happened::Subscribed,
-            Event::PublishRejected { id, reason } => {
-                panic!("client {client}: publish {id:?} rejected: {reason}")
-            }
-            Event::SubscribeRejected { sub, reason } => {
-                panic!("client {client}: subscribe {sub:?} rejected: {reason}")
-            }
-            Event::Message(d) => Happened::Message {
-                topic: d.topic.to_string(),
-                publisher: d.payload[0],
-                n: u32::from_le_bytes(d.payload[1..5].try_into().expect("5-byte payload")),
-                ack: (d.qos == QoS::AtLeastOnce).then_some(d.id),
-            },
-            other => Happened::Other(format!("{other:?}")),
-        }
-    }
-}
-
 struct Store {
     /// Durable records.
     durable: Vec<Vec<u8>>,
@@ -201,12 +166,6 @@ fn priority_of(n: u32) -> u8 {
         3 => 1,
         _ => 0,
     }
-}
-
-fn payload(publisher: u8, n: u32) -> Vec<u8> {
-    let mut p = vec![publisher];
-    p.extend_from_slice(&n.to_le_bytes());
-    p
 }
 
 impl Sim {
@@ -805,7 +764,7 @@ impl Sim {
 }
 
 /// What one seed did: faults and acknowledged publishes.
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Totals {
     restarts: u32,
     drops: u32,
@@ -856,28 +815,10 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
 
 #[test]
 fn simulated_faults_lose_nothing_acknowledged() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {}", run_seed(seed, true));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut totals = Totals::default();
-    for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed, false));
-        match result {
-            Ok(t) => totals.add(t),
-            Err(e) => {
-                eprintln!(
-                    "simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let Some(seeds) = for_each_seed("sim", run_seed, |t| totals.add(t)) else {
+        return;
+    };
     println!("{seeds} seeds: {totals}");
     assert!(
         totals.restarts > 0 && totals.drops > 0 && totals.noise > 0 && totals.compactions > 0,

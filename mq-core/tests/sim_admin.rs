@@ -31,6 +31,9 @@ use mq_core::wire::*;
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
 
 const TOPICS: [&str; 2] = ["log.a", "log.b"];
 const STEPS: u32 = 600;
@@ -590,30 +593,14 @@ fn run_seed(seed: u64, trace: bool) -> (u32, u32) {
 
 #[test]
 fn answered_purges_hold_through_delivery_replay_and_crashes() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {:?}", run_seed(seed, true));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let (mut purges, mut restarts) = (0, 0);
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| run_seed(seed, false)) {
-            Ok((p, r)) => {
-                purges += p;
-                restarts += r;
-            }
-            Err(e) => {
-                eprintln!(
-                    "simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim_admin -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let each = |(p, r)| {
+        purges += p;
+        restarts += r;
+    };
+    let Some(seeds) = for_each_seed("sim_admin", run_seed, each) else {
+        return;
+    };
     println!("{seeds} seeds: {purges} purges, {restarts} restarts");
     assert!(
         purges > 0 && restarts > 0,

@@ -68,7 +68,7 @@ const STEPS: &[(&str, Action)] = &[
         |_| tls::interop(),
     ),
     (
-        "simulations (mq, MQTT, NATS, purges), 2000 seeds each (release)",
+        "simulations (mq, MQTT, NATS, purges, mesh), 2000 seeds each (release)",
         |_| {
             run(cargo().env("MQ_SIM_SEEDS", "2000").args([
                 "test",
@@ -83,6 +83,8 @@ const STEPS: &[(&str, Action)] = &[
                 "sim_admin",
                 "--test",
                 "sim_nats",
+                "--test",
+                "sim_mesh",
             ]))
         },
     ),

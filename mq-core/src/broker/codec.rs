@@ -4,6 +4,7 @@
 
 use super::ConnId;
 use super::conn::{After, Conn};
+use super::mesh::link::LinkConn;
 use super::mqtt::MqttConn;
 use super::nats::NatsConn;
 use super::router::Router;
@@ -33,6 +34,8 @@ pub(crate) enum Codec {
     Mq(Conn),
     Mqtt(MqttConn),
     Nats(NatsConn),
+    /// A node link this broker opened (`Broker::connect_link`).
+    Link(LinkConn),
 }
 
 impl Codec {
@@ -63,6 +66,7 @@ impl Codec {
             Codec::Mq(c) => c.input(id, now, bytes, r),
             Codec::Mqtt(c) => c.input(id, now, bytes, r),
             Codec::Nats(c) => c.input(id, now, bytes, r),
+            Codec::Link(c) => c.input(id, now, bytes, r),
         }
     }
 
@@ -71,6 +75,7 @@ impl Codec {
             Codec::Mq(c) => c.on_timer(id, now, r),
             Codec::Mqtt(c) => c.on_timer(id, now, r),
             Codec::Nats(c) => c.on_timer(id, now, r),
+            Codec::Link(c) => c.on_timer(id, now, r),
         }
     }
 
@@ -78,7 +83,7 @@ impl Codec {
     pub(crate) fn is_idle(&self) -> bool {
         match self {
             Codec::Mq(c) => c.is_idle(),
-            Codec::Mqtt(_) | Codec::Nats(_) => false,
+            Codec::Mqtt(_) | Codec::Nats(_) | Codec::Link(_) => false,
         }
     }
 
@@ -87,6 +92,7 @@ impl Codec {
             Codec::Mq(c) => c.wrote(now),
             Codec::Mqtt(c) => c.wrote(now),
             Codec::Nats(c) => c.wrote(now),
+            Codec::Link(c) => c.wrote(now),
         }
     }
 
@@ -95,6 +101,7 @@ impl Codec {
             Codec::Mq(c) => c.closed(id, r),
             Codec::Mqtt(c) => c.closed(id, r),
             Codec::Nats(c) => c.closed(id, r),
+            Codec::Link(c) => c.closed(id, r),
         }
     }
 
@@ -109,6 +116,7 @@ impl Codec {
             Codec::Mq(c) => c.write(id, buf, r),
             Codec::Mqtt(c) => c.write(id, now, buf, r),
             Codec::Nats(c) => c.write(id, now, buf, r),
+            Codec::Link(c) => c.write(id, buf, r),
         }
     }
 
@@ -117,6 +125,7 @@ impl Codec {
             Codec::Mq(c) => c.after_write(id, r),
             Codec::Mqtt(c) => c.after_write(id, r),
             Codec::Nats(c) => c.after_write(id, r),
+            Codec::Link(c) => c.after_write(id, r),
         }
     }
 

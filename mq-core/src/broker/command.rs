@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use crate::time::Instant;
+use crate::wire::mesh::Interest;
 use crate::wire::{AdminRequest, Dedup, Headers, Meta, QoS, Reason, Start};
 
 use super::admin::AdminReply;
@@ -49,6 +50,8 @@ pub(crate) enum Command<'a> {
     /// An operator's request (see `broker::admin`), answered with
     /// [`Output::AdminAnswer`] of the same id.
     Admin { id: u32, request: AdminRequest<'a> },
+    /// A peer node declares what its local sessions want (node links only).
+    Interest(Interest<'a>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +81,31 @@ pub(crate) struct Connect<'a> {
     pub no_local: bool,
 }
 
+impl<'a> Connect<'a> {
+    /// An mq protocol client's: a persistent session is resumed (and its
+    /// subscriptions deliver once the client re-asserts them), deliveries not
+    /// acked in time are redelivered while connected.
+    pub(crate) fn mq(
+        client_id: &'a str,
+        persistent: bool,
+        token: Option<&'a str>,
+        default_credit: u32,
+    ) -> Self {
+        Connect {
+            client_id,
+            persistent,
+            token,
+            default_credit,
+            resume: persistent,
+            keep_subscriptions: false,
+            ack_deadlines: true,
+            expiry: None,
+            will: None,
+            no_local: false,
+        }
+    }
+}
+
 /// A will message (MQTT): published when its connection ends abnormally,
 /// after `delay` unless the session resumes meanwhile.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +130,21 @@ pub(crate) struct Publish<'a> {
     /// admission until [`Command::Release`]; a publish with a remembered id
     /// is a resend and is answered without being published again.
     pub once: Option<u16>,
+    /// A client's, or a peer node's delivery over a node link.
+    pub via: Via<'a>,
+}
+
+/// Where a publish comes from, for the mesh (see `broker::mesh`): what a
+/// peer forwarded goes to local subscribers only, and only to those it was
+/// forwarded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via<'a> {
+    /// A local client's publish.
+    Client,
+    /// Forwarded for the local fan-out subscriptions.
+    Link,
+    /// Forwarded to be served by the local members of this group.
+    LinkGroup { filter: &'a str, group: &'a str },
 }
 
 /// Whether a subscribe sends the retained messages (MQTT) its filter matches.
@@ -214,6 +257,14 @@ pub(crate) struct OwnedPublish {
     pub payload: Vec<u8>,
     pub retain: bool,
     pub once: Option<u16>,
+    pub via: OwnedVia,
+}
+
+/// A [`Via`] that owns its group's filter and name.
+pub(crate) enum OwnedVia {
+    Client,
+    Link,
+    LinkGroup(String, String),
 }
 
 impl OwnedPublish {
@@ -232,6 +283,13 @@ impl OwnedPublish {
             payload,
             retain: p.retain,
             once: p.once,
+            via: match p.via {
+                Via::Client => OwnedVia::Client,
+                Via::Link => OwnedVia::Link,
+                Via::LinkGroup { filter, group } => {
+                    OwnedVia::LinkGroup(filter.to_owned(), group.to_owned())
+                }
+            },
         }
     }
 
@@ -251,6 +309,11 @@ impl OwnedPublish {
             payload: &self.payload,
             retain: self.retain,
             once: self.once,
+            via: match &self.via {
+                OwnedVia::Client => Via::Client,
+                OwnedVia::Link => Via::Link,
+                OwnedVia::LinkGroup(filter, group) => Via::LinkGroup { filter, group },
+            },
         }
     }
 }

@@ -24,6 +24,8 @@
 //!   live connections: [`Broker::set_auth`]);
 //! - `router`: sessions, subscriptions, publishing, delivery, settling,
 //!   retention, snapshot and restore. It never sees bytes.
+//! - `mesh`: the node links of a mesh (what this node declares and
+//!   forwards, and the codec of the links it opens: [`Broker::connect_link`]);
 //! - `links`: the router's view of each connection (its session, its queue of
 //!   outputs); `timers`: one cancellable timer slot per owner; `store`: records
 //!   on their way to the store; `queue`, `replay`, `dedup`, `message`,
@@ -36,7 +38,9 @@ mod command;
 mod config;
 mod conn;
 mod dedup;
+mod keepalive;
 mod links;
+mod mesh;
 mod message;
 mod mqtt;
 mod nats;
@@ -57,6 +61,7 @@ mod tests;
 pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
+pub use mesh::MeshStats;
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;
 
@@ -156,7 +161,9 @@ pub struct QueueInfo {
 ///
 /// Method groups, quinn-style:
 ///
-/// - **`handle_*`**: [`accept`](Self::accept) a connection in the
+/// - **`handle_*`**: [`connect_link`](Self::connect_link) a node link this
+///   node opened to a peer (the peer accepts it as an mq connection); then
+///   [`accept`](Self::accept) a connection in the
 ///   [`Protocol`] it speaks (the mq protocol on a TCP stream or a serial
 ///   line, which carries one connection after another; or MQTT or NATS on a
 ///   TCP stream: the same sessions, topics and queues whatever the protocol),
@@ -171,12 +178,14 @@ pub struct QueueInfo {
 ///   [`set_store_full`](Self::set_store_full), [`set_auth`](Self::set_auth)
 ///   and [`set_identity`](Self::set_identity) (credentials changed under live
 ///   connections; a connection's verified identity arrives with
-///   [`accept_with_identity`](Self::accept_with_identity)).
+///   [`accept_with_identity`](Self::accept_with_identity)), and
+///   [`forget_node`](Self::forget_node) (a peer node is gone for good).
 /// - **`poll_*`**: [`poll_store`](Self::poll_store) (write these records, in
 ///   order), [`poll_transmit`](Self::poll_transmit) (send these bytes),
 ///   [`poll_event`](Self::poll_event) (close a connection, or read one again),
 ///   [`poll_timeout`](Self::poll_timeout) (call `handle_timeout` then).
-/// - **getters**: [`stats`](Self::stats), [`queues`](Self::queues), ...
+/// - **getters**: [`stats`](Self::stats), [`queues`](Self::queues),
+///   [`mesh_stats`](Self::mesh_stats), ...
 ///
 /// After every `handle_*` call or command, drain `poll_store`, `poll_transmit` and
 /// `poll_event` until each returns `None`, then sleep until `poll_timeout()` or
@@ -403,6 +412,17 @@ impl Broker {
         protocol: impl Into<Protocol>,
         identity: Option<&str>,
     ) -> Result<ConnId, AcceptError> {
+        let id = self.open_conn()?;
+        if let (Some(link), Some(identity)) = (self.router.links.get_mut(id), identity) {
+            link.identity = Some(String::from(identity));
+        }
+        let conn = Codec::new(id, now, protocol.into(), &mut self.router);
+        self.conns.insert(id, conn);
+        Ok(id)
+    }
+
+    /// A new connection's id, listed for the router (its codec comes next).
+    fn open_conn(&mut self) -> Result<ConnId, AcceptError> {
         if self.router.shutting_down {
             return Err(AcceptError::ShuttingDown);
         }
@@ -412,11 +432,6 @@ impl Broker {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
         self.router.links.open(id);
-        if let (Some(link), Some(identity)) = (self.router.links.get_mut(id), identity) {
-            link.identity = Some(String::from(identity));
-        }
-        let conn = Codec::new(id, now, protocol.into(), &mut self.router);
-        self.conns.insert(id, conn);
         Ok(id)
     }
 

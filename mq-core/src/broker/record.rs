@@ -187,6 +187,16 @@ pub enum Record<'a> {
         /// Topic name.
         topic: &'a str,
     },
+    /// A peer node's link session (`$node.<id>`) declared interest in a
+    /// filter (`held`), or withdrew it: see [`crate::wire::mesh`].
+    Interest {
+        /// The link session's client id.
+        client: &'a str,
+        /// Filter.
+        filter: &'a str,
+        /// Declared (true) or withdrawn.
+        held: bool,
+    },
 }
 
 /// A stored record could not be decoded.

@@ -305,7 +305,8 @@ where
             | Frame::Ack(_)
             | Frame::Nack(_)
             | Frame::Admin(_)
-            | Frame::Credit(_) => {
+            | Frame::Credit(_)
+            | Frame::Interest(_) => {
                 self.violation(Reason::ProtocolViolation);
                 Ok(())
             }

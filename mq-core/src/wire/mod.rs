@@ -116,12 +116,17 @@
 //! first. During the handshake a damaged frame is dropped (it may be the tail
 //! of an earlier connection's). A lost peer, and a frame lost whole with its
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
+//!
+//! **Node links.** Nodes of a mesh link to each other over this protocol: a
+//! link is a connection whose client is a node (client id `$node.<id>`) and
+//! which also carries [`Frame::Interest`]; [`mesh`] has its rules.
 
 mod admin;
 #[cfg(feature = "alloc")]
 pub(crate) mod deliver;
 pub mod fragment;
 mod headers;
+pub mod mesh;
 mod reason;
 
 pub use admin::{Admin, AdminAnswer, AdminRequest};
@@ -527,6 +532,9 @@ pub enum Frame<'a> {
     /// See [`AdminAnswer`].
     #[serde(borrow)]
     AdminAnswer(AdminAnswer<'a>),
+    /// Node link, receiver → sender: see [`mesh::Interest`].
+    #[serde(borrow)]
+    Interest(mesh::Interest<'a>),
 }
 
 /// A frame could not be encoded.
@@ -648,6 +656,7 @@ impl<'a> Frame<'a> {
             Frame::Error(_) => "error",
             Frame::Admin(_) => "admin",
             Frame::AdminAnswer(_) => "admin-answer",
+            Frame::Interest(_) => "interest",
         }
     }
 }

@@ -2,11 +2,11 @@
 //! session's frames as router commands, fragments, keepalive and closing.
 
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use super::{Ctrl, Phase, Proto, initial_peer};
 use crate::broker::ConnId;
 use crate::broker::command::{self, Command, Outcome, OwnedPublish};
+use crate::broker::keepalive::Dead;
 use crate::broker::router::Router;
 use crate::broker::timers::Timer;
 use crate::framing::Framing;
@@ -44,32 +44,17 @@ impl Proto {
             let e = Ctrl::Error(Reason::LimitReached, "client max_frame below 512");
             return self.close(id, now, e, r);
         }
-        let connect = command::Connect {
-            client_id: h.client_id,
-            persistent: h.session == SessionMode::Resume,
-            token: h.token,
-            default_credit: h.limits.credit,
-            resume: h.session == SessionMode::Resume,
-            keep_subscriptions: false,
-            ack_deadlines: true,
-            expiry: None,
-            will: None,
-            no_local: false,
-        };
+        let persistent = h.session == SessionMode::Resume;
+        let connect = command::Connect::mq(h.client_id, persistent, h.token, h.limits.credit);
         if let Outcome::Refused(reason, text) = r.handle(id, now, Command::Connect(connect)) {
             return self.close(id, now, Ctrl::Error(reason, text), r);
         }
         self.phase = Phase::Open;
         self.peer = h.limits;
         self.handshake_deadline = None;
-        self.keepalive = match (h.limits.keepalive_ms, r.cfg.limits.keepalive_ms) {
-            (0, 0) => None,
-            (0, b) => Some(b),
-            (c, 0) => Some(c),
-            (c, b) => Some(c.min(b)),
-        }
-        .map(|ms| Duration::from_millis(u64::from(ms)));
-        let next = self.keepalive.map(|ka| now + ka / 2);
+        let next = self
+            .keepalive
+            .start(r.cfg.limits.keepalive_ms, h.limits.keepalive_ms, now);
         r.timers.reset(&mut self.timer, Timer::Conn(id), next);
     }
 
@@ -105,6 +90,7 @@ impl Proto {
                 Err(_) => return self.violation(id, now, "malformed admin request", r),
             },
             Frame::Pong(_) => return,
+            Frame::Interest(i) => Command::Interest(i),
             Frame::Close(_) | Frame::Error(_) => {
                 r.handle(
                     id,
@@ -141,6 +127,7 @@ impl Proto {
             payload: p.payload,
             retain: false,
             once: None,
+            via: command::Via::Client,
         };
         let max = r.cfg.max_message as u64;
         let at = match self
@@ -194,21 +181,18 @@ impl Proto {
     }
 
     fn keepalive(&mut self, id: ConnId, now: Instant, r: &mut Router) {
-        let Some(ka) = self.keepalive else { return };
-        if now >= self.last_rx + ka * 3 / 2 {
-            let e = Ctrl::Error(Reason::KeepaliveTimeout, "keepalive timeout");
-            return self.close(id, now, e, r);
+        let beat = (self.keepalive).tick(now, &mut r.timers, &mut self.timer, Timer::Conn(id));
+        match beat {
+            Ok(None) => {}
+            Ok(Some(n)) => {
+                self.ctrl.push_back(Ctrl::Ping(n));
+                r.links.wake(id);
+            }
+            Err(Dead) => {
+                let e = Ctrl::Error(Reason::KeepaliveTimeout, "keepalive timeout");
+                self.close(id, now, e, r);
+            }
         }
-        if now >= self.last_tx + ka / 2 {
-            self.ping_seq += 1;
-            self.last_tx = now;
-            self.ctrl.push_back(Ctrl::Ping(self.ping_seq));
-            r.links.wake(id);
-        }
-        let next = (self.last_rx + ka * 3 / 2)
-            .min(self.last_tx + ka / 2)
-            .max(now + Duration::from_millis(1));
-        r.timers.set(&mut self.timer, Timer::Conn(id), next);
     }
 
     /// A frame that is not allowed here: counted, answered with an error, closed.
@@ -241,7 +225,7 @@ impl Proto {
         r.timers.stop(&mut self.timer, Timer::Conn(id));
         self.phase = Phase::Idle;
         self.peer = initial_peer(r);
-        self.keepalive = None;
+        self.keepalive.stop();
         self.handshake_deadline = None;
         self.ctrl.clear();
         self.last = None;

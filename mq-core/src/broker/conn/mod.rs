@@ -33,10 +33,10 @@ pub(crate) use write::After;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::time::Duration;
 
 use super::ConnId;
 use super::command::OwnedPublish;
+use super::keepalive::Keepalive;
 use super::router::Router;
 use super::timers::Timer;
 use crate::framing::Framing;
@@ -89,10 +89,7 @@ struct Proto {
     phase: Phase,
     /// The peer's limits (from its `Hello`).
     peer: Limits,
-    keepalive: Option<Duration>,
-    last_rx: Instant,
-    last_tx: Instant,
-    ping_seq: u64,
+    keepalive: Keepalive,
     handshake_deadline: Option<Instant>,
     /// Slot of the connection's timer (handshake or keepalive).
     timer: Option<Instant>,
@@ -122,10 +119,7 @@ impl Conn {
             framing,
             phase: Phase::Idle,
             peer: initial_peer(router),
-            keepalive: None,
-            last_rx: now,
-            last_tx: now,
-            ping_seq: 0,
+            keepalive: Keepalive::new(now),
             handshake_deadline: None,
             timer: None,
             ctrl: VecDeque::new(),
@@ -161,7 +155,7 @@ impl Conn {
     ) -> usize {
         // Offering the same unconsumed bytes again is not activity.
         if bytes.len() > self.rx.leftover {
-            self.proto.last_rx = now;
+            self.proto.keepalive.received(now);
         }
         let used = match self.rx.serial.as_mut() {
             None => self
@@ -185,7 +179,7 @@ impl Conn {
 
     /// Bytes were written to the transport at `now` (keepalive counts them).
     pub(crate) fn wrote(&mut self, now: Instant) {
-        self.proto.last_tx = now;
+        self.proto.keepalive.sent(now);
     }
 
     /// Its transport is gone: its timer goes too.

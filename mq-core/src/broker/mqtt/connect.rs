@@ -80,6 +80,7 @@ impl MqttConn {
                     payload: w.payload,
                     retain: w.retain,
                     once: None,
+                    via: command::Via::Client,
                 },
                 delay: Duration::from_secs(u64::from(w.properties.will_delay.unwrap_or(0))),
             });

@@ -128,6 +128,7 @@ impl MqttConn {
                     payload: p.payload,
                     retain: p.retain,
                     once: (qos == QoS::ExactlyOnce).then_some(rid as u16),
+                    via: command::Via::Client,
                 };
                 r.handle(id, now, Command::Publish(publish));
             }

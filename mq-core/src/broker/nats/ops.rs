@@ -135,6 +135,7 @@ impl NatsConn {
             payload: m.payload,
             retain: false,
             once: None,
+            via: command::Via::Client,
         };
         r.handle(id, now, Command::Publish(publish));
         self.scratch = scratch;

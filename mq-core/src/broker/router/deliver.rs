@@ -121,10 +121,12 @@ impl Router {
             Target::Group(g) => {
                 let group = self.groups.get(g)?;
                 let n = group.members.len();
+                // Local members first: a peer's only when there is none.
+                let local = self.mesh.has_outboxes() && self.has_local_member(&group.members);
                 for i in 0..n {
                     let idx = (group.next_member + i) % n;
                     let m = group.members[idx];
-                    if self.can_take(m) {
+                    if !(local && self.is_outbox(m)) && self.can_take(m) {
                         let group = self.groups.get_mut(g)?;
                         group.next_member = (idx + 1) % n;
                         return Some(m);
@@ -141,12 +143,11 @@ impl Router {
         let Target::Group(g) = target else {
             return None;
         };
-        self.groups
-            .get(g)?
-            .members
-            .iter()
-            .copied()
-            .find(|&m| m != except && self.can_take(m) && !self.is_own(m, msg))
+        let members = &self.groups.get(g)?.members;
+        let local = self.mesh.has_outboxes() && self.has_local_member(members);
+        members.iter().copied().find(|&m| {
+            m != except && !(local && self.is_outbox(m)) && self.can_take(m) && !self.is_own(m, msg)
+        })
     }
 
     /// Whether `msg` was published on the connection of subscription

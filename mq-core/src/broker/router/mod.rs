@@ -27,6 +27,7 @@ mod admin;
 mod deliver;
 mod inflight;
 mod inspect;
+mod mesh;
 mod once;
 mod publish;
 mod reauth;
@@ -50,6 +51,7 @@ use super::command::{Command, Outcome, Output};
 use super::config::{Config, Retention};
 use super::dedup::Dedup;
 use super::links::Links;
+use super::mesh::Mesh;
 use super::message::Msg;
 use super::queue::Queue;
 use super::record::Record;
@@ -121,6 +123,9 @@ pub(crate) struct Subscription {
     /// False after a session resumes, until the client subscribes again with
     /// the same id: only then does the broker deliver for it.
     pub active: bool,
+    /// A peer node's outbox (its session is a node link's): it gets only
+    /// what the peer's interest matches (see `broker::mesh`).
+    pub outbox: bool,
 }
 
 pub(crate) struct Group {
@@ -192,6 +197,7 @@ pub(crate) struct Router {
     pub timers: Timers,
     pub links: Links,
     pub store: StoreOps,
+    pub mesh: Mesh,
     rng: u64,
     sessions: Slab<Session>,
     by_client: Map<String, Key>,
@@ -225,6 +231,7 @@ impl Router {
             stats: Stats::default(),
             timers: Timers::default(),
             store: StoreOps::new(),
+            mesh: Mesh::default(),
             sessions: Slab::new(),
             by_client: Map::default(),
             subs: Slab::new(),
@@ -278,6 +285,7 @@ impl Router {
                 self.delivered_once(session, pid, None);
             }
             Command::Admin { id, request } => self.admin_command(conn, session, now, id, &request),
+            Command::Interest(i) => self.peer_interest(conn, session, now, i),
             Command::Connect(_) => {}
         }
         Outcome::Done

@@ -8,7 +8,7 @@ use core::time::Duration;
 
 use super::{Pending, Router, TopicState};
 use crate::broker::ConnId;
-use crate::broker::command::{Outcome, Output, OwnedPublish, Publish};
+use crate::broker::command::{Outcome, Output, OwnedPublish, Publish, Via};
 use crate::broker::config::Overflow;
 use crate::broker::dedup::Seen;
 use crate::broker::message::{Message, Msg, tail_offsets};
@@ -118,10 +118,14 @@ impl Router {
             self.refuse(from, p, reason);
             return None;
         }
+        let from_link = p.via != Via::Client;
         if let Some(d) = p.dedup
             && let Seen::Duplicate(seq) = self.dedup.check(d.producer, d.seq)
         {
             self.stats.duplicates += 1;
+            if from_link {
+                self.mesh.stats.deduplicated += 1;
+            }
             if p.qos == QoS::AtLeastOnce
                 && let Some((conn, _)) = from
             {
@@ -133,6 +137,7 @@ impl Router {
         // Where it goes, and whether every queue has room.
         let mut targets: Vec<Target> = Vec::new();
         self.index.for_each_match(topic, |t| targets.push(*t));
+        self.mesh_route(topic, p.via, &mut targets);
         let size = p.payload.len();
         let mut full_block: Option<Duration> = None;
         let mut full_reject = false;
@@ -197,6 +202,7 @@ impl Router {
         }
         self.stats.messages_in += 1;
         self.stats.bytes_in += size as u64;
+        self.mesh_count(p.via, &targets);
         let before = targets.len();
         targets.retain(|&t| {
             // QoS 0 into a full queue that refuses: dropped for that queue only.

@@ -29,6 +29,10 @@ impl Router {
         let Some(link) = self.links.get(conn).filter(|l| !l.closing) else {
             return false;
         };
+        // A link this node opened: its session is the node's own.
+        if self.mesh.is_link(conn) {
+            return false;
+        }
         let Some(key) = link.session else {
             // Still in its handshake: its connect is checked under the new auth.
             return false;

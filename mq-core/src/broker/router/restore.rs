@@ -42,6 +42,7 @@ impl Router {
                 }
                 let mut targets = Vec::new();
                 self.index.for_each_match(topic, |t| targets.push(*t));
+                self.mesh_route_restored(topic, m.dedup, &mut targets);
                 for t in targets {
                     if let Some(q) = self.queue_mut(t) {
                         q.push_back(Queued {
@@ -101,6 +102,11 @@ impl Router {
                 }
             }
             Record::Ack { client, sub, msg } => self.restore_ack(client, sub, msg),
+            Record::Interest {
+                client,
+                filter,
+                held,
+            } => self.restore_interest(client, filter, held)?,
             Record::SeqReserve { topic, until } => {
                 let Ok(topic) = Topic::new(topic) else {
                     return Err(RecordError::Malformed);

@@ -36,7 +36,13 @@ impl Router {
             token: c.token,
             identity,
         };
-        let Some(perms) = self.cfg.auth.authorize(&creds) else {
+        // A link this node opened publishes what its peer forwards: the
+        // node's own session (the peer checked the link's credentials).
+        let perms = match self.mesh.is_link(conn) {
+            true => Some(Permissions::all()),
+            false => self.cfg.auth.authorize(&creds),
+        };
+        let Some(perms) = perms else {
             self.stats.auth_failures += 1;
             return Outcome::Refused(Reason::BadToken, "unknown token or identity");
         };
@@ -154,6 +160,7 @@ impl Router {
         self.timers
             .stop(&mut s.expiry_timer, Timer::Expiry(session));
         self.by_client.remove(&s.client);
+        self.mesh.forget_peer(session);
         for (_, sub) in s.subs {
             self.remove_subscription(sub, now);
         }

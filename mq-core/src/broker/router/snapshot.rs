@@ -32,8 +32,15 @@ impl Router {
         let mut out: Vec<Arc<[u8]>> = Vec::new();
         let mut emit = |r: Record<'_>| out.push(r.encode_shared());
         // Sessions and subscriptions, so the messages below route to them.
-        for (_, s) in self.sessions.iter().filter(|(_, s)| s.persistent) {
+        for (k, s) in self.sessions.iter().filter(|(_, s)| s.persistent) {
             emit(Record::SessionOpen { client: &s.client });
+            for filter in self.mesh.peer_filters(k) {
+                emit(Record::Interest {
+                    client: &s.client,
+                    filter,
+                    held: true,
+                });
+            }
             for (&id, &k) in &s.subs {
                 let Some(sub) = self.subs.get(k) else {
                     continue;

@@ -115,6 +115,7 @@ impl Router {
     ) -> Key {
         let limits = self.cfg.queue_for(filter);
         let persistent = self.sessions.get(session).is_some_and(|s| s.persistent);
+        let outbox = self.is_peer_session(session);
         let existing_group = group.and_then(|name| {
             let k = (filter.as_str().to_owned(), name.to_owned());
             self.group_by_name.get(&k).copied()
@@ -156,7 +157,9 @@ impl Router {
             credit,
             queue,
             active: true,
+            outbox,
         });
+        self.mesh_subscription(filter.as_str(), outbox, group, true);
         if let Some(s) = self.sessions.get_mut(session) {
             s.subs.insert(id, key);
         }
@@ -261,6 +264,11 @@ impl Router {
             return;
         };
         let filter = Filter::new(&sub.filter).expect("stored filters are valid");
+        let group = sub
+            .group
+            .and_then(|g| self.groups.get(g))
+            .map(|g| g.name.clone());
+        self.mesh_subscription(&sub.filter, sub.outbox, group.as_deref(), false);
         match sub.group {
             None => {
                 self.index.remove(filter, &Target::Sub(key));

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod delivery;
 mod handshake;
+mod mesh;
 mod mqtt;
 mod mqtt_session;
 mod nats;

@@ -1,0 +1,309 @@
+//! Node links: a peer's declared interest at the node it links to, and two
+//! nodes linked both ways (see `broker::mesh`).
+
+use super::*;
+use crate::wire::mesh::Interest;
+
+/// A peer node `name` links to the broker: its outbox subscription, then
+/// `filters` as its interest snapshot.
+fn peer_links(h: &mut H, name: &str, filters: &[&str]) -> ConnId {
+    let (c, _) = h.connect(&alloc::format!("$node.{name}"), SessionMode::Resume);
+    h.subscribe(c, 1, ">", None, 64);
+    declare(h, c, filters);
+    c
+}
+
+fn declare(h: &mut H, c: ConnId, filters: &[&str]) {
+    let frames = core::iter::once(Frame::Interest(Interest::Begin))
+        .chain(filters.iter().map(|f| Frame::Interest(Interest::Add(f))))
+        .chain([Frame::Interest(Interest::End)]);
+    h.send_all(c, frames);
+}
+
+fn topics(ds: &[Dv]) -> Vec<&str> {
+    ds.iter().map(|d| d.topic.as_str()).collect()
+}
+
+#[test]
+fn outbox_gets_only_what_the_peer_declared() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "a", &["data.>"]);
+    assert_eq!(h.b.peer_interest("a"), ["data.>"]);
+    h.publish(p, 1, "data.x", QoS::AtLeastOnce, b"1");
+    h.publish(p, 2, "jobs.x", QoS::AtLeastOnce, b"2");
+    assert_eq!(topics(&h.deliveries(n)), ["data.x"]);
+    assert_eq!(h.b.mesh_stats().forwarded, 1);
+}
+
+#[test]
+fn a_snapshot_withdraws_interest_only_at_its_end() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "a", &["a", "b"]);
+    h.send_all(
+        n,
+        [
+            Frame::Interest(Interest::Begin),
+            Frame::Interest(Interest::Add("a")),
+        ],
+    );
+    // Mid-snapshot, "b" is still wanted: nothing is lost while it is resent.
+    h.publish(p, 1, "b", QoS::AtLeastOnce, b"1");
+    h.send(n, Frame::Interest(Interest::End));
+    h.publish(p, 2, "b", QoS::AtLeastOnce, b"2");
+    h.publish(p, 3, "a", QoS::AtLeastOnce, b"3");
+    assert_eq!(payloads(&h.deliveries(n)), [b"1", b"3"]);
+    assert_eq!(h.b.peer_interest("a"), ["a"]);
+}
+
+#[test]
+fn peer_interest_outlives_the_link_and_a_restart() {
+    let mut h = H::new(Config::default());
+    let n = peer_links(&mut h, "a", &["t.>", "u"]);
+    h.send(n, Frame::Interest(Interest::Remove("u")));
+    h.b.handle_closed(n, h.now);
+    let mut h2 = H::new(Config::default());
+    for r in &h.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    assert_eq!(h2.b.peer_interest("a"), ["t.>"]);
+    // Published while the peer is away: its outbox keeps it.
+    let (p, _) = h2.connect("pub", SessionMode::Clean);
+    h2.publish(p, 1, "t.1", QoS::AtLeastOnce, b"kept");
+    h2.publish(p, 2, "u", QoS::AtLeastOnce, b"not wanted");
+    let (n2, present) = h2.connect("$node.a", SessionMode::Resume);
+    assert!(present);
+    h2.subscribe(n2, 1, ">", None, 64);
+    assert_eq!(payloads(&h2.deliveries(n2)), [b"kept"]);
+}
+
+#[test]
+fn only_node_links_declare_interest() {
+    let mut h = H::new(Config::default());
+    let (c, _) = h.connect("client", SessionMode::Resume);
+    h.send(c, Frame::Interest(Interest::Add(">")));
+    assert_eq!(h.b.stats().protocol_errors, 1);
+    assert!(h.b.peer_interest("client").is_empty());
+}
+
+/// Two nodes `a` and `b`, linked both ways: each link's bytes are moved by
+/// `shuttle`.
+struct Mesh2 {
+    a: H,
+    b: H,
+    /// (link at a, its accepted end at b), (link at b, its end at a).
+    ab: (ConnId, ConnId),
+    ba: (ConnId, ConnId),
+}
+
+fn link(from: &mut H, to: &mut H, names: (&str, &str), token: Option<&str>) -> (ConnId, ConnId) {
+    let l = (from.b)
+        .connect_link(from.now, names.0, names.1, token)
+        .unwrap();
+    let c = to.b.accept(to.now, Framing::Stream).unwrap();
+    // Raw bytes, moved by `shuttle` (the harness keeps them as it does MQTT's).
+    from.mqtt.insert(l, Vec::new());
+    to.mqtt.insert(c, Vec::new());
+    (l, c)
+}
+
+impl Mesh2 {
+    fn new() -> Mesh2 {
+        Mesh2::with(Config::default(), None)
+    }
+
+    /// Both nodes with `cfg`, their links presenting `token`.
+    fn with(cfg: Config, token: Option<&str>) -> Mesh2 {
+        let (mut a, mut b) = (H::new(cfg.clone()), H::new(cfg));
+        let ab = link(&mut a, &mut b, ("a", "b"), token);
+        let ba = link(&mut b, &mut a, ("b", "a"), token);
+        let mut m = Mesh2 { a, b, ab, ba };
+        m.shuttle();
+        m
+    }
+
+    /// Moves bytes over both links until neither side has more to say.
+    fn shuttle(&mut self) {
+        loop {
+            self.a.drain();
+            self.b.drain();
+            let ((la, cb), (lb, ca)) = (self.ab, self.ba);
+            let mut moved = pass(&mut self.a, la, &mut self.b, cb);
+            moved |= pass(&mut self.b, cb, &mut self.a, la);
+            moved |= pass(&mut self.b, lb, &mut self.a, ca);
+            moved |= pass(&mut self.a, ca, &mut self.b, lb);
+            if !moved {
+                break;
+            }
+        }
+    }
+}
+
+/// Hands what `from` sent on `cf` to `to` on `ct`; true when there was any.
+fn pass(from: &mut H, cf: ConnId, to: &mut H, ct: ConnId) -> bool {
+    let bytes = core::mem::take(from.mqtt.get_mut(&cf).unwrap());
+    if bytes.is_empty() {
+        return false;
+    }
+    assert_eq!(to.b.handle_input(ct, to.now, &bytes), bytes.len());
+    true
+}
+
+#[test]
+fn local_interest_is_counted_once_and_withdrawn_with_the_last() {
+    let mut m = Mesh2::new();
+    let (s1, _) = m.a.connect("s1", SessionMode::Clean);
+    let (s2, _) = m.a.connect("s2", SessionMode::Resume);
+    m.a.subscribe(s1, 1, "x.>", None, 8);
+    m.a.subscribe(s2, 1, "x.>", None, 8);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"]);
+    m.a.send(s1, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"], "s2 still holds it");
+    // A persistent session away still wants its messages.
+    m.a.b.handle_closed(s2, m.a.now);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_interest("a"), ["x.>"]);
+    m.a.connect("s2", SessionMode::Clean);
+    m.shuttle();
+    assert!(m.b.b.peer_interest("a").is_empty(), "the last one went");
+}
+
+#[test]
+fn what_came_over_a_link_goes_to_local_subscribers_only() {
+    let mut m = Mesh2::new();
+    let (sa, _) = m.a.connect("sa", SessionMode::Clean);
+    let (sb, _) = m.b.connect("sb", SessionMode::Clean);
+    m.a.subscribe(sa, 1, "t", None, 8);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    let (p, _) = m.a.connect("pub", SessionMode::Clean);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"once");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(sa)), [b"once"]);
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"once"]);
+    // b does not send it back to a, though a wants "t".
+    assert_eq!(m.a.b.mesh_stats().forwarded, 1);
+    assert_eq!(m.b.b.mesh_stats().forwarded, 0);
+    assert_eq!(m.b.b.mesh_stats().received, 1);
+    m.shuttle();
+    assert!(m.a.deliveries(sa).is_empty());
+}
+
+#[test]
+fn a_group_is_served_by_local_members_first_then_by_one_peer() {
+    let mut m = Mesh2::new();
+    let (wa, _) = m.a.connect("wa", SessionMode::Resume);
+    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
+    let (wb, _) = m.b.connect("wb", SessionMode::Resume);
+    m.b.subscribe(wb, 1, "jobs.>", Some("w"), 8);
+    m.shuttle();
+    let joined = [(String::from("jobs.>"), String::from("w"))];
+    assert_eq!(m.b.b.peer_groups("a"), joined);
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    for i in 1..=4u8 {
+        m.b.publish(p, u32::from(i), "jobs.x", QoS::AtLeastOnce, &[i]);
+    }
+    m.shuttle();
+    let served = m.b.deliveries(wb);
+    assert_eq!(served.len(), 4, "b's own member serves them all");
+    assert!(m.a.deliveries(wa).is_empty());
+    for d in served {
+        m.b.ack(wb, d.tag);
+    }
+    // Without a member of its own, b hands the group's jobs to a.
+    m.b.send(wb, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.b.publish(p, 5, "jobs.x", QoS::AtLeastOnce, b"5");
+    m.shuttle();
+    assert_eq!(payloads(&m.a.deliveries(wa)), [b"5"]);
+    // a's member leaves: a leaves b's group.
+    m.a.send(wa, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    m.shuttle();
+    assert!(m.b.b.peer_groups("a").is_empty());
+}
+
+#[test]
+fn links_present_their_token_and_their_own_node_does_not_check_them() {
+    let auth = Auth {
+        tokens: vec![
+            ("node-secret".into(), Permissions::all()),
+            ("client-secret".into(), Permissions::all()),
+        ],
+        identities: Vec::new(),
+    };
+    let cfg = Config {
+        auth: auth.clone(),
+        ..Config::default()
+    };
+    let mut m = Mesh2::with(cfg, Some("node-secret"));
+    let sb =
+        m.b.connect_with("sb", SessionMode::Clean, Some("client-secret"));
+    let p =
+        m.a.connect_with("pub", SessionMode::Clean, Some("client-secret"));
+    m.b.take(sb);
+    m.a.take(p);
+    m.b.subscribe(sb, 1, "t", None, 8);
+    m.shuttle();
+    assert_eq!(m.a.b.peer_interest("b"), ["t"]);
+    // Auth reloaded: the links' own sessions stay.
+    assert_eq!(m.a.b.set_auth(m.a.now, auth.clone()), 0);
+    assert_eq!(m.b.b.set_auth(m.b.now, auth), 0);
+    m.a.publish(p, 1, "t", QoS::AtLeastOnce, b"hi");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"hi"]);
+}
+
+#[test]
+fn a_forgotten_node_gets_no_more_traffic() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "jobs.>", Some("w"), 8);
+    let n = peer_links(&mut h, "a", &["t"]);
+    h.subscribe(n, 7, "jobs.>", Some("w"), 8);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"waiting");
+    assert!(h.b.forget_node(h.now, "a"));
+    h.drain();
+    assert_eq!(h.take(n).last(), Some(&Got::Close(Reason::Normal)));
+    assert!(h.b.peer_interest("a").is_empty() && h.b.peer_groups("a").is_empty());
+    assert!(!h.b.has_session("$node.a"));
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"none");
+    assert_eq!(h.b.mesh_stats().forwarded, 1, "only the first");
+    // Restored, it is still gone.
+    let mut h2 = H::new(Config::default());
+    for r in &h.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    assert!(!h2.b.has_session("$node.a"));
+    assert!(!h2.b.forget_node(h2.now, "a"));
+}
+
+#[test]
+fn a_job_for_a_group_this_node_just_left_goes_back_to_the_peer() {
+    let mut m = Mesh2::new();
+    let (wa, _) = m.a.connect("wa", SessionMode::Clean);
+    m.a.subscribe(wa, 1, "jobs.>", Some("w"), 8);
+    // Another node, c, is a member at b too, its link down for now.
+    let c = peer_links(&mut m.b, "c", &[]);
+    m.b.subscribe(c, 9, "jobs.>", Some("w"), 8);
+    m.b.b.handle_closed(c, m.b.now);
+    m.shuttle();
+    // a cannot write to b for now: its leave waits, and b hands it a job.
+    let (link_at_a, _) = m.ab;
+    m.a.b.pause_transmit(link_at_a);
+    m.a.send(wa, Frame::Unsubscribe(Unsubscribe { sub: 1 }));
+    let (p, _) = m.b.connect("pub", SessionMode::Clean);
+    m.b.publish(p, 1, "jobs.x", QoS::AtLeastOnce, b"job");
+    m.shuttle();
+    m.a.b.resume_transmit(link_at_a);
+    m.shuttle();
+    assert_eq!(m.b.b.peer_groups("a"), []);
+    // Not swallowed at a: b gives it to c once c is back.
+    let (c, _) = m.b.connect("$node.c", SessionMode::Resume);
+    m.b.subscribe(c, 9, "jobs.>", Some("w"), 8);
+    // After the nack's backoff, within the ack timeout.
+    m.b.advance(Duration::from_secs(5));
+    assert_eq!(payloads(&m.b.deliveries(c)), [b"job"]);
+}

@@ -1,0 +1,100 @@
+//! Node links: what two nodes of a mesh say to each other beyond the client
+//! frames.
+//!
+//! A link is an ordinary mq connection in which one node is the client of
+//! another, and carries one direction of traffic: the node that connects
+//! (the *receiver*) asks the node it connects to (the *sender*) for the
+//! messages its local sessions want, and stores them before it acknowledges
+//! them. A full mesh therefore has one link each way between every two nodes.
+//!
+//! - **Hello.** The receiver says `Hello` with the client id
+//!   `$node.<its node id>` ([`NODE_PREFIX`]) and [`SessionMode::Resume`](super::SessionMode::Resume): the
+//!   sender keeps that session while the link is down, and its queue is the
+//!   receiver's *outbox* at the sender (bounded by the sender's queue limits,
+//!   stored, redelivered after a reconnect or a restart of either node). A
+//!   newer link of the same node takes the session over, which fences off the
+//!   old one.
+//! - **Subscribe.** After `Welcome` the receiver subscribes once (sub id 1,
+//!   filter `>`, QoS 1): that subscription is the outbox, and it only ever
+//!   receives messages that match the receiver's declared [`Interest`] and
+//!   were published at the sender by its own clients (the one-hop rule: a
+//!   message that arrived over a link goes only to local subscribers).
+//! - **Interest.** Then the receiver declares the union of its local
+//!   subscriptions' filters as a snapshot, [`Interest::Begin`], one
+//!   [`Interest::Add`] per filter, [`Interest::End`], and from then on each
+//!   change as it happens: `Add` when a filter's first local subscription
+//!   appears, `Remove` when its last one goes. The sender applies an `Add` at
+//!   once and drops what a snapshot did not name only at its `End`, so no
+//!   interest is ever missing while a snapshot is under way. The sender
+//!   stores the interest with the session.
+//! - **Groups.** For each group (filter, name) local sessions are members
+//!   of (reference counted like filters), the receiver subscribes with that
+//!   filter and group, under the id [`group_sub`] gives, and unsubscribes
+//!   when its last local member goes; the snapshot repeats these
+//!   subscriptions before `End`, and at `End` the sender drops the group
+//!   subscriptions of the link session that were not repeated. The
+//!   receiver is then one member of the sender's group: a group is served
+//!   by the sender's own members when it has any (local members first),
+//!   and otherwise by exactly one of the nodes that joined it.
+//! - **Deliver / Ack.** The sender delivers as to any session. The receiver
+//!   publishes each message to its own local subscribers: one from the
+//!   outbox to its fan-out subscriptions, one for a group to that group's
+//!   members; it deduplicates by [`mesh_producer`] (the sender's node, the
+//!   topic, the group) and the topic's sequence number at the sender, and
+//!   acks only once that publish is stored.
+
+use serde::{Deserialize, Serialize};
+
+/// Client ids of node links start with this; the rest is the node id.
+pub const NODE_PREFIX: &str = "$node.";
+
+/// Producer ids with this bit set are the mesh's (see [`mesh_producer`]);
+/// clients must not use them.
+pub const MESH_PRODUCER_BIT: u64 = 1 << 63;
+
+/// Set in a mesh producer id whose messages are forwarded for a group.
+pub const MESH_GROUP_BIT: u64 = 1 << 62;
+
+/// A receiver's declaration of what its local sessions want (see the module
+/// docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Interest<'a> {
+    /// A snapshot of the whole interest starts.
+    Begin,
+    /// Local sessions want messages matching this filter.
+    Add(&'a str),
+    /// No local session wants this filter any more.
+    Remove(&'a str),
+    /// The snapshot is complete: what it did not name is withdrawn.
+    End,
+}
+
+/// The deduplication producer a receiver files messages from `node` on
+/// `topic` under (their sequence is the topic sequence at `node`), for its
+/// fan-out subscriptions, or for the local members of `group` (filter,
+/// name): FNV-1a of those, with [`MESH_PRODUCER_BIT`] set, and
+/// [`MESH_GROUP_BIT`] for a group's.
+pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u64 {
+    let (filter, name) = group.unwrap_or(("", ""));
+    let parts = [node, topic, filter, name];
+    let h = fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])));
+    let group_bit = if group.is_some() { MESH_GROUP_BIT } else { 0 };
+    (h & !MESH_GROUP_BIT) | MESH_PRODUCER_BIT | group_bit
+}
+
+/// The subscription id a receiver joins `group` (filter, name) under at
+/// the sender: never the outbox's (1).
+pub fn group_sub(filter: &str, name: &str) -> u32 {
+    let h = fnv1a(filter.bytes().chain([0xff]).chain(name.bytes()));
+    (h as u32) | 0x8000_0000
+}
+
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
