@@ -30,6 +30,7 @@
 mod accept;
 mod admin;
 mod command;
+mod conn_io;
 mod handle;
 mod store_thread;
 
@@ -43,14 +44,16 @@ use mq_client::clock::Clock;
 use mq_core::broker::{Auth, Broker, ConnId, Event, Protocol};
 use mq_core::framing::stream;
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::store::StoreMetrics;
 use crate::tls::{ServerTls, Stream};
 pub use command::Io;
-use command::{Accepted, Cmd};
+use command::{Accepted, Cmd, NodeLink};
+pub(crate) use conn_io::sleep as sleep_until;
+use conn_io::{read_loop, sleep, write_loop};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 
@@ -132,6 +135,9 @@ struct Link {
     /// A TLS client's certificate chain and the listener's TLS, to check the
     /// chain again when the client CA is reloaded.
     trust: Option<(Arc<ServerTls>, Arc<[CertificateDer<'static>]>)>,
+    /// For a node link this node opened: dropped (so its receiver wakes) when
+    /// the connection is gone.
+    _on_close: Option<oneshot::Sender<()>>,
 }
 
 struct BrokerTask {
@@ -250,6 +256,10 @@ impl BrokerTask {
                 if let Some(conn) = self.open_link(read, write, framing, &peer, now) {
                     tracing::debug!(%name, conn = conn.0, "attached");
                 }
+            }
+            Cmd::Link(link) => self.connect_link(link, now),
+            Cmd::ForgetNode(peer, reply) => {
+                let _ = reply.send(self.broker.forget_node(now, &peer));
             }
             Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
             Cmd::Closed(conn) => {
@@ -387,6 +397,40 @@ impl BrokerTask {
                 return None;
             }
         };
+        self.serve(conn, read, write, None);
+        Some(conn)
+    }
+
+    /// A node link this node opened (see `crate::node`): the broker says
+    /// `Hello` on it, and the connection is driven as any other.
+    fn connect_link(&mut self, link: NodeLink, now: mq_core::Instant) {
+        let conn =
+            match self
+                .broker
+                .connect_link(now, &link.node, &link.peer, link.token.as_deref())
+            {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(peer = %link.peer, error = %e, "link refused");
+                    return;
+                }
+            };
+        tracing::debug!(peer = %link.peer, conn = conn.0, "link connected");
+        let (read, write) = link.stream.into_split();
+        self.serve(conn, read, write, Some(link.closed));
+    }
+
+    /// Spawns the reader and writer of connection `conn`.
+    fn serve<R, W>(
+        &mut self,
+        conn: ConnId,
+        read: R,
+        write: W,
+        on_close: Option<oneshot::Sender<()>>,
+    ) where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);
@@ -415,9 +459,9 @@ impl BrokerTask {
                 reader,
                 writer_task,
                 trust: None,
+                _on_close: on_close,
             },
         );
-        Some(conn)
     }
 
     fn input(&mut self, conn: ConnId, bytes: Bytes, now: mq_core::Instant) {
@@ -548,66 +592,4 @@ impl<'a> Peer<'a> {
             identity: None,
         }
     }
-}
-
-async fn sleep(until: Option<std::time::Instant>) {
-    match until {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn read_loop(
-    mut read: impl AsyncRead + Unpin,
-    conn: ConnId,
-    budget: Arc<Semaphore>,
-    chunk: usize,
-    tx: mpsc::UnboundedSender<Cmd>,
-) {
-    let mut buf = BytesMut::with_capacity(chunk);
-    loop {
-        // Wait until the broker has consumed enough of what we gave it.
-        let want = chunk.min(budget.available_permits().max(1));
-        let Ok(permit) = budget.acquire_many(want as u32).await else {
-            break;
-        };
-        buf.reserve(want);
-        let n = match (&mut read).take(want as u64).read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        permit.forget();
-        if want > n {
-            budget.add_permits(want - n);
-        }
-        if tx.send(Cmd::Input(conn, buf.split().freeze())).is_err() {
-            return;
-        }
-    }
-    let _ = tx.send(Cmd::Closed(conn));
-}
-
-async fn write_loop(
-    mut write: impl AsyncWrite + Unpin,
-    mut rx: mpsc::Receiver<Bytes>,
-    conn: ConnId,
-    paused: Arc<AtomicBool>,
-    tx: mpsc::UnboundedSender<Cmd>,
-) {
-    while let Some(chunk) = rx.recv().await {
-        // TLS may keep records it encrypted and the socket did not take yet
-        // until a flush: flush once nothing else is queued.
-        let sent = match write.write_all(&chunk).await {
-            Ok(()) if rx.is_empty() => write.flush().await,
-            other => other,
-        };
-        if sent.is_err() {
-            let _ = tx.send(Cmd::Closed(conn));
-            return;
-        }
-        if paused.load(Ordering::Acquire) {
-            let _ = tx.send(Cmd::Writable(conn));
-        }
-    }
-    let _ = write.shutdown().await;
 }
