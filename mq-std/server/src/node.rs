@@ -13,8 +13,10 @@
 //! connections.
 //!
 //! A heartbeat answered with [`Error::Fenced`] means a newer incarnation of
-//! this node registered: this one stops linking (its links are closed) and
-//! the task ends with that error, logged. A lease that ran out (the process
+//! this node registered: this one stops linking (no link is connected again)
+//! and the task ends with that error, logged, which
+//! [`NodeHandle::failed`] returns; the server must then stop acting for the
+//! node (`mqd` shuts down). A lease that ran out (the process
 //! was paused, the catalog unreachable for too long) is registered again
 //! under a new incarnation. A catalog that cannot be reached leaves the links
 //! as they are until it answers again.
