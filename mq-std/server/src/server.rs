@@ -52,6 +52,7 @@ use crate::store::StoreMetrics;
 use crate::tls::{ServerTls, Stream};
 pub use command::Io;
 use command::{Accepted, Cmd, NodeLink};
+#[cfg(feature = "node")]
 pub(crate) use conn_io::sleep as sleep_until;
 use conn_io::{read_loop, sleep, write_loop};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
@@ -84,39 +85,46 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         .into_iter()
         .map(|l| tokio::spawn(accept::accept_loop(l, tx.clone())))
         .collect();
-    let store = if opts.store.is_durable() {
-        StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
+    let (store, store_thread) = if opts.store.is_durable() {
+        let (batches, thread) = spawn_store_thread(opts.store, tx.clone())?;
+        (StoreLink::Thread(batches), Some(thread))
     } else {
-        StoreLink::Memory
+        (StoreLink::Memory, None)
     };
-    let task = tokio::spawn(
-        BrokerTask {
-            broker,
-            clock,
-            links: std::collections::HashMap::new(),
-            tx: tx.clone(),
-            rx,
-            store,
-            // A whole frame of the largest size must fit, or it never
-            // completes (a NATS operation: its control line, payload, CRLF).
-            input_budget: opts.input_budget.max(
-                opts.broker.limits.max_frame as usize
-                    + stream::MAX_PREFIX.max(mq_core::nats::MAX_CONTROL_LINE + 2),
-            ),
-            write_queue: opts.write_queue,
-            chunk: opts.chunk,
-            drain_timeout: opts.drain_timeout,
-            out: BytesMut::new(),
-            acceptors,
-            submitted: 0,
-            flushing: Vec::new(),
-            closing: false,
-            store_metrics,
-            compaction_pending: false,
-            admin_waiters: Vec::new(),
+    let broker_task = BrokerTask {
+        broker,
+        clock,
+        links: std::collections::HashMap::new(),
+        tx: tx.clone(),
+        rx,
+        store,
+        // A whole frame of the largest size must fit, or it never
+        // completes (a NATS operation: its control line, payload, CRLF).
+        input_budget: opts.input_budget.max(
+            opts.broker.limits.max_frame as usize
+                + stream::MAX_PREFIX.max(mq_core::nats::MAX_CONTROL_LINE + 2),
+        ),
+        write_queue: opts.write_queue,
+        chunk: opts.chunk,
+        drain_timeout: opts.drain_timeout,
+        out: BytesMut::new(),
+        acceptors,
+        submitted: 0,
+        flushing: Vec::new(),
+        closing: false,
+        store_metrics,
+        compaction_pending: false,
+        admin_waiters: Vec::new(),
+    };
+    // The task ends once the store is closed too: whoever waited for it may
+    // open the same store again at once.
+    let task = tokio::spawn(async move {
+        let result = broker_task.run().await;
+        if let Some(thread) = store_thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        .run(),
-    );
+        result
+    });
     Ok(ServerHandle { addrs, tx, task })
 }
 
