@@ -28,7 +28,8 @@ pub fn check() -> Result<(), String> {
         return Err(format!("no Redis for the catalog tests: {reason}"));
     }
     // mq-catalog's behaviour suite, then three mqd nodes linked through each
-    // catalog (mq-cli's `mesh_nodes`), both against the same servers.
+    // catalog (mq-cli's `mesh_nodes`), both against the same servers, and the
+    // desktop peers (`mq_std::peer`, a feature the workspace run leaves off).
     let mut env = Vec::new();
     if redis != "127.0.0.1:6379" {
         env.push(("MQ_CATALOG_REDIS_URL", format!("redis://{redis}/0")));
@@ -49,6 +50,15 @@ pub fn check() -> Result<(), String> {
     for args in [
         &["test", "-p", "mq-catalog"][..],
         &["test", "-p", "mq-cli", "--test", "mesh_nodes"],
+        &[
+            "test",
+            "-p",
+            "mq-std",
+            "--features",
+            "peer",
+            "--test",
+            "peers",
+        ],
     ] {
         let mut test = cargo();
         test.args(args).envs(env.iter().map(|(k, v)| (k, v)));
