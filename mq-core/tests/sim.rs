@@ -30,15 +30,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use mq_core::Instant;
-use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent, QueueLimits};
-use mq_core::client::{Config as ClientConfig, PublishOptions, Session, SubscribeOptions};
+use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent};
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::SerialDecoder;
-use mq_core::wire::{Limits, QoS, SessionMode, Start};
+use mq_core::wire::{QoS, SessionMode, Start};
 
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
+#[path = "support/sim_config.rs"]
+mod sim_config;
+use sim_config::{broker_config, client_config};
 #[path = "support/seeds.rs"]
 mod seeds;
 use seeds::for_each_seed;
@@ -171,21 +174,7 @@ fn priority_of(n: u32) -> u8 {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let broker_cfg = Config {
-            seed,
-            ack_timeout: None,
-            max_attempts: 1000,
-            default_queue: QueueLimits {
-                max_messages: 500,
-                ..QueueLimits::default()
-            },
-            limits: Limits {
-                max_frame: 1024,
-                credit: 8,
-                keepalive_ms: 2_000,
-            },
-            ..Config::default()
-        };
+        let broker_cfg = broker_config(seed);
         let mut clients = Vec::new();
         let mut roles = vec![
             (Role::Publisher { id: 1 }, false),
@@ -202,24 +191,8 @@ impl Sim {
             roles.push((Role::Publisher { id: 3 }, false));
         }
         for (i, (role, serial)) in roles.into_iter().enumerate() {
-            let mut id = heapless::String::new();
-            let _ = core::fmt::write(&mut id, format_args!("c{i}"));
-            let cfg = ClientConfig {
-                client_id: id,
-                token: None,
-                mode: SessionMode::Resume,
-                limits: Limits {
-                    max_frame: 4096,
-                    credit: 8,
-                    keepalive_ms: 2_000,
-                },
-                max_frame_out: u32::MAX,
-                producer: matches!(role, Role::Publisher { .. }).then_some(1000 + i as u64),
-                reconnect_min: Duration::from_millis(5),
-                reconnect_max: Duration::from_millis(200),
-                connect_timeout: Duration::from_millis(500),
-                seed: seed ^ i as u64,
-            };
+            let producer = matches!(role, Role::Publisher { .. }).then_some(1000 + i as u64);
+            let cfg = client_config(i, SessionMode::Resume, producer, seed);
             let framing = if serial {
                 Framing::Serial
             } else {

@@ -24,7 +24,7 @@ pub(crate) struct Message {
     /// The connection that published it (not kept across a restart): NATS
     /// clients that ask for no echo get none of their own messages.
     pub publisher: Option<ConnId>,
-    /// The encoded `Record::Message` (or `Record::MessageOnce`), shared with
+    /// The encoded `Record::Message` (or `MessageOnce`, or `Forwarded`), shared with
     /// the store operation.
     pub record: Arc<[u8]>,
     /// Where the record's encoded [`Meta`] starts; the encoded payload (its
@@ -42,7 +42,11 @@ pub(crate) fn tail_offsets(record: &[u8], meta: &Meta<'_>, payload_len: usize) -
     let meta_at = payload_at - meta.encoded_len();
     // The record read back must find its meta and payload exactly there.
     #[cfg(debug_assertions)]
-    if let Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) = Record::decode(record)
+    if let Ok(
+        Record::Message(m)
+        | Record::MessageOnce { message: m, .. }
+        | Record::Forwarded { message: m, .. },
+    ) = Record::decode(record)
     {
         debug_assert_eq!(
             Meta::decode_from(&record[meta_at..payload_at]),
@@ -69,7 +73,11 @@ impl Message {
     /// The record's fields (topic, meta, payload borrow the shared encoding).
     pub(crate) fn view(&self) -> MessageRecord<'_> {
         match Record::decode(&self.record) {
-            Ok(Record::Message(m) | Record::MessageOnce { message: m, .. }) => m,
+            Ok(
+                Record::Message(m)
+                | Record::MessageOnce { message: m, .. }
+                | Record::Forwarded { message: m, .. },
+            ) => m,
             // The broker only builds messages from message records.
             _ => unreachable!("message holds a non-message record"),
         }

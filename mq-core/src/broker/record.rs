@@ -187,6 +187,18 @@ pub enum Record<'a> {
         /// Topic name.
         topic: &'a str,
     },
+    /// A message that arrived over a node link (see [`crate::wire::mesh`]):
+    /// for the local fan-out subscriptions (no `group`), or for the local
+    /// members of `group` (filter, name). A restart routes it there again,
+    /// and to no link.
+    Forwarded {
+        /// The group it was forwarded for.
+        #[serde(borrow)]
+        group: Option<(&'a str, &'a str)>,
+        /// The message.
+        #[serde(borrow)]
+        message: MessageRecord<'a>,
+    },
     /// A peer node's link session (`$node.<id>`) declared interest in a
     /// filter (`held`), or withdrew it: see [`crate::wire::mesh`].
     Interest {

@@ -48,13 +48,6 @@ use serde::{Deserialize, Serialize};
 /// Client ids of node links start with this; the rest is the node id.
 pub const NODE_PREFIX: &str = "$node.";
 
-/// Producer ids with this bit set are the mesh's (see [`mesh_producer`]);
-/// clients must not use them.
-pub const MESH_PRODUCER_BIT: u64 = 1 << 63;
-
-/// Set in a mesh producer id whose messages are forwarded for a group.
-pub const MESH_GROUP_BIT: u64 = 1 << 62;
-
 /// A receiver's declaration of what its local sessions want (see the module
 /// docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,14 +66,11 @@ pub enum Interest<'a> {
 /// The deduplication producer a receiver files messages from `node` on
 /// `topic` under (their sequence is the topic sequence at `node`), for its
 /// fan-out subscriptions, or for the local members of `group` (filter,
-/// name): FNV-1a of those, with [`MESH_PRODUCER_BIT`] set, and
-/// [`MESH_GROUP_BIT`] for a group's.
+/// name): FNV-1a of those.
 pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u64 {
     let (filter, name) = group.unwrap_or(("", ""));
     let parts = [node, topic, filter, name];
-    let h = fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])));
-    let group_bit = if group.is_some() { MESH_GROUP_BIT } else { 0 };
-    (h & !MESH_GROUP_BIT) | MESH_PRODUCER_BIT | group_bit
+    fnv1a(parts.iter().flat_map(|p| p.bytes().chain([0xff])))
 }
 
 /// The subscription id a receiver joins `group` (filter, name) under at

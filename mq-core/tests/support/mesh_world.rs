@@ -253,10 +253,6 @@ impl World {
                     None => self.nodes[n].broker.handle_closed(conn, self.now),
                 }
             }
-            let broker = &self.nodes[n].broker;
-            broker
-                .check_invariants()
-                .unwrap_or_else(|e| panic!("node {n} invariant: {e}"));
         }
         let mut events = Vec::new();
         for i in 0..self.clients.len() {
@@ -283,6 +279,29 @@ impl World {
             }
         }
         progress.then_some(events)
+    }
+
+    /// Nothing moves: every node link and client connection is up with
+    /// nothing in flight, and no broker owes a connected session anything
+    /// or waits for its store.
+    pub fn is_quiet(&self) -> bool {
+        self.retry.is_empty()
+            && self.clients.iter().all(|c| c.wire.is_some())
+            && self
+                .wires
+                .values()
+                .all(|w| w.ab.is_idle() && w.ba.is_idle())
+            && self
+                .nodes
+                .iter()
+                .all(|n| n.broker.is_drained() && n.store.next().is_none())
+    }
+
+    /// Panics unless every broker's invariants hold.
+    pub fn check_invariants(&self) {
+        for (n, node) in self.nodes.iter().enumerate() {
+            (node.broker.check_invariants()).unwrap_or_else(|e| panic!("node {n} invariant: {e}"));
+        }
     }
 
     fn client_connects(&mut self, i: usize) {

@@ -42,6 +42,11 @@ impl Pipe {
     pub fn next(&self) -> Option<Instant> {
         self.chunks.front().map(|c| c.0)
     }
+
+    /// Nothing in flight, nothing left unconsumed.
+    pub fn is_idle(&self) -> bool {
+        self.chunks.is_empty() && self.rx.is_empty()
+    }
 }
 
 /// A store that makes records durable in order, some time after they are

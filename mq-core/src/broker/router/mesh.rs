@@ -13,8 +13,8 @@ use crate::broker::slab::Key;
 use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
-use crate::wire::mesh::{Interest, MESH_GROUP_BIT, MESH_PRODUCER_BIT, NODE_PREFIX};
-use crate::wire::{self, Reason};
+use crate::wire::Reason;
+use crate::wire::mesh::{Interest, NODE_PREFIX};
 
 impl Router {
     /// Whether `session` is a peer node's link session (its subscription is
@@ -72,27 +72,6 @@ impl Router {
                     .is_some_and(|x| x.filter == filter && x.name == group))
             }),
         }
-    }
-
-    /// [`mesh_route`](Self::mesh_route) for a restored message: one that
-    /// came over a link (its deduplication key says so, and whether it came
-    /// for a group) goes to the local fan-out subscriptions, or to the local
-    /// groups its topic matches.
-    pub(super) fn mesh_route_restored(
-        &self,
-        topic: Topic<'_>,
-        dedup: Option<wire::Dedup>,
-        targets: &mut Vec<Target>,
-    ) {
-        let producer = dedup.map_or(0, |d| d.producer);
-        if producer & MESH_PRODUCER_BIT == 0 {
-            return self.mesh_route(topic, Via::Client, targets);
-        }
-        let for_group = producer & MESH_GROUP_BIT != 0;
-        targets.retain(|t| match t {
-            Target::Sub(k) => !for_group && self.subs.get(*k).is_some_and(|s| !s.outbox),
-            Target::Group(_) => for_group,
-        });
     }
 
     /// Whether subscription `sub` is a peer's (its outbox, or its membership

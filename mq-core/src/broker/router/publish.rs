@@ -191,7 +191,17 @@ impl Router {
             _ => None,
         };
         let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
-        let mut msg = self.new_message(now, topic, p.qos, p.dedup, p.meta, p.payload, once_record);
+        let (qos, meta) = (p.qos, p.meta);
+        let mut msg = self.new_message(
+            now,
+            topic,
+            qos,
+            p.dedup,
+            meta,
+            p.payload,
+            once_record,
+            p.via,
+        );
         if let Some((conn, _)) = from
             && let Some(m) = Arc::get_mut(&mut msg)
         {
@@ -303,6 +313,7 @@ impl Router {
         meta: Meta<'_>,
         payload: &[u8],
         once: Option<(&str, u16)>,
+        via: Via<'_>,
     ) -> Msg {
         // The topic first: a new one's first id is this message's.
         self.topic_state(topic);
@@ -323,11 +334,19 @@ impl Router {
             meta,
             payload,
         };
-        let record = match once {
-            None => Record::Message(message),
-            Some((client, pid)) => Record::MessageOnce {
+        let record = match (once, via) {
+            (Some((client, pid)), _) => Record::MessageOnce {
                 client,
                 pid,
+                message,
+            },
+            (None, Via::Client) => Record::Message(message),
+            (None, Via::Link) => Record::Forwarded {
+                group: None,
+                message,
+            },
+            (None, Via::LinkGroup { filter, group }) => Record::Forwarded {
+                group: Some((filter, group)),
                 message,
             },
         }

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use super::Router;
 use super::publish::SWEEP_INTERVAL;
+use crate::broker::command::Via;
 use crate::broker::message::{Message, Msg, tail_offsets};
 use crate::broker::queue::Queued;
 use crate::broker::record::{MessageRecord, Record, RecordError};
@@ -17,7 +18,9 @@ impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
     pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
         match Record::decode(bytes)? {
-            record @ (Record::Message(m) | Record::MessageOnce { message: m, .. }) => {
+            record @ (Record::Message(m)
+            | Record::MessageOnce { message: m, .. }
+            | Record::Forwarded { message: m, .. }) => {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);
                 };
@@ -42,7 +45,15 @@ impl Router {
                 }
                 let mut targets = Vec::new();
                 self.index.for_each_match(topic, |t| targets.push(*t));
-                self.mesh_route_restored(topic, m.dedup, &mut targets);
+                let via = match record {
+                    Record::Forwarded { group: None, .. } => Via::Link,
+                    Record::Forwarded {
+                        group: Some((filter, group)),
+                        ..
+                    } => Via::LinkGroup { filter, group },
+                    _ => Via::Client,
+                };
+                self.mesh_route(topic, via, &mut targets);
                 for t in targets {
                     if let Some(q) = self.queue_mut(t) {
                         q.push_back(Queued {

@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::{InFlight, Pending, Router};
+use crate::broker::command::Via;
 use crate::broker::message::Msg;
 use crate::broker::queue::Queued;
 use crate::broker::slab::Key;
@@ -184,6 +185,7 @@ impl Router {
             view.meta,
             view.payload,
             None,
+            Via::Client,
         );
         let mut targets = Vec::new();
         self.index.for_each_match(topic, |t| targets.push(*t));

@@ -307,3 +307,37 @@ fn a_job_for_a_group_this_node_just_left_goes_back_to_the_peer() {
     m.b.advance(Duration::from_secs(5));
     assert_eq!(payloads(&m.b.deliveries(c)), [b"job"]);
 }
+
+#[test]
+fn a_restart_routes_a_client_s_message_by_its_record_not_its_producer_id() {
+    // Clients pick producer ids at random: any bit may be set.
+    let mut h = H::new(Config::default());
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "jobs", Some("g"), 8);
+    let (s, _) = h.connect("s", SessionMode::Resume);
+    h.subscribe(s, 1, "jobs", None, 8);
+    h.b.handle_closed(w, h.now);
+    h.b.handle_closed(s, h.now);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    for (id, producer) in [(1, 1u64 << 63), (2, 3 << 62), (3, 1 << 62)] {
+        let dedup = Some(Dedup { producer, seq: 1 });
+        h.publish_with(
+            p,
+            id,
+            "jobs",
+            QoS::AtLeastOnce,
+            dedup,
+            Meta::default(),
+            b"x",
+        );
+    }
+    let mut h2 = H::new(Config::default());
+    for r in &h.records {
+        h2.b.restore(h2.now, r).unwrap();
+    }
+    for (client, group) in [("w", Some("g")), ("s", None)] {
+        let (c, _) = h2.connect(client, SessionMode::Resume);
+        h2.subscribe(c, 1, "jobs", group, 8);
+        assert_eq!(h2.deliveries(c).len(), 3, "{client} after the restart");
+    }
+}
