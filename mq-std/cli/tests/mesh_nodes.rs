@@ -9,24 +9,20 @@
 //! answer fails the test: none is skipped.
 
 mod support;
+// One copy of the mesh tests' probes and receiving, with mq-std's peers test.
+#[path = "../../tests/support/mesh.rs"]
+mod mesh;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mq_client::client::{
-    Client, ClientOptions, Message, PublishOptions, QoS, SessionMode, SubscribeOptions,
-    Subscription,
-};
+use mesh::{PATIENCE, publish_all, receive, until_linked};
+use mq_client::client::{Client, ClientOptions, SessionMode, SubscribeOptions, Subscription};
 use support::Mqd;
 
-/// How long anything the test waits for may take before it fails.
-const PATIENCE: Duration = Duration::from_secs(60);
 const LEASE_MS: u64 = 2_000;
 const HEARTBEAT_MS: u64 = 200;
-/// The payload of the messages that find out whether nodes are linked (QoS
-/// 0; late ones are skipped).
-const PROBE: &str = "probe";
 
 fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -106,65 +102,6 @@ async fn subscribe(c: &Client, filter: &str, group: Option<&str>) -> Subscriptio
     c.subscribe(filter, &opts).await.expect("subscribe")
 }
 
-async fn publish(c: &Client, topic: &str, payload: String) {
-    c.publish(topic, payload, &PublishOptions::new(QoS::AtLeastOnce))
-        .await
-        .expect("acknowledged");
-}
-
-/// The next message's payload within PATIENCE; the message is acked.
-async fn next(sub: &mut Subscription, what: &str) -> String {
-    let m = tokio::time::timeout(PATIENCE, sub.next())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing arrived"))
-        .unwrap_or_else(|| panic!("{what}: the subscription ended"));
-    take(m)
-}
-
-/// The payload of `m`, acked.
-fn take(m: Message) -> String {
-    let text = String::from_utf8_lossy(&m.payload).into_owned();
-    if m.needs_ack() {
-        m.ack().expect("ack");
-    }
-    text
-}
-
-/// Receives `n` messages besides probes, failing on a duplicate.
-async fn receive(sub: &mut Subscription, n: usize, what: &str) -> BTreeSet<String> {
-    let mut seen = BTreeSet::new();
-    while seen.len() < n {
-        let t = next(sub, what).await;
-        if t != PROBE {
-            assert!(seen.insert(t.clone()), "{what}: {t} twice");
-        }
-    }
-    seen
-}
-
-/// Publishes probes on `from` until `sub` (on another node, `topic`) got
-/// one: the link between them carries the subscription's interest.
-async fn until_linked(from: &Client, topic: &str, sub: &mut Subscription) {
-    let start = Instant::now();
-    loop {
-        from.publish(topic, PROBE, &PublishOptions::new(QoS::AtMostOnce))
-            .await
-            .expect("probe");
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
-            take(m);
-            return;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "{topic}: the nodes never linked"
-        );
-    }
-}
-
-fn expected(prefix: &str, range: std::ops::Range<u32>) -> BTreeSet<String> {
-    range.map(|i| format!("{prefix}{i}")).collect()
-}
-
 /// One-to-one, one-to-one-of-many, one-to-many, many-to-many, topic
 /// subscription, producer-consumer: each message reaches whom it should,
 /// once.
@@ -184,7 +121,7 @@ async fn patterns(mesh: &Mesh) {
     for (i, (_, sub)) in chat.iter_mut().enumerate() {
         for (j, p) in pubs.iter().enumerate() {
             if i != j {
-                until_linked(p, "chat.room", sub).await;
+                until_linked(p, "chat.room", &mut [sub]).await;
             }
         }
     }
@@ -192,108 +129,62 @@ async fn patterns(mesh: &Mesh) {
     // One-to-one: a on node a to bob on node b.
     let bob = client(mesh, 1, "bob", true).await;
     let mut inbox = subscribe(&bob, "direct.bob", None).await;
-    until_linked(&pubs[0], "direct.bob", &mut inbox).await;
-    for i in 0..50 {
-        publish(&pubs[0], "direct.bob", format!("d{i}")).await;
-    }
-    assert_eq!(
-        receive(&mut inbox, 50, "one-to-one").await,
-        expected("d", 0..50)
-    );
+    until_linked(&pubs[0], "direct.bob", &mut [&mut inbox]).await;
+    let sent = publish_all(&pubs[0], "direct.bob", "d", 50).await;
+    assert_eq!(receive(&mut [&mut inbox], 50, "one-to-one").await, sent);
 
     // Many-to-many (and one-to-many): every node publishes, every node's
     // subscriber gets everything.
+    let mut sent = BTreeSet::new();
     for (j, p) in pubs.iter().enumerate() {
-        for i in 0..20 {
-            publish(p, "chat.room", format!("m{j}.{i}")).await;
-        }
+        sent.extend(publish_all(p, "chat.room", &format!("m{j}."), 20).await);
     }
     for (i, (_, sub)) in chat.iter_mut().enumerate() {
-        let got = receive(sub, 60, &format!("many-to-many on node {i}")).await;
-        let want: BTreeSet<String> = (0..3)
-            .flat_map(|j| (0..20).map(move |i| format!("m{j}.{i}")))
-            .collect();
-        assert_eq!(got, want, "node {i}");
+        let what = format!("many-to-many on node {i}");
+        assert_eq!(receive(&mut [sub], 60, &what).await, sent, "{what}");
     }
 
     // Topic subscription: a wildcard on node c picks the temperatures.
     let watcher = client(mesh, 2, "watcher", true).await;
     let mut temps = subscribe(&watcher, "sensors.*.temp", None).await;
-    until_linked(&pubs[0], "sensors.probe.temp", &mut temps).await;
-    for i in 0..10 {
-        publish(&pubs[0], "sensors.kitchen.humidity", format!("h{i}")).await;
-        publish(&pubs[0], "sensors.kitchen.temp", format!("t{i}")).await;
-    }
+    until_linked(&pubs[0], "sensors.probe.temp", &mut [&mut temps]).await;
+    publish_all(&pubs[0], "sensors.kitchen.humidity", "h", 10).await;
+    let sent = publish_all(&pubs[0], "sensors.kitchen.temp", "t", 10).await;
     assert_eq!(
-        receive(&mut temps, 10, "topic subscription").await,
-        expected("t", 0..10)
+        receive(&mut [&mut temps], 10, "topic subscription").await,
+        sent
     );
 
     // One-to-one-of-many: workers on b and c share jobs from a, each job
     // done once.
-    let mut workers = Vec::new();
-    for (node, id) in [(1, "worker-b"), (2, "worker-c")] {
-        let c = client(mesh, node, id, true).await;
-        let sub = subscribe(&c, "jobs.>", Some("workers")).await;
-        workers.push((c, sub));
-    }
+    let (w_b, w_c) = (
+        client(mesh, 1, "worker-b", true).await,
+        client(mesh, 2, "worker-c", true).await,
+    );
+    let mut workers = [
+        subscribe(&w_b, "jobs.>", Some("workers")).await,
+        subscribe(&w_c, "jobs.>", Some("workers")).await,
+    ];
     // Producer-consumer: two competing consumers on node a itself take the
     // queue fed from c (local members first: node a serves them).
-    let mut consumers = Vec::new();
-    for id in ["consumer-1", "consumer-2"] {
-        let c = client(mesh, 0, id, true).await;
-        let sub = subscribe(&c, "work.>", Some("consumers")).await;
-        consumers.push((c, sub));
-    }
-    // The groups are declared once a probe reaches one member.
-    for (filter, from, members) in [
-        ("jobs.probe", &pubs[0], &mut workers),
-        ("work.probe", &pubs[2], &mut consumers),
-    ] {
-        let start = Instant::now();
-        'probe: loop {
-            from.publish(filter, PROBE, &PublishOptions::new(QoS::AtMostOnce))
-                .await
-                .expect("probe");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            for (_, sub) in members.iter_mut() {
-                if let Some(m) = sub.try_next() {
-                    take(m);
-                    break 'probe;
-                }
-            }
-            assert!(start.elapsed() < PATIENCE, "{filter}: never linked");
-        }
-    }
-    for i in 0..40 {
-        publish(&pubs[0], "jobs.build", format!("j{i}")).await;
-        publish(&pubs[2], "work.item", format!("w{i}")).await;
-    }
-    for (members, prefix, what) in [
-        (&mut workers, "j", "one-to-one-of-many"),
-        (&mut consumers, "w", "producer-consumer"),
-    ] {
-        let mut done: BTreeMap<String, usize> = BTreeMap::new();
-        let start = Instant::now();
-        while done.len() < 40 {
-            let mut any = false;
-            for (k, (_, sub)) in members.iter_mut().enumerate() {
-                if let Some(m) = sub.try_next() {
-                    any = true;
-                    let t = take(m);
-                    if t != PROBE {
-                        assert!(done.insert(t.clone(), k).is_none(), "{what}: {t} twice");
-                    }
-                }
-            }
-            if !any {
-                assert!(start.elapsed() < PATIENCE, "{what}: {} of 40", done.len());
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let keys: BTreeSet<String> = done.keys().cloned().collect();
-        assert_eq!(keys, expected(prefix, 0..40), "{what}");
-    }
+    let (c1, c2) = (
+        client(mesh, 0, "consumer-1", true).await,
+        client(mesh, 0, "consumer-2", true).await,
+    );
+    let mut consumers = [
+        subscribe(&c1, "work.>", Some("consumers")).await,
+        subscribe(&c2, "work.>", Some("consumers")).await,
+    ];
+    let [w1, w2] = &mut workers;
+    until_linked(&pubs[0], "jobs.probe", &mut [w1, w2]).await;
+    let [k1, k2] = &mut consumers;
+    until_linked(&pubs[2], "work.probe", &mut [k1, k2]).await;
+    let jobs = publish_all(&pubs[0], "jobs.build", "j", 40).await;
+    let work = publish_all(&pubs[2], "work.item", "w", 40).await;
+    let [w1, w2] = &mut workers;
+    assert_eq!(receive(&mut [w1, w2], 40, "one-to-one-of-many").await, jobs);
+    let [k1, k2] = &mut consumers;
+    assert_eq!(receive(&mut [k1, k2], 40, "producer-consumer").await, work);
 }
 
 /// Node c is killed while a stream flows to its persistent subscriber and
@@ -303,29 +194,15 @@ async fn crash_mid_stream(mesh: &mut Mesh) {
     let publisher = client(mesh, 0, "stream-pub", false).await;
     let durable = client(mesh, 2, "stream-sub", true).await;
     let mut sub = subscribe(&durable, "stream.>", None).await;
-    until_linked(&publisher, "stream.probe", &mut sub).await;
-    const N: u32 = 300;
-    let mut seen = BTreeSet::new();
-    for i in 0..N {
-        publish(&publisher, "stream.data", format!("s{i}")).await;
-        if i == 100 {
-            // Mid-stream: what c got so far is acked by the application.
-            while seen.len() < 50 {
-                let t = next(&mut sub, "before the crash").await;
-                if t != PROBE {
-                    assert!(seen.insert(t.clone()), "{t} twice");
-                }
-            }
-            mesh.nodes[2].restart();
-        }
-    }
-    while seen.len() < N as usize {
-        let t = next(&mut sub, "after the crash").await;
-        if t != PROBE {
-            assert!(seen.insert(t.clone()), "{t} twice after the crash");
-        }
-    }
-    assert_eq!(seen, expected("s", 0..N));
+    until_linked(&publisher, "stream.probe", &mut [&mut sub]).await;
+    let mut sent = publish_all(&publisher, "stream.data", "s", 100).await;
+    // Mid-stream: c's application has taken (and acked) half of it.
+    let before = receive(&mut [&mut sub], 50, "before the crash").await;
+    mesh.nodes[2].restart();
+    sent.extend(publish_all(&publisher, "stream.data", "t", 200).await);
+    let after = receive(&mut [&mut sub], 250, "after the crash").await;
+    assert!(before.is_disjoint(&after), "a message came twice");
+    assert_eq!(&before | &after, sent);
 }
 
 /// Node b is killed and stays away past its lease: node a forgets it (its
@@ -335,9 +212,9 @@ async fn expired_lease(mesh: &mut Mesh) {
     let publisher = client(mesh, 0, "lease-pub", false).await;
     let away = client(mesh, 1, "lease-sub", true).await;
     let mut sub = subscribe(&away, "lease.>", None).await;
-    until_linked(&publisher, "lease.probe", &mut sub).await;
+    until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
     mesh.nodes[1].kill();
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     loop {
         let sessions = mesh.nodes[0].http_get("/api/sessions").expect("sessions");
         if !sessions.contains("\"$node.b\"") {
@@ -346,26 +223,20 @@ async fn expired_lease(mesh: &mut Mesh) {
         assert!(start.elapsed() < PATIENCE, "node a never forgot b");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for i in 0..20 {
-        publish(&publisher, "lease.data", format!("lost{i}")).await;
-    }
+    publish_all(&publisher, "lease.data", "lost", 20).await;
     mesh.nodes[1].restart();
-    // b registers again and links anew; from then on it gets its messages.
-    until_linked(&publisher, "lease.probe", &mut sub).await;
-    publish(&publisher, "lease.data", "after".to_owned()).await;
-    loop {
-        let t = next(&mut sub, "after the lease").await;
-        assert!(
-            !t.starts_with("lost"),
-            "{t} reached a node whose lease expired"
-        );
-        if t == "after" {
-            break;
-        }
-    }
+    // b registers again and links anew; from then on it gets its messages
+    // (in order: a lost one would come first).
+    until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
+    let after = publish_all(&publisher, "lease.data", "after", 1).await;
+    assert_eq!(
+        receive(&mut [&mut sub], 1, "after the lease").await,
+        after,
+        "what was published while b's lease had expired reached it"
+    );
 }
 
-async fn mesh(url: Option<&str>) {
+async fn three_nodes(url: Option<&str>) {
     let mut mesh = Mesh::start(url);
     patterns(&mesh).await;
     crash_mid_stream(&mut mesh).await;
@@ -378,12 +249,12 @@ fn server_url(var: &str, default: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_sqlite() {
-    mesh(None).await;
+    three_nodes(None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_redis() {
-    mesh(Some(&server_url(
+    three_nodes(Some(&server_url(
         "MQ_CATALOG_REDIS_URL",
         "redis://127.0.0.1:6379/0",
     )))
@@ -392,7 +263,7 @@ async fn three_nodes_over_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_postgres() {
-    mesh(Some(&server_url(
+    three_nodes(Some(&server_url(
         "MQ_CATALOG_POSTGRES_URL",
         "postgres://postgres@127.0.0.1:5432/test",
     )))
