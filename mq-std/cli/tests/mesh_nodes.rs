@@ -1,9 +1,10 @@
 //! Three `mqd` nodes linked through a catalog (`[node]`), as real processes:
-//! the messaging patterns of liner across nodes, a node killed (SIGKILL;
+//! the messaging patterns of liner across nodes; a node killed (SIGKILL;
 //! `TerminateProcess` on Windows) in the middle of a stream and restarted on
-//! its data, and a node whose lease expired while it was away, which gets
-//! nothing published meanwhile. Once per catalog: SQLite (one file shared by
-//! the three), Redis and PostgreSQL (this machine's, or those
+//! its data; a node whose lease expired while it was away, which gets
+//! nothing published meanwhile; and a node whose lease expired while
+//! another was down, which that one forgets once restarted. Once per
+//! catalog: SQLite (one file shared by the three), Redis and PostgreSQL (this machine's, or those
 //! `MQ_CATALOG_REDIS_URL` and `MQ_CATALOG_POSTGRES_URL` name; `cargo xtask
 //! catalog` starts them where they are absent). A catalog that does not
 //! answer fails the test: none is skipped.
@@ -214,15 +215,7 @@ async fn expired_lease(mesh: &mut Mesh) {
     let mut sub = subscribe(&away, "lease.>", None).await;
     until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
     mesh.nodes[1].kill();
-    let start = std::time::Instant::now();
-    loop {
-        let sessions = mesh.nodes[0].http_get("/api/sessions").expect("sessions");
-        if !sessions.contains("\"$node.b\"") {
-            break;
-        }
-        assert!(start.elapsed() < PATIENCE, "node a never forgot b");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_forgotten(mesh, 0, "b").await;
     publish_all(&publisher, "lease.data", "lost", 20).await;
     mesh.nodes[1].restart();
     // b registers again and links anew; from then on it gets its messages
@@ -236,11 +229,37 @@ async fn expired_lease(mesh: &mut Mesh) {
     );
 }
 
+/// Waits until node `at` has no link session of node `peer` any more.
+async fn until_forgotten(mesh: &Mesh, at: usize, peer: &str) {
+    let start = std::time::Instant::now();
+    let session = format!("\"$node.{peer}\"");
+    loop {
+        let sessions = mesh.nodes[at].http_get("/api/sessions").expect("sessions");
+        if !sessions.contains(&session) {
+            return;
+        }
+        assert!(start.elapsed() < PATIENCE, "node {at} never forgot {peer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Node c's lease expires while node a is down: a, restarted on its store
+/// (which brought c's link session back), forgets c once the catalog does
+/// not list it, rather than keeping its outbox for ever.
+async fn expired_while_down(mesh: &mut Mesh) {
+    mesh.nodes[0].kill();
+    mesh.nodes[2].kill();
+    until_forgotten(mesh, 1, "c").await;
+    mesh.nodes[0].restart();
+    until_forgotten(mesh, 0, "c").await;
+}
+
 async fn three_nodes(url: Option<&str>) {
     let mut mesh = Mesh::start(url);
     patterns(&mesh).await;
     crash_mid_stream(&mut mesh).await;
     expired_lease(&mut mesh).await;
+    expired_while_down(&mut mesh).await;
 }
 
 fn server_url(var: &str, default: &str) -> String {

@@ -146,11 +146,19 @@ pub async fn spawn(
     );
     let (stop, stopped) = oneshot::channel();
     let (closed_tx, closed_rx) = mpsc::unbounded_channel();
-    let roster = Roster::new(
+    let mut roster = Roster::new(
         &opts.id,
         opts.reconnect_min,
         opts.reconnect_max,
         registration.incarnation,
+    );
+    // Peers whose link sessions the store brought back: the catalog says
+    // whether they are still there.
+    let queues = control.queues().await;
+    roster.handle_known(
+        queues
+            .iter()
+            .filter_map(|q| q.owner.strip_prefix(mq_core::wire::mesh::NODE_PREFIX)),
     );
     let node = Node {
         catalog,

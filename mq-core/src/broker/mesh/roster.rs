@@ -43,6 +43,8 @@ pub enum RosterAction {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Link {
+    /// Known from before a restart, not seen in the catalog yet.
+    Idle,
     /// A transport is being opened, or the link is up.
     Connecting,
     Up,
@@ -106,6 +108,7 @@ impl Roster {
             if let Some(p) = self.peers.get(id)
                 && p.incarnation == incarnation
                 && p.addr == addr
+                && p.link != Link::Idle
             {
                 continue;
             }
@@ -123,6 +126,27 @@ impl Roster {
                 peer: id.into(),
                 addr: addr.into(),
             });
+        }
+    }
+
+    /// The peers this node knew before it started (their link sessions came
+    /// back from its store): each is linked once the catalog lists it, and
+    /// forgotten at the first [`handle_live`](Self::handle_live) that does
+    /// not, so a peer that expired while this node was down is not kept
+    /// (with its outbox filling) for ever.
+    pub fn handle_known<'a>(&mut self, peers: impl IntoIterator<Item = &'a str>) {
+        for id in peers {
+            if id == self.node || self.peers.contains_key(id) {
+                continue;
+            }
+            self.seed = self.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let state = PeerState {
+                incarnation: 0,
+                addr: String::new(),
+                link: Link::Idle,
+                backoff: Backoff::new(self.seed),
+            };
+            self.peers.insert(id.into(), state);
         }
     }
 
@@ -207,6 +231,22 @@ mod tests {
         r.handle_live([("a", 1, "h:1"), ("c", 3, "h:3")]);
         assert_eq!(drain(&mut r), [RosterAction::Forget { peer: "b".into() }]);
         assert_eq!(r.peers().collect::<Vec<_>>(), ["c"]);
+    }
+
+    #[test]
+    fn peers_known_from_before_a_restart_are_linked_or_forgotten_by_the_catalog() {
+        let mut r = Roster::new("a", 100 * MS, 1000 * MS, 1);
+        r.handle_known(["a", "b", "c"]);
+        assert_eq!(drain(&mut r), [], "nothing before the catalog speaks");
+        assert_eq!(r.poll_timeout(), None);
+        r.handle_live([("a", 9, "h:1"), ("b", 2, "h:2")]);
+        assert_eq!(
+            drain(&mut r),
+            [
+                RosterAction::Forget { peer: "c".into() },
+                connect("b", "h:2")
+            ]
+        );
     }
 
     #[test]
