@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mesh::{PATIENCE, publish_all, receive, until_linked};
+use mq_catalog::{Catalog, Options};
 use mq_client::client::{Client, ClientOptions, SessionMode, SubscribeOptions, Subscription};
 use support::Mqd;
 
@@ -39,6 +40,8 @@ struct Mesh {
     nodes: Vec<Mqd>,
     /// The SQLite catalog's directory.
     dir: Option<std::path::PathBuf>,
+    /// The Redis or PostgreSQL catalog's URL and namespace.
+    place: Option<(String, String)>,
 }
 
 impl Mesh {
@@ -53,9 +56,10 @@ impl Mesh {
             }
         };
         // Redis and PostgreSQL: a namespace of this run; SQLite: the file.
-        let namespace = match dir {
-            Some(_) => String::new(),
-            None => format!("namespace = \"{}\"\n", unique("m")),
+        let place = dir.is_none().then(|| (url.clone(), unique("m")));
+        let namespace = match &place {
+            Some((_, ns)) => format!("namespace = \"{ns}\"\n"),
+            None => String::new(),
         };
         let nodes = ["a", "b", "c"]
             .iter()
@@ -69,7 +73,7 @@ impl Mesh {
                 .start()
             })
             .collect();
-        Mesh { nodes, dir }
+        Mesh { nodes, dir, place }
     }
 
     fn addr(&self, node: usize) -> String {
@@ -78,9 +82,31 @@ impl Mesh {
 }
 
 impl Drop for Mesh {
+    /// Kills the nodes, then removes the catalog: the SQLite file, or the
+    /// namespace's keys or schema (on a thread with a runtime of its own, as
+    /// this may run inside the test's).
     fn drop(&mut self) {
+        self.nodes.clear();
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((url, namespace)) = self.place.take() {
+            let destroy = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a runtime");
+                runtime.block_on(async {
+                    let options = Options {
+                        namespace,
+                        ..Options::default()
+                    };
+                    if let Ok(catalog) = Catalog::open_with(&url, options).await {
+                        let _ = catalog.destroy().await;
+                    }
+                });
+            });
+            let _ = destroy.join();
         }
     }
 }
