@@ -129,6 +129,23 @@ async fn subscribe(c: &Client, filter: &str, group: Option<&str>) -> Subscriptio
     c.subscribe(filter, &opts).await.expect("subscribe")
 }
 
+/// Two members of group `g` on `filter`: (node, client id) each.
+async fn group(
+    mesh: &Mesh,
+    members: [(usize, &str); 2],
+    filter: &str,
+) -> (Vec<Client>, [Subscription; 2]) {
+    let mut clients = Vec::new();
+    for (node, id) in members {
+        clients.push(client(mesh, node, id, true).await);
+    }
+    let subs = [
+        subscribe(&clients[0], filter, Some("g")).await,
+        subscribe(&clients[1], filter, Some("g")).await,
+    ];
+    (clients, subs)
+}
+
 /// One-to-one, one-to-one-of-many, one-to-many, many-to-many, topic
 /// subscription, producer-consumer: each message reaches whom it should,
 /// once.
@@ -184,24 +201,10 @@ async fn patterns(mesh: &Mesh) {
 
     // One-to-one-of-many: workers on b and c share jobs from a, each job
     // done once.
-    let (w_b, w_c) = (
-        client(mesh, 1, "worker-b", true).await,
-        client(mesh, 2, "worker-c", true).await,
-    );
-    let mut workers = [
-        subscribe(&w_b, "jobs.>", Some("workers")).await,
-        subscribe(&w_c, "jobs.>", Some("workers")).await,
-    ];
+    let (_w, mut workers) = group(mesh, [(1, "worker-b"), (2, "worker-c")], "jobs.>").await;
     // Producer-consumer: two competing consumers on node a itself take the
     // queue fed from c (local members first: node a serves them).
-    let (c1, c2) = (
-        client(mesh, 0, "consumer-1", true).await,
-        client(mesh, 0, "consumer-2", true).await,
-    );
-    let mut consumers = [
-        subscribe(&c1, "work.>", Some("consumers")).await,
-        subscribe(&c2, "work.>", Some("consumers")).await,
-    ];
+    let (_c, mut consumers) = group(mesh, [(0, "consumer-1"), (0, "consumer-2")], "work.>").await;
     let [w1, w2] = &mut workers;
     until_linked(&pubs[0], "jobs.probe", &mut [w1, w2]).await;
     let [k1, k2] = &mut consumers;
