@@ -317,3 +317,31 @@ async fn three_nodes_over_postgres() {
     )))
     .await;
 }
+
+/// A newer incarnation of node `a` registers (another process took its id):
+/// the old `mqd` hears it at its next heartbeat and stops acting for the
+/// node, exiting with an error that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_node_stops() {
+    let dir = std::env::temp_dir().join(unique("mq-fence-"));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let url = format!("sqlite:{}", dir.join("catalog.db").display());
+    let mut node = Mqd::start(&format!(
+        "[node]\nid = \"a\"\ncatalog = \"{url}\"\nlease_ms = {LEASE_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n"
+    ));
+    let catalog = Catalog::open(&url).await.expect("the catalog");
+    catalog
+        .register("a", "127.0.0.1:1", Duration::from_millis(LEASE_MS))
+        .await
+        .expect("a newer incarnation");
+    let status = node.wait(PATIENCE);
+    assert!(!status.success(), "{status}");
+    assert!(
+        node.log()
+            .contains("a newer incarnation of this node registered"),
+        "{}",
+        node.log()
+    );
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}
