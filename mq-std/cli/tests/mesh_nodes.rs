@@ -169,6 +169,10 @@ async fn patterns(mesh: &Mesh) {
             }
         }
     }
+    // So each node's links to the two others are up.
+    for (i, node) in mesh.nodes.iter().enumerate() {
+        assert_eq!(node.metric("mq_mesh_links"), 2, "node {i}");
+    }
 
     // One-to-one: a on node a to bob on node b.
     let bob = client(mesh, 1, "bob", true).await;

@@ -308,6 +308,9 @@ impl BrokerTask {
             Cmd::Stats(reply) => {
                 let _ = reply.send(self.broker.stats());
             }
+            Cmd::MeshStats(reply) => {
+                let _ = reply.send(self.broker.mesh_stats());
+            }
             Cmd::Admin(request, reply) => self.admin(&request, reply, now),
             Cmd::Queues(reply) => {
                 let _ = reply.send(self.broker.queues());

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{Auth, ConnId, Protocol, QueueInfo, Stats};
+use mq_core::broker::{Auth, ConnId, MeshStats, Protocol, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -63,6 +63,7 @@ pub(super) enum Cmd {
     /// The store is (or is no longer) at its size limit.
     StoreFull(bool),
     Stats(oneshot::Sender<Stats>),
+    MeshStats(oneshot::Sender<MeshStats>),
     StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
     Queues(oneshot::Sender<Vec<QueueInfo>>),
     Admin(Admin, oneshot::Sender<AdminReply>),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{Auth, Config as BrokerConfig, QueueInfo, Stats};
+use mq_core::broker::{Auth, Config as BrokerConfig, MeshStats, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -159,6 +159,14 @@ impl ServerControl {
     pub async fn stats(&self) -> Stats {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Cmd::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// What the mesh did: links up, messages forwarded, received and
+    /// deduplicated (defaults when the server has stopped).
+    pub async fn mesh_stats(&self) -> MeshStats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::MeshStats(tx));
         rx.await.unwrap_or_default()
     }
 
