@@ -12,6 +12,8 @@
 //!   broker's records go), [`wal`] (the write-ahead log), [`metrics`] (the
 //!   Prometheus exposition and HTTP endpoint);
 //! - [`core`]: `mq-core` itself;
+//! - with the `peer` feature, `peer`: a desktop peer with no daemon, a mesh
+//!   node in the application's process that the ordinary client talks to;
 //! - with the `catalog` feature, `catalog`: `mq-catalog`, the mesh's catalog
 //!   of nodes, away sessions' interest and offline queues in SQLite, Redis or
 //!   PostgreSQL.
@@ -23,6 +25,8 @@
 
 #[cfg(feature = "catalog")]
 pub use mq_catalog as catalog;
+#[cfg(feature = "peer")]
+pub mod peer;
 pub use mq_client::{DEFAULT_ADDR, blocking, client, clock, tls};
 pub use mq_core as core;
 /// TLS on the server's listeners (`mq_server::tls`); [`tls`] is the clients'.

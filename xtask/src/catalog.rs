@@ -1,5 +1,6 @@
 //! The catalog step of `cargo xtask ci` (`cargo xtask catalog`): mq-catalog's
-//! behaviour suite against SQLite and against the Redis (127.0.0.1:6379) and
+//! behaviour suite, and three `mqd` nodes linked through a catalog (mq-cli's
+//! `mesh_nodes`), against SQLite and against the Redis (127.0.0.1:6379) and
 //! PostgreSQL (127.0.0.1:5432) of this machine. Where one of them does not
 //! answer, it is installed from Debian's packages and one is started for the
 //! run on a free port (PostgreSQL: a cluster of its own with trust
@@ -19,17 +20,19 @@ const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 /// PostgreSQL's SSLRequest: any PostgreSQL answers it with `N` or `S`.
 const SSL_REQUEST: &[u8] = &[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-/// CI: the servers, then `cargo test -p mq-catalog`.
+/// CI: the servers, then `cargo test -p mq-catalog` and the mesh of `mqd` nodes.
 pub fn check() -> Result<(), String> {
     let mut servers = Servers::default();
     let redis = servers.ensure(&REDIS);
     if let Some(reason) = redis.strip_prefix("unavailable:") {
         return Err(format!("no Redis for the catalog tests: {reason}"));
     }
-    let mut test = cargo();
-    test.args(["test", "-p", "mq-catalog"]);
+    // mq-catalog's behaviour suite, then three mqd nodes linked through each
+    // catalog (mq-cli's `mesh_nodes`), both against the same servers, and the
+    // desktop peers (`mq_std::peer`, a feature the workspace run leaves off).
+    let mut env = Vec::new();
     if redis != "127.0.0.1:6379" {
-        test.env("MQ_CATALOG_REDIS_URL", format!("redis://{redis}/0"));
+        env.push(("MQ_CATALOG_REDIS_URL", format!("redis://{redis}/0")));
     }
     let cluster = if postgres_answers(POSTGRES_ADDR) {
         println!("catalog: PostgreSQL answers on {POSTGRES_ADDR}");
@@ -40,10 +43,30 @@ pub fn check() -> Result<(), String> {
              postgresql and starting a cluster for this run"
         );
         let cluster = Cluster::start()?;
-        test.env("MQ_CATALOG_POSTGRES_URL", cluster.url());
+        env.push(("MQ_CATALOG_POSTGRES_URL", cluster.url()));
         Some(cluster)
     };
-    let result = run(&mut test);
+    let mut result = Ok(());
+    for args in [
+        &["test", "-p", "mq-catalog"][..],
+        &["test", "-p", "mq-cli", "--test", "mesh_nodes"],
+        &[
+            "test",
+            "-p",
+            "mq-std",
+            "--features",
+            "peer",
+            "--test",
+            "peers",
+        ],
+    ] {
+        let mut test = cargo();
+        test.args(args).envs(env.iter().map(|(k, v)| (k, v)));
+        result = run(&mut test);
+        if result.is_err() {
+            break;
+        }
+    }
     drop(cluster);
     drop(servers);
     result

@@ -92,7 +92,7 @@ const TASKS: &[(&str, &str)] = &[
     ),
     (
         "catalog",
-        "mq-catalog's tests on SQLite, Redis and PostgreSQL (starting those that do not answer), as ci does",
+        "mq-catalog's tests and three mqd nodes on SQLite, Redis and PostgreSQL (starting those that do not answer), as ci does",
     ),
     ("help", "print this list"),
 ];

@@ -31,7 +31,7 @@
 //! - `error`: one error type per operation.
 
 mod admin;
-mod backoff;
+pub(crate) mod backoff;
 mod connection;
 mod error;
 mod event;

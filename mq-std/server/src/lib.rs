@@ -7,6 +7,8 @@
 //! - [`store`]: where the broker's records go.
 //! - [`tls`]: TLS and mutual TLS on the listeners, reloadable.
 //! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
+//! - `node` (with the `node` feature): the server as a node of a mesh,
+//!   registered in a catalog and linked to the other nodes.
 //! - [`metrics`]: the Prometheus text exposition of the broker's counters.
 //! - [`http`]: the HTTP port: metrics, health, the admin JSON API and the
 //!   web console.
@@ -16,6 +18,8 @@
 
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "node")]
+pub mod node;
 pub mod serial;
 pub mod server;
 pub mod store;

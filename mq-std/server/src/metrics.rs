@@ -3,12 +3,18 @@
 
 use std::fmt::Write as _;
 
-use mq_core::broker::{QueueInfo, Stats};
+use mq_core::broker::{MeshStats, QueueInfo, Stats};
 
 use crate::store::StoreMetrics;
 
-/// Renders counters, queue depths and the store's counters as Prometheus text.
-pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> String {
+/// Renders counters, queue depths, the store's and the mesh's counters as
+/// Prometheus text.
+pub fn render(
+    stats: &Stats,
+    queues: &[QueueInfo],
+    store: &StoreMetrics,
+    mesh: &MeshStats,
+) -> String {
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -186,6 +192,30 @@ pub fn render(stats: &Stats, queues: &[QueueInfo], store: &StoreMetrics) -> Stri
         "Store records written.",
         stats.store_ops,
     );
+    metric(
+        "mesh_links",
+        "gauge",
+        "Links this node opened to its peers that are up.",
+        mesh.links,
+    );
+    metric(
+        "mesh_forwarded_total",
+        "counter",
+        "Messages put into peers' outboxes (one per peer).",
+        mesh.forwarded,
+    );
+    metric(
+        "mesh_received_total",
+        "counter",
+        "Messages that arrived over links and were new.",
+        mesh.received,
+    );
+    metric(
+        "mesh_deduplicated_total",
+        "counter",
+        "Messages that arrived over links again and were dropped.",
+        mesh.deduplicated,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
@@ -232,7 +262,12 @@ mod tests {
             occupancy: 3,
             max_messages: 10,
         }];
-        let text = render(&stats, &queues, &StoreMetrics::default());
+        let mesh = MeshStats {
+            links: 2,
+            ..MeshStats::default()
+        };
+        let text = render(&stats, &queues, &StoreMetrics::default(), &mesh);
+        assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
         assert!(text.contains("# TYPE mq_messages_in_total counter\nmq_messages_in_total 7\n"));
         assert!(
             text.contains(

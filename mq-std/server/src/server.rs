@@ -55,7 +55,9 @@ use tokio::task::JoinHandle;
 use crate::store::StoreMetrics;
 use crate::tls::{ServerTls, Stream};
 pub use command::Io;
-use command::{Accepted, Cmd};
+use command::{Accepted, Cmd, NodeLink};
+#[cfg(feature = "node")]
+pub(crate) use self::sleep as sleep_until;
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 use writer::{Queued, SharedTcp};
@@ -87,39 +89,46 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         .into_iter()
         .map(|l| tokio::spawn(accept::accept_loop(l, tx.clone())))
         .collect();
-    let store = if opts.store.is_durable() {
-        StoreLink::Thread(spawn_store_thread(opts.store, tx.clone())?)
+    let (store, store_thread) = if opts.store.is_durable() {
+        let (batches, thread) = spawn_store_thread(opts.store, tx.clone())?;
+        (StoreLink::Thread(batches), Some(thread))
     } else {
-        StoreLink::Memory
+        (StoreLink::Memory, None)
     };
-    let task = tokio::spawn(
-        BrokerTask {
-            broker,
-            clock,
-            links: std::collections::HashMap::new(),
-            tx: tx.clone(),
-            rx,
-            store,
-            // A whole frame of the largest size must fit, or it never
-            // completes (a NATS operation: its control line, payload, CRLF).
-            input_budget: opts.input_budget.max(
-                opts.broker.limits.max_frame as usize
-                    + stream::MAX_PREFIX.max(mq_core::nats::MAX_CONTROL_LINE + 2),
-            ),
-            write_queue: opts.write_queue,
-            chunk: opts.chunk,
-            drain_timeout: opts.drain_timeout,
-            out: BytesMut::new(),
-            acceptors,
-            submitted: 0,
-            flushing: Vec::new(),
-            closing: false,
-            store_metrics,
-            compaction_pending: false,
-            admin_waiters: Vec::new(),
+    let broker_task = BrokerTask {
+        broker,
+        clock,
+        links: std::collections::HashMap::new(),
+        tx: tx.clone(),
+        rx,
+        store,
+        // A whole frame of the largest size must fit, or it never
+        // completes (a NATS operation: its control line, payload, CRLF).
+        input_budget: opts.input_budget.max(
+            opts.broker.limits.max_frame as usize
+                + stream::MAX_PREFIX.max(mq_core::nats::MAX_CONTROL_LINE + 2),
+        ),
+        write_queue: opts.write_queue,
+        chunk: opts.chunk,
+        drain_timeout: opts.drain_timeout,
+        out: BytesMut::new(),
+        acceptors,
+        submitted: 0,
+        flushing: Vec::new(),
+        closing: false,
+        store_metrics,
+        compaction_pending: false,
+        admin_waiters: Vec::new(),
+    };
+    // The task ends once the store is closed too: whoever waited for it may
+    // open the same store again at once.
+    let task = tokio::spawn(async move {
+        let result = broker_task.run().await;
+        if let Some(thread) = store_thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
-        .run(),
-    );
+        result
+    });
     Ok(ServerHandle { addrs, tx, task })
 }
 
@@ -142,6 +151,9 @@ struct Link {
     /// A TLS client's certificate chain and the listener's TLS, to check the
     /// chain again when the client CA is reloaded.
     trust: Option<(Arc<ServerTls>, Arc<[CertificateDer<'static>]>)>,
+    /// For a node link this node opened: dropped (so its receiver wakes) when
+    /// the connection is gone.
+    _on_close: Option<oneshot::Sender<()>>,
 }
 
 struct BrokerTask {
@@ -261,6 +273,10 @@ impl BrokerTask {
                     tracing::debug!(%name, conn = conn.0, "attached");
                 }
             }
+            Cmd::Link(link) => self.connect_link(link, now),
+            Cmd::ForgetNode(peer, reply) => {
+                let _ = reply.send(self.broker.forget_node(now, &peer));
+            }
             Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
             Cmd::Closed(conn) => {
                 if let Some(link) = self.links.remove(&conn) {
@@ -299,6 +315,9 @@ impl BrokerTask {
             }
             Cmd::Stats(reply) => {
                 let _ = reply.send(self.broker.stats());
+            }
+            Cmd::MeshStats(reply) => {
+                let _ = reply.send(self.broker.mesh_stats());
             }
             Cmd::Admin(request, reply) => self.admin(&request, reply, now),
             Cmd::Queues(reply) => {
@@ -402,6 +421,43 @@ impl BrokerTask {
                 return None;
             }
         };
+        self.serve(conn, read, write, direct, None);
+        Some(conn)
+    }
+
+    /// A node link this node opened (see `crate::node`): the broker says
+    /// `Hello` on it, and the connection is driven as any other.
+    fn connect_link(&mut self, link: NodeLink, now: mq_core::Instant) {
+        let conn =
+            match self
+                .broker
+                .connect_link(now, &link.node, &link.peer, link.token.as_deref())
+            {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(peer = %link.peer, error = %e, "link refused");
+                    return;
+                }
+            };
+        tracing::debug!(peer = %link.peer, conn = conn.0, "link connected");
+        let (read, write) = link.stream.into_split();
+        let write = SharedTcp::new(write);
+        let direct = Some(write.clone());
+        self.serve(conn, read, write, direct, Some(link.closed));
+    }
+
+    /// Spawns the reader and writer of connection `conn`.
+    fn serve<R, W>(
+        &mut self,
+        conn: ConnId,
+        read: R,
+        write: W,
+        direct: Option<SharedTcp>,
+        on_close: Option<oneshot::Sender<()>>,
+    ) where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);
@@ -434,9 +490,9 @@ impl BrokerTask {
                 reader,
                 writer_task,
                 trust: None,
+                _on_close: on_close,
             },
         );
-        Some(conn)
     }
 
     fn input(&mut self, conn: ConnId, bytes: Bytes, now: mq_core::Instant) {
@@ -583,7 +639,8 @@ impl<'a> Peer<'a> {
     }
 }
 
-async fn sleep(until: Option<std::time::Instant>) {
+/// Sleeps until `until`, or forever.
+pub(crate) async fn sleep(until: Option<std::time::Instant>) {
     match until {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,

@@ -224,6 +224,29 @@ fn a_second_open_of_the_same_directory_is_refused() {
     assert!(e.to_string().contains("in use"), "{e}");
 }
 
+/// A server that has shut down has closed its log: an application that
+/// restarts its broker in-process (a desktop peer) opens it again at once.
+#[test]
+fn a_server_that_shut_down_has_closed_its_log() {
+    let dir = TempDir::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..3 {
+            let wal = Wal::open(&dir.0, opts(4096)).expect("the log opens");
+            let server = mq_server::server::spawn(mq_server::server::ServerOptions {
+                store: Box::new(wal),
+                ..Default::default()
+            })
+            .await
+            .expect("serves");
+            server.shutdown().await.expect("stops");
+        }
+    });
+}
+
 #[test]
 fn fsync_policies_sync_as_documented() {
     let syncs = |fsync: FsyncPolicy| {

@@ -38,10 +38,16 @@
 //! accept the peers' links as ordinary mq connections; and call
 //! [`Broker::forget_node`] when a peer's lease expired for good.
 //!
+//! [`Roster`] makes the decisions of that loop: which peers to link to, when
+//! to connect again, which to forget.
+//!
 //! [`Broker::connect_link`]: super::Broker::connect_link
 //! [`Broker::forget_node`]: super::Broker::forget_node
 
 pub(crate) mod link;
+mod roster;
+
+pub use roster::{Roster, RosterAction};
 
 use alloc::borrow::ToOwned;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

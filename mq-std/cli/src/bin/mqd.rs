@@ -102,6 +102,16 @@ struct Args {
     /// a script or a test that asks for port 0 learns which ports it got.
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Join a mesh as this node id (needs --catalog, or `[node]`).
+    #[arg(long, value_name = "ID")]
+    node: Option<String>,
+    /// The mesh's catalog: sqlite:PATH, redis://HOST:PORT/DB or
+    /// postgres://USER@HOST:PORT/DB.
+    #[arg(long, value_name = "URL")]
+    catalog: Option<String>,
+    /// The address the other nodes connect to [default: the listen address].
+    #[arg(long, value_name = "ADDR")]
+    advertise: Option<String>,
 }
 
 /// The configuration from the embedded defaults, the file, the environment
@@ -146,6 +156,15 @@ fn configure(args: &Args) -> Result<mq_cli::config::DaemonConfig, String> {
     }
     if let Some(v) = args.log {
         file.log = Some(v);
+    }
+    if let Some(v) = args.node {
+        file.node_mut().id = Some(v);
+    }
+    if let Some(v) = args.catalog {
+        file.node_mut().catalog = Some(v);
+    }
+    if let Some(v) = args.advertise {
+        file.node_mut().advertise = Some(v);
     }
     file.serial
         .extend(args.serial.into_iter().map(|path| SerialSection {
@@ -327,6 +346,15 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
         },
         cfg.reload_watch,
     ));
+    // Registered (and linking) before the ready file says it serves.
+    let mut node = match cfg.node.clone() {
+        Some(opts) => {
+            let id = opts.id.clone();
+            let started = mq_server::node::spawn(control.clone(), addrs.listen, opts).await;
+            Some(started.map_err(|e| format!("node {id}: {e}"))?)
+        }
+        None => None,
+    };
     if let Some(path) = &args.ready_file {
         let mut ready = vec![("listen", Some(addrs.listen)), ("http", http_addr)];
         ready.extend([
@@ -340,10 +368,21 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
             .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     let mut stopped = std::pin::pin!(handle.wait());
+    let node_failed = async {
+        match node.as_mut() {
+            Some(n) => n.failed().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         stop = shutdown_signal() => {
             tracing::info!(signal = stop.signal, "stopping");
             let graceful = async {
+                if let Some(node) = node.take()
+                    && let Err(e) = node.stop().await
+                {
+                    tracing::warn!(error = %e, "cannot leave the mesh");
+                }
                 control.shutdown().await;
                 stopped.await
             };
@@ -363,6 +402,13 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
         }
         // The server stops by itself only on a fatal store error.
         result = &mut stopped => return result.map_err(|e| format!("broker stopped: {e}")),
+        // A newer incarnation of this node registered: it must not act for
+        // the node any more.
+        e = node_failed => {
+            control.shutdown().await;
+            let _ = stopped.await;
+            return Err(format!("left the mesh: {e}"));
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -194,6 +194,29 @@ pub struct FileConfig {
     pub mqtt: Option<MqttSection>,
     /// The NATS listener (off unless configured).
     pub nats: Option<NatsSection>,
+    /// This daemon as a node of a mesh (off unless configured).
+    pub node: Option<NodeSection>,
+}
+
+/// `[node]`: link this daemon with the other nodes of a mesh, found in a
+/// catalog.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The node id, unique in the catalog.
+    pub id: Option<String>,
+    /// `sqlite:PATH`, `redis://HOST:PORT/DB` or `postgres://USER@HOST:PORT/DB`.
+    pub catalog: Option<String>,
+    /// The catalog's namespace, for meshes that share one database.
+    pub namespace: Option<String>,
+    /// The address the other nodes connect to; the listen address if unset.
+    pub advertise: Option<String>,
+    /// How long the catalog lists the node after a heartbeat, in milliseconds.
+    pub lease_ms: Option<u64>,
+    /// How often the lease is renewed, in milliseconds (below `lease_ms`).
+    pub heartbeat_ms: Option<u64>,
+    /// What this node's links present to the other nodes.
+    pub token: Option<String>,
 }
 
 /// `[mqtt]`: serve MQTT 3.1.1 and 5 into the same broker.
@@ -215,6 +238,11 @@ pub struct NatsSection {
 }
 
 impl FileConfig {
+    /// The `[node]` section, added empty if the file has none.
+    pub fn node_mut(&mut self) -> &mut NodeSection {
+        self.node.get_or_insert_with(NodeSection::default)
+    }
+
     /// Reads and parses a TOML file.
     pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
@@ -265,6 +293,18 @@ impl FileConfig {
         }
         if let Some(v) = env("MQ_LOG") {
             self.log = Some(v);
+        }
+        if let Some(v) = env("MQ_NODE") {
+            self.node_mut().id = Some(v);
+        }
+        if let Some(v) = env("MQ_CATALOG") {
+            self.node_mut().catalog = Some(v);
+        }
+        if let Some(v) = env("MQ_ADVERTISE") {
+            self.node_mut().advertise = Some(v);
+        }
+        if let Some(v) = env("MQ_NODE_TOKEN") {
+            self.node_mut().token = Some(v);
         }
         if let Some(v) = env("MQ_STORE") {
             self.store.get_or_insert_with(Default::default).kind = Some(v);

@@ -95,6 +95,19 @@
 //! listen = "127.0.0.1:4222"      #   broker; off unless set (MQ_NATS,
 //!                                #   `--nats ADDR`)
 //!
+//! [node]                         # a node of a mesh (off unless id is set):
+//! id = "east-1"                  #   MQ_NODE, `--node ID`: unique in the catalog
+//! catalog = "sqlite:/var/lib/mq/mesh.db" # MQ_CATALOG, `--catalog URL`; also
+//!                                #   redis://HOST:PORT/DB, postgres://USER@HOST:PORT/DB
+//! namespace = "mq"               # the catalog's tables' or keys' prefix (meshes
+//!                                #   sharing one database keep apart by it)
+//! advertise = "10.0.0.5:7410"    # MQ_ADVERTISE, `--advertise ADDR`: where the other
+//!                                #   nodes connect (default: the listen address)
+//! lease_ms = 5000                # the catalog lists the node this long after a heartbeat
+//! heartbeat_ms = 1000            # (default lease_ms / 5)
+//! token = "mesh-secret"          # MQ_NODE_TOKEN: what its links present to the others,
+//!                                #   whose tokens must let `$node.<id>` subscribe to ">"
+//!
 //! [serial]                       # a device on a serial line (mq_std::serial);
 //! path = "/dev/ttyUSB0"          #   [[serial]] for several; `--serial PATH` adds
 //! baud = 115200                  #   one more (at 115200 baud). Unix only.
@@ -108,7 +121,7 @@ mod tests;
 
 pub use error::ConfigError;
 pub use file::{
-    FileConfig, IdentitySection, MqttSection, NatsSection, QueueSection, RetentionSection,
-    SerialSection, StoreSection, TlsSection, TokenSection,
+    FileConfig, IdentitySection, MqttSection, NatsSection, NodeSection, QueueSection,
+    RetentionSection, SerialSection, StoreSection, TlsSection, TokenSection,
 };
 pub use resolve::{DEFAULT_BAUD, DaemonConfig, SerialLine, StoreConfig};

@@ -8,11 +8,14 @@ use std::time::Duration;
 use mq_core::broker::{self, Auth, Overflow, Permissions, QueueLimits, Retention, Rule};
 use mq_core::topic::Filter;
 use mq_core::wire::Limits;
+use mq_server::node::NodeOptions;
 use mq_server::tls::TlsSettings;
 use mq_server::wal::{FsyncPolicy, WalOptions};
 
 use super::error::{ConfigError, err};
-use super::file::{FileConfig, QueueSection, RetentionSection, StoreSection, TlsSection};
+use super::file::{
+    FileConfig, NodeSection, QueueSection, RetentionSection, StoreSection, TlsSection,
+};
 
 /// The resolved configuration `mqd` runs with.
 #[derive(Debug, Clone)]
@@ -50,6 +53,40 @@ pub struct DaemonConfig {
     pub broker: broker::Config,
     /// Serial lines to serve.
     pub serial: Vec<SerialLine>,
+    /// The mesh this daemon is a node of, if any.
+    pub node: Option<NodeOptions>,
+}
+
+fn node(s: &NodeSection) -> Result<Option<NodeOptions>, ConfigError> {
+    let Some(id) = s.id.clone().filter(|id| !id.is_empty()) else {
+        return match s.catalog {
+            Some(_) => Err(err("[node] catalog needs a node id (id, --node ID)")),
+            None => Ok(None),
+        };
+    };
+    let Some(catalog) = s.catalog.clone() else {
+        return Err(err(format!(
+            "node {id:?} needs a catalog (catalog = \"sqlite:PATH\", --catalog URL)"
+        )));
+    };
+    let mut opts = NodeOptions::new(id, catalog);
+    opts.advertise = s.advertise.clone().filter(|a| !a.is_empty());
+    opts.token = s.token.clone();
+    opts.namespace = s.namespace.clone();
+    if let Some(ms) = s.lease_ms {
+        opts.lease = Duration::from_millis(ms);
+    }
+    opts.heartbeat = match s.heartbeat_ms {
+        Some(ms) => Duration::from_millis(ms),
+        None => opts.lease / 5,
+    };
+    if opts.heartbeat.is_zero() || opts.heartbeat >= opts.lease {
+        return Err(err(format!(
+            "[node] heartbeat_ms ({:?}) must be positive and shorter than lease_ms ({:?})",
+            opts.heartbeat, opts.lease
+        )));
+    }
+    Ok(Some(opts))
 }
 
 /// A serial line `mqd` serves.
@@ -340,6 +377,7 @@ impl FileConfig {
                     }),
                 })
                 .collect::<Result<_, _>>()?,
+            node: node(&self.node.clone().unwrap_or_default())?,
         })
     }
 }

@@ -258,3 +258,47 @@ fn tls_mistakes_are_explained() {
             .contains("identity publish filter")
     );
 }
+
+#[test]
+fn node_section_its_environment_and_its_checks() {
+    assert!(FileConfig::default().resolve().unwrap().node.is_none());
+    let mut f: FileConfig = toml::from_str(
+        r#"
+        [node]
+        id = "east-1"
+        catalog = "sqlite:/tmp/mesh.db"
+        lease_ms = 3000
+        "#,
+    )
+    .unwrap();
+    let node = f.resolve().unwrap().node.unwrap();
+    assert_eq!(node.id, "east-1");
+    assert_eq!(node.catalog, "sqlite:/tmp/mesh.db");
+    assert_eq!(node.lease, Duration::from_secs(3));
+    assert_eq!(node.heartbeat, Duration::from_millis(600));
+    assert_eq!(node.advertise, None);
+    f.apply_env(|k| match k {
+        "MQ_NODE" => Some("west-2".into()),
+        "MQ_ADVERTISE" => Some("10.0.0.5:7410".into()),
+        "MQ_NODE_TOKEN" => Some("mesh".into()),
+        _ => None,
+    })
+    .unwrap();
+    let node = f.resolve().unwrap().node.unwrap();
+    assert_eq!(node.id, "west-2");
+    assert_eq!(node.advertise.as_deref(), Some("10.0.0.5:7410"));
+    assert_eq!(node.token.as_deref(), Some("mesh"));
+
+    for (toml, says) in [
+        ("[node]\nid = \"a\"", "needs a catalog"),
+        ("[node]\ncatalog = \"sqlite:x\"", "needs a node id"),
+        (
+            "[node]\nid = \"a\"\ncatalog = \"sqlite:x\"\nlease_ms = 1000\nheartbeat_ms = 1000",
+            "shorter than lease_ms",
+        ),
+    ] {
+        let f: FileConfig = toml::from_str(toml).unwrap();
+        let e = f.resolve().unwrap_err().to_string();
+        assert!(e.contains(says), "{toml}: {e}");
+    }
+}

@@ -150,7 +150,8 @@ async fn route(request: &Request, opts: &HttpOptions) -> Response {
         (Method::Get, "/metrics") => {
             let c = &opts.control;
             let store = c.store_metrics().await;
-            let body = render(&c.stats().await, &c.queues().await, &store);
+            let mesh = c.mesh_stats().await;
+            let body = render(&c.stats().await, &c.queues().await, &store, &mesh);
             Response::text("200 OK", "text/plain; version=0.0.4", body)
         }
         (Method::Get, "/health") => Response::text("200 OK", "text/plain", "ok\n"),

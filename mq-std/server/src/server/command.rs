@@ -9,9 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{Auth, ConnId, Protocol, QueueInfo, Stats};
+use mq_core::broker::{Auth, ConnId, MeshStats, Protocol, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::store::StoreMetrics;
@@ -27,6 +28,16 @@ pub(super) struct Accepted {
     pub tls: Option<Arc<ServerTls>>,
 }
 
+/// A TCP stream this node opened to a peer, to drive as a node link.
+pub(super) struct NodeLink {
+    pub node: String,
+    pub peer: String,
+    pub token: Option<String>,
+    pub stream: TcpStream,
+    /// Dropped when the link's connection is gone.
+    pub closed: oneshot::Sender<()>,
+}
+
 /// A byte stream [`ServerControl::attach`](super::ServerControl::attach) can serve.
 pub trait Io: AsyncRead + AsyncWrite + Send + 'static {}
 
@@ -39,6 +50,9 @@ pub(super) enum Cmd {
     /// New tokens and identities; answers how many connections were closed.
     Reload(Auth, oneshot::Sender<usize>),
     Attach(Box<dyn Io>, Framing, String),
+    Link(NodeLink),
+    /// Forget a node whose lease expired; answers whether the broker knew it.
+    ForgetNode(String, oneshot::Sender<bool>),
     Input(ConnId, Bytes),
     Closed(ConnId),
     Writable(ConnId),
@@ -49,6 +63,7 @@ pub(super) enum Cmd {
     /// The store is (or is no longer) at its size limit.
     StoreFull(bool),
     Stats(oneshot::Sender<Stats>),
+    MeshStats(oneshot::Sender<MeshStats>),
     StoreMetrics(oneshot::Sender<Arc<StoreMetrics>>),
     Queues(oneshot::Sender<Vec<QueueInfo>>),
     Admin(Admin, oneshot::Sender<AdminReply>),

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use mq_client::client::Admin;
 use mq_core::broker::admin::AdminReply;
-use mq_core::broker::{Auth, Config as BrokerConfig, QueueInfo, Stats};
+use mq_core::broker::{Auth, Config as BrokerConfig, MeshStats, QueueInfo, Stats};
 use mq_core::framing::Framing;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::command::{Cmd, Io};
+use super::command::{Cmd, Io, NodeLink};
 use crate::store::{MemoryStore, Store, StoreMetrics};
 use crate::tls::ServerTls;
 
@@ -162,6 +162,14 @@ impl ServerControl {
         rx.await.unwrap_or_default()
     }
 
+    /// What the mesh did: links up, messages forwarded, received and
+    /// deduplicated (defaults when the server has stopped).
+    pub async fn mesh_stats(&self) -> MeshStats {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::MeshStats(tx));
+        rx.await.unwrap_or_default()
+    }
+
     /// Every queue's depth and bound.
     pub async fn queues(&self) -> Vec<QueueInfo> {
         let (tx, rx) = oneshot::channel();
@@ -197,6 +205,40 @@ impl ServerControl {
         self.tx
             .send(Cmd::Attach(Box::new(stream), framing, name))
             .is_ok()
+    }
+
+    /// Drives `stream`, a TCP connection this node (`node`) opened to node
+    /// `peer`, as the node link on which this node receives what its local
+    /// sessions want of the peer's messages (`Broker::connect_link`;
+    /// `token` is what the link presents to the peer). The returned receiver
+    /// resolves (with an error) once the link's connection is gone. `None`
+    /// when the server has stopped.
+    pub fn link(
+        &self,
+        node: &str,
+        peer: &str,
+        token: Option<&str>,
+        stream: tokio::net::TcpStream,
+    ) -> Option<oneshot::Receiver<()>> {
+        let (closed, gone) = oneshot::channel();
+        let link = NodeLink {
+            node: node.to_owned(),
+            peer: peer.to_owned(),
+            token: token.map(str::to_owned),
+            stream,
+            closed,
+        };
+        self.tx.send(Cmd::Link(link)).ok()?;
+        Some(gone)
+    }
+
+    /// Forgets node `peer` for good, its lease in the catalog having expired
+    /// (`Broker::forget_node`): its link session and outbox, its interest,
+    /// its group memberships. Resolves to whether the broker knew it.
+    pub async fn forget_node(&self, peer: &str) -> bool {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::ForgetNode(peer.to_owned(), tx));
+        rx.await.unwrap_or_default()
     }
 
     /// Replaces the tokens and identities under live connections (after

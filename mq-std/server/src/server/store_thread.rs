@@ -27,13 +27,17 @@ pub(super) enum ToStore {
 }
 
 /// Starts the thread that writes to a durable `store`; it reports to the
-/// broker task through `tx`.
+/// broker task through `tx`, and ends (closing the store) once the sender
+/// is dropped and what it sent is written.
 pub(super) fn spawn_store_thread(
     mut store: Box<dyn Store>,
     tx: mpsc::UnboundedSender<Cmd>,
-) -> io::Result<std::sync::mpsc::Sender<ToStore>> {
+) -> io::Result<(
+    std::sync::mpsc::Sender<ToStore>,
+    std::thread::JoinHandle<()>,
+)> {
     let (batches, rx) = std::sync::mpsc::channel::<ToStore>();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("mq-store".into())
         .spawn(move || {
             let mut full = store.is_full();
@@ -107,7 +111,7 @@ pub(super) fn spawn_store_thread(
                 }
             }
         })?;
-    Ok(batches)
+    Ok((batches, thread))
 }
 
 #[cfg(test)]
@@ -153,7 +157,7 @@ mod tests {
             synced: synced.clone(),
         };
         let (tx, _rx) = mpsc::unbounded_channel();
-        let batches = spawn_store_thread(Box::new(store), tx).unwrap();
+        let (batches, _thread) = spawn_store_thread(Box::new(store), tx).unwrap();
         batches.send(ToStore::Records(Vec::new())).unwrap();
         // No more writes: only the deadline can bring the sync.
         let waited = Instant::now();

@@ -1,6 +1,6 @@
 //! `mq`: the command-line client of `mqd`: publish, subscribe, request and
 //! reply, benchmark, read the daemon's counters, and manage its topics and
-//! sessions. Built on the async client ([`mq_client::client`]).
+//! sessions; and `mq peer`, a desktop peer of a mesh with no daemon. Built on the async client ([`mq_client::client`]).
 //!
 //! The daemon is found through `--server HOST:PORT`, else `MQ_SERVER`, else
 //! [`mq_client::DEFAULT_ADDR`]; its HTTP endpoint (for `mq stat`) through `--http`,
@@ -17,6 +17,7 @@ mod digits;
 mod fail;
 mod histogram;
 mod output;
+mod peer;
 mod publish;
 mod qos;
 mod request;
@@ -55,6 +56,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print the daemon's counters and queue depths.
     Stat(stat::StatArgs),
+    /// Run a desktop peer with no daemon: a mesh node in this process
+    /// (optionally printing a subscription: `mq peer --id ID sub FILTER`).
+    Peer(peer::PeerArgs),
     /// Send a request and print its reply.
     Req(request::ReqArgs),
     /// Answer the requests on a topic filter.
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => block_on(publish::run(server, args)),
         Command::Sub(args) => block_on(subscribe::run(server, args)),
         Command::Bench(args) => block_on(bench::run(server, args)),
+        Command::Peer(args) => block_on(peer::run(server, args)),
         Command::Req(args) => block_on(request::request(server, args)),
         Command::Reply(args) => block_on(request::reply(server, args)),
         Command::Topics(a) => block_on(admin::run(server, admin::Ask::Topics(a))),

@@ -1,0 +1,364 @@
+//! The server as a node of a mesh: a task that keeps it registered in the
+//! catalog and its links to the other nodes open.
+//!
+//! It registers the node (under a new incarnation) and renews its lease
+//! every heartbeat; after each heartbeat it reads the catalog's live nodes
+//! and hands them to the core's [`Roster`], which decides which peers to
+//! link to, when to connect a closed link again and which peer to forget.
+//! The task carries those decisions out: it opens a TCP stream to the peer
+//! and gives it to the broker task as a node link
+//! ([`ServerControl::link`], driven like every other connection), and calls
+//! [`ServerControl::forget_node`] for a peer whose lease expired. The peers'
+//! links to this node arrive on the server's listener as ordinary
+//! connections.
+//!
+//! A heartbeat answered with [`Error::Fenced`] means a newer incarnation of
+//! this node registered: this one stops linking (no link is connected again)
+//! and the task ends with that error, logged, which
+//! [`NodeHandle::failed`] returns; the server must then stop acting for the
+//! node (`mqd` shuts down). A lease that ran out (the process
+//! was paused, the catalog unreachable for too long) is registered again
+//! under a new incarnation. A catalog that cannot be reached leaves the links
+//! as they are until it answers again.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mq_catalog::{Catalog, Error, Registration};
+use mq_client::clock::Clock;
+use mq_core::broker::{Roster, RosterAction};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::server::{ServerControl, sleep_until};
+
+/// How a server joins a mesh.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// The node id: printable ASCII without spaces, up to 100 bytes, unique
+    /// in the catalog.
+    pub id: String,
+    /// The catalog: `sqlite:PATH`, `redis://…` or `postgres://…`.
+    pub catalog: String,
+    /// The catalog's namespace (its tables' or keys' prefix): meshes that
+    /// share a database keep apart by it. `None`: the catalog's default.
+    pub namespace: Option<String>,
+    /// The address the other nodes connect to (`host:port`); `None`: the
+    /// address the server listens on.
+    pub advertise: Option<String>,
+    /// How long the catalog lists the node after a heartbeat.
+    pub lease: Duration,
+    /// How often the lease is renewed and the live nodes read (less than the
+    /// lease, so one late heartbeat does not end it).
+    pub heartbeat: Duration,
+    /// What this node's links present to their peers.
+    pub token: Option<String>,
+    /// A closed link is connected again after this, doubling...
+    pub reconnect_min: Duration,
+    /// ...up to this.
+    pub reconnect_max: Duration,
+}
+
+impl NodeOptions {
+    /// Node `id` in the catalog at `catalog`, with a lease of 5 s renewed
+    /// every second.
+    pub fn new(id: impl Into<String>, catalog: impl Into<String>) -> NodeOptions {
+        NodeOptions {
+            id: id.into(),
+            catalog: catalog.into(),
+            namespace: None,
+            advertise: None,
+            lease: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
+            token: None,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running node task: [`stop`](Self::stop) it to leave the mesh.
+pub struct NodeHandle {
+    registration: Registration,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), Error>>,
+}
+
+impl NodeHandle {
+    /// The node id and the incarnation it registered under first.
+    pub fn registration(&self) -> &Registration {
+        &self.registration
+    }
+
+    /// Closes the links and deregisters the node (the other nodes forget it
+    /// at their next look at the catalog).
+    pub async fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(());
+        join(&mut { self.task }).await
+    }
+
+    /// Waits until the task ends by itself: with [`Error::Fenced`] when a
+    /// newer incarnation of the node registered. (Dropping the handle stops
+    /// the node as [`stop`](Self::stop) does.) Call it once.
+    pub async fn failed(&mut self) -> Error {
+        match join(&mut self.task).await {
+            Ok(()) => Error::Invalid("the node task ended".into()),
+            Err(e) => e,
+        }
+    }
+}
+
+async fn join(task: &mut JoinHandle<Result<(), Error>>) -> Result<(), Error> {
+    match task.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::Invalid(format!("the node task failed: {e}"))),
+    }
+}
+
+/// Opens the catalog, registers the node of the server `control` drives
+/// (listening on `listen`) and starts linking it to the live nodes.
+pub async fn spawn(
+    control: ServerControl,
+    listen: SocketAddr,
+    opts: NodeOptions,
+) -> Result<NodeHandle, Error> {
+    if opts.heartbeat.is_zero() || opts.heartbeat >= opts.lease {
+        return Err(Error::Invalid(format!(
+            "the heartbeat ({:?}) must be shorter than the lease ({:?})",
+            opts.heartbeat, opts.lease
+        )));
+    }
+    let mut options = mq_catalog::Options::default();
+    if let Some(namespace) = &opts.namespace {
+        options.namespace.clone_from(namespace);
+    }
+    let catalog = Catalog::open_with(&opts.catalog, options).await?;
+    let addr = opts.advertise.clone().unwrap_or_else(|| listen.to_string());
+    let registration = catalog.register(&opts.id, &addr, opts.lease).await?;
+    tracing::info!(
+        node = %opts.id,
+        incarnation = registration.incarnation,
+        %addr,
+        catalog = catalog.backend(),
+        "registered in the catalog"
+    );
+    let (stop, stopped) = oneshot::channel();
+    let (closed_tx, closed_rx) = mpsc::unbounded_channel();
+    let mut roster = Roster::new(
+        &opts.id,
+        opts.reconnect_min,
+        opts.reconnect_max,
+        registration.incarnation,
+    );
+    // Peers whose link sessions the store brought back: the catalog says
+    // whether they are still there.
+    let queues = control.queues().await;
+    roster.handle_known(
+        queues
+            .iter()
+            .filter_map(|q| q.owner.strip_prefix(mq_core::wire::mesh::NODE_PREFIX)),
+    );
+    let node = Node {
+        catalog,
+        registration: registration.clone(),
+        addr,
+        roster,
+        links: HashMap::new(),
+        generation: 0,
+        closed_tx,
+        control,
+        clock: Clock::new(),
+        opts,
+    };
+    let task = tokio::spawn(node.run(stopped, closed_rx));
+    Ok(NodeHandle {
+        registration,
+        stop,
+        task,
+    })
+}
+
+/// A link task's report: the link to `peer` (of this generation) is up
+/// (`true`) or gone.
+struct LinkReport {
+    peer: String,
+    generation: u64,
+    up: bool,
+}
+
+struct Node {
+    catalog: Catalog,
+    registration: Registration,
+    addr: String,
+    roster: Roster,
+    /// The task connecting or watching each peer's link, by generation.
+    links: HashMap<String, (u64, JoinHandle<()>)>,
+    generation: u64,
+    closed_tx: mpsc::UnboundedSender<LinkReport>,
+    control: ServerControl,
+    clock: Clock,
+    opts: NodeOptions,
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut stopped: oneshot::Receiver<()>,
+        mut reports: mpsc::UnboundedReceiver<LinkReport>,
+    ) -> Result<(), Error> {
+        let mut heartbeat = tokio::time::interval(self.opts.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let retry = self.roster.poll_timeout().map(|t| self.clock.to_std(t));
+            tokio::select! {
+                _ = &mut stopped => {
+                    self.close_links();
+                    return self.catalog.deregister(&self.registration).await;
+                }
+                _ = heartbeat.tick() => {
+                    if let Err(e) = self.renew().await {
+                        self.close_links();
+                        return Err(e);
+                    }
+                }
+                Some(r) = reports.recv() => self.report(r),
+                _ = sleep_until(retry) => self.roster.handle_timeout(self.clock.now()),
+            }
+            self.act().await;
+        }
+    }
+
+    /// Renews the lease and reads the live nodes. Fails only when fenced.
+    async fn renew(&mut self) -> Result<(), Error> {
+        match self
+            .catalog
+            .heartbeat(&self.registration, self.opts.lease)
+            .await
+        {
+            Ok(()) => {}
+            Err(e @ Error::Fenced { .. }) => {
+                tracing::error!(
+                    node = %self.opts.id,
+                    error = %e,
+                    "a newer incarnation of this node registered: this one stops linking"
+                );
+                return Err(e);
+            }
+            Err(Error::LeaseExpired { .. }) => {
+                match self
+                    .catalog
+                    .register(&self.opts.id, &self.addr, self.opts.lease)
+                    .await
+                {
+                    Ok(r) => {
+                        tracing::warn!(
+                            node = %self.opts.id,
+                            incarnation = r.incarnation,
+                            "the lease had expired: registered again"
+                        );
+                        self.registration = r;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot register again"),
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed; links stay as they are");
+                return Ok(());
+            }
+        }
+        match self.catalog.live_nodes().await {
+            Ok(live) => self.roster.handle_live(
+                live.iter()
+                    .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot read the live nodes"),
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, r: LinkReport) {
+        if self.links.get(&r.peer).map(|l| l.0) != Some(r.generation) {
+            return;
+        }
+        if r.up {
+            self.roster.handle_link_up(&r.peer);
+        } else {
+            self.roster.handle_link_closed(self.clock.now(), &r.peer);
+        }
+    }
+
+    /// Carries out what the roster decided.
+    async fn act(&mut self) {
+        while let Some(action) = self.roster.poll_action() {
+            match action {
+                RosterAction::Connect { peer, addr } => {
+                    self.generation += 1;
+                    let task = tokio::spawn(link(
+                        self.control.clone(),
+                        self.opts.clone(),
+                        peer.clone(),
+                        addr,
+                        self.generation,
+                        self.closed_tx.clone(),
+                    ));
+                    if let Some((_, old)) = self.links.insert(peer, (self.generation, task)) {
+                        old.abort();
+                    }
+                }
+                RosterAction::Forget { peer } => {
+                    if let Some((_, task)) = self.links.remove(&peer) {
+                        task.abort();
+                    }
+                    let known = self.control.forget_node(&peer).await;
+                    tracing::info!(%peer, known, "the peer's lease expired: forgotten");
+                }
+            }
+        }
+    }
+
+    fn close_links(&mut self) {
+        for (_, (_, task)) in self.links.drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Connects to `peer` at `addr`, hands the stream to the broker task as a
+/// link, and reports when it is up and when it is gone. Aborting it leaves
+/// the connection to the broker task (which closes it when the peer does).
+async fn link(
+    control: ServerControl,
+    opts: NodeOptions,
+    peer: String,
+    addr: String,
+    generation: u64,
+    reports: mpsc::UnboundedSender<LinkReport>,
+) {
+    let report = |up| {
+        let _ = reports.send(LinkReport {
+            peer: peer.clone(),
+            generation,
+            up,
+        });
+    };
+    let stream = match TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(%peer, %addr, error = %e, "cannot connect the link");
+            report(false);
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(gone) = control.link(&opts.id, &peer, opts.token.as_deref(), stream) else {
+        return;
+    };
+    tracing::info!(%peer, %addr, "linked");
+    report(true);
+    let _ = gone.await;
+    tracing::info!(%peer, "link closed");
+    report(false);
+}

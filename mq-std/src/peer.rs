@@ -1,0 +1,152 @@
+//! A desktop peer with no daemon: a mesh node in the application's own
+//! process.
+//!
+//! [`Peer::start`] runs what `mqd --node` runs, in-process: a broker on its
+//! own write-ahead log, listening on its own address for the other peers'
+//! links (and for other processes' clients), registered in the catalog and
+//! linked to every live peer (`mq_server::node`). The application talks to
+//! it with the ordinary client ([`Peer::connect`]): publish, subscribe,
+//! groups, QoS 1, persistent sessions, exactly as against `mqd`. A message
+//! goes from the publisher's peer straight to each peer with interest in it:
+//! one network hop.
+//!
+//! The client reaches the in-process broker over loopback TCP, not an
+//! in-memory pipe: the client's driver dials an address (and dials it again
+//! after a disconnect), and has no transport to hand it instead. Loopback
+//! costs a copy through the kernel per message and nothing else: the
+//! broker's side would drive an in-memory stream just as well
+//! (`ServerControl::attach`), so an in-memory client transport can come
+//! without changing the peer.
+//!
+//! The catalog is by default one SQLite file in the temporary directory,
+//! shared by the peers of one machine; Redis or PostgreSQL (a URL in
+//! [`PeerOptions::node`]) link peers across machines. The log is needed, not
+//! a nicety: the peers that receive a peer's messages drop those whose topic
+//! sequence they saw already, so a peer must keep its sequences across a
+//! restart.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mq_client::client::{self, Client, ClientOptions, SessionMode};
+use mq_core::broker::Config as BrokerConfig;
+use mq_server::node::{self, NodeHandle, NodeOptions};
+use mq_server::server::{self, ServerHandle, ServerOptions};
+use mq_server::wal::{Wal, WalOptions};
+
+/// How to start a [`Peer`].
+#[derive(Debug, Clone)]
+pub struct PeerOptions {
+    /// The node: its id, catalog, advertised address, lease and heartbeat.
+    pub node: NodeOptions,
+    /// Where the peer listens for links and clients (`127.0.0.1:0`: a free
+    /// port, advertised in the catalog).
+    pub listen: SocketAddr,
+    /// The peer's write-ahead log.
+    pub data_dir: PathBuf,
+    /// The broker's configuration.
+    pub broker: BrokerConfig,
+}
+
+impl PeerOptions {
+    /// Peer `id` on loopback, its log in `<temp>/mq-peer-<id>`, in the
+    /// machine's shared SQLite catalog `<temp>/mq-mesh.db`.
+    pub fn new(id: &str) -> PeerOptions {
+        let tmp = std::env::temp_dir();
+        let catalog = format!("sqlite:{}", tmp.join("mq-mesh.db").display());
+        PeerOptions {
+            node: NodeOptions::new(id, catalog),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: tmp.join(format!("mq-peer-{id}")),
+            broker: BrokerConfig::default(),
+        }
+    }
+}
+
+/// Why a peer did not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Its log could not be opened, or its address not bound.
+    Io(io::Error),
+    /// The catalog could not be opened or refused the registration.
+    Catalog(mq_catalog::Error),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Io(e) => write!(f, "peer: {e}"),
+            PeerError::Catalog(e) => write!(f, "peer: catalog: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PeerError {}
+
+/// A running peer (see the module docs): its broker, its node task.
+pub struct Peer {
+    server: ServerHandle,
+    node: NodeHandle,
+}
+
+impl Peer {
+    /// Opens the log (replaying it into the broker), listens, registers in
+    /// the catalog and starts linking. Must run inside a tokio runtime.
+    pub async fn start(opts: PeerOptions) -> Result<Peer, PeerError> {
+        let dir = opts.data_dir.clone();
+        let wal = tokio::task::spawn_blocking(move || Wal::open(&dir, WalOptions::default()))
+            .await
+            .map_err(|e| PeerError::Io(io::Error::other(e)))?
+            .map_err(PeerError::Io)?;
+        let server = server::spawn(ServerOptions {
+            listen: opts.listen,
+            broker: opts.broker,
+            store: Box::new(wal),
+            ..ServerOptions::default()
+        })
+        .await
+        .map_err(PeerError::Io)?;
+        let listen = server.local_addr();
+        let node = match node::spawn(server.control(), listen, opts.node).await {
+            Ok(node) => node,
+            Err(e) => {
+                let _ = server.shutdown().await;
+                return Err(PeerError::Catalog(e));
+            }
+        };
+        Ok(Peer { server, node })
+    }
+
+    /// The node id.
+    pub fn id(&self) -> &str {
+        &self.node.registration().node
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Client options for a session `client_id` at this peer (persistent:
+    /// its subscriptions and unacked messages outlive a disconnect).
+    pub fn client_options(&self, client_id: &str) -> ClientOptions {
+        let mut opts = ClientOptions::new(self.local_addr().to_string());
+        opts.client_id = client_id.to_owned();
+        opts.session = SessionMode::Resume;
+        opts
+    }
+
+    /// Connects a client with [`client_options`](Self::client_options).
+    pub async fn connect(&self, client_id: &str) -> Result<Client, client::Error> {
+        Client::connect(self.client_options(client_id)).await
+    }
+
+    /// Leaves the mesh (deregisters), then stops the broker gracefully.
+    pub async fn stop(self) -> Result<(), PeerError> {
+        let left = self.node.stop().await;
+        self.server.shutdown().await.map_err(PeerError::Io)?;
+        left.map_err(PeerError::Catalog)
+    }
+}

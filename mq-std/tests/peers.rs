@@ -1,0 +1,105 @@
+//! Three desktop peers (`mq_std::peer`) in one process, no daemon, sharing
+//! one SQLite catalog file: their applications use the ordinary client, and
+//! messages go straight from peer to peer. One-to-one, fan-out and a group
+//! across peers, each message once; a peer that stopped is forgotten by the
+//! others and starts again on its log.
+
+#[path = "support/mesh.rs"]
+mod mesh;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mesh::{publish_all, receive, until_linked};
+use mq_std::client::{Client, SubscribeOptions, Subscription};
+use mq_std::peer::{Peer, PeerOptions};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn options(dir: &Dir, id: &str) -> PeerOptions {
+    let mut opts = PeerOptions::new(id);
+    opts.node.catalog = format!("sqlite:{}", dir.0.join("mesh.db").display());
+    opts.node.lease = Duration::from_secs(2);
+    opts.node.heartbeat = Duration::from_millis(200);
+    opts.data_dir = dir.0.join(id);
+    opts
+}
+
+async fn subscribe(c: &Client, filter: &str, group: Option<&str>) -> Subscription {
+    let mut opts = SubscribeOptions::default();
+    opts.group = group.map(str::to_owned);
+    c.subscribe(filter, &opts).await.expect("subscribe")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_without_a_daemon_exchange_messages_directly() {
+    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let a = Peer::start(options(&dir, "a")).await.expect("a starts");
+    let b = Peer::start(options(&dir, "b")).await.expect("b starts");
+    let c = Peer::start(options(&dir, "c")).await.expect("c starts");
+    let alice = a.connect("alice").await.expect("alice");
+    let bob = b.connect("bob").await.expect("bob");
+    let carol = c.connect("carol").await.expect("carol");
+
+    // One-to-one: alice (peer a) to bob (peer b).
+    let mut inbox = subscribe(&bob, "direct.bob", None).await;
+    until_linked(&alice, "direct.bob", &mut [&mut inbox]).await;
+    let sent = publish_all(&alice, "direct.bob", "d", 30).await;
+    assert_eq!(receive(&mut [&mut inbox], 30, "one-to-one").await, sent);
+
+    // One-to-many: carol publishes, every peer's subscriber gets it all.
+    let mut news = Vec::new();
+    for client in [&alice, &bob, &carol] {
+        news.push(subscribe(client, "news.>", None).await);
+    }
+    for sub in news.iter_mut().take(2) {
+        until_linked(&carol, "news.probe", &mut [sub]).await;
+    }
+    let sent = publish_all(&carol, "news.today", "n", 30).await;
+    for (i, sub) in news.iter_mut().enumerate() {
+        assert_eq!(receive(&mut [sub], 30, &format!("fan-out {i}")).await, sent);
+    }
+
+    // One-to-one-of-many: workers on b and c share alice's jobs.
+    let mut w_b = subscribe(&bob, "jobs.>", Some("workers")).await;
+    let mut w_c = subscribe(&carol, "jobs.>", Some("workers")).await;
+    until_linked(&alice, "jobs.probe", &mut [&mut w_b, &mut w_c]).await;
+    let sent = publish_all(&alice, "jobs.build", "j", 30).await;
+    assert_eq!(receive(&mut [&mut w_b, &mut w_c], 30, "group").await, sent);
+
+    // c leaves; a and b forget it; c starts again on its log (its topic
+    // sequences with it) and its new sessions get their messages.
+    let c_addr = c.local_addr();
+    drop(carol);
+    c.stop().await.expect("c stops");
+    let mut again = options(&dir, "c");
+    again.listen = c_addr;
+    let c = Peer::start(again).await.expect("c starts again");
+    let dave = c.connect("dave").await.expect("dave");
+    let mut inbox = subscribe(&dave, "direct.dave", None).await;
+    until_linked(&alice, "direct.dave", &mut [&mut inbox]).await;
+    let sent = publish_all(&alice, "direct.dave", "c", 10).await;
+    // What c publishes now continues its topic's sequence, so b takes it
+    // as new (a peer restarted without its log would be deduplicated away).
+    until_linked(&dave, "news.probe", &mut [&mut news[1]]).await;
+    let later = publish_all(&dave, "news.today", "later", 10).await;
+    assert_eq!(
+        receive(&mut [&mut news[1]], 10, "after c's restart").await,
+        later
+    );
+    assert_eq!(
+        receive(&mut [&mut inbox], 10, "after the restart").await,
+        sent
+    );
+
+    for peer in [a, b, c] {
+        peer.stop().await.expect("stops");
+    }
+}
