@@ -52,12 +52,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+#[cfg(feature = "node")]
+pub(crate) use self::sleep as sleep_until;
 use crate::store::StoreMetrics;
 use crate::tls::{ServerTls, Stream};
 pub use command::Io;
 use command::{Accepted, Cmd, NodeLink};
-#[cfg(feature = "node")]
-pub(crate) use self::sleep as sleep_until;
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 use writer::{Queued, SharedTcp};
