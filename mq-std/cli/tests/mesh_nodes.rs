@@ -65,7 +65,7 @@ impl Mesh {
             .iter()
             .map(|id| {
                 Mqd::builder(&format!(
-                    "ack_timeout_ms = 2000\n[node]\nid = \"{id}\"\ncatalog = \"{url}\"\n\
+                    "ack_timeout_ms = 2000\n[node]\nid = \"{id}\"\ncatalog = '{url}'\n\
                      {namespace}lease_ms = {LEASE_MS}\n\
                      heartbeat_ms = {HEARTBEAT_MS}\n"
                 ))
@@ -331,7 +331,7 @@ async fn a_fenced_node_stops() {
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let url = format!("sqlite:{}", dir.join("catalog.db").display());
     let mut node = Mqd::start(&format!(
-        "[node]\nid = \"a\"\ncatalog = \"{url}\"\nlease_ms = {LEASE_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n"
+        "[node]\nid = \"a\"\ncatalog = '{url}'\nlease_ms = {LEASE_MS}\nheartbeat_ms = {HEARTBEAT_MS}\n"
     ));
     let catalog = Catalog::open(&url).await.expect("the catalog");
     catalog

@@ -16,7 +16,7 @@ fn a_peer_from_the_command_line_gets_what_a_node_publishes() {
     std::fs::create_dir_all(&dir).expect("a temporary directory");
     let catalog = format!("sqlite:{}", dir.join("mesh.db").display());
     let node = Mqd::start(&format!(
-        "[node]\nid = \"hub\"\ncatalog = \"{catalog}\"\nlease_ms = 2000\n"
+        "[node]\nid = \"hub\"\ncatalog = '{catalog}'\nlease_ms = 2000\n"
     ));
     let data = dir.join("peer");
     let peer = start(
