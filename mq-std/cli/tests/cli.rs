@@ -273,6 +273,45 @@ fn bench_reports_what_it_measured() {
 }
 
 #[test]
+fn a_reader_that_went_away_ends_the_output_not_the_process() {
+    // `mq bench ... | head -1`, with `head` gone before the first line: no
+    // panic, and the run still ends well (nothing is left subscribed).
+    let mqd = Mqd::start("");
+    for args in [
+        &["bench", "--duration", "0.3", "--subscribers", "1"][..],
+        &["topics"][..],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mq"))
+            .args(args)
+            .env("MQ_SERVER", mqd.addr.to_string())
+            .env("MQ_HTTP", mqd.http.to_string())
+            .env_remove("MQ_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let stderr = reader(child.stderr.take().unwrap());
+        let deadline = std::time::Instant::now() + LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("mq {args:?} did not exit");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        let stderr = stderr.join().unwrap();
+        assert!(status.success(), "mq {args:?}: {status:?} {stderr}");
+        assert!(!stderr.contains("panicked"), "mq {args:?}: {stderr}");
+    }
+    assert_eq!(eventually(&mqd, "mq_subscriptions", 0), 0);
+}
+
+#[test]
 fn stat_counts_mqtt_connections() {
     let mqd = Mqd::builder("").mqtt().start();
     let mut device = std::net::TcpStream::connect(mqd.mqtt.expect("an MQTT address")).unwrap();

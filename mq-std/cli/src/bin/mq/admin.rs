@@ -8,7 +8,7 @@ use mq_server::http::api::to_json;
 
 use crate::daemon::Server;
 use crate::fail::Fail;
-use crate::output::escape;
+use crate::output::{self, escape, outln};
 
 /// `--json`, shared by every admin command.
 #[derive(Debug, Args)]
@@ -90,9 +90,9 @@ pub async fn run(server: &Server, ask: Ask) -> Result<(), Fail> {
     client.close().await;
     let answer = answer.map_err(|e| refused(&request, e))?;
     if json {
-        println!("{:#}", to_json(&answer));
+        outln!("{:#}", to_json(&answer))?;
     } else {
-        print!("{}", text(&answer));
+        output::print(&text(&answer))?;
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ use crate::daemon::Server;
 use crate::digits::group_digits;
 use crate::fail::Fail;
 use crate::histogram::Histogram;
+use crate::output::outln;
 use crate::qos::{parse_qos, qos_number};
 use crate::window::Window;
 
@@ -127,7 +128,7 @@ pub async fn run(server: &Server, args: BenchArgs) -> Result<(), Fail> {
     } else {
         u64::from(args.subscribers)
     };
-    println!(
+    outln!(
         "mq bench {run_id}: {} publisher(s), {} subscriber(s) {}, {} topic(s), {} B payloads, QoS {}, window {}, {} s",
         args.publishers,
         args.subscribers,
@@ -141,7 +142,7 @@ pub async fn run(server: &Server, args: BenchArgs) -> Result<(), Fail> {
         qos_number(args.qos),
         args.window,
         args.duration,
-    );
+    )?;
 
     // Every client connects (and every subscription is confirmed) first.
     let mut sub_opts = if args.group {
@@ -232,8 +233,7 @@ pub async fn run(server: &Server, args: BenchArgs) -> Result<(), Fail> {
         let _ = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
     }
 
-    report(&args, origin, &published, &received, expected);
-    Ok(())
+    report(&args, origin, &published, &received, expected)
 }
 
 /// Publishes until `end`, then waits (bounded) for the answers still due.
@@ -321,7 +321,7 @@ fn report(
     published: &Published,
     received: &Delivered,
     expected: u64,
-) {
+) -> Result<(), Fail> {
     let size = f64::from(args.size);
     let rate = |n: u64, until: Option<Instant>| {
         let secs = until.map_or(0.0, |t| t.duration_since(origin).as_secs_f64());
@@ -331,51 +331,52 @@ fn report(
         .done
         .map_or(0.0, |t| t.duration_since(origin).as_secs_f64());
     let pub_rate = rate(published.ok, published.done);
-    println!(
+    outln!(
         "published  {:>12} msgs in {pub_secs:>6.2} s: {:>12} msg/s {:>9.1} MB/s",
         group_digits(published.ok as f64),
         group_digits(pub_rate),
         pub_rate * size / 1e6,
-    );
+    )?;
     if published.failed > 0 || published.unanswered > 0 {
         let why = published
             .first_error
             .as_ref()
             .map_or_else(String::new, |e| format!(" (first: {e})"));
-        println!(
+        outln!(
             "failed     {:>12} publishes{why}; {} unanswered at the end",
-            published.failed, published.unanswered
-        );
+            published.failed,
+            published.unanswered
+        )?;
     }
     if args.subscribers == 0 {
-        return;
+        return Ok(());
     }
     let count = received.latency.count();
     let del_secs = received
         .last
         .map_or(0.0, |t| t.duration_since(origin).as_secs_f64());
     let del_rate = rate(count, received.last);
-    println!(
+    outln!(
         "delivered  {:>12} msgs in {del_secs:>6.2} s: {:>12} msg/s {:>9.1} MB/s (expected {}, missing {})",
         group_digits(count as f64),
         group_digits(del_rate),
         del_rate * size / 1e6,
         group_digits(expected as f64),
         group_digits(expected.saturating_sub(count) as f64),
-    );
+    )?;
     let ms = |q: f64| {
         received.latency.quantile(q).map_or_else(
             || "-".to_string(),
             |ns| format!("{:.3} ms", ns as f64 / 1e6),
         )
     };
-    println!(
+    outln!(
         "latency    p50 {}  p99 {}  p99.9 {}  max {:.3} ms",
         ms(0.5),
         ms(0.99),
         ms(0.999),
         received.latency.max() as f64 / 1e6,
-    );
+    )
 }
 
 /// A run id unlikely to repeat: process id and the clock.

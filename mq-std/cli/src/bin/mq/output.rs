@@ -1,11 +1,35 @@
-//! How `mq sub` prints a message: escaped text on one line, or a JSON object.
+//! How `mq` prints: a message as escaped text on one line or as a JSON object,
+//! and every line of output through [`print`], which treats a reader that went
+//! away (`mq bench | head -1`) as the end of the output rather than a crash.
 
 use std::fmt::Write as _;
+use std::io::{self, Write as _};
 
 use mq_client::client::Message;
 use serde_json::{Map, Value};
 
+use crate::fail::Fail;
 use crate::qos::qos_number;
+
+/// Writes `text` to stdout and flushes it. A closed stdout (the reader went
+/// away) is not an error: there is no one left to tell, so the command ends
+/// normally; any other write error is.
+pub fn print(text: &str) -> Result<(), Fail> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Fail(format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// `println!` through [`print`]: evaluates to `Result<(), Fail>`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::print(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
 
 /// `bytes` as text on one line: UTF-8 as is, except `\` → `\\`, newline, CR and
 /// tab → `\n`, `\r`, `\t`, other control characters → `\u{..}`, and bytes that

@@ -13,7 +13,7 @@ use mq_client::client::SubscribeOptions;
 
 use crate::daemon::Server;
 use crate::fail::Fail;
-use crate::output;
+use crate::output::{self, outln};
 use crate::subscribe::Feed;
 
 #[derive(Debug, Args)]
@@ -70,9 +70,9 @@ pub async fn request(server: &Server, args: ReqArgs) -> Result<(), Fail> {
     client.close().await;
     let reply = reply.map_err(|e| Fail(format!("no reply on {}: {e}", args.topic)))?;
     if args.json {
-        println!("{}", output::json(&reply));
+        outln!("{}", output::json(&reply))?;
     } else {
-        println!("{}", output::escape(&reply.payload));
+        outln!("{}", output::escape(&reply.payload))?;
     }
     Ok(())
 }
@@ -95,7 +95,9 @@ pub async fn reply(server: &Server, args: ReplyArgs) -> Result<(), Fail> {
             Ok(None) => break Ok(()),
             Err(fail) => break Err(fail),
         };
-        println!("{} {} {}", msg.topic, msg.seq, output::escape(&msg.payload));
+        if let Err(fail) = outln!("{} {} {}", msg.topic, msg.seq, output::escape(&msg.payload)) {
+            break Err(fail);
+        }
         if msg.reply_to.is_none() {
             eprintln!(
                 "mq: {} {} has no reply-to: not a request",

@@ -36,8 +36,7 @@ pub fn run(args: &StatArgs) -> Result<(), Fail> {
             args.http
         )));
     }
-    print!("{}", table(&rows));
-    Ok(())
+    crate::output::print(&table(&rows))
 }
 
 /// `GET path` over HTTP/1.1; the body of a `200` answer.
