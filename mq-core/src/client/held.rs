@@ -351,25 +351,51 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
     }
 }
 
-/// Indexes of the entries equal to `fp`, tested 16 at a time without branches
-/// (the compiler turns each block into a few vector compares).
+/// Indexes of the entries equal to `fp`, in order. The whole slice, then
+/// blocks of 16, are tested without branches first: the compiler turns those
+/// folds into vector compares (not a fold over each slice `chunks` gives:
+/// too short and of unknown length, it stays scalar and costs four times as
+/// much).
 fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
-    fingerprints
-        .chunks(16)
+    // Usually nothing matches: one vectorised pass over all of them says so.
+    let any = fingerprints.iter().fold(false, |any, f| any | (*f == fp));
+    let fingerprints = if any { fingerprints } else { &[] };
+    let (blocks, rest) = fingerprints.as_chunks::<16>();
+    let whole = blocks
+        .iter()
         .enumerate()
         .filter(move |(_, block)| block.iter().fold(false, |any, f| any | (*f == fp)))
-        .flat_map(move |(b, block)| {
-            block
-                .iter()
-                .enumerate()
-                .filter(move |(_, f)| **f == fp)
-                .map(move |(i, _)| b * 16 + i)
-        })
+        .flat_map(move |(b, block)| equal_in(block, fp, b * 16));
+    whole.chain(equal_in(rest, fp, blocks.len() * 16))
+}
+
+/// Indexes (from `base`) of the entries of `block` equal to `fp`.
+fn equal_in(block: &[u16], fp: u16, base: usize) -> impl Iterator<Item = usize> + '_ {
+    block
+        .iter()
+        .enumerate()
+        .filter(move |(_, f)| **f == fp)
+        .map(move |(i, _)| base + i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_finds_every_equal_entry_in_order() {
+        // Two whole blocks of 16 and a rest of 5.
+        let mut fps = [0u16; 37];
+        for i in [0, 15, 16, 31, 32, 36] {
+            fps[i] = 7;
+        }
+        fps[20] = 8;
+        let found: alloc::vec::Vec<usize> = matching(&fps, 7).collect();
+        assert_eq!(found, [0, 15, 16, 31, 32, 36]);
+        assert_eq!(matching(&fps, 8).collect::<alloc::vec::Vec<_>>(), [20]);
+        assert_eq!(matching(&fps, 9).count(), 0);
+        assert_eq!(matching(&fps[..5], 7).collect::<alloc::vec::Vec<_>>(), [0]);
+    }
 
     fn key(seq: u64) -> MessageKey {
         MessageKey {
