@@ -391,6 +391,39 @@ mod tests {
     }
 
     #[test]
+    fn header_fields_round_trip() {
+        let head = RecordHead {
+            chunk: true,
+            last: true,
+            reply: false,
+            admin: false,
+            qos: QoS::AtLeastOnce,
+            sub: 0x0102_0304,
+            attempt: 0x0506,
+            seq: 0x1112_1314_1516_1718,
+            id: 0x2122_2324_2526_2728,
+            offset: 0x3132_3334_3536_3738,
+            total: 0x4142_4344_4546_4748,
+        };
+        let lens = Lens {
+            record: 0x5152_5354,
+            topic: 0x6162,
+            meta: 0x7172_7374,
+            data: 0x0a0b_0c0d,
+        };
+        assert_eq!(RecordHead::decode(&head.encode(&lens)), (head, lens));
+        let admin = RecordHead {
+            admin: true,
+            chunk: false,
+            reply: true,
+            last: false,
+            qos: QoS::AtMostOnce,
+            ..head
+        };
+        assert_eq!(RecordHead::decode(&admin.encode(&lens)), (admin, lens));
+    }
+
+    #[test]
     fn fifo_wraps_by_compacting_and_reassembles() {
         // 56 + 1 + 5 + 8 = 70 bytes per record.
         let mut ib = Inbox::new([0u8; 150]);
