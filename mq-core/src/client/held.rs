@@ -280,10 +280,11 @@ impl<const N: usize> Held<N> {
 
     /// The slot holding `key` (a message the application has not settled).
     pub(crate) fn find(&self, key: &MessageKey) -> Option<usize> {
-        if self.used == self.settling_len {
+        let fp = key.fingerprint();
+        if self.used == self.settling_len || !contains(&self.fingerprints, fp) {
             return None;
         }
-        matching(&self.fingerprints, key.fingerprint())
+        matching(&self.fingerprints, fp)
             .find(|&i| matches!(self.slots.get(i), Some(Slot::Held { key: k, .. }) if k == key))
     }
 
@@ -329,11 +330,13 @@ impl<const N: usize> Held<N> {
 
     /// How a recently settled message was settled.
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
-        matching(&self.recent_fingerprints, key.fingerprint()).find_map(|i| {
-            match self.recent.get(i) {
-                Some(Some((k, settle))) if k == key => Some(*settle),
-                _ => None,
-            }
+        let fp = key.fingerprint();
+        if !contains(&self.recent_fingerprints, fp) {
+            return None;
+        }
+        matching(&self.recent_fingerprints, fp).find_map(|i| match self.recent.get(i) {
+            Some(Some((k, settle))) if k == key => Some(*settle),
+            _ => None,
         })
     }
 }
@@ -351,15 +354,19 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
     }
 }
 
-/// Indexes of the entries equal to `fp`, in order. The whole slice, then
-/// blocks of 16, are tested without branches first: the compiler turns those
-/// folds into vector compares (not a fold over each slice `chunks` gives:
-/// too short and of unknown length, it stays scalar and costs four times as
-/// much).
+/// Whether `fp` is among `fingerprints`: usually not, and one pass without
+/// branches, which the compiler turns into vector compares, says so before
+/// any iterator over the matches is built.
+fn contains(fingerprints: &[u16], fp: u16) -> bool {
+    fingerprints.iter().fold(false, |any, f| any | (*f == fp))
+}
+
+/// Indexes of the entries equal to `fp`, in order. Blocks of 16 are tested
+/// without branches first: on an array of known length the compiler turns
+/// that test into a few vector compares (not on the slices `chunks` gives:
+/// too short and of unknown length, they stay scalar and the scan costs four
+/// times as much).
 fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
-    // Usually nothing matches: one vectorised pass over all of them says so.
-    let any = fingerprints.iter().fold(false, |any, f| any | (*f == fp));
-    let fingerprints = if any { fingerprints } else { &[] };
     let (blocks, rest) = fingerprints.as_chunks::<16>();
     let whole = blocks
         .iter()
@@ -395,6 +402,8 @@ mod tests {
         assert_eq!(matching(&fps, 8).collect::<alloc::vec::Vec<_>>(), [20]);
         assert_eq!(matching(&fps, 9).count(), 0);
         assert_eq!(matching(&fps[..5], 7).collect::<alloc::vec::Vec<_>>(), [0]);
+        assert!(contains(&fps, 7) && contains(&fps, 8) && contains(&fps[21..], 7));
+        assert!(!contains(&fps, 9) && !contains(&fps[21..31], 7) && !contains(&[], 0));
     }
 
     fn key(seq: u64) -> MessageKey {
