@@ -280,10 +280,11 @@ impl<const N: usize> Held<N> {
 
     /// The slot holding `key` (a message the application has not settled).
     pub(crate) fn find(&self, key: &MessageKey) -> Option<usize> {
-        if self.used == self.settling_len {
+        let fp = key.fingerprint();
+        if self.used == self.settling_len || !contains(&self.fingerprints, fp) {
             return None;
         }
-        matching(&self.fingerprints, key.fingerprint())
+        matching(&self.fingerprints, fp)
             .find(|&i| matches!(self.slots.get(i), Some(Slot::Held { key: k, .. }) if k == key))
     }
 
@@ -329,11 +330,13 @@ impl<const N: usize> Held<N> {
 
     /// How a recently settled message was settled.
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
-        matching(&self.recent_fingerprints, key.fingerprint()).find_map(|i| {
-            match self.recent.get(i) {
-                Some(Some((k, settle))) if k == key => Some(*settle),
-                _ => None,
-            }
+        let fp = key.fingerprint();
+        if !contains(&self.recent_fingerprints, fp) {
+            return None;
+        }
+        matching(&self.recent_fingerprints, fp).find_map(|i| match self.recent.get(i) {
+            Some(Some((k, settle))) if k == key => Some(*settle),
+            _ => None,
         })
     }
 }
@@ -351,25 +354,57 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
     }
 }
 
-/// Indexes of the entries equal to `fp`, tested 16 at a time without branches
-/// (the compiler turns each block into a few vector compares).
+/// Whether `fp` is among `fingerprints`: usually not, and one pass without
+/// branches, which the compiler turns into vector compares, says so before
+/// any iterator over the matches is built.
+fn contains(fingerprints: &[u16], fp: u16) -> bool {
+    fingerprints.iter().fold(false, |any, f| any | (*f == fp))
+}
+
+/// Indexes of the entries equal to `fp`, in order. Blocks of 16 are tested
+/// without branches first: on an array of known length the compiler turns
+/// that test into a few vector compares (not on the slices `chunks` gives:
+/// too short and of unknown length, they stay scalar and the scan costs four
+/// times as much).
 fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
-    fingerprints
-        .chunks(16)
+    let (blocks, rest) = fingerprints.as_chunks::<16>();
+    let whole = blocks
+        .iter()
         .enumerate()
         .filter(move |(_, block)| block.iter().fold(false, |any, f| any | (*f == fp)))
-        .flat_map(move |(b, block)| {
-            block
-                .iter()
-                .enumerate()
-                .filter(move |(_, f)| **f == fp)
-                .map(move |(i, _)| b * 16 + i)
-        })
+        .flat_map(move |(b, block)| equal_in(block, fp, b * 16));
+    whole.chain(equal_in(rest, fp, blocks.len() * 16))
+}
+
+/// Indexes (from `base`) of the entries of `block` equal to `fp`.
+fn equal_in(block: &[u16], fp: u16, base: usize) -> impl Iterator<Item = usize> + '_ {
+    block
+        .iter()
+        .enumerate()
+        .filter(move |(_, f)| **f == fp)
+        .map(move |(i, _)| base + i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matching_finds_every_equal_entry_in_order() {
+        // Two whole blocks of 16 and a rest of 5.
+        let mut fps = [0u16; 37];
+        for i in [0, 15, 16, 31, 32, 36] {
+            fps[i] = 7;
+        }
+        fps[20] = 8;
+        let found: alloc::vec::Vec<usize> = matching(&fps, 7).collect();
+        assert_eq!(found, [0, 15, 16, 31, 32, 36]);
+        assert_eq!(matching(&fps, 8).collect::<alloc::vec::Vec<_>>(), [20]);
+        assert_eq!(matching(&fps, 9).count(), 0);
+        assert_eq!(matching(&fps[..5], 7).collect::<alloc::vec::Vec<_>>(), [0]);
+        assert!(contains(&fps, 7) && contains(&fps, 8) && contains(&fps[21..], 7));
+        assert!(!contains(&fps, 9) && !contains(&fps[21..31], 7) && !contains(&[], 0));
+    }
 
     fn key(seq: u64) -> MessageKey {
         MessageKey {

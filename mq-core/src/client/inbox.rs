@@ -27,7 +27,7 @@
 //! first fragment arrives and becomes ready with the last one. When an append does
 //! not fit behind the tail, the records are moved to the front of the storage.
 
-use super::le::{move_down, put, put_slice, u16_at, u32_at, u64_at};
+use super::le::{move_down, put, put_slice, u32_at};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an inbox record takes besides its topic, encoded meta and data.
@@ -48,6 +48,82 @@ pub(crate) struct RecordHead {
     pub id: u64,
     pub offset: u64,
     pub total: u64,
+}
+
+/// The lengths a record's header holds besides its [`RecordHead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lens {
+    /// The whole record's, header included.
+    pub record: u32,
+    pub topic: u16,
+    pub meta: u32,
+    pub data: u32,
+}
+
+/// Reads a little-endian field of `N` bytes at a constant offset of a header
+/// (the compiler checks the offsets; nothing can fail at run time).
+fn field<const N: usize>(h: &[u8; RECORD_OVERHEAD], at: usize) -> [u8; N] {
+    h.get(at..)
+        .and_then(|b| b.first_chunk::<N>())
+        .copied()
+        .unwrap_or([0; N])
+}
+
+impl RecordHead {
+    /// The record's header (the layout at the top of this file).
+    fn encode(&self, lens: &Lens) -> [u8; RECORD_OVERHEAD] {
+        let mut h = [0u8; RECORD_OVERHEAD];
+        let kind = if self.admin { 2 } else { u8::from(self.chunk) };
+        let qos = match self.qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+        };
+        put(&mut h, 0, lens.record.to_le_bytes());
+        put(
+            &mut h,
+            4,
+            [kind, qos, u8::from(self.last), u8::from(self.reply)],
+        );
+        put(&mut h, 8, self.sub.to_le_bytes());
+        put(&mut h, 12, self.attempt.to_le_bytes());
+        put(&mut h, 14, lens.topic.to_le_bytes());
+        put(&mut h, 16, lens.meta.to_le_bytes());
+        put(&mut h, 20, lens.data.to_le_bytes());
+        put(&mut h, 24, self.seq.to_le_bytes());
+        put(&mut h, 32, self.id.to_le_bytes());
+        put(&mut h, 40, self.offset.to_le_bytes());
+        put(&mut h, 48, self.total.to_le_bytes());
+        h
+    }
+
+    /// The fields [`encode`](Self::encode) wrote.
+    fn decode(h: &[u8; RECORD_OVERHEAD]) -> (RecordHead, Lens) {
+        let [_, _, _, _, kind, qos, last, reply] = field(h, 0);
+        let head = RecordHead {
+            chunk: kind == 1,
+            admin: kind == 2,
+            last: last != 0,
+            reply: reply != 0,
+            qos: if qos == 0 {
+                QoS::AtMostOnce
+            } else {
+                QoS::AtLeastOnce
+            },
+            sub: u32::from_le_bytes(field(h, 8)),
+            attempt: u16::from_le_bytes(field(h, 12)),
+            seq: u64::from_le_bytes(field(h, 24)),
+            id: u64::from_le_bytes(field(h, 32)),
+            offset: u64::from_le_bytes(field(h, 40)),
+            total: u64::from_le_bytes(field(h, 48)),
+        };
+        let lens = Lens {
+            record: u32::from_le_bytes(field(h, 0)),
+            topic: u16::from_le_bytes(field(h, 14)),
+            meta: u32::from_le_bytes(field(h, 16)),
+            data: u32::from_le_bytes(field(h, 20)),
+        };
+        (head, lens)
+    }
 }
 
 /// A record's borrowed bytes.
@@ -160,26 +236,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         {
             return false;
         }
-        put(rec, 0, (len as u32).to_le_bytes());
-        let kind = if head.admin { 2 } else { u8::from(head.chunk) };
-        let qos = match head.qos {
-            QoS::AtMostOnce => 0,
-            QoS::AtLeastOnce => 1,
+        let lens = Lens {
+            record: len as u32,
+            topic: topic.len() as u16,
+            meta: mlen as u32,
+            data: data_len as u32,
         };
-        put(
-            rec,
-            4,
-            [kind, qos, u8::from(head.last), u8::from(head.reply)],
-        );
-        put(rec, 8, head.sub.to_le_bytes());
-        put(rec, 12, head.attempt.to_le_bytes());
-        put(rec, 14, (topic.len() as u16).to_le_bytes());
-        put(rec, 16, (mlen as u32).to_le_bytes());
-        put(rec, 20, (data_len as u32).to_le_bytes());
-        put(rec, 24, head.seq.to_le_bytes());
-        put(rec, 32, head.id.to_le_bytes());
-        put(rec, 40, head.offset.to_le_bytes());
-        put(rec, 48, head.total.to_le_bytes());
+        put(rec, 0, head.encode(&lens));
         put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
         put_slice(rec, data_at, data);
         self.tail += len;
@@ -250,7 +313,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         }
         self.ready -= 1;
         self.shown = true;
-        Some(self.head_at(self.head))
+        Some(RecordHead::decode(&self.header(self.head)).0)
     }
 
     /// The record lent by [`take_next`](Self::take_next).
@@ -260,9 +323,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         }
         let buf = self.storage.as_ref();
         let at = self.head;
-        let tlen = usize::from(u16_at(buf, at + 14));
-        let mlen = u32_at(buf, at + 16) as usize;
-        let dlen = u32_at(buf, at + 20) as usize;
+        let (_, lens) = RecordHead::decode(&self.header(at));
+        let (tlen, mlen, dlen) = (
+            usize::from(lens.topic),
+            lens.meta as usize,
+            lens.data as usize,
+        );
         let t0 = at + RECORD_OVERHEAD;
         let topic = buf
             .get(t0..t0 + tlen)
@@ -278,26 +344,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         Some(View { topic, meta, data })
     }
 
-    fn head_at(&self, at: usize) -> RecordHead {
-        let buf = self.storage.as_ref();
-        let byte = |i: usize| buf.get(at + i).copied().unwrap_or(0);
-        RecordHead {
-            chunk: byte(4) == 1,
-            admin: byte(4) == 2,
-            last: byte(6) != 0,
-            reply: byte(7) != 0,
-            qos: if byte(5) == 0 {
-                QoS::AtMostOnce
-            } else {
-                QoS::AtLeastOnce
-            },
-            sub: u32_at(buf, at + 8),
-            attempt: u16_at(buf, at + 12),
-            seq: u64_at(buf, at + 24),
-            id: u64_at(buf, at + 32),
-            offset: u64_at(buf, at + 40),
-            total: u64_at(buf, at + 48),
-        }
+    /// The fixed part of the record at `at`, read at once (zeros if it is
+    /// not there, which a record in use always is).
+    fn header(&self, at: usize) -> [u8; RECORD_OVERHEAD] {
+        self.storage
+            .as_ref()
+            .get(at..)
+            .and_then(|b| b.first_chunk::<RECORD_OVERHEAD>())
+            .copied()
+            .unwrap_or([0; RECORD_OVERHEAD])
     }
 
     fn compact(&mut self) {
@@ -333,6 +388,39 @@ mod tests {
             offset: 0,
             total: 8,
         }
+    }
+
+    #[test]
+    fn header_fields_round_trip() {
+        let head = RecordHead {
+            chunk: true,
+            last: true,
+            reply: false,
+            admin: false,
+            qos: QoS::AtLeastOnce,
+            sub: 0x0102_0304,
+            attempt: 0x0506,
+            seq: 0x1112_1314_1516_1718,
+            id: 0x2122_2324_2526_2728,
+            offset: 0x3132_3334_3536_3738,
+            total: 0x4142_4344_4546_4748,
+        };
+        let lens = Lens {
+            record: 0x5152_5354,
+            topic: 0x6162,
+            meta: 0x7172_7374,
+            data: 0x0a0b_0c0d,
+        };
+        assert_eq!(RecordHead::decode(&head.encode(&lens)), (head, lens));
+        let admin = RecordHead {
+            admin: true,
+            chunk: false,
+            reply: true,
+            last: false,
+            qos: QoS::AtMostOnce,
+            ..head
+        };
+        assert_eq!(RecordHead::decode(&admin.encode(&lens)), (admin, lens));
     }
 
     #[test]
