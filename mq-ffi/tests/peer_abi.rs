@@ -1,9 +1,10 @@
-//! The peer functions of the C ABI from C: `tests/c/peer_test.c` runs two
-//! peers in its process (no daemon, one SQLite catalog in a scratch
-//! directory) and checks every `mq_peer_*` function, error paths included.
-//! As `c_abi.rs` does, it runs twice: with AddressSanitizer, UBSan and
-//! LeakSanitizer on the static library, and under valgrind's memcheck on the
-//! shared library.
+//! The peer functions of the C ABI from C and C++: `tests/c/peer_test.c`
+//! runs two peers in its process (no daemon, one SQLite catalog in a
+//! scratch directory) and checks every `mq_peer_*` function, error paths
+//! included; `tests/cpp/peer_test.cpp` does the same through `mq::peer`.
+//! As `c_abi.rs` does, the C program runs twice: with AddressSanitizer,
+//! UBSan and LeakSanitizer on the static library, and under valgrind's
+//! memcheck on the shared library; the C++ one with the sanitizers.
 
 mod support;
 
@@ -29,17 +30,27 @@ fn run_in(mut cmd: Command, dir: &Path) {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
-#[test]
-fn c_peer_tests_pass_under_address_sanitizer() {
-    let dir = scratch("peer-asan");
+/// Builds `source` with the sanitizers and runs it on a fresh directory.
+fn sanitized(compiler: &str, std: &str, file: &str, name: &str) {
+    let dir = scratch(name);
     let program = dir.join("peer_test");
-    build_with_asan("gcc", "c11", &[source("c/peer_test.c")], &program);
+    build_with_asan(compiler, std, &[source(file)], &program);
     let mut cmd = Command::new(&program);
     cmd.env("ASAN_OPTIONS", "detect_leaks=1:halt_on_error=1")
         .env("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).expect("a data directory");
     run_in(cmd, &data);
+}
+
+#[test]
+fn c_peer_tests_pass_under_address_sanitizer() {
+    sanitized("gcc", "c11", "c/peer_test.c", "peer-asan");
+}
+
+#[test]
+fn cpp_peer_tests_pass_under_address_sanitizer() {
+    sanitized("g++", "c++17", "cpp/peer_test.cpp", "peer-cpp-asan");
 }
 
 #[test]
