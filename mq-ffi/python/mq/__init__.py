@@ -27,7 +27,7 @@ import threading
 from contextlib import contextmanager
 from ctypes import byref, c_char_p, c_size_t, c_uint8, c_void_p
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
 from ._lib import lib
@@ -641,7 +641,7 @@ class Peer:
         with self._handle.use() as ptr:
             return _lib.text_of(lib().mq_peer_address, ptr, lib().mq_peer_error)
 
-    def client(self, client_id: str, **options) -> Client:
+    def client(self, client_id: str, **options: Any) -> Client:
         """A client of this peer with the persistent session ``client_id``
         (its subscriptions and unacked messages outlive a disconnect). The
         keyword options are :class:`Client`'s (``credit``, ``keepalive``,
