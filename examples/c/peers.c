@@ -9,14 +9,36 @@
  *             wildcard topic subscription, producer-consumer
  *   inbox     bob's peer: prints the three messages alice sends, confirms
  *   send      alice's peer (another process): sends them to bob's inbox
- *   DIR       default: MQ_PEER_DIR, else /tmp/mq-examples
+ *   DIR       default: MQ_PEER_DIR, else mq-examples in TMPDIR, TEMP or /tmp
+ *             (made if missing; its parent must exist)
  *
  * A peer forwards a message only to the peers whose interest reached it, so
  * the program first sends probes (QoS 0, payload "probe") until the other
  * side shows its subscription arrived, and skips probes when receiving. */
 #include "common.h"
 
+#ifdef _WIN32
+#include <direct.h>
+#define make_dir(path) _mkdir(path)
+#else
+#include <sys/stat.h>
+#define make_dir(path) mkdir(path, 0755)
+#endif
+
 static const char *dir;
+
+/* The example's directory: argv[2], else MQ_PEER_DIR, else mq-examples in
+ * the temporary directory. */
+static const char *directory(int argc, char **argv) {
+    static char path[1024];
+    if (argc > 2) return argv[2];
+    if (getenv("MQ_PEER_DIR")) return getenv("MQ_PEER_DIR");
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp) tmp = getenv("TEMP");
+    if (!tmp) tmp = "/tmp";
+    snprintf(path, sizeof path, "%s/mq-examples", tmp);
+    return path;
+}
 
 /* Peer `id` with its log in DIR/id and the catalog DIR/mesh.db. */
 static mq_peer *start_peer(const char *id) {
@@ -305,8 +327,8 @@ static void send(mq_client *alice) {
 
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
-    const char *env = getenv("MQ_PEER_DIR");
-    dir = argc > 2 ? argv[2] : env ? env : "/tmp/mq-examples";
+    dir = directory(argc, argv);
+    make_dir(dir); /* fails harmlessly when it exists */
     if (strcmp(mode, "patterns") == 0) {
         mq_peer *a = start_peer("a"), *b = start_peer("b"), *c = start_peer("c");
         mq_client *alice = client_of(a, "alice"), *bob = client_of(b, "bob"),
