@@ -132,7 +132,7 @@ const C_EXAMPLE_PRINTS: &[&str] = &[
     "received: order 3",
 ];
 
-/// What the Windows libraries Rust's std needs, linked into a C program with
+/// The Windows libraries Rust's std and mq-ffi's dependencies need, linked into a C program with
 /// the static library (`rustc --print native-static-libs`).
 const NATIVE_LIBS: &[&str] = &[
     "-lws2_32",
@@ -141,6 +141,9 @@ const NATIVE_LIBS: &[&str] = &[
     "-lbcrypt",
     "-ladvapi32",
     "-lkernel32",
+    // GetUserNameExW, which the PostgreSQL client of the peer's catalog
+    // (through `whoami`) calls.
+    "-lsecur32",
 ];
 
 /// `cargo xtask windows [--all]`: the Windows step alone; `--all` also runs
