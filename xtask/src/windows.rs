@@ -132,8 +132,9 @@ const C_EXAMPLE_PRINTS: &[&str] = &[
     "received: order 3",
 ];
 
-/// The Windows libraries Rust's std and mq-ffi's dependencies need, linked into a C program with
-/// the static library (`rustc --print native-static-libs`).
+/// The Windows libraries that Rust's std and mq-ffi's dependencies need,
+/// linked into a C program with the static library (`rustc --print
+/// native-static-libs`).
 const NATIVE_LIBS: &[&str] = &[
     "-lws2_32",
     "-lntdll",
