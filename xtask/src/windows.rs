@@ -19,6 +19,9 @@
 //!    (SIGINT to the Wine process, which Wine turns into the console's
 //!    `CTRL_C_EVENT`), and what it acknowledged is there after a restart and
 //!    after a crash.
+//! 6. Desktop peers with no daemon (`peers`): `examples/c/peers.c`, linked
+//!    the same way, runs liner's patterns in one Windows process and talks
+//!    peer to peer across two.
 //!
 //! The console closing (`CTRL_CLOSE_EVENT`) cannot come from Linux: Wine's
 //! console host sends it to no one when it closes, and a headless Wine has
@@ -37,6 +40,8 @@ use std::time::{Duration, Instant};
 use crate::cmd::{self, Step, cargo, run};
 use crate::mq_tools::{self, MqTools, Runner};
 use crate::toolchain;
+
+mod peers;
 
 /// The Windows target: MinGW-w64's ABI, which Debian's cross compiler builds.
 pub const TARGET: &str = "x86_64-pc-windows-gnu";
@@ -179,9 +184,11 @@ pub fn check(all: bool) -> Result<(), String> {
     let wine = Wine::prepare()?;
     let tests = run_tests(&wine, &built, all);
     let daemon = run_daemon(&wine, &built);
+    let peers = peers::check(&wine, &built.static_lib);
     wine.shut_down();
     let counts = tests?;
     daemon?;
+    peers?;
     println!(
         "windows: {} passed, {} failed, {} not run under Wine",
         counts.passed, counts.failed, counts.not_run
