@@ -9,9 +9,15 @@
 //! `interop-echo` (Rust), `c/interop_client.c` and `python/interop_client.py`
 //! exchange messages through one `mqd`.
 //!
+//! `peers` (Rust), `c/peers.c` and `python/peers.py` run liner's patterns
+//! between desktop peers with no daemon; [`peers`] holds what the Rust one
+//! needs.
+//!
 //! This library holds what the Rust programs share.
 
 use std::time::Duration;
+
+pub mod peers;
 
 use mq_std::blocking::{Client, ClientOptions, Error, Message, Subscription};
 

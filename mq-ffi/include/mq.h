@@ -7,16 +7,18 @@
  * `*_free` functions (which cannot fail) and mq_result_name. Out-parameters are
  * written only on MQ_OK.
  *
- * Error text. Each handle (mq_client, mq_subscription, mq_message) keeps the
- * text of its own last failure; there is no process-global error state.
- * Copy it with mq_client_error / mq_subscription_error / mq_message_error:
+ * Error text. Each handle (mq_client, mq_subscription, mq_message, mq_peer)
+ * keeps the text of its own last failure; there is no process-global error
+ * state. Copy it with mq_client_error / mq_subscription_error /
+ * mq_message_error / mq_peer_error:
  * the text and a NUL go into the caller's buffer, its length (without the NUL)
  * into *len. When the buffer is too small they return MQ_ERR_BUFFER_TOO_SMALL,
  * leave the buffer untouched and still report the length: call again with
- * len + 1 bytes. Functions that get no handle (mq_client_new, the
+ * len + 1 bytes. Functions that get no handle (mq_client_new, mq_peer_new, the
  * `*_options_init` functions) and calls with a NULL handle report by code only.
  *
- * Handles. mq_client, mq_subscription, mq_listener and mq_message are opaque.
+ * Handles. mq_client, mq_subscription, mq_listener, mq_message and mq_peer
+ * are opaque.
  * A handle made by a `*_new`, subscribe or receive function is owned by the
  * caller and released with its `*_free` function, exactly once; `*_free(NULL)`
  * is fine. Handles are independent: freeing a client closes its connection,
@@ -138,6 +140,11 @@ typedef struct mq_listener mq_listener;
 // accessors hand out stay valid until the message is freed.
 typedef struct mq_message mq_message;
 
+// A desktop peer (opaque): a mesh node in this process. Thread-safe: every
+// function taking a `mq_peer *` may be called from any thread,
+// concurrently, except `mq_peer_free`, which must be the last call on it.
+typedef struct mq_peer mq_peer;
+
 // A queued publish's outcome (`mq_client_enqueue`). Owned by the caller:
 // free it with `mq_receipt_free` (waiting is not required; the message is
 // published either way). One thread at a time.
@@ -249,6 +256,33 @@ typedef struct mq_message_info {
   // The priority the publisher gave it.
   uint8_t priority;
 } mq_message_info;
+
+// How to start a peer. Fill it with `mq_peer_options_init`, then set fields.
+// The strings are borrowed for the duration of `mq_peer_start` only.
+typedef struct mq_peer_options {
+  // The peer's node id: printable ASCII without spaces, up to 100 bytes,
+  // unique in the catalog (starting a peer whose id is live elsewhere
+  // fences the other one off). Required.
+  const char *id;
+  // The catalog: `sqlite:PATH`, `redis://HOST:PORT/DB` or
+  // `postgres://USER@HOST:PORT/DB`. NULL: the SQLite file `mq-mesh.db` in
+  // the temporary directory, shared by the peers of this machine.
+  const char *catalog;
+  // The directory of the peer's write-ahead log. NULL: `mq-peer-<id>` in
+  // the temporary directory.
+  const char *data_dir;
+  // Where the peer listens for the other peers' links and for clients,
+  // `host:port` with a numeric host. NULL: `127.0.0.1:0` (a free port).
+  const char *listen;
+  // The address the other peers connect to. NULL: the listen address.
+  const char *advertise;
+  // How long the catalog lists the peer after a heartbeat, in ms. 0: the
+  // default (5 s).
+  uint32_t lease_ms;
+  // How often the lease is renewed and the live peers read, in ms (less
+  // than the lease). 0: the default (1 s).
+  uint32_t heartbeat_ms;
+} mq_peer_options;
 
 // How to subscribe. Fill it with `mq_subscribe_options_init`, then set fields;
 // passing NULL instead means the defaults. Borrowed for the call only.
@@ -438,6 +472,88 @@ enum mq_result mq_message_error(const struct mq_message *msg, char *buf, size_t 
 // `msg` must be NULL or a live message from `mq_subscription_recv` that no
 // other thread uses during or after this call.
 void mq_message_free(struct mq_message *msg);
+
+// Fills `*opts` with the defaults: no id (required), the machine's SQLite
+// catalog, the log in the temporary directory, loopback on a free port.
+//
+// # Safety
+// `opts` must be NULL or valid for one write.
+enum mq_result mq_peer_options_init(struct mq_peer_options *opts);
+
+// Makes a stopped peer and stores it in `*out`. Free it with
+// `mq_peer_free`.
+//
+// # Safety
+// `out` must be NULL or valid for one write.
+enum mq_result mq_peer_new(struct mq_peer **out);
+
+// Starts the peer and blocks until it runs: opens its log (replaying it),
+// listens, registers in the catalog and starts linking to the live peers.
+// Fails with `MQ_ERR_INVALID` for bad options (no id, a listen address
+// that is not IP:PORT, a catalog URL of no known kind, a heartbeat not
+// shorter than the lease) or a peer that runs already, `MQ_ERR_IO` when the
+// log cannot be opened, the address not bound or the catalog's database
+// not reached, `MQ_ERR_REFUSED` when the catalog refuses the registration;
+// the error text says which.
+//
+// # Safety
+// `peer` must be NULL or a live peer; `opts` NULL or valid for reads, with
+// its strings NULL or NUL-terminated.
+enum mq_result mq_peer_start(const struct mq_peer *peer, const struct mq_peer_options *opts);
+
+// Copies the address the peer listens on (`127.0.0.1:40123`) and a NUL
+// into `buf` of `cap` bytes, its length without the NUL into `*len` (if
+// `len` is not NULL), as `mq_client_error` does its text. Clients of other
+// processes connect there (with `mq_client_connect`). `MQ_ERR_CLOSED` when
+// the peer does not run.
+//
+// # Safety
+// `peer` must be NULL or a live peer; `buf` NULL or valid for `cap` bytes;
+// `len` NULL or valid for one write.
+enum mq_result mq_peer_address(const struct mq_peer *peer, char *buf, size_t cap, size_t *len);
+
+// Connects `client` (from `mq_client_new`, not connected) to the peer with
+// a persistent session keyed by `client_id` (its subscriptions and unacked
+// messages outlive a disconnect), and blocks until the peer welcomes it.
+// From then on every `mq_client_*` call works on it as against `mqd`. For
+// other options (credit, keepalive), connect with `mq_client_connect` to
+// `mq_peer_address`. Failures (`MQ_ERR_CLOSED`: the peer does not run; the
+// codes of `mq_client_connect`) leave their text in the peer.
+//
+// # Safety
+// `peer` must be NULL or a live peer; `client` NULL or a live client;
+// `client_id` NULL or NUL-terminated.
+enum mq_result mq_peer_connect(const struct mq_peer *peer,
+                               const struct mq_client *client,
+                               const char *client_id);
+
+// Stops the peer: leaves the mesh (deregisters from the catalog), stops its
+// broker (its clients' connections close; they reconnect once it starts
+// again on the same address), ends its runtime. The peer may start again;
+// its log keeps its sessions. Stopping a peer that does not run succeeds
+// and does nothing. A catalog that cannot be reached to deregister gives
+// `MQ_ERR_IO` (the peer is stopped all the same).
+//
+// # Safety
+// `peer` must be NULL or a live peer.
+enum mq_result mq_peer_stop(const struct mq_peer *peer);
+
+// Stops the peer if it runs (as `mq_peer_stop`, ignoring failures) and frees
+// it. NULL is fine. Clients connected to it stay valid handles (and must
+// still be freed).
+//
+// # Safety
+// `peer` must be NULL or a peer from `mq_peer_new` not freed yet, and no
+// other thread may use it during or after this call.
+void mq_peer_free(struct mq_peer *peer);
+
+// Copies the text of the peer's last failure (empty if none yet), as
+// `mq_client_error` does.
+//
+// # Safety
+// `peer` must be NULL or a live peer; `buf` NULL or valid for `cap` bytes;
+// `len` NULL or valid for one write.
+enum mq_result mq_peer_error(const struct mq_peer *peer, char *buf, size_t cap, size_t *len);
 
 // Queues `len` bytes at `payload` for publishing to `topic` and returns once
 // queued: it blocks only while the client's room for queued publishes

@@ -109,6 +109,7 @@ void check(mq_result r, const H *h, mq_result (*get)(const H *, char *, size_t, 
 inline void check(mq_result r, const mq_client *c) { check(r, c, mq_client_error); }
 inline void check(mq_result r, const mq_subscription *s) { check(r, s, mq_subscription_error); }
 inline void check(mq_result r, const mq_message *m) { check(r, m, mq_message_error); }
+inline void check(mq_result r, const mq_peer *p) { check(r, p, mq_peer_error); }
 
 /// Throws for a call that has no handle to keep text in.
 inline void check_bare(mq_result r) {
@@ -473,6 +474,85 @@ private:
     }
 
     detail::handle<mq_client, mq_client_free> client_;
+};
+
+/// How to start a peer. Empty strings and zero durations: the defaults.
+struct peer_options {
+    /// The peer's node id, unique in the catalog. Required.
+    std::string id;
+    /// `sqlite:PATH`, `redis://...` or `postgres://...`; empty: the SQLite
+    /// file `mq-mesh.db` in the temporary directory (this machine's peers).
+    std::string catalog;
+    /// The peer's log; empty: `mq-peer-<id>` in the temporary directory.
+    std::string data_dir;
+    /// `IP:PORT` to listen on; empty: `127.0.0.1:0` (a free port).
+    std::string listen;
+    /// The address the other peers connect to; empty: the listen address.
+    std::string advertise;
+    /// 0: the default (5 s).
+    std::chrono::milliseconds lease{0};
+    /// 0: the default (1 s).
+    std::chrono::milliseconds heartbeat{0};
+};
+
+/// A desktop peer with no daemon: a mesh node in this process. Construct it
+/// started, or stopped and call start. Destroying it stops it.
+class peer {
+public:
+    /// A stopped peer.
+    peer() {
+        mq_peer *p = nullptr;
+        detail::check_bare(mq_peer_new(&p));
+        peer_.reset(p);
+    }
+
+    /// A peer started with `opts`.
+    explicit peer(const peer_options &opts) : peer() { start(opts); }
+
+    peer(peer &&) noexcept = default;
+    peer &operator=(peer &&) noexcept = default;
+
+    /// Starts it (again, after stop). Throws MQ_ERR_INVALID (options),
+    /// MQ_ERR_IO (the log, the address, the catalog's database),
+    /// MQ_ERR_REFUSED (the catalog refused the registration).
+    void start(const peer_options &opts) const {
+        auto str = [](const std::string &s) { return s.empty() ? nullptr : s.c_str(); };
+        mq_peer_options o;
+        detail::check_bare(mq_peer_options_init(&o));
+        o.id = opts.id.c_str();
+        o.catalog = str(opts.catalog);
+        o.data_dir = str(opts.data_dir);
+        o.listen = str(opts.listen);
+        o.advertise = str(opts.advertise);
+        o.lease_ms = detail::millis(opts.lease);
+        o.heartbeat_ms = detail::millis(opts.heartbeat);
+        detail::check(mq_peer_start(raw(), &o), raw());
+    }
+
+    /// Leaves the mesh and stops; the peer may start again.
+    void stop() const { detail::check(mq_peer_stop(raw()), raw()); }
+
+    /// Where it listens (for clients of other processes).
+    std::string address() const {
+        size_t len = 0;
+        mq_result r = mq_peer_address(raw(), nullptr, 0, &len);
+        if (r != MQ_ERR_BUFFER_TOO_SMALL) detail::check(r, raw());
+        std::vector<char> buf(len + 1);
+        detail::check(mq_peer_address(raw(), buf.data(), buf.size(), nullptr), raw());
+        return std::string(buf.data(), len);
+    }
+
+    /// A client of this peer with a persistent session `client_id`.
+    mq::client client(const std::string &client_id) const {
+        mq::client c;
+        detail::check(mq_peer_connect(raw(), c.raw(), client_id.c_str()), raw());
+        return c;
+    }
+
+    mq_peer *raw() const noexcept { return peer_.get(); }
+
+private:
+    detail::handle<mq_peer, mq_peer_free> peer_;
 };
 
 } // namespace mq

@@ -28,6 +28,22 @@ impl mq_client {
             .clone()
             .ok_or_else(|| Fail::new(mq_result::MQ_ERR_CLOSED, "the client is not connected"))
     }
+
+    /// Makes the connection with `connect` unless there is one already
+    /// (`MQ_ERR_INVALID`).
+    pub(crate) fn attach(
+        &self,
+        connect: impl FnOnce() -> Result<Client, Fail>,
+    ) -> Result<(), Fail> {
+        let mut conn = self.conn.write().unwrap_or_else(PoisonError::into_inner);
+        if conn.is_some() {
+            return Err(Fail::invalid(
+                "the client is already connected (close it first)",
+            ));
+        }
+        *conn = Some(connect()?);
+        Ok(())
+    }
 }
 
 /// Delivery guarantee of a publish or a subscription (a value of
@@ -233,14 +249,7 @@ pub unsafe extern "C" fn mq_client_connect(
     on(unsafe { handle(client) }, |client| {
         let opts = unsafe { handle(opts) }.ok_or_else(|| Fail::null("opts"))?;
         let opts = unsafe { opts.to_options() }?;
-        let mut conn = client.conn.write().unwrap_or_else(PoisonError::into_inner);
-        if conn.is_some() {
-            return Err(Fail::invalid(
-                "the client is already connected (close it first)",
-            ));
-        }
-        *conn = Some(Client::connect(opts)?);
-        Ok(())
+        client.attach(|| Ok(Client::connect(opts)?))
     })
 }
 

@@ -1,6 +1,6 @@
 //! The C ABI of mq: the blocking client of `mq-client`
-//! ([`mq_client::blocking`](::mq_client::blocking), and nothing else of the
-//! std crates) behind opaque handles, described by the generated header
+//! ([`mq_client::blocking`](::mq_client::blocking)) and the desktop peer of
+//! `mq-std` ([`mq_std::peer`]) behind opaque handles, described by the generated header
 //! `include/mq.h` (`cargo xtask codegen`; CI fails when the committed header
 //! is stale).
 //!
@@ -11,6 +11,8 @@
 //!   (a callback on a thread of its own).
 //! - [`message`]: `mq_message`: what a subscription receives, ack and nack.
 //! - [`receipt`]: `mq_receipt`: a queued publish's outcome.
+//! - [`peer`]: `mq_peer`: a desktop peer with no daemon (`mq_std::peer`), a
+//!   mesh node in the application's process, which `mq_client`s connect to.
 //!
 //! The rules every function follows are written once at the top of the header
 //! (`cbindgen.toml` holds that text): result codes, error text, pointer
@@ -24,11 +26,13 @@
 pub mod client;
 pub mod error;
 pub mod message;
+pub mod peer;
 pub mod receipt;
 pub mod subscription;
 
 pub use client::*;
 pub use error::*;
 pub use message::*;
+pub use peer::*;
 pub use receipt::*;
 pub use subscription::*;

@@ -19,6 +19,9 @@
 //!    (SIGINT to the Wine process, which Wine turns into the console's
 //!    `CTRL_C_EVENT`), and what it acknowledged is there after a restart and
 //!    after a crash.
+//! 6. Desktop peers with no daemon (`peers`): `examples/c/peers.c`, linked
+//!    the same way, runs liner's patterns in one Windows process and talks
+//!    peer to peer across two.
 //!
 //! The console closing (`CTRL_CLOSE_EVENT`) cannot come from Linux: Wine's
 //! console host sends it to no one when it closes, and a headless Wine has
@@ -37,6 +40,8 @@ use std::time::{Duration, Instant};
 use crate::cmd::{self, Step, cargo, run};
 use crate::mq_tools::{self, MqTools, Runner};
 use crate::toolchain;
+
+mod peers;
 
 /// The Windows target: MinGW-w64's ABI, which Debian's cross compiler builds.
 pub const TARGET: &str = "x86_64-pc-windows-gnu";
@@ -132,8 +137,9 @@ const C_EXAMPLE_PRINTS: &[&str] = &[
     "received: order 3",
 ];
 
-/// What the Windows libraries Rust's std needs, linked into a C program with
-/// the static library (`rustc --print native-static-libs`).
+/// The Windows libraries that Rust's std and mq-ffi's dependencies need,
+/// linked into a C program with the static library (`rustc --print
+/// native-static-libs`).
 const NATIVE_LIBS: &[&str] = &[
     "-lws2_32",
     "-lntdll",
@@ -141,6 +147,9 @@ const NATIVE_LIBS: &[&str] = &[
     "-lbcrypt",
     "-ladvapi32",
     "-lkernel32",
+    // GetUserNameExW, which the PostgreSQL client of the peer's catalog
+    // (through `whoami`) calls.
+    "-lsecur32",
 ];
 
 /// `cargo xtask windows [--all]`: the Windows step alone; `--all` also runs
@@ -175,9 +184,11 @@ pub fn check(all: bool) -> Result<(), String> {
     let wine = Wine::prepare()?;
     let tests = run_tests(&wine, &built, all);
     let daemon = run_daemon(&wine, &built);
+    let peers = peers::check(&wine, &built.static_lib);
     wine.shut_down();
     let counts = tests?;
     daemon?;
+    peers?;
     println!(
         "windows: {} passed, {} failed, {} not run under Wine",
         counts.passed, counts.failed, counts.not_run

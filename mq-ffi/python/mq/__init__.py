@@ -9,6 +9,10 @@
 ...             msg.ack()
 ...             break
 
+With no broker at all, :class:`Peer` runs a mesh node in this process (a
+desktop peer): other processes' peers reach it directly, and
+:meth:`Peer.client` hands out ordinary clients of it.
+
 Every call blocks only its own thread (the GIL is released while the library
 waits). Failures raise :class:`MqError`, whose ``code`` is the C result code.
 The shared library is found as described in :mod:`mq._lib` (``MQ_LIB`` first).
@@ -18,11 +22,12 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import os
 import threading
 from contextlib import contextmanager
 from ctypes import byref, c_char_p, c_size_t, c_uint8, c_void_p
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lib
 from ._lib import lib
@@ -32,6 +37,7 @@ __all__ = [
     "Listener",
     "Message",
     "MqError",
+    "Peer",
     "PubAck",
     "QoS",
     "Receipt",
@@ -571,6 +577,88 @@ class Client:
             self.close()
 
     def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Peer:
+    """A desktop peer with no daemon: a mesh node in this process, on its own
+    write-ahead log and listening address, registered in the catalog and
+    linked directly to every live peer. The application uses it through
+    ordinary :class:`Client` objects (:meth:`client`). Use it as a context
+    manager, or call :meth:`close` (which leaves the mesh).
+
+    ``catalog``: ``sqlite:PATH``, ``redis://...`` or ``postgres://...``
+    (None: the SQLite file ``mq-mesh.db`` in the temporary directory, shared
+    by this machine's peers). ``data_dir``: the log (None: ``mq-peer-<id>``
+    in the temporary directory). ``listen``: ``IP:PORT`` (None:
+    ``127.0.0.1:0``, a free port). ``advertise``: the address the other
+    peers dial (None: the listen address). ``lease`` and ``heartbeat`` in
+    seconds (None: 5 and 1). Raises :class:`MqError` when the peer cannot
+    start (``MQ_ERR_INVALID`` for bad options, ``MQ_ERR_IO`` for the log,
+    the address or an unreachable catalog, ``MQ_ERR_REFUSED`` when the
+    catalog refuses it)."""
+
+    def __init__(
+        self,
+        id: str,
+        *,
+        catalog: Optional[str] = None,
+        data_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+        listen: Optional[str] = None,
+        advertise: Optional[str] = None,
+        lease: Optional[float] = None,
+        heartbeat: Optional[float] = None,
+    ) -> None:
+        lb = lib()
+        handle = c_void_p()
+        _check(lb.mq_peer_new(byref(handle)))
+        self._handle = _Handle(handle.value, lb.mq_peer_free, None, "peer")
+        opts = _lib.PeerOptions()
+        _check(lb.mq_peer_options_init(byref(opts)))
+        opts.id = id.encode()
+        opts.catalog = _c_str(catalog)
+        opts.data_dir = _c_str(None if data_dir is None else str(data_dir))
+        opts.listen = _c_str(listen)
+        opts.advertise = _c_str(advertise)
+        opts.lease_ms = _millis(lease)
+        opts.heartbeat_ms = _millis(heartbeat)
+        with self._handle.use() as ptr:
+            code = lb.mq_peer_start(ptr, byref(opts))
+            text = _lib.error_text(lb.mq_peer_error, ptr) if code != _lib.MQ_OK else ""
+        if code != _lib.MQ_OK:
+            self.close()
+            raise MqError(code, text)
+        self.id = id
+        """The peer's node id."""
+
+    @property
+    def address(self) -> str:
+        """Where the peer listens (``127.0.0.1:40123``): clients of other
+        processes connect there."""
+        with self._handle.use() as ptr:
+            return _lib.text_of(lib().mq_peer_address, ptr, lib().mq_peer_error)
+
+    def client(self, client_id: str, **options: Any) -> Client:
+        """A client of this peer with the persistent session ``client_id``
+        (its subscriptions and unacked messages outlive a disconnect). The
+        keyword options are :class:`Client`'s (``credit``, ``keepalive``,
+        ...)."""
+        options.setdefault("persistent_session", True)
+        return Client(self.address, client_id=client_id, **options)
+
+    def close(self) -> None:
+        """Leave the mesh and stop the peer; its clients' connections close.
+        Closing twice does nothing."""
+        self._handle.close()
+
+    def __del__(self) -> None:
+        if hasattr(self, "_handle"):
+            self.close()
+
+    def __enter__(self) -> "Peer":
         return self
 
     def __exit__(self, *exc: object) -> None:

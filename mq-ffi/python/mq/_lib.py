@@ -145,6 +145,18 @@ class SubscribeOptions(Structure):
     ]
 
 
+class PeerOptions(Structure):
+    _fields_ = [
+        ("id", c_char_p),
+        ("catalog", c_char_p),
+        ("data_dir", c_char_p),
+        ("listen", c_char_p),
+        ("advertise", c_char_p),
+        ("lease_ms", c_uint32),
+        ("heartbeat_ms", c_uint32),
+    ]
+
+
 MESSAGE_CALLBACK = CFUNCTYPE(None, c_void_p, c_void_p)
 
 # Result codes (mq_result in mq.h).
@@ -205,6 +217,14 @@ _SIGNATURES = {
     "mq_message_nack": (c_int32, [_P, c_bool]),
     "mq_message_error": (c_int32, [_P, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
     "mq_message_free": (None, [_P]),
+    "mq_peer_options_init": (c_int32, [POINTER(PeerOptions)]),
+    "mq_peer_new": (c_int32, [POINTER(c_void_p)]),
+    "mq_peer_start": (c_int32, [_P, POINTER(PeerOptions)]),
+    "mq_peer_address": (c_int32, [_P, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "mq_peer_connect": (c_int32, [_P, _P, c_char_p]),
+    "mq_peer_stop": (c_int32, [_P]),
+    "mq_peer_error": (c_int32, [_P, POINTER(c_char), c_size_t, POINTER(c_size_t)]),
+    "mq_peer_free": (None, [_P]),
 }
 
 _lib: Optional[ctypes.CDLL] = None
@@ -241,3 +261,20 @@ def error_text(getter, handle) -> str:
     if getter(handle, buf, len(buf), None) != MQ_OK:
         return ""
     return buf.value.decode("utf-8", "replace")
+
+
+def text_of(getter, handle, error_getter) -> str:
+    """A string a handle hands out through a function that copies it as the
+    ``mq_*_error`` functions do (``mq_peer_address``); raises on failure."""
+    length = c_size_t(0)
+    code = getter(handle, None, 0, ctypes.byref(length))
+    if code == MQ_ERR_BUFFER_TOO_SMALL:
+        buf = ctypes.create_string_buffer(length.value + 1)
+        code = getter(handle, buf, len(buf), None)
+        if code == MQ_OK:
+            return buf.value.decode("utf-8", "replace")
+    if code == MQ_OK:
+        return ""
+    from . import MqError
+
+    raise MqError(code, error_text(error_getter, handle))

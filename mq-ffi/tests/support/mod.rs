@@ -204,6 +204,8 @@ pub fn native_libs() -> &'static [&'static str] {
             "-lbcrypt",
             "-ladvapi32",
             "-lkernel32",
+            // The peer's PostgreSQL client (through `whoami`).
+            "-lsecur32",
         ]
     } else {
         &["-lpthread", "-ldl", "-lm"]
