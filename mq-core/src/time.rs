@@ -61,6 +61,7 @@ impl Instant {
 /// `d` in whole microseconds, saturating at `u64::MAX`: what
 /// `u64::try_from(d.as_micros())` gives, without the 128-bit multiply and
 /// division `as_micros` costs on a 32-bit device.
+#[cfg_attr(not(feature = "alloc"), inline(never))]
 pub(crate) const fn micros_of(d: Duration) -> u64 {
     d.as_secs()
         .saturating_mul(1_000_000)

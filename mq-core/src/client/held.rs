@@ -105,6 +105,7 @@ impl Recent {
 
 impl MessageKey {
     /// A non-zero 16-bit digest; equal keys have equal fingerprints.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn fingerprint(&self) -> u16 {
         let h =
             self.topic_hash ^ self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.sub);

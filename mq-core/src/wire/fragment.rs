@@ -479,6 +479,7 @@ impl Reassembler {
     }
 
     /// The frame `placement` was checked for is consumed.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub fn commit(&mut self, placement: &Placement) {
         self.current = (!placement.last).then_some(Current {
             key: placement.key,
