@@ -385,9 +385,31 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
     }
 }
 
+/// Indexes of the entries equal to `fp`: on hosts in blocks (see
+/// [`matching_in_blocks`]); on devices, which have no vector compares for the
+/// blocks to use, one entry at a time, in less code.
+fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+    #[cfg(feature = "alloc")]
+    let found = matching_in_blocks(fingerprints, fp);
+    #[cfg(not(feature = "alloc"))]
+    let found = matching_one_by_one(fingerprints, fp);
+    found
+}
+
+/// Indexes of the entries equal to `fp`, one entry at a time.
+#[cfg(any(test, not(feature = "alloc")))]
+fn matching_one_by_one(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+    fingerprints
+        .iter()
+        .enumerate()
+        .filter(move |(_, f)| **f == fp)
+        .map(|(i, _)| i)
+}
+
 /// Indexes of the entries equal to `fp`, tested 16 at a time without branches
 /// (the compiler turns each block into a few vector compares).
-fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+#[cfg(any(test, feature = "alloc"))]
+fn matching_in_blocks(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
     fingerprints
         .chunks(16)
         .enumerate()
@@ -404,6 +426,25 @@ fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn both_ways_of_matching_find_the_same_entries() {
+        // Lengths around the 16-entry blocks; values repeating at odd strides.
+        for len in [0, 1, 15, 16, 17, 33, 64, 70] {
+            let mut fingerprints = [0u16; 70];
+            for (i, f) in fingerprints.iter_mut().enumerate() {
+                *f = (i * 7 % 5) as u16;
+            }
+            let fingerprints = &fingerprints[..len];
+            for fp in 0..6 {
+                assert!(
+                    matching_in_blocks(fingerprints, fp).eq(matching_one_by_one(fingerprints, fp)),
+                    "{len} entries, fingerprint {fp}"
+                );
+            }
+        }
+        assert_eq!(matching_one_by_one(&[3, 1, 3], 3).last(), Some(2));
+    }
 
     fn key(seq: u64) -> MessageKey {
         MessageKey {
