@@ -47,11 +47,25 @@ impl Instant {
 
     /// `self + d`, saturating at the end of time.
     pub fn saturating_add(self, d: Duration) -> Instant {
-        let d = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.saturating_add_micros(micros_of(d))
+    }
+
+    /// `self` plus `micros` microseconds, saturating at the end of time.
+    pub(crate) const fn saturating_add_micros(self, micros: u64) -> Instant {
         Instant {
-            micros: self.micros.saturating_add(d),
+            micros: self.micros.saturating_add(micros),
         }
     }
+}
+
+/// `d` in whole microseconds, saturating at `u64::MAX`: what
+/// `u64::try_from(d.as_micros())` gives, without the 128-bit multiply and
+/// division `as_micros` costs on a 32-bit device.
+#[cfg_attr(not(feature = "alloc"), inline(never))]
+pub(crate) const fn micros_of(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(d.subsec_micros() as u64)
 }
 
 impl Add<Duration> for Instant {

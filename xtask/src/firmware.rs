@@ -13,6 +13,7 @@ use std::process::Command;
 use crate::cmd::{self, Step, run};
 use crate::failure::Failure;
 use crate::panic_paths;
+use crate::symbols;
 use crate::toolchain::{NOSTD_TARGET, Route};
 
 /// The firmware project, relative to the workspace root.
@@ -28,6 +29,10 @@ const SIZE_PACKAGE: &str = "binutils-arm-none-eabi";
 /// Debian's rustc has no linker for the board: GCC's, without its start files
 /// (cortex-m-rt brings its own; build.rs adds `-Tlink.x`).
 const DEBIAN_RUSTFLAGS: &str = "-C linker=arm-none-eabi-gcc -C link-arg=-nostartfiles";
+
+/// How many symbols the size step lists (those that grew most from the
+/// baseline to the mq build).
+const GROWTH_ROWS: usize = 30;
 
 /// One build of the firmware: the same board code with a different application.
 pub struct Variant {
@@ -248,6 +253,15 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
         println!("{}", difference(baseline, mq));
     }
     println!("(bytes; flash = text + data; RAM = data + bss, without the stack)");
+    let elf = |name: &str| {
+        built
+            .iter()
+            .find(|b| b.variant.name == name)
+            .map(|b| &b.elf)
+    };
+    if let (Some(baseline), Some(mq)) = (elf("baseline"), elf("mq")) {
+        symbols::print_growth(baseline, mq, GROWTH_ROWS)?;
+    }
     Ok(())
 }
 

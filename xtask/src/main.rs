@@ -23,6 +23,7 @@ mod panic_paths;
 mod peer;
 mod python;
 mod qemu;
+mod symbols;
 mod tls;
 mod toolchain;
 mod windows;

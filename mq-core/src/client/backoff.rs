@@ -3,6 +3,8 @@
 
 use core::time::Duration;
 
+use crate::time::micros_of;
+
 /// Exponential backoff state.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
@@ -27,12 +29,11 @@ impl Backoff {
     }
 
     /// The delay before the next attempt: `min · 2^attempts`, capped at `max`,
-    /// times a factor in [0.75, 1.25].
+    /// times a factor in [0.75, 1.25]. 64-bit arithmetic only (128-bit
+    /// multiplication and division cost about 1 KB of a device's flash).
     pub(crate) fn next_delay(&mut self, min: Duration, max: Duration) -> Duration {
-        let min_us = u64::try_from(min.as_micros()).unwrap_or(u64::MAX);
-        let max_us = u64::try_from(max.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(min_us);
+        let min_us = micros_of(min);
+        let max_us = micros_of(max).max(min_us);
         let base = min_us
             .checked_shl(self.attempt.min(63))
             .filter(|v| v >> self.attempt.min(63) == min_us)
@@ -41,8 +42,7 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         // factor in per-mille: 750..=1250
         let permille = 750 + self.next_u64() % 501;
-        let jittered = u128::from(base) * u128::from(permille) / 1000;
-        Duration::from_micros(u64::try_from(jittered).unwrap_or(u64::MAX))
+        Duration::from_micros(per_mille(base, permille))
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -55,9 +55,43 @@ impl Backoff {
     }
 }
 
+/// `v · permille / 1000` rounded down, saturating: in two parts that cannot
+/// overflow unless the result does (`permille` is at most 1,250).
+fn per_mille(v: u64, permille: u64) -> u64 {
+    (v / 1000)
+        .saturating_mul(permille)
+        .saturating_add(v % 1000 * permille / 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_mille_agrees_with_128_bit_arithmetic() {
+        let wide = |v: u64, p: u64| {
+            u64::try_from(u128::from(v) * u128::from(p) / 1000).unwrap_or(u64::MAX)
+        };
+        let mut b = Backoff::new(7);
+        let edges = [
+            0,
+            1,
+            999,
+            1000,
+            1001,
+            u64::MAX / 1250,
+            u64::MAX / 1000,
+            u64::MAX,
+        ];
+        for v in edges
+            .into_iter()
+            .chain((0..2000).map(|_| b.next_u64() >> (b.next_u64() % 64)))
+        {
+            for p in [0, 1, 750, 999, 1000, 1001, 1250] {
+                assert_eq!(per_mille(v, p), wide(v, p), "{v} * {p} / 1000");
+            }
+        }
+    }
 
     #[test]
     fn doubles_caps_and_jitters() {

@@ -3,8 +3,6 @@
 //! current connection and the timers; the `Session` methods here move it
 //! through [`State`] and clean up what a connection leaves behind.
 
-use core::time::Duration;
-
 use heapless::{Deque, Vec};
 
 use super::backoff::Backoff;
@@ -24,7 +22,8 @@ pub(super) struct Connection {
     pub(super) epoch: u32,
     /// The broker's limits from the last `Welcome`.
     pub(super) broker: Option<Limits>,
-    keepalive: Option<Duration>,
+    /// The keepalive interval in force, in microseconds.
+    keepalive: Option<u64>,
     /// Connect timeout (connecting, handshaking) or reconnect time (backoff).
     pub(super) deadline: Option<Instant>,
     pub(super) last_tx: Instant,
@@ -80,9 +79,9 @@ impl Connection {
         match self.state {
             State::Backoff | State::Connecting | State::Handshaking => self.deadline,
             State::Connected => self.keepalive.map(|ka| {
-                let dead = self.last_rx + ka.saturating_mul(3) / 2;
+                let dead = self.last_rx.saturating_add_micros(ka.saturating_mul(3) / 2);
                 if self.ping_pending.is_none() {
-                    dead.min(self.last_tx + ka / 2)
+                    dead.min(self.last_tx.saturating_add_micros(ka / 2))
                 } else {
                     dead
                 }
@@ -97,10 +96,10 @@ impl Connection {
         let Some(ka) = self.keepalive else {
             return Keepalive::Fine;
         };
-        if now >= self.last_rx + ka.saturating_mul(3) / 2 {
+        if now >= self.last_rx.saturating_add_micros(ka.saturating_mul(3) / 2) {
             return Keepalive::Dead;
         }
-        if self.ping_pending.is_none() && now >= self.last_tx + ka / 2 {
+        if self.ping_pending.is_none() && now >= self.last_tx.saturating_add_micros(ka / 2) {
             self.ping_counter = self.ping_counter.wrapping_add(1);
             self.ping_pending = Some(self.ping_counter);
         }
@@ -117,7 +116,7 @@ impl Connection {
             (0, ms) | (ms, 0) => Some(ms),
             (a, b) => Some(a.min(b)),
         }
-        .map(|ms| Duration::from_millis(u64::from(ms)));
+        .map(|ms| u64::from(ms) * 1000);
         self.deadline = None;
         self.last_rx = now;
         self.backoff.reset();

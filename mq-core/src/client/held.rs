@@ -72,13 +72,40 @@ pub(crate) struct Held<const N: usize> {
     settling: [u16; N],
     settling_head: usize,
     settling_len: usize,
-    recent: [Option<(MessageKey, Settle)>; RECENT],
+    /// Entry `i` counts only where `recent_fingerprints[i]` is non-zero.
+    recent: [Recent; RECENT],
     recent_fingerprints: [u16; RECENT],
     recent_next: usize,
 }
 
+/// A recently settled message: its key's fields and how it was settled, side
+/// by side (24 bytes; `Option<(MessageKey, Settle)>` takes 32, which over
+/// the ring is half a kilobyte of a device's RAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Recent {
+    topic_hash: u64,
+    seq: u64,
+    sub: u32,
+    settle: Settle,
+}
+
+impl Recent {
+    /// What an unused entry holds (its fingerprint, 0, says it is unused).
+    const UNUSED: Recent = Recent {
+        topic_hash: 0,
+        seq: 0,
+        sub: 0,
+        settle: Settle::Ack,
+    };
+
+    fn is(&self, key: &MessageKey) -> bool {
+        self.topic_hash == key.topic_hash && self.seq == key.seq && self.sub == key.sub
+    }
+}
+
 impl MessageKey {
     /// A non-zero 16-bit digest; equal keys have equal fingerprints.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn fingerprint(&self) -> u16 {
         let h =
             self.topic_hash ^ self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(self.sub);
@@ -119,7 +146,7 @@ impl<const N: usize> Held<N> {
             fill(addr_of_mut!((*slot).settling), 0);
             addr_of_mut!((*slot).settling_head).write(0);
             addr_of_mut!((*slot).settling_len).write(0);
-            fill(addr_of_mut!((*slot).recent), None);
+            fill(addr_of_mut!((*slot).recent), Recent::UNUSED);
             fill(addr_of_mut!((*slot).recent_fingerprints), 0);
             addr_of_mut!((*slot).recent_next).write(0);
         }
@@ -318,9 +345,15 @@ impl<const N: usize> Held<N> {
     }
 
     /// Remembers how a message was settled, evicting the oldest entry.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn remember(&mut self, key: MessageKey, settle: Settle) {
         if let Some(entry) = self.recent.get_mut(self.recent_next) {
-            *entry = Some((key, settle));
+            *entry = Recent {
+                topic_hash: key.topic_hash,
+                seq: key.seq,
+                sub: key.sub,
+                settle,
+            };
         }
         if let Some(fingerprint) = self.recent_fingerprints.get_mut(self.recent_next) {
             *fingerprint = key.fingerprint();
@@ -329,13 +362,14 @@ impl<const N: usize> Held<N> {
     }
 
     /// How a recently settled message was settled.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn recall(&self, key: &MessageKey) -> Option<Settle> {
         let fp = key.fingerprint();
         if !contains(&self.recent_fingerprints, fp) {
             return None;
         }
         matching(&self.recent_fingerprints, fp).find_map(|i| match self.recent.get(i) {
-            Some(Some((k, settle))) if k == key => Some(*settle),
+            Some(entry) if entry.is(key) => Some(entry.settle),
             _ => None,
         })
     }
@@ -355,18 +389,35 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
 }
 
 /// Whether `fp` is among `fingerprints`: usually not, and one pass without
-/// branches, which the compiler turns into vector compares, says so before
-/// any iterator over the matches is built.
+/// branches, which the compiler turns into vector compares on hosts, says so
+/// before any iterator over the matches is built.
 fn contains(fingerprints: &[u16], fp: u16) -> bool {
     fingerprints.iter().fold(false, |any, f| any | (*f == fp))
 }
 
-/// Indexes of the entries equal to `fp`, in order. Blocks of 16 are tested
-/// without branches first: on an array of known length the compiler turns
-/// that test into a few vector compares (not on the slices `chunks` gives:
-/// too short and of unknown length, they stay scalar and the scan costs four
-/// times as much).
+/// Indexes of the entries equal to `fp`, in order: on hosts in blocks (see
+/// [`matching_in_blocks`]); on devices, which have no vector compares for the
+/// blocks to use, one entry at a time, in less code.
 fn matching(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+    #[cfg(feature = "alloc")]
+    let found = matching_in_blocks(fingerprints, fp);
+    #[cfg(not(feature = "alloc"))]
+    let found = matching_one_by_one(fingerprints, fp);
+    found
+}
+
+/// Indexes of the entries equal to `fp`, one entry at a time.
+#[cfg(any(test, not(feature = "alloc")))]
+fn matching_one_by_one(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
+    equal_in(fingerprints, fp, 0)
+}
+
+/// Indexes of the entries equal to `fp`. Blocks of 16 are tested without
+/// branches first: on an array of known length the compiler turns that test
+/// into a few vector compares (not on the slices `chunks` gives: too short and
+/// of unknown length, they stay scalar and the scan costs four times as much).
+#[cfg(any(test, feature = "alloc"))]
+fn matching_in_blocks(fingerprints: &[u16], fp: u16) -> impl Iterator<Item = usize> + '_ {
     let (blocks, rest) = fingerprints.as_chunks::<16>();
     let whole = blocks
         .iter()
@@ -404,6 +455,25 @@ mod tests {
         assert_eq!(matching(&fps[..5], 7).collect::<alloc::vec::Vec<_>>(), [0]);
         assert!(contains(&fps, 7) && contains(&fps, 8) && contains(&fps[21..], 7));
         assert!(!contains(&fps, 9) && !contains(&fps[21..31], 7) && !contains(&[], 0));
+    }
+
+    #[test]
+    fn both_ways_of_matching_find_the_same_entries() {
+        // Lengths around the 16-entry blocks; values repeating at odd strides.
+        for len in [0, 1, 15, 16, 17, 33, 64, 70] {
+            let mut fingerprints = [0u16; 70];
+            for (i, f) in fingerprints.iter_mut().enumerate() {
+                *f = (i * 7 % 5) as u16;
+            }
+            let fingerprints = &fingerprints[..len];
+            for fp in 0..6 {
+                assert!(
+                    matching_in_blocks(fingerprints, fp).eq(matching_one_by_one(fingerprints, fp)),
+                    "{len} entries, fingerprint {fp}"
+                );
+            }
+        }
+        assert_eq!(matching_one_by_one(&[3, 1, 3], 3).last(), Some(2));
     }
 
     fn key(seq: u64) -> MessageKey {

@@ -8,14 +8,17 @@ fn rd<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
         .unwrap_or([0; N])
 }
 
+#[cfg_attr(not(feature = "alloc"), inline(never))]
 pub(crate) fn u16_at(buf: &[u8], at: usize) -> u16 {
     u16::from_le_bytes(rd(buf, at))
 }
 
+#[cfg_attr(not(feature = "alloc"), inline(never))]
 pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(rd(buf, at))
 }
 
+#[cfg_attr(not(feature = "alloc"), inline(never))]
 pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(rd(buf, at))
 }

@@ -8,6 +8,8 @@
 
 use core::fmt;
 
+#[cfg(any(test, not(feature = "alloc")))]
+use crc::NoTable;
 use crc::{CRC_32_ISCSI, Crc};
 
 use crate::wire::{DecodeError, EncodeError, Frame};
@@ -20,6 +22,21 @@ pub const CRC_LEN: usize = 4;
 
 /// CRC-32C (Castagnoli), the same checksum the write-ahead log uses.
 pub const CRC32C: Crc<u32> = Crc::<u32>::new(&CRC_32_ISCSI);
+
+/// The same CRC computed bit by bit, without [`CRC32C`]'s 1 KB lookup table.
+#[cfg(any(test, not(feature = "alloc")))]
+const CRC32C_BITWISE: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISCSI);
+
+/// The CRC-32C of `bytes`. On devices (no `alloc`) bit by bit: the table
+/// would be 1 KB of a device's flash (more than the rest of the serial
+/// framing), and a UART is far slower than the loop. Hosts use the table.
+fn crc32c(bytes: &[u8]) -> u32 {
+    #[cfg(feature = "alloc")]
+    let crc = CRC32C.checksum(bytes);
+    #[cfg(not(feature = "alloc"))]
+    let crc = CRC32C_BITWISE.checksum(bytes);
+    crc
+}
 
 /// The most bytes a frame of `frame_len` encoded bytes takes on the line,
 /// delimiter included.
@@ -58,7 +75,7 @@ pub fn encode_frame_sized(
         return Err(EncodeError::BufferTooSmall { needed });
     };
     frame.encode_exact(frame_out)?;
-    let crc = CRC32C.checksum(frame_out).to_le_bytes();
+    let crc = crc32c(frame_out).to_le_bytes();
     for (slot, b) in crc_out.iter_mut().zip(crc) {
         *slot = b;
     }
@@ -262,7 +279,7 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
         };
         let (body, crc) = raw[..n].split_at(n - CRC_LEN);
         let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if CRC32C.checksum(body) != expected {
+        if crc32c(body) != expected {
             self.stats.crc_errors += 1;
             return Err(SerialError::Crc);
         }
@@ -317,6 +334,12 @@ mod tests {
     }
 
     proptest! {
+        /// What devices compute bit by bit is what hosts compute by table.
+        #[test]
+        fn bitwise_crc_agrees_with_the_table(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+            prop_assert_eq!(CRC32C_BITWISE.checksum(&bytes), CRC32C.checksum(&bytes));
+        }
+
         #[test]
         fn agrees_with_postcards_cobs_flavor(
             payload in prop::collection::vec(prop::sample::select(&[0u8, 1, 0x5a, 0xff][..]), 0..1100),

@@ -73,17 +73,34 @@ impl fmt::Display for TopicError {
 
 impl core::error::Error for TopicError {}
 
-/// The bytes that may appear anywhere in a token: visible ASCII but `.`,
-/// `*` and `>`.
+/// Whether `c` may appear anywhere in a token: visible ASCII but `.`, `*`
+/// and `>`.
+const fn is_plain(c: u8) -> bool {
+    matches!(c, 0x21..=0x7E) && !matches!(c, b'.' | b'*' | b'>')
+}
+
+/// [`is_plain`] for every byte: hosts look bytes up in it (the check runs on
+/// every publish and delivery).
+#[cfg(feature = "alloc")]
 const PLAIN: [bool; 256] = {
     let mut plain = [false; 256];
-    let mut b = 0x21;
-    while b <= 0x7E {
-        plain[b] = !matches!(b as u8, b'.' | b'*' | b'>');
+    let mut b = 0;
+    while b < 256 {
+        plain[b] = is_plain(b as u8);
         b += 1;
     }
     plain
 };
+
+/// [`is_plain`]: through the table on hosts; on devices by comparing, which
+/// takes less flash than the table's 256 bytes.
+const fn plain(c: u8) -> bool {
+    #[cfg(feature = "alloc")]
+    let plain = PLAIN[c as usize];
+    #[cfg(not(feature = "alloc"))]
+    let plain = is_plain(c);
+    plain
+}
 
 /// `b[i]`, or 0 (never valid in a name) past the end: without a panicking
 /// path, which indexing keeps where the compiler cannot see the bound.
@@ -96,7 +113,7 @@ const fn byte(b: &[u8], i: usize) -> u8 {
 
 /// Checks `s` as a topic (`filter == false`) or a filter (`filter == true`).
 /// Runs on every publish and delivery: the plain bytes of a token are skipped
-/// through a table, the rest is looked at one by one.
+/// through a table (on hosts), the rest is looked at one by one.
 const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let b = s.as_bytes();
     if b.is_empty() {
@@ -111,7 +128,7 @@ const fn validate(s: &str, filter: bool) -> Result<(), TopicError> {
     let mut i = 0;
     loop {
         // `byte` is 0 past the end, which is not plain.
-        while PLAIN[byte(b, i) as usize] {
+        while plain(byte(b, i)) {
             i += 1;
         }
         if i < b.len() && byte(b, i) != b'.' {
@@ -264,6 +281,14 @@ impl fmt::Display for Filter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_bytes_are_visible_ascii_but_separators_and_wildcards() {
+        for c in 0..=255u8 {
+            let expected = c.is_ascii_graphic() && !b".*>".contains(&c);
+            assert_eq!((plain(c), is_plain(c)), (expected, expected), "{c:#x}");
+        }
+    }
 
     fn topic(s: &str) -> Topic<'_> {
         Topic::new(s).unwrap()

@@ -180,6 +180,7 @@ impl<'a> Fragmenter<'a> {
     /// At least the whole message's encoded length, from the lengths of its
     /// variable fields alone (no pass over the frame): every integer at its
     /// widest varint, every byte string with a 10-byte length.
+    #[cfg(feature = "alloc")]
     fn whole_len_bound(&self) -> usize {
         /// Tags, options, and integers at their widest: well above what the
         /// fixed fields of either frame kind take.
@@ -241,7 +242,13 @@ impl<'a> Fragmenter<'a> {
     /// bytes: as one frame, or as fragments each carrying at least one byte (the
     /// last fragment has the longest offset, so if it carries one, all do).
     pub fn sendable(&self, max: usize) -> bool {
-        if self.whole_len_bound() <= max || self.whole().encoded_len() <= max {
+        // The bound spares hosts (the broker's hot path) a pass over the
+        // frame; devices take the pass, with less code.
+        #[cfg(feature = "alloc")]
+        if self.whole_len_bound() <= max {
+            return true;
+        }
+        if self.whole().encoded_len() <= max {
             return true;
         }
         let total = self.total();
@@ -479,6 +486,7 @@ impl Reassembler {
     }
 
     /// The frame `placement` was checked for is consumed.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub fn commit(&mut self, placement: &Placement) {
         self.current = (!placement.last).then_some(Current {
             key: placement.key,

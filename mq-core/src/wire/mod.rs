@@ -227,12 +227,15 @@ pub struct Meta<'a> {
 }
 
 /// postcard's encoding of [`Meta::default()`]: every field absent or zero.
+#[cfg(feature = "alloc")]
 const EMPTY_META: [u8; 5] = [0; 5];
 
 impl<'a> Meta<'a> {
-    /// Bytes of its encoding. Most messages carry no properties: their meta is
-    /// counted, written and read without a pass over the fields.
+    /// Bytes of its encoding. Most messages carry no properties: on hosts
+    /// (the broker's hot path) their meta is counted, written and read without
+    /// a pass over the fields; devices skip that shortcut, which is code more.
     pub fn encoded_len(&self) -> usize {
+        #[cfg(feature = "alloc")]
         if *self == Meta::default() {
             return EMPTY_META.len();
         }
@@ -242,6 +245,7 @@ impl<'a> Meta<'a> {
     /// Writes its encoding into `out`, which is [`encoded_len`](Self::encoded_len)
     /// bytes long; false when it is not.
     pub fn encode_into(&self, out: &mut [u8]) -> bool {
+        #[cfg(feature = "alloc")]
         if *self == Meta::default() {
             return match out {
                 [a, b, c, d, e] => {
@@ -258,6 +262,7 @@ impl<'a> Meta<'a> {
 
     /// Reads a meta from exactly its encoding.
     pub fn decode_from(bytes: &'a [u8]) -> Option<Meta<'a>> {
+        #[cfg(feature = "alloc")]
         if bytes == EMPTY_META {
             return Some(Meta::default());
         }

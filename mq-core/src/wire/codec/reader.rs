@@ -21,6 +21,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One raw byte (a `u8`).
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn byte(&mut self) -> Result<u8> {
         let (&b, rest) = self.rest.split_first().ok_or(DecodeError::Malformed)?;
         self.rest = rest;

@@ -42,6 +42,7 @@ impl<'b> Writer<'b> {
 
     /// One raw byte.
     #[cfg_attr(feature = "alloc", inline)]
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn byte(&mut self, b: u8) {
         match self.out.get_mut(self.at) {
             Some(slot) => *slot = b,
