@@ -230,7 +230,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "serial-rate-up",
-            about: "SERIAL_RATE telemetry messages over the serial line at QoS 1 as fast as the outbox allows: msg/s",
+            about: "telemetry over the serial line at QoS 1 as fast as the outbox allows: msg/s",
             variant: "serial",
             args: vec![
                 "mode=mq".to_owned(),
@@ -248,7 +248,7 @@ pub(super) fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "serial-rate-down",
-            about: "SERIAL_RATE commands waiting in mqd, delivered over the serial line at QoS 1 and acked: msg/s",
+            about: "commands waiting in mqd, delivered over the serial line at QoS 1 and acked: msg/s",
             variant: "serial",
             args: vec![
                 "mode=mq".to_owned(),
