@@ -1,24 +1,15 @@
 //! The mq application over a serial line (`mode=mq`, the `serial` build): the
-//! device of `app_mq.rs`, talking to `mqd --serial` through UART0 with
-//! mq-embedded's [`SerialClient`] instead of TCP.
-//!
-//! The same work and the same lines for `cargo xtask qemu` (see `app_mq.rs`):
-//! it opens a session under its id, subscribes to `dev.<id>.cmd` at QoS 1,
-//! publishes telemetry `1..=telemetry` to `dev.<id>.telemetry` at QoS 1,
-//! executes and acks each command, and once the broker has stored every
-//! telemetry message and every command is executed, closes the session and
-//! exits 0. The network is not used; the LAN9118 is brought up only for the
-//! board's clock.
+//! device of `app_mq.rs` (same work, same keys, same lines for `cargo xtask
+//! qemu`), talking to `mqd --serial` through UART0 with mq-embedded's
+//! [`SerialClient`] instead of TCP. The network is not used; the LAN9118 is
+//! brought up only for the board's clock.
 //!
 //! A serial line tells nothing when the broker goes away: the session notices
-//! by its keepalive (nothing received for 1.5 intervals), so this build pings
-//! every half second ([`KEEPALIVE_MS`]); a restarted broker answers its next
-//! frame with an error. Either way the client re-handshakes with backoff and
-//! resumes the session, as over TCP.
-//!
-//! The telemetry rate counts from the first connection (or the first
-//! publish, if later), not from the first publish: the first handshake goes
-//! out before `mqd` has opened the line.
+//! by its keepalive, so this build pings every half second ([`KEEPALIVE_MS`]);
+//! a restarted broker answers the next frame with an error. Either way the
+//! client re-handshakes with backoff and resumes the session, as over TCP.
+//! The telemetry rate counts from the first connection (or the first publish,
+//! if later): the first handshake goes out before `mqd` has opened the line.
 //!
 //! Besides `app_mq.rs`'s lines it prints, at the end:
 //! - `mq: line frames=F noise=N overflows=O stale=S read_errors=R write_errors=W`
