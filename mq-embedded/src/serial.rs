@@ -32,6 +32,8 @@
 //!   what the frame carried is recovered like a loss, in order: QoS 1
 //!   publishes and deliveries are resent until acknowledged.
 
+use core::mem::MaybeUninit;
+
 use embedded_io::{Read, ReadReady, Write};
 use mq_core::__mq_debug as debug;
 use mq_core::Instant;
@@ -83,6 +85,22 @@ pub struct Serial<'a, IO> {
     refused: bool,
     read_errors: u32,
     write_errors: u32,
+}
+
+impl<'a, IO> Serial<'a, IO> {
+    /// The transport over `io`, decoding into `rx`.
+    fn over(io: IO, rx: &'a mut [u8]) -> Self {
+        Serial {
+            io,
+            decoder: SerialDecoder::for_client(rx),
+            chunk: [0; READ_CHUNK],
+            chunk_start: 0,
+            chunk_end: 0,
+            refused: false,
+            read_errors: 0,
+            write_errors: 0,
+        }
+    }
 }
 
 impl<IO: Read + Write + ReadReady> Serial<'_, IO> {
@@ -191,15 +209,21 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, con
     /// SerialClient<'_, Uart> = SerialClient::new(..)?`): Rust does not infer
     /// the table sizes from the alias's defaults.
     pub fn new(config: Config, io: IO, buffers: Buffers<'a>) -> Result<Self, BufferError> {
-        Client::new_with(config, Framing::Serial, buffers, |rx| Serial {
-            io,
-            decoder: SerialDecoder::for_client(rx),
-            chunk: [0; READ_CHUNK],
-            chunk_start: 0,
-            chunk_end: 0,
-            refused: false,
-            read_errors: 0,
-            write_errors: 0,
+        Client::new_with(config, Framing::Serial, buffers, |rx| Serial::over(io, rx))
+    }
+
+    /// [`new`](Self::new), built in `slot` rather than returned: the client
+    /// (several KB, the session's tables) never passes through the stack,
+    /// which building it by value makes as deep as it is large, once. For a
+    /// client in a `static`.
+    pub fn new_in<'s>(
+        slot: &'s mut MaybeUninit<Self>,
+        config: Config,
+        io: IO,
+        buffers: Buffers<'a>,
+    ) -> Result<&'s mut Self, BufferError> {
+        Client::new_in_with(slot, config, Framing::Serial, buffers, |rx| {
+            Serial::over(io, rx)
         })
     }
 
@@ -360,6 +384,19 @@ mod tests {
             }
         }
         (seqs, names)
+    }
+
+    #[test]
+    fn built_in_place_it_opens_a_connection() {
+        let mut storage: Storage<2048, 2048, 1024, 1024> = Storage::new();
+        let mut slot = MaybeUninit::uninit();
+        let config = Config::new("board-9").unwrap();
+        let client: &mut Board<'_> =
+            SerialClient::new_in(&mut slot, config, Line::default(), storage.buffers()).unwrap();
+        let now = Instant::from_millis(1);
+        client.connect(now);
+        assert_eq!(events(client, now).1, ["connect"]);
+        assert_eq!(written(client), (std::vec!["hello"], 1));
     }
 
     #[test]

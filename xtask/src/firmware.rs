@@ -55,6 +55,11 @@ pub const VARIANTS: &[Variant] = &[
         features: &["mq"],
         what: "the same board and network with the mq application (TcpClient)",
     },
+    Variant {
+        name: "serial",
+        features: &["serial"],
+        what: "the mq application over UART0 (SerialClient); the network unused",
+    },
 ];
 
 /// A built variant.
@@ -78,12 +83,15 @@ pub fn check() -> Result<(), String> {
     let built = build()?;
     host_tests()?;
     print_sizes(&built)?;
-    Step::start("panicking paths from mq's sources (mq build)");
-    let mq = built
-        .iter()
-        .find(|b| b.variant.name == "mq")
-        .ok_or("no mq variant was built")?;
-    panic_paths::check(&mq.elf)
+    for name in ["mq", "serial"] {
+        Step::start(&format!("panicking paths from mq's sources ({name} build)"));
+        let elf = built
+            .iter()
+            .find(|b| b.variant.name == name)
+            .ok_or_else(|| format!("no {name} variant was built"))?;
+        panic_paths::check(&elf.elf)?;
+    }
+    Ok(())
 }
 
 /// Where the firmware's build output goes.
@@ -249,8 +257,10 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
         );
     }
     let named = |name: &str| sizes.iter().find(|(v, _)| v.name == name).map(|(_, s)| *s);
+    // The serial build has no network to compare with the baseline's.
     if let (Some(baseline), Some(mq)) = (named("baseline"), named("mq")) {
-        println!("{}", difference(baseline, mq));
+        let what = "what the mq client and application add";
+        println!("{}", difference("mq - base", baseline, mq, what));
     }
     println!("(bytes; flash = text + data; RAM = data + bss, without the stack)");
     let elf = |name: &str| {
@@ -265,13 +275,12 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
     Ok(())
 }
 
-/// What the mq build adds to the baseline: the mq client, its buffers and the
-/// application.
-fn difference(baseline: Sizes, mq: Sizes) -> String {
+/// What a build adds to the baseline (the mq client, its buffers and the
+/// application), as a row `label` of the table.
+fn difference(label: &str, baseline: Sizes, mq: Sizes, what: &str) -> String {
     let delta = |a: u64, b: u64| b as i64 - a as i64;
     format!(
-        "{:<10} {:>+8} {:>+6} {:>+7} {:>+8} {:>+7}  what the mq client and application add",
-        "mq - base",
+        "{label:<10} {:>+8} {:>+6} {:>+7} {:>+8} {:>+7}  {what}",
         delta(baseline.text, mq.text),
         delta(baseline.data, mq.data),
         delta(baseline.bss, mq.bss),
@@ -305,6 +314,7 @@ mod tests {
     #[test]
     fn difference_is_signed_per_column() {
         let line = difference(
+            "mq - base",
             Sizes {
                 text: 100,
                 data: 8,
@@ -315,6 +325,7 @@ mod tests {
                 data: 4,
                 bss: 80,
             },
+            "what the mq client and application add",
         );
         let numbers: Vec<&str> = line.split_whitespace().skip(3).take(5).collect();
         assert_eq!(numbers, ["+50", "-4", "+30", "+46", "+26"]);

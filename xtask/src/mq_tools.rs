@@ -122,6 +122,25 @@ impl Mqd {
         Ok(Mqd { server, tools })
     }
 
+    /// Stops `mqd` (killed: a crash) and starts it again on the same ports
+    /// and data, serving the serial line at `path` (`mqd --serial`, through
+    /// its config file) or, with `None`, no line at all.
+    pub fn restart_on_line(&mut self, path: Option<&str>) -> Result<(), String> {
+        let mut config = MQD_CONFIG.to_owned();
+        if let Some(path) = path {
+            if path.contains(['\'', '\n']) {
+                return Err(format!(
+                    "serial line path `{path}` has a quote or a newline"
+                ));
+            }
+            // A pseudo-terminal: its baud rate means nothing.
+            config += &format!("[serial]\npath = '{path}'\n");
+        }
+        let file = self.server.dir.join("mqd.toml");
+        fs::write(&file, config).map_err(|err| format!("{}: {err}", file.display()))?;
+        self.server.try_restart()
+    }
+
     /// `mq --server ADDR ...`.
     fn mq(&self) -> Command {
         let mut mq = match &self.tools.runner {

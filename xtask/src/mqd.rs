@@ -12,6 +12,9 @@
 //!   says so in its `mq: done` line; the device's command queue in `mqd` must
 //!   be empty (`mq_queue_depth` on `/metrics`): every command was acked.
 //!
+//! The serial build reaches `mqd` over UART0 on a pseudo-terminal rather
+//! than TCP ([`MqdPeer::serial`], see `serial_line`).
+//!
 //! Nothing here decides delivery: the firmware's mq-core session and `mqd` do.
 
 use std::net::SocketAddr;
@@ -23,6 +26,10 @@ use std::time::{Duration, Instant};
 use crate::gate::Gate;
 use crate::mq_tools::{Mqd, tools, wait_for};
 use crate::peer::Peer;
+
+mod serial_line;
+
+use serial_line::SerialLine;
 
 /// How many reconnects the gate refuses before it lets the device back in
 /// after a restart, and how long it waits for them at most.
@@ -39,7 +46,9 @@ pub enum Plan {
     Preload,
     /// The first half once the firmware subscribed. At its marker: shut the
     /// gate, kill `mqd`, start it again on the same port and data, publish the
-    /// second half while the device is kept out, open the gate.
+    /// second half while the device is kept out, open the gate. (Over the
+    /// serial line: `mqd` comes back without the line, and on it again once
+    /// the firmware reported the loss.)
     Restart,
 }
 
@@ -63,6 +72,8 @@ pub struct MqdPeer {
     expect: Expect,
     mqd: Option<Mqd>,
     gate: Option<Gate>,
+    /// Over the serial line rather than TCP.
+    serial: Option<SerialLine>,
     publishers: Vec<(String, Child)>,
     subscribed: bool,
     restarted: bool,
@@ -88,6 +99,7 @@ impl MqdPeer {
             expect: Expect::Everything,
             mqd: None,
             gate: None,
+            serial: None,
             publishers: Vec::new(),
             subscribed: false,
             restarted: false,
@@ -97,6 +109,12 @@ impl MqdPeer {
 
     pub fn expect(mut self, expect: Expect) -> MqdPeer {
         self.expect = expect;
+        self
+    }
+
+    /// The device is the serial build, on UART0's pseudo-terminal.
+    pub fn serial(mut self) -> MqdPeer {
+        self.serial = Some(SerialLine::default());
         self
     }
 
@@ -138,6 +156,9 @@ impl MqdPeer {
     /// kept out, queue the second half of the commands for it, let it in.
     fn restart(&mut self) -> Result<(), String> {
         self.published()?;
+        if self.serial.is_some() {
+            return self.restart_off_the_line();
+        }
         let gate = self.gate.as_ref().ok_or("no gate in front of mqd")?;
         gate.set_open(false);
         let mqd = self.mqd.as_mut().ok_or("mqd is not running")?;
@@ -321,15 +342,23 @@ impl MqdPeer {
                     .to_owned(),
             );
         }
-        let refused = self
-            .gate
-            .as_ref()
-            .map_or(0, |g| g.refused.load(Ordering::SeqCst));
-        if refused == 0 {
+        let (away, how) = match &self.serial {
+            Some(serial) => (
+                serial.noticed,
+                "loss(es) noticed by the firmware off the line",
+            ),
+            None => (
+                self.gate
+                    .as_ref()
+                    .map_or(0, |g| g.refused.load(Ordering::SeqCst)),
+                "reconnects refused",
+            ),
+        };
+        if away == 0 {
             return Err("the firmware never tried to reconnect while mqd was away".to_owned());
         }
         Ok(format!(
-            "mqd restarted mid-run: {refused} reconnects refused while away, then the session \
+            "mqd restarted mid-run: {away} {how} while away, then the session \
              resumed with {resent} telemetry messages outstanding, resent"
         ))
     }
@@ -373,7 +402,7 @@ impl Peer for MqdPeer {
             self.publish_commands(1..=self.commands)?;
             self.published()?;
         }
-        if self.plan == Plan::Restart {
+        if self.plan == Plan::Restart && self.serial.is_none() {
             let gate = Gate::start(addr)?;
             let gate_addr = gate.addr;
             self.gate = Some(gate);
@@ -384,6 +413,7 @@ impl Peer for MqdPeer {
 
     fn poll(&mut self, lines: &[String]) -> Result<(), String> {
         for line in lines {
+            self.follow_the_line(line)?;
             if line.starts_with("mq: subscribed to ") && !self.subscribed {
                 self.subscribed = true;
                 match self.plan {
@@ -406,6 +436,18 @@ impl Peer for MqdPeer {
                 return Err(
                     "the firmware never printed its marker: mqd was not restarted".to_owned(),
                 );
+            }
+            match &self.serial {
+                Some(serial) if serial.path.is_none() => {
+                    return Err("QEMU never named UART0's pseudo-terminal".to_owned());
+                }
+                Some(serial) if serial.away => {
+                    return Err(
+                        "the firmware never reported the loss of mqd: it stayed off the line"
+                            .to_owned(),
+                    );
+                }
+                _ => {}
             }
             match self.expect {
                 Expect::Everything => self.check_everything(),

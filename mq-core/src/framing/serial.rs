@@ -269,22 +269,30 @@ impl<S: AsRef<[u8]> + AsMut<[u8]>> SerialDecoder<S> {
     }
 
     fn decode_buffered(&mut self, len: usize) -> Result<Frame<'_>, SerialError> {
-        let raw = &mut self.storage.as_mut()[..len];
-        let n = match cobs::decode_in_place(raw) {
-            Ok(n) if n >= CRC_LEN => n,
-            _ => {
-                self.stats.cobs_errors += 1;
-                return Err(SerialError::Cobs);
-            }
+        let Some(raw) = self.storage.as_mut().get_mut(..len) else {
+            self.stats.cobs_errors += 1;
+            return Err(SerialError::Cobs);
         };
-        let (body, crc) = raw[..n].split_at(n - CRC_LEN);
-        let expected = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        // `get` and `split_last_chunk` rather than indexing: no panicking
+        // path in a client's decoder (`cargo xtask firmware` checks).
+        let decoded = cobs::decode_in_place(raw)
+            .ok()
+            .and_then(|n| raw.get(..n))
+            .and_then(|decoded| decoded.split_last_chunk::<CRC_LEN>());
+        let Some((body, crc)) = decoded else {
+            self.stats.cobs_errors += 1;
+            return Err(SerialError::Cobs);
+        };
+        let expected = u32::from_le_bytes(*crc);
         if crc32c(body) != expected {
             self.stats.crc_errors += 1;
             return Err(SerialError::Crc);
         }
         let body_len = body.len();
-        let body = &self.storage.as_ref()[..body_len];
+        let Some(body) = self.storage.as_ref().get(..body_len) else {
+            self.stats.cobs_errors += 1;
+            return Err(SerialError::Cobs);
+        };
         match (self.decode)(body) {
             Ok(frame) => {
                 self.stats.frames += 1;

@@ -100,14 +100,25 @@ impl Board {
     /// Sleeps until a frame arrives or `micros` microseconds pass, whichever is
     /// first (`None`: until a frame). Returns at once if a frame is already waiting.
     pub fn idle(&mut self, micros: Option<u64>) {
+        let eth = self.eth;
+        self.idle_unless(micros, || {
+            // Acknowledge first, then look: a frame landing after the look raises
+            // the line again and WFI returns at once.
+            eth.acknowledge_interrupts();
+            eth.rx_frames_waiting() > 0
+        });
+    }
+
+    /// Sleeps until an interrupt or `micros` microseconds pass (`None`: until
+    /// an interrupt), unless `ready` (asked with interrupts masked, so nothing
+    /// it looks at changes before WFI) says there is work already. For
+    /// applications woken by another device than the LAN9118 (the UART).
+    pub fn idle_unless(&mut self, micros: Option<u64>, ready: impl FnOnce() -> bool) {
         if micros == Some(0) {
             return;
         }
         cortex_m::interrupt::free(|_| {
-            // Acknowledge first, then look: a frame landing after the look raises
-            // the line again and WFI returns at once.
-            self.eth.acknowledge_interrupts();
-            if self.eth.rx_frames_waiting() > 0 {
+            if ready() {
                 return;
             }
             // Also without a deadline: the clock's extension needs a reading

@@ -8,11 +8,12 @@
 //! - [`pattern`]: the byte patterns the TCP smoke test checks;
 //! - [`ledger`]: what the mq application executed and publishes;
 //! - [`exit_code`]: how a run ends, as QEMU's exit status;
+//! - [`uart`]: UART0 (CMSDK APB UART) as an `embedded-io` byte stream, for the serial build;
 //! - `board` (only for the board): bring-up, WFI idle, exit codes through semihosting;
 //! - `run` (only for the board): the network every application runs on;
 //! - `stack` (only for the board): how deep the stack went.
 //!
-//! Everything but `board`, `run` and `stack` also builds on the host, where its unit tests run
+//! Everything but `board`, `run`, `stack` and `uart`'s registers also builds on the host, where its unit tests run
 //! (`cargo xtask firmware` runs them).
 
 #![no_std]
@@ -33,3 +34,4 @@ pub mod pattern;
 pub mod run;
 #[cfg(target_os = "none")]
 pub mod stack;
+pub mod uart;

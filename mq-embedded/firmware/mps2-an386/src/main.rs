@@ -3,17 +3,23 @@
 //!
 //! `board` (in the library) owns the hardware; `app` is what runs on it: the TCP
 //! smoke test (`app.rs`), or with the `mq` feature the mq application
-//! (`app_mq.rs`). An application is `app::run(&mut Board, Lan9118, &Config) ->
+//! (`app_mq.rs`), or with the `serial` feature the mq application over UART0
+//! (`app_serial.rs`). An application is `app::run(&mut Board, Lan9118, &Config) ->
 //! ExitCode`: it builds the network on the driver and reports through the code.
 
 #![no_std]
 #![no_main]
 
-#[cfg(not(feature = "mq"))]
+#[cfg(not(any(feature = "mq", feature = "serial")))]
 mod app;
-#[cfg(feature = "mq")]
+#[cfg(all(feature = "mq", not(feature = "serial")))]
 #[path = "app_mq.rs"]
 mod app;
+#[cfg(all(feature = "serial", not(feature = "mq")))]
+#[path = "app_serial.rs"]
+mod app;
+#[cfg(all(feature = "mq", feature = "serial"))]
+compile_error!("the `mq` (TCP) and `serial` builds are two applications: pick one feature");
 
 use cortex_m_rt::{ExceptionFrame, entry, exception};
 use firmware::board::{self, ExitCode};
@@ -68,6 +74,10 @@ fn SysTick() {
 
 #[exception]
 unsafe fn DefaultHandler(irqn: i16) {
+    #[cfg(feature = "serial")]
+    if firmware::uart::on_interrupt(irqn) {
+        return;
+    }
     if !board::on_interrupt(irqn) {
         eprintln!("error: unexpected interrupt {irqn}");
         board::exit(ExitCode::Fault);
