@@ -22,6 +22,7 @@ pub struct Extra {
 /// One receiver's record of the numbers it saw.
 pub struct Seen {
     rec: Recorder,
+    count: u64,
     bits: Vec<u64>,
     extra: Arc<Extra>,
 }
@@ -31,6 +32,7 @@ impl Seen {
     pub fn new(rec: Recorder, count: u64, extra: Arc<Extra>) -> Seen {
         Seen {
             rec,
+            count,
             bits: vec![0; count.div_ceil(64) as usize],
             extra,
         }
@@ -44,10 +46,8 @@ impl Seen {
         };
         let seq = u64::from_le_bytes(seq.try_into().expect("8 bytes"));
         let bit = 1u64 << (seq % 64);
-        match usize::try_from(seq / 64)
-            .ok()
-            .and_then(|i| self.bits.get_mut(i))
-        {
+        let word = usize::try_from(seq / 64).ok().filter(|_| seq < self.count);
+        match word.and_then(|i| self.bits.get_mut(i)) {
             Some(word) if *word & bit != 0 => {
                 self.extra.duplicates.fetch_add(1, Ordering::Relaxed);
             }

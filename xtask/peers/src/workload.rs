@@ -182,7 +182,7 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
         },
         Workload {
             id: "9",
-            title: "peer to peer, at least once, liner's seed: cycles of 10,000 send_to of 1 KiB",
+            title: "peer to peer, at least once, liner's seed: send_to of 1 KiB in cycles of 10,000 (1,000 with --smoke)",
             kind: Kind::Cycles(n(10_000, 10_000, 1_000)),
             size: 1024,
             count: n(100_000, 30_000, 2_000),
