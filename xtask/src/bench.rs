@@ -21,13 +21,15 @@ use crate::cmd::{self, cargo, run};
 use crate::failure::Failure;
 
 pub const USAGE: &str = "\
-usage: cargo xtask bench [--quick] [--workloads 1,2,3,4,5,6] [--systems mq,nats,...]
+usage: cargo xtask bench [--quick] [--workloads 1,2,3,...,9] [--systems mq,nats,...]
                          [--pause-compilers] [--no-write] [--limit SECS] [--rounds N]
 
   --quick            a tenth of the counts (the table is printed, BENCHMARKS.md is left alone)
   --workloads LIST   workloads to run: 1 (1 windowed, 1p a plain loop), 2 (2a 1 KiB, 2b 64 KiB),
-                     3, 4, 5, 6
-  --systems LIST     mq, mq-mqtt, mq-nats, mq-tls, nats, mosquitto, redis, zeromq, liner, tcp
+                     3, 4, 5, 6, and peer to peer (mq-peer and liner, at least once):
+                     7 send_to 1-to-1, 8 send_all fan-out, 9 liner's seed cycles
+  --systems LIST     mq, mq-mqtt, mq-nats, mq-tls, nats, mosquitto, redis, zeromq, liner, tcp,
+                     mq-peer (mq's desktop peers, no mqd)
   --pause-compilers  SIGSTOP every rustc, cc and ld during each timed run (SIGCONT after)
   --no-write         do not rewrite BENCHMARKS.md (implied by --quick and by a selection)
   --limit SECS       longest a run may publish (default 60)
@@ -47,6 +49,18 @@ fn peers_manifest() -> PathBuf {
 /// the workspace's; keeping them apart avoids rebuilding either).
 pub(crate) fn peers_target() -> PathBuf {
     cmd::target_dir().join("peers")
+}
+
+/// `cargo <args> --manifest-path xtask/peers/mesh/Cargo.toml` (mq's peers for
+/// the bench, a program of its own: see its manifest) into the same target
+/// dir, so that its program lands next to the bench's.
+pub(crate) fn mesh_cargo(args: &[&str]) -> Command {
+    let mut c = cargo();
+    c.env("CARGO_TARGET_DIR", peers_target())
+        .args(args)
+        .arg("--manifest-path")
+        .arg(cmd::workspace_root().join("xtask/peers/mesh/Cargo.toml"));
+    c
 }
 
 /// `cargo <args> --manifest-path xtask/peers/Cargo.toml` with its target dir.
@@ -113,7 +127,7 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     let systems: Vec<String> = o
         .systems
         .as_deref()
-        .unwrap_or("mq,mq-mqtt,mq-nats,mq-tls,nats,mosquitto,redis,zeromq,liner,tcp")
+        .unwrap_or("mq,mq-mqtt,mq-nats,mq-tls,nats,mosquitto,redis,zeromq,liner,tcp,mq-peer")
         .split(',')
         .map(str::to_string)
         .collect();
@@ -123,6 +137,9 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
     run(cargo().args(["build", "--release", "-p", "mq-cli", "--bin", "mqd"]))
         .map_err(Failure::Failed)?;
     run(&mut peers_cargo(&["build", "--release"])).map_err(Failure::Failed)?;
+    if wants("mq-peer") {
+        run(&mut mesh_cargo(&["build", "--release"])).map_err(Failure::Failed)?;
+    }
 
     let mut servers = Servers::default();
     let mut bench = Command::new(peers_target().join("release/mq-peer-bench"));
@@ -187,12 +204,15 @@ pub fn run_bench(args: &[String]) -> Result<(), Failure> {
 }
 
 /// The CI step: the package passes clippy and its tests, and a smoke run
-/// against mq (its three protocols, and over TLS) and raw TCP completes without a failed row.
+/// against mq (its three protocols, over TLS, and its desktop peers) and raw
+/// TCP completes without a failed row.
 pub fn ci_smoke() -> Result<(), String> {
     cmd::ensure_apt(BUILD_PACKAGES)?;
     run(peers_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
     run(&mut peers_cargo(&["test"]))?;
     run(&mut peers_cargo(&["build"]))?;
+    run(mesh_cargo(&["clippy", "--all-targets"]).args(["--", "-D", "warnings"]))?;
+    run(&mut mesh_cargo(&["build"]))?;
     run(cargo().args(["build", "-p", "mq-cli", "--bin", "mqd"]))?;
     run(Command::new(peers_target().join("debug/mq-peer-bench"))
         .arg("--mqd")
@@ -200,7 +220,7 @@ pub fn ci_smoke() -> Result<(), String> {
         .args([
             "--smoke",
             "--systems",
-            "mq,mq-mqtt,mq-nats,mq-tls,tcp",
+            "mq,mq-mqtt,mq-nats,mq-tls,tcp,mq-peer",
             "--strict",
             "--limit",
             "20",

@@ -23,6 +23,9 @@ enum Broker {
     Named(&'static str),
     /// No broker (peer to peer, raw sockets).
     None,
+    /// No broker, and the clients run in a child process (mq's peers in
+    /// `mq-peer-load`): theirs is this process's and its children's time.
+    NoneChildClients,
 }
 
 fn broker_of(s: System) -> Broker {
@@ -32,6 +35,7 @@ fn broker_of(s: System) -> Broker {
         System::Mosquitto => Broker::Named("mosquitto"),
         System::Redis => Broker::Named("redis-server"),
         System::ZeroMq | System::Liner | System::Tcp => Broker::None,
+        System::MqPeer => Broker::NoneChildClients,
     }
 }
 
@@ -64,10 +68,13 @@ fn named(name: &str) -> u64 {
         return 0;
     };
     dir.flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
         .filter(|e| {
-            fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
         })
+        .filter(|e| fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim_end() == name))
         .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|s| ticks(&s).map(|(own, _)| own))
         .sum()
@@ -113,11 +120,15 @@ impl Meter {
         let broker = match self.broker {
             Broker::Child => Some(secs(children.saturating_sub(self.children))),
             Broker::Named(n) => Some(secs(named(n).saturating_sub(self.named))),
-            Broker::None => None,
+            Broker::None | Broker::NoneChildClients => None,
         };
+        let mut clients = own.saturating_sub(self.own);
+        if let Broker::NoneChildClients = self.broker {
+            clients += children.saturating_sub(self.children);
+        }
         Cpu {
             broker,
-            clients: secs(own.saturating_sub(self.own)),
+            clients: secs(clients),
         }
     }
 }

@@ -18,15 +18,20 @@
 //! in their rows instead of figures.
 
 mod cpu;
+mod cycles;
 #[path = "../../../mq-std/cli/src/bin/mq/digits.rs"]
 mod digits;
 #[path = "../../../mq-std/cli/src/bin/mq/histogram.rs"]
 #[allow(dead_code)]
 mod histogram;
+// `write` is for the child, `mq-peer-load`.
+#[allow(dead_code)]
+mod line;
 mod measure;
 mod mqd;
 mod pause;
 mod report;
+mod seen;
 mod systems;
 #[path = "../../../mq-std/cli/src/bin/mq/window.rs"]
 #[allow(dead_code)]
@@ -50,6 +55,10 @@ struct Args {
     /// The `mqd` binary to run (fresh for every run of mq).
     #[arg(long, value_name = "PATH")]
     mqd: Option<PathBuf>,
+    /// The `mq-peer-load` program (mq's peers, run as a child process);
+    /// default: next to this program.
+    #[arg(long, value_name = "PATH")]
+    mq_peer_load: Option<PathBuf>,
     /// NATS server with JetStream, `HOST:PORT` or `unavailable:REASON`.
     #[arg(long, default_value = "127.0.0.1:4222")]
     nats: String,
@@ -70,11 +79,12 @@ struct Args {
     /// A few thousand messages per run: checks the harness works.
     #[arg(long, conflicts_with = "quick")]
     smoke: bool,
-    /// Workloads to run (ids: 1, 2a, 2b, 3, 4, 5, 6; `2` is 2a and 2b).
+    /// Workloads to run (ids: 1, 1p, 2a, 2b, 3, 4, 5, 6, 7, 8, 9; `2` is 2a
+    /// and 2b; 7-9 are peer to peer).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     /// Systems to run (mq, mq-mqtt, mq-nats, mq-tls, nats, mosquitto, redis,
-    /// zeromq, liner, tcp).
+    /// zeromq, liner, tcp, mq-peer).
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// Stop (SIGSTOP) every `rustc`, `cc` and `ld` of the machine during each
@@ -125,6 +135,7 @@ impl Endpoint {
 /// What every run needs to know.
 pub struct Ctx {
     pub mqd: Option<PathBuf>,
+    pub mq_peer_load: Option<PathBuf>,
     pub nats: Endpoint,
     pub mqtt: Endpoint,
     pub redis: Endpoint,
@@ -163,6 +174,7 @@ fn main() -> ExitCode {
     };
     let ctx = Ctx {
         mqd: args.mqd.clone(),
+        mq_peer_load: args.mq_peer_load.clone(),
         nats: Endpoint::parse(&args.nats),
         mqtt: Endpoint::parse(&args.mqtt),
         redis: Endpoint::parse(&args.redis),

@@ -50,6 +50,11 @@ impl Tally {
         self.delivered.load(Ordering::Relaxed)
     }
 
+    /// The last arrival, in nanoseconds from the base instant.
+    pub fn last(&self) -> u64 {
+        self.last.load(Ordering::Relaxed)
+    }
+
     /// A recorder for one receiver; its latencies join the tally when it drops.
     pub fn recorder(self: &Arc<Self>) -> Recorder {
         Recorder {
@@ -62,7 +67,7 @@ impl Tally {
     pub fn stamp(self: &Arc<Self>, size: usize) -> Stamp {
         Stamp {
             tally: Arc::clone(self),
-            buf: vec![b'm'; size.max(8)],
+            buf: vec![b'm'; size.max(16)],
         }
     }
 
@@ -78,6 +83,25 @@ impl Tally {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
+            let n = self.delivered();
+            if n != seen {
+                seen = n;
+                progress = Instant::now();
+            }
+        }
+    }
+
+    /// [`settle`](Self::settle) for a thread of its own (blocking).
+    pub fn settle_blocking(&self, expected: u64, limit: Duration) {
+        let give_up = Instant::now() + limit;
+        let mut seen = self.delivered();
+        let mut progress = Instant::now();
+        while seen < expected {
+            let now = Instant::now();
+            if now >= give_up || now.duration_since(progress) >= IDLE {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
             let n = self.delivered();
             if n != seen {
                 seen = n;
@@ -141,6 +165,13 @@ impl Stamp {
         let now = self.tally.now();
         self.buf[..8].copy_from_slice(&now.to_le_bytes());
         &self.buf
+    }
+
+    /// The next payload, stamped now, with sequence number `seq` in bytes
+    /// 8..16 (little-endian `u64`, see [`Seen`](crate::seen::Seen)).
+    pub fn next_seq(&mut self, seq: u64) -> &[u8] {
+        self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        self.next()
     }
 
     /// The next payload as `Bytes`.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::digits::group_digits;
 use crate::measure::Measured;
-use crate::workload::{System, Workload};
+use crate::workload::{Kind, System, Workload};
 
 /// How a run ended.
 pub enum Outcome {
@@ -35,7 +35,7 @@ pub fn markdown(rows: &[Row]) -> String {
     for row in rows {
         let mq = rows
             .iter()
-            .find(|r| r.workload.id == row.workload.id && r.system == System::Mq)
+            .find(|r| r.workload.id == row.workload.id && r.system == mq_of(&row.workload))
             .and_then(|r| match &r.outcome {
                 Outcome::Done(m) => Some(m.rate()),
                 _ => None,
@@ -44,6 +44,15 @@ pub fn markdown(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The mq system the others are compared with on `w`: mq's peers on the
+/// peer-to-peer workloads, `mqd` on the others.
+fn mq_of(w: &Workload) -> System {
+    match w.kind {
+        Kind::Peer(_) | Kind::Cycles(_) => System::MqPeer,
+        _ => System::Mq,
+    }
 }
 
 /// One row as it completes (no ratio yet).
@@ -57,7 +66,7 @@ fn cells(row: &Row, mq_rate: Option<f64>) -> String {
     match &row.outcome {
         Outcome::Done(m) => {
             let ratio = match mq_rate {
-                Some(mq) if row.system != System::Mq && m.rate() > 0.0 => {
+                Some(mq) if row.system != mq_of(w) && m.rate() > 0.0 => {
                     format!("{:.2}", mq / m.rate())
                 }
                 _ => "-".to_string(),
@@ -91,7 +100,10 @@ fn cells(row: &Row, mq_rate: Option<f64>) -> String {
             format!("{lead} unavailable | | | | | | | | | {why} |")
         }
         Outcome::Failed(why) => {
-            format!("{lead} failed | | | | | | | | | {} |", why.replace('|', "/"))
+            format!(
+                "{lead} failed | | | | | | | | | {} |",
+                why.replace('|', "/")
+            )
         }
     }
 }

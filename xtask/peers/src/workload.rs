@@ -13,7 +13,19 @@ pub enum Kind {
     Acked,
     /// Request-reply round trips, one at a time.
     RoundTrip,
+    /// Peer to peer with no broker process, at least once: a publisher's
+    /// peer sends straight to the receivers' peers, each receiver counts
+    /// distinct messages (losses and duplicates are reported).
+    Peer(Shape),
+    /// liner's seed benchmark (`bench_pair_sendto_*`): peer to peer, at least
+    /// once, 1-to-1, cycles of this many messages sent in a loop, each cycle
+    /// timed from its first send to its last arrival, with [`CYCLE_PAUSE`]
+    /// between cycles; `count` is the cycles' total.
+    Cycles(u64),
 }
+
+/// The pause between two of liner's seed cycles (the seed sleeps a second).
+pub const CYCLE_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Who receives a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +75,8 @@ impl Workload {
     /// Deliveries (acks, round trips) expected when `sent` messages were sent.
     pub fn expected(&self, sent: u64) -> u64 {
         match self.kind {
-            Kind::Stream(shape) => sent * shape.fanout(),
-            Kind::Acked | Kind::RoundTrip => sent,
+            Kind::Stream(shape) | Kind::Peer(shape) => sent * shape.fanout(),
+            Kind::Acked | Kind::RoundTrip | Kind::Cycles(_) => sent,
         }
     }
 }
@@ -152,8 +164,38 @@ pub fn workloads(scale: Scale) -> Vec<Workload> {
             count: n(1_000_000, 100_000, 2_000),
             plain: false,
         },
+        Workload {
+            id: "7",
+            title: "peer to peer, at least once, send_to 1-to-1, 100 B",
+            kind: Kind::Peer(Shape::One),
+            size: 100,
+            count: n(200_000, 20_000, 1_000),
+            plain: false,
+        },
+        Workload {
+            id: "8",
+            title: "peer to peer, at least once, send_all fan-out 1 to 4, 100 B",
+            kind: Kind::Peer(Shape::FanOut(4)),
+            size: 100,
+            count: n(50_000, 5_000, 500),
+            plain: false,
+        },
+        Workload {
+            id: "9",
+            title: "peer to peer, at least once, liner's seed: send_to of 1 KiB in cycles of 10,000 (1,000 with --smoke)",
+            kind: Kind::Cycles(n(10_000, 10_000, 1_000)),
+            size: 1024,
+            count: n(100_000, 30_000, 2_000),
+            plain: false,
+        },
     ]
 }
+
+/// What mq-peer runs the peer-to-peer workloads as.
+const PEER_MQ: &str = "QoS 1 publish to a subscriber at another peer (WAL fsync per group \
+     commit at both), window 1,024, acked by the receiver";
+const PEER_MQ_FANOUT: &str = "QoS 1 publish to a subscriber at each of 4 peers (WAL fsync per \
+     group commit), window 1,024, acked by the receivers";
 
 /// The systems measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -171,10 +213,13 @@ pub enum System {
     ZeroMq,
     Liner,
     Tcp,
+    /// mq's desktop peers (`mq_std::peer`): a node in each application's
+    /// process, no `mqd`.
+    MqPeer,
 }
 
 impl System {
-    pub const ALL: [System; 10] = [
+    pub const ALL: [System; 11] = [
         System::Mq,
         System::MqMqtt,
         System::MqNats,
@@ -185,6 +230,7 @@ impl System {
         System::ZeroMq,
         System::Liner,
         System::Tcp,
+        System::MqPeer,
     ];
 
     /// The id used by `--systems`.
@@ -200,6 +246,7 @@ impl System {
             System::ZeroMq => "zeromq",
             System::Liner => "liner",
             System::Tcp => "tcp",
+            System::MqPeer => "mq-peer",
         }
     }
 
@@ -208,6 +255,13 @@ impl System {
         use Kind::*;
         use Shape::*;
         match (self, w.kind) {
+            (System::MqPeer, Peer(One)) => Ok(PEER_MQ),
+            (System::MqPeer, Peer(_)) => Ok(PEER_MQ_FANOUT),
+            (System::MqPeer, Cycles(_)) => Ok(PEER_MQ),
+            (System::MqPeer, _) => Err("mq-peer runs the peer-to-peer workloads (7, 8, 9)"),
+            (System::Liner, Peer(FanOut(_))) => Ok("send_all, at least once"),
+            (System::Liner, Peer(_) | Cycles(_)) => Ok("send_to, at least once"),
+            (_, Peer(_) | Cycles(_)) => Err("peer to peer, no broker: mq-peer and liner only"),
             (System::Redis, Stream(One)) if w.plain => Ok("pub/sub, PUBLISH awaited one at a time"),
             (System::Mq, Stream(Group(_))) => Ok("QoS 0, group subscription"),
             (System::Mq, Stream(_)) => Ok("QoS 0"),
@@ -278,6 +332,7 @@ impl fmt::Display for System {
             System::ZeroMq => "ZeroMQ",
             System::Liner => "liner",
             System::Tcp => "TCP limit",
+            System::MqPeer => "mq peers",
         })
     }
 }

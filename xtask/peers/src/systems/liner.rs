@@ -25,6 +25,8 @@ pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
         Kind::Stream(shape) => stream(ctx, w, shape, &redis).await,
         Kind::Acked => Err("liner has no acknowledged publish".to_string()),
         Kind::RoundTrip => round_trip(ctx, w, &redis).await,
+        Kind::Peer(shape) => super::liner_peer::stream(ctx, w, shape, &redis).await,
+        Kind::Cycles(per) => super::liner_peer::cycles(ctx, w, per, &redis).await,
     };
     // liner leaves its peers' catalog entries behind; the Redis is shared.
     super::redis::forget(ctx).await;
@@ -34,7 +36,7 @@ pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
 /// A running peer named `name` with source topic `own`, also subscribed to
 /// `topic` when given; `on_message` gets every payload. Boxed: liner's
 /// callback keeps the address of the `Liner` that `run` was called on.
-fn peer(
+pub(super) fn peer(
     redis: &str,
     name: &str,
     own: &str,
@@ -59,7 +61,7 @@ fn peer(
 }
 
 /// Waits until `liner` knows `want` addresses for `topic`.
-fn await_peers(liner: &mut Liner, topic: &str, want: usize) -> Result<(), String> {
+pub(super) fn await_peers(liner: &mut Liner, topic: &str, want: usize) -> Result<(), String> {
     let give_up = Instant::now() + Duration::from_secs(10);
     loop {
         liner.refresh_address_topic(topic);

@@ -3,7 +3,9 @@
 //! arrivals recorded into a [`Tally`](crate::measure::Tally).
 
 mod liner;
+mod liner_peer;
 mod mq;
+mod mq_peer;
 mod mqtt;
 mod nats;
 mod redis;
@@ -26,6 +28,9 @@ pub const WINDOW: usize = 256;
 pub fn window(w: &Workload) -> usize {
     if w.plain { 1 } else { WINDOW }
 }
+
+/// Why a system with a broker does not run the peer-to-peer workloads.
+pub const NOT_PEER: &str = "peer to peer, no broker: mq-peer and liner only";
 
 /// Round trips before the measured ones (connections warm, routes known).
 pub const WARMUP: u64 = 100;
@@ -53,6 +58,7 @@ pub async fn probe(ctx: &Ctx, s: System) -> Result<Vec<(String, String)>, String
             )]
         }
         System::Tcp => Vec::new(),
+        System::MqPeer => mq_peer::version(ctx)?,
     };
     Ok(found)
 }
@@ -78,6 +84,7 @@ pub async fn run(ctx: &Ctx, s: System, w: &Workload) -> Result<Measured, String>
             System::ZeroMq => zeromq::run(ctx, w).await,
             System::Liner => liner::run(ctx, w).await,
             System::Tcp => tcp::run(ctx, w).await,
+            System::MqPeer => mq_peer::run(ctx, w).await,
         }
     };
     match tokio::time::timeout(bound, run).await {

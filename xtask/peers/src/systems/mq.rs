@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use mq_std::client::{Client, ClientOptions, PublishOptions, QoS, SubscribeOptions, TlsOptions};
 
-use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, noted, round_trips, stop, window, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::mqd;
@@ -31,6 +31,7 @@ pub async fn run(ctx: &Ctx, w: &Workload, tls: bool) -> Result<Measured, String>
         Kind::Stream(shape) => stream(ctx, w, addr, shape).await,
         Kind::Acked => acked(ctx, w, addr).await,
         Kind::RoundTrip => round_trip(w, addr).await,
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     };
     drop(mqd);
     result

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 
-use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, noted, round_trips, stop, window, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::workload::{Kind, Shape, Workload};
@@ -103,6 +103,7 @@ async fn run_at(ctx: &Ctx, w: &Workload, addr: &str) -> Result<Measured, String>
         Kind::Stream(shape) => stream(ctx, addr, w, shape).await,
         Kind::Acked => acked(ctx, addr, w).await,
         Kind::RoundTrip => round_trip(ctx, addr, w).await,
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     }
 }
 

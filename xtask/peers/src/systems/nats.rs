@@ -6,7 +6,7 @@
 use async_nats::jetstream::{self, stream};
 use futures::StreamExt;
 
-use super::{WINDOW, ctx_err, window, noted, round_trips, stop, windowed};
+use super::{WINDOW, ctx_err, noted, round_trips, stop, window, windowed};
 use crate::Ctx;
 use crate::measure::{Measured, Tally, Timer};
 use crate::workload::{Kind, Shape, Workload};
@@ -32,6 +32,7 @@ pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
         Kind::Stream(shape) => stream(ctx, addr, w, shape).await,
         Kind::Acked => acked(ctx, addr, w).await,
         Kind::RoundTrip => round_trip(ctx, addr, w).await,
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     }
 }
 
@@ -44,6 +45,7 @@ pub async fn run_mqd(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
         Kind::Stream(shape) => stream(ctx, &addr, w, shape).await,
         Kind::RoundTrip => round_trip(ctx, &addr, w).await,
         Kind::Acked => Err("mq-nats has no acknowledged workload".into()),
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     };
     drop(mqd);
     result

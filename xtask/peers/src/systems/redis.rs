@@ -119,6 +119,7 @@ pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
         Kind::Stream(shape) => pubsub(ctx, w, shape).await,
         Kind::Acked => acked(ctx, w).await,
         Kind::RoundTrip => round_trip(ctx, w).await,
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     }
 }
 

@@ -31,6 +31,7 @@ pub async fn run(ctx: &Ctx, w: &Workload) -> Result<Measured, String> {
         Kind::Stream(shape) => stream(ctx, w, shape).await,
         Kind::Acked => Err("ZeroMQ has no acknowledged publish".to_string()),
         Kind::RoundTrip => round_trip(w).await,
+        Kind::Peer(_) | Kind::Cycles(_) => Err(super::NOT_PEER.to_string()),
     }
 }
 
