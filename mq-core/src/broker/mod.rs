@@ -61,7 +61,10 @@ mod tests;
 pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
-pub use mesh::{MeshStats, Roster, RosterAction};
+pub use mesh::{
+    MeshStats, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, Roster,
+    RosterAction,
+};
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;
 

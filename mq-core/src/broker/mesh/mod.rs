@@ -45,8 +45,10 @@
 //! [`Broker::forget_node`]: super::Broker::forget_node
 
 pub(crate) mod link;
+pub(crate) mod offline;
 mod roster;
 
+pub use offline::{OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket};
 pub use roster::{Roster, RosterAction};
 
 use alloc::borrow::ToOwned;
@@ -123,6 +125,10 @@ pub struct MeshStats {
     pub received: u64,
     /// Messages that arrived over links again and were dropped as duplicates.
     pub deduplicated: u64,
+    /// Messages for peers that are away, stored in the catalog (one per peer).
+    pub offline_stored: u64,
+    /// Messages from this node's catalog queue published here (new or not).
+    pub offline_drained: u64,
 }
 
 /// One peer's declared interest.
@@ -153,6 +159,8 @@ pub(crate) struct Mesh {
     index: SubscriptionIndex<Key>,
     /// Peers' outbox subscriptions.
     outboxes: usize,
+    /// Peers away, whose outboxes go to the catalog.
+    pub away: offline::Away,
     pub stats: MeshStats,
 }
 
@@ -281,6 +289,7 @@ impl Mesh {
 
     /// The peer's link session is gone for good.
     pub(crate) fn forget_peer(&mut self, peer: Key) {
+        self.away.peers.remove(&peer);
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };

@@ -22,13 +22,16 @@
 //!   not mq's per-topic retention for replay);
 //! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
 //! - `spares`: emptied per-message lists kept for reuse;
-//! - `will`: will messages and the expiry of sessions that are away.
+//! - `will`: will messages and the expiry of sessions that are away;
+//! - `mesh` and `offline`: peers' interest and outboxes, and the outboxes of
+//!   peers that are away, handed on to the catalog.
 
 mod admin;
 mod deliver;
 mod inflight;
 mod inspect;
 mod mesh;
+mod offline;
 mod once;
 mod publish;
 mod reauth;

@@ -11,6 +11,7 @@ mod mqtt;
 mod mqtt_session;
 mod nats;
 mod nats_exchange;
+mod offline;
 mod priority;
 mod publish;
 mod replay;
