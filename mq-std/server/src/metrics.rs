@@ -216,6 +216,24 @@ pub fn render(
         "Messages that arrived over links again and were dropped.",
         mesh.deduplicated,
     );
+    metric(
+        "mesh_away",
+        "gauge",
+        "Peers whose lease expired: their messages go to the catalog.",
+        mesh.away,
+    );
+    metric(
+        "mesh_offline_stored_total",
+        "counter",
+        "Messages for peers that are away stored in the catalog.",
+        mesh.offline_stored,
+    );
+    metric(
+        "mesh_offline_drained_total",
+        "counter",
+        "Messages from this node's catalog queue published here.",
+        mesh.offline_drained,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
@@ -264,10 +282,14 @@ mod tests {
         }];
         let mesh = MeshStats {
             links: 2,
+            offline_drained: 5,
             ..MeshStats::default()
         };
         let text = render(&stats, &queues, &StoreMetrics::default(), &mesh);
         assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
+        assert!(text.contains(
+            "# TYPE mq_mesh_offline_drained_total counter\nmq_mesh_offline_drained_total 5\n"
+        ));
         assert!(text.contains("# TYPE mq_messages_in_total counter\nmq_messages_in_total 7\n"));
         assert!(
             text.contains(

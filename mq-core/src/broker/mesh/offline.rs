@@ -127,6 +127,14 @@ impl core::error::Error for OfflineError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfflineTicket(pub(crate) u64);
 
+impl OfflineTicket {
+    /// The store token it waits for: stored once
+    /// [`Broker::persisted_token`] reaches it.
+    pub fn token(self) -> u64 {
+        self.0
+    }
+}
+
 /// One peer this node hands messages on for, or still waits to hear about.
 #[derive(Default)]
 pub(crate) struct AwayPeer {
