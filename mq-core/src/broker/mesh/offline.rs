@@ -29,7 +29,9 @@
 //! node writes what it declares on its links
 //! ([`Broker::declared_interest`]): the adapter hands the interest of every
 //! node that is not live to [`Broker::set_away_interest`], which makes (and
-//! stores) the peer's link session and outbox here as if it had linked.
+//! stores) the peer's link session and outbox here as if it had linked. It
+//! only adds interest: a filter wrongly withdrawn would lose messages, one
+//! wrongly kept only carries some more until the peer's next link snapshot.
 //!
 //! **Draining.** A node reads its own queue from the catalog (at start, when
 //! it registers again, and now and then while the queue is not empty) and
@@ -168,16 +170,18 @@ impl Broker {
 
     /// Node `peer` is live again (the catalog lists it): its outbox waits
     /// for its link, as before it went away.
-    pub fn node_live(&mut self, peer: &str) {
-        self.router.node_live(peer);
+    pub fn node_live(&mut self, now: Instant, peer: &str) {
+        self.router.node_live(peer, now);
     }
 
     /// The interest node `peer`, which is not live, wrote to the catalog:
-    /// its link session here gets exactly these filters (made and stored,
-    /// with its outbox, when this node has none), and the peer is away. A
-    /// peer whose link is connected declares its own interest: this does
-    /// nothing then. Filters that are not valid are skipped and counted as
-    /// protocol errors.
+    /// its link session here (made and stored, with its outbox, when this
+    /// node has none) gets these filters besides those it has, and the peer
+    /// is away. Nothing is withdrawn: what the peer declared on its link may
+    /// be newer than what it wrote to the catalog, and its next link
+    /// snapshot withdraws what it no longer wants. A peer whose link is
+    /// connected declares its own interest: this does nothing then. Filters
+    /// that are not valid are skipped and counted as protocol errors.
     pub fn set_away_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
         self.router.set_away_interest(peer, filters, now);
     }

@@ -2,7 +2,6 @@
 //! peers away, their outboxes handed on to the catalog item by item, and
 //! what the catalog kept for this node published as a link's delivery.
 
-use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -58,41 +57,35 @@ impl Router {
     }
 
     /// Node `peer` is live: its outbox waits for its link again.
-    pub(crate) fn node_live(&mut self, peer: &str) {
+    pub(crate) fn node_live(&mut self, peer: &str, now: Instant) {
         let Some(session) = self.peer_session(peer) else {
             return;
         };
-        self.not_away(session);
+        self.not_away(session, now);
     }
 
-    /// Its outbox waits for its link: what failed goes back to it now.
-    fn not_away(&mut self, session: Key) {
+    /// Its outbox waits for its link: what failed goes back to it now (and
+    /// out on the link, when it is connected).
+    fn not_away(&mut self, session: Key, now: Instant) {
         if let Some(p) = self.mesh.away.peers.get_mut(&session) {
             p.away = false;
             p.retry_at = None;
         }
-        self.requeue_failed(session);
-        if self
-            .mesh
-            .away
-            .peers
-            .get(&session)
-            .is_some_and(|p| p.handed.is_empty())
-        {
-            self.mesh.away.peers.remove(&session);
+        if let Some(sub) = self.requeue_failed(session) {
+            self.pump(Target::Sub(sub), now);
+        }
+        let peers = &mut self.mesh.away.peers;
+        if peers.get(&session).is_some_and(|p| p.handed.is_empty()) {
+            peers.remove(&session);
         }
     }
 
     /// The items the catalog did not store go back to the front of their
-    /// outbox, in order.
-    fn requeue_failed(&mut self, session: Key) {
-        let Some(p) = self.mesh.away.peers.get_mut(&session) else {
-            return;
-        };
+    /// outbox, in order; returns the outbox when there were any.
+    fn requeue_failed(&mut self, session: Key) -> Option<Key> {
+        let p = self.mesh.away.peers.get_mut(&session)?;
         let failed = core::mem::take(&mut p.failed);
-        let Some(&(sub, _)) = failed.first() else {
-            return;
-        };
+        let &(sub, _) = failed.first()?;
         let items: Vec<_> = failed.into_iter().map(|(_, q)| q).collect();
         if let Some(x) = self.subs.get_mut(sub) {
             for q in &items {
@@ -101,9 +94,10 @@ impl Router {
             self.stats.current_queued += items.len() as u64;
             x.queue.requeue_front(items);
         }
+        Some(sub)
     }
 
-    /// Gives node `peer`, which is away, exactly the interest `filters`.
+    /// Adds `filters` to the interest of node `peer`, which is away.
     pub(crate) fn set_away_interest(&mut self, peer: &str, filters: &[&str], now: Instant) {
         let mut client = String::from(NODE_PREFIX);
         client.push_str(peer);
@@ -138,7 +132,10 @@ impl Router {
                 credit,
             });
         }
-        let held: BTreeSet<String> = self.mesh.peer_filters(session).map(String::from).collect();
+        // Only added: what the peer declared on its link may be newer than
+        // what it wrote to the catalog, and a filter wrongly withdrawn loses
+        // messages, one wrongly kept only carries some more. Its next link
+        // snapshot withdraws what it no longer wants.
         for &f in filters {
             let Ok(filter) = Filter::new(f) else {
                 self.stats.protocol_errors += 1;
@@ -151,9 +148,6 @@ impl Router {
                     held: true,
                 });
             }
-        }
-        for f in held.iter().filter(|f| !filters.contains(&f.as_str())) {
-            self.peer_withdraw(session, &client, true, f);
         }
         self.leave_groups(session, now);
         self.mesh.away.peers.entry(session).or_default().away = true;
@@ -176,13 +170,13 @@ impl Router {
             return None;
         }
         p.retry_at = None;
-        self.requeue_failed(session);
-        let s = self.sessions.get(session)?;
-        if s.conn.is_some() {
+        if self.sessions.get(session)?.conn.is_some() {
             // It linked again: its link takes the outbox.
-            self.not_away(session);
+            self.not_away(session, now);
             return None;
         }
+        self.requeue_failed(session);
+        let s = self.sessions.get(session)?;
         let recipient = String::from(s.client.strip_prefix(NODE_PREFIX)?);
         let sub = *s.subs.get(&OUTBOX_SUB)?;
         loop {
@@ -224,7 +218,7 @@ impl Router {
         self.mesh.stats.offline_stored += 1;
         self.finish(Target::Sub(sub), &q.msg);
         if self.mesh.away.peers.get(&session).is_some_and(|p| !p.away) {
-            self.not_away(session);
+            self.not_away(session, now);
         }
         self.retry_all_parked(now);
     }
@@ -246,9 +240,7 @@ impl Router {
         p.retry_at = Some(now + OFFLINE_RETRY);
         if !p.away {
             // Back on its link.
-            let sub = p.failed[0].0;
-            self.not_away(session);
-            self.pump(Target::Sub(sub), now);
+            self.not_away(session, now);
         }
     }
 

@@ -121,7 +121,7 @@ fn a_peer_back_before_the_catalog_answered_gets_the_item_over_its_link() {
     h.b.node_away(h.now, "a");
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
     let item = poll_all(&mut h).pop().unwrap();
-    h.b.node_live("a");
+    h.b.node_live(h.now, "a");
     assert!(h.b.away_nodes().is_empty());
     let (n, present) = h.connect("$node.a", SessionMode::Resume);
     assert!(present);
@@ -152,16 +152,18 @@ fn away_interest_from_the_catalog_makes_a_stored_outbox() {
     let items = poll_all(&mut h);
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].payload, b"kept");
-    // The catalog changed its interest.
+    // The catalog adds interest, and withdraws none: the peer's own link
+    // snapshot does that.
     h.b.set_away_interest(h.now, "b", &["u"]);
     h.drain();
-    assert_eq!(h.b.peer_interest("b"), ["u"]);
-    h.publish(p, 3, "t.2", QoS::AtLeastOnce, b"no more");
+    assert_eq!(h.b.peer_interest("b"), ["t.>", "u"]);
+    h.b.set_away_interest(h.now, "b", &[]);
+    h.publish(p, 3, "t.2", QoS::AtLeastOnce, b"still");
     h.publish(p, 4, "u", QoS::AtLeastOnce, b"now");
     let items = poll_all(&mut h);
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0].payload, b"now");
-    assert_eq!(restored(&h).b.peer_interest("b"), ["u"]);
+    let got: Vec<&[u8]> = items.iter().map(|i| i.payload.as_slice()).collect();
+    assert_eq!(got, [&b"still"[..], &b"now"[..]]);
+    assert_eq!(restored(&h).b.peer_interest("b"), ["t.>", "u"]);
 }
 
 #[test]
@@ -277,4 +279,22 @@ fn a_full_local_queue_refuses_a_drained_message() {
         h.b.deliver_offline(h.now, &offline("a", 3, "t", b"x")),
         Err(OfflineError::Refused)
     );
+}
+
+#[test]
+fn an_item_that_failed_goes_out_on_the_link_of_a_peer_back_meanwhile() {
+    let (mut h, p) = away_peer(Config::default());
+    h.b.node_away(h.now, "a");
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    let item = poll_all(&mut h).pop().unwrap();
+    h.b.handle_offline_failed(h.now, "a", item.id);
+    // The peer links again before its adapter heard it is live.
+    let (n, _) = h.connect("$node.a", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    assert!(h.deliveries(n).is_empty(), "held for the retry");
+    h.now += OFFLINE_RETRY;
+    assert!(poll_all(&mut h).is_empty(), "its link takes it");
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(n)), [b"x"]);
+    assert!(h.b.away_nodes().is_empty());
 }

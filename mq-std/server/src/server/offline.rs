@@ -51,7 +51,7 @@ impl BrokerTask {
             OfflineCmd::Away(peer, reply) => {
                 let _ = reply.send(self.broker.node_away(now, &peer));
             }
-            OfflineCmd::Live(peer) => self.broker.node_live(&peer),
+            OfflineCmd::Live(peer) => self.broker.node_live(now, &peer),
             OfflineCmd::AwayInterest(peer, filters) => {
                 let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
                 self.broker.set_away_interest(now, &peer, &filters);
