@@ -175,6 +175,7 @@ pub async fn spawn(
     let node = Node {
         catalog,
         registration: registration.clone(),
+        first_incarnation: registration.incarnation,
         addr,
         roster,
         links: HashMap::new(),
@@ -204,6 +205,10 @@ struct LinkReport {
 struct Node {
     catalog: Catalog,
     registration: Registration,
+    /// The incarnation this process registered under first: with a message
+    /// id, the origin of its offline items (ids a restart hands out again
+    /// get another key).
+    first_incarnation: u64,
     addr: String,
     roster: Roster,
     /// The task connecting or watching each peer's link, by generation.

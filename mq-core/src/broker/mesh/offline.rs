@@ -7,7 +7,10 @@
 //! that are there). Each message in its outbox, and each new one its
 //! interest matches, becomes an [`OfflineItem`] the adapter takes with
 //! [`Broker::poll_offline`] and stores in the catalog's queue of the
-//! recipient (idempotent on the origin: this node and the message's id). The
+//! recipient (idempotent on the origin: this node, its run and the message's
+//! id). Only QoS 1 messages are handed on: a QoS 0 one in the outbox of a
+//! peer away is dropped (at most once; its id is not logged, so a restart
+//! could give it to a QoS 1 message the catalog would take for a copy). The
 //! item stays in the outbox (in flight, still counted against the outbox's
 //! bound, still in the write-ahead log) until the adapter reports it stored
 //! ([`Broker::handle_offline_stored`]); only then is it acked out of the
@@ -72,8 +75,11 @@ pub struct OfflineItem {
     /// The peer's node id: the catalog queue to store it in.
     pub recipient: String,
     /// The message's id at this node: with this node's id, its origin (the
-    /// catalog's idempotence key, the recipient's deduplication key). Ids
-    /// of a node's store are never handed out twice.
+    /// catalog's idempotence key, the recipient's deduplication key). Only
+    /// QoS 1 messages are handed on, whose ids a durable store never hands
+    /// out twice; a memory store starts again at 1, so the adapter adds
+    /// something unique to the run of the node to the catalog's key (mqd:
+    /// its registration's incarnation).
     pub id: u64,
     /// The topic.
     pub topic: String,

@@ -190,6 +190,13 @@ impl Router {
                 self.finish(target, &q.msg);
                 continue;
             }
+            if q.msg.qos == QoS::AtMostOnce {
+                // At most once: its id is not logged, so a restart may give
+                // it to a QoS 1 message, which the catalog (idempotent on
+                // the id) would then take for a copy of this one.
+                self.finish(target, &q.msg);
+                continue;
+            }
             let view = q.msg.view();
             let item = OfflineItem {
                 recipient,
@@ -199,13 +206,11 @@ impl Router {
                 payload: view.payload.to_vec(),
                 ttl: q.msg.expires_at.map(|at| at - now),
             };
-            if q.msg.qos == QoS::AtLeastOnce {
-                if let Some(x) = self.subs.get_mut(sub) {
-                    x.queue.mark_inflight(q.msg.payload_len);
-                }
-                let p = self.mesh.away.peers.get_mut(&session)?;
-                p.handed.insert(q.msg.id, (sub, q));
+            if let Some(x) = self.subs.get_mut(sub) {
+                x.queue.mark_inflight(q.msg.payload_len);
             }
+            let p = self.mesh.away.peers.get_mut(&session)?;
+            p.handed.insert(q.msg.id, (sub, q));
             return Some(item);
         }
     }

@@ -12,6 +12,7 @@ mod mqtt_session;
 mod nats;
 mod nats_exchange;
 mod offline;
+mod offline_loss;
 mod priority;
 mod publish;
 mod replay;

@@ -118,11 +118,12 @@ impl Node {
                     topic: item.topic,
                     payload: item.payload,
                     meta: item.meta,
-                    // A node's message ids are never reused, across its
-                    // restarts too: the incarnation is not part of the key.
+                    // Ids are unique within one run of the node; a restart
+                    // (a memory store, or ids not logged) may hand them out
+                    // again, under a new incarnation.
                     origin: Origin {
                         node: self.opts.id.clone(),
-                        incarnation: 0,
+                        incarnation: self.first_incarnation,
                         seq: id,
                     },
                     ttl: item.ttl,
