@@ -3,8 +3,10 @@
 //!
 //! **Handing on.** A peer the adapter reports away ([`Broker::node_away`]:
 //! the roster's `Forget`) keeps its link session here, with its interest and
-//! outbox; only its group memberships go (a group is served by the nodes
-//! that are there). Each message in its outbox, and each new one its
+//! outbox. It leaves each group that others serve (they take its jobs); of a
+//! group it alone served it stays the member, so the group's messages wait
+//! here for it (or for a member joining) rather than being dropped with the
+//! group. Each message in its outbox, and each new one its
 //! interest matches, becomes an [`OfflineItem`] the adapter takes with
 //! [`Broker::poll_offline`] and stores in the catalog's queue of the
 //! recipient (idempotent on the origin: this node, its run and the message's
@@ -167,7 +169,7 @@ pub(crate) struct Away {
 /// The node's side of the offline queues (see the module docs).
 impl Broker {
     /// Node `peer`'s lease expired: close its link if one is still open,
-    /// drop its group memberships, and from now on hand what its outbox
+    /// leave the groups others serve, and from now on hand what its outbox
     /// holds, and what its interest matches, to the adapter as
     /// [`OfflineItem`]s. Returns whether this node knew the peer.
     pub fn node_away(&mut self, now: Instant, peer: &str) -> bool {

@@ -32,14 +32,23 @@ impl Router {
         true
     }
 
-    /// A session away serves no group: others take its jobs.
+    /// A session away leaves each group others serve: they take its jobs.
+    /// It stays the last member of a group it alone served, so the group's
+    /// messages (those waiting, and those published meanwhile) wait for it
+    /// as for any member away, rather than being dropped with the group.
     fn leave_groups(&mut self, session: Key, now: Instant) {
         let Some(s) = self.sessions.get(session) else {
             return;
         };
         let (client, persistent) = (s.client.clone(), s.persistent);
+        let served_by_others = |k: &Key| {
+            let group = self.subs.get(*k).and_then(|x| x.group);
+            group
+                .and_then(|g| self.groups.get(g))
+                .is_some_and(|g| g.members.iter().any(|m| m != k))
+        };
         let groups: Vec<(u32, Key)> = (s.subs.iter())
-            .filter(|(_, k)| self.subs.get(**k).is_some_and(|x| x.group.is_some()))
+            .filter(|(_, k)| served_by_others(k))
             .map(|(&id, &k)| (id, k))
             .collect();
         for (id, key) in groups {

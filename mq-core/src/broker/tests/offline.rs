@@ -175,18 +175,6 @@ fn away_interest_does_not_override_a_linked_peer() {
     assert!(h.b.away_nodes().is_empty());
 }
 
-#[test]
-fn an_away_peer_serves_no_group() {
-    let mut h = H::new(Config::default());
-    let n = peer_links(&mut h, "a", &[]);
-    h.subscribe(n, 7, "jobs.>", Some("w"), 8);
-    assert_eq!(h.b.peer_groups("a").len(), 1);
-    h.b.node_away(h.now, "a");
-    h.drain();
-    assert!(h.b.peer_groups("a").is_empty());
-    assert!(restored(&h).b.peer_groups("a").is_empty());
-}
-
 fn offline<'a>(origin: &'a str, id: u64, topic: &'a str, payload: &'a [u8]) -> OfflineMessage<'a> {
     OfflineMessage {
         origin,

@@ -56,3 +56,44 @@ fn a_qos0_message_is_not_handed_to_the_catalog() {
         "an id handed to the catalog is not handed out again"
     );
 }
+
+#[test]
+fn a_group_whose_only_member_went_away_keeps_its_messages() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "b", &[]);
+    h.subscribe(n, 0x8000_0001, "t", Some("g"), 8);
+    h.b.handle_closed(n, h.now);
+    h.drain();
+    for id in 1..=3 {
+        h.publish(p, id, "t", QoS::AtLeastOnce, b"job");
+    }
+    h.b.node_away(h.now, "b");
+    h.b.set_away_interest(h.now, "b", &[]);
+    h.drain();
+    h.publish(p, 4, "t", QoS::AtLeastOnce, b"job");
+    assert_eq!(h.b.peer_groups("b").len(), 1, "the group's last member");
+    // Waiting for it, after a restart too, and delivered when it is back.
+    let mut h2 = restored(&h);
+    for h in [&mut h, &mut h2] {
+        let (n, _) = h.connect("$node.b", SessionMode::Resume);
+        h.subscribe(n, 0x8000_0001, "t", Some("g"), 8);
+        assert_eq!(h.deliveries(n).len(), 4);
+    }
+}
+
+#[test]
+fn an_away_peer_leaves_a_group_others_serve() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    let n = peer_links(&mut h, "b", &[]);
+    h.subscribe(n, 0x8000_0001, "t", Some("g"), 8);
+    h.b.node_away(h.now, "b");
+    h.drain();
+    assert!(h.b.peer_groups("b").is_empty());
+    assert!(restored(&h).b.peer_groups("b").is_empty());
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    assert_eq!(h.deliveries(w).len(), 1);
+}
