@@ -30,7 +30,8 @@
 //! messages before the catalog's older ones, so order is counted across
 //! paths, not asserted.
 //!
-//! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100), `MQ_SIM_SEED=S`
+//! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100; `cargo xtask ci`
+//! runs 2000 in release), `MQ_SIM_SEED=S`
 //! runs one seed with a trace.
 
 use std::collections::{BTreeMap, BTreeSet};
