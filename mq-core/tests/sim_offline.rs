@@ -484,8 +484,12 @@ impl Sim {
         })
     }
 
+    /// Quiet, every node live to every other (an item whose store failed
+    /// waits in its outbox, unseen by the wires, until then), the catalog
+    /// empty.
     fn settled(&self) -> bool {
         self.world.is_quiet()
+            && (self.world.nodes.iter()).all(|n| n.broker.mesh_stats().away == 0)
             && self.catalog.queues.values().all(Vec::is_empty)
             && self.adapters.iter().all(|a| a.pending.is_empty())
     }
