@@ -234,6 +234,12 @@ pub fn render(
         "Messages from this node's catalog queue published here.",
         mesh.offline_drained,
     );
+    metric(
+        "mesh_offline_dropped_total",
+        "counter",
+        "Messages for peers away dropped: their catalog queue was full.",
+        mesh.offline_dropped,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
@@ -283,12 +289,16 @@ mod tests {
         let mesh = MeshStats {
             links: 2,
             offline_drained: 5,
+            offline_dropped: 3,
             ..MeshStats::default()
         };
         let text = render(&stats, &queues, &StoreMetrics::default(), &mesh);
         assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
         assert!(text.contains(
             "# TYPE mq_mesh_offline_drained_total counter\nmq_mesh_offline_drained_total 5\n"
+        ));
+        assert!(text.contains(
+            "# TYPE mq_mesh_offline_dropped_total counter\nmq_mesh_offline_dropped_total 3\n"
         ));
         assert!(text.contains("# TYPE mq_messages_in_total counter\nmq_messages_in_total 7\n"));
         assert!(

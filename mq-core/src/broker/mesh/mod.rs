@@ -148,6 +148,9 @@ pub struct MeshStats {
     pub offline_stored: u64,
     /// Messages from this node's catalog queue published here (new or not).
     pub offline_drained: u64,
+    /// Messages for peers that are away dropped because the catalog's queue
+    /// of the peer was full (one per peer).
+    pub offline_dropped: u64,
 }
 
 /// One peer's declared interest.

@@ -19,15 +19,18 @@
 //! outbox. So a QoS 1 message is acknowledged to its publisher once it is in
 //! the log, and leaves the log only once it is in the catalog: durable in one
 //! place or the other at every moment. A failed store
-//! ([`Broker::handle_offline_failed`]: the catalog's queue is full, or the
-//! catalog cannot be reached) puts the item back at the front of the outbox,
-//! and the peer's items are offered again after [`OFFLINE_RETRY`]; while
-//! that lasts the outbox fills, and once it is full its overflow policy
-//! applies to new publishes (by default they are refused with `QueueFull`):
-//! nothing acknowledged is dropped. A peer that links again
-//! ([`Broker::node_live`], or its link session resumed) is served over its
-//! link again; items handed on meanwhile may reach it both ways, and its
-//! node drops the second copy.
+//! ([`Broker::handle_offline_failed`]: the catalog cannot be reached) puts
+//! the item back at the front of the outbox, and the peer's items are
+//! offered again after [`OFFLINE_RETRY`]; while that lasts the outbox fills,
+//! and once it is full its overflow policy applies to new publishes (by
+//! default they are refused with `QueueFull`). A full catalog queue of the
+//! peer ([`Broker::handle_offline_full`]) sheds the item instead, counted in
+//! `offline_dropped`: a node that never comes back must not hold back this
+//! node's publishers. A peer whose interest leaves the catalog (an operator
+//! forgot it) is forgotten here too ([`Broker::handle_catalog_listing`]).
+//! A peer that links again ([`Broker::node_live`], or its link session
+//! resumed) is served over its link again; items handed on meanwhile may
+//! reach it both ways, and its node drops the second copy.
 //!
 //! **Away interest.** A node that never linked to the away peer (it started
 //! after the peer died) learns its interest from the catalog, where each
@@ -164,6 +167,9 @@ pub(crate) struct AwayPeer {
 #[derive(Default)]
 pub(crate) struct Away {
     pub peers: Map<Key, AwayPeer>,
+    /// The nodes the catalog listed interest of last time (see
+    /// [`Broker::handle_catalog_listing`]).
+    pub listed: alloc::collections::BTreeSet<String>,
 }
 
 /// The node's side of the offline queues (see the module docs).
@@ -212,6 +218,28 @@ impl Broker {
     /// again after [`OFFLINE_RETRY`].
     pub fn handle_offline_failed(&mut self, now: Instant, recipient: &str, id: u64) {
         self.router.offline_failed(recipient, id, now);
+    }
+
+    /// The catalog's queue of `recipient` is full. While the peer is away
+    /// the item is dropped (acked out of the outbox) and counted in
+    /// [`MeshStats::offline_dropped`](super::MeshStats::offline_dropped),
+    /// as a slow consumer's overflow is shed: a node that does not come
+    /// back must not hold back this node's publishers with an outbox that
+    /// fills and refuses them. A peer back meanwhile gets it on its link.
+    pub fn handle_offline_full(&mut self, now: Instant, recipient: &str, id: u64) {
+        self.router.offline_full(recipient, id, now);
+    }
+
+    /// The nodes whose interest the catalog lists now (`listed`), and those
+    /// that are live (`live`); call it after each successful read of the
+    /// catalog's interest. A peer that is away, not live, and was listed
+    /// the last time but is not now had its interest removed (it is gone
+    /// for good, and an operator forgot it: `forget_session("$node.<id>")`):
+    /// it is forgotten ([`forget_node`](Broker::forget_node)), with what was
+    /// kept for it. A peer never listed in this run (it died before it
+    /// wrote its interest) is kept.
+    pub fn handle_catalog_listing(&mut self, now: Instant, listed: &[&str], live: &[&str]) {
+        self.router.catalog_listing(listed, live, now);
     }
 
     /// Publishes a message the catalog kept for this node to its local

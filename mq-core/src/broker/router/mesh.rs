@@ -275,6 +275,7 @@ impl Router {
         if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
             self.end_with(conn, now, Output::Close(Reason::Normal));
         }
+        self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
         true
     }

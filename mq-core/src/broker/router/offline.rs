@@ -258,6 +258,42 @@ impl Router {
         }
     }
 
+    /// The catalog's queue of `recipient` is full (see
+    /// `Broker::handle_offline_full`).
+    pub(crate) fn offline_full(&mut self, recipient: &str, id: u64, now: Instant) {
+        let away = (self.peer_session(recipient))
+            .and_then(|s| self.mesh.away.peers.get(&s))
+            .is_some_and(|p| p.away);
+        if !away {
+            self.offline_failed(recipient, id, now);
+            return;
+        }
+        let Some((_, sub, q)) = self.take_handed(recipient, id) else {
+            return;
+        };
+        self.mesh.stats.offline_dropped += 1;
+        self.finish(Target::Sub(sub), &q.msg);
+        self.retry_all_parked(now);
+    }
+
+    /// Forgets the away peers whose interest left the catalog (see
+    /// `Broker::handle_catalog_listing`).
+    pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
+        let gone: Vec<String> = (self.mesh.away.listed.iter())
+            .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
+            .filter(|n| {
+                (self.peer_session(n))
+                    .and_then(|s| self.mesh.away.peers.get(&s))
+                    .is_some_and(|p| p.away)
+            })
+            .cloned()
+            .collect();
+        for node in gone {
+            self.forget_node(&node, now);
+        }
+        self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
+    }
+
     /// Takes a handed item off its peer's list and out of its outbox's
     /// in-flight count.
     fn take_handed(

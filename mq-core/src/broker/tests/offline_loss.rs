@@ -97,3 +97,78 @@ fn an_away_peer_leaves_a_group_others_serve() {
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
     assert_eq!(h.deliveries(w).len(), 1);
 }
+
+/// The outbox of peer `node` at `h`: (waiting, in flight).
+fn outbox(h: &H, node: &str) -> (usize, usize) {
+    let owner = alloc::format!("$node.{node}");
+    h.b.queues()
+        .iter()
+        .find(|q| q.owner == owner)
+        .map_or((0, 0), |q| (q.waiting, q.inflight))
+}
+
+#[test]
+fn a_full_catalog_queue_of_an_away_peer_drops_the_item_and_refuses_no_publisher() {
+    let (mut h, p) = away_peer(small_queue(Overflow::RejectNew));
+    h.b.node_away(h.now, "a");
+    for round in 0..3u32 {
+        h.take(p);
+        h.publish(p, 2 * round + 1, "t", QoS::AtLeastOnce, b"1");
+        h.publish(p, 2 * round + 2, "t", QoS::AtLeastOnce, b"2");
+        assert!(
+            !(h.take(p).iter()).any(|g| matches!(g, Got::PubReject { .. })),
+            "round {round}: a publisher is never refused for a node away"
+        );
+        for i in poll_all(&mut h) {
+            h.b.handle_offline_full(h.now, "a", i.id);
+        }
+        h.drain();
+        assert_eq!(outbox(&h, "a"), (0, 0));
+    }
+    assert_eq!(h.b.mesh_stats().offline_dropped, 6);
+    assert_eq!(outbox(&restored(&h), "a"), (0, 0), "acked out of the log");
+}
+
+#[test]
+fn a_full_catalog_queue_of_a_peer_back_sends_the_item_on_its_link() {
+    let (mut h, p) = away_peer(Config::default());
+    h.b.node_away(h.now, "a");
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    let item = poll_all(&mut h).pop().unwrap();
+    h.b.node_live(h.now, "a");
+    let (n, _) = h.connect("$node.a", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    h.b.handle_offline_full(h.now, "a", item.id);
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(n)), [b"x"]);
+    assert_eq!(h.b.mesh_stats().offline_dropped, 0);
+}
+
+#[test]
+fn a_node_whose_interest_left_the_catalog_is_forgotten() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.b.set_away_interest(h.now, "c", &["t"]);
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    // Never listed in this run (it died before it wrote its interest): kept.
+    let n = peer_links(&mut h, "d", &["t"]);
+    h.b.handle_closed(n, h.now);
+    h.b.node_away(h.now, "d");
+    h.drain();
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert_eq!(outbox(&h, "c"), (1, 0));
+    // Live (it restarted and wrote nothing yet): kept.
+    h.b.handle_catalog_listing(h.now, &[], &["c"]);
+    assert_eq!(outbox(&h, "c"), (1, 0));
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    // Gone from the catalog: forgotten with what was kept for it.
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert!(h.b.peer_interest("c").is_empty());
+    assert_eq!(outbox(&h, "c"), (0, 0));
+    assert_eq!(h.b.away_nodes(), ["d"]);
+    assert!(restored(&h).b.peer_interest("c").is_empty());
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"y");
+    let items = poll_all(&mut h);
+    assert!(items.iter().all(|i| i.recipient == "d"));
+}

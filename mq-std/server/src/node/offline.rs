@@ -14,7 +14,7 @@ use mq_core::broker::OfflineError;
 use mq_core::wire::mesh::NODE_PREFIX;
 
 use super::Node;
-use crate::server::Drained;
+use crate::server::{Drained, Handed};
 
 /// Items handed on, or messages drained, per round trip.
 const BATCH: usize = 256;
@@ -26,7 +26,13 @@ impl Node {
     /// it is stored on the other side.
     pub(super) async fn sync_catalog(&mut self, live: &HashSet<String>) {
         let interests = match self.catalog.interests().await {
-            Ok(i) => i,
+            Ok(i) => {
+                let listed: BTreeSet<String> = i.iter().map(|i| i.node.clone()).collect();
+                let live = live.iter().cloned().collect();
+                self.control
+                    .catalog_listing(listed.into_iter().collect(), live);
+                i
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the interest in the catalog");
                 Vec::new()
@@ -106,12 +112,11 @@ impl Node {
                 return;
             }
             let mut results = Vec::with_capacity(items.len());
-            let mut refused: HashSet<String> = HashSet::new();
             let mut unavailable = false;
             for item in items {
                 let (recipient, id) = (item.recipient, item.id);
-                if unavailable || refused.contains(&recipient) {
-                    results.push((recipient, id, false));
+                if unavailable {
+                    results.push((recipient, id, Handed::Failed));
                     continue;
                 }
                 let envelope = Envelope {
@@ -129,21 +134,24 @@ impl Node {
                     ttl: item.ttl,
                 };
                 match self.catalog.enqueue(&recipient, &envelope).await {
-                    Ok(_) => results.push((recipient, id, true)),
+                    Ok(_) => results.push((recipient, id, Handed::Stored)),
+                    Err(Error::QueueFull { .. }) => {
+                        tracing::debug!(%recipient, "the offline queue is full");
+                        results.push((recipient, id, Handed::Full));
+                    }
                     Err(e) => {
                         tracing::warn!(
                             %recipient,
                             error = %e,
                             "cannot store an offline message in the catalog: it stays in the outbox"
                         );
-                        unavailable = !matches!(e, Error::QueueFull { .. });
-                        refused.insert(recipient.clone());
-                        results.push((recipient, id, false));
+                        unavailable = true;
+                        results.push((recipient, id, Handed::Failed));
                     }
                 }
             }
             self.control.offline_results(results);
-            if unavailable || !refused.is_empty() || !full {
+            if unavailable || !full {
                 return;
             }
         }

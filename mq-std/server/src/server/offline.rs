@@ -25,6 +25,18 @@ pub struct Drained {
     pub payload: Vec<u8>,
 }
 
+/// What became of an offline item the node task tried to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// The catalog stored it (or had it already).
+    Stored,
+    /// The recipient's queue in the catalog is full
+    /// (`Broker::handle_offline_full`).
+    Full,
+    /// The catalog could not be reached (`Broker::handle_offline_failed`).
+    Failed,
+}
+
 /// What the node task asks of the broker task about offline queues.
 pub(super) enum OfflineCmd {
     Away(String, oneshot::Sender<bool>),
@@ -32,8 +44,9 @@ pub(super) enum OfflineCmd {
     AwayInterest(String, Vec<String>),
     DeclaredInterest(oneshot::Sender<Vec<String>>),
     Poll(usize, oneshot::Sender<Vec<OfflineItem>>),
-    /// (recipient, id, stored).
-    Results(Vec<(String, u64, bool)>),
+    Results(Vec<(String, u64, Handed)>),
+    /// The nodes with interest in the catalog, and the live ones.
+    Listing(Vec<String>, Vec<String>),
     Deliver(Vec<Drained>, oneshot::Sender<Vec<Result<(), OfflineError>>>),
 }
 
@@ -64,12 +77,18 @@ impl BrokerTask {
                 let _ = reply.send(items.take(max).collect());
             }
             OfflineCmd::Results(results) => {
-                for (recipient, id, stored) in results {
-                    match stored {
-                        true => self.broker.handle_offline_stored(now, &recipient, id),
-                        false => self.broker.handle_offline_failed(now, &recipient, id),
+                for (recipient, id, handed) in results {
+                    match handed {
+                        Handed::Stored => self.broker.handle_offline_stored(now, &recipient, id),
+                        Handed::Full => self.broker.handle_offline_full(now, &recipient, id),
+                        Handed::Failed => self.broker.handle_offline_failed(now, &recipient, id),
                     }
                 }
+            }
+            OfflineCmd::Listing(listed, live) => {
+                let listed: Vec<&str> = listed.iter().map(String::as_str).collect();
+                let live: Vec<&str> = live.iter().map(String::as_str).collect();
+                self.broker.handle_catalog_listing(now, &listed, &live);
             }
             OfflineCmd::Deliver(messages, to) => {
                 let mut token = 0;
@@ -154,9 +173,16 @@ impl ServerControl {
         rx.await.unwrap_or_default()
     }
 
-    /// Whether the catalog stored each item, as (recipient, id, stored).
-    pub fn offline_results(&self, results: Vec<(String, u64, bool)>) {
+    /// What became of each item, as (recipient, id, what).
+    pub fn offline_results(&self, results: Vec<(String, u64, Handed)>) {
         self.offline(OfflineCmd::Results(results));
+    }
+
+    /// The nodes whose interest the catalog lists, and the live ones
+    /// (`Broker::handle_catalog_listing`: away peers whose interest left
+    /// the catalog are forgotten).
+    pub fn catalog_listing(&self, listed: Vec<String>, live: Vec<String>) {
+        self.offline(OfflineCmd::Listing(listed, live));
     }
 
     /// Publishes messages from this node's catalog queue locally
