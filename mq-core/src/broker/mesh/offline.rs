@@ -54,9 +54,12 @@
 //! **Order.** Items are handed on in outbox order, and the catalog keeps a
 //! recipient's queue in enqueue order: an adapter that stores one item after
 //! the other and drains in queue order keeps the order per publisher and
-//! topic along the catalog path. Across paths it does not hold: messages a
-//! publisher's node forwards over the link once the peer is back may
-//! overtake older ones still waiting in the catalog.
+//! topic along the catalog path. Along the link path too: a peer's outbox
+//! does not deliver on its link while items handed on are not answered, and
+//! those the catalog did not store go out first, in outbox order. Across
+//! paths it does not hold: messages a publisher's node forwards over the
+//! link once the peer is back may overtake older ones still waiting in the
+//! catalog.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;

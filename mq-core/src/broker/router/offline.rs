@@ -73,20 +73,39 @@ impl Router {
         self.not_away(session, now);
     }
 
-    /// Its outbox waits for its link: what failed goes back to it now (and
-    /// out on the link, when it is connected).
+    /// Its outbox waits for its link. While items handed on are not
+    /// answered the outbox is held (`outbox_held`), so nothing newer
+    /// overtakes them on the link; then what failed goes back to its front,
+    /// in order, and out on the link when it is connected.
     fn not_away(&mut self, session: Key, now: Instant) {
-        if let Some(p) = self.mesh.away.peers.get_mut(&session) {
-            p.away = false;
-            p.retry_at = None;
+        let peers = &mut self.mesh.away.peers;
+        let Some(p) = peers.get_mut(&session) else {
+            return;
+        };
+        p.away = false;
+        p.retry_at = None;
+        if !p.handed.is_empty() {
+            return;
         }
-        if let Some(sub) = self.requeue_failed(session) {
+        self.requeue_failed(session);
+        self.mesh.away.peers.remove(&session);
+        let sub = (self.sessions.get(session)).and_then(|s| s.subs.get(&OUTBOX_SUB).copied());
+        if let Some(sub) = sub {
             self.pump(Target::Sub(sub), now);
         }
-        let peers = &mut self.mesh.away.peers;
-        if peers.get(&session).is_some_and(|p| p.handed.is_empty()) {
-            peers.remove(&session);
+    }
+
+    /// Whether `sub` is the outbox of a peer with items handed on or failed:
+    /// its link waits for them, to keep the outbox's order.
+    pub(super) fn outbox_held(&self, sub: Key) -> bool {
+        if self.mesh.away.peers.is_empty() {
+            return false;
         }
+        let Some(s) = self.subs.get(sub).filter(|s| s.outbox) else {
+            return false;
+        };
+        (self.mesh.away.peers.get(&s.session))
+            .is_some_and(|p| !p.handed.is_empty() || !p.failed.is_empty())
     }
 
     /// The items the catalog did not store go back to the front of their
@@ -250,7 +269,9 @@ impl Router {
         let Some(item) = p.handed.remove(&id) else {
             return;
         };
-        p.failed.push(item);
+        // In the outbox's order, whatever the order of the reports.
+        let at = p.failed.partition_point(|(_, q)| q.msg.id < item.1.msg.id);
+        p.failed.insert(at, item);
         p.retry_at = Some(now + OFFLINE_RETRY);
         if !p.away {
             // Back on its link.

@@ -172,3 +172,43 @@ fn a_node_whose_interest_left_the_catalog_is_forgotten() {
     let items = poll_all(&mut h);
     assert!(items.iter().all(|i| i.recipient == "d"));
 }
+
+#[test]
+fn a_peer_back_gets_what_the_catalog_did_not_store_before_newer_messages() {
+    let (mut h, p) = away_peer(Config::default());
+    h.b.node_away(h.now, "a");
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"y");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 2);
+    h.b.node_live(h.now, "a");
+    let (n, _) = h.connect("$node.a", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    h.publish(p, 3, "t", QoS::AtLeastOnce, b"z");
+    assert!(h.deliveries(n).is_empty(), "held while the catalog answers");
+    // Reported out of order: still in the outbox's order.
+    h.b.handle_offline_failed(h.now, "a", items[1].id);
+    h.drain();
+    assert!(h.deliveries(n).is_empty(), "x is still handed on");
+    h.b.handle_offline_failed(h.now, "a", items[0].id);
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(n)), [b"x", b"y", b"z"]);
+}
+
+#[test]
+fn a_linked_peer_s_outbox_waits_for_the_items_that_failed() {
+    let (mut h, p) = away_peer(Config::default());
+    h.b.node_away(h.now, "a");
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    let item = poll_all(&mut h).pop().unwrap();
+    h.b.handle_offline_failed(h.now, "a", item.id);
+    // It links again before its adapter heard it is live.
+    let (n, _) = h.connect("$node.a", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"y");
+    assert!(h.deliveries(n).is_empty(), "y waits behind x");
+    h.now += OFFLINE_RETRY;
+    assert!(poll_all(&mut h).is_empty());
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(n)), [b"x", b"y"]);
+}
