@@ -240,6 +240,12 @@ pub fn render(
         "Messages for peers away dropped: their catalog queue was full.",
         mesh.offline_dropped,
     );
+    metric(
+        "mesh_offline_rejected_total",
+        "counter",
+        "Messages from this node's catalog queue it will never take, dropped.",
+        mesh.offline_rejected,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(

@@ -151,6 +151,9 @@ pub struct MeshStats {
     /// Messages for peers that are away dropped because the catalog's queue
     /// of the peer was full (one per peer).
     pub offline_dropped: u64,
+    /// Messages from this node's catalog queue it will never take (too
+    /// large, a topic it refuses), dropped from the queue.
+    pub offline_rejected: u64,
 }
 
 /// One peer's declared interest.

@@ -125,6 +125,11 @@ pub enum OfflineError {
     /// This node refuses it now (its store or a local queue is full, or it
     /// is shutting down): leave it in the catalog and try again later.
     Refused,
+    /// This node will never take it (larger than its `max_message`, or a
+    /// topic it refuses): remove it from the catalog, as a link's delivery
+    /// of it would be dead-lettered, and go on with the next ones. Counted
+    /// in `offline_rejected`.
+    Rejected,
 }
 
 impl fmt::Display for OfflineError {
@@ -132,6 +137,9 @@ impl fmt::Display for OfflineError {
         f.write_str(match self {
             OfflineError::Malformed => "the offline message's meta is malformed",
             OfflineError::Refused => "the node refuses the message now (store or a queue full)",
+            OfflineError::Rejected => {
+                "the node will never take the message (too large, or its topic)"
+            }
         })
     }
 }

@@ -235,6 +235,9 @@ pub(crate) struct Router {
     retry_again: bool,
     sweep_timer: Option<Instant>,
     pub shutting_down: bool,
+    /// Why the last publish nobody is answered for (a will, a message from
+    /// the catalog) was refused.
+    unanswered_refusal: Option<crate::wire::Reason>,
 }
 
 impl Router {
@@ -265,6 +268,7 @@ impl Router {
             retry_again: false,
             sweep_timer: None,
             shutting_down: false,
+            unanswered_refusal: None,
         }
     }
 

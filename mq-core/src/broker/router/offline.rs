@@ -351,12 +351,19 @@ impl Router {
             once: None,
             via: Via::Link,
         };
-        let rejected = self.stats.rejected;
+        self.unanswered_refusal = None;
         // No publisher to answer: it is stored once every record emitted
         // so far is (a duplicate's first copy included).
         self.admit(None, now, &p, None);
-        if self.stats.rejected != rejected {
-            return Err(OfflineError::Refused);
+        match self.unanswered_refusal.take() {
+            None => {}
+            // This node will never take it (as a link's delivery, it would
+            // be dead-lettered): the catalog may drop it.
+            Some(Reason::MessageTooLarge | Reason::InvalidTopic | Reason::NotAuthorized) => {
+                self.mesh.stats.offline_rejected += 1;
+                return Err(OfflineError::Rejected);
+            }
+            Some(_) => return Err(OfflineError::Refused),
         }
         self.mesh.stats.offline_drained += 1;
         Ok(OfflineTicket(self.store.last_token()))

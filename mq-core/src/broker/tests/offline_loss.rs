@@ -212,3 +212,42 @@ fn a_linked_peer_s_outbox_waits_for_the_items_that_failed() {
     h.drain();
     assert_eq!(payloads(&h.deliveries(n)), [b"x", b"y"]);
 }
+
+fn offline<'a>(id: u64, payload: &'a [u8]) -> OfflineMessage<'a> {
+    OfflineMessage {
+        origin: "a",
+        id,
+        topic: "t",
+        meta: &[0; 5],
+        payload,
+    }
+}
+
+#[test]
+fn a_drained_message_this_node_never_takes_is_rejected_not_refused() {
+    let cfg = Config {
+        max_message: 1024,
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let (s, _) = h.connect("s", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 8);
+    let big = [0u8; 2048];
+    assert_eq!(
+        h.b.deliver_offline(h.now, &offline(1, &big)),
+        Err(OfflineError::Rejected),
+        "the catalog may drop it: it would stall the queue"
+    );
+    let bad_topic = OfflineMessage {
+        topic: "$sys.x",
+        ..offline(2, b"x")
+    };
+    assert_eq!(
+        h.b.deliver_offline(h.now, &bad_topic),
+        Err(OfflineError::Rejected)
+    );
+    assert!(h.b.deliver_offline(h.now, &offline(3, b"small")).is_ok());
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(s)), [b"small"]);
+    assert_eq!(h.b.mesh_stats().offline_rejected, 2);
+}

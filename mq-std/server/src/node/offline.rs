@@ -189,6 +189,10 @@ impl Node {
             for (&id, result) in ids.iter().zip(&results) {
                 match result {
                     Ok(()) => done.push(id),
+                    Err(e @ OfflineError::Rejected) => {
+                        tracing::warn!(id, error = %e, "an offline message is dropped");
+                        done.push(id);
+                    }
                     Err(e) => {
                         refused |= *e == OfflineError::Refused;
                         tracing::warn!(id, error = %e, "an offline message stays in the catalog");
