@@ -62,8 +62,8 @@ pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
 pub use mesh::{
-    MeshStats, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, Roster,
-    RosterAction,
+    MeshStats, OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage,
+    OfflineTicket, Roster, RosterAction,
 };
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;

@@ -185,6 +185,7 @@ pub async fn spawn(
         clock: Clock::new(),
         opts,
         written: None,
+        drain_after: None,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -221,6 +222,9 @@ struct Node {
     /// This node's interest as last written to the catalog (`None`: read
     /// it from the catalog first).
     written: Option<BTreeSet<String>>,
+    /// Where the next heartbeat's drain reads this node's queue from
+    /// (`None`: its head).
+    drain_after: Option<u64>,
 }
 
 impl Node {

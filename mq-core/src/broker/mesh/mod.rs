@@ -60,7 +60,9 @@ pub(crate) mod link;
 pub(crate) mod offline;
 mod roster;
 
-pub use offline::{OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket};
+pub use offline::{
+    OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket,
+};
 pub use roster::{Roster, RosterAction};
 
 use alloc::borrow::ToOwned;

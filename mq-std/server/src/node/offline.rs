@@ -10,14 +10,15 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use mq_catalog::{Envelope, Error, Interest, Origin};
 use mq_core::QoS;
-use mq_core::broker::OfflineError;
+use mq_core::broker::{OFFLINE_BATCH, OfflineError};
 use mq_core::wire::mesh::NODE_PREFIX;
 
 use super::Node;
 use crate::server::{Drained, Handed};
 
-/// Items handed on, or messages drained, per round trip.
-const BATCH: usize = 256;
+/// Items handed on, or messages drained, per heartbeat: one batch each, so
+/// a backlog never holds the heartbeat (and this node's lease) back.
+const BATCH: usize = OFFLINE_BATCH;
 
 impl Node {
     /// One round with the catalog (see the module docs); `live` are the
@@ -105,110 +106,105 @@ impl Node {
     /// Stores the broker's offline items in the recipients' queues, and
     /// reports each back: stored, or not (it stays in the outbox).
     async fn hand_on(&mut self) {
-        loop {
-            let items = self.control.poll_offline(BATCH).await;
-            let full = items.len() == BATCH;
-            if items.is_empty() {
-                return;
+        let items = self.control.poll_offline(BATCH).await;
+        if items.is_empty() {
+            return;
+        }
+        let mut results = Vec::with_capacity(items.len());
+        let mut unavailable = false;
+        for item in items {
+            let (recipient, id) = (item.recipient, item.id);
+            if unavailable {
+                results.push((recipient, id, Handed::Failed));
+                continue;
             }
-            let mut results = Vec::with_capacity(items.len());
-            let mut unavailable = false;
-            for item in items {
-                let (recipient, id) = (item.recipient, item.id);
-                if unavailable {
+            let envelope = Envelope {
+                topic: item.topic,
+                payload: item.payload,
+                meta: item.meta,
+                // Ids are unique within one run of the node; a restart
+                // (a memory store, or ids not logged) may hand them out
+                // again, under a new incarnation.
+                origin: Origin {
+                    node: self.opts.id.clone(),
+                    incarnation: self.first_incarnation,
+                    seq: id,
+                },
+                ttl: item.ttl,
+            };
+            match self.catalog.enqueue(&recipient, &envelope).await {
+                Ok(_) => results.push((recipient, id, Handed::Stored)),
+                Err(Error::QueueFull { .. }) => {
+                    tracing::debug!(%recipient, "the offline queue is full");
+                    results.push((recipient, id, Handed::Full));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        %recipient,
+                        error = %e,
+                        "cannot store an offline message in the catalog: it stays in the outbox"
+                    );
+                    unavailable = true;
                     results.push((recipient, id, Handed::Failed));
-                    continue;
                 }
-                let envelope = Envelope {
-                    topic: item.topic,
-                    payload: item.payload,
-                    meta: item.meta,
-                    // Ids are unique within one run of the node; a restart
-                    // (a memory store, or ids not logged) may hand them out
-                    // again, under a new incarnation.
-                    origin: Origin {
-                        node: self.opts.id.clone(),
-                        incarnation: self.first_incarnation,
-                        seq: id,
-                    },
-                    ttl: item.ttl,
-                };
-                match self.catalog.enqueue(&recipient, &envelope).await {
-                    Ok(_) => results.push((recipient, id, Handed::Stored)),
-                    Err(Error::QueueFull { .. }) => {
-                        tracing::debug!(%recipient, "the offline queue is full");
-                        results.push((recipient, id, Handed::Full));
-                    }
-                    Err(e) => {
-                        tracing::warn!(
-                            %recipient,
-                            error = %e,
-                            "cannot store an offline message in the catalog: it stays in the outbox"
-                        );
-                        unavailable = true;
-                        results.push((recipient, id, Handed::Failed));
-                    }
-                }
-            }
-            self.control.offline_results(results);
-            if unavailable || !full {
-                return;
             }
         }
+        self.control.offline_results(results);
     }
 
     /// Publishes this node's catalog queue here, and removes from it what
     /// the broker stored.
     async fn drain(&mut self) {
         let me = self.opts.id.clone();
-        let mut after = None;
-        loop {
-            let page = match self.catalog.read(&me, after, BATCH).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read this node's offline queue");
-                    return;
-                }
-            };
-            let full = page.len() == BATCH;
-            let Some(last) = page.last() else { return };
-            after = Some(last.id);
-            let ids: Vec<u64> = page.iter().map(|o| o.id).collect();
-            let messages = (page.into_iter())
-                .map(|o| Drained {
-                    origin: o.origin.node,
-                    id: o.origin.seq,
-                    topic: o.topic,
-                    meta: o.meta,
-                    payload: o.payload,
-                })
-                .collect();
-            let results = self.control.deliver_offline(messages).await;
-            let mut done = Vec::with_capacity(ids.len());
-            let mut refused = false;
-            for (&id, result) in ids.iter().zip(&results) {
-                match result {
-                    Ok(()) => done.push(id),
-                    Err(e @ OfflineError::Rejected) => {
-                        tracing::warn!(id, error = %e, "an offline message is dropped");
-                        done.push(id);
-                    }
-                    Err(e) => {
-                        refused |= *e == OfflineError::Refused;
-                        tracing::warn!(id, error = %e, "an offline message stays in the catalog");
-                    }
-                }
-            }
-            if !done.is_empty() {
-                if let Err(e) = self.catalog.ack(&me, &done).await {
-                    tracing::warn!(error = %e, "cannot remove drained messages from the catalog");
-                    return;
-                }
-                tracing::debug!(messages = done.len(), "drained from the catalog");
-            }
-            if refused || !full {
+        // One page a heartbeat, each after the last: what stays (refused
+        // for now, malformed) does not keep the pages behind it waiting.
+        let after = self.drain_after.take();
+        let page = match self.catalog.read(&me, after, BATCH).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read this node's offline queue");
                 return;
             }
+        };
+        let full = page.len() == BATCH;
+        let Some(last) = page.last() else { return };
+        let last = last.id;
+        let ids: Vec<u64> = page.iter().map(|o| o.id).collect();
+        let messages = (page.into_iter())
+            .map(|o| Drained {
+                origin: o.origin.node,
+                id: o.origin.seq,
+                topic: o.topic,
+                meta: o.meta,
+                payload: o.payload,
+            })
+            .collect();
+        let results = self.control.deliver_offline(messages).await;
+        let mut done = Vec::with_capacity(ids.len());
+        let mut refused = false;
+        for (&id, result) in ids.iter().zip(&results) {
+            match result {
+                Ok(()) => done.push(id),
+                Err(e @ OfflineError::Rejected) => {
+                    tracing::warn!(id, error = %e, "an offline message is dropped");
+                    done.push(id);
+                }
+                Err(e) => {
+                    refused |= *e == OfflineError::Refused;
+                    tracing::warn!(id, error = %e, "an offline message stays in the catalog");
+                }
+            }
+        }
+        if !done.is_empty() {
+            if let Err(e) = self.catalog.ack(&me, &done).await {
+                tracing::warn!(error = %e, "cannot remove drained messages from the catalog");
+                return;
+            }
+            tracing::debug!(messages = done.len(), "drained from the catalog");
+        }
+        // Refused for now: from the head again next time, in order.
+        if full && !refused {
+            self.drain_after = Some(last);
         }
     }
 }
