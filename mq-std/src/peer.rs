@@ -8,7 +8,11 @@
 //! it with the ordinary client ([`Peer::connect`]): publish, subscribe,
 //! groups, QoS 1, persistent sessions, exactly as against `mqd`. A message
 //! goes from the publisher's peer straight to each peer with interest in it:
-//! one network hop.
+//! one network hop. A peer whose lease expired (closed, or killed) is away:
+//! what it wants goes to its offline queue in the catalog (acknowledged once
+//! in the sender's log, removed from there once in the catalog), and the peer
+//! drains that queue when it starts again, whether or not the senders are
+//! still there (`mq_server::node`).
 //!
 //! The client reaches the in-process broker over loopback TCP, not an
 //! in-memory pipe: the client's driver dials an address (and dials it again

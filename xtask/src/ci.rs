@@ -77,7 +77,7 @@ const STEPS: &[(&str, Action)] = &[
         |_| tls::interop(),
     ),
     (
-        "simulations (mq, MQTT, NATS, purges, mesh), 2000 seeds each (release)",
+        "simulations (mq, MQTT, NATS, purges, mesh, offline queues), 2000 seeds each (release)",
         |_| {
             run(cargo().env("MQ_SIM_SEEDS", "2000").args([
                 "test",
@@ -94,6 +94,8 @@ const STEPS: &[(&str, Action)] = &[
                 "sim_nats",
                 "--test",
                 "sim_mesh",
+                "--test",
+                "sim_offline",
             ]))
         },
     ),

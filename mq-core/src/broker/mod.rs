@@ -61,7 +61,10 @@ mod tests;
 pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
-pub use mesh::{MeshStats, Roster, RosterAction};
+pub use mesh::{
+    MeshStats, OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage,
+    OfflineTicket, Roster, RosterAction,
+};
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;
 
@@ -179,10 +182,17 @@ pub struct QueueInfo {
 ///   and [`set_identity`](Self::set_identity) (credentials changed under live
 ///   connections; a connection's verified identity arrives with
 ///   [`accept_with_identity`](Self::accept_with_identity)), and
-///   [`forget_node`](Self::forget_node) (a peer node is gone for good).
+///   [`forget_node`](Self::forget_node) (a peer node is gone for good), and
+///   the offline queues: [`node_away`](Self::node_away),
+///   [`node_live`](Self::node_live),
+///   [`set_away_interest`](Self::set_away_interest),
+///   [`handle_offline_stored`](Self::handle_offline_stored),
+///   [`handle_offline_failed`](Self::handle_offline_failed),
+///   [`deliver_offline`](Self::deliver_offline).
 /// - **`poll_*`**: [`poll_store`](Self::poll_store) (write these records, in
 ///   order), [`poll_transmit`](Self::poll_transmit) (send these bytes),
 ///   [`poll_event`](Self::poll_event) (close a connection, or read one again),
+///   [`poll_offline`](Self::poll_offline) (store these in the catalog),
 ///   [`poll_timeout`](Self::poll_timeout) (call `handle_timeout` then).
 /// - **getters**: [`stats`](Self::stats), [`queues`](Self::queues),
 ///   [`mesh_stats`](Self::mesh_stats), ...

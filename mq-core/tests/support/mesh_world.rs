@@ -1,7 +1,8 @@
 //! The world of the mesh simulation: nodes (brokers with their stores),
 //! client sessions attached to them, and the wires between them, on a
 //! virtual clock. Node links connect again a little after they drop; a node
-//! crashes by losing its broker and what its store had not made durable.
+//! crashes by losing its broker and what its store had not made durable, and
+//! may stay down a while (no link or client reaches it) before it restarts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub struct Node {
     pub name: String,
     pub broker: Broker,
     store: Store,
+    /// Crashed and not restarted yet: nothing reaches it.
+    pub down: bool,
 }
 
 /// A client session and the node it connects to.
@@ -87,6 +90,7 @@ impl World {
                     name: format!("n{n}"),
                     broker: Broker::new(cfg.clone()),
                     store: Store::default(),
+                    down: false,
                 })
                 .collect(),
             cfg,
@@ -192,6 +196,13 @@ impl World {
     /// The node crashes and restarts from its durable records; its wires drop.
     pub fn restart_node(&mut self, n: usize) {
         self.counts.restarts += 1;
+        self.kill_node(n);
+        self.revive_node(n);
+    }
+
+    /// The node crashes (its wires drop, its store keeps what was durable)
+    /// and stays down until [`revive_node`](Self::revive_node).
+    pub fn kill_node(&mut self, n: usize) {
         self.log(|| format!("node {n} crashes"));
         let touching: Vec<usize> = self
             .wires
@@ -208,12 +219,20 @@ impl World {
         }
         let node = &mut self.nodes[n];
         node.store.crash();
+        node.down = true;
+    }
+
+    /// The node starts again from its durable records.
+    pub fn revive_node(&mut self, n: usize) {
+        self.log(|| format!("node {n} starts"));
+        let node = &mut self.nodes[n];
         node.broker = Broker::new(self.cfg.clone());
         for r in node.store.durable() {
             node.broker
                 .restore(self.now, r)
                 .expect("stored records restore");
         }
+        node.down = false;
     }
 
     /// Sends bytes written at `from` along its wire.
@@ -234,6 +253,9 @@ impl World {
         let mut buf = vec![0u8; 8 * 1024];
         let mut progress = false;
         for n in 0..self.nodes.len() {
+            if self.nodes[n].down {
+                continue;
+            }
             while let Some(op) = self.nodes[n].broker.poll_store() {
                 progress = true;
                 let at = self.now + Duration::from_micros(self.rng.below(3_000));
@@ -306,6 +328,11 @@ impl World {
 
     fn client_connects(&mut self, i: usize) {
         let n = self.clients[i].node;
+        if self.nodes[n].down {
+            // Refused: the client tries again later.
+            self.clients[i].session.handle_disconnected(self.now);
+            return;
+        }
         let conn = self.nodes[n]
             .broker
             .accept(self.now, Framing::Stream)
@@ -326,7 +353,7 @@ impl World {
         let cap = self.now + Duration::from_micros(200 + self.rng.below(800));
         self.now = self.now.max(next.min(cap));
         let now = self.now;
-        for node in &mut self.nodes {
+        for node in self.nodes.iter_mut().filter(|n| !n.down) {
             if let Some(token) = node.store.settle(now) {
                 node.broker.handle_persisted(token, now);
             }
@@ -334,7 +361,9 @@ impl World {
         let due: Vec<(usize, usize)> = self
             .retry
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|((from, to), at)| {
+                **at <= now && !self.nodes[*from].down && !self.nodes[*to].down
+            })
             .map(|(pair, _)| *pair)
             .collect();
         for (from, to) in due {
@@ -365,7 +394,7 @@ impl World {
                 pipe.rx.drain(..used);
             }
         }
-        for node in &mut self.nodes {
+        for node in self.nodes.iter_mut().filter(|n| !n.down) {
             node.broker.handle_timeout(now);
         }
         for c in &mut self.clients {
@@ -374,12 +403,15 @@ impl World {
     }
 
     fn next_event(&self) -> Option<Instant> {
-        let nodes = self.nodes.iter();
+        let nodes = self.nodes.iter().filter(|n| !n.down);
         let times = nodes
             .flat_map(|n| [n.broker.poll_timeout(), n.store.next()])
             .chain(self.clients.iter().map(|c| c.session.poll_timeout()))
             .chain(self.wires.values().flat_map(|w| [w.ab.next(), w.ba.next()]))
-            .chain(self.retry.values().map(|t| Some(*t)));
+            .chain(self.retry.iter().map(|((from, to), t)| {
+                let up = !self.nodes[*from].down && !self.nodes[*to].down;
+                up.then_some(*t)
+            }));
         times.flatten().min()
     }
 }

@@ -1,9 +1,10 @@
 //! Three `mqd` nodes linked through a catalog (`[node]`), as real processes:
 //! the messaging patterns of liner across nodes; a node killed (SIGKILL;
 //! `TerminateProcess` on Windows) in the middle of a stream and restarted on
-//! its data; a node whose lease expired while it was away, which gets
-//! nothing published meanwhile; and a node whose lease expired while
-//! another was down, which that one forgets once restarted. Once per
+//! its data; a node whose lease expired while it was away, whose messages
+//! go to its offline queue in the catalog and reach it from there after the
+//! sender died too; and a node whose lease expired while another was down,
+//! which that one treats as away once restarted. Once per
 //! catalog: SQLite (one file shared by the three), Redis and PostgreSQL (this machine's, or those
 //! `MQ_CATALOG_REDIS_URL` and `MQ_CATALOG_POSTGRES_URL` name; `cargo xtask
 //! catalog` starts them where they are absent). A catalog that does not
@@ -42,6 +43,8 @@ struct Mesh {
     dir: Option<std::path::PathBuf>,
     /// The Redis or PostgreSQL catalog's URL and namespace.
     place: Option<(String, String)>,
+    /// The catalog's URL and options, for the test to look into it.
+    catalog: (String, Options),
 }
 
 impl Mesh {
@@ -61,6 +64,11 @@ impl Mesh {
             Some((_, ns)) => format!("namespace = \"{ns}\"\n"),
             None => String::new(),
         };
+        let mut options = Options::default();
+        if let Some((_, ns)) = &place {
+            options.namespace.clone_from(ns);
+        }
+        let catalog = (url.clone(), options);
         let nodes = ["a", "b", "c"]
             .iter()
             .map(|id| {
@@ -73,7 +81,17 @@ impl Mesh {
                 .start()
             })
             .collect();
-        Mesh { nodes, dir, place }
+        Mesh {
+            nodes,
+            dir,
+            place,
+            catalog,
+        }
+    }
+
+    async fn catalog(&self) -> Catalog {
+        let (url, options) = &self.catalog;
+        (Catalog::open_with(url, options.clone()).await).expect("the catalog")
     }
 
     fn addr(&self, node: usize) -> String {
@@ -169,9 +187,14 @@ async fn patterns(mesh: &Mesh) {
             }
         }
     }
-    // So each node's links to the two others are up.
+    // So each node's links to the two others come up (a probe that came
+    // late from another publisher may have ended a wait above early).
     for (i, node) in mesh.nodes.iter().enumerate() {
-        assert_eq!(node.metric("mq_mesh_links"), 2, "node {i}");
+        let start = std::time::Instant::now();
+        while node.metric("mq_mesh_links") != 2 {
+            assert!(start.elapsed() < PATIENCE, "node {i}: links never up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     // One-to-one: a on node a to bob on node b.
@@ -239,59 +262,82 @@ async fn crash_mid_stream(mesh: &mut Mesh) {
     assert_eq!(&before | &after, sent);
 }
 
-/// Node b is killed and stays away past its lease: node a forgets it (its
-/// link session goes), and what is published then never reaches b, whose
-/// subscriber sees only what came after b was back.
-async fn expired_lease(mesh: &mut Mesh) {
+/// Node b is killed and stays away past its lease: node a treats it as
+/// away, and what it publishes for b's persistent subscriber then goes to
+/// b's offline queue in the catalog (acknowledged to the publisher once in
+/// a's log, removed from there once in the catalog). Node a is killed too:
+/// the sender is gone. Node b, restarted, drains its queue: every message
+/// reaches its subscriber once, and the queue is empty after. Then a comes
+/// back.
+async fn offline_queue(mesh: &mut Mesh) {
     let publisher = client(mesh, 0, "lease-pub", false).await;
     let away = client(mesh, 1, "lease-sub", true).await;
     let mut sub = subscribe(&away, "lease.>", None).await;
     until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
     mesh.nodes[1].kill();
-    until_forgotten(mesh, 0, "b").await;
-    publish_all(&publisher, "lease.data", "lost", 20).await;
+    until_away(mesh, 0, 1).await;
+    let sent = publish_all(&publisher, "lease.data", "kept", 20).await;
+    let catalog = mesh.catalog().await;
+    until_queued(&catalog, "b", |n| n >= 20).await;
+    drop(publisher);
+    mesh.nodes[0].kill();
     mesh.nodes[1].restart();
-    // b registers again and links anew; from then on it gets its messages
-    // (in order: a lost one would come first).
-    until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
-    let after = publish_all(&publisher, "lease.data", "after", 1).await;
-    assert_eq!(
-        receive(&mut [&mut sub], 1, "after the lease").await,
-        after,
-        "what was published while b's lease had expired reached it"
-    );
+    let got = receive(&mut [&mut sub], 20, "from the catalog").await;
+    assert_eq!(got, sent, "what b's offline queue held");
+    until_queued(&catalog, "b", |n| n == 0).await;
+    // And nothing comes twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while let Some(m) = sub.try_next() {
+        let text = mesh::take(m);
+        assert_eq!(text, mesh::PROBE, "{text} came again");
+    }
+    mesh.nodes[0].restart();
 }
 
-/// Waits until node `at` has no link session of node `peer` any more.
-async fn until_forgotten(mesh: &Mesh, at: usize, peer: &str) {
+/// Waits until node `at` treats `n` peers as away.
+async fn until_away(mesh: &Mesh, at: usize, n: u64) {
     let start = std::time::Instant::now();
-    let session = format!("\"$node.{peer}\"");
+    while mesh.nodes[at].metric("mq_mesh_away") != n {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "node {at} never had {n} peers away"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `recipient`'s offline queue holds what `want` accepts.
+async fn until_queued(catalog: &Catalog, recipient: &str, want: impl Fn(u64) -> bool) {
+    let start = std::time::Instant::now();
     loop {
-        let sessions = mesh.nodes[at].http_get("/api/sessions").expect("sessions");
-        if !sessions.contains(&session) {
+        let n = catalog.queue_len(recipient).await.expect("the queue");
+        if want(n) {
             return;
         }
-        assert!(start.elapsed() < PATIENCE, "node {at} never forgot {peer}");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "{recipient}'s offline queue stays at {n}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// Node c's lease expires while node a is down: a, restarted on its store
-/// (which brought c's link session back), forgets c once the catalog does
-/// not list it, rather than keeping its outbox for ever.
+/// (which brought c's link session back), treats c as away once the catalog
+/// does not list it, rather than waiting for its link for ever.
 async fn expired_while_down(mesh: &mut Mesh) {
     mesh.nodes[0].kill();
     mesh.nodes[2].kill();
-    until_forgotten(mesh, 1, "c").await;
+    until_away(mesh, 1, 2).await;
     mesh.nodes[0].restart();
-    until_forgotten(mesh, 0, "c").await;
+    until_away(mesh, 0, 1).await;
 }
 
 async fn three_nodes(url: Option<&str>) {
     let mut mesh = Mesh::start(url);
     patterns(&mesh).await;
     crash_mid_stream(&mut mesh).await;
-    expired_lease(&mut mesh).await;
+    offline_queue(&mut mesh).await;
     expired_while_down(&mut mesh).await;
 }
 

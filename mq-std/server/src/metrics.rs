@@ -216,6 +216,36 @@ pub fn render(
         "Messages that arrived over links again and were dropped.",
         mesh.deduplicated,
     );
+    metric(
+        "mesh_away",
+        "gauge",
+        "Peers whose lease expired: their messages go to the catalog.",
+        mesh.away,
+    );
+    metric(
+        "mesh_offline_stored_total",
+        "counter",
+        "Messages for peers that are away stored in the catalog.",
+        mesh.offline_stored,
+    );
+    metric(
+        "mesh_offline_drained_total",
+        "counter",
+        "Messages from this node's catalog queue published here.",
+        mesh.offline_drained,
+    );
+    metric(
+        "mesh_offline_dropped_total",
+        "counter",
+        "Messages for peers away dropped: their catalog queue was full.",
+        mesh.offline_dropped,
+    );
+    metric(
+        "mesh_offline_rejected_total",
+        "counter",
+        "Messages from this node's catalog queue it will never take, dropped.",
+        mesh.offline_rejected,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
@@ -264,10 +294,18 @@ mod tests {
         }];
         let mesh = MeshStats {
             links: 2,
+            offline_drained: 5,
+            offline_dropped: 3,
             ..MeshStats::default()
         };
         let text = render(&stats, &queues, &StoreMetrics::default(), &mesh);
         assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
+        assert!(text.contains(
+            "# TYPE mq_mesh_offline_drained_total counter\nmq_mesh_offline_drained_total 5\n"
+        ));
+        assert!(text.contains(
+            "# TYPE mq_mesh_offline_dropped_total counter\nmq_mesh_offline_dropped_total 3\n"
+        ));
         assert!(text.contains("# TYPE mq_messages_in_total counter\nmq_messages_in_total 7\n"));
         assert!(
             text.contains(

@@ -8,9 +8,19 @@
 //! The task carries those decisions out: it opens a TCP stream to the peer
 //! and gives it to the broker task as a node link
 //! ([`ServerControl::link`], driven like every other connection), and calls
-//! [`ServerControl::forget_node`] for a peer whose lease expired. The peers'
-//! links to this node arrive on the server's listener as ordinary
-//! connections.
+//! [`ServerControl::node_away`] for a peer whose lease expired (its outbox
+//! goes to the catalog from then on). The peers' links to this node arrive
+//! on the server's listener as ordinary connections.
+//!
+//! After each heartbeat it also keeps the offline queues (`node/offline.rs`):
+//! it writes the interest this node declares on its links to the catalog
+//! (session `$node.<id>`), hands the catalog's interest of nodes that are not
+//! live to the broker, stores the broker's items for away peers in their
+//! queues (each reported back, so it leaves the outbox only once stored),
+//! and drains this node's own queue into the broker, removing each message
+//! from the catalog once its local publish is stored. This happens before
+//! the roster's links are connected, so at start what waited in the catalog
+//! comes first.
 //!
 //! A heartbeat answered with [`Error::Fenced`] means a newer incarnation of
 //! this node registered: this one stops linking (no link is connected again)
@@ -21,7 +31,9 @@
 //! under a new incarnation. A catalog that cannot be reached leaves the links
 //! as they are until it answers again.
 
-use std::collections::HashMap;
+mod offline;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -163,6 +175,7 @@ pub async fn spawn(
     let node = Node {
         catalog,
         registration: registration.clone(),
+        first_incarnation: registration.incarnation,
         addr,
         roster,
         links: HashMap::new(),
@@ -171,6 +184,8 @@ pub async fn spawn(
         control,
         clock: Clock::new(),
         opts,
+        written: None,
+        drain_after: None,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -191,6 +206,10 @@ struct LinkReport {
 struct Node {
     catalog: Catalog,
     registration: Registration,
+    /// The incarnation this process registered under first: with a message
+    /// id, the origin of its offline items (ids a restart hands out again
+    /// get another key).
+    first_incarnation: u64,
     addr: String,
     roster: Roster,
     /// The task connecting or watching each peer's link, by generation.
@@ -200,6 +219,12 @@ struct Node {
     control: ServerControl,
     clock: Clock,
     opts: NodeOptions,
+    /// This node's interest as last written to the catalog (`None`: read
+    /// it from the catalog first).
+    written: Option<BTreeSet<String>>,
+    /// Where the next heartbeat's drain reads this node's queue from
+    /// (`None`: its head).
+    drain_after: Option<u64>,
 }
 
 impl Node {
@@ -270,10 +295,16 @@ impl Node {
             }
         }
         match self.catalog.live_nodes().await {
-            Ok(live) => self.roster.handle_live(
-                live.iter()
-                    .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
-            ),
+            Ok(live) => {
+                self.roster.handle_live(
+                    live.iter()
+                        .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
+                );
+                let live: HashSet<String> = live.into_iter().map(|n| n.id).collect();
+                // Before the roster's links: what waited in the catalog
+                // comes first.
+                self.sync_catalog(&live).await;
+            }
             Err(e) => tracing::warn!(error = %e, "cannot read the live nodes"),
         }
         Ok(())
@@ -304,6 +335,7 @@ impl Node {
                         self.generation,
                         self.closed_tx.clone(),
                     ));
+                    self.control.node_live(&peer);
                     if let Some((_, old)) = self.links.insert(peer, (self.generation, task)) {
                         old.abort();
                     }
@@ -312,8 +344,12 @@ impl Node {
                     if let Some((_, task)) = self.links.remove(&peer) {
                         task.abort();
                     }
-                    let known = self.control.forget_node(&peer).await;
-                    tracing::info!(%peer, known, "the peer's lease expired: forgotten");
+                    let known = self.control.node_away(&peer).await;
+                    tracing::info!(
+                        %peer,
+                        known,
+                        "the peer's lease expired: what it wants goes to its offline queue"
+                    );
                 }
             }
         }

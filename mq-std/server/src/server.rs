@@ -34,6 +34,7 @@ mod accept;
 mod admin;
 mod command;
 mod handle;
+mod offline;
 mod reader;
 mod store_thread;
 mod writer;
@@ -59,6 +60,7 @@ use crate::tls::{ServerTls, Stream};
 pub use command::Io;
 use command::{Accepted, Cmd, NodeLink};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
+pub use offline::{Drained, Handed};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 use writer::{Queued, SharedTcp};
 
@@ -119,6 +121,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         store_metrics,
         compaction_pending: false,
         admin_waiters: Vec::new(),
+        drain_waiters: Vec::new(),
     };
     // The task ends once the store is closed too: whoever waited for it may
     // open the same store again at once.
@@ -180,6 +183,8 @@ struct BrokerTask {
     compaction_pending: bool,
     /// Answers to purges and deletes, waiting for their record to be stored.
     admin_waiters: Vec<admin::Waiter>,
+    /// Messages drained from the catalog, waiting for the store.
+    drain_waiters: Vec<offline::DrainWaiter>,
 }
 
 impl BrokerTask {
@@ -217,6 +222,7 @@ impl BrokerTask {
             }
             self.flush(now);
             self.answer_admins();
+            self.answer_drains();
             if let Some(deadline) = shutdown_deadline {
                 // Once everything owed to connected subscribers is acked (or time is
                 // up), close the connections.
@@ -277,6 +283,7 @@ impl BrokerTask {
             Cmd::ForgetNode(peer, reply) => {
                 let _ = reply.send(self.broker.forget_node(now, &peer));
             }
+            Cmd::Offline(cmd) => self.offline(cmd, now),
             Cmd::Input(conn, bytes) => self.input(conn, bytes, now),
             Cmd::Closed(conn) => {
                 if let Some(link) = self.links.remove(&conn) {

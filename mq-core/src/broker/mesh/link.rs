@@ -30,10 +30,10 @@ use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
 use encode::Unsent;
 
 /// The outbox subscription's id at the peer.
-const OUTBOX_SUB: u32 = 1;
+pub(crate) const OUTBOX_SUB: u32 = 1;
 /// Deliveries the peer may have outstanding on the link: within the
 /// receiver's deduplication window, so a redelivery is always recognised.
-const LINK_CREDIT: u32 = 64;
+pub(crate) const LINK_CREDIT: u32 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {

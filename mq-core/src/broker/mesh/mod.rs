@@ -32,21 +32,37 @@
 //!   id there (what its outbox deliveries carry as `seq`), and acks each
 //!   delivery only once that publish is stored.
 //!
+//! - **Away peers and offline queues** ([`offline`]): a peer whose lease
+//!   expired keeps its interest and outbox here, and what its outbox holds
+//!   goes to its offline queue in the catalog, leaving the log only once
+//!   stored there; a node that never linked to it learns its interest from
+//!   the catalog; a node drains its own queue as if its messages came over
+//!   their origins' links.
+//!
 //! What the adapter of a node does: for each peer it knows (from the
 //! catalog), connect a TCP stream to it, call [`Broker::connect_link`] and
 //! drive the connection as any other, and connect again when it closes;
-//! accept the peers' links as ordinary mq connections; and call
-//! [`Broker::forget_node`] when a peer's lease expired for good.
+//! accept the peers' links as ordinary mq connections; call
+//! [`Broker::node_away`] when a peer's lease expired and
+//! [`Broker::node_live`] when it is listed again; and move offline items
+//! and interest between the broker and the catalog (see [`offline`]).
+//! [`Broker::forget_node`] drops a peer with everything kept for it.
 //!
 //! [`Roster`] makes the decisions of that loop: which peers to link to, when
-//! to connect again, which to forget.
+//! to connect again, which are away.
 //!
 //! [`Broker::connect_link`]: super::Broker::connect_link
 //! [`Broker::forget_node`]: super::Broker::forget_node
+//! [`Broker::node_away`]: super::Broker::node_away
+//! [`Broker::node_live`]: super::Broker::node_live
 
 pub(crate) mod link;
+pub(crate) mod offline;
 mod roster;
 
+pub use offline::{
+    OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket,
+};
 pub use roster::{Roster, RosterAction};
 
 use alloc::borrow::ToOwned;
@@ -88,7 +104,11 @@ impl Broker {
 
     /// What the mesh did (see [`connect_link`](Self::connect_link)).
     pub fn mesh_stats(&self) -> MeshStats {
-        self.router.mesh.stats
+        let mesh = &self.router.mesh;
+        MeshStats {
+            away: mesh.away.peers.values().filter(|p| p.away).count() as u64,
+            ..mesh.stats
+        }
     }
 
     /// The filters node `peer` declared on its link to this node (stored
@@ -97,11 +117,12 @@ impl Broker {
         self.router.peer_filters(peer)
     }
 
-    /// Forgets node `peer` for good (its lease in the catalog expired): its
-    /// link session, with the outbox of messages waiting for it, its
-    /// interest and its group memberships, so it gets no more traffic (a
-    /// group it served is served by others). A link of it still open is
-    /// closed. Returns whether this node knew it.
+    /// Forgets node `peer` for good: its link session, with the outbox of
+    /// messages waiting for it (dropped), its interest and its group
+    /// memberships, so it gets no more traffic (a group it served is served
+    /// by others). A link of it still open is closed. Returns whether this
+    /// node knew it. For a peer whose lease expired, use
+    /// [`node_away`](Self::node_away), which keeps its messages.
     pub fn forget_node(&mut self, now: Instant, peer: &str) -> bool {
         self.router.forget_node(peer, now)
     }
@@ -123,6 +144,18 @@ pub struct MeshStats {
     pub received: u64,
     /// Messages that arrived over links again and were dropped as duplicates.
     pub deduplicated: u64,
+    /// Peers away now, whose outboxes go to the catalog.
+    pub away: u64,
+    /// Messages for peers that are away, stored in the catalog (one per peer).
+    pub offline_stored: u64,
+    /// Messages from this node's catalog queue published here (new or not).
+    pub offline_drained: u64,
+    /// Messages for peers that are away dropped because the catalog's queue
+    /// of the peer was full (one per peer).
+    pub offline_dropped: u64,
+    /// Messages from this node's catalog queue it will never take (too
+    /// large, a topic it refuses), dropped from the queue.
+    pub offline_rejected: u64,
 }
 
 /// One peer's declared interest.
@@ -153,6 +186,8 @@ pub(crate) struct Mesh {
     index: SubscriptionIndex<Key>,
     /// Peers' outbox subscriptions.
     outboxes: usize,
+    /// Peers away, whose outboxes go to the catalog.
+    pub away: offline::Away,
     pub stats: MeshStats,
 }
 
@@ -281,6 +316,7 @@ impl Mesh {
 
     /// The peer's link session is gone for good.
     pub(crate) fn forget_peer(&mut self, peer: Key) {
+        self.away.peers.remove(&peer);
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };

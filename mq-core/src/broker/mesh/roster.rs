@@ -7,14 +7,17 @@
 //! at [`Roster::poll_timeout`]. After each of those it drains
 //! [`Roster::poll_action`]: connect a link to a peer (then call
 //! [`Broker::connect_link`](crate::broker::Broker::connect_link) on the
-//! stream), or forget a peer whose lease expired
-//! ([`Broker::forget_node`](crate::broker::Broker::forget_node)).
+//! stream, and tell the broker the peer is live:
+//! [`Broker::node_live`](crate::broker::Broker::node_live)), or treat a peer
+//! whose lease expired as away
+//! ([`Broker::node_away`](crate::broker::Broker::node_away): its messages go
+//! to the catalog).
 //!
 //! The decisions: one link to every live peer but this node; a peer that
 //! registered again (a new incarnation, or a new address) is connected
 //! afresh at once; a link that closed while its peer is live is connected
 //! again after an exponential backoff with jitter, reset once a link came
-//! up; a peer the catalog no longer lists is forgotten.
+//! up; a peer the catalog no longer lists is away.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::string::String;
@@ -34,7 +37,8 @@ pub enum RosterAction {
         /// Where it listens, as it registered.
         addr: String,
     },
-    /// The peer's lease expired: close its link, and forget it in the broker.
+    /// The peer's lease expired: close its link, and tell the broker it is
+    /// away (`Broker::node_away`).
     Forget {
         /// The peer's node id.
         peer: String,
@@ -131,9 +135,9 @@ impl Roster {
 
     /// The peers this node knew before it started (their link sessions came
     /// back from its store): each is linked once the catalog lists it, and
-    /// forgotten at the first [`handle_live`](Self::handle_live) that does
-    /// not, so a peer that expired while this node was down is not kept
-    /// (with its outbox filling) for ever.
+    /// away from the first [`handle_live`](Self::handle_live) that does
+    /// not, so a peer that expired while this node was down does not keep
+    /// its outbox here waiting for a link for ever.
     pub fn handle_known<'a>(&mut self, peers: impl IntoIterator<Item = &'a str>) {
         for id in peers {
             if id == self.node || self.peers.contains_key(id) {

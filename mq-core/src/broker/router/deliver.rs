@@ -117,7 +117,7 @@ impl Router {
             return None;
         }
         match target {
-            Target::Sub(k) => self.can_take(k).then_some(k),
+            Target::Sub(k) => (self.can_take(k) && !self.outbox_held(k)).then_some(k),
             Target::Group(g) => {
                 let group = self.groups.get(g)?;
                 let n = group.members.len();

@@ -215,7 +215,7 @@ impl Router {
         }
     }
 
-    fn peer_withdraw(&mut self, session: Key, client: &str, persistent: bool, f: &str) {
+    pub(super) fn peer_withdraw(&mut self, session: Key, client: &str, persistent: bool, f: &str) {
         if let Ok(filter) = Filter::new(f)
             && self.mesh.peer_remove(session, filter)
             && persistent
@@ -275,11 +275,12 @@ impl Router {
         if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
             self.end_with(conn, now, Output::Close(Reason::Normal));
         }
+        self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
         true
     }
 
-    fn peer_session(&self, peer: &str) -> Option<Key> {
+    pub(super) fn peer_session(&self, peer: &str) -> Option<Key> {
         let mut client = String::from(NODE_PREFIX);
         client.push_str(peer);
         self.by_client.get(&client).copied()

@@ -22,13 +22,16 @@
 //!   not mq's per-topic retention for replay);
 //! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
 //! - `spares`: emptied per-message lists kept for reuse;
-//! - `will`: will messages and the expiry of sessions that are away.
+//! - `will`: will messages and the expiry of sessions that are away;
+//! - `mesh` and `offline`: peers' interest and outboxes, and the outboxes of
+//!   peers that are away, handed on to the catalog.
 
 mod admin;
 mod deliver;
 mod inflight;
 mod inspect;
 mod mesh;
+mod offline;
 mod once;
 mod publish;
 mod reauth;
@@ -232,6 +235,9 @@ pub(crate) struct Router {
     retry_again: bool,
     sweep_timer: Option<Instant>,
     pub shutting_down: bool,
+    /// Why the last publish nobody is answered for (a will, a message from
+    /// the catalog) was refused.
+    unanswered_refusal: Option<crate::wire::Reason>,
 }
 
 impl Router {
@@ -262,6 +268,7 @@ impl Router {
             retry_again: false,
             sweep_timer: None,
             shutting_down: false,
+            unanswered_refusal: None,
         }
     }
 

@@ -77,7 +77,10 @@ impl Router {
     fn refuse(&mut self, from: Option<(ConnId, Key)>, p: &Publish<'_>, reason: Reason) {
         match from {
             Some((conn, _)) => self.reject_publish(conn, p.id, p.qos, reason),
-            None => self.stats.rejected += 1,
+            None => {
+                self.stats.rejected += 1;
+                self.unanswered_refusal = Some(reason);
+            }
         }
     }
 

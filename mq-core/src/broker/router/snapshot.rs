@@ -164,6 +164,12 @@ impl Router {
                 }
             }
         }
+        // Handed to the catalog, not stored there yet: the outbox still owes them.
+        for p in self.mesh.away.peers.values() {
+            for (sub, q) in p.handed.values().chain(&p.failed) {
+                note(&mut held, &q.msg, Some(Target::Sub(*sub)));
+            }
+        }
         // Admitted and still waiting for the store: owed to the queues chosen then.
         for p in &self.pending {
             if let Pending::Release {

@@ -6,7 +6,7 @@ use crate::wire::mesh::Interest;
 
 /// A peer node `name` links to the broker: its outbox subscription, then
 /// `filters` as its interest snapshot.
-fn peer_links(h: &mut H, name: &str, filters: &[&str]) -> ConnId {
+pub(super) fn peer_links(h: &mut H, name: &str, filters: &[&str]) -> ConnId {
     let (c, _) = h.connect(&alloc::format!("$node.{name}"), SessionMode::Resume);
     h.subscribe(c, 1, ">", None, 64);
     declare(h, c, filters);
@@ -89,9 +89,9 @@ fn only_node_links_declare_interest() {
 
 /// Two nodes `a` and `b`, linked both ways: each link's bytes are moved by
 /// `shuttle`.
-struct Mesh2 {
-    a: H,
-    b: H,
+pub(super) struct Mesh2 {
+    pub(super) a: H,
+    pub(super) b: H,
     /// (link at a, its accepted end at b), (link at b, its end at a).
     ab: (ConnId, ConnId),
     ba: (ConnId, ConnId),
@@ -124,7 +124,7 @@ impl Mesh2 {
     }
 
     /// A persistent subscriber `sb` to `t` at b, a publisher `p` at a.
-    fn one_way() -> (Mesh2, ConnId, ConnId) {
+    pub(super) fn one_way() -> (Mesh2, ConnId, ConnId) {
         let mut m = Mesh2::new();
         let (sb, _) = m.b.connect("sb", SessionMode::Resume);
         m.b.subscribe(sb, 1, "t", None, 8);
@@ -146,7 +146,7 @@ impl Mesh2 {
     }
 
     /// Moves bytes over both links until neither side has more to say.
-    fn shuttle(&mut self) {
+    pub(super) fn shuttle(&mut self) {
         loop {
             self.a.drain();
             self.b.drain();

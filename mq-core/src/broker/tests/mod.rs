@@ -11,6 +11,8 @@ mod mqtt;
 mod mqtt_session;
 mod nats;
 mod nats_exchange;
+mod offline;
+mod offline_loss;
 mod priority;
 mod publish;
 mod replay;

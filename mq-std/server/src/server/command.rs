@@ -53,6 +53,8 @@ pub(super) enum Cmd {
     Link(NodeLink),
     /// Forget a node whose lease expired; answers whether the broker knew it.
     ForgetNode(String, oneshot::Sender<bool>),
+    /// Offline queues: peers away, their items, this node's drained ones.
+    Offline(super::offline::OfflineCmd),
     Input(ConnId, Bytes),
     Closed(ConnId),
     Writable(ConnId),

@@ -151,7 +151,7 @@ impl ServerHandle {
 /// Asks a running server for its counters or to shut down.
 #[derive(Clone)]
 pub struct ServerControl {
-    tx: mpsc::UnboundedSender<Cmd>,
+    pub(super) tx: mpsc::UnboundedSender<Cmd>,
 }
 
 impl ServerControl {

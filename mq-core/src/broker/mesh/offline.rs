@@ -1,0 +1,296 @@
+//! Offline queues: what a node does for a peer that is away (its lease in
+//! the catalog ran out), and with what the catalog kept for it.
+//!
+//! **Handing on.** A peer the adapter reports away ([`Broker::node_away`]:
+//! the roster's `Forget`) keeps its link session here, with its interest and
+//! outbox. It leaves each group that others serve (they take its jobs); of a
+//! group it alone served it stays the member, so the group's messages wait
+//! here for it (or for a member joining) rather than being dropped with the
+//! group. Each message in its outbox, and each new one its
+//! interest matches, becomes an [`OfflineItem`] the adapter takes with
+//! [`Broker::poll_offline`] and stores in the catalog's queue of the
+//! recipient (idempotent on the origin: this node, its run and the message's
+//! id). Only QoS 1 messages are handed on: a QoS 0 one in the outbox of a
+//! peer away is dropped (at most once; its id is not logged, so a restart
+//! could give it to a QoS 1 message the catalog would take for a copy). The
+//! item stays in the outbox (in flight, still counted against the outbox's
+//! bound, still in the write-ahead log) until the adapter reports it stored
+//! ([`Broker::handle_offline_stored`]); only then is it acked out of the
+//! outbox. So a QoS 1 message is acknowledged to its publisher once it is in
+//! the log, and leaves the log only once it is in the catalog: durable in one
+//! place or the other at every moment. A failed store
+//! ([`Broker::handle_offline_failed`]: the catalog cannot be reached) puts
+//! the item back at the front of the outbox, and the peer's items are
+//! offered again after [`OFFLINE_RETRY`]; while that lasts the outbox fills,
+//! and once it is full its overflow policy applies to new publishes (by
+//! default they are refused with `QueueFull`). A full catalog queue of the
+//! peer ([`Broker::handle_offline_full`]) sheds the item instead, counted in
+//! `offline_dropped`: a node that never comes back must not hold back this
+//! node's publishers. A peer whose interest leaves the catalog (an operator
+//! forgot it) is forgotten here too ([`Broker::handle_catalog_listing`]).
+//! A peer that links again ([`Broker::node_live`], or its link session
+//! resumed) is served over its link again; items handed on meanwhile may
+//! reach it both ways, and its node drops the second copy.
+//!
+//! **Away interest.** A node that never linked to the away peer (it started
+//! after the peer died) learns its interest from the catalog, where each
+//! node writes what it declares on its links
+//! ([`Broker::declared_interest`]): the adapter hands the interest of every
+//! node that is not live to [`Broker::set_away_interest`], which makes (and
+//! stores) the peer's link session and outbox here as if it had linked. It
+//! only adds interest: a filter wrongly withdrawn would lose messages, one
+//! wrongly kept only carries some more until the peer's next link snapshot.
+//!
+//! **Draining.** A node reads its own queue from the catalog (at start, when
+//! it registers again, and now and then while the queue is not empty) and
+//! hands each message to [`Broker::deliver_offline`], which publishes it to
+//! the local subscribers as a link's delivery: the one-hop rule applies, and
+//! the deduplication key is the one its origin's link would have used (the
+//! origin node, the topic, the message id there), so a message that came both
+//! over a link and from the catalog is delivered once. The adapter removes
+//! it from the catalog only once [`Broker::is_offline_stored`] says the local
+//! publish is in the store.
+//!
+//! **Order.** Items are handed on in outbox order, and the catalog keeps a
+//! recipient's queue in enqueue order: an adapter that stores one item after
+//! the other and drains in queue order keeps the order per publisher and
+//! topic along the catalog path. Along the link path too: a peer's outbox
+//! does not deliver on its link while items handed on are not answered, and
+//! those the catalog did not store go out first, in outbox order. Across
+//! paths it does not hold: messages a publisher's node forwards over the
+//! link once the peer is back may overtake older ones still waiting in the
+//! catalog.
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use super::super::Broker;
+use super::super::Map;
+use super::super::queue::Queued;
+use super::super::slab::Key;
+use crate::time::Instant;
+
+/// How long after a failed store the items of that peer are offered again.
+pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
+
+/// How many items an adapter hands on to the catalog, and how many messages
+/// of its own queue it drains, per heartbeat: one batch each, so a backlog
+/// (or a slow catalog) never holds back the heartbeat that renews the
+/// node's lease, its links, or its shutdown. A backlog of `n` takes `n /
+/// OFFLINE_BATCH` heartbeats.
+pub const OFFLINE_BATCH: usize = 256;
+
+/// A message for a peer that is away, to store in the catalog's queue of
+/// `recipient` (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineItem {
+    /// The peer's node id: the catalog queue to store it in.
+    pub recipient: String,
+    /// The message's id at this node: with this node's id, its origin (the
+    /// catalog's idempotence key, the recipient's deduplication key). Only
+    /// QoS 1 messages are handed on, whose ids a durable store never hands
+    /// out twice; a memory store starts again at 1, so the adapter adds
+    /// something unique to the run of the node to the catalog's key (mqd:
+    /// its registration's incarnation).
+    pub id: u64,
+    /// The topic.
+    pub topic: String,
+    /// Its encoded [`Meta`](crate::wire::Meta) (headers, priority, ...), as
+    /// [`Broker::deliver_offline`] takes it back.
+    pub meta: Vec<u8>,
+    /// The payload.
+    pub payload: Vec<u8>,
+    /// How long it may still wait, when it has a TTL.
+    pub ttl: Option<Duration>,
+}
+
+/// A message from the catalog's queue of this node, to publish locally.
+#[derive(Debug, Clone, Copy)]
+pub struct OfflineMessage<'a> {
+    /// The node it was published at.
+    pub origin: &'a str,
+    /// Its id there ([`OfflineItem::id`]).
+    pub id: u64,
+    /// The topic.
+    pub topic: &'a str,
+    /// Its encoded meta ([`OfflineItem::meta`]).
+    pub meta: &'a [u8],
+    /// The payload.
+    pub payload: &'a [u8],
+}
+
+/// Why [`Broker::deliver_offline`] did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OfflineError {
+    /// Its meta is not an encoded meta: leave it in the catalog, it is not
+    /// this node's to drop.
+    Malformed,
+    /// This node refuses it now (its store or a local queue is full, or it
+    /// is shutting down): leave it in the catalog and try again later.
+    Refused,
+    /// This node will never take it (larger than its `max_message`, or a
+    /// topic it refuses): remove it from the catalog, as a link's delivery
+    /// of it would be dead-lettered, and go on with the next ones. Counted
+    /// in `offline_rejected`.
+    Rejected,
+}
+
+impl fmt::Display for OfflineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OfflineError::Malformed => "the offline message's meta is malformed",
+            OfflineError::Refused => "the node refuses the message now (store or a queue full)",
+            OfflineError::Rejected => {
+                "the node will never take the message (too large, or its topic)"
+            }
+        })
+    }
+}
+
+impl core::error::Error for OfflineError {}
+
+/// What [`Broker::deliver_offline`] hands back: ask
+/// [`Broker::is_offline_stored`] with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineTicket(pub(crate) u64);
+
+impl OfflineTicket {
+    /// The store token it waits for: stored once
+    /// [`Broker::persisted_token`] reaches it.
+    pub fn token(self) -> u64 {
+        self.0
+    }
+}
+
+/// One peer this node hands messages on for, or still waits to hear about.
+#[derive(Default)]
+pub(crate) struct AwayPeer {
+    /// Away: its outbox goes to the catalog (else only items handed on
+    /// before it came back are left).
+    pub away: bool,
+    /// Items handed to the adapter, by message id, with their outbox.
+    pub handed: BTreeMap<u64, (Key, Queued)>,
+    /// Items the catalog did not store, still in flight: back to the
+    /// outbox's front together, in order, when they are offered again.
+    pub failed: Vec<(Key, Queued)>,
+    /// After a failed store: nothing more is offered before this.
+    pub retry_at: Option<Instant>,
+}
+
+/// The peers away, by their link session.
+#[derive(Default)]
+pub(crate) struct Away {
+    pub peers: Map<Key, AwayPeer>,
+    /// The nodes the catalog listed interest of last time (see
+    /// [`Broker::handle_catalog_listing`]).
+    pub listed: alloc::collections::BTreeSet<String>,
+}
+
+/// The node's side of the offline queues (see the module docs).
+impl Broker {
+    /// Node `peer`'s lease expired: close its link if one is still open,
+    /// leave the groups others serve, and from now on hand what its outbox
+    /// holds, and what its interest matches, to the adapter as
+    /// [`OfflineItem`]s. Returns whether this node knew the peer.
+    pub fn node_away(&mut self, now: Instant, peer: &str) -> bool {
+        self.router.node_away(peer, now)
+    }
+
+    /// Node `peer` is live again (the catalog lists it): its outbox waits
+    /// for its link, as before it went away.
+    pub fn node_live(&mut self, now: Instant, peer: &str) {
+        self.router.node_live(peer, now);
+    }
+
+    /// The interest node `peer`, which is not live, wrote to the catalog:
+    /// its link session here (made and stored, with its outbox, when this
+    /// node has none) gets these filters besides those it has, and the peer
+    /// is away. Nothing is withdrawn: what the peer declared on its link may
+    /// be newer than what it wrote to the catalog, and its next link
+    /// snapshot withdraws what it no longer wants. A peer whose link is
+    /// connected declares its own interest: this does nothing then. Filters
+    /// that are not valid are skipped and counted as protocol errors.
+    pub fn set_away_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
+        self.router.set_away_interest(peer, filters, now);
+    }
+
+    /// The next message to store in the catalog for a peer that is away,
+    /// until `None`. Call it after every drive of the broker, or at least
+    /// now and then (a failed store is retried only when asked).
+    pub fn poll_offline(&mut self, now: Instant) -> Option<OfflineItem> {
+        self.router.poll_offline(now)
+    }
+
+    /// The catalog stored the item `id` for `recipient`: it leaves the
+    /// outbox (its ack is recorded).
+    pub fn handle_offline_stored(&mut self, now: Instant, recipient: &str, id: u64) {
+        self.router.offline_stored(recipient, id, now);
+    }
+
+    /// The catalog did not store the item (its queue is full, or it cannot be
+    /// reached): it goes back to the front of the outbox, to be offered
+    /// again after [`OFFLINE_RETRY`].
+    pub fn handle_offline_failed(&mut self, now: Instant, recipient: &str, id: u64) {
+        self.router.offline_failed(recipient, id, now);
+    }
+
+    /// The catalog's queue of `recipient` is full. While the peer is away
+    /// the item is dropped (acked out of the outbox) and counted in
+    /// [`MeshStats::offline_dropped`](super::MeshStats::offline_dropped),
+    /// as a slow consumer's overflow is shed: a node that does not come
+    /// back must not hold back this node's publishers with an outbox that
+    /// fills and refuses them. A peer back meanwhile gets it on its link.
+    pub fn handle_offline_full(&mut self, now: Instant, recipient: &str, id: u64) {
+        self.router.offline_full(recipient, id, now);
+    }
+
+    /// The nodes whose interest the catalog lists now (`listed`), and those
+    /// that are live (`live`); call it after each successful read of the
+    /// catalog's interest. A peer that is away, not live, and was listed
+    /// the last time but is not now had its interest removed (it is gone
+    /// for good, and an operator forgot it: `forget_session("$node.<id>")`):
+    /// it is forgotten ([`forget_node`](Broker::forget_node)), with what was
+    /// kept for it. A peer never listed in this run (it died before it
+    /// wrote its interest) is kept.
+    pub fn handle_catalog_listing(&mut self, now: Instant, listed: &[&str], live: &[&str]) {
+        self.router.catalog_listing(listed, live, now);
+    }
+
+    /// Publishes a message the catalog kept for this node to its local
+    /// subscribers, as its origin's link would have (one hop, the same
+    /// deduplication). Remove it from the catalog once
+    /// [`is_offline_stored`](Self::is_offline_stored) says so.
+    pub fn deliver_offline(
+        &mut self,
+        now: Instant,
+        m: &OfflineMessage<'_>,
+    ) -> Result<OfflineTicket, OfflineError> {
+        self.router.deliver_offline(m, now)
+    }
+
+    /// Whether what [`deliver_offline`](Self::deliver_offline) published
+    /// (or found published already) is in the store.
+    pub fn is_offline_stored(&self, ticket: OfflineTicket) -> bool {
+        self.router.store.is_persisted(Some(ticket.0))
+    }
+
+    /// The filters this node declares on its links (its local fan-out
+    /// interest), for the catalog: sorted, each once.
+    pub fn declared_interest(&self) -> Vec<String> {
+        let mut out: Vec<String> = (self.router.mesh.local_interest())
+            .filter(|(_, g)| g.is_none())
+            .map(|(f, _)| String::from(f))
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// The peers this node treats as away, by node id.
+    pub fn away_nodes(&self) -> Vec<String> {
+        self.router.away_nodes()
+    }
+}

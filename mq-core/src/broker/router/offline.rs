@@ -1,0 +1,379 @@
+//! The router's part of the offline queues (see `broker::mesh::offline`):
+//! peers away, their outboxes handed on to the catalog item by item, and
+//! what the catalog kept for this node published as a link's delivery.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::Router;
+use crate::broker::command::{Output, Publish, Via};
+use crate::broker::mesh::link::{LINK_CREDIT, OUTBOX_SUB};
+use crate::broker::mesh::offline::{OfflineError, OfflineMessage, OfflineTicket};
+use crate::broker::mesh::{OFFLINE_RETRY, OfflineItem};
+use crate::broker::record::Record;
+use crate::broker::slab::Key;
+use crate::broker::timers::Target;
+use crate::time::Instant;
+use crate::topic::Filter;
+use crate::wire::mesh::{NODE_PREFIX, mesh_producer};
+use crate::wire::{Dedup, Meta, QoS, Reason};
+
+impl Router {
+    /// Marks node `peer` away (see `Broker::node_away`).
+    pub(crate) fn node_away(&mut self, peer: &str, now: Instant) -> bool {
+        let Some(session) = self.peer_session(peer) else {
+            return false;
+        };
+        if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
+            self.end_with(conn, now, Output::Close(Reason::Normal));
+        }
+        self.leave_groups(session, now);
+        self.mesh.away.peers.entry(session).or_default().away = true;
+        true
+    }
+
+    /// A session away leaves each group others serve: they take its jobs.
+    /// It stays the last member of a group it alone served, so the group's
+    /// messages (those waiting, and those published meanwhile) wait for it
+    /// as for any member away, rather than being dropped with the group.
+    fn leave_groups(&mut self, session: Key, now: Instant) {
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let (client, persistent) = (s.client.clone(), s.persistent);
+        let served_by_others = |k: &Key| {
+            let group = self.subs.get(*k).and_then(|x| x.group);
+            group
+                .and_then(|g| self.groups.get(g))
+                .is_some_and(|g| g.members.iter().any(|m| m != k))
+        };
+        let groups: Vec<(u32, Key)> = (s.subs.iter())
+            .filter(|(_, k)| served_by_others(k))
+            .map(|(&id, &k)| (id, k))
+            .collect();
+        for (id, key) in groups {
+            if let Some(s) = self.sessions.get_mut(session) {
+                s.subs.remove(&id);
+            }
+            self.remove_subscription(key, now);
+            if persistent {
+                self.emit(&Record::Unsubscribe {
+                    client: &client,
+                    sub: id,
+                });
+            }
+        }
+    }
+
+    /// Node `peer` is live: its outbox waits for its link again.
+    pub(crate) fn node_live(&mut self, peer: &str, now: Instant) {
+        let Some(session) = self.peer_session(peer) else {
+            return;
+        };
+        self.not_away(session, now);
+    }
+
+    /// Its outbox waits for its link. While items handed on are not
+    /// answered the outbox is held (`outbox_held`), so nothing newer
+    /// overtakes them on the link; then what failed goes back to its front,
+    /// in order, and out on the link when it is connected.
+    fn not_away(&mut self, session: Key, now: Instant) {
+        let peers = &mut self.mesh.away.peers;
+        let Some(p) = peers.get_mut(&session) else {
+            return;
+        };
+        p.away = false;
+        p.retry_at = None;
+        if !p.handed.is_empty() {
+            return;
+        }
+        self.requeue_failed(session);
+        self.mesh.away.peers.remove(&session);
+        let sub = (self.sessions.get(session)).and_then(|s| s.subs.get(&OUTBOX_SUB).copied());
+        if let Some(sub) = sub {
+            self.pump(Target::Sub(sub), now);
+        }
+    }
+
+    /// Whether `sub` is the outbox of a peer with items handed on or failed:
+    /// its link waits for them, to keep the outbox's order.
+    pub(super) fn outbox_held(&self, sub: Key) -> bool {
+        if self.mesh.away.peers.is_empty() {
+            return false;
+        }
+        let Some(s) = self.subs.get(sub).filter(|s| s.outbox) else {
+            return false;
+        };
+        (self.mesh.away.peers.get(&s.session))
+            .is_some_and(|p| !p.handed.is_empty() || !p.failed.is_empty())
+    }
+
+    /// The items the catalog did not store go back to the front of their
+    /// outbox, in order; returns the outbox when there were any.
+    fn requeue_failed(&mut self, session: Key) -> Option<Key> {
+        let p = self.mesh.away.peers.get_mut(&session)?;
+        let failed = core::mem::take(&mut p.failed);
+        let &(sub, _) = failed.first()?;
+        let items: Vec<_> = failed.into_iter().map(|(_, q)| q).collect();
+        if let Some(x) = self.subs.get_mut(sub) {
+            for q in &items {
+                x.queue.end_inflight(q.msg.payload_len);
+            }
+            self.stats.current_queued += items.len() as u64;
+            x.queue.requeue_front(items);
+        }
+        Some(sub)
+    }
+
+    /// Adds `filters` to the interest of node `peer`, which is away.
+    pub(crate) fn set_away_interest(&mut self, peer: &str, filters: &[&str], now: Instant) {
+        let mut client = String::from(NODE_PREFIX);
+        client.push_str(peer);
+        let session = match self.by_client.get(&client) {
+            Some(&k) => k,
+            None => self.create_session(&client, true, true),
+        };
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        if s.conn.is_some() {
+            return;
+        }
+        if !s.subs.contains_key(&OUTBOX_SUB) {
+            let credit = LINK_CREDIT.clamp(1, self.cfg.max_credit);
+            let filter = Filter::new(">").expect("`>` is a filter");
+            self.add_subscription(
+                session,
+                OUTBOX_SUB,
+                filter,
+                None,
+                QoS::AtLeastOnce,
+                credit,
+                None,
+            );
+            self.emit(&Record::Subscribe {
+                client: &client,
+                sub: OUTBOX_SUB,
+                filter: ">",
+                group: None,
+                qos: QoS::AtLeastOnce,
+                credit,
+            });
+        }
+        // Only added: what the peer declared on its link may be newer than
+        // what it wrote to the catalog, and a filter wrongly withdrawn loses
+        // messages, one wrongly kept only carries some more. Its next link
+        // snapshot withdraws what it no longer wants.
+        for &f in filters {
+            let Ok(filter) = Filter::new(f) else {
+                self.stats.protocol_errors += 1;
+                continue;
+            };
+            if self.mesh.peer_add(session, filter) {
+                self.emit(&Record::Interest {
+                    client: &client,
+                    filter: f,
+                    held: true,
+                });
+            }
+        }
+        self.leave_groups(session, now);
+        self.mesh.away.peers.entry(session).or_default().away = true;
+    }
+
+    /// The next item to hand on for a peer that is away.
+    pub(crate) fn poll_offline(&mut self, now: Instant) -> Option<OfflineItem> {
+        let peers: Vec<Key> = self.mesh.away.peers.keys().copied().collect();
+        for session in peers {
+            if let Some(item) = self.next_offline(session, now) {
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    fn next_offline(&mut self, session: Key, now: Instant) -> Option<OfflineItem> {
+        let p = self.mesh.away.peers.get_mut(&session)?;
+        if !p.away || p.retry_at.is_some_and(|at| at > now) {
+            return None;
+        }
+        p.retry_at = None;
+        if self.sessions.get(session)?.conn.is_some() {
+            // It linked again: its link takes the outbox.
+            self.not_away(session, now);
+            return None;
+        }
+        self.requeue_failed(session);
+        let s = self.sessions.get(session)?;
+        let recipient = String::from(s.client.strip_prefix(NODE_PREFIX)?);
+        let sub = *s.subs.get(&OUTBOX_SUB)?;
+        loop {
+            let (q, was_waiting) = self.subs.get_mut(sub)?.queue.pop(now, &self.topics)?;
+            if was_waiting {
+                self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+            }
+            let target = Target::Sub(sub);
+            if q.msg.is_expired(now) {
+                self.stats.expired += 1;
+                self.finish(target, &q.msg);
+                continue;
+            }
+            if q.msg.qos == QoS::AtMostOnce {
+                // At most once: its id is not logged, so a restart may give
+                // it to a QoS 1 message, which the catalog (idempotent on
+                // the id) would then take for a copy of this one.
+                self.finish(target, &q.msg);
+                continue;
+            }
+            let view = q.msg.view();
+            let item = OfflineItem {
+                recipient,
+                id: q.msg.id,
+                topic: String::from(view.topic),
+                meta: q.msg.encoded_tail().0.to_vec(),
+                payload: view.payload.to_vec(),
+                ttl: q.msg.expires_at.map(|at| at - now),
+            };
+            if let Some(x) = self.subs.get_mut(sub) {
+                x.queue.mark_inflight(q.msg.payload_len);
+            }
+            let p = self.mesh.away.peers.get_mut(&session)?;
+            p.handed.insert(q.msg.id, (sub, q));
+            return Some(item);
+        }
+    }
+
+    /// The catalog stored item `id` for `recipient`: it leaves the outbox.
+    pub(crate) fn offline_stored(&mut self, recipient: &str, id: u64, now: Instant) {
+        let Some((session, sub, q)) = self.take_handed(recipient, id) else {
+            return;
+        };
+        self.mesh.stats.offline_stored += 1;
+        self.finish(Target::Sub(sub), &q.msg);
+        if self.mesh.away.peers.get(&session).is_some_and(|p| !p.away) {
+            self.not_away(session, now);
+        }
+        self.retry_all_parked(now);
+    }
+
+    /// The catalog did not store item `id`: it goes back to the outbox's
+    /// front (with the others that failed, in order) when the peer's items
+    /// are offered again, or at once when the peer linked again.
+    pub(crate) fn offline_failed(&mut self, recipient: &str, id: u64, now: Instant) {
+        let Some(session) = self.peer_session(recipient) else {
+            return;
+        };
+        let Some(p) = self.mesh.away.peers.get_mut(&session) else {
+            return;
+        };
+        let Some(item) = p.handed.remove(&id) else {
+            return;
+        };
+        // In the outbox's order, whatever the order of the reports.
+        let at = p.failed.partition_point(|(_, q)| q.msg.id < item.1.msg.id);
+        p.failed.insert(at, item);
+        p.retry_at = Some(now + OFFLINE_RETRY);
+        if !p.away {
+            // Back on its link.
+            self.not_away(session, now);
+        }
+    }
+
+    /// The catalog's queue of `recipient` is full (see
+    /// `Broker::handle_offline_full`).
+    pub(crate) fn offline_full(&mut self, recipient: &str, id: u64, now: Instant) {
+        let away = (self.peer_session(recipient))
+            .and_then(|s| self.mesh.away.peers.get(&s))
+            .is_some_and(|p| p.away);
+        if !away {
+            self.offline_failed(recipient, id, now);
+            return;
+        }
+        let Some((_, sub, q)) = self.take_handed(recipient, id) else {
+            return;
+        };
+        self.mesh.stats.offline_dropped += 1;
+        self.finish(Target::Sub(sub), &q.msg);
+        self.retry_all_parked(now);
+    }
+
+    /// Forgets the away peers whose interest left the catalog (see
+    /// `Broker::handle_catalog_listing`).
+    pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
+        let gone: Vec<String> = (self.mesh.away.listed.iter())
+            .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
+            .filter(|n| {
+                (self.peer_session(n))
+                    .and_then(|s| self.mesh.away.peers.get(&s))
+                    .is_some_and(|p| p.away)
+            })
+            .cloned()
+            .collect();
+        for node in gone {
+            self.forget_node(&node, now);
+        }
+        self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
+    }
+
+    /// Takes a handed item off its peer's list and out of its outbox's
+    /// in-flight count.
+    fn take_handed(
+        &mut self,
+        recipient: &str,
+        id: u64,
+    ) -> Option<(Key, Key, crate::broker::queue::Queued)> {
+        let session = self.peer_session(recipient)?;
+        let (sub, q) = self.mesh.away.peers.get_mut(&session)?.handed.remove(&id)?;
+        if let Some(x) = self.subs.get_mut(sub) {
+            x.queue.end_inflight(q.msg.payload_len);
+        }
+        Some((session, sub, q))
+    }
+
+    /// Publishes a message from the catalog as its origin's link would have.
+    pub(crate) fn deliver_offline(
+        &mut self,
+        m: &OfflineMessage<'_>,
+        now: Instant,
+    ) -> Result<OfflineTicket, OfflineError> {
+        let meta = Meta::decode_from(m.meta).ok_or(OfflineError::Malformed)?;
+        let p = Publish {
+            id: 0,
+            topic: m.topic,
+            qos: QoS::AtLeastOnce,
+            dedup: Some(Dedup {
+                producer: mesh_producer(m.origin, m.topic, None),
+                seq: m.id,
+            }),
+            meta,
+            payload: m.payload,
+            retain: false,
+            once: None,
+            via: Via::Link,
+        };
+        self.unanswered_refusal = None;
+        // No publisher to answer: it is stored once every record emitted
+        // so far is (a duplicate's first copy included).
+        self.admit(None, now, &p, None);
+        match self.unanswered_refusal.take() {
+            None => {}
+            // This node will never take it (as a link's delivery, it would
+            // be dead-lettered): the catalog may drop it.
+            Some(Reason::MessageTooLarge | Reason::InvalidTopic | Reason::NotAuthorized) => {
+                self.mesh.stats.offline_rejected += 1;
+                return Err(OfflineError::Rejected);
+            }
+            Some(_) => return Err(OfflineError::Refused),
+        }
+        self.mesh.stats.offline_drained += 1;
+        Ok(OfflineTicket(self.store.last_token()))
+    }
+
+    /// The peers away, by node id.
+    pub(crate) fn away_nodes(&self) -> Vec<String> {
+        let away = self.mesh.away.peers.iter().filter(|(_, p)| p.away);
+        away.filter_map(|(k, _)| self.sessions.get(*k))
+            .filter_map(|s| s.client.strip_prefix(NODE_PREFIX).map(String::from))
+            .collect()
+    }
+}

@@ -1,0 +1,590 @@
+//! Deterministic simulation of a mesh with offline queues: three nodes in a
+//! full mesh of node links, a model catalog that fails now and then, and
+//! nodes that crash and stay down long enough to be treated as away.
+//!
+//! Per seed: nodes 0 and 2 each have a publisher (QoS 1, with a producer
+//! id), every node a persistent subscriber, with filters that overlap.
+//! Publishing starts once every node has declared its interest to every
+//! other. Then node links drop, stores compact, and nodes crash: some come
+//! back at once, some stay down for up to five times the lease, so their
+//! peers treat them as away and hand what they want to the catalog; two may
+//! be down at once (the sender of a message for an away node dies too).
+//! Every 100 ms each node that is up does what `mq_server::node` does after
+//! a heartbeat: writes its declared interest, treats the nodes down past the
+//! lease as away (and the others as live), feeds their catalog interest
+//! (which may be older than what they declared on their links, or empty),
+//! stores its offline items (each store fails with 5 % chance, and is
+//! reported so), and drains its own queue, acking an item only once its
+//! local publish is stored (each catalog read or ack fails with 5 % chance).
+//! A node's adapter state (tickets it waits for) dies with it. Then the
+//! faults stop, every node is up, and the mesh settles.
+//!
+//! Asserted for every seed:
+//! - every publish a node acknowledged reaches every matching subscriber;
+//! - no application sees a message twice;
+//! - the catalog's queues are empty at the end;
+//! - each broker's invariants hold after every step.
+//!
+//! Order per publisher and topic holds along one path (a link, or the
+//! catalog); once an away node is back, its links may deliver newer
+//! messages before the catalog's older ones, so order is counted across
+//! paths, not asserted.
+//!
+//! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100; `cargo xtask ci`
+//! runs 2000 in release), `MQ_SIM_SEED=S`
+//! runs one seed with a trace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use mq_core::Instant;
+use mq_core::broker::{OfflineMessage, OfflineTicket};
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
+use mq_core::framing::Framing;
+use mq_core::topic::{Filter, Topic};
+use mq_core::wire::{QoS, SessionMode, Start};
+
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+#[path = "support/happened.rs"]
+mod happened;
+use happened::{Happened, payload};
+#[path = "support/sim_config.rs"]
+mod sim_config;
+use sim_config::{broker_config, client_config};
+#[path = "support/seeds.rs"]
+mod seeds;
+use seeds::for_each_seed;
+#[path = "support/mesh_world.rs"]
+mod mesh_world;
+#[path = "support/net.rs"]
+mod net;
+use mesh_world::World;
+
+const NODES: usize = 3;
+const TOPICS: [&str; 2] = ["data.a", "data.b"];
+/// Each node's persistent subscriber.
+const FILTERS: [&str; NODES] = ["*.b", "data.>", "data.a"];
+const PUBLISHERS: [usize; 2] = [0, 2];
+/// A node down longer than this is away.
+const LEASE: Duration = Duration::from_secs(1);
+const ROUND: Duration = Duration::from_millis(100);
+/// Chance per catalog call that it fails, per million.
+const CATALOG_FAILS: u64 = 50_000;
+
+/// One message in a recipient's queue.
+struct Entry {
+    qid: u64,
+    origin: String,
+    id: u64,
+    topic: String,
+    meta: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// The model catalog: each node's interest, and offline queues by
+/// recipient, idempotent on (origin, id) while queued.
+#[derive(Default)]
+struct Catalog {
+    interest: BTreeMap<String, Vec<String>>,
+    queues: BTreeMap<String, Vec<Entry>>,
+    next_qid: u64,
+    stored: u64,
+    failures: u64,
+}
+
+/// What one node's adapter holds between rounds.
+#[derive(Default)]
+struct Adapter {
+    /// Peers it told its broker are away.
+    away: BTreeSet<usize>,
+    /// Drained items (queue id) waiting for their local publish to be stored.
+    pending: Vec<(u64, OfflineTicket)>,
+}
+
+struct App {
+    publisher: Option<u8>,
+    filter: Option<&'static str>,
+    next_msg: u32,
+    to_publish: u32,
+    acked: BTreeSet<(u8, u32)>,
+    publish_ids: BTreeMap<u32, (u8, u32)>,
+    seen: Vec<(String, u8, u32)>,
+    subscribed: bool,
+}
+
+#[derive(Default, Debug)]
+struct Totals {
+    acked: usize,
+    restarts: u32,
+    away: u32,
+    offline_stored: u64,
+    offline_drained: u64,
+    catalog_failures: u64,
+    out_of_order: u32,
+}
+
+impl Totals {
+    fn add(&mut self, t: Totals) {
+        self.acked += t.acked;
+        self.restarts += t.restarts;
+        self.away += t.away;
+        self.offline_stored += t.offline_stored;
+        self.offline_drained += t.offline_drained;
+        self.catalog_failures += t.catalog_failures;
+        self.out_of_order += t.out_of_order;
+    }
+}
+
+struct Sim {
+    world: World,
+    apps: Vec<App>,
+    catalog: Catalog,
+    adapters: Vec<Adapter>,
+    /// When each node that is down went down.
+    down_since: Vec<Option<Instant>>,
+    /// When each node that is down comes back.
+    back_at: Vec<Option<Instant>>,
+    next_round: Instant,
+    started: bool,
+    faults: bool,
+    totals: Totals,
+}
+
+impl Sim {
+    fn new(seed: u64, trace: bool) -> Sim {
+        let mut rng = Rng::new(seed);
+        let mut apps = Vec::new();
+        let mut sessions = Vec::new();
+        for (node, &filter) in FILTERS.iter().enumerate() {
+            let mut roles = vec![(None, Some(filter))];
+            if PUBLISHERS.contains(&node) {
+                roles.push((Some(node as u8 + 1), None));
+            }
+            for (publisher, filter) in roles {
+                let i = apps.len();
+                let producer = publisher.map(|_| 1000 + i as u64);
+                let cfg = client_config(i, SessionMode::Resume, producer, seed);
+                let (tx, rx) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
+                sessions.push((node, Session::new(cfg, Framing::Stream, tx, rx)));
+                apps.push(App {
+                    publisher,
+                    filter,
+                    next_msg: 1,
+                    to_publish: 20 + rng.below(40) as u32,
+                    acked: BTreeSet::new(),
+                    publish_ids: BTreeMap::new(),
+                    seen: Vec::new(),
+                    subscribed: filter.is_none(),
+                });
+            }
+        }
+        let mut world = World::new(broker_config(seed), NODES, rng, trace);
+        let now = world.now;
+        for (i, (node, mut session)) in sessions.into_iter().enumerate() {
+            session.connect(now);
+            if let Some(filter) = apps[i].filter {
+                let opts = SubscribeOptions {
+                    group: None,
+                    start: Start::New,
+                    qos: QoS::AtLeastOnce,
+                    credit: 8,
+                };
+                session.subscribe(now, filter, &opts).expect("subscribe");
+            }
+            world.add_client(node, session);
+        }
+        Sim {
+            world,
+            apps,
+            catalog: Catalog::default(),
+            adapters: (0..NODES).map(|_| Adapter::default()).collect(),
+            down_since: vec![None; NODES],
+            back_at: vec![None; NODES],
+            next_round: now,
+            started: false,
+            faults: false,
+            totals: Totals::default(),
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(events) = self.world.pump() {
+            for (i, ev) in events {
+                self.on_client_event(i, ev);
+            }
+        }
+        self.world.check_invariants();
+    }
+
+    fn on_client_event(&mut self, i: usize, ev: Happened) {
+        let app = &mut self.apps[i];
+        match ev {
+            Happened::Published(id) => {
+                if let Some(m) = app.publish_ids.remove(&id) {
+                    app.acked.insert(m);
+                }
+            }
+            Happened::Message {
+                topic,
+                publisher,
+                n,
+                ack,
+            } => {
+                self.world
+                    .log(|| format!("client {i}: got {publisher}/{n} on {topic}"));
+                app.seen.push((topic, publisher, n));
+                if let Some(id) = ack {
+                    let _ = self.world.clients[i].session.ack(id);
+                }
+            }
+            Happened::Subscribed => app.subscribed = true,
+            Happened::Other(what) => self.world.log(|| format!("client {i}: {what}")),
+            Happened::Disconnected(reason) => {
+                self.world
+                    .log(|| format!("client {i} disconnected: {reason}"));
+            }
+            Happened::Connect => {}
+        }
+    }
+
+    fn fails(&mut self) -> bool {
+        let fail = self.world.rng.chance(CATALOG_FAILS);
+        self.catalog.failures += u64::from(fail);
+        fail
+    }
+
+    fn expired(&self, m: usize) -> bool {
+        self.down_since[m].is_some_and(|at| self.world.now >= at + LEASE)
+    }
+
+    /// What every node's adapter does after a heartbeat.
+    fn catalog_round(&mut self) {
+        for n in 0..NODES {
+            if !self.world.nodes[n].down {
+                self.node_round(n);
+            }
+        }
+        self.drain();
+    }
+
+    fn node_round(&mut self, n: usize) {
+        let now = self.world.now;
+        let name = self.world.nodes[n].name.clone();
+        if !self.fails() {
+            let declared = self.world.nodes[n].broker.declared_interest();
+            self.catalog.interest.insert(name.clone(), declared);
+        }
+        for m in (0..NODES).filter(|&m| m != n) {
+            let peer = self.world.nodes[m].name.clone();
+            let expired = self.expired(m);
+            let broker = &mut self.world.nodes[n].broker;
+            if expired {
+                if self.adapters[n].away.insert(m) {
+                    self.totals.away += 1;
+                    broker.node_away(now, &peer);
+                }
+                if let Some(filters) = self.catalog.interest.get(&peer) {
+                    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+                    broker.set_away_interest(now, &peer, &filters);
+                }
+            } else if self.down_since[m].is_none() && self.adapters[n].away.remove(&m) {
+                broker.node_live(now, &peer);
+            }
+        }
+        while let Some(item) = self.world.nodes[n].broker.poll_offline(now) {
+            if self.fails() {
+                (self.world.nodes[n].broker).handle_offline_failed(now, &item.recipient, item.id);
+                continue;
+            }
+            self.world.log(|| {
+                let p = &item.payload;
+                format!(
+                    "node {n}: stores {}/{} for {} in the catalog",
+                    p[0],
+                    u32::from_le_bytes(p[1..5].try_into().unwrap()),
+                    item.recipient
+                )
+            });
+            let queue = self
+                .catalog
+                .queues
+                .entry(item.recipient.clone())
+                .or_default();
+            if !queue.iter().any(|e| e.origin == name && e.id == item.id) {
+                self.catalog.next_qid += 1;
+                self.catalog.stored += 1;
+                queue.push(Entry {
+                    qid: self.catalog.next_qid,
+                    origin: name.clone(),
+                    id: item.id,
+                    topic: item.topic,
+                    meta: item.meta,
+                    payload: item.payload,
+                });
+            }
+            (self.world.nodes[n].broker).handle_offline_stored(now, &item.recipient, item.id);
+        }
+        self.drain_queue(n);
+    }
+
+    /// Acks what is stored, then publishes what is new in the queue.
+    fn drain_queue(&mut self, n: usize) {
+        let now = self.world.now;
+        let name = self.world.nodes[n].name.clone();
+        let pending = std::mem::take(&mut self.adapters[n].pending);
+        let broker = &self.world.nodes[n].broker;
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            (pending.into_iter()).partition(|(_, t)| broker.is_offline_stored(*t));
+        self.adapters[n].pending = waiting;
+        if !done.is_empty() && !self.fails() {
+            let done: BTreeSet<u64> = done.iter().map(|(q, _)| *q).collect();
+            if let Some(queue) = self.catalog.queues.get_mut(&name) {
+                queue.retain(|e| !done.contains(&e.qid));
+            }
+            self.world
+                .log(|| format!("node {n}: acks {done:?} in the catalog"));
+        }
+        if self.fails() {
+            return;
+        }
+        let Some(queue) = self.catalog.queues.get(&name) else {
+            return;
+        };
+        let broker = &mut self.world.nodes[n].broker;
+        let adapter = &mut self.adapters[n];
+        for e in queue {
+            if adapter.pending.iter().any(|(q, _)| *q == e.qid) {
+                continue;
+            }
+            let m = OfflineMessage {
+                origin: &e.origin,
+                id: e.id,
+                topic: &e.topic,
+                meta: &e.meta,
+                payload: &e.payload,
+            };
+            let ticket = broker.deliver_offline(now, &m).expect("nothing refused");
+            if self.world.trace {
+                let p = &e.payload;
+                println!(
+                    "node {n}: drains q{} {}/{} ticket {ticket:?}",
+                    e.qid,
+                    p[0],
+                    u32::from_le_bytes(p[1..5].try_into().unwrap())
+                );
+            }
+            adapter.pending.push((e.qid, ticket));
+        }
+    }
+
+    fn interest_declared(&self) -> bool {
+        let nodes = &self.world.nodes;
+        (0..NODES).all(|from| {
+            (0..NODES)
+                .filter(|&to| to != from)
+                .all(|to| nodes[to].broker.peer_interest(&nodes[from].name) == [FILTERS[from]])
+        })
+    }
+
+    fn step(&mut self) {
+        self.world.advance();
+        if !self.started && self.apps.iter().all(|a| a.subscribed) {
+            self.drain();
+            if self.interest_declared() {
+                self.world
+                    .log(|| "interest declared: publishing starts".into());
+                self.started = true;
+                self.faults = true;
+            }
+        }
+        if self.started {
+            self.publish_some();
+        }
+        if self.faults {
+            self.faults_step();
+        }
+        self.revive_due();
+        self.drain();
+        if self.world.now >= self.next_round {
+            self.next_round = self.world.now + ROUND;
+            self.catalog_round();
+        }
+    }
+
+    fn publish_some(&mut self) {
+        let now = self.world.now;
+        for i in 0..self.apps.len() {
+            let app = &mut self.apps[i];
+            let Some(id) = app.publisher else { continue };
+            if app.next_msg > app.to_publish || !self.world.rng.chance(4_000) {
+                continue;
+            }
+            let topic = TOPICS[self.world.rng.below(TOPICS.len() as u64) as usize];
+            let n = app.next_msg;
+            let opts = PublishOptions {
+                qos: QoS::AtLeastOnce,
+                meta: Default::default(),
+            };
+            let session = &mut self.world.clients[i].session;
+            if let Ok(pid) = session.publish(now, topic, &payload(id, n), &opts) {
+                app.publish_ids.insert(pid.0, (id, n));
+                app.next_msg += 1;
+            }
+        }
+    }
+
+    fn faults_step(&mut self) {
+        if self.world.rng.chance(2_000) {
+            self.world.drop_random_wire(|_| true);
+        }
+        let down = self.down_since.iter().filter(|d| d.is_some()).count();
+        if down < 2 && self.world.rng.chance(1_500) {
+            let n = self.world.rng.below(NODES as u64) as usize;
+            if self.down_since[n].is_some() {
+                return;
+            }
+            self.adapters[n] = Adapter::default();
+            if self.world.rng.chance(300_000) {
+                // Back at once, on its store.
+                self.world.restart_node(n);
+            } else {
+                // Down for up to five leases: its peers may treat it as away.
+                let stay = Duration::from_millis(self.world.rng.below(5_000));
+                self.world.kill_node(n);
+                self.down_since[n] = Some(self.world.now);
+                self.back_at[n] = Some(self.world.now + stay);
+            }
+        }
+        if self.world.rng.chance(600) {
+            let n = self.world.rng.below(NODES as u64) as usize;
+            if !self.world.nodes[n].down {
+                self.drain();
+                self.world.compact(n);
+            }
+        }
+    }
+
+    fn revive_due(&mut self) {
+        for n in 0..NODES {
+            let due = self.back_at[n].is_some_and(|at| at <= self.world.now);
+            if due || (!self.faults && self.back_at[n].is_some()) {
+                self.back_at[n] = None;
+                self.down_since[n] = None;
+                self.world.revive_node(n);
+                self.world.counts.restarts += 1;
+            }
+        }
+    }
+
+    fn publishing_done(&self) -> bool {
+        (self.apps.iter()).all(|a| {
+            a.publisher.is_none() || (a.next_msg > a.to_publish && a.publish_ids.is_empty())
+        })
+    }
+
+    /// Quiet, every node live to every other (an item whose store failed
+    /// waits in its outbox, unseen by the wires, until then), the catalog
+    /// empty.
+    fn settled(&self) -> bool {
+        self.world.is_quiet()
+            && (self.world.nodes.iter()).all(|n| n.broker.mesh_stats().away == 0)
+            && self.catalog.queues.values().all(Vec::is_empty)
+            && self.adapters.iter().all(|a| a.pending.is_empty())
+    }
+
+    fn run(&mut self) {
+        let deadline = self.world.now + Duration::from_secs(300);
+        while !self.publishing_done() && self.world.now < deadline {
+            self.step();
+        }
+        assert!(self.publishing_done(), "publishers did not finish");
+        self.faults = false;
+        let settle = self.world.now + Duration::from_secs(20);
+        while self.world.now < settle && !self.settled() {
+            self.step();
+        }
+    }
+
+    fn check(&mut self) {
+        let acked: BTreeSet<(u8, u32)> = (self.apps.iter())
+            .flat_map(|a| a.acked.iter().copied())
+            .collect();
+        let mut topic_of: BTreeMap<(u8, u32), String> = BTreeMap::new();
+        for a in &self.apps {
+            for (t, p, n) in &a.seen {
+                topic_of.insert((*p, *n), t.clone());
+            }
+        }
+        for (i, a) in self.apps.iter().enumerate() {
+            let Some(filter) = a.filter else { continue };
+            let f = Filter::new(filter).expect("filter");
+            let mut once = BTreeSet::new();
+            let mut last: BTreeMap<(&str, u8), u32> = BTreeMap::new();
+            for (t, p, n) in &a.seen {
+                assert!(
+                    once.insert((*p, *n)),
+                    "client {i} ({filter}): message {p}/{n} delivered to the application twice"
+                );
+                if last.insert((t, *p), *n).is_some_and(|prev| prev > *n) {
+                    self.totals.out_of_order += 1;
+                }
+            }
+            for m in &acked {
+                let Some(t) = topic_of.get(m) else {
+                    panic!("acked message {m:?} reached no subscriber at all");
+                };
+                if f.matches(Topic::new(t).expect("topic")) {
+                    assert!(
+                        once.contains(m),
+                        "client {i} ({filter}): acked message {m:?} on {t} never arrived"
+                    );
+                }
+            }
+        }
+        let left: usize = self.catalog.queues.values().map(Vec::len).sum();
+        assert_eq!(left, 0, "messages left in the catalog");
+        self.totals.acked = acked.len();
+        self.totals.restarts = self.world.counts.restarts;
+        self.totals.catalog_failures = self.catalog.failures;
+        for node in &self.world.nodes {
+            let s = node.broker.mesh_stats();
+            self.totals.offline_drained += s.offline_drained;
+        }
+        self.totals.offline_stored = self.catalog.stored;
+    }
+}
+
+fn run_seed(seed: u64, trace: bool) -> Totals {
+    let mut sim = Sim::new(seed, trace);
+    sim.run();
+    if trace {
+        println!("ended at {:?}, settled: {}", sim.world.now, sim.settled());
+        for (n, node) in sim.world.nodes.iter().enumerate() {
+            println!("node {n}: {:?}", node.broker.mesh_stats());
+            for q in node.broker.queues() {
+                println!("  {q:?}");
+            }
+        }
+        for (r, q) in &sim.catalog.queues {
+            println!("catalog queue {r}: {}", q.len());
+        }
+    }
+    sim.check();
+    sim.totals
+}
+
+#[test]
+fn offline_queues_lose_nothing_acknowledged_and_duplicate_nothing() {
+    let mut totals = Totals::default();
+    let Some(seeds) = for_each_seed("sim_offline", run_seed, |t| totals.add(t)) else {
+        return;
+    };
+    println!("{seeds} seeds: {totals:?}");
+    assert!(
+        totals.away > 0 && totals.offline_stored > 0 && totals.offline_drained > 0,
+        "no message ever went through the catalog"
+    );
+    assert!(totals.catalog_failures > 0, "the catalog never failed");
+}
