@@ -254,8 +254,13 @@ impl Broker {
     /// the last time but is not now had its interest removed (it is gone
     /// for good, and an operator forgot it: `forget_session("$node.<id>")`):
     /// it is forgotten ([`forget_node`](Broker::forget_node)), with what was
-    /// kept for it. A peer never listed in this run (it died before it
-    /// wrote its interest) is kept.
+    /// kept for it. A peer never listed in this run is kept: it may have
+    /// died before it wrote its interest, or only have groups (which are
+    /// not written); and a restarted node cannot tell that from a peer
+    /// forgotten before it started. What it keeps for such a peer goes to
+    /// the peer's catalog queue until that is full, and is then dropped
+    /// ([`handle_offline_full`](Self::handle_offline_full)), so it never
+    /// holds publishers back.
     pub fn handle_catalog_listing(&mut self, now: Instant, listed: &[&str], live: &[&str]) {
         self.router.catalog_listing(listed, live, now);
     }
