@@ -32,6 +32,8 @@
 //! as they are until it answers again.
 
 mod offline;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;

@@ -53,8 +53,11 @@ impl Node {
     /// Makes the catalog's interest of this node what it declares now.
     async fn write_interest(&mut self, interests: &[Interest]) {
         let session = self.session();
-        let declared: BTreeSet<String> =
-            self.control.declared_interest().await.into_iter().collect();
+        let Some(declared) = self.control.declared_interest().await else {
+            tracing::debug!("the server has stopped: this node's interest stays as written");
+            return;
+        };
+        let declared: BTreeSet<String> = declared.into_iter().collect();
         let written: BTreeSet<String> = match &self.written {
             Some(w) => w.clone(),
             None => (interests.iter())

@@ -157,11 +157,13 @@ impl ServerControl {
     }
 
     /// The filters this node declares on its links, for the catalog
-    /// (`Broker::declared_interest`; empty when the server has stopped).
-    pub async fn declared_interest(&self) -> Vec<String> {
+    /// (`Broker::declared_interest`); `None` when the server has stopped,
+    /// which declares nothing new (an empty list would read as "interested
+    /// in nothing" and clear the node's interest from the catalog).
+    pub async fn declared_interest(&self) -> Option<Vec<String>> {
         let (tx, rx) = oneshot::channel();
         self.offline(OfflineCmd::DeclaredInterest(tx));
-        rx.await.unwrap_or_default()
+        rx.await.ok()
     }
 
     /// Up to `max` messages to store in the catalog for peers that are away

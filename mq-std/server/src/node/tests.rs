@@ -1,0 +1,96 @@
+//! The node task against a real catalog (SQLite in a temporary file): what
+//! it writes of this node's interest.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mq_catalog::{Catalog, Interest};
+use mq_core::QoS;
+
+use super::{NodeOptions, spawn};
+use crate::server::{self, ServerOptions};
+
+/// A fresh catalog file, and the URL that opens it.
+fn catalog_url(name: &str) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("mq-node-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("catalog.db").display());
+    (dir, url)
+}
+
+/// Node `a`'s interest in `orders.>`, as an earlier run of it wrote it.
+fn written_before() -> Interest {
+    Interest {
+        session: "$node.a".into(),
+        node: "a".into(),
+        filter: "orders.>".into(),
+        group: None,
+        qos: QoS::AtLeastOnce,
+    }
+}
+
+/// Runs node `a` for a few heartbeats beside a server that is running or
+/// already stopped, and returns node `a`'s interest left in the catalog.
+async fn interest_after_heartbeats(name: &str, server_running: bool) -> Vec<Interest> {
+    let (dir, url) = catalog_url(name);
+    let catalog = Catalog::open(&url).await.unwrap();
+    catalog.add_interest(&written_before()).await.unwrap();
+    let server = server::spawn(ServerOptions::default()).await.unwrap();
+    let (listen, control) = (server.local_addr(), server.control());
+    let running = if server_running {
+        Some(server)
+    } else {
+        server.shutdown().await.unwrap();
+        None
+    };
+    let mut opts = NodeOptions::new("a", url);
+    opts.heartbeat = Duration::from_millis(20);
+    opts.lease = Duration::from_secs(2);
+    let node = spawn(control, listen, opts).await.unwrap();
+    heartbeats(&catalog, 3).await;
+    node.stop().await.unwrap();
+    if let Some(server) = running {
+        server.shutdown().await.unwrap();
+    }
+    let left = catalog.interests().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    left.into_iter().filter(|i| i.node == "a").collect()
+}
+
+/// Waits until node `a` renewed its lease `n` times: the round with the
+/// catalog that follows each renewal in the same heartbeat is done for all
+/// but the last.
+async fn heartbeats(catalog: &Catalog, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    while seen.len() <= n {
+        assert!(
+            Instant::now() < deadline,
+            "node a renewed its lease {} times",
+            seen.len()
+        );
+        let live = catalog.live_nodes().await.unwrap();
+        if let Some(a) = live.iter().find(|node| node.id == "a")
+            && seen.last() != Some(&a.lease_expires)
+        {
+            seen.push(a.lease_expires);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_running_node_writes_what_it_declares_now() {
+    // Nothing subscribes at this server: the interest written before goes.
+    let left = interest_after_heartbeats("running", true).await;
+    assert_eq!(left, Vec::new());
+}
+
+#[tokio::test]
+async fn a_node_whose_server_stopped_leaves_its_written_interest_alone() {
+    // A server that stopped declares nothing: that is no news, not "no
+    // interest", and the messages kept for this node must go on being kept.
+    let left = interest_after_heartbeats("stopped", false).await;
+    assert_eq!(left, vec![written_before()]);
+}
