@@ -82,3 +82,64 @@ async fn two_processes_share_one_sqlite_file() {
     drop(catalog);
     place.clean().await;
 }
+
+const OPENER: &str = "MQ_CATALOG_OPENER_URL";
+
+/// The peers of one machine often start together: the first ones to open a
+/// file that does not exist yet all open it (creating it, switching it to
+/// WAL, making the tables) and register; none fails with "database is
+/// locked". Seen in CI: a peer example failed to start that way, and its
+/// partner waited a minute for it. Each opener is a process of its own (this
+/// test run again, told so by `MQ_CATALOG_OPENER_URL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_that_open_a_new_file_at_once_all_open_it() {
+    if let Ok(url) = std::env::var(OPENER) {
+        // All at once: when the parent says go.
+        let go =
+            std::path::PathBuf::from(url.strip_prefix("sqlite:").unwrap()).with_extension("go");
+        while !go.exists() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let catalog = Catalog::open(&url).await.expect("opening the new file");
+        let id = format!("n{}", std::process::id());
+        (catalog
+            .register(&id, "127.0.0.1:1", Duration::from_secs(60))
+            .await)
+            .expect("registering");
+        return;
+    }
+    for round in 0..10 {
+        let place = Place::sqlite();
+        let openers: Vec<_> = (0..6)
+            .map(|_| {
+                Command::new(std::env::current_exe().unwrap())
+                    .args([
+                        "--exact",
+                        "processes_that_open_a_new_file_at_once_all_open_it",
+                    ])
+                    .env(OPENER, &place.url)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("starting an opener")
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let go = place.sqlite_file().unwrap().with_extension("go");
+        std::fs::write(&go, "").unwrap();
+        for (i, opener) in openers.into_iter().enumerate() {
+            let out = tokio::task::spawn_blocking(move || opener.wait_with_output())
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}, opener {i} failed ({}):\n{}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        place.clean().await;
+    }
+}

@@ -3,7 +3,7 @@
 //! blocking pool, and sorting SQLite's errors into ours.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -56,29 +56,70 @@ CREATE TABLE IF NOT EXISTS queues (
 /// Opens `path` (creating it if `create` says so), in WAL mode with the busy
 /// timeout (how long a writer waits for another process's write to finish:
 /// the call timeout), and makes sure the tables exist.
+///
+/// Opening is tried again until the busy timeout passes while SQLite says
+/// the file is busy: processes that open a new file at once each switch it
+/// to WAL, and SQLite answers one of two connections that both hold a read
+/// lock and want the exclusive one "busy" at once, without its busy handler
+/// (waiting could deadlock them), so the timeout alone does not cover it.
 pub(super) fn connect(
     path: &Path,
     create: OpenFlags,
     busy_timeout: Duration,
 ) -> Result<Connection, Error> {
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        match open_once(path, create, busy_timeout) {
+            Err(Opening::Busy(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(Opening::Busy(err)) => return Err(failed(err)),
+            Err(Opening::Failed(err)) => return Err(err),
+            Ok(conn) => return Ok(conn),
+        }
+    }
+}
+
+/// Why one try at opening failed.
+enum Opening {
+    /// SQLite said the file is busy or locked.
+    Busy(rusqlite::Error),
+    Failed(Error),
+}
+
+impl From<rusqlite::Error> for Opening {
+    fn from(err: rusqlite::Error) -> Opening {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Opening::Busy(err),
+            _ => Opening::Failed(failed(err)),
+        }
+    }
+}
+
+fn open_once(
+    path: &Path,
+    create: OpenFlags,
+    busy_timeout: Duration,
+) -> Result<Connection, Opening> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | create;
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|err| unavailable(format!("cannot open {}: {}", path.display(), detail(&err))))?;
-    conn.busy_timeout(busy_timeout).map_err(failed)?;
+    let conn = Connection::open_with_flags(path, flags).map_err(|err| {
+        Opening::Failed(unavailable(format!(
+            "cannot open {}: {}",
+            path.display(),
+            detail(&err)
+        )))
+    })?;
+    conn.busy_timeout(busy_timeout)?;
     // Every commit synced: an enqueue or ack that returned survives a power cut.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(failed)?;
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(failed)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Database {
+        return Err(Opening::Failed(Error::Database {
             backend: BACKEND,
             detail: format!("{} stays in journal mode {mode}, not WAL", path.display()),
-        });
+        }));
     }
-    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
-        .map_err(failed)?;
+    conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
     Ok(conn)
 }
 
