@@ -59,6 +59,7 @@ pub mod mqtt;
 pub mod nats;
 pub mod time;
 pub mod topic;
+mod utf8;
 pub mod wire;
 
 pub use time::Instant;

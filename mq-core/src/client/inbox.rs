@@ -332,7 +332,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         let t0 = at + RECORD_OVERHEAD;
         let topic = buf
             .get(t0..t0 + tlen)
-            .and_then(|b| core::str::from_utf8(b).ok())
+            .and_then(crate::utf8::str_of)
             .unwrap_or("");
         let meta = buf
             .get(t0 + tlen..t0 + tlen + mlen)

@@ -269,7 +269,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         let mlen = u32_at(h, 16) as usize;
         let plen = u32_at(h, 20) as usize;
         let t0 = at + RECORD_OVERHEAD;
-        let topic = core::str::from_utf8(buf.get(t0..t0 + tlen)?).ok()?;
+        let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
         let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
         let payload = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + plen)?;
         Some(Record {

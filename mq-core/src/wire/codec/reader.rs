@@ -115,6 +115,6 @@ impl<'a> Reader<'a> {
 
     /// A string: a byte string that is UTF-8.
     pub(crate) fn str(&mut self) -> Result<&'a str> {
-        core::str::from_utf8(self.bytes()?).map_err(|_| DecodeError::Malformed)
+        crate::utf8::str_of(self.bytes()?).ok_or(DecodeError::Malformed)
     }
 }
