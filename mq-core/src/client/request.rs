@@ -10,6 +10,7 @@
 //! fixed table of requests waiting for their reply; replies that match none are
 //! acknowledged and dropped.
 
+use crate::framing::Framer;
 use core::fmt;
 
 use heapless::{String, Vec};
@@ -261,7 +262,8 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

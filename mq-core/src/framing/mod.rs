@@ -43,16 +43,13 @@ impl Framing {
     ) -> Result<usize, EncodeError> {
         match self {
             Framing::Stream => stream::encode_frame_sized(frame, len, max_frame, buf),
-            Framing::Serial => {
-                if len > max_frame as usize {
-                    return Err(EncodeError::FrameTooLarge {
-                        len,
-                        max: max_frame as usize,
-                    });
-                }
-                serial::encode_frame_sized(frame, len, buf)
-            }
+            Framing::Serial => serial_encode_sized(frame, len, max_frame, buf),
         }
+    }
+
+    /// Whether this is [`Framing::Serial`].
+    pub const fn is_serial(self) -> bool {
+        matches!(self, Framing::Serial)
     }
 
     /// Most bytes a frame of `frame_len` encoded bytes takes with this framing.
@@ -78,6 +75,102 @@ impl Framing {
     }
 }
 
+/// How a client session frames what it sends: chosen by value
+/// ([`Framing`], for a program that speaks over both) or by type
+/// ([`StreamOnly`], [`SerialOnly`]), so that a device build that speaks over
+/// one transport links no encoder of the other.
+pub trait Framer: Copy {
+    /// Which framing this is.
+    fn framing(self) -> Framing;
+
+    /// [`Framing::encode_sized`] with this framing.
+    fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError>;
+}
+
+impl Framer for Framing {
+    fn framing(self) -> Framing {
+        self
+    }
+
+    fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        Framing::encode_sized(self, frame, len, max_frame, buf)
+    }
+}
+
+/// [`Framing::Stream`] in the type: a session framed by it carries no serial
+/// encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamOnly;
+
+impl Framer for StreamOnly {
+    #[inline(always)]
+    fn framing(self) -> Framing {
+        Framing::Stream
+    }
+
+    fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        stream::encode_frame_sized(frame, len, max_frame, buf)
+    }
+}
+
+/// [`Framing::Serial`] in the type: a session framed by it carries no stream
+/// encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SerialOnly;
+
+impl Framer for SerialOnly {
+    #[inline(always)]
+    fn framing(self) -> Framing {
+        Framing::Serial
+    }
+
+    fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        serial_encode_sized(frame, len, max_frame, buf)
+    }
+}
+
+/// Serial framing's half of [`Framing::encode_sized`].
+fn serial_encode_sized(
+    frame: &Frame<'_>,
+    len: usize,
+    max_frame: u32,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    if len > max_frame as usize {
+        return Err(EncodeError::FrameTooLarge {
+            len,
+            max: max_frame as usize,
+        });
+    }
+    serial::encode_frame_sized(frame, len, buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +186,45 @@ mod tests {
             // Nothing fits: no frame at all.
             assert_eq!(framing.largest_frame(0), 0);
         }
+    }
+
+    /// What a framer writes, its error included, for `frame` into `room` bytes
+    /// with a receiver limit of `max_frame`.
+    fn framed(
+        framer: impl Framer,
+        frame: &Frame<'_>,
+        max_frame: u32,
+        room: usize,
+    ) -> Result<([u8; 64], usize), EncodeError> {
+        let mut buf = [0u8; 64];
+        let len = frame.encoded_len();
+        let n = framer.encode_sized(frame, len, max_frame, &mut buf[..room])?;
+        Ok((buf, n))
+    }
+
+    #[test]
+    fn framing_in_the_type_writes_what_the_value_writes() {
+        use crate::wire::{Close, Reason};
+        let frames = [
+            Frame::Ping(7),
+            Frame::Pong(u64::MAX),
+            Frame::Close(Close {
+                reason: Reason::Normal,
+                text: "bye\0with a zero",
+            }),
+        ];
+        for frame in &frames {
+            for (max_frame, room) in [(u32::MAX, 64), (u32::MAX, 3), (2, 64)] {
+                let stream = framed(StreamOnly, frame, max_frame, room);
+                assert_eq!(stream, framed(Framing::Stream, frame, max_frame, room));
+                let serial = framed(SerialOnly, frame, max_frame, room);
+                assert_eq!(serial, framed(Framing::Serial, frame, max_frame, room));
+                if max_frame == u32::MAX && room == 64 {
+                    assert_ne!(stream, serial, "{frame:?}");
+                }
+            }
+        }
+        assert_eq!(StreamOnly.framing(), Framing::Stream);
+        assert_eq!(SerialOnly.framing(), Framing::Serial);
     }
 }
