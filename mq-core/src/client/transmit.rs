@@ -81,9 +81,10 @@ where
                     self.framing
                         .encode_sized(&frame, encoded_len, u32::MAX, body)
                 }
-                _ => self
-                    .framing
-                    .encode_sized(&frame, frame.encoded_len(), u32::MAX, body),
+                _ => {
+                    let len = self.framing.encoded_len(&frame);
+                    self.framing.encode_sized(&frame, len, u32::MAX, body)
+                }
             };
             let Ok(n) = encoded else {
                 break;

@@ -8,6 +8,7 @@
 pub mod serial;
 pub mod stream;
 
+use crate::wire::codec::Sender;
 use crate::wire::{EncodeError, Frame};
 
 /// Which framing a connection uses for the frames a state machine emits.
@@ -43,7 +44,7 @@ impl Framing {
     ) -> Result<usize, EncodeError> {
         match self {
             Framing::Stream => stream::encode_frame_sized(frame, len, max_frame, buf),
-            Framing::Serial => serial_encode_sized(frame, len, max_frame, buf),
+            Framing::Serial => serial_encode_sized(frame, len, max_frame, buf, Sender::Any),
         }
     }
 
@@ -78,10 +79,16 @@ impl Framing {
 /// How a client session frames what it sends: chosen by value
 /// ([`Framing`], for a program that speaks over both) or by type
 /// ([`StreamOnly`], [`SerialOnly`]), so that a device build that speaks over
-/// one transport links no encoder of the other.
+/// one transport links no encoder of the other. The typed framers encode only
+/// the frames a client sends (any other is [`EncodeError::Unexpected`]), so a
+/// device carries no encoder of the broker's frames either.
 pub trait Framer: Copy {
     /// Which framing this is.
     fn framing(self) -> Framing;
+
+    /// [`Frame::encoded_len`] as this framer's encoder measures it: 0 for a
+    /// frame it does not write.
+    fn encoded_len(self, frame: &Frame<'_>) -> usize;
 
     /// [`Framing::encode_sized`] with this framing.
     fn encode_sized(
@@ -96,6 +103,10 @@ pub trait Framer: Copy {
 impl Framer for Framing {
     fn framing(self) -> Framing {
         self
+    }
+
+    fn encoded_len(self, frame: &Frame<'_>) -> usize {
+        frame.encoded_len()
     }
 
     fn encode_sized(
@@ -121,6 +132,10 @@ impl Framer for StreamOnly {
         Framing::Stream
     }
 
+    fn encoded_len(self, frame: &Frame<'_>) -> usize {
+        frame.encoded_len_as(Sender::Client)
+    }
+
     fn encode_sized(
         self,
         frame: &Frame<'_>,
@@ -128,7 +143,7 @@ impl Framer for StreamOnly {
         max_frame: u32,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        stream::encode_frame_sized(frame, len, max_frame, buf)
+        stream::encode_frame_sized_as(frame, len, max_frame, buf, Sender::Client)
     }
 }
 
@@ -144,6 +159,10 @@ impl Framer for SerialOnly {
         Framing::Serial
     }
 
+    fn encoded_len(self, frame: &Frame<'_>) -> usize {
+        frame.encoded_len_as(Sender::Client)
+    }
+
     fn encode_sized(
         self,
         frame: &Frame<'_>,
@@ -151,16 +170,18 @@ impl Framer for SerialOnly {
         max_frame: u32,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        serial_encode_sized(frame, len, max_frame, buf)
+        serial_encode_sized(frame, len, max_frame, buf, Sender::Client)
     }
 }
 
-/// Serial framing's half of [`Framing::encode_sized`].
+/// Serial framing's half of [`Framing::encode_sized`], with `sender`'s encoder.
+#[inline(always)]
 fn serial_encode_sized(
     frame: &Frame<'_>,
     len: usize,
     max_frame: u32,
     buf: &mut [u8],
+    sender: Sender,
 ) -> Result<usize, EncodeError> {
     if len > max_frame as usize {
         return Err(EncodeError::FrameTooLarge {
@@ -168,7 +189,7 @@ fn serial_encode_sized(
             max: max_frame as usize,
         });
     }
-    serial::encode_frame_sized(frame, len, buf)
+    serial::encode_frame_sized_as(frame, len, buf, sender)
 }
 
 #[cfg(test)]
