@@ -89,6 +89,7 @@ enum Head<'a> {
 /// `frame`'s [`encoded_len`](Frame::encoded_len). Without `alloc` the
 /// fragmenter's frames are publishes, which a client's encoder writes: a
 /// device links no encoder of the frames it never sends.
+#[cfg_attr(not(feature = "alloc"), inline(never))]
 fn frame_len(frame: &Frame<'_>) -> usize {
     #[cfg(feature = "alloc")]
     let len = frame.encoded_len();
@@ -178,6 +179,7 @@ impl<'a> Fragmenter<'a> {
     }
 
     /// The frame carrying `payload` with `fragment`.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn frame(&self, fragment: Option<Fragment>, payload: &'a [u8]) -> Frame<'a> {
         match self.head {
             Head::Publish(p) => Frame::Publish(Publish {
