@@ -136,7 +136,13 @@ impl<const N: usize> Requests<N> {
     pub(super) fn new(seed: u64, client_id: &str) -> Self {
         Requests {
             slots: [None; N],
-            nonce: (mix(seed ^ topic_hash(client_id)) >> 32) as u32,
+            // A table with no room makes no request (`has_room`), so its
+            // nonce is never read: a device without requests skips the hash.
+            nonce: if N == 0 {
+                0
+            } else {
+                (mix(seed ^ topic_hash(client_id)) >> 32) as u32
+            },
             next: 1,
         }
     }
