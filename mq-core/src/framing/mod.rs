@@ -42,10 +42,7 @@ impl Framing {
         max_frame: u32,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        match self {
-            Framing::Stream => stream::encode_frame_sized(frame, len, max_frame, buf),
-            Framing::Serial => serial_encode_sized(frame, len, max_frame, buf, Sender::Any),
-        }
+        encode_sized_as(self, frame, len, max_frame, buf, Sender::Any)
     }
 
     /// Whether this is [`Framing::Serial`].
@@ -81,115 +78,115 @@ impl Framing {
 /// ([`StreamOnly`], [`SerialOnly`]), so that a device build that speaks over
 /// one transport links no encoder of the other. The typed framers encode only
 /// the frames a client sends (any other is [`EncodeError::Unexpected`]), so a
-/// device carries no encoder of the broker's frames either.
-pub trait Framer: Copy {
+/// device carries no encoder of the broker's frames either. Sealed: these
+/// three are all.
+pub trait Framer: Copy + sealed::Sealed {
     /// Which framing this is.
     fn framing(self) -> Framing;
 
     /// [`Frame::encoded_len`] as this framer's encoder measures it: 0 for a
     /// frame it does not write.
-    fn encoded_len(self, frame: &Frame<'_>) -> usize;
+    fn encoded_len(self, frame: &Frame<'_>) -> usize {
+        frame.encoded_len_as(sender::<Self>())
+    }
 
-    /// [`Framing::encode_sized`] with this framing.
+    /// [`Framing::encode_sized`] with this framing and encoder.
     fn encode_sized(
         self,
         frame: &Frame<'_>,
         len: usize,
         max_frame: u32,
         buf: &mut [u8],
-    ) -> Result<usize, EncodeError>;
+    ) -> Result<usize, EncodeError> {
+        encode_sized_as(self.framing(), frame, len, max_frame, buf, sender::<Self>())
+    }
+}
+
+mod sealed {
+    /// Only this module's framers are [`Framer`](super::Framer)s.
+    pub trait Sealed {
+        /// The framer encodes only the frames a client sends.
+        const CLIENT: bool;
+    }
+}
+
+/// The encoder a framer uses.
+#[inline(always)]
+fn sender<T: Framer>() -> Sender {
+    if T::CLIENT {
+        Sender::Client
+    } else {
+        Sender::Any
+    }
+}
+
+impl sealed::Sealed for Framing {
+    const CLIENT: bool = false;
 }
 
 impl Framer for Framing {
     fn framing(self) -> Framing {
         self
     }
-
-    fn encoded_len(self, frame: &Frame<'_>) -> usize {
-        frame.encoded_len()
-    }
-
-    fn encode_sized(
-        self,
-        frame: &Frame<'_>,
-        len: usize,
-        max_frame: u32,
-        buf: &mut [u8],
-    ) -> Result<usize, EncodeError> {
-        Framing::encode_sized(self, frame, len, max_frame, buf)
-    }
 }
 
-/// [`Framing::Stream`] in the type: a session framed by it carries no serial
-/// encoder.
+/// [`Framing::Stream`] in the type, with a client's encoder: a session framed
+/// by it carries no serial encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct StreamOnly;
+
+impl sealed::Sealed for StreamOnly {
+    const CLIENT: bool = true;
+}
 
 impl Framer for StreamOnly {
     #[inline(always)]
     fn framing(self) -> Framing {
         Framing::Stream
     }
-
-    fn encoded_len(self, frame: &Frame<'_>) -> usize {
-        frame.encoded_len_as(Sender::Client)
-    }
-
-    fn encode_sized(
-        self,
-        frame: &Frame<'_>,
-        len: usize,
-        max_frame: u32,
-        buf: &mut [u8],
-    ) -> Result<usize, EncodeError> {
-        stream::encode_frame_sized_as(frame, len, max_frame, buf, Sender::Client)
-    }
 }
 
-/// [`Framing::Serial`] in the type: a session framed by it carries no stream
-/// encoder.
+/// [`Framing::Serial`] in the type, with a client's encoder: a session framed
+/// by it carries no stream encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SerialOnly;
+
+impl sealed::Sealed for SerialOnly {
+    const CLIENT: bool = true;
+}
 
 impl Framer for SerialOnly {
     #[inline(always)]
     fn framing(self) -> Framing {
         Framing::Serial
     }
-
-    fn encoded_len(self, frame: &Frame<'_>) -> usize {
-        frame.encoded_len_as(Sender::Client)
-    }
-
-    fn encode_sized(
-        self,
-        frame: &Frame<'_>,
-        len: usize,
-        max_frame: u32,
-        buf: &mut [u8],
-    ) -> Result<usize, EncodeError> {
-        serial_encode_sized(frame, len, max_frame, buf, Sender::Client)
-    }
 }
 
-/// Serial framing's half of [`Framing::encode_sized`], with `sender`'s encoder.
+/// [`Framing::encode_sized`] with `sender`'s encoder. Inlined, so that for a
+/// constant `framing` only its encoder is compiled in.
 #[inline(always)]
-fn serial_encode_sized(
+fn encode_sized_as(
+    framing: Framing,
     frame: &Frame<'_>,
     len: usize,
     max_frame: u32,
     buf: &mut [u8],
     sender: Sender,
 ) -> Result<usize, EncodeError> {
-    if len > max_frame as usize {
-        return Err(EncodeError::FrameTooLarge {
-            len,
-            max: max_frame as usize,
-        });
+    match framing {
+        Framing::Stream => stream::encode_frame_sized_as(frame, len, max_frame, buf, sender),
+        Framing::Serial => {
+            if len > max_frame as usize {
+                return Err(EncodeError::FrameTooLarge {
+                    len,
+                    max: max_frame as usize,
+                });
+            }
+            serial::encode_frame_sized_as(frame, len, buf, sender)
+        }
     }
-    serial::encode_frame_sized_as(frame, len, buf, sender)
 }
 
 #[cfg(test)]

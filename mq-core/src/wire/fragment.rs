@@ -1,4 +1,4 @@
-//! Fragments: one message as several [`Publish`] or [`Deliver`](super::Deliver) frames, and back.
+//! Fragments: one message as several [`Publish`] or [`Deliver`] frames, and back.
 //!
 //! Both sides of the protocol fragment (the client its publishes, the broker its
 //! deliveries) and both reassemble; this module does it once for both frame
@@ -56,7 +56,7 @@
 
 use core::fmt;
 
-#[cfg(feature = "alloc")]
+#[cfg(any(feature = "alloc", doc))]
 use super::Deliver;
 #[cfg(not(feature = "alloc"))]
 use super::codec::Sender;
@@ -65,7 +65,7 @@ use crate::framing::Framing;
 use crate::framing::stream::prefix_len;
 
 /// A message to send, as one frame or as fragments: a [`Publish`] (client to
-/// broker) or a [`Deliver`](super::Deliver) (broker to client) whose `payload` is the whole
+/// broker) or a [`Deliver`] (broker to client) whose `payload` is the whole
 /// payload (its `fragment` field is ignored).
 ///
 /// Send the frames [`next`](Self::next) (or [`encode_next`](Self::encode_next))
@@ -422,7 +422,7 @@ impl fmt::Display for ReassemblyError {
 
 impl core::error::Error for ReassemblyError {}
 
-/// Checks received [`Publish`] or [`Deliver`](super::Deliver) frames against the fragment rules,
+/// Checks received [`Publish`] or [`Deliver`] frames against the fragment rules,
 /// one message at a time, and says where each payload goes.
 ///
 /// For every publish (or deliver) frame of a connection, call
