@@ -4,8 +4,8 @@
 mod frames;
 
 use frames::{Parts, parts};
-use mq_core::framing::{serial, stream};
-use mq_core::wire::{DecodeError, Frame};
+use mq_core::framing::{Framer, SerialOnly, StreamOnly, serial, stream};
+use mq_core::wire::{DecodeError, EncodeError, Frame};
 use proptest::prelude::*;
 
 const MAX_FRAME: u32 = 4096;
@@ -132,6 +132,19 @@ proptest! {
             other => other,
         };
         prop_assert_eq!(Frame::decode_from_broker(&bytes), want);
+    }
+
+    #[test]
+    fn a_clients_encoder_writes_what_clients_send_as_serde_and_refuses_the_rest(
+        p in parts(300),
+    ) {
+        let frame = p.frame();
+        let want = postcard::to_allocvec(&frame).unwrap();
+        // Hello, publish, subscribe, unsubscribe, ack, nack, credit, ping,
+        // pong, close, error, admin: what a client session sends.
+        let sent_by_clients = matches!(want[0], 0 | 2 | 5 | 8 | 11..=18);
+        client_encoder_agrees(StreamOnly, &frame, &want, sent_by_clients)?;
+        client_encoder_agrees(SerialOnly, &frame, &want, sent_by_clients)?;
     }
 
     #[test]
@@ -291,6 +304,34 @@ proptest! {
             }
         }
     }
+}
+
+/// A typed framer (a client's encoder) against its framing by value (every
+/// frame's encoder): the same bytes for a frame clients send (`want` is its
+/// postcard encoding), nothing written for any other.
+fn client_encoder_agrees(
+    framer: impl Framer,
+    frame: &Frame<'_>,
+    want: &[u8],
+    sent_by_clients: bool,
+) -> Result<(), TestCaseError> {
+    let framing = framer.framing();
+    let len = framer.encoded_len(frame);
+    let mut buf = vec![0xAAu8; framing.max_framed_len(want.len())];
+    if sent_by_clients {
+        prop_assert_eq!(len, want.len());
+        let n = framer.encode_sized(frame, len, u32::MAX, &mut buf).unwrap();
+        let mut everyone = vec![0u8; buf.len()];
+        let m = framing.encode(frame, u32::MAX, &mut everyone).unwrap();
+        prop_assert_eq!(&buf[..n], &everyone[..m]);
+    } else {
+        prop_assert_eq!(len, 0);
+        // Told the whole length, it still writes nothing.
+        let refused = framer.encode_sized(frame, want.len(), u32::MAX, &mut buf);
+        prop_assert_eq!(refused, Err(EncodeError::Unexpected));
+        prop_assert!(buf.iter().all(|&b| b == 0xAA));
+    }
+    Ok(())
 }
 
 /// The frame tag a decoder reads from `bytes`: a varint, so a damaged

@@ -8,16 +8,37 @@ use mq_core::__mq_debug as debug;
 
 use mq_core::Instant;
 use mq_core::client::{
-    AckError, Config, CreditError, DeliveryId, Framing, PublishError, PublishId, PublishOptions,
-    ReplyAddress, RequestError, RequestId, RequestOptions, Session, State, Stats, SubId,
-    SubscribeError, SubscribeOptions, UnsubscribeError,
+    AckError, Config, CreditError, DeliveryId, Framer, Framing, PublishError, PublishId,
+    PublishOptions, ReplyAddress, RequestError, RequestId, RequestOptions, Session, State, Stats,
+    SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 
 use crate::buffers::{BufferError, Buffers, largest_frame};
 
-/// The session type both drivers run: storage borrowed from the caller.
-pub type ClientSession<'a, const SUBS: usize, const HELD: usize, const REQS: usize = 4> =
-    Session<&'a mut [u8], SUBS, HELD, REQS>;
+/// The session type both drivers run: storage borrowed from the caller, and
+/// framed as `F` (the driver's [`Transport::Framer`]).
+pub type ClientSession<
+    'a,
+    const SUBS: usize,
+    const HELD: usize,
+    const REQS: usize = 4,
+    F = Framing,
+> = Session<&'a mut [u8], SUBS, HELD, REQS, F>;
+
+/// The transport half of a [`Client`] ([`Tcp`](crate::Tcp),
+/// [`Serial`](crate::Serial)). Its framing is in its type, so that a build
+/// links the encoder of the framing it speaks and no other.
+pub trait Transport: sealed::Sealed {
+    /// How the session frames what it sends over this transport.
+    type Framer: Framer;
+    /// The framer's value.
+    const FRAMER: Self::Framer;
+}
+
+pub(crate) mod sealed {
+    /// Only this crate's transports are [`Transport`](super::Transport)s.
+    pub trait Sealed {}
+}
 
 /// Where a transport stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,17 +66,17 @@ pub(crate) trait Link {
     /// Queues bytes for the broker; returns how many were taken (0: no room now).
     fn send(&mut self, bytes: &[u8]) -> usize;
     /// Hands what arrived to the session, as much as it takes now.
-    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS, F>,
     );
 }
 
 /// The session, its transmit buffer, and whether the transport is open for the
 /// current connection attempt.
-pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize, const REQS: usize> {
-    pub(crate) session: ClientSession<'a, SUBS, HELD, REQS>,
+pub(crate) struct Engine<'a, F, const SUBS: usize, const HELD: usize, const REQS: usize> {
+    pub(crate) session: ClientSession<'a, SUBS, HELD, REQS, F>,
     tx: &'a mut [u8],
     /// Bytes `tx[tx_start..tx_end]` are written by the session, not yet taken by
     /// the transport.
@@ -64,7 +85,9 @@ pub(crate) struct Engine<'a, const SUBS: usize, const HELD: usize, const REQS: u
     open: bool,
 }
 
-impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUBS, HELD, REQS> {
+impl<'a, F: Framer, const SUBS: usize, const HELD: usize, const REQS: usize>
+    Engine<'a, F, SUBS, HELD, REQS>
+{
     /// A session whose frames fit the buffers: the largest frame it accepts is
     /// lowered to what `rx` holds, the largest it produces to what `tx` holds.
     /// Built in `slot` (see [`Session::new_in`]); returns it and `rx`, for the
@@ -72,9 +95,10 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUB
     pub(crate) fn new_in<'s>(
         slot: &'s mut MaybeUninit<Self>,
         mut config: Config,
-        framing: Framing,
+        framer: F,
         buffers: Buffers<'a>,
     ) -> Result<(&'s mut Self, &'a mut [u8]), BufferError> {
+        let framing = framer.framing();
         buffers.check(framing)?;
         let Buffers {
             outbox,
@@ -95,8 +119,8 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUB
         // initialised.
         let engine = unsafe {
             let session = &mut *addr_of_mut!((*p).session)
-                .cast::<MaybeUninit<ClientSession<'a, SUBS, HELD, REQS>>>();
-            ClientSession::new_in(session, config, framing, outbox, inbox);
+                .cast::<MaybeUninit<ClientSession<'a, SUBS, HELD, REQS, F>>>();
+            ClientSession::new_in(session, config, framer, outbox, inbox);
             addr_of_mut!((*p).tx).write(tx);
             addr_of_mut!((*p).tx_start).write(0);
             addr_of_mut!((*p).tx_end).write(0);
@@ -224,12 +248,18 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize> Engine<'a, SUB
 /// `poll`, so call `poll` after issuing them. `SUBS` bounds the subscriptions,
 /// `HELD` the QoS 1 deliveries the application holds unacked at once, `REQS`
 /// the requests waiting for their reply (0 if the board makes none).
-pub struct Client<'a, T, const SUBS: usize = 8, const HELD: usize = 32, const REQS: usize = 4> {
-    pub(crate) engine: Engine<'a, SUBS, HELD, REQS>,
+pub struct Client<
+    'a,
+    T: Transport,
+    const SUBS: usize = 8,
+    const HELD: usize = 32,
+    const REQS: usize = 4,
+> {
+    pub(crate) engine: Engine<'a, T::Framer, SUBS, HELD, REQS>,
     pub(crate) transport: T,
 }
 
-impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
+impl<'a, T: Transport, const SUBS: usize, const HELD: usize, const REQS: usize>
     Client<'a, T, SUBS, HELD, REQS>
 {
     /// A client built in `slot`: the engine in place (see
@@ -238,7 +268,6 @@ impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
     pub(crate) fn new_in_with<'s>(
         slot: &'s mut MaybeUninit<Self>,
         config: Config,
-        framing: Framing,
         buffers: Buffers<'a>,
         transport: impl FnOnce(&'a mut [u8]) -> T,
     ) -> Result<&'s mut Self, BufferError> {
@@ -248,9 +277,9 @@ impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
         // pointers into `slot` (the engine only when it succeeded, and then
         // the transport), then `slot` is initialised.
         unsafe {
-            let engine =
-                &mut *addr_of_mut!((*p).engine).cast::<MaybeUninit<Engine<'a, SUBS, HELD, REQS>>>();
-            let (_, rx) = Engine::new_in(engine, config, framing, buffers)?;
+            let engine = &mut *addr_of_mut!((*p).engine)
+                .cast::<MaybeUninit<Engine<'a, T::Framer, SUBS, HELD, REQS>>>();
+            let (_, rx) = Engine::new_in(engine, config, T::FRAMER, buffers)?;
             addr_of_mut!((*p).transport).write(transport(rx));
             Ok(slot.assume_init_mut())
         }
@@ -259,12 +288,11 @@ impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
     /// [`new_in_with`](Self::new_in_with), returning the client by value.
     pub(crate) fn new_with(
         config: Config,
-        framing: Framing,
         buffers: Buffers<'a>,
         transport: impl FnOnce(&'a mut [u8]) -> T,
     ) -> Result<Self, BufferError> {
         let mut slot = MaybeUninit::uninit();
-        Self::new_in_with(&mut slot, config, framing, buffers, transport)?;
+        Self::new_in_with(&mut slot, config, buffers, transport)?;
         // SAFETY: `new_in_with` succeeded: it initialised the slot.
         Ok(unsafe { slot.assume_init() })
     }
@@ -389,7 +417,7 @@ impl<'a, T, const SUBS: usize, const HELD: usize, const REQS: usize>
     }
 
     /// The session, for its other getters (outbox use, limits, ...).
-    pub fn session(&self) -> &ClientSession<'a, SUBS, HELD, REQS> {
+    pub fn session(&self) -> &ClientSession<'a, SUBS, HELD, REQS, T::Framer> {
         &self.engine.session
     }
 }

@@ -246,7 +246,7 @@ pub mod serial;
 mod tcp;
 
 pub use buffers::{BufferError, Buffers, MIN_FRAME, Storage};
-pub use client::{Client, ClientSession};
+pub use client::{Client, ClientSession, Transport};
 #[cfg(feature = "serial")]
 pub use serial::{LineStats, Serial, SerialClient};
 #[cfg(feature = "tcp")]

@@ -37,12 +37,12 @@ use core::mem::MaybeUninit;
 use embedded_io::{Read, ReadReady, Write};
 use mq_core::__mq_debug as debug;
 use mq_core::Instant;
-use mq_core::client::{Config, Event, Framing};
+use mq_core::client::{Config, Event, Framer, SerialOnly};
 use mq_core::framing::serial::{SerialDecoder, SerialError, SerialStats};
 use mq_core::wire::DecodeError;
 
 use crate::buffers::{BufferError, Buffers};
-use crate::client::{Client, ClientSession, Link, LinkStatus};
+use crate::client::{Client, ClientSession, Link, LinkStatus, Transport, sealed};
 
 /// Bytes read from the line at a time.
 const READ_CHUNK: usize = 32;
@@ -85,6 +85,14 @@ pub struct Serial<'a, IO> {
     refused: bool,
     read_errors: u32,
     write_errors: u32,
+}
+
+impl<IO> sealed::Sealed for Serial<'_, IO> {}
+
+/// A serial client's session writes serial framing only.
+impl<IO> Transport for Serial<'_, IO> {
+    type Framer = SerialOnly;
+    const FRAMER: SerialOnly = SerialOnly;
 }
 
 impl<'a, IO> Serial<'a, IO> {
@@ -159,10 +167,10 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
         }
     }
 
-    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS, F>,
     ) {
         if self.refused {
             if let Some(frame) = self.decoder.last_frame()
@@ -209,7 +217,7 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, con
     /// SerialClient<'_, Uart> = SerialClient::new(..)?`): Rust does not infer
     /// the table sizes from the alias's defaults.
     pub fn new(config: Config, io: IO, buffers: Buffers<'a>) -> Result<Self, BufferError> {
-        Client::new_with(config, Framing::Serial, buffers, |rx| Serial::over(io, rx))
+        Client::new_with(config, buffers, |rx| Serial::over(io, rx))
     }
 
     /// [`new`](Self::new), built in `slot` rather than returned: the client
@@ -222,9 +230,7 @@ impl<'a, IO: Read + Write + ReadReady, const SUBS: usize, const HELD: usize, con
         io: IO,
         buffers: Buffers<'a>,
     ) -> Result<&'s mut Self, BufferError> {
-        Client::new_in_with(slot, config, Framing::Serial, buffers, |rx| {
-            Serial::over(io, rx)
-        })
+        Client::new_in_with(slot, config, buffers, |rx| Serial::over(io, rx))
     }
 
     /// Does everything that is due, then returns the next event; call it until

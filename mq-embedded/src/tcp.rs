@@ -5,7 +5,7 @@ use core::mem::MaybeUninit;
 use mq_core::__mq_debug as debug;
 
 use mq_core::Instant;
-use mq_core::client::{Config, Event, Framing};
+use mq_core::client::{Config, Event, Framer, StreamOnly};
 use mq_core::framing::stream::{Split, StreamDecoder};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
@@ -13,7 +13,7 @@ use smoltcp::socket::tcp::{self, State as TcpState};
 use smoltcp::wire::IpEndpoint;
 
 use crate::buffers::{BufferError, Buffers};
-use crate::client::{Client, ClientSession, Link, LinkStatus};
+use crate::client::{Client, ClientSession, Link, LinkStatus, Transport, sealed};
 
 /// Local ports are taken from the dynamic range, one per connection attempt.
 const FIRST_PORT: u16 = 49_152;
@@ -31,6 +31,14 @@ pub struct Tcp<'a> {
     rx: &'a mut [u8],
     rx_len: usize,
     port: u16,
+}
+
+impl sealed::Sealed for Tcp<'_> {}
+
+/// A TCP client's session writes stream framing only.
+impl Transport for Tcp<'_> {
+    type Framer = StreamOnly;
+    const FRAMER: StreamOnly = StreamOnly;
 }
 
 impl Tcp<'_> {
@@ -99,10 +107,10 @@ impl Link for TcpLink<'_, '_, '_> {
         self.socket().send_slice(bytes).unwrap_or(0)
     }
 
-    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize>(
+    fn receive<const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>(
         &mut self,
         now: Instant,
-        session: &mut ClientSession<'_, SUBS, HELD, REQS>,
+        session: &mut ClientSession<'_, SUBS, HELD, REQS, F>,
     ) {
         let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp.socket);
         let tcp = &mut *self.tcp;
@@ -158,7 +166,7 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize>
         buffers: Buffers<'a>,
     ) -> Result<Self, BufferError> {
         let port = (config.seed % u64::from(PORTS)) as u16;
-        Client::new_with(config, Framing::Stream, buffers, |rx| Tcp {
+        Client::new_with(config, buffers, |rx| Tcp {
             socket,
             broker,
             rx,
@@ -179,7 +187,7 @@ impl<'a, const SUBS: usize, const HELD: usize, const REQS: usize>
         buffers: Buffers<'a>,
     ) -> Result<&'s mut Self, BufferError> {
         let port = (config.seed % u64::from(PORTS)) as u16;
-        Client::new_in_with(slot, config, Framing::Stream, buffers, |rx| Tcp {
+        Client::new_in_with(slot, config, buffers, |rx| Tcp {
             socket,
             broker,
             rx,

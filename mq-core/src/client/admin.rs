@@ -10,6 +10,7 @@ use {
     super::error::Backpressure,
     super::inbox::{self, RecordHead},
     super::{Session, State},
+    crate::framing::Framer,
     crate::topic::MAX_TOPIC_LEN,
     crate::wire::{AdminAnswer, AdminRequest, Meta, QoS},
     alloc::vec::Vec,
@@ -66,7 +67,8 @@ impl AdminOut {
 }
 
 #[cfg(feature = "alloc")]
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

@@ -3,6 +3,7 @@
 //! current connection and the timers; the `Session` methods here move it
 //! through [`State`] and clean up what a connection leaves behind.
 
+use crate::framing::Framer;
 use heapless::{Deque, Vec};
 
 use super::backoff::Backoff;
@@ -135,7 +136,8 @@ impl Connection {
     }
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

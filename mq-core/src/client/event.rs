@@ -2,6 +2,7 @@
 //! ([`Delivery`], [`Chunk`]), and the queue that keeps events other than messages
 //! in order with the messages waiting in the inbox.
 
+use crate::framing::Framer;
 use heapless::Deque;
 
 use super::held::Settle;
@@ -291,7 +292,8 @@ impl Events {
     }
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

@@ -54,7 +54,7 @@ use core::time::Duration;
 
 use crate::wire::{Headers, Limits, Meta, QoS, SessionMode, Start};
 
-pub use crate::framing::Framing;
+pub use crate::framing::{Framer, Framing, SerialOnly, StreamOnly};
 pub use admin::{AdminError, AdminId};
 pub use error::{
     AckError, Backpressure, ConfigError, CreditError, PublishError, RequestError, SubscribeError,

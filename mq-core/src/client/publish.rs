@@ -4,12 +4,14 @@
 use super::Event;
 use super::outbox::{Head, Kind, PushError, Record};
 use super::{PublishError, PublishId, PublishOptions, RequestFailure, Session, State};
+use crate::framing::Framer;
 use crate::time::Instant;
 use crate::topic::Topic;
 use crate::wire::fragment::Fragmenter;
 use crate::wire::{Dedup, Meta, PubAck, PubReject, Publish, QoS, Reason};
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

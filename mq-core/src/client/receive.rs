@@ -2,6 +2,7 @@
 //! inbox (whole, reassembled from fragments, or as chunks when larger than the
 //! inbox), and the application's acks and nacks of them.
 
+use crate::framing::Framer;
 use heapless::String;
 
 use super::held::{MessageKey, Settle, Slot, topic_hash};
@@ -36,7 +37,8 @@ pub(super) struct RxFrag {
     pub(super) topic: String<MAX_TOPIC_LEN>,
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

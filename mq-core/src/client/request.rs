@@ -10,6 +10,7 @@
 //! fixed table of requests waiting for their reply; replies that match none are
 //! acknowledged and dropped.
 
+use crate::framing::Framer;
 use core::fmt;
 
 use heapless::{String, Vec};
@@ -135,7 +136,13 @@ impl<const N: usize> Requests<N> {
     pub(super) fn new(seed: u64, client_id: &str) -> Self {
         Requests {
             slots: [None; N],
-            nonce: (mix(seed ^ topic_hash(client_id)) >> 32) as u32,
+            // A table with no room makes no request (`has_room`), so its
+            // nonce is never read: a device without requests skips the hash.
+            nonce: if N == 0 {
+                0
+            } else {
+                (mix(seed ^ topic_hash(client_id)) >> 32) as u32
+            },
             next: 1,
         }
     }
@@ -261,7 +268,8 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

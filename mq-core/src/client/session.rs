@@ -14,7 +14,7 @@ use super::outbox::Outbox;
 use super::receive::RxFrag;
 use super::request::Requests;
 use super::subscriptions::Subscriptions;
-use super::{Backpressure, Config, Framing, State, Stats};
+use super::{Backpressure, Config, Framer, Framing, State, Stats};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
 use crate::wire::{Frame, Limits, Reason};
@@ -78,12 +78,22 @@ use core::ptr::addr_of_mut;
 /// deliveries the application holds unacked at once; `REQS` the requests waiting
 /// for their reply (the reply subscription has a slot of its own besides
 /// `SUBS`). A session that makes no requests can set `REQS` to 0.
-pub struct Session<B, const SUBS: usize = 8, const HELD: usize = 32, const REQS: usize = 4>
-where
+///
+/// `F` frames what `poll_transmit` writes: a [`Framing`] chosen when the
+/// session is built, or a framing in the type
+/// ([`StreamOnly`](super::StreamOnly), [`SerialOnly`](super::SerialOnly)) for a
+/// device that speaks over one transport and should link no other's encoder.
+pub struct Session<
+    B,
+    const SUBS: usize = 8,
+    const HELD: usize = 32,
+    const REQS: usize = 4,
+    F = Framing,
+> where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     pub(super) config: Config,
-    pub(super) framing: Framing,
+    pub(super) framing: F,
     pub(super) conn: Connection,
     pub(super) outbox: Outbox<B>,
     pub(super) inbox: Inbox<B>,
@@ -109,14 +119,15 @@ where
     pub(super) next_admin: u32,
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
     /// A session that will speak to the broker as `config` says, framing its output
     /// as `framing`, keeping publishes in `outbox` and received messages in `inbox`.
     /// Nothing happens until [`connect`](Self::connect) (or `handle_connected`).
-    pub fn new(config: Config, framing: Framing, outbox: B, inbox: B) -> Self {
+    pub fn new(config: Config, framing: F, outbox: B, inbox: B) -> Self {
         let mut slot = MaybeUninit::uninit();
         Self::new_in(&mut slot, config, framing, outbox, inbox);
         // SAFETY: `new_in` initialised it.
@@ -130,7 +141,7 @@ where
     pub fn new_in(
         slot: &mut MaybeUninit<Self>,
         config: Config,
-        framing: Framing,
+        framing: F,
         outbox: B,
         inbox: B,
     ) -> &mut Self {
@@ -398,7 +409,7 @@ where
     /// A frame that, on a serial line, can only belong to an earlier connection:
     /// a delivery or an answer arriving before `Welcome`.
     fn is_stale(&self, frame: &Frame<'_>) -> bool {
-        self.framing == Framing::Serial
+        self.framing.framing().is_serial()
             && self.conn.state == State::Handshaking
             && matches!(
                 frame,

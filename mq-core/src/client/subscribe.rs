@@ -1,6 +1,7 @@
 //! Subscribing: the application's subscriptions into the subscription table,
 //! credit, and the broker's answers.
 
+use crate::framing::Framer;
 use heapless::String;
 
 use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
@@ -12,7 +13,8 @@ use crate::time::Instant;
 use crate::topic::Filter;
 use crate::wire::{SubAck, SubReject, UnsubAck};
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {

@@ -2,10 +2,11 @@
 //! changes, credit, then publishes), and what writing it changes.
 
 use super::held::Settle;
+use crate::framing::Framer;
 use heapless::String;
 
 use super::subscriptions::{MAX_FILTER_LEN, Outgoing};
-use super::{Framing, Session, State};
+use super::{Session, State};
 use crate::framing::serial::DELIMITER;
 use crate::time::Instant;
 use crate::wire::{
@@ -41,7 +42,8 @@ pub(super) enum Tx {
     },
 }
 
-impl<B, const SUBS: usize, const HELD: usize, const REQS: usize> Session<B, SUBS, HELD, REQS>
+impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
+    Session<B, SUBS, HELD, REQS, F>
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
 {
@@ -66,7 +68,7 @@ where
             };
             // On a serial line a lone delimiter ends whatever partial frame of an
             // earlier connection the broker's decoder holds.
-            let lead = usize::from(matches!(tx, Tx::Hello) && self.framing == Framing::Serial);
+            let lead = usize::from(matches!(tx, Tx::Hello) && self.framing.framing().is_serial());
             let Some((head, body)) = buf
                 .get_mut(written..)
                 .and_then(|out| out.split_at_mut_checked(lead))
@@ -79,7 +81,10 @@ where
                     self.framing
                         .encode_sized(&frame, encoded_len, u32::MAX, body)
                 }
-                _ => self.framing.encode(&frame, u32::MAX, body),
+                _ => {
+                    let len = self.framing.encoded_len(&frame);
+                    self.framing.encode_sized(&frame, len, u32::MAX, body)
+                }
             };
             let Ok(n) = encoded else {
                 break;

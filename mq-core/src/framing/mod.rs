@@ -8,6 +8,7 @@
 pub mod serial;
 pub mod stream;
 
+use crate::wire::codec::Sender;
 use crate::wire::{EncodeError, Frame};
 
 /// Which framing a connection uses for the frames a state machine emits.
@@ -41,18 +42,12 @@ impl Framing {
         max_frame: u32,
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
-        match self {
-            Framing::Stream => stream::encode_frame_sized(frame, len, max_frame, buf),
-            Framing::Serial => {
-                if len > max_frame as usize {
-                    return Err(EncodeError::FrameTooLarge {
-                        len,
-                        max: max_frame as usize,
-                    });
-                }
-                serial::encode_frame_sized(frame, len, buf)
-            }
-        }
+        encode_sized_as(self, frame, len, max_frame, buf, Sender::Any)
+    }
+
+    /// Whether this is [`Framing::Serial`].
+    pub const fn is_serial(self) -> bool {
+        matches!(self, Framing::Serial)
     }
 
     /// Most bytes a frame of `frame_len` encoded bytes takes with this framing.
@@ -78,6 +73,122 @@ impl Framing {
     }
 }
 
+/// How a client session frames what it sends: chosen by value
+/// ([`Framing`], for a program that speaks over both) or by type
+/// ([`StreamOnly`], [`SerialOnly`]), so that a device build that speaks over
+/// one transport links no encoder of the other. The typed framers encode only
+/// the frames a client sends (any other is [`EncodeError::Unexpected`]), so a
+/// device carries no encoder of the broker's frames either. Sealed: these
+/// three are all.
+pub trait Framer: Copy + sealed::Sealed {
+    /// Which framing this is.
+    fn framing(self) -> Framing;
+
+    /// [`Frame::encoded_len`] as this framer's encoder measures it: 0 for a
+    /// frame it does not write.
+    fn encoded_len(self, frame: &Frame<'_>) -> usize {
+        frame.encoded_len_as(sender::<Self>())
+    }
+
+    /// [`Framing::encode_sized`] with this framing and encoder.
+    fn encode_sized(
+        self,
+        frame: &Frame<'_>,
+        len: usize,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        encode_sized_as(self.framing(), frame, len, max_frame, buf, sender::<Self>())
+    }
+}
+
+mod sealed {
+    /// Only this module's framers are [`Framer`](super::Framer)s.
+    pub trait Sealed {
+        /// The framer encodes only the frames a client sends.
+        const CLIENT: bool;
+    }
+}
+
+/// The encoder a framer uses.
+#[inline(always)]
+fn sender<T: Framer>() -> Sender {
+    if T::CLIENT {
+        Sender::Client
+    } else {
+        Sender::Any
+    }
+}
+
+impl sealed::Sealed for Framing {
+    const CLIENT: bool = false;
+}
+
+impl Framer for Framing {
+    fn framing(self) -> Framing {
+        self
+    }
+}
+
+/// [`Framing::Stream`] in the type, with a client's encoder: a session framed
+/// by it carries no serial encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct StreamOnly;
+
+impl sealed::Sealed for StreamOnly {
+    const CLIENT: bool = true;
+}
+
+impl Framer for StreamOnly {
+    #[inline(always)]
+    fn framing(self) -> Framing {
+        Framing::Stream
+    }
+}
+
+/// [`Framing::Serial`] in the type, with a client's encoder: a session framed
+/// by it carries no stream encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SerialOnly;
+
+impl sealed::Sealed for SerialOnly {
+    const CLIENT: bool = true;
+}
+
+impl Framer for SerialOnly {
+    #[inline(always)]
+    fn framing(self) -> Framing {
+        Framing::Serial
+    }
+}
+
+/// [`Framing::encode_sized`] with `sender`'s encoder. Inlined, so that for a
+/// constant `framing` only its encoder is compiled in.
+#[inline(always)]
+fn encode_sized_as(
+    framing: Framing,
+    frame: &Frame<'_>,
+    len: usize,
+    max_frame: u32,
+    buf: &mut [u8],
+    sender: Sender,
+) -> Result<usize, EncodeError> {
+    match framing {
+        Framing::Stream => stream::encode_frame_sized_as(frame, len, max_frame, buf, sender),
+        Framing::Serial => {
+            if len > max_frame as usize {
+                return Err(EncodeError::FrameTooLarge {
+                    len,
+                    max: max_frame as usize,
+                });
+            }
+            serial::encode_frame_sized_as(frame, len, buf, sender)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +204,45 @@ mod tests {
             // Nothing fits: no frame at all.
             assert_eq!(framing.largest_frame(0), 0);
         }
+    }
+
+    /// What a framer writes, its error included, for `frame` into `room` bytes
+    /// with a receiver limit of `max_frame`.
+    fn framed(
+        framer: impl Framer,
+        frame: &Frame<'_>,
+        max_frame: u32,
+        room: usize,
+    ) -> Result<([u8; 64], usize), EncodeError> {
+        let mut buf = [0u8; 64];
+        let len = frame.encoded_len();
+        let n = framer.encode_sized(frame, len, max_frame, &mut buf[..room])?;
+        Ok((buf, n))
+    }
+
+    #[test]
+    fn framing_in_the_type_writes_what_the_value_writes() {
+        use crate::wire::{Close, Reason};
+        let frames = [
+            Frame::Ping(7),
+            Frame::Pong(u64::MAX),
+            Frame::Close(Close {
+                reason: Reason::Normal,
+                text: "bye\0with a zero",
+            }),
+        ];
+        for frame in &frames {
+            for (max_frame, room) in [(u32::MAX, 64), (u32::MAX, 3), (2, 64)] {
+                let stream = framed(StreamOnly, frame, max_frame, room);
+                assert_eq!(stream, framed(Framing::Stream, frame, max_frame, room));
+                let serial = framed(SerialOnly, frame, max_frame, room);
+                assert_eq!(serial, framed(Framing::Serial, frame, max_frame, room));
+                if max_frame == u32::MAX && room == 64 {
+                    assert_ne!(stream, serial, "{frame:?}");
+                }
+            }
+        }
+        assert_eq!(StreamOnly.framing(), Framing::Stream);
+        assert_eq!(SerialOnly.framing(), Framing::Serial);
     }
 }

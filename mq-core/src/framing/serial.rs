@@ -12,6 +12,7 @@ use core::fmt;
 use crc::NoTable;
 use crc::{CRC_32_ISCSI, Crc};
 
+use crate::wire::codec::Sender;
 use crate::wire::{DecodeError, EncodeError, Frame};
 
 /// The byte that ends every frame.
@@ -61,6 +62,17 @@ pub fn encode_frame_sized(
     body: usize,
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
+    encode_frame_sized_as(frame, body, buf, Sender::Any)
+}
+
+/// [`encode_frame_sized`] with `sender`'s encoder.
+#[inline(always)]
+pub(crate) fn encode_frame_sized_as(
+    frame: &Frame<'_>,
+    body: usize,
+    buf: &mut [u8],
+    sender: Sender,
+) -> Result<usize, EncodeError> {
     let needed = max_framed_len(body);
     let Some(out) = buf.get_mut(..needed) else {
         return Err(EncodeError::BufferTooSmall { needed });
@@ -74,7 +86,7 @@ pub fn encode_frame_sized(
     else {
         return Err(EncodeError::BufferTooSmall { needed });
     };
-    frame.encode_exact(frame_out)?;
+    frame.encode_exact_as(frame_out, sender)?;
     let crc = crc32c(frame_out).to_le_bytes();
     for (slot, b) in crc_out.iter_mut().zip(crc) {
         *slot = b;

@@ -9,6 +9,7 @@
 
 use core::fmt;
 
+use crate::wire::codec::Sender;
 use crate::wire::{DecodeError, EncodeError, Frame};
 
 /// The longest length prefix: a `u32` varint.
@@ -50,6 +51,18 @@ pub fn encode_frame_sized(
     max_frame: u32,
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
+    encode_frame_sized_as(frame, body, max_frame, buf, Sender::Any)
+}
+
+/// [`encode_frame_sized`] with `sender`'s encoder.
+#[inline(always)]
+pub(crate) fn encode_frame_sized_as(
+    frame: &Frame<'_>,
+    body: usize,
+    max_frame: u32,
+    buf: &mut [u8],
+    sender: Sender,
+) -> Result<usize, EncodeError> {
     if body > max_frame as usize {
         return Err(EncodeError::FrameTooLarge {
             len: body,
@@ -64,8 +77,9 @@ pub fn encode_frame_sized(
     else {
         return Err(EncodeError::BufferTooSmall { needed });
     };
+    // The frame first: when the encoder refuses it, `buf` is untouched.
+    frame.encode_exact_as(out, sender)?;
     write_varint(body as u32, head);
-    frame.encode_exact(out)?;
     Ok(needed)
 }
 

@@ -56,7 +56,11 @@
 
 use core::fmt;
 
-use super::{Deliver, EncodeError, Fragment, Frame, Publish};
+#[cfg(any(feature = "alloc", doc))]
+use super::Deliver;
+#[cfg(not(feature = "alloc"))]
+use super::codec::Sender;
+use super::{EncodeError, Fragment, Frame, Publish};
 use crate::framing::Framing;
 use crate::framing::stream::prefix_len;
 
@@ -72,11 +76,26 @@ pub struct Fragmenter<'a> {
     head: Head<'a>,
 }
 
-/// The frame kind and its fields other than the payload.
+/// The frame kind and its fields other than the payload. Deliveries are the
+/// broker's, which needs `alloc`: a device's fragmenter cuts publishes only,
+/// and measures them with a client's encoder ([`frame_len`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Head<'a> {
     Publish(Publish<'a>),
+    #[cfg(feature = "alloc")]
     Deliver(Deliver<'a>),
+}
+
+/// `frame`'s [`encoded_len`](Frame::encoded_len). Without `alloc` the
+/// fragmenter's frames are publishes, which a client's encoder writes: a
+/// device links no encoder of the frames it never sends.
+#[cfg_attr(not(feature = "alloc"), inline(never))]
+fn frame_len(frame: &Frame<'_>) -> usize {
+    #[cfg(feature = "alloc")]
+    let len = frame.encoded_len();
+    #[cfg(not(feature = "alloc"))]
+    let len = frame.encoded_len_as(Sender::Client);
+    len
 }
 
 /// A frame [`Fragmenter::next`] produced.
@@ -136,7 +155,9 @@ impl<'a> Fragmenter<'a> {
         }
     }
 
-    /// Fragments a delivery; `d.payload` is the whole payload.
+    /// Fragments a delivery; `d.payload` is the whole payload. (With `alloc`:
+    /// deliveries are the broker's.)
+    #[cfg(feature = "alloc")]
     pub const fn deliver(d: Deliver<'a>) -> Self {
         Fragmenter {
             head: Head::Deliver(d),
@@ -147,6 +168,7 @@ impl<'a> Fragmenter<'a> {
     pub const fn payload(&self) -> &'a [u8] {
         match &self.head {
             Head::Publish(p) => p.payload,
+            #[cfg(feature = "alloc")]
             Head::Deliver(d) => d.payload,
         }
     }
@@ -157,6 +179,7 @@ impl<'a> Fragmenter<'a> {
     }
 
     /// The frame carrying `payload` with `fragment`.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn frame(&self, fragment: Option<Fragment>, payload: &'a [u8]) -> Frame<'a> {
         match self.head {
             Head::Publish(p) => Frame::Publish(Publish {
@@ -164,6 +187,7 @@ impl<'a> Fragmenter<'a> {
                 payload,
                 ..p
             }),
+            #[cfg(feature = "alloc")]
             Head::Deliver(d) => Frame::Deliver(Deliver {
                 fragment,
                 payload,
@@ -207,7 +231,7 @@ impl<'a> Fragmenter<'a> {
         if offset > total {
             return 0;
         }
-        if offset == 0 && self.whole().encoded_len() <= max {
+        if offset == 0 && frame_len(&self.whole()) <= max {
             return total;
         }
         self.fragment_room(offset, max).0
@@ -223,10 +247,7 @@ impl<'a> Fragmenter<'a> {
         };
         // With an empty payload, whose length prefix is one byte; `n` bytes
         // need their own prefix (a LEB128 varint, like the frame prefix).
-        let base = self
-            .frame(Some(fragment), &[])
-            .encoded_len()
-            .saturating_sub(1);
+        let base = frame_len(&self.frame(Some(fragment), &[])).saturating_sub(1);
         let Some(avail) = max.checked_sub(base) else {
             return (0, 0);
         };
@@ -248,7 +269,7 @@ impl<'a> Fragmenter<'a> {
         if self.whole_len_bound() <= max {
             return true;
         }
-        if self.whole().encoded_len() <= max {
+        if frame_len(&self.whole()) <= max {
             return true;
         }
         let total = self.total();
@@ -264,7 +285,7 @@ impl<'a> Fragmenter<'a> {
         let total = self.total();
         if offset == 0 {
             let whole = self.whole();
-            let encoded_len = whole.encoded_len();
+            let encoded_len = frame_len(&whole);
             if encoded_len <= max {
                 return Some(Piece {
                     frame: whole,
@@ -319,8 +340,11 @@ impl<'a> Fragmenter<'a> {
         let len = framing
             .encode_sized(&piece.frame, piece.encoded_len, max_frame, buf)
             .map_err(|e| match e {
-                EncodeError::FrameTooLarge { .. } => FragmentError::TooLarge,
                 EncodeError::BufferTooSmall { .. } => FragmentError::BufferTooSmall,
+                // `Unexpected` never: `Framing` encodes every frame.
+                EncodeError::FrameTooLarge { .. } | EncodeError::Unexpected => {
+                    FragmentError::TooLarge
+                }
             })?;
         Ok(Written {
             len,

@@ -137,7 +137,7 @@ pub use admin::{Admin, AdminAnswer, AdminRequest};
 pub use headers::{HeaderIter, Headers, HeadersBuilder, HeadersError, MAX_HEADER_KEY};
 pub use reason::Reason;
 
-use codec::{Wire, Writer};
+use codec::{Sender, Writer};
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
@@ -559,6 +559,11 @@ pub enum EncodeError {
         /// The limit.
         max: usize,
     },
+    /// The frame is not one this encoder writes: a client's encoder
+    /// ([`StreamOnly`](crate::framing::StreamOnly),
+    /// [`SerialOnly`](crate::framing::SerialOnly)) writes only the frames a
+    /// client sends. Nothing was written.
+    Unexpected,
 }
 
 impl fmt::Display for EncodeError {
@@ -570,6 +575,7 @@ impl fmt::Display for EncodeError {
             EncodeError::FrameTooLarge { len, max } => {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
+            EncodeError::Unexpected => f.write_str("frame not sent by this side"),
         }
     }
 }
@@ -609,6 +615,15 @@ impl<'a> Frame<'a> {
         codec::encoded_len(self)
     }
 
+    /// [`encoded_len`](Self::encoded_len) as `sender`'s encoder measures it:
+    /// 0 for a frame it does not write.
+    #[inline(always)]
+    pub(crate) fn encoded_len_as(&self, sender: Sender) -> usize {
+        let mut w = Writer::new(&mut []);
+        codec::write_frame(self, &mut w, sender);
+        if w.refused() { 0 } else { w.len() }
+    }
+
     /// Encodes into the front of `buf`, returning the bytes written. When `buf` is
     /// too small it is left untouched and the error says how much is needed.
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
@@ -622,10 +637,24 @@ impl<'a> Frame<'a> {
     /// Encodes into `buf`, which the caller sized from
     /// [`encoded_len`](Self::encoded_len) (saving a second pass over the frame).
     pub(crate) fn encode_exact(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        self.encode_exact_as(buf, Sender::Any)
+    }
+
+    /// [`encode_exact`](Self::encode_exact) with `sender`'s encoder;
+    /// [`EncodeError::Unexpected`] for a frame it does not write.
+    #[inline(always)]
+    pub(crate) fn encode_exact_as(
+        &self,
+        buf: &mut [u8],
+        sender: Sender,
+    ) -> Result<usize, EncodeError> {
         let mut w = Writer::new(buf);
-        self.write(&mut w);
+        codec::write_frame(self, &mut w, sender);
+        if w.refused() {
+            return Err(EncodeError::Unexpected);
+        }
         w.finish().ok_or_else(|| EncodeError::BufferTooSmall {
-            needed: self.encoded_len(),
+            needed: self.encoded_len_as(sender),
         })
     }
 

@@ -127,7 +127,7 @@ pub struct App {
 
 impl App {
     /// Connects and subscribes to `commands`.
-    pub fn start<T>(client: &mut Client<'_, T>, commands: &str) -> App {
+    pub fn start<T: mq_embedded::Transport>(client: &mut Client<'_, T>, commands: &str) -> App {
         client.connect(now());
         let Ok(commands) = client.subscribe(now(), commands, &SubscribeOptions::default()) else {
             halt()
@@ -139,7 +139,7 @@ impl App {
     }
 
     /// Publishes a reading when one is due.
-    pub fn tick<T>(&mut self, client: &mut Client<'_, T>, t: Instant) {
+    pub fn tick<T: mq_embedded::Transport>(&mut self, client: &mut Client<'_, T>, t: Instant) {
         if t >= self.next {
             let qos1 = PublishOptions {
                 qos: QoS::AtLeastOnce,

@@ -22,7 +22,7 @@ const TELEMETRY: &str = "telemetry.board-1";
 /// A board under test: its client and whatever carries its bytes.
 pub trait Board {
     /// The client's transport.
-    type Transport;
+    type Transport: mq_embedded::Transport;
     /// The client.
     fn client(&mut self) -> &mut Client<'static, Self::Transport>;
     /// Runs the client (and the network between it and `mqd`) until it is
@@ -91,7 +91,7 @@ impl Seen {
 
 /// Acks a command. `Stale`: it arrived on a connection that has ended since;
 /// the ack is remembered and sent when the broker redelivers it.
-pub fn ack<T>(client: &mut Client<'static, T>, id: DeliveryId) {
+pub fn ack<T: mq_embedded::Transport>(client: &mut Client<'static, T>, id: DeliveryId) {
     match client.ack(id) {
         Ok(()) | Err(AckError::Stale) => {}
         Err(e) => panic!("ack failed: {e}"),

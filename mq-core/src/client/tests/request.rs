@@ -436,3 +436,18 @@ fn a_client_id_that_makes_no_topic_gets_a_hashed_reply_topic() {
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_eq!(publish(&sent[1]).meta.reply_to, Some(filter));
 }
+
+#[test]
+fn a_session_without_requests_refuses_them_and_queues_nothing() {
+    // `REQS == 0`: the table never has room, so no correlation id is made
+    // (the session does not even derive their nonce).
+    let mut s: Session<Vec<u8>, 1, 8, 0> =
+        Session::new(config(), Framing::Stream, vec![0; 4096], vec![0; 4096]);
+    let now = Instant::from_micros(0);
+    s.connect(now);
+    assert_eq!(
+        s.request(now, "svc.echo", b"x", &RequestOptions::default()),
+        Err(RequestError::TableFull)
+    );
+    assert_eq!(s.outbox_len(), 0);
+}

@@ -124,6 +124,56 @@ impl<'a> Wire<'a> for Frame<'a> {
     }
 }
 
+/// Which frames an encoder writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sender {
+    /// Every frame (the broker, tools, tests, hosts' clients).
+    Any,
+    /// Those a client session sends ([`write_from_client`]).
+    Client,
+}
+
+/// `frame` as `sender` writes it. Inlined, so that for a constant `sender`
+/// only its encoder is compiled in.
+#[inline(always)]
+pub(crate) fn write_frame(frame: &Frame<'_>, w: &mut Writer<'_>, sender: Sender) {
+    match sender {
+        Sender::Any => frame.write(w),
+        Sender::Client => write_from_client(frame, w),
+    }
+}
+
+/// Writes `frame` if a client session sends it (hello, publish, subscribe,
+/// unsubscribe, ack, nack, credit, ping, pong, close, error; admin with
+/// `alloc`), byte for byte as [`Wire::write`] does; any other frame is
+/// [`refuse`](Writer::refuse)d, unwritten, so that a client carries no code
+/// to encode the frames only brokers send.
+pub(crate) fn write_from_client(frame: &Frame<'_>, w: &mut Writer<'_>) {
+    let tag = frame.tag();
+    match frame {
+        Frame::Hello(f) => write_tagged(w, tag, f),
+        Frame::Publish(f) => write_tagged(w, tag, f),
+        Frame::Subscribe(f) => write_tagged(w, tag, f),
+        Frame::Unsubscribe(f) => write_tagged(w, tag, f),
+        Frame::Ack(f) => write_tagged(w, tag, f),
+        Frame::Nack(f) => write_tagged(w, tag, f),
+        Frame::Credit(f) => write_tagged(w, tag, f),
+        Frame::Ping(v) | Frame::Pong(v) => write_tagged(w, tag, v),
+        Frame::Close(f) => write_tagged(w, tag, f),
+        Frame::Error(f) => write_tagged(w, tag, f),
+        #[cfg(feature = "alloc")]
+        Frame::Admin(f) => write_tagged(w, tag, f),
+        _ => w.refuse(),
+    }
+}
+
+/// A frame's tag, then its fields.
+#[inline(always)]
+fn write_tagged<'a>(w: &mut Writer<'_>, tag: u8, fields: &impl Wire<'a>) {
+    w.byte(tag);
+    fields.write(w);
+}
+
 /// Which frames a decoder reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiver {

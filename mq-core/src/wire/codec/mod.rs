@@ -22,7 +22,7 @@
 mod frames;
 mod reader;
 
-pub(crate) use frames::{Receiver, read_frame};
+pub(crate) use frames::{Receiver, Sender, read_frame, write_frame};
 mod writer;
 
 pub(crate) use reader::Reader;

@@ -19,6 +19,7 @@ pub(crate) struct Writer<'b> {
     out: &'b mut [u8],
     at: usize,
     overrun: bool,
+    refused: bool,
 }
 
 impl<'b> Writer<'b> {
@@ -27,6 +28,7 @@ impl<'b> Writer<'b> {
             out,
             at: 0,
             overrun: false,
+            refused: false,
         }
     }
 
@@ -35,9 +37,21 @@ impl<'b> Writer<'b> {
         self.at
     }
 
-    /// The bytes written, or `None` when they did not fit.
+    /// The bytes written, or `None` when they did not fit (or the value was
+    /// [`refuse`](Self::refuse)d).
     pub(crate) fn finish(self) -> Option<usize> {
-        (!self.overrun).then_some(self.at)
+        (!self.overrun && !self.refused).then_some(self.at)
+    }
+
+    /// The value is not one this encoder writes: nothing of it is written, and
+    /// [`finish`](Self::finish) fails.
+    pub(crate) fn refuse(&mut self) {
+        self.refused = true;
+    }
+
+    /// Whether [`refuse`](Self::refuse) was called.
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
     }
 
     /// One raw byte.

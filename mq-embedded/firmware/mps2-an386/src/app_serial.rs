@@ -293,7 +293,8 @@ impl Device {
                         client.session().outbox_len()
                     ),
                     FollowUp::Disconnected(reason) => println!(
-                        "mq: disconnected ({reason}), {} publishes unacknowledged",
+                        "mq: disconnected ({}), {} publishes unacknowledged",
+                        reason.as_str(),
                         client.session().outbox_len()
                     ),
                 }
@@ -426,11 +427,20 @@ impl Device {
                 return Err(ExitCode::Mismatch);
             }
             Event::PublishRejected { id, reason } => {
-                eprintln!("error: the broker refused publish {}: {reason}", id.0);
+                eprintln!(
+                    "error: the broker refused publish {}: {} (code {})",
+                    id.0,
+                    reason.as_str(),
+                    reason.code()
+                );
                 return Err(ExitCode::Refused);
             }
             Event::SubscribeRejected { reason, .. } => {
-                eprintln!("error: the broker refused the subscription: {reason}");
+                eprintln!(
+                    "error: the broker refused the subscription: {} (code {})",
+                    reason.as_str(),
+                    reason.code()
+                );
                 return Err(ExitCode::Refused);
             }
             Event::Closed if self.closing => {
