@@ -406,3 +406,19 @@ fn a_group_whose_local_member_is_away_is_served_by_a_peer_s() {
     m.shuttle();
     assert_eq!(payloads(&m.a.deliveries(wa)), [b"job"]);
 }
+
+#[test]
+fn a_peer_s_outbox_takes_the_credit_its_link_asks_for_now() {
+    let mut h = H::new(Config::default());
+    let n = peer_links(&mut h, "a", &["t"]);
+    h.b.handle_closed(n, h.now);
+    // Its next run has a smaller dedup window, so less credit.
+    let (n, present) = h.connect("$node.a", SessionMode::Resume);
+    assert!(present);
+    h.subscribe(n, 1, ">", None, 2);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    for i in 1..=5u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtLeastOnce, &[i]);
+    }
+    assert_eq!(payloads(&h.deliveries(n)), [[1], [2]]);
+}
