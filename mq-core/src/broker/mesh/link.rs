@@ -9,6 +9,7 @@
 //! links. A QoS 1 delivery is acked once its publish is stored (the router's
 //! `PubAck`), and nacked for redelivery when this node refuses it.
 
+mod credit;
 mod encode;
 
 use alloc::collections::{BTreeMap, VecDeque};
@@ -27,13 +28,11 @@ use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
 use crate::wire::mesh::{Interest, LINK_PREFIX, group_sub, mesh_producer};
 use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
+pub(crate) use credit::link_credit;
 use encode::Unsent;
 
 /// The outbox subscription's id at the peer.
 pub(crate) const OUTBOX_SUB: u32 = 1;
-/// Deliveries the peer may have outstanding on the link: within the
-/// receiver's deduplication window, so a redelivery is always recognised.
-pub(crate) const LINK_CREDIT: u32 = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -123,7 +122,7 @@ impl LinkConn {
             partial: None,
             own: Limits {
                 max_frame: r.cfg.limits.max_frame,
-                credit: LINK_CREDIT,
+                credit: link_credit(&r.cfg),
                 keepalive_ms: r.cfg.limits.keepalive_ms,
             },
             peer_max_frame: 512,

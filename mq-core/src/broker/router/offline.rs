@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 
 use super::Router;
 use crate::broker::command::{Output, Publish, Via};
-use crate::broker::mesh::link::{LINK_CREDIT, OUTBOX_SUB};
+use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::mesh::offline::{OfflineError, OfflineMessage, OfflineTicket};
 use crate::broker::mesh::{OFFLINE_RETRY, OfflineItem};
 use crate::broker::record::Record;
@@ -140,7 +140,9 @@ impl Router {
             return;
         }
         if !s.subs.contains_key(&OUTBOX_SUB) {
-            let credit = LINK_CREDIT.clamp(1, self.cfg.max_credit);
+            // This node's own; the peer's link asks for its own when it
+            // re-asserts the outbox.
+            let credit = link_credit(&self.cfg);
             let filter = Filter::new(">").expect("`>` is a filter");
             self.add_subscription(
                 session,

@@ -34,6 +34,12 @@ impl Router {
         let Some(sess) = self.sessions.get(session) else {
             return;
         };
+        // The credit it asks for: how many deliveries it may have unacked.
+        let window = match s.credit {
+            0 => sess.default_credit,
+            c => c,
+        }
+        .clamp(1, self.cfg.max_credit);
         if let Some(&existing) = sess.subs.get(&s.sub) {
             let same = self.subs.get(existing).is_some_and(|x| {
                 x.filter == s.filter
@@ -45,6 +51,14 @@ impl Router {
             return if same {
                 if let Some(sub) = self.subs.get_mut(existing) {
                     sub.active = true;
+                    // A node link's credit is what its receiver's dedup
+                    // window allows now (see `link_credit`), which may
+                    // differ from the stored subscription's (made by an
+                    // older run, or here for a peer away).
+                    if sub.outbox {
+                        sub.credit = sub.credit.saturating_add(window).saturating_sub(sub.window);
+                        sub.window = window;
+                    }
                 }
                 // Its record may still wait for the store (an earlier subscribe
                 // on a connection that dropped): answer once that is stored.
@@ -66,11 +80,7 @@ impl Router {
         if sess.subs.len() >= self.cfg.max_subscriptions {
             return reject(self, Reason::LimitReached);
         }
-        let credit = match s.credit {
-            0 => sess.default_credit,
-            c => c,
-        }
-        .clamp(1, self.cfg.max_credit);
+        let credit = window;
         let persistent = sess.persistent;
         let client = sess.client.clone();
         let key = self.add_subscription(

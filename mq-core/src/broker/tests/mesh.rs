@@ -406,3 +406,54 @@ fn a_group_whose_local_member_is_away_is_served_by_a_peer_s() {
     m.shuttle();
     assert_eq!(payloads(&m.a.deliveries(wa)), [b"job"]);
 }
+
+#[test]
+fn a_link_drop_gives_again_no_more_than_the_receivers_dedup_window() {
+    // A window smaller than the catalog's page: one delivery at a time.
+    let cfg = Config {
+        dedup_window: 8,
+        ..Config::default()
+    };
+    let mut m = Mesh2::with(cfg, None);
+    let (sb, _) = m.b.connect("sb", SessionMode::Resume);
+    m.b.subscribe(sb, 1, "t", None, 100);
+    m.shuttle();
+    let (p, _) = m.a.connect("pub", SessionMode::Clean);
+    let sent: Vec<[u8; 1]> = (1..=20u8).map(|i| [i]).collect();
+    for (id, payload) in (1..).zip(&sent) {
+        m.a.publish(p, id, "t", QoS::AtLeastOnce, payload);
+    }
+    // What a delivers reaches b, and b stores it; b's acks are lost with
+    // the link.
+    let (lb, ca) = m.ba;
+    loop {
+        m.a.drain();
+        m.b.drain();
+        if !pass(&mut m.a, ca, &mut m.b, lb) {
+            break;
+        }
+    }
+    m.b.mqtt.get_mut(&lb).unwrap().clear();
+    m.a.b.handle_closed(ca, m.a.now);
+    m.b.b.handle_closed(lb, m.b.now);
+    m.ba = link(&mut m.b, &mut m.a, ("b", "a"), None);
+    m.shuttle();
+    // a gives again what it had in flight: each is recognised.
+    assert_eq!(payloads(&m.b.deliveries(sb)), sent);
+}
+
+#[test]
+fn a_peer_s_outbox_takes_the_credit_its_link_asks_for_now() {
+    let mut h = H::new(Config::default());
+    let n = peer_links(&mut h, "a", &["t"]);
+    h.b.handle_closed(n, h.now);
+    // Its next run has a smaller dedup window, so less credit.
+    let (n, present) = h.connect("$node.a", SessionMode::Resume);
+    assert!(present);
+    h.subscribe(n, 1, ">", None, 2);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    for i in 1..=5u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtLeastOnce, &[i]);
+    }
+    assert_eq!(payloads(&h.deliveries(n)), [[1], [2]]);
+}

@@ -8,8 +8,8 @@ use super::*;
 enum Said {
     Ack(u64),
     Nack(u64, bool),
-    /// A subscription: its id, filter and group.
-    Sub(u32, String, Option<String>),
+    /// A subscription: its id, filter, group and credit.
+    Sub(u32, String, Option<String>, u32),
     Unsub(u32),
     Other,
 }
@@ -18,6 +18,8 @@ enum Said {
 struct Peer {
     h: H,
     link: ConnId,
+    /// The credit the link's outbox subscription asked for.
+    credit: u32,
 }
 
 impl Peer {
@@ -25,18 +27,28 @@ impl Peer {
         let mut h = H::new(cfg);
         let link = h.b.connect_link(h.now, "a", "p", None).unwrap();
         h.mqtt.insert(link, Vec::new());
-        let mut p = Peer { h, link };
-        p.feed(Frame::Welcome(Welcome {
+        let mut p = Peer { h, link, credit: 0 };
+        p.welcome(false);
+        p
+    }
+
+    /// The peer takes the link.
+    fn welcome(&mut self, session_present: bool) {
+        self.feed(Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
-            session_present: false,
+            session_present,
             limits: Limits {
                 max_frame: 1 << 20,
                 credit: 64,
                 keepalive_ms: 0,
             },
         }));
-        p.said();
-        p
+        for s in self.said() {
+            if let Said::Sub(1, f, None, credit) = s {
+                assert_eq!(f, ">");
+                self.credit = credit;
+            }
+        }
     }
 
     fn feed(&mut self, frame: Frame<'_>) {
@@ -66,6 +78,7 @@ impl Peer {
                     s.sub,
                     s.filter.to_string(),
                     s.group.map(ToString::to_string),
+                    s.credit,
                 ),
                 Frame::Unsubscribe(u) => Said::Unsub(u.sub),
                 _ => Said::Other,
@@ -87,7 +100,7 @@ impl Peer {
     fn joined(said: &[Said], filter: &str, group: &str) -> u32 {
         said.iter()
             .find_map(|s| match s {
-                Said::Sub(id, f, Some(g)) if f == filter && g == group => Some(*id),
+                Said::Sub(id, f, Some(g), _) if f == filter && g == group => Some(*id),
                 _ => None,
             })
             .expect("joined")
@@ -186,16 +199,12 @@ fn a_client_cannot_pose_as_a_link_s_producer() {
     }
     let link = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
     h2.mqtt.insert(link, Vec::new());
-    let mut p2 = Peer { h: h2, link };
-    p2.feed(Frame::Welcome(Welcome {
-        version: PROTOCOL_VERSION,
-        session_present: true,
-        limits: Limits {
-            max_frame: 1 << 20,
-            credit: 64,
-            keepalive_ms: 0,
-        },
-    }));
+    let mut p2 = Peer {
+        h: h2,
+        link,
+        credit: 0,
+    };
+    p2.welcome(true);
     let (s, _) = p2.h.connect("s", SessionMode::Resume);
     p2.h.subscribe(s, 1, "t", None, 64);
     p2.h.deliveries(s);
@@ -256,4 +265,63 @@ fn an_ack_that_does_not_fit_the_buffer_waits_for_the_next() {
     assert!(p.h.b.poll_transmit(p.h.now, &mut tiny).is_none());
     p.feed(Frame::Deliver(deliver(1, "t", 2, 2, b"y")));
     assert_eq!(p.said(), [Said::Ack(1), Said::Ack(2)]);
+}
+
+#[test]
+fn what_a_crash_gives_again_is_still_within_the_dedup_window() {
+    // Room for the catalog's page of p's messages and a few of its link's.
+    let cfg = Config {
+        dedup_window: OFFLINE_BATCH + 8,
+        ..Config::default()
+    };
+    let mut p = Peer::new(cfg.clone());
+    assert_eq!(p.credit, 8);
+    let (s, _) = p.h.connect("s", SessionMode::Resume);
+    p.h.subscribe(s, 1, "t", None, 1000);
+    p.said();
+    // A page of p's messages from the catalog, and as many newer ones as
+    // the credit lets p have unacked on the link: all stored here, and then
+    // this node crashes before the catalog or p hear of it.
+    let page = 1..=OFFLINE_BATCH as u64;
+    let link = page.end() + 1..=page.end() + u64::from(p.credit);
+    for id in page.clone() {
+        let m = super::offline::offline("p", id, "t", b"x");
+        p.h.b.deliver_offline(p.h.now, &m).unwrap();
+    }
+    for seq in link.clone() {
+        p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"x")));
+    }
+    let got = p.h.deliveries(s);
+    assert_eq!(got.len(), page.clone().chain(link.clone()).count());
+    for d in got {
+        p.h.ack(s, d.tag);
+    }
+    let mut h2 = H::new(cfg);
+    for r in p.h.b.snapshot().unwrap().records {
+        h2.b.restore(h2.now, &r).unwrap();
+    }
+    let link_id = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
+    h2.mqtt.insert(link_id, Vec::new());
+    let mut p2 = Peer {
+        h: h2,
+        link: link_id,
+        credit: 0,
+    };
+    p2.welcome(true);
+    let (s, _) = p2.h.connect("s", SessionMode::Resume);
+    p2.h.subscribe(s, 1, "t", None, 1000);
+    assert!(p2.h.deliveries(s).is_empty());
+    // The page read again, the link's deliveries given again: duplicates.
+    for id in page.clone() {
+        let m = super::offline::offline("p", id, "t", b"x");
+        p2.h.b.deliver_offline(p2.h.now, &m).unwrap();
+    }
+    for seq in link.clone() {
+        p2.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"x")));
+    }
+    assert!(p2.h.deliveries(s).is_empty());
+    assert_eq!(
+        p2.h.b.mesh_stats().deduplicated as usize,
+        page.chain(link).count()
+    );
 }

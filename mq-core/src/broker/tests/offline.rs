@@ -175,7 +175,12 @@ fn away_interest_does_not_override_a_linked_peer() {
     assert!(h.b.away_nodes().is_empty());
 }
 
-fn offline<'a>(origin: &'a str, id: u64, topic: &'a str, payload: &'a [u8]) -> OfflineMessage<'a> {
+pub(super) fn offline<'a>(
+    origin: &'a str,
+    id: u64,
+    topic: &'a str,
+    payload: &'a [u8],
+) -> OfflineMessage<'a> {
     OfflineMessage {
         origin,
         id,

@@ -2,7 +2,7 @@
 
 use alloc::format;
 
-use super::{Ctrl, LINK_CREDIT, LinkConn, OUTBOX_SUB};
+use super::{Ctrl, LinkConn, OUTBOX_SUB};
 use crate::framing::stream;
 use crate::wire::mesh::{Interest, NODE_PREFIX};
 use crate::wire::{
@@ -40,7 +40,7 @@ impl LinkConn {
                 group: None,
                 start: Start::New,
                 qos: QoS::AtLeastOnce,
-                credit: LINK_CREDIT,
+                credit: self.own.credit,
             }),
             Ctrl::Interest(i) => Frame::Interest(*i),
             Ctrl::Add(f) => Frame::Interest(Interest::Add(f)),
@@ -53,7 +53,7 @@ impl LinkConn {
                     group: Some(group),
                     start: Start::New,
                     qos: QoS::AtLeastOnce,
-                    credit: LINK_CREDIT,
+                    credit: self.own.credit,
                 })
             }
             Ctrl::Leave(sub) => Frame::Unsubscribe(wire::Unsubscribe { sub: *sub }),
