@@ -4,7 +4,7 @@
 //! recipient at the same time. Every message is stored once, in order per
 //! origin, and both incarnations differ.
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 mod support;
@@ -14,6 +14,33 @@ use support::{Place, envelope, seqs_from};
 
 const CHILD: &str = "MQ_CATALOG_CHILD_URL";
 const EACH: u64 = 200;
+
+/// This test binary run again as a child process that runs only `test`,
+/// with `var` set to the catalog's `url` (which tells it that it is the child).
+fn run_self(test: &str, var: &str, url: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test])
+        .env(var, url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a child process")
+}
+
+/// Waits for `child` and fails the test, with its output, unless it succeeded.
+async fn succeeded(child: Child, who: &str) {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{who} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// Registers `node` and enqueues [`EACH`] messages from it.
 async fn node(url: &str, name: &str) -> u64 {
@@ -44,25 +71,9 @@ async fn two_processes_share_one_sqlite_file() {
     // The file exists before either node starts enqueueing.
     let catalog = Catalog::open(&url).await.unwrap();
 
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "two_processes_share_one_sqlite_file"])
-        .env(CHILD, &url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting the second process");
+    let child = run_self("two_processes_share_one_sqlite_file", CHILD, &url);
     let parent = node(&url, "parent").await;
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the second process failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(child, "the second process").await;
 
     let live = catalog.live_nodes().await.unwrap();
     let names: Vec<&str> = live.iter().map(|n| n.id.as_str()).collect();
@@ -112,33 +123,18 @@ async fn processes_that_open_a_new_file_at_once_all_open_it() {
         let place = Place::sqlite();
         let openers: Vec<_> = (0..6)
             .map(|_| {
-                Command::new(std::env::current_exe().unwrap())
-                    .args([
-                        "--exact",
-                        "processes_that_open_a_new_file_at_once_all_open_it",
-                    ])
-                    .env(OPENER, &place.url)
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("starting an opener")
+                run_self(
+                    "processes_that_open_a_new_file_at_once_all_open_it",
+                    OPENER,
+                    &place.url,
+                )
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let go = place.sqlite_file().unwrap().with_extension("go");
         std::fs::write(&go, "").unwrap();
         for (i, opener) in openers.into_iter().enumerate() {
-            let out = tokio::task::spawn_blocking(move || opener.wait_with_output())
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "round {round}, opener {i} failed ({}):\n{}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeded(opener, &format!("round {round}, opener {i}")).await;
         }
         place.clean().await;
     }
