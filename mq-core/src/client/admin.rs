@@ -21,7 +21,7 @@ use {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AdminId(pub u32);
 
-/// [`Session::admin`] refused a request; nothing was queued.
+/// `Session::admin` (with `alloc`) refused a request; nothing was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]

@@ -85,7 +85,7 @@ pub enum Event<'a> {
         /// The reply.
         delivery: Delivery<'a>,
     },
-    /// The broker's answer to [`Session::admin`](super::Session::admin): the
+    /// The broker's answer to `Session::admin` (with `alloc`): the
     /// postcard encoding of its `AdminReply` (`broker::admin::AdminReply::decode`),
     /// valid until the next `poll_event`.
     AdminAnswer {

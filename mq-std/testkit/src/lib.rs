@@ -15,7 +15,7 @@
 //!   [`Builder::runner`] runs it through another program (`wine mqd.exe`).
 //! - **Stopping.** [`Mqd::interrupt`] is Ctrl-C (SIGINT on Unix, the console's
 //!   `CTRL_C_EVENT` on Windows), [`Mqd::terminate`] SIGTERM (Unix) and
-//!   [`Mqd::close_console`] the console closing (`CTRL_CLOSE_EVENT`, Windows):
+//!   `Mqd::close_console` (Windows only) the console closing (`CTRL_CLOSE_EVENT`):
 //!   each waits for `mqd`'s graceful exit.
 //! - **Ports.** `mqd` binds port 0 for the broker and its HTTP endpoint and
 //!   writes the addresses it got to a file (`--ready-file`), which the harness

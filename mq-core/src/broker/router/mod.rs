@@ -129,8 +129,10 @@ pub(crate) struct Subscription {
     /// False after a session resumes, until the client subscribes again with
     /// the same id: only then does the broker deliver for it.
     pub active: bool,
-    /// A peer node's outbox (its session is a node link's): it gets only
-    /// what the peer's interest matches (see `broker::mesh`).
+    /// Made by a node link's session: the peer node's outbox, or one of the
+    /// groups the peer joined here. It gets only what the peer's interest
+    /// matches, and its deliveries carry the message id as their sequence
+    /// (see `broker::mesh`).
     pub outbox: bool,
 }
 

@@ -1,5 +1,5 @@
 //! How `mq` prints: a message as escaped text on one line or as a JSON object,
-//! and every line of output through [`print`], which treats a reader that went
+//! and every line of output through [`print()`], which treats a reader that went
 //! away (`mq bench | head -1`) as the end of the output rather than a crash.
 
 use std::fmt::Write as _;
@@ -23,7 +23,7 @@ pub fn print(text: &str) -> Result<(), Fail> {
     }
 }
 
-/// `println!` through [`print`]: evaluates to `Result<(), Fail>`.
+/// `println!` through [`print()`]: evaluates to `Result<(), Fail>`.
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::output::print(&format!("{}\n", format_args!($($arg)*)))
