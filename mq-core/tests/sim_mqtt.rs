@@ -17,6 +17,8 @@
 
 #[path = "support/rng.rs"]
 mod rng;
+#[path = "support/seeds.rs"]
+mod seeds;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,6 +31,7 @@ use mq_core::mqtt::{
     Subscribe, Subscription, SubscriptionOptions, Version,
 };
 use rng::Rng;
+use seeds::for_each_seed;
 
 const V: Version = Version::V3_1_1;
 const MESSAGES: u32 = 40;
@@ -364,27 +367,10 @@ fn run_seed(seed: u64) -> (usize, u32) {
 
 #[test]
 fn mqtt_qos2_exactly_once_through_drops_and_crashes() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {:?}", run_seed(seed));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut crashes = 0;
-    for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed));
-        match result {
-            Ok((c, _)) => crashes += c,
-            Err(e) => {
-                eprintln!(
-                    "MQTT simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim_mqtt -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let run = |seed, _trace| run_seed(seed);
+    let Some(seeds) = for_each_seed("sim_mqtt", run, |(c, _)| crashes += c) else {
+        return;
+    };
     println!("{seeds} seeds, {crashes} broker crashes");
 }

@@ -16,6 +16,8 @@
 
 #[path = "support/rng.rs"]
 mod rng;
+#[path = "support/seeds.rs"]
+mod seeds;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use mq_core::broker::{Broker, Config, ConnId, Event, Protocol};
 use mq_core::nats::{HeaderBlock, Limits, Op, Parsed};
 use mq_core::topic::{Filter, Topic};
 use rng::Rng;
+use seeds::for_each_seed;
 
 const CLIENTS: usize = 4;
 const STEPS: usize = 300;
@@ -353,26 +356,10 @@ fn run_seed(seed: u64) -> usize {
 
 #[test]
 fn nats_clients_get_what_their_subscriptions_say() {
-    if let Ok(seed) = std::env::var("MQ_SIM_SEED") {
-        let seed: u64 = seed.parse().expect("MQ_SIM_SEED is a number");
-        println!("seed {seed}: {} deliveries", run_seed(seed));
-        return;
-    }
-    let seeds: u64 = std::env::var("MQ_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
     let mut delivered = 0;
-    for seed in 0..seeds {
-        match std::panic::catch_unwind(|| run_seed(seed)) {
-            Ok(n) => delivered += n,
-            Err(e) => {
-                eprintln!(
-                    "NATS simulation seed {seed} failed; replay it with:\n  MQ_SIM_SEED={seed} cargo test -p mq-core --test sim_nats -- --nocapture"
-                );
-                std::panic::resume_unwind(e);
-            }
-        }
-    }
+    let run = |seed, _trace| run_seed(seed);
+    let Some(seeds) = for_each_seed("sim_nats", run, |n| delivered += n) else {
+        return;
+    };
     println!("{seeds} seeds, {delivered} deliveries");
 }
