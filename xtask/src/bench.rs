@@ -45,10 +45,12 @@ fn peers_manifest() -> PathBuf {
     cmd::workspace_root().join("xtask/peers/Cargo.toml")
 }
 
-/// The peer benchmark's own target directory (its dependencies differ from
-/// the workspace's; keeping them apart avoids rebuilding either).
+/// Where the peer benchmark's programs are built: the workspace's target
+/// directory, where cargo keeps each build of a crate apart by its features
+/// and profile, so the dependencies both workspaces build alike (tokio, serde
+/// and most of the rest) are compiled once, not once per workspace.
 pub(crate) fn peers_target() -> PathBuf {
-    cmd::target_dir().join("peers")
+    cmd::target_dir()
 }
 
 /// `cargo <args> --manifest-path xtask/peers/mesh/Cargo.toml` (mq's peers for
