@@ -7,8 +7,8 @@ use crate::cmd::{self, Step, cargo, run};
 use crate::failure::Failure;
 use crate::toolchain::{self, Route};
 use crate::{
-    bench, catalog, console, embedded, ffi, firmware, install_check, mqtt, nats, python, qemu, tls,
-    windows,
+    bench, catalog, console, embedded, ffi, firmware, host_tests, install_check, mqtt, nats,
+    python, qemu, tls, windows,
 };
 
 type Action = fn(&mut Ci) -> Result<(), String>;
@@ -37,16 +37,8 @@ const STEPS: &[(&str, Action)] = &[
     }),
     // mq-catalog's tests and the mesh of mqd nodes over each catalog
     // (`three_nodes_over_*`) need Redis and PostgreSQL: the next step has them.
-    ("cargo test", |_| {
-        run(cargo().args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "mq-catalog",
-            "--",
-            "--skip",
-            "three_nodes_over_",
-        ]))
+    ("cargo test (test executables side by side)", |_| {
+        host_tests::check()
     }),
     (
         "mq-catalog and mqd nodes on SQLite, Redis and PostgreSQL (started if absent)",

@@ -12,6 +12,7 @@ mod ffi;
 mod firmware;
 mod fuzz;
 mod gate;
+mod host_tests;
 mod install;
 mod install_check;
 mod interop;
@@ -24,6 +25,7 @@ mod peer;
 mod python;
 mod qemu;
 mod symbols;
+mod testbins;
 mod tls;
 mod toolchain;
 mod windows;
@@ -95,6 +97,10 @@ const TASKS: &[(&str, &str)] = &[
         "catalog",
         "mq-catalog's tests and three mqd nodes on SQLite, Redis and PostgreSQL (starting those that do not answer), as ci does",
     ),
+    (
+        "test",
+        "the workspace's tests but mq-catalog's, the test executables side by side, as ci does",
+    ),
     ("help", "print this list"),
 ];
 
@@ -122,6 +128,7 @@ fn main() -> ExitCode {
         "nats-interop" => nats::interop().map_err(Failure::Failed),
         "tls-interop" => tls::interop().map_err(Failure::Failed),
         "catalog" => catalog::check().map_err(Failure::Failed),
+        "test" => host_tests::check().map_err(Failure::Failed),
         "help" | "-h" | "--help" => {
             print!("{}", usage());
             Ok(())

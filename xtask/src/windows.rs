@@ -34,11 +34,11 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{self, Step, cargo, run};
 use crate::mq_tools::{self, MqTools, Runner};
+use crate::testbins::{TestExe, parse_counts, run_logged, tail, test_executables};
 use crate::toolchain;
 
 mod peers;
@@ -225,7 +225,7 @@ struct Built {
     mq: PathBuf,
     static_lib: PathBuf,
     /// (test executable's name, path), of the packages in [`TESTED`].
-    tests: Vec<(String, PathBuf)>,
+    tests: Vec<TestExe>,
 }
 
 /// Builds `mqd`, `mq`, the C library and the test executables for [`TARGET`].
@@ -274,42 +274,6 @@ fn build() -> Result<Built, String> {
         cmd::format_duration(step.elapsed())
     );
     Ok(built)
-}
-
-/// The test executables in cargo's JSON messages: `(name, path)` of each
-/// `compiler-artifact` built as a test (not the programs the tests use) with
-/// an `executable`, named after its target (and its kind, but for
-/// integration tests).
-fn test_executables(messages: &str) -> Vec<(String, PathBuf)> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
-        let end = start + line[start..].find('"')?;
-        Some(line[start..end].to_owned())
-    };
-    let mut found: Vec<(String, PathBuf)> = messages
-        .lines()
-        .filter(|line| {
-            // `"test":true` in the profile (a target says it too: "is tested").
-            let profile = line.find("\"profile\":{").map(|at| &line[at..]);
-            let profile = profile.and_then(|p| p.split('}').next()).unwrap_or("");
-            line.contains("\"reason\":\"compiler-artifact\"") && profile.contains("\"test\":true")
-        })
-        .filter_map(|line| {
-            let path = field(line, "executable")?;
-            let target = &line[line.find("\"target\":{")?..];
-            let name = field(target, "name")?;
-            let kind = field(&target.replacen("\"kind\":[", "\"kind\":", 1), "kind")?;
-            let name = if kind == "test" {
-                name
-            } else {
-                format!("{name} ({kind})")
-            };
-            Some((name, PathBuf::from(path)))
-        })
-        .collect();
-    found.sort();
-    found.dedup();
-    found
 }
 
 /// The Wine prefix the step runs in: its own, under the target directory.
@@ -415,7 +379,10 @@ fn run_tests(wine: &Wine, built: &Built, all: bool) -> Result<Counts, String> {
     let mut total = Counts::default();
     let mut table = String::new();
     let mut failures = Vec::new();
-    for (name, exe) in &built.tests {
+    for TestExe {
+        name, path: exe, ..
+    } in &built.tests
+    {
         let skips: Vec<&(&str, &str, &str)> = NOT_UNDER_WINE
             .iter()
             .filter(|(binary, _, _)| !all && binary == name)
@@ -500,31 +467,6 @@ fn run_tests(wine: &Wine, built: &Built, all: bool) -> Result<Counts, String> {
     }
 }
 
-/// Runs `command` with its output in `log`, killing it after `limit`.
-fn run_logged(command: &mut Command, log: &Path, limit: Duration) -> Result<(), String> {
-    let file = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = file.try_clone().map_err(|e| e.to_string())?;
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", cmd::display(command)))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => return Err(format!("exited with {status}")),
-            None if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("still running after {limit:?}: killed"));
-            }
-        }
-    }
-}
-
 /// The fault of Wine itself that a failed test executable's log shows, if
 /// any. Besides the known messages, a log with nothing in it: libtest prints
 /// `running N tests` before any test starts, so an executable that exited
@@ -539,39 +481,6 @@ fn wine_glitch(log: &str) -> Option<String> {
         .iter()
         .find(|g| log.contains(g.0))
         .map(|(said, what)| format!("{what}: `{said}`"))
-}
-
-/// One test executable's `test result:` line.
-struct TestResult {
-    passed: u32,
-    failed: u32,
-    ignored: u32,
-    filtered: u32,
-}
-
-/// `test result: ok. 12 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; ...`
-fn parse_counts(output: &str) -> Option<TestResult> {
-    let line = output
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("test result: "))?;
-    let count = |what: &str| -> Option<u32> {
-        line.split([';', '.'])
-            .map(str::trim)
-            .find_map(|part| part.strip_suffix(what)?.trim().parse().ok())
-    };
-    Some(TestResult {
-        passed: count("passed")?,
-        failed: count("failed")?,
-        ignored: count("ignored")?,
-        filtered: count("filtered out")?,
-    })
-}
-
-/// The last `lines` lines of `text`.
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// `mqd.exe` on a loopback port with its log, driven from Linux (see the
@@ -699,17 +608,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_come_from_the_result_line() {
-        let c = parse_counts(
-            "test a ... ok\n\ntest result: ok. 12 passed; 0 failed; 2 ignored; 0 measured; \
-             1 filtered out; finished in 3.40s\n",
-        )
-        .unwrap();
-        assert_eq!((c.passed, c.failed, c.ignored, c.filtered), (12, 0, 2, 1));
-        assert!(parse_counts("no tests here").is_none());
-    }
-
-    #[test]
     fn an_empty_log_or_a_known_message_is_wines_fault_a_failed_test_is_not() {
         assert!(wine_glitch("").is_some());
         assert!(wine_glitch("  \n").is_some());
@@ -720,22 +618,6 @@ mod tests {
         let failed = "running 4 tests\ntest a ... FAILED\n\ntest result: FAILED. 3 passed; 1 failed; \
                       0 ignored; 0 measured; 0 filtered out; finished in 1.00s\n";
         assert!(wine_glitch(failed).is_none());
-    }
-
-    #[test]
-    fn executables_and_their_names() {
-        let json = r#"{"reason":"compiler-artifact","package_id":"x","target":{"kind":["test"],"crate_types":["bin"],"name":"patterns","src_path":"/w/p.rs"},"profile":{"opt_level":"0","test":true},"executable":"/t/patterns-1.exe","fresh":true}
-{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"mqd","test":true},"profile":{"test":false},"executable":"/t/mqd.exe"}
-{"reason":"compiler-artifact","target":{"kind":["bin"],"name":"mqd"},"profile":{"test":true},"executable":"/t/mqd-2.exe"}
-{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"mq_client"},"executable":null}
-{"reason":"build-finished","success":true}"#;
-        assert_eq!(
-            test_executables(json),
-            vec![
-                ("mqd (bin)".to_owned(), PathBuf::from("/t/mqd-2.exe")),
-                ("patterns".to_owned(), PathBuf::from("/t/patterns-1.exe")),
-            ]
-        );
     }
 
     #[test]
