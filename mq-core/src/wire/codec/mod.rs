@@ -27,8 +27,10 @@ mod writer;
 
 pub(crate) use reader::Reader;
 #[cfg(feature = "alloc")]
+pub(crate) use writer::Counter;
+#[cfg(feature = "alloc")]
 pub(crate) use writer::varint_len;
-pub(crate) use writer::{Writer, bytes_len};
+pub(crate) use writer::{Sink, Writer, bytes_len};
 
 use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, SessionMode, Start};
 
@@ -37,7 +39,7 @@ use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, Se
 /// two that could disagree.
 pub(crate) trait Wire<'a>: Sized {
     /// Writes the encoding.
-    fn write(&self, w: &mut Writer<'_>);
+    fn write<W: Sink>(&self, w: &mut W);
     /// Reads one value; what it borrows, it borrows from the reader's buffer.
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
 }
@@ -46,7 +48,7 @@ pub(crate) trait Wire<'a>: Sized {
 macro_rules! wire_struct {
     ($ty:ident $(<$lt:lifetime>)? { $($field:ident),+ $(,)? }) => {
         impl<'a> $crate::wire::codec::Wire<'a> for $ty $(<$lt>)? {
-            fn write(&self, w: &mut $crate::wire::codec::Writer<'_>) {
+            fn write<W: $crate::wire::codec::Sink>(&self, w: &mut W) {
                 $(self.$field.write(w);)+
             }
             fn read(
@@ -62,7 +64,7 @@ macro_rules! wire_struct {
 pub(crate) use wire_struct;
 
 impl<'a> Wire<'a> for u8 {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         w.byte(*self);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -71,7 +73,7 @@ impl<'a> Wire<'a> for u8 {
 }
 
 impl<'a> Wire<'a> for bool {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         w.byte(u8::from(*self));
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -83,7 +85,7 @@ impl<'a> Wire<'a> for bool {
 macro_rules! wire_varint {
     ($($ty:ident),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn write(&self, w: &mut Writer<'_>) {
+            fn write<W: Sink>(&self, w: &mut W) {
                 w.varint(u64::from(*self));
             }
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -95,7 +97,7 @@ macro_rules! wire_varint {
 wire_varint!(u16, u32, u64);
 
 impl<'a> Wire<'a> for &'a [u8] {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -104,7 +106,7 @@ impl<'a> Wire<'a> for &'a [u8] {
 }
 
 impl<'a> Wire<'a> for &'a str {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self.as_bytes());
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -113,7 +115,7 @@ impl<'a> Wire<'a> for &'a str {
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         match self {
             None => w.byte(0),
             Some(v) => {
@@ -131,7 +133,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
 }
 
 impl<'a> Wire<'a> for Reason {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         self.code().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -143,7 +145,7 @@ impl<'a> Wire<'a> for Reason {
 macro_rules! wire_two_units {
     ($($ty:ident { $zero:ident, $one:ident }),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn write(&self, w: &mut Writer<'_>) {
+            fn write<W: Sink>(&self, w: &mut W) {
                 w.byte(*self as u8);
             }
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -164,7 +166,7 @@ wire_two_units!(
 );
 
 impl<'a> Wire<'a> for Start {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         match self {
             Start::New => w.byte(0),
             Start::Seq(seq) => {
@@ -189,7 +191,7 @@ impl<'a> Wire<'a> for Start {
 }
 
 impl<'a> Wire<'a> for Headers<'a> {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         self.as_encoded().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -212,11 +214,21 @@ wire_struct!(Meta<'a> {
     headers
 });
 
-/// Bytes of `value`'s encoding: what writing it into no room at all counts.
+/// Bytes of `value`'s encoding: what a [`Counter`] counts on hosts, what
+/// writing it into no room at all counts on devices.
 pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
-    let mut w = Writer::new(&mut []);
-    value.write(&mut w);
-    w.len()
+    #[cfg(feature = "alloc")]
+    {
+        let mut c = Counter::default();
+        value.write(&mut c);
+        c.finish().unwrap_or(0)
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let mut w = Writer::new(&mut []);
+        value.write(&mut w);
+        w.len()
+    }
 }
 
 /// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`
