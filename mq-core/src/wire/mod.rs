@@ -228,7 +228,7 @@ pub struct Meta<'a> {
 
 /// postcard's encoding of [`Meta::default()`]: every field absent or zero.
 #[cfg(feature = "alloc")]
-const EMPTY_META: [u8; 5] = [0; 5];
+pub(crate) const EMPTY_META: [u8; 5] = [0; 5];
 
 impl<'a> Meta<'a> {
     /// Bytes of its encoding. Most messages carry no properties: on hosts
@@ -262,10 +262,6 @@ impl<'a> Meta<'a> {
 
     /// Reads a meta from exactly its encoding.
     pub fn decode_from(bytes: &'a [u8]) -> Option<Meta<'a>> {
-        #[cfg(feature = "alloc")]
-        if bytes == EMPTY_META {
-            return Some(Meta::default());
-        }
         codec::decode_exact(bytes).ok()
     }
 }
