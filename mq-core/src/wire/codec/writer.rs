@@ -101,11 +101,12 @@ pub(crate) const fn bytes_len(n: usize) -> usize {
 
 /// A cursor writing into a buffer. Writing past the end writes nothing but
 /// still counts ([`len`](Self::len): a writer over no room measures an
-/// encoding) and is reported by [`finish`](Self::finish).
+/// encoding) and is reported by [`finish`](Self::finish): the encoding
+/// overran the buffer exactly when it counts more bytes than the buffer has
+/// (no flag to keep on every write).
 pub(crate) struct Writer<'b> {
     out: &'b mut [u8],
     at: usize,
-    overrun: bool,
     refused: bool,
 }
 
@@ -114,7 +115,6 @@ impl<'b> Writer<'b> {
         Writer {
             out,
             at: 0,
-            overrun: false,
             refused: false,
         }
     }
@@ -129,7 +129,7 @@ impl<'b> Writer<'b> {
     /// The bytes written, or `None` when they did not fit (or the value was
     /// [`refuse`](Self::refuse)d).
     pub(crate) fn finish(self) -> Option<usize> {
-        (!self.overrun && !self.refused).then_some(self.at)
+        (self.at <= self.out.len() && !self.refused).then_some(self.at)
     }
 
     /// The value is not one this encoder writes: nothing of it is written, and
@@ -147,20 +147,21 @@ impl<'b> Writer<'b> {
     #[cfg_attr(feature = "alloc", inline)]
     #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn byte(&mut self, b: u8) {
-        match self.out.get_mut(self.at) {
-            Some(slot) => *slot = b,
-            None => self.overrun = true,
+        if let Some(slot) = self.out.get_mut(self.at) {
+            *slot = b;
         }
-        self.at = self.at.saturating_add(1);
+        // No overflow: `at` counts bytes of values in memory, written once
+        // each (only `raw`, below, could come near the limit; it saturates).
+        self.at += 1;
     }
 
     /// Raw bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
-        match self.out.get_mut(self.at..end) {
-            // Always: `end` saturates only when `at` is out of the buffer.
-            Some(slot) if slot.len() == bytes.len() => slot.copy_from_slice(bytes),
-            _ => self.overrun = true,
+        // `end` saturates only when `at` is out of the buffer already.
+        if let Some(slot) = self.out.get_mut(self.at..end) {
+            slot.copy_from_slice(bytes);
         }
         self.at = end;
     }
@@ -185,6 +186,7 @@ impl<'b> Writer<'b> {
     }
 
     /// A byte string (or string): its length, then the bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         self.varint(bytes.len() as u64);
         self.raw(bytes);
