@@ -64,18 +64,22 @@ macro_rules! wire_struct {
 pub(crate) use wire_struct;
 
 impl<'a> Wire<'a> for u8 {
+    #[cfg_attr(feature = "alloc", inline)]
     fn write<W: Sink>(&self, w: &mut W) {
         w.byte(*self);
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.byte()
     }
 }
 
 impl<'a> Wire<'a> for bool {
+    #[cfg_attr(feature = "alloc", inline)]
     fn write<W: Sink>(&self, w: &mut W) {
         w.byte(u8::from(*self));
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.bool()
     }
@@ -85,10 +89,12 @@ impl<'a> Wire<'a> for bool {
 macro_rules! wire_varint {
     ($($ty:ident),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn write<W: Sink>(&self, w: &mut W) {
+            #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
                 w.varint(u64::from(*self));
             }
-            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+            #[cfg_attr(feature = "alloc", inline)]
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 r.$ty()
             }
         }
@@ -97,24 +103,29 @@ macro_rules! wire_varint {
 wire_varint!(u16, u32, u64);
 
 impl<'a> Wire<'a> for &'a [u8] {
+    #[cfg_attr(feature = "alloc", inline)]
     fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self);
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.bytes()
     }
 }
 
 impl<'a> Wire<'a> for &'a str {
+    #[cfg_attr(feature = "alloc", inline)]
     fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self.as_bytes());
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.str()
     }
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
+    #[cfg_attr(feature = "alloc", inline)]
     fn write<W: Sink>(&self, w: &mut W) {
         match self {
             None => w.byte(0),
@@ -124,6 +135,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
             }
         }
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         match r.bool()? {
             false => Ok(None),
