@@ -220,6 +220,13 @@ wire_struct!(Dedup { producer, seq });
 wire_struct!(Fragment { offset, total });
 impl<'a> Wire<'a> for Meta<'a> {
     fn write<W: Sink>(&self, w: &mut W) {
+        // Most messages carry no properties: on hosts their meta is written
+        // (or counted) as five zero bytes at once.
+        #[cfg(feature = "alloc")]
+        if self.is_empty() {
+            w.raw(&super::EMPTY_META);
+            return;
+        }
         self.ttl_ms.write(w);
         self.priority.write(w);
         self.reply_to.write(w);
@@ -227,9 +234,8 @@ impl<'a> Wire<'a> for Meta<'a> {
         self.headers.write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        // Most messages carry no properties: on hosts (the broker's hot
-        // path) their five zero bytes are taken at once; devices skip that
-        // shortcut, which is code more.
+        // On hosts, five zero bytes are a meta without properties, taken at
+        // once; devices skip that shortcut, which is code more.
         #[cfg(feature = "alloc")]
         if let Some(rest) = r.rest().strip_prefix(&super::EMPTY_META) {
             *r = Reader::new(rest);
