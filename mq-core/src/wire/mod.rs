@@ -273,6 +273,10 @@ impl<'a> Meta<'a> {
 
     /// Reads a meta from exactly its encoding.
     pub fn decode_from(bytes: &'a [u8]) -> Option<Meta<'a>> {
+        #[cfg(feature = "alloc")]
+        if bytes == EMPTY_META {
+            return Some(Meta::default());
+        }
         codec::decode_exact(bytes).ok()
     }
 }
