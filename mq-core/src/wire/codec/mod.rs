@@ -157,9 +157,11 @@ impl<'a> Wire<'a> for Reason {
 macro_rules! wire_two_units {
     ($($ty:ident { $zero:ident, $one:ident }),+) => {$(
         impl<'a> Wire<'a> for $ty {
+            #[cfg_attr(feature = "alloc", inline)]
             fn write<W: Sink>(&self, w: &mut W) {
                 w.byte(*self as u8);
             }
+            #[cfg_attr(feature = "alloc", inline)]
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 match r.variant(2)? {
                     0 => Ok($ty::$zero),
