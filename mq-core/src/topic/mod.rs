@@ -20,6 +20,8 @@ use core::fmt;
 #[cfg(feature = "alloc")]
 mod index;
 #[cfg(feature = "alloc")]
+mod plain;
+#[cfg(feature = "alloc")]
 pub use index::SubscriptionIndex;
 
 /// The longest topic or filter, in bytes.
@@ -177,6 +179,10 @@ pub struct Topic<'a>(&'a str);
 impl<'a> Topic<'a> {
     /// Validates `s` as a topic name.
     pub const fn new(s: &'a str) -> Result<Self, TopicError> {
+        #[cfg(feature = "alloc")]
+        if plain::plainly_valid(s.as_bytes()) {
+            return Ok(Topic(s));
+        }
         match validate(s, false) {
             Ok(()) => Ok(Topic(s)),
             Err(e) => Err(e),

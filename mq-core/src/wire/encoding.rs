@@ -82,9 +82,18 @@ impl<'a> Frame<'a> {
     /// 0 for a frame it does not write.
     #[inline(always)]
     pub(crate) fn encoded_len_as(&self, sender: Sender) -> usize {
-        let mut w = Writer::new(&mut []);
-        codec::write_frame(self, &mut w, sender);
-        if w.refused() { 0 } else { w.len() }
+        #[cfg(feature = "alloc")]
+        {
+            let mut c = codec::Counter::default();
+            codec::write_frame(self, &mut c, sender);
+            c.finish().unwrap_or(0)
+        }
+        #[cfg(not(feature = "alloc"))]
+        {
+            let mut w = Writer::new(&mut []);
+            codec::write_frame(self, &mut w, sender);
+            if w.refused() { 0 } else { w.len() }
+        }
     }
 
     /// Encodes into the front of `buf`, returning the bytes written. When `buf` is

@@ -54,7 +54,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::DecodeError;
-use super::codec::{Reader, Wire, Writer};
+use super::codec::{Reader, Sink, Wire};
 
 /// Client ids of node links start with this; the rest is the node id. A
 /// connection takes such an id only when auth is open or its credentials
@@ -82,7 +82,7 @@ pub enum Interest<'a> {
 }
 
 impl<'a> Wire<'a> for Interest<'a> {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         match self {
             Interest::Begin => w.byte(0),
             Interest::Add(filter) => {

@@ -228,15 +228,26 @@ pub struct Meta<'a> {
 
 /// postcard's encoding of [`Meta::default()`]: every field absent or zero.
 #[cfg(feature = "alloc")]
-const EMPTY_META: [u8; 5] = [0; 5];
+pub(crate) const EMPTY_META: [u8; 5] = [0; 5];
 
 impl<'a> Meta<'a> {
+    /// Whether every field is absent or zero (as in [`Meta::default()`]):
+    /// most messages, whose meta hosts write as [`EMPTY_META`] at once.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ttl_ms.is_none()
+            && self.priority == 0
+            && self.reply_to.is_none()
+            && self.correlation.is_none()
+            && self.headers.as_encoded().is_empty()
+    }
+
     /// Bytes of its encoding. Most messages carry no properties: on hosts
     /// (the broker's hot path) their meta is counted, written and read without
     /// a pass over the fields; devices skip that shortcut, which is code more.
     pub fn encoded_len(&self) -> usize {
         #[cfg(feature = "alloc")]
-        if *self == Meta::default() {
+        if self.is_empty() {
             return EMPTY_META.len();
         }
         codec::encoded_len(self)
@@ -246,7 +257,7 @@ impl<'a> Meta<'a> {
     /// bytes long; false when it is not.
     pub fn encode_into(&self, out: &mut [u8]) -> bool {
         #[cfg(feature = "alloc")]
-        if *self == Meta::default() {
+        if self.is_empty() {
             return match out {
                 [a, b, c, d, e] => {
                     for x in [a, b, c, d, e] {

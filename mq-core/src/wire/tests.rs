@@ -98,3 +98,41 @@ fn meta_without_serde_agrees_with_serde() {
     assert_eq!(Meta::decode_from(&out[..n]), Some(full));
     assert_eq!(Meta::decode_from(&out[..n + 1]), None, "trailing bytes");
 }
+
+/// A meta with one property set is not written as the empty one: each
+/// field, on its own, against serde.
+#[test]
+fn one_property_alone_is_written_as_serde_writes_it() {
+    let mut hbuf = [0u8; 16];
+    let mut headers = HeadersBuilder::new(&mut hbuf);
+    headers.push("k", b"v").unwrap();
+    let headers = headers.finish();
+    let empty = Meta::default();
+    for meta in [
+        Meta {
+            ttl_ms: Some(0),
+            ..empty
+        },
+        Meta {
+            priority: 1,
+            ..empty
+        },
+        Meta {
+            reply_to: Some(""),
+            ..empty
+        },
+        Meta {
+            correlation: Some(b""),
+            ..empty
+        },
+        Meta { headers, ..empty },
+    ] {
+        let mut want = [0u8; 32];
+        let want = postcard::to_slice(&meta, &mut want).unwrap();
+        assert_eq!(meta.encoded_len(), want.len(), "{meta:?}");
+        let mut got = [0u8; 32];
+        assert!(meta.encode_into(&mut got[..want.len()]), "{meta:?}");
+        assert_eq!(&got[..want.len()], &want[..], "{meta:?}");
+        assert_eq!(Meta::decode_from(want), Some(meta));
+    }
+}

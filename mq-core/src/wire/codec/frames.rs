@@ -1,6 +1,6 @@
 //! Every frame's fields, and [`Frame`] as a tagged union of them.
 
-use super::{Reader, Wire, Writer, wire_struct};
+use super::{Reader, Sink, Wire, wire_struct};
 use crate::wire::{
     Ack, Admin, AdminAnswer, Close, Credit, DecodeError, Deliver, ErrorFrame, Frame, Hello, Nack,
     PubAck, PubReject, Publish, SubAck, SubReject, Subscribe, UnsubAck, Unsubscribe, Welcome,
@@ -93,7 +93,7 @@ impl Frame<'_> {
 }
 
 impl<'a> Wire<'a> for Frame<'a> {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         w.byte(self.tag());
         match self {
             Frame::Hello(f) => f.write(w),
@@ -136,7 +136,7 @@ pub(crate) enum Sender {
 /// `frame` as `sender` writes it. Inlined, so that for a constant `sender`
 /// only its encoder is compiled in.
 #[inline(always)]
-pub(crate) fn write_frame(frame: &Frame<'_>, w: &mut Writer<'_>, sender: Sender) {
+pub(crate) fn write_frame<W: Sink>(frame: &Frame<'_>, w: &mut W, sender: Sender) {
     match sender {
         Sender::Any => frame.write(w),
         Sender::Client => write_from_client(frame, w),
@@ -148,7 +148,7 @@ pub(crate) fn write_frame(frame: &Frame<'_>, w: &mut Writer<'_>, sender: Sender)
 /// `alloc`), byte for byte as [`Wire::write`] does; any other frame is
 /// [`refuse`](Writer::refuse)d, unwritten, so that a client carries no code
 /// to encode the frames only brokers send.
-pub(crate) fn write_from_client(frame: &Frame<'_>, w: &mut Writer<'_>) {
+pub(crate) fn write_from_client<W: Sink>(frame: &Frame<'_>, w: &mut W) {
     let tag = frame.tag();
     match frame {
         Frame::Hello(f) => write_tagged(w, tag, f),
@@ -169,7 +169,7 @@ pub(crate) fn write_from_client(frame: &Frame<'_>, w: &mut Writer<'_>) {
 
 /// A frame's tag, then its fields.
 #[inline(always)]
-fn write_tagged<'a>(w: &mut Writer<'_>, tag: u8, fields: &impl Wire<'a>) {
+fn write_tagged<'a, W: Sink>(w: &mut W, tag: u8, fields: &impl Wire<'a>) {
     w.byte(tag);
     fields.write(w);
 }

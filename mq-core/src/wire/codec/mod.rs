@@ -27,8 +27,10 @@ mod writer;
 
 pub(crate) use reader::Reader;
 #[cfg(feature = "alloc")]
+pub(crate) use writer::Counter;
+#[cfg(feature = "alloc")]
 pub(crate) use writer::varint_len;
-pub(crate) use writer::{Writer, bytes_len};
+pub(crate) use writer::{Sink, Writer, bytes_len};
 
 use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, SessionMode, Start};
 
@@ -37,7 +39,7 @@ use super::{DecodeError, Dedup, Fragment, Headers, Limits, Meta, QoS, Reason, Se
 /// two that could disagree.
 pub(crate) trait Wire<'a>: Sized {
     /// Writes the encoding.
-    fn write(&self, w: &mut Writer<'_>);
+    fn write<W: Sink>(&self, w: &mut W);
     /// Reads one value; what it borrows, it borrows from the reader's buffer.
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
 }
@@ -46,7 +48,7 @@ pub(crate) trait Wire<'a>: Sized {
 macro_rules! wire_struct {
     ($ty:ident $(<$lt:lifetime>)? { $($field:ident),+ $(,)? }) => {
         impl<'a> $crate::wire::codec::Wire<'a> for $ty $(<$lt>)? {
-            fn write(&self, w: &mut $crate::wire::codec::Writer<'_>) {
+            fn write<W: $crate::wire::codec::Sink>(&self, w: &mut W) {
                 $(self.$field.write(w);)+
             }
             fn read(
@@ -62,18 +64,22 @@ macro_rules! wire_struct {
 pub(crate) use wire_struct;
 
 impl<'a> Wire<'a> for u8 {
-    fn write(&self, w: &mut Writer<'_>) {
+    #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
         w.byte(*self);
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.byte()
     }
 }
 
 impl<'a> Wire<'a> for bool {
-    fn write(&self, w: &mut Writer<'_>) {
+    #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
         w.byte(u8::from(*self));
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.bool()
     }
@@ -83,10 +89,12 @@ impl<'a> Wire<'a> for bool {
 macro_rules! wire_varint {
     ($($ty:ident),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn write(&self, w: &mut Writer<'_>) {
+            #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
                 w.varint(u64::from(*self));
             }
-            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+            #[cfg_attr(feature = "alloc", inline)]
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 r.$ty()
             }
         }
@@ -95,25 +103,30 @@ macro_rules! wire_varint {
 wire_varint!(u16, u32, u64);
 
 impl<'a> Wire<'a> for &'a [u8] {
-    fn write(&self, w: &mut Writer<'_>) {
+    #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self);
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.bytes()
     }
 }
 
 impl<'a> Wire<'a> for &'a str {
-    fn write(&self, w: &mut Writer<'_>) {
+    #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
         w.bytes(self.as_bytes());
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         r.str()
     }
 }
 
 impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
-    fn write(&self, w: &mut Writer<'_>) {
+    #[cfg_attr(feature = "alloc", inline)]
+    fn write<W: Sink>(&self, w: &mut W) {
         match self {
             None => w.byte(0),
             Some(v) => {
@@ -122,6 +135,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
             }
         }
     }
+    #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
         match r.bool()? {
             false => Ok(None),
@@ -131,7 +145,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
 }
 
 impl<'a> Wire<'a> for Reason {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         self.code().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -143,9 +157,11 @@ impl<'a> Wire<'a> for Reason {
 macro_rules! wire_two_units {
     ($($ty:ident { $zero:ident, $one:ident }),+) => {$(
         impl<'a> Wire<'a> for $ty {
-            fn write(&self, w: &mut Writer<'_>) {
+            #[cfg_attr(feature = "alloc", inline)]
+            fn write<W: Sink>(&self, w: &mut W) {
                 w.byte(*self as u8);
             }
+            #[cfg_attr(feature = "alloc", inline)]
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 match r.variant(2)? {
                     0 => Ok($ty::$zero),
@@ -164,7 +180,7 @@ wire_two_units!(
 );
 
 impl<'a> Wire<'a> for Start {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         match self {
             Start::New => w.byte(0),
             Start::Seq(seq) => {
@@ -189,7 +205,7 @@ impl<'a> Wire<'a> for Start {
 }
 
 impl<'a> Wire<'a> for Headers<'a> {
-    fn write(&self, w: &mut Writer<'_>) {
+    fn write<W: Sink>(&self, w: &mut W) {
         self.as_encoded().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
@@ -204,19 +220,54 @@ wire_struct!(Limits {
 });
 wire_struct!(Dedup { producer, seq });
 wire_struct!(Fragment { offset, total });
-wire_struct!(Meta<'a> {
-    ttl_ms,
-    priority,
-    reply_to,
-    correlation,
-    headers
-});
+impl<'a> Wire<'a> for Meta<'a> {
+    fn write<W: Sink>(&self, w: &mut W) {
+        // Most messages carry no properties: on hosts their meta is written
+        // (or counted) as five zero bytes at once.
+        #[cfg(feature = "alloc")]
+        if self.is_empty() {
+            w.raw(&super::EMPTY_META);
+            return;
+        }
+        self.ttl_ms.write(w);
+        self.priority.write(w);
+        self.reply_to.write(w);
+        self.correlation.write(w);
+        self.headers.write(w);
+    }
+    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        // On hosts, five zero bytes are a meta without properties, taken at
+        // once; devices skip that shortcut, which is code more.
+        #[cfg(feature = "alloc")]
+        if let Some(rest) = r.rest().strip_prefix(&super::EMPTY_META) {
+            *r = Reader::new(rest);
+            return Ok(Meta::default());
+        }
+        Ok(Meta {
+            ttl_ms: Wire::read(r)?,
+            priority: Wire::read(r)?,
+            reply_to: Wire::read(r)?,
+            correlation: Wire::read(r)?,
+            headers: Wire::read(r)?,
+        })
+    }
+}
 
-/// Bytes of `value`'s encoding: what writing it into no room at all counts.
+/// Bytes of `value`'s encoding: what a [`Counter`] counts on hosts, what
+/// writing it into no room at all counts on devices.
 pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
-    let mut w = Writer::new(&mut []);
-    value.write(&mut w);
-    w.len()
+    #[cfg(feature = "alloc")]
+    {
+        let mut c = Counter::default();
+        value.write(&mut c);
+        c.finish().unwrap_or(0)
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let mut w = Writer::new(&mut []);
+        value.write(&mut w);
+        w.len()
+    }
 }
 
 /// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`

@@ -29,6 +29,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The next `n` bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let (taken, rest) = self
             .rest
@@ -72,25 +73,30 @@ impl<'a> Reader<'a> {
         Err(DecodeError::Malformed)
     }
 
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn u16(&mut self) -> Result<u16> {
         self.varint(16).map(|v| v as u16)
     }
 
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn u32(&mut self) -> Result<u32> {
         self.varint(32).map(|v| v as u32)
     }
 
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn u64(&mut self) -> Result<u64> {
         self.varint(64)
     }
 
     /// A length: postcard writes lengths as `usize`, so its width is the
     /// platform's.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn len(&mut self) -> Result<usize> {
         self.varint(usize::BITS).map(|v| v as usize)
     }
 
     /// A `bool`: exactly 0 or 1.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn bool(&mut self) -> Result<bool> {
         match self.byte()? {
             0 => Ok(false),
@@ -100,6 +106,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An enum's variant index, below `count`.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn variant(&mut self, count: u32) -> Result<u32> {
         match self.u32()? {
             v if v < count => Ok(v),
@@ -108,12 +115,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string: its length, then the bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.len()?;
         self.take(n)
     }
 
     /// A string: a byte string that is UTF-8.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         crate::utf8::str_of(self.bytes()?).ok_or(DecodeError::Malformed)
     }

@@ -1,10 +1,97 @@
 //! Writing postcard's encoding into a caller's buffer, and counting it.
+//!
+//! Every type's encoding is written once ([`Wire::write`](super::Wire::write))
+//! against a [`Sink`]: a [`Writer`] puts the bytes into a buffer; on hosts a
+//! [`Counter`] only adds up their number, which is how lengths are measured
+//! there (a few additions instead of a pass through the writer). Devices
+//! measure with a writer over no room instead, so that they carry one copy of
+//! each encoder, not two.
+
+/// Where an encoding goes, one primitive at a time.
+pub(crate) trait Sink {
+    /// One raw byte.
+    fn byte(&mut self, b: u8);
+    /// Raw bytes.
+    fn raw(&mut self, bytes: &[u8]);
+    /// An unsigned integer as a varint.
+    fn varint(&mut self, v: u64);
+    /// The value is not one this encoder writes.
+    fn refuse(&mut self);
+    /// A byte string (or string): its length, then the bytes.
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.varint(bytes.len() as u64);
+        self.raw(bytes);
+    }
+}
+
+/// A sink that counts the bytes of an encoding and writes none.
+#[cfg(feature = "alloc")]
+#[derive(Debug, Default)]
+pub(crate) struct Counter {
+    len: usize,
+    refused: bool,
+}
+
+#[cfg(feature = "alloc")]
+impl Counter {
+    /// Bytes counted, or `None` when the value was refused.
+    pub(crate) fn finish(self) -> Option<usize> {
+        (!self.refused).then_some(self.len)
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl Sink for Counter {
+    #[inline]
+    // Plain additions: a frame has a few dozen fields; only `raw` (slices)
+    // could add up to anything near the limit.
+    fn byte(&mut self, _: u8) {
+        self.len += 1;
+    }
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) {
+        self.len = self.len.saturating_add(bytes.len());
+    }
+    #[inline]
+    fn varint(&mut self, v: u64) {
+        self.len += varint_len(v);
+    }
+    #[inline]
+    fn refuse(&mut self) {
+        self.refused = true;
+    }
+}
+
+impl Sink for Writer<'_> {
+    #[inline]
+    fn byte(&mut self, b: u8) {
+        Writer::byte(self, b);
+    }
+    #[inline]
+    fn raw(&mut self, bytes: &[u8]) {
+        Writer::raw(self, bytes);
+    }
+    #[inline]
+    fn varint(&mut self, v: u64) {
+        Writer::varint(self, v);
+    }
+    #[inline]
+    fn refuse(&mut self) {
+        Writer::refuse(self);
+    }
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        Writer::bytes(self, bytes);
+    }
+}
 
 /// Bytes of `v` as a varint (LEB128, as postcard writes every integer wider
 /// than a byte and every length).
 pub(crate) const fn varint_len(v: u64) -> usize {
     let bits = u64::BITS - (v | 1).leading_zeros();
-    bits.div_ceil(7) as usize
+    // `ceil(bits / 7)` for `bits` in 1..=64, without a division.
+    ((bits * 9 + 64) / 64) as usize
 }
 
 /// Bytes of a byte string (or string) of `n` bytes: its length, then itself.
@@ -14,11 +101,12 @@ pub(crate) const fn bytes_len(n: usize) -> usize {
 
 /// A cursor writing into a buffer. Writing past the end writes nothing but
 /// still counts ([`len`](Self::len): a writer over no room measures an
-/// encoding) and is reported by [`finish`](Self::finish).
+/// encoding) and is reported by [`finish`](Self::finish): the encoding
+/// overran the buffer exactly when it counts more bytes than the buffer has
+/// (no flag to keep on every write).
 pub(crate) struct Writer<'b> {
     out: &'b mut [u8],
     at: usize,
-    overrun: bool,
     refused: bool,
 }
 
@@ -27,12 +115,13 @@ impl<'b> Writer<'b> {
         Writer {
             out,
             at: 0,
-            overrun: false,
             refused: false,
         }
     }
 
-    /// Bytes the encoding took so far, whether they fitted or not.
+    /// Bytes the encoding took so far, whether they fitted or not (how
+    /// devices measure).
+    #[cfg(any(test, not(feature = "alloc")))]
     pub(crate) fn len(&self) -> usize {
         self.at
     }
@@ -40,7 +129,7 @@ impl<'b> Writer<'b> {
     /// The bytes written, or `None` when they did not fit (or the value was
     /// [`refuse`](Self::refuse)d).
     pub(crate) fn finish(self) -> Option<usize> {
-        (!self.overrun && !self.refused).then_some(self.at)
+        (self.at <= self.out.len() && !self.refused).then_some(self.at)
     }
 
     /// The value is not one this encoder writes: nothing of it is written, and
@@ -58,20 +147,21 @@ impl<'b> Writer<'b> {
     #[cfg_attr(feature = "alloc", inline)]
     #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn byte(&mut self, b: u8) {
-        match self.out.get_mut(self.at) {
-            Some(slot) => *slot = b,
-            None => self.overrun = true,
+        if let Some(slot) = self.out.get_mut(self.at) {
+            *slot = b;
         }
-        self.at = self.at.saturating_add(1);
+        // No overflow: `at` counts bytes of values in memory, written once
+        // each (only `raw`, below, could come near the limit; it saturates).
+        self.at += 1;
     }
 
     /// Raw bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
-        match self.out.get_mut(self.at..end) {
-            // Always: `end` saturates only when `at` is out of the buffer.
-            Some(slot) if slot.len() == bytes.len() => slot.copy_from_slice(bytes),
-            _ => self.overrun = true,
+        // `end` saturates only when `at` is out of the buffer already.
+        if let Some(slot) = self.out.get_mut(self.at..end) {
+            slot.copy_from_slice(bytes);
         }
         self.at = end;
     }
@@ -96,6 +186,7 @@ impl<'b> Writer<'b> {
     }
 
     /// A byte string (or string): its length, then the bytes.
+    #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn bytes(&mut self, bytes: &[u8]) {
         self.varint(bytes.len() as u64);
         self.raw(bytes);
@@ -123,6 +214,19 @@ mod tests {
             w.varint(v);
             assert_eq!(w.finish(), Some(n));
         }
+    }
+
+    #[test]
+    fn varint_len_is_what_the_writer_writes_at_every_width() {
+        for bits in 0..64 {
+            for v in [1u64 << bits, (1u64 << bits) - 1, (1u64 << bits) | 1] {
+                let mut buf = [0u8; 10];
+                let mut w = Writer::new(&mut buf);
+                w.varint(v);
+                assert_eq!(w.finish(), Some(varint_len(v)), "{v:#x}");
+            }
+        }
+        assert_eq!(varint_len(u64::MAX), 10);
     }
 
     #[test]
