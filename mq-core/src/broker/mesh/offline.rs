@@ -248,6 +248,24 @@ impl Broker {
         self.router.offline_full(recipient, id, now);
     }
 
+    /// What became of the item `id` for `recipient` (see
+    /// [`HandOn`](super::HandOn)): [`handle_offline_stored`](Self::handle_offline_stored),
+    /// [`handle_offline_full`](Self::handle_offline_full) or
+    /// [`handle_offline_failed`](Self::handle_offline_failed).
+    pub fn handle_offline_handed(
+        &mut self,
+        now: Instant,
+        recipient: &str,
+        id: u64,
+        handed: super::Handed,
+    ) {
+        match handed {
+            super::Handed::Stored => self.handle_offline_stored(now, recipient, id),
+            super::Handed::Full => self.handle_offline_full(now, recipient, id),
+            super::Handed::Failed => self.handle_offline_failed(now, recipient, id),
+        }
+    }
+
     /// The nodes whose interest the catalog lists now (`listed`), and those
     /// that are live (`live`); call it after each successful read of the
     /// catalog's interest. A peer that is away, not live, and was listed
