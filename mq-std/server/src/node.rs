@@ -12,8 +12,8 @@
 //! goes to the catalog from then on). The peers' links to this node arrive
 //! on the server's listener as ordinary connections.
 //!
-//! After each heartbeat it also keeps the offline queues (`node/offline.rs`):
-//! it writes the interest this node declares on its links to the catalog
+//! After each heartbeat it also keeps the offline queues (`node/offline.rs`,
+//! carrying out what the core's [`CatalogRound`] decides): it writes the interest this node declares on its links to the catalog
 //! (session `$node.<id>`), hands the catalog's interest of nodes that are not
 //! live to the broker, stores the broker's items for away peers in their
 //! queues (each reported back, so it leaves the outbox only once stored),
