@@ -9,15 +9,17 @@
 //! back at once, some stay down for up to five times the lease, so their
 //! peers treat them as away and hand what they want to the catalog; two may
 //! be down at once (the sender of a message for an away node dies too).
-//! Every 100 ms each node that is up does what `mq_server::node` does after
-//! a heartbeat: writes its declared interest, treats the nodes down past the
-//! lease as away (and the others as live), feeds their catalog interest
-//! (which may be older than what they declared on their links, or empty),
-//! stores its offline items (each store fails with 5 % chance, and is
-//! reported so), and drains its own queue, acking an item only once its
-//! local publish is stored (each catalog read or ack fails with 5 % chance).
-//! A node's adapter state (tickets it waits for) dies with it. Then the
-//! faults stop, every node is up, and the mesh settles.
+//! Every 100 ms each node that is up treats the nodes down past the lease as
+//! away (and the others as live), then does its round with the catalog as
+//! `mq_server::node` does after a heartbeat, through the same core
+//! `CatalogRound` (`support/catalog_round.rs`): writes its declared
+//! interest, feeds the catalog's interest of nodes not live (which may be
+//! older than what they declared on their links, or missing), stores a
+//! batch of its offline items, and drains a page of its own queue, acking
+//! it once its local publishes are stored (a later round). Each catalog
+//! call fails with 5 % chance. A node's adapter state (its round, the page
+//! it waits for) dies with it. Then the faults stop, every node is up, and
+//! the mesh settles.
 //!
 //! Asserted for every seed:
 //! - every publish a node acknowledged reaches every matching subscriber;
@@ -38,7 +40,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use mq_core::Instant;
-use mq_core::broker::{OfflineMessage, OfflineTicket};
 use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::topic::{Filter, Topic};
@@ -61,6 +62,9 @@ mod mesh_world;
 #[path = "support/net.rs"]
 mod net;
 use mesh_world::World;
+#[path = "support/catalog_round.rs"]
+mod catalog_round;
+use catalog_round::{Adapter, Catalog, Round};
 
 const NODES: usize = 3;
 const TOPICS: [&str; 2] = ["data.a", "data.b"];
@@ -70,39 +74,6 @@ const PUBLISHERS: [usize; 2] = [0, 2];
 /// A node down longer than this is away.
 const LEASE: Duration = Duration::from_secs(1);
 const ROUND: Duration = Duration::from_millis(100);
-/// Chance per catalog call that it fails, per million.
-const CATALOG_FAILS: u64 = 50_000;
-
-/// One message in a recipient's queue.
-struct Entry {
-    qid: u64,
-    origin: String,
-    id: u64,
-    topic: String,
-    meta: Vec<u8>,
-    payload: Vec<u8>,
-}
-
-/// The model catalog: each node's interest, and offline queues by
-/// recipient, idempotent on (origin, id) while queued.
-#[derive(Default)]
-struct Catalog {
-    interest: BTreeMap<String, Vec<String>>,
-    queues: BTreeMap<String, Vec<Entry>>,
-    next_qid: u64,
-    stored: u64,
-    failures: u64,
-}
-
-/// What one node's adapter holds between rounds.
-#[derive(Default)]
-struct Adapter {
-    /// Peers it told its broker are away.
-    away: BTreeSet<usize>,
-    /// Drained items (queue id) waiting for their local publish to be stored.
-    pending: Vec<(u64, OfflineTicket)>,
-}
-
 struct App {
     publisher: Option<u8>,
     filter: Option<&'static str>,
@@ -195,11 +166,12 @@ impl Sim {
             }
             world.add_client(node, session);
         }
+        let adapters = (0..NODES).map(|n| Adapter::new(&world, n)).collect();
         Sim {
             world,
             apps,
             catalog: Catalog::default(),
-            adapters: (0..NODES).map(|_| Adapter::default()).collect(),
+            adapters,
             down_since: vec![None; NODES],
             back_at: vec![None; NODES],
             next_round: now,
@@ -249,12 +221,6 @@ impl Sim {
         }
     }
 
-    fn fails(&mut self) -> bool {
-        let fail = self.world.rng.chance(CATALOG_FAILS);
-        self.catalog.failures += u64::from(fail);
-        fail
-    }
-
     fn expired(&self, m: usize) -> bool {
         self.down_since[m].is_some_and(|at| self.world.now >= at + LEASE)
     }
@@ -269,13 +235,10 @@ impl Sim {
         self.drain();
     }
 
+    /// The roster's part (peers away or live again), then the round with
+    /// the catalog.
     fn node_round(&mut self, n: usize) {
         let now = self.world.now;
-        let name = self.world.nodes[n].name.clone();
-        if !self.fails() {
-            let declared = self.world.nodes[n].broker.declared_interest();
-            self.catalog.interest.insert(name.clone(), declared);
-        }
         for m in (0..NODES).filter(|&m| m != n) {
             let peer = self.world.nodes[m].name.clone();
             let expired = self.expired(m);
@@ -285,98 +248,22 @@ impl Sim {
                     self.totals.away += 1;
                     broker.node_away(now, &peer);
                 }
-                if let Some(filters) = self.catalog.interest.get(&peer) {
-                    let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-                    broker.set_away_interest(now, &peer, &filters);
-                }
             } else if self.down_since[m].is_none() && self.adapters[n].away.remove(&m) {
                 broker.node_live(now, &peer);
             }
         }
-        while let Some(item) = self.world.nodes[n].broker.poll_offline(now) {
-            if self.fails() {
-                (self.world.nodes[n].broker).handle_offline_failed(now, &item.recipient, item.id);
-                continue;
-            }
-            self.world.log(|| {
-                let p = &item.payload;
-                format!(
-                    "node {n}: stores {}/{} for {} in the catalog",
-                    p[0],
-                    u32::from_le_bytes(p[1..5].try_into().unwrap()),
-                    item.recipient
-                )
-            });
-            let queue = self
-                .catalog
-                .queues
-                .entry(item.recipient.clone())
-                .or_default();
-            if !queue.iter().any(|e| e.origin == name && e.id == item.id) {
-                self.catalog.next_qid += 1;
-                self.catalog.stored += 1;
-                queue.push(Entry {
-                    qid: self.catalog.next_qid,
-                    origin: name.clone(),
-                    id: item.id,
-                    topic: item.topic,
-                    meta: item.meta,
-                    payload: item.payload,
-                });
-            }
-            (self.world.nodes[n].broker).handle_offline_stored(now, &item.recipient, item.id);
-        }
-        self.drain_queue(n);
-    }
-
-    /// Acks what is stored, then publishes what is new in the queue.
-    fn drain_queue(&mut self, n: usize) {
-        let now = self.world.now;
-        let name = self.world.nodes[n].name.clone();
-        let pending = std::mem::take(&mut self.adapters[n].pending);
-        let broker = &self.world.nodes[n].broker;
-        let (done, waiting): (Vec<_>, Vec<_>) =
-            (pending.into_iter()).partition(|(_, t)| broker.is_offline_stored(*t));
-        self.adapters[n].pending = waiting;
-        if !done.is_empty() && !self.fails() {
-            let done: BTreeSet<u64> = done.iter().map(|(q, _)| *q).collect();
-            if let Some(queue) = self.catalog.queues.get_mut(&name) {
-                queue.retain(|e| !done.contains(&e.qid));
-            }
-            self.world
-                .log(|| format!("node {n}: acks {done:?} in the catalog"));
-        }
-        if self.fails() {
-            return;
-        }
-        let Some(queue) = self.catalog.queues.get(&name) else {
-            return;
+        let live: Vec<String> = (0..NODES)
+            .filter(|&m| !self.expired(m))
+            .map(|m| self.world.nodes[m].name.clone())
+            .collect();
+        let live: Vec<&str> = live.iter().map(String::as_str).collect();
+        let round = Round {
+            world: &mut self.world,
+            catalog: &mut self.catalog,
+            adapter: &mut self.adapters[n],
+            n,
         };
-        let broker = &mut self.world.nodes[n].broker;
-        let adapter = &mut self.adapters[n];
-        for e in queue {
-            if adapter.pending.iter().any(|(q, _)| *q == e.qid) {
-                continue;
-            }
-            let m = OfflineMessage {
-                origin: &e.origin,
-                id: e.id,
-                topic: &e.topic,
-                meta: &e.meta,
-                payload: &e.payload,
-            };
-            let ticket = broker.deliver_offline(now, &m).expect("nothing refused");
-            if self.world.trace {
-                let p = &e.payload;
-                println!(
-                    "node {n}: drains q{} {}/{} ticket {ticket:?}",
-                    e.qid,
-                    p[0],
-                    u32::from_le_bytes(p[1..5].try_into().unwrap())
-                );
-            }
-            adapter.pending.push((e.qid, ticket));
-        }
+        round.run(&live);
     }
 
     fn interest_declared(&self) -> bool {
@@ -445,7 +332,7 @@ impl Sim {
             if self.down_since[n].is_some() {
                 return;
             }
-            self.adapters[n] = Adapter::default();
+            self.adapters[n] = Adapter::new(&self.world, n);
             if self.world.rng.chance(300_000) {
                 // Back at once, on its store.
                 self.world.restart_node(n);
@@ -491,7 +378,7 @@ impl Sim {
         self.world.is_quiet()
             && (self.world.nodes.iter()).all(|n| n.broker.mesh_stats().away == 0)
             && self.catalog.queues.values().all(Vec::is_empty)
-            && self.adapters.iter().all(|a| a.pending.is_empty())
+            && self.adapters.iter().all(Adapter::is_idle)
     }
 
     fn run(&mut self) {

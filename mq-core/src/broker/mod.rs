@@ -62,8 +62,9 @@ pub use auth::{Auth, Credentials, Permissions, covers};
 pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
 pub use mesh::{
-    MeshStats, OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage,
-    OfflineTicket, Roster, RosterAction,
+    CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, MeshStats, OFFLINE_BATCH,
+    OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, PageRequest, Roster,
+    RosterAction,
 };
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;

@@ -12,8 +12,8 @@
 //! goes to the catalog from then on). The peers' links to this node arrive
 //! on the server's listener as ordinary connections.
 //!
-//! After each heartbeat it also keeps the offline queues (`node/offline.rs`):
-//! it writes the interest this node declares on its links to the catalog
+//! After each heartbeat it also keeps the offline queues (`node/offline.rs`,
+//! carrying out what the core's [`CatalogRound`] decides): it writes the interest this node declares on its links to the catalog
 //! (session `$node.<id>`), hands the catalog's interest of nodes that are not
 //! live to the broker, stores the broker's items for away peers in their
 //! queues (each reported back, so it leaves the outbox only once stored),
@@ -35,13 +35,13 @@ mod offline;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use mq_catalog::{Catalog, Error, Registration};
 use mq_client::clock::Clock;
-use mq_core::broker::{Roster, RosterAction};
+use mq_core::broker::{CatalogRound, Roster, RosterAction};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -174,6 +174,7 @@ pub async fn spawn(
             .iter()
             .filter_map(|q| q.owner.strip_prefix(mq_core::wire::mesh::NODE_PREFIX)),
     );
+    let round = control.catalog_round(&opts.id).await;
     let node = Node {
         catalog,
         registration: registration.clone(),
@@ -186,8 +187,7 @@ pub async fn spawn(
         control,
         clock: Clock::new(),
         opts,
-        written: None,
-        drain_after: None,
+        round,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -221,12 +221,8 @@ struct Node {
     control: ServerControl,
     clock: Clock,
     opts: NodeOptions,
-    /// This node's interest as last written to the catalog (`None`: read
-    /// it from the catalog first).
-    written: Option<BTreeSet<String>>,
-    /// Where the next heartbeat's drain reads this node's queue from
-    /// (`None`: its head).
-    drain_after: Option<u64>,
+    /// What the rounds with the catalog decide.
+    round: CatalogRound,
 }
 
 impl Node {

@@ -28,7 +28,7 @@ use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
 use crate::wire::mesh::{Interest, LINK_PREFIX, group_sub, mesh_producer};
 use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
-pub(crate) use credit::link_credit;
+pub(crate) use credit::{link_credit, offline_page};
 use encode::Unsent;
 
 /// The outbox subscription's id at the peer.

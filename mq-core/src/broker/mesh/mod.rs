@@ -49,17 +49,22 @@
 //! [`Broker::forget_node`] drops a peer with everything kept for it.
 //!
 //! [`Roster`] makes the decisions of that loop: which peers to link to, when
-//! to connect again, which are away.
+//! to connect again, which are away; [`CatalogRound`] those of its round
+//! with the catalog after each heartbeat.
 //!
 //! [`Broker::connect_link`]: super::Broker::connect_link
 //! [`Broker::forget_node`]: super::Broker::forget_node
 //! [`Broker::node_away`]: super::Broker::node_away
 //! [`Broker::node_live`]: super::Broker::node_live
 
+mod catalog_round;
 pub(crate) mod link;
 pub(crate) mod offline;
 mod roster;
 
+pub use catalog_round::{
+    CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, PageRequest,
+};
 pub use offline::{
     OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket,
 };

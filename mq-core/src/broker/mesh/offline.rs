@@ -76,11 +76,13 @@ use crate::time::Instant;
 /// How long after a failed store the items of that peer are offered again.
 pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
 
-/// How many items an adapter hands on to the catalog, and how many messages
-/// of its own queue it drains, per heartbeat: one batch each, so a backlog
-/// (or a slow catalog) never holds back the heartbeat that renews the
-/// node's lease, its links, or its shutdown. A backlog of `n` takes `n /
-/// OFFLINE_BATCH` heartbeats.
+/// How many items an adapter hands on to the catalog, and at most how many
+/// messages of its own queue it drains (a page:
+/// [`CatalogRound::next_page`](super::CatalogRound::next_page), smaller when
+/// the deduplication window is), per heartbeat: one batch each, so a
+/// backlog (or a slow catalog) never holds back the heartbeat that renews
+/// the node's lease, its links, or its shutdown. A backlog of `n` takes
+/// `n / OFFLINE_BATCH` heartbeats.
 pub const OFFLINE_BATCH: usize = 256;
 
 /// A message for a peer that is away, to store in the catalog's queue of
@@ -246,6 +248,24 @@ impl Broker {
     /// fills and refuses them. A peer back meanwhile gets it on its link.
     pub fn handle_offline_full(&mut self, now: Instant, recipient: &str, id: u64) {
         self.router.offline_full(recipient, id, now);
+    }
+
+    /// What became of the item `id` for `recipient` (see
+    /// [`HandOn`](super::HandOn)): [`handle_offline_stored`](Self::handle_offline_stored),
+    /// [`handle_offline_full`](Self::handle_offline_full) or
+    /// [`handle_offline_failed`](Self::handle_offline_failed).
+    pub fn handle_offline_handed(
+        &mut self,
+        now: Instant,
+        recipient: &str,
+        id: u64,
+        handed: super::Handed,
+    ) {
+        match handed {
+            super::Handed::Stored => self.handle_offline_stored(now, recipient, id),
+            super::Handed::Full => self.handle_offline_full(now, recipient, id),
+            super::Handed::Failed => self.handle_offline_failed(now, recipient, id),
+        }
     }
 
     /// The nodes whose interest the catalog lists now (`listed`), and those

@@ -2,7 +2,8 @@
 //! offline module): the node task asks, the broker decides, and a drained
 //! message is answered only once its local publish is stored.
 
-use mq_core::broker::{OfflineError, OfflineItem, OfflineMessage};
+pub use mq_core::broker::Handed;
+use mq_core::broker::{CatalogRound, Config, OfflineError, OfflineItem, OfflineMessage};
 use tokio::sync::oneshot;
 
 use super::BrokerTask;
@@ -25,18 +26,6 @@ pub struct Drained {
     pub payload: Vec<u8>,
 }
 
-/// What became of an offline item the node task tried to store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handed {
-    /// The catalog stored it (or had it already).
-    Stored,
-    /// The recipient's queue in the catalog is full
-    /// (`Broker::handle_offline_full`).
-    Full,
-    /// The catalog could not be reached (`Broker::handle_offline_failed`).
-    Failed,
-}
-
 /// What the node task asks of the broker task about offline queues.
 pub(super) enum OfflineCmd {
     Away(String, oneshot::Sender<bool>),
@@ -48,6 +37,8 @@ pub(super) enum OfflineCmd {
     /// The nodes with interest in the catalog, and the live ones.
     Listing(Vec<String>, Vec<String>),
     Deliver(Vec<Drained>, oneshot::Sender<Vec<Result<(), OfflineError>>>),
+    /// The catalog rounds of the node with this id.
+    Round(String, oneshot::Sender<CatalogRound>),
 }
 
 /// Drained messages waiting for their local publishes to be stored.
@@ -78,11 +69,8 @@ impl BrokerTask {
             }
             OfflineCmd::Results(results) => {
                 for (recipient, id, handed) in results {
-                    match handed {
-                        Handed::Stored => self.broker.handle_offline_stored(now, &recipient, id),
-                        Handed::Full => self.broker.handle_offline_full(now, &recipient, id),
-                        Handed::Failed => self.broker.handle_offline_failed(now, &recipient, id),
-                    }
+                    self.broker
+                        .handle_offline_handed(now, &recipient, id, handed);
                 }
             }
             OfflineCmd::Listing(listed, live) => {
@@ -110,6 +98,9 @@ impl BrokerTask {
                     });
                 }
                 self.drain_waiters.push(DrainWaiter { token, results, to });
+            }
+            OfflineCmd::Round(node, reply) => {
+                let _ = reply.send(CatalogRound::new(&node, self.broker.config()));
             }
         }
     }
@@ -175,7 +166,18 @@ impl ServerControl {
         rx.await.unwrap_or_default()
     }
 
-    /// What became of each item, as (recipient, id, what).
+    /// The decisions of node `node`'s rounds with the catalog, sized to
+    /// the broker's configuration (a stopped server takes no drained
+    /// message, so its rounds are sized to the default one).
+    pub async fn catalog_round(&self, node: &str) -> CatalogRound {
+        let (tx, rx) = oneshot::channel();
+        self.offline(OfflineCmd::Round(node.to_owned(), tx));
+        rx.await
+            .unwrap_or_else(|_| CatalogRound::new(node, &Config::default()))
+    }
+
+    /// What became of each item, as (recipient, id, what)
+    /// ([`HandOn::into_results`](mq_core::broker::HandOn::into_results)).
     pub fn offline_results(&self, results: Vec<(String, u64, Handed)>) {
         self.offline(OfflineCmd::Results(results));
     }

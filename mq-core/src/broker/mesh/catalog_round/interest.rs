@@ -1,0 +1,111 @@
+//! This node's interest in the catalog, and what the catalog says of the
+//! others'.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::CatalogRound;
+use crate::wire::mesh::NODE_PREFIX;
+
+/// One interest row of the catalog, borrowed from the adapter's copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterestRow<'a> {
+    /// The session it belongs to (a node's own: `$node.<node>`).
+    pub session: &'a str,
+    /// The node the session was last attached to.
+    pub node: &'a str,
+    /// The topic filter.
+    pub filter: &'a str,
+    /// The group, for a group subscription.
+    pub group: Option<&'a str>,
+}
+
+/// What the catalog's interest rows say (see [`CatalogRound::listing`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing<'a> {
+    /// The nodes with interest listed, sorted, each once: for
+    /// [`Broker::handle_catalog_listing`](crate::broker::Broker::handle_catalog_listing).
+    pub listed: Vec<&'a str>,
+    /// The interest each node that is not live wrote of itself (no groups),
+    /// by node, sorted: for
+    /// [`Broker::set_away_interest`](crate::broker::Broker::set_away_interest).
+    pub away: Vec<(&'a str, Vec<&'a str>)>,
+}
+
+/// The rows of this node's interest to write (see
+/// [`CatalogRound::write_interest`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterestWrite {
+    /// Filters to add, each as a row of [`CatalogRound::session`] without a
+    /// group: first.
+    pub add: Vec<String>,
+    /// Filters of [`CatalogRound::session`] to remove: after those added.
+    pub remove: Vec<String>,
+}
+
+impl InterestWrite {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+impl CatalogRound {
+    /// What the catalog's interest `rows` say, with `live` its live nodes.
+    /// The away interest is each node's own (its `$node.<id>` session), of
+    /// the nodes not live but this one, without groups (a group is served
+    /// by the nodes that have members, not kept for one away).
+    pub fn listing<'a>(&self, rows: &[InterestRow<'a>], live: &[&str]) -> Listing<'a> {
+        let listed: BTreeSet<&str> = rows.iter().map(|r| r.node).collect();
+        let mut away: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for r in rows {
+            let own = r.session.strip_prefix(NODE_PREFIX) == Some(r.node);
+            let other = r.node != self.node && !live.contains(&r.node);
+            if own && other && r.group.is_none() {
+                away.entry(r.node).or_default().push(r.filter);
+            }
+        }
+        Listing {
+            listed: listed.into_iter().collect(),
+            away: away.into_iter().collect(),
+        }
+    }
+
+    /// What to write so the catalog lists this node's interest as
+    /// `declared` (the broker's [`declared_interest`](crate::broker::Broker::declared_interest)):
+    /// the difference from what this node wrote last, or, before its first
+    /// write and after a failed one, from its rows in `rows` (`None`: they
+    /// could not be read; then everything declared is added, which the
+    /// catalog takes again without harm, and nothing removed). A broker
+    /// that has stopped declares nothing: do not call this then, or the
+    /// interest that keeps this node's messages would be removed.
+    pub fn write_interest(
+        &mut self,
+        rows: Option<&[InterestRow<'_>]>,
+        declared: &[String],
+    ) -> InterestWrite {
+        let declared: BTreeSet<String> = declared.iter().cloned().collect();
+        let written: BTreeSet<String> = match &self.written {
+            Some(w) => w.clone(),
+            None => (rows.unwrap_or_default().iter())
+                .filter(|r| r.session == self.session)
+                .map(|r| String::from(r.filter))
+                .collect(),
+        };
+        let write = InterestWrite {
+            add: declared.difference(&written).cloned().collect(),
+            remove: written.difference(&declared).cloned().collect(),
+        };
+        self.writing = Some(declared);
+        write
+    }
+
+    /// The write [`write_interest`](Self::write_interest) asked for is done
+    /// (`ok`), or stopped at an error: what the catalog lists is read again
+    /// next time.
+    pub fn handle_interest_written(&mut self, ok: bool) {
+        let writing = self.writing.take();
+        self.written = if ok { writing } else { None };
+    }
+}

@@ -1,0 +1,220 @@
+//! Each decision of the catalog round.
+
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::broker::{OFFLINE_BATCH, OfflineError, OfflineItem};
+
+fn row<'a>(session: &'a str, node: &'a str, filter: &'a str) -> InterestRow<'a> {
+    InterestRow {
+        session,
+        node,
+        filter,
+        group: None,
+    }
+}
+
+fn strings(s: &[&str]) -> Vec<String> {
+    s.iter().map(ToString::to_string).collect()
+}
+
+fn round() -> CatalogRound {
+    CatalogRound::new("a", &Config::default())
+}
+
+#[test]
+fn away_interest_is_the_own_rows_of_nodes_not_live_without_groups() {
+    let grouped = InterestRow {
+        group: Some("g"),
+        ..row("$node.c", "c", "jobs.>")
+    };
+    let rows = [
+        row("$node.a", "a", "a.>"),
+        row("$node.b", "b", "b.>"),
+        row("$node.c", "c", "c.1"),
+        row("$node.c", "c", "c.2"),
+        grouped,
+        // A client session on node d, not d's own interest.
+        row("client-1", "d", "d.>"),
+        row("$node.e", "e", "e.>"),
+    ];
+    let listing = round().listing(&rows, &["a", "b"]);
+    assert_eq!(listing.listed, ["a", "b", "c", "d", "e"]);
+    assert_eq!(
+        listing.away,
+        [("c", vec!["c.1", "c.2"]), ("e", vec!["e.>"])]
+    );
+    // This node is never away to itself, live or not.
+    let listing = round().listing(&rows[..1], &[]);
+    assert_eq!(listing.away, []);
+}
+
+#[test]
+fn interest_is_written_as_the_difference_from_the_catalog_then_from_the_last_write() {
+    let mut r = round();
+    let rows = [
+        row("$node.a", "a", "old.>"),
+        row("$node.a", "a", "kept"),
+        row("client-1", "a", "other"),
+    ];
+    let write = r.write_interest(Some(&rows), &strings(&["kept", "new"]));
+    assert_eq!(write.add, ["new"]);
+    assert_eq!(write.remove, ["old.>"]);
+    r.handle_interest_written(true);
+    // The catalog's rows no longer count: the last write does.
+    let write = r.write_interest(Some(&rows), &strings(&["kept", "new"]));
+    assert!(write.is_empty());
+    r.handle_interest_written(true);
+    let write = r.write_interest(None, &strings(&["new"]));
+    assert_eq!(write.remove, ["kept"]);
+    assert_eq!(write.add, Vec::<String>::new());
+}
+
+#[test]
+fn a_failed_write_reads_the_catalog_again() {
+    let mut r = round();
+    let rows = [row("$node.a", "a", "x")];
+    assert_eq!(r.write_interest(Some(&[]), &strings(&["x"])).add, ["x"]);
+    r.handle_interest_written(false);
+    // Had the add been remembered as written, nothing would be added now.
+    assert_eq!(r.write_interest(Some(&[]), &strings(&["x"])).add, ["x"]);
+    r.handle_interest_written(false);
+    assert!(r.write_interest(Some(&rows), &strings(&["x"])).is_empty());
+}
+
+#[test]
+fn interest_not_read_is_all_added_and_nothing_removed() {
+    let mut r = round();
+    let write = r.write_interest(None, &strings(&["x", "y"]));
+    assert_eq!(write.add, ["x", "y"]);
+    assert_eq!(write.remove, Vec::<String>::new());
+}
+
+fn item(recipient: &str, id: u64) -> OfflineItem {
+    OfflineItem {
+        recipient: recipient.into(),
+        id,
+        topic: "t".into(),
+        meta: Vec::new(),
+        payload: Vec::new(),
+        ttl: None,
+    }
+}
+
+#[test]
+fn the_rest_of_a_batch_fails_once_the_catalog_is_unavailable() {
+    let mut h = HandOn::new(vec![item("b", 1), item("c", 2), item("b", 3), item("c", 4)]);
+    assert_eq!(h.next_item().map(|i| i.id), Some(1));
+    h.handle(Handed::Stored);
+    assert_eq!(h.next_item().map(|i| i.id), Some(2));
+    h.handle(Handed::Full);
+    assert_eq!(h.next_item().map(|i| i.id), Some(3));
+    h.handle(Handed::Failed);
+    assert_eq!(h.next_item(), None);
+    let results = h.into_results();
+    let want = [
+        ("b", 1, Handed::Stored),
+        ("c", 2, Handed::Full),
+        ("b", 3, Handed::Failed),
+        ("c", 4, Handed::Failed),
+    ];
+    let want: Vec<_> = want.iter().map(|&(r, i, h)| (r.into(), i, h)).collect();
+    assert_eq!(results, want);
+}
+
+#[test]
+fn an_item_not_reported_fails_with_the_rest() {
+    let mut h = HandOn::new(vec![item("b", 1), item("b", 2), item("b", 3)]);
+    h.next_item();
+    h.handle(Handed::Stored);
+    h.next_item();
+    assert_eq!(h.next_item(), None);
+    let results: Vec<Handed> = h.into_results().into_iter().map(|r| r.2).collect();
+    assert_eq!(results, [Handed::Stored, Handed::Failed, Handed::Failed]);
+    let mut h = HandOn::new(vec![item("b", 1), item("b", 2)]);
+    h.next_item();
+    let results: Vec<Handed> = h.into_results().into_iter().map(|r| r.2).collect();
+    assert_eq!(results, [Handed::Failed, Handed::Failed]);
+}
+
+/// A round with pages of 4 (a window of 5: the link's credit is 1).
+fn small() -> CatalogRound {
+    let cfg = Config {
+        dedup_window: 5,
+        ..Config::default()
+    };
+    CatalogRound::new("a", &cfg)
+}
+
+const OK: Result<(), OfflineError> = Ok(());
+
+#[test]
+fn pages_are_no_larger_than_the_window_allows() {
+    assert_eq!(round().next_page().max, OFFLINE_BATCH);
+    assert_eq!(small().next_page().max, 4);
+}
+
+#[test]
+fn a_full_page_taken_whole_moves_on_once_acked() {
+    let mut r = small();
+    assert_eq!(r.next_page().after, None);
+    let ack = r.handle_page(&[3, 4, 6, 9], &[OK; 4]);
+    assert_eq!(ack, [3, 4, 6, 9]);
+    r.handle_acked(true);
+    assert_eq!(r.next_page().after, Some(9));
+    // Each page once: a read that fails starts from the head.
+    assert_eq!(r.next_page().after, None);
+}
+
+#[test]
+fn a_failed_ack_starts_from_the_head() {
+    let mut r = small();
+    r.next_page();
+    r.handle_page(&[3, 4, 6, 9], &[OK; 4]);
+    r.handle_acked(false);
+    assert_eq!(r.next_page().after, None);
+}
+
+#[test]
+fn a_page_not_full_starts_from_the_head() {
+    let mut r = small();
+    r.next_page();
+    assert_eq!(r.handle_page(&[3, 4, 6], &[OK; 3]), [3, 4, 6]);
+    r.handle_acked(true);
+    assert_eq!(r.next_page().after, None);
+}
+
+#[test]
+fn rejected_messages_are_removed_and_refused_or_malformed_stay() {
+    let mut r = small();
+    r.next_page();
+    let results = [
+        Err(OfflineError::Rejected),
+        Err(OfflineError::Malformed),
+        OK,
+        Err(OfflineError::Refused),
+    ];
+    assert_eq!(r.handle_page(&[1, 2, 3, 4], &results), [1, 3]);
+    r.handle_acked(true);
+    // Refused for now: from the head again, in order.
+    assert_eq!(r.next_page().after, None);
+}
+
+#[test]
+fn a_full_page_of_malformed_messages_moves_on_without_an_ack() {
+    let mut r = small();
+    r.next_page();
+    let ack = r.handle_page(&[1, 2, 3, 4], &[Err(OfflineError::Malformed); 4]);
+    assert_eq!(ack, Vec::<u64>::new());
+    assert_eq!(r.next_page().after, Some(4));
+}
+
+#[test]
+fn an_empty_page_starts_from_the_head() {
+    let mut r = small();
+    r.next_page();
+    assert_eq!(r.handle_page(&[], &[]), Vec::<u64>::new());
+    assert_eq!(r.next_page().after, None);
+}

@@ -1,0 +1,231 @@
+//! The mesh simulation's catalog (in memory, failing now and then) and the
+//! node adapter's round with it, carrying out what the core's
+//! [`CatalogRound`] decides, as `mq_server::node` does after a heartbeat.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mq_core::broker::{
+    CatalogRound, HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineError, OfflineMessage,
+    OfflineTicket,
+};
+
+use crate::mesh_world::World;
+
+/// Chance per catalog call that it fails, per million.
+const CATALOG_FAILS: u64 = 50_000;
+
+/// One message in a recipient's queue.
+pub struct Entry {
+    qid: u64,
+    origin: String,
+    id: u64,
+    topic: String,
+    meta: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+/// The model catalog: interest rows, and offline queues by recipient,
+/// idempotent on (origin, id) while queued.
+#[derive(Default)]
+pub struct Catalog {
+    /// (session, node, filter); no groups.
+    interest: BTreeSet<(String, String, String)>,
+    pub queues: BTreeMap<String, Vec<Entry>>,
+    next_qid: u64,
+    pub stored: u64,
+    pub failures: u64,
+}
+
+/// What one node's adapter holds between rounds; it dies with the node.
+pub struct Adapter {
+    /// Peers it told its broker are away.
+    pub away: BTreeSet<usize>,
+    round: CatalogRound,
+    /// A drained page waiting for its local publishes to be stored.
+    page: Option<Page>,
+}
+
+/// The catalog ids of a drained page, and what the broker said of each.
+type Page = (Vec<u64>, Vec<Result<OfflineTicket, OfflineError>>);
+
+impl Adapter {
+    pub fn new(world: &World, n: usize) -> Adapter {
+        let node = &world.nodes[n];
+        Adapter {
+            away: BTreeSet::new(),
+            round: CatalogRound::new(&node.name, node.broker.config()),
+            page: None,
+        }
+    }
+
+    /// Whether no drained page waits.
+    pub fn is_idle(&self) -> bool {
+        self.page.is_none()
+    }
+}
+
+/// One round of node `n` with the catalog.
+pub struct Round<'a> {
+    pub world: &'a mut World,
+    pub catalog: &'a mut Catalog,
+    pub adapter: &'a mut Adapter,
+    pub n: usize,
+}
+
+impl Round<'_> {
+    fn fails(&mut self) -> bool {
+        let fail = self.world.rng.chance(CATALOG_FAILS);
+        self.catalog.failures += u64::from(fail);
+        fail
+    }
+
+    /// The round, in the order of `CatalogRound`'s docs; `live` are the
+    /// nodes whose lease runs.
+    pub fn run(mut self, live: &[&str]) {
+        let now = self.world.now;
+        let read = (!self.fails()).then(|| self.catalog.interest.clone());
+        let rows: Option<Vec<InterestRow<'_>>> = read.as_ref().map(|r| {
+            (r.iter())
+                .map(|(session, node, filter)| InterestRow {
+                    session,
+                    node,
+                    filter,
+                    group: None,
+                })
+                .collect()
+        });
+        let listing = (rows.as_ref()).map(|rows| self.adapter.round.listing(rows, live));
+        let broker = &mut self.world.nodes[self.n].broker;
+        if let Some(listing) = &listing {
+            broker.handle_catalog_listing(now, &listing.listed, live);
+        }
+        let declared = broker.declared_interest();
+        let write = self
+            .adapter
+            .round
+            .write_interest(rows.as_deref(), &declared);
+        let (session, node) = (self.adapter.round.session(), self.adapter.round.node());
+        let (session, node) = (session.to_owned(), node.to_owned());
+        let mut ok = true;
+        for filter in write.add {
+            ok = ok && !self.fails();
+            if ok {
+                let row = (session.clone(), node.clone(), filter);
+                self.catalog.interest.insert(row);
+            }
+        }
+        for filter in write.remove {
+            ok = ok && !self.fails();
+            if ok {
+                let row = (session.clone(), node.clone(), filter);
+                self.catalog.interest.remove(&row);
+            }
+        }
+        self.adapter.round.handle_interest_written(ok);
+        let broker = &mut self.world.nodes[self.n].broker;
+        for (peer, filters) in listing.map(|l| l.away).unwrap_or_default() {
+            broker.set_away_interest(now, peer, &filters);
+        }
+        self.hand_on();
+        self.drain();
+    }
+
+    fn hand_on(&mut self) {
+        let (now, name) = (self.world.now, self.adapter.round.node().to_owned());
+        let broker = &mut self.world.nodes[self.n].broker;
+        let items = std::iter::from_fn(|| broker.poll_offline(now));
+        let mut batch = HandOn::new(items.take(OFFLINE_BATCH).collect());
+        while let Some(item) = batch.next_item() {
+            if self.fails() {
+                batch.handle(Handed::Failed);
+                continue;
+            }
+            let n = self.n;
+            self.world.log(|| {
+                let p = &item.payload;
+                let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
+                format!("node {n}: stores {}/{seq} for {}", p[0], item.recipient)
+            });
+            let catalog = &mut *self.catalog;
+            let queue = catalog.queues.entry(item.recipient).or_default();
+            if !queue.iter().any(|e| e.origin == name && e.id == item.id) {
+                catalog.next_qid += 1;
+                catalog.stored += 1;
+                queue.push(Entry {
+                    qid: catalog.next_qid,
+                    origin: name.clone(),
+                    id: item.id,
+                    topic: item.topic,
+                    meta: item.meta,
+                    payload: item.payload,
+                });
+            }
+            batch.handle(Handed::Stored);
+        }
+        let broker = &mut self.world.nodes[self.n].broker;
+        for (recipient, id, handed) in batch.into_results() {
+            broker.handle_offline_handed(now, &recipient, id, handed);
+        }
+    }
+
+    /// Acks the page drained before once its publishes are stored (the
+    /// node task waits for that), then publishes the next page.
+    fn drain(&mut self) {
+        let (now, n) = (self.world.now, self.n);
+        let name = self.adapter.round.node().to_owned();
+        if let Some((ids, results)) = &self.adapter.page {
+            let broker = &self.world.nodes[n].broker;
+            let stored = |r: &Result<OfflineTicket, _>| match r {
+                Ok(ticket) => broker.is_offline_stored(*ticket),
+                Err(_) => true,
+            };
+            if !results.iter().all(stored) {
+                return;
+            }
+            let results: Vec<_> = results.iter().map(|r| r.map(|_| ())).collect();
+            let ack = self.adapter.round.handle_page(ids, &results);
+            self.adapter.page = None;
+            if !ack.is_empty() {
+                let ok = !self.fails();
+                if ok && let Some(queue) = self.catalog.queues.get_mut(&name) {
+                    queue.retain(|e| !ack.contains(&e.qid));
+                    self.world
+                        .log(|| format!("node {n}: acks {ack:?} in the catalog"));
+                }
+                self.adapter.round.handle_acked(ok);
+            }
+        }
+        let page = self.adapter.round.next_page();
+        if self.fails() {
+            return;
+        }
+        let Some(queue) = self.catalog.queues.get(&name) else {
+            return;
+        };
+        let entries = (queue.iter())
+            .filter(|e| page.after.is_none_or(|after| e.qid > after))
+            .take(page.max);
+        let broker = &mut self.world.nodes[n].broker;
+        let (mut ids, mut results) = (Vec::new(), Vec::new());
+        for e in entries {
+            let m = OfflineMessage {
+                origin: &e.origin,
+                id: e.id,
+                topic: &e.topic,
+                meta: &e.meta,
+                payload: &e.payload,
+            };
+            let result = broker.deliver_offline(now, &m);
+            if self.world.trace {
+                let p = &e.payload;
+                let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
+                println!("node {n}: drains q{} {}/{seq}: {result:?}", e.qid, p[0]);
+            }
+            ids.push(e.qid);
+            results.push(result);
+        }
+        if !ids.is_empty() {
+            self.adapter.page = Some((ids, results));
+        }
+    }
+}
