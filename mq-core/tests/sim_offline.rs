@@ -1,11 +1,18 @@
-//! Deterministic simulation of a mesh with offline queues: three nodes in a
+//! Deterministic simulation of a mesh with offline queues: four nodes in a
 //! full mesh of node links, a model catalog that fails now and then, and
 //! nodes that crash and stay down long enough to be treated as away.
 //!
-//! Per seed: nodes 0 and 2 each have a publisher (QoS 1, with a producer
-//! id), every node a persistent subscriber, with filters that overlap.
-//! Publishing starts once every node has declared its interest to every
-//! other. Then node links drop, stores compact, and nodes crash: some come
+//! Per seed: nodes 0, 2 and 3 each have a publisher (QoS 1, with a producer
+//! id), nodes 0 to 2 a persistent subscriber, with filters that overlap.
+//! Publishing starts once each of those has declared its interest to the
+//! others and written it to the catalog (a node that dies before its first
+//! round with the catalog leaves no trace of what it wants there, for a
+//! node that never linked to it). Node 3 starts later, on an empty store,
+//! while others may be away or down with their lease still running, and its
+//! publisher starts at once: it never linked to them, so only the catalog
+//! tells it what they want (its clients' QoS 1 publishes wait for its first
+//! listing, `Config::await_catalog`; the interest of a live peer not linked
+//! is kept in the peer's outbox here). Then node links drop, stores compact, and nodes crash: some come
 //! back at once, some stay down for up to five times the lease, so their
 //! peers treat them as away and hand what they want to the catalog; two may
 //! be down at once (the sender of a message for an away node dies too).
@@ -40,6 +47,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use mq_core::Instant;
+use mq_core::broker::Config;
 use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::topic::{Filter, Topic};
@@ -66,11 +74,13 @@ use mesh_world::World;
 mod catalog_round;
 use catalog_round::{Adapter, Catalog, Round};
 
-const NODES: usize = 3;
+const NODES: usize = 4;
+/// The node that starts late, a while after the others.
+const LATE: usize = 3;
 const TOPICS: [&str; 2] = ["data.a", "data.b"];
-/// Each node's persistent subscriber.
-const FILTERS: [&str; NODES] = ["*.b", "data.>", "data.a"];
-const PUBLISHERS: [usize; 2] = [0, 2];
+/// The persistent subscriber of each node but the late one.
+const FILTERS: [&str; NODES - 1] = ["*.b", "data.>", "data.a"];
+const PUBLISHERS: [usize; 3] = [0, 2, LATE];
 /// A node down longer than this is away.
 const LEASE: Duration = Duration::from_secs(1);
 const ROUND: Duration = Duration::from_millis(100);
@@ -128,8 +138,12 @@ impl Sim {
         let mut rng = Rng::new(seed);
         let mut apps = Vec::new();
         let mut sessions = Vec::new();
-        for (node, &filter) in FILTERS.iter().enumerate() {
-            let mut roles = vec![(None, Some(filter))];
+        for node in 0..NODES {
+            let mut roles: Vec<_> = FILTERS
+                .get(node)
+                .map(|&f| (None, Some(f)))
+                .into_iter()
+                .collect();
             if PUBLISHERS.contains(&node) {
                 roles.push((Some(node as u8 + 1), None));
             }
@@ -151,7 +165,13 @@ impl Sim {
                 });
             }
         }
-        let mut world = World::new(broker_config(seed), NODES, rng, trace);
+        // Publishes wait for a node's first listing (its round with the
+        // catalog), as mqd's do.
+        let cfg = Config {
+            await_catalog: Some(Duration::from_secs(30)),
+            ..broker_config(seed)
+        };
+        let mut world = World::new(cfg, NODES, rng, trace);
         let now = world.now;
         for (i, (node, mut session)) in sessions.into_iter().enumerate() {
             session.connect(now);
@@ -167,13 +187,18 @@ impl Sim {
             world.add_client(node, session);
         }
         let adapters = (0..NODES).map(|n| Adapter::new(&world, n)).collect();
+        let mut down_since = vec![None; NODES];
+        let mut back_at = vec![None; NODES];
+        world.kill_node(LATE);
+        let late = Duration::from_millis(2_000 + world.rng.below(6_000));
+        (down_since[LATE], back_at[LATE]) = (Some(now), Some(now + late));
         Sim {
             world,
             apps,
             catalog: Catalog::default(),
             adapters,
-            down_since: vec![None; NODES],
-            back_at: vec![None; NODES],
+            down_since,
+            back_at,
             next_round: now,
             started: false,
             faults: false,
@@ -268,10 +293,13 @@ impl Sim {
 
     fn interest_declared(&self) -> bool {
         let nodes = &self.world.nodes;
-        (0..NODES).all(|from| {
-            (0..NODES)
-                .filter(|&to| to != from)
-                .all(|to| nodes[to].broker.peer_interest(&nodes[from].name) == [FILTERS[from]])
+        let subscribing = 0..FILTERS.len();
+        subscribing.clone().all(|from| {
+            let name = &nodes[from].name;
+            self.catalog.lists(name, FILTERS[from])
+                && (subscribing.clone())
+                    .filter(|&to| to != from)
+                    .all(|to| nodes[to].broker.peer_interest(name) == [FILTERS[from]])
         })
     }
 
@@ -356,7 +384,8 @@ impl Sim {
     fn revive_due(&mut self) {
         for n in 0..NODES {
             let due = self.back_at[n].is_some_and(|at| at <= self.world.now);
-            if due || (!self.faults && self.back_at[n].is_some()) {
+            let settling = self.started && !self.faults;
+            if due || (settling && self.back_at[n].is_some()) {
                 self.back_at[n] = None;
                 self.down_since[n] = None;
                 self.world.revive_node(n);

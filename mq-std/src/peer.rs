@@ -106,7 +106,7 @@ impl Peer {
             .map_err(PeerError::Io)?;
         let server = server::spawn(ServerOptions {
             listen: opts.listen,
-            broker: opts.broker,
+            broker: opts.node.broker_config(opts.broker),
             store: Box::new(wal),
             ..ServerOptions::default()
         })

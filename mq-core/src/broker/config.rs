@@ -162,6 +162,16 @@ pub struct Config {
     pub auth: Auth,
     /// How long a client has to send `Hello` after connecting.
     pub handshake_timeout: Duration,
+    /// For a mesh node that learns its peers' interest from a catalog: how
+    /// long a QoS 1 publish from a local client is held (its publisher
+    /// paused, as by a full `Block` queue) until the broker has had the
+    /// catalog's listing once
+    /// ([`Broker::handle_catalog_listing`](super::Broker::handle_catalog_listing));
+    /// then it is refused with [`Reason::Timeout`](crate::Reason::Timeout).
+    /// Before that listing the node does not know what the peers it has not
+    /// linked to want, and a message acknowledged then would never reach
+    /// them. `None` (the default): nothing is held.
+    pub await_catalog: Option<Duration>,
 }
 
 impl Default for Config {
@@ -189,6 +199,7 @@ impl Default for Config {
             max_pending_frames: 4_096,
             auth: Auth::default(),
             handshake_timeout: Duration::from_secs(10),
+            await_catalog: None,
         }
     }
 }

@@ -36,6 +36,13 @@ pub struct Catalog {
     pub failures: u64,
 }
 
+impl Catalog {
+    /// Whether node `node` wrote its interest in `filter`.
+    pub fn lists(&self, node: &str, filter: &str) -> bool {
+        (self.interest.iter()).any(|(s, n, f)| s.ends_with(node) && n == node && f == filter)
+    }
+}
+
 /// What one node's adapter holds between rounds; it dies with the node.
 pub struct Adapter {
     /// Peers it told its broker are away.
@@ -97,6 +104,12 @@ impl Round<'_> {
         let listing = (rows.as_ref()).map(|rows| self.adapter.round.listing(rows, live));
         let broker = &mut self.world.nodes[self.n].broker;
         if let Some(listing) = &listing {
+            for (peer, filters) in &listing.away {
+                broker.set_away_interest(now, peer, filters);
+            }
+            for (peer, filters) in &listing.live {
+                broker.set_live_interest(now, peer, filters);
+            }
             broker.handle_catalog_listing(now, &listing.listed, live);
         }
         let declared = broker.declared_interest();
@@ -122,10 +135,6 @@ impl Round<'_> {
             }
         }
         self.adapter.round.handle_interest_written(ok);
-        let broker = &mut self.world.nodes[self.n].broker;
-        for (peer, filters) in listing.map(|l| l.away).unwrap_or_default() {
-            broker.set_away_interest(now, peer, &filters);
-        }
         self.hand_on();
         self.drain();
     }

@@ -14,8 +14,8 @@
 //!
 //! After each heartbeat it also keeps the offline queues (`node/offline.rs`,
 //! carrying out what the core's [`CatalogRound`] decides): it writes the interest this node declares on its links to the catalog
-//! (session `$node.<id>`), hands the catalog's interest of nodes that are not
-//! live to the broker, stores the broker's items for away peers in their
+//! (session `$node.<id>`), hands the catalog's interest of the other nodes
+//! to the broker (kept for those not linked to it), stores the broker's items for away peers in their
 //! queues (each reported back, so it leaves the outbox only once stored),
 //! and drains this node's own queue into the broker, removing each message
 //! from the catalog once its local publish is stored. This happens before
@@ -90,6 +90,15 @@ impl NodeOptions {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
+    }
+
+    /// The broker configuration `broker` of a server that becomes this
+    /// node: its clients' QoS 1 publishes wait for the node's first round
+    /// with the catalog, for up to a lease
+    /// ([`Config::await_catalog`](mq_core::broker::Config::await_catalog)).
+    pub fn broker_config(&self, mut broker: mq_core::broker::Config) -> mq_core::broker::Config {
+        broker.await_catalog = Some(self.lease);
+        broker
     }
 }
 

@@ -7,8 +7,11 @@
 //! [`HandOn`] follows one batch of items handed on. A round, in this order:
 //!
 //! 1. Read the catalog's interest rows and live nodes. On success, hand
-//!    [`CatalogRound::listing`]'s `listed` (with the live nodes) to
-//!    [`Broker::handle_catalog_listing`].
+//!    [`CatalogRound::listing`]'s `away` interest to
+//!    [`Broker::set_away_interest`] and its `live` interest to
+//!    [`Broker::set_live_interest`], node by node, then its `listed` (with
+//!    the live nodes) to [`Broker::handle_catalog_listing`]: in that order,
+//!    as the first listing releases the publishes held for it.
 //! 2. Unless the broker has stopped, ask it for its
 //!    [`declared_interest`](Broker::declared_interest) and write what
 //!    [`CatalogRound::write_interest`] says (the rows read, or `None` when the
@@ -16,13 +19,11 @@
 //!    [`session`](CatalogRound::session) without a group, then each of
 //!    `remove`, stopping at the first error; report it with
 //!    [`CatalogRound::handle_interest_written`].
-//! 3. Hand the listing's `away` interest to
-//!    [`Broker::set_away_interest`], node by node.
-//! 4. Take up to [`OFFLINE_BATCH`](super::OFFLINE_BATCH) items from
+//! 3. Take up to [`OFFLINE_BATCH`](super::OFFLINE_BATCH) items from
 //!    [`Broker::poll_offline`] into a [`HandOn`], store each it gives out in
 //!    its recipient's catalog queue and report what became of it, then hand
 //!    its results to [`Broker::handle_offline_handed`].
-//! 5. Read the page [`CatalogRound::next_page`] asks for from this node's
+//! 4. Read the page [`CatalogRound::next_page`] asks for from this node's
 //!    queue, [`deliver_offline`](Broker::deliver_offline) each message, wait
 //!    until those taken are stored ([`Broker::is_offline_stored`]), then ack
 //!    in the catalog what [`CatalogRound::handle_page`] says, and report
@@ -33,6 +34,7 @@
 //!
 //! [`Broker::handle_catalog_listing`]: crate::broker::Broker::handle_catalog_listing
 //! [`Broker::set_away_interest`]: crate::broker::Broker::set_away_interest
+//! [`Broker::set_live_interest`]: crate::broker::Broker::set_live_interest
 //! [`Broker::poll_offline`]: crate::broker::Broker::poll_offline
 //! [`Broker::handle_offline_handed`]: crate::broker::Broker::handle_offline_handed
 //! [`Broker::is_offline_stored`]: crate::broker::Broker::is_offline_stored

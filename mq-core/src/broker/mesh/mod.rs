@@ -35,9 +35,10 @@
 //! - **Away peers and offline queues** ([`offline`]): a peer whose lease
 //!   expired keeps its interest and outbox here, and what its outbox holds
 //!   goes to its offline queue in the catalog, leaving the log only once
-//!   stored there; a node that never linked to it learns its interest from
-//!   the catalog; a node drains its own queue as if its messages came over
-//!   their origins' links.
+//!   stored there; a node not linked to a peer (away or live) learns its
+//!   interest from the catalog, and holds its clients' QoS 1 publishes
+//!   until it has read that once; a node drains its own queue as if its
+//!   messages came over their origins' links.
 //!
 //! What the adapter of a node does: for each peer it knows (from the
 //! catalog), connect a TCP stream to it, call [`Broker::connect_link`] and
@@ -45,7 +46,8 @@
 //! accept the peers' links as ordinary mq connections; call
 //! [`Broker::node_away`] when a peer's lease expired and
 //! [`Broker::node_live`] when it is listed again; and move offline items
-//! and interest between the broker and the catalog (see [`offline`]).
+//! and interest between the broker and the catalog (see [`offline`]), with
+//! `Config::await_catalog` set.
 //! [`Broker::forget_node`] drops a peer with everything kept for it.
 //!
 //! [`Roster`] makes the decisions of that loop: which peers to link to, when

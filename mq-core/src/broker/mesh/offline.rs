@@ -32,14 +32,23 @@
 //! resumed) is served over its link again; items handed on meanwhile may
 //! reach it both ways, and its node drops the second copy.
 //!
-//! **Away interest.** A node that never linked to the away peer (it started
-//! after the peer died) learns its interest from the catalog, where each
-//! node writes what it declares on its links
+//! **Interest of peers not linked.** A node that is not linked to a peer
+//! (it started after the peer died, or the peer has not linked to it yet, or
+//! is down with its lease still running) learns the peer's interest from the
+//! catalog, where each node writes what it declares on its links
 //! ([`Broker::declared_interest`]): the adapter hands the interest of every
-//! node that is not live to [`Broker::set_away_interest`], which makes (and
-//! stores) the peer's link session and outbox here as if it had linked. It
-//! only adds interest: a filter wrongly withdrawn would lose messages, one
-//! wrongly kept only carries some more until the peer's next link snapshot.
+//! node that is not live to [`Broker::set_away_interest`], and of every
+//! other node to [`Broker::set_live_interest`], which make (and store) the
+//! peer's link session and outbox here as if it had linked, until its link
+//! declares for itself; what they match waits in the outbox for the link,
+//! or goes to the catalog while the peer is away. They only add interest: a
+//! filter wrongly withdrawn would lose messages, one wrongly kept only
+//! carries some more until the peer's next link snapshot. A node that
+//! started does not acknowledge its clients' QoS 1 publishes before its
+//! first listing ([`Config::await_catalog`]): until then it does not know
+//! what those peers want.
+//!
+//! [`Config::await_catalog`]: super::super::Config::await_catalog
 //!
 //! **Draining.** A node reads its own queue from the catalog (at start, when
 //! it registers again, and now and then while the queue is not empty) and
@@ -190,6 +199,8 @@ pub(crate) struct Away {
     /// The nodes the catalog listed interest of last time (see
     /// [`Broker::handle_catalog_listing`]).
     pub listed: alloc::collections::BTreeSet<String>,
+    /// Whether the broker has had a listing (see `Config::await_catalog`).
+    pub had_listing: bool,
 }
 
 /// The node's side of the offline queues (see the module docs).
@@ -217,7 +228,20 @@ impl Broker {
     /// connected declares its own interest: this does nothing then. Filters
     /// that are not valid are skipped and counted as protocol errors.
     pub fn set_away_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
-        self.router.set_away_interest(peer, filters, now);
+        self.router.catalog_interest(peer, filters, true, now);
+    }
+
+    /// The interest node `peer`, which is live, wrote to the catalog: while
+    /// its link to this node is not connected (it has not linked yet, or
+    /// it is down with its lease still running), its link session here
+    /// (made and stored, with its outbox, when this node has none) gets
+    /// these filters besides those it has, so what they match waits in its
+    /// outbox for its link, or for the catalog should its lease run out
+    /// ([`node_away`](Self::node_away)). As
+    /// [`set_away_interest`](Self::set_away_interest), it only adds, and
+    /// does nothing while the link is connected; the peer is not away.
+    pub fn set_live_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
+        self.router.catalog_interest(peer, filters, false, now);
     }
 
     /// The next message to store in the catalog for a peer that is away,
@@ -280,7 +304,11 @@ impl Broker {
     /// forgotten before it started. What it keeps for such a peer goes to
     /// the peer's catalog queue until that is full, and is then dropped
     /// ([`handle_offline_full`](Self::handle_offline_full)), so it never
-    /// holds publishers back.
+    /// holds publishers back. Call it after handing the listing's interest
+    /// to [`set_away_interest`](Self::set_away_interest) and
+    /// [`set_live_interest`](Self::set_live_interest): the first call
+    /// releases the publishes held until then (see
+    /// [`Config::await_catalog`](super::super::Config::await_catalog)).
     pub fn handle_catalog_listing(&mut self, now: Instant, listed: &[&str], live: &[&str]) {
         self.router.catalog_listing(listed, live, now);
     }

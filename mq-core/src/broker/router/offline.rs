@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
+use crate::broker::ConnId;
 use crate::broker::command::{Output, Publish, Via};
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::mesh::offline::{OfflineError, OfflineMessage, OfflineTicket};
@@ -125,8 +126,15 @@ impl Router {
         Some(sub)
     }
 
-    /// Adds `filters` to the interest of node `peer`, which is away.
-    pub(crate) fn set_away_interest(&mut self, peer: &str, filters: &[&str], now: Instant) {
+    /// Adds `filters`, from the catalog, to the interest of node `peer`,
+    /// which is not linked to this node; and marks it `away` (it is not live).
+    pub(crate) fn catalog_interest(
+        &mut self,
+        peer: &str,
+        filters: &[&str],
+        away: bool,
+        now: Instant,
+    ) {
         let mut client = String::from(NODE_PREFIX);
         client.push_str(peer);
         let session = match self.by_client.get(&client) {
@@ -179,8 +187,36 @@ impl Router {
                 });
             }
         }
-        self.leave_groups(session, now);
-        self.mesh.away.peers.entry(session).or_default().away = true;
+        if away {
+            self.leave_groups(session, now);
+            self.mesh.away.peers.entry(session).or_default().away = true;
+        }
+    }
+
+    /// Whether a publish from `from` waits for the catalog's first listing
+    /// (see `Config::await_catalog`): `Some` deadline to hold it until, or
+    /// `Some(None)` when it was held long enough and is refused; `None`
+    /// when it goes on.
+    pub(super) fn await_catalog(
+        &mut self,
+        from: Option<(ConnId, Key)>,
+        p: &Publish<'_>,
+        now: Instant,
+        held_until: Option<Instant>,
+    ) -> Option<Option<Instant>> {
+        let hold = self.cfg.await_catalog?;
+        let client = from.is_some() && p.via == Via::Client;
+        if self.mesh.away.had_listing || !client || p.qos != QoS::AtLeastOnce {
+            return None;
+        }
+        let deadline = held_until.unwrap_or(now + hold);
+        if now < deadline {
+            return Some(Some(deadline));
+        }
+        if let Some((conn, _)) = from {
+            self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
+        }
+        Some(None)
     }
 
     /// The next item to hand on for a peer that is away.
@@ -315,6 +351,12 @@ impl Router {
             self.forget_node(&node, now);
         }
         self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
+        if !self.mesh.away.had_listing {
+            // The publishes held for it go where the interest now known
+            // says (see `Config::await_catalog`).
+            self.mesh.away.had_listing = true;
+            self.retry_all_parked(now);
+        }
     }
 
     /// Takes a handed item off its peer's list and out of its outbox's

@@ -166,6 +166,9 @@ impl Router {
             return None;
         }
 
+        if let Some(held) = self.await_catalog(from, p, now, held_until) {
+            return held;
+        }
         // Whether every queue has room.
         let size = p.payload.len();
         let mut full_block: Option<Duration> = None;

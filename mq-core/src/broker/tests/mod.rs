@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod catalog_listing;
 mod delivery;
 mod handshake;
 mod mesh;

@@ -6,7 +6,7 @@ use super::mesh::{Mesh2, peer_links};
 use super::*;
 
 /// The outbox of peer `node` at `h`: (waiting, in flight).
-fn outbox(h: &H, node: &str) -> (usize, usize) {
+pub(super) fn outbox(h: &H, node: &str) -> (usize, usize) {
     let owner = alloc::format!("$node.{node}");
     h.b.queues()
         .iter()
@@ -14,12 +14,12 @@ fn outbox(h: &H, node: &str) -> (usize, usize) {
         .map_or((0, 0), |q| (q.waiting, q.inflight))
 }
 
-fn poll_all(h: &mut H) -> Vec<OfflineItem> {
+pub(super) fn poll_all(h: &mut H) -> Vec<OfflineItem> {
     let now = h.now;
     core::iter::from_fn(|| h.b.poll_offline(now)).collect()
 }
 
-fn restored(h: &H) -> H {
+pub(super) fn restored(h: &H) -> H {
     let mut h2 = H::new(h.b.config().clone());
     for r in &h.records {
         h2.b.restore(h2.now, r).unwrap();

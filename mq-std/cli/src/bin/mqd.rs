@@ -265,7 +265,10 @@ async fn run(cfg: mq_cli::config::DaemonConfig, args: Args) -> Result<(), String
         nats: cfg.nats,
         mqtt_tls: cfg.mqtt_tls,
         tls: tls.clone(),
-        broker: cfg.broker.clone(),
+        broker: match &cfg.node {
+            Some(node) => node.broker_config(cfg.broker.clone()),
+            None => cfg.broker.clone(),
+        },
         store,
         input_budget: memory / 4,
         write_queue: (memory * 3 / 4 / (64 * 1024)).max(2),

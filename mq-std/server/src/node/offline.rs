@@ -1,7 +1,8 @@
 //! The node task's round with the catalog after each heartbeat, as the
 //! core's [`CatalogRound`](mq_core::broker::CatalogRound) decides it: it
-//! writes this node's interest to the catalog, hands the interest of nodes
-//! that are not live to the broker, stores the broker's offline items in the
+//! hands the interest the catalog lists of other nodes to the broker (kept
+//! for those not linked to this node), writes this node's interest to the
+//! catalog, stores the broker's offline items in the
 //! recipients' queues, and drains a page of this node's own queue. Every
 //! decision is the core's; this performs the catalog calls it is told to
 //! and feeds their results back.
@@ -40,16 +41,21 @@ impl Node {
                 .collect()
         });
         let listing = rows.as_ref().map(|rows| self.round.listing(rows, &live));
-        if let Some(listing) = &listing {
+        if let Some(listing) = listing {
+            // The interest first: the first listing releases the publishes
+            // held for it.
+            let owned = |f: Vec<&str>| f.into_iter().map(str::to_owned).collect();
+            for (node, filters) in listing.away {
+                self.control.set_away_interest(node, owned(filters));
+            }
+            for (node, filters) in listing.live {
+                self.control.set_live_interest(node, owned(filters));
+            }
             let listed = listing.listed.iter().map(|&n| n.to_owned()).collect();
             let live = live.iter().map(|&n| n.to_owned()).collect();
             self.control.catalog_listing(listed, live);
         }
         self.write_interest(rows.as_deref()).await;
-        for (node, filters) in listing.map(|l| l.away).unwrap_or_default() {
-            let filters = filters.into_iter().map(str::to_owned).collect();
-            self.control.set_away_interest(node, filters);
-        }
         self.hand_on().await;
         self.drain().await;
     }

@@ -1,5 +1,6 @@
 //! The node task against a real catalog (SQLite in a temporary file): what
-//! it writes of this node's interest.
+//! it writes of this node's interest, and what it hands the broker of the
+//! others'.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -93,4 +94,42 @@ async fn a_node_whose_server_stopped_leaves_its_written_interest_alone() {
     // interest", and the messages kept for this node must go on being kept.
     let left = interest_after_heartbeats("stopped", false).await;
     assert_eq!(left, vec![written_before()]);
+}
+
+#[tokio::test]
+async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
+    // Node b is live in the catalog with interest in `orders.>`, but never
+    // links to a (nothing listens at its address): a keeps an outbox for
+    // it, so what a's clients publish meanwhile waits for b's link.
+    let (dir, url) = catalog_url("live-not-linked");
+    let catalog = Catalog::open(&url).await.unwrap();
+    catalog
+        .register("b", "127.0.0.1:1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let b = Interest {
+        session: "$node.b".into(),
+        node: "b".into(),
+        ..written_before()
+    };
+    catalog.add_interest(&b).await.unwrap();
+    let mut opts = NodeOptions::new("a", url);
+    opts.heartbeat = Duration::from_millis(20);
+    opts.lease = Duration::from_secs(2);
+    let server = server::spawn(ServerOptions {
+        broker: opts.broker_config(Default::default()),
+        ..ServerOptions::default()
+    })
+    .await
+    .unwrap();
+    let (listen, control) = (server.local_addr(), server.control());
+    let node = spawn(control.clone(), listen, opts).await.unwrap();
+    heartbeats(&catalog, 2).await;
+    let owners: Vec<String> = (control.queues().await.into_iter())
+        .map(|q| q.owner)
+        .collect();
+    node.stop().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(owners, ["$node.b"]);
 }

@@ -31,6 +31,7 @@ pub(super) enum OfflineCmd {
     Away(String, oneshot::Sender<bool>),
     Live(String),
     AwayInterest(String, Vec<String>),
+    LiveInterest(String, Vec<String>),
     DeclaredInterest(oneshot::Sender<Vec<String>>),
     Poll(usize, oneshot::Sender<Vec<OfflineItem>>),
     Results(Vec<(String, u64, Handed)>),
@@ -59,6 +60,10 @@ impl BrokerTask {
             OfflineCmd::AwayInterest(peer, filters) => {
                 let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
                 self.broker.set_away_interest(now, &peer, &filters);
+            }
+            OfflineCmd::LiveInterest(peer, filters) => {
+                let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+                self.broker.set_live_interest(now, &peer, &filters);
             }
             OfflineCmd::DeclaredInterest(reply) => {
                 let _ = reply.send(self.broker.declared_interest());
@@ -145,6 +150,12 @@ impl ServerControl {
     /// (`Broker::set_away_interest`).
     pub fn set_away_interest(&self, peer: &str, filters: Vec<String>) {
         self.offline(OfflineCmd::AwayInterest(peer.to_owned(), filters));
+    }
+
+    /// The catalog's interest of node `peer`, which is live: kept while it
+    /// is not linked to this node (`Broker::set_live_interest`).
+    pub fn set_live_interest(&self, peer: &str, filters: Vec<String>) {
+        self.offline(OfflineCmd::LiveInterest(peer.to_owned(), filters));
     }
 
     /// The filters this node declares on its links, for the catalog

@@ -31,6 +31,10 @@ pub struct Listing<'a> {
     /// by node, sorted: for
     /// [`Broker::set_away_interest`](crate::broker::Broker::set_away_interest).
     pub away: Vec<(&'a str, Vec<&'a str>)>,
+    /// The interest each other node that is live wrote of itself, likewise:
+    /// for [`Broker::set_live_interest`](crate::broker::Broker::set_live_interest)
+    /// (kept for it while it is not linked to this node).
+    pub live: Vec<(&'a str, Vec<&'a str>)>,
 }
 
 /// The rows of this node's interest to write (see
@@ -53,22 +57,29 @@ impl InterestWrite {
 
 impl CatalogRound {
     /// What the catalog's interest `rows` say, with `live` its live nodes.
-    /// The away interest is each node's own (its `$node.<id>` session), of
-    /// the nodes not live but this one, without groups (a group is served
-    /// by the nodes that have members, not kept for one away).
+    /// The interest handed on is each node's own (its `$node.<id>`
+    /// session), of every node but this one, without groups (a group is
+    /// served by the nodes that have members, not kept for one away or not
+    /// linked): `away` for the nodes not live, `live` for the others.
     pub fn listing<'a>(&self, rows: &[InterestRow<'a>], live: &[&str]) -> Listing<'a> {
         let listed: BTreeSet<&str> = rows.iter().map(|r| r.node).collect();
         let mut away: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut live_interest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for r in rows {
             let own = r.session.strip_prefix(NODE_PREFIX) == Some(r.node);
-            let other = r.node != self.node && !live.contains(&r.node);
-            if own && other && r.group.is_none() {
-                away.entry(r.node).or_default().push(r.filter);
+            if !own || r.node == self.node || r.group.is_some() {
+                continue;
             }
+            let to = match live.contains(&r.node) {
+                true => &mut live_interest,
+                false => &mut away,
+            };
+            to.entry(r.node).or_default().push(r.filter);
         }
         Listing {
             listed: listed.into_iter().collect(),
             away: away.into_iter().collect(),
+            live: live_interest.into_iter().collect(),
         }
     }
 

@@ -25,7 +25,7 @@ fn round() -> CatalogRound {
 }
 
 #[test]
-fn away_interest_is_the_own_rows_of_nodes_not_live_without_groups() {
+fn interest_handed_on_is_the_own_rows_of_other_nodes_without_groups() {
     let grouped = InterestRow {
         group: Some("g"),
         ..row("$node.c", "c", "jobs.>")
@@ -46,9 +46,13 @@ fn away_interest_is_the_own_rows_of_nodes_not_live_without_groups() {
         listing.away,
         [("c", vec!["c.1", "c.2"]), ("e", vec!["e.>"])]
     );
+    // The live ones' too, kept while they are not linked.
+    assert_eq!(listing.live, [("b", vec!["b.>"])]);
     // This node is never away to itself, live or not.
     let listing = round().listing(&rows[..1], &[]);
     assert_eq!(listing.away, []);
+    let listing = round().listing(&rows[..1], &["a"]);
+    assert_eq!(listing.live, []);
 }
 
 #[test]
