@@ -43,6 +43,7 @@ mod settle;
 mod snapshot;
 mod spares;
 mod subscribe;
+mod topics;
 mod will;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -73,6 +74,7 @@ use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
 use spares::Spares;
+pub(crate) use topics::{Slot, Topics};
 use will::PendingWill;
 
 pub(crate) struct InFlight {
@@ -173,6 +175,8 @@ pub(crate) enum Pending {
     Release {
         token: Option<u64>,
         msg: Msg,
+        /// Where its topic's state was when it was admitted.
+        slot: Slot,
         targets: Vec<Target>,
         /// Publishers to answer with `PubAck` on release.
         acks: Vec<(ConnId, u32)>,
@@ -217,7 +221,7 @@ pub(crate) struct Router {
     groups: Slab<Group>,
     group_by_name: Map<(String, String), Key>,
     index: SubscriptionIndex<Target>,
-    topics: Map<Arc<str>, TopicState>,
+    topics: Topics,
     /// Each topic's retained message (MQTT's retained slot).
     retained: Map<Arc<str>, Msg>,
     dedup: Dedup,
@@ -257,7 +261,7 @@ impl Router {
             groups: Slab::new(),
             group_by_name: Map::default(),
             index: SubscriptionIndex::new(),
-            topics: Map::default(),
+            topics: Topics::default(),
             retained: Map::default(),
             next_msg: 1,
             pending: VecDeque::new(),
