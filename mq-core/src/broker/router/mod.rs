@@ -73,7 +73,7 @@ use crate::wire;
 use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
-use spares::Spares;
+use spares::{SpareMessages, Spares};
 pub(crate) use topics::{Slot, Topics};
 use will::PendingWill;
 
@@ -233,6 +233,9 @@ pub(crate) struct Router {
     /// next publishes.
     spare_targets: Spares<Target>,
     spare_acks: Spares<(ConnId, u32)>,
+    /// Messages retention let go of that nobody else held: the next ones are
+    /// built in their allocations.
+    spare_msgs: SpareMessages,
     /// `retry_all_parked` is running (it loops instead of recursing), and a
     /// message left a queue meanwhile.
     retrying: bool,
@@ -267,6 +270,7 @@ impl Router {
             pending: VecDeque::new(),
             parked: Vec::new(),
             spare_targets: Spares::new(),
+            spare_msgs: SpareMessages::new(),
             spare_acks: Spares::new(),
             retrying: false,
             retry_again: false,

@@ -394,10 +394,16 @@ impl Router {
                 group: Some((filter, group)),
                 message,
             },
-        }
-        .encode_shared();
+        };
+        // A spare message (and its record) is written over, not allocated.
+        let mut spare = self.spare_msgs.take();
+        let spare_record = spare
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .map(|m| core::mem::take(&mut m.record));
+        let record = record.encode_reusing(spare_record);
         let (meta_at, payload_at) = tail_offsets(&record, &meta, payload.len());
-        let msg = Arc::new(Message {
+        let message = Message {
             id,
             seq,
             meta_at,
@@ -412,7 +418,14 @@ impl Router {
             payload_len: payload.len(),
             publisher: None,
             record,
-        });
+        };
+        let msg = match spare.as_mut().and_then(Arc::get_mut) {
+            Some(m) => {
+                *m = message;
+                spare.expect("written over")
+            }
+            None => Arc::new(message),
+        };
         (msg, reserved, slot)
     }
 

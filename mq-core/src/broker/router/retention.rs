@@ -33,6 +33,7 @@ impl Router {
             let old = t.retained.pop_front().expect("non-empty");
             t.retained_bytes -= old.payload_len;
             self.stats.current_retained -= 1;
+            self.spare_msgs.give(old);
         }
         if r.max_age.is_some() {
             self.schedule_sweep(now + SWEEP_INTERVAL);
