@@ -290,7 +290,7 @@ impl Router {
             return Outcome::Done;
         };
         match cmd {
-            Command::Publish(p) => return self.publish(conn, session, now, &p),
+            Command::Publish(ref p) => return self.publish(conn, session, now, p),
             Command::Subscribe(s) => self.subscribe(conn, session, now, s),
             Command::Unsubscribe { sub } => self.unsubscribe(conn, session, now, sub),
             Command::Ack { tag } => self.settle(session, tag, Settle::Ack, now),
