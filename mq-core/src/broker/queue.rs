@@ -7,14 +7,12 @@
 //! with a [`Replay`] serves it before its live messages.
 
 use alloc::collections::BTreeMap;
-use alloc::sync::Arc;
 
-use super::Map;
 use super::config::{Overflow, QueueLimits};
 use super::message::Msg;
 use super::ready::Ready;
 use super::replay::Replay;
-use super::router::TopicState;
+use super::router::Topics;
 use super::slab::Key;
 use crate::time::Instant;
 
@@ -192,11 +190,7 @@ impl Queue {
     /// the replay, then live messages. `topics` is the router's topic table,
     /// which a replay reads from. The flag says whether the message was
     /// waiting in the queue (a replayed one was not).
-    pub(crate) fn pop(
-        &mut self,
-        now: Instant,
-        topics: &Map<Arc<str>, TopicState>,
-    ) -> Option<(Queued, bool)> {
+    pub(crate) fn pop(&mut self, now: Instant, topics: &Topics) -> Option<(Queued, bool)> {
         let q = match self.retry.first_key_value() {
             Some((&(at, _), _)) if at <= now => self.retry.pop_first().map(|(_, q)| q),
             _ => {

@@ -249,8 +249,14 @@ impl<'a> Record<'a> {
 
     /// The encoding, in one shared allocation of exactly the right size.
     pub fn encode_shared(&self) -> Arc<[u8]> {
+        self.encode_reusing(None)
+    }
+
+    /// [`encode_shared`](Self::encode_shared), into `spare` (a record nobody
+    /// else holds) when this is a `Message` of the same encoded length.
+    pub(crate) fn encode_reusing(&self, spare: Option<Arc<[u8]>>) -> Arc<[u8]> {
         if let Record::Message(m) = self
-            && let Some(bytes) = m.encode_as_record()
+            && let Some(bytes) = m.encode_as_record(spare)
         {
             return bytes;
         }
@@ -272,8 +278,9 @@ impl MessageRecord<'_> {
     /// `Record::Message(self)` encoded without serde, byte for byte as
     /// postcard encodes it (tested below): every message is encoded once, and
     /// going through serde took measuring and writing it field by field.
+    /// Written into `spare` when it is as long and nobody else holds it.
     /// `None` when its meta cannot be encoded.
-    fn encode_as_record(&self) -> Option<Arc<[u8]>> {
+    fn encode_as_record(&self, spare: Option<Arc<[u8]>>) -> Option<Arc<[u8]>> {
         let meta_len = self.meta.encoded_len();
         let dedup_len = match self.dedup {
             None => 1,
@@ -288,9 +295,15 @@ impl MessageRecord<'_> {
             + varint_len(self.published_us)
             + dedup_len
             + meta_len.checked_add(bytes_len(self.payload.len()))?;
-        let mut bytes: Arc<[u8]> = core::iter::repeat_n(0u8, len).collect();
+        let mut bytes = match spare {
+            Some(b) if b.len() == len && Arc::strong_count(&b) == 1 && Arc::weak_count(&b) == 0 => {
+                b
+            }
+            _ => core::iter::repeat_n(0u8, len).collect(),
+        };
         let out = Arc::get_mut(&mut bytes)?;
         let (head, rest) = out.split_at_mut(len - meta_len - bytes_len(self.payload.len()));
+        let head_len = head.len();
         let mut w = Writer::new(head);
         w.byte(MESSAGE);
         w.varint(self.id);
@@ -309,14 +322,20 @@ impl MessageRecord<'_> {
                 w.varint(d.seq);
             }
         }
-        w.finish()?;
+        // Every byte is written: a spare's old bytes must not remain.
+        if w.finish()? != head_len {
+            return None;
+        }
         let (meta, tail) = rest.split_at_mut(meta_len);
         if !self.meta.encode_into(meta) {
             return None;
         }
+        let tail_len = tail.len();
         let mut w = Writer::new(tail);
         w.bytes(self.payload);
-        w.finish()?;
+        if w.finish()? != tail_len {
+            return None;
+        }
         Some(bytes)
     }
 }
@@ -437,6 +456,13 @@ mod tests {
             let by_hand = record.encode_shared();
             prop_assert_eq!(&*by_hand, &by_serde[..]);
             prop_assert_eq!(Record::decode(&by_hand), Ok(record));
+            // Written over a spare record of the same length: none of its
+            // old bytes remain.
+            let spare: Arc<[u8]> = alloc::vec![0xa5; by_serde.len()].into();
+            let spare_at = spare.as_ptr();
+            let over = record.encode_reusing(Some(spare));
+            prop_assert_eq!(&*over, &by_serde[..]);
+            prop_assert_eq!(over.as_ptr(), spare_at, "the spare is written over");
         }
     }
 }

@@ -14,13 +14,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 
-use super::Map;
 use super::message::Msg;
-use super::router::TopicState;
+use super::router::Topics;
 use crate::time::Instant;
-
-/// The router's topic table.
-type Topics = Map<Arc<str>, TopicState>;
 
 pub(crate) struct Replay {
     /// Message ids below this are the replay's; later ones arrive live.
@@ -52,7 +48,7 @@ impl Replay {
         let Some((name, from)) = self.topics.get(i) else {
             return;
         };
-        if let Some(m) = first_from(table.get(&**name).map(|t| &t.retained), *from)
+        if let Some(m) = first_from(table.get(name).map(|t| &t.retained), *from)
             && m.id < self.until
         {
             self.heads.push(Reverse((m.id, i)));
@@ -68,7 +64,7 @@ impl Replay {
     pub(crate) fn next(&mut self, now: Instant, table: &Topics) -> Option<Msg> {
         while let Some(Reverse((id, i))) = self.heads.pop() {
             let (name, from) = self.topics.get(i)?;
-            let Some(m) = first_from(table.get(&**name).map(|t| &t.retained), *from) else {
+            let Some(m) = first_from(table.get(name).map(|t| &t.retained), *from) else {
                 continue;
             };
             if m.id != id {
@@ -93,7 +89,7 @@ impl Replay {
     /// Every message still to replay (for snapshots and drain checks).
     pub(crate) fn for_each_pending(&self, table: &Topics, mut f: impl FnMut(&Msg)) {
         for (name, from) in &self.topics {
-            let Some(msgs) = table.get(&**name).map(|t| &t.retained) else {
+            let Some(msgs) = table.get(name).map(|t| &t.retained) else {
                 continue;
             };
             let start = msgs.partition_point(|m| m.seq < *from);

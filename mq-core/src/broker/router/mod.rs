@@ -43,6 +43,7 @@ mod settle;
 mod snapshot;
 mod spares;
 mod subscribe;
+mod topics;
 mod will;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -72,7 +73,8 @@ use crate::wire;
 use inflight::InFlights;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
-use spares::Spares;
+use spares::{SpareMessages, Spares};
+pub(crate) use topics::{Slot, Topics};
 use will::PendingWill;
 
 pub(crate) struct InFlight {
@@ -175,6 +177,8 @@ pub(crate) enum Pending {
     Release {
         token: Option<u64>,
         msg: Msg,
+        /// Where its topic's state was when it was admitted.
+        slot: Slot,
         targets: Vec<Target>,
         /// Publishers to answer with `PubAck` on release.
         acks: Vec<(ConnId, u32)>,
@@ -219,7 +223,7 @@ pub(crate) struct Router {
     groups: Slab<Group>,
     group_by_name: Map<(String, String), Key>,
     index: SubscriptionIndex<Target>,
-    topics: Map<Arc<str>, TopicState>,
+    topics: Topics,
     /// Each topic's retained message (MQTT's retained slot).
     retained: Map<Arc<str>, Msg>,
     dedup: Dedup,
@@ -231,6 +235,9 @@ pub(crate) struct Router {
     /// next publishes.
     spare_targets: Spares<Target>,
     spare_acks: Spares<(ConnId, u32)>,
+    /// Messages retention let go of that nobody else held: the next ones are
+    /// built in their allocations.
+    spare_msgs: SpareMessages,
     /// `retry_all_parked` is running (it loops instead of recursing), and a
     /// message left a queue meanwhile.
     retrying: bool,
@@ -259,12 +266,13 @@ impl Router {
             groups: Slab::new(),
             group_by_name: Map::default(),
             index: SubscriptionIndex::new(),
-            topics: Map::default(),
+            topics: Topics::default(),
             retained: Map::default(),
             next_msg: 1,
             pending: VecDeque::new(),
             parked: Vec::new(),
             spare_targets: Spares::new(),
+            spare_msgs: SpareMessages::new(),
             spare_acks: Spares::new(),
             retrying: false,
             retry_again: false,
@@ -284,7 +292,7 @@ impl Router {
             return Outcome::Done;
         };
         match cmd {
-            Command::Publish(p) => return self.publish(conn, session, now, &p),
+            Command::Publish(ref p) => return self.publish(conn, session, now, p),
             Command::Subscribe(s) => self.subscribe(conn, session, now, s),
             Command::Unsubscribe { sub } => self.unsubscribe(conn, session, now, sub),
             Command::Ack { tag } => self.settle(session, tag, Settle::Ack, now),

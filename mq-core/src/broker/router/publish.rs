@@ -6,9 +6,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use hashbrown::hash_map::EntryRef;
-
-use super::{Pending, Router, TopicState};
+use super::{Pending, Router, Slot, TopicState};
 use crate::broker::ConnId;
 use crate::broker::command::{Outcome, Output, OwnedPublish, Publish, Via};
 use crate::broker::config::Overflow;
@@ -100,8 +98,10 @@ impl Router {
         // first published to, and its queues are remembered while the
         // subscription index stays the same.
         let mut targets = self.spare_targets.take();
-        let topic = match self.topics.get_mut(p.topic) {
-            Some(t) => {
+        let found = self.topics.find_mut(p.topic);
+        let slot = found.as_ref().map(|(slot, _)| *slot);
+        let topic = match found {
+            Some((_, t)) => {
                 let generation = self.index.generation();
                 if t.routes_at != Some(generation) {
                     t.routes.clear();
@@ -223,9 +223,9 @@ impl Router {
             _ => None,
         };
         let once_record = once.as_ref().map(|(_, c, pid)| (c.as_str(), *pid));
-        let (mut msg, reserved) = self.new_message(
+        let (mut msg, reserved, slot) = self.new_message(
             now,
-            topic,
+            (slot, topic),
             p.qos,
             p.dedup,
             p.meta,
@@ -276,6 +276,7 @@ impl Router {
         self.pending.push_back(Pending::Release {
             token,
             msg,
+            slot,
             targets,
             acks,
             dedup: p.dedup.map(|d| (from_link, d)),
@@ -338,21 +339,23 @@ impl Router {
     /// not stored: so that its sequence number is never handed out again
     /// after a restart, one small record reserves a block of them, and its
     /// token is returned with the message when this one starts a block.
+    /// `topic` comes with where its state was found, if it was; the message
+    /// is returned with where it is.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new_message(
         &mut self,
         now: Instant,
-        topic: Topic<'_>,
+        (found, topic): (Option<Slot>, Topic<'_>),
         qos: QoS,
         dedup: Option<wire::Dedup>,
         meta: Meta<'_>,
         payload: &[u8],
         once: Option<(&str, u16)>,
         via: Via<'_>,
-    ) -> (Msg, Option<u64>) {
+    ) -> (Msg, Option<u64>, Slot) {
         // A new topic's first id is this message's.
         let id = self.next_msg;
-        let t = self.topic_state(topic);
+        let (slot, t) = self.topic_state(found, topic);
         let seq = t.next_seq;
         t.next_seq += 1;
         t.messages_in += 1;
@@ -394,10 +397,16 @@ impl Router {
                 group: Some((filter, group)),
                 message,
             },
-        }
-        .encode_shared();
+        };
+        // A spare message (and its record) is written over, not allocated.
+        let mut spare = self.spare_msgs.take();
+        let spare_record = spare
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .map(|m| core::mem::take(&mut m.record));
+        let record = record.encode_reusing(spare_record);
         let (meta_at, payload_at) = tail_offsets(&record, &meta, payload.len());
-        let msg = Arc::new(Message {
+        let message = Message {
             id,
             seq,
             meta_at,
@@ -412,32 +421,39 @@ impl Router {
             payload_len: payload.len(),
             publisher: None,
             record,
-        });
-        (msg, reserved)
+        };
+        let msg = match spare.as_mut().and_then(Arc::get_mut) {
+            Some(m) => {
+                *m = message;
+                spare.expect("written over")
+            }
+            None => Arc::new(message),
+        };
+        (msg, reserved, slot)
     }
 
-    /// The state of `topic`, made when it is new (one lookup either way).
-    pub(super) fn topic_state(&mut self, topic: Topic<'_>) -> &mut TopicState {
-        match self.topics.entry_ref(topic.as_str()) {
-            EntryRef::Occupied(known) => known.into_mut(),
-            EntryRef::Vacant(new) => {
-                let name: Arc<str> = Arc::from(topic.as_str());
-                let state = TopicState {
-                    name: name.clone(),
-                    next_seq: 1,
-                    reserved_until: 0,
-                    retained: Default::default(),
-                    retained_bytes: 0,
-                    retention: self.cfg.retention_for(topic),
-                    messages_in: 0,
-                    bytes_in: 0,
-                    since_id: self.next_msg,
-                    routes: Vec::new(),
-                    routes_at: None,
-                };
-                new.insert_with_key(name, state)
-            }
-        }
+    /// The state of `topic`, made when it is new (one lookup either way, none
+    /// when `found` says where it is), and where it is.
+    pub(super) fn topic_state(
+        &mut self,
+        found: Option<Slot>,
+        topic: Topic<'_>,
+    ) -> (Slot, &mut TopicState) {
+        let (retention, since_id) = (&self.cfg, self.next_msg);
+        self.topics
+            .get_or_insert_with(found, topic.as_str(), || TopicState {
+                name: Arc::from(topic.as_str()),
+                next_seq: 1,
+                reserved_until: 0,
+                retained: Default::default(),
+                retained_bytes: 0,
+                retention: retention.retention_for(topic),
+                messages_in: 0,
+                bytes_in: 0,
+                since_id,
+                routes: Vec::new(),
+                routes_at: None,
+            })
     }
 
     /// Offers the publish held for `conn` again: its deadline passed (`fired`:
@@ -524,6 +540,7 @@ impl Router {
                 }
                 Pending::Release {
                     msg,
+                    slot,
                     targets,
                     acks,
                     retain,
@@ -542,7 +559,7 @@ impl Router {
                         );
                     }
                     if !cut {
-                        self.retain(&msg, now);
+                        self.retain(&msg, slot, now);
                     }
                     if retain {
                         self.set_retained(&msg);

@@ -5,8 +5,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::Router;
 use super::publish::SWEEP_INTERVAL;
+use super::{Router, Slot};
 use crate::broker::command::Via;
 use crate::broker::message::{Message, Msg, tail_offsets};
 use crate::broker::queue::Queued;
@@ -29,7 +29,7 @@ impl Router {
                 if m.id < self.next_msg {
                     return Ok(());
                 }
-                let msg = self.restored_message(topic, &m, Arc::from(bytes));
+                let (msg, slot) = self.restored_message(topic, &m, Arc::from(bytes));
                 if let Record::MessageOnce { client, pid, .. } = record
                     && let Some(&k) = self.by_client.get(client)
                     && let Some(s) = self.sessions.get_mut(k)
@@ -40,7 +40,7 @@ impl Router {
                     let link = matches!(record, Record::Forwarded { .. });
                     self.dedup.record((link, d.producer), d.seq, m.seq);
                 }
-                self.retain(&msg, now);
+                self.retain(&msg, slot, now);
                 if msg.is_expired(now) {
                     return Ok(());
                 }
@@ -123,7 +123,7 @@ impl Router {
                 let Ok(topic) = Topic::new(topic) else {
                     return Err(RecordError::Malformed);
                 };
-                let t = self.topic_state(topic);
+                let (_, t) = self.topic_state(None, topic);
                 t.next_seq = t.next_seq.max(until);
                 t.reserved_until = t.reserved_until.max(until);
             }
@@ -144,7 +144,7 @@ impl Router {
                 let Ok(topic) = Topic::new(m.topic) else {
                     return Err(RecordError::Malformed);
                 };
-                let msg = self.restored_message(topic, &m, Record::Message(m).encode_shared());
+                let (msg, _) = self.restored_message(topic, &m, Record::Message(m).encode_shared());
                 if !msg.is_expired(now) {
                     self.restore_retained(msg);
                 }
@@ -201,20 +201,21 @@ impl Router {
     }
 
     /// A stored message as the router holds it (`record`: its encoding as a
-    /// `Record::Message`); ids and the topic's sequence continue after it.
+    /// `Record::Message`), and where its topic is; ids and the topic's
+    /// sequence continue after it.
     fn restored_message(
         &mut self,
         topic: Topic<'_>,
         m: &MessageRecord<'_>,
         record: Arc<[u8]>,
-    ) -> Msg {
+    ) -> (Msg, Slot) {
         self.next_msg = self.next_msg.max(m.id + 1);
-        let t = self.topic_state(topic);
+        let (slot, t) = self.topic_state(None, topic);
         t.next_seq = t.next_seq.max(m.seq + 1);
         t.since_id = t.since_id.min(m.id);
         let published_at = Instant::from_micros(m.published_us);
         let (meta_at, payload_at) = tail_offsets(&record, &m.meta, m.payload.len());
-        Arc::new(Message {
+        let msg = Arc::new(Message {
             meta_at,
             payload_at,
             id: m.id,
@@ -230,7 +231,8 @@ impl Router {
             publisher: None,
             payload_len: m.payload.len(),
             record,
-        })
+        });
+        (msg, slot)
     }
 
     /// A subscription of `client` is done with message `msg` (a group

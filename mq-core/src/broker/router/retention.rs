@@ -3,16 +3,22 @@
 
 use alloc::vec::Vec;
 
-use super::Router;
 use super::publish::SWEEP_INTERVAL;
+use super::{Router, Slot};
 use crate::broker::message::Msg;
 use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
 
 impl Router {
-    pub(super) fn retain(&mut self, msg: &Msg, now: Instant) {
-        let Some(t) = self.topics.get_mut(&*msg.topic) else {
-            return;
+    /// Keeps `msg` for replay in its topic, which is at `slot` unless the
+    /// table changed since.
+    pub(super) fn retain(&mut self, msg: &Msg, slot: Slot, now: Instant) {
+        let t = match self.topics.at_mut(slot, &msg.topic) {
+            Some(t) => t,
+            None => match self.topics.get_mut(&msg.topic) {
+                Some(t) => t,
+                None => return,
+            },
         };
         let r = t.retention;
         if r.max_messages == 0 {
@@ -27,6 +33,7 @@ impl Router {
             let old = t.retained.pop_front().expect("non-empty");
             t.retained_bytes -= old.payload_len;
             self.stats.current_retained -= 1;
+            self.spare_msgs.give(old);
         }
         if r.max_age.is_some() {
             self.schedule_sweep(now + SWEEP_INTERVAL);

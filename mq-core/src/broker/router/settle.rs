@@ -185,9 +185,9 @@ impl Router {
         };
         self.stats.dead_lettered += 1;
         let view = msg.view();
-        let (dl, _) = self.new_message(
+        let (dl, _, slot) = self.new_message(
             now,
-            topic,
+            (None, topic),
             QoS::AtLeastOnce,
             None,
             view.meta,
@@ -202,6 +202,7 @@ impl Router {
         self.pending.push_back(Pending::Release {
             token,
             msg: dl,
+            slot,
             targets,
             acks: Vec::new(),
             dedup: None,

@@ -1,8 +1,19 @@
 //! Emptied lists kept for the next publish: every admitted message carries a
 //! list of its queues and one of the publishers to answer, usually of one or
 //! a few entries each, and allocating them per message showed in the profile.
+//! Messages too: retention lets go of one for each one it keeps, and the next
+//! message is written over it (its record's allocation too, when as long).
 
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+use crate::broker::message::Msg;
+
+/// Messages kept at most (a QoS 1 window of publishes is admitted before
+/// the store releases the first of them: one spare would serve one of them).
+const MESSAGES: usize = 256;
+/// Record bytes kept at most, in all.
+const MESSAGE_BYTES: usize = 64 << 10;
 
 /// Lists kept at most.
 const LISTS: usize = 256;
@@ -33,6 +44,40 @@ impl<T> Spares<T> {
     }
 }
 
+/// Messages nobody holds any more, for the next messages to be written over.
+pub(crate) struct SpareMessages {
+    msgs: Vec<Msg>,
+    bytes: usize,
+}
+
+impl SpareMessages {
+    pub(crate) const fn new() -> Self {
+        SpareMessages {
+            msgs: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// A message to write over, when one is kept.
+    pub(crate) fn take(&mut self) -> Option<Msg> {
+        let msg = self.msgs.pop()?;
+        self.bytes -= msg.record.len();
+        Some(msg)
+    }
+
+    /// Keeps `msg` when nobody else holds it and there is room, else drops it.
+    pub(crate) fn give(&mut self, mut msg: Msg) {
+        let len = msg.record.len();
+        if self.msgs.len() < MESSAGES
+            && self.bytes + len <= MESSAGE_BYTES
+            && Arc::get_mut(&mut msg).is_some()
+        {
+            self.bytes += len;
+            self.msgs.push(msg);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +102,40 @@ mod tests {
             s.give(Vec::with_capacity(1));
         }
         assert_eq!(s.lists.len(), LISTS);
+    }
+
+    fn message(record_len: usize) -> Msg {
+        use crate::broker::message::Message;
+        Arc::new(Message {
+            id: 1,
+            seq: 1,
+            topic: Arc::from("t"),
+            qos: crate::wire::QoS::AtMostOnce,
+            published_at: crate::time::Instant::from_micros(0),
+            expires_at: None,
+            priority: 0,
+            payload_len: 0,
+            publisher: None,
+            record: alloc::vec![0u8; record_len].into(),
+            meta_at: 0,
+            payload_at: 0,
+        })
+    }
+
+    #[test]
+    fn keeps_a_bounded_number_of_messages_nobody_holds() {
+        let mut s = SpareMessages::new();
+        let held = message(10);
+        s.give(held.clone());
+        assert!(s.take().is_none(), "a message still held is not kept");
+        s.give(message(MESSAGE_BYTES + 1));
+        assert!(s.take().is_none(), "nor one beyond the bytes kept");
+        for _ in 0..MESSAGES + 10 {
+            s.give(message(1));
+        }
+        assert_eq!(s.msgs.len(), MESSAGES);
+        let mut m = s.take().expect("kept");
+        assert!(Arc::get_mut(&mut m).is_some());
+        assert_eq!(s.bytes, MESSAGES - 1);
     }
 }

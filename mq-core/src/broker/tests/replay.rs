@@ -20,6 +20,26 @@ fn replay_from_sequence_and_last_n() {
 }
 
 #[test]
+fn retained_in_its_topic_when_topics_were_made_while_it_waited_for_the_store() {
+    // A publish finds its topic once and retains its message there when it is
+    // released; new topics made meanwhile move the table's entries.
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.auto_persist = false;
+    h.publish(p, 1, "log", QoS::AtLeastOnce, b"kept");
+    for i in 0..200u32 {
+        h.publish(p, 0, &alloc::format!("other.{i}"), QoS::AtMostOnce, b"x");
+    }
+    h.persist();
+    let (a, _) = h.connect("a", SessionMode::Clean);
+    h.subscribe_at(a, 1, "log", None, 100, Start::Last(5));
+    assert_eq!(payloads(&h.deliveries(a)), [b"kept"]);
+    let (b, _) = h.connect("b", SessionMode::Clean);
+    h.subscribe_at(b, 1, "other.*", None, 1000, Start::Last(5));
+    assert_eq!(h.deliveries(b).len(), 200);
+}
+
+#[test]
 fn cursor_resumes_after_last_ack() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
