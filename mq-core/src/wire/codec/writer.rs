@@ -159,8 +159,12 @@ impl<'b> Writer<'b> {
     #[cfg_attr(feature = "alloc", inline)]
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         let end = self.at.saturating_add(bytes.len());
-        // `end` saturates only when `at` is out of the buffer already.
-        if let Some(slot) = self.out.get_mut(self.at..end) {
+        // `end` saturates only when `at` is out of the buffer already, so the
+        // lengths always agree; saying so removes `copy_from_slice`'s
+        // panicking path (the firmware must have none from mq).
+        if let Some(slot) = self.out.get_mut(self.at..end)
+            && slot.len() == bytes.len()
+        {
             slot.copy_from_slice(bytes);
         }
         self.at = end;
