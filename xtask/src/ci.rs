@@ -31,6 +31,25 @@ const STEPS: &[(&str, Action)] = &[
             "warnings",
         ]))
     }),
+    // Links in docs that name an item of another build (alloc only, Windows
+    // only) break without a warning anywhere else.
+    (
+        "cargo doc: no broken links (all crates; mq-core without alloc)",
+        |_| {
+            run(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+                "doc",
+                "--workspace",
+                "--no-deps",
+            ]))?;
+            run(cargo().env("RUSTDOCFLAGS", "-D warnings").args([
+                "doc",
+                "-p",
+                "mq-core",
+                "--no-deps",
+                "--no-default-features",
+            ]))
+        },
+    ),
     ("mq-ffi: mq.h matches the source", |_| ffi::header_fresh()),
     ("mq-ffi: tools for C, C++, Python tests", |_| {
         ffi::test_tools()
