@@ -2,19 +2,24 @@
 //! which need the databases: the catalog step runs them), with the test
 //! executables run side by side.
 //!
-//! `cargo test` runs one test executable after another, and most of them
+//! `cargo test` runs one test executable after another, and many of them
 //! spend their time waiting for the processes they start (`mqd`, compilers,
-//! Python): on a 2-core machine one core sat idle for most of the step's
-//! four and a half minutes of tests. This step builds them with `cargo test
-//! --no-run`, runs the doc tests with `cargo test --doc`, then runs the
-//! executables as `cargo test` would (in their package's directory, with
-//! `CARGO_MANIFEST_DIR` and cargo's `CARGO`) on one worker per core, the
-//! slowest of the last run first. Each one's output goes to a log under
+//! Python). This step builds them with `cargo test --no-run`, runs the doc
+//! tests with `cargo test --doc`, then runs the executables as `cargo test`
+//! would (in their package's directory, with `CARGO_MANIFEST_DIR`; `CARGO`
+//! is inherited from `cargo xtask`) on one worker per core, the slowest of
+//! the last run first. Each one's output goes to a log under
 //! `target/host-tests/`; a failure prints its log.
+//!
+//! `mqd` is built once before and the executables are given a copy of it
+//! ([`mq_testkit::MQD_VAR`]): otherwise each would run `cargo build -p mq-cli
+//! --bin mqd` itself, and cargo links `target/debug/mqd` anew on every build,
+//! fresh or not, so one executable could find it missing while another's
+//! cargo replaces it.
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,6 +43,7 @@ pub fn check() -> Result<(), String> {
     let step = Step::start("test executables, side by side");
     let logs = cmd::target_dir().join("host-tests");
     fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    let mqd = mqd_copy(&logs)?;
     let last = last_times(&logs.join(TIMES));
     let mut queue = exes;
     // The slowest first (new ones first of all), so no long one starts last.
@@ -54,7 +60,7 @@ pub fn check() -> Result<(), String> {
     let mut failures = Vec::new();
     let mut times = String::new();
     let (mut passed, mut ignored) = (0, 0);
-    let work = |exe: &TestExe| run_one(exe, &logs);
+    let work = |exe: &TestExe| run_one(exe, &logs, &mqd);
     side_by_side(queue, workers, work, |exe, (result, took, text)| {
         times.push_str(&format!("{} {:.2}\n", exe.log_name(), took.as_secs_f64()));
         let took = cmd::format_duration(took);
@@ -116,10 +122,10 @@ fn build() -> Result<Vec<TestExe>, String> {
 }
 
 /// Runs `exe` as `cargo test` would: its result, how long it took, its output.
-fn run_one(exe: &TestExe, logs: &Path) -> (Result<(), String>, Duration, String) {
+fn run_one(exe: &TestExe, logs: &Path, mqd: &Path) -> (Result<(), String>, Duration, String) {
     let log = logs.join(format!("{}.log", exe.log_name()));
     let mut command = Command::new(&exe.path);
-    command.args(["--skip", SKIP]);
+    command.args(["--skip", SKIP]).env(mq_testkit::MQD_VAR, mqd);
     if let Some(dir) = &exe.package_dir {
         command.current_dir(dir).env("CARGO_MANIFEST_DIR", dir);
     }
@@ -127,6 +133,17 @@ fn run_one(exe: &TestExe, logs: &Path) -> (Result<(), String>, Duration, String)
     let result = run_logged(&mut command, &log, LIMIT);
     let text = fs::read_to_string(&log).unwrap_or_default();
     (result, started.elapsed(), text)
+}
+
+/// `mqd` as mq-testkit builds it (`cargo build -p mq-cli --bin mqd`), copied
+/// into `dir`, where no later build replaces it.
+fn mqd_copy(dir: &Path) -> Result<PathBuf, String> {
+    run(cargo().args(["build", "-p", "mq-cli", "--bin", "mqd"]))?;
+    let name = format!("mqd{}", std::env::consts::EXE_SUFFIX);
+    let built = cmd::target_dir().join("debug").join(&name);
+    let copy = dir.join(name);
+    fs::copy(&built, &copy).map_err(|e| format!("copying {}: {e}", built.display()))?;
+    Ok(copy)
 }
 
 /// The times in `file` (`name seconds` per line); none when it is missing.

@@ -127,7 +127,8 @@ impl Router {
     }
 
     /// Adds `filters`, from the catalog, to the interest of node `peer`,
-    /// which is not linked to this node; and marks it `away` (it is not live).
+    /// which is not linked to this node; and, when `away` (it is not live),
+    /// marks it away.
     pub(crate) fn catalog_interest(
         &mut self,
         peer: &str,

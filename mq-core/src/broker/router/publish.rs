@@ -85,7 +85,8 @@ impl Router {
     /// Validates, deduplicates and admits a whole publish from a connection
     /// and its session (`from`), or a will (`None`: its permissions were
     /// checked when it was given, and nobody is answered). Returns the
-    /// deadline to hold the publisher until, when a `Block` queue is full;
+    /// deadline to hold the publisher until, when a `Block` queue is full or
+    /// the node awaits its first catalog listing (`Config::await_catalog`);
     /// `held_until` is that deadline when the publish was held already.
     pub(super) fn admit(
         &mut self,
