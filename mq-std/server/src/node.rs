@@ -13,10 +13,12 @@
 //! on the server's listener as ordinary connections.
 //!
 //! After each heartbeat it also keeps the offline queues (`node/offline.rs`,
-//! carrying out what the core's [`CatalogRound`] decides): it writes the interest this node declares on its links to the catalog
-//! (session `$node.<id>`), hands the catalog's interest of the other nodes
-//! to the broker (kept for those not linked to it), stores the broker's items for away peers in their
-//! queues (each reported back, so it leaves the outbox only once stored),
+//! carrying out what the core's [`CatalogRound`] decides): it writes the
+//! interest this node declares on its links to the catalog (session
+//! `$node.<id>`), hands the catalog's interest of the other nodes to the
+//! broker (kept for those not linked to it), stores the broker's items for
+//! away peers in their queues (each reported back, so it leaves the outbox
+//! only once stored),
 //! and drains this node's own queue into the broker, removing each message
 //! from the catalog once its local publish is stored. This happens before
 //! the roster's links are connected, so at start what waited in the catalog

@@ -90,11 +90,11 @@ macro_rules! wire_varint {
     ($($ty:ident),+) => {$(
         impl<'a> Wire<'a> for $ty {
             #[cfg_attr(feature = "alloc", inline)]
-    fn write<W: Sink>(&self, w: &mut W) {
+            fn write<W: Sink>(&self, w: &mut W) {
                 w.varint(u64::from(*self));
             }
             #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
                 r.$ty()
             }
         }
