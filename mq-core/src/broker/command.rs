@@ -175,8 +175,9 @@ pub(crate) enum Outcome {
     Done,
     /// `Connect` refused: the codec answers with this error and closes.
     Refused(Reason, &'static str),
-    /// The publish waits for room in a full `Block` queue until this deadline:
-    /// the connection's input is held meanwhile.
+    /// The publish waits for room in a full `Block` or `Pace` queue, or for
+    /// the catalog's first listing, until this deadline: the connection's
+    /// input is held meanwhile.
     Held(Instant),
 }
 

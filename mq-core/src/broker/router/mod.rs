@@ -71,6 +71,7 @@ use crate::topic::SubscriptionIndex;
 use crate::wire;
 
 use inflight::InFlights;
+use publish::Holds;
 pub(crate) use publish::Parked;
 pub(crate) use settle::Settle;
 use spares::{SpareMessages, Spares};

@@ -5,7 +5,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::Router;
+use super::{Holds, Router};
 use crate::broker::ConnId;
 use crate::broker::command::{Output, Publish, Via};
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
@@ -197,20 +197,20 @@ impl Router {
     /// Whether a publish from `from` waits for the catalog's first listing
     /// (see `Config::await_catalog`): `Some` deadline to hold it until, or
     /// `Some(None)` when it was held long enough and is refused; `None`
-    /// when it goes on.
+    /// when it goes on. `deadline` is set when it first holds the publish.
     pub(super) fn await_catalog(
         &mut self,
         from: Option<(ConnId, Key)>,
         p: &Publish<'_>,
         now: Instant,
-        held_until: Option<Instant>,
+        deadline: &mut Option<Instant>,
     ) -> Option<Option<Instant>> {
         let hold = self.cfg.await_catalog?;
         let client = from.is_some() && p.via == Via::Client;
         if self.mesh.away.had_listing || !client || p.qos != QoS::AtLeastOnce {
             return None;
         }
-        let deadline = held_until.unwrap_or(now + hold);
+        let deadline = *deadline.get_or_insert(now + hold);
         if now < deadline {
             return Some(Some(deadline));
         }
@@ -399,7 +399,7 @@ impl Router {
         self.unanswered_refusal = None;
         // No publisher to answer: it is stored once every record emitted
         // so far is (a duplicate's first copy included).
-        self.admit(None, now, &p, None);
+        self.admit(None, now, &p, &mut Holds::default());
         match self.unanswered_refusal.take() {
             None => {}
             // This node will never take it (as a link's delivery, it would

@@ -25,11 +25,23 @@ const SEQ_BLOCK: u64 = 1 << 20;
 /// How often expired messages are swept while some may expire.
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A publish held until its queues have room, or its deadline.
+/// A publish held until its queues have room (or the catalog's first
+/// listing came), or its deadline.
 pub(crate) struct Parked {
     publish: OwnedPublish,
-    deadline: Instant,
+    holds: Holds,
     timer: Option<Instant>,
+}
+
+/// The deadlines of a held publish, one a reason it is held: the wait for
+/// the catalog's first listing and the wait for room in a full queue each
+/// have their whole time, so neither cuts the other short or lengthens it.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Holds {
+    /// Until the catalog's first listing (`Config::await_catalog`).
+    pub(super) catalog: Option<Instant>,
+    /// Until its full `Block` or `Pace` queues have room.
+    pub(super) queue: Option<Instant>,
 }
 
 impl Router {
@@ -45,11 +57,12 @@ impl Router {
         {
             return Outcome::Done;
         }
-        match self.admit(Some((conn, session)), now, p, None) {
+        let mut holds = Holds::default();
+        match self.admit(Some((conn, session)), now, p, &mut holds) {
             Some(deadline) => {
                 let mut parked = Parked {
                     publish: OwnedPublish::new(p, p.payload.to_vec()),
-                    deadline,
+                    holds,
                     timer: None,
                 };
                 self.timers
@@ -87,13 +100,13 @@ impl Router {
     /// checked when it was given, and nobody is answered). Returns the
     /// deadline to hold the publisher until, when a `Block` queue is full or
     /// the node awaits its first catalog listing (`Config::await_catalog`);
-    /// `held_until` is that deadline when the publish was held already.
+    /// `holds` keeps the deadline of each, set when it first held the publish.
     pub(super) fn admit(
         &mut self,
         from: Option<(ConnId, Key)>,
         now: Instant,
         p: &Publish<'_>,
-        held_until: Option<Instant>,
+        holds: &mut Holds,
     ) -> Option<Instant> {
         // Where it goes. A topic the broker knows was validated when it was
         // first published to, and its queues are remembered while the
@@ -167,7 +180,7 @@ impl Router {
             return None;
         }
 
-        if let Some(held) = self.await_catalog(from, p, now, held_until) {
+        if let Some(held) = self.await_catalog(from, p, now, &mut holds.catalog) {
             return held;
         }
         // Whether every queue has room.
@@ -192,7 +205,7 @@ impl Router {
             return None;
         }
         if let Some(hold) = full_block {
-            let deadline = held_until.unwrap_or(now + hold);
+            let deadline = *holds.queue.get_or_insert(now + hold);
             // A will is not held: nobody waits for it.
             if from.is_none() {
                 self.refuse(from, p, Reason::Timeout);
@@ -501,12 +514,11 @@ impl Router {
             None => None,
             Some(session) => {
                 let publish = parked.publish.as_publish();
-                self.admit(Some((conn, session)), now, &publish, Some(parked.deadline))
+                self.admit(Some((conn, session)), now, &publish, &mut parked.holds)
             }
         };
         match admitted {
             Some(deadline) => {
-                parked.deadline = deadline;
                 self.timers
                     .set(&mut parked.timer, Timer::Parked(conn), deadline);
                 self.parked.push((conn, parked));

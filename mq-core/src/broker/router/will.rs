@@ -5,7 +5,7 @@
 
 use core::time::Duration;
 
-use super::Router;
+use super::{Holds, Router};
 use crate::broker::command::{OwnedPublish, Will};
 use crate::broker::slab::Key;
 use crate::broker::timers::Timer;
@@ -85,7 +85,7 @@ impl Router {
     pub(super) fn publish_will(&mut self, w: PendingWill, now: Instant) {
         self.stats.wills_published += 1;
         let p = w.publish.as_publish();
-        self.admit(None, now, &p, None);
+        self.admit(None, now, &p, &mut Holds::default());
     }
 
     /// A persistent session was away for its whole expiry interval.

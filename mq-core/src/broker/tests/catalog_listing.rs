@@ -23,6 +23,14 @@ fn acked(got: &[Got]) -> Vec<u32> {
         .collect()
 }
 
+/// What a publisher held past its deadline hears of publish `id`.
+fn timed_out(id: u32) -> [Got; 1] {
+    [Got::PubReject {
+        id,
+        reason: Reason::Timeout,
+    }]
+}
+
 #[test]
 fn a_publish_before_the_first_listing_waits_and_goes_where_it_says() {
     let mut h = H::new(node());
@@ -51,14 +59,7 @@ fn a_publish_held_past_its_deadline_is_refused() {
     h.advance(Duration::from_millis(4_999));
     assert!(h.take(p).is_empty());
     h.advance(Duration::from_millis(1));
-    let timeout = Reason::Timeout;
-    assert_eq!(
-        h.take(p),
-        [Got::PubReject {
-            id: 1,
-            reason: timeout
-        }]
-    );
+    assert_eq!(h.take(p), timed_out(1));
 }
 
 #[test]
@@ -99,4 +100,73 @@ fn live_interest_does_not_override_a_linked_peer() {
     h.b.set_live_interest(h.now, "b", &["u"]);
     assert_eq!(h.b.peer_interest("b"), ["t"]);
     assert!(h.b.away_nodes().is_empty());
+}
+
+/// A node's whose queues hold two messages and block their publishers for
+/// 2 s, waiting `wait` for its first listing: a subscriber's queue is full
+/// (its credit took the first of three QoS 0 publishes, which the catalog
+/// does not hold), and a QoS 1 publish waits for the listing.
+fn full_queue_before_the_listing(wait: Duration) -> (H, ConnId) {
+    let mut h = H::new(Config {
+        await_catalog: Some(wait),
+        ..small_queue(Overflow::Block {
+            deadline: Duration::from_secs(2),
+        })
+    });
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("s", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 1);
+    for i in 1..=3u8 {
+        h.publish(p, u32::from(i), "t", QoS::AtMostOnce, &[i]);
+    }
+    assert_eq!(payloads(&h.deliveries(s)), [[1u8]]);
+    h.publish(p, 4, "t", QoS::AtLeastOnce, b"4");
+    assert!(h.b.input_blocked(p), "held for the listing");
+    (h, p)
+}
+
+#[test]
+fn a_full_queue_holds_a_publish_its_own_time_after_the_catalog_wait() {
+    let (mut h, p) = full_queue_before_the_listing(Duration::from_secs(5));
+    // The listing comes just before the catalog's deadline: the full queue
+    // holds the publish its whole 2 s from now, not what was left of the 5.
+    h.advance(Duration::from_millis(4_900));
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    h.advance(Duration::from_millis(1_999));
+    assert!(h.take(p).is_empty());
+    assert!(h.b.input_blocked(p), "still held for the queue");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take(p), timed_out(4));
+}
+
+#[test]
+fn a_long_catalog_wait_does_not_lengthen_a_full_queue_hold() {
+    let (mut h, p) = full_queue_before_the_listing(Duration::from_secs(30));
+    // The listing comes at once: the full queue holds the publish 2 s, not
+    // until the catalog's deadline 30 s away.
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert!(h.b.input_blocked(p), "held for the queue");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.take(p), timed_out(4));
+    assert!(!h.b.input_blocked(p));
+}
+
+#[test]
+fn the_first_listing_neither_frees_nor_lengthens_a_full_queue_hold() {
+    let (mut h, p) = full_queue_before_the_listing(Duration::from_secs(5));
+    let (q, _) = h.connect("pub0", SessionMode::Clean);
+    // QoS 0 does not wait for the catalog: this one waits for the queue.
+    h.publish(q, 1, "t", QoS::AtMostOnce, b"0");
+    assert!(h.b.input_blocked(q), "held for the queue");
+    // The listing offers every held publish again: the queue is still full,
+    // so it stays held, until its own deadline.
+    h.advance(Duration::from_millis(1_500));
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert!(h.b.input_blocked(q), "still held for the queue");
+    h.advance(Duration::from_millis(500));
+    assert!(!h.b.input_blocked(q), "let go at its deadline");
+    assert!(h.b.input_blocked(p), "the other's queue wait began later");
 }
