@@ -98,6 +98,7 @@ impl NodeOptions {
     /// node: its clients' QoS 1 publishes wait for the node's first round
     /// with the catalog, for up to a lease
     /// ([`Config::await_catalog`](mq_core::broker::Config::await_catalog)).
+    /// [`spawn`] refuses a server whose broker was not configured so.
     pub fn broker_config(&self, mut broker: mq_core::broker::Config) -> mq_core::broker::Config {
         broker.await_catalog = Some(self.lease);
         broker
@@ -144,6 +145,11 @@ async fn join(task: &mut JoinHandle<Result<(), Error>>) -> Result<(), Error> {
 
 /// Opens the catalog, registers the node of the server `control` drives
 /// (listening on `listen`) and starts linking it to the live nodes.
+///
+/// The server's broker must have been configured with
+/// [`NodeOptions::broker_config`]: a node refuses to start beside one that
+/// does not hold its clients' QoS 1 publishes until the catalog's first
+/// listing (see that method).
 pub async fn spawn(
     control: ServerControl,
     listen: SocketAddr,
@@ -154,6 +160,18 @@ pub async fn spawn(
             "the heartbeat ({:?}) must be shorter than the lease ({:?})",
             opts.heartbeat, opts.lease
         )));
+    }
+    // Without the hold, a QoS 1 publish accepted before the first listing
+    // goes only where the interest known then says, and a peer away whose
+    // interest only the catalog knows loses it. The server has been taking
+    // publishes since it started, so setting it now would come too late.
+    // (A stopped server takes none.)
+    if control.awaits_catalog().await == Some(false) {
+        return Err(Error::Invalid(
+            "the server's broker does not hold QoS 1 publishes until the catalog's \
+             first listing: start the server with NodeOptions::broker_config"
+                .into(),
+        ));
     }
     let mut options = mq_catalog::Options::default();
     if let Some(namespace) = &opts.namespace {

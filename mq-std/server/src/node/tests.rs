@@ -20,6 +20,24 @@ fn catalog_url(name: &str) -> (PathBuf, String) {
     (dir, url)
 }
 
+/// Node `a` in the catalog at `url`, beating every 20 ms.
+fn node_a(url: String) -> NodeOptions {
+    let mut opts = NodeOptions::new("a", url);
+    opts.heartbeat = Duration::from_millis(20);
+    opts.lease = Duration::from_secs(2);
+    opts
+}
+
+/// A server for the node `opts` says (see `NodeOptions::broker_config`).
+async fn server_for(opts: &NodeOptions) -> server::ServerHandle {
+    server::spawn(ServerOptions {
+        broker: opts.broker_config(Default::default()),
+        ..ServerOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// Node `a`'s interest in `orders.>`, as an earlier run of it wrote it.
 fn written_before() -> Interest {
     Interest {
@@ -37,7 +55,8 @@ async fn interest_after_heartbeats(name: &str, server_running: bool) -> Vec<Inte
     let (dir, url) = catalog_url(name);
     let catalog = Catalog::open(&url).await.unwrap();
     catalog.add_interest(&written_before()).await.unwrap();
-    let server = server::spawn(ServerOptions::default()).await.unwrap();
+    let opts = node_a(url);
+    let server = server_for(&opts).await;
     let (listen, control) = (server.local_addr(), server.control());
     let running = if server_running {
         Some(server)
@@ -45,9 +64,6 @@ async fn interest_after_heartbeats(name: &str, server_running: bool) -> Vec<Inte
         server.shutdown().await.unwrap();
         None
     };
-    let mut opts = NodeOptions::new("a", url);
-    opts.heartbeat = Duration::from_millis(20);
-    opts.lease = Duration::from_secs(2);
     let node = spawn(control, listen, opts).await.unwrap();
     heartbeats(&catalog, 3).await;
     node.stop().await.unwrap();
@@ -113,15 +129,8 @@ async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
         ..written_before()
     };
     catalog.add_interest(&b).await.unwrap();
-    let mut opts = NodeOptions::new("a", url);
-    opts.heartbeat = Duration::from_millis(20);
-    opts.lease = Duration::from_secs(2);
-    let server = server::spawn(ServerOptions {
-        broker: opts.broker_config(Default::default()),
-        ..ServerOptions::default()
-    })
-    .await
-    .unwrap();
+    let opts = node_a(url);
+    let server = server_for(&opts).await;
     let (listen, control) = (server.local_addr(), server.control());
     let node = spawn(control.clone(), listen, opts).await.unwrap();
     heartbeats(&catalog, 2).await;
@@ -132,4 +141,26 @@ async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(owners, ["$node.b"]);
+}
+
+#[tokio::test]
+async fn a_node_refuses_a_server_that_does_not_hold_publishes_for_the_catalog() {
+    // Its clients' QoS 1 publishes would go on before the first listing,
+    // and a peer away whose interest only the catalog knows would lose them.
+    let (dir, url) = catalog_url("no-await");
+    let catalog = Catalog::open(&url).await.unwrap();
+    let server = server::spawn(ServerOptions::default()).await.unwrap();
+    let (listen, control) = (server.local_addr(), server.control());
+    let refused = spawn(control, listen, node_a(url)).await;
+    let live = catalog.live_nodes().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    match refused {
+        Err(mq_catalog::Error::Invalid(why)) => {
+            assert!(why.contains("NodeOptions::broker_config"), "{why}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("the node started"),
+    }
+    assert!(live.is_empty(), "nothing registered");
 }

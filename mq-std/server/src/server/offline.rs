@@ -40,6 +40,8 @@ pub(super) enum OfflineCmd {
     Deliver(Vec<Drained>, oneshot::Sender<Vec<Result<(), OfflineError>>>),
     /// The catalog rounds of the node with this id.
     Round(String, oneshot::Sender<CatalogRound>),
+    /// Whether the broker holds QoS 1 publishes for the first listing.
+    AwaitsCatalog(oneshot::Sender<bool>),
 }
 
 /// Drained messages waiting for their local publishes to be stored.
@@ -106,6 +108,9 @@ impl BrokerTask {
             }
             OfflineCmd::Round(node, reply) => {
                 let _ = reply.send(CatalogRound::new(&node, self.broker.config()));
+            }
+            OfflineCmd::AwaitsCatalog(reply) => {
+                let _ = reply.send(self.broker.config().await_catalog.is_some());
             }
         }
     }
@@ -175,6 +180,15 @@ impl ServerControl {
         let (tx, rx) = oneshot::channel();
         self.offline(OfflineCmd::Poll(max, tx));
         rx.await.unwrap_or_default()
+    }
+
+    /// Whether the broker holds its clients' QoS 1 publishes until the
+    /// catalog's first listing (`Config::await_catalog`); `None` when the
+    /// server has stopped.
+    pub async fn awaits_catalog(&self) -> Option<bool> {
+        let (tx, rx) = oneshot::channel();
+        self.offline(OfflineCmd::AwaitsCatalog(tx));
+        rx.await.ok()
     }
 
     /// The decisions of node `node`'s rounds with the catalog, sized to
