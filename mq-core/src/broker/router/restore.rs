@@ -5,7 +5,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::publish::SWEEP_INTERVAL;
+use super::retention::SWEEP_INTERVAL;
 use super::{Router, Slot};
 use crate::broker::command::Via;
 use crate::broker::message::{Message, Msg, tail_offsets};

@@ -2,12 +2,15 @@
 //! that drops expired messages from queues and aged ones from retention.
 
 use alloc::vec::Vec;
+use core::time::Duration;
 
-use super::publish::SWEEP_INTERVAL;
 use super::{Router, Slot};
 use crate::broker::message::Msg;
 use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
+
+/// How often expired messages are swept while some may expire.
+pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Router {
     /// Keeps `msg` for replay in its topic, which is at `slot` unless the

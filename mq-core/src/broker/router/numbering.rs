@@ -1,0 +1,141 @@
+//! New messages: each gets the broker's next id and its topic's next
+//! sequence number, and its record is encoded once.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::{Router, Slot, TopicState};
+use crate::broker::command::Via;
+use crate::broker::message::{Message, Msg, tail_offsets};
+use crate::broker::record::{MessageRecord, Record};
+use crate::time::Instant;
+use crate::topic::Topic;
+use crate::wire::{self, Meta, QoS};
+
+/// Sequence numbers reserved per `SeqReserve` record.
+const SEQ_BLOCK: u64 = 1 << 20;
+
+impl Router {
+    /// A new message on `topic`: its id, sequence number and record (with the
+    /// client and packet id of an exactly-once publish). A QoS 0 message is
+    /// not stored: so that its sequence number is never handed out again
+    /// after a restart, one small record reserves a block of them, and its
+    /// token is returned with the message when this one starts a block.
+    /// `topic` comes with where its state was found, if it was; the message
+    /// is returned with where it is.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new_message(
+        &mut self,
+        now: Instant,
+        (found, topic): (Option<Slot>, Topic<'_>),
+        qos: QoS,
+        dedup: Option<wire::Dedup>,
+        meta: Meta<'_>,
+        payload: &[u8],
+        once: Option<(&str, u16)>,
+        via: Via<'_>,
+    ) -> (Msg, Option<u64>, Slot) {
+        // A new topic's first id is this message's.
+        let id = self.next_msg;
+        let (slot, t) = self.topic_state(found, topic);
+        let seq = t.next_seq;
+        t.next_seq += 1;
+        t.messages_in += 1;
+        t.bytes_in += payload.len() as u64;
+        let reserve = (qos == QoS::AtMostOnce && seq >= t.reserved_until).then(|| {
+            t.reserved_until = seq + SEQ_BLOCK;
+            t.reserved_until
+        });
+        let name = t.name.clone();
+        self.next_msg += 1;
+        let reserved = reserve.map(|until| {
+            self.emit(&Record::SeqReserve {
+                topic: &name,
+                until,
+            })
+        });
+        let message = MessageRecord {
+            id,
+            topic: topic.as_str(),
+            seq,
+            qos,
+            published_us: now.as_micros(),
+            dedup,
+            meta,
+            payload,
+        };
+        let record = match (once, via) {
+            (Some((client, pid)), _) => Record::MessageOnce {
+                client,
+                pid,
+                message,
+            },
+            (None, Via::Client) => Record::Message(message),
+            (None, Via::Link) => Record::Forwarded {
+                group: None,
+                message,
+            },
+            (None, Via::LinkGroup { filter, group }) => Record::Forwarded {
+                group: Some((filter, group)),
+                message,
+            },
+        };
+        // A spare message (and its record) is written over, not allocated.
+        let mut spare = self.spare_msgs.take();
+        let spare_record = spare
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .map(|m| core::mem::take(&mut m.record));
+        let record = record.encode_reusing(spare_record);
+        let (meta_at, payload_at) = tail_offsets(&record, &meta, payload.len());
+        let message = Message {
+            id,
+            seq,
+            meta_at,
+            payload_at,
+            topic: name,
+            qos,
+            published_at: now,
+            expires_at: meta
+                .ttl_ms
+                .map(|ms| now + Duration::from_millis(u64::from(ms))),
+            priority: meta.priority,
+            payload_len: payload.len(),
+            publisher: None,
+            record,
+        };
+        let msg = match spare.as_mut().and_then(Arc::get_mut) {
+            Some(m) => {
+                *m = message;
+                spare.expect("written over")
+            }
+            None => Arc::new(message),
+        };
+        (msg, reserved, slot)
+    }
+
+    /// The state of `topic`, made when it is new (one lookup either way, none
+    /// when `found` says where it is), and where it is.
+    pub(super) fn topic_state(
+        &mut self,
+        found: Option<Slot>,
+        topic: Topic<'_>,
+    ) -> (Slot, &mut TopicState) {
+        let (retention, since_id) = (&self.cfg, self.next_msg);
+        self.topics
+            .get_or_insert_with(found, topic.as_str(), || TopicState {
+                name: Arc::from(topic.as_str()),
+                next_seq: 1,
+                reserved_until: 0,
+                retained: Default::default(),
+                retained_bytes: 0,
+                retention: retention.retention_for(topic),
+                messages_in: 0,
+                bytes_in: 0,
+                since_id,
+                routes: Vec::new(),
+                routes_at: None,
+            })
+    }
+}
