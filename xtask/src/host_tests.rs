@@ -25,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{self, Step, cargo, run};
-use crate::testbins::{TestExe, parse_counts, run_logged, side_by_side, tail, test_executables};
+use crate::testbins::{TestExe, Verdict, run_logged, side_by_side, tail, test_executables};
 
 /// What `cargo test` leaves out: mq-catalog's tests and the mesh of `mqd`
 /// nodes over each catalog need Redis and PostgreSQL (the next step).
@@ -64,21 +64,17 @@ pub fn check() -> Result<(), String> {
     side_by_side(queue, workers, work, |exe, (result, took, text)| {
         times.push_str(&format!("{} {:.2}\n", exe.log_name(), took.as_secs_f64()));
         let took = cmd::format_duration(took);
-        let verdict = match (&result, parse_counts(&text)) {
-            (Ok(()), Some(c)) => {
+        let verdict = Verdict::of(&result, &text);
+        match &verdict {
+            Verdict::Passed(c) => {
                 passed += c.passed;
                 ignored += c.ignored;
-                format!("{} passed, {} ignored", c.passed, c.ignored)
             }
-            (result, counts) => {
-                let why = result.as_ref().err().cloned();
-                let why = why.unwrap_or_else(|| "no `test result:` line".to_owned());
-                let failed = counts.map_or(1, |c| c.failed.max(1));
+            Verdict::Failed { why, .. } => {
                 failures.push(format!("{}: {why}\n{}", exe.name, tail(&text, 200)));
-                format!("FAILED ({failed} failed) {why}")
             }
-        };
-        println!("    {}: {verdict} in {took}", exe.name);
+        }
+        println!("    {}: {} in {took}", exe.name, verdict.summary());
     });
     let _ = fs::write(logs.join(TIMES), times);
     println!(

@@ -130,6 +130,7 @@ pub fn run_logged(command: &mut Command, log: &Path, limit: Duration) -> Result<
 }
 
 /// One test executable's `test result:` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestResult {
     pub passed: u32,
     pub failed: u32,
@@ -154,6 +155,45 @@ pub fn parse_counts(output: &str) -> Option<TestResult> {
         ignored: count("ignored")?,
         filtered: count("filtered out")?,
     })
+}
+
+/// What one test executable's run came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It exited successfully and printed its `test result:` line.
+    Passed(TestResult),
+    /// It did not: how many tests failed (at least one, for an executable
+    /// that failed without saying which), why, and its counts if it printed
+    /// them.
+    Failed {
+        failed: u32,
+        why: String,
+        counts: Option<TestResult>,
+    },
+}
+
+impl Verdict {
+    /// The verdict on a run that came to `result` (see [`run_logged`]) and
+    /// printed `output`.
+    pub fn of(result: &Result<(), String>, output: &str) -> Verdict {
+        match (result, parse_counts(output)) {
+            (Ok(()), Some(counts)) => Verdict::Passed(counts),
+            (result, counts) => Verdict::Failed {
+                failed: counts.map_or(1, |c| c.failed.max(1)),
+                why: (result.as_ref().err().cloned())
+                    .unwrap_or_else(|| "no `test result:` line".to_owned()),
+                counts,
+            },
+        }
+    }
+
+    /// One line for the run's report.
+    pub fn summary(&self) -> String {
+        match self {
+            Verdict::Passed(c) => format!("{} passed, {} ignored", c.passed, c.ignored),
+            Verdict::Failed { failed, why, .. } => format!("FAILED ({failed} failed) {why}"),
+        }
+    }
 }
 
 /// The last `lines` lines of `text`.
@@ -188,6 +228,25 @@ mod tests {
         .unwrap();
         assert_eq!((c.passed, c.failed, c.ignored, c.filtered), (12, 0, 2, 1));
         assert!(parse_counts("no tests here").is_none());
+    }
+
+    #[test]
+    fn a_run_passes_when_it_exits_well_and_prints_its_result_line() {
+        let result = "test result: FAILED. 3 passed; 1 failed; 2 ignored; 0 measured; \
+                      0 filtered out; finished in 1.00s\n";
+        let passed = Verdict::of(
+            &Ok(()),
+            &result.replace("FAILED. 3 passed; 1", "ok. 4 passed; 0"),
+        );
+        assert_eq!(passed.summary(), "4 passed, 2 ignored");
+        assert!(matches!(passed, Verdict::Passed(c) if c.passed == 4));
+        let silent = Verdict::of(&Ok(()), "running 4 tests\n");
+        assert_eq!(silent.summary(), "FAILED (1 failed) no `test result:` line");
+        let failed = Verdict::of(&Err("exited with 101".to_owned()), result);
+        assert_eq!(failed.summary(), "FAILED (1 failed) exited with 101");
+        assert!(matches!(failed, Verdict::Failed { counts: Some(c), .. } if c.passed == 3));
+        let killed = Verdict::of(&Err("killed".to_owned()), "");
+        assert_eq!(killed.summary(), "FAILED (1 failed) killed");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{Built, NOT_BUILT, NOT_UNDER_WINE, WINE_GLITCHES, Wine, windows_path};
 use crate::cmd::{self, Step};
-use crate::testbins::{TestExe, parse_counts, run_logged, tail};
+use crate::testbins::{TestExe, Verdict, run_logged, tail};
 
 /// How long one test executable may run under Wine.
 const TEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -69,15 +69,15 @@ pub(super) fn run_tests(wine: &Wine, built: &Built, all: bool) -> Result<Counts,
             println!("    (the first run's log: {})", first.display());
         }
         let took = cmd::format_duration(started.elapsed());
-        let counts = parse_counts(&text);
-        let verdict = match (&result, &counts) {
-            (Ok(()), Some(c)) if c.filtered == skips.len() as u32 => {
+        let verdict = Verdict::of(&result, &text);
+        let verdict = match &verdict {
+            Verdict::Passed(c) if c.filtered == skips.len() as u32 => {
                 total.passed += c.passed;
                 total.ignored += c.ignored;
                 total.not_run += c.filtered;
-                format!("{} passed, {} ignored", c.passed, c.ignored)
+                verdict.summary()
             }
-            (Ok(()), Some(c)) => {
+            Verdict::Passed(c) => {
                 failures.push(format!(
                     "{name}: {} tests filtered out, but the skip list names {} (is it stale?)",
                     c.filtered,
@@ -85,13 +85,16 @@ pub(super) fn run_tests(wine: &Wine, built: &Built, all: bool) -> Result<Counts,
                 ));
                 "skip list mismatch".to_owned()
             }
-            (result, counts) => {
-                let failed = counts.as_ref().map_or(1, |c| c.failed.max(1));
+            Verdict::Failed {
+                failed,
+                why,
+                counts,
+                ..
+            } => {
                 total.failed += failed;
-                total.passed += counts.as_ref().map_or(0, |c| c.passed);
-                let why = result.as_ref().err().cloned().unwrap_or_default();
+                total.passed += counts.map_or(0, |c| c.passed);
                 failures.push(format!("{name}: {why}\n{}", tail(&text, 80)));
-                format!("FAILED ({failed} failed) {why}")
+                verdict.summary()
             }
         };
         println!("    {name}: {verdict} in {took}");
