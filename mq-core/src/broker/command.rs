@@ -31,6 +31,9 @@ pub(crate) enum Command<'a> {
     Unsubscribe { sub: u32 },
     /// A delivery is processed.
     Ack { tag: u64 },
+    /// A message the client acked before its session was resumed (see
+    /// [`AckMessage`](crate::wire::AckMessage)).
+    AckMessage(crate::wire::AckMessage),
     /// A delivery failed: deliver it again, or dead-letter it.
     Nack { tag: u64, requeue: bool },
     /// More deliveries may be outstanding on a subscription.

@@ -13,7 +13,7 @@ use crate::broker::slab::Key;
 use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
 use crate::topic::Topic;
-use crate::wire::QoS;
+use crate::wire::{AckMessage, QoS, topic_hash};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Settle {
@@ -91,6 +91,36 @@ impl Router {
             self.pump(sub_target, now);
         }
         self.retry_all_parked(now);
+    }
+
+    /// A resumed client's ack of a message by what identifies it: the
+    /// message, if it still waits for the subscription (or its group), is
+    /// settled as acked instead of delivered again.
+    pub(super) fn ack_message(&mut self, session: Key, a: AckMessage, now: Instant) {
+        let Some(&sub) = self.sessions.get(session).and_then(|s| s.subs.get(&a.sub)) else {
+            return;
+        };
+        // A node link's deliveries carry the message id as their sequence.
+        let by_id = self.subs.get(sub).is_some_and(|s| s.outbox);
+        let target = self.target_of(sub);
+        let Some(queue) = super::queue_in(&mut self.subs, &mut self.groups, target) else {
+            return;
+        };
+        let mut found = None;
+        queue.for_each_waiting(&mut |q| {
+            let seq = if by_id { q.msg.id } else { q.msg.seq };
+            if found.is_none() && seq == a.seq && topic_hash(&q.msg.topic) == a.topic_hash {
+                found = Some(q.msg.id);
+            }
+        });
+        let Some(q) = found.and_then(|id| queue.remove_id(id)) else {
+            return;
+        };
+        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+        self.stats.acked += 1;
+        self.finish(target, &q.msg);
+        self.advance_cursor(session, sub, &q.msg);
+        self.pump(target, now);
     }
 
     /// The session's timer fired: every delivery past its ack deadline counts
