@@ -10,7 +10,9 @@
 //! cuts. Connections drop at random points (also in the middle of a frame),
 //! chunks arrive late, the store compacts its log into the broker's snapshot,
 //! and the broker restarts from the records its store had persisted. Then the
-//! faults stop and the system settles.
+//! faults stop and the system settles. In half the seeds the broker has a short
+//! ack deadline and the applications are slow: they ack some messages only
+//! after up to three deadlines have passed.
 //!
 //! Asserted for every seed:
 //! - every publish the broker acknowledged reaches every matching persistent
@@ -31,7 +33,7 @@ use std::time::Duration;
 
 use mq_core::Instant;
 use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent};
-use mq_core::client::{PublishOptions, Session, SubscribeOptions};
+use mq_core::client::{DeliveryId, PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::SerialDecoder;
 use mq_core::wire::{QoS, SessionMode, Start};
@@ -138,6 +140,8 @@ struct Client {
     seen: Vec<(String, u8, u32)>,
     /// Subscriber: its subscription was acknowledged once.
     subscribed: bool,
+    /// Deliveries the application acks later: (when, which).
+    later: Vec<(Instant, DeliveryId)>,
 }
 
 struct Store {
@@ -163,6 +167,8 @@ struct Sim {
     compactions: u32,
     /// Chunks damaged on serial lines.
     noise: u32,
+    /// Acks the applications made after the broker's ack deadline.
+    late_acks: u32,
 }
 
 /// The priority a publisher gives its message `n`: most carry none, some are
@@ -178,7 +184,10 @@ fn priority_of(n: u32) -> u8 {
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let broker_cfg = broker_config(seed);
+        let mut broker_cfg = broker_config(seed);
+        if rng.chance(500_000) {
+            broker_cfg.ack_timeout = Some(Duration::from_millis(20 + rng.below(80)));
+        }
         let mut clients = Vec::new();
         let mut roles = vec![
             (Role::Publisher { id: 1 }, false),
@@ -214,6 +223,7 @@ impl Sim {
                 publish_ids: BTreeMap::new(),
                 seen: Vec::new(),
                 subscribed: false,
+                later: Vec::new(),
             });
         }
         let broker = Broker::new(broker_cfg.clone());
@@ -235,6 +245,7 @@ impl Sim {
             drops: 0,
             compactions: 0,
             noise: 0,
+            late_acks: 0,
         };
         for i in 0..sim.clients.len() {
             sim.clients[i].session.connect(sim.now);
@@ -358,6 +369,7 @@ struct Totals {
     drops: u32,
     noise: u32,
     compactions: u32,
+    late_acks: u32,
     acked: usize,
 }
 
@@ -367,6 +379,7 @@ impl Totals {
         self.drops += t.drops;
         self.noise += t.noise;
         self.compactions += t.compactions;
+        self.late_acks += t.late_acks;
         self.acked += t.acked;
     }
 }
@@ -375,8 +388,8 @@ impl std::fmt::Display for Totals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} acked publishes, {} link drops, {} damaged serial chunks, {} broker restarts, {} compactions",
-            self.acked, self.drops, self.noise, self.restarts, self.compactions
+            "{} acked publishes, {} link drops, {} damaged serial chunks, {} broker restarts, {} compactions, {} acks after the deadline",
+            self.acked, self.drops, self.noise, self.restarts, self.compactions, self.late_acks
         )
     }
 }
@@ -397,6 +410,7 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
         drops: sim.drops,
         noise: sim.noise,
         compactions: sim.compactions,
+        late_acks: sim.late_acks,
         acked,
     }
 }
@@ -409,7 +423,11 @@ fn simulated_faults_lose_nothing_acknowledged() {
     };
     println!("{seeds} seeds: {totals}");
     assert!(
-        totals.restarts > 0 && totals.drops > 0 && totals.noise > 0 && totals.compactions > 0,
+        totals.restarts > 0
+            && totals.drops > 0
+            && totals.noise > 0
+            && totals.compactions > 0
+            && totals.late_acks > 0,
         "the faults never happened"
     );
 }

@@ -12,7 +12,9 @@
 //! frame), chunks arrive late, stores compact, and every node but one (which
 //! one depends on the seed) crashes now and then and restarts from what its
 //! store had made durable (the plain subscribers of a crashed node lose their
-//! sessions). Then the faults stop and the mesh settles.
+//! sessions). In half the seeds the nodes have a short ack deadline and the
+//! applications ack one message in five up to three deadlines late. Then the
+//! faults stop and the mesh settles.
 //!
 //! Asserted for every seed:
 //! - every publish a node acknowledged reaches every matching persistent
@@ -32,8 +34,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use mq_core::Instant;
 use mq_core::broker::MeshStats;
-use mq_core::client::{PublishOptions, Session, SubscribeOptions};
+use mq_core::client::{DeliveryId, PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::topic::{Filter, Topic};
 use mq_core::wire::{QoS, SessionMode, Start};
@@ -84,6 +87,8 @@ struct App {
     subscribed: bool,
     /// A plain subscriber whose session ended: it may have missed messages.
     broken: bool,
+    /// Deliveries the application acks later: (when, which).
+    later: Vec<(Instant, DeliveryId)>,
 }
 
 /// What one seed did.
@@ -98,6 +103,7 @@ struct Totals {
     received: u64,
     deduplicated: u64,
     group_repeats: u32,
+    late_acks: u32,
 }
 
 impl Totals {
@@ -117,6 +123,7 @@ impl Totals {
         self.received += t.received;
         self.deduplicated += t.deduplicated;
         self.group_repeats += t.group_repeats;
+        self.late_acks += t.late_acks;
     }
 }
 
@@ -129,12 +136,17 @@ struct Sim {
     steady: usize,
     /// Mesh counters of brokers that crashed.
     mesh: Totals,
+    /// Acks the applications made after the ack deadline.
+    late_acks: u32,
 }
 
 impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
-        let cfg = broker_config(seed);
+        let mut cfg = broker_config(seed);
+        if rng.chance(500_000) {
+            cfg.ack_timeout = Some(Duration::from_millis(20 + rng.below(80)));
+        }
         let mut apps = Vec::new();
         let mut sessions = Vec::new();
         for (node, filters) in FILTERS.iter().enumerate() {
@@ -166,6 +178,7 @@ impl Sim {
                     seen: Vec::new(),
                     subscribed: false,
                     broken: false,
+                    later: Vec::new(),
                 });
             }
         }
@@ -196,6 +209,7 @@ impl Sim {
             faults: false,
             steady: (seed % NODES as u64) as usize,
             mesh: Totals::default(),
+            late_acks: 0,
         }
     }
 
@@ -231,10 +245,21 @@ impl Sim {
                 self.world
                     .log(|| format!("client {i}: got {publisher}/{n} on {topic}"));
                 app.seen.push((topic, publisher, n));
-                if let Some(id) = ack {
-                    // A stale id (the connection dropped meanwhile) is fine.
-                    let _ = self.world.clients[i].session.ack(id);
+                let Some(id) = ack else { return };
+                // A slow application acks one message in five up to three
+                // deadlines late.
+                if let Some(deadline) = self.world.nodes[0].broker.config().ack_timeout
+                    && self.world.rng.chance(200_000)
+                {
+                    let deadline = deadline.as_micros() as u64;
+                    let delay = self.world.rng.below(3 * deadline);
+                    self.late_acks += u32::from(delay > deadline);
+                    let at = self.world.now + Duration::from_micros(delay);
+                    app.later.push((at, id));
+                    return;
                 }
+                // A stale id (the connection dropped meanwhile) is fine.
+                let _ = self.world.clients[i].session.ack(id);
             }
             Happened::Subscribed => app.subscribed = true,
             Happened::Other(what) => self.world.log(|| format!("client {i}: {what}")),
@@ -264,6 +289,14 @@ impl Sim {
 
     fn step(&mut self) {
         self.world.advance();
+        // The slow applications' acks that are due.
+        let now = self.world.now;
+        for (i, app) in self.apps.iter_mut().enumerate() {
+            while let Some(k) = app.later.iter().position(|(at, _)| *at <= now) {
+                let (_, id) = app.later.swap_remove(k);
+                let _ = self.world.clients[i].session.ack(id);
+            }
+        }
         let ready = self
             .apps
             .iter()
@@ -442,6 +475,7 @@ impl Sim {
             restarts: counts.restarts,
             compactions: counts.compactions,
             group_repeats: self.group_repeats(),
+            late_acks: self.late_acks,
             ..Totals::default()
         };
         for node in &self.world.nodes {
@@ -493,4 +527,5 @@ fn mesh_loses_nothing_acknowledged_and_duplicates_nothing() {
         totals.deduplicated > 0,
         "no redelivery over a link was ever deduplicated"
     );
+    assert!(totals.late_acks > 0, "no application acked late");
 }

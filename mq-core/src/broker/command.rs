@@ -31,6 +31,9 @@ pub(crate) enum Command<'a> {
     Unsubscribe { sub: u32 },
     /// A delivery is processed.
     Ack { tag: u64 },
+    /// A message the client acked before its session was resumed (see
+    /// [`AckMessage`](crate::wire::AckMessage)).
+    AckMessage(crate::wire::AckMessage),
     /// A delivery failed: deliver it again, or dead-letter it.
     Nack { tag: u64, requeue: bool },
     /// More deliveries may be outstanding on a subscription.
@@ -68,8 +71,10 @@ pub(crate) struct Connect<'a> {
     /// A resumed session's subscriptions deliver at once (MQTT clients do not
     /// subscribe again); otherwise only once the client re-asserts them.
     pub keep_subscriptions: bool,
-    /// Deliveries not acked within `Config::ack_timeout` are redelivered
-    /// while connected (MQTT redelivers only after a reconnect).
+    /// Deliveries not acked within `Config::ack_timeout` count a missed
+    /// attempt while connected: a group's go to another member, and after
+    /// `Config::max_attempts` a message is dead-lettered (MQTT and NATS
+    /// clients have no such deadline).
     pub ack_deadlines: bool,
     /// A persistent session ends after being away this long (MQTT 5's
     /// session expiry); `None`: it waits for its client forever.
@@ -84,7 +89,7 @@ pub(crate) struct Connect<'a> {
 impl<'a> Connect<'a> {
     /// An mq protocol client's: a persistent session is resumed (and its
     /// subscriptions deliver once the client re-asserts them), deliveries not
-    /// acked in time are redelivered while connected.
+    /// acked in time count missed attempts while connected.
     pub(crate) fn mq(
         client_id: &'a str,
         persistent: bool,

@@ -129,12 +129,16 @@ pub struct Config {
     pub max_message: usize,
     /// Seed for jitter.
     pub seed: u64,
-    /// How long a delivery may stay unacked before it is redelivered; `None`
+    /// How long a delivery may stay unacked before it counts a missed
+    /// attempt: a group's message then goes to another member; any other
+    /// stays with its subscriber (sent again only after a reconnect) until
+    /// `max_attempts` deadlines have passed and it is dead-lettered. `None`
     /// waits for the connection to end.
     pub ack_timeout: Option<Duration>,
     /// Redelivery timing.
     pub backoff: Backoff,
-    /// Deliveries per message before it is dead-lettered.
+    /// Deliveries (and missed ack deadlines) per message before it is
+    /// dead-lettered.
     pub max_attempts: u16,
     /// Per producer, how many recent sequence numbers are remembered for
     /// deduplication.

@@ -180,10 +180,18 @@ impl Queue {
         Offer::Full(q)
     }
 
-    /// Appends without checking the bounds (restore, replays the caller checked).
+    /// Appends without checking the bounds (replays the caller checked).
     pub(crate) fn push_back(&mut self, q: Queued) {
         self.waiting_bytes += q.msg.payload_len;
         self.ready.push_back(q);
+    }
+
+    /// Appends a message restored from the store, without checking the
+    /// bounds: behind the others restored, ahead of every later message
+    /// whatever its priority (it may have been delivered before the restart).
+    pub(crate) fn push_restored(&mut self, q: Queued) {
+        self.waiting_bytes += q.msg.payload_len;
+        self.ready.push_restored(q);
     }
 
     /// The next message that may be delivered now: due retries first, then
@@ -232,12 +240,13 @@ impl Queue {
         self.retry.insert((at, self.retry_order), q);
     }
 
-    /// Puts messages that were in flight back at the front, oldest first.
+    /// Puts messages that were in flight back ahead of every waiting one (of
+    /// any priority), oldest first.
     pub(crate) fn requeue_front(&mut self, mut items: alloc::vec::Vec<Queued>) {
         items.sort_by_key(|q| core::cmp::Reverse(q.msg.id));
         for q in items {
             self.waiting_bytes += q.msg.payload_len;
-            self.ready.push_front(q);
+            self.ready.push_returned(q);
         }
     }
 

@@ -2,6 +2,13 @@
 //! by priority: higher priority goes first, first in first out within a
 //! priority. Priority 0 (the default) is one plain deque, so a queue whose
 //! messages carry no priority pays nothing for the others.
+//!
+//! Deliveries that come back (their connection ended, or the node they were
+//! handed to failed them) go ahead of every priority: the client may have
+//! acked them on the way, and it recognises a copy only among the deliveries
+//! it settled last (see the client's held table), so newer messages must
+//! not come between. So do messages restored after a restart, in the order
+//! they were published: any of them may have been delivered before.
 
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -10,6 +17,8 @@ use super::queue::Queued;
 
 #[derive(Default)]
 pub(crate) struct Ready {
+    /// Deliveries that came back, in the order they go out again.
+    again: VecDeque<Queued>,
     /// Priority 0.
     normal: VecDeque<Queued>,
     /// Priorities above 0, each non-empty.
@@ -39,14 +48,34 @@ impl Ready {
         self.level(q.msg.priority).push_back(q);
     }
 
-    /// Ahead of the others of its priority (a delivery that comes back).
+    /// Ahead of the others of its priority (one taken out to make room
+    /// and put back).
     pub(crate) fn push_front(&mut self, q: Queued) {
         self.len += 1;
         self.level(q.msg.priority).push_front(q);
     }
 
-    /// The next to deliver: the oldest of the highest priority.
+    /// Ahead of everything, whatever its priority: a delivery that comes back.
+    pub(crate) fn push_returned(&mut self, q: Queued) {
+        self.len += 1;
+        self.again.push_front(q);
+    }
+
+    /// Behind the other deliveries that came back, ahead of every priority:
+    /// a message restored after a restart, which may have been delivered
+    /// (and acked, the ack lost with the restart).
+    pub(crate) fn push_restored(&mut self, q: Queued) {
+        self.len += 1;
+        self.again.push_back(q);
+    }
+
+    /// The next to deliver: a delivery that came back, else the oldest of the
+    /// highest priority.
     pub(crate) fn pop_front(&mut self) -> Option<Queued> {
+        if let Some(q) = self.again.pop_front() {
+            self.len -= 1;
+            return Some(q);
+        }
         let q = match self.high.last_entry() {
             Some(mut level) => {
                 let q = level.get_mut().pop_front();
@@ -61,19 +90,22 @@ impl Ready {
         Some(q)
     }
 
-    /// The lowest priority waiting.
+    /// The lowest priority waiting (deliveries that came back count last).
     pub(crate) fn least_priority(&self) -> Option<u8> {
         if !self.normal.is_empty() {
             return Some(0);
         }
-        self.high.keys().next().copied()
+        let high = self.high.keys().next().copied();
+        high.or_else(|| self.again.iter().map(|q| q.msg.priority).min())
     }
 
     /// The one to give up first when the queue is full: the oldest of the
-    /// lowest priority.
+    /// lowest priority (a delivery that came back only when nothing else
+    /// waits).
     pub(crate) fn pop_least(&mut self) -> Option<Queued> {
         let q = match self.normal.pop_front() {
             Some(q) => q,
+            None if self.high.is_empty() => self.again.pop_front()?,
             None => {
                 let mut level = self.high.first_entry()?;
                 let q = level.get_mut().pop_front();
@@ -87,13 +119,15 @@ impl Ready {
         Some(q)
     }
 
-    /// Every waiting message, highest priority first.
+    /// Every waiting message, in the order they go out.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Queued> {
-        self.high
-            .values()
-            .rev()
-            .flat_map(|level| level.iter())
-            .chain(self.normal.iter())
+        self.again.iter().chain(
+            self.high
+                .values()
+                .rev()
+                .flat_map(|level| level.iter())
+                .chain(self.normal.iter()),
+        )
     }
 
     /// Removes the message with `id`.
@@ -102,7 +136,7 @@ impl Ready {
             let i = level.iter().position(|q| q.msg.id == id)?;
             level.remove(i)
         };
-        let q = match take(&mut self.normal) {
+        let q = match take(&mut self.normal).or_else(|| take(&mut self.again)) {
             Some(q) => q,
             None => {
                 let p = *self
@@ -145,6 +179,7 @@ impl Ready {
             *level = kept;
         };
         sift(&mut self.normal);
+        sift(&mut self.again);
         let priorities: Vec<u8> = self.high.keys().copied().collect();
         for p in priorities {
             if let Some(level) = self.high.get_mut(&p) {
@@ -157,11 +192,15 @@ impl Ready {
         self.len -= removed;
     }
 
-    /// Takes every waiting message out, highest priority first.
+    /// Takes every waiting message out, in the order they would go out.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Queued> {
         self.len = 0;
+        let again = core::mem::take(&mut self.again);
         let high = core::mem::take(&mut self.high);
         let normal = core::mem::take(&mut self.normal);
-        high.into_values().rev().flatten().chain(normal)
+        again
+            .into_iter()
+            .chain(high.into_values().rev().flatten())
+            .chain(normal)
     }
 }

@@ -33,6 +33,9 @@ pub struct Stats {
     pub nacked: u64,
     /// Redeliveries (attempt > 1).
     pub redelivered: u64,
+    /// Ack deadlines missed by a delivery that stayed with its subscriber
+    /// (each counts an attempt; see `Config::ack_timeout`).
+    pub ack_timeouts: u64,
     /// Messages dropped because their TTL ran out.
     pub expired: u64,
     /// Messages dropped by an overflow policy (`DropOldest`, or QoS 0 into a full

@@ -312,6 +312,7 @@ where
         self.conn
             .welcomed(now, w.limits, self.config.limits.keepalive_ms);
         self.outbox.rewind();
+        self.held.resume(w.session_present);
         if !w.session_present {
             // Replies to what went out before cannot come.
             self.requests_after_connection(true);

@@ -139,10 +139,12 @@ impl core::error::Error for UnsubscribeError {}
 pub enum AckError {
     /// The id names no held delivery: already acked or nacked, or never issued.
     Unknown,
-    /// The delivery arrived on an earlier connection, so its broker tag is useless
-    /// and nothing was sent. It is no longer held; an ack (or a nack without
-    /// requeue) is remembered and repeated when the broker redelivers the message,
-    /// which is then not shown again.
+    /// The delivery arrived on an earlier connection, so its broker tag is
+    /// useless. It is no longer held; an ack (or a nack without requeue) is
+    /// remembered and repeated when the broker redelivers the message, which
+    /// is then not shown again. An ack is also sent by message
+    /// ([`AckMessage`](crate::wire::AckMessage)): now if connected, else
+    /// after the session is resumed.
     Stale,
 }
 

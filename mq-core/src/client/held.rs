@@ -5,10 +5,16 @@
 //! name a later occupant of its slot. Messages are recognised across redeliveries
 //! (which carry a fresh broker tag) by subscription, FNV-1a hash of the topic and
 //! sequence number.
+//!
+//! After a resumed session's `Welcome` the acks in the ring go to the broker
+//! again, by message ([`AckMessage`]): an ack sent on the old connection, or
+//! the broker's record of it, may have been lost, and the message may come
+//! back after more deliveries than the ring remembers.
 
 use core::ptr::addr_of_mut;
 
 use super::DeliveryId;
+use crate::wire::AckMessage;
 
 /// Recently acked messages remembered for deduplication.
 pub(crate) const RECENT: usize = 64;
@@ -28,15 +34,7 @@ pub(crate) struct MessageKey {
     pub seq: u64,
 }
 
-/// FNV-1a, 64 bits.
-pub(crate) fn topic_hash(topic: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in topic.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub(crate) use crate::wire::topic_hash;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
@@ -76,6 +74,11 @@ pub(crate) struct Held<const N: usize> {
     recent: [Recent; RECENT],
     recent_fingerprints: [u16; RECENT],
     recent_next: usize,
+    /// Ring entries still to offer the broker after a resume: positions
+    /// `resend.0..resend.1` counted from the entry that was oldest then.
+    resend: (usize, usize),
+    /// Where the oldest entry was at the resume.
+    resend_base: usize,
 }
 
 /// A recently settled message: its key's fields and how it was settled, side
@@ -149,6 +152,8 @@ impl<const N: usize> Held<N> {
             fill(addr_of_mut!((*slot).recent), Recent::UNUSED);
             fill(addr_of_mut!((*slot).recent_fingerprints), 0);
             addr_of_mut!((*slot).recent_next).write(0);
+            addr_of_mut!((*slot).resend).write((0, 0));
+            addr_of_mut!((*slot).resend_base).write(0);
         }
     }
 
@@ -167,6 +172,8 @@ impl<const N: usize> Held<N> {
             recent: _,
             recent_fingerprints: _,
             recent_next: _,
+            resend: _,
+            resend_base: _,
         } = held;
     };
 
@@ -359,6 +366,59 @@ impl<const N: usize> Held<N> {
             *fingerprint = key.fingerprint();
         }
         self.recent_next = (self.recent_next + 1) % RECENT;
+    }
+
+    /// A connection was welcomed: with the session resumed, the acks in the
+    /// ring are offered to the broker again (oldest first); otherwise none.
+    pub(crate) fn resume(&mut self, session_present: bool) {
+        self.resend_base = self.recent_next;
+        let last_ack = (0..RECENT).rev().find(|&k| self.recent_ack(k).is_some());
+        self.resend = match last_ack {
+            Some(k) if session_present => (0, k + 1),
+            _ => (0, 0),
+        };
+    }
+
+    /// The entry `k` places after the oldest at the resume, if it is an ack.
+    fn recent_ack(&self, k: usize) -> Option<AckMessage> {
+        let i = (self.resend_base + k) % RECENT;
+        if self.recent_fingerprints.get(i).is_none_or(|&fp| fp == 0) {
+            return None;
+        }
+        match self.recent.get(i)? {
+            r if r.settle == Settle::Ack => Some(AckMessage {
+                sub: r.sub,
+                topic_hash: r.topic_hash,
+                seq: r.seq,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The next ack to offer the broker after a resume, and what to pass
+    /// [`resent`](Self::resent) once it is written.
+    pub(crate) fn next_resend(&self) -> Option<(usize, AckMessage)> {
+        let (from, to) = self.resend;
+        (from..to).find_map(|k| self.recent_ack(k).map(|a| (k + 1, a)))
+    }
+
+    /// Offers the entry remembered last to the broker as well: an ack of a
+    /// delivery from an earlier connection, made after the resume.
+    pub(crate) fn offer_last(&mut self) {
+        let last = (self.recent_next + RECENT - 1) % RECENT;
+        let k = (last + RECENT - self.resend_base) % RECENT;
+        let (from, to) = self.resend;
+        if from < to && k >= from {
+            self.resend.1 = to.max(k + 1);
+        } else {
+            self.resend_base = last;
+            self.resend = (0, 1);
+        }
+    }
+
+    /// An ack from [`next_resend`](Self::next_resend) was written.
+    pub(crate) fn resent(&mut self, next: usize) {
+        self.resend.0 = next;
     }
 
     /// How a recently settled message was settled.

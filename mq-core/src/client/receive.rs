@@ -372,6 +372,11 @@ where
             Ok(())
         } else {
             self.held.free(slot);
+            // Its tag is void, but the broker may have the message waiting
+            // to come again: tell it by message.
+            if settle == Settle::Ack && self.conn.state == State::Connected {
+                self.held.offer_last();
+            }
             Err(AckError::Stale)
         }
     }

@@ -376,6 +376,7 @@ where
             | Frame::Subscribe(_)
             | Frame::Unsubscribe(_)
             | Frame::Ack(_)
+            | Frame::AckMessage(_)
             | Frame::Nack(_)
             | Frame::Admin(_)
             | Frame::Credit(_)

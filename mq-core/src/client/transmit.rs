@@ -25,6 +25,8 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
+    /// An ack offered again after a resume; the ring position after it.
+    Resend(usize),
     #[cfg(feature = "alloc")]
     Admin,
     Credit {
@@ -163,6 +165,11 @@ where
             };
             return Some((Tx::Settle(slot), frame));
         }
+        // After a resume, before the subscriptions are re-asserted (which
+        // lets the broker deliver again).
+        if let Some((next, a)) = self.held.next_resend() {
+            return Some((Tx::Resend(next), Frame::AckMessage(a)));
+        }
         #[cfg(feature = "alloc")]
         if let Some(a) = &self.admin_out {
             return Some((Tx::Admin, Frame::Admin(a.frame())));
@@ -263,6 +270,7 @@ where
                 }
             }
             Tx::Settle(slot) => self.held.free(slot),
+            Tx::Resend(next) => self.held.resent(next),
             #[cfg(feature = "alloc")]
             Tx::Admin => self.admin_out = None,
             Tx::Credit { index, owed, grant } => {

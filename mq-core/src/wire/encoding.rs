@@ -169,6 +169,7 @@ impl<'a> Frame<'a> {
             Frame::Admin(_) => "admin",
             Frame::AdminAnswer(_) => "admin-answer",
             Frame::Interest(_) => "interest",
+            Frame::AckMessage(_) => "ack_message",
         }
     }
 }

@@ -26,7 +26,11 @@
 //! still wants (the same ids, filters and groups): on a resumed session that
 //! re-asserts the stored subscription, which keeps its state and queue, and the
 //! broker delivers nothing for a resumed subscription until it is re-asserted (so
-//! a client that restarted gets no deliveries it cannot place yet). A new
+//! a client that restarted gets no deliveries it cannot place yet). Before
+//! re-asserting them, a client resuming its session sends [`AckMessage`] for
+//! each message it remembers acking last: its acks on the old connection, or
+//! the broker's record of them (lost with a crash), may not have arrived, and
+//! such a message would otherwise come again. A new
 //! connection with the same client id takes the session over and the old
 //! connection is closed with [`Reason::SessionTakenOver`].
 //!
@@ -455,6 +459,36 @@ pub struct Ack {
     pub tag: u64,
 }
 
+/// Client → broker, after a resumed session's `Welcome` and before its
+/// subscriptions are re-asserted: a message the application acked, named by
+/// what identifies it across redeliveries rather than by a delivery tag
+/// (which a new connection does not know). The client sends one for each
+/// message it remembers acking last (its acks on the old connection, or the
+/// broker's record of them, may have been lost): a matching message waiting
+/// for the subscription (a group's: for the group) is settled as acked
+/// instead of delivered again. An unknown subscription or message is
+/// ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AckMessage {
+    /// The subscription id.
+    pub sub: u32,
+    /// The message's topic, hashed by [`topic_hash`].
+    pub topic_hash: u64,
+    /// The sequence number its delivery carried.
+    pub seq: u64,
+}
+
+/// 64-bit FNV-1a of a topic name: how [`AckMessage`] names a topic.
+pub fn topic_hash(topic: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in topic.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// Client → broker: a delivery could not be processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -551,6 +585,8 @@ pub enum Frame<'a> {
     /// Node link, receiver → sender: see [`mesh::Interest`].
     #[serde(borrow)]
     Interest(mesh::Interest<'a>),
+    /// See [`AckMessage`].
+    AckMessage(AckMessage),
 }
 
 #[cfg(test)]

@@ -136,11 +136,22 @@ impl Sim {
             } => {
                 self.log(|| format!("client {i}: got {publisher}/{n} on {topic} (ack {ack:?})"));
                 self.clients[i].seen.push((topic, publisher, n));
-                if let Some(id) = ack {
-                    // A stale id (the connection dropped meanwhile) is fine: the
-                    // broker redelivers and the session suppresses the copy.
-                    let _ = self.clients[i].session.ack(id);
+                let Some(id) = ack else { return };
+                // A slow application acks one message in five up to three
+                // deadlines late.
+                if let Some(deadline) = self.broker_cfg.ack_timeout
+                    && self.rng.chance(200_000)
+                {
+                    let delay = self.rng.below(3 * deadline.as_micros() as u64);
+                    self.late_acks += u32::from(delay > deadline.as_micros() as u64);
+                    let at = now + Duration::from_micros(delay);
+                    self.log(|| format!("client {i}: acks {id:?} at {}", at.as_micros()));
+                    self.clients[i].later.push((at, id));
+                    return;
                 }
+                // A stale id (the connection dropped meanwhile) is fine: the
+                // broker redelivers and the session suppresses the copy.
+                let _ = self.clients[i].session.ack(id);
             }
             Happened::Subscribed => {
                 self.log(|| format!("client {i}: subscribed"));
@@ -178,6 +189,7 @@ impl Sim {
         min(self.broker.poll_timeout());
         for c in &self.clients {
             min(c.session.poll_timeout());
+            min(c.later.iter().map(|(at, _)| *at).min());
         }
         for l in self.links.values() {
             min(l.up.chunks.front().map(|c| c.0));
@@ -236,6 +248,11 @@ impl Sim {
         self.broker.handle_timeout(now);
         for c in &mut self.clients {
             c.session.handle_timeout(now);
+            // The slow application's acks that are due.
+            while let Some(k) = c.later.iter().position(|(at, _)| *at <= now) {
+                let (_, id) = c.later.swap_remove(k);
+                let _ = c.session.ack(id);
+            }
         }
 
         // Workload: once every subscription is in place (messages published

@@ -38,7 +38,7 @@ fn header_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// Any frame kind with small random contents; payloads up to `max_payload` bytes.
 pub fn parts(max_payload: usize) -> impl Strategy<Value = Parts> {
     (
-        0u8..21,
+        0u8..22,
         "[a-z.$*>]{0,24}",
         "\\PC{0,12}",
         prop::collection::vec(any::<u8>(), 0..=max_payload),
@@ -200,6 +200,11 @@ impl Parts {
             19 => Frame::AdminAnswer(AdminAnswer {
                 id: a as u32,
                 body: &self.bytes,
+            }),
+            21 => Frame::AckMessage(AckMessage {
+                sub: a as u32,
+                topic_hash: b,
+                seq: a,
             }),
             _ => Frame::Interest(match a % 4 {
                 0 => Interest::Begin,

@@ -139,6 +139,12 @@ pub fn render(
         stats.redelivered,
     );
     metric(
+        "ack_timeouts_total",
+        "counter",
+        "Ack deadlines missed by deliveries that stayed with their subscriber.",
+        stats.ack_timeouts,
+    );
+    metric(
         "expired_total",
         "counter",
         "Messages dropped because their TTL ran out.",

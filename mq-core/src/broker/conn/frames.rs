@@ -72,6 +72,7 @@ impl Proto {
             }),
             Frame::Unsubscribe(u) => Command::Unsubscribe { sub: u.sub },
             Frame::Ack(a) => Command::Ack { tag: a.tag },
+            Frame::AckMessage(a) => Command::AckMessage(a),
             Frame::Nack(n) => Command::Nack {
                 tag: n.tag,
                 requeue: n.requeue,

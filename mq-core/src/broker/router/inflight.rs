@@ -52,6 +52,24 @@ impl InFlights {
         Some(f)
     }
 
+    /// Gives a delivery a later deadline (`at`, no earlier than any other
+    /// delivery's) and counts another attempt: it moves to the back of the
+    /// order. Due deliveries are at the front, so this is cheap for them.
+    pub(crate) fn rearm(&mut self, tag: u64, at: Instant) {
+        let Some(f) = self.by_tag.get_mut(&tag) else {
+            return;
+        };
+        f.deadline = Some(at);
+        f.attempt = f.attempt.saturating_add(1);
+        if self.order.front() == Some(&tag) {
+            self.order.pop_front();
+        } else {
+            self.order.retain(|t| *t != tag);
+        }
+        self.order.push_back(tag);
+        self.skip_settled();
+    }
+
     fn skip_settled(&mut self) {
         while let Some(t) = self.order.front() {
             if self.by_tag.contains_key(t) {

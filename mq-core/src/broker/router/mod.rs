@@ -300,6 +300,7 @@ impl Router {
             Command::Subscribe(s) => self.subscribe(conn, session, now, s),
             Command::Unsubscribe { sub } => self.unsubscribe(conn, session, now, sub),
             Command::Ack { tag } => self.settle(session, tag, Settle::Ack, now),
+            Command::AckMessage(a) => self.ack_message(session, a, now),
             Command::Nack { tag, requeue } => {
                 let how = if requeue {
                     Settle::Requeue

@@ -57,7 +57,7 @@ impl Router {
                 self.mesh_route(topic, via, &mut targets);
                 for t in targets {
                     if let Some(q) = self.queue_mut(t) {
-                        q.push_back(Queued {
+                        q.push_restored(Queued {
                             msg: msg.clone(),
                             attempt: 0,
                             avoid: None,

@@ -13,7 +13,7 @@ use crate::broker::slab::Key;
 use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
 use crate::topic::Topic;
-use crate::wire::QoS;
+use crate::wire::{AckMessage, QoS, topic_hash};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Settle {
@@ -93,20 +93,87 @@ impl Router {
         self.retry_all_parked(now);
     }
 
-    /// The session's timer fired: every delivery past its ack deadline goes
-    /// back for redelivery.
+    /// A resumed client's ack of a message by what identifies it: the
+    /// message, if it still waits for the subscription (or its group), is
+    /// settled as acked instead of delivered again.
+    pub(super) fn ack_message(&mut self, session: Key, a: AckMessage, now: Instant) {
+        let Some(&sub) = self.sessions.get(session).and_then(|s| s.subs.get(&a.sub)) else {
+            return;
+        };
+        // A node link's deliveries carry the message id as their sequence.
+        let by_id = self.subs.get(sub).is_some_and(|s| s.outbox);
+        let target = self.target_of(sub);
+        let Some(queue) = super::queue_in(&mut self.subs, &mut self.groups, target) else {
+            return;
+        };
+        let mut found = None;
+        queue.for_each_waiting(&mut |q| {
+            let seq = if by_id { q.msg.id } else { q.msg.seq };
+            if found.is_none() && seq == a.seq && topic_hash(&q.msg.topic) == a.topic_hash {
+                found = Some(q.msg.id);
+            }
+        });
+        let Some(q) = found.and_then(|id| queue.remove_id(id)) else {
+            return;
+        };
+        self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
+        self.stats.acked += 1;
+        self.finish(target, &q.msg);
+        self.advance_cursor(session, sub, &q.msg);
+        self.pump(target, now);
+    }
+
+    /// The session's timer fired: every delivery past its ack deadline counts
+    /// a missed attempt (see [`missed_deadline`](Self::missed_deadline)).
     pub(super) fn ack_deadlines(&mut self, session: Key, now: Instant) {
         let Some(s) = self.sessions.get_mut(session) else {
             return;
         };
         s.timer = None;
         for tag in s.inflight.due(now) {
-            self.settle(session, tag, Settle::Requeue, now);
+            self.missed_deadline(session, tag, now);
         }
         if let Some(s) = self.sessions.get_mut(session) {
             let next = s.inflight.first_deadline();
             self.timers
                 .reset(&mut s.timer, Timer::Session(session), next);
+        }
+    }
+
+    /// A delivery missed its ack deadline. A group's message goes back to
+    /// the group for another member (the late member's ack no longer counts).
+    /// Otherwise the delivery stays where it is, with its tag and its credit,
+    /// under a new deadline: sending it again on the same connection would
+    /// reach a client that still holds it (and absorbs the copy) or has acked
+    /// it already (its ack on the way), and a client that has acked more
+    /// messages since than it remembers would show the copy to its
+    /// application as new. Either way, after `max_attempts` deadlines the
+    /// message is dead-lettered.
+    fn missed_deadline(&mut self, session: Key, tag: u64, now: Instant) {
+        let Some(f) = self.sessions.get(session).and_then(|s| s.inflight.get(tag)) else {
+            return;
+        };
+        let (sub, target, attempt) = (f.sub, f.target, f.attempt);
+        let stays = attempt < self.cfg.max_attempts && !self.has_other_member(target, sub);
+        let Some(at) = self.cfg.ack_timeout.filter(|_| stays).map(|t| now + t) else {
+            // `settle` requeues below the limit and dead-letters at it.
+            self.settle(session, tag, Settle::Requeue, now);
+            return;
+        };
+        self.stats.ack_timeouts += 1;
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.inflight.rearm(tag, at);
+        }
+    }
+
+    /// Whether `target` is a group with a member besides `sub`.
+    fn has_other_member(&self, target: Target, sub: Key) -> bool {
+        match target {
+            Target::Group(g) => self
+                .groups
+                .get(g)
+                .is_some_and(|g| g.members.iter().any(|m| *m != sub)),
+            Target::Sub(_) => false,
         }
     }
 

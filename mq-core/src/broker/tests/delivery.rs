@@ -102,7 +102,60 @@ fn credit_limits_outstanding_deliveries() {
 }
 
 #[test]
-fn ack_timeout_redelivers_then_dead_letters() {
+fn a_missed_ack_deadline_keeps_the_delivery_and_its_credit() {
+    let cfg = Config {
+        ack_timeout: Some(Duration::from_secs(2)),
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("sub", SessionMode::Clean);
+    h.subscribe(s, 1, "t", None, 1);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"a");
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"b");
+    let d = h.deliveries(s);
+    assert_eq!(payloads(&d), [[b'a']]);
+    // The application is slow: nothing is sent again on this connection
+    // (the client holds the message, or has acked it already), and the
+    // credit stays taken.
+    for _ in 0..5 {
+        h.advance(Duration::from_secs(2));
+        assert!(h.deliveries(s).is_empty());
+    }
+    assert_eq!(h.b.stats().ack_timeouts, 5);
+    assert_eq!(h.b.stats().redelivered, 0);
+    // Its late ack settles it, and the next message flows.
+    h.ack(s, d[0].tag);
+    assert_eq!(h.b.stats().acked, 1);
+    assert_eq!(payloads(&h.deliveries(s)), [[b'b']]);
+}
+
+#[test]
+fn a_delivery_kept_past_its_deadline_comes_again_after_a_reconnect() {
+    let cfg = Config {
+        ack_timeout: Some(Duration::from_secs(2)),
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 1);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"a");
+    assert_eq!(h.deliveries(s)[0].attempt, 1);
+    h.advance(Duration::from_secs(3));
+    assert!(h.deliveries(s).is_empty());
+    h.b.handle_closed(s, h.now);
+    let (s2, present) = h.connect("dev", SessionMode::Resume);
+    assert!(present);
+    h.subscribe(s2, 1, "t", None, 1);
+    let again = h.deliveries(s2);
+    assert_eq!(payloads(&again), [[b'a']]);
+    // The missed deadline counted an attempt.
+    assert_eq!(again[0].attempt, 3);
+}
+
+#[test]
+fn missed_ack_deadlines_dead_letter_at_max_attempts() {
     let cfg = Config {
         ack_timeout: Some(Duration::from_secs(5)),
         max_attempts: 2,
@@ -115,11 +168,11 @@ fn ack_timeout_redelivers_then_dead_letters() {
     h.subscribe(s, 1, "t", None, 10);
     h.subscribe(dl, 1, "$dlq.>", None, 10);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"m");
-    assert_eq!(h.deliveries(s)[0].attempt, 1);
+    let first = h.deliveries(s);
+    assert_eq!(first[0].attempt, 1);
     h.advance(Duration::from_secs(6));
-    let d = h.deliveries(s);
-    assert_eq!(d.len(), 1);
-    assert_eq!(d[0].attempt, 2);
+    assert!(h.deliveries(s).is_empty());
+    assert!(h.deliveries(dl).is_empty());
     h.advance(Duration::from_secs(6));
     assert!(h.deliveries(s).is_empty());
     let dead = h.deliveries(dl);
@@ -127,10 +180,34 @@ fn ack_timeout_redelivers_then_dead_letters() {
     assert_eq!(dead[0].topic, "$dlq.t");
     assert_eq!(dead[0].payload, b"m");
     assert_eq!(h.b.stats().dead_lettered, 1);
+    // An ack after that settles nothing.
+    h.ack(s, first[0].tag);
+    assert_eq!(h.b.stats().acked, 0);
     // A plain '>' subscriber does not see dead letters.
     let (all, _) = h.connect("all", SessionMode::Clean);
     h.subscribe_at(all, 1, ">", None, 10, Start::Seq(0));
     assert!(h.deliveries(all).iter().all(|d| !d.topic.starts_with('$')));
+}
+
+#[test]
+fn a_group_message_past_its_deadline_goes_to_another_member() {
+    let cfg = Config {
+        ack_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (a, _) = h.connect("a", SessionMode::Clean);
+    h.subscribe(a, 1, "t", Some("g"), 10);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"m");
+    assert_eq!(h.deliveries(a).len(), 1);
+    let (b, _) = h.connect("b", SessionMode::Clean);
+    h.subscribe(b, 1, "t", Some("g"), 10);
+    h.advance(Duration::from_secs(6));
+    let moved = h.deliveries(b);
+    assert_eq!(payloads(&moved), [[b'm']]);
+    assert_eq!(moved[0].attempt, 2);
+    assert!(h.deliveries(a).is_empty());
 }
 
 #[test]

@@ -94,3 +94,49 @@ fn drop_oldest_gives_up_the_lowest_priority_first() {
     assert_eq!(got, [&b"in flight"[..], b"high"]);
     assert!(h.deliveries(s).is_empty());
 }
+
+#[test]
+fn a_delivery_that_comes_back_goes_ahead_of_every_priority() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 1);
+    publish_prio(&mut h, p, 1, 0, b"plain");
+    assert_eq!(payloads(&h.deliveries(s)), [b"plain"]);
+    // Urgent messages wait behind the credit while the plain one is out.
+    for i in 0..3 {
+        publish_prio(&mut h, p, 2 + i, 9, b"urgent");
+    }
+    // The connection ends with the plain one unacked (the client may have
+    // acked it on the way): it goes out first again.
+    h.b.handle_closed(s, h.now);
+    let (s, present) = h.connect("dev", SessionMode::Resume);
+    assert!(present);
+    h.subscribe(s, 1, "t", None, 1);
+    let got = one_by_one(&mut h, s, 4);
+    assert_eq!(got, [&b"plain"[..], b"urgent", b"urgent", b"urgent"]);
+}
+
+#[test]
+fn messages_restored_after_a_restart_go_ahead_of_later_ones_of_any_priority() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 1);
+    publish_prio(&mut h, p, 1, 0, b"delivered");
+    publish_prio(&mut h, p, 2, 0, b"waiting");
+    h.persist();
+    // "delivered" went out and its ack may have been lost with the restart.
+    assert_eq!(payloads(&h.deliveries(s)), [b"delivered"]);
+    let mut r = H::new(Config::default());
+    for rec in &h.records {
+        r.b.restore(r.now, rec).unwrap();
+    }
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    publish_prio(&mut r, p, 1, 9, b"urgent");
+    let (s, present) = r.connect("dev", SessionMode::Resume);
+    assert!(present);
+    r.subscribe(s, 1, "t", None, 1);
+    let got = one_by_one(&mut r, s, 3);
+    assert_eq!(got, [&b"delivered"[..], b"waiting", b"urgent"]);
+}

@@ -1,6 +1,7 @@
 //! Sessions across disconnects, restarts, snapshots and shutdown.
 
 use super::*;
+use crate::wire::{AckMessage, topic_hash};
 
 #[test]
 fn persistent_session_queues_while_away_and_resumes_in_order() {
@@ -277,4 +278,43 @@ fn qos0_sequence_numbers_are_not_handed_out_again_after_a_restart() {
     let d = r.deliveries(s);
     assert_eq!(d.len(), 1);
     assert!(d[0].seq > 3, "seq {} handed out again", d[0].seq);
+}
+
+#[test]
+fn a_resumed_client_acks_by_message_what_it_acked_while_away() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "cmd.>", None, 2);
+    h.publish(p, 1, "cmd.a", QoS::AtLeastOnce, b"1");
+    h.publish(p, 2, "cmd.b", QoS::AtLeastOnce, b"2");
+    let d = h.deliveries(s);
+    assert_eq!(payloads(&d), [b"1", b"2"]);
+    // The connection ends before the broker has the acks.
+    h.b.handle_closed(s, h.now);
+    let (s, present) = h.connect("dev", SessionMode::Resume);
+    assert!(present);
+    let ack = |seq: u64, topic: &str| {
+        Frame::AckMessage(AckMessage {
+            sub: 1,
+            topic_hash: topic_hash(topic),
+            seq,
+        })
+    };
+    // One right, one of another topic, one of an unknown subscription.
+    h.send_all(
+        s,
+        [
+            ack(d[0].seq, "cmd.a"),
+            ack(d[1].seq, "cmd.a"),
+            Frame::AckMessage(AckMessage {
+                sub: 9,
+                topic_hash: topic_hash("cmd.b"),
+                seq: d[1].seq,
+            }),
+        ],
+    );
+    assert_eq!(h.b.stats().acked, 1);
+    h.subscribe(s, 1, "cmd.>", None, 2);
+    assert_eq!(payloads(&h.deliveries(s)), [b"2"]);
 }

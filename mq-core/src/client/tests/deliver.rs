@@ -171,8 +171,19 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     t.s.handle_timeout(t.now);
     assert_eq!(t.ev(), [Ev::Connect]);
     t.handshake(true, limits(4096, 0));
-    // The resumed subscription is re-asserted.
-    assert_eq!(kinds(&t.tx()), ["subscribe"]);
+    // The ack made while away is offered by message, then the resumed
+    // subscription is re-asserted.
+    let tx = t.tx();
+    assert_eq!(kinds(&tx), ["ack_message", "subscribe"]);
+    assert_eq!(
+        frame(&tx[0]),
+        Frame::AckMessage(crate::wire::AckMessage {
+            sub: sub.0,
+            topic_hash: crate::wire::topic_hash("a.b"),
+            seq: 5,
+        })
+    );
+    // Should the broker deliver it all the same, the copy is acked unseen.
     assert!(t.feed(Frame::Deliver(deliver(
         sub.0,
         "a.b",
@@ -183,6 +194,83 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     ))));
     assert!(t.ev().is_empty());
     assert_eq!(frame(&t.tx()[0]), Frame::Ack(crate::wire::Ack { tag: 20 }));
+}
+
+#[test]
+fn a_resumed_session_offers_its_remembered_acks_and_a_clean_one_none() {
+    let mut t = T::std();
+    t.handshake(false, limits(4096, 0));
+    let sub = t.subscribe("a.>");
+    for (seq, tag) in [(1u64, 11u64), (2, 12), (3, 13)] {
+        assert!(t.feed(Frame::Deliver(deliver(
+            sub.0,
+            "a.b",
+            seq,
+            tag,
+            QoS::AtLeastOnce,
+            b"x"
+        ))));
+    }
+    let ids: Vec<_> = t.ev().iter().map(|e| msg(e).id).collect();
+    t.s.ack(ids[0]).unwrap();
+    t.s.nack(ids[1], true).unwrap();
+    t.s.ack(ids[2]).unwrap();
+    assert_eq!(kinds(&t.tx()), ["ack", "nack", "ack"]);
+    let offered = |t: &mut T| -> Vec<u64> {
+        t.tx()
+            .iter()
+            .filter_map(|b| match frame(b) {
+                Frame::AckMessage(a) => Some(a.seq),
+                _ => None,
+            })
+            .collect()
+    };
+    for present in [true, false] {
+        t.s.handle_disconnected(t.now);
+        t.ev();
+        t.now = t.s.poll_timeout().unwrap();
+        t.s.handle_timeout(t.now);
+        assert_eq!(t.ev(), [Ev::Connect]);
+        t.handshake(present, limits(4096, 0));
+        // The acks, oldest first; not the nack (that message is to come again).
+        let want: &[u64] = if present { &[1, 3] } else { &[] };
+        assert_eq!(offered(&mut t), want, "session present: {present}");
+    }
+}
+
+#[test]
+fn a_stale_ack_made_after_the_resume_goes_out_by_message() {
+    let mut t = T::std();
+    t.handshake(false, limits(4096, 0));
+    let sub = t.subscribe("a.>");
+    assert!(t.feed(Frame::Deliver(deliver(
+        sub.0,
+        "a.b",
+        7,
+        70,
+        QoS::AtLeastOnce,
+        b"x"
+    ))));
+    let id = msg(&t.ev()[0]).id;
+    t.s.handle_disconnected(t.now);
+    t.ev();
+    t.now = t.s.poll_timeout().unwrap();
+    t.s.handle_timeout(t.now);
+    assert_eq!(t.ev(), [Ev::Connect]);
+    t.handshake(true, limits(4096, 0));
+    assert_eq!(kinds(&t.tx()), ["subscribe"]);
+    // The application acks the delivery of the old connection only now.
+    assert_eq!(t.s.ack(id), Err(AckError::Stale));
+    let tx = t.tx();
+    assert_eq!(kinds(&tx), ["ack_message"]);
+    assert_eq!(
+        frame(&tx[0]),
+        Frame::AckMessage(crate::wire::AckMessage {
+            sub: sub.0,
+            topic_hash: crate::wire::topic_hash("a.b"),
+            seq: 7,
+        })
+    );
 }
 
 #[test]

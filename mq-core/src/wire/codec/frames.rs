@@ -2,8 +2,9 @@
 
 use super::{Reader, Sink, Wire, wire_struct};
 use crate::wire::{
-    Ack, Admin, AdminAnswer, Close, Credit, DecodeError, Deliver, ErrorFrame, Frame, Hello, Nack,
-    PubAck, PubReject, Publish, SubAck, SubReject, Subscribe, UnsubAck, Unsubscribe, Welcome,
+    Ack, AckMessage, Admin, AdminAnswer, Close, Credit, DecodeError, Deliver, ErrorFrame, Frame,
+    Hello, Nack, PubAck, PubReject, Publish, SubAck, SubReject, Subscribe, UnsubAck, Unsubscribe,
+    Welcome,
 };
 
 wire_struct!(Hello<'a> {
@@ -53,6 +54,11 @@ wire_struct!(Deliver<'a> {
     payload
 });
 wire_struct!(Ack { tag });
+wire_struct!(AckMessage {
+    sub,
+    topic_hash,
+    seq
+});
 wire_struct!(Nack { tag, requeue });
 wire_struct!(Credit { sub, credit });
 wire_struct!(Close<'a> { reason, text });
@@ -61,7 +67,7 @@ wire_struct!(Admin<'a> { id, request });
 wire_struct!(AdminAnswer<'a> { id, body });
 
 /// How many variants [`Frame`] has: its tags are `0..FRAME_KINDS`.
-const FRAME_KINDS: u32 = 21;
+const FRAME_KINDS: u32 = 22;
 
 impl Frame<'_> {
     /// The variant index postcard writes in front of the fields.
@@ -88,6 +94,7 @@ impl Frame<'_> {
             Frame::Admin(_) => 18,
             Frame::AdminAnswer(_) => 19,
             Frame::Interest(_) => 20,
+            Frame::AckMessage(_) => 21,
         }
     }
 }
@@ -116,6 +123,7 @@ impl<'a> Wire<'a> for Frame<'a> {
             Frame::Admin(f) => f.write(w),
             Frame::AdminAnswer(f) => f.write(w),
             Frame::Interest(f) => f.write(w),
+            Frame::AckMessage(f) => f.write(w),
         }
     }
 
@@ -144,7 +152,7 @@ pub(crate) fn write_frame<W: Sink>(frame: &Frame<'_>, w: &mut W, sender: Sender)
 }
 
 /// Writes `frame` if a client session sends it (hello, publish, subscribe,
-/// unsubscribe, ack, nack, credit, ping, pong, close, error; admin with
+/// unsubscribe, ack, ack by message, nack, credit, ping, pong, close, error; admin with
 /// `alloc`), byte for byte as [`Wire::write`] does; any other frame is
 /// [`refuse`](Writer::refuse)d, unwritten, so that a client carries no code
 /// to encode the frames only brokers send.
@@ -156,6 +164,7 @@ pub(crate) fn write_from_client<W: Sink>(frame: &Frame<'_>, w: &mut W) {
         Frame::Subscribe(f) => write_tagged(w, tag, f),
         Frame::Unsubscribe(f) => write_tagged(w, tag, f),
         Frame::Ack(f) => write_tagged(w, tag, f),
+        Frame::AckMessage(f) => write_tagged(w, tag, f),
         Frame::Nack(f) => write_tagged(w, tag, f),
         Frame::Credit(f) => write_tagged(w, tag, f),
         Frame::Ping(v) | Frame::Pong(v) => write_tagged(w, tag, v),
@@ -187,7 +196,7 @@ pub(crate) enum Receiver {
 /// The tags of the frames only clients send (a node link's `Interest`
 /// included: its sender is the client of the link).
 const fn sent_by_clients(tag: u32) -> bool {
-    matches!(tag, 0 | 2 | 5 | 8 | 11 | 12 | 13 | 18 | 20)
+    matches!(tag, 0 | 2 | 5 | 8 | 11 | 12 | 13 | 18 | 20 | 21)
 }
 
 /// A frame, for `receiver`. Inlined, so that for a constant `receiver` the
@@ -222,6 +231,7 @@ pub(crate) fn read_frame<'a>(
         17 => Frame::Error(Wire::read(r)?),
         18 => Frame::Admin(Wire::read(r)?),
         19 => Frame::AdminAnswer(Wire::read(r)?),
-        _ => Frame::Interest(Wire::read(r)?),
+        20 => Frame::Interest(Wire::read(r)?),
+        _ => Frame::AckMessage(Wire::read(r)?),
     })
 }
