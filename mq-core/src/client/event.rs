@@ -168,7 +168,9 @@ const EVENTS: usize = 16;
 /// `Connect`, `Closed`), which are produced without a way to push back.
 const RESERVE: usize = 4;
 
-/// An event other than a message, stored compactly until polled.
+/// An event other than a message, stored compactly until polled: the session
+/// queues these ([`Session::push_event`]), and [`Note::event`] makes the
+/// [`Event`] the application sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Note {
     Connect,
@@ -183,27 +185,6 @@ pub(super) enum Note {
 }
 
 impl Note {
-    /// Messages are not notes: they live in the inbox.
-    fn from_event(event: Event<'_>) -> Option<Note> {
-        Some(match event {
-            Event::Connect => Note::Connect,
-            Event::Connected { session_present } => Note::Connected(session_present),
-            Event::Disconnected { reason } => Note::Disconnected(reason),
-            Event::Published { id, seq, duplicate } => Note::Published(id.0, seq, duplicate),
-            Event::PublishRejected { id, reason } => Note::PublishRejected(id.0, reason),
-            Event::Subscribed { sub } => Note::Subscribed(sub.0),
-            Event::SubscribeRejected { sub, reason } => Note::SubscribeRejected(sub.0, reason),
-            Event::Unsubscribed { sub } => Note::Unsubscribed(sub.0),
-            Event::Closed => Note::Closed,
-            // Messages live in the inbox, request failures in their table.
-            Event::Message(_)
-            | Event::Chunk(_)
-            | Event::Reply { .. }
-            | Event::AdminAnswer { .. }
-            | Event::RequestFailed { .. } => return None,
-        })
-    }
-
     pub(super) fn event(self) -> Event<'static> {
         match self {
             Note::Connect => Event::Connect,
@@ -259,13 +240,15 @@ impl Events {
     }
 
     /// Queues an event behind the messages queued so far; false when the queue
-    /// overflowed (the event is lost). Messages are not queued here.
+    /// overflowed (the event is lost). Messages are not queued here: they live
+    /// in the inbox (and request failures in their table), so only the events
+    /// a [`Note`] can say are taken.
+    /// Out of line on devices: inlined, the deque's push is copied to each of
+    /// the session's dozen call sites.
     #[must_use]
-    pub(super) fn push(&mut self, event: Event<'static>) -> bool {
-        match Note::from_event(event) {
-            Some(note) => self.queue.push_back((self.msgs_queued, note)).is_ok(),
-            None => true,
-        }
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
+    pub(super) fn push(&mut self, note: Note) -> bool {
+        self.queue.push_back((self.msgs_queued, note)).is_ok()
     }
 
     /// A message (or chunk) became ready in the inbox.
@@ -379,8 +362,8 @@ where
     }
 
     /// Queues an event for the application (counted when the queue overflows).
-    pub(super) fn push_event(&mut self, event: Event<'static>) {
-        if !self.events.push(event) {
+    pub(super) fn push_event(&mut self, note: Note) {
+        if !self.events.push(note) {
             warn!("event queue overflow: poll_event is not being drained");
             self.stats.events_overflowed += 1;
         }

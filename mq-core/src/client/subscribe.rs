@@ -4,10 +4,10 @@
 use crate::framing::Framer;
 use heapless::String;
 
+use super::event::Note;
 use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
 use super::{
-    CreditError, Event, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions,
-    UnsubscribeError,
+    CreditError, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 use crate::time::Instant;
 use crate::topic::Filter;
@@ -20,6 +20,9 @@ where
 {
     /// Adds a subscription; `Subscribe` is sent when connected. The broker's answer
     /// arrives as [`Event::Subscribed`] or [`Event::SubscribeRejected`].
+    ///
+    /// [`Event::Subscribed`]: super::Event::Subscribed
+    /// [`Event::SubscribeRejected`]: super::Event::SubscribeRejected
     pub fn subscribe(
         &mut self,
         _now: Instant,
@@ -54,6 +57,8 @@ where
     /// deliveries may arrive until then. When its `Subscribe` is still waiting to be
     /// sent (a new subscription, or a resubscription after the broker lost the
     /// session), it is removed at once and no event follows.
+    ///
+    /// [`Event::Unsubscribed`]: super::Event::Unsubscribed
     pub fn unsubscribe(&mut self, _now: Instant, sub: SubId) -> Result<(), UnsubscribeError> {
         let index = self
             .subs
@@ -94,7 +99,7 @@ where
             Some(s) if !s.acked => {
                 s.acked = true;
                 if !s.unsubscribing && !reply {
-                    self.push_event(Event::Subscribed { sub: SubId(a.sub) });
+                    self.push_event(Note::Subscribed(a.sub));
                 }
             }
             Some(_) => {}
@@ -110,10 +115,7 @@ where
                 self.fail_all_requests(RequestFailure::ReplySubscriptionRejected(r.reason));
                 return;
             }
-            self.push_event(Event::SubscribeRejected {
-                sub: SubId(r.sub),
-                reason: r.reason,
-            });
+            self.push_event(Note::SubscribeRejected(r.sub, r.reason));
         }
     }
 
@@ -122,7 +124,7 @@ where
             && self.subs.get(index).is_some_and(|s| s.unsubscribing)
         {
             self.subs.remove(index);
-            self.push_event(Event::Unsubscribed { sub: SubId(a.sub) });
+            self.push_event(Note::Unsubscribed(a.sub));
         }
     }
 }
