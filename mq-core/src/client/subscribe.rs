@@ -2,10 +2,9 @@
 //! credit, and the broker's answers.
 
 use crate::framing::Framer;
-use heapless::String;
 
 use super::event::Note;
-use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
+use super::subscriptions::{MAX_FILTER_LEN, MAX_GROUP_LEN, Outgoing, REPLY, Subscription};
 use super::{
     CreditError, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
@@ -30,12 +29,15 @@ where
         opts: &SubscribeOptions<'_>,
     ) -> Result<SubId, SubscribeError> {
         Filter::new(filter).map_err(|_| SubscribeError::InvalidFilter)?;
-        let filter = String::try_from(filter).map_err(|_| SubscribeError::FilterTooLong)?;
-        let group = match opts.group {
-            None => None,
-            Some("") => return Err(SubscribeError::InvalidGroup),
-            Some(g) => Some(String::try_from(g).map_err(|_| SubscribeError::InvalidGroup)?),
-        };
+        if filter.len() > MAX_FILTER_LEN {
+            return Err(SubscribeError::FilterTooLong);
+        }
+        if opts
+            .group
+            .is_some_and(|g| g.is_empty() || g.len() > MAX_GROUP_LEN)
+        {
+            return Err(SubscribeError::InvalidGroup);
+        }
         if self.subs.is_full() {
             return Err(SubscribeError::TableFull);
         }
@@ -46,7 +48,7 @@ where
             opts.credit
         };
         let sub = Subscription::new(id, opts.qos, opts.start, window);
-        if !self.subs.push(sub, Names { filter, group }) {
+        if !self.subs.push(sub, filter, opts.group) {
             return Err(SubscribeError::TableFull);
         }
         Ok(SubId(id))

@@ -121,10 +121,29 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
-    /// Adds a subscription of the application's; false when the table is full.
+    /// Adds a subscription of the application's, its names copied into the
+    /// table's slot (not built apart and moved in: they are 200 bytes); false
+    /// when the table is full or a name is too long for its field.
     #[must_use]
-    pub(crate) fn push(&mut self, sub: Subscription, names: Names) -> bool {
-        self.entries.push((sub, names)).is_ok()
+    pub(crate) fn push(&mut self, sub: Subscription, filter: &str, group: Option<&str>) -> bool {
+        let names = Names {
+            filter: String::new(),
+            group: group.map(|_| String::new()),
+        };
+        if self.entries.push((sub, names)).is_err() {
+            return false;
+        }
+        let copied = self.entries.last_mut().is_some_and(|(_, names)| {
+            names.filter.push_str(filter).is_ok()
+                && match (&mut names.group, group) {
+                    (Some(field), Some(group)) => field.push_str(group).is_ok(),
+                    _ => true,
+                }
+        });
+        if !copied {
+            self.entries.pop();
+        }
+        copied
     }
 
     /// What the subscription at `index` asks for; `None` for the reply
