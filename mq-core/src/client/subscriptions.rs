@@ -181,6 +181,8 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
+    /// Out of line on devices: inlined, it is copied to each caller.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
         match index {
             REPLY => self.reply.as_mut(),
