@@ -226,12 +226,18 @@ impl<const N: usize> Subscriptions<N> {
     /// answer was lost with the last connection are repeated.
     pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
         if !session_present {
-            self.entries.retain(|(s, _)| {
+            // By `remove`, which the table has anyway, rather than `retain`:
+            // the same entries in the same order, without a second copy of
+            // the code that moves them down.
+            let mut index = 0;
+            while let Some((s, _)) = self.entries.get(index) {
                 if s.unsubscribing {
                     removed(s.id);
+                    self.remove(index);
+                } else {
+                    index += 1;
                 }
-                !s.unsubscribing
-            });
+            }
         }
         let entries = self.entries.iter_mut().map(|(s, _)| s);
         for s in entries.chain(self.reply.iter_mut()) {
