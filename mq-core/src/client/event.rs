@@ -261,12 +261,10 @@ impl Events {
         self.msgs_emitted = self.msgs_emitted.wrapping_add(1);
     }
 
-    /// The oldest note if no message queued before it is still waiting.
-    pub(super) fn pop_due(&mut self) -> Option<Note> {
-        match self.queue.front() {
-            Some(&(stamp, _)) if stamp == self.msgs_emitted => self.queue.pop_front().map(|e| e.1),
-            _ => None,
-        }
+    /// Whether the oldest note is due: no message queued before it is still
+    /// waiting.
+    pub(super) fn front_is_due(&self) -> bool {
+        matches!(self.queue.front(), Some(&(stamp, _)) if stamp == self.msgs_emitted)
     }
 
     /// The oldest note, whatever its stamp.
@@ -283,13 +281,17 @@ where
     /// The next event, in order. A [`Event::Message`] or [`Event::Chunk`] borrows
     /// the inbox until the next call, which releases its space.
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if let Some(note) = self.events.pop_due() {
+        // A note due before the next message comes first; the message shown
+        // last is released either way. One pop for both cases.
+        let head = if self.events.front_is_due() {
             self.inbox.release_shown();
-            return Some(note.event());
-        }
-        let Some(head) = self.inbox.take_next() else {
-            // No message is ready, so whatever is queued is due; request
-            // failures last.
+            None
+        } else {
+            self.inbox.take_next()
+        };
+        let Some(head) = head else {
+            // The due note, or with no message ready whatever is queued (all
+            // of it is due then); request failures last.
             return match self.events.pop() {
                 Some(note) => Some(note.event()),
                 None => self
