@@ -279,6 +279,9 @@ where
     }
 
     /// The broker sent bad input: the connection ends with an `ErrorFrame`.
+    /// Out of line on devices: inlined, it was copied to each of the receive
+    /// path's checks.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(super) fn violation(&mut self, reason: Reason) {
         warn!("bad input from the broker: {}", reason);
         self.stats.protocol_errors += 1;
