@@ -239,16 +239,19 @@ impl Events {
         self.queue.len() + n + RESERVE <= EVENTS
     }
 
-    /// Queues an event behind the messages queued so far; false when the queue
-    /// overflowed (the event is lost). Messages are not queued here: they live
-    /// in the inbox (and request failures in their table), so only the events
-    /// a [`Note`] can say are taken.
-    /// Out of line on devices: inlined, the deque's push is copied to each of
-    /// the session's dozen call sites.
-    #[must_use]
+    /// Queues an event behind the messages queued so far; when the queue
+    /// overflows the event is lost and `overflowed` counted. Messages are not
+    /// queued here: they live in the inbox (and request failures in their
+    /// table), so only the events a [`Note`] can say are taken.
+    ///
+    /// Out of line on devices: inlined, the deque's push and the count were
+    /// copied to each of the session's dozen call sites.
     #[cfg_attr(not(feature = "alloc"), inline(never))]
-    pub(super) fn push(&mut self, note: Note) -> bool {
-        self.queue.push_back((self.msgs_queued, note)).is_ok()
+    pub(super) fn push(&mut self, note: Note, overflowed: &mut u64) {
+        if self.queue.push_back((self.msgs_queued, note)).is_err() {
+            warn!("event queue overflow: poll_event is not being drained");
+            *overflowed += 1;
+        }
     }
 
     /// A message (or chunk) became ready in the inbox.
@@ -365,9 +368,28 @@ where
 
     /// Queues an event for the application (counted when the queue overflows).
     pub(super) fn push_event(&mut self, note: Note) {
-        if !self.events.push(note) {
-            warn!("event queue overflow: poll_event is not being drained");
-            self.stats.events_overflowed += 1;
+        self.events.push(note, &mut self.stats.events_overflowed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EVENTS, Events, Note};
+
+    #[test]
+    fn a_full_queue_keeps_what_it_has_and_counts_what_it_loses() {
+        let mut events = Events::new();
+        let mut lost = 0;
+        let total = EVENTS as u32 + 3;
+        for sub in 0..total {
+            events.push(Note::Subscribed(sub), &mut lost);
         }
+        assert_eq!(lost, 3);
+        for sub in 0..EVENTS as u32 {
+            assert_eq!(events.pop(), Some(Note::Subscribed(sub)));
+        }
+        assert_eq!(events.pop(), None);
+        events.push(Note::Closed, &mut lost);
+        assert_eq!((events.pop(), lost), (Some(Note::Closed), 3));
     }
 }
