@@ -271,6 +271,8 @@ where
 
     /// The connection must end: emits `Disconnected { reason }` and, when `error`
     /// is set and the broker has our `Hello`, sends an `ErrorFrame` first.
+    /// Out of line on devices, as [`violation`](Self::violation) is.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(super) fn end_with(&mut self, reason: Reason, error: Option<Reason>) {
         self.conn.error_pending = error.filter(|_| self.conn.hello_sent());
         self.conn.state = State::Disconnecting;
