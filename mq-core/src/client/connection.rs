@@ -7,7 +7,8 @@ use crate::framing::Framer;
 use heapless::{Deque, Vec};
 
 use super::backoff::Backoff;
-use super::{Backpressure, Event, Session, State, SubId};
+use super::event::Note;
+use super::{Backpressure, Session, State};
 use crate::time::Instant;
 use crate::wire::{Limits, PROTOCOL_VERSION, Reason, Welcome};
 
@@ -171,9 +172,7 @@ where
         let reason = match self.conn.reported {
             Some(reason) => reason,
             None => {
-                self.push_event(Event::Disconnected {
-                    reason: Reason::Normal,
-                });
+                self.push_event(Note::Disconnected(Reason::Normal));
                 Reason::Normal
             }
         };
@@ -184,7 +183,7 @@ where
         ) {
             debug!("broker refused the session for good: {}", reason);
             self.conn.state = State::Closed;
-            self.push_event(Event::Closed);
+            self.push_event(Note::Closed);
             return;
         }
         let delay = self
@@ -222,6 +221,8 @@ where
 
     /// Starts the session (or restarts it after `Closed`): emits
     /// [`Event::Connect`]. Does nothing in any other state.
+    ///
+    /// [`Event::Connect`]: super::Event::Connect
     pub fn connect(&mut self, now: Instant) {
         if matches!(self.conn.state, State::Idle | State::Closed) {
             self.emit_connect(now);
@@ -232,6 +233,8 @@ where
     /// [`Event::Closed`] once `poll_transmit` has written it (at once otherwise).
     /// The session does not reconnect. The outbox, subscriptions and held
     /// deliveries are kept for a later [`connect`](Self::connect).
+    ///
+    /// [`Event::Closed`]: super::Event::Closed
     pub fn close(&mut self, _now: Instant) {
         match self.conn.state {
             State::Closing | State::Closed => {}
@@ -247,7 +250,7 @@ where
     pub(super) fn closed(&mut self) {
         self.end_connection();
         self.conn.state = State::Closed;
-        self.push_event(Event::Closed);
+        self.push_event(Note::Closed);
     }
 
     fn begin_attempt(&mut self, now: Instant) {
@@ -263,19 +266,24 @@ where
         self.conn.connects += 1;
         self.begin_attempt(now);
         self.conn.state = State::Connecting;
-        self.push_event(Event::Connect);
+        self.push_event(Note::Connect);
     }
 
     /// The connection must end: emits `Disconnected { reason }` and, when `error`
     /// is set and the broker has our `Hello`, sends an `ErrorFrame` first.
+    /// Out of line on devices, as [`violation`](Self::violation) is.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(super) fn end_with(&mut self, reason: Reason, error: Option<Reason>) {
         self.conn.error_pending = error.filter(|_| self.conn.hello_sent());
         self.conn.state = State::Disconnecting;
         self.conn.reported = Some(reason);
-        self.push_event(Event::Disconnected { reason });
+        self.push_event(Note::Disconnected(reason));
     }
 
     /// The broker sent bad input: the connection ends with an `ErrorFrame`.
+    /// Out of line on devices: inlined, it was copied to each of the receive
+    /// path's checks.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(super) fn violation(&mut self, reason: Reason) {
         warn!("bad input from the broker: {}", reason);
         self.stats.protocol_errors += 1;
@@ -317,15 +325,13 @@ where
             // Replies to what went out before cannot come.
             self.requests_after_connection(true);
         }
-        self.push_event(Event::Connected {
-            session_present: w.session_present,
-        });
+        self.push_event(Note::Connected(w.session_present));
         let mut removed: Vec<u32, SUBS> = Vec::new();
         self.subs.on_welcome(w.session_present, |id| {
             let _ = removed.push(id);
         });
         for id in removed {
-            self.push_event(Event::Unsubscribed { sub: SubId(id) });
+            self.push_event(Note::Unsubscribed(id));
         }
         Ok(())
     }

@@ -168,7 +168,9 @@ const EVENTS: usize = 16;
 /// `Connect`, `Closed`), which are produced without a way to push back.
 const RESERVE: usize = 4;
 
-/// An event other than a message, stored compactly until polled.
+/// An event other than a message, stored compactly until polled: the session
+/// queues these ([`Session::push_event`]), and [`Note::event`] makes the
+/// [`Event`] the application sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Note {
     Connect,
@@ -183,27 +185,6 @@ pub(super) enum Note {
 }
 
 impl Note {
-    /// Messages are not notes: they live in the inbox.
-    fn from_event(event: Event<'_>) -> Option<Note> {
-        Some(match event {
-            Event::Connect => Note::Connect,
-            Event::Connected { session_present } => Note::Connected(session_present),
-            Event::Disconnected { reason } => Note::Disconnected(reason),
-            Event::Published { id, seq, duplicate } => Note::Published(id.0, seq, duplicate),
-            Event::PublishRejected { id, reason } => Note::PublishRejected(id.0, reason),
-            Event::Subscribed { sub } => Note::Subscribed(sub.0),
-            Event::SubscribeRejected { sub, reason } => Note::SubscribeRejected(sub.0, reason),
-            Event::Unsubscribed { sub } => Note::Unsubscribed(sub.0),
-            Event::Closed => Note::Closed,
-            // Messages live in the inbox, request failures in their table.
-            Event::Message(_)
-            | Event::Chunk(_)
-            | Event::Reply { .. }
-            | Event::AdminAnswer { .. }
-            | Event::RequestFailed { .. } => return None,
-        })
-    }
-
     pub(super) fn event(self) -> Event<'static> {
         match self {
             Note::Connect => Event::Connect,
@@ -258,13 +239,18 @@ impl Events {
         self.queue.len() + n + RESERVE <= EVENTS
     }
 
-    /// Queues an event behind the messages queued so far; false when the queue
-    /// overflowed (the event is lost). Messages are not queued here.
-    #[must_use]
-    pub(super) fn push(&mut self, event: Event<'static>) -> bool {
-        match Note::from_event(event) {
-            Some(note) => self.queue.push_back((self.msgs_queued, note)).is_ok(),
-            None => true,
+    /// Queues an event behind the messages queued so far; when the queue
+    /// overflows the event is lost and `overflowed` counted. Messages are not
+    /// queued here: they live in the inbox (and request failures in their
+    /// table), so only the events a [`Note`] can say are taken.
+    ///
+    /// Out of line on devices: inlined, the deque's push and the count were
+    /// copied to each of the session's dozen call sites.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
+    pub(super) fn push(&mut self, note: Note, overflowed: &mut u64) {
+        if self.queue.push_back((self.msgs_queued, note)).is_err() {
+            warn!("event queue overflow: poll_event is not being drained");
+            *overflowed += 1;
         }
     }
 
@@ -278,12 +264,10 @@ impl Events {
         self.msgs_emitted = self.msgs_emitted.wrapping_add(1);
     }
 
-    /// The oldest note if no message queued before it is still waiting.
-    pub(super) fn pop_due(&mut self) -> Option<Note> {
-        match self.queue.front() {
-            Some(&(stamp, _)) if stamp == self.msgs_emitted => self.queue.pop_front().map(|e| e.1),
-            _ => None,
-        }
+    /// Whether the oldest note is due: no message queued before it is still
+    /// waiting.
+    pub(super) fn front_is_due(&self) -> bool {
+        matches!(self.queue.front(), Some(&(stamp, _)) if stamp == self.msgs_emitted)
     }
 
     /// The oldest note, whatever its stamp.
@@ -299,14 +283,23 @@ where
 {
     /// The next event, in order. A [`Event::Message`] or [`Event::Chunk`] borrows
     /// the inbox until the next call, which releases its space.
+    // Out of line on devices: inlined into the application's loop it made
+    // the firmware 256 bytes larger (the receive path's `on_first`,
+    // `on_fragment`, `on_deliver` or `settle` out of line as well made it
+    // larger again).
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub fn poll_event(&mut self) -> Option<Event<'_>> {
-        if let Some(note) = self.events.pop_due() {
+        // A note due before the next message comes first; the message shown
+        // last is released either way. One pop for both cases.
+        let head = if self.events.front_is_due() {
             self.inbox.release_shown();
-            return Some(note.event());
-        }
-        let Some(head) = self.inbox.take_next() else {
-            // No message is ready, so whatever is queued is due; request
-            // failures last.
+            None
+        } else {
+            self.inbox.take_next()
+        };
+        let Some(head) = head else {
+            // The due note, or with no message ready whatever is queued (all
+            // of it is due then); request failures last.
             return match self.events.pop() {
                 Some(note) => Some(note.event()),
                 None => self
@@ -379,10 +372,29 @@ where
     }
 
     /// Queues an event for the application (counted when the queue overflows).
-    pub(super) fn push_event(&mut self, event: Event<'static>) {
-        if !self.events.push(event) {
-            warn!("event queue overflow: poll_event is not being drained");
-            self.stats.events_overflowed += 1;
+    pub(super) fn push_event(&mut self, note: Note) {
+        self.events.push(note, &mut self.stats.events_overflowed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EVENTS, Events, Note};
+
+    #[test]
+    fn a_full_queue_keeps_what_it_has_and_counts_what_it_loses() {
+        let mut events = Events::new();
+        let mut lost = 0;
+        let total = EVENTS as u32 + 3;
+        for sub in 0..total {
+            events.push(Note::Subscribed(sub), &mut lost);
         }
+        assert_eq!(lost, 3);
+        for sub in 0..EVENTS as u32 {
+            assert_eq!(events.pop(), Some(Note::Subscribed(sub)));
+        }
+        assert_eq!(events.pop(), None);
+        events.push(Note::Closed, &mut lost);
+        assert_eq!((events.pop(), lost), (Some(Note::Closed), 3));
     }
 }

@@ -1,7 +1,7 @@
 //! Publishing: the application's messages into the outbox, the frames that
 //! carry them (fragmented to the largest frame), and the broker's answers.
 
-use super::Event;
+use super::event::Note;
 use super::outbox::{Head, Kind, PushError, Record};
 use super::{PublishError, PublishId, PublishOptions, RequestFailure, Session, State};
 use crate::framing::Framer;
@@ -22,6 +22,9 @@ where
     /// ([`Event::PublishRejected`]) and are resent after every reconnect, in order,
     /// with the same id and dedup sequence. Messages larger than the broker's
     /// maximum frame (or [`Config::max_frame_out`](super::Config::max_frame_out)) are sent as fragments.
+    ///
+    /// [`Event::Published`]: super::Event::Published
+    /// [`Event::PublishRejected`]: super::Event::PublishRejected
     pub fn publish(
         &mut self,
         _now: Instant,
@@ -161,11 +164,7 @@ where
                 self.stats.publish_acks += 1;
                 // A request's outcome is its reply.
                 if kind == Kind::Publish {
-                    self.push_event(Event::Published {
-                        id: PublishId(a.id),
-                        seq: a.seq,
-                        duplicate: a.duplicate,
-                    });
+                    self.push_event(Note::Published(a.id, a.seq, a.duplicate));
                 }
             }
             None => debug!("puback for unknown publish {}", a.id),
@@ -184,10 +183,7 @@ where
     fn publish_failed(&mut self, id: u32, kind: Option<Kind>, reason: Reason) {
         let failure = RequestFailure::Rejected(reason);
         if !self.fail_publish(id, failure) && kind != Some(Kind::Request) {
-            self.push_event(Event::PublishRejected {
-                id: PublishId(id),
-                reason,
-            });
+            self.push_event(Note::PublishRejected(id, reason));
         }
     }
 }

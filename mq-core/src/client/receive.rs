@@ -258,7 +258,7 @@ where
         }
         self.reasm.commit(place);
         if more {
-            self.rx = Some(RxFrag {
+            let rx = self.rx.insert(RxFrag {
                 mode: if chunked {
                     RxMode::Chunked
                 } else {
@@ -266,8 +266,11 @@ where
                 },
                 sub: d.sub,
                 head,
-                topic: String::try_from(d.topic).unwrap_or_default(),
+                topic: String::new(),
             });
+            // Copied in place (left empty if it does not fit, which a valid
+            // topic always does).
+            let _ = rx.topic.push_str(d.topic);
         }
         Ok(())
     }

@@ -365,7 +365,9 @@ where
             Frame::Deliver(d) => self.on_deliver(d),
             #[cfg(feature = "alloc")]
             Frame::AdminAnswer(a) => self.on_admin_answer(a),
-            // Without `alloc` the session never asks: an answer is out of place.
+            // Without `alloc` the session never asks: an answer is out of place
+            // (a client's decoders refuse one unread; this is for a frame
+            // decoded otherwise).
             #[cfg(not(feature = "alloc"))]
             Frame::AdminAnswer(_) => {
                 self.violation(Reason::ProtocolViolation);

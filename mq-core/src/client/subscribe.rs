@@ -2,12 +2,11 @@
 //! credit, and the broker's answers.
 
 use crate::framing::Framer;
-use heapless::String;
 
-use super::subscriptions::{Names, Outgoing, REPLY, Subscription};
+use super::event::Note;
+use super::subscriptions::{MAX_FILTER_LEN, MAX_GROUP_LEN, Outgoing, REPLY, Subscription};
 use super::{
-    CreditError, Event, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions,
-    UnsubscribeError,
+    CreditError, RequestFailure, Session, SubId, SubscribeError, SubscribeOptions, UnsubscribeError,
 };
 use crate::time::Instant;
 use crate::topic::Filter;
@@ -20,6 +19,9 @@ where
 {
     /// Adds a subscription; `Subscribe` is sent when connected. The broker's answer
     /// arrives as [`Event::Subscribed`] or [`Event::SubscribeRejected`].
+    ///
+    /// [`Event::Subscribed`]: super::Event::Subscribed
+    /// [`Event::SubscribeRejected`]: super::Event::SubscribeRejected
     pub fn subscribe(
         &mut self,
         _now: Instant,
@@ -27,12 +29,15 @@ where
         opts: &SubscribeOptions<'_>,
     ) -> Result<SubId, SubscribeError> {
         Filter::new(filter).map_err(|_| SubscribeError::InvalidFilter)?;
-        let filter = String::try_from(filter).map_err(|_| SubscribeError::FilterTooLong)?;
-        let group = match opts.group {
-            None => None,
-            Some("") => return Err(SubscribeError::InvalidGroup),
-            Some(g) => Some(String::try_from(g).map_err(|_| SubscribeError::InvalidGroup)?),
-        };
+        if filter.len() > MAX_FILTER_LEN {
+            return Err(SubscribeError::FilterTooLong);
+        }
+        if opts
+            .group
+            .is_some_and(|g| g.is_empty() || g.len() > MAX_GROUP_LEN)
+        {
+            return Err(SubscribeError::InvalidGroup);
+        }
         if self.subs.is_full() {
             return Err(SubscribeError::TableFull);
         }
@@ -43,7 +48,7 @@ where
             opts.credit
         };
         let sub = Subscription::new(id, opts.qos, opts.start, window);
-        if !self.subs.push(sub, Names { filter, group }) {
+        if !self.subs.push(sub, filter, opts.group) {
             return Err(SubscribeError::TableFull);
         }
         Ok(SubId(id))
@@ -54,6 +59,8 @@ where
     /// deliveries may arrive until then. When its `Subscribe` is still waiting to be
     /// sent (a new subscription, or a resubscription after the broker lost the
     /// session), it is removed at once and no event follows.
+    ///
+    /// [`Event::Unsubscribed`]: super::Event::Unsubscribed
     pub fn unsubscribe(&mut self, _now: Instant, sub: SubId) -> Result<(), UnsubscribeError> {
         let index = self
             .subs
@@ -94,7 +101,7 @@ where
             Some(s) if !s.acked => {
                 s.acked = true;
                 if !s.unsubscribing && !reply {
-                    self.push_event(Event::Subscribed { sub: SubId(a.sub) });
+                    self.push_event(Note::Subscribed(a.sub));
                 }
             }
             Some(_) => {}
@@ -110,10 +117,7 @@ where
                 self.fail_all_requests(RequestFailure::ReplySubscriptionRejected(r.reason));
                 return;
             }
-            self.push_event(Event::SubscribeRejected {
-                sub: SubId(r.sub),
-                reason: r.reason,
-            });
+            self.push_event(Note::SubscribeRejected(r.sub, r.reason));
         }
     }
 
@@ -122,7 +126,7 @@ where
             && self.subs.get(index).is_some_and(|s| s.unsubscribing)
         {
             self.subs.remove(index);
-            self.push_event(Event::Unsubscribed { sub: SubId(a.sub) });
+            self.push_event(Note::Unsubscribed(a.sub));
         }
     }
 }

@@ -121,10 +121,29 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
-    /// Adds a subscription of the application's; false when the table is full.
+    /// Adds a subscription of the application's, its names copied into the
+    /// table's slot (not built apart and moved in: they are 200 bytes); false
+    /// when the table is full or a name is too long for its field.
     #[must_use]
-    pub(crate) fn push(&mut self, sub: Subscription, names: Names) -> bool {
-        self.entries.push((sub, names)).is_ok()
+    pub(crate) fn push(&mut self, sub: Subscription, filter: &str, group: Option<&str>) -> bool {
+        let names = Names {
+            filter: String::new(),
+            group: group.map(|_| String::new()),
+        };
+        if self.entries.push((sub, names)).is_err() {
+            return false;
+        }
+        let copied = self.entries.last_mut().is_some_and(|(_, names)| {
+            names.filter.push_str(filter).is_ok()
+                && match (&mut names.group, group) {
+                    (Some(field), Some(group)) => field.push_str(group).is_ok(),
+                    _ => true,
+                }
+        });
+        if !copied {
+            self.entries.pop();
+        }
+        copied
     }
 
     /// What the subscription at `index` asks for; `None` for the reply
@@ -162,6 +181,8 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
+    /// Out of line on devices: inlined, it is copied to each caller.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Subscription> {
         match index {
             REPLY => self.reply.as_mut(),
@@ -205,12 +226,18 @@ impl<const N: usize> Subscriptions<N> {
     /// answer was lost with the last connection are repeated.
     pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
         if !session_present {
-            self.entries.retain(|(s, _)| {
+            // By `remove`, which the table has anyway, rather than `retain`:
+            // the same entries in the same order, without a second copy of
+            // the code that moves them down.
+            let mut index = 0;
+            while let Some((s, _)) = self.entries.get(index) {
                 if s.unsubscribing {
                     removed(s.id);
+                    self.remove(index);
+                } else {
+                    index += 1;
                 }
-                !s.unsubscribing
-            });
+            }
         }
         let entries = self.entries.iter_mut().map(|(s, _)| s);
         for s in entries.chain(self.reply.iter_mut()) {

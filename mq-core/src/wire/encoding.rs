@@ -139,8 +139,9 @@ impl<'a> Frame<'a> {
     /// [`decode`](Self::decode) for a client: a frame only clients send
     /// (hello, publish, subscribe, unsubscribe, ack, nack, credit, admin) is
     /// [`DecodeError::Unexpected`], whatever its fields, which are not read;
-    /// any other input decodes as `decode` decodes it. A client that decodes
-    /// with this carries no code to decode those frames.
+    /// without `alloc`, so is an admin answer (only a session with `alloc`
+    /// asks for one). Any other input decodes as `decode` decodes it. A
+    /// client that decodes with this carries no code to decode those frames.
     pub fn decode_from_broker(bytes: &'a [u8]) -> Result<Frame<'a>, DecodeError> {
         codec::decode_all(bytes, |r| codec::read_frame(r, codec::Receiver::Client))
     }

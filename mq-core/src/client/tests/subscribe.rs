@@ -1,6 +1,7 @@
 //! Subscribing: (re)subscriptions, the table, credit, unsubscribing.
 
 use super::*;
+use std::format;
 
 #[test]
 fn subscriptions_sent_after_welcome_and_again_when_session_lost() {
@@ -246,4 +247,41 @@ fn acks_go_out_before_an_unsubscribe_issued_after_them() {
     t.s.ack(id).unwrap();
     t.s.unsubscribe(t.now, sub).unwrap();
     assert_eq!(kinds(&t.tx()), ["ack", "unsubscribe"]);
+}
+
+#[test]
+fn names_at_their_limits_are_sent_whole_and_one_byte_more_is_refused() {
+    let mut t = T::std();
+    let filter = "f".repeat(MAX_FILTER_LEN);
+    let group = "g".repeat(MAX_GROUP_LEN);
+    let long = SubscribeOptions {
+        group: Some(&group),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.s.subscribe(t.now, &format!("{filter}f"), &long),
+        Err(SubscribeError::FilterTooLong)
+    );
+    let too_long = format!("{group}g");
+    let refused = SubscribeOptions {
+        group: Some(&too_long),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.s.subscribe(t.now, &filter, &refused),
+        Err(SubscribeError::InvalidGroup)
+    );
+    let sub = t.s.subscribe(t.now, &filter, &long).unwrap();
+    t.handshake(false, limits(4096, 0));
+    let sent: Vec<_> = t
+        .tx()
+        .iter()
+        .map(|b| match frame(b) {
+            Frame::Subscribe(s) => (s.sub, s.filter.to_string(), s.group.map(str::to_string)),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    // The refusals took no slot: the one subscription is the first.
+    assert_eq!(sent, vec![(sub.0, filter, Some(group))]);
+    assert_eq!(sub.0, 1);
 }

@@ -188,8 +188,9 @@ fn write_tagged<'a, W: Sink>(w: &mut W, tag: u8, fields: &impl Wire<'a>) {
 pub(crate) enum Receiver {
     /// Every frame (the broker, tools, tests).
     Any,
-    /// Those a client receives: a frame only clients send is refused by its
-    /// tag, unread, so a client carries no code to decode one.
+    /// Those a client receives: a frame only clients send (and without
+    /// `alloc` an `AdminAnswer`) is refused by its tag, unread, so a client
+    /// carries no code to decode one.
     Client,
 }
 
@@ -197,6 +198,15 @@ pub(crate) enum Receiver {
 /// included: its sender is the client of the link).
 const fn sent_by_clients(tag: u32) -> bool {
     matches!(tag, 0 | 2 | 5 | 8 | 11 | 12 | 13 | 18 | 20 | 21)
+}
+
+/// The tags a client refuses unread: those only clients send, and for a
+/// client that cannot `ask` (without `alloc`) an `AdminAnswer` too: it
+/// answers an `Admin`, which only a session with `alloc` sends, so the
+/// session would refuse it as a protocol violation once decoded, and a
+/// device carries no code to decode it.
+const fn refused_by_clients(tag: u32, ask: bool) -> bool {
+    sent_by_clients(tag) || (!ask && tag == 19)
 }
 
 /// A frame, for `receiver`. Inlined, so that for a constant `receiver` the
@@ -207,7 +217,7 @@ pub(crate) fn read_frame<'a>(
     receiver: Receiver,
 ) -> Result<Frame<'a>, DecodeError> {
     let tag = r.variant(FRAME_KINDS)?;
-    if receiver == Receiver::Client && sent_by_clients(tag) {
+    if receiver == Receiver::Client && refused_by_clients(tag, cfg!(feature = "alloc")) {
         return Err(DecodeError::Unexpected);
     }
     Ok(match tag {
@@ -234,4 +244,22 @@ pub(crate) fn read_frame<'a>(
         20 => Frame::Interest(Wire::read(r)?),
         _ => Frame::AckMessage(Wire::read(r)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{refused_by_clients, sent_by_clients};
+
+    #[test]
+    fn only_a_client_that_cannot_ask_refuses_admin_answers() {
+        for tag in 0..=super::FRAME_KINDS {
+            assert_eq!(refused_by_clients(tag, true), sent_by_clients(tag), "{tag}");
+            let admin_answer = tag == 19;
+            assert_eq!(
+                refused_by_clients(tag, false),
+                sent_by_clients(tag) || admin_answer,
+                "{tag}"
+            );
+        }
+    }
 }

@@ -15,7 +15,6 @@
 //! - `mq: line frames=F noise=N overflows=O stale=S read_errors=R write_errors=W`
 //! - `idle: N sleeps, M UART interrupts`
 
-use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use core::time::Duration;
@@ -166,10 +165,14 @@ impl Device {
     #[inline(never)]
     fn new(config: &Config, seed: u64) -> Outcome<(Device, &'static mut Client)> {
         let settings = &config.mq;
+        // Pieces pushed rather than `write!`: formatting into the string would
+        // link its `fmt::Write` (mq's share of the flash, for two topics).
         let topic = |suffix: &str| {
             let mut topic = Topic::new();
             // 4 + 32 + 10 bytes at most: it fits.
-            let _ = write!(topic, "dev.{}.{suffix}", settings.id);
+            for piece in ["dev.", settings.id.as_str(), ".", suffix] {
+                let _ = topic.push_str(piece);
+            }
             topic
         };
         let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
