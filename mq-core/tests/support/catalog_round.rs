@@ -112,6 +112,15 @@ impl Round<'_> {
             }
             broker.handle_catalog_listing(now, &listing.listed, live);
         }
+        if let Some(listing) = &listing {
+            let (n, broker) = (self.n, &self.world.nodes[self.n].broker);
+            let known: Vec<_> = (listing.live.iter().chain(&listing.away))
+                .map(|(peer, _)| (*peer, broker.peer_interest(peer)))
+                .collect();
+            self.world
+                .log(|| format!("node {n}: listing; peers' interest now {known:?}"));
+        }
+        let broker = &mut self.world.nodes[self.n].broker;
         let declared = broker.declared_interest();
         let write = self
             .adapter

@@ -36,7 +36,7 @@ struct Wire {
 pub struct Node {
     pub name: String,
     pub broker: Broker,
-    store: Store,
+    pub store: Store,
     /// Crashed and not restarted yet: nothing reaches it.
     pub down: bool,
 }
@@ -233,6 +233,12 @@ impl World {
                 .expect("stored records restore");
         }
         node.down = false;
+        let node = &self.nodes[n];
+        let known: Vec<_> = (self.nodes.iter())
+            .filter(|m| m.name != node.name)
+            .map(|m| (&m.name, node.broker.peer_interest(&m.name)))
+            .collect();
+        self.log(|| format!("node {n} restored peers' interest {known:?}"));
     }
 
     /// Sends bytes written at `from` along its wire.

@@ -171,6 +171,10 @@ struct Peer {
     filters: BTreeSet<String>,
     /// During a snapshot: the filters it has not named again yet.
     stale: Option<BTreeSet<String>>,
+    /// The connection of its link session on which it last completed a
+    /// snapshot: while that one is connected, what it declared is the
+    /// newest word on its interest.
+    declared_on: Option<ConnId>,
 }
 
 /// A change of local interest still to declare on one link.
@@ -300,6 +304,25 @@ impl Mesh {
         true
     }
 
+    /// The catalog says the peer wants `filter`: true when that is new. A
+    /// snapshot under way still withdraws it unless it names it.
+    pub(crate) fn peer_add_listed(&mut self, peer: Key, filter: Filter<'_>) -> bool {
+        let p = self.peers.entry(peer).or_default();
+        if !p.filters.insert(filter.as_str().to_owned()) {
+            return false;
+        }
+        if let Some(stale) = p.stale.as_mut() {
+            stale.insert(filter.as_str().to_owned());
+        }
+        self.index.insert(filter, peer);
+        true
+    }
+
+    /// The connection on which the peer last completed a snapshot.
+    pub(crate) fn peer_declared_on(&self, peer: Key) -> Option<ConnId> {
+        self.peers.get(&peer).and_then(|p| p.declared_on)
+    }
+
     /// The peer no longer wants `filter`: true when it did.
     pub(crate) fn peer_remove(&mut self, peer: Key, filter: Filter<'_>) -> bool {
         let Some(p) = self.peers.get_mut(&peer) else {
@@ -312,11 +335,13 @@ impl Mesh {
         true
     }
 
-    /// The peer's snapshot is complete: the filters it did not name again.
-    pub(crate) fn peer_end(&mut self, peer: Key) -> Vec<String> {
-        self.peers
-            .get_mut(&peer)
-            .and_then(|p| p.stale.take())
+    /// The peer's snapshot on connection `conn` is complete: the filters it
+    /// did not name again.
+    pub(crate) fn peer_end(&mut self, peer: Key, conn: ConnId) -> Vec<String> {
+        let p = self.peers.entry(peer).or_default();
+        p.declared_on = Some(conn);
+        p.stale
+            .take()
             .map(|s| s.into_iter().collect())
             .unwrap_or_default()
     }

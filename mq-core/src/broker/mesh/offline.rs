@@ -46,7 +46,10 @@
 //! carries some more until the peer's next link snapshot. A node that
 //! started does not acknowledge its clients' QoS 1 publishes before its
 //! first listing ([`Config::await_catalog`]): until then it does not know
-//! what those peers want.
+//! what those peers want. A link that connected but has not sent its
+//! snapshot yet counts as not linked here: a node that restarted may have
+//! lost what the peer declared before (its records were not durable yet),
+//! and its first listing may come before the snapshot.
 //!
 //! [`Config::await_catalog`]: super::super::Config::await_catalog
 //!
@@ -225,21 +228,27 @@ impl Broker {
     /// is away. Nothing is withdrawn: what the peer declared on its link may
     /// be newer than what it wrote to the catalog, and its next link
     /// snapshot withdraws what it no longer wants. A peer whose link is
-    /// connected declares its own interest: this does nothing then. Filters
+    /// connected and has sent its snapshot on it declares its own interest:
+    /// this does nothing then. One whose snapshot has not come yet gets
+    /// these filters (this node may have restarted without what it
+    /// declared, and acks publishes once it has had a listing), but is not
+    /// made away; its snapshot withdraws what it does not name. Filters
     /// that are not valid are skipped and counted as protocol errors.
     pub fn set_away_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
         self.router.catalog_interest(peer, filters, true, now);
     }
 
     /// The interest node `peer`, which is live, wrote to the catalog: while
-    /// its link to this node is not connected (it has not linked yet, or
-    /// it is down with its lease still running), its link session here
+    /// its link to this node has not declared its interest (it has not
+    /// linked yet, or not sent its snapshot since it connected, or it is
+    /// down with its lease still running), its link session here
     /// (made and stored, with its outbox, when this node has none) gets
     /// these filters besides those it has, so what they match waits in its
     /// outbox for its link, or for the catalog should its lease run out
     /// ([`node_away`](Self::node_away)). As
     /// [`set_away_interest`](Self::set_away_interest), it only adds, and
-    /// does nothing while the link is connected; the peer is not away.
+    /// does nothing while the link is connected and has sent its snapshot;
+    /// the peer is not away.
     pub fn set_live_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
         self.router.catalog_interest(peer, filters, false, now);
     }

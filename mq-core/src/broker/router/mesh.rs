@@ -187,7 +187,7 @@ impl Router {
             }
             Interest::Remove(f) => self.peer_withdraw(session, &client, persistent, f),
             Interest::End => {
-                for f in self.mesh.peer_end(session) {
+                for f in self.mesh.peer_end(session, conn) {
                     self.peer_withdraw(session, &client, persistent, &f);
                 }
                 self.drop_stale_groups(conn, session, now);

@@ -127,7 +127,8 @@ impl Router {
     }
 
     /// Adds `filters`, from the catalog, to the interest of node `peer`,
-    /// which is not linked to this node; and, when `away` (it is not live),
+    /// unless its link is connected and declared its interest (a whole
+    /// snapshot) since; and, when `away` (it is not live) and not linked,
     /// marks it away.
     pub(crate) fn catalog_interest(
         &mut self,
@@ -145,9 +146,15 @@ impl Router {
         let Some(s) = self.sessions.get(session) else {
             return;
         };
-        if s.conn.is_some() {
+        let linked = s.conn.is_some();
+        if linked && s.conn == self.mesh.peer_declared_on(session) {
+            // Its link declared its interest since it connected: newer.
             return;
         }
+        // A link that connected but has not finished its snapshot yet (this
+        // node may have restarted without the peer's interest, or with an
+        // old one) gets the catalog's too: else what this node acks meanwhile
+        // misses the peer. The snapshot withdraws what it does not name.
         if !s.subs.contains_key(&OUTBOX_SUB) {
             // This node's own; the peer's link asks for its own when it
             // re-asserts the outbox.
@@ -180,7 +187,7 @@ impl Router {
                 self.stats.protocol_errors += 1;
                 continue;
             };
-            if self.mesh.peer_add(session, filter) {
+            if self.mesh.peer_add_listed(session, filter) {
                 self.emit(&Record::Interest {
                     client: &client,
                     filter: f,
@@ -188,7 +195,7 @@ impl Router {
                 });
             }
         }
-        if away {
+        if away && !linked {
             self.leave_groups(session, now);
             self.mesh.away.peers.entry(session).or_default().away = true;
         }

@@ -5,6 +5,7 @@
 use super::mesh::peer_links;
 use super::offline::{outbox, poll_all, restored};
 use super::*;
+use crate::wire::mesh::Interest;
 
 /// A node's: publishes wait up to 5 s for its first listing.
 fn node() -> Config {
@@ -169,4 +170,58 @@ fn the_first_listing_neither_frees_nor_lengthens_a_full_queue_hold() {
     h.advance(Duration::from_millis(500));
     assert!(!h.b.input_blocked(q), "let go at its deadline");
     assert!(h.b.input_blocked(p), "the other's queue wait began later");
+}
+
+#[test]
+fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
+    // This node restarted without what the peer declared (its records were
+    // not durable yet); the peer's link is back, its snapshot not yet, when
+    // the first listing comes and releases the publishes.
+    let mut h = H::new(node());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (n, _) = h.connect("$node.b", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.handle_catalog_listing(h.now, &["b"], &["b"]);
+    h.drain();
+    assert_eq!(h.b.peer_interest("b"), ["t"]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert_eq!(acked(&h.take(p)), [1]);
+    assert_eq!(payloads(&h.deliveries(n)), [b"x"], "forwarded to the peer");
+    // Not away while linked; its snapshot is the newest word.
+    h.b.set_away_interest(h.now, "b", &["t"]);
+    assert!(h.b.away_nodes().is_empty());
+    let frames = [
+        Frame::Interest(Interest::Begin),
+        Frame::Interest(Interest::Add("u")),
+        Frame::Interest(Interest::End),
+    ];
+    h.send_all(n, frames);
+    assert_eq!(
+        h.b.peer_interest("b"),
+        ["u"],
+        "what the snapshot does not name goes"
+    );
+    h.b.set_live_interest(h.now, "b", &["t"]);
+    assert_eq!(h.b.peer_interest("b"), ["u"], "declared since it connected");
+}
+
+#[test]
+fn catalog_interest_given_during_a_snapshot_goes_unless_the_snapshot_names_it() {
+    let mut h = H::new(Config::default());
+    let (n, _) = h.connect("$node.b", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    let begin = [
+        Frame::Interest(Interest::Begin),
+        Frame::Interest(Interest::Add("u")),
+    ];
+    h.send_all(n, begin);
+    h.b.set_live_interest(h.now, "b", &["t", "u"]);
+    assert_eq!(
+        h.b.peer_interest("b"),
+        ["t", "u"],
+        "kept until the snapshot ends"
+    );
+    h.send_all(n, [Frame::Interest(Interest::End)]);
+    assert_eq!(h.b.peer_interest("b"), ["u"]);
 }
