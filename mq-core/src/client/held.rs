@@ -74,12 +74,13 @@ pub(crate) struct Held<const N: usize> {
     recent: [Recent; RECENT],
     recent_fingerprints: [u16; RECENT],
     recent_next: usize,
-    /// Ring entries still to offer the broker after a resume: positions
-    /// `resend.0..resend.1` counted from the entry that was oldest then.
-    resend: (usize, usize),
-    /// Where the oldest entry was at the resume.
-    resend_base: usize,
+    /// Ring entries still to offer the broker by message: bit `i` for
+    /// `recent[i]`. Overwriting an entry clears its bit.
+    resend: u64,
 }
+
+// One bit per ring entry in `Held::resend`.
+const _: () = assert!(RECENT <= 64);
 
 /// A recently settled message: its key's fields and how it was settled, side
 /// by side (24 bytes; `Option<(MessageKey, Settle)>` takes 32, which over
@@ -152,8 +153,7 @@ impl<const N: usize> Held<N> {
             fill(addr_of_mut!((*slot).recent), Recent::UNUSED);
             fill(addr_of_mut!((*slot).recent_fingerprints), 0);
             addr_of_mut!((*slot).recent_next).write(0);
-            addr_of_mut!((*slot).resend).write((0, 0));
-            addr_of_mut!((*slot).resend_base).write(0);
+            addr_of_mut!((*slot).resend).write(0);
         }
     }
 
@@ -173,7 +173,6 @@ impl<const N: usize> Held<N> {
             recent_fingerprints: _,
             recent_next: _,
             resend: _,
-            resend_base: _,
         } = held;
     };
 
@@ -365,23 +364,25 @@ impl<const N: usize> Held<N> {
         if let Some(fingerprint) = self.recent_fingerprints.get_mut(self.recent_next) {
             *fingerprint = key.fingerprint();
         }
+        self.resend &= !(1 << self.recent_next);
         self.recent_next = (self.recent_next + 1) % RECENT;
     }
 
     /// A connection was welcomed: with the session resumed, the acks in the
     /// ring are offered to the broker again (oldest first); otherwise none.
     pub(crate) fn resume(&mut self, session_present: bool) {
-        self.resend_base = self.recent_next;
-        let last_ack = (0..RECENT).rev().find(|&k| self.recent_ack(k).is_some());
-        self.resend = match last_ack {
-            Some(k) if session_present => (0, k + 1),
-            _ => (0, 0),
-        };
+        self.resend = 0;
+        if session_present {
+            for i in 0..RECENT {
+                if self.recent_ack(i).is_some() {
+                    self.resend |= 1 << i;
+                }
+            }
+        }
     }
 
-    /// The entry `k` places after the oldest at the resume, if it is an ack.
-    fn recent_ack(&self, k: usize) -> Option<AckMessage> {
-        let i = (self.resend_base + k) % RECENT;
+    /// Entry `i`, if it is an ack.
+    fn recent_ack(&self, i: usize) -> Option<AckMessage> {
         if self.recent_fingerprints.get(i).is_none_or(|&fp| fp == 0) {
             return None;
         }
@@ -395,30 +396,29 @@ impl<const N: usize> Held<N> {
         }
     }
 
-    /// The next ack to offer the broker after a resume, and what to pass
+    /// The oldest ack still to offer the broker, and what to pass
     /// [`resent`](Self::resent) once it is written.
     pub(crate) fn next_resend(&self) -> Option<(usize, AckMessage)> {
-        let (from, to) = self.resend;
-        (from..to).find_map(|k| self.recent_ack(k).map(|a| (k + 1, a)))
+        if self.resend == 0 {
+            return None;
+        }
+        (0..RECENT)
+            .map(|k| (self.recent_next + k) % RECENT)
+            .filter(|&i| self.resend & (1 << i) != 0)
+            .find_map(|i| self.recent_ack(i).map(|a| (i, a)))
     }
 
     /// Offers the entry remembered last to the broker as well: an ack of a
     /// delivery from an earlier connection, made after the resume.
     pub(crate) fn offer_last(&mut self) {
         let last = (self.recent_next + RECENT - 1) % RECENT;
-        let k = (last + RECENT - self.resend_base) % RECENT;
-        let (from, to) = self.resend;
-        if from < to && k >= from {
-            self.resend.1 = to.max(k + 1);
-        } else {
-            self.resend_base = last;
-            self.resend = (0, 1);
-        }
+        self.resend |= 1 << last;
     }
 
-    /// An ack from [`next_resend`](Self::next_resend) was written.
-    pub(crate) fn resent(&mut self, next: usize) {
-        self.resend.0 = next;
+    /// The ack of entry `i` from [`next_resend`](Self::next_resend) was
+    /// written.
+    pub(crate) fn resent(&mut self, i: usize) {
+        self.resend &= !(1 << i);
     }
 
     /// How a recently settled message was settled.

@@ -25,7 +25,7 @@ pub(super) enum Tx {
     Subscribe(usize),
     Unsubscribe(usize),
     Settle(usize),
-    /// An ack offered again after a resume; the ring position after it.
+    /// An ack offered by message; its ring entry.
     Resend(usize),
     #[cfg(feature = "alloc")]
     Admin,

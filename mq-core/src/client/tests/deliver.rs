@@ -274,6 +274,53 @@ fn a_stale_ack_made_after_the_resume_goes_out_by_message() {
 }
 
 #[test]
+fn acks_offered_after_a_resume_all_go_out_when_one_is_added_midway() {
+    let mut t = T::std();
+    t.handshake(false, limits(4096, 0));
+    let sub = t.subscribe("a.>");
+    for (seq, tag) in [(1u64, 11u64), (2, 12), (3, 13), (4, 14)] {
+        assert!(t.feed(Frame::Deliver(deliver(
+            sub.0,
+            "a.b",
+            seq,
+            tag,
+            QoS::AtLeastOnce,
+            b"x"
+        ))));
+    }
+    let ids: Vec<_> = t.ev().iter().map(|e| msg(e).id).collect();
+    for id in &ids[..3] {
+        t.s.ack(*id).unwrap();
+    }
+    t.tx();
+    t.s.handle_disconnected(t.now);
+    t.ev();
+    t.now = t.s.poll_timeout().unwrap();
+    t.s.handle_timeout(t.now);
+    assert_eq!(t.ev(), [Ev::Connect]);
+    t.handshake(true, limits(4096, 0));
+    // The first offer goes out alone (room for one frame), then the
+    // application acks the fourth delivery, from the old connection.
+    let one = crate::framing::stream::framed_len(&Frame::AckMessage(crate::wire::AckMessage {
+        sub: sub.0,
+        topic_hash: crate::wire::topic_hash("a.b"),
+        seq: 1,
+    }));
+    let mut buf = vec![0u8; one];
+    assert_eq!(t.s.poll_transmit(t.now, &mut buf), Some(one));
+    assert_eq!(t.s.ack(ids[3]), Err(AckError::Stale));
+    let rest: Vec<u64> = t
+        .tx()
+        .iter()
+        .filter_map(|b| match frame(b) {
+            Frame::AckMessage(a) => Some(a.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rest, [2, 3, 4]);
+}
+
+#[test]
 fn fragmented_delivery_reassembled_when_it_fits() {
     let mut t = T::std();
     t.handshake(false, limits(4096, 0));
