@@ -166,7 +166,7 @@ impl Queue {
                 .ready
                 .least_priority()
                 .is_some_and(|least| least <= q.msg.priority)
-            && let Some(old) = self.ready.pop_least()
+            && let Some((old, place)) = self.ready.pop_least()
         {
             self.waiting_bytes -= old.msg.payload_len;
             if !self.has_no_room_for(size) {
@@ -175,7 +175,7 @@ impl Queue {
             }
             // Still full (bytes): keep the new one out, put the old one back.
             self.waiting_bytes += old.msg.payload_len;
-            self.ready.push_front(old);
+            self.ready.put_back(old, place);
         }
         Offer::Full(q)
     }

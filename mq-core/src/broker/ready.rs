@@ -15,6 +15,15 @@ use alloc::vec::Vec;
 
 use super::queue::Queued;
 
+/// Where [`Ready::pop_least`] took a message from.
+#[derive(Clone, Copy)]
+pub(crate) enum Place {
+    /// The lane of deliveries that came back, at this index.
+    Again(usize),
+    /// The front of its priority.
+    Level,
+}
+
 #[derive(Default)]
 pub(crate) struct Ready {
     /// Deliveries that came back, in the order they go out again.
@@ -46,13 +55,6 @@ impl Ready {
     pub(crate) fn push_back(&mut self, q: Queued) {
         self.len += 1;
         self.level(q.msg.priority).push_back(q);
-    }
-
-    /// Ahead of the others of its priority (one taken out to make room
-    /// and put back).
-    pub(crate) fn push_front(&mut self, q: Queued) {
-        self.len += 1;
-        self.level(q.msg.priority).push_front(q);
     }
 
     /// Ahead of everything, whatever its priority: a delivery that comes back.
@@ -90,33 +92,44 @@ impl Ready {
         Some(q)
     }
 
-    /// The lowest priority waiting (deliveries that came back count last).
+    /// The lowest priority waiting.
     pub(crate) fn least_priority(&self) -> Option<u8> {
-        if !self.normal.is_empty() {
-            return Some(0);
-        }
-        let high = self.high.keys().next().copied();
-        high.or_else(|| self.again.iter().map(|q| q.msg.priority).min())
+        let level = match self.normal.is_empty() {
+            false => Some(0),
+            true => self.high.keys().next().copied(),
+        };
+        let again = self.again.iter().map(|q| q.msg.priority).min();
+        level.into_iter().chain(again).min()
     }
 
     /// The one to give up first when the queue is full: the oldest of the
-    /// lowest priority (a delivery that came back only when nothing else
-    /// waits).
-    pub(crate) fn pop_least(&mut self) -> Option<Queued> {
-        let q = match self.normal.pop_front() {
-            Some(q) => q,
-            None if self.high.is_empty() => self.again.pop_front()?,
+    /// lowest priority (a delivery that came back is older than those
+    /// waiting at its priority), and where to [`put_back`](Self::put_back)
+    /// it should it stay after all.
+    pub(crate) fn pop_least(&mut self) -> Option<(Queued, Place)> {
+        let least = self.least_priority()?;
+        let (q, place) = match self.again.iter().position(|q| q.msg.priority == least) {
+            Some(i) => (self.again.remove(i)?, Place::Again(i)),
             None => {
-                let mut level = self.high.first_entry()?;
-                let q = level.get_mut().pop_front();
-                if level.get().is_empty() {
-                    level.remove();
+                let level = self.level(least);
+                let q = level.pop_front();
+                if level.is_empty() && least > 0 {
+                    self.high.remove(&least);
                 }
-                q?
+                (q?, Place::Level)
             }
         };
         self.len -= 1;
-        Some(q)
+        Some((q, place))
+    }
+
+    /// Puts back what [`pop_least`](Self::pop_least) took, where it was.
+    pub(crate) fn put_back(&mut self, q: Queued, place: Place) {
+        self.len += 1;
+        match place {
+            Place::Again(i) => self.again.insert(i, q),
+            Place::Level => self.level(q.msg.priority).push_front(q),
+        }
     }
 
     /// Every waiting message, in the order they go out.

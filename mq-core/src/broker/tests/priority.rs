@@ -58,7 +58,7 @@ fn higher_priority_waiting_messages_go_first_fifo_within_a_priority() {
 }
 
 #[test]
-fn a_group_serves_higher_priority_first_and_a_redelivery_keeps_its_priority() {
+fn a_group_serves_higher_priority_first_and_a_redelivery_comes_back_first() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (w, _) = h.connect("worker", SessionMode::Resume);
@@ -139,4 +139,29 @@ fn messages_restored_after_a_restart_go_ahead_of_later_ones_of_any_priority() {
     r.subscribe(s, 1, "t", None, 1);
     let got = one_by_one(&mut r, s, 3);
     assert_eq!(got, [&b"delivered"[..], b"waiting", b"urgent"]);
+}
+
+#[test]
+fn drop_oldest_gives_up_restored_messages_first_and_keeps_the_new_ones() {
+    let mut h = H::new(small_queue(Overflow::DropOldest));
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "t", None, 1);
+    h.b.handle_closed(s, h.now);
+    publish_prio(&mut h, p, 1, 0, b"old 1");
+    publish_prio(&mut h, p, 2, 0, b"old 2");
+    h.persist();
+    // After a restart both wait as restored messages, the queue full.
+    let mut r = H::new(small_queue(Overflow::DropOldest));
+    for rec in &h.records {
+        r.b.restore(r.now, rec).unwrap();
+    }
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    publish_prio(&mut r, p, 1, 0, b"new 1");
+    publish_prio(&mut r, p, 2, 0, b"new 2");
+    assert_eq!(r.b.stats().dropped, 2);
+    let (s, _) = r.connect("dev", SessionMode::Resume);
+    r.subscribe(s, 1, "t", None, 1);
+    let got = one_by_one(&mut r, s, 2);
+    assert_eq!(got, [&b"new 1"[..], b"new 2"]);
 }
