@@ -283,6 +283,20 @@ impl Queue {
         Some(q)
     }
 
+    /// Removes the first message `pick` selects among those that wait to
+    /// come again: returned or restored ones, and retries held back.
+    pub(crate) fn remove_returned(&mut self, pick: impl Fn(&Queued) -> bool) -> Option<Queued> {
+        let q = match self.ready.remove_returned(&pick) {
+            Some(q) => q,
+            None => {
+                let key = *self.retry.iter().find(|(_, q)| pick(q))?.0;
+                self.retry.remove(&key)?
+            }
+        };
+        self.waiting_bytes -= q.msg.payload_len;
+        Some(q)
+    }
+
     /// Removes every waiting message `drop` selects, handing each to `on_drop`.
     pub(crate) fn remove_where(
         &mut self,

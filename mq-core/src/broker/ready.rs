@@ -143,6 +143,14 @@ impl Ready {
         )
     }
 
+    /// Removes the first delivery that came back which `pick` selects.
+    pub(crate) fn remove_returned(&mut self, pick: impl Fn(&Queued) -> bool) -> Option<Queued> {
+        let i = self.again.iter().position(pick)?;
+        let q = self.again.remove(i)?;
+        self.len -= 1;
+        Some(q)
+    }
+
     /// Removes the message with `id`.
     pub(crate) fn remove_id(&mut self, id: u64) -> Option<Queued> {
         let take = |level: &mut VecDeque<Queued>| {

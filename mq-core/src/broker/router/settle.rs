@@ -94,26 +94,22 @@ impl Router {
     }
 
     /// A resumed client's ack of a message by what identifies it: the
-    /// message, if it still waits for the subscription (or its group), is
-    /// settled as acked instead of delivered again.
+    /// message, if it waits to come again for the subscription (or its
+    /// group: returned, restored or held back for a retry), is settled as
+    /// acked instead. Only those are searched, so that a client cannot make
+    /// the broker walk a whole backlog with each frame. (Node links, whose
+    /// deliveries carry the message id as their sequence, never send it.)
     pub(super) fn ack_message(&mut self, session: Key, a: AckMessage, now: Instant) {
         let Some(&sub) = self.sessions.get(session).and_then(|s| s.subs.get(&a.sub)) else {
             return;
         };
-        // A node link's deliveries carry the message id as their sequence.
-        let by_id = self.subs.get(sub).is_some_and(|s| s.outbox);
         let target = self.target_of(sub);
         let Some(queue) = super::queue_in(&mut self.subs, &mut self.groups, target) else {
             return;
         };
-        let mut found = None;
-        queue.for_each_waiting(&mut |q| {
-            let seq = if by_id { q.msg.id } else { q.msg.seq };
-            if found.is_none() && seq == a.seq && topic_hash(&q.msg.topic) == a.topic_hash {
-                found = Some(q.msg.id);
-            }
-        });
-        let Some(q) = found.and_then(|id| queue.remove_id(id)) else {
+        let Some(q) = queue
+            .remove_returned(|q| q.msg.seq == a.seq && topic_hash(&q.msg.topic) == a.topic_hash)
+        else {
             return;
         };
         self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
@@ -121,6 +117,7 @@ impl Router {
         self.finish(target, &q.msg);
         self.advance_cursor(session, sub, &q.msg);
         self.pump(target, now);
+        self.retry_all_parked(now);
     }
 
     /// The session's timer fired: every delivery past its ack deadline counts
@@ -154,7 +151,10 @@ impl Router {
             return;
         };
         let (sub, target, attempt) = (f.sub, f.target, f.attempt);
-        let stays = attempt < self.cfg.max_attempts && !self.has_other_member(target, sub);
+        // A node link's far end drops copies by message id: its deliveries
+        // are sent again as before.
+        let link = self.subs.get(sub).is_none_or(|s| s.outbox);
+        let stays = attempt < self.cfg.max_attempts && !link && !self.has_other_member(target, sub);
         let Some(at) = self.cfg.ack_timeout.filter(|_| stays).map(|t| now + t) else {
             // `settle` requeues below the limit and dead-letters at it.
             self.settle(session, tag, Settle::Requeue, now);
@@ -166,15 +166,24 @@ impl Router {
         }
     }
 
-    /// Whether `target` is a group with a member besides `sub`.
+    /// Whether `target` is a group with a member besides `sub` that is
+    /// active and connected (one that could take the message).
     fn has_other_member(&self, target: Target, sub: Key) -> bool {
-        match target {
-            Target::Group(g) => self
-                .groups
-                .get(g)
-                .is_some_and(|g| g.members.iter().any(|m| *m != sub)),
-            Target::Sub(_) => false,
-        }
+        let Target::Group(g) = target else {
+            return false;
+        };
+        let connected = |m: &Key| {
+            self.subs.get(*m).is_some_and(|s| {
+                s.active
+                    && self
+                        .sessions
+                        .get(s.session)
+                        .is_some_and(|x| x.conn.is_some())
+            })
+        };
+        self.groups
+            .get(g)
+            .is_some_and(|g| g.members.iter().any(|m| *m != sub && connected(m)))
     }
 
     /// Only persistent sessions keep cursors: the others pay for nothing

@@ -320,3 +320,28 @@ fn settled_deliveries_leave_no_timers_behind() {
     h.advance(Duration::from_secs(31));
     assert_eq!(h.b.timers(), 2);
 }
+
+#[test]
+fn a_group_message_past_its_deadline_stays_when_no_other_member_is_connected() {
+    let cfg = Config {
+        ack_timeout: Some(Duration::from_secs(5)),
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (b, _) = h.connect("b", SessionMode::Resume);
+    h.subscribe(b, 1, "t", Some("g"), 10);
+    h.b.handle_closed(b, h.now);
+    let (a, _) = h.connect("a", SessionMode::Clean);
+    h.subscribe(a, 1, "t", Some("g"), 10);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"m");
+    let d = h.deliveries(a);
+    assert_eq!(payloads(&d), [b"m"]);
+    // The other member is away: the message stays with the late one, not
+    // sent to it again.
+    h.advance(Duration::from_secs(6));
+    assert!(h.deliveries(a).is_empty());
+    assert_eq!(h.b.stats().ack_timeouts, 1);
+    h.ack(a, d[0].tag);
+    assert_eq!(h.b.stats().acked, 1);
+}

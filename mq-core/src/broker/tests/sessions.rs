@@ -318,3 +318,37 @@ fn a_resumed_client_acks_by_message_what_it_acked_while_away() {
     h.subscribe(s, 1, "cmd.>", None, 2);
     assert_eq!(payloads(&h.deliveries(s)), [b"2"]);
 }
+
+#[test]
+fn a_client_acks_by_message_what_a_broker_restart_brought_back() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let (s, _) = h.connect("dev", SessionMode::Resume);
+    h.subscribe(s, 1, "cmd.>", None, 1);
+    h.publish(p, 1, "cmd.a", QoS::AtLeastOnce, b"1");
+    h.publish(p, 2, "cmd.a", QoS::AtLeastOnce, b"2");
+    h.persist();
+    let d = h.deliveries(s);
+    assert_eq!(payloads(&d), [b"1"]);
+    // The broker restarts before it has the ack (or before its record is
+    // durable): both messages are restored.
+    let mut r = H::new(Config::default());
+    for rec in &h.records {
+        r.b.restore(r.now, rec).unwrap();
+    }
+    let queued = r.b.stats().current_queued;
+    let (s, present) = r.connect("dev", SessionMode::Resume);
+    assert!(present);
+    r.send(
+        s,
+        Frame::AckMessage(AckMessage {
+            sub: 1,
+            topic_hash: topic_hash("cmd.a"),
+            seq: d[0].seq,
+        }),
+    );
+    assert_eq!(r.b.stats().acked, 1);
+    assert_eq!(r.b.stats().current_queued, queued - 1);
+    r.subscribe(s, 1, "cmd.>", None, 1);
+    assert_eq!(payloads(&r.deliveries(s)), [b"2"]);
+}
