@@ -169,6 +169,8 @@ struct Sim {
     noise: u32,
     /// Acks the applications made after the broker's ack deadline.
     late_acks: u32,
+    /// Ack deadlines the broker saw missed (over its restarts).
+    missed_deadlines: u64,
 }
 
 /// The priority a publisher gives its message `n`: most carry none, some are
@@ -246,6 +248,7 @@ impl Sim {
             compactions: 0,
             noise: 0,
             late_acks: 0,
+            missed_deadlines: 0,
         };
         for i in 0..sim.clients.len() {
             sim.clients[i].session.connect(sim.now);
@@ -370,6 +373,7 @@ struct Totals {
     noise: u32,
     compactions: u32,
     late_acks: u32,
+    missed_deadlines: u64,
     acked: usize,
 }
 
@@ -380,6 +384,7 @@ impl Totals {
         self.noise += t.noise;
         self.compactions += t.compactions;
         self.late_acks += t.late_acks;
+        self.missed_deadlines += t.missed_deadlines;
         self.acked += t.acked;
     }
 }
@@ -388,8 +393,14 @@ impl std::fmt::Display for Totals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} acked publishes, {} link drops, {} damaged serial chunks, {} broker restarts, {} compactions, {} acks after the deadline",
-            self.acked, self.drops, self.noise, self.restarts, self.compactions, self.late_acks
+            "{} acked publishes, {} link drops, {} damaged serial chunks, {} broker restarts, {} compactions, {} acks after the deadline, {} missed deadlines",
+            self.acked,
+            self.drops,
+            self.noise,
+            self.restarts,
+            self.compactions,
+            self.late_acks,
+            self.missed_deadlines
         )
     }
 }
@@ -411,6 +422,7 @@ fn run_seed(seed: u64, trace: bool) -> Totals {
         noise: sim.noise,
         compactions: sim.compactions,
         late_acks: sim.late_acks,
+        missed_deadlines: sim.missed_deadlines + sim.broker.stats().ack_timeouts,
         acked,
     }
 }
@@ -427,7 +439,8 @@ fn simulated_faults_lose_nothing_acknowledged() {
             && totals.drops > 0
             && totals.noise > 0
             && totals.compactions > 0
-            && totals.late_acks > 0,
+            && totals.late_acks > 0
+            && totals.missed_deadlines > 0,
         "the faults never happened"
     );
 }

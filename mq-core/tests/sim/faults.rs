@@ -52,6 +52,7 @@ impl Sim {
                 c.session.handle_disconnected(self.now);
             }
         }
+        self.missed_deadlines += self.broker.stats().ack_timeouts;
         self.broker = Broker::new(self.broker_cfg.clone());
         if self.trace {
             for r in &self.store.durable {
