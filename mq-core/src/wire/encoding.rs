@@ -137,7 +137,8 @@ impl<'a> Frame<'a> {
     }
 
     /// [`decode`](Self::decode) for a client: a frame only clients send
-    /// (hello, publish, subscribe, unsubscribe, ack, nack, credit, admin) is
+    /// (hello, publish, subscribe, unsubscribe, ack, ack by message, nack,
+    /// credit, admin, a node link's interest) is
     /// [`DecodeError::Unexpected`], whatever its fields, which are not read;
     /// without `alloc`, so is an admin answer (only a session with `alloc`
     /// asks for one). Any other input decodes as `decode` decodes it. A
@@ -170,7 +171,7 @@ impl<'a> Frame<'a> {
             Frame::Admin(_) => "admin",
             Frame::AdminAnswer(_) => "admin-answer",
             Frame::Interest(_) => "interest",
-            Frame::AckMessage(_) => "ack_message",
+            Frame::AckMessage(_) => "ack-message",
         }
     }
 }

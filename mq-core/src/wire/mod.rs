@@ -145,8 +145,10 @@ pub use reason::Reason;
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Both sides must speak the same
+/// one (a mismatch is refused with [`Reason::UnsupportedVersion`]); 2 added
+/// [`AckMessage`], which a version-1 broker could not decode.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Delivery guarantee of a publish or subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

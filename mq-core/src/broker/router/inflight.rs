@@ -2,7 +2,8 @@
 //! order so the earliest ack deadline is always at the front.
 //!
 //! Tags grow with time and every ack deadline is the same timeout after its
-//! delivery, so delivery order is deadline order. The order is a queue of tags
+//! delivery (or after the deadline it missed, when it is re-armed and moves
+//! to the back), so the order kept is deadline order. The order is a queue of tags
 //! from which settled ones are removed lazily (at the front, or all at once
 //! when they outnumber the live ones), so it never holds more than about three
 //! times what is outstanding.

@@ -174,7 +174,7 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     // The ack made while away is offered by message, then the resumed
     // subscription is re-asserted.
     let tx = t.tx();
-    assert_eq!(kinds(&tx), ["ack_message", "subscribe"]);
+    assert_eq!(kinds(&tx), ["ack-message", "subscribe"]);
     assert_eq!(
         frame(&tx[0]),
         Frame::AckMessage(crate::wire::AckMessage {
@@ -262,7 +262,7 @@ fn a_stale_ack_made_after_the_resume_goes_out_by_message() {
     // The application acks the delivery of the old connection only now.
     assert_eq!(t.s.ack(id), Err(AckError::Stale));
     let tx = t.tx();
-    assert_eq!(kinds(&tx), ["ack_message"]);
+    assert_eq!(kinds(&tx), ["ack-message"]);
     assert_eq!(
         frame(&tx[0]),
         Frame::AckMessage(crate::wire::AckMessage {
