@@ -336,14 +336,14 @@ impl Mesh {
     }
 
     /// The peer's snapshot on connection `conn` is complete: the filters it
-    /// did not name again.
+    /// did not name again. An end without a begin completes nothing.
     pub(crate) fn peer_end(&mut self, peer: Key, conn: ConnId) -> Vec<String> {
         let p = self.peers.entry(peer).or_default();
+        let Some(stale) = p.stale.take() else {
+            return Vec::new();
+        };
         p.declared_on = Some(conn);
-        p.stale
-            .take()
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default()
+        stale.into_iter().collect()
     }
 
     /// The peer's link session is gone for good.

@@ -225,3 +225,14 @@ fn catalog_interest_given_during_a_snapshot_goes_unless_the_snapshot_names_it() 
     h.send_all(n, [Frame::Interest(Interest::End)]);
     assert_eq!(h.b.peer_interest("b"), ["u"]);
 }
+
+#[test]
+fn an_end_without_a_begin_completes_no_snapshot() {
+    let mut h = H::new(Config::default());
+    let (n, _) = h.connect("$node.b", SessionMode::Resume);
+    h.subscribe(n, 1, ">", None, 8);
+    h.send_all(n, [Frame::Interest(Interest::End)]);
+    // No snapshot came on this link: the catalog's word still counts.
+    h.b.set_live_interest(h.now, "b", &["t"]);
+    assert_eq!(h.b.peer_interest("b"), ["t"]);
+}
