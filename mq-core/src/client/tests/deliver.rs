@@ -196,6 +196,17 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     assert_eq!(frame(&t.tx()[0]), Frame::Ack(crate::wire::Ack { tag: 20 }));
 }
 
+/// The connection drops; the next one is welcomed, with the session
+/// present or not.
+fn reconnect(t: &mut T, present: bool) {
+    t.s.handle_disconnected(t.now);
+    t.ev();
+    t.now = t.s.poll_timeout().unwrap();
+    t.s.handle_timeout(t.now);
+    assert_eq!(t.ev(), [Ev::Connect]);
+    t.handshake(present, limits(4096, 0));
+}
+
 #[test]
 fn a_resumed_session_offers_its_remembered_acks_and_a_clean_one_none() {
     let mut t = T::std();
@@ -226,12 +237,7 @@ fn a_resumed_session_offers_its_remembered_acks_and_a_clean_one_none() {
             .collect()
     };
     for present in [true, false] {
-        t.s.handle_disconnected(t.now);
-        t.ev();
-        t.now = t.s.poll_timeout().unwrap();
-        t.s.handle_timeout(t.now);
-        assert_eq!(t.ev(), [Ev::Connect]);
-        t.handshake(present, limits(4096, 0));
+        reconnect(&mut t, present);
         // The acks, oldest first; not the nack (that message is to come again).
         let want: &[u64] = if present { &[1, 3] } else { &[] };
         assert_eq!(offered(&mut t), want, "session present: {present}");
@@ -252,12 +258,7 @@ fn a_stale_ack_made_after_the_resume_goes_out_by_message() {
         b"x"
     ))));
     let id = msg(&t.ev()[0]).id;
-    t.s.handle_disconnected(t.now);
-    t.ev();
-    t.now = t.s.poll_timeout().unwrap();
-    t.s.handle_timeout(t.now);
-    assert_eq!(t.ev(), [Ev::Connect]);
-    t.handshake(true, limits(4096, 0));
+    reconnect(&mut t, true);
     assert_eq!(kinds(&t.tx()), ["subscribe"]);
     // The application acks the delivery of the old connection only now.
     assert_eq!(t.s.ack(id), Err(AckError::Stale));
@@ -293,12 +294,7 @@ fn acks_offered_after_a_resume_all_go_out_when_one_is_added_midway() {
         t.s.ack(*id).unwrap();
     }
     t.tx();
-    t.s.handle_disconnected(t.now);
-    t.ev();
-    t.now = t.s.poll_timeout().unwrap();
-    t.s.handle_timeout(t.now);
-    assert_eq!(t.ev(), [Ev::Connect]);
-    t.handshake(true, limits(4096, 0));
+    reconnect(&mut t, true);
     // The first offer goes out alone (room for one frame), then the
     // application acks the fourth delivery, from the old connection.
     let one = crate::framing::stream::framed_len(&Frame::AckMessage(crate::wire::AckMessage {
