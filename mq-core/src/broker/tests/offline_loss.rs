@@ -4,19 +4,12 @@
 //! refused for good).
 
 use super::mesh::peer_links;
+use super::offline::restored;
 use super::*;
 
 fn poll_all(h: &mut H) -> Vec<OfflineItem> {
     let now = h.now;
     core::iter::from_fn(|| h.b.poll_offline(now)).collect()
-}
-
-fn restored(h: &H) -> H {
-    let mut h2 = H::new(h.b.config().clone());
-    for r in &h.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
-    h2
 }
 
 /// Peer `a` linked with interest in `t`, then its link closed; a publisher.

@@ -1,6 +1,7 @@
 //! Priority: among the messages waiting in a queue, higher priority goes first,
 //! first in first out within a priority.
 
+use super::offline::restored;
 use super::*;
 
 fn publish_prio(h: &mut H, p: ConnId, id: u32, priority: u8, payload: &[u8]) {
@@ -128,10 +129,7 @@ fn messages_restored_after_a_restart_go_ahead_of_later_ones_of_any_priority() {
     h.persist();
     // "delivered" went out and its ack may have been lost with the restart.
     assert_eq!(payloads(&h.deliveries(s)), [b"delivered"]);
-    let mut r = H::new(Config::default());
-    for rec in &h.records {
-        r.b.restore(r.now, rec).unwrap();
-    }
+    let mut r = restored(&h);
     let (p, _) = r.connect("pub", SessionMode::Clean);
     publish_prio(&mut r, p, 1, 9, b"urgent");
     let (s, present) = r.connect("dev", SessionMode::Resume);
@@ -152,10 +150,7 @@ fn drop_oldest_gives_up_restored_messages_first_and_keeps_the_new_ones() {
     publish_prio(&mut h, p, 2, 0, b"old 2");
     h.persist();
     // After a restart both wait as restored messages, the queue full.
-    let mut r = H::new(small_queue(Overflow::DropOldest));
-    for rec in &h.records {
-        r.b.restore(r.now, rec).unwrap();
-    }
+    let mut r = restored(&h);
     let (p, _) = r.connect("pub", SessionMode::Clean);
     publish_prio(&mut r, p, 1, 0, b"new 1");
     publish_prio(&mut r, p, 2, 0, b"new 2");

@@ -1,5 +1,6 @@
 //! Sessions across disconnects, restarts, snapshots and shutdown.
 
+use super::offline::restored;
 use super::*;
 use crate::wire::{AckMessage, topic_hash};
 
@@ -332,10 +333,7 @@ fn a_client_acks_by_message_what_a_broker_restart_brought_back() {
     assert_eq!(payloads(&d), [b"1"]);
     // The broker restarts before it has the ack (or before its record is
     // durable): both messages are restored.
-    let mut r = H::new(Config::default());
-    for rec in &h.records {
-        r.b.restore(r.now, rec).unwrap();
-    }
+    let mut r = restored(&h);
     let queued = r.b.stats().current_queued;
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);

@@ -196,6 +196,16 @@ fn ack_after_disconnect_is_stale_and_applied_on_redelivery() {
     assert_eq!(frame(&t.tx()[0]), Frame::Ack(crate::wire::Ack { tag: 20 }));
 }
 
+/// Feeds QoS 1 deliveries on `a.b`, one per (sequence, broker tag); the
+/// application's ids for them.
+fn held(t: &mut T, sub: SubId, deliveries: &[(u64, u64)]) -> Vec<DeliveryId> {
+    for &(seq, tag) in deliveries {
+        let d = deliver(sub.0, "a.b", seq, tag, QoS::AtLeastOnce, b"x");
+        assert!(t.feed(Frame::Deliver(d)));
+    }
+    t.ev().iter().map(|e| msg(e).id).collect()
+}
+
 /// The connection drops; the next one is welcomed, with the session
 /// present or not.
 fn reconnect(t: &mut T, present: bool) {
@@ -212,17 +222,7 @@ fn a_resumed_session_offers_its_remembered_acks_and_a_clean_one_none() {
     let mut t = T::std();
     t.handshake(false, limits(4096, 0));
     let sub = t.subscribe("a.>");
-    for (seq, tag) in [(1u64, 11u64), (2, 12), (3, 13)] {
-        assert!(t.feed(Frame::Deliver(deliver(
-            sub.0,
-            "a.b",
-            seq,
-            tag,
-            QoS::AtLeastOnce,
-            b"x"
-        ))));
-    }
-    let ids: Vec<_> = t.ev().iter().map(|e| msg(e).id).collect();
+    let ids = held(&mut t, sub, &[(1, 11), (2, 12), (3, 13)]);
     t.s.ack(ids[0]).unwrap();
     t.s.nack(ids[1], true).unwrap();
     t.s.ack(ids[2]).unwrap();
@@ -249,15 +249,7 @@ fn a_stale_ack_made_after_the_resume_goes_out_by_message() {
     let mut t = T::std();
     t.handshake(false, limits(4096, 0));
     let sub = t.subscribe("a.>");
-    assert!(t.feed(Frame::Deliver(deliver(
-        sub.0,
-        "a.b",
-        7,
-        70,
-        QoS::AtLeastOnce,
-        b"x"
-    ))));
-    let id = msg(&t.ev()[0]).id;
+    let id = held(&mut t, sub, &[(7, 70)])[0];
     reconnect(&mut t, true);
     assert_eq!(kinds(&t.tx()), ["subscribe"]);
     // The application acks the delivery of the old connection only now.
@@ -279,17 +271,7 @@ fn acks_offered_after_a_resume_all_go_out_when_one_is_added_midway() {
     let mut t = T::std();
     t.handshake(false, limits(4096, 0));
     let sub = t.subscribe("a.>");
-    for (seq, tag) in [(1u64, 11u64), (2, 12), (3, 13), (4, 14)] {
-        assert!(t.feed(Frame::Deliver(deliver(
-            sub.0,
-            "a.b",
-            seq,
-            tag,
-            QoS::AtLeastOnce,
-            b"x"
-        ))));
-    }
-    let ids: Vec<_> = t.ev().iter().map(|e| msg(e).id).collect();
+    let ids = held(&mut t, sub, &[(1, 11), (2, 12), (3, 13), (4, 14)]);
     for id in &ids[..3] {
         t.s.ack(*id).unwrap();
     }
