@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use mq_core::Instant;
 use mq_core::broker::{Broker, Config, ConnId, Event as BrokerEvent};
-use mq_core::client::{DeliveryId, PublishOptions, Session, SubscribeOptions};
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::framing::serial::SerialDecoder;
 use mq_core::wire::{QoS, SessionMode, Start};
@@ -44,6 +44,9 @@ use rng::Rng;
 #[path = "support/sim_config.rs"]
 mod sim_config;
 use sim_config::{broker_config, client_config};
+#[path = "support/slow_app.rs"]
+mod slow_app;
+use slow_app::Later;
 #[path = "support/seeds.rs"]
 mod seeds;
 use seeds::for_each_seed;
@@ -140,8 +143,8 @@ struct Client {
     seen: Vec<(String, u8, u32)>,
     /// Subscriber: its subscription was acknowledged once.
     subscribed: bool,
-    /// Deliveries the application acks later: (when, which).
-    later: Vec<(Instant, DeliveryId)>,
+    /// Acks the application put off.
+    later: Later,
 }
 
 struct Store {
@@ -187,9 +190,7 @@ impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
         let mut broker_cfg = broker_config(seed);
-        if rng.chance(500_000) {
-            broker_cfg.ack_timeout = Some(Duration::from_millis(20 + rng.below(80)));
-        }
+        broker_cfg.ack_timeout = slow_app::ack_deadline(&mut rng);
         let mut clients = Vec::new();
         let mut roles = vec![
             (Role::Publisher { id: 1 }, false),
@@ -225,7 +226,7 @@ impl Sim {
                 publish_ids: BTreeMap::new(),
                 seen: Vec::new(),
                 subscribed: false,
-                later: Vec::new(),
+                later: Later::default(),
             });
         }
         let broker = Broker::new(broker_cfg.clone());

@@ -37,9 +37,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use mq_core::Instant;
 use mq_core::broker::MeshStats;
-use mq_core::client::{DeliveryId, PublishOptions, Session, SubscribeOptions};
+use mq_core::client::{PublishOptions, Session, SubscribeOptions};
 use mq_core::framing::Framing;
 use mq_core::topic::{Filter, Topic};
 use mq_core::wire::{QoS, SessionMode, Start};
@@ -53,6 +52,9 @@ use happened::{Happened, payload};
 #[path = "support/sim_config.rs"]
 mod sim_config;
 use sim_config::{broker_config, client_config};
+#[path = "support/slow_app.rs"]
+mod slow_app;
+use slow_app::Later;
 #[path = "support/seeds.rs"]
 mod seeds;
 use seeds::for_each_seed;
@@ -90,8 +92,8 @@ struct App {
     subscribed: bool,
     /// A plain subscriber whose session ended: it may have missed messages.
     broken: bool,
-    /// Deliveries the application acks later: (when, which).
-    later: Vec<(Instant, DeliveryId)>,
+    /// Acks the application put off.
+    later: Later,
 }
 
 /// What one seed did.
@@ -147,9 +149,7 @@ impl Sim {
     fn new(seed: u64, trace: bool) -> Sim {
         let mut rng = Rng::new(seed);
         let mut cfg = broker_config(seed);
-        if rng.chance(500_000) {
-            cfg.ack_timeout = Some(Duration::from_millis(20 + rng.below(80)));
-        }
+        cfg.ack_timeout = slow_app::ack_deadline(&mut rng);
         let mut apps = Vec::new();
         let mut sessions = Vec::new();
         for (node, filters) in FILTERS.iter().enumerate() {
@@ -181,7 +181,7 @@ impl Sim {
                     seen: Vec::new(),
                     subscribed: false,
                     broken: false,
-                    later: Vec::new(),
+                    later: Later::default(),
                 });
             }
         }
@@ -249,16 +249,10 @@ impl Sim {
                     .log(|| format!("client {i}: got {publisher}/{n} on {topic}"));
                 app.seen.push((topic, publisher, n));
                 let Some(id) = ack else { return };
-                // A slow application acks one message in five up to three
-                // deadlines late.
-                if let Some(deadline) = self.world.nodes[0].broker.config().ack_timeout
-                    && self.world.rng.chance(200_000)
-                {
-                    let deadline = deadline.as_micros() as u64;
-                    let delay = self.world.rng.below(3 * deadline);
-                    self.late_acks += u32::from(delay > deadline);
-                    let at = self.world.now + Duration::from_micros(delay);
-                    app.later.push((at, id));
+                let deadline = self.world.nodes[0].broker.config().ack_timeout;
+                let now = self.world.now;
+                if let Some((_, late)) = app.later.put_off(&mut self.world.rng, deadline, now, id) {
+                    self.late_acks += u32::from(late);
                     return;
                 }
                 // A stale id (the connection dropped meanwhile) is fine.
@@ -311,8 +305,7 @@ impl Sim {
         // The slow applications' acks that are due.
         let now = self.world.now;
         for (i, app) in self.apps.iter_mut().enumerate() {
-            while let Some(k) = app.later.iter().position(|(at, _)| *at <= now) {
-                let (_, id) = app.later.swap_remove(k);
+            for id in app.later.due(now) {
                 let _ = self.world.clients[i].session.ack(id);
             }
         }

@@ -137,16 +137,11 @@ impl Sim {
                 self.log(|| format!("client {i}: got {publisher}/{n} on {topic} (ack {ack:?})"));
                 self.clients[i].seen.push((topic, publisher, n));
                 let Some(id) = ack else { return };
-                // A slow application acks one message in five up to three
-                // deadlines late.
-                if let Some(deadline) = self.broker_cfg.ack_timeout
-                    && self.rng.chance(200_000)
-                {
-                    let delay = self.rng.below(3 * deadline.as_micros() as u64);
-                    self.late_acks += u32::from(delay > deadline.as_micros() as u64);
-                    let at = now + Duration::from_micros(delay);
+                let deadline = self.broker_cfg.ack_timeout;
+                let later = &mut self.clients[i].later;
+                if let Some((at, late)) = later.put_off(&mut self.rng, deadline, now, id) {
+                    self.late_acks += u32::from(late);
                     self.log(|| format!("client {i}: acks {id:?} at {}", at.as_micros()));
-                    self.clients[i].later.push((at, id));
                     return;
                 }
                 // A stale id (the connection dropped meanwhile) is fine: the
@@ -189,7 +184,7 @@ impl Sim {
         min(self.broker.poll_timeout());
         for c in &self.clients {
             min(c.session.poll_timeout());
-            min(c.later.iter().map(|(at, _)| *at).min());
+            min(c.later.next());
         }
         for l in self.links.values() {
             min(l.up.chunks.front().map(|c| c.0));
@@ -249,8 +244,7 @@ impl Sim {
         for c in &mut self.clients {
             c.session.handle_timeout(now);
             // The slow application's acks that are due.
-            while let Some(k) = c.later.iter().position(|(at, _)| *at <= now) {
-                let (_, id) = c.later.swap_remove(k);
+            for id in c.later.due(now) {
                 let _ = c.session.ack(id);
             }
         }
