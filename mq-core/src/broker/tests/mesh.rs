@@ -457,3 +457,24 @@ fn a_peer_s_outbox_takes_the_credit_its_link_asks_for_now() {
     }
     assert_eq!(payloads(&h.deliveries(n)), [[1], [2]]);
 }
+
+#[test]
+fn a_link_s_delivery_past_its_deadline_is_sent_again() {
+    // A client's delivery stays put past its deadline (see `delivery.rs`);
+    // a link's far end drops copies by message id, so its is sent again.
+    let cfg = Config {
+        ack_timeout: Some(Duration::from_secs(2)),
+        ..Config::default()
+    };
+    let mut h = H::new(cfg);
+    let n = peer_links(&mut h, "a", &["t"]);
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    let first = h.deliveries(n);
+    assert_eq!((payloads(&first), first[0].attempt), (vec![&b"x"[..]], 1));
+    h.advance(Duration::from_secs(3));
+    let again = h.deliveries(n);
+    assert_eq!((payloads(&again), again[0].attempt), (vec![&b"x"[..]], 2));
+    assert_eq!(h.b.stats().ack_timeouts, 0);
+    assert_eq!(h.b.stats().redelivered, 1);
+}
