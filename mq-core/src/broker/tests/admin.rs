@@ -53,12 +53,7 @@ fn compacted(h: &H) -> H {
 }
 
 fn restored<R: AsRef<[u8]>>(records: &[R]) -> H {
-    let mut r = H::new(Config::default());
-    for rec in records {
-        r.b.restore(r.now, rec.as_ref()).unwrap();
-    }
-    r.b.check_invariants().unwrap();
-    r
+    H::restored_from(Config::default(), records)
 }
 
 #[test]

@@ -63,10 +63,7 @@ fn peer_interest_outlives_the_link_and_a_restart() {
     let n = peer_links(&mut h, "a", &["t.>", "u"]);
     h.send(n, Frame::Interest(Interest::Remove("u")));
     h.b.handle_closed(n, h.now);
-    let mut h2 = H::new(Config::default());
-    for r in &h.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = H::restored_from(Config::default(), &h.records);
     assert_eq!(h2.b.peer_interest("a"), ["t.>"]);
     // Published while the peer is away: its outbox keeps it.
     let (p, _) = h2.connect("pub", SessionMode::Clean);
@@ -311,10 +308,7 @@ fn a_forgotten_node_gets_no_more_traffic() {
     h.publish(p, 2, "t", QoS::AtLeastOnce, b"none");
     assert_eq!(h.b.mesh_stats().forwarded, 1, "only the first");
     // Restored, it is still gone.
-    let mut h2 = H::new(Config::default());
-    for r in &h.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = H::restored_from(Config::default(), &h.records);
     assert!(!h2.b.has_session("$node.a"));
     assert!(!h2.b.forget_node(h2.now, "a"));
 }
@@ -370,10 +364,7 @@ fn a_restart_routes_a_client_s_message_by_its_record_not_its_producer_id() {
             b"x",
         );
     }
-    let mut h2 = H::new(Config::default());
-    for r in &h.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let mut h2 = H::restored_from(Config::default(), &h.records);
     for (client, group) in [("w", Some("g")), ("s", None)] {
         let (c, _) = h2.connect(client, SessionMode::Resume);
         h2.subscribe(c, 1, "jobs", group, 8);

@@ -193,10 +193,7 @@ fn a_client_cannot_pose_as_a_link_s_producer() {
     p.feed(Frame::Deliver(deliver(1, "t", 1, 1, b"real")));
     assert_eq!(payloads(&p.h.deliveries(s)), [b"real"]);
     // Kept apart across a snapshot and a restart too.
-    let mut h2 = H::new(Config::default());
-    for r in p.h.b.snapshot().unwrap().records {
-        h2.b.restore(h2.now, &r).unwrap();
-    }
+    let mut h2 = H::restored_from(Config::default(), p.h.b.snapshot().unwrap().records);
     let link = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
     h2.mqtt.insert(link, Vec::new());
     let mut p2 = Peer {
@@ -296,10 +293,7 @@ fn what_a_crash_gives_again_is_still_within_the_dedup_window() {
     for d in got {
         p.h.ack(s, d.tag);
     }
-    let mut h2 = H::new(cfg);
-    for r in p.h.b.snapshot().unwrap().records {
-        h2.b.restore(h2.now, &r).unwrap();
-    }
+    let mut h2 = H::restored_from(cfg, p.h.b.snapshot().unwrap().records);
     let link_id = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
     h2.mqtt.insert(link_id, Vec::new());
     let mut p2 = Peer {

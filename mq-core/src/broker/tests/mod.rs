@@ -146,6 +146,17 @@ impl H {
         }
     }
 
+    /// A broker with `cfg` restored from `records` (what a restart on the
+    /// same store sees), its invariants checked.
+    fn restored_from<R: AsRef<[u8]>>(cfg: Config, records: impl IntoIterator<Item = R>) -> H {
+        let mut h = H::new(cfg);
+        for r in records {
+            h.b.restore(h.now, r.as_ref()).unwrap();
+        }
+        h.b.check_invariants().unwrap();
+        h
+    }
+
     fn drain(&mut self) {
         let mut buf = core::mem::take(&mut self.buf);
         loop {

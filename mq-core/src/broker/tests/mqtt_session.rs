@@ -16,11 +16,7 @@ const V3: Version = Version::V3_1_1;
 
 /// A broker restored from `records` (what a restart on the same store sees).
 fn restored<R: AsRef<[u8]>>(records: &[R]) -> H {
-    let mut h = H::new(Config::default());
-    for r in records {
-        h.b.restore(h.now, r.as_ref()).unwrap();
-    }
-    h
+    H::restored_from(Config::default(), records)
 }
 
 #[test]

@@ -19,12 +19,9 @@ pub(super) fn poll_all(h: &mut H) -> Vec<OfflineItem> {
     core::iter::from_fn(|| h.b.poll_offline(now)).collect()
 }
 
+/// `h` restarted on its own store, with its configuration.
 pub(super) fn restored(h: &H) -> H {
-    let mut h2 = H::new(h.b.config().clone());
-    for r in &h.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
-    h2
+    H::restored_from(h.b.config().clone(), &h.records)
 }
 
 /// Peer `a` linked with interest in `t`, then its link closed; a publisher.
@@ -78,10 +75,7 @@ fn a_compaction_keeps_what_is_handed_on_but_not_stored() {
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"handed");
     assert_eq!(poll_all(&mut h).len(), 1);
     let snap = h.b.snapshot().unwrap();
-    let mut h2 = H::new(Config::default());
-    for r in &snap.records {
-        h2.b.restore(h2.now, r).unwrap();
-    }
+    let h2 = H::restored_from(Config::default(), &snap.records);
     assert_eq!(outbox(&h2, "a"), (1, 0));
 }
 

@@ -198,10 +198,7 @@ fn a_snapshot_keeps_what_a_durable_replay_still_owes() {
     assert_eq!(h.deliveries(s).len(), 1);
     h.b.handle_closed(s, h.now);
     let snap = h.b.snapshot().expect("store drained");
-    let mut r = H::new(retaining(100));
-    for rec in &snap.records {
-        r.b.restore(r.now, rec).unwrap();
-    }
+    let mut r = H::restored_from(retaining(100), &snap.records);
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);
     r.subscribe(s, 1, "t", None, 1);

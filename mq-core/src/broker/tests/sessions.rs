@@ -69,10 +69,7 @@ fn restore_rebuilds_sessions_and_pending_messages() {
     h.publish(p, 0, "t.a", QoS::AtMostOnce, b"qos0 is not durable");
     let records = h.records.clone();
 
-    let mut r = H::new(Config::default());
-    for rec in &records {
-        r.b.restore(r.now, rec).unwrap();
-    }
+    let mut r = H::restored_from(Config::default(), &records);
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);
     r.subscribe(s, 1, "t.>", None, 10);
@@ -164,10 +161,8 @@ fn snapshot_plus_later_records_rebuilds_the_same_broker() {
     h.publish_with(p, 5, "t.a", QoS::AtLeastOnce, dd(5), Meta::default(), &[5]);
     let later = h.records[before..].to_vec();
 
-    let mut r = H::new(Config::default());
-    for rec in snap.records.iter().map(|r| r.to_vec()).chain(later) {
-        r.b.restore(r.now, &rec).unwrap();
-    }
+    let records = snap.records.iter().map(|r| r.to_vec()).chain(later);
+    let mut r = H::restored_from(Config::default(), records);
     let (s, present) = r.connect("dev", SessionMode::Resume);
     assert!(present);
     r.subscribe(s, 1, "t.>", None, 2);
@@ -234,15 +229,12 @@ fn snapshot_waits_for_the_store_to_be_drained_and_restore_skips_repeats() {
     h.drain();
     let snap = h.b.snapshot().unwrap();
     // A store that wrote the whole log after the snapshot too: nothing doubles.
-    let mut r = H::new(Config::default());
-    for rec in snap
+    let records = snap
         .records
         .iter()
         .map(|r| r.to_vec())
-        .chain(h.records.clone())
-    {
-        r.b.restore(r.now, &rec).unwrap();
-    }
+        .chain(h.records.clone());
+    let mut r = H::restored_from(Config::default(), records);
     let (s, _) = r.connect("dev", SessionMode::Resume);
     r.subscribe(s, 1, "t", None, 10);
     assert_eq!(payloads(&r.deliveries(s)), [b"y"]);
@@ -268,10 +260,7 @@ fn qos0_sequence_numbers_are_not_handed_out_again_after_a_restart() {
         .count();
     assert_eq!(reservations, 1);
 
-    let mut r = H::new(Config::default());
-    for rec in h.records.clone() {
-        r.b.restore(r.now, &rec).unwrap();
-    }
+    let mut r = H::restored_from(Config::default(), &h.records);
     let (p, _) = r.connect("pub", SessionMode::Clean);
     let (s, _) = r.connect("sub", SessionMode::Clean);
     r.subscribe(s, 1, "t", None, 100);
