@@ -46,7 +46,10 @@
 //! carries some more until the peer's next link snapshot. A node that
 //! started does not acknowledge its clients' QoS 1 publishes before its
 //! first listing ([`Config::await_catalog`]): until then it does not know
-//! what those peers want. A link that connected but has not sent its
+//! what those peers want; nor, within the same wait, before each live peer
+//! it knew before it started has declared its interest on its link again
+//! (what that peer declared just before a crash may be neither in this
+//! node's store nor in the catalog yet: `router/catalog_wait.rs`). A link that connected but has not sent its
 //! snapshot yet counts as not linked here: a node that restarted may have
 //! lost what the peer declared before (its records were not durable yet),
 //! and its first listing may come before the snapshot.
@@ -204,6 +207,8 @@ pub(crate) struct Away {
     pub listed: alloc::collections::BTreeSet<String>,
     /// Whether the broker has had a listing (see `Config::await_catalog`).
     pub had_listing: bool,
+    /// The live peers' snapshots the first listing still waits for.
+    pub snapshots_due: crate::broker::router::SnapshotsDue,
 }
 
 /// The node's side of the offline queues (see the module docs).

@@ -191,6 +191,9 @@ impl Router {
                     self.peer_withdraw(session, &client, persistent, &f);
                 }
                 self.drop_stale_groups(conn, session, now);
+                if self.mesh.peer_declared_on(session) == Some(conn) {
+                    self.snapshot_not_due(session, now);
+                }
             }
         }
     }
@@ -277,6 +280,7 @@ impl Router {
         }
         self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
+        self.snapshot_not_due(session, now);
         true
     }
 

@@ -27,6 +27,7 @@
 //!   peers that are away, handed on to the catalog.
 
 mod admin;
+mod catalog_wait;
 mod deliver;
 mod inflight;
 mod inspect;
@@ -73,6 +74,7 @@ use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
 use crate::wire;
 
+pub(crate) use catalog_wait::SnapshotsDue;
 use inflight::InFlights;
 use parked::Holds;
 pub(crate) use parked::Parked;

@@ -6,7 +6,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Holds, Router};
-use crate::broker::ConnId;
 use crate::broker::command::{Output, Publish, Via};
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::mesh::offline::{OfflineError, OfflineMessage, OfflineTicket};
@@ -30,6 +29,7 @@ impl Router {
         }
         self.leave_groups(session, now);
         self.mesh.away.peers.entry(session).or_default().away = true;
+        self.snapshot_not_due(session, now);
         true
     }
 
@@ -141,7 +141,11 @@ impl Router {
         client.push_str(peer);
         let session = match self.by_client.get(&client) {
             Some(&k) => k,
-            None => self.create_session(&client, true, true),
+            None => {
+                let k = self.create_session(&client, true, true);
+                self.peer_from_catalog(k);
+                k
+            }
         };
         let Some(s) = self.sessions.get(session) else {
             return;
@@ -199,32 +203,6 @@ impl Router {
             self.leave_groups(session, now);
             self.mesh.away.peers.entry(session).or_default().away = true;
         }
-    }
-
-    /// Whether a publish from `from` waits for the catalog's first listing
-    /// (see `Config::await_catalog`): `Some` deadline to hold it until, or
-    /// `Some(None)` when it was held long enough and is refused; `None`
-    /// when it goes on. `deadline` is set when it first holds the publish.
-    pub(super) fn await_catalog(
-        &mut self,
-        from: Option<(ConnId, Key)>,
-        p: &Publish<'_>,
-        now: Instant,
-        deadline: &mut Option<Instant>,
-    ) -> Option<Option<Instant>> {
-        let hold = self.cfg.await_catalog?;
-        let client = from.is_some() && p.via == Via::Client;
-        if self.mesh.away.had_listing || !client || p.qos != QoS::AtLeastOnce {
-            return None;
-        }
-        let deadline = *deadline.get_or_insert(now + hold);
-        if now < deadline {
-            return Some(Some(deadline));
-        }
-        if let Some((conn, _)) = from {
-            self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
-        }
-        Some(None)
     }
 
     /// The next item to hand on for a peer that is away.
@@ -360,10 +338,7 @@ impl Router {
         }
         self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
         if !self.mesh.away.had_listing {
-            // The publishes held for it go where the interest now known
-            // says (see `Config::await_catalog`).
-            self.mesh.away.had_listing = true;
-            self.retry_all_parked(now);
+            self.first_listing(live, now);
         }
     }
 

@@ -176,7 +176,8 @@ fn the_first_listing_neither_frees_nor_lengthens_a_full_queue_hold() {
 fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
     // This node restarted without what the peer declared (its records were
     // not durable yet); the peer's link is back, its snapshot not yet, when
-    // the first listing comes and releases the publishes.
+    // the first listing comes, and the snapshot is still not in when the
+    // wait for it ends and releases the publishes.
     let mut h = H::new(node());
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (n, _) = h.connect("$node.b", SessionMode::Resume);
@@ -186,6 +187,8 @@ fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
     h.drain();
     assert_eq!(h.b.peer_interest("b"), ["t"]);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert!(h.take(p).is_empty(), "the wait for b's snapshot");
+    h.advance(Duration::from_secs(5));
     assert_eq!(acked(&h.take(p)), [1]);
     assert_eq!(payloads(&h.deliveries(n)), [b"x"], "forwarded to the peer");
     // Not away while linked; its snapshot is the newest word.
@@ -235,4 +238,45 @@ fn an_end_without_a_begin_completes_no_snapshot() {
     // No snapshot came on this link: the catalog's word still counts.
     h.b.set_live_interest(h.now, "b", &["t"]);
     assert_eq!(h.b.peer_interest("b"), ["t"]);
+}
+
+/// Node `b` linked and declared `t`; this node crashed before that
+/// declaration was durable and restarted: a publisher, and `b` live in the
+/// first listing with nothing in the catalog yet.
+fn restarted_without_b_s_interest() -> (H, ConnId) {
+    let mut h = H::new(node());
+    let n = peer_links(&mut h, "b", &[]);
+    let durable = h.records.len();
+    h.send(n, Frame::Interest(Interest::Add("t")));
+    assert_eq!(h.b.peer_interest("b"), ["t"]);
+    let mut r = H::restored_from(node(), &h.records[..durable]);
+    assert!(r.b.peer_interest("b").is_empty(), "lost with the crash");
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    r.b.handle_catalog_listing(r.now, &[], &["b"]);
+    r.drain();
+    (r, p)
+}
+
+#[test]
+fn after_a_restart_the_first_listing_waits_for_a_live_peer_s_snapshot() {
+    let (mut r, p) = restarted_without_b_s_interest();
+    r.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert!(r.take(p).is_empty(), "not acked for nobody");
+    // b links again and declares its whole interest: the publish is its.
+    let n = peer_links(&mut r, "b", &["t"]);
+    assert_eq!(acked(&r.take(p)), [1]);
+    assert_eq!(payloads(&r.deliveries(n)), [b"x"]);
+}
+
+#[test]
+fn a_live_peer_that_does_not_link_is_waited_for_no_longer_than_the_wait() {
+    let (mut r, p) = restarted_without_b_s_interest();
+    r.advance(Duration::from_secs(1));
+    r.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    r.advance(Duration::from_millis(3_999));
+    assert!(r.take(p).is_empty());
+    // Five seconds after the listing: what the catalog says goes.
+    r.advance(Duration::from_millis(1));
+    assert_eq!(acked(&r.take(p)), [1]);
+    assert_eq!(outbox(&r, "b"), (0, 0));
 }
