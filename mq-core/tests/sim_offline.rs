@@ -16,6 +16,9 @@
 //! back at once, some stay down for up to five times the lease, so their
 //! peers treat them as away and hand what they want to the catalog; two may
 //! be down at once (the sender of a message for an away node dies too).
+//! In half the seeds a node also hands on what a live peer wants once that
+//! peer's link has been down for a grace (`Config::link_grace`, 0.2 to
+//! 1.8 s against the lease's 1 s), as mqd's nodes do for a partition.
 //! Every 100 ms each node that is up treats the nodes down past the lease as
 //! away (and the others as live), then does its round with the catalog as
 //! `mq_server::node` does after a heartbeat, through the same core
@@ -101,6 +104,9 @@ struct Totals {
     restarts: u32,
     away: u32,
     offline_stored: u64,
+    /// Live peers handed on for a link down past the grace (counted at the
+    /// end, by the nodes' last runs).
+    unreachable: u64,
     offline_drained: u64,
     catalog_failures: u64,
     out_of_order: u32,
@@ -112,6 +118,7 @@ impl Totals {
         self.restarts += t.restarts;
         self.away += t.away;
         self.offline_stored += t.offline_stored;
+        self.unreachable += t.unreachable;
         self.offline_drained += t.offline_drained;
         self.catalog_failures += t.catalog_failures;
         self.out_of_order += t.out_of_order;
@@ -167,8 +174,13 @@ impl Sim {
         }
         // Publishes wait for a node's first listing (its round with the
         // catalog), as mqd's do.
+        // In half the seeds a node hands a live peer's messages to the
+        // catalog once its link is down for longer than a grace (shorter
+        // than the lease, or longer), as mqd's nodes do.
+        let link_grace = (rng.below(2) == 0).then(|| Duration::from_millis(200 + rng.below(1_600)));
         let cfg = Config {
             await_catalog: Some(Duration::from_secs(30)),
+            link_grace,
             ..broker_config(seed)
         };
         let mut world = World::new(cfg, NODES, rng, trace);
@@ -467,6 +479,7 @@ impl Sim {
         for node in &self.world.nodes {
             let s = node.broker.mesh_stats();
             self.totals.offline_drained += s.offline_drained;
+            self.totals.unreachable += s.unreachable;
         }
         self.totals.offline_stored = self.catalog.stored;
     }
@@ -503,4 +516,5 @@ fn offline_queues_lose_nothing_acknowledged_and_duplicate_nothing() {
         "no message ever went through the catalog"
     );
     assert!(totals.catalog_failures > 0, "the catalog never failed");
+    assert!(totals.unreachable > 0, "no live peer was ever out of reach");
 }

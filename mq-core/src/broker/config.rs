@@ -179,6 +179,14 @@ pub struct Config {
     /// linked to want, and a message acknowledged then would never reach
     /// them. `None` (the default): nothing is held.
     pub await_catalog: Option<Duration>,
+    /// For a mesh node with a catalog: how long the link of a peer that is
+    /// live (its lease runs) may stay down before what the peer wants is
+    /// handed to the catalog's queue of the peer, as for a peer away (see
+    /// `broker::mesh::offline`): a partition between two nodes that both
+    /// reach the catalog then fills no outbox and holds back no publisher.
+    /// Its link back takes its outbox again. `None` (the default): only a
+    /// peer whose lease expired is handed on.
+    pub link_grace: Option<Duration>,
 }
 
 impl Default for Config {
@@ -207,6 +215,7 @@ impl Default for Config {
             auth: Auth::default(),
             handshake_timeout: Duration::from_secs(10),
             await_catalog: None,
+            link_grace: None,
         }
     }
 }

@@ -97,10 +97,14 @@ impl NodeOptions {
     /// The broker configuration `broker` of a server that becomes this
     /// node: its clients' QoS 1 publishes wait for the node's first round
     /// with the catalog, for up to a lease
-    /// ([`Config::await_catalog`](mq_core::broker::Config::await_catalog)).
+    /// ([`Config::await_catalog`](mq_core::broker::Config::await_catalog)),
+    /// and a live peer whose link stays down for a lease gets what it wants
+    /// through the catalog
+    /// ([`Config::link_grace`](mq_core::broker::Config::link_grace)).
     /// [`spawn`] refuses a server whose broker was not configured so.
     pub fn broker_config(&self, mut broker: mq_core::broker::Config) -> mq_core::broker::Config {
         broker.await_catalog = Some(self.lease);
+        broker.link_grace = Some(self.lease);
         broker
     }
 }

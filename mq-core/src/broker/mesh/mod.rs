@@ -163,6 +163,11 @@ pub struct MeshStats {
     /// Messages from this node's catalog queue it will never take (too
     /// large, a topic it refuses), dropped from the queue.
     pub offline_rejected: u64,
+    /// Live peers whose link stayed down past `Config::link_grace`, handed
+    /// on to the catalog as if away.
+    ///
+    /// [`Config::link_grace`]: super::Config::link_grace
+    pub unreachable: u64,
 }
 
 /// One peer's declared interest.

@@ -196,6 +196,9 @@ pub(crate) struct AwayPeer {
     pub failed: Vec<(Key, Queued)>,
     /// After a failed store: nothing more is offered before this.
     pub retry_at: Option<Instant>,
+    /// Away because its link stayed down (`Config::link_grace`), not because
+    /// its lease expired: only its link back ends that.
+    pub unreachable: bool,
 }
 
 /// The peers away, by their link session.
@@ -209,6 +212,9 @@ pub(crate) struct Away {
     pub had_listing: bool,
     /// The live peers' snapshots the first listing still waits for.
     pub snapshots_due: crate::broker::router::SnapshotsDue,
+    /// Peers' link sessions without a connection, since when (see
+    /// `Config::link_grace`).
+    pub unlinked: Map<Key, Instant>,
 }
 
 /// The node's side of the offline queues (see the module docs).

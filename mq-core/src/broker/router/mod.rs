@@ -48,6 +48,7 @@ mod snapshot;
 mod spares;
 mod subscribe;
 mod topics;
+mod unreachable;
 mod will;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

@@ -37,7 +37,7 @@ impl Router {
     /// It stays the last member of a group it alone served, so the group's
     /// messages (those waiting, and those published meanwhile) wait for it
     /// as for any member away, rather than being dropped with the group.
-    fn leave_groups(&mut self, session: Key, now: Instant) {
+    pub(super) fn leave_groups(&mut self, session: Key, now: Instant) {
         let Some(s) = self.sessions.get(session) else {
             return;
         };
@@ -79,11 +79,17 @@ impl Router {
     /// overtakes them on the link; then what failed goes back to its front,
     /// in order, and out on the link when it is connected.
     fn not_away(&mut self, session: Key, now: Instant) {
+        let linked = self.sessions.get(session).is_some_and(|s| s.conn.is_some());
         let peers = &mut self.mesh.away.peers;
         let Some(p) = peers.get_mut(&session) else {
             return;
         };
+        if p.unreachable && !linked {
+            // Live, but its link is still down: the catalog still carries.
+            return;
+        }
         p.away = false;
+        p.unreachable = false;
         p.retry_at = None;
         if !p.handed.is_empty() {
             return;
@@ -202,11 +208,14 @@ impl Router {
         if away && !linked {
             self.leave_groups(session, now);
             self.mesh.away.peers.entry(session).or_default().away = true;
+        } else if !linked {
+            self.not_linked_yet(session, now);
         }
     }
 
     /// The next item to hand on for a peer that is away.
     pub(crate) fn poll_offline(&mut self, now: Instant) -> Option<OfflineItem> {
+        self.hand_on_unreachable(now);
         let peers: Vec<Key> = self.mesh.away.peers.keys().copied().collect();
         for session in peers {
             if let Some(item) = self.next_offline(session, now) {

@@ -198,6 +198,10 @@ impl Router {
             return;
         }
         s.conn = None;
+        self.link_down(session, now);
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
         if s.persistent {
             self.requeue_inflight(session, now);
             self.session_away(session, now);

@@ -18,6 +18,7 @@ mod priority;
 mod publish;
 mod replay;
 mod sessions;
+mod unreachable;
 
 extern crate std;
 
