@@ -252,6 +252,12 @@ pub fn render(
         "Messages from this node's catalog queue it will never take, dropped.",
         mesh.offline_rejected,
     );
+    metric(
+        "mesh_unreachable_total",
+        "counter",
+        "Live peers whose link stayed down a lease: handed on to the catalog.",
+        mesh.unreachable,
+    );
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
