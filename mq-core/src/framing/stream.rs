@@ -10,6 +10,8 @@
 use core::fmt;
 
 use crate::wire::codec::Sender;
+#[cfg(feature = "alloc")]
+use crate::wire::codec::{self, Wire};
 use crate::wire::{DecodeError, EncodeError, Frame};
 
 /// The longest length prefix: a `u32` varint.
@@ -79,6 +81,45 @@ pub(crate) fn encode_frame_sized_as(
     };
     // The frame first: when the encoder refuses it, `buf` is untouched.
     frame.encode_exact_as(out, sender)?;
+    write_varint(body as u32, head);
+    Ok(needed)
+}
+
+/// [`encode_frame`] for a frame given as its kind's tag
+/// ([`Frame`]'s variant index) and its fields, measured and written by the
+/// fields' own encoder: not through `Frame`'s dispatch over every kind, twice
+/// (to measure, then to write). For the frames the broker writes most after
+/// deliveries (a `PubAck` per QoS 1 publish); the same bytes as
+/// `encode_frame` (tested below).
+#[cfg(feature = "alloc")]
+pub(crate) fn encode_fields<'a, T: Wire<'a>>(
+    tag: u8,
+    fields: &T,
+    max_frame: u32,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let body = 1 + codec::encoded_len(fields);
+    if body > max_frame as usize {
+        return Err(EncodeError::FrameTooLarge {
+            len: body,
+            max: max_frame as usize,
+        });
+    }
+    let prefix = prefix_len(body);
+    let needed = prefix + body;
+    let Some((head, out)) = buf
+        .get_mut(..needed)
+        .and_then(|framed| framed.split_at_mut_checked(prefix))
+    else {
+        return Err(EncodeError::BufferTooSmall { needed });
+    };
+    let Some((first, rest)) = out.split_first_mut() else {
+        return Err(EncodeError::BufferTooSmall { needed });
+    };
+    *first = tag;
+    if !codec::encode_exact(fields, rest) {
+        return Err(EncodeError::Unexpected);
+    }
     write_varint(body as u32, head);
     Ok(needed)
 }
@@ -337,6 +378,26 @@ mod tests {
 
     fn ping(n: u64) -> Frame<'static> {
         Frame::Ping(n)
+    }
+
+    /// A frame written by its kind's encoder is the frame `encode_frame`
+    /// writes, its errors included.
+    #[cfg(feature = "alloc")]
+    #[test]
+    fn fields_encode_as_their_frame() {
+        use crate::wire::PubAck;
+        for (id, seq, duplicate) in [(0, 0, false), (7, 1, true), (u32::MAX, u64::MAX, false)] {
+            let ack = PubAck { id, seq, duplicate };
+            let frame = Frame::PubAck(ack);
+            for (max_frame, room) in [(1024, 64), (1024, 3), (2, 64), (1024, 0)] {
+                let mut want = [0u8; 64];
+                let mut got = [0u8; 64];
+                let a = encode_frame(&frame, max_frame, &mut want[..room]);
+                let b = encode_fields(frame.tag(), &ack, max_frame, &mut got[..room]);
+                assert_eq!(a, b, "{ack:?} {max_frame} {room}");
+                assert_eq!(want, got, "{ack:?} {max_frame} {room}");
+            }
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl Proto {
         };
         if p.fragment.is_none() {
             // Whole: straight from the received bytes.
-            r.handle(id, now, Command::Publish(whole));
+            r.handle_publish(id, now, &whole);
             return;
         }
         if at.first {
@@ -162,7 +162,7 @@ impl Proto {
             if at.refused {
                 r.reject_publish(id, publish.id, publish.qos, Reason::MessageTooLarge);
             } else {
-                r.handle(id, now, Command::Publish(publish));
+                r.handle_publish(id, now, &publish);
             }
         }
     }

@@ -135,7 +135,21 @@ impl Proto {
                     false,
                 ),
                 Output::PubAck { id, seq, duplicate } => {
-                    (Frame::PubAck(wire::PubAck { id, seq, duplicate }), false)
+                    let ack = wire::PubAck { id, seq, duplicate };
+                    if self.framing != Framing::Stream {
+                        (Frame::PubAck(ack), false)
+                    } else {
+                        // One per QoS 1 publish: by its own encoder.
+                        let tag = Frame::PubAck(ack).tag();
+                        let max = self.peer.max_frame;
+                        match stream::encode_fields(tag, &ack, max, &mut buf[*pos..]) {
+                            Ok(n) => *pos += n,
+                            Err(_) if *pos > 0 => return false,
+                            Err(_) => {}
+                        }
+                        link.out.pop_front();
+                        continue;
+                    }
                 }
                 Output::PubReject { id, reason } => {
                     (Frame::PubReject(wire::PubReject { id, reason }), false)

@@ -6,7 +6,8 @@
 //! to the back), so the order kept is deadline order. The order is a queue of tags
 //! from which settled ones are removed lazily (at the front, or all at once
 //! when they outnumber the live ones), so it never holds more than about three
-//! times what is outstanding.
+//! times what is outstanding. It counts the settled ones it still holds, so
+//! that acks in delivery order (the usual case) never look a tag up twice.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -20,6 +21,8 @@ pub(crate) struct InFlights {
     by_tag: Map<u64, InFlight>,
     /// Tags in delivery order; some may be settled already.
     order: VecDeque<u64>,
+    /// How many tags in `order` are settled.
+    settled: usize,
 }
 
 impl InFlights {
@@ -49,6 +52,9 @@ impl InFlights {
         } else if self.order.len() > 2 * self.by_tag.len() + 32 {
             let live = &self.by_tag;
             self.order.retain(|t| live.contains_key(t));
+            self.settled = 0;
+        } else {
+            self.settled += 1;
         }
         Some(f)
     }
@@ -72,11 +78,12 @@ impl InFlights {
     }
 
     fn skip_settled(&mut self) {
-        while let Some(t) = self.order.front() {
-            if self.by_tag.contains_key(t) {
-                return;
-            }
+        while self.settled > 0
+            && let Some(t) = self.order.front()
+            && !self.by_tag.contains_key(t)
+        {
             self.order.pop_front();
+            self.settled -= 1;
         }
     }
 
@@ -108,6 +115,7 @@ impl InFlights {
     /// Takes every delivery out.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = InFlight> + '_ {
         self.order.clear();
+        self.settled = 0;
         self.by_tag.drain().map(|(_, f)| f)
     }
 }

@@ -290,6 +290,20 @@ impl Router {
     }
 
     /// Carries out a command from `conn`'s codec.
+    /// [`handle`](Self::handle)`(Command::Publish(p))`, without moving the
+    /// publish into a command (a copy of some 200 bytes per message).
+    pub(crate) fn handle_publish(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        p: &super::command::Publish<'_>,
+    ) -> Outcome {
+        match self.links.session(conn) {
+            Some(session) => self.publish(conn, session, now, p),
+            None => Outcome::Done,
+        }
+    }
+
     pub(crate) fn handle(&mut self, conn: ConnId, now: Instant, cmd: Command<'_>) -> Outcome {
         if let Command::Connect(c) = cmd {
             return self.connect(conn, now, c);

@@ -150,8 +150,12 @@ impl Router {
         let size = p.payload.len();
         let mut full_block: Option<Duration> = None;
         let mut full_reject = false;
+        let mut gone = false;
         for &t in &targets {
-            let Some(q) = self.queue_mut(t) else { continue };
+            let Some(q) = self.queue_mut(t) else {
+                gone = true;
+                continue;
+            };
             q.unshed_if_drained();
             if q.is_full_for(size) {
                 if q.refuses_when_full() {
@@ -221,13 +225,17 @@ impl Router {
         self.stats.messages_in += 1;
         self.stats.bytes_in += size as u64;
         self.mesh_count(p.via, &targets);
-        let before = targets.len();
-        targets.retain(|&t| {
-            // QoS 0 into a full queue that refuses: dropped for that queue only.
-            self.queue(t)
-                .is_some_and(|q| !(q.refuses_when_full() && q.is_full_for(size)))
-        });
-        self.stats.dropped += (before - targets.len()) as u64;
+        // QoS 0 into a full queue that refuses: dropped for that queue only.
+        // Only a queue found full above can be (shedding made one refuse);
+        // a target without a queue goes too.
+        if full_reject || full_block.is_some() || gone {
+            let before = targets.len();
+            targets.retain(|&t| {
+                self.queue(t)
+                    .is_some_and(|q| !(q.refuses_when_full() && q.is_full_for(size)))
+            });
+            self.stats.dropped += (before - targets.len()) as u64;
+        }
         self.reserve(&targets, size);
         let mut token = if p.qos == QoS::AtLeastOnce {
             Some(self.emit_shared(msg.record.clone()))

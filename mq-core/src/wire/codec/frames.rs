@@ -71,7 +71,7 @@ const FRAME_KINDS: u32 = 22;
 
 impl Frame<'_> {
     /// The variant index postcard writes in front of the fields.
-    const fn tag(&self) -> u8 {
+    pub(crate) const fn tag(&self) -> u8 {
         match self {
             Frame::Hello(_) => 0,
             Frame::Welcome(_) => 1,
