@@ -171,10 +171,11 @@ pub struct Config {
     /// paused, as by a full `Block` queue) until the broker has had the
     /// catalog's listing once
     /// ([`Broker::handle_catalog_listing`](super::Broker::handle_catalog_listing))
-    /// and each peer that listing says is live, and whose link session this
-    /// node had before it started, has declared its interest on its link
-    /// again (waited for up to this long after the listing); past its own
-    /// deadline it is refused with [`Reason::Timeout`](crate::Reason::Timeout).
+    /// and, if this node restarted (its store brought records back), each
+    /// peer that listing says is live has declared its interest on its link
+    /// again (waited for up to this long after the listing, then the
+    /// catalog's word goes); held past its own deadline before the listing
+    /// came, it is refused with [`Reason::Timeout`](crate::Reason::Timeout).
     /// Before that listing the node does not know what the peers it has not
     /// linked to want, and a message acknowledged then would never reach
     /// them. `None` (the default): nothing is held.

@@ -110,7 +110,7 @@ impl Round<'_> {
             for (peer, filters) in &listing.live {
                 broker.set_live_interest(now, peer, filters);
             }
-            broker.handle_catalog_listing(now, &listing.listed, live);
+            broker.handle_catalog_listing(now, &listing.listed, &listing.live_peers);
         }
         if let Some(listing) = &listing {
             let (n, broker) = (self.n, &self.world.nodes[self.n].broker);

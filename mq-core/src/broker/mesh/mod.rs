@@ -151,7 +151,8 @@ pub struct MeshStats {
     pub received: u64,
     /// Messages that arrived over links again and were dropped as duplicates.
     pub deduplicated: u64,
-    /// Peers away now, whose outboxes go to the catalog.
+    /// Peers away now (lease expired, or out of reach past the link grace),
+    /// whose outboxes go to the catalog.
     pub away: u64,
     /// Messages for peers that are away, stored in the catalog (one per peer).
     pub offline_stored: u64,

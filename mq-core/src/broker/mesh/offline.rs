@@ -32,6 +32,21 @@
 //! resumed) is served over its link again; items handed on meanwhile may
 //! reach it both ways, and its node drops the second copy.
 //!
+//! **Peers live but out of reach.** With [`Config::link_grace`] a live
+//! peer whose link session has had no connection for the grace (a
+//! partition, a firewall one way) is handed on in the same way and leaves
+//! the groups others serve (`router/unreachable.rs`); only its link back
+//! ends that (`node_live` does not: it is live all along), and since it
+//! drains its queue, a full catalog queue of it keeps the item here, as a
+//! failed store does, rather than dropping it. The grace starts when the
+//! link session loses its connection, or, for a peer not linked since this
+//! node started, at the first listing or the catalog's interest or
+//! `node_live`; a restart starts it again. It counts as away in
+//! [`MeshStats::away`](super::MeshStats::away) and [`Broker::away_nodes`],
+//! and in `unreachable` once each time.
+//!
+//! [`Config::link_grace`]: super::super::Config::link_grace
+//!
 //! **Interest of peers not linked.** A node that is not linked to a peer
 //! (it started after the peer died, or the peer has not linked to it yet, or
 //! is down with its lease still running) learns the peer's interest from the
@@ -46,10 +61,10 @@
 //! carries some more until the peer's next link snapshot. A node that
 //! started does not acknowledge its clients' QoS 1 publishes before its
 //! first listing ([`Config::await_catalog`]): until then it does not know
-//! what those peers want; nor, within the same wait, before each live peer
-//! it knew before it started has declared its interest on its link again
-//! (what that peer declared just before a crash may be neither in this
-//! node's store nor in the catalog yet: `router/catalog_wait.rs`). A link that connected but has not sent its
+//! what those peers want; nor, if it restarted, within the same wait, before
+//! each live peer has declared its interest on its link again (what a peer
+//! declared just before a crash may be neither in this node's store nor in
+//! the catalog yet: `router/catalog_wait.rs`). A link that connected but has not sent its
 //! snapshot yet counts as not linked here: a node that restarted may have
 //! lost what the peer declared before (its records were not durable yet),
 //! and its first listing may come before the snapshot.
@@ -313,7 +328,11 @@ impl Broker {
     }
 
     /// The nodes whose interest the catalog lists now (`listed`), and those
-    /// that are live (`live`); call it after each successful read of the
+    /// that are live but this one (`live`: `Listing::live_peers` of
+    /// [`CatalogRound::listing`](super::CatalogRound::listing); a node
+    /// that restarted waits for each of them to link, see
+    /// [`Config::await_catalog`](super::super::Config::await_catalog));
+    /// call it after each successful read of the
     /// catalog's interest. A peer that is away, not live, and was listed
     /// the last time but is not now had its interest removed (it is gone
     /// for good, and an operator forgot it: `forget_session("$node.<id>")`):
@@ -327,8 +346,7 @@ impl Broker {
     /// holds publishers back. Call it after handing the listing's interest
     /// to [`set_away_interest`](Self::set_away_interest) and
     /// [`set_live_interest`](Self::set_live_interest): the first call
-    /// releases the publishes held until then (see
-    /// [`Config::await_catalog`](super::super::Config::await_catalog)).
+    /// releases the publishes held until then.
     pub fn handle_catalog_listing(&mut self, now: Instant, listed: &[&str], live: &[&str]) {
         self.router.catalog_listing(listed, live, now);
     }

@@ -6,14 +6,17 @@
 //! interest on its link just before it, while the records of that interest
 //! were not durable yet here, and before the peer's next round wrote it to
 //! the catalog. The restarted node would acknowledge publishes that interest
-//! wants and keep them for nobody. So the first listing waits for the link
-//! snapshot of each live peer this node knew before it started (its link
-//! session restored from the store); what the node acknowledges after that
-//! snapshot reaches the peer. A peer this node first heard of from the
-//! catalog never declared anything to it. A live peer that does not link
-//! within the wait (a partition, or a peer that dies) is waited for no
-//! longer: its interest is then what the catalog says, as before.
+//! wants and keep them for nobody. So a node that restarted (its store
+//! brought records back) waits, after its first listing, for the link
+//! snapshot of each peer the listing says is live; what it acknowledges
+//! after that snapshot reaches the peer. A node that starts on an empty
+//! store has told nobody anything: peers declared nothing to it. A live
+//! peer that does not link within the wait (a partition, or a peer that
+//! dies) is waited for no longer: its interest is then what the catalog
+//! says, and a publish held that long goes on (one held past its own
+//! deadline before the listing came is refused, as before).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
@@ -26,14 +29,13 @@ use crate::wire::{QoS, Reason};
 /// What the first listing still waits for.
 #[derive(Default)]
 pub(crate) struct SnapshotsDue {
-    /// The link sessions of the peers listed live that have not completed
-    /// a snapshot on a link since this node started.
-    peers: Vec<Key>,
+    /// The store brought records back: this node restarted.
+    pub(crate) restarted: bool,
+    /// The live peers (node ids) that have not completed a snapshot on a
+    /// link since this node started.
+    peers: Vec<String>,
     /// When the wait for them ends.
     until: Option<Instant>,
-    /// Before the first listing: the link sessions the catalog's interest
-    /// made (peers this node did not know before it started).
-    from_catalog: Vec<Key>,
 }
 
 impl Router {
@@ -58,6 +60,11 @@ impl Router {
             let due = self.mesh.away.snapshots_due.until;
             return Some(Some(due.map_or(deadline, |u| u.min(deadline))));
         }
+        if self.mesh.away.had_listing {
+            // Its whole wait went to peers that did not link: the catalog's
+            // word on them goes.
+            return None;
+        }
         if let Some((conn, _)) = from {
             self.reject_publish(conn, p.id, p.qos, Reason::Timeout);
         }
@@ -71,39 +78,43 @@ impl Router {
         self.mesh.away.had_listing && (due.peers.is_empty() || due.until.is_some_and(|u| now >= u))
     }
 
-    /// The catalog's first listing: `live` are the live nodes. The
-    /// publishes held go on once the live peers known here have declared
-    /// their interest on their links.
+    /// The catalog's first listing: `live` are the live nodes other than
+    /// this one. The publishes held go on once those peers have declared
+    /// their interest on their links, if this node restarted.
     pub(super) fn first_listing(&mut self, live: &[&str], now: Instant) {
         self.mesh.away.had_listing = true;
-        let from_catalog = core::mem::take(&mut self.mesh.away.snapshots_due.from_catalog);
-        let peers: Vec<Key> = (live.iter())
-            .filter_map(|n| self.peer_session(n))
-            .filter(|k| !from_catalog.contains(k))
-            .filter(|&k| self.mesh.peer_declared_on(k).is_none())
-            .collect();
-        let wait = self.cfg.await_catalog.unwrap_or_default();
-        self.mesh.away.snapshots_due = SnapshotsDue {
-            peers,
-            until: Some(now + wait),
-            from_catalog: Vec::new(),
+        let peers: Vec<String> = match self.mesh.away.snapshots_due.restarted {
+            true => (live.iter())
+                .filter(|n| {
+                    let session = self.peer_session(n);
+                    session.is_none_or(|k| self.mesh.peer_declared_on(k).is_none())
+                })
+                .map(|&n| String::from(n))
+                .collect(),
+            false => Vec::new(),
         };
+        // A live peer's link session restored here that never links gets
+        // its grace (`Config::link_grace`) from now.
+        for &n in live {
+            let session = self.peer_session(n);
+            if let Some(k) =
+                session.filter(|&k| self.sessions.get(k).is_some_and(|s| s.conn.is_none()))
+            {
+                self.not_linked_yet(k, now);
+            }
+        }
+        let wait = self.cfg.await_catalog.unwrap_or_default();
+        let due = &mut self.mesh.away.snapshots_due;
+        (due.peers, due.until) = (peers, Some(now + wait));
         self.retry_all_parked(now);
     }
 
-    /// The catalog's interest made link session `session` for a peer.
-    pub(super) fn peer_from_catalog(&mut self, session: Key) {
-        if !self.mesh.away.had_listing {
-            self.mesh.away.snapshots_due.from_catalog.push(session);
-        }
-    }
-
-    /// Peer `session` completed a snapshot, or is away or forgotten: the
-    /// first listing waits for it no longer.
-    pub(super) fn snapshot_not_due(&mut self, session: Key, now: Instant) {
+    /// Peer `peer` (its node id) completed a snapshot, or is away or
+    /// forgotten: the first listing waits for it no longer.
+    pub(super) fn snapshot_not_due(&mut self, peer: &str, now: Instant) {
         let due = &mut self.mesh.away.snapshots_due;
         let before = due.peers.len();
-        due.peers.retain(|&k| k != session);
+        due.peers.retain(|p| p != peer);
         if due.peers.len() < before && due.peers.is_empty() {
             self.retry_all_parked(now);
         }

@@ -191,8 +191,10 @@ impl Router {
                     self.peer_withdraw(session, &client, persistent, &f);
                 }
                 self.drop_stale_groups(conn, session, now);
-                if self.mesh.peer_declared_on(session) == Some(conn) {
-                    self.snapshot_not_due(session, now);
+                if self.mesh.peer_declared_on(session) == Some(conn)
+                    && let Some(peer) = client.strip_prefix(NODE_PREFIX)
+                {
+                    self.snapshot_not_due(peer, now);
                 }
             }
         }
@@ -280,7 +282,7 @@ impl Router {
         }
         self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
-        self.snapshot_not_due(session, now);
+        self.snapshot_not_due(peer, now);
         true
     }
 

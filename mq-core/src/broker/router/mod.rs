@@ -289,7 +289,6 @@ impl Router {
         }
     }
 
-    /// Carries out a command from `conn`'s codec.
     /// [`handle`](Self::handle)`(Command::Publish(p))`, without moving the
     /// publish into a command (a copy of some 200 bytes per message).
     pub(crate) fn handle_publish(
@@ -304,6 +303,9 @@ impl Router {
         }
     }
 
+    /// Carries out a command from `conn`'s codec. A publish goes to
+    /// `publish` here as in [`handle_publish`](Self::handle_publish): a check
+    /// belongs in `publish`, which both reach.
     pub(crate) fn handle(&mut self, conn: ConnId, now: Instant, cmd: Command<'_>) -> Outcome {
         if let Command::Connect(c) = cmd {
             return self.connect(conn, now, c);

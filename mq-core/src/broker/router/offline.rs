@@ -28,8 +28,10 @@ impl Router {
             self.end_with(conn, now, Output::Close(Reason::Normal));
         }
         self.leave_groups(session, now);
-        self.mesh.away.peers.entry(session).or_default().away = true;
-        self.snapshot_not_due(session, now);
+        let p = self.mesh.away.peers.entry(session).or_default();
+        // Its lease expired: away, not only out of reach.
+        (p.away, p.unreachable) = (true, false);
+        self.snapshot_not_due(peer, now);
         true
     }
 
@@ -66,12 +68,16 @@ impl Router {
         }
     }
 
-    /// Node `peer` is live: its outbox waits for its link again.
+    /// Node `peer` is live: its outbox waits for its link again (unless
+    /// the link stays down past `Config::link_grace`).
     pub(crate) fn node_live(&mut self, peer: &str, now: Instant) {
         let Some(session) = self.peer_session(peer) else {
             return;
         };
         self.not_away(session, now);
+        if self.sessions.get(session).is_some_and(|s| s.conn.is_none()) {
+            self.not_linked_yet(session, now);
+        }
     }
 
     /// Its outbox waits for its link. While items handed on are not
@@ -147,11 +153,7 @@ impl Router {
         client.push_str(peer);
         let session = match self.by_client.get(&client) {
             Some(&k) => k,
-            None => {
-                let k = self.create_session(&client, true, true);
-                self.peer_from_catalog(k);
-                k
-            }
+            None => self.create_session(&client, true, true),
         };
         let Some(s) = self.sessions.get(session) else {
             return;
@@ -207,7 +209,9 @@ impl Router {
         }
         if away && !linked {
             self.leave_groups(session, now);
-            self.mesh.away.peers.entry(session).or_default().away = true;
+            let p = self.mesh.away.peers.entry(session).or_default();
+            (p.away, p.unreachable) = (true, false);
+            self.snapshot_not_due(peer, now);
         } else if !linked {
             self.not_linked_yet(session, now);
         }
@@ -315,9 +319,11 @@ impl Router {
     /// The catalog's queue of `recipient` is full (see
     /// `Broker::handle_offline_full`).
     pub(crate) fn offline_full(&mut self, recipient: &str, id: u64, now: Instant) {
+        // A peer only out of reach is live: it drains its queue, and what
+        // does not fit waits here for room there or for its link.
         let away = (self.peer_session(recipient))
             .and_then(|s| self.mesh.away.peers.get(&s))
-            .is_some_and(|p| p.away);
+            .is_some_and(|p| p.away && !p.unreachable);
         if !away {
             self.offline_failed(recipient, id, now);
             return;

@@ -17,6 +17,7 @@ use crate::topic::{Filter, Topic};
 impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
     pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
+        self.mesh.away.snapshots_due.restarted = true;
         match Record::decode(bytes)? {
             record @ (Record::Message(m)
             | Record::MessageOnce { message: m, .. }

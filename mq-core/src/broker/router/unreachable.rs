@@ -22,7 +22,9 @@ impl Router {
             return;
         };
         if s.client.starts_with(NODE_PREFIX) && s.subs.contains_key(&OUTBOX_SUB) {
-            self.mesh.away.unlinked.insert(session, now);
+            // A link that came up and fell again since the last look keeps
+            // its first time down: a flapping link is still out of reach.
+            self.mesh.away.unlinked.entry(session).or_insert(now);
         }
     }
 
@@ -67,7 +69,6 @@ impl Router {
             p.unreachable = true;
             self.mesh.stats.unreachable += 1;
             self.leave_groups(session, now);
-            self.snapshot_not_due(session, now);
         }
     }
 }

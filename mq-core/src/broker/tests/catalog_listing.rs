@@ -174,10 +174,9 @@ fn the_first_listing_neither_frees_nor_lengthens_a_full_queue_hold() {
 
 #[test]
 fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
-    // This node restarted without what the peer declared (its records were
-    // not durable yet); the peer's link is back, its snapshot not yet, when
-    // the first listing comes, and the snapshot is still not in when the
-    // wait for it ends and releases the publishes.
+    // The peer's link is up, its snapshot not yet in, when the first
+    // listing comes and releases the publishes (this node starts on an
+    // empty store: it waits for no peer's snapshot).
     let mut h = H::new(node());
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (n, _) = h.connect("$node.b", SessionMode::Resume);
@@ -187,8 +186,6 @@ fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
     h.drain();
     assert_eq!(h.b.peer_interest("b"), ["t"]);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
-    assert!(h.take(p).is_empty(), "the wait for b's snapshot");
-    h.advance(Duration::from_secs(5));
     assert_eq!(acked(&h.take(p)), [1]);
     assert_eq!(payloads(&h.deliveries(n)), [b"x"], "forwarded to the peer");
     // Not away while linked; its snapshot is the newest word.
@@ -279,4 +276,40 @@ fn a_live_peer_that_does_not_link_is_waited_for_no_longer_than_the_wait() {
     r.advance(Duration::from_millis(1));
     assert_eq!(acked(&r.take(p)), [1]);
     assert_eq!(outbox(&r, "b"), (0, 0));
+}
+
+#[test]
+fn a_publish_held_before_the_listing_goes_on_when_the_wait_for_a_peer_ends() {
+    let mut h = H::new(node());
+    let n = peer_links(&mut h, "b", &[]);
+    h.b.handle_closed(n, h.now);
+    let mut r = H::restored_from(node(), &h.records);
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    r.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    r.advance(Duration::from_secs(1));
+    r.b.handle_catalog_listing(r.now, &[], &["b"]);
+    r.drain();
+    r.advance(Duration::from_millis(3_999));
+    assert!(r.take(p).is_empty(), "b may still link");
+    // Its own deadline: the listing came, so the catalog's word goes.
+    r.advance(Duration::from_millis(1));
+    assert_eq!(acked(&r.take(p)), [1]);
+}
+
+#[test]
+fn a_restarted_node_waits_for_a_live_peer_it_has_no_record_of() {
+    // b linked for the first time just before the crash: not even its
+    // session was durable. Any record makes this a restart.
+    let mut h = H::new(node());
+    let (s, _) = h.connect("s", SessionMode::Resume);
+    h.subscribe(s, 1, "u", None, 8);
+    let mut r = H::restored_from(node(), &h.records);
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    r.b.handle_catalog_listing(r.now, &[], &["b"]);
+    r.drain();
+    r.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    assert!(r.take(p).is_empty());
+    let n = peer_links(&mut r, "b", &["t"]);
+    assert_eq!(acked(&r.take(p)), [1]);
+    assert_eq!(payloads(&r.deliveries(n)), [b"x"]);
 }

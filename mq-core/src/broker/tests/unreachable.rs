@@ -91,3 +91,43 @@ fn a_live_peer_known_from_the_catalog_that_never_links_is_handed_on() {
     h.advance(Duration::from_secs(2));
     assert_eq!(poll_all(&mut h).len(), 1);
 }
+
+#[test]
+fn a_full_queue_of_a_peer_out_of_reach_keeps_the_message_here() {
+    let (mut h, p) = link_down(Some(Duration::from_secs(2)));
+    h.advance(Duration::from_secs(2));
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    // It drains its queue: what does not fit now waits, not dropped.
+    h.b.handle_offline_full(h.now, "a", items[0].id);
+    h.drain();
+    assert_eq!(h.b.mesh_stats().offline_dropped, 0);
+    assert_eq!(outbox(&h, "a"), (0, 1), "kept, offered again later");
+    h.advance(Duration::from_secs(1));
+    assert_eq!(poll_all(&mut h).len(), 1);
+}
+
+#[test]
+fn a_flapping_link_keeps_its_first_time_down() {
+    let (mut h, p) = link_down(Some(Duration::from_secs(2)));
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
+    h.advance(Duration::from_secs(1));
+    // Up and down again between two looks.
+    let (n, _) = h.connect("$node.a", SessionMode::Resume);
+    h.b.handle_closed(n, h.now);
+    h.advance(Duration::from_secs(1));
+    assert!(!poll_all(&mut h).is_empty());
+}
+
+#[test]
+fn a_live_peer_the_adapter_tries_to_link_gets_its_grace() {
+    // Restored with its outbox; no catalog rows, so only node_live says it.
+    let (h, _) = link_down(Some(Duration::from_secs(2)));
+    let mut r = H::restored_from(h.b.config().clone(), &h.records);
+    let (p, _) = r.connect("pub", SessionMode::Clean);
+    r.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
+    r.b.node_live(r.now, "a");
+    r.advance(Duration::from_secs(2));
+    assert_eq!(poll_all(&mut r).len(), 1);
+}

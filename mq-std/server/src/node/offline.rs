@@ -52,7 +52,7 @@ impl Node {
                 self.control.set_live_interest(node, owned(filters));
             }
             let listed = listing.listed.iter().map(|&n| n.to_owned()).collect();
-            let live = live.iter().map(|&n| n.to_owned()).collect();
+            let live = listing.live_peers.iter().map(|&n| n.to_owned()).collect();
             self.control.catalog_listing(listed, live);
         }
         self.write_interest(rows.as_deref()).await;

@@ -35,6 +35,9 @@ pub struct Listing<'a> {
     /// for [`Broker::set_live_interest`](crate::broker::Broker::set_live_interest)
     /// (kept for it while it is not linked to this node).
     pub live: Vec<(&'a str, Vec<&'a str>)>,
+    /// The live nodes but this one: the `live` of
+    /// [`Broker::handle_catalog_listing`](crate::broker::Broker::handle_catalog_listing).
+    pub live_peers: Vec<&'a str>,
 }
 
 /// The rows of this node's interest to write (see
@@ -61,7 +64,7 @@ impl CatalogRound {
     /// session), of every node but this one, without groups (a group is
     /// served by the nodes that have members, not kept for one away or not
     /// linked): `away` for the nodes not live, `live` for the others.
-    pub fn listing<'a>(&self, rows: &[InterestRow<'a>], live: &[&str]) -> Listing<'a> {
+    pub fn listing<'a>(&self, rows: &[InterestRow<'a>], live: &[&'a str]) -> Listing<'a> {
         let listed: BTreeSet<&str> = rows.iter().map(|r| r.node).collect();
         let mut away: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         let mut live_interest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -80,6 +83,7 @@ impl CatalogRound {
             listed: listed.into_iter().collect(),
             away: away.into_iter().collect(),
             live: live_interest.into_iter().collect(),
+            live_peers: (live.iter().copied()).filter(|&n| n != self.node).collect(),
         }
     }
 
