@@ -49,6 +49,13 @@ pub struct PeerOptions {
     pub listen: SocketAddr,
     /// The peer's write-ahead log.
     pub data_dir: PathBuf,
+    /// How the log writes: by default it fsyncs every group commit before
+    /// anything in it is acknowledged ([`FsyncPolicy::Always`]); see
+    /// [`FsyncPolicy`] for what each policy gives up on a power cut.
+    ///
+    /// [`FsyncPolicy`]: mq_server::wal::FsyncPolicy
+    /// [`FsyncPolicy::Always`]: mq_server::wal::FsyncPolicy::Always
+    pub wal: WalOptions,
     /// The broker's configuration.
     pub broker: BrokerConfig,
 }
@@ -63,6 +70,7 @@ impl PeerOptions {
             node: NodeOptions::new(id, catalog),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: tmp.join(format!("mq-peer-{id}")),
+            wal: WalOptions::default(),
             broker: BrokerConfig::default(),
         }
     }
@@ -99,8 +107,8 @@ impl Peer {
     /// Opens the log (replaying it into the broker), listens, registers in
     /// the catalog and starts linking. Must run inside a tokio runtime.
     pub async fn start(opts: PeerOptions) -> Result<Peer, PeerError> {
-        let dir = opts.data_dir.clone();
-        let wal = tokio::task::spawn_blocking(move || Wal::open(&dir, WalOptions::default()))
+        let (dir, wal) = (opts.data_dir.clone(), opts.wal.clone());
+        let wal = tokio::task::spawn_blocking(move || Wal::open(&dir, wal))
             .await
             .map_err(|e| PeerError::Io(io::Error::other(e)))?
             .map_err(PeerError::Io)?;

@@ -7,7 +7,13 @@
 //!
 //! ```sh
 //! mq-peer-load --shape one|fanout:4|cycles:10000 --count N --size BYTES --limit SECS --dir DIR
+//!              [--fsync always|never|interval:MS] [--window N]
 //! ```
+//!
+//! `--fsync` is each peer's log's [`FsyncPolicy`]: `always` (the default,
+//! the bench's row) fsyncs every group commit before acknowledging any of
+//! it; the others acknowledge before the fsync (what a power cut may lose:
+//! see [`FsyncPolicy`]).
 
 #[path = "../../src/cpu.rs"]
 #[allow(dead_code)]
@@ -34,7 +40,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use mq_std::wal::FsyncPolicy;
+
 use crate::workload::{Kind, Shape, Workload};
+
+/// The allocator `mqd` runs on (`mq-std/cli/src/bin/common/alloc.rs`): the
+/// library crates leave the choice to the program, and under glibc's the
+/// peers' short-lived allocations per message (records, chunks, the
+/// clients' messages) cost about a sixth of this program's time.
+#[cfg(unix)]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What to run.
 struct Args {
@@ -43,10 +59,15 @@ struct Args {
     size: usize,
     limit: Duration,
     dir: PathBuf,
+    fsync: FsyncPolicy,
+    /// QoS 1 publishes outstanding at once.
+    window: usize,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut kind, mut count, mut size, mut limit, mut dir) = (None, None, None, None, None);
+    let mut fsync = FsyncPolicy::Always;
+    let mut window = peers::WINDOW;
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         let number = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag} {v}: {e}"));
@@ -63,6 +84,17 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--size" => size = Some(number(&value)? as usize),
             "--limit" => limit = Some(Duration::from_secs(number(&value)?)),
             "--dir" => dir = Some(PathBuf::from(value)),
+            "--window" => window = number(&value)? as usize,
+            "--fsync" => {
+                fsync = match value.split_once(':') {
+                    None if value == "always" => FsyncPolicy::Always,
+                    None if value == "never" => FsyncPolicy::Never,
+                    Some(("interval", ms)) => {
+                        FsyncPolicy::Interval(Duration::from_millis(number(ms)?))
+                    }
+                    _ => return Err(format!("--fsync {value}: always, never or interval:MS")),
+                }
+            }
             _ => return Err(format!("unknown argument {flag}")),
         }
     }
@@ -72,6 +104,8 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         size: size.ok_or("no --size")?.max(16),
         limit: limit.ok_or("no --limit")?,
         dir: dir.ok_or("no --dir")?,
+        fsync,
+        window,
     })
 }
 
@@ -101,7 +135,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(peers::run(&w, args.limit, &args.dir)) {
+    match runtime.block_on(peers::run(
+        &w,
+        args.limit,
+        &args.dir,
+        args.fsync,
+        args.window,
+    )) {
         Ok(m) => {
             println!("{}", line::write(&m));
             ExitCode::SUCCESS

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use mq_std::client::{Client, PublishOptions, QoS, Receipt, SubscribeOptions};
 use mq_std::core::broker::Overflow;
 use mq_std::peer::{Peer, PeerOptions};
+use mq_std::wal::FsyncPolicy;
 use tokio::task::JoinHandle;
 
 use crate::measure::{Measured, Stamp, Tally};
 use crate::seen::{self, Extra, Seen};
 use crate::workload::{CYCLE_PAUSE, Kind, Workload};
 
-/// QoS 1 publishes outstanding at once.
+/// QoS 1 publishes outstanding at once, unless `--window` says otherwise.
 pub const WINDOW: usize = 1024;
 /// Deliveries a subscription may have unacknowledged.
 const CREDIT: u32 = 1024;
@@ -32,14 +33,20 @@ const HOLD: Duration = Duration::from_secs(30);
 /// Longest the links may take to form.
 const LINKING: Duration = Duration::from_secs(30);
 
-pub async fn run(w: &Workload, limit: Duration, dir: &Path) -> Result<Measured, String> {
+pub async fn run(
+    w: &Workload,
+    limit: Duration,
+    dir: &Path,
+    fsync: FsyncPolicy,
+    window: usize,
+) -> Result<Measured, String> {
     let (receivers, per_cycle) = match w.kind {
         Kind::Peer(shape) => (shape.receivers(), None),
         Kind::Cycles(per) => (1, Some(per)),
         _ => return Err("not a peer-to-peer workload".to_string()),
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mesh = Mesh::start(w, receivers, dir).await?;
+    let mesh = Mesh::start(w, receivers, dir, fsync, window).await?;
     let result = match per_cycle {
         None => mesh.stream(w, limit).await,
         Some(per) => mesh.cycles(w, per, limit).await,
@@ -56,16 +63,25 @@ struct Mesh {
     receivers: Vec<JoinHandle<()>>,
     tally: Arc<Tally>,
     extra: Arc<Extra>,
+    /// QoS 1 publishes outstanding at once.
+    window: usize,
 }
 
 impl Mesh {
-    async fn start(w: &Workload, n: usize, dir: &Path) -> Result<Mesh, String> {
+    async fn start(
+        w: &Workload,
+        n: usize,
+        dir: &Path,
+        fsync: FsyncPolicy,
+        window: usize,
+    ) -> Result<Mesh, String> {
         let options = |id: &str| {
             let mut opts = PeerOptions::new(id);
             opts.node.catalog = format!("sqlite:{}", dir.join("mesh.db").display());
             opts.node.lease = Duration::from_secs(3);
             opts.node.heartbeat = Duration::from_millis(200);
             opts.data_dir = dir.join(id);
+            opts.wal.fsync = fsync;
             // A full queue holds the publisher back instead of refusing its
             // QoS 1 publishes (the default): the sender keeps going at the
             // receivers' pace, as liner's senders do.
@@ -127,6 +143,7 @@ impl Mesh {
             receivers,
             tally,
             extra,
+            window: window.max(1),
         };
         // Linked once a probe reached every receiver.
         let give_up = Instant::now() + LINKING;
@@ -154,7 +171,7 @@ impl Mesh {
         let mut stamp = self.tally.stamp(w.size);
         let end = Instant::now() + limit;
         self.tally.begin();
-        let sent = publish(&self.publisher, &mut stamp, 0..w.count, end).await;
+        let sent = publish(&self.publisher, self.window, &mut stamp, 0..w.count, end).await;
         let expected = w.expected(*sent.as_ref().unwrap_or(&0));
         if sent.is_ok() {
             self.tally.settle(expected, limit).await;
@@ -185,7 +202,7 @@ impl Mesh {
             }
             let start = self.tally.now();
             let upto = (sent + per).min(w.count);
-            match publish(&self.publisher, &mut stamp, sent..upto, end).await {
+            match publish(&self.publisher, self.window, &mut stamp, sent..upto, end).await {
                 Ok(n) => sent += n,
                 Err(e) => {
                     failed = Some(e);
@@ -224,23 +241,24 @@ impl Mesh {
     }
 }
 
-/// Publishes the messages numbered `seqs` at QoS 1, [`WINDOW`] of them
+/// Publishes the messages numbered `seqs` at QoS 1, `limit` of them
 /// unacknowledged; stops at `end`. Returns how many were published, all
 /// acknowledged.
 async fn publish(
     client: &Client,
+    limit: usize,
     stamp: &mut Stamp,
     seqs: std::ops::Range<u64>,
     end: Instant,
 ) -> Result<u64, String> {
     let opts = PublishOptions::new(QoS::AtLeastOnce);
-    let mut window: VecDeque<Receipt> = VecDeque::with_capacity(WINDOW);
+    let mut window: VecDeque<Receipt> = VecDeque::with_capacity(limit);
     let mut sent = 0;
     for seq in seqs {
         if Instant::now() >= end {
             break;
         }
-        if window.len() == WINDOW
+        if window.len() == limit
             && let Some(oldest) = window.pop_front()
         {
             oldest.await.map_err(|e| format!("publish: {e}"))?;
