@@ -65,6 +65,21 @@ pub(crate) fn encode_frame_sized_as(
     buf: &mut [u8],
     sender: Sender,
 ) -> Result<usize, EncodeError> {
+    let (head, out) = framed(body, max_frame, buf)?;
+    // The frame first: when the encoder refuses it, `buf` is untouched.
+    frame.encode_exact_as(out, sender)?;
+    write_varint(body as u32, head);
+    Ok(head.len() + body)
+}
+
+/// A frame of `body` bytes in `buf`: its length prefix and its body, or why
+/// it does not fit.
+#[inline(always)]
+fn framed(
+    body: usize,
+    max_frame: u32,
+    buf: &mut [u8],
+) -> Result<(&mut [u8], &mut [u8]), EncodeError> {
     if body > max_frame as usize {
         return Err(EncodeError::FrameTooLarge {
             len: body,
@@ -73,16 +88,9 @@ pub(crate) fn encode_frame_sized_as(
     }
     let prefix = prefix_len(body);
     let needed = prefix + body;
-    let Some((head, out)) = buf
-        .get_mut(..needed)
+    buf.get_mut(..needed)
         .and_then(|framed| framed.split_at_mut_checked(prefix))
-    else {
-        return Err(EncodeError::BufferTooSmall { needed });
-    };
-    // The frame first: when the encoder refuses it, `buf` is untouched.
-    frame.encode_exact_as(out, sender)?;
-    write_varint(body as u32, head);
-    Ok(needed)
+        .ok_or(EncodeError::BufferTooSmall { needed })
 }
 
 /// [`encode_frame`] for a frame given as its kind's tag
@@ -99,29 +107,16 @@ pub(crate) fn encode_fields<'a, T: Wire<'a>>(
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
     let body = 1 + codec::encoded_len(fields);
-    if body > max_frame as usize {
-        return Err(EncodeError::FrameTooLarge {
-            len: body,
-            max: max_frame as usize,
-        });
-    }
-    let prefix = prefix_len(body);
-    let needed = prefix + body;
-    let Some((head, out)) = buf
-        .get_mut(..needed)
-        .and_then(|framed| framed.split_at_mut_checked(prefix))
-    else {
-        return Err(EncodeError::BufferTooSmall { needed });
-    };
+    let (head, out) = framed(body, max_frame, buf)?;
     let Some((first, rest)) = out.split_first_mut() else {
-        return Err(EncodeError::BufferTooSmall { needed });
+        return Err(EncodeError::Unexpected);
     };
     *first = tag;
     if !codec::encode_exact(fields, rest) {
         return Err(EncodeError::Unexpected);
     }
     write_varint(body as u32, head);
-    Ok(needed)
+    Ok(head.len() + body)
 }
 
 /// Writes the length prefix of a frame of `len` bytes into `out`, which is
