@@ -103,3 +103,24 @@ async fn peers_without_a_daemon_exchange_messages_directly() {
         peer.stop().await.expect("stops");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_log_is_opened_with_its_options() {
+    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-wal-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let mut opts = options(&dir, "w");
+    // Segments of 1 KiB instead of 16 MiB: sixty messages fill several.
+    opts.wal.segment_bytes = 1024;
+    let w = Peer::start(opts).await.expect("w starts");
+    let app = w.connect("app").await.expect("app");
+    let mut sub = subscribe(&app, "t", None).await;
+    let sent = publish_all(&app, "t", "message ", 60).await;
+    assert_eq!(receive(&mut [&mut sub], 60, "local").await, sent);
+    let segments = std::fs::read_dir(dir.0.join("w"))
+        .expect("the peer's log directory")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+        .count();
+    assert!(segments > 1, "{segments} segment(s): the option did not reach the log");
+    w.stop().await.expect("stops");
+}
