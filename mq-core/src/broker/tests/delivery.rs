@@ -103,11 +103,7 @@ fn credit_limits_outstanding_deliveries() {
 
 #[test]
 fn a_missed_ack_deadline_keeps_the_delivery_and_its_credit() {
-    let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(2)),
-        ..Config::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(ack_within(2));
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (s, _) = h.connect("sub", SessionMode::Clean);
     h.subscribe(s, 1, "t", None, 1);
@@ -132,11 +128,7 @@ fn a_missed_ack_deadline_keeps_the_delivery_and_its_credit() {
 
 #[test]
 fn a_delivery_kept_past_its_deadline_comes_again_after_a_reconnect() {
-    let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(2)),
-        ..Config::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(ack_within(2));
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (s, _) = h.connect("dev", SessionMode::Resume);
     h.subscribe(s, 1, "t", None, 1);
@@ -157,9 +149,8 @@ fn a_delivery_kept_past_its_deadline_comes_again_after_a_reconnect() {
 #[test]
 fn missed_ack_deadlines_dead_letter_at_max_attempts() {
     let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(5)),
         max_attempts: 2,
-        ..Config::default()
+        ..ack_within(5)
     };
     let mut h = H::new(cfg);
     let (p, _) = h.connect("pub", SessionMode::Clean);
@@ -191,11 +182,7 @@ fn missed_ack_deadlines_dead_letter_at_max_attempts() {
 
 #[test]
 fn a_group_message_past_its_deadline_goes_to_another_member() {
-    let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(5)),
-        ..Config::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(ack_within(5));
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (a, _) = h.connect("a", SessionMode::Clean);
     h.subscribe(a, 1, "t", Some("g"), 10);
@@ -323,11 +310,7 @@ fn settled_deliveries_leave_no_timers_behind() {
 
 #[test]
 fn a_group_message_past_its_deadline_stays_when_no_other_member_is_connected() {
-    let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(5)),
-        ..Config::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(ack_within(5));
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (b, _) = h.connect("b", SessionMode::Resume);
     h.subscribe(b, 1, "t", Some("g"), 10);

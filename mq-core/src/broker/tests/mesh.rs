@@ -453,11 +453,7 @@ fn a_peer_s_outbox_takes_the_credit_its_link_asks_for_now() {
 fn a_link_s_delivery_past_its_deadline_is_sent_again() {
     // A client's delivery stays put past its deadline (see `delivery.rs`);
     // a link's far end drops copies by message id, so its is sent again.
-    let cfg = Config {
-        ack_timeout: Some(Duration::from_secs(2)),
-        ..Config::default()
-    };
-    let mut h = H::new(cfg);
+    let mut h = H::new(ack_within(2));
     let n = peer_links(&mut h, "a", &["t"]);
     let (p, _) = h.connect("pub", SessionMode::Clean);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");

@@ -418,6 +418,14 @@ fn payloads(ds: &[Dv]) -> Vec<&[u8]> {
     ds.iter().map(|d| d.payload.as_slice()).collect()
 }
 
+/// The default configuration with an ack deadline of `secs` seconds.
+fn ack_within(secs: u64) -> Config {
+    Config {
+        ack_timeout: Some(Duration::from_secs(secs)),
+        ..Config::default()
+    }
+}
+
 /// Queues of two messages with `overflow`.
 fn small_queue(overflow: Overflow) -> Config {
     Config {

@@ -18,6 +18,17 @@ fn link_down(grace: Option<Duration>) -> (H, ConnId) {
     (h, p)
 }
 
+/// Peer `a`'s link down for its 2 s grace, then a publish for it: handed
+/// on as one item (its id).
+fn handed_on_past_the_grace() -> (H, ConnId, u64) {
+    let (mut h, p) = link_down(Some(Duration::from_secs(2)));
+    h.advance(Duration::from_secs(2));
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    (h, p, items[0].id)
+}
+
 #[test]
 fn a_live_peer_whose_link_stays_down_past_the_grace_is_handed_on() {
     let (mut h, p) = link_down(Some(Duration::from_secs(2)));
@@ -42,12 +53,8 @@ fn a_live_peer_whose_link_stays_down_past_the_grace_is_handed_on() {
 
 #[test]
 fn an_unreachable_peer_s_link_back_takes_its_outbox_again() {
-    let (mut h, p) = link_down(Some(Duration::from_secs(2)));
-    h.advance(Duration::from_secs(2));
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
-    let items = poll_all(&mut h);
-    assert_eq!(items.len(), 1);
-    h.b.handle_offline_stored(h.now, "a", items[0].id);
+    let (mut h, p, id) = handed_on_past_the_grace();
+    h.b.handle_offline_stored(h.now, "a", id);
     h.drain();
     assert_eq!(outbox(&h, "a"), (0, 0));
     let (n, present) = h.connect("$node.a", SessionMode::Resume);
@@ -94,13 +101,9 @@ fn a_live_peer_known_from_the_catalog_that_never_links_is_handed_on() {
 
 #[test]
 fn a_full_queue_of_a_peer_out_of_reach_keeps_the_message_here() {
-    let (mut h, p) = link_down(Some(Duration::from_secs(2)));
-    h.advance(Duration::from_secs(2));
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
-    let items = poll_all(&mut h);
-    assert_eq!(items.len(), 1);
+    let (mut h, _, id) = handed_on_past_the_grace();
     // It drains its queue: what does not fit now waits, not dropped.
-    h.b.handle_offline_full(h.now, "a", items[0].id);
+    h.b.handle_offline_full(h.now, "a", id);
     h.drain();
     assert_eq!(h.b.mesh_stats().offline_dropped, 0);
     assert_eq!(outbox(&h, "a"), (0, 1), "kept, offered again later");
