@@ -121,6 +121,9 @@ async fn a_peer_s_log_is_opened_with_its_options() {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("seg-"))
         .count();
-    assert!(segments > 1, "{segments} segment(s): the option did not reach the log");
+    assert!(
+        segments > 1,
+        "{segments} segment(s): the option did not reach the log"
+    );
     w.stop().await.expect("stops");
 }

@@ -93,16 +93,7 @@ impl Router {
                 .collect(),
             false => Vec::new(),
         };
-        // A live peer's link session restored here that never links gets
-        // its grace (`Config::link_grace`) from now.
-        for &n in live {
-            let session = self.peer_session(n);
-            if let Some(k) =
-                session.filter(|&k| self.sessions.get(k).is_some_and(|s| s.conn.is_none()))
-            {
-                self.not_linked_yet(k, now);
-            }
-        }
+        self.live_not_linked(live, now);
         let wait = self.cfg.await_catalog.unwrap_or_default();
         let due = &mut self.mesh.away.snapshots_due;
         (due.peers, due.until) = (peers, Some(now + wait));

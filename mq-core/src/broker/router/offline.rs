@@ -27,12 +27,18 @@ impl Router {
         if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
             self.end_with(conn, now, Output::Close(Reason::Normal));
         }
+        self.lease_expired(session, peer, now);
+        true
+    }
+
+    /// Peer `peer` (link session `session`, not linked) is not live: away,
+    /// not only out of reach; it leaves the groups others serve, and the
+    /// first listing waits for it no longer.
+    fn lease_expired(&mut self, session: Key, peer: &str, now: Instant) {
         self.leave_groups(session, now);
         let p = self.mesh.away.peers.entry(session).or_default();
-        // Its lease expired: away, not only out of reach.
         (p.away, p.unreachable) = (true, false);
         self.snapshot_not_due(peer, now);
-        true
     }
 
     /// A session away leaves each group others serve: they take its jobs.
@@ -208,10 +214,7 @@ impl Router {
             }
         }
         if away && !linked {
-            self.leave_groups(session, now);
-            let p = self.mesh.away.peers.entry(session).or_default();
-            (p.away, p.unreachable) = (true, false);
-            self.snapshot_not_due(peer, now);
+            self.lease_expired(session, peer, now);
         } else if !linked {
             self.not_linked_yet(session, now);
         }

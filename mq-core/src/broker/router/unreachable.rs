@@ -24,7 +24,7 @@ impl Router {
         if s.client.starts_with(NODE_PREFIX) && s.subs.contains_key(&OUTBOX_SUB) {
             // A link that came up and fell again since the last look keeps
             // its first time down: a flapping link is still out of reach.
-            self.mesh.away.unlinked.entry(session).or_insert(now);
+            self.not_linked_yet(session, now);
         }
     }
 
@@ -33,6 +33,18 @@ impl Router {
     pub(super) fn not_linked_yet(&mut self, session: Key, now: Instant) {
         if self.cfg.link_grace.is_some() {
             self.mesh.away.unlinked.entry(session).or_insert(now);
+        }
+    }
+
+    /// The live peers `live` (node ids) whose link session, restored here,
+    /// has not linked since this node started get their grace from now.
+    pub(super) fn live_not_linked(&mut self, live: &[&str], now: Instant) {
+        for &n in live {
+            let session = self.peer_session(n);
+            let unlinked = |k: &Key| self.sessions.get(*k).is_some_and(|s| s.conn.is_none());
+            if let Some(k) = session.filter(unlinked) {
+                self.not_linked_yet(k, now);
+            }
         }
     }
 
