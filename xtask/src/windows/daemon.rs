@@ -2,7 +2,6 @@
 //! program linked against the Windows static library runs against it, and
 //! what it acknowledged survives Ctrl-C, a restart and a crash.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 
 use super::{Built, MINGW_GCC, NATIVE_LIBS, TARGET, Wine, windows_path};
@@ -106,23 +105,14 @@ fn c_example(wine: &Wine, built: &Built, addr: std::net::SocketAddr) -> Result<(
     let mut command = wine.command();
     command.arg(windows_path(&exe)).arg(addr.to_string());
     println!("$ {}", cmd::display(&command));
-    let mut child = command
+    // Both pipes read at once (`output`): one read to its end first could
+    // leave the example blocked on the other.
+    let out = command
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .map_err(|e| format!("cannot start the C example: {e}"))?;
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    child
-        .stdout
-        .take()
-        .map(|mut s| s.read_to_string(&mut stdout));
-    child
-        .stderr
-        .take()
-        .map(|mut s| s.read_to_string(&mut stderr));
-    let status = child.wait().map_err(|e| e.to_string())?;
+    let (status, stdout) = (out.status, String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     print!("{stdout}");
     let missing: Vec<&&str> = C_EXAMPLE_PRINTS
         .iter()
