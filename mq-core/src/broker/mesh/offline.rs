@@ -64,10 +64,10 @@
 //! what those peers want; nor, if it restarted, within the same wait, before
 //! each live peer has declared its interest on its link again (what a peer
 //! declared just before a crash may be neither in this node's store nor in
-//! the catalog yet: `router/catalog_wait.rs`). A link that connected but has not sent its
-//! snapshot yet counts as not linked here: a node that restarted may have
-//! lost what the peer declared before (its records were not durable yet),
-//! and its first listing may come before the snapshot.
+//! the catalog yet: `router/catalog_wait.rs`). A link that connected but
+//! has not sent its snapshot yet counts as not linked here: a node that
+//! restarted may have lost what the peer declared before (its records were
+//! not durable yet), and its first listing may come before the snapshot.
 //!
 //! [`Config::await_catalog`]: super::super::Config::await_catalog
 //!

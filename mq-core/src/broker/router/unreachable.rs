@@ -36,8 +36,9 @@ impl Router {
         }
     }
 
-    /// The live peers `live` (node ids) whose link session, restored here,
-    /// has not linked since this node started get their grace from now.
+    /// The live peers `live` (node ids) whose link session known here has
+    /// no connection (not linked since this node started) get their grace
+    /// from now, unless it started already.
     pub(super) fn live_not_linked(&mut self, live: &[&str], now: Instant) {
         for &n in live {
             let session = self.peer_session(n);
