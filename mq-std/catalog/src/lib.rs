@@ -66,6 +66,8 @@ mod sqlite;
 
 use std::time::Duration;
 
+use mq_core::wire::mesh::NODE_PREFIX;
+
 pub use error::Error;
 pub use model::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, MAX_LEASE, Node,
@@ -209,6 +211,26 @@ impl Catalog {
     /// stays until read and acked.
     pub async fn forget_session(&self, session: &str) -> Result<u64, Error> {
         dispatch!(self.forget_session(session))
+    }
+
+    /// Forgets all the interest node `node` wrote of itself (a node gone for
+    /// good): the rows of its session `$node.<node>` and of its groups'
+    /// sessions `$node.<node> <group>` (`mq_core::broker::CatalogRound::row_session`);
+    /// returns how many there were. The other nodes forget it at their next
+    /// heartbeat. Not one transaction: after an error, call it again.
+    pub async fn forget_node(&self, node: &str) -> Result<u64, Error> {
+        model::check_id("node id", node)?;
+        let own = format!("{NODE_PREFIX}{node}");
+        let group = format!("{own} ");
+        let sessions: std::collections::BTreeSet<String> = (self.interests().await?.into_iter())
+            .filter(|i| i.node == node && (i.session == own || i.session.starts_with(&group)))
+            .map(|i| i.session)
+            .collect();
+        let mut gone = 0;
+        for session in sessions {
+            gone += self.forget_session(&session).await?;
+        }
+        Ok(gone)
     }
 
     /// Every recorded interest, by session and filter.

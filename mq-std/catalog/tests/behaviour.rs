@@ -36,6 +36,7 @@ suite!(
     expired_leases_are_not_listed,
     incarnations_grow_after_the_catalog_lost_its_data,
     interest_is_recorded_replaced_and_removed,
+    a_node_forgotten_loses_its_own_and_its_groups_interest,
     malformed_interest_is_reported_not_used,
     offline_reads_in_order_and_removes_only_on_ack,
     enqueue_is_idempotent_on_the_origin,

@@ -77,3 +77,20 @@ pub async fn malformed_interest_is_reported_not_used(place: NewPlace) {
     assert!(catalog.interests().await.unwrap().is_empty());
     place.clean().await;
 }
+
+pub async fn a_node_forgotten_loses_its_own_and_its_groups_interest(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    let own = interest("$node.a", "a", "t", None);
+    let group = interest("$node.a w", "a", "t", Some("w"));
+    // Another node whose id starts alike, and a client session on node a.
+    let other = interest("$node.ab", "ab", "t", None);
+    let client = interest("c1", "a", "t", None);
+    for i in [&own, &group, &other, &client] {
+        catalog.add_interest(i).await.unwrap();
+    }
+    assert_eq!(catalog.forget_node("a").await.unwrap(), 2);
+    assert_eq!(catalog.forget_node("a").await.unwrap(), 0);
+    assert_eq!(catalog.interests().await.unwrap(), [other, client]);
+    place.clean().await;
+}

@@ -79,6 +79,11 @@ pub async fn enqueue_is_idempotent_on_the_origin(place: NewPlace) {
     stored(&catalog, "r", &envelope("b", 1)).await;
     stored(&catalog, "s", &envelope("a", 1)).await;
     assert_eq!(catalog.queue_len("r").await.unwrap(), 3);
+    // A group's job is filed under its node and group (`OfflineItem::origin`).
+    stored(&catalog, "r", &envelope("a 3 t.> w", 1)).await;
+    let again = catalog.enqueue("r", &envelope("a 3 t.> w", 1)).await;
+    assert!(matches!(again, Ok(Enqueued::Duplicate(_))));
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 4);
     place.clean().await;
 }
 
