@@ -3,7 +3,9 @@
 //! nodes that crash and stay down long enough to be treated as away.
 //!
 //! Per seed: nodes 0, 2 and 3 each have a publisher (QoS 1, with a producer
-//! id), nodes 0 to 2 a persistent subscriber, with filters that overlap.
+//! id), nodes 0 to 2 a persistent subscriber, with filters that overlap,
+//! and node 1 the one persistent member of a group, whose jobs the other
+//! nodes keep for it (and hand to the catalog while it is away).
 //! Publishing starts once each of those has declared its interest to the
 //! others and written it to the catalog (a node that dies before its first
 //! round with the catalog leaves no trace of what it wants there, for a
@@ -84,12 +86,17 @@ const TOPICS: [&str; 2] = ["data.a", "data.b"];
 /// The persistent subscriber of each node but the late one.
 const FILTERS: [&str; NODES - 1] = ["*.b", "data.>", "data.a"];
 const PUBLISHERS: [usize; 3] = [0, 2, LATE];
+/// A persistent member of group `w` on `data.>`, on node 1 alone: the
+/// others keep the group's jobs for node 1 (in the catalog while it is
+/// away), and the late node learns of the group only from the catalog.
+const GROUP: (usize, &str, &str) = (1, "data.>", "w");
 /// A node down longer than this is away.
 const LEASE: Duration = Duration::from_secs(1);
 const ROUND: Duration = Duration::from_millis(100);
 struct App {
     publisher: Option<u8>,
     filter: Option<&'static str>,
+    group: Option<&'static str>,
     next_msg: u32,
     to_publish: u32,
     acked: BTreeSet<(u8, u32)>,
@@ -104,6 +111,8 @@ struct Totals {
     restarts: u32,
     away: u32,
     offline_stored: u64,
+    /// Of those, a group's jobs.
+    group_stored: u64,
     /// Live peers handed on for a link down past the grace (counted at the
     /// end, by the nodes' last runs).
     unreachable: u64,
@@ -118,6 +127,7 @@ impl Totals {
         self.restarts += t.restarts;
         self.away += t.away;
         self.offline_stored += t.offline_stored;
+        self.group_stored += t.group_stored;
         self.unreachable += t.unreachable;
         self.offline_drained += t.offline_drained;
         self.catalog_failures += t.catalog_failures;
@@ -148,13 +158,16 @@ impl Sim {
         for node in 0..NODES {
             let mut roles: Vec<_> = FILTERS
                 .get(node)
-                .map(|&f| (None, Some(f)))
+                .map(|&f| (None, Some(f), None))
                 .into_iter()
                 .collect();
-            if PUBLISHERS.contains(&node) {
-                roles.push((Some(node as u8 + 1), None));
+            if node == GROUP.0 {
+                roles.push((None, Some(GROUP.1), Some(GROUP.2)));
             }
-            for (publisher, filter) in roles {
+            if PUBLISHERS.contains(&node) {
+                roles.push((Some(node as u8 + 1), None, None));
+            }
+            for (publisher, filter, group) in roles {
                 let i = apps.len();
                 let producer = publisher.map(|_| 1000 + i as u64);
                 let cfg = client_config(i, SessionMode::Resume, producer, seed);
@@ -163,6 +176,7 @@ impl Sim {
                 apps.push(App {
                     publisher,
                     filter,
+                    group,
                     next_msg: 1,
                     to_publish: 20 + rng.below(40) as u32,
                     acked: BTreeSet::new(),
@@ -189,7 +203,7 @@ impl Sim {
             session.connect(now);
             if let Some(filter) = apps[i].filter {
                 let opts = SubscribeOptions {
-                    group: None,
+                    group: apps[i].group,
                     start: Start::New,
                     qos: QoS::AtLeastOnce,
                     credit: 8,
@@ -306,13 +320,21 @@ impl Sim {
     fn interest_declared(&self) -> bool {
         let nodes = &self.world.nodes;
         let subscribing = 0..FILTERS.len();
-        subscribing.clone().all(|from| {
+        let fan_out = subscribing.clone().all(|from| {
             let name = &nodes[from].name;
-            self.catalog.lists(name, FILTERS[from])
+            self.catalog.lists(name, FILTERS[from], None)
                 && (subscribing.clone())
                     .filter(|&to| to != from)
                     .all(|to| nodes[to].broker.peer_interest(name) == [FILTERS[from]])
-        })
+        });
+        let (node, filter, group) = GROUP;
+        let name = &nodes[node].name;
+        let joined = [(filter.to_owned(), group.to_owned())];
+        fan_out
+            && self.catalog.lists(name, filter, Some(group))
+            && (subscribing.clone())
+                .filter(|&to| to != node)
+                .all(|to| nodes[to].broker.peer_groups(name) == joined)
     }
 
     fn step(&mut self) {
@@ -482,6 +504,7 @@ impl Sim {
             self.totals.unreachable += s.unreachable;
         }
         self.totals.offline_stored = self.catalog.stored;
+        self.totals.group_stored = self.catalog.group_stored;
     }
 }
 
@@ -516,5 +539,9 @@ fn offline_queues_lose_nothing_acknowledged_and_duplicate_nothing() {
         "no message ever went through the catalog"
     );
     assert!(totals.catalog_failures > 0, "the catalog never failed");
+    assert!(
+        totals.group_stored > 0,
+        "no group's job went through the catalog"
+    );
     assert!(totals.unreachable > 0, "no live peer was ever out of reach");
 }

@@ -63,8 +63,8 @@ pub use codec::Protocol;
 pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
 pub use mesh::{
     CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, MeshStats, OFFLINE_BATCH,
-    OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, PageRequest, Roster,
-    RosterAction,
+    OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, PageRequest,
+    PeerInterest, Roster, RosterAction,
 };
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;

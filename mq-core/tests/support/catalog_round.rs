@@ -28,18 +28,21 @@ pub struct Entry {
 /// idempotent on (origin, id) while queued.
 #[derive(Default)]
 pub struct Catalog {
-    /// (session, node, filter); no groups.
-    interest: BTreeSet<(String, String, String)>,
+    /// (session, node, filter, group).
+    interest: BTreeSet<(String, String, String, Option<String>)>,
     pub queues: BTreeMap<String, Vec<Entry>>,
     next_qid: u64,
     pub stored: u64,
+    /// Of those, a group's jobs.
+    pub group_stored: u64,
     pub failures: u64,
 }
 
 impl Catalog {
-    /// Whether node `node` wrote its interest in `filter`.
-    pub fn lists(&self, node: &str, filter: &str) -> bool {
-        (self.interest.iter()).any(|(s, n, f)| s.ends_with(node) && n == node && f == filter)
+    /// Whether node `node` wrote its interest in `filter` (as a member of
+    /// `group`).
+    pub fn lists(&self, node: &str, filter: &str, group: Option<&str>) -> bool {
+        (self.interest.iter()).any(|(_, n, f, g)| n == node && f == filter && g.as_deref() == group)
     }
 }
 
@@ -93,11 +96,11 @@ impl Round<'_> {
         let read = (!self.fails()).then(|| self.catalog.interest.clone());
         let rows: Option<Vec<InterestRow<'_>>> = read.as_ref().map(|r| {
             (r.iter())
-                .map(|(session, node, filter)| InterestRow {
+                .map(|(session, node, filter, group)| InterestRow {
                     session,
                     node,
                     filter,
-                    group: None,
+                    group: group.as_deref(),
                 })
                 .collect()
         });
@@ -115,7 +118,7 @@ impl Round<'_> {
         if let Some(listing) = &listing {
             let (n, broker) = (self.n, &self.world.nodes[self.n].broker);
             let known: Vec<_> = (listing.live.iter().chain(&listing.away))
-                .map(|(peer, _)| (*peer, broker.peer_interest(peer)))
+                .map(|(peer, _)| (*peer, broker.peer_interest(peer), broker.peer_groups(peer)))
                 .collect();
             self.world
                 .log(|| format!("node {n}: listing; peers' interest now {known:?}"));
@@ -126,20 +129,28 @@ impl Round<'_> {
             .adapter
             .round
             .write_interest(rows.as_deref(), &declared);
-        let (session, node) = (self.adapter.round.session(), self.adapter.round.node());
-        let (session, node) = (session.to_owned(), node.to_owned());
+        let round = &self.adapter.round;
+        let node = round.node().to_owned();
+        let row = |(filter, group): (String, Option<String>)| {
+            (
+                round.row_session(group.as_deref()),
+                node.clone(),
+                filter,
+                group,
+            )
+        };
+        let add: Vec<_> = write.add.into_iter().map(row).collect();
+        let remove: Vec<_> = write.remove.into_iter().map(row).collect();
         let mut ok = true;
-        for filter in write.add {
+        for row in add {
             ok = ok && !self.fails();
             if ok {
-                let row = (session.clone(), node.clone(), filter);
                 self.catalog.interest.insert(row);
             }
         }
-        for filter in write.remove {
+        for row in remove {
             ok = ok && !self.fails();
             if ok {
-                let row = (session.clone(), node.clone(), filter);
                 self.catalog.interest.remove(&row);
             }
         }
@@ -162,16 +173,20 @@ impl Round<'_> {
             self.world.log(|| {
                 let p = &item.payload;
                 let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
-                format!("node {n}: stores {}/{seq} for {}", p[0], item.recipient)
+                let g = item.group.as_ref().map(|(_, g)| format!(" (group {g})"));
+                let g = g.unwrap_or_default();
+                format!("node {n}: stores {}/{seq} for {}{g}", p[0], item.recipient)
             });
             let catalog = &mut *self.catalog;
+            let origin = item.origin(&name);
             let queue = catalog.queues.entry(item.recipient).or_default();
-            if !queue.iter().any(|e| e.origin == name && e.id == item.id) {
+            if !queue.iter().any(|e| e.origin == origin && e.id == item.id) {
                 catalog.next_qid += 1;
                 catalog.stored += 1;
+                catalog.group_stored += u64::from(item.group.is_some());
                 queue.push(Entry {
                     qid: catalog.next_qid,
-                    origin: name.clone(),
+                    origin,
                     id: item.id,
                     topic: item.topic,
                     meta: item.meta,

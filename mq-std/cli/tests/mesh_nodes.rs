@@ -265,31 +265,40 @@ async fn crash_mid_stream(mesh: &mut Mesh) {
 /// Node b is killed and stays away past its lease: node a treats it as
 /// away, and what it publishes for b's persistent subscriber then goes to
 /// b's offline queue in the catalog (acknowledged to the publisher once in
-/// a's log, removed from there once in the catalog). Node a is killed too:
-/// the sender is gone. Node b, restarted, drains its queue: every message
-/// reaches its subscriber once, and the queue is empty after. Then a comes
-/// back.
+/// a's log, removed from there once in the catalog), and so do the jobs of
+/// a group only b serves. Node a is killed too: the sender is gone. Node
+/// b, restarted, drains its queue: every message reaches its subscriber
+/// once and every job its worker once, and the queue is empty after. Then
+/// a comes back.
 async fn offline_queue(mesh: &mut Mesh) {
     let publisher = client(mesh, 0, "lease-pub", false).await;
     let away = client(mesh, 1, "lease-sub", true).await;
     let mut sub = subscribe(&away, "lease.>", None).await;
+    let worker = client(mesh, 1, "lease-worker", true).await;
+    let mut jobs = subscribe(&worker, "lease.>", Some("g")).await;
     until_linked(&publisher, "lease.probe", &mut [&mut sub]).await;
+    until_linked(&publisher, "lease.probe", &mut [&mut jobs]).await;
     mesh.nodes[1].kill();
     until_away(mesh, 0, 1).await;
     let sent = publish_all(&publisher, "lease.data", "kept", 20).await;
     let catalog = mesh.catalog().await;
-    until_queued(&catalog, "b", |n| n >= 20).await;
+    // Each message twice: for b's subscriber, and as the group's job.
+    until_queued(&catalog, "b", |n| n >= 40).await;
     drop(publisher);
     mesh.nodes[0].kill();
     mesh.nodes[1].restart();
     let got = receive(&mut [&mut sub], 20, "from the catalog").await;
     assert_eq!(got, sent, "what b's offline queue held");
+    let done = receive(&mut [&mut jobs], 20, "the group's jobs from the catalog").await;
+    assert_eq!(done, sent, "the group's jobs b's offline queue held");
     until_queued(&catalog, "b", |n| n == 0).await;
     // And nothing comes twice.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    while let Some(m) = sub.try_next() {
-        let text = mesh::take(m);
-        assert_eq!(text, mesh::PROBE, "{text} came again");
+    for s in [&mut sub, &mut jobs] {
+        while let Some(m) = s.try_next() {
+            let text = mesh::take(m);
+            assert_eq!(text, mesh::PROBE, "{text} came again");
+        }
     }
     mesh.nodes[0].restart();
 }

@@ -60,7 +60,7 @@ use crate::tls::{ServerTls, Stream};
 pub use command::Io;
 use command::{Accepted, Cmd, NodeLink};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
-pub use offline::{Drained, Handed};
+pub use offline::{Drained, Handed, NodeInterest};
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
 use writer::{Queued, SharedTcp};
 

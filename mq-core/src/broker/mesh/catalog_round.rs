@@ -15,8 +15,8 @@
 //! 2. Unless the broker has stopped, ask it for its
 //!    [`declared_interest`](Broker::declared_interest) and write what
 //!    [`CatalogRound::write_interest`] says (the rows read, or `None` when the
-//!    read failed): each filter of `add` as a row of
-//!    [`session`](CatalogRound::session) without a group, then each of
+//!    read failed): each (filter, group) of `add` as a row of
+//!    [`row_session`](CatalogRound::row_session) of its group, then each of
 //!    `remove`, stopping at the first error; report it with
 //!    [`CatalogRound::handle_interest_written`].
 //! 3. Take up to [`OFFLINE_BATCH`](super::OFFLINE_BATCH) items from
@@ -48,7 +48,7 @@ mod tests;
 
 pub use drain::PageRequest;
 pub use hand_on::{HandOn, Handed};
-pub use interest::{InterestRow, InterestWrite, Listing};
+pub use interest::{InterestRow, InterestWrite, Listing, PeerInterest};
 
 use alloc::collections::BTreeSet;
 use alloc::format;
@@ -66,10 +66,11 @@ pub struct CatalogRound {
     node: String,
     /// `$node.<node>`: the session its interest is written under.
     session: String,
-    /// This node's interest as last written (`None`: as the catalog lists it).
-    written: Option<BTreeSet<String>>,
+    /// This node's interest as last written, as (filter, group) (`None`: as
+    /// the catalog lists it).
+    written: Option<BTreeSet<(String, Option<String>)>>,
     /// What the write under way makes of it, if it succeeds.
-    writing: Option<BTreeSet<String>>,
+    writing: Option<BTreeSet<(String, Option<String>)>>,
     /// Where the next page of this node's queue starts (`None`: its head).
     drain_after: Option<u64>,
     /// Where the page after the one being acked starts, if the ack succeeds.

@@ -65,7 +65,7 @@ pub(crate) mod offline;
 mod roster;
 
 pub use catalog_round::{
-    CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, PageRequest,
+    CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, PageRequest, PeerInterest,
 };
 pub use offline::{
     OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket,

@@ -50,8 +50,9 @@
 //! **Interest of peers not linked.** A node that is not linked to a peer
 //! (it started after the peer died, or the peer has not linked to it yet, or
 //! is down with its lease still running) learns the peer's interest from the
-//! catalog, where each node writes what it declares on its links
-//! ([`Broker::declared_interest`]): the adapter hands the interest of every
+//! catalog, where each node writes what it declares on its links, its
+//! groups included ([`Broker::declared_interest`]): the adapter hands the
+//! interest of every
 //! node that is not live to [`Broker::set_away_interest`], and of every
 //! other node to [`Broker::set_live_interest`], which make (and store) the
 //! peer's link session and outbox here as if it had linked, until its link
@@ -101,7 +102,11 @@ use super::super::Broker;
 use super::super::Map;
 use super::super::queue::Queued;
 use super::super::slab::Key;
+use super::super::timers::Target;
 use crate::time::Instant;
+
+mod origin;
+pub(crate) use origin::split_offline_origin;
 
 /// How long after a failed store the items of that peer are offered again.
 pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
@@ -137,12 +142,28 @@ pub struct OfflineItem {
     pub payload: Vec<u8>,
     /// How long it may still wait, when it has a TTL.
     pub ttl: Option<Duration>,
+    /// The group (filter, name) it is a job of, when it is not for the
+    /// peer's fan-out subscriptions: a group only the peer serves.
+    pub group: Option<(String, String)>,
+}
+
+impl OfflineItem {
+    /// The origin to file it under in the catalog, this node being `node`
+    /// (with `id`, the catalog's idempotence key, and what
+    /// [`OfflineMessage::origin`] hands back): `node` for the peer's
+    /// fan-out subscriptions, `node` and the group for a group's job, so
+    /// a message that is both is kept twice.
+    pub fn origin(&self, node: &str) -> String {
+        let group = self.group.as_ref().map(|(f, n)| (f.as_str(), n.as_str()));
+        origin::offline_origin(node, group)
+    }
 }
 
 /// A message from the catalog's queue of this node, to publish locally.
 #[derive(Debug, Clone, Copy)]
 pub struct OfflineMessage<'a> {
-    /// The node it was published at.
+    /// Its origin in the catalog ([`OfflineItem::origin`]: the node it was
+    /// published at, and the group whose job it is, if any).
     pub origin: &'a str,
     /// Its id there ([`OfflineItem::id`]).
     pub id: u64,
@@ -158,8 +179,9 @@ pub struct OfflineMessage<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OfflineError {
-    /// Its meta is not an encoded meta: leave it in the catalog, it is not
-    /// this node's to drop.
+    /// Its meta is not an encoded meta, or its origin not an origin
+    /// ([`OfflineItem::origin`]): leave it in the catalog, it is not this
+    /// node's to drop.
     Malformed,
     /// This node refuses it now (its store or a local queue is full, or it
     /// is shutting down): leave it in the catalog and try again later.
@@ -174,7 +196,7 @@ pub enum OfflineError {
 impl fmt::Display for OfflineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            OfflineError::Malformed => "the offline message's meta is malformed",
+            OfflineError::Malformed => "the offline message's meta or origin is malformed",
             OfflineError::Refused => "the node refuses the message now (store or a queue full)",
             OfflineError::Rejected => {
                 "the node will never take the message (too large, or its topic)"
@@ -204,11 +226,13 @@ pub(crate) struct AwayPeer {
     /// Away: its outbox goes to the catalog (else only items handed on
     /// before it came back are left).
     pub away: bool,
-    /// Items handed to the adapter, by message id, with their outbox.
-    pub handed: BTreeMap<u64, (Key, Queued)>,
-    /// Items the catalog did not store, still in flight: back to the
-    /// outbox's front together, in order, when they are offered again.
-    pub failed: Vec<(Key, Queued)>,
+    /// Items handed to the adapter, by message id (one at a time per id:
+    /// a message both in the outbox and a group's waits), with their queue
+    /// (the outbox, or a group only the peer serves).
+    pub handed: BTreeMap<u64, (Target, Queued)>,
+    /// Items the catalog did not store, still in flight: back to their
+    /// queue's front together, in order, when they are offered again.
+    pub failed: Vec<(Target, Queued)>,
     /// After a failed store: nothing more is offered before this.
     pub retry_at: Option<Instant>,
     /// Away because its link stayed down (`Config::link_grace`), not because
@@ -248,10 +272,13 @@ impl Broker {
         self.router.node_live(peer, now);
     }
 
-    /// The interest node `peer`, which is not live, wrote to the catalog:
-    /// its link session here (made and stored, with its outbox, when this
-    /// node has none) gets these filters besides those it has, and the peer
-    /// is away. Nothing is withdrawn: what the peer declared on its link may
+    /// The interest node `peer`, which is not live, wrote to the catalog,
+    /// as (filter, group): its link session here (made and stored, with its
+    /// outbox, when this node has none) gets these filters besides those it
+    /// has, and joins these groups (filter, name) it is not a member of (a
+    /// membership made so waits, not active, for the peer's link to join
+    /// the group under the same id, as a resumed one does), and the peer
+    /// is away (leaving the groups others serve). Nothing is withdrawn: what the peer declared on its link may
     /// be newer than what it wrote to the catalog, and its next link
     /// snapshot withdraws what it no longer wants. A peer whose link is
     /// connected and has sent its snapshot on it declares its own interest:
@@ -260,8 +287,13 @@ impl Broker {
     /// declared, and acks publishes once it has had a listing), but is not
     /// made away; its snapshot withdraws what it does not name. Filters
     /// that are not valid are skipped and counted as protocol errors.
-    pub fn set_away_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
-        self.router.catalog_interest(peer, filters, true, now);
+    pub fn set_away_interest(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        interest: &[(&str, Option<&str>)],
+    ) {
+        self.router.catalog_interest(peer, interest, true, now);
     }
 
     /// The interest node `peer`, which is live, wrote to the catalog: while
@@ -275,8 +307,13 @@ impl Broker {
     /// [`set_away_interest`](Self::set_away_interest), it only adds, and
     /// does nothing while the link is connected and has sent its snapshot;
     /// the peer is not away.
-    pub fn set_live_interest(&mut self, now: Instant, peer: &str, filters: &[&str]) {
-        self.router.catalog_interest(peer, filters, false, now);
+    pub fn set_live_interest(
+        &mut self,
+        now: Instant,
+        peer: &str,
+        interest: &[(&str, Option<&str>)],
+    ) {
+        self.router.catalog_interest(peer, interest, false, now);
     }
 
     /// The next message to store in the catalog for a peer that is away,
@@ -335,12 +372,11 @@ impl Broker {
     /// call it after each successful read of the
     /// catalog's interest. A peer that is away, not live, and was listed
     /// the last time but is not now had its interest removed (it is gone
-    /// for good, and an operator forgot it: `forget_session("$node.<id>")`):
+    /// for good, and an operator forgot it: the catalog's `forget_node`):
     /// it is forgotten ([`forget_node`](Broker::forget_node)), with what was
     /// kept for it. A peer never listed in this run is kept: it may have
-    /// died before it wrote its interest, or only have groups (which are
-    /// not written); and a restarted node cannot tell that from a peer
-    /// forgotten before it started. What it keeps for such a peer goes to
+    /// died before it wrote its interest; and a restarted node cannot tell
+    /// that from a peer forgotten before it started. What it keeps for such a peer goes to
     /// the peer's catalog queue until that is full, and is then dropped
     /// ([`handle_offline_full`](Self::handle_offline_full)), so it never
     /// holds publishers back. Call it after handing the listing's interest
@@ -369,13 +405,14 @@ impl Broker {
         self.router.store.is_persisted(Some(ticket.0))
     }
 
-    /// The filters this node declares on its links (its local fan-out
-    /// interest), for the catalog: sorted, each once.
-    pub fn declared_interest(&self) -> Vec<String> {
-        let mut out: Vec<String> = (self.router.mesh.local_interest())
-            .filter(|(_, g)| g.is_none())
-            .map(|(f, _)| String::from(f))
+    /// What this node declares on its links, for the catalog: its local
+    /// fan-out interest (filter, `None`) and its groups (filter, name),
+    /// sorted, each once.
+    pub fn declared_interest(&self) -> Vec<(String, Option<String>)> {
+        let mut out: Vec<(String, Option<String>)> = (self.router.mesh.local_interest())
+            .map(|(f, g)| (String::from(f), g.map(String::from)))
             .collect();
+        out.sort();
         out.dedup();
         out
     }

@@ -27,6 +27,7 @@
 //!   peers that are away, handed on to the catalog.
 
 mod admin;
+mod catalog_interest;
 mod catalog_wait;
 mod deliver;
 mod inflight;

@@ -5,16 +5,17 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Holds, Router};
+use super::{Holds, Router, queue_in};
 use crate::broker::command::{Output, Publish, Via};
-use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
-use crate::broker::mesh::offline::{OfflineError, OfflineMessage, OfflineTicket};
+use crate::broker::mesh::link::OUTBOX_SUB;
+use crate::broker::mesh::offline::{
+    OfflineError, OfflineMessage, OfflineTicket, split_offline_origin,
+};
 use crate::broker::mesh::{OFFLINE_RETRY, OfflineItem};
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
 use crate::broker::timers::Target;
 use crate::time::Instant;
-use crate::topic::Filter;
 use crate::wire::mesh::{NODE_PREFIX, mesh_producer};
 use crate::wire::{Dedup, Meta, QoS, Reason};
 
@@ -34,7 +35,7 @@ impl Router {
     /// Peer `peer` (link session `session`, not linked) is not live: away,
     /// not only out of reach; it leaves the groups others serve, and the
     /// first listing waits for it no longer.
-    fn lease_expired(&mut self, session: Key, peer: &str, now: Instant) {
+    pub(super) fn lease_expired(&mut self, session: Key, peer: &str, now: Instant) {
         self.leave_groups(session, now);
         let p = self.mesh.away.peers.entry(session).or_default();
         (p.away, p.unreachable) = (true, false);
@@ -108,9 +109,9 @@ impl Router {
         }
         self.requeue_failed(session);
         self.mesh.away.peers.remove(&session);
-        let sub = (self.sessions.get(session)).and_then(|s| s.subs.get(&OUTBOX_SUB).copied());
-        if let Some(sub) = sub {
-            self.pump(Target::Sub(sub), now);
+        // Its outbox, and the groups it alone serves, deliver on its link.
+        for target in self.hand_on_queues(session) {
+            self.pump(target, now);
         }
     }
 
@@ -128,95 +129,25 @@ impl Router {
     }
 
     /// The items the catalog did not store go back to the front of their
-    /// outbox, in order; returns the outbox when there were any.
-    fn requeue_failed(&mut self, session: Key) -> Option<Key> {
-        let p = self.mesh.away.peers.get_mut(&session)?;
-        let failed = core::mem::take(&mut p.failed);
-        let &(sub, _) = failed.first()?;
-        let items: Vec<_> = failed.into_iter().map(|(_, q)| q).collect();
-        if let Some(x) = self.subs.get_mut(sub) {
-            for q in &items {
-                x.queue.end_inflight(q.msg.payload_len);
-            }
-            self.stats.current_queued += items.len() as u64;
-            x.queue.requeue_front(items);
-        }
-        Some(sub)
-    }
-
-    /// Adds `filters`, from the catalog, to the interest of node `peer`,
-    /// unless its link is connected and declared its interest (a whole
-    /// snapshot) since; and, when `away` (it is not live) and not linked,
-    /// marks it away.
-    pub(crate) fn catalog_interest(
-        &mut self,
-        peer: &str,
-        filters: &[&str],
-        away: bool,
-        now: Instant,
-    ) {
-        let mut client = String::from(NODE_PREFIX);
-        client.push_str(peer);
-        let session = match self.by_client.get(&client) {
-            Some(&k) => k,
-            None => self.create_session(&client, true, true),
-        };
-        let Some(s) = self.sessions.get(session) else {
+    /// queues (the outbox, groups only the peer serves), in order.
+    pub(super) fn requeue_failed(&mut self, session: Key) {
+        let Some(p) = self.mesh.away.peers.get_mut(&session) else {
             return;
         };
-        let linked = s.conn.is_some();
-        if linked && s.conn == self.mesh.peer_declared_on(session) {
-            // Its link declared its interest since it connected: newer.
-            return;
-        }
-        // A link that connected but has not finished its snapshot yet (this
-        // node may have restarted without the peer's interest, or with an
-        // old one) gets the catalog's too: else what this node acks meanwhile
-        // misses the peer. The snapshot withdraws what it does not name.
-        if !s.subs.contains_key(&OUTBOX_SUB) {
-            // This node's own; the peer's link asks for its own when it
-            // re-asserts the outbox.
-            let credit = link_credit(&self.cfg);
-            let filter = Filter::new(">").expect("`>` is a filter");
-            self.add_subscription(
-                session,
-                OUTBOX_SUB,
-                filter,
-                None,
-                QoS::AtLeastOnce,
-                credit,
-                None,
-            );
-            self.emit(&Record::Subscribe {
-                client: &client,
-                sub: OUTBOX_SUB,
-                filter: ">",
-                group: None,
-                qos: QoS::AtLeastOnce,
-                credit,
-            });
-        }
-        // Only added: what the peer declared on its link may be newer than
-        // what it wrote to the catalog, and a filter wrongly withdrawn loses
-        // messages, one wrongly kept only carries some more. Its next link
-        // snapshot withdraws what it no longer wants.
-        for &f in filters {
-            let Ok(filter) = Filter::new(f) else {
-                self.stats.protocol_errors += 1;
-                continue;
-            };
-            if self.mesh.peer_add_listed(session, filter) {
-                self.emit(&Record::Interest {
-                    client: &client,
-                    filter: f,
-                    held: true,
-                });
+        let mut failed = core::mem::take(&mut p.failed);
+        while let Some(&(target, _)) = failed.first() {
+            let (items, rest): (Vec<_>, Vec<_>) =
+                failed.into_iter().partition(|(t, _)| *t == target);
+            failed = rest;
+            let items: Vec<_> = items.into_iter().map(|(_, q)| q).collect();
+            let n = items.len() as u64;
+            if let Some(queue) = self.queue_mut(target) {
+                for q in &items {
+                    queue.end_inflight(q.msg.payload_len);
+                }
+                queue.requeue_front(items);
+                self.stats.current_queued += n;
             }
-        }
-        if away && !linked {
-            self.lease_expired(session, peer, now);
-        } else if !linked {
-            self.not_linked_yet(session, now);
         }
     }
 
@@ -246,13 +177,53 @@ impl Router {
         self.requeue_failed(session);
         let s = self.sessions.get(session)?;
         let recipient = String::from(s.client.strip_prefix(NODE_PREFIX)?);
-        let sub = *s.subs.get(&OUTBOX_SUB)?;
+        for target in self.hand_on_queues(session) {
+            if let Some(item) = self.next_offline_in(session, target, &recipient, now) {
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    /// The queues handed on for peer session `session`: its outbox, then
+    /// each group it alone serves here (a group others serve takes its
+    /// jobs: it left those when it went away).
+    fn hand_on_queues(&self, session: Key) -> Vec<Target> {
+        let Some(s) = self.sessions.get(session) else {
+            return Vec::new();
+        };
+        let outbox = s.subs.get(&OUTBOX_SUB).map(|&k| Target::Sub(k));
+        let alone = s.subs.values().filter_map(|&k| {
+            let g = self.subs.get(k)?.group?;
+            let members = &self.groups.get(g)?.members;
+            (members.as_slice() == [k]).then_some(Target::Group(g))
+        });
+        outbox.into_iter().chain(alone).collect()
+    }
+
+    /// The next item of queue `target` for the peer, if any may go now. A
+    /// message in flight to the catalog from another of its queues waits
+    /// for it (items are answered by id), and so does the rest of this one.
+    fn next_offline_in(
+        &mut self,
+        session: Key,
+        target: Target,
+        recipient: &str,
+        now: Instant,
+    ) -> Option<OfflineItem> {
+        let group = match target {
+            Target::Group(g) => self
+                .groups
+                .get(g)
+                .map(|g| (g.filter.clone(), g.name.clone())),
+            Target::Sub(_) => None,
+        };
         loop {
-            let (q, was_waiting) = self.subs.get_mut(sub)?.queue.pop(now, &self.topics)?;
+            let queue = queue_in(&mut self.subs, &mut self.groups, target)?;
+            let (q, was_waiting) = queue.pop(now, &self.topics)?;
             if was_waiting {
                 self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
             }
-            let target = Target::Sub(sub);
             if q.msg.is_expired(now) {
                 self.stats.expired += 1;
                 self.finish(target, &q.msg);
@@ -265,31 +236,35 @@ impl Router {
                 self.finish(target, &q.msg);
                 continue;
             }
+            let p = self.mesh.away.peers.get_mut(&session)?;
+            if p.handed.contains_key(&q.msg.id) {
+                queue.requeue_front(alloc::vec![q]);
+                self.stats.current_queued += 1;
+                return None;
+            }
             let view = q.msg.view();
             let item = OfflineItem {
-                recipient,
+                recipient: String::from(recipient),
                 id: q.msg.id,
                 topic: String::from(view.topic),
                 meta: q.msg.encoded_tail().0.to_vec(),
                 payload: view.payload.to_vec(),
                 ttl: q.msg.expires_at.map(|at| at - now),
+                group: group.clone(),
             };
-            if let Some(x) = self.subs.get_mut(sub) {
-                x.queue.mark_inflight(q.msg.payload_len);
-            }
-            let p = self.mesh.away.peers.get_mut(&session)?;
-            p.handed.insert(q.msg.id, (sub, q));
+            queue.mark_inflight(q.msg.payload_len);
+            p.handed.insert(q.msg.id, (target, q));
             return Some(item);
         }
     }
 
-    /// The catalog stored item `id` for `recipient`: it leaves the outbox.
+    /// The catalog stored item `id` for `recipient`: it leaves its queue.
     pub(crate) fn offline_stored(&mut self, recipient: &str, id: u64, now: Instant) {
-        let Some((session, sub, q)) = self.take_handed(recipient, id) else {
+        let Some((session, target, q)) = self.take_handed(recipient, id) else {
             return;
         };
         self.mesh.stats.offline_stored += 1;
-        self.finish(Target::Sub(sub), &q.msg);
+        self.finish(target, &q.msg);
         if self.mesh.away.peers.get(&session).is_some_and(|p| !p.away) {
             self.not_away(session, now);
         }
@@ -331,33 +306,12 @@ impl Router {
             self.offline_failed(recipient, id, now);
             return;
         }
-        let Some((_, sub, q)) = self.take_handed(recipient, id) else {
+        let Some((_, target, q)) = self.take_handed(recipient, id) else {
             return;
         };
         self.mesh.stats.offline_dropped += 1;
-        self.finish(Target::Sub(sub), &q.msg);
+        self.finish(target, &q.msg);
         self.retry_all_parked(now);
-    }
-
-    /// Forgets the away peers whose interest left the catalog (see
-    /// `Broker::handle_catalog_listing`).
-    pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
-        let gone: Vec<String> = (self.mesh.away.listed.iter())
-            .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
-            .filter(|n| {
-                (self.peer_session(n))
-                    .and_then(|s| self.mesh.away.peers.get(&s))
-                    .is_some_and(|p| p.away)
-            })
-            .cloned()
-            .collect();
-        for node in gone {
-            self.forget_node(&node, now);
-        }
-        self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
-        if !self.mesh.away.had_listing {
-            self.first_listing(live, now);
-        }
     }
 
     /// Takes a handed item off its peer's list and out of its outbox's
@@ -366,35 +320,40 @@ impl Router {
         &mut self,
         recipient: &str,
         id: u64,
-    ) -> Option<(Key, Key, crate::broker::queue::Queued)> {
+    ) -> Option<(Key, Target, crate::broker::queue::Queued)> {
         let session = self.peer_session(recipient)?;
-        let (sub, q) = self.mesh.away.peers.get_mut(&session)?.handed.remove(&id)?;
-        if let Some(x) = self.subs.get_mut(sub) {
-            x.queue.end_inflight(q.msg.payload_len);
+        let (target, q) = self.mesh.away.peers.get_mut(&session)?.handed.remove(&id)?;
+        if let Some(queue) = self.queue_mut(target) {
+            queue.end_inflight(q.msg.payload_len);
         }
-        Some((session, sub, q))
+        Some((session, target, q))
     }
 
-    /// Publishes a message from the catalog as its origin's link would have.
+    /// Publishes a message from the catalog as its origin's link would have:
+    /// to the fan-out subscriptions, or to the group whose job it is.
     pub(crate) fn deliver_offline(
         &mut self,
         m: &OfflineMessage<'_>,
         now: Instant,
     ) -> Result<OfflineTicket, OfflineError> {
         let meta = Meta::decode_from(m.meta).ok_or(OfflineError::Malformed)?;
+        let (origin, group) = split_offline_origin(m.origin).ok_or(OfflineError::Malformed)?;
         let p = Publish {
             id: 0,
             topic: m.topic,
             qos: QoS::AtLeastOnce,
             dedup: Some(Dedup {
-                producer: mesh_producer(m.origin, m.topic, None),
+                producer: mesh_producer(origin, m.topic, group),
                 seq: m.id,
             }),
             meta,
             payload: m.payload,
             retain: false,
             once: None,
-            via: Via::Link,
+            via: match group {
+                None => Via::Link,
+                Some((filter, group)) => Via::LinkGroup { filter, group },
+            },
         };
         self.unanswered_refusal = None;
         // No publisher to answer: it is stored once every record emitted

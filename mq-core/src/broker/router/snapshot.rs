@@ -164,10 +164,11 @@ impl Router {
                 }
             }
         }
-        // Handed to the catalog, not stored there yet: the outbox still owes them.
+        // Handed to the catalog, not stored there yet: the outbox (or the
+        // group) still owes them.
         for p in self.mesh.away.peers.values() {
-            for (sub, q) in p.handed.values().chain(&p.failed) {
-                note(&mut held, &q.msg, Some(Target::Sub(*sub)));
+            for (target, q) in p.handed.values().chain(&p.failed) {
+                note(&mut held, &q.msg, Some(*target));
             }
         }
         // Admitted and still waiting for the store: owed to the queues chosen then.

@@ -41,7 +41,7 @@ fn a_publish_before_the_first_listing_waits_and_goes_where_it_says() {
     h.publish(p, 1, "t.1", QoS::AtLeastOnce, b"early");
     assert_eq!(acked(&h.take(p)), [] as [u32; 0], "not before the listing");
     assert!(h.deliveries(s).is_empty());
-    h.b.set_live_interest(h.now, "b", &["t.>"]);
+    h.b.set_live_interest(h.now, "b", &[("t.>", None)]);
     h.b.handle_catalog_listing(h.now, &["b"], &["b"]);
     h.drain();
     assert_eq!(acked(&h.take(p)), [1]);
@@ -67,7 +67,7 @@ fn a_publish_held_past_its_deadline_is_refused() {
 fn a_live_peer_not_linked_gets_its_catalog_interest_kept_in_its_outbox() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     h.drain();
     assert!(h.b.away_nodes().is_empty(), "live: not away");
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
@@ -86,7 +86,7 @@ fn a_live_peer_not_linked_gets_its_catalog_interest_kept_in_its_outbox() {
 fn a_live_peer_not_linked_whose_lease_runs_out_gets_its_outbox_in_the_catalog() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
     assert!(h.b.node_away(h.now, "b"));
     let items = poll_all(&mut h);
@@ -98,7 +98,7 @@ fn a_live_peer_not_linked_whose_lease_runs_out_gets_its_outbox_in_the_catalog() 
 fn live_interest_does_not_override_a_linked_peer() {
     let mut h = H::new(Config::default());
     let _n = peer_links(&mut h, "b", &["t"]);
-    h.b.set_live_interest(h.now, "b", &["u"]);
+    h.b.set_live_interest(h.now, "b", &[("u", None)]);
     assert_eq!(h.b.peer_interest("b"), ["t"]);
     assert!(h.b.away_nodes().is_empty());
 }
@@ -181,7 +181,7 @@ fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
     let (p, _) = h.connect("pub", SessionMode::Clean);
     let (n, _) = h.connect("$node.b", SessionMode::Resume);
     h.subscribe(n, 1, ">", None, 8);
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     h.b.handle_catalog_listing(h.now, &["b"], &["b"]);
     h.drain();
     assert_eq!(h.b.peer_interest("b"), ["t"]);
@@ -189,7 +189,7 @@ fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
     assert_eq!(acked(&h.take(p)), [1]);
     assert_eq!(payloads(&h.deliveries(n)), [b"x"], "forwarded to the peer");
     // Not away while linked; its snapshot is the newest word.
-    h.b.set_away_interest(h.now, "b", &["t"]);
+    h.b.set_away_interest(h.now, "b", &[("t", None)]);
     assert!(h.b.away_nodes().is_empty());
     let frames = [
         Frame::Interest(Interest::Begin),
@@ -202,7 +202,7 @@ fn a_peer_linked_before_its_snapshot_gets_its_catalog_interest() {
         ["u"],
         "what the snapshot does not name goes"
     );
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     assert_eq!(h.b.peer_interest("b"), ["u"], "declared since it connected");
 }
 
@@ -216,7 +216,7 @@ fn catalog_interest_given_during_a_snapshot_goes_unless_the_snapshot_names_it() 
         Frame::Interest(Interest::Add("u")),
     ];
     h.send_all(n, begin);
-    h.b.set_live_interest(h.now, "b", &["t", "u"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None), ("u", None)]);
     assert_eq!(
         h.b.peer_interest("b"),
         ["t", "u"],
@@ -233,7 +233,7 @@ fn an_end_without_a_begin_completes_no_snapshot() {
     h.subscribe(n, 1, ">", None, 8);
     h.send_all(n, [Frame::Interest(Interest::End)]);
     // No snapshot came on this link: the catalog's word still counts.
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     assert_eq!(h.b.peer_interest("b"), ["t"]);
 }
 

@@ -13,6 +13,7 @@ mod mqtt_session;
 mod nats;
 mod nats_exchange;
 mod offline;
+mod offline_groups;
 mod offline_loss;
 mod priority;
 mod publish;

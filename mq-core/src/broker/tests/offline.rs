@@ -133,7 +133,7 @@ fn a_peer_back_before_the_catalog_answered_gets_the_item_over_its_link() {
 fn away_interest_from_the_catalog_makes_a_stored_outbox() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
-    h.b.set_away_interest(h.now, "b", &["t.>", "bad..filter"]);
+    h.b.set_away_interest(h.now, "b", &[("t.>", None), ("bad..filter", None)]);
     h.drain();
     assert_eq!(h.b.peer_interest("b"), ["t.>"]);
     assert_eq!(h.b.away_nodes(), ["b"]);
@@ -148,7 +148,7 @@ fn away_interest_from_the_catalog_makes_a_stored_outbox() {
     assert_eq!(items[0].payload, b"kept");
     // The catalog adds interest, and withdraws none: the peer's own link
     // snapshot does that.
-    h.b.set_away_interest(h.now, "b", &["u"]);
+    h.b.set_away_interest(h.now, "b", &[("u", None)]);
     h.drain();
     assert_eq!(h.b.peer_interest("b"), ["t.>", "u"]);
     h.b.set_away_interest(h.now, "b", &[]);
@@ -164,7 +164,7 @@ fn away_interest_from_the_catalog_makes_a_stored_outbox() {
 fn away_interest_does_not_override_a_linked_peer() {
     let mut h = H::new(Config::default());
     let _n = peer_links(&mut h, "b", &["t"]);
-    h.b.set_away_interest(h.now, "b", &["u"]);
+    h.b.set_away_interest(h.now, "b", &[("u", None)]);
     assert_eq!(h.b.peer_interest("b"), ["t"]);
     assert!(h.b.away_nodes().is_empty());
 }

@@ -141,7 +141,7 @@ fn a_full_catalog_queue_of_a_peer_back_sends_the_item_on_its_link() {
 fn a_node_whose_interest_left_the_catalog_is_forgotten() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
-    h.b.set_away_interest(h.now, "c", &["t"]);
+    h.b.set_away_interest(h.now, "c", &[("t", None)]);
     h.b.handle_catalog_listing(h.now, &["c"], &[]);
     // Never listed in this run (it died before it wrote its interest): kept.
     let n = peer_links(&mut h, "d", &["t"]);

@@ -92,7 +92,7 @@ fn a_live_peer_known_from_the_catalog_that_never_links_is_handed_on() {
         ..Config::default()
     });
     let (p, _) = h.connect("pub", SessionMode::Clean);
-    h.b.set_live_interest(h.now, "b", &["t"]);
+    h.b.set_live_interest(h.now, "b", &[("t", None)]);
     h.publish(p, 1, "t", QoS::AtLeastOnce, b"1");
     assert!(poll_all(&mut h).is_empty());
     h.advance(Duration::from_secs(2));

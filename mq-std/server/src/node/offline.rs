@@ -44,12 +44,16 @@ impl Node {
         if let Some(listing) = listing {
             // The interest first: the first listing releases the publishes
             // held for it.
-            let owned = |f: Vec<&str>| f.into_iter().map(str::to_owned).collect();
-            for (node, filters) in listing.away {
-                self.control.set_away_interest(node, owned(filters));
+            let owned = |i: Vec<(&str, Option<&str>)>| {
+                (i.into_iter())
+                    .map(|(f, g)| (f.to_owned(), g.map(str::to_owned)))
+                    .collect()
+            };
+            for (node, interest) in listing.away {
+                self.control.set_away_interest(node, owned(interest));
             }
-            for (node, filters) in listing.live {
-                self.control.set_live_interest(node, owned(filters));
+            for (node, interest) in listing.live {
+                self.control.set_live_interest(node, owned(interest));
             }
             let listed = listing.listed.iter().map(|&n| n.to_owned()).collect();
             let live = listing.live_peers.iter().map(|&n| n.to_owned()).collect();
@@ -67,19 +71,19 @@ impl Node {
             return;
         };
         let write = self.round.write_interest(rows, &declared);
-        let session = self.round.session().to_owned();
         let result: Result<(), Error> = async {
-            for filter in write.add {
+            for (filter, group) in write.add {
                 let interest = Interest {
-                    session: session.clone(),
+                    session: self.round.row_session(group.as_deref()),
                     node: self.opts.id.clone(),
                     filter,
-                    group: None,
+                    group,
                     qos: QoS::AtLeastOnce,
                 };
                 self.catalog.add_interest(&interest).await?;
             }
-            for filter in &write.remove {
+            for (filter, group) in &write.remove {
+                let session = self.round.row_session(group.as_deref());
                 self.catalog.remove_interest(&session, filter).await?;
             }
             Ok(())
@@ -100,6 +104,7 @@ impl Node {
         }
         let mut batch = HandOn::new(items);
         while let Some(item) = batch.next_item() {
+            let origin = item.origin(&self.opts.id);
             let recipient = item.recipient;
             let envelope = Envelope {
                 topic: item.topic,
@@ -109,7 +114,7 @@ impl Node {
                 // (a memory store, or ids not logged) may hand them out
                 // again, under a new incarnation.
                 origin: Origin {
-                    node: self.opts.id.clone(),
+                    node: origin,
                     incarnation: self.first_incarnation,
                     seq: item.id,
                 },

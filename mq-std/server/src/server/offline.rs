@@ -10,6 +10,17 @@ use super::BrokerTask;
 use super::command::Cmd;
 use super::handle::ServerControl;
 
+/// A node's interest in a filter, as a member of a group or not (`None`):
+/// (filter, group).
+pub type NodeInterest = (String, Option<String>);
+
+/// (filter, group) borrowed.
+fn borrowed(interest: &[NodeInterest]) -> Vec<(&str, Option<&str>)> {
+    (interest.iter())
+        .map(|(f, g)| (f.as_str(), g.as_deref()))
+        .collect()
+}
+
 /// A message from this node's catalog queue, owned for the trip to the
 /// broker task.
 #[derive(Debug, Clone)]
@@ -30,9 +41,9 @@ pub struct Drained {
 pub(super) enum OfflineCmd {
     Away(String, oneshot::Sender<bool>),
     Live(String),
-    AwayInterest(String, Vec<String>),
-    LiveInterest(String, Vec<String>),
-    DeclaredInterest(oneshot::Sender<Vec<String>>),
+    AwayInterest(String, Vec<NodeInterest>),
+    LiveInterest(String, Vec<NodeInterest>),
+    DeclaredInterest(oneshot::Sender<Vec<NodeInterest>>),
     Poll(usize, oneshot::Sender<Vec<OfflineItem>>),
     Results(Vec<(String, u64, Handed)>),
     /// The nodes with interest in the catalog, and the live ones.
@@ -59,13 +70,13 @@ impl BrokerTask {
                 let _ = reply.send(self.broker.node_away(now, &peer));
             }
             OfflineCmd::Live(peer) => self.broker.node_live(now, &peer),
-            OfflineCmd::AwayInterest(peer, filters) => {
-                let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-                self.broker.set_away_interest(now, &peer, &filters);
+            OfflineCmd::AwayInterest(peer, interest) => {
+                self.broker
+                    .set_away_interest(now, &peer, &borrowed(&interest));
             }
-            OfflineCmd::LiveInterest(peer, filters) => {
-                let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
-                self.broker.set_live_interest(now, &peer, &filters);
+            OfflineCmd::LiveInterest(peer, interest) => {
+                self.broker
+                    .set_live_interest(now, &peer, &borrowed(&interest));
             }
             OfflineCmd::DeclaredInterest(reply) => {
                 let _ = reply.send(self.broker.declared_interest());
@@ -151,23 +162,24 @@ impl ServerControl {
         self.offline(OfflineCmd::Live(peer.to_owned()));
     }
 
-    /// The catalog's interest of node `peer`, which is not live
-    /// (`Broker::set_away_interest`).
-    pub fn set_away_interest(&self, peer: &str, filters: Vec<String>) {
-        self.offline(OfflineCmd::AwayInterest(peer.to_owned(), filters));
+    /// The catalog's interest of node `peer`, which is not live, as
+    /// (filter, group) (`Broker::set_away_interest`).
+    pub fn set_away_interest(&self, peer: &str, interest: Vec<NodeInterest>) {
+        self.offline(OfflineCmd::AwayInterest(peer.to_owned(), interest));
     }
 
     /// The catalog's interest of node `peer`, which is live: kept while it
     /// is not linked to this node (`Broker::set_live_interest`).
-    pub fn set_live_interest(&self, peer: &str, filters: Vec<String>) {
-        self.offline(OfflineCmd::LiveInterest(peer.to_owned(), filters));
+    pub fn set_live_interest(&self, peer: &str, interest: Vec<NodeInterest>) {
+        self.offline(OfflineCmd::LiveInterest(peer.to_owned(), interest));
     }
 
-    /// The filters this node declares on its links, for the catalog
-    /// (`Broker::declared_interest`); `None` when the server has stopped,
-    /// which declares nothing new (an empty list would read as "interested
-    /// in nothing" and clear the node's interest from the catalog).
-    pub async fn declared_interest(&self) -> Option<Vec<String>> {
+    /// The filters and groups this node declares on its links, for the
+    /// catalog (`Broker::declared_interest`); `None` when the server has
+    /// stopped, which declares nothing new (an empty list would read as
+    /// "interested in nothing" and clear the node's interest from the
+    /// catalog).
+    pub async fn declared_interest(&self) -> Option<Vec<NodeInterest>> {
         let (tx, rx) = oneshot::channel();
         self.offline(OfflineCmd::DeclaredInterest(tx));
         rx.await.ok()

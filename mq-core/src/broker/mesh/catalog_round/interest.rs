@@ -2,6 +2,7 @@
 //! others'.
 
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -21,20 +22,25 @@ pub struct InterestRow<'a> {
     pub group: Option<&'a str>,
 }
 
+/// A node, and the interest it wrote of itself as (filter, group): `None`
+/// for its fan-out interest in the filter, a group's name for its
+/// membership.
+pub type PeerInterest<'a> = (&'a str, Vec<(&'a str, Option<&'a str>)>);
+
 /// What the catalog's interest rows say (see [`CatalogRound::listing`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing<'a> {
     /// The nodes with interest listed, sorted, each once: for
     /// [`Broker::handle_catalog_listing`](crate::broker::Broker::handle_catalog_listing).
     pub listed: Vec<&'a str>,
-    /// The interest each node that is not live wrote of itself (no groups),
-    /// by node, sorted: for
+    /// The interest each node that is not live wrote of itself, by node,
+    /// sorted, as (filter, group) (`None`: its fan-out interest): for
     /// [`Broker::set_away_interest`](crate::broker::Broker::set_away_interest).
-    pub away: Vec<(&'a str, Vec<&'a str>)>,
+    pub away: Vec<PeerInterest<'a>>,
     /// The interest each other node that is live wrote of itself, likewise:
     /// for [`Broker::set_live_interest`](crate::broker::Broker::set_live_interest)
     /// (kept for it while it is not linked to this node).
-    pub live: Vec<(&'a str, Vec<&'a str>)>,
+    pub live: Vec<PeerInterest<'a>>,
     /// The live nodes but this one: the `live` of
     /// [`Broker::handle_catalog_listing`](crate::broker::Broker::handle_catalog_listing).
     pub live_peers: Vec<&'a str>,
@@ -44,11 +50,11 @@ pub struct Listing<'a> {
 /// [`CatalogRound::write_interest`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InterestWrite {
-    /// Filters to add, each as a row of [`CatalogRound::session`] without a
-    /// group: first.
-    pub add: Vec<String>,
-    /// Filters of [`CatalogRound::session`] to remove: after those added.
-    pub remove: Vec<String>,
+    /// (Filter, group) rows to add, each under the session
+    /// [`CatalogRound::row_session`] names: first.
+    pub add: Vec<(String, Option<String>)>,
+    /// Rows to remove, likewise: after those added.
+    pub remove: Vec<(String, Option<String>)>,
 }
 
 impl InterestWrite {
@@ -59,25 +65,33 @@ impl InterestWrite {
 }
 
 impl CatalogRound {
+    /// The session a row of this node's interest is written under: its
+    /// link session (`$node.<id>`) for its fan-out interest, that and the
+    /// group's name, after a space, for a group (the catalog keeps one row
+    /// per session and filter, and a node may have several groups of one
+    /// filter besides its fan-out interest in it; node ids and group names
+    /// have no spaces).
+    pub fn row_session(&self, group: Option<&str>) -> String {
+        row_session(&self.session, group)
+    }
+
     /// What the catalog's interest `rows` say, with `live` its live nodes.
-    /// The interest handed on is each node's own (its `$node.<id>`
-    /// session), of every node but this one, without groups (a group is
-    /// served by the nodes that have members, not kept for one away or not
-    /// linked): `away` for the nodes not live, `live` for the others.
+    /// The interest handed on is each node's own (the rows of its
+    /// [`row_session`](Self::row_session)s), of every node but this one:
+    /// `away` for the nodes not live, `live` for the others.
     pub fn listing<'a>(&self, rows: &[InterestRow<'a>], live: &[&'a str]) -> Listing<'a> {
         let listed: BTreeSet<&str> = rows.iter().map(|r| r.node).collect();
-        let mut away: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let mut live_interest: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut away: BTreeMap<&str, Vec<(&str, Option<&str>)>> = BTreeMap::new();
+        let mut live_interest: BTreeMap<&str, Vec<(&str, Option<&str>)>> = BTreeMap::new();
         for r in rows {
-            let own = r.session.strip_prefix(NODE_PREFIX) == Some(r.node);
-            if !own || r.node == self.node || r.group.is_some() {
+            if r.node == self.node || !is_own_row(r) {
                 continue;
             }
             let to = match live.contains(&r.node) {
                 true => &mut live_interest,
                 false => &mut away,
             };
-            to.entry(r.node).or_default().push(r.filter);
+            to.entry(r.node).or_default().push((r.filter, r.group));
         }
         Listing {
             listed: listed.into_iter().collect(),
@@ -98,14 +112,14 @@ impl CatalogRound {
     pub fn write_interest(
         &mut self,
         rows: Option<&[InterestRow<'_>]>,
-        declared: &[String],
+        declared: &[(String, Option<String>)],
     ) -> InterestWrite {
-        let declared: BTreeSet<String> = declared.iter().cloned().collect();
-        let written: BTreeSet<String> = match &self.written {
+        let declared: BTreeSet<(String, Option<String>)> = declared.iter().cloned().collect();
+        let written: BTreeSet<(String, Option<String>)> = match &self.written {
             Some(w) => w.clone(),
             None => (rows.unwrap_or_default().iter())
-                .filter(|r| r.session == self.session)
-                .map(|r| String::from(r.filter))
+                .filter(|r| r.node == self.node && is_own_row(r))
+                .map(|r| (String::from(r.filter), r.group.map(String::from)))
                 .collect(),
         };
         let write = InterestWrite {
@@ -123,4 +137,19 @@ impl CatalogRound {
         let writing = self.writing.take();
         self.written = if ok { writing } else { None };
     }
+}
+
+/// `$node.<node>`, and ` <group>` for a group's row.
+fn row_session(node_session: &str, group: Option<&str>) -> String {
+    match group {
+        None => String::from(node_session),
+        Some(g) => format!("{node_session} {g}"),
+    }
+}
+
+/// Whether `r` is a row a node wrote of its own interest.
+fn is_own_row(r: &InterestRow<'_>) -> bool {
+    let mut session = String::from(NODE_PREFIX);
+    session.push_str(r.node);
+    r.session == row_session(&session, r.group)
 }

@@ -16,8 +16,9 @@ fn row<'a>(session: &'a str, node: &'a str, filter: &'a str) -> InterestRow<'a> 
     }
 }
 
-fn strings(s: &[&str]) -> Vec<String> {
-    s.iter().map(ToString::to_string).collect()
+/// Fan-out interest in `s`, as the broker declares it.
+fn fan_out(s: &[&str]) -> Vec<(String, Option<String>)> {
+    s.iter().map(|f| (f.to_string(), None)).collect()
 }
 
 fn round() -> CatalogRound {
@@ -25,29 +26,29 @@ fn round() -> CatalogRound {
 }
 
 #[test]
-fn interest_handed_on_is_the_own_rows_of_other_nodes_without_groups() {
-    let grouped = InterestRow {
+fn interest_handed_on_is_the_own_rows_of_other_nodes_groups_included() {
+    let grouped = |session| InterestRow {
         group: Some("g"),
-        ..row("$node.c", "c", "jobs.>")
+        ..row(session, "c", "jobs.>")
     };
     let rows = [
         row("$node.a", "a", "a.>"),
         row("$node.b", "b", "b.>"),
         row("$node.c", "c", "c.1"),
         row("$node.c", "c", "c.2"),
-        grouped,
+        grouped("$node.c g"),
+        // A group's row under another session is not c's own.
+        grouped("$node.c"),
         // A client session on node d, not d's own interest.
         row("client-1", "d", "d.>"),
         row("$node.e", "e", "e.>"),
     ];
     let listing = round().listing(&rows, &["a", "b"]);
     assert_eq!(listing.listed, ["a", "b", "c", "d", "e"]);
-    assert_eq!(
-        listing.away,
-        [("c", vec!["c.1", "c.2"]), ("e", vec!["e.>"])]
-    );
+    let c = vec![("c.1", None), ("c.2", None), ("jobs.>", Some("g"))];
+    assert_eq!(listing.away, [("c", c), ("e", vec![("e.>", None)])]);
     // The live ones' too, kept while they are not linked.
-    assert_eq!(listing.live, [("b", vec!["b.>"])]);
+    assert_eq!(listing.live, [("b", vec![("b.>", None)])]);
     // This node is never away to itself, live or not.
     let listing = round().listing(&rows[..1], &[]);
     assert_eq!(listing.away, []);
@@ -63,37 +64,62 @@ fn interest_is_written_as_the_difference_from_the_catalog_then_from_the_last_wri
         row("$node.a", "a", "kept"),
         row("client-1", "a", "other"),
     ];
-    let write = r.write_interest(Some(&rows), &strings(&["kept", "new"]));
-    assert_eq!(write.add, ["new"]);
-    assert_eq!(write.remove, ["old.>"]);
+    let write = r.write_interest(Some(&rows), &fan_out(&["kept", "new"]));
+    assert_eq!(write.add, fan_out(&["new"]));
+    assert_eq!(write.remove, fan_out(&["old.>"]));
     r.handle_interest_written(true);
     // The catalog's rows no longer count: the last write does.
-    let write = r.write_interest(Some(&rows), &strings(&["kept", "new"]));
+    let write = r.write_interest(Some(&rows), &fan_out(&["kept", "new"]));
     assert!(write.is_empty());
     r.handle_interest_written(true);
-    let write = r.write_interest(None, &strings(&["new"]));
-    assert_eq!(write.remove, ["kept"]);
-    assert_eq!(write.add, Vec::<String>::new());
+    let write = r.write_interest(None, &fan_out(&["new"]));
+    assert_eq!(write.remove, fan_out(&["kept"]));
+    assert_eq!(write.add, []);
+}
+
+#[test]
+fn groups_are_written_each_under_a_session_of_their_own() {
+    let mut r = round();
+    assert_eq!(r.row_session(None), "$node.a");
+    assert_eq!(r.row_session(Some("w")), "$node.a w");
+    let old = InterestRow {
+        group: Some("old"),
+        ..row("$node.a old", "a", "t")
+    };
+    let rows = [row("$node.a", "a", "t"), old];
+    let declared = [
+        ("t".to_string(), None),
+        ("t".to_string(), Some("w".to_string())),
+    ];
+    let write = r.write_interest(Some(&rows), &declared);
+    assert_eq!(write.add, [("t".to_string(), Some("w".to_string()))]);
+    assert_eq!(write.remove, [("t".to_string(), Some("old".to_string()))]);
 }
 
 #[test]
 fn a_failed_write_reads_the_catalog_again() {
     let mut r = round();
     let rows = [row("$node.a", "a", "x")];
-    assert_eq!(r.write_interest(Some(&[]), &strings(&["x"])).add, ["x"]);
+    assert_eq!(
+        r.write_interest(Some(&[]), &fan_out(&["x"])).add,
+        fan_out(&["x"])
+    );
     r.handle_interest_written(false);
     // Had the add been remembered as written, nothing would be added now.
-    assert_eq!(r.write_interest(Some(&[]), &strings(&["x"])).add, ["x"]);
+    assert_eq!(
+        r.write_interest(Some(&[]), &fan_out(&["x"])).add,
+        fan_out(&["x"])
+    );
     r.handle_interest_written(false);
-    assert!(r.write_interest(Some(&rows), &strings(&["x"])).is_empty());
+    assert!(r.write_interest(Some(&rows), &fan_out(&["x"])).is_empty());
 }
 
 #[test]
 fn interest_not_read_is_all_added_and_nothing_removed() {
     let mut r = round();
-    let write = r.write_interest(None, &strings(&["x", "y"]));
-    assert_eq!(write.add, ["x", "y"]);
-    assert_eq!(write.remove, Vec::<String>::new());
+    let write = r.write_interest(None, &fan_out(&["x", "y"]));
+    assert_eq!(write.add, fan_out(&["x", "y"]));
+    assert_eq!(write.remove, []);
 }
 
 fn item(recipient: &str, id: u64) -> OfflineItem {
@@ -104,6 +130,7 @@ fn item(recipient: &str, id: u64) -> OfflineItem {
         meta: Vec::new(),
         payload: Vec::new(),
         ttl: None,
+        group: None,
     }
 }
 

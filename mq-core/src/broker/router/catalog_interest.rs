@@ -1,0 +1,158 @@
+//! What the catalog says of the peers, for the router (see
+//! `broker::mesh::offline`): the interest and groups each peer wrote of
+//! itself, made the peer's link session's here while its link has not
+//! declared its own, and which peers are listed at all.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::Router;
+use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
+use crate::broker::record::Record;
+use crate::broker::slab::Key;
+use crate::time::Instant;
+use crate::topic::Filter;
+use crate::wire::QoS;
+use crate::wire::mesh::{NODE_PREFIX, group_sub};
+
+impl Router {
+    /// Adds `interest` (filter, group), from the catalog, to the interest
+    /// and groups of node `peer`, unless its link is connected and declared
+    /// its interest (a whole snapshot) since; and, when `away` (it is not
+    /// live) and not linked, marks it away.
+    pub(crate) fn catalog_interest(
+        &mut self,
+        peer: &str,
+        interest: &[(&str, Option<&str>)],
+        away: bool,
+        now: Instant,
+    ) {
+        let mut client = String::from(NODE_PREFIX);
+        client.push_str(peer);
+        let session = match self.by_client.get(&client) {
+            Some(&k) => k,
+            None => self.create_session(&client, true, true),
+        };
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let linked = s.conn.is_some();
+        if linked && s.conn == self.mesh.peer_declared_on(session) {
+            // Its link declared its interest since it connected: newer.
+            return;
+        }
+        // A link that connected but has not finished its snapshot yet (this
+        // node may have restarted without the peer's interest, or with an
+        // old one) gets the catalog's too: else what this node acks meanwhile
+        // misses the peer. The snapshot withdraws what it does not name.
+        if !s.subs.contains_key(&OUTBOX_SUB) {
+            // This node's own; the peer's link asks for its own when it
+            // re-asserts the outbox.
+            let credit = link_credit(&self.cfg);
+            let filter = Filter::new(">").expect("`>` is a filter");
+            self.add_subscription(
+                session,
+                OUTBOX_SUB,
+                filter,
+                None,
+                QoS::AtLeastOnce,
+                credit,
+                None,
+            );
+            self.emit(&Record::Subscribe {
+                client: &client,
+                sub: OUTBOX_SUB,
+                filter: ">",
+                group: None,
+                qos: QoS::AtLeastOnce,
+                credit,
+            });
+        }
+        // Only added: what the peer declared on its link may be newer than
+        // what it wrote to the catalog, and a filter wrongly withdrawn loses
+        // messages, one wrongly kept only carries some more. Its next link
+        // snapshot withdraws what it no longer wants.
+        for &(f, group) in interest {
+            let Ok(filter) = Filter::new(f) else {
+                self.stats.protocol_errors += 1;
+                continue;
+            };
+            if let Some(name) = group {
+                self.catalog_group(session, &client, filter, name);
+            } else if self.mesh.peer_add_listed(session, filter) {
+                self.emit(&Record::Interest {
+                    client: &client,
+                    filter: f,
+                    held: true,
+                });
+            }
+        }
+        if away && !linked {
+            self.lease_expired(session, peer, now);
+        } else if !linked {
+            self.not_linked_yet(session, now);
+        }
+    }
+
+    /// Peer session `session` (`client`) joins group `name` of `filter`
+    /// from the catalog, unless it is a member: under the id its link
+    /// would first try (its [`group_sub`] hash, past the ids it holds), and
+    /// not active, as a resumed membership waits for its link to join
+    /// again (its snapshot's end drops it if the link does not).
+    fn catalog_group(&mut self, session: Key, client: &str, filter: Filter<'_>, name: &str) {
+        if name.is_empty() || name.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+            self.stats.protocol_errors += 1;
+            return;
+        }
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let member = s.subs.values().any(|&k| {
+            let g = self.subs.get(k).and_then(|x| x.group);
+            g.and_then(|g| self.groups.get(g))
+                .is_some_and(|g| g.filter == filter.as_str() && g.name == name)
+        });
+        if member {
+            return;
+        }
+        let mut id = group_sub(filter.as_str(), name);
+        while s.subs.contains_key(&id) {
+            id = id.wrapping_add(1) | 0x8000_0000;
+        }
+        let credit = link_credit(&self.cfg);
+        let qos = QoS::AtLeastOnce;
+        let key = self.add_subscription(session, id, filter, Some(name), qos, credit, None);
+        if let Some(sub) = self.subs.get_mut(key) {
+            sub.active = false;
+        }
+        self.emit(&Record::Subscribe {
+            client,
+            sub: id,
+            filter: filter.as_str(),
+            group: Some(name),
+            qos,
+            credit,
+        });
+    }
+
+    /// Forgets the away peers whose interest left the catalog (see
+    /// `Broker::handle_catalog_listing`).
+    pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
+        let gone: Vec<String> = (self.mesh.away.listed.iter())
+            .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
+            .filter(|n| {
+                (self.peer_session(n))
+                    .and_then(|s| self.mesh.away.peers.get(&s))
+                    .is_some_and(|p| p.away)
+            })
+            .cloned()
+            .collect();
+        for node in gone {
+            self.forget_node(&node, now);
+        }
+        self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
+        if !self.mesh.away.had_listing {
+            self.first_listing(live, now);
+        }
+    }
+}
