@@ -47,6 +47,38 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// What a pipe gave so far, read on a thread of its own until its end.
+struct Drain {
+    read: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Drain {
+    fn new<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> Drain {
+        let read = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let to = read.clone();
+        let thread = std::thread::spawn(move || {
+            let Some(mut pipe) = pipe else { return };
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                to.lock().expect("drain").extend_from_slice(&buf[..n]);
+            }
+        });
+        Drain { read, thread }
+    }
+
+    /// What it read: all of it once the pipe ended, or, waiting no longer
+    /// than `patience` (a killed command's children may hold the pipe
+    /// open), what came until then.
+    fn take(self, patience: Option<Duration>) -> Vec<u8> {
+        let until = patience.map(|p| Instant::now() + p);
+        while !self.thread.is_finished() && until.is_none_or(|u| Instant::now() < u) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::mem::take(&mut *self.read.lock().expect("drain"))
+    }
+}
+
 /// Echoes `cmd`, runs it with its output captured and kills it after `limit`;
 /// returns its standard output if it exited 0, else fails with all it printed.
 pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<String, String> {
@@ -58,23 +90,34 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<String, Strin
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|err| format!("could not start `{line}`: {err}"))?;
+    // Read both pipes while waiting: a child that fills one (64 KiB on
+    // Linux) blocks until it is read, and would run into the deadline.
+    let stdout = Drain::new(child.stdout.take());
+    let stderr = Drain::new(child.stderr.take());
     let deadline = Instant::now() + limit;
     let mut late = false;
-    while child
-        .try_wait()
-        .map_err(|err| format!("waiting for `{line}`: {err}"))?
-        .is_none()
-    {
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|err| format!("waiting for `{line}`: {err}"))?
+        {
+            break status;
+        }
         if Instant::now() > deadline {
             late = true;
             let _ = child.kill();
-            break;
+            break child
+                .wait()
+                .map_err(|err| format!("waiting for `{line}`: {err}"))?;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|err| format!("waiting for `{line}`: {err}"))?;
+    };
+    let patience = late.then_some(Duration::from_secs(1));
+    let out = std::process::Output {
+        status,
+        stdout: stdout.take(patience),
+        stderr: stderr.take(patience),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() && !late {
         return Ok(stdout);
@@ -262,5 +305,29 @@ mod tests {
     fn durations_read_naturally() {
         assert_eq!(format_duration(Duration::from_millis(1234)), "1.2s");
         assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn output_larger_than_a_pipe_is_read_while_waiting() {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            "head -c 300000 /dev/zero; head -c 200000 /dev/zero >&2",
+        ]);
+        let out = output_within(&mut cmd, Duration::from_secs(20)).expect("it ends");
+        assert_eq!(out.len(), 300_000);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_command_past_its_limit_is_killed_and_reported() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo started; sleep 30"]);
+        let err = output_within(&mut cmd, Duration::from_millis(300)).unwrap_err();
+        assert!(
+            err.contains("ran longer than") && err.contains("started"),
+            "{err}"
+        );
     }
 }
