@@ -12,6 +12,7 @@ use std::process::Command;
 
 use crate::cmd::{self, Step, run};
 use crate::failure::Failure;
+use crate::goals;
 use crate::panic_paths;
 use crate::symbols;
 use crate::toolchain::{NOSTD_TARGET, Route};
@@ -271,6 +272,9 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
     };
     if let (Some(baseline), Some(mq)) = (elf("baseline"), elf("mq")) {
         symbols::print_growth(baseline, mq, GROWTH_ROWS)?;
+    }
+    if let (Some(baseline), Some(mq), Some(mq_elf)) = (named("baseline"), named("mq"), elf("mq")) {
+        goals::check(baseline, mq, mq_elf)?;
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod ffi;
 mod firmware;
 mod fuzz;
 mod gate;
+mod goals;
 mod host_tests;
 mod install;
 mod install_check;
