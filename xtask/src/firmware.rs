@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::by_source;
 use crate::cmd::{self, Step, run};
 use crate::failure::Failure;
 use crate::goals;
@@ -275,6 +276,9 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
     }
     if let (Some(baseline), Some(mq), Some(mq_elf)) = (named("baseline"), named("mq"), elf("mq")) {
         goals::check(baseline, mq, mq_elf)?;
+    }
+    if let Some(mq) = elf("mq") {
+        by_source::print(mq)?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
 mod bench;
+mod by_source;
 mod catalog;
 mod ci;
 mod cmd;
