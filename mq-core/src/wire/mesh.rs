@@ -97,10 +97,10 @@ impl<'a> Wire<'a> for Interest<'a> {
         }
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(4)? {
+        match r.variant(4) {
             0 => Ok(Interest::Begin),
-            1 => r.str().map(Interest::Add),
-            2 => r.str().map(Interest::Remove),
+            1 => Ok(Interest::Add(r.str())),
+            2 => Ok(Interest::Remove(r.str())),
             _ => Ok(Interest::End),
         }
     }

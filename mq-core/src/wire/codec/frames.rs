@@ -216,7 +216,8 @@ pub(crate) fn read_frame<'a>(
     r: &mut Reader<'a>,
     receiver: Receiver,
 ) -> Result<Frame<'a>, DecodeError> {
-    let tag = r.variant(FRAME_KINDS)?;
+    let tag = r.variant(FRAME_KINDS);
+    r.check()?;
     if receiver == Receiver::Client && refused_by_clients(tag, cfg!(feature = "alloc")) {
         return Err(DecodeError::Unexpected);
     }
@@ -235,8 +236,8 @@ pub(crate) fn read_frame<'a>(
         11 => Frame::Ack(Wire::read(r)?),
         12 => Frame::Nack(Wire::read(r)?),
         13 => Frame::Credit(Wire::read(r)?),
-        14 => Frame::Ping(r.u64()?),
-        15 => Frame::Pong(r.u64()?),
+        14 => Frame::Ping(r.u64()),
+        15 => Frame::Pong(r.u64()),
         16 => Frame::Close(Wire::read(r)?),
         17 => Frame::Error(Wire::read(r)?),
         18 => Frame::Admin(Wire::read(r)?),

@@ -70,7 +70,7 @@ impl<'a> Wire<'a> for u8 {
     }
     #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.byte()
+        Ok(r.byte())
     }
 }
 
@@ -81,7 +81,7 @@ impl<'a> Wire<'a> for bool {
     }
     #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.bool()
+        Ok(r.bool())
     }
 }
 
@@ -95,7 +95,7 @@ macro_rules! wire_varint {
             }
             #[cfg_attr(feature = "alloc", inline)]
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-                r.$ty()
+                Ok(r.$ty())
             }
         }
     )+};
@@ -109,7 +109,7 @@ impl<'a> Wire<'a> for &'a [u8] {
     }
     #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.bytes()
+        Ok(r.bytes())
     }
 }
 
@@ -120,7 +120,7 @@ impl<'a> Wire<'a> for &'a str {
     }
     #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.str()
+        Ok(r.str())
     }
 }
 
@@ -137,7 +137,7 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
     }
     #[cfg_attr(feature = "alloc", inline)]
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.bool()? {
+        match r.bool() {
             false => Ok(None),
             true => T::read(r).map(Some),
         }
@@ -149,7 +149,7 @@ impl<'a> Wire<'a> for Reason {
         self.code().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.u16().map(Reason::from_code)
+        Ok(Reason::from_code(r.u16()))
     }
 }
 
@@ -163,7 +163,7 @@ macro_rules! wire_two_units {
             }
             #[cfg_attr(feature = "alloc", inline)]
             fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-                match r.variant(2)? {
+                match r.variant(2) {
                     0 => Ok($ty::$zero),
                     _ => Ok($ty::$one),
                 }
@@ -195,10 +195,10 @@ impl<'a> Wire<'a> for Start {
         }
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(4)? {
+        match r.variant(4) {
             0 => Ok(Start::New),
-            1 => r.u64().map(Start::Seq),
-            2 => r.u32().map(Start::Last),
+            1 => Ok(Start::Seq(r.u64())),
+            2 => Ok(Start::Last(r.u32())),
             _ => Ok(Start::Cursor),
         }
     }
@@ -209,7 +209,7 @@ impl<'a> Wire<'a> for Headers<'a> {
         self.as_encoded().write(w);
     }
     fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Headers::from_encoded(r.bytes()?).map_err(|_| DecodeError::Malformed)
+        Headers::from_encoded(r.bytes()).map_err(|_| DecodeError::Malformed)
     }
 }
 
@@ -240,7 +240,7 @@ impl<'a> Wire<'a> for Meta<'a> {
         // once; devices skip that shortcut, which is code more.
         #[cfg(feature = "alloc")]
         if let Some(rest) = r.rest().strip_prefix(&super::EMPTY_META) {
-            *r = Reader::new(rest);
+            r.skip_to(rest);
             return Ok(Meta::default());
         }
         Ok(Meta {
@@ -284,6 +284,7 @@ pub(crate) fn decode_all<'a, T>(
 ) -> Result<T, DecodeError> {
     let mut r = Reader::new(bytes);
     let value = read(&mut r)?;
+    r.check()?;
     match r.rest() {
         [] => Ok(value),
         _ => Err(DecodeError::TrailingBytes),
