@@ -49,7 +49,7 @@ impl<'a> Reader<'a> {
     /// Marks the input malformed; `T`'s default stands in for what could not
     /// be read.
     #[cold]
-    fn fail<T: Default>(&mut self) -> T {
+    pub(crate) fn fail<T: Default>(&mut self) -> T {
         self.failed = true;
         self.rest = &[];
         T::default()
