@@ -10,8 +10,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::by_source;
 use crate::cmd::{self, Step, run};
 use crate::failure::Failure;
+use crate::goals;
 use crate::panic_paths;
 use crate::symbols;
 use crate::toolchain::{NOSTD_TARGET, Route};
@@ -271,6 +273,12 @@ fn print_sizes(built: &[Built]) -> Result<(), String> {
     };
     if let (Some(baseline), Some(mq)) = (elf("baseline"), elf("mq")) {
         symbols::print_growth(baseline, mq, GROWTH_ROWS)?;
+    }
+    if let (Some(baseline), Some(mq), Some(mq_elf)) = (named("baseline"), named("mq"), elf("mq")) {
+        goals::check(baseline, mq, mq_elf)?;
+    }
+    if let Some(mq) = elf("mq") {
+        by_source::print(mq)?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! cbindgen for `codegen` (see `.cargo/config.toml` for the alias).
 
 mod bench;
+mod by_source;
 mod catalog;
 mod ci;
 mod cmd;
@@ -12,6 +13,7 @@ mod ffi;
 mod firmware;
 mod fuzz;
 mod gate;
+mod goals;
 mod host_tests;
 mod install;
 mod install_check;

@@ -20,9 +20,9 @@ use std::process::Command;
 
 use crate::cmd;
 
-const OBJDUMP: &str = "arm-none-eabi-objdump";
-const ADDR2LINE: &str = "arm-none-eabi-addr2line";
-const PACKAGE: &str = "binutils-arm-none-eabi";
+pub(crate) const OBJDUMP: &str = "arm-none-eabi-objdump";
+pub(crate) const ADDR2LINE: &str = "arm-none-eabi-addr2line";
+pub(crate) const PACKAGE: &str = "binutils-arm-none-eabi";
 
 /// Panicking paths in mq's sources that are known and left, each with why: the
 /// check fails on any other. Remove an entry once its file is fixed.
@@ -178,7 +178,7 @@ fn panicking_functions(calls: &[Call]) -> BTreeSet<String> {
 
 /// `addr2line -a -i` output: each address (`0x00004d06`), then its frames,
 /// innermost first, as `file:line` (with `-f`, not used here, names too).
-fn parse_chains(out: &str) -> BTreeMap<u64, Vec<String>> {
+pub(crate) fn parse_chains(out: &str) -> BTreeMap<u64, Vec<String>> {
     let mut chains = BTreeMap::new();
     let mut current: Option<u64> = None;
     for line in out.lines() {
@@ -203,7 +203,7 @@ fn owner(chain: &[String]) -> Option<&str> {
 }
 
 /// `mq-core/src/...:line` when the location is in mq's sources.
-fn mq_source(location: &str) -> Option<String> {
+pub(crate) fn mq_source(location: &str) -> Option<String> {
     ["/mq-core/src/", "/mq-embedded/src/"]
         .iter()
         .find_map(|dir| {

@@ -21,13 +21,12 @@ const ANONYMOUS: &str = "(anonymous constants)";
 /// How many of the symbols that shrank are listed.
 const SHRINK_ROWS: usize = 5;
 
-/// Sizes in flash by symbol name: code (`t`) and read-only data (`r`).
-type Sizes = BTreeMap<String, i64>;
+/// Sizes by symbol name.
+pub type Sizes = BTreeMap<String, i64>;
 
 /// Prints the `top` symbols that grew most from `base` to `with`, the total
 /// growth of flash symbols, and the symbols that shrank most.
 pub fn print_growth(base: &Path, with: &Path, top: usize) -> Result<(), String> {
-    cmd::ensure_program(NM_TOOL, NM_PACKAGE)?;
     let (base, with) = (flash_symbols(base)?, flash_symbols(with)?);
     let rows = growth(&base, &with);
     let total: i64 = rows.iter().map(|(_, delta)| delta).sum();
@@ -53,18 +52,32 @@ pub fn print_growth(base: &Path, with: &Path, top: usize) -> Result<(), String> 
 }
 
 fn flash_symbols(elf: &Path) -> Result<Sizes, String> {
-    let out = cmd::stdout_of(
+    Ok(parse_nm(&nm(elf)?, FLASH_KINDS))
+}
+
+/// Sizes in static RAM by symbol name: `.bss` (`b`) and `.data` (`d`).
+pub fn ram_symbols(elf: &Path) -> Result<Sizes, String> {
+    Ok(parse_nm(&nm(elf)?, RAM_KINDS))
+}
+
+/// Symbol kinds in flash: code (`t`) and read-only data (`r`).
+const FLASH_KINDS: &[&str] = &["t", "T", "r", "R"];
+/// Symbol kinds in static RAM.
+const RAM_KINDS: &[&str] = &["b", "B", "d", "D"];
+
+fn nm(elf: &Path) -> Result<String, String> {
+    cmd::ensure_program(NM_TOOL, NM_PACKAGE)?;
+    cmd::stdout_of(
         Command::new(NM_TOOL)
             .args(["--size-sort", "-S", "-C"])
             .arg(elf),
     )
-    .ok_or_else(|| format!("`{NM_TOOL} {}` failed", elf.display()))?;
-    Ok(parse_nm(&out))
+    .ok_or_else(|| format!("`{NM_TOOL} {}` failed", elf.display()))
 }
 
-/// Reads `nm -S` lines (`address size type name`), keeping code and read-only
-/// data, summing the sizes of symbols that share a name.
-fn parse_nm(out: &str) -> Sizes {
+/// Reads `nm -S` lines (`address size type name`), keeping the symbols of the
+/// given kinds, summing the sizes of symbols that share a name.
+fn parse_nm(out: &str, kinds: &[&str]) -> Sizes {
     let mut sizes = Sizes::new();
     for line in out.lines() {
         let mut fields = line.splitn(4, ' ');
@@ -73,7 +86,7 @@ fn parse_nm(out: &str) -> Sizes {
         else {
             continue;
         };
-        if !matches!(kind, "t" | "T" | "r" | "R") {
+        if !kinds.contains(&kind) {
             continue;
         }
         let Ok(size) = i64::from_str_radix(size, 16) else {
@@ -120,12 +133,15 @@ mod tests {
                    0000d498 00000004 t <Reason as Wire>::write\n\
                    garbage\n\
                    0000d498 zz t bad size\n";
-        let sizes = parse_nm(out);
+        let sizes = parse_nm(out, FLASH_KINDS);
         assert_eq!(sizes.get("mps2_an386::app::Device::run"), Some(&0x385c));
         assert_eq!(sizes.get("<Reason as Wire>::write"), Some(&0x20));
         assert_eq!(sizes.get(ANONYMOUS), Some(&0x414));
         assert_eq!(sizes.get("MQ_STORAGE"), None);
         assert_eq!(sizes.len(), 3);
+        let ram = parse_nm(out, RAM_KINDS);
+        assert_eq!(ram.get("MQ_STORAGE"), Some(&0x100));
+        assert_eq!(ram.len(), 1);
     }
 
     #[test]

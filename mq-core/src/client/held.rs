@@ -16,8 +16,21 @@ use core::ptr::addr_of_mut;
 use super::DeliveryId;
 use crate::wire::AckMessage;
 
-/// Recently acked messages remembered for deduplication.
+/// Recently acked messages remembered for deduplication: 64 on hosts; 32 on
+/// devices (without `alloc`), where the ring is most of a session's RAM
+/// (26 bytes an entry) and the broker's credit is a few deliveries. A
+/// redelivery of a message the ring no longer remembers reaches the
+/// application again, as at-least-once allows.
+#[cfg(feature = "alloc")]
 pub(crate) const RECENT: usize = 64;
+#[cfg(not(feature = "alloc"))]
+pub(crate) const RECENT: usize = 32;
+
+/// One bit per ring entry (`Held::resend`): on devices a word, not two.
+#[cfg(feature = "alloc")]
+type RingBits = u64;
+#[cfg(not(feature = "alloc"))]
+type RingBits = u32;
 
 /// What the application decided about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +89,11 @@ pub(crate) struct Held<const N: usize> {
     recent_next: usize,
     /// Ring entries still to offer the broker by message: bit `i` for
     /// `recent[i]`. Overwriting an entry clears its bit.
-    resend: u64,
+    resend: RingBits,
 }
 
 // One bit per ring entry in `Held::resend`.
-const _: () = assert!(RECENT <= 64);
+const _: () = assert!(RECENT <= RingBits::BITS as usize);
 
 /// A recently settled message: its key's fields and how it was settled, side
 /// by side (24 bytes; `Option<(MessageKey, Settle)>` takes 32, which over

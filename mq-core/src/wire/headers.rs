@@ -128,7 +128,8 @@ impl<'a> Iterator for HeaderIter<'a> {
 
 /// One `(key, value)` pair, as postcard encodes the tuple `(&str, &[u8])`.
 fn read_pair<'a>(r: &mut Reader<'a>) -> Result<(&'a str, &'a [u8]), DecodeError> {
-    Ok((r.str()?, r.bytes()?))
+    let pair = (r.str(), r.bytes());
+    r.check().map(|()| pair)
 }
 
 /// Writes header pairs into a caller buffer.

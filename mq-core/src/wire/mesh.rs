@@ -53,7 +53,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::DecodeError;
 use super::codec::{Reader, Sink, Wire};
 
 /// Client ids of node links start with this; the rest is the node id. A
@@ -96,12 +95,12 @@ impl<'a> Wire<'a> for Interest<'a> {
             Interest::End => w.byte(3),
         }
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(4)? {
-            0 => Ok(Interest::Begin),
-            1 => r.str().map(Interest::Add),
-            2 => r.str().map(Interest::Remove),
-            _ => Ok(Interest::End),
+    fn read(r: &mut Reader<'a>) -> Self {
+        match r.variant(4) {
+            0 => Interest::Begin,
+            1 => Interest::Add(r.str()),
+            2 => Interest::Remove(r.str()),
+            _ => Interest::End,
         }
     }
 }

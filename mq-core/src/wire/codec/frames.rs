@@ -127,8 +127,9 @@ impl<'a> Wire<'a> for Frame<'a> {
         }
     }
 
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        read_frame(r, Receiver::Any)
+    fn read(r: &mut Reader<'a>) -> Self {
+        // For any receiver only a bad tag fails, already marked in `r`.
+        read_frame(r, Receiver::Any).unwrap_or_else(|_| Frame::Ping(r.fail()))
     }
 }
 
@@ -216,33 +217,34 @@ pub(crate) fn read_frame<'a>(
     r: &mut Reader<'a>,
     receiver: Receiver,
 ) -> Result<Frame<'a>, DecodeError> {
-    let tag = r.variant(FRAME_KINDS)?;
+    let tag = r.variant(FRAME_KINDS);
+    r.check()?;
     if receiver == Receiver::Client && refused_by_clients(tag, cfg!(feature = "alloc")) {
         return Err(DecodeError::Unexpected);
     }
     Ok(match tag {
-        0 => Frame::Hello(Wire::read(r)?),
-        1 => Frame::Welcome(Wire::read(r)?),
-        2 => Frame::Publish(Wire::read(r)?),
-        3 => Frame::PubAck(Wire::read(r)?),
-        4 => Frame::PubReject(Wire::read(r)?),
-        5 => Frame::Subscribe(Wire::read(r)?),
-        6 => Frame::SubAck(Wire::read(r)?),
-        7 => Frame::SubReject(Wire::read(r)?),
-        8 => Frame::Unsubscribe(Wire::read(r)?),
-        9 => Frame::UnsubAck(Wire::read(r)?),
-        10 => Frame::Deliver(Wire::read(r)?),
-        11 => Frame::Ack(Wire::read(r)?),
-        12 => Frame::Nack(Wire::read(r)?),
-        13 => Frame::Credit(Wire::read(r)?),
-        14 => Frame::Ping(r.u64()?),
-        15 => Frame::Pong(r.u64()?),
-        16 => Frame::Close(Wire::read(r)?),
-        17 => Frame::Error(Wire::read(r)?),
-        18 => Frame::Admin(Wire::read(r)?),
-        19 => Frame::AdminAnswer(Wire::read(r)?),
-        20 => Frame::Interest(Wire::read(r)?),
-        _ => Frame::AckMessage(Wire::read(r)?),
+        0 => Frame::Hello(Wire::read(r)),
+        1 => Frame::Welcome(Wire::read(r)),
+        2 => Frame::Publish(Wire::read(r)),
+        3 => Frame::PubAck(Wire::read(r)),
+        4 => Frame::PubReject(Wire::read(r)),
+        5 => Frame::Subscribe(Wire::read(r)),
+        6 => Frame::SubAck(Wire::read(r)),
+        7 => Frame::SubReject(Wire::read(r)),
+        8 => Frame::Unsubscribe(Wire::read(r)),
+        9 => Frame::UnsubAck(Wire::read(r)),
+        10 => Frame::Deliver(Wire::read(r)),
+        11 => Frame::Ack(Wire::read(r)),
+        12 => Frame::Nack(Wire::read(r)),
+        13 => Frame::Credit(Wire::read(r)),
+        14 => Frame::Ping(r.u64()),
+        15 => Frame::Pong(r.u64()),
+        16 => Frame::Close(Wire::read(r)),
+        17 => Frame::Error(Wire::read(r)),
+        18 => Frame::Admin(Wire::read(r)),
+        19 => Frame::AdminAnswer(Wire::read(r)),
+        20 => Frame::Interest(Wire::read(r)),
+        _ => Frame::AckMessage(Wire::read(r)),
     })
 }
 

@@ -41,7 +41,9 @@ pub(crate) trait Wire<'a>: Sized {
     /// Writes the encoding.
     fn write<W: Sink>(&self, w: &mut W);
     /// Reads one value; what it borrows, it borrows from the reader's buffer.
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError>;
+    /// A failure is the reader's: it stands in a value and marks the input
+    /// malformed ([`Reader::check`]).
+    fn read(r: &mut Reader<'a>) -> Self;
 }
 
 /// `Wire` for a struct: its fields in declaration order.
@@ -51,12 +53,10 @@ macro_rules! wire_struct {
             fn write<W: $crate::wire::codec::Sink>(&self, w: &mut W) {
                 $(self.$field.write(w);)+
             }
-            fn read(
-                r: &mut $crate::wire::codec::Reader<'a>,
-            ) -> Result<Self, $crate::wire::DecodeError> {
-                Ok($ty {
-                    $($field: $crate::wire::codec::Wire::read(r)?,)+
-                })
+            fn read(r: &mut $crate::wire::codec::Reader<'a>) -> Self {
+                $ty {
+                    $($field: $crate::wire::codec::Wire::read(r),)+
+                }
             }
         }
     };
@@ -69,7 +69,7 @@ impl<'a> Wire<'a> for u8 {
         w.byte(*self);
     }
     #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Self {
         r.byte()
     }
 }
@@ -80,7 +80,7 @@ impl<'a> Wire<'a> for bool {
         w.byte(u8::from(*self));
     }
     #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Self {
         r.bool()
     }
 }
@@ -94,7 +94,7 @@ macro_rules! wire_varint {
                 w.varint(u64::from(*self));
             }
             #[cfg_attr(feature = "alloc", inline)]
-            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+            fn read(r: &mut Reader<'a>) -> Self {
                 r.$ty()
             }
         }
@@ -108,7 +108,7 @@ impl<'a> Wire<'a> for &'a [u8] {
         w.bytes(self);
     }
     #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Self {
         r.bytes()
     }
 }
@@ -119,7 +119,7 @@ impl<'a> Wire<'a> for &'a str {
         w.bytes(self.as_bytes());
     }
     #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Self {
         r.str()
     }
 }
@@ -136,10 +136,10 @@ impl<'a, T: Wire<'a>> Wire<'a> for Option<T> {
         }
     }
     #[cfg_attr(feature = "alloc", inline)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.bool()? {
-            false => Ok(None),
-            true => T::read(r).map(Some),
+    fn read(r: &mut Reader<'a>) -> Self {
+        match r.bool() {
+            false => None,
+            true => Some(T::read(r)),
         }
     }
 }
@@ -148,8 +148,8 @@ impl<'a> Wire<'a> for Reason {
     fn write<W: Sink>(&self, w: &mut W) {
         self.code().write(w);
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        r.u16().map(Reason::from_code)
+    fn read(r: &mut Reader<'a>) -> Self {
+        Reason::from_code(r.u16())
     }
 }
 
@@ -162,10 +162,10 @@ macro_rules! wire_two_units {
                 w.byte(*self as u8);
             }
             #[cfg_attr(feature = "alloc", inline)]
-            fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-                match r.variant(2)? {
-                    0 => Ok($ty::$zero),
-                    _ => Ok($ty::$one),
+            fn read(r: &mut Reader<'a>) -> Self {
+                match r.variant(2) {
+                    0 => $ty::$zero,
+                    _ => $ty::$one,
                 }
             }
         }
@@ -194,12 +194,12 @@ impl<'a> Wire<'a> for Start {
             Start::Cursor => w.byte(3),
         }
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        match r.variant(4)? {
-            0 => Ok(Start::New),
-            1 => r.u64().map(Start::Seq),
-            2 => r.u32().map(Start::Last),
-            _ => Ok(Start::Cursor),
+    fn read(r: &mut Reader<'a>) -> Self {
+        match r.variant(4) {
+            0 => Start::New,
+            1 => Start::Seq(r.u64()),
+            2 => Start::Last(r.u32()),
+            _ => Start::Cursor,
         }
     }
 }
@@ -208,8 +208,11 @@ impl<'a> Wire<'a> for Headers<'a> {
     fn write<W: Sink>(&self, w: &mut W) {
         self.as_encoded().write(w);
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
-        Headers::from_encoded(r.bytes()?).map_err(|_| DecodeError::Malformed)
+    fn read(r: &mut Reader<'a>) -> Self {
+        match Headers::from_encoded(r.bytes()) {
+            Ok(headers) => headers,
+            Err(_) => r.fail(),
+        }
     }
 }
 
@@ -235,21 +238,21 @@ impl<'a> Wire<'a> for Meta<'a> {
         self.correlation.write(w);
         self.headers.write(w);
     }
-    fn read(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+    fn read(r: &mut Reader<'a>) -> Self {
         // On hosts, five zero bytes are a meta without properties, taken at
         // once; devices skip that shortcut, which is code more.
         #[cfg(feature = "alloc")]
         if let Some(rest) = r.rest().strip_prefix(&super::EMPTY_META) {
-            *r = Reader::new(rest);
-            return Ok(Meta::default());
+            r.skip_to(rest);
+            return Meta::default();
         }
-        Ok(Meta {
-            ttl_ms: Wire::read(r)?,
-            priority: Wire::read(r)?,
-            reply_to: Wire::read(r)?,
-            correlation: Wire::read(r)?,
-            headers: Wire::read(r)?,
-        })
+        Meta {
+            ttl_ms: Wire::read(r),
+            priority: Wire::read(r),
+            reply_to: Wire::read(r),
+            correlation: Wire::read(r),
+            headers: Wire::read(r),
+        }
     }
 }
 
@@ -273,7 +276,7 @@ pub(crate) fn encoded_len<'a, T: Wire<'a>>(value: &T) -> usize {
 /// Reads one `T` occupying all of `bytes`, as `postcard::take_from_bytes`
 /// followed by a check that nothing is left.
 pub(crate) fn decode_exact<'a, T: Wire<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
-    decode_all(bytes, T::read)
+    decode_all(bytes, |r| Ok(T::read(r)))
 }
 
 /// What `read` reads from `bytes`, which it must read to the end.
@@ -284,6 +287,7 @@ pub(crate) fn decode_all<'a, T>(
 ) -> Result<T, DecodeError> {
     let mut r = Reader::new(bytes);
     let value = read(&mut r)?;
+    r.check()?;
     match r.rest() {
         [] => Ok(value),
         _ => Err(DecodeError::TrailingBytes),
