@@ -3,13 +3,17 @@
 //! [`CatalogRound`] decides, as `mq_server::node` does after a heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use mq_core::broker::{
-    CatalogRound, HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineError, OfflineMessage,
-    OfflineTicket,
+    CatalogRound, HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineError, OfflineItem,
+    OfflineMessage, OfflineTicket, hand_on_again,
 };
 
 use crate::mesh_world::World;
+
+/// The nodes' heartbeat: the round's period.
+const HEARTBEAT: Duration = Duration::from_millis(100);
 
 /// Chance per catalog call that it fails, per million.
 const CATALOG_FAILS: u64 = 50_000;
@@ -159,45 +163,67 @@ impl Round<'_> {
         self.drain();
     }
 
+    /// Batches while the core says so (this catalog takes no time), each
+    /// run for one recipient in one call that fails as a whole.
     fn hand_on(&mut self) {
+        while self.hand_on_batch() {}
+    }
+
+    fn hand_on_batch(&mut self) -> bool {
         let (now, name) = (self.world.now, self.adapter.round.node().to_owned());
         let broker = &mut self.world.nodes[self.n].broker;
-        let items = std::iter::from_fn(|| broker.poll_offline(now));
-        let mut batch = HandOn::new(items.take(OFFLINE_BATCH).collect());
-        while let Some(item) = batch.next_item() {
+        let items: Vec<_> = std::iter::from_fn(|| broker.poll_offline(now))
+            .take(OFFLINE_BATCH)
+            .collect();
+        let polled = items.len();
+        let mut batch = HandOn::new(items);
+        loop {
+            let run = batch.next_run();
+            if run.is_empty() {
+                break;
+            }
             if self.fails() {
                 batch.handle(Handed::Failed);
                 continue;
             }
-            let n = self.n;
-            self.world.log(|| {
-                let p = &item.payload;
-                let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
-                let g = item.group.as_ref().map(|(_, g)| format!(" (group {g})"));
-                let g = g.unwrap_or_default();
-                format!("node {n}: stores {}/{seq} for {}{g}", p[0], item.recipient)
-            });
-            let catalog = &mut *self.catalog;
-            let origin = item.origin(&name);
-            let queue = catalog.queues.entry(item.recipient).or_default();
-            if !queue.iter().any(|e| e.origin == origin && e.id == item.id) {
-                catalog.next_qid += 1;
-                catalog.stored += 1;
-                catalog.group_stored += u64::from(item.group.is_some());
-                queue.push(Entry {
-                    qid: catalog.next_qid,
-                    origin,
-                    id: item.id,
-                    topic: item.topic,
-                    meta: item.meta,
-                    payload: item.payload,
-                });
+            for item in run {
+                self.store(&name, item);
+                batch.handle(Handed::Stored);
             }
-            batch.handle(Handed::Stored);
         }
         let broker = &mut self.world.nodes[self.n].broker;
         for (recipient, id, handed) in batch.into_results() {
             broker.handle_offline_handed(now, &recipient, id, handed);
+        }
+        hand_on_again(polled, Duration::ZERO, HEARTBEAT)
+    }
+
+    /// Stores `item` of node `name` in its recipient's queue, unless the
+    /// queue holds it.
+    fn store(&mut self, name: &str, item: OfflineItem) {
+        let n = self.n;
+        self.world.log(|| {
+            let p = &item.payload;
+            let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
+            let g = item.group.as_ref().map(|(_, g)| format!(" (group {g})"));
+            let g = g.unwrap_or_default();
+            format!("node {n}: stores {}/{seq} for {}{g}", p[0], item.recipient)
+        });
+        let catalog = &mut *self.catalog;
+        let origin = item.origin(name);
+        let queue = catalog.queues.entry(item.recipient).or_default();
+        if !queue.iter().any(|e| e.origin == origin && e.id == item.id) {
+            catalog.next_qid += 1;
+            catalog.stored += 1;
+            catalog.group_stored += u64::from(item.group.is_some());
+            queue.push(Entry {
+                qid: catalog.next_qid,
+                origin,
+                id: item.id,
+                topic: item.topic,
+                meta: item.meta,
+                payload: item.payload,
+            });
         }
     }
 

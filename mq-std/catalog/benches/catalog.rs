@@ -1,7 +1,9 @@
 //! What the catalog's operations cost on each backend, as a node uses them:
 //! heartbeats; enqueueing one message at a time for an away session (one
-//! node, then four nodes at once for the same recipient); draining the queue
-//! when the recipient is back (read 100, ack them, again). Prints a table.
+//! node, then four nodes at once for the same recipient), and in runs of
+//! 256 in one call (`enqueue_all`, as a node hands on a batch); draining the
+//! queue when the recipient is back (read 100, ack them, again). Prints a
+//! table.
 //!
 //! `cargo bench -p mq-catalog --bench catalog [-- MESSAGES]` (default 2000
 //! per run). SQLite in a temporary file; Redis and PostgreSQL of this machine
@@ -16,10 +18,13 @@ use mq_catalog::{Catalog, Envelope, Error, Options, Origin};
 const PAYLOAD: usize = 256;
 const NODES: u64 = 4;
 const BATCH: usize = 100;
+/// A node's batch of items handed on (`mq_core::broker::OFFLINE_BATCH`).
+const RUN: u64 = 256;
 
 struct Figures {
     heartbeat: Duration,
     enqueue: Duration,
+    enqueue_all: f64,
     enqueue_nodes: f64,
     drain: f64,
 }
@@ -65,8 +70,13 @@ async fn main() {
         "{messages} messages of {PAYLOAD} bytes per run; {NODES} nodes; drained {BATCH} at a time"
     );
     println!(
-        "{:<9} {:>13} {:>12} {:>23} {:>12}",
-        "backend", "heartbeat µs", "enqueue µs", "enqueue msg/s, 4 nodes", "drain msg/s"
+        "{:<9} {:>13} {:>12} {:>23} {:>19} {:>12}",
+        "backend",
+        "heartbeat µs",
+        "enqueue µs",
+        "enqueue msg/s, 4 nodes",
+        "enqueue_all msg/s",
+        "drain msg/s"
     );
     let mut failed = false;
     for (name, url, options) in places {
@@ -76,10 +86,11 @@ async fn main() {
         };
         match run(&url, &options, messages).await {
             Ok(f) => println!(
-                "{name:<9} {:>13.0} {:>12.0} {:>23.0} {:>12.0}",
+                "{name:<9} {:>13.0} {:>12.0} {:>23.0} {:>19.0} {:>12.0}",
                 f.heartbeat.as_secs_f64() * 1e6,
                 f.enqueue.as_secs_f64() * 1e6,
                 f.enqueue_nodes,
+                f.enqueue_all,
                 f.drain
             ),
             Err(err) => {
@@ -150,9 +161,24 @@ async fn run(url: &str, options: &Options, messages: u64) -> Result<Figures, Err
     }
     let enqueue_nodes = (messages * NODES) as f64 / started.elapsed().as_secs_f64();
     assert_eq!(drain(&catalog, "away").await?, messages * NODES);
+
+    let started = Instant::now();
+    let mut seq = 0;
+    while seq < messages {
+        let run: Vec<Envelope> = (seq..messages.min(seq + RUN))
+            .map(|s| envelope(0, s))
+            .collect();
+        for answer in catalog.enqueue_all("away", &run).await? {
+            answer?;
+        }
+        seq += RUN;
+    }
+    let enqueue_all = messages as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(drain(&catalog, "away").await?, messages);
     Ok(Figures {
         heartbeat,
         enqueue,
+        enqueue_all,
         enqueue_nodes,
         drain: drain_rate,
     })

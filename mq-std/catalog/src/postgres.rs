@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
 use crate::{Error, Registration};
@@ -422,32 +422,29 @@ impl PostgresCatalog {
         recipient: &str,
         message: &Envelope,
     ) -> Result<Enqueued, Error> {
-        let ttl = model::ttl_ms(message.ttl)?;
-        let origin = &message.origin;
-        let (incarnation, seq) = (origin.incarnation as i64, origin.seq as i64);
         let limit = self.queue_limit;
         self.with(async |conn| {
-            let params: [&(dyn ToSql + Sync); 9] = [
-                &recipient,
-                &limit,
-                &origin.node,
-                &incarnation,
-                &seq,
-                &message.topic,
-                &message.payload,
-                &message.meta,
-                &ttl,
-            ];
-            let rows = conn.query(ENQUEUE, &params).await?;
-            match get::<Vec<i64>>(first(&rows)?, 0)?.as_slice() {
-                [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
-                [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
-                [3] => Err(Error::QueueFull {
-                    recipient: recipient.to_owned(),
-                    limit: limit as u64,
-                }),
-                other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
-            }
+            let statement = conn.statement(ENQUEUE).await?;
+            enqueue_with(&conn.client, &statement, recipient, limit, message).await?
+        })
+        .await
+    }
+
+    pub(crate) async fn enqueue_all(
+        &self,
+        recipient: &str,
+        messages: &[Envelope],
+    ) -> Result<Vec<Result<Enqueued, Error>>, Error> {
+        let limit = self.queue_limit;
+        self.with(async |conn| {
+            let statement = conn.statement(ENQUEUE).await?;
+            let tx = conn.client.transaction().await.map_err(failed)?;
+            // Sent at once, executed in order: one round trip for the run.
+            let calls = (messages.iter())
+                .map(|message| enqueue_with(&tx, &statement, recipient, limit, message));
+            let answers = futures_util::future::try_join_all(calls).await?;
+            tx.commit().await.map_err(failed)?;
+            Ok(answers)
         })
         .await
     }
@@ -547,4 +544,39 @@ fn failed(err: tokio_postgres::Error) -> Error {
             detail,
         }
     }
+}
+
+/// Calls the `enqueue` function for `message` on `client` (a connection,
+/// or a transaction on it): its answer, or an error of the call.
+async fn enqueue_with(
+    client: &impl GenericClient,
+    statement: &Statement,
+    recipient: &str,
+    limit: i64,
+    message: &Envelope,
+) -> Result<Result<Enqueued, Error>, Error> {
+    let ttl = model::ttl_ms(message.ttl)?;
+    let origin = &message.origin;
+    let (incarnation, seq) = (origin.incarnation as i64, origin.seq as i64);
+    let params: [&(dyn ToSql + Sync); 9] = [
+        &recipient,
+        &limit,
+        &origin.node,
+        &incarnation,
+        &seq,
+        &message.topic,
+        &message.payload,
+        &message.meta,
+        &ttl,
+    ];
+    let rows = client.query(statement, &params).await.map_err(failed)?;
+    Ok(match get::<Vec<i64>>(first(&rows)?, 0)?.as_slice() {
+        [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
+        [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
+        [3] => Err(Error::QueueFull {
+            recipient: recipient.to_owned(),
+            limit: limit as u64,
+        }),
+        other => return Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+    })
 }

@@ -40,6 +40,7 @@ suite!(
     malformed_interest_is_reported_not_used,
     offline_reads_in_order_and_removes_only_on_ack,
     enqueue_is_idempotent_on_the_origin,
+    enqueue_all_answers_each_message_in_order,
     queues_are_bounded,
     concurrent_enqueues_respect_the_bound,
     expired_messages_are_neither_read_nor_counted,

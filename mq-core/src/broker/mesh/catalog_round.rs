@@ -21,8 +21,10 @@
 //!    [`CatalogRound::handle_interest_written`].
 //! 3. Take up to [`OFFLINE_BATCH`](super::OFFLINE_BATCH) items from
 //!    [`Broker::poll_offline`] into a [`HandOn`], store each it gives out in
-//!    its recipient's catalog queue and report what became of it, then hand
-//!    its results to [`Broker::handle_offline_handed`].
+//!    its recipient's catalog queue (or each run for one recipient in one
+//!    call) and report what became of it, then hand its results to
+//!    [`Broker::handle_offline_handed`]; again while [`hand_on_again`] says
+//!    so.
 //! 4. Read the page [`CatalogRound::next_page`] asks for from this node's
 //!    queue, [`deliver_offline`](Broker::deliver_offline) each message, wait
 //!    until those taken are stored ([`Broker::is_offline_stored`]), then ack
@@ -47,7 +49,7 @@ mod interest;
 mod tests;
 
 pub use drain::PageRequest;
-pub use hand_on::{HandOn, Handed};
+pub use hand_on::{HandOn, Handed, hand_on_again};
 pub use interest::{InterestRow, InterestWrite, Listing, PeerInterest};
 
 use alloc::collections::BTreeSet;

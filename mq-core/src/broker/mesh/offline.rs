@@ -111,13 +111,14 @@ pub(crate) use origin::split_offline_origin;
 /// How long after a failed store the items of that peer are offered again.
 pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
 
-/// How many items an adapter hands on to the catalog, and at most how many
-/// messages of its own queue it drains (a page:
+/// How many items an adapter hands on to the catalog in one batch, and at
+/// most how many messages of its own queue it drains per heartbeat (a page:
 /// [`CatalogRound::next_page`](super::CatalogRound::next_page), smaller when
-/// the deduplication window is), per heartbeat: one batch each, so a
-/// backlog (or a slow catalog) never holds back the heartbeat that renews
-/// the node's lease, its links, or its shutdown. A backlog of `n` takes
-/// `n / OFFLINE_BATCH` heartbeats.
+/// the deduplication window is). Batches of items follow one another while
+/// they come full, for up to half a heartbeat
+/// ([`hand_on_again`](super::hand_on_again)), and a page is drained once a
+/// heartbeat, so a backlog (or a slow catalog) never holds back the
+/// heartbeat that renews the node's lease, its links, or its shutdown.
 pub const OFFLINE_BATCH: usize = 256;
 
 /// A message for a peer that is away, to store in the catalog's queue of

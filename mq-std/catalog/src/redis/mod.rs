@@ -247,35 +247,52 @@ impl RedisCatalog {
         recipient: &str,
         message: &Envelope,
     ) -> Result<Enqueued, Error> {
-        let limit = self.queue_limit.to_string();
-        let ttl = model::ttl_ms(message.ttl)?.unwrap_or(0).to_string();
-        let origin = &message.origin;
-        let (incarnation, seq) = (origin.incarnation.to_string(), origin.seq.to_string());
-        let reply = self
-            .run(
-                &self.scripts.enqueue,
-                &[
-                    recipient.as_bytes(),
-                    limit.as_bytes(),
-                    ttl.as_bytes(),
-                    origin.node.as_bytes(),
-                    incarnation.as_bytes(),
-                    seq.as_bytes(),
-                    message.topic.as_bytes(),
-                    &message.payload,
-                    &message.meta,
-                ],
-            )
+        let mut answers = self
+            .enqueue_all(recipient, std::slice::from_ref(message))
             .await?;
-        match ints(&reply)?.as_slice() {
-            [1, id] => Ok(Enqueued::Stored(model::unsigned("id", *id)?)),
-            [2, id] => Ok(Enqueued::Duplicate(model::unsigned("id", *id)?)),
-            [3] => Err(Error::QueueFull {
-                recipient: recipient.to_owned(),
-                limit: self.queue_limit,
-            }),
-            other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+        answers.pop().expect("one answer per message")
+    }
+
+    pub(crate) async fn enqueue_all(
+        &self,
+        recipient: &str,
+        messages: &[Envelope],
+    ) -> Result<Vec<Result<Enqueued, Error>>, Error> {
+        let limit = self.queue_limit.to_string();
+        let mut texts = Vec::with_capacity(messages.len());
+        for m in messages {
+            let ttl = model::ttl_ms(m.ttl)?.unwrap_or(0).to_string();
+            let origin = &m.origin;
+            texts.push([ttl, origin.incarnation.to_string(), origin.seq.to_string()]);
         }
+        let mut args: Vec<&[u8]> = vec![recipient.as_bytes(), limit.as_bytes()];
+        for (m, [ttl, incarnation, seq]) in messages.iter().zip(&texts) {
+            args.extend([
+                ttl.as_bytes(),
+                m.origin.node.as_bytes(),
+                incarnation.as_bytes(),
+                seq.as_bytes(),
+                m.topic.as_bytes(),
+                &m.payload,
+                &m.meta,
+            ]);
+        }
+        let reply = self.run(&self.scripts.enqueue, &args).await?;
+        let answers = ints(&reply)?;
+        if answers.len() != 2 * messages.len() {
+            return Err(Error::Malformed(format!("enqueue answered {answers:?}")));
+        }
+        (answers.chunks(2))
+            .map(|answer| match answer {
+                [1, id] => Ok(Ok(Enqueued::Stored(model::unsigned("id", *id)?))),
+                [2, id] => Ok(Ok(Enqueued::Duplicate(model::unsigned("id", *id)?))),
+                [3, _] => Ok(Err(Error::QueueFull {
+                    recipient: recipient.to_owned(),
+                    limit: self.queue_limit,
+                })),
+                other => Err(Error::Malformed(format!("enqueue answered {other:?}"))),
+            })
+            .collect()
     }
 
     pub(crate) async fn read(

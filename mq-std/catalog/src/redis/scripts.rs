@@ -176,31 +176,43 @@ return out
 "
 );
 
-/// ARGV: prefix, recipient, limit, ttl ms (0: none), origin node, origin
-/// incarnation, origin seq, topic, payload, meta. Returns `{1, id}` when
-/// stored, `{2, id}` for a duplicate, `{3}` when full.
+/// ARGV: prefix, recipient, limit, then per message: ttl ms (0: none),
+/// origin node, origin incarnation, origin seq, topic, payload, meta.
+/// Returns per message, in order, `1, id` when stored, `2, id` for a
+/// duplicate, `3, 0` when the queue was full.
 pub const ENQUEUE: &str = script!(
     "
-local r, limit, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local on, oi, os = ARGV[5], ARGV[6], ARGV[7]
+local r, limit = ARGV[2], tonumber(ARGV[3])
 local t = now()
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'x:' .. r, '-inf', t)) do drop(r, id) end
-local dk = oi .. ':' .. os .. ':' .. on
-local earlier = redis.call('HGET', p .. 'd:' .. r, dk)
-if earlier then return {2, tonumber(earlier)} end
-if redis.call('ZCARD', p .. 'q:' .. r) >= limit then return {3} end
-local id = redis.call('INCR', p .. 'msgid')
-local m = p .. 'm:' .. id
-redis.call('HSET', m, 'topic', ARGV[8], 'payload', ARGV[9], 'meta', ARGV[10],
-  'on', on, 'oi', oi, 'os', os, 'enq', t)
-if ttl > 0 then
-  redis.call('HSET', m, 'exp', t + ttl)
-  redis.call('ZADD', p .. 'x:' .. r, t + ttl, id)
+local out = {}
+for i = 4, #ARGV - 6, 7 do
+  local ttl, on, oi, os = tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local dk = oi .. ':' .. os .. ':' .. on
+  local earlier = redis.call('HGET', p .. 'd:' .. r, dk)
+  if earlier then
+    table.insert(out, 2)
+    table.insert(out, tonumber(earlier))
+  elseif redis.call('ZCARD', p .. 'q:' .. r) >= limit then
+    table.insert(out, 3)
+    table.insert(out, 0)
+  else
+    local id = redis.call('INCR', p .. 'msgid')
+    local m = p .. 'm:' .. id
+    redis.call('HSET', m, 'topic', ARGV[i + 4], 'payload', ARGV[i + 5], 'meta', ARGV[i + 6],
+      'on', on, 'oi', oi, 'os', os, 'enq', t)
+    if ttl > 0 then
+      redis.call('HSET', m, 'exp', t + ttl)
+      redis.call('ZADD', p .. 'x:' .. r, t + ttl, id)
+    end
+    redis.call('ZADD', p .. 'q:' .. r, id, id)
+    redis.call('HSET', p .. 'd:' .. r, dk, id)
+    table.insert(out, 1)
+    table.insert(out, id)
+  end
 end
-redis.call('ZADD', p .. 'q:' .. r, id, id)
-redis.call('HSET', p .. 'd:' .. r, dk, id)
-redis.call('SADD', p .. 'queues', r)
-return {1, id}
+if #out > 0 then redis.call('SADD', p .. 'queues', r) end
+return out
 "
 );
 

@@ -317,12 +317,21 @@ impl SqliteCatalog {
         recipient: &str,
         message: &Envelope,
     ) -> Result<Enqueued, Error> {
-        let (recipient, message) = (recipient.to_owned(), message.clone());
+        let mut answers = self
+            .enqueue_all(recipient, std::slice::from_ref(message))
+            .await?;
+        answers.pop().expect("one answer per message")
+    }
+
+    pub(crate) async fn enqueue_all(
+        &self,
+        recipient: &str,
+        messages: &[Envelope],
+    ) -> Result<Vec<Result<Enqueued, Error>>, Error> {
+        let (recipient, messages) = (recipient.to_owned(), messages.to_vec());
         let limit = self.queue_limit;
         self.call(move |conn| {
             let now = now_ms();
-            let ttl = model::ttl_ms(message.ttl)?;
-            let origin = &message.origin;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(failed)?;
@@ -332,26 +341,7 @@ impl SqliteCatalog {
                     (&recipient, now),
                 )
                 .map_err(failed)? as i64;
-            let earlier: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM offline WHERE recipient = ?1 AND origin_node = ?2
-                     AND origin_incarnation = ?3 AND origin_seq = ?4",
-                    (
-                        &recipient,
-                        &origin.node,
-                        origin.incarnation as i64,
-                        origin.seq as i64,
-                    ),
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(failed)?;
-            // Duplicate or full: the transaction rolls back, the expired
-            // messages and the count with it.
-            if let Some(id) = earlier {
-                return Ok(Enqueued::Duplicate(model::unsigned("id", id)?));
-            }
-            let len: i64 = tx
+            let before: i64 = tx
                 .query_row(
                     "SELECT len FROM queues WHERE recipient = ?1",
                     [&recipient],
@@ -361,38 +351,25 @@ impl SqliteCatalog {
                 .map_err(failed)?
                 .unwrap_or(0)
                 - expired;
-            if len >= limit {
-                return Err(Error::QueueFull {
-                    recipient,
-                    limit: limit as u64,
-                });
+            let mut queue = Queue {
+                recipient: &recipient,
+                len: before,
+                limit,
+                now,
+            };
+            let answers = (messages.iter())
+                .map(|m| queue.enqueue(&tx, m))
+                .collect::<Result<Vec<_>, Error>>()?;
+            if queue.len != before || expired > 0 {
+                tx.execute(
+                    "INSERT INTO queues (recipient, len) VALUES (?1, ?2)
+                     ON CONFLICT (recipient) DO UPDATE SET len = excluded.len",
+                    (&recipient, queue.len),
+                )
+                .map_err(failed)?;
             }
-            tx.execute(
-                "INSERT INTO offline (recipient, topic, payload, meta, origin_node,
-                     origin_incarnation, origin_seq, enqueued_ms, expires_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                (
-                    &recipient,
-                    &message.topic,
-                    &message.payload,
-                    &message.meta,
-                    &origin.node,
-                    origin.incarnation as i64,
-                    origin.seq as i64,
-                    now,
-                    ttl.map(|ttl| now.saturating_add(ttl)),
-                ),
-            )
-            .map_err(failed)?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO queues (recipient, len) VALUES (?1, ?2)
-                 ON CONFLICT (recipient) DO UPDATE SET len = excluded.len",
-                (&recipient, len + 1),
-            )
-            .map_err(failed)?;
             tx.commit().map_err(failed)?;
-            Ok(Enqueued::Stored(model::unsigned("id", id)?))
+            Ok(answers)
         })
         .await
     }
@@ -530,4 +507,73 @@ fn now_us() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_micros() as i64)
+}
+
+/// One recipient's queue within an enqueue's transaction.
+struct Queue<'a> {
+    recipient: &'a str,
+    /// Its length, counting what this transaction stored.
+    len: i64,
+    limit: i64,
+    now: i64,
+}
+
+impl Queue<'_> {
+    /// Stores `message` unless the queue has it or is full: the answer, or
+    /// an error of the database (which ends the transaction).
+    fn enqueue(
+        &mut self,
+        tx: &rusqlite::Transaction<'_>,
+        message: &Envelope,
+    ) -> Result<Result<Enqueued, Error>, Error> {
+        let origin = &message.origin;
+        let earlier: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM offline WHERE recipient = ?1 AND origin_node = ?2
+                 AND origin_incarnation = ?3 AND origin_seq = ?4",
+                (
+                    self.recipient,
+                    &origin.node,
+                    origin.incarnation as i64,
+                    origin.seq as i64,
+                ),
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(failed)?;
+        if let Some(id) = earlier {
+            return Ok(Ok(Enqueued::Duplicate(model::unsigned("id", id)?)));
+        }
+        if self.len >= self.limit {
+            return Ok(Err(Error::QueueFull {
+                recipient: self.recipient.to_owned(),
+                limit: self.limit as u64,
+            }));
+        }
+        let ttl = model::ttl_ms(message.ttl)?;
+        tx.prepare_cached(
+            "INSERT INTO offline (recipient, topic, payload, meta, origin_node,
+                 origin_incarnation, origin_seq, enqueued_ms, expires_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut insert| {
+            insert.execute((
+                self.recipient,
+                &message.topic,
+                &message.payload,
+                &message.meta,
+                &origin.node,
+                origin.incarnation as i64,
+                origin.seq as i64,
+                self.now,
+                ttl.map(|ttl| self.now.saturating_add(ttl)),
+            ))
+        })
+        .map_err(failed)?;
+        self.len += 1;
+        Ok(Ok(Enqueued::Stored(model::unsigned(
+            "id",
+            tx.last_insert_rowid(),
+        )?)))
+    }
 }

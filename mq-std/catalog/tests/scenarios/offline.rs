@@ -245,3 +245,40 @@ pub async fn concurrent_enqueues_respect_the_bound(place: NewPlace) {
     assert_eq!(catalog.queue_len("r").await.unwrap(), LIMIT);
     place.clean().await;
 }
+
+pub async fn enqueue_all_answers_each_message_in_order(place: NewPlace) {
+    let place = place().with_queue_limit(3);
+    let catalog = place.open().await;
+    let first = stored(&catalog, "r", &envelope("a", 1)).await;
+    let batch = [
+        envelope("a", 2),
+        envelope("a", 1),
+        envelope("a", 2),
+        envelope("a", 3),
+        envelope("a", 4),
+    ];
+    let answers = catalog.enqueue_all("r", &batch).await.unwrap();
+    assert_eq!(answers.len(), 5);
+    let Ok(Enqueued::Stored(second)) = answers[0] else {
+        panic!("a new message: {:?}", answers[0]);
+    };
+    assert!(second > first);
+    // Duplicates of one stored before and of one earlier in the batch.
+    assert!(matches!(answers[1], Ok(Enqueued::Duplicate(id)) if id == first));
+    assert!(matches!(answers[2], Ok(Enqueued::Duplicate(id)) if id == second));
+    assert!(matches!(answers[3], Ok(Enqueued::Stored(id)) if id > second));
+    assert!(matches!(answers[4], Err(Error::QueueFull { limit: 3, .. })));
+    let read = catalog.read("r", None, 10).await.unwrap();
+    let seqs: Vec<u64> = read.iter().map(|m| m.origin.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(read[1].payload, batch[0].payload);
+    assert!(catalog.enqueue_all("r", &[]).await.unwrap().is_empty());
+    // A message that is not valid: the call fails, nothing is stored.
+    let mut bad = envelope("b", 9);
+    bad.topic.clear();
+    catalog.ack("r", &[first]).await.unwrap();
+    let refused = catalog.enqueue_all("r", &[envelope("b", 8), bad]).await;
+    assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 2);
+    place.clean().await;
+}

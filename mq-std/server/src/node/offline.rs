@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use mq_catalog::{Envelope, Error, Interest, Origin};
 use mq_core::QoS;
-use mq_core::broker::{HandOn, Handed, InterestRow, OFFLINE_BATCH};
+use mq_core::broker::{HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineItem, hand_on_again};
 
 use super::Node;
 use crate::server::Drained;
@@ -95,48 +95,71 @@ impl Node {
         self.round.handle_interest_written(result.is_ok());
     }
 
-    /// Stores a batch of the broker's offline items in the recipients'
-    /// queues, and reports each back.
+    /// Stores the broker's offline items in the recipients' queues, a
+    /// batch at a time (one catalog call per run of items for one
+    /// recipient), while the core's `hand_on_again` says so, and reports
+    /// each back.
     async fn hand_on(&mut self) {
-        let items = self.control.poll_offline(OFFLINE_BATCH).await;
-        if items.is_empty() {
-            return;
-        }
-        let mut batch = HandOn::new(items);
-        while let Some(item) = batch.next_item() {
-            let origin = item.origin(&self.opts.id);
-            let recipient = item.recipient;
-            let envelope = Envelope {
-                topic: item.topic,
-                payload: item.payload,
-                meta: item.meta,
-                // Ids are unique within one run of the node; a restart
-                // (a memory store, or ids not logged) may hand them out
-                // again, under a new incarnation.
-                origin: Origin {
-                    node: origin,
-                    incarnation: self.first_incarnation,
-                    seq: item.id,
-                },
-                ttl: item.ttl,
-            };
-            batch.handle(match self.catalog.enqueue(&recipient, &envelope).await {
-                Ok(_) => Handed::Stored,
-                Err(Error::QueueFull { .. }) => {
-                    tracing::debug!(%recipient, "the offline queue is full");
-                    Handed::Full
+        let started = std::time::Instant::now();
+        loop {
+            let items = self.control.poll_offline(OFFLINE_BATCH).await;
+            let polled = items.len();
+            if polled == 0 {
+                return;
+            }
+            let mut batch = HandOn::new(items);
+            loop {
+                let run = batch.next_run();
+                let Some(recipient) = run.first().map(|i| i.recipient.clone()) else {
+                    break;
+                };
+                let envelopes: Vec<Envelope> = run.into_iter().map(|i| self.envelope(i)).collect();
+                match self.catalog.enqueue_all(&recipient, &envelopes).await {
+                    Ok(answers) => {
+                        for answer in answers {
+                            batch.handle(match answer {
+                                Ok(_) => Handed::Stored,
+                                Err(Error::QueueFull { .. }) => {
+                                    tracing::debug!(%recipient, "the offline queue is full");
+                                    Handed::Full
+                                }
+                                Err(_) => Handed::Failed,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            %recipient,
+                            error = %e,
+                            "cannot store offline messages in the catalog: they stay in the outbox"
+                        );
+                        batch.handle(Handed::Failed);
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(
-                        %recipient,
-                        error = %e,
-                        "cannot store an offline message in the catalog: it stays in the outbox"
-                    );
-                    Handed::Failed
-                }
-            });
+            }
+            self.control.offline_results(batch.into_results());
+            if !hand_on_again(polled, started.elapsed(), self.opts.heartbeat) {
+                return;
+            }
         }
-        self.control.offline_results(batch.into_results());
+    }
+
+    /// The catalog's envelope of `item`.
+    fn envelope(&self, item: OfflineItem) -> Envelope {
+        Envelope {
+            origin: Origin {
+                node: item.origin(&self.opts.id),
+                // Ids are unique within one run of the node; a restart (a
+                // memory store, or ids not logged) may hand them out again,
+                // under a new incarnation.
+                incarnation: self.first_incarnation,
+                seq: item.id,
+            },
+            topic: item.topic,
+            payload: item.payload,
+            meta: item.meta,
+            ttl: item.ttl,
+        }
     }
 
     /// Publishes a page of this node's catalog queue here, and removes from

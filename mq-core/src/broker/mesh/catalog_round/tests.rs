@@ -170,6 +170,50 @@ fn an_item_not_reported_fails_with_the_rest() {
     assert_eq!(results, [Handed::Failed, Handed::Failed]);
 }
 
+#[test]
+fn a_batch_is_given_out_in_runs_for_one_recipient_each() {
+    let items = [("b", 1), ("b", 2), ("c", 3), ("b", 4), ("b", 5), ("b", 6)];
+    let mut h = HandOn::new(items.iter().map(|&(r, i)| item(r, i)).collect());
+    let ids = |run: Vec<OfflineItem>| run.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(h.next_run()), [1, 2]);
+    h.handle(Handed::Stored);
+    h.handle(Handed::Full);
+    assert_eq!(ids(h.next_run()), [3]);
+    h.handle(Handed::Stored);
+    // A run the catalog could not take: it fails, and the rest with it.
+    assert_eq!(ids(h.next_run()), [4, 5, 6]);
+    h.handle(Handed::Failed);
+    assert!(h.next_run().is_empty());
+    let results: Vec<(u64, Handed)> = (h.into_results().into_iter()).map(|r| (r.1, r.2)).collect();
+    let failed = Handed::Failed;
+    let want = [
+        (1, Handed::Stored),
+        (2, Handed::Full),
+        (3, Handed::Stored),
+        (4, failed),
+        (5, failed),
+        (6, failed),
+    ];
+    assert_eq!(results, want);
+    // A run only partly reported: the rest of it fails when the next is asked for.
+    let mut h = HandOn::new(vec![item("b", 1), item("b", 2), item("c", 3)]);
+    h.next_run();
+    h.handle(Handed::Stored);
+    assert!(h.next_run().is_empty());
+    let results: Vec<Handed> = h.into_results().into_iter().map(|r| r.2).collect();
+    assert_eq!(results, [Handed::Stored, Handed::Failed, Handed::Failed]);
+}
+
+#[test]
+fn batches_follow_one_another_while_full_for_half_a_heartbeat() {
+    let beat = core::time::Duration::from_secs(1);
+    let ms = core::time::Duration::from_millis;
+    assert!(hand_on_again(OFFLINE_BATCH, ms(0), beat));
+    assert!(hand_on_again(OFFLINE_BATCH, ms(499), beat));
+    assert!(!hand_on_again(OFFLINE_BATCH, ms(500), beat));
+    assert!(!hand_on_again(OFFLINE_BATCH - 1, ms(0), beat));
+}
+
 /// A round with pages of 4 (a window of 5: the link's credit is 1).
 fn small() -> CatalogRound {
     let cfg = Config {
