@@ -60,8 +60,17 @@ impl Node {
             self.control.catalog_listing(listed, live);
         }
         self.write_interest(rows.as_deref()).await;
-        self.hand_on().await;
-        self.drain().await;
+        let started = std::time::Instant::now();
+        self.hand_on(started).await;
+        loop {
+            self.drain().await;
+            if !self
+                .round
+                .drain_again(started.elapsed(), self.opts.heartbeat)
+            {
+                break;
+            }
+        }
     }
 
     /// Writes what the round says of this node's interest.
@@ -99,8 +108,7 @@ impl Node {
     /// batch at a time (one catalog call per run of items for one
     /// recipient), while the core's `hand_on_again` says so, and reports
     /// each back.
-    async fn hand_on(&mut self) {
-        let started = std::time::Instant::now();
+    async fn hand_on(&mut self, started: std::time::Instant) {
         loop {
             let items = self.control.poll_offline(OFFLINE_BATCH).await;
             let polled = items.len();
@@ -162,8 +170,8 @@ impl Node {
         }
     }
 
-    /// Publishes a page of this node's catalog queue here, and removes from
-    /// the catalog what the round says.
+    /// Publishes a page of this node's catalog queue here, waits until it is
+    /// stored, and removes from the catalog what the round says.
     async fn drain(&mut self) {
         let me = self.opts.id.clone();
         let page = self.round.next_page();

@@ -1,6 +1,7 @@
 //! This node's own queue in the catalog, read page by page.
 
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use super::CatalogRound;
 use crate::broker::OfflineError;
@@ -16,10 +17,10 @@ pub struct PageRequest {
 }
 
 impl CatalogRound {
-    /// The page to read this round: one a round, each after the last, so
-    /// that what stays in the queue (malformed) does not keep the pages
-    /// behind it waiting. A round whose read fails starts from the head
-    /// next time.
+    /// The page to read next: each after the last, so that what stays in
+    /// the queue (malformed) does not keep the pages behind it waiting
+    /// (another in the same round while [`drain_again`](Self::drain_again)
+    /// says so). A round whose read fails starts from the head next time.
     pub fn next_page(&mut self) -> PageRequest {
         self.acking_after = None;
         PageRequest {
@@ -63,5 +64,14 @@ impl CatalogRound {
         if ok {
             self.drain_after = after;
         }
+    }
+
+    /// Whether a round reads another page now, `elapsed` since it began:
+    /// when the last page was full, nothing in it was refused and its ack
+    /// is done (the next page starts after it), within half of the
+    /// `heartbeat`, so a backlog drains at the pace this node stores it and
+    /// never holds back the heartbeat that renews its lease.
+    pub fn drain_again(&self, elapsed: Duration, heartbeat: Duration) -> bool {
+        self.drain_after.is_some() && self.acking_after.is_none() && elapsed < heartbeat / 2
     }
 }

@@ -293,3 +293,30 @@ fn an_empty_page_starts_from_the_head() {
     assert_eq!(r.handle_page(&[], &[]), Vec::<u64>::new());
     assert_eq!(r.next_page().after, None);
 }
+
+#[test]
+fn another_page_is_read_in_the_round_after_a_full_one_taken_and_acked() {
+    let beat = core::time::Duration::from_secs(1);
+    let at = core::time::Duration::from_millis;
+    let mut r = small();
+    assert!(!r.drain_again(at(0), beat), "nothing read yet");
+    r.next_page();
+    r.handle_page(&[3, 4, 6, 9], &[OK; 4]);
+    assert!(!r.drain_again(at(0), beat), "its ack first");
+    r.handle_acked(true);
+    assert!(r.drain_again(at(499), beat));
+    assert!(!r.drain_again(at(500), beat), "half the heartbeat is spent");
+    // A page not full, a refused message, a failed ack: the next round.
+    r.next_page();
+    r.handle_page(&[10, 11], &[OK; 2]);
+    r.handle_acked(true);
+    assert!(!r.drain_again(at(0), beat));
+    r.next_page();
+    r.handle_page(&[1, 2, 3, 4], &[OK, OK, Err(OfflineError::Refused), OK]);
+    r.handle_acked(true);
+    assert!(!r.drain_again(at(0), beat));
+    r.next_page();
+    r.handle_page(&[1, 2, 3, 4], &[OK; 4]);
+    r.handle_acked(false);
+    assert!(!r.drain_again(at(0), beat));
+}
