@@ -127,3 +127,59 @@ async fn a_peer_s_log_is_opened_with_its_options() {
     );
     w.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_own_client_is_not_on_tcp() {
+    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-pipe-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let p = Peer::start(options(&dir, "p")).await.expect("p starts");
+    let app = p.connect("app").await.expect("app");
+    let mut sub = subscribe(&app, "t", None).await;
+    let sent = publish_all(&app, "t", "m", 20).await;
+    assert_eq!(receive(&mut [&mut sub], 20, "in-process").await, sent);
+    assert_eq!(
+        p.server().accepted(),
+        0,
+        "the application's client came over TCP"
+    );
+    // Another process's client (here: one connecting to the address) does.
+    let other = Client::connect(p.client_options("other"))
+        .await
+        .expect("other");
+    assert_eq!(p.server().accepted(), 1);
+    other.close().await;
+    drop(app);
+    p.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_own_client_resumes_when_the_peer_starts_again() {
+    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-again-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let p = Peer::start(options(&dir, "p")).await.expect("p starts");
+    let addr = p.local_addr();
+    let app = p.connect("app").await.expect("app");
+    let mut sub = subscribe(&app, "t", None).await;
+    let before = publish_all(&app, "t", "before", 10).await;
+    assert_eq!(
+        receive(&mut [&mut sub], 10, "before the restart").await,
+        before
+    );
+
+    p.stop().await.expect("p stops");
+    let mut again = options(&dir, "p");
+    again.listen = addr;
+    let p = Peer::start(again).await.expect("p starts again");
+    // The same client: its session (the subscription with it) resumed at
+    // the peer started again, from the peer's log.
+    let after = tokio::time::timeout(Duration::from_secs(30), publish_all(&app, "t", "after", 10))
+        .await
+        .expect("the client never came back to its peer");
+    assert_eq!(
+        receive(&mut [&mut sub], 10, "after the restart").await,
+        after
+    );
+    drop(sub);
+    drop(app);
+    p.stop().await.expect("stops");
+}
