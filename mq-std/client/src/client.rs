@@ -1,6 +1,7 @@
 //! The async client, over tokio.
 //!
-//! [`Client::connect`] spawns one task that owns the TCP connection and the
+//! [`Client::connect`] spawns one task that owns the TCP connection (or,
+//! with [`Client::connect_with`], the streams a [`Connector`] opens) and the
 //! client session ([`mq_core::client::Session`], through the crate's shared
 //! driver) and resolves at the broker's first `Welcome`. The [`Client`] is a
 //! cheap handle over a channel to that task: clone it freely and use it from any
@@ -30,7 +31,7 @@
 //! The types both clients share ([`Message`], [`Error`], the options, ...)
 //! belong to the driver; this module and [`crate::blocking`] re-export them.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,8 +40,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use std::future::poll_fn;
-
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
