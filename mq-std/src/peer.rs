@@ -14,13 +14,18 @@
 //! drains that queue when it starts again, whether or not the senders are
 //! still there (`mq_server::node`).
 //!
-//! The client reaches the in-process broker over loopback TCP, not an
-//! in-memory pipe: the client's driver dials an address (and dials it again
-//! after a disconnect), and has no transport to hand it instead. Loopback
-//! costs a copy through the kernel per message and nothing else: the
-//! broker's side would drive an in-memory stream just as well
-//! (`ServerControl::attach`), so an in-memory client transport can come
-//! without changing the peer.
+//! [`Peer::connect`]'s client reaches the peer's broker through an
+//! in-memory pipe, not loopback TCP: each connection of its session (the
+//! first and every reconnect) is a fresh pipe attached to the peer's server
+//! (`ServerControl::attach`), so the messages between the application and
+//! its own peer cost no system call and no trip through the kernel (which,
+//! measured, was not where the peers' time goes: BENCHMARKS.md). The
+//! session is the same as over TCP (persistent, QoS 1 with its outbox,
+//! groups); only the bytes travel differently. Once the peer has stopped,
+//! the client dials the address the peer listened on instead: a peer
+//! started again there takes the client back over TCP, its session resumed
+//! from the log. Other processes' clients reach the peer over TCP
+//! ([`Peer::client_options`]).
 //!
 //! The catalog is by default one SQLite file in the temporary directory,
 //! shared by the peers of one machine; Redis or PostgreSQL (a URL in
@@ -33,11 +38,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use mq_client::client::{self, Client, ClientOptions, SessionMode};
+use mq_client::client::{self, Client, ClientOptions, Connector, SessionMode, Tcp};
 use mq_core::broker::Config as BrokerConfig;
+use mq_core::framing::Framing;
 use mq_server::node::{self, NodeHandle, NodeOptions};
-use mq_server::server::{self, ServerHandle, ServerOptions};
+use mq_server::server::{self, ServerControl, ServerHandle, ServerOptions};
 use mq_server::wal::{Wal, WalOptions};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How to start a [`Peer`].
 #[derive(Debug, Clone)]
@@ -150,9 +157,22 @@ impl Peer {
         opts
     }
 
-    /// Connects a client with [`client_options`](Self::client_options).
+    /// Connects a client with [`client_options`](Self::client_options),
+    /// over an in-memory pipe to this peer while it runs (see the module
+    /// docs).
     pub async fn connect(&self, client_id: &str) -> Result<Client, client::Error> {
-        Client::connect(self.client_options(client_id)).await
+        let pipe = Pipe {
+            server: self.server.control(),
+            addr: self.local_addr(),
+            name: format!("in-process client {client_id}"),
+        };
+        Client::connect_with(self.client_options(client_id), pipe).await
+    }
+
+    /// A handle to the peer's server: its counters, queues and admin
+    /// requests.
+    pub fn server(&self) -> ServerControl {
+        self.server.control()
     }
 
     /// Leaves the mesh (deregisters), then stops the broker gracefully.
@@ -160,5 +180,34 @@ impl Peer {
         let left = self.node.stop().await;
         self.server.shutdown().await.map_err(PeerError::Io)?;
         left.map_err(PeerError::Catalog)
+    }
+}
+
+/// Bytes in flight each way in a client's pipe to its peer (64 KiB and
+/// 2 MiB measured no different).
+const PIPE_BYTES: usize = 256 * 1024;
+
+/// [`Peer::connect`]'s connections: a pipe attached to the peer's server
+/// while it runs, TCP to where it listened once it stopped.
+struct Pipe {
+    server: ServerControl,
+    addr: SocketAddr,
+    name: String,
+}
+
+/// The stream of one of a [`Pipe`]'s connections: in memory or TCP.
+trait PipeStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PipeStream for T {}
+
+impl Connector for Pipe {
+    type Stream = Box<dyn PipeStream>;
+
+    async fn connect(&self) -> io::Result<Box<dyn PipeStream>> {
+        let (near, far) = tokio::io::duplex(PIPE_BYTES);
+        if self.server.attach(far, Framing::Stream, self.name.clone()) {
+            return Ok(Box::new(near));
+        }
+        Ok(Box::new(Tcp(self.addr.to_string()).connect().await?))
     }
 }

@@ -1,21 +1,26 @@
 //! The clients when the network and the application do not keep up: the
 //! connection dropped and refused, slow and full subscribers, a full outbox,
-//! messages larger than a frame. Against an in-process server, over real TCP;
-//! every test is bounded in time.
+//! messages larger than a frame. Against an in-process server, over real TCP
+//! (and once over in-memory pipes a connector opens); every test is bounded
+//! in time.
 
 mod support;
 
 use std::collections::BTreeSet;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use mq_core::broker::Config as BrokerConfig;
 use mq_std::blocking;
-use mq_std::client::{Client, Error, State, SubscribeOptions};
+use mq_std::client::{Client, Connector, Error, State, SubscribeOptions};
+use mq_std::core::framing::Framing;
+use mq_std::server::ServerControl;
 use support::*;
+use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -63,6 +68,78 @@ impl Proxy {
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
     }
+}
+
+/// In-memory pipes attached to a server, each through a copy that a `cut`
+/// ends; counts the connections it opened.
+struct Pipes {
+    server: ServerControl,
+    opened: Arc<AtomicUsize>,
+    cut: watch::Sender<u64>,
+}
+
+impl Connector for Pipes {
+    type Stream = DuplexStream;
+
+    async fn connect(&self) -> io::Result<DuplexStream> {
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        let (client, mut near) = tokio::io::duplex(64 * 1024);
+        let (mut far, server) = tokio::io::duplex(64 * 1024);
+        if !self.server.attach(server, Framing::Stream, "pipe".into()) {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        let mut cut = self.cut.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::io::copy_bidirectional(&mut near, &mut far) => {}
+                _ = cut.changed() => {}
+            }
+        });
+        Ok(client)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_through_its_connector() {
+    let srv = default_server().await;
+    within(async {
+        let (cut, _) = watch::channel(0u64);
+        let opened = Arc::new(AtomicUsize::new(0));
+        let pipes = Pipes {
+            server: srv.control(),
+            opened: Arc::clone(&opened),
+            cut: cut.clone(),
+        };
+        let mut opts = options(srv.local_addr());
+        opts.reconnect_min = Duration::from_millis(20);
+        opts.reconnect_max = Duration::from_millis(100);
+        let client = Client::connect_with(opts, pipes).await.unwrap();
+        let mut sub = client
+            .subscribe("t", &SubscribeOptions::default())
+            .await
+            .unwrap();
+        client.publish("t", "1", &qos1()).await.unwrap();
+        let m = sub.next().await.unwrap();
+        assert_eq!(&m.payload[..], b"1");
+        m.ack().unwrap();
+
+        cut.send_modify(|n| *n += 1);
+        while client.stats().state == State::Connected {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Acknowledged over the connection the connector opened next; the
+        // session resubscribed there on its own.
+        client.publish("t", "2", &qos1()).await.unwrap();
+        let m = sub.next().await.unwrap();
+        assert_eq!(&m.payload[..], b"2");
+        m.ack().unwrap();
+        assert!(opened.load(Ordering::SeqCst) >= 2);
+        assert!(client.stats().session.reconnects >= 1);
+        assert_eq!(srv.control().accepted(), 0, "a connection came over TCP");
+        client.close().await;
+    })
+    .await;
+    srv.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

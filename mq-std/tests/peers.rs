@@ -2,7 +2,8 @@
 //! one SQLite catalog file: their applications use the ordinary client, and
 //! messages go straight from peer to peer. One-to-one, fan-out and a group
 //! across peers, each message once; a peer that stopped is forgotten by the
-//! others and starts again on its log.
+//! others and starts again on its log. A peer's own client reaches it in
+//! memory, not over TCP, and comes back to it after the peer's restart.
 
 #[path = "support/mesh.rs"]
 mod mesh;
@@ -15,6 +16,15 @@ use mq_std::client::{Client, SubscribeOptions, Subscription};
 use mq_std::peer::{Peer, PeerOptions};
 
 struct Dir(PathBuf);
+
+impl Dir {
+    /// `<temp>/<name>-<pid>`, created.
+    fn new(name: &str) -> Dir {
+        let dir = Dir(std::env::temp_dir().join(format!("{name}-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+        dir
+    }
+}
 
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -39,8 +49,7 @@ async fn subscribe(c: &Client, filter: &str, group: Option<&str>) -> Subscriptio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_without_a_daemon_exchange_messages_directly() {
-    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let dir = Dir::new("mq-peers");
     let a = Peer::start(options(&dir, "a")).await.expect("a starts");
     let b = Peer::start(options(&dir, "b")).await.expect("b starts");
     let c = Peer::start(options(&dir, "c")).await.expect("c starts");
@@ -106,8 +115,7 @@ async fn peers_without_a_daemon_exchange_messages_directly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_s_log_is_opened_with_its_options() {
-    let dir = Dir(std::env::temp_dir().join(format!("mq-peers-wal-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("a temporary directory");
+    let dir = Dir::new("mq-peers-wal");
     let mut opts = options(&dir, "w");
     // Segments of 1 KiB instead of 16 MiB: sixty messages fill several.
     opts.wal.segment_bytes = 1024;
@@ -126,4 +134,58 @@ async fn a_peer_s_log_is_opened_with_its_options() {
         "{segments} segment(s): the option did not reach the log"
     );
     w.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_own_client_is_not_on_tcp() {
+    let dir = Dir::new("mq-peers-pipe");
+    let p = Peer::start(options(&dir, "p")).await.expect("p starts");
+    let app = p.connect("app").await.expect("app");
+    let mut sub = subscribe(&app, "t", None).await;
+    let sent = publish_all(&app, "t", "m", 20).await;
+    assert_eq!(receive(&mut [&mut sub], 20, "in-process").await, sent);
+    assert_eq!(
+        p.server().accepted(),
+        0,
+        "the application's client came over TCP"
+    );
+    // Another process's client (here: one connecting to the address) does.
+    let other = Client::connect(p.client_options("other"))
+        .await
+        .expect("other");
+    assert_eq!(p.server().accepted(), 1);
+    other.close().await;
+    drop(app);
+    p.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_s_own_client_resumes_when_the_peer_starts_again() {
+    let dir = Dir::new("mq-peers-again");
+    let p = Peer::start(options(&dir, "p")).await.expect("p starts");
+    let addr = p.local_addr();
+    let app = p.connect("app").await.expect("app");
+    let mut sub = subscribe(&app, "t", None).await;
+    let before = publish_all(&app, "t", "before", 10).await;
+    assert_eq!(
+        receive(&mut [&mut sub], 10, "before the restart").await,
+        before
+    );
+
+    p.stop().await.expect("p stops");
+    let mut again = options(&dir, "p");
+    again.listen = addr;
+    let p = Peer::start(again).await.expect("p starts again");
+    // The same client: its session (the subscription with it) resumed at
+    // the peer started again, from the peer's log.
+    let after = tokio::time::timeout(Duration::from_secs(30), publish_all(&app, "t", "after", 10))
+        .await
+        .expect("the client never came back to its peer");
+    assert_eq!(
+        receive(&mut [&mut sub], 10, "after the restart").await,
+        after
+    );
+    drop(sub);
+    drop(app);
+    p.stop().await.expect("stops");
 }

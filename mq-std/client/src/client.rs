@@ -1,6 +1,7 @@
 //! The async client, over tokio.
 //!
-//! [`Client::connect`] spawns one task that owns the TCP connection and the
+//! [`Client::connect`] spawns one task that owns the TCP connection (or,
+//! with [`Client::connect_with`], the streams a [`Connector`] opens) and the
 //! client session ([`mq_core::client::Session`], through the crate's shared
 //! driver) and resolves at the broker's first `Welcome`. The [`Client`] is a
 //! cheap handle over a channel to that task: clone it freely and use it from any
@@ -30,7 +31,7 @@
 //! The types both clients share ([`Message`], [`Error`], the options, ...)
 //! belong to the driver; this module and [`crate::blocking`] re-export them.
 
-use std::future::Future;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,11 +40,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
-use tokio::io::{AsyncWriteExt, Interest, Ready};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
+pub use crate::connector::{Connector, Tcp};
 use crate::driver::{
     self, Command, CommandSender, Commands, Driver, Offer, Received, Reply, Sink, SubscriptionEnd,
 };
@@ -94,6 +95,19 @@ impl Client {
     /// when called outside a tokio runtime. After the first `Welcome`, lost
     /// connections are re-established by the session on its own.
     pub async fn connect(opts: ClientOptions) -> Result<Client, Error> {
+        let tcp = Tcp(opts.addr.clone());
+        Client::connect_with(opts, tcp).await
+    }
+
+    /// Connects over the streams `connector` opens instead of dialing
+    /// `opts.addr` (which still names the broker to TLS, when configured),
+    /// and waits for the broker's `Welcome`. `connector` opens every
+    /// connection of the session, the reconnects too; it fails the first
+    /// connect as [`Error::Io`]. Otherwise as [`connect`](Self::connect).
+    pub async fn connect_with(
+        opts: ClientOptions,
+        connector: impl Connector,
+    ) -> Result<Client, Error> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| Error::Invalid("Client::connect must run inside a tokio runtime"))?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -108,7 +122,7 @@ impl Client {
         let (welcome, welcomed) = oneshot::channel();
         let clock = Clock::new();
         driver.start(clock.now(), Box::new(welcome));
-        runtime.spawn(run(driver, rx, opts.addr, clock));
+        runtime.spawn(run(driver, rx, connector, clock));
         match welcomed.await {
             Ok(Ok(())) => Ok(Client { inner }),
             Ok(Err(e)) => Err(e),
@@ -418,26 +432,28 @@ impl CommandSender for mpsc::UnboundedSender<Command> {
     }
 }
 
-type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
+type Connecting<'a, S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send + 'a>>;
 
 /// What woke the task.
-enum Wake {
+enum Wake<S> {
     Command(Option<Command>),
-    Connected(io::Result<TcpStream>),
-    Ready(io::Result<Ready>),
+    Connected(io::Result<S>),
+    /// Bytes moved between the stream and the driver; `Err(None)` is the
+    /// broker closing the connection.
+    Moved(Result<(), Option<io::Error>>),
     Timer,
 }
 
 /// The task: moves commands, bytes and time into the driver and does what it
-/// wants, until the session is closed.
-async fn run(
+/// wants, until the session is closed. `connector` opens each connection.
+async fn run<C: Connector>(
     mut driver: Driver,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    addr: String,
+    connector: C,
     clock: Clock,
 ) {
-    let mut stream: Option<TcpStream> = None;
-    let mut connecting: Option<Connecting> = None;
+    let mut stream: Option<C::Stream> = None;
+    let mut connecting: Option<Connecting<'_, C::Stream>> = None;
     loop {
         let wants = driver.poll(clock.now());
         if wants.stop {
@@ -445,8 +461,12 @@ async fn run(
                 driver.close_tls();
                 let _ = tokio::time::timeout(FLUSH_TIMEOUT, async {
                     while driver.wants_write() {
-                        s.writable().await?;
-                        driver.write_to(&mut TryIo(&s))?;
+                        poll_fn(|cx| match driver.write_to(&mut PollIo(&mut s, cx)) {
+                            Ok(sent) if sent.blocked && !sent.moved => Poll::Pending,
+                            Ok(_) => Poll::Ready(Ok(())),
+                            Err(e) => Poll::Ready(Err(e)),
+                        })
+                        .await?;
                     }
                     s.shutdown().await
                 })
@@ -456,9 +476,9 @@ async fn run(
             return;
         }
         if wants.disconnect && (stream.is_some() || connecting.is_some()) {
-            if let Some(s) = stream.take() {
+            if let Some(mut s) = stream.take() {
                 // Best effort: an error frame the session wants the broker to see.
-                let _ = driver.write_to(&mut TryIo(&s));
+                let _ = poll_fn(|cx| Poll::Ready(driver.write_to(&mut PollIo(&mut s, cx)))).await;
             }
             connecting = None;
             driver.handle_disconnected(clock.now(), None);
@@ -466,25 +486,14 @@ async fn run(
         }
         if wants.connect {
             stream = None;
-            let addr = addr.clone();
-            connecting = Some(Box::pin(async move {
-                let s = TcpStream::connect(addr.as_str()).await?;
-                s.set_nodelay(true)?;
-                Ok(s)
-            }));
+            connecting = Some(Box::pin(connector.connect()));
         }
-        let mut interest: Option<Interest> = None;
-        if driver.wants_read() {
-            interest = Some(Interest::READABLE);
-        }
-        if driver.wants_write() {
-            interest = Some(interest.map_or(Interest::WRITABLE, |i| i | Interest::WRITABLE));
-        }
+        let (read, write) = (driver.wants_read(), driver.wants_write());
         let deadline = wants.timeout.map(|t| clock.to_std(t));
         let wake = tokio::select! {
             cmd = commands.recv() => Wake::Command(cmd),
             res = connect_step(&mut connecting) => Wake::Connected(res),
-            res = io_ready(stream.as_ref(), interest) => Wake::Ready(res),
+            res = exchange(stream.as_mut(), &mut driver, read, write) => Wake::Moved(res),
             () = sleep_until(deadline) => Wake::Timer,
         };
         let now = clock.now();
@@ -510,49 +519,77 @@ async fn run(
                     Err(e) => driver.handle_disconnected(now, Some(e)),
                 }
             }
-            Wake::Ready(res) => {
-                let result = match (res, stream.as_ref()) {
-                    (Ok(ready), Some(s)) => exchange(s, &mut driver, ready),
-                    (Ok(_), None) => Ok(()),
-                    (Err(e), _) => Err(Some(e)),
-                };
-                if let Err(e) = result {
-                    stream = None;
-                    driver.handle_disconnected(now, e);
-                }
+            Wake::Moved(Ok(())) => {}
+            Wake::Moved(Err(e)) => {
+                stream = None;
+                driver.handle_disconnected(now, e);
             }
             Wake::Timer => driver.handle_timeout(now),
         }
     }
 }
 
-/// One read (when readable) and as many writes as the socket takes. `Err(None)`
-/// is the broker closing the connection.
-fn exchange(s: &TcpStream, driver: &mut Driver, ready: Ready) -> Result<(), Option<io::Error>> {
-    if (ready.is_readable() || ready.is_read_closed())
-        && driver.read_from(&mut TryIo(s)).map_err(Some)? == Received::Closed
-    {
-        return Err(None);
-    }
-    if ready.is_writable() || ready.is_write_closed() {
-        driver.write_to(&mut TryIo(s)).map_err(Some)?;
-    }
-    Ok(())
+/// Once the stream can move bytes: one read (when the driver wants input)
+/// and as many writes as the stream takes (when it has output). Pending
+/// while neither moves anything; never ready without a stream or without
+/// anything wanted. `Err(None)` is the broker closing the connection.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: Option<&mut S>,
+    driver: &mut Driver,
+    read: bool,
+    write: bool,
+) -> Result<(), Option<io::Error>> {
+    let Some(s) = stream.filter(|_| read || write) else {
+        return std::future::pending().await;
+    };
+    poll_fn(|cx| {
+        let mut io = PollIo(&mut *s, cx);
+        let mut moved = false;
+        if read {
+            match driver.read_from(&mut io) {
+                Ok(Received::Closed) => return Poll::Ready(Err(None)),
+                Ok(Received::Some) => moved = true,
+                Ok(Received::WouldBlock) => {}
+                Err(e) => return Poll::Ready(Err(Some(e))),
+            }
+        }
+        if write {
+            match driver.write_to(&mut io) {
+                Ok(sent) => moved |= sent.moved || !sent.blocked,
+                Err(e) => return Poll::Ready(Err(Some(e))),
+            }
+        }
+        if moved {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
-/// A tokio socket as the non-blocking `Read` and `Write` the driver (and TLS
-/// in it) reads and writes: `WouldBlock` when it is not ready.
-struct TryIo<'a>(&'a TcpStream);
+/// A tokio stream as the non-blocking `Read` and `Write` the driver (and TLS
+/// in it) reads and writes: `WouldBlock` when it is not ready, with the
+/// task's waker registered for when it is.
+struct PollIo<'a, 'b, S>(&'a mut S, &'a mut Context<'b>);
 
-impl io::Read for TryIo<'_> {
+impl<S: AsyncRead + Unpin> io::Read for PollIo<'_, '_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.0).poll_read(self.1, &mut buf) {
+            Poll::Ready(Ok(())) => Ok(buf.filled().len()),
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 }
 
-impl io::Write for TryIo<'_> {
+impl<S: AsyncWrite + Unpin> io::Write for PollIo<'_, '_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        match Pin::new(&mut *self.0).poll_write(self.1, buf) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -560,17 +597,10 @@ impl io::Write for TryIo<'_> {
     }
 }
 
-async fn connect_step(connecting: &mut Option<Connecting>) -> io::Result<TcpStream> {
+async fn connect_step<S>(connecting: &mut Option<Connecting<'_, S>>) -> io::Result<S> {
     match connecting {
         Some(f) => f.await,
         None => std::future::pending().await,
-    }
-}
-
-async fn io_ready(stream: Option<&TcpStream>, interest: Option<Interest>) -> io::Result<Ready> {
-    match (stream, interest) {
-        (Some(s), Some(i)) => s.ready(i).await,
-        _ => std::future::pending().await,
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`blocking`]: the blocking client with its own I/O thread (mio), usable
 //!   from any thread and from C (`mq-ffi` is built on it).
 //! - [`clock`]: the clock adapters hand to the core (the server's too).
+//! - [`connector`]: where the async client's connections come from (TCP, or
+//!   a stream of the application's choosing).
 //! - [`tls`]: TLS settings of a connection, and the PEM files both sides read.
 //!
 //! Both clients are thin front ends of one runtime-neutral driver (private),
@@ -18,6 +20,7 @@
 pub mod blocking;
 pub mod client;
 pub mod clock;
+pub mod connector;
 mod driver;
 pub mod tls;
 

@@ -41,7 +41,7 @@ mod writer;
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -86,10 +86,11 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         broker.set_store_full(true);
     }
     let addrs = bound.addrs;
+    let accepted = Arc::new(AtomicU64::new(0));
     let acceptors = bound
         .listeners
         .into_iter()
-        .map(|l| tokio::spawn(accept::accept_loop(l, tx.clone())))
+        .map(|l| tokio::spawn(accept::accept_loop(l, tx.clone(), accepted.clone())))
         .collect();
     let (store, store_thread) = if opts.store.is_durable() {
         let (batches, thread) = spawn_store_thread(opts.store, tx.clone())?;
@@ -132,7 +133,12 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         }
         result
     });
-    Ok(ServerHandle { addrs, tx, task })
+    Ok(ServerHandle {
+        addrs,
+        tx,
+        task,
+        accepted,
+    })
 }
 
 /// The broker task's view of one connection.

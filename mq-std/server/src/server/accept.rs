@@ -7,6 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mq_core::broker::Protocol;
@@ -77,10 +78,17 @@ pub(super) async fn bind(opts: &ServerOptions) -> io::Result<Bound> {
     })
 }
 
-pub(super) async fn accept_loop(l: Listener, tx: mpsc::UnboundedSender<Cmd>) {
+/// Accepts on `l` until the broker task is gone, counting each connection
+/// in `accepted`.
+pub(super) async fn accept_loop(
+    l: Listener,
+    tx: mpsc::UnboundedSender<Cmd>,
+    accepted: Arc<AtomicU64>,
+) {
     loop {
         match l.tcp.accept().await {
             Ok((stream, peer)) => {
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let (protocol, tls, to_broker) = (l.protocol, l.tls.clone(), tx.clone());
                 let handover = async move {
                     match secure(stream, tls.as_deref()).await {

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mq_client::client::Admin;
@@ -91,6 +92,7 @@ pub struct ServerHandle {
     pub(super) addrs: Addrs,
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     pub(super) task: JoinHandle<io::Result<()>>,
+    pub(super) accepted: Arc<AtomicU64>,
 }
 
 impl ServerHandle {
@@ -128,6 +130,7 @@ impl ServerHandle {
     pub fn control(&self) -> ServerControl {
         ServerControl {
             tx: self.tx.clone(),
+            accepted: self.accepted.clone(),
         }
     }
 
@@ -152,9 +155,17 @@ impl ServerHandle {
 #[derive(Clone)]
 pub struct ServerControl {
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
+    accepted: Arc<AtomicU64>,
 }
 
 impl ServerControl {
+    /// Connections its listeners accepted since it started (TCP, before
+    /// any TLS handshake); streams given to [`attach`](Self::attach) and
+    /// the links this node opened are not counted.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
     /// The broker's counters (defaults when the server has stopped).
     pub async fn stats(&self) -> Stats {
         let (tx, rx) = oneshot::channel();
