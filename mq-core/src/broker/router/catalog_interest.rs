@@ -72,13 +72,14 @@ impl Router {
         // what it wrote to the catalog, and a filter wrongly withdrawn loses
         // messages, one wrongly kept only carries some more. Its next link
         // snapshot withdraws what it no longer wants.
+        let leaving = away && !linked;
         for &(f, group) in interest {
             let Ok(filter) = Filter::new(f) else {
                 self.stats.protocol_errors += 1;
                 continue;
             };
             if let Some(name) = group {
-                self.catalog_group(session, &client, filter, name);
+                self.catalog_group(session, &client, filter, name, leaving);
             } else if self.mesh.peer_add_listed(session, filter) {
                 self.emit(&Record::Interest {
                     client: &client,
@@ -87,7 +88,7 @@ impl Router {
                 });
             }
         }
-        if away && !linked {
+        if leaving {
             self.lease_expired(session, peer, now);
         } else if !linked {
             self.not_linked_yet(session, now);
@@ -98,10 +99,24 @@ impl Router {
     /// from the catalog, unless it is a member: under the id its link
     /// would first try (its [`group_sub`] hash, past the ids it holds), and
     /// not active, as a resumed membership waits for its link to join
-    /// again (its snapshot's end drops it if the link does not).
-    fn catalog_group(&mut self, session: Key, client: &str, filter: Filter<'_>, name: &str) {
+    /// again (its snapshot's end drops it if the link does not). A peer
+    /// `away` does not join a group others serve: it would leave it at once
+    /// (see `leave_groups`), at every listing.
+    fn catalog_group(
+        &mut self,
+        session: Key,
+        client: &str,
+        filter: Filter<'_>,
+        name: &str,
+        away: bool,
+    ) {
         if name.is_empty() || name.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
             self.stats.protocol_errors += 1;
+            return;
+        }
+        let key = (String::from(filter.as_str()), String::from(name));
+        let served = (self.group_by_name.get(&key)).and_then(|&g| self.groups.get(g));
+        if away && served.is_some_and(|g| !g.members.is_empty()) {
             return;
         }
         let Some(s) = self.sessions.get(session) else {

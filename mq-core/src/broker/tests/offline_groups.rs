@@ -245,3 +245,18 @@ fn a_group_s_job_that_failed_goes_out_on_the_link_of_a_peer_back_meanwhile() {
     h.drain();
     assert_eq!(payloads(&h.deliveries(n)), [b"job"]);
 }
+
+#[test]
+fn an_away_peer_listed_with_a_group_others_serve_does_not_join_it() {
+    let mut h = H::new(Config::default());
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    h.b.set_away_interest(h.now, "b", &[("t", Some("g"))]);
+    h.drain();
+    let logged = h.records.len();
+    // Listed again at every heartbeat: nothing joins, nothing is logged.
+    h.b.set_away_interest(h.now, "b", &[("t", Some("g"))]);
+    h.drain();
+    assert_eq!(h.records.len(), logged);
+    assert!(h.b.peer_groups("b").is_empty());
+}
