@@ -115,7 +115,7 @@ where
         }
     }
 
-    pub(super) fn on_deliver(&mut self, d: Deliver<'_>) -> Result<(), Backpressure> {
+    pub(super) fn on_deliver(&mut self, d: &Deliver<'_>) -> Result<(), Backpressure> {
         if !self.reasm.in_progress() {
             if self.subs.index(d.sub).is_none() {
                 self.violation(Reason::ProtocolViolation);
@@ -140,9 +140,9 @@ where
             }
         };
         if place.first {
-            self.on_first(&d, &place)
+            self.on_first(d, &place)
         } else {
-            self.on_fragment(&d, &place)
+            self.on_fragment(d, &place)
         }
     }
 

@@ -362,7 +362,8 @@ where
                 self.on_unsuback(a);
                 Ok(())
             }
-            Frame::Deliver(d) => self.on_deliver(d),
+            // By reference: a `Deliver` is large, and moving it out is a copy.
+            Frame::Deliver(ref d) => self.on_deliver(d),
             #[cfg(feature = "alloc")]
             Frame::AdminAnswer(a) => self.on_admin_answer(a),
             // Without `alloc` the session never asks: an answer is out of place
