@@ -100,8 +100,7 @@ where
     fn write_frame(&self, tx: Tx, frame: &Frame<'_>, out: &mut [u8]) -> Option<(Tx, usize)> {
         let lead = usize::from(matches!(tx, Tx::Hello) && self.framing.framing().is_serial());
         let (head, body) = out.split_at_mut_checked(lead)?;
-        let len = self.framing.encoded_len(frame);
-        let n = self.framing.encode_sized(frame, len, u32::MAX, body).ok()?;
+        let n = self.encode(frame, self.framing.encoded_len(frame), body)?;
         head.fill(DELIMITER);
         trace!("sent {}", frame.kind());
         Some((tx, lead + n))
@@ -109,24 +108,43 @@ where
 
     /// Writes the outbox's next publish, or its next fragment, into the front
     /// of `out`. Publishes are sized to the broker's limit, not to `out`.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn write_publish(&self, out: &mut [u8]) -> Option<(Tx, usize)> {
-        let max_frame = self.frame_limit()?;
+        let max_frame = self.frame_limit()? as usize;
         let (rec, sent) = self.outbox.next()?;
-        let piece = self
-            .fragmenter(&rec)
-            .next(usize::try_from(sent).ok()?, max_frame as usize)?;
-        let n = self
-            .framing
-            .encode_sized(&piece.frame, piece.encoded_len, u32::MAX, out)
-            .ok()?;
-        trace!("sent {}", piece.frame.kind());
+        // Most publishes go whole: on hosts measured and written as they
+        // are, without the fragmenter's copies of the frame. Devices keep the
+        // one path: the other is code more, for speed they do not need.
+        #[cfg(feature = "alloc")]
+        let whole = (sent == 0).then(|| Frame::Publish(self.whole_publish(&rec)));
+        #[cfg(not(feature = "alloc"))]
+        let whole: Option<Frame<'_>> = None;
+        let whole_len = whole.as_ref().map(|f| self.framing.encoded_len(f));
+        let piece;
+        let (frame, len, end) = match (&whole, whole_len) {
+            (Some(frame), Some(len)) if len <= max_frame => (frame, len, rec.payload.len()),
+            _ => {
+                piece = self
+                    .fragmenter(&rec)
+                    .next(usize::try_from(sent).ok()?, max_frame)?;
+                (&piece.frame, piece.encoded_len, piece.end)
+            }
+        };
+        let n = self.encode(frame, len, out)?;
+        trace!("sent publish {}", rec.id);
         let tx = Tx::Publish {
             id: rec.id,
             at: rec.at,
-            sent: piece.end as u64,
+            sent: end as u64,
             total: rec.payload.len() as u64,
         };
         Some((tx, n))
+    }
+
+    /// Writes `frame`, `len` bytes encoded, into the front of `out`: the one
+    /// place frames are encoded, so that devices carry one copy of the encoder.
+    fn encode(&self, frame: &Frame<'_>, len: usize, out: &mut [u8]) -> Option<usize> {
+        self.framing.encode_sized(frame, len, u32::MAX, out).ok()
     }
 
     /// The next frame to write, without changing anything.
