@@ -60,7 +60,16 @@ where
             match decoder.split(rest) {
                 Ok(Split::Incomplete { .. }) => break,
                 Ok(Split::Whole { body, consumed: n }) => match Frame::decode_from_broker(body) {
-                    Ok(frame) => match self.handle_frame(now, frame) {
+                    // On hosts the frame is handled where it was decoded
+                    // (moving it out is a copy of a large value); on devices
+                    // moving it takes less code.
+                    #[cfg(feature = "alloc")]
+                    Ok(ref frame) => match self.on_frame(now, frame) {
+                        Ok(()) => consumed += n,
+                        Err(_) => break,
+                    },
+                    #[cfg(not(feature = "alloc"))]
+                    Ok(frame) => match self.on_frame(now, &frame) {
                         Ok(()) => consumed += n,
                         Err(_) => break,
                     },
