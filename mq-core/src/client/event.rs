@@ -297,7 +297,7 @@ where
         } else {
             self.inbox.take_next()
         };
-        let Some(head) = head else {
+        let Some((head, lens)) = head else {
             // The due note, or with no message ready whatever is queued (all
             // of it is due then); request failures last.
             return match self.events.pop() {
@@ -311,7 +311,7 @@ where
         self.events.message_emitted();
         #[cfg(feature = "alloc")]
         if head.admin {
-            let view = self.inbox.shown()?;
+            let view = self.inbox.shown(&lens)?;
             return Some(Event::AdminAnswer {
                 id: AdminId(head.sub),
                 body: view.data,
@@ -335,7 +335,7 @@ where
             let _ = self.settle(id, Settle::Ack);
             id = DeliveryId::NONE;
         }
-        let view = self.inbox.shown()?;
+        let view = self.inbox.shown(&lens)?;
         if head.chunk {
             return Some(Event::Chunk(Chunk {
                 id,

@@ -305,25 +305,27 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         }
     }
 
-    /// Releases the shown record and lends the next ready one: its fixed fields.
-    pub(crate) fn take_next(&mut self) -> Option<RecordHead> {
+    /// Releases the shown record and lends the next ready one: its fixed
+    /// fields, and the lengths [`shown`](Self::shown) reads it by (the header
+    /// is decoded once).
+    pub(crate) fn take_next(&mut self) -> Option<(RecordHead, Lens)> {
         self.release_shown();
         if self.ready == 0 {
             return None;
         }
         self.ready -= 1;
         self.shown = true;
-        Some(RecordHead::decode(&self.header(self.head)).0)
+        Some(RecordHead::decode(&self.header(self.head)))
     }
 
-    /// The record lent by [`take_next`](Self::take_next).
-    pub(crate) fn shown(&self) -> Option<View<'_>> {
+    /// The record lent by [`take_next`](Self::take_next), with the lengths it
+    /// gave.
+    pub(crate) fn shown(&self, lens: &Lens) -> Option<View<'_>> {
         if !self.shown {
             return None;
         }
         let buf = self.storage.as_ref();
         let at = self.head;
-        let (_, lens) = RecordHead::decode(&self.header(at));
         let (tlen, mlen, dlen) = (
             usize::from(lens.topic),
             lens.meta as usize,
@@ -431,18 +433,19 @@ mod tests {
         assert!(ib.add(&head(1), "t", &m, &[1; 8], 8));
         assert!(ib.add(&head(2), "t", &m, &[2; 8], 8));
         assert!(!ib.add(&head(3), "t", &m, &[3; 8], 8));
-        assert_eq!(ib.take_next().unwrap().seq, 1);
+        assert_eq!(ib.take_next().unwrap().0.seq, 1);
         // Still shown: no room until released.
         assert!(!ib.has_room(70));
-        assert_eq!(ib.take_next().unwrap().seq, 2);
+        assert_eq!(ib.take_next().unwrap().0.seq, 2);
         // Record 1 released; a partial record goes to the front after compaction.
         assert!(ib.add(&head(3), "t", &m, &[3; 3], 8));
         assert!(ib.take_next().is_none());
         assert_eq!(ib.append(&[3; 6]), None);
         assert_eq!(ib.append(&[3; 4]), Some(false));
         assert_eq!(ib.append(&[3; 1]), Some(true));
-        assert_eq!(ib.take_next().unwrap().seq, 3);
-        let v = ib.shown().unwrap();
+        let (head, lens) = ib.take_next().unwrap();
+        assert_eq!(head.seq, 3);
+        let v = ib.shown(&lens).unwrap();
         assert_eq!((v.topic, v.data), ("t", &[3u8; 8][..]));
         assert!(ib.take_next().is_none());
         assert_eq!(ib.bytes(), 0);

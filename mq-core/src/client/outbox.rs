@@ -307,6 +307,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         }
     }
 
+    /// Whether there is a record to transmit.
+    pub(crate) fn has_next(&self) -> bool {
+        self.cursor < self.tail
+    }
+
     /// The next record to transmit and how many of its payload bytes went out.
     pub(crate) fn next(&self) -> Option<(Record<'_>, u64)> {
         if self.cursor >= self.tail {

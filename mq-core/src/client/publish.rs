@@ -105,10 +105,15 @@ where
 
     /// The frames of the outbox record `rec`.
     pub(super) fn fragmenter<'r>(&self, rec: &Record<'r>) -> Fragmenter<'r> {
+        Fragmenter::publish(self.whole_publish(rec))
+    }
+
+    /// The outbox record `rec` as one publish frame, whole.
+    pub(super) fn whole_publish<'r>(&self, rec: &Record<'r>) -> Publish<'r> {
         let dedup = rec
             .dedup_seq
             .and_then(|seq| self.config.producer.map(|producer| Dedup { producer, seq }));
-        Fragmenter::publish(Publish {
+        Publish {
             id: rec.id,
             topic: rec.topic,
             qos: rec.qos,
@@ -116,7 +121,7 @@ where
             meta: rec.meta,
             fragment: None,
             payload: rec.payload,
-        })
+        }
     }
 
     /// The largest publish frame to produce: the broker's maximum frame, capped by

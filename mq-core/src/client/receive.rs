@@ -60,7 +60,16 @@ where
             match decoder.split(rest) {
                 Ok(Split::Incomplete { .. }) => break,
                 Ok(Split::Whole { body, consumed: n }) => match Frame::decode_from_broker(body) {
-                    Ok(frame) => match self.handle_frame(now, frame) {
+                    // On hosts the frame is handled where it was decoded
+                    // (moving it out is a copy of a large value); on devices
+                    // moving it takes less code.
+                    #[cfg(feature = "alloc")]
+                    Ok(ref frame) => match self.on_frame(now, frame) {
+                        Ok(()) => consumed += n,
+                        Err(_) => break,
+                    },
+                    #[cfg(not(feature = "alloc"))]
+                    Ok(frame) => match self.on_frame(now, &frame) {
                         Ok(()) => consumed += n,
                         Err(_) => break,
                     },
@@ -115,7 +124,7 @@ where
         }
     }
 
-    pub(super) fn on_deliver(&mut self, d: Deliver<'_>) -> Result<(), Backpressure> {
+    pub(super) fn on_deliver(&mut self, d: &Deliver<'_>) -> Result<(), Backpressure> {
         if !self.reasm.in_progress() {
             if self.subs.index(d.sub).is_none() {
                 self.violation(Reason::ProtocolViolation);
@@ -140,9 +149,9 @@ where
             }
         };
         if place.first {
-            self.on_first(&d, &place)
+            self.on_first(d, &place)
         } else {
-            self.on_fragment(&d, &place)
+            self.on_fragment(d, &place)
         }
     }
 

@@ -305,10 +305,16 @@ where
     /// earlier connection: they are dropped and counted in
     /// [`Stats::stale_frames`].
     pub fn handle_frame(&mut self, now: Instant, frame: Frame<'_>) -> Result<(), Backpressure> {
+        self.on_frame(now, &frame)
+    }
+
+    /// [`handle_frame`](Self::handle_frame) by reference: a frame is large,
+    /// and one decoded from a stream is handled where it was decoded.
+    pub(super) fn on_frame(&mut self, now: Instant, frame: &Frame<'_>) -> Result<(), Backpressure> {
         if !self.accepts_input() {
             return Ok(());
         }
-        if self.is_stale(&frame) {
+        if self.is_stale(frame) {
             debug!("dropped a {} of an earlier connection", frame.kind());
             self.stats.stale_frames += 1;
             return Ok(());
@@ -320,7 +326,7 @@ where
         }
         trace!("received {}", frame.kind());
         let handshaking = self.conn.state == State::Handshaking;
-        let result = match frame {
+        let result = match *frame {
             Frame::Welcome(w) => self.on_welcome(now, w),
             Frame::Error(e) => {
                 debug!("broker error: {}", e.code);
@@ -362,7 +368,8 @@ where
                 self.on_unsuback(a);
                 Ok(())
             }
-            Frame::Deliver(d) => self.on_deliver(d),
+            // By reference: a `Deliver` is large, and moving it out is a copy.
+            Frame::Deliver(ref d) => self.on_deliver(d),
             #[cfg(feature = "alloc")]
             Frame::AdminAnswer(a) => self.on_admin_answer(a),
             // Without `alloc` the session never asks: an answer is out of place

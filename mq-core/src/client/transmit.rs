@@ -39,9 +39,15 @@ pub(super) enum Tx {
         at: usize,
         sent: u64,
         total: u64,
-        /// The frame's encoded length, measured by the fragmenter already.
-        encoded_len: usize,
     },
+}
+
+/// What `poll_transmit` writes next: a frame built by `next_tx`, or the
+/// outbox's next publish, which is built where it is written (a `Publish` is
+/// large, and handing it back is a copy).
+enum Next<'a> {
+    Frame(Tx, Frame<'a>),
+    Publish,
 }
 
 impl<B, const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>
@@ -65,35 +71,17 @@ where
             self.drop_unsendable();
             // Where the reply subscription's filter is written, if it is sent.
             let mut scratch = String::new();
-            let Some((tx, frame)) = self.next_tx(&mut scratch) else {
+            let Some(out) = buf.get_mut(written..) else {
                 break;
             };
-            // On a serial line a lone delimiter ends whatever partial frame of an
-            // earlier connection the broker's decoder holds.
-            let lead = usize::from(matches!(tx, Tx::Hello) && self.framing.framing().is_serial());
-            let Some((head, body)) = buf
-                .get_mut(written..)
-                .and_then(|out| out.split_at_mut_checked(lead))
-            else {
+            let sent = match self.next_tx(&mut scratch) {
+                Some(Next::Frame(tx, frame)) => self.write_frame(tx, &frame, out),
+                Some(Next::Publish) => self.write_publish(out),
+                None => None,
+            };
+            let Some((tx, n)) = sent else {
                 break;
             };
-            // Publishes are sized to the broker's limit; nothing else comes close.
-            let encoded = match tx {
-                Tx::Publish { encoded_len, .. } => {
-                    self.framing
-                        .encode_sized(&frame, encoded_len, u32::MAX, body)
-                }
-                _ => {
-                    let len = self.framing.encoded_len(&frame);
-                    self.framing.encode_sized(&frame, len, u32::MAX, body)
-                }
-            };
-            let Ok(n) = encoded else {
-                break;
-            };
-            head.fill(DELIMITER);
-            let n = lead + n;
-            trace!("sent {}", frame.kind());
             written += n;
             self.stats.frames_out += 1;
             self.stats.bytes_out += n as u64;
@@ -106,11 +94,64 @@ where
         Some(written)
     }
 
+    /// Writes `frame` into the front of `out`; on a serial line a lone
+    /// delimiter before a `Hello` ends whatever partial frame of an earlier
+    /// connection the broker's decoder holds.
+    fn write_frame(&self, tx: Tx, frame: &Frame<'_>, out: &mut [u8]) -> Option<(Tx, usize)> {
+        let lead = usize::from(matches!(tx, Tx::Hello) && self.framing.framing().is_serial());
+        let (head, body) = out.split_at_mut_checked(lead)?;
+        let n = self.encode(frame, self.framing.encoded_len(frame), body)?;
+        head.fill(DELIMITER);
+        trace!("sent {}", frame.kind());
+        Some((tx, lead + n))
+    }
+
+    /// Writes the outbox's next publish, or its next fragment, into the front
+    /// of `out`. Publishes are sized to the broker's limit, not to `out`.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
+    fn write_publish(&self, out: &mut [u8]) -> Option<(Tx, usize)> {
+        let max_frame = self.frame_limit()? as usize;
+        let (rec, sent) = self.outbox.next()?;
+        // Most publishes go whole: on hosts measured and written as they
+        // are, without the fragmenter's copies of the frame. Devices keep the
+        // one path: the other is code more, for speed they do not need.
+        #[cfg(feature = "alloc")]
+        let whole = (sent == 0).then(|| Frame::Publish(self.whole_publish(&rec)));
+        #[cfg(not(feature = "alloc"))]
+        let whole: Option<Frame<'_>> = None;
+        let whole_len = whole.as_ref().map(|f| self.framing.encoded_len(f));
+        let piece;
+        let (frame, len, end) = match (&whole, whole_len) {
+            (Some(frame), Some(len)) if len <= max_frame => (frame, len, rec.payload.len()),
+            _ => {
+                piece = self
+                    .fragmenter(&rec)
+                    .next(usize::try_from(sent).ok()?, max_frame)?;
+                (&piece.frame, piece.encoded_len, piece.end)
+            }
+        };
+        let n = self.encode(frame, len, out)?;
+        trace!("sent publish {}", rec.id);
+        let tx = Tx::Publish {
+            id: rec.id,
+            at: rec.at,
+            sent: end as u64,
+            total: rec.payload.len() as u64,
+        };
+        Some((tx, n))
+    }
+
+    /// Writes `frame`, `len` bytes encoded, into the front of `out`: the one
+    /// place frames are encoded, so that devices carry one copy of the encoder.
+    fn encode(&self, frame: &Frame<'_>, len: usize, out: &mut [u8]) -> Option<usize> {
+        self.framing.encode_sized(frame, len, u32::MAX, out).ok()
+    }
+
     /// The next frame to write, without changing anything.
-    fn next_tx<'a>(&'a self, scratch: &'a mut String<MAX_FILTER_LEN>) -> Option<(Tx, Frame<'a>)> {
+    fn next_tx<'a>(&'a self, scratch: &'a mut String<MAX_FILTER_LEN>) -> Option<Next<'a>> {
         match self.conn.state {
             State::Disconnecting => self.conn.error_pending.map(|code| {
-                (
+                Next::Frame(
                     Tx::Error,
                     Frame::Error(ErrorFrame {
                         code,
@@ -121,7 +162,7 @@ where
             // Everything queued before `close` (acks, publishes, unsubscribes)
             // goes out first, then the Close.
             State::Closing => self.next_connected_tx(scratch).or_else(|| {
-                self.conn.close_pending.then_some((
+                self.conn.close_pending.then_some(Next::Frame(
                     Tx::Close,
                     Frame::Close(Close {
                         reason: Reason::Normal,
@@ -130,7 +171,7 @@ where
                 ))
             }),
             State::Handshaking => self.conn.hello_pending.then(|| {
-                (
+                Next::Frame(
                     Tx::Hello,
                     Frame::Hello(Hello {
                         version: PROTOCOL_VERSION,
@@ -149,12 +190,12 @@ where
     fn next_connected_tx<'a>(
         &'a self,
         scratch: &'a mut String<MAX_FILTER_LEN>,
-    ) -> Option<(Tx, Frame<'a>)> {
+    ) -> Option<Next<'a>> {
         if let Some(&value) = self.conn.pongs.front() {
-            return Some((Tx::Pong, Frame::Pong(value)));
+            return Some(Next::Frame(Tx::Pong, Frame::Pong(value)));
         }
         if let Some(value) = self.conn.ping_pending {
-            return Some((Tx::Ping, Frame::Ping(value)));
+            return Some(Next::Frame(Tx::Ping, Frame::Ping(value)));
         }
         // Settlements before subscription changes: an unsubscribe must not
         // overtake the acks issued before it.
@@ -163,16 +204,16 @@ where
                 Settle::Ack => Frame::Ack(Ack { tag }),
                 Settle::Nack { requeue } => Frame::Nack(Nack { tag, requeue }),
             };
-            return Some((Tx::Settle(slot), frame));
+            return Some(Next::Frame(Tx::Settle(slot), frame));
         }
         // After a resume, before the subscriptions are re-asserted (which
         // lets the broker deliver again).
         if let Some((next, a)) = self.held.next_resend() {
-            return Some((Tx::Resend(next), Frame::AckMessage(a)));
+            return Some(Next::Frame(Tx::Resend(next), Frame::AckMessage(a)));
         }
         #[cfg(feature = "alloc")]
         if let Some(a) = &self.admin_out {
-            return Some((Tx::Admin, Frame::Admin(a.frame())));
+            return Some(Next::Frame(Tx::Admin, Frame::Admin(a.frame())));
         }
         for (index, s) in self.subs.iter() {
             match s.outgoing {
@@ -186,7 +227,7 @@ where
                         // No reply subscription without requests.
                         None => continue,
                     };
-                    return Some((
+                    return Some(Next::Frame(
                         Tx::Subscribe(index),
                         Frame::Subscribe(Subscribe {
                             sub: s.id,
@@ -199,7 +240,7 @@ where
                     ));
                 }
                 Outgoing::Unsubscribe => {
-                    return Some((
+                    return Some(Next::Frame(
                         Tx::Unsubscribe(index),
                         Frame::Unsubscribe(Unsubscribe { sub: s.id }),
                     ));
@@ -213,7 +254,7 @@ where
             }
             if let Some(credit) = s.credit_due() {
                 let grant = s.grant.min(credit);
-                return Some((
+                return Some(Next::Frame(
                     Tx::Credit {
                         index,
                         owed: credit - grant,
@@ -223,21 +264,7 @@ where
                 ));
             }
         }
-        let max_frame = self.frame_limit()?;
-        let (rec, sent) = self.outbox.next()?;
-        let piece = self
-            .fragmenter(&rec)
-            .next(usize::try_from(sent).ok()?, max_frame as usize)?;
-        Some((
-            Tx::Publish {
-                id: rec.id,
-                at: rec.at,
-                sent: piece.end as u64,
-                total: rec.payload.len() as u64,
-                encoded_len: piece.encoded_len,
-            },
-            piece.frame,
-        ))
+        (self.frame_limit().is_some() && self.outbox.has_next()).then_some(Next::Publish)
     }
 
     /// A frame from `next_tx` was written.
@@ -284,7 +311,6 @@ where
                 at,
                 sent,
                 total,
-                ..
             } => {
                 self.outbox.advance(at, sent, total);
                 self.requests.sent(id);

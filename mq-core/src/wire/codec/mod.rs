@@ -286,11 +286,27 @@ pub(crate) fn decode_all<'a, T>(
     read: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
 ) -> Result<T, DecodeError> {
     let mut r = Reader::new(bytes);
-    let value = read(&mut r)?;
-    r.check()?;
-    match r.rest() {
-        [] => Ok(value),
-        _ => Err(DecodeError::TrailingBytes),
+    // On hosts returned as read, not unwrapped and wrapped again: a frame
+    // is large, and that is a copy of it. Devices unwrap it, in less code.
+    #[cfg(feature = "alloc")]
+    {
+        let value = read(&mut r);
+        if value.is_ok() {
+            r.check()?;
+            if !r.rest().is_empty() {
+                return Err(DecodeError::TrailingBytes);
+            }
+        }
+        value
+    }
+    #[cfg(not(feature = "alloc"))]
+    {
+        let value = read(&mut r)?;
+        r.check()?;
+        match r.rest() {
+            [] => Ok(value),
+            _ => Err(DecodeError::TrailingBytes),
+        }
     }
 }
 
