@@ -64,7 +64,7 @@ pub use config::{Backoff, Config, Overflow, QueueLimits, Retention, Rule};
 pub use mesh::{
     CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, MeshStats, OFFLINE_BATCH,
     OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket, PageRequest,
-    PeerInterest, Roster, RosterAction, hand_on_again,
+    PeerInterest, RUN_BYTES, Roster, RosterAction, hand_on_again,
 };
 pub use record::{MessageRecord, Record, RecordError, StoreOp};
 pub use stats::Stats;

@@ -29,7 +29,8 @@
 //!    queue, [`deliver_offline`](Broker::deliver_offline) each message, wait
 //!    until those taken are stored ([`Broker::is_offline_stored`]), then ack
 //!    in the catalog what [`CatalogRound::handle_page`] says, and report
-//!    that with [`CatalogRound::handle_acked`].
+//!    that with [`CatalogRound::handle_acked`]; again while
+//!    [`CatalogRound::drain_again`] says so.
 //!
 //! What fails is done again at a later round: nothing leaves the outbox or
 //! the catalog unless it is stored on the other side.
@@ -49,7 +50,7 @@ mod interest;
 mod tests;
 
 pub use drain::PageRequest;
-pub use hand_on::{HandOn, Handed, hand_on_again};
+pub use hand_on::{HandOn, Handed, RUN_BYTES, hand_on_again};
 pub use interest::{InterestRow, InterestWrite, Listing, PeerInterest};
 
 use alloc::collections::BTreeSet;

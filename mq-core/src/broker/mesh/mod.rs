@@ -66,7 +66,7 @@ mod roster;
 
 pub use catalog_round::{
     CatalogRound, HandOn, Handed, InterestRow, InterestWrite, Listing, PageRequest, PeerInterest,
-    hand_on_again,
+    RUN_BYTES, hand_on_again,
 };
 pub use offline::{
     OFFLINE_BATCH, OFFLINE_RETRY, OfflineError, OfflineItem, OfflineMessage, OfflineTicket,

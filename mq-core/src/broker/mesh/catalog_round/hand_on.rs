@@ -57,16 +57,19 @@ impl HandOn {
         Some(item)
     }
 
-    /// The next items, in order, that go to one recipient's queue (all of
-    /// them up to the next item for another), until an empty run. Those
-    /// not reported before the next run is asked for failed (with the rest).
+    /// The next items, in order, that go to one recipient's queue (up to
+    /// the next item for another, and no more than [`RUN_BYTES`] of them
+    /// but the first), until an empty run. Those not reported before the
+    /// next run is asked for failed (with the rest).
     pub fn next_run(&mut self) -> Vec<OfflineItem> {
         self.fail_unreported();
         let mut run: Vec<OfflineItem> = Vec::new();
-        while let Some(item) = self
-            .items
-            .next_if(|i| run.first().is_none_or(|f| f.recipient == i.recipient))
-        {
+        let mut bytes = 0;
+        while let Some(item) = self.items.next_if(|i| match run.first() {
+            None => true,
+            Some(f) => f.recipient == i.recipient && bytes + size(i) <= RUN_BYTES,
+        }) {
+            bytes += size(&item);
             self.given.push_back((item.recipient.clone(), item.id));
             run.push(item);
         }
@@ -108,6 +111,17 @@ impl HandOn {
             (self.results).push((item.recipient, item.id, Handed::Failed));
         }
     }
+}
+
+/// How many bytes of messages one run holds at most (its first message
+/// whatever its size): one catalog call takes no more, so a run of large
+/// messages does not hold a shared catalog (a Redis script runs alone) for
+/// long.
+pub const RUN_BYTES: usize = 1 << 20;
+
+/// What an item weighs in a run.
+fn size(item: &OfflineItem) -> usize {
+    item.payload.len() + item.topic.len() + item.meta.len()
 }
 
 /// Whether a round hands on another batch, after one of `handed` items

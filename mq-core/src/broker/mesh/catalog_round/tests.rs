@@ -205,6 +205,30 @@ fn a_batch_is_given_out_in_runs_for_one_recipient_each() {
 }
 
 #[test]
+fn a_run_holds_no_more_than_its_bytes_but_for_its_first_message() {
+    let sized = |id, len| OfflineItem {
+        payload: vec![0; len],
+        ..item("b", id)
+    };
+    let half = RUN_BYTES / 2;
+    let items = vec![
+        sized(1, RUN_BYTES * 2),
+        sized(2, half),
+        sized(3, half - 2),
+        sized(4, 1),
+    ];
+    let mut h = HandOn::new(items);
+    let ids = |run: Vec<OfflineItem>| run.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(h.next_run()), [1], "larger than a run: alone");
+    h.handle(Handed::Stored);
+    // 2 and 3 weigh RUN_BYTES with their topics; 4 goes in the next run.
+    assert_eq!(ids(h.next_run()), [2, 3]);
+    h.handle(Handed::Stored);
+    h.handle(Handed::Stored);
+    assert_eq!(ids(h.next_run()), [4]);
+}
+
+#[test]
 fn batches_follow_one_another_while_full_for_half_a_heartbeat() {
     let beat = core::time::Duration::from_secs(1);
     let ms = core::time::Duration::from_millis;
