@@ -18,7 +18,8 @@ use crate::wire::AckMessage;
 
 /// Recently acked messages remembered for deduplication: 64 on hosts; 32 on
 /// devices (without `alloc`), where the ring is most of a session's RAM
-/// (26 bytes an entry) and the broker's credit is a few deliveries. A
+/// (26 bytes an entry: its 24-byte record and a 2-byte fingerprint) and
+/// the broker's credit is a few deliveries. A
 /// redelivery of a message the ring no longer remembers reaches the
 /// application again, as at-least-once allows.
 #[cfg(feature = "alloc")]

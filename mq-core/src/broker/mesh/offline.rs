@@ -112,13 +112,14 @@ pub(crate) use origin::split_offline_origin;
 pub const OFFLINE_RETRY: Duration = Duration::from_secs(1);
 
 /// How many items an adapter hands on to the catalog in one batch, and at
-/// most how many messages of its own queue it drains per heartbeat (a page:
-/// [`CatalogRound::next_page`](super::CatalogRound::next_page), smaller when
-/// the deduplication window is). Batches of items follow one another while
-/// they come full, for up to half a heartbeat
-/// ([`hand_on_again`](super::hand_on_again)), and a page is drained once a
-/// heartbeat, so a backlog (or a slow catalog) never holds back the
-/// heartbeat that renews the node's lease, its links, or its shutdown.
+/// most how many messages of its own queue it reads in one page
+/// ([`CatalogRound::next_page`](super::CatalogRound::next_page), smaller when
+/// the deduplication window is). Batches follow one another while they come
+/// full, and pages while each was full and taken, for up to half a
+/// heartbeat ([`hand_on_again`](super::hand_on_again),
+/// [`CatalogRound::drain_again`](super::CatalogRound::drain_again)), so a
+/// backlog (or a slow catalog) never holds back the heartbeat that renews
+/// the node's lease, its links, or its shutdown.
 pub const OFFLINE_BATCH: usize = 256;
 
 /// A message for a peer that is away, to store in the catalog's queue of
@@ -390,7 +391,11 @@ impl Broker {
 
     /// Publishes a message the catalog kept for this node to its local
     /// subscribers, as its origin's link would have (one hop, the same
-    /// deduplication). Remove it from the catalog once
+    /// deduplication): to the fan-out subscriptions, or, for a group's job
+    /// (its origin names the group), to that group. A job whose group has
+    /// no member here any more (its members were not persistent and went
+    /// with a crash, or all left) reaches no one, as a group's jobs go with
+    /// its last member. Remove it from the catalog once
     /// [`is_offline_stored`](Self::is_offline_stored) says so.
     pub fn deliver_offline(
         &mut self,

@@ -7,6 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
+use super::subscribe::MAX_GROUP_NAME;
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
@@ -110,7 +111,8 @@ impl Router {
         name: &str,
         away: bool,
     ) {
-        if name.is_empty() || name.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
+        let printable = name.bytes().all(|b| (0x21..=0x7e).contains(&b));
+        if name.is_empty() || name.len() > MAX_GROUP_NAME || !printable {
             self.stats.protocol_errors += 1;
             return;
         }

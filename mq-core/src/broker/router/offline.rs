@@ -219,6 +219,8 @@ impl Router {
             Target::Sub(_) => None,
         };
         loop {
+            // The peer first: a message popped is always finished or kept.
+            let p = self.mesh.away.peers.get_mut(&session)?;
             let queue = queue_in(&mut self.subs, &mut self.groups, target)?;
             let (q, was_waiting) = queue.pop(now, &self.topics)?;
             if was_waiting {
@@ -236,7 +238,6 @@ impl Router {
                 self.finish(target, &q.msg);
                 continue;
             }
-            let p = self.mesh.away.peers.get_mut(&session)?;
             if p.handed.contains_key(&q.msg.id) {
                 queue.requeue_front(alloc::vec![q]);
                 self.stats.current_queued += 1;

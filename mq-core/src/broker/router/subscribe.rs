@@ -16,7 +16,7 @@ use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 use crate::wire::{QoS, Reason, Start};
 
-const MAX_GROUP_NAME: usize = 64;
+pub(super) const MAX_GROUP_NAME: usize = 64;
 
 impl Router {
     pub(super) fn subscribe(&mut self, conn: ConnId, session: Key, now: Instant, s: Subscribe<'_>) {
