@@ -558,6 +558,11 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 Ok(sent) => moved |= sent.moved || !sent.blocked,
                 Err(e) => return Poll::Ready(Err(Some(e))),
             }
+            // A stream that buffers what it is given (a connector's may)
+            // sends it now; TCP and the in-memory pipe are ready at once.
+            if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
+                return Poll::Ready(Err(Some(e)));
+            }
         }
         if moved {
             Poll::Ready(Ok(()))
