@@ -249,6 +249,72 @@ fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
 }
 
 #[test]
+fn close_is_sent_past_a_publish_that_cannot_fit_the_broker() {
+    // Closed before the unsendable publish could be rejected: the Close
+    // still goes (it is not held behind a publish that will never start).
+    let mut t = T::new(config(), 8192, 4096);
+    let long_topic = "t".repeat(200);
+    t.s.publish(t.now, &long_topic, b"x", &PublishOptions::default())
+        .unwrap();
+    t.handshake(false, limits(100, 0));
+    t.s.close(t.now);
+    assert_eq!(kinds(&t.tx()), ["close"]);
+    assert!(t.ev().contains(&Ev::Closed));
+}
+
+/// The frames of one QoS 1 publish with every meta field set, under a
+/// broker limit of `max_frame` (the session's frame bodies).
+fn one_publish_under(max_frame: u32) -> Vec<Vec<u8>> {
+    let mut c = config();
+    c.producer = Some(42);
+    let mut t = T::new(c, 8192, 4096);
+    t.handshake(false, limits(max_frame, 0));
+    let mut buf = [0u8; 32];
+    let mut headers = crate::wire::HeadersBuilder::new(&mut buf);
+    headers.push("h", b"v").unwrap();
+    let opts = PublishOptions {
+        qos: QoS::AtLeastOnce,
+        meta: Meta {
+            reply_to: Some("r.me"),
+            correlation: Some(b"c7"),
+            ttl_ms: Some(9_000),
+            priority: 3,
+            headers: headers.finish(),
+        },
+    };
+    let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+    t.s.publish(t.now, "s.t", &payload, &opts).unwrap();
+    t.tx()
+}
+
+#[test]
+fn a_publish_goes_whole_exactly_up_to_the_limit_and_in_fragments_past_it() {
+    // What the one whole frame is, under a limit it is far from.
+    let whole = one_publish_under(1 << 20);
+    assert_eq!(whole.len(), 1);
+    let Frame::Publish(p) = frame(&whole[0]) else {
+        panic!("a publish")
+    };
+    assert_eq!(p.fragment, None);
+    // The same message at a limit of exactly its frame: the same bytes.
+    let limit = whole[0].len() as u32;
+    assert_eq!(one_publish_under(limit), whole);
+    // A byte less: in fragments, their payloads the message's, in order.
+    let parts = one_publish_under(limit - 1);
+    assert!(parts.len() > 1);
+    let mut payload = Vec::new();
+    for part in &parts {
+        let Frame::Publish(f) = frame(part) else {
+            panic!("a fragment")
+        };
+        assert!(f.fragment.is_some());
+        assert_eq!((f.topic, f.meta, f.dedup), (p.topic, p.meta, p.dedup));
+        payload.extend_from_slice(f.payload);
+    }
+    assert_eq!(payload, p.payload);
+}
+
+#[test]
 fn max_frame_out_caps_publish_fragments_below_the_broker_limit() {
     let mut c = config();
     c.max_frame_out = 300;
