@@ -318,12 +318,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         Some(RecordHead::decode(&self.header(self.head)))
     }
 
+    /// The lengths of the record at the head, as its header gives them
+    /// (for a debug check: release builds drop it).
+    fn head_lens(&self) -> Option<Lens> {
+        Some(RecordHead::decode(&self.header(self.head)).1)
+    }
+
     /// The record lent by [`take_next`](Self::take_next), with the lengths it
     /// gave.
     pub(crate) fn shown(&self, lens: &Lens) -> Option<View<'_>> {
         if !self.shown {
             return None;
         }
+        // Lengths of another record would read the wrong bytes (in bounds).
+        debug_assert_eq!(
+            Some(*lens),
+            self.head_lens(),
+            "the lengths of the record shown"
+        );
         let buf = self.storage.as_ref();
         let at = self.head;
         let (tlen, mlen, dlen) = (

@@ -142,7 +142,19 @@ fn malformed_or_unexpected_input_sends_error_and_disconnects() {
     });
     let mut out_of_order = T::wire(&Frame::Deliver(first));
     out_of_order.extend(T::wire(&Frame::Deliver(gap)));
-    let cases: [(&str, Vec<u8>, Reason); 8] = [
+    // A whole delivery and a byte more inside its length prefix.
+    let mut trailing = T::wire(&Frame::Deliver(deliver(
+        1,
+        "a",
+        1,
+        1,
+        QoS::AtMostOnce,
+        b"x",
+    )));
+    assert!(trailing[0] < 0x7F, "a one-byte length prefix");
+    trailing[0] += 1;
+    trailing.push(0);
+    let cases: [(&str, Vec<u8>, Reason); 9] = [
         ("garbage", vec![3, 0xFF, 0xFF, 0xFF], Reason::Malformed),
         // Frames only clients send are out of place, whatever they hold (the
         // client does not read them): an ack of tag 1, a hello cut short.
@@ -165,6 +177,7 @@ fn malformed_or_unexpected_input_sends_error_and_disconnects() {
         ("unknown sub", sub_deliver, Reason::ProtocolViolation),
         ("welcome twice", welcome, Reason::ProtocolViolation),
         ("fragment gap", out_of_order, Reason::ProtocolViolation),
+        ("trailing bytes", trailing, Reason::Malformed),
     ];
     for (name, input, reason) in cases {
         let mut t = T::std();
