@@ -137,7 +137,8 @@ where
     /// payload in some fragment. A publish queued before the limit was known
     /// must not start and then stall halfway.
     pub(super) fn drop_unsendable(&mut self) {
-        if self.conn.state != State::Connected {
+        // Closing too: the Close waits for what is queued before it.
+        if !matches!(self.conn.state, State::Connected | State::Closing) {
             return;
         }
         let Some(max_frame) = self.frame_limit() else {

@@ -141,18 +141,6 @@ where
         Some((tx, n))
     }
 
-    /// Whether the outbox's next publish (or its next fragment) fits the
-    /// broker's frame limit.
-    fn publish_can_start(&self) -> bool {
-        let (Some(max_frame), Some((rec, sent))) = (self.frame_limit(), self.outbox.next()) else {
-            return false;
-        };
-        let sent = usize::try_from(sent).unwrap_or(usize::MAX);
-        self.fragmenter(&rec)
-            .next(sent, max_frame as usize)
-            .is_some()
-    }
-
     /// Writes `frame`, `len` bytes encoded, into the front of `out`: the one
     /// place frames are encoded, so that devices carry one copy of the encoder.
     fn encode(&self, frame: &Frame<'_>, len: usize, out: &mut [u8]) -> Option<usize> {
@@ -172,19 +160,17 @@ where
                 )
             }),
             // Everything queued before `close` (acks, publishes, unsubscribes)
-            // goes out first, then the Close: past a publish that can never
-            // start at the broker's limit (rejected only while connected).
-            State::Closing => (self.next_connected_tx(scratch))
-                .filter(|next| !matches!(next, Next::Publish) || self.publish_can_start())
-                .or_else(|| {
-                    self.conn.close_pending.then_some(Next::Frame(
-                        Tx::Close,
-                        Frame::Close(Close {
-                            reason: Reason::Normal,
-                            text: "",
-                        }),
-                    ))
-                }),
+            // goes out first, then the Close (a publish that can never start
+            // at the broker's limit is rejected first: `drop_unsendable`).
+            State::Closing => self.next_connected_tx(scratch).or_else(|| {
+                self.conn.close_pending.then_some(Next::Frame(
+                    Tx::Close,
+                    Frame::Close(Close {
+                        reason: Reason::Normal,
+                        text: "",
+                    }),
+                ))
+            }),
             State::Handshaking => self.conn.hello_pending.then(|| {
                 Next::Frame(
                     Tx::Hello,

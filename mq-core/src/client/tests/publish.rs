@@ -250,16 +250,18 @@ fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
 
 #[test]
 fn close_is_sent_past_a_publish_that_cannot_fit_the_broker() {
-    // Closed before the unsendable publish could be rejected: the Close
-    // still goes (it is not held behind a publish that will never start).
+    // Closed before the unsendable publish was rejected: it is rejected
+    // then, and the Close goes (not held behind a publish that never starts).
     let mut t = T::new(config(), 8192, 4096);
     let long_topic = "t".repeat(200);
-    t.s.publish(t.now, &long_topic, b"x", &PublishOptions::default())
-        .unwrap();
+    let id =
+        t.s.publish(t.now, &long_topic, b"x", &PublishOptions::default())
+            .unwrap();
     t.handshake(false, limits(100, 0));
     t.s.close(t.now);
     assert_eq!(kinds(&t.tx()), ["close"]);
-    assert!(t.ev().contains(&Ev::Closed));
+    let rejected = Ev::PublishRejected(id.0, Reason::MessageTooLarge);
+    assert_eq!(t.ev(), [rejected, Ev::Closed]);
 }
 
 /// The frames of one QoS 1 publish with every meta field set, under a
