@@ -243,8 +243,8 @@ impl Catalog {
     /// [`Error::QueueFull`] when the queue holds [`Options::queue_limit`]
     /// unexpired messages.
     pub async fn enqueue(&self, recipient: &str, message: &Envelope) -> Result<Enqueued, Error> {
-        model::check_envelope(recipient, message)?;
-        dispatch!(self.enqueue(recipient, message))
+        let mut answers = (self.enqueue_all(recipient, std::slice::from_ref(message))).await?;
+        answers.pop().expect("one answer per message")
     }
 
     /// Stores `messages` in `recipient`'s queue in one call (one

@@ -325,19 +325,6 @@ impl PostgresCatalog {
         .await
     }
 
-    pub(crate) async fn enqueue(
-        &self,
-        recipient: &str,
-        message: &Envelope,
-    ) -> Result<Enqueued, Error> {
-        let limit = self.queue_limit;
-        self.with(async |conn| {
-            let statement = conn.statement(ENQUEUE).await?;
-            enqueue_with(&conn.client, &statement, recipient, limit, message).await?
-        })
-        .await
-    }
-
     pub(crate) async fn enqueue_all(
         &self,
         recipient: &str,

@@ -242,17 +242,6 @@ impl RedisCatalog {
         Ok(interests)
     }
 
-    pub(crate) async fn enqueue(
-        &self,
-        recipient: &str,
-        message: &Envelope,
-    ) -> Result<Enqueued, Error> {
-        let mut answers = self
-            .enqueue_all(recipient, std::slice::from_ref(message))
-            .await?;
-        answers.pop().expect("one answer per message")
-    }
-
     pub(crate) async fn enqueue_all(
         &self,
         recipient: &str,

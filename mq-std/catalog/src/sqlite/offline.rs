@@ -9,17 +9,6 @@ use crate::Error;
 use crate::model::{self, Enqueued, Envelope, Offline, Origin};
 
 impl SqliteCatalog {
-    pub(crate) async fn enqueue(
-        &self,
-        recipient: &str,
-        message: &Envelope,
-    ) -> Result<Enqueued, Error> {
-        let mut answers = self
-            .enqueue_all(recipient, std::slice::from_ref(message))
-            .await?;
-        answers.pop().expect("one answer per message")
-    }
-
     pub(crate) async fn enqueue_all(
         &self,
         recipient: &str,
