@@ -123,6 +123,17 @@ pub fn group_sub(filter: &str, name: &str) -> u32 {
     (h as u32) | 0x8000_0000
 }
 
+/// The id to join `group` (filter, name) under, where `taken` says which
+/// ids are held already: its [`group_sub`] hash, or the next free one past
+/// it (never the outbox's).
+pub fn free_group_sub(filter: &str, name: &str, taken: impl Fn(u32) -> bool) -> u32 {
+    let mut id = group_sub(filter, name);
+    while taken(id) {
+        id = id.wrapping_add(1) | 0x8000_0000;
+    }
+    id
+}
+
 fn fnv1a(bytes: impl Iterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {

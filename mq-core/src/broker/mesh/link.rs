@@ -26,7 +26,7 @@ use crate::broker::timers::Timer;
 use crate::framing::stream::{Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, LINK_PREFIX, group_sub, mesh_producer};
+use crate::wire::mesh::{Interest, LINK_PREFIX, free_group_sub, mesh_producer};
 use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
 pub(crate) use credit::{link_credit, offline_page};
 use encode::Unsent;
@@ -487,18 +487,14 @@ impl LinkConn {
             .map(|(&id, _)| id)
     }
 
-    /// An id to join `group` of `filter` under: the one it has, or its
-    /// [`group_sub`] hash, probing past the ids other groups hold (ids are
+    /// An id to join `group` of `filter` under: the one it has, or the
+    /// first [`free_group_sub`] past the ids other groups hold (ids are
     /// this link's own: every `Welcome` joins its groups anew).
     fn group_id(&self, filter: &str, group: &str) -> u32 {
         if let Some(id) = self.joined_as(filter, group) {
             return id;
         }
-        let mut id = group_sub(filter, group);
-        while self.joined.contains_key(&id) {
-            id = id.wrapping_add(1) | 0x8000_0000;
-        }
-        id
+        free_group_sub(filter, group, |id| self.joined.contains_key(&id))
     }
 
     /// The router's answers to the link's publishes become acks and nacks.

@@ -7,14 +7,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::Router;
-use super::subscribe::MAX_GROUP_NAME;
+use super::subscribe::valid_group_name;
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
 use crate::time::Instant;
 use crate::topic::Filter;
 use crate::wire::QoS;
-use crate::wire::mesh::{NODE_PREFIX, group_sub};
+use crate::wire::mesh::{NODE_PREFIX, free_group_sub};
 
 impl Router {
     /// Adds `interest` (filter, group), from the catalog, to the interest
@@ -98,7 +98,7 @@ impl Router {
 
     /// Peer session `session` (`client`) joins group `name` of `filter`
     /// from the catalog, unless it is a member: under the id its link
-    /// would first try (its [`group_sub`] hash, past the ids it holds), and
+    /// would first try ([`free_group_sub`] past the ids it holds), and
     /// not active, as a resumed membership waits for its link to join
     /// again (its snapshot's end drops it if the link does not). A peer
     /// `away` does not join a group others serve: it would leave it at once
@@ -111,8 +111,7 @@ impl Router {
         name: &str,
         away: bool,
     ) {
-        let printable = name.bytes().all(|b| (0x21..=0x7e).contains(&b));
-        if name.is_empty() || name.len() > MAX_GROUP_NAME || !printable {
+        if !valid_group_name(name) {
             self.stats.protocol_errors += 1;
             return;
         }
@@ -132,10 +131,7 @@ impl Router {
         if member {
             return;
         }
-        let mut id = group_sub(filter.as_str(), name);
-        while s.subs.contains_key(&id) {
-            id = id.wrapping_add(1) | 0x8000_0000;
-        }
+        let id = free_group_sub(filter.as_str(), name, |id| s.subs.contains_key(&id));
         let credit = link_credit(&self.cfg);
         let qos = QoS::AtLeastOnce;
         let key = self.add_subscription(session, id, filter, Some(name), qos, credit, None);

@@ -16,7 +16,15 @@ use crate::time::Instant;
 use crate::topic::{Filter, Topic};
 use crate::wire::{QoS, Reason, Start};
 
-pub(super) const MAX_GROUP_NAME: usize = 64;
+const MAX_GROUP_NAME: usize = 64;
+
+/// Whether `name` may name a group: 1 to [`MAX_GROUP_NAME`] printable ASCII
+/// bytes, no spaces.
+pub(super) fn valid_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_GROUP_NAME
+        && name.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
 
 impl Router {
     pub(super) fn subscribe(&mut self, conn: ConnId, session: Key, now: Instant, s: Subscribe<'_>) {
@@ -24,11 +32,7 @@ impl Router {
         let Ok(filter) = Filter::new(s.filter) else {
             return reject(self, Reason::InvalidFilter);
         };
-        if let Some(g) = s.group
-            && (g.is_empty()
-                || g.len() > MAX_GROUP_NAME
-                || g.bytes().any(|b| !(0x21..=0x7e).contains(&b)))
-        {
+        if s.group.is_some_and(|g| !valid_group_name(g)) {
             return reject(self, Reason::InvalidFilter);
         }
         let Some(sess) = self.sessions.get(session) else {

@@ -260,3 +260,15 @@ fn an_away_peer_listed_with_a_group_others_serve_does_not_join_it() {
     assert_eq!(h.records.len(), logged);
     assert!(h.b.peer_groups("b").is_empty());
 }
+
+#[test]
+fn a_group_from_the_catalog_is_named_as_a_subscribe_names_it() {
+    let mut h = H::new(Config::default());
+    let long = "g".repeat(65);
+    h.b.set_live_interest(h.now, "b", &[("t", Some(long.as_str()))]);
+    assert_eq!(h.b.stats().protocol_errors, 1);
+    assert!(h.b.peer_groups("b").is_empty());
+    let longest = "g".repeat(64);
+    h.b.set_live_interest(h.now, "b", &[("t", Some(longest.as_str()))]);
+    assert_eq!(h.b.peer_groups("b"), [("t".into(), longest)]);
+}
