@@ -235,16 +235,23 @@ fn large_publish_is_fragmented_without_interleaving() {
     );
 }
 
-#[test]
-fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
+/// A session with a publish queued before `Welcome` that cannot fit the
+/// broker's 100-byte frames (its topic alone is 200 bytes): its id.
+fn unsendable_queued() -> (T, u32) {
     let mut t = T::new(config(), 8192, 4096);
     let long_topic = "t".repeat(200);
     let id =
         t.s.publish(t.now, &long_topic, b"x", &PublishOptions::default())
             .unwrap();
     t.handshake(false, limits(100, 0));
+    (t, id.0)
+}
+
+#[test]
+fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
+    let (mut t, id) = unsendable_queued();
     assert!(t.tx().is_empty());
-    assert_eq!(t.ev(), [Ev::PublishRejected(id.0, Reason::MessageTooLarge)]);
+    assert_eq!(t.ev(), [Ev::PublishRejected(id, Reason::MessageTooLarge)]);
     assert_eq!(t.s.outbox_len(), 0);
 }
 
@@ -252,15 +259,10 @@ fn publish_that_cannot_fit_a_smaller_broker_is_rejected_locally() {
 fn close_is_sent_past_a_publish_that_cannot_fit_the_broker() {
     // Closed before the unsendable publish was rejected: it is rejected
     // then, and the Close goes (not held behind a publish that never starts).
-    let mut t = T::new(config(), 8192, 4096);
-    let long_topic = "t".repeat(200);
-    let id =
-        t.s.publish(t.now, &long_topic, b"x", &PublishOptions::default())
-            .unwrap();
-    t.handshake(false, limits(100, 0));
+    let (mut t, id) = unsendable_queued();
     t.s.close(t.now);
     assert_eq!(kinds(&t.tx()), ["close"]);
-    let rejected = Ev::PublishRejected(id.0, Reason::MessageTooLarge);
+    let rejected = Ev::PublishRejected(id, Reason::MessageTooLarge);
     assert_eq!(t.ev(), [rejected, Ev::Closed]);
 }
 
