@@ -20,7 +20,7 @@ use mq_std::client::{Client, Connector, Error, State, SubscribeOptions};
 use mq_std::core::framing::Framing;
 use mq_std::server::ServerControl;
 use support::*;
-use tokio::io::DuplexStream;
+use tokio::io::{BufWriter, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -136,6 +136,43 @@ async fn reconnects_through_its_connector() {
         assert!(opened.load(Ordering::SeqCst) >= 2);
         assert!(client.stats().session.reconnects >= 1);
         assert_eq!(srv.control().accepted(), 0, "a connection came over TCP");
+        client.close().await;
+    })
+    .await;
+    srv.shutdown().await.unwrap();
+}
+
+/// In-memory pipes attached to a server behind a writer that keeps what it
+/// is given until it is flushed (8 KiB, more than a session's first frames).
+struct Buffered(ServerControl);
+
+impl Connector for Buffered {
+    type Stream = BufWriter<DuplexStream>;
+
+    async fn connect(&self) -> io::Result<BufWriter<DuplexStream>> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        if !self.0.attach(server, Framing::Stream, "buffered".into()) {
+            return Err(io::ErrorKind::ConnectionRefused.into());
+        }
+        Ok(BufWriter::new(client))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_s_buffering_stream_is_flushed() {
+    let srv = default_server().await;
+    within(async {
+        let opts = options(srv.local_addr());
+        let client = Client::connect_with(opts, Buffered(srv.control()))
+            .await
+            .unwrap();
+        let mut sub = client
+            .subscribe("t", &SubscribeOptions::default())
+            .await
+            .unwrap();
+        client.publish("t", "1", &qos1()).await.unwrap();
+        let m = sub.next().await.unwrap();
+        assert_eq!(&m.payload[..], b"1");
         client.close().await;
     })
     .await;
