@@ -4,10 +4,11 @@
 //! **Handing on.** A peer the adapter reports away ([`Broker::node_away`]:
 //! the roster's `Forget`) keeps its link session here, with its interest and
 //! outbox. It leaves each group that others serve (they take its jobs); of a
-//! group it alone served it stays the member, so the group's messages wait
-//! here for it (or for a member joining) rather than being dropped with the
-//! group. Each message in its outbox, and each new one its
-//! interest matches, becomes an [`OfflineItem`] the adapter takes with
+//! group it alone served it stays the member, so the group's messages are
+//! kept for it rather than dropped with the group. Each message in its
+//! outbox or in a group it alone serves here (marked with the group, see
+//! [`OfflineItem::origin`]), and each new one its interest matches,
+//! becomes an [`OfflineItem`] the adapter takes with
 //! [`Broker::poll_offline`] and stores in the catalog's queue of the
 //! recipient (idempotent on the origin: this node, its run and the message's
 //! id). Only QoS 1 messages are handed on: a QoS 0 one in the outbox of a

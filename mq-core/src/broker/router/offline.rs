@@ -44,8 +44,9 @@ impl Router {
 
     /// A session away leaves each group others serve: they take its jobs.
     /// It stays the last member of a group it alone served, so the group's
-    /// messages (those waiting, and those published meanwhile) wait for it
-    /// as for any member away, rather than being dropped with the group.
+    /// messages (those waiting, and those published meanwhile) are kept for
+    /// it as for any member away, rather than dropped with the group (a
+    /// peer's go to its catalog queue: `hand_on_queues`).
     pub(super) fn leave_groups(&mut self, session: Key, now: Instant) {
         let Some(s) = self.sessions.get(session) else {
             return;
