@@ -1,10 +1,12 @@
 //! The driver against the broker state machine, with no sockets: a tiny adapter
 //! moves bytes between them on a virtual clock, like the real loops do.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use mq_core::broker::{Broker, Config as BrokerConfig, ConnId};
 use mq_core::wire::QoS;
 
