@@ -29,8 +29,9 @@ pub struct Entry {
 }
 
 /// The model catalog: interest rows, and offline queues by recipient,
-/// idempotent on (origin, id) while queued.
-#[derive(Default)]
+/// idempotent on (origin, id) while queued, each holding at most
+/// `capacity` messages (it answers `Full` past that, as the real ones do at
+/// their queue limit).
 pub struct Catalog {
     /// (session, node, filter, group).
     interest: BTreeSet<(String, String, String, Option<String>)>,
@@ -40,9 +41,28 @@ pub struct Catalog {
     /// Of those, a group's jobs.
     pub group_stored: u64,
     pub failures: u64,
+    pub capacity: usize,
+    /// The messages a full queue refused while their recipient was away
+    /// (as its sender saw it): (recipient, group, publisher, seq). Its
+    /// sessions may never see them (the sender drops them).
+    pub refused: BTreeSet<(String, Option<String>, u8, u32)>,
 }
 
 impl Catalog {
+    /// A catalog whose queues hold at most `capacity` messages each.
+    pub fn new(capacity: usize) -> Catalog {
+        Catalog {
+            interest: BTreeSet::new(),
+            queues: BTreeMap::new(),
+            next_qid: 0,
+            stored: 0,
+            group_stored: 0,
+            failures: 0,
+            capacity,
+            refused: BTreeSet::new(),
+        }
+    }
+
     /// Whether node `node` wrote its interest in `filter` (as a member of
     /// `group`).
     pub fn lists(&self, node: &str, filter: &str, group: Option<&str>) -> bool {
@@ -187,8 +207,7 @@ impl Round<'_> {
                 continue;
             }
             for item in run {
-                self.store(&name, item);
-                batch.handle(Handed::Stored);
+                batch.handle(self.store(&name, item));
             }
         }
         let broker = &mut self.world.nodes[self.n].broker;
@@ -199,20 +218,36 @@ impl Round<'_> {
     }
 
     /// Stores `item` of node `name` in its recipient's queue, unless the
-    /// queue holds it.
-    fn store(&mut self, name: &str, item: OfflineItem) {
+    /// queue holds it; refuses it when the queue is full.
+    fn store(&mut self, name: &str, item: OfflineItem) -> Handed {
         let n = self.n;
-        self.world.log(|| {
-            let p = &item.payload;
-            let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
-            let g = item.group.as_ref().map(|(_, g)| format!(" (group {g})"));
-            let g = g.unwrap_or_default();
-            format!("node {n}: stores {}/{seq} for {}{g}", p[0], item.recipient)
-        });
+        let (publisher, seq) = (item.payload[0], sequence(&item.payload));
+        let group = item.group.as_ref().map(|(_, g)| g.clone());
         let catalog = &mut *self.catalog;
         let origin = item.origin(name);
-        let queue = catalog.queues.entry(item.recipient).or_default();
-        if !queue.iter().any(|e| e.origin == origin && e.id == item.id) {
+        let queue = catalog.queues.entry(item.recipient.clone()).or_default();
+        let queued = queue.iter().any(|e| e.origin == origin && e.id == item.id);
+        let full = !queued && queue.len() >= catalog.capacity;
+        self.world.log(|| {
+            let g = group.as_ref().map(|g| format!(" (group {g})"));
+            let g = g.unwrap_or_default();
+            let what = if full { "full for" } else { "stores" };
+            format!(
+                "node {n}: {what} {publisher}/{seq} for {}{g}",
+                item.recipient
+            )
+        });
+        if full {
+            // Only a peer away may lose it: one merely out of reach keeps
+            // it at the sender until there is room or a link.
+            let away =
+                (self.adapter.away.iter()).any(|&m| self.world.nodes[m].name == item.recipient);
+            if away {
+                (catalog.refused).insert((item.recipient, group, publisher, seq));
+            }
+            return Handed::Full;
+        }
+        if !queued {
             catalog.next_qid += 1;
             catalog.stored += 1;
             catalog.group_stored += u64::from(item.group.is_some());
@@ -225,6 +260,7 @@ impl Round<'_> {
                 payload: item.payload,
             });
         }
+        Handed::Stored
     }
 
     /// Acks the page drained before once its publishes are stored (the
@@ -276,9 +312,8 @@ impl Round<'_> {
             };
             let result = broker.deliver_offline(now, &m);
             if self.world.trace {
-                let p = &e.payload;
-                let seq = u32::from_le_bytes(p[1..5].try_into().unwrap());
-                println!("node {n}: drains q{} {}/{seq}: {result:?}", e.qid, p[0]);
+                let (p, seq) = (e.payload[0], sequence(&e.payload));
+                println!("node {n}: drains q{} {p}/{seq}: {result:?}", e.qid);
             }
             ids.push(e.qid);
             results.push(result);
@@ -287,4 +322,9 @@ impl Round<'_> {
             self.adapter.page = Some((ids, results));
         }
     }
+}
+
+/// The sequence number in a simulation payload (after its publisher byte).
+fn sequence(payload: &[u8]) -> u32 {
+    u32::from_le_bytes(payload[1..5].try_into().expect("a simulation payload"))
 }
