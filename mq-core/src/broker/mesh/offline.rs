@@ -143,7 +143,7 @@ pub struct OfflineItem {
     pub meta: Vec<u8>,
     /// The payload.
     pub payload: Vec<u8>,
-    /// How long it may still wait, when it has a TTL.
+    /// How long it may still wait, when it has a TTL (at least 1 ms).
     pub ttl: Option<Duration>,
     /// The group (filter, name) it is a job of, when it is not for the
     /// peer's fan-out subscriptions: a group only the peer serves.

@@ -287,7 +287,7 @@ impl Router {
             let handed = core::mem::take(&mut p.handed);
             p.failed.extend(handed.into_values());
         }
-        self.requeue_failed(session);
+        self.requeue_failed(session, now);
         self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
         self.snapshot_not_due(peer, now);

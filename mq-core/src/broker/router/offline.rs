@@ -4,6 +4,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use super::{Holds, Router, queue_in};
 use crate::broker::command::{Output, Publish, Via};
@@ -18,6 +19,11 @@ use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::wire::mesh::{NODE_PREFIX, mesh_producer};
 use crate::wire::{Dedup, Meta, QoS, Reason};
+
+/// The shortest TTL an item is handed on with: catalogs keep TTLs in whole
+/// milliseconds and refuse 0, which failed the whole call and the batch's
+/// rest with it (a message with less left expires in the catalog instead).
+const MIN_TTL: Duration = Duration::from_millis(1);
 
 impl Router {
     /// Marks node `peer` away (see `Broker::node_away`).
@@ -54,9 +60,7 @@ impl Router {
         let (client, persistent) = (s.client.clone(), s.persistent);
         let served_by_others = |k: &Key| {
             let group = self.subs.get(*k).and_then(|x| x.group);
-            group
-                .and_then(|g| self.groups.get(g))
-                .is_some_and(|g| g.members.iter().any(|m| m != k))
+            group.is_some_and(|g| !self.served_only_by(g, session))
         };
         let groups: Vec<(u32, Key)> = (s.subs.iter())
             .filter(|(_, k)| served_by_others(k))
@@ -108,7 +112,7 @@ impl Router {
         if !p.handed.is_empty() {
             return;
         }
-        self.requeue_failed(session);
+        self.requeue_failed(session, now);
         self.mesh.away.peers.remove(&session);
         // Its outbox, and the groups it alone serves, deliver on its link.
         for target in self.hand_on_queues(session) {
@@ -130,8 +134,10 @@ impl Router {
     }
 
     /// The items the catalog did not store go back to the front of their
-    /// queues (the outbox, groups only the peer serves), in order.
-    pub(super) fn requeue_failed(&mut self, session: Key) {
+    /// queues (the outbox, groups only the peer serves), in order, and each
+    /// queue is offered to its subscribers: a group may have gained a
+    /// member here while they were away.
+    pub(super) fn requeue_failed(&mut self, session: Key, now: Instant) {
         let Some(p) = self.mesh.away.peers.get_mut(&session) else {
             return;
         };
@@ -149,6 +155,7 @@ impl Router {
                 queue.requeue_front(items);
                 self.stats.current_queued += n;
             }
+            self.pump(target, now);
         }
     }
 
@@ -175,7 +182,7 @@ impl Router {
             self.not_away(session, now);
             return None;
         }
-        self.requeue_failed(session);
+        self.requeue_failed(session, now);
         let s = self.sessions.get(session)?;
         let recipient = String::from(s.client.strip_prefix(NODE_PREFIX)?);
         for target in self.hand_on_queues(session) {
@@ -194,12 +201,25 @@ impl Router {
             return Vec::new();
         };
         let outbox = s.subs.get(&OUTBOX_SUB).map(|&k| Target::Sub(k));
-        let alone = s.subs.values().filter_map(|&k| {
-            let g = self.subs.get(k)?.group?;
-            let members = &self.groups.get(g)?.members;
-            (members.as_slice() == [k]).then_some(Target::Group(g))
-        });
-        outbox.into_iter().chain(alone).collect()
+        let mut queues: Vec<Target> = outbox.into_iter().collect();
+        for &k in s.subs.values() {
+            let Some(g) = self.subs.get(k).and_then(|x| x.group) else {
+                continue;
+            };
+            let target = Target::Group(g);
+            if self.served_only_by(g, session) && !queues.contains(&target) {
+                queues.push(target);
+            }
+        }
+        queues
+    }
+
+    /// Whether every member of group `g` here is a subscription of
+    /// `session` (a session may hold more than one).
+    fn served_only_by(&self, g: Key, session: Key) -> bool {
+        self.groups.get(g).is_some_and(|group| {
+            (group.members.iter()).all(|&m| self.subs.get(m).is_some_and(|x| x.session == session))
+        })
     }
 
     /// The next item of queue `target` for the peer, if any may go now. A
@@ -251,7 +271,8 @@ impl Router {
                 topic: String::from(view.topic),
                 meta: q.msg.encoded_tail().0.to_vec(),
                 payload: view.payload.to_vec(),
-                ttl: q.msg.expires_at.map(|at| at - now),
+                // At least a millisecond: catalogs keep whole ones.
+                ttl: (q.msg.expires_at).map(|at| (at - now).max(MIN_TTL)),
                 group: group.clone(),
             };
             queue.mark_inflight(q.msg.payload_len);

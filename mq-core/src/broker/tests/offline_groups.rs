@@ -89,6 +89,37 @@ fn a_message_for_the_outbox_and_a_group_is_handed_on_twice_one_after_the_other()
 }
 
 #[test]
+fn a_peer_with_two_memberships_of_a_group_it_alone_serves_keeps_them_when_away() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "b", &[]);
+    h.subscribe(n, GROUP_SUB, "t", Some("g"), 8);
+    h.subscribe(n, GROUP_SUB + 1, "t", Some("g"), 8);
+    h.b.handle_closed(n, h.now);
+    h.b.node_away(h.now, "b");
+    h.drain();
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1, "the group stays b's: its job is handed on");
+    assert_eq!(items[0].group, Some(("t".into(), "g".into())));
+}
+
+#[test]
+fn an_item_with_less_than_a_millisecond_left_is_handed_on_with_one() {
+    // The catalogs keep TTLs in whole milliseconds and refuse 0.
+    let (mut h, p) = away_member(&[]);
+    let meta = Meta {
+        ttl_ms: Some(1),
+        ..Meta::default()
+    };
+    h.publish_with(p, 1, "t", QoS::AtLeastOnce, None, meta, b"job");
+    h.now += Duration::from_micros(400);
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].ttl, Some(Duration::from_millis(1)));
+}
+
+#[test]
 fn a_group_with_a_member_here_is_not_handed_on() {
     let (mut h, p) = away_member(&[]);
     let (w, _) = h.connect("w", SessionMode::Resume);
@@ -107,6 +138,24 @@ fn a_forgotten_peer_s_group_jobs_on_their_way_to_the_catalog_go_back_to_the_grou
     h.subscribe(w, 1, "t", Some("g"), 8);
     assert!(h.deliveries(w).is_empty(), "on its way to the catalog");
     assert!(h.b.forget_node(h.now, "b"));
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(w)), [b"job"]);
+    h.b.check_invariants().unwrap();
+}
+
+#[test]
+fn a_group_s_job_the_catalog_did_not_store_goes_to_a_member_that_joined_meanwhile() {
+    let (mut h, p) = away_member(&[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    assert!(h.deliveries(w).is_empty(), "on its way to the catalog");
+    h.b.handle_offline_failed(h.now, "b", items[0].id);
+    h.now += OFFLINE_RETRY;
+    // The next round puts it back in the group, which w now serves.
+    assert!(poll_all(&mut h).is_empty());
     h.drain();
     assert_eq!(payloads(&h.deliveries(w)), [b"job"]);
     h.b.check_invariants().unwrap();
