@@ -280,15 +280,6 @@ impl Router {
         if let Some(conn) = self.sessions.get(session).and_then(|s| s.conn) {
             self.end_with(conn, now, Output::Close(Reason::Normal));
         }
-        if let Some(p) = self.mesh.away.peers.get_mut(&session) {
-            // What is on its way to the catalog goes back to its queue: a
-            // group's jobs to the group (a member may have joined since),
-            // the outbox's to go with the session.
-            let handed = core::mem::take(&mut p.handed);
-            p.failed.extend(handed.into_values());
-        }
-        self.requeue_failed(session, now);
-        self.mesh.away.peers.remove(&session);
         self.destroy_session(session, true, now);
         self.snapshot_not_due(peer, now);
         true

@@ -133,6 +133,19 @@ impl Router {
             .is_some_and(|p| !p.handed.is_empty() || !p.failed.is_empty())
     }
 
+    /// A peer session ends (forgotten, replaced, expired): what is on its
+    /// way to the catalog goes back to its queue, a group's jobs to the
+    /// group (a member may have joined since), the outbox's to go with the
+    /// session.
+    pub(super) fn return_handed(&mut self, session: Key, now: Instant) {
+        let Some(p) = self.mesh.away.peers.get_mut(&session) else {
+            return;
+        };
+        let handed = core::mem::take(&mut p.handed);
+        p.failed.extend(handed.into_values());
+        self.requeue_failed(session, now);
+    }
+
     /// The items the catalog did not store go back to the front of their
     /// queues (the outbox, groups only the peer serves), in order, and each
     /// queue is offered to its subscribers: a group may have gained a

@@ -155,6 +155,7 @@ impl Router {
     /// back to their groups.
     pub(super) fn destroy_session(&mut self, session: Key, record: bool, now: Instant) {
         self.requeue_inflight(session, now);
+        self.return_handed(session, now);
         // The session ends: a will still waiting for its delay goes out now.
         let will = self.take_will(session);
         let Some(mut s) = self.sessions.remove(session) else {

@@ -162,6 +162,21 @@ fn a_group_s_job_the_catalog_did_not_store_goes_to_a_member_that_joined_meanwhil
 }
 
 #[test]
+fn a_peer_session_replaced_clean_gives_its_group_jobs_on_their_way_back_to_the_group() {
+    let (mut h, p) = away_member(&[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    assert_eq!(poll_all(&mut h).len(), 1);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    // A clean connect under the peer's id ends its session: not only
+    // forget_node does.
+    h.connect("$node.b", SessionMode::Clean);
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(w)), [b"job"]);
+    h.b.check_invariants().unwrap();
+}
+
+#[test]
 fn a_group_s_job_from_the_catalog_goes_to_that_group_s_members_only() {
     let mut h = H::new(Config::default());
     let (s, _) = h.connect("s", SessionMode::Resume);
