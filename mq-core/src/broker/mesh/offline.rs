@@ -247,6 +247,9 @@ pub(crate) struct AwayPeer {
 #[derive(Default)]
 pub(crate) struct Away {
     pub peers: Map<Key, AwayPeer>,
+    /// The peer whose items were handed on last, and how many in a row:
+    /// after a batch's worth ([`OFFLINE_BATCH`]) the next peer's turn.
+    pub turn: Option<(Key, usize)>,
     /// The nodes the catalog listed interest of last time (see
     /// [`Broker::handle_catalog_listing`]).
     pub listed: alloc::collections::BTreeSet<String>,

@@ -12,7 +12,7 @@ use crate::broker::mesh::link::OUTBOX_SUB;
 use crate::broker::mesh::offline::{
     OfflineError, OfflineMessage, OfflineTicket, split_offline_origin,
 };
-use crate::broker::mesh::{OFFLINE_RETRY, OfflineItem};
+use crate::broker::mesh::{OFFLINE_BATCH, OFFLINE_RETRY, OfflineItem};
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
 use crate::broker::timers::Target;
@@ -172,12 +172,26 @@ impl Router {
         }
     }
 
-    /// The next item to hand on for a peer that is away.
+    /// The next item to hand on for a peer that is away. Peers take turns,
+    /// a batch's worth each (items of one peer in a row, stored in one
+    /// catalog call): one whose outbox refills as fast as the catalog
+    /// takes it does not keep the others' outboxes filling.
     pub(crate) fn poll_offline(&mut self, now: Instant) -> Option<OfflineItem> {
         self.hand_on_unreachable(now);
-        let peers: Vec<Key> = self.mesh.away.peers.keys().copied().collect();
+        let mut peers: Vec<Key> = self.mesh.away.peers.keys().copied().collect();
+        peers.sort_unstable();
+        if let Some((last, n)) = self.mesh.away.turn {
+            let at = peers.partition_point(|&k| k < last);
+            let done = n >= OFFLINE_BATCH && peers.get(at) == Some(&last);
+            peers.rotate_left(at + usize::from(done));
+        }
         for session in peers {
             if let Some(item) = self.next_offline(session, now) {
+                let n = match self.mesh.away.turn {
+                    Some((last, n)) if last == session && n < OFFLINE_BATCH => n + 1,
+                    _ => 1,
+                };
+                self.mesh.away.turn = Some((session, n));
                 return Some(item);
             }
         }

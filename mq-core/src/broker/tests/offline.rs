@@ -285,3 +285,35 @@ fn an_item_that_failed_goes_out_on_the_link_of_a_peer_back_meanwhile() {
     assert_eq!(payloads(&h.deliveries(n)), [b"x"]);
     assert!(h.b.away_nodes().is_empty());
 }
+
+#[test]
+fn away_peers_take_turns_a_batch_at_a_time() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    for peer in ["a", "b"] {
+        let n = peer_links(&mut h, peer, &["t"]);
+        h.b.handle_closed(n, h.now);
+        h.b.node_away(h.now, peer);
+    }
+    h.drain();
+    for i in 0..2 * OFFLINE_BATCH as u32 {
+        h.publish(p, i + 1, "t", QoS::AtLeastOnce, b"m");
+    }
+    // Each batch stores what the catalog takes; the outboxes refill as
+    // fast. The first batch is one peer's, the next the other's.
+    let now = h.now;
+    let mut batch = || -> Vec<String> {
+        let items: Vec<_> = (0..OFFLINE_BATCH)
+            .filter_map(|_| h.b.poll_offline(now))
+            .collect();
+        for i in &items {
+            h.b.handle_offline_stored(now, &i.recipient, i.id);
+        }
+        items.into_iter().map(|i| i.recipient).collect()
+    };
+    let (first, second) = (batch(), batch());
+    assert!(first.iter().all(|r| *r == first[0]), "one run: {first:?}");
+    assert!(second.iter().all(|r| *r == second[0]));
+    assert_eq!(first.len(), OFFLINE_BATCH);
+    assert_ne!(first[0], second[0], "the other peer's turn");
+}
