@@ -252,8 +252,12 @@ impl Catalog {
     /// [`enqueue`](Self::enqueue) of it would have answered after those
     /// before it, [`Error::QueueFull`] for one that found the queue full.
     /// An error of the call itself (the backend cannot be reached, a
-    /// message that is not valid) stores none of them. One commit for all:
-    /// far cheaper per message than a call each.
+    /// message that is not valid) stores none of them on SQLite and
+    /// PostgreSQL (the transaction rolls back); on Redis a script that
+    /// fails part-way (out of memory) keeps those it stored before. Either
+    /// way the call may be made again: enqueueing is idempotent per
+    /// origin. One commit for all: far cheaper per message than a call
+    /// each.
     pub async fn enqueue_all(
         &self,
         recipient: &str,

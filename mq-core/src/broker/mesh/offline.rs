@@ -86,12 +86,21 @@
 //! **Order.** Items are handed on in outbox order, and the catalog keeps a
 //! recipient's queue in enqueue order: an adapter that stores one item after
 //! the other and drains in queue order keeps the order per publisher and
-//! topic along the catalog path. Along the link path too: a peer's outbox
-//! does not deliver on its link while items handed on are not answered, and
-//! those the catalog did not store go out first, in outbox order. Across
+//! topic along the catalog path. Along the link path too, for the outbox:
+//! a peer's outbox does not deliver on its link while items handed on are
+//! not answered, and those the catalog did not store go out first, in
+//! outbox order (a group's jobs are not held so: newer ones may go out on
+//! the link while older ones are on their way to the catalog). Across
 //! paths it does not hold: messages a publisher's node forwards over the
 //! link once the peer is back may overtake older ones still waiting in the
 //! catalog.
+//!
+//! **A group's job twice.** A catalog call whose outcome is unknown (it
+//! timed out after its commit) is answered as failed, and its group jobs
+//! go back to their group: a member here that joined meanwhile gets the
+//! job, and the peer drains the catalog's copy too. Two members of one
+//! group then each get it once, as at-least-once allows; a fan-out
+//! message is deduplicated at the peer as usual.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -335,9 +344,11 @@ impl Broker {
         self.router.offline_stored(recipient, id, now);
     }
 
-    /// The catalog did not store the item (its queue is full, or it cannot be
-    /// reached): it goes back to the front of the outbox, to be offered
-    /// again after [`OFFLINE_RETRY`].
+    /// The catalog did not store the item (it cannot be reached, or did not
+    /// answer): it goes back to the front of its queue (the outbox, or the
+    /// group it came from), with the others that failed, in order, to be
+    /// offered again after [`OFFLINE_RETRY`]. A full queue is
+    /// [`handle_offline_full`](Self::handle_offline_full).
     pub fn handle_offline_failed(&mut self, now: Instant, recipient: &str, id: u64) {
         self.router.offline_failed(recipient, id, now);
     }
