@@ -51,6 +51,9 @@ impl Instant {
     }
 
     /// `self` plus `micros` microseconds, saturating at the end of time.
+    // Out of line on devices: a saturating 64-bit add at each caller
+    // (`saturating_add` marked so instead made the firmware larger).
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) const fn saturating_add_micros(self, micros: u64) -> Instant {
         Instant {
             micros: self.micros.saturating_add(micros),

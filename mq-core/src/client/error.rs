@@ -13,12 +13,20 @@ pub enum ConfigError {
     TokenTooLong,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ConfigError {
+    /// What went wrong, in a few words (what `Display` writes): for a
+    /// device that prints it without linking the formatter's call.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             ConfigError::ClientIdTooLong => "client id too long",
             ConfigError::TokenTooLong => "token too long",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -71,13 +79,21 @@ pub enum PublishError {
     OutboxFull,
 }
 
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl PublishError {
+    /// What went wrong, in a few words (what `Display` writes): for a
+    /// device that prints it without linking the formatter's call.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             PublishError::InvalidTopic => "invalid topic",
             PublishError::TooLarge => "message too large",
             PublishError::OutboxFull => "outbox full",
-        })
+        }
+    }
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -99,14 +115,22 @@ pub enum SubscribeError {
     TableFull,
 }
 
-impl fmt::Display for SubscribeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl SubscribeError {
+    /// What went wrong, in a few words (what `Display` writes): for a
+    /// device that prints it without linking the formatter's call.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             SubscribeError::InvalidFilter => "invalid filter",
             SubscribeError::FilterTooLong => "filter too long",
             SubscribeError::InvalidGroup => "invalid group name",
             SubscribeError::TableFull => "subscription table full",
-        })
+        }
+    }
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -148,12 +172,20 @@ pub enum AckError {
     Stale,
 }
 
-impl fmt::Display for AckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl AckError {
+    /// What went wrong, in a few words (what `Display` writes): for a
+    /// device that prints it without linking the formatter's call.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             AckError::Unknown => "unknown delivery",
             AckError::Stale => "delivery from an earlier connection",
-        })
+        }
+    }
+}
+
+impl fmt::Display for AckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

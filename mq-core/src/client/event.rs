@@ -351,7 +351,9 @@ where
                 last: head.last,
             }));
         }
-        let delivery = Delivery {
+        // Built where it is returned: a `Delivery` built first and moved
+        // into its event was a copy of it.
+        let delivery = || Delivery {
             id,
             sub,
             topic: view.topic,
@@ -361,14 +363,13 @@ where
             meta: view.meta,
             payload: view.data,
         };
-        Some(if reply {
-            Event::Reply {
+        if reply {
+            return Some(Event::Reply {
                 id: RequestId(correlation_id(view.meta.correlation).unwrap_or(0)),
-                delivery,
-            }
-        } else {
-            Event::Message(delivery)
-        })
+                delivery: delivery(),
+            });
+        }
+        Some(Event::Message(delivery()))
     }
 
     /// Queues an event for the application (counted when the queue overflows).

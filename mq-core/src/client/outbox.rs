@@ -312,12 +312,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         self.cursor < self.tail
     }
 
-    /// The next record to transmit and how many of its payload bytes went out.
-    pub(crate) fn next(&self) -> Option<(Record<'_>, u64)> {
+    /// The next record to transmit ([`next_sent`](Self::next_sent) says how
+    /// much of it went out). Returned as read: a record paired with its count
+    /// was a copy of it.
+    pub(crate) fn next(&self) -> Option<Record<'_>> {
         if self.cursor >= self.tail {
             return None;
         }
-        self.record(self.cursor).map(|r| (r, self.frag_sent))
+        self.record(self.cursor)
+    }
+
+    /// How many payload bytes of the next record to transmit went out.
+    pub(crate) fn next_sent(&self) -> u64 {
+        self.frag_sent
     }
 
     /// Records that `sent` payload bytes of the record at `at` (the cursor record)
@@ -480,7 +487,7 @@ mod tests {
     fn send_all(o: &mut Outbox<[u8; 256]>) -> [u32; 8] {
         let mut ids = [0; 8];
         let mut i = 0;
-        while let Some((r, _)) = o.next() {
+        while let Some(r) = o.next() {
             let (at, total) = (r.at, r.payload.len() as u64);
             ids[i] = r.id;
             i += 1;
@@ -545,7 +552,7 @@ mod tests {
             sendable_within: Some(1024),
         };
         o.push(head, "a", &Meta::default(), &[1]).unwrap();
-        let (r, _) = o.next().unwrap();
+        let r = o.next().unwrap();
         let (at, total) = (r.at, r.payload.len() as u64);
         o.advance(at, total, total);
         assert_eq!(o.next_known_sendable(1023), Some(false));
@@ -560,15 +567,15 @@ mod tests {
         let mut o = Outbox::new([0u8; 256]);
         push(&mut o, 1, QoS::AtMostOnce, 40).unwrap();
         push(&mut o, 2, QoS::AtLeastOnce, 40).unwrap();
-        let (r, sent) = o.next().unwrap();
+        let (r, sent) = (o.next().unwrap(), o.next_sent());
         assert_eq!((r.id, sent), (1, 0));
         let at = r.at;
         o.advance(at, 10, 40);
-        assert_eq!(o.next().unwrap().1, 10);
+        assert_eq!((o.next().map(|r| r.id), o.next_sent()), (Some(1), 10));
         // QoS 0, and half sent: an ack cannot free it.
         assert!(o.remove_acked(1).is_none());
         o.rewind();
-        assert_eq!(o.next().unwrap().1, 0);
+        assert_eq!((o.next().map(|r| r.id), o.next_sent()), (Some(1), 0));
         assert_eq!(send_all(&mut o)[..2], [1, 2]);
         assert_eq!(o.len(), 1);
         assert!(o.remove(1).is_none());

@@ -149,10 +149,10 @@ where
             if self.outbox.next_known_sendable(max_frame) != Some(false) {
                 return;
             }
-            let Some((rec, sent)) = self.outbox.next() else {
+            let Some(rec) = self.outbox.next() else {
                 return;
             };
-            if sent > 0 || self.fragmenter(&rec).sendable(max_frame as usize) {
+            if self.outbox.next_sent() > 0 || self.fragmenter(&rec).sendable(max_frame as usize) {
                 self.outbox.mark_next_sendable(max_frame);
                 return;
             }

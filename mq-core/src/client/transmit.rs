@@ -111,7 +111,7 @@ where
     #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn write_publish(&self, out: &mut [u8]) -> Option<(Tx, usize)> {
         let max_frame = self.frame_limit()? as usize;
-        let (rec, sent) = self.outbox.next()?;
+        let (rec, sent) = (self.outbox.next()?, self.outbox.next_sent());
         // Most publishes go whole: on hosts measured and written as they
         // are, without the fragmenter's copies of the frame. Devices keep the
         // one path: the other is code more, for speed they do not need.

@@ -197,6 +197,8 @@ impl<'a> Fragmenter<'a> {
     }
 
     /// The message as one frame.
+    // Out of line on devices (with `Session::closed`, 8 bytes less).
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn whole(&self) -> Frame<'a> {
         self.frame(None, self.payload())
     }

@@ -283,7 +283,7 @@ impl<'a> Meta<'a> {
         if bytes == EMPTY_META {
             return Some(Meta::default());
         }
-        codec::decode_exact(bytes).ok()
+        codec::decode_meta(bytes)
     }
 }
 

@@ -310,6 +310,14 @@ pub(crate) fn decode_all<'a, T>(
     }
 }
 
+/// A meta occupying all of `bytes` (as [`decode_exact`], read into the
+/// `Option` returned rather than a `Result` first, which was a copy).
+pub(crate) fn decode_meta(bytes: &[u8]) -> Option<Meta<'_>> {
+    let mut r = Reader::new(bytes);
+    let meta = Meta::read(&mut r);
+    (r.check().is_ok() && r.rest().is_empty()).then_some(meta)
+}
+
 /// Writes `value` into `out`, which must be exactly its
 /// [`encoded_len`] long; false when it is not.
 pub(crate) fn encode_exact<'a, T: Wire<'a>>(value: &T, out: &mut [u8]) -> bool {

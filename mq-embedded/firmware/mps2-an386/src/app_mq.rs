@@ -168,7 +168,7 @@ impl Device {
             topic
         };
         let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
-            eprintln!("error: client id `{}`: {err}", settings.id);
+            eprintln!("error: client id `{}`: {}", settings.id, err.as_str());
             ExitCode::Config
         })?;
         mq.mode = if settings.resume {
@@ -284,7 +284,11 @@ impl Device {
         self.commands_sub = client
             .subscribe(now, &self.command_topic, &options)
             .map_err(|err| {
-                eprintln!("error: subscribe to {}: {err}", self.command_topic);
+                eprintln!(
+                    "error: subscribe to {}: {}",
+                    self.command_topic,
+                    err.as_str()
+                );
                 ExitCode::Config
             })?;
         let mut close_by = deadline;
@@ -314,7 +318,7 @@ impl Device {
                         // when the broker redelivers it.
                         Ok(()) | Err(AckError::Stale) => {}
                         Err(err) => {
-                            eprintln!("error: ack: {err}");
+                            eprintln!("error: ack: {}", err.as_str());
                             return Err(ExitCode::Mismatch);
                         }
                     },
@@ -395,7 +399,7 @@ impl Device {
                     return Ok(());
                 }
                 Err(err) => {
-                    eprintln!("error: publish telemetry {n}: {err}");
+                    eprintln!("error: publish telemetry {n}: {}", err.as_str());
                     return Err(ExitCode::Config);
                 }
             }
