@@ -50,8 +50,8 @@ impl Record<'_> {
 
     /// The fields a message record has before its message, and the message;
     /// `None` for a record that holds none.
-    fn write_message_head<S: Sink>(&self, s: &mut S) -> Option<MessageRecord<'_>> {
-        match *self {
+    fn write_message_head<S: Sink>(&self, s: &mut S) -> Option<&MessageRecord<'_>> {
+        match self {
             Record::Message(m) => {
                 s.varint(MESSAGE);
                 Some(m)
@@ -63,7 +63,7 @@ impl Record<'_> {
             } => {
                 s.varint(MESSAGE_ONCE);
                 s.bytes(client.as_bytes());
-                s.varint(u64::from(pid));
+                s.varint(u64::from(*pid));
                 Some(message)
             }
             Record::Forwarded { group, message } => {
@@ -134,6 +134,7 @@ impl MessageRecord<'_> {
 
 /// `spare` when it is `len` bytes long and nobody else holds it, else a
 /// new allocation.
+#[inline]
 fn new_or_spare(len: usize, spare: Option<Arc<[u8]>>) -> Arc<[u8]> {
     match spare {
         Some(b) if b.len() == len && Arc::strong_count(&b) == 1 && Arc::weak_count(&b) == 0 => b,
