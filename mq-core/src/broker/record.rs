@@ -13,7 +13,8 @@ use alloc::sync::Arc;
 use core::fmt;
 use serde::{Deserialize, Serialize};
 
-use crate::wire::codec::{Writer, bytes_len, varint_len};
+mod encode;
+
 use crate::wire::{Dedup, Meta, QoS};
 
 /// An accepted message.
@@ -253,11 +254,9 @@ impl<'a> Record<'a> {
     }
 
     /// [`encode_shared`](Self::encode_shared), into `spare` (a record nobody
-    /// else holds) when this is a `Message` of the same encoded length.
+    /// else holds) when it is a record encoded by hand and as long.
     pub(crate) fn encode_reusing(&self, spare: Option<Arc<[u8]>>) -> Arc<[u8]> {
-        if let Record::Message(m) = self
-            && let Some(bytes) = m.encode_as_record(spare)
-        {
+        if let Some(bytes) = self.encode_by_hand(spare) {
             return bytes;
         }
         let len = postcard::serialize_with_flavor(self, postcard::ser_flavors::Size::default())
@@ -268,75 +267,6 @@ impl<'a> Record<'a> {
             let _ = postcard::to_slice(self, buf);
         }
         bytes
-    }
-}
-
-/// `Record::Message`'s variant index (postcard writes it as a one-byte varint).
-const MESSAGE: u8 = 0;
-
-impl MessageRecord<'_> {
-    /// `Record::Message(self)` encoded without serde, byte for byte as
-    /// postcard encodes it (tested below): every message is encoded once, and
-    /// going through serde took measuring and writing it field by field.
-    /// Written into `spare` when it is as long and nobody else holds it.
-    /// `None` when its meta cannot be encoded.
-    fn encode_as_record(&self, spare: Option<Arc<[u8]>>) -> Option<Arc<[u8]>> {
-        let meta_len = self.meta.encoded_len();
-        let dedup_len = match self.dedup {
-            None => 1,
-            Some(d) => 1 + varint_len(d.producer) + varint_len(d.seq),
-        };
-        let len = 1
-            + varint_len(self.id)
-            + varint_len(self.topic.len() as u64)
-            + self.topic.len()
-            + varint_len(self.seq)
-            + 1
-            + varint_len(self.published_us)
-            + dedup_len
-            + meta_len.checked_add(bytes_len(self.payload.len()))?;
-        let mut bytes = match spare {
-            Some(b) if b.len() == len && Arc::strong_count(&b) == 1 && Arc::weak_count(&b) == 0 => {
-                b
-            }
-            _ => core::iter::repeat_n(0u8, len).collect(),
-        };
-        let out = Arc::get_mut(&mut bytes)?;
-        let (head, rest) = out.split_at_mut(len - meta_len - bytes_len(self.payload.len()));
-        let head_len = head.len();
-        let mut w = Writer::new(head);
-        w.byte(MESSAGE);
-        w.varint(self.id);
-        w.bytes(self.topic.as_bytes());
-        w.varint(self.seq);
-        w.byte(match self.qos {
-            QoS::AtMostOnce => 0,
-            QoS::AtLeastOnce => 1,
-        });
-        w.varint(self.published_us);
-        match self.dedup {
-            None => w.byte(0),
-            Some(d) => {
-                w.byte(1);
-                w.varint(d.producer);
-                w.varint(d.seq);
-            }
-        }
-        // Every byte is written: a spare's old bytes must not remain.
-        if w.finish()? != head_len {
-            return None;
-        }
-        let (meta, tail) = rest.split_at_mut(meta_len);
-        if !self.meta.encode_into(meta) {
-            return None;
-        }
-        let tail_len = tail.len();
-        let mut w = Writer::new(tail);
-        w.bytes(self.payload);
-        if w.finish()? != tail_len {
-            return None;
-        }
-        Some(bytes)
     }
 }
 
@@ -380,7 +310,6 @@ impl fmt::Debug for StoreOp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn records_round_trip() {
@@ -418,51 +347,5 @@ mod tests {
             assert_eq!(Record::decode(&bytes), Ok(r));
         }
         assert_eq!(Record::decode(&[200]), Err(RecordError::Malformed));
-    }
-
-    proptest! {
-        #[test]
-        fn a_message_is_encoded_as_serde_encodes_it(
-            id in any::<u64>(),
-            topic in "[a-z0-9.]{1,40}",
-            seq in any::<u64>(),
-            qos1 in any::<bool>(),
-            published_us in any::<u64>(),
-            dedup in proptest::option::of((any::<u64>(), any::<u64>())),
-            ttl_ms in proptest::option::of(any::<u32>()),
-            priority in any::<u8>(),
-            reply_to in proptest::option::of("[a-z.]{1,20}"),
-            correlation in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
-            payload in proptest::collection::vec(any::<u8>(), 0..300),
-        ) {
-            let message = MessageRecord {
-                id,
-                topic: &topic,
-                seq,
-                qos: if qos1 { QoS::AtLeastOnce } else { QoS::AtMostOnce },
-                published_us,
-                dedup: dedup.map(|(producer, seq)| Dedup { producer, seq }),
-                meta: Meta {
-                    ttl_ms,
-                    priority,
-                    reply_to: reply_to.as_deref(),
-                    correlation: correlation.as_deref(),
-                    ..Meta::default()
-                },
-                payload: &payload,
-            };
-            let record = Record::Message(message);
-            let by_serde = postcard::to_allocvec(&record).unwrap();
-            let by_hand = record.encode_shared();
-            prop_assert_eq!(&*by_hand, &by_serde[..]);
-            prop_assert_eq!(Record::decode(&by_hand), Ok(record));
-            // Written over a spare record of the same length: none of its
-            // old bytes remain.
-            let spare: Arc<[u8]> = alloc::vec![0xa5; by_serde.len()].into();
-            let spare_at = spare.as_ptr();
-            let over = record.encode_reusing(Some(spare));
-            prop_assert_eq!(&*over, &by_serde[..]);
-            prop_assert_eq!(over.as_ptr(), spare_at, "the spare is written over");
-        }
     }
 }

@@ -204,6 +204,9 @@ pub(crate) struct Mesh {
     index: SubscriptionIndex<Key>,
     /// Peers' outbox subscriptions.
     outboxes: usize,
+    /// [`wanted_by`](Self::wanted_by)'s answer, its allocation kept for the
+    /// next publish.
+    wanted: Vec<Key>,
     /// Peers away, whose outboxes go to the catalog.
     pub away: offline::Away,
     pub stats: MeshStats,
@@ -387,8 +390,9 @@ impl Mesh {
     }
 
     /// The link sessions of the peers whose interest `topic` matches.
-    pub(crate) fn wanted_by(&self, topic: Topic<'_>) -> Vec<Key> {
-        let mut out = Vec::new();
+    pub(crate) fn wanted_by(&mut self, topic: Topic<'_>) -> &[Key] {
+        let out = &mut self.wanted;
+        out.clear();
         self.index.for_each_match(topic, |&k| {
             if !out.contains(&k) {
                 out.push(k);

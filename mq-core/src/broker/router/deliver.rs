@@ -233,34 +233,38 @@ impl Router {
         if msg.qos != QoS::AtLeastOnce {
             return;
         }
-        match target {
+        // The record borrows the session's or group's names where they are
+        // (this runs at every ack): only the store and the count change.
+        let record = match target {
             Target::Sub(k) => {
                 let Some(sub) = self.subs.get(k) else { return };
                 let Some(s) = self.sessions.get(sub.session) else {
                     return;
                 };
-                if s.persistent {
-                    let (client, id) = (s.client.clone(), sub.id);
-                    self.emit(&Record::Ack {
-                        client: &client,
-                        sub: id,
-                        msg: msg.id,
-                    });
+                if !s.persistent {
+                    return;
+                }
+                Record::Ack {
+                    client: &s.client,
+                    sub: sub.id,
+                    msg: msg.id,
                 }
             }
             Target::Group(g) => {
                 let Some(group) = self.groups.get(g) else {
                     return;
                 };
-                if group.durable {
-                    let (filter, name) = (group.filter.clone(), group.name.clone());
-                    self.emit(&Record::GroupAck {
-                        filter: &filter,
-                        group: &name,
-                        msg: msg.id,
-                    });
+                if !group.durable {
+                    return;
+                }
+                Record::GroupAck {
+                    filter: &group.filter,
+                    group: &group.name,
+                    msg: msg.id,
                 }
             }
-        }
+        };
+        self.stats.store_ops += 1;
+        self.store.emit(&record);
     }
 }

@@ -76,15 +76,15 @@ impl Router {
     /// client, the outboxes of the peers whose interest `topic` matches (and
     /// every local queue); from a link, local queues only (the one-hop rule):
     /// the fan-out subscriptions, or the one group it was forwarded for.
-    pub(super) fn mesh_route(&self, topic: Topic<'_>, via: Via<'_>, targets: &mut Vec<Target>) {
-        let is_outbox = |k: &Key| self.subs.get(*k).is_some_and(|s| s.outbox);
+    pub(super) fn mesh_route(&mut self, topic: Topic<'_>, via: Via<'_>, targets: &mut Vec<Target>) {
+        let subs = &self.subs;
+        let is_outbox = |k: &Key| subs.get(*k).is_some_and(|s| s.outbox);
         match via {
             Via::Client if !self.mesh.has_outboxes() => {}
             Via::Client => {
                 let wanted = self.mesh.wanted_by(topic);
                 targets.retain(|t| match t {
-                    Target::Sub(k) => self
-                        .subs
+                    Target::Sub(k) => subs
                         .get(*k)
                         .is_none_or(|s| !s.outbox || wanted.contains(&s.session)),
                     Target::Group(_) => true,

@@ -55,6 +55,8 @@ impl Router {
                 self.stats.acked += 1;
                 self.finish(f.target, &f.msg);
                 self.advance_cursor(session, f.sub, &f.msg);
+                // Usually its last holder: the next message is written over it.
+                self.spare_msgs.give(f.msg);
             }
             Settle::Requeue if f.attempt < self.cfg.max_attempts => {
                 self.stats.nacked += 1;

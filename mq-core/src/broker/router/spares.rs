@@ -1,8 +1,14 @@
 //! Emptied lists kept for the next publish: every admitted message carries a
 //! list of its queues and one of the publishers to answer, usually of one or
 //! a few entries each, and allocating them per message showed in the profile.
-//! Messages too: retention lets go of one for each one it keeps, and the next
-//! message is written over it (its record's allocation too, when as long).
+//! Messages too: retention lets go of one for each one it keeps, an ack of
+//! the last delivery lets go of another, and the next message is written over
+//! it (its record's allocation too, when as long).
+//!
+//! A store's group commit releases a whole window of publishes at once, and
+//! a peer's acks come a window at a time: the kept ones are bounded by such a
+//! window (1,024 publishes unacknowledged, as the peers' bench keeps), not by
+//! a fraction of it, or most of every window allocates anew.
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -11,12 +17,12 @@ use crate::broker::message::Msg;
 
 /// Messages kept at most (a QoS 1 window of publishes is admitted before
 /// the store releases the first of them: one spare would serve one of them).
-const MESSAGES: usize = 256;
+const MESSAGES: usize = 1024;
 /// Record bytes kept at most, in all.
-const MESSAGE_BYTES: usize = 64 << 10;
+const MESSAGE_BYTES: usize = 256 << 10;
 
 /// Lists kept at most.
-const LISTS: usize = 256;
+const LISTS: usize = 1024;
 /// Lists that grew beyond this many entries are not kept (a large fan-out
 /// allocates once per message anyway; idle memory stays small).
 const ENTRIES: usize = 8;

@@ -9,10 +9,7 @@
 //! (Castagnoli, `CRC_32_ISCSI`) over the four `len` bytes and the body, so a
 //! damaged length is caught like damaged contents.
 
-use crc::{CRC_32_ISCSI, Crc, Table};
-
-/// CRC-32C with the 16-table implementation (several GB/s without SIMD).
-static CRC: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
+use super::crc::crc32c;
 
 /// Bytes before the payload: length, checksum, kind, token.
 pub(crate) const HEADER: usize = 4 + 4 + 1 + 8;
@@ -81,10 +78,7 @@ pub(crate) fn encode(out: &mut Vec<u8>, kind: Kind, token: u64, payload: &[u8]) 
     out.push(kind as u8);
     out.extend_from_slice(&token.to_le_bytes());
     out.extend_from_slice(payload);
-    let mut digest = CRC.digest();
-    digest.update(&len);
-    digest.update(&out[start + 8..]);
-    let crc = digest.finalize().to_le_bytes();
+    let crc = crc32c(&[&len, &out[start + 8..]]).to_le_bytes();
     out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
@@ -104,10 +98,7 @@ fn header_at(buf: &[u8], pos: usize) -> Option<(usize, u32, Kind, u64)> {
 /// The frame at `pos`, if one validates there (sane length, known kind, CRC).
 pub(crate) fn decode_at(buf: &[u8], pos: usize) -> Option<Frame<'_>> {
     let (body, crc, kind, token) = header_at(buf, pos)?;
-    let mut digest = CRC.digest();
-    digest.update(&buf[pos..pos + 4]);
-    digest.update(&buf[pos + 8..pos + 8 + body]);
-    if digest.finalize() != crc {
+    if crc32c(&[&buf[pos..pos + 4], &buf[pos + 8..pos + 8 + body]]) != crc {
         return None;
     }
     Some(Frame {

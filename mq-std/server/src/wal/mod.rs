@@ -102,6 +102,7 @@
 //! `StorageFull`, while everything else (acks above all) is still written.
 
 mod compact;
+mod crc;
 mod files;
 mod frame;
 pub mod fs;
