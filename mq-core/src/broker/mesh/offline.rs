@@ -358,7 +358,9 @@ impl Broker {
     /// [`MeshStats::offline_dropped`](super::MeshStats::offline_dropped),
     /// as a slow consumer's overflow is shed: a node that does not come
     /// back must not hold back this node's publishers with an outbox that
-    /// fills and refuses them. A peer back meanwhile gets it on its link.
+    /// fills and refuses them. A peer back meanwhile gets it on its link;
+    /// a group's job goes back to its group when a member here joined it
+    /// meanwhile.
     pub fn handle_offline_full(&mut self, now: Instant, recipient: &str, id: u64) {
         self.router.offline_full(recipient, id, now);
     }

@@ -356,9 +356,20 @@ impl Router {
             self.offline_failed(recipient, id, now);
             return;
         }
-        let Some((_, target, q)) = self.take_handed(recipient, id) else {
+        let Some((session, target, q)) = self.take_handed(recipient, id) else {
             return;
         };
+        if let Target::Group(g) = target
+            && !self.served_only_by(g, session)
+        {
+            // A member here joined the group meanwhile: it takes the job.
+            if let Some(queue) = self.queue_mut(target) {
+                queue.requeue_front(alloc::vec![q]);
+                self.stats.current_queued += 1;
+            }
+            self.pump(target, now);
+            return;
+        }
         self.mesh.stats.offline_dropped += 1;
         self.finish(target, &q.msg);
         self.retry_all_parked(now);

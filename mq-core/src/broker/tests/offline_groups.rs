@@ -177,6 +177,21 @@ fn a_peer_session_replaced_clean_gives_its_group_jobs_on_their_way_back_to_the_g
 }
 
 #[test]
+fn a_group_s_job_a_full_catalog_queue_refused_goes_to_a_member_that_joined_meanwhile() {
+    let (mut h, p) = away_member(&[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    let items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    h.b.handle_offline_full(h.now, "b", items[0].id);
+    h.drain();
+    assert_eq!(payloads(&h.deliveries(w)), [b"job"], "not dropped");
+    assert_eq!(h.b.mesh_stats().offline_dropped, 0);
+    h.b.check_invariants().unwrap();
+}
+
+#[test]
 fn a_group_s_job_from_the_catalog_goes_to_that_group_s_members_only() {
     let mut h = H::new(Config::default());
     let (s, _) = h.connect("s", SessionMode::Resume);
