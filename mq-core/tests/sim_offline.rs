@@ -36,8 +36,8 @@
 //! Asserted for every seed:
 //! - every publish a node acknowledged reaches every matching subscriber,
 //!   but one its node's catalog queue refused as full (in a third of the
-//!   seeds the queues hold 4 to 19 messages): the sender drops those while
-//!   the node is away, as a slow consumer's overflow is shed;
+//!   seeds the queues hold 4 to 19 messages) and its sender then dropped
+//!   (the node was away), as a slow consumer's overflow is shed;
 //! - no application sees a message twice;
 //! - the catalog's queues are empty at the end, and so is every node's
 //!   queue (its peers' outboxes among them: a message a full catalog
@@ -124,7 +124,7 @@ struct Totals {
     unreachable: u64,
     offline_drained: u64,
     catalog_failures: u64,
-    /// Messages a full catalog queue refused while their recipient was away.
+    /// Messages a full catalog queue refused and their sender dropped.
     refused: usize,
     out_of_order: u32,
 }
@@ -332,6 +332,7 @@ impl Sim {
             catalog: &mut self.catalog,
             adapter: &mut self.adapters[n],
             n,
+            full: BTreeMap::new(),
         };
         round.run(&live);
     }

@@ -42,10 +42,9 @@ pub struct Catalog {
     pub group_stored: u64,
     pub failures: u64,
     pub capacity: usize,
-    /// The messages a full queue refused while their recipient was away
-    /// (as its sender saw it): (recipient, group, publisher, seq). Its
-    /// sessions may never see them (the sender drops them).
-    pub refused: BTreeSet<(String, Option<String>, u8, u32)>,
+    /// The messages a full queue refused that their sender then dropped,
+    /// their recipient away. Its sessions may never see them.
+    pub refused: BTreeSet<Refused>,
 }
 
 impl Catalog {
@@ -104,7 +103,13 @@ pub struct Round<'a> {
     pub catalog: &'a mut Catalog,
     pub adapter: &'a mut Adapter,
     pub n: usize,
+    /// The items of this batch a full queue refused while the model had
+    /// their recipient away, by recipient and id.
+    pub full: BTreeMap<(String, u64), Refused>,
 }
+
+/// A message a full queue refused: (recipient, group, publisher, seq).
+pub type Refused = (String, Option<String>, u8, u32);
 
 impl Round<'_> {
     fn fails(&mut self) -> bool {
@@ -210,10 +215,21 @@ impl Round<'_> {
                 batch.handle(self.store(&name, item));
             }
         }
-        let broker = &mut self.world.nodes[self.n].broker;
         for (recipient, id, handed) in batch.into_results() {
+            let broker = &mut self.world.nodes[self.n].broker;
+            let dropped = broker.mesh_stats().offline_dropped;
             broker.handle_offline_handed(now, &recipient, id, handed);
+            let dropped = broker.mesh_stats().offline_dropped > dropped;
+            // Excused when the broker dropped it and the model agrees the
+            // recipient was away (the broker may also keep it: a peer that
+            // came back and went again is only out of reach until its
+            // lease expires again).
+            let refused = self.full.remove(&(recipient, id));
+            if dropped && let Some(refused) = refused {
+                self.catalog.refused.insert(refused);
+            }
         }
+        self.full.clear();
         hand_on_again(polled, Duration::ZERO, HEARTBEAT)
     }
 
@@ -238,12 +254,13 @@ impl Round<'_> {
             )
         });
         if full {
-            // Only a peer away may lose it: one merely out of reach keeps
-            // it at the sender until there is room or a link.
+            // Only a peer away may lose it (one merely out of reach keeps
+            // it at the sender until there is room or a link).
             let away =
                 (self.adapter.away.iter()).any(|&m| self.world.nodes[m].name == item.recipient);
             if away {
-                (catalog.refused).insert((item.recipient, group, publisher, seq));
+                let key = (item.recipient.clone(), item.id);
+                (self.full).insert(key, (item.recipient, group, publisher, seq));
             }
             return Handed::Full;
         }
