@@ -256,7 +256,8 @@ impl Catalog {
     /// PostgreSQL (the transaction rolls back); on Redis a script that
     /// fails part-way (out of memory) keeps those it stored before. Either
     /// way the call may be made again: enqueueing is idempotent per
-    /// origin. One commit for all: far cheaper per message than a call
+    /// origin while the message is still queued (one drained and acked
+    /// since is stored again, and the recipient's deduplication drops it). One commit for all: far cheaper per message than a call
     /// each.
     pub async fn enqueue_all(
         &self,

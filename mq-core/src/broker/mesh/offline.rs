@@ -97,7 +97,9 @@
 //!
 //! **A group's job twice.** A catalog call whose outcome is unknown (it
 //! timed out after its commit) is answered as failed, and its group jobs
-//! go back to their group: a member here that joined meanwhile gets the
+//! go back to their group; so do those on their way to the catalog when
+//! the peer's session ends here (forgotten, replaced, expired) while the
+//! call may still store them. A member here that joined meanwhile gets the
 //! job, and the peer drains the catalog's copy too. Two members of one
 //! group then each get it once, as at-least-once allows; a fan-out
 //! message is deduplicated at the peer as usual.
