@@ -151,8 +151,8 @@ pub(crate) struct Driver {
     default_credit: u32,
     /// Input not consumed by the session yet: `rx[rx_start..rx_len]`. The
     /// session takes a few frames per call (its event queue is short), so what it
-    /// consumed is skipped, not copied away: the rest moves to the front once per
-    /// read ([`read_buf`](Self::read_buf)).
+    /// consumed is skipped, not copied away: the rest moves to the front only
+    /// when the end runs short of room ([`read_buf`](Self::read_buf)).
     rx: Vec<u8>,
     rx_start: usize,
     rx_len: usize,

@@ -108,14 +108,13 @@ impl Driver {
     /// Moves plaintext rustls holds into the read buffer while it has room;
     /// true when some moved.
     pub(super) fn plaintext_in(&mut self) -> io::Result<bool> {
+        if self.tls_conn.is_none() {
+            return Ok(false);
+        }
+        self.make_read_room();
         let Some(conn) = self.tls_conn.as_mut() else {
             return Ok(false);
         };
-        if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_len, 0);
-            self.rx_len -= self.rx_start;
-            self.rx_start = 0;
-        }
         let mut moved = false;
         while self.rx_len < self.rx.len() {
             match conn.reader().read(&mut self.rx[self.rx_len..]) {

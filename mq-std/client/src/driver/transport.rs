@@ -10,7 +10,7 @@ use mq_core::client::Framing;
 use mq_core::framing::stream::{Split, StreamDecoder};
 use tracing::debug;
 
-use super::{Driver, WRITE_HIGH_WATER};
+use super::{Driver, READ_CHUNK, WRITE_HIGH_WATER};
 
 impl Driver {
     /// The connection is up.
@@ -66,12 +66,25 @@ impl Driver {
     /// Where to read socket bytes into; empty while the session cannot take
     /// more (backpressure).
     pub(crate) fn read_buf(&mut self) -> &mut [u8] {
-        if self.rx_start > 0 {
+        self.make_read_room();
+        &mut self.rx[self.rx_len..]
+    }
+
+    /// Makes room at the end of the read buffer. Consumed input is forgotten
+    /// for free; what is left moves to the front only once less than
+    /// [`READ_CHUNK`] is free after it, so most reads copy nothing. `rx` holds
+    /// a largest frame plus `READ_CHUNK`, so after a move the rest of any frame
+    /// fits, and the buffer is full (no room) only when the session cannot take
+    /// any of it, as before.
+    pub(super) fn make_read_room(&mut self) {
+        if self.rx_start == self.rx_len {
+            self.rx_start = 0;
+            self.rx_len = 0;
+        } else if self.rx_start > 0 && self.rx.len() - self.rx_len < READ_CHUNK {
             self.rx.copy_within(self.rx_start..self.rx_len, 0);
             self.rx_len -= self.rx_start;
             self.rx_start = 0;
         }
-        &mut self.rx[self.rx_len..]
     }
 
     /// `n` bytes were read into [`read_buf`](Self::read_buf).
