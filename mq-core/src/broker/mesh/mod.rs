@@ -389,6 +389,13 @@ impl Mesh {
         self.outboxes > 0
     }
 
+    /// A number that changes whenever a peer's interest does: what
+    /// [`wanted_by`](Self::wanted_by) said for a topic holds while it stays
+    /// the same.
+    pub(crate) fn interest_generation(&self) -> u64 {
+        self.index.generation()
+    }
+
     /// The link sessions of the peers whose interest `topic` matches.
     pub(crate) fn wanted_by(&mut self, topic: Topic<'_>) -> &[Key] {
         let out = &mut self.wanted;

@@ -5,12 +5,13 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::Router;
+use super::{Router, Subscription};
 use crate::broker::ConnId;
 use crate::broker::auth::Permissions;
 use crate::broker::command::{Output, Via};
+use crate::broker::mesh::Mesh;
 use crate::broker::record::{Record, RecordError};
-use crate::broker::slab::Key;
+use crate::broker::slab::{Key, Slab};
 use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::{Filter, Topic};
@@ -80,16 +81,7 @@ impl Router {
         let subs = &self.subs;
         let is_outbox = |k: &Key| subs.get(*k).is_some_and(|s| s.outbox);
         match via {
-            Via::Client if !self.mesh.has_outboxes() => {}
-            Via::Client => {
-                let wanted = self.mesh.wanted_by(topic);
-                targets.retain(|t| match t {
-                    Target::Sub(k) => subs
-                        .get(*k)
-                        .is_none_or(|s| !s.outbox || wanted.contains(&s.session)),
-                    Target::Group(_) => true,
-                });
-            }
+            Via::Client => Self::keep_wanted(subs, &mut self.mesh, topic, targets),
             Via::Link => targets.retain(|t| matches!(t, Target::Sub(k) if !is_outbox(k))),
             Via::LinkGroup { filter, group } => targets.retain(|t| {
                 matches!(t, Target::Group(g) if self
@@ -98,6 +90,27 @@ impl Router {
                     .is_some_and(|x| x.filter == filter && x.name == group))
             }),
         }
+    }
+
+    /// Keeps, among `targets` of a client's message to `topic`, every local
+    /// queue and the outboxes of the peers whose interest matches `topic`.
+    /// (An associated function, so a caller may hold a topic's state.)
+    pub(super) fn keep_wanted(
+        subs: &Slab<Subscription>,
+        mesh: &mut Mesh,
+        topic: Topic<'_>,
+        targets: &mut Vec<Target>,
+    ) {
+        if !mesh.has_outboxes() {
+            return;
+        }
+        let wanted = mesh.wanted_by(topic);
+        targets.retain(|t| match t {
+            Target::Sub(k) => subs
+                .get(*k)
+                .is_none_or(|s| !s.outbox || wanted.contains(&s.session)),
+            Target::Group(_) => true,
+        });
     }
 
     /// Whether subscription `sub` is a peer's (its outbox, or its membership

@@ -177,6 +177,11 @@ pub(crate) struct TopicState {
     /// of a walk of the index.
     pub routes: Vec<Target>,
     pub routes_at: Option<u64>,
+    /// `routes` less the outboxes of peers that do not want the topic: where
+    /// a client's message goes, as the subscription index and the peers'
+    /// interest said at `client_routes_at` (their generations).
+    pub client_routes: Vec<Target>,
+    pub client_routes_at: Option<(u64, u64)>,
 }
 
 /// Waiting for the store, in the order records were emitted.

@@ -136,6 +136,8 @@ impl Router {
                 since_id,
                 routes: Vec::new(),
                 routes_at: None,
+                client_routes: Vec::new(),
+                client_routes_at: None,
             })
     }
 }

@@ -73,22 +73,35 @@ impl Router {
     ) -> Option<Instant> {
         // Where it goes. A topic the broker knows was validated when it was
         // first published to, and its queues are remembered while the
-        // subscription index stays the same.
+        // subscription index stays the same; a client's, with the peers'
+        // outboxes their interest wants, while that stays the same too.
         let mut targets = self.spare_targets.take();
         let found = self.topics.find_mut(p.topic);
         let slot = found.as_ref().map(|(slot, _)| *slot);
-        let topic = match found {
+        let (topic, routed) = match found {
             Some((_, t)) => {
+                let topic = Topic::known(p.topic);
                 let generation = self.index.generation();
                 if t.routes_at != Some(generation) {
                     t.routes.clear();
                     let routes = &mut t.routes;
-                    self.index
-                        .for_each_match(Topic::known(p.topic), |x| routes.push(*x));
+                    self.index.for_each_match(topic, |x| routes.push(*x));
                     t.routes_at = Some(generation);
                 }
-                targets.extend_from_slice(&t.routes);
-                Topic::known(p.topic)
+                let for_client = p.via == Via::Client && self.mesh.has_outboxes();
+                if for_client {
+                    let at = (generation, self.mesh.interest_generation());
+                    if t.client_routes_at != Some(at) {
+                        t.client_routes.clone_from(&t.routes);
+                        let routes = &mut t.client_routes;
+                        Self::keep_wanted(&self.subs, &mut self.mesh, topic, routes);
+                        t.client_routes_at = Some(at);
+                    }
+                    targets.extend_from_slice(&t.client_routes);
+                } else {
+                    targets.extend_from_slice(&t.routes);
+                }
+                (topic, for_client)
             }
             None => {
                 let Ok(topic) = Topic::new(p.topic) else {
@@ -96,12 +109,14 @@ impl Router {
                     return None;
                 };
                 self.index.for_each_match(topic, |x| targets.push(*x));
-                topic
+                (topic, false)
             }
         };
         // Peers' outboxes: only what their interest wants, and nothing that
         // came over a link (the one-hop rule).
-        self.mesh_route(topic, p.via, &mut targets);
+        if !routed {
+            self.mesh_route(topic, p.via, &mut targets);
+        }
         let refusal = if p.topic.starts_with('$') {
             Some(Reason::NotAuthorized)
         } else if self.shutting_down {

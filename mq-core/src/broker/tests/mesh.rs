@@ -58,6 +58,21 @@ fn a_snapshot_withdraws_interest_only_at_its_end() {
 }
 
 #[test]
+fn a_known_topic_goes_where_the_peer_s_interest_says_now() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    let n = peer_links(&mut h, "a", &["a"]);
+    // "b" is known (its routes remembered) before the peer wants it, while it
+    // does, and after it stops; no subscription changes meanwhile.
+    h.publish(p, 1, "b", QoS::AtLeastOnce, b"1");
+    h.send(n, Frame::Interest(Interest::Add("b")));
+    h.publish(p, 2, "b", QoS::AtLeastOnce, b"2");
+    h.send(n, Frame::Interest(Interest::Remove("b")));
+    h.publish(p, 3, "b", QoS::AtLeastOnce, b"3");
+    assert_eq!(payloads(&h.deliveries(n)), [b"2"]);
+}
+
+#[test]
 fn peer_interest_outlives_the_link_and_a_restart() {
     let mut h = H::new(Config::default());
     let n = peer_links(&mut h, "a", &["t.>", "u"]);
