@@ -278,23 +278,62 @@ impl<'a> Record<'a> {
 pub struct StoreOp {
     /// Order and identity of the operation.
     pub token: u64,
-    bytes: Arc<[u8]>,
+    bytes: OpBytes,
+}
+
+/// Bytes of a record this short travel in the [`StoreOp`] itself: an `Ack`,
+/// written at every acknowledgement of a persistent session, whose client id
+/// has up to about a dozen bytes (`$node.<name>` for a short name). 22 keeps
+/// the op at 32 bytes (from 24): ops are moved in batches to the store, and
+/// at 64 bytes the copies cost what the allocation saved.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum OpBytes {
+    Shared(Arc<[u8]>),
+    Inline { len: u8, buf: [u8; INLINE] },
 }
 
 impl StoreOp {
     pub(crate) fn new(token: u64, bytes: Arc<[u8]>) -> Self {
-        StoreOp { token, bytes }
+        StoreOp {
+            token,
+            bytes: OpBytes::Shared(bytes),
+        }
+    }
+
+    /// `record` encoded into the op itself, without an allocation: for an
+    /// `Ack` that fits; `None` for any other.
+    pub(crate) fn inline(token: u64, record: &Record<'_>) -> Option<Self> {
+        let mut buf = [0; INLINE];
+        let len = record.encode_ack_into(&mut buf)?;
+        Some(StoreOp {
+            token,
+            bytes: OpBytes::Inline {
+                len: u8::try_from(len).ok()?,
+                buf,
+            },
+        })
+    }
+
+    /// Whether the bytes travel in the op itself.
+    #[cfg(test)]
+    pub(crate) fn is_inline(&self) -> bool {
+        matches!(self.bytes, OpBytes::Inline { .. })
     }
 
     /// The record's encoding, to be written as is.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        match &self.bytes {
+            OpBytes::Shared(bytes) => bytes,
+            OpBytes::Inline { len, buf } => &buf[..usize::from(*len)],
+        }
     }
 
     /// The record.
     pub fn record(&self) -> Record<'_> {
         // Encoded by the broker from a valid record.
-        Record::decode(&self.bytes).unwrap_or(Record::SessionEnd { client: "" })
+        Record::decode(self.bytes()).unwrap_or(Record::SessionEnd { client: "" })
     }
 }
 
@@ -347,5 +386,23 @@ mod tests {
             assert_eq!(Record::decode(&bytes), Ok(r));
         }
         assert_eq!(Record::decode(&[200]), Err(RecordError::Malformed));
+    }
+
+    #[test]
+    fn a_short_ack_travels_in_its_op_a_long_one_and_others_shared() {
+        let ack = |client| Record::Ack {
+            client,
+            sub: 7,
+            msg: 1 << 20,
+        };
+        let short = ack("$node.peer-a");
+        let op = StoreOp::inline(3, &short).expect("a short ack fits");
+        assert!(op.is_inline());
+        assert_eq!((op.token, op.bytes()), (3, &*short.encode_shared()));
+        assert_eq!(op.record(), short);
+        let long = "c".repeat(INLINE);
+        assert!(StoreOp::inline(3, &ack(&long)).is_none());
+        assert!(StoreOp::inline(3, &Record::SessionOpen { client: "c" }).is_none());
+        assert_eq!(core::mem::size_of::<StoreOp>(), 32);
     }
 }

@@ -27,7 +27,14 @@ impl StoreOps {
 
     /// Queues a record; returns its token.
     pub(crate) fn emit(&mut self, record: &Record<'_>) -> u64 {
-        self.emit_shared(record.encode_shared())
+        // An `Ack` (at every acknowledgement) travels in its op, unallocated.
+        let token = self.next_token;
+        let Some(op) = StoreOp::inline(token, record) else {
+            return self.emit_shared(record.encode_shared());
+        };
+        self.next_token += 1;
+        self.ops.push_back(op);
+        token
     }
 
     /// Queues an encoded record; returns its token.
@@ -63,5 +70,29 @@ impl StoreOps {
     /// Whether the record with `token` (if any) is durable.
     pub(crate) fn is_persisted(&self, token: Option<u64>) -> bool {
         token.is_none_or(|t| t <= self.persisted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ack_is_queued_in_its_op_in_order() {
+        let mut ops = StoreOps::new();
+        let ack = Record::Ack {
+            client: "c",
+            sub: 1,
+            msg: 2,
+        };
+        let open = Record::SessionOpen { client: "c" };
+        let tokens = [ops.emit(&open), ops.emit(&ack), ops.emit(&open)];
+        assert_eq!(tokens, [1, 2, 3]);
+        let got: alloc::vec::Vec<_> = core::iter::from_fn(|| ops.poll()).collect();
+        let got: alloc::vec::Vec<_> = got
+            .iter()
+            .map(|o| (o.token, o.is_inline(), o.record()))
+            .collect();
+        assert_eq!(got, [(1, false, open), (2, true, ack), (3, false, open)]);
     }
 }

@@ -39,6 +39,17 @@ impl Record<'_> {
         }
     }
 
+    /// An `Ack`'s encoding into `out`: its length; `None` for another
+    /// record, or when `out` is too short.
+    pub(super) fn encode_ack_into(&self, out: &mut [u8]) -> Option<usize> {
+        if !matches!(self, Record::Ack { .. }) {
+            return None;
+        }
+        let mut w = Writer::new(out);
+        self.write_ack(&mut w);
+        w.finish()
+    }
+
     fn write_ack<S: Sink>(&self, s: &mut S) {
         if let Record::Ack { client, sub, msg } = *self {
             s.varint(ACK);
@@ -214,6 +225,9 @@ mod tests {
                 let by_serde = postcard::to_allocvec(&record).unwrap();
                 let by_hand = record.encode_by_hand(None);
                 prop_assert_eq!(by_hand.as_deref(), Some(&by_serde[..]));
+                if let Some(op) = super::super::StoreOp::inline(0, &record) {
+                    prop_assert_eq!(op.bytes(), &by_serde[..]);
+                }
                 prop_assert_eq!(Record::decode(&by_serde), Ok(record));
                 // Written over a spare record of the same length: none of
                 // its old bytes remain.
