@@ -39,6 +39,20 @@ fn group_queue(h: &H) -> (usize, usize) {
         .map_or((0, 0), |q| (q.waiting, q.inflight))
 }
 
+/// A job of group `g`, which only the away peer `b` serves, handed on to
+/// the catalog (its answer not in yet); then `w`, here, joins `g`. The job's
+/// item and `w`.
+fn handed_then_member_joins() -> (H, OfflineItem, ConnId) {
+    let (mut h, p) = away_member(&[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
+    let mut items = poll_all(&mut h);
+    assert_eq!(items.len(), 1);
+    let (w, _) = h.connect("w", SessionMode::Resume);
+    h.subscribe(w, 1, "t", Some("g"), 8);
+    assert!(h.deliveries(w).is_empty(), "on its way to the catalog");
+    (h, items.remove(0), w)
+}
+
 #[test]
 fn a_group_only_an_away_peer_serves_is_handed_on_with_its_group() {
     let (mut h, p) = away_member(&[]);
@@ -131,12 +145,7 @@ fn a_group_with_a_member_here_is_not_handed_on() {
 
 #[test]
 fn a_forgotten_peer_s_group_jobs_on_their_way_to_the_catalog_go_back_to_the_group() {
-    let (mut h, p) = away_member(&[]);
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
-    assert_eq!(poll_all(&mut h).len(), 1);
-    let (w, _) = h.connect("w", SessionMode::Resume);
-    h.subscribe(w, 1, "t", Some("g"), 8);
-    assert!(h.deliveries(w).is_empty(), "on its way to the catalog");
+    let (mut h, _, w) = handed_then_member_joins();
     assert!(h.b.forget_node(h.now, "b"));
     h.drain();
     assert_eq!(payloads(&h.deliveries(w)), [b"job"]);
@@ -145,14 +154,8 @@ fn a_forgotten_peer_s_group_jobs_on_their_way_to_the_catalog_go_back_to_the_grou
 
 #[test]
 fn a_group_s_job_the_catalog_did_not_store_goes_to_a_member_that_joined_meanwhile() {
-    let (mut h, p) = away_member(&[]);
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
-    let items = poll_all(&mut h);
-    assert_eq!(items.len(), 1);
-    let (w, _) = h.connect("w", SessionMode::Resume);
-    h.subscribe(w, 1, "t", Some("g"), 8);
-    assert!(h.deliveries(w).is_empty(), "on its way to the catalog");
-    h.b.handle_offline_failed(h.now, "b", items[0].id);
+    let (mut h, item, w) = handed_then_member_joins();
+    h.b.handle_offline_failed(h.now, "b", item.id);
     h.now += OFFLINE_RETRY;
     // The next round puts it back in the group, which w now serves.
     assert!(poll_all(&mut h).is_empty());
@@ -163,11 +166,7 @@ fn a_group_s_job_the_catalog_did_not_store_goes_to_a_member_that_joined_meanwhil
 
 #[test]
 fn a_peer_session_replaced_clean_gives_its_group_jobs_on_their_way_back_to_the_group() {
-    let (mut h, p) = away_member(&[]);
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
-    assert_eq!(poll_all(&mut h).len(), 1);
-    let (w, _) = h.connect("w", SessionMode::Resume);
-    h.subscribe(w, 1, "t", Some("g"), 8);
+    let (mut h, _, w) = handed_then_member_joins();
     // A clean connect under the peer's id ends its session: not only
     // forget_node does.
     h.connect("$node.b", SessionMode::Clean);
@@ -178,13 +177,8 @@ fn a_peer_session_replaced_clean_gives_its_group_jobs_on_their_way_back_to_the_g
 
 #[test]
 fn a_group_s_job_a_full_catalog_queue_refused_goes_to_a_member_that_joined_meanwhile() {
-    let (mut h, p) = away_member(&[]);
-    h.publish(p, 1, "t", QoS::AtLeastOnce, b"job");
-    let items = poll_all(&mut h);
-    assert_eq!(items.len(), 1);
-    let (w, _) = h.connect("w", SessionMode::Resume);
-    h.subscribe(w, 1, "t", Some("g"), 8);
-    h.b.handle_offline_full(h.now, "b", items[0].id);
+    let (mut h, item, w) = handed_then_member_joins();
+    h.b.handle_offline_full(h.now, "b", item.id);
     h.drain();
     assert_eq!(payloads(&h.deliveries(w)), [b"job"], "not dropped");
     assert_eq!(h.b.mesh_stats().offline_dropped, 0);
