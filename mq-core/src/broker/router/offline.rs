@@ -13,6 +13,7 @@ use crate::broker::mesh::offline::{
     OfflineError, OfflineMessage, OfflineTicket, split_offline_origin,
 };
 use crate::broker::mesh::{OFFLINE_BATCH, OFFLINE_RETRY, OfflineItem};
+use crate::broker::queue::Queued;
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
 use crate::broker::timers::Target;
@@ -160,16 +161,24 @@ impl Router {
                 failed.into_iter().partition(|(t, _)| *t == target);
             failed = rest;
             let items: Vec<_> = items.into_iter().map(|(_, q)| q).collect();
-            let n = items.len() as u64;
             if let Some(queue) = self.queue_mut(target) {
                 for q in &items {
                     queue.end_inflight(q.msg.payload_len);
                 }
-                queue.requeue_front(items);
-                self.stats.current_queued += n;
             }
-            self.pump(target, now);
+            self.back_to_queue(target, items, now);
         }
+    }
+
+    /// Items no longer in flight go back to the front of queue `target`, in
+    /// order, and the queue is offered to its subscribers.
+    fn back_to_queue(&mut self, target: Target, items: Vec<Queued>, now: Instant) {
+        let n = items.len() as u64;
+        if let Some(queue) = self.queue_mut(target) {
+            queue.requeue_front(items);
+            self.stats.current_queued += n;
+        }
+        self.pump(target, now);
     }
 
     /// The next item to hand on for a peer that is away. Peers take turns,
@@ -363,11 +372,7 @@ impl Router {
             && !self.served_only_by(g, session)
         {
             // A member here joined the group meanwhile: it takes the job.
-            if let Some(queue) = self.queue_mut(target) {
-                queue.requeue_front(alloc::vec![q]);
-                self.stats.current_queued += 1;
-            }
-            self.pump(target, now);
+            self.back_to_queue(target, alloc::vec![q], now);
             return;
         }
         self.mesh.stats.offline_dropped += 1;
@@ -377,11 +382,7 @@ impl Router {
 
     /// Takes a handed item off its peer's list and out of its outbox's
     /// in-flight count.
-    fn take_handed(
-        &mut self,
-        recipient: &str,
-        id: u64,
-    ) -> Option<(Key, Target, crate::broker::queue::Queued)> {
+    fn take_handed(&mut self, recipient: &str, id: u64) -> Option<(Key, Target, Queued)> {
         let session = self.peer_session(recipient)?;
         let (target, q) = self.mesh.away.peers.get_mut(&session)?.handed.remove(&id)?;
         if let Some(queue) = self.queue_mut(target) {
