@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mq_core::broker::Config as BrokerConfig;
 use mq_std::blocking;
-use mq_std::client::{Client, Connector, Error, State, SubscribeOptions};
+use mq_std::client::{Client, Connector, Error, Message, State, SubscribeOptions, Subscription};
 use mq_std::core::framing::Framing;
 use mq_std::server::ServerControl;
 use support::*;
@@ -118,10 +118,7 @@ async fn reconnects_through_its_connector() {
             .subscribe("t", &SubscribeOptions::default())
             .await
             .unwrap();
-        client.publish("t", "1", &qos1()).await.unwrap();
-        let m = sub.next().await.unwrap();
-        assert_eq!(&m.payload[..], b"1");
-        m.ack().unwrap();
+        through(&client, &mut sub, "1").await.ack().unwrap();
 
         cut.send_modify(|n| *n += 1);
         while client.stats().state == State::Connected {
@@ -129,10 +126,7 @@ async fn reconnects_through_its_connector() {
         }
         // Acknowledged over the connection the connector opened next; the
         // session resubscribed there on its own.
-        client.publish("t", "2", &qos1()).await.unwrap();
-        let m = sub.next().await.unwrap();
-        assert_eq!(&m.payload[..], b"2");
-        m.ack().unwrap();
+        through(&client, &mut sub, "2").await.ack().unwrap();
         assert!(opened.load(Ordering::SeqCst) >= 2);
         assert!(client.stats().session.reconnects >= 1);
         assert_eq!(srv.control().accepted(), 0, "a connection came over TCP");
@@ -140,6 +134,18 @@ async fn reconnects_through_its_connector() {
     })
     .await;
     srv.shutdown().await.unwrap();
+}
+
+/// Publishes `payload` on `t` (QoS 1, acknowledged) and receives it on
+/// `sub`.
+async fn through(client: &Client, sub: &mut Subscription, payload: &str) -> Message {
+    client
+        .publish("t", payload.to_owned(), &qos1())
+        .await
+        .unwrap();
+    let m = sub.next().await.unwrap();
+    assert_eq!(&m.payload[..], payload.as_bytes());
+    m
 }
 
 /// In-memory pipes attached to a server behind a writer that keeps what it
@@ -170,9 +176,7 @@ async fn a_connector_s_buffering_stream_is_flushed() {
             .subscribe("t", &SubscribeOptions::default())
             .await
             .unwrap();
-        client.publish("t", "1", &qos1()).await.unwrap();
-        let m = sub.next().await.unwrap();
-        assert_eq!(&m.payload[..], b"1");
+        through(&client, &mut sub, "1").await;
         client.close().await;
     })
     .await;
