@@ -24,12 +24,6 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl core::error::Error for ConfigError {}
 
 /// A frame was not consumed: the session has no room for what it would produce.
@@ -91,12 +85,6 @@ impl PublishError {
     }
 }
 
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl core::error::Error for PublishError {}
 
 /// [`Session::subscribe`](super::Session::subscribe) refused a subscription.
@@ -125,12 +113,6 @@ impl SubscribeError {
             SubscribeError::InvalidGroup => "invalid group name",
             SubscribeError::TableFull => "subscription table full",
         }
-    }
-}
-
-impl fmt::Display for SubscribeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -180,12 +162,6 @@ impl AckError {
             AckError::Unknown => "unknown delivery",
             AckError::Stale => "delivery from an earlier connection",
         }
-    }
-}
-
-impl fmt::Display for AckError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -250,3 +226,16 @@ impl fmt::Display for RequestError {
 }
 
 impl core::error::Error for RequestError {}
+
+/// `Display` of the errors a device prints with `as_str`: the same words.
+macro_rules! display_as_str {
+    ($($error:ty),*) => {$(
+        impl fmt::Display for $error {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_str!(ConfigError, PublishError, SubscribeError, AckError);
