@@ -103,10 +103,13 @@ impl CatalogRound {
 
     /// What to write so the catalog lists this node's interest as
     /// `declared` (the broker's [`declared_interest`](crate::broker::Broker::declared_interest)):
-    /// the difference from what this node wrote last, or, before its first
-    /// write and after a failed one, from its rows in `rows` (`None`: they
-    /// could not be read; then everything declared is added, which the
-    /// catalog takes again without harm, and nothing removed). A broker
+    /// the difference from its rows in `rows`, as read this round, so rows
+    /// the catalog lost (a Redis restarted without its data, a database
+    /// restored from a backup) are written again; when they could not be
+    /// read (`None`), the difference from what this node wrote last, or,
+    /// before its first write and after a failed one, everything declared
+    /// is added (which the catalog takes again without harm) and nothing
+    /// removed. A broker
     /// that has stopped declares nothing: do not call this then, or the
     /// interest that keeps this node's messages would be removed.
     pub fn write_interest(
@@ -115,12 +118,13 @@ impl CatalogRound {
         declared: &[(String, Option<String>)],
     ) -> InterestWrite {
         let declared: BTreeSet<(String, Option<String>)> = declared.iter().cloned().collect();
-        let written: BTreeSet<(String, Option<String>)> = match &self.written {
-            Some(w) => w.clone(),
-            None => (rows.unwrap_or_default().iter())
+        let written: BTreeSet<(String, Option<String>)> = match (rows, &self.written) {
+            (Some(rows), _) => (rows.iter())
                 .filter(|r| r.node == self.node && is_own_row(r))
                 .map(|r| (String::from(r.filter), r.group.map(String::from)))
                 .collect(),
+            (None, Some(w)) => w.clone(),
+            (None, None) => BTreeSet::new(),
         };
         let write = InterestWrite {
             add: declared.difference(&written).cloned().collect(),

@@ -57,7 +57,7 @@ fn interest_handed_on_is_the_own_rows_of_other_nodes_groups_included() {
 }
 
 #[test]
-fn interest_is_written_as_the_difference_from_the_catalog_then_from_the_last_write() {
+fn interest_is_written_as_the_difference_from_the_catalog_or_the_last_write_when_unread() {
     let mut r = round();
     let rows = [
         row("$node.a", "a", "old.>"),
@@ -68,13 +68,26 @@ fn interest_is_written_as_the_difference_from_the_catalog_then_from_the_last_wri
     assert_eq!(write.add, fan_out(&["new"]));
     assert_eq!(write.remove, fan_out(&["old.>"]));
     r.handle_interest_written(true);
-    // The catalog's rows no longer count: the last write does.
-    let write = r.write_interest(Some(&rows), &fan_out(&["kept", "new"]));
+    let now = [row("$node.a", "a", "kept"), row("$node.a", "a", "new")];
+    let write = r.write_interest(Some(&now), &fan_out(&["kept", "new"]));
     assert!(write.is_empty());
     r.handle_interest_written(true);
+    // Not read: the last write counts.
     let write = r.write_interest(None, &fan_out(&["new"]));
     assert_eq!(write.remove, fan_out(&["kept"]));
     assert_eq!(write.add, []);
+}
+
+#[test]
+fn rows_the_catalog_lost_are_written_again() {
+    let mut r = round();
+    let rows = [row("$node.a", "a", "t")];
+    assert!(r.write_interest(Some(&rows), &fan_out(&["t"])).is_empty());
+    r.handle_interest_written(true);
+    // The catalog came back without its data: nothing of this node's is listed.
+    let write = r.write_interest(Some(&[]), &fan_out(&["t"]));
+    assert_eq!(write.add, fan_out(&["t"]));
+    assert_eq!(write.remove, []);
 }
 
 #[test]
