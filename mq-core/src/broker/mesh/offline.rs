@@ -264,6 +264,9 @@ pub(crate) struct Away {
     /// The nodes the catalog listed interest of last time (see
     /// [`Broker::handle_catalog_listing`]).
     pub listed: alloc::collections::BTreeSet<String>,
+    /// Away nodes no longer listed whose messages are still being handed
+    /// on: forgotten at a listing once nothing is left for them.
+    pub leaving: alloc::collections::BTreeSet<String>,
     /// Whether the broker has had a listing (see `Config::await_catalog`).
     pub had_listing: bool,
     /// The live peers' snapshots the first listing still waits for.
@@ -392,10 +395,15 @@ impl Broker {
     /// [`Config::await_catalog`](super::super::Config::await_catalog));
     /// call it after each successful read of the
     /// catalog's interest. A peer that is away, not live, and was listed
-    /// the last time but is not now had its interest removed (it is gone
-    /// for good, and an operator forgot it: the catalog's `forget_node`):
-    /// it is forgotten ([`forget_node`](Broker::forget_node)), with what was
-    /// kept for it. A peer never listed in this run is kept: it may have
+    /// the last time but is not now had its interest removed (an operator
+    /// forgot it, the catalog's `forget_node`, or the catalog lost its
+    /// rows): it gets nothing new (its interest here is withdrawn), what
+    /// was kept for it still goes to its catalog queue, and it is forgotten
+    /// ([`forget_node`](Broker::forget_node)) at the first listing that
+    /// finds nothing left for it and it still not listed (forgotten at
+    /// once, a catalog that lost its rows would lose those messages too). A
+    /// group it alone serves here keeps it until the group's jobs are
+    /// handed on as well. A peer never listed in this run is kept: it may have
     /// died before it wrote its interest; and a restarted node cannot tell
     /// that from a peer forgotten before it started. What it keeps for such a peer goes to
     /// the peer's catalog queue until that is full, and is then dropped

@@ -148,10 +148,11 @@ impl Router {
         });
     }
 
-    /// Forgets the away peers whose interest left the catalog (see
-    /// `Broker::handle_catalog_listing`).
+    /// Forgets the away peers whose interest left the catalog, once what
+    /// was kept for them is handed on (see `Broker::handle_catalog_listing`).
     pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
-        let gone: Vec<String> = (self.mesh.away.listed.iter())
+        let leaving = core::mem::take(&mut self.mesh.away.leaving);
+        let mut gone: Vec<String> = (self.mesh.away.listed.iter().chain(&leaving))
             .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
             .filter(|n| {
                 (self.peer_session(n))
@@ -160,12 +161,46 @@ impl Router {
             })
             .cloned()
             .collect();
+        gone.sort_unstable();
+        gone.dedup();
         for node in gone {
-            self.forget_node(&node, now);
+            self.leave_mesh(node, now);
         }
         self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
         if !self.mesh.away.had_listing {
             self.first_listing(live, now);
         }
+    }
+
+    /// Node `peer`, away, is no longer listed: forgotten when nothing is
+    /// left for it here, else it gets nothing new and waits (`leaving`)
+    /// until what is left has gone to its catalog queue.
+    fn leave_mesh(&mut self, peer: String, now: Instant) {
+        let Some(session) = self.peer_session(&peer) else {
+            return;
+        };
+        if !self.keeps_for(session) {
+            self.forget_node(&peer, now);
+            return;
+        }
+        let Some(s) = self.sessions.get(session) else {
+            return;
+        };
+        let (client, persistent) = (s.client.clone(), s.persistent);
+        let filters: Vec<String> = self.mesh.peer_filters(session).map(String::from).collect();
+        for f in filters {
+            self.peer_withdraw(session, &client, persistent, &f);
+        }
+        self.mesh.away.leaving.insert(peer);
+    }
+
+    /// Whether anything waits for peer session `session` here: in its
+    /// outbox or a group it alone serves, or handed on and not answered.
+    fn keeps_for(&self, session: Key) -> bool {
+        let in_flight = (self.mesh.away.peers.get(&session))
+            .is_some_and(|p| !p.handed.is_empty() || !p.failed.is_empty());
+        in_flight
+            || (self.hand_on_queues(session).into_iter())
+                .any(|t| self.queue(t).is_some_and(|q| q.occupancy() > 0))
     }
 }

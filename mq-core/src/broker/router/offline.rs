@@ -232,7 +232,7 @@ impl Router {
     /// The queues handed on for peer session `session`: its outbox, then
     /// each group it alone serves here (a group others serve takes its
     /// jobs: it left those when it went away).
-    fn hand_on_queues(&self, session: Key) -> Vec<Target> {
+    pub(super) fn hand_on_queues(&self, session: Key) -> Vec<Target> {
         let Some(s) = self.sessions.get(session) else {
             return Vec::new();
         };

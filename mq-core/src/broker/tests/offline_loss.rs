@@ -154,16 +154,70 @@ fn a_node_whose_interest_left_the_catalog_is_forgotten() {
     h.b.handle_catalog_listing(h.now, &[], &["c"]);
     assert_eq!(outbox(&h, "c"), (1, 0));
     h.b.handle_catalog_listing(h.now, &["c"], &[]);
-    // Gone from the catalog: forgotten with what was kept for it.
+    // Gone from the catalog: nothing new for it, and what was kept for it
+    // still goes to its catalog queue (the catalog may have lost its rows).
     h.b.handle_catalog_listing(h.now, &[], &[]);
     h.drain();
     assert!(h.b.peer_interest("c").is_empty());
-    assert_eq!(outbox(&h, "c"), (0, 0));
-    assert_eq!(h.b.away_nodes(), ["d"]);
     assert!(restored(&h).b.peer_interest("c").is_empty());
+    assert_eq!(outbox(&h, "c"), (1, 0));
     h.publish(p, 2, "t", QoS::AtLeastOnce, b"y");
+    assert_eq!(outbox(&h, "c"), (1, 0), "nothing new");
     let items = poll_all(&mut h);
-    assert!(items.iter().all(|i| i.recipient == "d"));
+    let got: Vec<(&str, &[u8])> = (items.iter())
+        .map(|i| (i.recipient.as_str(), i.payload.as_slice()))
+        .collect();
+    assert_eq!(got, [("c", &b"x"[..]), ("d", &b"x"[..]), ("d", &b"y"[..])]);
+    // Not stored yet: a listing keeps it.
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    let mut away = h.b.away_nodes();
+    away.sort();
+    assert_eq!(away, ["c", "d"]);
+    for i in &items {
+        h.b.handle_offline_stored(h.now, &i.recipient, i.id);
+    }
+    h.drain();
+    // Nothing left for it: forgotten at the next listing.
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert_eq!(h.b.away_nodes(), ["d"]);
+    assert!(h.b.queues().iter().all(|q| q.owner != "$node.c"));
+    assert_eq!(h.b.mesh_stats().offline_stored, 3);
+}
+
+#[test]
+fn a_node_whose_interest_left_the_catalog_with_nothing_kept_is_forgotten_at_once() {
+    let mut h = H::new(Config::default());
+    h.b.set_away_interest(h.now, "c", &[("t", None)]);
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert!(h.b.away_nodes().is_empty());
+    assert!(h.b.queues().iter().all(|q| q.owner != "$node.c"));
+}
+
+#[test]
+fn a_node_listed_again_while_leaving_is_kept_with_its_interest() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.b.set_away_interest(h.now, "c", &[("t", None)]);
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"x");
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    assert!(h.b.peer_interest("c").is_empty());
+    // Its rows are back (it wrote them again): its interest with them.
+    h.b.set_away_interest(h.now, "c", &[("t", None)]);
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    let items = poll_all(&mut h);
+    for i in &items {
+        h.b.handle_offline_stored(h.now, &i.recipient, i.id);
+    }
+    h.drain();
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    assert_eq!(h.b.away_nodes(), ["c"]);
+    assert_eq!(h.b.peer_interest("c"), ["t"]);
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"y");
+    assert_eq!(outbox(&h, "c"), (1, 0));
 }
 
 #[test]
