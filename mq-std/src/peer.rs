@@ -45,6 +45,8 @@ use mq_server::node::{self, NodeHandle, NodeOptions};
 use mq_server::server::{self, ServerControl, ServerHandle, ServerOptions};
 use mq_server::wal::{Wal, WalOptions};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// How to start a [`Peer`].
 #[derive(Debug, Clone)]
@@ -107,7 +109,54 @@ impl std::error::Error for PeerError {}
 /// A running peer (see the module docs): its broker, its node task.
 pub struct Peer {
     server: ServerHandle,
-    node: NodeHandle,
+    id: String,
+    node: Watched,
+}
+
+/// The node task, watched: should a newer incarnation of the node register
+/// (the same id started elsewhere), this one must not act for the node any
+/// more, so the watch stops the peer's broker, as `mqd` stops: its clients
+/// are disconnected and its links closed. [`Peer::stop`] then reports
+/// [`mq_catalog::Error::Fenced`].
+struct Watched {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), mq_catalog::Error>>,
+}
+
+impl Watched {
+    fn start(node: NodeHandle, server: ServerControl) -> Watched {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut node = Some(node);
+            let failed = async {
+                match node.as_mut() {
+                    Some(n) => n.failed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stopped => match node.take() {
+                    Some(n) => n.stop().await,
+                    None => Ok(()),
+                },
+                e = failed => {
+                    server.shutdown().await;
+                    Err(e)
+                }
+            }
+        });
+        Watched { stop, task }
+    }
+
+    async fn stop(self) -> Result<(), mq_catalog::Error> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(left) => left,
+            Err(e) => Err(mq_catalog::Error::Invalid(format!(
+                "the node task failed: {e}"
+            ))),
+        }
+    }
 }
 
 impl Peer {
@@ -135,12 +184,14 @@ impl Peer {
                 return Err(PeerError::Catalog(e));
             }
         };
-        Ok(Peer { server, node })
+        let id = node.registration().node.clone();
+        let node = Watched::start(node, server.control());
+        Ok(Peer { server, id, node })
     }
 
     /// The node id.
     pub fn id(&self) -> &str {
-        &self.node.registration().node
+        &self.id
     }
 
     /// Where it listens.
@@ -176,6 +227,8 @@ impl Peer {
     }
 
     /// Leaves the mesh (deregisters), then stops the broker gracefully.
+    /// A peer fenced off by a newer incarnation of its node has stopped
+    /// its broker already: this reports [`mq_catalog::Error::Fenced`].
     pub async fn stop(self) -> Result<(), PeerError> {
         let left = self.node.stop().await;
         self.server.shutdown().await.map_err(PeerError::Io)?;

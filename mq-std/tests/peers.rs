@@ -189,3 +189,36 @@ async fn a_peer_s_own_client_resumes_when_the_peer_starts_again() {
     drop(app);
     p.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_fenced_off_by_a_newer_incarnation_stops_its_broker() {
+    let dir = Dir::new("mq-peers-fenced");
+    let opts = options(&dir, "p");
+    let catalog = opts.node.catalog.clone();
+    let p = Peer::start(opts).await.expect("p starts");
+    let addr = p.local_addr();
+    tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("p listens");
+    // The same node id registered again, as a second start elsewhere does.
+    let other = mq_std::catalog::Catalog::open(&catalog)
+        .await
+        .expect("the catalog");
+    other
+        .register("p", "127.0.0.1:1", Duration::from_secs(2))
+        .await
+        .expect("registers");
+    // At its next heartbeat p finds itself fenced off and stops serving.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "p still accepts connections after a newer incarnation registered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    match p.stop().await {
+        Err(mq_std::peer::PeerError::Catalog(mq_std::catalog::Error::Fenced { .. })) => {}
+        other => panic!("stop after being fenced off: {other:?}"),
+    }
+}
