@@ -30,7 +30,7 @@
 //! (the mechanics are [`Records`]', which the outbox shares).
 
 use super::le::{field, put, put_slice};
-use super::records::Records;
+use super::records::{Body, Records, write_body};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an inbox record takes besides its topic, encoded meta and data.
@@ -125,12 +125,7 @@ impl RecordHead {
 }
 
 /// A record's borrowed bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct View<'a> {
-    pub topic: &'a str,
-    pub meta: Meta<'a>,
-    pub data: &'a [u8],
-}
+pub(crate) type View<'a> = Body<'a>;
 
 #[derive(Debug, Clone, Copy)]
 struct Partial {
@@ -220,12 +215,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         let Some((at, rec)) = self.rec.place(len, &mut keep) else {
             return false;
         };
-        let meta_at = RECORD_OVERHEAD + topic.len();
-        let data_at = meta_at + mlen;
-        if !rec
-            .get_mut(meta_at..data_at)
-            .is_some_and(|m| meta.encode_into(m))
-        {
+        let data_at = RECORD_OVERHEAD + topic.len() + mlen;
+        if !write_body(rec, RECORD_OVERHEAD, topic, meta, mlen, data) {
             return false;
         }
         let lens = Lens {
@@ -235,8 +226,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             data: data_len as u32,
         };
         put(rec, 0, head.encode(&lens));
-        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put_slice(rec, data_at, data);
         self.rec.commit(len);
         if data.len() == data_len {
             self.ready += 1;
@@ -332,26 +321,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             self.head_lens(),
             "the lengths of the record shown"
         );
-        let buf = self.rec.buf();
-        let at = self.rec.head;
-        let (tlen, mlen, dlen) = (
+        let body = self.rec.body(
+            self.rec.head,
+            RECORD_OVERHEAD,
             usize::from(lens.topic),
             lens.meta as usize,
             lens.data as usize,
         );
-        let t0 = at + RECORD_OVERHEAD;
-        let topic = buf
-            .get(t0..t0 + tlen)
-            .and_then(crate::utf8::str_of)
-            .unwrap_or("");
-        let meta = buf
-            .get(t0 + tlen..t0 + tlen + mlen)
-            .and_then(Meta::decode_from)
-            .unwrap_or_default();
-        let data = buf
-            .get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)
-            .unwrap_or(&[]);
-        Some(View { topic, meta, data })
+        Some(body.unwrap_or_default())
     }
 }
 

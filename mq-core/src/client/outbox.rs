@@ -25,8 +25,8 @@
 //! needs the room (live records are then moved to the front: the mechanics are
 //! [`Records`]'). All integers are little-endian.
 
-use super::le::{field, put, put_slice};
-use super::records::{DEAD, Records};
+use super::le::{field, put};
+use super::records::{DEAD, Records, write_body};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an outbox record takes besides its topic, encoded meta and payload.
@@ -167,11 +167,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         let Some((_, rec)) = self.rec.place(len, &mut self.cursor) else {
             return Err(PushError::Full);
         };
-        let body = RECORD_OVERHEAD + topic.len();
-        if !rec
-            .get_mut(body..body + mlen)
-            .is_some_and(|m| meta.encode_into(m))
-        {
+        if !write_body(rec, RECORD_OVERHEAD, topic, meta, mlen, payload) {
             return Err(PushError::TooLarge);
         }
         let mut h = [0u8; RECORD_OVERHEAD];
@@ -197,8 +193,6 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         put(&mut h, 20, (payload.len() as u32).to_le_bytes());
         put(&mut h, 24, dedup_seq.unwrap_or(0).to_le_bytes());
         put(rec, 0, h);
-        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put_slice(rec, body + mlen, payload);
         self.rec.commit(len);
         self.live += 1;
         self.live_bytes += len;
@@ -213,15 +207,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     /// Reads the record at `at`.
     fn record(&self, at: usize) -> Option<Record<'_>> {
-        let buf = self.rec.buf();
         let h = self.rec.header::<RECORD_OVERHEAD>(at)?;
         let tlen = usize::from(u16::from_le_bytes(field(h, 12)));
         let mlen = u32::from_le_bytes(field(h, 16)) as usize;
         let plen = u32::from_le_bytes(field(h, 20)) as usize;
-        let t0 = at + RECORD_OVERHEAD;
-        let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
-        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
-        let payload = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + plen)?;
+        let body = self.rec.body(at, RECORD_OVERHEAD, tlen, mlen, plen)?;
         Some(Record {
             at,
             id: u32::from_le_bytes(field(h, 8)),
@@ -232,9 +222,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             },
             dedup_seq: (h[6] != 0).then(|| u64::from_le_bytes(field(h, 24))),
             request: h[7] != 0,
-            topic,
-            meta,
-            payload,
+            topic: body.topic,
+            meta: body.meta,
+            payload: body.data,
         })
     }
 

@@ -7,10 +7,44 @@
 //! record, any other value a live one (its meaning is the store's). The rest
 //! of the header and the body are the store's own.
 
-use super::le::move_down;
+use super::le::{move_down, put_slice};
+use crate::wire::Meta;
 
 /// The state byte of a dead record.
 pub(crate) const DEAD: u8 = 0;
+
+/// A record's body, borrowed: its topic, properties and data.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Body<'a> {
+    pub topic: &'a str,
+    pub meta: Meta<'a>,
+    pub data: &'a [u8],
+}
+
+/// Writes a record's body behind its header of `overhead` bytes: the topic,
+/// the meta (encoded in `mlen` bytes) and the data known now. False when the
+/// meta does not fit its bytes (the record is then not to be taken).
+#[cfg_attr(not(feature = "alloc"), inline(never))]
+pub(crate) fn write_body(
+    rec: &mut [u8],
+    overhead: usize,
+    topic: &str,
+    meta: &Meta<'_>,
+    mlen: usize,
+    data: &[u8],
+) -> bool {
+    let meta_at = overhead + topic.len();
+    let data_at = meta_at + mlen;
+    if !rec
+        .get_mut(meta_at..data_at)
+        .is_some_and(|m| meta.encode_into(m))
+    {
+        return false;
+    }
+    put_slice(rec, overhead, topic.as_bytes());
+    put_slice(rec, data_at, data);
+    true
+}
 
 /// Records in caller storage.
 #[derive(Debug)]
@@ -47,6 +81,24 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Records<B> {
     /// they are not there, which a record in use always is).
     pub(crate) fn header<const N: usize>(&self, at: usize) -> Option<&[u8; N]> {
         self.buf().get(at..).and_then(|b| b.first_chunk::<N>())
+    }
+
+    /// The body of the record at `at`, behind its header of `overhead`
+    /// bytes, by the lengths the header gives (`None` if they do not fit).
+    pub(crate) fn body(
+        &self,
+        at: usize,
+        overhead: usize,
+        tlen: usize,
+        mlen: usize,
+        dlen: usize,
+    ) -> Option<Body<'_>> {
+        let buf = self.buf();
+        let t0 = at + overhead;
+        let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
+        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
+        let data = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)?;
+        Some(Body { topic, meta, data })
     }
 
     /// The length of the record at `at`, header included.
