@@ -5,7 +5,8 @@
 //! ```text
 //! offset  size  field
 //!      0     4  record length (header included)
-//!      4     1  kind: 0 whole message, 1 chunk, 2 admin answer
+//!      4     1  kind: 1 whole message, 2 chunk, 3 admin answer (0 would be a
+//!               dead record to the record store)
 //!      5     1  QoS (0 or 1)
 //!      6     1  1 on the last chunk of a message
 //!      7     1  1 when the message is a reply to the session's own request
@@ -25,9 +26,11 @@
 //! last event; it is released when the next event is polled. A fragmented message
 //! that fits is reassembled in place: its record is reserved at full size when the
 //! first fragment arrives and becomes ready with the last one. When an append does
-//! not fit behind the tail, the records are moved to the front of the storage.
+//! not fit behind the tail, the records are moved to the front of the storage
+//! (the mechanics are [`Records`]', which the outbox shares).
 
-use super::le::{move_down, put, put_slice, u32_at};
+use super::le::{field, put, put_slice};
+use super::records::{Body, Records, write_body};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an inbox record takes besides its topic, encoded meta and data.
@@ -60,20 +63,15 @@ pub(crate) struct Lens {
     pub data: u32,
 }
 
-/// Reads a little-endian field of `N` bytes at a constant offset of a header
-/// (the compiler checks the offsets; nothing can fail at run time).
-fn field<const N: usize>(h: &[u8; RECORD_OVERHEAD], at: usize) -> [u8; N] {
-    h.get(at..)
-        .and_then(|b| b.first_chunk::<N>())
-        .copied()
-        .unwrap_or([0; N])
-}
-
 impl RecordHead {
     /// The record's header (the layout at the top of this file).
     fn encode(&self, lens: &Lens) -> [u8; RECORD_OVERHEAD] {
         let mut h = [0u8; RECORD_OVERHEAD];
-        let kind = if self.admin { 2 } else { u8::from(self.chunk) };
+        let kind = if self.admin {
+            3
+        } else {
+            1 + u8::from(self.chunk)
+        };
         let qos = match self.qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
@@ -100,8 +98,8 @@ impl RecordHead {
     fn decode(h: &[u8; RECORD_OVERHEAD]) -> (RecordHead, Lens) {
         let [_, _, _, _, kind, qos, last, reply] = field(h, 0);
         let head = RecordHead {
-            chunk: kind == 1,
-            admin: kind == 2,
+            chunk: kind == 2,
+            admin: kind == 3,
             last: last != 0,
             reply: reply != 0,
             qos: if qos == 0 {
@@ -127,12 +125,7 @@ impl RecordHead {
 }
 
 /// A record's borrowed bytes.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct View<'a> {
-    pub topic: &'a str,
-    pub meta: Meta<'a>,
-    pub data: &'a [u8],
-}
+pub(crate) type View<'a> = Body<'a>;
 
 #[derive(Debug, Clone, Copy)]
 struct Partial {
@@ -149,9 +142,7 @@ struct Partial {
 /// Received deliveries waiting for the application.
 #[derive(Debug)]
 pub(crate) struct Inbox<B> {
-    storage: B,
-    head: usize,
-    tail: usize,
+    rec: Records<B>,
     /// The head record is lent to the application.
     shown: bool,
     /// Complete records not shown yet.
@@ -171,9 +162,7 @@ pub(crate) fn record_len(topic: usize, meta: &Meta<'_>, data: u64) -> Option<usi
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
     pub(crate) fn new(storage: B) -> Self {
         Inbox {
-            storage,
-            head: 0,
-            tail: 0,
+            rec: Records::new(storage),
             shown: false,
             ready: 0,
             partial: None,
@@ -181,12 +170,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.storage.as_ref().len()
+        self.rec.capacity()
     }
 
     /// Bytes in use (including a shown record and a partial one).
     pub(crate) fn bytes(&self) -> usize {
-        self.tail - self.head
+        self.rec.tail - self.rec.head
     }
 
     /// Whether a record of `len` bytes can be added now.
@@ -221,19 +210,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         {
             return false;
         }
-        if self.tail + len > self.capacity() {
-            self.compact();
-        }
-        let at = self.tail;
-        let Some(rec) = self.storage.as_mut().get_mut(at..at + len) else {
+        // No record is partial here: nothing to follow as records move.
+        let mut keep = usize::MAX;
+        let Some((at, rec)) = self.rec.place(len, &mut keep) else {
             return false;
         };
-        let meta_at = RECORD_OVERHEAD + topic.len();
-        let data_at = meta_at + mlen;
-        if !rec
-            .get_mut(meta_at..data_at)
-            .is_some_and(|m| meta.encode_into(m))
-        {
+        let data_at = RECORD_OVERHEAD + topic.len() + mlen;
+        if !write_body(rec, RECORD_OVERHEAD, topic, meta, mlen, data) {
             return false;
         }
         let lens = Lens {
@@ -243,9 +226,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             data: data_len as u32,
         };
         put(rec, 0, head.encode(&lens));
-        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put_slice(rec, data_at, data);
-        self.tail += len;
+        self.rec.commit(len);
         if data.len() == data_len {
             self.ready += 1;
         } else {
@@ -268,7 +249,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             return None;
         }
         let start = p.at + p.data_at + p.filled;
-        put_slice(self.storage.as_mut(), start, data);
+        put_slice(self.rec.buf_mut(), start, data);
         p.filled += data.len();
         if p.filled == p.len {
             self.partial = None;
@@ -283,11 +264,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
     /// Forgets the message being reassembled (its connection is gone).
     pub(crate) fn drop_partial(&mut self) {
         if let Some(p) = self.partial.take() {
-            self.tail = p.at;
-            if self.head == self.tail {
-                self.head = 0;
-                self.tail = 0;
-            }
+            self.rec.tail = p.at;
+            self.rec.settle_head();
         }
     }
 
@@ -297,12 +275,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             return;
         }
         self.shown = false;
-        let len = u32_at(self.storage.as_ref(), self.head) as usize;
-        self.head = (self.head + len.max(1)).min(self.tail);
-        if self.head == self.tail {
-            self.head = 0;
-            self.tail = 0;
+        // Devices mark it dead for the store's head settling (16 bytes of
+        // flash less); hosts step over it by its length (fewer instructions).
+        #[cfg(not(feature = "alloc"))]
+        {
+            self.rec.set_state(self.rec.head, super::records::DEAD);
+            self.rec.settle_head();
         }
+        #[cfg(feature = "alloc")]
+        self.rec.drop_head();
     }
 
     /// Releases the shown record and lends the next ready one: its fixed
@@ -315,13 +296,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
         }
         self.ready -= 1;
         self.shown = true;
-        Some(RecordHead::decode(&self.header(self.head)))
+        let h = self
+            .rec
+            .header(self.rec.head)
+            .unwrap_or(&[0; RECORD_OVERHEAD]);
+        Some(RecordHead::decode(h))
     }
 
     /// The lengths of the record at the head, as its header gives them
     /// (for a debug check: release builds drop it).
     fn head_lens(&self) -> Option<Lens> {
-        Some(RecordHead::decode(&self.header(self.head)).1)
+        Some(RecordHead::decode(self.rec.header(self.rec.head)?).1)
     }
 
     /// The record lent by [`take_next`](Self::take_next), with the lengths it
@@ -336,51 +321,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             self.head_lens(),
             "the lengths of the record shown"
         );
-        let buf = self.storage.as_ref();
-        let at = self.head;
-        let (tlen, mlen, dlen) = (
+        let body = self.rec.body(
+            self.rec.head,
+            RECORD_OVERHEAD,
             usize::from(lens.topic),
             lens.meta as usize,
             lens.data as usize,
         );
-        let t0 = at + RECORD_OVERHEAD;
-        let topic = buf
-            .get(t0..t0 + tlen)
-            .and_then(crate::utf8::str_of)
-            .unwrap_or("");
-        let meta = buf
-            .get(t0 + tlen..t0 + tlen + mlen)
-            .and_then(Meta::decode_from)
-            .unwrap_or_default();
-        let data = buf
-            .get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)
-            .unwrap_or(&[]);
-        Some(View { topic, meta, data })
-    }
-
-    /// The fixed part of the record at `at`, read at once (zeros if it is
-    /// not there, which a record in use always is).
-    fn header(&self, at: usize) -> [u8; RECORD_OVERHEAD] {
-        self.storage
-            .as_ref()
-            .get(at..)
-            .and_then(|b| b.first_chunk::<RECORD_OVERHEAD>())
-            .copied()
-            .unwrap_or([0; RECORD_OVERHEAD])
-    }
-
-    fn compact(&mut self) {
-        if self.head == 0 {
-            return;
-        }
-        let (head, tail) = (self.head, self.tail);
-        let len = tail.saturating_sub(head);
-        move_down(self.storage.as_mut(), head, len, 0);
-        if let Some(p) = &mut self.partial {
-            p.at = p.at.saturating_sub(head);
-        }
-        self.head = 0;
-        self.tail = len;
+        Some(body.unwrap_or_default())
     }
 }
 

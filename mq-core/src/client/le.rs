@@ -2,25 +2,14 @@
 //! Out-of-range reads give zero and out-of-range writes do nothing: the record
 //! code checks bounds itself, these only make a bug harmless instead of a panic.
 
-fn rd<const N: usize>(buf: &[u8], at: usize) -> [u8; N] {
-    buf.get(at..at.saturating_add(N))
-        .and_then(|s| s.try_into().ok())
+/// Reads a little-endian field of `N` bytes at `at` of a record's header
+/// (read at once as an array, so the offsets are constants where it is
+/// inlined; zeros if it is not there).
+pub(crate) fn field<const N: usize>(h: &[u8], at: usize) -> [u8; N] {
+    h.get(at..)
+        .and_then(|b| b.first_chunk::<N>())
+        .copied()
         .unwrap_or([0; N])
-}
-
-#[cfg_attr(not(feature = "alloc"), inline(never))]
-pub(crate) fn u16_at(buf: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(rd(buf, at))
-}
-
-#[cfg_attr(not(feature = "alloc"), inline(never))]
-pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(rd(buf, at))
-}
-
-#[cfg_attr(not(feature = "alloc"), inline(never))]
-pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(rd(buf, at))
 }
 
 /// Writes a fixed-size field: its size is known where it is called, so the copy

@@ -41,6 +41,7 @@ mod le;
 mod outbox;
 mod publish;
 mod receive;
+mod records;
 mod request;
 mod session;
 mod subscribe;

@@ -22,16 +22,16 @@
 //! payload already went out as fragments. Records before the cursor are QoS 1
 //! publishes awaiting their `PubAck`, or dead. A freed record is marked dead; dead
 //! records at the head are reclaimed at once, those in the middle when an append
-//! needs the room (live records are then moved to the front). All integers are
-//! little-endian.
+//! needs the room (live records are then moved to the front: the mechanics are
+//! [`Records`]'). All integers are little-endian.
 
-use super::le::{move_down, put, put_slice, u16_at, u32_at, u64_at};
+use super::le::{field, put};
+use super::records::{DEAD, Records, write_body};
 use crate::wire::{Meta, QoS};
 
 /// Bytes an outbox record takes besides its topic, encoded meta and payload.
 pub const RECORD_OVERHEAD: usize = 32;
 
-const DEAD: u8 = 0;
 const PENDING: u8 = 1;
 const SENT: u8 = 2;
 
@@ -93,9 +93,7 @@ impl Record<'_> {
 /// Publishes waiting to be sent or acknowledged.
 #[derive(Debug)]
 pub(crate) struct Outbox<B> {
-    storage: B,
-    head: usize,
-    tail: usize,
+    rec: Records<B>,
     cursor: usize,
     frag_sent: u64,
     live: usize,
@@ -112,9 +110,7 @@ pub(crate) fn record_len(topic: usize, meta: usize, payload: usize) -> Option<us
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     pub(crate) fn new(storage: B) -> Self {
         Outbox {
-            storage,
-            head: 0,
-            tail: 0,
+            rec: Records::new(storage),
             cursor: 0,
             frag_sent: 0,
             live: 0,
@@ -123,7 +119,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.storage.as_ref().len()
+        self.rec.capacity()
     }
 
     /// Live records.
@@ -168,123 +164,67 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             return Err(PushError::TooLarge);
         }
         self.check(len)?;
-        if self.tail + len > self.capacity() {
-            self.compact();
-        }
-        let at = self.tail;
-        let buf = self.storage.as_mut();
-        let Some(rec) = buf.get_mut(at..at + len) else {
+        let Some((_, rec)) = self.rec.place(len, &mut self.cursor) else {
             return Err(PushError::Full);
         };
-        let body = RECORD_OVERHEAD + topic.len();
-        if !meta.encode_into(&mut rec[body..body + mlen]) {
+        if !write_body(rec, RECORD_OVERHEAD, topic, meta, mlen, payload) {
             return Err(PushError::TooLarge);
         }
-        put(rec, 0, (len as u32).to_le_bytes());
-        rec[4] = PENDING;
-        rec[5] = match qos {
+        let mut h = [0u8; RECORD_OVERHEAD];
+        let qos = match qos {
             QoS::AtMostOnce => 0,
             QoS::AtLeastOnce => 1,
         };
-        rec[6] = u8::from(dedup_seq.is_some());
-        rec[7] = u8::from(request);
-        put(rec, 8, id.to_le_bytes());
-        put(rec, 12, (topic.len() as u16).to_le_bytes());
-        put(rec, 14, checked_stamp(sendable_within).to_le_bytes());
-        put(rec, 16, (mlen as u32).to_le_bytes());
-        put(rec, 20, (payload.len() as u32).to_le_bytes());
-        put(rec, 24, dedup_seq.unwrap_or(0).to_le_bytes());
-        put_slice(rec, RECORD_OVERHEAD, topic.as_bytes());
-        put_slice(rec, body + mlen, payload);
-        self.tail += len;
+        put(&mut h, 0, (len as u32).to_le_bytes());
+        put(
+            &mut h,
+            4,
+            [
+                PENDING,
+                qos,
+                u8::from(dedup_seq.is_some()),
+                u8::from(request),
+            ],
+        );
+        put(&mut h, 8, id.to_le_bytes());
+        put(&mut h, 12, (topic.len() as u16).to_le_bytes());
+        put(&mut h, 14, checked_stamp(sendable_within).to_le_bytes());
+        put(&mut h, 16, (mlen as u32).to_le_bytes());
+        put(&mut h, 20, (payload.len() as u32).to_le_bytes());
+        put(&mut h, 24, dedup_seq.unwrap_or(0).to_le_bytes());
+        put(rec, 0, h);
+        self.rec.commit(len);
         self.live += 1;
         self.live_bytes += len;
         Ok(())
     }
 
-    fn rec_len(&self, at: usize) -> usize {
-        u32_at(self.storage.as_ref(), at) as usize
-    }
-
-    fn state(&self, at: usize) -> u8 {
-        self.storage.as_ref().get(at + 4).copied().unwrap_or(DEAD)
-    }
-
-    fn set_state(&mut self, at: usize, state: u8) {
-        if let Some(b) = self.storage.as_mut().get_mut(at + 4) {
-            *b = state;
-        }
-    }
-
     fn id_at(&self, at: usize) -> u32 {
-        u32_at(self.storage.as_ref(), at + 8)
-    }
-
-    /// Offsets of every record from the head.
-    fn offsets(&self) -> impl Iterator<Item = usize> + '_ {
-        let mut at = self.head;
-        core::iter::from_fn(move || {
-            if at >= self.tail {
-                return None;
-            }
-            let len = self.rec_len(at);
-            if len == 0 {
-                return None;
-            }
-            let this = at;
-            at += len;
-            Some(this)
-        })
-    }
-
-    /// Moves live records to the front, dropping dead ones.
-    fn compact(&mut self) {
-        let mut read = self.head;
-        let mut write = 0;
-        let mut cursor = None;
-        while read < self.tail {
-            let len = self.rec_len(read);
-            if len == 0 {
-                break;
-            }
-            if read == self.cursor {
-                cursor = Some(write);
-            }
-            if self.state(read) != DEAD {
-                move_down(self.storage.as_mut(), read, len, write);
-                write += len;
-            }
-            read += len;
-        }
-        self.cursor = cursor.unwrap_or(write);
-        self.head = 0;
-        self.tail = write;
+        self.rec
+            .header::<12>(at)
+            .map_or(0, |h| u32::from_le_bytes(field(h, 8)))
     }
 
     /// Reads the record at `at`.
     fn record(&self, at: usize) -> Option<Record<'_>> {
-        let buf = self.storage.as_ref();
-        let h = buf.get(at..at + RECORD_OVERHEAD)?;
-        let tlen = usize::from(u16_at(h, 12));
-        let mlen = u32_at(h, 16) as usize;
-        let plen = u32_at(h, 20) as usize;
-        let t0 = at + RECORD_OVERHEAD;
-        let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
-        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
-        let payload = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + plen)?;
+        let h = self.rec.header::<RECORD_OVERHEAD>(at)?;
+        let tlen = usize::from(u16::from_le_bytes(field(h, 12)));
+        let mlen = u32::from_le_bytes(field(h, 16)) as usize;
+        let plen = u32::from_le_bytes(field(h, 20)) as usize;
+        let body = self.rec.body(at, RECORD_OVERHEAD, tlen, mlen, plen)?;
         Some(Record {
             at,
-            id: u32_at(h, 8),
+            id: u32::from_le_bytes(field(h, 8)),
             qos: if h[5] == 0 {
                 QoS::AtMostOnce
             } else {
                 QoS::AtLeastOnce
             },
-            dedup_seq: (h[6] != 0).then(|| u64_at(h, 24)),
+            dedup_seq: (h[6] != 0).then(|| u64::from_le_bytes(field(h, 24))),
             request: h[7] != 0,
-            topic,
-            meta,
-            payload,
+            topic: body.topic,
+            meta: body.meta,
+            payload: body.data,
         })
     }
 
@@ -292,31 +232,34 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     /// frames of `limit` bytes (found so within `limit` or less), without
     /// reading it; `None` when there is none.
     pub(crate) fn next_known_sendable(&self, limit: u32) -> Option<bool> {
-        if self.cursor >= self.tail {
+        if self.cursor >= self.rec.tail {
             return None;
         }
-        let kib = u64::from(u16_at(self.storage.as_ref(), self.cursor + 14));
+        let kib = self
+            .rec
+            .header::<16>(self.cursor)
+            .map_or(0, |h| u64::from(u16::from_le_bytes(field(h, 14))));
         Some(kib != 0 && u64::from(limit) >= kib * 1024)
     }
 
     /// Notes that the next record to transmit is sendable within `limit`.
     pub(crate) fn mark_next_sendable(&mut self, limit: u32) {
-        if self.cursor < self.tail {
+        if self.cursor < self.rec.tail {
             let stamp = checked_stamp(Some(limit));
-            put(self.storage.as_mut(), self.cursor + 14, stamp.to_le_bytes());
+            put(self.rec.buf_mut(), self.cursor + 14, stamp.to_le_bytes());
         }
     }
 
     /// Whether there is a record to transmit.
     pub(crate) fn has_next(&self) -> bool {
-        self.cursor < self.tail
+        self.cursor < self.rec.tail
     }
 
     /// The next record to transmit ([`next_sent`](Self::next_sent) says how
     /// much of it went out). Returned as read: a record paired with its count
     /// was a copy of it.
     pub(crate) fn next(&self) -> Option<Record<'_>> {
-        if self.cursor >= self.tail {
+        if self.cursor >= self.rec.tail {
             return None;
         }
         self.record(self.cursor)
@@ -338,11 +281,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             self.frag_sent = sent;
             return;
         }
-        let qos1 = self.storage.as_ref().get(at + 5).copied() == Some(1);
-        let len = self.rec_len(at);
+        let qos1 = self.rec.buf().get(at + 5).copied() == Some(1);
+        let len = self.rec.len_at(at);
         self.frag_sent = 0;
         if qos1 {
-            self.set_state(at, SENT);
+            self.rec.set_state(at, SENT);
             self.cursor = at + len;
         } else {
             self.kill(at);
@@ -352,8 +295,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     /// Whether a live record has this id.
     pub(crate) fn contains_id(&self, id: u32) -> bool {
-        self.offsets()
-            .any(|at| self.state(at) != DEAD && self.id_at(at) == id)
+        self.rec
+            .offsets()
+            .any(|at| self.rec.state(at) != DEAD && self.id_at(at) == id)
     }
 
     /// Frees the live record with this id; returns what it was, if there was one.
@@ -365,7 +309,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     /// returns what it was, if it did.
     pub(crate) fn remove_acked(&mut self, id: u32) -> Option<Kind> {
         self.remove_where(id, |this, at| {
-            this.storage.as_ref().get(at + 5).copied() == Some(1) && !this.half_sent(at)
+            this.rec.buf().get(at + 5).copied() == Some(1) && !this.half_sent(at)
         })
     }
 
@@ -381,10 +325,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     fn remove_where(&mut self, id: u32, ok: impl Fn(&Self, usize) -> bool) -> Option<Kind> {
         let at = self
+            .rec
             .offsets()
-            .find(|&at| self.state(at) != DEAD && self.id_at(at) == id)
+            .find(|&at| self.rec.state(at) != DEAD && self.id_at(at) == id)
             .filter(|&at| ok(self, at))?;
-        let kind = match self.storage.as_ref().get(at + 7) {
+        let kind = match self.rec.buf().get(at + 7) {
             Some(1) => Kind::Request,
             _ => Kind::Publish,
         };
@@ -395,18 +340,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     /// Frees the cursor record (it cannot be sent).
     pub(crate) fn drop_next(&mut self) {
-        if self.cursor < self.tail {
+        if self.cursor < self.rec.tail {
             self.kill(self.cursor);
             self.settle();
         }
     }
 
     fn kill(&mut self, at: usize) {
-        if self.state(at) == DEAD {
+        if self.rec.state(at) == DEAD {
             return;
         }
-        let len = self.rec_len(at);
-        self.set_state(at, DEAD);
+        let len = self.rec.len_at(at);
+        self.rec.set_state(at, DEAD);
         self.live = self.live.saturating_sub(1);
         self.live_bytes = self.live_bytes.saturating_sub(len);
         if at == self.cursor {
@@ -416,25 +361,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     /// Moves the cursor and the head past dead records.
     fn settle(&mut self) {
-        while self.cursor < self.tail && self.state(self.cursor) == DEAD {
-            let len = self.rec_len(self.cursor);
-            if len == 0 {
-                self.cursor = self.tail;
-                break;
-            }
-            self.cursor += len;
-        }
-        while self.head < self.tail && self.state(self.head) == DEAD {
-            let len = self.rec_len(self.head);
-            if len == 0 {
-                self.head = self.tail;
-                break;
-            }
-            self.head += len;
-        }
-        if self.head >= self.tail {
-            self.head = 0;
-            self.tail = 0;
+        self.cursor = self.rec.skip_dead(self.cursor);
+        if self.rec.settle_head() {
             self.cursor = 0;
             self.frag_sent = 0;
         }
@@ -443,18 +371,18 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
     /// Marks every live record to be sent again from its start, in order (after a
     /// reconnect).
     pub(crate) fn rewind(&mut self) {
-        let mut at = self.head;
-        while at < self.tail {
-            let len = self.rec_len(at);
+        let mut at = self.rec.head;
+        while at < self.rec.tail {
+            let len = self.rec.len_at(at);
             if len == 0 {
                 break;
             }
-            if self.state(at) != DEAD {
-                self.set_state(at, PENDING);
+            if self.rec.state(at) != DEAD {
+                self.rec.set_state(at, PENDING);
             }
             at += len;
         }
-        self.cursor = self.head;
+        self.cursor = self.rec.head;
         self.frag_sent = 0;
         self.settle();
     }
@@ -515,7 +443,7 @@ mod tests {
         assert!(
             o.remove_acked(1).is_some() && o.remove_acked(3).is_some() && o.remove(4).is_some()
         );
-        assert_eq!((o.len(), o.bytes(), o.head, o.tail), (0, 0, 0, 0));
+        assert_eq!((o.len(), o.bytes(), o.rec.head, o.rec.tail), (0, 0, 0, 0));
         assert_eq!(
             o.push(
                 Head {
