@@ -9,6 +9,7 @@
 //! links. A QoS 1 delivery is acked once its publish is stored (the router's
 //! `PubAck`), and nacked for redelivery when this node refuses it.
 
+mod acks;
 mod credit;
 mod encode;
 
@@ -28,6 +29,7 @@ use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
 use crate::wire::mesh::{Interest, LINK_PREFIX, free_group_sub, mesh_producer};
 use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
+use acks::Acks;
 pub(crate) use credit::{link_credit, offline_page};
 use encode::Unsent;
 
@@ -76,8 +78,7 @@ pub(crate) struct LinkConn {
     last: Option<Ctrl>,
     close_event_sent: bool,
     /// Local publish id -> the peer's delivery tag it acks.
-    acks: BTreeMap<u32, u64>,
-    next_id: u32,
+    acks: Acks,
     reassembler: Reassembler,
     /// The groups this node's link session joined at the peer, by sub id.
     joined: BTreeMap<u32, (String, String)>,
@@ -115,8 +116,7 @@ impl LinkConn {
             ctrl: VecDeque::from([Ctrl::Hello]),
             last: None,
             close_event_sent: false,
-            acks: BTreeMap::new(),
-            next_id: 1,
+            acks: Acks::new(),
             joined: BTreeMap::new(),
             reassembler: Reassembler::new(),
             partial: None,
@@ -351,9 +351,7 @@ impl LinkConn {
         r: &mut Router,
     ) {
         if p.qos == QoS::AtLeastOnce {
-            p.id = self.next_id;
-            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
-            self.acks.insert(p.id, tag);
+            p.id = self.acks.insert(tag);
         }
         r.handle(id, now, Command::Publish(p));
     }
@@ -506,12 +504,12 @@ impl LinkConn {
         while let Some(out) = link.out.pop_front() {
             match out {
                 Output::PubAck { id, .. } => {
-                    if let Some(tag) = self.acks.remove(&id) {
+                    if let Some(tag) = self.acks.take(id) {
                         self.ctrl.push_back(Ctrl::Ack(tag));
                     }
                 }
                 Output::PubReject { id, .. } => {
-                    if let Some(tag) = self.acks.remove(&id) {
+                    if let Some(tag) = self.acks.take(id) {
                         self.ctrl.push_back(Ctrl::Nack(tag, true));
                     }
                 }

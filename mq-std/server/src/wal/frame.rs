@@ -72,11 +72,17 @@ pub(crate) fn encode(out: &mut Vec<u8>, kind: Kind, token: u64, payload: &[u8]) 
     let body = BODY_HEADER + payload.len();
     debug_assert!(body <= MAX_BODY, "record too large for a frame");
     let len = (body as u32).to_le_bytes();
+    // The header whole, then the payload: one reserve and two copies where
+    // a copy a field cost each frame its own capacity checks. The checksum
+    // is over the frame as written: two parts (the payload apart, a third,
+    // cost it more than the copies saved).
+    let mut head = [0; HEADER];
+    head[..4].copy_from_slice(&len);
+    head[8] = kind as u8;
+    head[9..].copy_from_slice(&token.to_le_bytes());
     let start = out.len();
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&[0; 4]);
-    out.push(kind as u8);
-    out.extend_from_slice(&token.to_le_bytes());
+    out.reserve(HEADER + payload.len());
+    out.extend_from_slice(&head);
     out.extend_from_slice(payload);
     let crc = crc32c(&[&len, &out[start + 8..]]).to_le_bytes();
     out[start + 4..start + 8].copy_from_slice(&crc);
