@@ -265,8 +265,9 @@ pub(crate) struct Away {
     /// [`Broker::handle_catalog_listing`]).
     pub listed: alloc::collections::BTreeSet<String>,
     /// Away nodes no longer listed whose messages are still being handed
-    /// on: forgotten at a listing once nothing is left for them.
-    pub leaving: alloc::collections::BTreeSet<String>,
+    /// on, each with the id of the first message published after it began
+    /// to leave: forgotten at a listing once nothing older is left for it.
+    pub leaving: alloc::collections::BTreeMap<String, u64>,
     /// Whether the broker has had a listing (see `Config::await_catalog`).
     pub had_listing: bool,
     /// The live peers' snapshots the first listing still waits for.
@@ -402,8 +403,9 @@ impl Broker {
     /// ([`forget_node`](Broker::forget_node)) at the first listing that
     /// finds nothing left for it and it still not listed (forgotten at
     /// once, a catalog that lost its rows would lose those messages too). A
-    /// group it alone serves here keeps it until the group's jobs are
-    /// handed on as well. A peer never listed in this run is kept: it may have
+    /// group it alone serves here keeps it until the jobs the group had
+    /// when it began to leave are handed on as well; the group's newer jobs
+    /// go with it when it is forgotten, as they did before. A peer never listed in this run is kept: it may have
     /// died before it wrote its interest; and a restarted node cannot tell
     /// that from a peer forgotten before it started. What it keeps for such a peer goes to
     /// the peer's catalog queue until that is full, and is then dropped

@@ -11,6 +11,7 @@ use super::subscribe::valid_group_name;
 use crate::broker::mesh::link::{OUTBOX_SUB, link_credit};
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
+use crate::broker::timers::Target;
 use crate::time::Instant;
 use crate::topic::Filter;
 use crate::wire::QoS;
@@ -152,7 +153,7 @@ impl Router {
     /// was kept for them is handed on (see `Broker::handle_catalog_listing`).
     pub(crate) fn catalog_listing(&mut self, listed: &[&str], live: &[&str], now: Instant) {
         let leaving = core::mem::take(&mut self.mesh.away.leaving);
-        let mut gone: Vec<String> = (self.mesh.away.listed.iter().chain(&leaving))
+        let mut gone: Vec<String> = (self.mesh.away.listed.iter().chain(leaving.keys()))
             .filter(|n| !listed.contains(&n.as_str()) && !live.contains(&n.as_str()))
             .filter(|n| {
                 (self.peer_session(n))
@@ -164,7 +165,8 @@ impl Router {
         gone.sort_unstable();
         gone.dedup();
         for node in gone {
-            self.leave_mesh(node, now);
+            let since = leaving.get(&node).copied().unwrap_or(self.next_msg);
+            self.leave_mesh(node, since, now);
         }
         self.mesh.away.listed = listed.iter().map(|&n| String::from(n)).collect();
         if !self.mesh.away.had_listing {
@@ -172,14 +174,15 @@ impl Router {
         }
     }
 
-    /// Node `peer`, away, is no longer listed: forgotten when nothing is
-    /// left for it here, else it gets nothing new and waits (`leaving`)
-    /// until what is left has gone to its catalog queue.
-    fn leave_mesh(&mut self, peer: String, now: Instant) {
+    /// Node `peer`, away, is no longer listed: forgotten when nothing
+    /// published before `since` is left for it here, else its interest is
+    /// withdrawn and it waits (`leaving`) until that has gone to its
+    /// catalog queue.
+    fn leave_mesh(&mut self, peer: String, since: u64, now: Instant) {
         let Some(session) = self.peer_session(&peer) else {
             return;
         };
-        if !self.keeps_for(session) {
+        if !self.keeps_for(session, since) {
             self.forget_node(&peer, now);
             return;
         }
@@ -191,16 +194,30 @@ impl Router {
         for f in filters {
             self.peer_withdraw(session, &client, persistent, &f);
         }
-        self.mesh.away.leaving.insert(peer);
+        self.mesh.away.leaving.insert(peer, since);
     }
 
-    /// Whether anything waits for peer session `session` here: in its
-    /// outbox or a group it alone serves, or handed on and not answered.
-    fn keeps_for(&self, session: Key) -> bool {
+    /// Whether anything waits for peer session `session` here: handed on
+    /// and not answered, in its outbox (which takes nothing new once its
+    /// interest is withdrawn), or published before `since` in a group it
+    /// alone serves (which goes on taking jobs: those newer are not waited
+    /// for, or a busy group would keep it for ever).
+    fn keeps_for(&self, session: Key, since: u64) -> bool {
         let in_flight = (self.mesh.away.peers.get(&session))
             .is_some_and(|p| !p.handed.is_empty() || !p.failed.is_empty());
         in_flight
-            || (self.hand_on_queues(session).into_iter())
-                .any(|t| self.queue(t).is_some_and(|q| q.occupancy() > 0))
+            || (self.hand_on_queues(session).into_iter()).any(|t| {
+                let Some(q) = self.queue(t) else {
+                    return false;
+                };
+                match t {
+                    Target::Sub(_) => q.occupancy() > 0,
+                    Target::Group(_) => {
+                        let mut older = false;
+                        q.for_each_waiting(&mut |x| older |= x.msg.id < since);
+                        older
+                    }
+                }
+            })
     }
 }

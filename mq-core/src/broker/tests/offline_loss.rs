@@ -197,6 +197,30 @@ fn a_node_whose_interest_left_the_catalog_with_nothing_kept_is_forgotten_at_once
 }
 
 #[test]
+fn a_leaving_node_alone_in_a_busy_group_is_forgotten_once_the_older_jobs_are_handed_on() {
+    let mut h = H::new(Config::default());
+    let (p, _) = h.connect("pub", SessionMode::Clean);
+    h.b.set_away_interest(h.now, "c", &[("t", Some("g"))]);
+    h.b.handle_catalog_listing(h.now, &["c"], &[]);
+    h.publish(p, 1, "t", QoS::AtLeastOnce, b"before");
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    // A job for the group between each round: the older one still goes on.
+    h.publish(p, 2, "t", QoS::AtLeastOnce, b"after");
+    let items = poll_all(&mut h);
+    let got: Vec<&[u8]> = items.iter().map(|i| i.payload.as_slice()).collect();
+    assert_eq!(got, [&b"before"[..], &b"after"[..]]);
+    for i in &items {
+        h.b.handle_offline_stored(h.now, &i.recipient, i.id);
+    }
+    h.publish(p, 3, "t", QoS::AtLeastOnce, b"later");
+    h.drain();
+    h.b.handle_catalog_listing(h.now, &[], &[]);
+    h.drain();
+    assert!(h.b.away_nodes().is_empty(), "forgotten with the newer job");
+    assert!(h.b.queues().iter().all(|q| q.owner != "$node.c"));
+}
+
+#[test]
 fn a_node_listed_again_while_leaving_is_kept_with_its_interest() {
     let mut h = H::new(Config::default());
     let (p, _) = h.connect("pub", SessionMode::Clean);
