@@ -2,10 +2,111 @@
 //! by [`crate::http`] at `GET /metrics`).
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use mq_core::broker::{MeshStats, QueueInfo, Stats};
 
 use crate::store::StoreMetrics;
+
+/// A kind of catalog call the node task makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogCall {
+    /// Renewing the lease.
+    Heartbeat,
+    /// Registering again after the lease ran out.
+    Register,
+    /// Reading the live nodes, the interest or this node's offline queue.
+    Read,
+    /// Writing this node's interest, removing drained messages.
+    Write,
+    /// Storing messages for away peers in their offline queues.
+    HandOn,
+}
+
+impl CatalogCall {
+    const ALL: [CatalogCall; 5] = [
+        CatalogCall::Heartbeat,
+        CatalogCall::Register,
+        CatalogCall::Read,
+        CatalogCall::Write,
+        CatalogCall::HandOn,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            CatalogCall::Heartbeat => "heartbeat",
+            CatalogCall::Register => "register",
+            CatalogCall::Read => "read",
+            CatalogCall::Write => "write",
+            CatalogCall::HandOn => "hand_on",
+        }
+    }
+}
+
+/// What went wrong between the node task and the catalog: its failed calls
+/// by kind, its registrations again and whether it was fenced. Shared by the
+/// node task (which counts) and `GET /metrics` (which reads), through
+/// [`ServerControl::catalog_metrics`](crate::server::ServerControl::catalog_metrics).
+#[derive(Debug, Default)]
+pub struct CatalogMetrics {
+    failed: [AtomicU64; 5],
+    registered_again: AtomicU64,
+    fenced: AtomicU64,
+}
+
+impl CatalogMetrics {
+    /// A `call` failed.
+    pub fn failed(&self, call: CatalogCall) {
+        self.failed[call as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The node registered again under a new incarnation.
+    pub fn registered_again(&self) {
+        self.registered_again.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The node was fenced off by a newer incarnation.
+    pub fn fenced(&self) {
+        self.fenced.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Failed calls of kind `call` so far.
+    pub fn failures(&self, call: CatalogCall) -> u64 {
+        self.failed[call as usize].load(Ordering::Relaxed)
+    }
+
+    /// Registrations again so far.
+    pub fn registrations_again(&self) -> u64 {
+        self.registered_again.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String) {
+        out.push_str(
+            "# HELP mq_mesh_catalog_failures_total Catalog calls of the node task that failed, by call.\n\
+             # TYPE mq_mesh_catalog_failures_total counter\n",
+        );
+        for call in CatalogCall::ALL {
+            let _ = writeln!(
+                out,
+                "mq_mesh_catalog_failures_total{{call=\"{}\"}} {}",
+                call.label(),
+                self.failures(call)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mq_mesh_registered_again_total Registrations under a new incarnation after the lease ran out.\n\
+             # TYPE mq_mesh_registered_again_total counter\nmq_mesh_registered_again_total {}",
+            self.registrations_again()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mq_mesh_fenced Whether a newer incarnation of this node fenced it off (1: it stopped acting for the node).\n\
+             # TYPE mq_mesh_fenced gauge\nmq_mesh_fenced {}",
+            self.fenced.load(Ordering::Relaxed)
+        );
+    }
+}
 
 /// Renders counters, queue depths, the store's and the mesh's counters as
 /// Prometheus text.
@@ -14,6 +115,7 @@ pub fn render(
     queues: &[QueueInfo],
     store: &StoreMetrics,
     mesh: &MeshStats,
+    catalog: &CatalogMetrics,
 ) -> String {
     let mut out = String::with_capacity(4096);
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -258,6 +360,7 @@ pub fn render(
         "Live peers whose link stayed down a lease: handed on to the catalog.",
         mesh.unreachable,
     );
+    catalog.render(&mut out);
     for (name, value, counter) in store.values() {
         let kind = if counter { "counter" } else { "gauge" };
         let _ = writeln!(
@@ -310,7 +413,19 @@ mod tests {
             offline_dropped: 3,
             ..MeshStats::default()
         };
-        let text = render(&stats, &queues, &StoreMetrics::default(), &mesh);
+        let catalog = CatalogMetrics::default();
+        catalog.failed(CatalogCall::Heartbeat);
+        catalog.failed(CatalogCall::Heartbeat);
+        catalog.failed(CatalogCall::HandOn);
+        catalog.registered_again();
+        let text = render(&stats, &queues, &StoreMetrics::default(), &mesh, &catalog);
+        assert!(text.contains("mq_mesh_catalog_failures_total{call=\"heartbeat\"} 2\n"));
+        assert!(text.contains("mq_mesh_catalog_failures_total{call=\"hand_on\"} 1\n"));
+        assert!(text.contains("mq_mesh_catalog_failures_total{call=\"read\"} 0\n"));
+        assert!(text.contains(
+            "# TYPE mq_mesh_registered_again_total counter\nmq_mesh_registered_again_total 1\n"
+        ));
+        assert!(text.contains("# TYPE mq_mesh_fenced gauge\nmq_mesh_fenced 0\n"));
         assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
         assert!(text.contains(
             "# TYPE mq_mesh_offline_drained_total counter\nmq_mesh_offline_drained_total 5\n"

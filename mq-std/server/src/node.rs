@@ -30,14 +30,19 @@
 //! [`NodeHandle::failed`] returns; the server must then stop acting for the
 //! node (`mqd` shuts down). A lease that ran out (the process
 //! was paused, the catalog unreachable for too long) is registered again
-//! under a new incarnation. A catalog that cannot be reached leaves the links
-//! as they are until it answers again.
+//! under a new incarnation; when the reply of that register is lost, a
+//! Fenced that follows is checked first (`node/lease.rs`: the newer
+//! incarnation may be this node's own). A catalog that cannot be reached
+//! leaves the links as they are until it answers again. The catalog calls
+//! that fail, the registrations again and a fence are counted
+//! ([`ServerControl::catalog_metrics`]).
 
+mod lease;
 mod offline;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -221,6 +226,7 @@ pub async fn spawn(
         clock: Clock::new(),
         opts,
         round,
+        unsure: None,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -256,6 +262,9 @@ struct Node {
     opts: NodeOptions,
     /// What the rounds with the catalog decide.
     round: CatalogRound,
+    /// A register whose reply was lost, and what the catalog listed of the
+    /// newer incarnation since (see `node/lease.rs`).
+    unsure: Option<lease::Unsure>,
 }
 
 impl Node {
@@ -284,61 +293,6 @@ impl Node {
             }
             self.act().await;
         }
-    }
-
-    /// Renews the lease and reads the live nodes. Fails only when fenced.
-    async fn renew(&mut self) -> Result<(), Error> {
-        match self
-            .catalog
-            .heartbeat(&self.registration, self.opts.lease)
-            .await
-        {
-            Ok(()) => {}
-            Err(e @ Error::Fenced { .. }) => {
-                tracing::error!(
-                    node = %self.opts.id,
-                    error = %e,
-                    "a newer incarnation of this node registered: this one stops linking"
-                );
-                return Err(e);
-            }
-            Err(Error::LeaseExpired { .. }) => {
-                match self
-                    .catalog
-                    .register(&self.opts.id, &self.addr, self.opts.lease)
-                    .await
-                {
-                    Ok(r) => {
-                        tracing::warn!(
-                            node = %self.opts.id,
-                            incarnation = r.incarnation,
-                            "the lease had expired: registered again"
-                        );
-                        self.registration = r;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot register again"),
-                }
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "heartbeat failed; links stay as they are");
-                return Ok(());
-            }
-        }
-        match self.catalog.live_nodes().await {
-            Ok(live) => {
-                self.roster.handle_live(
-                    live.iter()
-                        .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
-                );
-                let live: HashSet<String> = live.into_iter().map(|n| n.id).collect();
-                // Before the roster's links: what waited in the catalog
-                // comes first.
-                self.sync_catalog(&live).await;
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the live nodes"),
-        }
-        Ok(())
     }
 
     fn report(&mut self, r: LinkReport) {

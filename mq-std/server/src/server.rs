@@ -138,6 +138,7 @@ pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
         tx,
         task,
         accepted,
+        catalog: Arc::default(),
     })
 }
 

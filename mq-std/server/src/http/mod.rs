@@ -151,7 +151,13 @@ async fn route(request: &Request, opts: &HttpOptions) -> Response {
             let c = &opts.control;
             let store = c.store_metrics().await;
             let mesh = c.mesh_stats().await;
-            let body = render(&c.stats().await, &c.queues().await, &store, &mesh);
+            let body = render(
+                &c.stats().await,
+                &c.queues().await,
+                &store,
+                &mesh,
+                c.catalog_metrics(),
+            );
             Response::text("200 OK", "text/plain; version=0.0.4", body)
         }
         (Method::Get, "/health") => Response::text("200 OK", "text/plain", "ok\n"),

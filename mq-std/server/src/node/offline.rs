@@ -14,6 +14,7 @@ use mq_core::QoS;
 use mq_core::broker::{HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineItem, hand_on_again};
 
 use super::Node;
+use crate::metrics::CatalogCall;
 use crate::server::Drained;
 
 impl Node {
@@ -26,6 +27,7 @@ impl Node {
         let interests = match self.catalog.interests().await {
             Ok(i) => Some(i),
             Err(e) => {
+                self.control.catalog_metrics().failed(CatalogCall::Read);
                 tracing::warn!(error = %e, "cannot read the interest in the catalog");
                 None
             }
@@ -99,6 +101,7 @@ impl Node {
         }
         .await;
         if let Err(e) = &result {
+            self.control.catalog_metrics().failed(CatalogCall::Write);
             tracing::warn!(error = %e, "cannot write this node's interest to the catalog");
         }
         self.round.handle_interest_written(result.is_ok());
@@ -131,11 +134,15 @@ impl Node {
                                     tracing::debug!(%recipient, "the offline queue is full");
                                     Handed::Full
                                 }
-                                Err(_) => Handed::Failed,
+                                Err(_) => {
+                                    self.control.catalog_metrics().failed(CatalogCall::HandOn);
+                                    Handed::Failed
+                                }
                             });
                         }
                     }
                     Err(e) => {
+                        self.control.catalog_metrics().failed(CatalogCall::HandOn);
                         tracing::warn!(
                             %recipient,
                             error = %e,
@@ -178,6 +185,7 @@ impl Node {
         let page = match self.catalog.read(&me, page.after, page.max).await {
             Ok(page) => page,
             Err(e) => {
+                self.control.catalog_metrics().failed(CatalogCall::Read);
                 tracing::warn!(error = %e, "cannot read this node's offline queue");
                 return;
             }
@@ -207,6 +215,7 @@ impl Node {
         }
         let acked = self.catalog.ack(&me, &ack).await;
         if let Err(e) = &acked {
+            self.control.catalog_metrics().failed(CatalogCall::Write);
             tracing::warn!(error = %e, "cannot remove drained messages from the catalog");
         } else {
             tracing::debug!(messages = ack.len(), "drained from the catalog");

@@ -3,13 +3,26 @@
 //! others'.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use mq_catalog::{Catalog, Interest};
 use mq_core::QoS;
 
 use super::{NodeOptions, spawn};
+use crate::metrics::CatalogCall;
 use crate::server::{self, ServerOptions};
+
+/// The catalogs (by URL) whose next register again commits and has its
+/// reply lost.
+static LOSE_REPLY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Whether the reply of this register at `catalog` is lost (once).
+pub(super) fn lose_reply(catalog: &str) -> bool {
+    let mut urls = LOSE_REPLY.lock().unwrap();
+    let lost = urls.iter().position(|u| u == catalog);
+    lost.map(|i| urls.swap_remove(i)).is_some()
+}
 
 /// A fresh catalog file, and the URL that opens it.
 fn catalog_url(name: &str) -> (PathBuf, String) {
@@ -163,4 +176,79 @@ async fn a_node_refuses_a_server_that_does_not_hold_publishes_for_the_catalog() 
         Ok(_) => panic!("the node started"),
     }
     assert!(live.is_empty(), "nothing registered");
+}
+
+#[tokio::test]
+async fn a_register_whose_reply_is_lost_does_not_fence_the_node() {
+    // The lease ran out (here: the registration was removed), the node
+    // registers again, and that register commits but its reply is lost: the
+    // newer incarnation the next heartbeat meets is the node's own, which
+    // nobody renews. The node must not stop, and must register again.
+    let (dir, url) = catalog_url("lost-reply");
+    let catalog = Catalog::open(&url).await.unwrap();
+    let mut opts = node_a(url.clone());
+    opts.lease = Duration::from_millis(500);
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let mut node = spawn(control.clone(), listen, opts).await.unwrap();
+    LOSE_REPLY.lock().unwrap().push(url);
+    catalog.deregister(node.registration()).await.unwrap();
+    let metrics = control.catalog_metrics();
+    let registered_again = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while metrics.registrations_again() == 0 {
+            assert!(Instant::now() < deadline, "the node registered again");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...and renews that registration.
+        heartbeats(&catalog, 2).await;
+    };
+    tokio::select! {
+        e = node.failed() => panic!("the node task ended: {e}"),
+        () = registered_again => {}
+    }
+    assert_eq!(metrics.failures(CatalogCall::Register), 1);
+    node.stop().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_node_fenced_by_a_newer_self_stops_even_when_unsure() {
+    // The register's reply is lost, and then another process registers the
+    // same id (a true newer self) and renews it: the old node stops, and
+    // never fences the newer one off (its heartbeats all succeed).
+    let (dir, url) = catalog_url("lost-reply-newer-self");
+    let catalog = Catalog::open(&url).await.unwrap();
+    let mut opts = node_a(url.clone());
+    opts.lease = Duration::from_millis(500);
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let mut node = spawn(control.clone(), listen, opts).await.unwrap();
+    LOSE_REPLY.lock().unwrap().push(url);
+    catalog.deregister(node.registration()).await.unwrap();
+    let metrics = control.catalog_metrics();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while metrics.failures(CatalogCall::Register) == 0 {
+        assert!(Instant::now() < deadline, "the register's reply was lost");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let lease = Duration::from_secs(60);
+    let newer = catalog.register("a", "elsewhere:1", lease).await.unwrap();
+    let renew = async {
+        loop {
+            catalog.heartbeat(&newer, lease).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let fenced = tokio::select! {
+        e = node.failed() => e,
+        () = renew => unreachable!(),
+    };
+    assert!(
+        matches!(fenced, mq_catalog::Error::Fenced { .. }),
+        "{fenced}"
+    );
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }

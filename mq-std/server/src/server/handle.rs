@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::command::{Cmd, Io, NodeLink};
+use crate::metrics::CatalogMetrics;
 use crate::store::{MemoryStore, Store, StoreMetrics};
 use crate::tls::ServerTls;
 
@@ -93,6 +94,7 @@ pub struct ServerHandle {
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     pub(super) task: JoinHandle<io::Result<()>>,
     pub(super) accepted: Arc<AtomicU64>,
+    pub(super) catalog: Arc<CatalogMetrics>,
 }
 
 impl ServerHandle {
@@ -131,6 +133,7 @@ impl ServerHandle {
         ServerControl {
             tx: self.tx.clone(),
             accepted: self.accepted.clone(),
+            catalog: self.catalog.clone(),
         }
     }
 
@@ -156,9 +159,16 @@ impl ServerHandle {
 pub struct ServerControl {
     pub(super) tx: mpsc::UnboundedSender<Cmd>,
     accepted: Arc<AtomicU64>,
+    catalog: Arc<CatalogMetrics>,
 }
 
 impl ServerControl {
+    /// The counters of the node task's troubles with the catalog (zero for
+    /// a server that is no node).
+    pub fn catalog_metrics(&self) -> &CatalogMetrics {
+        &self.catalog
+    }
+
     /// Connections its listeners accepted since it started (TCP, before
     /// any TLS handshake); streams given to [`attach`](Self::attach) and
     /// the links this node opened are not counted.
