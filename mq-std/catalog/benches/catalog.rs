@@ -188,7 +188,7 @@ async fn run(url: &str, options: &Options, messages: u64) -> Result<Figures, Err
 async fn drain(catalog: &Catalog, recipient: &str) -> Result<u64, Error> {
     let mut drained = 0;
     loop {
-        let batch = catalog.read(recipient, None, BATCH).await?;
+        let batch = catalog.read(recipient, None, BATCH).await?.messages;
         if batch.is_empty() {
             return Ok(drained);
         }

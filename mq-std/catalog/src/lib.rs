@@ -56,7 +56,11 @@
 //! [`Options::call_timeout`] (the next call connects again),
 //! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
 //! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
-//! [`Error::Malformed`] for data this crate did not write.
+//! [`Error::Malformed`] for data this crate did not write. A listing or a
+//! page does not fail for one row it cannot decode: [`Catalog::interests`]
+//! and [`Catalog::read`] skip such a row and name it, with the reason
+//! ([`Interests::unreadable`], [`Page::unreadable`]), and go on with the
+//! others; the row stays where it is.
 
 mod error;
 mod model;
@@ -70,8 +74,8 @@ use mq_core::wire::mesh::NODE_PREFIX;
 
 pub use error::Error;
 pub use model::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, MAX_LEASE, Node,
-    Offline, Options, Origin, Registration,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Interests, MAX_LEASE,
+    Node, Offline, Options, Origin, Page, Registration, Unreadable, UnreadableInterest,
 };
 
 /// A catalog in one of the databases, opened from a URL.
@@ -222,9 +226,15 @@ impl Catalog {
         model::check_id("node id", node)?;
         let own = format!("{NODE_PREFIX}{node}");
         let group = format!("{own} ");
-        let sessions: std::collections::BTreeSet<String> = (self.interests().await?.into_iter())
+        let listed = self.interests().await?;
+        // Rows that cannot be decoded go too: the session names the node.
+        let unreadable = (listed.unreadable.into_iter())
+            .map(|u| u.session)
+            .filter(|s| *s == own || s.starts_with(&group));
+        let sessions: std::collections::BTreeSet<String> = (listed.interests.into_iter())
             .filter(|i| i.node == node && (i.session == own || i.session.starts_with(&group)))
             .map(|i| i.session)
+            .chain(unreadable)
             .collect();
         let mut gone = 0;
         for session in sessions {
@@ -233,8 +243,11 @@ impl Catalog {
         Ok(gone)
     }
 
-    /// Every recorded interest, by session and filter.
-    pub async fn interests(&self) -> Result<Vec<Interest>, Error> {
+    /// Every recorded interest, by session and filter. A row that cannot be
+    /// decoded (a QoS a newer version wrote) is skipped and reported in
+    /// [`Interests::unreadable`]: it does not keep the others from being
+    /// listed.
+    pub async fn interests(&self) -> Result<Interests, Error> {
         dispatch!(self.interests())
     }
 
@@ -276,15 +289,18 @@ impl Catalog {
     /// Up to `max` unexpired messages of `recipient`'s queue in enqueue order,
     /// after id `after` if given, without removing them. Enqueues for one
     /// recipient are serialized, so its ids become visible in order: paging
-    /// with `after` (the last id read) misses nothing.
+    /// with `after` (the page's [`last_id`](Page::last_id)) misses nothing.
+    /// The page holds up to `max` rows: a row that cannot be decoded is
+    /// skipped and reported by id in [`Page::unreadable`], so that it does
+    /// not hold back the messages behind it; it stays until acked.
     pub async fn read(
         &self,
         recipient: &str,
         after: Option<u64>,
         max: usize,
-    ) -> Result<Vec<Offline>, Error> {
+    ) -> Result<Page, Error> {
         if max == 0 {
-            return Ok(Vec::new());
+            return Ok(Page::default());
         }
         let after = model::signed("after", after.unwrap_or(0))?;
         let max = i64::try_from(max).unwrap_or(i64::MAX);

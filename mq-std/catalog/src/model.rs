@@ -98,6 +98,64 @@ pub struct Offline {
     pub expires_at: Option<SystemTime>,
 }
 
+/// A page of an offline queue, as [`Catalog::read`](crate::Catalog::read)
+/// returns it: the messages it could decode, and the rows it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// The messages, in queue order.
+    pub messages: Vec<Offline>,
+    /// The rows of the page that could not be decoded (a field out of range
+    /// or of the wrong type, a Redis message hash gone), in queue order:
+    /// skipped, so that they do not hold back the messages behind them. They
+    /// stay in the queue (and count towards its bound) until acked by id.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Page {
+    /// The id of the page's last row, decoded or not: the next page starts
+    /// after it.
+    pub fn last_id(&self) -> Option<u64> {
+        let last = self.messages.last().map(|m| m.id);
+        last.max(self.unreadable.last().map(|u| u.id))
+    }
+
+    /// How many rows the page has, decoded or not.
+    pub fn rows(&self) -> usize {
+        self.messages.len() + self.unreadable.len()
+    }
+}
+
+/// A row of an offline queue that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its id in the queue: [`Catalog::ack`](crate::Catalog::ack) removes it.
+    pub id: u64,
+    /// Why it could not be decoded ([`Error::Malformed`]).
+    pub reason: Error,
+}
+
+/// The interest the catalog lists, as
+/// [`Catalog::interests`](crate::Catalog::interests) returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interests {
+    /// Every interest that could be decoded, by session and filter.
+    pub interests: Vec<Interest>,
+    /// The rows that could not be (a QoS code from a newer version, a
+    /// malformed field): skipped and left as they are.
+    pub unreadable: Vec<UnreadableInterest>,
+}
+
+/// An interest row that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableInterest {
+    /// Its session, as stored.
+    pub session: String,
+    /// Its filter, as stored.
+    pub filter: String,
+    /// Why it could not be decoded ([`Error::Malformed`]).
+    pub reason: Error,
+}
+
 /// What [`Catalog::enqueue`](crate::Catalog::enqueue) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {

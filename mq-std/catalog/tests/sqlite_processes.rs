@@ -83,7 +83,11 @@ async fn two_processes_share_one_sqlite_file() {
     assert!(live.iter().any(|n| n.incarnation == parent));
     assert_ne!(live[0].incarnation, live[1].incarnation);
 
-    let all = catalog.read("r", None, 10 * EACH as usize).await.unwrap();
+    let all = catalog
+        .read("r", None, 10 * EACH as usize)
+        .await
+        .unwrap()
+        .messages;
     assert_eq!(all.len() as u64, 2 * EACH);
     for origin in ["child", "parent"] {
         assert_eq!(

@@ -41,6 +41,7 @@ mod lease;
 mod offline;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -227,6 +228,7 @@ pub async fn spawn(
         opts,
         round,
         unsure: None,
+        unreadable: unreadable::Reports::default(),
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -265,6 +267,8 @@ struct Node {
     /// A register whose reply was lost, and what the catalog listed of the
     /// newer incarnation since (see `node/lease.rs`).
     unsure: Option<lease::Unsure>,
+    /// The catalog's rows this node could not decode, reported.
+    unreadable: unreadable::Reports,
 }
 
 impl Node {

@@ -15,7 +15,10 @@ use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
-use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
+use crate::model::{
+    self, Enqueued, Envelope, Interest, Interests, Node, Offline, Options, Origin, Page,
+    Unreadable, UnreadableInterest,
+};
 use crate::{Error, Registration};
 use schema::SCHEMA;
 
@@ -306,21 +309,30 @@ impl PostgresCatalog {
             .await
     }
 
-    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+    pub(crate) async fn interests(&self) -> Result<Interests, Error> {
         self.with(async |conn| {
-            conn.query(INTERESTS, &[])
-                .await?
-                .iter()
-                .map(|row| {
+            let mut listed = Interests::default();
+            for row in conn.query(INTERESTS, &[]).await? {
+                let (session, filter): (String, String) = (get(&row, 0)?, get(&row, 1)?);
+                let decoded = (|| {
                     Ok(Interest {
-                        session: get(row, 0)?,
-                        filter: get(row, 1)?,
-                        node: get(row, 2)?,
-                        group: get(row, 3)?,
-                        qos: model::qos_of(get::<i16>(row, 4)?.into())?,
+                        node: get(&row, 2)?,
+                        group: get(&row, 3)?,
+                        qos: model::qos_of(get::<i16>(&row, 4)?.into())?,
+                        session: session.clone(),
+                        filter: filter.clone(),
                     })
-                })
-                .collect()
+                })();
+                match decoded {
+                    Ok(interest) => listed.interests.push(interest),
+                    Err(reason) => listed.unreadable.push(UnreadableInterest {
+                        session,
+                        filter,
+                        reason,
+                    }),
+                }
+            }
+            Ok(listed)
         })
         .await
     }
@@ -344,18 +356,17 @@ impl PostgresCatalog {
         .await
     }
 
-    pub(crate) async fn read(
-        &self,
-        recipient: &str,
-        after: i64,
-        max: i64,
-    ) -> Result<Vec<Offline>, Error> {
+    pub(crate) async fn read(&self, recipient: &str, after: i64, max: i64) -> Result<Page, Error> {
         self.with(async |conn| {
-            conn.query(READ, &[&recipient, &after, &max])
-                .await?
-                .iter()
-                .map(offline_row)
-                .collect()
+            let mut page = Page::default();
+            for row in conn.query(READ, &[&recipient, &after, &max]).await? {
+                let id = model::unsigned("id", get(&row, 0)?)?;
+                match offline_row(id, &row) {
+                    Ok(message) => page.messages.push(message),
+                    Err(reason) => page.unreadable.push(Unreadable { id, reason }),
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -383,9 +394,10 @@ impl PostgresCatalog {
     }
 }
 
-fn offline_row(row: &Row) -> Result<Offline, Error> {
+/// The message of the row `id`, or why it cannot be decoded.
+fn offline_row(id: u64, row: &Row) -> Result<Offline, Error> {
     Ok(Offline {
-        id: model::unsigned("id", get(row, 0)?)?,
+        id,
         topic: get(row, 1)?,
         payload: get(row, 2)?,
         meta: get(row, 3)?,

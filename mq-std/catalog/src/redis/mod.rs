@@ -3,6 +3,7 @@
 //! expire with their lease (`PEXPIRE`). One multiplexed connection, opened
 //! again on the call after it broke.
 
+mod decode;
 mod scripts;
 
 use std::sync::{LazyLock, Mutex};
@@ -11,8 +12,11 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 
-use crate::model::{self, Enqueued, Envelope, Interest, Node, Offline, Options, Origin};
+use crate::model::{
+    self, Enqueued, Envelope, Interest, Interests, Node, Options, Page, Unreadable,
+};
 use crate::{Error, Registration};
+use decode::{decode_interest, decode_offline, encode_interest, int, ints, items, number, text};
 
 const BACKEND: &str = "redis";
 
@@ -233,13 +237,20 @@ impl RedisCatalog {
         model::unsigned("forgotten", int(&reply)?)
     }
 
-    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+    pub(crate) async fn interests(&self) -> Result<Interests, Error> {
         let reply = self.run(&self.scripts.interests, &[]).await?;
-        let mut interests = items(&reply, 3)?
-            .map(|item| decode_interest(text(&item[0])?, text(&item[1])?, &text(&item[2])?))
-            .collect::<Result<Vec<Interest>, Error>>()?;
-        interests.sort_by(|a, b| (&a.session, &a.filter).cmp(&(&b.session, &b.filter)));
-        Ok(interests)
+        let mut listed = Interests::default();
+        for item in items(&reply, 3)? {
+            match decode_interest(item) {
+                Ok(interest) => listed.interests.push(interest),
+                Err(unreadable) => listed.unreadable.push(unreadable),
+            }
+        }
+        listed
+            .interests
+            .sort_by(|a, b| (&a.session, &a.filter).cmp(&(&b.session, &b.filter)));
+        (listed.unreadable).sort_by(|a, b| (&a.session, &a.filter).cmp(&(&b.session, &b.filter)));
+        Ok(listed)
     }
 
     pub(crate) async fn enqueue_all(
@@ -284,12 +295,7 @@ impl RedisCatalog {
             .collect()
     }
 
-    pub(crate) async fn read(
-        &self,
-        recipient: &str,
-        after: i64,
-        max: i64,
-    ) -> Result<Vec<Offline>, Error> {
+    pub(crate) async fn read(&self, recipient: &str, after: i64, max: i64) -> Result<Page, Error> {
         let (after, max) = (after.to_string(), max.to_string());
         let reply = self
             .run(
@@ -297,26 +303,15 @@ impl RedisCatalog {
                 &[recipient.as_bytes(), after.as_bytes(), max.as_bytes()],
             )
             .await?;
-        items(&reply, 9)?
-            .map(|m| {
-                Ok(Offline {
-                    id: number(&m[0])?,
-                    topic: text(&m[1])?,
-                    payload: bytes(&m[2])?,
-                    meta: bytes(&m[3])?,
-                    origin: Origin {
-                        node: text(&m[4])?,
-                        incarnation: number(&m[5])?,
-                        seq: number(&m[6])?,
-                    },
-                    enqueued_at: model::time_of(number(&m[7])?)?,
-                    expires_at: match &m[8] {
-                        Value::Nil => None,
-                        at => Some(model::time_of(number(at)?)?),
-                    },
-                })
-            })
-            .collect()
+        let mut page = Page::default();
+        for m in items(&reply, 9)? {
+            let id = number(&m[0])?;
+            match decode_offline(id, m) {
+                Ok(message) => page.messages.push(message),
+                Err(reason) => page.unreadable.push(Unreadable { id, reason }),
+            }
+        }
+        Ok(page)
     }
 
     pub(crate) async fn ack(&self, recipient: &str, ids: &[i64]) -> Result<u64, Error> {
@@ -364,87 +359,6 @@ fn check_version(info: &str) -> Result<(), Error> {
         });
     }
     Ok(())
-}
-
-/// `QOS:NODELEN:NODE[:GROUP]`: the node's length first, so any node id fits.
-fn encode_interest(interest: &Interest) -> String {
-    let mut encoded = format!(
-        "{}:{}:{}",
-        model::qos_code(interest.qos),
-        interest.node.len(),
-        interest.node
-    );
-    if let Some(group) = &interest.group {
-        encoded.push(':');
-        encoded.push_str(group);
-    }
-    encoded
-}
-
-fn decode_interest(session: String, filter: String, encoded: &str) -> Result<Interest, Error> {
-    let malformed = || Error::Malformed(format!("interest of {session} in {filter}: `{encoded}`"));
-    let (qos, rest) = encoded.split_once(':').ok_or_else(malformed)?;
-    let (len, rest) = rest.split_once(':').ok_or_else(malformed)?;
-    let len: usize = len.parse().map_err(|_| malformed())?;
-    let node = rest.get(..len).ok_or_else(malformed)?.to_owned();
-    let group = match &rest[len..] {
-        "" => None,
-        tail => Some(tail.strip_prefix(':').ok_or_else(malformed)?.to_owned()),
-    };
-    let qos = model::qos_of(qos.parse().map_err(|_| malformed())?)?;
-    Ok(Interest {
-        session,
-        node,
-        filter,
-        group,
-        qos,
-    })
-}
-
-/// The reply as groups of `width` values.
-fn items(reply: &Value, width: usize) -> Result<std::slice::ChunksExact<'_, Value>, Error> {
-    match reply {
-        Value::Array(values) if values.len() % width == 0 => Ok(values.chunks_exact(width)),
-        other => Err(Error::Malformed(format!(
-            "expected groups of {width} values, got {other:?}"
-        ))),
-    }
-}
-
-fn int(value: &Value) -> Result<i64, Error> {
-    match value {
-        Value::Int(n) => Ok(*n),
-        other => Err(Error::Malformed(format!(
-            "expected a number, got {other:?}"
-        ))),
-    }
-}
-
-fn ints(value: &Value) -> Result<Vec<i64>, Error> {
-    match value {
-        Value::Array(values) => values.iter().map(int).collect(),
-        other => Err(Error::Malformed(format!("expected numbers, got {other:?}"))),
-    }
-}
-
-fn bytes(value: &Value) -> Result<Vec<u8>, Error> {
-    match value {
-        Value::BulkString(bytes) => Ok(bytes.clone()),
-        other => Err(Error::Malformed(format!(
-            "expected a string, got {other:?}"
-        ))),
-    }
-}
-
-fn text(value: &Value) -> Result<String, Error> {
-    String::from_utf8(bytes(value)?).map_err(|err| Error::Malformed(format!("not UTF-8: {err}")))
-}
-
-/// A decimal number stored as a string.
-fn number<T: std::str::FromStr>(value: &Value) -> Result<T, Error> {
-    let text = text(value)?;
-    text.parse()
-        .map_err(|_| Error::Malformed(format!("`{text}` is not a number here")))
 }
 
 /// Sorts the client's errors into ours: out of reach, or anything else.

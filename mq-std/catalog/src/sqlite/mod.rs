@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use connection::{FileId, blocking, connect, failed, file_id, unavailable};
 
-use crate::model::{self, Interest, Node, Options};
+use crate::model::{self, Interest, Interests, Node, Options, UnreadableInterest};
 use crate::{Error, Registration};
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -280,35 +280,38 @@ impl SqliteCatalog {
         .await
     }
 
-    pub(crate) async fn interests(&self) -> Result<Vec<Interest>, Error> {
+    pub(crate) async fn interests(&self) -> Result<Interests, Error> {
         self.call(|conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT session, filter, node, grp, qos FROM interest ORDER BY session, filter",
                 )
                 .map_err(failed)?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
-                .map_err(failed)?;
-            rows.map(|row| {
-                let (session, filter, node, group, qos) = row.map_err(failed)?;
-                Ok(Interest {
-                    session,
-                    node,
-                    filter,
-                    group,
-                    qos: model::qos_of(qos)?,
-                })
-            })
-            .collect()
+            let mut rows = stmt.query([]).map_err(failed)?;
+            let mut listed = Interests::default();
+            while let Some(row) = rows.next().map_err(failed)? {
+                let (session, filter): (String, String) =
+                    (row.get(0).map_err(failed)?, row.get(1).map_err(failed)?);
+                let decoded = (|| {
+                    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
+                    Ok(Interest {
+                        node: row.get(2).map_err(column)?,
+                        group: row.get(3).map_err(column)?,
+                        qos: model::qos_of(row.get(4).map_err(column)?)?,
+                        session: session.clone(),
+                        filter: filter.clone(),
+                    })
+                })();
+                match decoded {
+                    Ok(interest) => listed.interests.push(interest),
+                    Err(reason) => listed.unreadable.push(UnreadableInterest {
+                        session,
+                        filter,
+                        reason,
+                    }),
+                }
+            }
+            Ok(listed)
         })
         .await
     }

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, Row, TransactionBehavior};
 use super::connection::failed;
 use super::{SqliteCatalog, now_ms};
 use crate::Error;
-use crate::model::{self, Enqueued, Envelope, Offline, Origin};
+use crate::model::{self, Enqueued, Envelope, Offline, Origin, Page, Unreadable};
 
 impl SqliteCatalog {
     pub(crate) async fn enqueue_all(
@@ -60,12 +60,7 @@ impl SqliteCatalog {
         .await
     }
 
-    pub(crate) async fn read(
-        &self,
-        recipient: &str,
-        after: i64,
-        max: i64,
-    ) -> Result<Vec<Offline>, Error> {
+    pub(crate) async fn read(&self, recipient: &str, after: i64, max: i64) -> Result<Page, Error> {
         let recipient = recipient.to_owned();
         self.call(move |conn| {
             let mut stmt = conn
@@ -77,11 +72,18 @@ impl SqliteCatalog {
                      ORDER BY id LIMIT ?4",
                 )
                 .map_err(failed)?;
-            let rows = stmt
-                .query_map((&recipient, after, now_ms(), max), offline_row)
+            let mut rows = stmt
+                .query((&recipient, after, now_ms(), max))
                 .map_err(failed)?;
-            rows.map(|row| row.map_err(failed).and_then(|offline| offline))
-                .collect()
+            let mut page = Page::default();
+            while let Some(row) = rows.next().map_err(failed)? {
+                let id = model::unsigned("id", row.get(0).map_err(failed)?)?;
+                match offline_row(id, row) {
+                    Ok(message) => page.messages.push(message),
+                    Err(reason) => page.unreadable.push(Unreadable { id, reason }),
+                }
+            }
+            Ok(page)
         })
         .await
     }
@@ -129,31 +131,24 @@ impl SqliteCatalog {
     }
 }
 
-fn offline_row(row: &Row<'_>) -> rusqlite::Result<Result<Offline, Error>> {
-    let id: i64 = row.get(0)?;
-    let incarnation: i64 = row.get(5)?;
-    let seq: i64 = row.get(6)?;
-    let enqueued: i64 = row.get(7)?;
-    let expires: Option<i64> = row.get(8)?;
-    let topic = row.get(1)?;
-    let payload = row.get(2)?;
-    let meta = row.get(3)?;
-    let node = row.get(4)?;
-    Ok((|| {
-        Ok(Offline {
-            id: model::unsigned("id", id)?,
-            topic,
-            payload,
-            meta,
-            origin: Origin {
-                node,
-                incarnation: model::unsigned("origin incarnation", incarnation)?,
-                seq: model::unsigned("origin sequence", seq)?,
-            },
-            enqueued_at: model::time_of(enqueued)?,
-            expires_at: expires.map(model::time_of).transpose()?,
-        })
-    })())
+/// The message of the row `id`, or why it cannot be decoded.
+fn offline_row(id: u64, row: &Row<'_>) -> Result<Offline, Error> {
+    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
+    Ok(Offline {
+        id,
+        topic: row.get(1).map_err(column)?,
+        payload: row.get(2).map_err(column)?,
+        meta: row.get(3).map_err(column)?,
+        origin: Origin {
+            node: row.get(4).map_err(column)?,
+            incarnation: model::unsigned("origin incarnation", row.get(5).map_err(column)?)?,
+            seq: model::unsigned("origin sequence", row.get(6).map_err(column)?)?,
+        },
+        enqueued_at: model::time_of(row.get(7).map_err(column)?)?,
+        expires_at: (row.get::<_, Option<i64>>(8).map_err(column)?)
+            .map(model::time_of)
+            .transpose()?,
+    })
 }
 
 /// One recipient's queue within an enqueue's transaction.

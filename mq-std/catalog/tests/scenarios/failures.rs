@@ -77,7 +77,7 @@ async fn sqlite_file_moved_away_and_back(catalog: &Catalog, file: &Path) {
 
     moves(&away, dir);
     catalog.heartbeat(&me, LEASE).await.unwrap();
-    assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+    assert_eq!(catalog.read("r", None, 10).await.unwrap().messages.len(), 1);
 
     // Replaced by another catalog file: said once, then that file is used.
     moves(dir, &away);
@@ -103,7 +103,7 @@ async fn server_cut_and_back(catalog: &Catalog, proxy: &Proxy) {
 
     proxy.restart().await;
     catalog.heartbeat(&me, LEASE).await.unwrap();
-    assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+    assert_eq!(catalog.read("r", None, 10).await.unwrap().messages.len(), 1);
 
     // Every kind of call notices, and reconnects.
     proxy.stop();
@@ -148,7 +148,7 @@ pub async fn silent_database_is_unavailable_not_a_hang(place: NewPlace) {
             assert_unavailable("silent on connecting", catalog.read("r", None, 10).await);
             proxy.speak();
             catalog.heartbeat(&me, LEASE).await.unwrap();
-            assert_eq!(catalog.read("r", None, 10).await.unwrap().len(), 1);
+            assert_eq!(catalog.read("r", None, 10).await.unwrap().messages.len(), 1);
         }
     }
     place.clean().await;

@@ -18,7 +18,7 @@ fn interest(session: &str, node: &str, filter: &str, group: Option<&str>) -> Int
 pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
     let place = place();
     let catalog = place.open().await;
-    assert!(catalog.interests().await.unwrap().is_empty());
+    assert!(catalog.interests().await.unwrap().interests.is_empty());
     let kitchen = interest("s2", "a", "sensors.kitchen.*", None);
     let workers = interest("s1", "b", "jobs.>", Some("workers"));
     let alerts = interest("s1", "b", "alerts", None);
@@ -26,7 +26,7 @@ pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
         catalog.add_interest(i).await.unwrap();
     }
     assert_eq!(
-        catalog.interests().await.unwrap(),
+        catalog.interests().await.unwrap().interests,
         [alerts.clone(), workers.clone(), kitchen.clone()]
     );
 
@@ -39,42 +39,66 @@ pub async fn interest_is_recorded_replaced_and_removed(place: NewPlace) {
     };
     catalog.add_interest(&moved).await.unwrap();
     assert_eq!(
-        catalog.interests().await.unwrap(),
+        catalog.interests().await.unwrap().interests,
         [alerts.clone(), moved.clone(), kitchen.clone()]
     );
 
     assert!(catalog.remove_interest("s1", "alerts").await.unwrap());
     assert!(!catalog.remove_interest("s1", "alerts").await.unwrap());
     assert!(!catalog.remove_interest("s9", "jobs.>").await.unwrap());
-    assert_eq!(catalog.interests().await.unwrap(), [moved, kitchen.clone()]);
+    assert_eq!(
+        catalog.interests().await.unwrap().interests,
+        [moved, kitchen.clone()]
+    );
 
     // A second handle (another node) sees the same.
     let other = place.open().await;
-    assert_eq!(other.interests().await.unwrap().len(), 2);
+    assert_eq!(other.interests().await.unwrap().interests.len(), 2);
 
     // A session forgotten loses all its filters, and only its own.
     catalog.add_interest(&alerts).await.unwrap();
     assert_eq!(catalog.forget_session("s1").await.unwrap(), 2);
     assert_eq!(catalog.forget_session("s1").await.unwrap(), 0);
-    assert_eq!(catalog.interests().await.unwrap(), [kitchen]);
+    assert_eq!(catalog.interests().await.unwrap().interests, [kitchen]);
     place.clean().await;
 }
 
 pub async fn malformed_interest_is_reported_not_used(place: NewPlace) {
     let place = place();
     let catalog = place.open().await;
-    catalog
-        .add_interest(&interest("s1", "a", "jobs.>", None))
-        .await
-        .unwrap();
-    place.corrupt_interest().await;
-    match catalog.interests().await {
-        Err(Error::Malformed(detail)) => assert!(detail.contains("QoS code 7"), "{detail}"),
-        other => panic!("interest with QoS code 7: {other:?}"),
+    let (jobs, alerts, kitchen) = (
+        interest("s1", "a", "jobs.>", None),
+        interest("s1", "a", "alerts", Some("ops")),
+        interest("s2", "b", "sensors.kitchen.*", None),
+    );
+    for i in [&jobs, &alerts, &kitchen] {
+        catalog.add_interest(i).await.unwrap();
     }
-    // What is well-formed still works.
+    // A QoS a newer version may write, in one row: skipped, reported, and
+    // the others still listed.
+    place.corrupt_interest("s1", "jobs.>").await;
+    let listed = catalog.interests().await.unwrap();
+    assert_eq!(listed.interests, [alerts.clone(), kitchen.clone()]);
+    match listed.unreadable.as_slice() {
+        [bad] => {
+            assert_eq!(
+                (bad.session.as_str(), bad.filter.as_str()),
+                ("s1", "jobs.>")
+            );
+            let Error::Malformed(detail) = &bad.reason else {
+                panic!("{bad:?}");
+            };
+            assert!(detail.contains("QoS code 7"), "{detail}");
+        }
+        other => panic!("one unreadable row: {other:?}"),
+    }
+    // What is well-formed still works, and the row can be removed.
     assert!(catalog.remove_interest("s1", "jobs.>").await.unwrap());
-    assert!(catalog.interests().await.unwrap().is_empty());
+    let listed = catalog.interests().await.unwrap();
+    assert_eq!(
+        (listed.interests, listed.unreadable),
+        (vec![alerts, kitchen], vec![])
+    );
     place.clean().await;
 }
 
@@ -89,8 +113,13 @@ pub async fn a_node_forgotten_loses_its_own_and_its_groups_interest(place: NewPl
     for i in [&own, &group, &other, &client] {
         catalog.add_interest(i).await.unwrap();
     }
+    // Its own row unreadable (a newer version's QoS): it goes too.
+    place.corrupt_interest("$node.a", "t").await;
     assert_eq!(catalog.forget_node("a").await.unwrap(), 2);
     assert_eq!(catalog.forget_node("a").await.unwrap(), 0);
-    assert_eq!(catalog.interests().await.unwrap(), [other, client]);
+    assert_eq!(
+        catalog.interests().await.unwrap().interests,
+        [other, client]
+    );
     place.clean().await;
 }

@@ -201,7 +201,7 @@ pub async fn leases_and_ttls_have_one_range_everywhere(place: NewPlace) {
         ..envelope("a", 2)
     };
     catalog.enqueue("r", &longest).await.unwrap();
-    let read = catalog.read("r", None, 10).await.unwrap();
+    let read = catalog.read("r", None, 10).await.unwrap().messages;
     assert_eq!(read.len(), 1);
     assert!(
         read[0].expires_at.is_some_and(|at| at > in_99_years),

@@ -25,7 +25,7 @@ pub async fn offline_reads_in_order_and_removes_only_on_ack(place: NewPlace) {
     let other = stored(&catalog, "r2", &envelope("a", 1)).await;
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
 
-    let all = catalog.read("r1", None, 100).await.unwrap();
+    let all = catalog.read("r1", None, 100).await.unwrap().messages;
     assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
     for (seq, message) in (1..).zip(&all) {
         let sent = envelope("a", seq);
@@ -42,9 +42,16 @@ pub async fn offline_reads_in_order_and_removes_only_on_ack(place: NewPlace) {
     }
     assert!(all.windows(2).all(|w| w[0].enqueued_at <= w[1].enqueued_at));
 
-    assert!(catalog.read("r1", None, 0).await.unwrap().is_empty());
+    assert!(
+        catalog
+            .read("r1", None, 0)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
     // Paging after an id; reading removes nothing.
-    let page = catalog.read("r1", Some(ids[1]), 2).await.unwrap();
+    let page = catalog.read("r1", Some(ids[1]), 2).await.unwrap().messages;
     assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), &ids[2..4]);
     assert_eq!(catalog.queue_len("r1").await.unwrap(), 5);
 
@@ -55,11 +62,18 @@ pub async fn offline_reads_in_order_and_removes_only_on_ack(place: NewPlace) {
         "acked twice"
     );
     assert_eq!(catalog.ack("r1", &[other]).await.unwrap(), 0, "r2's id");
-    let rest = catalog.read("r1", None, 100).await.unwrap();
+    let rest = catalog.read("r1", None, 100).await.unwrap().messages;
     assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), &ids[2..]);
     assert_eq!(catalog.queue_len("r2").await.unwrap(), 1);
     assert_eq!(catalog.ack("r1", &ids[2..]).await.unwrap(), 3);
-    assert!(catalog.read("r1", None, 100).await.unwrap().is_empty());
+    assert!(
+        catalog
+            .read("r1", None, 100)
+            .await
+            .unwrap()
+            .messages
+            .is_empty()
+    );
     assert_eq!(catalog.queue_len("r1").await.unwrap(), 0);
     place.clean().await;
 }
@@ -108,7 +122,7 @@ pub async fn queues_are_bounded(place: NewPlace) {
     // Other recipients have queues of their own.
     stored(&catalog, "s", &envelope("a", 4)).await;
     // Nothing was dropped; an ack makes room.
-    let kept = catalog.read("r", None, 10).await.unwrap();
+    let kept = catalog.read("r", None, 10).await.unwrap().messages;
     assert_eq!(kept.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
     catalog.ack("r", &ids[..1]).await.unwrap();
     stored(&catalog, "r", &envelope("a", 4)).await;
@@ -125,7 +139,7 @@ pub async fn expired_messages_are_neither_read_nor_counted(place: NewPlace) {
     };
     stored(&catalog, "r", &short).await;
     let kept = stored(&catalog, "r", &envelope("a", 2)).await;
-    let read = catalog.read("r", None, 10).await.unwrap();
+    let read = catalog.read("r", None, 10).await.unwrap().messages;
     assert_eq!(read.len(), 2);
     assert!(
         read[0]
@@ -133,10 +147,13 @@ pub async fn expired_messages_are_neither_read_nor_counted(place: NewPlace) {
             .is_some_and(|at| at > read[0].enqueued_at)
     );
     eventually("the short TTL expires", Duration::from_secs(30), || async {
-        catalog.read("r", None, 10).await.unwrap().len() == 1
+        catalog.read("r", None, 10).await.unwrap().messages.len() == 1
     })
     .await;
-    assert_eq!(catalog.read("r", None, 10).await.unwrap()[0].id, kept);
+    assert_eq!(
+        catalog.read("r", None, 10).await.unwrap().messages[0].id,
+        kept
+    );
     // Counted as read: the expired one is not, though still stored.
     assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
     // The queue is at its limit of two only with the expired one counted:
@@ -176,7 +193,7 @@ pub async fn two_nodes_share_one_catalog_concurrently(place: NewPlace) {
     assert_eq!(two.queue_len("r").await.unwrap(), 2 * EACH);
 
     // Every message once, in order per origin.
-    let all = one.read("r", None, 1000).await.unwrap();
+    let all = one.read("r", None, 1000).await.unwrap().messages;
     for origin in ["a", "b"] {
         assert_eq!(
             seqs_from(&all, origin),
@@ -268,7 +285,7 @@ pub async fn enqueue_all_answers_each_message_in_order(place: NewPlace) {
     assert!(matches!(answers[2], Ok(Enqueued::Duplicate(id)) if id == second));
     assert!(matches!(answers[3], Ok(Enqueued::Stored(id)) if id > second));
     assert!(matches!(answers[4], Err(Error::QueueFull { limit: 3, .. })));
-    let read = catalog.read("r", None, 10).await.unwrap();
+    let read = catalog.read("r", None, 10).await.unwrap().messages;
     let seqs: Vec<u64> = read.iter().map(|m| m.origin.seq).collect();
     assert_eq!(seqs, [1, 2, 3]);
     assert_eq!(read[1].payload, batch[0].payload);
@@ -280,5 +297,52 @@ pub async fn enqueue_all_answers_each_message_in_order(place: NewPlace) {
     let refused = catalog.enqueue_all("r", &[envelope("b", 8), bad]).await;
     assert!(matches!(refused, Err(Error::Invalid(_))), "{refused:?}");
     assert_eq!(catalog.queue_len("r").await.unwrap(), 2);
+    place.clean().await;
+}
+
+/// A row that cannot be decoded (a negative origin sequence; a TEXT payload,
+/// an enqueue time before 1970 or a Redis hash evicted) is skipped and
+/// reported by id: the messages behind it are still read, paging goes past
+/// it, and an ack removes it.
+pub async fn an_unreadable_message_does_not_hold_back_the_others(place: NewPlace) {
+    let place = place();
+    let catalog = place.open().await;
+    let mut ids = Vec::new();
+    for seq in 1..=5 {
+        ids.push(stored(&catalog, "r", &envelope("a", seq)).await);
+    }
+    place.corrupt_message("r", ids[0]).await;
+    place.garble_message("r", ids[2]).await;
+
+    let page = catalog.read("r", None, 10).await.unwrap();
+    assert_eq!(seqs_from(&page.messages, "a"), [2, 4, 5]);
+    let bad: Vec<u64> = page.unreadable.iter().map(|u| u.id).collect();
+    assert_eq!(bad, [ids[0], ids[2]]);
+    for unreadable in &page.unreadable {
+        assert!(
+            matches!(unreadable.reason, Error::Malformed(_)),
+            "{unreadable:?}"
+        );
+    }
+    assert_eq!(page.last_id(), Some(ids[4]));
+    // A page of two rows: one unreadable, one message; the next starts
+    // after both.
+    let first = catalog.read("r", None, 2).await.unwrap();
+    assert_eq!((first.rows(), first.last_id()), (2, Some(ids[1])));
+    assert_eq!(seqs_from(&first.messages, "a"), [2]);
+    let next = catalog.read("r", first.last_id(), 2).await.unwrap();
+    assert_eq!(seqs_from(&next.messages, "a"), [4]);
+    assert_eq!(
+        next.unreadable.iter().map(|u| u.id).collect::<Vec<_>>(),
+        [ids[2]]
+    );
+
+    // They stay, counted, until acked; then the rest reads clean.
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 5);
+    assert_eq!(catalog.ack("r", &bad).await.unwrap(), 2);
+    assert_eq!(catalog.queue_len("r").await.unwrap(), 3);
+    let rest = catalog.read("r", None, 10).await.unwrap();
+    assert_eq!(seqs_from(&rest.messages, "a"), [2, 4, 5]);
+    assert!(rest.unreadable.is_empty(), "{:?}", rest.unreadable);
     place.clean().await;
 }

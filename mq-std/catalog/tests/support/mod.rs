@@ -6,6 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses its part
 
+mod corrupt;
 pub mod proxy;
 
 use std::path::PathBuf;
@@ -117,55 +118,6 @@ impl Place {
                 dir.join("missing").join("catalog.db").display()
             ),
             None => with_host(&self.url, &format!("127.0.0.1:{}", closed_port())),
-        }
-    }
-
-    /// Writes a QoS code no catalog writes (7) into every interest, as
-    /// another program (or a bug) might, bypassing the catalog.
-    pub async fn corrupt_interest(&self) {
-        if let Some(file) = self.sqlite_file() {
-            let conn = rusqlite::Connection::open(file).expect("the SQLite file");
-            conn.execute("UPDATE interest SET qos = 7", [])
-                .expect("corrupting SQLite");
-        } else if self.url.starts_with("redis") {
-            let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
-            let mut conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .expect("Redis");
-            let ns = &self.options.namespace;
-            let sessions: Vec<String> = redis::cmd("SMEMBERS")
-                .arg(format!("{ns}:sessions"))
-                .query_async(&mut conn)
-                .await
-                .expect("the sessions");
-            for session in sessions {
-                let key = format!("{ns}:interest:{session}");
-                let filters: Vec<String> = redis::cmd("HKEYS")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("the filters");
-                for filter in filters {
-                    let _: i64 = redis::cmd("HSET")
-                        .arg(&key)
-                        .arg(filter)
-                        .arg("7:1:a")
-                        .query_async(&mut conn)
-                        .await
-                        .expect("corrupting Redis");
-                }
-            }
-        } else {
-            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
-                .await
-                .expect("PostgreSQL");
-            tokio::spawn(connection);
-            let sql = format!("UPDATE {}.interest SET qos = 7", self.options.namespace);
-            client
-                .batch_execute(&sql)
-                .await
-                .expect("corrupting PostgreSQL");
         }
     }
 

@@ -11,7 +11,9 @@ use std::collections::HashSet;
 
 use mq_catalog::{Envelope, Error, Interest, Origin};
 use mq_core::QoS;
-use mq_core::broker::{HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineItem, hand_on_again};
+use mq_core::broker::{
+    HandOn, Handed, InterestRow, OFFLINE_BATCH, OfflineError, OfflineItem, hand_on_again,
+};
 
 use super::Node;
 use crate::metrics::CatalogCall;
@@ -25,7 +27,10 @@ impl Node {
     pub(super) async fn sync_catalog(&mut self, live: &HashSet<String>) {
         let live: Vec<&str> = live.iter().map(String::as_str).collect();
         let interests = match self.catalog.interests().await {
-            Ok(i) => Some(i),
+            Ok(listed) => {
+                self.unreadable.interests(&listed.unreadable);
+                Some(listed.interests)
+            }
             Err(e) => {
                 self.control.catalog_metrics().failed(CatalogCall::Read);
                 tracing::warn!(error = %e, "cannot read the interest in the catalog");
@@ -190,8 +195,9 @@ impl Node {
                 return;
             }
         };
-        let ids: Vec<u64> = page.iter().map(|o| o.id).collect();
-        let messages = (page.into_iter())
+        self.unreadable.messages(&page.unreadable);
+        let taken: Vec<u64> = page.messages.iter().map(|o| o.id).collect();
+        let messages = (page.messages.into_iter())
             .map(|o| Drained {
                 origin: o.origin.node,
                 id: o.origin.seq,
@@ -200,15 +206,28 @@ impl Node {
                 payload: o.payload,
             })
             .collect();
-        let results = match ids.is_empty() {
+        let delivered = match taken.is_empty() {
             true => Vec::new(),
             false => self.control.deliver_offline(messages).await,
         };
-        for (id, result) in ids.iter().zip(&results) {
+        for (id, result) in taken.iter().zip(&delivered) {
             if let Err(e) = result {
                 tracing::warn!(id, error = %e, "an offline message is not taken");
             }
         }
+        // The rows the catalog could not decode are malformed to the core
+        // (left in the catalog, the next page after them): in queue order
+        // with the others, so that the page counts them.
+        let mut rows: Vec<(u64, Result<(), OfflineError>)> = (taken.into_iter())
+            .zip(delivered)
+            .chain(
+                page.unreadable
+                    .iter()
+                    .map(|u| (u.id, Err(OfflineError::Malformed))),
+            )
+            .collect();
+        rows.sort_unstable_by_key(|&(id, _)| id);
+        let (ids, results): (Vec<u64>, Vec<_>) = rows.into_iter().unzip();
         let ack = self.round.handle_page(&ids, &results);
         if ack.is_empty() {
             return;

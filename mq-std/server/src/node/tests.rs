@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mq_catalog::{Catalog, Interest};
+use mq_catalog::{Catalog, Envelope, Interest, Origin};
 use mq_core::QoS;
 
 use super::{NodeOptions, spawn};
@@ -83,7 +83,7 @@ async fn interest_after_heartbeats(name: &str, server_running: bool) -> Vec<Inte
     if let Some(server) = running {
         server.shutdown().await.unwrap();
     }
-    let left = catalog.interests().await.unwrap();
+    let left = catalog.interests().await.unwrap().interests;
     let _ = std::fs::remove_dir_all(dir);
     left.into_iter().filter(|i| i.node == "a").collect()
 }
@@ -154,6 +154,98 @@ async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(owners, ["$node.b"]);
+}
+
+/// Runs `sql` on the SQLite catalog at `url`, around the catalog.
+fn raw_sql(url: &str, sql: &str) {
+    let file = url.strip_prefix("sqlite:").unwrap();
+    let conn = rusqlite::Connection::open(file).unwrap();
+    assert_eq!(conn.execute(sql, []).unwrap(), 1, "{sql}");
+}
+
+#[tokio::test]
+async fn an_unreadable_interest_row_does_not_hide_the_others() {
+    // Node b's interest is listed though another row has a QoS a newer
+    // version may write: a keeps an outbox for b.
+    let (dir, url) = catalog_url("unreadable-interest");
+    let catalog = Catalog::open(&url).await.unwrap();
+    catalog
+        .register("b", "127.0.0.1:1", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let b = Interest {
+        session: "$node.b".into(),
+        node: "b".into(),
+        ..written_before()
+    };
+    let newer = Interest {
+        session: "c1".into(),
+        node: "c".into(),
+        ..written_before()
+    };
+    for i in [&b, &newer] {
+        catalog.add_interest(i).await.unwrap();
+    }
+    raw_sql(&url, "UPDATE interest SET qos = 2 WHERE session = 'c1'");
+    let opts = node_a(url);
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let node = spawn(control.clone(), listen, opts).await.unwrap();
+    heartbeats(&catalog, 2).await;
+    let owners: Vec<String> = (control.queues().await.into_iter())
+        .map(|q| q.owner)
+        .collect();
+    node.stop().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(owners, ["$node.b"]);
+}
+
+#[tokio::test]
+async fn an_unreadable_offline_row_does_not_hold_back_the_others() {
+    // Three messages for node a, the first with a negative origin sequence:
+    // the two behind it are published here and acked; it stays.
+    let (dir, url) = catalog_url("unreadable-offline");
+    let catalog = Catalog::open(&url).await.unwrap();
+    for seq in 1..=3 {
+        let message = Envelope {
+            topic: format!("orders.{seq}"),
+            payload: b"p".to_vec(),
+            meta: vec![0; 5], // an empty meta, encoded
+            origin: Origin {
+                node: "b".into(),
+                incarnation: 1,
+                seq,
+            },
+            ttl: None,
+        };
+        catalog.enqueue("a", &message).await.unwrap();
+    }
+    raw_sql(
+        &url,
+        "UPDATE offline SET origin_seq = -1 WHERE origin_seq = 1",
+    );
+    let opts = node_a(url);
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let node = spawn(control.clone(), listen, opts).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while catalog.queue_len("a").await.unwrap() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the two readable ones not drained"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    heartbeats(&catalog, 2).await;
+    let drained = control.mesh_stats().await.offline_drained;
+    let left = catalog.read("a", None, 10).await.unwrap();
+    node.stop().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(drained, 2);
+    assert!(left.messages.is_empty(), "{left:?}");
+    assert_eq!(left.unreadable.len(), 1, "{left:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,84 @@
+//! Rows the catalog cannot decode, written around it with raw SQL or raw
+//! Redis commands, as another program, a newer version or a Redis that
+//! evicted keys might leave them.
+
+use super::Place;
+
+impl Place {
+    /// Writes a QoS code no catalog writes (7) into `session`'s interest in
+    /// `filter`.
+    pub async fn corrupt_interest(&self, session: &str, filter: &str) {
+        let sql = "UPDATE {ns}interest SET qos = 7 WHERE session = $1 AND filter = $2";
+        if self.url.starts_with("redis") {
+            let key = format!("{}:interest:{session}", self.options.namespace);
+            self.redis_command(&["HSET", &key, filter, "7:1:a"]).await;
+        } else {
+            self.sql(sql, &[session, filter]).await;
+        }
+    }
+
+    /// Gives `recipient`'s message `id` a negative origin sequence.
+    pub async fn corrupt_message(&self, recipient: &str, id: u64) {
+        if self.url.starts_with("redis") {
+            let key = format!("{}:m:{id}", self.options.namespace);
+            self.redis_command(&["HSET", &key, "os", "-1"]).await;
+        } else {
+            let sql = "UPDATE {ns}offline SET origin_seq = -1 WHERE recipient = $1 AND id = $2";
+            self.sql(sql, &[recipient, &id.to_string()]).await;
+        }
+    }
+
+    /// Leaves `recipient`'s message `id` with no body to read: its payload
+    /// TEXT in SQLite, its enqueue time before 1970 in PostgreSQL (whose
+    /// `bytea` takes no TEXT), its hash gone in Redis (evicted).
+    pub async fn garble_message(&self, recipient: &str, id: u64) {
+        let id = id.to_string();
+        if self.url.starts_with("redis") {
+            let key = format!("{}:m:{id}", self.options.namespace);
+            self.redis_command(&["DEL", &key]).await;
+        } else if self.sqlite_file().is_some() {
+            let sql = "UPDATE {ns}offline SET payload = 'text' WHERE recipient = $1 AND id = $2";
+            self.sql(sql, &[recipient, &id]).await;
+        } else {
+            let sql = "UPDATE {ns}offline SET enqueued_ms = -5 WHERE recipient = $1 AND id = $2";
+            self.sql(sql, &[recipient, &id]).await;
+        }
+    }
+
+    /// Runs `sql` (`{ns}` for the schema's prefix, `$1`... for `args`, all
+    /// text) on SQLite or PostgreSQL.
+    async fn sql(&self, sql: &str, args: &[&str]) {
+        if let Some(file) = self.sqlite_file() {
+            let sql = sql.replace("{ns}", "").replace('$', "?");
+            let conn = rusqlite::Connection::open(file).expect("the SQLite file");
+            let changed = conn
+                .execute(&sql, rusqlite::params_from_iter(args))
+                .expect("corrupting SQLite");
+            assert_eq!(changed, 1, "{sql} {args:?}");
+        } else {
+            let ns = format!("{}.", self.options.namespace);
+            let sql = sql
+                .replace("{ns}", &ns)
+                .replace("id = $2", "id = $2::text::bigint");
+            let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL");
+            tokio::spawn(connection);
+            let args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                args.iter().map(|a| a as _).collect();
+            let changed = (client.execute(&sql, &args).await).expect("corrupting PostgreSQL");
+            assert_eq!(changed, 1, "{sql} {args:?}");
+        }
+    }
+
+    /// Runs one Redis command.
+    async fn redis_command(&self, command: &[&str]) {
+        let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
+        let mut conn = (client.get_multiplexed_async_connection().await).expect("Redis");
+        let mut cmd = redis::cmd(command[0]);
+        for arg in &command[1..] {
+            cmd.arg(*arg);
+        }
+        let _: redis::Value = cmd.query_async(&mut conn).await.expect("corrupting Redis");
+    }
+}

@@ -1,0 +1,68 @@
+//! Rows of the catalog this node cannot decode (a field out of range, a QoS
+//! a newer version wrote, a Redis hash evicted): the catalog skips them and
+//! names them; this logs each at error level the first time it is seen (not
+//! at every heartbeat that sees it again) and counts them.
+
+use std::collections::HashSet;
+
+use mq_catalog::{Unreadable, UnreadableInterest};
+
+/// The most rows remembered as logged: beyond it the memory starts again
+/// (and rows still there are logged once more).
+const REMEMBERED: usize = 10_000;
+
+/// The unreadable rows seen so far.
+#[derive(Default)]
+pub(super) struct Reports {
+    messages: HashSet<u64>,
+    interests: HashSet<(String, String)>,
+    /// Distinct rows of this node's offline queue found unreadable.
+    pub(super) messages_total: u64,
+    /// Distinct interest rows found unreadable.
+    pub(super) interests_total: u64,
+}
+
+impl Reports {
+    /// Reports the unreadable rows of a page of this node's queue.
+    pub(super) fn messages(&mut self, rows: &[Unreadable]) {
+        for row in rows {
+            if self.messages.len() >= REMEMBERED {
+                self.messages.clear();
+            }
+            if self.messages.insert(row.id) {
+                self.messages_total += 1;
+                tracing::error!(
+                    id = row.id,
+                    reason = %row.reason,
+                    unreadable_total = self.messages_total,
+                    "a message in this node's offline queue cannot be read: skipped, \
+                     left in the catalog (it counts towards the queue's bound)"
+                );
+            } else {
+                tracing::debug!(id = row.id, "the unreadable offline message is still there");
+            }
+        }
+    }
+
+    /// Reports the unreadable rows of the interest listing.
+    pub(super) fn interests(&mut self, rows: &[UnreadableInterest]) {
+        for row in rows {
+            if self.interests.len() >= REMEMBERED {
+                self.interests.clear();
+            }
+            if self
+                .interests
+                .insert((row.session.clone(), row.filter.clone()))
+            {
+                self.interests_total += 1;
+                tracing::error!(
+                    session = %row.session,
+                    filter = %row.filter,
+                    reason = %row.reason,
+                    unreadable_total = self.interests_total,
+                    "an interest row in the catalog cannot be read: skipped, left in the catalog"
+                );
+            }
+        }
+    }
+}
