@@ -43,6 +43,15 @@ impl CatalogCall {
     }
 }
 
+/// A kind of catalog row the node task could not decode (skipped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogRow {
+    /// A message of this node's offline queue.
+    Message,
+    /// An interest row.
+    Interest,
+}
+
 /// What went wrong between the node task and the catalog: its failed calls
 /// by kind, its registrations again and whether it was fenced. Shared by the
 /// node task (which counts) and `GET /metrics` (which reads), through
@@ -52,6 +61,7 @@ pub struct CatalogMetrics {
     failed: [AtomicU64; 5],
     registered_again: AtomicU64,
     fenced: AtomicU64,
+    unreadable: [AtomicU64; 2],
 }
 
 impl CatalogMetrics {
@@ -75,6 +85,16 @@ impl CatalogMetrics {
         self.failed[call as usize].load(Ordering::Relaxed)
     }
 
+    /// `n` more distinct rows of kind `row` could not be decoded.
+    pub fn unreadable(&self, row: CatalogRow, n: u64) {
+        self.unreadable[row as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Distinct rows of kind `row` that could not be decoded so far.
+    pub fn unreadable_rows(&self, row: CatalogRow) -> u64 {
+        self.unreadable[row as usize].load(Ordering::Relaxed)
+    }
+
     /// Registrations again so far.
     pub fn registrations_again(&self) -> u64 {
         self.registered_again.load(Ordering::Relaxed)
@@ -93,6 +113,15 @@ impl CatalogMetrics {
                 self.failures(call)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP mq_mesh_catalog_unreadable_total Catalog rows the node task could not decode (skipped, left in the catalog), by kind.\n\
+             # TYPE mq_mesh_catalog_unreadable_total counter\n\
+             mq_mesh_catalog_unreadable_total{{row=\"message\"}} {}\n\
+             mq_mesh_catalog_unreadable_total{{row=\"interest\"}} {}",
+            self.unreadable_rows(CatalogRow::Message),
+            self.unreadable_rows(CatalogRow::Interest),
+        );
         let _ = writeln!(
             out,
             "# HELP mq_mesh_registered_again_total Registrations under a new incarnation after the lease ran out.\n\
@@ -418,10 +447,13 @@ mod tests {
         catalog.failed(CatalogCall::Heartbeat);
         catalog.failed(CatalogCall::HandOn);
         catalog.registered_again();
+        catalog.unreadable(CatalogRow::Message, 3);
         let text = render(&stats, &queues, &StoreMetrics::default(), &mesh, &catalog);
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"heartbeat\"} 2\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"hand_on\"} 1\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"read\"} 0\n"));
+        assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"message\"} 3\n"));
+        assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"interest\"} 0\n"));
         assert!(text.contains(
             "# TYPE mq_mesh_registered_again_total counter\nmq_mesh_registered_again_total 1\n"
         ));

@@ -28,7 +28,7 @@ impl Node {
         let live: Vec<&str> = live.iter().map(String::as_str).collect();
         let interests = match self.catalog.interests().await {
             Ok(listed) => {
-                self.unreadable.interests(&listed.unreadable);
+                (self.unreadable).interests(&listed.unreadable, self.control.catalog_metrics());
                 Some(listed.interests)
             }
             Err(e) => {
@@ -195,7 +195,7 @@ impl Node {
                 return;
             }
         };
-        self.unreadable.messages(&page.unreadable);
+        (self.unreadable).messages(&page.unreadable, self.control.catalog_metrics());
         let taken: Vec<u64> = page.messages.iter().map(|o| o.id).collect();
         let messages = (page.messages.into_iter())
             .map(|o| Drained {

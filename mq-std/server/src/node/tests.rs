@@ -10,7 +10,7 @@ use mq_catalog::{Catalog, Envelope, Interest, Origin};
 use mq_core::QoS;
 
 use super::{NodeOptions, spawn};
-use crate::metrics::CatalogCall;
+use crate::metrics::{CatalogCall, CatalogRow};
 use crate::server::{self, ServerOptions};
 
 /// The catalogs (by URL) whose next register again commits and has its
@@ -195,10 +195,14 @@ async fn an_unreadable_interest_row_does_not_hide_the_others() {
     let owners: Vec<String> = (control.queues().await.into_iter())
         .map(|q| q.owner)
         .collect();
+    let metrics = control.catalog_metrics();
+    // Counted once, though listed at every heartbeat.
+    let counted = metrics.unreadable_rows(CatalogRow::Interest);
     node.stop().await.unwrap();
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(owners, ["$node.b"]);
+    assert_eq!(counted, 1);
 }
 
 #[tokio::test]
@@ -239,11 +243,14 @@ async fn an_unreadable_offline_row_does_not_hold_back_the_others() {
     }
     heartbeats(&catalog, 2).await;
     let drained = control.mesh_stats().await.offline_drained;
+    let counted = control
+        .catalog_metrics()
+        .unreadable_rows(CatalogRow::Message);
     let left = catalog.read("a", None, 10).await.unwrap();
     node.stop().await.unwrap();
     server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
-    assert_eq!(drained, 2);
+    assert_eq!((drained, counted), (2, 1));
     assert!(left.messages.is_empty(), "{left:?}");
     assert_eq!(left.unreadable.len(), 1, "{left:?}");
 }

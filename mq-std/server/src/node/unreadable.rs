@@ -1,11 +1,14 @@
 //! Rows of the catalog this node cannot decode (a field out of range, a QoS
 //! a newer version wrote, a Redis hash evicted): the catalog skips them and
 //! names them; this logs each at error level the first time it is seen (not
-//! at every heartbeat that sees it again) and counts them.
+//! at every heartbeat that sees it again) and counts them
+//! (`mq_mesh_catalog_unreadable_total`).
 
 use std::collections::HashSet;
 
 use mq_catalog::{Unreadable, UnreadableInterest};
+
+use crate::metrics::{CatalogMetrics, CatalogRow};
 
 /// The most rows remembered as logged: beyond it the memory starts again
 /// (and rows still there are logged once more).
@@ -17,20 +20,21 @@ pub(super) struct Reports {
     messages: HashSet<u64>,
     interests: HashSet<(String, String)>,
     /// Distinct rows of this node's offline queue found unreadable.
-    pub(super) messages_total: u64,
+    messages_total: u64,
     /// Distinct interest rows found unreadable.
-    pub(super) interests_total: u64,
+    interests_total: u64,
 }
 
 impl Reports {
     /// Reports the unreadable rows of a page of this node's queue.
-    pub(super) fn messages(&mut self, rows: &[Unreadable]) {
+    pub(super) fn messages(&mut self, rows: &[Unreadable], metrics: &CatalogMetrics) {
         for row in rows {
             if self.messages.len() >= REMEMBERED {
                 self.messages.clear();
             }
             if self.messages.insert(row.id) {
                 self.messages_total += 1;
+                metrics.unreadable(CatalogRow::Message, 1);
                 tracing::error!(
                     id = row.id,
                     reason = %row.reason,
@@ -45,7 +49,7 @@ impl Reports {
     }
 
     /// Reports the unreadable rows of the interest listing.
-    pub(super) fn interests(&mut self, rows: &[UnreadableInterest]) {
+    pub(super) fn interests(&mut self, rows: &[UnreadableInterest], metrics: &CatalogMetrics) {
         for row in rows {
             if self.interests.len() >= REMEMBERED {
                 self.interests.clear();
@@ -55,6 +59,7 @@ impl Reports {
                 .insert((row.session.clone(), row.filter.clone()))
             {
                 self.interests_total += 1;
+                metrics.unreadable(CatalogRow::Interest, 1);
                 tracing::error!(
                     session = %row.session,
                     filter = %row.filter,
