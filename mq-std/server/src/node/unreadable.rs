@@ -10,9 +10,11 @@ use mq_catalog::{Unreadable, UnreadableInterest};
 
 use crate::metrics::{CatalogMetrics, CatalogRow};
 
-/// The most rows remembered as logged: beyond it the memory starts again
-/// (and rows still there are logged once more).
-const REMEMBERED: usize = 10_000;
+/// The most rows remembered as logged: when a new row finds it full the
+/// memory starts again (and rows still there are logged and counted once
+/// more). Ten times a queue's default bound, so a queue full of unreadable
+/// rows is remembered whole (about 1 MB at most).
+const REMEMBERED: usize = 100_000;
 
 /// The unreadable rows seen so far.
 #[derive(Default)]
@@ -29,10 +31,7 @@ impl Reports {
     /// Reports the unreadable rows of a page of this node's queue.
     pub(super) fn messages(&mut self, rows: &[Unreadable], metrics: &CatalogMetrics) {
         for row in rows {
-            if self.messages.len() >= REMEMBERED {
-                self.messages.clear();
-            }
-            if self.messages.insert(row.id) {
+            if remember(&mut self.messages, row.id) {
                 self.messages_total += 1;
                 metrics.unreadable(CatalogRow::Message, 1);
                 tracing::error!(
@@ -51,13 +50,10 @@ impl Reports {
     /// Reports the unreadable rows of the interest listing.
     pub(super) fn interests(&mut self, rows: &[UnreadableInterest], metrics: &CatalogMetrics) {
         for row in rows {
-            if self.interests.len() >= REMEMBERED {
-                self.interests.clear();
-            }
-            if self
-                .interests
-                .insert((row.session.clone(), row.filter.clone()))
-            {
+            if remember(
+                &mut self.interests,
+                (row.session.clone(), row.filter.clone()),
+            ) {
                 self.interests_total += 1;
                 metrics.unreadable(CatalogRow::Interest, 1);
                 tracing::error!(
@@ -69,5 +65,38 @@ impl Reports {
                 );
             }
         }
+    }
+}
+
+/// Remembers `row`: true when it is new. A row already remembered never
+/// empties a full memory (else a queue of more unreadable rows than it holds
+/// would be logged and counted again at every pass).
+fn remember<T: Eq + std::hash::Hash>(seen: &mut HashSet<T>, row: T) -> bool {
+    if seen.contains(&row) {
+        return false;
+    }
+    if seen.len() >= REMEMBERED {
+        seen.clear();
+    }
+    seen.insert(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_seen_again_is_not_counted_again_even_with_the_memory_full() {
+        let metrics = CatalogMetrics::default();
+        let rows: Vec<Unreadable> = (0..REMEMBERED as u64)
+            .map(|id| Unreadable {
+                id,
+                reason: mq_catalog::Error::Malformed("test".into()),
+            })
+            .collect();
+        let mut reports = Reports::default();
+        reports.messages(&rows, &metrics);
+        reports.messages(&rows, &metrics);
+        assert_eq!(reports.messages_total, REMEMBERED as u64);
     }
 }
