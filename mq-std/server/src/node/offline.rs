@@ -132,6 +132,9 @@ impl Node {
                 let envelopes: Vec<Envelope> = run.into_iter().map(|i| self.envelope(i)).collect();
                 match self.catalog.enqueue_all(&recipient, &envelopes).await {
                     Ok(answers) => {
+                        // A call counts once as failed, however many of its
+                        // messages it did not store.
+                        let mut failed = false;
                         for answer in answers {
                             batch.handle(match answer {
                                 Ok(_) => Handed::Stored,
@@ -140,10 +143,13 @@ impl Node {
                                     Handed::Full
                                 }
                                 Err(_) => {
-                                    self.control.catalog_metrics().failed(CatalogCall::HandOn);
+                                    failed = true;
                                     Handed::Failed
                                 }
                             });
+                        }
+                        if failed {
+                            self.control.catalog_metrics().failed(CatalogCall::HandOn);
                         }
                     }
                     Err(e) => {
