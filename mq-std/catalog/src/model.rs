@@ -145,6 +145,21 @@ pub struct Interests {
     pub unreadable: Vec<UnreadableInterest>,
 }
 
+impl Interests {
+    /// Adds a row of session `session` and filter `filter`: the interest
+    /// decoded from it, or why it could not be.
+    pub(crate) fn push(&mut self, session: String, filter: String, row: Result<Interest, Error>) {
+        match row {
+            Ok(interest) => self.interests.push(interest),
+            Err(reason) => self.unreadable.push(UnreadableInterest {
+                session,
+                filter,
+                reason,
+            }),
+        }
+    }
+}
+
 /// An interest row that could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnreadableInterest {

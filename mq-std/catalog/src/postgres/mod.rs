@@ -16,8 +16,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use crate::model::{
-    self, Enqueued, Envelope, Interest, Interests, Node, Offline, Options, Origin, Page,
-    Unreadable, UnreadableInterest,
+    self, Enqueued, Envelope, Interest, Interests, Node, Offline, Options, Origin, Page, Unreadable,
 };
 use crate::{Error, Registration};
 use schema::SCHEMA;
@@ -323,14 +322,7 @@ impl PostgresCatalog {
                         filter: filter.clone(),
                     })
                 })();
-                match decoded {
-                    Ok(interest) => listed.interests.push(interest),
-                    Err(reason) => listed.unreadable.push(UnreadableInterest {
-                        session,
-                        filter,
-                        reason,
-                    }),
-                }
+                listed.push(session, filter, decoded);
             }
             Ok(listed)
         })

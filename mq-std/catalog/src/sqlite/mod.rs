@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use connection::{FileId, blocking, connect, failed, file_id, unavailable};
 
-use crate::model::{self, Interest, Interests, Node, Options, UnreadableInterest};
+use crate::model::{self, Interest, Interests, Node, Options};
 use crate::{Error, Registration};
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -302,14 +302,7 @@ impl SqliteCatalog {
                         filter: filter.clone(),
                     })
                 })();
-                match decoded {
-                    Ok(interest) => listed.interests.push(interest),
-                    Err(reason) => listed.unreadable.push(UnreadableInterest {
-                        session,
-                        filter,
-                        reason,
-                    }),
-                }
+                listed.push(session, filter, decoded);
             }
             Ok(listed)
         })
