@@ -51,6 +51,35 @@ async fn server_for(opts: &NodeOptions) -> server::ServerHandle {
     .unwrap()
 }
 
+/// Node `a` (lease 500 ms) whose lease has run out (its registration was
+/// removed) and whose register again will commit with its reply lost.
+struct Lost {
+    dir: PathBuf,
+    catalog: Catalog,
+    server: server::ServerHandle,
+    node: super::NodeHandle,
+    control: server::ServerControl,
+}
+
+async fn lost_reply(name: &str) -> Lost {
+    let (dir, url) = catalog_url(name);
+    let catalog = Catalog::open(&url).await.unwrap();
+    let mut opts = node_a(url.clone());
+    opts.lease = Duration::from_millis(500);
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let node = spawn(control.clone(), listen, opts).await.unwrap();
+    LOSE_REPLY.lock().unwrap().push(url);
+    catalog.deregister(node.registration()).await.unwrap();
+    Lost {
+        dir,
+        catalog,
+        server,
+        node,
+        control,
+    }
+}
+
 /// Node `a`'s interest in `orders.>`, as an earlier run of it wrote it.
 fn written_before() -> Interest {
     Interest {
@@ -283,15 +312,13 @@ async fn a_register_whose_reply_is_lost_does_not_fence_the_node() {
     // registers again, and that register commits but its reply is lost: the
     // newer incarnation the next heartbeat meets is the node's own, which
     // nobody renews. The node must not stop, and must register again.
-    let (dir, url) = catalog_url("lost-reply");
-    let catalog = Catalog::open(&url).await.unwrap();
-    let mut opts = node_a(url.clone());
-    opts.lease = Duration::from_millis(500);
-    let server = server_for(&opts).await;
-    let (listen, control) = (server.local_addr(), server.control());
-    let mut node = spawn(control.clone(), listen, opts).await.unwrap();
-    LOSE_REPLY.lock().unwrap().push(url);
-    catalog.deregister(node.registration()).await.unwrap();
+    let Lost {
+        dir,
+        catalog,
+        server,
+        mut node,
+        control,
+    } = lost_reply("lost-reply").await;
     let metrics = control.catalog_metrics();
     let registered_again = async {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -317,15 +344,13 @@ async fn a_node_fenced_by_a_newer_self_stops_even_when_unsure() {
     // The register's reply is lost, and then another process registers the
     // same id (a true newer self) and renews it: the old node stops, and
     // never fences the newer one off (its heartbeats all succeed).
-    let (dir, url) = catalog_url("lost-reply-newer-self");
-    let catalog = Catalog::open(&url).await.unwrap();
-    let mut opts = node_a(url.clone());
-    opts.lease = Duration::from_millis(500);
-    let server = server_for(&opts).await;
-    let (listen, control) = (server.local_addr(), server.control());
-    let mut node = spawn(control.clone(), listen, opts).await.unwrap();
-    LOSE_REPLY.lock().unwrap().push(url);
-    catalog.deregister(node.registration()).await.unwrap();
+    let Lost {
+        dir,
+        catalog,
+        server,
+        mut node,
+        control,
+    } = lost_reply("lost-reply-newer-self").await;
     let metrics = control.catalog_metrics();
     let deadline = Instant::now() + Duration::from_secs(60);
     while metrics.failures(CatalogCall::Register) == 0 {
