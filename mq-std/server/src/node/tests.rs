@@ -154,12 +154,10 @@ async fn a_node_whose_server_stopped_leaves_its_written_interest_alone() {
     assert_eq!(left, vec![written_before()]);
 }
 
-#[tokio::test]
-async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
-    // Node b is live in the catalog with interest in `orders.>`, but never
-    // links to a (nothing listens at its address): a keeps an outbox for
-    // it, so what a's clients publish meanwhile waits for b's link.
-    let (dir, url) = catalog_url("live-not-linked");
+/// A fresh catalog (its directory and URL) where node b is live (nothing
+/// listens at its address), and b's interest in `orders.>`, not written.
+async fn live_b(name: &str) -> (PathBuf, String, Catalog, Interest) {
+    let (dir, url) = catalog_url(name);
     let catalog = Catalog::open(&url).await.unwrap();
     catalog
         .register("b", "127.0.0.1:1", Duration::from_secs(60))
@@ -170,6 +168,15 @@ async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
         node: "b".into(),
         ..written_before()
     };
+    (dir, url, catalog, b)
+}
+
+#[tokio::test]
+async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
+    // Node b is live in the catalog with interest in `orders.>`, but never
+    // links to a (nothing listens at its address): a keeps an outbox for
+    // it, so what a's clients publish meanwhile waits for b's link.
+    let (dir, url, catalog, b) = live_b("live-not-linked").await;
     catalog.add_interest(&b).await.unwrap();
     let opts = node_a(url);
     let server = server_for(&opts).await;
@@ -196,17 +203,7 @@ fn raw_sql(url: &str, sql: &str) {
 async fn an_unreadable_interest_row_does_not_hide_the_others() {
     // Node b's interest is listed though another row has a QoS a newer
     // version may write: a keeps an outbox for b.
-    let (dir, url) = catalog_url("unreadable-interest");
-    let catalog = Catalog::open(&url).await.unwrap();
-    catalog
-        .register("b", "127.0.0.1:1", Duration::from_secs(60))
-        .await
-        .unwrap();
-    let b = Interest {
-        session: "$node.b".into(),
-        node: "b".into(),
-        ..written_before()
-    };
+    let (dir, url, catalog, b) = live_b("unreadable-interest").await;
     let newer = Interest {
         session: "c1".into(),
         node: "c".into(),
