@@ -23,8 +23,7 @@ impl Proxy {
     /// A proxy on a free loopback port to the server `url` names.
     pub async fn start(url: &str) -> Proxy {
         let (upstream, rewrite) = split(url);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
-        let port = listener.local_addr().expect("its address").port();
+        let (listener, port) = listen_off_the_ephemeral_range().await;
         let proxy = Proxy {
             url: rewrite(&format!("127.0.0.1:{port}")),
             port,
@@ -92,6 +91,29 @@ impl Proxy {
         });
         self.tasks.lock().expect("tasks").push(accept);
     }
+}
+
+/// A loopback listener on a free port below Linux's ephemeral range (from
+/// 32768): a port the kernel picked would be in that range, and while the
+/// proxy is stopped any connection a test opens (to Redis, PostgreSQL,
+/// another proxy) may be given it as its local port, so that `restart`
+/// could not bind it again.
+async fn listen_off_the_ephemeral_range() -> (TcpListener, u16) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20_000;
+    const PORTS: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % u32::from(PORTS)) as u16;
+    for _ in 0..PORTS {
+        let port = FIRST + (seed + NEXT.fetch_add(1, Ordering::Relaxed) % PORTS) % PORTS;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            return (listener, port);
+        }
+    }
+    panic!(
+        "no free loopback port from {FIRST} to {}",
+        FIRST + PORTS - 1
+    );
 }
 
 impl Drop for Proxy {
