@@ -178,18 +178,28 @@ async fn a_live_node_not_linked_gets_its_catalog_interest_kept_here() {
     // it, so what a's clients publish meanwhile waits for b's link.
     let (dir, url, catalog, b) = live_b("live-not-linked").await;
     catalog.add_interest(&b).await.unwrap();
+    let (owners, _) = queues_after_heartbeats(url, &catalog).await;
+    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(owners, ["$node.b"]);
+}
+
+/// Runs node a at `url` for two heartbeats: the owners of its queues then,
+/// and the unreadable interest rows it counted.
+async fn queues_after_heartbeats(url: String, catalog: &Catalog) -> (Vec<String>, u64) {
     let opts = node_a(url);
     let server = server_for(&opts).await;
     let (listen, control) = (server.local_addr(), server.control());
     let node = spawn(control.clone(), listen, opts).await.unwrap();
-    heartbeats(&catalog, 2).await;
+    heartbeats(catalog, 2).await;
     let owners: Vec<String> = (control.queues().await.into_iter())
         .map(|q| q.owner)
         .collect();
+    let counted = control
+        .catalog_metrics()
+        .unreadable_rows(CatalogRow::Interest);
     node.stop().await.unwrap();
     server.shutdown().await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
-    assert_eq!(owners, ["$node.b"]);
+    (owners, counted)
 }
 
 /// Runs `sql` on the SQLite catalog at `url`, around the catalog.
@@ -213,21 +223,10 @@ async fn an_unreadable_interest_row_does_not_hide_the_others() {
         catalog.add_interest(i).await.unwrap();
     }
     raw_sql(&url, "UPDATE interest SET qos = 2 WHERE session = 'c1'");
-    let opts = node_a(url);
-    let server = server_for(&opts).await;
-    let (listen, control) = (server.local_addr(), server.control());
-    let node = spawn(control.clone(), listen, opts).await.unwrap();
-    heartbeats(&catalog, 2).await;
-    let owners: Vec<String> = (control.queues().await.into_iter())
-        .map(|q| q.owner)
-        .collect();
-    let metrics = control.catalog_metrics();
-    // Counted once, though listed at every heartbeat.
-    let counted = metrics.unreadable_rows(CatalogRow::Interest);
-    node.stop().await.unwrap();
-    server.shutdown().await.unwrap();
+    let (owners, counted) = queues_after_heartbeats(url, &catalog).await;
     let _ = std::fs::remove_dir_all(dir);
     assert_eq!(owners, ["$node.b"]);
+    // Counted once, though listed at every heartbeat.
     assert_eq!(counted, 1);
 }
 
