@@ -27,6 +27,9 @@ pub fn check() -> Result<(), String> {
     if let Some(reason) = redis.strip_prefix("unavailable:") {
         return Err(format!("no Redis for the catalog tests: {reason}"));
     }
+    // The failover test demotes a redis-server of its own to a replica.
+    cmd::ensure_program("redis-server", "redis-server")
+        .map_err(|e| format!("the catalog's failover test starts a redis-server: {e}"))?;
     // mq-catalog's behaviour suite, then three mqd nodes linked through each
     // catalog (mq-cli's `mesh_nodes`), both against the same servers, and the
     // desktop peers (`mq_std::peer`, a feature the workspace run leaves off).

@@ -11,7 +11,8 @@ pub enum Error {
     /// An argument the catalog cannot store (an empty id, a zero lease, ...).
     Invalid(String),
     /// The database cannot be reached or went away (connection refused or
-    /// dropped, the SQLite file removed). The next call connects again.
+    /// dropped, the SQLite file removed) or takes no writes now (a replica,
+    /// a standby, one loading its data). The next call connects again.
     Unavailable {
         /// `sqlite`, `redis` or `postgres`.
         backend: &'static str,

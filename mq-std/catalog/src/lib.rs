@@ -52,8 +52,10 @@
 //! # Errors
 //!
 //! Every call returns [`Error`]: [`Error::Unavailable`] when the database
-//! cannot be reached, went away or did not answer within
-//! [`Options::call_timeout`] (the next call connects again),
+//! cannot be reached, went away, did not answer within
+//! [`Options::call_timeout`] or takes no writes now (a Redis replica or a
+//! PostgreSQL standby, as a primary becomes when a failover demotes it); the
+//! next call connects again,
 //! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
 //! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
 //! [`Error::Malformed`] for data this crate did not write. A listing or a

@@ -421,8 +421,12 @@ fn failed(err: tokio_postgres::Error) -> Error {
     let unreachable = match err.as_db_error() {
         None => true,
         Some(db) => {
+            // 08: the connection failed; 57P: the server shuts down or
+            // starts; 25006: a read-only transaction, as on a standby (a
+            // primary demoted by a failover): connecting again finds the
+            // primary the address now names.
             let code = db.code().code();
-            code.starts_with("08") || code.starts_with("57P")
+            code.starts_with("08") || code.starts_with("57P") || code == "25006"
         }
     };
     let detail = match err.as_db_error() {

@@ -362,8 +362,22 @@ fn check_version(info: &str) -> Result<(), Error> {
 }
 
 /// Sorts the client's errors into ours: out of reach, or anything else.
+///
+/// A server that cannot take writes now is out of reach too: a replica
+/// (`READONLY`: a primary demoted by a failover keeps its connections open
+/// and refuses every write), one loading its data (`LOADING`) or one whose
+/// primary is gone (`MASTERDOWN`). The connection is then forgotten, so the
+/// next call connects again and finds the primary the address now names.
 fn failed(err: redis::RedisError) -> Error {
-    if err.is_io_error()
+    use redis::{ErrorKind, ServerErrorKind};
+    let not_writable = matches!(
+        err.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown
+        )
+    );
+    if not_writable
+        || err.is_io_error()
         || err.is_connection_refusal()
         || err.is_connection_dropped()
         || err.is_timeout()

@@ -72,6 +72,12 @@ impl Place {
         }
     }
 
+    /// The same kind of place on the server at `url`.
+    pub fn at(mut self, url: &str) -> Place {
+        url.clone_into(&mut self.url);
+        self
+    }
+
     /// The same place with another per-recipient queue limit.
     pub fn with_queue_limit(mut self, limit: u64) -> Place {
         self.options.queue_limit = limit;
