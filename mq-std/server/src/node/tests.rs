@@ -13,6 +13,8 @@ use super::{NodeOptions, spawn};
 use crate::metrics::{CatalogCall, CatalogRow};
 use crate::server::{self, ServerOptions};
 
+mod options;
+
 /// The catalogs (by URL) whose next register again commits and has its
 /// reply lost.
 static LOSE_REPLY: Mutex<Vec<String>> = Mutex::new(Vec::new());
