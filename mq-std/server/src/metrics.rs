@@ -21,15 +21,18 @@ pub enum CatalogCall {
     Write,
     /// Storing messages for away peers in their offline queues.
     HandOn,
+    /// Removing the rows of nodes whose lease expired.
+    Reap,
 }
 
 impl CatalogCall {
-    const ALL: [CatalogCall; 5] = [
+    const ALL: [CatalogCall; 6] = [
         CatalogCall::Heartbeat,
         CatalogCall::Register,
         CatalogCall::Read,
         CatalogCall::Write,
         CatalogCall::HandOn,
+        CatalogCall::Reap,
     ];
 
     fn label(self) -> &'static str {
@@ -39,6 +42,7 @@ impl CatalogCall {
             CatalogCall::Read => "read",
             CatalogCall::Write => "write",
             CatalogCall::HandOn => "hand_on",
+            CatalogCall::Reap => "reap",
         }
     }
 }
@@ -58,7 +62,7 @@ pub enum CatalogRow {
 /// [`ServerControl::catalog_metrics`](crate::server::ServerControl::catalog_metrics).
 #[derive(Debug, Default)]
 pub struct CatalogMetrics {
-    failed: [AtomicU64; 5],
+    failed: [AtomicU64; CatalogCall::ALL.len()],
     registered_again: AtomicU64,
     fenced: AtomicBool,
     unreadable: [AtomicU64; 2],
@@ -453,6 +457,7 @@ mod tests {
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"heartbeat\"} 2\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"hand_on\"} 1\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"read\"} 0\n"));
+        assert!(text.contains("mq_mesh_catalog_failures_total{call=\"reap\"} 0\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"message\"} 3\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"interest\"} 0\n"));
         assert!(text.contains(

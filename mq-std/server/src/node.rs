@@ -28,7 +28,9 @@
 //! this node registered: this one stops linking (no link is connected again)
 //! and the task ends with that error, logged, which
 //! [`NodeHandle::failed`] returns; the server must then stop acting for the
-//! node (`mqd` shuts down). A lease that ran out (the process
+//! node (`mqd` shuts down). Now and then, after a heartbeat, it removes
+//! the catalog's rows of nodes whose lease expired (`node/reap.rs`; never
+//! their offline queues or interest). A lease that ran out (the process
 //! was paused, the catalog unreachable for too long) is registered again
 //! under a new incarnation; when the reply of that register is lost, a
 //! Fenced that follows is checked first (`node/lease.rs`: the newer
@@ -39,6 +41,7 @@
 
 mod lease;
 mod offline;
+mod reap;
 #[cfg(test)]
 mod tests;
 mod unreadable;
@@ -269,6 +272,7 @@ pub async fn spawn(
         round,
         unsure: None,
         unreadable: unreadable::Reports::default(),
+        renewals_to_reap: 0,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -309,6 +313,8 @@ struct Node {
     unsure: Option<lease::Unsure>,
     /// The catalog's rows this node could not decode, reported.
     unreadable: unreadable::Reports,
+    /// Renewed leases until the next reap of expired nodes (`node/reap.rs`).
+    renewals_to_reap: u64,
 }
 
 impl Node {

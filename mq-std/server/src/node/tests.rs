@@ -14,6 +14,7 @@ use crate::metrics::{CatalogCall, CatalogRow};
 use crate::server::{self, ServerOptions};
 
 mod options;
+mod reap;
 
 /// The catalogs (by URL) whose next register again commits and has its
 /// reply lost.
