@@ -2,28 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use mq_catalog::{Catalog, Envelope, Origin};
+use mq_catalog::Catalog;
 
-use super::{catalog_url, heartbeats, node_a, raw_sql, server_for, spawn};
+use super::{catalog_url, enqueue, heartbeats, node_a, raw_sql, server_for, spawn};
 use crate::metrics::CatalogCall;
-
-/// Messages for node `b` in the catalog, as node `c` sent them.
-async fn enqueue_for_b(catalog: &Catalog, n: u64) {
-    for seq in 1..=n {
-        let message = Envelope {
-            topic: format!("orders.{seq}"),
-            payload: b"p".to_vec(),
-            meta: vec![0; 5], // an empty meta, encoded
-            origin: Origin {
-                node: "c".into(),
-                incarnation: 1,
-                seq,
-            },
-            ttl: None,
-        };
-        catalog.enqueue("b", &message).await.unwrap();
-    }
-}
 
 /// How many rows of node `id` the SQLite catalog at `url` has, expired or not.
 fn node_rows(url: &str, id: &str) -> u64 {
@@ -44,7 +26,7 @@ async fn a_node_reaps_expired_nodes_and_leaves_their_offline_queues() {
         &url,
         "INSERT INTO nodes (id, incarnation, addr, expires_ms) VALUES ('b', 1, '127.0.0.1:1', 0)",
     );
-    enqueue_for_b(&catalog, 2).await;
+    enqueue(&catalog, "b", "c", 2).await;
     let opts = node_a(url.clone());
     let server = server_for(&opts).await;
     let (listen, control) = (server.local_addr(), server.control());
