@@ -102,3 +102,44 @@ mod postgres_schemas {
         place.clean().await;
     }
 }
+
+/// Rows only Redis can hold.
+mod redis_rows {
+    use mq_catalog::Error;
+
+    use super::support::{Place, envelope, seqs_from};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_expiry_that_is_not_a_number_makes_its_message_unreadable() {
+        // The read script compared it with the clock and raised, failing the
+        // whole read: now the row alone is unreadable, the others are read.
+        let place = Place::redis();
+        let catalog = place.open().await;
+        let mut ids = Vec::new();
+        for seq in 1..=3 {
+            ids.push(
+                catalog
+                    .enqueue("r", &envelope("a", seq))
+                    .await
+                    .unwrap()
+                    .id(),
+            );
+        }
+        place.corrupt_redis_expiry(ids[1]).await;
+        let page = catalog.read("r", None, 10).await.unwrap();
+        assert_eq!(seqs_from(&page.messages, "a"), [1, 3]);
+        match page.unreadable.as_slice() {
+            [row] => {
+                assert_eq!(row.id, ids[1]);
+                assert!(matches!(row.reason, Error::Malformed(_)), "{row:?}");
+            }
+            other => panic!("one unreadable row: {other:?}"),
+        }
+        assert_eq!(page.last_id(), Some(ids[2]));
+        assert_eq!(catalog.ack("r", &[ids[1]]).await.unwrap(), 1);
+        let rest = catalog.read("r", None, 10).await.unwrap();
+        assert_eq!(seqs_from(&rest.messages, "a"), [1, 3]);
+        assert!(rest.unreadable.is_empty(), "{:?}", rest.unreadable);
+        place.clean().await;
+    }
+}

@@ -2,7 +2,7 @@
 //! by [`crate::http`] at `GET /metrics`).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mq_core::broker::{MeshStats, QueueInfo, Stats};
 
@@ -21,15 +21,18 @@ pub enum CatalogCall {
     Write,
     /// Storing messages for away peers in their offline queues.
     HandOn,
+    /// Removing the rows of nodes whose lease expired.
+    Reap,
 }
 
 impl CatalogCall {
-    const ALL: [CatalogCall; 5] = [
+    const ALL: [CatalogCall; 6] = [
         CatalogCall::Heartbeat,
         CatalogCall::Register,
         CatalogCall::Read,
         CatalogCall::Write,
         CatalogCall::HandOn,
+        CatalogCall::Reap,
     ];
 
     fn label(self) -> &'static str {
@@ -39,6 +42,7 @@ impl CatalogCall {
             CatalogCall::Read => "read",
             CatalogCall::Write => "write",
             CatalogCall::HandOn => "hand_on",
+            CatalogCall::Reap => "reap",
         }
     }
 }
@@ -58,9 +62,9 @@ pub enum CatalogRow {
 /// [`ServerControl::catalog_metrics`](crate::server::ServerControl::catalog_metrics).
 #[derive(Debug, Default)]
 pub struct CatalogMetrics {
-    failed: [AtomicU64; 5],
+    failed: [AtomicU64; CatalogCall::ALL.len()],
     registered_again: AtomicU64,
-    fenced: AtomicU64,
+    fenced: AtomicBool,
     unreadable: [AtomicU64; 2],
 }
 
@@ -75,9 +79,10 @@ impl CatalogMetrics {
         self.registered_again.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The node was fenced off by a newer incarnation.
+    /// The node was fenced off by a newer incarnation (a flag: saying it
+    /// again changes nothing).
     pub fn fenced(&self) {
-        self.fenced.fetch_add(1, Ordering::Relaxed);
+        self.fenced.store(true, Ordering::Relaxed);
     }
 
     /// Failed calls of kind `call` so far.
@@ -132,7 +137,7 @@ impl CatalogMetrics {
             out,
             "# HELP mq_mesh_fenced Whether a newer incarnation of this node fenced it off (1: it stopped acting for the node).\n\
              # TYPE mq_mesh_fenced gauge\nmq_mesh_fenced {}",
-            self.fenced.load(Ordering::Relaxed)
+            u8::from(self.fenced.load(Ordering::Relaxed))
         );
     }
 }
@@ -452,6 +457,7 @@ mod tests {
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"heartbeat\"} 2\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"hand_on\"} 1\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"read\"} 0\n"));
+        assert!(text.contains("mq_mesh_catalog_failures_total{call=\"reap\"} 0\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"message\"} 3\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"interest\"} 0\n"));
         assert!(text.contains(
@@ -459,6 +465,11 @@ mod tests {
         ));
         assert!(text.contains("# TYPE mq_mesh_fenced gauge\nmq_mesh_fenced 0\n"));
         assert!(text.contains("# TYPE mq_mesh_links gauge\nmq_mesh_links 2\n"));
+        // A flag, however often the node was told.
+        catalog.fenced();
+        catalog.fenced();
+        let text = render(&stats, &queues, &StoreMetrics::default(), &mesh, &catalog);
+        assert!(text.contains("# TYPE mq_mesh_fenced gauge\nmq_mesh_fenced 1\n"));
         assert!(text.contains(
             "# TYPE mq_mesh_offline_drained_total counter\nmq_mesh_offline_drained_total 5\n"
         ));

@@ -28,7 +28,9 @@
 //! this node registered: this one stops linking (no link is connected again)
 //! and the task ends with that error, logged, which
 //! [`NodeHandle::failed`] returns; the server must then stop acting for the
-//! node (`mqd` shuts down). A lease that ran out (the process
+//! node (`mqd` shuts down). Now and then, after a heartbeat, it removes
+//! the catalog's rows of nodes whose lease expired (`node/reap.rs`; never
+//! their offline queues or interest). A lease that ran out (the process
 //! was paused, the catalog unreachable for too long) is registered again
 //! under a new incarnation; when the reply of that register is lost, a
 //! Fenced that follows is checked first (`node/lease.rs`: the newer
@@ -39,6 +41,7 @@
 
 mod lease;
 mod offline;
+mod reap;
 #[cfg(test)]
 mod tests;
 mod unreadable;
@@ -75,6 +78,16 @@ pub struct NodeOptions {
     /// How often the lease is renewed and the live nodes read (less than the
     /// lease, so one late heartbeat does not end it).
     pub heartbeat: Duration,
+    /// How long one catalog call may take before it fails (and is done
+    /// again at a later heartbeat), below the lease. `None`: the heartbeat
+    /// period, at most half the lease. A call that hangs then fails before
+    /// the next heartbeat is due, so a slow catalog delays a renewal by a
+    /// period at most and a lease of several periods survives it, rather
+    /// than a call taking as long as the lease and the node losing its lease
+    /// with no call failing; and a heartbeat sent with half its lease left
+    /// is answered, or has failed, before the lease ends. See
+    /// [`Options::call_timeout`](mq_catalog::Options::call_timeout).
+    pub call_timeout: Option<Duration>,
     /// What this node's links present to their peers.
     pub token: Option<String>,
     /// A closed link is connected again after this, doubling...
@@ -94,10 +107,49 @@ impl NodeOptions {
             advertise: None,
             lease: Duration::from_secs(5),
             heartbeat: Duration::from_secs(1),
+            call_timeout: None,
             token: None,
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),
         }
+    }
+
+    /// The catalog call timeout in effect (see
+    /// [`call_timeout`](Self::call_timeout)).
+    pub fn call_timeout_or_default(&self) -> Duration {
+        (self.call_timeout).unwrap_or_else(|| self.heartbeat.min(self.lease / 2))
+    }
+
+    /// Whether the periods fit together: the heartbeat and the call timeout
+    /// are positive and shorter than the lease.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.heartbeat.is_zero() || self.heartbeat >= self.lease {
+            return Err(Error::Invalid(format!(
+                "the heartbeat ({:?}) must be shorter than the lease ({:?})",
+                self.heartbeat, self.lease
+            )));
+        }
+        let call_timeout = self.call_timeout_or_default();
+        if call_timeout.is_zero() || call_timeout >= self.lease {
+            return Err(Error::Invalid(format!(
+                "the catalog call timeout ({call_timeout:?}) must be positive and shorter \
+                 than the lease ({:?}): a call as long as the lease can lose it",
+                self.lease
+            )));
+        }
+        Ok(())
+    }
+
+    /// The options the node opens its catalog with.
+    fn catalog_options(&self) -> mq_catalog::Options {
+        let mut options = mq_catalog::Options {
+            call_timeout: self.call_timeout_or_default(),
+            ..mq_catalog::Options::default()
+        };
+        if let Some(namespace) = &self.namespace {
+            options.namespace.clone_from(namespace);
+        }
+        options
     }
 
     /// The broker configuration `broker` of a server that becomes this
@@ -165,12 +217,7 @@ pub async fn spawn(
     listen: SocketAddr,
     opts: NodeOptions,
 ) -> Result<NodeHandle, Error> {
-    if opts.heartbeat.is_zero() || opts.heartbeat >= opts.lease {
-        return Err(Error::Invalid(format!(
-            "the heartbeat ({:?}) must be shorter than the lease ({:?})",
-            opts.heartbeat, opts.lease
-        )));
-    }
+    opts.check()?;
     // Without the hold, a QoS 1 publish accepted before the first listing
     // goes only where the interest known then says, and a peer away whose
     // interest only the catalog knows loses it. The server has been taking
@@ -183,11 +230,7 @@ pub async fn spawn(
                 .into(),
         ));
     }
-    let mut options = mq_catalog::Options::default();
-    if let Some(namespace) = &opts.namespace {
-        options.namespace.clone_from(namespace);
-    }
-    let catalog = Catalog::open_with(&opts.catalog, options).await?;
+    let catalog = Catalog::open_with(&opts.catalog, opts.catalog_options()).await?;
     let addr = opts.advertise.clone().unwrap_or_else(|| listen.to_string());
     let registration = catalog.register(&opts.id, &addr, opts.lease).await?;
     tracing::info!(
@@ -229,6 +272,7 @@ pub async fn spawn(
         round,
         unsure: None,
         unreadable: unreadable::Reports::default(),
+        renewals_to_reap: 0,
     };
     let task = tokio::spawn(node.run(stopped, closed_rx));
     Ok(NodeHandle {
@@ -269,6 +313,8 @@ struct Node {
     unsure: Option<lease::Unsure>,
     /// The catalog's rows this node could not decode, reported.
     unreadable: unreadable::Reports,
+    /// Renewed leases until the next reap of expired nodes (`node/reap.rs`).
+    renewals_to_reap: u64,
 }
 
 impl Node {

@@ -217,7 +217,9 @@ return out
 );
 
 /// ARGV: prefix, recipient, after id, max. Returns `id, topic, payload, meta,
-/// origin node, incarnation, seq, enqueued, expires (or nil)` per message.
+/// origin node, incarnation, seq, enqueued, expires (or nil)` per message,
+/// skipping the expired ones; a row whose expiry is not a number is returned
+/// (to be reported unreadable), not compared.
 pub const READ: &str = script!(
     "
 local r, after, max = ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -229,7 +231,9 @@ while n < max do
   for _, id in ipairs(ids) do
     local h = redis.call('HMGET', p .. 'm:' .. id,
       'topic', 'payload', 'meta', 'on', 'oi', 'os', 'enq', 'exp')
-    if n < max and (not h[8] or tonumber(h[8]) > t) then
+    -- An expiry that is not a number is returned as it is: unreadable.
+    local exp = h[8] and tonumber(h[8])
+    if n < max and (not exp or exp > t) then
       n = n + 1
       table.insert(out, id)
       for i = 1, 8 do table.insert(out, h[i]) end

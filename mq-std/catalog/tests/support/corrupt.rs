@@ -28,6 +28,14 @@ impl Place {
         }
     }
 
+    /// Gives Redis message `id` an expiry that is not a number (the hash
+    /// keeps it as a string; the SQL backends' columns hold only numbers).
+    pub async fn corrupt_redis_expiry(&self, id: u64) {
+        assert!(self.url.starts_with("redis"), "{}", self.url);
+        let key = format!("{}:m:{id}", self.options.namespace);
+        self.redis_command(&["HSET", &key, "exp", "soon"]).await;
+    }
+
     /// Leaves `recipient`'s message `id` with no body to read: its payload
     /// TEXT in SQLite, its enqueue time before 1970 in PostgreSQL (whose
     /// `bytea` takes no TEXT), its hash gone in Redis (evicted).

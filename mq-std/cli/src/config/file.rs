@@ -215,6 +215,9 @@ pub struct NodeSection {
     pub lease_ms: Option<u64>,
     /// How often the lease is renewed, in milliseconds (below `lease_ms`).
     pub heartbeat_ms: Option<u64>,
+    /// How long one catalog call may take, in milliseconds (below
+    /// `lease_ms`; default `heartbeat_ms`, at most half `lease_ms`).
+    pub call_timeout_ms: Option<u64>,
     /// What this node's links present to the other nodes.
     pub token: Option<String>,
 }

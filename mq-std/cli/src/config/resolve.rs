@@ -86,6 +86,14 @@ fn node(s: &NodeSection) -> Result<Option<NodeOptions>, ConfigError> {
             opts.heartbeat, opts.lease
         )));
     }
+    opts.call_timeout = s.call_timeout_ms.map(Duration::from_millis);
+    let call_timeout = opts.call_timeout_or_default();
+    if call_timeout.is_zero() || call_timeout >= opts.lease {
+        return Err(err(format!(
+            "[node] call_timeout_ms ({call_timeout:?}) must be positive and shorter than lease_ms ({:?})",
+            opts.lease
+        )));
+    }
     Ok(Some(opts))
 }
 

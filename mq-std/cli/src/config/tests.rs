@@ -276,6 +276,8 @@ fn node_section_its_environment_and_its_checks() {
     assert_eq!(node.catalog, "sqlite:/tmp/mesh.db");
     assert_eq!(node.lease, Duration::from_secs(3));
     assert_eq!(node.heartbeat, Duration::from_millis(600));
+    assert_eq!(node.call_timeout, None);
+    assert_eq!(node.call_timeout_or_default(), Duration::from_millis(600));
     assert_eq!(node.advertise, None);
     f.apply_env(|k| match k {
         "MQ_NODE" => Some("west-2".into()),
@@ -296,9 +298,18 @@ fn node_section_its_environment_and_its_checks() {
             "[node]\nid = \"a\"\ncatalog = \"sqlite:x\"\nlease_ms = 1000\nheartbeat_ms = 1000",
             "shorter than lease_ms",
         ),
+        (
+            "[node]\nid = \"a\"\ncatalog = \"sqlite:x\"\nlease_ms = 1000\ncall_timeout_ms = 1000",
+            "call_timeout_ms (1s) must be positive and shorter than lease_ms",
+        ),
     ] {
         let f: FileConfig = toml::from_str(toml).unwrap();
         let e = f.resolve().unwrap_err().to_string();
         assert!(e.contains(says), "{toml}: {e}");
     }
+    let f: FileConfig =
+        toml::from_str("[node]\nid = \"a\"\ncatalog = \"sqlite:x\"\ncall_timeout_ms = 250")
+            .unwrap();
+    let node = f.resolve().unwrap().node.unwrap();
+    assert_eq!(node.call_timeout, Some(Duration::from_millis(250)));
 }

@@ -106,6 +106,7 @@ impl Node {
                 tracing::warn!(error = %e, "cannot read the live nodes");
             }
         }
+        self.reap_now_and_then().await;
         Ok(())
     }
 

@@ -13,6 +13,9 @@ use super::{NodeOptions, spawn};
 use crate::metrics::{CatalogCall, CatalogRow};
 use crate::server::{self, ServerOptions};
 
+mod options;
+mod reap;
+
 /// The catalogs (by URL) whose next register again commits and has its
 /// reply lost.
 static LOSE_REPLY: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -230,26 +233,32 @@ async fn an_unreadable_interest_row_does_not_hide_the_others() {
     assert_eq!(counted, 1);
 }
 
+/// `n` messages for node `recipient` in the catalog, as node `from` sent
+/// them (topics `orders.1`...).
+async fn enqueue(catalog: &Catalog, recipient: &str, from: &str, n: u64) {
+    for seq in 1..=n {
+        let message = Envelope {
+            topic: format!("orders.{seq}"),
+            payload: b"p".to_vec(),
+            meta: vec![0; 5], // an empty meta, encoded
+            origin: Origin {
+                node: from.into(),
+                incarnation: 1,
+                seq,
+            },
+            ttl: None,
+        };
+        catalog.enqueue(recipient, &message).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn an_unreadable_offline_row_does_not_hold_back_the_others() {
     // Three messages for node a, the first with a negative origin sequence:
     // the two behind it are published here and acked; it stays.
     let (dir, url) = catalog_url("unreadable-offline");
     let catalog = Catalog::open(&url).await.unwrap();
-    for seq in 1..=3 {
-        let message = Envelope {
-            topic: format!("orders.{seq}"),
-            payload: b"p".to_vec(),
-            meta: vec![0; 5], // an empty meta, encoded
-            origin: Origin {
-                node: "b".into(),
-                incarnation: 1,
-                seq,
-            },
-            ttl: None,
-        };
-        catalog.enqueue("a", &message).await.unwrap();
-    }
+    enqueue(&catalog, "a", "b", 3).await;
     raw_sql(
         &url,
         "UPDATE offline SET origin_seq = -1 WHERE origin_seq = 1",
