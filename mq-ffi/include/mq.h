@@ -282,6 +282,11 @@ typedef struct mq_peer_options {
   // How often the lease is renewed and the live peers read, in ms (less
   // than the lease). 0: the default (1 s).
   uint32_t heartbeat_ms;
+  // How long one call to the catalog may take, in ms (shorter than the
+  // lease): a call that does not answer in time fails and is tried again
+  // at the next heartbeat. 0: the default (half the lease, at most the
+  // lease less a heartbeat).
+  uint32_t call_timeout_ms;
 } mq_peer_options;
 
 // How to subscribe. Fill it with `mq_subscribe_options_init`, then set fields;

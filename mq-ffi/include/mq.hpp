@@ -493,6 +493,9 @@ struct peer_options {
     std::chrono::milliseconds lease{0};
     /// 0: the default (1 s).
     std::chrono::milliseconds heartbeat{0};
+    /// How long one call to the catalog may take (shorter than the lease);
+    /// 0: the default (half the lease, at most the lease less a heartbeat).
+    std::chrono::milliseconds call_timeout{0};
 };
 
 /// A desktop peer with no daemon: a mesh node in this process. Construct it
@@ -526,6 +529,7 @@ public:
         o.advertise = str(opts.advertise);
         o.lease_ms = detail::millis(opts.lease);
         o.heartbeat_ms = detail::millis(opts.heartbeat);
+        o.call_timeout_ms = detail::millis(opts.call_timeout);
         detail::check(mq_peer_start(raw(), &o), raw());
     }
 

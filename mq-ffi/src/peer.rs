@@ -71,6 +71,11 @@ pub struct mq_peer_options {
     /// How often the lease is renewed and the live peers read, in ms (less
     /// than the lease). 0: the default (1 s).
     pub heartbeat_ms: u32,
+    /// How long one call to the catalog may take, in ms (shorter than the
+    /// lease): a call that does not answer in time fails and is tried again
+    /// at the next heartbeat. 0: the default (half the lease, at most the
+    /// lease less a heartbeat).
+    pub call_timeout_ms: u32,
 }
 
 /// Fills `*opts` with the defaults: no id (required), the machine's SQLite
@@ -91,6 +96,7 @@ pub unsafe extern "C" fn mq_peer_options_init(opts: *mut mq_peer_options) -> mq_
                 advertise: std::ptr::null(),
                 lease_ms: 0,
                 heartbeat_ms: 0,
+                call_timeout_ms: 0,
             },
             "opts",
         )
@@ -123,13 +129,10 @@ impl mq_peer_options {
         if self.heartbeat_ms > 0 {
             opts.node.heartbeat = Duration::from_millis(self.heartbeat_ms.into());
         }
-        if opts.node.heartbeat >= opts.node.lease {
-            return Err(Fail::invalid(format!(
-                "the heartbeat ({} ms) must be shorter than the lease ({} ms)",
-                opts.node.heartbeat.as_millis(),
-                opts.node.lease.as_millis()
-            )));
+        if self.call_timeout_ms > 0 {
+            opts.node.call_timeout = Some(Duration::from_millis(self.call_timeout_ms.into()));
         }
+        opts.node.check().map_err(|e| Fail::invalid(e.to_string()))?;
         Ok(opts)
     }
 }

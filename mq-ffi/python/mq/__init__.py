@@ -596,7 +596,9 @@ class Peer:
     in the temporary directory). ``listen``: ``IP:PORT`` (None:
     ``127.0.0.1:0``, a free port). ``advertise``: the address the other
     peers dial (None: the listen address). ``lease`` and ``heartbeat`` in
-    seconds (None: 5 and 1). Raises :class:`MqError` when the peer cannot
+    seconds (None: 5 and 1); ``call_timeout``, how long one call to the
+    catalog may take, in seconds (None: half the lease, at most the lease
+    less a heartbeat). Raises :class:`MqError` when the peer cannot
     start (``MQ_ERR_INVALID`` for bad options, ``MQ_ERR_IO`` for the log,
     the address or an unreachable catalog, ``MQ_ERR_REFUSED`` when the
     catalog refuses it)."""
@@ -611,6 +613,7 @@ class Peer:
         advertise: Optional[str] = None,
         lease: Optional[float] = None,
         heartbeat: Optional[float] = None,
+        call_timeout: Optional[float] = None,
     ) -> None:
         lb = lib()
         handle = c_void_p()
@@ -625,6 +628,7 @@ class Peer:
         opts.advertise = _c_str(advertise)
         opts.lease_ms = _millis(lease)
         opts.heartbeat_ms = _millis(heartbeat)
+        opts.call_timeout_ms = _millis(call_timeout)
         with self._handle.use() as ptr:
             code = lb.mq_peer_start(ptr, byref(opts))
             text = _lib.error_text(lb.mq_peer_error, ptr) if code != _lib.MQ_OK else ""

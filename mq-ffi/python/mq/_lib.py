@@ -154,6 +154,7 @@ class PeerOptions(Structure):
         ("advertise", c_char_p),
         ("lease_ms", c_uint32),
         ("heartbeat_ms", c_uint32),
+        ("call_timeout_ms", c_uint32),
     ]
 
 

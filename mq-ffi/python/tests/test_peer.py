@@ -50,6 +50,10 @@ def test_bad_options_raise_with_their_codes(tmp_path: Path):
         start(tmp_path, "bad", lease=1.0, heartbeat=1.0)
     assert e.value.code == _lib.MQ_ERR_INVALID
     assert "shorter than the lease" in str(e.value)
+    with pytest.raises(mq.MqError) as e:
+        start(tmp_path, "bad", call_timeout=2.0)
+    assert e.value.code == _lib.MQ_ERR_INVALID
+    assert "catalog call timeout" in str(e.value)
 
 
 def test_two_peers_exchange_messages_without_a_daemon(tmp_path: Path):

@@ -74,7 +74,7 @@ static void test_defaults_and_nulls(void) {
     EXPECT(mq_peer_options_init(&o), MQ_OK);
     CHECK(o.id == NULL && o.catalog == NULL && o.data_dir == NULL);
     CHECK(o.listen == NULL && o.advertise == NULL);
-    CHECK(o.lease_ms == 0 && o.heartbeat_ms == 0);
+    CHECK(o.lease_ms == 0 && o.heartbeat_ms == 0 && o.call_timeout_ms == 0);
     EXPECT(mq_peer_options_init(NULL), MQ_ERR_NULL_ARGUMENT);
     EXPECT(mq_peer_new(NULL), MQ_ERR_NULL_ARGUMENT);
     EXPECT(mq_peer_start(NULL, &o), MQ_ERR_NULL_ARGUMENT);
@@ -128,6 +128,10 @@ static void test_bad_options(void) {
     o = options("bad", path, sizeof path);
     o.heartbeat_ms = 5000;
     start_fails(&o, MQ_ERR_INVALID, "shorter than the lease");
+
+    o = options("bad", path, sizeof path);
+    o.call_timeout_ms = 2000;
+    start_fails(&o, MQ_ERR_INVALID, "catalog call timeout");
 
     o = options("bad", path, sizeof path);
     o.catalog = "nosuch://catalog";

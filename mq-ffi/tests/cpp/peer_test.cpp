@@ -65,6 +65,9 @@ static void test_errors() {
     o = options("bad");
     o.catalog = "nosuch://x";
     EXPECT_ERROR(mq::peer{o}, MQ_ERR_INVALID);
+    o = options("bad");
+    o.call_timeout = 2000ms;
+    EXPECT_ERROR(mq::peer{o}, MQ_ERR_INVALID);
     mq::peer stopped;
     EXPECT_ERROR(stopped.address(), MQ_ERR_CLOSED);
     EXPECT_ERROR(stopped.client("nobody"), MQ_ERR_CLOSED);
