@@ -79,13 +79,16 @@ pub struct NodeOptions {
     /// lease, so one late heartbeat does not end it).
     pub heartbeat: Duration,
     /// How long one catalog call may take before it fails (and is done
-    /// again at a later heartbeat), below the lease. `None`: the heartbeat
-    /// period, at most half the lease. A call that hangs then fails before
-    /// the next heartbeat is due, so a slow catalog delays a renewal by a
-    /// period at most and a lease of several periods survives it, rather
-    /// than a call taking as long as the lease and the node losing its lease
-    /// with no call failing; and a heartbeat sent with half its lease left
-    /// is answered, or has failed, before the lease ends. See
+    /// again at a later heartbeat), below the lease; for SQLite, how long a
+    /// call waits for another process's write lock. `None`: half the lease,
+    /// at most the lease less one heartbeat period (2.5 s with the default
+    /// lease): a heartbeat that hangs fails while the lease it renews still
+    /// holds, rather than taking as long as the lease with no call failing,
+    /// and a catalog that is slow but healthy (a busy SQLite file shared by
+    /// several peers, PostgreSQL over a WAN, a large hand-on batch) has
+    /// time to answer. The calls of one round after a heartbeat (live
+    /// nodes, interest, hand-on, drain) each have this time, and the next
+    /// heartbeat waits for the round. See
     /// [`Options::call_timeout`](mq_catalog::Options::call_timeout).
     pub call_timeout: Option<Duration>,
     /// What this node's links present to their peers.
@@ -117,7 +120,8 @@ impl NodeOptions {
     /// The catalog call timeout in effect (see
     /// [`call_timeout`](Self::call_timeout)).
     pub fn call_timeout_or_default(&self) -> Duration {
-        (self.call_timeout).unwrap_or_else(|| self.heartbeat.min(self.lease / 2))
+        (self.call_timeout)
+            .unwrap_or_else(|| (self.lease / 2).min(self.lease.saturating_sub(self.heartbeat)))
     }
 
     /// Whether the periods fit together: the heartbeat and the call timeout

@@ -105,8 +105,8 @@
 //!                                #   nodes connect (default: the listen address)
 //! lease_ms = 5000                # the catalog lists the node this long after a heartbeat
 //! heartbeat_ms = 1000            # (default lease_ms / 5)
-//! call_timeout_ms = 1000         # one catalog call fails after this (below lease_ms;
-//!                                #   default heartbeat_ms, at most lease_ms / 2)
+//! call_timeout_ms = 2500         # one catalog call fails after this (below lease_ms;
+//!                                #   default lease_ms / 2, at most lease_ms - heartbeat_ms)
 //! token = "mesh-secret"          # MQ_NODE_TOKEN: what its links present to the others,
 //!                                #   whose tokens must let `$node.<id>` subscribe to ">"
 //!

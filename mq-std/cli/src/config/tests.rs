@@ -277,7 +277,7 @@ fn node_section_its_environment_and_its_checks() {
     assert_eq!(node.lease, Duration::from_secs(3));
     assert_eq!(node.heartbeat, Duration::from_millis(600));
     assert_eq!(node.call_timeout, None);
-    assert_eq!(node.call_timeout_or_default(), Duration::from_millis(600));
+    assert_eq!(node.call_timeout_or_default(), Duration::from_millis(1_500));
     assert_eq!(node.advertise, None);
     f.apply_env(|k| match k {
         "MQ_NODE" => Some("west-2".into()),

@@ -6,15 +6,19 @@ use super::NodeOptions;
 
 #[test]
 fn the_catalog_call_timeout_defaults_below_the_lease_and_reaches_the_catalog() {
-    // By default a catalog call may take a heartbeat period, at most half
-    // the lease, never the catalog's own 5 s (as long as the default lease).
+    // By default a catalog call may take half the lease, at most the lease
+    // less a heartbeat period, never the catalog's own 5 s (as long as the
+    // default lease).
     let opts = NodeOptions::new("a", "sqlite:x");
-    assert_eq!(opts.catalog_options().call_timeout, opts.heartbeat);
+    assert_eq!(
+        opts.catalog_options().call_timeout,
+        Duration::from_millis(2_500)
+    );
     let mut slow = opts.clone();
     slow.heartbeat = Duration::from_millis(4_000);
     assert_eq!(
         slow.catalog_options().call_timeout,
-        Duration::from_millis(2_500)
+        Duration::from_millis(1_000)
     );
     let mut set = opts.clone();
     set.call_timeout = Some(Duration::from_millis(300));
