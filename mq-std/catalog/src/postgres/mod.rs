@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
@@ -435,6 +436,11 @@ fn failed(err: tokio_postgres::Error) -> Error {
             Some(source) => format!("{err}: {source}"),
             None => err.to_string(),
         },
+    };
+    let detail = if err.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
+        format!("the server takes no writes now (a standby?): {detail}")
+    } else {
+        detail
     };
     if unreachable {
         Error::Unavailable {

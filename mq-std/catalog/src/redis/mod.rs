@@ -369,15 +369,13 @@ fn check_version(info: &str) -> Result<(), Error> {
 /// primary is gone (`MASTERDOWN`). The connection is then forgotten, so the
 /// next call connects again and finds the primary the address now names.
 fn failed(err: redis::RedisError) -> Error {
-    use redis::{ErrorKind, ServerErrorKind};
-    let not_writable = matches!(
-        err.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::ReadOnly | ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown
-        )
-    );
-    if not_writable
-        || err.is_io_error()
+    if let Some(code) = not_writable(&err) {
+        return Error::Unavailable {
+            backend: BACKEND,
+            detail: format!("the server takes no writes now ({code}: a replica?): {err}"),
+        };
+    }
+    if err.is_io_error()
         || err.is_connection_refusal()
         || err.is_connection_dropped()
         || err.is_timeout()
@@ -395,9 +393,63 @@ fn failed(err: redis::RedisError) -> Error {
     }
 }
 
+/// The code of an error that says the server takes no writes now, if `err`
+/// is one. Redis 7 answers a write refused inside a script with the write's
+/// own error; before 7 a script's failure is an `ERR Error running script`
+/// that quotes it (`... -READONLY You can't write against a read only
+/// replica.`).
+fn not_writable(err: &redis::RedisError) -> Option<&'static str> {
+    use redis::{ErrorKind, ServerErrorKind};
+    const CODES: [(ServerErrorKind, &str); 3] = [
+        (ServerErrorKind::ReadOnly, "READONLY"),
+        (ServerErrorKind::BusyLoading, "LOADING"),
+        (ServerErrorKind::MasterDown, "MASTERDOWN"),
+    ];
+    let quoted = |code: &str| {
+        err.kind() == ErrorKind::Server(ServerErrorKind::ResponseError)
+            && err
+                .detail()
+                .is_some_and(|detail| detail.contains(&format!("-{code} ")))
+    };
+    CODES
+        .iter()
+        .find(|(kind, code)| err.kind() == ErrorKind::Server(*kind) || quoted(code))
+        .map(|(_, code)| *code)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_refused_inside_a_script_before_redis_7_is_unavailable() {
+        use redis::{ErrorKind, RedisError, ServerErrorKind};
+        let response = ErrorKind::Server(ServerErrorKind::ResponseError);
+        let quoting = |what: &str| {
+            RedisError::from((
+                response,
+                "An error was signalled by the server",
+                format!(
+                    "Error running script (call to f_1b2c): @user_script:12: \
+                     @user_script: 12: -{what}"
+                ),
+            ))
+        };
+        let replica = quoting("READONLY You can't write against a read only replica.");
+        match failed(replica) {
+            Error::Unavailable { detail, .. } => {
+                assert!(detail.contains("takes no writes now (READONLY"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let loading = quoting("LOADING Redis is loading the dataset in memory");
+        assert!(matches!(failed(loading), Error::Unavailable { .. }));
+        let own = RedisError::from((ErrorKind::Server(ServerErrorKind::ReadOnly), "readonly"));
+        assert!(matches!(failed(own), Error::Unavailable { .. }));
+        // A script's own failure that merely mentions the word is not one.
+        let other = quoting("ERR wrong number of arguments, READONLY mentioned");
+        assert!(matches!(failed(other), Error::Database { .. }));
+    }
 
     #[test]
     fn redis_before_5_is_refused_at_open() {
