@@ -342,6 +342,13 @@ impl Broker {
         self.router.store.poll()
     }
 
+    /// How many records [`poll_store`](Self::poll_store) hands out before it
+    /// returns `None` (unless the broker is called in between): an adapter
+    /// that writes them in batches sizes each batch once.
+    pub fn store_pending(&self) -> usize {
+        self.router.store.pending()
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         if !self.held_input.is_empty() {

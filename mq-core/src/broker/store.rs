@@ -49,6 +49,11 @@ impl StoreOps {
         self.ops.pop_front()
     }
 
+    /// How many ops wait to be handed out.
+    pub(crate) fn pending(&self) -> usize {
+        self.ops.len()
+    }
+
     /// Nothing waits to be handed out.
     pub(crate) fn is_drained(&self) -> bool {
         self.ops.is_empty()
@@ -88,11 +93,26 @@ mod tests {
         let open = Record::SessionOpen { client: "c" };
         let tokens = [ops.emit(&open), ops.emit(&ack), ops.emit(&open)];
         assert_eq!(tokens, [1, 2, 3]);
+        assert_eq!(ops.pending(), 3);
         let got: alloc::vec::Vec<_> = core::iter::from_fn(|| ops.poll()).collect();
         let got: alloc::vec::Vec<_> = got
             .iter()
             .map(|o| (o.token, o.is_inline(), o.record()))
             .collect();
         assert_eq!(got, [(1, false, open), (2, true, ack), (3, false, open)]);
+        assert_eq!(ops.pending(), 0);
+    }
+
+    #[test]
+    fn pending_counts_what_poll_hands_out() {
+        let mut ops = StoreOps::new();
+        let open = Record::SessionOpen { client: "c" };
+        for _ in 0..5 {
+            ops.emit(&open);
+        }
+        assert_eq!(ops.poll().map(|o| o.token), Some(1));
+        assert_eq!(ops.pending(), 4);
+        assert_eq!(core::iter::from_fn(|| ops.poll()).count(), 4);
+        assert!(ops.is_drained());
     }
 }

@@ -125,6 +125,10 @@ struct Pending {
 #[derive(Debug)]
 pub(super) struct Requests<const N: usize> {
     slots: [Option<Pending>; N],
+    /// How many slots are taken: with none (a session that makes no
+    /// requests), the look-ups at every publish written, every drained
+    /// `poll_event` and every `poll_timeout` skip the scan of all `N`.
+    used: usize,
     /// The high half of every correlation id, from the seed, so that the
     /// replies to an earlier run's requests do not match this run's.
     nonce: u32,
@@ -136,6 +140,7 @@ impl<const N: usize> Requests<N> {
     pub(super) fn new(seed: u64, client_id: &str) -> Self {
         Requests {
             slots: [None; N],
+            used: 0,
             // A table with no room makes no request (`has_room`), so its
             // nonce is never read: a device without requests skips the hash.
             nonce: if N == 0 {
@@ -164,35 +169,45 @@ impl<const N: usize> Requests<N> {
                 deadline,
                 stage: Stage::Waiting { sent: false },
             });
+            self.used += 1;
             self.next = self.next.wrapping_add(1).max(1);
         }
     }
 
+    /// The requests pending, or none without scanning the table when it is
+    /// empty.
+    fn pending(&self) -> impl Iterator<Item = &Pending> {
+        let slots: &[Option<Pending>] = if self.used == 0 { &[] } else { &self.slots };
+        slots.iter().flatten()
+    }
+
     fn find(&mut self, id: u64) -> Option<&mut Pending> {
+        if self.used == 0 {
+            return None;
+        }
         self.slots.iter_mut().flatten().find(|p| p.id == id)
     }
 
     /// The request waiting for a reply with this correlation.
     fn waiting(&self, correlation: Option<&[u8]>) -> Option<u64> {
         let id = correlation_id(correlation)?;
-        self.slots
-            .iter()
-            .flatten()
+        self.pending()
             .find(|p| p.id == id && matches!(p.stage, Stage::Waiting { .. }))
             .map(|p| p.id)
     }
 
     /// The request whose publish has this id, unless it is over.
     fn by_publish(&self, publish: u32) -> Option<u64> {
-        self.slots
-            .iter()
-            .flatten()
+        self.pending()
             .find(|p| p.publish == publish && !matches!(p.stage, Stage::Failed(_)))
             .map(|p| p.id)
     }
 
     /// The request's publish was written (in part or whole).
     pub(super) fn sent(&mut self, publish: u32) {
+        if self.used == 0 {
+            return;
+        }
         for p in self.slots.iter_mut().flatten() {
             if p.publish == publish && p.stage == (Stage::Waiting { sent: false }) {
                 p.stage = Stage::Waiting { sent: true };
@@ -205,6 +220,7 @@ impl<const N: usize> Requests<N> {
         for slot in self.slots.iter_mut() {
             if slot.is_some_and(|p| p.id == id) {
                 *slot = None;
+                self.used -= 1;
             }
         }
     }
@@ -221,18 +237,14 @@ impl<const N: usize> Requests<N> {
 
     /// The request whose reply is arriving.
     fn arriving(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .flatten()
+        self.pending()
             .find(|p| p.stage == Stage::Arriving)
             .map(|p| p.id)
     }
 
     /// When the first timeout passes.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .flatten()
+        self.pending()
             .filter(|p| matches!(p.stage, Stage::Waiting { .. }))
             .filter_map(|p| p.deadline)
             .min()
@@ -240,7 +252,10 @@ impl<const N: usize> Requests<N> {
 
     /// A failure to report, freeing its slot.
     pub(super) fn take_failed(&mut self) -> Option<(RequestId, RequestFailure)> {
-        self.slots.iter_mut().find_map(|slot| match *slot {
+        if self.used == 0 {
+            return None;
+        }
+        let taken = self.slots.iter_mut().find_map(|slot| match *slot {
             Some(Pending {
                 id,
                 stage: Stage::Failed(failure),
@@ -250,7 +265,11 @@ impl<const N: usize> Requests<N> {
                 Some((RequestId(id), failure))
             }
             _ => None,
-        })
+        });
+        if taken.is_some() {
+            self.used -= 1;
+        }
+        taken
     }
 }
 
@@ -489,5 +508,47 @@ where
     /// Whether the session keeps nothing after a connection ends.
     pub(super) fn clean_session(&self) -> bool {
         self.config.mode == SessionMode::Clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn occupied<const N: usize>(r: &Requests<N>) -> usize {
+        r.slots.iter().flatten().count()
+    }
+
+    #[test]
+    fn the_count_of_pending_requests_follows_the_table() {
+        let mut r = Requests::<4>::new(7, "c");
+        assert_eq!((r.used, r.next_deadline()), (0, None));
+        assert_eq!(r.take_failed(), None);
+        let deadline = Some(Instant::from_millis(5));
+        for (id, publish) in [(1, 10), (2, 11), (3, 12)] {
+            r.insert(id, publish, deadline);
+        }
+        assert_eq!((r.used, occupied(&r)), (3, 3));
+        r.sent(11);
+        assert_eq!(
+            r.find(2).map(|p| p.stage),
+            Some(Stage::Waiting { sent: true })
+        );
+        assert_eq!(r.next_deadline(), deadline);
+        assert_eq!(r.by_publish(12), Some(3));
+        assert_eq!(r.fail(1, RequestFailure::Timeout), Some(10));
+        assert_eq!(
+            r.take_failed(),
+            Some((RequestId(1), RequestFailure::Timeout))
+        );
+        assert_eq!((r.used, occupied(&r)), (2, 2));
+        r.answered(2);
+        assert_eq!((r.used, occupied(&r)), (1, 1));
+        // An id no slot holds frees nothing.
+        r.answered(9);
+        assert_eq!((r.used, occupied(&r)), (1, 1));
+        r.answered(3);
+        assert_eq!((r.used, occupied(&r)), (0, 0));
+        assert_eq!((r.next_deadline(), r.by_publish(12)), (None, None));
     }
 }

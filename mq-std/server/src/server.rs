@@ -545,7 +545,9 @@ impl BrokerTask {
     fn flush(&mut self, now: mq_core::Instant) {
         loop {
             let mut progress = false;
-            let mut batch = Vec::new();
+            // Sized once: pushed one by one from empty, the batch grew
+            // (and was copied) several times a flush.
+            let mut batch = Vec::with_capacity(self.broker.store_pending());
             while let Some(op) = self.broker.poll_store() {
                 batch.push(op);
             }
