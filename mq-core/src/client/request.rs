@@ -174,15 +174,21 @@ impl<const N: usize> Requests<N> {
         }
     }
 
+    /// Whether no request is pending: always, without room for one (a
+    /// device that makes none, whose look-ups then compile to nothing).
+    fn none(&self) -> bool {
+        N == 0 || self.used == 0
+    }
+
     /// The requests pending, or none without scanning the table when it is
     /// empty.
     fn pending(&self) -> impl Iterator<Item = &Pending> {
-        let slots: &[Option<Pending>] = if self.used == 0 { &[] } else { &self.slots };
+        let slots: &[Option<Pending>] = if self.none() { &[] } else { &self.slots };
         slots.iter().flatten()
     }
 
     fn find(&mut self, id: u64) -> Option<&mut Pending> {
-        if self.used == 0 {
+        if self.none() {
             return None;
         }
         self.slots.iter_mut().flatten().find(|p| p.id == id)
@@ -205,7 +211,7 @@ impl<const N: usize> Requests<N> {
 
     /// The request's publish was written (in part or whole).
     pub(super) fn sent(&mut self, publish: u32) {
-        if self.used == 0 {
+        if self.none() {
             return;
         }
         for p in self.slots.iter_mut().flatten() {
@@ -252,7 +258,7 @@ impl<const N: usize> Requests<N> {
 
     /// A failure to report, freeing its slot.
     pub(super) fn take_failed(&mut self) -> Option<(RequestId, RequestFailure)> {
-        if self.used == 0 {
+        if self.none() {
             return None;
         }
         let taken = self.slots.iter_mut().find_map(|slot| match *slot {

@@ -36,8 +36,6 @@ pub(super) enum Tx {
     },
     Publish {
         id: u32,
-        /// A request of the session's (the only publishes `Requests` holds).
-        request: bool,
         at: usize,
         sent: u64,
         total: u64,
@@ -136,7 +134,6 @@ where
         trace!("sent publish {}", rec.id);
         let tx = Tx::Publish {
             id: rec.id,
-            request: rec.request,
             at: rec.at,
             sent: end as u64,
             total: rec.payload.len() as u64,
@@ -312,17 +309,12 @@ where
             }
             Tx::Publish {
                 id,
-                request,
                 at,
                 sent,
                 total,
             } => {
                 self.outbox.advance(at, sent, total);
-                // Only a request has an entry to mark: a plain publish
-                // skips the scan of the whole table (`REQS` slots).
-                if request {
-                    self.requests.sent(id);
-                }
+                self.requests.sent(id);
             }
         }
     }
