@@ -313,6 +313,9 @@ pub struct Welcome {
     pub session_present: bool,
     /// The broker's limits.
     pub limits: Limits,
+    /// To a node link, the epoch of the broker's store (see
+    /// [`mesh`](crate::wire::mesh)); 0 to a client.
+    pub epoch: u64,
 }
 
 /// Client → broker: publish a message (or one fragment of it).

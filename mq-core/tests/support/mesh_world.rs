@@ -200,6 +200,19 @@ impl World {
         self.revive_node(n);
     }
 
+    /// The node crashes and starts again with an empty store (a memory
+    /// store, or a data dir that is gone) and a seed of its own, as an
+    /// adapter picks one at random at every start; its wires drop.
+    #[allow(dead_code)]
+    pub fn restart_node_empty(&mut self, n: usize) {
+        self.counts.restarts += 1;
+        self.kill_node(n);
+        self.log(|| format!("node {n} lost its store"));
+        self.nodes[n].store = Store::default();
+        self.cfg.seed = self.cfg.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.revive_node(n);
+    }
+
     /// The node crashes (its wires drop, its store keeps what was durable)
     /// and stays down until [`revive_node`](Self::revive_node).
     pub fn kill_node(&mut self, n: usize) {
