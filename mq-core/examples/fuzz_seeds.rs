@@ -27,6 +27,7 @@ fn seeds() -> Vec<Frame<'static>> {
             version: PROTOCOL_VERSION,
             session_present: true,
             limits,
+            epoch: 0,
         }),
         Frame::Publish(Publish {
             id: 1,

@@ -64,6 +64,9 @@ mod mesh_world;
 mod net;
 use mesh_world::World;
 
+#[path = "sim_mesh/store_lost.rs"]
+mod store_lost;
+
 const NODES: usize = 3;
 const TOPICS: [&str; 3] = ["data.a", "data.b", "jobs.x"];
 /// Each node's persistent and plain subscribers' filters.
@@ -137,6 +140,8 @@ struct Sim {
     apps: Vec<App>,
     started: bool,
     faults: bool,
+    /// Faults start with publishing (else the network and nodes stay up).
+    faulty: bool,
     /// The node that never crashes.
     steady: usize,
     /// Mesh counters of brokers that crashed.
@@ -210,6 +215,7 @@ impl Sim {
             apps,
             started: false,
             faults: false,
+            faulty: true,
             steady: (seed % NODES as u64) as usize,
             mesh: Totals::default(),
             late_acks: 0,
@@ -319,7 +325,7 @@ impl Sim {
                 self.world
                     .log(|| "interest declared everywhere: publishing starts".into());
                 self.started = true;
-                self.faults = true;
+                self.faults = self.faulty;
             }
         }
         if self.started {

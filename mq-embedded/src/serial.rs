@@ -429,6 +429,7 @@ mod tests {
                     credit: 8,
                     keepalive_ms: 0,
                 },
+                epoch: 0,
             }),
         );
         assert_eq!(

@@ -191,6 +191,8 @@ pub(crate) enum Output {
     /// The session is open (after `Connect`).
     Connected {
         session_present: bool,
+        /// The store's epoch, to a node link; 0 to a client.
+        epoch: u64,
     },
     PubAck {
         id: u32,

@@ -241,6 +241,13 @@ impl Broker {
         &self.router.cfg
     }
 
+    /// The epoch of the store (see [`crate::wire::mesh`]): restored, or
+    /// from [`Config::seed`] while the store is empty, or 0 for a log
+    /// written before epochs.
+    pub fn store_epoch(&self) -> u64 {
+        self.router.store.epoch.get()
+    }
+
     /// Counters.
     pub fn stats(&self) -> Stats {
         let mut s = self.router.current_stats(self.connections());

@@ -221,6 +221,12 @@ pub enum Record<'a> {
         /// The topic sequence it was stored with.
         topic_seq: u64,
     },
+    /// The store's epoch (see [`crate::wire::mesh`]): written before the
+    /// first record of a store (and of a log written before epochs, as 0).
+    StoreEpoch {
+        /// A random nonzero number, or 0.
+        epoch: u64,
+    },
 }
 
 /// A stored record could not be decoded.

@@ -6,6 +6,9 @@ use alloc::sync::Arc;
 
 use super::record::{Record, StoreOp};
 
+mod epoch;
+pub(crate) use epoch::Epoch;
+
 pub(crate) struct StoreOps {
     ops: VecDeque<StoreOp>,
     next_token: u64,
@@ -13,20 +16,26 @@ pub(crate) struct StoreOps {
     persisted: u64,
     /// The store is at its size limit: QoS 1 publishes are refused.
     pub full: bool,
+    /// Written before the first record the broker writes to the store.
+    pub epoch: Epoch,
 }
 
 impl StoreOps {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         StoreOps {
             ops: VecDeque::new(),
             next_token: 1,
             persisted: 0,
             full: false,
+            epoch: Epoch::new(seed),
         }
     }
 
     /// Queues a record; returns its token.
     pub(crate) fn emit(&mut self, record: &Record<'_>) -> u64 {
+        if self.epoch.is_due() {
+            self.emit_epoch();
+        }
         // An `Ack` (at every acknowledgement) travels in its op, unallocated.
         let token = self.next_token;
         let Some(op) = StoreOp::inline(token, record) else {
@@ -39,10 +48,21 @@ impl StoreOps {
 
     /// Queues an encoded record; returns its token.
     pub(crate) fn emit_shared(&mut self, bytes: Arc<[u8]>) -> u64 {
+        if self.epoch.is_due() {
+            self.emit_epoch();
+        }
         let token = self.next_token;
         self.next_token += 1;
         self.ops.push_back(StoreOp::new(token, bytes));
         token
+    }
+
+    /// Queues the store's epoch, ahead of every other record of this run.
+    #[cold]
+    fn emit_epoch(&mut self) {
+        self.epoch.written();
+        let epoch = self.epoch.get();
+        self.emit_shared(Record::StoreEpoch { epoch }.encode_shared());
     }
 
     pub(crate) fn poll(&mut self) -> Option<StoreOp> {
@@ -84,7 +104,10 @@ mod tests {
 
     #[test]
     fn an_ack_is_queued_in_its_op_in_order() {
-        let mut ops = StoreOps::new();
+        let mut ops = StoreOps::new(7);
+        let epoch = Record::StoreEpoch {
+            epoch: ops.epoch.get(),
+        };
         let ack = Record::Ack {
             client: "c",
             sub: 1,
@@ -92,27 +115,36 @@ mod tests {
         };
         let open = Record::SessionOpen { client: "c" };
         let tokens = [ops.emit(&open), ops.emit(&ack), ops.emit(&open)];
-        assert_eq!(tokens, [1, 2, 3]);
-        assert_eq!(ops.pending(), 3);
+        // The store's epoch goes first.
+        assert_eq!(tokens, [2, 3, 4]);
+        assert_eq!(ops.pending(), 4);
         let got: alloc::vec::Vec<_> = core::iter::from_fn(|| ops.poll()).collect();
         let got: alloc::vec::Vec<_> = got
             .iter()
             .map(|o| (o.token, o.is_inline(), o.record()))
             .collect();
-        assert_eq!(got, [(1, false, open), (2, true, ack), (3, false, open)]);
+        let want = [
+            (1, false, epoch),
+            (2, false, open),
+            (3, true, ack),
+            (4, false, open),
+        ];
+        assert_eq!(got, want);
         assert_eq!(ops.pending(), 0);
     }
 
     #[test]
     fn pending_counts_what_poll_hands_out() {
-        let mut ops = StoreOps::new();
+        let mut ops = StoreOps::new(7);
         let open = Record::SessionOpen { client: "c" };
         for _ in 0..5 {
             ops.emit(&open);
         }
+        // The store's epoch, then the five.
+        assert_eq!(ops.pending(), 6);
         assert_eq!(ops.poll().map(|o| o.token), Some(1));
-        assert_eq!(ops.pending(), 4);
-        assert_eq!(core::iter::from_fn(|| ops.poll()).count(), 4);
+        assert_eq!(ops.pending(), 5);
+        assert_eq!(core::iter::from_fn(|| ops.poll()).count(), 5);
         assert!(ops.is_drained());
     }
 }

@@ -41,15 +41,24 @@
 //! - **Deliver / Ack.** The sender delivers as to any session. The receiver
 //!   publishes each message to its own local subscribers: one from the
 //!   outbox to its fan-out subscriptions, one for a group to that group's
-//!   members; it deduplicates by [`mesh_producer`] (the sender's node, the
-//!   topic, the group) and the `Deliver`'s `seq`, and acks only once that
-//!   publish is stored. On a node link that `seq` is the message's id at
-//!   the sender, not its topic sequence: ids grow in the order messages
-//!   were accepted and are never handed out again by that store, while a
-//!   topic's sequence starts at 1 again after the topic is deleted (which
-//!   would have made the receiver drop the new messages as duplicates).
-//!   A sender rebuilt with an empty store under the same node id starts
-//!   its ids again too: give it a new node id.
+//!   members; it deduplicates by [`mesh_producer`] (the sender's node and
+//!   store epoch, the topic, the group) and the `Deliver`'s `seq`, and
+//!   acks only once that publish is stored. On a node link that `seq` is
+//!   the message's id at the sender, not its topic sequence: ids grow in
+//!   the order messages were accepted and are never handed out again by
+//!   that store, while a topic's sequence starts at 1 again after the
+//!   topic is deleted (which would have made the receiver drop the new
+//!   messages as duplicates).
+//! - **Epoch.** A sender whose store starts empty (a memory store at every
+//!   start, a data dir that is gone) hands out its ids from 1 again. So a
+//!   store has an epoch, a random nonzero number written with its first
+//!   record and kept as long as the store (0 for a log written before
+//!   epochs), which the sender's `Welcome` to a node link carries: the
+//!   receiver files what the link delivers under it, and a sender with a
+//!   new store is not taken for its old self, while one that restarted
+//!   from its store is deduplicated as before. Messages a receiver drains
+//!   from the catalog are filed the same way: their origin there names the
+//!   epoch.
 
 use serde::{Deserialize, Serialize};
 
@@ -105,18 +114,24 @@ impl<'a> Wire<'a> for Interest<'a> {
     }
 }
 
-/// The deduplication producer a receiver files messages from `node` on
-/// `topic` under (their sequence is the topic sequence at `node`), for its
-/// fan-out subscriptions, or for the local members of `group` (filter,
-/// name): FNV-1a of those.
-pub fn mesh_producer(node: &str, topic: &str, group: Option<(&str, &str)>) -> u64 {
+/// The deduplication producer a receiver files messages from `node` (whose
+/// store has `epoch`) on `topic` under (their sequence is the message id
+/// at `node`), for its fan-out subscriptions, or for the local members of
+/// `group` (filter, name): FNV-1a of those, each part followed by 0xff, the
+/// epoch (8 bytes, little-endian) after the node unless it is 0 (so the
+/// producers of logs from before epochs stay what they were).
+pub fn mesh_producer((node, epoch): (&str, u64), topic: &str, group: Option<(&str, &str)>) -> u64 {
     let (filter, name) = group.unwrap_or(("", ""));
+    let mut h = fnv1a(fnv1a(FNV_OFFSET, node.as_bytes()), &[0xff]);
+    if epoch != 0 {
+        h = fnv1a(fnv1a(h, &epoch.to_le_bytes()), &[0xff]);
+    }
     // Part by part, the same bytes as one iterator over them all: that
     // iterator (a `flat_map` of `chain`s) cost about 230 instructions a
     // message a link forwards.
-    [node, topic, filter, name]
+    [topic, filter, name]
         .iter()
-        .fold(FNV_OFFSET, |h, p| fnv1a(fnv1a(h, p.as_bytes()), &[0xff]))
+        .fold(h, |h, p| fnv1a(fnv1a(h, p.as_bytes()), &[0xff]))
 }
 
 /// The subscription id a receiver first tries to join `group` (filter,
@@ -161,11 +176,18 @@ mod tests {
     #[test]
     fn producer_and_group_hashes_are_fixed() {
         assert_eq!(
-            mesh_producer("p", "bench.peer", None),
+            mesh_producer(("p", 0), "bench.peer", None),
             0xfab0_b200_7f42_d39f
         );
         let group = Some(("x/+", "workers"));
-        assert_eq!(mesh_producer("node-a", "x/y", group), 0xe249_5c95_8612_5bd6);
+        assert_eq!(
+            mesh_producer(("node-a", 0), "x/y", group),
+            0xe249_5c95_8612_5bd6
+        );
+        assert_eq!(
+            mesh_producer(("p", 5), "bench.peer", None),
+            0xb016_77ab_9c9c_7449
+        );
         assert_eq!(group_sub("x/+", "workers"), 0x8bbf_ab7d);
     }
 }

@@ -147,8 +147,9 @@ use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Both sides must speak the same
 /// one (a mismatch is refused with [`Reason::UnsupportedVersion`]); 2 added
-/// [`AckMessage`], which a version-1 broker could not decode.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// [`AckMessage`], which a version-1 broker could not decode; 3 added
+/// [`Welcome::epoch`], which a version-2 client could not decode.
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Delivery guarantee of a publish or subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -313,6 +314,9 @@ pub struct Welcome {
     pub session_present: bool,
     /// The broker's limits.
     pub limits: Limits,
+    /// To a node link, the epoch of the broker's store (see
+    /// [`mesh`](crate::wire::mesh)); 0 to a client.
+    pub epoch: u64,
 }
 
 /// Client → broker: publish a message (or one fragment of it).

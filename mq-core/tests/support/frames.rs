@@ -121,6 +121,7 @@ impl Parts {
                 version: a as u16,
                 session_present: self.bit(5),
                 limits: self.limits(),
+                epoch: b,
             }),
             2 => Frame::Publish(Publish {
                 id: a as u32,

@@ -200,6 +200,17 @@ impl World {
         self.revive_node(n);
     }
 
+    /// The node crashes and starts again with an empty store (a memory
+    /// store, or a data dir that is gone); its wires drop.
+    #[allow(dead_code)]
+    pub fn restart_node_empty(&mut self, n: usize) {
+        self.counts.restarts += 1;
+        self.kill_node(n);
+        self.log(|| format!("node {n} lost its store"));
+        self.nodes[n].store = Store::default();
+        self.revive_node(n);
+    }
+
     /// The node crashes (its wires drop, its store keeps what was durable)
     /// and stays down until [`revive_node`](Self::revive_node).
     pub fn kill_node(&mut self, n: usize) {
@@ -222,9 +233,12 @@ impl World {
         node.down = true;
     }
 
-    /// The node starts again from its durable records.
+    /// The node starts again from its durable records, with a seed of its
+    /// own, as an adapter picks one at random at every start (so what it
+    /// keeps across a restart, its store's epoch, must come from its store).
     pub fn revive_node(&mut self, n: usize) {
         self.log(|| format!("node {n} starts"));
+        self.cfg.seed = self.cfg.seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let node = &mut self.nodes[n];
         node.broker = Broker::new(self.cfg.clone());
         for r in node.store.durable() {

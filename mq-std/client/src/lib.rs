@@ -25,3 +25,4 @@ mod driver;
 pub mod tls;
 
 pub use driver::DEFAULT_ADDR;
+pub use driver::random_u64;

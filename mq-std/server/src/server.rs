@@ -68,7 +68,11 @@ use writer::{Queued, SharedTcp};
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
     let bound = accept::bind(&opts).await?;
     let clock = Clock::new();
-    let mut broker = Broker::new(opts.broker.clone());
+    // A new seed at every start: an empty store's epoch comes from it (a
+    // memory store is empty at every start), see `mq_core::wire::mesh`.
+    let mut cfg = opts.broker.clone();
+    cfg.seed ^= mq_client::random_u64();
+    let mut broker = Broker::new(cfg);
     let records = opts.store.load()?;
     let now = clock.now();
     let mut skipped = 0usize;

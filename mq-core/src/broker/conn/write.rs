@@ -126,11 +126,15 @@ impl Proto {
                     true => continue,
                     false => return false,
                 },
-                Output::Connected { session_present } => (
+                Output::Connected {
+                    session_present,
+                    epoch,
+                } => (
                     Frame::Welcome(Welcome {
                         version: PROTOCOL_VERSION,
                         session_present,
                         limits,
+                        epoch,
                     }),
                     false,
                 ),

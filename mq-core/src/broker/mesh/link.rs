@@ -69,6 +69,8 @@ pub(crate) struct LinkConn {
     /// What its `Hello` presents to the peer.
     token: Option<String>,
     peer: String,
+    /// The peer's store epoch, from its `Welcome`.
+    peer_epoch: u64,
     phase: Phase,
     decoder: StreamDecoder,
     /// Unconsumed input after the last call (offering it again is not activity).
@@ -110,6 +112,7 @@ impl LinkConn {
             node: String::from(node),
             token: token.map(String::from),
             peer: String::from(peer),
+            peer_epoch: 0,
             phase: Phase::AwaitWelcome,
             decoder: StreamDecoder::new(r.cfg.limits.max_frame),
             leftover: 0,
@@ -184,7 +187,10 @@ impl LinkConn {
 
     fn on_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
         match (self.phase, frame) {
-            (Phase::AwaitWelcome, Frame::Welcome(w)) => self.on_welcome(id, now, w.limits, r),
+            (Phase::AwaitWelcome, Frame::Welcome(w)) => {
+                self.peer_epoch = w.epoch;
+                self.on_welcome(id, now, w.limits, r);
+            }
             (_, Frame::Error(_) | Frame::Close(_)) => {
                 self.close(id, now, Ctrl::Close(Reason::Normal, "peer closed"), r);
             }
@@ -286,7 +292,7 @@ impl LinkConn {
             topic: d.topic,
             qos: d.qos,
             dedup: (d.qos == QoS::AtLeastOnce).then(|| wire::Dedup {
-                producer: mesh_producer(&self.peer, d.topic, group),
+                producer: mesh_producer((&self.peer, self.peer_epoch), d.topic, group),
                 seq: d.seq,
             }),
             meta: d.meta,

@@ -140,13 +140,15 @@ pub const OFFLINE_BATCH: usize = 256;
 pub struct OfflineItem {
     /// The peer's node id: the catalog queue to store it in.
     pub recipient: String,
-    /// The message's id at this node: with this node's id, its origin (the
-    /// catalog's idempotence key, the recipient's deduplication key). Only
-    /// QoS 1 messages are handed on, whose ids a durable store never hands
-    /// out twice; a memory store starts again at 1, so the adapter adds
-    /// something unique to the run of the node to the catalog's key (mqd:
-    /// its registration's incarnation).
+    /// The message's id at this node: with this node's id and `epoch`, its
+    /// origin (the catalog's idempotence key, the recipient's deduplication
+    /// key). Only QoS 1 messages are handed on, whose ids a durable store
+    /// never hands out twice; a memory store starts again at 1, under a new
+    /// epoch (the adapter adds its registration's incarnation to the
+    /// catalog's key too).
     pub id: u64,
+    /// The epoch of this node's store (see [`crate::wire::mesh`]).
+    pub epoch: u64,
     /// The topic.
     pub topic: String,
     /// Its encoded [`Meta`](crate::wire::Meta) (headers, priority, ...), as
@@ -164,12 +166,12 @@ pub struct OfflineItem {
 impl OfflineItem {
     /// The origin to file it under in the catalog, this node being `node`
     /// (with `id`, the catalog's idempotence key, and what
-    /// [`OfflineMessage::origin`] hands back): `node` for the peer's
-    /// fan-out subscriptions, `node` and the group for a group's job, so
-    /// a message that is both is kept twice.
+    /// [`OfflineMessage::origin`] hands back): `node` and its epoch for the
+    /// peer's fan-out subscriptions, and the group too for a group's job,
+    /// so a message that is both is kept twice.
     pub fn origin(&self, node: &str) -> String {
         let group = self.group.as_ref().map(|(f, n)| (f.as_str(), n.as_str()));
-        origin::offline_origin(node, group)
+        origin::offline_origin((node, self.epoch), group)
     }
 }
 

@@ -142,7 +142,9 @@ impl MqttConn {
                     .put_delivery(dv, now, tx, settled)
                     .map_err(Output::Deliver);
             }
-            Output::Connected { session_present } => {
+            Output::Connected {
+                session_present, ..
+            } => {
                 let limits = r.cfg.limits;
                 let ack = connack(
                     version,

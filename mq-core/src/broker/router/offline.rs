@@ -275,6 +275,7 @@ impl Router {
                 .map(|g| (g.filter.clone(), g.name.clone())),
             Target::Sub(_) => None,
         };
+        let epoch = self.store.epoch.get();
         loop {
             // The peer first: a message popped is always finished or kept.
             let p = self.mesh.away.peers.get_mut(&session)?;
@@ -304,6 +305,7 @@ impl Router {
             let item = OfflineItem {
                 recipient: String::from(recipient),
                 id: q.msg.id,
+                epoch,
                 topic: String::from(view.topic),
                 meta: q.msg.encoded_tail().0.to_vec(),
                 payload: view.payload.to_vec(),
@@ -400,6 +402,7 @@ impl Router {
     ) -> Result<OfflineTicket, OfflineError> {
         let meta = Meta::decode_from(m.meta).ok_or(OfflineError::Malformed)?;
         let (origin, group) = split_offline_origin(m.origin).ok_or(OfflineError::Malformed)?;
+        // As the origin's link would have filed it.
         let p = Publish {
             id: 0,
             topic: m.topic,

@@ -18,7 +18,12 @@ impl Router {
     /// See [`Broker::restore`](crate::broker::Broker::restore).
     pub(crate) fn restore(&mut self, now: Instant, bytes: &[u8]) -> Result<(), RecordError> {
         self.mesh.away.snapshots_due.restarted = true;
-        match Record::decode(bytes)? {
+        let record = Record::decode(bytes)?;
+        self.store.epoch.restored(match record {
+            Record::StoreEpoch { epoch } => Some(epoch),
+            _ => None,
+        });
+        match record {
             record @ (Record::Message(m)
             | Record::MessageOnce { message: m, .. }
             | Record::Forwarded { message: m, .. }) => {
@@ -131,6 +136,7 @@ impl Router {
             Record::Purge { topic, before } => self.restore_purge(topic, before, now),
             Record::DeleteTopic { topic } => self.restore_delete(topic, now),
             Record::NextId { next } => self.next_msg = self.next_msg.max(next),
+            Record::StoreEpoch { .. } => {}
             Record::DedupMark {
                 producer,
                 seq,

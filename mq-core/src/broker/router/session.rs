@@ -16,6 +16,7 @@ use crate::broker::timers::{Target, Timer};
 use crate::time::Instant;
 use crate::topic::Topic;
 use crate::wire::Reason;
+use crate::wire::mesh::NODE_PREFIX;
 
 const MAX_CLIENT_ID: usize = 128;
 
@@ -116,7 +117,16 @@ impl Router {
             link.session = Some(session);
             link.token = c.token.map(ToOwned::to_owned);
         }
-        self.send(conn, Output::Connected { session_present });
+        // A node link files what it receives under this node's epoch.
+        let epoch = match c.client_id.starts_with(NODE_PREFIX) {
+            true => self.store.epoch.get(),
+            false => 0,
+        };
+        let connected = Output::Connected {
+            session_present,
+            epoch,
+        };
+        self.send(conn, connected);
         if session_present {
             self.release_again(conn, session);
         }

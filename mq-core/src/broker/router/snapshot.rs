@@ -31,6 +31,10 @@ impl Router {
         }
         let mut out: Vec<Arc<[u8]>> = Vec::new();
         let mut emit = |r: Record<'_>| out.push(r.encode_shared());
+        // First, as in every log.
+        emit(Record::StoreEpoch {
+            epoch: self.store.epoch.get(),
+        });
         // Sessions and subscriptions, so the messages below route to them.
         for (k, s) in self.sessions.iter().filter(|(_, s)| s.persistent) {
             emit(Record::SessionOpen { client: &s.client });

@@ -34,6 +34,11 @@ impl Peer {
 
     /// The peer takes the link.
     fn welcome(&mut self, session_present: bool) {
+        self.welcome_in(session_present, 0);
+    }
+
+    /// The peer, whose store has `epoch`, takes the link.
+    fn welcome_in(&mut self, session_present: bool, epoch: u64) {
         self.feed(Frame::Welcome(Welcome {
             version: PROTOCOL_VERSION,
             session_present,
@@ -42,6 +47,7 @@ impl Peer {
                 credit: 64,
                 keepalive_ms: 0,
             },
+            epoch,
         }));
         for s in self.said() {
             if let Said::Sub(1, f, None, credit) = s {
@@ -183,7 +189,7 @@ fn a_client_cannot_pose_as_a_link_s_producer() {
     p.said();
     // The key a link files p's messages on "t" under is public.
     let (c, _) = p.h.connect("c", SessionMode::Clean);
-    let producer = crate::wire::mesh::mesh_producer("p", "t", None);
+    let producer = crate::wire::mesh::mesh_producer(("p", 0), "t", None);
     for seq in [1, 1 << 62] {
         let dedup = Some(Dedup { producer, seq });
         let meta = Meta::default();
@@ -318,4 +324,74 @@ fn what_a_crash_gives_again_is_still_within_the_dedup_window() {
         p2.h.b.mesh_stats().deduplicated as usize,
         page.chain(link).count()
     );
+}
+
+#[test]
+fn a_peer_whose_store_started_again_is_not_taken_for_its_old_self() {
+    let mut p = Peer::new(Config::default());
+    let (s, _) = p.h.connect("s", SessionMode::Resume);
+    p.h.subscribe(s, 1, "t", None, 64);
+    p.said();
+    p.h.b.handle_closed(p.link, p.h.now);
+    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
+    p.h.mqtt.insert(p.link, Vec::new());
+    p.welcome_in(false, 7);
+    for seq in 1..=3 {
+        p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"old")));
+    }
+    assert_eq!(p.h.deliveries(s).len(), 3);
+    // The same store again (a restart, a new link): still duplicates.
+    p.h.b.handle_closed(p.link, p.h.now);
+    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
+    p.h.mqtt.insert(p.link, Vec::new());
+    p.welcome_in(true, 7);
+    p.feed(Frame::Deliver(deliver(1, "t", 2, 1, b"again")));
+    assert!(p.h.deliveries(s).is_empty());
+    assert!(p.said().contains(&Said::Ack(1)));
+    // A new store numbers its messages from 1 again: they are new.
+    p.h.b.handle_closed(p.link, p.h.now);
+    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
+    p.h.mqtt.insert(p.link, Vec::new());
+    p.welcome_in(false, 8);
+    for seq in 1..=3 {
+        p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"new")));
+    }
+    assert_eq!(payloads(&p.h.deliveries(s)), [b"new"; 3]);
+}
+
+#[test]
+fn a_store_keeps_its_epoch_and_an_old_log_s_is_zero() {
+    let seeded = |seed| Config {
+        seed,
+        ..Config::default()
+    };
+    let mut h = H::new(seeded(1));
+    let epoch = h.b.store_epoch();
+    assert_ne!(epoch, 0);
+    assert_ne!(H::new(seeded(2)).b.store_epoch(), epoch);
+    // Written with the first record, kept across restarts (whatever the
+    // seed then) and snapshots.
+    let (c, _) = h.connect("c", SessionMode::Resume);
+    h.publish(c, 1, "t", QoS::AtLeastOnce, b"x");
+    assert_eq!(
+        Record::decode(&h.records[0]),
+        Ok(Record::StoreEpoch { epoch })
+    );
+    let again = H::restored_from(seeded(3), &h.records);
+    assert_eq!(again.b.store_epoch(), epoch);
+    let snap = h.b.snapshot().unwrap().records;
+    assert_eq!(H::restored_from(seeded(3), &snap).b.store_epoch(), epoch);
+    // A log from before epochs: 0, and written so.
+    let mut old = H::restored_from(seeded(4), &h.records[1..]);
+    assert_eq!(old.b.store_epoch(), 0);
+    let (c, _) = old.connect("c2", SessionMode::Resume);
+    old.publish(c, 1, "t", QoS::AtLeastOnce, b"y");
+    let written = old.records.iter().map(|r| Record::decode(r).unwrap());
+    assert!(
+        written
+            .clone()
+            .any(|r| r == Record::StoreEpoch { epoch: 0 })
+    );
+    let old = H::restored_from(seeded(5), h.records[1..].iter().chain(&old.records));
+    assert_eq!(old.b.store_epoch(), 0);
 }

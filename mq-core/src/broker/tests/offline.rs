@@ -236,18 +236,29 @@ fn a_message_from_the_catalog_and_over_a_link_is_delivered_once() {
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"one"]);
     let now = m.b.now;
+    // Filed by a under its node id and store epoch.
+    let origin = alloc::format!("a #{:x}", m.a.b.store_epoch());
     m.b.b
-        .deliver_offline(now, &offline("a", 1, "t", b"one"))
+        .deliver_offline(now, &offline(&origin, 1, "t", b"one"))
         .unwrap();
     // From the catalog first (id 2 at a), then over the link.
     m.b.b
-        .deliver_offline(now, &offline("a", 2, "t", b"two"))
+        .deliver_offline(now, &offline(&origin, 2, "t", b"two"))
         .unwrap();
     m.shuttle();
     m.a.publish(p, 2, "t", QoS::AtLeastOnce, b"two");
     m.shuttle();
     assert_eq!(payloads(&m.b.deliveries(sb)), [b"two"]);
     assert_eq!(m.b.b.mesh_stats().deduplicated, 2);
+    // Id 3 of a's store before it was lost (another epoch, or none: a log
+    // from before epochs) is another message than a's id 3 now.
+    m.b.b
+        .deliver_offline(now, &offline("a", 3, "t", b"old"))
+        .unwrap();
+    m.shuttle();
+    m.a.publish(p, 3, "t", QoS::AtLeastOnce, b"new");
+    m.shuttle();
+    assert_eq!(payloads(&m.b.deliveries(sb)), [b"old", b"new"]);
 }
 
 #[test]

@@ -262,6 +262,7 @@ impl T {
             version: crate::wire::PROTOCOL_VERSION,
             session_present,
             limits,
+            epoch: 0,
         })
     }
 

@@ -17,7 +17,8 @@ wire_struct!(Hello<'a> {
 wire_struct!(Welcome {
     version,
     session_present,
-    limits
+    limits,
+    epoch
 });
 wire_struct!(Publish<'a> {
     id,

@@ -79,7 +79,7 @@ pub use message::{Message, PubAck};
 use options::Outgoing;
 pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions};
 pub(crate) use options::{reply_options, window};
-use random::random_u64;
+pub use random::random_u64;
 pub(crate) use room::NoRoom;
 pub(crate) use secure::Received;
 pub use stats::Stats;

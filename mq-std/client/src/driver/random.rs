@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// 64 random bits from the standard library's hasher keys, the time, the
-/// process id and a counter: unique enough for client and producer ids.
-pub(super) fn random_u64() -> u64 {
+/// process id and a counter: unique enough for client and producer ids,
+/// and for seeds.
+pub fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     let nanos = SystemTime::now()

@@ -139,6 +139,7 @@ fn item(recipient: &str, id: u64) -> OfflineItem {
     OfflineItem {
         recipient: recipient.into(),
         id,
+        epoch: 1,
         topic: "t".into(),
         meta: Vec::new(),
         payload: Vec::new(),
