@@ -132,7 +132,9 @@ impl mq_peer_options {
         if self.call_timeout_ms > 0 {
             opts.node.call_timeout = Some(Duration::from_millis(self.call_timeout_ms.into()));
         }
-        opts.node.check().map_err(|e| Fail::invalid(e.to_string()))?;
+        opts.node
+            .check()
+            .map_err(|e| Fail::invalid(e.to_string()))?;
         Ok(opts)
     }
 }

@@ -37,7 +37,10 @@ impl Proto {
 
     fn on_hello(&mut self, id: ConnId, now: Instant, h: Hello<'_>, r: &mut Router) {
         if h.version != PROTOCOL_VERSION {
-            let e = Ctrl::Error(Reason::UnsupportedVersion, "not the protocol version of this broker");
+            let e = Ctrl::Error(
+                Reason::UnsupportedVersion,
+                "not the protocol version of this broker",
+            );
             return self.close(id, now, e, r);
         }
         if h.limits.max_frame < super::MIN_CLIENT_FRAME {
