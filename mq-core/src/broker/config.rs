@@ -127,7 +127,11 @@ pub struct Config {
     /// Largest message payload accepted (may exceed `limits.max_frame`: larger
     /// messages arrive as fragments).
     pub max_message: usize,
-    /// Seed for jitter.
+    /// Seed for jitter and for the epoch of a store that starts empty
+    /// (see [`mesh`](crate::wire::mesh)): give a different one at every
+    /// start (the default is a constant), or a node on a memory store takes
+    /// the same epoch each time and the nodes it sends to drop its new
+    /// messages as duplicates of its old ones.
     pub seed: u64,
     /// How long a delivery may stay unacked before it counts a missed
     /// attempt: a group's message then goes to another member; any other
