@@ -315,7 +315,7 @@ pub struct Welcome {
     /// The broker's limits.
     pub limits: Limits,
     /// To a node link, the epoch of the broker's store (see
-    /// [`mesh`](crate::wire::mesh)); 0 to a client.
+    /// [`mesh`]); 0 to a client.
     pub epoch: u64,
 }
 
