@@ -22,14 +22,41 @@ struct Peer {
     credit: u32,
 }
 
+/// Node `a`'s link to `p`, opened.
+fn open_link(h: &mut H) -> ConnId {
+    let link = h.b.connect_link(h.now, "a", "p", None).unwrap();
+    h.mqtt.insert(link, Vec::new());
+    link
+}
+
 impl Peer {
     fn new(cfg: Config) -> Peer {
-        let mut h = H::new(cfg);
-        let link = h.b.connect_link(h.now, "a", "p", None).unwrap();
-        h.mqtt.insert(link, Vec::new());
+        Peer::on(H::new(cfg), false)
+    }
+
+    /// Node `a` as `h` holds it, with a link to `p` that `p` takes.
+    fn on(mut h: H, session_present: bool) -> Peer {
+        let link = open_link(&mut h);
         let mut p = Peer { h, link, credit: 0 };
-        p.welcome(false);
+        p.welcome(session_present);
         p
+    }
+
+    /// The link closes and a new one opens, which the peer, whose store
+    /// has `epoch`, takes.
+    fn relink(&mut self, session_present: bool, epoch: u64) {
+        self.h.b.handle_closed(self.link, self.h.now);
+        self.link = open_link(&mut self.h);
+        self.welcome_in(session_present, epoch);
+    }
+
+    /// A session `s` subscribed to `t` (credit 64), what was said so far
+    /// taken.
+    fn subscriber(&mut self) -> ConnId {
+        let (s, _) = self.h.connect("s", SessionMode::Resume);
+        self.h.subscribe(s, 1, "t", None, 64);
+        self.said();
+        s
     }
 
     /// The peer takes the link.
@@ -163,9 +190,7 @@ fn a_redelivery_below_the_dedup_window_is_stored_not_dropped() {
         ..Config::default()
     };
     let mut p = Peer::new(cfg);
-    let (s, _) = p.h.connect("s", SessionMode::Resume);
-    p.h.subscribe(s, 1, "t", None, 64);
-    p.said();
+    let s = p.subscriber();
     // Seq 1 was refused here (say its queue was full) and comes back after
     // more than a window of newer messages were stored.
     for seq in 2..=7 {
@@ -184,9 +209,7 @@ fn a_redelivery_below_the_dedup_window_is_stored_not_dropped() {
 #[test]
 fn a_client_cannot_pose_as_a_link_s_producer() {
     let mut p = Peer::new(Config::default());
-    let (s, _) = p.h.connect("s", SessionMode::Resume);
-    p.h.subscribe(s, 1, "t", None, 64);
-    p.said();
+    let s = p.subscriber();
     // The key a link files p's messages on "t" under is public.
     let (c, _) = p.h.connect("c", SessionMode::Clean);
     let producer = crate::wire::mesh::mesh_producer(("p", 0), "t", None);
@@ -199,15 +222,8 @@ fn a_client_cannot_pose_as_a_link_s_producer() {
     p.feed(Frame::Deliver(deliver(1, "t", 1, 1, b"real")));
     assert_eq!(payloads(&p.h.deliveries(s)), [b"real"]);
     // Kept apart across a snapshot and a restart too.
-    let mut h2 = H::restored_from(Config::default(), p.h.b.snapshot().unwrap().records);
-    let link = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
-    h2.mqtt.insert(link, Vec::new());
-    let mut p2 = Peer {
-        h: h2,
-        link,
-        credit: 0,
-    };
-    p2.welcome(true);
+    let h2 = H::restored_from(Config::default(), p.h.b.snapshot().unwrap().records);
+    let mut p2 = Peer::on(h2, true);
     let (s, _) = p2.h.connect("s", SessionMode::Resume);
     p2.h.subscribe(s, 1, "t", None, 64);
     p2.h.deliveries(s);
@@ -299,15 +315,8 @@ fn what_a_crash_gives_again_is_still_within_the_dedup_window() {
     for d in got {
         p.h.ack(s, d.tag);
     }
-    let mut h2 = H::restored_from(cfg, p.h.b.snapshot().unwrap().records);
-    let link_id = h2.b.connect_link(h2.now, "a", "p", None).unwrap();
-    h2.mqtt.insert(link_id, Vec::new());
-    let mut p2 = Peer {
-        h: h2,
-        link: link_id,
-        credit: 0,
-    };
-    p2.welcome(true);
+    let h2 = H::restored_from(cfg, p.h.b.snapshot().unwrap().records);
+    let mut p2 = Peer::on(h2, true);
     let (s, _) = p2.h.connect("s", SessionMode::Resume);
     p2.h.subscribe(s, 1, "t", None, 1000);
     assert!(p2.h.deliveries(s).is_empty());
@@ -329,30 +338,19 @@ fn what_a_crash_gives_again_is_still_within_the_dedup_window() {
 #[test]
 fn a_peer_whose_store_started_again_is_not_taken_for_its_old_self() {
     let mut p = Peer::new(Config::default());
-    let (s, _) = p.h.connect("s", SessionMode::Resume);
-    p.h.subscribe(s, 1, "t", None, 64);
-    p.said();
-    p.h.b.handle_closed(p.link, p.h.now);
-    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
-    p.h.mqtt.insert(p.link, Vec::new());
-    p.welcome_in(false, 7);
+    let s = p.subscriber();
+    p.relink(false, 7);
     for seq in 1..=3 {
         p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"old")));
     }
     assert_eq!(p.h.deliveries(s).len(), 3);
     // The same store again (a restart, a new link): still duplicates.
-    p.h.b.handle_closed(p.link, p.h.now);
-    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
-    p.h.mqtt.insert(p.link, Vec::new());
-    p.welcome_in(true, 7);
+    p.relink(true, 7);
     p.feed(Frame::Deliver(deliver(1, "t", 2, 1, b"again")));
     assert!(p.h.deliveries(s).is_empty());
     assert!(p.said().contains(&Said::Ack(1)));
     // A new store numbers its messages from 1 again: they are new.
-    p.h.b.handle_closed(p.link, p.h.now);
-    p.link = p.h.b.connect_link(p.h.now, "a", "p", None).unwrap();
-    p.h.mqtt.insert(p.link, Vec::new());
-    p.welcome_in(false, 8);
+    p.relink(false, 8);
     for seq in 1..=3 {
         p.feed(Frame::Deliver(deliver(1, "t", seq, seq, b"new")));
     }
