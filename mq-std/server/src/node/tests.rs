@@ -120,6 +120,17 @@ async fn interest_after_heartbeats(name: &str, server_running: bool) -> Vec<Inte
     left.into_iter().filter(|i| i.node == "a").collect()
 }
 
+/// Polls `check` every 5 ms until it holds; fails the test saying `what`
+/// did not happen if it does not within 60 s (a bound a working node never
+/// reaches).
+async fn until(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Waits until node `a` renewed its lease `n` times: the round with the
 /// catalog that follows each renewal in the same heartbeat is done for all
 /// but the last.
@@ -267,14 +278,10 @@ async fn an_unreadable_offline_row_does_not_hold_back_the_others() {
     let server = server_for(&opts).await;
     let (listen, control) = (server.local_addr(), server.control());
     let node = spawn(control.clone(), listen, opts).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while catalog.queue_len("a").await.unwrap() > 1 {
-        assert!(
-            Instant::now() < deadline,
-            "the two readable ones not drained"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the two readable ones not drained", async || {
+        catalog.queue_len("a").await.unwrap() <= 1
+    })
+    .await;
     heartbeats(&catalog, 2).await;
     let drained = control.mesh_stats().await.offline_drained;
     let counted = control
@@ -326,11 +333,10 @@ async fn a_register_whose_reply_is_lost_does_not_fence_the_node() {
     } = lost_reply("lost-reply").await;
     let metrics = control.catalog_metrics();
     let registered_again = async {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while metrics.registrations_again() == 0 {
-            assert!(Instant::now() < deadline, "the node registered again");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        until("the node registered again", async || {
+            metrics.registrations_again() > 0
+        })
+        .await;
         // ...and renews that registration.
         heartbeats(&catalog, 2).await;
     };
@@ -357,11 +363,10 @@ async fn a_node_fenced_by_a_newer_self_stops_even_when_unsure() {
         control,
     } = lost_reply("lost-reply-newer-self").await;
     let metrics = control.catalog_metrics();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while metrics.failures(CatalogCall::Register) == 0 {
-        assert!(Instant::now() < deadline, "the register's reply was lost");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until("the register's reply was lost", async || {
+        metrics.failures(CatalogCall::Register) > 0
+    })
+    .await;
     let lease = Duration::from_secs(60);
     let newer = catalog.register("a", "elsewhere:1", lease).await.unwrap();
     let renew = async {
