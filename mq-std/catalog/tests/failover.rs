@@ -10,7 +10,7 @@ use std::time::Duration;
 mod support;
 
 use mq_catalog::Error;
-use support::{Place, closed_port, eventually, unique};
+use support::{Place, closed_port, eventually, redis_command, unique};
 
 const LEASE: Duration = Duration::from_secs(60);
 const LIMIT: Duration = Duration::from_secs(20);
@@ -54,13 +54,7 @@ impl RedisServer {
     }
 
     async fn command(&self, command: &[&str]) -> redis::RedisResult<redis::Value> {
-        let client = redis::Client::open(self.url.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let mut cmd = redis::cmd(command[0]);
-        for arg in &command[1..] {
-            cmd.arg(*arg);
-        }
-        cmd.query_async(&mut conn).await
+        redis_command(&self.url, command).await
     }
 
     /// How many clients the server has, the asking one included.

@@ -81,12 +81,8 @@ impl Place {
 
     /// Runs one Redis command.
     async fn redis_command(&self, command: &[&str]) {
-        let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
-        let mut conn = (client.get_multiplexed_async_connection().await).expect("Redis");
-        let mut cmd = redis::cmd(command[0]);
-        for arg in &command[1..] {
-            cmd.arg(*arg);
-        }
-        let _: redis::Value = cmd.query_async(&mut conn).await.expect("corrupting Redis");
+        super::redis_command(&self.url, command)
+            .await
+            .expect("corrupting Redis");
     }
 }

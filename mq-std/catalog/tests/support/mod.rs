@@ -212,6 +212,17 @@ where
     }
 }
 
+/// Runs one Redis command on the server at `url`, on a connection of its own.
+pub async fn redis_command(url: &str, command: &[&str]) -> redis::RedisResult<redis::Value> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut cmd = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query_async(&mut conn).await
+}
+
 /// `url` with its `host:port` replaced by `host`.
 pub fn with_host(url: &str, host: &str) -> String {
     proxy::split(url).1(host)
