@@ -227,6 +227,16 @@ pub enum Record<'a> {
         /// A random nonzero number, or 0.
         epoch: u64,
     },
+    /// Message ids below `until` may be handed out before another such
+    /// record: after a restart ids continue there. Written ahead of the ids
+    /// it covers and synced whatever the store's sync policy (see
+    /// [`StoreOp::must_sync`]), so that a power cut that loses the tail of
+    /// the log cannot make the store hand out an id again: its node's peers
+    /// would take the new message for a duplicate of the lost one.
+    IdReserve {
+        /// First message id not reserved.
+        until: u64,
+    },
 }
 
 /// A stored record could not be decoded.
@@ -297,7 +307,12 @@ const INLINE: usize = 22;
 #[derive(Clone)]
 enum OpBytes {
     Shared(Arc<[u8]>),
-    Inline { len: u8, buf: [u8; INLINE] },
+    /// Shared, and to be synced before its token counts as stored.
+    Synced(Arc<[u8]>),
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
 }
 
 impl StoreOp {
@@ -306,6 +321,24 @@ impl StoreOp {
             token,
             bytes: OpBytes::Shared(bytes),
         }
+    }
+
+    /// An op the store syncs before it reports it (and every op before it)
+    /// stored, whatever its sync policy.
+    pub(crate) fn synced(token: u64, bytes: Arc<[u8]>) -> Self {
+        StoreOp {
+            token,
+            bytes: OpBytes::Synced(bytes),
+        }
+    }
+
+    /// Whether the store must make this record (and every one before it)
+    /// durable before it reports the batch written, whatever its sync
+    /// policy: a store that syncs only now and then
+    /// (`fsync = "interval"`, say) syncs the batch that holds it. One comes
+    /// every 1,048,576 message ids (an [`Record::IdReserve`]).
+    pub fn must_sync(&self) -> bool {
+        matches!(self.bytes, OpBytes::Synced(_))
     }
 
     /// `record` encoded into the op itself, without an allocation: for an
@@ -331,7 +364,7 @@ impl StoreOp {
     /// The record's encoding, to be written as is.
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
-            OpBytes::Shared(bytes) => bytes,
+            OpBytes::Shared(bytes) | OpBytes::Synced(bytes) => bytes,
             OpBytes::Inline { len, buf } => &buf[..usize::from(*len)],
         }
     }
@@ -347,6 +380,7 @@ impl fmt::Debug for StoreOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoreOp")
             .field("token", &self.token)
+            .field("must_sync", &self.must_sync())
             .field("record", &self.record())
             .finish()
     }

@@ -57,6 +57,19 @@ impl StoreOps {
         token
     }
 
+    /// Queues a record the store syncs whatever its policy
+    /// ([`StoreOp::must_sync`]); returns its token.
+    pub(crate) fn emit_synced(&mut self, record: &Record<'_>) -> u64 {
+        if self.epoch.is_due() {
+            self.emit_epoch();
+        }
+        let token = self.next_token;
+        self.next_token += 1;
+        self.ops
+            .push_back(StoreOp::synced(token, record.encode_shared()));
+        token
+    }
+
     /// Queues the store's epoch, ahead of every other record of this run.
     #[cold]
     fn emit_epoch(&mut self) {
@@ -131,6 +144,17 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert_eq!(ops.pending(), 0);
+    }
+
+    #[test]
+    fn only_a_record_emitted_synced_must_be_synced() {
+        let mut ops = StoreOps::new(7);
+        ops.emit(&Record::SessionOpen { client: "c" });
+        ops.emit_synced(&Record::IdReserve { until: 9 });
+        let got: alloc::vec::Vec<_> = core::iter::from_fn(|| ops.poll())
+            .map(|o| (o.token, o.must_sync()))
+            .collect();
+        assert_eq!(got, [(1, false), (2, false), (3, true)]);
     }
 
     #[test]

@@ -271,6 +271,31 @@ fn fsync_policies_sync_as_documented() {
 }
 
 #[test]
+fn a_reservation_of_message_ids_is_synced_by_every_policy_that_syncs() {
+    // The store's epoch, the reservation, the message.
+    let mut sim = Sim::new();
+    let c = sim.connect("p", SessionMode::Clean);
+    sim.publish(c, 1, b"x");
+    let ops = sim.take_ops();
+    assert_eq!(ops.iter().filter(|op| op.must_sync()).count(), 1);
+    let syncs = |fsync: FsyncPolicy| {
+        let dir = TempDir::new();
+        let o = WalOptions {
+            fsync,
+            ..opts(1 << 20)
+        };
+        let (mut wal, _) = reopen(&dir.0, o);
+        wal.write(&ops).unwrap();
+        wal.metrics().syncs.load(Ordering::Relaxed)
+    };
+    // The segment started, then the batch, long before either policy's turn.
+    assert_eq!(syncs(FsyncPolicy::EveryRecords(1000)), 2);
+    assert_eq!(syncs(FsyncPolicy::Interval(Duration::from_secs(3600))), 2);
+    assert_eq!(syncs(FsyncPolicy::Always), 2);
+    assert_eq!(syncs(FsyncPolicy::Never), 0);
+}
+
+#[test]
 fn disk_limit_turns_full_until_compaction_frees_room() {
     let dir = TempDir::new();
     let o = WalOptions {

@@ -241,6 +241,12 @@ pub(crate) struct Router {
     retained: Map<Arc<str>, Msg>,
     dedup: Dedup,
     next_msg: u64,
+    /// Ids below this are covered by an `IdReserve` this run wrote (0 before
+    /// the first): the next id at or past it writes another.
+    ids_until: u64,
+    /// The highest `IdReserve` restored: this run's first id is at least
+    /// that (restore leaves `next_msg` to the messages, which it skips below).
+    ids_restored: u64,
     pending: VecDeque<Pending>,
     /// Publishers held by full `Block` queues, in the order they were held.
     parked: Vec<(ConnId, Parked)>,
@@ -282,6 +288,8 @@ impl Router {
             topics: Topics::default(),
             retained: Map::default(),
             next_msg: 1,
+            ids_until: 0,
+            ids_restored: 0,
             pending: VecDeque::new(),
             parked: Vec::new(),
             spare_targets: Spares::new(),

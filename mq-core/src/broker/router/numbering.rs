@@ -16,6 +16,9 @@ use crate::wire::{self, Meta, QoS};
 /// Sequence numbers reserved per `SeqReserve` record.
 const SEQ_BLOCK: u64 = 1 << 20;
 
+/// Message ids reserved per `IdReserve` record (one sync each).
+pub(super) const ID_BLOCK: u64 = 1 << 20;
+
 impl Router {
     /// A new message on `topic`: its id, sequence number and record (with the
     /// client and packet id of an exactly-once publish). A QoS 0 message is
@@ -36,6 +39,9 @@ impl Router {
         once: Option<(&str, u16)>,
         via: Via<'_>,
     ) -> (Msg, Option<u64>, Slot) {
+        if self.next_msg >= self.ids_until {
+            self.reserve_ids();
+        }
         // A new topic's first id is this message's.
         let id = self.next_msg;
         let (slot, t) = self.topic_state(found, topic);
@@ -113,6 +119,22 @@ impl Router {
             None => Arc::new(message),
         };
         (msg, reserved, slot)
+    }
+
+    /// Reserves the next block of message ids with a record the store syncs
+    /// whatever its policy, written before any message with one of them: a
+    /// power cut that loses the log's tail (under a policy that syncs now
+    /// and then) cannot lose the reservation, so no id is handed out twice
+    /// under the store's epoch. The first of a run starts past the
+    /// reservation restored.
+    #[cold]
+    fn reserve_ids(&mut self) {
+        self.next_msg = self.next_msg.max(self.ids_restored);
+        self.ids_until = self.next_msg + ID_BLOCK;
+        self.store.emit_synced(&Record::IdReserve {
+            until: self.ids_until,
+        });
+        self.stats.store_ops += 1;
     }
 
     /// The state of `topic`, made when it is new (one lookup either way, none

@@ -137,6 +137,8 @@ impl Router {
             Record::DeleteTopic { topic } => self.restore_delete(topic, now),
             Record::NextId { next } => self.next_msg = self.next_msg.max(next),
             Record::StoreEpoch { .. } => {}
+            // Not into `next_msg`: the messages of the block follow.
+            Record::IdReserve { until } => self.ids_restored = self.ids_restored.max(until),
             Record::DedupMark {
                 producer,
                 seq,

@@ -127,6 +127,12 @@ impl Router {
             };
             out.push(record.encode_shared());
         }
+        // The ids this run may have handed out past the messages kept: a
+        // compaction must not bring back a lower start.
+        let reserved = self.ids_until.max(self.ids_restored);
+        if reserved > 0 {
+            out.push(Record::IdReserve { until: reserved }.encode_shared());
+        }
         // Last: restore skips message records with ids below it.
         out.push(
             Record::NextId {

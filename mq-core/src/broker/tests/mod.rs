@@ -6,6 +6,7 @@ mod auth;
 mod catalog_listing;
 mod delivery;
 mod handshake;
+mod ids;
 mod mesh;
 mod mesh_link;
 mod mqtt;

@@ -436,9 +436,12 @@ impl<F: FileSystem> Store for Wal<F> {
         self.append(ops)?;
         let sync = match self.opts.fsync {
             FsyncPolicy::Always => true,
+            FsyncPolicy::Never => false,
+            // A message-id reservation (`StoreOp::must_sync`): the segments
+            // before the active one were synced when they were closed.
+            _ if ops.iter().any(StoreOp::must_sync) => true,
             FsyncPolicy::EveryRecords(n) => self.unsynced >= n.max(1),
             FsyncPolicy::Interval(d) => self.fs.now().duration_since(self.last_sync) >= d,
-            FsyncPolicy::Never => false,
         };
         if sync {
             self.sync_active()?;
