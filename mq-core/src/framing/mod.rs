@@ -9,6 +9,8 @@ pub mod serial;
 pub mod stream;
 
 use crate::wire::codec::Sender;
+#[cfg(feature = "alloc")]
+use crate::wire::codec::{self, Wire};
 use crate::wire::{EncodeError, Frame};
 
 /// Which framing a connection uses for the frames a state machine emits.
@@ -43,6 +45,30 @@ impl Framing {
         buf: &mut [u8],
     ) -> Result<usize, EncodeError> {
         encode_sized_as(self, frame, len, max_frame, buf, Sender::Any)
+    }
+
+    /// [`encode`](Self::encode) for a frame given as its kind's tag
+    /// ([`Frame`]'s variant index) and its fields: a frame that is not a
+    /// [`Frame`] of this version (an older version's, see `wire::v2`).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn encode_fields<'a, T: Wire<'a>>(
+        self,
+        tag: u8,
+        fields: &T,
+        max_frame: u32,
+        buf: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        match self {
+            Framing::Stream => stream::encode_fields(tag, fields, max_frame, buf),
+            Framing::Serial => {
+                let len = 1 + codec::encoded_len(fields);
+                if len > max_frame as usize {
+                    let max = max_frame as usize;
+                    return Err(EncodeError::FrameTooLarge { len, max });
+                }
+                serial::encode_fields(tag, fields, buf)
+            }
+        }
     }
 
     /// Whether this is [`Framing::Serial`].

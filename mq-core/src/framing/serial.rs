@@ -13,6 +13,8 @@ use crc::NoTable;
 use crc::{CRC_32_ISCSI, Crc};
 
 use crate::wire::codec::Sender;
+#[cfg(feature = "alloc")]
+use crate::wire::codec::{self, Wire};
 use crate::wire::{DecodeError, EncodeError, Frame};
 
 /// The byte that ends every frame.
@@ -73,6 +75,39 @@ pub(crate) fn encode_frame_sized_as(
     buf: &mut [u8],
     sender: Sender,
 ) -> Result<usize, EncodeError> {
+    encode_body(body, buf, |out| {
+        frame.encode_exact_as(out, sender).map(drop)
+    })
+}
+
+/// [`encode_frame`] for a frame given as its kind's tag ([`Frame`]'s variant
+/// index) and its fields, as `stream::encode_fields` writes one (for a
+/// frame that is not a [`Frame`] of this version: an older version's).
+#[cfg(feature = "alloc")]
+pub(crate) fn encode_fields<'a, T: Wire<'a>>(
+    tag: u8,
+    fields: &T,
+    buf: &mut [u8],
+) -> Result<usize, EncodeError> {
+    let body = 1 + codec::encoded_len(fields);
+    encode_body(body, buf, |out| {
+        let (first, rest) = out.split_first_mut().ok_or(EncodeError::Unexpected)?;
+        *first = tag;
+        match codec::encode_exact(fields, rest) {
+            true => Ok(()),
+            false => Err(EncodeError::Unexpected),
+        }
+    })
+}
+
+/// Frames a body of `body` bytes, which `write` writes into the slice it is
+/// given (exactly that long), into the front of `buf`.
+#[inline(always)]
+fn encode_body(
+    body: usize,
+    buf: &mut [u8],
+    write: impl FnOnce(&mut [u8]) -> Result<(), EncodeError>,
+) -> Result<usize, EncodeError> {
     let needed = max_framed_len(body);
     let Some(out) = buf.get_mut(..needed) else {
         return Err(EncodeError::BufferTooSmall { needed });
@@ -86,7 +121,7 @@ pub(crate) fn encode_frame_sized_as(
     else {
         return Err(EncodeError::BufferTooSmall { needed });
     };
-    frame.encode_exact_as(frame_out, sender)?;
+    write(frame_out)?;
     let crc = crc32c(frame_out).to_le_bytes();
     for (slot, b) in crc_out.iter_mut().zip(crc) {
         *slot = b;

@@ -124,6 +124,18 @@
 //! of an earlier connection's). A lost peer, and a frame lost whole with its
 //! delimiter, are noticed by the handshake timeout, keepalive or ack timeouts.
 //!
+//! **Versions.** [`Hello::version`] is the version the client speaks, and
+//! [`Welcome::version`] the one the broker will speak to it. A client speaks
+//! [`PROTOCOL_VERSION`] and refuses a `Welcome` of any other. A broker
+//! answers a client of an older version it still serves
+//! ([`MIN_PROTOCOL_VERSION`] on) in that version: to a version-2 client a
+//! `Welcome` of version 2, without [`Welcome::epoch`] (the only field
+//! version 3 added, which an ordinary client gets as 0 anyway), and every
+//! other frame as to any client, as nothing else changed. A node link
+//! (client id `$node.<id>` or `$link.<id>`) needs the epoch: a version-2
+//! `Hello` with such an id is refused with [`Reason::UnsupportedVersion`],
+//! as is any version outside the ones the broker serves.
+//!
 //! **Node links.** Nodes of a mesh link to each other over this protocol: a
 //! link is a connection whose client is a node (client id `$node.<id>`) and
 //! which also carries [`Frame::Interest`]; [`mesh`] has its rules.
@@ -137,6 +149,8 @@ pub mod fragment;
 mod headers;
 pub mod mesh;
 mod reason;
+#[cfg(feature = "alloc")]
+pub(crate) mod v2;
 
 pub use admin::{Admin, AdminAnswer, AdminRequest};
 pub use encoding::{DecodeError, EncodeError};
@@ -145,11 +159,18 @@ pub use reason::Reason;
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this build speaks. Both sides must speak the same
-/// one (a mismatch is refused with [`Reason::UnsupportedVersion`]); 2 added
-/// [`AckMessage`], which a version-1 broker could not decode; 3 added
-/// [`Welcome::epoch`], which a version-2 client could not decode.
+/// The protocol version this build speaks: 2 added [`AckMessage`], which a
+/// version-1 broker could not decode; 3 added [`Welcome::epoch`], which a
+/// version-2 client could not decode. A client and a node link speak this
+/// one only; a broker also serves the ordinary clients of every version
+/// from [`MIN_PROTOCOL_VERSION`] on, in their version (see "Versions" in the
+/// protocol rules). Any other version is refused with
+/// [`Reason::UnsupportedVersion`].
 pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The oldest protocol version a broker still serves (to ordinary clients,
+/// not to node links): 2, whose `Welcome` has no `epoch`.
+pub const MIN_PROTOCOL_VERSION: u16 = 2;
 
 /// Delivery guarantee of a publish or subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -11,7 +11,11 @@ use crate::broker::router::Router;
 use crate::broker::timers::Timer;
 use crate::framing::Framing;
 use crate::time::Instant;
-use crate::wire::{AdminRequest, Frame, Hello, PROTOCOL_VERSION, Publish, Reason, SessionMode};
+use crate::wire::mesh::{LINK_PREFIX, NODE_PREFIX};
+use crate::wire::{
+    AdminRequest, Frame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, Publish, Reason,
+    SessionMode,
+};
 
 impl Proto {
     pub(super) fn on_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
@@ -36,11 +40,8 @@ impl Proto {
     }
 
     fn on_hello(&mut self, id: ConnId, now: Instant, h: Hello<'_>, r: &mut Router) {
-        if h.version != PROTOCOL_VERSION {
-            let e = Ctrl::Error(
-                Reason::UnsupportedVersion,
-                "not the protocol version of this broker",
-            );
+        if let Err(text) = supported(&h) {
+            let e = Ctrl::Error(Reason::UnsupportedVersion, text);
             return self.close(id, now, e, r);
         }
         if h.limits.max_frame < super::MIN_CLIENT_FRAME {
@@ -54,6 +55,7 @@ impl Proto {
         }
         self.phase = Phase::Open;
         self.peer = h.limits;
+        self.version = h.version;
         self.handshake_deadline = None;
         let next = self
             .keepalive
@@ -229,6 +231,7 @@ impl Proto {
         r.timers.stop(&mut self.timer, Timer::Conn(id));
         self.phase = Phase::Idle;
         self.peer = initial_peer(r);
+        self.version = PROTOCOL_VERSION;
         self.keepalive.stop();
         self.handshake_deadline = None;
         self.ctrl.clear();
@@ -238,5 +241,20 @@ impl Proto {
         self.reassembler.reset();
         self.delimiter = true;
         self.close_event_sent = false;
+    }
+}
+
+/// Whether the broker speaks `h`'s version to it: this build's, or an older
+/// one it still serves to ordinary clients; a node link needs this build's
+/// (its `Welcome` carries the epoch, which version 2's has no room for).
+fn supported(h: &Hello<'_>) -> Result<(), &'static str> {
+    let link = h.client_id.starts_with(NODE_PREFIX) || h.client_id.starts_with(LINK_PREFIX);
+    match h.version {
+        PROTOCOL_VERSION => Ok(()),
+        MIN_PROTOCOL_VERSION..PROTOCOL_VERSION if link => {
+            Err("node links need protocol version 3 (for the epoch)")
+        }
+        MIN_PROTOCOL_VERSION..PROTOCOL_VERSION => Ok(()),
+        _ => Err("protocol versions 2 and 3 only"),
     }
 }

@@ -44,7 +44,7 @@ use crate::framing::serial::{self, SerialDecoder};
 use crate::framing::stream::{self, Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::{Limits, Reason};
+use crate::wire::{Limits, PROTOCOL_VERSION, Reason};
 
 /// The smallest frame limit a client may announce.
 const MIN_CLIENT_FRAME: u32 = 512;
@@ -89,6 +89,9 @@ struct Proto {
     phase: Phase,
     /// The peer's limits (from its `Hello`).
     peer: Limits,
+    /// The protocol version the connection speaks (its `Hello`'s): the
+    /// `Welcome` is written as that version's (see `wire::v2`).
+    version: u16,
     keepalive: Keepalive,
     handshake_deadline: Option<Instant>,
     /// Slot of the connection's timer (handshake or keepalive).
@@ -119,6 +122,7 @@ impl Conn {
             framing,
             phase: Phase::Idle,
             peer: initial_peer(router),
+            version: PROTOCOL_VERSION,
             keepalive: Keepalive::new(now),
             handshake_deadline: None,
             timer: None,

@@ -14,6 +14,7 @@ use crate::framing::{Framing, stream};
 use crate::time::Instant;
 use crate::wire::deliver::EncodedDeliver;
 use crate::wire::fragment::{FragmentError, Fragmenter};
+use crate::wire::v2::WelcomeV2;
 use crate::wire::{self, Deliver, ErrorFrame, Frame, Limits, PROTOCOL_VERSION, Welcome};
 
 /// What the connection is after a write.
@@ -129,15 +130,32 @@ impl Proto {
                 Output::Connected {
                     session_present,
                     epoch,
-                } => (
-                    Frame::Welcome(Welcome {
-                        version: PROTOCOL_VERSION,
+                } => {
+                    let welcome = Welcome {
+                        version: self.version,
                         session_present,
                         limits,
                         epoch,
-                    }),
-                    false,
-                ),
+                    };
+                    if self.version == PROTOCOL_VERSION {
+                        (Frame::Welcome(welcome), false)
+                    } else {
+                        // An older client's: without the epoch (see `wire::v2`).
+                        let tag = Frame::Welcome(welcome).tag();
+                        let fields = WelcomeV2::from(welcome);
+                        let max = self.peer.max_frame;
+                        match self
+                            .framing
+                            .encode_fields(tag, &fields, max, &mut buf[*pos..])
+                        {
+                            Ok(n) => *pos += n,
+                            Err(_) if *pos > 0 => return false,
+                            Err(_) => {}
+                        }
+                        link.out.pop_front();
+                        continue;
+                    }
+                }
                 Output::PubAck { id, seq, duplicate } => {
                     let ack = wire::PubAck { id, seq, duplicate };
                     if self.framing != Framing::Stream {

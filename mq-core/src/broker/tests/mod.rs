@@ -21,6 +21,7 @@ mod publish;
 mod replay;
 mod sessions;
 mod unreachable;
+mod versions;
 
 extern crate std;
 
