@@ -103,6 +103,48 @@ mod postgres_schemas {
     }
 }
 
+/// Rows only SQLite can hold.
+mod sqlite_rows {
+    use mq_catalog::{Error, Interest};
+
+    use super::support::Place;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_stored_as_a_blob_makes_its_row_unreadable_not_the_listing() {
+        // Its session was read as text and failed the whole listing.
+        let place = Place::sqlite();
+        let catalog = place.open().await;
+        let interest = |session: &str, filter: &str| Interest {
+            session: session.into(),
+            node: "a".into(),
+            filter: filter.into(),
+            group: None,
+            qos: mq_core::wire::QoS::AtLeastOnce,
+        };
+        let (jobs, alerts) = (interest("s1", "jobs.>"), interest("s2", "alerts"));
+        for i in [&jobs, &alerts] {
+            catalog.add_interest(i).await.unwrap();
+        }
+        place.blob_session("s1", "jobs.>").await;
+        let listed = catalog.interests().await.unwrap();
+        assert_eq!(listed.interests, [alerts]);
+        match listed.unreadable.as_slice() {
+            [bad] => {
+                assert_eq!(
+                    (bad.session.as_str(), bad.filter.as_str()),
+                    ("s1", "jobs.>")
+                );
+                let Error::Malformed(detail) = &bad.reason else {
+                    panic!("{bad:?}");
+                };
+                assert!(detail.contains("session is a BLOB"), "{detail}");
+            }
+            other => panic!("one unreadable row: {other:?}"),
+        }
+        place.clean().await;
+    }
+}
+
 /// Rows only Redis can hold.
 mod redis_rows {
     use mq_catalog::Error;

@@ -290,9 +290,12 @@ impl SqliteCatalog {
             let mut rows = stmt.query([]).map_err(failed)?;
             let mut listed = Interests::default();
             while let Some(row) = rows.next().map_err(failed)? {
-                let (session, filter): (String, String) =
-                    (row.get(0).map_err(failed)?, row.get(1).map_err(failed)?);
+                let (session, bad_session) = name_of(row, 0, "session");
+                let (filter, bad_filter) = name_of(row, 1, "filter");
                 let decoded = (|| {
+                    if let Some(bad) = bad_session.or(bad_filter) {
+                        return Err(bad);
+                    }
                     let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
                     Ok(Interest {
                         node: row.get(2).map_err(column)?,
@@ -324,6 +327,37 @@ impl Drop for SqliteCatalog {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn_blocking(move || drop(state));
         }
+    }
+}
+
+/// Column `i` of an interest row, a name (session or filter), as text, and
+/// why it is no name if it is not: SQLite keeps any value a column is given,
+/// and a BLOB written by another program (or not UTF-8) makes its row
+/// unreadable, not the whole listing. (Such a row matches no text in a
+/// `WHERE`, so it could not be removed by that name either.)
+fn name_of(row: &rusqlite::Row<'_>, i: usize, what: &str) -> (String, Option<Error>) {
+    use rusqlite::types::ValueRef;
+    let bad = |shown: String, why: String| {
+        let e = Error::Malformed(format!("its {what} {why}"));
+        (shown, Some(e))
+    };
+    match row.get_ref(i) {
+        Ok(ValueRef::Text(t)) => match std::str::from_utf8(t) {
+            Ok(t) => (t.to_owned(), None),
+            Err(_) => bad(
+                String::from_utf8_lossy(t).into_owned(),
+                "is not UTF-8".into(),
+            ),
+        },
+        Ok(ValueRef::Blob(b)) => bad(
+            String::from_utf8_lossy(b).into_owned(),
+            "is a BLOB, not text".into(),
+        ),
+        Ok(other) => bad(
+            String::new(),
+            format!("is {:?}, not text", other.data_type()),
+        ),
+        Err(e) => bad(String::new(), format!("cannot be read: {e}")),
     }
 }
 

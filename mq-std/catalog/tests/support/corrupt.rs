@@ -17,6 +17,14 @@ impl Place {
         }
     }
 
+    /// Stores `session`'s interest in `filter` with its session as a BLOB
+    /// (SQLite only: its columns keep whatever type they are given).
+    pub async fn blob_session(&self, session: &str, filter: &str) {
+        assert!(self.sqlite_file().is_some(), "{}", self.url);
+        let sql = "UPDATE interest SET session = CAST(session AS BLOB) WHERE session = $1 AND filter = $2";
+        self.sql(sql, &[session, filter]).await;
+    }
+
     /// Gives `recipient`'s message `id` a negative origin sequence.
     pub async fn corrupt_message(&self, recipient: &str, id: u64) {
         if self.url.starts_with("redis") {
