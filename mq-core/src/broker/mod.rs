@@ -203,6 +203,8 @@ pub struct QueueInfo {
 /// the next input. Every record from `poll_store` must eventually be reported
 /// with `handle_persisted` (an adapter without durable storage reports it at
 /// once); QoS 1 publishes are acknowledged, and delivered, only after that.
+/// An adapter that syncs only now and then must sync a record whose op
+/// [`must_sync`](StoreOp::must_sync) before it reports it.
 ///
 /// Input is never lost: when a connection must wait (its publish is held by a
 /// full queue, or its output is backed up), `handle_input` consumes less than

@@ -229,10 +229,12 @@ pub enum Record<'a> {
     },
     /// Message ids below `until` may be handed out before another such
     /// record: after a restart ids continue there. Written ahead of the ids
-    /// it covers and synced whatever the store's sync policy (see
+    /// it covers, and synced by a store that syncs only now and then (see
     /// [`StoreOp::must_sync`]), so that a power cut that loses the tail of
     /// the log cannot make the store hand out an id again: its node's peers
-    /// would take the new message for a duplicate of the lost one.
+    /// would take the new message for a duplicate of the lost one. (Topic
+    /// sequence numbers are not covered: a power cut may hand out a lost
+    /// QoS 1 message's sequence number again.)
     IdReserve {
         /// First message id not reserved.
         until: u64,
@@ -324,7 +326,7 @@ impl StoreOp {
     }
 
     /// An op the store syncs before it reports it (and every op before it)
-    /// stored, whatever its sync policy.
+    /// stored ([`must_sync`](Self::must_sync)).
     pub(crate) fn synced(token: u64, bytes: Arc<[u8]>) -> Self {
         StoreOp {
             token,
@@ -333,10 +335,13 @@ impl StoreOp {
     }
 
     /// Whether the store must make this record (and every one before it)
-    /// durable before it reports the batch written, whatever its sync
-    /// policy: a store that syncs only now and then
-    /// (`fsync = "interval"`, say) syncs the batch that holds it. One comes
-    /// every 1,048,576 message ids (an [`Record::IdReserve`]).
+    /// durable before it reports the batch written, even under a policy
+    /// that syncs only now and then (`fsync = "interval"`, say: it syncs
+    /// the batch that holds it). One comes every 1,048,576 message ids, and
+    /// with the first message after every start (a [`Record::IdReserve`]).
+    /// A store that promises nothing across a power cut (`fsync =
+    /// "never"`) may leave it unsynced, and its node's peers may then drop
+    /// new messages as duplicates of lost ones.
     pub fn must_sync(&self) -> bool {
         matches!(self.bytes, OpBytes::Synced(_))
     }

@@ -57,8 +57,8 @@ impl StoreOps {
         token
     }
 
-    /// Queues a record the store syncs whatever its policy
-    /// ([`StoreOp::must_sync`]); returns its token.
+    /// Queues a record the store must sync ([`StoreOp::must_sync`]);
+    /// returns its token.
     pub(crate) fn emit_synced(&mut self, record: &Record<'_>) -> u64 {
         if self.epoch.is_due() {
             self.emit_epoch();

@@ -20,7 +20,8 @@ pub trait Store: Send + 'static {
     fn load(&mut self) -> io::Result<Vec<Vec<u8>>>;
 
     /// Writes records; when it returns they are as durable as the store's policy
-    /// makes them, and synced when one of them [`must_sync`](StoreOp::must_sync).
+    /// makes them; a batch with an op that [`must_sync`](StoreOp::must_sync)
+    /// is synced (unless the store promises nothing across a power cut).
     fn write(&mut self, ops: &[StoreOp]) -> io::Result<()>;
 
     /// False for a store that keeps nothing (the broker then treats each record as

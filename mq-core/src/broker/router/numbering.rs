@@ -16,15 +16,21 @@ use crate::wire::{self, Meta, QoS};
 /// Sequence numbers reserved per `SeqReserve` record.
 const SEQ_BLOCK: u64 = 1 << 20;
 
-/// Message ids reserved per `IdReserve` record (one sync each).
-pub(super) const ID_BLOCK: u64 = 1 << 20;
+/// Message ids reserved per `IdReserve` record (one sync each; a few in
+/// unit tests, which cross blocks).
+#[cfg(not(test))]
+const ID_BLOCK: u64 = 1 << 20;
+#[cfg(test)]
+const ID_BLOCK: u64 = 8;
 
 impl Router {
     /// A new message on `topic`: its id, sequence number and record (with the
     /// client and packet id of an exactly-once publish). A QoS 0 message is
     /// not stored: so that its sequence number is never handed out again
     /// after a restart, one small record reserves a block of them, and its
-    /// token is returned with the message when this one starts a block.
+    /// token is returned with the message when this one starts a block (or
+    /// the token of the message ids' reservation, when it starts theirs: a
+    /// QoS 0 message goes out under its id only once that is stored).
     /// `topic` comes with where its state was found, if it was; the message
     /// is returned with where it is.
     #[allow(clippy::too_many_arguments)]
@@ -39,9 +45,7 @@ impl Router {
         once: Option<(&str, u16)>,
         via: Via<'_>,
     ) -> (Msg, Option<u64>, Slot) {
-        if self.next_msg >= self.ids_until {
-            self.reserve_ids();
-        }
+        let ids_reserved = (self.next_msg >= self.ids_until).then(|| self.reserve_ids());
         // A new topic's first id is this message's.
         let id = self.next_msg;
         let (slot, t) = self.topic_state(found, topic);
@@ -55,12 +59,15 @@ impl Router {
         });
         let name = t.name.clone();
         self.next_msg += 1;
-        let reserved = reserve.map(|until| {
-            self.emit(&Record::SeqReserve {
-                topic: &name,
-                until,
+        // The later of the two tokens covers both.
+        let reserved = reserve
+            .map(|until| {
+                self.emit(&Record::SeqReserve {
+                    topic: &name,
+                    until,
+                })
             })
-        });
+            .or(ids_reserved);
         let message = MessageRecord {
             id,
             topic: topic.as_str(),
@@ -121,20 +128,21 @@ impl Router {
         (msg, reserved, slot)
     }
 
-    /// Reserves the next block of message ids with a record the store syncs
-    /// whatever its policy, written before any message with one of them: a
-    /// power cut that loses the log's tail (under a policy that syncs now
-    /// and then) cannot lose the reservation, so no id is handed out twice
-    /// under the store's epoch. The first of a run starts past the
-    /// reservation restored.
+    /// Reserves the next block of message ids with a record the store must
+    /// sync ([`StoreOp::must_sync`]), written before any message with one
+    /// of them, and returns its token: a power cut that loses the log's
+    /// tail (under a policy that syncs now and then) cannot lose the
+    /// reservation, so no id is handed out twice under the store's epoch.
+    /// The first of a run starts past the reservation restored (a restart
+    /// skips what is left of the block: ids are 64-bit).
     #[cold]
-    fn reserve_ids(&mut self) {
+    fn reserve_ids(&mut self) -> u64 {
         self.next_msg = self.next_msg.max(self.ids_restored);
         self.ids_until = self.next_msg + ID_BLOCK;
+        self.stats.store_ops += 1;
         self.store.emit_synced(&Record::IdReserve {
             until: self.ids_until,
-        });
-        self.stats.store_ops += 1;
+        })
     }
 
     /// The state of `topic`, made when it is new (one lookup either way, none
