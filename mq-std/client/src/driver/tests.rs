@@ -226,7 +226,7 @@ impl Pair {
         };
         self.command(Command::Subscribe {
             filter: filter.to_string(),
-            opts,
+            opts: Box::new(opts),
             sink: Box::new(tx),
             waiting: Arc::clone(&waiting),
             reply: Box::new(reply.clone()),
@@ -510,7 +510,7 @@ fn requests_are_matched_to_replies() {
         .outgoing("svc", Bytes::from_static(b"ping"))
         .unwrap();
     p.command(Command::Request {
-        msg,
+        msg: Box::new(msg),
         timeout: std::time::Duration::from_secs(5),
         reply: Box::new(reply.clone()),
     });
@@ -543,7 +543,7 @@ fn a_request_nobody_answers_fails_with_timeout_and_frees_its_slot() {
         .outgoing("svc.nobody", Bytes::from_static(b"ping"))
         .unwrap();
     p.command(Command::Request {
-        msg,
+        msg: Box::new(msg),
         timeout: std::time::Duration::from_millis(200),
         reply: Box::new(reply.clone()),
     });
