@@ -604,3 +604,19 @@ fn fire_and_forget_publishes_that_cannot_be_sent_are_counted() {
         "a closed room still frees what it held"
     );
 }
+
+#[test]
+fn output_waiting_for_the_socket_survives_the_buffer_growing() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let room = p.driver.frame_room;
+    // As before the broker's limits were known: a small buffer, with output
+    // not yet written that does not start at its front.
+    p.driver.frame_room = 16;
+    p.driver.tx = (0..=255).collect();
+    p.driver.tx_start = 10;
+    p.driver.tx_end = 40;
+    p.driver.size_output();
+    assert_eq!(p.driver.frame_room, room);
+    assert!(p.driver.tx.len() >= WRITE_HIGH_WATER + room);
+    assert_eq!(p.driver.output(), (10..40).collect::<Vec<u8>>());
+}
