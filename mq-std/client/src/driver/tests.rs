@@ -620,3 +620,25 @@ fn output_waiting_for_the_socket_survives_the_buffer_growing() {
     assert!(p.driver.tx.len() >= WRITE_HIGH_WATER + room);
     assert_eq!(p.driver.output(), (10..40).collect::<Vec<u8>>());
 }
+
+#[test]
+fn a_publishs_properties_reach_the_subscriber() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let (_, rx, _) = p.subscribe("a.b", 0);
+    let opts = PublishOptions {
+        ttl: Some(Duration::from_secs(60)),
+        priority: 3,
+        reply_to: Some("r".to_string()),
+        correlation: Some(Bytes::from_static(b"c")),
+        headers: vec![("k".to_string(), Bytes::from_static(b"v"))],
+        ..PublishOptions::default()
+    };
+    let msg = opts.outgoing("a.b", Bytes::from_static(b"x")).unwrap();
+    p.command(Command::Publish { msg, reply: None });
+    let m = rx.try_recv().unwrap();
+    assert_eq!(m.ttl, Some(Duration::from_secs(60)));
+    assert_eq!(m.priority, 3);
+    assert_eq!(m.reply_to.as_deref(), Some("r"));
+    assert_eq!(m.correlation.as_deref(), Some(&b"c"[..]));
+    assert_eq!(m.headers, opts.headers);
+}
