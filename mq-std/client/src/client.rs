@@ -196,7 +196,7 @@ impl Client {
             .call(
                 Command::Subscribe {
                     filter: filter.to_string(),
-                    opts: opts.clone(),
+                    opts: Box::new(opts.clone()),
                     sink: Box::new(sink),
                     waiting: Arc::clone(&waiting),
                     reply: Box::new(reply),
@@ -222,7 +222,7 @@ impl Client {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let msg = PublishOptions::default().outgoing(topic, payload.into())?;
+        let msg = Box::new(PublishOptions::default().outgoing(topic, payload.into())?);
         let (reply, answer) = oneshot::channel();
         let call = self.call(
             Command::Request {

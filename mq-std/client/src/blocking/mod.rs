@@ -233,7 +233,7 @@ impl Client {
         let sub = self.call(
             |reply| Command::Subscribe {
                 filter: filter.to_string(),
-                opts: opts.clone(),
+                opts: Box::new(opts.clone()),
                 sink: Box::new(sink),
                 waiting: Arc::clone(&waiting),
                 reply,
@@ -297,7 +297,7 @@ impl Client {
         payload: impl Into<Bytes>,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        let msg = PublishOptions::default().outgoing(topic, payload.into())?;
+        let msg = Box::new(PublishOptions::default().outgoing(topic, payload.into())?);
         self.call(
             |reply| Command::Request {
                 msg,

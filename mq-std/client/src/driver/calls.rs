@@ -40,7 +40,7 @@ impl Driver {
                 } else {
                     // Requesters that gave up (timed out) leave nothing behind.
                     self.requests.retain(|_, r| !r.is_closed());
-                    self.enqueue(now, msg, Then::Request(reply, timeout));
+                    self.enqueue(now, *msg, Then::Request(reply, timeout));
                 }
             }
             Command::Subscribe {

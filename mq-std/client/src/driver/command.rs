@@ -171,7 +171,10 @@ impl std::fmt::Debug for SubscriptionEnd {
     }
 }
 
-/// What the application asks of the driver.
+/// What the application asks of the driver. A publish is the only command
+/// sent for every message, and the command travels by value (into the
+/// channel, out of it, into the driver): the other variants box what would
+/// make them larger than `Publish` (see the size test below).
 pub(crate) enum Command {
     /// Publish; answered at `PubAck` (QoS 1) or once queued (QoS 0). Without
     /// a reply (fire and forget, QoS 0), a failure is only counted.
@@ -183,14 +186,14 @@ pub(crate) enum Command {
     /// correlation id); answered with the reply, or why none came within
     /// `timeout`.
     Request {
-        msg: Outgoing,
+        msg: Box<Outgoing>,
         timeout: Duration,
         reply: ReplyTo<Result<Message, Error>>,
     },
     /// Subscribe; messages go to `sink`; answered at `SubAck`.
     Subscribe {
         filter: String,
-        opts: SubscribeOptions,
+        opts: Box<SubscribeOptions>,
         sink: Box<dyn Sink>,
         /// Set by the driver when a message waits for room in `sink`.
         waiting: Arc<AtomicBool>,
@@ -211,4 +214,21 @@ pub(crate) enum Command {
     Room,
     /// Close the session; answered once `Close` is written to the socket.
     Close(Option<ReplyTo<()>>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every publish moves a `Command` through the channel and on into the
+    /// driver by value, several copies a message: 200 bytes each before the
+    /// properties and the rare variants' large parts were boxed.
+    #[test]
+    fn a_publish_command_stays_small() {
+        let sizes = (size_of::<Command>(), size_of::<Outgoing>());
+        assert!(
+            sizes.0 <= 96 && sizes.1 <= 80,
+            "Command, Outgoing: {sizes:?}"
+        );
+    }
 }

@@ -167,15 +167,18 @@ impl PublishOptions {
         let ttl_ms = self
             .ttl
             .map(|d| u32::try_from(d.as_millis()).unwrap_or(u32::MAX));
-        Ok(Outgoing {
-            topic: topic.to_string(),
-            payload,
-            qos: self.qos,
+        let props = Properties {
             ttl_ms,
             priority: self.priority,
             reply_to: self.reply_to.clone(),
             correlation: self.correlation.clone(),
             headers,
+        };
+        Ok(Outgoing {
+            topic: topic.into(),
+            payload,
+            qos: self.qos,
+            props: (props != Properties::default()).then(|| Box::new(props)),
             reserved: None,
         })
     }
@@ -232,20 +235,28 @@ impl Default for SubscribeOptions {
     }
 }
 
-/// A message to publish, with its properties, owned.
+/// A message to publish, with its properties, owned. It travels by value
+/// through the command channel and into the driver, so what most publishes
+/// lack (the properties) is boxed, and absent when all are the defaults.
 pub(crate) struct Outgoing {
-    pub topic: String,
+    pub topic: Box<str>,
     pub payload: Bytes,
     pub qos: QoS,
+    pub props: Option<Box<Properties>>,
+    /// Its share of the room between the application and the driver, given
+    /// back when the driver is done with it (see [`super::room`]).
+    pub reserved: Option<Reserved>,
+}
+
+/// A publish's properties (all of [`Meta`]), owned.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Properties {
     pub ttl_ms: Option<u32>,
     pub priority: u8,
     pub reply_to: Option<String>,
     pub correlation: Option<Bytes>,
     /// Encoded headers ([`Headers::from_encoded`]).
     pub headers: Vec<u8>,
-    /// Its share of the room between the application and the driver, given
-    /// back when the driver is done with it (see [`super::room`]).
-    pub reserved: Option<Reserved>,
 }
 
 impl Outgoing {
@@ -253,12 +264,12 @@ impl Outgoing {
     /// bounds memory, not the size of its frame).
     pub(crate) fn size(&self) -> usize {
         const FIXED: usize = 64;
-        FIXED
-            + self.topic.len()
-            + self.payload.len()
-            + self.headers.len()
-            + self.reply_to.as_ref().map_or(0, String::len)
-            + self.correlation.as_ref().map_or(0, Bytes::len)
+        let props = self.props.as_deref().map_or(0, |p| {
+            p.headers.len()
+                + p.reply_to.as_ref().map_or(0, String::len)
+                + p.correlation.as_ref().map_or(0, Bytes::len)
+        });
+        FIXED + self.topic.len() + self.payload.len() + props
     }
 
     /// What can be checked before the message leaves the caller, so that a
@@ -273,12 +284,15 @@ impl Outgoing {
     }
 
     pub(super) fn meta(&self) -> Meta<'_> {
+        let Some(p) = self.props.as_deref() else {
+            return Meta::default();
+        };
         Meta {
-            ttl_ms: self.ttl_ms,
-            priority: self.priority,
-            reply_to: self.reply_to.as_deref(),
-            correlation: self.correlation.as_deref(),
-            headers: Headers::from_encoded(&self.headers).unwrap_or(Headers::EMPTY),
+            ttl_ms: p.ttl_ms,
+            priority: p.priority,
+            reply_to: p.reply_to.as_deref(),
+            correlation: p.correlation.as_deref(),
+            headers: Headers::from_encoded(&p.headers).unwrap_or(Headers::EMPTY),
         }
     }
 }

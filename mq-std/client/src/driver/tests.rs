@@ -226,7 +226,7 @@ impl Pair {
         };
         self.command(Command::Subscribe {
             filter: filter.to_string(),
-            opts,
+            opts: Box::new(opts),
             sink: Box::new(tx),
             waiting: Arc::clone(&waiting),
             reply: Box::new(reply.clone()),
@@ -510,7 +510,7 @@ fn requests_are_matched_to_replies() {
         .outgoing("svc", Bytes::from_static(b"ping"))
         .unwrap();
     p.command(Command::Request {
-        msg,
+        msg: Box::new(msg),
         timeout: std::time::Duration::from_secs(5),
         reply: Box::new(reply.clone()),
     });
@@ -543,7 +543,7 @@ fn a_request_nobody_answers_fails_with_timeout_and_frees_its_slot() {
         .outgoing("svc.nobody", Bytes::from_static(b"ping"))
         .unwrap();
     p.command(Command::Request {
-        msg,
+        msg: Box::new(msg),
         timeout: std::time::Duration::from_millis(200),
         reply: Box::new(reply.clone()),
     });
@@ -603,4 +603,42 @@ fn fire_and_forget_publishes_that_cannot_be_sent_are_counted() {
         p.commands.room().try_take(1).is_some(),
         "a closed room still frees what it held"
     );
+}
+
+#[test]
+fn output_waiting_for_the_socket_survives_the_buffer_growing() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let room = p.driver.frame_room;
+    // As before the broker's limits were known: a small buffer, with output
+    // not yet written that does not start at its front.
+    p.driver.frame_room = 16;
+    p.driver.tx = (0..=255).collect();
+    p.driver.tx_start = 10;
+    p.driver.tx_end = 40;
+    p.driver.size_output();
+    assert_eq!(p.driver.frame_room, room);
+    assert!(p.driver.tx.len() >= WRITE_HIGH_WATER + room);
+    assert_eq!(p.driver.output(), (10..40).collect::<Vec<u8>>());
+}
+
+#[test]
+fn a_publishs_properties_reach_the_subscriber() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let (_, rx, _) = p.subscribe("a.b", 0);
+    let opts = PublishOptions {
+        ttl: Some(Duration::from_secs(60)),
+        priority: 3,
+        reply_to: Some("r".to_string()),
+        correlation: Some(Bytes::from_static(b"c")),
+        headers: vec![("k".to_string(), Bytes::from_static(b"v"))],
+        ..PublishOptions::default()
+    };
+    let msg = opts.outgoing("a.b", Bytes::from_static(b"x")).unwrap();
+    p.command(Command::Publish { msg, reply: None });
+    let m = rx.try_recv().unwrap();
+    assert_eq!(m.ttl, Some(Duration::from_secs(60)));
+    assert_eq!(m.priority, 3);
+    assert_eq!(m.reply_to.as_deref(), Some("r"));
+    assert_eq!(m.correlation.as_deref(), Some(&b"c"[..]));
+    assert_eq!(m.headers, opts.headers);
 }

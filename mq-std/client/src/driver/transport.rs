@@ -146,7 +146,15 @@ impl Driver {
         let room = Framing::Stream.max_framed_len(limits.max_frame as usize);
         if room > self.frame_room {
             self.frame_room = room;
-            self.tx.resize(WRITE_HIGH_WATER + room, 0);
+            // A new zeroed buffer, which the allocator takes from pages known
+            // to be zero, rather than `resize`, which writes every zero (about
+            // 1 MiB with the default limits); what waits for the socket moves.
+            let mut tx = vec![0; WRITE_HIGH_WATER + room];
+            let pending = self.tx_end - self.tx_start;
+            tx[..pending].copy_from_slice(&self.tx[self.tx_start..self.tx_end]);
+            self.tx = tx;
+            self.tx_start = 0;
+            self.tx_end = pending;
         }
     }
 }
