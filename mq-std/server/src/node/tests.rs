@@ -15,6 +15,7 @@ use crate::server::{self, ServerOptions};
 
 mod options;
 mod reap;
+mod unsure;
 
 /// The catalogs (by URL) whose next register again commits and has its
 /// reply lost.
