@@ -98,9 +98,9 @@ impl Node {
                 let metrics = self.control.catalog_metrics();
                 (self.unreadable).nodes(&listed.unreadable, metrics);
                 // A node whose row cannot be read is not live to this one
-                // (no link, its interest kept as an away node's) until its
-                // row is readable again: its own heartbeat or register
-                // writes it anew.
+                // (no link, its interest kept as an away node's) until the
+                // row can be read again (that node's next register writes
+                // it anew).
                 let live = listed.nodes;
                 self.roster.handle_live(
                     live.iter()
