@@ -59,10 +59,11 @@
 //! [`Error::Fenced`] and [`Error::LeaseExpired`] for a node that must register
 //! again, [`Error::QueueFull`] when a recipient's queue is at its limit, and
 //! [`Error::Malformed`] for data this crate did not write. A listing or a
-//! page does not fail for one row it cannot decode: [`Catalog::interests`]
-//! and [`Catalog::read`] skip such a row and name it, with the reason
-//! ([`Interests::unreadable`], [`Page::unreadable`]), and go on with the
-//! others; the row stays where it is.
+//! page does not fail for one row it cannot decode: [`Catalog::live_nodes`],
+//! [`Catalog::interests`] and [`Catalog::read`] skip such a row and name
+//! it, with the reason ([`Nodes::unreadable`], [`Interests::unreadable`],
+//! [`Page::unreadable`]), and go on with the others; the row stays where it
+//! is.
 
 mod error;
 mod model;
@@ -77,7 +78,8 @@ use mq_core::wire::mesh::NODE_PREFIX;
 pub use error::Error;
 pub use model::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_NAMESPACE, Enqueued, Envelope, Interest, Interests, MAX_LEASE,
-    Node, Offline, Options, Origin, Page, Registration, Unreadable, UnreadableInterest,
+    Node, Nodes, Offline, Options, Origin, Page, Registration, Unreadable, UnreadableInterest,
+    UnreadableNode,
 };
 
 /// A catalog in one of the databases, opened from a URL.
@@ -185,8 +187,11 @@ impl Catalog {
         dispatch!(self.deregister(&registration.node, incarnation))
     }
 
-    /// The nodes whose lease has not expired, by id.
-    pub async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+    /// The nodes whose lease has not expired, by id. A row that cannot be
+    /// decoded (a negative incarnation, a field of the wrong type another
+    /// program wrote) is skipped and reported in [`Nodes::unreadable`]: it
+    /// does not keep the others from being listed.
+    pub async fn live_nodes(&self) -> Result<Nodes, Error> {
         dispatch!(self.live_nodes())
     }
 

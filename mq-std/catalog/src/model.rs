@@ -35,6 +35,40 @@ pub struct Node {
     pub lease_expires: SystemTime,
 }
 
+/// The live nodes, as [`Catalog::live_nodes`](crate::Catalog::live_nodes)
+/// lists them: the nodes it could decode, and the rows it could not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Nodes {
+    /// Every live node that could be decoded, by id.
+    pub nodes: Vec<Node>,
+    /// The rows of live nodes that could not be (an incarnation that is
+    /// negative or no number, an expiry or an address of the wrong type, a
+    /// Redis node hash missing a field), by id: skipped and left as they
+    /// are. Such a row says nothing of its node: neither its incarnation
+    /// nor its address nor how long it is live.
+    pub unreadable: Vec<UnreadableNode>,
+}
+
+impl Nodes {
+    /// Adds the row of node `id`: the node decoded from it, or why it could
+    /// not be.
+    pub(crate) fn push(&mut self, id: String, row: Result<Node, Error>) {
+        match row {
+            Ok(node) => self.nodes.push(node),
+            Err(reason) => self.unreadable.push(UnreadableNode { id, reason }),
+        }
+    }
+}
+
+/// A node row that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableNode {
+    /// Its id, as stored (decoded lossily if it is not UTF-8 text).
+    pub id: String,
+    /// Why it could not be decoded ([`Error::Malformed`]).
+    pub reason: Error,
+}
+
 /// The interest of one session in one filter, kept while the session is away
 /// so that the other nodes keep messages for it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -34,6 +34,7 @@ suite!(
     deregister_keeps_the_newer_incarnation,
     heartbeat_renews_the_lease,
     expired_leases_are_not_listed,
+    an_unreadable_node_does_not_hide_the_others,
     incarnations_grow_after_the_catalog_lost_its_data,
     interest_is_recorded_replaced_and_removed,
     a_node_forgotten_loses_its_own_and_its_groups_interest,
@@ -69,7 +70,7 @@ mod postgres_schemas {
                 .register("a", "h:1", std::time::Duration::from_secs(60))
                 .await
                 .unwrap();
-            assert_eq!(catalog.live_nodes().await.unwrap().len(), 1);
+            assert_eq!(catalog.live_nodes().await.unwrap().nodes.len(), 1);
             catalog
                 .add_interest(&Interest {
                     session: "s".to_owned(),
@@ -143,6 +144,32 @@ mod sqlite_rows {
         }
         place.clean().await;
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_with_a_text_expiry_and_a_blob_address_is_unreadable_alone() {
+        // Text compares as later than any number: the row is listed live,
+        // and reading its expiry as a number failed the whole listing.
+        let place = Place::sqlite();
+        let catalog = place.open().await;
+        let lease = std::time::Duration::from_secs(60);
+        catalog.register("a", "h:1", lease).await.unwrap();
+        catalog.register("b", "h:2", lease).await.unwrap();
+        place.garble_sqlite_node("a").await;
+        let listed = catalog.live_nodes().await.unwrap();
+        let ids: Vec<&str> = listed.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["b"]);
+        match listed.unreadable.as_slice() {
+            [bad] => {
+                assert_eq!(bad.id, "a");
+                let Error::Malformed(detail) = &bad.reason else {
+                    panic!("{bad:?}");
+                };
+                assert!(detail.contains("address is a BLOB"), "{detail}");
+            }
+            other => panic!("one unreadable row: {other:?}"),
+        }
+        place.clean().await;
+    }
 }
 
 /// Rows only Redis can hold.
@@ -150,6 +177,40 @@ mod redis_rows {
     use mq_catalog::Error;
 
     use super::support::{Place, envelope, seqs_from};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_hash_missing_a_field_is_unreadable_alone() {
+        // A hash without its address failed the whole listing; one without
+        // its incarnation was left out unreported.
+        let place = Place::redis();
+        let catalog = place.open().await;
+        let lease = std::time::Duration::from_secs(60);
+        for (id, addr) in [("a", "h:1"), ("b", "h:2"), ("c", "h:3")] {
+            catalog.register(id, addr, lease).await.unwrap();
+        }
+        place.drop_redis_node_field("a", "addr").await;
+        place.drop_redis_node_field("c", "incarnation").await;
+        let listed = catalog.live_nodes().await.unwrap();
+        let ids: Vec<(&str, &str)> = (listed.nodes.iter())
+            .map(|n| (n.id.as_str(), n.addr.as_str()))
+            .collect();
+        assert_eq!(ids, [("b", "h:2")]);
+        let bad: Vec<(&str, String)> = (listed.unreadable.iter())
+            .map(|u| (u.id.as_str(), u.reason.to_string()))
+            .collect();
+        match bad.as_slice() {
+            [(a, no_addr), (c, no_incarnation)] => {
+                assert_eq!((*a, *c), ("a", "c"));
+                assert!(no_addr.contains("no addr"), "{no_addr}");
+                assert!(
+                    no_incarnation.contains("no incarnation"),
+                    "{no_incarnation}"
+                );
+            }
+            other => panic!("two unreadable rows: {other:?}"),
+        }
+        place.clean().await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_expiry_that_is_not_a_number_makes_its_message_unreadable() {

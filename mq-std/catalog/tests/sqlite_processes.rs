@@ -77,7 +77,7 @@ async fn two_processes_share_one_sqlite_file() {
     let parent = node(&url, "parent").await;
     succeeded(child, "the second process").await;
 
-    let live = catalog.live_nodes().await.unwrap();
+    let live = catalog.live_nodes().await.unwrap().nodes;
     let names: Vec<&str> = live.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(names, ["child", "parent"]);
     assert!(live.iter().any(|n| n.incarnation == parent));

@@ -54,6 +54,8 @@ pub enum CatalogRow {
     Message,
     /// An interest row.
     Interest,
+    /// A live node's row.
+    Node,
 }
 
 /// What went wrong between the node task and the catalog: its failed calls
@@ -65,7 +67,7 @@ pub struct CatalogMetrics {
     failed: [AtomicU64; CatalogCall::ALL.len()],
     registered_again: AtomicU64,
     fenced: AtomicBool,
-    unreadable: [AtomicU64; 2],
+    unreadable: [AtomicU64; 3],
 }
 
 impl CatalogMetrics {
@@ -123,9 +125,11 @@ impl CatalogMetrics {
             "# HELP mq_mesh_catalog_unreadable_total Catalog rows the node task could not decode (skipped, left in the catalog), by kind.\n\
              # TYPE mq_mesh_catalog_unreadable_total counter\n\
              mq_mesh_catalog_unreadable_total{{row=\"message\"}} {}\n\
-             mq_mesh_catalog_unreadable_total{{row=\"interest\"}} {}",
+             mq_mesh_catalog_unreadable_total{{row=\"interest\"}} {}\n\
+             mq_mesh_catalog_unreadable_total{{row=\"node\"}} {}",
             self.unreadable_rows(CatalogRow::Message),
             self.unreadable_rows(CatalogRow::Interest),
+            self.unreadable_rows(CatalogRow::Node),
         );
         let _ = writeln!(
             out,
@@ -453,6 +457,7 @@ mod tests {
         catalog.failed(CatalogCall::HandOn);
         catalog.registered_again();
         catalog.unreadable(CatalogRow::Message, 3);
+        catalog.unreadable(CatalogRow::Node, 2);
         let text = render(&stats, &queues, &StoreMetrics::default(), &mesh, &catalog);
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"heartbeat\"} 2\n"));
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"hand_on\"} 1\n"));
@@ -460,6 +465,7 @@ mod tests {
         assert!(text.contains("mq_mesh_catalog_failures_total{call=\"reap\"} 0\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"message\"} 3\n"));
         assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"interest\"} 0\n"));
+        assert!(text.contains("mq_mesh_catalog_unreadable_total{row=\"node\"} 2\n"));
         assert!(text.contains(
             "# TYPE mq_mesh_registered_again_total counter\nmq_mesh_registered_again_total 1\n"
         ));

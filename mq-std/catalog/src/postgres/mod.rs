@@ -17,7 +17,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
 
 use crate::model::{
-    self, Enqueued, Envelope, Interest, Interests, Node, Offline, Options, Origin, Page, Unreadable,
+    self, Enqueued, Envelope, Interest, Interests, Node, Nodes, Offline, Options, Origin, Page,
+    Unreadable,
 };
 use crate::{Error, Registration};
 use schema::SCHEMA;
@@ -262,20 +263,22 @@ impl PostgresCatalog {
         .await
     }
 
-    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+    pub(crate) async fn live_nodes(&self) -> Result<Nodes, Error> {
         self.with(async |conn| {
-            conn.query(LIVE_NODES, &[])
-                .await?
-                .iter()
-                .map(|row| {
+            let mut listed = Nodes::default();
+            for row in conn.query(LIVE_NODES, &[]).await? {
+                let id: String = get(&row, 0)?;
+                let decoded = (|| {
                     Ok(Node {
-                        id: get(row, 0)?,
-                        incarnation: model::unsigned("incarnation", get(row, 1)?)?,
-                        addr: get(row, 2)?,
-                        lease_expires: model::time_of(get(row, 3)?)?,
+                        id: id.clone(),
+                        incarnation: model::unsigned("incarnation", get(&row, 1)?)?,
+                        addr: get(&row, 2)?,
+                        lease_expires: model::time_of(get(&row, 3)?)?,
                     })
-                })
-                .collect()
+                })();
+                listed.push(id, decoded);
+            }
+            Ok(listed)
         })
         .await
     }

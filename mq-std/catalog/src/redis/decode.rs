@@ -1,10 +1,10 @@
-//! Decoding what the Redis scripts answer: interest rows, offline
+//! Decoding what the Redis scripts answer: nodes, interest rows, offline
 //! messages, numbers and strings.
 
 use redis::Value;
 
 use crate::Error;
-use crate::model::{self, Interest, Offline, Origin, UnreadableInterest};
+use crate::model::{self, Interest, Node, Offline, Origin, UnreadableInterest, UnreadableNode};
 
 /// `QOS:NODELEN:NODE[:GROUP]`: the node's length first, so any node id fits.
 pub(super) fn encode_interest(interest: &Interest) -> String {
@@ -21,13 +21,39 @@ pub(super) fn encode_interest(interest: &Interest) -> String {
     encoded
 }
 
+/// The node of one `id, incarnation, addr, expires` item of
+/// [`LIVE_NODES`](super::scripts::LIVE_NODES)' reply (a field the hash
+/// lacks is nil), or the row as it could not be decoded.
+pub(super) fn decode_node(item: &[Value]) -> Result<Node, UnreadableNode> {
+    let decoded = (|| {
+        let field = |i: usize, what: &str| match &item[i] {
+            Value::Nil => Err(Error::Malformed(format!("its hash has no {what}"))),
+            value => Ok(value),
+        };
+        Ok(Node {
+            id: text(&item[0])?,
+            incarnation: number(field(1, "incarnation")?)?,
+            addr: text(field(2, "addr")?)?,
+            lease_expires: model::time_of(number(field(3, "expires")?)?)?,
+        })
+    })();
+    decoded.map_err(|reason| UnreadableNode {
+        id: lossy(&item[0]),
+        reason,
+    })
+}
+
+/// A value as text, whatever it holds, to name a row that is unreadable.
+fn lossy(value: &Value) -> String {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
 /// The interest of one `session, filter, encoded` item of the listing, or
 /// the row as it could not be decoded.
 pub(super) fn decode_interest(item: &[Value]) -> Result<Interest, UnreadableInterest> {
-    let lossy = |value: &Value| match value {
-        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        other => format!("{other:?}"),
-    };
     let unreadable = |reason| UnreadableInterest {
         session: lossy(&item[0]),
         filter: lossy(&item[1]),

@@ -13,10 +13,12 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Script, Value};
 
 use crate::model::{
-    self, Enqueued, Envelope, Interest, Interests, Node, Options, Page, Unreadable,
+    self, Enqueued, Envelope, Interest, Interests, Nodes, Options, Page, Unreadable,
 };
 use crate::{Error, Registration};
-use decode::{decode_interest, decode_offline, encode_interest, int, ints, items, number, text};
+use decode::{
+    decode_interest, decode_node, decode_offline, encode_interest, int, ints, items, number,
+};
 
 const BACKEND: &str = "redis";
 
@@ -185,20 +187,18 @@ impl RedisCatalog {
         }
     }
 
-    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+    pub(crate) async fn live_nodes(&self) -> Result<Nodes, Error> {
         let reply = self.run(&self.scripts.live_nodes, &[]).await?;
-        let mut nodes = items(&reply, 4)?
-            .map(|node| {
-                Ok(Node {
-                    id: text(&node[0])?,
-                    incarnation: number(&node[1])?,
-                    addr: text(&node[2])?,
-                    lease_expires: model::time_of(number(&node[3])?)?,
-                })
-            })
-            .collect::<Result<Vec<Node>, Error>>()?;
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(nodes)
+        let mut listed = Nodes::default();
+        for item in items(&reply, 4)? {
+            match decode_node(item) {
+                Ok(node) => listed.nodes.push(node),
+                Err(unreadable) => listed.unreadable.push(unreadable),
+            }
+        }
+        listed.nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        listed.unreadable.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(listed)
     }
 
     pub(crate) async fn reap_expired(&self) -> Result<u64, Error> {

@@ -101,13 +101,17 @@ return 0
 "
 );
 
-/// ARGV: prefix. Returns `id, incarnation, addr, expires` per live node.
+/// ARGV: prefix. Returns `id, incarnation, addr, expires` per live node
+/// whose hash is there, a field it lacks as nil (`HMGET`'s nil is `false`
+/// in Lua, nil again in the reply), to be reported unreadable. A node
+/// whose hash is gone is not live (its heartbeat finds it expired) and is
+/// left out.
 pub const LIVE_NODES: &str = script!(
     "
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'nodes', '(' .. now(), '+inf')) do
   local h = redis.call('HMGET', p .. 'node:' .. id, 'incarnation', 'addr', 'expires')
-  if h[1] then
+  if h[1] or h[2] or h[3] then
     table.insert(out, id)
     table.insert(out, h[1])
     table.insert(out, h[2])

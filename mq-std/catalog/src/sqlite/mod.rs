@@ -20,7 +20,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use connection::{FileId, blocking, connect, failed, file_id, unavailable};
 
-use crate::model::{self, Interest, Interests, Node, Options};
+use crate::model::{self, Interest, Interests, Node, Nodes, Options};
 use crate::{Error, Registration};
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -197,7 +197,7 @@ impl SqliteCatalog {
         .await
     }
 
-    pub(crate) async fn live_nodes(&self) -> Result<Vec<Node>, Error> {
+    pub(crate) async fn live_nodes(&self) -> Result<Nodes, Error> {
         self.call(|conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -205,21 +205,31 @@ impl SqliteCatalog {
                      WHERE expires_ms > ?1 ORDER BY id",
                 )
                 .map_err(failed)?;
-            let rows = stmt
-                .query_map([now_ms()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })
-                .map_err(failed)?;
-            rows.map(|row| {
-                let (id, incarnation, addr, expires) = row.map_err(failed)?;
-                Ok(Node {
-                    id,
-                    incarnation: model::unsigned("incarnation", incarnation)?,
-                    addr,
-                    lease_expires: model::time_of(expires)?,
-                })
-            })
-            .collect()
+            let mut rows = stmt.query([now_ms()]).map_err(failed)?;
+            let mut listed = Nodes::default();
+            while let Some(row) = rows.next().map_err(failed)? {
+                // SQLite keeps any type: an expiry stored as text even
+                // compares as later than every number, so is "live".
+                let (id, bad_id) = name_of(row, 0, "id");
+                let decoded = (|| {
+                    if let Some(bad) = bad_id {
+                        return Err(bad);
+                    }
+                    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
+                    let (addr, bad_addr) = name_of(row, 2, "address");
+                    if let Some(bad) = bad_addr {
+                        return Err(bad);
+                    }
+                    Ok(Node {
+                        id: id.clone(),
+                        incarnation: model::unsigned("incarnation", row.get(1).map_err(column)?)?,
+                        addr,
+                        lease_expires: model::time_of(row.get(3).map_err(column)?)?,
+                    })
+                })();
+                listed.push(id, decoded);
+            }
+            Ok(listed)
         })
         .await
     }
@@ -330,11 +340,12 @@ impl Drop for SqliteCatalog {
     }
 }
 
-/// Column `i` of an interest row, a name (session or filter), as text, and
-/// why it is no name if it is not: SQLite keeps any value a column is given,
-/// and a BLOB written by another program (or not UTF-8) makes its row
-/// unreadable, not the whole listing. (Such a row matches no text in a
-/// `WHERE`, so it could not be removed by that name either.)
+/// Column `i` of a row, a name (an interest's session or filter, a node's
+/// id or address), as text, and why it is no name if it is not: SQLite
+/// keeps any value a column is given, and a BLOB written by another program
+/// (or not UTF-8) makes its row unreadable, not the whole listing. (Such a
+/// row matches no text in a `WHERE`, so it could not be removed by that
+/// name either.)
 fn name_of(row: &rusqlite::Row<'_>, i: usize, what: &str) -> (String, Option<Error>) {
     use rusqlite::types::ValueRef;
     let bad = |shown: String, why: String| {
@@ -353,10 +364,9 @@ fn name_of(row: &rusqlite::Row<'_>, i: usize, what: &str) -> (String, Option<Err
             String::from_utf8_lossy(b).into_owned(),
             "is a BLOB, not text".into(),
         ),
-        Ok(other) => bad(
-            String::new(),
-            format!("is {:?}, not text", other.data_type()),
-        ),
+        Ok(ValueRef::Integer(n)) => bad(n.to_string(), "is an integer, not text".into()),
+        Ok(ValueRef::Real(x)) => bad(x.to_string(), "is a real, not text".into()),
+        Ok(ValueRef::Null) => bad(String::new(), "is NULL, not text".into()),
         Err(e) => bad(String::new(), format!("cannot be read: {e}")),
     }
 }

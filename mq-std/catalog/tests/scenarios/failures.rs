@@ -86,7 +86,7 @@ async fn sqlite_file_moved_away_and_back(catalog: &Catalog, file: &Path) {
     other.register("b", "h:2", LEASE).await.unwrap();
     let said = assert_unavailable("the file replaced", catalog.live_nodes().await);
     assert!(said.contains("replaced"), "{said}");
-    let live = catalog.live_nodes().await.unwrap();
+    let live = catalog.live_nodes().await.unwrap().nodes;
     assert_eq!(
         live.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
         ["b"]

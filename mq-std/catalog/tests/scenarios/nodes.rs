@@ -29,7 +29,7 @@ pub async fn register_fences_the_old_incarnation(place: NewPlace) {
     }
     catalog.heartbeat(&new, LONG).await.unwrap();
 
-    let live = catalog.live_nodes().await.unwrap();
+    let live = catalog.live_nodes().await.unwrap().nodes;
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(
         (
@@ -63,11 +63,11 @@ pub async fn deregister_keeps_the_newer_incarnation(place: NewPlace) {
         nodes.into_iter().map(|n| (n.id, n.incarnation)).collect()
     };
     assert_eq!(
-        ids(catalog.live_nodes().await.unwrap()),
+        ids(catalog.live_nodes().await.unwrap().nodes),
         [("a".to_owned(), new.incarnation)]
     );
     catalog.deregister(&new).await.unwrap();
-    assert!(catalog.live_nodes().await.unwrap().is_empty());
+    assert!(catalog.live_nodes().await.unwrap().nodes.is_empty());
     // Gone already: deregistering again is fine, a heartbeat is not.
     catalog.deregister(&new).await.unwrap();
     assert!(matches!(
@@ -89,12 +89,12 @@ pub async fn expired_leases_are_not_listed(place: NewPlace) {
         "the short lease expires",
         Duration::from_secs(30),
         || async {
-            let live = catalog.live_nodes().await.unwrap();
+            let live = catalog.live_nodes().await.unwrap().nodes;
             live.iter().all(|n| n.id != "short")
         },
     )
     .await;
-    let live = catalog.live_nodes().await.unwrap();
+    let live = catalog.live_nodes().await.unwrap().nodes;
     assert_eq!(live.len(), 1, "{live:?}");
     assert_eq!(live[0].id, "long");
     assert!(live[0].lease_expires > std::time::SystemTime::now());
@@ -110,7 +110,7 @@ pub async fn expired_leases_are_not_listed(place: NewPlace) {
     let back = catalog.register("short", "h:3", LONG).await.unwrap();
     assert!(back.incarnation > long.incarnation);
     catalog.heartbeat(&back, LONG).await.unwrap();
-    assert_eq!(catalog.live_nodes().await.unwrap().len(), 2);
+    assert_eq!(catalog.live_nodes().await.unwrap().nodes.len(), 2);
     place.clean().await;
 }
 
@@ -143,9 +143,9 @@ pub async fn heartbeat_renews_the_lease(place: NewPlace) {
         .register("a", "h:1", Duration::from_secs(5))
         .await
         .unwrap();
-    let before = catalog.live_nodes().await.unwrap()[0].lease_expires;
+    let before = catalog.live_nodes().await.unwrap().nodes[0].lease_expires;
     catalog.heartbeat(&me, LONG).await.unwrap();
-    let after = catalog.live_nodes().await.unwrap()[0].lease_expires;
+    let after = catalog.live_nodes().await.unwrap().nodes[0].lease_expires;
     assert!(
         after >= before + Duration::from_secs(30),
         "{after:?} after {before:?}"
@@ -193,7 +193,7 @@ pub async fn leases_and_ttls_have_one_range_everywhere(place: NewPlace) {
         );
     }
     let in_99_years = SystemTime::now() + MAX_LEASE / 100 * 99;
-    let live = catalog.live_nodes().await.unwrap();
+    let live = catalog.live_nodes().await.unwrap().nodes;
     assert_eq!(live.len(), 1);
     assert!(live[0].lease_expires > in_99_years, "{live:?}");
     let longest = Envelope {
@@ -208,5 +208,40 @@ pub async fn leases_and_ttls_have_one_range_everywhere(place: NewPlace) {
         "{read:?}"
     );
     assert_eq!(catalog.queue_len("r").await.unwrap(), 1);
+    place.clean().await;
+}
+
+pub async fn an_unreadable_node_does_not_hide_the_others(place: NewPlace) {
+    // One node row with a negative incarnation (another program wrote it)
+    // failed the whole listing: every node of the mesh then saw no peer.
+    let place = place();
+    let catalog = place.open().await;
+    let a = catalog.register("a", "h:1", LONG).await.unwrap();
+    catalog.register("b", "h:2", LONG).await.unwrap();
+    let c = catalog.register("c", "h:3", LONG).await.unwrap();
+    place.corrupt_node("b").await;
+    let listed = catalog.live_nodes().await.unwrap();
+    let ids: Vec<(&str, u64, &str)> = (listed.nodes.iter())
+        .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        [("a", a.incarnation, "h:1"), ("c", c.incarnation, "h:3")]
+    );
+    match listed.unreadable.as_slice() {
+        [bad] => {
+            assert_eq!(bad.id, "b");
+            assert!(matches!(bad.reason, Error::Malformed(_)), "{bad:?}");
+        }
+        other => panic!("one unreadable row: {other:?}"),
+    }
+    // Registering again writes the row anew: it is readable again.
+    let b = catalog.register("b", "h:4", LONG).await.unwrap();
+    let listed = catalog.live_nodes().await.unwrap();
+    assert!(listed.unreadable.is_empty(), "{listed:?}");
+    assert!(
+        (listed.nodes.iter()).any(|n| n.id == "b" && n.incarnation == b.incarnation),
+        "{listed:?}"
+    );
     place.clean().await;
 }

@@ -189,7 +189,7 @@ pub async fn two_nodes_share_one_catalog_concurrently(place: NewPlace) {
     let (first, second) = tokio::join!(tokio::spawn(node(one, "a")), tokio::spawn(node(two, "b")));
     let ((one, a), (two, b)) = (first.unwrap(), second.unwrap());
     assert_ne!(a.incarnation, b.incarnation);
-    assert_eq!(one.live_nodes().await.unwrap().len(), 2);
+    assert_eq!(one.live_nodes().await.unwrap().nodes.len(), 2);
     assert_eq!(two.queue_len("r").await.unwrap(), 2 * EACH);
 
     // Every message once, in order per origin.

@@ -25,6 +25,34 @@ impl Place {
         self.sql(sql, &[session, filter]).await;
     }
 
+    /// Gives node `id` a negative incarnation.
+    pub async fn corrupt_node(&self, id: &str) {
+        if self.url.starts_with("redis") {
+            let key = format!("{}:node:{id}", self.options.namespace);
+            self.redis_command(&["HSET", &key, "incarnation", "-1"])
+                .await;
+        } else {
+            self.sql("UPDATE {ns}nodes SET incarnation = -1 WHERE id = $1", &[id])
+                .await;
+        }
+    }
+
+    /// Gives node `id` an expiry that is text and an address that is a BLOB
+    /// (SQLite only: its columns keep whatever type they are given, and
+    /// text compares as later than any number, so the row is listed live).
+    pub async fn garble_sqlite_node(&self, id: &str) {
+        assert!(self.sqlite_file().is_some(), "{}", self.url);
+        let sql = "UPDATE nodes SET expires_ms = 'soon', addr = CAST(addr AS BLOB) WHERE id = $1";
+        self.sql(sql, &[id]).await;
+    }
+
+    /// Removes field `field` of Redis node `id`'s hash.
+    pub async fn drop_redis_node_field(&self, id: &str, field: &str) {
+        assert!(self.url.starts_with("redis"), "{}", self.url);
+        let key = format!("{}:node:{id}", self.options.namespace);
+        self.redis_command(&["HDEL", &key, field]).await;
+    }
+
     /// Gives `recipient`'s message `id` a negative origin sequence.
     pub async fn corrupt_message(&self, recipient: &str, id: u64) {
         if self.url.starts_with("redis") {

@@ -14,7 +14,10 @@
 //!   and this one is fenced and stops, as always;
 //! - its lease runs out unrenewed (the node is no longer listed): nobody held
 //!   it, it was this node's own lost register; the node registers again;
-//! - otherwise it looks again at the next heartbeat.
+//! - otherwise it looks again at the next heartbeat; so too while the
+//!   node's row cannot be read (`Nodes::unreadable` names its id): such a
+//!   row tells neither that the newer incarnation is renewed nor that it
+//!   lapsed.
 //!
 //! A true newer self renews its lease within the lease, so an unsure old one
 //! never fences it off: the old one registers again only over an incarnation
@@ -91,7 +94,14 @@ impl Node {
             }
         }
         match self.catalog.live_nodes().await {
-            Ok(live) => {
+            Ok(listed) => {
+                let metrics = self.control.catalog_metrics();
+                (self.unreadable).nodes(&listed.unreadable, metrics);
+                // A node whose row cannot be read is not live to this one
+                // (no link, its interest kept as an away node's) until the
+                // row can be read again (that node's next register writes
+                // it anew).
+                let live = listed.nodes;
                 self.roster.handle_live(
                     live.iter()
                         .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
@@ -151,15 +161,23 @@ impl Node {
         let Some(unsure) = &mut self.unsure else {
             return Check::Fenced;
         };
-        let live = match self.catalog.live_nodes().await {
-            Ok(live) => live,
+        let listed = match self.catalog.live_nodes().await {
+            Ok(listed) => listed,
             Err(e) => {
                 self.control.catalog_metrics().failed(CatalogCall::Read);
                 tracing::warn!(error = %e, "cannot read the live nodes");
                 return Check::Wait;
             }
         };
-        let Some(newer) = live.iter().find(|n| n.id == self.opts.id) else {
+        (self.unreadable).nodes(&listed.unreadable, self.control.catalog_metrics());
+        // A live row of this node's id that cannot be read says neither
+        // whether the newer incarnation is renewed nor that it lapsed: as
+        // when the listing fails, look again at the next heartbeat (taking
+        // it for lapsed would register over a newer self that may be real).
+        if listed.unreadable.iter().any(|u| u.id == self.opts.id) {
+            return Check::Wait;
+        }
+        let Some(newer) = listed.nodes.iter().find(|n| n.id == self.opts.id) else {
             return Check::Lapsed;
         };
         let now = (newer.incarnation, newer.lease_expires);

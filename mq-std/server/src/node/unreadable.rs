@@ -1,12 +1,12 @@
 //! Rows of the catalog this node cannot decode (a field out of range, a QoS
-//! a newer version wrote, a Redis hash evicted): the catalog skips them and
+//! a newer version wrote, a Redis hash evicted or missing a field): the catalog skips them and
 //! names them; this logs each at error level the first time it is seen (not
 //! at every heartbeat that sees it again) and counts them
 //! (`mq_mesh_catalog_unreadable_total`).
 
 use std::collections::HashSet;
 
-use mq_catalog::{Unreadable, UnreadableInterest};
+use mq_catalog::{Unreadable, UnreadableInterest, UnreadableNode};
 
 use crate::metrics::{CatalogMetrics, CatalogRow};
 
@@ -21,10 +21,13 @@ const REMEMBERED: usize = 100_000;
 pub(super) struct Reports {
     messages: HashSet<u64>,
     interests: HashSet<(String, String)>,
+    nodes: HashSet<String>,
     /// Distinct rows of this node's offline queue found unreadable.
     messages_total: u64,
     /// Distinct interest rows found unreadable.
     interests_total: u64,
+    /// Distinct live nodes' rows found unreadable.
+    nodes_total: u64,
 }
 
 impl Reports {
@@ -62,6 +65,23 @@ impl Reports {
                     reason = %row.reason,
                     unreadable_total = self.interests_total,
                     "an interest row in the catalog cannot be read: skipped, left in the catalog"
+                );
+            }
+        }
+    }
+
+    /// Reports the unreadable rows of the live nodes' listing.
+    pub(super) fn nodes(&mut self, rows: &[UnreadableNode], metrics: &CatalogMetrics) {
+        for row in rows {
+            if remember(&mut self.nodes, row.id.clone()) {
+                self.nodes_total += 1;
+                metrics.unreadable(CatalogRow::Node, 1);
+                tracing::error!(
+                    node = %row.id,
+                    reason = %row.reason,
+                    unreadable_total = self.nodes_total,
+                    "a live node's row in the catalog cannot be read: the node is taken as \
+                     not live (no link to it) while it stays so; left in the catalog"
                 );
             }
         }
