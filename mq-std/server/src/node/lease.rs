@@ -99,8 +99,18 @@ impl Node {
                 (self.unreadable).nodes(&listed.unreadable, metrics);
                 // A node whose row cannot be read is not live to this one
                 // (no link, its interest kept as an away node's) until the
-                // row can be read again (that node's next register writes
-                // it anew).
+                // row can be read again: that node writes it anew (below).
+                if listed.unreadable.iter().any(|n| n.id == self.opts.id) {
+                    // The heartbeat just renewed it under this process's
+                    // incarnation, and renews only the expiry: a register
+                    // writes all of it (the peers link to the new
+                    // incarnation).
+                    tracing::warn!(
+                        node = %self.opts.id,
+                        "this node's own row in the catalog cannot be read: registering again"
+                    );
+                    self.register_again().await;
+                }
                 let live = listed.nodes;
                 self.roster.handle_live(
                     live.iter()

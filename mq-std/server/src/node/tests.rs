@@ -274,6 +274,36 @@ async fn an_unreadable_node_row_does_not_blind_the_node() {
     assert_eq!(unreadable.len(), 1, "{unreadable:?}");
 }
 
+#[tokio::test]
+async fn a_node_whose_own_row_became_unreadable_writes_it_anew() {
+    // Its heartbeat renews the expiry only: the row stayed unreadable, and
+    // every other node took the node as not live for as long as it ran.
+    let (dir, url) = catalog_url("own-row");
+    let catalog = Catalog::open(&url).await.unwrap();
+    let opts = node_a(url.clone());
+    let server = server_for(&opts).await;
+    let (listen, control) = (server.local_addr(), server.control());
+    let node = spawn(control.clone(), listen, opts).await.unwrap();
+    let listed = catalog.live_nodes().await.unwrap().nodes;
+    let old = listed.iter().find(|n| n.id == "a").unwrap().incarnation;
+    raw_sql(
+        &url,
+        "UPDATE nodes SET addr = CAST(addr AS BLOB) WHERE id = 'a'",
+    );
+    until("a's row written anew", async || {
+        let listed = catalog.live_nodes().await.unwrap();
+        listed.unreadable.is_empty()
+            && listed
+                .nodes
+                .iter()
+                .any(|n| n.id == "a" && n.incarnation > old)
+    })
+    .await;
+    node.stop().await.unwrap();
+    server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `n` messages for node `recipient` in the catalog, as node `from` sent
 /// them (topics `orders.1`...).
 async fn enqueue(catalog: &Catalog, recipient: &str, from: &str, n: u64) {

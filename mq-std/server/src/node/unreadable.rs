@@ -71,7 +71,10 @@ impl Reports {
     }
 
     /// Reports the unreadable rows of the live nodes' listing.
+    /// A row read again since is forgotten: unreadable later, it is logged
+    /// and counted again.
     pub(super) fn nodes(&mut self, rows: &[UnreadableNode], metrics: &CatalogMetrics) {
+        self.nodes.retain(|id| rows.iter().any(|r| &r.id == id));
         for row in rows {
             if remember(&mut self.nodes, row.id.clone()) {
                 self.nodes_total += 1;
@@ -118,5 +121,23 @@ mod tests {
         reports.messages(&rows, &metrics);
         reports.messages(&rows, &metrics);
         assert_eq!(reports.messages_total, REMEMBERED as u64);
+    }
+
+    #[test]
+    fn a_node_row_unreadable_again_after_it_was_read_is_counted_again() {
+        let metrics = CatalogMetrics::default();
+        let bad = [UnreadableNode {
+            id: "b".into(),
+            reason: mq_catalog::Error::Malformed("test".into()),
+        }];
+        let mut reports = Reports::default();
+        reports.nodes(&bad, &metrics);
+        reports.nodes(&bad, &metrics);
+        assert_eq!(reports.nodes_total, 1);
+        // Read again (registered anew), then damaged again.
+        reports.nodes(&[], &metrics);
+        reports.nodes(&bad, &metrics);
+        assert_eq!(reports.nodes_total, 2);
+        assert_eq!(metrics.unreadable_rows(CatalogRow::Node), 2);
     }
 }
