@@ -179,6 +179,34 @@ mod redis_rows {
     use super::support::{Place, envelope, seqs_from};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resp3_connection_reads_what_a_resp2_one_does() {
+        // The scripts return Lua's false for a field a hash lacks (a
+        // message's expiry when it has none), which the decoders take for
+        // nil: a connection in RESP3 (`?protocol=resp3` in the URL) must
+        // get nil too, not a boolean, or every such row is unreadable.
+        let place = Place::redis();
+        let url = format!("{}?protocol=resp3", place.url.trim_end_matches('/'));
+        let place = place.at(&url);
+        // The URL's protocol is honoured (as the catalog opens it too).
+        let info = super::support::redis_command(&url, &["CLIENT", "INFO"]).await;
+        let info = format!("{:?}", info.unwrap());
+        assert!(info.contains("resp=3"), "{info}");
+        let catalog = place.open().await;
+        catalog.enqueue("r", &envelope("a", 1)).await.unwrap();
+        catalog
+            .register("n", "127.0.0.1:1", std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        let page = catalog.read("r", None, 10).await.unwrap();
+        assert!(page.unreadable.is_empty(), "{:?}", page.unreadable);
+        assert_eq!(seqs_from(&page.messages, "a"), [1]);
+        assert_eq!(page.messages[0].expires_at, None);
+        let listed = catalog.live_nodes().await.unwrap();
+        assert!(listed.unreadable.is_empty(), "{:?}", listed.unreadable);
+        place.clean().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_hash_missing_a_field_is_unreadable_alone() {
         // A hash without its address failed the whole listing; one without
         // its incarnation was left out unreported.
