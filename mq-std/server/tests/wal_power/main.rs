@@ -18,7 +18,10 @@
 //!   name) is delivered again to every durable queue that was owed it, unless
 //!   the queue had acked it;
 //! - nothing is delivered again to a queue whose ack of it was durable, and a
-//!   session whose subscription was durable is found again.
+//!   session whose subscription was durable is found again;
+//! - (but under `never`) no message id in a record the log took is handed
+//!   out again after a power cut, even when the record was lost: a mesh
+//!   node's peers would drop the new message as a duplicate.
 //!
 //! And per policy, what an acknowledged publish may lose at a power cut:
 //! - `always`: nothing (acknowledged means durable);

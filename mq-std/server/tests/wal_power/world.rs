@@ -41,6 +41,9 @@ pub struct World {
     pub awaited: VecDeque<(u64, Awaited)>,
     /// Records handed to the store and not written yet.
     pub batch: Vec<StoreOp>,
+    /// The highest message id in a record the log took (any run): every
+    /// later one is higher, across power cuts too (but under `never`).
+    pub max_id: u64,
     /// The last token written, and the last known durable (this run).
     pub written: u64,
     pub durable: u64,
@@ -94,6 +97,7 @@ impl World {
             published: BTreeMap::new(),
             awaited: VecDeque::new(),
             batch: Vec::new(),
+            max_id: 0,
             written: 0,
             durable: 0,
             step: 0,
@@ -476,11 +480,33 @@ impl World {
             return Err(Stop::Disk);
         }
         self.written = last;
+        self.check_ids(&batch);
         self.learn_durability();
         self.sim.b.handle_persisted(last, self.sim.now);
         let full = self.wal().is_full();
         self.sim.b.set_store_full(full);
         Ok(())
+    }
+
+    /// A message id is never handed out again, even when a power cut took
+    /// the records that held it: its node's peers would drop the new
+    /// message as a duplicate (the id reservation the log syncs).
+    fn check_ids(&mut self, batch: &[StoreOp]) {
+        for op in batch {
+            let id = match op.record() {
+                Record::Message(m)
+                | Record::MessageOnce { message: m, .. }
+                | Record::Forwarded { message: m, .. } => m.id,
+                _ => continue,
+            };
+            if id <= self.max_id && self.opts.fsync != FsyncPolicy::Never {
+                self.fail(format!(
+                    "message id {id} handed out again (the log took {} before)",
+                    self.max_id
+                ));
+            }
+            self.max_id = self.max_id.max(id);
+        }
     }
 
     /// What the disk says is durable now.
