@@ -30,10 +30,18 @@ impl Backoff {
 
     /// The delay before the next attempt: `min · 2^attempts`, capped at `max`,
     /// times a factor in [0.75, 1.25]: on hosts in per-mille steps, on
-    /// devices in steps of 1/131,072 ([`binary_jitter`], which divides by
+    /// devices in steps of 1/131,072 (`binary_jitter`, which divides by
     /// nothing). 64-bit arithmetic only (128-bit multiplication and division
     /// cost about 1 KB of a device's flash).
+    #[cfg(feature = "alloc")]
     pub(crate) fn next_delay(&mut self, min: Duration, max: Duration) -> Duration {
+        Duration::from_micros(self.next_delay_micros(min, max))
+    }
+
+    /// The same delay in microseconds (`next_delay` is it as a `Duration`), what the
+    /// client session adds to its clock: a `Duration` built only to be
+    /// taken apart again cost a device a 64-bit division by 1,000,000.
+    pub(crate) fn next_delay_micros(&mut self, min: Duration, max: Duration) -> u64 {
         let min_us = micros_of(min);
         let max_us = micros_of(max).max(min_us);
         let base = min_us
@@ -47,7 +55,7 @@ impl Backoff {
         let delay = per_mille(base, 750 + r % 501);
         #[cfg(not(feature = "alloc"))]
         let delay = binary_jitter(base, r);
-        Duration::from_micros(delay)
+        delay
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -159,7 +167,7 @@ mod tests {
             assert!(d >= base * 3 / 4 && d <= base * 5 / 4, "{d} vs {base}");
         }
         b.reset();
-        let d = b.next_delay(min, max).as_millis() as u64;
+        let d = b.next_delay_micros(min, max) / 1000;
         assert!((75..=125).contains(&d));
         // Huge attempt counts saturate instead of overflowing.
         for _ in 0..200 {

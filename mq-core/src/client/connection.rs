@@ -189,9 +189,9 @@ where
         let delay = self
             .conn
             .backoff
-            .next_delay(self.config.reconnect_min, self.config.reconnect_max);
+            .next_delay_micros(self.config.reconnect_min, self.config.reconnect_max);
         self.conn.state = State::Backoff;
-        self.conn.deadline = Some(now + delay);
+        self.conn.deadline = Some(now.saturating_add_micros(delay));
     }
 
     /// Time passed: reconnects after backoff, sends keepalive pings, detects a dead
