@@ -232,13 +232,16 @@ impl<const N: usize> Subscriptions<N> {
         }
     }
 
-    /// Every subscription with its index, the reply subscription last.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Subscription)> {
+    /// Every subscription with its index, the reply subscription last when
+    /// `requests` (a session that can make requests; without, it has none,
+    /// and a constant `false` leaves the code that looks for it out).
+    pub(crate) fn iter(&self, requests: bool) -> impl Iterator<Item = (usize, &Subscription)> {
+        let reply = self.reply.as_ref().filter(|_| requests);
         self.entries
             .iter()
             .map(|(s, _)| s)
             .enumerate()
-            .chain(self.reply.iter().map(|s| (REPLY, s)))
+            .chain(reply.map(|s| (REPLY, s)))
     }
 
     /// Subscriptions the broker forgot (`session_present: false`) that were being
