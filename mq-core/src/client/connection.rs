@@ -329,9 +329,10 @@ where
         }
         self.push_event(Note::Connected(w.session_present));
         let mut removed: Vec<u32, SUBS> = Vec::new();
-        self.subs.on_welcome(w.session_present, |id| {
-            let _ = removed.push(id);
-        });
+        self.subs
+            .on_welcome(w.session_present, Self::REQUESTS, |id| {
+                let _ = removed.push(id);
+            });
         for id in removed {
             self.push_event(Note::Unsubscribed(id));
         }

@@ -255,7 +255,13 @@ impl<const N: usize> Subscriptions<N> {
     /// `removed`) and every other one is subscribed again, from its stored cursor
     /// once it had been acknowledged. With a resumed session only frames whose
     /// answer was lost with the last connection are repeated.
-    pub(crate) fn on_welcome(&mut self, session_present: bool, mut removed: impl FnMut(u32)) {
+    /// `requests` as for [`iter`](Self::iter).
+    pub(crate) fn on_welcome(
+        &mut self,
+        session_present: bool,
+        requests: bool,
+        mut removed: impl FnMut(u32),
+    ) {
         if !session_present {
             // By `remove`, which the table has anyway, rather than `retain`:
             // the same entries in the same order, without a second copy of
@@ -271,7 +277,8 @@ impl<const N: usize> Subscriptions<N> {
             }
         }
         let entries = self.entries.iter_mut().map(|(s, _)| s);
-        for s in entries.chain(self.reply.iter_mut()) {
+        let reply = self.reply.as_mut().filter(|_| requests);
+        for s in entries.chain(reply) {
             s.again(session_present);
         }
     }
