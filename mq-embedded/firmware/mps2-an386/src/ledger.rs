@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(telemetry_payload(1, 0, &mut buf), b"t1");
         assert_eq!(telemetry_payload(907, 3, &mut buf), b"t907");
         assert_eq!(telemetry_payload(42, 8, &mut buf), b"t42.....");
-        assert_eq!(telemetry_payload(1_000_000_007, 13, &mut buf), b"t1000000007..");
+        assert_eq!(
+            telemetry_payload(1_000_000_007, 13, &mut buf),
+            b"t1000000007.."
+        );
         assert_eq!(telemetry_payload(u32::MAX, 0, &mut buf), b"t4294967295");
         assert_eq!(telemetry_payload(5, u16::MAX, &mut buf).len(), 256);
     }
