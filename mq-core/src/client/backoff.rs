@@ -29,9 +29,19 @@ impl Backoff {
     }
 
     /// The delay before the next attempt: `min · 2^attempts`, capped at `max`,
-    /// times a factor in [0.75, 1.25]. 64-bit arithmetic only (128-bit
-    /// multiplication and division cost about 1 KB of a device's flash).
+    /// times a factor in [0.75, 1.25]: on hosts in per-mille steps, on
+    /// devices in steps of 1/131,072 (`binary_jitter`, which divides by
+    /// nothing). 64-bit arithmetic only (128-bit multiplication and division
+    /// cost about 1 KB of a device's flash).
+    #[cfg(feature = "alloc")]
     pub(crate) fn next_delay(&mut self, min: Duration, max: Duration) -> Duration {
+        Duration::from_micros(self.next_delay_micros(min, max))
+    }
+
+    /// The same delay in microseconds (`next_delay` is it as a `Duration`), what the
+    /// client session adds to its clock: a `Duration` built only to be
+    /// taken apart again cost a device a 64-bit division by 1,000,000.
+    pub(crate) fn next_delay_micros(&mut self, min: Duration, max: Duration) -> u64 {
         let min_us = micros_of(min);
         let max_us = micros_of(max).max(min_us);
         let base = min_us
@@ -40,9 +50,12 @@ impl Backoff {
             .unwrap_or(u64::MAX)
             .min(max_us);
         self.attempt = self.attempt.saturating_add(1);
-        // factor in per-mille: 750..=1250
-        let permille = 750 + self.next_u64() % 501;
-        Duration::from_micros(per_mille(base, permille))
+        let r = self.next_u64();
+        #[cfg(feature = "alloc")]
+        let delay = per_mille(base, 750 + r % 501);
+        #[cfg(not(feature = "alloc"))]
+        let delay = binary_jitter(base, r);
+        delay
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -55,8 +68,22 @@ impl Backoff {
     }
 }
 
+/// `base · (0.75 + k / 131,072)` rounded down, saturating, for `k`, the low
+/// 16 bits of `r`, in 0..65,536: the factor in [0.75, 1.25) by shifts and
+/// multiplies. Devices' jitter: `per_mille`'s two divisions by 1,000 and
+/// the draw's `% 501` were about 200 bytes of flash.
+#[cfg(any(test, not(feature = "alloc")))]
+fn binary_jitter(base: u64, r: u64) -> u64 {
+    let k = r & 0xFFFF;
+    let half = base >> 1;
+    // `half · k >> 16` in two parts that cannot overflow; at most `half`.
+    let up = (half >> 16) * k + (((half & 0xFFFF) * k) >> 16);
+    (base - (base >> 2)).saturating_add(up)
+}
+
 /// `v · permille / 1000` rounded down, saturating: in two parts that cannot
 /// overflow unless the result does (`permille` is at most 1,250).
+#[cfg(any(test, feature = "alloc"))]
 fn per_mille(v: u64, permille: u64) -> u64 {
     (v / 1000)
         .saturating_mul(permille)
@@ -94,6 +121,42 @@ mod tests {
     }
 
     #[test]
+    fn binary_jitter_agrees_with_128_bit_arithmetic_and_stays_in_bounds() {
+        let wide = |base: u64, k: u64| {
+            let up = (u128::from(base >> 1) * u128::from(k)) >> 16;
+            let v = u128::from(base - base / 4) + up;
+            u64::try_from(v).unwrap_or(u64::MAX)
+        };
+        let mut b = Backoff::new(11);
+        let mut draws = Backoff::new(13);
+        let edges = [
+            0,
+            1,
+            2,
+            3,
+            4,
+            999,
+            65_535,
+            65_536,
+            131_072,
+            u64::MAX / 2,
+            u64::MAX,
+        ];
+        for base in edges
+            .into_iter()
+            .chain((0..2000).map(|_| b.next_u64() >> (b.next_u64() % 64)))
+        {
+            for r in [0, 1, 0x7FFF, 0x8000, 0xFFFF, u64::MAX, draws.next_u64()] {
+                let got = binary_jitter(base, r);
+                assert_eq!(got, wide(base, r & 0xFFFF), "{base} {r:#x}");
+                assert!(got >= base - base / 4, "{base} {r:#x}: {got}");
+                let high = u128::from(base) * 5 / 4;
+                assert!(u128::from(got) <= high, "{base} {r:#x}: {got}");
+            }
+        }
+    }
+
+    #[test]
     fn doubles_caps_and_jitters() {
         let mut b = Backoff::new(1);
         let min = Duration::from_millis(100);
@@ -104,7 +167,7 @@ mod tests {
             assert!(d >= base * 3 / 4 && d <= base * 5 / 4, "{d} vs {base}");
         }
         b.reset();
-        let d = b.next_delay(min, max).as_millis() as u64;
+        let d = b.next_delay_micros(min, max) / 1000;
         assert!((75..=125).contains(&d));
         // Huge attempt counts saturate instead of overflowing.
         for _ in 0..200 {

@@ -189,9 +189,9 @@ where
         let delay = self
             .conn
             .backoff
-            .next_delay(self.config.reconnect_min, self.config.reconnect_max);
+            .next_delay_micros(self.config.reconnect_min, self.config.reconnect_max);
         self.conn.state = State::Backoff;
-        self.conn.deadline = Some(now + delay);
+        self.conn.deadline = Some(now.saturating_add_micros(delay));
     }
 
     /// Time passed: reconnects after backoff, sends keepalive pings, detects a dead
@@ -329,9 +329,10 @@ where
         }
         self.push_event(Note::Connected(w.session_present));
         let mut removed: Vec<u32, SUBS> = Vec::new();
-        self.subs.on_welcome(w.session_present, |id| {
-            let _ = removed.push(id);
-        });
+        self.subs
+            .on_welcome(w.session_present, Self::REQUESTS, |id| {
+                let _ = removed.push(id);
+            });
         for id in removed {
             self.push_event(Note::Unsubscribed(id));
         }

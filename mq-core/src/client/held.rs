@@ -226,8 +226,10 @@ impl<const N: usize> Held<N> {
         // Slot indexes must fit the id's 16 bits.
         let limit = N.min(1 << 16);
         let start = self.free_hint.min(limit - 1);
-        let slot = (start..limit)
-            .chain(0..start)
+        // From `start` round to just before it: one loop rather than two
+        // chained ranges, which took about twice the code on devices.
+        let slot = (0..limit)
+            .map(|k| (start + k) % limit)
             .find(|&i| self.slots.get(i) == Some(&Slot::Free))?;
         self.free_hint = (slot + 1) % limit;
         self.used += 1;

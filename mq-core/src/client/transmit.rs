@@ -216,7 +216,7 @@ where
         if let Some(a) = &self.admin_out {
             return Some(Next::Frame(Tx::Admin, Frame::Admin(a.frame())));
         }
-        for (index, s) in self.subs.iter() {
+        for (index, s) in self.subs.iter(Self::REQUESTS) {
             match s.outgoing {
                 Outgoing::Subscribe => {
                     let (filter, group) = match self.subs.names(index) {
@@ -249,7 +249,7 @@ where
                 Outgoing::None => {}
             }
         }
-        for (index, s) in self.subs.iter() {
+        for (index, s) in self.subs.iter(Self::REQUESTS) {
             if s.unsubscribing || !s.sent {
                 continue;
             }
