@@ -106,42 +106,25 @@ mod postgres_schemas {
 
 /// Rows only SQLite can hold.
 mod sqlite_rows {
-    use mq_catalog::{Error, Interest};
-
-    use super::support::Place;
+    use super::scenarios::interest;
+    use super::support::{Place, one_unreadable_interest, one_unreadable_node};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_session_stored_as_a_blob_makes_its_row_unreadable_not_the_listing() {
         // Its session was read as text and failed the whole listing.
         let place = Place::sqlite();
         let catalog = place.open().await;
-        let interest = |session: &str, filter: &str| Interest {
-            session: session.into(),
-            node: "a".into(),
-            filter: filter.into(),
-            group: None,
-            qos: mq_core::wire::QoS::AtLeastOnce,
-        };
-        let (jobs, alerts) = (interest("s1", "jobs.>"), interest("s2", "alerts"));
+        let (jobs, alerts) = (
+            interest("s1", "a", "jobs.>", None),
+            interest("s2", "a", "alerts", None),
+        );
         for i in [&jobs, &alerts] {
             catalog.add_interest(i).await.unwrap();
         }
         place.blob_session("s1", "jobs.>").await;
         let listed = catalog.interests().await.unwrap();
         assert_eq!(listed.interests, [alerts]);
-        match listed.unreadable.as_slice() {
-            [bad] => {
-                assert_eq!(
-                    (bad.session.as_str(), bad.filter.as_str()),
-                    ("s1", "jobs.>")
-                );
-                let Error::Malformed(detail) = &bad.reason else {
-                    panic!("{bad:?}");
-                };
-                assert!(detail.contains("session is a BLOB"), "{detail}");
-            }
-            other => panic!("one unreadable row: {other:?}"),
-        }
+        one_unreadable_interest(&listed, ("s1", "jobs.>"), "session is a BLOB");
         place.clean().await;
     }
 
@@ -158,16 +141,7 @@ mod sqlite_rows {
         let listed = catalog.live_nodes().await.unwrap();
         let ids: Vec<&str> = listed.nodes.iter().map(|n| n.id.as_str()).collect();
         assert_eq!(ids, ["b"]);
-        match listed.unreadable.as_slice() {
-            [bad] => {
-                assert_eq!(bad.id, "a");
-                let Error::Malformed(detail) = &bad.reason else {
-                    panic!("{bad:?}");
-                };
-                assert!(detail.contains("address is a BLOB"), "{detail}");
-            }
-            other => panic!("one unreadable row: {other:?}"),
-        }
+        one_unreadable_node(&listed, "a", "address is a BLOB");
         place.clean().await;
     }
 }

@@ -1,11 +1,13 @@
 //! The interest of away sessions.
 
-use mq_catalog::{Error, Interest};
+use mq_catalog::Interest;
 use mq_core::QoS;
 
 use super::NewPlace;
+use crate::support::one_unreadable_interest;
 
-fn interest(session: &str, node: &str, filter: &str, group: Option<&str>) -> Interest {
+/// `session`'s interest in `filter` (in `group`), attached to `node`, QoS 1.
+pub fn interest(session: &str, node: &str, filter: &str, group: Option<&str>) -> Interest {
     Interest {
         session: session.to_owned(),
         node: node.to_owned(),
@@ -79,19 +81,7 @@ pub async fn malformed_interest_is_reported_not_used(place: NewPlace) {
     place.corrupt_interest("s1", "jobs.>").await;
     let listed = catalog.interests().await.unwrap();
     assert_eq!(listed.interests, [alerts.clone(), kitchen.clone()]);
-    match listed.unreadable.as_slice() {
-        [bad] => {
-            assert_eq!(
-                (bad.session.as_str(), bad.filter.as_str()),
-                ("s1", "jobs.>")
-            );
-            let Error::Malformed(detail) = &bad.reason else {
-                panic!("{bad:?}");
-            };
-            assert!(detail.contains("QoS code 7"), "{detail}");
-        }
-        other => panic!("one unreadable row: {other:?}"),
-    }
+    one_unreadable_interest(&listed, ("s1", "jobs.>"), "QoS code 7");
     // What is well-formed still works, and the row can be removed.
     assert!(catalog.remove_interest("s1", "jobs.>").await.unwrap());
     let listed = catalog.interests().await.unwrap();

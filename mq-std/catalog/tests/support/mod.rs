@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mq_catalog::{Catalog, Envelope, Error, Offline, Options, Origin};
+use mq_catalog::{Catalog, Envelope, Error, Interests, Nodes, Offline, Options, Origin};
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379/0";
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -232,4 +232,37 @@ pub fn with_host(url: &str, host: &str) -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("its address").port()
+}
+
+/// `listed` reports exactly one unreadable interest row, of `session` in
+/// `filter`, whose reason is `Malformed` and says `detail`.
+pub fn one_unreadable_interest(listed: &Interests, (session, filter): (&str, &str), detail: &str) {
+    match listed.unreadable.as_slice() {
+        [bad] => {
+            assert_eq!(
+                (bad.session.as_str(), bad.filter.as_str()),
+                (session, filter)
+            );
+            let Error::Malformed(said) = &bad.reason else {
+                panic!("{bad:?}");
+            };
+            assert!(said.contains(detail), "{said}");
+        }
+        other => panic!("one unreadable row: {other:?}"),
+    }
+}
+
+/// `listed` reports exactly one unreadable node row, of `id`, whose reason
+/// is `Malformed` and says `detail`.
+pub fn one_unreadable_node(listed: &Nodes, id: &str, detail: &str) {
+    match listed.unreadable.as_slice() {
+        [bad] => {
+            assert_eq!(bad.id, id);
+            let Error::Malformed(said) = &bad.reason else {
+                panic!("{bad:?}");
+            };
+            assert!(said.contains(detail), "{said}");
+        }
+        other => panic!("one unreadable row: {other:?}"),
+    }
 }
