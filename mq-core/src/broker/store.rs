@@ -48,25 +48,26 @@ impl StoreOps {
 
     /// Queues an encoded record; returns its token.
     pub(crate) fn emit_shared(&mut self, bytes: Arc<[u8]>) -> u64 {
-        if self.epoch.is_due() {
-            self.emit_epoch();
-        }
-        let token = self.next_token;
-        self.next_token += 1;
-        self.ops.push_back(StoreOp::new(token, bytes));
-        token
+        self.push(|token| StoreOp::new(token, bytes))
     }
 
     /// Queues a record the store must sync ([`StoreOp::must_sync`]);
     /// returns its token.
     pub(crate) fn emit_synced(&mut self, record: &Record<'_>) -> u64 {
+        let bytes = record.encode_shared();
+        self.push(|token| StoreOp::synced(token, bytes))
+    }
+
+    /// Queues the op `make` builds with the next token (after the store's
+    /// epoch, when that is still to write); returns the token.
+    #[inline]
+    fn push(&mut self, make: impl FnOnce(u64) -> StoreOp) -> u64 {
         if self.epoch.is_due() {
             self.emit_epoch();
         }
         let token = self.next_token;
         self.next_token += 1;
-        self.ops
-            .push_back(StoreOp::synced(token, record.encode_shared()));
+        self.ops.push_back(make(token));
         token
     }
 
