@@ -50,7 +50,9 @@ impl Pipe {
 }
 
 /// A store that makes records durable in order, some time after they are
-/// written, and loses the rest in a crash.
+/// written, and loses the rest in a crash. It reports a record stored only
+/// once it is durable (as `fsync = "always"` does), so an op that
+/// `must_sync` asks nothing more of it.
 #[derive(Default)]
 pub struct Store {
     durable: Vec<Vec<u8>>,
