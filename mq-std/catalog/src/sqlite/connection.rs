@@ -143,6 +143,15 @@ pub(super) fn unavailable(detail: String) -> Error {
     }
 }
 
+/// Column `i` of a row read: a value SQLite holds as another type than
+/// `T` makes the row malformed (SQLite keeps any type a column is given).
+pub(super) fn get<T: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> Result<T, Error> {
+    row.get(i).map_err(|err| Error::Malformed(err.to_string()))
+}
+
 /// Sorts SQLite's errors into ours.
 pub(super) fn failed(err: rusqlite::Error) -> Error {
     use rusqlite::Error as E;

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use connection::{FileId, blocking, connect, failed, file_id, unavailable};
+use connection::{FileId, blocking, connect, failed, file_id, get, unavailable};
 
 use crate::model::{self, Interest, Interests, Node, Nodes, Options};
 use crate::{Error, Registration};
@@ -211,20 +211,16 @@ impl SqliteCatalog {
                 // SQLite keeps any type: an expiry stored as text even
                 // compares as later than every number, so is "live".
                 let (id, bad_id) = name_of(row, 0, "id");
+                let (addr, bad_addr) = name_of(row, 2, "address");
                 let decoded = (|| {
-                    if let Some(bad) = bad_id {
-                        return Err(bad);
-                    }
-                    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
-                    let (addr, bad_addr) = name_of(row, 2, "address");
-                    if let Some(bad) = bad_addr {
+                    if let Some(bad) = bad_id.or(bad_addr) {
                         return Err(bad);
                     }
                     Ok(Node {
                         id: id.clone(),
-                        incarnation: model::unsigned("incarnation", row.get(1).map_err(column)?)?,
+                        incarnation: model::unsigned("incarnation", get(row, 1)?)?,
                         addr,
-                        lease_expires: model::time_of(row.get(3).map_err(column)?)?,
+                        lease_expires: model::time_of(get(row, 3)?)?,
                     })
                 })();
                 listed.push(id, decoded);
@@ -306,11 +302,10 @@ impl SqliteCatalog {
                     if let Some(bad) = bad_session.or(bad_filter) {
                         return Err(bad);
                     }
-                    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
                     Ok(Interest {
-                        node: row.get(2).map_err(column)?,
-                        group: row.get(3).map_err(column)?,
-                        qos: model::qos_of(row.get(4).map_err(column)?)?,
+                        node: get(row, 2)?,
+                        group: get(row, 3)?,
+                        qos: model::qos_of(get(row, 4)?)?,
                         session: session.clone(),
                         filter: filter.clone(),
                     })

@@ -3,7 +3,7 @@
 
 use rusqlite::{OptionalExtension, Row, TransactionBehavior};
 
-use super::connection::failed;
+use super::connection::{failed, get};
 use super::{SqliteCatalog, now_ms};
 use crate::Error;
 use crate::model::{self, Enqueued, Envelope, Offline, Origin, Page, Unreadable};
@@ -133,19 +133,18 @@ impl SqliteCatalog {
 
 /// The message of the row `id`, or why it cannot be decoded.
 fn offline_row(id: u64, row: &Row<'_>) -> Result<Offline, Error> {
-    let column = |err: rusqlite::Error| Error::Malformed(err.to_string());
     Ok(Offline {
         id,
-        topic: row.get(1).map_err(column)?,
-        payload: row.get(2).map_err(column)?,
-        meta: row.get(3).map_err(column)?,
+        topic: get(row, 1)?,
+        payload: get(row, 2)?,
+        meta: get(row, 3)?,
         origin: Origin {
-            node: row.get(4).map_err(column)?,
-            incarnation: model::unsigned("origin incarnation", row.get(5).map_err(column)?)?,
-            seq: model::unsigned("origin sequence", row.get(6).map_err(column)?)?,
+            node: get(row, 4)?,
+            incarnation: model::unsigned("origin incarnation", get(row, 5)?)?,
+            seq: model::unsigned("origin sequence", get(row, 6)?)?,
         },
-        enqueued_at: model::time_of(row.get(7).map_err(column)?)?,
-        expires_at: (row.get::<_, Option<i64>>(8).map_err(column)?)
+        enqueued_at: model::time_of(get(row, 7)?)?,
+        expires_at: get::<Option<i64>>(row, 8)?
             .map(model::time_of)
             .transpose()?,
     })
