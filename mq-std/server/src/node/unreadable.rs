@@ -70,13 +70,12 @@ impl Reports {
         }
     }
 
-    /// Reports the unreadable rows of the live nodes' listing.
-    /// A row read again since is forgotten: unreadable later, it is logged
-    /// and counted again.
+    /// Reports the unreadable rows of the live nodes' listing (the whole
+    /// of them, each time): those of the last listing are not reported
+    /// again, and a row read again in between is, when unreadable later.
     pub(super) fn nodes(&mut self, rows: &[UnreadableNode], metrics: &CatalogMetrics) {
-        self.nodes.retain(|id| rows.iter().any(|r| &r.id == id));
         for row in rows {
-            if remember(&mut self.nodes, row.id.clone()) {
+            if !self.nodes.contains(&row.id) {
                 self.nodes_total += 1;
                 metrics.unreadable(CatalogRow::Node, 1);
                 tracing::error!(
@@ -88,6 +87,7 @@ impl Reports {
                 );
             }
         }
+        self.nodes = rows.iter().map(|r| r.id.clone()).collect();
     }
 }
 
