@@ -144,13 +144,11 @@ impl Proto {
                         let tag = Frame::Welcome(welcome).tag();
                         let fields = WelcomeV2::from(welcome);
                         let max = self.peer.max_frame;
-                        match self
+                        let n = self
                             .framing
-                            .encode_fields(tag, &fields, max, &mut buf[*pos..])
-                        {
-                            Ok(n) => *pos += n,
-                            Err(_) if *pos > 0 => return false,
-                            Err(_) => {}
+                            .encode_fields(tag, &fields, max, &mut buf[*pos..]);
+                        if !placed(n.ok(), pos) {
+                            return false;
                         }
                         link.out.pop_front();
                         continue;
@@ -164,10 +162,9 @@ impl Proto {
                         // One per QoS 1 publish: by its own encoder.
                         let tag = Frame::PubAck(ack).tag();
                         let max = self.peer.max_frame;
-                        match stream::encode_fields(tag, &ack, max, &mut buf[*pos..]) {
-                            Ok(n) => *pos += n,
-                            Err(_) if *pos > 0 => return false,
-                            Err(_) => {}
+                        let n = stream::encode_fields(tag, &ack, max, &mut buf[*pos..]);
+                        if !placed(n.ok(), pos) {
+                            return false;
                         }
                         link.out.pop_front();
                         continue;
@@ -193,10 +190,8 @@ impl Proto {
                         .saturating_sub(32);
                     let body = reply.encode_within(room);
                     let frame = Frame::AdminAnswer(wire::AdminAnswer { id, body: &body });
-                    match self.encode(&frame, &mut buf[*pos..]) {
-                        Some(n) => *pos += n,
-                        None if *pos > 0 => return false,
-                        None => {}
+                    if !placed(self.encode(&frame, &mut buf[*pos..]), pos) {
+                        return false;
                     }
                     link.out.pop_front();
                     continue;
@@ -210,10 +205,8 @@ impl Proto {
                     true,
                 ),
             };
-            match self.encode(&frame, &mut buf[*pos..]) {
-                Some(n) => *pos += n,
-                None if *pos > 0 => return false,
-                None => {}
+            if !placed(self.encode(&frame, &mut buf[*pos..]), pos) {
+                return false;
             }
             link.out.pop_front();
             if ends {
@@ -349,5 +342,18 @@ fn ctrl_frame(ctrl: Ctrl) -> Frame<'static> {
         Ctrl::Ping(n) => Frame::Ping(n),
         Ctrl::Pong(n) => Frame::Pong(n),
         Ctrl::Error(code, text) => Frame::Error(ErrorFrame { code, text }),
+    }
+}
+
+/// Counts a frame of `n` bytes written at `pos`; `None`, it did not fit.
+/// False when it must wait for room (something is written before it);
+/// one that does not fit an empty buffer never will, and is dropped.
+fn placed(n: Option<usize>, pos: &mut usize) -> bool {
+    match n {
+        Some(n) => {
+            *pos += n;
+            true
+        }
+        None => *pos == 0,
     }
 }
