@@ -29,7 +29,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use mq_catalog::{Error, Registration};
+use mq_catalog::{Error, Nodes, Registration};
 
 use super::Node;
 use crate::metrics::CatalogCall;
@@ -93,38 +93,30 @@ impl Node {
                 return Ok(());
             }
         }
-        match self.catalog.live_nodes().await {
-            Ok(listed) => {
-                let metrics = self.control.catalog_metrics();
-                (self.unreadable).nodes(&listed.unreadable, metrics);
-                // A node whose row cannot be read is not live to this one
-                // (no link, its interest kept as an away node's) until the
-                // row can be read again: that node writes it anew (below).
-                if listed.unreadable.iter().any(|n| n.id == self.opts.id) {
-                    // The heartbeat just renewed it under this process's
-                    // incarnation, and renews only the expiry: a register
-                    // writes all of it (the peers link to the new
-                    // incarnation).
-                    tracing::warn!(
-                        node = %self.opts.id,
-                        "this node's own row in the catalog cannot be read: registering again"
-                    );
-                    self.register_again().await;
-                }
-                let live = listed.nodes;
-                self.roster.handle_live(
-                    live.iter()
-                        .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
+        if let Some((listed, own_unreadable)) = self.list_live().await {
+            // A node whose row cannot be read is not live to this one
+            // (no link, its interest kept as an away node's) until the
+            // row can be read again: that node writes it anew (below).
+            if own_unreadable {
+                // The heartbeat just renewed it under this process's
+                // incarnation, and renews only the expiry: a register
+                // writes all of it (the peers link to the new
+                // incarnation).
+                tracing::warn!(
+                    node = %self.opts.id,
+                    "this node's own row in the catalog cannot be read: registering again"
                 );
-                let live: HashSet<String> = live.into_iter().map(|n| n.id).collect();
-                // Before the roster's links: what waited in the catalog
-                // comes first.
-                self.sync_catalog(&live).await;
+                self.register_again().await;
             }
-            Err(e) => {
-                self.control.catalog_metrics().failed(CatalogCall::Read);
-                tracing::warn!(error = %e, "cannot read the live nodes");
-            }
+            let live = listed.nodes;
+            self.roster.handle_live(
+                live.iter()
+                    .map(|n| (n.id.as_str(), n.incarnation, n.addr.as_str())),
+            );
+            let live: HashSet<String> = live.into_iter().map(|n| n.id).collect();
+            // Before the roster's links: what waited in the catalog
+            // comes first.
+            self.sync_catalog(&live).await;
         }
         self.reap_now_and_then().await;
         Ok(())
@@ -166,27 +158,39 @@ impl Node {
         registered
     }
 
-    /// Whether a Fenced is to be believed (see the module docs).
-    async fn check_fence(&mut self) -> Check {
-        let Some(unsure) = &mut self.unsure else {
-            return Check::Fenced;
-        };
-        let listed = match self.catalog.live_nodes().await {
-            Ok(listed) => listed,
+    /// The live nodes, their unreadable rows reported, and whether this
+    /// node's own row is among those; `None` when the listing failed
+    /// (counted and logged).
+    async fn list_live(&mut self) -> Option<(Nodes, bool)> {
+        match self.catalog.live_nodes().await {
+            Ok(listed) => {
+                (self.unreadable).nodes(&listed.unreadable, self.control.catalog_metrics());
+                let own = listed.unreadable.iter().any(|u| u.id == self.opts.id);
+                Some((listed, own))
+            }
             Err(e) => {
                 self.control.catalog_metrics().failed(CatalogCall::Read);
                 tracing::warn!(error = %e, "cannot read the live nodes");
-                return Check::Wait;
+                None
             }
-        };
-        (self.unreadable).nodes(&listed.unreadable, self.control.catalog_metrics());
+        }
+    }
+
+    /// Whether a Fenced is to be believed (see the module docs).
+    async fn check_fence(&mut self) -> Check {
+        if self.unsure.is_none() {
+            return Check::Fenced;
+        }
         // A live row of this node's id that cannot be read says neither
         // whether the newer incarnation is renewed nor that it lapsed: as
         // when the listing fails, look again at the next heartbeat (taking
         // it for lapsed would register over a newer self that may be real).
-        if listed.unreadable.iter().any(|u| u.id == self.opts.id) {
+        let Some((listed, false)) = self.list_live().await else {
             return Check::Wait;
-        }
+        };
+        let Some(unsure) = &mut self.unsure else {
+            return Check::Fenced;
+        };
         let Some(newer) = listed.nodes.iter().find(|n| n.id == self.opts.id) else {
             return Check::Lapsed;
         };
