@@ -97,7 +97,8 @@ pub enum Record<'a> {
         msg: u64,
     },
     /// Sequence numbers of a topic below `until` may be in use by messages that
-    /// are not stored (QoS 0): after a restart the topic continues at `until`.
+    /// are not stored (QoS 0) or whose records a power cut took: after a
+    /// restart the topic continues at `until`. The store syncs it.
     SeqReserve {
         /// Topic name.
         topic: &'a str,

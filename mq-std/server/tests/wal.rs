@@ -271,13 +271,14 @@ fn fsync_policies_sync_as_documented() {
 }
 
 #[test]
-fn a_reservation_of_message_ids_is_synced_by_every_policy_that_syncs() {
-    // The store's epoch, the reservation, the message.
+fn reservations_of_ids_and_numbers_are_synced_by_every_policy_that_syncs() {
+    // The store's epoch, the reservations (message ids, the topic's
+    // sequence numbers), the message.
     let mut sim = Sim::new();
     let c = sim.connect("p", SessionMode::Clean);
     sim.publish(c, 1, b"x");
     let ops = sim.take_ops();
-    assert_eq!(ops.iter().filter(|op| op.must_sync()).count(), 1);
+    assert_eq!(ops.iter().filter(|op| op.must_sync()).count(), 2);
     let syncs = |fsync: FsyncPolicy| {
         let dir = TempDir::new();
         let o = WalOptions {

@@ -393,6 +393,13 @@ impl Router {
         self.store.emit(record)
     }
 
+    /// [`emit`](Self::emit) of a record the store must sync
+    /// ([`StoreOp::must_sync`](crate::broker::StoreOp::must_sync)).
+    fn emit_synced(&mut self, record: &Record<'_>) -> u64 {
+        self.stats.store_ops += 1;
+        self.store.emit_synced(record)
+    }
+
     fn emit_shared(&mut self, bytes: Arc<[u8]>) -> u64 {
         self.stats.store_ops += 1;
         self.store.emit_shared(bytes)

@@ -25,12 +25,15 @@ const ID_BLOCK: u64 = 8;
 
 impl Router {
     /// A new message on `topic`: its id, sequence number and record (with the
-    /// client and packet id of an exactly-once publish). A QoS 0 message is
-    /// not stored: so that its sequence number is never handed out again
-    /// after a restart, one small record reserves a block of them, and its
-    /// token is returned with the message when this one starts a block (or
-    /// the token of the message ids' reservation, when it starts theirs: a
-    /// QoS 0 message goes out under its id only once that is stored).
+    /// client and packet id of an exactly-once publish). So that a sequence
+    /// number is never handed out again after a restart, not for a QoS 0
+    /// message (not stored) nor for a QoS 1 one whose record a power cut
+    /// took (a store that syncs now and then), one small record the store
+    /// must sync reserves a block of them. Its token is returned with the
+    /// message when this one starts a block (or the token of the message
+    /// ids' reservation, when it starts theirs): a QoS 0 message goes out
+    /// only once they are stored; a QoS 1 message's own record comes after
+    /// them.
     /// `topic` comes with where its state was found, if it was; the message
     /// is returned with where it is.
     #[allow(clippy::too_many_arguments)]
@@ -53,7 +56,7 @@ impl Router {
         t.next_seq += 1;
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
-        let reserve = (qos == QoS::AtMostOnce && seq >= t.reserved_until).then(|| {
+        let reserve = (seq >= t.reserved_until).then(|| {
             t.reserved_until = seq + SEQ_BLOCK;
             t.reserved_until
         });
@@ -62,7 +65,7 @@ impl Router {
         // The later of the two tokens covers both.
         let reserved = reserve
             .map(|until| {
-                self.emit(&Record::SeqReserve {
+                self.emit_synced(&Record::SeqReserve {
                     topic: &name,
                     until,
                 })

@@ -120,6 +120,9 @@ struct H {
     /// `poll_transmit`'s buffer.
     buf: Vec<u8>,
     records: Vec<Vec<u8>>,
+    /// How many of `records` a store that syncs only what must be synced
+    /// keeps through a power cut (up to the last op that `must_sync`).
+    synced: usize,
     /// Persist store records at once (else they wait for `persist`).
     auto_persist: bool,
     unpersisted: Vec<u64>,
@@ -142,6 +145,7 @@ impl H {
             lines: BTreeMap::new(),
             buf: vec![0u8; 256 * 1024],
             records: Vec::new(),
+            synced: 0,
             auto_persist: true,
             unpersisted: Vec::new(),
             max_frame: 1 << 20,
@@ -168,6 +172,9 @@ impl H {
             while let Some(op) = self.b.poll_store() {
                 progress = true;
                 self.records.push(op.bytes().to_vec());
+                if op.must_sync() {
+                    self.synced = self.records.len();
+                }
                 if self.auto_persist {
                     self.b.handle_persisted(op.token, self.now);
                 } else {

@@ -44,6 +44,8 @@ pub struct World {
     /// The highest message id in a record the log took (any run): every
     /// later one is higher, across power cuts too (but under `never`).
     pub max_id: u64,
+    /// The highest sequence number the log took, by topic.
+    pub max_seq: BTreeMap<String, u64>,
     /// The last token written, and the last known durable (this run).
     pub written: u64,
     pub durable: u64,
@@ -98,6 +100,7 @@ impl World {
             awaited: VecDeque::new(),
             batch: Vec::new(),
             max_id: 0,
+            max_seq: BTreeMap::new(),
             written: 0,
             durable: 0,
             step: 0,
@@ -490,22 +493,36 @@ impl World {
 
     /// A message id is never handed out again, even when a power cut took
     /// the records that held it: its node's peers would drop the new
-    /// message as a duplicate (the id reservation the log syncs).
+    /// message as a duplicate (the id reservation the log syncs). Nor is a
+    /// topic's sequence number: a subscriber that resumes after the last
+    /// one it saw would skip the new message (the topics' reservations).
     fn check_ids(&mut self, batch: &[StoreOp]) {
+        let checked = self.opts.fsync != FsyncPolicy::Never;
         for op in batch {
-            let id = match op.record() {
+            let m = match op.record() {
                 Record::Message(m)
                 | Record::MessageOnce { message: m, .. }
-                | Record::Forwarded { message: m, .. } => m.id,
+                | Record::Forwarded { message: m, .. } => m,
                 _ => continue,
             };
-            if id <= self.max_id && self.opts.fsync != FsyncPolicy::Never {
+            if m.id <= self.max_id && checked {
                 self.fail(format!(
-                    "message id {id} handed out again (the log took {} before)",
-                    self.max_id
+                    "message id {} handed out again (the log took {} before)",
+                    m.id, self.max_id
                 ));
             }
-            self.max_id = self.max_id.max(id);
+            self.max_id = self.max_id.max(m.id);
+            let before = self.max_seq.get(m.topic).copied().unwrap_or(0);
+            if m.seq <= before && checked {
+                self.fail(format!(
+                    "sequence number {} of {} handed out again (the log took {before} before)",
+                    m.seq, m.topic
+                ));
+            }
+            match self.max_seq.get_mut(m.topic) {
+                Some(max) => *max = (*max).max(m.seq),
+                None => _ = self.max_seq.insert(m.topic.to_owned(), m.seq),
+            }
         }
     }
 
