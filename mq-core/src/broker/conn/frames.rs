@@ -247,6 +247,8 @@ impl Proto {
 /// Whether the broker speaks `h`'s version to it: this build's, or an older
 /// one it still serves to ordinary clients; a node link needs this build's
 /// (its `Welcome` carries the epoch, which version 2's has no room for).
+/// The refusals name the versions (static texts): a build that changes them
+/// fails here until the texts say so too.
 fn supported(h: &Hello<'_>) -> Result<(), &'static str> {
     let link = h.client_id.starts_with(NODE_PREFIX) || h.client_id.starts_with(LINK_PREFIX);
     match h.version {
@@ -258,3 +260,4 @@ fn supported(h: &Hello<'_>) -> Result<(), &'static str> {
         _ => Err("protocol versions 2 and 3 only"),
     }
 }
+const _: () = assert!(PROTOCOL_VERSION == 3 && MIN_PROTOCOL_VERSION == 2);
