@@ -60,14 +60,7 @@ impl Framing {
     ) -> Result<usize, EncodeError> {
         match self {
             Framing::Stream => stream::encode_fields(tag, fields, max_frame, buf),
-            Framing::Serial => {
-                let len = 1 + codec::encoded_len(fields);
-                if len > max_frame as usize {
-                    let max = max_frame as usize;
-                    return Err(EncodeError::FrameTooLarge { len, max });
-                }
-                serial::encode_fields(tag, fields, buf)
-            }
+            Framing::Serial => serial::encode_fields(tag, fields, max_frame, buf),
         }
     }
 
@@ -212,6 +205,19 @@ fn encode_sized_as(
             }
             serial::encode_frame_sized_as(frame, len, buf, sender)
         }
+    }
+}
+
+/// Writes a frame given as its kind's tag and its fields into `out`, which
+/// is exactly `1 + codec::encoded_len(fields)` bytes long (what both
+/// framings' `encode_fields` measured).
+#[cfg(feature = "alloc")]
+fn write_tagged<'a, T: Wire<'a>>(tag: u8, fields: &T, out: &mut [u8]) -> Result<(), EncodeError> {
+    let (first, rest) = out.split_first_mut().ok_or(EncodeError::Unexpected)?;
+    *first = tag;
+    match codec::encode_exact(fields, rest) {
+        true => Ok(()),
+        false => Err(EncodeError::Unexpected),
     }
 }
 

@@ -87,17 +87,15 @@ pub(crate) fn encode_frame_sized_as(
 pub(crate) fn encode_fields<'a, T: Wire<'a>>(
     tag: u8,
     fields: &T,
+    max_frame: u32,
     buf: &mut [u8],
 ) -> Result<usize, EncodeError> {
     let body = 1 + codec::encoded_len(fields);
-    encode_body(body, buf, |out| {
-        let (first, rest) = out.split_first_mut().ok_or(EncodeError::Unexpected)?;
-        *first = tag;
-        match codec::encode_exact(fields, rest) {
-            true => Ok(()),
-            false => Err(EncodeError::Unexpected),
-        }
-    })
+    if body > max_frame as usize {
+        let max = max_frame as usize;
+        return Err(EncodeError::FrameTooLarge { len: body, max });
+    }
+    encode_body(body, buf, |out| super::write_tagged(tag, fields, out))
 }
 
 /// Frames a body of `body` bytes, which `write` writes into the slice it is

@@ -108,13 +108,7 @@ pub(crate) fn encode_fields<'a, T: Wire<'a>>(
 ) -> Result<usize, EncodeError> {
     let body = 1 + codec::encoded_len(fields);
     let (head, out) = framed(body, max_frame, buf)?;
-    let Some((first, rest)) = out.split_first_mut() else {
-        return Err(EncodeError::Unexpected);
-    };
-    *first = tag;
-    if !codec::encode_exact(fields, rest) {
-        return Err(EncodeError::Unexpected);
-    }
+    super::write_tagged(tag, fields, out)?;
     write_varint(body as u32, head);
     Ok(head.len() + body)
 }
