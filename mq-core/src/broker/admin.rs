@@ -39,7 +39,10 @@ pub struct TopicInfo {
     pub name: String,
     /// Sequence number of the oldest message kept for replay (0: none kept).
     pub first_seq: u64,
-    /// Sequence number of the last message accepted (0: none yet).
+    /// The topic's numbering so far: the sequence number of the last message
+    /// accepted, or after a restart the last its reservation covered (the
+    /// numbering continues past it, so that no number is given twice; 0:
+    /// none yet).
     pub last_seq: u64,
     /// Messages kept for replay.
     pub retained: u64,

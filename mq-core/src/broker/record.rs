@@ -98,7 +98,8 @@ pub enum Record<'a> {
     },
     /// Sequence numbers of a topic below `until` may be in use by messages that
     /// are not stored (QoS 0) or whose records a power cut took: after a
-    /// restart the topic continues at `until`. The store syncs it.
+    /// restart the topic continues at `until`. A QoS 1 message's is one the
+    /// store must sync ([`StoreOp::must_sync`]).
     SeqReserve {
         /// Topic name.
         topic: &'a str,
@@ -233,9 +234,8 @@ pub enum Record<'a> {
     /// it covers, and synced by a store that syncs only now and then (see
     /// [`StoreOp::must_sync`]), so that a power cut that loses the tail of
     /// the log cannot make the store hand out an id again: its node's peers
-    /// would take the new message for a duplicate of the lost one. (Topic
-    /// sequence numbers are not covered: a power cut may hand out a lost
-    /// QoS 1 message's sequence number again.)
+    /// would take the new message for a duplicate of the lost one. (A
+    /// topic's sequence numbers have their own: [`Record::SeqReserve`].)
     IdReserve {
         /// First message id not reserved.
         until: u64,
@@ -339,10 +339,13 @@ impl StoreOp {
     /// durable before it reports the batch written, even under a policy
     /// that syncs only now and then (`fsync = "interval"`, say: it syncs
     /// the batch that holds it). One comes every 1,048,576 message ids, and
-    /// with the first message after every start (a [`Record::IdReserve`]).
+    /// with the first message after every start (a [`Record::IdReserve`]);
+    /// and every 1,048,576 QoS 1 messages of a topic, and with a topic's
+    /// first QoS 1 message after every start (a [`Record::SeqReserve`]).
     /// A store that promises nothing across a power cut (`fsync =
-    /// "never"`) may leave it unsynced, and its node's peers may then drop
-    /// new messages as duplicates of lost ones.
+    /// "never"`) may leave it unsynced: its node's peers may then drop new
+    /// messages as duplicates of lost ones, and a topic may give a lost
+    /// message's sequence number again.
     pub fn must_sync(&self) -> bool {
         matches!(self.bytes, OpBytes::Synced(_))
     }

@@ -279,6 +279,7 @@ fn reservations_of_ids_and_numbers_are_synced_by_every_policy_that_syncs() {
     sim.publish(c, 1, b"x");
     let ops = sim.take_ops();
     assert_eq!(ops.iter().filter(|op| op.must_sync()).count(), 2);
+    // Each op in a batch of its own.
     let syncs = |fsync: FsyncPolicy| {
         let dir = TempDir::new();
         let o = WalOptions {
@@ -286,13 +287,16 @@ fn reservations_of_ids_and_numbers_are_synced_by_every_policy_that_syncs() {
             ..opts(1 << 20)
         };
         let (mut wal, _) = reopen(&dir.0, o);
-        wal.write(&ops).unwrap();
+        for op in &ops {
+            wal.write(std::slice::from_ref(op)).unwrap();
+        }
         wal.metrics().syncs.load(Ordering::Relaxed)
     };
-    // The segment started, then the batch, long before either policy's turn.
-    assert_eq!(syncs(FsyncPolicy::EveryRecords(1000)), 2);
-    assert_eq!(syncs(FsyncPolicy::Interval(Duration::from_secs(3600))), 2);
-    assert_eq!(syncs(FsyncPolicy::Always), 2);
+    // The segment started, then the two reservations' batches, long before
+    // either policy's turn.
+    assert_eq!(syncs(FsyncPolicy::EveryRecords(1000)), 3);
+    assert_eq!(syncs(FsyncPolicy::Interval(Duration::from_secs(3600))), 3);
+    assert_eq!(syncs(FsyncPolicy::Always), 1 + ops.len() as u64);
     assert_eq!(syncs(FsyncPolicy::Never), 0);
 }
 

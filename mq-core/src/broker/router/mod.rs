@@ -162,6 +162,9 @@ pub(crate) struct TopicState {
     /// Sequence numbers below this are reserved in the store (see
     /// `Record::SeqReserve`).
     pub reserved_until: u64,
+    /// Those below this are reserved by a record the store synced (a QoS 1
+    /// message's reservation; a QoS 0 message's is an ordinary record).
+    pub synced_until: u64,
     /// Kept for replay, oldest first (ascending sequence numbers).
     pub retained: VecDeque<Msg>,
     pub retained_bytes: usize,

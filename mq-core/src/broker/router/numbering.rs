@@ -26,13 +26,16 @@ const ID_BLOCK: u64 = 8;
 impl Router {
     /// A new message on `topic`: its id, sequence number and record (with the
     /// client and packet id of an exactly-once publish). So that a sequence
-    /// number is never handed out again after a restart, not for a QoS 0
-    /// message (not stored) nor for a QoS 1 one whose record a power cut
-    /// took (a store that syncs now and then), one small record the store
-    /// must sync reserves a block of them. Its token is returned with the
-    /// message when this one starts a block (or the token of the message
-    /// ids' reservation, when it starts theirs): a QoS 0 message goes out
-    /// only once they are stored; a QoS 1 message's own record comes after
+    /// number is not handed out again after a restart, one small record
+    /// reserves a block of them: a QoS 0 message is not stored, and a QoS 1
+    /// one's record can be taken by a power cut (a store that syncs now and
+    /// then), so a QoS 1 message's reservation is one the store must sync.
+    /// (A QoS 0 message's is not: a subject per request, as NATS clients
+    /// reply to, would cost an fsync each; a power cut may then give its
+    /// number again.) The reservation's token is returned with the message
+    /// when this one starts a block (or the token of the message ids'
+    /// reservation, when it starts theirs): a QoS 0 message goes out only
+    /// once they are stored; a QoS 1 message's own record comes after
     /// them.
     /// `topic` comes with where its state was found, if it was; the message
     /// is returned with where it is.
@@ -56,8 +59,16 @@ impl Router {
         t.next_seq += 1;
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
-        let reserve = (seq >= t.reserved_until).then(|| {
+        let synced = qos == QoS::AtLeastOnce;
+        let reserve = match synced {
+            true => seq >= t.synced_until,
+            false => seq >= t.reserved_until,
+        };
+        let reserve = reserve.then(|| {
             t.reserved_until = seq + SEQ_BLOCK;
+            if synced {
+                t.synced_until = t.reserved_until;
+            }
             t.reserved_until
         });
         let name = t.name.clone();
@@ -65,10 +76,14 @@ impl Router {
         // The later of the two tokens covers both.
         let reserved = reserve
             .map(|until| {
-                self.emit_synced(&Record::SeqReserve {
+                let record = Record::SeqReserve {
                     topic: &name,
                     until,
-                })
+                };
+                match synced {
+                    true => self.emit_synced(&record),
+                    false => self.emit(&record),
+                }
             })
             .or(ids_reserved);
         let message = MessageRecord {
@@ -161,6 +176,7 @@ impl Router {
                 name: Arc::from(topic.as_str()),
                 next_seq: 1,
                 reserved_until: 0,
+                synced_until: 0,
                 retained: Default::default(),
                 retained_bytes: 0,
                 retention: retention.retention_for(topic),

@@ -132,6 +132,7 @@ impl Router {
                 let (_, t) = self.topic_state(None, topic);
                 t.next_seq = t.next_seq.max(until);
                 t.reserved_until = t.reserved_until.max(until);
+                t.synced_until = t.synced_until.max(until);
             }
             Record::Purge { topic, before } => self.restore_purge(topic, before, now),
             Record::DeleteTopic { topic } => self.restore_delete(topic, now),

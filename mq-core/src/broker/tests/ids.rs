@@ -111,3 +111,19 @@ fn a_power_cut_that_kept_only_the_synced_records_gives_no_sequence_number_again(
     let new = seqs(&again.records);
     assert!(new.iter().all(|seq| *seq > 5), "{new:?} reuses 1 to 5");
 }
+
+#[test]
+fn a_qos1_message_in_a_block_a_qos0_one_reserved_gets_a_synced_reservation() {
+    let mut h = H::new(Config::default());
+    let (c, _) = h.connect("c", SessionMode::Resume);
+    // A QoS 0 message's reservation is an ordinary record.
+    h.publish(c, 0, "t", QoS::AtMostOnce, b"x");
+    publish(&mut h, c, 3);
+    assert_eq!(seqs(&h.records), [2, 3, 4]);
+    let kept = &h.records[..h.synced];
+    let mut again = H::restored_from(Config::default(), kept);
+    let (c, _) = again.connect("c", SessionMode::Resume);
+    publish(&mut again, c, 1);
+    let new = seqs(&again.records);
+    assert!(new.iter().all(|seq| *seq > 4), "{new:?} reuses 2 to 4");
+}

@@ -437,7 +437,8 @@ impl<F: FileSystem> Store for Wal<F> {
         let sync = match self.opts.fsync {
             FsyncPolicy::Always => true,
             FsyncPolicy::Never => false,
-            // A message-id reservation (`StoreOp::must_sync`): the segments
+            // A reservation of message ids or sequence numbers
+            // (`StoreOp::must_sync`): the segments
             // before the active one were synced when they were closed.
             _ if ops.iter().any(StoreOp::must_sync) => true,
             FsyncPolicy::EveryRecords(n) => self.unsynced >= n.max(1),

@@ -22,15 +22,16 @@ pub enum FsyncPolicy {
     /// fsync, fewer than this many (acknowledged publishes, and acks, whose
     /// messages are then delivered again). There is no time bound: a quiet log
     /// keeps them unsynced until more records come. A batch that reserves
-    /// message ids is synced at once (see `StoreOp::must_sync`).
+    /// message ids or a topic's sequence numbers for QoS 1 messages is
+    /// synced at once (see `StoreOp::must_sync`).
     EveryRecords(u64),
     /// After a batch when at least this long has passed since the last fsync,
     /// and otherwise this long after the last fsync while records wait (the
     /// server's store thread wakes up for it), and when a segment is closed.
     /// Acknowledges before the fsync: a power cut loses at most what was
     /// written in the last interval before it (plus the time an fsync takes).
-    /// A batch that reserves message ids is synced at once (see
-    /// `StoreOp::must_sync`).
+    /// A batch that reserves message ids or a topic's sequence numbers for
+    /// QoS 1 messages is synced at once (see `StoreOp::must_sync`).
     Interval(Duration),
     /// Leaves it to the operating system. A power cut may lose everything
     /// written since the last compaction (Linux usually writes back within
@@ -39,7 +40,9 @@ pub enum FsyncPolicy {
     /// message ids (which the other policies sync once every 1,048,576
     /// ids, see `StoreOp::must_sync`): a mesh node then hands out ids its
     /// peers hold already, and they drop its next messages as duplicates
-    /// (up to their deduplication window). A mesh node's store should sync.
+    /// (up to their deduplication window). So may the reservations of
+    /// topics' sequence numbers: a topic may then give a lost message's
+    /// number again. A mesh node's store should sync.
     Never,
 }
 

@@ -503,6 +503,11 @@ impl World {
                 Record::Message(m)
                 | Record::MessageOnce { message: m, .. }
                 | Record::Forwarded { message: m, .. } => m,
+                // Numbering starts again at 1.
+                Record::DeleteTopic { topic } => {
+                    self.max_seq.remove(topic);
+                    continue;
+                }
                 _ => continue,
             };
             if m.id <= self.max_id && checked {
