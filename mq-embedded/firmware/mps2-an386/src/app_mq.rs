@@ -345,7 +345,9 @@ impl Device {
                 break;
             }
             let mut wake = deadline.min(close_by);
-            if let Some(at) = client.poll_at(now, &mut net.iface, &net.sockets) {
+            // The session's timers: the interface's deadline is `poll_delay`'s
+            // below (`client.poll_at` would ask the interface a second time).
+            if let Some(at) = client.session().poll_timeout() {
                 wake = wake.min(at.as_micros());
             }
             if let Some(delay) = net.poll_delay(clock::now()) {
