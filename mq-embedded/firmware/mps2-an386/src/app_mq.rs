@@ -45,7 +45,8 @@ use mq_embedded::{
     AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SessionMode, Start,
     Storage, SubId, SubscribeOptions, TcpClient,
 };
-use semihosting::{eprintln, println};
+
+use crate::console::{eprintln, println};
 
 /// Publishes until the broker has stored them: about 35 telemetry messages of
 /// a few bytes (each takes its topic, payload, framing and 32 bytes).
@@ -267,6 +268,8 @@ impl Device {
         }
     }
 
+    /// Not inlined: its frame stays off the stack while the client is built.
+    #[inline(never)]
     fn run(
         &mut self,
         client: &mut Client,

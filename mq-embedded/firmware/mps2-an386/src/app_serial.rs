@@ -19,6 +19,7 @@ use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use core::time::Duration;
 
+use crate::console::{eprintln, println};
 use firmware::board::{Board, ExitCode};
 use firmware::clock;
 use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
@@ -30,7 +31,6 @@ use mq_embedded::{
     AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SerialClient,
     SessionMode, Start, Storage, SubId, SubscribeOptions,
 };
-use semihosting::{eprintln, println};
 
 /// The line's speed. QEMU's UART does not pace bytes by it: what limits the
 /// rate there is the emulation (one byte per register access and interrupt).
