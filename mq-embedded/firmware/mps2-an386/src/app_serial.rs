@@ -477,6 +477,8 @@ impl Device {
     }
 
     /// Says what is missing at the deadline.
+    // Out of line, as in the TCP application.
+    #[inline(never)]
     fn deadline_passed(&self, client: &Client) -> ExitCode {
         let telemetry = &self.telemetry;
         eprintln!(
