@@ -159,6 +159,10 @@ where
         // made), every field is (`Self::FIELDS` does not compile when one is
         // added), and only then is `slot` taken as initialised.
         unsafe {
+            // Devices zero the slot first (one call): some of the zero
+            // fields below are then left out of the code (40 bytes less).
+            #[cfg(not(feature = "alloc"))]
+            p.write_bytes(0, 1);
             addr_of_mut!((*p).requests).write(Requests::new(config.seed, &config.client_id));
             addr_of_mut!((*p).config).write(config);
             addr_of_mut!((*p).framing).write(framing);

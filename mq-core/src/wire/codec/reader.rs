@@ -86,7 +86,9 @@ impl<'a> Reader<'a> {
     // where each inlined copy costs flash.
     #[cfg_attr(feature = "alloc", inline)]
     fn varint(&mut self, bits: u32) -> u64 {
-        // Most varints are one byte: ids, small lengths, tags.
+        // Most varints are one byte: ids, small lengths, tags. Devices read
+        // them in the loop below too: the shortcut is code more.
+        #[cfg(feature = "alloc")]
         if let Some((&b, rest)) = self.rest.split_first()
             && b < 0x80
         {

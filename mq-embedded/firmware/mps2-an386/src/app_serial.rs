@@ -19,6 +19,7 @@ use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use core::time::Duration;
 
+use crate::console::{eprintln, println};
 use firmware::board::{Board, ExitCode};
 use firmware::clock;
 use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
@@ -30,7 +31,6 @@ use mq_embedded::{
     AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SerialClient,
     SessionMode, Start, Storage, SubId, SubscribeOptions,
 };
-use semihosting::{eprintln, println};
 
 /// The line's speed. QEMU's UART does not pace bytes by it: what limits the
 /// rate there is the emulation (one byte per register access and interrupt).
@@ -167,14 +167,17 @@ impl Device {
         let settings = &config.mq;
         // Pieces pushed rather than `write!`: formatting into the string would
         // link its `fmt::Write` (mq's share of the flash, for two topics).
-        let topic = |suffix: &str| {
+        // Out of line, as in the TCP application.
+        #[inline(never)]
+        fn device_topic(id: &str, suffix: &str) -> Topic {
             let mut topic = Topic::new();
             // 4 + 32 + 10 bytes at most: it fits.
-            for piece in ["dev.", settings.id.as_str(), ".", suffix] {
+            for piece in ["dev.", id, ".", suffix] {
                 let _ = topic.push_str(piece);
             }
             topic
-        };
+        }
+        let topic = |suffix: &str| device_topic(settings.id.as_str(), suffix);
         let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
             eprintln!("error: client id `{}`: {}", settings.id, err.as_str());
             ExitCode::Config
@@ -474,6 +477,8 @@ impl Device {
     }
 
     /// Says what is missing at the deadline.
+    // Out of line, as in the TCP application.
+    #[inline(never)]
     fn deadline_passed(&self, client: &Client) -> ExitCode {
         let telemetry = &self.telemetry;
         eprintln!(

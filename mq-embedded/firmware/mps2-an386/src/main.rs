@@ -18,6 +18,8 @@ mod app;
 #[cfg(all(feature = "serial", not(feature = "mq")))]
 #[path = "app_serial.rs"]
 mod app;
+#[cfg(any(feature = "mq", feature = "serial"))]
+mod console;
 #[cfg(all(feature = "mq", feature = "serial"))]
 compile_error!("the `mq` (TCP) and `serial` builds are two applications: pick one feature");
 
