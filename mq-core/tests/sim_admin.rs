@@ -75,6 +75,13 @@ struct Sim {
     /// Subscriber: delivery tags it holds (acks late), and what it saw.
     held: Vec<u64>,
     seen: BTreeSet<(usize, u64)>,
+    /// Whether its subscription was acknowledged (so stored). A crash
+    /// before that loses it (`sub_lost` until it subscribes again): the
+    /// messages published until then (numbered below `exempt_below`) may
+    /// never reach it.
+    sub_stored: bool,
+    sub_lost: bool,
+    exempt_below: u32,
     /// Reader: last sequence number per topic of the current replay, and
     /// the tags it has still to ack.
     read_upto: [u64; 2],
@@ -109,6 +116,9 @@ impl Sim {
             acked: BTreeMap::new(),
             held: Vec::new(),
             seen: BTreeSet::new(),
+            sub_stored: false,
+            sub_lost: false,
+            exempt_below: 0,
             read_upto: [0; 2],
             reader_acks: Vec::new(),
             pending: Vec::new(),
@@ -221,6 +231,8 @@ impl Sim {
     fn on_frame(&mut self, which: usize, f: Got) {
         match (which, f) {
             (_, Got::Other) => {}
+            (1, Got::SubAck) => self.sub_stored = true,
+            (_, Got::SubAck) => {}
             (0, Got::PubAck { id, seq }) => {
                 self.say(|| format!("puback {id} seq {seq}"));
                 if let Some((topic, n)) = self.unacked.remove(&id) {
@@ -347,6 +359,9 @@ impl Sim {
     }
 
     fn connect_subscriber(&mut self) {
+        if std::mem::take(&mut self.sub_lost) {
+            self.exempt_below = self.next;
+        }
         let conn = self.hello("sub", SessionMode::Resume);
         self.held.clear();
         let credit = 1 + self.rng.below(6) as u32;
@@ -452,6 +467,7 @@ impl Sim {
         self.tokens = vec![0; self.log.len()];
         // Purges not durable are lost with the crash: never answered.
         self.pending.clear();
+        self.sub_lost |= !self.sub_stored;
         self.publisher = None;
         self.subscriber = None;
         self.reader = None;
@@ -529,7 +545,7 @@ impl Sim {
                 .unwrap_or(0)
         };
         for (&(topic, n), &seq) in &self.acked {
-            if seq >= purged_below(topic, &self.answered) {
+            if seq >= purged_below(topic, &self.answered) && n >= self.exempt_below {
                 assert!(
                     self.seen.contains(&(topic, seq)),
                     "acked message {n} ({} seq {seq}) never reached the subscriber",
@@ -564,6 +580,7 @@ impl Sim {
 enum Got {
     PubAck { id: u32, seq: u64 },
     Deliver { topic: usize, seq: u64, tag: u64 },
+    SubAck,
     Other,
 }
 
@@ -580,6 +597,7 @@ fn own(frame: Frame<'_>) -> Got {
         },
         Frame::PubReject(r) => panic!("publish {} rejected: {}", r.id, r.reason),
         Frame::SubReject(r) => panic!("subscribe rejected: {}", r.reason),
+        Frame::SubAck(_) => Got::SubAck,
         _ => Got::Other,
     }
 }
