@@ -214,13 +214,24 @@ impl MqttConn {
     /// message id gives when it is free, so that a delivery sent again after
     /// a reconnect or a restart has the id it had (a client holding a QoS 2
     /// message until PUBREL recognises it, and never mistakes another message
-    /// for it); else the next free one. `None` while all are in use.
-    pub(super) fn take_pid(&mut self, tag: u64, msg: u64) -> Option<crate::mqtt::PacketId> {
+    /// for it); else the next free one. `None` while all are in use. An id
+    /// the session still has in an exactly-once delivery (`releasing`) is
+    /// not free, though this connection may not know it yet: after a
+    /// reconnect its PUBREL waits for the store, and a client that holds the
+    /// message until PUBREL takes another one with its id for it.
+    pub(super) fn take_pid(
+        &mut self,
+        tag: u64,
+        msg: u64,
+        releasing: impl Fn(u16) -> bool,
+    ) -> Option<crate::mqtt::PacketId> {
         if self.outbound.len() >= usize::from(u16::MAX) {
             return None;
         }
         let mut preferred = Some((msg % u64::from(u16::MAX)) as u16 + 1);
-        loop {
+        // The preferred id, then every id once at most (all may be taken
+        // by deliveries in flight and ones the session still releases).
+        for _ in 0..=u16::MAX {
             let pid = match preferred.take() {
                 Some(p) => p,
                 None => {
@@ -231,6 +242,7 @@ impl MqttConn {
             };
             if let Some(p) = crate::mqtt::PacketId::new(pid)
                 && !self.outbound.contains_key(&pid)
+                && !releasing(pid)
             {
                 self.outbound.insert(
                     pid,
@@ -242,5 +254,6 @@ impl MqttConn {
                 return Some(p);
             }
         }
+        None
     }
 }

@@ -138,8 +138,9 @@ impl MqttConn {
                 let Output::Deliver(dv) = out else {
                     unreachable!()
                 };
+                let releasing = |pid| r.releasing(id, pid);
                 return self
-                    .put_delivery(dv, now, tx, settled)
+                    .put_delivery(dv, now, tx, settled, releasing)
                     .map_err(Output::Deliver);
             }
             Output::Connected {
@@ -230,13 +231,14 @@ impl MqttConn {
     }
 
     /// Writes a delivery as a PUBLISH; gives it back when it does not fit
-    /// (or no packet id is free).
+    /// (or no packet id is free: see `take_pid` for `releasing`).
     fn put_delivery(
         &mut self,
         dv: Delivery,
         now: Instant,
         tx: &mut Tx<'_>,
         settled: &mut Settled,
+        releasing: impl Fn(u16) -> bool,
     ) -> Result<(), Delivery> {
         let version = self.version;
         let v5 = version == Version::V5;
@@ -296,7 +298,7 @@ impl MqttConn {
             return Err(dv);
         }
         if qos != QoS::AtMostOnce {
-            let Some(pid) = self.take_pid(dv.tag, dv.msg.id) else {
+            let Some(pid) = self.take_pid(dv.tag, dv.msg.id, releasing) else {
                 return Err(dv);
             };
             publish.qos = match qos {

@@ -320,6 +320,17 @@ impl Router {
             .is_some_and(|s| s.persistent)
     }
 
+    /// Whether `conn`'s session has an exactly-once delivery with packet id
+    /// `pid` not completed (received, PUBREL sent or still to send: after
+    /// a reconnect it goes out once its record is stored): the id is not
+    /// free for another delivery until the client's PUBCOMP.
+    pub(crate) fn releasing(&self, conn: ConnId, pid: u16) -> bool {
+        self.links
+            .session(conn)
+            .and_then(|k| self.sessions.get(k))
+            .is_some_and(|s| s.delivered_once.contains(&pid))
+    }
+
     /// Whether a session is stored for `client_id`.
     pub(crate) fn has_session(&self, client_id: &str) -> bool {
         self.by_client.contains_key(client_id)
