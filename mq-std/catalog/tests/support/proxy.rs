@@ -14,6 +14,10 @@ pub struct Proxy {
     port: u16,
     upstream: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Tasks aborted by [`Proxy::stop`]: an abort takes effect when the
+    /// runtime next reaches the task, so the listener may still hold the
+    /// port until [`Proxy::restart`] has waited for them.
+    stopped: Mutex<Vec<JoinHandle<()>>>,
     /// True while the server is silent: connections stay open, nothing
     /// passes either way, as over a network partition.
     silent: watch::Sender<bool>,
@@ -29,6 +33,7 @@ impl Proxy {
             port,
             upstream,
             tasks: Arc::default(),
+            stopped: Mutex::default(),
             silent: watch::Sender::new(false),
         };
         proxy.serve(listener);
@@ -37,8 +42,10 @@ impl Proxy {
 
     /// The server goes away: the port closes and every connection is cut.
     pub fn stop(&self) {
+        let mut stopped = self.stopped.lock().expect("stopped");
         for task in self.tasks.lock().expect("tasks").drain(..) {
             task.abort();
+            stopped.push(task);
         }
     }
 
@@ -55,6 +62,11 @@ impl Proxy {
 
     /// The server comes back on the same port.
     pub async fn restart(&self) {
+        let stopped = std::mem::take(&mut *self.stopped.lock().expect("stopped"));
+        for task in stopped {
+            // Cancelled (or already ended): either way its sockets are closed.
+            let _ = task.await;
+        }
         let listener = TcpListener::bind(("127.0.0.1", self.port))
             .await
             .expect("the proxy's port again");
