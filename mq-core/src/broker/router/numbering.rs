@@ -60,11 +60,12 @@ impl Router {
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
         let synced = qos == QoS::AtLeastOnce;
-        let reserve = match synced {
-            true => seq >= t.synced_until,
-            false => seq >= t.reserved_until,
+        let until = if synced {
+            t.synced_until
+        } else {
+            t.reserved_until
         };
-        let reserve = reserve.then(|| {
+        let reserve = (seq >= until).then(|| {
             t.reserved_until = seq + SEQ_BLOCK;
             if synced {
                 t.synced_until = t.reserved_until;
@@ -80,9 +81,10 @@ impl Router {
                     topic: &name,
                     until,
                 };
-                match synced {
-                    true => self.emit_synced(&record),
-                    false => self.emit(&record),
+                if synced {
+                    self.emit_synced(&record)
+                } else {
+                    self.emit(&record)
                 }
             })
             .or(ids_reserved);
