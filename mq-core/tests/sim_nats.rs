@@ -9,7 +9,9 @@
 //! its reply subject and headers; each queue group gets it exactly once; an
 //! `UNSUB sid max` subscription gets at most `max` in all and then nothing;
 //! a no-echo client never gets its own; nothing else arrives; the broker's
-//! invariants hold after every step.
+//! invariants hold after every step. Topics are forgotten and made again
+//! along the way (mqd's reply-subject rule, and an age limit with which the
+//! other topics keep nothing for long): none of that shows in what arrives.
 //!
 //! `MQ_SIM_SEEDS=N` sets how many seeds run (default 100), `MQ_SIM_SEED=S`
 //! runs one.
@@ -23,7 +25,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mq_core::Instant;
-use mq_core::broker::{Broker, Config, ConnId, Event, Protocol};
+use mq_core::broker::{Broker, Config, ConnId, Event, Protocol, Retention, Rule};
 use mq_core::nats::{HeaderBlock, Limits, Op, Parsed};
 use mq_core::topic::{Filter, Topic};
 use rng::Rng;
@@ -158,10 +160,21 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) -> usize {
+fn run_seed(seed: u64) -> (usize, u64) {
     let rng = Rng::new(seed);
     let mut cfg = Config::default();
     cfg.limits.keepalive_ms = 0;
+    // The clock moves 0 to 50 ms a step.
+    cfg.default_retention.max_age = Some(Duration::from_millis(150));
+    cfg.default_retention.forget_after = Some(Duration::from_millis(200));
+    cfg.retention.push(Rule {
+        pattern: "_INBOX.>".to_string(),
+        value: Retention {
+            max_messages: 0,
+            forget_after: Some(Duration::from_millis(100)),
+            ..Retention::default()
+        },
+    });
     let mut b = Broker::new(cfg);
     let now = Instant::from_millis(1_000);
     let mut clients = Vec::new();
@@ -351,15 +364,22 @@ fn run_seed(seed: u64) -> usize {
             );
         }
     }
-    delivered
+    (delivered, sim.b.stats().topics_forgotten)
 }
 
 #[test]
 fn nats_clients_get_what_their_subscriptions_say() {
-    let mut delivered = 0;
+    let (mut delivered, mut forgotten) = (0, 0);
     let run = |seed, _trace| run_seed(seed);
-    let Some(seeds) = for_each_seed("sim_nats", run, |n| delivered += n) else {
+    let Some(seeds) = for_each_seed("sim_nats", run, |(n, f)| {
+        delivered += n;
+        forgotten += f;
+    }) else {
         return;
     };
-    println!("{seeds} seeds, {delivered} deliveries");
+    println!("{seeds} seeds, {delivered} deliveries, {forgotten} topics forgotten");
+    assert!(
+        forgotten > 0,
+        "no topic was forgotten: the runs did not try it"
+    );
 }

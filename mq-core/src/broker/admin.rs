@@ -21,6 +21,11 @@
 //!   the new numbers). Subscriptions are left alone: their filters name no
 //!   single topic, and they receive what is published to it afterwards.
 //!
+//! A topic may also leave the listing by itself: one that keeps nothing for
+//! replay is forgotten after its retention's
+//! [`forget_after`](super::Retention::forget_after), as by a delete except
+//! that its numbers do not start again.
+//!
 //! On the wire, a reply's body is the postcard encoding of [`AdminReply`]
 //! ([`AdminReply::decode`]), so that the frame itself borrows, as every frame
 //! does, and a client without `alloc` can pass it on undecoded.

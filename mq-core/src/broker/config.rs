@@ -68,6 +68,15 @@ pub struct Retention {
     pub max_bytes: usize,
     /// Oldest message kept; `None` keeps them regardless of age.
     pub max_age: Option<Duration>,
+    /// A topic that keeps no message for replay (none retained, by
+    /// `max_messages = 0`, age or a purge) and took none for this long is
+    /// forgotten: its state is freed, as after a delete, except that its
+    /// sequence numbers do not start again (a topic made afterwards, of any
+    /// name, numbers above every number a forgotten topic gave). So a
+    /// broker that sees a stream of new topic names (a NATS client's reply
+    /// subjects, one per request) keeps only the recent ones. `None` (the
+    /// default): a topic is kept until an operator deletes it.
+    pub forget_after: Option<Duration>,
 }
 
 impl Default for Retention {
@@ -76,6 +85,7 @@ impl Default for Retention {
             max_messages: 1_000,
             max_bytes: 16 << 20,
             max_age: None,
+            forget_after: None,
         }
     }
 }

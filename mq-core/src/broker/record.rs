@@ -240,6 +240,13 @@ pub enum Record<'a> {
         /// First message id not reserved.
         until: u64,
     },
+    /// Topics were forgotten (`Retention::forget_after`): a topic made after
+    /// this numbers its messages from `until` at least, above every number
+    /// the forgotten ones gave.
+    SeqFloor {
+        /// The lowest sequence number of a topic made afterwards.
+        until: u64,
+    },
 }
 
 /// A stored record could not be decoded.

@@ -68,4 +68,7 @@ pub struct Stats {
     pub current_retained_slots: u64,
     /// Will messages published.
     pub wills_published: u64,
+    /// Topics forgotten after keeping nothing for their `forget_after`
+    /// ([`Retention::forget_after`](super::Retention::forget_after)).
+    pub topics_forgotten: u64,
 }

@@ -273,6 +273,7 @@ impl Router {
             }
         }
         self.stats.current_retained -= removed.retained;
+        self.may_forget(cut.topic, now);
 
         for t in self.all_targets() {
             if let Some(q) = self.queue_mut(t) {

@@ -30,6 +30,7 @@ mod admin;
 mod catalog_interest;
 mod catalog_wait;
 mod deliver;
+mod forget;
 mod inflight;
 mod inspect;
 mod mesh;
@@ -185,6 +186,9 @@ pub(crate) struct TopicState {
     /// interest said at `client_routes_at` (their generations).
     pub client_routes: Vec<Target>,
     pub client_routes_at: Option<(u64, u64)>,
+    /// When it took its last message (`Instant::ZERO` when restored: idle
+    /// since before the start), for `Retention::forget_after`.
+    pub active_at: Instant,
 }
 
 /// Waiting for the store, in the order records were emitted.
@@ -265,6 +269,9 @@ pub(crate) struct Router {
     retrying: bool,
     retry_again: bool,
     sweep_timer: Option<Instant>,
+    /// Above every sequence number a forgotten topic gave: a topic made
+    /// afterwards starts here (see `forget`).
+    seq_floor: u64,
     pub shutting_down: bool,
     /// Why the last publish nobody is answered for (a will, a message from
     /// the catalog) was refused.
@@ -301,6 +308,7 @@ impl Router {
             retrying: false,
             retry_again: false,
             sweep_timer: None,
+            seq_floor: 0,
             shutting_down: false,
             unanswered_refusal: None,
         }

@@ -57,6 +57,7 @@ impl Router {
         let (slot, t) = self.topic_state(found, topic);
         let seq = t.next_seq;
         t.next_seq += 1;
+        t.active_at = now;
         t.messages_in += 1;
         t.bytes_in += payload.len() as u64;
         let synced = qos == QoS::AtLeastOnce;
@@ -172,11 +173,11 @@ impl Router {
         found: Option<Slot>,
         topic: Topic<'_>,
     ) -> (Slot, &mut TopicState) {
-        let (retention, since_id) = (&self.cfg, self.next_msg);
+        let (retention, since_id, floor) = (&self.cfg, self.next_msg, self.seq_floor);
         self.topics
             .get_or_insert_with(found, topic.as_str(), || TopicState {
                 name: Arc::from(topic.as_str()),
-                next_seq: 1,
+                next_seq: floor.max(1),
                 reserved_until: 0,
                 synced_until: 0,
                 retained: Default::default(),
@@ -189,6 +190,7 @@ impl Router {
                 routes_at: None,
                 client_routes: Vec::new(),
                 client_routes_at: None,
+                active_at: Instant::ZERO,
             })
     }
 }

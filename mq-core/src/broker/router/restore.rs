@@ -133,6 +133,8 @@ impl Router {
                 t.next_seq = t.next_seq.max(until);
                 t.reserved_until = t.reserved_until.max(until);
                 t.synced_until = t.synced_until.max(until);
+                // A topic of QoS 0 messages comes back by this record alone.
+                self.may_forget(topic.as_str(), now);
             }
             Record::Purge { topic, before } => self.restore_purge(topic, before, now),
             Record::DeleteTopic { topic } => self.restore_delete(topic, now),
@@ -140,6 +142,7 @@ impl Router {
             Record::StoreEpoch { .. } => {}
             // Not into `next_msg`: the messages of the block follow.
             Record::IdReserve { until } => self.ids_restored = self.ids_restored.max(until),
+            Record::SeqFloor { until } => self.seq_floor = self.seq_floor.max(until),
             Record::DedupMark {
                 producer,
                 seq,

@@ -1,5 +1,6 @@
 //! Retention and expiry: what a topic keeps for replay, and the periodic sweep
-//! that drops expired messages from queues and aged ones from retention.
+//! that drops expired messages from queues and aged ones from retention (and
+//! forgets idle topics: `forget`).
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -25,6 +26,9 @@ impl Router {
         };
         let r = t.retention;
         if r.max_messages == 0 {
+            if r.forget_after.is_some() {
+                self.schedule_sweep(now + SWEEP_INTERVAL);
+            }
             return;
         }
         t.retained.push_back(msg.clone());
@@ -82,6 +86,7 @@ impl Router {
             }
             again |= !t.retained.is_empty();
         }
+        again |= self.forget_idle_topics(now);
         if again {
             self.schedule_sweep(now + SWEEP_INTERVAL);
         }

@@ -78,6 +78,11 @@ impl Router {
             }
         }
 
+        if self.seq_floor > 0 {
+            emit(Record::SeqFloor {
+                until: self.seq_floor,
+            });
+        }
         for t in self.topics.values() {
             emit(Record::SeqReserve {
                 topic: &t.name,

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod catalog_listing;
 mod delivery;
+mod forget;
 mod handshake;
 mod ids;
 mod mesh;

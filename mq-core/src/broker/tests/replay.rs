@@ -80,6 +80,7 @@ fn retaining(max_messages: usize) -> Config {
             max_messages,
             max_bytes: 1 << 30,
             max_age: None,
+            forget_after: None,
         },
         ..Config::default()
     }
