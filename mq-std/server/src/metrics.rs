@@ -218,6 +218,12 @@ pub fn render(
     );
     metric("topics", "gauge", "Topics known.", stats.current_topics);
     metric(
+        "topics_forgotten_total",
+        "counter",
+        "Topics forgotten after keeping nothing for their forget_after.",
+        stats.topics_forgotten,
+    );
+    metric(
         "subscriptions",
         "gauge",
         "Subscriptions.",

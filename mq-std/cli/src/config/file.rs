@@ -40,6 +40,9 @@ pub struct RetentionSection {
     pub max_bytes: Option<usize>,
     /// Oldest message kept, in milliseconds; 0 for no limit.
     pub max_age_ms: Option<u64>,
+    /// A topic that keeps nothing for replay is forgotten after this many
+    /// milliseconds without a message; 0: never.
+    pub forget_after_ms: Option<u64>,
 }
 
 /// A token and what it may do.

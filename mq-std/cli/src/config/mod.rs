@@ -37,6 +37,12 @@
 //! max_messages = 1000
 //! max_bytes = 16777216
 //! max_age_ms = 0                 # 0: no age limit
+//! forget_after_ms = 60000        # a topic keeping nothing (max_messages = 0, aged
+//!                                #   out, purged) is forgotten after this long
+//!                                #   without a message (0: never); its numbers
+//!                                #   are not given again. Reply topics (`_INBOX.>`,
+//!                                #   `_reply.>`) keep nothing and are forgotten
+//!                                #   after 1 s, unless a rule below matches them
 //!
 //! [[retention_rules]]            # first match on the topic wins
 //! pattern = "audit.>"

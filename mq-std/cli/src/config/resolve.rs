@@ -157,6 +157,15 @@ fn store(s: &StoreSection) -> Result<StoreConfig, ConfigError> {
 /// How long a full queue holds a publisher before it is shed, by default.
 const PACE_HOLD_MS: u64 = 1_000;
 
+/// How long a topic that keeps nothing waits without a message before it is
+/// forgotten, by default.
+const FORGET_AFTER_MS: u64 = 60_000;
+
+/// Reply topics, which keep nothing and are forgotten after
+/// `REPLY_FORGET_AFTER_MS` unless a rule of the file matches them first.
+const REPLY_TOPICS: [&str; 2] = ["_INBOX.>", "_reply.>"];
+const REPLY_FORGET_AFTER_MS: u64 = 1_000;
+
 fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, ConfigError> {
     let overflow = match q.overflow.as_deref() {
         None => base.overflow,
@@ -187,6 +196,11 @@ fn retention(r: &RetentionSection, base: Retention) -> Retention {
         max_bytes: r.max_bytes.unwrap_or(base.max_bytes),
         max_age: match r.max_age_ms {
             None => base.max_age,
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+        },
+        forget_after: match r.forget_after_ms {
+            None => base.forget_after,
             Some(0) => None,
             Some(ms) => Some(Duration::from_millis(ms)),
         },
@@ -315,6 +329,10 @@ impl FileConfig {
         b.default_queue.overflow = Overflow::Pace {
             hold: Duration::from_millis(PACE_HOLD_MS),
         };
+        // mqd's default: a topic that keeps nothing for replay is forgotten
+        // after a minute without messages (memory holds the recent topics,
+        // not every name seen).
+        b.default_retention.forget_after = Some(Duration::from_millis(FORGET_AFTER_MS));
         let limits = Limits {
             max_frame: self.max_frame.unwrap_or(b.limits.max_frame),
             credit: self.credit.unwrap_or(b.limits.credit),
@@ -346,6 +364,20 @@ impl FileConfig {
             b.retention.push(Rule {
                 pattern: pattern(&r.pattern, "retention_rules")?,
                 value: retention(r, b.default_retention),
+            });
+        }
+        // After the file's rules, which may say otherwise: reply topics (a
+        // NATS client's `_INBOX.` subjects, one per request; an mq client's
+        // `_reply.<client id>`) keep nothing for replay and are forgotten a
+        // second after their last reply.
+        for p in REPLY_TOPICS {
+            b.retention.push(Rule {
+                pattern: p.to_string(),
+                value: Retention {
+                    max_messages: 0,
+                    forget_after: Some(Duration::from_millis(REPLY_FORGET_AFTER_MS)),
+                    ..b.default_retention
+                },
             });
         }
         b.auth = self.auth()?;

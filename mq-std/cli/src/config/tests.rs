@@ -313,3 +313,41 @@ fn node_section_its_environment_and_its_checks() {
     let node = f.resolve().unwrap().node.unwrap();
     assert_eq!(node.call_timeout, Some(Duration::from_millis(250)));
 }
+
+#[test]
+fn topics_that_keep_nothing_are_forgotten_and_reply_topics_keep_nothing() {
+    use mq_core::topic::Topic;
+    let topic = |t| Topic::new(t).unwrap();
+    let c = FileConfig::default().resolve().unwrap().broker;
+    let minute = Some(Duration::from_secs(60));
+    assert_eq!(c.retention_for(topic("orders.eu")).forget_after, minute);
+    assert_eq!(c.retention_for(topic("orders.eu")).max_messages, 1_000);
+    for reply in ["_INBOX.x.1", "_reply.client-7"] {
+        let r = c.retention_for(topic(reply));
+        assert_eq!(
+            (r.max_messages, r.forget_after),
+            (0, Some(Duration::from_secs(1)))
+        );
+    }
+    // The file's rules come first; 0 forgets never.
+    let f: FileConfig = toml::from_str(
+        r#"
+        [retention]
+        forget_after_ms = 0
+
+        [[retention_rules]]
+        pattern = "_INBOX.>"
+        max_messages = 5
+        forget_after_ms = 30000
+        "#,
+    )
+    .unwrap();
+    let c = f.resolve().unwrap().broker;
+    assert_eq!(c.retention_for(topic("orders.eu")).forget_after, None);
+    let inbox = c.retention_for(topic("_INBOX.x.1"));
+    assert_eq!(
+        (inbox.max_messages, inbox.forget_after),
+        (5, Some(Duration::from_secs(30)))
+    );
+    assert_eq!(c.retention_for(topic("_reply.c")).max_messages, 0);
+}
