@@ -40,6 +40,7 @@ use firmware::run::{self, Network};
 use firmware::stack;
 use mq_embedded::smoltcp::iface::SocketHandle;
 use mq_embedded::smoltcp::socket::tcp;
+use mq_embedded::smoltcp::time::Instant as NetInstant;
 use mq_embedded::smoltcp::wire::{IpAddress, IpEndpoint};
 use mq_embedded::{
     AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SessionMode, Start,
@@ -263,17 +264,19 @@ impl Device {
     fn wait_for_address(&mut self, board: &mut Board, net: &mut Net, deadline: u64) -> Outcome {
         loop {
             let now = clock::now_micros();
+            // One reading of the clock a round, as in `run`.
+            let net_now = NetInstant::from_micros(i64::try_from(now).unwrap_or(i64::MAX));
             if now >= deadline {
                 eprintln!("error: deadline passed while waiting for an address");
                 return Err(ExitCode::Timeout);
             }
-            if let Some(event) = net.poll(clock::now()) {
+            if let Some(event) = net.poll(net_now) {
                 run::print_address(event);
             }
             if net.address().is_some() {
                 return Ok(());
             }
-            let delay = net.poll_delay(clock::now()).map(|d| d.total_micros());
+            let delay = net.poll_delay(net_now).map(|d| d.total_micros());
             let until_deadline = deadline.saturating_sub(now);
             board.idle(Some(
                 delay.map_or(until_deadline, |d| d.min(until_deadline)),
@@ -311,6 +314,9 @@ impl Device {
         loop {
             let t = clock::now_micros();
             let now = Instant::from_micros(t);
+            // The network's time from the same reading: the board's clock
+            // is read once a round until the sleep (each reading is inlined).
+            let net_now = NetInstant::from_micros(i64::try_from(t).unwrap_or(i64::MAX));
             if t >= deadline {
                 return Err(self.deadline_passed(client));
             }
@@ -318,7 +324,7 @@ impl Device {
                 eprintln!("warning: the session did not close within a second");
                 break;
             }
-            if let Some(event) = net.poll(clock::now()) {
+            if let Some(event) = net.poll(net_now) {
                 run::print_address(event);
             }
             if !self.closing {
@@ -366,7 +372,7 @@ impl Device {
             if let Some(at) = client.session().poll_timeout() {
                 wake = wake.min(at.as_micros());
             }
-            if let Some(delay) = net.poll_delay(clock::now()) {
+            if let Some(delay) = net.poll_delay(net_now) {
                 wake = wake.min(t.saturating_add(delay.total_micros()));
             }
             let telemetry = &self.telemetry;
