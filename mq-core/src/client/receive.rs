@@ -304,11 +304,12 @@ where
 
     /// The next fragment of the delivery in progress.
     fn on_fragment(&mut self, d: &Deliver<'_>, place: &Placement) -> Result<(), Backpressure> {
-        let Some((mode, head)) = self
+        // The record's head is copied out only for a chunk, which needs it.
+        let Some(mode) = self
             .rx
             .as_ref()
             .filter(|rx| rx.sub == d.sub)
-            .map(|rx| (rx.mode, rx.head))
+            .map(|rx| rx.mode)
         else {
             self.violation(Reason::ProtocolViolation);
             return Ok(());
@@ -323,14 +324,17 @@ where
                 }
                 if place.last {
                     self.events.message_queued();
-                    if Self::REQUESTS && head.reply {
+                    if Self::REQUESTS && self.rx.as_ref().is_some_and(|rx| rx.head.reply) {
                         self.reply_complete();
                     }
                 }
             }
             RxMode::Chunked => {
                 let meta = Meta::default();
-                let topic = self.rx.as_ref().map_or("", |rx| rx.topic.as_str());
+                let Some(rx) = self.rx.as_ref() else {
+                    return Ok(());
+                };
+                let topic = rx.topic.as_str();
                 let Some(record) = inbox::record_len(topic.len(), &meta, len)
                     .filter(|n| *n <= self.inbox.capacity())
                 else {
@@ -343,7 +347,7 @@ where
                 let head = RecordHead {
                     offset: place.offset,
                     last: place.last,
-                    ..head
+                    ..rx.head
                 };
                 if !self
                     .inbox
