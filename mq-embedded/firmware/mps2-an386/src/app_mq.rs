@@ -39,7 +39,7 @@ use firmware::ledger::{Commands, Executed, telemetry_payload};
 use firmware::run::{self, Network};
 use firmware::stack;
 use mq_embedded::smoltcp::iface::SocketHandle;
-use mq_embedded::smoltcp::socket::tcp;
+use mq_embedded::smoltcp::socket::{AnySocket, tcp};
 use mq_embedded::smoltcp::time::Instant as NetInstant;
 use mq_embedded::smoltcp::wire::{IpAddress, IpEndpoint};
 use mq_embedded::{
@@ -545,9 +545,14 @@ impl Device {
 }
 
 /// The close handshake is over: the broker has had everything, acks too.
+// Found by its handle among the set's sockets rather than with `get`, which
+// panics for a handle of the wrong type: the same socket, in less code.
 fn socket_closed(client: &Client, net: &Net) -> bool {
-    let socket = net.sockets.get::<tcp::Socket>(client.socket());
-    matches!(socket.state(), tcp::State::TimeWait | tcp::State::Closed)
+    net.sockets.iter().any(|(handle, socket)| {
+        handle == client.socket()
+            && tcp::Socket::downcast(socket)
+                .is_some_and(|s| matches!(s.state(), tcp::State::TimeWait | tcp::State::Closed))
+    })
 }
 
 /// `mq rate WHAT msgs=N micros=T rate=R msg/s`, which `cargo xtask qemu` collects.
