@@ -537,7 +537,7 @@ impl Device {
             self.commands.executed(),
             self.commands.expected(),
             self.commands.first_missing().unwrap_or(0),
-            client.state(),
+            client.state().as_str(),
             self.connections
         );
         ExitCode::Timeout
