@@ -204,8 +204,9 @@ impl Device {
                 let _ = topic.push_str(piece);
             }
         }
-        let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
-            eprintln!("error: client id `{}`: {}", settings.id, err.as_str());
+        let id = settings.id.as_str();
+        let mut mq = mq_embedded::Config::new(id).map_err(|err| {
+            eprintln!("error: client id `{}`: {}", id, err.as_str());
             ExitCode::Config
         })?;
         mq.mode = if settings.resume {
@@ -249,7 +250,6 @@ impl Device {
         // SAFETY: as for the storage.
         let device = unsafe { &mut *addr_of_mut!(DEVICE) };
         device.commands = Commands::new(settings.commands);
-        let id = settings.id.as_str();
         device_topic(&mut device.command_topic, id, "cmd");
         if let CommandStart::Seq(seq) = settings.from {
             device.start = Start::Seq(seq);
