@@ -297,7 +297,7 @@ impl Device {
                 self.publish_due(client, now, t)?;
             }
             while let Some(event) = client.poll(now) {
-                match self.on_event(event, t)? {
+                match self.on_event(&event, t)? {
                     FollowUp::Nothing => {}
                     FollowUp::Ack(id) => match client.ack(id) {
                         // Arrived on an earlier connection: acked when redelivered.
@@ -399,8 +399,9 @@ impl Device {
         Ok(())
     }
 
-    fn on_event(&mut self, event: Event<'_>, t: u64) -> Outcome<FollowUp> {
-        Ok(match event {
+    // By reference, as in the TCP application.
+    fn on_event(&mut self, event: &Event<'_>, t: u64) -> Outcome<FollowUp> {
+        Ok(match *event {
             Event::Connected { session_present } => {
                 self.connections += 1;
                 self.first_connected.get_or_insert(t);
@@ -422,7 +423,7 @@ impl Device {
                 }
                 FollowUp::Nothing
             }
-            Event::Message(m) => {
+            Event::Message(ref m) => {
                 match self.commands.execute(m.payload) {
                     Ok(Executed::New(_)) => {
                         self.first_command.get_or_insert(t);
@@ -442,7 +443,7 @@ impl Device {
                     FollowUp::Nothing
                 }
             }
-            Event::Chunk(c) => {
+            Event::Chunk(ref c) => {
                 eprintln!(
                     "error: command {} on {} is {} bytes: not a command",
                     c.seq, c.topic, c.total
