@@ -300,7 +300,7 @@ where
         self.requests_after_connection(self.clean_session());
     }
 
-    pub(super) fn on_welcome(&mut self, now: Instant, w: Welcome) -> Result<(), Backpressure> {
+    pub(super) fn on_welcome(&mut self, now: Instant, w: &Welcome) -> Result<(), Backpressure> {
         if self.conn.state != State::Handshaking {
             self.violation(Reason::ProtocolViolation);
             return Ok(());

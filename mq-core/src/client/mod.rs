@@ -356,9 +356,11 @@ pub struct Stats {
     pub events_overflowed: u64,
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    /// The state in one word, as `Display` writes it (without the
+    /// formatting machinery, for devices).
+    pub const fn as_str(&self) -> &'static str {
+        match self {
             State::Idle => "idle",
             State::Connecting => "connecting",
             State::Handshaking => "handshaking",
@@ -367,6 +369,12 @@ impl fmt::Display for State {
             State::Backoff => "backoff",
             State::Closing => "closing",
             State::Closed => "closed",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

@@ -211,7 +211,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
         let tlen = usize::from(u16::from_le_bytes(field(h, 12)));
         let mlen = u32::from_le_bytes(field(h, 16)) as usize;
         let plen = u32::from_le_bytes(field(h, 20)) as usize;
-        let body = self.rec.body(at, RECORD_OVERHEAD, tlen, mlen, plen)?;
+        // Borrowed in the `Option`, as the store's `body` borrows the meta.
+        let body = self.rec.body(at, RECORD_OVERHEAD, tlen, mlen, plen);
+        let body = body.as_ref()?;
         Some(Record {
             at,
             id: u32::from_le_bytes(field(h, 8)),

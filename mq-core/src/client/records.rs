@@ -96,9 +96,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Records<B> {
         let buf = self.buf();
         let t0 = at + overhead;
         let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
-        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?)?;
         let data = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)?;
-        Some(Body { topic, meta, data })
+        // Borrowed in the decoded `Option` (`?` on it moved the meta out: a
+        // copy more on devices).
+        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?);
+        let meta = meta.as_ref()?;
+        Some(Body {
+            topic,
+            meta: *meta,
+            data,
+        })
     }
 
     /// The length of the record at `at`, header included.

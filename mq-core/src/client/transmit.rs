@@ -75,7 +75,7 @@ where
                 break;
             };
             let sent = match self.next_tx(&mut scratch) {
-                Some(Next::Frame(tx, frame)) => self.write_frame(tx, &frame, out),
+                Some(Next::Frame(tx, ref frame)) => self.write_frame(tx, frame, out),
                 Some(Next::Publish) => self.write_publish(out),
                 None => None,
             };
@@ -162,15 +162,20 @@ where
             // Everything queued before `close` (acks, publishes, unsubscribes)
             // goes out first, then the Close (a publish that can never start
             // at the broker's limit is rejected first: `drop_unsendable`).
-            State::Closing => self.next_connected_tx(scratch).or_else(|| {
-                self.conn.close_pending.then_some(Next::Frame(
+            // Returned as it comes (through `or_else` it was copied).
+            State::Closing => {
+                let next = self.next_connected_tx(scratch);
+                if next.is_some() || !self.conn.close_pending {
+                    return next;
+                }
+                Some(Next::Frame(
                     Tx::Close,
                     Frame::Close(Close {
                         reason: Reason::Normal,
                         text: "",
                     }),
                 ))
-            }),
+            }
             State::Handshaking => self.conn.hello_pending.then(|| {
                 Next::Frame(
                     Tx::Hello,

@@ -39,7 +39,8 @@ use firmware::ledger::{Commands, Executed, telemetry_payload};
 use firmware::run::{self, Network};
 use firmware::stack;
 use mq_embedded::smoltcp::iface::SocketHandle;
-use mq_embedded::smoltcp::socket::tcp;
+use mq_embedded::smoltcp::socket::{AnySocket, tcp};
+use mq_embedded::smoltcp::time::Instant as NetInstant;
 use mq_embedded::smoltcp::wire::{IpAddress, IpEndpoint};
 use mq_embedded::{
     AckError, DeliveryId, Event, Instant, PublishError, PublishOptions, QoS, SessionMode, Start,
@@ -82,7 +83,7 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
     }
     let Network { mut net, tcp, seed } = run::network(eth, config);
     let deadline = config.timeout_ms.saturating_mul(1000);
-    let result = Device::new(config, tcp, seed).and_then(|(mut device, client)| {
+    let result = Device::new(config, tcp, seed).and_then(|(device, client)| {
         let startup = stack::checkpoint();
         let result = device
             .wait_for_address(board, &mut net, deadline)
@@ -121,7 +122,6 @@ struct Telemetry {
     duplicates: u32,
     first_queued: Option<u64>,
     all_stored: Option<u64>,
-    payload: [u8; MAX_PAYLOAD as usize],
 }
 
 /// What to do with the client once an event (which borrows it) is gone.
@@ -135,7 +135,7 @@ enum FollowUp {
 /// The application: its ledger and counters (the client is apart: the events
 /// it returns borrow it).
 struct Device {
-    commands: &'static mut Commands,
+    commands: Commands,
     command_topic: Topic,
     commands_sub: SubId,
     start: Start,
@@ -149,6 +149,35 @@ struct Device {
 }
 
 impl Device {
+    /// Before [`new`](Self::new): no topics, nothing expected, nothing done;
+    /// all zeros, so that its static is in .bss.
+    const IDLE: Device = Device {
+        commands: Commands::new(0),
+        command_topic: Topic::new(),
+        commands_sub: SubId(0),
+        start: Start::New,
+        first_command: None,
+        all_commands: None,
+        telemetry: Telemetry {
+            topic: Topic::new(),
+            total: 0,
+            next: 0,
+            next_at: 0,
+            interval: 0,
+            size: 0,
+            marker: 0,
+            blocked: false,
+            stored: 0,
+            duplicates: 0,
+            first_queued: None,
+            all_stored: None,
+        },
+        connections: 0,
+        resumed: 0,
+        closing: false,
+        closed: false,
+    };
+
     /// Not inlined: building the client takes a large stack frame for a
     /// moment, which must not stay allocated under the whole run.
     #[inline(never)]
@@ -156,23 +185,21 @@ impl Device {
         config: &Config,
         tcp: SocketHandle,
         seed: u64,
-    ) -> Outcome<(Device, &'static mut Client)> {
+    ) -> Outcome<(&'static mut Device, &'static mut Client)> {
         let settings = &config.mq;
         // Pieces pushed rather than `write!`: formatting into the string would
         // link its `fmt::Write` (mq's share of the flash, for two topics).
         // Out of line: inlined at its two callers it was 92 bytes more.
         #[inline(never)]
-        fn device_topic(id: &str, suffix: &str) -> Topic {
-            let mut topic = Topic::new();
+        fn device_topic(topic: &mut Topic, id: &str, suffix: &str) {
             // 4 + 32 + 10 bytes at most: it fits.
             for piece in ["dev.", id, ".", suffix] {
                 let _ = topic.push_str(piece);
             }
-            topic
         }
-        let topic = |suffix: &str| device_topic(settings.id.as_str(), suffix);
-        let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
-            eprintln!("error: client id `{}`: {}", settings.id, err.as_str());
+        let id = settings.id.as_str();
+        let mut mq = mq_embedded::Config::new(id).map_err(|err| {
+            eprintln!("error: client id `{}`: {}", id, err.as_str());
             ExitCode::Config
         })?;
         mq.mode = if settings.resume {
@@ -208,62 +235,48 @@ impl Device {
                 return Err(ExitCode::Config);
             }
         };
-        static mut COMMANDS: Commands = Commands::new(0);
-        // SAFETY: as for the storage.
-        let commands = unsafe { &mut *addr_of_mut!(COMMANDS) };
-        *commands = Commands::new(settings.commands);
         println!(
             "mq: client {} bytes, buffers {} bytes (outbox {OUTBOX}, inbox {INBOX}, rx {RX}, tx {TX})",
             core::mem::size_of::<Client>(),
             core::mem::size_of::<Storage<OUTBOX, INBOX, RX, TX>>()
         );
-        let device = Device {
-            commands,
-            command_topic: topic("cmd"),
-            commands_sub: SubId(0),
-            start: match settings.from {
-                CommandStart::New => Start::New,
-                CommandStart::Seq(seq) => Start::Seq(seq),
-            },
-            first_command: None,
-            all_commands: None,
-            telemetry: Telemetry {
-                topic: topic("telemetry"),
-                total: settings.telemetry,
-                next: 1,
-                next_at: 0,
-                interval: settings.interval_ms.saturating_mul(1000),
-                size: settings.payload,
-                marker: settings.marker,
-                blocked: false,
-                stored: 0,
-                duplicates: 0,
-                first_queued: None,
-                all_stored: None,
-                payload: [0; MAX_PAYLOAD as usize],
-            },
-            connections: 0,
-            resumed: 0,
-            closing: false,
-            closed: false,
-        };
+        // The device in a static too, as it is before the run (`IDLE`: in
+        // .bss): only what differs is written, and nothing is returned by
+        // value.
+        static mut DEVICE: Device = Device::IDLE;
+        // SAFETY: as for the storage.
+        let device = unsafe { &mut *addr_of_mut!(DEVICE) };
+        device.commands = Commands::new(settings.commands);
+        device_topic(&mut device.command_topic, id, "cmd");
+        if let CommandStart::Seq(seq) = settings.from {
+            device.start = Start::Seq(seq);
+        }
+        let telemetry = &mut device.telemetry;
+        device_topic(&mut telemetry.topic, id, "telemetry");
+        telemetry.total = settings.telemetry;
+        telemetry.next = 1;
+        telemetry.interval = settings.interval_ms.saturating_mul(1000);
+        telemetry.size = settings.payload;
+        telemetry.marker = settings.marker;
         Ok((device, client))
     }
 
     fn wait_for_address(&mut self, board: &mut Board, net: &mut Net, deadline: u64) -> Outcome {
         loop {
             let now = clock::now_micros();
+            // One reading of the clock a round, as in `run`.
+            let net_now = NetInstant::from_micros(i64::try_from(now).unwrap_or(i64::MAX));
             if now >= deadline {
                 eprintln!("error: deadline passed while waiting for an address");
                 return Err(ExitCode::Timeout);
             }
-            if let Some(event) = net.poll(clock::now()) {
+            if let Some(event) = net.poll(net_now) {
                 run::print_address(event);
             }
             if net.address().is_some() {
                 return Ok(());
             }
-            let delay = net.poll_delay(clock::now()).map(|d| d.total_micros());
+            let delay = net.poll_delay(net_now).map(|d| d.total_micros());
             let until_deadline = deadline.saturating_sub(now);
             board.idle(Some(
                 delay.map_or(until_deadline, |d| d.min(until_deadline)),
@@ -301,6 +314,9 @@ impl Device {
         loop {
             let t = clock::now_micros();
             let now = Instant::from_micros(t);
+            // The network's time from the same reading: the board's clock
+            // is read once a round until the sleep (each reading is inlined).
+            let net_now = NetInstant::from_micros(i64::try_from(t).unwrap_or(i64::MAX));
             if t >= deadline {
                 return Err(self.deadline_passed(client));
             }
@@ -308,7 +324,7 @@ impl Device {
                 eprintln!("warning: the session did not close within a second");
                 break;
             }
-            if let Some(event) = net.poll(clock::now()) {
+            if let Some(event) = net.poll(net_now) {
                 run::print_address(event);
             }
             if !self.closing {
@@ -317,7 +333,7 @@ impl Device {
             while let Some(event) =
                 client.poll(now, &mut net.iface, &mut net.device, &mut net.sockets)
             {
-                match self.on_event(event, t)? {
+                match self.on_event(&event, t)? {
                     FollowUp::Nothing => {}
                     FollowUp::Ack(id) => match client.ack(id) {
                         // Arrived on an earlier connection: the ack is sent
@@ -356,7 +372,7 @@ impl Device {
             if let Some(at) = client.session().poll_timeout() {
                 wake = wake.min(at.as_micros());
             }
-            if let Some(delay) = net.poll_delay(clock::now()) {
+            if let Some(delay) = net.poll_delay(net_now) {
                 wake = wake.min(t.saturating_add(delay.total_micros()));
             }
             let telemetry = &self.telemetry;
@@ -388,9 +404,12 @@ impl Device {
             ..PublishOptions::default()
         };
         let telemetry = &mut self.telemetry;
+        // On the stack: in the device's static it would count as static RAM
+        // the mq build adds.
+        let mut buf = [0; MAX_PAYLOAD as usize];
         while telemetry.next <= telemetry.total && t >= telemetry.next_at {
             let n = telemetry.next;
-            let payload = telemetry_payload(n, telemetry.size, &mut telemetry.payload);
+            let payload = telemetry_payload(n, telemetry.size, &mut buf);
             match client.publish(now, &telemetry.topic, payload, &qos1) {
                 Ok(_) => {
                     telemetry.blocked = false;
@@ -415,8 +434,10 @@ impl Device {
         Ok(())
     }
 
-    fn on_event(&mut self, event: Event<'_>, t: u64) -> Outcome<FollowUp> {
-        Ok(match event {
+    // By reference: taken by value, the event was copied into it (36
+    // bytes more).
+    fn on_event(&mut self, event: &Event<'_>, t: u64) -> Outcome<FollowUp> {
+        Ok(match *event {
             Event::Connected { session_present } => {
                 self.connections += 1;
                 self.resumed += u32::from(session_present);
@@ -437,7 +458,7 @@ impl Device {
                 }
                 FollowUp::Nothing
             }
-            Event::Message(m) => {
+            Event::Message(ref m) => {
                 match self.commands.execute(m.payload) {
                     Ok(Executed::New(_)) => {
                         self.first_command.get_or_insert(t);
@@ -457,7 +478,7 @@ impl Device {
                     FollowUp::Nothing
                 }
             }
-            Event::Chunk(c) => {
+            Event::Chunk(ref c) => {
                 eprintln!(
                     "error: command {} on {} is {} bytes: not a command",
                     c.seq, c.topic, c.total
@@ -518,7 +539,7 @@ impl Device {
             self.commands.executed(),
             self.commands.expected(),
             self.commands.first_missing().unwrap_or(0),
-            client.state(),
+            client.state().as_str(),
             self.connections
         );
         ExitCode::Timeout
@@ -526,9 +547,14 @@ impl Device {
 }
 
 /// The close handshake is over: the broker has had everything, acks too.
+// Found by its handle among the set's sockets rather than with `get`, which
+// panics for a handle of the wrong type: the same socket, in less code.
 fn socket_closed(client: &Client, net: &Net) -> bool {
-    let socket = net.sockets.get::<tcp::Socket>(client.socket());
-    matches!(socket.state(), tcp::State::TimeWait | tcp::State::Closed)
+    net.sockets.iter().any(|(handle, socket)| {
+        handle == client.socket()
+            && tcp::Socket::downcast(socket)
+                .is_some_and(|s| matches!(s.state(), tcp::State::TimeWait | tcp::State::Closed))
+    })
 }
 
 /// `mq rate WHAT msgs=N micros=T rate=R msg/s`, which `cargo xtask qemu` collects.

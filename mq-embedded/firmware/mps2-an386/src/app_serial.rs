@@ -76,7 +76,7 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
         return ExitCode::Config;
     }
     let deadline = config.timeout_ms.saturating_mul(1000);
-    let result = Device::new(config, seed).and_then(|(mut device, client)| {
+    let result = Device::new(config, seed).and_then(|(device, client)| {
         let startup = stack::checkpoint();
         let result = device.run(client, board, deadline);
         println!(
@@ -130,7 +130,6 @@ struct Telemetry {
     duplicates: u32,
     first_queued: Option<u64>,
     all_stored: Option<u64>,
-    payload: [u8; MAX_PAYLOAD as usize],
 }
 
 /// What to do with the client once an event (which borrows it) is gone.
@@ -143,7 +142,7 @@ enum FollowUp {
 
 /// The application: its ledger and counters.
 struct Device {
-    commands: &'static mut Commands,
+    commands: Commands,
     command_topic: Topic,
     commands_sub: SubId,
     start: Start,
@@ -161,25 +160,53 @@ struct Device {
 }
 
 impl Device {
+    /// Before [`new`](Self::new): no topics, nothing expected, nothing done;
+    /// all zeros, so that its static is in .bss.
+    const IDLE: Device = Device {
+        commands: Commands::new(0),
+        command_topic: Topic::new(),
+        commands_sub: SubId(0),
+        start: Start::New,
+        first_command: None,
+        all_commands: None,
+        first_connected: None,
+        telemetry: Telemetry {
+            topic: Topic::new(),
+            total: 0,
+            next: 0,
+            next_at: 0,
+            interval: 0,
+            size: 0,
+            marker: 0,
+            blocked: false,
+            stored: 0,
+            duplicates: 0,
+            first_queued: None,
+            all_stored: None,
+        },
+        connections: 0,
+        resumed: 0,
+        closing: false,
+        closed: false,
+    };
+
     /// Not inlined, as in `app_mq.rs`: its frame must not stay allocated.
     #[inline(never)]
-    fn new(config: &Config, seed: u64) -> Outcome<(Device, &'static mut Client)> {
+    fn new(config: &Config, seed: u64) -> Outcome<(&'static mut Device, &'static mut Client)> {
         let settings = &config.mq;
         // Pieces pushed rather than `write!`: formatting into the string would
         // link its `fmt::Write` (mq's share of the flash, for two topics).
         // Out of line, as in the TCP application.
         #[inline(never)]
-        fn device_topic(id: &str, suffix: &str) -> Topic {
-            let mut topic = Topic::new();
+        fn device_topic(topic: &mut Topic, id: &str, suffix: &str) {
             // 4 + 32 + 10 bytes at most: it fits.
             for piece in ["dev.", id, ".", suffix] {
                 let _ = topic.push_str(piece);
             }
-            topic
         }
-        let topic = |suffix: &str| device_topic(settings.id.as_str(), suffix);
-        let mut mq = mq_embedded::Config::new(settings.id.as_str()).map_err(|err| {
-            eprintln!("error: client id `{}`: {}", settings.id, err.as_str());
+        let id = settings.id.as_str();
+        let mut mq = mq_embedded::Config::new(id).map_err(|err| {
+            eprintln!("error: client id `{}`: {}", id, err.as_str());
             ExitCode::Config
         })?;
         mq.mode = if settings.resume {
@@ -211,46 +238,29 @@ impl Device {
                 return Err(ExitCode::Config);
             }
         };
-        static mut COMMANDS: Commands = Commands::new(0);
-        // SAFETY: as for the storage.
-        let commands = unsafe { &mut *addr_of_mut!(COMMANDS) };
-        *commands = Commands::new(settings.commands);
         println!(
             "mq: serial client {} bytes, buffers {} bytes (outbox {OUTBOX}, inbox {INBOX}, rx {RX}, tx {TX}), UART0 at {BAUD} baud",
             core::mem::size_of::<Client>(),
             core::mem::size_of::<Storage<OUTBOX, INBOX, RX, TX>>()
         );
-        let device = Device {
-            commands,
-            command_topic: topic("cmd"),
-            commands_sub: SubId(0),
-            start: match settings.from {
-                CommandStart::New => Start::New,
-                CommandStart::Seq(seq) => Start::Seq(seq),
-            },
-            first_command: None,
-            all_commands: None,
-            first_connected: None,
-            telemetry: Telemetry {
-                topic: topic("telemetry"),
-                total: settings.telemetry,
-                next: 1,
-                next_at: 0,
-                interval: settings.interval_ms.saturating_mul(1000),
-                size: settings.payload,
-                marker: settings.marker,
-                blocked: false,
-                stored: 0,
-                duplicates: 0,
-                first_queued: None,
-                all_stored: None,
-                payload: [0; MAX_PAYLOAD as usize],
-            },
-            connections: 0,
-            resumed: 0,
-            closing: false,
-            closed: false,
-        };
+        // The device in a static too, as it is before the run (`IDLE`: in
+        // .bss): only what differs is written, and nothing is returned by
+        // value.
+        static mut DEVICE: Device = Device::IDLE;
+        // SAFETY: as for the storage.
+        let device = unsafe { &mut *addr_of_mut!(DEVICE) };
+        device.commands = Commands::new(settings.commands);
+        device_topic(&mut device.command_topic, id, "cmd");
+        if let CommandStart::Seq(seq) = settings.from {
+            device.start = Start::Seq(seq);
+        }
+        let telemetry = &mut device.telemetry;
+        device_topic(&mut telemetry.topic, id, "telemetry");
+        telemetry.total = settings.telemetry;
+        telemetry.next = 1;
+        telemetry.interval = settings.interval_ms.saturating_mul(1000);
+        telemetry.size = settings.payload;
+        telemetry.marker = settings.marker;
         Ok((device, client))
     }
 
@@ -287,7 +297,7 @@ impl Device {
                 self.publish_due(client, now, t)?;
             }
             while let Some(event) = client.poll(now) {
-                match self.on_event(event, t)? {
+                match self.on_event(&event, t)? {
                     FollowUp::Nothing => {}
                     FollowUp::Ack(id) => match client.ack(id) {
                         // Arrived on an earlier connection: acked when redelivered.
@@ -359,9 +369,12 @@ impl Device {
             ..PublishOptions::default()
         };
         let telemetry = &mut self.telemetry;
+        // On the stack: in the device's static it would count as static RAM
+        // the mq build adds.
+        let mut buf = [0; MAX_PAYLOAD as usize];
         while telemetry.next <= telemetry.total && t >= telemetry.next_at {
             let n = telemetry.next;
-            let payload = telemetry_payload(n, telemetry.size, &mut telemetry.payload);
+            let payload = telemetry_payload(n, telemetry.size, &mut buf);
             match client.publish(now, &telemetry.topic, payload, &qos1) {
                 Ok(_) => {
                     telemetry.blocked = false;
@@ -386,8 +399,9 @@ impl Device {
         Ok(())
     }
 
-    fn on_event(&mut self, event: Event<'_>, t: u64) -> Outcome<FollowUp> {
-        Ok(match event {
+    // By reference, as in the TCP application.
+    fn on_event(&mut self, event: &Event<'_>, t: u64) -> Outcome<FollowUp> {
+        Ok(match *event {
             Event::Connected { session_present } => {
                 self.connections += 1;
                 self.first_connected.get_or_insert(t);
@@ -409,7 +423,7 @@ impl Device {
                 }
                 FollowUp::Nothing
             }
-            Event::Message(m) => {
+            Event::Message(ref m) => {
                 match self.commands.execute(m.payload) {
                     Ok(Executed::New(_)) => {
                         self.first_command.get_or_insert(t);
@@ -429,7 +443,7 @@ impl Device {
                     FollowUp::Nothing
                 }
             }
-            Event::Chunk(c) => {
+            Event::Chunk(ref c) => {
                 eprintln!(
                     "error: command {} on {} is {} bytes: not a command",
                     c.seq, c.topic, c.total
@@ -491,7 +505,7 @@ impl Device {
             self.commands.executed(),
             self.commands.expected(),
             self.commands.first_missing().unwrap_or(0),
-            client.state(),
+            client.state().as_str(),
             self.connections
         );
         print_line(client);
