@@ -156,6 +156,7 @@ impl<const N: usize> Held<N> {
     ///
     /// `slot` is valid for writes and aligned; whatever it held is
     /// overwritten without being dropped (nothing in the table needs it).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) unsafe fn init(slot: *mut Self) {
         let _ = Self::FIELDS;
         // SAFETY: every field is written once through a raw pointer into
@@ -173,6 +174,28 @@ impl<const N: usize> Held<N> {
             fill(addr_of_mut!((*slot).recent_fingerprints), 0);
             addr_of_mut!((*slot).recent_next).write(0);
             addr_of_mut!((*slot).resend).write(0);
+        }
+    }
+
+    /// [`init`](Self::init) into a slot whose bytes are all zero: only the
+    /// fields whose empty value is not all zeros are written (the slots'
+    /// `Free` and the generations' 1). The others are integers, arrays of
+    /// them, and the ring's entries, whose `UNUSED` is all zeros (`Settle`
+    /// is `#[repr(u8)]` with `Ack` 0). Devices build the session in a
+    /// zeroed slot; the zero fills cost code there (the ring's alone is a
+    /// call).
+    ///
+    /// # Safety
+    ///
+    /// As [`init`](Self::init), and every byte of `slot` is zero.
+    #[cfg_attr(feature = "alloc", allow(dead_code))]
+    pub(crate) unsafe fn init_on_zeros(slot: *mut Self) {
+        let _ = Self::FIELDS;
+        // SAFETY: the zero fields are valid as they are; the two others are
+        // written through a raw pointer into `slot`.
+        unsafe {
+            fill(addr_of_mut!((*slot).slots), Slot::Free);
+            fill(addr_of_mut!((*slot).generations), 1);
         }
     }
 
@@ -520,6 +543,29 @@ fn equal_in(block: &[u16], fp: u16, base: usize) -> impl Iterator<Item = usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_on_zeros_is_init() {
+        let mut zeroed = core::mem::MaybeUninit::<Held<8>>::zeroed();
+        // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+        let on_zeros = unsafe {
+            Held::init_on_zeros(zeroed.as_mut_ptr());
+            zeroed.assume_init()
+        };
+        assert_eq!(
+            alloc::format!("{on_zeros:?}"),
+            alloc::format!("{:?}", Held::<8>::new())
+        );
+        assert_eq!(
+            Recent::UNUSED,
+            Recent {
+                topic_hash: 0,
+                seq: 0,
+                sub: 0,
+                settle: Settle::Ack
+            }
+        );
+    }
 
     #[test]
     fn matching_finds_every_equal_entry_in_order() {

@@ -170,6 +170,9 @@ where
             addr_of_mut!((*p).outbox).write(Outbox::new(outbox));
             addr_of_mut!((*p).inbox).write(inbox);
             addr_of_mut!((*p).subs).write(Subscriptions::new());
+            #[cfg(not(feature = "alloc"))]
+            Held::init_on_zeros(addr_of_mut!((*p).held));
+            #[cfg(feature = "alloc")]
             Held::init(addr_of_mut!((*p).held));
             addr_of_mut!((*p).events).write(Events::new());
             addr_of_mut!((*p).max_frame_in).write(max_frame_in);
