@@ -181,6 +181,9 @@ where
             addr_of_mut!((*p).next_publish_id).write(1);
             addr_of_mut!((*p).publish_ids_wrapped).write(false);
             addr_of_mut!((*p).dedup_seq).write(0);
+            // All `u64` counters: on devices the zeroed slot holds
+            // `Stats::default()` already (its `memclr` call is left out).
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).stats).write(Stats::default());
             #[cfg(feature = "alloc")]
             addr_of_mut!((*p).admin_out).write(None);

@@ -327,3 +327,12 @@ fn size_of_session() {
     println!("size_of::<Session<[u8; 4096]>>() = {size}");
     assert!(size < 20 * 1024);
 }
+
+/// Devices build the session on a zeroed slot and leave `stats` as the zeros
+/// made it: that must be `Stats::default()`.
+#[test]
+fn zeroed_stats_are_the_default() {
+    // SAFETY: `Stats` is all `u64`s, for which zero bytes are valid.
+    let zeroed = unsafe { core::mem::MaybeUninit::<Stats>::zeroed().assume_init() };
+    assert_eq!(zeroed, Stats::default());
+}
