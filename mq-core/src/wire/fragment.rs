@@ -182,11 +182,14 @@ impl<'a> Fragmenter<'a> {
     #[cfg_attr(not(feature = "alloc"), inline(never))]
     fn frame(&self, fragment: Option<Fragment>, payload: &'a [u8]) -> Frame<'a> {
         match self.head {
-            Head::Publish(p) => Frame::Publish(Publish {
-                fragment,
-                payload,
-                ..p
-            }),
+            Head::Publish(p) => {
+                let mut frame = Frame::Publish(p);
+                if let Frame::Publish(p) = &mut frame {
+                    p.fragment = fragment;
+                    p.payload = payload;
+                }
+                frame
+            }
             #[cfg(feature = "alloc")]
             Head::Deliver(d) => Frame::Deliver(Deliver {
                 fragment,
