@@ -370,7 +370,7 @@ where
             return Ok(());
         }
         let slot = self.held.lookup(id).ok_or(AckError::Unknown)?;
-        let Slot::Held { key, tag, epoch } = self.held.slot(slot) else {
+        let &Slot::Held { key, tag, epoch } = self.held.slot(slot) else {
             return Err(AckError::Unknown);
         };
         if settle != (Settle::Nack { requeue: true }) {
