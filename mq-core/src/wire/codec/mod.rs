@@ -314,8 +314,13 @@ pub(crate) fn decode_all<'a, T>(
 /// `Option` returned rather than a `Result` first, which was a copy).
 pub(crate) fn decode_meta(bytes: &[u8]) -> Option<Meta<'_>> {
     let mut r = Reader::new(bytes);
-    let meta = Meta::read(&mut r);
-    (r.check().is_ok() && r.rest().is_empty()).then_some(meta)
+    // Read where it is returned, then taken back if the bytes were not a
+    // meta: read first and then wrapped, it was copied into the `Option`.
+    let mut meta = Some(Meta::read(&mut r));
+    if r.check().is_err() || !r.rest().is_empty() {
+        meta = None;
+    }
+    meta
 }
 
 /// Writes `value` into `out`, which must be exactly its
