@@ -16,7 +16,8 @@
 //!   record order decides, live and after a restart alike).
 //! - **Delete** `topic`: a purge of everything, and the topic's sequence
 //!   state, its retained slot (MQTT) and its counters are gone; the next
-//!   publish to it starts again at sequence 1, and persistent sessions'
+//!   publish to it starts again at sequence 1 (at the numbering floor once
+//!   some topic was forgotten, see below), and persistent sessions'
 //!   replay cursors for it are forgotten (so `Start::Cursor` does not skip
 //!   the new numbers). Subscriptions are left alone: their filters name no
 //!   single topic, and they receive what is published to it afterwards.
@@ -24,7 +25,9 @@
 //! A topic may also leave the listing by itself: one that keeps nothing for
 //! replay is forgotten after its retention's
 //! [`forget_after`](super::Retention::forget_after), as by a delete except
-//! that its numbers do not start again.
+//! that its numbers do not start again, and that nothing is written: a
+//! restart before the store's next compaction brings it back, idle, and it
+//! is forgotten again.
 //!
 //! On the wire, a reply's body is the postcard encoding of [`AdminReply`]
 //! ([`AdminReply::decode`]), so that the frame itself borrows, as every frame

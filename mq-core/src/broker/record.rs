@@ -348,7 +348,8 @@ impl StoreOp {
     /// the batch that holds it). One comes every 1,048,576 message ids, and
     /// with the first message after every start (a [`Record::IdReserve`]);
     /// and every 1,048,576 QoS 1 messages of a topic, and with a topic's
-    /// first QoS 1 message after every start (a [`Record::SeqReserve`]).
+    /// first QoS 1 message after every start, or after it was forgotten
+    /// and made again (a [`Record::SeqReserve`]).
     /// A store that promises nothing across a power cut (`fsync =
     /// "never"`) may leave it unsynced: its node's peers may then drop new
     /// messages as duplicates of lost ones, and a topic may give a lost

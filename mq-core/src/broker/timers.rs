@@ -34,6 +34,9 @@ pub(crate) enum Timer {
     Retry(Target),
     /// Expired messages and aged retention are swept.
     Sweep,
+    /// The first topic that keeps nothing may be idle long enough to be
+    /// forgotten.
+    Forget,
     /// A session's will is due (its delay passed, the client did not return).
     Will(Key),
     /// A session away for its whole expiry interval ends.

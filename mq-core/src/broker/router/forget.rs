@@ -9,24 +9,29 @@
 //! resumes after the last number it saw, or a client that suppresses a
 //! delivery it has settled by topic and number, never mistakes a message of
 //! the new topic for one of the old. The floor is a record
-//! ([`Record::SeqFloor`]), written once per sweep that forgot something
-//! and into every snapshot.
+//! ([`Record::SeqFloor`]), written once per pass that raised it and into
+//! every snapshot. Forgetting itself writes nothing: a restart from a log
+//! not compacted since brings such a topic back, idle since before the
+//! start, and the first pass forgets it again.
+//!
+//! The pass has a timer of its own, set for the earliest moment a topic
+//! may be forgotten; it walks the topics, not the queues.
 
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::retention::SWEEP_INTERVAL;
 use super::{Pending, Router};
 use crate::broker::record::Record;
+use crate::broker::timers::Timer;
 use crate::time::Instant;
 
 impl Router {
-    /// Forgets the topics idle past their `forget_after` that keep nothing;
-    /// true while some topic keeps nothing and is not idle long enough yet
-    /// (the sweep is to come again).
-    pub(super) fn forget_idle_topics(&mut self, now: Instant) -> bool {
-        let mut waiting = false;
+    /// Forgets the topics idle past their `forget_after` that keep nothing,
+    /// and sets the timer for the next that may be.
+    pub(super) fn forget_idle_topics(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut later = |at: Instant| next = Some(next.map_or(at, |n: Instant| n.min(at)));
         let mut idle: Vec<Arc<str>> = Vec::new();
         for t in self.topics.values() {
             let Some(after) = t.retention.forget_after else {
@@ -35,30 +40,48 @@ impl Router {
             if !t.retained.is_empty() {
                 continue;
             }
-            if t.active_at + after <= now {
+            let at = t.active_at + after;
+            if at <= now {
                 idle.push(t.name.clone());
             } else {
-                waiting = true;
+                later(at);
             }
         }
-        if idle.is_empty() {
-            return waiting;
+        if !idle.is_empty() {
+            // A message still waiting for the store goes into its topic's
+            // retention when released: its topic stays until then (and is
+            // looked at again a forget_after later).
+            let waiting: BTreeSet<&str> = self
+                .pending
+                .iter()
+                .filter_map(|p| match p {
+                    Pending::Release { msg, .. } => Some(&*msg.topic),
+                    Pending::Reply { .. } => None,
+                })
+                .collect();
+            idle.retain(|name| {
+                if !waiting.contains(&**name) {
+                    return true;
+                }
+                let after = self.topics.get(name).and_then(|t| t.retention.forget_after);
+                later(now + after.unwrap_or_default());
+                false
+            });
         }
-        // A message still waiting for the store goes into its topic's
-        // retention when released: its topic stays until then.
-        let held_back = |name: &str| {
-            self.pending.iter().any(|p| match p {
-                Pending::Release { msg, .. } => &*msg.topic == name,
-                Pending::Reply { .. } => false,
-            })
-        };
-        idle.retain(|name| {
-            let held = held_back(name);
-            waiting |= held;
-            !held
-        });
+        self.forget(&idle);
+        if let Some(at) = next {
+            self.schedule_forget(at);
+        }
+    }
+
+    /// Frees the topics named in `idle`, raising the numbering floor above
+    /// what they gave.
+    fn forget(&mut self, idle: &[Arc<str>]) {
+        if idle.is_empty() {
+            return;
+        }
         let floor = self.seq_floor;
-        for name in &idle {
+        for name in idle {
             if let Some(t) = self.topics.remove(name) {
                 self.seq_floor = self.seq_floor.max(t.next_seq.max(t.reserved_until));
             }
@@ -78,18 +101,23 @@ impl Router {
             });
         }
         self.stats.topics_forgotten += idle.len() as u64;
-        waiting
     }
 
-    /// After `topic` let go of messages (a purge): if it now keeps nothing
-    /// and may be forgotten, the sweep is to come.
+    /// The forget pass runs at `at`, or earlier if it is set earlier.
+    pub(super) fn schedule_forget(&mut self, at: Instant) {
+        self.timers
+            .set_earlier(&mut self.forget_timer, Timer::Forget, at);
+    }
+
+    /// `topic` may keep nothing now (a purge, a restore): if it may be
+    /// forgotten, the pass is to come when it may be.
     pub(super) fn may_forget(&mut self, topic: &str, now: Instant) {
-        if self
-            .topics
-            .get(topic)
-            .is_some_and(|t| t.retention.forget_after.is_some() && t.retained.is_empty())
+        if let Some(t) = self.topics.get(topic)
+            && t.retained.is_empty()
+            && let Some(after) = t.retention.forget_after
         {
-            self.schedule_sweep(now + SWEEP_INTERVAL);
+            let at = (t.active_at + after).max(now);
+            self.schedule_forget(at);
         }
     }
 }

@@ -269,6 +269,7 @@ pub(crate) struct Router {
     retrying: bool,
     retry_again: bool,
     sweep_timer: Option<Instant>,
+    forget_timer: Option<Instant>,
     /// Above every sequence number a forgotten topic gave: a topic made
     /// afterwards starts here (see `forget`).
     seq_floor: u64,
@@ -308,6 +309,7 @@ impl Router {
             retrying: false,
             retry_again: false,
             sweep_timer: None,
+            forget_timer: None,
             seq_floor: 0,
             shutting_down: false,
             unanswered_refusal: None,
@@ -387,6 +389,10 @@ impl Router {
             Timer::Sweep => {
                 self.sweep_timer = None;
                 self.sweep(now);
+            }
+            Timer::Forget => {
+                self.forget_timer = None;
+                self.forget_idle_topics(now);
             }
             Timer::Will(session) => self.will_due(session, now),
             Timer::Expiry(session) => self.session_expired(session, now),

@@ -161,6 +161,7 @@ impl Router {
                 if !msg.is_expired(now) {
                     self.restore_retained(msg);
                 }
+                self.may_forget(topic.as_str(), now);
             }
             Record::Unretain { topic } => {
                 self.retained.remove(topic);

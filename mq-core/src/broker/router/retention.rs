@@ -1,6 +1,6 @@
 //! Retention and expiry: what a topic keeps for replay, and the periodic sweep
-//! that drops expired messages from queues and aged ones from retention (and
-//! forgets idle topics: `forget`).
+//! that drops expired messages from queues and aged ones from retention (a
+//! topic it empties may be forgotten later: `forget`).
 
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -26,8 +26,8 @@ impl Router {
         };
         let r = t.retention;
         if r.max_messages == 0 {
-            if r.forget_after.is_some() {
-                self.schedule_sweep(now + SWEEP_INTERVAL);
+            if let Some(after) = r.forget_after {
+                self.schedule_forget(now + after);
             }
             return;
         }
@@ -71,6 +71,8 @@ impl Router {
         for (t, m) in expired {
             self.finish(t, &m);
         }
+        // The earliest a topic this sweep emptied may be forgotten.
+        let mut forget: Option<Instant> = None;
         for t in self.topics.values_mut() {
             let Some(age) = t.retention.max_age else {
                 continue;
@@ -85,10 +87,18 @@ impl Router {
                 self.stats.current_retained -= 1;
             }
             again |= !t.retained.is_empty();
+            if t.retained.is_empty()
+                && let Some(after) = t.retention.forget_after
+            {
+                let at = (t.active_at + after).max(now);
+                forget = Some(forget.map_or(at, |f| f.min(at)));
+            }
         }
-        again |= self.forget_idle_topics(now);
         if again {
             self.schedule_sweep(now + SWEEP_INTERVAL);
+        }
+        if let Some(at) = forget {
+            self.schedule_forget(at);
         }
     }
 }
