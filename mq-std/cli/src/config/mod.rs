@@ -41,8 +41,9 @@
 //!                                #   out, purged) is forgotten after this long
 //!                                #   without a message (0: never); its numbers
 //!                                #   are not given again. Reply topics (`_INBOX.>`,
-//!                                #   `_reply.>`) keep nothing and are forgotten
-//!                                #   after 1 s, unless a rule below matches them
+//!                                #   `_reply.>`) keep nothing, and NATS's `_INBOX.`
+//!                                #   subjects are forgotten after 1 s, unless a
+//!                                #   rule below matches them
 //!
 //! [[retention_rules]]            # first match on the topic wins
 //! pattern = "audit.>"

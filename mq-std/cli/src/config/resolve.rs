@@ -161,10 +161,9 @@ const PACE_HOLD_MS: u64 = 1_000;
 /// forgotten, by default.
 const FORGET_AFTER_MS: u64 = 60_000;
 
-/// Reply topics, which keep nothing and are forgotten after
-/// `REPLY_FORGET_AFTER_MS` unless a rule of the file matches them first.
-const REPLY_TOPICS: [&str; 2] = ["_INBOX.>", "_reply.>"];
-const REPLY_FORGET_AFTER_MS: u64 = 1_000;
+/// How long a NATS reply subject (`_INBOX.>`, one per request) waits after
+/// its reply before it is forgotten, unless a rule of the file matches it.
+const INBOX_FORGET_AFTER_MS: u64 = 1_000;
 
 fn queue_limits(q: &QueueSection, base: QueueLimits) -> Result<QueueLimits, ConfigError> {
     let overflow = match q.overflow.as_deref() {
@@ -366,16 +365,24 @@ impl FileConfig {
                 value: retention(r, b.default_retention),
             });
         }
-        // After the file's rules, which may say otherwise: reply topics (a
-        // NATS client's `_INBOX.` subjects, one per request; an mq client's
-        // `_reply.<client id>`) keep nothing for replay and are forgotten a
-        // second after their last reply.
-        for p in REPLY_TOPICS {
+        // After the file's rules, which may say otherwise: reply topics keep
+        // nothing for replay. A NATS client's `_INBOX.` subjects (one per
+        // request) are forgotten a second after their reply; an mq client's
+        // `_reply.<client id>` (one per client) as any other topic: made
+        // again after each forgetting, its QoS 1 replies would cost a synced
+        // reservation each.
+        for (p, forget_after) in [
+            (
+                "_INBOX.>",
+                Some(Duration::from_millis(INBOX_FORGET_AFTER_MS)),
+            ),
+            ("_reply.>", b.default_retention.forget_after),
+        ] {
             b.retention.push(Rule {
                 pattern: p.to_string(),
                 value: Retention {
                     max_messages: 0,
-                    forget_after: Some(Duration::from_millis(REPLY_FORGET_AFTER_MS)),
+                    forget_after,
                     ..b.default_retention
                 },
             });
