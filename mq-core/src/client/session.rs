@@ -151,7 +151,10 @@ where
             .limits
             .max_frame
             .min(u32::try_from(room).unwrap_or(u32::MAX));
+        #[cfg(feature = "alloc")]
         let conn = Connection::new(config.seed);
+        #[cfg(not(feature = "alloc"))]
+        let config_seed = config.seed;
         let _ = Self::FIELDS;
         let p = slot.as_mut_ptr();
         // SAFETY: each field of the session is written once, through a raw
@@ -166,6 +169,9 @@ where
             addr_of_mut!((*p).requests).write(Requests::new(config.seed, &config.client_id));
             addr_of_mut!((*p).config).write(config);
             addr_of_mut!((*p).framing).write(framing);
+            #[cfg(not(feature = "alloc"))]
+            Connection::init_on_zeros(addr_of_mut!((*p).conn), config_seed);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).conn).write(conn);
             addr_of_mut!((*p).outbox).write(Outbox::new(outbox));
             addr_of_mut!((*p).inbox).write(inbox);
