@@ -145,8 +145,10 @@ where
         outbox: B,
         inbox: B,
     ) -> &mut Self {
+        // The inbox's capacity (`Inbox::capacity`).
+        let room = inbox.as_ref().len().saturating_sub(inbox::RECORD_OVERHEAD);
+        #[cfg(feature = "alloc")]
         let inbox = Inbox::new(inbox);
-        let room = inbox.capacity().saturating_sub(inbox::RECORD_OVERHEAD);
         let max_frame_in = config
             .limits
             .max_frame
@@ -173,7 +175,13 @@ where
             Connection::init_on_zeros(addr_of_mut!((*p).conn), config_seed);
             #[cfg(feature = "alloc")]
             addr_of_mut!((*p).conn).write(conn);
+            #[cfg(not(feature = "alloc"))]
+            Outbox::init_on_zeros(addr_of_mut!((*p).outbox), outbox);
+            #[cfg(not(feature = "alloc"))]
+            Inbox::init_on_zeros(addr_of_mut!((*p).inbox), inbox);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).outbox).write(Outbox::new(outbox));
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).inbox).write(inbox);
             addr_of_mut!((*p).subs).write(Subscriptions::new());
             #[cfg(not(feature = "alloc"))]
