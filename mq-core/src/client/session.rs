@@ -188,12 +188,18 @@ where
             Held::init_on_zeros(addr_of_mut!((*p).held));
             #[cfg(feature = "alloc")]
             Held::init(addr_of_mut!((*p).held));
+            // On devices the zeroed slot holds `Events::new()` already (an
+            // empty deque, its indices 0, and the counters 0: tested in
+            // `event.rs`), `false` and 0: their stores are left out.
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).events).write(Events::new());
             addr_of_mut!((*p).max_frame_in).write(max_frame_in);
             addr_of_mut!((*p).reasm).write(Reassembler::new());
             addr_of_mut!((*p).rx).write(None);
             addr_of_mut!((*p).next_publish_id).write(1);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).publish_ids_wrapped).write(false);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).dedup_seq).write(0);
             // All `u64` counters: on devices the zeroed slot holds
             // `Stats::default()` already (its `memclr` call is left out).
