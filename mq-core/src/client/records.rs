@@ -114,15 +114,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Records<B> {
         let t0 = at + overhead;
         let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
         let data = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)?;
+        let meta = buf.get(t0 + tlen..t0 + tlen + mlen)?;
         // Borrowed in the decoded `Option` (`?` on it moved the meta out: a
         // copy more on devices).
-        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?);
-        let meta = meta.as_ref()?;
-        Some(Body {
-            topic,
-            meta: *meta,
-            data,
-        })
+        #[cfg(feature = "alloc")]
+        {
+            let meta = Meta::decode_from(meta);
+            let meta = meta.as_ref()?;
+            Some(Body {
+                topic,
+                meta: *meta,
+                data,
+            })
+        }
+        // Devices read the meta where it is returned, and take the body back
+        // if the bytes were not a meta (as `Meta::decode_from` does): read
+        // first, it was copied into the body.
+        #[cfg(not(feature = "alloc"))]
+        {
+            let mut r = crate::wire::codec::Reader::new(meta);
+            let mut body = Some(Body {
+                topic,
+                meta: <Meta<'_> as crate::wire::codec::Wire>::read(&mut r),
+                data,
+            });
+            if r.check().is_err() || !r.rest().is_empty() {
+                body = None;
+            }
+            body
+        }
     }
 
     /// The length of the record at `at`, header included.
