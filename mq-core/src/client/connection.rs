@@ -3,6 +3,8 @@
 //! current connection and the timers; the `Session` methods here move it
 //! through [`State`] and clean up what a connection leaves behind.
 
+use core::ptr::addr_of_mut;
+
 use crate::framing::Framer;
 use heapless::{Deque, Vec};
 
@@ -42,6 +44,19 @@ pub(super) struct Connection {
     backoff: Backoff,
 }
 
+/// The options of a [`Connection`] that [`Connection::init_on_zeros`] leaves
+/// as zeros are `None` as zeros: evaluated for each target the crate builds
+/// for (their layout is the compiler's), and an error to compile otherwise.
+const NONE_IS_ZEROS: () = {
+    // SAFETY: evaluated at compile time, where an invalid value is an error.
+    unsafe {
+        assert!(core::mem::zeroed::<Option<Limits>>().is_none());
+        assert!(core::mem::zeroed::<Option<u64>>().is_none());
+        assert!(core::mem::zeroed::<Option<Instant>>().is_none());
+        assert!(core::mem::zeroed::<Instant>().as_micros() == 0);
+    }
+};
+
 /// What keepalive asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Keepalive {
@@ -50,6 +65,8 @@ enum Keepalive {
 }
 
 impl Connection {
+    // Devices build it in place instead (`init_on_zeros`).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(super) fn new(seed: u64) -> Self {
         Connection {
             state: State::Idle,
@@ -68,6 +85,31 @@ impl Connection {
             reported: None,
             connects: 0,
             backoff: Backoff::new(seed),
+        }
+    }
+
+    /// [`new`](Self::new) into a slot whose bytes are all zero: only the
+    /// fields whose initial value is not all zeros are written (the state,
+    /// the two `Option<Reason>`s, whose `None` is a spare value of the
+    /// reason's tag, and the backoff's generator). The others are integers,
+    /// `false`, `Instant::ZERO`, an empty deque (its indices 0) and options
+    /// whose `None` is zeros ([`NONE_IS_ZEROS`] checks that on each target).
+    /// Devices build the session in a zeroed slot, where these stores are
+    /// code that writes what is there.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned, and every byte of it is zero.
+    #[cfg_attr(feature = "alloc", allow(dead_code))]
+    pub(super) unsafe fn init_on_zeros(slot: *mut Self, seed: u64) {
+        let () = NONE_IS_ZEROS;
+        // SAFETY: the zero fields are valid as they are; the others are
+        // written through raw pointers into `slot`.
+        unsafe {
+            addr_of_mut!((*slot).state).write(State::Idle);
+            addr_of_mut!((*slot).error_pending).write(None);
+            addr_of_mut!((*slot).reported).write(None);
+            addr_of_mut!((*slot).backoff).write(Backoff::new(seed));
         }
     }
 
@@ -337,5 +379,26 @@ where
             self.push_event(Note::Unsubscribed(id));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_on_zeros_is_new() {
+        for seed in [0, 1, 0x1234_5678_9abc_def0] {
+            let mut zeroed = core::mem::MaybeUninit::<Connection>::zeroed();
+            // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+            let on_zeros = unsafe {
+                Connection::init_on_zeros(zeroed.as_mut_ptr(), seed);
+                zeroed.assume_init()
+            };
+            assert_eq!(
+                alloc::format!("{on_zeros:?}"),
+                alloc::format!("{:?}", Connection::new(seed))
+            );
+        }
     }
 }

@@ -222,6 +222,8 @@ pub(super) struct Events {
 }
 
 impl Events {
+    // Devices leave the zeroed slot's bytes as they are instead.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(super) const fn new() -> Self {
         Events {
             queue: Deque::new(),
@@ -381,6 +383,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::{EVENTS, Events, Note};
+
+    /// A device's session leaves its event queue as the zeroed slot holds
+    /// it: zeros are `Events::new()`.
+    #[test]
+    fn zeros_are_new() {
+        // SAFETY: every field is an integer, a `bool` or uninitialised
+        // storage, for which zeros are valid.
+        let zeros: Events = unsafe { core::mem::zeroed() };
+        assert_eq!(
+            alloc::format!("{zeros:?}"),
+            alloc::format!("{:?}", Events::new())
+        );
+        assert!(zeros.is_empty() && zeros.room(EVENTS - super::RESERVE));
+    }
 
     #[test]
     fn a_full_queue_keeps_what_it_has_and_counts_what_it_loses() {

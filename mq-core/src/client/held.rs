@@ -55,6 +55,16 @@ pub(crate) struct MessageKey {
 
 pub(crate) use crate::wire::topic_hash;
 
+/// A slot of zeros is `Free`, so that `Held::init_on_zeros` leaves a zeroed
+/// slot's slots as they are (the layout of `Slot` is the compiler's: this is
+/// evaluated for each target it builds for, and evaluating it fails to
+/// compile if zeros are not a valid `Slot`, or not `Free`).
+const ZEROS_ARE_FREE: () = assert!(matches!(
+    // SAFETY: evaluated at compile time, where an invalid value is an error.
+    unsafe { core::mem::zeroed::<Slot>() },
+    Slot::Free
+));
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Slot {
     Free,
@@ -178,10 +188,11 @@ impl<const N: usize> Held<N> {
     }
 
     /// [`init`](Self::init) into a slot whose bytes are all zero: only the
-    /// fields whose empty value is not all zeros are written (the slots'
-    /// `Free` and the generations' 1). The others are integers, arrays of
-    /// them, and the ring's entries, whose `UNUSED` is all zeros (`Settle`
-    /// is `#[repr(u8)]` with `Ack` 0). Devices build the session in a
+    /// field whose empty value is not all zeros is written (the generations'
+    /// 1). The others are integers, arrays of them, the slots (a slot of
+    /// zeros is `Free`, which [`ZEROS_ARE_FREE`] checks on each target) and
+    /// the ring's entries, whose `UNUSED` is all zeros (`Settle` is
+    /// `#[repr(u8)]` with `Ack` 0). Devices build the session in a
     /// zeroed slot; the zero fills cost code there (the ring's alone is a
     /// call).
     ///
@@ -191,10 +202,11 @@ impl<const N: usize> Held<N> {
     #[cfg_attr(feature = "alloc", allow(dead_code))]
     pub(crate) unsafe fn init_on_zeros(slot: *mut Self) {
         let _ = Self::FIELDS;
-        // SAFETY: the zero fields are valid as they are; the two others are
-        // written through a raw pointer into `slot`.
+        let () = ZEROS_ARE_FREE;
+        // SAFETY: the zero fields are valid as they are (a slot of zeros is
+        // `Free`: `ZEROS_ARE_FREE`); the generations are written through a
+        // raw pointer into `slot`.
         unsafe {
-            fill(addr_of_mut!((*slot).slots), Slot::Free);
             fill(addr_of_mut!((*slot).generations), 1);
         }
     }

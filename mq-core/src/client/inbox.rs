@@ -29,6 +29,8 @@
 //! not fit behind the tail, the records are moved to the front of the storage
 //! (the mechanics are [`Records`]', which the outbox shares).
 
+use core::ptr::addr_of_mut;
+
 use super::le::{field, put, put_slice};
 use super::records::{Body, Records, write_body};
 use crate::wire::{Meta, QoS};
@@ -150,6 +152,13 @@ pub(crate) struct Inbox<B> {
     partial: Option<Partial>,
 }
 
+/// No partial record is zeros, so that [`Inbox::init_on_zeros`] leaves it
+/// as the zeroed slot holds it: evaluated for each target the crate builds
+/// for (the layout is the compiler's), and an error to compile otherwise.
+const NONE_IS_ZEROS: () =
+    // SAFETY: evaluated at compile time, where an invalid value is an error.
+    assert!(unsafe { core::mem::zeroed::<Option<Partial>>() }.is_none());
+
 /// Bytes a record with these parts takes.
 pub(crate) fn record_len(topic: usize, meta: &Meta<'_>, data: u64) -> Option<usize> {
     let data = usize::try_from(data).ok()?;
@@ -160,6 +169,8 @@ pub(crate) fn record_len(topic: usize, meta: &Meta<'_>, data: u64) -> Option<usi
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
+    // Devices build it in place instead (`init_on_zeros`).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn new(storage: B) -> Self {
         Inbox {
             rec: Records::new(storage),
@@ -167,6 +178,21 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
             ready: 0,
             partial: None,
         }
+    }
+
+    /// [`new`](Self::new) into a slot whose bytes are all zero: the counts,
+    /// `false` and `partial`'s `None` (zeros: [`NONE_IS_ZEROS`]) are there
+    /// already, so only the storage is written.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned, and every byte of it is zero.
+    #[cfg_attr(feature = "alloc", allow(dead_code))]
+    pub(crate) unsafe fn init_on_zeros(slot: *mut Self, storage: B) {
+        let () = NONE_IS_ZEROS;
+        // SAFETY: as `Records::init_on_zeros`, for the record store in
+        // `slot`; the other fields are valid as zeros.
+        unsafe { Records::init_on_zeros(addr_of_mut!((*slot).rec), storage) };
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -335,6 +361,22 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Inbox<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_on_zeros_is_new() {
+        let mut storage = [0u8; 64];
+        let mut zeroed = core::mem::MaybeUninit::<Inbox<&mut [u8]>>::zeroed();
+        // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+        let on_zeros = unsafe {
+            Inbox::init_on_zeros(zeroed.as_mut_ptr(), &mut storage[..]);
+            zeroed.assume_init()
+        };
+        let on_zeros = alloc::format!("{on_zeros:?}");
+        assert_eq!(
+            on_zeros,
+            alloc::format!("{:?}", Inbox::new(&mut storage[..]))
+        );
+    }
 
     fn head(seq: u64) -> RecordHead {
         RecordHead {

@@ -25,6 +25,8 @@
 //! needs the room (live records are then moved to the front: the mechanics are
 //! [`Records`]'). All integers are little-endian.
 
+use core::ptr::addr_of_mut;
+
 use super::le::{field, put};
 use super::records::{DEAD, Records, write_body};
 use crate::wire::{Meta, QoS};
@@ -108,6 +110,8 @@ pub(crate) fn record_len(topic: usize, meta: usize, payload: usize) -> Option<us
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
+    // Devices build it in place instead (`init_on_zeros`).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn new(storage: B) -> Self {
         Outbox {
             rec: Records::new(storage),
@@ -116,6 +120,19 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
             live: 0,
             live_bytes: 0,
         }
+    }
+
+    /// [`new`](Self::new) into a slot whose bytes are all zero: the counts
+    /// and offsets are 0 there already, so only the storage is written.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned, and every byte of it is zero.
+    #[cfg_attr(feature = "alloc", allow(dead_code))]
+    pub(crate) unsafe fn init_on_zeros(slot: *mut Self, storage: B) {
+        // SAFETY: as `Records::init_on_zeros`, for the record store in
+        // `slot`; the other fields are integers.
+        unsafe { Records::init_on_zeros(addr_of_mut!((*slot).rec), storage) };
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -402,6 +419,22 @@ fn checked_stamp(limit: Option<u32>) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_on_zeros_is_new() {
+        let mut storage = [0u8; 64];
+        let mut zeroed = core::mem::MaybeUninit::<Outbox<&mut [u8]>>::zeroed();
+        // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+        let on_zeros = unsafe {
+            Outbox::init_on_zeros(zeroed.as_mut_ptr(), &mut storage[..]);
+            zeroed.assume_init()
+        };
+        let on_zeros = alloc::format!("{on_zeros:?}");
+        assert_eq!(
+            on_zeros,
+            alloc::format!("{:?}", Outbox::new(&mut storage[..]))
+        );
+    }
 
     fn push(o: &mut Outbox<[u8; 256]>, id: u32, qos: QoS, n: usize) -> Result<(), PushError> {
         let head = Head {

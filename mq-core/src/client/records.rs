@@ -7,6 +7,8 @@
 //! record, any other value a live one (its meaning is the store's). The rest
 //! of the header and the body are the store's own.
 
+use core::ptr::addr_of_mut;
+
 use super::le::{move_down, put_slice};
 use crate::wire::Meta;
 
@@ -57,12 +59,27 @@ pub(crate) struct Records<B> {
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Records<B> {
+    // Devices build it in place instead (`init_on_zeros`).
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn new(storage: B) -> Self {
         Records {
             storage,
             head: 0,
             tail: 0,
         }
+    }
+
+    /// [`new`](Self::new) into a slot whose bytes are all zero: the offsets
+    /// are 0 there already, so only `storage` is written.
+    ///
+    /// # Safety
+    ///
+    /// `slot` is valid for writes and aligned, and every byte of it is zero.
+    #[cfg_attr(feature = "alloc", allow(dead_code))]
+    pub(crate) unsafe fn init_on_zeros(slot: *mut Self, storage: B) {
+        // SAFETY: the offsets are valid as zeros; `storage` is written
+        // through a raw pointer into `slot`.
+        unsafe { addr_of_mut!((*slot).storage).write(storage) };
     }
 
     pub(crate) fn buf(&self) -> &[u8] {
@@ -97,15 +114,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Records<B> {
         let t0 = at + overhead;
         let topic = crate::utf8::str_of(buf.get(t0..t0 + tlen)?)?;
         let data = buf.get(t0 + tlen + mlen..t0 + tlen + mlen + dlen)?;
+        let meta = buf.get(t0 + tlen..t0 + tlen + mlen)?;
         // Borrowed in the decoded `Option` (`?` on it moved the meta out: a
         // copy more on devices).
-        let meta = Meta::decode_from(buf.get(t0 + tlen..t0 + tlen + mlen)?);
-        let meta = meta.as_ref()?;
-        Some(Body {
-            topic,
-            meta: *meta,
-            data,
-        })
+        #[cfg(feature = "alloc")]
+        {
+            let meta = Meta::decode_from(meta);
+            let meta = meta.as_ref()?;
+            Some(Body {
+                topic,
+                meta: *meta,
+                data,
+            })
+        }
+        // Devices read the meta where it is returned, and take the body back
+        // if the bytes were not a meta (as `Meta::decode_from` does): read
+        // first, it was copied into the body.
+        #[cfg(not(feature = "alloc"))]
+        {
+            let mut r = crate::wire::codec::Reader::new(meta);
+            let mut body = Some(Body {
+                topic,
+                meta: <Meta<'_> as crate::wire::codec::Wire>::read(&mut r),
+                data,
+            });
+            if r.check().is_err() || !r.rest().is_empty() {
+                body = None;
+            }
+            body
+        }
     }
 
     /// The length of the record at `at`, header included.

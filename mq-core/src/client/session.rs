@@ -145,13 +145,18 @@ where
         outbox: B,
         inbox: B,
     ) -> &mut Self {
+        // The inbox's capacity (`Inbox::capacity`).
+        let room = inbox.as_ref().len().saturating_sub(inbox::RECORD_OVERHEAD);
+        #[cfg(feature = "alloc")]
         let inbox = Inbox::new(inbox);
-        let room = inbox.capacity().saturating_sub(inbox::RECORD_OVERHEAD);
         let max_frame_in = config
             .limits
             .max_frame
             .min(u32::try_from(room).unwrap_or(u32::MAX));
+        #[cfg(feature = "alloc")]
         let conn = Connection::new(config.seed);
+        #[cfg(not(feature = "alloc"))]
+        let config_seed = config.seed;
         let _ = Self::FIELDS;
         let p = slot.as_mut_ptr();
         // SAFETY: each field of the session is written once, through a raw
@@ -166,20 +171,35 @@ where
             addr_of_mut!((*p).requests).write(Requests::new(config.seed, &config.client_id));
             addr_of_mut!((*p).config).write(config);
             addr_of_mut!((*p).framing).write(framing);
+            #[cfg(not(feature = "alloc"))]
+            Connection::init_on_zeros(addr_of_mut!((*p).conn), config_seed);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).conn).write(conn);
+            #[cfg(not(feature = "alloc"))]
+            Outbox::init_on_zeros(addr_of_mut!((*p).outbox), outbox);
+            #[cfg(not(feature = "alloc"))]
+            Inbox::init_on_zeros(addr_of_mut!((*p).inbox), inbox);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).outbox).write(Outbox::new(outbox));
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).inbox).write(inbox);
             addr_of_mut!((*p).subs).write(Subscriptions::new());
             #[cfg(not(feature = "alloc"))]
             Held::init_on_zeros(addr_of_mut!((*p).held));
             #[cfg(feature = "alloc")]
             Held::init(addr_of_mut!((*p).held));
+            // On devices the zeroed slot holds `Events::new()` already (an
+            // empty deque, its indices 0, and the counters 0: tested in
+            // `event.rs`), `false` and 0: their stores are left out.
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).events).write(Events::new());
             addr_of_mut!((*p).max_frame_in).write(max_frame_in);
             addr_of_mut!((*p).reasm).write(Reassembler::new());
             addr_of_mut!((*p).rx).write(None);
             addr_of_mut!((*p).next_publish_id).write(1);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).publish_ids_wrapped).write(false);
+            #[cfg(feature = "alloc")]
             addr_of_mut!((*p).dedup_seq).write(0);
             // All `u64` counters: on devices the zeroed slot holds
             // `Stats::default()` already (its `memclr` call is left out).

@@ -113,14 +113,14 @@ where
         let max_frame = self.frame_limit()? as usize;
         let (rec, sent) = (self.outbox.next()?, self.outbox.next_sent());
         // Most publishes go whole: on hosts measured and written as they
-        // are, without the fragmenter's copies of the frame. Devices keep the
-        // one path: the other is code more, for speed they do not need.
+        // are, without the fragmenter's copies of the frame.
         #[cfg(feature = "alloc")]
         let whole = (sent == 0).then(|| Frame::Publish(self.whole_publish(&rec)));
-        #[cfg(not(feature = "alloc"))]
-        let whole: Option<Frame<'_>> = None;
+        #[cfg(feature = "alloc")]
         let whole_len = whole.as_ref().map(|f| self.framing.encoded_len(f));
+        #[cfg(feature = "alloc")]
         let piece;
+        #[cfg(feature = "alloc")]
         let (frame, len, end) = match (&whole, whole_len) {
             (Some(frame), Some(len)) if len <= max_frame => (frame, len, rec.payload.len()),
             _ => {
@@ -130,6 +130,15 @@ where
                 (&piece.frame, piece.encoded_len, piece.end)
             }
         };
+        // Devices keep the one path (the other is code more, for speed they
+        // do not need), and cut the piece over the whole frame where it is
+        // rather than take it out of the `Piece` `next` returns (a copy).
+        #[cfg(not(feature = "alloc"))]
+        let fragmenter = self.fragmenter(&rec);
+        #[cfg(not(feature = "alloc"))]
+        let frame = &mut fragmenter.whole();
+        #[cfg(not(feature = "alloc"))]
+        let (end, len) = fragmenter.next_over(frame, usize::try_from(sent).ok()?, max_frame)?;
         let n = self.encode(frame, len, out)?;
         trace!("sent publish {}", rec.id);
         let tx = Tx::Publish {

@@ -202,7 +202,7 @@ impl<'a> Fragmenter<'a> {
     /// The message as one frame.
     // Out of line on devices (with `Session::closed`, 8 bytes less).
     #[cfg_attr(not(feature = "alloc"), inline(never))]
-    fn whole(&self) -> Frame<'a> {
+    pub(crate) fn whole(&self) -> Frame<'a> {
         self.frame(None, self.payload())
     }
 
@@ -287,17 +287,33 @@ impl<'a> Fragmenter<'a> {
     /// [`sendable`](Self::sendable) within `max`, so that no message starts that
     /// would stall halfway. An empty payload travels as one frame at offset 0.
     pub fn next(&self, offset: usize, max: usize) -> Option<Piece<'a>> {
+        let mut frame = self.whole();
+        let (end, encoded_len) = self.next_over(&mut frame, offset, max)?;
+        Some(Piece {
+            frame,
+            end,
+            last: end == self.total(),
+            encoded_len,
+        })
+    }
+
+    /// [`next`](Self::next) cut over `frame`, which holds the message whole
+    /// (as [`whole`](Self::whole) builds it): the next frame made in place
+    /// (its fragment and payload set when it is one), so that a caller
+    /// need not copy it out of a returned `Piece`. Returns the payload offset
+    /// after it and its encoded length, or `None` (`frame` then unspecified)
+    /// where `next` returns `None`. Devices write their publishes this way.
+    pub(crate) fn next_over(
+        &self,
+        frame: &mut Frame<'a>,
+        offset: usize,
+        max: usize,
+    ) -> Option<(usize, usize)> {
         let total = self.total();
         if offset == 0 {
-            let whole = self.whole();
-            let encoded_len = frame_len(&whole);
+            let encoded_len = frame_len(frame);
             if encoded_len <= max {
-                return Some(Piece {
-                    frame: whole,
-                    end: total,
-                    last: true,
-                    encoded_len,
-                });
+                return Some((total, encoded_len));
             }
             if !self.sendable(max) {
                 return None;
@@ -311,16 +327,24 @@ impl<'a> Fragmenter<'a> {
             return None;
         }
         let end = offset.saturating_add(room);
-        let fragment = Fragment {
+        let fragment = Some(Fragment {
             offset: offset as u64,
             total: total as u64,
-        };
-        Some(Piece {
-            frame: self.frame(Some(fragment), self.payload().get(offset..end)?),
-            end,
-            last: end == total,
-            encoded_len,
-        })
+        });
+        let payload = self.payload().get(offset..end)?;
+        match frame {
+            Frame::Publish(p) => {
+                p.fragment = fragment;
+                p.payload = payload;
+            }
+            #[cfg(feature = "alloc")]
+            Frame::Deliver(d) => {
+                d.fragment = fragment;
+                d.payload = payload;
+            }
+            _ => return None,
+        }
+        Some((end, encoded_len))
     }
 
     /// Encodes the next frame from `offset` on into the front of `buf` with

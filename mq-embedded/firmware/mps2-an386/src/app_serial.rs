@@ -249,7 +249,7 @@ impl Device {
         static mut DEVICE: Device = Device::IDLE;
         // SAFETY: as for the storage.
         let device = unsafe { &mut *addr_of_mut!(DEVICE) };
-        device.commands = Commands::new(settings.commands);
+        device.commands.expect(settings.commands);
         device_topic(&mut device.command_topic, id, "cmd");
         if let CommandStart::Seq(seq) = settings.from {
             device.start = Start::Seq(seq);

@@ -53,14 +53,26 @@ impl Commands {
     pub const fn new(expected: u32) -> Commands {
         Commands {
             bits: [0; MAX_COMMANDS as usize / 32],
-            expected: if expected > MAX_COMMANDS {
-                MAX_COMMANDS
-            } else {
-                expected
-            },
+            expected: Self::bounded(expected),
             executed: 0,
             again: 0,
         }
+    }
+
+    const fn bounded(expected: u32) -> u32 {
+        if expected > MAX_COMMANDS {
+            MAX_COMMANDS
+        } else {
+            expected
+        }
+    }
+
+    /// A fresh ledger (`new(0)`, none expected, none executed) now expecting
+    /// `1..=expected`: what `new(expected)` builds, written in place without
+    /// storing the zeros that are there (the applications' device, a
+    /// static of zeros, sets its ledger this way).
+    pub fn expect(&mut self, expected: u32) {
+        self.expected = Self::bounded(expected);
     }
 
     /// Executes the command in `payload`.
@@ -152,6 +164,18 @@ pub fn telemetry_payload(n: u32, size: u16, buf: &mut [u8; MAX_PAYLOAD as usize]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_ledger_expecting_is_new() {
+        for expected in [0, 1, 40, MAX_COMMANDS, MAX_COMMANDS + 1, u32::MAX] {
+            let mut commands = Commands::new(0);
+            commands.expect(expected);
+            assert_eq!(
+                std::format!("{commands:?}"),
+                std::format!("{:?}", Commands::new(expected))
+            );
+        }
+    }
 
     #[test]
     fn commands_are_executed_once_each() {
