@@ -48,6 +48,7 @@ use mq_embedded::{
 };
 
 use crate::console::{eprintln, println};
+use crate::device::{Telemetry, Topic, device_topic};
 
 /// Publishes until the broker has stored them: about 35 telemetry messages of
 /// a few bytes (each takes its topic, payload, framing and 32 bytes).
@@ -68,8 +69,7 @@ const REQS: usize = 0;
 
 type Client = TcpClient<'static, SUBS, HELD, REQS>;
 
-/// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry`.
-type Topic = heapless::String<48>;
+// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry` (`device_topic`).
 
 /// How long closing may take at the end before the run ends anyway.
 const CLOSE_WAIT_MICROS: u64 = 1_000_000;
@@ -102,27 +102,6 @@ pub fn run(board: &mut Board, eth: Lan9118<'static>, config: &Config) -> ExitCod
 }
 
 type Net = firmware::net::Net<'static, Lan9118<'static>>;
-
-/// The telemetry side: what is queued, what the broker has stored.
-struct Telemetry {
-    topic: Topic,
-    total: u32,
-    /// The next message to queue (from 1).
-    next: u32,
-    /// When it is due (board microseconds).
-    next_at: u64,
-    interval: u64,
-    size: u16,
-    marker: u32,
-    /// The outbox was full at the last try: wait for an acknowledgement.
-    blocked: bool,
-    /// Acknowledged by the broker, and of those, already stored before (a
-    /// resend the broker recognised).
-    stored: u32,
-    duplicates: u32,
-    first_queued: Option<u64>,
-    all_stored: Option<u64>,
-}
 
 /// What to do with the client once an event (which borrows it) is gone.
 enum FollowUp {
@@ -158,20 +137,7 @@ impl Device {
         start: Start::New,
         first_command: None,
         all_commands: None,
-        telemetry: Telemetry {
-            topic: Topic::new(),
-            total: 0,
-            next: 0,
-            next_at: 0,
-            interval: 0,
-            size: 0,
-            marker: 0,
-            blocked: false,
-            stored: 0,
-            duplicates: 0,
-            first_queued: None,
-            all_stored: None,
-        },
+        telemetry: Telemetry::IDLE,
         connections: 0,
         resumed: 0,
         closing: false,
@@ -187,16 +153,6 @@ impl Device {
         seed: u64,
     ) -> Outcome<(&'static mut Device, &'static mut Client)> {
         let settings = &config.mq;
-        // Pieces pushed rather than `write!`: formatting into the string would
-        // link its `fmt::Write` (mq's share of the flash, for two topics).
-        // Out of line: inlined at its two callers it was 92 bytes more.
-        #[inline(never)]
-        fn device_topic(topic: &mut Topic, id: &str, suffix: &str) {
-            // 4 + 32 + 10 bytes at most: it fits.
-            for piece in ["dev.", id, ".", suffix] {
-                let _ = topic.push_str(piece);
-            }
-        }
         let id = settings.id.as_str();
         let mut mq = mq_embedded::Config::new(id).map_err(|err| {
             eprintln!("error: client id `{}`: {}", id, err.as_str());

@@ -20,6 +20,7 @@ use core::ptr::addr_of_mut;
 use core::time::Duration;
 
 use crate::console::{eprintln, println};
+use crate::device::{Telemetry, Topic, device_topic};
 use firmware::board::{Board, ExitCode};
 use firmware::clock;
 use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
@@ -52,8 +53,7 @@ const REQS: usize = 0;
 
 type Client = SerialClient<'static, Uart, SUBS, HELD, REQS>;
 
-/// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry`.
-type Topic = heapless::String<48>;
+// Topics are `dev.<id>.cmd` and `dev.<id>.telemetry` (`device_topic`).
 
 /// How long closing may take at the end before the run ends anyway.
 const CLOSE_WAIT_MICROS: u64 = 1_000_000;
@@ -113,25 +113,6 @@ fn print_line(client: &Client) {
     );
 }
 
-/// The telemetry side: what is queued, what the broker has stored.
-struct Telemetry {
-    topic: Topic,
-    total: u32,
-    /// The next message to queue (from 1), and when it is due.
-    next: u32,
-    next_at: u64,
-    interval: u64,
-    size: u16,
-    marker: u32,
-    /// The outbox was full at the last try: wait for an acknowledgement.
-    blocked: bool,
-    /// Acknowledged by the broker, and of those, already stored before.
-    stored: u32,
-    duplicates: u32,
-    first_queued: Option<u64>,
-    all_stored: Option<u64>,
-}
-
 /// What to do with the client once an event (which borrows it) is gone.
 enum FollowUp {
     Nothing,
@@ -170,20 +151,7 @@ impl Device {
         first_command: None,
         all_commands: None,
         first_connected: None,
-        telemetry: Telemetry {
-            topic: Topic::new(),
-            total: 0,
-            next: 0,
-            next_at: 0,
-            interval: 0,
-            size: 0,
-            marker: 0,
-            blocked: false,
-            stored: 0,
-            duplicates: 0,
-            first_queued: None,
-            all_stored: None,
-        },
+        telemetry: Telemetry::IDLE,
         connections: 0,
         resumed: 0,
         closing: false,
@@ -194,16 +162,6 @@ impl Device {
     #[inline(never)]
     fn new(config: &Config, seed: u64) -> Outcome<(&'static mut Device, &'static mut Client)> {
         let settings = &config.mq;
-        // Pieces pushed rather than `write!`: formatting into the string would
-        // link its `fmt::Write` (mq's share of the flash, for two topics).
-        // Out of line, as in the TCP application.
-        #[inline(never)]
-        fn device_topic(topic: &mut Topic, id: &str, suffix: &str) {
-            // 4 + 32 + 10 bytes at most: it fits.
-            for piece in ["dev.", id, ".", suffix] {
-                let _ = topic.push_str(piece);
-            }
-        }
         let id = settings.id.as_str();
         let mut mq = mq_embedded::Config::new(id).map_err(|err| {
             eprintln!("error: client id `{}`: {}", id, err.as_str());

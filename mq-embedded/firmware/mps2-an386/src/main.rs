@@ -20,6 +20,8 @@ mod app;
 mod app;
 #[cfg(any(feature = "mq", feature = "serial"))]
 mod console;
+#[cfg(any(feature = "mq", feature = "serial"))]
+mod device;
 #[cfg(all(feature = "mq", feature = "serial"))]
 compile_error!("the `mq` (TCP) and `serial` builds are two applications: pick one feature");
 
