@@ -35,6 +35,7 @@ pub(crate) mod backoff;
 mod connection;
 mod error;
 mod event;
+mod fingerprints;
 mod held;
 mod inbox;
 mod le;
