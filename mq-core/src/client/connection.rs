@@ -385,20 +385,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::tests::debug_on_zeros;
 
     #[test]
     fn init_on_zeros_is_new() {
         for seed in [0, 1, 0x1234_5678_9abc_def0] {
-            let mut zeroed = core::mem::MaybeUninit::<Connection>::zeroed();
-            // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+            // SAFETY: `init_on_zeros` writes what is not zeros.
             let on_zeros = unsafe {
-                Connection::init_on_zeros(zeroed.as_mut_ptr(), seed);
-                zeroed.assume_init()
+                debug_on_zeros(|slot: *mut Connection| Connection::init_on_zeros(slot, seed))
             };
-            assert_eq!(
-                alloc::format!("{on_zeros:?}"),
-                alloc::format!("{:?}", Connection::new(seed))
-            );
+            assert_eq!(on_zeros, alloc::format!("{:?}", Connection::new(seed)));
         }
     }
 }

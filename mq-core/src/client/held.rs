@@ -510,19 +510,13 @@ unsafe fn fill<T: Copy, const N: usize>(array: *mut [T; N], value: T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::tests::debug_on_zeros;
 
     #[test]
     fn init_on_zeros_is_init() {
-        let mut zeroed = core::mem::MaybeUninit::<Held<8>>::zeroed();
-        // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
-        let on_zeros = unsafe {
-            Held::init_on_zeros(zeroed.as_mut_ptr());
-            zeroed.assume_init()
-        };
-        assert_eq!(
-            alloc::format!("{on_zeros:?}"),
-            alloc::format!("{:?}", Held::<8>::new())
-        );
+        // SAFETY: `init_on_zeros` writes what is not zeros.
+        let on_zeros = unsafe { debug_on_zeros(|slot: *mut Held<8>| Held::init_on_zeros(slot)) };
+        assert_eq!(on_zeros, alloc::format!("{:?}", Held::<8>::new()));
         assert_eq!(
             Recent::UNUSED,
             Recent {

@@ -419,17 +419,17 @@ fn checked_stamp(limit: Option<u32>) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::tests::debug_on_zeros;
 
     #[test]
     fn init_on_zeros_is_new() {
         let mut storage = [0u8; 64];
-        let mut zeroed = core::mem::MaybeUninit::<Outbox<&mut [u8]>>::zeroed();
-        // SAFETY: the slot is zeroed, then `init_on_zeros` writes the rest.
+        // SAFETY: `init_on_zeros` writes what is not zeros.
         let on_zeros = unsafe {
-            Outbox::init_on_zeros(zeroed.as_mut_ptr(), &mut storage[..]);
-            zeroed.assume_init()
+            debug_on_zeros(|slot: *mut Outbox<&mut [u8]>| {
+                Outbox::init_on_zeros(slot, &mut storage[..])
+            })
         };
-        let on_zeros = alloc::format!("{on_zeros:?}");
         assert_eq!(
             on_zeros,
             alloc::format!("{:?}", Outbox::new(&mut storage[..]))

@@ -315,3 +315,19 @@ pub(super) fn msg(ev: &Ev) -> &Msg {
         other => panic!("expected a message, got {other:?}"),
     }
 }
+
+/// The `Debug` text of a `T` that `init` built on a slot of zeros: devices
+/// build the session's parts so (`init_on_zeros`), and each is compared
+/// with its ordinary constructor's value.
+///
+/// # Safety
+///
+/// `init` leaves the zeroed slot a valid `T`, as each `init_on_zeros`
+/// promises.
+pub(crate) unsafe fn debug_on_zeros<T: core::fmt::Debug>(init: impl FnOnce(*mut T)) -> String {
+    let mut zeroed = core::mem::MaybeUninit::<T>::zeroed();
+    init(zeroed.as_mut_ptr());
+    // SAFETY: `init` made it a valid `T` (the caller's promise).
+    let built = unsafe { zeroed.assume_init() };
+    alloc::format!("{built:?}")
+}
