@@ -247,6 +247,21 @@ pub enum Record<'a> {
         /// The lowest sequence number of a topic made afterwards.
         until: u64,
     },
+    /// A persistent session's exactly-once delivery (MQTT QoS 2) goes out
+    /// under this packet id, not its message's own: written before it is
+    /// sent, so that a resumed session sends it again under the id the
+    /// client may hold it by. Ends with the delivery (an `Ack` or
+    /// `OnceDelivered` naming the subscription and message).
+    OncePid {
+        /// Client id.
+        client: &'a str,
+        /// The delivery's packet id.
+        pid: u16,
+        /// The client's subscription id.
+        sub: u32,
+        /// Message id.
+        msg: u64,
+    },
 }
 
 /// A stored record could not be decoded.
@@ -436,6 +451,12 @@ mod tests {
                 client: "c",
                 sub: 1,
                 msg: 1,
+            },
+            Record::OncePid {
+                client: "c",
+                pid: 7,
+                sub: 1,
+                msg: 1 << 40,
             },
         ];
         for r in records {

@@ -210,25 +210,68 @@ impl MqttConn {
         crate::mqtt::PacketId::new(pid)
     }
 
-    /// Takes a packet id for a delivery of message `msg`: the one the
-    /// message id gives when it is free, so that a delivery sent again after
-    /// a reconnect or a restart has the id it had (a client holding a QoS 2
-    /// message until PUBREL recognises it, and never mistakes another message
-    /// for it); else the next free one. `None` while all are in use. An id
-    /// the session still has in an exactly-once delivery (`releasing`) is
-    /// not free, though this connection may not know it yet: after a
-    /// reconnect its PUBREL waits for the store, and a client that holds the
-    /// message until PUBREL takes another one with its id for it.
-    pub(super) fn take_pid(
+    /// The packet id for delivery `tag` of message `msg` (`qos2`: exactly
+    /// once); `None` while it must wait (no id free, or its id's record not
+    /// stored: the router wakes the connection then). An exactly-once
+    /// delivery takes the id recorded for it if there is one (sent before a
+    /// restart under it); one that takes an id not its message's own has it
+    /// recorded first (see the router's `once_pid`), so that it is sent
+    /// again under it after a restart too.
+    pub(super) fn delivery_pid(
+        &mut self,
+        id: ConnId,
+        tag: u64,
+        msg: u64,
+        qos2: bool,
+        r: &mut Router,
+    ) -> Option<crate::mqtt::PacketId> {
+        if qos2 && let Some((pid, stored)) = r.once_pid(id, tag) {
+            match self.outbound.get(&pid) {
+                // Still another delivery's on this connection until its
+                // acknowledgement, which wakes the connection.
+                Some(f) if f.tag != tag => return None,
+                Some(_) => {}
+                None => {
+                    self.outbound.insert(
+                        pid,
+                        OutFlight {
+                            tag,
+                            released: false,
+                        },
+                    );
+                }
+            }
+            return stored.then(|| crate::mqtt::PacketId::new(pid)).flatten();
+        }
+        let (pid, preferred) = self.take_pid(tag, msg, |p| r.releasing(id, p))?;
+        if qos2 && !preferred && !r.record_once_pid(id, tag, pid.get()) {
+            return None;
+        }
+        Some(pid)
+    }
+
+    /// Takes a packet id for a delivery of message `msg`, with whether it is
+    /// the one the message id gives: that one when it is free, so that a
+    /// delivery sent again after a reconnect or a restart has the id it had
+    /// (a client holding a QoS 2 message until PUBREL recognises it, and
+    /// never mistakes another message for it) without a record; else the
+    /// next free one (recorded for QoS 2: `delivery_pid`). `None` while all
+    /// are in use. An id the session still has in an exactly-once delivery,
+    /// or freed by a record not stored yet (`releasing`), is not free,
+    /// though this connection may not know it: after a reconnect its PUBREL
+    /// waits for the store, and a client that holds the message until
+    /// PUBREL takes another one with its id for it.
+    fn take_pid(
         &mut self,
         tag: u64,
         msg: u64,
         releasing: impl Fn(u16) -> bool,
-    ) -> Option<crate::mqtt::PacketId> {
+    ) -> Option<(crate::mqtt::PacketId, bool)> {
         if self.outbound.len() >= usize::from(u16::MAX) {
             return None;
         }
-        let mut preferred = Some((msg % u64::from(u16::MAX)) as u16 + 1);
+        let own = (msg % u64::from(u16::MAX)) as u16 + 1;
+        let mut preferred = Some(own);
         // The preferred id, then every id once at most (all may be taken
         // by deliveries in flight and ones the session still releases).
         for _ in 0..=u16::MAX {
@@ -251,7 +294,7 @@ impl MqttConn {
                         released: false,
                     },
                 );
-                return Some(p);
+                return Some((p, pid == own));
             }
         }
         None

@@ -40,7 +40,9 @@
 //!   the router until PUBREL (PUBREC only once both are stored), and marked
 //!   with the header `mqtt:qos` so that QoS 2 subscribers get it at QoS 2.
 //!   Deliveries wait for PUBACK (or PUBREC) while the client is connected and
-//!   are sent again, with DUP, after a reconnect.
+//!   are sent again, with DUP, after a reconnect; a QoS 2 one to a persistent
+//!   session under the packet id it had, after a restart too (the router's
+//!   `once_pid`).
 //! - Properties: message expiry is the TTL (the remaining time is forwarded),
 //!   response topic and correlation data are mq's reply-to and correlation,
 //!   user properties are headers, content type and payload format are the

@@ -138,9 +138,8 @@ impl MqttConn {
                 let Output::Deliver(dv) = out else {
                     unreachable!()
                 };
-                let releasing = |pid| r.releasing(id, pid);
                 return self
-                    .put_delivery(dv, now, tx, settled, releasing)
+                    .put_delivery(id, dv, now, tx, settled, r)
                     .map_err(Output::Deliver);
             }
             Output::Connected {
@@ -231,14 +230,15 @@ impl MqttConn {
     }
 
     /// Writes a delivery as a PUBLISH; gives it back when it does not fit
-    /// (or no packet id is free: see `take_pid` for `releasing`).
+    /// (or its packet id must wait: see `delivery_pid`).
     fn put_delivery(
         &mut self,
+        id: ConnId,
         dv: Delivery,
         now: Instant,
         tx: &mut Tx<'_>,
         settled: &mut Settled,
-        releasing: impl Fn(u16) -> bool,
+        r: &mut Router,
     ) -> Result<(), Delivery> {
         let version = self.version;
         let v5 = version == Version::V5;
@@ -298,7 +298,8 @@ impl MqttConn {
             return Err(dv);
         }
         if qos != QoS::AtMostOnce {
-            let Some(pid) = self.take_pid(dv.tag, dv.msg.id, releasing) else {
+            let qos2 = qos == QoS::ExactlyOnce;
+            let Some(pid) = self.delivery_pid(id, dv.tag, dv.msg.id, qos2, r) else {
                 return Err(dv);
             };
             publish.qos = match qos {

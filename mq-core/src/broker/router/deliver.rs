@@ -235,6 +235,7 @@ impl Router {
         }
         // The record borrows the session's or group's names where they are
         // (this runs at every ack): only the store and the count change.
+        let mut ended = None;
         let record = match target {
             Target::Sub(k) => {
                 let Some(sub) = self.subs.get(k) else { return };
@@ -243,6 +244,9 @@ impl Router {
                 };
                 if !s.persistent {
                     return;
+                }
+                if !s.once_pids.is_empty() {
+                    ended = Some((sub.session, sub.id));
                 }
                 Record::Ack {
                     client: &s.client,
@@ -265,6 +269,9 @@ impl Router {
             }
         };
         self.stats.store_ops += 1;
-        self.store.emit(&record);
+        let token = self.store.emit(&record);
+        if let Some((session, sub)) = ended {
+            self.once_pid_ended(session, sub, msg.id, token);
+        }
     }
 }

@@ -56,7 +56,7 @@ impl Router {
                 .iter()
                 .filter_map(|p| match p {
                     Pending::Release { msg, .. } => Some(&*msg.topic),
-                    Pending::Reply { .. } => None,
+                    Pending::Reply { .. } | Pending::Wake { .. } => None,
                 })
                 .collect();
             idle.retain(|name| {

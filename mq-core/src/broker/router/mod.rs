@@ -21,6 +21,7 @@
 //! - `retained`: the retained slot of each topic (MQTT's one retained message,
 //!   not mq's per-topic retention for replay);
 //! - `once`: exactly-once publishes (MQTT QoS 2) remembered until released;
+//! - `once_pid`: the packet ids exactly-once deliveries go out under;
 //! - `spares`: emptied per-message lists kept for reuse;
 //! - `will`: will messages and the expiry of sessions that are away;
 //! - `mesh` and `offline`: peers' interest and outboxes, and the outboxes of
@@ -37,6 +38,7 @@ mod mesh;
 mod numbering;
 mod offline;
 mod once;
+mod once_pid;
 mod parked;
 mod publish;
 mod reauth;
@@ -123,6 +125,13 @@ pub(crate) struct Session {
     pub once: BTreeSet<u16>,
     /// Packet ids of exactly-once deliveries received and not yet completed.
     pub delivered_once: BTreeSet<u16>,
+    /// Exactly-once deliveries sent under a packet id not their message's
+    /// own, by that id: subscription id, message id, and the token of the
+    /// `OncePid` record saying so (see `once_pid`).
+    pub once_pids: BTreeMap<u16, (u32, u64, u64)>,
+    /// Packet ids freed by a record the store may not have yet, with its
+    /// token: not taken again before it is stored (see `once_pid`).
+    pub once_freed: BTreeMap<u16, u64>,
     /// Its connection's own messages do not come back to it (`Connect::no_local`).
     pub no_local: bool,
 }
@@ -218,13 +227,16 @@ pub(crate) enum Pending {
         conn: Option<ConnId>,
         out: Output,
     },
+    /// A connection to write again once a record is persisted (a delivery
+    /// waits for it: see `once_pid`).
+    Wake { token: u64, conn: ConnId },
 }
 
 impl Pending {
     fn token(&self) -> Option<u64> {
         match self {
             Pending::Release { token, .. } => *token,
-            Pending::Reply { token, .. } => Some(*token),
+            Pending::Reply { token, .. } | Pending::Wake { token, .. } => Some(*token),
         }
     }
 }

@@ -8,7 +8,10 @@
 //! received (PUBREC) is settled, and its packet id kept until the client
 //! completes it (PUBCOMP); PUBREL, after which the client hands the message
 //! over, goes out only once that (and the settling) is stored, and a resumed
-//! session releases it again (`OnceDelivered`, `OnceCompleted`).
+//! session releases it again (`OnceDelivered`, `OnceCompleted`). Before
+//! PUBREC, a delivery is sent again (after a reconnect or a restart) under
+//! the packet id it went out under: its message's own, or one recorded
+//! before it went out (`OncePid`: see `once_pid`).
 
 use super::{Pending, Router};
 use crate::broker::ConnId;
@@ -138,7 +141,11 @@ impl Router {
                 pid,
             },
         };
-        Some(self.emit(&record))
+        let token = self.emit(&record);
+        if received.is_none() {
+            self.once_freed(session, pid, token);
+        }
+        Some(token)
     }
 
     /// A resumed session's exactly-once deliveries not completed yet are

@@ -22,6 +22,7 @@ impl Router {
                         self.send(conn, out);
                     }
                 }
+                Pending::Wake { conn, .. } => self.links.wake(conn),
                 Pending::Release {
                     msg,
                     slot,

@@ -143,6 +143,12 @@ impl Router {
             // Not into `next_msg`: the messages of the block follow.
             Record::IdReserve { until } => self.ids_restored = self.ids_restored.max(until),
             Record::SeqFloor { until } => self.seq_floor = self.seq_floor.max(until),
+            Record::OncePid {
+                client,
+                pid,
+                sub,
+                msg,
+            } => self.restore_once_pid(client, pid, sub, msg),
             Record::DedupMark {
                 producer,
                 seq,
@@ -250,14 +256,21 @@ impl Router {
     }
 
     /// A subscription of `client` is done with message `msg` (a group
-    /// member's: its group is).
+    /// member's: its group is), and a packet id recorded for it is free.
     fn restore_ack(&mut self, client: &str, sub: u32, msg: u64) {
-        let key = self
+        let Some(s) = self
             .by_client
             .get(client)
-            .and_then(|&s| self.sessions.get(s))
-            .and_then(|s| s.subs.get(&sub).copied());
-        let Some(key) = key else { return };
+            .and_then(|&s| self.sessions.get_mut(s))
+        else {
+            return;
+        };
+        if !s.once_pids.is_empty() {
+            s.once_pids.retain(|_, &mut (s, m, _)| (s, m) != (sub, msg));
+        }
+        let Some(key) = s.subs.get(&sub).copied() else {
+            return;
+        };
         if let Some(g) = self.subs.get(key).and_then(|s| s.group) {
             if let Some(group) = self.groups.get_mut(g)
                 && group.queue.remove_id(msg).is_some()

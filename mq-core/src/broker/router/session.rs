@@ -152,6 +152,8 @@ impl Router {
             will: None,
             once: Default::default(),
             delivered_once: Default::default(),
+            once_pids: Default::default(),
+            once_freed: Default::default(),
             no_local: false,
         });
         self.by_client.insert(client.to_owned(), key);
@@ -258,6 +260,8 @@ impl Router {
                         *c = None;
                     }
                 }
+                // Waking a connection for nothing is harmless.
+                Pending::Wake { .. } => {}
             }
         }
         self.unpark(conn);
@@ -318,17 +322,6 @@ impl Router {
             .session(conn)
             .and_then(|k| self.sessions.get(k))
             .is_some_and(|s| s.persistent)
-    }
-
-    /// Whether `conn`'s session has an exactly-once delivery with packet id
-    /// `pid` not completed (received, PUBREL sent or still to send: after
-    /// a reconnect it goes out once its record is stored): the id is not
-    /// free for another delivery until the client's PUBCOMP.
-    pub(crate) fn releasing(&self, conn: ConnId, pid: u16) -> bool {
-        self.links
-            .session(conn)
-            .and_then(|k| self.sessions.get(k))
-            .is_some_and(|s| s.delivered_once.contains(&pid))
     }
 
     /// Whether a session is stored for `client_id`.

@@ -76,6 +76,14 @@ impl Router {
                     msg: 0,
                 });
             }
+            for (&pid, &(sub, msg, _)) in &s.once_pids {
+                emit(Record::OncePid {
+                    client: &s.client,
+                    pid,
+                    sub,
+                    msg,
+                });
+            }
         }
 
         if self.seq_floor > 0 {

@@ -11,6 +11,7 @@ mod ids;
 mod mesh;
 mod mesh_link;
 mod mqtt;
+mod mqtt_qos2_ids;
 mod mqtt_session;
 mod nats;
 mod nats_exchange;

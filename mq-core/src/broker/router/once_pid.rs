@@ -1,0 +1,156 @@
+//! The packet ids exactly-once deliveries (MQTT QoS 2) go out under, kept so
+//! that a delivery sent again after a restart has the id it had: a client
+//! holding the message until PUBREL by that id recognises it, and a client
+//! holding it by another would hand it over twice.
+//!
+//! The codec gives a delivery the id its message id gives (`take_pid`) when
+//! it is free: that needs no record. Else it takes another, and for a
+//! persistent session's fan-out subscription the id is recorded
+//! (`OncePid`) and the PUBLISH waits until that is stored; the id stays
+//! taken until the delivery ends (`Ack`, or `OnceDelivered` and then
+//! `OnceCompleted`), and a resumed session sends it under that id again.
+//!
+//! The log stays consistent when a crash cuts it: an id freed by a record
+//! (`OnceCompleted`, the `Ack` ending a recorded id) is not taken again
+//! until that record is stored, so every record or PUBLISH reusing it comes
+//! after the record that freed it, and a restored log never shows one id in
+//! two deliveries.
+
+use super::{Pending, Router};
+use crate::broker::ConnId;
+use crate::broker::record::Record;
+use crate::broker::slab::Key;
+use crate::broker::timers::Target;
+
+impl Router {
+    /// Whether packet id `pid` is not free for a delivery to `conn`'s
+    /// session, though its connection may not know it: the session has an
+    /// exactly-once delivery with it not completed (received, PUBREL sent or
+    /// still to send: after a reconnect it goes out once its record is
+    /// stored), or recorded for another delivery, or a record that freed it
+    /// is not stored yet.
+    pub(crate) fn releasing(&self, conn: ConnId, pid: u16) -> bool {
+        let Some(s) = self.links.session(conn).and_then(|k| self.sessions.get(k)) else {
+            return false;
+        };
+        s.delivered_once.contains(&pid)
+            || s.once_pids.contains_key(&pid)
+            || s.once_freed
+                .get(&pid)
+                .is_some_and(|&t| !self.store.is_persisted(Some(t)))
+    }
+
+    /// The packet id recorded for `conn`'s delivery `tag`, with whether the
+    /// record is stored: only then may the delivery go out, and `conn` is
+    /// woken then (it may be a new connection of the session).
+    pub(crate) fn once_pid(&mut self, conn: ConnId, tag: u64) -> Option<(u16, bool)> {
+        let s = self
+            .links
+            .session(conn)
+            .and_then(|k| self.sessions.get(k))?;
+        if s.once_pids.is_empty() {
+            return None;
+        }
+        let f = s.inflight.get(tag)?;
+        let sub = self.subs.get(f.sub)?.id;
+        let msg = f.msg.id;
+        let (pid, token) = s
+            .once_pids
+            .iter()
+            .find(|&(_, &(s, m, _))| (s, m) == (sub, msg))
+            .map(|(&pid, &(_, _, token))| (pid, token))?;
+        let stored = self.store.is_persisted(Some(token));
+        if !stored {
+            self.wake_once_stored(conn, token);
+        }
+        Some((pid, stored))
+    }
+
+    /// Lists `conn` for writing once the record with `token` is stored.
+    fn wake_once_stored(&mut self, conn: ConnId, token: u64) {
+        let wake = Pending::Wake { token, conn };
+        if !matches!(self.pending.back(), Some(Pending::Wake { token: t, conn: c }) if (*t, *c) == (token, conn))
+        {
+            self.pending.push_back(wake);
+        }
+    }
+
+    /// `conn`'s exactly-once delivery `tag` takes packet id `pid`, not its
+    /// message's own: recorded for a persistent session's fan-out
+    /// subscription. Whether it may go out now; if not, `conn` is woken
+    /// once the record is stored.
+    pub(crate) fn record_once_pid(&mut self, conn: ConnId, tag: u64, pid: u16) -> bool {
+        let Some(session) = self.links.session(conn) else {
+            return true;
+        };
+        let Some(s) = self.sessions.get(session) else {
+            return true;
+        };
+        let Some(f) = s.inflight.get(tag) else {
+            return true;
+        };
+        let (Target::Sub(k), true) = (f.target, s.persistent) else {
+            return true;
+        };
+        let Some(sub) = self.subs.get(k).map(|sub| sub.id) else {
+            return true;
+        };
+        let msg = f.msg.id;
+        let client = s.client.clone();
+        let token = self.emit(&Record::OncePid {
+            client: &client,
+            pid,
+            sub,
+            msg,
+        });
+        if let Some(s) = self.sessions.get_mut(session) {
+            s.once_pids.insert(pid, (sub, msg, token));
+        }
+        self.wake_once_stored(conn, token);
+        false
+    }
+
+    /// The session's subscription `sub` is done with message `msg` (the
+    /// record saying so has `token`): a packet id recorded for it is free
+    /// once that is stored.
+    pub(super) fn once_pid_ended(&mut self, session: Key, sub: u32, msg: u64, token: u64) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if s.once_pids.is_empty() {
+            return;
+        }
+        let Some(pid) = s
+            .once_pids
+            .iter()
+            .find(|&(_, &(s, m, _))| (s, m) == (sub, msg))
+            .map(|(&pid, _)| pid)
+        else {
+            return;
+        };
+        s.once_pids.remove(&pid);
+        self.once_freed(session, pid, token);
+    }
+
+    /// `pid` was freed by the record with `token`: not taken again before
+    /// it is stored.
+    pub(super) fn once_freed(&mut self, session: Key, pid: u16, token: u64) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        let store = &self.store;
+        s.once_freed
+            .retain(|_, &mut t| !store.is_persisted(Some(t)));
+        s.once_freed.insert(pid, token);
+    }
+
+    /// Restores a record of `client`'s session: delivery `(sub, msg)` went
+    /// out under `pid`.
+    pub(super) fn restore_once_pid(&mut self, client: &str, pid: u16, sub: u32, msg: u64) {
+        if let Some(&k) = self.by_client.get(client)
+            && let Some(s) = self.sessions.get_mut(k)
+        {
+            s.once_pids.insert(pid, (sub, msg, 0));
+        }
+    }
+}
