@@ -8,13 +8,14 @@
 //! persistent session's fan-out subscription the id is recorded
 //! (`OncePid`) and the PUBLISH waits until that is stored; the id stays
 //! taken until the delivery ends (`Ack`, or `OnceDelivered` and then
-//! `OnceCompleted`), and a resumed session sends it under that id again.
+//! `OnceCompleted`) or its subscription does (`Unsubscribe`), and a resumed
+//! session sends it under that id again.
 //!
 //! The log stays consistent when a crash cuts it: an id freed by a record
-//! (`OnceCompleted`, the `Ack` ending a recorded id) is not taken again
-//! until that record is stored, so every record or PUBLISH reusing it comes
-//! after the record that freed it, and a restored log never shows one id in
-//! two deliveries.
+//! (`OnceCompleted`, the `Ack` or `Unsubscribe` ending a recorded id) is
+//! not taken again until that record is stored, so every record or PUBLISH
+//! reusing it comes after the record that freed it, and a restored log
+//! never shows one id in two deliveries.
 
 use super::{Pending, Router};
 use crate::broker::ConnId;
@@ -130,6 +131,30 @@ impl Router {
         };
         s.once_pids.remove(&pid);
         self.once_freed(session, pid, token);
+    }
+
+    /// The session's subscription `sub` is gone (the record saying so has
+    /// `token`; `None` when restoring it): the packet ids recorded for its
+    /// deliveries are free once that is stored.
+    pub(super) fn once_pids_unsubscribed(&mut self, session: Key, sub: u32, token: Option<u64>) {
+        let Some(s) = self.sessions.get_mut(session) else {
+            return;
+        };
+        if s.once_pids.is_empty() {
+            return;
+        }
+        let pids: alloc::vec::Vec<u16> = (s.once_pids.iter())
+            .filter(|&(_, &(s, _, _))| s == sub)
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in &pids {
+            s.once_pids.remove(pid);
+        }
+        if let Some(token) = token {
+            for pid in pids {
+                self.once_freed(session, pid, token);
+            }
+        }
     }
 
     /// `pid` was freed by the record with `token`: not taken again before

@@ -117,6 +117,7 @@ impl Router {
                         .and_then(|s| s.subs.remove(&sub))
                 {
                     self.remove_subscription(key, now);
+                    self.once_pids_unsubscribed(session, sub, None);
                 }
             }
             Record::Ack { client, sub, msg } => self.restore_ack(client, sub, msg),

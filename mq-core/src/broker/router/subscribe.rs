@@ -262,6 +262,7 @@ impl Router {
                 client: &client,
                 sub: id,
             });
+            self.once_pids_unsubscribed(session, id, Some(token));
             self.pending.push_back(Pending::Reply {
                 token,
                 conn: Some(conn),

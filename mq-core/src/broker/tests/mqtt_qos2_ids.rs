@@ -109,7 +109,7 @@ fn a_new_connection_sends_a_waiting_delivery_once_its_id_is_stored() {
 }
 
 #[test]
-fn a_recorded_id_ends_with_its_delivery() {
+fn a_recorded_id_ends_with_its_delivery_or_its_subscription() {
     let (mut h, s, p) = two_subscriptions();
     let is_once_pid = |r: &[u8]| matches!(Record::decode(r), Ok(Record::OncePid { .. }));
     assert!(h.records.iter().any(|r| is_once_pid(r)));
@@ -120,5 +120,21 @@ fn a_recorded_id_ends_with_its_delivery() {
         h.msend(s, V3, Packet::PubComp(MAck::new(pid(id))));
     }
     let snap = h.b.snapshot().expect("store drained");
+    assert!(!snap.records.iter().any(|r| is_once_pid(r)));
+    // Or with its subscription, in the log too.
+    publish(&mut h, p, b"3");
+    assert_eq!(h.mpublishes(s, V3).len(), 2);
+    let filters = ["q2", "+"];
+    let unsubscribe = m::Unsubscribe {
+        packet_id: pid(3),
+        properties: m::Properties::EMPTY,
+        filters: m::List::new(&filters),
+    };
+    h.msend(s, V3, Packet::Unsubscribe(unsubscribe));
+    assert_eq!(h.mtake(s, V3), [MGot::UnsubAck(3)]);
+    let snap = h.b.snapshot().expect("store drained");
+    assert!(!snap.records.iter().any(|r| is_once_pid(r)));
+    let h2 = H::restored_from(Config::default(), h.records.clone());
+    let snap = h2.b.snapshot().expect("nothing to store");
     assert!(!snap.records.iter().any(|r| is_once_pid(r)));
 }
