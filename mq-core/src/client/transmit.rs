@@ -37,8 +37,8 @@ pub(super) enum Tx {
     Publish {
         id: u32,
         at: usize,
-        sent: u64,
-        total: u64,
+        sent: usize,
+        total: usize,
     },
 }
 
@@ -144,8 +144,8 @@ where
         let tx = Tx::Publish {
             id: rec.id,
             at: rec.at,
-            sent: end as u64,
-            total: rec.payload.len() as u64,
+            sent: end,
+            total: rec.payload.len(),
         };
         Some((tx, n))
     }
@@ -325,7 +325,7 @@ where
                 sent,
                 total,
             } => {
-                self.outbox.advance(at, sent, total);
+                self.outbox.advance(at, sent as u64, total as u64);
                 self.requests.sent(id);
             }
         }
