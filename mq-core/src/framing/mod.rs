@@ -277,4 +277,31 @@ mod tests {
         assert_eq!(StreamOnly.framing(), Framing::Stream);
         assert_eq!(SerialOnly.framing(), Framing::Serial);
     }
+
+    /// A framer's answer for `frame`: its measure, what encoding returns,
+    /// and whether the buffer was left as it was.
+    fn refused(
+        framer: impl Framer,
+        frame: &Frame<'_>,
+    ) -> (usize, Result<usize, EncodeError>, bool) {
+        let mut buf = [0xA5; 64];
+        let result = framer.encode_sized(frame, frame.encoded_len(), u32::MAX, &mut buf);
+        (
+            framer.encoded_len(frame),
+            result,
+            buf.iter().all(|&b| b == 0xA5),
+        )
+    }
+
+    #[test]
+    fn typed_framers_refuse_a_brokers_frame_unwritten() {
+        use crate::wire::UnsubAck;
+        let frame = Frame::UnsubAck(UnsubAck { sub: 3 });
+        let unwritten = (0, Err(EncodeError::Unexpected), true);
+        assert_eq!(refused(StreamOnly, &frame), unwritten);
+        assert_eq!(refused(SerialOnly, &frame), unwritten);
+        // The framings by value write it.
+        assert!(framed(Framing::Stream, &frame, u32::MAX, 64).is_ok());
+        assert!(framed(Framing::Serial, &frame, u32::MAX, 64).is_ok());
+    }
 }
