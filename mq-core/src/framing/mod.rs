@@ -82,6 +82,13 @@ impl Framing {
     /// it is at most `len`, of one byte more it is not. 0 when `len` holds no
     /// frame at all.
     pub const fn largest_frame(self, len: usize) -> usize {
+        if let Framing::Stream = self {
+            // `len` less the prefix of the frame one byte longer than
+            // `len` less its own prefix: the prefix can only shrink there,
+            // and by at most a byte (no climbing loop).
+            let one_longer = len.saturating_sub(stream::prefix_len(len)) + 1;
+            return len.saturating_sub(stream::prefix_len(one_longer));
+        }
         // The overhead grows with the frame, so this underestimates; then climb.
         let overhead = self.max_framed_len(len).saturating_sub(len);
         let mut frame = len.saturating_sub(overhead);
@@ -235,6 +242,25 @@ mod tests {
             }
             // Nothing fits: no frame at all.
             assert_eq!(framing.largest_frame(0), 0);
+        }
+    }
+
+    #[test]
+    fn the_largest_stream_frame_is_the_largest_that_fits() {
+        let fits = |n: usize, len: usize| n + stream::prefix_len(n) <= len;
+        let edges = [1 << 7, 1 << 14, 1 << 21, 1 << 28, 1 << 31];
+        let lens = (0..20_000).chain(
+            edges
+                .into_iter()
+                .flat_map(|edge: usize| edge.saturating_sub(300)..edge + 300),
+        );
+        for len in lens {
+            // 0 when no frame fits.
+            let largest = (len.saturating_sub(8)..=len)
+                .filter(|&n| fits(n, len))
+                .max()
+                .unwrap_or(0);
+            assert_eq!(Framing::Stream.largest_frame(len), largest, "{len}");
         }
     }
 
