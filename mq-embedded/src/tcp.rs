@@ -128,11 +128,24 @@ impl Link for TcpLink<'_, '_, '_> {
         let socket = self.sockets.get_mut::<tcp::Socket>(self.tcp.socket);
         let tcp = &mut *self.tcp;
         loop {
+            // One contiguous piece of the socket's ring a round (`recv_slice`,
+            // which takes both, had the ring's copy inlined twice): a round
+            // that took bytes is followed by another.
+            let mut took = 0;
             if let Some(free) = tcp.rx.get_mut(tcp.rx_len..)
                 && !free.is_empty()
                 && socket.can_recv()
             {
-                tcp.rx_len += socket.recv_slice(free).unwrap_or(0);
+                took = socket
+                    .recv(|ring| {
+                        let n = ring.len().min(free.len());
+                        if let (Some(to), Some(from)) = (free.get_mut(..n), ring.get(..n)) {
+                            to.copy_from_slice(from);
+                        }
+                        (n, n)
+                    })
+                    .unwrap_or(0);
+                tcp.rx_len += took;
             }
             let input = tcp.rx.get(..tcp.rx_len).unwrap_or(&[]);
             if input.is_empty() {
@@ -148,7 +161,7 @@ impl Link for TcpLink<'_, '_, '_> {
                 held.copy_within(used.., 0);
             }
             tcp.rx_len -= used;
-            if used == 0 {
+            if used == 0 && took == 0 {
                 return;
             }
         }
