@@ -65,6 +65,12 @@ pub(crate) trait Link {
     fn close(&mut self);
     /// Queues bytes for the broker; returns how many were taken (0: no room now).
     fn send(&mut self, bytes: &[u8]) -> usize;
+    /// Whether [`send`](Self::send) is asked again at once for the rest when
+    /// it took part of the bytes: a TCP socket takes one contiguous piece of
+    /// its ring a call, and the room left may be a second piece (around the
+    /// ring's end); a serial line's write, which waits for room in the UART,
+    /// is asked again at the next poll.
+    const SEND_AGAIN: bool;
     /// Hands what arrived to the session, as much as it takes now.
     fn receive<const SUBS: usize, const HELD: usize, const REQS: usize, F: Framer>(
         &mut self,
@@ -229,6 +235,9 @@ impl<'a, F: Framer, const SUBS: usize, const HELD: usize, const REQS: usize>
                 wrote |= n > 0;
                 self.tx_start += n;
                 if self.tx_start < self.tx_end {
+                    if n > 0 && L::SEND_AGAIN {
+                        continue;
+                    }
                     return wrote;
                 }
             }
@@ -240,6 +249,9 @@ impl<'a, F: Framer, const SUBS: usize, const HELD: usize, const REQS: usize>
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// An mq client on a microcontroller: the session, its buffers and a transport
 /// `T`. Use it as [`TcpClient`](crate::TcpClient) (over smoltcp) or

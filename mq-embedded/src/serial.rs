@@ -156,6 +156,8 @@ impl<IO: Read + Write + ReadReady> Link for Serial<'_, IO> {
 
     fn close(&mut self) {}
 
+    const SEND_AGAIN: bool = false;
+
     fn send(&mut self, bytes: &[u8]) -> usize {
         match self.io.write(bytes) {
             Ok(n) if n > 0 => n,

@@ -44,11 +44,7 @@ impl Backoff {
     pub(crate) fn next_delay_micros(&mut self, min: Duration, max: Duration) -> u64 {
         let min_us = micros_of(min);
         let max_us = micros_of(max).max(min_us);
-        let base = min_us
-            .checked_shl(self.attempt.min(63))
-            .filter(|v| v >> self.attempt.min(63) == min_us)
-            .unwrap_or(u64::MAX)
-            .min(max_us);
+        let base = doubled(min_us, self.attempt).min(max_us);
         self.attempt = self.attempt.saturating_add(1);
         let r = self.next_u64();
         #[cfg(feature = "alloc")]
@@ -65,6 +61,18 @@ impl Backoff {
         x ^= x << 17;
         self.rng = x;
         x
+    }
+}
+
+/// `v · 2^times`, saturating: the shift loses no bit while it is at most
+/// `v`'s leading zeros (`checked_shl`, then shifting back to compare, was
+/// 64-bit shifts both ways on devices).
+fn doubled(v: u64, times: u32) -> u64 {
+    let shift = times.min(63);
+    if shift <= v.leading_zeros() {
+        v << shift
+    } else {
+        u64::MAX
     }
 }
 
@@ -154,6 +162,32 @@ mod tests {
                 assert!(u128::from(got) <= high, "{base} {r:#x}: {got}");
             }
         }
+    }
+
+    #[test]
+    fn doubling_agrees_with_128_bit_arithmetic() {
+        let wide = |v: u64, times: u32| {
+            let shifted = u128::from(v) << times.min(63);
+            u64::try_from(shifted).unwrap_or(u64::MAX)
+        };
+        for v in [
+            0,
+            1,
+            2,
+            3,
+            100_000,
+            1 << 62,
+            (1 << 62) + 1,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
+            for times in [0, 1, 2, 20, 46, 47, 48, 61, 62, 63, 64, 200, u32::MAX] {
+                assert_eq!(doubled(v, times), wide(v, times), "{v} << {times}");
+            }
+        }
+        // At the edge: the top bit shifted to bit 63, and one step beyond.
+        assert_eq!(doubled(100_000, 47), 100_000 << 47);
+        assert_eq!(doubled(100_000, 48), u64::MAX);
     }
 
     #[test]

@@ -37,8 +37,8 @@ pub(super) enum Tx {
     Publish {
         id: u32,
         at: usize,
-        sent: u64,
-        total: u64,
+        sent: usize,
+        total: usize,
     },
 }
 
@@ -144,8 +144,8 @@ where
         let tx = Tx::Publish {
             id: rec.id,
             at: rec.at,
-            sent: end as u64,
-            total: rec.payload.len() as u64,
+            sent: end,
+            total: rec.payload.len(),
         };
         Some((tx, n))
     }
@@ -168,23 +168,6 @@ where
                     }),
                 )
             }),
-            // Everything queued before `close` (acks, publishes, unsubscribes)
-            // goes out first, then the Close (a publish that can never start
-            // at the broker's limit is rejected first: `drop_unsendable`).
-            // Returned as it comes (through `or_else` it was copied).
-            State::Closing => {
-                let next = self.next_connected_tx(scratch);
-                if next.is_some() || !self.conn.close_pending {
-                    return next;
-                }
-                Some(Next::Frame(
-                    Tx::Close,
-                    Frame::Close(Close {
-                        reason: Reason::Normal,
-                        text: "",
-                    }),
-                ))
-            }
             State::Handshaking => self.conn.hello_pending.then(|| {
                 Next::Frame(
                     Tx::Hello,
@@ -197,7 +180,8 @@ where
                     }),
                 )
             }),
-            State::Connected => self.next_connected_tx(scratch),
+            // A closing session sends its Close last (`next_connected_tx`).
+            State::Connected | State::Closing => self.next_connected_tx(scratch),
             _ => None,
         }
     }
@@ -279,7 +263,21 @@ where
                 ));
             }
         }
-        (self.frame_limit().is_some() && self.outbox.has_next()).then_some(Next::Publish)
+        if self.frame_limit().is_some() && self.outbox.has_next() {
+            return Some(Next::Publish);
+        }
+        // Everything queued before `close` (acks, publishes, unsubscribes)
+        // goes out first, then the Close (a publish that can never start at
+        // the broker's limit is rejected first: `drop_unsendable`). Asked
+        // here, last, rather than in `next_tx` after this returned nothing:
+        // there the `Option<Next>` (144 bytes) was copied out.
+        (self.conn.state == State::Closing && self.conn.close_pending).then_some(Next::Frame(
+            Tx::Close,
+            Frame::Close(Close {
+                reason: Reason::Normal,
+                text: "",
+            }),
+        ))
     }
 
     /// A frame from `next_tx`, or a publish, was written.
@@ -327,7 +325,7 @@ where
                 sent,
                 total,
             } => {
-                self.outbox.advance(at, sent, total);
+                self.outbox.advance(at, sent as u64, total as u64);
                 self.requests.sent(id);
             }
         }

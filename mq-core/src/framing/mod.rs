@@ -82,6 +82,13 @@ impl Framing {
     /// it is at most `len`, of one byte more it is not. 0 when `len` holds no
     /// frame at all.
     pub const fn largest_frame(self, len: usize) -> usize {
+        if let Framing::Stream = self {
+            // `len` less the prefix of the frame one byte longer than
+            // `len` less its own prefix: the prefix can only shrink there,
+            // and by at most a byte (no climbing loop).
+            let one_longer = len.saturating_sub(stream::prefix_len(len)) + 1;
+            return len.saturating_sub(stream::prefix_len(one_longer));
+        }
         // The overhead grows with the frame, so this underestimates; then climb.
         let overhead = self.max_framed_len(len).saturating_sub(len);
         let mut frame = len.saturating_sub(overhead);
@@ -238,6 +245,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_largest_stream_frame_is_the_largest_that_fits() {
+        let fits = |n: usize, len: usize| n + stream::prefix_len(n) <= len;
+        let edges = [1 << 7, 1 << 14, 1 << 21, 1 << 28, 1 << 31];
+        let lens = (0..20_000).chain(
+            edges
+                .into_iter()
+                .flat_map(|edge: usize| edge.saturating_sub(300)..edge + 300),
+        );
+        for len in lens {
+            // 0 when no frame fits.
+            let largest = (len.saturating_sub(8)..=len)
+                .filter(|&n| fits(n, len))
+                .max()
+                .unwrap_or(0);
+            assert_eq!(Framing::Stream.largest_frame(len), largest, "{len}");
+        }
+    }
+
     /// What a framer writes, its error included, for `frame` into `room` bytes
     /// with a receiver limit of `max_frame`.
     fn framed(
@@ -276,5 +302,32 @@ mod tests {
         }
         assert_eq!(StreamOnly.framing(), Framing::Stream);
         assert_eq!(SerialOnly.framing(), Framing::Serial);
+    }
+
+    /// A framer's answer for `frame`: its measure, what encoding returns,
+    /// and whether the buffer was left as it was.
+    fn refused(
+        framer: impl Framer,
+        frame: &Frame<'_>,
+    ) -> (usize, Result<usize, EncodeError>, bool) {
+        let mut buf = [0xA5; 64];
+        let result = framer.encode_sized(frame, frame.encoded_len(), u32::MAX, &mut buf);
+        (
+            framer.encoded_len(frame),
+            result,
+            buf.iter().all(|&b| b == 0xA5),
+        )
+    }
+
+    #[test]
+    fn typed_framers_refuse_a_brokers_frame_unwritten() {
+        use crate::wire::UnsubAck;
+        let frame = Frame::UnsubAck(UnsubAck { sub: 3 });
+        let unwritten = (0, Err(EncodeError::Unexpected), true);
+        assert_eq!(refused(StreamOnly, &frame), unwritten);
+        assert_eq!(refused(SerialOnly, &frame), unwritten);
+        // The framings by value write it.
+        assert!(framed(Framing::Stream, &frame, u32::MAX, 64).is_ok());
+        assert!(framed(Framing::Serial, &frame, u32::MAX, 64).is_ok());
     }
 }

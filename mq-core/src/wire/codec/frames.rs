@@ -159,30 +159,49 @@ pub(crate) fn write_frame<W: Sink>(frame: &Frame<'_>, w: &mut W, sender: Sender)
 /// [`refuse`](Writer::refuse)d, unwritten, so that a client carries no code
 /// to encode the frames only brokers send.
 pub(crate) fn write_from_client<W: Sink>(frame: &Frame<'_>, w: &mut W) {
-    let tag = frame.tag();
+    // The tag written once, before the fields (at each arm it was a call
+    // more on devices).
+    if !written_by_clients(frame) {
+        return w.refuse();
+    }
+    w.byte(frame.tag());
     match frame {
-        Frame::Hello(f) => write_tagged(w, tag, f),
-        Frame::Publish(f) => write_tagged(w, tag, f),
-        Frame::Subscribe(f) => write_tagged(w, tag, f),
-        Frame::Unsubscribe(f) => write_tagged(w, tag, f),
-        Frame::Ack(f) => write_tagged(w, tag, f),
-        Frame::AckMessage(f) => write_tagged(w, tag, f),
-        Frame::Nack(f) => write_tagged(w, tag, f),
-        Frame::Credit(f) => write_tagged(w, tag, f),
-        Frame::Ping(v) | Frame::Pong(v) => write_tagged(w, tag, v),
-        Frame::Close(f) => write_tagged(w, tag, f),
-        Frame::Error(f) => write_tagged(w, tag, f),
+        Frame::Hello(f) => f.write(w),
+        Frame::Publish(f) => f.write(w),
+        Frame::Subscribe(f) => f.write(w),
+        Frame::Unsubscribe(f) => f.write(w),
+        Frame::Ack(f) => f.write(w),
+        Frame::AckMessage(f) => f.write(w),
+        Frame::Nack(f) => f.write(w),
+        Frame::Credit(f) => f.write(w),
+        Frame::Ping(v) | Frame::Pong(v) => v.write(w),
+        Frame::Close(f) => f.write(w),
+        Frame::Error(f) => f.write(w),
         #[cfg(feature = "alloc")]
-        Frame::Admin(f) => write_tagged(w, tag, f),
-        _ => w.refuse(),
+        Frame::Admin(f) => f.write(w),
+        _ => {}
     }
 }
 
-/// A frame's tag, then its fields.
-#[inline(always)]
-fn write_tagged<'a, W: Sink>(w: &mut W, tag: u8, fields: &impl Wire<'a>) {
-    w.byte(tag);
-    fields.write(w);
+/// Whether [`write_from_client`] writes `frame`.
+const fn written_by_clients(frame: &Frame<'_>) -> bool {
+    match frame {
+        Frame::Hello(_)
+        | Frame::Publish(_)
+        | Frame::Subscribe(_)
+        | Frame::Unsubscribe(_)
+        | Frame::Ack(_)
+        | Frame::AckMessage(_)
+        | Frame::Nack(_)
+        | Frame::Credit(_)
+        | Frame::Ping(_)
+        | Frame::Pong(_)
+        | Frame::Close(_)
+        | Frame::Error(_) => true,
+        #[cfg(feature = "alloc")]
+        Frame::Admin(_) => true,
+        _ => false,
+    }
 }
 
 /// Which frames a decoder reads.
