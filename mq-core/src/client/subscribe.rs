@@ -125,7 +125,12 @@ where
     }
 
     pub(super) fn on_unsuback(&mut self, a: UnsubAck) {
-        if let Some(index) = self.subs.index(a.sub)
+        // Without requests the index is never the reply's: said so, the
+        // table's `get` loses its reply arm on the device.
+        if let Some(index) = self
+            .subs
+            .index(a.sub)
+            .filter(|&i| Self::REQUESTS || i != REPLY)
             && self.subs.get(index).is_some_and(|s| s.unsubscribing)
         {
             self.subs.remove(index);
