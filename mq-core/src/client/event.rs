@@ -185,6 +185,11 @@ pub(super) enum Note {
 }
 
 impl Note {
+    /// The event the note stands for.
+    ///
+    /// Out of line on devices: inlined into `poll_event`, its one caller,
+    /// the firmware was 4 bytes larger.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(super) fn event(self) -> Event<'static> {
         match self {
             Note::Connect => Event::Connect,

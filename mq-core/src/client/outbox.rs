@@ -321,33 +321,41 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Outbox<B> {
 
     /// Frees the live record with this id; returns what it was, if there was one.
     pub(crate) fn remove(&mut self, id: u32) -> Option<Kind> {
-        self.remove_where(id, |_, _| true)
+        self.remove_where(id, false, false)
     }
 
     /// Frees the QoS 1 record with this id unless it is half sent as fragments;
     /// returns what it was, if it did.
     pub(crate) fn remove_acked(&mut self, id: u32) -> Option<Kind> {
-        self.remove_where(id, |this, at| {
-            this.rec.buf().get(at + 5).copied() == Some(1) && !this.half_sent(at)
-        })
+        self.remove_where(id, true, true)
     }
 
     /// Frees the record with this id unless it is half sent as fragments (the
     /// peer would see its fragments cut off); returns what it was, if it did.
     pub(crate) fn cancel(&mut self, id: u32) -> Option<Kind> {
-        self.remove_where(id, |this, at| !this.half_sent(at))
+        self.remove_where(id, false, true)
     }
 
     fn half_sent(&self, at: usize) -> bool {
         at == self.cursor && self.frag_sent > 0
     }
 
-    fn remove_where(&mut self, id: u32, ok: impl Fn(&Self, usize) -> bool) -> Option<Kind> {
+    /// Frees the live record with this id if it is QoS 1 or `qos1` is false,
+    /// and if it is not half sent or `whole` is false; returns what it was.
+    ///
+    /// The conditions are flags, not a closure: with a closure each caller
+    /// had a copy of the search of its own (on devices, `remove_acked`'s and
+    /// `remove`'s were both inlined into the receive path); with flags one
+    /// copy serves the three.
+    fn remove_where(&mut self, id: u32, qos1: bool, whole: bool) -> Option<Kind> {
         let at = self
             .rec
             .offsets()
             .find(|&at| self.rec.state(at) != DEAD && self.id_at(at) == id)
-            .filter(|&at| ok(self, at))?;
+            .filter(|&at| {
+                (!qos1 || self.rec.buf().get(at + 5).copied() == Some(1))
+                    && !(whole && self.half_sent(at))
+            })?;
         let kind = match self.rec.buf().get(at + 7) {
             Some(1) => Kind::Request,
             _ => Kind::Publish,
@@ -543,5 +551,32 @@ mod tests {
         assert_eq!(o.len(), 1);
         assert!(o.remove(1).is_none());
         assert!(o.remove_acked(2).is_some());
+    }
+
+    /// Each way of removing a record by id asks its own questions: an ack
+    /// frees only a QoS 1 record, an ack and a cancel only one not half
+    /// sent; `remove` frees any live record.
+    #[test]
+    fn each_removal_frees_only_the_records_it_may() {
+        let mut o = Outbox::new([0u8; 256]);
+        push(&mut o, 1, QoS::AtMostOnce, 10).unwrap();
+        // QoS 0, not sent at all: not an ack's, but a cancel's.
+        assert_eq!(o.remove_acked(1), None);
+        assert!(o.contains_id(1));
+        assert_eq!(o.cancel(1), Some(Kind::Publish));
+        assert!(!o.contains_id(1));
+        // QoS 1, half sent: neither an ack's nor a cancel's, but `remove`'s.
+        push(&mut o, 2, QoS::AtLeastOnce, 40).unwrap();
+        let at = o.next().unwrap().at;
+        o.advance(at, 10, 40);
+        assert_eq!((o.remove_acked(2), o.cancel(2)), (None, None));
+        assert!(o.contains_id(2));
+        assert_eq!(o.remove(2), Some(Kind::Publish));
+        assert!(!o.contains_id(2));
+        // QoS 1, sent whole: an ack's.
+        push(&mut o, 3, QoS::AtLeastOnce, 40).unwrap();
+        assert_eq!(send_all(&mut o)[..1], [3]);
+        assert_eq!(o.remove_acked(3), Some(Kind::Publish));
+        assert_eq!((o.len(), o.remove(3)), (0, None));
     }
 }

@@ -57,7 +57,8 @@ where
                 return bytes.len();
             }
             let rest = bytes.get(consumed..).unwrap_or(&[]);
-            match decoder.split(rest) {
+            // Bad input ends the connection with one reason or another.
+            let reason = match decoder.split(rest) {
                 Ok(Split::Incomplete { .. }) => break,
                 Ok(Split::Whole { body, consumed: n }) => match Frame::decode_from_broker(body) {
                     // On hosts the frame is handled where it was decoded
@@ -65,32 +66,31 @@ where
                     // moving it takes less code.
                     #[cfg(feature = "alloc")]
                     Ok(ref frame) => match self.on_frame(now, frame) {
-                        Ok(()) => consumed += n,
+                        Ok(()) => {
+                            consumed += n;
+                            continue;
+                        }
                         Err(_) => break,
                     },
                     #[cfg(not(feature = "alloc"))]
                     Ok(frame) => match self.on_frame(now, &frame) {
-                        Ok(()) => consumed += n,
+                        Ok(()) => {
+                            consumed += n;
+                            continue;
+                        }
                         Err(_) => break,
                     },
                     Err(DecodeError::Unexpected) => {
                         self.handle_unexpected_frame(now);
                         return bytes.len();
                     }
-                    Err(_) => {
-                        self.violation(Reason::Malformed);
-                        return bytes.len();
-                    }
+                    Err(_) => Reason::Malformed,
                 },
-                Err(StreamError::FrameTooLarge { .. }) => {
-                    self.violation(Reason::FrameTooLarge);
-                    return bytes.len();
-                }
-                Err(_) => {
-                    self.violation(Reason::Malformed);
-                    return bytes.len();
-                }
-            }
+                Err(StreamError::FrameTooLarge { .. }) => Reason::FrameTooLarge,
+                Err(_) => Reason::Malformed,
+            };
+            self.violation(reason);
+            return bytes.len();
         }
         consumed
     }

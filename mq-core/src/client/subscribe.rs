@@ -96,7 +96,9 @@ where
     }
 
     pub(super) fn on_suback(&mut self, a: SubAck) {
-        let reply = self.subs.is_reply(a.sub);
+        // Only a session that can make requests has a reply subscription
+        // (`REQS = 0`: the look-up compiles away).
+        let reply = Self::REQUESTS && self.subs.is_reply(a.sub);
         match self.subs.by_id_mut(a.sub) {
             Some(s) if !s.acked => {
                 s.acked = true;
@@ -112,7 +114,8 @@ where
     pub(super) fn on_subreject(&mut self, r: SubReject) {
         if let Some(index) = self.subs.index(r.sub) {
             self.subs.remove(index);
-            if index == REPLY {
+            // As in `on_suback`: without requests, never the reply's.
+            if Self::REQUESTS && index == REPLY {
                 // The next request subscribes again.
                 self.fail_all_requests(RequestFailure::ReplySubscriptionRejected(r.reason));
                 return;
@@ -122,7 +125,12 @@ where
     }
 
     pub(super) fn on_unsuback(&mut self, a: UnsubAck) {
-        if let Some(index) = self.subs.index(a.sub)
+        // Without requests the index is never the reply's: said so, the
+        // table's `get` loses its reply arm on the device.
+        if let Some(index) = self
+            .subs
+            .index(a.sub)
+            .filter(|&i| Self::REQUESTS || i != REPLY)
             && self.subs.get(index).is_some_and(|s| s.unsubscribing)
         {
             self.subs.remove(index);

@@ -224,6 +224,11 @@ impl<const N: usize> Subscriptions<N> {
     }
 
     /// Removes a subscription, keeping the order of the others.
+    ///
+    /// Out of line on devices: the vector's `remove` (moving the entries
+    /// behind it down) was inlined at its callers, the receive path's
+    /// `SubReject`, `UnsubAck` and `Welcome` without a session among them.
+    #[cfg_attr(not(feature = "alloc"), inline(never))]
     pub(crate) fn remove(&mut self, index: usize) {
         if index == REPLY {
             self.reply = None;

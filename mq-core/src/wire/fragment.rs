@@ -498,44 +498,34 @@ impl Reassembler {
         max_total: u64,
     ) -> Result<Placement, ReassemblyError> {
         let len = len as u64;
-        match (self.current, fragment) {
-            (None, None) => Ok(Placement {
-                offset: 0,
-                total: len,
-                first: true,
-                last: true,
-                refused: len > max_total,
-                key,
-                len,
-            }),
-            (None, Some(f)) if f.offset != 0 => Err(ReassemblyError::OutOfOrder),
-            (None, Some(f)) if len > f.total => Err(ReassemblyError::Overrun),
-            (None, Some(f)) => Ok(Placement {
-                offset: 0,
-                total: f.total,
-                first: true,
-                last: len == f.total,
-                refused: f.total > max_total,
-                key,
-                len,
-            }),
-            (Some(_), None) => Err(ReassemblyError::Interleaved),
-            (Some(c), Some(_)) if c.key != key => Err(ReassemblyError::Interleaved),
-            (Some(c), Some(f)) if f.total != c.total => Err(ReassemblyError::TotalChanged),
-            (Some(c), Some(f)) if f.offset != c.next => Err(ReassemblyError::OutOfOrder),
-            (Some(c), Some(_)) if len > c.total.saturating_sub(c.next) => {
-                Err(ReassemblyError::Overrun)
+        // Where the payload goes, by the rules; the placement is built once
+        // from it (built in each of the three arms that accept, on a device
+        // it was three sets of stores into the receive path).
+        let (offset, total, first, last, refused) = match (self.current, fragment) {
+            (None, None) => (0, len, true, true, len > max_total),
+            (None, Some(f)) if f.offset != 0 => return Err(ReassemblyError::OutOfOrder),
+            (None, Some(f)) if len > f.total => return Err(ReassemblyError::Overrun),
+            (None, Some(f)) => (0, f.total, true, len == f.total, f.total > max_total),
+            (Some(_), None) => return Err(ReassemblyError::Interleaved),
+            (Some(c), Some(_)) if c.key != key => return Err(ReassemblyError::Interleaved),
+            (Some(c), Some(f)) if f.total != c.total => {
+                return Err(ReassemblyError::TotalChanged);
             }
-            (Some(c), Some(_)) => Ok(Placement {
-                offset: c.next,
-                total: c.total,
-                first: false,
-                last: c.next + len == c.total,
-                refused: c.refused,
-                key,
-                len,
-            }),
-        }
+            (Some(c), Some(f)) if f.offset != c.next => return Err(ReassemblyError::OutOfOrder),
+            (Some(c), Some(_)) if len > c.total.saturating_sub(c.next) => {
+                return Err(ReassemblyError::Overrun);
+            }
+            (Some(c), Some(_)) => (c.next, c.total, false, c.next + len == c.total, c.refused),
+        };
+        Ok(Placement {
+            offset,
+            total,
+            first,
+            last,
+            refused,
+            key,
+            len,
+        })
     }
 
     /// The frame `placement` was checked for is consumed.

@@ -3,8 +3,8 @@
 use super::{Reader, Sink, Wire, wire_struct};
 use crate::wire::{
     Ack, AckMessage, Admin, AdminAnswer, Close, Credit, DecodeError, Deliver, ErrorFrame, Frame,
-    Hello, Nack, PubAck, PubReject, Publish, SubAck, SubReject, Subscribe, UnsubAck, Unsubscribe,
-    Welcome,
+    Hello, Nack, PubAck, PubReject, Publish, Reason, SubAck, SubReject, Subscribe, UnsubAck,
+    Unsubscribe, Welcome,
 };
 
 wire_struct!(Hello<'a> {
@@ -242,25 +242,46 @@ pub(crate) fn read_frame<'a>(
     if receiver == Receiver::Client && refused_by_clients(tag, cfg!(feature = "alloc")) {
         return Err(DecodeError::Unexpected);
     }
+    // Three pairs of the broker's frames have the same fields: each pair is
+    // read by one arm, then told apart by its tag. A client inlines this
+    // decoder into its receive path, where each arm was a copy of the reads
+    // (`Ping` and `Pong` paired the same way made the firmware larger).
     Ok(match tag {
         0 => Frame::Hello(Wire::read(r)),
         1 => Frame::Welcome(Wire::read(r)),
         2 => Frame::Publish(Wire::read(r)),
         3 => Frame::PubAck(Wire::read(r)),
-        4 => Frame::PubReject(Wire::read(r)),
+        4 | 7 => {
+            let id = r.u32();
+            let reason = Reason::read(r);
+            match tag {
+                4 => Frame::PubReject(PubReject { id, reason }),
+                _ => Frame::SubReject(SubReject { sub: id, reason }),
+            }
+        }
         5 => Frame::Subscribe(Wire::read(r)),
-        6 => Frame::SubAck(Wire::read(r)),
-        7 => Frame::SubReject(Wire::read(r)),
+        6 | 9 => {
+            let sub = r.u32();
+            match tag {
+                6 => Frame::SubAck(SubAck { sub }),
+                _ => Frame::UnsubAck(UnsubAck { sub }),
+            }
+        }
         8 => Frame::Unsubscribe(Wire::read(r)),
-        9 => Frame::UnsubAck(Wire::read(r)),
         10 => Frame::Deliver(Wire::read(r)),
         11 => Frame::Ack(Wire::read(r)),
         12 => Frame::Nack(Wire::read(r)),
         13 => Frame::Credit(Wire::read(r)),
         14 => Frame::Ping(r.u64()),
         15 => Frame::Pong(r.u64()),
-        16 => Frame::Close(Wire::read(r)),
-        17 => Frame::Error(Wire::read(r)),
+        16 | 17 => {
+            let reason = Reason::read(r);
+            let text = Wire::read(r);
+            match tag {
+                16 => Frame::Close(Close { reason, text }),
+                _ => Frame::Error(ErrorFrame { code: reason, text }),
+            }
+        }
         18 => Frame::Admin(Wire::read(r)),
         19 => Frame::AdminAnswer(Wire::read(r)),
         20 => Frame::Interest(Wire::read(r)),

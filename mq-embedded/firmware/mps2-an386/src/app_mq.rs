@@ -32,7 +32,6 @@ use core::ptr::addr_of_mut;
 use core::time::Duration;
 
 use firmware::board::{Board, ExitCode};
-use firmware::clock;
 use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
 use firmware::lan9118::Lan9118;
 use firmware::ledger::{Commands, Executed, telemetry_payload};
@@ -48,7 +47,7 @@ use mq_embedded::{
 };
 
 use crate::console::{eprintln, println};
-use crate::device::{Telemetry, Topic, device_topic};
+use crate::device::{self, Telemetry, Topic, device_topic};
 
 /// Publishes until the broker has stored them: about 35 telemetry messages of
 /// a few bytes (each takes its topic, payload, framing and 32 bytes).
@@ -219,7 +218,7 @@ impl Device {
 
     fn wait_for_address(&mut self, board: &mut Board, net: &mut Net, deadline: u64) -> Outcome {
         loop {
-            let now = clock::now_micros();
+            let now = device::now_micros();
             // One reading of the clock a round, as in `run`.
             let net_now = NetInstant::from_micros(i64::try_from(now).unwrap_or(i64::MAX));
             if now >= deadline {
@@ -249,7 +248,7 @@ impl Device {
         net: &mut Net,
         deadline: u64,
     ) -> Outcome {
-        let now = Instant::from_micros(clock::now_micros());
+        let now = Instant::from_micros(device::now_micros());
         client.connect(now);
         let options = SubscribeOptions {
             start: self.start,
@@ -268,7 +267,7 @@ impl Device {
             })?;
         let mut close_by = deadline;
         loop {
-            let t = clock::now_micros();
+            let t = device::now_micros();
             let now = Instant::from_micros(t);
             // The network's time from the same reading: the board's clock
             // is read once a round until the sleep (each reading is inlined).
@@ -335,7 +334,7 @@ impl Device {
             if !self.closing && telemetry.next <= telemetry.total && !telemetry.blocked {
                 wake = wake.min(telemetry.next_at);
             }
-            board.idle(Some(wake.saturating_sub(clock::now_micros())));
+            board.idle(Some(wake.saturating_sub(device::now_micros())));
         }
         println!(
             "mq: done telemetry={} duplicates={} commands={} again={} connections={} resumed={}",

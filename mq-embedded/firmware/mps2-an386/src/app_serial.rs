@@ -20,7 +20,7 @@ use core::ptr::addr_of_mut;
 use core::time::Duration;
 
 use crate::console::{eprintln, println};
-use crate::device::{Telemetry, Topic, device_topic};
+use crate::device::{self, Telemetry, Topic, device_topic};
 use firmware::board::{Board, ExitCode};
 use firmware::clock;
 use firmware::config::{CommandStart, Config, MAX_PAYLOAD, Mode};
@@ -223,7 +223,7 @@ impl Device {
     }
 
     fn run(&mut self, client: &mut Client, board: &mut Board, deadline: u64) -> Outcome {
-        let now = Instant::from_micros(clock::now_micros());
+        let now = Instant::from_micros(device::now_micros());
         client.connect(now);
         let options = SubscribeOptions {
             start: self.start,
@@ -242,7 +242,7 @@ impl Device {
             })?;
         let mut close_by = deadline;
         loop {
-            let t = clock::now_micros();
+            let t = device::now_micros();
             let now = Instant::from_micros(t);
             if t >= deadline {
                 return Err(self.deadline_passed(client));
@@ -300,7 +300,7 @@ impl Device {
                 wake = wake.min(telemetry.next_at);
             }
             board.idle_unless(
-                Some(wake.saturating_sub(clock::now_micros())),
+                Some(wake.saturating_sub(device::now_micros())),
                 uart::rx_waiting,
             );
         }
@@ -473,9 +473,9 @@ impl Device {
 
 /// Idles for [`LINGER_MICROS`] (see there).
 fn linger(board: &mut Board) {
-    let until = clock::now_micros().saturating_add(LINGER_MICROS);
+    let until = device::now_micros().saturating_add(LINGER_MICROS);
     loop {
-        let now = clock::now_micros();
+        let now = device::now_micros();
         if now >= until {
             return;
         }

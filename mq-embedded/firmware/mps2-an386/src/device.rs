@@ -55,3 +55,11 @@ pub(crate) fn device_topic(topic: &mut Topic, id: &str, suffix: &str) {
         let _ = topic.push_str(piece);
     }
 }
+
+/// The board's clock, in microseconds: one out-of-line reading for the
+/// applications' several (each a critical section, the counter's extension
+/// and ticks to microseconds, inlined where it was made).
+#[inline(never)]
+pub(crate) fn now_micros() -> u64 {
+    firmware::clock::now_micros()
+}
