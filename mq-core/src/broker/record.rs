@@ -251,7 +251,8 @@ pub enum Record<'a> {
     /// under this packet id, not its message's own: written before it is
     /// sent, so that a resumed session sends it again under the id the
     /// client may hold it by. Ends with the delivery (an `Ack` or
-    /// `OnceDelivered` naming the subscription and message).
+    /// `OnceDelivered` naming the subscription and message; for a group
+    /// member's subscription, the group's `GroupAck` of the message).
     OncePid {
         /// Client id.
         client: &'a str,

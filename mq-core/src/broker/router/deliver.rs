@@ -236,6 +236,7 @@ impl Router {
         // The record borrows the session's or group's names where they are
         // (this runs at every ack): only the store and the count change.
         let mut ended = None;
+        let mut group_ended = None;
         let record = match target {
             Target::Sub(k) => {
                 let Some(sub) = self.subs.get(k) else { return };
@@ -261,6 +262,7 @@ impl Router {
                 if !group.durable {
                     return;
                 }
+                group_ended = Some(g);
                 Record::GroupAck {
                     filter: &group.filter,
                     group: &group.name,
@@ -272,6 +274,9 @@ impl Router {
         let token = self.store.emit(&record);
         if let Some((session, sub)) = ended {
             self.once_pid_ended(session, sub, msg.id, token);
+        }
+        if let Some(g) = group_ended {
+            self.once_pids_group_ended(g, msg.id, Some(token));
         }
     }
 }

@@ -5,11 +5,21 @@
 //!
 //! The codec gives a delivery the id its message id gives (`take_pid`) when
 //! it is free: that needs no record. Else it takes another, and for a
-//! persistent session's fan-out subscription the id is recorded
-//! (`OncePid`) and the PUBLISH waits until that is stored; the id stays
-//! taken until the delivery ends (`Ack`, or `OnceDelivered` and then
-//! `OnceCompleted`) or its subscription does (`Unsubscribe`), and a resumed
-//! session sends it under that id again.
+//! persistent session the id is recorded (`OncePid`, naming the
+//! subscription and message) and the PUBLISH waits until that is stored;
+//! the id stays taken until the delivery ends (`Ack`, or `OnceDelivered` and
+//! then `OnceCompleted`) or its subscription does (`Unsubscribe`), and a
+//! resumed session sends it under that id again.
+//!
+//! A `$share` group member's delivery is recorded the same way, by the
+//! member's subscription: the message stays in the group's queue, and comes
+//! back to the session under that id when the group gives it to the session
+//! again (after a restart the group's queue is restored, and a member that
+//! reconnects may get it; a member that left gave it back, to go to another
+//! member first). What ends it is the group's: its `GroupAck`, which does
+//! not name the member, so it frees the ids any member recorded for the
+//! message (the last to get it may not be the one that recorded one), and
+//! `OnceDelivered` naming the member that received it.
 //!
 //! The log stays consistent when a crash cuts it: an id freed by a record
 //! (`OnceCompleted`, the `Ack` or `Unsubscribe` ending a recorded id) is
@@ -21,7 +31,6 @@ use super::{Pending, Router};
 use crate::broker::ConnId;
 use crate::broker::record::Record;
 use crate::broker::slab::Key;
-use crate::broker::timers::Target;
 
 impl Router {
     /// Whether packet id `pid` is not free for a delivery to `conn`'s
@@ -77,9 +86,9 @@ impl Router {
     }
 
     /// `conn`'s exactly-once delivery `tag` takes packet id `pid`, not its
-    /// message's own: recorded for a persistent session's fan-out
-    /// subscription. Whether it may go out now; if not, `conn` is woken
-    /// once the record is stored.
+    /// message's own: recorded for a persistent session (a fan-out
+    /// subscription's or a group member's). Whether it may go out now; if
+    /// not, `conn` is woken once the record is stored.
     pub(crate) fn record_once_pid(&mut self, conn: ConnId, tag: u64, pid: u16) -> bool {
         let Some(session) = self.links.session(conn) else {
             return true;
@@ -90,10 +99,11 @@ impl Router {
         let Some(f) = s.inflight.get(tag) else {
             return true;
         };
-        let (Target::Sub(k), true) = (f.target, s.persistent) else {
+        if !s.persistent {
             return true;
-        };
-        let Some(sub) = self.subs.get(k).map(|sub| sub.id) else {
+        }
+        // A group member's too: its subscription's id names it.
+        let Some(sub) = self.subs.get(f.sub).map(|sub| sub.id) else {
             return true;
         };
         let msg = f.msg.id;
@@ -131,6 +141,38 @@ impl Router {
         };
         s.once_pids.remove(&pid);
         self.once_freed(session, pid, token);
+    }
+
+    /// Group `g` is done with message `msg` (the `GroupAck` saying so has
+    /// `token`; `None` when restoring it): a packet id a member recorded
+    /// for it is free once that is stored. Any member may have one, not
+    /// only the last to get it: a member that left gave it back to the
+    /// group.
+    pub(super) fn once_pids_group_ended(&mut self, g: Key, msg: u64, token: Option<u64>) {
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
+        let mut ended = alloc::vec::Vec::new();
+        for &k in &group.members {
+            if let Some(sub) = self.subs.get(k)
+                && self
+                    .sessions
+                    .get(sub.session)
+                    .is_some_and(|s| !s.once_pids.is_empty())
+            {
+                ended.push((sub.session, sub.id));
+            }
+        }
+        for (session, sub) in ended {
+            match token {
+                Some(token) => self.once_pid_ended(session, sub, msg, token),
+                None => {
+                    if let Some(s) = self.sessions.get_mut(session) {
+                        s.once_pids.retain(|_, &mut (s, m, _)| (s, m) != (sub, msg));
+                    }
+                }
+            }
+        }
     }
 
     /// The session's subscription `sub` is gone (the record saying so has

@@ -210,12 +210,15 @@ impl Router {
             }
             Record::GroupAck { filter, group, msg } => {
                 let key = (filter.to_owned(), group.to_owned());
-                if let Some(&g) = self.group_by_name.get(&key)
-                    && let Some(group) = self.groups.get_mut(g)
+                let Some(&g) = self.group_by_name.get(&key) else {
+                    return Ok(());
+                };
+                if let Some(group) = self.groups.get_mut(g)
                     && group.queue.remove_id(msg).is_some()
                 {
                     self.stats.current_queued = self.stats.current_queued.saturating_sub(1);
                 }
+                self.once_pids_group_ended(g, msg, None);
             }
         }
         Ok(())

@@ -138,3 +138,76 @@ fn a_recorded_id_ends_with_its_delivery_or_its_subscription() {
     let snap = h2.b.snapshot().expect("nothing to store");
     assert!(!snap.records.iter().any(|r| is_once_pid(r)));
 }
+
+/// [`two_subscriptions`] with `$share` groups: "dev" the only member of two
+/// groups whose filters both match `q2`, so one of each message's two
+/// deliveries goes out under an id not its message's own.
+fn two_groups() -> (H, ConnId, ConnId) {
+    let mut h = H::new(Config::default());
+    let (s, _) = h.mconnect("dev", V3, false);
+    h.msubscribe(s, V3, "$share/g/q2", m::QoS::ExactlyOnce);
+    h.msubscribe(s, V3, "$share/h/+", m::QoS::ExactlyOnce);
+    let (p, _) = h.mconnect("p", V3, true);
+    publish(&mut h, p, b"1");
+    let first = h.mpublishes(s, V3);
+    assert_eq!(first.len(), 2);
+    for d in first {
+        let id = d.pid.unwrap();
+        h.msend(s, V3, Packet::PubRec(MAck::new(pid(id))));
+        assert_eq!(h.mtake(s, V3), [MGot::PubRel(id)]);
+        h.msend(s, V3, Packet::PubComp(MAck::new(pid(id))));
+    }
+    (h, s, p)
+}
+
+#[test]
+fn a_shared_subscriptions_qos_2_delivery_keeps_its_packet_id_through_a_restart() {
+    let (mut h, s, p) = two_groups();
+    publish(&mut h, p, b"2");
+    let sent = h.mpublishes(s, V3);
+    assert_eq!(sent.len(), 2);
+    // The groups' queues come back with the messages, and "dev" is their
+    // only member: it gets both again, under the ids they had.
+    let mut h2 = H::restored_from(Config::default(), h.records.clone());
+    let (s2, present) = h2.mconnect("dev", V3, false);
+    assert!(present);
+    let again = h2.mpublishes(s2, V3);
+    assert!(again.iter().all(|d| d.payload == b"2"), "{again:?}");
+    assert_eq!(pids(&again), pids(&sent));
+    let snap = h.b.snapshot().expect("store drained");
+    let mut h3 = H::restored_from(Config::default(), snap.records);
+    let (s3, _) = h3.mconnect("dev", V3, false);
+    assert_eq!(pids(&h3.mpublishes(s3, V3)), pids(&sent));
+}
+
+#[test]
+fn a_members_recorded_id_ends_when_another_member_completes_the_delivery() {
+    let (mut h, s, p) = two_groups();
+    let is_once_pid = |r: &[u8]| matches!(Record::decode(r), Ok(Record::OncePid { .. }));
+    let (o, _) = h.mconnect("other", V3, true);
+    h.msubscribe(o, V3, "$share/g/q2", m::QoS::ExactlyOnce);
+    h.msubscribe(o, V3, "$share/h/+", m::QoS::ExactlyOnce);
+    publish(&mut h, p, b"2");
+    let sent = h.mpublishes(s, V3);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let snap = h.b.snapshot().expect("store drained");
+    assert!(snap.records.iter().any(|r| is_once_pid(r)));
+    // "dev" leaves: its groups hand both to "other", which completes them.
+    h.b.handle_closed(s, h.now);
+    h.drain();
+    let moved = h.mpublishes(o, V3);
+    assert_eq!(moved.len(), 2, "{moved:?}");
+    for d in moved {
+        let id = d.pid.unwrap();
+        h.msend(o, V3, Packet::PubRec(MAck::new(pid(id))));
+        assert_eq!(h.mtake(o, V3), [MGot::PubRel(id)]);
+        h.msend(o, V3, Packet::PubComp(MAck::new(pid(id))));
+    }
+    // The id "dev" recorded is free: not in a snapshot, nor after a
+    // restart from the log.
+    let snap = h.b.snapshot().expect("store drained");
+    assert!(!snap.records.iter().any(|r| is_once_pid(r)));
+    let h2 = H::restored_from(Config::default(), h.records.clone());
+    let snap = h2.b.snapshot().expect("nothing to store");
+    assert!(!snap.records.iter().any(|r| is_once_pid(r)));
+}
