@@ -18,6 +18,10 @@ use crate::wire::Reason;
 /// the packet id alone; QoS 0: 0).
 pub(super) const QOS2_ID: u32 = 1 << 16;
 
+/// The packet ids message ids give deliveries (`take_pid`): 1 to this; the
+/// others are above.
+pub(super) const OWN_IDS: u16 = u16::MAX / 2;
+
 impl MqttConn {
     pub(super) fn on_session_packet(
         &mut self,
@@ -261,6 +265,12 @@ impl MqttConn {
     /// though this connection may not know it: after a reconnect its PUBREL
     /// waits for the store, and a client that holds the message until
     /// PUBREL takes another one with its id for it.
+    ///
+    /// Message ids give the lower half of the ids ([`OWN_IDS`]), the others
+    /// come from the upper half: a message waiting to go out again (after a
+    /// reconnect, or a restart that may not know it went out) finds its own
+    /// id free, not taken by another delivery that went first; the client
+    /// may hold it by that id.
     fn take_pid(
         &mut self,
         tag: u64,
@@ -270,16 +280,16 @@ impl MqttConn {
         if self.outbound.len() >= usize::from(u16::MAX) {
             return None;
         }
-        let own = (msg % u64::from(u16::MAX)) as u16 + 1;
+        let own = (msg % u64::from(OWN_IDS)) as u16 + 1;
         let mut preferred = Some(own);
-        // The preferred id, then every id once at most (all may be taken
-        // by deliveries in flight and ones the session still releases).
-        for _ in 0..=u16::MAX {
+        // The preferred id, then every other id once at most (all may be
+        // taken by deliveries in flight and ones the session still releases).
+        for _ in 0..=u16::MAX - OWN_IDS {
             let pid = match preferred.take() {
                 Some(p) => p,
                 None => {
                     let p = self.next_pid;
-                    self.next_pid = self.next_pid.checked_add(1).unwrap_or(1);
+                    self.next_pid = self.next_pid.checked_add(1).unwrap_or(OWN_IDS + 1);
                     p
                 }
             };

@@ -172,7 +172,7 @@ impl MqttConn {
             aliases: Vec::new(),
             scratch: Vec::new(),
             outbound: Map::default(),
-            next_pid: 1,
+            next_pid: inbound::OWN_IDS + 1,
             acks: Vec::new(),
             swallow: Map::default(),
             spill: super::spill::Spill::default(),

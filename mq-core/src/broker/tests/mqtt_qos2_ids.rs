@@ -211,3 +211,19 @@ fn a_members_recorded_id_ends_when_another_member_completes_the_delivery() {
     let snap = h2.b.snapshot().expect("nothing to store");
     assert!(!snap.records.iter().any(|r| is_once_pid(r)));
 }
+
+#[test]
+fn another_id_is_never_a_messages_own() {
+    // Message ids give the lower half of the packet ids, the others come
+    // from the upper half: a delivery waiting to go out again (the client
+    // may hold it by its own id) never finds its id taken by another that
+    // went first. `sim_mqtt`'s shared subscriber found that (seed 234).
+    let (mut h, s, p) = two_subscriptions();
+    publish(&mut h, p, b"2");
+    let sent = pids(&h.mpublishes(s, V3));
+    assert_eq!(sent.len(), 2);
+    assert!(
+        sent[0] <= u16::MAX / 2 && sent[1] > u16::MAX / 2,
+        "{sent:?}"
+    );
+}
