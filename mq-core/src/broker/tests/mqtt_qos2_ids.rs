@@ -48,25 +48,30 @@ fn pids(got: &[MPub]) -> Vec<u16> {
     ids
 }
 
-#[test]
-fn a_qos_2_delivery_keeps_its_packet_id_through_a_restart() {
-    let (mut h, s, p) = two_subscriptions();
+/// Publishes a message whose two deliveries to "dev" (`s`) are not
+/// acknowledged (the client holds both until PUBREL): the broker restarts,
+/// from its log and from a snapshot, and sends both again under the ids
+/// they had.
+fn ids_kept_through_a_restart(mut h: H, s: ConnId, p: ConnId) {
     publish(&mut h, p, b"2");
     let sent = h.mpublishes(s, V3);
     assert_eq!(sent.len(), 2);
-    // Not acknowledged (the client holds both until PUBREL): the broker
-    // restarts, and sends both again under the ids they had.
     let mut h2 = H::restored_from(Config::default(), h.records.clone());
     let (s2, present) = h2.mconnect("dev", V3, false);
     assert!(present);
     let again = h2.mpublishes(s2, V3);
     assert!(again.iter().all(|d| d.payload == b"2"), "{again:?}");
     assert_eq!(pids(&again), pids(&sent));
-    // From a snapshot too.
     let snap = h.b.snapshot().expect("store drained");
     let mut h3 = H::restored_from(Config::default(), snap.records);
     let (s3, _) = h3.mconnect("dev", V3, false);
     assert_eq!(pids(&h3.mpublishes(s3, V3)), pids(&sent));
+}
+
+#[test]
+fn a_qos_2_delivery_keeps_its_packet_id_through_a_restart() {
+    let (h, s, p) = two_subscriptions();
+    ids_kept_through_a_restart(h, s, p);
 }
 
 #[test]
@@ -162,22 +167,10 @@ fn two_groups() -> (H, ConnId, ConnId) {
 
 #[test]
 fn a_shared_subscriptions_qos_2_delivery_keeps_its_packet_id_through_a_restart() {
-    let (mut h, s, p) = two_groups();
-    publish(&mut h, p, b"2");
-    let sent = h.mpublishes(s, V3);
-    assert_eq!(sent.len(), 2);
     // The groups' queues come back with the messages, and "dev" is their
-    // only member: it gets both again, under the ids they had.
-    let mut h2 = H::restored_from(Config::default(), h.records.clone());
-    let (s2, present) = h2.mconnect("dev", V3, false);
-    assert!(present);
-    let again = h2.mpublishes(s2, V3);
-    assert!(again.iter().all(|d| d.payload == b"2"), "{again:?}");
-    assert_eq!(pids(&again), pids(&sent));
-    let snap = h.b.snapshot().expect("store drained");
-    let mut h3 = H::restored_from(Config::default(), snap.records);
-    let (s3, _) = h3.mconnect("dev", V3, false);
-    assert_eq!(pids(&h3.mpublishes(s3, V3)), pids(&sent));
+    // only member: it gets both again.
+    let (h, s, p) = two_groups();
+    ids_kept_through_a_restart(h, s, p);
 }
 
 #[test]
