@@ -285,6 +285,11 @@ pub(crate) struct Router {
     /// Above every sequence number a forgotten topic gave: a topic made
     /// afterwards starts here (see `forget`).
     seq_floor: u64,
+    /// Packet ids recorded for exactly-once deliveries (`OncePid`) and not
+    /// yet ended: while none is, an ack in a group walks none of its
+    /// members (see `once_pids_group_ended`). An id dropped with its
+    /// session is not counted out: that only costs the walk.
+    recorded_pids: usize,
     pub shutting_down: bool,
     /// Why the last publish nobody is answered for (a will, a message from
     /// the catalog) was refused.
@@ -323,6 +328,7 @@ impl Router {
             sweep_timer: None,
             forget_timer: None,
             seq_floor: 0,
+            recorded_pids: 0,
             shutting_down: false,
             unanswered_refusal: None,
         }

@@ -118,8 +118,10 @@ impl Router {
             sub,
             msg,
         });
-        if let Some(s) = self.sessions.get_mut(session) {
-            s.once_pids.insert(pid, (sub, msg, token));
+        if let Some(s) = self.sessions.get_mut(session)
+            && s.once_pids.insert(pid, (sub, msg, token)).is_none()
+        {
+            self.recorded_pids += 1;
         }
         self.wake_once_stored(conn, token);
         false
@@ -144,6 +146,7 @@ impl Router {
             return;
         };
         s.once_pids.remove(&pid);
+        self.recorded_pids = self.recorded_pids.saturating_sub(1);
         self.once_freed(session, pid, token);
     }
 
@@ -153,6 +156,10 @@ impl Router {
     /// only the last to get it: a member that left gave it back to the
     /// group.
     pub(super) fn once_pids_group_ended(&mut self, g: Key, msg: u64, token: Option<u64>) {
+        // At every ack of a durable group: no walk while no id is recorded.
+        if self.recorded_pids == 0 {
+            return;
+        }
         let Some(group) = self.groups.get(g) else {
             return;
         };
@@ -172,7 +179,10 @@ impl Router {
                 Some(token) => self.once_pid_ended(session, sub, msg, token),
                 None => {
                     if let Some(s) = self.sessions.get_mut(session) {
+                        let before = s.once_pids.len();
                         s.once_pids.retain(|_, &mut (s, m, _)| (s, m) != (sub, msg));
+                        let gone = before - s.once_pids.len();
+                        self.recorded_pids = self.recorded_pids.saturating_sub(gone);
                     }
                 }
             }
@@ -196,6 +206,7 @@ impl Router {
         for pid in &pids {
             s.once_pids.remove(pid);
         }
+        self.recorded_pids = self.recorded_pids.saturating_sub(pids.len());
         if let Some(token) = token {
             for pid in pids {
                 self.once_freed(session, pid, token);
@@ -215,13 +226,20 @@ impl Router {
         s.once_freed.insert(pid, token);
     }
 
+    /// How many recorded packet ids are counted (for tests).
+    #[cfg(test)]
+    pub(crate) fn recorded_pids(&self) -> usize {
+        self.recorded_pids
+    }
+
     /// Restores a record of `client`'s session: delivery `(sub, msg)` went
     /// out under `pid`.
     pub(super) fn restore_once_pid(&mut self, client: &str, pid: u16, sub: u32, msg: u64) {
         if let Some(&k) = self.by_client.get(client)
             && let Some(s) = self.sessions.get_mut(k)
+            && s.once_pids.insert(pid, (sub, msg, 0)).is_none()
         {
-            s.once_pids.insert(pid, (sub, msg, 0));
+            self.recorded_pids += 1;
         }
     }
 }

@@ -270,7 +270,10 @@ impl Router {
             return;
         };
         if !s.once_pids.is_empty() {
+            let before = s.once_pids.len();
             s.once_pids.retain(|_, &mut (s, m, _)| (s, m) != (sub, msg));
+            let gone = before - s.once_pids.len();
+            self.recorded_pids = self.recorded_pids.saturating_sub(gone);
         }
         let Some(key) = s.subs.get(&sub).copied() else {
             return;
