@@ -201,6 +201,9 @@ pub unsafe extern "C" fn mq_peer_start(
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mq-peer")
+            // Its links write to other peers' sockets: in a C host a peer
+            // gone would otherwise end the program with SIGPIPE.
+            .on_thread_start(::mq_client::block_sigpipe_in_this_thread)
             .enable_all()
             .build()
             .map_err(|e| Fail::new(mq_result::MQ_ERR_IO, format!("peer: no runtime: {e}")))?;

@@ -22,7 +22,9 @@ pub mod client;
 pub mod clock;
 pub mod connector;
 mod driver;
+mod sigpipe;
 pub mod tls;
 
 pub use driver::DEFAULT_ADDR;
 pub use driver::random_u64;
+pub use sigpipe::block_sigpipe_in_this_thread;

@@ -118,7 +118,12 @@ impl Client {
         let addr = opts.addr;
         let thread = thread::Builder::new()
             .name("mq-io".to_string())
-            .spawn(move || run(driver, rx, &awake, poll, &addr, clock))
+            .spawn(move || {
+                // It writes to the broker's socket: in a C host a broker
+                // gone would otherwise end the program (`sigpipe.rs`).
+                crate::block_sigpipe_in_this_thread();
+                run(driver, rx, &awake, poll, &addr, clock)
+            })
             .map_err(Error::Io)?;
         *inner.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
         let client = Client { inner };
