@@ -4,16 +4,16 @@
 //! holding it by another would hand it over twice.
 //!
 //! The codec gives a delivery the id its message id gives (`take_pid`) when
-//! it is free: that needs no record. Message ids give only the lower half of
-//! the ids and the others come from the upper half, so that a delivery
-//! waiting to go out again (the client may hold it by its own id, and after
-//! a restart the broker cannot know whether it went out) finds its id not
-//! taken by another that went first. Else it takes another, and for a
+//! it is free: that needs no record. Else it takes another, and for a
 //! persistent session the id is recorded (`OncePid`, naming the
 //! subscription and message) and the PUBLISH waits until that is stored;
 //! the id stays taken until the delivery ends (`Ack`, or `OnceDelivered` and
 //! then `OnceCompleted`) or its subscription does (`Unsubscribe`), and a
-//! resumed session sends it under that id again.
+//! resumed session sends it under that id again. Message ids give only the
+//! lower half of the ids and the others come from the upper half, so that a
+//! delivery waiting to go out again (the client may hold it by its own id,
+//! and after a restart the broker cannot know whether it went out) finds
+//! its id not taken by another that went first.
 //!
 //! A `$share` group member's delivery is recorded the same way, by the
 //! member's subscription: the message stays in the group's queue, and comes
