@@ -17,10 +17,17 @@ const V3: Version = Version::V3_1_1;
 /// deliveries completed, so the next one's id not its own is not the first
 /// free one a new connection would take.
 fn two_subscriptions() -> (H, ConnId, ConnId) {
+    subscribed_twice(["q2", "+"])
+}
+
+/// "dev" (persistent) subscribed to both `filters` at QoS 2, a publisher,
+/// and a first message's two deliveries completed.
+fn subscribed_twice(filters: [&str; 2]) -> (H, ConnId, ConnId) {
     let mut h = H::new(Config::default());
     let (s, _) = h.mconnect("dev", V3, false);
-    h.msubscribe(s, V3, "q2", m::QoS::ExactlyOnce);
-    h.msubscribe(s, V3, "+", m::QoS::ExactlyOnce);
+    for filter in filters {
+        h.msubscribe(s, V3, filter, m::QoS::ExactlyOnce);
+    }
     let (p, _) = h.mconnect("p", V3, true);
     publish(&mut h, p, b"1");
     let first = h.mpublishes(s, V3);
@@ -151,21 +158,7 @@ fn a_recorded_id_ends_with_its_delivery_or_its_subscription() {
 /// groups whose filters both match `q2`, so one of each message's two
 /// deliveries goes out under an id not its message's own.
 fn two_groups() -> (H, ConnId, ConnId) {
-    let mut h = H::new(Config::default());
-    let (s, _) = h.mconnect("dev", V3, false);
-    h.msubscribe(s, V3, "$share/g/q2", m::QoS::ExactlyOnce);
-    h.msubscribe(s, V3, "$share/h/+", m::QoS::ExactlyOnce);
-    let (p, _) = h.mconnect("p", V3, true);
-    publish(&mut h, p, b"1");
-    let first = h.mpublishes(s, V3);
-    assert_eq!(first.len(), 2);
-    for d in first {
-        let id = d.pid.unwrap();
-        h.msend(s, V3, Packet::PubRec(MAck::new(pid(id))));
-        assert_eq!(h.mtake(s, V3), [MGot::PubRel(id)]);
-        h.msend(s, V3, Packet::PubComp(MAck::new(pid(id))));
-    }
-    (h, s, p)
+    subscribed_twice(["$share/g/q2", "$share/h/+"])
 }
 
 #[test]
