@@ -15,6 +15,12 @@
 //! it; the others acknowledge before the fsync (what a power cut may lose:
 //! see [`FsyncPolicy`]).
 
+/// The allocator `mqd` and `mq peer` run on, with their options: the
+/// library crates leave the choice to the program, and under glibc's the
+/// peers' short-lived allocations per message (records, chunks, the
+/// clients' messages) cost about a sixth of this program's time.
+#[path = "../../../../mq-std/cli/src/bin/common/alloc.rs"]
+mod alloc;
 #[path = "../../src/cpu.rs"]
 #[allow(dead_code)]
 mod cpu;
@@ -43,14 +49,6 @@ use std::time::Duration;
 use mq_std::wal::FsyncPolicy;
 
 use crate::workload::{Kind, Shape, Workload};
-
-/// The allocator `mqd` runs on (`mq-std/cli/src/bin/common/alloc.rs`): the
-/// library crates leave the choice to the program, and under glibc's the
-/// peers' short-lived allocations per message (records, chunks, the
-/// clients' messages) cost about a sixth of this program's time.
-#[cfg(unix)]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What to run.
 struct Args {
@@ -110,6 +108,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    alloc::configure();
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
