@@ -42,7 +42,10 @@
 //! # Durability and scale
 //!
 //! SQLite commits with `synchronous = FULL` (in WAL mode each commit is
-//! synced), PostgreSQL with the server's settings. Redis keeps
+//! synced), all but a heartbeat's renewal: that one is not synced (made
+//! durable by the next commit that is), since a renewal lost in a power
+//! cut only ends the lease earlier. PostgreSQL commits with the server's
+//! settings. Redis keeps
 //! what its own persistence keeps (`appendonly`); incarnations stay ahead of
 //! any a node holds even after Redis lost everything (see
 //! [`Registration::incarnation`]). The Redis catalog needs one Redis (with

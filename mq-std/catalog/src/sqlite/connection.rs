@@ -110,7 +110,8 @@ fn open_once(
         )))
     })?;
     conn.busy_timeout(busy_timeout)?;
-    // Every commit synced: an enqueue or ack that returned survives a power cut.
+    // Every commit synced: an enqueue or ack that returned survives a power
+    // cut (the heartbeat's renewal only runs `unsynced`).
     conn.pragma_update(None, "synchronous", "FULL")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -121,6 +122,32 @@ fn open_once(
     }
     conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
     Ok(conn)
+}
+
+/// Runs `f` on `conn` with its commits not synced (`synchronous = NORMAL`),
+/// then every commit synced again (`FULL`), for writes that may be lost in
+/// a power cut: in WAL mode such a commit is appended to the log but not
+/// fsynced, and becomes durable with the next synced commit (which syncs
+/// the whole log) or checkpoint; a power cut may roll it back, never tear
+/// it or the file. The heartbeat's renewal is such a write (see
+/// `SqliteCatalog::heartbeat`).
+///
+/// If `FULL` cannot be set again, the call fails as unavailable, which
+/// makes the catalog drop the connection rather than keep writing unsynced.
+pub(super) fn unsynced<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, Error>,
+) -> Result<T, Error> {
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(failed)?;
+    let result = f(conn);
+    if let Err(err) = conn.pragma_update(None, "synchronous", "FULL") {
+        return Err(unavailable(format!(
+            "cannot sync commits again: {}",
+            detail(&err)
+        )));
+    }
+    result
 }
 
 pub(super) async fn blocking<T, F>(f: F) -> Result<T, Error>
@@ -210,5 +237,34 @@ pub(super) fn file_id(path: &Path) -> Result<FileId, Error> {
     {
         use std::os::windows::fs::MetadataExt;
         Ok(meta.creation_time())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(conn: &Connection) -> i64 {
+        conn.pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn unsynced_runs_at_normal_and_syncs_every_commit_again() {
+        let dir = std::env::temp_dir().join(format!("mq-catalog-unsynced-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("catalog.db");
+        let conn = connect(&path, OpenFlags::SQLITE_OPEN_CREATE, Duration::from_secs(1)).unwrap();
+        // 2 is FULL, 1 NORMAL.
+        assert_eq!(synchronous(&conn), 2);
+        let inside = unsynced(&conn, |conn| Ok(synchronous(conn))).unwrap();
+        assert_eq!(inside, 1);
+        assert_eq!(synchronous(&conn), 2);
+        // A failed write leaves the connection synced too.
+        let failed: Result<(), Error> = unsynced(&conn, |_| Err(Error::Invalid("a test".into())));
+        assert!(failed.is_err());
+        assert_eq!(synchronous(&conn), 2);
+        drop(conn);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

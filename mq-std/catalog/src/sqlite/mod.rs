@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use connection::{FileId, blocking, connect, failed, file_id, get, unavailable};
+use connection::{FileId, blocking, connect, failed, file_id, get, unavailable, unsynced};
 
 use crate::model::{self, Interest, Interests, Node, Nodes, Options};
 use crate::{Error, Registration};
@@ -165,13 +165,20 @@ impl SqliteCatalog {
         let node = node.to_owned();
         self.call(move |conn| {
             let now = now_ms();
-            let renewed = conn
-                .execute(
+            // Unsynced (no fsync, which was most of an idle peer's disk
+            // work): a renewal lost in a power cut leaves the expiry it
+            // replaced, so the lease ends earlier, never later, and the
+            // node's processes on this machine died in that cut anyway.
+            // The incarnation is only ever written by `register`, synced,
+            // so fencing is untouched.
+            let renewed = unsynced(conn, |conn| {
+                conn.execute(
                     "UPDATE nodes SET expires_ms = ?1
                      WHERE id = ?2 AND incarnation = ?3 AND expires_ms > ?4",
                     (now.saturating_add(lease), &node, held, now),
                 )
-                .map_err(failed)?;
+                .map_err(failed)
+            })?;
             if renewed == 1 {
                 return Ok(());
             }

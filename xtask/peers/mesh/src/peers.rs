@@ -79,7 +79,13 @@ impl Mesh {
             let mut opts = PeerOptions::new(id);
             opts.node.catalog = format!("sqlite:{}", dir.join("mesh.db").display());
             opts.node.lease = Duration::from_secs(3);
-            opts.node.heartbeat = Duration::from_millis(200);
+            // The default heartbeat (NodeOptions::new), once a second as
+            // liner's receivers write their position: each heartbeat is a
+            // round of catalog calls per peer, which at 5 a second was
+            // most of what the peers did while idle (BENCHMARKS.md, "What
+            // the peers cost while idle"). Linking does not wait for it: a
+            // node's first heartbeat comes at once.
+            opts.node.heartbeat = Duration::from_secs(1);
             opts.data_dir = dir.join(id);
             opts.wal.fsync = fsync;
             // A full queue holds the publisher back instead of refusing its
