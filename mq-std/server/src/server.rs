@@ -34,6 +34,7 @@ mod accept;
 mod admin;
 mod command;
 mod handle;
+mod input;
 mod offline;
 mod reader;
 mod store_thread;
@@ -517,19 +518,11 @@ impl BrokerTask {
         let Some(link) = self.links.get_mut(&conn) else {
             return;
         };
-        let consumed = if link.input.is_empty() {
-            let used = self.broker.handle_input(conn, now, &bytes);
-            if used < bytes.len() {
-                link.input.extend_from_slice(&bytes[used..]);
-            }
-            used
-        } else {
-            link.input.extend_from_slice(&bytes);
-            let used = self.broker.handle_input(conn, now, &link.input);
-            let _ = link.input.split_to(used);
-            used
-        };
-        link.budget.add_permits(consumed);
+        let broker = &mut self.broker;
+        let taken = input::feed(&mut link.input, &bytes, |b| {
+            broker.handle_input(conn, now, b)
+        });
+        link.budget.add_permits(taken);
     }
 
     /// The broker held `conn`'s input back and may take it now.

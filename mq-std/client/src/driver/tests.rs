@@ -293,6 +293,35 @@ fn a_full_sink_holds_back_input_without_losing_anything() {
 }
 
 #[test]
+fn a_backlog_moves_to_the_front_only_once_as_much_was_consumed() {
+    let mut p = Pair::connected(BrokerConfig::default(), client_options());
+    let d = &mut p.driver;
+    let len = d.rx.len();
+    // Whole frames of one byte each (prefix 1) the session has not taken,
+    // a little of the start consumed, the end short of room: not moved,
+    // the read takes the room left at the end.
+    d.rx.fill(1);
+    d.rx_start = 1000;
+    d.rx_len = len - 1000;
+    assert_eq!(d.read_buf().len(), 1000);
+    assert_eq!(d.rx_start, 1000, "moved for a little room");
+    // As much consumed as is left: moved.
+    d.rx_start = len / 2;
+    let left = d.rx_len - d.rx_start;
+    assert_eq!(d.read_buf().len(), len - left);
+    assert_eq!((d.rx_start, d.rx_len), (0, left));
+    // Little consumed, but what is left starts with a frame not whole yet
+    // (as long as the largest): moved, so that the rest of it fits.
+    let max = d.session.receive_limits().max_frame;
+    d.rx_start = 2 * READ_CHUNK;
+    d.rx_len = len - 10;
+    mq_core::framing::stream::write_prefix(max, &mut d.rx[2 * READ_CHUNK..]);
+    let left = d.rx_len - d.rx_start;
+    assert_eq!(d.read_buf().len(), len - left);
+    assert_eq!(d.rx_start, 0);
+}
+
+#[test]
 fn closing_with_a_full_sink_completes() {
     let mut p = Pair::connected(BrokerConfig::default(), client_options());
     let (_, rx, _) = p.subscribe("t", 4);

@@ -88,6 +88,21 @@ pub(crate) fn encode(out: &mut Vec<u8>, kind: Kind, token: u64, payload: &[u8]) 
     out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
+/// The header of a frame holding `payload`, its checksum included, for a
+/// payload written from where it is rather than copied after its header
+/// (`super::batch`): the same bytes [`encode`] writes before it.
+pub(crate) fn header(kind: Kind, token: u64, payload: &[u8]) -> [u8; HEADER] {
+    let body = BODY_HEADER + payload.len();
+    debug_assert!(body <= MAX_BODY, "record too large for a frame");
+    let mut head = [0; HEADER];
+    head[..4].copy_from_slice(&(body as u32).to_le_bytes());
+    head[8] = kind as u8;
+    head[9..].copy_from_slice(&token.to_le_bytes());
+    let crc = crc32c(&[&head[..4], &head[8..], payload]);
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
 /// The header fields at `pos`, when the length is sane and the kind known.
 fn header_at(buf: &[u8], pos: usize) -> Option<(usize, u32, Kind, u64)> {
     let h = buf.get(pos..pos + HEADER)?;

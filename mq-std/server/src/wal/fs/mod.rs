@@ -86,6 +86,13 @@ pub trait LogFile: Send + 'static {
     /// Writes all of `buf` at the end of the file.
     fn append(&mut self, buf: &[u8]) -> io::Result<()>;
 
+    /// Writes all of `parts`, one after the other, at the end of the file:
+    /// by default [`append`](Self::append) of them put together; a file
+    /// with a gathered write takes them as they are.
+    fn append_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        self.append(&parts.concat())
+    }
+
     /// Writes all of `buf` at `offset`, extending the file (with zeroes) when
     /// that is past its end. The log only appends; this is for stores that
     /// rewrite in place.

@@ -1,11 +1,15 @@
 //! The file layer over `std::fs`: what `mqd` runs on.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Instant;
 
 use super::{FileSystem, LogFile};
+
+/// Parts one gathered write takes at most: Linux's `IOV_MAX` (more fail
+/// the call).
+const MAX_PARTS: usize = 1024;
 
 /// The real filesystem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -88,6 +92,23 @@ impl FileSystem for OsFs {
 impl LogFile for OsFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
         self.0.write_all(buf)
+    }
+
+    /// One gathered write (`writev`) for up to [`MAX_PARTS`] parts.
+    fn append_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        for group in parts.chunks(MAX_PARTS) {
+            let mut slices: Vec<IoSlice<'_>> = group.iter().map(|p| IoSlice::new(p)).collect();
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                match self.0.write_vectored(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
@@ -178,6 +199,29 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gathered_append_of_more_parts_than_one_call_takes() {
+        let dir = std::env::temp_dir().join(format!("mq-osfs-parts-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let fs = OsFs;
+        super::super::create_dir_all(&fs, &dir).unwrap();
+        let path = dir.join("f");
+        let mut f = fs.create(&path).unwrap();
+        // Some empty, more than `MAX_PARTS` of them.
+        let parts: Vec<Vec<u8>> = (0..2 * MAX_PARTS + 500)
+            .map(|i| vec![(i % 251) as u8; i % 7])
+            .collect();
+        let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        f.append(b"<").unwrap();
+        f.append_parts(&parts).unwrap();
+        f.append(b">").unwrap();
+        f.sync_data().unwrap();
+        let want = [&b"<"[..], &parts.concat(), b">"].concat();
+        assert_eq!(fs.read(&path).unwrap(), want);
+        drop(f);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn appends_go_to_the_end_after_a_write_at_and_a_truncate() {
