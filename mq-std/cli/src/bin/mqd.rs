@@ -175,7 +175,6 @@ fn configure(args: &Args) -> Result<mq_cli::config::DaemonConfig, String> {
 }
 
 fn main() -> ExitCode {
-    alloc::configure();
     let args = Args::parse();
     let cfg = match configure(&args) {
         Ok(c) => c,

@@ -108,7 +108,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    alloc::configure();
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {

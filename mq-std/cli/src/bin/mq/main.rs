@@ -79,7 +79,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    alloc::configure();
     let cli = Cli::parse();
     let server = &cli.server;
     let result = match cli.command {
