@@ -58,9 +58,10 @@
 //! # Durability
 //!
 //! [`write`](Store::write) appends a whole batch with one gathered write
-//! (`writev`, a call per 1,024 pieces; a message's record is written from
-//! the broker's own bytes, not copied into a buffer first), then syncs per [`FsyncPolicy`], whose docs say what each policy loses at a power
-//! cut (none loses anything acknowledged at a crash of the process). With
+//! (`writev`; a message's record is written from the broker's own bytes,
+//! not copied into a buffer first), then syncs per [`FsyncPolicy`], whose
+//! docs say what each policy loses at a power cut (none loses anything
+//! acknowledged at a crash of the process). With
 //! [`FsyncPolicy::Always`] a batch is on disk before the broker acknowledges
 //! anything in it; the server hands the store everything that queued up while
 //! the previous batch was written, so one fsync covers many publishes (group
@@ -378,7 +379,12 @@ impl<F: FileSystem> Wal<F> {
             return Ok(());
         }
         let a = self.active.as_mut().expect("a segment is active");
-        a.file.append_parts(&self.batch.parts(|i| ops[i].bytes()))?;
+        if let Err(e) = a.file.append_parts(&self.batch.parts(|i| ops[i].bytes())) {
+            // Its headers name indices of these `ops`: never written with
+            // the next call's.
+            self.batch.clear();
+            return Err(e);
+        }
         let len = self.batch.len() as u64;
         a.bytes += len;
         let seg = self.segments.get_mut(&a.index).expect("tracked");

@@ -7,10 +7,6 @@ use std::time::Instant;
 
 use super::{FileSystem, LogFile};
 
-/// Parts one gathered write takes at most: Linux's `IOV_MAX` (more fail
-/// the call).
-const MAX_PARTS: usize = 1024;
-
 /// The real filesystem.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsFs;
@@ -94,21 +90,9 @@ impl LogFile for OsFile {
         self.0.write_all(buf)
     }
 
-    /// One gathered write (`writev`) for up to [`MAX_PARTS`] parts.
+    /// Gathered writes (`writev`), as few as the system allows.
     fn append_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        for group in parts.chunks(MAX_PARTS) {
-            let mut slices: Vec<IoSlice<'_>> = group.iter().map(|p| IoSlice::new(p)).collect();
-            let mut rest = &mut slices[..];
-            while !rest.is_empty() {
-                match self.0.write_vectored(rest) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => IoSlice::advance_slices(&mut rest, n),
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok(())
+        write_all_vectored(&mut self.0, parts)
     }
 
     fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
@@ -131,6 +115,28 @@ impl LogFile for OsFile {
     fn sync_all(&mut self) -> io::Result<()> {
         self.0.sync_all()
     }
+}
+
+/// Writes all of `parts`, in order, with gathered writes: std hands the
+/// system at most its limit of pieces a call (`IOV_MAX`), and a call may
+/// write less than it was given (a short write), or be interrupted; both go
+/// on where it stopped. Empty parts are left out: a call of only empty
+/// pieces writes nothing, which would read as a failed write.
+fn write_all_vectored(w: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = (parts.iter())
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match w.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// fsync of the directory: what makes a creation, rename or removal in it
@@ -208,8 +214,8 @@ mod tests {
         super::super::create_dir_all(&fs, &dir).unwrap();
         let path = dir.join("f");
         let mut f = fs.create(&path).unwrap();
-        // Some empty, more than `MAX_PARTS` of them.
-        let parts: Vec<Vec<u8>> = (0..2 * MAX_PARTS + 500)
+        // Some empty, more than Linux's `IOV_MAX` (1,024) of them.
+        let parts: Vec<Vec<u8>> = (0..2 * 1024 + 500)
             .map(|i| vec![(i % 251) as u8; i % 7])
             .collect();
         let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
@@ -221,6 +227,51 @@ mod tests {
         assert_eq!(fs.read(&path).unwrap(), want);
         drop(f);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Takes at most 3 bytes of the first piece a call, and is
+    /// interrupted every other call.
+    struct Short {
+        got: Vec<u8>,
+        calls: usize,
+    }
+
+    impl Write for Short {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls.is_multiple_of(2) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            let n = first.len().min(3);
+            self.got.extend_from_slice(&first[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn gathered_writes_go_on_after_short_and_interrupted_calls() {
+        let parts: [&[u8]; 5] = [b"", b"hello", b"", b" gathered", b" world"];
+        let mut w = Short {
+            got: Vec::new(),
+            calls: 0,
+        };
+        write_all_vectored(&mut w, &parts).unwrap();
+        assert_eq!(w.got, b"hello gathered world");
+        // Only empty parts: nothing to write, and no error.
+        write_all_vectored(&mut w, &[b"", b""]).unwrap();
+        assert_eq!(w.got, b"hello gathered world");
     }
 
     #[test]
