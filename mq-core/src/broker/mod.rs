@@ -462,8 +462,10 @@ impl Broker {
         Ok(id)
     }
 
-    /// Bytes arrived on a connection: `bytes` is everything received and not
-    /// yet consumed, oldest first (what an earlier call left, then what is new).
+    /// Bytes arrived on a connection: `bytes` starts where the last call
+    /// stopped consuming, oldest first (what an earlier call left, then what
+    /// is new); it may be less than all that arrived (an adapter may offer a
+    /// frame an earlier read cut short, then the rest of its read buffer).
     /// Returns how many were consumed: whole frames only, and fewer when the
     /// connection must wait ([`input_blocked`](Self::input_blocked), until
     /// [`Event::Readable`]) or the last frame is incomplete; keep the rest and

@@ -69,22 +69,16 @@ pub(crate) struct Frame<'a> {
 
 /// Appends one frame to `out`.
 pub(crate) fn encode(out: &mut Vec<u8>, kind: Kind, token: u64, payload: &[u8]) {
-    let body = BODY_HEADER + payload.len();
-    debug_assert!(body <= MAX_BODY, "record too large for a frame");
-    let len = (body as u32).to_le_bytes();
     // The header whole, then the payload: one reserve and two copies where
     // a copy a field cost each frame its own capacity checks. The checksum
     // is over the frame as written: two parts (the payload apart, a third,
     // cost it more than the copies saved).
-    let mut head = [0; HEADER];
-    head[..4].copy_from_slice(&len);
-    head[8] = kind as u8;
-    head[9..].copy_from_slice(&token.to_le_bytes());
+    let head = fields(kind, token, payload.len());
     let start = out.len();
     out.reserve(HEADER + payload.len());
     out.extend_from_slice(&head);
     out.extend_from_slice(payload);
-    let crc = crc32c(&[&len, &out[start + 8..]]).to_le_bytes();
+    let crc = crc32c(&[&head[..4], &out[start + 8..]]).to_le_bytes();
     out[start + 4..start + 8].copy_from_slice(&crc);
 }
 
@@ -92,14 +86,21 @@ pub(crate) fn encode(out: &mut Vec<u8>, kind: Kind, token: u64, payload: &[u8]) 
 /// payload written from where it is rather than copied after its header
 /// (`super::batch`): the same bytes [`encode`] writes before it.
 pub(crate) fn header(kind: Kind, token: u64, payload: &[u8]) -> [u8; HEADER] {
-    let body = BODY_HEADER + payload.len();
+    let mut head = fields(kind, token, payload.len());
+    let crc = crc32c(&[&head[..4], &head[8..], payload]);
+    head[4..8].copy_from_slice(&crc.to_le_bytes());
+    head
+}
+
+/// A header's fields for a payload of `len` bytes, its checksum (bytes 4
+/// to 8) still zero.
+fn fields(kind: Kind, token: u64, len: usize) -> [u8; HEADER] {
+    let body = BODY_HEADER + len;
     debug_assert!(body <= MAX_BODY, "record too large for a frame");
     let mut head = [0; HEADER];
     head[..4].copy_from_slice(&(body as u32).to_le_bytes());
     head[8] = kind as u8;
     head[9..].copy_from_slice(&token.to_le_bytes());
-    let crc = crc32c(&[&head[..4], &head[8..], payload]);
-    head[4..8].copy_from_slice(&crc.to_le_bytes());
     head
 }
 
