@@ -10,6 +10,10 @@
 //! server's writer may go over by the one chunk it adds to a pipe with room).
 //! Closing or dropping a writer ends its reader's input once it read what is
 //! left; dropping a reader makes its writer's writes fail (`BrokenPipe`).
+//! The server's end counts as a reader of the client's writes until both
+//! of its halves are gone, as a stream split in two does: a connection
+//! the broker closes stops reading at once, but its client's writes fail
+//! only once the last of its output was sent.
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,14 +29,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 pub fn pipe(capacity: usize) -> (PipeStream, PipeEnd) {
     let up = Simplex::new(capacity);
     let down = Simplex::new(capacity);
+    let from_client = Arc::new(Reading(up.clone()));
     (
         PipeStream {
-            up: Writing(up.clone()),
+            up: Writing(up),
             down: Reading(down.clone()),
         },
         PipeEnd {
-            read: PipeReader(Reading(up)),
-            write: PipeWriter(Writing(down)),
+            read: PipeReader(from_client.clone()),
+            write: PipeWriter {
+                to_client: Writing(down),
+                _from_client: from_client,
+            },
         },
     )
 }
@@ -219,7 +227,7 @@ pub struct PipeEnd {
 }
 
 /// The server's reading half: the client's writes, as they were written.
-pub(crate) struct PipeReader(Reading);
+pub(crate) struct PipeReader(Arc<Reading>);
 
 impl PipeReader {
     /// The next chunk the client wrote, at most `most` bytes of it (the
@@ -246,7 +254,12 @@ impl PipeReader {
 }
 
 /// The server's writing half: its chunks go to the client as they are.
-pub(crate) struct PipeWriter(Writing);
+pub(crate) struct PipeWriter {
+    to_client: Writing,
+    /// The client's writes, still read (as far as the client can tell)
+    /// while this half is there.
+    _from_client: Arc<Reading>,
+}
 
 impl PipeWriter {
     /// Adds `chunk` once the pipe has room (its whole length need not
@@ -254,7 +267,7 @@ impl PipeWriter {
     pub(crate) async fn send(&mut self, chunk: Bytes) -> io::Result<()> {
         let mut chunk = Some(chunk);
         std::future::poll_fn(|cx| {
-            let (_, s) = ready!(self.0.poll_room(cx))?;
+            let (_, s) = ready!(self.to_client.poll_room(cx))?;
             Writing::push(s, chunk.take().unwrap_or_default());
             Poll::Ready(Ok(()))
         })
@@ -263,7 +276,7 @@ impl PipeWriter {
 
     /// Ends the client's input after what was sent.
     pub(crate) fn close(&mut self) {
-        self.0.close();
+        self.to_client.close();
     }
 }
 

@@ -112,6 +112,23 @@ async fn a_client_dropped_mid_write_ends_the_servers_input_and_output() {
 }
 
 #[tokio::test]
+async fn the_clients_writes_fail_once_both_server_halves_are_gone() {
+    let (mut client, server) = pipe(1024);
+    let PipeEnd { read, mut write } = server;
+    // The broker stopped reading a connection it closes; its last output
+    // is still on the way, and the client may still write meanwhile.
+    drop(read);
+    client.write_all(b"still").await.unwrap();
+    write.send(Bytes::from_static(b"bye")).await.unwrap();
+    drop(write);
+    let err = client.write_all(b"x").await.unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"bye");
+}
+
+#[tokio::test]
 async fn a_server_gone_fails_the_clients_writes_and_ends_its_reads() {
     let (mut client, server) = pipe(1024);
     drop(server);
