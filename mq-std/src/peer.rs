@@ -257,8 +257,11 @@ impl Connector for Pipe {
     type Stream = Box<dyn PipeStream>;
 
     async fn connect(&self) -> io::Result<Box<dyn PipeStream>> {
-        let (near, far) = tokio::io::duplex(PIPE_BYTES);
-        if self.server.attach(far, Framing::Stream, self.name.clone()) {
+        let (near, far) = mq_server::pipe::pipe(PIPE_BYTES);
+        if self
+            .server
+            .attach_pipe(far, Framing::Stream, self.name.clone())
+        {
             return Ok(Box::new(near));
         }
         Ok(Box::new(Tcp(self.addr.to_string()).connect().await?))

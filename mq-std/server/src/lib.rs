@@ -9,6 +9,8 @@
 //! - [`wal`]: the write-ahead log, the durable store `mqd` runs with.
 //! - `node` (with the `node` feature): the server as a node of a mesh,
 //!   registered in a catalog and linked to the other nodes.
+//! - [`pipe`]: an in-memory pipe of chunks between a client in the process and
+//!   a connection of its server.
 //! - [`metrics`]: the Prometheus text exposition of the broker's counters.
 //! - [`http`]: the HTTP port: metrics, health, the admin JSON API and the
 //!   web console.
@@ -20,6 +22,7 @@ pub mod http;
 pub mod metrics;
 #[cfg(feature = "node")]
 pub mod node;
+pub mod pipe;
 pub mod serial;
 pub mod server;
 pub mod store;

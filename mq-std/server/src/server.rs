@@ -56,14 +56,16 @@ use tokio::task::JoinHandle;
 
 #[cfg(feature = "node")]
 pub(crate) use self::sleep as sleep_until;
+use crate::pipe::PipeEnd;
 use crate::store::StoreMetrics;
 use crate::tls::{ServerTls, Stream};
 pub use command::Io;
 use command::{Accepted, Cmd, NodeLink};
 pub use handle::{Addrs, ServerControl, ServerHandle, ServerOptions};
 pub use offline::{Drained, Handed, NodeInterest};
+use reader::Source;
 use store_thread::{StoreLink, ToStore, spawn_store_thread};
-use writer::{Queued, SharedTcp};
+use writer::{Queued, SharedTcp, Sink};
 
 /// Binds, restores the broker from the store, and starts serving.
 pub async fn spawn(mut opts: ServerOptions) -> io::Result<ServerHandle> {
@@ -291,6 +293,13 @@ impl BrokerTask {
                     tracing::debug!(%name, conn = conn.0, "attached");
                 }
             }
+            Cmd::AttachPipe(end, framing, name) => {
+                let PipeEnd { read, write } = end;
+                let peer = Peer::named(&name);
+                if let Some(conn) = self.open(read, write, None, framing, &peer, now) {
+                    tracing::debug!(%name, conn = conn.0, "attached a pipe");
+                }
+            }
             Cmd::Link(link) => self.connect_link(link, now),
             Cmd::ForgetNode(peer, reply) => {
                 let _ = reply.send(self.broker.forget_node(now, &peer));
@@ -430,6 +439,21 @@ impl BrokerTask {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        let read = reader::Stream::new(read, self.chunk);
+        self.open(read, writer::Stream(write), direct, protocol, peer, now)
+    }
+
+    /// [`open_link`](Self::open_link) over any source and sink (an
+    /// in-memory pipe's halves).
+    fn open(
+        &mut self,
+        read: impl Source,
+        write: impl Sink,
+        direct: Option<SharedTcp>,
+        protocol: impl Into<Protocol>,
+        peer: &Peer<'_>,
+        now: mq_core::Instant,
+    ) -> Option<ConnId> {
         let conn = match self
             .broker
             .accept_with_identity(now, protocol, peer.identity)
@@ -462,21 +486,19 @@ impl BrokerTask {
         let (read, write) = link.stream.into_split();
         let write = SharedTcp::new(write);
         let direct = Some(write.clone());
-        self.serve(conn, read, write, direct, Some(link.closed));
+        let read = reader::Stream::new(read, self.chunk);
+        self.serve(conn, read, writer::Stream(write), direct, Some(link.closed));
     }
 
     /// Spawns the reader and writer of connection `conn`.
-    fn serve<R, W>(
+    fn serve(
         &mut self,
         conn: ConnId,
-        read: R,
-        write: W,
+        read: impl Source,
+        write: impl Sink,
         direct: Option<SharedTcp>,
         on_close: Option<oneshot::Sender<()>>,
-    ) where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
+    ) {
         let budget = Arc::new(Semaphore::new(self.input_budget));
         let paused = Arc::new(AtomicBool::new(false));
         let (wtx, wrx) = mpsc::channel(self.write_queue);

@@ -50,6 +50,7 @@ pub(super) enum Cmd {
     /// New tokens and identities; answers how many connections were closed.
     Reload(Auth, oneshot::Sender<usize>),
     Attach(Box<dyn Io>, Framing, String),
+    AttachPipe(crate::pipe::PipeEnd, Framing, String),
     Link(NodeLink),
     /// Forget a node whose lease expired; answers whether the broker knew it.
     ForgetNode(String, oneshot::Sender<bool>),

@@ -228,6 +228,16 @@ impl ServerControl {
             .is_ok()
     }
 
+    /// Serves one connection over the server's end of an in-memory pipe
+    /// ([`crate::pipe::pipe`]) as [`attach`](Self::attach) serves a
+    /// stream; the client's writes reach the broker as they were written
+    /// and its output reaches the client without being copied on the way.
+    /// Returns `false` when the server has stopped (the end is dropped:
+    /// the client's writes fail, its reads end).
+    pub fn attach_pipe(&self, end: crate::pipe::PipeEnd, framing: Framing, name: String) -> bool {
+        self.tx.send(Cmd::AttachPipe(end, framing, name)).is_ok()
+    }
+
     /// Drives `stream`, a TCP connection this node (`node`) opened to node
     /// `peer`, as the node link on which this node receives what its local
     /// sessions want of the peer's messages (`Broker::connect_link`;

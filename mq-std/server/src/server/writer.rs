@@ -8,7 +8,11 @@
 //! once costs no wake-up of the writer; what it does not take goes to the
 //! writer, and nothing is written directly again until the writer caught up,
 //! so the bytes stay in order.
+//!
+//! On an in-memory pipe ([`PipeWriter`]) the chunks go to the client as they
+//! are, with no write.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::command::Cmd;
+use crate::pipe::PipeWriter;
 
 /// The most chunks sent with one write.
 const GATHER: usize = 64;
@@ -120,8 +125,56 @@ impl AsyncWrite for SharedTcp {
     }
 }
 
+/// Where a connection's output goes.
+pub(super) trait Sink: Send + 'static {
+    /// Sends every chunk of `chunks`, in order (consuming them on the way).
+    fn send(&mut self, chunks: &mut [Bytes]) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// Nothing else is queued: pushes on what the transport may hold.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+
+    /// The connection's output has ended.
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// A byte stream, written in as few writes as it allows.
+pub(super) struct Stream<W>(pub W);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Sink for Stream<W> {
+    async fn send(&mut self, chunks: &mut [Bytes]) -> io::Result<()> {
+        write_all(&mut self.0, chunks).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        // TLS may keep records it encrypted and the socket did not take
+        // yet until a flush.
+        self.0.flush().await
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = self.0.shutdown().await;
+    }
+}
+
+impl Sink for PipeWriter {
+    async fn send(&mut self, chunks: &mut [Bytes]) -> io::Result<()> {
+        for chunk in chunks {
+            PipeWriter::send(self, std::mem::take(chunk)).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) {
+        self.close();
+    }
+}
+
 pub(super) async fn write_loop(
-    mut write: impl AsyncWrite + Unpin,
+    mut write: impl Sink,
     mut rx: mpsc::Receiver<Bytes>,
     conn: ConnId,
     queued: Queued,
@@ -136,9 +189,7 @@ pub(super) async fn write_loop(
         {
             batch.push(chunk);
         }
-        // TLS may keep records it encrypted and the socket did not take yet
-        // until a flush: flush once nothing else is queued.
-        let sent = match write_all(&mut write, &mut batch).await {
+        let sent = match write.send(&mut batch).await {
             Ok(()) if rx.is_empty() => write.flush().await,
             other => other,
         };
@@ -154,7 +205,7 @@ pub(super) async fn write_loop(
             let _ = tx.send(Cmd::Writable(conn));
         }
     }
-    let _ = write.shutdown().await;
+    write.shutdown().await;
 }
 
 /// Writes every chunk of `chunks`, in order, as few writes as the transport
@@ -299,7 +350,7 @@ mod tests {
         let queued = Queued::default();
         let paused = Arc::new(AtomicBool::new(false));
         let writer = tokio::spawn(write_loop(
-            near,
+            Stream(near),
             rx,
             ConnId(1),
             queued.clone(),
