@@ -138,11 +138,113 @@ async fn a_server_gone_fails_the_clients_writes_and_ends_its_reads() {
     assert_eq!(client.read_to_end(&mut got).await.unwrap(), 0);
 }
 
+/// A waker that notes it was woken.
+#[derive(Default)]
+struct Flag(std::sync::atomic::AtomicBool);
+
+impl std::task::Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Flag {
+    fn waker() -> (Arc<Flag>, Waker) {
+        let flag = Arc::new(Flag::default());
+        (flag.clone(), Waker::from(flag))
+    }
+
+    fn woken(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The client's read waits, then `event` happens: the read's task is woken.
+fn client_read_woken_by(event: impl FnOnce(&mut Option<PipeEnd>)) {
+    let (mut client, server) = pipe(16);
+    let mut server = Some(server);
+    let (flag, waker) = Flag::waker();
+    let mut buf = [0u8; 4];
+    let mut buf = ReadBuf::new(&mut buf);
+    let read = Pin::new(&mut client).poll_read(&mut Context::from_waker(&waker), &mut buf);
+    assert!(read.is_pending());
+    event(&mut server);
+    assert!(flag.woken());
+}
+
+/// The client's write waits at a full pipe, then `event` happens: the
+/// write's task is woken.
+fn client_write_woken_by(event: impl FnOnce(&mut Option<PipeEnd>)) {
+    let (mut client, server) = pipe(4);
+    let mut server = Some(server);
+    assert!(matches!(
+        write_now(&mut client, &[1; 4]),
+        Poll::Ready(Ok(4))
+    ));
+    let (flag, waker) = Flag::waker();
+    let write = Pin::new(&mut client).poll_write(&mut Context::from_waker(&waker), b"x");
+    assert!(write.is_pending());
+    event(&mut server);
+    assert!(flag.woken());
+}
+
+/// The server's read waits, then `event` happens: the read's task is woken.
+fn server_read_woken_by(event: impl FnOnce(&mut Option<PipeStream>)) {
+    let (client, mut server) = pipe(16);
+    let mut client = Some(client);
+    let (flag, waker) = Flag::waker();
+    let read = server.read.read(100);
+    let mut read = std::pin::pin!(read);
+    assert!(
+        read.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    event(&mut client);
+    assert!(flag.woken());
+}
+
+#[test]
+fn a_waiting_read_or_write_is_woken_by_what_lets_it_go_on() {
+    // The client's read: a chunk sent, the output closed, the end dropped.
+    client_read_woken_by(|end| {
+        let end = end.as_mut().unwrap();
+        let chunk = Bytes::from_static(b"hi");
+        assert!(poll_once(std::pin::pin!(end.write.send(chunk))).is_ready());
+    });
+    client_read_woken_by(|end| end.as_mut().unwrap().write.close());
+    client_read_woken_by(|end| drop(end.take()));
+    // The client's write: room made by a read, the server's end gone.
+    client_write_woken_by(|end| {
+        let end = end.as_mut().unwrap();
+        assert!(poll_once(std::pin::pin!(end.read.read(2))).is_ready());
+    });
+    client_write_woken_by(|end| drop(end.take()));
+    // The server's read: a write, the client's shutdown, the client dropped.
+    server_read_woken_by(|client| {
+        assert!(write_now(client.as_mut().unwrap(), b"ping").is_ready());
+    });
+    server_read_woken_by(|client| {
+        let client = Pin::new(client.as_mut().unwrap());
+        let shutdown = client.poll_shutdown(&mut Context::from_waker(Waker::noop()));
+        assert!(shutdown.is_ready());
+    });
+    server_read_woken_by(|client| drop(client.take()));
+}
+
 #[tokio::test]
-async fn a_waiting_reader_wakes_on_a_write() {
-    let (mut client, mut server) = pipe(1024);
-    let reader = tokio::spawn(async move { server.read.read(100).await });
-    tokio::task::yield_now().await;
-    client.write_all(b"ping").await.unwrap();
-    assert_eq!(reader.await.unwrap().unwrap(), &b"ping"[..]);
+async fn the_servers_full_pipe_wakes_its_writer_when_the_client_reads() {
+    let (mut client, mut server) = pipe(4);
+    server.write.send(Bytes::from(vec![1u8; 4])).await.unwrap();
+    let (flag, waker) = Flag::waker();
+    let send = server.write.send(Bytes::from_static(b"x"));
+    let mut send = std::pin::pin!(send);
+    assert!(
+        send.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    let mut got = [0u8; 1];
+    client.read_exact(&mut got).await.unwrap();
+    assert!(flag.woken());
 }

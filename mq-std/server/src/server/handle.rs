@@ -231,7 +231,8 @@ impl ServerControl {
     /// Serves one connection over the server's end of an in-memory pipe
     /// ([`crate::pipe::pipe`]) as [`attach`](Self::attach) serves a
     /// stream; the client's writes reach the broker as they were written
-    /// and its output reaches the client without being copied on the way.
+    /// (copied once, into a chunk) and its output reaches the client as the
+    /// server's own chunks (copied once, into the client's read buffer).
     /// Returns `false` when the server has stopped (the end is dropped:
     /// the client's writes fail, its reads end).
     pub fn attach_pipe(&self, end: crate::pipe::PipeEnd, framing: Framing, name: String) -> bool {
