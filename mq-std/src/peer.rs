@@ -17,7 +17,8 @@
 //! [`Peer::connect`]'s client reaches the peer's broker through an
 //! in-memory pipe, not loopback TCP: each connection of its session (the
 //! first and every reconnect) is a fresh pipe attached to the peer's server
-//! (`ServerControl::attach`), so the messages between the application and
+//! (`ServerControl::attach_pipe`, a pipe of `Bytes` chunks:
+//! `mq_server::pipe`), so the messages between the application and
 //! its own peer cost no system call and no trip through the kernel (which,
 //! measured, was not where the peers' time goes: BENCHMARKS.md). The
 //! session is the same as over TCP (persistent, QoS 1 with its outbox,
@@ -249,14 +250,14 @@ struct Pipe {
 }
 
 /// The stream of one of a [`Pipe`]'s connections: in memory or TCP.
-trait PipeStream: AsyncRead + AsyncWrite + Unpin + Send {}
+trait PeerStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> PipeStream for T {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerStream for T {}
 
 impl Connector for Pipe {
-    type Stream = Box<dyn PipeStream>;
+    type Stream = Box<dyn PeerStream>;
 
-    async fn connect(&self) -> io::Result<Box<dyn PipeStream>> {
+    async fn connect(&self) -> io::Result<Box<dyn PeerStream>> {
         let (near, far) = mq_server::pipe::pipe(PIPE_BYTES);
         if self
             .server

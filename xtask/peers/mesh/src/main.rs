@@ -15,10 +15,10 @@
 //! it; the others acknowledge before the fsync (what a power cut may lose:
 //! see [`FsyncPolicy`]).
 
-/// The allocator `mqd` and `mq peer` run on, with their options: the
-/// library crates leave the choice to the program, and under glibc's the
-/// peers' short-lived allocations per message (records, chunks, the
-/// clients' messages) cost about a sixth of this program's time.
+/// The allocator `mqd` and `mq peer` run on, from their file: the library
+/// crates leave the choice to the program, and under glibc's the peers'
+/// short-lived allocations per message (records, chunks, the clients'
+/// messages) cost about a sixth of this program's time.
 #[path = "../../../../mq-std/cli/src/bin/common/alloc.rs"]
 mod alloc;
 #[path = "../../src/cpu.rs"]
