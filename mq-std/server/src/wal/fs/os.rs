@@ -204,16 +204,25 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+
+    /// A fresh directory of this process for test `name`, and a new file
+    /// `f` in it.
+    fn scratch(name: &str) -> (PathBuf, PathBuf, OsFile) {
+        let dir = std::env::temp_dir().join(format!("mq-osfs-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        super::super::create_dir_all(&OsFs, &dir).unwrap();
+        let path = dir.join("f");
+        let f = OsFs.create(&path).unwrap();
+        (dir, path, f)
+    }
 
     #[test]
     fn a_gathered_append_of_more_parts_than_one_call_takes() {
-        let dir = std::env::temp_dir().join(format!("mq-osfs-parts-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let (dir, path, mut f) = scratch("parts");
         let fs = OsFs;
-        super::super::create_dir_all(&fs, &dir).unwrap();
-        let path = dir.join("f");
-        let mut f = fs.create(&path).unwrap();
         // Some empty, more than Linux's `IOV_MAX` (1,024) of them.
         let parts: Vec<Vec<u8>> = (0..2 * 1024 + 500)
             .map(|i| vec![(i % 251) as u8; i % 7])
@@ -276,12 +285,8 @@ mod tests {
 
     #[test]
     fn appends_go_to_the_end_after_a_write_at_and_a_truncate() {
-        let dir = std::env::temp_dir().join(format!("mq-osfs-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let (dir, path, mut f) = scratch("appends");
         let fs = OsFs;
-        super::super::create_dir_all(&fs, &dir).unwrap();
-        let path = dir.join("f");
-        let mut f = fs.create(&path).unwrap();
         assert_eq!(
             fs.create(&path).unwrap_err().kind(),
             io::ErrorKind::AlreadyExists
