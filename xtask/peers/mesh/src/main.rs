@@ -38,6 +38,8 @@ mod measure;
 mod peers;
 #[path = "../../src/seen.rs"]
 mod seen;
+#[path = "../../../../mq-std/cli/src/bin/common/thp.rs"]
+mod thp;
 #[path = "../../src/workload.rs"]
 #[allow(dead_code)]
 mod workload;
@@ -108,6 +110,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    thp::no_huge_pages();
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {

@@ -23,6 +23,8 @@ mod qos;
 mod request;
 mod stat;
 mod subscribe;
+#[path = "../common/thp.rs"]
+mod thp;
 mod window;
 
 use std::future::Future;
@@ -79,6 +81,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    thp::no_huge_pages();
     let cli = Cli::parse();
     let server = &cli.server;
     let result = match cli.command {
