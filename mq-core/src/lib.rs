@@ -30,6 +30,8 @@
 //!   packets into typed commands; the router (sessions, routing, queues,
 //!   replay, QoS 1 with redelivery and dead-lettering, exactly-once ids,
 //!   retained slots, wills, flow control, durable records) never sees bytes.
+//! - [`counter_hash`]: a hash for maps keyed by ids a program hands out in
+//!   order, which keeps neighbouring keys in neighbouring buckets.
 //! - [`time`]: the [`Instant`] adapters hand in.
 //!
 //! # Features
@@ -52,6 +54,7 @@ mod macros;
 #[cfg(feature = "alloc")]
 pub mod broker;
 pub mod client;
+pub mod counter_hash;
 pub mod framing;
 #[doc(hidden)]
 pub mod fuzzing;

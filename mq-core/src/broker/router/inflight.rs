@@ -9,22 +9,22 @@
 //! times what is outstanding. It counts the settled ones it still holds, so
 //! that acks in delivery order (the usual case) never look a tag up twice.
 //!
-//! The map is hashed by [`TagHash`]: a session's tags count up by one, and
-//! kept as the hash's low bits they go to neighbouring buckets, so a run of
-//! deliveries and its acks in order walk the table instead of missing the
+//! The map is hashed by [`CounterHash`]: a session's tags count up by one,
+//! and kept as the hash's low bits they go to neighbouring buckets, so a run
+//! of deliveries and its acks in order walk the table instead of missing the
 //! cache at every one (the load of the bucket's key was three quarters of
 //! `remove`'s time in a profile of the peers, BENCHMARKS.md).
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::hash::{BuildHasher, Hasher};
 
 use super::InFlight;
+use crate::counter_hash::CounterHash;
 use crate::time::Instant;
 
 #[derive(Default)]
 pub(crate) struct InFlights {
-    by_tag: hashbrown::HashMap<u64, InFlight, TagHash>,
+    by_tag: hashbrown::HashMap<u64, InFlight, CounterHash>,
     /// Tags in delivery order; some may be settled already.
     order: VecDeque<u64>,
     /// How many tags in `order` are settled.
@@ -123,64 +123,5 @@ impl InFlights {
         self.order.clear();
         self.settled = 0;
         self.by_tag.drain().map(|(_, f)| f)
-    }
-}
-
-/// Hashes a tag to itself in the low 57 bits (the bucket is the tag modulo
-/// the table's size) and to a multiplicative hash of it in the top 7 (the
-/// byte hashbrown compares a group of buckets by, which must differ between
-/// neighbours). Tags are the broker's own counters, not a peer's input: a
-/// peer cannot choose them to collide.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct TagHash;
-
-impl BuildHasher for TagHash {
-    type Hasher = TagHasher;
-
-    fn build_hasher(&self) -> TagHasher {
-        TagHasher(0)
-    }
-}
-
-pub(crate) struct TagHasher(u64);
-
-impl Hasher for TagHasher {
-    fn finish(&self) -> u64 {
-        const TOP: u64 = !0 << 57;
-        (self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) & TOP) | (self.0 & !TOP)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 tags are hashed; this keeps any other key correct.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, tag: u64) {
-        self.0 = tag;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use alloc::collections::BTreeSet;
-
-    use super::*;
-
-    fn hash(tag: u64) -> u64 {
-        TagHash.hash_one(tag)
-    }
-
-    #[test]
-    fn neighbouring_tags_hash_to_neighbouring_buckets_with_different_tag_bytes() {
-        let base = 1 << 40;
-        for tag in base..base + 128 {
-            assert_eq!(hash(tag) & ((1 << 57) - 1), tag);
-        }
-        // hashbrown's byte of each bucket: neighbours compared by it are told
-        // apart without reading their keys.
-        let bytes: BTreeSet<u64> = (base..base + 128).map(|t| hash(t) >> 57).collect();
-        assert!(bytes.len() >= 96, "{} distinct of 128", bytes.len());
     }
 }

@@ -62,6 +62,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use mq_core::client::{Config, Framing, Session, SubId};
+use mq_core::counter_hash::CounterHash;
 use mq_core::wire::Limits;
 use mq_core::{Instant, Reason};
 use tracing::debug;
@@ -174,8 +175,9 @@ pub(crate) struct Driver {
     connect_waiter: Option<ReplyTo<Result<(), Error>>>,
     connect_error: Option<io::Error>,
     closers: Vec<ReplyTo<()>>,
-    /// QoS 1 publishes in the outbox, by publish id.
-    publishes: HashMap<u32, Then>,
+    /// QoS 1 publishes in the outbox, by publish id (handed out in order,
+    /// answered mostly in order: [`CounterHash`]).
+    publishes: HashMap<u32, Then, CounterHash>,
     /// Publishers waiting for outbox room, in arrival order.
     waiting: VecDeque<(Outgoing, Then)>,
     /// Outbox bytes in use when the first waiting publisher last failed.
@@ -270,7 +272,7 @@ impl Driver {
             connect_waiter: None,
             connect_error: None,
             closers: Vec::new(),
-            publishes: HashMap::new(),
+            publishes: HashMap::default(),
             waiting: VecDeque::new(),
             waiting_outbox: 0,
             subscribes: HashMap::new(),
