@@ -81,14 +81,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    thp::no_huge_pages();
     let cli = Cli::parse();
     let server = &cli.server;
     let result = match cli.command {
         Command::Pub(args) => block_on(publish::run(server, args)),
         Command::Sub(args) => block_on(subscribe::run(server, args)),
         Command::Bench(args) => block_on(bench::run(server, args)),
-        Command::Peer(args) => block_on(peer::run(server, args)),
+        Command::Peer(args) => {
+            thp::no_huge_pages();
+            block_on(peer::run(server, args))
+        }
         Command::Req(args) => block_on(request::request(server, args)),
         Command::Reply(args) => block_on(request::reply(server, args)),
         Command::Topics(a) => block_on(admin::run(server, admin::Ask::Topics(a))),
