@@ -10,10 +10,12 @@
 //! that acks in delivery order (the usual case) never look a tag up twice.
 //!
 //! The map is hashed by [`CounterHash`]: a session's tags count up by one,
-//! and kept as the hash's low bits they go to neighbouring buckets, so a run
-//! of deliveries and its acks in order walk the table instead of missing the
-//! cache at every one (the load of the bucket's key was three quarters of
-//! `remove`'s time in a profile of the peers, BENCHMARKS.md).
+//! and runs of them go to neighbouring buckets, so deliveries and their acks
+//! in order walk the table instead of missing the cache at every one (the
+//! load of the bucket's key was three quarters of `remove`'s time in a
+//! profile of the peers, BENCHMARKS.md). A publisher decides which tags
+//! stay here (QoS 0 deliveries take tags too); the hash spreads them
+//! whatever their spacing.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
