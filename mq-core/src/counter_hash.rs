@@ -27,6 +27,10 @@ use core::hash::{BuildHasher, Hasher};
 pub const RUN: u64 = 1 << RUN_BITS;
 const RUN_BITS: u32 = 6;
 
+/// Fibonacci hashing's multiplier (2^64 ÷ the golden ratio, odd): every
+/// bit of a key moves the product's top bits.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// Where the map takes its tag byte from: the top 7 bits of a `usize`.
 const TAG_SHIFT: u32 = usize::BITS - 7;
 const TAG: u64 = 0x7f << TAG_SHIFT;
@@ -52,7 +56,7 @@ impl CounterHasher {
     fn add(&mut self, key: u64) {
         // From the initial 0 this is `key` itself: a single integer keeps
         // its order.
-        self.0 = self.0.rotate_left(23).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key;
+        self.0 = self.0.rotate_left(23).wrapping_mul(GOLDEN) ^ key;
     }
 }
 
@@ -68,7 +72,7 @@ impl Hasher for CounterHasher {
         let key = self.0;
         // The run's place, and the key's offset in the run after it.
         let place = mix(key >> RUN_BITS).wrapping_add(key & (RUN - 1));
-        let tag = key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57;
+        let tag = key.wrapping_mul(GOLDEN) >> 57;
         (place & !TAG) | (tag << TAG_SHIFT)
     }
 

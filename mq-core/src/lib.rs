@@ -31,7 +31,8 @@
 //!   replay, QoS 1 with redelivery and dead-lettering, exactly-once ids,
 //!   retained slots, wills, flow control, durable records) never sees bytes.
 //! - [`counter_hash`]: a hash for maps keyed by ids a program hands out in
-//!   order, which keeps neighbouring keys in neighbouring buckets.
+//!   order, which keeps runs of consecutive keys in neighbouring buckets
+//!   and spreads keys at any spacing.
 //! - [`time`]: the [`Instant`] adapters hand in.
 //!
 //! # Features
