@@ -2,6 +2,7 @@
 //! dead letters, and the cursors that `Start::Cursor` resumes from.
 
 use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -208,18 +209,13 @@ impl Router {
         {
             return;
         }
-        if !s.cursors.contains_key(&sub.filter) {
-            s.cursors.insert(sub.filter.clone(), BTreeMap::new());
-        }
-        let Some(cursors) = s.cursors.get_mut(&sub.filter) else {
+        // One look-up on the way every ack takes: the filter's map exists
+        // after its first ack (`entry` would take an owned key each time).
+        if let Some(cursors) = s.cursors.get_mut(&sub.filter) {
+            raise_cursor(cursors, msg);
             return;
-        };
-        match cursors.get_mut(&msg.topic) {
-            Some(c) => *c = (*c).max(msg.seq),
-            None => {
-                cursors.insert(msg.topic.clone(), msg.seq);
-            }
         }
+        raise_cursor(s.cursors.entry(sub.filter.clone()).or_default(), msg);
     }
 
     fn backoff(&mut self, attempt: u16) -> Duration {
@@ -289,5 +285,15 @@ impl Router {
             cut: false,
         });
         self.release(now);
+    }
+}
+
+/// Moves `msg`'s topic's cursor in `cursors` up to `msg`.
+fn raise_cursor(cursors: &mut BTreeMap<Arc<str>, u64>, msg: &Msg) {
+    match cursors.get_mut(&msg.topic) {
+        Some(c) => *c = (*c).max(msg.seq),
+        None => {
+            cursors.insert(msg.topic.clone(), msg.seq);
+        }
     }
 }
