@@ -27,7 +27,9 @@ use crate::broker::timers::Timer;
 use crate::framing::stream::{Decoded, StreamDecoder};
 use crate::time::Instant;
 use crate::wire::fragment::Reassembler;
-use crate::wire::mesh::{Interest, LINK_PREFIX, free_group_sub, mesh_producer};
+use crate::wire::mesh::{
+    Interest, LINK_PREFIX, free_group_sub, mesh_producer_from, mesh_producer_node,
+};
 use crate::wire::{self, Deliver, Frame, Limits, QoS, Reason};
 use acks::Acks;
 pub(crate) use credit::{link_credit, offline_page};
@@ -69,8 +71,10 @@ pub(crate) struct LinkConn {
     /// What its `Hello` presents to the peer.
     token: Option<String>,
     peer: String,
-    /// The peer's store epoch, from its `Welcome`.
-    peer_epoch: u64,
+    /// The part of the producer id its messages are filed under that names
+    /// the peer and its store's epoch (from its `Welcome`):
+    /// [`mesh_producer_node`], worked out once per `Welcome`.
+    peer_producer: u64,
     phase: Phase,
     decoder: StreamDecoder,
     /// Unconsumed input after the last call (offering it again is not activity).
@@ -112,7 +116,7 @@ impl LinkConn {
             node: String::from(node),
             token: token.map(String::from),
             peer: String::from(peer),
-            peer_epoch: 0,
+            peer_producer: mesh_producer_node((peer, 0)),
             phase: Phase::AwaitWelcome,
             decoder: StreamDecoder::new(r.cfg.limits.max_frame),
             leftover: 0,
@@ -188,7 +192,7 @@ impl LinkConn {
     fn on_frame(&mut self, id: ConnId, now: Instant, frame: Frame<'_>, r: &mut Router) {
         match (self.phase, frame) {
             (Phase::AwaitWelcome, Frame::Welcome(w)) => {
-                self.peer_epoch = w.epoch;
+                self.peer_producer = mesh_producer_node((&self.peer, w.epoch));
                 self.on_welcome(id, now, w.limits, r);
             }
             (_, Frame::Error(_) | Frame::Close(_)) => {
@@ -292,7 +296,7 @@ impl LinkConn {
             topic: d.topic,
             qos: d.qos,
             dedup: (d.qos == QoS::AtLeastOnce).then(|| wire::Dedup {
-                producer: mesh_producer((&self.peer, self.peer_epoch), d.topic, group),
+                producer: mesh_producer_from(self.peer_producer, d.topic, group),
                 seq: d.seq,
             }),
             meta: d.meta,
