@@ -101,8 +101,15 @@ impl Driver {
     pub(super) fn enqueue(&mut self, now: Instant, msg: Outgoing, then: Then) {
         if !self.waiting.is_empty() {
             // Callers that gave up leave nothing behind, even while the outbox
-            // stays full (a long outage with retrying callers).
-            self.prune_waiting();
+            // stays full (a long outage with retrying callers): the line is
+            // pruned each time it has doubled, so it holds at most about
+            // twice its live callers, and a publish costs O(1) however long
+            // the line (a walk at every publish made a line of thousands of
+            // fire-and-forget publishes quadratic).
+            if self.waiting.len() >= self.prune_at {
+                self.prune_waiting();
+                self.prune_at = (2 * self.waiting.len()).max(PRUNE_FROM);
+            }
             self.waiting.push_back((msg, then));
             return;
         }
@@ -219,9 +226,12 @@ impl Driver {
         if self.waiting.is_empty() || self.session.outbox_bytes() >= self.waiting_outbox {
             return false;
         }
-        self.prune_waiting();
         let mut placed = false;
         while let Some((msg, then)) = self.waiting.pop_front() {
+            // A caller that gave up is never published.
+            if gave_up(&then) {
+                continue;
+            }
             match self.try_publish(now, msg, then) {
                 None => placed = true,
                 Some(back) => {
@@ -231,16 +241,15 @@ impl Driver {
                 }
             }
         }
+        if self.waiting.is_empty() {
+            self.prune_at = PRUNE_FROM;
+        }
         placed
     }
 
     /// Forgets waiting publishers whose callers stopped waiting.
     fn prune_waiting(&mut self) {
-        self.waiting.retain(|(_, then)| match then {
-            Then::Reply(reply) => !reply.is_closed(),
-            Then::Request(reply, _) => !reply.is_closed(),
-            Then::Forget => true,
-        });
+        self.waiting.retain(|(_, then)| !gave_up(then));
     }
 
     fn subscribe(
@@ -300,5 +309,18 @@ fn subscribe_error(e: SubscribeError) -> Error {
         SubscribeError::InvalidGroup => Error::Invalid("group name empty or longer than 64 bytes"),
         SubscribeError::TableFull => Error::TooManySubscriptions,
         _ => Error::Invalid("subscription refused"),
+    }
+}
+
+/// The length at which the line of waiting publishers is first pruned of
+/// callers that gave up (then each time it has doubled since).
+pub(super) const PRUNE_FROM: usize = 64;
+
+/// Whether the caller waiting on a publish stopped waiting.
+fn gave_up(then: &Then) -> bool {
+    match then {
+        Then::Reply(reply) => reply.is_closed(),
+        Then::Request(reply, _) => reply.is_closed(),
+        Then::Forget => false,
     }
 }

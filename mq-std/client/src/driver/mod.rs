@@ -182,6 +182,8 @@ pub(crate) struct Driver {
     waiting: VecDeque<(Outgoing, Then)>,
     /// Outbox bytes in use when the first waiting publisher last failed.
     waiting_outbox: usize,
+    /// The line's length at which it is next pruned of callers that gave up.
+    prune_at: usize,
     subscribes: HashMap<u32, ReplyTo<Result<SubId, Error>>>,
     subscribers: HashMap<u32, Subscriber>,
     /// A message whose sink was full: no event is taken until it is placed.
@@ -275,6 +277,7 @@ impl Driver {
             publishes: HashMap::default(),
             waiting: VecDeque::new(),
             waiting_outbox: 0,
+            prune_at: calls::PRUNE_FROM,
             subscribes: HashMap::new(),
             subscribers: HashMap::new(),
             parked: None,
