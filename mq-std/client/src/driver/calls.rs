@@ -101,12 +101,13 @@ impl Driver {
     pub(super) fn enqueue(&mut self, now: Instant, msg: Outgoing, then: Then) {
         if !self.waiting.is_empty() {
             // Callers that gave up leave nothing behind, even while the outbox
-            // stays full (a long outage with retrying callers): the line is
-            // pruned each time it has doubled, so it holds at most about
-            // twice its live callers, and a publish costs O(1) however long
-            // the line (a walk at every publish made a line of thousands of
-            // fire-and-forget publishes quadratic).
-            if self.waiting.len() >= self.prune_at {
+            // stays full (a long outage with retrying callers): a short line
+            // is pruned at every publish, as before; a long one each time it
+            // has doubled, so that a publish costs amortised O(1) however
+            // long the line (a walk at every publish made a line of tens of
+            // thousands of fire-and-forget publishes quadratic), and the line
+            // holds at most about twice its live callers.
+            if self.waiting.len() < PRUNE_FROM || self.waiting.len() >= self.prune_at {
                 self.prune_waiting();
                 self.prune_at = (2 * self.waiting.len()).max(PRUNE_FROM);
             }
@@ -241,9 +242,8 @@ impl Driver {
                 }
             }
         }
-        if self.waiting.is_empty() {
-            self.prune_at = PRUNE_FROM;
-        }
+        // A line that shrank is pruned again once it has doubled from here.
+        self.prune_at = self.prune_at.min((2 * self.waiting.len()).max(PRUNE_FROM));
         placed
     }
 
@@ -312,9 +312,10 @@ fn subscribe_error(e: SubscribeError) -> Error {
     }
 }
 
-/// The length at which the line of waiting publishers is first pruned of
-/// callers that gave up (then each time it has doubled since).
-pub(super) const PRUNE_FROM: usize = 64;
+/// Below this length the line of waiting publishers is pruned of callers
+/// that gave up at every publish; from it on, each time it has doubled
+/// since the last pruning (or since it was half as long).
+pub(super) const PRUNE_FROM: usize = 16;
 
 /// Whether the caller waiting on a publish stopped waiting.
 fn gave_up(then: &Then) -> bool {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use mq_core::broker::{Broker, Config as BrokerConfig, ConnId};
 use mq_core::wire::QoS;
 
+use super::calls::PRUNE_FROM;
 use super::command::made_room;
 use super::*;
 
@@ -366,8 +367,10 @@ fn waiting_publishers_go_in_order_and_give_up_cleanly() {
         replies.push(reply);
     }
     assert!(!p.driver.waiting.is_empty());
-    // One waiting caller gives up (a timeout): it must never be published.
+    // One waiting caller gives up (a timeout): it must never be published, and
+    // in a short line it is forgotten as soon as another caller joins it.
     replies[6].give_up();
+    let before = p.driver.waiting.len();
     let last = Slot::new();
     let msg = PublishOptions::new(QoS::AtLeastOnce)
         .outgoing("t", Bytes::from(vec![8u8; 1024]))
@@ -379,6 +382,7 @@ fn waiting_publishers_go_in_order_and_give_up_cleanly() {
             reply: Some(Box::new(last.clone())),
         },
     );
+    assert_eq!(p.driver.waiting.len(), before);
     replies.push(last);
     p.run();
     assert!(p.driver.waiting.is_empty());
@@ -401,31 +405,48 @@ fn callers_that_gave_up_do_not_pile_up_in_the_line() {
         ..client_options()
     };
     let mut p = Pair::connected(BrokerConfig::default(), opts);
-    let (_, rx, _) = p.subscribe("t", 64);
-    // A long outage's retrying callers: each gives up while it waits.
-    let mut longest = 0;
-    for i in 0..1_000u32 {
-        let reply = Slot::new();
-        let msg = PublishOptions::new(QoS::AtLeastOnce)
-            .outgoing("t", Bytes::from(i.to_le_bytes().repeat(256)))
-            .unwrap();
-        p.driver.handle_command(
-            p.now,
-            Command::Publish {
+    // Publishes into a full outbox (the broker does not answer meanwhile);
+    // the longest the line got.
+    let queue = |p: &mut Pair, callers: u32, give_up: bool| {
+        let mut longest = 0;
+        let mut live = Vec::new();
+        for i in 0..callers {
+            let reply = Slot::new();
+            let msg = PublishOptions::new(QoS::AtLeastOnce)
+                .outgoing("t", Bytes::from(i.to_le_bytes().repeat(64)))
+                .unwrap();
+            let cmd = Command::Publish {
                 msg,
                 reply: Some(Box::new(reply.clone())),
-            },
-        );
-        reply.give_up();
-        longest = longest.max(p.driver.waiting.len());
-    }
-    // Pruned whenever it doubled: never longer than the first pruning's length.
-    assert!(longest <= super::calls::PRUNE_FROM + 1, "{longest}");
+            };
+            p.driver.handle_command(p.now, cmd);
+            if give_up {
+                reply.give_up();
+            } else {
+                live.push(reply);
+            }
+            longest = longest.max(p.driver.waiting.len());
+        }
+        (longest, live)
+    };
+    // A short line is pruned at every publish.
+    let (longest, _) = queue(&mut p, 1_000, true);
+    assert!(longest <= PRUNE_FROM + 1, "{longest}");
+    // A long one each time it doubled: never more than twice its live callers.
+    let (_, live) = queue(&mut p, 100, false);
+    let (longest, _) = queue(&mut p, 1_000, true);
+    assert!(longest <= 2 * 100 + 1, "{longest}");
+    // Once it has drained, its bound follows its new live callers.
     p.run();
     assert!(p.driver.waiting.is_empty());
-    // Only what the outbox took before the line began went out.
-    let sent: Vec<u8> = rx.try_iter().map(|m| m.payload[0]).collect();
-    assert!(!sent.is_empty() && sent.len() < 8, "{sent:?}");
+    let (_, fewer) = queue(&mut p, 20, false);
+    let (longest, _) = queue(&mut p, 1_000, true);
+    assert!(longest <= 2 * 20 + 1, "{longest}");
+    p.run();
+    assert!(p.driver.waiting.is_empty());
+    // Every live caller was published and answered.
+    let answered = |r: &Slot<_>| r.take().is_some_and(|a: Result<PubAck, Error>| a.is_ok());
+    assert!(live.iter().chain(&fewer).all(answered));
 }
 
 #[test]
