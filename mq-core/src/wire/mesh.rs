@@ -127,7 +127,7 @@ pub fn mesh_producer(origin: (&str, u64), topic: &str, group: Option<(&str, &str
 /// The first part of a [`mesh_producer`], which names the sending node and
 /// its epoch: a link, whose peer is the sender of every message it takes,
 /// works it out once instead of at each message.
-pub fn mesh_producer_node((node, epoch): (&str, u64)) -> u64 {
+pub(crate) fn mesh_producer_node((node, epoch): (&str, u64)) -> u64 {
     let h = fnv1a(fnv1a(FNV_OFFSET, node.as_bytes()), &[0xff]);
     if epoch == 0 {
         return h;
@@ -137,7 +137,7 @@ pub fn mesh_producer_node((node, epoch): (&str, u64)) -> u64 {
 
 /// A [`mesh_producer`] continued from its node's part
 /// ([`mesh_producer_node`]).
-pub fn mesh_producer_from(node: u64, topic: &str, group: Option<(&str, &str)>) -> u64 {
+pub(crate) fn mesh_producer_from(node: u64, topic: &str, group: Option<(&str, &str)>) -> u64 {
     let (filter, name) = group.unwrap_or(("", ""));
     // Part by part, the same bytes as one iterator over them all: that
     // iterator (a `flat_map` of `chain`s) cost about 230 instructions a

@@ -72,8 +72,9 @@ pub(crate) struct LinkConn {
     token: Option<String>,
     peer: String,
     /// The part of the producer id its messages are filed under that names
-    /// the peer and its store's epoch (from its `Welcome`):
-    /// [`mesh_producer_node`], worked out once per `Welcome`.
+    /// the peer and its store's epoch ([`mesh_producer_node`]): worked out
+    /// when the link is made (epoch 0) and again at each `Welcome` (its
+    /// epoch), not at each message.
     peer_producer: u64,
     phase: Phase,
     decoder: StreamDecoder,
