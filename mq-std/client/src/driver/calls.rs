@@ -16,6 +16,7 @@ use super::command::{Command, ReplyTo};
 use super::error::Error;
 use super::message::{Message, PubAck};
 use super::options::{Outgoing, SubscribeOptions, window};
+use super::room::Reserved;
 use super::{Driver, Subscriber, Then};
 
 impl Driver {
@@ -120,9 +121,24 @@ impl Driver {
         }
     }
 
+    /// Keeps the room of a publish the session took until the end of the
+    /// driver's pass ([`Driver::poll`]), with the others of the pass.
+    fn handed_over(&mut self, reserved: Option<Reserved>) {
+        match (&mut self.handed, reserved) {
+            (Some(handed), Some(r)) => handed.absorb(r),
+            (handed @ None, r) => *handed = r,
+            (Some(_), None) => {}
+        }
+    }
+
     /// Hands a publish (or a request) to the session; gives it back when the
     /// outbox (or the table of requests) is full.
-    fn try_publish(&mut self, now: Instant, msg: Outgoing, then: Then) -> Option<(Outgoing, Then)> {
+    fn try_publish(
+        &mut self,
+        now: Instant,
+        mut msg: Outgoing,
+        then: Then,
+    ) -> Option<(Outgoing, Then)> {
         let then = match then {
             Then::Request(reply, timeout) => return self.try_request(now, msg, reply, timeout),
             then => then,
@@ -133,6 +149,7 @@ impl Driver {
         };
         match self.session.publish(now, &msg.topic, &msg.payload, &opts) {
             Ok(PublishId(id)) => {
+                self.handed_over(msg.reserved.take());
                 match (msg.qos, then) {
                     (QoS::AtMostOnce, Then::Reply(reply)) => reply.send(Ok(PubAck {
                         seq: None,
@@ -164,7 +181,7 @@ impl Driver {
     fn try_request(
         &mut self,
         now: Instant,
-        msg: Outgoing,
+        mut msg: Outgoing,
         reply: ReplyTo<Result<Message, Error>>,
         timeout: Duration,
     ) -> Option<(Outgoing, Then)> {
@@ -178,6 +195,7 @@ impl Driver {
         };
         match self.session.request(now, &msg.topic, &msg.payload, &opts) {
             Ok(id) => {
+                self.handed_over(msg.reserved.take());
                 self.requests.insert(id.0, reply);
                 None
             }

@@ -82,6 +82,7 @@ pub use options::{ClientOptions, DEFAULT_ADDR, PublishOptions, SubscribeOptions}
 pub(crate) use options::{reply_options, window};
 pub use random::random_u64;
 pub(crate) use room::NoRoom;
+use room::Reserved;
 pub(crate) use secure::Received;
 pub use stats::Stats;
 
@@ -184,6 +185,9 @@ pub(crate) struct Driver {
     waiting_outbox: usize,
     /// The line's length at which it is next pruned of callers that gave up.
     prune_at: usize,
+    /// The room of the publishes handed to the session in this pass, given
+    /// back at its end with one wake-up ([`Reserved::absorb`]).
+    handed: Option<Reserved>,
     subscribes: HashMap<u32, ReplyTo<Result<SubId, Error>>>,
     subscribers: HashMap<u32, Subscriber>,
     /// A message whose sink was full: no event is taken until it is placed.
@@ -278,6 +282,7 @@ impl Driver {
             waiting: VecDeque::new(),
             waiting_outbox: 0,
             prune_at: calls::PRUNE_FROM,
+            handed: None,
             subscribes: HashMap::new(),
             subscribers: HashMap::new(),
             parked: None,
@@ -335,6 +340,8 @@ impl Driver {
                 break;
             }
         }
+        // Publishers waiting for room wake once for the whole pass.
+        self.handed = None;
         self.publish_stats();
         let wants = Wants {
             connect: self.want_connect && !self.stopping,
@@ -374,6 +381,7 @@ impl Driver {
         self.stopping = true;
         let reason = self.final_reason();
         self.commands.set_closed(reason);
+        self.handed = None;
         self.commands.room().close();
         let error = || Error::Closed(reason);
         if let Some(w) = self.connect_waiter.take() {

@@ -40,6 +40,9 @@ pub(crate) struct Room {
     /// to sleep).
     lock: Mutex<()>,
     cond: Condvar,
+    /// Wake-ups of the waiters so far.
+    #[cfg(test)]
+    wakes: AtomicUsize,
 }
 
 /// A publish's share of the room, given back when it is dropped.
@@ -50,7 +53,22 @@ pub(crate) struct Reserved {
 
 impl Drop for Reserved {
     fn drop(&mut self) {
-        self.room.release(self.bytes);
+        if self.bytes > 0 {
+            self.room.release(self.bytes);
+        }
+    }
+}
+
+impl Reserved {
+    /// Takes `other`'s share into this one: the two are given back together,
+    /// with one wake-up of the waiting publishers. The driver gathers the
+    /// shares of the publishes it hands to the session in one pass this way:
+    /// given back one by one, each woke a publisher waiting for room to take
+    /// one message's worth and wait again (a wake-up, often a system call, per
+    /// message).
+    pub(crate) fn absorb(&mut self, mut other: Reserved) {
+        debug_assert!(Arc::ptr_eq(&self.room, &other.room), "one room");
+        self.bytes += std::mem::take(&mut other.bytes);
     }
 }
 
@@ -80,6 +98,8 @@ impl Room {
             notify: Notify::new(),
             lock: Mutex::new(()),
             cond: Condvar::new(),
+            #[cfg(test)]
+            wakes: AtomicUsize::new(0),
         })
     }
 
@@ -187,6 +207,8 @@ impl Room {
     }
 
     fn wake(&self) {
+        #[cfg(test)]
+        self.wakes.fetch_add(1, SeqCst);
         self.notify.notify_waiters();
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.cond.notify_all();
@@ -195,6 +217,12 @@ impl Room {
     /// Bytes reserved now (publishes between the application and the session).
     pub(crate) fn used(&self) -> usize {
         self.capacity - self.free.load(SeqCst)
+    }
+
+    /// Publishers waiting for room now, and the wake-ups they had so far.
+    #[cfg(test)]
+    pub(crate) fn waiters_and_wakes(&self) -> (usize, usize) {
+        (self.waiters.load(SeqCst), self.wakes.load(SeqCst))
     }
 }
 

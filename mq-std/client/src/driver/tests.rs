@@ -668,6 +668,51 @@ fn fire_and_forget_publishes_hold_their_room_until_the_session_takes_them() {
 }
 
 #[test]
+fn a_waiting_publisher_wakes_once_for_the_publishes_of_a_pass() {
+    let opts = ClientOptions {
+        outbox_bytes: 64 * 1024,
+        ..client_options()
+    };
+    let mut p = Pair::connected(BrokerConfig::default(), opts);
+    let room = Arc::clone(p.commands.room());
+    let msgs: Vec<Outgoing> = (0..8u8)
+        .map(|i| {
+            let mut msg = PublishOptions::new(QoS::AtMostOnce)
+                .outgoing("t", Bytes::from(vec![i; 1024]))
+                .unwrap();
+            msg.reserved = Some(room.try_take(msg.size()).expect("room"));
+            msg
+        })
+        .collect();
+    // A publisher that wants the whole room waits for all eight.
+    let r = Arc::clone(&room);
+    let waiter = std::thread::spawn(move || {
+        r.take_blocking(
+            r.capacity(),
+            Some(std::time::Instant::now() + Duration::from_secs(10)),
+        )
+        .map(|_| ())
+    });
+    while room.waiters_and_wakes().0 == 0 {
+        std::thread::yield_now();
+    }
+    for msg in msgs {
+        p.driver
+            .handle_command(p.now, Command::Publish { msg, reply: None });
+    }
+    assert!(p.driver.waiting.is_empty(), "the session took all eight");
+    assert_eq!(
+        room.waiters_and_wakes().1,
+        0,
+        "room given back at the pass's end"
+    );
+    p.run();
+    assert_eq!(waiter.join().unwrap(), Ok(()));
+    // Given back one by one, the eight woke the waiter eight times.
+    assert_eq!(room.waiters_and_wakes(), (0, 1));
+}
+
+#[test]
 fn fire_and_forget_publishes_that_cannot_be_sent_are_counted() {
     let mut p = Pair::connected(BrokerConfig::default(), client_options());
     // Past the session's end nothing is sent; nobody waits, so it is counted.
