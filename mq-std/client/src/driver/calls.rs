@@ -123,6 +123,7 @@ impl Driver {
 
     /// Keeps the room of a publish the session took until the end of the
     /// driver's pass ([`Driver::poll`]), with the others of the pass.
+    /// (Requests reserve no room.)
     fn handed_over(&mut self, reserved: Option<Reserved>) {
         match (&mut self.handed, reserved) {
             (Some(handed), Some(r)) => handed.absorb(r),
@@ -181,7 +182,7 @@ impl Driver {
     fn try_request(
         &mut self,
         now: Instant,
-        mut msg: Outgoing,
+        msg: Outgoing,
         reply: ReplyTo<Result<Message, Error>>,
         timeout: Duration,
     ) -> Option<(Outgoing, Then)> {
@@ -195,7 +196,6 @@ impl Driver {
         };
         match self.session.request(now, &msg.topic, &msg.payload, &opts) {
             Ok(id) => {
-                self.handed_over(msg.reserved.take());
                 self.requests.insert(id.0, reply);
                 None
             }

@@ -244,7 +244,8 @@ pub(crate) struct Outgoing {
     pub qos: QoS,
     pub props: Option<Box<Properties>>,
     /// Its share of the room between the application and the driver, given
-    /// back when the driver is done with it (see [`super::room`]).
+    /// back when the driver is done with it, at the end of the driver's pass
+    /// if the session took it (see [`super::room`]). Requests have none.
     pub reserved: Option<Reserved>,
 }
 

@@ -1,9 +1,12 @@
 //! Room for publishes on their way from the application to the driver: what
 //! lets a publish return without a round trip to the client's task.
 //!
-//! Every publish reserves its size here before it is sent to the driver and
-//! gives it back when the driver has handed it to the session (or failed it),
-//! through the [`Reserved`] it carries. While there is room, `publish` of a
+//! Every publish reserves its size here before it is sent to the driver,
+//! through the [`Reserved`] it carries, and gives it back once the driver has
+//! handed it to the session: at the end of that pass of the driver, together
+//! with the other publishes the pass handed over (one wake-up of the waiting
+//! publishers for all of them); a publish that failed, or whose caller gave
+//! up, gives its share back at once. While there is room, `publish` of a
 //! QoS 0 message (and the enqueueing of a QoS 1 one) costs a channel send and
 //! nothing else: no answer to wait for, no wake-up of the caller. Once the
 //! room is used up (the session's outbox is full and publishers queue behind
@@ -45,7 +48,8 @@ pub(crate) struct Room {
     wakes: AtomicUsize,
 }
 
-/// A publish's share of the room, given back when it is dropped.
+/// A share of the room (one publish's, or those of several taken into one
+/// with [`Reserved::absorb`]), given back when it is dropped.
 pub(crate) struct Reserved {
     room: Arc<Room>,
     bytes: usize,

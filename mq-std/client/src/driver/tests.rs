@@ -694,6 +694,7 @@ fn a_waiting_publisher_wakes_once_for_the_publishes_of_a_pass() {
         .map(|_| ())
     });
     while room.waiters_and_wakes().0 == 0 {
+        assert!(!waiter.is_finished(), "the waiter found room");
         std::thread::yield_now();
     }
     for msg in msgs {
