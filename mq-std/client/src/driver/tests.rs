@@ -637,6 +637,16 @@ fn a_request_nobody_answers_fails_with_timeout_and_frees_its_slot() {
     assert!(p.driver.requests.is_empty());
 }
 
+/// A fire-and-forget publish of 1 KiB of `i` to "t" holding its share of
+/// `room`, as `Client::enqueue` sends it.
+fn holding_room(room: &Arc<room::Room>, i: u8) -> Outgoing {
+    let mut msg = PublishOptions::new(QoS::AtMostOnce)
+        .outgoing("t", Bytes::from(vec![i; 1024]))
+        .unwrap();
+    msg.reserved = Some(room.try_take(msg.size()).expect("room"));
+    msg
+}
+
 #[test]
 fn fire_and_forget_publishes_hold_their_room_until_the_session_takes_them() {
     let opts = ClientOptions {
@@ -649,10 +659,7 @@ fn fire_and_forget_publishes_hold_their_room_until_the_session_takes_them() {
     // Handed in without an answer and without letting the broker read: the
     // outbox fills, the rest wait in line, still holding their room.
     for i in 0..8u8 {
-        let mut msg = PublishOptions::new(QoS::AtMostOnce)
-            .outgoing("t", Bytes::from(vec![i; 1024]))
-            .unwrap();
-        msg.reserved = Some(room.try_take(msg.size()).expect("room"));
+        let msg = holding_room(&room, i);
         p.driver
             .handle_command(p.now, Command::Publish { msg, reply: None });
     }
@@ -675,15 +682,7 @@ fn a_waiting_publisher_wakes_once_for_the_publishes_of_a_pass() {
     };
     let mut p = Pair::connected(BrokerConfig::default(), opts);
     let room = Arc::clone(p.commands.room());
-    let msgs: Vec<Outgoing> = (0..8u8)
-        .map(|i| {
-            let mut msg = PublishOptions::new(QoS::AtMostOnce)
-                .outgoing("t", Bytes::from(vec![i; 1024]))
-                .unwrap();
-            msg.reserved = Some(room.try_take(msg.size()).expect("room"));
-            msg
-        })
-        .collect();
+    let msgs: Vec<Outgoing> = (0..8u8).map(|i| holding_room(&room, i)).collect();
     // A publisher that wants the whole room waits for all eight.
     let r = Arc::clone(&room);
     let waiter = std::thread::spawn(move || {
